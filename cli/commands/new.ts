@@ -1,0 +1,110 @@
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { loadFleet, requireFleet, TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
+import { dedicatedStackName } from "../../infra/model/naming.ts";
+import { allocateDedicatedCidrs, chooseCell, PlacementError } from "../../infra/model/placement.ts";
+import { formatProblem } from "../../infra/model/problems.ts";
+import { parseTenantFile } from "../../infra/model/tenantFile.ts";
+import { allowedDeployments, defaultDeployment, TIERS, type Deployment, type Tier } from "../../infra/model/tiers.ts";
+import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
+import { fleetDirs, type DirOptions } from "../options.ts";
+
+export interface NewOptions extends DirOptions {
+  tier: string;
+  region?: string;
+  env?: string[];
+  name?: string;
+  deployment?: string;
+  dryRun?: boolean;
+}
+
+export const SCHEMA_COMMENT = `# yaml-language-server: $schema=./${TENANT_SCHEMA_FILE}`;
+
+/** Writes via a temporary file and rename, so a crash never leaves half a tenant file. */
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { flag: "wx" });
+  renameSync(tmp, path);
+}
+
+export function newCommand(id: string, opts: NewOptions, io: Io): number {
+  const dirs = fleetDirs(opts);
+  const fleet = requireFleet(dirs);
+  const { platform } = fleet;
+  if (!(TIERS as readonly string[]).includes(opts.tier)) {
+    throw new UsageError(`--tier ${opts.tier}: allowed values are ${TIERS.join(", ")}`);
+  }
+  const tier = opts.tier as Tier;
+  const deployment = (opts.deployment ?? defaultDeployment(tier)) as Deployment;
+  if (!allowedDeployments(tier).includes(deployment)) {
+    throw new UsageError(`--deployment ${opts.deployment}: tier ${tier} allows ${allowedDeployments(tier).join(" or ")}`);
+  }
+  const region = opts.region ?? platform.regions[0]!;
+  if (!platform.regions.includes(region)) throw new UsageError(`--region ${region}: allowed regions are ${platform.regions.join(", ")}`);
+  const envs = opts.env && opts.env.length > 0 ? [...new Set(opts.env)] : ["prod"];
+  for (const e of envs) {
+    if (!platform.environments.includes(e)) throw new UsageError(`--env ${e}: declared environments are ${platform.environments.join(", ")}`);
+  }
+  const tenantsDir = fleet.dirs.tenantsDir;
+  const file = join(tenantsDir, `${id}.yaml`);
+  if (fleet.tenants.has(id) || existsSync(file) || existsSync(join(tenantsDir, `${id}.yml`))) {
+    throw new UsageError(`tenant ${id} already exists (${file}); choose another id or edit the file`);
+  }
+
+  const doc: Record<string, unknown> = {
+    id,
+    displayName: opts.name ?? id,
+    tier,
+    ...(deployment !== defaultDeployment(tier) ? { deployment } : {}),
+    region,
+    environments: Object.fromEntries(envs.map((e) => [e, {}])),
+  };
+  const stackFiles: [string, string][] = [];
+  try {
+    if (deployment === "pooled") {
+      doc.placement = Object.fromEntries(envs.map((e) => [e, chooseCell(fleet, e, region).id]));
+    } else {
+      const cidrs = allocateDedicatedCidrs(fleet, envs.length);
+      doc.dedicated = Object.fromEntries(envs.map((e, i) => [e, { cidr: cidrs[i] }]));
+      for (const e of envs) {
+        const name = dedicatedStackName(id, e);
+        stackFiles.push([
+          join(fleet.dirs.stacksDir, `Pulumi.${name}.yaml`),
+          `# Dedicated stack of tenant ${id} (${e}). Network and sizing are in tenants/${id}.yaml.\n${stringify({ config: { "aws:region": region } })}`,
+        ]);
+      }
+    }
+  } catch (err) {
+    if (err instanceof PlacementError) throw new ProblemsError([`${file}: ${deployment === "pooled" ? "placement" : "dedicated"}: ${err.message}`]);
+    throw err;
+  }
+  const text = `${SCHEMA_COMMENT}\n${stringify(doc)}`;
+
+  // The file must validate on its own before anything is written...
+  const alone = parseTenantFile(file, text, { regions: platform.regions, environments: platform.environments }, id);
+  if (Array.isArray(alone)) throw new ProblemsError(alone.map(formatProblem));
+  for (const [path] of stackFiles) if (existsSync(path)) throw new UsageError(`${path} already exists; remove it or choose another id`);
+  if (opts.dryRun) {
+    io.out(text.trimEnd());
+    for (const [path, body] of stackFiles) io.out(`--- ${path}\n${body.trimEnd()}`);
+    return EXIT.ok;
+  }
+  const written: string[] = [];
+  try {
+    writeAtomic(file, text);
+    written.push(file);
+    for (const [path, body] of stackFiles) {
+      writeAtomic(path, body);
+      written.push(path);
+    }
+    // ...and the fleet must still validate with it; otherwise nothing stays written.
+    const { problems } = loadFleet(dirs);
+    if (problems.length > 0) throw new ProblemsError(problems.map(formatProblem));
+  } catch (err) {
+    for (const path of written) rmSync(path, { force: true });
+    throw err;
+  }
+  for (const path of written) io.out(`wrote ${path}`);
+  return EXIT.ok;
+}

@@ -1,0 +1,291 @@
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts";
+import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
+import { cellStackName, dedicatedStackName } from "./naming.ts";
+import { FleetError, type Problem } from "./problems.ts";
+import type { Tenant } from "./schema.ts";
+import { parseStackFile, type CellConfig, type StackFile } from "./stackFile.ts";
+import { parseTenantFile, type LoadedTenant } from "./tenantFile.ts";
+import { problemAt, MAX_FILE_BYTES } from "./yamlFile.ts";
+
+export interface FleetDirs {
+  /** Directory holding Pulumi.yaml. */
+  projectDir: string;
+  /** Default `<projectDir>/tenants`. */
+  tenantsDir?: string;
+  /** Default `<projectDir>/stacks`. */
+  stacksDir?: string;
+}
+
+export interface Cell {
+  id: string;
+  env: string;
+  stack: string;
+  region: string;
+  capacity: number;
+  config: CellConfig;
+  file: string;
+}
+
+export interface Fleet {
+  platform: Platform;
+  dirs: Required<FleetDirs>;
+  /** By tenant id, sorted by id. */
+  tenants: ReadonlyMap<string, LoadedTenant>;
+  /** By stack name, sorted by name. */
+  stacks: ReadonlyMap<string, StackFile>;
+  /** Cells by stack name. */
+  cells: ReadonlyMap<string, Cell>;
+}
+
+export const TENANT_SCHEMA_FILE = "tenant.schema.json";
+
+function resolveDirs(dirs: FleetDirs): Required<FleetDirs> {
+  return {
+    projectDir: dirs.projectDir,
+    tenantsDir: dirs.tenantsDir ?? join(dirs.projectDir, "tenants"),
+    stacksDir: dirs.stacksDir ?? join(dirs.projectDir, "stacks"),
+  };
+}
+
+function display(dirs: Required<FleetDirs>, path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") ? path : rel;
+}
+
+function yamlFiles(dir: string, accept: (name: string) => boolean): string[] {
+  return readdirSync(dir).filter(accept).sort();
+}
+
+function readLimited(path: string): string | undefined {
+  // Refuse before reading: a huge file is rejected without loading it into memory.
+  return statSync(path).size > MAX_FILE_BYTES ? undefined : readFileSync(path, "utf8");
+}
+
+/** The tenants living in a cell stack: placed there, or migrating away from it (until cleanup ends). */
+export function cellResidents(fleet: Pick<Fleet, "tenants">, cell: Pick<Cell, "env" | "id">): Tenant[] {
+  const out: Tenant[] = [];
+  for (const { tenant } of fleet.tenants.values()) {
+    if (tenant.deployment === "pooled" && tenant.placement[cell.env] === cell.id) out.push(tenant);
+    if (tenant.deployment === "dedicated" && tenant.migration?.from[cell.env] === cell.id) out.push(tenant);
+  }
+  return out;
+}
+
+/** Every stack a tenant has resources in. */
+export function stacksOfTenant(tenant: Tenant): string[] {
+  const out = new Set<string>();
+  for (const env of Object.keys(tenant.environments)) {
+    if (tenant.deployment === "pooled") {
+      const cell = tenant.placement[env];
+      if (cell) out.add(cellStackName(env, cell));
+    } else {
+      out.add(dedicatedStackName(tenant.id, env));
+      const from = tenant.migration?.from[env];
+      if (from) out.add(cellStackName(env, from));
+    }
+  }
+  return [...out].sort();
+}
+
+/** The tenants a stack renders. */
+export function tenantsOfStack(fleet: Fleet, stackName: string): Tenant[] {
+  const stack = fleet.stacks.get(stackName);
+  if (!stack) return [];
+  if (stack.ref.kind === "shared") return cellResidents(fleet, { env: stack.ref.env, id: stack.ref.cell });
+  const t = fleet.tenants.get(stack.ref.tenant)?.tenant;
+  return t ? [t] : [];
+}
+
+interface LoadResult {
+  fleet?: Fleet;
+  problems: Problem[];
+}
+
+/** Loads and validates every tenant and stack file. Never throws for bad input: returns problems. */
+export function loadFleet(dirsIn: FleetDirs): LoadResult {
+  const dirs = resolveDirs(dirsIn);
+  let platform: Platform;
+  try {
+    platform = loadPlatform(dirs.projectDir);
+  } catch (err) {
+    if (err instanceof PlatformError) {
+      return { problems: err.message.split("\n").map((m) => ({ file: join(dirs.projectDir, "Pulumi.yaml"), path: "", message: m })) };
+    }
+    throw err;
+  }
+  const problems: Problem[] = [];
+  for (const [dir, what] of [[dirs.tenantsDir, "tenants"], [dirs.stacksDir, "stacks"]] as const) {
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      problems.push({ file: dir, path: "", message: `${what} directory not found; pass --${what} DIR` });
+    }
+  }
+  if (problems.length > 0) return { problems };
+  const ctx = { regions: platform.regions, environments: platform.environments };
+
+  const tenants = new Map<string, LoadedTenant>();
+  for (const name of yamlFiles(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n))) {
+    const path = join(dirs.tenantsDir, name);
+    const file = display(dirs, path);
+    const text = readLimited(path);
+    if (text === undefined) {
+      problems.push({ file, path: "", message: `file is larger than ${MAX_FILE_BYTES} bytes; tenant files are small` });
+      continue;
+    }
+    const id = name.replace(/\.ya?ml$/, "");
+    const loaded = parseTenantFile(file, text, ctx, id);
+    if (Array.isArray(loaded)) {
+      problems.push(...loaded);
+      continue;
+    }
+    const prior = tenants.get(loaded.tenant.id);
+    if (prior) {
+      problems.push(problemAt(loaded.yaml, ["id"], `duplicate tenant id "${loaded.tenant.id}", also in ${prior.file}`));
+      continue;
+    }
+    tenants.set(loaded.tenant.id, loaded);
+  }
+
+  const stacks = new Map<string, StackFile>();
+  for (const name of yamlFiles(dirs.stacksDir, (n) => /^Pulumi\..+\.ya?ml$/.test(n))) {
+    const path = join(dirs.stacksDir, name);
+    const file = display(dirs, path);
+    const text = readLimited(path);
+    if (text === undefined) {
+      problems.push({ file, path: "", message: `file is larger than ${MAX_FILE_BYTES} bytes` });
+      continue;
+    }
+    const parsed = parseStackFile(file, name, text, platform.environments, platform.regions);
+    if (Array.isArray(parsed)) problems.push(...parsed);
+    else if (stacks.has(parsed.ref.name)) problems.push({ file, path: "", message: `stack ${parsed.ref.name} has two files` });
+    else stacks.set(parsed.ref.name, parsed);
+  }
+
+  const cells = new Map<string, Cell>();
+  for (const s of stacks.values()) {
+    if (s.ref.kind === "shared" && s.cell) {
+      cells.set(s.ref.name, {
+        id: s.ref.cell, env: s.ref.env, stack: s.ref.name, region: s.region, config: s.cell, file: s.file,
+        capacity: s.cell.capacity ?? platform.cellDefaults.capacity,
+      });
+    }
+  }
+  const fleet: Fleet = { platform, dirs, tenants, stacks, cells };
+  problems.push(...crossFileProblems(fleet));
+  return problems.length > 0 ? { problems } : { fleet, problems };
+}
+
+/** loadFleet for callers that need a valid fleet: throws FleetError listing every problem. */
+export function requireFleet(dirs: FleetDirs): Fleet {
+  const { fleet, problems } = loadFleet(dirs);
+  if (!fleet) throw new FleetError(problems);
+  return fleet;
+}
+
+interface NetworkClaim {
+  cidr: Cidr;
+  what: string;
+  report?: { file: LoadedTenant | StackFile; path: PropertyKey[] };
+}
+
+/** DESIGN §3, last paragraph. */
+function crossFileProblems(fleet: Fleet): Problem[] {
+  const problems: Problem[] = [];
+  const { platform, tenants, stacks, cells } = fleet;
+  const cellsIn = (env: string) => [...cells.values()].filter((c) => c.env === env).map((c) => c.id).join(", ") || "none";
+
+  // Placement: names an existing cell, in the tenant's region, with room.
+  const load = new Map<string, string[]>();
+  for (const lt of tenants.values()) {
+    const t = lt.tenant;
+    const homes: [string, string, PropertyKey[]][] = [];
+    if (t.deployment === "pooled") for (const [env, cell] of Object.entries(t.placement)) if (cell) homes.push([env, cell, ["placement", env]]);
+    if (t.deployment === "dedicated" && t.migration) {
+      for (const [env, cell] of Object.entries(t.migration.from)) if (cell) homes.push([env, cell, ["migration", "from", env]]);
+    }
+    for (const [env, cellId, path] of homes) {
+      const stack = cellStackName(env, cellId);
+      const cell = cells.get(stack);
+      if (!cell) {
+        problems.push(problemAt(lt.yaml, path, `cell ${cellId} has no stack file ${join("stacks", `Pulumi.${stack}.yaml`)}; cells in ${env}: ${cellsIn(env)}`));
+        continue;
+      }
+      if (cell.region !== t.region) {
+        problems.push(problemAt(lt.yaml, path, `cell ${cellId} is in ${cell.region} but the tenant's region is ${t.region}; data must stay in its region`));
+      }
+      load.set(stack, [...(load.get(stack) ?? []), lt.tenant.id]);
+    }
+  }
+  for (const [stack, ids] of load) {
+    const cell = cells.get(stack)!;
+    if (ids.length > cell.capacity) {
+      for (const id of ids) {
+        const lt = tenants.get(id)!;
+        const path = lt.tenant.deployment === "pooled" ? ["placement", cell.env] : ["migration", "from", cell.env];
+        problems.push(problemAt(lt.yaml, path, `cell ${cell.id} is full: ${ids.length} tenants placed, capacity ${cell.capacity}; place new tenants in a cell with room (tenantctl new chooses one) or add a cell`));
+      }
+    }
+  }
+
+  // Dedicated tenants have their stack files; dedicated stack files have their tenant.
+  for (const lt of tenants.values()) {
+    const t = lt.tenant;
+    if (t.deployment !== "dedicated") continue;
+    for (const env of Object.keys(t.dedicated)) {
+      const name = dedicatedStackName(t.id, env);
+      const s = stacks.get(name);
+      if (!s) problems.push(problemAt(lt.yaml, ["dedicated", env], `stack file stacks/Pulumi.${name}.yaml is missing; create it (tenantctl new writes it)`));
+      else if (s.region !== t.region) {
+        problems.push(problemAt(s.yaml, ["config", "aws:region"], `is ${s.region} but tenant ${t.id} is in ${t.region}`));
+      }
+    }
+  }
+  for (const s of stacks.values()) {
+    if (s.ref.kind !== "dedicated") continue;
+    const lt = tenants.get(s.ref.tenant);
+    const reason = !lt
+      ? `tenant ${s.ref.tenant} has no file tenants/${s.ref.tenant}.yaml`
+      : lt.tenant.deployment !== "dedicated"
+        ? `tenant ${s.ref.tenant} is ${lt.tenant.deployment}, not dedicated`
+        : !(s.ref.env in lt.tenant.dedicated)
+          ? `tenant ${s.ref.tenant} does not declare environment ${s.ref.env}`
+          : undefined;
+    if (reason) problems.push({ file: s.file, path: "", message: `${reason}; remove this stack file (after destroying the stack) or fix the tenant` });
+  }
+
+  // Networks: dedicated CIDRs inside the supernet; nothing overlaps anything.
+  const supernet = parseCidr(platform.dedicatedSupernet);
+  const claims: NetworkClaim[] = [{ cidr: parseCidr(platform.controlPlane.cidr), what: "the control plane" }];
+  for (const c of cells.values()) {
+    claims.push({ cidr: parseCidr(c.config.cidr), what: `cell ${c.stack}`, report: { file: stacks.get(c.stack)!, path: ["config", "saas-tenancy:cell", "cidr"] } });
+  }
+  for (const lt of tenants.values()) {
+    const t = lt.tenant;
+    if (t.deployment !== "dedicated") continue;
+    for (const [env, net] of Object.entries(t.dedicated)) {
+      if (!net) continue;
+      const cidr = parseCidr(net.cidr);
+      if (!contains(supernet, cidr)) {
+        problems.push(problemAt(lt.yaml, ["dedicated", env, "cidr"], `${net.cidr} is outside the dedicated supernet ${platform.dedicatedSupernet}`));
+      }
+      claims.push({ cidr, what: `tenant ${t.id} (${env})`, report: { file: lt, path: ["dedicated", env, "cidr"] } });
+    }
+  }
+  for (let i = 0; i < claims.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = claims[i]!;
+      const b = claims[j]!;
+      if (!overlaps(a.cidr, b.cidr)) continue;
+      const target = a.report ?? b.report;
+      if (!target) continue;
+      problems.push(problemAt(target.file.yaml, target.path, `${formatCidr(a.cidr)} (${a.what}) overlaps ${formatCidr(b.cidr)} (${b.what}); choose a free block (tenantctl new allocates one)`));
+    }
+  }
+  return problems;
+}
+
+export function tenantFileName(fleet: Fleet, id: string): string {
+  return join(fleet.dirs.tenantsDir, `${id}.yaml`);
+}
+

@@ -1,0 +1,185 @@
+/**
+ * Naming conventions of shared/DESIGN.md §4. Every name a resource, a policy or a tool uses
+ * comes from here. Changing any function below renames live resources (a renamed RDS instance
+ * or schema is a replacement, i.e. data loss): treat the output as a stable external contract.
+ */
+
+export const MANAGED_BY = "saas-tenancy";
+/** Tenant tag value of cell (shared) infrastructure. */
+export const SHARED_TENANT = "shared";
+
+/**
+ * RFC 1123 label, lower case, at most 24 chars: with an app name of <= 12 chars and an env of <= 7
+ * the longest derived name (the dedicated bucket, 63 max) stays within AWS limits.
+ */
+export const TENANT_ID_MAX = 24;
+export const TENANT_ID_PATTERN = /^[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$/;
+/** App names appear in every secret, alias, role and bucket name. */
+export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{1,11}$/;
+
+/** Ids that would collide with platform host names or reserved words. */
+export const RESERVED_IDS: ReadonlySet<string> = new Set([
+  "www", "api", "admin", "app", "mail", "smtp", "imap", "pop", "ftp", "ns", "ns1", "ns2", "dns",
+  "status", "static", "assets", "cdn", "auth", "login", "sso", "docs", "help", "support", "billing",
+  "dashboard", "console", "internal", "dedicated", "shared", "global", "cells", "tenants", "public",
+  "postgres", "root", "system", "suspended", "test", "localhost",
+]);
+
+/** Secret, team and cell names: lower-case snake/kebab words; nothing that can leave a namespace. */
+export const SECRET_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
+export const TEAM_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}$/;
+/** Cell id: region code and a number, e.g. use1-01. */
+export const CELL_ID_PATTERN = /^[a-z]{2,4}[0-9]-[0-9]{2}$/;
+
+export type StackRef =
+  | { kind: "shared"; name: string; env: string; cell: string }
+  | { kind: "dedicated"; name: string; env: string; tenant: string };
+
+export function cellStackName(env: string, cell: string): string {
+  return `shared-${env}-${cell}`;
+}
+
+export function dedicatedStackName(tenant: string, env: string): string {
+  return `dedicated-${tenant}-${env}`;
+}
+
+export class StackNameError extends Error {}
+
+/**
+ * The stack name decides the stack kind. `environments` are the platform's; the env is the
+ * segment after `shared-` or the last segment of a dedicated name (tenant ids may contain dashes).
+ */
+export function parseStackName(name: string, environments: readonly string[]): StackRef {
+  const envs = environments.join("|");
+  const shared = new RegExp(`^shared-(${envs})-(.+)$`).exec(name);
+  if (shared) {
+    const [, env, cell] = shared as unknown as [string, string, string];
+    if (!CELL_ID_PATTERN.test(cell)) {
+      throw new StackNameError(
+        `stack "${name}": cell id "${cell}" is not of the form <region code><n>-<nn> (e.g. use1-01)`,
+      );
+    }
+    return { kind: "shared", name, env, cell };
+  }
+  const dedicated = new RegExp(`^dedicated-(.+)-(${envs})$`).exec(name);
+  if (dedicated) {
+    const [, tenant, env] = dedicated as unknown as [string, string, string];
+    if (!TENANT_ID_PATTERN.test(tenant)) {
+      throw new StackNameError(`stack "${name}": tenant id "${tenant}" is not a DNS label`);
+    }
+    return { kind: "dedicated", name, env, tenant };
+  }
+  throw new StackNameError(
+    `unknown stack name "${name}": expected shared-<env>-<cell> (e.g. shared-prod-use1-01) or ` +
+      `dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: ${environments.join(", ")}`,
+  );
+}
+
+/** Region code used in cell ids: us-east-1 -> use1, eu-west-1 -> euw1, ap-southeast-2 -> apse2. */
+export function regionCode(region: string): string {
+  const m = /^([a-z]{2})-([a-z]+)-(\d+)$/.exec(region);
+  if (!m) throw new Error(`"${region}" is not an AWS region name`);
+  const [, geo, dir, n] = m as unknown as [string, string, string, string];
+  const dirCode = dir
+    .replace("northeast", "ne").replace("southeast", "se").replace("northwest", "nw").replace("southwest", "sw")
+    .replace("north", "n").replace("south", "s").replace("east", "e").replace("west", "w").replace("central", "c");
+  return `${geo}${dirCode}${n}`;
+}
+
+// --- Secrets Manager -------------------------------------------------------------------------
+
+export function tenantSecretPrefix(app: string, env: string, tenant: string): string {
+  return `${app}/${env}/tenants/${tenant}/`;
+}
+export function tenantSecretName(app: string, env: string, tenant: string, name: string): string {
+  return `${tenantSecretPrefix(app, env, tenant)}${name}`;
+}
+export function teamSecretName(app: string, env: string, tenant: string, team: string, name: string): string {
+  return `${tenantSecretPrefix(app, env, tenant)}teams/${team}/${name}`;
+}
+export function globalSecretPrefix(app: string, env: string): string {
+  return `${app}/${env}/global/`;
+}
+export function globalSecretName(app: string, env: string, name: string): string {
+  return `${globalSecretPrefix(app, env)}${name}`;
+}
+/** The tenant's application connection document. */
+export function databaseSecretName(app: string, env: string, tenant: string): string {
+  return tenantSecretName(app, env, tenant, "database");
+}
+/** A dedicated database's master credentials (inside the tenant namespace, not RDS-managed). */
+export function masterSecretName(app: string, env: string, tenant: string): string {
+  return tenantSecretName(app, env, tenant, "database/master");
+}
+export function cellDatabaseSecretName(app: string, env: string, cell: string): string {
+  return globalSecretName(app, env, `cells/${cell}/database`);
+}
+
+// --- KMS ---------------------------------------------------------------------------------------
+
+export function tenantKmsAlias(app: string, env: string, tenant: string): string {
+  return `alias/${app}/${env}/tenants/${tenant}`;
+}
+export function cellKmsAlias(app: string, env: string, cell: string): string {
+  return `alias/${app}/${env}/cells/${cell}`;
+}
+
+// --- PostgreSQL --------------------------------------------------------------------------------
+
+/** Role and schema name of a tenant: dashes become underscores (a quoted identifier is never needed). */
+export function pgTenantIdent(tenant: string): string {
+  return `tenant_${tenant.replace(/-/g, "_")}`;
+}
+/** Database name inside a dedicated instance. */
+export const DEDICATED_DATABASE = "app";
+/** Database name inside a cell instance. */
+export const CELL_DATABASE = "cell";
+
+// --- IAM ---------------------------------------------------------------------------------------
+
+/** A role per tenant and env. At most 64 chars: app <= 12, env <= 7, tenant <= 24. */
+export function tenantRoleName(app: string, env: string, tenant: string): string {
+  return `${app}-${env}-t-${tenant}`;
+}
+
+// --- DNS ---------------------------------------------------------------------------------------
+
+export function pooledHostname(tenant: string, domain: string): string {
+  return `${tenant}.${domain}`;
+}
+export function dedicatedZoneName(tenant: string, domain: string): string {
+  return `${tenant}.dedicated.${domain}`;
+}
+export function privateZoneName(tenant: string): string {
+  return `${tenant}.internal`;
+}
+export function privateDbHostname(tenant: string): string {
+  return `db.${privateZoneName(tenant)}`;
+}
+/** The public URL of a tenant, whichever deployment serves it. */
+export function tenantUrl(tenant: string, domain: string, deployment: "pooled" | "dedicated"): string {
+  return deployment === "pooled"
+    ? `https://${pooledHostname(tenant, domain)}`
+    : `https://${dedicatedZoneName(tenant, domain)}`;
+}
+
+// --- S3 ----------------------------------------------------------------------------------------
+
+/** Bucket names are global: the account id keeps them unique across the platform's accounts. */
+export function cellBucketName(app: string, env: string, cell: string, accountId: string): string {
+  return `${app}-${env}-${cell}-data-${accountId}`;
+}
+export function tenantBucketName(app: string, env: string, tenant: string, accountId: string): string {
+  return `${app}-${env}-${tenant}-data-${accountId}`;
+}
+export function tenantObjectPrefix(tenant: string): string {
+  return `tenants/${tenant}/`;
+}
+
+// --- Tags --------------------------------------------------------------------------------------
+
+export type Tags = Readonly<Record<"tenant" | "env" | "stack" | "managed-by", string>>;
+
+export function tags(tenant: string, env: string, stack: string): Tags {
+  return { tenant, env, stack, "managed-by": MANAGED_BY };
+}

@@ -1,0 +1,53 @@
+import { allocate, formatCidr, parseCidr, type Cidr } from "./cidr.ts";
+import { cellResidents, type Cell, type Fleet } from "./fleet.ts";
+
+/** Dedicated VPCs are /16s: room for 3 AZs of private and public subnets with growth. */
+export const DEDICATED_VPC_PREFIX = 16;
+
+export class PlacementError extends Error {}
+
+/**
+ * The least-loaded cell with room in an env and region; ties go to the lowest cell id so the
+ * choice is deterministic. Only used when a tenant is created: placement is then written to the
+ * tenant file and never recomputed (a move between cells is a data migration).
+ */
+export function chooseCell(fleet: Fleet, env: string, region: string): Cell {
+  const candidates = [...fleet.cells.values()]
+    .filter((c) => c.env === env && c.region === region)
+    .map((c) => ({ cell: c, load: cellResidents(fleet, c).length }))
+    .filter((c) => c.load < c.cell.capacity)
+    .sort((a, b) => a.load / a.cell.capacity - b.load / b.cell.capacity || a.cell.id.localeCompare(b.cell.id));
+  const best = candidates[0];
+  if (!best) {
+    throw new PlacementError(
+      `no cell with room in ${env}/${region}: add a cell stack file (stacks/Pulumi.shared-${env}-<cell>.yaml) ` +
+        `or raise a cell's capacity`,
+    );
+  }
+  return best.cell;
+}
+
+/** Every CIDR the fleet already uses: control plane, cells, dedicated tenants. */
+export function takenCidrs(fleet: Fleet): Cidr[] {
+  const out = [parseCidr(fleet.platform.controlPlane.cidr)];
+  for (const c of fleet.cells.values()) out.push(parseCidr(c.config.cidr));
+  for (const { tenant } of fleet.tenants.values()) {
+    if (tenant.deployment !== "dedicated") continue;
+    for (const net of Object.values(tenant.dedicated)) if (net) out.push(parseCidr(net.cidr));
+  }
+  return out;
+}
+
+/** Allocates `count` fresh /16s for a dedicated tenant's environments. */
+export function allocateDedicatedCidrs(fleet: Fleet, count: number): string[] {
+  const taken = takenCidrs(fleet);
+  const supernet = parseCidr(fleet.platform.dedicatedSupernet);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const block = allocate(supernet, DEDICATED_VPC_PREFIX, taken);
+    if (!block) throw new PlacementError(`the dedicated supernet ${fleet.platform.dedicatedSupernet} has no free /${DEDICATED_VPC_PREFIX} left`);
+    taken.push(block);
+    out.push(formatCidr(block));
+  }
+  return out;
+}

@@ -1,0 +1,75 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { isCidr } from "./cidr.ts";
+import { APP_NAME_PATTERN } from "./naming.ts";
+
+/** Config key of the platform object in Pulumi.yaml (project config) and under pulumi.Config. */
+export const PROJECT = "saas-tenancy";
+export const PLATFORM_KEY = "platform";
+
+const cidr = z.string().refine(isCidr, { message: "must be an IPv4 CIDR block with no host bits set (a.b.c.d/n)" });
+
+export const CellDefaultsSchema = z
+  .object({
+    /** Most pooled tenants one cell may hold, per env. */
+    capacity: z.number().int().positive(),
+    /** Private subnets (one per AZ) in a cell VPC; at least 2 for RDS subnet groups. */
+    azCount: z.number().int().min(2).max(6),
+    dbEngineVersion: z.string().min(1),
+    dbInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "must look like db.<family>.<size>"),
+    dbAllocatedStorageGb: z.number().int().min(20).max(65536),
+  })
+  .strict();
+
+export const PlatformSchema = z
+  .object({
+    appName: z.string().regex(APP_NAME_PATTERN, "must be 2-12 lower-case letters, digits or dashes"),
+    domain: z.string().regex(/^(?:[a-z0-9-]+\.)+[a-z]{2,}$/, "must be a lower-case DNS name"),
+    hostedZoneId: z.string().min(1),
+    awsAccountId: z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id (quote it in YAML)"),
+    regions: z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d$/)).min(1),
+    environments: z.array(z.string().regex(/^[a-z]{2,7}$/)).min(1),
+    controlPlane: z
+      .object({ cidr, vpcId: z.string().min(1), region: z.string().min(1), roleArn: z.string().startsWith("arn:aws:iam::") })
+      .strict(),
+    dedicatedSupernet: cidr,
+    suspensionTarget: z.string().min(1),
+    cellDefaults: CellDefaultsSchema,
+  })
+  .strict();
+
+export type Platform = z.infer<typeof PlatformSchema>;
+export type CellDefaults = z.infer<typeof CellDefaultsSchema>;
+
+/** The DNS domain of an environment: prod serves on the root domain, others on `<env>.<domain>`. */
+export function envDomain(platform: Pick<Platform, "domain">, env: string): string {
+  return env === "prod" ? platform.domain : `${env}.${platform.domain}`;
+}
+
+export class PlatformError extends Error {}
+
+/** Reads the platform object from Pulumi.yaml's project config (`config.saas-tenancy:platform.value`). */
+export function loadPlatform(projectDir: string): Platform {
+  const file = join(projectDir, "Pulumi.yaml");
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new PlatformError(`${file}: ${(err as Error).message}`);
+  }
+  const config = (doc as { config?: Record<string, unknown> } | null)?.config ?? {};
+  const entry = config[`${PROJECT}:${PLATFORM_KEY}`] ?? config[PLATFORM_KEY];
+  const value = entry && typeof entry === "object" && "value" in entry ? (entry as { value: unknown }).value : entry;
+  return parsePlatform(value, `${file}: config.${PROJECT}:${PLATFORM_KEY}`);
+}
+
+export function parsePlatform(value: unknown, where: string): Platform {
+  const result = PlatformSchema.safeParse(value);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${where}.${i.path.join(".")}: ${i.message}`);
+    throw new PlatformError(lines.join("\n"));
+  }
+  return result.data;
+}

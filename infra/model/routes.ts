@@ -1,0 +1,46 @@
+import { envDomain } from "./platform.ts";
+import { cellStackName, databaseSecretName, dedicatedStackName, pooledHostname, dedicatedZoneName } from "./naming.ts";
+import type { Fleet } from "./fleet.ts";
+import type { Tenant } from "./schema.ts";
+
+export interface Route {
+  tenant: string;
+  env: string;
+  url: string;
+  deployment: "pooled" | "dedicated";
+  stack: string;
+  region: string;
+  lifecycle: Tenant["lifecycle"];
+  databaseSecretName: string;
+}
+
+/**
+ * Where a tenant is served from in an env. During an upgrade the tenant keeps serving from its
+ * cell until cutover; from cutover on the dedicated stack serves it.
+ */
+export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string): Route {
+  const domain = envDomain(fleet.platform, env);
+  const fromCell = t.deployment === "dedicated" ? t.migration?.from[env] : undefined;
+  const servingFromCell =
+    t.deployment === "pooled" || (fromCell !== undefined && (t.migration?.phase === "provisioning" || t.migration?.phase === "copying"));
+  const base = {
+    tenant: t.id,
+    env,
+    region: t.region,
+    lifecycle: t.lifecycle,
+    databaseSecretName: databaseSecretName(fleet.platform.appName, env, t.id),
+  };
+  if (servingFromCell) {
+    const cell = t.deployment === "pooled" ? t.placement[env]! : fromCell!;
+    return { ...base, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
+  }
+  return { ...base, url: `https://${dedicatedZoneName(t.id, domain)}`, deployment: "dedicated", stack: dedicatedStackName(t.id, env) };
+}
+
+export function routingTable(fleet: Fleet): Route[] {
+  const out: Route[] = [];
+  for (const { tenant } of fleet.tenants.values()) {
+    for (const env of Object.keys(tenant.environments)) out.push(routeOf(fleet, tenant, env));
+  }
+  return out;
+}
