@@ -1,0 +1,27 @@
+import type { Fleet } from "./model/fleet.ts";
+import { parseStackName } from "./model/naming.ts";
+
+/** What a stack builder returns: its stack outputs. */
+export type StackOutputs = Record<string, unknown>;
+
+/**
+ * The whole Pulumi program as a function of the fleet and the stack name, so the offline
+ * renderer can run it once per stack under the mock runtime and `infra/index.ts` can run it
+ * for a real `pulumi up`. The stack name decides the kind (DESIGN §2).
+ */
+export async function defineStack(fleet: Fleet, stackName: string): Promise<StackOutputs> {
+  const ref = parseStackName(stackName, fleet.platform.environments);
+  const stack = fleet.stacks.get(stackName);
+  if (!stack) {
+    throw new Error(
+      `stack ${stackName} has no config file ${fleet.dirs.stacksDir}/Pulumi.${stackName}.yaml; ` +
+        (ref.kind === "dedicated" ? `run tenantctl new for the tenant` : `add the cell's stack file`),
+    );
+  }
+  if (ref.kind === "shared") {
+    const { buildSharedCellStack } = await import("./stacks/sharedCell.ts");
+    return buildSharedCellStack(fleet, stack);
+  }
+  const { buildDedicatedStack } = await import("./stacks/dedicated.ts");
+  return buildDedicatedStack(fleet, stack);
+}

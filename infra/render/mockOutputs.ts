@@ -1,0 +1,131 @@
+import { createHash } from "node:crypto";
+
+/**
+ * What the mock runtime answers for each resource: its inputs plus the computed outputs a
+ * program reads (ARNs, ids, endpoints). Values are derived from the resource's type and name,
+ * so two renders of the same stack are identical and a diff shows only real changes. They are
+ * shaped like AWS's (ARN formats, id prefixes) because the policies parse them.
+ */
+export interface MockContext {
+  region: string;
+  accountId: string;
+}
+
+function hex(seed: string, n: number): string {
+  return createHash("sha256").update(seed).digest("hex").slice(0, n);
+}
+
+function uuid(seed: string): string {
+  const h = hex(seed, 32);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** EC2-style ids by type token (module/resource), e.g. aws:ec2/vpc:Vpc -> vpc-0123... */
+const EC2_PREFIX: Readonly<Record<string, string>> = {
+  "aws:ec2/vpc:Vpc": "vpc",
+  "aws:ec2/subnet:Subnet": "subnet",
+  "aws:ec2/securityGroup:SecurityGroup": "sg",
+  "aws:ec2/routeTable:RouteTable": "rtb",
+  "aws:ec2/internetGateway:InternetGateway": "igw",
+  "aws:ec2/natGateway:NatGateway": "nat",
+  "aws:ec2/eip:Eip": "eipalloc",
+  "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": "pcx",
+  "aws:ec2/flowLog:FlowLog": "fl",
+  "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+  "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
+};
+
+export function mockId(type: string, name: string): string {
+  const seed = `${type}::${name}`;
+  const prefix = EC2_PREFIX[type];
+  if (prefix) return `${prefix}-0${hex(seed, 16)}`;
+  return `${name}-${hex(seed, 8)}`;
+}
+
+/** Computed outputs by type. Inputs are echoed back as outputs first (as most providers do). */
+export function mockOutputs(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  ctx: MockContext,
+): { id: string; state: Record<string, unknown> } {
+  const seed = `${type}::${name}`;
+  const id = mockId(type, name);
+  const { region, accountId } = ctx;
+  const str = (k: string) => (typeof inputs[k] === "string" ? (inputs[k] as string) : undefined);
+  const extra: Record<string, unknown> = {};
+  switch (type) {
+    case "aws:kms/key:Key": {
+      const keyId = uuid(seed);
+      return { id: keyId, state: { ...inputs, keyId, arn: `arn:aws:kms:${region}:${accountId}:key/${keyId}` } };
+    }
+    case "aws:kms/alias:Alias":
+      extra.arn = `arn:aws:kms:${region}:${accountId}:${str("name") ?? name}`;
+      break;
+    case "aws:secretsmanager/secret:Secret": {
+      // Secrets Manager appends a dash and six random characters to the name in the ARN.
+      const arn = `arn:aws:secretsmanager:${region}:${accountId}:secret:${str("name") ?? name}-${hex(seed, 6)}`;
+      return { id: arn, state: { ...inputs, arn } };
+    }
+    case "aws:rds/instance:Instance": {
+      const identifier = str("identifier") ?? name;
+      const address = `${identifier}.c${hex(seed, 12)}.${region}.rds.amazonaws.com`;
+      const port = typeof inputs.port === "number" ? inputs.port : 5432;
+      return {
+        id: identifier,
+        state: { ...inputs, identifier, address, port, endpoint: `${address}:${port}`, arn: `arn:aws:rds:${region}:${accountId}:db:${identifier}`, resourceId: `db-${hex(seed, 26).toUpperCase()}` },
+      };
+    }
+    case "aws:s3/bucket:Bucket": {
+      const bucket = str("bucket") ?? `${name}-${hex(seed, 7)}`;
+      return { id: bucket, state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}`, bucketRegionalDomainName: `${bucket}.s3.${region}.amazonaws.com` } };
+    }
+    case "aws:iam/role:Role": {
+      const roleName = str("name") ?? `${name}-${hex(seed, 7)}`;
+      return { id: roleName, state: { ...inputs, name: roleName, arn: `arn:aws:iam::${accountId}:role/${roleName}`, uniqueId: `AROA${hex(seed, 17).toUpperCase()}` } };
+    }
+    case "aws:iam/policy:Policy":
+      extra.arn = `arn:aws:iam::${accountId}:policy/${str("name") ?? name}`;
+      break;
+    case "aws:route53/zone:Zone": {
+      const zoneId = `Z${hex(seed, 20).toUpperCase()}`;
+      const n = Number.parseInt(hex(seed, 4), 16);
+      const nameServers = [
+        `ns-${n % 2048}.awsdns-${n % 64}.com`,
+        `ns-${(n + 1) % 2048}.awsdns-${(n + 1) % 64}.net`,
+        `ns-${(n + 2) % 2048}.awsdns-${(n + 2) % 64}.org`,
+        `ns-${(n + 3) % 2048}.awsdns-${(n + 3) % 64}.co.uk`,
+      ];
+      return { id: zoneId, state: { ...inputs, zoneId, nameServers, arn: `arn:aws:route53:::hostedzone/${zoneId}` } };
+    }
+    case "aws:cloudwatch/logGroup:LogGroup":
+      extra.arn = `arn:aws:logs:${region}:${accountId}:log-group:${str("name") ?? name}`;
+      break;
+    case "aws:ec2/vpc:Vpc":
+      extra.arn = `arn:aws:ec2:${region}:${accountId}:vpc/${id}`;
+      extra.defaultSecurityGroupId = `sg-0${hex(`${seed}:default-sg`, 16)}`;
+      extra.mainRouteTableId = `rtb-0${hex(`${seed}:main-rtb`, 16)}`;
+      break;
+    case "aws:ec2/securityGroup:SecurityGroup":
+      extra.arn = `arn:aws:ec2:${region}:${accountId}:security-group/${id}`;
+      break;
+    case "aws:ec2/subnet:Subnet":
+      extra.arn = `arn:aws:ec2:${region}:${accountId}:subnet/${id}`;
+      break;
+    case "aws:rds/subnetGroup:SubnetGroup":
+    case "aws:rds/parameterGroup:ParameterGroup":
+      return { id: str("name") ?? id, state: { ...inputs, name: str("name") ?? id, arn: `arn:aws:rds:${region}:${accountId}:${type.includes("subnet") ? "subgrp" : "pg"}:${str("name") ?? id}` } };
+    case "random:index/randomPassword:RandomPassword": {
+      // A deterministic stand-in: never a real credential (the mock runtime deploys nothing).
+      const length = typeof inputs.length === "number" ? inputs.length : 32;
+      const result = hex(`${seed}:password`, 64).repeat(2).slice(0, length);
+      return { id: "none", state: { ...inputs, result, bcryptHash: `$2a$10$${hex(`${seed}:bcrypt`, 53)}` } };
+    }
+    case "random:index/randomId:RandomId":
+      extra.hex = hex(seed, (typeof inputs.byteLength === "number" ? inputs.byteLength : 4) * 2);
+      break;
+    default:
+      break;
+  }
+  return { id, state: { ...inputs, ...extra } };
+}
