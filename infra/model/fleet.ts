@@ -5,9 +5,9 @@ import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
 import { cellStackName, dedicatedStackName } from "./naming.ts";
 import { FleetError, type Problem } from "./problems.ts";
 import type { Tenant } from "./schema.ts";
-import { parseStackFile, type CellConfig, type StackFile } from "./stackFile.ts";
+import { parseStackFile, stackNameOfFile, type CellConfig, type StackFile } from "./stackFile.ts";
 import { parseTenantFile, type LoadedTenant } from "./tenantFile.ts";
-import { problemAt, MAX_FILE_BYTES } from "./yamlFile.ts";
+import { problemAt, tooLargeProblem, MAX_FILE_BYTES } from "./yamlFile.ts";
 
 export interface FleetDirs {
   /** Directory holding Pulumi.yaml. */
@@ -58,9 +58,16 @@ function yamlFiles(dir: string, accept: (name: string) => boolean): string[] {
   return readdirSync(dir).filter(accept).sort();
 }
 
-function readLimited(path: string): string | undefined {
-  // Refuse before reading: a huge file is rejected without loading it into memory.
-  return statSync(path).size > MAX_FILE_BYTES ? undefined : readFileSync(path, "utf8");
+/** Reads a tenant or stack file, or says why not. Refuses before reading: a huge file is never loaded. */
+function readLimited(path: string, file: string): string | Problem {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return { file, path: "", message: "is not a regular file; tenant and stack files are plain YAML files" };
+    if (st.size > MAX_FILE_BYTES) return tooLargeProblem(file);
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    return { file, path: "", message: `cannot be read: ${(err as Error).message}` };
+  }
 }
 
 /** The tenants living in a cell stack: placed there, or migrating away from it (until cleanup ends). */
@@ -116,6 +123,7 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
     throw err;
   }
   const problems: Problem[] = [];
+  const broken: BrokenFiles = { tenants: new Set(), stacks: new Set() };
   for (const [dir, what] of [[dirs.tenantsDir, "tenants"], [dirs.stacksDir, "stacks"]] as const) {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       problems.push({ file: dir, path: "", message: `${what} directory not found; pass --${what} DIR` });
@@ -128,12 +136,15 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   for (const name of yamlFiles(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n))) {
     const path = join(dirs.tenantsDir, name);
     const file = display(dirs, path);
-    const text = readLimited(path);
-    if (text === undefined) {
-      problems.push({ file, path: "", message: `file is larger than ${MAX_FILE_BYTES} bytes; tenant files are small` });
+    const id = name.replace(/\.ya?ml$/, "");
+    // The file exists but is invalid: rules about its tenant (its stack files) are not checked, so
+    // one broken file gives its own problems and not a cascade about a "missing" tenant.
+    broken.tenants.add(id);
+    const text = readLimited(path, file);
+    if (typeof text !== "string") {
+      problems.push(text);
       continue;
     }
-    const id = name.replace(/\.ya?ml$/, "");
     const loaded = parseTenantFile(file, text, ctx, id);
     if (Array.isArray(loaded)) {
       problems.push(...loaded);
@@ -141,9 +152,12 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
     }
     const prior = tenants.get(loaded.tenant.id);
     if (prior) {
-      problems.push(problemAt(loaded.yaml, ["id"], `duplicate tenant id "${loaded.tenant.id}", also in ${prior.file}`));
+      problems.push(
+        problemAt(loaded.yaml, ["id"], `duplicate tenant id "${loaded.tenant.id}", also in ${prior.file}; keep one file per tenant and delete the other`),
+      );
       continue;
     }
+    broken.tenants.delete(id);
     tenants.set(loaded.tenant.id, loaded);
   }
 
@@ -151,15 +165,21 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   for (const name of yamlFiles(dirs.stacksDir, (n) => /^Pulumi\..+\.ya?ml$/.test(n))) {
     const path = join(dirs.stacksDir, name);
     const file = display(dirs, path);
-    const text = readLimited(path);
-    if (text === undefined) {
-      problems.push({ file, path: "", message: `file is larger than ${MAX_FILE_BYTES} bytes` });
+    const stackName = stackNameOfFile(name);
+    if (stackName) broken.stacks.add(stackName);
+    const text = readLimited(path, file);
+    if (typeof text !== "string") {
+      problems.push(text);
       continue;
     }
     const parsed = parseStackFile(file, name, text, platform.environments, platform.regions);
     if (Array.isArray(parsed)) problems.push(...parsed);
-    else if (stacks.has(parsed.ref.name)) problems.push({ file, path: "", message: `stack ${parsed.ref.name} has two files` });
-    else stacks.set(parsed.ref.name, parsed);
+    else if (stacks.has(parsed.ref.name)) {
+      problems.push(problemAt(parsed.yaml, [], `stack ${parsed.ref.name} has two files (.yaml and .yml); delete one`));
+    } else {
+      stacks.set(parsed.ref.name, parsed);
+      broken.stacks.delete(parsed.ref.name);
+    }
   }
 
   const cells = new Map<string, Cell>();
@@ -172,7 +192,7 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
     }
   }
   const fleet: Fleet = { platform, dirs, tenants, stacks, cells };
-  problems.push(...crossFileProblems(fleet));
+  problems.push(...crossFileProblems(fleet, broken));
   return problems.length > 0 ? { problems } : { fleet, problems };
 }
 
@@ -189,8 +209,14 @@ interface NetworkClaim {
   report?: { file: LoadedTenant | StackFile; path: PropertyKey[] };
 }
 
+/** Tenant ids and stack names whose files exist but did not load (their own problems are reported). */
+interface BrokenFiles {
+  tenants: Set<string>;
+  stacks: Set<string>;
+}
+
 /** DESIGN §3, last paragraph. */
-function crossFileProblems(fleet: Fleet): Problem[] {
+function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
   const problems: Problem[] = [];
   const { platform, tenants, stacks, cells } = fleet;
   const cellsIn = (env: string) => [...cells.values()].filter((c) => c.env === env).map((c) => c.id).join(", ") || "none";
@@ -207,6 +233,7 @@ function crossFileProblems(fleet: Fleet): Problem[] {
     for (const [env, cellId, path] of homes) {
       const stack = cellStackName(env, cellId);
       const cell = cells.get(stack);
+      if (!cell && broken.stacks.has(stack)) continue;
       if (!cell) {
         problems.push(problemAt(lt.yaml, path, `cell ${cellId} has no stack file ${join("stacks", `Pulumi.${stack}.yaml`)}; cells in ${env}: ${cellsIn(env)}`));
         continue;
@@ -219,12 +246,20 @@ function crossFileProblems(fleet: Fleet): Problem[] {
   }
   for (const [stack, ids] of load) {
     const cell = cells.get(stack)!;
-    if (ids.length > cell.capacity) {
-      for (const id of ids) {
-        const lt = tenants.get(id)!;
-        const path = lt.tenant.deployment === "pooled" ? ["placement", cell.env] : ["migration", "from", cell.env];
-        problems.push(problemAt(lt.yaml, path, `cell ${cell.id} is full: ${ids.length} tenants placed, capacity ${cell.capacity}; place new tenants in a cell with room (tenantctl new chooses one) or add a cell`));
-      }
+    if (ids.length <= cell.capacity) continue;
+    // Which tenant is "the new one" is not knowable from files alone; the ones past the capacity
+    // in id order are reported, so an over-full cell gives one line per tenant too many.
+    for (const id of ids.slice(cell.capacity)) {
+      const lt = tenants.get(id)!;
+      const path = lt.tenant.deployment === "pooled" ? ["placement", cell.env] : ["migration", "from", cell.env];
+      problems.push(
+        problemAt(
+          lt.yaml,
+          path,
+          `cell ${cell.id} is full: capacity ${cell.capacity}, ${ids.length} tenants placed (${ids.join(", ")}); ` +
+            `place this tenant in a cell with room (tenantctl new chooses one), raise capacity in ${cell.file}, or add a cell`,
+        ),
+      );
     }
   }
 
@@ -235,6 +270,7 @@ function crossFileProblems(fleet: Fleet): Problem[] {
     for (const env of Object.keys(t.dedicated)) {
       const name = dedicatedStackName(t.id, env);
       const s = stacks.get(name);
+      if (!s && broken.stacks.has(name)) continue;
       if (!s) problems.push(problemAt(lt.yaml, ["dedicated", env], `stack file stacks/Pulumi.${name}.yaml is missing; create it (tenantctl new writes it)`));
       else if (s.region !== t.region) {
         problems.push(problemAt(s.yaml, ["config", "aws:region"], `is ${s.region} but tenant ${t.id} is in ${t.region}`));
@@ -242,7 +278,7 @@ function crossFileProblems(fleet: Fleet): Problem[] {
     }
   }
   for (const s of stacks.values()) {
-    if (s.ref.kind !== "dedicated") continue;
+    if (s.ref.kind !== "dedicated" || broken.tenants.has(s.ref.tenant)) continue;
     const lt = tenants.get(s.ref.tenant);
     const reason = !lt
       ? `tenant ${s.ref.tenant} has no file tenants/${s.ref.tenant}.yaml`
@@ -251,36 +287,49 @@ function crossFileProblems(fleet: Fleet): Problem[] {
         : !(s.ref.env in lt.tenant.dedicated)
           ? `tenant ${s.ref.tenant} does not declare environment ${s.ref.env}`
           : undefined;
-    if (reason) problems.push({ file: s.file, path: "", message: `${reason}; remove this stack file (after destroying the stack) or fix the tenant` });
+    if (reason) problems.push(problemAt(s.yaml, [], `${reason}; remove this stack file (after destroying the stack) or fix the tenant`));
   }
 
-  // Networks: dedicated CIDRs inside the supernet; nothing overlaps anything.
+  // Networks: dedicated CIDRs inside the supernet; nothing overlaps anything. One line per
+  // offending CIDR, naming everything it collides with.
   const supernet = parseCidr(platform.dedicatedSupernet);
   const claims: NetworkClaim[] = [{ cidr: parseCidr(platform.controlPlane.cidr), what: "the control plane" }];
   for (const c of cells.values()) {
     claims.push({ cidr: parseCidr(c.config.cidr), what: `cell ${c.stack}`, report: { file: stacks.get(c.stack)!, path: ["config", "saas-tenancy:cell", "cidr"] } });
   }
+  const outside = new Set<NetworkClaim>();
   for (const lt of tenants.values()) {
     const t = lt.tenant;
     if (t.deployment !== "dedicated") continue;
     for (const [env, net] of Object.entries(t.dedicated)) {
       if (!net) continue;
-      const cidr = parseCidr(net.cidr);
-      if (!contains(supernet, cidr)) {
-        problems.push(problemAt(lt.yaml, ["dedicated", env, "cidr"], `${net.cidr} is outside the dedicated supernet ${platform.dedicatedSupernet}`));
-      }
-      claims.push({ cidr, what: `tenant ${t.id} (${env})`, report: { file: lt, path: ["dedicated", env, "cidr"] } });
+      const claim: NetworkClaim = { cidr: parseCidr(net.cidr), what: `tenant ${t.id} (${env})`, report: { file: lt, path: ["dedicated", env, "cidr"] } };
+      if (!contains(supernet, claim.cidr)) outside.add(claim);
+      claims.push(claim);
     }
   }
+  const collisions = new Map<NetworkClaim, NetworkClaim[]>();
   for (let i = 0; i < claims.length; i++) {
     for (let j = 0; j < i; j++) {
       const a = claims[i]!;
       const b = claims[j]!;
       if (!overlaps(a.cidr, b.cidr)) continue;
-      const target = a.report ?? b.report;
+      // Reported on the later claim (tenants after cells after the control plane).
+      const target = a.report ? a : b.report ? b : undefined;
       if (!target) continue;
-      problems.push(problemAt(target.file.yaml, target.path, `${formatCidr(a.cidr)} (${a.what}) overlaps ${formatCidr(b.cidr)} (${b.what}); choose a free block (tenantctl new allocates one)`));
+      collisions.set(target, [...(collisions.get(target) ?? []), target === a ? b : a]);
     }
+  }
+  for (const claim of claims) {
+    const hits = collisions.get(claim) ?? [];
+    if (!claim.report || (hits.length === 0 && !outside.has(claim))) continue;
+    const parts: string[] = [];
+    if (hits.length > 0) parts.push(`overlaps ${hits.map((h) => `${formatCidr(h.cidr)} of ${h.what}`).join(", ")}`);
+    if (outside.has(claim)) parts.push(`is outside the dedicated supernet ${platform.dedicatedSupernet}`);
+    const fix = "tenant" in claim.report.file
+      ? `choose a free /16 inside ${platform.dedicatedSupernet} (tenantctl new allocates one)`
+      : "choose a block no cell, tenant or the control plane uses";
+    problems.push(problemAt(claim.report.file.yaml, claim.report.path, `${formatCidr(claim.cidr)} of ${claim.what} ${parts.join(" and ")}; ${fix}`));
   }
   return problems;
 }

@@ -17,8 +17,14 @@ export function formatProblem(p: Problem): string {
   return `${where}: ${p.path === "" ? "(document)" : p.path}: ${p.message}`;
 }
 
+/** Keys printed bare in a path; anything else (`..`, `a/b`, `sup port`) is quoted so the path stays unambiguous. */
+const BARE_KEY = /^[A-Za-z0-9_$:-]+$/;
+
 export function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((k) => (typeof k === "number" ? `[${k}]` : String(k))).join(".").replace(/\.\[/g, "[");
+  return path
+    .map((k) => (typeof k === "number" ? `[${k}]` : BARE_KEY.test(String(k)) ? String(k) : `[${JSON.stringify(String(k))}]`))
+    .join(".")
+    .replace(/\.\[/g, "[");
 }
 
 /** Thrown where a caller needs a valid fleet and got problems instead. */

@@ -14,27 +14,44 @@ export interface SchemaContext {
 export const LIFECYCLES = ["active", "suspended", "offboarding"] as const;
 export const MIGRATION_PHASES = ["provisioning", "copying", "cutover", "cleanup"] as const;
 
+/** Quotes a received value for a message: `"Free_Bie"`, `42`, `undefined`. */
+function shown(input: unknown): string {
+  return input === undefined ? "undefined" : JSON.stringify(input) ?? String(input);
+}
+
 const tenantId = z
   .string()
-  .max(TENANT_ID_MAX, `must be at most ${TENANT_ID_MAX} characters`)
-  .regex(TENANT_ID_PATTERN, "must be a DNS label: lower-case letters, digits and dashes, starting with a letter")
-  .refine((id) => !RESERVED_IDS.has(id), { message: "is a reserved word; choose another id" });
+  .max(TENANT_ID_MAX, { error: (i) => `${shown(i.input)} is longer than ${TENANT_ID_MAX} characters` })
+  .regex(TENANT_ID_PATTERN, {
+    error: (i) =>
+      `${shown(i.input)} is not a DNS label: use lower-case letters, digits and dashes, starting with a letter and not ending with a dash`,
+  })
+  .refine((id) => !RESERVED_IDS.has(id), {
+    error: (i) => `${shown(i.input)} is reserved (it collides with a platform host name or word); choose another id`,
+  });
 
-const secretName = z
-  .string()
-  .regex(SECRET_NAME_PATTERN, "must be lower-case letters, digits, _ or -, starting with a letter (no '/', '..' or spaces)");
-const teamName = z
-  .string()
-  .regex(TEAM_NAME_PATTERN, "must be lower-case letters, digits or -, starting with a letter (no '/', '..' or spaces)");
-const cellId = z.string().regex(CELL_ID_PATTERN, "must be a cell id like use1-01");
-const cidr = z.string().refine(isCidr, { message: "must be an IPv4 CIDR block with no host bits set (a.b.c.d/n)" });
+// Secret and team names become path segments of Secrets Manager names (DESIGN §4): nothing that
+// could climb out of the tenant's namespace ('/', '..') or differ only by case may pass.
+const NAME_RULE = "lower-case letters, digits";
+const secretName = z.string().regex(SECRET_NAME_PATTERN, {
+  error: (i) =>
+    `secret name ${shown(i.input)} must be ${NAME_RULE}, _ or -, starting with a letter (no '/', '..', spaces or upper case): it becomes part of a Secrets Manager name under <app>/<env>/tenants/<tenant>/`,
+});
+const teamName = z.string().regex(TEAM_NAME_PATTERN, {
+  error: (i) =>
+    `team name ${shown(i.input)} must be ${NAME_RULE} or -, starting with a letter (no '/', '..', spaces or upper case): it becomes part of <app>/<env>/tenants/<tenant>/teams/<team>/`,
+});
+const cellId = z.string().regex(CELL_ID_PATTERN, { error: (i) => `cell id ${shown(i.input)} must look like use1-01 (<region code><n>-<nn>)` });
+const cidr = z.string().refine(isCidr, {
+  error: (i) => `${shown(i.input)} must be an IPv4 CIDR block with no host bits set (a.b.c.d/n, e.g. 10.64.0.0/16)`,
+});
 const isoDateTime = z.iso.datetime({ offset: true });
 
 function uniqueList<T extends z.ZodType<string>>(item: T) {
   return z.array(item).superRefine((list, ctx) => {
     const seen = new Set<string>();
     list.forEach((v, i) => {
-      if (seen.has(v)) ctx.addIssue({ code: "custom", path: [i], message: `"${v}" is listed twice` });
+      if (seen.has(v)) ctx.addIssue({ code: "custom", path: [i], message: `"${v}" is listed twice; remove the duplicate` });
       seen.add(v);
     });
   });
@@ -42,117 +59,158 @@ function uniqueList<T extends z.ZodType<string>>(item: T) {
 
 export function makeTenantSchema(ctx: SchemaContext) {
   const region = z.enum(ctx.regions as [string, ...string[]], {
-    error: (i) => `region ${JSON.stringify(i.input)} is not allowed; allowed regions: ${ctx.regions.join(", ")}`,
-  });
-  const env = z.enum(ctx.environments as [string, ...string[]], {
     error: (i) =>
-      `environment ${JSON.stringify(i.input)} is not declared by the platform; declared: ${ctx.environments.join(", ")}`,
+      i.input === undefined
+        ? `is required; allowed regions: ${ctx.regions.join(", ")}`
+        : `${shown(i.input)} is not allowed; allowed regions: ${ctx.regions.join(", ")}`,
   });
+  /**
+   * Key of the per-environment maps. A string check rather than an enum so an undeclared
+   * environment gets its own message instead of zod's "unrecognized key"; the enum is kept
+   * for editors through the JSON schema's propertyNames.
+   */
+  const env = z
+    .string()
+    .refine((e) => ctx.environments.includes(e), {
+      error: (i) =>
+        `environment ${shown(i.input)} is not declared by the platform (Pulumi.yaml); declared: ${ctx.environments.join(", ")}`,
+    })
+    .meta({ enum: [...ctx.environments] });
 
-  const team = z.object({ secrets: uniqueList(secretName).default([]) }).strict();
+  const team = z
+    .object({ secrets: uniqueList(secretName).default([]).describe("Team secret names, created at <app>/<env>/tenants/<tenant>/teams/<team>/<name>; values are set out of band.") })
+    .strict();
   const environment = z
     .object({
       /** Teams of this environment, keyed by team name; each may declare its own secrets. */
-      teams: z.partialRecord(teamName, team).default({}),
+      teams: z.partialRecord(teamName, team).default({}).describe("Teams of this environment, keyed by team name (lower-case letters, digits, -)."),
     })
     .strict();
 
   const limits = z
     .object({
-      apiRatePerMinute: z.number().int().positive(),
-      storageGb: z.number().int().positive(),
-      maxDbConnections: z.number().int().min(1).max(5000),
-      statementTimeoutMs: z.number().int().min(100).max(3_600_000),
+      apiRatePerMinute: z.number().int().positive().describe("API requests per minute at the gateway."),
+      storageGb: z.number().int().positive().describe("Object storage quota in GiB."),
+      maxDbConnections: z.number().int().min(1).max(5000).describe("Postgres CONNECTION LIMIT of the tenant's role."),
+      statementTimeoutMs: z.number().int().min(100).max(3_600_000).describe("Postgres statement_timeout of the tenant's role, in milliseconds."),
     })
     .partial()
     .strict();
 
   const database = z
     .object({
-      instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "must look like db.<family>.<size>"),
-      allocatedStorageGb: z.number().int().min(20).max(65536),
-      multiAz: z.boolean(),
-      backupRetentionDays: z.number().int().min(MIN_BACKUP_RETENTION_DAYS).max(35),
+      instanceClass: z
+        .string()
+        .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, { error: (i) => `instance class ${shown(i.input)} must look like db.<family>.<size>, e.g. db.r6g.large` })
+        .describe("RDS instance class."),
+      allocatedStorageGb: z.number().int().min(20).max(65536).describe("RDS allocated storage in GiB."),
+      multiAz: z.boolean().describe("RDS Multi-AZ standby."),
+      backupRetentionDays: z.number().int().min(MIN_BACKUP_RETENTION_DAYS).max(35).describe(`Automated backup retention in days (${MIN_BACKUP_RETENTION_DAYS}-35).`),
     })
     .partial()
     .strict();
 
   const base = {
-    $schema: z.string().optional(),
-    id: tenantId,
-    displayName: z.string().min(1).max(120),
-    tier: z.enum(TIERS, { error: (i) => `tier ${JSON.stringify(i.input)} is not one of ${TIERS.join(", ")}` }),
-    region,
-    lifecycle: z.enum(LIFECYCLES).default("active"),
-    contact: z.object({ email: z.email() }).strict().optional(),
+    $schema: z.string().optional().describe("Editor hint (JSON schema location); ignored."),
+    id: tenantId.describe(
+      "Tenant id: a DNS label of at most 24 characters, not a reserved word, equal to the file name. Part of every resource name: never change it.",
+    ),
+    displayName: z.string().min(1).max(120).describe("Human-readable name for dashboards and invoices."),
+    tier: z
+      .enum(TIERS, {
+        error: (i) =>
+          i.input === undefined ? `is required; one of ${TIERS.join(", ")}` : `${shown(i.input)} is not one of ${TIERS.join(", ")}`,
+      })
+      .describe("Commercial tier: decides the default limits and, for dedicated, the deployment."),
+    region: region.describe("Data residency: the AWS region holding the tenant's data (one of the platform regions)."),
+    lifecycle: z
+      .enum(LIFECYCLES)
+      .default("active")
+      .describe("active; suspended (data kept, database login revoked, DNS to the suspension page); offboarding (with the offboarding block)."),
+    contact: z.object({ email: z.email().describe("Technical contact e-mail.") }).strict().optional().describe("Who to tell about maintenance and incidents."),
     billing: z
       .object({
-        provider: z.enum(["stripe", "manual"]),
-        customerId: z.string().min(1),
-        subscriptionId: z.string().min(1).optional(),
-        priceId: z.string().min(1).optional(),
+        provider: z.enum(["stripe", "manual"]).describe("Billing system."),
+        customerId: z.string().min(1).describe("Customer id in the billing system."),
+        subscriptionId: z.string().min(1).optional().describe("Subscription id (Stripe)."),
+        priceId: z.string().min(1).optional().describe("Price id; the control plane maps it to a tier."),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe("Billing reference; the control plane matches webhooks to tenants by it."),
     features: z
       .object({
-        sso: z.boolean().default(false),
+        sso: z.boolean().default(false).describe("Single sign-on (SAML/OIDC) for the tenant's users."),
         /** Peering of a dedicated VPC to the control-plane VPC. */
-        vpcPeering: z.boolean().default(false),
-        customModel: z.boolean().default(false),
+        vpcPeering: z.boolean().default(false).describe("Peer the dedicated VPC with the control-plane VPC (dedicated only)."),
+        customModel: z.boolean().default(false).describe("A custom (fine-tuned) model for the tenant."),
         /** Internet egress (public subnets and NAT) for a dedicated VPC. */
-        egress: z.boolean().default(false),
+        egress: z.boolean().default(false).describe("Internet egress (public subnets and a NAT gateway) for the dedicated VPC."),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe("Feature switches."),
     /** Overrides of the tier's limits (infra/model/tiers.ts). */
-    limits: limits.optional(),
+    limits: limits.optional().describe("Overrides of the tier's limits (defaults: the tier table below)."),
     /** Tenant secrets, by name; values are set out of band. */
-    secrets: uniqueList(secretName).default([]),
-    environments: z.partialRecord(env, environment).refine((e) => Object.keys(e).length > 0, {
-      message: "must declare at least one environment",
-    }),
+    secrets: uniqueList(secretName)
+      .default([])
+      .describe("Tenant secret names, created at <app>/<env>/tenants/<tenant>/<name> in every environment; values are set out of band."),
+    environments: z
+      .partialRecord(env, environment)
+      .refine((e) => Object.keys(e).length > 0, { message: "must declare at least one environment, e.g. prod: {}" })
+      .describe("Environments the tenant exists in (declared by the platform), each with its teams."),
     /** Present while lifecycle is offboarding: the grace period runs from requestedAt. */
-    offboarding: z.object({ requestedAt: isoDateTime, graceDays: z.number().int().min(0).optional() }).strict().optional(),
+    offboarding: z
+      .object({
+        requestedAt: isoDateTime.describe("When offboarding was requested (ISO 8601 with offset)."),
+        graceDays: z.number().int().min(0).optional().describe("Days the data is kept after requestedAt."),
+      })
+      .strict()
+      .optional()
+      .describe("Present exactly while lifecycle is offboarding."),
   };
 
   const pooled = z
     .object({
       ...base,
-      deployment: z.literal("pooled"),
+      deployment: z.literal("pooled").describe("Derived from the tier when omitted (dedicated tier: dedicated, others: pooled); only enterprise may choose."),
       /** env -> cell id. Written by `tenantctl new`; never changed implicitly (a move is a data migration). */
-      placement: z.partialRecord(env, cellId),
+      placement: z
+        .partialRecord(env, cellId)
+        .describe("Pooled only: env -> cell id (e.g. use1-01), one per environment. Written by tenantctl new; never changed implicitly (a move is a data migration)."),
     })
     .strict();
 
   const dedicatedEnv = z
     .object({
       /** The tenant VPC's CIDR in this env, a /16 from the platform's dedicated supernet. */
-      cidr,
+      cidr: cidr.describe("The tenant VPC's CIDR, a /16 from the platform's dedicated supernet; chosen by tenantctl new."),
       /** Private subnets, one per AZ; default 3 in prod, 2 elsewhere. */
-      azCount: z.number().int().min(2).max(6).optional(),
+      azCount: z.number().int().min(2).max(6).optional().describe("Private subnets, one per AZ (default 3 in prod, 2 elsewhere)."),
       /** Overrides of the tier's RDS sizing for this env. */
-      database: database.optional(),
+      database: database.optional().describe("Overrides of the dedicated RDS sizing for this environment (defaults: the sizing table below)."),
     })
     .strict();
 
   const dedicated = z
     .object({
       ...base,
-      deployment: z.literal("dedicated"),
+      deployment: z.literal("dedicated").describe("Derived from the tier when omitted (dedicated tier: dedicated, others: pooled); only enterprise may choose."),
       /** env -> network and sizing of the tenant's own stack. */
-      dedicated: z.partialRecord(env, dedicatedEnv),
+      dedicated: z.partialRecord(env, dedicatedEnv).describe("Dedicated only: env -> network and sizing of the tenant's own stack dedicated-<id>-<env>."),
       /** A pooled -> dedicated upgrade in progress: the cell each env is leaving. */
       migration: z
         .object({
-          phase: z.enum(MIGRATION_PHASES),
-          from: z.partialRecord(env, cellId),
-          startedAt: isoDateTime,
+          phase: z.enum(MIGRATION_PHASES).describe("provisioning, copying, cutover, cleanup."),
+          from: z.partialRecord(env, cellId).describe("env -> the cell the tenant is leaving."),
+          startedAt: isoDateTime.describe("When the upgrade started (ISO 8601 with offset)."),
           /** When cleanup may remove the tenant from its cells. */
-          retainUntil: isoDateTime.optional(),
+          retainUntil: isoDateTime.optional().describe("When cleanup may remove the tenant from its cells."),
         })
         .strict()
-        .optional(),
+        .optional()
+        .describe("A pooled -> dedicated upgrade in progress (written by the control plane)."),
     })
     .strict();
 
@@ -170,15 +228,18 @@ export function makeTenantSchema(ctx: SchemaContext) {
       const perEnv = t.deployment === "pooled" ? t.placement : t.dedicated;
       const key = t.deployment === "pooled" ? "placement" : "dedicated";
       for (const e of envs) {
-        if (!(e in perEnv)) issue.addIssue({ code: "custom", path: [key], message: `has no entry for environment ${e}` });
+        if (!(e in perEnv)) {
+          const fix = t.deployment === "pooled" ? `${e}: <cell id> (tenantctl new chooses one)` : `${e}: { cidr: <a free /16> }`;
+          issue.addIssue({ code: "custom", path: [key], message: `has no entry for environment ${e}, which environments declares; add ${fix}` });
+        }
       }
       for (const e of Object.keys(perEnv)) {
         if (!envs.includes(e)) {
-          issue.addIssue({ code: "custom", path: [key, e], message: `environment ${e} is not declared under environments` });
+          issue.addIssue({ code: "custom", path: [key, e], message: `environment ${e} is not declared under environments; add it there or remove this entry` });
         }
       }
       if (t.deployment === "pooled" && t.features.vpcPeering) {
-        issue.addIssue({ code: "custom", path: ["features", "vpcPeering"], message: "VPC peering needs a dedicated deployment" });
+        issue.addIssue({ code: "custom", path: ["features", "vpcPeering"], message: "VPC peering needs a dedicated deployment; set it to false or make the tenant dedicated" });
       }
       if ((t.lifecycle === "offboarding") !== (t.offboarding !== undefined)) {
         issue.addIssue({

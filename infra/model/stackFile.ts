@@ -51,12 +51,12 @@ export function parseStackFile(
   regions: readonly string[],
 ): StackFile | Problem[] {
   const name = stackNameOfFile(baseName);
-  if (!name) return [{ file, path: "", message: "stack files are named Pulumi.<stack>.yaml" }];
+  if (!name) return [{ file, line: 1, path: "", message: "stack files are named Pulumi.<stack>.yaml" }];
   let ref: StackRef;
   try {
     ref = parseStackName(name, environments);
   } catch (err) {
-    if (err instanceof StackNameError) return [{ file, path: "", message: err.message }];
+    if (err instanceof StackNameError) return [{ file, line: 1, path: "", message: `${err.message}; rename the file` }];
     throw err;
   }
   const y = parseYamlMap(file, text);
@@ -76,7 +76,7 @@ export function parseStackFile(
     const parsed = CellConfigSchema.safeParse(cfg[CELL_KEY]);
     if (parsed.success) cell = parsed.data;
     else {
-      problems.push(...issuesToProblems(y, parsed.error.issues, ["config", CELL_KEY]));
+      problems.push(...issuesToProblems(y, parsed.error.issues, ["config", CELL_KEY], CellConfigSchema));
     }
     if (cell && typeof region === "string" && cell.azs.some((az) => !az.startsWith(region))) {
       problems.push(problemAt(y, ["config", CELL_KEY, "azs"], `every AZ must be in ${region}`));

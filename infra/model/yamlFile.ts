@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isMap, isNode, type Document, type Node } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isSeq, visit, type Document, type Node } from "yaml";
 import { formatPath, type Problem } from "./problems.ts";
 
 /** Tenant and stack files are small; anything larger is a mistake or an attack. */
@@ -14,46 +14,71 @@ export interface YamlFile {
   lineOf(path: readonly PropertyKey[]): number | undefined;
 }
 
+/** The problem for a file over MAX_FILE_BYTES (reported before it is read or parsed). */
+export function tooLargeProblem(file: string): Problem {
+  return {
+    file,
+    line: 1,
+    path: "",
+    message: `file is larger than ${MAX_FILE_BYTES} bytes; tenant and stack files are a few hundred bytes: remove what does not belong in it`,
+  };
+}
+
 /** Parses one YAML mapping, keeping positions. Returns problems instead of throwing. */
 export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
-  if (Buffer.byteLength(text, "utf8") > MAX_FILE_BYTES) {
-    return [{ file, path: "", message: `file is larger than ${MAX_FILE_BYTES} bytes; tenant and stack files are small` }];
-  }
+  if (Buffer.byteLength(text, "utf8") > MAX_FILE_BYTES) return [tooLargeProblem(file)];
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
+  const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
   const errors = doc.errors.map((e): Problem => ({
     file,
-    line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line,
+    line: e.linePos?.[0]?.line ?? lineAt(e.pos[0]),
     path: "",
-    message: `YAML syntax error: ${e.message.split("\n")[0]}`,
+    message: `YAML syntax error: ${e.message.split("\n")[0]}; fix the YAML at this line`,
   }));
   if (errors.length > 0) return errors;
-  if (doc.contents === null) return [{ file, path: "", message: "file is empty; expected a mapping of keys" }];
+  if (doc.contents === null) {
+    return [{ file, line: 1, path: "", message: "file is empty; write the tenant's keys (see tenants/tenant.schema.json) or delete the file" }];
+  }
   if (!isMap(doc.contents)) {
-    const kind = isNode(doc.contents) && "items" in doc.contents ? "a list" : "a scalar";
-    return [{ file, line: 1, path: "", message: `expected a mapping of keys, found ${kind}` }];
+    const kind = isSeq(doc.contents) ? "a list" : "a scalar";
+    return [{ file, line: lineAt(doc.contents.range?.[0]), path: "", message: `expected a mapping of keys (key: value lines), found ${kind}` }];
   }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    return [{ file, path: "", message: `YAML rejected: ${(err as Error).message.split("\n")[0]}` }];
+    // yaml throws on alias expansion beyond maxAliasCount ("billion laughs"); point at the first alias.
+    let firstAlias: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        firstAlias = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    return [{
+      file,
+      line: lineAt(firstAlias),
+      path: "",
+      message: `YAML aliases expand too far (${(err as Error).message.split("\n")[0]}; limit ${MAX_ALIAS_COUNT}); tenant and stack files need no anchors or aliases: write the values out`,
+    }];
   }
   const lineOf = (path: readonly PropertyKey[]): number | undefined => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n) as unknown[], true) as Node | undefined;
-      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
-      if (n > 0) {
-        // The key itself exists even when its value is null.
-        const parent = doc.getIn(path.slice(0, n - 1) as unknown[], true);
-        if (isMap(parent)) {
-          const pair = parent.items.find((it) => isNode(it.key) && (it.key as { value?: unknown }).value === path[n - 1]);
-          const key = pair?.key as Node | undefined;
-          if (key?.range) return lineCounter.linePos(key.range[0]).line;
-        }
+    for (let n = path.length; n > 0; n--) {
+      // Prefer the line of the key (`prod:`) over its value, which for a block mapping starts a line later.
+      const parent = doc.getIn(path.slice(0, n - 1) as unknown[], true);
+      const key = path[n - 1];
+      if (isMap(parent)) {
+        const pair = parent.items.find((it) => isNode(it.key) && String((it.key as { value?: unknown }).value) === String(key));
+        const keyNode = pair?.key as Node | undefined;
+        if (keyNode?.range) return lineAt(keyNode.range[0]);
+      } else if (isSeq(parent) && typeof key === "number") {
+        const item = parent.items[key];
+        if (isNode(item) && item.range) return lineAt(item.range[0]);
       }
     }
-    return undefined;
+    const root = doc.contents;
+    return isNode(root) && root.range ? lineAt(root.range[0]) : undefined;
   };
   return { file, doc, value, lineOf };
 }
@@ -61,4 +86,20 @@ export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
 export function problemAt(y: YamlFile, path: readonly PropertyKey[], message: string): Problem {
   const line = y.lineOf(path);
   return line === undefined ? { file: y.file, path: formatPath(path), message } : { file: y.file, line, path: formatPath(path), message };
+}
+
+/** The raw (parsed, pre-validation) value at `path`, and whether it is there at all. */
+export function rawValueAt(value: unknown, path: readonly PropertyKey[]): { found: boolean; value?: unknown } {
+  let cur: unknown = value;
+  for (const k of path) {
+    if (cur === null || typeof cur !== "object") return { found: false };
+    if (Array.isArray(cur)) {
+      if (typeof k !== "number" || k >= cur.length) return { found: false };
+      cur = cur[k];
+    } else {
+      if (!Object.prototype.hasOwnProperty.call(cur, k)) return { found: false };
+      cur = (cur as Record<PropertyKey, unknown>)[k];
+    }
+  }
+  return { found: true, value: cur };
 }
