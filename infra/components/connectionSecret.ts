@@ -1,0 +1,57 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { componentType, tagsFor, type StackContext } from "./context.ts";
+
+export interface ConnectionSecretArgs {
+  ctx: StackContext;
+  tenant: string;
+  /** databaseSecretName() (or the cell-side name of a migrating tenant). */
+  secretName: string;
+  kmsKeyArn: pulumi.Input<string>;
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  database: string;
+  user: string;
+  /** A Pulumi secret. */
+  password: pulumi.Input<string>;
+  schema: string;
+}
+
+/**
+ * The tenant application's connection document, `{ host, port, database, user, password, schema }`,
+ * in a namespaced secret encrypted with the key that protects the tenant's secrets. The document
+ * is built with pulumi.jsonStringify and wrapped as a secret: it never exists in plain text in
+ * the state or in the plan.
+ * Child names: `<name>` (secret, secret version).
+ */
+export class ConnectionSecret extends pulumi.ComponentResource {
+  readonly secretArn: pulumi.Output<string>;
+
+  constructor(name: string, args: ConnectionSecretArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(componentType("ConnectionSecret"), name, {}, opts);
+    const secret = new aws.secretsmanager.Secret(
+      name,
+      { name: args.secretName, description: `PostgreSQL connection of tenant ${args.tenant}`, kmsKeyId: args.kmsKeyArn, tags: tagsFor(args.ctx, args.tenant) },
+      { parent: this },
+    );
+    new aws.secretsmanager.SecretVersion(
+      name,
+      {
+        secretId: secret.id,
+        secretString: pulumi.secret(
+          pulumi.jsonStringify({
+            host: args.host,
+            port: args.port,
+            database: args.database,
+            user: args.user,
+            password: args.password,
+            schema: args.schema,
+          }),
+        ),
+      },
+      { parent: this },
+    );
+    this.secretArn = secret.arn;
+    this.registerOutputs({ secretName: args.secretName });
+  }
+}

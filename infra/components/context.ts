@@ -1,0 +1,37 @@
+/**
+ * What every component needs to know about the stack it is in: platform facts, env, stack name,
+ * region. Built once per stack by the builders (infra/stacks/), passed down unchanged.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { tags, type Tags } from "../model/naming.ts";
+import type { Platform } from "../model/platform.ts";
+
+export interface StackContext {
+  platform: Platform;
+  app: string;
+  env: string;
+  /** The Pulumi stack name (the `stack` tag). */
+  stack: string;
+  /** The stack's region (the default provider's `aws:region`); ARNs are built from it. */
+  region: string;
+  accountId: string;
+}
+
+export function stackContext(platform: Platform, env: string, stack: string, region: string): StackContext {
+  return { platform, app: platform.appName, env, stack, region, accountId: platform.awsAccountId };
+}
+
+/** DESIGN §4 tags for a resource owned by `tenant` (a tenant id, or SHARED_TENANT). */
+export function tagsFor(ctx: StackContext, tenant: string): Tags {
+  return tags(tenant, ctx.env, ctx.stack);
+}
+
+/** Component type tokens: `saas-tenancy:components:<Class>`. Part of every child's URN: never rename. */
+export function componentType(className: string): string {
+  return `saas-tenancy:components:${className}`;
+}
+
+/** Serialises a policy document; keeps Outputs (key ARNs) as Outputs, never resolved inside an apply that creates resources. */
+export function policyJson(doc: unknown): pulumi.Output<string> {
+  return pulumi.jsonStringify(doc);
+}

@@ -1,0 +1,49 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { denyInsecureTransportPolicy } from "../model/accessPolicies.ts";
+import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
+
+export interface EncryptedBucketArgs {
+  ctx: StackContext;
+  owner: string;
+  /** cellBucketName() or tenantBucketName(): global names, fixed forever. */
+  bucket: string;
+  kmsKeyArn: pulumi.Input<string>;
+  /**
+   * S3 Bucket Keys (fewer KMS calls). Off for cell buckets: with Bucket Keys the KMS encryption
+   * context is the bucket, so a tenant role's decrypt could not be pinned to its prefix.
+   */
+  bucketKeyEnabled: boolean;
+}
+
+/**
+ * A private, versioned bucket encrypted with a customer key, refusing plain HTTP. In @pulumi/aws
+ * v7 versioning, encryption and the public access block are their own resources.
+ * Child names: `<name>` (bucket, versioning, encryption, public access block, policy).
+ */
+export class EncryptedBucket extends pulumi.ComponentResource {
+  readonly bucket: aws.s3.Bucket;
+
+  constructor(name: string, args: EncryptedBucketArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(componentType("EncryptedBucket"), name, {}, opts);
+    // forceDestroy off: destroying a stack never empties a bucket of tenant data.
+    this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: false, tags: tagsFor(args.ctx, args.owner) }, { parent: this });
+    new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      name,
+      {
+        bucket: this.bucket.id,
+        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn }, bucketKeyEnabled: args.bucketKeyEnabled }],
+      },
+      { parent: this },
+    );
+    const block = new aws.s3.BucketPublicAccessBlock(
+      name,
+      { bucket: this.bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      { parent: this },
+    );
+    // After the block: S3 rejects policy writes racing a public-access-block change.
+    new aws.s3.BucketPolicy(name, { bucket: this.bucket.id, policy: policyJson(denyInsecureTransportPolicy(args.bucket)) }, { parent: this, dependsOn: [block] });
+    this.registerOutputs({ bucket: this.bucket.bucket });
+  }
+}

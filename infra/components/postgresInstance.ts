@@ -1,0 +1,167 @@
+import * as aws from "@pulumi/aws";
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { DB_PASSWORD_LENGTH, MASTER_USERNAME, PG_SSLMODE, POSTGRES_PORT, postgresFamily } from "../model/database.ts";
+import { dbParameterGroupName, dbSubnetGroupName, finalSnapshotIdentifier } from "../model/infraNames.ts";
+import { MIN_BACKUP_RETENTION_DAYS } from "../model/tiers.ts";
+import { componentType, tagsFor, type StackContext } from "./context.ts";
+
+/** Seconds the postgresql provider waits for a connection before failing the update. */
+export const PG_CONNECT_TIMEOUT_S = 15;
+
+export interface PostgresInstanceArgs {
+  ctx: StackContext;
+  /** Tenant tag: SHARED_TENANT for a cell, the tenant id for a dedicated instance. */
+  owner: string;
+  /** cellDbIdentifier() / dedicatedDbIdentifier(): renaming replaces the database. */
+  identifier: string;
+  /** The database created in the instance (CELL_DATABASE / DEDICATED_DATABASE). */
+  dbName: string;
+  engineVersion: string;
+  instanceClass: string;
+  allocatedStorageGb: number;
+  multiAz: boolean;
+  backupRetentionDays: number;
+  /**
+   * Prod protections, together: deletion protection, a final snapshot on delete and Pulumi
+   * `protect`. Outside prod an instance may be destroyed without a snapshot.
+   */
+  prod: boolean;
+  /** Storage encryption key (the cell key or the tenant key). */
+  kmsKeyArn: pulumi.Input<string>;
+  /** Performance Insights, encrypted with this key; off when absent. */
+  performanceInsightsKmsKeyArn?: pulumi.Input<string>;
+  subnetIds: pulumi.Input<string>[];
+  securityGroupIds: pulumi.Input<string>[];
+  /** Namespaced secret holding the master credentials (cellDatabaseSecretName / masterSecretName). */
+  masterSecretName: string;
+}
+
+/**
+ * An RDS PostgreSQL instance as cells and dedicated tenants both run it: encrypted with a
+ * customer key, private, SSL forced by its parameter group, master password generated here and
+ * kept in a namespaced secret (not RDS-managed: that secret would be named by RDS, outside our
+ * namespaces), plus the postgresql provider that manages roles and schemas inside it.
+ *
+ * Child names: `<name>` (subnet group, parameter group, instance, provider),
+ * `<name>-master` (password, secret, secret version). Never change them.
+ */
+export class PostgresInstance extends pulumi.ComponentResource {
+  readonly instance: aws.rds.Instance;
+  readonly address: pulumi.Output<string>;
+  readonly port: pulumi.Output<number>;
+  readonly endpoint: pulumi.Output<string>;
+  /** Manages objects inside `dbName` as the master user, `superuser: false` (RDS has no SUPERUSER). */
+  readonly provider: postgresql.Provider;
+  readonly dbName: string;
+
+  constructor(name: string, args: PostgresInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(componentType("PostgresInstance"), name, {}, opts);
+    if (args.backupRetentionDays < MIN_BACKUP_RETENTION_DAYS) {
+      throw new Error(`${name}: backup retention ${args.backupRetentionDays} days is below the ${MIN_BACKUP_RETENTION_DAYS}-day floor`);
+    }
+    const { ctx } = args;
+    const t = tagsFor(ctx, args.owner);
+    const family = postgresFamily(args.engineVersion);
+    this.dbName = args.dbName;
+
+    const password = new random.RandomPassword(`${name}-master`, { length: DB_PASSWORD_LENGTH, special: false }, { parent: this });
+    const masterPassword = pulumi.secret(password.result);
+
+    const subnetGroup = new aws.rds.SubnetGroup(
+      name,
+      { name: dbSubnetGroupName(args.identifier), description: `Private subnets of ${args.identifier}`, subnetIds: args.subnetIds, tags: t },
+      { parent: this },
+    );
+    const parameterGroup = new aws.rds.ParameterGroup(
+      name,
+      {
+        name: dbParameterGroupName(args.identifier, family),
+        family,
+        description: `${args.identifier}: SSL required`,
+        // Dynamic parameter: applies without a reboot.
+        parameters: [{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }],
+        tags: t,
+      },
+      { parent: this },
+    );
+
+    this.instance = new aws.rds.Instance(
+      name,
+      {
+        identifier: args.identifier,
+        engine: "postgres",
+        engineVersion: args.engineVersion,
+        instanceClass: args.instanceClass,
+        allocatedStorage: args.allocatedStorageGb,
+        storageType: "gp3",
+        storageEncrypted: true,
+        kmsKeyId: args.kmsKeyArn,
+        dbName: args.dbName,
+        username: MASTER_USERNAME,
+        password: masterPassword,
+        port: POSTGRES_PORT,
+        dbSubnetGroupName: subnetGroup.name,
+        vpcSecurityGroupIds: args.securityGroupIds,
+        parameterGroupName: parameterGroup.name,
+        publiclyAccessible: false,
+        multiAz: args.multiAz,
+        backupRetentionPeriod: args.backupRetentionDays,
+        copyTagsToSnapshot: true,
+        autoMinorVersionUpgrade: true,
+        allowMajorVersionUpgrade: false,
+        deletionProtection: args.prod,
+        skipFinalSnapshot: !args.prod,
+        finalSnapshotIdentifier: args.prod ? finalSnapshotIdentifier(args.identifier) : undefined,
+        performanceInsightsEnabled: args.performanceInsightsKmsKeyArn !== undefined,
+        performanceInsightsKmsKeyId: args.performanceInsightsKmsKeyArn,
+        tags: t,
+      },
+      { parent: this, protect: args.prod },
+    );
+    this.address = this.instance.address;
+    this.port = this.instance.port;
+    this.endpoint = this.instance.endpoint;
+
+    const secret = new aws.secretsmanager.Secret(
+      `${name}-master`,
+      { name: args.masterSecretName, description: `Master credentials of ${args.identifier}`, kmsKeyId: args.kmsKeyArn, tags: t },
+      { parent: this },
+    );
+    new aws.secretsmanager.SecretVersion(
+      `${name}-master`,
+      {
+        secretId: secret.id,
+        // The shape RDS rotation functions read.
+        secretString: pulumi.secret(
+          pulumi.jsonStringify({
+            engine: "postgres",
+            host: this.instance.address,
+            port: this.instance.port,
+            dbname: args.dbName,
+            username: MASTER_USERNAME,
+            password: masterPassword,
+          }),
+        ),
+      },
+      { parent: this },
+    );
+
+    this.provider = new postgresql.Provider(
+      name,
+      {
+        host: this.instance.address,
+        port: this.instance.port,
+        database: args.dbName,
+        username: MASTER_USERNAME,
+        password: masterPassword,
+        sslmode: PG_SSLMODE,
+        superuser: false,
+        connectTimeout: PG_CONNECT_TIMEOUT_S,
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ address: this.address, port: this.port, endpoint: this.endpoint });
+  }
+}

@@ -1,0 +1,101 @@
+import * as pulumi from "@pulumi/pulumi";
+import { cellKeyPolicy } from "../model/accessPolicies.ts";
+import {
+  CELL_BACKUP_RETENTION_DAYS_NONPROD, CELL_BACKUP_RETENTION_DAYS_PROD, isProd,
+} from "../model/database.ts";
+import type { Cell } from "../model/fleet.ts";
+import { cellDbIdentifier } from "../model/infraNames.ts";
+import { CELL_DATABASE, SHARED_TENANT, cellBucketName, cellDatabaseSecretName, cellKmsAlias } from "../model/naming.ts";
+import { planSubnets } from "../model/subnets.ts";
+import { componentType, policyJson, type StackContext } from "./context.ts";
+import { DatabaseHardening } from "./databaseHardening.ts";
+import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
+import { EncryptedBucket } from "./encryptedBucket.ts";
+import { EncryptionKey } from "./encryptionKey.ts";
+import { Network } from "./network.ts";
+import { PostgresInstance } from "./postgresInstance.ts";
+
+export interface SharedCellArgs {
+  ctx: StackContext;
+  cell: Cell;
+}
+
+/**
+ * A cell's shared infrastructure (tagged tenant=shared): VPC with a private subnet per configured
+ * AZ, app and DB security groups, the cell KMS key, the cell bucket, the PostgreSQL instance and
+ * its once-per-database hardening. Tenants are not children of the cell (PooledTenant): adding
+ * one never touches anything here.
+ *
+ * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-sg`, `<name>-key`,
+ * `<name>-bucket`, `<name>-db`, `<name>-db-hardening`. Never change them.
+ */
+export class SharedCell extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  readonly keyArn: pulumi.Output<string>;
+  readonly bucketName: string;
+  readonly database: PostgresInstance;
+
+  constructor(name: string, args: SharedCellArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(componentType("SharedCell"), name, {}, opts);
+    const { ctx, cell } = args;
+    const defaults = ctx.platform.cellDefaults;
+    const prod = isProd(ctx.env);
+    const plan = planSubnets({ vpcCidr: cell.config.cidr, azs: cell.config.azs });
+
+    const network = new Network(`${name}-network`, { ctx, owner: SHARED_TENANT, vpcCidr: cell.config.cidr, privateSubnets: plan.private }, { parent: this });
+    const groups = new DatabaseSecurityGroups(
+      `${name}-sg`,
+      {
+        ctx,
+        owner: SHARED_TENANT,
+        vpcId: network.vpcId,
+        adminCidrs: [{ key: "control-plane", cidr: ctx.platform.controlPlane.cidr }],
+        appHttpsEgress: false,
+      },
+      { parent: this },
+    );
+    const key = new EncryptionKey(
+      `${name}-key`,
+      {
+        ctx,
+        owner: SHARED_TENANT,
+        description: `Cell ${cell.id} (${ctx.env}): database, bucket and pooled tenants' secrets`,
+        alias: cellKmsAlias(ctx.app, ctx.env, cell.id),
+        policy: policyJson(cellKeyPolicy(ctx.accountId)),
+        protect: prod,
+      },
+      { parent: this },
+    );
+    this.bucketName = cellBucketName(ctx.app, ctx.env, cell.id, ctx.accountId);
+    new EncryptedBucket(
+      `${name}-bucket`,
+      { ctx, owner: SHARED_TENANT, bucket: this.bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: false },
+      { parent: this },
+    );
+    this.database = new PostgresInstance(
+      `${name}-db`,
+      {
+        ctx,
+        owner: SHARED_TENANT,
+        identifier: cellDbIdentifier(ctx.app, ctx.env, cell.id),
+        dbName: CELL_DATABASE,
+        engineVersion: cell.config.dbEngineVersion ?? defaults.dbEngineVersion,
+        instanceClass: cell.config.dbInstanceClass ?? defaults.dbInstanceClass,
+        allocatedStorageGb: cell.config.dbAllocatedStorageGb ?? defaults.dbAllocatedStorageGb,
+        multiAz: prod,
+        backupRetentionDays: prod ? CELL_BACKUP_RETENTION_DAYS_PROD : CELL_BACKUP_RETENTION_DAYS_NONPROD,
+        prod,
+        kmsKeyArn: key.arn,
+        subnetIds: network.privateSubnetIds,
+        securityGroupIds: [groups.dbSecurityGroupId],
+        masterSecretName: cellDatabaseSecretName(ctx.app, ctx.env, cell.id),
+      },
+      { parent: this },
+    );
+    new DatabaseHardening(`${name}-db-hardening`, { database: CELL_DATABASE }, { parent: this, providers: [this.database.provider] });
+
+    this.vpcId = network.vpcId;
+    this.keyArn = key.arn;
+    this.registerOutputs({ vpcId: this.vpcId, dbEndpoint: this.database.endpoint, bucket: this.bucketName });
+  }
+}

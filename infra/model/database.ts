@@ -1,0 +1,59 @@
+/**
+ * Database facts shared by cell and dedicated RDS instances, and the tenant's database access
+ * decisions (LOGIN by lifecycle and migration phase). Pure.
+ */
+import { MIN_BACKUP_RETENTION_DAYS } from "./tiers.ts";
+import type { Tenant } from "./schema.ts";
+
+/** Postgres port; the security groups and the connection documents use it. */
+export const POSTGRES_PORT = 5432;
+
+/**
+ * Master user of every instance. RDS gives it rds_superuser, not SUPERUSER: the postgresql
+ * provider must run with `superuser: false`. Changing it replaces the instance.
+ */
+export const MASTER_USERNAME = "platform_admin";
+
+/** Backup retention of a cell database: a prod cell holds many tenants, so it keeps as long as a dedicated prod one. */
+export const CELL_BACKUP_RETENTION_DAYS_PROD = 14;
+export const CELL_BACKUP_RETENTION_DAYS_NONPROD = MIN_BACKUP_RETENTION_DAYS;
+
+/** Length of generated database passwords (alphanumeric only: no escaping in connection strings). */
+export const DB_PASSWORD_LENGTH = 32;
+
+/** SSL mode of the postgresql provider and of the connection documents. */
+export const PG_SSLMODE = "require";
+
+export class EngineVersionError extends Error {}
+
+/** RDS parameter group family of a PostgreSQL engine version: "16.4" -> "postgres16". */
+export function postgresFamily(engineVersion: string): string {
+  const m = /^(\d+)(?:\.\d+)*$/.exec(engineVersion);
+  const major = m ? Number(m[1]) : NaN;
+  if (!(major >= 10)) {
+    throw new EngineVersionError(`PostgreSQL engine version "${engineVersion}" is not a version like 16.4 (major 10 or later)`);
+  }
+  return `postgres${major}`;
+}
+
+/** Where a tenant's database role lives: in a cell (pooled, or the source of a migration) or its own instance. */
+export type DatabaseSide = "cell" | "dedicated";
+
+/**
+ * Whether the tenant's Postgres role may log in. A suspended tenant keeps its data but loses
+ * LOGIN (DESIGN §2, issue 9). In a cell a migrating tenant loses LOGIN from cutover on: writes
+ * must stop before the final delta copy, and nothing may write there again.
+ */
+export function databaseLoginAllowed(t: Tenant, side: DatabaseSide): boolean {
+  if (t.lifecycle === "suspended") return false;
+  if (side === "cell" && t.deployment === "dedicated") {
+    const phase = t.migration?.phase;
+    return phase === "provisioning" || phase === "copying";
+  }
+  return true;
+}
+
+/** Whether prod protections apply (deletion protection, final snapshot, Pulumi protect, multi-AZ for cells). */
+export function isProd(env: string): boolean {
+  return env === "prod";
+}

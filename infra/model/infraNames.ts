@@ -1,0 +1,54 @@
+/**
+ * Physical names of infrastructure that naming.ts (the tenant-facing conventions of DESIGN §4)
+ * does not cover: RDS identifiers, parameter and subnet groups, snapshots, flow-log plumbing.
+ * Same contract as naming.ts: changing any of these replaces a live resource (a renamed RDS
+ * identifier is a new, empty database). Never change them for deployed stacks.
+ */
+import { tenantSecretPrefix } from "./naming.ts";
+
+/** RDS identifier of a cell's database, e.g. tenancy-prod-use1-01. */
+export function cellDbIdentifier(app: string, env: string, cell: string): string {
+  return `${app}-${env}-${cell}`;
+}
+
+/** RDS identifier of a dedicated tenant's database, e.g. tenancy-prod-acme (<= 12+1+7+1+24 = 45 chars). */
+export function dedicatedDbIdentifier(app: string, env: string, tenant: string): string {
+  return `${app}-${env}-${tenant}`;
+}
+
+/** The snapshot RDS takes when a prod instance is deleted; fixed so the offboarding workflow can find it. */
+export function finalSnapshotIdentifier(dbIdentifier: string): string {
+  return `${dbIdentifier}-final`;
+}
+
+/**
+ * Parameter group per engine major: a major upgrade needs a new group of the new family, so the
+ * family is part of the name and the two can coexist during the upgrade.
+ */
+export function dbParameterGroupName(dbIdentifier: string, family: string): string {
+  return `${dbIdentifier}-${family}`;
+}
+
+export function dbSubnetGroupName(dbIdentifier: string): string {
+  return dbIdentifier;
+}
+
+/**
+ * CloudWatch log group of a dedicated VPC's flow logs. Inside the tenant's namespace (the same
+ * prefix as its secrets, with a leading slash as log groups conventionally have).
+ */
+export function flowLogGroupName(app: string, env: string, tenant: string): string {
+  return `/${tenantSecretPrefix(app, env, tenant)}vpc-flow-logs`;
+}
+
+/**
+ * The role VPC Flow Logs assumes to write to the log group. Deliberately not of the tenant-role
+ * shape `<app>-<env>-t-<tenant>` (tenantRoleName): the control plane never assumes it.
+ * <= 12+1+7+10+24 = 54 chars (IAM limit 64).
+ */
+export function flowLogRoleName(app: string, env: string, tenant: string): string {
+  return `${app}-${env}-flowlogs-${tenant}`;
+}
+
+/** Retention of flow logs: a year, the usual audit horizon. */
+export const FLOW_LOG_RETENTION_DAYS = 365;

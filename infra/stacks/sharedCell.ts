@@ -1,0 +1,61 @@
+/**
+ * Builder of `shared-<env>-<cell>` stacks (DESIGN §2): the cell's shared infrastructure and one
+ * PooledTenant per resident tenant. Top-level names (`cell-<cell id>`, `tenant-<tenant id>`)
+ * are part of every URN in the stack: never change them.
+ */
+import { PooledTenant } from "../components/pooledTenant.ts";
+import { SharedCell } from "../components/sharedCell.ts";
+import { stackContext } from "../components/context.ts";
+import { cellResidents, type Fleet } from "../model/fleet.ts";
+import { routeOf } from "../model/routes.ts";
+import type { StackFile } from "../model/stackFile.ts";
+import type { StackOutputs } from "../program.ts";
+
+export interface CellRoute {
+  url: string;
+  stack: string;
+  databaseSecretName: string;
+}
+
+export function buildSharedCellStack(fleet: Fleet, stack: StackFile): StackOutputs {
+  if (stack.ref.kind !== "shared") throw new Error(`buildSharedCellStack: ${stack.ref.name} is not a shared-<env>-<cell> stack`);
+  const cell = fleet.cells.get(stack.ref.name);
+  if (!cell) throw new Error(`${stack.file}: stack ${stack.ref.name} has no saas-tenancy:cell settings`);
+  const ctx = stackContext(fleet.platform, cell.env, cell.stack, cell.region);
+
+  const shared = new SharedCell(`cell-${cell.id}`, { ctx, cell });
+  const facts = {
+    ingressHostname: cell.config.ingressHostname,
+    bucketName: shared.bucketName,
+    keyArn: shared.keyArn,
+    dbAddress: shared.database.address,
+    dbPort: shared.database.port,
+    dbName: shared.database.dbName,
+    dbProvider: shared.database.provider,
+  };
+
+  const residents = cellResidents(fleet, cell);
+  const routes: Record<string, CellRoute> = {};
+  for (const t of residents) {
+    const tenant = new PooledTenant(`tenant-${t.id}`, { ctx, tenant: t, cell: facts });
+    const route = routeOf(fleet, t, cell.env);
+    // While a migrating tenant is still served from here, its app reads the cell-side document.
+    const servedHere = route.stack === cell.stack;
+    routes[t.id] = { url: route.url, stack: route.stack, databaseSecretName: servedHere ? tenant.databaseSecretName : route.databaseSecretName };
+  }
+
+  return {
+    kind: "shared",
+    cell: {
+      id: cell.id,
+      env: cell.env,
+      region: cell.region,
+      vpcId: shared.vpcId,
+      dbEndpoint: shared.database.endpoint,
+      tenants: residents.map((t) => t.id),
+      tenantsPlaced: residents.length,
+      capacity: cell.capacity,
+    },
+    routes,
+  };
+}
