@@ -14,7 +14,8 @@ export interface Problem {
 
 export function formatProblem(p: Problem): string {
   const where = p.line ? `${p.file}:${p.line}` : p.file;
-  return `${where}: ${p.path === "" ? "(document)" : p.path}: ${p.message}`;
+  // One line per problem, always: a value quoted into a message must not break the format.
+  return `${where}: ${p.path === "" ? "(document)" : p.path}: ${p.message.replace(/\r?\n/g, " ")}`;
 }
 
 /** Keys printed bare in a path; anything else (`..`, `a/b`, `sup port`) is quoted so the path stays unambiguous. */

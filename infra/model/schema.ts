@@ -21,7 +21,8 @@ function shown(input: unknown): string {
 
 const tenantId = z
   .string()
-  .max(TENANT_ID_MAX, { error: (i) => `${shown(i.input)} is longer than ${TENANT_ID_MAX} characters` })
+  // abort: a too-long id is reported once, not also as "not a DNS label" (the pattern caps the length too).
+  .max(TENANT_ID_MAX, { abort: true, error: (i) => `${shown(i.input)} is longer than ${TENANT_ID_MAX} characters; DNS-safe resource names need ids of at most ${TENANT_ID_MAX}` })
   .regex(TENANT_ID_PATTERN, {
     error: (i) =>
       `${shown(i.input)} is not a DNS label: use lower-case letters, digits and dashes, starting with a letter and not ending with a dash`,
@@ -78,7 +79,7 @@ export function makeTenantSchema(ctx: SchemaContext) {
     .meta({ enum: [...ctx.environments] });
 
   const team = z
-    .object({ secrets: uniqueList(secretName).default([]).describe("Team secret names, created at <app>/<env>/tenants/<tenant>/teams/<team>/<name>; values are set out of band.") })
+    .object({ secrets: uniqueList(secretName).default([]).describe("Team secret names, created at `<app>/<env>/tenants/<tenant>/teams/<team>/<name>`; values are set out of band.") })
     .strict();
   const environment = z
     .object({
@@ -155,7 +156,7 @@ export function makeTenantSchema(ctx: SchemaContext) {
     /** Tenant secrets, by name; values are set out of band. */
     secrets: uniqueList(secretName)
       .default([])
-      .describe("Tenant secret names, created at <app>/<env>/tenants/<tenant>/<name> in every environment; values are set out of band."),
+      .describe("Tenant secret names, created at `<app>/<env>/tenants/<tenant>/<name>` in every environment; values are set out of band."),
     environments: z
       .partialRecord(env, environment)
       .refine((e) => Object.keys(e).length > 0, { message: "must declare at least one environment, e.g. prod: {}" })
@@ -198,7 +199,7 @@ export function makeTenantSchema(ctx: SchemaContext) {
       ...base,
       deployment: z.literal("dedicated").describe("Derived from the tier when omitted (dedicated tier: dedicated, others: pooled); only enterprise may choose."),
       /** env -> network and sizing of the tenant's own stack. */
-      dedicated: z.partialRecord(env, dedicatedEnv).describe("Dedicated only: env -> network and sizing of the tenant's own stack dedicated-<id>-<env>."),
+      dedicated: z.partialRecord(env, dedicatedEnv).describe("Dedicated only: env -> network and sizing of the tenant's own stack `dedicated-<id>-<env>`."),
       /** A pooled -> dedicated upgrade in progress: the cell each env is leaving. */
       migration: z
         .object({

@@ -79,7 +79,7 @@ export function issuesToProblems(
     if (issue.code === "unrecognized_keys") {
       const allowed = schema ? allowedKeysAt(schema, rel) : undefined;
       const hint = allowed ? `allowed keys: ${allowed.join(", ")}` : "remove it or check its spelling";
-      for (const key of issue.keys) add([...path, key], `unknown key "${key}"; ${hint}`);
+      for (const key of issue.keys) add([...path, key], `unknown key ${JSON.stringify(key)}; ${hint}`);
     } else if (issue.code === "invalid_key") {
       // The key schemas' messages name the key (team name "a/b" must be ...).
       add(path, issue.issues.map((i) => i.message).join("; "));

@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isMap, isNode, isSeq, visit, type Document, type Node } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type Document, type Node } from "yaml";
 import { formatPath, type Problem } from "./problems.ts";
 
 /** Tenant and stack files are small; anything larger is a mistake or an attack. */
@@ -28,15 +28,22 @@ export function tooLargeProblem(file: string): Problem {
 export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
   if (Buffer.byteLength(text, "utf8") > MAX_FILE_BYTES) return [tooLargeProblem(file)];
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
+  // logLevel "error": yaml must never print warnings to the user's terminal (stderr is for problems).
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: "error" });
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
-  const errors = doc.errors.map((e): Problem => ({
-    file,
-    line: e.linePos?.[0]?.line ?? lineAt(e.pos[0]),
-    path: "",
-    message: `YAML syntax error: ${e.message.split("\n")[0]}; fix the YAML at this line`,
-  }));
-  if (errors.length > 0) return errors;
+  const first = doc.errors[0];
+  if (first) {
+    // Only the first: later syntax errors are usually consequences of it.
+    const multi = first.code === "MULTIPLE_DOCS";
+    return [{
+      file,
+      line: first.linePos?.[0]?.line ?? lineAt(first.pos[0]),
+      path: "",
+      message: multi
+        ? "YAML syntax error: the file holds more than one YAML document; a tenant or stack file is one mapping: remove the extra ---"
+        : `YAML syntax error: ${first.message.split("\n")[0]}; fix the YAML at this line`,
+    }];
+  }
   if (doc.contents === null) {
     return [{ file, line: 1, path: "", message: "file is empty; write the tenant's keys (see tenants/tenant.schema.json) or delete the file" }];
   }
@@ -44,10 +51,28 @@ export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
     const kind = isSeq(doc.contents) ? "a list" : "a scalar";
     return [{ file, line: lineAt(doc.contents.range?.[0]), path: "", message: `expected a mapping of keys (key: value lines), found ${kind}` }];
   }
+  // A mapping or list used as a key (`? [a]`) has no JSON form; refuse it rather than stringify it.
+  let complexKey: number | undefined;
+  visit(doc, {
+    Pair(_key, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        complexKey = (pair.key as Node).range?.[0] ?? 0;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  if (complexKey !== undefined) {
+    return [{ file, line: lineAt(complexKey), path: "", message: "a key is a list or mapping; keys are plain names (key: value)" }];
+  }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
+    const reason = (err as Error).message.split("\n")[0] ?? "";
+    if (!/alias count/i.test(reason)) {
+      return [{ file, line: 1, path: "", message: `YAML error: ${reason}; tenant and stack files need no anchors or aliases: write the values out` }];
+    }
     // yaml throws on alias expansion beyond maxAliasCount ("billion laughs"); point at the first alias.
     let firstAlias: number | undefined;
     visit(doc, {
@@ -60,7 +85,7 @@ export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
       file,
       line: lineAt(firstAlias),
       path: "",
-      message: `YAML aliases expand too far (${(err as Error).message.split("\n")[0]}; limit ${MAX_ALIAS_COUNT}); tenant and stack files need no anchors or aliases: write the values out`,
+      message: `YAML aliases expand to too many nodes (limit ${MAX_ALIAS_COUNT}: ${reason}); tenant and stack files need no anchors or aliases: write the values out`,
     }];
   }
   const lineOf = (path: readonly PropertyKey[]): number | undefined => {
