@@ -1,0 +1,188 @@
+import * as pulumi from "@pulumi/pulumi";
+import { tenantKeyPolicy } from "../model/accessPolicies.ts";
+import { databaseLoginAllowed, isProd } from "../model/database.ts";
+import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
+import {
+  DEDICATED_DATABASE, databaseSecretName, masterSecretName, tenantBucketName, tenantKmsAlias,
+} from "../model/naming.ts";
+import type { DedicatedTenant as DedicatedTenantFile } from "../model/schema.ts";
+import { dedicatedAzs, planSubnets } from "../model/subnets.ts";
+import { dedicatedSizing, limitsFor } from "../model/tiers.ts";
+import { ConnectionSecret } from "./connectionSecret.ts";
+import { componentType, policyJson, type StackContext } from "./context.ts";
+import { ControlPlanePeering } from "./controlPlanePeering.ts";
+import { DatabaseHardening } from "./databaseHardening.ts";
+import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
+import { DedicatedDns, type IngressAlias } from "./dedicatedDns.ts";
+import { Egress } from "./egress.ts";
+import { EncryptedBucket } from "./encryptedBucket.ts";
+import { EncryptionKey } from "./encryptionKey.ts";
+import { VpcFlowLogs } from "./flowLogs.ts";
+import { Network } from "./network.ts";
+import { PostgresInstance } from "./postgresInstance.ts";
+import { TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
+import { TenantRole, TenantRolePolicy } from "./tenantRole.ts";
+import { TenantSecrets } from "./tenantSecrets.ts";
+
+export interface DedicatedTenantArgs {
+  ctx: StackContext;
+  tenant: DedicatedTenantFile;
+  /** Apex ALIAS of the public zone (stack config `saas-tenancy:ingress`); none until the load balancer exists. */
+  ingress?: IngressAlias;
+}
+
+/**
+ * Everything of one dedicated tenant in one env (DESIGN §2): its KMS key, VPC (flow logs,
+ * optional egress and peering), security groups, RDS with the tenant's role and schema, bucket,
+ * secrets, IAM role and DNS. Every resource is tagged tenant=<id>; nothing names another tenant.
+ *
+ * Prod, exactly: 3 AZs by default, a NAT per AZ (with egress), RDS deletion protection + final
+ * snapshot + `protect`, KMS key `protect`. Nothing else is protected.
+ *
+ * Child names (name = `tenant-<id>`): `<name>-role`, `<name>-key`, `<name>-network`,
+ * `<name>-flow-logs`, `<name>-egress`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
+ * `<name>-db-hardening`, `<name>-db-access`, `<name>-database`, `<name>-secrets`, `<name>-access`,
+ * `<name>-dns`. Never change them.
+ */
+export class DedicatedTenant extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  readonly dbEndpoint: pulumi.Output<string>;
+  readonly nameServers: pulumi.Output<string[]>;
+  readonly zoneName: string;
+  readonly privateDbHostname: string;
+  readonly peeringConnectionId?: pulumi.Output<string>;
+
+  constructor(name: string, args: DedicatedTenantArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(componentType("DedicatedTenant"), name, {}, opts);
+    const { ctx, tenant: t } = args;
+    const net = t.dedicated[ctx.env];
+    if (!net) throw new Error(`tenant ${t.id} has no dedicated.${ctx.env} block (network and sizing of this env)`);
+    const prod = isProd(ctx.env);
+    const owner = t.id;
+    const logGroupName = flowLogGroupName(ctx.app, ctx.env, t.id);
+
+    // Role before key: the key policy names the role, and KMS rejects a principal that does not exist.
+    const role = new TenantRole(`${name}-role`, { ctx, tenant: t.id }, { parent: this });
+    const key = new EncryptionKey(
+      `${name}-key`,
+      {
+        ctx,
+        owner,
+        description: `Tenant ${t.id} (${ctx.env}): database, bucket, secrets, flow logs`,
+        alias: tenantKmsAlias(ctx.app, ctx.env, t.id),
+        policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: role.arn, logGroupNames: [logGroupName] })),
+        protect: prod,
+      },
+      { parent: this },
+    );
+
+    const plan = planSubnets({ vpcCidr: net.cidr, azs: dedicatedAzs(ctx.region, ctx.env, net.azCount), publicSubnets: t.features.egress });
+    const network = new Network(`${name}-network`, { ctx, owner, vpcCidr: net.cidr, privateSubnets: plan.private }, { parent: this });
+    new VpcFlowLogs(
+      `${name}-flow-logs`,
+      {
+        ctx,
+        owner,
+        vpcId: network.vpcId,
+        logGroupName,
+        roleName: flowLogRoleName(ctx.app, ctx.env, t.id),
+        kmsKeyArn: key.arn,
+        retentionInDays: FLOW_LOG_RETENTION_DAYS,
+      },
+      { parent: this },
+    );
+    if (t.features.egress) {
+      new Egress(
+        `${name}-egress`,
+        { ctx, owner, vpcId: network.vpcId, publicSubnets: plan.public, privateRouteTables: network.privateRouteTables, natPerAz: prod },
+        { parent: this },
+      );
+    }
+    if (t.features.vpcPeering) {
+      const peering = new ControlPlanePeering(
+        `${name}-peering`,
+        { ctx, tenant: t.id, vpcId: network.vpcId, privateRouteTables: network.privateRouteTables },
+        { parent: this },
+      );
+      this.peeringConnectionId = peering.connectionId;
+    }
+    const groups = new DatabaseSecurityGroups(
+      `${name}-sg`,
+      {
+        ctx,
+        owner,
+        vpcId: network.vpcId,
+        // The control plane reaches a dedicated database only through the peering.
+        adminCidrs: t.features.vpcPeering ? [{ key: "control-plane", cidr: ctx.platform.controlPlane.cidr }] : [],
+        appHttpsEgress: t.features.egress,
+      },
+      { parent: this },
+    );
+
+    const bucketName = tenantBucketName(ctx.app, ctx.env, t.id, ctx.accountId);
+    new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true }, { parent: this });
+
+    const sizing = dedicatedSizing(ctx.env, net.database);
+    const db = new PostgresInstance(
+      `${name}-db`,
+      {
+        ctx,
+        owner,
+        identifier: dedicatedDbIdentifier(ctx.app, ctx.env, t.id),
+        dbName: DEDICATED_DATABASE,
+        engineVersion: ctx.platform.cellDefaults.dbEngineVersion,
+        instanceClass: sizing.instanceClass,
+        allocatedStorageGb: sizing.allocatedStorageGb,
+        multiAz: sizing.multiAz,
+        backupRetentionDays: sizing.backupRetentionDays,
+        prod,
+        kmsKeyArn: key.arn,
+        performanceInsightsKmsKeyArn: key.arn,
+        subnetIds: network.privateSubnetIds,
+        securityGroupIds: [groups.dbSecurityGroupId],
+        masterSecretName: masterSecretName(ctx.app, ctx.env, t.id),
+      },
+      { parent: this },
+    );
+    new DatabaseHardening(`${name}-db-hardening`, { database: DEDICATED_DATABASE }, { parent: this, providers: [db.provider] });
+    const access = new TenantDatabaseAccess(
+      `${name}-db-access`,
+      { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits) },
+      { parent: this, providers: [db.provider] },
+    );
+    new ConnectionSecret(
+      `${name}-database`,
+      {
+        ctx,
+        tenant: t.id,
+        secretName: databaseSecretName(ctx.app, ctx.env, t.id),
+        kmsKeyArn: key.arn,
+        host: db.address,
+        port: db.port,
+        database: DEDICATED_DATABASE,
+        user: access.roleName,
+        password: access.password,
+        schema: access.schemaName,
+      },
+      { parent: this },
+    );
+    new TenantSecrets(`${name}-secrets`, { ctx, tenant: t, kmsKeyArn: key.arn }, { parent: this });
+    new TenantRolePolicy(
+      `${name}-access`,
+      { ctx, tenant: t.id, role: role.role, access: { secretsKeyArn: key.arn, bucket: bucketName, bucketKeyArn: key.arn, bucketKeyEnabled: true } },
+      { parent: this },
+    );
+    const dns = new DedicatedDns(
+      `${name}-dns`,
+      { ctx, tenant: t.id, vpcId: network.vpcId, dbAddress: db.address, ...(args.ingress ? { ingress: args.ingress } : {}) },
+      { parent: this },
+    );
+
+    this.vpcId = network.vpcId;
+    this.dbEndpoint = db.endpoint;
+    this.nameServers = dns.nameServers;
+    this.zoneName = dns.zoneName;
+    this.privateDbHostname = dns.privateDbHostname;
+    this.registerOutputs({ vpcId: this.vpcId, dbEndpoint: this.dbEndpoint, nameServers: this.nameServers });
+  }
+}
