@@ -1,0 +1,72 @@
+import { dedicatedZoneName, privateZoneName } from "../../infra/model/naming.ts";
+import { domainOf, envOf, isTenantId, str, tenantOf } from "../lib/resource.ts";
+import { StackIndex, T } from "../lib/stack.ts";
+import type { StackPolicyDefinition } from "../registry.ts";
+
+function fqdn(name: string): string {
+  return name.toLowerCase().replace(/\.$/, "");
+}
+
+const within = (name: string, zone: string): boolean => name === zone || name.endsWith(`.${zone}`);
+
+export const dnsTenantNames: StackPolicyDefinition = {
+  kind: "stack",
+  name: "dns-tenant-names",
+  description:
+    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.internal (dedicated), for a tenant of the stack, under the env's domain.",
+  severity: "medium",
+  enforcementLevel: "advisory",
+  remediationSteps: "Name records with pooledHostname / dedicatedZoneName / privateZoneName from infra/model/naming.ts and envDomain(platform, env).",
+  validate(resources, ctx, report) {
+    const stack = ctx.stack;
+    if (!stack) return;
+    const index = new StackIndex(resources);
+    const domain = domainOf(ctx.settings, stack.env);
+    const stackTenants = new Set(
+      stack.kind === "dedicated" ? [stack.tenant] : resources.map((r) => tenantOf(r)).filter(isTenantId),
+    );
+
+    for (const zone of index.ofType(T.zone)) {
+      const tenant = tenantOf(zone);
+      const name = str(zone.props.name);
+      if (!isTenantId(tenant) || name === undefined) continue;
+      const zoneDomain = domainOf(ctx.settings, envOf(zone, ctx) ?? stack.env);
+      const allowed = [dedicatedZoneName(tenant, zoneDomain), privateZoneName(tenant)];
+      if (!allowed.includes(fqdn(name))) {
+        report(`zone "${name}" of tenant "${tenant}" is neither "${allowed[0]}" nor "${allowed[1]}"`, zone.urn);
+      }
+    }
+
+    for (const record of index.ofType(T.record)) {
+      const raw = str(record.props.name);
+      if (raw === undefined) continue;
+      const zone = index.resolve(record, "zoneId", [T.zone]);
+      const zoneName = zone ? fqdn(str(zone.props.name) ?? "") : undefined;
+      // The provider appends the zone name to a relative record name.
+      let name = fqdn(raw);
+      if (zoneName && !within(name, zoneName)) name = `${name}.${zoneName}`;
+
+      if (name.endsWith(".internal")) {
+        if (stack.kind === "dedicated" && !within(name, privateZoneName(stack.tenant))) {
+          report(`record "${name}" is outside the tenant's private zone "${privateZoneName(stack.tenant)}"`, record.urn);
+        }
+        continue;
+      }
+      if (!within(name, domain)) {
+        report(`record "${name}" is outside the domain "${domain}" of env ${stack.env}`, record.urn);
+        continue;
+      }
+      if (stack.kind === "dedicated") {
+        const own = dedicatedZoneName(stack.tenant, domain);
+        if (!within(name, own)) report(`record "${name}" is outside the zone "${own}" of tenant "${stack.tenant}"`, record.urn);
+        continue;
+      }
+      const label = name === domain ? "" : name.slice(0, -(domain.length + 1));
+      if (label === "" || label.includes(".")) {
+        report(`record "${name}" is not of the form <tenant>.${domain}`, record.urn);
+      } else if (!stackTenants.has(label)) {
+        report(`record "${name}" names "${label}", which is not a tenant of this stack`, record.urn);
+      }
+    }
+  },
+};
