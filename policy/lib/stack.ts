@@ -83,19 +83,15 @@ export class StackIndex {
   find(value: unknown, types: readonly string[]): StackResourceView | undefined {
     const v = str(value);
     if (v === undefined || v === "") return undefined;
-    for (const type of types) {
-      for (const r of this.ofType(type)) {
-        for (const key of IDENTIFIERS[type] ?? ["arn", "id"]) {
-          if (str(r.props[key]) === v) return r;
-        }
-        // Secrets Manager ARNs end in the name plus "-" and six random characters.
-        if (type === T.secret) {
-          const name = str(r.props.name);
-          if (name && new RegExp(`:secret:${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[A-Za-z0-9]{6}$`).test(v)) return r;
-        }
-      }
-    }
-    return undefined;
+    const candidates = types.flatMap((type) => this.ofType(type));
+    const exact = candidates.find((r) => (IDENTIFIERS[r.type] ?? ["arn", "id"]).some((key) => str(r.props[key]) === v));
+    if (exact) return exact;
+    // Without outputs, a secret ARN still names the secret: Secrets Manager appends "-" and six
+    // random characters to the name. Only tried when no identifier matches exactly.
+    return candidates.find((r) => {
+      const name = r.type === T.secret ? str(r.props.name) : undefined;
+      return name !== undefined && v.endsWith(`:secret:${name}-${v.slice(-6)}`) && /-[A-Za-z0-9]{6}$/.test(v);
+    });
   }
 
   /**

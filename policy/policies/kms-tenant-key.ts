@@ -11,7 +11,7 @@ function aliasOwner(name: string, appName: string): string | undefined {
 }
 
 function describeKey(key: StackResourceView | undefined, value: string): string {
-  if (!key) return `"${value}", which is not a key of this stack`;
+  if (!key) return `"${value}" (not a key of this stack)`;
   return `key "${key.name}" (tagged tenant "${tenantOf(key) ?? "<none>"}")`;
 }
 

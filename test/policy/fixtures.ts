@@ -40,7 +40,7 @@ export interface FixtureResource {
   inputs: Record<string, unknown>;
   /** Computed outputs the provider adds to the inputs (ARNs, ids). */
   computed: Record<string, unknown>;
-  /** Drop this resource from the engine's view (simulates a resource that is absent). */
+  /** Parent URN; "" puts the resource directly under the stack. */
   parent: string;
 }
 
@@ -384,4 +384,32 @@ export function sharedStack(): FixtureStack {
       ...pooledTenant("initech", env, stack, bucket, "aW5pdGVjaC1yb2xlLXBhc3N3b3JkLTAy"),
     ],
   };
+}
+
+/** The violation the pack reports, at the level the pack gives every policy (mandatory). */
+export function violation(policy: string, urnValue: string, message: string) {
+  return { policy, level: "mandatory" as const, urn: urnValue, message };
+}
+
+/** Adds a resource (tagged like its neighbours when `tagged`) and returns it. */
+export function add(
+  stack: FixtureStack,
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  computed: Record<string, unknown> = {},
+): FixtureResource {
+  const r: FixtureResource = { type, name, inputs, computed, parent: "" };
+  stack.resources.push(r);
+  return r;
+}
+
+/** The tags of DESIGN §4 for a resource of `tenant` in this fixture stack. */
+export function tagsFor(stack: FixtureStack, tenant: string): Record<string, string> {
+  const env = stack.name.startsWith("shared-") ? stack.name.split("-")[1]! : stack.name.split("-").at(-1)!;
+  return { ...tags(tenant, env, stack.name) };
+}
+
+export function remove(stack: FixtureStack, name: string): void {
+  stack.resources = stack.resources.filter((r) => r.name !== name);
 }
