@@ -1,0 +1,629 @@
+/**
+ * Shared cell stacks (issue 3), rendered offline under Pulumi's mock runtime by infra/render.
+ * Exact resource sets and inputs per tenant; conventions; suspended and migrating tenants;
+ * outputs; several renders in one process; onboarding tenant N+1 touches nothing else.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { cellResidents, type Fleet } from "../../infra/model/fleet.ts";
+import { cellDbIdentifier } from "../../infra/model/infraNames.ts";
+import { tags } from "../../infra/model/naming.ts";
+import { planSubnets } from "../../infra/model/subnets.ts";
+import { renderStack } from "../../infra/render/render.ts";
+import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import {
+  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, shape, subtree, tempFleet, walk, writeYaml,
+} from "./support.ts";
+
+const T = {
+  stack: "pulumi:pulumi:Stack",
+  cell: "saas-tenancy:components:SharedCell",
+  pooled: "saas-tenancy:components:PooledTenant",
+  access: "saas-tenancy:components:TenantDatabaseAccess",
+  conn: "saas-tenancy:components:ConnectionSecret",
+  secrets: "saas-tenancy:components:TenantSecrets",
+  roleC: "saas-tenancy:components:TenantRole",
+  policyC: "saas-tenancy:components:TenantRolePolicy",
+  keyC: "saas-tenancy:components:EncryptionKey",
+  password: "random:index/randomPassword:RandomPassword",
+  pgRole: "postgresql:index/role:Role",
+  pgSchema: "postgresql:index/schema:Schema",
+  pgGrant: "postgresql:index/grant:Grant",
+  pgProvider: "pulumi:providers:postgresql",
+  secret: "aws:secretsmanager/secret:Secret",
+  version: "aws:secretsmanager/secretVersion:SecretVersion",
+  role: "aws:iam/role:Role",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+  key: "aws:kms/key:Key",
+  alias: "aws:kms/alias:Alias",
+  record: "aws:route53/record:Record",
+  rds: "aws:rds/instance:Instance",
+  vpc: "aws:ec2/vpc:Vpc",
+  subnet: "aws:ec2/subnet:Subnet",
+  sg: "aws:ec2/securityGroup:SecurityGroup",
+  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+  egress: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+} as const;
+
+/** The exact resources of one pooled tenant (`relSecrets` relative to its namespace). */
+function pooledShape(id: string, relSecrets: string[], ownKey: boolean): string[] {
+  const n = `tenant-${id}`;
+  return [
+    `${T.pooled} ${n}`,
+    `${T.access} ${n}-db-access`,
+    `${T.password} ${n}-db-access`,
+    `${T.pgRole} ${n}-db-access`,
+    `${T.pgSchema} ${n}-db-access`,
+    `${T.pgGrant} ${n}-db-access-connect`,
+    `${T.conn} ${n}-database`,
+    `${T.secret} ${n}-database`,
+    `${T.version} ${n}-database`,
+    `${T.secrets} ${n}-secrets`,
+    ...relSecrets.map((s) => `${T.secret} ${n}-secrets/${s}`),
+    `${T.roleC} ${n}-role`,
+    `${T.role} ${n}-role`,
+    `${T.policyC} ${n}-access`,
+    `${T.rolePolicy} ${n}-access`,
+    ...(ownKey ? [`${T.keyC} ${n}-key`, `${T.key} ${n}-key`, `${T.alias} ${n}-key`] : []),
+    `${T.record} ${n}-dns`,
+  ].sort();
+}
+
+/** The exact shared infrastructure of a cell with the given AZs. */
+function cellShape(cell: string, azs: string[]): string[] {
+  const n = `cell-${cell}`;
+  return [
+    `${T.cell} ${n}`,
+    `saas-tenancy:components:Network ${n}-network`,
+    `${T.vpc} ${n}-network-vpc`,
+    `aws:ec2/defaultSecurityGroup:DefaultSecurityGroup ${n}-network-default-sg`,
+    ...azs.flatMap((az) => [
+      `${T.subnet} ${n}-network-private-${az}`,
+      `aws:ec2/routeTable:RouteTable ${n}-network-private-${az}`,
+      `aws:ec2/routeTableAssociation:RouteTableAssociation ${n}-network-private-${az}`,
+    ]),
+    `saas-tenancy:components:DatabaseSecurityGroups ${n}-sg`,
+    `${T.sg} ${n}-sg-app`,
+    `${T.sg} ${n}-sg-db`,
+    `${T.ingress} ${n}-sg-db-from-app`,
+    `${T.ingress} ${n}-sg-db-from-control-plane`,
+    `${T.egress} ${n}-sg-app-to-db`,
+    `${T.keyC} ${n}-key`,
+    `${T.key} ${n}-key`,
+    `${T.alias} ${n}-key`,
+    `saas-tenancy:components:EncryptedBucket ${n}-bucket`,
+    `aws:s3/bucket:Bucket ${n}-bucket`,
+    `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
+    `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
+    `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`,
+    `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
+    `saas-tenancy:components:PostgresInstance ${n}-db`,
+    `${T.password} ${n}-db-master`,
+    `${T.secret} ${n}-db-master`,
+    `${T.version} ${n}-db-master`,
+    `aws:rds/subnetGroup:SubnetGroup ${n}-db`,
+    `aws:rds/parameterGroup:ParameterGroup ${n}-db`,
+    `${T.rds} ${n}-db`,
+    `${T.pgProvider} ${n}-db`,
+    `saas-tenancy:components:DatabaseHardening ${n}-db-hardening`,
+    `${T.pgGrant} ${n}-db-hardening-public-connect`,
+    `${T.pgGrant} ${n}-db-hardening-public-schema`,
+  ].sort();
+}
+
+function tenantNode(r: RenderedStack, id: string): RenderedResource {
+  return byTypeName(r, T.pooled, `tenant-${id}`);
+}
+
+function inTenant(r: RenderedStack, id: string, type: string, name: string): RenderedResource {
+  const hits = subtree(r, tenantNode(r, id).urn).filter((x) => x.type === type && x.name === name);
+  expect(hits, `${type} ${name} under tenant-${id}`).toHaveLength(1);
+  return hits[0]!;
+}
+
+const fleet: Fleet = exampleFleet();
+const CELLS = ["shared-prod-use1-01", "shared-prod-use1-02", "shared-prod-euw1-01", "shared-staging-use1-01"] as const;
+const rendered = new Map<string, RenderedStack>();
+const get = (name: string) => rendered.get(name)!;
+
+beforeAll(async () => {
+  for (const name of CELLS) rendered.set(name, await renderStack(fleet, name));
+});
+
+describe("shared cell stacks: resource sets", () => {
+  it("each cell renders the cell component and one PooledTenant per resident, nothing else at the top", () => {
+    const expected: Record<string, string[]> = {
+      "shared-prod-use1-01": ["freebie-one", "startup-alpha"],
+      "shared-prod-use1-02": ["company-beta", "gamma-labs"],
+      "shared-prod-euw1-01": ["bigcorp", "freebie-two"],
+      "shared-staging-use1-01": ["gamma-labs", "startup-alpha"],
+    };
+    for (const name of CELLS) {
+      const r = get(name);
+      const root = byTypeName(r, T.stack, `saas-tenancy-${name}`);
+      const cellId = fleet.cells.get(name)!.id;
+      expect(r.tenants).toEqual(expected[name]);
+      expect(shape(r.resources.filter((x) => x.parent === root.urn))).toEqual(
+        [`${T.cell} cell-${cellId}`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
+      );
+      // Everything is the stack, the cell subtree, or a tenant subtree: no stray resources.
+      const counted = 1 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
+        expected[name]!.reduce((n, id) => n + subtree(r, tenantNode(r, id).urn).length, 0);
+      expect(counted).toBe(r.resources.length);
+    }
+  });
+
+  it("cell infrastructure is exactly: network per configured AZ, security groups, key, bucket, database, hardening", () => {
+    for (const name of CELLS) {
+      const cell = fleet.cells.get(name)!;
+      const r = get(name);
+      expect(shape(subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn))).toEqual(cellShape(cell.id, cell.config.azs));
+    }
+  });
+
+  it("each pooled tenant is exactly: db access, connection secret, declared and team secrets, role, policy, DNS (+ key if enterprise)", () => {
+    const cases: [string, string, string[], boolean][] = [
+      ["shared-prod-use1-01", "freebie-one", [], false],
+      ["shared-prod-use1-01", "startup-alpha", ["stripe_api_key"], false],
+      ["shared-prod-use1-02", "company-beta", ["saml_signing_key"], true],
+      ["shared-prod-use1-02", "gamma-labs", [], false],
+      ["shared-prod-euw1-01", "bigcorp", ["teams/helpdesk/zendesk_token"], true],
+      ["shared-prod-euw1-01", "freebie-two", [], false],
+      ["shared-staging-use1-01", "gamma-labs", [], false],
+      ["shared-staging-use1-01", "startup-alpha", ["stripe_api_key"], false],
+    ];
+    for (const [stack, id, secrets, ownKey] of cases) {
+      const r = get(stack);
+      expect(shape(subtree(r, tenantNode(r, id).urn)), `${stack} ${id}`).toEqual(pooledShape(id, secrets, ownKey));
+    }
+  });
+});
+
+describe("pooled tenant: key inputs", () => {
+  it("Postgres role, schema and grant of a standard tenant follow DESIGN §4 and the tier limits", () => {
+    const r = get("shared-prod-use1-01");
+    const role = inTenant(r, "startup-alpha", T.pgRole, "tenant-startup-alpha-db-access");
+    expect(isSecretValue(role.inputs.password)).toBe(true);
+    const { password, ...rest } = plain(role);
+    expect(password).toMatch(/^[0-9a-f]{32}$/);
+    expect(rest).toEqual({
+      name: "tenant_startup_alpha",
+      login: true,
+      connectionLimit: 20,
+      statementTimeout: 15_000,
+      searchPaths: ["tenant_startup_alpha"],
+      superuser: false,
+      createDatabase: false,
+      createRole: false,
+      bypassRowLevelSecurity: false,
+      replication: false,
+    });
+    expect(plain(inTenant(r, "startup-alpha", T.pgSchema, "tenant-startup-alpha-db-access"))).toEqual({
+      name: "tenant_startup_alpha", owner: "tenant_startup_alpha", database: "cell",
+    });
+    expect(plain(inTenant(r, "startup-alpha", T.pgGrant, "tenant-startup-alpha-db-access-connect"))).toEqual({
+      database: "cell", role: "tenant_startup_alpha", objectType: "database", privileges: ["CONNECT"],
+    });
+    expect(plain(inTenant(r, "startup-alpha", T.password, "tenant-startup-alpha-db-access"))).toEqual({ length: 32, special: false });
+  });
+
+  it("tenant limit overrides reach the role (company-beta: 80 connections; enterprise statement timeout)", () => {
+    const role = plain(inTenant(get("shared-prod-use1-02"), "company-beta", T.pgRole, "tenant-company-beta-db-access"));
+    expect([role.connectionLimit, role.statementTimeout, role.name]).toEqual([80, 30_000, "tenant_company_beta"]);
+  });
+
+  it("the connection document is a secret naming the cell database, the tenant's role, schema and password", () => {
+    const r = get("shared-prod-use1-01");
+    const provider = plain(byTypeName(r, T.pgProvider, "cell-use1-01-db"));
+    for (const id of ["freebie-one", "startup-alpha"]) {
+      const ident = `tenant_${id.replace(/-/g, "_")}`;
+      const version = inTenant(r, id, T.version, `tenant-${id}-database`);
+      expect(isSecretValue(version.inputs.secretString)).toBe(true);
+      const doc = json(plain(version).secretString);
+      const rolePassword = plain(inTenant(r, id, T.pgRole, `tenant-${id}-db-access`)).password;
+      expect(doc).toEqual({ host: provider.host, port: 5432, database: "cell", user: ident, password: rolePassword, schema: ident });
+      const secret = plain(inTenant(r, id, T.secret, `tenant-${id}-database`));
+      expect(secret.name).toBe(`tenancy/prod/tenants/${id}/database`);
+    }
+  });
+
+  it("secrets of standard tenants use the cell key; enterprise tenants' use their own key", () => {
+    for (const [stack, cellId, standard, enterprise] of [
+      ["shared-prod-use1-02", "use1-02", "gamma-labs", "company-beta"],
+      ["shared-prod-euw1-01", "euw1-01", "freebie-two", "bigcorp"],
+    ] as const) {
+      const r = get(stack);
+      const cellKey = plain(byTypeName(r, T.rds, `cell-${cellId}-db`)).kmsKeyId as string;
+      expect(cellKey).toMatch(/^arn:aws:kms:[a-z0-9-]+:111111111111:key\//);
+      const standardSecrets = subtree(r, tenantNode(r, standard).urn).filter((x) => x.type === T.secret);
+      expect(standardSecrets.map((s) => plain(s).kmsKeyId)).toEqual(standardSecrets.map(() => cellKey));
+
+      const own = subtree(r, tenantNode(r, enterprise).urn).filter((x) => x.type === T.secret).map((s) => plain(s).kmsKeyId);
+      expect(new Set(own).size).toBe(1);
+      expect(own[0]).not.toBe(cellKey);
+      expect(own[0]).toMatch(/^arn:aws:kms:/);
+      const policy = json(plain(inTenant(r, enterprise, T.rolePolicy, `tenant-${enterprise}-access`)).policy) as {
+        Statement: { Sid: string; Resource: unknown }[];
+      };
+      const sid = (s: string) => policy.Statement.find((x) => x.Sid === s)!.Resource;
+      expect([sid("DecryptOwnSecrets"), sid("OwnObjectsEncryption")]).toEqual([own[0], cellKey]);
+    }
+  });
+
+  it("an enterprise tenant's key rotates, is aliased in its namespace, admits only the account root and its role, and is protected in prod", () => {
+    const r = get("shared-prod-euw1-01");
+    const key = inTenant(r, "bigcorp", T.key, "tenant-bigcorp-key");
+    const inputs = plain(key);
+    expect([inputs.enableKeyRotation, inputs.deletionWindowInDays, key.options.protect]).toEqual([true, 30, true]);
+    expect(plain(inTenant(r, "bigcorp", T.alias, "tenant-bigcorp-key")).name).toBe("alias/tenancy/prod/tenants/bigcorp");
+    const policy = json(inputs.policy) as { Statement: { Principal: unknown }[] };
+    expect(policy.Statement.map((s) => s.Principal)).toEqual([
+      { AWS: "arn:aws:iam::111111111111:root" },
+      { AWS: "arn:aws:iam::111111111111:role/tenancy-prod-t-bigcorp" },
+    ]);
+  });
+
+  it("the IAM role trusts only the control-plane role with the tenant's session tag", () => {
+    const role = plain(inTenant(get("shared-prod-use1-01"), "startup-alpha", T.role, "tenant-startup-alpha-role"));
+    expect(role.name).toBe("tenancy-prod-t-startup-alpha");
+    expect(json(role.assumeRolePolicy)).toEqual({
+      Version: "2012-10-17",
+      Statement: [{
+        Sid: "ControlPlaneAssumesForThisTenant",
+        Effect: "Allow",
+        Principal: { AWS: "arn:aws:iam::111111111111:role/tenancy-control-plane" },
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Condition: { StringEquals: { "aws:RequestTag/tenant": "startup-alpha" } },
+      }],
+    });
+  });
+
+  it("the role policy allows exactly the tenant's secrets, their key, and its prefix in the cell bucket", () => {
+    const r = get("shared-prod-use1-01");
+    const cellKey = plain(byTypeName(r, T.rds, "cell-use1-01-db")).kmsKeyId;
+    const rp = plain(inTenant(r, "startup-alpha", T.rolePolicy, "tenant-startup-alpha-access"));
+    expect([rp.role, rp.name]).toEqual(["tenancy-prod-t-startup-alpha", "tenant-access"]);
+    const secrets = "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/startup-alpha/*";
+    const bucket = "arn:aws:s3:::tenancy-prod-use1-01-data-111111111111";
+    expect(json(rp.policy)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "ReadOwnSecrets", Effect: "Allow", Action: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], Resource: secrets },
+        {
+          Sid: "DecryptOwnSecrets", Effect: "Allow", Action: "kms:Decrypt", Resource: cellKey,
+          Condition: { StringEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" }, StringLike: { "kms:EncryptionContext:SecretARN": secrets } },
+        },
+        { Sid: "OwnObjects", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: `${bucket}/tenants/startup-alpha/*` },
+        {
+          Sid: "ListOwnPrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: bucket,
+          Condition: { StringLike: { "s3:prefix": ["tenants/startup-alpha/", "tenants/startup-alpha/*"] } },
+        },
+        {
+          Sid: "OwnObjectsEncryption", Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: cellKey,
+          Condition: {
+            StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" },
+            StringLike: { "kms:EncryptionContext:aws:s3:arn": `${bucket}/tenants/startup-alpha/*` },
+          },
+        },
+      ],
+    });
+  });
+
+  it("DNS: <id>.<env domain> in the platform zone, to the cell ingress", () => {
+    const r = get("shared-prod-use1-01");
+    expect(plain(inTenant(r, "startup-alpha", T.record, "tenant-startup-alpha-dns"))).toEqual({
+      zoneId: "Z0EXAMPLE0PARENT", name: "startup-alpha.tenancy.example.com", type: "CNAME", ttl: 60,
+      records: ["ingress.shared-prod-use1-01.tenancy.example.com"],
+    });
+    const staging = plain(inTenant(get("shared-staging-use1-01"), "startup-alpha", T.record, "tenant-startup-alpha-dns"));
+    expect([staging.name, staging.records]).toEqual(["startup-alpha.staging.tenancy.example.com", ["ingress.shared-staging-use1-01.tenancy.example.com"]]);
+  });
+});
+
+describe("suspended tenant (gamma-labs)", () => {
+  it("keeps schema and secrets, loses LOGIN, and its name points at the suspension target, in every env", () => {
+    for (const [stack, host] of [["shared-prod-use1-02", "gamma-labs.tenancy.example.com"], ["shared-staging-use1-01", "gamma-labs.staging.tenancy.example.com"]] as const) {
+      const r = get(stack);
+      expect(plain(inTenant(r, "gamma-labs", T.pgRole, "tenant-gamma-labs-db-access")).login).toBe(false);
+      expect(plain(inTenant(r, "gamma-labs", T.pgSchema, "tenant-gamma-labs-db-access")).name).toBe("tenant_gamma_labs");
+      const dns = plain(inTenant(r, "gamma-labs", T.record, "tenant-gamma-labs-dns"));
+      expect([dns.name, dns.records]).toEqual([host, ["suspended.tenancy.example.com"]]);
+    }
+    // The active neighbour in the same cell keeps LOGIN and its ingress.
+    const beta = get("shared-prod-use1-02");
+    expect(plain(inTenant(beta, "company-beta", T.pgRole, "tenant-company-beta-db-access")).login).toBe(true);
+  });
+
+  it("suspending changes exactly the role's LOGIN and the DNS target (compare two renders)", async () => {
+    const resumed = tempFleet((dir) => editYaml(dir, "tenants/gamma-labs.yaml", (d) => { delete d.lifecycle; }));
+    const before = await renderStack(resumed, "shared-prod-use1-02");
+    const diff = diffRenders(before, get("shared-prod-use1-02"));
+    expect(diff.added).toEqual([]);
+    expect(diff.removed).toEqual([]);
+    expect(diff.changed.map((u) => u.split("::").slice(-2).join("::"))).toEqual([
+      "saas-tenancy:components:PooledTenant$aws:route53/record:Record::tenant-gamma-labs-dns",
+      "saas-tenancy:components:PooledTenant$saas-tenancy:components:TenantDatabaseAccess$postgresql:index/role:Role::tenant-gamma-labs-db-access",
+    ]);
+  });
+});
+
+describe("cell infrastructure: key inputs", () => {
+  it("database: encrypted with the cell key, private, SSL forced, prod protections in prod only", () => {
+    const prod = get("shared-prod-use1-02");
+    const staging = get("shared-staging-use1-01");
+    const p = byTypeName(prod, T.rds, "cell-use1-02-db");
+    const s = byTypeName(staging, T.rds, "cell-use1-01-db");
+    const pick = (x: RenderedResource) => {
+      const i = plain(x);
+      return {
+        identifier: i.identifier, engine: i.engine, engineVersion: i.engineVersion, instanceClass: i.instanceClass,
+        allocatedStorage: i.allocatedStorage, storageEncrypted: i.storageEncrypted, publiclyAccessible: i.publiclyAccessible,
+        multiAz: i.multiAz, backupRetentionPeriod: i.backupRetentionPeriod, deletionProtection: i.deletionProtection,
+        skipFinalSnapshot: i.skipFinalSnapshot, finalSnapshotIdentifier: i.finalSnapshotIdentifier, dbName: i.dbName,
+        username: i.username, parameterGroupName: i.parameterGroupName, dbSubnetGroupName: i.dbSubnetGroupName,
+        protect: x.options.protect,
+      };
+    };
+    expect(pick(p)).toEqual({
+      identifier: "tenancy-prod-use1-02", engine: "postgres", engineVersion: "16.4", instanceClass: "db.r6g.large",
+      allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: true, backupRetentionPeriod: 14,
+      deletionProtection: true, skipFinalSnapshot: false, finalSnapshotIdentifier: "tenancy-prod-use1-02-final", dbName: "cell",
+      username: "platform_admin", parameterGroupName: "tenancy-prod-use1-02-postgres16", dbSubnetGroupName: "tenancy-prod-use1-02", protect: true,
+    });
+    expect(pick(s)).toEqual({
+      identifier: "tenancy-staging-use1-01", engine: "postgres", engineVersion: "16.4", instanceClass: "db.t4g.medium",
+      allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: false, backupRetentionPeriod: 7,
+      deletionProtection: false, skipFinalSnapshot: true, finalSnapshotIdentifier: undefined, dbName: "cell",
+      username: "platform_admin", parameterGroupName: "tenancy-staging-use1-01-postgres16", dbSubnetGroupName: "tenancy-staging-use1-01", protect: false,
+    });
+    expect(isSecretValue(p.inputs.password)).toBe(true);
+    expect(plain(byTypeName(prod, "aws:rds/parameterGroup:ParameterGroup", "cell-use1-02-db"))).toMatchObject({
+      family: "postgres16", parameters: [{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }],
+    });
+    // Same key for storage, the master secret and the bucket.
+    const key = plain(p).kmsKeyId;
+    expect(plain(byTypeName(prod, T.secret, "cell-use1-02-db-master")).kmsKeyId).toBe(key);
+    const sse = plain(byTypeName(prod, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "cell-use1-02-bucket"));
+    expect(sse.rules).toEqual([{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key }, bucketKeyEnabled: false }]);
+  });
+
+  it("Pulumi protect is set exactly on the prod cell key, the prod database and prod enterprise tenant keys", () => {
+    const protectedIn = (r: RenderedStack) => r.resources.filter((x) => x.options.protect).map((x) => `${x.type} ${x.name}`).sort();
+    expect(protectedIn(get("shared-prod-use1-01"))).toEqual([`${T.key} cell-use1-01-key`, `${T.rds} cell-use1-01-db`]);
+    expect(protectedIn(get("shared-prod-euw1-01"))).toEqual([`${T.key} cell-euw1-01-key`, `${T.rds} cell-euw1-01-db`, `${T.key} tenant-bigcorp-key`].sort());
+    expect(protectedIn(get("shared-staging-use1-01"))).toEqual([]);
+  });
+
+  it("master credentials: generated, in the global namespace tagged shared, document kept secret", () => {
+    const r = get("shared-prod-use1-01");
+    const secret = plain(byTypeName(r, T.secret, "cell-use1-01-db-master"));
+    expect([secret.name, secret.tags]).toEqual(["tenancy/prod/global/cells/use1-01/database", tags("shared", "prod", "shared-prod-use1-01")]);
+    const version = byTypeName(r, T.version, "cell-use1-01-db-master");
+    expect(isSecretValue(version.inputs.secretString)).toBe(true);
+    const doc = json(plain(version).secretString) as Record<string, unknown>;
+    const rds = plain(byTypeName(r, T.rds, "cell-use1-01-db"));
+    expect(doc).toEqual({ engine: "postgres", host: plain(byTypeName(r, T.pgProvider, "cell-use1-01-db")).host, port: 5432, dbname: "cell", username: "platform_admin", password: rds.password });
+  });
+
+  it("postgresql provider: non-superuser master over required SSL on the cell instance", () => {
+    const r = get("shared-prod-use1-01");
+    const p = byTypeName(r, T.pgProvider, "cell-use1-01-db");
+    expect(isSecretValue(p.inputs.password)).toBe(true);
+    const { password, host, ...rest } = plain(p);
+    expect(rest).toEqual({ superuser: "false", sslmode: "require", port: "5432", database: "cell", username: "platform_admin", connectTimeout: "15" });
+    expect(host).toMatch(new RegExp(`^${cellDbIdentifier("tenancy", "prod", "use1-01")}\\.`));
+    expect(password).toBe(plain(byTypeName(r, T.rds, "cell-use1-01-db")).password);
+    // Every postgresql resource of the stack goes through that provider (a reference is `<urn>::<id>`).
+    const pg = r.resources.filter((x) => x.type.startsWith("postgresql:"));
+    expect(pg.length).toBe(2 + 3 * r.tenants.length);
+    for (const x of pg) expect(x.options.provider.startsWith(`${p.urn}::`), `${x.type} ${x.name}`).toBe(true);
+  });
+
+  it("hardening: PUBLIC loses CONNECT on the database and everything on schema public; nothing else is granted to PUBLIC", () => {
+    for (const name of CELLS) {
+      const r = get(name);
+      const toPublic = ofType(r, T.pgGrant).filter((g) => plain(g).role === "public").map(plain);
+      expect(toPublic).toEqual([
+        { database: "cell", role: "public", objectType: "database", privileges: [] },
+        { database: "cell", role: "public", objectType: "schema", schema: "public", privileges: [] },
+      ]);
+    }
+  });
+
+  it("network: the configured CIDR, one planned private subnet per AZ, 5432 admitted only from the app group and the control plane", () => {
+    const cell = fleet.cells.get("shared-prod-use1-02")!;
+    const r = get(cell.stack);
+    expect(plain(byTypeName(r, T.vpc, "cell-use1-02-network-vpc")).cidrBlock).toBe("10.2.0.0/16");
+    const plan = planSubnets({ vpcCidr: cell.config.cidr, azs: cell.config.azs });
+    expect(ofType(r, T.subnet).map((s) => { const i = plain(s); return { az: i.availabilityZone, cidr: i.cidrBlock, pub: i.mapPublicIpOnLaunch }; }))
+      .toEqual(plan.private.map((p) => ({ ...p, pub: false })));
+    // The DB group (the instance's) admits 5432 from the app group (the group whose egress goes to
+    // the DB group) and from the control-plane CIDR; no other ingress rule exists in the cell.
+    const dbSg = (plain(byTypeName(r, T.rds, "cell-use1-02-db")).vpcSecurityGroupIds as string[])[0];
+    const appToDb = plain(byTypeName(r, T.egress, "cell-use1-02-sg-app-to-db"));
+    expect(appToDb).toMatchObject({ referencedSecurityGroupId: dbSg, ipProtocol: "tcp", fromPort: 5432, toPort: 5432 });
+    const appSg = appToDb.securityGroupId;
+    expect(appSg).not.toBe(dbSg);
+    const strip = (x: RenderedResource) => { const { tags: _t, description: _d, ...rest } = plain(x); return rest; };
+    const byKind = (x: Record<string, unknown>) => ("cidrIpv4" in x ? 1 : 0);
+    expect(ofType(r, T.ingress).map(strip).sort((a, b) => byKind(a) - byKind(b))).toEqual([
+      { securityGroupId: dbSg, referencedSecurityGroupId: appSg, ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/16", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+    ]);
+  });
+
+  it("bucket: named for the cell and account, versioned, public access blocked, TLS only", () => {
+    const r = get("shared-prod-use1-01");
+    const n = "cell-use1-01-bucket";
+    expect(plain(byTypeName(r, "aws:s3/bucket:Bucket", n)).bucket).toBe("tenancy-prod-use1-01-data-111111111111");
+    expect(plain(byTypeName(r, "aws:s3/bucketVersioning:BucketVersioning", n)).versioningConfiguration).toEqual({ status: "Enabled" });
+    expect(plain(byTypeName(r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", n))).toEqual({
+      bucket: "tenancy-prod-use1-01-data-111111111111", blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
+    });
+    const policy = json(plain(byTypeName(r, "aws:s3/bucketPolicy:BucketPolicy", n)).policy) as { Statement: { Effect: string; Condition: unknown }[] };
+    expect(policy.Statement.map((s) => [s.Effect, s.Condition])).toEqual([["Deny", { Bool: { "aws:SecureTransport": "false" } }]]);
+  });
+});
+
+describe("conventions on every cell", () => {
+  it("every taggable AWS resource carries exactly tenant/env/stack/managed-by, tenant = owner", () => {
+    let checked = 0;
+    for (const name of CELLS) {
+      const r = get(name);
+      const cell = fleet.cells.get(name)!;
+      const owner = new Map<string, string>();
+      for (const x of subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn)) owner.set(x.urn, "shared");
+      for (const id of r.tenants) for (const x of subtree(r, tenantNode(r, id).urn)) owner.set(x.urn, id);
+      for (const x of r.resources.filter((x) => x.type.startsWith("aws:"))) {
+        if (isTaggable(x.type)) {
+          expect(x.inputs.tags, `${x.type} ${x.name}`).toEqual(tags(owner.get(x.urn)!, cell.env, name));
+          checked++;
+        } else {
+          expect(x.inputs.tags, `${x.type} ${x.name}`).toBeUndefined();
+        }
+      }
+    }
+    // Cell with k AZs: vpc, default SG, k subnets, k route tables, 2 groups, 3 rules, key, bucket,
+    // subnet group, parameter group, instance, master secret = 13 + 2k. Tenant: connection secret,
+    // role, its declared secrets, its key if enterprise. 17+2+3 + 19+4+2 + 17+4+2 + 17+2+3 = 92.
+    expect(checked).toBe(92);
+    expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
+    expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
+  });
+
+  it("names: secrets in the owner's namespace, tenant roles and aliases by convention, no name mentions a non-resident", () => {
+    for (const name of CELLS) {
+      const r = get(name);
+      const cell = fleet.cells.get(name)!;
+      const env = cell.env;
+      for (const id of r.tenants) {
+        const under = subtree(r, tenantNode(r, id).urn);
+        for (const s of under.filter((x) => x.type === T.secret)) expect(plain(s).name).toMatch(new RegExp(`^tenancy/${env}/tenants/${id}/`));
+        for (const s of under.filter((x) => x.type === T.role)) expect(plain(s).name).toBe(`tenancy-${env}-t-${id}`);
+        for (const s of under.filter((x) => x.type === T.alias)) expect(plain(s).name).toBe(`alias/tenancy/${env}/tenants/${id}`);
+        for (const s of under.filter((x) => x.type.startsWith("postgresql:index/role") || x.type.startsWith("postgresql:index/schema"))) {
+          expect(plain(s).name).toBe(`tenant_${id.replace(/-/g, "_")}`);
+        }
+        const text = JSON.stringify(under.map(plain));
+        for (const other of fleet.tenants.keys()) if (other !== id) expect(text.includes(other), `${id} mentions ${other}`).toBe(false);
+      }
+      expect(plain(byTypeName(r, T.alias, `cell-${cell.id}-key`)).name).toBe(`alias/tenancy/${env}/cells/${cell.id}`);
+    }
+  });
+});
+
+describe("outputs", () => {
+  it("cell facts and the routing map; no secret value in them", () => {
+    const r = get("shared-prod-use1-01");
+    const vpcId = r.outputs.cell && (r.outputs.cell as { vpcId: string }).vpcId;
+    expect(vpcId).toMatch(/^vpc-0[0-9a-f]{16}$/);
+    expect(r.outputs).toEqual({
+      kind: "shared",
+      cell: {
+        id: "use1-01", env: "prod", region: "us-east-1", vpcId,
+        dbEndpoint: expect.stringMatching(/^tenancy-prod-use1-01\.[a-z0-9]+\.us-east-1\.rds\.amazonaws\.com:5432$/),
+        tenants: ["freebie-one", "startup-alpha"], tenantsPlaced: 2, capacity: 50,
+      },
+      routes: {
+        "freebie-one": { url: "https://freebie-one.tenancy.example.com", stack: "shared-prod-use1-01", databaseSecretName: "tenancy/prod/tenants/freebie-one/database" },
+        "startup-alpha": { url: "https://startup-alpha.tenancy.example.com", stack: "shared-prod-use1-01", databaseSecretName: "tenancy/prod/tenants/startup-alpha/database" },
+      },
+    });
+    expect((get("shared-staging-use1-01").outputs.cell as { capacity: number }).capacity).toBe(20);
+  });
+
+  it("no output of any cell holds a secret or a generated password", () => {
+    for (const name of CELLS) {
+      const r = get(name);
+      const passwords = new Set(ofType(r, T.pgRole).map((x) => plain(x).password as string));
+      passwords.add(plain(byTypeName(r, T.pgProvider, `cell-${fleet.cells.get(name)!.id}-db`)).password as string);
+      expect(passwords.size).toBe(r.tenants.length + 1);
+      walk(r.outputs, (v, secret) => {
+        expect(secret).toBe(false);
+        if (typeof v === "string") for (const p of passwords) expect(v.includes(p)).toBe(false);
+      });
+    }
+  });
+});
+
+describe("several stacks in one process", () => {
+  it("rendering another cell in between leaves a cell's render identical, and nothing leaks between cells", async () => {
+    const again = await renderStack(fleet, "shared-prod-use1-01");
+    expect(again).toEqual(get("shared-prod-use1-01"));
+    const a = get("shared-prod-use1-01");
+    const b = get("shared-prod-use1-02");
+    expect(a.resources.every((x) => x.urn.startsWith("urn:pulumi:shared-prod-use1-01::"))).toBe(true);
+    expect(b.resources.every((x) => x.urn.startsWith("urn:pulumi:shared-prod-use1-02::"))).toBe(true);
+    const tenantTags = (r: RenderedStack) => new Set(r.resources.map((x) => (x.inputs.tags as { tenant?: string } | undefined)?.tenant).filter(Boolean));
+    expect(tenantTags(a)).toEqual(new Set(["shared", "freebie-one", "startup-alpha"]));
+    expect(tenantTags(b)).toEqual(new Set(["shared", "company-beta", "gamma-labs"]));
+  });
+});
+
+describe("onboarding tenant N+1", () => {
+  it("adds exactly the new tenant's resources and leaves every other resource's inputs unchanged", async () => {
+    const grown = tempFleet((dir) =>
+      writeYaml(dir, "tenants/newco.yaml", {
+        id: "newco", displayName: "NewCo", tier: "standard", region: "us-east-1",
+        secrets: ["github_token"], environments: { prod: { teams: { ops: { secrets: ["pager_key"] } } } }, placement: { prod: "use1-01" },
+      }),
+    );
+    expect(cellResidents(grown, grown.cells.get("shared-prod-use1-01")!).map((t) => t.id)).toEqual(["freebie-one", "newco", "startup-alpha"]);
+    const after = await renderStack(grown, "shared-prod-use1-01");
+    const diff = diffRenders(get("shared-prod-use1-01"), after);
+    expect(diff.removed).toEqual([]);
+    expect(diff.changed).toEqual([]);
+    const newTenant = subtree(after, tenantNode(after, "newco").urn);
+    expect(diff.added).toEqual(newTenant.map((x) => x.urn).sort());
+    expect(shape(newTenant)).toEqual(pooledShape("newco", ["github_token", "teams/ops/pager_key"], false));
+  });
+});
+
+describe("a tenant migrating from the cell to its dedicated stack", () => {
+  function migratingFleet(phase: "copying" | "cutover") {
+    return tempFleet((dir) => {
+      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
+        d.tier = "dedicated";
+        delete d.placement;
+        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
+        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, startedAt: "2026-01-10T09:00:00Z" };
+      });
+      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
+    });
+  }
+
+  it("keeps its schema, role and DNS name in the cell, with a cell-side connection document, until cutover", async () => {
+    const f = migratingFleet("copying");
+    const r = await renderStack(f, "shared-prod-use1-01");
+    const n = "tenant-startup-alpha";
+    expect(shape(subtree(r, tenantNode(r, "startup-alpha").urn))).toEqual([
+      `${T.pooled} ${n}`, `${T.access} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`,
+      `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`, `${T.conn} ${n}-database`, `${T.secret} ${n}-database`,
+      `${T.version} ${n}-database`, `${T.record} ${n}-dns`,
+    ].sort());
+    expect(plain(inTenant(r, "startup-alpha", T.pgRole, `${n}-db-access`)).login).toBe(true);
+    expect(plain(inTenant(r, "startup-alpha", T.secret, `${n}-database`))).toMatchObject({
+      name: "tenancy/prod/tenants/startup-alpha/database/cell", kmsKeyId: "alias/tenancy/prod/tenants/startup-alpha",
+    });
+    expect(plain(inTenant(r, "startup-alpha", T.record, `${n}-dns`)).records).toEqual(["ingress.shared-prod-use1-01.tenancy.example.com"]);
+    expect((r.outputs.routes as Record<string, unknown>)["startup-alpha"]).toEqual({
+      url: "https://startup-alpha.tenancy.example.com", stack: "shared-prod-use1-01", databaseSecretName: "tenancy/prod/tenants/startup-alpha/database/cell",
+    });
+
+    // The cell and the dedicated stack never claim the same account-wide name.
+    const d = await renderStack(f, "dedicated-startup-alpha-prod");
+    const names = (x: RenderedStack) =>
+      x.resources.filter((y) => [T.secret, T.role, T.alias, "aws:s3/bucket:Bucket"].includes(y.type as never)).map((y) => String(plain(y).name ?? plain(y).bucket));
+    const cellNames = names(r);
+    expect(cellNames.length).toBeGreaterThan(3);
+    expect(names(d).filter((x) => cellNames.includes(x))).toEqual([]);
+  });
+
+  it("from cutover the cell role loses LOGIN and the pooled name points at the dedicated zone", async () => {
+    const r = await renderStack(migratingFleet("cutover"), "shared-prod-use1-01");
+    expect(plain(inTenant(r, "startup-alpha", T.pgRole, "tenant-startup-alpha-db-access")).login).toBe(false);
+    expect(plain(inTenant(r, "startup-alpha", T.record, "tenant-startup-alpha-dns")).records).toEqual(["startup-alpha.dedicated.tenancy.example.com"]);
+    expect((r.outputs.routes as Record<string, unknown>)["startup-alpha"]).toEqual({
+      url: "https://startup-alpha.dedicated.tenancy.example.com", stack: "dedicated-startup-alpha-prod", databaseSecretName: "tenancy/prod/tenants/startup-alpha/database",
+    });
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Helpers of the infra tests: example and temporary fleets, lookups in a rendered stack, and
+ * which AWS resource types are taggable (read from the installed SDK, not from a list kept here).
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { parse, stringify } from "yaml";
+import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
+import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+
+export const projectDir = resolve(import.meta.dirname, "../..");
+
+export function exampleFleet(): Fleet {
+  return requireFleet({ projectDir });
+}
+
+/** A copy of the example fleet in a temporary directory, changed by `edit`, then loaded (and validated). */
+export function tempFleet(edit: (dir: string) => void): Fleet {
+  const dir = mkdtempSync(join(tmpdir(), "infra-fleet-"));
+  cpSync(join(projectDir, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
+  cpSync(join(projectDir, "tenants"), join(dir, "tenants"), { recursive: true });
+  cpSync(join(projectDir, "stacks"), join(dir, "stacks"), { recursive: true });
+  edit(dir);
+  return requireFleet({ projectDir: dir });
+}
+
+/** Rewrites a YAML file of a temporary fleet (path relative to it). */
+export function editYaml(dir: string, rel: string, mutate: (doc: Record<string, unknown>) => void): void {
+  const path = join(dir, rel);
+  const doc = (existsSync(path) ? parse(readFileSync(path, "utf8")) : {}) as Record<string, unknown>;
+  mutate(doc);
+  writeFileSync(path, stringify(doc));
+}
+
+export function writeYaml(dir: string, rel: string, doc: unknown): void {
+  writeFileSync(join(dir, rel), stringify(doc));
+}
+
+// --- Lookups ---------------------------------------------------------------------------------
+
+export function byTypeName(r: RenderedStack, type: string, name: string): RenderedResource {
+  const hits = r.resources.filter((x) => x.type === type && x.name === name);
+  if (hits.length !== 1) throw new Error(`${r.name}: expected one ${type} named ${name}, found ${hits.length}`);
+  return hits[0]!;
+}
+
+export function ofType(r: RenderedStack, type: string): RenderedResource[] {
+  return r.resources.filter((x) => x.type === type);
+}
+
+/** The resource `urn` and everything below it. */
+export function subtree(r: RenderedStack, urn: string): RenderedResource[] {
+  const below = new Set([urn]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const x of r.resources) {
+      if (!below.has(x.urn) && below.has(x.parent)) {
+        below.add(x.urn);
+        grew = true;
+      }
+    }
+  }
+  return r.resources.filter((x) => below.has(x.urn));
+}
+
+/** `type name` of each resource, sorted: the shape of a (sub)stack. */
+export function shape(resources: readonly RenderedResource[]): string[] {
+  return resources.map((x) => `${x.type} ${x.name}`).sort();
+}
+
+/** Plain inputs (secret markers removed). */
+export function plain(x: RenderedResource): Record<string, unknown> {
+  return unwrapSecrets(x.inputs) as Record<string, unknown>;
+}
+
+export function json(value: unknown): unknown {
+  if (typeof value !== "string") throw new Error(`expected a JSON string, got ${typeof value}`);
+  return JSON.parse(value);
+}
+
+/** Differences between two renders of the same stack, by URN. */
+export function diffRenders(a: RenderedStack, b: RenderedStack): { added: string[]; removed: string[]; changed: string[] } {
+  const left = new Map(a.resources.map((x) => [x.urn, x]));
+  const right = new Map(b.resources.map((x) => [x.urn, x]));
+  const added = [...right.keys()].filter((u) => !left.has(u)).sort();
+  const removed = [...left.keys()].filter((u) => !right.has(u)).sort();
+  const changed = [...left.keys()]
+    .filter((u) => right.has(u))
+    .filter((u) => {
+      const l = left.get(u)!;
+      const r = right.get(u)!;
+      return !isDeepStrictEqual(l.inputs, r.inputs) || !isDeepStrictEqual(l.options, r.options) || l.parent !== r.parent;
+    })
+    .sort();
+  return { added, removed, changed };
+}
+
+/** Every value in a JSON-like tree that is wrapped as a secret, and every plain string. */
+export function walk(v: unknown, visit: (value: unknown, secret: boolean) => void, secret = false): void {
+  if (isSecretValue(v)) return walk(v.value, visit, true);
+  visit(v, secret);
+  if (Array.isArray(v)) v.forEach((x) => walk(x, visit, secret));
+  else if (v && typeof v === "object") Object.values(v).forEach((x) => walk(x, visit, secret));
+}
+
+// --- Taggable types, from the SDK ------------------------------------------------------------
+
+const taggable = new Map<string, boolean>();
+
+/**
+ * Whether an AWS resource type takes `tags`, read from its Args interface in the installed
+ * @pulumi/aws (aws:ec2/vpc:Vpc -> node_modules/@pulumi/aws/ec2/vpc.d.ts, `interface VpcArgs`).
+ */
+export function isTaggable(type: string): boolean {
+  const known = taggable.get(type);
+  if (known !== undefined) return known;
+  const m = /^aws:([a-zA-Z0-9]+)\/([a-zA-Z0-9]+):([A-Za-z0-9]+)$/.exec(type);
+  if (!m) throw new Error(`not an AWS resource type token: ${type}`);
+  const [, mod, file, cls] = m as unknown as [string, string, string, string];
+  const dts = readFileSync(join(projectDir, "node_modules/@pulumi/aws", mod, `${file}.d.ts`), "utf8");
+  const start = dts.indexOf(`export interface ${cls}Args {`);
+  if (start < 0) throw new Error(`${type}: no ${cls}Args in the SDK`);
+  const body = dts.slice(start, dts.indexOf("\n}", start));
+  const result = /\n\s+tags\?: /.test(body);
+  taggable.set(type, result);
+  return result;
+}
