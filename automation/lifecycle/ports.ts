@@ -1,0 +1,188 @@
+/**
+ * Ports of the lifecycle workflows: every side effect outside the control-plane database goes
+ * through one of these narrow interfaces, so the workflows can be run against the real systems
+ * (the control plane's git writer and Automation API runner, AWS) or against test doubles.
+ *
+ * Each port says which control-plane module satisfies it (issue 8) and what the tests use.
+ * Implementations must be idempotent where the doc says so: a workflow step is re-executed after
+ * a crash, so every call it makes may be made twice.
+ */
+import type { Readable } from "node:stream";
+import type pg from "pg";
+
+/** Time, injectable so grace periods and retention can be tested without waiting. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Structured log lines; every line a workflow writes carries its workflow id and tenant. */
+export interface Logger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+// --- tenant and stack files ----------------------------------------------------------------------
+
+/** One file change, path relative to the repository root (e.g. `tenants/acme.yaml`). */
+export type FileChange = { path: string; text: string } | { path: string; delete: true };
+
+/**
+ * The git working copy holding Pulumi.yaml, tenants/ and stacks/ (TENANCY_REPO_DIR): the single
+ * source of truth the stacks are deployed from.
+ *
+ * Satisfied by: the control plane's git writer (issue 8) once it lands; until then
+ * `adapters/gitRepo.ts` (real git in a working copy). Tests use a real git repository in a temp dir.
+ */
+export interface FleetRepo {
+  /** Absolute directory holding Pulumi.yaml; tenants/ and stacks/ are below it. */
+  readonly root: string;
+  /** A file's text, or undefined when it does not exist. */
+  read(path: string): Promise<string | undefined>;
+  /**
+   * Validates the fleet with the changes applied (the tenantctl model) and, only when valid,
+   * writes them and records one commit. Returns the commit id, or undefined when the changes
+   * leave every file as it is (idempotent: a re-run commits nothing). Throws
+   * `InvalidChangeError` listing the problems, having written nothing, when the result is invalid.
+   */
+  commit(changes: readonly FileChange[], message: string): Promise<string | undefined>;
+}
+
+// --- stacks ----------------------------------------------------------------------------------------
+
+/** Who asked for a run: shows in the run record and the logs. */
+export interface RunContext {
+  workflowId: string;
+  tenant: string;
+  reason: string;
+}
+
+export interface RunOutcome {
+  /** The control plane's run id (GET /api/runs/:id), or the test double's. */
+  runId: string;
+}
+
+/**
+ * Permission to lift Pulumi `protect` (and RDS deletion protection) on one dedicated stack. Only
+ * `authorizeProtectionRelease` in workflows/offboard.ts creates one, after re-checking in the
+ * database that the grace period is over and a final backup of that environment is recorded.
+ */
+export interface ProtectionRelease {
+  readonly kind: "offboarding";
+  readonly stack: string;
+  readonly workflowId: string;
+  /** The recorded final backup (lifecycle_backup.id) that makes deletion acceptable. */
+  readonly backupId: string;
+  readonly gracePeriodEndedAt: string;
+}
+
+/**
+ * Stack updates. Satisfied by the control plane's runner (issue 8: Automation API, per-stack
+ * serialization through the queue, `up` with the policy pack); `up` resolves when the run has
+ * succeeded and rejects when it failed. Both calls are idempotent (an `up` with nothing to change
+ * changes nothing; a destroy of a destroyed stack destroys nothing).
+ */
+export interface StackRunner {
+  up(stack: string, ctx: RunContext): Promise<RunOutcome>;
+  /**
+   * Destroys a stack. Without `release`, protected resources make it fail (Pulumi refuses to
+   * delete a protected resource; RDS refuses to delete an instance with deletion protection).
+   * With `release`, the implementation first lifts protection for that stack only:
+   * `pulumi state unprotect --all --yes --stack <stack>` run through the same PulumiCommand the
+   * Automation API uses, and RDS deletion protection turned off through the AWS port. The program
+   * itself is never changed to drop `protect`, so no other update can lose it.
+   */
+  destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome>;
+}
+
+// --- databases ---------------------------------------------------------------------------------------
+
+/**
+ * Connections to the tenant databases, as the platform's master user (RDS: rds_superuser, not
+ * SUPERUSER). Satisfied in production by reading the namespaced secrets
+ * `<app>/<env>/global/cells/<cell>/database` and `<app>/<env>/tenants/<id>/database/master`
+ * (an AWS adapter, not in this repository yet; see README) or by `adapters/databases.ts`
+ * (a JSON file mapping stack names to connection strings). The control plane reaches a cell
+ * database through the control-plane CIDR the cell's security group admits; a dedicated one only
+ * when the tenant's VPC is peered with the control plane.
+ */
+export interface DatabaseLocator {
+  /** The cell database (`cell`) of stack shared-<env>-<cell>. */
+  cell(env: string, cell: string): Promise<pg.ClientConfig>;
+  /** The dedicated database (`app`) of stack dedicated-<tenant>-<env>. */
+  dedicated(tenant: string, env: string): Promise<pg.ClientConfig>;
+}
+
+// --- object storage ----------------------------------------------------------------------------------
+
+export interface StoredObject {
+  /** Where it is, e.g. `s3://<cell bucket>/backups/tenants/acme/...` (or `file://` for the stand-in). */
+  location: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * The cell's bucket (versioned, encrypted with the cell key). Satisfied in production by an S3
+ * adapter (not in this repository yet); tests use `adapters/directoryBucket.ts`, a local directory
+ * standing in for the bucket.
+ */
+export interface BackupStore {
+  /** Writes the object (overwriting an object of the same key) and returns its size and digest. */
+  put(bucket: CellBucketRef, key: string, body: Readable): Promise<StoredObject>;
+  /** The object's size and digest, or undefined when absent. */
+  stat(bucket: CellBucketRef, key: string): Promise<StoredObject | undefined>;
+}
+
+export interface CellBucketRef {
+  env: string;
+  cell: string;
+}
+
+// --- AWS -------------------------------------------------------------------------------------------
+
+export type SnapshotState = "creating" | "available" | "failed" | "missing";
+
+/**
+ * Manual RDS snapshots of a dedicated tenant's instance. Satisfied by an AWS adapter (RDS
+ * CreateDBSnapshot / DescribeDBSnapshots; not in this repository yet). Tests use a fake that records
+ * the requests: no snapshot is taken in tests.
+ */
+export interface DatabaseSnapshots {
+  /** Requests snapshot `snapshotId` of the instance; a second request for an existing id does nothing. */
+  request(dbInstanceIdentifier: string, snapshotId: string, region: string): Promise<void>;
+  state(snapshotId: string, region: string): Promise<SnapshotState>;
+}
+
+export interface SecretDeletion {
+  name: string;
+  /** `scheduled` by this call, `already-scheduled` (e.g. by Pulumi deleting the resource), or `absent`. */
+  state: "scheduled" | "already-scheduled" | "absent";
+  /** When AWS deletes it for good, when known. */
+  deletionDate?: string;
+}
+
+/**
+ * Secrets Manager. Satisfied by an AWS adapter (DeleteSecret with RecoveryWindowInDays; not in this
+ * repository yet). Tests use a fake that records the calls.
+ */
+export interface SecretsManager {
+  /** Idempotent: a secret already scheduled for deletion, or gone, is reported, not an error. */
+  scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion>;
+}
+
+/** Everything a workflow may touch outside the control-plane database. */
+export interface LifecyclePorts {
+  clock: Clock;
+  log: Logger;
+  repo: FleetRepo;
+  runner: StackRunner;
+  databases: DatabaseLocator;
+  backups: BackupStore;
+  snapshots: DatabaseSnapshots;
+  secrets: SecretsManager;
+}
