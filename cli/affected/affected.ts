@@ -1,0 +1,159 @@
+/**
+ * Which stacks a change touches, from the git diff of the fleet between two revisions.
+ * Reused by `tenantctl affected`, `tenantctl plan --base` and the control plane.
+ *
+ * Rules (issue 7):
+ * - a changed tenant file touches stacksOfTenant(before) ∪ stacksOfTenant(after), so a removed
+ *   tenant touches the cells it leaves and a re-placed tenant touches both cells;
+ * - a changed stack file touches that stack;
+ * - a change under infra/ or policy/, or to Pulumi.yaml or package-lock.json, touches every
+ *   stack of both revisions (the program, the pack, the platform or a provider version changed).
+ */
+import { relative } from "node:path";
+import { loadFleet, stacksOfTenant, type Fleet } from "../../infra/model/fleet.ts";
+import { FleetError, type Problem } from "../../infra/model/problems.ts";
+import { stackNameOfFile } from "../../infra/model/stackFile.ts";
+import { changedFiles, filesAt, resolveCommit, type ChangedFile } from "./git.ts";
+import { withFleetSnapshot } from "./worktree.ts";
+
+/** Paths whose change touches every stack. Directories end with "/". */
+export const GLOBAL_PATHS: readonly string[] = ["infra/", "policy/", "Pulumi.yaml", "package-lock.json"];
+
+export interface AffectedStack {
+  name: string;
+  /** Why, one line per changed file, e.g. "tenants/acme.yaml modified". */
+  reasons: string[];
+  /** Whether the stack has a stack file at the base revision / at the head. */
+  inBase: boolean;
+  inHead: boolean;
+}
+
+export interface Revision {
+  ref: string;
+  /** Commit id; undefined for the working tree. */
+  commit?: string;
+}
+
+export interface AffectedResult {
+  base: Revision & { commit: string };
+  head: Revision;
+  /** Every changed file of the project (not only the fleet's). */
+  changed: ChangedFile[];
+  /** Names of the affected stacks, sorted. */
+  stacks: string[];
+  /** The same stacks with the reasons, sorted by name. */
+  details: AffectedStack[];
+  /** Things the reader must know (a base fleet that does not load, counted conservatively). */
+  warnings: string[];
+}
+
+type FileKind = { kind: "tenant"; id: string } | { kind: "stack"; stack: string } | { kind: "global" } | { kind: "other" };
+
+export function classifyPath(path: string): FileKind {
+  const tenant = /^tenants\/([^/]+)\.ya?ml$/.exec(path);
+  if (tenant) return { kind: "tenant", id: tenant[1]! };
+  const stackFile = /^stacks\/([^/]+)$/.exec(path);
+  if (stackFile) {
+    const stack = stackNameOfFile(stackFile[1]!);
+    if (stack) return { kind: "stack", stack };
+  }
+  if (GLOBAL_PATHS.some((g) => (g.endsWith("/") ? path.startsWith(g) : path === g))) return { kind: "global" };
+  return { kind: "other" };
+}
+
+interface Side {
+  fleet?: Fleet;
+  /** Stack names of this side (from the fleet, or from the stack file names when it does not load). */
+  stackNames: Set<string>;
+  /** Why the fleet does not load; files of a snapshot are shown as `<ref>:<path>`. */
+  problems: Problem[];
+}
+
+async function stackNamesFromFiles(projectDir: string, commit: string): Promise<Set<string>> {
+  const files = await filesAt(projectDir, commit, ["stacks"]);
+  return new Set(files.map((f) => stackNameOfFile(f.replace(/^stacks\//, ""))).filter((n): n is string => n !== undefined));
+}
+
+async function loadSide(projectDir: string, rev: Revision): Promise<Side> {
+  const load = (dir: string, label?: string): Side => {
+    const { fleet, problems } = loadFleet({ projectDir: dir });
+    const shown = label
+      ? problems.map((p) => ({ ...p, file: p.file.startsWith(dir) ? `${label}:${relative(dir, p.file)}` : p.file }))
+      : problems;
+    return { ...(fleet ? { fleet } : {}), stackNames: new Set(fleet ? fleet.stacks.keys() : []), problems: shown };
+  };
+  const commit = rev.commit;
+  if (!commit) return load(projectDir);
+  const side = await withFleetSnapshot(projectDir, commit, async (dir) => load(dir, rev.ref));
+  if (!side.fleet) side.stackNames = await stackNamesFromFiles(projectDir, commit);
+  return side;
+}
+
+/**
+ * The stacks touched between `baseRef` and `headRef` (a commit-ish), or between `baseRef` and the
+ * working tree (including untracked files) when `headRef` is omitted.
+ * Throws GitError for a bad ref or a directory outside git, FleetError when the head fleet is invalid.
+ */
+export async function affectedStacks(projectDir: string, baseRef: string, headRef?: string): Promise<AffectedResult> {
+  const baseCommit = await resolveCommit(projectDir, baseRef);
+  const headCommit = headRef === undefined ? undefined : await resolveCommit(projectDir, headRef);
+  const changed = await changedFiles(projectDir, baseCommit, headCommit);
+  const warnings: string[] = [];
+
+  const kinds = changed.map((c) => ({ ...c, what: classifyPath(c.path) }));
+  const relevant = kinds.filter((k) => k.what.kind !== "other");
+  const result: AffectedResult = {
+    base: { ref: baseRef, commit: baseCommit },
+    head: { ref: headRef ?? "working tree", ...(headCommit ? { commit: headCommit } : {}) },
+    changed,
+    stacks: [],
+    details: [],
+    warnings,
+  };
+  if (relevant.length === 0) return result;
+
+  // The head must be valid (validate reports the same problems); the base may predate a schema change.
+  const head = await loadSide(projectDir, result.head);
+  if (!head.fleet) throw new FleetError(head.problems);
+  const base = await loadSide(projectDir, result.base);
+  if (!base.fleet) {
+    warnings.push(
+      `the fleet at ${baseRef} does not load with this code (${base.problems.length} problems); ` +
+        `a tenant changed since then is counted in every stack of ${baseRef}`,
+    );
+  }
+
+  const reasons = new Map<string, string[]>();
+  const touch = (stack: string, why: string) => {
+    const list = reasons.get(stack) ?? [];
+    if (!list.includes(why)) list.push(why);
+    reasons.set(stack, list);
+  };
+
+  const globals = relevant.filter((k) => k.what.kind === "global");
+  if (globals.length > 0) {
+    const shown = globals.slice(0, 3).map((g) => g.path).join(", ") + (globals.length > 3 ? `, +${globals.length - 3} more` : "");
+    const why = `${shown} changed (infra/, policy/, Pulumi.yaml and package-lock.json touch every stack)`;
+    for (const s of new Set([...base.stackNames, ...head.stackNames])) touch(s, why);
+  }
+  for (const k of relevant) {
+    const why = `${k.path} ${k.status}`;
+    if (k.what.kind === "stack") touch(k.what.stack, why);
+    if (k.what.kind !== "tenant") continue;
+    const id = k.what.id;
+    const before = base.fleet ? base.fleet.tenants.get(id)?.tenant : undefined;
+    const after = head.fleet.tenants.get(id)?.tenant;
+    const stacks = new Set<string>([...(before ? stacksOfTenant(before) : []), ...(after ? stacksOfTenant(after) : [])]);
+    if (!base.fleet && k.status !== "added") for (const s of base.stackNames) stacks.add(s);
+    for (const s of stacks) touch(s, why);
+  }
+
+  result.details = [...reasons.keys()].sort().map((name) => ({
+    name,
+    reasons: reasons.get(name)!,
+    inBase: base.stackNames.has(name),
+    inHead: head.stackNames.has(name),
+  }));
+  result.stacks = result.details.map((d) => d.name);
+  return result;
+}

@@ -1,0 +1,46 @@
+import { affectedStacks } from "../affected/affected.ts";
+import { GitError } from "../affected/git.ts";
+import { EXIT, UsageError, type Io } from "../io.ts";
+import { fleetDirs } from "../options.ts";
+
+export interface AffectedOptions {
+  base: string;
+  head?: string;
+  json?: boolean;
+  project?: string;
+}
+
+/**
+ * `tenantctl affected --base REF [--head REF] [--json]`: the stacks a change touches, one a line
+ * (DESIGN §6). `--json` adds the reasons and whether each stack exists at each side, for CI
+ * matrices (a stack whose file was deleted has nothing to `pulumi up`).
+ */
+export async function affectedCommand(opts: AffectedOptions, io: Io): Promise<number> {
+  const { projectDir } = fleetDirs(opts);
+  let result;
+  try {
+    result = await affectedStacks(projectDir, opts.base, opts.head);
+  } catch (err) {
+    if (err instanceof GitError) throw new UsageError(err.message);
+    throw err;
+  }
+  for (const w of result.warnings) io.err(`tenantctl: warning: ${w}`);
+  if (opts.json) {
+    io.out(
+      JSON.stringify(
+        {
+          base: result.base,
+          head: result.head,
+          stacks: result.stacks,
+          details: result.details,
+          warnings: result.warnings,
+        },
+        null,
+        2,
+      ),
+    );
+    return EXIT.ok;
+  }
+  for (const s of result.stacks) io.out(s);
+  return EXIT.ok;
+}

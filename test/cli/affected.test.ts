@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { affectedStacks, classifyPath } from "../../cli/affected/affected.ts";
+import { GitError } from "../../cli/affected/git.ts";
+import { bufferIo } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
+import { createTempRepo, type TempRepo } from "./affected-fixture/repo.ts";
+import { NEWCO, SCENARIOS } from "./affected-fixture/scenarios.ts";
+
+let repo: TempRepo;
+const commits: string[] = [];
+
+beforeAll(() => {
+  repo = createTempRepo();
+  commits.push(repo.git("rev-parse", "HEAD").trim());
+  for (const s of SCENARIOS) {
+    s.apply(repo);
+    commits.push(repo.commit(s.name));
+  }
+});
+
+afterAll(() => repo?.cleanup());
+
+describe("classifyPath", () => {
+  it("sorts paths into tenant files, stack files, global paths and the rest", () => {
+    expect(classifyPath("tenants/acme.yaml")).toEqual({ kind: "tenant", id: "acme" });
+    expect(classifyPath("tenants/acme.yml")).toEqual({ kind: "tenant", id: "acme" });
+    expect(classifyPath("tenants/tenant.schema.json")).toEqual({ kind: "other" });
+    expect(classifyPath("stacks/Pulumi.shared-prod-use1-01.yaml")).toEqual({ kind: "stack", stack: "shared-prod-use1-01" });
+    expect(classifyPath("stacks/README.md")).toEqual({ kind: "other" });
+    expect(classifyPath("infra/components/cell.ts")).toEqual({ kind: "global" });
+    expect(classifyPath("policy/policies/tags.ts")).toEqual({ kind: "global" });
+    expect(classifyPath("Pulumi.yaml")).toEqual({ kind: "global" });
+    expect(classifyPath("package-lock.json")).toEqual({ kind: "global" });
+    expect(classifyPath("infrastructure.md")).toEqual({ kind: "other" });
+    expect(classifyPath("cli/main.ts")).toEqual({ kind: "other" });
+  });
+});
+
+describe("affectedStacks between commits of a real repository", () => {
+  SCENARIOS.forEach((s, i) => {
+    it(`${s.name}: ${s.affected.length ? s.affected.join(", ") : "no stack"}`, async () => {
+      const r = await affectedStacks(repo.dir, commits[i]!, commits[i + 1]!);
+      expect(r.stacks).toEqual(s.affected);
+      expect(r.base.commit).toBe(commits[i]);
+      expect(r.head.commit).toBe(commits[i + 1]);
+      expect(r.warnings).toEqual([]);
+    });
+  });
+
+  it("explains each stack and says which side has it", async () => {
+    const replaced = SCENARIOS.findIndex((s) => s.name === "re-place a tenant");
+    const r = await affectedStacks(repo.dir, commits[replaced]!, commits[replaced + 1]!);
+    expect(r.details).toEqual([
+      { name: "shared-prod-use1-01", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
+      { name: "shared-prod-use1-02", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
+      { name: "shared-staging-use1-01", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
+    ]);
+    const removed = SCENARIOS.findIndex((s) => s.name === "remove a dedicated tenant and its stack file");
+    const d = await affectedStacks(repo.dir, commits[removed]!, commits[removed + 1]!);
+    expect(d.details).toEqual([
+      {
+        name: "dedicated-acme-prod",
+        reasons: ["stacks/Pulumi.dedicated-acme-prod.yaml deleted", "tenants/acme.yaml deleted"],
+        inBase: true,
+        inHead: false,
+      },
+    ]);
+  });
+
+  it("accumulates over several commits: the union of what each touched", async () => {
+    const r = await affectedStacks(repo.dir, commits[0]!, commits[4]!);
+    // add newco (use1-02), tier (use1-01, staging), re-place (use1-01, use1-02, staging), remove freebie-two (euw1-01).
+    expect(r.stacks).toEqual(["shared-prod-euw1-01", "shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01"]);
+  });
+
+  it("compares with the working tree, untracked tenant files included, when no head is given", async () => {
+    repo.write("tenants/walkin.yaml", NEWCO.replaceAll("newco", "walkin").replace("use1-02", "use1-01"));
+    try {
+      const r = await affectedStacks(repo.dir, "HEAD");
+      expect(r.head).toEqual({ ref: "working tree" });
+      expect(r.stacks).toEqual(["shared-prod-use1-01"]);
+      expect(r.details[0]!.reasons).toEqual(["tenants/walkin.yaml added"]);
+    } finally {
+      repo.remove("tenants/walkin.yaml");
+    }
+  });
+
+  it("rejects an unknown ref with a message that says what to do", async () => {
+    await expect(affectedStacks(repo.dir, "origin/no-such-branch")).rejects.toThrow(GitError);
+    await expect(affectedStacks(repo.dir, "origin/no-such-branch")).rejects.toThrow(/unknown git ref "origin\/no-such-branch".*fetch-depth: 0/);
+    await expect(affectedStacks(repo.dir, "--output=/tmp/x")).rejects.toThrow(/cannot start with "-"/);
+  });
+});
+
+describe("tenantctl affected", () => {
+  it("prints one stack per line, sorted, and exits 0", async () => {
+    const io = bufferIo();
+    const replaced = SCENARIOS.findIndex((s) => s.name === "re-place a tenant");
+    const code = await main(["affected", "--base", commits[replaced]!, "--head", commits[replaced + 1]!, "--project", repo.dir], io);
+    expect(code).toBe(0);
+    expect(io.stdout).toEqual(["shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01"]);
+    expect(io.stderr).toEqual([]);
+  });
+
+  it("--json carries the reasons and the sides for CI matrices", async () => {
+    const io = bufferIo();
+    const removed = SCENARIOS.findIndex((s) => s.name === "remove a dedicated tenant and its stack file");
+    const code = await main(["affected", "--base", commits[removed]!, "--head", commits[removed + 1]!, "--json", "--project", repo.dir], io);
+    expect(code).toBe(0);
+    const doc = JSON.parse(io.stdout.join("\n")) as { stacks: string[]; details: { name: string; inHead: boolean }[] };
+    expect(doc.stacks).toEqual(["dedicated-acme-prod"]);
+    expect(doc.details.map((d) => [d.name, d.inHead])).toEqual([["dedicated-acme-prod", false]]);
+  });
+
+  it("exits 2 with a clear message on a bad ref, and without --base", async () => {
+    const io = bufferIo();
+    expect(await main(["affected", "--base", "nope", "--project", repo.dir], io)).toBe(2);
+    expect(io.stderr.join("\n")).toMatch(/^tenantctl: unknown git ref "nope"/);
+    const io2 = bufferIo();
+    expect(await main(["affected", "--project", repo.dir], io2)).toBe(2);
+    expect(io2.stderr.join("\n")).toMatch(/--base/);
+  });
+
+  it("exits 1 with the problems when the head fleet is invalid", async () => {
+    repo.write("tenants/broken.yaml", "id: broken\ntier: platinum\n");
+    try {
+      const io = bufferIo();
+      expect(await main(["affected", "--base", "HEAD", "--project", repo.dir], io)).toBe(1);
+      expect(io.stderr.some((l) => l.includes("broken.yaml") && l.includes("tier"))).toBe(true);
+    } finally {
+      repo.remove("tenants/broken.yaml");
+    }
+  });
+});
