@@ -6,7 +6,9 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-const CIDR_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+// No leading zeros ("010.0.0.0/8"): some tools read them as octal, and the text is passed to AWS as written.
+const OCTET = "(0|[1-9]\\d{0,2})";
+const CIDR_RE = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}\\/(0|[1-9]\\d?)$`);
 
 export class CidrError extends Error {}
 

@@ -253,6 +253,23 @@ export function makeTenantSchema(ctx: SchemaContext) {
 }
 
 export type TenantSchema = ReturnType<typeof makeTenantSchema>;
+
+const schemaCache = new Map<string, TenantSchema>();
+
+/**
+ * makeTenantSchema, memoized per platform context. Building the schema (and zod's compiled fast
+ * path on first use) costs milliseconds; a fleet has many files and the control plane validates
+ * on every request. Schemas are immutable, so sharing one is safe.
+ */
+export function tenantSchemaFor(ctx: SchemaContext): TenantSchema {
+  const key = JSON.stringify([ctx.regions, ctx.environments]);
+  let schema = schemaCache.get(key);
+  if (!schema) {
+    schema = makeTenantSchema(ctx);
+    schemaCache.set(key, schema);
+  }
+  return schema;
+}
 export type Tenant = z.output<TenantSchema>;
 export type TenantInput = z.input<TenantSchema>;
 export type PooledTenant = Extract<Tenant, { deployment: "pooled" }>;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { problemAt, parseYamlMap, rawValueAt, type YamlFile } from "./yamlFile.ts";
 import { formatPath, type Problem } from "./problems.ts";
-import { makeTenantSchema, withDerivedDeployment, type SchemaContext, type Tenant } from "./schema.ts";
+import { tenantSchemaFor, withDerivedDeployment, type SchemaContext, type Tenant } from "./schema.ts";
 import { DEPLOYMENTS, TIERS, allowedDeployments, type Tier } from "./tiers.ts";
 
 export interface LoadedTenant {
@@ -137,7 +137,7 @@ export function parseTenantFile(
     }
   }
   const problems: Problem[] = [];
-  const schema = makeTenantSchema(ctx);
+  const schema = tenantSchemaFor(ctx);
   let input: unknown;
   let guessed = false;
   if (deploymentOk || (tierOk && !("deployment" in raw))) {
