@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
+import { affectedCommand } from "./commands/affected.ts";
+import { costCommand } from "./commands/cost.ts";
 import { newCommand } from "./commands/new.ts";
 import { routesCommand } from "./commands/routes.ts";
 import { validateCommand } from "./commands/validate.ts";
@@ -42,6 +44,24 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   withDirs(program.command("routes").description("print the routing table: tenant -> URL, deployment, stack"))
     .option("--json", "print JSON")
     .action((opts) => setCode(routesCommand(opts, io)));
+
+  program
+    .command("affected")
+    .description("print the stacks a change touches (git diff of tenants/, stacks/, infra/, policy/), one a line")
+    .requiredOption("--base <ref>", "the revision to compare with, e.g. origin/main")
+    .option("--head <ref>", "the revision to compare (default: the working tree, untracked files included)")
+    .option("--json", "print { stacks, details: [{ name, reasons, inBase, inHead }] }")
+    .option("--project <dir>", "directory holding Pulumi.yaml (default: nearest from the current directory)")
+    .action(async (opts) => setCode(await affectedCommand(opts, io)));
+
+  withDirs(
+    program
+      .command("cost")
+      .description("monthly cost per stack and per tenant from the rendered resources and a dated price table")
+      .option("--stack <name>", "a stack to price, repeatable (default: every stack)", collect)
+      .option("--all", "price every stack in the stacks directory")
+      .option("--json", "print the report as JSON"),
+  ).action(async (opts) => setCode(await costCommand(opts, io)));
 
   return program;
 }
