@@ -73,7 +73,8 @@ export class StackIndex {
    * property dependencies first, else by matching the value against identifying properties.
    */
   resolve(from: StackResourceView, prop: string, types: readonly string[], value: unknown = from.props[prop]): StackResourceView | undefined {
-    const deps = from.propertyDependencies?.[prop] ?? [];
+    // The engine records dependencies per top-level input (`rules`, not `rules[0].kmsMasterKeyId`).
+    const deps = from.propertyDependencies?.[prop.split(/[.[]/)[0]!] ?? [];
     const byDep = deps.map((u) => this.byUrn.get(u)).filter((r): r is StackResourceView => r !== undefined && types.includes(r.type));
     if (byDep.length === 1) return byDep[0];
     return this.find(value, types);

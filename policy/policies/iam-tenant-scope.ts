@@ -36,12 +36,17 @@ interface Scope {
   env: string;
   ctx: PolicyContext;
   index: StackIndex;
+  /** The resource holding the document being checked, and the input it is in. */
+  doc?: StackResourceView;
+  docProp: string;
 }
 
 interface Doc {
   /** Where the document lives, for messages: `inline policy "read"`, `policy`, `assumeRolePolicy`. */
   label: string;
   owner: StackResourceView;
+  /** Top-level input holding the document. */
+  prop: string;
   value: unknown;
 }
 
@@ -64,7 +69,7 @@ function hasWildcard(s: string): boolean {
 // --- trust policy ------------------------------------------------------------------------------
 
 function checkTrust(role: StackResourceView, tenant: string, report: StackReport): void {
-  const doc: Doc = { label: "assumeRolePolicy", owner: role, value: role.props.assumeRolePolicy };
+  const doc: Doc = { label: "assumeRolePolicy", owner: role, prop: "assumeRolePolicy", value: role.props.assumeRolePolicy };
   const statements = parse(doc, report);
   if (!statements) return;
   for (const s of statements) {
@@ -98,6 +103,16 @@ function isGuardedAction(action: string): boolean {
   return GUARDED_SERVICES.has(serviceOf(action));
 }
 
+/**
+ * Without outputs an ARN inside a document matches nothing; the engine still records which
+ * resources the document was built from. When exactly one of them has the type, that is it.
+ */
+function soleDependency(scope: Scope, type: string): StackResourceView | undefined {
+  const urns = scope.doc?.propertyDependencies?.[scope.docProp] ?? [];
+  const found = urns.map((u) => scope.index.get(u)).filter((r) => r?.type === type);
+  return found.length === 1 ? found[0] : undefined;
+}
+
 /** Why a KMS key resource is outside the tenant's namespace, or undefined. */
 function kmsProblem(resource: string, rest: string, s: Statement, scope: Scope): string | undefined {
   const { appName } = scope.ctx.settings;
@@ -106,7 +121,7 @@ function kmsProblem(resource: string, rest: string, s: Statement, scope: Scope):
     return rest === expected ? undefined : `is not the tenant's KMS alias "${expected}"`;
   }
   if (hasWildcard(rest)) return "is a wildcard over KMS keys";
-  const key = scope.index.find(resource, [T.key]);
+  const key = scope.index.find(resource, [T.key]) ?? soleDependency(scope, T.key);
   if (!key) return "is not a key of this stack, so its tenant cannot be checked";
   const owner = tenantOf(key);
   if (owner === scope.tenant) return undefined;
@@ -182,7 +197,8 @@ function resourceProblem(resource: string, s: Statement, scope: Scope): string |
   }
 }
 
-function checkIdentity(doc: Doc, scope: Scope, report: StackReport): void {
+function checkIdentity(doc: Doc, roleScope: Scope, report: StackReport): void {
+  const scope: Scope = { ...roleScope, doc: doc.owner, docProp: doc.prop };
   const statements = parse(doc, report);
   if (!statements) return;
   for (const s of statements) {
@@ -217,7 +233,7 @@ export const iamTenantScope: StackPolicyDefinition = {
     const index = new StackIndex(resources);
     const scopeOf = (r: StackResourceView, tenant: string): Scope | undefined => {
       const env = envOf(r, ctx);
-      return env === undefined ? undefined : { tenant, env, ctx, index };
+      return env === undefined ? undefined : { tenant, env, ctx, index, docProp: "" };
     };
     for (const role of index.ofType(T.role)) {
       const tenant = tenantOf(role);
@@ -226,10 +242,10 @@ export const iamTenantScope: StackPolicyDefinition = {
       if (!scope) continue;
       checkTrust(role, tenant, report);
       records(role.props.inlinePolicies).forEach((p, i) => {
-        checkIdentity({ label: `inline policy "${str(p.name) ?? i}"`, owner: role, value: p.policy }, scope, report);
+        checkIdentity({ label: `inline policy "${str(p.name) ?? i}"`, owner: role, prop: "inlinePolicies", value: p.policy }, scope, report);
       });
       for (const rp of index.ofType(T.rolePolicy)) {
-        if (roleOf(rp, index) === role) checkIdentity({ label: "policy", owner: rp, value: rp.props.policy }, scope, report);
+        if (roleOf(rp, index) === role) checkIdentity({ label: "policy", owner: rp, prop: "policy", value: rp.props.policy }, scope, report);
       }
       const attached = [
         ...strings(role.props.managedPolicyArns).map((arn) => ({ from: role, arn, policy: index.find(arn, [T.iamPolicy]) })),
@@ -243,7 +259,7 @@ export const iamTenantScope: StackPolicyDefinition = {
           report(`attaches policy "${arn}" to the role of tenant "${tenant}"; it is not defined in this stack, so its statements cannot be checked`, from.urn);
         } else if (!isTenantId(tenantOf(policy))) {
           // Untagged or shared policies attached to a tenant role are checked for that tenant.
-          checkIdentity({ label: "policy", owner: policy, value: policy.props.policy }, scope, report);
+          checkIdentity({ label: "policy", owner: policy, prop: "policy", value: policy.props.policy }, scope, report);
         }
       }
     }
@@ -251,7 +267,7 @@ export const iamTenantScope: StackPolicyDefinition = {
       const tenant = tenantOf(policy);
       if (!isTenantId(tenant)) continue;
       const scope = scopeOf(policy, tenant);
-      if (scope) checkIdentity({ label: "policy", owner: policy, value: policy.props.policy }, scope, report);
+      if (scope) checkIdentity({ label: "policy", owner: policy, prop: "policy", value: policy.props.policy }, scope, report);
     }
   },
 };

@@ -106,7 +106,7 @@ describe("loading the pack", () => {
     const { port } = await serve(nodeArgs);
     const client = new analyzerGrpc.AnalyzerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
-      const info = await unary(client.getAnalyzerInfo.bind(client), new Empty());
+      const info = await unary<EmptyType, AnalyzerPb.AnalyzerInfo>(client.getAnalyzerInfo.bind(client), new Empty());
       expect(info.getName()).toBe(PACK_NAME);
       expect(info.getVersion()).toBe(PACK_VERSION);
       expect(info.getPoliciesList().map((p) => [p.getName(), p.getEnforcementlevel()])).toEqual(
@@ -114,7 +114,7 @@ describe("loading the pack", () => {
       );
 
       // Default config: "qa" is not a platform environment.
-      const before = await unary(client.analyze.bind(client), analyzeRequest());
+      const before = await unary<AnalyzerPb.AnalyzeRequest, AnalyzerPb.AnalyzeResponse>(client.analyze.bind(client), analyzeRequest());
       expect(before.getDiagnosticsList().map((d) => [d.getPolicyname(), d.getMessage()])).toEqual([
         ["tenant-tags", `${policies[0]!.description}\ntag env "qa" is not one of the platform environments: prod, staging, dev`],
       ]);
@@ -125,8 +125,8 @@ describe("loading the pack", () => {
       cfg.setEnforcementlevel(analyzerpb.EnforcementLevel.MANDATORY);
       cfg.setProperties(Struct.fromJavaScript({ environments: ["qa"] }));
       configure.getPolicyconfigMap().set("tenant-tags", cfg);
-      await unary(client.configure.bind(client), configure);
-      const after = await unary(client.analyze.bind(client), analyzeRequest());
+      await unary<AnalyzerPb.ConfigureAnalyzerRequest, EmptyType>(client.configure.bind(client), configure);
+      const after = await unary<AnalyzerPb.AnalyzeRequest, AnalyzerPb.AnalyzeResponse>(client.analyze.bind(client), analyzeRequest());
       expect(after.getDiagnosticsList()).toEqual([]);
     } finally {
       client.close();

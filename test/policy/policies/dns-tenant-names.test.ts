@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { analyzeResources } from "../../../policy/analyze.ts";
+import { dedicatedStack, find, sharedStack, urn, urnOf, violation, violationsAfter, violationsOf } from "../fixtures.ts";
+
+const P = "dns-tenant-names";
+const D = dedicatedStack();
+const S = sharedStack();
+
+describe(P, () => {
+  it("passes pooled names, the delegated zone with its records, and the private zone", async () => {
+    expect(await violationsOf(S)).toEqual([]);
+    expect(await violationsOf(D)).toEqual([]);
+  });
+
+  it("reports a pooled record for a tenant that is not in the cell", async () => {
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.name = "hooli.tenancy.example.com"))).toEqual([
+      violation(P, urn(S, "globex-dns"), 'record "hooli.tenancy.example.com" names "hooli", which is not a tenant of this stack'),
+    ]);
+  });
+
+  it("reports a pooled record that is not <tenant>.<domain>", async () => {
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.name = "api.globex.tenancy.example.com"))).toEqual([
+      violation(P, urn(S, "globex-dns"), 'record "api.globex.tenancy.example.com" is not of the form <tenant>.tenancy.example.com'),
+    ]);
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.name = "globex.dedicated.tenancy.example.com."))).toEqual([
+      violation(P, urn(S, "globex-dns"), 'record "globex.dedicated.tenancy.example.com" is not of the form <tenant>.tenancy.example.com'),
+    ]);
+  });
+
+  it("reports a record outside the env's domain", async () => {
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.name = "globex.example.org"))).toEqual([
+      violation(P, urn(S, "globex-dns"), 'record "globex.example.org" is outside the domain "tenancy.example.com" of env prod'),
+    ]);
+    const stack = "shared-staging-use1-01";
+    const secret = { urn: urnOf(stack, "aws:secretsmanager/secret:Secret", "globex-db"), type: "aws:secretsmanager/secret:Secret", name: "globex-db", inputs: { name: "tenancy/staging/tenants/globex/database", kmsKeyId: "k", tags: { tenant: "globex", env: "staging", stack, "managed-by": "saas-tenancy" } } };
+    const record = { urn: urnOf(stack, "aws:route53/record:Record", "globex-dns"), type: "aws:route53/record:Record", name: "globex-dns", inputs: { zoneId: "Z0EXAMPLE0PARENT", name: "globex.tenancy.example.com", type: "CNAME" } };
+    expect(await analyzeResources([secret, record], stack)).toEqual([
+      violation(P, record.urn, 'record "globex.tenancy.example.com" is outside the domain "staging.tenancy.example.com" of env staging'),
+    ]);
+    expect(await analyzeResources([secret, { ...record, inputs: { ...record.inputs, name: "globex.staging.tenancy.example.com" } }], stack)).toEqual([]);
+  });
+
+  it("reports a dedicated record outside the tenant's zone", async () => {
+    expect(await violationsAfter(D, (s) => (find(s, "acme-zone-delegation").inputs.name = "acme.tenancy.example.com"))).toEqual([
+      violation(P, urn(D, "acme-zone-delegation"), 'record "acme.tenancy.example.com" is outside the zone "acme.dedicated.tenancy.example.com" of tenant "acme"'),
+    ]);
+  });
+
+  it("reports a dedicated private record outside the tenant's private zone", async () => {
+    const move = (s: typeof D) => Object.assign(find(s, "acme-db-record").inputs, { zoneId: "ZSOMEOTHERZONE", name: "db.globex.internal" });
+    expect(await violationsAfter(D, move)).toEqual([
+      violation(P, urn(D, "acme-db-record"), 'record "db.globex.internal" is outside the tenant\'s private zone "acme.internal"'),
+    ]);
+  });
+
+  it("reports a tenant zone with another name, and the records that follow it", async () => {
+    expect(await violationsAfter(D, (s) => (find(s, "acme-zone").inputs.name = "acme.tenancy.example.com"))).toEqual([
+      violation(P, urn(D, "acme-zone"), 'zone "acme.tenancy.example.com" of tenant "acme" is neither "acme.dedicated.tenancy.example.com" nor "acme.internal"'),
+      violation(P, urn(D, "acme-ingress"), 'record "acme.dedicated.tenancy.example.com.acme.tenancy.example.com" is outside the zone "acme.dedicated.tenancy.example.com" of tenant "acme"'),
+    ]);
+  });
+});
