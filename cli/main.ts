@@ -3,7 +3,11 @@ import { FleetError, formatProblem } from "../infra/model/problems.ts";
 import { affectedCommand } from "./commands/affected.ts";
 import { costCommand } from "./commands/cost.ts";
 import { newCommand } from "./commands/new.ts";
+import { planCommand } from "./commands/plan.ts";
+import { policyCheckCommand } from "./commands/policyCheck.ts";
+import { PlanError } from "./plan/planStacks.ts";
 import { routesCommand } from "./commands/routes.ts";
+import { schemaCommand } from "./commands/schema.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { EXIT, ProblemsError, UsageError, processIo, type Io } from "./io.ts";
 
@@ -45,6 +49,32 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--json", "print JSON")
     .action((opts) => setCode(routesCommand(opts, io)));
 
+  withDirs(program.command("schema").description("print the tenant files' JSON schema (generated from the zod schema)"))
+    .option("--write", "write it to <tenants>/tenant.schema.json")
+    .option("--check", "exit 1 when the committed tenant.schema.json is stale")
+    .option("--markdown", "print the README's tenant file reference instead")
+    .action((opts) => setCode(schemaCommand(opts, io)));
+
+  withDirs(
+    program
+      .command("plan")
+      .description("render stacks offline (mock runtime), run the policy pack on them, print a summary")
+      .option("--stack <name>", "a stack to plan, repeatable", collect)
+      .option("--all", "plan every stack in the stacks directory")
+      .option("--json <file>", "write { stacks: [{ name, kind, tenants, resources, violations }] }")
+      .option("--parallel <n>", "renderer processes (default: the number of cores)")
+      .option("--base <ref>", "also plan the stacks at this git revision and show what changes (default stacks: the affected ones)")
+      .option("--markdown <file>", "with --base: write the pull-request comment (summary table, one section per stack)"),
+  ).action(async (opts) => setCode(await planCommand(opts, io)));
+
+  const policy = program.command("policy").description("the CrossGuard policy pack, offline");
+  withDirs(
+    policy
+      .command("check")
+      .description("run the pack over a plan JSON or a `pulumi stack export` file")
+      .argument("<file>", "plan JSON or stack export"),
+  ).action(async (file: string, opts) => setCode(await policyCheckCommand(file, opts, io)));
+
   program
     .command("affected")
     .description("print the stacks a change touches (git diff of tenants/, stacks/, infra/, policy/), one a line")
@@ -85,6 +115,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     }
     if (err instanceof FleetError) {
       for (const p of err.problems) io.err(formatProblem(p));
+      return EXIT.problems;
+    }
+    if (err instanceof PlanError) {
+      io.err(`tenantctl: plan failed: ${err.message}`);
       return EXIT.problems;
     }
     if (err instanceof ProblemsError) {

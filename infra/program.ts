@@ -1,5 +1,7 @@
 import type { Fleet } from "./model/fleet.ts";
 import { parseStackName } from "./model/naming.ts";
+import { buildDedicatedStack } from "./stacks/dedicated.ts";
+import { buildSharedCellStack } from "./stacks/sharedCell.ts";
 
 /** What a stack builder returns: its stack outputs. */
 export type StackOutputs = Record<string, unknown>;
@@ -18,10 +20,5 @@ export async function defineStack(fleet: Fleet, stackName: string): Promise<Stac
         (ref.kind === "dedicated" ? `run tenantctl new for the tenant` : `add the cell's stack file`),
     );
   }
-  if (ref.kind === "shared") {
-    const { buildSharedCellStack } = await import("./stacks/sharedCell.ts");
-    return buildSharedCellStack(fleet, stack);
-  }
-  const { buildDedicatedStack } = await import("./stacks/dedicated.ts");
-  return buildDedicatedStack(fleet, stack);
+  return ref.kind === "shared" ? buildSharedCellStack(fleet, stack) : buildDedicatedStack(fleet, stack);
 }

@@ -1,11 +1,19 @@
-// Deep imports of the SDK's own mock monitor pieces: the proto classes and property (de)serializers
-// the stock MockMonitor uses. Pinned SDK version (package.json) keeps these paths stable.
-import * as rpc from "@pulumi/pulumi/runtime/rpc.js";
-import * as structproto from "google-protobuf/google/protobuf/struct_pb.js";
-import * as resproto from "@pulumi/pulumi/proto/resource_pb.js";
-import * as provproto from "@pulumi/pulumi/proto/provider_pb.js";
+import { createRequire } from "node:module";
+import type * as RpcModule from "@pulumi/pulumi/runtime/rpc.js";
+import type * as StructModule from "google-protobuf/google/protobuf/struct_pb.js";
+import type * as ResourceModule from "@pulumi/pulumi/proto/resource_pb.js";
+import type * as ProviderModule from "@pulumi/pulumi/proto/provider_pb.js";
 import { mockOutputs, type MockContext } from "./mockOutputs.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "./types.ts";
+
+// The SDK's own mock monitor pieces: the proto classes and property (de)serializers the stock
+// MockMonitor uses. They are CommonJS modules whose exports Node's ESM loader cannot see
+// statically (protoc's goog.object.extend), hence require. The pinned SDK version keeps the paths.
+const require = createRequire(import.meta.url);
+const rpc = require("@pulumi/pulumi/runtime/rpc.js") as typeof RpcModule;
+const structproto = require("google-protobuf/google/protobuf/struct_pb.js") as typeof StructModule;
+const resproto = require("@pulumi/pulumi/proto/resource_pb.js") as typeof ResourceModule;
+const provproto = require("@pulumi/pulumi/proto/provider_pb.js") as typeof ProviderModule;
 
 type Callback = (err: unknown, response: unknown) => void;
 
@@ -35,7 +43,7 @@ export class RecordingMonitor {
     return `urn:pulumi:${this.ctx.stack}::${this.ctx.project}::${qualified}::${name}`;
   }
 
-  async registerResource(req: resproto.RegisterResourceRequest, callback: Callback): Promise<void> {
+  async registerResource(req: ResourceModule.RegisterResourceRequest, callback: Callback): Promise<void> {
     try {
       const type = req.getType();
       const name = req.getName();
@@ -61,6 +69,8 @@ export class RecordingMonitor {
         name,
         parent,
         inputs: raw,
+        // What the engine reports to AnalyzeStack: the provider's answer (here the mock's).
+        ...(req.getCustom() ? { outputs: state } : {}),
         custom: req.getCustom(),
         options: {
           protect: req.getProtect() === true,
@@ -80,13 +90,13 @@ export class RecordingMonitor {
     }
   }
 
-  registerResourceOutputs(req: resproto.RegisterResourceOutputsRequest, callback: Callback): void {
+  registerResourceOutputs(req: ResourceModule.RegisterResourceOutputsRequest, callback: Callback): void {
     const outputs = (req.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>;
     this.outputs.set(req.getUrn(), outputs);
     callback(null, {});
   }
 
-  async invoke(req: resproto.ResourceInvokeRequest, callback: Callback): Promise<void> {
+  async invoke(req: ResourceModule.ResourceInvokeRequest, callback: Callback): Promise<void> {
     const tok = req.getTok();
     if (tok === "pulumi:pulumi:getResource") {
       const args = rpc.deserializeProperties(req.getArgs()!) as { urn: string };
@@ -100,11 +110,11 @@ export class RecordingMonitor {
     callback(new Error(`the offline renderer does not answer invoke ${tok}; derive the value from config instead`), undefined);
   }
 
-  async readResource(req: resproto.ReadResourceRequest, callback: Callback): Promise<void> {
+  async readResource(req: ResourceModule.ReadResourceRequest, callback: Callback): Promise<void> {
     callback(new Error(`the offline renderer does not read existing resources (${req.getType()} ${req.getName()})`), undefined);
   }
 
-  supportsFeature(req: resproto.SupportsFeatureRequest, callback: Callback): void {
+  supportsFeature(req: ResourceModule.SupportsFeatureRequest, callback: Callback): void {
     // As the SDK's MockMonitor: everything but outputValues, so inputs arrive as plain values.
     callback(null, { getHassupport: () => req.getId() !== "outputValues" });
   }

@@ -6,6 +6,7 @@ import { parseStackName } from "../model/naming.ts";
 import { defineStack, type StackOutputs } from "../program.ts";
 import * as settingsModule from "@pulumi/pulumi/runtime/settings.js";
 import * as stateModule from "@pulumi/pulumi/runtime/state.js";
+import { withFastPromises } from "./fastPromises.ts";
 import { RecordingMonitor } from "./monitor.ts";
 import type { RenderedStack } from "./types.ts";
 
@@ -19,10 +20,8 @@ const sdkState = stateModule as unknown as { getStore(): Record<string, unknown>
 
 export interface RenderOptions {
   /**
-   * Skip the stack trace the SDK captures for every promise it tracks (runtime/debuggable.js).
-   * Those traces only serve the SDK's leak report at process exit; offline they are the largest
-   * single cost of rendering. Off by default; `tenantctl plan` turns it on. Never used by
-   * `pulumi up`, which does not go through this renderer.
+   * Skip the stack trace the SDK captures for every promise it tracks (see fastPromises.ts).
+   * Off by default; `tenantctl plan` turns it on. `pulumi up` never goes through this renderer.
    */
   fastPromises?: boolean;
   /** The program to run; default the real one (infra/program.ts). Tests of the renderer pass their own. */
@@ -50,40 +49,41 @@ let rendering = false;
 export async function renderStack(fleet: Fleet, stackName: string, opts: RenderOptions = {}): Promise<RenderedStack> {
   if (rendering) throw new Error("renderStack: another render is in progress in this process; render stacks one at a time");
   rendering = true;
-  const limit = Error.stackTraceLimit;
-  if (opts.fastPromises) Error.stackTraceLimit = 0;
   try {
-    const ref = parseStackName(stackName, fleet.platform.environments);
-    const file = fleet.stacks.get(stackName);
-    const monitor = new RecordingMonitor({
-      project: PROJECT,
-      stack: stackName,
-      region: file?.region ?? fleet.platform.regions[0]!,
-      accountId: fleet.platform.awsAccountId,
-    });
-    pulumi.runtime.setAllConfig(stackConfig(fleet, stackName));
-    sdkSettings.setMockOptions(monitor, PROJECT, stackName, false);
-    Object.assign(sdkState.getStore(), {
-      supportsSecrets: true,
-      supportsResourceReferences: true,
-      supportsOutputValues: false,
-      supportsDeletedWith: true,
-      supportsAliasSpecs: true,
-      supportsTransforms: false,
-    });
-    const program = opts.program ?? defineStack;
-    await pulumi.runtime.runInPulumiStack(() => program(fleet, stackName));
-    await sdkSettings.waitForRPCs();
-    const root = monitor.records.find((r) => r.type === "pulumi:pulumi:Stack");
-    return {
-      name: stackName,
-      kind: ref.kind,
-      tenants: tenantsOfStack(fleet, stackName).map((t) => t.id),
-      resources: monitor.records,
-      outputs: (root && monitor.outputs.get(root.urn)) ?? {},
-    };
+    return await withFastPromises(opts.fastPromises === true, () => renderOnce(fleet, stackName, opts));
   } finally {
-    Error.stackTraceLimit = limit;
     rendering = false;
   }
+}
+
+async function renderOnce(fleet: Fleet, stackName: string, opts: RenderOptions): Promise<RenderedStack> {
+  const ref = parseStackName(stackName, fleet.platform.environments);
+  const file = fleet.stacks.get(stackName);
+  const monitor = new RecordingMonitor({
+    project: PROJECT,
+    stack: stackName,
+    region: file?.region ?? fleet.platform.regions[0]!,
+    accountId: fleet.platform.awsAccountId,
+  });
+  pulumi.runtime.setAllConfig(stackConfig(fleet, stackName));
+  sdkSettings.setMockOptions(monitor, PROJECT, stackName, false);
+  Object.assign(sdkState.getStore(), {
+    supportsSecrets: true,
+    supportsResourceReferences: true,
+    supportsOutputValues: false,
+    supportsDeletedWith: true,
+    supportsAliasSpecs: true,
+    supportsTransforms: false,
+  });
+  const program = opts.program ?? defineStack;
+  await pulumi.runtime.runInPulumiStack(() => program(fleet, stackName));
+  await sdkSettings.waitForRPCs();
+  const root = monitor.records.find((r) => r.type === "pulumi:pulumi:Stack");
+  return {
+    name: stackName,
+    kind: ref.kind,
+    tenants: tenantsOfStack(fleet, stackName).map((t) => t.id),
+    resources: monitor.records,
+    outputs: (root && monitor.outputs.get(root.urn)) ?? {},
+  };
 }

@@ -17,6 +17,8 @@ export interface RenderedResource {
   parent: string;
   /** Inputs as the engine would see them; secret values are `{ [SECRET_SIG_KEY]: SECRET_SIG, value }`. */
   inputs: Record<string, unknown>;
+  /** Outputs of a custom resource: the mock runtime's answer offline, the provider's in a `pulumi stack export`. */
+  outputs?: Record<string, unknown>;
   /** Custom (provider-managed) resource, as opposed to a component. */
   custom: boolean;
   /** Resource options the plan cares about. */

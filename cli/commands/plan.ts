@@ -1,0 +1,53 @@
+import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { requireFleet } from "../../infra/model/fleet.ts";
+import { EXIT, UsageError, type Io } from "../io.ts";
+import { fleetDirs, type DirOptions } from "../options.ts";
+import { planBaseCommand } from "../affected/planBase.ts";
+import { planStacks } from "../plan/planStacks.ts";
+import { planProgress } from "../plan/progress.ts";
+import { formatViolation, hasMandatory, summaryTable } from "../plan/summary.ts";
+
+export interface PlanCommandOptions extends DirOptions {
+  stack?: string[];
+  all?: boolean;
+  json?: string;
+  parallel?: string;
+  /** Compare with this git revision (cli/affected/planBase.ts); default stacks: the affected ones. */
+  base?: string;
+  /** With --base: write the pull-request comment here. */
+  markdown?: string;
+}
+
+export async function planCommand(opts: PlanCommandOptions, io: Io): Promise<number> {
+  const fleet = requireFleet(fleetDirs(opts));
+  if (opts.base !== undefined) {
+    const n = opts.parallel === undefined ? undefined : Number(opts.parallel);
+    if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
+    return planBaseCommand(fleet, { ...opts, base: opts.base }, io, (f, names) => planStacks(f, names, n ? { parallel: n } : {}));
+  }
+  if (opts.markdown) throw new UsageError("--markdown needs --base REF: the comment shows what merging changes against REF");
+  if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
+  const names = opts.all ? [...fleet.stacks.keys()] : (opts.stack ?? []);
+  if (names.length === 0) throw new UsageError("choose the stacks: --stack NAME (repeatable) or --all");
+  for (const n of names) {
+    if (!fleet.stacks.has(n)) {
+      throw new UsageError(`unknown stack ${n}: no stacks/Pulumi.${n}.yaml; known stacks: ${[...fleet.stacks.keys()].join(", ")}`);
+    }
+  }
+  const parallel = opts.parallel === undefined ? undefined : Number(opts.parallel);
+  if (parallel !== undefined && (!Number.isInteger(parallel) || parallel < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
+  const progress = planProgress(names, io);
+  const doc = await planStacks(fleet, names, { onProgress: progress.onProgress, ...(parallel ? { parallel } : {}) }).finally(
+    () => progress.done,
+  );
+  await progress.done;
+  io.out(summaryTable(doc));
+  for (const s of doc.stacks) for (const v of s.violations) io.out(formatViolation(v));
+  if (opts.json) {
+    const path = resolve(opts.json);
+    writeFileSync(path, `${JSON.stringify(doc, null, 2)}\n`);
+    io.err(`wrote ${path}`);
+  }
+  return hasMandatory(doc) ? EXIT.problems : EXIT.ok;
+}

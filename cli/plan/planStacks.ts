@@ -1,0 +1,121 @@
+import { fork } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Fleet, FleetDirs } from "../../infra/model/fleet.ts";
+import { renderStack } from "../../infra/render/render.ts";
+import type { PlanDocument, PlannedStack, RenderedStack, Violation } from "../../infra/render/types.ts";
+import { analyzeStack } from "../../policy/analyze.ts";
+
+/** Runs the policy pack over one rendered stack. */
+export type Analyzer = (stack: RenderedStack) => Promise<Violation[]>;
+
+export type PlanProgress =
+  | { kind: "start"; stack: string }
+  | { kind: "done"; stack: string; resources: number; violations: number }
+  | { kind: "failed"; stack: string; message: string };
+
+export interface PlanOptions {
+  /** Default: the real policy pack through its analyzer handlers (policy/analyze.ts). */
+  analyze?: Analyzer;
+  /** Worker processes; default min(cores, stacks). 1 renders in this process. */
+  parallel?: number;
+  onProgress?: (p: PlanProgress) => void;
+}
+
+export class PlanError extends Error {
+  constructor(readonly stackName: string, message: string) {
+    super(`${stackName}: ${message}`);
+  }
+}
+
+/** The real pack, configured from the fleet's platform settings (as --policy-pack-config would). */
+export function fleetAnalyzer(fleet: Fleet): Analyzer {
+  const { appName, domain, environments, awsAccountId } = fleet.platform;
+  return (stack) => analyzeStack(stack, { settings: { appName, domain, environments: [...environments], awsAccountId } });
+}
+
+/** Renders and checks one stack in this process. */
+export async function planOne(fleet: Fleet, name: string, analyze: Analyzer): Promise<PlannedStack> {
+  // fastPromises: the SDK's per-promise stack traces only feed its exit-time leak report.
+  const rendered = await renderStack(fleet, name, { fastPromises: true });
+  return { ...rendered, violations: await analyze(rendered) };
+}
+
+/**
+ * Renders each stack under the mock runtime and runs the policy pack on it. The mock runtime is
+ * process-wide, so parallelism is one worker process per core, each rendering its share of the
+ * stacks one at a time. Results come back in the order of `names`.
+ */
+export async function planStacks(fleet: Fleet, names: readonly string[], opts: PlanOptions = {}): Promise<PlanDocument> {
+  const parallel = Math.max(1, Math.min(opts.parallel ?? availableParallelism(), names.length));
+  const progress = opts.onProgress ?? (() => {});
+  if (parallel === 1 || opts.analyze) {
+    const analyze = opts.analyze ?? fleetAnalyzer(fleet);
+    const stacks: PlannedStack[] = [];
+    for (const name of names) {
+      progress({ kind: "start", stack: name });
+      try {
+        const planned = await planOne(fleet, name, analyze);
+        progress({ kind: "done", stack: name, resources: planned.resources.length, violations: planned.violations.length });
+        stacks.push(planned);
+      } catch (err) {
+        progress({ kind: "failed", stack: name, message: (err as Error).message });
+        throw new PlanError(name, (err as Error).message);
+      }
+    }
+    return { stacks };
+  }
+  return { stacks: await planInWorkers(fleet.dirs, names, parallel, progress) };
+}
+
+export type WorkerRequest = { dirs: Required<FleetDirs>; stack: string };
+export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | { stack: string; ok: false; message: string };
+
+const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+
+async function planInWorkers(
+  dirs: Required<FleetDirs>,
+  names: readonly string[],
+  parallel: number,
+  progress: (p: PlanProgress) => void,
+): Promise<PlannedStack[]> {
+  const results = new Map<string, PlannedStack>();
+  const queue = [...names];
+  let failure: PlanError | undefined;
+  const runWorker = () =>
+    new Promise<void>((resolve) => {
+      const child = fork(WORKER, [], { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+      let stderr = "";
+      child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+      let current: string | undefined;
+      const next = () => {
+        current = failure ? undefined : queue.shift();
+        if (current === undefined) {
+          child.disconnect();
+          return;
+        }
+        progress({ kind: "start", stack: current });
+        child.send({ dirs, stack: current } satisfies WorkerRequest);
+      };
+      child.on("message", (msg: WorkerReply) => {
+        if (msg.ok) {
+          results.set(msg.stack, msg.planned);
+          progress({ kind: "done", stack: msg.stack, resources: msg.planned.resources.length, violations: msg.planned.violations.length });
+        } else {
+          progress({ kind: "failed", stack: msg.stack, message: msg.message });
+          failure ??= new PlanError(msg.stack, msg.message);
+        }
+        next();
+      });
+      child.on("exit", (code) => {
+        if (current !== undefined && !results.has(current) && !failure) {
+          failure = new PlanError(current, `renderer process exited with code ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
+        }
+        resolve();
+      });
+      next();
+    });
+  await Promise.all(Array.from({ length: parallel }, runWorker));
+  if (failure) throw failure;
+  return names.map((n) => results.get(n)!);
+}
