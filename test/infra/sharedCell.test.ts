@@ -8,10 +8,9 @@ import { cellResidents, type Fleet } from "../../infra/model/fleet.ts";
 import { cellDbIdentifier } from "../../infra/model/infraNames.ts";
 import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
-import { renderStack } from "../../infra/render/render.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
 import {
-  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, shape, subtree, tempFleet, walk, writeYaml,
+  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml,
 } from "./support.ts";
 
 const T = {
@@ -126,7 +125,7 @@ const rendered = new Map<string, RenderedStack>();
 const get = (name: string) => rendered.get(name)!;
 
 beforeAll(async () => {
-  for (const name of CELLS) rendered.set(name, await renderStack(fleet, name));
+  for (const name of CELLS) rendered.set(name, await render(fleet, name));
 });
 
 describe("shared cell stacks: resource sets", () => {
@@ -335,7 +334,7 @@ describe("suspended tenant (gamma-labs)", () => {
 
   it("suspending changes exactly the role's LOGIN and the DNS target (compare two renders)", async () => {
     const resumed = tempFleet((dir) => editYaml(dir, "tenants/gamma-labs.yaml", (d) => { delete d.lifecycle; }));
-    const before = await renderStack(resumed, "shared-prod-use1-02");
+    const before = await render(resumed, "shared-prod-use1-02");
     const diff = diffRenders(before, get("shared-prod-use1-02"));
     expect(diff.added).toEqual([]);
     expect(diff.removed).toEqual([]);
@@ -547,7 +546,7 @@ describe("outputs", () => {
 
 describe("several stacks in one process", () => {
   it("rendering another cell in between leaves a cell's render identical, and nothing leaks between cells", async () => {
-    const again = await renderStack(fleet, "shared-prod-use1-01");
+    const again = await render(fleet, "shared-prod-use1-01");
     expect(again).toEqual(get("shared-prod-use1-01"));
     const a = get("shared-prod-use1-01");
     const b = get("shared-prod-use1-02");
@@ -568,7 +567,7 @@ describe("onboarding tenant N+1", () => {
       }),
     );
     expect(cellResidents(grown, grown.cells.get("shared-prod-use1-01")!).map((t) => t.id)).toEqual(["freebie-one", "newco", "startup-alpha"]);
-    const after = await renderStack(grown, "shared-prod-use1-01");
+    const after = await render(grown, "shared-prod-use1-01");
     const diff = diffRenders(get("shared-prod-use1-01"), after);
     expect(diff.removed).toEqual([]);
     expect(diff.changed).toEqual([]);
@@ -593,7 +592,7 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
 
   it("keeps its schema, role and DNS name in the cell, with a cell-side connection document, until cutover", async () => {
     const f = migratingFleet("copying");
-    const r = await renderStack(f, "shared-prod-use1-01");
+    const r = await render(f, "shared-prod-use1-01");
     const n = "tenant-startup-alpha";
     expect(shape(subtree(r, tenantNode(r, "startup-alpha").urn))).toEqual([
       `${T.pooled} ${n}`, `${T.access} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`,
@@ -610,7 +609,7 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
     });
 
     // The cell and the dedicated stack never claim the same account-wide name.
-    const d = await renderStack(f, "dedicated-startup-alpha-prod");
+    const d = await render(f, "dedicated-startup-alpha-prod");
     const names = (x: RenderedStack) =>
       x.resources.filter((y) => [T.secret, T.role, T.alias, "aws:s3/bucket:Bucket"].includes(y.type as never)).map((y) => String(plain(y).name ?? plain(y).bucket));
     const cellNames = names(r);
@@ -619,7 +618,7 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
   });
 
   it("from cutover the cell role loses LOGIN and the pooled name points at the dedicated zone", async () => {
-    const r = await renderStack(migratingFleet("cutover"), "shared-prod-use1-01");
+    const r = await render(migratingFleet("cutover"), "shared-prod-use1-01");
     expect(plain(inTenant(r, "startup-alpha", T.pgRole, "tenant-startup-alpha-db-access")).login).toBe(false);
     expect(plain(inTenant(r, "startup-alpha", T.record, "tenant-startup-alpha-dns")).records).toEqual(["startup-alpha.dedicated.tenancy.example.com"]);
     expect((r.outputs.routes as Record<string, unknown>)["startup-alpha"]).toEqual({

@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "yaml";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
+import { renderStack } from "../../infra/render/render.ts";
 import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
 
 export const projectDir = resolve(import.meta.dirname, "../..");
@@ -127,4 +128,9 @@ export function isTaggable(type: string): boolean {
   const result = /\n\s+tags\?: /.test(body);
   taggable.set(type, result);
   return result;
+}
+
+/** renderStack without the SDK's per-promise stack traces (only used for its leak report): same result, faster. */
+export function render(fleet: Fleet, stackName: string): Promise<RenderedStack> {
+  return renderStack(fleet, stackName, { fastPromises: true });
 }

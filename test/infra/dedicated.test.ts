@@ -1,0 +1,472 @@
+/**
+ * Dedicated tenant stacks (issue 4), rendered offline under Pulumi's mock runtime. Exact resource
+ * sets for prod and staging, peering and egress on and off, prod protections exactly where
+ * intended, names and tags, a sizing change touching only the instance.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Fleet } from "../../infra/model/fleet.ts";
+import { tags } from "../../infra/model/naming.ts";
+import { planSubnets } from "../../infra/model/subnets.ts";
+import { mockId } from "../../infra/render/mockOutputs.ts";
+import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk } from "./support.ts";
+
+const C = (cls: string) => `saas-tenancy:components:${cls}`;
+const T = {
+  password: "random:index/randomPassword:RandomPassword",
+  pgRole: "postgresql:index/role:Role",
+  pgSchema: "postgresql:index/schema:Schema",
+  pgGrant: "postgresql:index/grant:Grant",
+  pgProvider: "pulumi:providers:postgresql",
+  secret: "aws:secretsmanager/secret:Secret",
+  version: "aws:secretsmanager/secretVersion:SecretVersion",
+  role: "aws:iam/role:Role",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+  key: "aws:kms/key:Key",
+  alias: "aws:kms/alias:Alias",
+  record: "aws:route53/record:Record",
+  zone: "aws:route53/zone:Zone",
+  rds: "aws:rds/instance:Instance",
+  vpc: "aws:ec2/vpc:Vpc",
+  subnet: "aws:ec2/subnet:Subnet",
+  routeTable: "aws:ec2/routeTable:RouteTable",
+  rta: "aws:ec2/routeTableAssociation:RouteTableAssociation",
+  route: "aws:ec2/route:Route",
+  sg: "aws:ec2/securityGroup:SecurityGroup",
+  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+  egress: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+  nat: "aws:ec2/natGateway:NatGateway",
+  eip: "aws:ec2/eip:Eip",
+  igw: "aws:ec2/internetGateway:InternetGateway",
+  pcx: "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
+  logGroup: "aws:cloudwatch/logGroup:LogGroup",
+  flowLog: "aws:ec2/flowLog:FlowLog",
+} as const;
+
+interface ShapeOpts {
+  azs: string[];
+  egress?: { natAzs: string[] };
+  peering?: boolean;
+  secrets: string[];
+  ingress?: boolean;
+}
+
+/** The exact resources of a dedicated stack (below the stack resource). */
+function dedicatedShape(id: string, o: ShapeOpts): string[] {
+  const n = `tenant-${id}`;
+  return [
+    `${C("DedicatedTenant")} ${n}`,
+    `${C("TenantRole")} ${n}-role`, `${T.role} ${n}-role`,
+    `${C("EncryptionKey")} ${n}-key`, `${T.key} ${n}-key`, `${T.alias} ${n}-key`,
+    `${C("Network")} ${n}-network`, `${T.vpc} ${n}-network-vpc`, `aws:ec2/defaultSecurityGroup:DefaultSecurityGroup ${n}-network-default-sg`,
+    ...o.azs.flatMap((az) => [`${T.subnet} ${n}-network-private-${az}`, `${T.routeTable} ${n}-network-private-${az}`, `${T.rta} ${n}-network-private-${az}`]),
+    `${C("VpcFlowLogs")} ${n}-flow-logs`, `${T.logGroup} ${n}-flow-logs`, `${T.role} ${n}-flow-logs`, `${T.rolePolicy} ${n}-flow-logs`, `${T.flowLog} ${n}-flow-logs`,
+    ...(o.egress
+      ? [
+          `${C("Egress")} ${n}-egress`, `${T.igw} ${n}-egress-igw`, `${T.routeTable} ${n}-egress-public`, `${T.route} ${n}-egress-public`,
+          ...o.azs.flatMap((az) => [`${T.subnet} ${n}-egress-public-${az}`, `${T.rta} ${n}-egress-public-${az}`, `${T.route} ${n}-egress-private-${az}`]),
+          ...o.egress.natAzs.flatMap((az) => [`${T.eip} ${n}-egress-nat-${az}`, `${T.nat} ${n}-egress-nat-${az}`]),
+          `${T.egress} ${n}-sg-app-https-out`,
+        ]
+      : []),
+    ...(o.peering
+      ? [`${C("ControlPlanePeering")} ${n}-peering`, `${T.pcx} ${n}-peering`, ...o.azs.map((az) => `${T.route} ${n}-peering-${az}`), `${T.ingress} ${n}-sg-db-from-control-plane`]
+      : []),
+    `${C("DatabaseSecurityGroups")} ${n}-sg`, `${T.sg} ${n}-sg-app`, `${T.sg} ${n}-sg-db`, `${T.ingress} ${n}-sg-db-from-app`, `${T.egress} ${n}-sg-app-to-db`,
+    `${C("EncryptedBucket")} ${n}-bucket`, `aws:s3/bucket:Bucket ${n}-bucket`, `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
+    `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
+    `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`, `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
+    `${C("PostgresInstance")} ${n}-db`, `${T.password} ${n}-db-master`, `${T.secret} ${n}-db-master`, `${T.version} ${n}-db-master`,
+    `aws:rds/subnetGroup:SubnetGroup ${n}-db`, `aws:rds/parameterGroup:ParameterGroup ${n}-db`, `${T.rds} ${n}-db`, `${T.pgProvider} ${n}-db`,
+    `${C("DatabaseHardening")} ${n}-db-hardening`, `${T.pgGrant} ${n}-db-hardening-public-connect`, `${T.pgGrant} ${n}-db-hardening-public-schema`,
+    `${C("TenantDatabaseAccess")} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`, `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`,
+    `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
+    `${C("TenantSecrets")} ${n}-secrets`, ...o.secrets.map((s) => `${T.secret} ${n}-secrets/${s}`),
+    `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
+    `${C("DedicatedDns")} ${n}-dns`, `${T.zone} ${n}-dns-public`, `${T.record} ${n}-dns-delegation`, `${T.zone} ${n}-dns-private`, `${T.record} ${n}-dns-db`,
+    ...(o.ingress ? [`${T.record} ${n}-dns-ingress`] : []),
+  ].sort();
+}
+
+function below(r: RenderedStack): RenderedResource[] {
+  return r.resources.filter((x) => x.type !== "pulumi:pulumi:Stack");
+}
+
+const fleet: Fleet = exampleFleet();
+const STACKS = ["dedicated-acme-prod", "dedicated-delta-health-prod", "dedicated-megacorp-prod", "dedicated-megacorp-staging"] as const;
+const rendered = new Map<string, RenderedStack>();
+const get = (name: string) => rendered.get(name)!;
+const stripRule = (x: RenderedResource) => { const { tags: _t, description: _d, ...rest } = plain(x); return rest; };
+
+beforeAll(async () => {
+  for (const name of STACKS) rendered.set(name, await render(fleet, name));
+});
+
+describe("dedicated stacks: exact resource sets", () => {
+  it("acme prod: 3 AZs, no egress, no peering, its declared and team secrets", () => {
+    expect(shape(below(get("dedicated-acme-prod")))).toEqual(dedicatedShape("acme", {
+      azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+      secrets: ["openai_api_key", "slack_bot_token", "teams/sales/webhook_secret", "teams/support/webhook_secret"],
+    }));
+  });
+
+  it("delta-health prod (enterprise on dedicated, eu-west-1): 3 AZs in its region", () => {
+    expect(shape(below(get("dedicated-delta-health-prod")))).toEqual(dedicatedShape("delta-health", {
+      azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], secrets: [],
+    }));
+  });
+
+  it("megacorp prod: egress with a NAT per AZ, peering with a route per AZ", () => {
+    const azs = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    expect(shape(below(get("dedicated-megacorp-prod")))).toEqual(dedicatedShape("megacorp", {
+      azs, egress: { natAzs: azs }, peering: true, secrets: ["okta_client_secret", "teams/analytics/warehouse_password"],
+    }));
+  });
+
+  it("megacorp staging: 2 AZs, one NAT, peering; no team secrets in staging", () => {
+    expect(shape(below(get("dedicated-megacorp-staging")))).toEqual(dedicatedShape("megacorp", {
+      azs: ["us-east-1a", "us-east-1b"], egress: { natAzs: ["us-east-1a"] }, peering: true, secrets: ["okta_client_secret"],
+    }));
+  });
+});
+
+describe("prod protections exactly where intended", () => {
+  it("prod: Pulumi protect on the tenant key and the instance only; deletion protection and a named final snapshot", () => {
+    for (const name of ["dedicated-acme-prod", "dedicated-delta-health-prod", "dedicated-megacorp-prod"]) {
+      const r = get(name);
+      const id = name.replace(/^dedicated-/, "").replace(/-prod$/, "");
+      expect(r.resources.filter((x) => x.options.protect).map((x) => `${x.type} ${x.name}`).sort()).toEqual([`${T.key} tenant-${id}-key`, `${T.rds} tenant-${id}-db`]);
+      const db = plain(byTypeName(r, T.rds, `tenant-${id}-db`));
+      expect([db.deletionProtection, db.skipFinalSnapshot, db.finalSnapshotIdentifier]).toEqual([true, false, `tenancy-prod-${id}-final`]);
+    }
+  });
+
+  it("staging: nothing protected, no deletion protection, no final snapshot", () => {
+    const r = get("dedicated-megacorp-staging");
+    expect(r.resources.filter((x) => x.options.protect)).toEqual([]);
+    const db = plain(byTypeName(r, T.rds, "tenant-megacorp-db"));
+    expect([db.deletionProtection, db.skipFinalSnapshot, db.finalSnapshotIdentifier]).toEqual([false, true, undefined]);
+  });
+});
+
+describe("database", () => {
+  const pick = (r: RenderedStack, id: string) => {
+    const i = plain(byTypeName(r, T.rds, `tenant-${id}-db`));
+    return {
+      identifier: i.identifier, instanceClass: i.instanceClass, allocatedStorage: i.allocatedStorage, multiAz: i.multiAz,
+      backupRetentionPeriod: i.backupRetentionPeriod, engineVersion: i.engineVersion, dbName: i.dbName, publiclyAccessible: i.publiclyAccessible,
+      storageEncrypted: i.storageEncrypted, performanceInsightsEnabled: i.performanceInsightsEnabled,
+    };
+  };
+  const common = { engineVersion: "16.4", dbName: "app", publiclyAccessible: false, storageEncrypted: true, performanceInsightsEnabled: true };
+
+  it("sizing: tier defaults per env, tenant overrides win", () => {
+    expect(pick(get("dedicated-acme-prod"), "acme")).toEqual({
+      identifier: "tenancy-prod-acme", instanceClass: "db.r6g.large", allocatedStorage: 200, multiAz: true, backupRetentionPeriod: 14, ...common,
+    });
+    expect(pick(get("dedicated-megacorp-prod"), "megacorp")).toEqual({
+      identifier: "tenancy-prod-megacorp", instanceClass: "db.r6g.xlarge", allocatedStorage: 500, multiAz: true, backupRetentionPeriod: 14, ...common,
+    });
+    expect(pick(get("dedicated-megacorp-staging"), "megacorp")).toEqual({
+      identifier: "tenancy-staging-megacorp", instanceClass: "db.t4g.medium", allocatedStorage: 50, multiAz: false, backupRetentionPeriod: 7, ...common,
+    });
+  });
+
+  it("the tenant key encrypts storage, Performance Insights, the master secret, the app secrets, the bucket and the flow logs", () => {
+    const r = get("dedicated-acme-prod");
+    const db = plain(byTypeName(r, T.rds, "tenant-acme-db"));
+    const key = db.kmsKeyId as string;
+    // The alias's target is the tenant key: the instance's key is that key's ARN.
+    const keyId = plain(byTypeName(r, T.alias, "tenant-acme-key")).targetKeyId as string;
+    expect(key).toBe(`arn:aws:kms:us-east-1:111111111111:key/${keyId}`);
+    expect(db.performanceInsightsKmsKeyId).toBe(key);
+    for (const s of ofType(r, T.secret)) expect(plain(s).kmsKeyId, s.name).toBe(key);
+    expect(plain(byTypeName(r, T.logGroup, "tenant-acme-flow-logs")).kmsKeyId).toBe(key);
+    const sse = plain(byTypeName(r, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "tenant-acme-bucket"));
+    expect(sse.rules).toEqual([{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key }, bucketKeyEnabled: true }]);
+    expect(plain(byTypeName(r, T.secret, "tenant-acme-db-master")).name).toBe("tenancy/prod/tenants/acme/database/master");
+    expect(plain(byTypeName(r, "aws:rds/parameterGroup:ParameterGroup", "tenant-acme-db")).parameters).toEqual([{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }]);
+  });
+
+  it("tenant role, schema and grants inside the dedicated database, hardened as in cells, via its own provider", () => {
+    for (const [name, id, limit, timeout] of [["dedicated-acme-prod", "acme", 200, 60_000], ["dedicated-delta-health-prod", "delta-health", 50, 30_000]] as const) {
+      const r = get(name);
+      const ident = `tenant_${id.replace(/-/g, "_")}`;
+      const { password, ...role } = plain(byTypeName(r, T.pgRole, `tenant-${id}-db-access`));
+      expect(typeof password).toBe("string");
+      expect(role).toEqual({
+        name: ident, login: true, connectionLimit: limit, statementTimeout: timeout, searchPaths: [ident],
+        superuser: false, createDatabase: false, createRole: false, bypassRowLevelSecurity: false, replication: false,
+      });
+      expect(plain(byTypeName(r, T.pgSchema, `tenant-${id}-db-access`))).toEqual({ name: ident, owner: ident, database: "app" });
+      expect(ofType(r, T.pgGrant).map(plain)).toEqual([
+        { database: "app", role: "public", objectType: "database", privileges: [] },
+        { database: "app", role: "public", objectType: "schema", schema: "public", privileges: [] },
+        { database: "app", role: ident, objectType: "database", privileges: ["CONNECT"] },
+      ]);
+      const provider = byTypeName(r, T.pgProvider, `tenant-${id}-db`);
+      expect(plain(provider)).toMatchObject({ superuser: "false", sslmode: "require", database: "app", username: "platform_admin" });
+      for (const x of r.resources.filter((y) => y.type.startsWith("postgresql:"))) expect(x.options.provider.startsWith(`${provider.urn}::`)).toBe(true);
+      const doc = json(plain(byTypeName(r, T.version, `tenant-${id}-database`)).secretString);
+      expect(isSecretValue(byTypeName(r, T.version, `tenant-${id}-database`).inputs.secretString)).toBe(true);
+      expect(doc).toEqual({ host: plain(provider).host, port: 5432, database: "app", user: ident, password, schema: ident });
+    }
+  });
+
+  it("a change of tier sizing changes only the DB instance", async () => {
+    const resized = tempFleet((dir) =>
+      editYaml(dir, "tenants/acme.yaml", (d) => {
+        (d.dedicated as { prod: Record<string, unknown> }).prod.database = { instanceClass: "db.r6g.2xlarge", allocatedStorageGb: 400, backupRetentionDays: 21 };
+      }),
+    );
+    const after = await render(resized, "dedicated-acme-prod");
+    const diff = diffRenders(get("dedicated-acme-prod"), after);
+    expect([diff.added, diff.removed]).toEqual([[], []]);
+    expect(diff.changed).toEqual([byTypeName(after, T.rds, "tenant-acme-db").urn]);
+    expect(plain(byTypeName(after, T.rds, "tenant-acme-db"))).toMatchObject({ instanceClass: "db.r6g.2xlarge", allocatedStorage: 400, backupRetentionPeriod: 21 });
+  });
+});
+
+describe("network", () => {
+  it("private subnets from the planner on the tenant CIDR; flow logs of all traffic to the tenant's log group", () => {
+    const r = get("dedicated-acme-prod");
+    expect(plain(byTypeName(r, T.vpc, "tenant-acme-network-vpc"))).toMatchObject({ cidrBlock: "10.66.0.0/16", enableDnsSupport: true, enableDnsHostnames: true });
+    const plan = planSubnets({ vpcCidr: "10.66.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"] });
+    expect(ofType(r, T.subnet).map((s) => ({ az: plain(s).availabilityZone, cidr: plain(s).cidrBlock }))).toEqual(plan.private);
+    const vpcId = mockId(T.vpc, "tenant-acme-network-vpc");
+    expect(plain(byTypeName(r, T.flowLog, "tenant-acme-flow-logs"))).toMatchObject({
+      vpcId, trafficType: "ALL", logDestinationType: "cloud-watch-logs",
+      logDestination: "arn:aws:logs:us-east-1:111111111111:log-group:/tenancy/prod/tenants/acme/vpc-flow-logs",
+      iamRoleArn: "arn:aws:iam::111111111111:role/tenancy-prod-flowlogs-acme",
+    });
+    expect(plain(byTypeName(r, T.logGroup, "tenant-acme-flow-logs"))).toMatchObject({ name: "/tenancy/prod/tenants/acme/vpc-flow-logs", retentionInDays: 365 });
+    const role = plain(byTypeName(r, T.role, "tenant-acme-flow-logs"));
+    expect(json(role.assumeRolePolicy)).toMatchObject({ Statement: [{ Principal: { Service: "vpc-flow-logs.amazonaws.com" }, Condition: { StringEquals: { "aws:SourceAccount": "111111111111" } } }] });
+    expect(json(plain(byTypeName(r, T.rolePolicy, "tenant-acme-flow-logs")).policy)).toMatchObject({
+      Statement: [{ Resource: ["arn:aws:logs:us-east-1:111111111111:log-group:/tenancy/prod/tenants/acme/vpc-flow-logs:*"] }],
+    });
+  });
+
+  it("egress on: a NAT per AZ in prod, each private subnet routed to its own AZ's NAT; public subnets give no public IPs", () => {
+    const r = get("dedicated-megacorp-prod");
+    for (const az of ["us-east-1a", "us-east-1b", "us-east-1c"]) {
+      expect(plain(byTypeName(r, T.route, `tenant-megacorp-egress-private-${az}`))).toEqual({
+        routeTableId: mockId(T.routeTable, `tenant-megacorp-network-private-${az}`), destinationCidrBlock: "0.0.0.0/0", natGatewayId: mockId(T.nat, `tenant-megacorp-egress-nat-${az}`),
+      });
+      expect(plain(byTypeName(r, T.nat, `tenant-megacorp-egress-nat-${az}`))).toMatchObject({
+        subnetId: mockId(T.subnet, `tenant-megacorp-egress-public-${az}`), allocationId: mockId(T.eip, `tenant-megacorp-egress-nat-${az}`), connectivityType: "public",
+      });
+    }
+    const plan = planSubnets({ vpcCidr: "10.64.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"], publicSubnets: true });
+    expect(ofType(r, T.subnet).filter((s) => s.name.includes("-egress-public-")).map((s) => ({ az: plain(s).availabilityZone, cidr: plain(s).cidrBlock, pub: plain(s).mapPublicIpOnLaunch })))
+      .toEqual(plan.public.map((p) => ({ ...p, pub: false })));
+    expect(plain(byTypeName(r, T.route, "tenant-megacorp-egress-public"))).toEqual({
+      routeTableId: mockId(T.routeTable, "tenant-megacorp-egress-public"), destinationCidrBlock: "0.0.0.0/0", gatewayId: mockId(T.igw, "tenant-megacorp-egress-igw"),
+    });
+  });
+
+  it("egress on outside prod: one NAT in the first AZ serves every private subnet", () => {
+    const r = get("dedicated-megacorp-staging");
+    const nat = mockId(T.nat, "tenant-megacorp-egress-nat-us-east-1a");
+    expect(ofType(r, T.nat)).toHaveLength(1);
+    for (const az of ["us-east-1a", "us-east-1b"]) expect(plain(byTypeName(r, T.route, `tenant-megacorp-egress-private-${az}`)).natGatewayId).toBe(nat);
+  });
+
+  it("egress on vs off (same tenant): exactly the Egress component and the app's HTTPS egress rule appear, nothing else changes", async () => {
+    const withEgress = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.features = { egress: true }; }));
+    const on = await render(withEgress, "dedicated-acme-prod");
+    const diff = diffRenders(get("dedicated-acme-prod"), on);
+    expect([diff.removed, diff.changed]).toEqual([[], []]);
+    const expected = [...subtree(on, byTypeName(on, C("Egress"), "tenant-acme-egress").urn), byTypeName(on, T.egress, "tenant-acme-sg-app-https-out")];
+    expect(diff.added).toEqual(expected.map((x) => x.urn).sort());
+    expect(ofType(on, T.nat)).toHaveLength(3);
+    expect(stripRule(byTypeName(on, T.egress, "tenant-acme-sg-app-https-out"))).toEqual({
+      securityGroupId: mockId(T.sg, "tenant-acme-sg-app"), cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443,
+    });
+  });
+
+  it("peering on vs off: exactly the requester connection, its routes and the control-plane DB rule appear", async () => {
+    const peered = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.features = { vpcPeering: true }; }));
+    const on = await render(peered, "dedicated-acme-prod");
+    const diff = diffRenders(get("dedicated-acme-prod"), on);
+    expect([diff.removed, diff.changed]).toEqual([[], []]);
+    const expected = [...subtree(on, byTypeName(on, C("ControlPlanePeering"), "tenant-acme-peering").urn), byTypeName(on, T.ingress, "tenant-acme-sg-db-from-control-plane")];
+    expect(diff.added).toEqual(expected.map((x) => x.urn).sort());
+    const pcx = mockId(T.pcx, "tenant-acme-peering");
+    expect(plain(byTypeName(on, T.pcx, "tenant-acme-peering"))).toEqual({
+      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"), peerVpcId: "vpc-0c0ffee0c0ffee000", peerOwnerId: "111111111111", autoAccept: false, tags: tags("acme", "prod", "dedicated-acme-prod"),
+    });
+    for (const az of ["us-east-1a", "us-east-1b", "us-east-1c"]) {
+      expect(plain(byTypeName(on, T.route, `tenant-acme-peering-${az}`))).toEqual({
+        routeTableId: mockId(T.routeTable, `tenant-acme-network-private-${az}`), destinationCidrBlock: "10.0.0.0/16", vpcPeeringConnectionId: pcx,
+      });
+    }
+  });
+
+  it("peering across regions names the control plane's region (delta-health in eu-west-1)", async () => {
+    const peered = tempFleet((dir) => editYaml(dir, "tenants/delta-health.yaml", (d) => { d.features = { sso: true, vpcPeering: true }; }));
+    const on = await render(peered, "dedicated-delta-health-prod");
+    expect(plain(byTypeName(on, T.pcx, "tenant-delta-health-peering"))).toMatchObject({ peerRegion: "us-east-1", autoAccept: false });
+  });
+
+  it("the database admits 5432 from the app group, and from the control plane only with peering; nothing is open to the world", () => {
+    const acme = get("dedicated-acme-prod");
+    const dbSg = mockId(T.sg, "tenant-acme-sg-db");
+    expect(plain(byTypeName(acme, T.rds, "tenant-acme-db")).vpcSecurityGroupIds).toEqual([dbSg]);
+    expect(ofType(acme, T.ingress).map(stripRule)).toEqual([
+      { securityGroupId: dbSg, referencedSecurityGroupId: mockId(T.sg, "tenant-acme-sg-app"), ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+    ]);
+    const mega = get("dedicated-megacorp-prod");
+    expect(ofType(mega, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/16", "app-group"]);
+    for (const name of STACKS) {
+      for (const x of ofType(get(name), T.ingress)) expect(String(plain(x).cidrIpv4 ?? "")).not.toMatch(/\/0$/);
+      for (const x of ofType(get(name), T.sg)) expect([plain(x).ingress, plain(x).egress]).toEqual([undefined, undefined]);
+    }
+  });
+});
+
+describe("keys, IAM and bucket", () => {
+  it("the key policy names only the account root, the tenant role and CloudWatch Logs for the tenant's log group", () => {
+    const key = plain(byTypeName(get("dedicated-delta-health-prod"), T.key, "tenant-delta-health-key"));
+    expect([key.enableKeyRotation, key.deletionWindowInDays]).toEqual([true, 30]);
+    expect(json(key.policy)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "AccountRootAdministers", Effect: "Allow", Principal: { AWS: "arn:aws:iam::111111111111:root" }, Action: "kms:*", Resource: "*" },
+        {
+          Sid: "TenantRoleUsesThroughServices", Effect: "Allow", Principal: { AWS: "arn:aws:iam::111111111111:role/tenancy-prod-t-delta-health" },
+          Action: ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], Resource: "*",
+          Condition: { StringEquals: { "kms:ViaService": ["secretsmanager.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com"] } },
+        },
+        {
+          Sid: "CloudWatchLogsEncryptsTenantLogGroups", Effect: "Allow", Principal: { Service: "logs.eu-west-1.amazonaws.com" },
+          Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"], Resource: "*",
+          Condition: { ArnEquals: { "kms:EncryptionContext:aws:logs:arn": ["arn:aws:logs:eu-west-1:111111111111:log-group:/tenancy/prod/tenants/delta-health/vpc-flow-logs"] } },
+        },
+      ],
+    });
+    expect(plain(byTypeName(get("dedicated-delta-health-prod"), T.alias, "tenant-delta-health-key")).name).toBe("alias/tenancy/prod/tenants/delta-health");
+  });
+
+  it("the tenant role: pinned trust; policy on its secrets, its key and its prefix of its own bucket", () => {
+    const r = get("dedicated-acme-prod");
+    const key = plain(byTypeName(r, T.rds, "tenant-acme-db")).kmsKeyId;
+    const role = plain(byTypeName(r, T.role, "tenant-acme-role"));
+    expect(role.name).toBe("tenancy-prod-t-acme");
+    expect(json(role.assumeRolePolicy)).toMatchObject({
+      Statement: [{ Principal: { AWS: "arn:aws:iam::111111111111:role/tenancy-control-plane" }, Condition: { StringEquals: { "aws:RequestTag/tenant": "acme" } } }],
+    });
+    const secrets = "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/acme/*";
+    const bucket = "arn:aws:s3:::tenancy-prod-acme-data-111111111111";
+    const policy = json(plain(byTypeName(r, T.rolePolicy, "tenant-acme-access")).policy) as { Statement: Record<string, unknown>[] };
+    expect(policy.Statement.map((s) => [s.Sid, s.Resource, s.Condition])).toEqual([
+      ["ReadOwnSecrets", secrets, undefined],
+      ["DecryptOwnSecrets", key, { StringEquals: { "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com" }, StringLike: { "kms:EncryptionContext:SecretARN": secrets } }],
+      ["OwnObjects", `${bucket}/tenants/acme/*`, undefined],
+      ["ListOwnPrefix", bucket, { StringLike: { "s3:prefix": ["tenants/acme/", "tenants/acme/*"] } }],
+      ["OwnObjectsEncryption", key, { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket } }],
+    ]);
+  });
+
+  it("the tenant's own bucket: named for tenant and account, versioned, blocked, TLS only", () => {
+    const r = get("dedicated-acme-prod");
+    expect(plain(byTypeName(r, "aws:s3/bucket:Bucket", "tenant-acme-bucket"))).toMatchObject({ bucket: "tenancy-prod-acme-data-111111111111", forceDestroy: false });
+    expect(plain(byTypeName(r, "aws:s3/bucketVersioning:BucketVersioning", "tenant-acme-bucket")).versioningConfiguration).toEqual({ status: "Enabled" });
+    expect(plain(byTypeName(r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "tenant-acme-bucket"))).toMatchObject({
+      blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
+    });
+  });
+});
+
+describe("DNS", () => {
+  it("public zone <id>.dedicated.<env domain>, NS delegation in the platform zone, private zone with db.<id>.internal", () => {
+    for (const [name, id, zoneName] of [
+      ["dedicated-acme-prod", "acme", "acme.dedicated.tenancy.example.com"],
+      ["dedicated-megacorp-staging", "megacorp", "megacorp.dedicated.staging.tenancy.example.com"],
+    ] as const) {
+      const r = get(name);
+      expect(plain(byTypeName(r, T.zone, `tenant-${id}-dns-public`))).toMatchObject({ name: zoneName, forceDestroy: false });
+      const ns = r.outputs.nameServers as string[];
+      expect(ns).toHaveLength(4);
+      expect(plain(byTypeName(r, T.record, `tenant-${id}-dns-delegation`))).toEqual({ zoneId: "Z0EXAMPLE0PARENT", name: zoneName, type: "NS", ttl: 172_800, records: ns });
+      expect(plain(byTypeName(r, T.zone, `tenant-${id}-dns-private`))).toMatchObject({
+        name: `${id}.internal`, vpcs: [{ vpcId: mockId(T.vpc, `tenant-${id}-network-vpc`), vpcRegion: "us-east-1" }],
+      });
+      const db = plain(byTypeName(r, T.record, `tenant-${id}-dns-db`));
+      expect([db.name, db.type, db.records]).toEqual([`db.${id}.internal`, "CNAME", [plain(byTypeName(r, T.pgProvider, `tenant-${id}-db`)).host]]);
+    }
+  });
+
+  it("the apex ingress ALIAS comes from the stack's saas-tenancy:ingress; bad settings fail with the file and key", async () => {
+    const withIngress = tempFleet((dir) =>
+      editYaml(dir, "stacks/Pulumi.dedicated-acme-prod.yaml", (d) => {
+        (d.config as Record<string, unknown>)["saas-tenancy:ingress"] = { dnsName: "acme-alb-123.us-east-1.elb.amazonaws.com", zoneId: "Z35SXDOTRQ7X7K" };
+      }),
+    );
+    const on = await render(withIngress, "dedicated-acme-prod");
+    const publicZoneId = plain(byTypeName(on, T.record, "tenant-acme-dns-ingress")).zoneId;
+    expect(publicZoneId).toMatch(/^Z[0-9A-Z]+$/);
+    expect(publicZoneId).not.toBe(plain(byTypeName(on, T.record, "tenant-acme-dns-db")).zoneId);
+    expect(plain(byTypeName(on, T.record, "tenant-acme-dns-ingress"))).toEqual({
+      zoneId: publicZoneId, name: "acme.dedicated.tenancy.example.com", type: "A",
+      aliases: [{ name: "acme-alb-123.us-east-1.elb.amazonaws.com", zoneId: "Z35SXDOTRQ7X7K", evaluateTargetHealth: true }],
+    });
+    const bad = tempFleet((dir) =>
+      editYaml(dir, "stacks/Pulumi.dedicated-acme-prod.yaml", (d) => { (d.config as Record<string, unknown>)["saas-tenancy:ingress"] = { dnsName: "x" }; }),
+    );
+    await expect(render(bad, "dedicated-acme-prod")).rejects.toThrow(/Pulumi\.dedicated-acme-prod\.yaml: invalid ingress settings:\n - config\.saas-tenancy:ingress\.dnsName: must be a DNS name/);
+  });
+});
+
+describe("conventions and outputs", () => {
+  it("every taggable AWS resource is tagged tenant=<id>, and no input names another tenant", () => {
+    const counts: Record<string, number> = {};
+    for (const name of STACKS) {
+      const r = get(name);
+      const ref = fleet.stacks.get(name)!.ref as { tenant: string; env: string };
+      counts[name] = 0;
+      for (const x of r.resources.filter((y) => y.type.startsWith("aws:"))) {
+        if (isTaggable(x.type)) {
+          expect(x.inputs.tags, `${x.type} ${x.name}`).toEqual(tags(ref.tenant, ref.env, name));
+          counts[name]++;
+        } else expect(x.inputs.tags).toBeUndefined();
+      }
+      const text = JSON.stringify(r.resources.map(plain));
+      for (const other of fleet.tenants.keys()) if (other !== ref.tenant) expect(text.includes(other), `${name} mentions ${other}`).toBe(false);
+    }
+    // acme: role, key, vpc, default SG, 3 subnets, 3 route tables, log group, flow-log role, flow log,
+    // 2 groups, 2 rules, bucket, master secret, subnet group, parameter group, instance,
+    // connection secret, 4 declared secrets, 2 zones = 29.
+    expect(counts["dedicated-acme-prod"]).toBe(29);
+  });
+
+  it("suspending a dedicated tenant changes only its role's LOGIN", async () => {
+    const suspended = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.lifecycle = "suspended"; }));
+    const after = await render(suspended, "dedicated-acme-prod");
+    const diff = diffRenders(get("dedicated-acme-prod"), after);
+    expect(diff).toEqual({ added: [], removed: [], changed: [byTypeName(after, T.pgRole, "tenant-acme-db-access").urn] });
+    expect(plain(byTypeName(after, T.pgRole, "tenant-acme-db-access")).login).toBe(false);
+  });
+
+  it("outputs: routing entry, VPC id, DB endpoint, zone and name servers; nothing secret", () => {
+    const r = get("dedicated-acme-prod");
+    expect(r.outputs).toEqual({
+      kind: "dedicated",
+      tenant: "acme",
+      route: { url: "https://acme.dedicated.tenancy.example.com", stack: "dedicated-acme-prod", databaseSecretName: "tenancy/prod/tenants/acme/database" },
+      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"),
+      dbEndpoint: `${plain(byTypeName(r, T.pgProvider, "tenant-acme-db")).host}:5432`,
+      privateDbHostname: "db.acme.internal",
+      zoneName: "acme.dedicated.tenancy.example.com",
+      nameServers: expect.arrayContaining([expect.stringMatching(/^ns-\d+\.awsdns-\d+\./)]),
+    });
+    expect((get("dedicated-megacorp-prod").outputs as { peeringConnectionId: string }).peeringConnectionId).toBe(mockId(T.pcx, "tenant-megacorp-peering"));
+    for (const name of STACKS) {
+      const passwords = ofType(get(name), T.pgRole).map((x) => plain(x).password as string);
+      walk(get(name).outputs, (v, secret) => {
+        expect(secret).toBe(false);
+        if (typeof v === "string") for (const p of passwords) expect(v.includes(p)).toBe(false);
+      });
+    }
+  });
+});
