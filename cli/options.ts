@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import type { FleetDirs } from "../infra/model/fleet.ts";
 import { UsageError } from "./io.ts";
 
@@ -30,6 +30,12 @@ function findProject(from: string): string | undefined {
     if (up === dir) return undefined;
     dir = up;
   }
+}
+
+/** A path as tenantctl prints it: relative to the working directory when inside it, else absolute. */
+export function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === "" || rel.startsWith("..") ? path : rel;
 }
 
 export function defaultProjectDir(): string {

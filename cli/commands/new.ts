@@ -1,14 +1,15 @@
-import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { loadFleet, requireFleet, TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
 import { dedicatedStackName } from "../../infra/model/naming.ts";
 import { allocateDedicatedCidrs, chooseCell, PlacementError } from "../../infra/model/placement.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
+import { TenantIdSchema } from "../../infra/model/schema.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { allowedDeployments, defaultDeployment, TIERS, type Deployment, type Tier } from "../../infra/model/tiers.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
-import { fleetDirs, type DirOptions } from "../options.ts";
+import { fleetDirs, shownPath, type DirOptions } from "../options.ts";
 
 export interface NewOptions extends DirOptions {
   tier: string;
@@ -21,14 +22,27 @@ export interface NewOptions extends DirOptions {
 
 export const SCHEMA_COMMENT = `# yaml-language-server: $schema=./${TENANT_SCHEMA_FILE}`;
 
-/** Writes via a temporary file and rename, so a crash never leaves half a tenant file. */
+/**
+ * Writes via a temporary file and a hard link, so a crash never leaves half a file and the file
+ * is only created if absent: two concurrent `new` runs for one id cannot overwrite each other.
+ */
 function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text, { flag: "wx" });
-  renameSync(tmp, path);
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new UsageError(`${shownPath(path)} already exists; choose another id`);
+    throw err;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 export function newCommand(id: string, opts: NewOptions, io: Io): number {
+  // The id becomes a file name and part of every resource name: check it before anything else.
+  const idCheck = TenantIdSchema.safeParse(id);
+  if (!idCheck.success) throw new UsageError(`tenant id ${idCheck.error.issues.map((i) => i.message).join("; ")}`);
   const dirs = fleetDirs(opts);
   const fleet = requireFleet(dirs);
   const { platform } = fleet;
@@ -49,7 +63,7 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
   const tenantsDir = fleet.dirs.tenantsDir;
   const file = join(tenantsDir, `${id}.yaml`);
   if (fleet.tenants.has(id) || existsSync(file) || existsSync(join(tenantsDir, `${id}.yml`))) {
-    throw new UsageError(`tenant ${id} already exists (${file}); choose another id or edit the file`);
+    throw new UsageError(`tenant ${id} already exists (${shownPath(file)}); choose another id or edit the file`);
   }
 
   const doc: Record<string, unknown> = {
@@ -76,7 +90,9 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
       }
     }
   } catch (err) {
-    if (err instanceof PlacementError) throw new ProblemsError([`${file}: ${deployment === "pooled" ? "placement" : "dedicated"}: ${err.message}`]);
+    if (err instanceof PlacementError) {
+      throw new ProblemsError([`${shownPath(file)}: ${deployment === "pooled" ? "placement" : "dedicated"}: ${err.message}`]);
+    }
     throw err;
   }
   const text = `${SCHEMA_COMMENT}\n${stringify(doc)}`;
@@ -84,10 +100,12 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
   // The file must validate on its own before anything is written...
   const alone = parseTenantFile(file, text, { regions: platform.regions, environments: platform.environments }, id);
   if (Array.isArray(alone)) throw new ProblemsError(alone.map(formatProblem));
-  for (const [path] of stackFiles) if (existsSync(path)) throw new UsageError(`${path} already exists; remove it or choose another id`);
+  for (const [path] of stackFiles) {
+    if (existsSync(path)) throw new UsageError(`${shownPath(path)} already exists; remove it or choose another id`);
+  }
   if (opts.dryRun) {
     io.out(text.trimEnd());
-    for (const [path, body] of stackFiles) io.out(`--- ${path}\n${body.trimEnd()}`);
+    for (const [path, body] of stackFiles) io.out(`--- ${shownPath(path)}\n${body.trimEnd()}`);
     return EXIT.ok;
   }
   const written: string[] = [];
@@ -105,6 +123,6 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     for (const path of written) rmSync(path, { force: true });
     throw err;
   }
-  for (const path of written) io.out(`wrote ${path}`);
+  for (const path of written) io.out(`wrote ${shownPath(path)}`);
   return EXIT.ok;
 }

@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
 import { tenantJsonSchemaText } from "../../infra/model/jsonSchema.ts";
 import { loadPlatform, PlatformError } from "../../infra/model/platform.ts";
 import { tenantReferenceMarkdown } from "../../infra/model/reference.ts";
 import type { SchemaContext } from "../../infra/model/schema.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
-import { fleetDirs, type DirOptions } from "../options.ts";
+import { fleetDirs, shownPath, type DirOptions } from "../options.ts";
 
 export interface SchemaOptions extends DirOptions {
   /** Write tenants/tenant.schema.json instead of printing it. */
@@ -15,11 +15,6 @@ export interface SchemaOptions extends DirOptions {
   check?: boolean;
   /** Print the README's tenant file reference (field table and tier defaults). */
   markdown?: boolean;
-}
-
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel.startsWith("..") ? path : rel;
 }
 
 /** `tenantctl schema [--write|--check|--markdown]`: the editor schema of tenant files, from the zod schema. */
@@ -46,17 +41,17 @@ export function schemaCommand(opts: SchemaOptions, io: Io): number {
     const current = existsSync(target) ? readFileSync(target, "utf8") : undefined;
     if (current !== text) {
       const what = current === undefined ? "is missing" : "is stale: it differs from the zod schema (infra/model/schema.ts) and Pulumi.yaml";
-      io.err(`${shown(target)}:1: (document): ${what}; run npx tenantctl schema --write and commit it`);
+      io.err(`${shownPath(target)}:1: (document): ${what}; run npx tenantctl schema --write and commit it`);
       return EXIT.problems;
     }
-    io.out(`ok: ${shown(target)} is current`);
+    io.out(`ok: ${shownPath(target)} is current`);
     return EXIT.ok;
   }
   if (opts.write) {
     const tmp = `${target}.tmp-${process.pid}`;
     writeFileSync(tmp, text);
     renameSync(tmp, target);
-    io.out(`wrote ${shown(target)}`);
+    io.out(`wrote ${shownPath(target)}`);
     return EXIT.ok;
   }
   io.out(text.trimEnd());

@@ -31,6 +31,9 @@ const tenantId = z
     error: (i) => `${shown(i.input)} is reserved (it collides with a platform host name or word); choose another id`,
   });
 
+/** A tenant id on its own (DNS label, length, reserved words), for tools that take one as input. */
+export const TenantIdSchema = tenantId;
+
 // Secret and team names become path segments of Secrets Manager names (DESIGN §4): nothing that
 // could climb out of the tenant's namespace ('/', '..') or differ only by case may pass.
 const NAME_RULE = "lower-case letters, digits";

@@ -1,0 +1,42 @@
+/**
+ * The real binary (`bin/tenantctl.mjs`, what `npx tenantctl` runs): it starts from a fresh node
+ * process through tsx, and its exit codes and output reach the shell. Everything else is tested
+ * in-process through main() for speed.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { FleetCopy, REPO } from "./fleetCopy.ts";
+
+let fleet: FleetCopy;
+beforeEach(() => {
+  fleet = new FleetCopy();
+});
+afterEach(() => fleet.cleanup());
+
+function tenantctl(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(REPO, "bin", "tenantctl.mjs"), ...args], {
+    cwd: fleet.dir,
+    encoding: "utf8",
+    env: { ...process.env, TENANTCTL_DEBUG: "" },
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+it("bin/tenantctl.mjs: exit 0 on the example fleet, 1 with one problem line on bad input, 2 on a usage error", () => {
+  // From inside the fleet copy: the project is found from the working directory, paths print relative.
+  expect(tenantctl("validate")).toEqual({ status: 0, stdout: "ok: 9 tenants, 8 stacks (4 cells)\n", stderr: "" });
+
+  fleet.edit("tenants/freebie-one.yaml", "region: us-east-1", "region: ap-south-1");
+  expect(tenantctl("validate")).toEqual({
+    status: 1,
+    stdout: "1 problem found\n",
+    stderr: 'tenants/freebie-one.yaml:5: region: "ap-south-1" is not allowed; allowed regions: us-east-1, eu-west-1\n',
+  });
+
+  const usage = tenantctl("validate", "--no-such-flag");
+  expect(usage.status).toBe(2);
+  expect(usage.stderr).toMatch(/unknown option '--no-such-flag'/);
+  expect(usage.stderr).not.toMatch(/\n\s+at /);
+}, 180_000); // three cold node + tsx starts on a shared CI machine
