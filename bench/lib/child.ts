@@ -1,0 +1,37 @@
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export interface ChildResult<T> {
+  /** What the child measured itself (its own wall time of the measured work, in ms). */
+  result: T;
+  /** Peak resident set of the child process, MiB (getrusage maxrss). */
+  peakRssMb: number;
+}
+
+/**
+ * Runs a benchmark case in a fresh Node process (tsx), so each sample starts cold and its peak
+ * RSS is its own. The case module posts `{ result, maxRssKb }` over IPC when done.
+ */
+export function runCase<T>(caseFile: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ChildResult<T>> {
+  const path = fileURLToPath(new URL(`../cases/${caseFile}`, import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = fork(path, [...args], {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+    let reply: { result: T; maxRssKb: number } | undefined;
+    child.on("message", (m: { result: T; maxRssKb: number }) => (reply = m));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0 || !reply) reject(new Error(`bench case ${caseFile} ${args.join(" ")} exited with code ${code}`));
+      else resolve({ result: reply.result, peakRssMb: reply.maxRssKb / 1024 });
+    });
+  });
+}
+
+/** Called by a case module when it is done. */
+export function reply<T>(result: T): void {
+  process.send!({ result, maxRssKb: process.resourceUsage().maxRSS }, () => process.exit(0));
+}
