@@ -68,7 +68,7 @@ function hasWildcard(s: string): boolean {
 
 // --- trust policy ------------------------------------------------------------------------------
 
-function checkTrust(role: StackResourceView, tenant: string, report: StackReport): void {
+function checkTrust(role: StackResourceView, tenant: string, accountId: string, report: StackReport): void {
   const doc: Doc = { label: "assumeRolePolicy", owner: role, prop: "assumeRolePolicy", value: role.props.assumeRolePolicy };
   const statements = parse(doc, report);
   if (!statements) return;
@@ -76,6 +76,15 @@ function checkTrust(role: StackResourceView, tenant: string, report: StackReport
     if (s.effect !== "Allow") continue;
     const where = `assumeRolePolicy ${statementLabel(s)}`;
     if (s.principals.includes("*")) report(`${where} trusts any principal ("*")`, role.urn);
+    // An AWS service (flow logs delivering to the tenant's log group) cannot carry a tenant tag;
+    // it is pinned to the platform account instead (confused-deputy protection).
+    if (s.principals.length > 0 && s.principals.every((p) => p.startsWith("Service:"))) {
+      const account = conditionValues(s, ["StringEquals"], "aws:SourceAccount") ?? [];
+      const sourceArn = conditionValues(s, ["ArnEquals", "ArnLike", "StringEquals", "StringLike"], "aws:SourceArn") ?? [];
+      const ok = (account.length > 0 && account.every((a) => a === accountId)) || (sourceArn.length > 0 && sourceArn.every((a) => ARN.exec(a)?.[4] === accountId));
+      if (!ok) report(`${where} trusts ${s.principals.map((p) => p.slice("Service:".length)).join(", ")} without an aws:SourceAccount or aws:SourceArn condition on account ${accountId}`, role.urn);
+      continue;
+    }
     const pinned = TENANT_TAG_KEYS.flatMap((k) => conditionValues(s, EQUALS, k) ?? []);
     const loose = TENANT_TAG_KEYS.flatMap((k) => conditionValues(s, LIKE, k) ?? []);
     if (pinned.length === 0) {
@@ -133,8 +142,18 @@ function kmsProblem(resource: string, rest: string, s: Statement, scope: Scope):
     const context = conditionValues(s, ["StringEquals", "StringLike", "ArnLike", "ArnEquals"], "kms:EncryptionContext:SecretARN") ?? [];
     const prefix = tenantSecretPrefix(appName, scope.env, scope.tenant);
     const contextOk = context.length > 0 && context.every((v) => (ARN.exec(v)?.[5] ?? "").startsWith(`secret:${prefix}`));
-    if (viaSecrets || contextOk) return undefined;
-    return `is the shared cell key (${key.name}); use it only with a kms:ViaService condition on Secrets Manager or a kms:EncryptionContext:SecretARN condition under "${prefix}"`;
+    // S3 SSE-KMS sets the object ARN as encryption context: scoped to the tenant's prefix, the
+    // key only decrypts this tenant's objects.
+    const objects = conditionValues(s, ["StringEquals", "StringLike", "ArnLike", "ArnEquals"], "kms:EncryptionContext:aws:s3:arn") ?? [];
+    const objectsOk =
+      objects.length > 0 &&
+      objects.every((v) => {
+        const m = ARN.exec(v);
+        const rest = m?.[5] ?? "";
+        return m?.[2] === "s3" && rest.includes("/") && s3Problem(rest, s, scope) === undefined;
+      });
+    if (viaSecrets || contextOk || objectsOk) return undefined;
+    return `is the shared cell key (${key.name}); use it only with a kms:ViaService condition on Secrets Manager, or an encryption-context condition (kms:EncryptionContext:SecretARN under "${prefix}", kms:EncryptionContext:aws:s3:arn under the tenant's objects)`;
   }
   return `is the key of tenant "${owner ?? "<untagged>"}"`;
 }
@@ -240,7 +259,7 @@ export const iamTenantScope: StackPolicyDefinition = {
       if (!isTenantId(tenant)) continue;
       const scope = scopeOf(role, tenant);
       if (!scope) continue;
-      checkTrust(role, tenant, report);
+      checkTrust(role, tenant, ctx.settings.awsAccountId, report);
       records(role.props.inlinePolicies).forEach((p, i) => {
         checkIdentity({ label: `inline policy "${str(p.name) ?? i}"`, owner: role, prop: "inlinePolicies", value: p.policy }, scope, report);
       });

@@ -29,6 +29,17 @@ describe(`${P}: trust policy`, () => {
     expect(await violationsAfter(S, (s) => (find(s, "globex-role").inputs.assumeRolePolicy = principalTag))).toEqual([]);
   });
 
+  it("accepts an AWS service pinned to the platform account, and reports one that is not", async () => {
+    const service = (condition?: Record<string, unknown>) => trust(condition, { Service: "vpc-flow-logs.amazonaws.com" });
+    const pinned = service({ StringEquals: { "aws:SourceAccount": "111111111111" } });
+    expect(await violationsAfter(S, (s) => (find(s, "globex-role").inputs.assumeRolePolicy = pinned))).toEqual([]);
+    const bySource = service({ ArnLike: { "aws:SourceArn": "arn:aws:ec2:us-east-1:111111111111:vpc-flow-log/*" } });
+    expect(await violationsAfter(S, (s) => (find(s, "globex-role").inputs.assumeRolePolicy = bySource))).toEqual([]);
+    expect(await violationsAfter(S, (s) => (find(s, "globex-role").inputs.assumeRolePolicy = service()))).toEqual([
+      violation(P, urn(S, "globex-role"), "assumeRolePolicy statement 0 trusts vpc-flow-logs.amazonaws.com without an aws:SourceAccount or aws:SourceArn condition on account 111111111111"),
+    ]);
+  });
+
   it("reports a trust policy for any principal", async () => {
     const doc = trust({ StringEquals: { "aws:RequestTag/tenant": "globex" } }, { AWS: "*" });
     expect(await violationsAfter(S, (s) => (find(s, "globex-role").inputs.assumeRolePolicy = doc))).toEqual([
@@ -69,6 +80,11 @@ describe(`${P}: identity policies`, () => {
     expect(await violationsOf(D)).toEqual([]);
     const context = allow("kms:Decrypt", C_KEY_ARN, { StringLike: { "kms:EncryptionContext:SecretARN": `${SECRETS}tenancy/prod/tenants/globex/*` } });
     expect(await violationsAfter(S, globexPolicy(context, allow("logs:CreateLogStream", "*")))).toEqual([]);
+    const objects = allow(["kms:Decrypt", "kms:GenerateDataKey"], C_KEY_ARN, {
+      StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" },
+      StringLike: { "kms:EncryptionContext:aws:s3:arn": `arn:aws:s3:::${CELL_BUCKET}/tenants/globex/*` },
+    });
+    expect(await violationsAfter(S, globexPolicy(objects))).toEqual([]);
   });
 
   it("reports a '*' resource on Secrets Manager, KMS or S3 actions", async () => {
@@ -114,8 +130,12 @@ describe(`${P}: identity policies`, () => {
       at(
         S,
         "globex-role-policy",
-        `policy statement 0 resource "${C_KEY_ARN}" is the shared cell key (cell-key); use it only with a kms:ViaService condition on Secrets Manager or a kms:EncryptionContext:SecretARN condition under "tenancy/prod/tenants/globex/"${ROLE}`,
+        `policy statement 0 resource "${C_KEY_ARN}" is the shared cell key (cell-key); use it only with a kms:ViaService condition on Secrets Manager, or an encryption-context condition (kms:EncryptionContext:SecretARN under "tenancy/prod/tenants/globex/", kms:EncryptionContext:aws:s3:arn under the tenant's objects)${ROLE}`,
       ),
+    ]);
+    const othersObjects = allow("kms:Decrypt", C_KEY_ARN, { StringLike: { "kms:EncryptionContext:aws:s3:arn": `arn:aws:s3:::${CELL_BUCKET}/tenants/*` } });
+    expect((await violationsAfter(S, globexPolicy(othersObjects))).map((v) => v.message)).toEqual([
+      `policy statement 0 resource "${C_KEY_ARN}" is the shared cell key (cell-key); use it only with a kms:ViaService condition on Secrets Manager, or an encryption-context condition (kms:EncryptionContext:SecretARN under "tenancy/prod/tenants/globex/", kms:EncryptionContext:aws:s3:arn under the tenant's objects)${ROLE}`,
     ]);
     const other = "arn:aws:kms:us-east-1:111111111111:key/ffffffff-0000-0000-0000-000000000000";
     expect(await violationsAfter(S, globexPolicy(allow("kms:Decrypt", other)))).toEqual([
