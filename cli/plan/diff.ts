@@ -206,8 +206,10 @@ function computedValues(r: RenderedResource, ctx: MockContext): string[] {
   stringLeaves("", inputs, ownLeaves);
   const own = new Set(ownLeaves.map((l) => l.value));
   const { id, state } = mockOutputs(r.type, r.name, inputs, ctx);
+  // Renders that record the outputs the engine saw carry them too; the mock's id is not among them.
+  const recorded = (r as { outputs?: unknown }).outputs;
   const leaves: { path: string; value: string; secret: boolean }[] = [];
-  stringLeaves("", { ...state, id }, leaves);
+  stringLeaves("", { ...state, id, ...(isPlainObject(recorded) ? { recorded } : {}) }, leaves);
   return [...new Set(leaves.map((l) => l.value))].filter((v) => v.length >= MIN_COMPUTED_LENGTH && !own.has(v));
 }
 

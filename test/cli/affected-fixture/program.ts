@@ -30,11 +30,24 @@ class Holder extends pulumi.ComponentResource {
   }
 }
 
-function tagsFor(tenant: string, env: string, stack: string): Record<string, string> {
-  return { ...tags(tenant, env, stack), ...EXTRA_TAGS };
+/** The program, given the extra tags (in-process tests build each revision's variant with it). */
+export function makeDefineStack(extraTags: Readonly<Record<string, string>>) {
+  const tagsFor = (tenant: string, env: string, stack: string): Record<string, string> => ({ ...tags(tenant, env, stack), ...extraTags });
+  return (fleet: Fleet, stackName: string) => build(fleet, stackName, tagsFor);
 }
 
-export async function defineStack(fleet: Fleet, stackName: string): Promise<StackOutputs> {
+export const defineStack = makeDefineStack(EXTRA_TAGS);
+
+/** The extra tags a revision's copy of this file declares (the line above defineStack's). */
+export function extraTagsOf(programText: string): Record<string, string> {
+  const m = /const EXTRA_TAGS: Record<string, string> = (\{.*\});/.exec(programText);
+  if (!m) throw new Error("the fixture program has no EXTRA_TAGS line");
+  return JSON.parse(m[1]!.replace(/^\{\s*\}$/, "{}")) as Record<string, string>;
+}
+
+type TagsFor = (tenant: string, env: string, stack: string) => Record<string, string>;
+
+async function build(fleet: Fleet, stackName: string, tagsFor: TagsFor): Promise<StackOutputs> {
   const ref = parseStackName(stackName, fleet.platform.environments);
   const { appName: app, domain, awsAccountId } = fleet.platform;
   const env = ref.env;

@@ -1,0 +1,217 @@
+/**
+ * `tenantctl plan --base REF`: plans the affected stacks at REF (its own code, in a temporary git
+ * worktree) and at the head (this checkout), and reports per stack what merging would change, the
+ * policy results and the cost delta. REF's plan runs as REF's own `tenantctl plan --json` in a
+ * child process, so program and policy changes in the branch show up as changes.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadFleet, type Fleet } from "../../infra/model/fleet.ts";
+import type { MockContext } from "../../infra/render/mockOutputs.ts";
+import type { PlanDocument, PlannedStack } from "../../infra/render/types.ts";
+import { costOfStack } from "../cost/cost.ts";
+import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../cost/prices.ts";
+import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
+import { diffPlans, type StackDiff } from "../plan/diff.ts";
+import { renderMarkdown, type PlanReport, type StackCostDelta, type StackReport } from "../plan/markdown.ts";
+import { table } from "../table.ts";
+import { formatUsd } from "../cost/cost.ts";
+import { affectedStacks } from "./affected.ts";
+import { GitError, resolveCommit } from "./git.ts";
+import { withWorktree } from "./worktree.ts";
+
+/** Plans stacks of a fleet with the code of this checkout (the lead's planStacks, or a test double). */
+export type FleetPlanner = (fleet: Fleet, names: readonly string[]) => Promise<PlanDocument>;
+
+/** Plans stacks at another revision, given that revision's project directory. */
+export type RevisionPlanner = (projectDirAtBase: string, names: readonly string[]) => Promise<PlanDocument | { unsupported: string }>;
+
+export interface PlanAgainstBaseOptions {
+  /** The head: this checkout's project directory (working tree). */
+  projectDir: string;
+  headFleet: Fleet;
+  baseRef: string;
+  /** Stacks to plan; default: the stacks `affected` finds between baseRef and the working tree. */
+  names?: readonly string[];
+  plan: FleetPlanner;
+  /** Default: REF's own `tenantctl plan --json` in a child process (revisionPlanViaCli). */
+  planBase?: RevisionPlanner;
+  /** Progress lines (stderr). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Runs `node bin/tenantctl.mjs plan --stack ... --json FILE` of the revision checked out in
+ * `projectDirAtBase`. Exit 0 or 1 (mandatory violations) with the JSON written is a plan; a
+ * revision without the command is reported as unsupported, anything else is an error.
+ */
+export const revisionPlanViaCli: RevisionPlanner = async (projectDirAtBase, names) => {
+  const bin = join(projectDirAtBase, "bin", "tenantctl.mjs");
+  if (!existsSync(bin)) return { unsupported: "it has no bin/tenantctl.mjs" };
+  const dir = mkdtempSync(join(tmpdir(), "tenantctl-baseplan-"));
+  const out = join(dir, "plan.json");
+  try {
+    const args = [bin, "plan", ...names.flatMap((n) => ["--stack", n]), "--json", out, "--project", projectDirAtBase];
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((done) => {
+      execFile(process.execPath, args, { cwd: projectDirAtBase, maxBuffer: 256 * 1024 * 1024, env: { ...process.env, FORCE_COLOR: "0" } }, (err, _stdout, stderr) => {
+        const exit = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 70) : 0;
+        done({ code: exit, stderr });
+      });
+    });
+    if ((code === 0 || code === 1) && existsSync(out)) return JSON.parse(readFileSync(out, "utf8")) as PlanDocument;
+    if (code === 2 && /unknown (command|option)/i.test(stderr)) return { unsupported: "its tenantctl has no `plan --json`" };
+    const tail = stderr.trim().split("\n").slice(-5).join("\n");
+    throw new ProblemsError([`tenantctl: plan of the base revision failed (exit ${code}):`, ...tail.split("\n")]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+function mockContext(fleet: Fleet | undefined, stack: string): MockContext | undefined {
+  const file = fleet?.stacks.get(stack);
+  return fleet && file ? { region: file.region, accountId: fleet.platform.awsAccountId } : undefined;
+}
+
+/** Plans both sides and diffs them. Throws UsageError for a bad ref, ProblemsError when the base cannot be planned. */
+export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ report: PlanReport; head: PlanDocument }> {
+  const log = opts.log ?? (() => {});
+  let baseCommit: string;
+  let reasons = new Map<string, string[]>();
+  const notes: string[] = [];
+  let names: string[];
+  try {
+    baseCommit = await resolveCommit(opts.projectDir, opts.baseRef);
+    if (opts.names) names = [...opts.names];
+    else {
+      const affected = await affectedStacks(opts.projectDir, opts.baseRef);
+      names = affected.stacks;
+      reasons = new Map(affected.details.map((d) => [d.name, d.reasons]));
+      notes.push(...affected.warnings);
+    }
+  } catch (err) {
+    if (err instanceof GitError) throw new UsageError(err.message);
+    throw err;
+  }
+
+  let baseFleet: Fleet | undefined;
+  let baseDoc: PlanDocument = { stacks: [] };
+  let baseNames: string[] = [];
+  if (names.length > 0) {
+    await withWorktree(opts.projectDir, baseCommit, async (dir) => {
+      baseFleet = loadFleet({ projectDir: dir }).fleet;
+      baseNames = names.filter((n) => existsSync(join(dir, "stacks", `Pulumi.${n}.yaml`)) || existsSync(join(dir, "stacks", `Pulumi.${n}.yml`)));
+      const unknown = names.filter((n) => !baseNames.includes(n) && !opts.headFleet.stacks.has(n));
+      if (unknown.length) throw new UsageError(`unknown stack ${unknown.join(", ")}: no stack file at ${opts.baseRef} nor in the working tree`);
+      if (baseNames.length === 0) return;
+      log(`planning ${baseNames.length} stack${baseNames.length === 1 ? "" : "s"} at ${opts.baseRef} (${baseCommit.slice(0, 7)}) in a temporary worktree`);
+      const planned = await (opts.planBase ?? revisionPlanViaCli)(dir, baseNames);
+      if ("unsupported" in planned) {
+        if (!baseFleet) throw new ProblemsError([`tenantctl: cannot plan ${opts.baseRef}: ${planned.unsupported}, and its fleet does not load with this code`]);
+        notes.push(`${opts.baseRef} was rendered with this branch's program and policies because ${planned.unsupported}: program changes do not show as changes`);
+        baseDoc = await opts.plan(baseFleet, baseNames);
+      } else baseDoc = planned;
+    });
+  }
+
+  const headNames = names.filter((n) => opts.headFleet.stacks.has(n));
+  log(`planning ${headNames.length} stack${headNames.length === 1 ? "" : "s"} at the working tree`);
+  const headDoc = headNames.length ? await opts.plan(opts.headFleet, headNames) : { stacks: [] };
+
+  const byName = (doc: PlanDocument) => new Map<string, PlannedStack>(doc.stacks.map((s) => [s.name, s]));
+  const before = byName(baseDoc);
+  const after = byName(headDoc);
+  const stacks: StackReport[] = [];
+  for (const name of names) {
+    const b = before.get(name);
+    const a = after.get(name);
+    if (!a && !b) continue;
+    const mock = a ? mockContext(opts.headFleet, name) : mockContext(baseFleet, name);
+    const diff: StackDiff = diffPlans(b, a, mock ? { mock } : {});
+    const regionOf = (fleet: Fleet | undefined) => fleet?.stacks.get(name)?.region ?? opts.headFleet.stacks.get(name)?.region ?? opts.headFleet.platform.regions[0]!;
+    const cb = b ? costOfStack(b, regionOf(baseFleet)) : undefined;
+    const ca = a ? costOfStack(a, regionOf(opts.headFleet)) : undefined;
+    const cost: StackCostDelta = {
+      ...(cb ? { before: cb.monthlyUsd } : {}),
+      ...(ca ? { after: ca.monthlyUsd } : {}),
+      unverified: [cb, ca].some((c) => c?.lines.some((l) => l.unverified)),
+      unpriced: (ca ?? cb)?.unpriced.length ?? 0,
+    };
+    stacks.push({ ...diff, reasons: reasons.get(name) ?? [], cost });
+  }
+  notes.push(
+    `Cost: on-demand list prices of ${PRICES_AS_OF} (cli/cost/prices.ts); * includes figures marked unverified there; † some resources have no price. ${ASSUMPTION_NOTES.slice(1, 3).join("; ")}.`,
+    "Rendered offline under Pulumi's mock runtime: computed values are stand-ins, and nothing was deployed; the preview job runs the real `pulumi preview` when credentials are configured.",
+  );
+  const report: PlanReport = {
+    base: { ref: opts.baseRef, commit: baseCommit },
+    head: { ref: "HEAD", ...(await headCommit(opts.projectDir)) },
+    stacks,
+    notes,
+  };
+  return { report, head: headDoc };
+}
+
+async function headCommit(projectDir: string): Promise<{ commit?: string }> {
+  try {
+    return { commit: await resolveCommit(projectDir, "HEAD") };
+  } catch {
+    return {};
+  }
+}
+
+/** The text the command prints: one row per stack, then every replacement, deletion and data-loss warning. */
+export function renderText(report: PlanReport): string {
+  const rows = report.stacks.map((s) => [
+    s.stack,
+    s.status,
+    `+${s.counts.create} ~${s.counts.update} ±${s.counts.replace} -${s.counts.delete}`,
+    String(s.violations.after.filter((v) => v.level === "mandatory").length),
+    String(s.violations.introduced.length),
+    s.cost ? formatUsd((s.cost.after ?? 0) - (s.cost.before ?? 0), true) : "",
+  ]);
+  const lines = [table(["STACK", "STATUS", "CHANGES", "MANDATORY", "NEW VIOLATIONS", "COST/MONTH"], rows)];
+  for (const s of report.stacks) {
+    for (const w of s.warnings) lines.push(`${s.stack}: ${w}`);
+    for (const r of s.resources) {
+      if (r.action === "update" && r.warnings.length === 0) continue;
+      lines.push(`${s.stack}: ${r.action} ${r.type} ${r.name}${r.reasons.length ? ` (${r.reasons.join("; ")})` : ""}`);
+      for (const w of r.warnings) lines.push(`  ${w}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+export interface PlanBaseCommandOptions {
+  base: string;
+  markdown?: string;
+  json?: string;
+  stack?: string[];
+  all?: boolean;
+}
+
+/**
+ * The `--base` half of `tenantctl plan`, called by cli/commands/plan.ts. Exit code as plan:
+ * 1 when the head has a mandatory violation.
+ */
+export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner): Promise<number> {
+  if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
+  const names = opts.all ? [...fleet.stacks.keys()] : opts.stack?.length ? opts.stack : undefined;
+  const { report, head } = await planAgainstBase({
+    projectDir: fleet.dirs.projectDir, headFleet: fleet, baseRef: opts.base, plan, log: (l) => io.err(l),
+    ...(names ? { names } : {}),
+  });
+  io.out(renderText(report));
+  if (opts.markdown) {
+    const path = resolve(opts.markdown);
+    writeFileSync(path, renderMarkdown(report));
+    io.err(`wrote ${path}`);
+  }
+  if (opts.json) {
+    const path = resolve(opts.json);
+    writeFileSync(path, `${JSON.stringify(head, null, 2)}\n`);
+    io.err(`wrote ${path}`);
+  }
+  return head.stacks.some((s) => s.violations.some((v) => v.level === "mandatory")) ? EXIT.problems : EXIT.ok;
+}
