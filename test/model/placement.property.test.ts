@@ -1,4 +1,5 @@
 /** Property tests of placement (chooseCell) and dedicated CIDR allocation (infra/model/placement.ts). */
+import { resolve } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { contains, formatCidr, nthSubnet, overlaps, parseCidr, type Cidr } from "../../infra/model/cidr.ts";
@@ -9,9 +10,8 @@ import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { makeTenantSchema, type Tenant } from "../../infra/model/schema.ts";
 import type { LoadedTenant } from "../../infra/model/tenantFile.ts";
 import { parseYamlMap, type YamlFile } from "../../infra/model/yamlFile.ts";
-import { REPO } from "../cli/fleetCopy.ts";
 
-const basePlatform = loadPlatform(REPO);
+const basePlatform = loadPlatform(resolve(import.meta.dirname, "../.."));
 const ENVS = ["prod", "staging"] as const;
 const REGIONS = ["us-east-1", "eu-west-1"] as const;
 const CODE: Record<(typeof REGIONS)[number], string> = { "us-east-1": "use1", "eu-west-1": "euw1" };
@@ -127,7 +127,7 @@ describe("chooseCell", () => {
             for (const c of cells.filter((x) => x.env === env && x.region === region)) {
               expect(cellResidents(fleet, c).length).toBeGreaterThanOrEqual(c.capacity);
             }
-            return;
+            break;
           }
           all.push(pooled(`new${i}`, env, region, chosen.id));
         }
