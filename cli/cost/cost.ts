@@ -63,7 +63,11 @@ function round(usd: number): number {
  * The cost lines of one resource. Resources AWS does not bill by the hour or month (VPCs,
  * subnets, security groups, IAM, records, database roles and schemas) have none.
  */
-export function resourceCost(r: RenderedResource, region: string): { lines: CostLine[]; unpriced?: Unpriced } {
+export function resourceCost(
+  r: RenderedResource,
+  region: string,
+  stack: { flowLogDestinations?: readonly string[] } = {},
+): { lines: CostLine[]; unpriced?: Unpriced } {
   const inputs = unwrapSecrets(r.inputs) as Record<string, unknown>;
   const at = str(inputs.region) ?? region;
   const prices: RegionPrices | undefined = REGION_PRICES[at];
@@ -122,8 +126,14 @@ export function resourceCost(r: RenderedResource, region: string): { lines: Cost
     case "aws:s3/bucket:Bucket":
     case "aws:s3/bucketV2:BucketV2":
       return { lines: [line(`S3 Standard, ${ASSUMPTIONS.s3GbPerBucket} GB (assumed)`, ASSUMPTIONS.s3GbPerBucket, prices.s3StandardGbMonth)] };
-    case "aws:cloudwatch/logGroup:LogGroup":
+    case "aws:cloudwatch/logGroup:LogGroup": {
+      // A flow log's group is fed by the flow log, whose vended-log delivery is its ingestion: counted there.
+      const name = str(inputs.name);
+      if (name && (stack.flowLogDestinations ?? []).some((d) => d === name || d.endsWith(`:log-group:${name}`) || d.endsWith(`:log-group:${name}:*`))) {
+        return { lines: [] };
+      }
       return { lines: [line(`log ingestion, ${ASSUMPTIONS.logGroupGbPerMonth} GB (assumed)`, ASSUMPTIONS.logGroupGbPerMonth, prices.logsIngestGb)] };
+    }
     case "aws:ec2/flowLog:FlowLog": {
       const toS3 = str(inputs.logDestinationType) === "s3";
       return {
@@ -150,9 +160,15 @@ export function resourceCost(r: RenderedResource, region: string): { lines: Cost
 export function costOfStack(stack: RenderedStack, region: string): StackCost {
   const lines: CostLine[] = [];
   const unpriced: Unpriced[] = [];
+  const flowLogDestinations = stack.resources
+    .filter((r) => r.type === "aws:ec2/flowLog:FlowLog")
+    .flatMap((r) => {
+      const i = unwrapSecrets(r.inputs) as Record<string, unknown>;
+      return [str(i.logDestination), str(i.logGroupName)].filter((d): d is string => d !== undefined);
+    });
   for (const r of stack.resources) {
     if (!r.custom) continue;
-    const c = resourceCost(r, region);
+    const c = resourceCost(r, region, { flowLogDestinations });
     lines.push(...c.lines);
     if (c.unpriced) unpriced.push(c.unpriced);
   }

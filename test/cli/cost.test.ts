@@ -94,6 +94,15 @@ describe("resourceCost: arithmetic against the table", () => {
     expect(total(res("aws:ec2/vpcEndpoint:VpcEndpoint", { vpcEndpointType: "Gateway" }))).toBe(0);
   });
 
+  it("counts a flow log's own log group once: the flow log's vended-log delivery is that group's ingestion", () => {
+    const group = res("aws:cloudwatch/logGroup:LogGroup", { name: "/tenancy/prod/acme/flow-logs" }, "g");
+    const other = res("aws:cloudwatch/logGroup:LogGroup", { name: "/tenancy/prod/acme/rds" }, "o");
+    const flow = res("aws:ec2/flowLog:FlowLog", { logDestination: "arn:aws:logs:us-east-1:111111111111:log-group:/tenancy/prod/acme/flow-logs" }, "f");
+    const c = costOfStack({ name: "dedicated-acme-prod", kind: "dedicated", tenants: ["acme"], outputs: {}, resources: [group, other, flow] }, "us-east-1");
+    expect(c.lines.map((l) => l.name)).toEqual(["o", "f"]);
+    close(c.monthlyUsd, ASSUMPTIONS.logGroupGbPerMonth * US.logsIngestGb.usd + ASSUMPTIONS.flowLogGbPerMonth * US.vendedLogsToCloudWatchGb.usd);
+  });
+
   it("charges nothing for what AWS does not bill by time, and honours a per-resource region", () => {
     for (const type of ["aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:iam/role:Role", "postgresql:index/schema:Schema", "aws:route53/record:Record", "random:index/randomPassword:RandomPassword"]) {
       expect(resourceCost(res(type, {}), "us-east-1")).toEqual({ lines: [] });
