@@ -7,7 +7,7 @@ import { FleetError, type Problem } from "./problems.ts";
 import type { Tenant } from "./schema.ts";
 import { parseStackFile, stackNameOfFile, type CellConfig, type StackFile } from "./stackFile.ts";
 import { parseTenantFile, type LoadedTenant } from "./tenantFile.ts";
-import { problemAt, tooLargeProblem, MAX_FILE_BYTES } from "./yamlFile.ts";
+import { parseYamlMap, problemAt, tooLargeProblem, MAX_FILE_BYTES } from "./yamlFile.ts";
 
 export interface FleetDirs {
   /** Directory holding Pulumi.yaml. */
@@ -105,6 +105,19 @@ export function tenantsOfStack(fleet: Fleet, stackName: string): Tenant[] {
   return t ? [t] : [];
 }
 
+/** A bad platform object in Pulumi.yaml, as problem lines pointing at its keys. */
+function platformProblems(dirs: Required<FleetDirs>, err: PlatformError): Problem[] {
+  const path = join(dirs.projectDir, "Pulumi.yaml");
+  const file = display(dirs, path);
+  const text = existsSync(path) ? readLimited(path, file) : undefined;
+  if (typeof text === "string" && err.issues.length > 0) {
+    const y = parseYamlMap(file, text);
+    if (Array.isArray(y)) return y;
+    return err.issues.map((i) => problemAt(y, i.path, `${i.message}; fix the platform settings`));
+  }
+  return err.message.split("\n").map((m) => ({ file, line: 1, path: "", message: m }));
+}
+
 interface LoadResult {
   fleet?: Fleet;
   problems: Problem[];
@@ -117,9 +130,7 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   try {
     platform = loadPlatform(dirs.projectDir);
   } catch (err) {
-    if (err instanceof PlatformError) {
-      return { problems: err.message.split("\n").map((m) => ({ file: join(dirs.projectDir, "Pulumi.yaml"), path: "", message: m })) };
-    }
+    if (err instanceof PlatformError) return { problems: platformProblems(dirs, err) };
     throw err;
   }
   const problems: Problem[] = [];

@@ -48,7 +48,21 @@ export function envDomain(platform: Pick<Platform, "domain">, env: string): stri
   return env === "prod" ? platform.domain : `${env}.${platform.domain}`;
 }
 
-export class PlatformError extends Error {}
+/** One problem of the platform object, with its YAML path inside Pulumi.yaml. */
+export interface PlatformIssue {
+  path: PropertyKey[];
+  message: string;
+}
+
+export class PlatformError extends Error {
+  constructor(
+    message: string,
+    /** Structured form of the message, for tools that point at lines (empty when Pulumi.yaml could not be read). */
+    readonly issues: readonly PlatformIssue[] = [],
+  ) {
+    super(message);
+  }
+}
 
 /** Reads the platform object from Pulumi.yaml's project config (`config.saas-tenancy:platform.value`). */
 export function loadPlatform(projectDir: string): Platform {
@@ -60,16 +74,22 @@ export function loadPlatform(projectDir: string): Platform {
     throw new PlatformError(`${file}: ${(err as Error).message}`);
   }
   const config = (doc as { config?: Record<string, unknown> } | null)?.config ?? {};
-  const entry = config[`${PROJECT}:${PLATFORM_KEY}`] ?? config[PLATFORM_KEY];
-  const value = entry && typeof entry === "object" && "value" in entry ? (entry as { value: unknown }).value : entry;
-  return parsePlatform(value, `${file}: config.${PROJECT}:${PLATFORM_KEY}`);
+  const key = `${PROJECT}:${PLATFORM_KEY}` in config ? `${PROJECT}:${PLATFORM_KEY}` : PLATFORM_KEY;
+  const entry = config[key];
+  const wrapped = Boolean(entry && typeof entry === "object" && "value" in entry);
+  const value = wrapped ? (entry as { value: unknown }).value : entry;
+  return parsePlatform(value, `${file}: config.${PROJECT}:${PLATFORM_KEY}`, ["config", key, ...(wrapped ? ["value"] : [])]);
 }
 
-export function parsePlatform(value: unknown, where: string): Platform {
+export function parsePlatform(value: unknown, where: string, yamlPath: readonly PropertyKey[] = []): Platform {
   const result = PlatformSchema.safeParse(value);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${where}.${i.path.join(".")}: ${i.message}`);
-    throw new PlatformError(lines.join("\n"));
+    const issues = result.error.issues.map((i) => ({
+      path: [...yamlPath, ...(i.path as PropertyKey[])],
+      message: i.message.replace(/^Invalid input: /, ""),
+    }));
+    throw new PlatformError(lines.join("\n"), issues);
   }
   return result.data;
 }

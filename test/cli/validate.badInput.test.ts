@@ -445,6 +445,16 @@ describe("cross-file bad input", () => {
     );
   });
 
+  it("a bad platform object in Pulumi.yaml is reported at its key", async () => {
+    fleet.edit("Pulumi.yaml", "regions: [us-east-1, eu-west-1]", "regions: []");
+    await expectOneProblem(
+      "Pulumi.yaml",
+      fleet.lineOf("Pulumi.yaml", "regions: []"),
+      "config.saas-tenancy:platform.value.regions",
+      "Too small: expected array to have >=1 items; fix the platform settings",
+    );
+  });
+
   it("a broken tenant file does not cascade into a 'stack file without its tenant' problem", async () => {
     fleet.edit("tenants/acme.yaml", "tier: dedicated\n", "tier: dedicated\ncolour: blue\n");
     const r = await fleet.run(["validate"]);
