@@ -1,0 +1,156 @@
+/**
+ * The billing worker: takes reconcile jobs in batches, and for each subscription in the batch
+ * plans its tenant from the subscription's *latest* state (not from the event that queued the
+ * job), so jobs may run late, twice or out of order and the tenant files still end at the newest
+ * state. All changes of a batch are validated together and committed one by one by the writer.
+ */
+import type { Pool } from "pg";
+import type PgBoss from "pg-boss";
+import { withLogContext, type Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { QUEUES, type ReconcileJob } from "../queue.ts";
+import type { ChangeResult, GitWriter } from "../git/writer.ts";
+import { planSubscription, type Plan } from "./planner.ts";
+import type { PriceTiers } from "./priceTiers.ts";
+import { loadSubscription } from "./intake.ts";
+
+export interface ReconcileOutcome {
+  subscriptionId: string;
+  tenantId: string | null;
+  outcome: "committed" | "proposed" | "rejected" | "noop" | "needs-workflow" | "missing";
+  message: string;
+  changeId?: string;
+  commit?: string;
+  branch?: string;
+  pullRequest?: string;
+  runs?: string[];
+}
+
+export interface ReconcilerOptions {
+  pool: Pool;
+  boss: PgBoss;
+  writer: GitWriter;
+  priceTiers: PriceTiers;
+  graceHours: number;
+  log: Logger;
+  metrics?: Metrics;
+  /** Reconcile jobs taken per batch (one validation of the fleet per batch). */
+  batchSize?: number;
+  pollingIntervalSeconds?: number;
+}
+
+export class BillingReconciler {
+  private workerId?: string;
+
+  constructor(private readonly opts: ReconcilerOptions) {}
+
+  async start(): Promise<void> {
+    this.workerId = await this.opts.boss.work<ReconcileJob>(
+      QUEUES.reconcile,
+      { batchSize: this.opts.batchSize ?? 50, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 1 },
+      async (jobs) => {
+        await this.handle(jobs.map((j) => j.data));
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.workerId) await this.opts.boss.offWork({ id: this.workerId });
+    this.workerId = undefined;
+  }
+
+  /** Reconciles the subscriptions of these jobs and records the outcome on their events. */
+  async handle(jobs: readonly ReconcileJob[]): Promise<ReconcileOutcome[]> {
+    const bySub = new Map<string, Set<string>>();
+    for (const j of jobs) bySub.set(j.subscriptionId, (bySub.get(j.subscriptionId) ?? new Set()).add(j.eventId));
+    const outcomes = await this.reconcile([...bySub.keys()].sort(), bySub);
+    for (const o of outcomes) {
+      const ids = [...(bySub.get(o.subscriptionId) ?? [])];
+      await this.opts.pool.query("UPDATE billing_events SET result = $2, processed_at = now() WHERE id = ANY($1)", [ids, JSON.stringify(o)]);
+    }
+    return outcomes;
+  }
+
+  /** Plans and commits the tenants of these subscriptions. Also used by POST /api/subscriptions/:id/reconcile. */
+  async reconcile(subscriptionIds: readonly string[], eventIds: ReadonlyMap<string, ReadonlySet<string>> = new Map()): Promise<ReconcileOutcome[]> {
+    const { log } = this.opts;
+    const planned = new Map<string, { plan: Plan; changeId?: string; unchanged?: boolean }>();
+    const states = new Map<string, Awaited<ReturnType<typeof loadSubscription>>>();
+    for (const id of subscriptionIds) states.set(id, await loadSubscription(this.opts.pool, id));
+
+    const { results } = await this.opts.writer.change((draft) => {
+      for (const id of subscriptionIds) {
+        const sub = states.get(id);
+        if (!sub) continue;
+        const plan = planSubscription(sub, {
+          fleet: draft.fleet,
+          read: (p) => draft.read(p),
+          priceTiers: this.opts.priceTiers,
+          now: Math.floor(Date.now() / 1000),
+          graceHours: this.opts.graceHours,
+        });
+        if (plan.kind !== "change") {
+          planned.set(id, { plan });
+          continue;
+        }
+        const cited = [...new Set([sub.lastEventId, ...(eventIds.get(id) ?? [])])].filter((e) => e !== "");
+        const staged = draft.stage({ ...plan.request, cause: { source: "stripe", ids: cited } });
+        if (staged.kind === "staged") planned.set(id, { plan, changeId: staged.changeId });
+        else if (staged.kind === "unchanged") planned.set(id, { plan, unchanged: true });
+        else planned.set(id, { plan, changeId: staged.result.changeId });
+      }
+    });
+    const byChange = new Map<string, ChangeResult>(results.map((r) => [r.changeId, r]));
+
+    const outcomes: ReconcileOutcome[] = [];
+    for (const id of subscriptionIds) {
+      const entry = planned.get(id);
+      const sub = states.get(id);
+      const o = this.outcome(id, entry, entry?.changeId ? byChange.get(entry.changeId) : undefined, sub === undefined);
+      outcomes.push(o);
+      withLogContext({ tenantId: o.tenantId ?? undefined, eventId: sub?.lastEventId }, () => {
+        if (o.outcome === "rejected" || o.outcome === "needs-workflow") log.warn({ subscriptionId: id, outcome: o.outcome }, o.message);
+        else log.info({ subscriptionId: id, outcome: o.outcome, commit: o.commit, runs: o.runs }, o.message);
+      });
+      if (o.outcome === "rejected") this.opts.metrics?.eventsRejected.inc({ stage: "change" });
+      // Remember which tenant the subscription pays for, and who suspended it.
+      const plan = entry?.plan;
+      const applied = o.outcome === "committed" || o.outcome === "proposed";
+      if (o.tenantId && (applied || plan?.kind === "noop")) {
+        await this.opts.pool.query("UPDATE subscriptions SET tenant_id = COALESCE(tenant_id, $2) WHERE id = $1", [id, o.tenantId]);
+      }
+      if (applied && plan?.kind === "change" && plan.suspendedByBilling !== undefined) {
+        await this.opts.pool.query("UPDATE subscriptions SET suspended_by_billing = $2 WHERE id = $1", [id, plan.suspendedByBilling]);
+      }
+    }
+    return outcomes;
+  }
+
+  private outcome(
+    subscriptionId: string,
+    entry: { plan: Plan; changeId?: string; unchanged?: boolean } | undefined,
+    result: ChangeResult | undefined,
+    missing: boolean,
+  ): ReconcileOutcome {
+    if (missing || !entry) return { subscriptionId, tenantId: null, outcome: "missing", message: `no state recorded for subscription ${subscriptionId}` };
+    const { plan } = entry;
+    if (plan.kind !== "change") {
+      return { subscriptionId, tenantId: plan.tenantId, outcome: plan.kind === "reject" ? "rejected" : plan.kind, message: plan.message };
+    }
+    if (entry.unchanged || !result) {
+      return { subscriptionId, tenantId: plan.tenantId, outcome: "noop", message: `tenant ${plan.tenantId} already matches subscription ${subscriptionId}` };
+    }
+    const base = { subscriptionId, tenantId: plan.tenantId, changeId: result.changeId };
+    switch (result.state) {
+      case "committed":
+        return { ...base, outcome: "committed", message: `committed: ${result.summary}`, commit: result.commit, runs: result.runs.map((r) => r.runId) };
+      case "proposed":
+        return {
+          ...base, outcome: "proposed", message: `proposed: ${result.summary}; ${result.note}`, commit: result.commit, branch: result.branch,
+          ...(result.pullRequest ? { pullRequest: result.pullRequest.url } : {}),
+        };
+      case "rejected":
+        return { ...base, outcome: "rejected", message: `rejected: ${result.summary}: ${result.problems.join("; ")}` };
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Composition root: wires the database, queues, git writer, billing reconciler, run workers and
+ * HTTP server from a ControlPlaneConfig. `main.ts` starts everything; tests and the lifecycle
+ * workflows start the parts they need (e.g. only the run workers in a separate process).
+ */
+import type PgBoss from "pg-boss";
+import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
+import { loadFleet } from "../infra/model/fleet.ts";
+import { formatProblem } from "../infra/model/problems.ts";
+import { BillingReconciler } from "./billing/reconcile.ts";
+import type { ControlPlaneConfig } from "./config.ts";
+import { openDatabase, type Database } from "./db/database.ts";
+import { migrate } from "./db/migrate.ts";
+import { GitHubClient } from "./git/github.ts";
+import { GitWriter } from "./git/writer.ts";
+import { RunEventHub } from "./http/runEvents.ts";
+import { buildServer } from "./http/server.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { startBoss } from "./queue.ts";
+import { DeploymentsRunner, LocalAutomationRunner, type Runner } from "./runs/runner.ts";
+import { RunStore } from "./runs/store.ts";
+import { RunWorker } from "./runs/worker.ts";
+
+export interface ControlPlaneDeps {
+  log?: Logger;
+  /** Replaces the runner chosen by config (TENANCY_RUNNER). */
+  runner?: Runner;
+  /** The CLI for the local runner (tests pass a PulumiCommand implementation). */
+  pulumiCommand?: PulumiCommand;
+  /** pg-boss polling of the workers, seconds (default 2; tests use less). */
+  pollingIntervalSeconds?: number;
+  /** Reconcile jobs per batch (default 50). */
+  reconcileBatchSize?: number;
+}
+
+export interface StartOptions {
+  http?: boolean;
+  reconciler?: boolean;
+  runs?: boolean;
+}
+
+export class ControlPlane {
+  readonly reconciler: BillingReconciler;
+  readonly hub: RunEventHub;
+  readonly runWorker: RunWorker;
+  readonly server: ReturnType<typeof buildServer>;
+  private started: StartOptions = {};
+
+  private constructor(
+    readonly config: ControlPlaneConfig,
+    readonly log: Logger,
+    readonly db: Database,
+    readonly boss: PgBoss,
+    readonly runs: RunStore,
+    readonly writer: GitWriter,
+    readonly runner: Runner,
+    readonly metrics: Metrics,
+    deps: ControlPlaneDeps,
+  ) {
+    this.reconciler = new BillingReconciler({
+      pool: db.pool,
+      boss,
+      writer,
+      priceTiers: config.priceTiers,
+      graceHours: config.unpaidGraceHours,
+      log,
+      metrics,
+      batchSize: deps.reconcileBatchSize ?? 50,
+      pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+    });
+    this.runWorker = new RunWorker({
+      boss,
+      store: runs,
+      writer,
+      runner,
+      log,
+      metrics,
+      concurrency: config.maxParallelRuns,
+      heartbeatSeconds: config.heartbeatSeconds,
+      pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+    });
+    this.hub = new RunEventHub(db.url, log);
+    this.server = buildServer({
+      stripeWebhookSecret: config.stripeWebhookSecret,
+      apiKeys: config.apiKeys,
+      unpaidGraceHours: config.unpaidGraceHours,
+      repoDir: config.repoDir,
+      pool: db.pool,
+      boss,
+      writer,
+      runs,
+      reconciler: this.reconciler,
+      hub: this.hub,
+      metrics,
+      log,
+    });
+  }
+
+  static async create(config: ControlPlaneConfig, deps: ControlPlaneDeps = {}): Promise<ControlPlane> {
+    const log = deps.log ?? createLogger(config.logLevel);
+    const db = await openDatabase({ ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), dataDir: config.dataDir, log });
+    try {
+      const applied = await migrate(db.pool);
+      if (applied.length > 0) log.info({ applied }, "database migrated");
+      const boss = await startBoss(db.url, { runExpireHours: config.runExpireHours }, log);
+      const runs = new RunStore(db.pool, boss, { runExpireHours: config.runExpireHours, heartbeatTimeoutSeconds: config.heartbeatTimeoutSeconds });
+      const writer = new GitWriter({
+        repoDir: config.repoDir,
+        dataDir: config.dataDir,
+        pool: db.pool,
+        runs,
+        log,
+        identity: config.git.author,
+        remote: config.git.remote,
+        ...(config.git.branch ? { branch: config.git.branch } : {}),
+        ...(config.github ? { github: new GitHubClient(config.github) } : {}),
+      });
+      const branch = await writer.init();
+      const { problems } = loadFleet({ projectDir: config.repoDir });
+      if (problems.length > 0) {
+        log.error({ problems: problems.map(formatProblem) }, `tenant files on ${branch} do not validate; changes are refused until they do`);
+      }
+      const runner = deps.runner ?? makeRunner(config, deps.pulumiCommand);
+      const metrics = new Metrics();
+      metrics.attach(runs, boss);
+      log.info({ repoDir: config.repoDir, branch, runner: runner.kind, database: db.embedded ? "embedded" : "DATABASE_URL" }, "control plane ready");
+      return new ControlPlane(config, log, db, boss, runs, writer, runner, metrics, deps);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async start(opts: StartOptions = { http: true, reconciler: true, runs: true }): Promise<void> {
+    if (opts.reconciler) await this.reconciler.start();
+    if (opts.runs) await this.runWorker.start();
+    if (opts.http) {
+      await this.hub.start();
+      await this.server.listen({ port: this.config.port, host: this.config.host });
+    }
+    this.started = { ...this.started, ...opts };
+  }
+
+  /** Stops in reverse order; running updates get `graceMs` to finish before they are interrupted. */
+  async stop(graceMs = this.config.shutdownGraceSeconds * 1000): Promise<void> {
+    if (this.started.http) {
+      await this.server.close().catch(() => undefined);
+      await this.hub.stop();
+    }
+    if (this.started.reconciler) await this.reconciler.stop();
+    if (this.started.runs) await this.runWorker.stop(graceMs);
+    await this.boss.stop({ graceful: true, close: true, wait: true, timeout: 10_000 }).catch(() => undefined);
+    await this.db.close();
+  }
+}
+
+export function makeRunner(config: ControlPlaneConfig, pulumiCommand?: PulumiCommand): Runner {
+  const retry = { retries: config.updateRetries, baseMs: config.updateRetryBaseMs };
+  if (config.runner === "deployments" && config.deployments) return new DeploymentsRunner({ ...retry, settings: config.deployments });
+  return new LocalAutomationRunner({
+    ...retry,
+    ...(pulumiCommand ? { pulumiCommand } : {}),
+    ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * Real git, run with child_process.execFile (no shell: arguments are never interpreted).
+ * GitRepo knows nothing about tenants; the writer (writer.ts) decides what to commit and keeps
+ * every call serialized.
+ */
+import { execFile } from "node:child_process";
+
+export class GitError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly stderr: string,
+    readonly code: number | string | null,
+  ) {
+    super(`git ${args.join(" ")} failed${code === null ? "" : ` (exit ${code})`}: ${stderr.trim().split("\n").slice(-3).join(" / ") || "no output"}`);
+  }
+}
+
+export interface GitIdentity {
+  name: string;
+  email: string;
+}
+
+export interface GitRunOptions {
+  input?: string;
+  env?: Record<string, string>;
+  /** Exit codes that are answers rather than failures (e.g. 1 for "not found"). */
+  okCodes?: readonly number[];
+}
+
+export interface GitOutput {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+const ZERO_SHA = "0000000000000000000000000000000000000000";
+
+export class GitRepo {
+  constructor(
+    readonly dir: string,
+    private readonly identity: GitIdentity,
+  ) {}
+
+  run(args: readonly string[], opts: GitRunOptions = {}): Promise<GitOutput> {
+    const env = {
+      ...process.env,
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_AUTHOR_NAME: this.identity.name,
+      GIT_AUTHOR_EMAIL: this.identity.email,
+      GIT_COMMITTER_NAME: this.identity.name,
+      GIT_COMMITTER_EMAIL: this.identity.email,
+      ...opts.env,
+    };
+    return new Promise((resolve, reject) => {
+      const child = execFile("git", [...args], { cwd: this.dir, env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as NodeJS.ErrnoException).code === "number" ? Number((err as NodeJS.ErrnoException).code) : -1) : 0;
+        if (err && !(opts.okCodes ?? []).includes(code)) {
+          reject(new GitError(args, String(stderr) || err.message, (err as NodeJS.ErrnoException).code ?? null));
+          return;
+        }
+        resolve({ stdout: String(stdout), stderr: String(stderr), code });
+      });
+      if (opts.input !== undefined) child.stdin?.end(opts.input);
+    });
+  }
+
+  async out(args: readonly string[], opts?: GitRunOptions): Promise<string> {
+    return (await this.run(args, opts)).stdout.trim();
+  }
+
+  async isRepo(): Promise<boolean> {
+    const r = await this.run(["rev-parse", "--is-inside-work-tree"], { okCodes: [128] });
+    return r.code === 0 && r.stdout.trim() === "true";
+  }
+
+  currentBranch(): Promise<string> {
+    return this.out(["symbolic-ref", "--short", "HEAD"]);
+  }
+
+  /** The commit a ref points to, or undefined when it does not exist. */
+  async resolve(ref: string): Promise<string | undefined> {
+    const r = await this.run(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], { okCodes: [1, 128] });
+    return r.code === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /** Porcelain status lines for paths (tracked changes and untracked files). */
+  async status(paths: readonly string[]): Promise<string[]> {
+    const out = await this.out(["status", "--porcelain=v1", "--untracked-files=all", "--", ...paths]);
+    return out === "" ? [] : out.split("\n");
+  }
+
+  /** A file's content at a commit, or undefined when the commit has no such file. */
+  async show(ref: string, path: string): Promise<string | undefined> {
+    const r = await this.run(["cat-file", "-p", `${ref}:${path}`], { okCodes: [1, 128] });
+    return r.code === 0 ? r.stdout : undefined;
+  }
+
+  /** Stages exactly `paths` (additions, edits, deletions) and commits only them. Returns the new commit. */
+  async commitPaths(paths: readonly string[], message: string): Promise<string> {
+    await this.run(["add", "--all", "--", ...paths]);
+    await this.run(["commit", "--quiet", "--no-verify", "--file=-", "--", ...paths], { input: message });
+    return this.out(["rev-parse", "HEAD"]);
+  }
+
+  /**
+   * Commits `files` on top of `parent` to `branch` without touching the working copy or its
+   * index (a private index file): the way a change reaches a branch that is not checked out.
+   * `expectedOld` guards the ref update (compare-and-swap).
+   */
+  async commitToBranch(opts: {
+    branch: string;
+    parent: string;
+    expectedOld: string | undefined;
+    files: Readonly<Record<string, string | null>>;
+    message: string;
+    indexFile: string;
+  }): Promise<string> {
+    const env = { GIT_INDEX_FILE: opts.indexFile };
+    await this.run(["read-tree", opts.parent], { env });
+    for (const [path, content] of Object.entries(opts.files)) {
+      if (content === null) {
+        await this.run(["update-index", "--force-remove", "--", path], { env });
+      } else {
+        const blob = await this.out(["hash-object", "-w", "--stdin"], { input: content });
+        await this.run(["update-index", "--add", "--cacheinfo", `100644,${blob},${path}`], { env });
+      }
+    }
+    const tree = await this.out(["write-tree"], { env });
+    const commit = await this.out(["commit-tree", tree, "-p", opts.parent, "-F", "-"], { input: opts.message });
+    await this.run(["update-ref", `refs/heads/${opts.branch}`, commit, opts.expectedOld ?? ZERO_SHA]);
+    return commit;
+  }
+
+  async remotes(): Promise<string[]> {
+    const out = await this.out(["remote"]);
+    return out === "" ? [] : out.split("\n");
+  }
+
+  async hasRemote(name: string): Promise<boolean> {
+    return (await this.remotes()).includes(name);
+  }
+
+  async remoteUrl(name: string): Promise<string | undefined> {
+    const r = await this.run(["remote", "get-url", name], { okCodes: [2, 128] });
+    return r.code === 0 ? r.stdout.trim() : undefined;
+  }
+
+  async push(remote: string, refspec: string, force = false): Promise<void> {
+    await this.run(["push", "--quiet", ...(force ? ["--force-with-lease"] : []), remote, refspec]);
+  }
+
+  /** Fast-forwards the checked-out branch to the remote's; fails when they diverged. */
+  async pullFastForward(remote: string, branch: string): Promise<void> {
+    await this.run(["fetch", "--quiet", remote, branch]);
+    await this.run(["merge", "--ff-only", "--quiet", "FETCH_HEAD"]);
+  }
+
+  /** Newest commit on `ref` whose message contains `text`, or undefined. */
+  async findCommit(ref: string, text: string, depth = 500): Promise<string | undefined> {
+    const out = await this.out(["log", `-n${depth}`, "--format=%H", "--fixed-strings", `--grep=${text}`, ref]);
+    return out === "" ? undefined : out.split("\n")[0];
+  }
+
+  async addWorktree(dir: string, commit: string): Promise<void> {
+    await this.run(["worktree", "add", "--detach", "--force", dir, commit]);
+  }
+
+  async removeWorktree(dir: string): Promise<void> {
+    await this.run(["worktree", "remove", "--force", dir], { okCodes: [128] });
+  }
+
+  async pruneWorktrees(): Promise<void> {
+    await this.run(["worktree", "prune"]);
+  }
+
+  /** Files (relative paths) under `dir` at `ref`. */
+  async listFiles(ref: string, dir: string): Promise<string[]> {
+    const out = await this.out(["ls-tree", "-r", "--name-only", ref, "--", dir]);
+    return out === "" ? [] : out.split("\n");
+  }
+}

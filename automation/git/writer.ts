@@ -1,0 +1,610 @@
+/**
+ * The one writer of tenant files. Every change to TENANCY_REPO_DIR goes through `change()`,
+ * which holds an in-process mutex and a PostgreSQL advisory lock (so a second control-plane
+ * process on the same database waits too), and:
+ *
+ *  1. builds a Draft on the main branch head: the valid fleet (model/fleet.ts) plus what was
+ *     staged so far, so placement (chooseCell) and CIDR allocation see earlier changes;
+ *  2. validates each staged tenant file alone (parseTenantFile) when it is staged, then the whole
+ *     resulting fleet (loadFleet on a copy of tenants/ and stacks/ with the changes applied);
+ *     an invalid change is rejected with the model's problem lines and nothing is committed;
+ *  3. commits each valid change on its own, citing its cause (the Stripe event id): pooled
+ *     changes on the main branch, then queues runs of the stacks it touches (before and after)
+ *     in the same transaction that marks the change committed; changes of dedicated tenants on
+ *     branch `tenancy/<tenant>` with a pull request (GitHub API) or, without a token, a pushed
+ *     branch, and no run (the stack changes when a person merges).
+ *
+ * A change is recorded as `planned` before git is touched, and its commit carries a
+ * `Tenancy-Change: <id>` trailer, so a crash between commit and database is repaired on the next
+ * session (the commit is found and its runs queued, or the half-written files are restored).
+ */
+import { randomUUID } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import type { Pool } from "pg";
+import { loadFleet, stacksOfTenant, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
+import { formatProblem, type Problem } from "../../infra/model/problems.ts";
+import type { Tenant } from "../../infra/model/schema.ts";
+import { parseTenantFile, type LoadedTenant } from "../../infra/model/tenantFile.ts";
+import { lockKey, withTransaction } from "../db/tx.ts";
+import type { Logger } from "../log.ts";
+import type { EnqueuedRun, RunStore } from "../runs/store.ts";
+import type { GitHubClient, PullRequestRef } from "./github.ts";
+import { GitRepo } from "./repo.ts";
+
+export const TENANTS_DIR = "tenants";
+export const STACKS_DIR = "stacks";
+/** Branch of a dedicated tenant's pending changes; one open PR per tenant. */
+export const branchOf = (tenantId: string) => `tenancy/${tenantId}`;
+export const tenantPath = (tenantId: string) => `${TENANTS_DIR}/${tenantId}.yaml`;
+export const stackPath = (stack: string) => `${STACKS_DIR}/Pulumi.${stack}.yaml`;
+/** Trailer that ties a commit to its change record. */
+export const CHANGE_TRAILER = "Tenancy-Change";
+const WRITER_LOCK = "saas-tenancy:git-writer";
+
+export type ChangeSource = "stripe" | "api" | "workflow";
+export type ChangeRoute = "main" | "branch";
+
+export interface ChangeCause {
+  source: ChangeSource;
+  /** Stripe event ids, API request ids or workflow ids; each is cited in the commit. */
+  ids: readonly string[];
+  /** Who asked (API key name, workflow name). */
+  actor?: string;
+}
+
+export interface ChangeRequest {
+  tenantId: string;
+  /** One line: what changes (the commit subject after "tenants: "). */
+  summary: string;
+  /** Repository-relative path -> new content; null deletes the file. */
+  files: Readonly<Record<string, string | null>>;
+  cause: ChangeCause;
+  /** auto (default): a branch and PR when the tenant is or becomes dedicated, else the main branch. */
+  route?: "auto" | ChangeRoute;
+}
+
+interface ResultBase {
+  changeId: string;
+  tenantId: string;
+  summary: string;
+  stacks: string[];
+}
+export type ChangeResult =
+  | (ResultBase & { state: "committed"; route: "main"; commit: string; runs: EnqueuedRun[]; pushed: boolean; note?: string })
+  | (ResultBase & { state: "proposed"; route: "branch"; branch: string; commit: string; pushed: boolean; pullRequest?: PullRequestRef; note: string })
+  | (ResultBase & { state: "rejected"; route: ChangeRoute; problems: string[] });
+
+export type StageOutcome =
+  | { kind: "staged"; changeId: string; route: ChangeRoute; stacks: string[]; tenant?: Tenant }
+  | { kind: "unchanged" }
+  | { kind: "rejected"; result: ChangeResult & { state: "rejected" } };
+
+interface Staged {
+  id: string;
+  req: ChangeRequest;
+  route: ChangeRoute;
+  stacks: string[];
+}
+
+export class DirtyWorkingCopyError extends Error {}
+export class InvalidMainError extends Error {}
+
+export interface GitWriterOptions {
+  repoDir: string;
+  /** Scratch space (validation copies, private index files, run worktrees). */
+  dataDir: string;
+  pool: Pool;
+  runs: RunStore;
+  log: Logger;
+  identity: { name: string; email: string };
+  remote: string;
+  /** Main branch; default: the branch checked out in repoDir. */
+  branch?: string;
+  github?: GitHubClient;
+}
+
+/** The state a change() callback plans against. */
+export class Draft {
+  private staged: Staged[] = [];
+  private overlay = new Map<string, string | null>();
+  private rejected: { req: ChangeRequest; result: ChangeResult & { state: "rejected" } }[] = [];
+
+  constructor(
+    private current: Fleet,
+    private readonly repoDir: string,
+    readonly headCommit: string,
+  ) {}
+
+  /** The valid fleet at the main head plus the main-branch changes staged so far. */
+  get fleet(): Fleet {
+    return this.current;
+  }
+
+  tenant(id: string): LoadedTenant | undefined {
+    return this.current.tenants.get(id);
+  }
+
+  /** A file as the main branch will have it after the staged changes (undefined: absent). */
+  read(path: string): string | undefined {
+    if (this.overlay.has(path)) return this.overlay.get(path) ?? undefined;
+    const abs = join(this.repoDir, path);
+    return existsSync(abs) ? readFileSync(abs, "utf8") : undefined;
+  }
+
+  /** Checks a change on its own and queues it for this session's commit. */
+  stage(req: ChangeRequest): StageOutcome {
+    const id = randomUUID();
+    const path = tenantPath(req.tenantId);
+    const before = this.current.tenants.get(req.tenantId)?.tenant;
+    const text = req.files[path];
+    let after: LoadedTenant | undefined;
+    const ctx = { regions: this.current.platform.regions, environments: this.current.platform.environments };
+    if (typeof text === "string") {
+      const parsed = parseTenantFile(path, text, ctx, req.tenantId);
+      if (Array.isArray(parsed)) {
+        const result = { state: "rejected" as const, changeId: id, tenantId: req.tenantId, summary: req.summary, route: "main" as const, stacks: [], problems: parsed.map(formatProblem) };
+        this.rejected.push({ req, result });
+        return { kind: "rejected", result };
+      }
+      after = parsed;
+    }
+    const unchanged = Object.entries(req.files).every(([p, content]) => (this.read(p) ?? null) === content);
+    if (unchanged) return { kind: "unchanged" };
+    const dedicated = before?.deployment === "dedicated" || after?.tenant.deployment === "dedicated";
+    const route: ChangeRoute = req.route === "main" || req.route === "branch" ? req.route : dedicated ? "branch" : "main";
+    const stacks = [...new Set([...(before ? stacksOfTenant(before) : []), ...(after ? stacksOfTenant(after.tenant) : [])])].sort();
+    this.staged.push({ id, req, route, stacks });
+    if (route === "main") {
+      for (const [p, content] of Object.entries(req.files)) this.overlay.set(p, content);
+      if (text !== undefined) {
+        const tenants = new Map(this.current.tenants);
+        if (after) tenants.set(req.tenantId, after);
+        else tenants.delete(req.tenantId);
+        this.current = { ...this.current, tenants };
+      }
+    }
+    return { kind: "staged", changeId: id, route, stacks, ...(after ? { tenant: after.tenant } : {}) };
+  }
+
+  /** @internal */
+  take(): { staged: Staged[]; rejected: { req: ChangeRequest; result: ChangeResult & { state: "rejected" } }[] } {
+    return { staged: this.staged, rejected: this.rejected };
+  }
+}
+
+export interface Checkout {
+  dir: string;
+  commit: string;
+  release(): Promise<void>;
+}
+
+export class GitWriter {
+  readonly repo: GitRepo;
+  private chain: Promise<unknown> = Promise.resolve();
+  private cache?: { head: string; fleet: Fleet };
+  private mainBranch?: string;
+
+  constructor(private readonly opts: GitWriterOptions) {
+    this.repo = new GitRepo(opts.repoDir, opts.identity);
+  }
+
+  get repoDir(): string {
+    return this.opts.repoDir;
+  }
+
+  private get dirs(): Required<FleetDirs> {
+    return { projectDir: this.opts.repoDir, tenantsDir: join(this.opts.repoDir, TENANTS_DIR), stacksDir: join(this.opts.repoDir, STACKS_DIR) };
+  }
+
+  /** Checks the working copy once at start-up; returns the main branch name. */
+  async init(): Promise<string> {
+    if (!(await this.repo.isRepo())) throw new Error(`TENANCY_REPO_DIR ${this.opts.repoDir} is not a git working copy; run git init (or clone the repository) there`);
+    const current = await this.repo.currentBranch().catch(() => undefined);
+    const branch = this.opts.branch ?? current;
+    if (!branch) throw new Error(`TENANCY_REPO_DIR ${this.opts.repoDir} has a detached HEAD; check out the main branch or set TENANCY_GIT_BRANCH`);
+    if (current !== branch) throw new Error(`TENANCY_REPO_DIR has ${current ?? "a detached HEAD"} checked out, but TENANCY_GIT_BRANCH is ${branch}; check out ${branch}`);
+    this.mainBranch = branch;
+    return branch;
+  }
+
+  get branch(): string {
+    if (!this.mainBranch) throw new Error("GitWriter.init() was not called");
+    return this.mainBranch;
+  }
+
+  /** Runs `fn` with the writer lock held (in-process and across processes sharing the database). */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      const client = await this.opts.pool.connect();
+      try {
+        await client.query("SELECT pg_advisory_lock($1)", [lockKey(WRITER_LOCK)]);
+        try {
+          return await fn();
+        } finally {
+          await client.query("SELECT pg_advisory_unlock($1)", [lockKey(WRITER_LOCK)]).catch(() => undefined);
+        }
+      } finally {
+        client.release();
+      }
+    };
+    const next = this.chain.then(run, run);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async head(): Promise<string> {
+    const sha = await this.repo.resolve(`refs/heads/${this.branch}`);
+    if (!sha) throw new Error(`branch ${this.branch} has no commits in ${this.opts.repoDir}`);
+    return sha;
+  }
+
+  /**
+   * Plans changes against the current main head and commits them. `fn` stages changes on the
+   * Draft; everything it staged is validated and committed (or rejected) before this resolves.
+   */
+  async change<T>(fn: (draft: Draft) => Promise<T> | T): Promise<{ value: T; results: ChangeResult[] }> {
+    return this.exclusive(async () => {
+      await this.prepare();
+      const head = await this.head();
+      const draft = new Draft(await this.fleetAt(head), this.opts.repoDir, head);
+      const value = await fn(draft);
+      const { staged, rejected } = draft.take();
+      const results: ChangeResult[] = rejected.map((r) => r.result);
+      if (rejected.length > 0) await this.recordRejected(rejected);
+      if (staged.length > 0) results.push(...(await this.apply(staged)));
+      return { value, results };
+    });
+  }
+
+  /** A worktree of `commit` (default: the main head) for a run; node_modules linked from the repo. */
+  async checkout(name: string, commit?: string): Promise<Checkout> {
+    return this.exclusive(async () => {
+      const sha = commit ?? (await this.head());
+      const root = join(this.opts.dataDir, "worktrees");
+      mkdirSync(root, { recursive: true });
+      const dir = join(root, name);
+      if (existsSync(dir)) {
+        await this.repo.removeWorktree(dir);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      await this.repo.pruneWorktrees();
+      await this.repo.addWorktree(dir, sha);
+      // The program and the policy pack resolve their packages from the project's install.
+      for (const sub of ["node_modules", join("policy", "node_modules")]) {
+        const src = join(this.opts.repoDir, sub);
+        const dst = join(dir, sub);
+        if (existsSync(src) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(src, dst, "dir");
+      }
+      return {
+        dir,
+        commit: sha,
+        release: () =>
+          this.exclusive(async () => {
+            await this.repo.removeWorktree(dir);
+            rmSync(dir, { recursive: true, force: true });
+          }),
+      };
+    });
+  }
+
+  // --- session preparation -------------------------------------------------------------------
+
+  private async prepare(): Promise<void> {
+    await this.recover();
+    if (await this.repo.hasRemote(this.opts.remote)) {
+      try {
+        await this.repo.pullFastForward(this.opts.remote, this.branch);
+      } catch (err) {
+        throw new Error(
+          `cannot fast-forward ${this.branch} from ${this.opts.remote}: ${(err as Error).message}. ` +
+            `The working copy and the remote diverged; reconcile them by hand (the control plane only fast-forwards)`,
+        );
+      }
+    }
+    const dirty = await this.repo.status([TENANTS_DIR, STACKS_DIR]);
+    if (dirty.length > 0) {
+      throw new DirtyWorkingCopyError(
+        `the working copy ${this.opts.repoDir} has uncommitted changes in tenants/ or stacks/ (${dirty.slice(0, 5).join("; ")}); ` +
+          `commit or discard them: the control plane only writes on a clean tree`,
+      );
+    }
+  }
+
+  /** Repairs what a crash between git and the database left behind. */
+  private async recover(): Promise<void> {
+    const { rows } = await this.opts.pool.query<{ id: string; route: ChangeRoute; paths: string[]; stacks: string[]; branch: string | null; summary: string }>(
+      "SELECT id, route, paths, stacks, branch, summary FROM changes WHERE state = 'planned' ORDER BY created_at",
+    );
+    for (const row of rows) {
+      const ref = row.route === "main" ? `refs/heads/${this.branch}` : `refs/heads/${row.branch ?? ""}`;
+      const exists = await this.repo.resolve(ref);
+      const commit = exists ? await this.repo.findCommit(ref, `${CHANGE_TRAILER}: ${row.id}`) : undefined;
+      if (commit && row.route === "main") {
+        await withTransaction(this.opts.pool, async (client) => {
+          await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
+            row.id, commit, "recovered after an interruption: commit found, runs queued",
+          ]);
+          for (const stack of row.stacks) await this.opts.runs.enqueue(client, stack, { changeId: row.id, reason: row.summary });
+        });
+        this.opts.log.warn({ changeId: row.id, commit }, "recovered a committed change whose runs were not queued");
+      } else if (commit) {
+        await this.opts.pool.query("UPDATE changes SET state = 'proposed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
+          row.id, commit, `recovered after an interruption: commit is on ${row.branch}; push and PR not confirmed`,
+        ]);
+      } else {
+        if (row.route === "main") {
+          const head = await this.head();
+          for (const p of row.paths) await this.restore(head, p);
+        }
+        await this.opts.pool.query("UPDATE changes SET state = 'failed', note = $2, updated_at = now() WHERE id = $1", [
+          row.id, "interrupted before its commit; nothing was committed (the work that asked for it is retried)",
+        ]);
+        this.opts.log.warn({ changeId: row.id }, "discarded a change interrupted before its commit");
+      }
+    }
+    // Temporary files of an interrupted atomic write.
+    for (const line of await this.repo.status([TENANTS_DIR, STACKS_DIR])) {
+      const path = line.slice(3);
+      if (line.startsWith("??") && /\.tmp-\d+$/.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
+    }
+  }
+
+  private async restore(head: string, path: string): Promise<void> {
+    const content = await this.repo.show(head, path);
+    const abs = join(this.opts.repoDir, path);
+    if (content === undefined) rmSync(abs, { force: true });
+    else writeFileSync(abs, content);
+  }
+
+  /** The valid fleet of a main-branch commit (the working copy, which is clean at that commit). */
+  private async fleetAt(head: string): Promise<Fleet> {
+    if (this.cache?.head === head) return this.cache.fleet;
+    const { fleet, problems } = loadFleet(this.dirs);
+    if (!fleet) {
+      throw new InvalidMainError(
+        `${this.branch} (${head.slice(0, 12)}) does not validate, so no change can be checked against it; fix these first:\n` +
+          problems.map(formatProblem).join("\n"),
+      );
+    }
+    this.cache = { head, fleet };
+    return fleet;
+  }
+
+  // --- validation ------------------------------------------------------------------------------
+
+  /** loadFleet on a copy of tenants/ and stacks/ with `layers` applied in order. */
+  private validate(layers: readonly Readonly<Record<string, string | null>>[]): { fleet?: Fleet; problems: string[] } {
+    const scratch = join(this.opts.dataDir, "tmp", `validate-${randomUUID()}`);
+    mkdirSync(scratch, { recursive: true });
+    try {
+      for (const d of [TENANTS_DIR, STACKS_DIR]) {
+        const src = join(this.opts.repoDir, d);
+        if (existsSync(src)) cpSync(src, join(scratch, d), { recursive: true });
+        else mkdirSync(join(scratch, d), { recursive: true });
+      }
+      for (const layer of layers) {
+        for (const [p, content] of Object.entries(layer)) {
+          const abs = join(scratch, p);
+          if (content === null) rmSync(abs, { force: true });
+          else {
+            mkdirSync(dirname(abs), { recursive: true });
+            writeFileSync(abs, content);
+          }
+        }
+      }
+      const { fleet, problems } = loadFleet({ projectDir: this.opts.repoDir, tenantsDir: join(scratch, TENANTS_DIR), stacksDir: join(scratch, STACKS_DIR) });
+      const shown = (p: Problem): string => {
+        const abs = resolve(p.file);
+        const rel = abs.startsWith(scratch + sep) ? relative(scratch, abs) : p.file;
+        return formatProblem({ ...p, file: rel });
+      };
+      return fleet ? { fleet: { ...fleet, dirs: this.dirs }, problems: [] } : { problems: problems.map(shown) };
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+
+  // --- applying --------------------------------------------------------------------------------
+
+  private message(s: Staged): string {
+    const trailer =
+      s.req.cause.source === "stripe" ? "Stripe-Event" : s.req.cause.source === "api" ? "Api-Request" : "Workflow";
+    const lines = [`tenants: ${s.req.summary}`, ""];
+    if (s.req.cause.actor) lines.push(`Requested-By: ${s.req.cause.actor}`);
+    for (const id of s.req.cause.ids) lines.push(`${trailer}: ${id}`);
+    if (s.stacks.length > 0) lines.push(`Stacks: ${s.stacks.join(", ")}`);
+    lines.push(`${CHANGE_TRAILER}: ${s.id}`);
+    return `${lines.join("\n")}\n`;
+  }
+
+  private async recordPlanned(staged: readonly Staged[]): Promise<void> {
+    await withTransaction(this.opts.pool, async (client) => {
+      for (const s of staged) {
+        await client.query(
+          `INSERT INTO changes (id, tenant_id, summary, source, cause_ids, route, state, paths, stacks, branch)
+           VALUES ($1, $2, $3, $4, $5, $6, 'planned', $7, $8, $9)`,
+          [s.id, s.req.tenantId, s.req.summary, s.req.cause.source, [...s.req.cause.ids], s.route, Object.keys(s.req.files), s.stacks,
+            s.route === "branch" ? branchOf(s.req.tenantId) : null],
+        );
+      }
+    });
+  }
+
+  /** Changes refused before validation of the fleet (the tenant file alone is invalid). */
+  private async recordRejected(rejected: readonly { req: ChangeRequest; result: ChangeResult & { state: "rejected" } }[]): Promise<void> {
+    await withTransaction(this.opts.pool, async (client) => {
+      for (const { req, result } of rejected) {
+        await client.query(
+          `INSERT INTO changes (id, tenant_id, summary, source, cause_ids, route, state, paths, stacks, problems)
+           VALUES ($1, $2, $3, $4, $5, $6, 'rejected', $7, '{}', $8)`,
+          [result.changeId, req.tenantId, req.summary, req.cause.source, [...req.cause.ids], result.route, Object.keys(req.files), JSON.stringify(result.problems)],
+        );
+      }
+    });
+    for (const { result } of rejected) {
+      this.opts.log.warn({ changeId: result.changeId, tenantId: result.tenantId, problems: result.problems }, `change rejected: ${result.summary}`);
+    }
+  }
+
+  private async apply(staged: readonly Staged[]): Promise<ChangeResult[]> {
+    await this.recordPlanned(staged);
+    const byId = new Map<string, ChangeResult>();
+    const main = staged.filter((s) => s.route === "main");
+    if (main.length > 0) for (const r of await this.applyMain(main)) byId.set(r.changeId, r);
+    for (const s of staged.filter((x) => x.route === "branch")) byId.set(s.id, await this.applyBranch(s));
+    return staged.map((s) => byId.get(s.id)!);
+  }
+
+  private async applyMain(staged: readonly Staged[]): Promise<ChangeResult[]> {
+    // Validate the whole batch once; only when that fails find the culprits one by one.
+    const accepted: Staged[] = [];
+    const rejected: (ChangeResult & { state: "rejected" })[] = [];
+    const all = this.validate(staged.map((s) => s.req.files));
+    if (all.fleet) accepted.push(...staged);
+    else {
+      for (const s of staged) {
+        const v = this.validate([...accepted.map((a) => a.req.files), s.req.files]);
+        if (v.fleet) accepted.push(s);
+        else rejected.push({ state: "rejected", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, route: "main", stacks: s.stacks, problems: v.problems });
+      }
+    }
+    if (rejected.length > 0) {
+      await withTransaction(this.opts.pool, async (client) => {
+        for (const r of rejected) {
+          await client.query("UPDATE changes SET state = 'rejected', problems = $2, updated_at = now() WHERE id = $1", [r.changeId, JSON.stringify(r.problems)]);
+        }
+      });
+      for (const r of rejected) this.opts.log.warn({ changeId: r.changeId, tenantId: r.tenantId, problems: r.problems }, `change rejected by validation: ${r.summary}`);
+    }
+
+    const committed: { s: Staged; commit: string }[] = [];
+    for (const s of accepted) {
+      for (const [p, content] of Object.entries(s.req.files)) writeAtomic(join(this.opts.repoDir, p), content);
+      const commit = await this.repo.commitPaths(Object.keys(s.req.files), this.message(s));
+      committed.push({ s, commit });
+      this.opts.log.info({ changeId: s.id, commit, tenantId: s.req.tenantId, causes: s.req.cause.ids }, `committed: ${s.req.summary}`);
+    }
+    this.cache = undefined;
+    if (accepted.length === staged.length && all.fleet && committed.length > 0) {
+      this.cache = { head: committed[committed.length - 1]!.commit, fleet: all.fleet };
+    }
+
+    let pushed = false;
+    let note: string | undefined;
+    if (committed.length > 0 && (await this.repo.hasRemote(this.opts.remote))) {
+      try {
+        await this.repo.push(this.opts.remote, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
+        pushed = true;
+      } catch (err) {
+        note = `committed locally; push to ${this.opts.remote} failed: ${(err as Error).message}`;
+        this.opts.log.warn({ err: { message: (err as Error).message } }, "push of the main branch failed; the next change retries it");
+      }
+    }
+
+    const results: ChangeResult[] = [...rejected];
+    await withTransaction(this.opts.pool, async (client) => {
+      for (const { s, commit } of committed) {
+        const runs: EnqueuedRun[] = [];
+        for (const stack of s.stacks) runs.push(await this.opts.runs.enqueue(client, stack, { changeId: s.id, reason: s.req.summary }));
+        await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, pushed = $3, note = $4, updated_at = now() WHERE id = $1", [
+          s.id, commit, pushed, note ?? null,
+        ]);
+        results.push({
+          state: "committed", route: "main", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, stacks: s.stacks, commit, runs, pushed,
+          ...(note ? { note } : {}),
+        });
+      }
+    });
+    return results;
+  }
+
+  private async applyBranch(s: Staged): Promise<ChangeResult> {
+    const branch = branchOf(s.req.tenantId);
+    const mainHead = await this.head();
+    const branchHead = await this.repo.resolve(`refs/heads/${branch}`);
+    // What the branch already changes relative to main (an earlier proposal for this tenant).
+    const pending: Record<string, string | null> = {};
+    if (branchHead) {
+      const out = await this.repo.out(["diff", "--name-only", "--no-renames", mainHead, branchHead, "--", TENANTS_DIR, STACKS_DIR]);
+      for (const p of out === "" ? [] : out.split("\n")) pending[p] = (await this.repo.show(branchHead, p)) ?? null;
+    }
+    const v = this.validate([pending, s.req.files]);
+    if (!v.fleet) {
+      await this.opts.pool.query("UPDATE changes SET state = 'rejected', problems = $2, updated_at = now() WHERE id = $1", [s.id, JSON.stringify(v.problems)]);
+      this.opts.log.warn({ changeId: s.id, tenantId: s.req.tenantId, problems: v.problems }, `change rejected by validation: ${s.req.summary}`);
+      return { state: "rejected", route: "branch", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, stacks: s.stacks, problems: v.problems };
+    }
+    const indexFile = join(this.opts.dataDir, "tmp", `index-${s.id}`);
+    mkdirSync(dirname(indexFile), { recursive: true });
+    let commit: string;
+    try {
+      commit = await this.repo.commitToBranch({ branch, parent: branchHead ?? mainHead, expectedOld: branchHead, files: s.req.files, message: this.message(s), indexFile });
+    } finally {
+      rmSync(indexFile, { force: true });
+    }
+    let pushed = false;
+    let pullRequest: PullRequestRef | undefined;
+    let note: string;
+    const remote = this.opts.remote;
+    if (await this.repo.hasRemote(remote)) {
+      try {
+        await this.repo.push(remote, `refs/heads/${branch}:refs/heads/${branch}`);
+        pushed = true;
+      } catch (err) {
+        note = `branch ${branch} committed locally; push to ${remote} failed: ${(err as Error).message}`;
+      }
+    }
+    if (pushed && this.opts.github) {
+      try {
+        pullRequest = await this.opts.github.openPullRequest({
+          head: branch,
+          base: this.branch,
+          title: `tenants: ${s.req.summary}`,
+          body: prBody(s, commit),
+        });
+        note = `${pullRequest.created ? "opened" : "updated"} pull request ${pullRequest.url}; the stacks change when it is merged`;
+      } catch (err) {
+        note = `branch ${branch} pushed to ${remote}; opening the pull request failed: ${(err as Error).message}`;
+      }
+    } else if (pushed) {
+      note = `branch ${branch} pushed to ${remote}; no GITHUB_TOKEN/TENANCY_GITHUB_REPO configured, so no pull request was opened: open one from ${branch}`;
+    } else {
+      note ??= `branch ${branch} committed in ${this.opts.repoDir} only: there is no remote "${remote}" to push it to; push it and open a pull request`;
+    }
+    await this.opts.pool.query(
+      "UPDATE changes SET state = 'proposed', commit_sha = $2, pushed = $3, pull_request = $4, note = $5, updated_at = now() WHERE id = $1",
+      [s.id, commit, pushed, pullRequest ? JSON.stringify(pullRequest) : null, note],
+    );
+    this.opts.log.info({ changeId: s.id, tenantId: s.req.tenantId, branch, commit, pushed, pullRequest: pullRequest?.url }, note);
+    return {
+      state: "proposed", route: "branch", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, stacks: s.stacks, branch, commit, pushed, note,
+      ...(pullRequest ? { pullRequest } : {}),
+    };
+  }
+}
+
+function prBody(s: Staged, commit: string): string {
+  const cause = s.req.cause.source === "stripe" ? "Stripe event" : s.req.cause.source === "api" ? "API request" : "workflow";
+  return [
+    `Proposed by the saas-tenancy control plane (commit ${commit.slice(0, 12)}).`,
+    "",
+    `- cause: ${cause} ${s.req.cause.ids.join(", ")}${s.req.cause.actor ? ` (${s.req.cause.actor})` : ""}`,
+    `- files: ${Object.keys(s.req.files).join(", ")}`,
+    `- stacks changed on merge: ${s.stacks.join(", ") || "none"}`,
+    "",
+    "The resulting fleet passed `tenantctl validate`'s model checks before this branch was written.",
+  ].join("\n");
+}
+
+/** Writes via a temporary file and rename, so a crash never leaves half a file. */
+export function writeAtomic(path: string, content: string | null): void {
+  if (content === null) {
+    if (existsSync(path)) unlinkSync(path);
+    return;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}

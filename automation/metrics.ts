@@ -1,0 +1,64 @@
+/**
+ * Prometheus metrics (prom-client), served at GET /metrics. Counters and the duration histogram
+ * are this process's; run states and queue depth are read from PostgreSQL at scrape time, so
+ * they are the fleet-wide truth whichever process is scraped.
+ */
+import client from "prom-client";
+import type PgBoss from "pg-boss";
+import { QUEUES } from "./queue.ts";
+import type { RunStore } from "./runs/store.ts";
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly eventsReceived = new client.Counter({
+    name: "tenancy_billing_events_received_total",
+    help: "Stripe webhook events whose signature verified, by event type.",
+    labelNames: ["type"] as const,
+    registers: [this.registry],
+  });
+  readonly eventsDeduplicated = new client.Counter({
+    name: "tenancy_billing_events_deduplicated_total",
+    help: "Stripe events received again (same event id); nothing was enqueued for them.",
+    registers: [this.registry],
+  });
+  readonly eventsRejected = new client.Counter({
+    name: "tenancy_billing_events_rejected_total",
+    help: "Webhook deliveries or events rejected, by stage: signature (bad, stale or re-serialized), payload, stale (older than applied state), change (resulting tenant spec invalid or not applicable).",
+    labelNames: ["stage"] as const,
+    registers: [this.registry],
+  });
+  readonly runDuration = new client.Histogram({
+    name: "tenancy_run_duration_seconds",
+    help: "Duration of stack runs finished by this process, by final state.",
+    labelNames: ["state"] as const,
+    buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 10800],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: "tenancy_process_" });
+  }
+
+  /** Gauges read from the database on every scrape. */
+  attach(runs: RunStore, boss: PgBoss): void {
+    new client.Gauge({
+      name: "tenancy_runs",
+      help: "Stack runs by state (all processes).",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      async collect() {
+        const counts = await runs.countByState();
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new client.Gauge({
+      name: "tenancy_queue_depth",
+      help: "Jobs waiting in each pg-boss queue (created or retry).",
+      labelNames: ["queue"] as const,
+      registers: [this.registry],
+      async collect() {
+        for (const q of Object.values(QUEUES)) this.set({ queue: q }, await boss.getQueueSize(q));
+      },
+    });
+  }
+}

@@ -1,0 +1,407 @@
+/**
+ * Stack runs: the durable record of every `pulumi up` the control plane asks for.
+ *
+ * Serialization per stack lives here, in PostgreSQL: partial unique indexes allow one queued and
+ * one running run per stack, and every decision about a stack (enqueue, start, finish, take over)
+ * holds a transaction-scoped advisory lock on the stack's name. A run gets its pg-boss job only
+ * when its stack is free, so any worker that fetches a job can start it at once; different
+ * stacks run in parallel up to the number of worker slots.
+ *
+ * A change that arrives while its stack already has a queued run joins that run: the run applies
+ * the main branch's head when it starts, which includes every change committed before it.
+ */
+import type { Pool, PoolClient } from "pg";
+import type PgBoss from "pg-boss";
+import { lockKey, withTransaction, type Queryable } from "../db/tx.ts";
+import { executor, QUEUES, type StackRunJob } from "../queue.ts";
+
+export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
+export type RunState = (typeof RUN_STATES)[number];
+/** A run whose worker died this many times is failed instead of being taken over again. */
+export const MAX_RUN_ATTEMPTS = 5;
+/** NOTIFY channels: a run's events were appended / a run changed state. Payload: the run id. */
+export const RUN_EVENTS_CHANNEL = "tenancy_run_events";
+export const RUN_STATE_CHANNEL = "tenancy_run_state";
+
+export interface AttemptRecord {
+  attempt: number;
+  worker: string;
+  startedAt: string;
+  endedAt?: string;
+  outcome?: "succeeded" | "failed" | "lost";
+  message?: string;
+}
+
+export type RunOperation = "up" | "destroy";
+
+export interface RunOptions {
+  /** destroy only: lift `protect` on every resource of the stack first (offboarding). */
+  unprotect?: boolean;
+  /** Why protection may be lifted (kept with the run for audit). */
+  release?: Record<string, unknown>;
+}
+
+export interface RunRecord {
+  id: string;
+  stack: string;
+  operation: RunOperation;
+  options: RunOptions;
+  state: RunState;
+  runner: string | null;
+  changeIds: string[];
+  reasons: string[];
+  commit: string | null;
+  attempts: number;
+  attemptLog: AttemptRecord[];
+  cancelRequested: boolean;
+  output: unknown;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  heartbeatAt: string | null;
+}
+
+export interface EnqueuedRun {
+  runId: string;
+  stack: string;
+  /** True when the change joined a run that was already queued for the stack. */
+  coalesced: boolean;
+}
+
+export interface RunCause {
+  changeId?: string;
+  reason: string;
+  /** Default up. */
+  operation?: RunOperation;
+  options?: RunOptions;
+}
+
+/** A stack already has a queued run of the other operation; retry once it has started. */
+export class RunConflictError extends Error {}
+
+export type StartDecision =
+  | { kind: "start"; run: RunRecord; attempt: number; recovering: boolean }
+  | { kind: "skip"; reason: string };
+
+export interface RunEventRow {
+  id: string;
+  attempt: number;
+  at: string;
+  event: unknown;
+}
+
+interface RunRow {
+  id: string;
+  stack: string;
+  operation: RunOperation;
+  options: RunOptions;
+  state: RunState;
+  runner: string | null;
+  change_ids: string[];
+  reasons: string[];
+  commit_sha: string | null;
+  attempts: number;
+  attempt_log: AttemptRecord[];
+  cancel_requested_at: Date | null;
+  output: unknown;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  heartbeat_at: Date | null;
+  job_id: string | null;
+  worker: string | null;
+}
+
+function toRecord(r: RunRow): RunRecord {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    id: r.id,
+    stack: r.stack,
+    operation: r.operation,
+    options: r.options,
+    state: r.state,
+    runner: r.runner,
+    changeIds: r.change_ids,
+    reasons: r.reasons,
+    commit: r.commit_sha,
+    attempts: r.attempts,
+    attemptLog: r.attempt_log,
+    cancelRequested: r.cancel_requested_at !== null,
+    output: r.output,
+    error: r.error,
+    createdAt: r.created_at.toISOString(),
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    heartbeatAt: iso(r.heartbeat_at),
+  };
+}
+
+export interface RunStoreOptions {
+  runExpireHours: number;
+  heartbeatTimeoutSeconds: number;
+}
+
+export class RunStore {
+  constructor(
+    readonly pool: Pool,
+    private readonly boss: PgBoss,
+    private readonly opts: RunStoreOptions,
+  ) {}
+
+  private async lockStack(client: Queryable, stack: string): Promise<void> {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [lockKey(`stack:${stack}`)]);
+  }
+
+  private async sendJob(client: Queryable, runId: string): Promise<string> {
+    const data: StackRunJob = { runId };
+    const jobId = await this.boss.send(QUEUES.stackRun, data, {
+      db: executor(client),
+      expireInSeconds: this.opts.runExpireHours * 3600,
+    });
+    if (!jobId) throw new Error(`pg-boss did not create a job for run ${runId}`);
+    await client.query("UPDATE runs SET job_id = $2 WHERE id = $1", [runId, jobId]);
+    return jobId;
+  }
+
+  /**
+   * Queues a run of `stack` inside the caller's transaction (so the change that needs the run and
+   * the run commit together), or joins the stack's queued run.
+   */
+  async enqueue(client: PoolClient, stack: string, cause: RunCause): Promise<EnqueuedRun> {
+    await this.lockStack(client, stack);
+    const operation = cause.operation ?? "up";
+    const queued = await client.query<{ id: string; operation: RunOperation; same: boolean }>(
+      "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued'",
+      [stack, operation, JSON.stringify(cause.options ?? {})],
+    );
+    const other = queued.rows[0];
+    // Join the queued run only when it does the same thing.
+    if (other && !other.same) {
+      throw new RunConflictError(`stack ${stack} already has a queued ${other.operation} run ${other.id} with other options; retry once it has started`);
+    }
+    const { rows } = await client.query<{ id: string; inserted: boolean }>(
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[])
+       ON CONFLICT (stack) WHERE state = 'queued'
+       DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons
+       RETURNING id, (xmax = 0) AS inserted`,
+      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason]],
+    );
+    const row = rows[0]!;
+    if (row.inserted) {
+      const busy = await client.query("SELECT 1 FROM runs WHERE stack = $1 AND state = 'running'", [stack]);
+      // A busy stack's queued run gets its job when the running run finishes (finish()).
+      if (!busy.rowCount) await this.sendJob(client, row.id);
+    }
+    await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, row.id]);
+    return { runId: row.id, stack, coalesced: !row.inserted };
+  }
+
+  /** Queues runs of several stacks in one transaction. */
+  async enqueueAll(stacks: readonly string[], cause: RunCause): Promise<EnqueuedRun[]> {
+    return withTransaction(this.pool, async (client) => {
+      const out: EnqueuedRun[] = [];
+      for (const stack of [...new Set(stacks)].sort()) out.push(await this.enqueue(client, stack, cause));
+      return out;
+    });
+  }
+
+  /** Claims a run for a worker: queued -> running, or takes over a running run whose worker died. */
+  async start(runId: string, jobId: string, worker: string, runner: string): Promise<StartDecision> {
+    return withTransaction(this.pool, async (client) => {
+      const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
+      if (!pre.rowCount) return { kind: "skip", reason: `run ${runId} does not exist` };
+      await this.lockStack(client, pre.rows[0]!.stack);
+      const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [runId]);
+      const run = rows[0]!;
+      if (run.job_id !== jobId) return { kind: "skip", reason: `job ${jobId} no longer owns run ${runId}` };
+      let recovering = false;
+      if (run.state === "queued") {
+        const busy = await client.query("SELECT 1 FROM runs WHERE stack = $1 AND state = 'running'", [run.stack]);
+        if (busy.rowCount) return { kind: "skip", reason: `stack ${run.stack} already has a running run` };
+      } else if (run.state === "running") {
+        const stale = run.heartbeat_at === null || Date.now() - run.heartbeat_at.getTime() > this.opts.heartbeatTimeoutSeconds * 1000;
+        if (run.worker !== null && !stale) return { kind: "skip", reason: `run ${runId} is alive on ${run.worker}` };
+        recovering = true;
+      } else {
+        return { kind: "skip", reason: `run ${runId} already ${run.state}` };
+      }
+      const attempt = run.attempts + 1;
+      const entry: AttemptRecord = { attempt, worker, startedAt: new Date().toISOString() };
+      const updated = await client.query<RunRow>(
+        `UPDATE runs SET state = 'running', attempts = $2, worker = $3, runner = $4, heartbeat_at = now(),
+           started_at = COALESCE(started_at, now()),
+           attempt_log = (SELECT COALESCE(jsonb_agg(CASE WHEN e->>'outcome' IS NULL THEN e || '{"outcome":"lost","message":"worker stopped sending heartbeats"}'::jsonb ELSE e END), '[]'::jsonb)
+                          FROM jsonb_array_elements(attempt_log) e) || $5::jsonb
+         WHERE id = $1 RETURNING *`,
+        [runId, attempt, worker, runner, JSON.stringify([entry])],
+      );
+      await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
+      return { kind: "start", run: toRecord(updated.rows[0]!), attempt, recovering };
+    });
+  }
+
+  /** Records the commit a run applies. */
+  async setCommit(runId: string, commit: string): Promise<void> {
+    await this.pool.query("UPDATE runs SET commit_sha = $2 WHERE id = $1", [runId, commit]);
+  }
+
+  /** Refreshes the heartbeat; `lost` when another worker has taken the run over. */
+  async heartbeat(runId: string, worker: string): Promise<{ lost: boolean; cancelRequested: boolean }> {
+    const { rows } = await this.pool.query<{ cancel_requested_at: Date | null }>(
+      "UPDATE runs SET heartbeat_at = now() WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING cancel_requested_at",
+      [runId, worker],
+    );
+    if (rows.length === 0) return { lost: true, cancelRequested: false };
+    return { lost: false, cancelRequested: rows[0]!.cancel_requested_at !== null };
+  }
+
+  async appendEvents(runId: string, attempt: number, events: readonly unknown[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.pool.query(
+      `INSERT INTO run_events (run_id, attempt, event)
+       SELECT $1, $2, e FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n`,
+      [runId, attempt, JSON.stringify(events)],
+    );
+    await this.pool.query("SELECT pg_notify($1, $2)", [RUN_EVENTS_CHANNEL, runId]);
+  }
+
+  /**
+   * running -> succeeded | failed, only by the worker that owns the run. Hands the stack to its
+   * queued run, if any. Returns false when the worker no longer owned the run.
+   */
+  async finish(runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string }): Promise<boolean> {
+    return withTransaction(this.pool, async (client) => {
+      const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
+      if (!pre.rowCount) return false;
+      const stack = pre.rows[0]!.stack;
+      await this.lockStack(client, stack);
+      const done = { endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) };
+      const { rowCount } = await client.query(
+        `UPDATE runs SET state = $3, output = $4::jsonb, error = $5, finished_at = now(), heartbeat_at = NULL,
+           attempt_log = CASE WHEN jsonb_array_length(attempt_log) = 0 THEN attempt_log
+                              ELSE jsonb_set(attempt_log, ARRAY[(jsonb_array_length(attempt_log) - 1)::text], (attempt_log -> -1) || $6::jsonb) END
+         WHERE id = $1 AND worker = $2 AND state = 'running'`,
+        [runId, worker, result.state, JSON.stringify(result.output ?? null), result.error ?? null, JSON.stringify(done)],
+      );
+      if (!rowCount) return false;
+      await this.kickNext(client, stack);
+      await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
+      return true;
+    });
+  }
+
+  private async kickNext(client: Queryable, stack: string): Promise<void> {
+    const next = await client.query<{ id: string; job_id: string | null }>("SELECT id, job_id FROM runs WHERE stack = $1 AND state = 'queued'", [stack]);
+    const row = next.rows[0];
+    if (row && row.job_id === null) await this.sendJob(client, row.id);
+  }
+
+  /**
+   * Runs whose worker stopped sending heartbeats (killed, host lost) get a fresh job, which a live
+   * worker picks up and resumes (attempt + 1). After MAX_RUN_ATTEMPTS the run fails instead.
+   */
+  async reapStale(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM runs WHERE state = 'running' AND worker IS NOT NULL AND heartbeat_at < now() - make_interval(secs => $1)`,
+      [this.opts.heartbeatTimeoutSeconds],
+    );
+    const reaped: string[] = [];
+    for (const { id } of rows) {
+      const did = await withTransaction(this.pool, async (client) => {
+        const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [id]);
+        await this.lockStack(client, pre.rows[0]!.stack);
+        const cur = await client.query<RunRow>(
+          `SELECT * FROM runs WHERE id = $1 AND state = 'running' AND worker IS NOT NULL AND heartbeat_at < now() - make_interval(secs => $2) FOR UPDATE`,
+          [id, this.opts.heartbeatTimeoutSeconds],
+        );
+        const run = cur.rows[0];
+        if (!run) return false;
+        if (run.job_id) await this.boss.cancel(QUEUES.stackRun, run.job_id, { db: executor(client) });
+        if (run.attempts >= MAX_RUN_ATTEMPTS) {
+          await client.query(
+            `UPDATE runs SET state = 'failed', finished_at = now(), heartbeat_at = NULL, worker = NULL,
+               error = $2 WHERE id = $1`,
+            [id, `the worker running this update stopped ${run.attempts} times (no heartbeat for ${this.opts.heartbeatTimeoutSeconds}s); not retrying. Inspect the stack (pulumi stack --show-urns, pulumi cancel) and re-run it with POST /api/stacks/${run.stack}/runs`],
+          );
+          await this.kickNext(client, run.stack);
+        } else {
+          // worker NULL marks the run orphaned; the new job's worker takes it over.
+          await client.query("UPDATE runs SET worker = NULL, heartbeat_at = now() WHERE id = $1", [id]);
+          await this.sendJob(client, id);
+        }
+        await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, id]);
+        return true;
+      });
+      if (did) reaped.push(id);
+    }
+    return reaped;
+  }
+
+  /** Cancels a queued run at once; asks the worker of a running run to cancel it. */
+  async requestCancel(runId: string): Promise<RunRecord | undefined> {
+    return withTransaction(this.pool, async (client) => {
+      const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
+      if (!pre.rowCount) return undefined;
+      await this.lockStack(client, pre.rows[0]!.stack);
+      const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [runId]);
+      const run = rows[0]!;
+      if (run.state === "queued") {
+        if (run.job_id) await this.boss.cancel(QUEUES.stackRun, run.job_id, { db: executor(client) });
+        await client.query(
+          "UPDATE runs SET state = 'failed', cancel_requested_at = now(), finished_at = now(), error = 'cancelled before it started' WHERE id = $1",
+          [runId],
+        );
+      } else if (run.state === "running") {
+        await client.query("UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, now()) WHERE id = $1", [runId]);
+      }
+      await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
+      const after = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1", [runId]);
+      return toRecord(after.rows[0]!);
+    });
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(runId)) return undefined;
+    const { rows } = await this.pool.query<RunRow>("SELECT * FROM runs WHERE id = $1", [runId]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(filter: { stacks?: readonly string[]; states?: readonly RunState[]; limit?: number } = {}): Promise<RunRecord[]> {
+    const { rows } = await this.pool.query<RunRow>(
+      `SELECT * FROM runs WHERE ($1::text[] IS NULL OR stack = ANY($1)) AND ($2::text[] IS NULL OR state = ANY($2))
+       ORDER BY created_at DESC, id LIMIT $3`,
+      [filter.stacks ?? null, filter.states ?? null, filter.limit ?? 100],
+    );
+    return rows.map(toRecord);
+  }
+
+  async events(runId: string, afterId = "0", limit = 500): Promise<RunEventRow[]> {
+    const { rows } = await this.pool.query<{ id: string; attempt: number; at: Date; event: unknown }>(
+      "SELECT id, attempt, at, event FROM run_events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+      [runId, afterId, limit],
+    );
+    return rows.map((r) => ({ id: String(r.id), attempt: r.attempt, at: r.at.toISOString(), event: r.event }));
+  }
+
+  async countByState(): Promise<Record<RunState, number>> {
+    const { rows } = await this.pool.query<{ state: RunState; n: string }>("SELECT state, count(*) AS n FROM runs GROUP BY state");
+    const out = Object.fromEntries(RUN_STATES.map((s) => [s, 0])) as Record<RunState, number>;
+    for (const r of rows) out[r.state] = Number(r.n);
+    return out;
+  }
+
+  /** Resolves when the run is succeeded or failed (polling; for workflows and tests). */
+  async waitFor(runId: string, opts: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {}): Promise<RunRecord> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 3 * 3600 * 1000);
+    for (;;) {
+      const run = await this.get(runId);
+      if (!run) throw new Error(`run ${runId} does not exist`);
+      if (run.state === "succeeded" || run.state === "failed") return run;
+      if (Date.now() > deadline) throw new Error(`run ${runId} still ${run.state} after ${opts.timeoutMs} ms`);
+      if (opts.signal?.aborted) throw new Error(`waiting for run ${runId} aborted`);
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+    }
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Stack-run workers: `concurrency` pg-boss workers on the stack-run queue (so at most that many
+ * updates at once in this process; the runs table guarantees never two of one stack), a heartbeat
+ * per running run (which also carries cancellation requests), and a reaper that hands the runs of
+ * dead workers to live ones.
+ */
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type PgBoss from "pg-boss";
+import type { GitWriter } from "../git/writer.ts";
+import { withLogContext, type Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { QUEUES, type StackRunJob } from "../queue.ts";
+import { RunCancelledError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
+import type { RunRecord, RunStore } from "./store.ts";
+
+export interface RunWorkerOptions {
+  boss: PgBoss;
+  store: RunStore;
+  writer: GitWriter;
+  runner: Runner;
+  log: Logger;
+  metrics?: Metrics;
+  concurrency: number;
+  heartbeatSeconds: number;
+  pollingIntervalSeconds?: number;
+  /** Defaults to host:pid:random. */
+  workerId?: string;
+  /** Reap runs of dead workers (default true). */
+  reap?: boolean;
+  /** Engine events are written in batches at most this far apart. */
+  flushMs?: number;
+}
+
+interface Active {
+  runId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class RunWorker {
+  readonly workerId: string;
+  private workIds: string[] = [];
+  private reaper?: NodeJS.Timeout;
+  private active = new Map<string, Active>();
+
+  constructor(private readonly opts: RunWorkerOptions) {
+    this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
+
+  async start(): Promise<void> {
+    for (let i = 0; i < this.opts.concurrency; i++) {
+      this.workIds.push(
+        await this.opts.boss.work<StackRunJob>(
+          QUEUES.stackRun,
+          { batchSize: 1, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 2 },
+          async ([job]) => {
+            if (job) await this.handle(job.id, job.data);
+          },
+        ),
+      );
+    }
+    if (this.opts.reap ?? true) {
+      const tick = () => {
+        this.opts.store
+          .reapStale()
+          .then((ids) => {
+            for (const id of ids) withLogContext({ runId: id }, () => this.opts.log.warn("run's worker stopped sending heartbeats; queued for another worker"));
+          })
+          .catch((err: unknown) => this.opts.log.error({ err: { message: (err as Error).message } }, "reaping stale runs failed"));
+      };
+      this.reaper = setInterval(tick, this.opts.heartbeatSeconds * 1000);
+      this.reaper.unref();
+    }
+  }
+
+  /** Stops taking jobs; waits up to graceMs for running updates, then interrupts them. */
+  async stop(graceMs = 0): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    for (const id of this.workIds) await this.opts.boss.offWork({ id }).catch(() => undefined);
+    this.workIds = [];
+    const all = [...this.active.values()];
+    const finished = Promise.all(all.map((a) => a.done));
+    const timedOut = await Promise.race([finished.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
+    if (timedOut) {
+      for (const a of this.active.values()) a.controller.abort(new Error("control plane shutting down"));
+      await finished;
+    }
+  }
+
+  get running(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Handles one stack-run job. Failures of the update are recorded on the run, not thrown. */
+  async handle(jobId: string, data: StackRunJob): Promise<void> {
+    const { store, log } = this.opts;
+    const decision = await store.start(data.runId, jobId, this.workerId, this.opts.runner.kind);
+    if (decision.kind === "skip") {
+      withLogContext({ runId: data.runId }, () => log.info({ jobId }, `run job skipped: ${decision.reason}`));
+      return;
+    }
+    const { run, attempt, recovering } = decision;
+    const tenants = await this.tenantsOf(run.changeIds);
+    const controller = new AbortController();
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    this.active.set(run.id, { runId: run.id, controller, done });
+    try {
+      await withLogContext({ runId: run.id, tenantId: tenants.join(",") || undefined }, () => this.execute(run, attempt, recovering, controller));
+    } finally {
+      this.active.delete(run.id);
+      resolveDone();
+    }
+  }
+
+  private async tenantsOf(changeIds: readonly string[]): Promise<string[]> {
+    if (changeIds.length === 0) return [];
+    const { rows } = await this.opts.store.pool.query<{ tenant_id: string }>(
+      "SELECT DISTINCT tenant_id FROM changes WHERE id = ANY($1::uuid[]) ORDER BY tenant_id",
+      [changeIds],
+    );
+    return rows.map((r) => r.tenant_id);
+  }
+
+  private async execute(run: RunRecord, attempt: number, recovering: boolean, controller: AbortController): Promise<void> {
+    const { store, log, runner, writer } = this.opts;
+    const { id: runId, stack, operation } = run;
+    const started = Date.now();
+    let lost = false;
+    let cancelled = false;
+    let buffer: EngineEvent[] = [];
+    let flushing: Promise<void> = Promise.resolve();
+    const flush = () => {
+      const batch = buffer;
+      buffer = [];
+      flushing = flushing
+        .then(() => store.appendEvents(runId, attempt, batch))
+        .catch((err: unknown) => log.error({ err: { message: (err as Error).message } }, "persisting engine events failed"));
+      return flushing;
+    };
+    const flushTimer = setInterval(() => void flush(), this.opts.flushMs ?? 250);
+    const beat = setInterval(() => {
+      store
+        .heartbeat(runId, this.workerId)
+        .then((hb) => {
+          if (hb.lost && !lost) {
+            lost = true;
+            log.warn("another worker took this run over; abandoning this attempt");
+            controller.abort(new Error("run taken over by another worker"));
+          } else if (hb.cancelRequested && !cancelled) {
+            cancelled = true;
+            log.warn("cancellation requested; cancelling the update");
+            controller.abort(new Error("cancelled by request"));
+          }
+        })
+        .catch((err: unknown) => log.error({ err: { message: (err as Error).message } }, "heartbeat failed"));
+    }, this.opts.heartbeatSeconds * 1000);
+
+    log.info({ stack, operation, attempt, recovering, runner: runner.kind }, `run started: ${operation} ${stack}`);
+    let checkout: Awaited<ReturnType<GitWriter["checkout"]>> | undefined;
+    try {
+      checkout = await writer.checkout(`run-${runId}-${attempt}`);
+      await store.setCommit(runId, checkout.commit);
+      const ctx: RunContext = {
+        runId,
+        stack,
+        workDir: checkout.dir,
+        commit: checkout.commit,
+        attempt,
+        recovering,
+        signal: controller.signal,
+        onEvent: (e: EngineEvent) => {
+          buffer.push(e);
+        },
+        onOutput: () => undefined,
+        log,
+      };
+      const outcome = operation === "destroy" ? await runner.destroy(ctx, { unprotect: run.options.unprotect === true }) : await runner.up(ctx);
+      clearInterval(beat);
+      await flush();
+      const ok = await store.finish(runId, this.workerId, {
+        state: "succeeded",
+        output: { commit: checkout.commit, summary: outcome.summary, outputs: outcome.outputs, concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail },
+      });
+      if (ok) this.opts.metrics?.runDuration.observe({ state: "succeeded" }, (Date.now() - started) / 1000);
+      log.info({ stack, commit: checkout.commit, retries: outcome.concurrentUpdateRetries }, ok ? `run succeeded: ${operation} ${stack}` : "run finished after another worker took it over");
+    } catch (err) {
+      clearInterval(beat);
+      await flush();
+      if (lost) return;
+      const message =
+        err instanceof RunCancelledError || controller.signal.aborted
+          ? `cancelled: ${String((controller.signal.reason as Error | undefined)?.message ?? (err as Error).message)}`
+          : (err as Error).message;
+      const ok = await store.finish(runId, this.workerId, {
+        state: "failed",
+        output: { commit: checkout?.commit ?? null },
+        error: message.length > 16_000 ? `${message.slice(0, 2_000)}\n...\n${message.slice(-12_000)}` : message,
+      });
+      if (ok) this.opts.metrics?.runDuration.observe({ state: "failed" }, (Date.now() - started) / 1000);
+      log.error({ stack, error: message.split("\n").slice(0, 5).join(" / ") }, `run failed: ${operation} ${stack}`);
+    } finally {
+      clearInterval(beat);
+      clearInterval(flushTimer);
+      await flushing;
+      if (checkout) await checkout.release().catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "removing the run's worktree failed"));
+    }
+  }
+}

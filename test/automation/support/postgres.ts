@@ -1,0 +1,56 @@
+/**
+ * A live PostgreSQL for a test file: DATABASE_URL when set (each harness gets its own database
+ * on it), else one embedded server started for the file on a free port and removed afterwards.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { ensureDatabase, startEmbeddedPostgres } from "../../../automation/db/database.ts";
+
+export interface TestPostgres {
+  /** A fresh, empty database. */
+  newDatabase(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startTestPostgres(): Promise<TestPostgres> {
+  const external = process.env.DATABASE_URL;
+  const created: string[] = [];
+  let adminUrl: string;
+  let stopServer = async () => undefined as void;
+  let dir: string | undefined;
+  if (external) {
+    adminUrl = external;
+  } else {
+    dir = mkdtempSync(join(tmpdir(), "tenancy-pg-"));
+    chmodSync(dir, 0o755);
+    const server = await startEmbeddedPostgres(dir, undefined, { persistent: false });
+    adminUrl = server.url("postgres");
+    stopServer = () => server.stop();
+  }
+  const withDb = (name: string) => {
+    const u = new URL(adminUrl);
+    u.pathname = `/${name}`;
+    return u.toString();
+  };
+  return {
+    async newDatabase() {
+      const name = `tenancy_test_${randomBytes(5).toString("hex")}`;
+      await ensureDatabase(adminUrl, name);
+      created.push(name);
+      return withDb(name);
+    },
+    async stop() {
+      if (external) {
+        const client = new pg.Client({ connectionString: adminUrl });
+        await client.connect();
+        for (const name of created) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`).catch(() => undefined);
+        await client.end();
+      }
+      await stopServer();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
