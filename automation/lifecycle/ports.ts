@@ -28,15 +28,31 @@ export const silentLogger: Logger = { info: () => undefined, warn: () => undefin
 
 // --- tenant and stack files ----------------------------------------------------------------------
 
-/** One file change, path relative to the repository root (e.g. `tenants/acme.yaml`). */
-export type FileChange = { path: string; text: string } | { path: string; delete: true };
+/** A change to the fleet's files, made by one workflow step. */
+export interface FleetChange {
+  tenantId: string;
+  workflowId: string;
+  /** One line: what changes (the commit subject after "tenants: "). */
+  summary: string;
+  /** Repository-relative path (e.g. `tenants/acme.yaml`) -> new content; null deletes the file. */
+  files: Readonly<Record<string, string | null>>;
+}
+
+/** The change would leave the fleet invalid; nothing was written. One line per problem. */
+export class InvalidChangeError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`the change leaves the fleet invalid: ${problems.join("; ")}`);
+  }
+}
 
 /**
  * The git working copy holding Pulumi.yaml, tenants/ and stacks/ (TENANCY_REPO_DIR): the single
  * source of truth the stacks are deployed from.
  *
- * Satisfied by: the control plane's git writer (issue 8) once it lands; until then
- * `adapters/gitRepo.ts` (real git in a working copy). Tests use a real git repository in a temp dir.
+ * Satisfied by the control plane's GitWriter (automation/git/writer.ts) through
+ * `adapters/controlPlane.ts` (changes on the main branch, cause `workflow`, the workflow id cited
+ * in the commit), and by `adapters/localRepo.ts` (tenantctl without a control plane, and tests:
+ * a real git repository in a temp dir).
  */
 export interface FleetRepo {
   /** Absolute directory holding Pulumi.yaml; tenants/ and stacks/ are below it. */
@@ -44,12 +60,12 @@ export interface FleetRepo {
   /** A file's text, or undefined when it does not exist. */
   read(path: string): Promise<string | undefined>;
   /**
-   * Validates the fleet with the changes applied (the tenantctl model) and, only when valid,
-   * writes them and records one commit. Returns the commit id, or undefined when the changes
-   * leave every file as it is (idempotent: a re-run commits nothing). Throws
-   * `InvalidChangeError` listing the problems, having written nothing, when the result is invalid.
+   * Validates the fleet with the change applied (the tenantctl model) and, only when valid,
+   * writes it and records one commit. Returns the commit id, or undefined when the change leaves
+   * every file as it is (idempotent: a re-run commits nothing). Throws InvalidChangeError, having
+   * written nothing, when the result is invalid.
    */
-  commit(changes: readonly FileChange[], message: string): Promise<string | undefined>;
+  commit(change: FleetChange): Promise<string | undefined>;
 }
 
 // --- stacks ----------------------------------------------------------------------------------------
@@ -66,16 +82,21 @@ export interface RunOutcome {
   runId: string;
 }
 
+/** No value of this type exists at run time: only a deliberate cast can make a ProtectionRelease. */
+declare const protectionReleaseBrand: unique symbol;
+
 /**
  * Permission to lift Pulumi `protect` (and RDS deletion protection) on one dedicated stack. Only
- * `authorizeProtectionRelease` in workflows/offboard.ts creates one, after re-checking in the
- * database that the grace period is over and a final backup of that environment is recorded.
+ * `authorizeProtectionRelease` in workflows/offboard.ts makes one (by a cast, after re-reading
+ * from the database that the grace period is over and a final backup of that environment is
+ * recorded); nothing else can construct the type.
  */
 export interface ProtectionRelease {
+  readonly [protectionReleaseBrand]: true;
   readonly kind: "offboarding";
   readonly stack: string;
   readonly workflowId: string;
-  /** The recorded final backup (lifecycle_backup.id) that makes deletion acceptable. */
+  /** The recorded final backup (lifecycle_backups.id) that makes deletion acceptable. */
   readonly backupId: string;
   readonly gracePeriodEndedAt: string;
 }

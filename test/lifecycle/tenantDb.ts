@@ -42,10 +42,12 @@ export async function provisionTenantInDb(ref: DbRef, ident: string, password: s
     } else {
       await c.query(`ALTER ROLE ${qi(ident)} WITH ${login ? "LOGIN" : "NOLOGIN"}`);
     }
-    // The provider grants the admin the owner role around CREATE SCHEMA (withRolesGranted).
-    await c.query(`GRANT ${qi(ident)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
+    // The provider grants the admin the owner role around CREATE SCHEMA when it is not a member
+    // already, and revokes what it granted (withRolesGranted).
+    const member = (await c.query<{ m: boolean }>("SELECT pg_has_role(current_user, $1, 'SET') AS m", [ident])).rows[0]?.m === true;
+    if (!member) await c.query(`GRANT ${qi(ident)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
     await c.query(`CREATE SCHEMA IF NOT EXISTS ${qi(ident)} AUTHORIZATION ${qi(ident)}`);
-    await c.query(`REVOKE ${qi(ident)} FROM CURRENT_USER`);
+    if (!member) await c.query(`REVOKE ${qi(ident)} FROM CURRENT_USER`);
     await c.query(`GRANT CONNECT ON DATABASE ${qi(ref.database)} TO ${qi(ident)}`);
     await c.query(`REVOKE ALL ON DATABASE ${qi(ref.database)} FROM PUBLIC`);
     await c.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");

@@ -1,0 +1,472 @@
+/**
+ * The workflow engine: a workflow is a named list of steps; each completed step is a row in
+ * lifecycle_steps, written in one transaction with whatever the step records in this database
+ * (its backups). Running a workflow runs the steps that have no row yet, in order, so a process
+ * that dies anywhere resumes at the step it was in. Every step is written to be idempotent: it
+ * may have done all or part of its work before the crash and is run again from its start.
+ *
+ * One worker per tenant at a time: `run` holds a session advisory lock on the tenant for as long
+ * as it works (a dead worker's connection drops and frees it), and requests that would change
+ * which workflow a tenant has take the same lock. Steps may ask to wait (grace period, retention,
+ * a snapshot being created): the workflow is parked with `wake_at` and `runDue` picks it up.
+ */
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { lockKey } from "../db/tx.ts";
+import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
+import type { LifecyclePorts, RunContext } from "./ports.ts";
+
+export const WORKFLOW_KINDS = ["upgrade", "rollback", "suspend", "resume", "offboard"] as const;
+export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];
+export type WorkflowState = "pending" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+export const OPEN_STATES: readonly WorkflowState[] = ["pending", "running", "waiting"];
+
+export type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
+
+export interface WorkflowRecord {
+  id: string;
+  kind: WorkflowKind;
+  tenantId: string;
+  params: JsonObject;
+  state: WorkflowState;
+  currentStep: string | null;
+  wakeAt: Date | null;
+  attempts: number;
+  lastError: string | null;
+  note: string | null;
+  requestedBy: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface BackupInput {
+  env: string;
+  kind: "schema-dump" | "rds-snapshot";
+  location: string;
+  bytes?: number;
+  sha256?: string;
+  detail?: JsonObject;
+}
+
+export interface BackupRecord extends Required<Omit<BackupInput, "bytes" | "sha256">> {
+  id: string;
+  workflowId: string;
+  tenantId: string;
+  bytes: number | null;
+  sha256: string | null;
+  recordedAt: Date;
+}
+
+export interface StepRecord {
+  step: string;
+  ordinal: number;
+  output: JsonObject;
+  completedAt: Date;
+}
+
+export type StepResult =
+  | { kind: "done"; output?: JsonObject; backups?: readonly BackupInput[] }
+  | { kind: "wait"; until: Date; reason: string };
+
+export const done = (output?: JsonObject, backups?: readonly BackupInput[]): StepResult => ({
+  kind: "done",
+  ...(output ? { output } : {}),
+  ...(backups ? { backups } : {}),
+});
+export const waitUntil = (until: Date, reason: string): StepResult => ({ kind: "wait", until, reason });
+
+export interface StepContext {
+  workflow: WorkflowRecord;
+  ports: LifecyclePorts;
+  config: LifecycleConfig;
+  /** Outputs of the steps completed so far, by step name. */
+  outputs: ReadonlyMap<string, JsonObject>;
+  /** The backups recorded by this workflow, read from the database (never from memory). */
+  backups(): Promise<BackupRecord[]>;
+  /** Another workflow of this engine (e.g. the upgrade a rollback undoes). */
+  workflowById(id: string): Promise<WorkflowRecord | undefined>;
+  stepsOf(id: string): Promise<StepRecord[]>;
+  runContext(reason: string): RunContext;
+  log(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface StepDef {
+  name: string;
+  run(ctx: StepContext): Promise<StepResult>;
+}
+
+export interface SupersedeRule {
+  /** The open workflow kind this one may replace. */
+  kind: WorkflowKind;
+  /** Allowed only while the open workflow has neither started nor completed this step (or any later one). */
+  before: string;
+}
+
+export interface WorkflowDef {
+  kind: WorkflowKind;
+  steps: readonly StepDef[];
+  supersedes?: readonly SupersedeRule[];
+}
+
+/** A refusal that retrying cannot fix (a guard, an invalid tenant file): the workflow fails at once. */
+export class PermanentError extends Error {}
+/** A request the engine refuses (another workflow under way, a superseding rule not met). */
+export class WorkflowConflictError extends Error {}
+
+export interface EngineHooks {
+  /** After a step's effects, before its row is written (a crash here re-runs the step). */
+  afterEffects?(workflow: WorkflowRecord, step: string): void | Promise<void>;
+  /** After a step's row is committed (a crash here resumes at the next step). */
+  afterRecord?(workflow: WorkflowRecord, step: string): void | Promise<void>;
+}
+
+export interface RunOutcome {
+  id: string;
+  state: WorkflowState | "busy";
+  step?: string | null;
+  wakeAt?: Date | null;
+  error?: string | null;
+}
+
+interface WorkflowRow {
+  id: string;
+  kind: WorkflowKind;
+  tenant_id: string;
+  params: JsonObject;
+  state: WorkflowState;
+  current_step: string | null;
+  wake_at: Date | null;
+  attempts: number;
+  last_error: string | null;
+  note: string | null;
+  requested_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+}
+
+function toRecord(r: WorkflowRow): WorkflowRecord {
+  return {
+    id: r.id, kind: r.kind, tenantId: r.tenant_id, params: r.params, state: r.state, currentStep: r.current_step,
+    wakeAt: r.wake_at, attempts: r.attempts, lastError: r.last_error, note: r.note, requestedBy: r.requested_by,
+    createdAt: r.created_at, updatedAt: r.updated_at, finishedAt: r.finished_at,
+  };
+}
+
+interface BackupRow {
+  id: string; workflow_id: string; tenant_id: string; env: string; kind: BackupInput["kind"]; location: string;
+  bytes: string | null; sha256: string | null; detail: JsonObject; recorded_at: Date;
+}
+
+function toBackup(r: BackupRow): BackupRecord {
+  return {
+    id: r.id, workflowId: r.workflow_id, tenantId: r.tenant_id, env: r.env, kind: r.kind, location: r.location,
+    bytes: r.bytes === null ? null : Number(r.bytes), sha256: r.sha256, detail: r.detail, recordedAt: r.recorded_at,
+  };
+}
+
+/** The advisory lock a tenant's workflows serialize on. */
+export function tenantLockKey(tenantId: string): number {
+  return lockKey(`saas-tenancy:lifecycle:${tenantId}`);
+}
+
+/** Retry delay after the n-th failed attempt of a step: 1, 2, 4, ... minutes, at most an hour. */
+export function backoffMs(attempt: number): number {
+  return Math.min(60, 2 ** Math.max(0, attempt - 1)) * 60_000;
+}
+
+export class WorkflowEngine {
+  private readonly defs: ReadonlyMap<WorkflowKind, WorkflowDef>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly ports: LifecyclePorts,
+    defs: readonly WorkflowDef[],
+    private readonly config: LifecycleConfig = DEFAULT_LIFECYCLE_CONFIG,
+    private readonly hooks: EngineHooks = {},
+  ) {
+    this.defs = new Map(defs.map((d) => [d.kind, d]));
+  }
+
+  private def(kind: WorkflowKind): WorkflowDef {
+    const d = this.defs.get(kind);
+    if (!d) throw new Error(`no workflow definition for ${kind}`);
+    return d;
+  }
+
+  private now(): Date {
+    return this.ports.clock.now();
+  }
+
+  // --- reading --------------------------------------------------------------------------------
+
+  async get(id: string): Promise<WorkflowRecord | undefined> {
+    const { rows } = await this.pool.query<WorkflowRow>("SELECT * FROM lifecycle_workflows WHERE id = $1", [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async openFor(tenantId: string): Promise<WorkflowRecord | undefined> {
+    const { rows } = await this.pool.query<WorkflowRow>(
+      "SELECT * FROM lifecycle_workflows WHERE tenant_id = $1 AND state = ANY($2::text[])",
+      [tenantId, OPEN_STATES],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(tenantId: string): Promise<WorkflowRecord[]> {
+    const { rows } = await this.pool.query<WorkflowRow>("SELECT * FROM lifecycle_workflows WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]);
+    return rows.map(toRecord);
+  }
+
+  async steps(id: string): Promise<StepRecord[]> {
+    const { rows } = await this.pool.query<{ step: string; ordinal: number; output: JsonObject; completed_at: Date }>(
+      "SELECT step, ordinal, output, completed_at FROM lifecycle_steps WHERE workflow_id = $1 ORDER BY ordinal",
+      [id],
+    );
+    return rows.map((r) => ({ step: r.step, ordinal: r.ordinal, output: r.output, completedAt: r.completed_at }));
+  }
+
+  async backups(filter: { workflowId: string } | { tenantId: string }): Promise<BackupRecord[]> {
+    const [col, value] = "workflowId" in filter ? ["workflow_id", filter.workflowId] : ["tenant_id", filter.tenantId];
+    const { rows } = await this.pool.query<BackupRow>(`SELECT * FROM lifecycle_backups WHERE ${col} = $1 ORDER BY id`, [value]);
+    return rows.map(toBackup);
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  /**
+   * Records a new workflow (state pending). Refused while the tenant has another open workflow,
+   * unless this kind may supersede it now (its rule's step not yet reached); the superseded
+   * workflow is then cancelled in the same transaction.
+   */
+  async create(kind: WorkflowKind, tenantId: string, params: JsonObject, requestedBy?: string): Promise<WorkflowRecord> {
+    const def = this.def(kind);
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const locked = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [tenantLockKey(tenantId)]);
+      if (!locked.rows[0]?.ok) {
+        throw new WorkflowConflictError(`a workflow step for tenant ${tenantId} is running right now; ask again when it has finished`);
+      }
+      const now = this.now();
+      const open = await client.query<WorkflowRow>(
+        "SELECT * FROM lifecycle_workflows WHERE tenant_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
+        [tenantId, OPEN_STATES],
+      );
+      const prior = open.rows[0] ? toRecord(open.rows[0]) : undefined;
+      const id = randomUUID();
+      if (prior) {
+        const rule = def.supersedes?.find((r) => r.kind === prior.kind);
+        if (!rule) {
+          throw new WorkflowConflictError(
+            `tenant ${tenantId} already has a workflow under way: ${prior.kind} ${prior.id} (${prior.state}${prior.currentStep ? ` at ${prior.currentStep}` : ""}); ` +
+              `wait for it to finish or cancel it`,
+          );
+        }
+        const reached = await this.reached(client, prior, rule.before);
+        if (reached) {
+          throw new WorkflowConflictError(
+            `${kind} of tenant ${tenantId} is no longer possible: its ${prior.kind} workflow ${prior.id} has reached step ${reached} (allowed only before ${rule.before})`,
+          );
+        }
+        await client.query(
+          "UPDATE lifecycle_workflows SET state = 'cancelled', note = $2, updated_at = $3, finished_at = $3, wake_at = NULL WHERE id = $1",
+          [prior.id, `superseded by ${kind} workflow ${id}`, now],
+        );
+      }
+      const { rows } = await client.query<WorkflowRow>(
+        `INSERT INTO lifecycle_workflows (id, kind, tenant_id, params, state, requested_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6) RETURNING *`,
+        [id, kind, tenantId, JSON.stringify(params), requestedBy ?? null, now],
+      );
+      await client.query("COMMIT");
+      return toRecord(rows[0]!);
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The first step at or after `boundary` that `wf` has started or completed, if any. */
+  private async reached(client: pg.ClientBase, wf: WorkflowRecord, boundary: string): Promise<string | undefined> {
+    const steps = this.def(wf.kind).steps.map((s) => s.name);
+    const from = steps.indexOf(boundary);
+    if (from < 0) throw new Error(`workflow ${wf.kind} has no step ${boundary}`);
+    const after = new Set(steps.slice(from));
+    if (wf.currentStep && after.has(wf.currentStep)) return wf.currentStep;
+    const { rows } = await client.query<{ step: string }>("SELECT step FROM lifecycle_steps WHERE workflow_id = $1", [wf.id]);
+    return rows.map((r) => r.step).find((s) => after.has(s));
+  }
+
+  /** Cancels an open workflow that is not running right now. Nothing it did is undone. */
+  async cancel(id: string, note: string): Promise<WorkflowRecord> {
+    const wf = await this.get(id);
+    if (!wf) throw new WorkflowConflictError(`no workflow ${id}`);
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const locked = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [tenantLockKey(wf.tenantId)]);
+      if (!locked.rows[0]?.ok) throw new WorkflowConflictError(`workflow ${id} is running a step right now; cancel it when the step has finished`);
+      const { rows } = await client.query<WorkflowRow>(
+        `UPDATE lifecycle_workflows SET state = 'cancelled', note = $2, updated_at = $3, finished_at = $3, wake_at = NULL
+          WHERE id = $1 AND state = ANY($4::text[]) RETURNING *`,
+        [id, note, this.now(), OPEN_STATES],
+      );
+      await client.query("COMMIT");
+      if (!rows[0]) throw new WorkflowConflictError(`workflow ${id} is already ${wf.state}`);
+      return toRecord(rows[0]);
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // --- running --------------------------------------------------------------------------------
+
+  /** Runs every open workflow that is due (pending, retry time reached, or wait over). */
+  async runDue(): Promise<RunOutcome[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      "SELECT id FROM lifecycle_workflows WHERE state = ANY($1::text[]) AND (wake_at IS NULL OR wake_at <= $2) ORDER BY created_at",
+      [OPEN_STATES, this.now()],
+    );
+    const out: RunOutcome[] = [];
+    for (const { id } of rows) out.push(await this.run(id));
+    return out;
+  }
+
+  /**
+   * Runs a workflow's remaining steps until it finishes, waits or fails. Returns `busy` when
+   * another worker holds the tenant. A workflow parked until later is left alone unless `force`.
+   */
+  async run(id: string, opts: { force?: boolean } = {}): Promise<RunOutcome> {
+    const first = await this.get(id);
+    if (!first) throw new WorkflowConflictError(`no workflow ${id}`);
+    const lock = await this.pool.connect();
+    const key = tenantLockKey(first.tenantId);
+    let locked = false;
+    try {
+      locked = (await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok === true;
+      if (!locked) return { id, state: "busy" };
+      return await this.runLocked(id, opts.force === true);
+    } finally {
+      if (locked) await lock.query("SELECT pg_advisory_unlock($1)", [key]).catch(() => undefined);
+      lock.release();
+    }
+  }
+
+  private async update(id: string, set: Record<string, unknown>): Promise<WorkflowRecord> {
+    const keys = Object.keys(set);
+    const assignments = keys.map((k, i) => `${k} = $${i + 2}`).join(", ");
+    const { rows } = await this.pool.query<WorkflowRow>(
+      `UPDATE lifecycle_workflows SET ${assignments}, updated_at = $${keys.length + 2} WHERE id = $1 RETURNING *`,
+      [id, ...keys.map((k) => set[k]), this.now()],
+    );
+    return toRecord(rows[0]!);
+  }
+
+  private async runLocked(id: string, force: boolean): Promise<RunOutcome> {
+    let wf = (await this.get(id))!;
+    if (!OPEN_STATES.includes(wf.state)) return { id, state: wf.state, step: wf.currentStep, error: wf.lastError };
+    if (!force && wf.wakeAt && wf.wakeAt > this.now()) return { id, state: wf.state, step: wf.currentStep, wakeAt: wf.wakeAt };
+    const def = this.def(wf.kind);
+    const completed = await this.steps(id);
+    const outputs = new Map(completed.map((s) => [s.step, s.output]));
+    wf = await this.update(id, { state: "running", wake_at: null });
+    const log = this.ports.log;
+
+    for (const [ordinal, step] of def.steps.entries()) {
+      if (outputs.has(step.name)) continue;
+      wf = await this.update(id, { current_step: step.name });
+      const ctx: StepContext = {
+        workflow: wf,
+        ports: this.ports,
+        config: this.config,
+        outputs,
+        backups: () => this.backups({ workflowId: id }),
+        workflowById: (other) => this.get(other),
+        stepsOf: (other) => this.steps(other),
+        runContext: (reason) => ({ workflowId: id, tenant: wf.tenantId, reason: `${wf.kind} ${step.name}: ${reason}` }),
+        log: (fields, message) => log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, ...fields }, message),
+      };
+      let result: StepResult;
+      try {
+        log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
+        result = await step.run(ctx);
+      } catch (err) {
+        return this.failed(wf, step.name, err);
+      }
+      if (result.kind === "wait") {
+        wf = await this.update(id, { state: "waiting", wake_at: result.until, note: result.reason, attempts: 0, last_error: null });
+        log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, until: result.until.toISOString() }, `waiting: ${result.reason}`);
+        return { id, state: "waiting", step: step.name, wakeAt: result.until };
+      }
+      await this.hooks.afterEffects?.(wf, step.name);
+      const output = result.output ?? {};
+      const client = await this.pool.connect();
+      try {
+        await client.query("BEGIN");
+        const now = this.now();
+        for (const b of result.backups ?? []) {
+          await client.query(
+            `INSERT INTO lifecycle_backups (workflow_id, tenant_id, env, kind, location, bytes, sha256, detail, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+            [id, wf.tenantId, b.env, b.kind, b.location, b.bytes ?? null, b.sha256 ?? null, JSON.stringify(b.detail ?? {}), now],
+          );
+        }
+        await client.query(
+          "INSERT INTO lifecycle_steps (workflow_id, step, ordinal, output, completed_at) VALUES ($1, $2, $3, $4, $5)",
+          [id, step.name, ordinal, JSON.stringify(output), now],
+        );
+        await client.query("UPDATE lifecycle_workflows SET attempts = 0, last_error = NULL, note = NULL, updated_at = $2 WHERE id = $1", [id, now]);
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+      outputs.set(step.name, output);
+      log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name }, "step completed");
+      await this.hooks.afterRecord?.(wf, step.name);
+    }
+    const finished = this.now();
+    wf = await this.update(id, { state: "succeeded", current_step: null, finished_at: finished });
+    log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind }, "workflow succeeded");
+    return { id, state: "succeeded", step: null };
+  }
+
+  private async failed(wf: WorkflowRecord, step: string, err: unknown): Promise<RunOutcome> {
+    const message = err instanceof Error ? err.message : String(err);
+    const attempts = wf.attempts + 1;
+    const permanent = err instanceof PermanentError || attempts >= this.config.maxAttempts;
+    const fields = { workflowId: wf.id, tenantId: wf.tenantId, kind: wf.kind, step, attempt: attempts, error: message };
+    if (permanent) {
+      const out = await this.update(wf.id, { state: "failed", attempts, last_error: message, finished_at: this.now() });
+      this.ports.log.error(fields, "workflow failed; an operator must look at it (the step can be retried after fixing the cause)");
+      return { id: wf.id, state: out.state, step, error: message };
+    }
+    const wakeAt = new Date(this.now().getTime() + backoffMs(attempts));
+    await this.update(wf.id, { state: "running", attempts, last_error: message, wake_at: wakeAt });
+    this.ports.log.warn({ ...fields, retryAt: wakeAt.toISOString() }, "step failed; it will be retried");
+    return { id: wf.id, state: "running", step, wakeAt, error: message };
+  }
+
+  /** Puts a failed workflow back in the queue at the step it failed in (after the cause is fixed). */
+  async retry(id: string): Promise<WorkflowRecord> {
+    const { rows } = await this.pool.query<WorkflowRow>(
+      `UPDATE lifecycle_workflows SET state = 'running', attempts = 0, wake_at = NULL, finished_at = NULL, updated_at = $2
+        WHERE id = $1 AND state = 'failed' AND NOT EXISTS (
+          SELECT 1 FROM lifecycle_workflows o WHERE o.tenant_id = lifecycle_workflows.tenant_id AND o.id <> $1 AND o.state = ANY($3::text[]))
+        RETURNING *`,
+      [id, this.now(), OPEN_STATES],
+    );
+    if (!rows[0]) throw new WorkflowConflictError(`workflow ${id} is not failed, or its tenant has another workflow under way`);
+    return toRecord(rows[0]);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The lifecycle service: what the control plane, tenantctl and the tests call. It checks a
+ * request against the tenant's file (so an impossible request is refused at once, with the
+ * reason) and records the workflow; `engine.run` / `engine.runDue` execute it.
+ */
+import type pg from "pg";
+import { parse } from "yaml";
+import { tenantPath } from "../git/writer.ts";
+import { loadPlatform } from "../../infra/model/platform.ts";
+import { parseTenantFile } from "../../infra/model/tenantFile.ts";
+import { formatProblem } from "../../infra/model/problems.ts";
+import type { Tenant } from "../../infra/model/schema.ts";
+import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
+import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObject, type WorkflowDef, type WorkflowRecord } from "./engine.ts";
+import type { LifecyclePorts } from "./ports.ts";
+import { offboardWorkflow } from "./workflows/offboard.ts";
+import { resumeWorkflow, suspendWorkflow } from "./workflows/suspension.ts";
+import { rollbackWorkflow, upgradeWorkflow, type RollbackParams, type UpgradeParams } from "./workflows/upgrade.ts";
+
+export const LIFECYCLE_WORKFLOWS: readonly WorkflowDef[] = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow];
+
+/** A request that the tenant's current state makes impossible (exit 1 in tenantctl, 409 over HTTP). */
+export class LifecycleRequestError extends Error {}
+
+export interface RequestOptions {
+  requestedBy?: string;
+}
+
+export class LifecycleService {
+  readonly engine: WorkflowEngine;
+
+  constructor(
+    pool: pg.Pool,
+    private readonly ports: LifecyclePorts,
+    config: LifecycleConfig = DEFAULT_LIFECYCLE_CONFIG,
+    hooks: EngineHooks = {},
+  ) {
+    this.engine = new WorkflowEngine(pool, ports, LIFECYCLE_WORKFLOWS, config, hooks);
+  }
+
+  private async tenant(id: string): Promise<{ tenant: Tenant; text: string }> {
+    const text = await this.ports.repo.read(tenantPath(id));
+    if (text === undefined) throw new LifecycleRequestError(`tenant ${id} has no file ${tenantPath(id)}`);
+    const platform = loadPlatform(this.ports.repo.root);
+    const parsed = parseTenantFile(tenantPath(id), text, { regions: platform.regions, environments: platform.environments }, id);
+    if (Array.isArray(parsed)) throw new LifecycleRequestError(parsed.map(formatProblem).join("\n"));
+    return { tenant: parsed.tenant, text };
+  }
+
+  private async create(kind: WorkflowRecord["kind"], id: string, params: JsonObject, opts: RequestOptions): Promise<WorkflowRecord> {
+    try {
+      return await this.engine.create(kind, id, params, opts.requestedBy);
+    } catch (err) {
+      if (err instanceof WorkflowConflictError) throw new LifecycleRequestError(err.message);
+      throw err;
+    }
+  }
+
+  async requestUpgrade(id: string, opts: RequestOptions & { cutoverNotBefore?: Date } = {}): Promise<WorkflowRecord> {
+    const { tenant: t, text } = await this.tenant(id);
+    if (t.deployment !== "pooled") throw new LifecycleRequestError(`tenant ${id} is already dedicated${t.migration ? ` (migration in phase ${t.migration.phase})` : ""}`);
+    if (t.lifecycle !== "active") throw new LifecycleRequestError(`tenant ${id} is ${t.lifecycle}; resume it before upgrading`);
+    // The file's own `deployment` key (enterprise may write it), restored as it was by a rollback.
+    const raw = parse(text) as { deployment?: unknown };
+    const explicitDeployment = typeof raw.deployment === "string" ? raw.deployment : undefined;
+    const params: UpgradeParams = {
+      to: "dedicated",
+      previous: { tier: t.tier, ...(explicitDeployment ? { deployment: explicitDeployment } : {}), placement: { ...(t.placement as Record<string, string>) } },
+      ...(opts.cutoverNotBefore ? { cutoverNotBefore: opts.cutoverNotBefore.toISOString() } : {}),
+    };
+    return this.create("upgrade", id, params as unknown as JsonObject, opts);
+  }
+
+  async requestRollback(id: string, opts: RequestOptions & { destroyDedicated?: boolean } = {}): Promise<WorkflowRecord> {
+    const open = await this.engine.openFor(id);
+    if (!open || open.kind !== "upgrade") {
+      throw new LifecycleRequestError(`tenant ${id} has no upgrade under way${open ? ` (its open workflow is a ${open.kind})` : ""}; nothing to roll back`);
+    }
+    const params: RollbackParams = { upgradeId: open.id, destroyDedicated: opts.destroyDedicated ?? false };
+    return this.create("rollback", id, params as unknown as JsonObject, opts);
+  }
+
+  async requestSuspend(id: string, opts: RequestOptions = {}): Promise<WorkflowRecord> {
+    const { tenant: t } = await this.tenant(id);
+    if (t.lifecycle === "offboarding") throw new LifecycleRequestError(`tenant ${id} is offboarding; suspension does not apply`);
+    return this.create("suspend", id, {}, opts);
+  }
+
+  async requestResume(id: string, opts: RequestOptions = {}): Promise<WorkflowRecord> {
+    await this.tenant(id);
+    return this.create("resume", id, {}, opts);
+  }
+
+  async requestOffboard(id: string, opts: RequestOptions & { graceDays?: number } = {}): Promise<WorkflowRecord> {
+    const { tenant: t } = await this.tenant(id);
+    if (t.deployment === "dedicated" && t.migration) throw new LifecycleRequestError(`tenant ${id} is migrating to dedicated (phase ${t.migration.phase}); finish or roll back the upgrade first`);
+    return this.create("offboard", id, opts.graceDays !== undefined ? { graceDays: opts.graceDays } : {}, opts);
+  }
+}

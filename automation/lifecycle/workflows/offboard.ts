@@ -1,0 +1,304 @@
+/**
+ * Offboarding.
+ *
+ *   offboard.files    lifecycle offboarding, offboarding { requestedAt, graceDays }; one commit.
+ *                     The tenant's facts (envs, cells, secrets) are recorded in the step's output,
+ *                     so later steps still know them once the file has moved to the archive.
+ *   offboard.stacks   `up` of the tenant's stacks (whatever they render for offboarding).
+ *   offboard.grace    waits until requestedAt + graceDays (config, default 30).
+ *   offboard.backup   per env: dedicated -> a manual RDS snapshot, requested and waited for until
+ *                     available; pooled -> the schema dumped into the cell bucket. Recorded in
+ *                     lifecycle_backups with the step's completion.
+ *   offboard.delete   GUARDED: dedicated -> the stack destroyed, protection lifted for it only
+ *                     (authorizeProtectionRelease); pooled -> the cell schema emptied.
+ *   offboard.archive  GUARDED: tenants/<id>.yaml moves to tenants/archive/<id>.yaml with the
+ *                     record of what was kept where; the dedicated stack files are removed.
+ *   offboard.detach   GUARDED: pooled -> `up` of the cell stacks (role, schema, secrets, IAM
+ *                     role and DNS name leave the cell). Dedicated stacks are already destroyed
+ *                     (their zone and NS delegation with them).
+ *   offboard.secrets  GUARDED: every secret of the tenant scheduled for deletion with the
+ *                     recovery window (config), idempotently.
+ *
+ * GUARDED steps call `assertDeletable` first: it re-reads the grace period's end (from the
+ * database) and the recorded backups (from the database) and refuses otherwise. Nothing is
+ * deleted before the grace period ends or before a final backup of every env is recorded.
+ */
+import { z } from "zod";
+import { stringify } from "yaml";
+import { cellStackName, databaseSecretName, dedicatedStackName, masterSecretName, pgTenantIdent, teamSecretName, tenantSecretName } from "../../../infra/model/naming.ts";
+import { dedicatedDbIdentifier } from "../../../infra/model/infraNames.ts";
+import { addDays } from "../config.ts";
+import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
+import { emptySchema, schemaExists } from "../pg/catalog.ts";
+import { ensureMember } from "../pg/sql.ts";
+import type { ProtectionRelease } from "../ports.ts";
+import { dumpToCellBucket, requireBackups } from "./backup.ts";
+import {
+  archivePath, cellStacks, commitFiles, editTenantText, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,
+} from "./common.ts";
+
+export const OffboardParamsSchema = z
+  .object({
+    /** Overrides the file's graceDays and the configured default. */
+    graceDays: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** What offboard.files records about the tenant (its file moves away later). */
+export const TenantFactsSchema = z.object({
+  /** The platform's app name (first segment of secret names and RDS identifiers). */
+  app: z.string(),
+  deployment: z.enum(["pooled", "dedicated"]),
+  region: z.string(),
+  envs: z.array(z.string()),
+  /** env -> cell (pooled). */
+  cells: z.record(z.string(), z.string()),
+  /** env -> secret names the tenant has there (Secrets Manager). */
+  secrets: z.record(z.string(), z.array(z.string())),
+  requestedAt: z.string(),
+  graceDays: z.number().int().min(0),
+});
+export type TenantFacts = z.infer<typeof TenantFactsSchema>;
+
+function facts(ctx: StepContext): TenantFacts {
+  const raw = ctx.outputs.get("offboard.files");
+  const parsed = TenantFactsSchema.safeParse(raw);
+  if (!parsed.success) throw new PermanentError(`workflow ${ctx.workflow.id}: offboard.files has not recorded the tenant's facts`);
+  return parsed.data;
+}
+
+/** When the grace period of this offboarding ends. */
+export function graceEnd(f: Pick<TenantFacts, "requestedAt" | "graceDays">): Date {
+  return addDays(new Date(f.requestedAt), f.graceDays);
+}
+
+/**
+ * The guard of every destructive step. Reads the request time and grace from the step record in
+ * the database (ctx.outputs is loaded from lifecycle_steps when the run starts) and the backups
+ * from lifecycle_backups, and refuses unless the grace period is over and every env is backed up.
+ */
+export async function assertDeletable(ctx: StepContext, what: string): Promise<{ facts: TenantFacts; backups: Map<string, BackupRecord>; graceEndedAt: Date }> {
+  const f = facts(ctx);
+  const end = graceEnd(f);
+  const now = ctx.ports.clock.now();
+  if (now < end) {
+    throw new PermanentError(
+      `refusing to ${what} for tenant ${ctx.workflow.tenantId}: its grace period runs until ${end.toISOString()} (requested ${f.requestedAt}, ${f.graceDays} days); nothing was deleted`,
+    );
+  }
+  const backups = await requireBackups(ctx, f.envs, what);
+  return { facts: f, backups, graceEndedAt: end };
+}
+
+/**
+ * The only maker of a ProtectionRelease: for one dedicated stack of a tenant whose grace period is
+ * over and whose env has a recorded final backup.
+ */
+export async function authorizeProtectionRelease(ctx: StepContext, env: string): Promise<ProtectionRelease> {
+  const { facts: f, backups, graceEndedAt } = await assertDeletable(ctx, "lift the protection of the dedicated stack");
+  if (f.deployment !== "dedicated") throw new PermanentError(`tenant ${ctx.workflow.tenantId} is not dedicated: there is no stack protection to lift`);
+  const backup = backups.get(env)!;
+  return {
+    kind: "offboarding",
+    stack: dedicatedStackName(ctx.workflow.tenantId, env),
+    workflowId: ctx.workflow.id,
+    backupId: backup.id,
+    gracePeriodEndedAt: graceEndedAt.toISOString(),
+  } as ProtectionRelease;
+}
+
+/** The tenant's Secrets Manager secrets in one env, as the stacks name them. */
+export function secretNamesOf(app: string, t: { id: string; deployment: string; secrets: readonly string[]; environments: Record<string, { teams?: Record<string, { secrets?: readonly string[] } | undefined> } | undefined> }, env: string): string[] {
+  const names = [databaseSecretName(app, env, t.id), ...t.secrets.map((s) => tenantSecretName(app, env, t.id, s))];
+  if (t.deployment === "dedicated") names.push(masterSecretName(app, env, t.id));
+  for (const [team, def] of Object.entries(t.environments[env]?.teams ?? {})) {
+    for (const s of def?.secrets ?? []) names.push(teamSecretName(app, env, t.id, team, s));
+  }
+  return names.sort();
+}
+
+/** Manual snapshot id of the offboarding (RDS: letters, digits, hyphens). */
+export function offboardSnapshotId(app: string, env: string, tenantId: string, workflowId: string): string {
+  return `${dedicatedDbIdentifier(app, env, tenantId)}-offboard-${workflowId.slice(0, 8)}`;
+}
+
+const offboardFiles = {
+  name: "offboard.files",
+  async run(ctx: StepContext) {
+    const p = OffboardParamsSchema.parse(ctx.workflow.params);
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.deployment === "dedicated" && t.migration) {
+      throw new PermanentError(`tenant ${t.id} is migrating to dedicated (phase ${t.migration.phase}); finish or roll back the upgrade before offboarding`);
+    }
+    let text = tf.text;
+    let requestedAt = t.offboarding?.requestedAt;
+    let graceDays = t.offboarding?.graceDays ?? p.graceDays ?? ctx.config.graceDays;
+    if (t.lifecycle !== "offboarding") {
+      requestedAt = isoSeconds(ctx.ports.clock.now());
+      graceDays = p.graceDays ?? ctx.config.graceDays;
+      text = editTenantText(tf.text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt, graceDays }]]);
+    }
+    const commit = await commitFiles(ctx, `offboard ${t.id}: data kept until ${graceEnd({ requestedAt: requestedAt!, graceDays }).toISOString()}`, { [tenantPath(t.id)]: text });
+    const envs = envsOf(t);
+    const f: TenantFacts = {
+      app: tf.platform.appName,
+      deployment: t.deployment,
+      region: t.region,
+      envs,
+      cells: t.deployment === "pooled" ? { ...(t.placement as Record<string, string>) } : {},
+      secrets: Object.fromEntries(envs.map((e) => [e, secretNamesOf(tf.platform.appName, t, e)])),
+      requestedAt: requestedAt!,
+      graceDays,
+    };
+    return done(json({ ...f, commit: commit ?? null }));
+  },
+};
+
+const offboardStacks = {
+  name: "offboard.stacks",
+  async run(ctx: StepContext) {
+    const f = facts(ctx);
+    const stacks = f.deployment === "pooled" ? cellStacks(f.cells) : f.envs.map((e) => dedicatedStackName(ctx.workflow.tenantId, e));
+    return done({ runs: await upStacks(ctx, stacks, "offboarding requested") });
+  },
+};
+
+const offboardGrace = {
+  name: "offboard.grace",
+  async run(ctx: StepContext) {
+    const f = facts(ctx);
+    const end = graceEnd(f);
+    if (ctx.ports.clock.now() < end) return waitUntil(end, `grace period: the tenant's data is kept until ${end.toISOString()}`);
+    return done({ graceEndedAt: end.toISOString() });
+  },
+};
+
+const offboardBackup = {
+  name: "offboard.backup",
+  async run(ctx: StepContext) {
+    const f = facts(ctx);
+    const id = ctx.workflow.tenantId;
+    const backups: BackupInput[] = [];
+    if (f.deployment === "pooled") {
+      for (const env of f.envs) backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped"));
+      return done(json({ locations: backups.map((b) => b.location) }), backups);
+    }
+    const app = f.app;
+    const pending: string[] = [];
+    for (const env of f.envs) {
+      const instance = dedicatedDbIdentifier(app, env, id);
+      const snapshotId = offboardSnapshotId(app, env, id, ctx.workflow.id);
+      await ctx.ports.snapshots.request(instance, snapshotId, f.region);
+      const state = await ctx.ports.snapshots.state(snapshotId, f.region);
+      if (state === "failed" || state === "missing") throw new PermanentError(`RDS snapshot ${snapshotId} of ${instance} is ${state}; nothing was deleted`);
+      if (state === "creating") pending.push(snapshotId);
+      else backups.push({ env, kind: "rds-snapshot", location: `rds:${f.region}:snapshot:${snapshotId}`, detail: { instance, snapshotId, region: f.region } });
+    }
+    if (pending.length > 0) {
+      return waitUntil(new Date(ctx.ports.clock.now().getTime() + ctx.config.pollSeconds * 1000), `waiting for RDS snapshots ${pending.join(", ")} to become available`);
+    }
+    return done(json({ locations: backups.map((b) => b.location) }), backups);
+  },
+};
+
+const offboardDelete = {
+  name: "offboard.delete",
+  async run(ctx: StepContext) {
+    const { facts: f } = await assertDeletable(ctx, "delete data");
+    const id = ctx.workflow.tenantId;
+    if (f.deployment === "dedicated") {
+      const destroyed: string[] = [];
+      for (const env of f.envs) {
+        const release = await authorizeProtectionRelease(ctx, env);
+        await ctx.ports.runner.destroy(release.stack, ctx.runContext("offboarding after the grace period and a recorded final snapshot"), release);
+        destroyed.push(release.stack);
+      }
+      return done({ destroyed });
+    }
+    const schema = pgTenantIdent(id);
+    const dropped: JsonObject = {};
+    for (const env of f.envs) {
+      dropped[env] = await withSession(await ctx.ports.databases.cell(env, f.cells[env]!), async (c) => {
+        if (!(await schemaExists(c, schema))) return 0;
+        await ensureMember(c, schema);
+        await c.query("BEGIN");
+        const n = await emptySchema(c, schema);
+        await c.query("COMMIT");
+        return n;
+      });
+    }
+    return done({ droppedObjects: dropped });
+  },
+};
+
+const offboardArchive = {
+  name: "offboard.archive",
+  async run(ctx: StepContext) {
+    const { facts: f, backups } = await assertDeletable(ctx, "archive the tenant file");
+    const id = ctx.workflow.tenantId;
+    const text = await ctx.ports.repo.read(tenantPath(id));
+    if (text === undefined) {
+      if ((await ctx.ports.repo.read(archivePath(id))) === undefined) throw new PermanentError(`tenant ${id} has neither a file nor an archived file`);
+      return done({ commit: null });
+    }
+    const record = {
+      archivedAt: isoSeconds(ctx.ports.clock.now()),
+      workflow: ctx.workflow.id,
+      offboarding: { requestedAt: f.requestedAt, graceDays: f.graceDays, graceEndedAt: graceEnd(f).toISOString() },
+      deployment: f.deployment,
+      kept: [...backups.values()].map((b) => ({
+        env: b.env, kind: b.kind, location: b.location,
+        ...(b.bytes !== null ? { bytes: b.bytes } : {}), ...(b.sha256 ? { sha256: b.sha256 } : {}),
+        recordedAt: b.recordedAt.toISOString(), ...b.detail,
+      })),
+      deleted: f.deployment === "dedicated"
+        ? { stacksDestroyed: f.envs.map((e) => dedicatedStackName(id, e)) }
+        : { schemaDroppedFrom: f.envs.map((e) => cellStackName(e, f.cells[e]!)) },
+      secrets: { recoveryWindowDays: ctx.config.secretRecoveryDays, names: Object.values(f.secrets).flat() },
+      tenantFile: text,
+    };
+    const files: Record<string, string | null> = {
+      [tenantPath(id)]: null,
+      [archivePath(id)]: `# Offboarded tenant ${id}: what was kept where. tenants/archive/ is not read by tenantctl or the stacks.\n${stringify(record)}`,
+    };
+    if (f.deployment === "dedicated") for (const env of f.envs) files[stackPath(dedicatedStackName(id, env))] = null;
+    const commit = await commitFiles(ctx, `offboard ${id}: archived after the grace period; final backups recorded`, files);
+    return done({ commit: commit ?? null, archive: archivePath(id) });
+  },
+};
+
+const offboardDetach = {
+  name: "offboard.detach",
+  async run(ctx: StepContext) {
+    const { facts: f } = await assertDeletable(ctx, "remove the tenant from its stacks");
+    if (f.deployment === "dedicated") return done({ runs: [] });
+    const runs = await upStacks(ctx, cellStacks(f.cells), "offboarded tenant leaves the cell (role, schema, secrets, IAM role, DNS name)");
+    const schema = pgTenantIdent(ctx.workflow.tenantId);
+    for (const env of f.envs) {
+      const left = await withSession(await ctx.ports.databases.cell(env, f.cells[env]!), (c) => schemaExists(c, schema));
+      if (left) throw new Error(`${cellStackName(env, f.cells[env]!)} was updated but schema ${schema} is still there; check the stack's last run`);
+    }
+    return done({ runs });
+  },
+};
+
+const offboardSecrets = {
+  name: "offboard.secrets",
+  async run(ctx: StepContext) {
+    const { facts: f } = await assertDeletable(ctx, "schedule the secrets' deletion");
+    const out: JsonObject[] = [];
+    for (const env of f.envs) {
+      for (const name of f.secrets[env] ?? []) {
+        const r = await ctx.ports.secrets.scheduleDeletion(name, f.region, ctx.config.secretRecoveryDays);
+        out.push(json(r));
+      }
+    }
+    return done({ recoveryWindowDays: ctx.config.secretRecoveryDays, secrets: out });
+  },
+};
+
+export const offboardWorkflow: WorkflowDef = {
+  kind: "offboard",
+  steps: [offboardFiles, offboardStacks, offboardGrace, offboardBackup, offboardDelete, offboardArchive, offboardDetach, offboardSecrets],
+};

@@ -1,0 +1,108 @@
+/**
+ * Suspension and resumption: the tenant file's lifecycle, then an update of every stack the
+ * tenant has resources in. The stacks do the rest (issue 3/4: a suspended tenant's role loses
+ * LOGIN and its DNS name points at the platform's suspension target); the workflow checks the
+ * LOGIN change in each database and ends the sessions a suspended role still had open. Data is
+ * never touched.
+ *
+ * Resumption also ends an offboarding whose grace period is still running (it supersedes the
+ * offboard workflow until that one starts deleting): lifecycle back to active, the offboarding
+ * block removed.
+ */
+import { stacksOfTenant } from "../../../infra/model/fleet.ts";
+import { cellStackName, dedicatedStackName } from "../../../infra/model/naming.ts";
+import type { Tenant } from "../../../infra/model/schema.ts";
+import { done, PermanentError, type StepContext, type WorkflowDef } from "../engine.ts";
+import { ensureMember } from "../pg/sql.ts";
+import { pgTenantIdent } from "../../../infra/model/naming.ts";
+import { commitFiles, editTenantText, envsOf, expectLogin, requireTenant, tenantPath, terminateSessions, upStacks, withSession } from "./common.ts";
+
+/** Every database the tenant has a role in, with the stack that manages it. */
+function databasesOf(t: Tenant): { env: string; stack: string; side: "cell" | "dedicated"; cell?: string }[] {
+  const out: { env: string; stack: string; side: "cell" | "dedicated"; cell?: string }[] = [];
+  for (const env of envsOf(t)) {
+    if (t.deployment === "pooled") {
+      const cell = t.placement[env]!;
+      out.push({ env, stack: cellStackName(env, cell), side: "cell", cell });
+    } else {
+      out.push({ env, stack: dedicatedStackName(t.id, env), side: "dedicated" });
+      const from = t.migration?.from[env];
+      if (from) out.push({ env, stack: cellStackName(env, from), side: "cell", cell: from });
+    }
+  }
+  return out;
+}
+
+async function checkLogin(ctx: StepContext, t: Tenant, expected: boolean): Promise<number> {
+  let terminated = 0;
+  for (const db of databasesOf(t)) {
+    const config = db.side === "cell" ? await ctx.ports.databases.cell(db.env, db.cell!) : await ctx.ports.databases.dedicated(t.id, db.env);
+    await withSession(config, async (c) => {
+      // A migrating tenant's cell role has no LOGIN from cutover on, whatever the lifecycle.
+      const phase = t.deployment === "dedicated" ? t.migration?.phase : undefined;
+      const want = db.side === "cell" && (phase === "cutover" || phase === "cleanup") ? false : expected;
+      await expectLogin(c, t.id, want, db.stack);
+      if (!want) {
+        await ensureMember(c, pgTenantIdent(t.id));
+        terminated += await terminateSessions(c, t.id, ctx.config.cutoverTimeoutMs);
+      }
+    });
+  }
+  return terminated;
+}
+
+const suspendFiles = {
+  name: "suspend.files",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.lifecycle === "offboarding") throw new PermanentError(`tenant ${t.id} is offboarding; it is not suspended on top of that`);
+    if (t.lifecycle === "suspended") return done({ commit: null });
+    const commit = await commitFiles(ctx, `suspend ${t.id}`, { [tenantPath(t.id)]: editTenantText(tf.text, [[["lifecycle"], "suspended"]]) });
+    return done({ commit: commit ?? null });
+  },
+};
+
+const suspendStacks = {
+  name: "suspend.stacks",
+  async run(ctx: StepContext) {
+    const { tenant } = await requireTenant(ctx);
+    if (tenant.lifecycle !== "suspended") throw new PermanentError(`tenant ${tenant.id} is ${tenant.lifecycle} again; its file changed outside this workflow`);
+    const runs = await upStacks(ctx, stacksOfTenant(tenant), "suspension: LOGIN revoked, DNS to the suspension target");
+    const terminated = await checkLogin(ctx, tenant, false);
+    return done({ runs, terminatedSessions: terminated });
+  },
+};
+
+export const suspendWorkflow: WorkflowDef = { kind: "suspend", steps: [suspendFiles, suspendStacks] };
+
+const resumeFiles = {
+  name: "resume.files",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.lifecycle === "active") return done({ commit: null, was: "active" });
+    const edits = t.lifecycle === "offboarding" ? [[["lifecycle"], "active"], [["offboarding"], undefined]] as const : [[["lifecycle"], "active"]] as const;
+    const what = t.lifecycle === "offboarding" ? `cancel the offboarding of ${t.id}` : `resume ${t.id}`;
+    const commit = await commitFiles(ctx, what, { [tenantPath(t.id)]: editTenantText(tf.text, edits) });
+    return done({ commit: commit ?? null, was: t.lifecycle });
+  },
+};
+
+const resumeStacks = {
+  name: "resume.stacks",
+  async run(ctx: StepContext) {
+    const { tenant } = await requireTenant(ctx);
+    if (tenant.lifecycle !== "active") throw new PermanentError(`tenant ${tenant.id} is ${tenant.lifecycle} again; its file changed outside this workflow`);
+    const runs = await upStacks(ctx, stacksOfTenant(tenant), "resumption: LOGIN restored, DNS to the tenant's ingress");
+    await checkLogin(ctx, tenant, true);
+    return done({ runs });
+  },
+};
+
+export const resumeWorkflow: WorkflowDef = {
+  kind: "resume",
+  steps: [resumeFiles, resumeStacks],
+  // Cancelling an offboarding is possible until it starts deleting.
+  supersedes: [{ kind: "offboard", before: "offboard.delete" }],
+};

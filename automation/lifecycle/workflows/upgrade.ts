@@ -1,0 +1,512 @@
+/**
+ * Upgrade pooled -> dedicated, and its rollback.
+ *
+ *   provision.files   tenant file: tier dedicated, `dedicated` networks (allocateDedicatedCidrs),
+ *                     migration { phase: provisioning, from: <old placement>, startedAt }, and
+ *                     the dedicated stack files; one commit. The tenant keeps serving from its cell.
+ *   provision.stacks  `up` of each dedicated stack; the tenant's schema must then exist there.
+ *   copy.files        phase copying.
+ *   copy.data         per env: bulk copy of schema tenant_<id> from the cell database to the
+ *                     dedicated one, verified table by table (row counts, checksums).
+ *   cutover.window    waits for `cutoverNotBefore` when the request set one (a maintenance window).
+ *   cutover.switch    per env, holding ACCESS EXCLUSIVE locks on the dedicated copy (so nothing can
+ *                     read or write it before it is complete): phase cutover committed, `up` of
+ *                     the cell stacks (the cell role loses LOGIN; the tenant's cell DNS name points
+ *                     to its dedicated zone), LOGIN checked off, the role's sessions terminated,
+ *                     the final delta copied, foreign keys added, everything verified, and the
+ *                     cutover marker committed in the dedicated database with the delta.
+ *   cleanup.schedule  phase cleanup, retainUntil = now + retention (config).
+ *   cleanup.wait      waits until retainUntil.
+ *   cleanup.dump      per env: final dump of the cell schema into the cell bucket (recorded).
+ *   cleanup.empty     refuses without a recorded dump of every env; empties the cell schema.
+ *   cleanup.files     removes the migration block: the tenant leaves its cells.
+ *   cleanup.stacks    `up` of the cell stacks (role, schema, secrets, IAM role, DNS name removed).
+ *
+ * Rollback (a workflow of its own, superseding the upgrade while it has not reached
+ * cutover.switch): routing stays on the cell (it never left it), the tenant file gets its pooled
+ * placement and tier back, the dedicated stacks are destroyed only when asked
+ * (`destroyDedicated`), otherwise their files move to stacks/retired/ and the copied data is
+ * removed from the dedicated database.
+ */
+import { z } from "zod";
+import { requireFleet } from "../../../infra/model/fleet.ts";
+import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
+import { allocateDedicatedCidrs, PlacementError } from "../../../infra/model/placement.ts";
+import { addDays } from "../config.ts";
+import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
+import { emptySchema, readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
+import { copySchema, syncDelta } from "../pg/copy.ts";
+import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
+import { ensureMember, qn } from "../pg/sql.ts";
+import { dedicatedStackFileText } from "../../tenants/documents.ts";
+import { dumpToCellBucket, requireBackups } from "./backup.ts";
+import {
+  cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
+  stackPath, tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
+} from "./common.ts";
+import type pg from "pg";
+
+export const UpgradeParamsSchema = z
+  .object({
+    to: z.literal("dedicated"),
+    /** What the tenant file said when the upgrade was requested: what a rollback restores. */
+    previous: z
+      .object({
+        tier: z.string(),
+        /** The file's explicit `deployment` key, when it had one. */
+        deployment: z.string().optional(),
+        placement: z.record(z.string(), z.string()),
+      })
+      .strict(),
+    /** Cutover waits until then (ISO 8601). */
+    cutoverNotBefore: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+export type UpgradeParams = z.infer<typeof UpgradeParamsSchema>;
+
+export const RollbackParamsSchema = z
+  .object({
+    upgradeId: z.uuid(),
+    /** Destroy the dedicated stacks (default false: they stay, their files move to stacks/retired/). */
+    destroyDedicated: z.boolean(),
+  })
+  .strict();
+export type RollbackParams = z.infer<typeof RollbackParamsSchema>;
+
+/** Where a rollback that keeps the dedicated stacks puts their files (not read by the fleet loader). */
+export const RETIRED_STACKS_DIR = "stacks/retired";
+
+function params<T>(schema: z.ZodType<T>, ctx: StepContext): T {
+  const parsed = schema.safeParse(ctx.workflow.params);
+  if (!parsed.success) throw new PermanentError(`workflow ${ctx.workflow.id} has invalid parameters: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
+
+/** The tenant mid-migration (dedicated with a migration block), or a permanent error. */
+function migrating(tf: TenantFile, step: string) {
+  const t = tf.tenant;
+  if (t.deployment !== "dedicated" || !t.migration) {
+    throw new PermanentError(`${step}: tenant ${t.id} has no migration in progress (${t.deployment}); its file changed outside this workflow`);
+  }
+  return { tenant: t, migration: t.migration };
+}
+
+const PHASE_ORDER = ["provisioning", "copying", "cutover", "cleanup"] as const;
+function phaseIndex(p: string): number {
+  return PHASE_ORDER.indexOf(p as (typeof PHASE_ORDER)[number]);
+}
+
+async function setPhase(ctx: StepContext, tf: TenantFile, phase: (typeof PHASE_ORDER)[number], extra: [string[], unknown][] = []): Promise<string | undefined> {
+  const text = editTenantText(tf.text, [[["migration", "phase"], phase], ...extra.map(([p, v]) => [p, v] as const)]);
+  return commitFiles(ctx, `upgrade ${ctx.workflow.tenantId} to dedicated: migration phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
+}
+
+// --- provisioning -----------------------------------------------------------------------------
+
+const provisionFiles = {
+  name: "provision.files",
+  async run(ctx: StepContext) {
+    const p = params(UpgradeParamsSchema, ctx);
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    const id = t.id;
+    if (t.deployment === "dedicated") {
+      // Done before a crash (the commit landed, its step row did not): the file is the record.
+      const { migration } = migrating(tf, "provision.files");
+      if (JSON.stringify(migration.from) !== JSON.stringify(p.previous.placement)) {
+        throw new PermanentError(`tenant ${id} migrates from ${JSON.stringify(migration.from)}, but this upgrade was requested from ${JSON.stringify(p.previous.placement)}`);
+      }
+      return done({ networks: json(t.dedicated), stacks: dedicatedStacks(id, envsOf(t)), commit: null });
+    }
+    if (t.lifecycle !== "active") throw new PermanentError(`tenant ${id} is ${t.lifecycle}; only an active tenant is upgraded`);
+    const envs = envsOf(t);
+    let cidrs: string[];
+    try {
+      cidrs = allocateDedicatedCidrs(requireFleet({ projectDir: ctx.ports.repo.root }), envs.length);
+    } catch (err) {
+      if (err instanceof PlacementError) throw new PermanentError(err.message);
+      throw err;
+    }
+    const networks = Object.fromEntries(envs.map((e, i) => [e, { cidr: cidrs[i]! }]));
+    const text = editTenantText(tf.text, [
+      [["tier"], "dedicated"],
+      [["deployment"], undefined],
+      [["placement"], undefined],
+      [["dedicated"], networks],
+      [["migration"], { phase: "provisioning", from: { ...t.placement }, startedAt: isoSeconds(ctx.ports.clock.now()) }],
+    ]);
+    const files: Record<string, string | null> = { [tenantPath(id)]: text };
+    for (const env of envs) files[stackPath(dedicatedStackName(id, env))] = dedicatedStackFileText(id, env, t.region);
+    const commit = await commitFiles(ctx, `upgrade ${id} to dedicated: provision ${envs.map((e) => dedicatedStackName(id, e)).join(", ")}`, files);
+    return done({ networks, stacks: dedicatedStacks(id, envs), commit: commit ?? null });
+  },
+};
+
+const provisionStacks = {
+  name: "provision.stacks",
+  async run(ctx: StepContext) {
+    const { tenant } = migrating(await requireTenant(ctx), "provision.stacks");
+    const stacks = dedicatedStacks(tenant.id, envsOf(tenant));
+    const runs = await upStacks(ctx, stacks, "create the dedicated stack; the tenant keeps serving from its cell");
+    const schema = pgTenantIdent(tenant.id);
+    for (const env of envsOf(tenant)) {
+      const ok = await withSession(await ctx.ports.databases.dedicated(tenant.id, env), (c) => schemaExists(c, schema));
+      if (!ok) throw new Error(`${dedicatedStackName(tenant.id, env)} was updated but its database has no schema ${schema}; check the stack's last run`);
+    }
+    return done({ runs });
+  },
+};
+
+// --- copy ---------------------------------------------------------------------------------------
+
+const copyFiles = {
+  name: "copy.files",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const { migration } = migrating(tf, "copy.files");
+    if (phaseIndex(migration.phase) > phaseIndex("copying")) throw new PermanentError(`copy.files: the migration is already in phase ${migration.phase}`);
+    const commit = migration.phase === "copying" ? undefined : await setPhase(ctx, tf, "copying");
+    return done({ commit: commit ?? null });
+  },
+};
+
+/** Refuses when any env already holds a cutover marker: copying over a live dedicated database would lose data. */
+async function assertNotCutOver(c: pg.ClientBase, tenantId: string, env: string): Promise<void> {
+  const markers = await readMarkers(c, tenantId);
+  if (markers.length > 0) {
+    throw new PermanentError(`the dedicated database of ${tenantId} (${env}) was cut over by workflow ${markers[0]!.workflowId} at ${markers[0]!.completedAt.toISOString()}; it is live and is never copied over`);
+  }
+}
+
+const copyData = {
+  name: "copy.data",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const { tenant, migration } = migrating(tf, "copy.data");
+    if (migration.phase !== "copying") throw new PermanentError(`copy.data runs in phase copying, the file says ${migration.phase}`);
+    const schema = pgTenantIdent(tenant.id);
+    const out: JsonObject = {};
+    for (const env of envsOf(tenant)) {
+      const cell = migration.from[env]!;
+      const src = await openSession(await ctx.ports.databases.cell(env, cell));
+      const dst = await openSession(await ctx.ports.databases.dedicated(tenant.id, env));
+      try {
+        await assertNotCutOver(dst, tenant.id, env);
+        const owner = await schemaOwner(dst, schema);
+        if (!owner) throw new Error(`the dedicated database of ${tenant.id} (${env}) has no schema ${schema}`);
+        await ensureMember(src, schema);
+        await ensureMember(dst, owner);
+        const started = Date.now();
+        const r = await copySchema(src, dst, schema, owner);
+        ctx.log({ env, cell, rows: r.rowsCopied, ms: Date.now() - started }, `copied ${schema} to the dedicated database and verified it`);
+        out[env] = json({ cell, rowsCopied: r.rowsCopied, tables: r.tables });
+      } finally {
+        await src.end().catch(() => undefined);
+        await dst.end().catch(() => undefined);
+      }
+    }
+    return done(out);
+  },
+};
+
+// --- cutover ------------------------------------------------------------------------------------
+
+const cutoverWindow = {
+  name: "cutover.window",
+  async run(ctx: StepContext) {
+    const p = params(UpgradeParamsSchema, ctx);
+    if (p.cutoverNotBefore) {
+      const at = new Date(p.cutoverNotBefore);
+      if (ctx.ports.clock.now() < at) return waitUntil(at, `cutover not before ${p.cutoverNotBefore}`);
+    }
+    return done();
+  },
+};
+
+const cutoverSwitch = {
+  name: "cutover.switch",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const { tenant, migration } = migrating(tf, "cutover.switch");
+    if (phaseIndex(migration.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${migration.phase})`);
+    const id = tenant.id;
+    const schema = pgTenantIdent(id);
+    const timeout = ctx.config.cutoverTimeoutMs;
+    const results: JsonObject = {};
+    const targets = new Map<string, pg.Client>();
+    try {
+      // 1. The dedicated copies, locked: from here on nothing reads or writes them until they are complete.
+      for (const env of envsOf(tenant)) {
+        const dst = await openSession(await ctx.ports.databases.dedicated(id, env));
+        const mine = (await readMarkers(dst, id)).find((m) => m.workflowId === ctx.workflow.id && m.env === env);
+        if (mine) {
+          results[env] = json({ resumed: true, completedAt: mine.completedAt, tables: mine.tables });
+          await dst.end();
+          continue;
+        }
+        targets.set(env, dst);
+        await ensureMember(dst, (await schemaOwner(dst, schema)) ?? schema);
+        await dst.query("BEGIN");
+        await dst.query(`SET LOCAL lock_timeout = ${Number(timeout)}`);
+        const tables = (await readSchema(dst, schema)).tables.map((t) => qn(schema, t.name));
+        if (tables.length > 0) await dst.query(`LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      }
+      if (targets.size === 0) return done(results);
+
+      // 2. Phase cutover, then the cell stacks: LOGIN off, DNS to the dedicated zone.
+      if (migration.phase === "copying") await setPhase(ctx, tf, "cutover");
+      const envs = [...targets.keys()];
+      const stacks = cellStacks(Object.fromEntries(envs.map((e) => [e, migration.from[e]!])));
+      await upStacks(ctx, stacks, "cutover: the cell role loses LOGIN, the cell DNS name points to the dedicated zone");
+
+      // 3. Per env: writes stopped for sure, final delta, verification, marker, commit.
+      for (const env of envs) {
+        const dst = targets.get(env)!;
+        const cell = migration.from[env]!;
+        const src = await openSession(await ctx.ports.databases.cell(env, cell));
+        try {
+          await expectLogin(src, id, false, cellStackName(env, cell));
+          await ensureMember(src, schema);
+          const terminated = await terminateSessions(src, id, timeout);
+          await src.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+          const delta = await syncDelta(src, dst, schema);
+          const marker: CutoverMarker = { workflowId: ctx.workflow.id, tenantId: id, env, completedAt: ctx.ports.clock.now(), tables: delta.tables };
+          await writeMarker(dst, marker);
+          await dst.query("COMMIT");
+          targets.delete(env);
+          await dst.end();
+          await src.query("COMMIT");
+          ctx.log({ env, cell, terminated, changes: delta.changes }, "cutover done: final delta applied and verified; the dedicated database serves");
+          results[env] = json({ terminatedSessions: terminated, changes: delta.changes, tables: delta.tables });
+        } finally {
+          await src.end().catch(() => undefined);
+        }
+      }
+      return done(results);
+    } finally {
+      for (const dst of targets.values()) {
+        await dst.query("ROLLBACK").catch(() => undefined);
+        await dst.end().catch(() => undefined);
+      }
+    }
+  },
+};
+
+// --- cleanup ------------------------------------------------------------------------------------
+
+const cleanupSchedule = {
+  name: "cleanup.schedule",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const { migration } = migrating(tf, "cleanup.schedule");
+    if (migration.phase === "cleanup" && migration.retainUntil) return done({ retainUntil: migration.retainUntil });
+    if (migration.phase !== "cutover") throw new PermanentError(`cleanup.schedule runs after cutover, the file says ${migration.phase}`);
+    const retainUntil = isoSeconds(addDays(ctx.ports.clock.now(), ctx.config.retentionDays));
+    await setPhase(ctx, tf, "cleanup", [[["migration", "retainUntil"], retainUntil]]);
+    return done({ retainUntil });
+  },
+};
+
+const cleanupWait = {
+  name: "cleanup.wait",
+  async run(ctx: StepContext) {
+    const { migration } = migrating(await requireTenant(ctx), "cleanup.wait");
+    if (!migration.retainUntil) throw new PermanentError("cleanup.wait: the migration has no retainUntil");
+    const until = new Date(migration.retainUntil);
+    if (ctx.ports.clock.now() < until) return waitUntil(until, `the cell keeps the tenant's schema until ${migration.retainUntil}`);
+    return done({ retainUntil: migration.retainUntil });
+  },
+};
+
+const cleanupDump = {
+  name: "cleanup.dump",
+  async run(ctx: StepContext) {
+    const { tenant, migration } = migrating(await requireTenant(ctx), "cleanup.dump");
+    const backups = [];
+    for (const env of envsOf(tenant)) backups.push(await dumpToCellBucket(ctx, env, migration.from[env]!, "upgrade to dedicated: final dump before leaving the cell"));
+    return done(json({ locations: backups.map((b) => b.location) }), backups);
+  },
+};
+
+const cleanupEmpty = {
+  name: "cleanup.empty",
+  async run(ctx: StepContext) {
+    const { tenant, migration } = migrating(await requireTenant(ctx), "cleanup.empty");
+    const envs = envsOf(tenant);
+    if (!migration.retainUntil || ctx.ports.clock.now() < new Date(migration.retainUntil)) {
+      throw new PermanentError(`refusing to remove ${tenant.id}'s schema from its cells before the retention ends (${migration.retainUntil ?? "not set"})`);
+    }
+    await requireBackups(ctx, envs, "remove the schema from its cells");
+    const schema = pgTenantIdent(tenant.id);
+    const out: JsonObject = {};
+    for (const env of envs) {
+      out[env] = await withSession(await ctx.ports.databases.cell(env, migration.from[env]!), async (c) => {
+        if (!(await schemaExists(c, schema))) return 0;
+        await ensureMember(c, schema);
+        await c.query("BEGIN");
+        const n = await emptySchema(c, schema);
+        await c.query("COMMIT");
+        return n;
+      });
+    }
+    return done({ droppedObjects: out });
+  },
+};
+
+const cleanupFiles = {
+  name: "cleanup.files",
+  async run(ctx: StepContext) {
+    const p = params(UpgradeParamsSchema, ctx);
+    const tf = await requireTenant(ctx);
+    if (tf.tenant.deployment === "dedicated" && tf.tenant.migration) {
+      const text = editTenantText(tf.text, [[["migration"], undefined]]);
+      await commitFiles(ctx, `upgrade ${tf.tenant.id} to dedicated done: it leaves ${cellStacks(p.previous.placement).join(", ")}`, { [tenantPath(tf.tenant.id)]: text });
+    }
+    return done();
+  },
+};
+
+const cleanupStacks = {
+  name: "cleanup.stacks",
+  async run(ctx: StepContext) {
+    const p = params(UpgradeParamsSchema, ctx);
+    const id = ctx.workflow.tenantId;
+    const runs = await upStacks(ctx, cellStacks(p.previous.placement), "the migrated tenant leaves the cell");
+    for (const [env, cell] of Object.entries(p.previous.placement)) {
+      const left = await withSession(await ctx.ports.databases.cell(env, cell), (c) => schemaExists(c, pgTenantIdent(id)));
+      if (left) throw new Error(`${cellStackName(env, cell)} was updated but schema ${pgTenantIdent(id)} is still there; check the stack's last run`);
+    }
+    return done({ runs });
+  },
+};
+
+export const upgradeWorkflow: WorkflowDef = {
+  kind: "upgrade",
+  steps: [provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
+};
+
+/** The steps at and after which a rollback is refused. */
+export const CUTOVER_STEP = cutoverSwitch.name;
+
+// --- rollback -----------------------------------------------------------------------------------
+
+async function upgradeParams(ctx: StepContext): Promise<UpgradeParams> {
+  const r = params(RollbackParamsSchema, ctx);
+  const up = await ctx.workflowById(r.upgradeId);
+  if (!up || up.kind !== "upgrade" || up.tenantId !== ctx.workflow.tenantId) throw new PermanentError(`no upgrade workflow ${r.upgradeId} for tenant ${ctx.workflow.tenantId}`);
+  const parsed = UpgradeParamsSchema.safeParse(up.params);
+  if (!parsed.success) throw new PermanentError(`upgrade workflow ${r.upgradeId} has invalid parameters`);
+  return parsed.data;
+}
+
+const rollbackCheck = {
+  name: "rollback.check",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.deployment === "pooled") return done({ alreadyPooled: true });
+    const { migration } = migrating(tf, "rollback.check");
+    if (phaseIndex(migration.phase) >= phaseIndex("cutover")) {
+      throw new PermanentError(`tenant ${t.id} is in phase ${migration.phase}: the dedicated database is live, rollback is no longer possible (migrate back by hand)`);
+    }
+    // Belt and braces: the phase is committed before any cutover marker can exist.
+    for (const env of envsOf(t)) {
+      let markers: CutoverMarker[] = [];
+      try {
+        markers = await withSession(await ctx.ports.databases.dedicated(t.id, env), (c) => readMarkers(c, t.id));
+      } catch (err) {
+        ctx.log({ env, error: (err as Error).message }, "dedicated database not reachable; it cannot hold a cutover (the phase says so too)");
+      }
+      if (markers.length > 0) throw new PermanentError(`the dedicated database of ${t.id} (${env}) is cut over; rollback is no longer possible`);
+    }
+    return done({ phase: migration.phase });
+  },
+};
+
+const rollbackDestroy = {
+  name: "rollback.destroy",
+  async run(ctx: StepContext) {
+    const r = params(RollbackParamsSchema, ctx);
+    if (!r.destroyDedicated) return done({ destroyed: [] });
+    const up = await upgradeParams(ctx);
+    const stacks = dedicatedStacks(ctx.workflow.tenantId, Object.keys(up.previous.placement));
+    // Never lifts `protect`: a protected (prod) dedicated stack fails here and is left to a person.
+    for (const stack of stacks) await ctx.ports.runner.destroy(stack, ctx.runContext("rollback requested with destroyDedicated"));
+    return done({ destroyed: stacks });
+  },
+};
+
+const rollbackFiles = {
+  name: "rollback.files",
+  async run(ctx: StepContext) {
+    const r = params(RollbackParamsSchema, ctx);
+    const up = await upgradeParams(ctx);
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.deployment === "pooled") return done({ commit: null });
+    const text = editTenantText(tf.text, [
+      [["tier"], up.previous.tier],
+      [["deployment"], up.previous.deployment],
+      [["dedicated"], undefined],
+      [["migration"], undefined],
+      [["placement"], { ...up.previous.placement }],
+    ]);
+    const files: Record<string, string | null> = { [tenantPath(t.id)]: text };
+    for (const env of Object.keys(t.dedicated)) {
+      const path = stackPath(dedicatedStackName(t.id, env));
+      const current = await ctx.ports.repo.read(path);
+      files[path] = null;
+      if (!r.destroyDedicated && current !== undefined) {
+        files[`${RETIRED_STACKS_DIR}/Pulumi.${dedicatedStackName(t.id, env)}.yaml`] =
+          `# Retired by rollback workflow ${ctx.workflow.id}: the stack still exists (not destroyed on request).\n` +
+          `# Destroy it with \`pulumi destroy -s ${dedicatedStackName(t.id, env)}\` (config restored from this file) when no longer needed.\n${current}`;
+      }
+    }
+    const commit = await commitFiles(ctx, `roll back the upgrade of ${t.id}: pooled again in ${cellStacks(up.previous.placement).join(", ")}`, files);
+    return done({ commit: commit ?? null });
+  },
+};
+
+const rollbackClear = {
+  name: "rollback.clear",
+  async run(ctx: StepContext) {
+    const r = params(RollbackParamsSchema, ctx);
+    if (r.destroyDedicated) return done();
+    const up = await upgradeParams(ctx);
+    const id = ctx.workflow.tenantId;
+    const schema = pgTenantIdent(id);
+    const out: JsonObject = {};
+    // The copy is customer data in a database nobody serves from: remove it.
+    for (const env of Object.keys(up.previous.placement)) {
+      out[env] = await withSession(await ctx.ports.databases.dedicated(id, env), async (c) => {
+        if (!(await schemaExists(c, schema))) return 0;
+        if ((await readMarkers(c, id)).length > 0) throw new PermanentError(`the dedicated database of ${id} (${env}) is cut over; its data is not removed`);
+        await ensureMember(c, (await schemaOwner(c, schema)) ?? schema);
+        await c.query("BEGIN");
+        const n = await emptySchema(c, schema);
+        await c.query("COMMIT");
+        return n;
+      });
+    }
+    return done({ droppedObjects: out });
+  },
+};
+
+const rollbackStacks = {
+  name: "rollback.stacks",
+  async run(ctx: StepContext) {
+    const up = await upgradeParams(ctx);
+    const id = ctx.workflow.tenantId;
+    const runs = await upStacks(ctx, cellStacks(up.previous.placement), "rollback: the tenant stays pooled in its cell");
+    for (const [env, cell] of Object.entries(up.previous.placement)) {
+      await withSession(await ctx.ports.databases.cell(env, cell), (c) => expectLogin(c, id, true, cellStackName(env, cell)));
+    }
+    return done({ runs });
+  },
+};
+
+export const rollbackWorkflow: WorkflowDef = {
+  kind: "rollback",
+  steps: [rollbackCheck, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
+  supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
+};

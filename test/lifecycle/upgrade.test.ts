@@ -1,0 +1,359 @@
+/**
+ * The pooled -> dedicated upgrade against two live PostgreSQL servers (see harness.ts for what
+ * is real and what stands in): a concurrent writer through copy and cutover, retention and
+ * cleanup, crash-and-resume at every step ending in the same state, rollback before cutover, and
+ * no rollback after it.
+ */
+import { createReadStream, existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createGunzip, gunzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
+import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
+import { describeSchema, readSchema } from "../../automation/lifecycle/pg/catalog.ts";
+import { restoreDump, tableChecksums } from "../../automation/lifecycle/pg/copy.ts";
+import { readMarkers } from "../../automation/lifecycle/pg/marker.ts";
+import { ensureMember, prepareSession } from "../../automation/lifecycle/pg/sql.ts";
+import { LifecycleRequestError } from "../../automation/lifecycle/service.ts";
+import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
+import { pgTenantIdent } from "../../infra/model/naming.ts";
+import { routeOf } from "../../infra/model/routes.ts";
+import { CELL_STACK, createScenario, gitLog, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
+
+let bench: Bench;
+beforeAll(async () => {
+  bench = await startBench();
+});
+afterAll(async () => {
+  await bench?.stop();
+});
+
+async function loginOf(db: DbRef, tenant: string): Promise<boolean | undefined> {
+  const c = await connect(db);
+  try {
+    const { rows } = await c.query<{ l: boolean }>("SELECT rolcanlogin AS l FROM pg_roles WHERE rolname = $1", [pgTenantIdent(tenant)]);
+    return rows[0]?.l;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Tables, definitions and checksums of the tenant schema on one side ("absent" when the schema is gone). */
+async function schemaState(db: DbRef, tenant: string): Promise<string> {
+  const c = await connect(db);
+  try {
+    await prepareSession(c);
+    const schema = pgTenantIdent(tenant);
+    if ((await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).rowCount === 0) return "absent";
+    await ensureMember(c, schema);
+    const d = await readSchema(c, schema);
+    return JSON.stringify({ d: describeSchema(d), sums: await tableChecksums(c, d) });
+  } finally {
+    await c.end();
+  }
+}
+
+function tenantFile(s: Scenario, id = s.tenant): string {
+  return readFileSync(join(s.root, "tenants", `${id}.yaml`), "utf8");
+}
+
+/** Runs the workflow to its end, advancing the clock over waits, re-running after simulated crashes. */
+async function drive(s: Scenario, id: string, opts: { maxLoops?: number } = {}): Promise<{ crashes: number; waits: string[] }> {
+  let crashes = 0;
+  const waits: string[] = [];
+  for (let i = 0; i < (opts.maxLoops ?? 100); i++) {
+    try {
+      const r = await s.service.engine.run(id, { force: true });
+      if (r.state === "succeeded" || r.state === "failed" || r.state === "cancelled") {
+        if (r.state !== "succeeded") throw new Error(`workflow ${r.state}: ${r.error}`);
+        return { crashes, waits };
+      }
+      if (r.state === "waiting" && r.wakeAt) {
+        waits.push(r.step ?? "");
+        s.clock.advance(r.wakeAt.getTime() - s.clock.now().getTime());
+      }
+    } catch (err) {
+      if (!(err instanceof SimulatedCrash)) throw err;
+      crashes++;
+    }
+  }
+  throw new Error("workflow did not finish");
+}
+
+/** Deterministic writes by the tenant's application during the copy phase (after the bulk copy). */
+async function applicationWritesDuringCopy(s: Scenario): Promise<void> {
+  const c = await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
+  const q = qi(pgTenantIdent(s.tenant));
+  try {
+    await c.query(`INSERT INTO ${q}.customers (email, name, created_at) VALUES ('late@example.com', 'late', '2026-03-02T10:00:00Z')`);
+    await c.query(`UPDATE ${q}.customers SET balance = 99.5 WHERE id = 7`);
+    await c.query(`DELETE FROM ${q}.customers WHERE id = 8`);
+    await c.query(`INSERT INTO ${q}.orders (customer_id, amount, note) VALUES (7, 12.5, 'late order')`);
+    await c.query(`INSERT INTO ${q}.events VALUES ('late', '2026-03-02T10:00:00Z', NULL)`);
+  } finally {
+    await c.end();
+  }
+}
+
+describe("upgrade pooled -> dedicated", () => {
+  it("copies with the application writing, cuts over without losing a committed write, and cleans up after retention", async () => {
+    let afterCopy: () => Promise<void> = async () => undefined;
+    const hooks: EngineHooks = { afterRecord: async (_wf, step) => void (step === "copy.data" && (await afterCopy())) };
+    const s = await createScenario(bench, { prefix: "live" }, { hooks });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 300);
+      const original = tenantFile(s);
+      const writer = startWriter(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 7);
+      await writer.waitForCommits(3);
+      let commitsAtCopy = 0;
+      // The application keeps writing after the bulk copy: these rows are the delta.
+      afterCopy = async () => {
+        commitsAtCopy = writer.stats.commits;
+        await writer.waitForCommits(commitsAtCopy + 15);
+      };
+      const wf = await s.service.requestUpgrade(s.tenant);
+      const first = await s.service.engine.run(wf.id);
+
+      // Parked at the retention wait, cut over.
+      expect(first).toMatchObject({ state: "waiting", step: "cleanup.wait" });
+      expect(first.wakeAt?.toISOString()).toBe("2026-03-09T09:00:00.000Z");
+      await writer.done;
+      expect(writer.stats.stoppedBy).toMatch(/terminat|connection error|not permitted to log in/);
+      expect(writer.stats.commits).toBeGreaterThanOrEqual(commitsAtCopy + 15);
+
+      const fleet = requireFleet({ projectDir: s.root });
+      const t = fleet.tenants.get(s.tenant)!.tenant;
+      expect(t.deployment).toBe("dedicated");
+      expect(t.tier).toBe("dedicated");
+      expect(t.deployment === "dedicated" && t.migration).toEqual({
+        phase: "cleanup", from: { prod: "use1-01" }, startedAt: "2026-03-02T09:00:00Z", retainUntil: "2026-03-09T09:00:00Z",
+      });
+      expect(t.deployment === "dedicated" && t.dedicated).toEqual({ prod: { cidr: "10.64.0.0/16" } });
+      expect(tenantFile(s)).toContain("# A comment a person wrote: edits keep it.");
+      expect(existsSync(join(s.root, "stacks", `Pulumi.dedicated-${s.tenant}-prod.yaml`))).toBe(true);
+      expect(routeOf(fleet, t, "prod")).toMatchObject({ deployment: "dedicated", stack: `dedicated-${s.tenant}-prod` });
+      expect(gitLog(s.root).slice(1)).toEqual([
+        `tenants: upgrade ${s.tenant} to dedicated: provision dedicated-${s.tenant}-prod`,
+        `tenants: upgrade ${s.tenant} to dedicated: migration phase copying`,
+        `tenants: upgrade ${s.tenant} to dedicated: migration phase cutover`,
+        `tenants: upgrade ${s.tenant} to dedicated: migration phase cleanup`,
+      ]);
+      // The dedicated stack came up first (provisioning), the cell stack at cutover.
+      expect(s.runner.ups()).toEqual([`dedicated-${s.tenant}-prod`, CELL_STACK]);
+      // The cell: the tenant's role has no LOGIN, its name points at the dedicated zone; the bystander is untouched.
+      expect(await loginOf(s.cell, s.tenant)).toBe(false);
+      expect(await loginOf(s.cell, s.bystander)).toBe(true);
+      expect(s.runner.dns.get(CELL_STACK)?.get(s.tenant)).toBe(`${s.tenant}.dedicated.tenancy.example.com`);
+      expect(s.runner.dns.get(CELL_STACK)?.get(s.bystander)).toBe("ingress.shared-prod-use1-01.tenancy.example.com");
+
+      // Every write the application committed, before or after the bulk copy, is in the dedicated database.
+      const app = await connect(s.ded, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
+      const q = qi(pgTenantIdent(s.tenant));
+      const emails = (await app.query<{ email: string }>(`SELECT email FROM ${q}.customers WHERE email LIKE 'w7-%'`)).rows.map((r) => r.email);
+      expect(new Set(emails)).toEqual(new Set(writer.stats.inserted));
+      expect((await app.query(`SELECT 1 FROM ${q}.customers WHERE id = ANY($1::bigint[])`, [writer.stats.deleted])).rowCount).toBe(0);
+      await app.end();
+      expect(await schemaState(s.ded, s.tenant)).toBe(await schemaState(s.cell, s.tenant));
+      const markers = await (async () => {
+        const c = await connect(s.ded);
+        try {
+          return await readMarkers(c, s.tenant);
+        } finally {
+          await c.end();
+        }
+      })();
+      expect(markers.map((m) => [m.workflowId, m.env])).toEqual([[wf.id, "prod"]]);
+
+      // No rollback once cut over.
+      await expect(s.service.requestRollback(s.tenant)).rejects.toThrow(LifecycleRequestError);
+      await expect(s.service.requestRollback(s.tenant)).rejects.toThrow(/no longer possible: .* has reached step cleanup.wait \(allowed only before cutover.switch\)/);
+
+      // Before the retention ends nothing happens; after it, the dump, then the cell lets go.
+      s.clock.advanceDays(6);
+      expect((await s.service.engine.runDue()).map((r) => r.state)).toEqual([]);
+      const cellBefore = await schemaState(s.cell, s.tenant);
+      s.clock.advanceDays(1);
+      expect(await s.service.engine.runDue()).toEqual([{ id: wf.id, state: "succeeded", step: null }]);
+
+      const backups = await s.service.engine.backups({ workflowId: wf.id });
+      expect(backups.map((b) => [b.env, b.kind])).toEqual([["prod", "schema-dump"]]);
+      const file = DirectoryBucketStore.fileOf(backups[0]!.location);
+      expect(file).toContain(`/prod-use1-01/backups/tenants/${s.tenant}/${wf.id}/prod-${pgTenantIdent(s.tenant)}.sql.gz`);
+      // The dump restores to exactly what the cell held when it was taken.
+      const restoredDb = await bench.dedServer.createDatabase(`restore_${s.tenant.replace(/-/g, "_")}`, bench.dedAdmin);
+      const r = await bench.dedServer.connect({ ...bench.dedAdmin, database: restoredDb });
+      await prepareSession(r);
+      await restoreDump(r, createReadStream(file).pipe(createGunzip()));
+      await r.end();
+      expect(await schemaState({ server: bench.dedServer, admin: bench.dedAdmin, database: restoredDb }, s.tenant)).toBe(cellBefore);
+
+      expect(await schemaState(s.cell, s.tenant)).toBe("absent");
+      expect(await loginOf(s.cell, s.tenant)).toBeUndefined();
+      expect(await loginOf(s.cell, s.bystander)).toBe(true);
+      const after = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect(after.deployment === "dedicated" && after.migration).toBeUndefined();
+      expect(s.runner.ups()).toEqual([`dedicated-${s.tenant}-prod`, CELL_STACK, CELL_STACK]);
+      expect(s.runner.dns.get(CELL_STACK)?.has(s.tenant)).toBe(false);
+      expect(original).not.toBe(tenantFile(s));
+      expect(await s.service.engine.get(wf.id)).toMatchObject({ state: "succeeded", currentStep: null, attempts: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  /**
+   * The end state a scenario reaches, with the names that differ between scenarios (tenant id,
+   * workflow id, temp dirs) replaced, so scenarios can be compared.
+   */
+  async function endState(s: Scenario, workflowId: string): Promise<string> {
+    const norm = (text: string) =>
+      [[s.tenant, "<tenant>"], [pgTenantIdent(s.tenant), "<ident>"], [s.bystander, "<bystander>"], [workflowId, "<wf>"]].reduce((t, [a, b]) => t.split(a!).join(b!), text);
+    const files: Record<string, string> = {};
+    for (const dir of ["tenants", "stacks"]) {
+      for (const f of readdirSync(join(s.root, dir)).sort()) files[norm(`${dir}/${f}`)] = norm(readFileSync(join(s.root, dir, f), "utf8"));
+    }
+    const backups = (await s.service.engine.backups({ workflowId })).map((b) => ({
+      env: b.env, kind: b.kind, location: norm(b.location).replace(/^file:\/\/.*\/prod-use1-01\//, "bucket:"),
+      // The dump's content with the scenario's names replaced (its bytes carry the tenant id).
+      content: createHash("sha256").update(norm(gunzipSync(readFileSync(DirectoryBucketStore.fileOf(b.location))).toString("utf8")).replace(/--@[0-9a-f]{12}/g, "--@nonce")).digest("hex"),
+    }));
+    const steps = (await s.service.engine.steps(workflowId)).map((x) => x.step);
+    return JSON.stringify({
+      files,
+      commits: gitLog(s.root).map(norm),
+      cell: norm(await schemaState(s.cell, s.tenant)),
+      dedicated: norm(await schemaState(s.ded, s.tenant)),
+      cellLogin: (await loginOf(s.cell, s.tenant)) ?? "no role",
+      dedicatedLogin: (await loginOf(s.ded, s.tenant)) ?? "no role",
+      bystanderLogin: (await loginOf(s.cell, s.bystander)) ?? "no role",
+      dns: [...(s.runner.dns.get(CELL_STACK) ?? new Map<string, string>())].map(([k, v]) => norm(`${k}=${v}`)).sort(),
+      deployed: [...s.runner.deployed.keys()].map(norm).sort(),
+      backups,
+      steps,
+      state: (await s.service.engine.get(workflowId))?.state,
+    }, null, 1);
+  }
+
+  async function scenarioRun(crashAt: "none" | "afterEffects" | "afterRecord"): Promise<{ state: string; crashes: number; ups: number }> {
+    const crashed = new Set<string>();
+    let wrote = false;
+    const hooks: EngineHooks = {
+      afterEffects: (_wf, step) => {
+        if (crashAt === "afterEffects" && !crashed.has(step)) {
+          crashed.add(step);
+          throw new SimulatedCrash(`crash after the effects of ${step}`);
+        }
+      },
+      afterRecord: async (_wf, step) => {
+        if (step === "copy.data" && !wrote) {
+          wrote = true;
+          await applicationWritesDuringCopy(s);
+        }
+        if (crashAt === "afterRecord" && !crashed.has(step)) {
+          crashed.add(step);
+          throw new SimulatedCrash(`crash after the record of ${step}`);
+        }
+      },
+    };
+    const s = await createScenario(bench, { prefix: "crash" }, { hooks });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 40);
+      const wf = await s.service.requestUpgrade(s.tenant);
+      const { crashes } = await drive(s, wf.id);
+      return { state: await endState(s, wf.id), crashes, ups: s.runner.ups().length };
+    } finally {
+      await s.close();
+    }
+  }
+
+  it("a crash after any step (before or after its record) resumes to the same end state", async () => {
+    const baseline = await scenarioRun("none");
+    expect(baseline.crashes).toBe(0);
+    expect(JSON.parse(baseline.state)).toMatchObject({ cell: "absent", cellLogin: "no role", dedicatedLogin: true, bystanderLogin: true, state: "succeeded" });
+    const steps = JSON.parse(baseline.state).steps as string[];
+    expect(steps).toHaveLength(12);
+
+    // Crash after every step's effects, before its completion is recorded: each step runs twice.
+    const effects = await scenarioRun("afterEffects");
+    expect(effects.crashes).toBe(12);
+    expect(effects.state).toBe(baseline.state);
+    // Stack steps ran again after their crash: more `up`s, same result.
+    expect(effects.ups).toBeGreaterThan(baseline.ups);
+
+    // Crash right after each record: resumes at the next step.
+    const records = await scenarioRun("afterRecord");
+    expect(records.crashes).toBe(12);
+    expect(records.state).toBe(baseline.state);
+  });
+
+  it("rolls back before cutover: pooled again, data untouched, the dedicated stack kept (not destroyed) and its copy removed", async () => {
+    const s = await createScenario(bench, { prefix: "rb" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 50);
+      const before = await schemaState(s.cell, s.tenant);
+      const originalTenant = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      // A maintenance window next week: the upgrade copies, then waits.
+      const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
+      expect(await s.service.engine.run(up.id)).toMatchObject({ state: "waiting", step: "cutover.window" });
+      expect(await schemaState(s.ded, s.tenant)).not.toBe("absent");
+
+      const rb = await s.service.requestRollback(s.tenant, { requestedBy: "ops@example.com" });
+      expect(await s.service.engine.get(up.id)).toMatchObject({ state: "cancelled", note: `superseded by rollback workflow ${rb.id}` });
+      expect(await s.service.engine.run(rb.id)).toMatchObject({ state: "succeeded" });
+
+      const fleet = loadFleet({ projectDir: s.root });
+      expect(fleet.problems).toEqual([]);
+      expect(fleet.fleet!.tenants.get(s.tenant)!.tenant).toEqual(originalTenant);
+      expect(tenantFile(s)).toContain("# A comment a person wrote: edits keep it.");
+      // The stack is not destroyed: its file is kept aside for whoever destroys it later.
+      expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
+      expect(existsSync(join(s.root, "stacks", `Pulumi.dedicated-${s.tenant}-prod.yaml`))).toBe(false);
+      expect(readFileSync(join(s.root, "stacks", "retired", `Pulumi.dedicated-${s.tenant}-prod.yaml`), "utf8")).toContain(`Retired by rollback workflow ${rb.id}`);
+      // The copy is gone from the dedicated database; the cell holds exactly what it held, and serves.
+      const dedicated = JSON.parse(await schemaState(s.ded, s.tenant)) as { sums: unknown[] };
+      expect(dedicated.sums).toEqual([]);
+      expect(await schemaState(s.cell, s.tenant)).toBe(before);
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      expect(s.runner.dns.get(CELL_STACK)?.get(s.tenant)).toBe("ingress.shared-prod-use1-01.tenancy.example.com");
+      expect(gitLog(s.root).at(-1)).toBe(`tenants: roll back the upgrade of ${s.tenant}: pooled again in ${CELL_STACK}`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a rollback asked to destroy a protected (prod) dedicated stack fails without lifting protection, and changes nothing else", async () => {
+    const s = await createScenario(bench, { prefix: "rbp" }, { config: { maxAttempts: 1 } });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 10);
+      const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
+      await s.service.engine.run(up.id);
+      const fileBefore = tenantFile(s);
+      const rb = await s.service.requestRollback(s.tenant, { destroyDedicated: true });
+      const r = await s.service.engine.run(rb.id);
+      expect(r).toMatchObject({ state: "failed", step: "rollback.destroy" });
+      expect(r.error).toMatch(/protected resources/);
+      const destroys = s.runner.calls.filter((c) => c.op === "destroy");
+      expect(destroys.map((c) => [c.stack, c.release])).toEqual([[`dedicated-${s.tenant}-prod`, undefined]]);
+      expect(tenantFile(s)).toBe(fileBefore);
+      expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("refuses what the tenant's state makes impossible", async () => {
+    const s = await createScenario(bench, { prefix: "no" });
+    try {
+      await expect(s.service.requestRollback(s.tenant)).rejects.toThrow(/no upgrade under way/);
+      const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
+      await expect(s.service.requestUpgrade(s.tenant)).rejects.toThrow(/already has a workflow under way: upgrade/);
+      await expect(s.service.requestSuspend(s.tenant)).rejects.toThrow(/already has a workflow under way: upgrade/);
+      expect((await s.service.engine.list(s.tenant)).map((w) => w.id)).toEqual([up.id]);
+    } finally {
+      await s.close();
+    }
+  });
+});
