@@ -5,7 +5,7 @@ import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed } from "../model/database.ts";
 import { pooledDnsTarget, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
 import {
-  databaseSecretName, pooledHostname, tenantKmsAlias, tenantSecretName,
+  databaseSecretName, pooledHostname, tenantKmsAlias, tenantSecretName, migratingCellDatabaseSecretName,
 } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
 import type { Tenant } from "../model/schema.ts";
@@ -34,15 +34,8 @@ export interface PooledTenantArgs {
   cell: CellFacts;
 }
 
-/**
- * The cell-side connection document of a tenant migrating to its dedicated stack. The tenant's
- * namespace (`.../database`, declared secrets, IAM role, KMS alias) belongs to the dedicated
- * stack from the moment the tenant file says `deployment: dedicated`; the cell keeps only what
- * lives in the cell, under a name that cannot collide with the dedicated stack's.
- */
-export function cellSourceSecretName(app: string, env: string, tenant: string): string {
-  return tenantSecretName(app, env, tenant, "database/cell");
-}
+/** The cell-side connection document of a migrating tenant (naming.ts says why it has its own name). */
+export const cellSourceSecretName = migratingCellDatabaseSecretName;
 
 /**
  * A tenant placed in a cell (DESIGN §2): its schema and role in the cell database, connection

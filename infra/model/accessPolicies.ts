@@ -4,7 +4,7 @@
  * ARN is a static string built from region, account and the naming conventions. No statement
  * ever names `*` as a resource of a data action, nor another tenant's namespace.
  */
-import { tenantObjectPrefix, tenantSecretPrefix } from "./naming.ts";
+import { masterSecretName, tenantObjectPrefix, tenantSecretPrefix } from "./naming.ts";
 
 export interface PolicyStatement<V = string> {
   Sid: string;
@@ -88,7 +88,9 @@ export interface TenantAccessArgs<V> {
  * The tenant role's only permissions: its secrets, decrypting them via Secrets Manager with the
  * key that protects them (encryption context pinned to its namespace), its objects under
  * `tenants/<id>/`, and the KMS use S3 makes on its behalf for those objects (PutObject with
- * SSE-KMS needs GenerateDataKey).
+ * SSE-KMS needs GenerateDataKey). The master credentials of a dedicated database live inside the
+ * tenant's namespace (`.../database/master`, issue 4) but are the platform's, not the tenant's:
+ * an explicit Deny keeps them out of the tenant role's reach whatever the Allows say.
  */
 export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V> {
   const secrets = tenantSecretArnPattern(a.region, a.accountId, a.app, a.env, a.tenant);
@@ -97,6 +99,7 @@ export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V>
   const s3Context: Record<string, Record<string, string>> = a.bucketKeyEnabled
     ? { StringEquals: { "kms:ViaService": service("s3", a.region), "kms:EncryptionContext:aws:s3:arn": bucketArn(a.bucket) } }
     : { StringEquals: { "kms:ViaService": service("s3", a.region) }, StringLike: { "kms:EncryptionContext:aws:s3:arn": objects } };
+  const master = `arn:aws:secretsmanager:${a.region}:${a.accountId}:secret:${masterSecretName(a.app, a.env, a.tenant)}*`;
   return doc<V>(
     {
       Sid: "ReadOwnSecrets",
@@ -133,6 +136,12 @@ export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V>
       Action: ["kms:Decrypt", "kms:GenerateDataKey"],
       Resource: a.bucketKeyArn,
       Condition: s3Context,
+    },
+    {
+      Sid: "NeverPlatformMasterCredentials",
+      Effect: "Deny",
+      Action: "secretsmanager:*",
+      Resource: master,
     },
   );
 }

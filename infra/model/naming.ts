@@ -13,7 +13,8 @@ export const SHARED_TENANT = "shared";
  * the longest derived name (the dedicated bucket, 63 max) stays within AWS limits.
  */
 export const TENANT_ID_MAX = 24;
-export const TENANT_ID_PATTERN = /^[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$/;
+// No "--": RDS identifiers and S3 bucket names built from the id reject consecutive hyphens.
+export const TENANT_ID_PATTERN = /^(?!.*--)[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$/;
 /** App names appear in every secret, alias, role and bucket name. */
 export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{1,11}$/;
 
@@ -107,9 +108,19 @@ export function globalSecretName(app: string, env: string, name: string): string
 export function databaseSecretName(app: string, env: string, tenant: string): string {
   return tenantSecretName(app, env, tenant, "database");
 }
-/** A dedicated database's master credentials (inside the tenant namespace, not RDS-managed). */
+/**
+ * A dedicated database's master credentials (inside the tenant namespace, not RDS-managed; the
+ * tenant role is denied them explicitly, see accessPolicies.ts).
+ */
 export function masterSecretName(app: string, env: string, tenant: string): string {
   return tenantSecretName(app, env, tenant, "database/master");
+}
+/**
+ * During a pooled -> dedicated upgrade the dedicated stack owns `.../database`; the cell keeps the
+ * connection document of the schema the tenant is leaving under this name until cleanup.
+ */
+export function migratingCellDatabaseSecretName(app: string, env: string, tenant: string): string {
+  return tenantSecretName(app, env, tenant, "database/cell");
 }
 export function cellDatabaseSecretName(app: string, env: string, cell: string): string {
   return globalSecretName(app, env, `cells/${cell}/database`);

@@ -1,5 +1,7 @@
 import { envDomain } from "./platform.ts";
-import { cellStackName, databaseSecretName, dedicatedStackName, pooledHostname, dedicatedZoneName } from "./naming.ts";
+import {
+  cellStackName, databaseSecretName, dedicatedStackName, dedicatedZoneName, migratingCellDatabaseSecretName, pooledHostname,
+} from "./naming.ts";
 import type { Fleet } from "./fleet.ts";
 import type { Tenant } from "./schema.ts";
 
@@ -32,7 +34,9 @@ export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string):
   };
   if (servingFromCell) {
     const cell = t.deployment === "pooled" ? t.placement[env]! : fromCell!;
-    return { ...base, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
+    // A migrating tenant is still served by its cell schema, whose document has its own name.
+    const dbSecret = t.deployment === "pooled" ? base.databaseSecretName : migratingCellDatabaseSecretName(fleet.platform.appName, env, t.id);
+    return { ...base, databaseSecretName: dbSecret, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
   }
   return { ...base, url: `https://${dedicatedZoneName(t.id, domain)}`, deployment: "dedicated", stack: dedicatedStackName(t.id, env) };
 }

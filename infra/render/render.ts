@@ -76,8 +76,20 @@ async function renderOnce(fleet: Fleet, stackName: string, opts: RenderOptions):
     supportsTransforms: false,
   });
   const program = opts.program ?? defineStack;
-  await pulumi.runtime.runInPulumiStack(() => program(fleet, stackName));
+  // A program error is caught inside the stack and rethrown after it settles: thrown through
+  // runInPulumiStack it would also reject promises the SDK derives from the stack's outputs,
+  // which nobody awaits (unhandled rejections), as well as this one.
+  let failure: { error: unknown } | undefined;
+  await pulumi.runtime.runInPulumiStack(async () => {
+    try {
+      return await program(fleet, stackName);
+    } catch (error) {
+      failure = { error };
+      return {};
+    }
+  });
   await sdkSettings.waitForRPCs();
+  if (failure) throw failure.error;
   const root = monitor.records.find((r) => r.type === "pulumi:pulumi:Stack");
   return {
     name: stackName,

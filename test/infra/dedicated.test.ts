@@ -365,6 +365,8 @@ describe("keys, IAM and bucket", () => {
       ["OwnObjects", `${bucket}/tenants/acme/*`, undefined],
       ["ListOwnPrefix", bucket, { StringLike: { "s3:prefix": ["tenants/acme/", "tenants/acme/*"] } }],
       ["OwnObjectsEncryption", key, { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket } }],
+      // The database's master credentials sit in the tenant's namespace but are never the tenant's.
+      ["NeverPlatformMasterCredentials", "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/acme/database/master*", undefined],
     ]);
   });
 

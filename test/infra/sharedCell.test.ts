@@ -303,6 +303,10 @@ describe("pooled tenant: key inputs", () => {
             StringLike: { "kms:EncryptionContext:aws:s3:arn": `${bucket}/tenants/startup-alpha/*` },
           },
         },
+        {
+          Sid: "NeverPlatformMasterCredentials", Effect: "Deny", Action: "secretsmanager:*",
+          Resource: "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/startup-alpha/database/master*",
+        },
       ],
     });
   });

@@ -11,6 +11,7 @@ import { runSimulation, type Simulation } from "@cloud-copilot/iam-simulate";
 import type { Fleet } from "../../infra/model/fleet.ts";
 import {
   cellBucketName, tenantBucketName, tenantObjectPrefix, tenantRoleName, tenantSecretPrefix, parseStackName,
+  masterSecretName,
 } from "../../infra/model/naming.ts";
 import { mockOutputs } from "../../infra/render/mockOutputs.ts";
 import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
@@ -43,6 +44,8 @@ export interface TenantIamFacts {
   trustPolicy: PolicyDocument;
   identityPolicies: Array<{ name: string; policy: PolicyDocument }>;
   secrets: SecretFacts[];
+  /** Secrets in the tenant's namespace that are the platform's (a dedicated database's master credentials). */
+  platformSecrets: SecretFacts[];
   bucket: string;
   bucketPolicy?: PolicyDocument;
   objectArn: string;
@@ -113,9 +116,12 @@ export function tenantIamFacts(fleet: Fleet, stack: RenderedStack): TenantIamFac
     if (identityPolicies.length === 0) throw new Error(`${stack.name}: ${roleName} has no identity policy`);
 
     const prefix = tenantSecretPrefix(app, env, tenant);
-    const secrets = ofType("aws:secretsmanager/secret:Secret")
+    const master = masterSecretName(app, env, tenant);
+    const all = ofType("aws:secretsmanager/secret:Secret")
       .filter((s) => String(inputs(s).name ?? "").startsWith(prefix))
       .map((s) => ({ name: String(inputs(s).name), arn: arnOf(s), key: keyFor(inputs(s).kmsKeyId, `secret ${inputs(s).name}`) }));
+    const secrets = all.filter((s) => s.name !== master);
+    const platformSecrets = all.filter((s) => s.name === master);
     if (secrets.length === 0) throw new Error(`${stack.name}: tenant ${tenant} has no secret under ${prefix}`);
 
     const bucket = ref.kind === "shared" ? cellBucketName(app, env, ref.cell, accountId) : tenantBucketName(app, env, tenant, accountId);
@@ -138,6 +144,7 @@ export function tenantIamFacts(fleet: Fleet, stack: RenderedStack): TenantIamFac
       trustPolicy: parsePolicy(ri.assumeRolePolicy, `${roleName} trust policy`),
       identityPolicies,
       secrets,
+      platformSecrets,
       bucket,
       bucketPolicy: bp ? parsePolicy(inputs(bp).policy, `${bucket} bucket policy`) : undefined,
       objectArn,
@@ -343,6 +350,12 @@ export async function checkIamIsolation(facts: readonly TenantIamFacts[], opts: 
   };
   for (const a of facts) {
     await Promise.all(dataProbes(a, a).map((p) => expect(a.id, "own-access", p, true)));
+    // The master credentials of its own database sit in its namespace but are not the tenant's.
+    await Promise.all(
+      dataProbes({ ...a, secrets: a.platformSecrets }, { ...a, secrets: a.platformSecrets })
+        .filter((p) => p.request.action === "secretsmanager:GetSecretValue")
+        .map((p) => expect(a.id, "platform-secret", p, false)),
+    );
     for (const b of facts) {
       if (b.id === a.id) continue;
       const subject = `${a.id} -> ${b.id}`;

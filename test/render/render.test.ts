@@ -80,3 +80,24 @@ describe("renderStack", () => {
     await first;
   });
 });
+
+describe("renderStack with a failing program", () => {
+  it("rejects with the program's error and leaves no unhandled rejection behind", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const failing = async () => {
+        new aws.s3.Bucket("before-the-error", { bucket: "before-the-error" });
+        throw new Error("stacks/Pulumi.x.yaml: invalid settings");
+      };
+      await expect(renderStack(fleet, "dedicated-acme-prod", { program: failing })).rejects.toThrow("invalid settings");
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+      // The process can render again afterwards.
+      expect((await renderStack(fleet, "dedicated-acme-prod", { program })).resources).toHaveLength(7);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+});
