@@ -158,7 +158,7 @@ describe("name builders", () => {
 describe("name patterns", () => {
   it("tenant ids: DNS labels of at most 24 characters", () => {
     for (const ok of ["a", "acme", "delta-health", "a1", "x".repeat(24)]) expect(TENANT_ID_PATTERN.test(ok), ok).toBe(true);
-    for (const bad of ["", "Acme", "1acme", "acme-", "-acme", "ac_me", "ac.me", "ac me", "x".repeat(25)]) {
+    for (const bad of ["", "Acme", "1acme", "acme-", "-acme", "ac_me", "ac.me", "ac me", "a--b", "x".repeat(25)]) {
       expect(TENANT_ID_PATTERN.test(bad), bad).toBe(false);
     }
     for (const r of ["www", "api", "admin", "app", "mail"]) expect(RESERVED_IDS.has(r), r).toBe(true);
