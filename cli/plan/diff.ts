@@ -152,15 +152,19 @@ function leafChanges(path: string, a: unknown, b: unknown, secret: boolean, out:
   out.push({ path, before: va, after: vb, secret: inSecret });
 }
 
-function inputChanges(type: string, before: Record<string, unknown>, after: Record<string, unknown>): InputChange[] {
+/** Says "(known after apply ...)" for a new value that is a computed output of a resource being created. */
+type PendingLabel = (value: unknown) => string | undefined;
+
+function inputChanges(type: string, before: Record<string, unknown>, after: Record<string, unknown>, pending?: PendingLabel): InputChange[] {
   const leaves: Leaf[] = [];
   leafChanges("", before, after, false, leaves);
   return leaves.map((l) => {
     const e = effectOf(type, l.path);
+    const label = l.secret ? undefined : pending?.(l.after);
     return {
       path: l.path,
       before: showValue(l.before, l.secret),
-      after: showValue(l.after, l.secret),
+      after: label ?? showValue(l.after, l.secret),
       effect: e.effect,
       ...(e.effect === "caution" ? { note: e.note } : {}),
     };
@@ -222,8 +226,8 @@ function dataLossWarnings(change: ResourceChange, before: RenderedResource | und
   } else if (rules?.dataLoss) {
     change.dataLoss = true;
     change.warnings.push(`DATA LOSS: ${change.type} ${change.name} is ${verb}: ${rules.dataLoss}`);
-  } else if (rules?.disruption) {
-    change.warnings.push(`${change.type} ${change.name} is ${verb}: ${rules.disruption}`);
+  } else if (rules?.disruption || (change.action === "replace" && rules?.onReplace)) {
+    change.warnings.push(`${change.type} ${change.name} is ${verb}: ${rules.disruption ?? rules.onReplace}`);
   }
   if (before?.options.protect) {
     change.warnings.push(`protected: pulumi up refuses to ${change.action} ${change.name} until protect is removed in the program`);
@@ -263,7 +267,7 @@ export function diffPlans(before: PlannedStack | undefined, after: PlannedStack 
     }
     matchedOld.add(prior.urn);
     const change: ResourceChange = {
-      action: "update", urn: r.urn, type: r.type, name: r.name, changes: inputChanges(r.type, prior.inputs, r.inputs),
+      action: "update", urn: r.urn, type: r.type, name: r.name, changes: [],
       reasons: [], warnings: [], dataLoss: false,
       ...(prior.urn !== r.urn ? { previousUrn: prior.urn } : {}),
     };
@@ -280,8 +284,7 @@ export function diffPlans(before: PlannedStack | undefined, after: PlannedStack 
     }
     const prior = leftovers.splice(idx, 1)[0]!;
     const change: ResourceChange = {
-      action: "replace", urn: r.urn, previousUrn: prior.urn, type: r.type, name: r.name,
-      changes: inputChanges(r.type, prior.inputs, r.inputs),
+      action: "replace", urn: r.urn, previousUrn: prior.urn, type: r.type, name: r.name, changes: [],
       reasons: [`its parent changed (${prior.parent || "the stack"} -> ${r.parent || "the stack"}) without an alias: Pulumi deletes the old one and creates a new one; add aliases: [{ parent: <old parent> }] to keep it`],
       warnings: [], dataLoss: false,
     };
@@ -290,6 +293,24 @@ export function diffPlans(before: PlannedStack | undefined, after: PlannedStack 
   for (const r of leftovers) {
     changes.push({ action: "delete", urn: r.urn, type: r.type, name: r.name, changes: [], reasons: [], warnings: [], dataLoss: false });
   }
+
+  // Inputs, with values computed by resources being created shown as unknown, as preview does.
+  const ctx = opts.mock ?? inferMockContext([after, before]);
+  const created = new Map<string, string>();
+  if (ctx) {
+    for (const c of changes) {
+      if (c.action !== "create") continue;
+      for (const v of computedValues(cur.get(c.urn)!, ctx)) created.set(v, `(known after apply: ${c.type} ${c.name} is created)`);
+    }
+  }
+  const pending: PendingLabel = (value) => {
+    if (created.size === 0) return undefined;
+    const leaves: { path: string; value: string; secret: boolean }[] = [];
+    stringLeaves("", value, leaves);
+    for (const l of leaves) for (const [v, label] of created) if (l.value.includes(v)) return label;
+    return undefined;
+  };
+  for (const p of pairs) p.change.changes = inputChanges(p.after.type, p.before.inputs, p.after.inputs, pending);
 
   // 3. Replacement by input, then its cascade through computed values until nothing new is replaced.
   const settle = (p: (typeof pairs)[number]) => {
@@ -301,7 +322,6 @@ export function diffPlans(before: PlannedStack | undefined, after: PlannedStack 
     }
   };
   pairs.forEach(settle);
-  const ctx = opts.mock ?? inferMockContext([after, before]);
   if (ctx) {
     const cascaded = new Set<string>();
     for (let again = true; again; ) {

@@ -33,6 +33,8 @@ export interface ResourceRules {
   dataLoss?: string;
   /** A deletion or replacement that is not data loss but is felt (an outage, a credential change). */
   disruption?: string;
+  /** Like disruption, for a replacement only (deleting it with its tenant is expected). */
+  onReplace?: string;
   source: string;
 }
 
@@ -109,7 +111,7 @@ export const RESOURCE_RULES: Readonly<Record<string, ResourceRules>> = {
   },
   "aws:ec2/natGateway:NatGateway": {
     replaceOn: ["allocationId", "connectivityType", "privateIp", "subnetId"],
-    disruption: "outbound connections through the NAT gateway drop while it is recreated",
+    onReplace: "outbound connections through the NAT gateway drop while it is recreated",
     source: `${TF_AWS}/ec2/vpc_nat_gateway.go`,
   },
   "aws:ec2/eip:Eip": {
@@ -196,7 +198,7 @@ export const RESOURCE_RULES: Readonly<Record<string, ResourceRules>> = {
   },
   "postgresql:index/grant:Grant": {
     replaceOn: ["*"],
-    disruption: "a replaced grant is a REVOKE then a GRANT: the role briefly lacks the privilege",
+    onReplace: "a replaced grant is a REVOKE then a GRANT: the role briefly lacks the privilege",
     source: `${TF_PG}/resource_postgresql_grant.go (no Update: every argument is ForceNew)`,
   },
   "postgresql:index/defaultPrivileges:DefaultPrivileges": {
@@ -206,7 +208,7 @@ export const RESOURCE_RULES: Readonly<Record<string, ResourceRules>> = {
   "postgresql:index/grantRole:GrantRole": { replaceOn: ["*"], source: `${TF_PG}/resource_postgresql_grant_role.go` },
   "random:index/randomPassword:RandomPassword": {
     replaceOn: ["*"],
-    disruption: "a new password is generated: the secret and the database password change, clients must reload it",
+    onReplace: "a new password is generated: the secret and the database password change, clients must reload it",
     source: `${TF_RANDOM}/resource_password.go (every argument is ForceNew)`,
   },
   "random:index/randomId:RandomId": { replaceOn: ["*"], source: `${TF_RANDOM}/resource_id.go` },

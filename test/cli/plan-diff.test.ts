@@ -254,6 +254,22 @@ describe("replacement cascades through computed values (real renders)", () => {
   });
 });
 
+describe("values computed by resources being created (real renders)", () => {
+  it("show as known after apply, like preview, instead of the mock's stand-in", async () => {
+    const program = (ownKey: boolean) => async () => {
+      const cellKey = new aws.kms.Key("cell-key", { enableKeyRotation: true });
+      const key = ownKey ? new aws.kms.Key("tenant-key", { enableKeyRotation: true }) : cellKey;
+      new aws.secretsmanager.Secret("tenant-secret", { name: "tenancy/prod/tenants/acme/api", kmsKeyId: key.arn });
+      return {};
+    };
+    const d = diffPlans(await planned(program(false)), await planned(program(true)));
+    expect(d.resources.map((r) => [r.action, r.name])).toEqual([["create", "tenant-key"], ["update", "tenant-secret"]]);
+    expect(d.resources[1]!.changes).toEqual([
+      { path: "kmsKeyId", before: expect.stringMatching(/^"arn:aws:kms:/), after: "(known after apply: aws:kms/key:Key tenant-key is created)", effect: "update" },
+    ]);
+  });
+});
+
 // --- the PR comment ----------------------------------------------------------------------------
 
 function goldenReport(): PlanReport {
