@@ -35,6 +35,9 @@ import { cellResidents, requireFleet } from "../../infra/model/fleet.ts";
 import { parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
 import { clientConfig, connect, provisionTenantInDb, qi, type DbRef } from "./tenantDb.ts";
+import { describeSchema, readSchema } from "../../automation/lifecycle/pg/catalog.ts";
+import { tableChecksums } from "../../automation/lifecycle/pg/copy.ts";
+import { ensureMember, prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 
 const PROJECT = join(import.meta.dirname, "..", "..");
 export const CELL = "use1-01";
@@ -313,3 +316,28 @@ export function gitLog(root: string): string[] {
 
 /** Thrown by test hooks to stand for a process dying at that point. */
 export class SimulatedCrash extends Error {}
+
+/** Whether the tenant's role may log in on that database (undefined: no such role). */
+export async function loginOf(db: DbRef, tenant: string): Promise<boolean | undefined> {
+  const c = await connect(db);
+  try {
+    return (await c.query<{ l: boolean }>("SELECT rolcanlogin AS l FROM pg_roles WHERE rolname = $1", [pgTenantIdent(tenant)])).rows[0]?.l;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Definitions and per-table checksums of the tenant's schema in one database ("absent" when there is none). */
+export async function schemaState(db: DbRef, tenant: string): Promise<string> {
+  const c = await connect(db);
+  try {
+    await prepareSession(c);
+    const schema = pgTenantIdent(tenant);
+    if ((await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).rowCount === 0) return "absent";
+    if ((await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [schema])).rowCount === 1) await ensureMember(c, schema);
+    const d = await readSchema(c, schema);
+    return JSON.stringify({ d: describeSchema(d), sums: await tableChecksums(c, d) });
+  } finally {
+    await c.end();
+  }
+}

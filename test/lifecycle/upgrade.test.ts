@@ -11,16 +11,15 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
-import { describeSchema, readSchema } from "../../automation/lifecycle/pg/catalog.ts";
-import { restoreDump, tableChecksums } from "../../automation/lifecycle/pg/copy.ts";
+import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { readMarkers } from "../../automation/lifecycle/pg/marker.ts";
-import { ensureMember, prepareSession } from "../../automation/lifecycle/pg/sql.ts";
+import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { LifecycleRequestError } from "../../automation/lifecycle/service.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { routeOf } from "../../infra/model/routes.ts";
-import { CELL_STACK, createScenario, gitLog, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
-import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
+import { CELL_STACK, createScenario, gitLog, loginOf, schemaState, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { connect, createApplicationSchema, qi, startWriter } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -29,31 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await bench?.stop();
 });
-
-async function loginOf(db: DbRef, tenant: string): Promise<boolean | undefined> {
-  const c = await connect(db);
-  try {
-    const { rows } = await c.query<{ l: boolean }>("SELECT rolcanlogin AS l FROM pg_roles WHERE rolname = $1", [pgTenantIdent(tenant)]);
-    return rows[0]?.l;
-  } finally {
-    await c.end();
-  }
-}
-
-/** Tables, definitions and checksums of the tenant schema on one side ("absent" when the schema is gone). */
-async function schemaState(db: DbRef, tenant: string): Promise<string> {
-  const c = await connect(db);
-  try {
-    await prepareSession(c);
-    const schema = pgTenantIdent(tenant);
-    if ((await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).rowCount === 0) return "absent";
-    await ensureMember(c, schema);
-    const d = await readSchema(c, schema);
-    return JSON.stringify({ d: describeSchema(d), sums: await tableChecksums(c, d) });
-  } finally {
-    await c.end();
-  }
-}
 
 function tenantFile(s: Scenario, id = s.tenant): string {
   return readFileSync(join(s.root, "tenants", `${id}.yaml`), "utf8");
@@ -269,21 +243,20 @@ describe("upgrade pooled -> dedicated", () => {
   }
 
   it("a crash after any step (before or after its record) resumes to the same end state", async () => {
-    const baseline = await scenarioRun("none");
+    // Three independent scenarios (own fleet, databases and tenant), run side by side.
+    const [baseline, effects, records] = await Promise.all([scenarioRun("none"), scenarioRun("afterEffects"), scenarioRun("afterRecord")]);
     expect(baseline.crashes).toBe(0);
     expect(JSON.parse(baseline.state)).toMatchObject({ cell: "absent", cellLogin: "no role", dedicatedLogin: true, bystanderLogin: true, state: "succeeded" });
     const steps = JSON.parse(baseline.state).steps as string[];
     expect(steps).toHaveLength(12);
 
     // Crash after every step's effects, before its completion is recorded: each step runs twice.
-    const effects = await scenarioRun("afterEffects");
     expect(effects.crashes).toBe(12);
     expect(effects.state).toBe(baseline.state);
     // Stack steps ran again after their crash: more `up`s, same result.
     expect(effects.ups).toBeGreaterThan(baseline.ups);
 
     // Crash right after each record: resumes at the next step.
-    const records = await scenarioRun("afterRecord");
     expect(records.crashes).toBe(12);
     expect(records.state).toBe(baseline.state);
   });

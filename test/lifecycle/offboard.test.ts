@@ -1,0 +1,255 @@
+/**
+ * Offboarding, suspension and resumption against live PostgreSQL (see harness.ts for the test
+ * doubles: no Pulumi run, no RDS snapshot and no Secrets Manager call happens here; the fakes
+ * record what was asked).
+ */
+import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createGunzip } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
+import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
+import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
+import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
+import { pgTenantIdent } from "../../infra/model/naming.ts";
+import { CELL_STACK, createScenario, gitLog, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { connect, createApplicationSchema, startWriter } from "./tenantDb.ts";
+
+let bench: Bench;
+beforeAll(async () => {
+  bench = await startBench();
+});
+afterAll(async () => {
+  await bench?.stop();
+});
+
+/** Nothing of the tenant is gone: data, role, file, stacks, secrets. */
+async function expectNothingDeleted(s: Scenario, data: string): Promise<void> {
+  expect(await schemaState(s.cell, s.tenant)).toBe(data);
+  expect(await loginOf(s.cell, s.tenant)).toBe(true);
+  expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(true);
+  expect(existsSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`))).toBe(false);
+  expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+  expect(s.secrets.calls).toEqual([]);
+}
+
+describe("offboarding a pooled tenant", () => {
+  it("waits out the grace period, refuses to delete early or without a recorded backup, then dumps, drops, archives and schedules secrets", async () => {
+    const s = await createScenario(bench, { prefix: "off" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 60);
+      const data = await schemaState(s.cell, s.tenant);
+      const wf = await s.service.requestOffboard(s.tenant);
+
+      // Day 0: the request is recorded, then the workflow waits 30 days.
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "offboard.grace", wakeAt: new Date("2026-04-01T09:00:00Z") });
+      const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect([t.lifecycle, t.offboarding]).toEqual(["offboarding", { requestedAt: "2026-03-02T09:00:00Z", graceDays: 30 }]);
+      expect(s.runner.ups()).toEqual([CELL_STACK]);
+      await expectNothingDeleted(s, data);
+      // Running it again early changes nothing (it is not due; forced, the wait step waits again).
+      s.clock.advanceDays(29);
+      expect(await s.service.engine.runDue()).toEqual([]);
+      expect(await s.service.engine.run(wf.id, { force: true })).toMatchObject({ state: "waiting", step: "offboard.grace" });
+      await expectNothingDeleted(s, data);
+
+      // Early, with the wait bypassed by hand (a step row forged in the database): the backup is
+      // taken, but the deletion refuses because the grace period is not over.
+      await s.pool.query("INSERT INTO lifecycle_steps (workflow_id, step, ordinal, output, completed_at) VALUES ($1, 'offboard.grace', 2, '{}', now())", [wf.id]);
+      const early = await s.service.engine.run(wf.id, { force: true });
+      expect(early).toMatchObject({ state: "failed", step: "offboard.delete" });
+      expect(early.error).toBe(
+        `refusing to delete data for tenant ${s.tenant}: its grace period runs until 2026-04-01T09:00:00.000Z (requested 2026-03-02T09:00:00Z, 30 days); nothing was deleted`,
+      );
+      await expectNothingDeleted(s, data);
+      expect((await s.service.engine.backups({ workflowId: wf.id })).map((b) => b.kind)).toEqual(["schema-dump"]);
+
+      // After the grace period, but with the backup record gone: still refused.
+      s.clock.advanceDays(1);
+      await s.pool.query("DELETE FROM lifecycle_backups WHERE workflow_id = $1", [wf.id]);
+      await s.service.engine.retry(wf.id);
+      const noBackup = await s.service.engine.run(wf.id);
+      expect(noBackup).toMatchObject({ state: "failed", step: "offboard.delete" });
+      expect(noBackup.error).toBe(`refusing to delete data for tenant ${s.tenant}: no final backup is recorded for prod (workflow ${wf.id}); nothing was deleted`);
+      await expectNothingDeleted(s, data);
+
+      // The backup step runs again (its row removed), records the dump, and everything proceeds.
+      await s.pool.query("DELETE FROM lifecycle_steps WHERE workflow_id = $1 AND step = 'offboard.backup'", [wf.id]);
+      await s.service.engine.retry(wf.id);
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "succeeded" });
+
+      // Kept: the dump, recorded and restorable to exactly the tenant's data.
+      const [backup] = await s.service.engine.backups({ workflowId: wf.id });
+      expect(backup).toMatchObject({ env: "prod", kind: "schema-dump", tenantId: s.tenant });
+      const restoredDb = await bench.dedServer.createDatabase(`restore_${s.tenant.replace(/-/g, "_")}`, bench.dedAdmin);
+      const r = await bench.dedServer.connect({ ...bench.dedAdmin, database: restoredDb });
+      await prepareSession(r);
+      await restoreDump(r, createReadStream(DirectoryBucketStore.fileOf(backup!.location)).pipe(createGunzip()));
+      await r.end();
+      expect(await schemaState({ server: bench.dedServer, admin: bench.dedAdmin, database: restoredDb }, s.tenant)).toBe(data);
+
+      // Deleted: the schema and role (the cell stack let go of the tenant), the DNS name.
+      expect(await schemaState(s.cell, s.tenant)).toBe("absent");
+      expect(await loginOf(s.cell, s.tenant)).toBeUndefined();
+      expect(await loginOf(s.cell, s.bystander)).toBe(true);
+      expect(s.runner.dns.get(CELL_STACK)?.has(s.tenant)).toBe(false);
+      expect(s.runner.ups()).toEqual([CELL_STACK, CELL_STACK]);
+      // Secrets: every one of the tenant's, scheduled with the 30-day recovery window.
+      expect([...s.secrets.scheduled]).toEqual([
+        [`tenancy/prod/tenants/${s.tenant}/database`, { region: "us-east-1", recoveryWindowDays: 30 }],
+        [`tenancy/prod/tenants/${s.tenant}/stripe_api_key`, { region: "us-east-1", recoveryWindowDays: 30 }],
+        [`tenancy/prod/tenants/${s.tenant}/teams/support/webhook_secret`, { region: "us-east-1", recoveryWindowDays: 30 }],
+      ]);
+
+      // The file is archived with the record of what was kept where, and the fleet ignores it.
+      expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(false);
+      const archive = parse(readFileSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`), "utf8")) as Record<string, unknown>;
+      expect(archive).toMatchObject({
+        workflow: wf.id,
+        deployment: "pooled",
+        offboarding: { requestedAt: "2026-03-02T09:00:00Z", graceDays: 30, graceEndedAt: "2026-04-01T09:00:00.000Z" },
+        kept: [{ env: "prod", kind: "schema-dump", location: backup!.location, sha256: backup!.sha256, bytes: backup!.bytes, cell: "use1-01" }],
+        deleted: { schemaDroppedFrom: [CELL_STACK] },
+        secrets: { recoveryWindowDays: 30 },
+      });
+      expect(String(archive.tenantFile)).toContain(`id: ${s.tenant}`);
+      const fleet = loadFleet({ projectDir: s.root });
+      expect(fleet.problems).toEqual([]);
+      expect([...fleet.fleet!.tenants.keys()]).toEqual([s.bystander]);
+      expect(gitLog(s.root).slice(1)).toEqual([
+        `tenants: offboard ${s.tenant}: data kept until 2026-04-01T09:00:00.000Z`,
+        `tenants: offboard ${s.tenant}: archived after the grace period; final backups recorded`,
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("resuming during the grace period cancels the offboarding", async () => {
+    const s = await createScenario(bench, { prefix: "keep" });
+    try {
+      const off = await s.service.requestOffboard(s.tenant, { graceDays: 10 });
+      await s.service.engine.run(off.id);
+      const res = await s.service.requestResume(s.tenant);
+      expect(await s.service.engine.get(off.id)).toMatchObject({ state: "cancelled", note: `superseded by resume workflow ${res.id}` });
+      expect(await s.service.engine.run(res.id)).toMatchObject({ state: "succeeded" });
+      const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect([t.lifecycle, t.offboarding]).toEqual(["active", undefined]);
+      // The cancelled offboarding never runs again, even after its grace period.
+      s.clock.advanceDays(11);
+      expect(await s.service.engine.runDue()).toEqual([]);
+      expect(s.secrets.calls).toEqual([]);
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("offboarding a dedicated tenant", () => {
+  it("destroys the stack only after the grace period and an available, recorded snapshot, lifting protection for that stack alone", async () => {
+    const s = await createScenario(bench, { prefix: "ded", tier: "dedicated", dedicatedCidr: "10.70.0.0/16" });
+    try {
+      const stack = `dedicated-${s.tenant}-prod`;
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 14 });
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "offboard.grace" });
+      expect(s.runner.ups()).toEqual([stack]);
+      s.clock.advanceDays(14);
+      // The snapshot is requested and still being created: the workflow waits, nothing is destroyed.
+      expect(await s.service.engine.runDue()).toEqual([{ id: wf.id, state: "waiting", step: "offboard.backup", wakeAt: new Date("2026-03-16T09:01:00Z") }]);
+      expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(await s.service.engine.backups({ workflowId: wf.id })).toEqual([]);
+      const snapshotId = `tenancy-prod-${s.tenant}-offboard-${wf.id.slice(0, 8)}`;
+      expect(s.snapshots.requests).toEqual([{ instance: `tenancy-prod-${s.tenant}`, snapshotId, region: "us-east-1" }]);
+
+      s.clock.advance(60_000);
+      expect(await s.service.engine.runDue()).toMatchObject([{ state: "succeeded" }]);
+      const [backup] = await s.service.engine.backups({ workflowId: wf.id });
+      expect(backup).toMatchObject({ env: "prod", kind: "rds-snapshot", location: `rds:us-east-1:snapshot:${snapshotId}` });
+      const destroys = s.runner.calls.filter((c) => c.op === "destroy");
+      expect(destroys).toHaveLength(1);
+      expect(destroys[0]!.stack).toBe(stack);
+      expect(destroys[0]!.release).toEqual({ kind: "offboarding", stack, workflowId: wf.id, backupId: backup!.id, gracePeriodEndedAt: "2026-03-16T09:00:00.000Z" });
+      expect(s.runner.deployed.has(stack)).toBe(false);
+      expect(existsSync(join(s.root, "stacks", `Pulumi.${stack}.yaml`))).toBe(false);
+      const archive = parse(readFileSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`), "utf8")) as Record<string, unknown>;
+      expect(archive).toMatchObject({ kept: [{ env: "prod", kind: "rds-snapshot", snapshotId }], deleted: { stacksDestroyed: [stack] } });
+      expect([...s.secrets.scheduled.keys()]).toContain(`tenancy/prod/tenants/${s.tenant}/database/master`);
+      expect(loadFleet({ projectDir: s.root }).problems).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a failed snapshot stops the offboarding before anything is destroyed", async () => {
+    const s = await createScenario(bench, { prefix: "snap", tier: "dedicated", dedicatedCidr: "10.71.0.0/16" }, { snapshots: ["failed"] });
+    try {
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 0 });
+      const r = await s.service.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.backup" });
+      expect(r.error).toMatch(/is failed; nothing was deleted/);
+      expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
+      expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("suspension and resumption", () => {
+  it("revokes LOGIN and ends open sessions, points DNS at the suspension page, keeps the data; resumption restores both", async () => {
+    const s = await createScenario(bench, { prefix: "sus" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 20);
+      const data = await schemaState(s.cell, s.tenant);
+      const app = startWriter(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 3);
+      await app.waitForCommits(2);
+      const sus = await s.service.requestSuspend(s.tenant);
+      expect(await s.service.engine.run(sus.id)).toMatchObject({ state: "succeeded" });
+      await app.done;
+      expect(app.stats.stoppedBy).toMatch(/terminat|connection error/);
+      expect(await loginOf(s.cell, s.tenant)).toBe(false);
+      expect(s.runner.dns.get(CELL_STACK)?.get(s.tenant)).toBe("suspended.tenancy.example.com");
+      expect(requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant.lifecycle).toBe("suspended");
+      await expect(connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD })).rejects.toThrow(/not permitted to log in/);
+      const steps = await s.service.engine.steps(sus.id);
+      expect(steps.map((x) => x.step)).toEqual(["suspend.files", "suspend.stacks"]);
+      expect(steps[1]!.output.terminatedSessions).toBe(1);
+
+      const res = await s.service.requestResume(s.tenant);
+      expect(await s.service.engine.run(res.id)).toMatchObject({ state: "succeeded" });
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      expect(s.runner.dns.get(CELL_STACK)?.get(s.tenant)).toBe("ingress.shared-prod-use1-01.tenancy.example.com");
+      const c = await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
+      await c.end();
+      // Data: the rows the application committed before the suspension, nothing else changed.
+      const now = JSON.parse(await schemaState(s.cell, s.tenant)) as { sums: { table: string; rows: number }[] };
+      const was = JSON.parse(data) as { sums: { table: string; rows: number }[] };
+      expect(now.sums.find((t) => t.table === "events")!.rows).toBe(was.sums.find((t) => t.table === "events")!.rows + app.stats.events);
+      expect(s.runner.ups()).toEqual([CELL_STACK, CELL_STACK]);
+      expect(gitLog(s.root).slice(1)).toEqual([`tenants: suspend ${s.tenant}`, `tenants: resume ${s.tenant}`]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a failed stack update is retried and the suspension completes; the file is committed once", async () => {
+    const s = await createScenario(bench, { prefix: "retry" });
+    try {
+      s.runner.failNext.add(CELL_STACK);
+      const sus = await s.service.requestSuspend(s.tenant);
+      const first = await s.service.engine.run(sus.id);
+      expect(first).toMatchObject({ state: "running", step: "suspend.stacks", error: `run of ${CELL_STACK} failed (injected)` });
+      expect(first.wakeAt).toEqual(new Date("2026-03-02T09:01:00Z"));
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      s.clock.advance(60_000);
+      expect(await s.service.engine.runDue()).toMatchObject([{ state: "succeeded" }]);
+      expect(await loginOf(s.cell, s.tenant)).toBe(false);
+      expect(gitLog(s.root).slice(1)).toEqual([`tenants: suspend ${s.tenant}`]);
+    } finally {
+      await s.close();
+    }
+  });
+});
