@@ -177,7 +177,7 @@ describe("tenantctl plan --base end to end", () => {
     expect(e2e.git("worktree", "list").trim().split("\n")).toHaveLength(1);
   }, 180_000);
 
-  it("defaults to the affected stacks and exits 2 on a bad ref", async () => {
+  it("exits 2 on a bad ref, and on --markdown without --base", async () => {
     const bad = await tenantctl(e2e.dir, ["plan", "--base", "no-such-ref"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('unknown git ref "no-such-ref"');
