@@ -1,6 +1,6 @@
 /** Entry of the executable test double (installFakePulumiBinary): `pulumi <args>`. */
 import { readFileSync } from "node:fs";
-import { runFakePulumi, type FakePulumiOptions } from "./fakePulumi.ts";
+import { runFakePulumi, type FakePulumiOptions } from "./fakePulumiCli.ts";
 
 const options = JSON.parse(readFileSync(process.env.FAKE_PULUMI_OPTIONS ?? "", "utf8")) as FakePulumiOptions;
 const controller = new AbortController();

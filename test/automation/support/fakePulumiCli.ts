@@ -1,0 +1,270 @@
+/**
+ * A test double of the Pulumi CLI (this file: the CLI's behaviour; fakePulumi.ts: how the
+ * Automation API gets it), for the Automation API's own extension point (the
+ * `pulumiCommand` option of LocalWorkspace): the real LocalWorkspace/Stack code builds the real
+ * command lines, parses the answers, classifies errors (createCommandError) and receives engine
+ * events through its real channel: a gRPC Events server for CLI versions above 3.205, a tailed
+ * `--event-log` file at or below. What the double does NOT do: run the Pulumi program, talk to
+ * AWS, or keep real state. Its engine events are synthetic (resource type
+ * `saas-tenancy:test:FakeTenantResource`, one per tenant the stack renders according to the
+ * tenant files in the checkout), so no test can mistake them for a deployment.
+ *
+ * State lives in `stateDir` (shared by processes): one JSON file per stack, lock files while an
+ * update runs (like the DIY backend's), and commands.jsonl, the log of every command.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const require = createRequire(import.meta.url);
+/** The SDK's version: a CLI of the same version is what PulumiCommand.get() expects. */
+export const SDK_VERSION: string = (require("@pulumi/pulumi/version.js") as { version: string }).version;
+
+export interface FakePulumiOptions {
+  stateDir: string;
+  /** Reported by `pulumi version`; default the SDK's (events over gRPC). "3.205.0" selects the event-log file. */
+  version?: string;
+  /** Delay before each engine event, ms. */
+  eventDelayMs?: number;
+  /** Stop in the middle of `up` after this many events, until aborted (SIGINT) or killed. */
+  hangAfterEvents?: number;
+  /** stack -> number of `up` calls answered with the backend's 409 "Another update is currently in progress". */
+  conflicts?: Record<string, number>;
+  /** stack -> message of a failing update. */
+  failures?: Record<string, string>;
+}
+
+export interface RecordedCommand {
+  pid: number;
+  args: string[];
+  cwd: string;
+  at: string;
+}
+
+export interface FakeStackState {
+  name: string;
+  /** After a first successful up the stack holds protected resources (like the RDS instances). */
+  protected?: boolean;
+  destroyed?: boolean;
+  updates: { kind: "update" | "destroy"; at: string; message: string | null; tenants: string[]; remote: boolean; policyPacks: string[] }[];
+}
+
+export interface FakeResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+interface Io {
+  signal?: AbortSignal;
+  onOutput?: (s: string) => void;
+}
+
+const ok = (stdout = ""): FakeResult => ({ stdout, stderr: "", code: 0 });
+const fail = (stderr: string): FakeResult => ({ stdout: "", stderr, code: 255 });
+
+function flag(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+function flags(args: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  args.forEach((a, i) => a === name && args[i + 1] !== undefined && out.push(args[i + 1]!));
+  return out;
+}
+const safe = (stack: string) => stack.replace(/[^\w.-]/g, "_");
+
+export function commandLog(stateDir: string): RecordedCommand[] {
+  const file = join(stateDir, "commands.jsonl");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as RecordedCommand);
+}
+
+export function stackState(stateDir: string, stack: string): FakeStackState | undefined {
+  const file = join(stateDir, "stacks", `${safe(stack)}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as FakeStackState) : undefined;
+}
+
+export function lockFile(stateDir: string, stack: string): string {
+  return join(stateDir, "locks", `${safe(stack)}.json`);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const t = setTimeout(() => resolve(true), ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve(false);
+    }, { once: true });
+  });
+}
+
+type Sink = { send(event: object): Promise<void>; close(): Promise<void> };
+
+function eventSink(dest: string | undefined): Sink {
+  if (!dest) return { send: async () => undefined, close: async () => undefined };
+  if (dest.startsWith("tcp://")) {
+    // Loaded only here: the executable double starts faster without gRPC. CommonJS modules whose
+    // exports Node's ESM loader cannot see by name, hence require.
+    const grpc = require("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
+    const { EventsClient } = require("@pulumi/pulumi/proto/events_grpc_pb.js") as typeof import("@pulumi/pulumi/proto/events_grpc_pb.js");
+    const { EventRequest } = require("@pulumi/pulumi/proto/events_pb.js") as typeof import("@pulumi/pulumi/proto/events_pb.js");
+    const client = new EventsClient(dest.slice("tcp://".length), grpc.credentials.createInsecure());
+    let finished!: Promise<void>;
+    const call = (() => {
+      let resolveDone!: () => void;
+      finished = new Promise<void>((r) => (resolveDone = r));
+      return client.streamEvents(() => resolveDone());
+    })();
+    return {
+      send: async (event) => {
+        call.write(new EventRequest().setEvent(JSON.stringify(event)));
+      },
+      close: async () => {
+        call.end();
+        await finished;
+        client.close();
+      },
+    };
+  }
+  return {
+    send: async (event) => appendFileSync(dest, `${JSON.stringify(event)}\n`),
+    // The Automation API tails the file every 200 ms; give it time to read the last lines.
+    close: () => sleep(450).then(() => undefined),
+  };
+}
+
+/** One CLI invocation: what `pulumi <args>` would print and exit with. */
+export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts: FakePulumiOptions, io: Io = {}): Promise<FakeResult> {
+  const args = argsIn.filter((a) => a !== "--non-interactive");
+  mkdirSync(join(opts.stateDir, "stacks"), { recursive: true });
+  mkdirSync(join(opts.stateDir, "locks"), { recursive: true });
+  appendFileSync(join(opts.stateDir, "commands.jsonl"), `${JSON.stringify({ pid: process.pid, args, cwd, at: new Date().toISOString() })}\n`);
+  const stack = flag(args, "--stack") ?? (args[0] === "stack" && args[1] === "init" ? args[2] : undefined);
+  const stateFile = stack ? join(opts.stateDir, "stacks", `${safe(stack)}.json`) : "";
+  const readState = (): FakeStackState | undefined => (stack ? stackState(opts.stateDir, stack) : undefined);
+  const writeState = (s: FakeStackState) => writeFileSync(stateFile, JSON.stringify(s, null, 2));
+
+  const [cmd, sub] = args;
+  if (cmd === "version") return ok(`v${opts.version ?? SDK_VERSION}\n`);
+  if (cmd === "preview" && sub === "--help") return ok("Usage: pulumi preview [flags]\n      --remote   [EXPERIMENTAL] Run the operation remotely\n");
+  if (cmd === "stack" && (sub === "select" || sub === "--stack")) {
+    return readState() ? ok() : fail(`error: no stack named '${stack}' found\n`);
+  }
+  if (cmd === "stack" && sub === "init") {
+    if (readState()) return fail(`error: stack '${stack}' already exists\n`);
+    writeState({ name: stack!, updates: [] });
+    return ok(`Created stack '${stack}'\n`);
+  }
+  if (cmd === "stack" && sub === "output") return ok("{}\n");
+  if (cmd === "stack" && sub === "history") {
+    const last = readState()?.updates.at(-1);
+    if (!last) return ok("[]\n");
+    const n = readState()!.updates.length;
+    return ok(JSON.stringify([{
+      version: n, kind: last.kind, startTime: last.at, endTime: last.at, message: last.message ?? "", environment: { "exec.kind": "auto.local" },
+      config: {}, result: "succeeded", resourceChanges: { [n === 1 ? "create" : "same"]: last.tenants.length },
+    }]));
+  }
+  if (cmd === "cancel") {
+    const lock = lockFile(opts.stateDir, stack!);
+    if (!existsSync(lock)) return fail(`error: no update is in progress for stack '${stack}'\n`);
+    rmSync(lock, { force: true });
+    return ok(`The currently running update for '${stack}' has been canceled!\n`);
+  }
+  if (cmd === "state" && sub === "unprotect") {
+    const st = readState();
+    if (!st) return fail(`error: no stack named '${stack}' found\n`);
+    writeState({ ...st, protected: false });
+    return ok("Unprotected all resources\n");
+  }
+  if (cmd === "up" || cmd === "destroy") return operation(cmd, args, cwd, stack, opts, io, readState, writeState);
+  return ok();
+}
+
+async function operation(
+  kind: "up" | "destroy",
+  args: readonly string[],
+  cwd: string,
+  stack: string | undefined,
+  opts: FakePulumiOptions,
+  io: Io,
+  readState: () => FakeStackState | undefined,
+  writeState: (s: FakeStackState) => void,
+): Promise<FakeResult> {
+  if (!stack) return fail("error: no stack selected\n");
+  const state = readState();
+  if (!state) return fail(`error: no stack named '${stack}' found\n`);
+  if (kind === "destroy" && state.protected) {
+    return fail(`error: resource urn:pulumi:${stack}::saas-tenancy::saas-tenancy:test:FakeTenantResource is protected; run \`pulumi state unprotect\` first\n`);
+  }
+  const remote = args.includes("--remote");
+  const packs = flags(args, "--policy-pack");
+  for (const p of packs) {
+    if (!existsSync(join(p, "PulumiPolicy.yaml"))) return fail(`error: could not load policy pack ${p}: no PulumiPolicy.yaml\n`);
+  }
+  const conflictFile = join(opts.stateDir, `conflicts-${safe(stack)}.count`);
+  const used = existsSync(conflictFile) ? Number(readFileSync(conflictFile, "utf8")) : 0;
+  if (used < (opts.conflicts?.[stack] ?? 0)) {
+    writeFileSync(conflictFile, String(used + 1));
+    return fail("error: [409] Conflict: Another update is currently in progress.\n");
+  }
+  const lock = lockFile(opts.stateDir, stack);
+  if (existsSync(lock)) {
+    return fail(`error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with \`pulumi cancel\`.\n  ${lock}\n`);
+  }
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
+  const release = () => rmSync(lock, { force: true });
+
+  let tenants: string[] = [];
+  if (!remote && kind === "up") {
+    const { loadFleet, tenantsOfStack } = await import("../../../infra/model/fleet.ts");
+    const { fleet, problems } = loadFleet({ projectDir: cwd });
+    if (!fleet) {
+      release();
+      return fail(`error: program failed: ${problems.length} problem(s) in tenant/stack files\n`);
+    }
+    tenants = tenantsOfStack(fleet, stack).map((t) => t.id).sort();
+  }
+  const first = state.updates.length === 0 || state.destroyed === true;
+  if (kind === "destroy") tenants = state.updates.at(-1)?.tenants ?? [];
+  const op = kind === "destroy" ? "delete" : first ? "create" : "same";
+  const sink = eventSink(flag(args, "--event-log"));
+  let seq = 0;
+  const events: object[] = [{ preludeEvent: { config: {} } }];
+  for (const id of tenants) {
+    const metadata = { op, urn: `urn:pulumi:${stack}::saas-tenancy::saas-tenancy:test:FakeTenantResource::${id}`, type: "saas-tenancy:test:FakeTenantResource", provider: "" };
+    events.push({ resourcePreEvent: { metadata } }, { resOutputsEvent: { metadata } });
+  }
+  const failure = opts.failures?.[stack];
+  if (failure) events.push({ diagnosticEvent: { message: `${failure}\n`, color: "never", severity: "error" } });
+  events.push({ summaryEvent: { maybeCorrupt: false, durationSeconds: 0, resourceChanges: { [op]: tenants.length }, policyPacks: {} } });
+  events.push({ cancelEvent: {} });
+
+  const emitted: object[] = [];
+  for (const e of events) {
+    if (opts.hangAfterEvents !== undefined && emitted.length === opts.hangAfterEvents) {
+      // Mid-update: wait for SIGINT/abort (or for the process to be killed).
+      await new Promise<void>((resolve) => io.signal?.addEventListener("abort", () => resolve(), { once: true }));
+    }
+    if (opts.eventDelayMs && !(await sleep(opts.eventDelayMs, io.signal))) break;
+    if (io.signal?.aborted) break;
+    const event = { sequence: seq++, timestamp: Math.floor(Date.now() / 1000), ...e };
+    await sink.send(event);
+    emitted.push(event);
+  }
+  await sink.close();
+  release();
+  if (io.signal?.aborted) return fail("error: update canceled\n");
+  if (failure) return fail(`error: update failed: ${failure}\n`);
+  state.updates.push({ kind: kind === "up" ? "update" : "destroy", at: new Date().toISOString(), message: flag(args, "--message") ?? null, tenants, remote, policyPacks: packs });
+  state.protected = kind === "up";
+  state.destroyed = kind === "destroy";
+  writeState(state);
+  const out = `${kind === "up" ? "Updating" : "Destroying"} (${stack}) [saas-tenancy test double: nothing was deployed]\nResources:\n    ${tenants.length} ${op}\n`;
+  io.onOutput?.(out);
+  return ok(out);
+}
+
