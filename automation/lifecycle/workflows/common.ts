@@ -154,7 +154,4 @@ export function json(value: unknown): JsonObject {
   return JSON.parse(JSON.stringify(value)) as JsonObject;
 }
 
-/** ISO timestamp without milliseconds, as tenant files carry them. */
-export function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
+export { isoSeconds } from "../tenantEdits.ts";

@@ -32,9 +32,10 @@ import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, t
 import { emptySchema, schemaExists } from "../pg/catalog.ts";
 import { ensureMember } from "../pg/sql.ts";
 import type { ProtectionRelease } from "../ports.ts";
+import { EditRefusedError, offboardRequestEdit } from "../tenantEdits.ts";
 import { dumpToCellBucket, requireBackups } from "./backup.ts";
 import {
-  archivePath, cellStacks, commitFiles, editTenantText, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,
+  archivePath, cellStacks, commitFiles, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,
 } from "./common.ts";
 
 export const OffboardParamsSchema = z
@@ -128,18 +129,15 @@ const offboardFiles = {
     const p = OffboardParamsSchema.parse(ctx.workflow.params);
     const tf = await requireTenant(ctx);
     const t = tf.tenant;
-    if (t.deployment === "dedicated" && t.migration) {
-      throw new PermanentError(`tenant ${t.id} is migrating to dedicated (phase ${t.migration.phase}); finish or roll back the upgrade before offboarding`);
+    let edit: ReturnType<typeof offboardRequestEdit>;
+    try {
+      edit = offboardRequestEdit(tf.text, t, ctx.ports.clock.now(), p.graceDays ?? ctx.config.graceDays);
+    } catch (err) {
+      if (err instanceof EditRefusedError) throw new PermanentError(err.message);
+      throw err;
     }
-    let text = tf.text;
-    let requestedAt = t.offboarding?.requestedAt;
-    let graceDays = t.offboarding?.graceDays ?? p.graceDays ?? ctx.config.graceDays;
-    if (t.lifecycle !== "offboarding") {
-      requestedAt = isoSeconds(ctx.ports.clock.now());
-      graceDays = p.graceDays ?? ctx.config.graceDays;
-      text = editTenantText(tf.text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt, graceDays }]]);
-    }
-    const commit = await commitFiles(ctx, `offboard ${t.id}: data kept until ${graceEnd({ requestedAt: requestedAt!, graceDays }).toISOString()}`, { [tenantPath(t.id)]: text });
+    const { requestedAt, graceDays } = edit;
+    const commit = edit.files ? await commitFiles(ctx, `offboard ${t.id}: data kept until ${graceEnd({ requestedAt, graceDays }).toISOString()}`, edit.files) : undefined;
     const envs = envsOf(t);
     const f: TenantFacts = {
       app: tf.platform.appName,
@@ -148,7 +146,7 @@ const offboardFiles = {
       envs,
       cells: t.deployment === "pooled" ? { ...(t.placement as Record<string, string>) } : {},
       secrets: Object.fromEntries(envs.map((e) => [e, secretNamesOf(tf.platform.appName, t, e)])),
-      requestedAt: requestedAt!,
+      requestedAt,
       graceDays,
     };
     return done(json({ ...f, commit: commit ?? null }));

@@ -15,7 +15,18 @@ import type { Tenant } from "../../../infra/model/schema.ts";
 import { done, PermanentError, type StepContext, type WorkflowDef } from "../engine.ts";
 import { ensureMember } from "../pg/sql.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
-import { commitFiles, editTenantText, envsOf, expectLogin, requireTenant, tenantPath, terminateSessions, upStacks, withSession } from "./common.ts";
+import { EditRefusedError, lifecycleEdit } from "../tenantEdits.ts";
+import { commitFiles, envsOf, expectLogin, requireTenant, terminateSessions, upStacks, withSession } from "./common.ts";
+
+/** A refused edit is permanent: retrying cannot change the tenant's state. */
+function refused<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof EditRefusedError) throw new PermanentError(err.message);
+    throw err;
+  }
+}
 
 /** Every database the tenant has a role in, with the stack that manages it. */
 function databasesOf(t: Tenant): { env: string; stack: string; side: "cell" | "dedicated"; cell?: string }[] {
@@ -55,10 +66,8 @@ const suspendFiles = {
   name: "suspend.files",
   async run(ctx: StepContext) {
     const tf = await requireTenant(ctx);
-    const t = tf.tenant;
-    if (t.lifecycle === "offboarding") throw new PermanentError(`tenant ${t.id} is offboarding; it is not suspended on top of that`);
-    if (t.lifecycle === "suspended") return done({ commit: null });
-    const commit = await commitFiles(ctx, `suspend ${t.id}`, { [tenantPath(t.id)]: editTenantText(tf.text, [[["lifecycle"], "suspended"]]) });
+    const files = refused(() => lifecycleEdit(tf.text, tf.tenant, "suspended"));
+    const commit = files ? await commitFiles(ctx, `suspend ${tf.tenant.id}`, files) : undefined;
     return done({ commit: commit ?? null });
   },
 };
@@ -81,10 +90,9 @@ const resumeFiles = {
   async run(ctx: StepContext) {
     const tf = await requireTenant(ctx);
     const t = tf.tenant;
-    if (t.lifecycle === "active") return done({ commit: null, was: "active" });
-    const edits = t.lifecycle === "offboarding" ? [[["lifecycle"], "active"], [["offboarding"], undefined]] as const : [[["lifecycle"], "active"]] as const;
+    const files = refused(() => lifecycleEdit(tf.text, t, "active"));
     const what = t.lifecycle === "offboarding" ? `cancel the offboarding of ${t.id}` : `resume ${t.id}`;
-    const commit = await commitFiles(ctx, what, { [tenantPath(t.id)]: editTenantText(tf.text, edits) });
+    const commit = files ? await commitFiles(ctx, what, files) : undefined;
     return done({ commit: commit ?? null, was: t.lifecycle });
   },
 };

@@ -31,14 +31,14 @@
 import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
-import { allocateDedicatedCidrs, PlacementError } from "../../../infra/model/placement.ts";
+import { PlacementError } from "../../../infra/model/placement.ts";
+import { EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
 import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
 import { emptySchema, readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { copySchema, syncDelta } from "../pg/copy.ts";
 import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember, qn } from "../pg/sql.ts";
-import { dedicatedStackFileText } from "../../tenants/documents.ts";
 import { dumpToCellBucket, requireBackups } from "./backup.ts";
 import {
   cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
@@ -118,27 +118,16 @@ const provisionFiles = {
       }
       return done({ networks: json(t.dedicated), stacks: dedicatedStacks(id, envsOf(t)), commit: null });
     }
-    if (t.lifecycle !== "active") throw new PermanentError(`tenant ${id} is ${t.lifecycle}; only an active tenant is upgraded`);
-    const envs = envsOf(t);
-    let cidrs: string[];
+    let edit: ReturnType<typeof upgradeProvisionEdit>;
     try {
-      cidrs = allocateDedicatedCidrs(requireFleet({ projectDir: ctx.ports.repo.root }), envs.length);
+      edit = upgradeProvisionEdit(requireFleet({ projectDir: ctx.ports.repo.root }), tf.text, t, ctx.ports.clock.now());
     } catch (err) {
-      if (err instanceof PlacementError) throw new PermanentError(err.message);
+      if (err instanceof PlacementError || err instanceof EditRefusedError) throw new PermanentError(err.message);
       throw err;
     }
-    const networks = Object.fromEntries(envs.map((e, i) => [e, { cidr: cidrs[i]! }]));
-    const text = editTenantText(tf.text, [
-      [["tier"], "dedicated"],
-      [["deployment"], undefined],
-      [["placement"], undefined],
-      [["dedicated"], networks],
-      [["migration"], { phase: "provisioning", from: { ...t.placement }, startedAt: isoSeconds(ctx.ports.clock.now()) }],
-    ]);
-    const files: Record<string, string | null> = { [tenantPath(id)]: text };
-    for (const env of envs) files[stackPath(dedicatedStackName(id, env))] = dedicatedStackFileText(id, env, t.region);
-    const commit = await commitFiles(ctx, `upgrade ${id} to dedicated: provision ${envs.map((e) => dedicatedStackName(id, e)).join(", ")}`, files);
-    return done({ networks, stacks: dedicatedStacks(id, envs), commit: commit ?? null });
+    const { networks, stacks } = edit;
+    const commit = await commitFiles(ctx, `upgrade ${id} to dedicated: provision ${stacks.join(", ")}`, edit.files);
+    return done({ networks, stacks, commit: commit ?? null });
   },
 };
 

@@ -1,0 +1,194 @@
+/**
+ * What `tenantctl upgrade|suspend|resume|offboard` do. Two modes, decided by DATABASE_URL:
+ *
+ * - With DATABASE_URL (the control plane's database): the request is checked against the tenant
+ *   file and recorded as a lifecycle workflow (state pending); the control plane's lifecycle worker
+ *   runs it (stack updates through its run queue, data through the workflow's guarded steps).
+ *   tenantctl runs no step itself and says so.
+ * - Without it: the file-editing part only, on the local working copy. suspend, resume and
+ *   offboard write the tenant file (validated with the model, written atomically, not committed,
+ *   like `tenantctl new`) and print the stacks a person must update with `pulumi up`; offboard
+ *   deletes nothing (only the workflow deletes, after the grace period and a recorded backup).
+ *   upgrade writes nothing: it prints the provisioning change and its stacks, because copying the
+ *   data, the cutover and a rollback need the workflow (and the previous tier it records).
+ *
+ * In neither mode does tenantctl claim a stack was updated.
+ */
+import pg from "pg";
+import { requireFleet, stacksOfTenant } from "../../infra/model/fleet.ts";
+import { PlacementError } from "../../infra/model/placement.ts";
+import { addDays, DEFAULT_GRACE_DAYS } from "./config.ts";
+import { LocalFleetRepo } from "./adapters/localRepo.ts";
+import { InvalidChangeError, silentLogger, systemClock, type LifecyclePorts } from "./ports.ts";
+import { LifecycleRequestError, LifecycleService } from "./service.ts";
+import { EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "./tenantEdits.ts";
+import type { WorkflowRecord } from "./engine.ts";
+
+export type OperatorRequest =
+  | { kind: "upgrade"; tenant: string; cutoverNotBefore?: Date }
+  | { kind: "rollback"; tenant: string; destroyDedicated: boolean }
+  | { kind: "suspend" | "resume"; tenant: string }
+  | { kind: "offboard"; tenant: string; graceDays?: number };
+
+export interface OperatorIo {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export interface OperatorOptions {
+  projectDir: string;
+  /** The control plane's database; absent: local mode. */
+  databaseUrl?: string;
+  now?: Date;
+}
+
+/** Exit codes as tenantctl's (cli/io.ts). */
+const OK = 0;
+const REFUSED = 1;
+
+export async function runOperatorRequest(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo): Promise<number> {
+  return opts.databaseUrl ? enqueue(req, opts, io) : local(req, opts, io);
+}
+
+// --- control plane -------------------------------------------------------------------------------
+
+/** Ports for recording requests only: no step runs in tenantctl, so nothing else may be reached. */
+function requestOnlyPorts(projectDir: string): LifecyclePorts {
+  const refuse = (what: string) => () => {
+    throw new Error(`${what} is not available in tenantctl: the control plane runs the workflow`);
+  };
+  return {
+    clock: systemClock,
+    log: silentLogger,
+    repo: new LocalFleetRepo(projectDir, { git: false }),
+    runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy") },
+    databases: { cell: refuse("a database"), dedicated: refuse("a database") },
+    backups: { put: refuse("the backup store"), stat: refuse("the backup store") },
+    snapshots: { request: refuse("RDS"), state: refuse("RDS") },
+    secrets: { scheduleDeletion: refuse("Secrets Manager") },
+  };
+}
+
+async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo): Promise<number> {
+  const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 2 });
+  pool.on("error", () => undefined);
+  try {
+    const ready = await pool.query<{ t: string | null }>("SELECT to_regclass('lifecycle_workflows')::text AS t");
+    if (!ready.rows[0]?.t) {
+      io.err("tenantctl: DATABASE_URL's database has no lifecycle tables; start the control plane once (npm run control-plane) so it applies its migrations");
+      return REFUSED;
+    }
+    const service = new LifecycleService(pool, requestOnlyPorts(opts.projectDir));
+    let wf: WorkflowRecord;
+    const by = { requestedBy: `tenantctl (${process.env.USER ?? "unknown user"})` };
+    try {
+      switch (req.kind) {
+        case "upgrade":
+          wf = await service.requestUpgrade(req.tenant, { ...by, ...(req.cutoverNotBefore ? { cutoverNotBefore: req.cutoverNotBefore } : {}) });
+          break;
+        case "rollback":
+          wf = await service.requestRollback(req.tenant, { ...by, destroyDedicated: req.destroyDedicated });
+          break;
+        case "suspend":
+          wf = await service.requestSuspend(req.tenant, by);
+          break;
+        case "resume":
+          wf = await service.requestResume(req.tenant, by);
+          break;
+        case "offboard":
+          wf = await service.requestOffboard(req.tenant, { ...by, ...(req.graceDays !== undefined ? { graceDays: req.graceDays } : {}) });
+          break;
+      }
+    } catch (err) {
+      if (err instanceof LifecycleRequestError) {
+        io.err(`tenantctl: ${err.message}`);
+        return REFUSED;
+      }
+      throw err;
+    }
+    io.out(`recorded ${wf.kind} workflow ${wf.id} for tenant ${wf.tenantId} (state ${wf.state})`);
+    io.out("the control plane's lifecycle worker runs it; no stack has been updated and no data touched yet");
+    return OK;
+  } finally {
+    await pool.end();
+  }
+}
+
+// --- local ---------------------------------------------------------------------------------------
+
+async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo): Promise<number> {
+  const fleet = requireFleet({ projectDir: opts.projectDir });
+  const loaded = fleet.tenants.get(req.tenant);
+  if (!loaded) {
+    io.err(`tenantctl: tenant ${req.tenant} does not exist (no tenants/${req.tenant}.yaml)`);
+    return REFUSED;
+  }
+  const t = loaded.tenant;
+  const repo = new LocalFleetRepo(opts.projectDir, { git: false });
+  const text = (await repo.read(`tenants/${req.tenant}.yaml`))!;
+  const now = opts.now ?? new Date();
+  let files: FileSet | undefined;
+  let stacks: string[];
+  const notes: string[] = [];
+  try {
+    switch (req.kind) {
+      case "rollback":
+        io.err("tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)");
+        return REFUSED;
+      case "upgrade": {
+        const plan = upgradeProvisionEdit(fleet, text, t, now);
+        const problems = repo.validate(plan.files);
+        if (problems.length > 0) throw new InvalidChangeError(problems);
+        io.out(`upgrade of ${t.id} to dedicated, step 1 (provisioning), as the workflow would commit it:`);
+        for (const [path, body] of Object.entries(plan.files)) io.out(`--- ${path}\n${(body ?? "(deleted)").trimEnd()}`);
+        io.out(`stacks step 1 updates: ${plan.stacks.join(", ")}`);
+        io.out("nothing was written: copying the data, the cutover and a rollback are steps of the control plane's workflow; set DATABASE_URL to request the upgrade");
+        return OK;
+      }
+      case "suspend":
+      case "resume":
+        files = lifecycleEdit(text, t, req.kind === "suspend" ? "suspended" : "active");
+        stacks = stacksOfTenant(t);
+        if (req.kind === "resume" && t.lifecycle === "offboarding") notes.push("the offboarding is cancelled in the file; a pending offboarding workflow in the control plane must be cancelled there (tenantctl resume with DATABASE_URL does both)");
+        break;
+      case "offboard": {
+        const edit = offboardRequestEdit(text, t, now, req.graceDays ?? DEFAULT_GRACE_DAYS);
+        files = edit.files;
+        stacks = stacksOfTenant(t);
+        notes.push(
+          `nothing is deleted by this command; the control plane's offboarding workflow deletes the data after the grace period ` +
+            `(${addDays(new Date(edit.requestedAt), edit.graceDays).toISOString()}) once a final backup is recorded`,
+        );
+        break;
+      }
+    }
+  } catch (err) {
+    if (err instanceof EditRefusedError || err instanceof PlacementError) {
+      io.err(`tenantctl: ${err.message}`);
+      return REFUSED;
+    }
+    if (err instanceof InvalidChangeError) {
+      for (const p of err.problems) io.err(p);
+      return REFUSED;
+    }
+    throw err;
+  }
+  if (!files) {
+    io.out(`tenants/${t.id}.yaml already says ${t.lifecycle}; nothing to write`);
+  } else {
+    try {
+      await repo.commit({ tenantId: t.id, workflowId: "tenantctl", summary: req.kind, files });
+    } catch (err) {
+      if (err instanceof InvalidChangeError) {
+        for (const p of err.problems) io.err(p);
+        return REFUSED;
+      }
+      throw err;
+    }
+    for (const path of Object.keys(files)) io.out(`wrote ${path} (not committed)`);
+  }
+  io.out(`stacks to update (tenantctl updated none): ${stacks.join(", ")}`);
+  for (const s of stacks) io.out(`  pulumi up --stack ${s}`);
+  for (const n of notes) io.out(n);
+  return OK;
+}
