@@ -93,6 +93,44 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option("--json", "print the report as JSON"),
   ).action(async (opts) => setCode(await costCommand(opts, io)));
 
+  // Lifecycle (automation/lifecycle/operator.ts): with DATABASE_URL the request becomes a control-plane
+  // workflow; without it only the tenant file is edited (upgrade: printed) and no stack is updated.
+  // Imported when they run (they load pg and the workflow engine).
+  const project = "directory holding Pulumi.yaml (default: nearest from the current directory)";
+  const upgradeCommand: typeof import("./commands/upgrade.ts").upgradeCommand = async (...a) => (await import("./commands/upgrade.ts")).upgradeCommand(...a);
+  const suspendCommand: typeof import("./commands/suspend.ts").suspendCommand = async (...a) => (await import("./commands/suspend.ts")).suspendCommand(...a);
+  const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await import("./commands/resume.ts")).resumeCommand(...a);
+  const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await import("./commands/offboard.ts")).offboardCommand(...a);
+  program
+    .command("upgrade")
+    .description("upgrade a pooled tenant to its own dedicated stack (data copy and cutover by the control plane)")
+    .argument("<id>", "tenant id")
+    .addOption(new Option("--to <deployment>", "target deployment").choices(["dedicated"]))
+    .option("--cutover-at <time>", "cut over no earlier than this ISO 8601 time (a maintenance window)")
+    .option("--rollback", "roll back the tenant's upgrade (only before cutover)")
+    .option("--destroy-dedicated", "with --rollback: destroy the dedicated stack too (default: keep it)")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts) => setCode(await upgradeCommand(id, opts, io)));
+  program
+    .command("suspend")
+    .description("suspend a tenant: database LOGIN revoked, DNS to the suspension page, data kept")
+    .argument("<id>", "tenant id")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts) => setCode(await suspendCommand(id, opts, io)));
+  program
+    .command("resume")
+    .description("resume a suspended tenant (or cancel an offboarding still in its grace period)")
+    .argument("<id>", "tenant id")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts) => setCode(await resumeCommand(id, opts, io)));
+  program
+    .command("offboard")
+    .description("offboard a tenant: data deleted after the grace period, once final backups are recorded")
+    .argument("<id>", "tenant id")
+    .option("--grace-days <n>", "days the data is kept (default 30)")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts) => setCode(await offboardCommand(id, opts, io)));
+
   return program;
 }
 
