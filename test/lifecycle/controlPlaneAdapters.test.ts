@@ -1,0 +1,75 @@
+/**
+ * The lifecycle ports on the control plane's own modules: GitWriterFleetRepo on the real
+ * GitWriter (real git, validation by the model, the changes table), RunStoreStackRunner on the
+ * real RunStore and run workers (pg-boss on live PostgreSQL) driving the Automation API with the
+ * control plane's Pulumi CLI test double: no real Pulumi runs here, the double records commands.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GitWriterFleetRepo, RunStoreStackRunner } from "../../automation/lifecycle/adapters/controlPlane.ts";
+import { InvalidChangeError, type ProtectionRelease } from "../../automation/lifecycle/ports.ts";
+import { editTenantText } from "../../automation/tenants/documents.ts";
+import { commandLog, stackState } from "../automation/support/fakePulumi.ts";
+import { startHarness, type Harness } from "../automation/support/harness.ts";
+import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
+
+let pg: TestPostgres;
+let h: Harness;
+beforeAll(async () => {
+  pg = await startTestPostgres();
+  h = await startHarness({ pg, start: { runs: true } });
+});
+afterAll(async () => {
+  await h?.close();
+  await pg?.stop();
+});
+
+const ctx = { workflowId: "7d2c4f0e-0000-4000-8000-000000000001", tenant: "acme", reason: "lifecycle adapter test" };
+
+describe("GitWriterFleetRepo", () => {
+  it("commits a workflow's change on the main branch citing the workflow, once, and refuses an invalid fleet", async () => {
+    const repo = new GitWriterFleetRepo(h.cp.writer);
+    const text = (await repo.read("tenants/startup-alpha.yaml"))!;
+    const suspended = editTenantText(text, [[["lifecycle"], "suspended"]]);
+    const sha = await repo.commit({ tenantId: "startup-alpha", workflowId: ctx.workflowId, summary: "suspend startup-alpha", files: { "tenants/startup-alpha.yaml": suspended } });
+    const [head] = h.repo.log("main");
+    expect(head!.sha).toBe(sha);
+    expect(head!.subject).toBe("tenants: suspend startup-alpha");
+    expect(head!.body).toContain(`Workflow: ${ctx.workflowId}`);
+    expect(await repo.read("tenants/startup-alpha.yaml")).toBe(suspended);
+    // The same change again: nothing to commit.
+    expect(await repo.commit({ tenantId: "startup-alpha", workflowId: ctx.workflowId, summary: "suspend startup-alpha", files: { "tenants/startup-alpha.yaml": suspended } })).toBeUndefined();
+    // A change that leaves the fleet invalid is refused with the model's reason; nothing is committed.
+    const bad = editTenantText(text, [[["placement", "prod"], "use1-09"]]);
+    const err = await repo.commit({ tenantId: "startup-alpha", workflowId: ctx.workflowId, summary: "bad", files: { "tenants/startup-alpha.yaml": bad } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidChangeError);
+    expect((err as InvalidChangeError).problems.join("\n")).toMatch(/cell use1-09 has no stack file/);
+    expect(h.repo.log("main")[0]!.sha).toBe(sha);
+  });
+});
+
+describe("RunStoreStackRunner", () => {
+  it("runs `up` through the per-stack queue and resolves when the run has succeeded", async () => {
+    const runner = new RunStoreStackRunner(h.cp.runs, { pollMs: 100, timeoutMs: 60_000 });
+    const { runId } = await runner.up("dedicated-acme-prod", ctx);
+    const run = await h.cp.runs.get(runId);
+    expect(run).toMatchObject({ stack: "dedicated-acme-prod", operation: "up", state: "succeeded" });
+    expect(run!.reasons.join(" ")).toContain(`lifecycle workflow ${ctx.workflowId}`);
+  });
+
+  it("destroys a protected stack only with a release, which lifts protection first and is kept with the run", async () => {
+    const runner = new RunStoreStackRunner(h.cp.runs, { pollMs: 100, timeoutMs: 60_000 });
+    await expect(runner.destroy("dedicated-acme-prod", ctx)).rejects.toThrow(/destroy of dedicated-acme-prod failed .*is protected/s);
+    expect(stackState(h.stateDir, "dedicated-acme-prod")!.destroyed).not.toBe(true);
+    // Only the offboarding workflow makes releases (by a cast, after its checks); the test does the same.
+    const release = { kind: "offboarding", stack: "dedicated-acme-prod", workflowId: ctx.workflowId, backupId: "42", gracePeriodEndedAt: "2026-04-01T09:00:00.000Z" } as unknown as ProtectionRelease;
+    await expect(runner.destroy("dedicated-megacorp-prod", ctx, release)).rejects.toThrow(/does not cover dedicated-megacorp-prod/);
+    const { runId } = await runner.destroy("dedicated-acme-prod", ctx, release);
+    const run = await h.cp.runs.get(runId);
+    expect(run).toMatchObject({ operation: "destroy", state: "succeeded", options: { unprotect: true, release: { kind: "offboarding", backupId: "42", workflowId: ctx.workflowId } } });
+    const log = commandLog(h.stateDir).filter((c) => c.args.includes("dedicated-acme-prod"));
+    const unprotect = log.findIndex((c) => c.args[0] === "state" && c.args[1] === "unprotect");
+    expect(unprotect).toBeGreaterThanOrEqual(0);
+    expect(log.slice(unprotect).some((c) => c.args[0] === "destroy")).toBe(true);
+    expect(stackState(h.stateDir, "dedicated-acme-prod")!.destroyed).toBe(true);
+  });
+});
