@@ -22,6 +22,8 @@ import { iso, PENDING_STATUSES, type SubscriptionState } from "./subscriptions.t
 export interface PlanContext {
   fleet: Fleet;
   read(path: string): string | undefined;
+  /** The subscription's tenant as proposed on its pending branch, when it is not on main yet. */
+  pending?: { tenant: Tenant; text: string };
   priceTiers: PriceTiers;
   /** Unix seconds. */
   now: number;
@@ -57,17 +59,22 @@ export function suspensionDue(sub: SubscriptionState, now: number, graceHours: n
 export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan {
   const { fleet } = ctx;
   const found = tenantOfSubscription(fleet, sub);
-  const tenant = found.tenant;
+  // A tenant proposed on a branch and not merged yet is changed on that branch.
+  const onBranch = !found.tenant && ctx.pending !== undefined && ctx.pending.tenant.id === found.id;
+  const tenant = found.tenant ?? (onBranch ? ctx.pending!.tenant : undefined);
+  const read = (id: string) => (onBranch ? ctx.pending!.text : ctx.read(tenantPath(id)));
+  const route = onBranch ? { route: "branch" as const } : {};
 
   if (sub.deletedAt !== null) {
     if (!tenant) return { kind: "noop", tenantId: found.id, message: `subscription ${sub.id} ended before a tenant was provisioned; nothing to do` };
     if (tenant.lifecycle === "offboarding") return { kind: "noop", tenantId: tenant.id, message: `tenant ${tenant.id} is already offboarding` };
-    const text = ctx.read(tenantPath(tenant.id));
+    const text = read(tenant.id);
     if (text === undefined) return { kind: "reject", tenantId: tenant.id, message: `tenant file ${tenantPath(tenant.id)} is missing` };
     return {
       kind: "change",
       tenantId: tenant.id,
       request: {
+        ...route,
         tenantId: tenant.id,
         summary: `offboard ${tenant.id}: subscription ${sub.id} ${sub.status === "canceled" ? "deleted" : sub.status} at ${iso(sub.deletedAt)}`,
         files: { [tenantPath(tenant.id)]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt: iso(sub.deletedAt) }]]) },
@@ -141,12 +148,12 @@ export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan
     suspendedByBilling = false;
   }
   if (edits.length === 0) return { kind: "noop", tenantId: tenant.id, message: `tenant ${tenant.id} already matches subscription ${sub.id}` };
-  const text = ctx.read(tenantPath(tenant.id));
+  const text = read(tenant.id);
   if (text === undefined) return { kind: "reject", tenantId: tenant.id, message: `tenant file ${tenantPath(tenant.id)} is missing` };
   return {
     kind: "change",
     tenantId: tenant.id,
-    request: { tenantId: tenant.id, summary: `${tenant.id}: ${what.join("; ")}`, files: { [tenantPath(tenant.id)]: editTenantText(text, edits) } },
+    request: { ...route, tenantId: tenant.id, summary: `${tenant.id}: ${what.join("; ")}`, files: { [tenantPath(tenant.id)]: editTenantText(text, edits) } },
     ...(suspendedByBilling !== undefined ? { suspendedByBilling } : {}),
   };
 }

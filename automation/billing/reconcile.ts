@@ -9,8 +9,11 @@ import type PgBoss from "pg-boss";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type ReconcileJob } from "../queue.ts";
-import type { ChangeResult, GitWriter } from "../git/writer.ts";
-import { planSubscription, type Plan } from "./planner.ts";
+import { TENANT_ID_PATTERN } from "../../infra/model/naming.ts";
+import type { Tenant } from "../../infra/model/schema.ts";
+import { parseTenantFile } from "../../infra/model/tenantFile.ts";
+import { tenantPath, type ChangeResult, type GitWriter } from "../git/writer.ts";
+import { planSubscription, tenantOfSubscription, type Plan } from "./planner.ts";
 import type { PriceTiers } from "./priceTiers.ts";
 import { loadSubscription } from "./intake.ts";
 
@@ -78,13 +81,22 @@ export class BillingReconciler {
     const states = new Map<string, Awaited<ReturnType<typeof loadSubscription>>>();
     for (const id of subscriptionIds) states.set(id, await loadSubscription(this.opts.pool, id));
 
-    const { results } = await this.opts.writer.change((draft) => {
+    const { results } = await this.opts.writer.change(async (draft) => {
+      const ctx = { regions: draft.fleet.platform.regions, environments: draft.fleet.platform.environments };
       for (const id of subscriptionIds) {
         const sub = states.get(id);
         if (!sub) continue;
+        const found = tenantOfSubscription(draft.fleet, sub);
+        let pending: { tenant: Tenant; text: string } | undefined;
+        if (!found.tenant && found.id && TENANT_ID_PATTERN.test(found.id)) {
+          const text = await draft.pending(found.id);
+          const parsed = text === undefined ? undefined : parseTenantFile(tenantPath(found.id), text, ctx, found.id);
+          if (text !== undefined && parsed && !Array.isArray(parsed)) pending = { tenant: parsed.tenant, text };
+        }
         const plan = planSubscription(sub, {
           fleet: draft.fleet,
           read: (p) => draft.read(p),
+          ...(pending ? { pending } : {}),
           priceTiers: this.opts.priceTiers,
           now: Math.floor(Date.now() / 1000),
           graceHours: this.opts.graceHours,

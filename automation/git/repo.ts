@@ -95,11 +95,21 @@ export class GitRepo {
     return r.code === 0 ? r.stdout : undefined;
   }
 
-  /** Stages exactly `paths` (additions, edits, deletions) and commits only them. Returns the new commit. */
-  async commitPaths(paths: readonly string[], message: string): Promise<string> {
-    await this.run(["add", "--all", "--", ...paths]);
+  /**
+   * Commits exactly `paths` as they are in the working copy (edits, deletions; `added` are new
+   * files, which git must be told about first), whatever else is staged. One or two processes:
+   * the caller reads the new commits' ids afterwards with `recentCommits`.
+   */
+  async commitPaths(paths: readonly string[], message: string, added: readonly string[] = []): Promise<void> {
+    if (added.length > 0) await this.run(["add", "--", ...added]);
     await this.run(["commit", "--quiet", "--no-verify", "--file=-", "--", ...paths], { input: message });
-    return this.out(["rev-parse", "HEAD"]);
+  }
+
+  /** The last `n` commits of `ref`, oldest first. */
+  async recentCommits(ref: string, n: number): Promise<string[]> {
+    if (n === 0) return [];
+    const out = await this.out(["rev-list", `--max-count=${n}`, ref]);
+    return out.split("\n").reverse();
   }
 
   /**

@@ -114,7 +114,16 @@ export class Draft {
     private current: Fleet,
     private readonly repoDir: string,
     readonly headCommit: string,
+    private readonly branchReader: (tenantId: string) => Promise<string | undefined>,
   ) {}
+
+  /**
+   * The tenant file on the tenant's pending branch (`tenancy/<id>`: a proposed dedicated change
+   * not merged yet), or undefined. Changes to such a tenant must go to that branch (route "branch").
+   */
+  pending(tenantId: string): Promise<string | undefined> {
+    return this.branchReader(tenantId);
+  }
 
   /** The valid fleet at the main head plus the main-branch changes staged so far. */
   get fleet(): Fleet {
@@ -247,7 +256,10 @@ export class GitWriter {
     return this.exclusive(async () => {
       await this.prepare();
       const head = await this.head();
-      const draft = new Draft(await this.fleetAt(head), this.opts.repoDir, head);
+      const draft = new Draft(await this.fleetAt(head), this.opts.repoDir, head, async (id) => {
+        const ref = `refs/heads/${branchOf(id)}`;
+        return (await this.repo.resolve(ref)) ? this.repo.show(ref, tenantPath(id)) : undefined;
+      });
       const value = await fn(draft);
       const { staged, rejected } = draft.take();
       const results: ChangeResult[] = rejected.map((r) => r.result);
@@ -478,11 +490,18 @@ export class GitWriter {
       for (const r of rejected) this.opts.log.warn({ changeId: r.changeId, tenantId: r.tenantId, problems: r.problems }, `change rejected by validation: ${r.summary}`);
     }
 
-    const committed: { s: Staged; commit: string }[] = [];
     for (const s of accepted) {
-      for (const [p, content] of Object.entries(s.req.files)) writeAtomic(join(this.opts.repoDir, p), content);
-      const commit = await this.repo.commitPaths(Object.keys(s.req.files), this.message(s));
-      committed.push({ s, commit });
+      const added: string[] = [];
+      for (const [p, content] of Object.entries(s.req.files)) {
+        const abs = join(this.opts.repoDir, p);
+        if (content !== null && !existsSync(abs)) added.push(p);
+        writeAtomic(abs, content);
+      }
+      await this.repo.commitPaths(Object.keys(s.req.files), this.message(s), added);
+    }
+    const shas = await this.repo.recentCommits(`refs/heads/${this.branch}`, accepted.length);
+    const committed = accepted.map((s, i) => ({ s, commit: shas[i]! }));
+    for (const { s, commit } of committed) {
       this.opts.log.info({ changeId: s.id, commit, tenantId: s.req.tenantId, causes: s.req.cause.ids }, `committed: ${s.req.summary}`);
     }
     this.cache = undefined;

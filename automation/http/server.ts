@@ -16,7 +16,7 @@ import { routeOf } from "../../infra/model/routes.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { recordStripeEvent } from "../billing/intake.ts";
 import type { BillingReconciler } from "../billing/reconcile.ts";
-import { branchOf, stackPath, tenantPath, type ChangeResult, type GitWriter } from "../git/writer.ts";
+import { branchOf, DirtyWorkingCopyError, InvalidMainError, stackPath, tenantPath, type ChangeResult, type GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { RUN_STATES, type RunRecord, type RunStore } from "../runs/store.ts";
@@ -65,6 +65,11 @@ export function buildServer(deps: ServerDeps) {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (err instanceof HttpError) return reply.status(err.status).send(errorBody(err.message, err.details));
+    if (err instanceof DirtyWorkingCopyError || err instanceof InvalidMainError) {
+      // The repository needs a person; the message says what to do.
+      request.log.error({ err: { message: err.message } }, "tenant files cannot be changed");
+      return reply.status(503).send(errorBody(err.message));
+    }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       // fastify's own client errors (bad JSON, wrong content type, body too large): their messages are safe and specific.
