@@ -64,7 +64,7 @@ function requestOnlyPorts(projectDir: string): LifecyclePorts {
     runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy") },
     databases: { cell: refuse("a database"), dedicated: refuse("a database") },
     backups: { put: refuse("the backup store"), stat: refuse("the backup store") },
-    snapshots: { request: refuse("RDS"), state: refuse("RDS") },
+    snapshots: { request: refuse("RDS"), state: refuse("RDS"), disableDeletionProtection: refuse("RDS") },
     secrets: { scheduleDeletion: refuse("Secrets Manager") },
   };
 }

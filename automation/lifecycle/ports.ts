@@ -169,14 +169,25 @@ export interface CellBucketRef {
 export type SnapshotState = "creating" | "available" | "failed" | "missing";
 
 /**
- * Manual RDS snapshots of a dedicated tenant's instance. Satisfied by an AWS adapter (RDS
- * CreateDBSnapshot / DescribeDBSnapshots; not in this repository yet). Tests use a fake that records
- * the requests: no snapshot is taken in tests.
+ * RDS operations of the offboarding of a dedicated tenant. Satisfied by an AWS adapter (not in
+ * this repository yet); tests use a fake that records the requests: no snapshot is taken and no
+ * instance is modified in tests.
  */
 export interface DatabaseSnapshots {
-  /** Requests snapshot `snapshotId` of the instance; a second request for an existing id does nothing. */
+  /**
+   * Requests the final manual snapshot `snapshotId` of the instance; a second request for the
+   * same id does nothing. The snapshot kept must stay readable after the tenant's KMS key is
+   * gone (the destroy schedules that key's deletion): the adapter creates it (CreateDBSnapshot)
+   * and copies it under the platform's backup key (CopyDBSnapshot with KmsKeyId), and reports
+   * `available` only when that copy is.
+   */
   request(dbInstanceIdentifier: string, snapshotId: string, region: string): Promise<void>;
   state(snapshotId: string, region: string): Promise<SnapshotState>;
+  /**
+   * Turns RDS deletion protection off (ModifyDBInstance DeletionProtection=false) so the destroy
+   * can delete a prod instance. Takes the release as proof that the workflow's checks passed.
+   */
+  disableDeletionProtection(dbInstanceIdentifier: string, region: string, release: ProtectionRelease): Promise<void>;
 }
 
 export interface SecretDeletion {

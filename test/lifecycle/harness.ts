@@ -10,7 +10,8 @@
  *   databaseLoginAllowed, schema, CONNECT; removal of a tenant that left), and the DNS target
  *   the cell stack would give each tenant (pooledDnsTarget). It refuses to destroy a stack with
  *   protected resources (prod) unless given a ProtectionRelease, as Pulumi and RDS would.
- * - FakeSnapshots records snapshot requests: no snapshot is taken in these tests.
+ * - FakeSnapshots records snapshot requests and deletion-protection changes: no snapshot is
+ *   taken and no RDS instance exists in these tests.
  * - FakeSecrets records deletion requests: no secret exists or is deleted.
  * - DirectoryBucketStore (a product adapter) stands in for the cell bucket: a local directory.
  */
@@ -165,6 +166,10 @@ export class FakeSnapshots implements DatabaseSnapshots {
   constructor(private readonly script: SnapshotState[] = ["creating", "available"]) {}
   async request(instance: string, snapshotId: string, region: string): Promise<void> {
     this.requests.push({ instance, snapshotId, region });
+  }
+  readonly unprotected: { instance: string; region: string; release: ProtectionRelease }[] = [];
+  async disableDeletionProtection(instance: string, region: string, release: ProtectionRelease): Promise<void> {
+    this.unprotected.push({ instance, region, release });
   }
   async state(snapshotId: string): Promise<SnapshotState> {
     if (!this.requests.some((r) => r.snapshotId === snapshotId)) return "missing";

@@ -9,6 +9,9 @@ import { createGunzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
+import { silentLogger } from "../../automation/lifecycle/ports.ts";
+import { LifecycleWorker } from "../../automation/lifecycle/worker.ts";
+import { editTenantText } from "../../automation/tenants/documents.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
@@ -159,6 +162,7 @@ describe("offboarding a dedicated tenant", () => {
       // The snapshot is requested and still being created: the workflow waits, nothing is destroyed.
       expect(await s.service.engine.runDue()).toEqual([{ id: wf.id, state: "waiting", step: "offboard.backup", wakeAt: new Date("2026-03-16T09:01:00Z") }]);
       expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(s.snapshots.unprotected).toEqual([]);
       expect(await s.service.engine.backups({ workflowId: wf.id })).toEqual([]);
       const snapshotId = `tenancy-prod-${s.tenant}-offboard-${wf.id.slice(0, 8)}`;
       expect(s.snapshots.requests).toEqual([{ instance: `tenancy-prod-${s.tenant}`, snapshotId, region: "us-east-1" }]);
@@ -171,6 +175,7 @@ describe("offboarding a dedicated tenant", () => {
       expect(destroys).toHaveLength(1);
       expect(destroys[0]!.stack).toBe(stack);
       expect(destroys[0]!.release).toEqual({ kind: "offboarding", stack, workflowId: wf.id, backupId: backup!.id, gracePeriodEndedAt: "2026-03-16T09:00:00.000Z" });
+      expect(s.snapshots.unprotected).toEqual([{ instance: `tenancy-prod-${s.tenant}`, region: "us-east-1", release: destroys[0]!.release }]);
       expect(s.runner.deployed.has(stack)).toBe(false);
       expect(existsSync(join(s.root, "stacks", `Pulumi.${stack}.yaml`))).toBe(false);
       const archive = parse(readFileSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`), "utf8")) as Record<string, unknown>;
@@ -190,6 +195,7 @@ describe("offboarding a dedicated tenant", () => {
       expect(r).toMatchObject({ state: "failed", step: "offboard.backup" });
       expect(r.error).toMatch(/is failed; nothing was deleted/);
       expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(s.snapshots.unprotected).toEqual([]);
       expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
       expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(true);
     } finally {
@@ -248,6 +254,47 @@ describe("suspension and resumption", () => {
       expect(await s.service.engine.runDue()).toMatchObject([{ state: "succeeded" }]);
       expect(await loginOf(s.cell, s.tenant)).toBe(false);
       expect(gitLog(s.root).slice(1)).toEqual([`tenants: suspend ${s.tenant}`]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("the lifecycle worker and the engine's tenant lock", () => {
+  it("adopts an offboarding requested by editing the tenant file, keeping its request time", async () => {
+    const s = await createScenario(bench, { prefix: "adopt" });
+    try {
+      // As the control plane's DELETE /api/tenants/:id or the billing reconciler do: the file only.
+      const path = `tenants/${s.tenant}.yaml`;
+      const text = (await s.repo.read(path))!;
+      await s.repo.commit({
+        tenantId: s.tenant, workflowId: "api", summary: "offboard (API)",
+        files: { [path]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt: "2026-02-20T00:00:00Z" }]]) },
+      });
+      const worker = new LifecycleWorker(s.service, s.root, { log: silentLogger });
+      const [id] = await worker.adoptOffboardings();
+      expect(await worker.adoptOffboardings()).toEqual([]);
+      expect(await s.service.engine.run(id!)).toMatchObject({ state: "waiting", step: "offboard.grace", wakeAt: new Date("2026-03-22T00:00:00Z") });
+      expect((await s.service.engine.steps(id!))[0]!.output).toMatchObject({ requestedAt: "2026-02-20T00:00:00Z", graceDays: 30, commit: null });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a second worker finds the tenant busy while a step runs, and requests wait for the step to end", async () => {
+    let probe: (() => Promise<void>) | undefined;
+    const s = await createScenario(bench, { prefix: "lock" }, { hooks: { afterEffects: async () => void (await probe?.()) } });
+    try {
+      const wf = await s.service.requestSuspend(s.tenant);
+      const seen: unknown[] = [];
+      probe = async () => {
+        probe = undefined;
+        seen.push(await s.service.engine.run(wf.id));
+        seen.push(await s.service.requestResume(s.tenant).catch((e: unknown) => (e as Error).message));
+      };
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "succeeded" });
+      expect(seen).toEqual([{ id: wf.id, state: "busy" }, `a workflow step for tenant ${s.tenant} is running right now; ask again when it has finished`]);
+      expect(s.runner.ups()).toEqual([CELL_STACK]);
     } finally {
       await s.close();
     }

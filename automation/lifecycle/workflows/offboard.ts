@@ -209,6 +209,9 @@ const offboardDelete = {
       const destroyed: string[] = [];
       for (const env of f.envs) {
         const release = await authorizeProtectionRelease(ctx, env);
+        // Pulumi `protect` is lifted by the runner for this destroy run; RDS deletion protection is
+        // an AWS-side flag that a destroy cannot bypass, so it is turned off first.
+        await ctx.ports.snapshots.disableDeletionProtection(dedicatedDbIdentifier(f.app, env, id), f.region, release);
         await ctx.ports.runner.destroy(release.stack, ctx.runContext("offboarding after the grace period and a recorded final snapshot"), release);
         destroyed.push(release.stack);
       }
