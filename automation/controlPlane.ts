@@ -151,7 +151,9 @@ export class ControlPlane {
     if (this.started.reconciler) await this.reconciler.stop();
     if (this.started.runs) await this.runWorker.stop(graceMs);
     await this.boss.stop({ graceful: true, close: true, wait: true, timeout: 10_000 }).catch(() => undefined);
+    this.log.info("workers and queue stopped");
     await this.db.close();
+    this.log.info(this.db.embedded ? "database closed; embedded PostgreSQL stopped" : "database closed");
   }
 }
 

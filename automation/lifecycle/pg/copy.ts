@@ -243,7 +243,7 @@ async function syncUnkeyed(
  * snapshot held until the stream ends. Marker comments (`--@<nonce> ...`) delimit the sections so
  * `restoreDump` needs no SQL parser; psql ignores them.
  */
-export function dumpSchema(source: pg.ClientBase, schema: string, label: string): Readable {
+export function dumpSchema(source: pg.ClientBase, schema: string, label: string, onChecksums?: (tables: TableChecksum[]) => void): Readable {
   const nonce = createHash("sha256").update(`${label}/${schema}`).digest("hex").slice(0, 12);
   const mark = `--@${nonce}`;
   async function* generate(): AsyncGenerator<Buffer | string> {
@@ -251,6 +251,9 @@ export function dumpSchema(source: pg.ClientBase, schema: string, label: string)
     try {
       await assertCopyable(source, schema);
       const d = await readSchema(source, schema);
+      // The checksums of exactly what this dump holds (same snapshot): deletion compares them with
+      // the live tables so nothing written after the dump is dropped unseen.
+      if (onChecksums) onChecksums(await tableChecksums(source, d));
       yield `-- saas-tenancy dump of schema ${schema} (${label}). Restore: psql -v ON_ERROR_STOP=1 -f <file> (or restoreDump).\n`;
       yield `${mark} marker\n`;
       yield `${mark} sql\nSET client_encoding = 'UTF8';\n${mark} sql\nSET standard_conforming_strings = on;\n`;
@@ -331,4 +334,41 @@ export async function restoreDump(target: pg.ClientBase, dump: Readable): Promis
     } else if (mode === "sql") buf += line;
   }
   if (mode !== "end") throw new Error("the dump is truncated: its end marker is missing");
+}
+
+export class ChangedSinceBackupError extends Error {}
+
+/**
+ * Empties the schema (see emptySchema) only if its tables still hold exactly what the final
+ * backup holds: all tables locked against writes, checksums compared with `expected`, dropped in
+ * the same transaction. The caller's session must not be in a transaction.
+ */
+export async function emptySchemaIfUnchanged(c: pg.ClientBase, schema: string, expected: readonly TableChecksum[]): Promise<number> {
+  await c.query("BEGIN");
+  try {
+    const d = await readSchema(c, schema);
+    if (d.tables.length === 0 && d.sequences.length === 0 && d.enums.length === 0) {
+      // Emptied already: the drop below is one transaction, so this is a re-run after it committed.
+      await c.query("COMMIT");
+      return 0;
+    }
+    const tables = d.tables.map((t) => qn(schema, t.name));
+    if (tables.length > 0) await c.query(`LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+    const now = await tableChecksums(c, d);
+    const same = (a: TableChecksum, b: TableChecksum) => a.table === b.table && a.rows === b.rows && a.digest === b.digest;
+    const changed = now.filter((t) => !expected.some((e) => same(e, t))).map((t) => t.table);
+    const gone = expected.filter((e) => !now.some((t) => t.table === e.table)).map((e) => e.table);
+    if (changed.length > 0 || gone.length > 0) {
+      throw new ChangedSinceBackupError(
+        `schema ${schema} changed after its final backup (tables ${[...changed, ...gone].join(", ")}); nothing was dropped. ` +
+          "Take the backup again (re-run the backup step) before deleting",
+      );
+    }
+    const n = await emptySchema(c, schema);
+    await c.query("COMMIT");
+    return n;
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
 }

@@ -9,9 +9,9 @@ import { createGzip } from "node:zlib";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PermanentError, type BackupInput, type BackupRecord, type StepContext } from "../engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
-import { dumpSchema } from "../pg/copy.ts";
+import { ChangedSinceBackupError, dumpSchema, emptySchemaIfUnchanged, type TableChecksum } from "../pg/copy.ts";
 import { ensureMember } from "../pg/sql.ts";
-import { withSession } from "./common.ts";
+import { json, quoteIdent, terminateSessions, withSession } from "./common.ts";
 
 /**
  * Object key of a tenant's final dump in its cell bucket. Outside `tenants/<id>/`, the prefix the
@@ -26,20 +26,56 @@ export function dumpKey(tenantId: string, workflowId: string, env: string): stri
  * dumpSchema). Run again after a crash it writes the same key again. Writes to the schema must
  * have stopped (LOGIN revoked) for the dump to be final.
  */
-export async function dumpToCellBucket(ctx: StepContext, env: string, cell: string, reason: string): Promise<BackupInput> {
+export async function dumpToCellBucket(ctx: StepContext, env: string, cell: string, reason: string, opts: { stopWrites: boolean }): Promise<BackupInput> {
   const tenantId = ctx.workflow.tenantId;
   const schema = pgTenantIdent(tenantId);
   const key = dumpKey(tenantId, ctx.workflow.id, env);
   const stored = await withSession(await ctx.ports.databases.cell(env, cell), async (c) => {
     if (!(await schemaExists(c, schema))) throw new PermanentError(`schema ${schema} does not exist in cell ${cell} (${env}); nothing to dump`);
     await ensureMember(c, schema);
+    if (opts.stopWrites) {
+      // The final dump must hold the last write: no session may write after it. The stacks keep an
+      // offboarding tenant's LOGIN, so it is revoked here (the detach removes the role anyway);
+      // should a stack update restore it before the deletion, the checksum comparison there refuses.
+      await c.query(`ALTER ROLE ${quoteIdent(schema)} NOLOGIN`);
+      await terminateSessions(c, tenantId, ctx.config.cutoverTimeoutMs);
+    }
     const gz = new PassThrough();
     const put = ctx.ports.backups.put({ env, cell }, key, gz);
-    await Promise.all([pipeline(dumpSchema(c, schema, `tenant ${tenantId}, ${env}, cell ${cell}`), createGzip(), gz), put]);
-    return put;
+    let tables: TableChecksum[] = [];
+    await Promise.all([pipeline(dumpSchema(c, schema, `tenant ${tenantId}, ${env}, cell ${cell}`, (t) => (tables = t)), createGzip(), gz), put]);
+    return { stored: await put, tables };
   });
-  ctx.log({ env, cell, location: stored.location, bytes: stored.bytes }, `schema ${schema} dumped to the cell bucket`);
-  return { env, kind: "schema-dump", location: stored.location, bytes: stored.bytes, sha256: stored.sha256, detail: { cell, schema, reason, format: "psql plain SQL, gzip" } };
+  ctx.log({ env, cell, location: stored.stored.location, bytes: stored.stored.bytes }, `schema ${schema} dumped to the cell bucket`);
+  return {
+    env, kind: "schema-dump", location: stored.stored.location, bytes: stored.stored.bytes, sha256: stored.stored.sha256,
+    detail: json({ cell, schema, reason, format: "psql plain SQL, gzip", tables: stored.tables }),
+  };
+}
+
+/** The table checksums a recorded dump holds (see dumpToCellBucket). */
+export function dumpedTables(b: BackupRecord): TableChecksum[] {
+  const tables = (b.detail as { tables?: unknown }).tables;
+  if (!Array.isArray(tables)) throw new PermanentError(`backup ${b.id} (${b.location}) records no table checksums; take it again`);
+  return tables as TableChecksum[];
+}
+
+/**
+ * Empties the tenant's schema in a cell if it still holds exactly what the recorded dump holds.
+ * A difference is permanent for the workflow: a person decides (re-run the backup step).
+ */
+export async function emptyCellSchema(ctx: StepContext, env: string, cell: string, backup: BackupRecord): Promise<number> {
+  const schema = pgTenantIdent(ctx.workflow.tenantId);
+  return withSession(await ctx.ports.databases.cell(env, cell), async (c) => {
+    if (!(await schemaExists(c, schema))) return 0;
+    await ensureMember(c, schema);
+    try {
+      return await emptySchemaIfUnchanged(c, schema, dumpedTables(backup));
+    } catch (err) {
+      if (err instanceof ChangedSinceBackupError) throw new PermanentError(err.message);
+      throw err;
+    }
+  });
 }
 
 /**

@@ -29,11 +29,10 @@ import { cellStackName, databaseSecretName, dedicatedStackName, masterSecretName
 import { dedicatedDbIdentifier } from "../../../infra/model/infraNames.ts";
 import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
-import { emptySchema, schemaExists } from "../pg/catalog.ts";
-import { ensureMember } from "../pg/sql.ts";
+import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
 import { EditRefusedError, offboardRequestEdit } from "../tenantEdits.ts";
-import { dumpToCellBucket, requireBackups } from "./backup.ts";
+import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import {
   archivePath, cellStacks, commitFiles, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,
 } from "./common.ts";
@@ -179,7 +178,7 @@ const offboardBackup = {
     const id = ctx.workflow.tenantId;
     const backups: BackupInput[] = [];
     if (f.deployment === "pooled") {
-      for (const env of f.envs) backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped"));
+      for (const env of f.envs) backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped", { stopWrites: true }));
       return done(json({ locations: backups.map((b) => b.location) }), backups);
     }
     const app = f.app;
@@ -203,7 +202,7 @@ const offboardBackup = {
 const offboardDelete = {
   name: "offboard.delete",
   async run(ctx: StepContext) {
-    const { facts: f } = await assertDeletable(ctx, "delete data");
+    const { facts: f, backups } = await assertDeletable(ctx, "delete data");
     const id = ctx.workflow.tenantId;
     if (f.deployment === "dedicated") {
       const destroyed: string[] = [];
@@ -219,17 +218,8 @@ const offboardDelete = {
     }
     const schema = pgTenantIdent(id);
     const dropped: JsonObject = {};
-    for (const env of f.envs) {
-      dropped[env] = await withSession(await ctx.ports.databases.cell(env, f.cells[env]!), async (c) => {
-        if (!(await schemaExists(c, schema))) return 0;
-        await ensureMember(c, schema);
-        await c.query("BEGIN");
-        const n = await emptySchema(c, schema);
-        await c.query("COMMIT");
-        return n;
-      });
-    }
-    return done({ droppedObjects: dropped });
+    for (const env of f.envs) dropped[env] = await emptyCellSchema(ctx, env, f.cells[env]!, backups.get(env)!);
+    return done({ droppedObjects: dropped, schema });
   },
 };
 

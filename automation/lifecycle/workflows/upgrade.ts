@@ -39,7 +39,7 @@ import { emptySchema, readSchema, schemaExists, schemaOwner } from "../pg/catalo
 import { copySchema, syncDelta } from "../pg/copy.ts";
 import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember, qn } from "../pg/sql.ts";
-import { dumpToCellBucket, requireBackups } from "./backup.ts";
+import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import {
   cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
   stackPath, tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
@@ -312,7 +312,7 @@ const cleanupDump = {
   async run(ctx: StepContext) {
     const { tenant, migration } = migrating(await requireTenant(ctx), "cleanup.dump");
     const backups = [];
-    for (const env of envsOf(tenant)) backups.push(await dumpToCellBucket(ctx, env, migration.from[env]!, "upgrade to dedicated: final dump before leaving the cell"));
+    for (const env of envsOf(tenant)) backups.push(await dumpToCellBucket(ctx, env, migration.from[env]!, "upgrade to dedicated: final dump before leaving the cell", { stopWrites: false }));
     return done(json({ locations: backups.map((b) => b.location) }), backups);
   },
 };
@@ -325,19 +325,9 @@ const cleanupEmpty = {
     if (!migration.retainUntil || ctx.ports.clock.now() < new Date(migration.retainUntil)) {
       throw new PermanentError(`refusing to remove ${tenant.id}'s schema from its cells before the retention ends (${migration.retainUntil ?? "not set"})`);
     }
-    await requireBackups(ctx, envs, "remove the schema from its cells");
-    const schema = pgTenantIdent(tenant.id);
+    const backups = await requireBackups(ctx, envs, "remove the schema from its cells");
     const out: JsonObject = {};
-    for (const env of envs) {
-      out[env] = await withSession(await ctx.ports.databases.cell(env, migration.from[env]!), async (c) => {
-        if (!(await schemaExists(c, schema))) return 0;
-        await ensureMember(c, schema);
-        await c.query("BEGIN");
-        const n = await emptySchema(c, schema);
-        await c.query("COMMIT");
-        return n;
-      });
-    }
+    for (const env of envs) out[env] = await emptyCellSchema(ctx, env, migration.from[env]!, backups.get(env)!);
     return done({ droppedObjects: out });
   },
 };

@@ -1,0 +1,204 @@
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { loadConfig, ConfigError, SETTINGS } from "../../automation/config.ts";
+import { newApiKey, parseApiKeyHash, scryptHash, verifyApiKey } from "../../automation/http/apiKeys.ts";
+import { createLogger } from "../../automation/log.ts";
+import { routeOf } from "../../infra/model/routes.ts";
+import { loadFleet } from "../../infra/model/fleet.ts";
+import { API_KEY, startHarness, waitFor, type Harness } from "./support/harness.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+
+const PROJECT = resolve(import.meta.dirname, "../..");
+
+let pg: TestPostgres;
+let h: Harness;
+const lines: Record<string, unknown>[] = [];
+beforeAll(async () => {
+  pg = await startTestPostgres();
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split("\n")) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  h = await startHarness({ pg, deps: { log: createLogger("info", sink) } });
+});
+afterAll(async () => {
+  await h?.close();
+  await pg?.stop();
+});
+
+const tenant = (id: string, extra: Record<string, unknown> = {}) => ({
+  id, displayName: `${id} Inc.`, tier: "standard", region: "us-east-1", environments: { prod: {} }, ...extra,
+});
+
+describe("internal API", () => {
+  it("requires an API key from TENANCY_API_KEYS", async () => {
+    for (const key of [null, "wrong-key", `${API_KEY}x`]) {
+      const res = await h.api("GET", "/api/tenants/acme", undefined, key);
+      expect(res.status).toBe(401);
+      expect(res.json).toEqual({ error: { message: "missing or unknown API key: send a key from TENANCY_API_KEYS in the x-api-key header" } });
+    }
+  });
+
+  it("creates a pooled tenant (201, committed, run queued), shows it, and offboards it (202)", async () => {
+    const created = await h.api("POST", "/api/tenants", tenant("api-co", { contact: { email: "ops@api-co.example" } }));
+    expect(created.status).toBe(201);
+    const change = created.json.change as { state: string; commit: string; stacks: string[]; runs: { runId: string; stack: string }[] };
+    expect(change.state).toBe("committed");
+    expect(change.runs.map((r) => r.stack)).toEqual(change.stacks);
+    expect(h.repo.log()[0]!.sha).toBe(change.commit);
+    expect(h.repo.log()[0]!.body).toMatch(/Requested-By: api key test\nApi-Request: [0-9a-f-]{36}/);
+
+    const run = await waitFor("the run", async () => {
+      const r = await h.api("GET", `/api/runs/${change.runs[0]!.runId}`);
+      return (r.json.run as { state: string }).state === "succeeded" ? (r.json.run as Record<string, unknown>) : undefined;
+    });
+    expect(run).toMatchObject({ stack: change.stacks[0], operation: "up", attempts: 1, commit: change.commit, error: null });
+
+    const shown = await h.api("GET", "/api/tenants/api-co");
+    expect(shown.status).toBe(200);
+    const { fleet } = loadFleet({ projectDir: h.repo.dir });
+    const t = fleet!.tenants.get("api-co")!.tenant;
+    expect(shown.json).toMatchObject({
+      lifecycle: "active",
+      stacks: change.stacks,
+      routes: [routeOf(fleet!, t, "prod")],
+      tenant: { id: "api-co", tier: "standard", contact: { email: "ops@api-co.example" } },
+    });
+    expect((shown.json.runs as { id: string }[]).map((r) => r.id)).toContain(change.runs[0]!.runId);
+    expect((shown.json.changes as { state: string }[])[0]!.state).toBe("committed");
+
+    const off = await h.api("DELETE", "/api/tenants/api-co?graceDays=45");
+    expect(off.status).toBe(202);
+    const file = h.repo.show("main", "tenants/api-co.yaml")!;
+    expect(file).toContain("lifecycle: offboarding");
+    expect(file).toContain("graceDays: 45");
+    expect((await h.api("DELETE", "/api/tenants/api-co")).status).toBe(200);
+  });
+
+  it("answers every error as JSON a person can act on, never a stack trace", async () => {
+    const cases: [string, string, unknown, number, RegExp][] = [
+      ["POST", "/api/tenants", tenant("api-co"), 409, /tenant api-co already exists/],
+      ["POST", "/api/tenants", { ...tenant("typo-co"), teir: "free" }, 422, /tenants\/typo-co\.yaml:\d+: teir: unknown key/],
+      ["POST", "/api/tenants", tenant("Bad_Id"), 400, /is not a tenant id/],
+      ["POST", "/api/tenants", [1, 2], 400, /send the tenant as a JSON object/],
+      ["POST", "/api/tenants", tenant("full-co", { region: "eu-west-1", environments: { dev: {} } }), 422, /placement: no cell with room in dev\/eu-west-1/],
+      ["GET", "/api/tenants/nobody", undefined, 404, /no tenant nobody on main/],
+      ["DELETE", "/api/tenants/nobody", undefined, 404, /no tenant nobody on main/],
+      ["GET", "/api/runs/00000000-0000-0000-0000-000000000000", undefined, 404, /no run/],
+      ["GET", "/api/runs/not-a-uuid", undefined, 404, /no run/],
+      ["POST", "/api/stacks/prod-nothing/runs", undefined, 400, /unknown stack name "prod-nothing"/],
+      ["POST", "/api/stacks/shared-prod-use1-09/runs", undefined, 404, /no stack file stacks\/Pulumi\.shared-prod-use1-09\.yaml/],
+      ["GET", "/api/events/evt_never", undefined, 404, /no Stripe event evt_never/],
+      ["POST", "/api/subscriptions/sub_never/reconcile", undefined, 404, /no events recorded for subscription sub_never/],
+      ["GET", "/nowhere", undefined, 404, /no route GET \/nowhere/],
+    ];
+    for (const [method, path, body, status, message] of cases) {
+      const res = await h.api(method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(status);
+      expect(Object.keys(res.json), `${method} ${path}`).toEqual(["error"]);
+      expect((res.json.error as { message: string }).message, `${method} ${path}`).toMatch(message);
+      expect(JSON.stringify(res.json)).not.toMatch(/\.ts:\d+|node_modules|at [A-Za-z]+ \(/);
+    }
+    const bad = await fetch(`${h.baseUrl}/api/tenants`, { method: "POST", headers: { "x-api-key": API_KEY, "content-type": "application/json" }, body: "{not json" });
+    expect(bad.status).toBe(400);
+    const badJson = (await bad.json()) as { error: { message: string } };
+    expect(Object.keys(badJson)).toEqual(["error"]);
+    expect(badJson.error.message).toMatch(/JSON/);
+  });
+
+  it("logs with the tenant id and run id bound to every line about them", async () => {
+    const about = lines.filter((l) => typeof l.msg === "string" && (l.msg as string).includes("api-co"));
+    expect(about.length).toBeGreaterThan(0);
+    for (const l of about) expect(l.tenantId, String(l.msg)).toBe("api-co");
+    const runLines = lines.filter((l) => typeof l.msg === "string" && /^run (started|succeeded)/.test(l.msg as string));
+    expect(runLines.length).toBeGreaterThanOrEqual(2);
+    for (const l of runLines) {
+      expect(l.runId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(l.tenantId).toBe("api-co");
+    }
+    expect(lines.every((l) => "tenantId" in l && "runId" in l)).toBe(true);
+  });
+
+  it("serves /healthz and /metrics", async () => {
+    const health = await fetch(`${h.baseUrl}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok", checks: { database: "ok", git: "ok" } });
+    const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^tenancy_runs\{state="succeeded"\} [1-9]/m);
+    expect(metrics).toMatch(/^tenancy_runs\{state="queued"\} \d+/m);
+    expect(metrics).toMatch(/^tenancy_queue_depth\{queue="stack-run"\} \d+/m);
+    expect(metrics).toMatch(/^tenancy_run_duration_seconds_count\{state="succeeded"\} [1-9]/m);
+    expect(metrics).toContain("tenancy_billing_events_received_total");
+  });
+});
+
+describe("API keys", () => {
+  it("verifies sha256 and scrypt hashes and never accepts the hash itself", () => {
+    const a = newApiKey("ci");
+    const b = "a key someone chose";
+    const records = [parseApiKeyHash("ci", a.hash), parseApiKeyHash("ops", scryptHash(b, 1024))];
+    expect(verifyApiKey(records, a.key)).toBe("ci");
+    expect(verifyApiKey(records, b)).toBe("ops");
+    expect(verifyApiKey(records, a.hash)).toBeUndefined();
+    expect(verifyApiKey(records, "")).toBeUndefined();
+    expect(() => parseApiKeyHash("x", "plaintext-key")).toThrow(/never the key itself/);
+  });
+});
+
+describe("configuration", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tenancy-config-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "prices.yaml"), "price_a: standard\nprice_b: dedicated\n");
+  writeFileSync(join(dir, "keys.yaml"), `keys:\n${newApiKey("ci").yaml}\n`);
+
+  it("names every missing or malformed setting, all at once", () => {
+    let err: unknown;
+    try {
+      loadConfig({ env: { TENANCY_MAX_PARALLEL_RUNS: "lots", TENANCY_RUNNER: "deployments" }, cwd: dir, projectDir: PROJECT });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const lines = (err as ConfigError).lines;
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^STRIPE_WEBHOOK_SECRET: missing required setting/),
+      expect.stringMatching(/^TENANCY_PRICE_TIERS: missing required setting/),
+      expect.stringMatching(/^TENANCY_API_KEYS: missing required setting/),
+      'TENANCY_MAX_PARALLEL_RUNS: must be an integer from 1 to 64, got "lots"',
+      expect.stringMatching(/^TENANCY_DEPLOYMENTS_ORG: missing required setting when TENANCY_RUNNER=deployments/),
+    ]));
+  });
+
+  it("reads a config file and lets the environment win", () => {
+    writeFileSync(join(dir, "control-plane.yaml"), `STRIPE_WEBHOOK_SECRET: whsec_file\nTENANCY_PRICE_TIERS: prices.yaml\nTENANCY_API_KEYS: keys.yaml\nPORT: 9000\nTENANCY_MAX_PARALLEL_RUNS: 3\n`);
+    const c = loadConfig({ env: { PORT: "9100" }, cwd: dir, projectDir: PROJECT });
+    expect(c).toMatchObject({ port: 9100, maxParallelRuns: 3, stripeWebhookSecret: "whsec_file", repoDir: PROJECT, dataDir: join(dir, ".control-plane"), runExpireHours: 3 });
+    expect([...c.priceTiers]).toEqual([["price_a", "standard"], ["price_b", "dedicated"]]);
+    rmSync(join(dir, "control-plane.yaml"));
+  });
+
+  it("documents every setting in the README's Control plane section", () => {
+    const readme = readFileSync(join(PROJECT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Control plane"), readme.indexOf("## Lifecycle workflows"));
+    const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented).toEqual(SETTINGS.map((s) => s.name));
+  });
+
+  it("`npm run control-plane` stops at start-up naming the missing setting", () => {
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" };
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
+    const r = spawnSync(process.execPath, ["--import", tsx, join(PROJECT, "automation/main.ts")], { cwd: dir, env, encoding: "utf8", timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/control plane cannot start:\n {2}STRIPE_WEBHOOK_SECRET: missing required setting/);
+    expect(r.stderr).not.toMatch(/\.ts:\d+:\d+/);
+  });
+});
