@@ -30,7 +30,7 @@ afterAll(async () => {
 /** Nothing of the tenant is gone: data, role, file, stacks, secrets. */
 async function expectNothingDeleted(s: Scenario, data: string): Promise<void> {
   expect(await schemaState(s.cell, s.tenant)).toBe(data);
-  expect(await loginOf(s.cell, s.tenant)).toBe(true);
+  expect(await loginOf(s.cell, s.tenant)).not.toBeUndefined();
   expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(true);
   expect(existsSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`))).toBe(false);
   expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
@@ -124,6 +124,40 @@ describe("offboarding a pooled tenant", () => {
         `tenants: offboard ${s.tenant}: data kept until 2026-04-01T09:00:00.000Z`,
         `tenants: offboard ${s.tenant}: archived after the grace period; final backups recorded`,
       ]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("stops writes for the final dump, and refuses to drop data written after it", async () => {
+    let afterBackup: () => Promise<void> = async () => undefined;
+    const s = await createScenario(bench, { prefix: "late" }, { hooks: { afterRecord: async (_wf, step) => void (step === "offboard.backup" && (await afterBackup())) } });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 10);
+      const app = startWriter(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 5);
+      await app.waitForCommits(2);
+      afterBackup = async () => {
+        // The dump revoked LOGIN and ended the application's session...
+        await app.done;
+        expect(app.stats.stoppedBy).toMatch(/terminat|connection error/);
+        expect(await loginOf(s.cell, s.tenant)).toBe(false);
+        // ...then an unrelated update of the cell stack restores LOGIN (the stacks render it for an
+        // offboarding tenant) and the application writes again before the deletion.
+        await s.runner.up(CELL_STACK, { workflowId: "other", tenant: s.bystander, reason: "another tenant's change" });
+        const c = await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
+        await c.query(`INSERT INTO ${pgTenantIdent(s.tenant)}.events VALUES ('after the dump', now(), NULL)`);
+        await c.end();
+      };
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 0 });
+      const r = await s.service.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.delete" });
+      expect(r.error).toBe(
+        `schema ${pgTenantIdent(s.tenant)} changed after its final backup (tables events); nothing was dropped. Take the backup again (re-run the backup step) before deleting`,
+      );
+      const c = await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
+      expect((await c.query(`SELECT 1 FROM ${pgTenantIdent(s.tenant)}.events WHERE payload = 'after the dump'`)).rowCount).toBe(1);
+      await c.end();
+      expect(existsSync(join(s.root, "tenants", `${s.tenant}.yaml`))).toBe(true);
     } finally {
       await s.close();
     }
