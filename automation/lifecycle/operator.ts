@@ -107,7 +107,7 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
       throw err;
     }
     io.out(`recorded ${wf.kind} workflow ${wf.id} for tenant ${wf.tenantId} (state ${wf.state})`);
-    io.out("the control plane's lifecycle worker runs it; no stack has been updated and no data touched yet");
+    io.out("it runs in the control plane's lifecycle worker, not in tenantctl: no stack has been updated and no data touched yet");
     return OK;
   } finally {
     await pool.end();

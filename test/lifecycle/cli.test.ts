@@ -134,7 +134,7 @@ describe("with DATABASE_URL: a workflow for the control plane", () => {
     }]);
     expect(r.out).toEqual([
       `recorded upgrade workflow ${rows[0]!.id} for tenant startup-alpha (state pending)`,
-      "the control plane's lifecycle worker runs it; no stack has been updated and no data touched yet",
+      "it runs in the control plane's lifecycle worker, not in tenantctl: no stack has been updated and no data touched yet",
     ]);
     expect(readFileSync(join(dir, "tenants", "startup-alpha.yaml"), "utf8")).toBe(before);
     expect((await pool.query("SELECT 1 FROM lifecycle_steps")).rowCount).toBe(0);
