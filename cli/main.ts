@@ -1,17 +1,21 @@
 import { Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
-import { affectedCommand } from "./commands/affected.ts";
-import { costCommand } from "./commands/cost.ts";
 import { newCommand } from "./commands/new.ts";
-import { planCommand } from "./commands/plan.ts";
-import { policyCheckCommand } from "./commands/policyCheck.ts";
-import { PlanError } from "./plan/planStacks.ts";
+import { PlanError } from "./plan/planError.ts";
 import { routesCommand } from "./commands/routes.ts";
 import { schemaCommand } from "./commands/schema.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { EXIT, ProblemsError, UsageError, processIo, type Io } from "./io.ts";
 
 const collect = (value: string, prior: string[] = []) => [...prior, value];
+
+// Commands that load Pulumi, the policy pack or git tooling are imported when they run, so
+// `validate`, `new` and `routes` start fast.
+const planCommand: typeof import("./commands/plan.ts").planCommand = async (...a) => (await import("./commands/plan.ts")).planCommand(...a);
+const policyCheckCommand: typeof import("./commands/policyCheck.ts").policyCheckCommand = async (...a) =>
+  (await import("./commands/policyCheck.ts")).policyCheckCommand(...a);
+const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await import("./commands/affected.ts")).affectedCommand(...a);
+const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await import("./commands/cost.ts")).costCommand(...a);
 
 function withDirs(cmd: Command): Command {
   return cmd

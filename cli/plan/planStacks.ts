@@ -22,11 +22,9 @@ export interface PlanOptions {
   onProgress?: (p: PlanProgress) => void;
 }
 
-export class PlanError extends Error {
-  constructor(readonly stackName: string, message: string) {
-    super(`${stackName}: ${message}`);
-  }
-}
+import { PlanError } from "./planError.ts";
+
+export { PlanError };
 
 /** The real pack, configured from the fleet's platform settings (as --policy-pack-config would). */
 export function fleetAnalyzer(fleet: Fleet): Analyzer {

@@ -11,6 +11,10 @@ import { createRequire } from "node:module";
  * it through the module's exports object (`debuggable_1.debuggablePromise(...)`), so the swap
  * reaches every caller. `pulumi up` never goes through the renderer and is unaffected.
  *
+ * The same holds for `Resource.stackTrace`, which formats a full stack for every resource to
+ * send the engine its source position (shown in `pulumi up` diagnostics): the swap returns no
+ * position while rendering offline.
+ *
  * (Setting `Error.stackTraceLimit = 0` instead is not safe: module loaders that find the caller
  * from a stack trace then fail to load the providers' lazily required modules.)
  */
@@ -23,7 +27,12 @@ interface StateModule {
   getStore(): { leakCandidates: Set<Promise<unknown>> };
 }
 
+interface ResourceModule {
+  Resource: { stackTrace(skip: number): unknown[] };
+}
+
 const debuggable = require("@pulumi/pulumi/runtime/debuggable.js") as DebuggableModule;
+const resourceModule = require("@pulumi/pulumi/resource.js") as ResourceModule;
 const state = require("@pulumi/pulumi/runtime/state.js") as StateModule;
 
 function fastDebuggablePromise<T>(p: Promise<T>, _ctx: unknown): Promise<T> {
@@ -45,10 +54,13 @@ function fastDebuggablePromise<T>(p: Promise<T>, _ctx: unknown): Promise<T> {
 export async function withFastPromises<T>(enabled: boolean, run: () => Promise<T>): Promise<T> {
   if (!enabled) return run();
   const original = debuggable.debuggablePromise;
+  const originalStackTrace = resourceModule.Resource.stackTrace;
   debuggable.debuggablePromise = fastDebuggablePromise;
+  resourceModule.Resource.stackTrace = () => [];
   try {
     return await run();
   } finally {
     debuggable.debuggablePromise = original;
+    resourceModule.Resource.stackTrace = originalStackTrace;
   }
 }

@@ -54,14 +54,26 @@ const IDENTIFIERS: Readonly<Record<string, readonly string[]>> = {
 export class StackIndex {
   readonly resources: readonly StackResourceView[];
   private readonly byUrn = new Map<string, StackResourceView>();
+  private readonly byType = new Map<string, StackResourceView[]>();
+  /** type -> identifier value -> first resource of that type carrying it (built on first use). */
+  private readonly byIdentifier = new Map<string, Map<string, StackResourceView>>();
+  /** Secret name -> secret, for ARNs without outputs (built on first use). */
+  private secretsByName: Map<string, StackResourceView> | undefined;
 
+  // Lookups are indexed: stack policies resolve a reference per resource, and a cell of 1,000
+  // tenants has ~17,000 resources, so a scan per lookup made the pack quadratic (BENCHMARKS.md).
   constructor(resources: readonly StackResourceView[]) {
     this.resources = resources;
-    for (const r of resources) this.byUrn.set(r.urn, r);
+    for (const r of resources) {
+      this.byUrn.set(r.urn, r);
+      const list = this.byType.get(r.type);
+      if (list) list.push(r);
+      else this.byType.set(r.type, [r]);
+    }
   }
 
   ofType(type: string): StackResourceView[] {
-    return this.resources.filter((r) => r.type === type);
+    return this.byType.get(type) ?? [];
   }
 
   get(urn: string): StackResourceView | undefined {
@@ -80,19 +92,44 @@ export class StackIndex {
     return this.find(value, types);
   }
 
-  /** The resource of one of `types` whose identifier equals `value`. */
+  private identifierIndex(type: string): Map<string, StackResourceView> {
+    let index = this.byIdentifier.get(type);
+    if (!index) {
+      index = new Map();
+      const keys = IDENTIFIERS[type] ?? ["arn", "id"];
+      for (const r of this.ofType(type)) {
+        for (const key of keys) {
+          const v = str(r.props[key]);
+          // The first resource in stack order wins, as a scan would find it.
+          if (v !== undefined && v !== "" && !index.has(v)) index.set(v, r);
+        }
+      }
+      this.byIdentifier.set(type, index);
+    }
+    return index;
+  }
+
+  /** The resource of one of `types` whose identifier equals `value` (first type in `types` wins). */
   find(value: unknown, types: readonly string[]): StackResourceView | undefined {
     const v = str(value);
     if (v === undefined || v === "") return undefined;
-    const candidates = types.flatMap((type) => this.ofType(type));
-    const exact = candidates.find((r) => (IDENTIFIERS[r.type] ?? ["arn", "id"]).some((key) => str(r.props[key]) === v));
-    if (exact) return exact;
+    for (const type of types) {
+      const hit = this.identifierIndex(type).get(v);
+      if (hit) return hit;
+    }
     // Without outputs, a secret ARN still names the secret: Secrets Manager appends "-" and six
     // random characters to the name. Only tried when no identifier matches exactly.
-    return candidates.find((r) => {
-      const name = r.type === T.secret ? str(r.props.name) : undefined;
-      return name !== undefined && v.endsWith(`:secret:${name}-${v.slice(-6)}`) && /-[A-Za-z0-9]{6}$/.test(v);
-    });
+    if (!types.includes(T.secret)) return undefined;
+    const m = /:secret:(.+)-[A-Za-z0-9]{6}$/.exec(v);
+    if (!m) return undefined;
+    if (!this.secretsByName) {
+      this.secretsByName = new Map();
+      for (const r of this.ofType(T.secret)) {
+        const name = str(r.props.name);
+        if (name !== undefined && !this.secretsByName.has(name)) this.secretsByName.set(name, r);
+      }
+    }
+    return this.secretsByName.get(m[1]!);
   }
 
   /**

@@ -254,6 +254,17 @@ export const iamTenantScope: StackPolicyDefinition = {
       const env = envOf(r, ctx);
       return env === undefined ? undefined : { tenant, env, ctx, index, docProp: "" };
     };
+    // Who attaches to which role, resolved once (per role it made the policy cubic in the fleet size).
+    const byRole = <R extends StackResourceView>(list: readonly R[]): Map<StackResourceView | undefined, R[]> => {
+      const m = new Map<StackResourceView | undefined, R[]>();
+      for (const x of list) {
+        const role = roleOf(x, index);
+        m.set(role, [...(m.get(role) ?? []), x]);
+      }
+      return m;
+    };
+    const rolePolicies = byRole(index.ofType(T.rolePolicy));
+    const attachments = byRole(index.ofType(T.rolePolicyAttachment));
     for (const role of index.ofType(T.role)) {
       const tenant = tenantOf(role);
       if (!isTenantId(tenant)) continue;
@@ -263,15 +274,12 @@ export const iamTenantScope: StackPolicyDefinition = {
       records(role.props.inlinePolicies).forEach((p, i) => {
         checkIdentity({ label: `inline policy "${str(p.name) ?? i}"`, owner: role, prop: "inlinePolicies", value: p.policy }, scope, report);
       });
-      for (const rp of index.ofType(T.rolePolicy)) {
-        if (roleOf(rp, index) === role) checkIdentity({ label: "policy", owner: rp, prop: "policy", value: rp.props.policy }, scope, report);
+      for (const rp of rolePolicies.get(role) ?? []) {
+        checkIdentity({ label: "policy", owner: rp, prop: "policy", value: rp.props.policy }, scope, report);
       }
       const attached = [
         ...strings(role.props.managedPolicyArns).map((arn) => ({ from: role, arn, policy: index.find(arn, [T.iamPolicy]) })),
-        ...index
-          .ofType(T.rolePolicyAttachment)
-          .filter((a) => roleOf(a, index) === role)
-          .map((a) => ({ from: a, arn: str(a.props.policyArn) ?? "<unset>", policy: index.resolve(a, "policyArn", [T.iamPolicy]) })),
+        ...(attachments.get(role) ?? []).map((a) => ({ from: a, arn: str(a.props.policyArn) ?? "<unset>", policy: index.resolve(a, "policyArn", [T.iamPolicy]) })),
       ];
       for (const { from, arn, policy } of attached) {
         if (!policy) {

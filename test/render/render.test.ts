@@ -101,3 +101,16 @@ describe("renderStack with a failing program", () => {
     }
   });
 });
+
+describe("fastPromises", () => {
+  it("restores the SDK's own functions after a render, even a failing one", async () => {
+    const { createRequire } = await import("node:module");
+    const require = createRequire(import.meta.url);
+    const debuggable = require("@pulumi/pulumi/runtime/debuggable.js") as { debuggablePromise: unknown };
+    const resource = require("@pulumi/pulumi/resource.js") as { Resource: { stackTrace: unknown } };
+    const before = [debuggable.debuggablePromise, resource.Resource.stackTrace];
+    await renderStack(fleet, "dedicated-acme-prod", { program, fastPromises: true });
+    await expect(renderStack(fleet, "dedicated-acme-prod", { program: async () => { throw new Error("boom"); }, fastPromises: true })).rejects.toThrow("boom");
+    expect([debuggable.debuggablePromise, resource.Resource.stackTrace]).toEqual(before);
+  });
+});
