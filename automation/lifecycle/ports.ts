@@ -112,10 +112,12 @@ export interface StackRunner {
   /**
    * Destroys a stack. Without `release`, protected resources make it fail (Pulumi refuses to
    * delete a protected resource; RDS refuses to delete an instance with deletion protection).
-   * With `release`, the implementation first lifts protection for that stack only:
-   * `pulumi state unprotect --all --yes --stack <stack>` run through the same PulumiCommand the
-   * Automation API uses, and RDS deletion protection turned off through the AWS port. The program
-   * itself is never changed to drop `protect`, so no other update can lose it.
+   * With `release`, the implementation first lifts Pulumi `protect` for that stack and that run
+   * only: `pulumi state unprotect --all --yes --stack <stack>` through the same PulumiCommand the
+   * Automation API uses (the control plane's destroy run with `unprotect`). RDS deletion
+   * protection, an AWS-side flag, is turned off by the offboarding workflow beforehand
+   * (DatabaseSnapshots.disableDeletionProtection). The program is never changed to drop
+   * `protect`, so no other update can lose it.
    */
   destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome>;
 }
