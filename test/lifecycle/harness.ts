@@ -66,7 +66,16 @@ export interface Bench {
   stop(): Promise<void>;
 }
 
-export async function startBench(): Promise<Bench> {
+/**
+ * Two servers, or with `single` one server holding the cell and the dedicated databases (enough
+ * when no tenant has a role on both sides at once: roles, and their LOGIN, are cluster-wide).
+ */
+export async function startBench(opts: { single?: boolean } = {}): Promise<Bench> {
+  if (opts.single) {
+    const server = await startPostgres();
+    const admin = await server.createRdsLikeAdmin();
+    return { cellServer: server, dedServer: server, cellAdmin: admin, dedAdmin: admin, stop: () => server.stop() };
+  }
   const [cellServer, dedServer] = await Promise.all([startPostgres(), startPostgres()]);
   const [cellAdmin, dedAdmin] = await Promise.all([cellServer.createRdsLikeAdmin(), dedServer.createRdsLikeAdmin()]);
   return { cellServer, dedServer, cellAdmin, dedAdmin, stop: async () => void (await Promise.all([cellServer.stop(), dedServer.stop()])) };

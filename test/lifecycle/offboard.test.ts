@@ -21,7 +21,8 @@ import { connect, createApplicationSchema, startWriter } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
-  bench = await startBench();
+  // No tenant here has a role in a cell and a dedicated database at once: one server holds both.
+  bench = await startBench({ single: true });
 });
 afterAll(async () => {
   await bench?.stop();
@@ -141,8 +142,8 @@ describe("offboarding a pooled tenant", () => {
         await app.done;
         expect(app.stats.stoppedBy).toMatch(/terminat|connection error/);
         expect(await loginOf(s.cell, s.tenant)).toBe(false);
-        // ...then an unrelated update of the cell stack restores LOGIN (the stacks render it for an
-        // offboarding tenant) and the application writes again before the deletion.
+        // ...then an update of the cell stack that refreshes restores LOGIN (the stacks render it for
+        // an offboarding tenant) and the application writes again before the deletion.
         await s.runner.up(CELL_STACK, { workflowId: "other", tenant: s.bystander, reason: "another tenant's change" });
         const c = await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD });
         await c.query(`INSERT INTO ${pgTenantIdent(s.tenant)}.events VALUES ('after the dump', now(), NULL)`);

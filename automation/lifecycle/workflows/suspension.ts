@@ -6,7 +6,7 @@
  * never touched.
  *
  * Resumption also ends an offboarding whose grace period is still running (it supersedes the
- * offboard workflow until that one starts deleting): lifecycle back to active, the offboarding
+ * offboard workflow until its final backup starts): lifecycle back to active, the offboarding
  * block removed.
  */
 import { stacksOfTenant } from "../../../infra/model/fleet.ts";
@@ -111,6 +111,7 @@ const resumeStacks = {
 export const resumeWorkflow: WorkflowDef = {
   kind: "resume",
   steps: [resumeFiles, resumeStacks],
-  // Cancelling an offboarding is possible until it starts deleting.
-  supersedes: [{ kind: "offboard", before: "offboard.delete" }],
+  // Cancelling an offboarding is possible during its grace period: until the final backup, which
+  // revokes LOGIN in the database itself (a drift an `up` without refresh would not undo).
+  supersedes: [{ kind: "offboard", before: "offboard.backup" }],
 };
