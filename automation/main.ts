@@ -6,7 +6,7 @@
  */
 import { delimiter, join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
-import { ControlPlane } from "./controlPlane.ts";
+import type { ControlPlane } from "./controlPlane.ts";
 import { newApiKey } from "./http/apiKeys.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "..");
@@ -41,6 +41,8 @@ async function main(argv: readonly string[]): Promise<number> {
 
   let cp: ControlPlane;
   try {
+    // Loaded only once the settings are good: a bad setting is reported without loading it all.
+    const { ControlPlane } = await import("./controlPlane.ts");
     cp = await ControlPlane.create(config);
     await cp.start();
   } catch (err) {

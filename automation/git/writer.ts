@@ -339,6 +339,7 @@ export class GitWriter {
           ]);
           for (const stack of row.stacks) await this.opts.runs.enqueue(client, stack, { changeId: row.id, reason: row.summary });
         });
+        this.opts.runs.jobsSent();
         this.opts.log.warn({ changeId: row.id, commit }, "recovered a committed change whose runs were not queued");
       } else if (commit) {
         await this.opts.pool.query("UPDATE changes SET state = 'proposed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
@@ -535,6 +536,7 @@ export class GitWriter {
         });
       }
     });
+    if (committed.length > 0) this.opts.runs.jobsSent();
     return results;
   }
 

@@ -144,11 +144,24 @@ export interface RunStoreOptions {
 }
 
 export class RunStore {
+  private queuedListeners = new Set<() => void>();
+
   constructor(
     readonly pool: Pool,
     private readonly boss: PgBoss,
     private readonly opts: RunStoreOptions,
   ) {}
+
+  /** Called after a transaction that sent run jobs commits (in-process workers fetch at once). */
+  onJobsSent(listener: () => void): () => void {
+    this.queuedListeners.add(listener);
+    return () => this.queuedListeners.delete(listener);
+  }
+
+  /** Tell in-process workers that run jobs were committed; callers of enqueue() call it after their commit. */
+  jobsSent(): void {
+    for (const l of this.queuedListeners) l();
+  }
 
   private async lockStack(client: Queryable, stack: string): Promise<void> {
     await client.query("SELECT pg_advisory_xact_lock($1)", [lockKey(`stack:${stack}`)]);
@@ -200,11 +213,13 @@ export class RunStore {
 
   /** Queues runs of several stacks in one transaction. */
   async enqueueAll(stacks: readonly string[], cause: RunCause): Promise<EnqueuedRun[]> {
-    return withTransaction(this.pool, async (client) => {
-      const out: EnqueuedRun[] = [];
-      for (const stack of [...new Set(stacks)].sort()) out.push(await this.enqueue(client, stack, cause));
-      return out;
+    const out = await withTransaction(this.pool, async (client) => {
+      const runs: EnqueuedRun[] = [];
+      for (const stack of [...new Set(stacks)].sort()) runs.push(await this.enqueue(client, stack, cause));
+      return runs;
     });
+    this.jobsSent();
+    return out;
   }
 
   /** Claims a run for a worker: queued -> running, or takes over a running run whose worker died. */
@@ -272,7 +287,7 @@ export class RunStore {
    * queued run, if any. Returns false when the worker no longer owned the run.
    */
   async finish(runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string }): Promise<boolean> {
-    return withTransaction(this.pool, async (client) => {
+    const done = await withTransaction(this.pool, async (client) => {
       const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
       if (!pre.rowCount) return false;
       const stack = pre.rows[0]!.stack;
@@ -290,6 +305,8 @@ export class RunStore {
       await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
       return true;
     });
+    if (done) this.jobsSent();
+    return done;
   }
 
   private async kickNext(client: Queryable, stack: string): Promise<void> {
@@ -336,6 +353,7 @@ export class RunStore {
       });
       if (did) reaped.push(id);
     }
+    if (reaped.length > 0) this.jobsSent();
     return reaped;
   }
 

@@ -42,6 +42,7 @@ export class RunWorker {
   readonly workerId: string;
   private workIds: string[] = [];
   private reaper?: NodeJS.Timeout;
+  private unlisten?: () => void;
   private active = new Map<string, Active>();
 
   constructor(private readonly opts: RunWorkerOptions) {
@@ -60,6 +61,10 @@ export class RunWorker {
         ),
       );
     }
+    // Jobs committed by this process are fetched at once instead of at the next poll.
+    this.unlisten = this.opts.store.onJobsSent(() => {
+      for (const id of this.workIds) this.opts.boss.notifyWorker(id);
+    });
     if (this.opts.reap ?? true) {
       const tick = () => {
         this.opts.store
@@ -77,6 +82,7 @@ export class RunWorker {
   /** Stops taking jobs; waits up to graceMs for running updates, then interrupts them. */
   async stop(graceMs = 0): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
+    this.unlisten?.();
     for (const id of this.workIds) await this.opts.boss.offWork({ id }).catch(() => undefined);
     this.workIds = [];
     const all = [...this.active.values()];

@@ -16,7 +16,7 @@ let h: Harness;
 beforeAll(async () => {
   pg = await startTestPostgres();
   // Run workers start only once billing has settled, so every touched stack has one queued run.
-  h = await startHarness({ pg, start: { reconciler: true, runs: false }, deps: { reconcileBatchSize: 100 } });
+  h = await startHarness({ pg, start: { reconciler: false, runs: false }, deps: { reconcileBatchSize: 100 } });
 });
 afterAll(async () => {
   await h?.close();
@@ -105,7 +105,10 @@ async function postAll(events: readonly Record<string, unknown>[], concurrency =
 it(`applies 1,000 shuffled events with 20% duplicates to the expected tenant files with exactly the needed runs (seed ${SEED})`, async () => {
   const { subs, deliveries } = plan();
   expect(deliveries).toHaveLength(UNIQUE + DUPLICATES);
-  const statuses = await postAll(deliveries);
+  // The billing worker joins half-way, so intake and reconciliation also overlap.
+  const statuses = await postAll(deliveries.slice(0, deliveries.length / 2));
+  await h.cp.reconciler.start();
+  statuses.push(...(await postAll(deliveries.slice(deliveries.length / 2))));
   expect(statuses.every((s) => s === 200)).toBe(true);
 
   expect(await count(h, "SELECT 1 FROM billing_events")).toBe(UNIQUE);

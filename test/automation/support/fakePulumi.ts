@@ -3,7 +3,7 @@
  * LocalWorkspace's `pulumiCommand` option, or as an executable `<root>/bin/pulumi` for
  * TENANCY_PULUMI_ROOT / PATH (then PulumiCommand.get() and the library's own process handling run).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
@@ -83,6 +83,7 @@ export function installFakePulumiBinary(root: string, options: FakePulumiOptions
     packages: "external",
     logLevel: "error",
   });
+  process.once("exit", () => rmSync(bundle, { force: true }));
   const bin = join(root, "bin", "pulumi");
   writeFileSync(bin, `#!/bin/sh\nFAKE_PULUMI_OPTIONS='${optionsFile}' exec "${process.execPath}" '${bundle}' "$@"\n`, { mode: 0o755 });
   return bin;
