@@ -317,26 +317,39 @@ export async function auditCatalog(server: PgServer, observer: Credentials, logi
 }
 
 /**
- * Everything a replay can change, as `observer`: roles (attributes, settings, password hash when
- * the observer may read pg_authid), memberships, databases and their ACLs, and per database the
- * schemas, relation ACLs and default ACLs. Two equal snapshots mean nothing changed.
+ * Everything a replay can change, as `observer`: the given roles (attributes, settings, password
+ * hash when the observer may read pg_authid) and every membership involving them, the databases
+ * and their ACLs, and per database the schemas, relation ACLs and default ACLs. Two equal
+ * snapshots mean nothing changed. Scoped to `roles` because a shared (DATABASE_URL) server has
+ * other roles coming and going.
  */
-export async function catalogSnapshot(server: PgServer, observer: Credentials, databases: readonly string[]): Promise<Record<string, unknown>> {
+export async function catalogSnapshot(
+  server: PgServer,
+  observer: Credentials,
+  databases: readonly string[],
+  roles: readonly string[],
+): Promise<Record<string, unknown>> {
   const snap: Record<string, unknown> = {};
   const c = await server.connect({ ...observer, database: databases[0]! });
   try {
     snap.roles = (
       await c.query(
         `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
-                rolconnlimit, rolvaliduntil::text, rolconfig FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
+                rolconnlimit, rolvaliduntil::text, rolconfig FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
+        [roles],
       )
     ).rows;
-    const authid = await attempt(c, "SELECT rolname, rolpassword FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY rolname");
+    const authid = await c
+      .query("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1) ORDER BY rolname", [roles])
+      .then((r) => ({ state: "ok", rows: r.rows as Record<string, unknown>[] }))
+      .catch(() => ({ state: "denied", rows: [] }));
     snap.passwords = authid.state === "ok" ? authid.rows : "pg_authid not readable by the observer";
     snap.memberships = (
       await c.query(
         `SELECT pg_get_userbyid(roleid) AS role, pg_get_userbyid(member) AS member, pg_get_userbyid(grantor) AS grantor,
-                admin_option, inherit_option, set_option FROM pg_auth_members ORDER BY 1, 2, 3`,
+                admin_option, inherit_option, set_option FROM pg_auth_members
+          WHERE pg_get_userbyid(roleid) = ANY($1) OR pg_get_userbyid(member) = ANY($1) ORDER BY 1, 2, 3`,
+        [roles],
       )
     ).rows;
     snap.databases = (

@@ -94,10 +94,11 @@ describe.each(["cell", "dedicated"] as const)("%s stack", (key) => {
 
   it("changes nothing when applied a second time", async () => {
     const dbs = [s().database];
-    const before = await catalogSnapshot(server, server.bootstrap, dbs);
+    const roles = [admin.user, ...s().logins.map((t) => t.user)];
+    const before = await catalogSnapshot(server, server.bootstrap, dbs, roles);
     const again = await replayRendered(server, admin, s().render, actual, s().state);
     expect(again.executed).toEqual([]);
-    expect(await catalogSnapshot(server, server.bootstrap, dbs)).toEqual(before);
+    expect(await catalogSnapshot(server, server.bootstrap, dbs, roles)).toEqual(before);
   });
 });
 
