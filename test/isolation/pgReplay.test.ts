@@ -221,6 +221,36 @@ describe("replay on a live PostgreSQL as a non-superuser admin", () => {
     expect(privs).toEqual({ usage: true, create: last.includes("USAGE,CREATE") });
   });
 
+  it("creates a database owned by a tenant role and sets default privileges, then re-applies as a no-op", async () => {
+    const extraDb = `${db}_extra`;
+    server.trackDatabases([extraDb]);
+    const r = await render({
+      connectionLimit: 4,
+      extra: (p) => {
+        new postgresql.Database("extra", { name: "unit_extra", owner: "unit_a" }, { provider: p });
+        new postgresql.DefaultPrivileges("b-reads-a", { database: "unit", owner: "unit_a", schema: "unit_a", role: "unit_b", objectType: "table", privileges: ["SELECT"] }, { provider: p });
+      },
+    });
+    const names = (d: string) => (d === "unit_extra" ? extraDb : db);
+    const { executed } = await replayPostgres(r.resources, { connect, databaseName: names, state });
+    expect(executed.filter((e) => /::(extra|b-reads-a)$/.test(e.urn)).map((e) => e.sql)).toEqual([
+      `GRANT "unit_a" TO ${quoteIdent(admin.user)}`,
+      `CREATE DATABASE ${quoteIdent(extraDb)} OWNER "unit_a" TEMPLATE template0 ENCODING 'UTF8' ALLOW_CONNECTIONS true CONNECTION LIMIT -1 IS_TEMPLATE false`,
+      `REVOKE "unit_a" FROM ${quoteIdent(admin.user)}`,
+      `GRANT "unit_a" TO ${quoteIdent(admin.user)}`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE "unit_a" IN SCHEMA "unit_a" REVOKE ALL ON TABLES FROM "unit_b"`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE "unit_a" IN SCHEMA "unit_a" GRANT SELECT ON TABLES TO "unit_b"`,
+      `REVOKE "unit_a" FROM ${quoteIdent(admin.user)}`,
+    ]);
+    const c = await connect(db);
+    const owner = (await c.query("SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1", [extraDb])).rows;
+    const acl = (await c.query("SELECT defaclacl::text[] AS acl FROM pg_default_acl WHERE defaclnamespace = 'unit_a'::regnamespace")).rows;
+    await c.end();
+    expect(owner).toEqual([{ o: "unit_a" }]);
+    expect(acl).toEqual([{ acl: ["unit_b=r/unit_a"] }]);
+    expect((await replayPostgres(r.resources, { connect, databaseName: names, state })).executed).toEqual([]);
+  });
+
   it("fails like the provider when a declared role already exists and there is no state", async () => {
     await expect(replayPostgres((await render({ connectionLimit: 4 })).resources, { connect, databaseName: () => db })).rejects.toThrow(/already exists/);
   });

@@ -54,6 +54,8 @@ export interface PgServer {
   createDatabase(name: string, owner: Credentials): Promise<string>;
   /** Records roles created by a test so `stop()` drops them on a shared (DATABASE_URL) server. */
   trackRoles(names: Iterable<string>): void;
+  /** Records databases created by a test (not through createDatabase) so `stop()` drops them. */
+  trackDatabases(names: Iterable<string>): void;
   /** Drops what was created (external) or stops the server and deletes its data (embedded). */
   stop(): Promise<void>;
 }
@@ -157,6 +159,10 @@ abstract class BaseServer implements PgServer {
 
   trackRoles(names: Iterable<string>): void {
     for (const n of names) this.createdRoles.add(n);
+  }
+
+  trackDatabases(names: Iterable<string>): void {
+    for (const n of names) this.createdDatabases.add(n);
   }
 
   abstract stop(): Promise<void>;
