@@ -36,14 +36,17 @@ export type Plan =
   | { kind: "needs-workflow"; tenantId: string; workflow: "upgrade" | "downgrade"; message: string }
   | { kind: "change"; tenantId: string; request: Omit<ChangeRequest, "cause">; suspendedByBilling?: boolean };
 
-/** The tenant a subscription pays for: by billing.subscriptionId in a tenant file, else as recorded, else metadata. */
+/**
+ * The tenant a subscription pays for. Only a tenant file naming the subscription
+ * (billing.subscriptionId) is the subscription's tenant; otherwise `id` is the tenant it would
+ * create (recorded earlier, else metadata.tenant_id). Metadata alone never claims an existing
+ * tenant: planCreate refuses when that id is taken.
+ */
 export function tenantOfSubscription(fleet: Fleet, sub: SubscriptionState): { id: string | null; tenant?: Tenant } {
   for (const { tenant } of fleet.tenants.values()) {
     if (tenant.billing?.subscriptionId === sub.id) return { id: tenant.id, tenant };
   }
-  const id = sub.tenantId ?? sub.metadata[METADATA.tenantId] ?? null;
-  const tenant = id ? fleet.tenants.get(id)?.tenant : undefined;
-  return tenant ? { id, tenant } : { id };
+  return { id: sub.tenantId ?? sub.metadata[METADATA.tenantId] ?? null };
 }
 
 export function suspensionDue(sub: SubscriptionState, now: number, graceHours: number): { due: boolean; why: string } {

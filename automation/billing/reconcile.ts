@@ -52,7 +52,13 @@ export class BillingReconciler {
       QUEUES.reconcile,
       { batchSize: this.opts.batchSize ?? 50, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 1 },
       async (jobs) => {
-        await this.handle(jobs.map((j) => j.data));
+        try {
+          await this.handle(jobs.map((j) => j.data));
+        } catch (err) {
+          // pg-boss retries the batch with backoff; say why it failed.
+          this.opts.log.error({ err: { message: (err as Error).message }, jobs: jobs.length }, "reconciling billing events failed; retrying");
+          throw err;
+        }
       },
     );
   }

@@ -19,7 +19,7 @@ import type { BillingReconciler } from "../billing/reconcile.ts";
 import { branchOf, DirtyWorkingCopyError, InvalidMainError, stackPath, tenantPath, type ChangeResult, type GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { RUN_STATES, type RunRecord, type RunStore } from "../runs/store.ts";
+import type { RunStore } from "../runs/store.ts";
 import { DocumentError, editTenantText, planNewTenant } from "../tenants/documents.ts";
 import { API_KEY_HEADER, verifyApiKey, type ApiKeyRecord } from "./apiKeys.ts";
 import { errorBody, HttpError } from "./errors.ts";
@@ -48,10 +48,6 @@ declare module "fastify" {
   interface FastifyRequest {
     apiKeyName?: string;
   }
-}
-
-function runView(r: RunRecord) {
-  return r;
 }
 
 export function buildServer(deps: ServerDeps) {
@@ -125,7 +121,7 @@ export function buildServer(deps: ServerDeps) {
       }
       deps.metrics.eventsReceived.inc({ type: event.type });
       const result = await withLogContext({ eventId: event.id }, () =>
-        recordStripeEvent(deps.pool, deps.boss, JSON.parse(raw.toString("utf8")) as unknown, { graceHours: deps.unpaidGraceHours }),
+        recordStripeEvent(deps.pool, deps.boss, event, { graceHours: deps.unpaidGraceHours }),
       );
       if (result.duplicate) {
         deps.metrics.eventsDeduplicated.inc();
@@ -176,9 +172,12 @@ export function buildServer(deps: ServerDeps) {
       if (typeof doc.id !== "string") throw new HttpError(400, "id: is required (the tenant id, a DNS label)");
       const id = tenantIdParam(doc.id);
       return withLogContext({ tenantId: id, eventId: request.id }, async () => {
-        const { value, results } = await deps.writer.change((draft) => {
+        const { value, results } = await deps.writer.change(async (draft) => {
           if (draft.tenant(id) || draft.read(tenantPath(id)) !== undefined) {
             throw new HttpError(409, `tenant ${id} already exists; change it with a pull request, or DELETE it first`);
+          }
+          if ((await draft.pending(id)) !== undefined) {
+            throw new HttpError(409, `tenant ${id} is already proposed on branch ${branchOf(id)}; merge or close that pull request first`);
           }
           let planned;
           try {
@@ -258,7 +257,7 @@ export function buildServer(deps: ServerDeps) {
           lifecycle: t.lifecycle,
           routes: Object.keys(t.environments).map((env) => routeOf({ platform: p }, t, env)),
           stacks,
-          runs: runs.map(runView),
+          runs,
           changes: changes.rows,
           subscription: sub.rows[0] ?? null,
         });
@@ -273,7 +272,7 @@ export function buildServer(deps: ServerDeps) {
 
     api.get<{ Params: { id: string } }>("/api/runs/:id", async (request, reply) => {
       const run = await runParam(request.params.id);
-      return reply.send({ run: runView(run) });
+      return reply.send({ run });
     });
 
     api.post<{ Params: { id: string } }>("/api/runs/:id/cancel", async (request, reply) => {
@@ -384,4 +383,3 @@ function streamRunEvents(deps: ServerDeps, request: FastifyRequest, reply: Fasti
   void pump();
 }
 
-export { RUN_STATES };

@@ -59,6 +59,23 @@ describe("validation before commit", () => {
     expect(metrics).toMatch(/tenancy_billing_events_rejected_total\{stage="change"\} 2/);
   });
 
+  it("never lets subscription metadata claim an existing tenant, and leaves pooled -> dedicated to the upgrade workflow", async () => {
+    const head = h.repo.log()[0]!.sha;
+    await h.post(subscriptionEvent("evt_claim", "customer.subscription.created", now(), {
+      id: "sub_intruder", status: "active", price: "price_enterprise", metadata: { tenant_id: "acme" },
+    }));
+    expect(await result(h, "evt_claim")).toMatchObject({ outcome: "rejected", message: expect.stringContaining("tenant acme already exists with subscription sub_ACME0001") });
+    // startup-alpha pays with sub_ALPHA0001 (tenants/startup-alpha.yaml); its price moves to the dedicated tier.
+    await h.post(subscriptionEvent("evt_upgrade", "customer.subscription.updated", now(), {
+      id: "sub_ALPHA0001", status: "active", price: "price_dedicated_annual", customer: "cus_ALPHA0001",
+    }));
+    expect(await result(h, "evt_upgrade")).toMatchObject({
+      outcome: "needs-workflow", tenantId: "startup-alpha", message: expect.stringContaining("tenantctl upgrade startup-alpha --to dedicated"),
+    });
+    expect(h.repo.log()[0]!.sha).toBe(head);
+    expect(h.repo.git("branch", "--list", "tenancy/*")).toBe("");
+  });
+
   it("rejects a change the fleet rules refuse (overlapping CIDR) with the model's problem lines, nothing committed", async () => {
     const head = h.repo.log()[0]!.sha;
     const res = await h.api("POST", "/api/tenants", {
@@ -226,6 +243,9 @@ describe("dedicated changes go to a branch and a pull request", () => {
       expect(change).toMatchObject({ state: "proposed", pushed: true, branch: "tenancy/branch-co" });
       expect(change.note).toMatch(/pushed to origin; no GITHUB_TOKEN\/TENANCY_GITHUB_REPO configured, so no pull request was opened/);
       expect(remoteRef(bare, "refs/heads/tenancy/branch-co")).toBe(repo.git("rev-parse", "tenancy/branch-co").trim());
+      const again = await h.api("POST", "/api/tenants", { id: "branch-co", displayName: "Branch", tier: "dedicated", region: "eu-west-1", environments: { prod: {} } });
+      expect(again.status).toBe(409);
+      expect((again.json.error as { message: string }).message).toBe("tenant branch-co is already proposed on branch tenancy/branch-co; merge or close that pull request first");
 
       const pooled = await h.api("POST", "/api/tenants", { id: "pushed-co", displayName: "Pushed", tier: "free", region: "eu-west-1", environments: { prod: {} } });
       expect(pooled.status).toBe(201);
