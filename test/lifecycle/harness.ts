@@ -277,6 +277,13 @@ export async function createScenario(
   const cell: DbRef = { server: bench.cellServer, admin: bench.cellAdmin, database: await bench.cellServer.createDatabase(`cell_${n}`, bench.cellAdmin) };
   const ded: DbRef = { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`app_${n}`, bench.dedAdmin) };
   const cpDb = await bench.cellServer.createDatabase(`cp_${n}`, bench.cellAdmin);
+  // Throwaway databases: commits need not wait for the WAL flush (durability is not under test;
+  // crash-resume is simulated in process). The servers' own settings are untouched.
+  for (const [server, admin, db] of [[bench.cellServer, bench.cellAdmin, cell.database], [bench.dedServer, bench.dedAdmin, ded.database], [bench.cellServer, bench.cellAdmin, cpDb]] as const) {
+    const c = await server.connect({ ...admin, database: db });
+    await c.query(`ALTER DATABASE ${qi(db)} SET synchronous_commit = off`);
+    await c.end();
+  }
   const pool = new pg.Pool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: cpDb, max: 6 });
   pool.on("error", () => undefined);
   await migrate(pool);
