@@ -141,6 +141,10 @@ export class GitRepo {
     return commit;
   }
 
+  async isAncestor(ancestor: string, of: string): Promise<boolean> {
+    return (await this.run(["merge-base", "--is-ancestor", ancestor, of], { okCodes: [1] })).code === 0;
+  }
+
   async remotes(): Promise<string[]> {
     const out = await this.out(["remote"]);
     return out === "" ? [] : out.split("\n");

@@ -544,10 +544,13 @@ export class GitWriter {
     const branch = branchOf(s.req.tenantId);
     const mainHead = await this.head();
     const branchHead = await this.repo.resolve(`refs/heads/${branch}`);
-    // What the branch already changes relative to main (an earlier proposal for this tenant).
+    // A branch already merged into main starts afresh from main.
+    const merged = branchHead !== undefined && (await this.repo.isAncestor(branchHead, mainHead));
+    const parent = branchHead && !merged ? branchHead : mainHead;
+    // What the branch already changes since it left main (an earlier, unmerged proposal).
     const pending: Record<string, string | null> = {};
-    if (branchHead) {
-      const out = await this.repo.out(["diff", "--name-only", "--no-renames", mainHead, branchHead, "--", TENANTS_DIR, STACKS_DIR]);
+    if (branchHead && !merged) {
+      const out = await this.repo.out(["diff", "--name-only", "--no-renames", `${mainHead}...${branchHead}`, "--", TENANTS_DIR, STACKS_DIR]);
       for (const p of out === "" ? [] : out.split("\n")) pending[p] = (await this.repo.show(branchHead, p)) ?? null;
     }
     const v = this.validate([pending, s.req.files]);
@@ -560,7 +563,7 @@ export class GitWriter {
     mkdirSync(dirname(indexFile), { recursive: true });
     let commit: string;
     try {
-      commit = await this.repo.commitToBranch({ branch, parent: branchHead ?? mainHead, expectedOld: branchHead, files: s.req.files, message: this.message(s), indexFile });
+      commit = await this.repo.commitToBranch({ branch, parent, expectedOld: branchHead, files: s.req.files, message: this.message(s), indexFile });
     } finally {
       rmSync(indexFile, { force: true });
     }

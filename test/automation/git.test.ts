@@ -226,6 +226,15 @@ describe("dedicated changes go to a branch and a pull request", () => {
       expect(repo.show("tenancy/dedi-co", "tenants/dedi-co.yaml")).toContain("deployment: dedicated");
       expect(remoteRef(bare, "refs/heads/tenancy/dedi-co")).toBe(log[0]!.sha);
       expect(await count(h, "SELECT 1 FROM runs")).toBe(0);
+
+      // A person merges the PR (fast-forward on the remote); the next change starts a fresh branch from main.
+      repo.git("push", "--quiet", "origin", "tenancy/dedi-co:main");
+      await h.post(subscriptionEvent("evt_dedi_3", "customer.subscription.updated", now() - 10, { ...sub, status: "active", price: "price_dedicated_annual" }));
+      const r3 = await result(h, "evt_dedi_3");
+      expect(r3).toMatchObject({ outcome: "proposed", branch: "tenancy/dedi-co" });
+      expect(repo.log()[0]!.sha).toBe(log[0]!.sha);
+      expect(repo.git("rev-parse", "tenancy/dedi-co^").trim()).toBe(log[0]!.sha);
+      expect(repo.show("tenancy/dedi-co", "tenants/dedi-co.yaml")).toContain("tier: dedicated");
     } finally {
       await h.close();
       gh.server.close();
