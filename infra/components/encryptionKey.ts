@@ -20,6 +20,11 @@ export interface EncryptionKeyArgs {
 /**
  * A symmetric KMS key with yearly rotation and its alias.
  * Child names: `<name>` (key and alias).
+ *
+ * The key is never deleted by Pulumi (`retainOnDelete`): final RDS snapshots and schema dumps
+ * kept after a stack is destroyed or a tenant offboarded are encrypted with it, and a deleted
+ * key makes them unreadable for good. Scheduling its deletion is a human decision, taken after
+ * the backups' retention ends.
  */
 export class EncryptionKey extends pulumi.ComponentResource {
   readonly key: aws.kms.Key;
@@ -36,7 +41,7 @@ export class EncryptionKey extends pulumi.ComponentResource {
         policy: args.policy,
         tags: tagsFor(args.ctx, args.owner),
       },
-      { parent: this, protect: args.protect },
+      { parent: this, protect: args.protect, retainOnDelete: true },
     );
     new aws.kms.Alias(name, { name: args.alias, targetKeyId: this.key.keyId }, { parent: this });
     this.arn = this.key.arn;

@@ -149,6 +149,18 @@ describe("prod protections exactly where intended", () => {
   });
 });
 
+describe("keys outlive their stack", () => {
+  it("every KMS key is retained on delete, in prod and staging: kept snapshots and dumps need it", () => {
+    for (const name of STACKS) {
+      const keys = get(name).resources.filter((x) => x.type === T.key);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(keys.map((k) => [k.name, k.options.retainOnDelete])).toEqual(keys.map((k) => [k.name, true]));
+      // Nothing else is retained: a retained resource is one more thing left behind by a destroy.
+      expect(get(name).resources.filter((x) => x.options.retainOnDelete && x.type !== T.key)).toEqual([]);
+    }
+  });
+});
+
 describe("database", () => {
   const pick = (r: RenderedStack, id: string) => {
     const i = plain(byTypeName(r, T.rds, `tenant-${id}-db`));
