@@ -101,6 +101,28 @@ describe("the IAM checker catches a weakened policy", () => {
     expect(findings.every((f) => f.subject === `${a.id} -> ${mate.id}` && f.detail.startsWith("kms:Decrypt via Secrets Manager"))).toBe(true);
   });
 
+  it("reports an object statement widened to the whole cell bucket", async () => {
+    const { cell, a, mate, other } = cast();
+    const weak = weaken(cell, a.roleName, "policy", (d) => {
+      for (const s of d.Statement) if ([s.Action].flat().includes("s3:GetObject")) s.Resource = `arn:aws:s3:::${a.bucket}/*`;
+    });
+    const weakA = tenantIamFacts(fleet, weak).find((f) => f.id === a.id)!;
+    const { findings } = await checkIamIsolation([weakA, mate, other], opts);
+    // The cell-mate's prefix is in the same bucket; the dedicated tenant's bucket is not.
+    expect(findings.map((f) => `${f.subject} ${f.detail.split(" ")[0]}`).sort()).toEqual([`${a.id} -> ${mate.id} s3:GetObject`, `${a.id} -> ${mate.id} s3:PutObject`]);
+  });
+
+  it("reports a statement that lets the tenant change tags", async () => {
+    const { cell, a, mate, other } = cast();
+    const weak = weaken(cell, a.roleName, "policy", (d) => {
+      d.Statement.push({ Effect: "Allow", Action: ["secretsmanager:TagResource", "secretsmanager:UntagResource"], Resource: "*" });
+    });
+    const weakA = tenantIamFacts(fleet, weak).find((f) => f.id === a.id)!;
+    const { findings } = await checkIamIsolation([weakA, mate, other], opts);
+    expect(findings.length).toBe(2 * (a.secrets.length + mate.secrets.length + other.secrets.length));
+    expect(findings.every((f) => f.check === "tenant-tag" && f.detail.startsWith("secretsmanager:"))).toBe(true);
+  });
+
   it("reports a trust policy that accepts any tenant session tag", async () => {
     const { cell, a, mate, other } = cast();
     const weak = weaken(cell, a.roleName, "trust", (d) => {

@@ -162,4 +162,40 @@ describe("the checks catch a weakened cell database", () => {
     }
     expect(await auditCatalog(server, server.bootstrap, logins, [database])).toEqual([]);
   });
+
+  it("reports roles whose connection limit, statement timeout or login drifted, and re-applying the program repairs them", async () => {
+    const cell = stacks.cell;
+    const ded = stacks.dedicated;
+    const limited = cell.logins.find((t) => t.login)!;
+    const suspended = cell.logins.find((t) => !t.login)!;
+    const timed = ded.logins[0]!;
+    const c = await server.connect({ ...server.bootstrap, database: cell.database });
+    try {
+      await c.query(`ALTER ROLE "${limited.user}" CONNECTION LIMIT -1`);
+      await c.query(`ALTER ROLE "${suspended.user}" LOGIN`);
+      await c.query(`ALTER ROLE "${timed.user}" RESET statement_timeout`);
+      expect((await checkConnectionLimits(server, [limited])).map((f) => f.detail)).toEqual([`connection ${limited.connectionLimit + 1} was accepted`]);
+      expect((await checkLoginRefused(server, [suspended])).map((f) => f.detail)).toEqual(["logged in although its role must not log in"]);
+      const timeout = await checkStatementTimeouts(server, [timed], server.bootstrap, 1_000);
+      expect(timeout.map((f) => f.detail)).toEqual([
+        `session statement_timeout 0, declared ${timed.statementTimeoutMs} ms`,
+        `pg_sleep still running ${timed.statementTimeoutMs + 1_000} ms later`,
+      ]);
+    } finally {
+      await c.end();
+    }
+    // The provider's refresh sees the drift; its update puts the declared values back.
+    const cellRepair = await replayRendered(server, admin, cell.render, actual, cell.state);
+    const dedRepair = await replayRendered(server, admin, ded.render, actual, ded.state);
+    expect([...cellRepair.executed, ...dedRepair.executed].map((e) => e.sql)).toEqual(
+      expect.arrayContaining([
+        `ALTER ROLE "${limited.user}" CONNECTION LIMIT ${limited.connectionLimit}`,
+        `ALTER ROLE "${suspended.user}" WITH NOLOGIN`,
+        `ALTER ROLE "${timed.user}" SET statement_timeout TO ${timed.statementTimeoutMs}`,
+      ]),
+    );
+    expect(await checkConnectionLimits(server, [limited])).toEqual([]);
+    expect(await checkLoginRefused(server, [suspended])).toEqual([]);
+    expect(await checkStatementTimeouts(server, [timed], server.bootstrap)).toEqual([]);
+  });
 });
