@@ -243,7 +243,7 @@ describe("CLI variants", () => {
   it("uses the CLI found in TENANCY_PULUMI_ROOT (PulumiCommand.get, one process per command)", async () => {
     const root = mkdtempSync(join(tmpdir(), "tenancy-pulumi-root-"));
     const stateDir = join(root, "state");
-    installFakePulumiBinary(root, { stateDir });
+    const fake = installFakePulumiBinary(root, { stateDir });
     const h = await startHarness({ pg, config: { pulumiRoot: root }, deps: { pulumiCommand: undefined } });
     try {
       const res = await h.api("POST", `/api/stacks/${EUW1}/runs`);
@@ -256,6 +256,7 @@ describe("CLI variants", () => {
       expect(await count(h, "SELECT 1 FROM run_events WHERE run_id = $1", [run.id])).toBeGreaterThan(2);
     } finally {
       await h.close();
+      fake.dispose();
       rmSync(root, { recursive: true, force: true });
     }
   });
@@ -263,7 +264,7 @@ describe("CLI variants", () => {
   it("asks Pulumi Deployments (RemoteWorkspace) to update the stack at the commit", async () => {
     const root = mkdtempSync(join(tmpdir(), "tenancy-pulumi-remote-"));
     const stateDir = join(root, "state");
-    installFakePulumiBinary(root, { stateDir });
+    const fake = installFakePulumiBinary(root, { stateDir });
     const path = process.env.PATH;
     process.env.PATH = `${join(root, "bin")}${delimiter}${path}`;
     try {
@@ -282,6 +283,7 @@ describe("CLI variants", () => {
       await expect(runner.destroy(ctx, { unprotect: true })).rejects.toThrow(/TENANCY_RUNNER=local/);
     } finally {
       process.env.PATH = path;
+      fake.dispose();
       rmSync(root, { recursive: true, force: true });
     }
   });

@@ -67,7 +67,7 @@ const PROJECT = join(import.meta.dirname, "..", "..", "..");
  * call starts in a fraction of a second; the bundle lives under the project's .tmp/ (gitignored)
  * so its package imports resolve from the project's node_modules.
  */
-export function installFakePulumiBinary(root: string, options: FakePulumiOptions): string {
+export function installFakePulumiBinary(root: string, options: FakePulumiOptions): { bin: string; dispose(): void } {
   mkdirSync(join(root, "bin"), { recursive: true });
   const optionsFile = join(root, "fake-pulumi.json");
   writeFileSync(optionsFile, JSON.stringify(options));
@@ -83,8 +83,7 @@ export function installFakePulumiBinary(root: string, options: FakePulumiOptions
     packages: "external",
     logLevel: "error",
   });
-  process.once("exit", () => rmSync(bundle, { force: true }));
   const bin = join(root, "bin", "pulumi");
   writeFileSync(bin, `#!/bin/sh\nFAKE_PULUMI_OPTIONS='${optionsFile}' exec "${process.execPath}" '${bundle}' "$@"\n`, { mode: 0o755 });
-  return bin;
+  return { bin, dispose: () => rmSync(bundle, { force: true }) };
 }
