@@ -15,7 +15,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 
 const require = createRequire(import.meta.url);
 /** The SDK's version: a CLI of the same version is what PulumiCommand.get() expects. */
