@@ -61,7 +61,9 @@ export class RecordingMonitor {
           if (key in state) state[key] = { [SECRET_SIG_KEY]: SECRET_SIG, value: unwrapSecrets(state[key]) };
         }
       }
-      const serialized = (await rpc.serializeProperties("", state)) as Record<string, unknown>;
+      // The state is plain JSON already (the raw input struct plus computed strings and numbers),
+      // so it needs no SDK serialization pass; a JSON round trip drops undefined as the SDK would.
+      const serialized = JSON.parse(JSON.stringify(state)) as Record<string, unknown>;
       this.states.set(urn, { urn, id, state: serialized });
       this.records.push({
         urn,
