@@ -31,7 +31,10 @@ export class LifecycleWorker {
       if (tenant.lifecycle !== "offboarding" || !tenant.offboarding) continue;
       if (await this.service.engine.openFor(tenant.id)) continue;
       const since = new Date(tenant.offboarding.requestedAt);
-      const prior = (await this.service.engine.list(tenant.id)).filter((w) => w.kind === "offboard" && w.createdAt >= since);
+      // A workflow created since the request, or one that was still at work when it was made (the
+      // request time is written by the workflow's own first step, after the workflow was created):
+      // either has taken this request; a failed one waits for a person, it is not started again.
+      const prior = (await this.service.engine.list(tenant.id)).filter((w) => w.kind === "offboard" && (w.createdAt >= since || (w.finishedAt ?? w.updatedAt) >= since));
       if (prior.length > 0) continue;
       const wf = await this.service.requestOffboard(tenant.id, { requestedBy: "lifecycle worker (tenant file says offboarding)" });
       this.opts.log.info({ tenantId: tenant.id, workflowId: wf.id }, "adopted an offboarding requested in the tenant file");

@@ -316,6 +316,23 @@ describe("the lifecycle worker and the engine's tenant lock", () => {
     }
   });
 
+  it("does not start an offboarding again whose workflow failed after writing the request time", async () => {
+    const s = await createScenario(bench, { prefix: "refail" }, { config: { maxAttempts: 1 } });
+    try {
+      // tenantctl records the workflow; the worker runs it minutes later, so the request time its
+      // first step writes in the file is after the workflow's creation.
+      const wf = await s.service.requestOffboard(s.tenant);
+      s.clock.advance(120_000);
+      s.runner.failNext.add(CELL_STACK);
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "failed", step: "offboard.stacks" });
+      const worker = new LifecycleWorker(s.service, s.root, { log: silentLogger });
+      expect(await worker.adoptOffboardings()).toEqual([]);
+      expect((await s.service.engine.list(s.tenant)).map((w) => [w.kind, w.state])).toEqual([["offboard", "failed"]]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a second worker finds the tenant busy while a step runs, and requests wait for the step to end", async () => {
     let probe: (() => Promise<void>) | undefined;
     const s = await createScenario(bench, { prefix: "lock" }, { hooks: { afterEffects: async () => void (await probe?.()) } });
