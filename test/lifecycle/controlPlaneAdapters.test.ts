@@ -5,8 +5,9 @@
  * control plane's Pulumi CLI test double: no real Pulumi runs here, the double records commands.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitWriterFleetRepo, RunStoreStackRunner } from "../../automation/lifecycle/adapters/controlPlane.ts";
+import { GitWriterFleetRepo, RunConflictGaveUpError, RunStoreStackRunner, type RunQueue } from "../../automation/lifecycle/adapters/controlPlane.ts";
 import { InvalidChangeError, type ProtectionRelease } from "../../automation/lifecycle/ports.ts";
+import { RunConflictError, type RunRecord } from "../../automation/runs/store.ts";
 import { editTenantText } from "../../automation/tenants/documents.ts";
 import { commandLog, stackState } from "../automation/support/fakePulumi.ts";
 import { startHarness, type Harness } from "../automation/support/harness.ts";
@@ -71,5 +72,76 @@ describe("RunStoreStackRunner", () => {
     expect(unprotect).toBeGreaterThanOrEqual(0);
     expect(log.slice(unprotect).some((c) => c.args[0] === "destroy")).toBe(true);
     expect(stackState(h.stateDir, "dedicated-acme-prod")!.destroyed).toBe(true);
+  });
+});
+
+describe("RunStoreStackRunner when the stack already has a queued run of the other operation", () => {
+  // Its own control plane, with the run workers started only when the test says so.
+  let h2: Harness;
+  beforeAll(async () => {
+    h2 = await startHarness({ pg, start: {} });
+  });
+  afterAll(async () => {
+    await h2?.close();
+  });
+  const releaseFor = (stack: string) =>
+    ({ kind: "offboarding", stack, workflowId: ctx.workflowId, backupId: "7", gracePeriodEndedAt: "2026-04-01T09:00:00.000Z" }) as unknown as ProtectionRelease;
+
+  it("waits for the stack's runs to end, then queues the destroy, which runs after the up; gives up, saying why, when they do not end", async () => {
+    const stack = "dedicated-acme-prod";
+    // What a commit on the main branch does by itself: an `up` of the stack, queued.
+    const [up] = await h2.cp.runs.enqueueAll([stack], { reason: "change committed on main" });
+    // The queue refuses a destroy next to a queued up.
+    await expect(h2.cp.runs.enqueueAll([stack], { reason: "direct", operation: "destroy" })).rejects.toBeInstanceOf(RunConflictError);
+
+    // No worker runs yet, so the up never ends: a runner with a short wait gives up with a clear error.
+    const impatient = new RunStoreStackRunner(h2.cp.runs, { pollMs: 50, timeoutMs: 300 });
+    const err = await impatient.destroy(stack, ctx, releaseFor(stack)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunConflictGaveUpError);
+    expect((err as Error).message).toMatch(new RegExp(`^destroy of ${stack} could not be queued: it conflicts with the stack's queued up run ${up!.runId}, which did not end in time`));
+    expect((await h2.cp.runs.list({ stacks: [stack] })).map((r) => r.id)).toEqual([up!.runId]);
+
+    // A patient runner waits; once the workers start, the up runs, then the destroy is queued and runs.
+    const runner = new RunStoreStackRunner(h2.cp.runs, { pollMs: 50, timeoutMs: 60_000 });
+    const destroyed = runner.destroy(stack, ctx, releaseFor(stack));
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await h2.cp.runs.list({ stacks: [stack] })).map((r) => r.id)).toEqual([up!.runId]);
+    await h2.cp.start({ runs: true });
+    const { runId } = await destroyed;
+    const upRun = (await h2.cp.runs.get(up!.runId))!;
+    const destroyRun = (await h2.cp.runs.get(runId))!;
+    expect(upRun).toMatchObject({ operation: "up", state: "succeeded" });
+    expect(destroyRun).toMatchObject({ operation: "destroy", state: "succeeded", options: { unprotect: true, release: { backupId: "7" } } });
+    expect(Date.parse(destroyRun.createdAt)).toBeGreaterThanOrEqual(Date.parse(upRun.finishedAt!));
+    const commands = commandLog(h2.stateDir).filter((c) => c.args.includes(stack)).map((c) => c.args[0]);
+    expect(commands.indexOf("up")).toBeGreaterThanOrEqual(0);
+    expect(commands.indexOf("destroy")).toBeGreaterThan(commands.indexOf("up"));
+    expect(stackState(h2.stateDir, stack)!.destroyed).toBe(true);
+  });
+
+  it("asks again a bounded number of times when every wait ends in another conflict", async () => {
+    let enqueues = 0;
+    const waited: string[] = [];
+    const inFlight = { id: "00000000-0000-4000-8000-000000000009", state: "queued", operation: "up" } as RunRecord;
+    const queue: RunQueue = {
+      enqueueAll: async () => {
+        enqueues++;
+        throw new RunConflictError("stack dedicated-acme-staging already has a queued up run with other options; retry once it has started");
+      },
+      list: async () => [inFlight],
+      waitFor: async (id) => {
+        waited.push(id);
+        return { ...inFlight, state: "succeeded" };
+      },
+    };
+    const err = await new RunStoreStackRunner(queue, { conflictRetries: 3 }).destroy("dedicated-acme-staging", ctx).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunConflictGaveUpError);
+    expect((err as Error).message).toBe(
+      `destroy of dedicated-acme-staging could not be queued: after waiting 3 time(s) for the stack's other runs (${[inFlight.id, inFlight.id, inFlight.id].join(", ")}), ` +
+        "it still conflicts: stack dedicated-acme-staging already has a queued up run with other options; retry once it has started. " +
+        "Let the stack's runs finish (GET /api/tenants/:id lists them) and the workflow retries this step",
+    );
+    expect(enqueues).toBe(4);
+    expect(waited).toHaveLength(3);
   });
 });
