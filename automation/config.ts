@@ -9,6 +9,11 @@ import { isAbsolute, resolve } from "node:path";
 import { parse } from "yaml";
 import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
+import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
+import {
+  DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
+  DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
+} from "./lifecycle/config.ts";
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = "0.0.0.0";
@@ -36,6 +41,9 @@ export const DEFAULT_CONFIG_FILE = "control-plane.yaml";
 /** How long shutdown waits for running updates before interrupting them (SIGINT to the CLI). */
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
+/** How often the lifecycle worker looks for due workflows. */
+export const DEFAULT_LIFECYCLE_INTERVAL_SECONDS = 30;
+
 export type RunnerKind = "local" | "deployments";
 
 export interface DeploymentsSettings {
@@ -53,6 +61,16 @@ export interface GitHubSettings {
   /** owner/name */
   repo: string;
   apiUrl: string;
+}
+
+/** The lifecycle worker's settings; absent from ControlPlaneConfig when the worker is off. */
+export interface LifecycleSettings {
+  /** JSON file mapping stack names to master-user connection strings (JsonFileDatabaseLocator). */
+  databasesFile: string;
+  /** Directory standing in for the cell buckets (DirectoryBucketStore); absent: dump steps fail naming the missing S3 adapter. */
+  backupDir?: string;
+  intervalSeconds: number;
+  workflows: LifecycleConfig;
 }
 
 export interface ControlPlaneConfig {
@@ -86,6 +104,8 @@ export interface ControlPlaneConfig {
   updateRetryBaseMs: number;
   shutdownGraceSeconds: number;
   logLevel: string;
+  /** The lifecycle worker (TENANCY_LIFECYCLE_WORKER on); absent: not started. */
+  lifecycle?: LifecycleSettings;
   /** The config file that was read, if any. */
   configFile?: string;
 }
@@ -129,6 +149,16 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_UPDATE_RETRY_BASE_MS", required: false, default: String(DEFAULT_UPDATE_RETRY_BASE_MS), meaning: "First backoff delay of those retries." },
   { name: "TENANCY_SHUTDOWN_GRACE_SECONDS", required: false, default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), meaning: "On SIGTERM, how long running updates may finish before they are interrupted." },
   { name: "LOG_LEVEL", required: false, default: "info", meaning: "pino log level." },
+  { name: "TENANCY_LIFECYCLE_WORKER", required: false, default: "on", meaning: "`on` runs the lifecycle workflows (upgrade, suspension, offboarding) in this process; `off` leaves recorded workflows pending." },
+  { name: "TENANCY_LIFECYCLE_DATABASES", required: "with the lifecycle worker", default: "-", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases." },
+  { name: "TENANCY_LIFECYCLE_BACKUP_DIR", required: false, default: "-", meaning: "Directory standing in for the cell buckets (final dumps); without it, and without an S3 adapter, dump steps fail." },
+  { name: "TENANCY_LIFECYCLE_INTERVAL_SECONDS", required: false, default: String(DEFAULT_LIFECYCLE_INTERVAL_SECONDS), meaning: "How often the lifecycle worker runs due workflows." },
+  { name: "TENANCY_OFFBOARDING_GRACE_DAYS", required: false, default: String(DEFAULT_GRACE_DAYS), meaning: "Days an offboarded tenant's data is kept before its final backup and deletion." },
+  { name: "TENANCY_MIGRATION_RETENTION_DAYS", required: false, default: String(DEFAULT_RETENTION_DAYS), meaning: "Days a migrated tenant's schema stays in its old cell after cutover." },
+  { name: "TENANCY_SECRET_RECOVERY_DAYS", required: false, default: String(DEFAULT_SECRET_RECOVERY_DAYS), meaning: "Recovery window of an offboarded tenant's secrets (7-30)." },
+  { name: "TENANCY_LIFECYCLE_POLL_SECONDS", required: false, default: String(DEFAULT_POLL_SECONDS), meaning: "How long a waiting step (snapshot creation) sleeps before it looks again." },
+  { name: "TENANCY_LIFECYCLE_MAX_ATTEMPTS", required: false, default: String(DEFAULT_MAX_ATTEMPTS), meaning: "Attempts of a failing step before its workflow is failed." },
+  { name: "TENANCY_CUTOVER_TIMEOUT_MS", required: false, default: String(DEFAULT_CUTOVER_TIMEOUT_MS), meaning: "How long a cutover waits for the tenant's sessions to end and for its table locks." },
 ];
 
 /** Every problem with the settings, one line each, naming the setting. */
@@ -292,6 +322,43 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lines.push(`TENANCY_HEARTBEAT_TIMEOUT_SECONDS: must be more than twice TENANCY_HEARTBEAT_SECONDS (${heartbeatSeconds}), got ${heartbeatTimeoutSeconds}`);
   }
 
+  let lifecycle: LifecycleSettings | undefined;
+  const lifecycleWorker = get("TENANCY_LIFECYCLE_WORKER") ?? "on";
+  if (lifecycleWorker !== "on" && lifecycleWorker !== "off") {
+    lines.push(`TENANCY_LIFECYCLE_WORKER: must be on or off, got ${JSON.stringify(lifecycleWorker)}`);
+  } else if (lifecycleWorker === "on") {
+    const databasesRaw = required(
+      "TENANCY_LIFECYCLE_DATABASES",
+      " when TENANCY_LIFECYCLE_WORKER is on (a JSON file mapping stack names to postgres:// URLs of the master user; or set TENANCY_LIFECYCLE_WORKER: off)",
+    );
+    const databasesFile = databasesRaw ? path(databasesRaw) : "";
+    if (databasesFile) {
+      try {
+        new JsonFileDatabaseLocator(databasesFile);
+      } catch (err) {
+        if (!(err instanceof DatabaseFileError)) throw err;
+        lines.push(`TENANCY_LIFECYCLE_DATABASES: ${err.message}`);
+      }
+    }
+    const backupRaw = get("TENANCY_LIFECYCLE_BACKUP_DIR");
+    const backupDir = backupRaw ? path(backupRaw) : undefined;
+    if (backupDir && !existsSync(backupDir)) lines.push(`TENANCY_LIFECYCLE_BACKUP_DIR: ${backupDir} does not exist; create it or unset the setting`);
+    let workflows: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
+    const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS"];
+    try {
+      workflows = lifecycleConfigFromEnv(Object.fromEntries(names.map((n) => [n, get(n)])));
+    } catch (err) {
+      if (!(err instanceof LifecycleConfigError)) throw err;
+      lines.push(err.message);
+    }
+    lifecycle = {
+      databasesFile,
+      ...(backupDir ? { backupDir } : {}),
+      intervalSeconds: num("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),
+      workflows,
+    };
+  }
+
   const config: ControlPlaneConfig = {
     port,
     host,
@@ -319,6 +386,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     updateRetryBaseMs: int("TENANCY_UPDATE_RETRY_BASE_MS", DEFAULT_UPDATE_RETRY_BASE_MS, 1, 3_600_000),
     shutdownGraceSeconds: int("TENANCY_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS, 0, 86_400),
     logLevel: get("LOG_LEVEL") ?? "info",
+    ...(lifecycle ? { lifecycle } : {}),
     ...(usedFile ? { configFile: usedFile } : {}),
   };
   if (lines.length > 0) throw new ConfigError(lines);

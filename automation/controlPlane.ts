@@ -1,6 +1,6 @@
 /**
- * Composition root: wires the database, queues, git writer, billing reconciler, run workers and
- * HTTP server from a ControlPlaneConfig. `main.ts` starts everything; tests and the lifecycle
+ * Composition root: wires the database, queues, git writer, billing reconciler, run workers,
+ * lifecycle worker and HTTP server from a ControlPlaneConfig. `main.ts` starts everything; tests and the lifecycle
  * workflows start the parts they need (e.g. only the run workers in a separate process).
  */
 import type PgBoss from "pg-boss";
@@ -21,6 +21,13 @@ import { startBoss } from "./queue.ts";
 import { DeploymentsRunner, LocalAutomationRunner, type Runner } from "./runs/runner.ts";
 import { RunStore } from "./runs/store.ts";
 import { RunWorker } from "./runs/worker.ts";
+import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
+import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
+import { DirectoryBucketStore } from "./lifecycle/adapters/directoryBucket.ts";
+import { unavailableBackupStore, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
+import { systemClock, type LifecyclePorts } from "./lifecycle/ports.ts";
+import { LifecycleService } from "./lifecycle/service.ts";
+import { LifecycleWorker } from "./lifecycle/worker.ts";
 
 export interface ControlPlaneDeps {
   log?: Logger;
@@ -38,6 +45,17 @@ export interface StartOptions {
   http?: boolean;
   reconciler?: boolean;
   runs?: boolean;
+  /** The lifecycle worker; only when the config enables it (TENANCY_LIFECYCLE_WORKER). */
+  lifecycle?: boolean;
+}
+
+/** The lifecycle workflows as the control plane runs them (config.lifecycle set). */
+export interface ControlPlaneLifecycle {
+  service: LifecycleService;
+  worker: LifecycleWorker;
+  ports: LifecyclePorts;
+  /** Aborts the runner's waits for stack runs when stopping takes longer than the grace period. */
+  abort: AbortController;
 }
 
 export class ControlPlane {
@@ -45,6 +63,8 @@ export class ControlPlane {
   readonly hub: RunEventHub;
   readonly runWorker: RunWorker;
   readonly server: ReturnType<typeof buildServer>;
+  /** Undefined when the lifecycle worker is off (config.lifecycle absent). */
+  readonly lifecycle: ControlPlaneLifecycle | undefined;
   private started: StartOptions = {};
 
   private constructor(
@@ -81,6 +101,7 @@ export class ControlPlane {
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
     });
     this.hub = new RunEventHub(db.url, log);
+    this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
     this.server = buildServer({
       stripeWebhookSecret: config.stripeWebhookSecret,
       apiKeys: config.apiKeys,
@@ -132,9 +153,20 @@ export class ControlPlane {
     }
   }
 
-  async start(opts: StartOptions = { http: true, reconciler: true, runs: true }): Promise<void> {
+  async start(opts: StartOptions = { http: true, reconciler: true, runs: true, lifecycle: true }): Promise<void> {
     if (opts.reconciler) await this.reconciler.start();
     if (opts.runs) await this.runWorker.start();
+    if (opts.lifecycle) {
+      if (this.lifecycle) {
+        this.lifecycle.worker.start();
+        this.log.info(
+          { intervalSeconds: this.config.lifecycle!.intervalSeconds, backups: this.config.lifecycle!.backupDir ? `directory ${this.config.lifecycle!.backupDir} (not S3)` : "none (S3 adapter not written; TENANCY_LIFECYCLE_BACKUP_DIR unset)" },
+          "lifecycle worker started; RDS snapshot and Secrets Manager steps fail until their adapters exist",
+        );
+      } else {
+        this.log.warn({}, "lifecycle worker off (TENANCY_LIFECYCLE_WORKER=off): workflows recorded by tenantctl stay pending");
+      }
+    }
     if (opts.http) {
       await this.hub.start();
       await this.server.listen({ port: this.config.port, host: this.config.host });
@@ -149,12 +181,50 @@ export class ControlPlane {
       await this.hub.stop();
     }
     if (this.started.reconciler) await this.reconciler.stop();
+    // Before the run workers: a workflow step waits for stack runs. It gets the grace period to
+    // finish; then its waits are aborted (the step fails and is retried after the restart).
+    if (this.started.lifecycle && this.lifecycle) {
+      const stopped = this.lifecycle.worker.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([stopped.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+      clearTimeout(timer);
+      if (late) {
+        this.log.warn({ graceMs }, "a lifecycle step is still waiting for a stack run; interrupting it (it is retried after the restart)");
+        this.lifecycle.abort.abort();
+        await stopped;
+      }
+    }
     if (this.started.runs) await this.runWorker.stop(graceMs);
     await this.boss.stop({ graceful: true, close: true, wait: true, timeout: 10_000 }).catch(() => undefined);
     this.log.info("workers and queue stopped");
     await this.db.close();
     this.log.info(this.db.embedded ? "database closed; embedded PostgreSQL stopped" : "database closed");
   }
+}
+
+/**
+ * The lifecycle ports on this control plane's modules: its GitWriter, its run queue, the
+ * databases JSON file, the directory bucket stand-in only when configured, and for the AWS
+ * adapters not written yet (S3, RDS snapshots, Secrets Manager) ports whose every call fails
+ * naming what is missing.
+ */
+function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, runs: RunStore, writer: GitWriter): ControlPlaneLifecycle {
+  const settings = config.lifecycle!;
+  const abort = new AbortController();
+  const ports: LifecyclePorts = {
+    clock: systemClock,
+    log,
+    repo: new GitWriterFleetRepo(writer),
+    // A run may wait behind others on its stack: as long as a run's job may live, and a bit.
+    runner: new RunStoreStackRunner(runs, { timeoutMs: (config.runExpireHours + 1) * 3600 * 1000, pollMs: 500, signal: abort.signal }),
+    databases: new JsonFileDatabaseLocator(settings.databasesFile),
+    backups: settings.backupDir ? new DirectoryBucketStore(settings.backupDir) : unavailableBackupStore(),
+    snapshots: unavailableSnapshots(),
+    secrets: unavailableSecrets(),
+  };
+  const service = new LifecycleService(db.pool, ports, settings.workflows);
+  const worker = new LifecycleWorker(service, config.repoDir, { intervalMs: settings.intervalSeconds * 1000, log });
+  return { service, worker, ports, abort };
 }
 
 export function makeRunner(config: ControlPlaneConfig, pulumiCommand?: PulumiCommand): Runner {

@@ -1,13 +1,14 @@
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { loadConfig, ConfigError, SETTINGS } from "../../automation/config.ts";
+import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { newApiKey, parseApiKeyHash, scryptHash, verifyApiKey } from "../../automation/http/apiKeys.ts";
 import { createLogger } from "../../automation/log.ts";
 import { routeOf } from "../../infra/model/routes.ts";
@@ -175,11 +176,49 @@ describe("configuration", () => {
       expect.stringMatching(/^TENANCY_API_KEYS: missing required setting/),
       'TENANCY_MAX_PARALLEL_RUNS: must be an integer from 1 to 64, got "lots"',
       expect.stringMatching(/^TENANCY_DEPLOYMENTS_ORG: missing required setting when TENANCY_RUNNER=deployments/),
+      expect.stringMatching(/^TENANCY_LIFECYCLE_DATABASES: missing required setting when TENANCY_LIFECYCLE_WORKER is on .*or set TENANCY_LIFECYCLE_WORKER: off/),
     ]));
   });
 
+  it("asks for the lifecycle worker's settings only when it is on, from the file or the environment", () => {
+    const base = { STRIPE_WEBHOOK_SECRET: "whsec_x", TENANCY_PRICE_TIERS: "prices.yaml", TENANCY_API_KEYS: "keys.yaml" };
+    // Off: no lifecycle settings needed, none loaded.
+    const off = loadConfig({ env: { ...base, TENANCY_LIFECYCLE_WORKER: "off" }, cwd: dir, projectDir: PROJECT });
+    expect(off.lifecycle).toBeUndefined();
+    // On: the databases file is read and checked at start-up; each bad value is named.
+    writeFileSync(join(dir, "dbs.json"), JSON.stringify({ "shared-prod-use1-01": "mysql://nope" }));
+    mkdirSync(join(dir, "buckets"), { recursive: true });
+    let err: unknown;
+    try {
+      loadConfig({ env: { ...base, TENANCY_LIFECYCLE_DATABASES: "dbs.json", TENANCY_LIFECYCLE_BACKUP_DIR: "no-such-dir", TENANCY_SECRET_RECOVERY_DAYS: "3", TENANCY_LIFECYCLE_WORKER: "maybe" }, cwd: dir, projectDir: PROJECT });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).lines).toContain('TENANCY_LIFECYCLE_WORKER: must be on or off, got "maybe"');
+    err = undefined;
+    try {
+      loadConfig({ env: { ...base, TENANCY_LIFECYCLE_DATABASES: "dbs.json", TENANCY_LIFECYCLE_BACKUP_DIR: "no-such-dir", TENANCY_SECRET_RECOVERY_DAYS: "3" }, cwd: dir, projectDir: PROJECT });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).lines).toEqual([
+      `TENANCY_LIFECYCLE_DATABASES: ${join(dir, "dbs.json")}: shared-prod-use1-01: expected a postgres:// connection string`,
+      `TENANCY_LIFECYCLE_BACKUP_DIR: ${join(dir, "no-such-dir")} does not exist; create it or unset the setting`,
+      "TENANCY_SECRET_RECOVERY_DAYS=3: Secrets Manager allows a recovery window of 7 to 30 days",
+    ]);
+    writeFileSync(join(dir, "dbs.json"), JSON.stringify({ "shared-prod-use1-01": "postgres://admin@cell/cell" }));
+    writeFileSync(join(dir, "lifecycle.yaml"), "TENANCY_LIFECYCLE_DATABASES: dbs.json\nTENANCY_LIFECYCLE_BACKUP_DIR: buckets\nTENANCY_OFFBOARDING_GRACE_DAYS: 45\nTENANCY_LIFECYCLE_INTERVAL_SECONDS: 5\n");
+    const on = loadConfig({ env: { ...base, TENANCY_CONFIG: "lifecycle.yaml", TENANCY_LIFECYCLE_MAX_ATTEMPTS: "3" }, cwd: dir, projectDir: PROJECT });
+    expect(on.lifecycle).toEqual({
+      databasesFile: join(dir, "dbs.json"),
+      backupDir: join(dir, "buckets"),
+      intervalSeconds: 5,
+      workflows: { ...DEFAULT_LIFECYCLE_CONFIG, graceDays: 45, maxAttempts: 3 },
+    });
+  });
+
   it("reads a config file and lets the environment win", () => {
-    writeFileSync(join(dir, "control-plane.yaml"), `STRIPE_WEBHOOK_SECRET: whsec_file\nTENANCY_PRICE_TIERS: prices.yaml\nTENANCY_API_KEYS: keys.yaml\nPORT: 9000\nTENANCY_MAX_PARALLEL_RUNS: 3\n`);
+    writeFileSync(join(dir, "control-plane.yaml"), `STRIPE_WEBHOOK_SECRET: whsec_file\nTENANCY_PRICE_TIERS: prices.yaml\nTENANCY_API_KEYS: keys.yaml\nPORT: 9000\nTENANCY_MAX_PARALLEL_RUNS: 3\nTENANCY_LIFECYCLE_WORKER: off\n`);
     const c = loadConfig({ env: { PORT: "9100" }, cwd: dir, projectDir: PROJECT });
     expect(c).toMatchObject({ port: 9100, maxParallelRuns: 3, stripeWebhookSecret: "whsec_file", repoDir: PROJECT, dataDir: join(dir, ".control-plane"), runExpireHours: 3 });
     expect([...c.priceTiers]).toEqual([["price_a", "standard"], ["price_b", "dedicated"]]);

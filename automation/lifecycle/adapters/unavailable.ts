@@ -1,0 +1,64 @@
+/**
+ * Ports whose production adapter is not written yet (README, "Lifecycle workflows": S3 for the
+ * final dumps, RDS snapshots and deletion protection, Secrets Manager deletion). The control plane
+ * wires these instead, so a step that needs one fails at once (PermanentError: retrying cannot
+ * help until the control plane is given the adapter) with a message naming what is missing and
+ * what to set. They never pretend: nothing is recorded as done, no backup is claimed.
+ */
+import { PermanentError } from "../engine.ts";
+import type { BackupStore, DatabaseSnapshots, SecretsManager } from "../ports.ts";
+
+/** A lifecycle step needs an adapter this control plane does not have. */
+export class MissingAdapterError extends PermanentError {
+  constructor(readonly port: string, message: string) {
+    super(message);
+  }
+}
+
+export const BACKUP_DIR_SETTING = "TENANCY_LIFECYCLE_BACKUP_DIR";
+
+/** BackupStore without the S3 adapter: a final dump has nowhere to go. */
+export function unavailableBackupStore(): BackupStore {
+  const error = () =>
+    new MissingAdapterError(
+      "BackupStore",
+      `this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is not written yet and ${BACKUP_DIR_SETTING} is not set; ` +
+        `set ${BACKUP_DIR_SETTING} to a directory standing in for the cell buckets (a local directory, not S3) and retry the workflow, or add the S3 adapter`,
+    );
+  return {
+    put: async (_bucket, _key, body) => {
+      const err = error();
+      // Nobody will read the dump: end its stream so the writer stops too.
+      body.destroy(err);
+      throw err;
+    },
+    stat: async () => {
+      throw error();
+    },
+  };
+}
+
+/** DatabaseSnapshots without the RDS adapter: no final snapshot can be taken, so nothing may be destroyed. */
+export function unavailableSnapshots(): DatabaseSnapshots {
+  const refuse = (what: string) => async (): Promise<never> => {
+    throw new MissingAdapterError(
+      "DatabaseSnapshots",
+      `this step needs RDS (${what}), but the DatabaseSnapshots adapter (CreateDBSnapshot + CopyDBSnapshot, ModifyDBInstance) is not written yet; ` +
+        `no snapshot was requested and nothing was deleted; add the adapter (automation/lifecycle/ports.ts, DatabaseSnapshots) and retry the workflow`,
+    );
+  };
+  return { request: refuse("a final snapshot"), state: refuse("a snapshot's state"), disableDeletionProtection: refuse("turning deletion protection off") };
+}
+
+/** SecretsManager without the AWS adapter: no secret is scheduled for deletion. */
+export function unavailableSecrets(): SecretsManager {
+  return {
+    scheduleDeletion: async (name: string): Promise<never> => {
+      throw new MissingAdapterError(
+        "SecretsManager",
+        `this step schedules the deletion of secret ${name}, but the SecretsManager adapter (DeleteSecret with a recovery window) is not written yet; ` +
+          `no secret was scheduled for deletion; add the adapter (automation/lifecycle/ports.ts, SecretsManager) and retry the workflow, or delete the secrets by hand`,
+      );
+    },
+  };
+}
