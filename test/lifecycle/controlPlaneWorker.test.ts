@@ -161,6 +161,14 @@ describe("the control plane runs the workflows tenantctl records", () => {
     expect(await h.cp.lifecycle!.service.engine.backups({ workflowId: id })).toEqual([]);
     expect((await tenantDb.query(`SELECT body FROM ${roles[1]}.notes`)).rows).toEqual([{ body: "kept until the final dump" }]);
     expect(h.repo.show("main", "tenants/freebie-one.yaml")).toMatch(/^lifecycle: offboarding$/m);
+    // The other AWS ports of this control plane refuse the same way, saying what is missing.
+    const { snapshots, secrets } = h.cp.lifecycle!.ports;
+    await expect(snapshots.request("shop-prod-acme", "shop-prod-acme-offboard-1", "us-east-1")).rejects.toThrow(
+      /^this step needs RDS \(a final snapshot\), but the DatabaseSnapshots adapter .* is not written yet; no snapshot was requested and nothing was deleted/,
+    );
+    await expect(secrets.scheduleDeletion("shop/prod/tenants/acme/database", "us-east-1", 30)).rejects.toThrow(
+      /^this step schedules the deletion of secret shop\/prod\/tenants\/acme\/database, but the SecretsManager adapter .* is not written yet; no secret was scheduled/,
+    );
     // The worker keeps ticking; it does not start the failed offboarding again on its own.
     await new Promise((done) => setTimeout(done, 1_000));
     expect((await h.cp.lifecycle!.service.engine.list("freebie-one")).map((w) => [w.kind, w.state])).toEqual([["offboard", "failed"]]);
