@@ -1,4 +1,4 @@
-import { existsSync, linkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { loadFleet, requireFleet, TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
@@ -8,6 +8,7 @@ import { formatProblem } from "../../infra/model/problems.ts";
 import { TenantIdSchema } from "../../infra/model/schema.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { allowedDeployments, defaultDeployment, TIERS, type Deployment, type Tier } from "../../infra/model/tiers.ts";
+import { withDedicatedTenant } from "../codeowners.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
 import { fleetDirs, shownPath, type DirOptions } from "../options.ts";
 
@@ -109,6 +110,8 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     return EXIT.ok;
   }
   const written: string[] = [];
+  const codeowners = join(fleet.dirs.projectDir, ".github", "CODEOWNERS");
+  let ownersBefore: string | undefined;
   try {
     writeAtomic(file, text);
     written.push(file);
@@ -119,8 +122,19 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     // ...and the fleet must still validate with it; otherwise nothing stays written.
     const { problems } = loadFleet(dirs);
     if (problems.length > 0) throw new ProblemsError(problems.map(formatProblem));
+    // A dedicated tenant needs the platform team's review from its first pull request on.
+    if (deployment === "dedicated" && existsSync(codeowners)) {
+      const before = readFileSync(codeowners, "utf8");
+      const after = withDedicatedTenant(before, id);
+      if (after !== undefined) {
+        writeFileSync(codeowners, after);
+        ownersBefore = before;
+        io.out(`listed tenants/${id}.yaml in ${shownPath(codeowners)} (platform team review)`);
+      }
+    }
   } catch (err) {
     for (const path of written) rmSync(path, { force: true });
+    if (ownersBefore !== undefined) writeFileSync(codeowners, ownersBefore);
     throw err;
   }
   for (const path of written) io.out(`wrote ${shownPath(path)}`);
