@@ -4,7 +4,7 @@
  * cases assert that the same functions report the breach a deliberately broken grant opens.
  */
 import type pg from "pg";
-import { pgResources } from "../../infra/render/pgReplay.ts";
+import { pgResources } from "../../infra/render/pgReplay/index.ts";
 import type { RenderedStack } from "../../infra/render/types.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { sqlState, type Credentials, type PgServer } from "../support/postgres.ts";

@@ -1,5 +1,5 @@
 /**
- * The replayer of infra/render/pgReplay.ts: the SQL it generates for each resource (as
+ * The replayer of infra/render/pgReplay/: the SQL it generates for each resource (as
  * terraform-provider-postgresql generates it), and its behaviour on a live PostgreSQL as a
  * non-superuser admin: temporary owner membership, revoke-before-grant, idempotence.
  */
@@ -11,7 +11,7 @@ import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import {
   createRoleSql, createSchemaSql, defaultPrivilegesSql, grantSql, pgResources, privilegesEqual, quoteIdent, quoteLiteral, replayPostgres,
   updateRoleSql, ReplayError, type ReplayState, type RoleSpec,
-} from "../../infra/render/pgReplay.ts";
+} from "../../infra/render/pgReplay/index.ts";
 import { renderStack } from "../../infra/render/render.ts";
 import type { RenderedStack } from "../../infra/render/types.ts";
 import { catalogSnapshot } from "./pgChecks.ts";

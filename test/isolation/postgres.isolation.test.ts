@@ -14,7 +14,7 @@ import {
   checkStatementTimeouts, seedTenantData, tenantLogins, type TenantLogin,
 } from "./pgChecks.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
-import { PG_TYPES, type ReplayState } from "../../infra/render/pgReplay.ts";
+import { PG_TYPES, type ReplayState } from "../../infra/render/pgReplay/index.ts";
 
 let fixture: FleetFixture;
 let server: PgServer;

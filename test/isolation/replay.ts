@@ -1,4 +1,4 @@
-import { replayPostgres, type ReplayResult, type ReplayState } from "../../infra/render/pgReplay.ts";
+import { replayPostgres, type ReplayResult, type ReplayState } from "../../infra/render/pgReplay/index.ts";
 import type { RenderedStack } from "../../infra/render/types.ts";
 import type { Credentials, PgServer } from "../support/postgres.ts";
 
