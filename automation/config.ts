@@ -69,8 +69,18 @@ export interface LifecycleSettings {
   databasesFile: string;
   /** Directory standing in for the cell buckets (DirectoryBucketStore); absent: dump steps fail naming the missing S3 adapter. */
   backupDir?: string;
+  /** TENANCY_LIFECYCLE_AWS on: the S3, RDS and Secrets Manager adapters (absent: those steps fail naming what is missing). */
+  aws?: LifecycleAwsSettings;
   intervalSeconds: number;
   workflows: LifecycleConfig;
+}
+
+/** The AWS adapters of the lifecycle ports (automation/lifecycle/adapters/{s3Backups,rdsSnapshots,secretsManager}.ts). */
+export interface LifecycleAwsSettings {
+  /** Platform KMS key the final RDS snapshots are copied under (ARN, alias or key id). */
+  backupKmsKey: string;
+  /** Seconds a snapshot request waits for the snapshot with the SDK waiter (0: the workflow polls). */
+  snapshotWaitSeconds: number;
 }
 
 export interface ControlPlaneConfig {
@@ -152,6 +162,9 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_LIFECYCLE_WORKER", required: false, default: "on", meaning: "`on` runs the lifecycle workflows (upgrade, suspension, offboarding) in this process; `off` leaves recorded workflows pending." },
   { name: "TENANCY_LIFECYCLE_DATABASES", required: "with the lifecycle worker", default: "-", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases." },
   { name: "TENANCY_LIFECYCLE_BACKUP_DIR", required: false, default: "-", meaning: "Directory standing in for the cell buckets (final dumps); without it, and without an S3 adapter, dump steps fail." },
+  { name: "TENANCY_LIFECYCLE_AWS", required: false, default: "off", meaning: "`on`: the lifecycle steps use S3 (final dumps), RDS (final snapshots, deletion protection) and Secrets Manager (secret deletion) with the SDK's default credentials; `off`: those steps fail naming the missing adapter." },
+  { name: "TENANCY_LIFECYCLE_BACKUP_KMS_KEY", required: "with TENANCY_LIFECYCLE_AWS on", default: "-", meaning: "Platform KMS key (alias present in every region, or key ARN) the final RDS snapshots are copied under." },
+  { name: "TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", required: false, default: "0", meaning: "How long a snapshot request waits for the snapshot with the SDK waiter (0: the workflow polls)." },
   { name: "TENANCY_LIFECYCLE_INTERVAL_SECONDS", required: false, default: String(DEFAULT_LIFECYCLE_INTERVAL_SECONDS), meaning: "How often the lifecycle worker runs due workflows." },
   { name: "TENANCY_OFFBOARDING_GRACE_DAYS", required: false, default: String(DEFAULT_GRACE_DAYS), meaning: "Days an offboarded tenant's data is kept before its final backup and deletion." },
   { name: "TENANCY_MIGRATION_RETENTION_DAYS", required: false, default: String(DEFAULT_RETENTION_DAYS), meaning: "Days a migrated tenant's schema stays in its old cell after cutover." },
@@ -343,6 +356,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     const backupRaw = get("TENANCY_LIFECYCLE_BACKUP_DIR");
     const backupDir = backupRaw ? path(backupRaw) : undefined;
     if (backupDir && !existsSync(backupDir)) lines.push(`TENANCY_LIFECYCLE_BACKUP_DIR: ${backupDir} does not exist; create it or unset the setting`);
+    let aws: LifecycleAwsSettings | undefined;
+    const awsRaw = get("TENANCY_LIFECYCLE_AWS") ?? "off";
+    if (awsRaw !== "on" && awsRaw !== "off") lines.push(`TENANCY_LIFECYCLE_AWS: must be on or off, got ${JSON.stringify(awsRaw)}`);
+    else if (awsRaw === "on") {
+      if (backupDir) lines.push("TENANCY_LIFECYCLE_BACKUP_DIR: not with TENANCY_LIFECYCLE_AWS on (final dumps go to the cell buckets); unset one of them");
+      const backupKmsKey = required("TENANCY_LIFECYCLE_BACKUP_KMS_KEY", " when TENANCY_LIFECYCLE_AWS is on (the platform KMS key final RDS snapshots are copied under: alias/... present in every region, or a key ARN)") ?? "";
+      if (backupKmsKey && !/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias\/.+|alias\/.+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$/.test(backupKmsKey)) {
+        lines.push(`TENANCY_LIFECYCLE_BACKUP_KMS_KEY: ${JSON.stringify(backupKmsKey)} is not a KMS key ARN, alias (alias/...) or key id`);
+      }
+      aws = { backupKmsKey, snapshotWaitSeconds: int("TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", 0, 0, 3600) };
+    }
     let workflows: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
     const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS"];
     try {
@@ -354,6 +378,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lifecycle = {
       databasesFile,
       ...(backupDir ? { backupDir } : {}),
+      ...(aws ? { aws } : {}),
       intervalSeconds: num("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),
       workflows,
     };

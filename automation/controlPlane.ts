@@ -24,7 +24,11 @@ import { RunWorker } from "./runs/worker.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import { DirectoryBucketStore } from "./lifecycle/adapters/directoryBucket.ts";
+import { RdsSnapshots } from "./lifecycle/adapters/rdsSnapshots.ts";
+import { S3BackupStore } from "./lifecycle/adapters/s3Backups.ts";
+import { AwsSecretsManager } from "./lifecycle/adapters/secretsManager.ts";
 import { unavailableBackupStore, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
+import { loadPlatform } from "../infra/model/platform.ts";
 import { systemClock, type LifecyclePorts } from "./lifecycle/ports.ts";
 import { LifecycleService } from "./lifecycle/service.ts";
 import { LifecycleWorker } from "./lifecycle/worker.ts";
@@ -160,8 +164,14 @@ export class ControlPlane {
       if (this.lifecycle) {
         this.lifecycle.worker.start();
         this.log.info(
-          { intervalSeconds: this.config.lifecycle!.intervalSeconds, backups: this.config.lifecycle!.backupDir ? `directory ${this.config.lifecycle!.backupDir} (not S3)` : "none (S3 adapter not written; TENANCY_LIFECYCLE_BACKUP_DIR unset)" },
-          "lifecycle worker started; RDS snapshot and Secrets Manager steps fail until their adapters exist",
+          {
+            intervalSeconds: this.config.lifecycle!.intervalSeconds,
+            backups: this.config.lifecycle!.aws ? "S3 (cell buckets)" : this.config.lifecycle!.backupDir ? `directory ${this.config.lifecycle!.backupDir} (not S3)` : "none (TENANCY_LIFECYCLE_AWS off, TENANCY_LIFECYCLE_BACKUP_DIR unset)",
+            aws: this.config.lifecycle!.aws ? { backupKmsKey: this.config.lifecycle!.aws.backupKmsKey } : "off",
+          },
+          this.config.lifecycle!.aws
+            ? "lifecycle worker started with the AWS adapters (S3, RDS, Secrets Manager)"
+            : "lifecycle worker started; RDS snapshot and Secrets Manager steps fail until TENANCY_LIFECYCLE_AWS is on",
         );
       } else {
         this.log.warn({}, "lifecycle worker off (TENANCY_LIFECYCLE_WORKER=off): workflows recorded by tenantctl stay pending");
@@ -204,9 +214,9 @@ export class ControlPlane {
 
 /**
  * The lifecycle ports on this control plane's modules: its GitWriter, its run queue, the
- * databases JSON file, the directory bucket stand-in only when configured, and for the AWS
- * adapters not written yet (S3, RDS snapshots, Secrets Manager) ports whose every call fails
- * naming what is missing.
+ * databases JSON file, and the AWS adapters (S3, RDS snapshots, Secrets Manager) only when
+ * TENANCY_LIFECYCLE_AWS is on; otherwise the directory bucket stand-in when configured and ports
+ * whose every call fails naming what is missing, so nothing touches AWS unless asked to.
  */
 function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, runs: RunStore, writer: GitWriter): ControlPlaneLifecycle {
   const settings = config.lifecycle!;
@@ -218,13 +228,29 @@ function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, ru
     // A run may wait behind others on its stack: as long as a run's job may live, and a bit.
     runner: new RunStoreStackRunner(runs, { timeoutMs: (config.runExpireHours + 1) * 3600 * 1000, pollMs: 500, signal: abort.signal }),
     databases: new JsonFileDatabaseLocator(settings.databasesFile),
-    backups: settings.backupDir ? new DirectoryBucketStore(settings.backupDir) : unavailableBackupStore(),
-    snapshots: unavailableSnapshots(),
-    secrets: unavailableSecrets(),
+    ...lifecycleAwsPorts(config),
   };
   const service = new LifecycleService(db.pool, ports, settings.workflows);
   const worker = new LifecycleWorker(service, config.repoDir, { intervalMs: settings.intervalSeconds * 1000, log });
   return { service, worker, ports, abort };
+}
+
+/** The BackupStore, DatabaseSnapshots and SecretsManager ports the config asks for. */
+export function lifecycleAwsPorts(config: ControlPlaneConfig): Pick<LifecyclePorts, "backups" | "snapshots" | "secrets"> {
+  const settings = config.lifecycle!;
+  if (settings.aws) {
+    const platform = loadPlatform(config.repoDir);
+    return {
+      backups: new S3BackupStore({ app: platform.appName, accountId: platform.awsAccountId, regions: platform.regions }),
+      snapshots: new RdsSnapshots({ backupKmsKey: settings.aws.backupKmsKey, waitSeconds: settings.aws.snapshotWaitSeconds }),
+      secrets: new AwsSecretsManager(),
+    };
+  }
+  return {
+    backups: settings.backupDir ? new DirectoryBucketStore(settings.backupDir) : unavailableBackupStore(),
+    snapshots: unavailableSnapshots(),
+    secrets: unavailableSecrets(),
+  };
 }
 
 export function makeRunner(config: ControlPlaneConfig, pulumiCommand?: PulumiCommand): Runner {

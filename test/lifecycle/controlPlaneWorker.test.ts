@@ -156,7 +156,7 @@ describe("the control plane runs the workflows tenantctl records", () => {
       return wf.state === "failed" ? wf : undefined;
     });
     expect(failed.currentStep).toBe("offboard.backup");
-    expect(failed.lastError).toMatch(/^this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is not written yet and TENANCY_LIFECYCLE_BACKUP_DIR is not set; set TENANCY_LIFECYCLE_BACKUP_DIR/);
+    expect(failed.lastError).toMatch(/^this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is off \(TENANCY_LIFECYCLE_AWS\) and TENANCY_LIFECYCLE_BACKUP_DIR is not set; set TENANCY_LIFECYCLE_BACKUP_DIR/);
     // No backup is claimed and nothing is deleted.
     expect(await h.cp.lifecycle!.service.engine.backups({ workflowId: id })).toEqual([]);
     expect((await tenantDb.query(`SELECT body FROM ${roles[1]}.notes`)).rows).toEqual([{ body: "kept until the final dump" }]);
@@ -164,10 +164,10 @@ describe("the control plane runs the workflows tenantctl records", () => {
     // The other AWS ports of this control plane refuse the same way, saying what is missing.
     const { snapshots, secrets } = h.cp.lifecycle!.ports;
     await expect(snapshots.request("shop-prod-acme", "shop-prod-acme-offboard-1", "us-east-1")).rejects.toThrow(
-      /^this step needs RDS \(a final snapshot\), but the DatabaseSnapshots adapter .* is not written yet; no snapshot was requested and nothing was deleted/,
+      /^this step needs RDS \(a final snapshot\), but the DatabaseSnapshots adapter .* is off \(TENANCY_LIFECYCLE_AWS\); no snapshot was requested and nothing was deleted/,
     );
     await expect(secrets.scheduleDeletion("shop/prod/tenants/acme/database", "us-east-1", 30)).rejects.toThrow(
-      /^this step schedules the deletion of secret shop\/prod\/tenants\/acme\/database, but the SecretsManager adapter .* is not written yet; no secret was scheduled/,
+      /^this step schedules the deletion of secret shop\/prod\/tenants\/acme\/database, but the SecretsManager adapter .* is off \(TENANCY_LIFECYCLE_AWS\); no secret was scheduled/,
     );
     // The worker keeps ticking; it does not start the failed offboarding again on its own.
     await new Promise((done) => setTimeout(done, 1_000));

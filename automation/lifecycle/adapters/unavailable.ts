@@ -1,7 +1,7 @@
 /**
- * Ports whose production adapter is not written yet (README, "Lifecycle workflows": S3 for the
- * final dumps, RDS snapshots and deletion protection, Secrets Manager deletion). The control plane
- * wires these instead, so a step that needs one fails at once (PermanentError: retrying cannot
+ * Ports used when the AWS adapters are off (TENANCY_LIFECYCLE_AWS not on; README, "Lifecycle
+ * workflows": S3 for the final dumps, RDS snapshots and deletion protection, Secrets Manager
+ * deletion). The control plane wires these instead, so a step that needs one fails at once (PermanentError: retrying cannot
  * help until the control plane is given the adapter) with a message naming what is missing and
  * what to set. They never pretend: nothing is recorded as done, no backup is claimed.
  */
@@ -22,8 +22,8 @@ export function unavailableBackupStore(): BackupStore {
   const error = () =>
     new MissingAdapterError(
       "BackupStore",
-      `this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is not written yet and ${BACKUP_DIR_SETTING} is not set; ` +
-        `set ${BACKUP_DIR_SETTING} to a directory standing in for the cell buckets (a local directory, not S3) and retry the workflow, or add the S3 adapter`,
+      `this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is off (TENANCY_LIFECYCLE_AWS) and ${BACKUP_DIR_SETTING} is not set; ` +
+        `set ${BACKUP_DIR_SETTING} to a directory standing in for the cell buckets (a local directory, not S3) and retry the workflow, or set TENANCY_LIFECYCLE_AWS: on`,
     );
   return {
     put: async (_bucket, _key, body) => {
@@ -43,8 +43,8 @@ export function unavailableSnapshots(): DatabaseSnapshots {
   const refuse = (what: string) => async (): Promise<never> => {
     throw new MissingAdapterError(
       "DatabaseSnapshots",
-      `this step needs RDS (${what}), but the DatabaseSnapshots adapter (CreateDBSnapshot + CopyDBSnapshot, ModifyDBInstance) is not written yet; ` +
-        `no snapshot was requested and nothing was deleted; add the adapter (automation/lifecycle/ports.ts, DatabaseSnapshots) and retry the workflow`,
+      `this step needs RDS (${what}), but the DatabaseSnapshots adapter (CreateDBSnapshot + CopyDBSnapshot, ModifyDBInstance) is off (TENANCY_LIFECYCLE_AWS); ` +
+        `no snapshot was requested and nothing was deleted; set TENANCY_LIFECYCLE_AWS: on (and TENANCY_LIFECYCLE_BACKUP_KMS_KEY) and retry the workflow`,
     );
   };
   return { request: refuse("a final snapshot"), state: refuse("a snapshot's state"), disableDeletionProtection: refuse("turning deletion protection off") };
@@ -56,8 +56,8 @@ export function unavailableSecrets(): SecretsManager {
     scheduleDeletion: async (name: string): Promise<never> => {
       throw new MissingAdapterError(
         "SecretsManager",
-        `this step schedules the deletion of secret ${name}, but the SecretsManager adapter (DeleteSecret with a recovery window) is not written yet; ` +
-          `no secret was scheduled for deletion; add the adapter (automation/lifecycle/ports.ts, SecretsManager) and retry the workflow, or delete the secrets by hand`,
+        `this step schedules the deletion of secret ${name}, but the SecretsManager adapter (DeleteSecret with a recovery window) is off (TENANCY_LIFECYCLE_AWS); ` +
+          `no secret was scheduled for deletion; set TENANCY_LIFECYCLE_AWS: on and retry the workflow, or delete the secrets by hand`,
       );
     },
   };

@@ -1,0 +1,392 @@
+/**
+ * The AWS adapters of the lifecycle ports, without AWS and without network: real SDK v3 clients
+ * (so commands, paginators, waiters and lib-storage's Upload run their own code) with a middleware
+ * at the `initialize` step that records each command's name and input and answers it, before
+ * any endpoint, signing or HTTP. The answers are what AWS documents; nothing here proves AWS
+ * behaves so (README: these adapters have not been run against AWS).
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { RDSClient } from "@aws-sdk/client-rds";
+import { S3Client } from "@aws-sdk/client-s3";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { AwsRefusedError, AwsTransientError } from "../../automation/lifecycle/adapters/awsErrors.ts";
+import { RdsSnapshots } from "../../automation/lifecycle/adapters/rdsSnapshots.ts";
+import { S3BackupStore } from "../../automation/lifecycle/adapters/s3Backups.ts";
+import { AwsSecretsManager } from "../../automation/lifecycle/adapters/secretsManager.ts";
+import { MissingAdapterError } from "../../automation/lifecycle/adapters/unavailable.ts";
+import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
+import { lifecycleAwsPorts } from "../../automation/controlPlane.ts";
+import type { ControlPlaneConfig } from "../../automation/config.ts";
+import { PermanentError } from "../../automation/lifecycle/engine.ts";
+import type { ProtectionRelease } from "../../automation/lifecycle/ports.ts";
+
+type Answer = (input: Record<string, unknown>) => unknown;
+interface Call {
+  command: string;
+  region: string;
+  input: Record<string, unknown>;
+}
+
+/** An AWS service error as the SDK raises it (name, fault, HTTP status). */
+function awsError(name: string, status: number, message = name): Error {
+  return Object.assign(new Error(message), { name, $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status, requestId: "req-test" } });
+}
+
+interface Stackable {
+  middlewareStack: { add(mw: unknown, opts: { step: "initialize"; name: string; priority: "high" }): void };
+}
+
+/** Records every command and answers it from `answers` (a list is consumed in order, the last repeats). */
+function fake<C extends Stackable>(make: (region: string) => C, answers: Record<string, Answer | Answer[]>) {
+  const calls: Call[] = [];
+  const used: Record<string, number> = {};
+  const factory = (region: string): C => {
+    const client = make(region);
+    client.middlewareStack.add(
+      (_next: unknown, context: { commandName: string }) => async (args: { input: Record<string, unknown> }) => {
+        const command = context.commandName;
+        const { Body, ...rest } = args.input;
+        calls.push({ command, region, input: Body === undefined ? rest : { ...rest, Body: "<body>" } });
+        const a = answers[command];
+        if (!a) throw new Error(`unexpected ${command}`);
+        const i = used[command] = (used[command] ?? 0) + 1;
+        const answer = Array.isArray(a) ? a[Math.min(i, a.length) - 1]! : a;
+        const output = await answer(args.input);
+        return { output: { $metadata: {}, ...(output as object) }, response: {} };
+      },
+      { step: "initialize", name: "fakeAws", priority: "high" },
+    );
+    return client;
+  };
+  return { calls, factory, commands: () => calls.map((c) => c.command) };
+}
+
+const throwing = (err: Error): Answer => () => {
+  throw err;
+};
+
+// --- S3 ---------------------------------------------------------------------------------------
+
+const platform = { app: "shop", accountId: "123456789012", regions: ["us-east-1", "eu-west-1"] };
+const bucket = "shop-prod-use1-01-data-123456789012";
+const key = "backups/tenants/acme/wf-1/prod-tenant_acme.sql.gz";
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+function s3(answers: Record<string, Answer | Answer[]>) {
+  return fake((region) => new S3Client({ region, credentials: { accessKeyId: "x", secretAccessKey: "y" } }), answers);
+}
+
+/** A readable that yields `total` bytes in 1 MiB chunks, and the bytes themselves. */
+function body(total: number): { stream: Readable; bytes: Buffer } {
+  const bytes = Buffer.alloc(total);
+  for (let i = 0; i < total; i++) bytes[i] = (i * 31) % 251;
+  const chunks: Buffer[] = [];
+  for (let o = 0; o < total; o += 1 << 20) chunks.push(bytes.subarray(o, Math.min(total, o + (1 << 20))));
+  return { stream: Readable.from(chunks), bytes };
+}
+
+describe("S3BackupStore", () => {
+  it("puts a small dump with one PutObject to the cell bucket, no encryption header (bucket default), then checks SSE-KMS and length on that version", async () => {
+    const { stream, bytes } = body(3000);
+    const f = s3({
+      PutObjectCommand: () => ({ ETag: '"e1"', VersionId: "v1", ServerSideEncryption: "aws:kms" }),
+      HeadObjectCommand: () => ({ ContentLength: 3000, ServerSideEncryption: "aws:kms", SSEKMSKeyId: "arn:aws:kms:us-east-1:123456789012:key/cell" }),
+    });
+    const store = new S3BackupStore({ ...platform, client: f.factory });
+    const out = await store.put({ env: "prod", cell: "use1-01" }, key, stream);
+    expect(out).toEqual({ location: `s3://${bucket}/${key}?versionId=v1`, bytes: 3000, sha256: sha(bytes) });
+    expect(f.calls).toEqual([
+      { command: "PutObjectCommand", region: "us-east-1", input: { Bucket: bucket, Key: key, ContentType: "application/gzip", Body: "<body>" } },
+      { command: "HeadObjectCommand", region: "us-east-1", input: { Bucket: bucket, Key: key, VersionId: "v1" } },
+    ]);
+  });
+
+  it("streams a large dump as a multipart upload (Create, UploadPart per part, Complete with every part's ETag) and hashes every byte", async () => {
+    const total = 11 * 1024 * 1024 + 5;
+    const { stream, bytes } = body(total);
+    const parts: number[] = [];
+    const f = s3({
+      CreateMultipartUploadCommand: () => ({ UploadId: "up-1" }),
+      UploadPartCommand: (i) => {
+        parts.push((i.Body as Buffer).length);
+        return { ETag: `"p${i.PartNumber}"` };
+      },
+      CompleteMultipartUploadCommand: () => ({ VersionId: "v2", ETag: '"m-3"' }),
+      HeadObjectCommand: () => ({ ContentLength: total, ServerSideEncryption: "aws:kms" }),
+    });
+    const store = new S3BackupStore({ ...platform, client: f.factory, partSize: 5 * 1024 * 1024, queueSize: 2 });
+    const out = await store.put({ env: "prod", cell: "euw1-02" }, key, stream);
+    expect(out.sha256).toBe(sha(bytes));
+    expect(out.bytes).toBe(total);
+    expect(out.location).toBe(`s3://shop-prod-euw1-02-data-123456789012/${key}?versionId=v2`);
+    expect(f.commands()).toEqual(["CreateMultipartUploadCommand", "UploadPartCommand", "UploadPartCommand", "UploadPartCommand", "CompleteMultipartUploadCommand", "HeadObjectCommand"]);
+    expect(parts.reduce((a, b) => a + b, 0)).toBe(total);
+    expect(f.calls.every((c) => c.region === "eu-west-1")).toBe(true);
+    const create = f.calls[0]!.input;
+    expect(create).not.toHaveProperty("ServerSideEncryption");
+    expect(create).not.toHaveProperty("SSEKMSKeyId");
+    const complete = f.calls.find((c) => c.command === "CompleteMultipartUploadCommand")!.input;
+    expect(complete).toMatchObject({ UploadId: "up-1", MultipartUpload: { Parts: [{ PartNumber: 1, ETag: '"p1"' }, { PartNumber: 2, ETag: '"p2"' }, { PartNumber: 3, ETag: '"p3"' }] } });
+  });
+
+  it("aborts the multipart upload when the dump stream fails, and rejects", async () => {
+    const chunk = Buffer.alloc(1 << 20, 7);
+    async function* failing() {
+      for (let i = 0; i < 7; i++) yield chunk;
+      throw new Error("dump failed: connection lost");
+    }
+    const f = s3({
+      CreateMultipartUploadCommand: () => ({ UploadId: "up-9" }),
+      UploadPartCommand: (i) => ({ ETag: `"p${i.PartNumber}"` }),
+      AbortMultipartUploadCommand: () => ({}),
+    });
+    const store = new S3BackupStore({ ...platform, client: f.factory, partSize: 5 * 1024 * 1024 });
+    await expect(store.put({ env: "prod", cell: "use1-01" }, key, Readable.from(failing()))).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 50));
+    const abort = f.calls.find((c) => c.command === "AbortMultipartUploadCommand");
+    expect(abort?.input).toMatchObject({ Bucket: bucket, Key: key, UploadId: "up-9" });
+    expect(f.commands()).not.toContain("CompleteMultipartUploadCommand");
+  });
+
+  it("refuses an object that S3 did not encrypt with KMS, and one whose stored length differs", async () => {
+    const aes = s3({ PutObjectCommand: () => ({}), HeadObjectCommand: () => ({ ContentLength: 10, ServerSideEncryption: "AES256" }) });
+    const err = await new S3BackupStore({ ...platform, client: aes.factory }).put({ env: "prod", cell: "use1-01" }, key, body(10).stream).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toMatch(/stored with encryption AES256, not SSE-KMS.*no backup was recorded/);
+    const short = s3({ PutObjectCommand: () => ({}), HeadObjectCommand: () => ({ ContentLength: 9, ServerSideEncryption: "aws:kms" }) });
+    await expect(new S3BackupStore({ ...platform, client: short.factory }).put({ env: "prod", cell: "use1-01" }, key, body(10).stream)).rejects.toThrow(/holds 9 bytes, 10 were sent/);
+  });
+
+  it("refuses keys outside backups/ (the tenant-writable tenants/<id>/ included) and cells of no platform region, sending nothing", async () => {
+    const f = s3({});
+    const store = new S3BackupStore({ ...platform, client: f.factory });
+    const b1 = body(10).stream;
+    await expect(store.put({ env: "prod", cell: "use1-01" }, "tenants/acme/dump.sql.gz", b1)).rejects.toThrow(/not under backups\//);
+    expect(b1.destroyed).toBe(true);
+    await expect(store.put({ env: "prod", cell: "use1-01" }, "backups/../tenants/acme/x", body(10).stream)).rejects.toBeInstanceOf(PermanentError);
+    await expect(store.stat({ env: "prod", cell: "apse2-01" }, key)).rejects.toThrow(/no platform region has the code apse2/);
+    expect(f.calls).toEqual([]);
+  });
+
+  it("translates S3 errors: AccessDenied is permanent and names the object, SlowDown is retried", async () => {
+    const denied = s3({ PutObjectCommand: throwing(awsError("AccessDenied", 403, "Access Denied")) });
+    const err = await new S3BackupStore({ ...platform, client: denied.factory }).put({ env: "prod", cell: "use1-01" }, key, body(10).stream).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AwsRefusedError);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toBe(`upload of s3://${bucket}/${key} failed: AWS said AccessDenied 403: Access Denied (request req-test); no backup was recorded`);
+    const slow = s3({ PutObjectCommand: throwing(awsError("SlowDown", 503)) });
+    const err2 = await new S3BackupStore({ ...platform, client: slow.factory }).put({ env: "prod", cell: "use1-01" }, key, body(10).stream).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(AwsTransientError);
+    expect(err2).not.toBeInstanceOf(PermanentError);
+  });
+
+  it("stat reads the object back and hashes what S3 holds; a missing key is undefined", async () => {
+    const { bytes } = body(4096);
+    const f = s3({
+      GetObjectCommand: [() => ({ Body: Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), VersionId: "v7", ContentLength: 4096 }), throwing(awsError("NoSuchKey", 404))],
+    });
+    const store = new S3BackupStore({ ...platform, client: f.factory });
+    expect(await store.stat({ env: "prod", cell: "use1-01" }, key)).toEqual({ location: `s3://${bucket}/${key}?versionId=v7`, bytes: 4096, sha256: sha(bytes) });
+    expect(await store.stat({ env: "prod", cell: "use1-01" }, key)).toBeUndefined();
+    expect(f.calls.map((c) => c.input)).toEqual([{ Bucket: bucket, Key: key }, { Bucket: bucket, Key: key }]);
+  });
+});
+
+// --- RDS ----------------------------------------------------------------------------------------
+
+const platformKey = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+const instance = "shop-prod-acme";
+const snap = "shop-prod-acme-offboard-7d2c4f0e";
+const src = `${snap}-src`;
+const notFound = throwing(awsError("DBSnapshotNotFoundFault", 404, "DBSnapshot not found"));
+const snapshot = (id: string, Status: string, KmsKeyId?: string): Answer => () => ({ DBSnapshots: [{ DBSnapshotIdentifier: id, Status, ...(KmsKeyId ? { KmsKeyId } : {}) }] });
+
+function rds(describe: Record<string, Answer | Answer[]>, more: Record<string, Answer | Answer[]> = {}) {
+  const used: Record<string, number> = {};
+  return fake((region) => new RDSClient({ region, credentials: { accessKeyId: "x", secretAccessKey: "y" } }), {
+    DescribeDBSnapshotsCommand: (i) => {
+      const id = i.DBSnapshotIdentifier as string;
+      const a = describe[id] ?? notFound;
+      const n = used[id] = (used[id] ?? 0) + 1;
+      return (Array.isArray(a) ? a[Math.min(n, a.length) - 1]! : a)(i);
+    },
+    ...more,
+  });
+}
+
+const release = { kind: "offboarding", stack: "dedicated-acme-prod", workflowId: "wf-1", backupId: "42", gracePeriodEndedAt: "2026-04-01T00:00:00.000Z" } as unknown as ProtectionRelease;
+
+describe("RdsSnapshots", () => {
+  it("requests a final snapshot: CreateDBSnapshot of the source under its own id, then reports creating", async () => {
+    const f = rds({ [src]: [notFound, snapshot(src, "creating")] }, { CreateDBSnapshotCommand: () => ({ DBSnapshot: { DBSnapshotIdentifier: src, Status: "creating" } }) });
+    const rdsPort = new RdsSnapshots({ backupKmsKey: platformKey, client: f.factory });
+    await rdsPort.request(instance, snap, "us-east-1");
+    expect(f.calls.map((c) => [c.command, c.input])).toEqual([
+      ["DescribeDBSnapshotsCommand", { DBSnapshotIdentifier: snap }],
+      ["DescribeDBSnapshotsCommand", { DBSnapshotIdentifier: src }],
+      ["CreateDBSnapshotCommand", { DBInstanceIdentifier: instance, DBSnapshotIdentifier: src, Tags: [{ Key: "managed-by", Value: "saas-tenancy" }, { Key: "final-snapshot-of", Value: instance }] }],
+    ]);
+    expect(await rdsPort.state(snap, "us-east-1")).toBe("creating");
+  });
+
+  it("copies an available source under the platform key, and is available only when the copy is (under that key)", async () => {
+    const f = rds(
+      { [src]: snapshot(src, "available", "arn:aws:kms:us-east-1:123456789012:key/tenant"), [snap]: [notFound, notFound, snapshot(snap, "copying", platformKey), snapshot(snap, "available", platformKey)] },
+      { CopyDBSnapshotCommand: () => ({ DBSnapshot: { DBSnapshotIdentifier: snap, Status: "copying" } }) },
+    );
+    const rdsPort = new RdsSnapshots({ backupKmsKey: platformKey, client: f.factory });
+    // The source is available but nothing is copied yet: still creating.
+    expect(await rdsPort.state(snap, "us-east-1")).toBe("creating");
+    await rdsPort.request(instance, snap, "us-east-1");
+    const copy = f.calls.find((c) => c.command === "CopyDBSnapshotCommand")!;
+    expect(copy.input).toEqual({ SourceDBSnapshotIdentifier: src, TargetDBSnapshotIdentifier: snap, KmsKeyId: platformKey, Tags: [{ Key: "managed-by", Value: "saas-tenancy" }, { Key: "final-snapshot-of", Value: instance }] });
+    expect(f.commands()).not.toContain("CreateDBSnapshotCommand");
+    expect(await rdsPort.state(snap, "us-east-1")).toBe("creating");
+    expect(await rdsPort.state(snap, "us-east-1")).toBe("available");
+    // Requested again once the copy exists: one look, nothing else.
+    const before = f.calls.length;
+    await rdsPort.request(instance, snap, "us-east-1");
+    expect(f.calls.slice(before).map((c) => c.command)).toEqual(["DescribeDBSnapshotsCommand"]);
+  });
+
+  it("refuses a copy under another key, a failed source, and a missing snapshot", async () => {
+    const other = rds({ [snap]: snapshot(snap, "available", "arn:aws:kms:us-east-1:123456789012:key/tenant") });
+    await expect(new RdsSnapshots({ backupKmsKey: platformKey, client: other.factory }).state(snap, "us-east-1")).rejects.toThrow(/not the platform backup key .*would not outlive the tenant's key/);
+    const failed = rds({ [src]: snapshot(src, "failed") });
+    expect(await new RdsSnapshots({ backupKmsKey: platformKey, client: failed.factory }).state(snap, "us-east-1")).toBe("failed");
+    const none = rds({});
+    expect(await new RdsSnapshots({ backupKmsKey: platformKey, client: none.factory }).state(snap, "us-east-1")).toBe("missing");
+  });
+
+  it("waits with the SDK waiter when asked, and copies in the same call once the source is available", async () => {
+    const f = rds({ [src]: [notFound, snapshot(src, "creating"), snapshot(src, "available")] }, {
+      CreateDBSnapshotCommand: () => ({}),
+      CopyDBSnapshotCommand: () => ({}),
+    });
+    await new RdsSnapshots({ backupKmsKey: "alias/shop/platform/backups", client: f.factory, waitSeconds: 10, waitDelaySeconds: 1 }).request(instance, snap, "eu-west-1");
+    expect(f.commands()).toEqual([
+      "DescribeDBSnapshotsCommand", "DescribeDBSnapshotsCommand", "CreateDBSnapshotCommand",
+      "DescribeDBSnapshotsCommand", "DescribeDBSnapshotsCommand", // the waiter: creating, then available
+      "DescribeDBSnapshotsCommand", "CopyDBSnapshotCommand",
+    ]);
+    expect(f.calls.at(-1)!.input).toMatchObject({ KmsKeyId: "alias/shop/platform/backups" });
+    expect(f.calls.every((c) => c.region === "eu-west-1")).toBe(true);
+  });
+
+  it("refuses a key ARN of another region before copying", async () => {
+    const f = rds({ [src]: snapshot(src, "available") }, { CopyDBSnapshotCommand: () => ({}) });
+    await expect(new RdsSnapshots({ backupKmsKey: platformKey, client: f.factory }).request(instance, snap, "eu-west-1")).rejects.toThrow(/is in us-east-1, the snapshot in eu-west-1/);
+    expect(f.commands()).not.toContain("CopyDBSnapshotCommand");
+  });
+
+  it("translates errors: a busy instance is retried, a KMS key RDS cannot use is permanent", async () => {
+    const busy = rds({}, { CreateDBSnapshotCommand: throwing(awsError("InvalidDBInstanceState", 400, "Instance is not available")) });
+    const e1 = await new RdsSnapshots({ backupKmsKey: platformKey, client: busy.factory }).request(instance, snap, "us-east-1").catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(AwsTransientError);
+    expect((e1 as Error).message).toMatch(/^CreateDBSnapshot .*-src of shop-prod-acme \(us-east-1\) failed: AWS said InvalidDBInstanceState 400.*no snapshot was taken and nothing was deleted$/);
+    const kms = rds({ [src]: snapshot(src, "available") }, { CopyDBSnapshotCommand: throwing(awsError("KMSKeyNotAccessibleFault", 400)) });
+    const e2 = await new RdsSnapshots({ backupKmsKey: platformKey, client: kms.factory }).request(instance, snap, "us-east-1").catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(PermanentError);
+    expect((e2 as Error).message).toMatch(/CopyDBSnapshot .* failed: AWS said KMSKeyNotAccessibleFault/);
+  });
+
+  it("turns deletion protection off with ModifyDBInstance only when it is on; a gone instance needs nothing", async () => {
+    const on = rds({}, { DescribeDBInstancesCommand: () => ({ DBInstances: [{ DBInstanceIdentifier: instance, DeletionProtection: true }] }), ModifyDBInstanceCommand: () => ({}) });
+    await new RdsSnapshots({ backupKmsKey: platformKey, client: on.factory }).disableDeletionProtection(instance, "us-east-1", release);
+    expect(on.calls.map((c) => [c.command, c.input])).toEqual([
+      ["DescribeDBInstancesCommand", { DBInstanceIdentifier: instance }],
+      ["ModifyDBInstanceCommand", { DBInstanceIdentifier: instance, DeletionProtection: false, ApplyImmediately: true }],
+    ]);
+    const off = rds({}, { DescribeDBInstancesCommand: () => ({ DBInstances: [{ DBInstanceIdentifier: instance, DeletionProtection: false }] }) });
+    await new RdsSnapshots({ backupKmsKey: platformKey, client: off.factory }).disableDeletionProtection(instance, "us-east-1", release);
+    expect(off.commands()).toEqual(["DescribeDBInstancesCommand"]);
+    const gone = rds({}, { DescribeDBInstancesCommand: throwing(awsError("DBInstanceNotFoundFault", 404)) });
+    await new RdsSnapshots({ backupKmsKey: platformKey, client: gone.factory }).disableDeletionProtection(instance, "us-east-1", release);
+    expect(gone.commands()).toEqual(["DescribeDBInstancesCommand"]);
+    const denied = rds({}, { DescribeDBInstancesCommand: () => ({ DBInstances: [{ DBInstanceIdentifier: instance, DeletionProtection: true }] }), ModifyDBInstanceCommand: throwing(awsError("AccessDenied", 403)) });
+    await expect(new RdsSnapshots({ backupKmsKey: platformKey, client: denied.factory }).disableDeletionProtection(instance, "us-east-1", release)).rejects.toThrow(
+      /ModifyDBInstance shop-prod-acme DeletionProtection=false \(us-east-1, release for dedicated-acme-prod, backup 42\) failed: AWS said AccessDenied 403.*deletion protection is still on/,
+    );
+  });
+});
+
+// --- Secrets Manager -------------------------------------------------------------------------------
+
+const secretName = "shop/prod/tenants/acme/database";
+const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/prod/tenants/acme/database-AbCdEf";
+
+function sm(answers: Record<string, Answer | Answer[]>) {
+  return fake((region) => new SecretsManagerClient({ region, credentials: { accessKeyId: "x", secretAccessKey: "y" } }), answers);
+}
+
+describe("AwsSecretsManager", () => {
+  it("finds the secret by exact name across ListSecrets pages and schedules its deletion by ARN with the recovery window", async () => {
+    const f = sm({
+      ListSecretsCommand: (i) =>
+        i.NextToken === undefined
+          ? { SecretList: [{ Name: `${secretName}/master`, ARN: "arn:...:master" }], NextToken: "page-2" }
+          : { SecretList: [{ Name: secretName, ARN: arn }] },
+      DeleteSecretCommand: () => ({ ARN: arn, Name: secretName, DeletionDate: new Date("2026-05-01T00:00:00Z") }),
+    });
+    const r = await new AwsSecretsManager({ client: f.factory }).scheduleDeletion(secretName, "us-east-1", 30);
+    expect(r).toEqual({ name: secretName, state: "scheduled", deletionDate: "2026-05-01T00:00:00.000Z" });
+    const list = { Filters: [{ Key: "name", Values: [secretName] }], IncludePlannedDeletion: true, MaxResults: 100 };
+    expect(f.calls.map((c) => [c.command, c.input])).toEqual([
+      ["ListSecretsCommand", list],
+      ["ListSecretsCommand", { ...list, NextToken: "page-2" }],
+      ["DeleteSecretCommand", { SecretId: arn, RecoveryWindowInDays: 30 }],
+    ]);
+    expect(JSON.stringify(f.calls)).not.toContain("ForceDeleteWithoutRecovery");
+  });
+
+  it("reports a secret already scheduled, or absent, without deleting anything", async () => {
+    const scheduled = sm({ ListSecretsCommand: () => ({ SecretList: [{ Name: secretName, ARN: arn, DeletedDate: new Date("2026-04-01T00:00:00Z") }] }) });
+    expect(await new AwsSecretsManager({ client: scheduled.factory }).scheduleDeletion(secretName, "us-east-1", 7)).toEqual({ name: secretName, state: "already-scheduled" });
+    expect(scheduled.commands()).toEqual(["ListSecretsCommand"]);
+    const absent = sm({ ListSecretsCommand: () => ({ SecretList: [] }) });
+    expect(await new AwsSecretsManager({ client: absent.factory }).scheduleDeletion(secretName, "us-east-1", 7)).toEqual({ name: secretName, state: "absent" });
+    expect(absent.commands()).toEqual(["ListSecretsCommand"]);
+  });
+
+  it("a secret scheduled by someone else between listing and deleting is reported as already scheduled", async () => {
+    const f = sm({
+      ListSecretsCommand: [() => ({ SecretList: [{ Name: secretName, ARN: arn }] }), () => ({ SecretList: [{ Name: secretName, ARN: arn, DeletedDate: new Date() }] })],
+      DeleteSecretCommand: throwing(awsError("InvalidRequestException", 400, "You can't perform this operation on the secret because it was marked for deletion.")),
+    });
+    expect(await new AwsSecretsManager({ client: f.factory }).scheduleDeletion(secretName, "us-east-1", 30)).toEqual({ name: secretName, state: "already-scheduled" });
+    expect(f.commands()).toEqual(["ListSecretsCommand", "DeleteSecretCommand", "ListSecretsCommand"]);
+  });
+
+  it("refuses a recovery window AWS does not allow before any call, and makes access denied permanent", async () => {
+    const none = sm({});
+    await expect(new AwsSecretsManager({ client: none.factory }).scheduleDeletion(secretName, "us-east-1", 0)).rejects.toBeInstanceOf(PermanentError);
+    await expect(new AwsSecretsManager({ client: none.factory }).scheduleDeletion(secretName, "us-east-1", 31)).rejects.toThrow(/allows 7 to 30/);
+    expect(none.calls).toEqual([]);
+    const denied = sm({ ListSecretsCommand: () => ({ SecretList: [{ Name: secretName, ARN: arn }] }), DeleteSecretCommand: throwing(awsError("AccessDeniedException", 400, "not authorized")) });
+    const err = await new AwsSecretsManager({ client: denied.factory }).scheduleDeletion(secretName, "us-east-1", 30).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toBe(`DeleteSecret ${secretName} with a 30-day recovery window (us-east-1) failed: AWS said AccessDeniedException 400: not authorized (request req-test); the secret was not scheduled for deletion`);
+  });
+});
+
+// --- wiring ----------------------------------------------------------------------------------------
+
+describe("lifecycleAwsPorts (control plane wiring)", () => {
+  const base = { repoDir: process.cwd() } as unknown as ControlPlaneConfig;
+  const lifecycle = { databasesFile: "x.json", intervalSeconds: 30, workflows: {} } as unknown as NonNullable<ControlPlaneConfig["lifecycle"]>;
+
+  it("uses the AWS adapters only with TENANCY_LIFECYCLE_AWS on; by default the steps refuse naming the setting", async () => {
+    const off = lifecycleAwsPorts({ ...base, lifecycle });
+    const err = await off.secrets.scheduleDeletion(secretName, "us-east-1", 30).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MissingAdapterError);
+    expect((err as Error).message).toMatch(/is off \(TENANCY_LIFECYCLE_AWS\)/);
+    await expect(off.snapshots.state(snap, "us-east-1")).rejects.toBeInstanceOf(MissingAdapterError);
+    expect(lifecycleAwsPorts({ ...base, lifecycle: { ...lifecycle, backupDir: "/tmp" } }).backups).toBeInstanceOf(DirectoryBucketStore);
+    const on = lifecycleAwsPorts({ ...base, lifecycle: { ...lifecycle, aws: { backupKmsKey: "alias/shop/platform/backups", snapshotWaitSeconds: 0 } } });
+    expect(on.backups).toBeInstanceOf(S3BackupStore);
+    expect(on.snapshots).toBeInstanceOf(RdsSnapshots);
+    expect(on.secrets).toBeInstanceOf(AwsSecretsManager);
+  });
+});
