@@ -15,6 +15,9 @@ const SECTIONS: Record<string, SectionFn> = {
   "fleet-plan": fleetPlan,
   "blast-radius": blastRadius,
   "policy-throughput": policyThroughput,
+  // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
+  "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
+  "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
 };
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
