@@ -4,6 +4,10 @@
  * every call serialized.
  */
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export class GitError extends Error {
   constructor(
@@ -173,6 +177,21 @@ export class GitRepo {
   async findCommit(ref: string, text: string, depth = 500): Promise<string | undefined> {
     const out = await this.out(["log", `-n${depth}`, "--format=%H", "--fixed-strings", `--grep=${text}`, ref]);
     return out === "" ? undefined : out.split("\n")[0];
+  }
+
+  /**
+   * Writes the files of `commit` into `dir` (which need not exist) without touching the repository:
+   * a throwaway index file, `read-tree`, then `checkout-index --prefix`. Unlike a worktree this
+   * takes no lock in the repository, so runs can check out while the writer commits.
+   */
+  async exportTree(commit: string, dir: string): Promise<void> {
+    const index = join(tmpdir(), `tenancy-export-${randomUUID()}.index`);
+    try {
+      await this.run(["read-tree", commit], { env: { GIT_INDEX_FILE: index } });
+      await this.run(["checkout-index", "--all", "--force", `--prefix=${dir.endsWith("/") ? dir : `${dir}/`}`], { env: { GIT_INDEX_FILE: index } });
+    } finally {
+      rmSync(index, { force: true });
+    }
   }
 
   async addWorktree(dir: string, commit: string): Promise<void> {

@@ -269,35 +269,30 @@ export class GitWriter {
     });
   }
 
-  /** A worktree of `commit` (default: the main head) for a run; node_modules linked from the repo. */
+  /**
+   * The files of `commit` (default: the main head) for a run, in a directory of its own, with
+   * node_modules linked from the repo. Only reading the head takes the writer's lock: the files
+   * are exported without touching the repository (GitRepo.exportTree), so runs check out in
+   * parallel with each other and with commits (a worktree per run serialized every run behind
+   * the commit lock: BENCHMARKS.md, fleet rollout).
+   */
   async checkout(name: string, commit?: string): Promise<Checkout> {
-    return this.exclusive(async () => {
-      const sha = commit ?? (await this.head());
-      const root = join(this.opts.dataDir, "worktrees");
-      mkdirSync(root, { recursive: true });
-      const dir = join(root, name);
-      if (existsSync(dir)) {
-        await this.repo.removeWorktree(dir);
-        rmSync(dir, { recursive: true, force: true });
-      }
-      await this.repo.pruneWorktrees();
-      await this.repo.addWorktree(dir, sha);
-      // The program and the policy pack resolve their packages from the project's install.
-      for (const sub of ["node_modules", join("policy", "node_modules")]) {
-        const src = join(this.opts.repoDir, sub);
-        const dst = join(dir, sub);
-        if (existsSync(src) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(src, dst, "dir");
-      }
-      return {
-        dir,
-        commit: sha,
-        release: () =>
-          this.exclusive(async () => {
-            await this.repo.removeWorktree(dir);
-            rmSync(dir, { recursive: true, force: true });
-          }),
-      };
-    });
+    const sha = commit ?? (await this.exclusive(() => this.head()));
+    const dir = join(this.opts.dataDir, "worktrees", name);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    await this.repo.exportTree(sha, dir);
+    // The program and the policy pack resolve their packages from the project's install.
+    for (const sub of ["node_modules", join("policy", "node_modules")]) {
+      const src = join(this.opts.repoDir, sub);
+      const dst = join(dir, sub);
+      if (existsSync(src) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(src, dst, "dir");
+    }
+    return {
+      dir,
+      commit: sha,
+      release: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
 
   // --- session preparation -------------------------------------------------------------------
