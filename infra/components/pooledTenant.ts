@@ -5,7 +5,7 @@ import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed } from "../model/database.ts";
 import { pooledDnsTarget, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
 import {
-  databaseSecretName, pooledHostname, tenantKmsAlias, tenantSecretName, migratingCellDatabaseSecretName,
+  databaseSecretName, pooledHostname, tenantKmsAlias, migratingCellDatabaseSecretName,
 } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
 import type { Tenant } from "../model/schema.ts";
@@ -33,9 +33,6 @@ export interface PooledTenantArgs {
   tenant: Tenant;
   cell: CellFacts;
 }
-
-/** The cell-side connection document of a migrating tenant (naming.ts says why it has its own name). */
-export const cellSourceSecretName = migratingCellDatabaseSecretName;
 
 /**
  * A tenant placed in a cell (DESIGN §2): its schema and role in the cell database, connection
@@ -98,7 +95,7 @@ export class PooledTenant extends pulumi.ComponentResource {
       secretsKeyArn = tenantKmsAlias(ctx.app, ctx.env, t.id);
     }
 
-    this.databaseSecretName = migrating ? cellSourceSecretName(ctx.app, ctx.env, t.id) : databaseSecretName(ctx.app, ctx.env, t.id);
+    this.databaseSecretName = migrating ? migratingCellDatabaseSecretName(ctx.app, ctx.env, t.id) : databaseSecretName(ctx.app, ctx.env, t.id);
     new ConnectionSecret(
       `${name}-database`,
       {

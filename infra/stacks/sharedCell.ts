@@ -37,11 +37,10 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): StackOutpu
   const residents = cellResidents(fleet, cell);
   const routes: Record<string, CellRoute> = {};
   for (const t of residents) {
-    const tenant = new PooledTenant(`tenant-${t.id}`, { ctx, tenant: t, cell: facts });
-    const route = routeOf(fleet, t, cell.env);
-    // While a migrating tenant is still served from here, its app reads the cell-side document.
-    const servedHere = route.stack === cell.stack;
-    routes[t.id] = { url: route.url, stack: route.stack, databaseSecretName: servedHere ? tenant.databaseSecretName : route.databaseSecretName };
+    new PooledTenant(`tenant-${t.id}`, { ctx, tenant: t, cell: facts });
+    // routeOf names the cell-side document while a migrating tenant is still served from here.
+    const { url, stack, databaseSecretName } = routeOf(fleet, t, cell.env);
+    routes[t.id] = { url, stack, databaseSecretName };
   }
 
   return {
