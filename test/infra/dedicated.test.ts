@@ -9,39 +9,7 @@ import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../infra/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
-import { byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk } from "./support.ts";
-
-const C = (cls: string) => `saas-tenancy:components:${cls}`;
-const T = {
-  password: "random:index/randomPassword:RandomPassword",
-  pgRole: "postgresql:index/role:Role",
-  pgSchema: "postgresql:index/schema:Schema",
-  pgGrant: "postgresql:index/grant:Grant",
-  pgProvider: "pulumi:providers:postgresql",
-  secret: "aws:secretsmanager/secret:Secret",
-  version: "aws:secretsmanager/secretVersion:SecretVersion",
-  role: "aws:iam/role:Role",
-  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
-  key: "aws:kms/key:Key",
-  alias: "aws:kms/alias:Alias",
-  record: "aws:route53/record:Record",
-  zone: "aws:route53/zone:Zone",
-  rds: "aws:rds/instance:Instance",
-  vpc: "aws:ec2/vpc:Vpc",
-  subnet: "aws:ec2/subnet:Subnet",
-  routeTable: "aws:ec2/routeTable:RouteTable",
-  rta: "aws:ec2/routeTableAssociation:RouteTableAssociation",
-  route: "aws:ec2/route:Route",
-  sg: "aws:ec2/securityGroup:SecurityGroup",
-  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-  egress: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-  nat: "aws:ec2/natGateway:NatGateway",
-  eip: "aws:ec2/eip:Eip",
-  igw: "aws:ec2/internetGateway:InternetGateway",
-  pcx: "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
-  logGroup: "aws:cloudwatch/logGroup:LogGroup",
-  flowLog: "aws:ec2/flowLog:FlowLog",
-} as const;
+import { byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, T, tempFleet, walk } from "./support.ts";
 
 interface ShapeOpts {
   azs: string[];

@@ -10,38 +10,8 @@ import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
 import {
-  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml,
+  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
 } from "./support.ts";
-
-const T = {
-  stack: "pulumi:pulumi:Stack",
-  cell: "saas-tenancy:components:SharedCell",
-  pooled: "saas-tenancy:components:PooledTenant",
-  access: "saas-tenancy:components:TenantDatabaseAccess",
-  conn: "saas-tenancy:components:ConnectionSecret",
-  secrets: "saas-tenancy:components:TenantSecrets",
-  roleC: "saas-tenancy:components:TenantRole",
-  policyC: "saas-tenancy:components:TenantRolePolicy",
-  keyC: "saas-tenancy:components:EncryptionKey",
-  password: "random:index/randomPassword:RandomPassword",
-  pgRole: "postgresql:index/role:Role",
-  pgSchema: "postgresql:index/schema:Schema",
-  pgGrant: "postgresql:index/grant:Grant",
-  pgProvider: "pulumi:providers:postgresql",
-  secret: "aws:secretsmanager/secret:Secret",
-  version: "aws:secretsmanager/secretVersion:SecretVersion",
-  role: "aws:iam/role:Role",
-  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
-  key: "aws:kms/key:Key",
-  alias: "aws:kms/alias:Alias",
-  record: "aws:route53/record:Record",
-  rds: "aws:rds/instance:Instance",
-  vpc: "aws:ec2/vpc:Vpc",
-  subnet: "aws:ec2/subnet:Subnet",
-  sg: "aws:ec2/securityGroup:SecurityGroup",
-  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-  egress: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-} as const;
 
 /** The exact resources of one pooled tenant (`relSecrets` relative to its namespace). */
 function pooledShape(id: string, relSecrets: string[], ownKey: boolean): string[] {

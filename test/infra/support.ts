@@ -134,3 +134,45 @@ export function isTaggable(type: string): boolean {
 export function render(fleet: Fleet, stackName: string): Promise<RenderedStack> {
   return renderStack(fleet, stackName, { fastPromises: true });
 }
+
+/** Type tokens the infra tests look up, components included. */
+export const C = (cls: string) => `saas-tenancy:components:${cls}`;
+export const T = {
+  stack: "pulumi:pulumi:Stack",
+  cell: "saas-tenancy:components:SharedCell",
+  pooled: "saas-tenancy:components:PooledTenant",
+  access: "saas-tenancy:components:TenantDatabaseAccess",
+  conn: "saas-tenancy:components:ConnectionSecret",
+  secrets: "saas-tenancy:components:TenantSecrets",
+  roleC: "saas-tenancy:components:TenantRole",
+  policyC: "saas-tenancy:components:TenantRolePolicy",
+  keyC: "saas-tenancy:components:EncryptionKey",
+  password: "random:index/randomPassword:RandomPassword",
+  pgRole: "postgresql:index/role:Role",
+  pgSchema: "postgresql:index/schema:Schema",
+  pgGrant: "postgresql:index/grant:Grant",
+  pgProvider: "pulumi:providers:postgresql",
+  secret: "aws:secretsmanager/secret:Secret",
+  version: "aws:secretsmanager/secretVersion:SecretVersion",
+  role: "aws:iam/role:Role",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+  key: "aws:kms/key:Key",
+  alias: "aws:kms/alias:Alias",
+  record: "aws:route53/record:Record",
+  rds: "aws:rds/instance:Instance",
+  vpc: "aws:ec2/vpc:Vpc",
+  subnet: "aws:ec2/subnet:Subnet",
+  sg: "aws:ec2/securityGroup:SecurityGroup",
+  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+  egress: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+  zone: "aws:route53/zone:Zone",
+  routeTable: "aws:ec2/routeTable:RouteTable",
+  rta: "aws:ec2/routeTableAssociation:RouteTableAssociation",
+  route: "aws:ec2/route:Route",
+  nat: "aws:ec2/natGateway:NatGateway",
+  eip: "aws:ec2/eip:Eip",
+  igw: "aws:ec2/internetGateway:InternetGateway",
+  pcx: "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
+  logGroup: "aws:cloudwatch/logGroup:LogGroup",
+  flowLog: "aws:ec2/flowLog:FlowLog",
+} as const;
