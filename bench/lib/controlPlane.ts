@@ -25,6 +25,7 @@ import { parseApiKeyHash } from "../../automation/http/apiKeys.ts";
 import { createLogger, type Logger } from "../../automation/log.ts";
 import type { Tier } from "../../infra/model/tiers.ts";
 import { PROJECT_DIR } from "./fleetGen.ts";
+import { subscriptionEvent } from "../../test/automation/support/stripe.ts";
 
 export const BENCH_WEBHOOK_SECRET = "whsec_bench_control_plane_0123456789";
 export const BENCH_PRICE = "price_standard_monthly";
@@ -70,29 +71,16 @@ export function devNullLogger(): Logger {
   return createLogger("info", pino.destination({ dest: "/dev/null", sync: true }));
 }
 
-/** A new subscription's `customer.subscription.created`, as Stripe sends it. */
+/** A new subscription's `customer.subscription.created`, shaped as the control-plane tests send it. */
 export function subscriptionCreated(eventId: string, subscriptionId: string, tenantId: string, created: number): string {
-  return JSON.stringify({
-    id: eventId,
-    object: "event",
-    api_version: "2025-01-27.acacia",
-    created,
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type: "customer.subscription.created",
-    data: {
-      object: {
-        id: subscriptionId,
-        object: "subscription",
-        status: "active",
-        customer: `cus_${subscriptionId.slice(4)}`,
-        created,
-        metadata: { tenant_id: tenantId, region: "us-east-1" },
-        items: { object: "list", data: [{ id: `si_${subscriptionId.slice(4)}`, object: "subscription_item", price: { id: BENCH_PRICE, object: "price" } }] },
-      },
-    },
-  });
+  return JSON.stringify(
+    subscriptionEvent(eventId, "customer.subscription.created", created, {
+      id: subscriptionId,
+      status: "active",
+      price: BENCH_PRICE,
+      metadata: { tenant_id: tenantId, region: "us-east-1" },
+    }),
+  );
 }
 
 export interface SignedDelivery {
