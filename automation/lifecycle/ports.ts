@@ -120,6 +120,33 @@ export interface StackRunner {
    * `protect`, so no other update can lose it.
    */
   destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome>;
+  /**
+   * Moves resources' state from one stack to another without touching the cloud (`pulumi state
+   * move --source <source> --dest <dest> --yes <urn>...`): the resources keep their cloud
+   * identity, only the stack that manages them changes. Children of a listed resource move with
+   * it (Pulumi's rule); a moved resource whose parent stays behind is re-parented to the
+   * destination's root stack and keeps its URN but for the stack name, so the destination program
+   * must claim it by alias (infra/model/handover.ts). Idempotent: URNs no longer in the source but
+   * present in the destination (under the renamed URN) are reported as `alreadyMoved`, URNs in
+   * neither as `missing`; the implementation never fails on those, the caller decides.
+   */
+  moveState(move: StateMove, ctx: RunContext): Promise<StateMoveOutcome>;
+}
+
+export interface StateMove {
+  source: string;
+  dest: string;
+  /** URNs in the source stack (their children move with them). */
+  urns: readonly string[];
+}
+
+export interface StateMoveOutcome extends RunOutcome {
+  /** Of `urns`: moved by this call. */
+  moved: string[];
+  /** Of `urns`: not in the source, already in the destination (an earlier call moved them). */
+  alreadyMoved: string[];
+  /** Of `urns`: in neither stack. */
+  missing: string[];
 }
 
 // --- databases ---------------------------------------------------------------------------------------
