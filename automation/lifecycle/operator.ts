@@ -21,7 +21,7 @@ import { addDays, DEFAULT_GRACE_DAYS } from "./config.ts";
 import { LocalFleetRepo } from "./adapters/localRepo.ts";
 import { InvalidChangeError, silentLogger, systemClock, type LifecyclePorts } from "./ports.ts";
 import { LifecycleRequestError, LifecycleService } from "./service.ts";
-import { EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "./tenantEdits.ts";
+import { CODEOWNERS_PATH, EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "./tenantEdits.ts";
 import type { WorkflowRecord } from "./engine.ts";
 
 export type OperatorRequest =
@@ -61,7 +61,7 @@ function requestOnlyPorts(projectDir: string): LifecyclePorts {
     clock: systemClock,
     log: silentLogger,
     repo: new LocalFleetRepo(projectDir, { git: false }),
-    runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy") },
+    runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy"), moveState: refuse("a state move") },
     databases: { cell: refuse("a database"), dedicated: refuse("a database") },
     backups: { put: refuse("the backup store"), stat: refuse("the backup store") },
     snapshots: { request: refuse("RDS"), state: refuse("RDS"), disableDeletionProtection: refuse("RDS") },
@@ -136,7 +136,7 @@ async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo
         io.err("tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)");
         return REFUSED;
       case "upgrade": {
-        const plan = upgradeProvisionEdit(fleet, text, t, now);
+        const plan = upgradeProvisionEdit(fleet, text, t, now, await repo.read(CODEOWNERS_PATH));
         const problems = repo.validate(plan.files);
         if (problems.length > 0) throw new InvalidChangeError(problems);
         io.out(`upgrade of ${t.id} to dedicated, step 1 (provisioning), as the workflow would commit it:`);

@@ -5,12 +5,16 @@
  */
 import { type Fleet } from "../../infra/model/fleet.ts";
 import { dedicatedStackName } from "../../infra/model/naming.ts";
+import { withDedicatedTenant } from "../../cli/codeowners.ts";
 import { allocateDedicatedCidrs } from "../../infra/model/placement.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { stackPath, tenantPath } from "../git/writer.ts";
 import { dedicatedStackFileText, editTenantText } from "../tenants/documents.ts";
 
 export type FileSet = Record<string, string | null>;
+
+/** Repository-relative path of the review rules (cli/codeowners.ts). */
+export const CODEOWNERS_PATH = ".github/CODEOWNERS";
 
 /** ISO timestamp without milliseconds, as tenant files carry them. */
 export function isoSeconds(d: Date): string {
@@ -22,9 +26,17 @@ export class EditRefusedError extends Error {}
 /**
  * Step 1 of the upgrade: tier dedicated (deployment derived), a fresh /16 per env
  * (allocateDedicatedCidrs), the migration block (phase provisioning, from = the old placement)
- * and one stack file per env. Throws PlacementError when the supernet is full.
+ * and one stack file per env; with `codeowners` (the current .github/CODEOWNERS text), the tenant
+ * file listed there for the platform team's review, as `tenantctl new` does for a dedicated
+ * tenant. Throws PlacementError when the supernet is full.
  */
-export function upgradeProvisionEdit(fleet: Fleet, text: string, t: Tenant, now: Date): { files: FileSet; networks: Record<string, { cidr: string }>; stacks: string[] } {
+export function upgradeProvisionEdit(
+  fleet: Fleet,
+  text: string,
+  t: Tenant,
+  now: Date,
+  codeowners?: string,
+): { files: FileSet; networks: Record<string, { cidr: string }>; stacks: string[] } {
   if (t.deployment !== "pooled") throw new EditRefusedError(`tenant ${t.id} is already dedicated`);
   if (t.lifecycle !== "active") throw new EditRefusedError(`tenant ${t.id} is ${t.lifecycle}; only an active tenant is upgraded`);
   const envs = Object.keys(t.environments).sort();
@@ -35,11 +47,13 @@ export function upgradeProvisionEdit(fleet: Fleet, text: string, t: Tenant, now:
     [["deployment"], undefined],
     [["placement"], undefined],
     [["dedicated"], networks],
-    [["migration"], { phase: "provisioning", from: { ...t.placement }, startedAt: isoSeconds(now) }],
+    [["migration"], { phase: "provisioning", from: { ...t.placement }, fromTier: t.tier, startedAt: isoSeconds(now) }],
   ]);
   const files: FileSet = { [tenantPath(t.id)]: edited };
   const stacks = envs.map((e) => dedicatedStackName(t.id, e));
   for (const env of envs) files[stackPath(dedicatedStackName(t.id, env))] = dedicatedStackFileText(t.id, env, t.region);
+  const owners = codeowners === undefined ? undefined : withDedicatedTenant(codeowners, t.id);
+  if (owners !== undefined) files[CODEOWNERS_PATH] = owners;
   return { files, networks, stacks };
 }
 

@@ -32,7 +32,7 @@ import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PlacementError } from "../../../infra/model/placement.ts";
-import { EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
+import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
 import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
 import { emptySchema, readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
@@ -120,7 +120,8 @@ const provisionFiles = {
     }
     let edit: ReturnType<typeof upgradeProvisionEdit>;
     try {
-      edit = upgradeProvisionEdit(requireFleet({ projectDir: ctx.ports.repo.root }), tf.text, t, ctx.ports.clock.now());
+      const codeowners = await ctx.ports.repo.read(CODEOWNERS_PATH);
+      edit = upgradeProvisionEdit(requireFleet({ projectDir: ctx.ports.repo.root }), tf.text, t, ctx.ports.clock.now(), codeowners);
     } catch (err) {
       if (err instanceof PlacementError || err instanceof EditRefusedError) throw new PermanentError(err.message);
       throw err;
