@@ -180,6 +180,12 @@ export class FakeSnapshots implements DatabaseSnapshots {
   async disableDeletionProtection(instance: string, region: string, release: ProtectionRelease): Promise<void> {
     this.unprotected.push({ instance, region, release });
   }
+  /** Preflight checks asked for (instance, region); a check changes nothing. */
+  readonly checks: { instance: string; region: string }[] = [];
+  async check(instance: string, region: string): Promise<string> {
+    this.checks.push({ instance, region });
+    return `fake RDS snapshots (${region}): requests are recorded, no snapshot is taken`;
+  }
   async state(snapshotId: string): Promise<SnapshotState> {
     if (!this.requests.some((r) => r.snapshotId === snapshotId)) return "missing";
     const n = this.polls.get(snapshotId) ?? 0;
@@ -191,6 +197,12 @@ export class FakeSnapshots implements DatabaseSnapshots {
 export class FakeSecrets implements SecretsManager {
   readonly scheduled = new Map<string, { region: string; recoveryWindowDays: number }>();
   readonly calls: string[] = [];
+  /** Regions preflight checks asked about; a check schedules nothing and is not in `calls`. */
+  readonly checks: string[] = [];
+  async check(region: string): Promise<string> {
+    this.checks.push(region);
+    return `fake Secrets Manager (${region}): requests are recorded, no secret is deleted`;
+  }
   async scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion> {
     this.calls.push(name);
     if (this.scheduled.has(name)) return { name, state: "already-scheduled" };
