@@ -105,6 +105,8 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const suspendCommand: typeof import("./commands/suspend.ts").suspendCommand = async (...a) => (await import("./commands/suspend.ts")).suspendCommand(...a);
   const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await import("./commands/resume.ts")).resumeCommand(...a);
   const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await import("./commands/offboard.ts")).offboardCommand(...a);
+  const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await import("./commands/retry.ts")).retryCommand(...a);
+  const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await import("./commands/workflows.ts")).workflowsCommand(...a);
   program
     .command("upgrade")
     .description("upgrade a pooled tenant to its own dedicated stack (data copy and cutover by the control plane)")
@@ -134,6 +136,20 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--grace-days <n>", "days the data is kept (default 30)")
     .option("--project <dir>", project)
     .action(async (id: string, opts) => setCode(await offboardCommand(id, opts, io)));
+  // Workflows already recorded in the control plane's database: DATABASE_URL only, no local mode.
+  program
+    .command("retry")
+    .description("put a failed lifecycle workflow back in the control plane's queue at the step it failed in (needs DATABASE_URL)")
+    .argument("<workflow-id>", "the workflow's id (a UUID; tenantctl workflows lists them)")
+    .action(async (id: string) => setCode(await retryCommand(id, io)));
+  program
+    .command("workflows")
+    .description("list the most recent lifecycle workflows in the control plane's database, newest first (needs DATABASE_URL)")
+    .option("--tenant <id>", "only this tenant's")
+    .addOption(new Option("--state <state>", "only workflows in this state").choices(["open", "pending", "running", "waiting", "succeeded", "failed", "cancelled"]))
+    .option("--limit <n>", "at most this many (default 50)")
+    .option("--json", "print JSON")
+    .action(async (opts) => setCode(await workflowsCommand(opts, io)));
 
   return program;
 }

@@ -114,6 +114,13 @@ export interface WorkflowDef {
 export class PermanentError extends Error {}
 /** A request the engine refuses (another workflow under way, a superseding rule not met). */
 export class WorkflowConflictError extends Error {}
+/** The workflow id names no workflow (a WorkflowConflictError, so callers that catch those still do). */
+export class WorkflowNotFoundError extends WorkflowConflictError {}
+
+/** Whether a string can be a workflow id (a UUID, as `create` makes them); check before querying with it. */
+export function isWorkflowId(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+}
 
 export interface EngineHooks {
   /** After a step's effects, before its row is written (a crash here re-runs the step). */
@@ -305,7 +312,7 @@ export class WorkflowEngine {
   /** Cancels an open workflow that is not running right now. Nothing it did is undone. */
   async cancel(id: string, note: string): Promise<WorkflowRecord> {
     const wf = await this.get(id);
-    if (!wf) throw new WorkflowConflictError(`no workflow ${id}`);
+    if (!wf) throw new WorkflowNotFoundError(`no workflow ${id}`);
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
@@ -346,7 +353,7 @@ export class WorkflowEngine {
    */
   async run(id: string, opts: { force?: boolean } = {}): Promise<RunOutcome> {
     const first = await this.get(id);
-    if (!first) throw new WorkflowConflictError(`no workflow ${id}`);
+    if (!first) throw new WorkflowNotFoundError(`no workflow ${id}`);
     const lock = await this.pool.connect();
     const key = tenantLockKey(first.tenantId);
     let locked = false;
@@ -457,16 +464,84 @@ export class WorkflowEngine {
     return { id: wf.id, state: "running", step, wakeAt, error: message };
   }
 
-  /** Puts a failed workflow back in the queue at the step it failed in (after the cause is fixed). */
-  async retry(id: string): Promise<WorkflowRecord> {
-    const { rows } = await this.pool.query<WorkflowRow>(
-      `UPDATE lifecycle_workflows SET state = 'running', attempts = 0, wake_at = NULL, finished_at = NULL, updated_at = $2
-        WHERE id = $1 AND state = 'failed' AND NOT EXISTS (
-          SELECT 1 FROM lifecycle_workflows o WHERE o.tenant_id = lifecycle_workflows.tenant_id AND o.id <> $1 AND o.state = ANY($3::text[]))
-        RETURNING *`,
-      [id, this.now(), OPEN_STATES],
-    );
-    if (!rows[0]) throw new WorkflowConflictError(`workflow ${id} is not failed, or its tenant has another workflow under way`);
-    return toRecord(rows[0]);
+  /** The step a run of this workflow starts at: the first one without a completed row (null: none left). */
+  async resumeStep(wf: WorkflowRecord): Promise<string | null> {
+    const completed = new Set((await this.steps(wf.id)).map((s) => s.step));
+    return this.def(wf.kind).steps.find((s) => !completed.has(s.name))?.name ?? null;
+  }
+
+  /**
+   * Puts a failed workflow back in the queue at the step it failed in (after the cause is fixed):
+   * state running, attempts 0, due now; `last_error` is kept until the step completes. Refused,
+   * naming why, unless the workflow is failed; while the tenant has another workflow under way;
+   * and when a later workflow of the tenant has done anything since (a resume after a failed
+   * offboarding, say): this one would carry on from a tenant state it no longer knows, so a new
+   * request is needed instead. A later workflow cancelled before its first step changed nothing
+   * and does not count. Takes the tenant's lock like `create`, so it cannot race a new request.
+   */
+  async retry(id: string, opts: { by?: string } = {}): Promise<WorkflowRecord> {
+    const first = await this.get(id);
+    if (!first) throw new WorkflowNotFoundError(`no workflow ${id}`);
+    const tenantId = first.tenantId;
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const locked = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [tenantLockKey(tenantId)]);
+      if (!locked.rows[0]?.ok) {
+        throw new WorkflowConflictError(`a workflow step for tenant ${tenantId} is running right now; retry ${id} when it has finished`);
+      }
+      const wf = toRecord((await client.query<WorkflowRow>("SELECT * FROM lifecycle_workflows WHERE id = $1 FOR UPDATE", [id])).rows[0]!);
+      const what = `${wf.kind} workflow ${id} of tenant ${tenantId}`;
+      if (wf.state !== "failed") {
+        const why =
+          wf.state === "succeeded" ? "it has finished; there is nothing to retry"
+          : wf.state === "cancelled" ? `a cancelled workflow is not resumed${wf.note ? ` (${wf.note})` : ""}; request a new one`
+          : `it is still under way${wf.currentStep ? ` (at ${wf.currentStep}${wf.lastError ? `, last error: ${wf.lastError}` : ""})` : ""}; the lifecycle worker retries its steps itself`;
+        throw new WorkflowConflictError(`${what} is ${wf.state}, not failed: only a failed workflow can be retried; ${why}`);
+      }
+      const open = await client.query<WorkflowRow>(
+        "SELECT * FROM lifecycle_workflows WHERE tenant_id = $1 AND id <> $2 AND state = ANY($3::text[])",
+        [tenantId, id, OPEN_STATES],
+      );
+      if (open.rows[0]) {
+        const o = toRecord(open.rows[0]);
+        throw new WorkflowConflictError(
+          `tenant ${tenantId} has another workflow under way: ${o.kind} ${o.id} (${o.state}${o.currentStep ? ` at ${o.currentStep}` : ""}); ` +
+            `wait for it to finish or cancel it, then retry ${id}`,
+        );
+      }
+      const later = await client.query<WorkflowRow>(
+        `SELECT w.* FROM lifecycle_workflows w
+          WHERE w.tenant_id = $1 AND w.id <> $2 AND w.created_at >= $3
+            -- (>=: on a tie, count it; a spurious refusal is safer than resuming past a later workflow)
+            AND NOT (w.state = 'cancelled' AND w.current_step IS NULL AND NOT EXISTS (SELECT 1 FROM lifecycle_steps s WHERE s.workflow_id = w.id))
+          ORDER BY w.created_at DESC LIMIT 1`,
+        [tenantId, id, wf.createdAt],
+      );
+      if (later.rows[0]) {
+        const l = toRecord(later.rows[0]);
+        throw new WorkflowConflictError(
+          `tenant ${tenantId} has had a later workflow since ${what} failed: ${l.kind} ${l.id} (${l.state}, requested ${l.createdAt.toISOString()}); ` +
+            `retrying would carry on from a tenant state this workflow no longer knows: request a new ${wf.kind} instead`,
+        );
+      }
+      const note = `retried${opts.by ? ` by ${opts.by}` : ""} after: ${wf.lastError ?? "(no error recorded)"}`;
+      const { rows } = await client.query<WorkflowRow>(
+        `UPDATE lifecycle_workflows SET state = 'running', attempts = 0, wake_at = NULL, finished_at = NULL, note = $2, updated_at = $3
+          WHERE id = $1 RETURNING *`,
+        [id, note, this.now()],
+      );
+      await client.query("COMMIT");
+      const out = toRecord(rows[0]!);
+      this.ports.log.info({ workflowId: id, tenantId, kind: out.kind, step: out.currentStep, by: opts.by ?? null, lastError: out.lastError }, "failed workflow retried");
+      return out;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      // The one-open-workflow index: a request that did not take the tenant's lock got there first.
+      if ((err as { code?: string }).code === "23505") throw new WorkflowConflictError(`tenant ${tenantId} has another workflow under way; retry ${id} when it has finished`);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 }
