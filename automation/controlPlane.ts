@@ -119,6 +119,7 @@ export class ControlPlane {
       hub: this.hub,
       metrics,
       log,
+      ...(this.lifecycle ? { workflows: this.lifecycle.service.engine } : {}),
     });
   }
 

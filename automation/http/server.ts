@@ -18,6 +18,7 @@ import { recordStripeEvent } from "../billing/intake.ts";
 import type { BillingReconciler } from "../billing/reconcile.ts";
 import { branchOf, DirtyWorkingCopyError, InvalidMainError, stackPath, tenantPath, type ChangeResult, type GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
+import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError, type WorkflowEngine } from "../lifecycle/engine.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RunStore } from "../runs/store.ts";
 import { DocumentError, editTenantText, planNewTenant } from "../tenants/documents.ts";
@@ -42,6 +43,8 @@ export interface ServerDeps {
   hub: RunEventHub;
   metrics: Metrics;
   log: Logger;
+  /** The lifecycle workflows' engine; undefined when the lifecycle worker is off (TENANCY_LIFECYCLE_WORKER). */
+  workflows?: WorkflowEngine;
 }
 
 declare module "fastify" {
@@ -260,6 +263,8 @@ export function buildServer(deps: ServerDeps) {
           runs,
           changes: changes.rows,
           subscription: sub.rows[0] ?? null,
+          // Newest first; each is GET /api/workflows/:id (absent when the lifecycle worker is off).
+          ...(deps.workflows ? { workflows: (await deps.workflows.list(id)).reverse().slice(0, 20) } : {}),
         });
       });
     });
@@ -305,6 +310,40 @@ export function buildServer(deps: ServerDeps) {
       if (!rowCount) throw new HttpError(404, `no events recorded for subscription ${request.params.id}`);
       const [outcome] = await deps.reconciler.reconcile([request.params.id]);
       return reply.send({ outcome });
+    });
+
+    // --- lifecycle workflows ---------------------------------------------------------------------
+
+    const workflowParam = async (id: string) => {
+      if (!isWorkflowId(id)) throw new HttpError(400, `"${id}" is not a workflow id (a UUID, as tenantctl prints it when it records a workflow)`);
+      const engine = deps.workflows;
+      if (!engine) {
+        throw new HttpError(503, "the lifecycle workflows are off in this control plane (TENANCY_LIFECYCLE_WORKER=off); turn the worker on, or use tenantctl with DATABASE_URL");
+      }
+      const workflow = await engine.get(id);
+      if (!workflow) throw new HttpError(404, `no workflow ${id}`);
+      return { engine, workflow };
+    };
+
+    api.get<{ Params: { id: string } }>("/api/workflows/:id", async (request, reply) => {
+      const { engine, workflow } = await workflowParam(request.params.id);
+      const [steps, backups, resumesAt] = await Promise.all([engine.steps(workflow.id), engine.backups({ workflowId: workflow.id }), engine.resumeStep(workflow)]);
+      return reply.send({ workflow, steps, backups, resumesAt: workflow.state === "succeeded" || workflow.state === "cancelled" ? null : resumesAt });
+    });
+
+    api.post<{ Params: { id: string } }>("/api/workflows/:id/retry", async (request, reply) => {
+      const { engine, workflow: before } = await workflowParam(request.params.id);
+      return withLogContext({ tenantId: before.tenantId }, async () => {
+        let workflow;
+        try {
+          workflow = await engine.retry(before.id, { by: `api key ${request.apiKeyName}` });
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw new HttpError(404, err.message);
+          if (err instanceof WorkflowConflictError) throw new HttpError(409, err.message);
+          throw err;
+        }
+        return reply.send({ workflow, resumesAt: await engine.resumeStep(workflow) });
+      });
     });
 
     api.get<{ Params: { id: string } }>("/api/events/:id", async (request, reply) => {

@@ -100,6 +100,9 @@ describe("internal API", () => {
       ["POST", "/api/stacks/shared-prod-use1-09/runs", undefined, 404, /no stack file stacks\/Pulumi\.shared-prod-use1-09\.yaml/],
       ["GET", "/api/events/evt_never", undefined, 404, /no Stripe event evt_never/],
       ["POST", "/api/subscriptions/sub_never/reconcile", undefined, 404, /no events recorded for subscription sub_never/],
+      // This control plane runs without the lifecycle worker (no TENANCY_LIFECYCLE_* settings).
+      ["POST", "/api/workflows/00000000-0000-0000-0000-000000000000/retry", undefined, 503, /the lifecycle workflows are off in this control plane \(TENANCY_LIFECYCLE_WORKER=off\)/],
+      ["GET", "/api/workflows/not-a-uuid", undefined, 400, /"not-a-uuid" is not a workflow id/],
       ["GET", "/nowhere", undefined, 404, /no route GET \/nowhere/],
     ];
     for (const [method, path, body, status, message] of cases) {
