@@ -1,5 +1,6 @@
 /**
- * Stack runs: the durable record of every `pulumi up` the control plane asks for.
+ * Stack runs: the durable record of every `pulumi up`, destroy and state move the control plane
+ * asks for.
  *
  * Serialization per stack lives here, in PostgreSQL: partial unique indexes allow one queued and
  * one running run per stack, and every decision about a stack (enqueue, start, finish, take over)
@@ -32,13 +33,66 @@ export interface AttemptRecord {
   message?: string;
 }
 
-export type RunOperation = "up" | "destroy";
+/**
+ * up: `pulumi up`; destroy: `pulumi destroy` (offboarding); move: `pulumi state move` of
+ * `options.urns` from `options.source` into the run's stack (migration 002).
+ */
+export type RunOperation = "up" | "destroy" | "move";
 
 export interface RunOptions {
   /** destroy only: lift `protect` on every resource of the stack first (offboarding). */
   unprotect?: boolean;
   /** Why protection may be lifted (kept with the run for audit). */
   release?: Record<string, unknown>;
+  /** move only: the stack the resources leave (the run's own stack is the destination). */
+  source?: string;
+  /** move only: URNs in `source` (their children move with them). */
+  urns?: string[];
+}
+
+/**
+ * What a move run reports, in the run record's `output.summary` (where an up keeps the update
+ * summary the CLI reported): each URN asked for in exactly one of moved, alreadyMoved, missing.
+ */
+export interface StateMoveSummary {
+  kind: "state-move";
+  source: string;
+  dest: string;
+  /** Moved by this run. */
+  moved: string[];
+  /** Not in the source, in the destination under the renamed URN (an earlier move). */
+  alreadyMoved: string[];
+  /** In neither stack. */
+  missing: string[];
+  /** Not asked for: children of `moved` that moved with them (Pulumi's rule), when there were any. */
+  children?: string[];
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** The move a run record asks for; throws, naming the run, when its options do not hold one. */
+export function stateMoveOf(run: Pick<RunRecord, "id" | "stack" | "operation" | "options">): { source: string; urns: string[] } {
+  const { source, urns } = run.options;
+  if (run.operation !== "move" || typeof source !== "string" || source === "" || !isStringArray(urns) || urns.length === 0) {
+    throw new Error(
+      `run ${run.id} of ${run.stack} is not a state move with a source and URNs (operation ${run.operation}, options ${JSON.stringify(run.options)}); ` +
+        "queue moves with operation \"move\" and options { source, urns }",
+    );
+  }
+  return { source, urns };
+}
+
+/** The outcome a finished move run recorded (output.summary), or undefined when it holds none. */
+export function stateMoveSummaryOf(run: Pick<RunRecord, "output">): StateMoveSummary | undefined {
+  const output = run.output;
+  if (typeof output !== "object" || output === null || !("summary" in output)) return undefined;
+  const s: unknown = output.summary;
+  if (typeof s !== "object" || s === null) return undefined;
+  const r = s as Record<string, unknown>;
+  if (r.kind !== "state-move" || typeof r.source !== "string" || typeof r.dest !== "string") return undefined;
+  if (!isStringArray(r.moved) || !isStringArray(r.alreadyMoved) || !isStringArray(r.missing)) return undefined;
+  const children = isStringArray(r.children) ? { children: r.children } : {};
+  return { kind: "state-move", source: r.source, dest: r.dest, moved: r.moved, alreadyMoved: r.alreadyMoved, missing: r.missing, ...children };
 }
 
 export interface RunRecord {

@@ -12,7 +12,7 @@ import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
 import { RunCancelledError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
-import type { RunRecord, RunStore } from "./store.ts";
+import { stateMoveOf, type RunRecord, type RunStore } from "./store.ts";
 
 export interface RunWorkerOptions {
   boss: PgBoss;
@@ -182,7 +182,13 @@ export class RunWorker {
         onOutput: () => undefined,
         log,
       };
-      const outcome = operation === "destroy" ? await runner.destroy(ctx, { unprotect: run.options.unprotect === true }) : await runner.up(ctx);
+      const outcome =
+        operation === "destroy"
+          ? await runner.destroy(ctx, { unprotect: run.options.unprotect === true })
+          : operation === "move"
+            ? // The run's stack is the destination; the outcome (moved/alreadyMoved/missing) becomes output.summary.
+              await runner.moveState(ctx, stateMoveOf(run))
+            : await runner.up(ctx);
       clearInterval(beat);
       await flush();
       const ok = await store.finish(runId, this.workerId, {

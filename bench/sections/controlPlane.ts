@@ -255,6 +255,9 @@ class SleepRunner implements Runner {
   destroy(ctx: RunContext): Promise<RunOutcome> {
     return this.up(ctx);
   }
+  async moveState(): Promise<never> {
+    throw new Error("the fleet-rollout benchmark moves no state");
+  }
 }
 
 interface RolloutSample {

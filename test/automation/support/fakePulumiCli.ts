@@ -11,6 +11,13 @@
  *
  * State lives in `stateDir` (shared by processes): one JSON file per stack, lock files while an
  * update runs (like the DIY backend's), and commands.jsonl, the log of every command.
+ *
+ * `stack export` and `state move` work on a stack's `resources`, a deployment's resource list
+ * that only tests write (seedResources; `up` never adds any). `state move` follows the rules of
+ * pkg/cmd/pulumi/state/state_move.go: listed URNs and their children move, renamed to the
+ * destination stack and re-parented to its root stack when their parent stays; a listed provider
+ * is refused; no listed URN found is an error; a renamed URN already in the destination is an
+ * error. It does not copy providers.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -32,6 +39,21 @@ export interface FakePulumiOptions {
   conflicts?: Record<string, number>;
   /** stack -> message of a failing update. */
   failures?: Record<string, string>;
+  /**
+   * `state move` prints its plan and exits 0 but saves neither stack: a CLI or backend that lost
+   * the move, which the runner's check afterwards must catch.
+   */
+  stateMoveSavesNothing?: boolean;
+}
+
+/** A resource in a stack's deployment (the fields `stack export` prints that a move uses). */
+export interface FakeResource {
+  urn: string;
+  type: string;
+  custom?: boolean;
+  id?: string;
+  parent?: string;
+  provider?: string;
 }
 
 export interface RecordedCommand {
@@ -46,6 +68,8 @@ export interface FakeStackState {
   /** After a first successful up the stack holds protected resources (like the RDS instances). */
   protected?: boolean;
   destroyed?: boolean;
+  /** The deployment's resources (`stack export`), written by seedResources and `state move` only. */
+  resources?: FakeResource[];
   updates: { kind: "update" | "destroy"; at: string; message: string | null; tenants: string[]; remote: boolean; policyPacks: string[] }[];
 }
 
@@ -83,6 +107,16 @@ export function commandLog(stateDir: string): RecordedCommand[] {
 export function stackState(stateDir: string, stack: string): FakeStackState | undefined {
   const file = join(stateDir, "stacks", `${safe(stack)}.json`);
   return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as FakeStackState) : undefined;
+}
+
+/**
+ * Gives a stack (created when absent, as `stack init` would) these resources, as if updates had
+ * created them. Test setup only: nothing was deployed.
+ */
+export function seedResources(stateDir: string, stack: string, resources: readonly FakeResource[]): void {
+  mkdirSync(join(stateDir, "stacks"), { recursive: true });
+  const state = stackState(stateDir, stack) ?? { name: stack, updates: [] };
+  writeFileSync(join(stateDir, "stacks", `${safe(stack)}.json`), JSON.stringify({ ...state, resources }, null, 2));
 }
 
 export function lockFile(stateDir: string, stack: string): string {
@@ -179,8 +213,78 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
     writeState({ ...st, protected: false });
     return ok("Unprotected all resources\n");
   }
+  if (cmd === "stack" && sub === "export") {
+    const st = readState();
+    if (!st) return fail(`error: no stack named '${stack}' found\n`);
+    const deployment = {
+      manifest: { time: new Date().toISOString(), magic: "", version: "saas-tenancy test double" },
+      ...(st.resources ? { resources: st.resources } : {}),
+    };
+    return ok(`${JSON.stringify({ version: 3, deployment }, null, 4)}\n`);
+  }
+  if (cmd === "state" && sub === "move") return stateMove(args.slice(2), opts);
   if (cmd === "up" || cmd === "destroy") return operation(cmd, args, cwd, stack, opts, io, readState, writeState);
   return ok();
+}
+
+/** `pulumi state move [--source S] [--dest D] [--yes] <urn>...` (see the file's comment). */
+function stateMove(rest: readonly string[], opts: FakePulumiOptions): FakeResult {
+  const sourceName = flag(rest, "--source");
+  const destName = flag(rest, "--dest");
+  const urns = rest.filter((a, i) => !a.startsWith("--") && rest[i - 1] !== "--source" && rest[i - 1] !== "--dest");
+  if (urns.length === 0) return fail("error: requires at least 1 arg(s), only received 0\n");
+  if (!sourceName || !destName) return fail("error: at least one of --source or --dest must be provided\n");
+  const source = stackState(opts.stateDir, sourceName);
+  if (!source) return fail(`error: no stack named '${sourceName}' found\n`);
+  const dest = stackState(opts.stateDir, destName);
+  if (!dest) return fail(`error: no stack named '${destName}' found\n`);
+  if (!source.resources) return fail("error: source stack has no resources\n");
+  if (!rest.includes("--yes")) return fail("error: --yes must be passed in to proceed when running in non-interactive mode\n");
+
+  let out = "";
+  const moving = new Set<string>();
+  for (const r of source.resources) {
+    if (!urns.includes(r.urn)) continue;
+    if (r.type.startsWith("pulumi:providers:")) return fail("error: cannot move providers. Only resources can be moved, and providers will be included automatically\n");
+    moving.add(r.urn);
+  }
+  for (const u of urns) if (!moving.has(u)) out += `warning: Resource ${u} not found in source stack\n`;
+  if (moving.size === 0) return fail("error: no resources found to move\n");
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of source.resources) {
+      if (!moving.has(r.urn) && r.parent !== undefined && moving.has(r.parent)) {
+        moving.add(r.urn);
+        grew = true;
+      }
+    }
+  }
+  const root = source.resources.find((r) => r.type === "pulumi:pulumi:Stack" && r.parent === undefined);
+  if (root) moving.delete(root.urn);
+
+  // URNs carry the short stack name; --source/--dest may be fully qualified (org/project/stack).
+  const destShort = destName.split("/").at(-1)!;
+  const rename = (urn: string) => urn.replace(/^urn:pulumi:[^:]+::/, `urn:pulumi:${destShort}::`);
+  const destResources = [...(dest.resources ?? [])];
+  let destRoot = destResources.find((r) => r.type === "pulumi:pulumi:Stack" && r.parent === undefined);
+  if (!destRoot) {
+    const project = /^urn:pulumi:[^:]+::([^:]+)::/.exec([...moving][0]!)![1]!;
+    destRoot = { urn: `urn:pulumi:${destShort}::${project}::pulumi:pulumi:Stack::${project}-${destShort}`, type: "pulumi:pulumi:Stack", custom: false };
+    destResources.unshift(destRoot);
+  }
+  const moved = source.resources.filter((r) => moving.has(r.urn));
+  out += `Planning to move the following resources from ${sourceName} to ${destName}:\n\n${moved.map((r) => `  - ${r.urn}\n`).join("")}\n`;
+  for (const r of moved) {
+    const copy: FakeResource = { ...r, urn: rename(r.urn), parent: r.parent !== undefined && moving.has(r.parent) ? rename(r.parent) : destRoot.urn };
+    if (destResources.some((d) => d.urn === copy.urn)) return fail(`error: resource ${copy.urn} already exists in destination stack\n`);
+    destResources.push(copy);
+  }
+  if (opts.stateMoveSavesNothing) return ok(out);
+  // Like the CLI: the destination is saved first, then the source.
+  seedResources(opts.stateDir, destName, destResources);
+  seedResources(opts.stateDir, sourceName, source.resources.filter((r) => !moving.has(r.urn)));
+  out += `Successfully moved resources from ${sourceName} to ${destName}\n`;
+  return ok(out);
 }
 
 async function operation(
