@@ -63,9 +63,9 @@ function requestOnlyPorts(projectDir: string): LifecyclePorts {
     repo: new LocalFleetRepo(projectDir, { git: false }),
     runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy"), moveState: refuse("a state move") },
     databases: { cell: refuse("a database"), dedicated: refuse("a database") },
-    backups: { put: refuse("the backup store"), stat: refuse("the backup store") },
-    snapshots: { request: refuse("RDS"), state: refuse("RDS"), disableDeletionProtection: refuse("RDS") },
-    secrets: { scheduleDeletion: refuse("Secrets Manager") },
+    backups: { check: refuse("the backup store"), put: refuse("the backup store"), stat: refuse("the backup store") },
+    snapshots: { check: refuse("RDS"), request: refuse("RDS"), state: refuse("RDS"), disableDeletionProtection: refuse("RDS") },
+    secrets: { check: refuse("Secrets Manager"), scheduleDeletion: refuse("Secrets Manager") },
   };
 }
 

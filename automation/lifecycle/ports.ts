@@ -177,11 +177,20 @@ export interface StoredObject {
 }
 
 /**
- * The cell's bucket (versioned, encrypted with the cell key). Satisfied in production by an S3
- * adapter (not in this repository yet); tests use `adapters/directoryBucket.ts`, a local directory
- * standing in for the bucket.
+ * The cell's bucket (versioned, encrypted with the cell key). Satisfied in production by
+ * `adapters/s3Backups.ts`; tests use `adapters/directoryBucket.ts`, a local directory standing in
+ * for the bucket; without either, `adapters/unavailable.ts`, whose every call (check included)
+ * fails naming what to configure.
  */
 export interface BackupStore {
+  /**
+   * Preflight, before a workflow changes anything that a missing store would leave half done
+   * (offboarding revokes LOGIN for the final dump). Resolves with one line saying where the
+   * cell's final dumps go; rejects with a PermanentError saying what to configure when they have
+   * nowhere to go, or with a retryable error when that cannot be told now. Reads only: may be
+   * called any number of times.
+   */
+  check(bucket: CellBucketRef): Promise<string>;
   /** Writes the object (overwriting an object of the same key) and returns its size and digest. */
   put(bucket: CellBucketRef, key: string, body: Readable): Promise<StoredObject>;
   /** The object's size and digest, or undefined when absent. */
@@ -198,11 +207,17 @@ export interface CellBucketRef {
 export type SnapshotState = "creating" | "available" | "failed" | "missing";
 
 /**
- * RDS operations of the offboarding of a dedicated tenant. Satisfied by an AWS adapter (not in
- * this repository yet); tests use a fake that records the requests: no snapshot is taken and no
- * instance is modified in tests.
+ * RDS operations of the offboarding of a dedicated tenant. Satisfied by `adapters/rdsSnapshots.ts`
+ * (or `adapters/unavailable.ts`, which refuses naming the setting); tests use a fake that records
+ * the requests: no snapshot is taken and no instance is modified in tests.
  */
 export interface DatabaseSnapshots {
+  /**
+   * Preflight (see BackupStore.check): resolves with one line saying how the final snapshot of
+   * the instance will be taken; rejects with a PermanentError saying what to configure when it
+   * cannot be. Reads only.
+   */
+  check(dbInstanceIdentifier: string, region: string): Promise<string>;
   /**
    * Requests the final manual snapshot `snapshotId` of the instance; a second request for the
    * same id does nothing. The snapshot kept must stay readable after the tenant's KMS key is
@@ -228,10 +243,17 @@ export interface SecretDeletion {
 }
 
 /**
- * Secrets Manager. Satisfied by an AWS adapter (DeleteSecret with RecoveryWindowInDays; not in this
- * repository yet). Tests use a fake that records the calls.
+ * Secrets Manager. Satisfied by `adapters/secretsManager.ts` (DeleteSecret with
+ * RecoveryWindowInDays), or `adapters/unavailable.ts`, which refuses naming the setting. Tests use
+ * a fake that records the calls.
  */
 export interface SecretsManager {
+  /**
+   * Preflight (see BackupStore.check): resolves with one line saying where secrets of `region`
+   * will be scheduled for deletion; rejects with a PermanentError saying what to configure when
+   * they cannot be. Reads only.
+   */
+  check(region: string): Promise<string>;
   /** Idempotent: a secret already scheduled for deletion, or gone, is reported, not an error. */
   scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion>;
 }

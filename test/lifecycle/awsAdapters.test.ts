@@ -182,6 +182,19 @@ describe("S3BackupStore", () => {
     expect(err2).not.toBeInstanceOf(PermanentError);
   });
 
+  it("check (preflight) HeadBucket's the cell bucket in its region and writes nothing; a missing bucket is permanent, a 503 retried", async () => {
+    const f = s3({ HeadBucketCommand: [() => ({ BucketRegion: "us-east-1" }), throwing(awsError("NotFound", 404, "UnknownError")), throwing(awsError("ServiceUnavailable", 503))] });
+    const store = new S3BackupStore({ ...platform, client: f.factory });
+    expect(await store.check({ env: "prod", cell: "use1-01" })).toBe(`s3://${bucket}/backups/ (us-east-1)`);
+    const missing = await store.check({ env: "prod", cell: "use1-01" }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(PermanentError);
+    expect((missing as Error).message).toBe(`HeadBucket s3://${bucket} (us-east-1, the bucket of cell use1-01 in prod) failed: AWS said NotFound 404: UnknownError (request req-test); nothing was changed`);
+    await expect(store.check({ env: "prod", cell: "use1-01" })).rejects.toBeInstanceOf(AwsTransientError);
+    expect(f.calls).toEqual(Array(3).fill({ command: "HeadBucketCommand", region: "us-east-1", input: { Bucket: bucket } }));
+    await expect(store.check({ env: "prod", cell: "apse2-01" })).rejects.toThrow(/no platform region has the code apse2/);
+    expect(f.calls).toHaveLength(3);
+  });
+
   it("stat reads the object back and hashes what S3 holds; a missing key is undefined", async () => {
     const { bytes } = body(4096);
     const f = s3({
@@ -292,6 +305,18 @@ describe("RdsSnapshots", () => {
     expect((e2 as Error).message).toMatch(/CopyDBSnapshot .* failed: AWS said KMSKeyNotAccessibleFault/);
   });
 
+  it("check (preflight) finds the instance with DescribeDBInstances and changes nothing; refuses a missing instance and a backup key ARN of another region", async () => {
+    const f = rds({}, { DescribeDBInstancesCommand: [() => ({ DBInstances: [{ DBInstanceIdentifier: instance, DeletionProtection: true }] }), throwing(awsError("DBInstanceNotFoundFault", 404))] });
+    const port = new RdsSnapshots({ backupKmsKey: platformKey, client: f.factory });
+    expect(await port.check(instance, "us-east-1")).toBe(`RDS us-east-1: a snapshot of ${instance} copied under ${platformKey}`);
+    const gone = await port.check(instance, "us-east-1").catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(PermanentError);
+    expect((gone as Error).message).toBe(`RDS instance ${instance} does not exist in us-east-1: there is nothing to take a final snapshot of; nothing was changed`);
+    expect(f.calls.map((c) => [c.command, c.input])).toEqual(Array(2).fill(["DescribeDBInstancesCommand", { DBInstanceIdentifier: instance }]));
+    await expect(port.check(instance, "eu-west-1")).rejects.toThrow(/is in us-east-1, the snapshot in eu-west-1/);
+    expect(f.calls).toHaveLength(2);
+  });
+
   it("turns deletion protection off with ModifyDBInstance only when it is on; a gone instance needs nothing", async () => {
     const on = rds({}, { DescribeDBInstancesCommand: () => ({ DBInstances: [{ DBInstanceIdentifier: instance, DeletionProtection: true }] }), ModifyDBInstanceCommand: () => ({}) });
     await new RdsSnapshots({ backupKmsKey: platformKey, client: on.factory }).disableDeletionProtection(instance, "us-east-1", release);
@@ -357,6 +382,16 @@ describe("AwsSecretsManager", () => {
     });
     expect(await new AwsSecretsManager({ client: f.factory }).scheduleDeletion(secretName, "us-east-1", 30)).toEqual({ name: secretName, state: "already-scheduled" });
     expect(f.commands()).toEqual(["ListSecretsCommand", "DeleteSecretCommand", "ListSecretsCommand"]);
+  });
+
+  it("check (preflight) lists one secret of the region, reading no value and deleting nothing; access denied is permanent", async () => {
+    const f = sm({ ListSecretsCommand: [() => ({ SecretList: [{ Name: secretName, ARN: arn }] }), throwing(awsError("AccessDeniedException", 400, "not authorized"))] });
+    const port = new AwsSecretsManager({ client: f.factory });
+    expect(await port.check("eu-west-1")).toBe("Secrets Manager eu-west-1: DeleteSecret with a recovery window");
+    const err = await port.check("eu-west-1").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toBe("ListSecrets (eu-west-1) failed: AWS said AccessDeniedException 400: not authorized (request req-test); nothing was changed");
+    expect(f.calls).toEqual(Array(2).fill({ command: "ListSecretsCommand", region: "eu-west-1", input: { MaxResults: 1 } }));
   });
 
   it("refuses a recovery window AWS does not allow before any call, and makes access denied permanent", async () => {

@@ -147,20 +147,25 @@ describe("the control plane runs the workflows tenantctl records", () => {
     expect(await canLogin(roles[0]!)).toBe(false);
   });
 
-  it("fails an offboarding at its final dump, naming the missing S3 adapter and setting, and keeps the data", async () => {
+  it("fails an offboarding at its preflight, before any change, naming the missing S3 and Secrets Manager adapters and settings", async () => {
+    const headBefore = h.repo.log("main")[0]!.sha;
     const r = await tenantctl(["offboard", "freebie-one", "--grace-days", "0"]);
     expect(r.code).toBe(0);
     const id = workflowIdOf(r.out);
-    const failed = await waitFor("the offboarding to fail at the backup", async () => {
+    const failed = await waitFor("the offboarding to fail at its preflight", async () => {
       const wf = await workflow(id);
       return wf.state === "failed" ? wf : undefined;
     });
-    expect(failed.currentStep).toBe("offboard.backup");
-    expect(failed.lastError).toMatch(/^this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is off \(TENANCY_LIFECYCLE_AWS\) and TENANCY_LIFECYCLE_BACKUP_DIR is not set; set TENANCY_LIFECYCLE_BACKUP_DIR/);
-    // No backup is claimed and nothing is deleted.
+    expect(failed.currentStep).toBe("offboard.preflight");
+    expect(failed.lastError).toMatch(
+      /^offboarding of tenant freebie-one cannot go ahead: \(1\) final schema dumps of cell use1-01 \(\w+\) have nowhere to go: the S3 BackupStore adapter is off \(TENANCY_LIFECYCLE_AWS\) and TENANCY_LIFECYCLE_BACKUP_DIR is not set; .*the SecretsManager adapter .* is off \(TENANCY_LIFECYCLE_AWS\); set TENANCY_LIFECYCLE_AWS: on\. Nothing was changed: the tenant keeps its file, its access \(LOGIN\) and its data/,
+    );
+    // No backup is claimed, nothing is deleted, LOGIN is kept and the file was not touched.
     expect(await h.cp.lifecycle!.service.engine.backups({ workflowId: id })).toEqual([]);
     expect((await tenantDb.query(`SELECT body FROM ${roles[1]}.notes`)).rows).toEqual([{ body: "kept until the final dump" }]);
-    expect(h.repo.show("main", "tenants/freebie-one.yaml")).toMatch(/^lifecycle: offboarding$/m);
+    expect(await canLogin(roles[1]!)).toBe(true);
+    expect(h.repo.log("main")[0]!.sha).toBe(headBefore);
+    expect(h.repo.show("main", "tenants/freebie-one.yaml")).not.toMatch(/^lifecycle: offboarding$/m);
     // The other AWS ports of this control plane refuse the same way, saying what is missing.
     const { snapshots, secrets } = h.cp.lifecycle!.ports;
     await expect(snapshots.request("shop-prod-acme", "shop-prod-acme-offboard-1", "us-east-1")).rejects.toThrow(

@@ -9,7 +9,10 @@ import { createGunzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
-import { silentLogger } from "../../automation/lifecycle/ports.ts";
+import { MissingAdapterError, unavailableBackupStore, unavailableSecrets, unavailableSnapshots } from "../../automation/lifecycle/adapters/unavailable.ts";
+import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
+import { silentLogger, type LifecyclePorts } from "../../automation/lifecycle/ports.ts";
+import { LifecycleService } from "../../automation/lifecycle/service.ts";
 import { LifecycleWorker } from "../../automation/lifecycle/worker.ts";
 import { editTenantText } from "../../automation/tenants/documents.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
@@ -17,7 +20,7 @@ import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL_STACK, createScenario, gitLog, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
-import { connect, createApplicationSchema, startWriter } from "./tenantDb.ts";
+import { clientConfig, connect, createApplicationSchema, startWriter } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -37,6 +40,142 @@ async function expectNothingDeleted(s: Scenario, data: string): Promise<void> {
   expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
   expect(s.secrets.calls).toEqual([]);
 }
+
+/**
+ * The scenario's service with some ports replaced (e.g. a control plane started without a backup
+ * store): same database, repository, clock and test doubles.
+ */
+function serviceWith(s: Scenario, over: Partial<LifecyclePorts>): LifecycleService {
+  const ports: LifecyclePorts = {
+    clock: s.clock, log: silentLogger, repo: s.repo, runner: s.runner,
+    databases: { cell: async () => clientConfig(s.cell), dedicated: async () => clientConfig(s.ded) },
+    backups: s.backups, snapshots: s.snapshots, secrets: s.secrets,
+    ...over,
+  };
+  return new LifecycleService(s.pool, ports, { ...DEFAULT_LIFECYCLE_CONFIG, cutoverTimeoutMs: 10_000 });
+}
+
+describe("offboarding preflight", () => {
+  it("without a backup store fails before any change: the tenant keeps its file, LOGIN and data; configured, a retry goes on", async () => {
+    const s = await createScenario(bench, { prefix: "pre" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 10);
+      const data = await schemaState(s.cell, s.tenant);
+      const fileBefore = readFileSync(join(s.root, "tenants", `${s.tenant}.yaml`), "utf8");
+      const commitsBefore = gitLog(s.root);
+      const bare = serviceWith(s, { backups: unavailableBackupStore() });
+      const wf = await bare.requestOffboard(s.tenant, { graceDays: 0 });
+      const r = await bare.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.preflight" });
+      expect(r.error).toBe(
+        `offboarding of tenant ${s.tenant} cannot go ahead: (1) final schema dumps of cell use1-01 (prod) have nowhere to go: the S3 BackupStore adapter is off (TENANCY_LIFECYCLE_AWS) ` +
+          "and TENANCY_LIFECYCLE_BACKUP_DIR is not set; set TENANCY_LIFECYCLE_AWS: on (the cell buckets), or TENANCY_LIFECYCLE_BACKUP_DIR to a directory standing in for them (a local directory, not S3). " +
+          "Nothing was changed: the tenant keeps its file, its access (LOGIN) and its data; configure what is named and retry the workflow",
+      );
+      // Nothing changed: LOGIN, data, file, commits; no stack run, no backup, no secret touched.
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      await connect(s.cell, { user: pgTenantIdent(s.tenant), password: TENANT_PASSWORD }).then((c) => c.end());
+      await expectNothingDeleted(s, data);
+      expect(readFileSync(join(s.root, "tenants", `${s.tenant}.yaml`), "utf8")).toBe(fileBefore);
+      expect(gitLog(s.root)).toEqual(commitsBefore);
+      expect(s.runner.calls).toEqual([]);
+      expect(await bare.engine.backups({ workflowId: wf.id })).toEqual([]);
+      expect(await bare.engine.steps(wf.id)).toEqual([]);
+
+      // The store configured (the scenario's directory) and the workflow retried: the preflight
+      // passes, records what it found, and the offboarding runs to its end.
+      await s.service.engine.retry(wf.id);
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "succeeded" });
+      const steps = await s.service.engine.steps(wf.id);
+      expect(steps.map((x) => x.step)).toEqual([
+        "offboard.preflight", "offboard.files", "offboard.stacks", "offboard.grace", "offboard.backup", "offboard.delete", "offboard.archive", "offboard.detach", "offboard.secrets",
+      ]);
+      expect(steps[0]!.output).toEqual({
+        backups: { prod: `directory ${join(s.backups.root, "prod-use1-01")} (a local directory standing in for the cell bucket, not S3)` },
+        secrets: "fake Secrets Manager (us-east-1): requests are recorded, no secret is deleted",
+      });
+      expect(await schemaState(s.cell, s.tenant)).toBe("absent");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("names every unusable port at once: RDS snapshots and Secrets Manager of a dedicated tenant", async () => {
+    const s = await createScenario(bench, { prefix: "prd", tier: "dedicated", dedicatedCidr: "10.72.0.0/16" });
+    try {
+      const bare = serviceWith(s, { snapshots: unavailableSnapshots(), secrets: unavailableSecrets() });
+      const wf = await bare.requestOffboard(s.tenant, { graceDays: 0 });
+      const r = await bare.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.preflight" });
+      expect(r.error).toBe(
+        `offboarding of tenant ${s.tenant} cannot go ahead: ` +
+          `(1) no final RDS snapshot of tenancy-prod-${s.tenant} (us-east-1) can be taken: the DatabaseSnapshots adapter (CreateDBSnapshot + CopyDBSnapshot, ModifyDBInstance) is off (TENANCY_LIFECYCLE_AWS); ` +
+          "set TENANCY_LIFECYCLE_AWS: on and TENANCY_LIFECYCLE_BACKUP_KMS_KEY; " +
+          "(2) the tenant's secrets (us-east-1) cannot be scheduled for deletion: the SecretsManager adapter (DeleteSecret with a recovery window) is off (TENANCY_LIFECYCLE_AWS); set TENANCY_LIFECYCLE_AWS: on. " +
+          "Nothing was changed: the tenant keeps its file, its access (LOGIN) and its data; configure what is named and retry the workflow",
+      );
+      expect(s.runner.calls).toEqual([]);
+      expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
+      expect(s.snapshots.requests).toEqual([]);
+      expect(requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant.lifecycle).toBe("active");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("checks again before the final dump: a store gone during the grace period stops it before LOGIN is revoked", async () => {
+    const s = await createScenario(bench, { prefix: "gone" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 10);
+      const data = await schemaState(s.cell, s.tenant);
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 5 });
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "offboard.grace" });
+      expect(s.secrets.checks).toEqual(["us-east-1"]);
+      // The control plane restarted without its backup store; the grace period ends.
+      s.clock.advanceDays(5);
+      const bare = serviceWith(s, { backups: unavailableBackupStore() });
+      const r = await bare.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.backup" });
+      expect(r.error).toMatch(/^offboarding of tenant \S+ cannot go ahead: \(1\) final schema dumps of cell use1-01 \(prod\) have nowhere to go: .*LOGIN was not revoked, no backup was taken and nothing was deleted; configure what is named and retry the workflow$/);
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      expect(await schemaState(s.cell, s.tenant)).toBe(data);
+      expect(await bare.engine.backups({ workflowId: wf.id })).toEqual([]);
+      expect(s.secrets.calls).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a check that may pass later (throttling, the network) is retried, not failed; the unavailable ports refuse naming what to set", async () => {
+    const s = await createScenario(bench, { prefix: "thr" });
+    try {
+      let throttled = true;
+      const secrets = Object.assign(Object.create(s.secrets) as typeof s.secrets, {
+        check: async (region: string) => {
+          if (throttled) throw new Error(`ListSecrets (${region}) failed: AWS said ThrottlingException`);
+          return s.secrets.check(region);
+        },
+      });
+      const flaky = serviceWith(s, { secrets });
+      const wf = await flaky.requestOffboard(s.tenant);
+      const r = await flaky.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "running", step: "offboard.preflight", error: "ListSecrets (us-east-1) failed: AWS said ThrottlingException" });
+      expect(s.runner.calls).toEqual([]);
+      throttled = false;
+      s.clock.advance(60_000);
+      expect(await flaky.engine.runDue()).toMatchObject([{ state: "waiting", step: "offboard.grace" }]);
+    } finally {
+      await s.close();
+    }
+    const missing = await unavailableBackupStore().check({ env: "prod", cell: "use1-01" }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(MissingAdapterError);
+    await expect(unavailableSnapshots().check("tenancy-prod-acme", "us-east-1")).rejects.toThrow(/set TENANCY_LIFECYCLE_AWS: on and TENANCY_LIFECYCLE_BACKUP_KMS_KEY$/);
+    await expect(unavailableSecrets().check("us-east-1")).rejects.toThrow(/set TENANCY_LIFECYCLE_AWS: on$/);
+    await expect(new DirectoryBucketStore(join(s.root, "no-such-dir")).check({ env: "prod", cell: "use1-01" })).rejects.toThrow(
+      /^the directory standing in for the cell buckets, .*no-such-dir, is not usable \(ENOENT.*\); create it writable for the control plane, or change TENANCY_LIFECYCLE_BACKUP_DIR$/,
+    );
+  });
+});
 
 describe("offboarding a pooled tenant", () => {
   it("waits out the grace period, refuses to delete early or without a recorded backup, then dumps, drops, archives and schedules secrets", async () => {
@@ -60,7 +199,7 @@ describe("offboarding a pooled tenant", () => {
 
       // Early, with the wait bypassed by hand (a step row forged in the database): the backup is
       // taken, but the deletion refuses because the grace period is not over.
-      await s.pool.query("INSERT INTO lifecycle_steps (workflow_id, step, ordinal, output, completed_at) VALUES ($1, 'offboard.grace', 2, '{}', now())", [wf.id]);
+      await s.pool.query("INSERT INTO lifecycle_steps (workflow_id, step, ordinal, output, completed_at) VALUES ($1, 'offboard.grace', 3, '{}', now())", [wf.id]);
       const early = await s.service.engine.run(wf.id, { force: true });
       expect(early).toMatchObject({ state: "failed", step: "offboard.delete" });
       expect(early.error).toBe(
@@ -310,7 +449,8 @@ describe("the lifecycle worker and the engine's tenant lock", () => {
       const [id] = await worker.adoptOffboardings();
       expect(await worker.adoptOffboardings()).toEqual([]);
       expect(await s.service.engine.run(id!)).toMatchObject({ state: "waiting", step: "offboard.grace", wakeAt: new Date("2026-03-22T00:00:00Z") });
-      expect((await s.service.engine.steps(id!))[0]!.output).toMatchObject({ requestedAt: "2026-02-20T00:00:00Z", graceDays: 30, commit: null });
+      const steps = await s.service.engine.steps(id!);
+      expect(steps.find((x) => x.step === "offboard.files")!.output).toMatchObject({ requestedAt: "2026-02-20T00:00:00Z", graceDays: 30, commit: null });
     } finally {
       await s.close();
     }

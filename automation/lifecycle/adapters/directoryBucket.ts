@@ -2,14 +2,15 @@
  * A local directory standing in for the cells' buckets: `<root>/<env>-<cell>/<key>`. Used by the
  * tests (and usable by an operator for a dry run); it is not S3, and its `file://` locations say
  * so. A production BackupStore writes to the cell bucket (versioned, cell-key encrypted) with
- * the S3 API; that adapter is not in this repository yet.
+ * the S3 API (adapters/s3Backups.ts).
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { accessSync, constants, createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { dirname, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { PermanentError } from "../engine.ts";
 import type { BackupStore, CellBucketRef, StoredObject } from "../ports.ts";
 
 export class DirectoryBucketStore implements BackupStore {
@@ -22,6 +23,20 @@ export class DirectoryBucketStore implements BackupStore {
     const abs = resolve(this.root, `${bucket.env}-${bucket.cell}`, key);
     if (!abs.startsWith(this.root + sep)) throw new Error(`object key ${key} leaves the bucket directory`);
     return abs;
+  }
+
+  /** The root must be a directory this process may write to (the cell's directory is made by `put`). */
+  async check(bucket: CellBucketRef): Promise<string> {
+    const where = resolve(this.root, `${bucket.env}-${bucket.cell}`);
+    try {
+      if (!statSync(this.root).isDirectory()) throw new Error("not a directory");
+      accessSync(this.root, constants.W_OK);
+    } catch (err) {
+      throw new PermanentError(
+        `the directory standing in for the cell buckets, ${this.root}, is not usable (${(err as Error).message}); create it writable for the control plane, or change TENANCY_LIFECYCLE_BACKUP_DIR`,
+      );
+    }
+    return `directory ${where} (a local directory standing in for the cell bucket, not S3)`;
   }
 
   async put(bucket: CellBucketRef, key: string, body: Readable): Promise<StoredObject> {

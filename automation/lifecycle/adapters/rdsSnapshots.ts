@@ -15,7 +15,9 @@
  * same call; beyond that, waiting is the workflow's (it parks and polls `state`, which survives a
  * restart and holds no worker for the hours a large snapshot takes). `state` reports `available`
  * only when the copy is, and refuses a copy under another key than the configured one (when that
- * is given as an ARN). The `-src` snapshot is left in place (see README).
+ * is given as an ARN). The `-src` snapshot is left in place (see README). `check` (a workflow's
+ * preflight) refuses a backup key ARN of another region and DescribeDBInstances the instance: it
+ * exists in that region and this role may reach it. It changes nothing.
  */
 import {
   CopyDBSnapshotCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, ModifyDBInstanceCommand, RDSClient,
@@ -79,6 +81,21 @@ export class RdsSnapshots implements DatabaseSnapshots {
       if (awsErrorName(err) === "DBSnapshotNotFoundFault" || awsErrorName(err) === "DBSnapshotNotFound") return undefined;
       throw translateAwsError(err, `DescribeDBSnapshots ${id} (${region})`, "nothing was deleted");
     }
+  }
+
+  async check(instance: string, region: string): Promise<string> {
+    const key = this.keyFor(region);
+    let found;
+    try {
+      const out = await this.client(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }));
+      found = out.DBInstances?.find((i) => i.DBInstanceIdentifier === instance);
+    } catch (err) {
+      if (awsErrorName(err) !== "DBInstanceNotFoundFault" && awsErrorName(err) !== "DBInstanceNotFound") {
+        throw translateAwsError(err, `DescribeDBInstances ${instance} (${region})`, "nothing was changed");
+      }
+    }
+    if (!found) throw new AwsRefusedError(`RDS instance ${instance} does not exist in ${region}: there is nothing to take a final snapshot of; nothing was changed`, "DBInstanceNotFound");
+    return `RDS ${region}: a snapshot of ${instance} copied under ${key}`;
   }
 
   async request(instance: string, snapshotId: string, region: string): Promise<void> {

@@ -14,11 +14,13 @@
  *   reports SSE-KMS and the same length.
  * - `stat` reads the object back (GetObject) and hashes what S3 holds: a verification, not a
  *   lookup of a stored digest.
+ * - `check` (a workflow's preflight) HeadBucket's the cell bucket in its region: the bucket
+ *   exists there and this role may reach it (s3:ListBucket). It writes nothing.
  */
 import { createHash } from "node:crypto";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { cellBucketName, regionCode } from "../../../infra/model/naming.ts";
 import { awsErrorName, AwsRefusedError, translateAwsError } from "./awsErrors.ts";
@@ -66,6 +68,17 @@ export class S3BackupStore implements BackupStore {
       throw new AwsRefusedError(`object key ${key} is not under ${BACKUP_KEY_PREFIX} (final backups stay outside the prefixes tenants may write); nothing was written`, "BadKey");
     }
     return { bucket: cellBucketName(this.opts.app, ref.env, ref.cell, this.opts.accountId), client: this.client(this.regionOf(ref.cell)) };
+  }
+
+  async check(ref: CellBucketRef): Promise<string> {
+    const { bucket, client } = this.target(ref, BACKUP_KEY_PREFIX + "check");
+    const region = this.regionOf(ref.cell);
+    try {
+      await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    } catch (err) {
+      throw translateAwsError(err, `HeadBucket s3://${bucket} (${region}, the bucket of cell ${ref.cell} in ${ref.env})`, "nothing was changed");
+    }
+    return `s3://${bucket}/${BACKUP_KEY_PREFIX} (${region})`;
   }
 
   async put(ref: CellBucketRef, key: string, body: Readable): Promise<StoredObject> {

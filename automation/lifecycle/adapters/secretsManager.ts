@@ -7,8 +7,10 @@
  * seen) and deletes it by ARN with DeleteSecret + RecoveryWindowInDays. By ARN because a name
  * ending in `-xxxxxx` would otherwise be taken for a partial ARN. Never ForceDeleteWithoutRecovery.
  * Idempotent: already scheduled (also by Pulumi deleting the resource) or absent is reported.
+ * `check` (a workflow's preflight) lists one secret of the region: credentials and
+ * secretsmanager:ListSecrets work there. It reads no secret value and deletes nothing.
  */
-import { DeleteSecretCommand, paginateListSecrets, SecretsManagerClient, type SecretListEntry } from "@aws-sdk/client-secrets-manager";
+import { DeleteSecretCommand, ListSecretsCommand, paginateListSecrets, SecretsManagerClient, type SecretListEntry } from "@aws-sdk/client-secrets-manager";
 import { PermanentError } from "../engine.ts";
 import type { SecretDeletion, SecretsManager } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
@@ -31,6 +33,15 @@ export class AwsSecretsManager implements SecretsManager {
       this.clients.set(region, c);
     }
     return c;
+  }
+
+  async check(region: string): Promise<string> {
+    try {
+      await this.client(region).send(new ListSecretsCommand({ MaxResults: 1 }));
+    } catch (err) {
+      throw translateAwsError(err, `ListSecrets (${region})`, "nothing was changed");
+    }
+    return `Secrets Manager ${region}: DeleteSecret with a recovery window`;
   }
 
   /** The secret named exactly `name` (scheduled for deletion or not), or undefined. */

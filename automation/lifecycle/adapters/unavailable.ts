@@ -26,6 +26,13 @@ export function unavailableBackupStore(): BackupStore {
         `set ${BACKUP_DIR_SETTING} to a directory standing in for the cell buckets (a local directory, not S3) and retry the workflow, or set TENANCY_LIFECYCLE_AWS: on`,
     );
   return {
+    check: async (bucket) => {
+      throw new MissingAdapterError(
+        "BackupStore",
+        `final schema dumps of cell ${bucket.cell} (${bucket.env}) have nowhere to go: the S3 BackupStore adapter is off (TENANCY_LIFECYCLE_AWS) and ${BACKUP_DIR_SETTING} is not set; ` +
+          `set TENANCY_LIFECYCLE_AWS: on (the cell buckets), or ${BACKUP_DIR_SETTING} to a directory standing in for them (a local directory, not S3)`,
+      );
+    },
     put: async (_bucket, _key, body) => {
       const err = error();
       // Nobody will read the dump: end its stream so the writer stops too.
@@ -47,12 +54,28 @@ export function unavailableSnapshots(): DatabaseSnapshots {
         `no snapshot was requested and nothing was deleted; set TENANCY_LIFECYCLE_AWS: on (and TENANCY_LIFECYCLE_BACKUP_KMS_KEY) and retry the workflow`,
     );
   };
-  return { request: refuse("a final snapshot"), state: refuse("a snapshot's state"), disableDeletionProtection: refuse("turning deletion protection off") };
+  return {
+    check: async (instance: string, region: string): Promise<never> => {
+      throw new MissingAdapterError(
+        "DatabaseSnapshots",
+        `no final RDS snapshot of ${instance} (${region}) can be taken: the DatabaseSnapshots adapter (CreateDBSnapshot + CopyDBSnapshot, ModifyDBInstance) is off (TENANCY_LIFECYCLE_AWS); ` +
+          `set TENANCY_LIFECYCLE_AWS: on and TENANCY_LIFECYCLE_BACKUP_KMS_KEY`,
+      );
+    },
+    request: refuse("a final snapshot"), state: refuse("a snapshot's state"), disableDeletionProtection: refuse("turning deletion protection off"),
+  };
 }
 
 /** SecretsManager without the AWS adapter: no secret is scheduled for deletion. */
 export function unavailableSecrets(): SecretsManager {
   return {
+    check: async (region: string): Promise<never> => {
+      throw new MissingAdapterError(
+        "SecretsManager",
+        `the tenant's secrets (${region}) cannot be scheduled for deletion: the SecretsManager adapter (DeleteSecret with a recovery window) is off (TENANCY_LIFECYCLE_AWS); ` +
+          `set TENANCY_LIFECYCLE_AWS: on`,
+      );
+    },
     scheduleDeletion: async (name: string): Promise<never> => {
       throw new MissingAdapterError(
         "SecretsManager",

@@ -1,14 +1,21 @@
 /**
  * Offboarding.
  *
+ *   offboard.preflight  before any change: the ports the later steps need are usable (the
+ *                     backup store for every env of a pooled tenant, RDS snapshots for a
+ *                     dedicated one, Secrets Manager); otherwise a PermanentError naming what to
+ *                     configure, and the tenant keeps its file, LOGIN and data as they were.
+ *                     Reads only, so running it again after a crash is harmless.
  *   offboard.files    lifecycle offboarding, offboarding { requestedAt, graceDays }; one commit.
  *                     The tenant's facts (envs, cells, secrets) are recorded in the step's output,
  *                     so later steps still know them once the file has moved to the archive.
  *   offboard.stacks   `up` of the tenant's stacks (whatever they render for offboarding).
  *   offboard.grace    waits until requestedAt + graceDays (config, default 30).
- *   offboard.backup   per env: dedicated -> a manual RDS snapshot, requested and waited for until
- *                     available; pooled -> the schema dumped into the cell bucket. Recorded in
- *                     lifecycle_backups with the step's completion.
+ *   offboard.backup   the preflight's checks again (the configuration may have changed during the
+ *                     grace period; a pooled dump revokes LOGIN first), then per env: dedicated ->
+ *                     a manual RDS snapshot, requested and waited for until available; pooled ->
+ *                     the schema dumped into the cell bucket. Recorded in lifecycle_backups with
+ *                     the step's completion.
  *   offboard.delete   GUARDED: dedicated -> the stack destroyed, protection lifted for it only
  *                     (authorizeProtectionRelease); pooled -> the cell schema emptied.
  *   offboard.archive  GUARDED: tenants/<id>.yaml moves to tenants/archive/<id>.yaml with the
@@ -122,6 +129,82 @@ export function offboardSnapshotId(app: string, env: string, tenantId: string, w
   return `${dedicatedDbIdentifier(app, env, tenantId)}-offboard-${workflowId.slice(0, 8)}`;
 }
 
+/** What the preflight checks need to know about the tenant. */
+type PreflightFacts = Pick<TenantFacts, "app" | "deployment" | "region" | "envs" | "cells">;
+
+/** The tenant's facts as offboard.files recorded them, or (before that step) from its file. */
+async function preflightFacts(ctx: StepContext): Promise<PreflightFacts> {
+  if (ctx.outputs.has("offboard.files")) return facts(ctx);
+  const { tenant: t, platform } = await requireTenant(ctx);
+  return {
+    app: platform.appName,
+    deployment: t.deployment,
+    region: t.region,
+    envs: envsOf(t),
+    cells: t.deployment === "pooled" ? { ...(t.placement as Record<string, string>) } : {},
+  };
+}
+
+/** A preflight found a port this offboarding needs unusable; nothing was changed. */
+export class PreflightError extends PermanentError {
+  constructor(readonly problems: readonly string[], message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Checks, reading only, that the ports the remaining steps need can do their part: the backup
+ * store of every env (pooled) until offboard.backup is done, RDS snapshots and deletion
+ * protection (dedicated) until offboard.delete is done, Secrets Manager until offboard.secrets is.
+ * Every check runs; the unusable ones are reported together in one PermanentError. A check that
+ * failed in a way a retry may mend (AWS throttling, the network) is thrown as it is, for the
+ * engine's backoff, when no check failed for good. Returns what each port said (the step output).
+ */
+export async function preflight(ctx: StepContext, f: PreflightFacts, unchanged: string): Promise<JsonObject> {
+  const id = ctx.workflow.tenantId;
+  const completed = (step: string) => ctx.outputs.has(step);
+  const found: JsonObject = {};
+  const problems: string[] = [];
+  let retryable: unknown;
+  const probe = async (put: (line: string) => void, check: () => Promise<string>) => {
+    try {
+      put(await check());
+    } catch (err) {
+      if (err instanceof PermanentError) problems.push(err.message);
+      else retryable ??= err;
+    }
+  };
+  if (f.deployment === "pooled" && !completed("offboard.backup")) {
+    const backups: JsonObject = {};
+    found.backups = backups;
+    for (const env of f.envs) await probe((l) => (backups[env] = l), () => ctx.ports.backups.check({ env, cell: f.cells[env]! }));
+  }
+  if (f.deployment === "dedicated" && !completed("offboard.delete")) {
+    const snapshots: JsonObject = {};
+    found.snapshots = snapshots;
+    for (const env of f.envs) await probe((l) => (snapshots[env] = l), () => ctx.ports.snapshots.check(dedicatedDbIdentifier(f.app, env, id), f.region));
+  }
+  if (!completed("offboard.secrets")) await probe((l) => (found.secrets = l), () => ctx.ports.secrets.check(f.region));
+  if (problems.length > 0) {
+    throw new PreflightError(
+      problems,
+      `offboarding of tenant ${id} cannot go ahead: ${problems.map((p, i) => `(${i + 1}) ${p}`).join("; ")}. ${unchanged}; configure what is named and retry the workflow`,
+    );
+  }
+  if (retryable !== undefined) throw retryable;
+  return found;
+}
+
+const offboardPreflight = {
+  name: "offboard.preflight",
+  async run(ctx: StepContext) {
+    const f = await preflightFacts(ctx);
+    const checked = await preflight(ctx, f, "Nothing was changed: the tenant keeps its file, its access (LOGIN) and its data");
+    ctx.log(checked, "offboarding preflight: every port the offboarding needs is usable");
+    return done(checked);
+  },
+};
+
 const offboardFiles = {
   name: "offboard.files",
   async run(ctx: StepContext) {
@@ -176,6 +259,9 @@ const offboardBackup = {
   async run(ctx: StepContext) {
     const f = facts(ctx);
     const id = ctx.workflow.tenantId;
+    // Again here: the configuration may have changed during the grace period, and a pooled dump
+    // revokes LOGIN before it writes anything.
+    await preflight(ctx, f, "LOGIN was not revoked, no backup was taken and nothing was deleted");
     const backups: BackupInput[] = [];
     if (f.deployment === "pooled") {
       for (const env of f.envs) backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped", { stopWrites: true }));
@@ -291,5 +377,5 @@ const offboardSecrets = {
 
 export const offboardWorkflow: WorkflowDef = {
   kind: "offboard",
-  steps: [offboardFiles, offboardStacks, offboardGrace, offboardBackup, offboardDelete, offboardArchive, offboardDetach, offboardSecrets],
+  steps: [offboardPreflight, offboardFiles, offboardStacks, offboardGrace, offboardBackup, offboardDelete, offboardArchive, offboardDetach, offboardSecrets],
 };
