@@ -70,6 +70,8 @@ export type WorkerRequest = { dirs: Required<FleetDirs>; stack: string };
 export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | { stack: string; ok: false; message: string };
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/** tsx's loader resolved from this package, not from the working directory (a fleet elsewhere has no node_modules). */
+const TSX_LOADER = import.meta.resolve("tsx");
 
 async function planInWorkers(
   dirs: Required<FleetDirs>,
@@ -82,7 +84,7 @@ async function planInWorkers(
   let failure: PlanError | undefined;
   const runWorker = () =>
     new Promise<void>((resolve) => {
-      const child = fork(WORKER, [], { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+      const child = fork(WORKER, [], { execArgv: ["--import", TSX_LOADER], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
       let stderr = "";
       child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
       let current: string | undefined;

@@ -4,6 +4,7 @@
  * in-process through main() for speed.
  */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { FleetCopy, REPO } from "./fleetCopy.ts";
@@ -40,3 +41,18 @@ it("bin/tenantctl.mjs: exit 0 on the example fleet, 1 with one problem line on b
   expect(usage.stderr).toMatch(/unknown option '--no-such-flag'/);
   expect(usage.stderr).not.toMatch(/\n\s+at /);
 }, 180_000); // three cold node + tsx starts on a shared CI machine
+
+it("plan renders in worker processes from a fleet outside the repository (no node_modules there)", () => {
+  // The fleet copy lives in a temp dir: the workers must load tsx from this package, not from the cwd.
+  const out = join(fleet.dir, "plan.json");
+  const r = spawnSync(process.execPath, [join(REPO, "bin", "tenantctl.mjs"), "plan", "--stack", "shared-prod-use1-01", "--stack", "shared-prod-use1-02", "--json", out], {
+    cwd: fleet.dir,
+    encoding: "utf8",
+    env: { ...process.env, TENANTCTL_DEBUG: "" },
+    timeout: 120_000,
+  });
+  expect(r.stderr).not.toMatch(/renderer process exited/);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^shared-prod-use1-01 +shared +2 +68 +0 +0$/m);
+  expect((JSON.parse(readFileSync(out, "utf8")) as { stacks: { name: string }[] }).stacks.map((s) => s.name)).toEqual(["shared-prod-use1-01", "shared-prod-use1-02"]);
+}, 150_000);
