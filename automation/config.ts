@@ -65,8 +65,14 @@ export interface GitHubSettings {
 
 /** The lifecycle worker's settings; absent from ControlPlaneConfig when the worker is off. */
 export interface LifecycleSettings {
-  /** JSON file mapping stack names to master-user connection strings (JsonFileDatabaseLocator). */
-  databasesFile: string;
+  /**
+   * JSON file mapping stack names to master-user connection strings (JsonFileDatabaseLocator).
+   * Required with TENANCY_LIFECYCLE_AWS off; with it on, the connection documents come from
+   * Secrets Manager (SecretsManagerDatabaseLocator) unless this file is given (it wins).
+   */
+  databasesFile?: string;
+  /** PEM bundle of the RDS CAs the Secrets Manager connections verify the servers against. */
+  dbCaFile?: string;
   /** Directory standing in for the cell buckets (DirectoryBucketStore); absent: dump steps fail naming the missing S3 adapter. */
   backupDir?: string;
   /** TENANCY_LIFECYCLE_AWS on: the S3, RDS and Secrets Manager adapters (absent: those steps fail naming what is missing). */
@@ -160,7 +166,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_SHUTDOWN_GRACE_SECONDS", required: false, default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), meaning: "On SIGTERM, how long running updates may finish before they are interrupted." },
   { name: "LOG_LEVEL", required: false, default: "info", meaning: "pino log level." },
   { name: "TENANCY_LIFECYCLE_WORKER", required: false, default: "on", meaning: "`on` runs the lifecycle workflows (upgrade, suspension, offboarding) in this process; `off` leaves recorded workflows pending." },
-  { name: "TENANCY_LIFECYCLE_DATABASES", required: "with the lifecycle worker", default: "-", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases." },
+  { name: "TENANCY_LIFECYCLE_DATABASES", required: "with the lifecycle worker and TENANCY_LIFECYCLE_AWS off", default: "-", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases; with TENANCY_LIFECYCLE_AWS on it overrides the connection documents in Secrets Manager." },
+  { name: "TENANCY_LIFECYCLE_DB_CA_FILE", required: false, default: "-", meaning: "PEM bundle of the RDS certificate authorities (AWS's global-bundle.pem) the Secrets Manager connections verify the database servers against." },
   { name: "TENANCY_LIFECYCLE_BACKUP_DIR", required: false, default: "-", meaning: "Directory standing in for the cell buckets (final dumps); without it, and without an S3 adapter, dump steps fail." },
   { name: "TENANCY_LIFECYCLE_AWS", required: false, default: "off", meaning: "`on`: the lifecycle steps use S3 (final dumps), RDS (final snapshots, deletion protection) and Secrets Manager (secret deletion) with the SDK's default credentials; `off`: those steps fail naming the missing adapter." },
   { name: "TENANCY_LIFECYCLE_BACKUP_KMS_KEY", required: "with TENANCY_LIFECYCLE_AWS on", default: "-", meaning: "Platform KMS key (alias present in every region, or key ARN) the final RDS snapshots are copied under." },
@@ -340,10 +347,15 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   if (lifecycleWorker !== "on" && lifecycleWorker !== "off") {
     lines.push(`TENANCY_LIFECYCLE_WORKER: must be on or off, got ${JSON.stringify(lifecycleWorker)}`);
   } else if (lifecycleWorker === "on") {
-    const databasesRaw = required(
-      "TENANCY_LIFECYCLE_DATABASES",
-      " when TENANCY_LIFECYCLE_WORKER is on (a JSON file mapping stack names to postgres:// URLs of the master user; or set TENANCY_LIFECYCLE_WORKER: off)",
-    );
+    // With the AWS adapters on, the connection documents come from Secrets Manager; the file, when
+    // given, still wins (an operator's override).
+    const databasesRaw = get("TENANCY_LIFECYCLE_AWS") === "on"
+      ? get("TENANCY_LIFECYCLE_DATABASES")
+      : required(
+        "TENANCY_LIFECYCLE_DATABASES",
+        " when TENANCY_LIFECYCLE_WORKER is on and TENANCY_LIFECYCLE_AWS is off (a JSON file mapping stack names to postgres:// URLs of the master user; " +
+          "or set TENANCY_LIFECYCLE_AWS: on to read the connection documents from Secrets Manager, or set TENANCY_LIFECYCLE_WORKER: off)",
+      );
     const databasesFile = databasesRaw ? path(databasesRaw) : "";
     if (databasesFile) {
       try {
@@ -352,6 +364,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
         if (!(err instanceof DatabaseFileError)) throw err;
         lines.push(`TENANCY_LIFECYCLE_DATABASES: ${err.message}`);
       }
+    }
+    const caRaw = get("TENANCY_LIFECYCLE_DB_CA_FILE");
+    const dbCaFile = caRaw ? path(caRaw) : undefined;
+    if (dbCaFile) {
+      let pem = "";
+      try {
+        pem = readFileSync(dbCaFile, "utf8");
+      } catch (err) {
+        lines.push(`TENANCY_LIFECYCLE_DB_CA_FILE: ${dbCaFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); download the RDS CA bundle (global-bundle.pem) there or unset the setting`);
+      }
+      if (pem && !pem.includes("-----BEGIN CERTIFICATE-----")) lines.push(`TENANCY_LIFECYCLE_DB_CA_FILE: ${dbCaFile} holds no PEM certificate`);
     }
     const backupRaw = get("TENANCY_LIFECYCLE_BACKUP_DIR");
     const backupDir = backupRaw ? path(backupRaw) : undefined;
@@ -376,7 +399,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
       lines.push(err.message);
     }
     lifecycle = {
-      databasesFile,
+      ...(databasesFile ? { databasesFile } : {}),
+      ...(dbCaFile ? { dbCaFile } : {}),
       ...(backupDir ? { backupDir } : {}),
       ...(aws ? { aws } : {}),
       intervalSeconds: num("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),

@@ -3,6 +3,7 @@
  * lifecycle worker and HTTP server from a ControlPlaneConfig. `main.ts` starts everything; tests and the lifecycle
  * workflows start the parts they need (e.g. only the run workers in a separate process).
  */
+import { readFileSync } from "node:fs";
 import type PgBoss from "pg-boss";
 import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { loadFleet } from "../infra/model/fleet.ts";
@@ -23,13 +24,14 @@ import { RunStore } from "./runs/store.ts";
 import { RunWorker } from "./runs/worker.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
+import { SecretsManagerDatabaseLocator, stackFileRegions } from "./lifecycle/adapters/secretsManagerDatabases.ts";
 import { DirectoryBucketStore } from "./lifecycle/adapters/directoryBucket.ts";
 import { RdsSnapshots } from "./lifecycle/adapters/rdsSnapshots.ts";
 import { S3BackupStore } from "./lifecycle/adapters/s3Backups.ts";
 import { AwsSecretsManager } from "./lifecycle/adapters/secretsManager.ts";
 import { unavailableBackupStore, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
-import { systemClock, type LifecyclePorts } from "./lifecycle/ports.ts";
+import { systemClock, type DatabaseLocator, type LifecyclePorts } from "./lifecycle/ports.ts";
 import { LifecycleService } from "./lifecycle/service.ts";
 import { LifecycleWorker } from "./lifecycle/worker.ts";
 
@@ -167,12 +169,13 @@ export class ControlPlane {
         this.log.info(
           {
             intervalSeconds: this.config.lifecycle!.intervalSeconds,
+            databases: this.config.lifecycle!.databasesFile ? `file ${this.config.lifecycle!.databasesFile}` : "Secrets Manager (the stacks' connection documents)",
             backups: this.config.lifecycle!.aws ? "S3 (cell buckets)" : this.config.lifecycle!.backupDir ? `directory ${this.config.lifecycle!.backupDir} (not S3)` : "none (TENANCY_LIFECYCLE_AWS off, TENANCY_LIFECYCLE_BACKUP_DIR unset)",
             aws: this.config.lifecycle!.aws ? { backupKmsKey: this.config.lifecycle!.aws.backupKmsKey } : "off",
           },
           this.config.lifecycle!.aws
             ? "lifecycle worker started with the AWS adapters (S3, RDS, Secrets Manager)"
-            : "lifecycle worker started; RDS snapshot and Secrets Manager steps fail until TENANCY_LIFECYCLE_AWS is on",
+            : "lifecycle worker started; offboardings stop at their preflight (Secrets Manager, RDS snapshots) until TENANCY_LIFECYCLE_AWS is on",
         );
       } else {
         this.log.warn({}, "lifecycle worker off (TENANCY_LIFECYCLE_WORKER=off): workflows recorded by tenantctl stay pending");
@@ -215,9 +218,9 @@ export class ControlPlane {
 
 /**
  * The lifecycle ports on this control plane's modules: its GitWriter, its run queue, the
- * databases JSON file, and the AWS adapters (S3, RDS snapshots, Secrets Manager) only when
- * TENANCY_LIFECYCLE_AWS is on; otherwise the directory bucket stand-in when configured and ports
- * whose every call fails naming what is missing, so nothing touches AWS unless asked to.
+ * databases (lifecycleDatabases), and the AWS adapters (S3, RDS snapshots, Secrets Manager) only
+ * when TENANCY_LIFECYCLE_AWS is on; otherwise the directory bucket stand-in when configured and
+ * ports whose every call fails naming what is missing, so nothing touches AWS unless asked to.
  */
 function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, runs: RunStore, writer: GitWriter): ControlPlaneLifecycle {
   const settings = config.lifecycle!;
@@ -228,12 +231,30 @@ function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, ru
     repo: new GitWriterFleetRepo(writer),
     // A run may wait behind others on its stack: as long as a run's job may live, and a bit.
     runner: new RunStoreStackRunner(runs, { timeoutMs: (config.runExpireHours + 1) * 3600 * 1000, pollMs: 500, signal: abort.signal }),
-    databases: new JsonFileDatabaseLocator(settings.databasesFile),
+    databases: lifecycleDatabases(config),
     ...lifecycleAwsPorts(config),
   };
   const service = new LifecycleService(db.pool, ports, settings.workflows);
   const worker = new LifecycleWorker(service, config.repoDir, { intervalMs: settings.intervalSeconds * 1000, log });
   return { service, worker, ports, abort };
+}
+
+/**
+ * Where the master-user connections come from: the TENANCY_LIFECYCLE_DATABASES file when given
+ * (with TENANCY_LIFECYCLE_AWS on too: an operator's override wins); else, with
+ * TENANCY_LIFECYCLE_AWS on, the connection documents the stacks keep in Secrets Manager, in each
+ * stack's region, verified against the TENANCY_LIFECYCLE_DB_CA_FILE bundle when given.
+ */
+export function lifecycleDatabases(config: ControlPlaneConfig): DatabaseLocator {
+  const settings = config.lifecycle!;
+  if (settings.databasesFile) return new JsonFileDatabaseLocator(settings.databasesFile);
+  if (!settings.aws) throw new Error("the lifecycle worker needs TENANCY_LIFECYCLE_DATABASES, or TENANCY_LIFECYCLE_AWS: on (connection documents in Secrets Manager)");
+  const platform = loadPlatform(config.repoDir);
+  return new SecretsManagerDatabaseLocator({
+    app: platform.appName,
+    regionOf: stackFileRegions(config.repoDir),
+    ...(settings.dbCaFile ? { ca: readFileSync(settings.dbCaFile, "utf8") } : {}),
+  });
 }
 
 /** The BackupStore, DatabaseSnapshots and SecretsManager ports the config asks for. */

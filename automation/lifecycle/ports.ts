@@ -153,12 +153,14 @@ export interface StateMoveOutcome extends RunOutcome {
 
 /**
  * Connections to the tenant databases, as the platform's master user (RDS: rds_superuser, not
- * SUPERUSER). Satisfied in production by reading the namespaced secrets
+ * SUPERUSER). Satisfied in production by `adapters/secretsManagerDatabases.ts`, which reads the
+ * connection documents the stacks write to the namespaced secrets
  * `<app>/<env>/global/cells/<cell>/database` and `<app>/<env>/tenants/<id>/database/master`
- * (an AWS adapter, not in this repository yet; see README) or by `adapters/databases.ts`
- * (a JSON file mapping stack names to connection strings). The control plane reaches a cell
- * database through the control-plane CIDR the cell's security group admits; a dedicated one only
- * when the tenant's VPC is peered with the control plane.
+ * (GetSecretValue in the stack's region, TLS verified), or by `adapters/databases.ts` (a JSON
+ * file mapping stack names to connection strings; it wins when configured, for operators'
+ * overrides). The control plane reaches a cell database through the control-plane CIDR the cell's
+ * security group admits; a dedicated one only when the tenant's VPC is peered with the control
+ * plane.
  */
 export interface DatabaseLocator {
   /** The cell database (`cell`) of stack shared-<env>-<cell>. */

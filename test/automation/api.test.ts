@@ -220,6 +220,40 @@ describe("configuration", () => {
     });
   });
 
+  it("with TENANCY_LIFECYCLE_AWS on, needs no databases file (connection documents from Secrets Manager) but takes one when given; checks the RDS CA bundle", () => {
+    const base = {
+      STRIPE_WEBHOOK_SECRET: "whsec_x", TENANCY_PRICE_TIERS: "prices.yaml", TENANCY_API_KEYS: "keys.yaml",
+      TENANCY_LIFECYCLE_AWS: "on", TENANCY_LIFECYCLE_BACKUP_KMS_KEY: "alias/tenancy/platform/backups",
+    };
+    const aws = loadConfig({ env: base, cwd: dir, projectDir: PROJECT });
+    expect(aws.lifecycle).toMatchObject({ aws: { backupKmsKey: "alias/tenancy/platform/backups" } });
+    expect(aws.lifecycle).not.toHaveProperty("databasesFile");
+    expect(aws.lifecycle).not.toHaveProperty("dbCaFile");
+    writeFileSync(join(dir, "override.json"), JSON.stringify({ "shared-prod-use1-01": "postgres://admin@cell/cell?sslmode=verify-full" }));
+    writeFileSync(join(dir, "rds-ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    const both = loadConfig({ env: { ...base, TENANCY_LIFECYCLE_DATABASES: "override.json", TENANCY_LIFECYCLE_DB_CA_FILE: "rds-ca.pem" }, cwd: dir, projectDir: PROJECT });
+    expect(both.lifecycle).toMatchObject({ databasesFile: join(dir, "override.json"), dbCaFile: join(dir, "rds-ca.pem") });
+    writeFileSync(join(dir, "not-a-ca.pem"), "hello\n");
+    let err: unknown;
+    try {
+      loadConfig({ env: { ...base, TENANCY_LIFECYCLE_DB_CA_FILE: "no-such.pem" }, cwd: dir, projectDir: PROJECT });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).lines).toEqual([
+      `TENANCY_LIFECYCLE_DB_CA_FILE: ${join(dir, "no-such.pem")} cannot be read (ENOENT); download the RDS CA bundle (global-bundle.pem) there or unset the setting`,
+    ]);
+    expect(() => loadConfig({ env: { ...base, TENANCY_LIFECYCLE_DB_CA_FILE: "not-a-ca.pem" }, cwd: dir, projectDir: PROJECT })).toThrow(ConfigError);
+    // Off, the file is still required, and the message names the other way.
+    err = undefined;
+    try {
+      loadConfig({ env: { ...base, TENANCY_LIFECYCLE_AWS: "off" }, cwd: dir, projectDir: PROJECT });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).lines).toEqual([expect.stringMatching(/^TENANCY_LIFECYCLE_DATABASES: missing required setting when TENANCY_LIFECYCLE_WORKER is on and TENANCY_LIFECYCLE_AWS is off .*set TENANCY_LIFECYCLE_AWS: on to read the connection documents from Secrets Manager/)]);
+  });
+
   it("reads a config file and lets the environment win", () => {
     writeFileSync(join(dir, "control-plane.yaml"), `STRIPE_WEBHOOK_SECRET: whsec_file\nTENANCY_PRICE_TIERS: prices.yaml\nTENANCY_API_KEYS: keys.yaml\nPORT: 9000\nTENANCY_MAX_PARALLEL_RUNS: 3\nTENANCY_LIFECYCLE_WORKER: off\n`);
     const c = loadConfig({ env: { PORT: "9100" }, cwd: dir, projectDir: PROJECT });

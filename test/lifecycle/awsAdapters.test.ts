@@ -6,8 +6,13 @@
  * behaves so (README: these adapters have not been run against AWS).
  */
 import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
 import { RDSClient } from "@aws-sdk/client-rds";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -15,9 +20,11 @@ import { AwsRefusedError, AwsTransientError } from "../../automation/lifecycle/a
 import { RdsSnapshots } from "../../automation/lifecycle/adapters/rdsSnapshots.ts";
 import { S3BackupStore } from "../../automation/lifecycle/adapters/s3Backups.ts";
 import { AwsSecretsManager } from "../../automation/lifecycle/adapters/secretsManager.ts";
+import { ConnectionDocumentError, SecretsManagerDatabaseLocator, stackFileRegions } from "../../automation/lifecycle/adapters/secretsManagerDatabases.ts";
+import { JsonFileDatabaseLocator } from "../../automation/lifecycle/adapters/databases.ts";
 import { MissingAdapterError } from "../../automation/lifecycle/adapters/unavailable.ts";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
-import { lifecycleAwsPorts } from "../../automation/controlPlane.ts";
+import { lifecycleAwsPorts, lifecycleDatabases } from "../../automation/controlPlane.ts";
 import type { ControlPlaneConfig } from "../../automation/config.ts";
 import { PermanentError } from "../../automation/lifecycle/engine.ts";
 import type { ProtectionRelease } from "../../automation/lifecycle/ports.ts";
@@ -406,6 +413,134 @@ describe("AwsSecretsManager", () => {
   });
 });
 
+// --- Secrets Manager connection documents (DatabaseLocator) -----------------------------------------
+
+/** A project with the real Pulumi.yaml (app `tenancy`) and stack files naming their regions. */
+function projectWithStacks(): string {
+  const root = mkdtempSync(join(tmpdir(), "sm-databases-"));
+  copyFileSync(join(process.cwd(), "Pulumi.yaml"), join(root, "Pulumi.yaml"));
+  mkdirSync(join(root, "stacks"));
+  for (const cell of ["shared-prod-use1-01", "shared-prod-euw1-01"]) copyFileSync(join(process.cwd(), "stacks", `Pulumi.${cell}.yaml`), join(root, "stacks", `Pulumi.${cell}.yaml`));
+  writeFileSync(join(root, "stacks", "Pulumi.dedicated-globex-prod.yaml"), "config:\n  aws:region: eu-west-1\n");
+  writeFileSync(join(root, "stacks", "Pulumi.dedicated-initech-staging.yaml"), "config:\n  aws:region: ap-south-1\n");
+  return root;
+}
+
+/** What infra/components/postgresInstance.ts writes (values made up; never sent anywhere). */
+const document = (over: Record<string, unknown> = {}) =>
+  JSON.stringify({ engine: "postgres", host: "tenancy-prod-euw1-01.abc.eu-west-1.rds.amazonaws.com", port: 5432, dbname: "cell", username: "platform_admin", password: "pw-not-real-0001", ...over });
+
+const RDS_CA = "-----BEGIN CERTIFICATE-----\nMIIB-test-bundle\n-----END CERTIFICATE-----\n";
+
+describe("SecretsManagerDatabaseLocator", () => {
+  const root = projectWithStacks();
+  const regionOf = stackFileRegions(root);
+
+  it("reads the cell's and the dedicated tenant's connection documents by name in the stack's region, as TLS-verified, time-limited pg settings", async () => {
+    const f = sm({
+      GetSecretValueCommand: [
+        () => ({ Name: "tenancy/prod/global/cells/euw1-01/database", SecretString: document() }),
+        () => ({ Name: "tenancy/prod/tenants/globex/database/master", SecretString: document({ host: "globex.internal", port: "5433", dbname: "app" }) }),
+        () => ({ Name: "tenancy/prod/global/cells/use1-01/database", SecretString: document({ host: "cell-use1", engine: undefined }) }),
+      ],
+    });
+    const locator = new SecretsManagerDatabaseLocator({ app: "tenancy", regionOf, ca: RDS_CA, client: f.factory });
+    expect(await locator.cell("prod", "euw1-01")).toEqual({
+      host: "tenancy-prod-euw1-01.abc.eu-west-1.rds.amazonaws.com", port: 5432, database: "cell", user: "platform_admin", password: "pw-not-real-0001",
+      ssl: { rejectUnauthorized: true, ca: RDS_CA }, connectionTimeoutMillis: 10_000,
+    });
+    expect(await locator.dedicated("globex", "prod")).toMatchObject({ host: "globex.internal", port: 5433, database: "app", ssl: { rejectUnauthorized: true, ca: RDS_CA } });
+    expect(await locator.cell("prod", "use1-01")).toMatchObject({ host: "cell-use1", port: 5432 });
+    expect(f.calls).toEqual([
+      { command: "GetSecretValueCommand", region: "eu-west-1", input: { SecretId: "tenancy/prod/global/cells/euw1-01/database" } },
+      { command: "GetSecretValueCommand", region: "eu-west-1", input: { SecretId: "tenancy/prod/tenants/globex/database/master" } },
+      { command: "GetSecretValueCommand", region: "us-east-1", input: { SecretId: "tenancy/prod/global/cells/use1-01/database" } },
+    ]);
+    // Without a CA bundle: still verified (Node's CAs), with the timeout given.
+    const g = sm({ GetSecretValueCommand: () => ({ SecretString: document() }) });
+    expect(await new SecretsManagerDatabaseLocator({ app: "tenancy", regionOf, connectTimeoutMs: 3_000, client: g.factory }).cell("prod", "euw1-01")).toMatchObject({
+      ssl: { rejectUnauthorized: true }, connectionTimeoutMillis: 3_000,
+    });
+  });
+
+  it("names the secret, the region and what is wrong: absent, not JSON, missing or mistyped fields, binary; never the value", async () => {
+    const answers: Answer[] = [
+      throwing(awsError("ResourceNotFoundException", 400, "Secrets Manager can't find the specified secret.")),
+      () => ({ SecretString: "postgres://platform_admin:pw-not-real-0001@host/cell" }),
+      () => ({ SecretString: JSON.stringify({ username: "platform_admin", password: "pw-not-real-0001" }) }),
+      () => ({ SecretString: document({ dbname: "" }) }),
+      () => ({ SecretString: document({ port: "five", engine: "mysql" }) }),
+      () => ({ SecretString: "[1, 2]" }),
+      () => ({ SecretBinary: new Uint8Array([1, 2, 3]) }),
+    ];
+    const f = sm({ GetSecretValueCommand: answers });
+    const locator = new SecretsManagerDatabaseLocator({ app: "tenancy", regionOf, client: f.factory });
+    const name = "secret tenancy/prod/global/cells/euw1-01/database (eu-west-1)";
+    const expected = `expected the JSON object stack shared-prod-euw1-01 writes: { "host", "port", "dbname", "username", "password" } (infra/components/postgresInstance.ts)`;
+    const errors: Error[] = [];
+    for (let i = 0; i < answers.length; i++) errors.push((await locator.cell("prod", "euw1-01").catch((e: unknown) => e)) as Error);
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(ConnectionDocumentError);
+      expect(e).toBeInstanceOf(PermanentError);
+      expect(e.message).not.toContain("pw-not-real");
+    }
+    expect(errors.map((e) => e.message)).toEqual([
+      `${name} does not exist: stack shared-prod-euw1-01 writes it when it is deployed (or it was deleted); no database was connected to. ` +
+        "Deploy the stack, or give this database's connection string in TENANCY_LIFECYCLE_DATABASES",
+      `${name} is not JSON; ${expected}`,
+      `${name} lacks host, port, dbname (it has password, username: the shape of an RDS-managed master secret, which holds only the credentials); ${expected}`,
+      `${name}: dbname is empty; ${expected}`,
+      `${name}: port is not a port number, engine is not "postgres"; ${expected}`,
+      `${name} is JSON but not an object; ${expected}`,
+      `${name} holds a binary value (SecretBinary), not the JSON connection document stack shared-prod-euw1-01 writes`,
+    ]);
+  });
+
+  it("leaves AWS errors to the shared translation (access denied permanent, throttling retried) and refuses a stack without a stack file before any call", async () => {
+    const f = sm({ GetSecretValueCommand: [throwing(awsError("AccessDeniedException", 400, "not authorized")), throwing(awsError("ThrottlingException", 400))] });
+    const locator = new SecretsManagerDatabaseLocator({ app: "tenancy", regionOf, client: f.factory });
+    const denied = await locator.dedicated("globex", "prod").catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(AwsRefusedError);
+    expect((denied as Error).message).toBe(
+      "GetSecretValue tenancy/prod/tenants/globex/database/master (eu-west-1) failed: AWS said AccessDeniedException 400: not authorized (request req-test); no database was connected to",
+    );
+    await expect(locator.dedicated("globex", "prod")).rejects.toBeInstanceOf(AwsTransientError);
+    const none = await locator.dedicated("hooli", "prod").catch((e: unknown) => e);
+    expect(none).toBeInstanceOf(ConnectionDocumentError);
+    expect((none as Error).message).toMatch(/^the region of stack dedicated-hooli-prod is unknown: .*Pulumi\.dedicated-hooli-prod\.yaml cannot be read \(ENOENT\); its secrets cannot be located$/);
+    await expect(locator.dedicated("initech", "staging")).rejects.toThrow(/^the region of stack dedicated-initech-staging is unknown: .*must be one of the platform regions: us-east-1, eu-west-1/);
+    expect(f.calls).toHaveLength(2);
+  });
+
+  it("the settings it returns make pg insist on TLS and give up on a server that does not answer", async () => {
+    // Local stand-ins for a database server (no cloud): one that refuses TLS ('N' to the
+    // SSLRequest, as a server without SSL does), one that accepts the connection and says nothing.
+    const servers: Server[] = [];
+    const listen = async (onConnect: (sock: import("node:net").Socket) => void): Promise<number> => {
+      const server = createServer(onConnect);
+      servers.push(server);
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      return (server.address() as { port: number }).port;
+    };
+    const noTls = await listen((sock) => sock.once("data", () => sock.write("N")));
+    const silent = await listen(() => undefined);
+    try {
+      const f = sm({ GetSecretValueCommand: [() => ({ SecretString: document({ host: "127.0.0.1", port: noTls }) }), () => ({ SecretString: document({ host: "127.0.0.1", port: silent }) })] });
+      const locator = new SecretsManagerDatabaseLocator({ app: "tenancy", regionOf, connectTimeoutMs: 300, client: f.factory });
+      const plain = new pg.Client(await locator.cell("prod", "euw1-01"));
+      await expect(plain.connect()).rejects.toThrow(/does not support SSL/);
+      const slow = new pg.Client(await locator.cell("prod", "euw1-01"));
+      const started = Date.now();
+      await expect(slow.connect()).rejects.toThrow(/timeout/i);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      for (const s of servers) s.close();
+    }
+  });
+
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+});
+
 // --- wiring ----------------------------------------------------------------------------------------
 
 describe("lifecycleAwsPorts (control plane wiring)", () => {
@@ -423,5 +558,21 @@ describe("lifecycleAwsPorts (control plane wiring)", () => {
     expect(on.backups).toBeInstanceOf(S3BackupStore);
     expect(on.snapshots).toBeInstanceOf(RdsSnapshots);
     expect(on.secrets).toBeInstanceOf(AwsSecretsManager);
+  });
+
+  it("connects through the TENANCY_LIFECYCLE_DATABASES file when given (it wins), else with TENANCY_LIFECYCLE_AWS on through Secrets Manager", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sm-wiring-"));
+    try {
+      const file = join(dir, "dbs.json");
+      writeFileSync(file, JSON.stringify({ "shared-prod-use1-01": "postgres://admin@cell/cell?sslmode=verify-full" }));
+      const aws = { backupKmsKey: "alias/shop/platform/backups", snapshotWaitSeconds: 0 };
+      expect(lifecycleDatabases({ ...base, lifecycle: { ...lifecycle, databasesFile: file } })).toBeInstanceOf(JsonFileDatabaseLocator);
+      expect(lifecycleDatabases({ ...base, lifecycle: { ...lifecycle, databasesFile: file, aws } })).toBeInstanceOf(JsonFileDatabaseLocator);
+      const { databasesFile: _none, ...withoutFile } = lifecycle;
+      expect(lifecycleDatabases({ ...base, lifecycle: { ...withoutFile, aws } })).toBeInstanceOf(SecretsManagerDatabaseLocator);
+      expect(() => lifecycleDatabases({ ...base, lifecycle: withoutFile })).toThrow(/needs TENANCY_LIFECYCLE_DATABASES, or TENANCY_LIFECYCLE_AWS: on/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
