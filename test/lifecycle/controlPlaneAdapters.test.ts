@@ -2,14 +2,15 @@
  * The lifecycle ports on the control plane's own modules: GitWriterFleetRepo on the real
  * GitWriter (real git, validation by the model, the changes table), RunStoreStackRunner on the
  * real RunStore and run workers (pg-boss on live PostgreSQL) driving the Automation API with the
- * control plane's Pulumi CLI test double: no real Pulumi runs here, the double records commands.
+ * control plane's Pulumi CLI test double: no real Pulumi runs here, the double records commands
+ * (and emulates `stack export` / `state move` over the resources a test seeds).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitWriterFleetRepo, RunConflictGaveUpError, RunStoreStackRunner, type RunQueue } from "../../automation/lifecycle/adapters/controlPlane.ts";
 import { InvalidChangeError, type ProtectionRelease } from "../../automation/lifecycle/ports.ts";
 import { RunConflictError, type RunRecord } from "../../automation/runs/store.ts";
 import { editTenantText } from "../../automation/tenants/documents.ts";
-import { commandLog, stackState } from "../automation/support/fakePulumi.ts";
+import { commandLog, seedResources, stackState } from "../automation/support/fakePulumi.ts";
 import { startHarness, type Harness } from "../automation/support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
 
@@ -143,5 +144,84 @@ describe("RunStoreStackRunner when the stack already has a queued run of the oth
     );
     expect(enqueues).toBe(4);
     expect(waited).toHaveLength(3);
+  });
+});
+
+describe("RunStoreStackRunner.moveState", () => {
+  // Its own control plane, with the run workers started only when the test says so. The stacks'
+  // resources are seeded into the CLI test double's state: nothing was deployed.
+  let h3: Harness;
+  beforeAll(async () => {
+    h3 = await startHarness({ pg, start: {} });
+  });
+  afterAll(async () => {
+    await h3?.close();
+  });
+  const SRC = "shared-prod-use1-01";
+  const DEST = "dedicated-acme-prod";
+  const C = "saas-tenancy:components";
+  const urn = (stack: string, type: string, name: string) => `urn:pulumi:${stack}::saas-tenancy::${type}::${name}`;
+  const root = (stack: string) => urn(stack, "pulumi:pulumi:Stack", `saas-tenancy-${stack}`);
+  const role = urn(SRC, `${C}:PooledTenant$${C}:TenantRole`, "tenant-acme-role");
+  const key = urn(SRC, `${C}:PooledTenant$${C}:EncryptionKey`, "tenant-acme-key");
+  const inDest = (u: string) => u.replace(`urn:pulumi:${SRC}::`, `urn:pulumi:${DEST}::`);
+
+  it("refuses a move without URNs or within one stack, queueing nothing", async () => {
+    const runner = new RunStoreStackRunner(h3.cp.runs, { pollMs: 50, timeoutMs: 1_000 });
+    await expect(runner.moveState({ source: SRC, dest: DEST, urns: [] }, ctx)).rejects.toThrow(`state move from ${SRC} to ${DEST}: no URNs given`);
+    await expect(runner.moveState({ source: DEST, dest: DEST, urns: [role] }, ctx)).rejects.toThrow(`state move from ${DEST} to ${DEST}: the source and destination are the same stack`);
+    await expect(runner.moveState({ source: SRC, dest: DEST, urns: [" "] }, ctx)).rejects.toThrow(/1 of the URNs given are empty/);
+    expect(await h3.cp.runs.list({ stacks: [SRC, DEST] })).toEqual([]);
+  });
+
+  it("waits for the source stack's in-flight run, then moves on the destination's queue and returns the run's outcome", async () => {
+    seedResources(h3.stateDir, SRC, [
+      { urn: root(SRC), type: "pulumi:pulumi:Stack" },
+      { urn: urn(SRC, `${C}:PooledTenant`, "tenant-acme"), type: `${C}:PooledTenant`, parent: root(SRC) },
+      { urn: role, type: `${C}:TenantRole`, parent: urn(SRC, `${C}:PooledTenant`, "tenant-acme") },
+    ]);
+    seedResources(h3.stateDir, DEST, [{ urn: root(DEST), type: "pulumi:pulumi:Stack" }]);
+    // What a commit on the main branch does by itself: an `up` of the cell, queued; no worker runs yet.
+    const [up] = await h3.cp.runs.enqueueAll([SRC], { reason: "change committed on main" });
+
+    // A runner with a short wait gives up, naming the source's run, and queues nothing.
+    const impatient = new RunStoreStackRunner(h3.cp.runs, { pollMs: 50, timeoutMs: 300 });
+    const err = await impatient.moveState({ source: SRC, dest: DEST, urns: [role] }, ctx).then(() => undefined, (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(RunConflictGaveUpError);
+    expect(err!.message).toMatch(new RegExp(`^state move from ${SRC} to ${DEST} could not start: the source stack ${SRC}'s queued up run ${up!.runId} did not end in time`));
+    expect(await h3.cp.runs.list({ stacks: [DEST] })).toEqual([]);
+
+    // A patient runner queues nothing while the source's run is in flight...
+    const runner = new RunStoreStackRunner(h3.cp.runs, { pollMs: 50, timeoutMs: 60_000 });
+    const moving = runner.moveState({ source: SRC, dest: DEST, urns: [role, key] }, ctx);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await h3.cp.runs.list({ stacks: [DEST] })).toEqual([]);
+    // ...and moves once it has ended.
+    await h3.cp.start({ runs: true });
+    const outcome = await moving;
+    expect(outcome).toMatchObject({ moved: [role], alreadyMoved: [], missing: [key] });
+    const upRun = (await h3.cp.runs.get(up!.runId))!;
+    const moveRun = (await h3.cp.runs.get(outcome.runId))!;
+    expect(upRun).toMatchObject({ stack: SRC, operation: "up", state: "succeeded" });
+    expect(moveRun).toMatchObject({ stack: DEST, operation: "move", state: "succeeded", options: { source: SRC, urns: [role, key] } });
+    expect(moveRun.reasons.join(" ")).toContain(`lifecycle workflow ${ctx.workflowId}`);
+    expect(Date.parse(moveRun.createdAt)).toBeGreaterThanOrEqual(Date.parse(upRun.finishedAt!));
+    const commands = commandLog(h3.stateDir).map((c) => c.args.slice(0, 2).join(" "));
+    expect(commands.indexOf("state move")).toBeGreaterThan(commands.indexOf("up"));
+    expect(stackState(h3.stateDir, DEST)!.resources!.map((r) => r.urn)).toContain(inDest(role));
+    expect(stackState(h3.stateDir, SRC)!.resources!.map((r) => r.urn)).not.toContain(role);
+
+    // Asked again (a retried workflow step): a new run, nothing left to move, the CLI not called again.
+    const again = await runner.moveState({ source: SRC, dest: DEST, urns: [role, key] }, ctx);
+    expect(again.runId).not.toBe(outcome.runId);
+    expect(again).toMatchObject({ moved: [], alreadyMoved: [role], missing: [key] });
+    expect(commandLog(h3.stateDir).filter((c) => c.args[0] === "state" && c.args[1] === "move")).toHaveLength(1);
+  });
+
+  it("fails with the run's error when the move run fails", async () => {
+    const runner = new RunStoreStackRunner(h3.cp.runs, { pollMs: 50, timeoutMs: 60_000 });
+    await expect(runner.moveState({ source: SRC, dest: "dedicated-megacorp-prod", urns: [key] }, ctx)).rejects.toThrow(
+      /^state move from shared-prod-use1-01 to dedicated-megacorp-prod failed \(run [0-9a-f-]{36}\): .*no stack named 'dedicated-megacorp-prod' found/s,
+    );
   });
 });

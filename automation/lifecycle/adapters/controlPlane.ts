@@ -9,13 +9,26 @@
  * - StackRunner -> RunStore: a run queued on the per-stack queue (never overlapping another run of
  *   the stack) and waited for; `destroy` with a ProtectionRelease becomes a destroy run with
  *   `unprotect` (the local runner runs `pulumi state unprotect --all --yes` through the same
- *   PulumiCommand first) and the release kept with the run for audit.
+ *   PulumiCommand first) and the release kept with the run for audit. `moveState` waits until the
+ *   source stack has no queued or running run, then queues a move run on the destination stack
+ *   (so it never overlaps another run of the destination) and reads the outcome from the run's
+ *   output.summary.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import type { GitWriter } from "../../git/writer.ts";
-import { RunConflictError, type EnqueuedRun, type RunCause, type RunRecord, type RunState } from "../../runs/store.ts";
-import { InvalidChangeError, type FleetChange, type FleetRepo, type ProtectionRelease, type RunContext, type RunOutcome, type StackRunner } from "../ports.ts";
+import { RunConflictError, stateMoveSummaryOf, type EnqueuedRun, type RunCause, type RunRecord, type RunState } from "../../runs/store.ts";
+import {
+  InvalidChangeError,
+  type FleetChange,
+  type FleetRepo,
+  type ProtectionRelease,
+  type RunContext,
+  type RunOutcome,
+  type StackRunner,
+  type StateMove,
+  type StateMoveOutcome,
+} from "../ports.ts";
 
 export class GitWriterFleetRepo implements FleetRepo {
   readonly root: string;
@@ -69,7 +82,10 @@ export interface RunWaitOptions {
 
 export const DEFAULT_CONFLICT_RETRIES = 5;
 
-/** The run could not be queued: the stack kept having a queued run of the other operation. */
+/**
+ * The run could not be queued: the stack kept having a queued run of the other operation, or (a
+ * state move) the source stack's runs did not end.
+ */
 export class RunConflictGaveUpError extends Error {}
 
 export class RunStoreStackRunner implements StackRunner {
@@ -80,9 +96,15 @@ export class RunStoreStackRunner implements StackRunner {
   }
 
   private async await(runId: string, stack: string, what: string): Promise<RunOutcome> {
-    const run = await this.runs.waitFor(runId, this.waitOpts());
-    if (run.state !== "succeeded") throw new Error(`${what} of ${stack} failed (run ${run.id}): ${run.error ?? "no error recorded"}`);
+    const run = await this.finished(runId, `${what} of ${stack}`);
     return { runId: run.id };
+  }
+
+  /** The run once it has succeeded; `what` (e.g. "update of <stack>") names it when it failed. */
+  private async finished(runId: string, what: string): Promise<RunRecord> {
+    const run = await this.runs.waitFor(runId, this.waitOpts());
+    if (run.state !== "succeeded") throw new Error(`${what} failed (run ${run.id}): ${run.error ?? "no error recorded"}`);
+    return run;
   }
 
   /**
@@ -134,5 +156,60 @@ export class RunStoreStackRunner implements StackRunner {
         : {},
     }, "destroy");
     return this.await(queued.runId, stack, "destroy");
+  }
+
+  /**
+   * The move is queued on the destination stack, so the queue keeps it apart from the
+   * destination's other runs. The source is only waited for: until it has no queued or running
+   * run (an update of the source in flight during the move could write the moved resources
+   * back into the source's state when it saves its snapshot). A run of the source queued after
+   * that wait is not held back by the move.
+   */
+  async moveState(move: StateMove, ctx: RunContext): Promise<StateMoveOutcome> {
+    const { source, dest } = move;
+    const what = `state move from ${source} to ${dest}`;
+    if (!source || !dest) throw new Error(`${what}: both the source and the destination stack must be named`);
+    if (source === dest) throw new Error(`${what}: the source and destination are the same stack; a move needs two stacks`);
+    if (move.urns.length === 0) throw new Error(`${what}: no URNs given; name the resources to move (infra/model/handover.ts handoverUrns)`);
+    const blank = move.urns.filter((u) => typeof u !== "string" || u.trim() === "");
+    if (blank.length > 0) throw new Error(`${what}: ${blank.length} of the URNs given are empty`);
+
+    await this.waitUntilIdle(source, what);
+    const queued = await this.enqueue(dest, {
+      reason: `${ctx.reason} (lifecycle workflow ${ctx.workflowId})`,
+      operation: "move",
+      options: { source, urns: [...move.urns] },
+    }, "state move");
+    const run = await this.finished(queued.runId, what);
+    const summary = stateMoveSummaryOf(run);
+    if (!summary) throw new Error(`${what}: run ${run.id} succeeded but recorded no move outcome in output.summary (was it run by a worker without moves?)`);
+    return { runId: run.id, moved: summary.moved, alreadyMoved: summary.alreadyMoved, missing: summary.missing };
+  }
+
+  /** Waits until `stack` has no queued or running run; runs queued meanwhile are waited for too, a bounded number of rounds. */
+  private async waitUntilIdle(stack: string, what: string): Promise<void> {
+    const rounds = this.wait.conflictRetries ?? DEFAULT_CONFLICT_RETRIES;
+    const waitedFor: string[] = [];
+    for (let round = 0; ; round++) {
+      const inFlight = await this.runs.list({ stacks: [stack], states: ["queued", "running"] });
+      if (inFlight.length === 0) return;
+      if (round >= rounds) {
+        throw new RunConflictGaveUpError(
+          `${what} could not start: after waiting ${rounds} time(s) for the runs of ${stack} (${waitedFor.join(", ")}), it still has ` +
+            `${inFlight.map((r) => `a ${r.state} ${r.operation} run ${r.id}`).join(", ")}. Let the stack's runs finish and the workflow retries this step`,
+        );
+      }
+      // Oldest first: a queued run starts after the running one.
+      for (const run of [...inFlight].reverse()) {
+        waitedFor.push(run.id);
+        try {
+          await this.runs.waitFor(run.id, this.waitOpts());
+        } catch (waitErr) {
+          throw new RunConflictGaveUpError(
+            `${what} could not start: the source stack ${stack}'s ${run.state} ${run.operation} run ${run.id} did not end in time (${(waitErr as Error).message})`,
+          );
+        }
+      }
+    }
   }
 }
