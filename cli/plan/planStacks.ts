@@ -1,5 +1,6 @@
 import { fork } from "node:child_process";
 import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Fleet, FleetDirs } from "../../infra/model/fleet.ts";
 import { renderStack } from "../../infra/render/render.ts";
@@ -63,15 +64,20 @@ export async function planStacks(fleet: Fleet, names: readonly string[], opts: P
     }
     return { stacks };
   }
-  return { stacks: await planInWorkers(fleet.dirs, names, parallel, progress) };
+  const d = fleet.dirs;
+  const absolute = { projectDir: resolve(d.projectDir), tenantsDir: resolve(d.tenantsDir), stacksDir: resolve(d.stacksDir) };
+  return { stacks: await planInWorkers(absolute, names, parallel, progress) };
 }
 
 export type WorkerRequest = { dirs: Required<FleetDirs>; stack: string };
 export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | { stack: string; ok: false; message: string };
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
-/** tsx's loader resolved from this package, not from the working directory (a fleet elsewhere has no node_modules). */
-const TSX_LOADER = import.meta.resolve("tsx");
+/**
+ * Workers start in this package's directory: `--import tsx` resolves from the working directory,
+ * and a fleet elsewhere has no node_modules. Fleet paths reach the worker absolute.
+ */
+const PACKAGE_DIR = fileURLToPath(new URL("../../", import.meta.url));
 
 async function planInWorkers(
   dirs: Required<FleetDirs>,
@@ -84,7 +90,7 @@ async function planInWorkers(
   let failure: PlanError | undefined;
   const runWorker = () =>
     new Promise<void>((resolve) => {
-      const child = fork(WORKER, [], { execArgv: ["--import", TSX_LOADER], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+      const child = fork(WORKER, [], { cwd: PACKAGE_DIR, execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
       let stderr = "";
       child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
       let current: string | undefined;
