@@ -5,7 +5,7 @@ import { componentType, tagsFor, type StackContext } from "./context.ts";
 export interface ConnectionSecretArgs {
   ctx: StackContext;
   tenant: string;
-  /** databaseSecretName() (or the cell-side name of a migrating tenant). */
+  /** databaseSecretName(). */
   secretName: string;
   kmsKeyArn: pulumi.Input<string>;
   host: pulumi.Input<string>;
@@ -15,6 +15,8 @@ export interface ConnectionSecretArgs {
   /** A Pulumi secret. */
   password: pulumi.Input<string>;
   schema: string;
+  /** While the tenant's resources change hands between stacks (infra/model/handover.ts): never deleted by an update. */
+  retainOnDelete?: boolean;
 }
 
 /**
@@ -29,10 +31,11 @@ export class ConnectionSecret extends pulumi.ComponentResource {
 
   constructor(name: string, args: ConnectionSecretArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("ConnectionSecret"), name, {}, opts);
+    const retain = args.retainOnDelete ? { retainOnDelete: true } : {};
     const secret = new aws.secretsmanager.Secret(
       name,
       { name: args.secretName, description: `PostgreSQL connection of tenant ${args.tenant}`, kmsKeyId: args.kmsKeyArn, tags: tagsFor(args.ctx, args.tenant) },
-      { parent: this },
+      { parent: this, ...retain },
     );
     new aws.secretsmanager.SecretVersion(
       name,
@@ -49,7 +52,7 @@ export class ConnectionSecret extends pulumi.ComponentResource {
           }),
         ),
       },
-      { parent: this },
+      { parent: this, ...retain },
     );
     this.secretArn = secret.arn;
     this.registerOutputs({ secretName: args.secretName });

@@ -2,8 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed, isProd } from "../model/database.ts";
 import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
+import { cellOwnsIdentity, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
 import {
-  DEDICATED_DATABASE, databaseSecretName, masterSecretName, tenantBucketName, tenantKmsAlias,
+  DEDICATED_DATABASE, databaseSecretName, masterSecretName, tenantBucketName, tenantKmsAlias, tenantRoleName,
 } from "../model/naming.ts";
 import type { DedicatedTenant as DedicatedTenantFile } from "../model/schema.ts";
 import { dedicatedAzs, planSubnets } from "../model/subnets.ts";
@@ -39,6 +40,13 @@ export interface DedicatedTenantArgs {
  * Prod, exactly: 3 AZs by default, a NAT per AZ (with egress), RDS deletion protection + final
  * snapshot + `protect`, KMS key `protect`. Nothing else is protected.
  *
+ * A tenant upgrading from a cell (a `migration` block; infra/model/handover.ts): before cutover
+ * the cell still manages its identity resources (role, access policy, secrets, connection
+ * document), so this stack does not declare them and names the role by ARN. From cutover on it
+ * declares them with an alias to the URN the workflow's state move gave them. An own key the
+ * tenant had in the cell was moved here before provisioning: it is declared with such an alias
+ * from the start. While the migration lasts all of them are `retainOnDelete`.
+ *
  * Child names (name = `tenant-<id>`): `<name>-role`, `<name>-key`, `<name>-network`,
  * `<name>-flow-logs`, `<name>-egress`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
  * `<name>-db-hardening`, `<name>-db-access`, `<name>-database`, `<name>-secrets`, `<name>-access`,
@@ -61,8 +69,18 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     const owner = t.id;
     const logGroupName = flowLogGroupName(ctx.app, ctx.env, t.id);
 
+    const migration = t.migration;
+    const cellOwned = migration !== undefined && cellOwnsIdentity(migration.phase);
+    const retainOnDelete = migration !== undefined;
+    const handedOver = (suffix: HandoverSuffix): pulumi.ComponentResourceOptions => {
+      const alias = handoverAlias(t, ctx.env, ctx.stack, suffix);
+      return { parent: this, ...(alias ? { aliases: [alias] } : {}) };
+    };
+
     // Role before key: the key policy names the role, and KMS rejects a principal that does not exist.
-    const role = new TenantRole(`${name}-role`, { ctx, tenant: t.id }, { parent: this });
+    // Before cutover the role exists already, managed by the cell: named by its ARN.
+    const role = cellOwned ? undefined : new TenantRole(`${name}-role`, { ctx, tenant: t.id, retainOnDelete }, handedOver("-role"));
+    const roleArn = role ? role.arn : `arn:aws:iam::${ctx.accountId}:role/${tenantRoleName(ctx.app, ctx.env, t.id)}`;
     const key = new EncryptionKey(
       `${name}-key`,
       {
@@ -70,10 +88,11 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         owner,
         description: `Tenant ${t.id} (${ctx.env}): database, bucket, secrets, flow logs`,
         alias: tenantKmsAlias(ctx.app, ctx.env, t.id),
-        policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: role.arn, logGroupNames: [logGroupName] })),
+        policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: roleArn, logGroupNames: [logGroupName] })),
         protect: prod,
+        retainOnDelete,
       },
-      { parent: this },
+      handedOver("-key"),
     );
 
     const plan = planSubnets({ vpcCidr: net.cidr, azs: dedicatedAzs(ctx.region, ctx.env, net.azCount), publicSubnets: t.features.egress });
@@ -150,28 +169,37 @@ export class DedicatedTenant extends pulumi.ComponentResource {
       { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits) },
       { parent: this, providers: [db.provider] },
     );
-    new ConnectionSecret(
-      `${name}-database`,
-      {
-        ctx,
-        tenant: t.id,
-        secretName: databaseSecretName(ctx.app, ctx.env, t.id),
-        kmsKeyArn: key.arn,
-        host: db.address,
-        port: db.port,
-        database: DEDICATED_DATABASE,
-        user: access.roleName,
-        password: access.password,
-        schema: access.schemaName,
-      },
-      { parent: this },
-    );
-    new TenantSecrets(`${name}-secrets`, { ctx, tenant: t, kmsKeyArn: key.arn }, { parent: this });
-    new TenantRolePolicy(
-      `${name}-access`,
-      { ctx, tenant: t.id, role: role.role, access: { secretsKeyArn: key.arn, bucket: bucketName, bucketKeyArn: key.arn, bucketKeyEnabled: true } },
-      { parent: this },
-    );
+    if (role) {
+      new ConnectionSecret(
+        `${name}-database`,
+        {
+          ctx,
+          tenant: t.id,
+          secretName: databaseSecretName(ctx.app, ctx.env, t.id),
+          kmsKeyArn: key.arn,
+          host: db.address,
+          port: db.port,
+          database: DEDICATED_DATABASE,
+          user: access.roleName,
+          password: access.password,
+          schema: access.schemaName,
+          retainOnDelete,
+        },
+        handedOver("-database"),
+      );
+      new TenantSecrets(`${name}-secrets`, { ctx, tenant: t, kmsKeyArn: key.arn, retainOnDelete }, handedOver("-secrets"));
+      new TenantRolePolicy(
+        `${name}-access`,
+        {
+          ctx,
+          tenant: t.id,
+          role: role.role,
+          access: { secretsKeyArn: key.arn, bucket: bucketName, bucketKeyArn: key.arn, bucketKeyEnabled: true },
+          retainOnDelete,
+        },
+        handedOver("-access"),
+      );
+    }
     const dns = new DedicatedDns(
       `${name}-dns`,
       { ctx, tenant: t.id, vpcId: network.vpcId, dbAddress: db.address, ...(args.ingress ? { ingress: args.ingress } : {}) },

@@ -15,6 +15,8 @@ export interface EncryptionKeyArgs {
   policy: pulumi.Input<string>;
   /** Pulumi `protect` (prod): deleting a key destroys every backup and snapshot encrypted with it. */
   protect: boolean;
+  /** Keep the alias too when removed from the program (the key always is). */
+  retainOnDelete?: boolean;
 }
 
 /**
@@ -43,7 +45,7 @@ export class EncryptionKey extends pulumi.ComponentResource {
       },
       { parent: this, protect: args.protect, retainOnDelete: true },
     );
-    new aws.kms.Alias(name, { name: args.alias, targetKeyId: this.key.keyId }, { parent: this });
+    new aws.kms.Alias(name, { name: args.alias, targetKeyId: this.key.keyId }, { parent: this, ...(args.retainOnDelete ? { retainOnDelete: true } : {}) });
     this.arn = this.key.arn;
     this.registerOutputs({ arn: this.arn, alias: args.alias });
   }

@@ -4,9 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed } from "../model/database.ts";
 import { pooledDnsTarget, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
-import {
-  databaseSecretName, pooledHostname, tenantKmsAlias, migratingCellDatabaseSecretName,
-} from "../model/naming.ts";
+import { cellOwnsIdentity } from "../model/handover.ts";
+import { databaseSecretName, pooledHostname, tenantKmsAlias } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
 import type { Tenant } from "../model/schema.ts";
 import { hasOwnKmsKey, limitsFor } from "../model/tiers.ts";
@@ -39,33 +38,47 @@ export interface PooledTenantArgs {
  * secret, declared and team secrets, IAM role, and DNS name `<id>.<env domain>`. Enterprise
  * tenants get their own KMS key for their secrets.
  *
- * A resident that is migrating to a dedicated stack (deployment dedicated, `migration.from`
- * naming this cell) keeps only its schema and role (LOGIN until cutover), a connection document
- * `.../database/cell` encrypted with its dedicated key (by alias: that stack exists from the
- * provisioning phase on), and its pooled DNS name (to the dedicated zone from cutover).
+ * A resident migrating to a dedicated stack (deployment dedicated, `migration.from` naming this
+ * cell) is served from here, with the tier it had (`migration.fromTier`), until cutover: the cell
+ * keeps managing its identity resources (role, access policy, secrets, connection document, own
+ * key), marked `retainOnDelete` so no update can delete them while they change hands. From
+ * cutover on they belong to the dedicated stack (infra/model/handover.ts: the workflow moves
+ * their state first) and the cell keeps only the schema and role (no LOGIN) and the DNS name
+ * (pointing to the dedicated zone). An own key moves to the dedicated stack before provisioning
+ * (that stack encrypts everything with it from its first update): the cell then finds it by its
+ * alias for the secrets it still manages.
  *
  * Child names (name = `tenant-<id>`): `<name>-db-access`, `<name>-database`, `<name>-secrets`,
  * `<name>-role`, `<name>-key`, `<name>-access`, `<name>-dns`. Keyed by tenant id: never change.
  */
 export class PooledTenant extends pulumi.ComponentResource {
-  readonly databaseSecretName: string;
+  /** The connection document the cell manages for the tenant, if it still manages one. */
+  readonly databaseSecretName?: string;
   readonly hostname: string;
 
   constructor(name: string, args: PooledTenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("PooledTenant"), name, {}, opts);
     const { ctx, tenant: t, cell } = args;
-    const migrating = t.deployment === "dedicated";
+    const migration = t.deployment === "dedicated" ? t.migration : undefined;
+    if (t.deployment === "dedicated" && !migration) throw new Error(`tenant ${t.id} is dedicated and not migrating: it has no place in cell stack ${ctx.stack}`);
+    const tier = migration ? migration.fromTier : t.tier;
+    const managesIdentity = !migration || cellOwnsIdentity(migration.phase);
+    const retainOnDelete = migration !== undefined;
 
     const access = new TenantDatabaseAccess(
       `${name}-db-access`,
-      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell"), limits: limitsFor(t.tier, t.limits) },
+      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell"), limits: limitsFor(tier, t.limits) },
       { parent: this, providers: [cell.dbProvider] },
     );
 
-    let secretsKeyArn: pulumi.Input<string> = cell.keyArn;
-    if (!migrating) {
-      const role = new TenantRole(`${name}-role`, { ctx, tenant: t.id }, { parent: this });
-      if (hasOwnKmsKey(t.tier, t.deployment)) {
+    if (managesIdentity) {
+      const role = new TenantRole(`${name}-role`, { ctx, tenant: t.id, retainOnDelete }, { parent: this });
+      let secretsKeyArn: pulumi.Input<string> = cell.keyArn;
+      let secretsKeyAlias: string | undefined;
+      if (hasOwnKmsKey(tier, "pooled") && migration) {
+        secretsKeyAlias = tenantKmsAlias(ctx.app, ctx.env, t.id);
+        secretsKeyArn = aws.kms.getAliasOutput({ name: secretsKeyAlias }, { parent: this }).targetKeyArn;
+      } else if (hasOwnKmsKey(tier, "pooled")) {
         const key = new EncryptionKey(
           `${name}-key`,
           {
@@ -80,38 +93,37 @@ export class PooledTenant extends pulumi.ComponentResource {
         );
         secretsKeyArn = key.arn;
       }
-      new TenantSecrets(`${name}-secrets`, { ctx, tenant: t, kmsKeyArn: secretsKeyArn }, { parent: this });
+      this.databaseSecretName = databaseSecretName(ctx.app, ctx.env, t.id);
+      new ConnectionSecret(
+        `${name}-database`,
+        {
+          ctx,
+          tenant: t.id,
+          secretName: this.databaseSecretName,
+          kmsKeyArn: secretsKeyArn,
+          host: cell.dbAddress,
+          port: cell.dbPort,
+          database: cell.dbName,
+          user: access.roleName,
+          password: access.password,
+          schema: access.schemaName,
+          retainOnDelete,
+        },
+        { parent: this },
+      );
+      new TenantSecrets(`${name}-secrets`, { ctx, tenant: t, kmsKeyArn: secretsKeyArn, retainOnDelete }, { parent: this });
       new TenantRolePolicy(
         `${name}-access`,
         {
           ctx,
           tenant: t.id,
           role: role.role,
-          access: { secretsKeyArn, bucket: cell.bucketName, bucketKeyArn: cell.keyArn, bucketKeyEnabled: false },
+          access: { secretsKeyArn, ...(secretsKeyAlias ? { secretsKeyAlias } : {}), bucket: cell.bucketName, bucketKeyArn: cell.keyArn, bucketKeyEnabled: false },
+          retainOnDelete,
         },
         { parent: this },
       );
-    } else {
-      secretsKeyArn = tenantKmsAlias(ctx.app, ctx.env, t.id);
     }
-
-    this.databaseSecretName = migrating ? migratingCellDatabaseSecretName(ctx.app, ctx.env, t.id) : databaseSecretName(ctx.app, ctx.env, t.id);
-    new ConnectionSecret(
-      `${name}-database`,
-      {
-        ctx,
-        tenant: t.id,
-        secretName: this.databaseSecretName,
-        kmsKeyArn: secretsKeyArn,
-        host: cell.dbAddress,
-        port: cell.dbPort,
-        database: cell.dbName,
-        user: access.roleName,
-        password: access.password,
-        schema: access.schemaName,
-      },
-      { parent: this },
-    );
 
     this.hostname = pooledHostname(t.id, envDomain(ctx.platform, ctx.env));
     new aws.route53.Record(
@@ -125,6 +137,6 @@ export class PooledTenant extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.registerOutputs({ databaseSecretName: this.databaseSecretName, hostname: this.hostname });
+    this.registerOutputs({ ...(this.databaseSecretName ? { databaseSecretName: this.databaseSecretName } : {}), hostname: this.hostname });
   }
 }

@@ -15,6 +15,8 @@ export const TENANT_SESSION_SECONDS = 3600;
 export interface TenantRoleArgs {
   ctx: StackContext;
   tenant: string;
+  /** While the tenant's resources change hands between stacks (infra/model/handover.ts): never deleted by an update. */
+  retainOnDelete?: boolean;
 }
 
 /**
@@ -39,7 +41,7 @@ export class TenantRole extends pulumi.ComponentResource {
         maxSessionDuration: TENANT_SESSION_SECONDS,
         tags: tagsFor(ctx, tenant),
       },
-      { parent: this },
+      { parent: this, ...(args.retainOnDelete ? { retainOnDelete: true } : {}) },
     );
     this.arn = this.role.arn;
     this.registerOutputs({ arn: this.arn, roleName: this.roleName });
@@ -51,6 +53,8 @@ export interface TenantRolePolicyArgs {
   tenant: string;
   role: aws.iam.Role;
   access: Omit<TenantAccessArgs<pulumi.Input<string>>, "region" | "accountId" | "app" | "env" | "tenant">;
+  /** While the tenant's resources change hands between stacks (infra/model/handover.ts): never deleted by an update. */
+  retainOnDelete?: boolean;
 }
 
 /**
@@ -69,7 +73,7 @@ export class TenantRolePolicy extends pulumi.ComponentResource {
       tenant: args.tenant,
       ...args.access,
     });
-    new aws.iam.RolePolicy(name, { role: args.role.name, name: "tenant-access", policy: policyJson(doc) }, { parent: this });
+    new aws.iam.RolePolicy(name, { role: args.role.name, name: "tenant-access", policy: policyJson(doc) }, { parent: this, ...(args.retainOnDelete ? { retainOnDelete: true } : {}) });
     this.registerOutputs({});
   }
 }

@@ -8,6 +8,8 @@ export interface TenantSecretsArgs {
   ctx: StackContext;
   tenant: Tenant;
   kmsKeyArn: pulumi.Input<string>;
+  /** While the tenant's resources change hands between stacks (infra/model/handover.ts): never deleted by an update. */
+  retainOnDelete?: boolean;
 }
 
 /** The names of the secrets a tenant declares in an env: its own, then its teams'. Sorted, stable. */
@@ -39,7 +41,7 @@ export class TenantSecrets extends pulumi.ComponentResource {
       new aws.secretsmanager.Secret(
         `${name}/${secretName.slice(prefix.length)}`,
         { name: secretName, description: `Declared by tenant ${tenant.id}; value set out of band`, kmsKeyId: args.kmsKeyArn, tags: tagsFor(ctx, tenant.id) },
-        { parent: this },
+        { parent: this, ...(args.retainOnDelete ? { retainOnDelete: true } : {}) },
       );
     }
     this.registerOutputs({ names: this.names });

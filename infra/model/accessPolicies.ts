@@ -72,6 +72,12 @@ export interface TenantAccessArgs<V> {
   tenant: string;
   /** The key that encrypts the tenant's secrets (cell key, or the tenant's own key). */
   secretsKeyArn: V;
+  /**
+   * Name the secrets key by its alias instead (a key another stack manages: the tenant's own key
+   * moved to its dedicated stack while the cell still serves it). The grant is then on any key of
+   * the account and region carrying that alias (condition kms:ResourceAliases).
+   */
+  secretsKeyAlias?: string;
   /** The bucket holding the tenant's objects, under tenantObjectPrefix (cell bucket or the tenant's own). */
   bucket: string;
   /** The key that encrypts the bucket. */
@@ -111,10 +117,11 @@ export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V>
       Sid: "DecryptOwnSecrets",
       Effect: "Allow",
       Action: "kms:Decrypt",
-      Resource: a.secretsKeyArn,
+      Resource: a.secretsKeyAlias === undefined ? a.secretsKeyArn : `arn:aws:kms:${a.region}:${a.accountId}:key/*`,
       Condition: {
         StringEquals: { "kms:ViaService": service("secretsmanager", a.region) },
         StringLike: { "kms:EncryptionContext:SecretARN": secrets },
+        ...(a.secretsKeyAlias === undefined ? {} : { "ForAnyValue:StringEquals": { "kms:ResourceAliases": a.secretsKeyAlias } }),
       },
     },
     {

@@ -115,13 +115,6 @@ export function databaseSecretName(app: string, env: string, tenant: string): st
 export function masterSecretName(app: string, env: string, tenant: string): string {
   return tenantSecretName(app, env, tenant, "database/master");
 }
-/**
- * During a pooled -> dedicated upgrade the dedicated stack owns `.../database`; the cell keeps the
- * connection document of the schema the tenant is leaving under this name until cleanup.
- */
-export function migratingCellDatabaseSecretName(app: string, env: string, tenant: string): string {
-  return tenantSecretName(app, env, tenant, "database/cell");
-}
 export function cellDatabaseSecretName(app: string, env: string, cell: string): string {
   return globalSecretName(app, env, `cells/${cell}/database`);
 }

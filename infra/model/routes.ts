@@ -1,6 +1,6 @@
 import { envDomain } from "./platform.ts";
 import {
-  cellStackName, databaseSecretName, dedicatedStackName, dedicatedZoneName, migratingCellDatabaseSecretName, pooledHostname,
+  cellStackName, databaseSecretName, dedicatedStackName, dedicatedZoneName, pooledHostname,
 } from "./naming.ts";
 import type { Fleet } from "./fleet.ts";
 import type { Tenant } from "./schema.ts";
@@ -33,10 +33,9 @@ export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string):
     databaseSecretName: databaseSecretName(fleet.platform.appName, env, t.id),
   };
   if (servingFromCell) {
+    // The connection document keeps its name through an upgrade; its stack and content change at cutover.
     const cell = t.deployment === "pooled" ? t.placement[env]! : fromCell!;
-    // A migrating tenant is still served by its cell schema, whose document has its own name.
-    const dbSecret = t.deployment === "pooled" ? base.databaseSecretName : migratingCellDatabaseSecretName(fleet.platform.appName, env, t.id);
-    return { ...base, databaseSecretName: dbSecret, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
+    return { ...base, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
   }
   return { ...base, url: `https://${dedicatedZoneName(t.id, domain)}`, deployment: "dedicated", stack: dedicatedStackName(t.id, env) };
 }

@@ -208,6 +208,8 @@ export function makeTenantSchema(ctx: SchemaContext) {
         .object({
           phase: z.enum(MIGRATION_PHASES).describe("provisioning, copying, cutover, cleanup."),
           from: z.partialRecord(env, cellId).describe("env -> the cell the tenant is leaving."),
+          /** The tier it had in the cell: the cell keeps serving it with that tier's limits and key until cutover. */
+          fromTier: z.enum(TIERS).describe("The tier the tenant had in its cell (its limits and own-key rule apply there until cutover)."),
           startedAt: isoDateTime.describe("When the upgrade started (ISO 8601 with offset)."),
           /** When cleanup may remove the tenant from its cells. */
           retainUntil: isoDateTime.optional().describe("When cleanup may remove the tenant from its cells."),

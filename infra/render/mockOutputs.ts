@@ -129,3 +129,25 @@ export function mockOutputs(
   }
   return { id, state: { ...inputs, ...extra } };
 }
+
+/**
+ * The one invoke a program makes (a data source read at deployment time), answered offline:
+ * `aws.kms.getAlias` for a tenant key the cell stack still manages during an upgrade. The key
+ * behind the alias is unknown offline, so its id is derived from the alias name.
+ */
+export function mockInvoke(tok: string, args: Record<string, unknown>, ctx: MockContext): Record<string, unknown> | undefined {
+  if (tok === "aws:kms/getAlias:getAlias" && typeof args.name === "string") {
+    // A tenant alias names the key both stack builders call `tenant-<id>-key`: answer with the id
+    // the mock gives that key, so a render that switches from the lookup to the key shows no change.
+    const tenant = /^alias\/[^/]+\/[^/]+\/tenants\/([^/]+)$/.exec(args.name)?.[1];
+    const keyId = tenant ? uuid(`aws:kms/key:Key::tenant-${tenant}-key`) : uuid(`alias-target::${args.name}`);
+    return {
+      id: args.name,
+      name: args.name,
+      arn: `arn:aws:kms:${ctx.region}:${ctx.accountId}:${args.name}`,
+      targetKeyId: keyId,
+      targetKeyArn: `arn:aws:kms:${ctx.region}:${ctx.accountId}:key/${keyId}`,
+    };
+  }
+  return undefined;
+}

@@ -3,7 +3,7 @@ import type * as RpcModule from "@pulumi/pulumi/runtime/rpc.js";
 import type * as StructModule from "google-protobuf/google/protobuf/struct_pb.js";
 import type * as ResourceModule from "@pulumi/pulumi/proto/resource_pb.js";
 import type * as ProviderModule from "@pulumi/pulumi/proto/provider_pb.js";
-import { mockOutputs, type MockContext } from "./mockOutputs.ts";
+import { mockInvoke, mockOutputs, type MockContext } from "./mockOutputs.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "./types.ts";
 
 // The SDK's own mock monitor pieces: the proto classes and property (de)serializers the stock
@@ -25,12 +25,16 @@ const ROOT_TYPE = "pulumi:pulumi:Stack";
  * engine would see: parent, raw inputs (secrets still marked), protect and the other options.
  * It answers like Pulumi's MockMonitor, except that (a) URNs follow the engine's rule (the full
  * parent type chain, without the root stack type) so they match `pulumi stack export`, and
- * (b) `additionalSecretOutputs` are returned as secrets, as the engine does.
+ * (b) `additionalSecretOutputs` are returned as secrets, as the engine does, and (c) each
+ * resource's aliases are recorded as the engine expands them (its own plus those inherited from
+ * its parent's aliases), so a test can tell which old state a registration would claim.
  */
 export class RecordingMonitor {
   readonly records: RenderedResource[] = [];
   readonly outputs = new Map<string, Record<string, unknown>>();
   private readonly states = new Map<string, { urn: string; id: string | null; state: unknown }>();
+  /** URN -> its aliases as the engine expands them. */
+  private readonly aliasesOf = new Map<string, string[]>();
 
   constructor(private readonly ctx: MockContext & { project: string; stack: string }) {}
 
@@ -43,12 +47,55 @@ export class RecordingMonitor {
     return `urn:pulumi:${this.ctx.stack}::${this.ctx.project}::${qualified}::${name}`;
   }
 
+  /**
+   * The engine's alias expansion (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+   * generateAliases and inheritedChildAlias): the resource's own aliases, then for each alias of
+   * its parent the child's URN under that alias (a child name starting with the parent's name
+   * takes the alias's name as its prefix), for the resource's name and for each of its aliases.
+   * The engine uses the one parent alias that matched old state; all are kept here. Only URN
+   * aliases are supported: the program never passes alias specs.
+   */
+  private expandAliases(req: ResourceModule.RegisterResourceRequest, parent: string, type: string, name: string): string[] {
+    const own = req.getAliasesList().map((a) => {
+      const urn = a.getUrn();
+      if (urn) return urn;
+      // An alias spec (providers add them for renamed types), collapsed as the engine's
+      // collapseAliasToUrn does: unset fields default to the resource's own.
+      const spec = a.getSpec();
+      if (!spec) throw new Error(`${type} ${name}: an alias with neither URN nor spec`);
+      const aliasParent = spec.getNoparent() ? "" : spec.getParenturn() || parent;
+      const stack = spec.getStack() || this.ctx.stack;
+      const project = spec.getProject() || this.ctx.project;
+      const parentType = aliasParent ? (aliasParent.split("::")[2] ?? "") : ROOT_TYPE;
+      const aliasType = spec.getType() || type;
+      const qualified = parentType === ROOT_TYPE ? aliasType : `${parentType}$${aliasType}`;
+      return `urn:pulumi:${stack}::${project}::${qualified}::${spec.getName() || name}`;
+    });
+    const out = new Set(own);
+    const parentName = parent.slice(parent.lastIndexOf("::") + 2);
+    for (const parentAlias of this.aliasesOf.get(parent) ?? []) {
+      const inherit = (childType: string, childName: string): string => {
+        const aliasName = childName.startsWith(parentName) ? parentAlias.slice(parentAlias.lastIndexOf("::") + 2) + childName.slice(parentName.length) : childName;
+        const parentQualified = parentAlias.split("::")[2] ?? "";
+        return `urn:pulumi:${this.ctx.stack}::${this.ctx.project}::${parentQualified}$${childType}::${aliasName}`;
+      };
+      out.add(inherit(type, name));
+      for (const a of own) {
+        const qualified = a.split("::")[2] ?? "";
+        out.add(inherit(qualified.slice(qualified.lastIndexOf("$") + 1), a.slice(a.lastIndexOf("::") + 2)));
+      }
+    }
+    return [...out];
+  }
+
   async registerResource(req: ResourceModule.RegisterResourceRequest, callback: Callback): Promise<void> {
     try {
       const type = req.getType();
       const name = req.getName();
       const parent = req.getParent();
       const urn = this.urnFor(parent, type, name);
+      const aliases = this.expandAliases(req, parent, type, name);
+      if (aliases.length > 0) this.aliasesOf.set(urn, aliases);
       const raw = (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
       let id = "";
       let state: Record<string, unknown> = {};
@@ -80,6 +127,7 @@ export class RecordingMonitor {
           deleteBeforeReplace: req.getDeletebeforereplace(),
           provider: req.getProvider(),
           ignoreChanges: req.getIgnorechangesList(),
+          ...(aliases.length > 0 ? { aliases } : {}),
         },
       });
       const response = new resproto.RegisterResourceResponse();
@@ -108,7 +156,13 @@ export class RecordingMonitor {
       resp.setReturn(structproto.Struct.fromJavaScript(known as never));
       return callback(null, resp);
     }
-    // The program reads account and region from config, never from invokes: an invoke here is a bug.
+    const answer = mockInvoke(tok, rpc.deserializeProperties(req.getArgs()!) as Record<string, unknown>, this.ctx);
+    if (answer) {
+      const resp = new provproto.InvokeResponse();
+      resp.setReturn(structproto.Struct.fromJavaScript(answer as never));
+      return callback(null, resp);
+    }
+    // The program reads account and region from config, never from invokes: another invoke here is a bug.
     callback(new Error(`the offline renderer does not answer invoke ${tok}; derive the value from config instead`), undefined);
   }
 

@@ -22,7 +22,15 @@ export interface RenderedResource {
   /** Custom (provider-managed) resource, as opposed to a component. */
   custom: boolean;
   /** Resource options the plan cares about. */
-  options: { protect: boolean; retainOnDelete: boolean; deleteBeforeReplace: boolean; provider: string; ignoreChanges: string[] };
+  options: {
+    protect: boolean;
+    retainOnDelete: boolean;
+    deleteBeforeReplace: boolean;
+    provider: string;
+    ignoreChanges: string[];
+    /** Old URNs this registration may claim (own aliases and those inherited from the parent's, as the engine expands them). */
+    aliases?: string[];
+  };
 }
 
 export interface Violation {

@@ -129,7 +129,16 @@ function kmsProblem(resource: string, rest: string, s: Statement, scope: Scope):
     const expected = tenantKmsAlias(appName, scope.env, scope.tenant);
     return rest === expected ? undefined : `is not the tenant's KMS alias "${expected}"`;
   }
-  if (hasWildcard(rest)) return "is a wildcard over KMS keys";
+  if (hasWildcard(rest)) {
+    // Every key of the account and region, narrowed to the keys carrying the tenant's alias
+    // (kms:ResourceAliases, a multi-valued key: ForAnyValue). Only the platform creates aliases.
+    const expected = tenantKmsAlias(appName, scope.env, scope.tenant);
+    const aliases = conditionValues(s, ["ForAnyValue:StringEquals"], "kms:ResourceAliases") ?? [];
+    if (rest === "key/*" && aliases.length > 0 && aliases.every((a) => a === expected)) return undefined;
+    return aliases.length > 0
+      ? `is a wildcard over KMS keys narrowed to aliases ${JSON.stringify(aliases)}, not only the tenant's "${expected}"`
+      : "is a wildcard over KMS keys";
+  }
   const key = scope.index.find(resource, [T.key]) ?? soleDependency(scope, T.key);
   if (!key) return "is not a key of this stack, so its tenant cannot be checked";
   const owner = tenantOf(key);

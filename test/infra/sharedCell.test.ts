@@ -558,28 +558,30 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
         d.tier = "dedicated";
         delete d.placement;
         d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, startedAt: "2026-01-10T09:00:00Z" };
+        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
       });
       for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
     });
   }
 
-  it("keeps its schema, role and DNS name in the cell, with a cell-side connection document, until cutover", async () => {
+  it("is served from the cell exactly as before, its identity marked retainOnDelete, until cutover", async () => {
     const f = migratingFleet("copying");
     const r = await render(f, "shared-prod-use1-01");
     const n = "tenant-startup-alpha";
-    expect(shape(subtree(r, tenantNode(r, "startup-alpha").urn))).toEqual([
-      `${T.pooled} ${n}`, `${T.access} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`,
-      `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`, `${T.conn} ${n}-database`, `${T.secret} ${n}-database`,
-      `${T.version} ${n}-database`, `${T.record} ${n}-dns`,
-    ].sort());
+    const tenantSubtree = subtree(r, tenantNode(r, "startup-alpha").urn);
+    expect(shape(tenantSubtree)).toEqual(pooledShape("startup-alpha", ["stripe_api_key"], false));
+    // Same inputs as when it was pooled (limits of its former tier included): only the retain flags differ.
+    const pooled = subtree(get("shared-prod-use1-01"), tenantNode(get("shared-prod-use1-01"), "startup-alpha").urn);
+    expect(tenantSubtree.map(plain)).toEqual(pooled.map(plain));
+    const identity = [T.role, T.rolePolicy, T.secret, T.version];
+    expect(tenantSubtree.filter((x) => x.custom && x.options.retainOnDelete).map((x) => x.type).sort()).toEqual(
+      tenantSubtree.filter((x) => identity.includes(x.type as never)).map((x) => x.type).sort(),
+    );
     expect(plain(inTenant(r, "startup-alpha", T.pgRole, `${n}-db-access`)).login).toBe(true);
-    expect(plain(inTenant(r, "startup-alpha", T.secret, `${n}-database`))).toMatchObject({
-      name: "tenancy/prod/tenants/startup-alpha/database/cell", kmsKeyId: "alias/tenancy/prod/tenants/startup-alpha",
-    });
+    expect(plain(inTenant(r, "startup-alpha", T.secret, `${n}-database`)).name).toBe("tenancy/prod/tenants/startup-alpha/database");
     expect(plain(inTenant(r, "startup-alpha", T.record, `${n}-dns`)).records).toEqual(["ingress.shared-prod-use1-01.tenancy.example.com"]);
     expect((r.outputs.routes as Record<string, unknown>)["startup-alpha"]).toEqual({
-      url: "https://startup-alpha.tenancy.example.com", stack: "shared-prod-use1-01", databaseSecretName: "tenancy/prod/tenants/startup-alpha/database/cell",
+      url: "https://startup-alpha.tenancy.example.com", stack: "shared-prod-use1-01", databaseSecretName: "tenancy/prod/tenants/startup-alpha/database",
     });
 
     // The cell and the dedicated stack never claim the same account-wide name.
@@ -591,8 +593,13 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
     expect(names(d).filter((x) => cellNames.includes(x))).toEqual([]);
   });
 
-  it("from cutover the cell role loses LOGIN and the pooled name points at the dedicated zone", async () => {
+  it("from cutover the cell keeps only the schema, the role without LOGIN and the pooled name, pointing at the dedicated zone", async () => {
     const r = await render(migratingFleet("cutover"), "shared-prod-use1-01");
+    const n = "tenant-startup-alpha";
+    expect(shape(subtree(r, tenantNode(r, "startup-alpha").urn))).toEqual([
+      `${T.pooled} ${n}`, `${T.access} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`,
+      `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`, `${T.record} ${n}-dns`,
+    ].sort());
     expect(plain(inTenant(r, "startup-alpha", T.pgRole, "tenant-startup-alpha-db-access")).login).toBe(false);
     expect(plain(inTenant(r, "startup-alpha", T.record, "tenant-startup-alpha-dns")).records).toEqual(["startup-alpha.dedicated.tenancy.example.com"]);
     expect((r.outputs.routes as Record<string, unknown>)["startup-alpha"]).toEqual({

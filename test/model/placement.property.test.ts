@@ -37,7 +37,7 @@ function dedicated(id: string, cidrs: string[], migratingFrom?: { env: string; c
     id, displayName: id, tier: "dedicated", deployment: "dedicated", region: "us-east-1",
     environments: Object.fromEntries(envs.map((e) => [e, {}])),
     dedicated: Object.fromEntries(envs.map((e, i) => [e, { cidr: cidrs[i] }])),
-    ...(migratingFrom ? { migration: { phase: "copying", from: { [migratingFrom.env]: migratingFrom.cell }, startedAt: "2026-01-01T00:00:00Z" } } : {}),
+    ...(migratingFrom ? { migration: { phase: "copying", from: { [migratingFrom.env]: migratingFrom.cell }, fromTier: "standard", startedAt: "2026-01-01T00:00:00Z" } } : {}),
   });
 }
 

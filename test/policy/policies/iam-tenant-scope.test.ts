@@ -143,6 +143,19 @@ describe(`${P}: identity policies`, () => {
     ]);
   });
 
+  it("accepts a key named by the tenant's alias (kms:ResourceAliases), and reports an alias condition naming anything else", async () => {
+    const byAlias = (aliases: unknown, op = "ForAnyValue:StringEquals") =>
+      allow("kms:Decrypt", "arn:aws:kms:us-east-1:111111111111:key/*", { [op]: { "kms:ResourceAliases": aliases } });
+    expect(await violationsAfter(S, globexPolicy(byAlias("alias/tenancy/prod/tenants/globex")))).toEqual([]);
+    expect(await violationsAfter(S, globexPolicy(byAlias(["alias/tenancy/prod/tenants/globex", "alias/tenancy/prod/tenants/initech"])))).toEqual([
+      at(S, "globex-role-policy", `policy statement 0 resource "arn:aws:kms:us-east-1:111111111111:key/*" is a wildcard over KMS keys narrowed to aliases ["alias/tenancy/prod/tenants/globex","alias/tenancy/prod/tenants/initech"], not only the tenant's "alias/tenancy/prod/tenants/globex"${ROLE}`),
+    ]);
+    // StringLike would allow a pattern; only the exact set operator counts.
+    expect((await violationsAfter(S, globexPolicy(byAlias("alias/tenancy/prod/tenants/globex", "ForAnyValue:StringLike")))).map((v) => v.message)).toEqual([
+      `policy statement 0 resource "arn:aws:kms:us-east-1:111111111111:key/*" is a wildcard over KMS keys${ROLE}`,
+    ]);
+  });
+
   it("reports a database user other than the tenant's", async () => {
     const arn = "arn:aws:rds-db:us-east-1:111111111111:dbuser:db-ABCDEFGHIJKL/tenant_initech";
     expect(await violationsAfter(S, globexPolicy(allow("rds-db:connect", arn)))).toEqual([

@@ -1,0 +1,167 @@
+/**
+ * A model of what the Pulumi engine and AWS do with a rendered stack, for tests of state
+ * hand-overs between stacks. It is a test double of the engine, never a deployment: nothing here
+ * reaches a cloud, and the rules it applies are written down with their sources so a reviewer can
+ * check them.
+ *
+ * Engine (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateSteps): a registration
+ * claims the old state of its URN, else of the first of its aliases found in the old state; old
+ * resources no registration claimed are deleted after the update, unless `retainOnDelete`, in
+ * which case they are only dropped from the state. A changed input listed as replace-on-change
+ * (cli/plan/replacements.ts) replaces the resource.
+ *
+ * State move (pkg/cmd/pulumi/state/state_move.go): the listed resources and all their
+ * descendants leave the source; in the destination their URNs carry the destination's stack
+ * name, and one whose parent did not move gets the root stack as parent.
+ *
+ * Cloud: resources with a user-chosen physical name (the types in PHYSICAL below) are unique by
+ * that name; creating one whose name exists fails like AWS ("already exists").
+ */
+import { effectOf } from "../../cli/plan/replacements.ts";
+import { renameStackInUrn } from "../../infra/model/handover.ts";
+import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+
+/** The physical name of a named resource, by type, from its (unwrapped) inputs. */
+const PHYSICAL: Readonly<Record<string, (i: Record<string, unknown>) => string | undefined>> = {
+  "aws:iam/role:Role": (i) => `iam role ${String(i.name)}`,
+  "aws:iam/rolePolicy:RolePolicy": (i) => `iam role policy ${String(i.role)}/${String(i.name)}`,
+  "aws:secretsmanager/secret:Secret": (i) => `secret ${String(i.name)}`,
+  "aws:kms/alias:Alias": (i) => `kms alias ${String(i.name)}`,
+  "aws:s3/bucketV2:BucketV2": (i) => `bucket ${String(i.bucket)}`,
+  "aws:s3/bucket:Bucket": (i) => `bucket ${String(i.bucket)}`,
+  "aws:rds/instance:Instance": (i) => `rds ${String(i.identifier)}`,
+  "aws:cloudwatch/logGroup:LogGroup": (i) => `log group ${String(i.name)}`,
+  "aws:route53/record:Record": (i) => `dns ${String(i.zoneId)} ${String(i.name)} ${String(i.type)}`,
+};
+
+export function physicalName(r: Pick<RenderedResource, "type" | "inputs">): string | undefined {
+  const f = PHYSICAL[r.type];
+  return f ? f(unwrapSecrets(r.inputs) as Record<string, unknown>) : undefined;
+}
+
+export interface StateResource {
+  urn: string;
+  type: string;
+  custom: boolean;
+  parent: string;
+  inputs: Record<string, unknown>;
+  retainOnDelete: boolean;
+  /** Identity of the cloud object (stable through updates and moves). */
+  cloudId: string;
+}
+
+export interface UpReport {
+  created: string[];
+  updated: string[];
+  replaced: string[];
+  /** Claimed through an alias (the URN changed, the cloud object did not). */
+  aliased: { from: string; to: string }[];
+  /** Deleted from the cloud: physical names (or URNs of unnamed resources). */
+  deleted: string[];
+  /** Dropped from the state but kept in the cloud (retainOnDelete). */
+  retained: string[];
+}
+
+export class AlreadyExistsError extends Error {}
+
+const ROOT = "pulumi:pulumi:Stack";
+
+export class SimCloud {
+  /** physical name -> cloud id of the object holding it. */
+  readonly names = new Map<string, string>();
+  readonly stacks = new Map<string, Map<string, StateResource>>();
+  private seq = 0;
+
+  state(stack: string): Map<string, StateResource> {
+    let s = this.stacks.get(stack);
+    if (!s) this.stacks.set(stack, (s = new Map()));
+    return s;
+  }
+
+  /** `pulumi up` of `goal` on the stack's state. */
+  up(goal: RenderedStack): UpReport {
+    const olds = this.state(goal.name);
+    const next = new Map<string, StateResource>();
+    const claimed = new Set<string>();
+    const report: UpReport = { created: [], updated: [], replaced: [], aliased: [], deleted: [], retained: [] };
+    for (const r of goal.resources) {
+      const oldUrn = [r.urn, ...(r.options.aliases ?? [])].find((u) => olds.has(u) && !claimed.has(u));
+      const name = r.custom ? physicalName(r) : undefined;
+      const base = { urn: r.urn, type: r.type, custom: r.custom, parent: r.parent, inputs: r.inputs, retainOnDelete: r.options.retainOnDelete };
+      if (oldUrn === undefined) {
+        if (name !== undefined && this.names.has(name)) throw new AlreadyExistsError(`${goal.name}: creating ${r.urn} fails: ${name} already exists`);
+        const cloudId = `obj-${++this.seq}`;
+        if (name !== undefined) this.names.set(name, cloudId);
+        next.set(r.urn, { ...base, cloudId });
+        if (r.custom) report.created.push(r.urn);
+        continue;
+      }
+      claimed.add(oldUrn);
+      const old = olds.get(oldUrn)!;
+      if (oldUrn !== r.urn) report.aliased.push({ from: oldUrn, to: r.urn });
+      if (old.type !== r.type) throw new Error(`${goal.name}: ${r.urn} claims ${oldUrn} of another type (${old.type})`);
+      const changed = r.custom ? changedKeys(old.inputs, r.inputs) : [];
+      if (changed.some((k) => effectOf(r.type, k).effect === "replace")) {
+        // Create-before-delete: a named resource collides with itself.
+        const oldName = physicalName(old);
+        if (name !== undefined && this.names.has(name)) throw new AlreadyExistsError(`${goal.name}: replacing ${r.urn} (${changed.join(", ")}) fails: ${name} already exists`);
+        if (oldName !== undefined) this.names.delete(oldName);
+        const cloudId = `obj-${++this.seq}`;
+        if (name !== undefined) this.names.set(name, cloudId);
+        next.set(r.urn, { ...base, cloudId });
+        report.replaced.push(r.urn);
+        continue;
+      }
+      const oldName = physicalName(old);
+      if (oldName !== name) throw new Error(`${goal.name}: ${r.urn} renames ${oldName} to ${name} in place`);
+      next.set(r.urn, { ...base, cloudId: old.cloudId });
+      if (changed.length > 0) report.updated.push(r.urn);
+    }
+    for (const [urn, old] of olds) {
+      if (claimed.has(urn)) continue;
+      if (!old.custom) continue;
+      const name = physicalName(old);
+      if (old.retainOnDelete) report.retained.push(name ?? urn);
+      else {
+        if (name !== undefined) this.names.delete(name);
+        report.deleted.push(name ?? urn);
+      }
+    }
+    this.stacks.set(goal.name, next);
+    return report;
+  }
+
+  /** `pulumi state move --source --dest <urns>`; returns the URNs moved (children included). */
+  move(source: string, dest: string, urns: readonly string[]): string[] {
+    const src = this.state(source);
+    const dst = this.state(dest);
+    const moving = new Set(urns.filter((u) => src.has(u)));
+    if (moving.size === 0) throw new Error("no resources found to move");
+    let grew = true;
+    while (grew) {
+      grew = false;
+      for (const r of src.values()) {
+        if (!moving.has(r.urn) && moving.has(r.parent)) {
+          moving.add(r.urn);
+          grew = true;
+        }
+      }
+    }
+    const rootOf = (stack: string) => `urn:pulumi:${stack}::saas-tenancy::${ROOT}::saas-tenancy-${stack}`;
+    for (const urn of moving) {
+      const r = src.get(urn)!;
+      src.delete(urn);
+      const moved = renameStackInUrn(urn, dest);
+      if (dst.has(moved)) throw new Error(`resource ${moved} already exists in destination stack`);
+      dst.set(moved, { ...r, urn: moved, parent: moving.has(r.parent) ? renameStackInUrn(r.parent, dest) : rootOf(dest) });
+    }
+    return [...moving];
+  }
+}
+
+function changedKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const ua = unwrapSecrets(a) as Record<string, unknown>;
+  const ub = unwrapSecrets(b) as Record<string, unknown>;
+  const keys = new Set([...Object.keys(ua), ...Object.keys(ub)]);
+  return [...keys].filter((k) => JSON.stringify(ua[k]) !== JSON.stringify(ub[k])).sort();
+}
