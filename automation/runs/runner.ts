@@ -229,8 +229,9 @@ export class LocalAutomationRunner implements Runner {
   /**
    * Reads both stacks with the Automation API (LocalWorkspace.exportStack) and moves through the
    * same PulumiCommand, in the checkout (the project directory: Pulumi needs it when the
-   * destination has no secrets manager yet). Neither stack is created or selected here: a move
-   * into a stack that does not exist is an error, not a new stack.
+   * destination has no secrets manager yet). A destination that does not exist yet is created
+   * empty (the upgrade moves the tenant's key into its dedicated stack before that stack's first
+   * update); the source must exist.
    */
   async moveState(ctx: RunContext, move: StateMoveRequest): Promise<StateMoveRunOutcome> {
     const pulumiCommand = await this.cli();
@@ -239,8 +240,18 @@ export class LocalAutomationRunner implements Runner {
     return moveStateThrough(ctx, move, this.opts, {
       stackName: (stack) => stack,
       exportStack: (stack) => ws.exportStack(stack),
+      ensureStack: (stack) => selectOrCreate(ws, stack),
       run: (args) => asRunnable(pulumiCommand).run(args, ctx.workDir, envVars),
     });
+  }
+}
+
+/** `pulumi stack select`, else `pulumi stack init` (the stack did not exist). */
+async function selectOrCreate(ws: LocalWorkspace, name: string): Promise<void> {
+  try {
+    await ws.selectStack(name);
+  } catch {
+    await ws.createStack(name);
   }
 }
 
@@ -257,6 +268,8 @@ export interface StateMoveCli {
   stackName(stack: string): string;
   /** `pulumi stack export` of the stack so named (Automation API: { version, deployment }). */
   exportStack(name: string): Promise<unknown>;
+  /** Selects the stack so named, creating it (empty) when it does not exist. */
+  ensureStack(name: string): Promise<void>;
   /** Runs `pulumi <args>`; rejects with the Automation API's CommandError when it exits non-zero. */
   run(args: string[]): Promise<{ stdout: string }>;
 }
@@ -329,6 +342,11 @@ export async function moveStateThrough(ctx: RunContext, move: StateMoveRequest, 
     }
     return new Map(resourcesOf(exported, stack).map((r) => [r.urn, r]));
   };
+  try {
+    await cli.ensureStack(cli.stackName(dest));
+  } catch (err) {
+    throw new Error(`${where}: the destination stack ${cli.stackName(dest)} could not be selected or created: ${firstLine(err)}`);
+  }
   const [before, destBefore] = [await read(source), await read(dest)];
 
   const toMove: string[] = [];
@@ -477,6 +495,7 @@ export class DeploymentsRunner implements Runner {
     return moveStateThrough(ctx, move, this.opts, {
       stackName: (stack) => `${s.org}/${s.project}/${stack}`,
       exportStack: (name) => ws.exportStack(name),
+      ensureStack: (name) => selectOrCreate(ws, name),
       run: (args) => asRunnable(pulumiCommand).run(args, ctx.workDir, {}),
     });
   }

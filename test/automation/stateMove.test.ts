@@ -95,7 +95,7 @@ describe("LocalAutomationRunner.moveState (CLI test double in process)", () => {
     expect(outcome.stdoutTail).toContain(`Planning to move the following resources from ${SRC} to ${DEST}`);
 
     const log = commandLog(stateDir);
-    expect(log.map((c) => c.args.slice(0, 2).join(" "))).toEqual(["stack export", "stack export", "state move", "stack export", "stack export"]);
+    expect(log.map((c) => c.args.slice(0, 2).join(" "))).toEqual(["stack select", "stack export", "stack export", "state move", "stack export", "stack export"]);
     const [move] = moves(stateDir);
     expect(move!.args).toEqual(["state", "move", "--source", SRC, "--dest", DEST, "--yes", role]);
     expect(move!.cwd).toBe(workDir);
@@ -110,6 +110,15 @@ describe("LocalAutomationRunner.moveState (CLI test double in process)", () => {
     expect(dest.find((r) => r.urn === rename(roleChild, DEST))!.parent).toBe(rename(role, DEST));
   });
 
+  it("creates a destination that does not exist yet (a dedicated stack before its first update) and moves into it", async () => {
+    const fresh = "dedicated-newco-prod";
+    expect(stackState(stateDir, fresh)).toBeUndefined();
+    const outcome = await runner().moveState(runContext(workDir, fresh), { source: SRC, urns: [role] });
+    expect(outcome.summary).toMatchObject({ moved: [role], alreadyMoved: [], missing: [] });
+    expect(commandLog(stateDir).slice(0, 2).map((c) => c.args)).toEqual([["stack", "select", "--stack", fresh], ["stack", "init", fresh]]);
+    expect(urnsOf(stateDir, fresh)).toEqual(expect.arrayContaining([rename(role, fresh), rename(roleChild, fresh)]));
+  });
+
   it("does not run the CLI when nothing is left to move (a retried step), and says what it found", async () => {
     await runner().moveState(runContext(workDir), { source: SRC, urns: [role] });
     const before = commandLog(stateDir).length;
@@ -117,7 +126,7 @@ describe("LocalAutomationRunner.moveState (CLI test double in process)", () => {
     expect(again.summary).toEqual({ kind: "state-move", source: SRC, dest: DEST, moved: [], alreadyMoved: [role, database], missing: [key] });
     expect(again.concurrentUpdateRetries).toBe(0);
     const after = commandLog(stateDir).slice(before);
-    expect(after.map((c) => c.args.slice(0, 2).join(" "))).toEqual(["stack export", "stack export"]);
+    expect(after.map((c) => c.args.slice(0, 2).join(" "))).toEqual(["stack select", "stack export", "stack export"]);
     expect(moves(stateDir)).toHaveLength(1);
     // All missing: still no CLI call (it would fail with "no resources found to move").
     const none = await runner().moveState(runContext(workDir), { source: SRC, urns: [key] });
@@ -151,8 +160,8 @@ describe("LocalAutomationRunner.moveState (CLI test double in process)", () => {
     await expect(runner().moveState(ctx, { source: SRC, urns: [role, secrets] })).rejects.toThrow(
       new RegExp(`1 resource\\(s\\) are in both stacks .*: ${secrets.replace(/[$]/g, "\\$")}\\. .*pulumi state delete --stack ${SRC} <urn>`),
     );
-    await expect(runner().moveState(runContext(workDir, "dedicated-nobody-prod"), { source: SRC, urns: [role] })).rejects.toThrow(
-      /reading the state of stack dedicated-nobody-prod failed: error: no stack named 'dedicated-nobody-prod' found; the stack must exist/,
+    await expect(runner().moveState(runContext(workDir), { source: "shared-prod-nowhere-99", urns: [rename(role, "shared-prod-nowhere-99")] })).rejects.toThrow(
+      /reading the state of stack shared-prod-nowhere-99 failed: error: no stack named 'shared-prod-nowhere-99' found; the stack must exist/,
     );
     expect(moves(stateDir)).toHaveLength(0);
     expect(urnsOf(stateDir, SRC)).toContain(role);
@@ -257,10 +266,11 @@ describe("move runs on the control plane's queue and workers", () => {
   });
 
   it("records a move that cannot run as a failed run with the runner's reason", async () => {
-    const [queued] = await h.cp.runs.enqueueAll(["dedicated-megacorp-prod"], { reason: "test: into a stack that does not exist", operation: "move", options: { source: SRC, urns: [secrets] } });
+    const gone = "shared-prod-gone-01";
+    const [queued] = await h.cp.runs.enqueueAll([DEST], { reason: "test: from a stack that does not exist", operation: "move", options: { source: gone, urns: [rename(secrets, gone)] } });
     const run = await finished(queued!.runId);
     expect(run.state).toBe("failed");
-    expect(run.error).toMatch(/reading the state of stack dedicated-megacorp-prod failed: error: no stack named 'dedicated-megacorp-prod' found/);
+    expect(run.error).toMatch(/reading the state of stack shared-prod-gone-01 failed: error: no stack named 'shared-prod-gone-01' found/);
     expect(urnsOf(h.stateDir, SRC)).toContain(secrets);
   });
 

@@ -6,6 +6,7 @@
  * (and emulates `stack export` / `state move` over the resources a test seeds).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renameStackInUrn } from "../../infra/model/handover.ts";
 import { GitWriterFleetRepo, RunConflictGaveUpError, RunStoreStackRunner, type RunQueue } from "../../automation/lifecycle/adapters/controlPlane.ts";
 import { InvalidChangeError, type ProtectionRelease } from "../../automation/lifecycle/ports.ts";
 import { RunConflictError, type RunRecord } from "../../automation/runs/store.ts";
@@ -220,8 +221,9 @@ describe("RunStoreStackRunner.moveState", () => {
 
   it("fails with the run's error when the move run fails", async () => {
     const runner = new RunStoreStackRunner(h3.cp.runs, { pollMs: 50, timeoutMs: 60_000 });
-    await expect(runner.moveState({ source: SRC, dest: "dedicated-megacorp-prod", urns: [key] }, ctx)).rejects.toThrow(
-      /^state move from shared-prod-use1-01 to dedicated-megacorp-prod failed \(run [0-9a-f-]{36}\): .*no stack named 'dedicated-megacorp-prod' found/s,
+    const gone = "shared-prod-gone-01";
+    await expect(runner.moveState({ source: gone, dest: "dedicated-megacorp-prod", urns: [renameStackInUrn(key, gone)] }, ctx)).rejects.toThrow(
+      /^state move from shared-prod-gone-01 to dedicated-megacorp-prod failed \(run [0-9a-f-]{36}\): .*no stack named 'shared-prod-gone-01' found/s,
     );
   });
 });
