@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed } from "../model/database.ts";
 import { pooledDnsTarget, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
-import { cellOwnsIdentity } from "../model/handover.ts";
+import { cellOwnsIdentity, handbackKeyAlias } from "../model/handover.ts";
 import { databaseSecretName, pooledHostname, tenantKmsAlias } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
 import type { Tenant } from "../model/schema.ts";
@@ -89,7 +89,8 @@ export class PooledTenant extends pulumi.ComponentResource {
             policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: role.arn })),
             protect: ctx.env === "prod",
           },
-          { parent: this },
+          // A key a rollback handed back after the dedicated program had claimed it.
+          { parent: this, aliases: [handbackKeyAlias(t.id, ctx.stack)] },
         );
         secretsKeyArn = key.arn;
       }

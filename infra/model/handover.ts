@@ -28,13 +28,14 @@
  * the source program stop declaring what moved.
  */
 import { PROJECT } from "./platform.ts";
-import { cellStackName } from "./naming.ts";
+import { cellStackName, dedicatedStackName } from "./naming.ts";
 import type { Tenant } from "./schema.ts";
-import { hasOwnKmsKey } from "./tiers.ts";
+import { hasOwnKmsKey, TIERS, type Tier } from "./tiers.ts";
 
 /** Component type tokens (infra/components/context.ts componentType): part of every URN below. */
 const COMPONENT = (cls: string) => `saas-tenancy:components:${cls}`;
 export const POOLED_TENANT_TYPE = COMPONENT("PooledTenant");
+export const DEDICATED_TENANT_TYPE = COMPONENT("DedicatedTenant");
 
 /**
  * The components that change hands, by child-name suffix (both builders name the tenant's
@@ -97,6 +98,28 @@ export function identityHandoverUrns(t: Tenant, env: string, cell: string): stri
 /** Everything the cell hands over for a tenant in one env, key first. */
 export function handoverUrns(t: Tenant, env: string, cell: string): string[] {
   return [...keyHandoverUrns(t, env, cell), ...identityHandoverUrns(t, env, cell)];
+}
+
+/**
+ * Where a rollback finds an own key that moved to the dedicated stack (URNs there): as moved, or
+ * as claimed by the dedicated program once it was updated. Nothing for a tenant without one.
+ */
+export function handbackKeyUrns(tenantId: string, previousTier: string, env: string): string[] {
+  if (!(TIERS as readonly string[]).includes(previousTier) || !hasOwnKmsKey(previousTier as Tier, "pooled")) return [];
+  const stack = dedicatedStackName(tenantId, env);
+  const name = `${tenantComponentName(tenantId)}-key`;
+  return [
+    `urn:pulumi:${stack}::${PROJECT}::${POOLED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${name}`,
+    `urn:pulumi:${stack}::${PROJECT}::${DEDICATED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${name}`,
+  ];
+}
+
+/**
+ * The alias the cell's key component declares so a key handed back by a rollback after the
+ * dedicated program claimed it (its URN then names DedicatedTenant) is the cell's again.
+ */
+export function handbackKeyAlias(tenantId: string, cellStack: string): string {
+  return `urn:pulumi:${cellStack}::${PROJECT}::${DEDICATED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${tenantComponentName(tenantId)}-key`;
 }
 
 /**

@@ -10,6 +10,11 @@
  *   databaseLoginAllowed, schema, CONNECT; removal of a tenant that left), and the DNS target
  *   the cell stack would give each tenant (pooledDnsTarget). It refuses to destroy a stack with
  *   protected resources (prod) unless given a ProtectionRelease, as Pulumi and RDS would.
+ *   It also tracks which stack manages each tenant's identity (role, policy, secrets, connection
+ *   document) and own key, by the programs' rules (infra/model/handover.ts), and fails an `up`
+ *   the way AWS would ("already exists") when a program declares what another stack manages, or
+ *   when it would drop what a migrating tenant still needs; `moveState` hands them over as
+ *   `pulumi state move` would. test/infra/handover.test.ts proves those rules on real renders.
  * - FakeSnapshots records snapshot requests and deletion-protection changes: no snapshot is
  *   taken and no RDS instance exists in these tests.
  * - FakeSecrets records deletion requests: no secret exists or is deleted.
@@ -28,7 +33,11 @@ import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../automation
 import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
 import type {
   Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SnapshotState, StackRunner,
+  StateMove, StateMoveOutcome,
 } from "../../automation/lifecycle/ports.ts";
+import { cellOwnsIdentity, hadOwnKeyInCell } from "../../infra/model/handover.ts";
+import type { Tenant } from "../../infra/model/schema.ts";
+import { hasOwnKmsKey } from "../../infra/model/tiers.ts";
 import { LifecycleService } from "../../automation/lifecycle/service.ts";
 import { isProd, databaseLoginAllowed } from "../../infra/model/database.ts";
 import { pooledDnsTarget } from "../../infra/model/dnsTargets.ts";
@@ -82,10 +91,31 @@ export async function startBench(opts: { single?: boolean } = {}): Promise<Bench
 }
 
 export interface RunnerCall {
-  op: "up" | "destroy";
+  op: "up" | "destroy" | "move";
   stack: string;
   reason: string;
   release?: ProtectionRelease;
+  /** op move: the source stack, the URNs asked for, and the tenant file's migration phase then ("pooled" before the upgrade's commit). */
+  move?: { source: string; urns: readonly string[]; phase: string };
+}
+
+type Item = "identity" | "key";
+
+/** What a stack's program declares of a tenant's identity and own key (the builders' rules). */
+function declaredItems(t: Tenant, kind: "shared" | "dedicated"): Item[] {
+  const migration = t.deployment === "dedicated" ? t.migration : undefined;
+  if (kind === "shared") {
+    if (t.deployment === "pooled") return hasOwnKmsKey(t.tier, "pooled") ? ["identity", "key"] : ["identity"];
+    return migration && cellOwnsIdentity(migration.phase) ? ["identity"] : [];
+  }
+  return migration && cellOwnsIdentity(migration.phase) ? ["key"] : ["identity", "key"];
+}
+
+/** The item a hand-over URN (…::tenant-<id>-<suffix>) stands for. */
+function itemOfUrn(urn: string): { tenant: string; item: Item } {
+  const m = /::tenant-(.+)-(role|key|database|secrets|access)$/.exec(urn);
+  if (!m) throw new Error(`not a hand-over URN: ${urn}`);
+  return { tenant: m[1]!, item: m[2] === "key" ? "key" : "identity" };
 }
 
 /** See the file comment: records stack operations and mirrors their database and DNS effects. */
@@ -99,6 +129,8 @@ export class FakeStackRunner implements StackRunner {
   private readonly state = new Map<string, Set<string>>();
   /** Stacks whose next `up` fails (a failed run). */
   readonly failNext = new Set<string>();
+  /** `<item>:<tenant>:<env>` -> the stack managing it. */
+  readonly owners = new Map<string, string>();
   private seq = 0;
 
   constructor(private readonly root: string, private readonly dbOf: (stack: string) => DbRef) {}
@@ -109,6 +141,7 @@ export class FakeStackRunner implements StackRunner {
     const fleet = requireFleet({ projectDir: this.root });
     const ref = parseStackName(stack, fleet.platform.environments);
     const db = this.dbOf(stack);
+    this.claimItems(stack, fleet, ref);
     const had = this.state.get(stack) ?? new Set<string>();
     const now = new Set<string>();
     if (ref.kind === "shared") {
@@ -142,11 +175,68 @@ export class FakeStackRunner implements StackRunner {
     if (d?.protect && !release) {
       throw new Error(`${stack} has protected resources (KMS key, RDS instance with deletion protection); destroy refused`);
     }
+    const fleet = requireFleet({ projectDir: this.root });
+    for (const [k, owner] of [...this.owners]) {
+      if (owner !== stack) continue;
+      const tenant = fleet.tenants.get(k.split(":")[1]!)?.tenant;
+      // A key the dedicated stack created itself may go; the tenant's identity and a key from its cell may not.
+      const fromCell = k.startsWith("identity:") || (tenant !== undefined && hadOwnKeyInCell(tenant));
+      if (tenant?.deployment === "dedicated" && tenant.migration && fromCell) throw new Error(`destroy of ${stack} would drop ${k} of a migrating tenant (left in AWS, unmanaged)`);
+      this.owners.delete(k);
+    }
     const db = this.dbOf(stack);
     for (const t of this.state.get(stack) ?? []) await dropTenant(db, t, true);
     this.state.delete(stack);
     this.deployed.delete(stack);
     return { runId: `fake-run-${++this.seq}` };
+  }
+
+  /**
+   * Ownership of identity items for an `up`: declared and managed elsewhere -> AWS's "already
+   * exists"; managed here and no longer declared while the tenant migrates -> the update would
+   * drop it (it is retainOnDelete: left in AWS unmanaged), which the workflow must never cause.
+   */
+  private claimItems(stack: string, fleet: ReturnType<typeof requireFleet>, ref: ReturnType<typeof parseStackName>): void {
+    const env = ref.env;
+    const tenants =
+      ref.kind === "shared"
+        ? cellResidents(fleet, { env, id: ref.cell })
+        : [fleet.tenants.get(ref.tenant)?.tenant].filter((t): t is Tenant => t !== undefined);
+    const declared = new Set<string>();
+    for (const t of tenants) for (const item of declaredItems(t, ref.kind)) declared.add(`${item}:${t.id}:${env}`);
+    for (const k of declared) {
+      const owner = this.owners.get(k);
+      if (owner !== undefined && owner !== stack) throw new Error(`run of ${stack} failed (simulated AWS): ${k} already exists, managed by ${owner}`);
+    }
+    for (const [k, owner] of [...this.owners]) {
+      if (owner !== stack || declared.has(k)) continue;
+      const tenant = fleet.tenants.get(k.split(":")[1]!)?.tenant;
+      if (tenant?.deployment === "dedicated" && tenant.migration) throw new Error(`run of ${stack} would drop ${k} of a migrating tenant (left in AWS, unmanaged)`);
+      this.owners.delete(k);
+    }
+    for (const k of declared) this.owners.set(k, stack);
+  }
+
+  async moveState(move: StateMove, ctx: RunContext): Promise<StateMoveOutcome> {
+    const fleet = requireFleet({ projectDir: this.root });
+    const t = fleet.tenants.get(ctx.tenant)?.tenant;
+    const phase = t === undefined ? "absent" : t.deployment === "pooled" ? "pooled" : (t.migration?.phase ?? "dedicated");
+    this.calls.push({ op: "move", stack: move.dest, reason: ctx.reason, move: { source: move.source, urns: move.urns, phase } });
+    const environments = fleet.platform.environments;
+    const env = parseStackName(move.source, environments).env;
+    const out: StateMoveOutcome = { runId: `fake-run-${++this.seq}`, moved: [], alreadyMoved: [], missing: [] };
+    for (const urn of move.urns) {
+      if (!urn.startsWith(`urn:pulumi:${move.source}::`)) throw new Error(`${urn} is not a URN of ${move.source}`);
+      const { tenant, item } = itemOfUrn(urn);
+      const k = `${item}:${tenant}:${env}`;
+      const owner = this.owners.get(k);
+      if (owner === move.source) {
+        this.owners.set(k, move.dest);
+        out.moved.push(urn);
+      } else if (owner === move.dest) out.alreadyMoved.push(urn);
+      else out.missing.push(urn);
+    }
+    return out;
   }
 
   /** The stacks `up` was called on, in order. */

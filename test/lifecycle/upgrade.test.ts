@@ -102,7 +102,7 @@ describe("upgrade pooled -> dedicated", () => {
       expect(t.deployment).toBe("dedicated");
       expect(t.tier).toBe("dedicated");
       expect(t.deployment === "dedicated" && t.migration).toEqual({
-        phase: "cleanup", from: { prod: "use1-01" }, startedAt: "2026-03-02T09:00:00Z", retainUntil: "2026-03-09T09:00:00Z",
+        phase: "cleanup", from: { prod: "use1-01" }, fromTier: "standard", startedAt: "2026-03-02T09:00:00Z", retainUntil: "2026-03-09T09:00:00Z",
       });
       expect(t.deployment === "dedicated" && t.dedicated).toEqual({ prod: { cidr: "10.64.0.0/16" } });
       expect(tenantFile(s)).toContain("# A comment a person wrote: edits keep it.");
@@ -114,8 +114,18 @@ describe("upgrade pooled -> dedicated", () => {
         `tenants: upgrade ${s.tenant} to dedicated: migration phase cutover`,
         `tenants: upgrade ${s.tenant} to dedicated: migration phase cleanup`,
       ]);
-      // The dedicated stack came up first (provisioning), the cell stack at cutover.
-      expect(s.runner.ups()).toEqual([`dedicated-${s.tenant}-prod`, CELL_STACK]);
+      // Provisioning: the cell (identity kept on delete), then the dedicated stack; at cutover the
+      // cell (LOGIN off), then the dedicated stack claiming the identity.
+      const ded = `dedicated-${s.tenant}-prod`;
+      expect(s.runner.ups()).toEqual([CELL_STACK, ded, CELL_STACK, ded]);
+      // The identity changed hands once, by state move, while the file still said copying (before
+      // the commit that makes the cell stop declaring it); no key moved (a standard tenant has none).
+      const moves = s.runner.calls.filter((c) => c.op === "move");
+      expect(moves.map((c) => [c.move!.source, c.stack, c.move!.phase, c.move!.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))])).toEqual([
+        [CELL_STACK, ded, "copying", ["-role", "-database", "-secrets", "-access"].map((x) => `tenant-${s.tenant}${x}`)],
+      ]);
+      expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(ded);
+      expect(s.runner.calls.findIndex((c) => c.op === "move")).toBeLessThan(s.runner.calls.findLastIndex((c) => c.op === "up" && c.stack === CELL_STACK));
       // The cell: the tenant's role has no LOGIN, its name points at the dedicated zone; the bystander is untouched.
       expect(await loginOf(s.cell, s.tenant)).toBe(false);
       expect(await loginOf(s.cell, s.bystander)).toBe(true);
@@ -168,7 +178,8 @@ describe("upgrade pooled -> dedicated", () => {
       expect(await loginOf(s.cell, s.bystander)).toBe(true);
       const after = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
       expect(after.deployment === "dedicated" && after.migration).toBeUndefined();
-      expect(s.runner.ups()).toEqual([`dedicated-${s.tenant}-prod`, CELL_STACK, CELL_STACK]);
+      expect(s.runner.ups()).toEqual([CELL_STACK, `dedicated-${s.tenant}-prod`, CELL_STACK, `dedicated-${s.tenant}-prod`, CELL_STACK]);
+      expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(`dedicated-${s.tenant}-prod`);
       expect(s.runner.dns.get(CELL_STACK)?.has(s.tenant)).toBe(false);
       expect(original).not.toBe(tenantFile(s));
       expect(await s.service.engine.get(wf.id)).toMatchObject({ state: "succeeded", currentStep: null, attempts: 0 });
@@ -204,6 +215,7 @@ describe("upgrade pooled -> dedicated", () => {
       bystanderLogin: (await loginOf(s.cell, s.bystander)) ?? "no role",
       dns: [...(s.runner.dns.get(CELL_STACK) ?? new Map<string, string>())].map(([k, v]) => norm(`${k}=${v}`)).sort(),
       deployed: [...s.runner.deployed.keys()].map(norm).sort(),
+      owners: [...s.runner.owners].map(([k, v]) => norm(`${k}=${v}`)).sort(),
       backups,
       steps,
       state: (await s.service.engine.get(workflowId))?.state,
@@ -248,16 +260,16 @@ describe("upgrade pooled -> dedicated", () => {
     expect(baseline.crashes).toBe(0);
     expect(JSON.parse(baseline.state)).toMatchObject({ cell: "absent", cellLogin: "no role", dedicatedLogin: true, bystanderLogin: true, state: "succeeded" });
     const steps = JSON.parse(baseline.state).steps as string[];
-    expect(steps).toHaveLength(12);
+    expect(steps).toHaveLength(14);
 
     // Crash after every step's effects, before its completion is recorded: each step runs twice.
-    expect(effects.crashes).toBe(12);
+    expect(effects.crashes).toBe(14);
     expect(effects.state).toBe(baseline.state);
     // Stack steps ran again after their crash: more `up`s, same result.
     expect(effects.ups).toBeGreaterThan(baseline.ups);
 
     // Crash right after each record: resumes at the next step.
-    expect(records.crashes).toBe(12);
+    expect(records.crashes).toBe(14);
     expect(records.state).toBe(baseline.state);
   });
 
@@ -312,6 +324,56 @@ describe("upgrade pooled -> dedicated", () => {
       expect(destroys.map((c) => [c.stack, c.release])).toEqual([[`dedicated-${s.tenant}-prod`, undefined]]);
       expect(tenantFile(s)).toBe(fileBefore);
       expect(s.runner.deployed.has(`dedicated-${s.tenant}-prod`)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("moves an own key (enterprise) to the dedicated stack before the provisioning commit, and back on rollback", async () => {
+    const s = await createScenario(bench, { prefix: "ent", tier: "enterprise" });
+    try {
+      const ded = `dedicated-${s.tenant}-prod`;
+      expect(s.runner.owners.get(`key:${s.tenant}:prod`)).toBe(CELL_STACK);
+      const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
+      expect(await s.service.engine.run(up.id)).toMatchObject({ state: "waiting", step: "cutover.window" });
+      // The key moved while the file still said pooled; the provisioning ups then found it where the programs expect it.
+      const keyMove = s.runner.calls.filter((c) => c.op === "move");
+      expect(keyMove.map((c) => [c.move!.source, c.stack, c.move!.phase, c.move!.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))])).toEqual([
+        [CELL_STACK, ded, "pooled", [`tenant-${s.tenant}-key`]],
+      ]);
+      expect(s.runner.calls.findIndex((c) => c.op === "move")).toBeLessThan(s.runner.calls.findIndex((c) => c.op === "up"));
+      expect(s.runner.owners.get(`key:${s.tenant}:prod`)).toBe(ded);
+      expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(CELL_STACK);
+      const migration = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect(migration.deployment === "dedicated" && migration.migration?.fromTier).toBe("enterprise");
+
+      const rb = await s.service.requestRollback(s.tenant);
+      expect(await s.service.engine.run(rb.id)).toMatchObject({ state: "succeeded" });
+      const back = s.runner.calls.filter((c) => c.op === "move").slice(1);
+      expect(back.map((c) => [c.move!.source, c.stack])).toEqual([[ded, CELL_STACK]]);
+      expect(s.runner.owners.get(`key:${s.tenant}:prod`)).toBe(CELL_STACK);
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("stops before cutover, changing nothing, when the identity to hand over is in neither stack", async () => {
+    const s = await createScenario(bench, { prefix: "lost" }, { config: { maxAttempts: 1 } });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 10);
+      const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
+      expect(await s.service.engine.run(up.id)).toMatchObject({ state: "waiting", step: "cutover.window" });
+      // An update outside the workflow dropped the identity from the cell's state (retainOnDelete).
+      s.runner.owners.delete(`identity:${s.tenant}:prod`);
+      s.clock.advanceDays(8);
+      const r = await s.service.engine.run(up.id, { force: true });
+      expect(r).toMatchObject({ state: "failed", step: "cutover.switch" });
+      expect(r.error).toMatch(new RegExp(`tenant-${s.tenant}-role.* in neither stack ${CELL_STACK} nor dedicated-${s.tenant}-prod; .*pulumi import`));
+      const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect(t.deployment === "dedicated" && t.migration?.phase).toBe("copying");
+      expect(await loginOf(s.cell, s.tenant)).toBe(true);
+      expect(s.runner.ups().filter((x) => x === CELL_STACK)).toHaveLength(1);
     } finally {
       await s.close();
     }

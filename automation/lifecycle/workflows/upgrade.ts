@@ -1,20 +1,29 @@
 /**
  * Upgrade pooled -> dedicated, and its rollback.
  *
+ *   provision.key     a tenant with its own KMS key in the cell: the key's state moves to the
+ *                     dedicated stack (infra/model/handover.ts), before the commit that makes the
+ *                     cell stop declaring it; the edit of the next step is checked first.
  *   provision.files   tenant file: tier dedicated, `dedicated` networks (allocateDedicatedCidrs),
- *                     migration { phase: provisioning, from: <old placement>, startedAt }, and
- *                     the dedicated stack files; one commit. The tenant keeps serving from its cell.
- *   provision.stacks  `up` of each dedicated stack; the tenant's schema must then exist there.
+ *                     migration { phase: provisioning, from: <old placement>, fromTier, startedAt },
+ *                     the dedicated stack files and the CODEOWNERS line; one commit. The tenant
+ *                     keeps serving from its cell.
+ *   provision.stacks  `up` of the cell stacks (the tenant's identity becomes retainOnDelete), then
+ *                     of each dedicated stack; the tenant's schema must then exist there.
  *   copy.files        phase copying.
  *   copy.data         per env: bulk copy of schema tenant_<id> from the cell database to the
  *                     dedicated one, verified table by table (row counts, checksums).
  *   cutover.window    waits for `cutoverNotBefore` when the request set one (a maintenance window).
  *   cutover.switch    per env, holding ACCESS EXCLUSIVE locks on the dedicated copy (so nothing can
- *                     read or write it before it is complete): phase cutover committed, `up` of
- *                     the cell stacks (the cell role loses LOGIN; the tenant's cell DNS name points
- *                     to its dedicated zone), LOGIN checked off, the role's sessions terminated,
- *                     the final delta copied, foreign keys added, everything verified, and the
- *                     cutover marker committed in the dedicated database with the delta.
+ *                     read or write it before it is complete): the tenant's identity (role, access
+ *                     policy, secrets, connection document) moves from the cell stack's state to
+ *                     the dedicated stack's, then phase cutover is committed, `up` of the cell
+ *                     stacks (the cell role loses LOGIN; the tenant's cell DNS name points to its
+ *                     dedicated zone), LOGIN checked off, the role's sessions terminated, the final
+ *                     delta copied, foreign keys added, everything verified, and the cutover
+ *                     marker committed in the dedicated database with the delta.
+ *   cutover.connect   `up` of the dedicated stacks: they claim the moved identity (by alias) and
+ *                     the connection document names the dedicated database from then on.
  *   cleanup.schedule  phase cleanup, retainUntil = now + retention (config).
  *   cleanup.wait      waits until retainUntil.
  *   cleanup.dump      per env: final dump of the cell schema into the cell bucket (recorded).
@@ -23,13 +32,14 @@
  *   cleanup.stacks    `up` of the cell stacks (role, schema, secrets, IAM role, DNS name removed).
  *
  * Rollback (a workflow of its own, superseding the upgrade while it has not reached
- * cutover.switch): routing stays on the cell (it never left it), the tenant file gets its pooled
- * placement and tier back, the dedicated stacks are destroyed only when asked
- * (`destroyDedicated`), otherwise their files move to stacks/retired/ and the copied data is
- * removed from the dedicated database.
+ * cutover.switch): routing stays on the cell (it never left it), an own key moved at provisioning
+ * goes back to the cell stack's state, the tenant file gets its pooled placement and tier back,
+ * the dedicated stacks are destroyed only when asked (`destroyDedicated`), otherwise their files
+ * move to stacks/retired/ and the copied data is removed from the dedicated database.
  */
 import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
+import { handbackKeyUrns, identityHandoverUrns, keyHandoverUrns } from "../../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PlacementError } from "../../../infra/model/placement.ts";
 import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
@@ -41,7 +51,7 @@ import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember, qn } from "../pg/sql.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import {
-  cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
+  cellStacks, cellsOf, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
   stackPath, tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
 } from "./common.ts";
 import type pg from "pg";
@@ -101,7 +111,63 @@ async function setPhase(ctx: StepContext, tf: TenantFile, phase: (typeof PHASE_O
   return commitFiles(ctx, `upgrade ${ctx.workflow.tenantId} to dedicated: migration phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
 }
 
+// --- state hand-over -----------------------------------------------------------------------------
+
+interface Move {
+  source: string;
+  dest: string;
+  /** Alternatives: the move succeeds when one of them is moved or already moved. */
+  urns: readonly string[];
+  /** Every URN must end up in the destination (false: any one of the alternatives). */
+  all: boolean;
+}
+
+/**
+ * Moves state between stacks (StackRunner.moveState, idempotent) and refuses to go on when what
+ * must change hands is in neither stack: no later update could then succeed without a person
+ * importing it (`pulumi import`) or restoring it.
+ */
+async function handOver(ctx: StepContext, moves: readonly Move[], reason: string): Promise<JsonObject> {
+  const out: JsonObject = {};
+  for (const m of moves) {
+    if (m.urns.length === 0) continue;
+    const r = await ctx.ports.runner.moveState({ source: m.source, dest: m.dest, urns: m.urns }, ctx.runContext(reason));
+    const there = [...r.moved, ...r.alreadyMoved];
+    const complete = m.all ? r.missing.length === 0 : there.length > 0;
+    if (!complete) {
+      throw new PermanentError(
+        `${reason}: ${(m.all ? r.missing : m.urns).join(", ")} ${m.all ? "are" : "is"} in neither stack ${m.source} nor ${m.dest}; ` +
+          `an update removed it from the state without deleting it (retainOnDelete): import it into ${m.dest} (pulumi import) and retry the workflow`,
+      );
+    }
+    ctx.log({ source: m.source, dest: m.dest, moved: r.moved, alreadyMoved: r.alreadyMoved, runId: r.runId }, `state handed over: ${m.source} -> ${m.dest}`);
+    out[`${m.source}->${m.dest}`] = json({ moved: r.moved, alreadyMoved: r.alreadyMoved, runId: r.runId });
+  }
+  return out;
+}
+
 // --- provisioning -----------------------------------------------------------------------------
+
+const provisionKey = {
+  name: "provision.key",
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    // Dedicated already: the provisioning commit landed, after this step had moved the key.
+    if (t.deployment === "dedicated") return done({ moved: null });
+    // The commit that follows must be possible before anything changes hands.
+    try {
+      upgradeProvisionEdit(requireFleet({ projectDir: ctx.ports.repo.root }), tf.text, t, ctx.ports.clock.now());
+    } catch (err) {
+      if (err instanceof PlacementError || err instanceof EditRefusedError) throw new PermanentError(err.message);
+      throw err;
+    }
+    const moves = Object.entries(cellsOf(t)).map(([env, cell]) => ({
+      source: cellStackName(env, cell), dest: dedicatedStackName(t.id, env), urns: keyHandoverUrns(t, env, cell), all: true,
+    }));
+    return done(await handOver(ctx, moves, `move the own KMS key of ${t.id} to its dedicated stack before provisioning`));
+  },
+};
 
 const provisionFiles = {
   name: "provision.files",
@@ -136,8 +202,10 @@ const provisionStacks = {
   name: "provision.stacks",
   async run(ctx: StepContext) {
     const { tenant } = migrating(await requireTenant(ctx), "provision.stacks");
+    // Cells first: they record the tenant's identity as retainOnDelete before anything moves.
+    const runs = await upStacks(ctx, cellStacks(cellsOf(tenant)), "the migrating tenant's identity is kept on delete; it keeps serving from the cell");
     const stacks = dedicatedStacks(tenant.id, envsOf(tenant));
-    const runs = await upStacks(ctx, stacks, "create the dedicated stack; the tenant keeps serving from its cell");
+    runs.push(...(await upStacks(ctx, stacks, "create the dedicated stack; the tenant keeps serving from its cell")));
     const schema = pgTenantIdent(tenant.id);
     for (const env of envsOf(tenant)) {
       const ok = await withSession(await ctx.ports.databases.dedicated(tenant.id, env), (c) => schemaExists(c, schema));
@@ -243,13 +311,19 @@ const cutoverSwitch = {
       }
       if (targets.size === 0) return done(results);
 
-      // 2. Phase cutover, then the cell stacks: LOGIN off, DNS to the dedicated zone.
+      // 2. The identity changes hands before the commit that makes the cell stop declaring it.
+      const moves = envsOf(tenant).map((env) => ({
+        source: cellStackName(env, migration.from[env]!), dest: dedicatedStackName(id, env), urns: identityHandoverUrns(tenant, env, migration.from[env]!), all: true,
+      }));
+      results.handover = await handOver(ctx, moves, `hand the identity of ${id} over to its dedicated stack at cutover`);
+
+      // 3. Phase cutover, then the cell stacks: LOGIN off, DNS to the dedicated zone.
       if (migration.phase === "copying") await setPhase(ctx, tf, "cutover");
       const envs = [...targets.keys()];
       const stacks = cellStacks(Object.fromEntries(envs.map((e) => [e, migration.from[e]!])));
       await upStacks(ctx, stacks, "cutover: the cell role loses LOGIN, the cell DNS name points to the dedicated zone");
 
-      // 3. Per env: writes stopped for sure, final delta, verification, marker, commit.
+      // 4. Per env: writes stopped for sure, final delta, verification, marker, commit.
       for (const env of envs) {
         const dst = targets.get(env)!;
         const cell = migration.from[env]!;
@@ -279,6 +353,20 @@ const cutoverSwitch = {
         await dst.end().catch(() => undefined);
       }
     }
+  },
+};
+
+const cutoverConnect = {
+  name: "cutover.connect",
+  async run(ctx: StepContext) {
+    const { tenant, migration } = migrating(await requireTenant(ctx), "cutover.connect");
+    if (phaseIndex(migration.phase) < phaseIndex("cutover")) throw new PermanentError(`cutover.connect runs after cutover, the file says ${migration.phase}`);
+    const stacks = dedicatedStacks(tenant.id, envsOf(tenant));
+    const runs = await upStacks(ctx, stacks, "cutover: the dedicated stack takes over the tenant's identity; its connection document names the dedicated database");
+    for (const env of envsOf(tenant)) {
+      await withSession(await ctx.ports.databases.dedicated(tenant.id, env), (c) => expectLogin(c, tenant.id, true, dedicatedStackName(tenant.id, env)));
+    }
+    return done({ runs });
   },
 };
 
@@ -362,7 +450,7 @@ const cleanupStacks = {
 
 export const upgradeWorkflow: WorkflowDef = {
   kind: "upgrade",
-  steps: [provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
+  steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
 
 /** The steps at and after which a rollback is refused. */
@@ -400,6 +488,19 @@ const rollbackCheck = {
       if (markers.length > 0) throw new PermanentError(`the dedicated database of ${t.id} (${env}) is cut over; rollback is no longer possible`);
     }
     return done({ phase: migration.phase });
+  },
+};
+
+const rollbackHandback = {
+  name: "rollback.handback",
+  async run(ctx: StepContext) {
+    const up = await upgradeParams(ctx);
+    const id = ctx.workflow.tenantId;
+    // Only an own key moved before cutover (a new key of the dedicated stack stays there).
+    const moves = Object.entries(up.previous.placement).map(([env, cell]) => ({
+      source: dedicatedStackName(id, env), dest: cellStackName(env, cell), urns: handbackKeyUrns(id, up.previous.tier, env), all: false,
+    }));
+    return done(await handOver(ctx, moves, `hand the own KMS key of ${id} back to its cell`));
   },
 };
 
@@ -487,6 +588,6 @@ const rollbackStacks = {
 
 export const rollbackWorkflow: WorkflowDef = {
   kind: "rollback",
-  steps: [rollbackCheck, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
+  steps: [rollbackCheck, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
   supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
 };
