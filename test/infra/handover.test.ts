@@ -6,16 +6,16 @@
  * replaced, and at the end the dedicated stack manages the very objects the cell created.
  * Negative controls show the model catches a missing state move and missing aliases.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { upgradeProvisionEdit } from "../../automation/lifecycle/tenantEdits.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
-import { identityHandoverUrns, keyHandoverUrns, renameStackInUrn } from "../../infra/model/handover.ts";
+import { handbackKeyUrns, identityHandoverUrns, keyHandoverUrns, renameStackInUrn } from "../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, tenantRoleName } from "../../infra/model/naming.ts";
 import type { RenderedStack } from "../../infra/render/types.ts";
 import { AlreadyExistsError, physicalName, SimCloud } from "../support/engineSim.ts";
-import { editYaml, render, tempFleet } from "./support.ts";
+import { editYaml, projectDir, render, tempFleet } from "./support.ts";
 
 const ENV = "prod";
 
@@ -175,6 +175,35 @@ describe.each([
       expect(holder!.retainOnDelete, name).toBe(false);
     }
     expect([...r.cloud.state(r.t.cellStack).values()].filter((x) => x.urn.includes(`tenant-${tenant}`))).toEqual([]);
+  }, 120_000);
+});
+
+describe("rollback of an enterprise upgrade before cutover", () => {
+  it("hands the own key back: the cell claims it by alias and nothing is created or deleted", async () => {
+    const { before, t } = upgrade("company-beta");
+    const cloud = new SimCloud();
+    const cell0 = await render(before, t.cellStack);
+    cloud.up(cell0);
+    const pooled = before.tenants.get("company-beta")!.tenant;
+    cloud.move(t.cellStack, t.dedStack, keyHandoverUrns(pooled, ENV, t.cell));
+    provision(t);
+    cloud.up(await render(t.fleet(), t.cellStack));
+    cloud.up(await render(t.fleet(), t.dedStack));
+    const alias = "kms alias alias/tenancy/prod/tenants/company-beta";
+    const keyObject = cloud.names.get(alias);
+
+    // rollback.handback: whichever form the key has in the dedicated state goes back.
+    const candidates = handbackKeyUrns("company-beta", "enterprise", ENV);
+    const present = candidates.filter((u) => cloud.state(t.dedStack).has(u));
+    expect(present).toEqual([candidates[1]]); // claimed by the dedicated program: DedicatedTenant form
+    cloud.move(t.dedStack, t.cellStack, present);
+    // rollback.files: the tenant file as it was; rollback.stacks: the cell.
+    writeFileSync(join(t.dir, "tenants/company-beta.yaml"), readFileSync(join(projectDir, "tenants/company-beta.yaml"), "utf8"));
+    rmSync(join(t.dir, `stacks/Pulumi.${t.dedStack}.yaml`));
+    const back = cloud.up(await render(t.fleet(), t.cellStack));
+    expect(back).toMatchObject({ created: [], deleted: [], retained: [], replaced: [] });
+    expect(back.aliased.map((x) => x.from)).toEqual(expect.arrayContaining([renameStackInUrn(candidates[1]!, t.cellStack)]));
+    expect(cloud.names.get(alias)).toBe(keyObject);
   }, 120_000);
 });
 
