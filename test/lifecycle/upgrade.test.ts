@@ -4,7 +4,8 @@
  * cleanup, crash-and-resume at every step ending in the same state, rollback before cutover, and
  * no rollback after it.
  */
-import { createReadStream, existsSync, readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createGunzip, gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
@@ -334,6 +335,11 @@ describe("upgrade pooled -> dedicated", () => {
     try {
       const ded = `dedicated-${s.tenant}-prod`;
       expect(s.runner.owners.get(`key:${s.tenant}:prod`)).toBe(CELL_STACK);
+      // The review rules list dedicated tenant files by name (cli/codeowners.ts).
+      mkdirSync(join(s.root, ".github"));
+      writeFileSync(join(s.root, ".github", "CODEOWNERS"), "/stacks/Pulumi.dedicated-*  @org/platform-team\n/tenants/acme.yaml       @org/platform-team\n");
+      execFileSync("git", ["-C", s.root, "add", ".github/CODEOWNERS"]);
+      execFileSync("git", ["-C", s.root, "commit", "-q", "-m", "review rules"]);
       const up = await s.service.requestUpgrade(s.tenant, { cutoverNotBefore: new Date("2026-03-09T22:00:00Z") });
       expect(await s.service.engine.run(up.id)).toMatchObject({ state: "waiting", step: "cutover.window" });
       // The key moved while the file still said pooled; the provisioning ups then found it where the programs expect it.
@@ -346,6 +352,11 @@ describe("upgrade pooled -> dedicated", () => {
       expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(CELL_STACK);
       const migration = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
       expect(migration.deployment === "dedicated" && migration.migration?.fromTier).toBe("enterprise");
+      // The provisioning commit listed the tenant file for the platform team's review.
+      expect(readFileSync(join(s.root, ".github", "CODEOWNERS"), "utf8")).toContain(`/tenants/${s.tenant}.yaml`);
+      expect(execFileSync("git", ["-C", s.root, "show", "--name-only", "--format=", "HEAD~1"], { encoding: "utf8" }).split("\n")).toEqual(
+        expect.arrayContaining([".github/CODEOWNERS", `tenants/${s.tenant}.yaml`]),
+      );
 
       const rb = await s.service.requestRollback(s.tenant);
       expect(await s.service.engine.run(rb.id)).toMatchObject({ state: "succeeded" });
