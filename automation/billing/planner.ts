@@ -8,7 +8,8 @@
  *  - paused                              -> suspend
  *  - deleted / canceled                  -> offboard (lifecycle offboarding, grace period from now on)
  *
- * Moving between pooled and dedicated is a data migration (the upgrade workflow), never a file edit.
+ * Moving between pooled and dedicated is a data migration (the upgrade workflow), never a file edit;
+ * while one is in progress (a migration block) no subscription change is applied.
  */
 import type { Fleet } from "../../infra/model/fleet.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
@@ -67,6 +68,18 @@ export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan
   const tenant = found.tenant ?? (onBranch ? ctx.pending!.tenant : undefined);
   const read = (id: string) => (onBranch ? ctx.pending!.text : ctx.read(tenantPath(id)));
   const route = onBranch ? { route: "branch" as const } : {};
+
+  // Mid-upgrade the tenant file belongs to the upgrade workflow: an edit now (tier, suspension,
+  // offboarding) would change what its steps check and render. Recorded as rejected, to apply after.
+  if (tenant?.deployment === "dedicated" && tenant.migration) {
+    return {
+      kind: "reject",
+      tenantId: tenant.id,
+      message:
+        `tenant ${tenant.id} is being upgraded to dedicated (migration phase ${tenant.migration.phase}); subscription ${sub.id} (${sub.status}${sub.deletedAt !== null ? ", ended" : ""}) ` +
+        `is not applied mid-upgrade: once the upgrade (or its rollback) has finished, POST /api/subscriptions/${sub.id}/reconcile`,
+    };
+  }
 
   if (sub.deletedAt !== null) {
     if (!tenant) return { kind: "noop", tenantId: found.id, message: `subscription ${sub.id} ended before a tenant was provisioned; nothing to do` };
