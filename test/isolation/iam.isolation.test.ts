@@ -177,3 +177,52 @@ describe("encryption-context conditions in the simulator", () => {
     expect(out.overallResult).toBe("ImplicitlyDenied");
   });
 });
+
+describe("an enterprise tenant mid-upgrade: its cell grants its moved key by alias", () => {
+  it("decrypts its secrets only with a key carrying its own alias (kms:ResourceAliases)", async () => {
+    const { mkdtempSync, cpSync, readFileSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { requireFleet } = await import("../../infra/model/fleet.ts");
+    const { PROJECT_DIR } = await import("./fleetFixture.ts");
+    const dir = mkdtempSync(join(tmpdir(), "iam-migrating-"));
+    for (const f of ["Pulumi.yaml", "tenants", "stacks"]) cpSync(join(PROJECT_DIR, f), join(dir, f), { recursive: true });
+    const path = join(dir, "tenants", "company-beta.yaml");
+    const text = readFileSync(path, "utf8").replace("tier: enterprise", "tier: dedicated").replace(/placement:\n {2}prod: use1-02\n/, "");
+    writeFileSync(path, `${text}dedicated:\n  prod: { cidr: 10.72.0.0/16 }\nmigration:\n  phase: copying\n  from: { prod: use1-02 }\n  fromTier: enterprise\n  startedAt: "2026-11-01T00:00:00Z"\n`);
+    writeFileSync(join(dir, "stacks", "Pulumi.dedicated-company-beta-prod.yaml"), "config:\n  aws:region: us-east-1\n");
+    const migrating = requireFleet({ projectDir: dir });
+    const cell = await renderStack(migrating, "shared-prod-use1-02", { fastPromises: true });
+    // The key moved to the dedicated stack: its key policy is the dedicated program's.
+    const ded = await renderStack(migrating, "dedicated-company-beta-prod", { fastPromises: true });
+    const keyPolicy = JSON.parse(String(ded.resources.find((r) => r.type === "aws:kms/key:Key")!.inputs.policy)) as { Statement: unknown[] };
+
+    const roleName = "tenancy-prod-t-company-beta";
+    const doc = cell.resources.find((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.inputs.role === roleName)!;
+    const policy = JSON.parse(String(doc.inputs.policy)) as { Statement: unknown[] };
+    const account = migrating.platform.awsAccountId;
+    const secretArn = `arn:aws:secretsmanager:us-east-1:${account}:secret:tenancy/prod/tenants/company-beta/saml_signing_key-AbCdEf`;
+    // Another key whose policy defers to IAM (account root only): the role's own policy decides.
+    const rootOnly = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: "kms:*", Resource: "*" }] };
+    const decrypt = (aliases: string[], resourcePolicy: { Statement: unknown[] } = rootOnly) =>
+      simulate({
+        principal: `arn:aws:sts::${account}:assumed-role/${roleName}/isolation-test`,
+        action: "kms:Decrypt",
+        resource: `arn:aws:kms:us-east-1:${account}:key/0b6f3b9e-0000-4000-8000-00000000beta`,
+        accountId: account,
+        context: {
+          "aws:PrincipalArn": `arn:aws:iam::${account}:role/${roleName}`, "aws:PrincipalAccount": account, "aws:SecureTransport": "true",
+          "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com", "kms:CallerAccount": account,
+          "kms:EncryptionContext:SecretARN": secretArn, "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"],
+          "kms:ResourceAliases": aliases,
+        },
+        identityPolicies: [{ name: "tenant-access", policy }],
+        resourcePolicy,
+      });
+    expect(await decrypt(["alias/tenancy/prod/tenants/company-beta"], keyPolicy)).toBe("Allowed");
+    expect(await decrypt(["alias/tenancy/prod/tenants/company-beta"])).toBe("Allowed");
+    expect(await decrypt(["alias/tenancy/prod/tenants/bigcorp"])).not.toBe("Allowed");
+    expect(await decrypt(["alias/tenancy/prod/cells/use1-02"])).not.toBe("Allowed");
+    expect(await decrypt([])).not.toBe("Allowed");
+  }, 60_000);
+});
