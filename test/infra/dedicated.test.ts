@@ -452,3 +452,71 @@ describe("conventions and outputs", () => {
     }
   });
 });
+
+describe("a tenant upgrading from a cell (infra/model/handover.ts)", () => {
+  function migrating(phase: "provisioning" | "copying" | "cutover" | "cleanup", fromTier: "standard" | "enterprise") {
+    return tempFleet((dir) => {
+      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
+        d.tier = "dedicated";
+        delete d.placement;
+        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
+        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier, startedAt: "2026-01-10T09:00:00Z" };
+      });
+      for (const env of ["prod", "staging"]) editYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, (d) => void (d.config = { "aws:region": "us-east-1" }));
+    });
+  }
+  const n = "tenant-startup-alpha";
+  const identity = [
+    `${C("TenantRole")} ${n}-role`, `${T.role} ${n}-role`, `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
+    `${C("TenantSecrets")} ${n}-secrets`, `${T.secret} ${n}-secrets/stripe_api_key`, `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
+  ];
+  const full = dedicatedShape("startup-alpha", { azs: ["us-east-1a", "us-east-1b", "us-east-1c"], secrets: ["stripe_api_key"] });
+
+  it("before cutover: everything but the identity the cell still manages; the key policy names the existing role by ARN", async () => {
+    for (const phase of ["provisioning", "copying"] as const) {
+      const r = await render(migrating(phase, "standard"), "dedicated-startup-alpha-prod");
+      expect(shape(below(r))).toEqual(full.filter((x) => !identity.includes(x)));
+      const policy = JSON.parse(String(plain(byTypeName(r, T.key, `${n}-key`)).policy)) as { Statement: Array<{ Sid?: string; Principal?: { AWS?: string } }> };
+      expect(policy.Statement.find((s) => s.Sid === "TenantRoleUsesThroughServices")?.Principal?.AWS).toBe("arn:aws:iam::111111111111:role/tenancy-prod-t-startup-alpha");
+      // A key of its own from the start, retained while the migration lasts (alias too).
+      expect(byTypeName(r, T.alias, `${n}-key`).options.retainOnDelete).toBe(true);
+      expect(byTypeName(r, T.key, `${n}-key`).options.aliases).toBeUndefined();
+    }
+  });
+
+  it("from cutover: the full stack; the identity components alias the URNs the state move gives them and are retained until cleanup ends", async () => {
+    const cut = await render(migrating("cutover", "standard"), "dedicated-startup-alpha-prod");
+    expect(shape(below(cut))).toEqual(full);
+    const comp = (cls: string, suffix: string) => byTypeName(cut, C(cls), `${n}${suffix}`);
+    const moved = (cls: string, suffix: string) => `urn:pulumi:dedicated-startup-alpha-prod::saas-tenancy::${C("PooledTenant")}$${C(cls)}::${n}${suffix}`;
+    for (const [cls, suffix] of [["TenantRole", "-role"], ["ConnectionSecret", "-database"], ["TenantSecrets", "-secrets"], ["TenantRolePolicy", "-access"]] as const) {
+      expect(comp(cls, suffix).options.aliases).toEqual([moved(cls, suffix)]);
+    }
+    // The children inherit their component's alias (the engine's rule): e.g. the role itself.
+    expect(byTypeName(cut, T.role, `${n}-role`).options.aliases).toEqual([`urn:pulumi:dedicated-startup-alpha-prod::saas-tenancy::${C("PooledTenant")}$${C("TenantRole")}$${T.role}::${n}-role`]);
+    // A standard tenant had no key in the cell: its dedicated key claims nothing.
+    expect(comp("EncryptionKey", "-key").options.aliases).toBeUndefined();
+    for (const x of cut.resources.filter((y) => y.custom && identity.includes(`${y.type} ${y.name}`))) expect(x.options.retainOnDelete, x.urn).toBe(true);
+
+    const done = await render(
+      tempFleet((dir) => {
+        editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
+          d.tier = "dedicated";
+          delete d.placement;
+          d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
+        });
+        for (const env of ["prod", "staging"]) editYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, (d) => void (d.config = { "aws:region": "us-east-1" }));
+      }),
+      "dedicated-startup-alpha-prod",
+    );
+    expect(done.resources.filter((x) => x.options.aliases?.some((a) => a.includes(C("PooledTenant"))))).toEqual([]);
+    expect(done.resources.filter((x) => x.custom && x.options.retainOnDelete).map((x) => x.type).sort()).toEqual([T.key]);
+  });
+
+  it("an enterprise tenant's key (moved before provisioning) is claimed by alias from the first update", async () => {
+    const r = await render(migrating("provisioning", "enterprise"), "dedicated-startup-alpha-prod");
+    expect(byTypeName(r, C("EncryptionKey"), `${n}-key`).options.aliases).toEqual([
+      `urn:pulumi:dedicated-startup-alpha-prod::saas-tenancy::${C("PooledTenant")}$${C("EncryptionKey")}::${n}-key`,
+    ]);
+  });
+});
