@@ -174,19 +174,19 @@ describe("POST /webhooks/stripe", () => {
 
 describe("grace period", () => {
   it("suspends a tenant only after it stayed unpaid beyond the grace period, and resumes it when paid", async () => {
-    const h = await startHarness({ pg, config: { unpaidGraceHours: 1.5 / 3600 } });
+    const graceSeconds = 3;
+    const h = await startHarness({ pg, config: { unpaidGraceHours: graceSeconds / 3600 } });
     try {
       const sub = { id: "sub_grace", price: "price_standard_monthly", metadata: { tenant_id: "grace-co" } };
       const t = now();
       await h.post(subscriptionEvent("evt_g1", "customer.subscription.created", t - 60, { ...sub, status: "active" }));
       await waitFor("grace-co created", () => h.repo.show("main", "tenants/grace-co.yaml"));
-      const pastDueAt = Date.now();
+      // Past due from the event's time t: the suspension is due at t + grace, never before (a loaded
+      // machine may only make it later, so the check is on the commit's time, not on a sample).
       await h.post(subscriptionEvent("evt_g2", "customer.subscription.updated", t, { ...sub, status: "past_due" }));
-      await waitFor("reconcile of the past_due event", async () => (await rows(h, "SELECT result FROM billing_events WHERE id = 'evt_g2' AND result IS NOT NULL"))[0]);
-      expect(h.repo.show("main", "tenants/grace-co.yaml")).not.toContain("lifecycle: suspended");
-      await waitFor("suspension after the grace period", () => h.repo.show("main", "tenants/grace-co.yaml")?.includes("lifecycle: suspended"), 15_000);
-      expect(Date.now() - pastDueAt).toBeGreaterThanOrEqual(1000);
+      await waitFor("suspension after the grace period", () => h.repo.show("main", "tenants/grace-co.yaml")?.includes("lifecycle: suspended"), 20_000);
       expect(h.repo.log()[0]!.subject).toMatch(/grace-co: suspend: subscription sub_grace past_due since/);
+      expect(Number(h.repo.git("log", "-1", "--format=%ct", "main").trim())).toBeGreaterThanOrEqual(t + graceSeconds);
       await h.post(subscriptionEvent("evt_g3", "customer.subscription.updated", t + 5, { ...sub, status: "active" }));
       await waitFor("resumption", () => h.repo.show("main", "tenants/grace-co.yaml")?.includes("lifecycle: active"));
     } finally {
