@@ -15,7 +15,8 @@ import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObjec
 import type { LifecyclePorts } from "./ports.ts";
 import { offboardWorkflow } from "./workflows/offboard.ts";
 import { resumeWorkflow, suspendWorkflow } from "./workflows/suspension.ts";
-import { rollbackWorkflow, upgradeWorkflow, type RollbackParams, type UpgradeParams } from "./workflows/upgrade.ts";
+import { rollbackWorkflow, type RollbackParams } from "./workflows/rollback.ts";
+import { upgradeWorkflow, type UpgradeParams } from "./workflows/upgrade.ts";
 
 export const LIFECYCLE_WORKFLOWS: readonly WorkflowDef[] = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow];
 

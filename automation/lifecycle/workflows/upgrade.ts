@@ -31,28 +31,25 @@
  *   cleanup.files     removes the migration block: the tenant leaves its cells.
  *   cleanup.stacks    `up` of the cell stacks (role, schema, secrets, IAM role, DNS name removed).
  *
- * Rollback (a workflow of its own, superseding the upgrade while it has not reached
- * cutover.switch): routing stays on the cell (it never left it), an own key moved at provisioning
- * goes back to the cell stack's state, the tenant file gets its pooled placement and tier back,
- * the dedicated stacks are destroyed only when asked (`destroyDedicated`), otherwise their files
- * move to stacks/retired/ and the copied data is removed from the dedicated database.
+ * Rollback before cutover: rollback.ts.
  */
 import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
-import { handbackKeyUrns, identityHandoverUrns, keyHandoverUrns } from "../../../infra/model/handover.ts";
+import { identityHandoverUrns, keyHandoverUrns } from "../../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PlacementError } from "../../../infra/model/placement.ts";
 import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
 import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
-import { emptySchema, readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
+import { readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { copySchema, syncDelta } from "../pg/copy.ts";
 import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember, qn } from "../pg/sql.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
+import { handOver } from "./handover.ts";
 import {
   cellStacks, cellsOf, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
-  stackPath, tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
+  tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
 } from "./common.ts";
 import type pg from "pg";
 
@@ -74,26 +71,16 @@ export const UpgradeParamsSchema = z
   .strict();
 export type UpgradeParams = z.infer<typeof UpgradeParamsSchema>;
 
-export const RollbackParamsSchema = z
-  .object({
-    upgradeId: z.uuid(),
-    /** Destroy the dedicated stacks (default false: they stay, their files move to stacks/retired/). */
-    destroyDedicated: z.boolean(),
-  })
-  .strict();
-export type RollbackParams = z.infer<typeof RollbackParamsSchema>;
 
-/** Where a rollback that keeps the dedicated stacks puts their files (not read by the fleet loader). */
-export const RETIRED_STACKS_DIR = "stacks/retired";
 
-function params<T>(schema: z.ZodType<T>, ctx: StepContext): T {
+export function params<T>(schema: z.ZodType<T>, ctx: StepContext): T {
   const parsed = schema.safeParse(ctx.workflow.params);
   if (!parsed.success) throw new PermanentError(`workflow ${ctx.workflow.id} has invalid parameters: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
 }
 
 /** The tenant mid-migration (dedicated with a migration block), or a permanent error. */
-function migrating(tf: TenantFile, step: string) {
+export function migrating(tf: TenantFile, step: string) {
   const t = tf.tenant;
   if (t.deployment !== "dedicated" || !t.migration) {
     throw new PermanentError(`${step}: tenant ${t.id} has no migration in progress (${t.deployment}); its file changed outside this workflow`);
@@ -102,48 +89,13 @@ function migrating(tf: TenantFile, step: string) {
 }
 
 const PHASE_ORDER = ["provisioning", "copying", "cutover", "cleanup"] as const;
-function phaseIndex(p: string): number {
+export function phaseIndex(p: string): number {
   return PHASE_ORDER.indexOf(p as (typeof PHASE_ORDER)[number]);
 }
 
 async function setPhase(ctx: StepContext, tf: TenantFile, phase: (typeof PHASE_ORDER)[number], extra: [string[], unknown][] = []): Promise<string | undefined> {
   const text = editTenantText(tf.text, [[["migration", "phase"], phase], ...extra.map(([p, v]) => [p, v] as const)]);
   return commitFiles(ctx, `upgrade ${ctx.workflow.tenantId} to dedicated: migration phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
-}
-
-// --- state hand-over -----------------------------------------------------------------------------
-
-interface Move {
-  source: string;
-  dest: string;
-  /** Alternatives: the move succeeds when one of them is moved or already moved. */
-  urns: readonly string[];
-  /** Every URN must end up in the destination (false: any one of the alternatives). */
-  all: boolean;
-}
-
-/**
- * Moves state between stacks (StackRunner.moveState, idempotent) and refuses to go on when what
- * must change hands is in neither stack: no later update could then succeed without a person
- * importing it (`pulumi import`) or restoring it.
- */
-async function handOver(ctx: StepContext, moves: readonly Move[], reason: string): Promise<JsonObject> {
-  const out: JsonObject = {};
-  for (const m of moves) {
-    if (m.urns.length === 0) continue;
-    const r = await ctx.ports.runner.moveState({ source: m.source, dest: m.dest, urns: m.urns }, ctx.runContext(reason));
-    const there = [...r.moved, ...r.alreadyMoved];
-    const complete = m.all ? r.missing.length === 0 : there.length > 0;
-    if (!complete) {
-      throw new PermanentError(
-        `${reason}: ${(m.all ? r.missing : m.urns).join(", ")} ${m.all ? "are" : "is"} in neither stack ${m.source} nor ${m.dest}; ` +
-          `an update removed it from the state without deleting it (retainOnDelete): import it into ${m.dest} (pulumi import) and retry the workflow`,
-      );
-    }
-    ctx.log({ source: m.source, dest: m.dest, moved: r.moved, alreadyMoved: r.alreadyMoved, runId: r.runId }, `state handed over: ${m.source} -> ${m.dest}`);
-    out[`${m.source}->${m.dest}`] = json({ moved: r.moved, alreadyMoved: r.alreadyMoved, runId: r.runId });
-  }
-  return out;
 }
 
 // --- provisioning -----------------------------------------------------------------------------
@@ -455,139 +407,3 @@ export const upgradeWorkflow: WorkflowDef = {
 
 /** The steps at and after which a rollback is refused. */
 export const CUTOVER_STEP = cutoverSwitch.name;
-
-// --- rollback -----------------------------------------------------------------------------------
-
-async function upgradeParams(ctx: StepContext): Promise<UpgradeParams> {
-  const r = params(RollbackParamsSchema, ctx);
-  const up = await ctx.workflowById(r.upgradeId);
-  if (!up || up.kind !== "upgrade" || up.tenantId !== ctx.workflow.tenantId) throw new PermanentError(`no upgrade workflow ${r.upgradeId} for tenant ${ctx.workflow.tenantId}`);
-  const parsed = UpgradeParamsSchema.safeParse(up.params);
-  if (!parsed.success) throw new PermanentError(`upgrade workflow ${r.upgradeId} has invalid parameters`);
-  return parsed.data;
-}
-
-const rollbackCheck = {
-  name: "rollback.check",
-  async run(ctx: StepContext) {
-    const tf = await requireTenant(ctx);
-    const t = tf.tenant;
-    if (t.deployment === "pooled") return done({ alreadyPooled: true });
-    const { migration } = migrating(tf, "rollback.check");
-    if (phaseIndex(migration.phase) >= phaseIndex("cutover")) {
-      throw new PermanentError(`tenant ${t.id} is in phase ${migration.phase}: the dedicated database is live, rollback is no longer possible (migrate back by hand)`);
-    }
-    // Belt and braces: the phase is committed before any cutover marker can exist.
-    for (const env of envsOf(t)) {
-      let markers: CutoverMarker[] = [];
-      try {
-        markers = await withSession(await ctx.ports.databases.dedicated(t.id, env), (c) => readMarkers(c, t.id));
-      } catch (err) {
-        ctx.log({ env, error: (err as Error).message }, "dedicated database not reachable; it cannot hold a cutover (the phase says so too)");
-      }
-      if (markers.length > 0) throw new PermanentError(`the dedicated database of ${t.id} (${env}) is cut over; rollback is no longer possible`);
-    }
-    return done({ phase: migration.phase });
-  },
-};
-
-const rollbackHandback = {
-  name: "rollback.handback",
-  async run(ctx: StepContext) {
-    const up = await upgradeParams(ctx);
-    const id = ctx.workflow.tenantId;
-    // Only an own key moved before cutover (a new key of the dedicated stack stays there).
-    const moves = Object.entries(up.previous.placement).map(([env, cell]) => ({
-      source: dedicatedStackName(id, env), dest: cellStackName(env, cell), urns: handbackKeyUrns(id, up.previous.tier, env), all: false,
-    }));
-    return done(await handOver(ctx, moves, `hand the own KMS key of ${id} back to its cell`));
-  },
-};
-
-const rollbackDestroy = {
-  name: "rollback.destroy",
-  async run(ctx: StepContext) {
-    const r = params(RollbackParamsSchema, ctx);
-    if (!r.destroyDedicated) return done({ destroyed: [] });
-    const up = await upgradeParams(ctx);
-    const stacks = dedicatedStacks(ctx.workflow.tenantId, Object.keys(up.previous.placement));
-    // Never lifts `protect`: a protected (prod) dedicated stack fails here and is left to a person.
-    for (const stack of stacks) await ctx.ports.runner.destroy(stack, ctx.runContext("rollback requested with destroyDedicated"));
-    return done({ destroyed: stacks });
-  },
-};
-
-const rollbackFiles = {
-  name: "rollback.files",
-  async run(ctx: StepContext) {
-    const r = params(RollbackParamsSchema, ctx);
-    const up = await upgradeParams(ctx);
-    const tf = await requireTenant(ctx);
-    const t = tf.tenant;
-    if (t.deployment === "pooled") return done({ commit: null });
-    const text = editTenantText(tf.text, [
-      [["tier"], up.previous.tier],
-      [["deployment"], up.previous.deployment],
-      [["dedicated"], undefined],
-      [["migration"], undefined],
-      [["placement"], { ...up.previous.placement }],
-    ]);
-    const files: Record<string, string | null> = { [tenantPath(t.id)]: text };
-    for (const env of Object.keys(t.dedicated)) {
-      const path = stackPath(dedicatedStackName(t.id, env));
-      const current = await ctx.ports.repo.read(path);
-      files[path] = null;
-      if (!r.destroyDedicated && current !== undefined) {
-        files[`${RETIRED_STACKS_DIR}/Pulumi.${dedicatedStackName(t.id, env)}.yaml`] =
-          `# Retired by rollback workflow ${ctx.workflow.id}: the stack still exists (not destroyed on request).\n` +
-          `# Destroy it with \`pulumi destroy -s ${dedicatedStackName(t.id, env)}\` (config restored from this file) when no longer needed.\n${current}`;
-      }
-    }
-    const commit = await commitFiles(ctx, `roll back the upgrade of ${t.id}: pooled again in ${cellStacks(up.previous.placement).join(", ")}`, files);
-    return done({ commit: commit ?? null });
-  },
-};
-
-const rollbackClear = {
-  name: "rollback.clear",
-  async run(ctx: StepContext) {
-    const r = params(RollbackParamsSchema, ctx);
-    if (r.destroyDedicated) return done();
-    const up = await upgradeParams(ctx);
-    const id = ctx.workflow.tenantId;
-    const schema = pgTenantIdent(id);
-    const out: JsonObject = {};
-    // The copy is customer data in a database nobody serves from: remove it.
-    for (const env of Object.keys(up.previous.placement)) {
-      out[env] = await withSession(await ctx.ports.databases.dedicated(id, env), async (c) => {
-        if (!(await schemaExists(c, schema))) return 0;
-        if ((await readMarkers(c, id)).length > 0) throw new PermanentError(`the dedicated database of ${id} (${env}) is cut over; its data is not removed`);
-        await ensureMember(c, (await schemaOwner(c, schema)) ?? schema);
-        await c.query("BEGIN");
-        const n = await emptySchema(c, schema);
-        await c.query("COMMIT");
-        return n;
-      });
-    }
-    return done({ droppedObjects: out });
-  },
-};
-
-const rollbackStacks = {
-  name: "rollback.stacks",
-  async run(ctx: StepContext) {
-    const up = await upgradeParams(ctx);
-    const id = ctx.workflow.tenantId;
-    const runs = await upStacks(ctx, cellStacks(up.previous.placement), "rollback: the tenant stays pooled in its cell");
-    for (const [env, cell] of Object.entries(up.previous.placement)) {
-      await withSession(await ctx.ports.databases.cell(env, cell), (c) => expectLogin(c, id, true, cellStackName(env, cell)));
-    }
-    return done({ runs });
-  },
-};
-
-export const rollbackWorkflow: WorkflowDef = {
-  kind: "rollback",
-  steps: [rollbackCheck, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
-  supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
-};
