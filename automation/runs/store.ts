@@ -221,6 +221,36 @@ export class RunStore {
     await client.query("SELECT pg_advisory_xact_lock($1)", [lockKey(`stack:${stack}`)]);
   }
 
+  /**
+   * The stacks a run occupies while it runs: its own, and for a state move its source too (an
+   * update of the source during the move could write the moved resources back). Locked in order.
+   */
+  private async lockRunStacks(client: Queryable, runId: string): Promise<string[] | undefined> {
+    const pre = await client.query<{ stack: string; operation: RunOperation; source: string | null }>(
+      "SELECT stack, operation, options->>'source' AS source FROM runs WHERE id = $1",
+      [runId],
+    );
+    const row = pre.rows[0];
+    if (!row) return undefined;
+    const stacks = [...new Set([row.stack, ...(row.operation === "move" && row.source ? [row.source] : [])])].sort();
+    for (const stack of stacks) await this.lockStack(client, stack);
+    return stacks;
+  }
+
+  /** Whether a run is running on `stack`, or a running state move takes `stack` as its source. */
+  private async busy(client: Queryable, stack: string): Promise<boolean> {
+    const r = await client.query(
+      "SELECT 1 FROM runs WHERE state = 'running' AND (stack = $1 OR (operation = 'move' AND options->>'source' = $1)) LIMIT 1",
+      [stack],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  private async anyBusy(client: Queryable, stacks: readonly string[]): Promise<boolean> {
+    for (const stack of stacks) if (await this.busy(client, stack)) return true;
+    return false;
+  }
+
   private async sendJob(client: Queryable, runId: string): Promise<string> {
     const data: StackRunJob = { runId };
     const jobId = await this.boss.send(QUEUES.stackRun, data, {
@@ -237,8 +267,9 @@ export class RunStore {
    * the run commit together), or joins the stack's queued run.
    */
   async enqueue(client: PoolClient, stack: string, cause: RunCause): Promise<EnqueuedRun> {
-    await this.lockStack(client, stack);
     const operation = cause.operation ?? "up";
+    const source = operation === "move" && typeof cause.options?.source === "string" ? cause.options.source : undefined;
+    for (const s of [...new Set([stack, ...(source ? [source] : [])])].sort()) await this.lockStack(client, s);
     const queued = await client.query<{ id: string; operation: RunOperation; same: boolean }>(
       "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued'",
       [stack, operation, JSON.stringify(cause.options ?? {})],
@@ -257,9 +288,8 @@ export class RunStore {
     );
     const row = rows[0]!;
     if (row.inserted) {
-      const busy = await client.query("SELECT 1 FROM runs WHERE stack = $1 AND state = 'running'", [stack]);
       // A busy stack's queued run gets its job when the running run finishes (finish()).
-      if (!busy.rowCount) await this.sendJob(client, row.id);
+      if (!(await this.anyBusy(client, [stack, ...(source ? [source] : [])]))) await this.sendJob(client, row.id);
     }
     await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, row.id]);
     return { runId: row.id, stack, coalesced: !row.inserted };
@@ -279,16 +309,18 @@ export class RunStore {
   /** Claims a run for a worker: queued -> running, or takes over a running run whose worker died. */
   async start(runId: string, jobId: string, worker: string, runner: string): Promise<StartDecision> {
     return withTransaction(this.pool, async (client) => {
-      const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
-      if (!pre.rowCount) return { kind: "skip", reason: `run ${runId} does not exist` };
-      await this.lockStack(client, pre.rows[0]!.stack);
+      const stacks = await this.lockRunStacks(client, runId);
+      if (!stacks) return { kind: "skip", reason: `run ${runId} does not exist` };
       const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [runId]);
       const run = rows[0]!;
       if (run.job_id !== jobId) return { kind: "skip", reason: `job ${jobId} no longer owns run ${runId}` };
       let recovering = false;
       if (run.state === "queued") {
-        const busy = await client.query("SELECT 1 FROM runs WHERE stack = $1 AND state = 'running'", [run.stack]);
-        if (busy.rowCount) return { kind: "skip", reason: `stack ${run.stack} already has a running run` };
+        if (await this.anyBusy(client, stacks)) {
+          // Its job is spent: the run gets a new one when what holds its stacks finishes (kickNext).
+          await client.query("UPDATE runs SET job_id = NULL WHERE id = $1", [runId]);
+          return { kind: "skip", reason: `stack ${stacks.join(" or ")} already has a running run` };
+        }
       } else if (run.state === "running") {
         const stale = run.heartbeat_at === null || Date.now() - run.heartbeat_at.getTime() > this.opts.heartbeatTimeoutSeconds * 1000;
         if (run.worker !== null && !stale) return { kind: "skip", reason: `run ${runId} is alive on ${run.worker}` };
@@ -342,10 +374,8 @@ export class RunStore {
    */
   async finish(runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string }): Promise<boolean> {
     const done = await withTransaction(this.pool, async (client) => {
-      const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [runId]);
-      if (!pre.rowCount) return false;
-      const stack = pre.rows[0]!.stack;
-      await this.lockStack(client, stack);
+      const stacks = await this.lockRunStacks(client, runId);
+      if (!stacks) return false;
       const done = { endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) };
       const { rowCount } = await client.query(
         `UPDATE runs SET state = $3, output = $4::jsonb, error = $5, finished_at = now(), heartbeat_at = NULL,
@@ -355,7 +385,7 @@ export class RunStore {
         [runId, worker, result.state, JSON.stringify(result.output ?? null), result.error ?? null, JSON.stringify(done)],
       );
       if (!rowCount) return false;
-      await this.kickNext(client, stack);
+      for (const stack of stacks) await this.kickNext(client, stack);
       await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
       return true;
     });
@@ -363,10 +393,19 @@ export class RunStore {
     return done;
   }
 
+  /**
+   * Gives a job to the queued runs `stack` was holding back: its own, and state moves out of it,
+   * each when none of the stacks it needs is busy.
+   */
   private async kickNext(client: Queryable, stack: string): Promise<void> {
-    const next = await client.query<{ id: string; job_id: string | null }>("SELECT id, job_id FROM runs WHERE stack = $1 AND state = 'queued'", [stack]);
-    const row = next.rows[0];
-    if (row && row.job_id === null) await this.sendJob(client, row.id);
+    const next = await client.query<{ id: string; stack: string; source: string | null }>(
+      `SELECT id, stack, CASE WHEN operation = 'move' THEN options->>'source' END AS source FROM runs
+        WHERE state = 'queued' AND job_id IS NULL AND (stack = $1 OR (operation = 'move' AND options->>'source' = $1)) ORDER BY created_at`,
+      [stack],
+    );
+    for (const row of next.rows) {
+      if (!(await this.anyBusy(client, [row.stack, ...(row.source ? [row.source] : [])]))) await this.sendJob(client, row.id);
+    }
   }
 
   /**

@@ -265,6 +265,25 @@ describe("move runs on the control plane's queue and workers", () => {
     expect(commandLog(h.stateDir).some((c) => c.args[0] === "up")).toBe(false);
   });
 
+  it("holds back an update of the source stack while a move out of it runs, and starts it when the move ends", async () => {
+    const pool = h.cp.db.pool;
+    // A move out of SRC, running on a worker that is still alive (heartbeat now).
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO runs (stack, operation, options, state, worker, heartbeat_at, started_at, attempts, reasons)
+       VALUES ($1, 'move', $2::jsonb, 'running', 'worker-holding-the-move', now(), now(), 1, ARRAY['test: a move in flight']) RETURNING id`,
+      [DEST, JSON.stringify({ source: SRC, urns: [secrets] })],
+    );
+    const moveId = rows[0]!.id;
+    const [up] = await h.cp.runs.enqueueAll([SRC], { reason: "test: an update of the source" });
+    // Queued without a job: no worker may start it while the move rewrites the source's state.
+    const held = await pool.query<{ state: string; job_id: string | null }>("SELECT state, job_id FROM runs WHERE id = $1", [up!.runId]);
+    expect(held.rows[0]).toEqual({ state: "queued", job_id: null });
+    expect(await h.cp.runs.finish(moveId, "worker-holding-the-move", { state: "succeeded", output: null })).toBe(true);
+    const ran = await finished(up!.runId);
+    expect(ran.state).toBe("succeeded");
+    expect(Date.parse(ran.startedAt!)).toBeGreaterThanOrEqual(Date.parse((await h.cp.runs.get(moveId))!.finishedAt!));
+  });
+
   it("records a move that cannot run as a failed run with the runner's reason", async () => {
     const gone = "shared-prod-gone-01";
     const [queued] = await h.cp.runs.enqueueAll([DEST], { reason: "test: from a stack that does not exist", operation: "move", options: { source: gone, urns: [rename(secrets, gone)] } });
