@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed, isProd } from "../model/database.ts";
 import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
-import { cellOwnsIdentity, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
+import { cellOwnsIdentity, hadOwnKeyInCell, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
 import {
   DEDICATED_DATABASE, databaseSecretName, masterSecretName, tenantBucketName, tenantKmsAlias, tenantRoleName,
 } from "../model/naming.ts";
@@ -90,7 +90,8 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         alias: tenantKmsAlias(ctx.app, ctx.env, t.id),
         policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: roleArn, logGroupNames: [logGroupName] })),
         protect: prod,
-        retainOnDelete,
+        // Only a key that came from the cell changes hands; one this stack made goes with it.
+        retainOnDelete: retainOnDelete && hadOwnKeyInCell(t),
       },
       handedOver("-key"),
     );
