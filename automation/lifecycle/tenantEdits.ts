@@ -25,7 +25,7 @@ export class EditRefusedError extends Error {}
 
 /**
  * Step 1 of the upgrade: tier dedicated (deployment derived), a fresh /16 per env
- * (allocateDedicatedCidrs), the migration block (phase provisioning, from = the old placement)
+ * (allocateDedicatedCidrs), VPC peering with the control plane (the copy needs it), the migration block (phase provisioning, from = the old placement)
  * and one stack file per env; with `codeowners` (the current .github/CODEOWNERS text), the tenant
  * file listed there for the platform team's review, as `tenantctl new` does for a dedicated
  * tenant. Throws PlacementError when the supernet is full.
@@ -47,6 +47,9 @@ export function upgradeProvisionEdit(
     [["deployment"], undefined],
     [["placement"], undefined],
     [["dedicated"], networks],
+    // The control plane copies the data into the dedicated database: it reaches it only through
+    // the peering (the database admits the control-plane CIDR only then).
+    [["features", "vpcPeering"], true],
     [["migration"], { phase: "provisioning", from: { ...t.placement }, fromTier: t.tier, startedAt: isoSeconds(now) }],
   ]);
   const files: FileSet = { [tenantPath(t.id)]: edited };

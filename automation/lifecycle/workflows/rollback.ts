@@ -100,6 +100,8 @@ const rollbackFiles = {
       [["tier"], up.previous.tier],
       [["deployment"], up.previous.deployment],
       [["dedicated"], undefined],
+      // Set by the provisioning edit for the copy; a pooled tenant cannot have it (false by default).
+      [["features", "vpcPeering"], undefined],
       [["migration"], undefined],
       [["placement"], { ...up.previous.placement }],
     ]);
