@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import type { Struct as StructType } from "google-protobuf/google/protobuf/struct_pb.js";
 import type * as AnalyzerPb from "@pulumi/pulumi/proto/analyzer_pb.js";
 import type { RenderedResource, RenderedStack, Violation } from "../infra/render/types.ts";
+import { plainJson } from "../infra/render/plainJson.ts";
 import { PACK_ENFORCEMENT_LEVEL, PACK_NAME, PACK_VERSION, packPolicies } from "./pack.ts";
 import type { PulumiPolicy } from "./registry.ts";
 import type { PackSettings } from "./settings.ts";
@@ -68,38 +69,6 @@ const LEVELS: Readonly<Record<number, Violation["level"]>> = {
 };
 
 type JsonValue = Parameters<typeof Struct.fromJavaScript>[0][string];
-
-/**
- * A property value as JSON would carry it (what the engine sends): object keys whose value is
- * `undefined` (or a function) dropped, array holes and such elements as null, `toJSON` honoured.
- * The same as a JSON.stringify/parse round trip, without building the string.
- */
-export function plainJson(v: unknown): JsonValue | undefined {
-  if (v === null) return null;
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "number":
-      return Number.isFinite(v) ? v : null;
-    case "object": {
-      const withJson = v as { toJSON?: () => unknown };
-      if (typeof withJson.toJSON === "function") return plainJson(withJson.toJSON());
-      if (Array.isArray(v)) return v.map((x) => plainJson(x) ?? null);
-      const out: Record<string, JsonValue> = {};
-      for (const [k, x] of Object.entries(v)) {
-        const j = plainJson(x);
-        if (j === undefined) continue;
-        // A "__proto__" key (valid JSON) must stay a key, not replace the prototype.
-        if (k === "__proto__") Object.defineProperty(out, k, { value: j, enumerable: true, writable: true, configurable: true });
-        else out[k] = j;
-      }
-      return out;
-    }
-    default:
-      return undefined;
-  }
-}
 
 /** A protobuf Struct of a property map; `undefined` is dropped as the engine drops it. */
 function struct(props: Record<string, unknown>): StructType {

@@ -4,6 +4,7 @@ import type * as StructModule from "google-protobuf/google/protobuf/struct_pb.js
 import type * as ResourceModule from "@pulumi/pulumi/proto/resource_pb.js";
 import type * as ProviderModule from "@pulumi/pulumi/proto/provider_pb.js";
 import { mockInvoke, mockOutputs, type MockContext } from "./mockOutputs.ts";
+import { plainJson } from "./plainJson.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "./types.ts";
 
 // The SDK's own mock monitor pieces: the proto classes and property (de)serializers the stock
@@ -109,8 +110,8 @@ export class RecordingMonitor {
         }
       }
       // The state is plain JSON already (the raw input struct plus computed strings and numbers),
-      // so it needs no SDK serialization pass; a JSON round trip drops undefined as the SDK would.
-      const serialized = JSON.parse(JSON.stringify(state)) as Record<string, unknown>;
+      // so it needs no SDK serialization pass; plainJson drops undefined as the SDK would.
+      const serialized = plainJson(state) as Record<string, unknown>;
       this.states.set(urn, { urn, id, state: serialized });
       this.records.push({
         urn,
