@@ -13,7 +13,8 @@ export function plainJson(v: unknown): Json | undefined {
     case "boolean":
       return v;
     case "number":
-      return Number.isFinite(v) ? v : null;
+      // JSON has no -0, NaN or Infinity: "0" and null.
+      return Number.isFinite(v) ? (v === 0 ? 0 : v) : null;
     case "object": {
       const withJson = v as { toJSON?: () => unknown };
       if (typeof withJson.toJSON === "function") return plainJson(withJson.toJSON());

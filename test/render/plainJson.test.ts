@@ -15,7 +15,7 @@ describe("plainJson (the properties the renderer records and the analyzer reques
       fc.property(fc.dictionary(fc.string(), value), (props) => {
         expect(plainJson(props)).toEqual(JSON.parse(JSON.stringify(props)));
       }),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   });
 });
