@@ -26,10 +26,7 @@ export function tagsFor(ctx: StackContext, tenant: string): Tags {
   return tags(tenant, ctx.env, ctx.stack);
 }
 
-/** Component type tokens: `saas-tenancy:components:<Class>`. Part of every child's URN: never rename. */
-export function componentType(className: string): string {
-  return `saas-tenancy:components:${className}`;
-}
+export { componentType } from "../model/naming.ts";
 
 /** Serialises a policy document; keeps Outputs (key ARNs) as Outputs, never resolved inside an apply that creates resources. */
 export function policyJson(doc: unknown): pulumi.Output<string> {

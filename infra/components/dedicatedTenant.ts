@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { tenantKeyPolicy } from "../model/accessPolicies.ts";
+import { roleArn, tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed, isProd } from "../model/database.ts";
 import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
 import { cellOwnsIdentity, hadOwnKeyInCell, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
@@ -80,7 +80,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     // Role before key: the key policy names the role, and KMS rejects a principal that does not exist.
     // Before cutover the role exists already, managed by the cell: named by its ARN.
     const role = cellOwned ? undefined : new TenantRole(`${name}-role`, { ctx, tenant: t.id, retainOnDelete }, handedOver("-role"));
-    const roleArn = role ? role.arn : `arn:aws:iam::${ctx.accountId}:role/${tenantRoleName(ctx.app, ctx.env, t.id)}`;
+    const tenantRoleArn = role ? role.arn : roleArn(ctx.accountId, tenantRoleName(ctx.app, ctx.env, t.id));
     const key = new EncryptionKey(
       `${name}-key`,
       {
@@ -88,7 +88,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         owner,
         description: `Tenant ${t.id} (${ctx.env}): database, bucket, secrets, flow logs`,
         alias: tenantKmsAlias(ctx.app, ctx.env, t.id),
-        policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: roleArn, logGroupNames: [logGroupName] })),
+        policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn, logGroupNames: [logGroupName] })),
         protect: prod,
         // Only a key that came from the cell changes hands; one this stack made goes with it.
         retainOnDelete: retainOnDelete && hadOwnKeyInCell(t),

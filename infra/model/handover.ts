@@ -28,19 +28,16 @@
  * the source program stop declaring what moved.
  */
 import { PROJECT } from "./platform.ts";
-import { cellStackName, dedicatedStackName } from "./naming.ts";
+import { cellStackName, componentType as COMPONENT, dedicatedStackName } from "./naming.ts";
 import type { Tenant } from "./schema.ts";
 import { hasOwnKmsKey, TIERS, type Tier } from "./tiers.ts";
 
-/** Component type tokens (infra/components/context.ts componentType): part of every URN below. */
-const COMPONENT = (cls: string) => `saas-tenancy:components:${cls}`;
 export const POOLED_TENANT_TYPE = COMPONENT("PooledTenant");
 export const DEDICATED_TENANT_TYPE = COMPONENT("DedicatedTenant");
 
 /**
  * The components that change hands, by child-name suffix (both builders name the tenant's
- * component `tenant-<id>` and these children `tenant-<id><suffix>`). Order: as they must be
- * declared (role before key before the policy naming the key).
+ * component `tenant-<id>` and these children `tenant-<id><suffix>`), in the order they are moved.
  */
 export const HANDOVER_COMPONENTS = [
   { suffix: "-role", type: COMPONENT("TenantRole") },
@@ -76,10 +73,13 @@ export function hadOwnKeyInCell(t: Tenant): boolean {
   return t.migration !== undefined && hasOwnKmsKey(t.migration.fromTier, "pooled");
 }
 
+/** The URN of a hand-over component `tenant-<id><suffix>` under the tenant component of type `parentType`. */
+function componentUrn(stack: string, parentType: string, type: string, tenantId: string, suffix: string): string {
+  return `urn:pulumi:${stack}::${PROJECT}::${parentType}$${type}::${tenantComponentName(tenantId)}${suffix}`;
+}
+
 function cellUrns(t: Tenant, env: string, cell: string, which: (c: (typeof HANDOVER_COMPONENTS)[number]) => boolean): string[] {
-  const stack = cellStackName(env, cell);
-  const parent = tenantComponentName(t.id);
-  return HANDOVER_COMPONENTS.filter(which).map((c) => `urn:pulumi:${stack}::${PROJECT}::${POOLED_TENANT_TYPE}$${c.type}::${parent}${c.suffix}`);
+  return HANDOVER_COMPONENTS.filter(which).map((c) => componentUrn(cellStackName(env, cell), POOLED_TENANT_TYPE, c.type, t.id, c.suffix));
 }
 
 /**
@@ -107,11 +107,7 @@ export function handoverUrns(t: Tenant, env: string, cell: string): string[] {
 export function handbackKeyUrns(tenantId: string, previousTier: string, env: string): string[] {
   if (!(TIERS as readonly string[]).includes(previousTier) || !hasOwnKmsKey(previousTier as Tier, "pooled")) return [];
   const stack = dedicatedStackName(tenantId, env);
-  const name = `${tenantComponentName(tenantId)}-key`;
-  return [
-    `urn:pulumi:${stack}::${PROJECT}::${POOLED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${name}`,
-    `urn:pulumi:${stack}::${PROJECT}::${DEDICATED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${name}`,
-  ];
+  return [POOLED_TENANT_TYPE, DEDICATED_TENANT_TYPE].map((parent) => componentUrn(stack, parent, COMPONENT("EncryptionKey"), tenantId, "-key"));
 }
 
 /**
@@ -119,7 +115,7 @@ export function handbackKeyUrns(tenantId: string, previousTier: string, env: str
  * dedicated program claimed it (its URN then names DedicatedTenant) is the cell's again.
  */
 export function handbackKeyAlias(tenantId: string, cellStack: string): string {
-  return `urn:pulumi:${cellStack}::${PROJECT}::${DEDICATED_TENANT_TYPE}$${COMPONENT("EncryptionKey")}::${tenantComponentName(tenantId)}-key`;
+  return componentUrn(cellStack, DEDICATED_TENANT_TYPE, COMPONENT("EncryptionKey"), tenantId, "-key");
 }
 
 /**

@@ -36,6 +36,11 @@ export type StackRef =
   | { kind: "shared"; name: string; env: string; cell: string }
   | { kind: "dedicated"; name: string; env: string; tenant: string };
 
+/** Component type tokens: `saas-tenancy:components:<Class>`. Part of every child's URN: never rename. */
+export function componentType(className: string): string {
+  return `saas-tenancy:components:${className}`;
+}
+
 export function cellStackName(env: string, cell: string): string {
   return `shared-${env}-${cell}`;
 }

@@ -27,7 +27,6 @@ const PHYSICAL: Readonly<Record<string, (i: Record<string, unknown>) => string |
   "aws:iam/rolePolicy:RolePolicy": (i) => `iam role policy ${String(i.role)}/${String(i.name)}`,
   "aws:secretsmanager/secret:Secret": (i) => `secret ${String(i.name)}`,
   "aws:kms/alias:Alias": (i) => `kms alias ${String(i.name)}`,
-  "aws:s3/bucketV2:BucketV2": (i) => `bucket ${String(i.bucket)}`,
   "aws:s3/bucket:Bucket": (i) => `bucket ${String(i.bucket)}`,
   "aws:rds/instance:Instance": (i) => `rds ${String(i.identifier)}`,
   "aws:cloudwatch/logGroup:LogGroup": (i) => `log group ${String(i.name)}`,
