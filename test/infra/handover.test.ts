@@ -207,14 +207,20 @@ describe("rollback of an enterprise upgrade before cutover", () => {
   }, 120_000);
 });
 
+/** A standard tenant pooled, then provisioned (cell and dedicated stack updated), in a fresh model. */
+async function provisioned(tenant: string): Promise<{ t: Timeline; cloud: SimCloud }> {
+  const { before, t } = upgrade(tenant);
+  const cloud = new SimCloud();
+  cloud.up(await render(before, t.cellStack));
+  provision(t);
+  cloud.up(await render(t.fleet(), t.cellStack));
+  cloud.up(await render(t.fleet(), t.dedStack));
+  return { t, cloud };
+}
+
 describe("negative controls of the hand-over model", () => {
   it("without the state move, the cell only forgets the identity (retained) and the dedicated stack fails on already exists", async () => {
-    const { before, t } = upgrade("startup-alpha");
-    const cloud = new SimCloud();
-    cloud.up(await render(before, t.cellStack));
-    provision(t);
-    cloud.up(await render(t.fleet(), t.cellStack));
-    cloud.up(await render(t.fleet(), t.dedStack));
+    const { t, cloud } = await provisioned("startup-alpha");
     t.setPhase("cutover");
     const cell = cloud.up(await render(t.fleet(), t.cellStack));
     expect(cell.deleted).toEqual([]);
@@ -227,12 +233,7 @@ describe("negative controls of the hand-over model", () => {
   }, 120_000);
 
   it("without the aliases, the moved resources are not claimed and the dedicated stack fails on already exists", async () => {
-    const { before, t } = upgrade("startup-alpha");
-    const cloud = new SimCloud();
-    cloud.up(await render(before, t.cellStack));
-    provision(t);
-    cloud.up(await render(t.fleet(), t.cellStack));
-    cloud.up(await render(t.fleet(), t.dedStack));
+    const { t, cloud } = await provisioned("startup-alpha");
     cloud.move(t.cellStack, t.dedStack, identityHandoverUrns(t.fleet().tenants.get("startup-alpha")!.tenant, ENV, t.cell));
     t.setPhase("cutover");
     cloud.up(await render(t.fleet(), t.cellStack));

@@ -27,6 +27,7 @@ import { MANAGED_BY } from "../../../infra/model/naming.ts";
 import { PermanentError } from "../engine.ts";
 import type { DatabaseSnapshots, ProtectionRelease, SnapshotState } from "../ports.ts";
 import { awsErrorName, AwsRefusedError, translateAwsError } from "./awsErrors.ts";
+import { RegionalClients } from "./regionalClients.ts";
 
 export const SOURCE_SUFFIX = "-src";
 
@@ -50,18 +51,13 @@ function snapshotState(s: DBSnapshot): SnapshotState {
 }
 
 export class RdsSnapshots implements DatabaseSnapshots {
-  private readonly clients = new Map<string, RDSClient>();
+  private readonly clients = new RegionalClients<RDSClient>();
   constructor(private readonly opts: RdsSnapshotsOptions) {
     if (!opts.backupKmsKey) throw new Error("RdsSnapshots needs the platform backup KMS key");
   }
 
   private client(region: string): RDSClient {
-    let c = this.clients.get(region);
-    if (!c) {
-      c = this.opts.client ? this.opts.client(region) : new RDSClient({ region });
-      this.clients.set(region, c);
-    }
-    return c;
+    return this.clients.get(region, (r) => (this.opts.client ? this.opts.client(r) : new RDSClient({ region: r })));
   }
 
   private keyFor(region: string): string {

@@ -25,6 +25,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { cellBucketName, regionCode } from "../../../infra/model/naming.ts";
 import { awsErrorName, AwsRefusedError, translateAwsError } from "./awsErrors.ts";
 import type { BackupStore, CellBucketRef, StoredObject } from "../ports.ts";
+import { RegionalClients } from "./regionalClients.ts";
 
 export const BACKUP_KEY_PREFIX = "backups/";
 /** 16 MiB parts: up to 160 GiB per dump (S3 allows 10,000 parts), 64 MiB in memory with 4 in flight. */
@@ -44,7 +45,7 @@ export interface S3BackupStoreOptions {
 }
 
 export class S3BackupStore implements BackupStore {
-  private readonly clients = new Map<string, S3Client>();
+  private readonly clients = new RegionalClients<S3Client>();
   constructor(private readonly opts: S3BackupStoreOptions) {}
 
   private regionOf(cell: string): string {
@@ -55,12 +56,7 @@ export class S3BackupStore implements BackupStore {
   }
 
   private client(region: string): S3Client {
-    let c = this.clients.get(region);
-    if (!c) {
-      c = this.opts.client ? this.opts.client(region) : new S3Client({ region });
-      this.clients.set(region, c);
-    }
-    return c;
+    return this.clients.get(region, (r) => (this.opts.client ? this.opts.client(r) : new S3Client({ region: r })));
   }
 
   private target(ref: CellBucketRef, key: string): { bucket: string; client: S3Client } {

@@ -14,6 +14,7 @@ import { DeleteSecretCommand, ListSecretsCommand, paginateListSecrets, SecretsMa
 import { PermanentError } from "../engine.ts";
 import type { SecretDeletion, SecretsManager } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
+import { RegionalClients } from "./regionalClients.ts";
 
 export interface SecretsManagerOptions {
   /** The Secrets Manager client of a region (tests inject clients whose requests never leave the process). */
@@ -23,16 +24,11 @@ export interface SecretsManagerOptions {
 }
 
 export class AwsSecretsManager implements SecretsManager {
-  private readonly clients = new Map<string, SecretsManagerClient>();
+  private readonly clients = new RegionalClients<SecretsManagerClient>();
   constructor(private readonly opts: SecretsManagerOptions = {}) {}
 
   private client(region: string): SecretsManagerClient {
-    let c = this.clients.get(region);
-    if (!c) {
-      c = this.opts.client ? this.opts.client(region) : new SecretsManagerClient({ region });
-      this.clients.set(region, c);
-    }
-    return c;
+    return this.clients.get(region, (r) => (this.opts.client ? this.opts.client(r) : new SecretsManagerClient({ region: r })));
   }
 
   async check(region: string): Promise<string> {

@@ -32,6 +32,7 @@ import { parseStackFile } from "../../../infra/model/stackFile.ts";
 import { PermanentError } from "../engine.ts";
 import type { DatabaseLocator } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
+import { RegionalClients } from "./regionalClients.ts";
 
 /** How long a connection attempt may take before the step fails (and is retried). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -78,18 +79,13 @@ export function stackFileRegions(projectDir: string): (stack: string) => string 
 }
 
 export class SecretsManagerDatabaseLocator implements DatabaseLocator {
-  private readonly clients = new Map<string, SecretsManagerClient>();
+  private readonly clients = new RegionalClients<SecretsManagerClient>();
   constructor(private readonly opts: SecretsManagerDatabasesOptions) {
     if (!opts.app) throw new Error("SecretsManagerDatabaseLocator needs the platform app name");
   }
 
   private client(region: string): SecretsManagerClient {
-    let c = this.clients.get(region);
-    if (!c) {
-      c = this.opts.client ? this.opts.client(region) : new SecretsManagerClient({ region });
-      this.clients.set(region, c);
-    }
-    return c;
+    return this.clients.get(region, (r) => (this.opts.client ? this.opts.client(r) : new SecretsManagerClient({ region: r })));
   }
 
   async cell(env: string, cell: string): Promise<pg.ClientConfig> {
