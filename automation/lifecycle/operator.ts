@@ -14,12 +14,12 @@
  *
  * In neither mode does tenantctl claim a stack was updated.
  */
-import pg from "pg";
 import { requireFleet, stacksOfTenant } from "../../infra/model/fleet.ts";
 import { PlacementError } from "../../infra/model/placement.ts";
 import { addDays, DEFAULT_GRACE_DAYS } from "./config.ts";
 import { LocalFleetRepo } from "./adapters/localRepo.ts";
-import { InvalidChangeError, silentLogger, systemClock, type LifecyclePorts } from "./ports.ts";
+import { tenantctlPorts, withControlPlane } from "./operatorWorkflows.ts";
+import { InvalidChangeError } from "./ports.ts";
 import { LifecycleRequestError, LifecycleService } from "./service.ts";
 import { CODEOWNERS_PATH, EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "./tenantEdits.ts";
 import type { WorkflowRecord } from "./engine.ts";
@@ -52,33 +52,10 @@ export async function runOperatorRequest(req: OperatorRequest, opts: OperatorOpt
 
 // --- control plane -------------------------------------------------------------------------------
 
-/** Ports for recording requests only: no step runs in tenantctl, so nothing else may be reached. */
-function requestOnlyPorts(projectDir: string): LifecyclePorts {
-  const refuse = (what: string) => () => {
-    throw new Error(`${what} is not available in tenantctl: the control plane runs the workflow`);
-  };
-  return {
-    clock: systemClock,
-    log: silentLogger,
-    repo: new LocalFleetRepo(projectDir, { git: false }),
-    runner: { up: refuse("a stack update"), destroy: refuse("a stack destroy"), moveState: refuse("a state move") },
-    databases: { cell: refuse("a database"), dedicated: refuse("a database") },
-    backups: { check: refuse("the backup store"), put: refuse("the backup store"), stat: refuse("the backup store") },
-    snapshots: { check: refuse("RDS"), request: refuse("RDS"), state: refuse("RDS"), disableDeletionProtection: refuse("RDS") },
-    secrets: { check: refuse("Secrets Manager"), scheduleDeletion: refuse("Secrets Manager") },
-  };
-}
-
 async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo): Promise<number> {
-  const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 2 });
-  pool.on("error", () => undefined);
-  try {
-    const ready = await pool.query<{ t: string | null }>("SELECT to_regclass('lifecycle_workflows')::text AS t");
-    if (!ready.rows[0]?.t) {
-      io.err("tenantctl: DATABASE_URL's database has no lifecycle tables; start the control plane once (npm run control-plane) so it applies its migrations");
-      return REFUSED;
-    }
-    const service = new LifecycleService(pool, requestOnlyPorts(opts.projectDir));
+  return withControlPlane(opts.databaseUrl, `tenantctl ${req.kind}`, io, async (pool) => {
+    // Requests read the tenant files; nothing else may be reached.
+    const service = new LifecycleService(pool, tenantctlPorts(new LocalFleetRepo(opts.projectDir, { git: false })));
     let wf: WorkflowRecord;
     const by = { requestedBy: `tenantctl (${process.env.USER ?? "unknown user"})` };
     try {
@@ -109,9 +86,7 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
     io.out(`recorded ${wf.kind} workflow ${wf.id} for tenant ${wf.tenantId} (state ${wf.state})`);
     io.out("it runs in the control plane's lifecycle worker, not in tenantctl: no stack has been updated and no data touched yet");
     return OK;
-  } finally {
-    await pool.end();
-  }
+  });
 }
 
 // --- local ---------------------------------------------------------------------------------------

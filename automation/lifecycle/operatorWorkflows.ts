@@ -6,8 +6,8 @@
  * tenantctl runs no step.
  */
 import pg from "pg";
-import { WorkflowConflictError, WorkflowEngine, WorkflowNotFoundError, type WorkflowRecord, type WorkflowState } from "./engine.ts";
-import { silentLogger, systemClock, type LifecyclePorts } from "./ports.ts";
+import { WorkflowConflictError, WorkflowEngine, WorkflowNotFoundError, type WorkflowRecord } from "./engine.ts";
+import { silentLogger, systemClock, type FleetRepo, type LifecyclePorts } from "./ports.ts";
 import { LIFECYCLE_WORKFLOWS } from "./service.ts";
 import type { OperatorIo } from "./operator.ts";
 
@@ -16,10 +16,11 @@ const OK = 0;
 const REFUSED = 1;
 
 /**
- * Ports for reading and re-queueing workflows only: no step runs in tenantctl, so every port but
- * the clock refuses whatever is called on it (a proxy, so a method added to a port later refuses too).
+ * The ports of tenantctl's lifecycle commands: no step runs in tenantctl, so every port but the
+ * clock (and `repo`, when given: requests read the tenant files) refuses whatever is called on it
+ * (a proxy, so a method added to a port later refuses too).
  */
-function queueOnlyPorts(): LifecyclePorts {
+export function tenantctlPorts(repo?: FleetRepo): LifecyclePorts {
   const refusing = <T extends object>(what: string): T =>
     new Proxy({} as T, {
       get: (_target, prop) =>
@@ -30,7 +31,7 @@ function queueOnlyPorts(): LifecyclePorts {
   return {
     clock: systemClock,
     log: silentLogger,
-    repo: refusing<LifecyclePorts["repo"]>("the fleet repository"),
+    repo: repo ?? refusing<LifecyclePorts["repo"]>("the fleet repository"),
     runner: refusing<LifecyclePorts["runner"]>("a stack operation"),
     databases: refusing<LifecyclePorts["databases"]>("a tenant database"),
     backups: refusing<LifecyclePorts["backups"]>("the backup store"),
@@ -64,7 +65,7 @@ export async function withControlPlane(databaseUrl: string | undefined, what: st
 
 export async function runRetryRequest(id: string, opts: { databaseUrl?: string; by?: string }, io: OperatorIo): Promise<number> {
   return withControlPlane(opts.databaseUrl, "retrying a workflow", io, async (pool) => {
-    const engine = new WorkflowEngine(pool, queueOnlyPorts(), LIFECYCLE_WORKFLOWS);
+    const engine = new WorkflowEngine(pool, tenantctlPorts(), LIFECYCLE_WORKFLOWS);
     let wf: WorkflowRecord;
     try {
       wf = await engine.retry(id, opts.by ? { by: opts.by } : {});
