@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
 import { newCommand } from "./commands/new.ts";
-import { PlanError } from "./plan/planError.ts";
+import { PlanError } from "../plan/planError.ts";
 import { routesCommand } from "./commands/routes.ts";
 import { schemaCommand } from "./commands/schema.ts";
 import { validateCommand } from "./commands/validate.ts";
@@ -97,7 +97,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option("--json", "print the report as JSON"),
   ).action(async (opts) => setCode(await costCommand(opts, io)));
 
-  // Lifecycle (automation/lifecycle/operator.ts): with DATABASE_URL the request becomes a control-plane
+  // Lifecycle (cli/lifecycle/operator.ts): with DATABASE_URL the request becomes a control-plane
   // workflow; without it only the tenant file is edited (upgrade: printed) and no stack is updated.
   // Imported when they run (they load pg and the workflow engine).
   const project = "directory holding Pulumi.yaml (default: nearest from the current directory)";

@@ -5,8 +5,8 @@
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { cellStackName } from "../../infra/model/naming.ts";
 import { chooseCell } from "../../infra/model/placement.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { diffPlans } from "../../cli/plan/diff.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { diffPlans } from "../../plan/diff.ts";
 import { reply } from "../lib/child.ts";
 import { writePooled, writeSyntheticFleet } from "../lib/fleetGen.ts";
 

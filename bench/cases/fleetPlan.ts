@@ -1,7 +1,7 @@
 /** Bench case: `plan --all` over a whole synthetic fleet (worker processes over the cores). */
 import { performance } from "node:perf_hooks";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { planStacks } from "../../cli/plan/planStacks.ts";
+import { planStacks } from "../../plan/planStacks.ts";
 import { reply } from "../lib/child.ts";
 
 const [dir] = process.argv.slice(2) as [string];

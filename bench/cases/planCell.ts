@@ -1,8 +1,8 @@
 /** Bench case: plan one stack (render under the mock runtime + the policy pack) in a fresh process. */
 import { performance } from "node:perf_hooks";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { fleetAnalyzer } from "../../cli/plan/planStacks.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { fleetAnalyzer } from "../../plan/planStacks.ts";
 import { reply } from "../lib/child.ts";
 
 const [dir, stack, fast] = process.argv.slice(2) as [string, string, string];

@@ -1,9 +1,9 @@
 /** Bench case: resources per second through the real analyzer handlers, over a rendered fleet. */
 import { performance } from "node:perf_hooks";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { fleetAnalyzer } from "../../cli/plan/planStacks.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { fleetAnalyzer } from "../../plan/planStacks.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { reply } from "../lib/child.ts";
 
 const [dir, runsArg] = process.argv.slice(2) as [string, string];

@@ -9,12 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadFleet, type Fleet } from "../../infra/model/fleet.ts";
-import type { MockContext } from "../../infra/render/mockOutputs.ts";
-import type { PlanDocument, PlannedStack } from "../../infra/render/types.ts";
+import type { MockContext } from "../../plan/render/mockOutputs.ts";
+import type { PlanDocument, PlannedStack } from "../../plan/types.ts";
 import { costOfStack } from "../cost/cost.ts";
 import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../cost/prices.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
-import { diffPlans, type StackDiff } from "../plan/diff.ts";
+import { diffPlans, type StackDiff } from "../../plan/diff.ts";
 import { renderMarkdown, type PlanReport, type StackCostDelta, type StackReport } from "../plan/markdown.ts";
 import { table } from "../table.ts";
 import { formatUsd } from "../cost/cost.ts";

@@ -1,5 +1,5 @@
 import { requireFleet, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
-import { renderStack, type RenderOptions } from "../../infra/render/render.ts";
+import { renderStack, type RenderOptions } from "../../plan/render/render.ts";
 import { allocate, costOfStack, formatUsd, type Allocation, type StackCost } from "../cost/cost.ts";
 import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../cost/prices.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";

@@ -4,7 +4,7 @@ import { requireFleet } from "../../infra/model/fleet.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
 import { fleetDirs, type DirOptions } from "../options.ts";
 import { planBaseCommand } from "../affected/planBase.ts";
-import { planStacks } from "../plan/planStacks.ts";
+import { planStacks } from "../../plan/planStacks.ts";
 import { planProgress } from "../plan/progress.ts";
 import { formatViolation, hasMandatory, summaryTable } from "../plan/summary.ts";
 

@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadPlatform } from "../../infra/model/platform.ts";
-import type { PlanDocument } from "../../infra/render/types.ts";
+import type { PlanDocument } from "../../plan/types.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
 import { fleetDirs, type DirOptions } from "../options.ts";
-import type { Analyzer } from "../plan/planStacks.ts";
-import { importStacks, StateFormatError } from "../plan/stateImport.ts";
+import type { Analyzer } from "../../plan/planStacks.ts";
+import { importStacks, StateFormatError } from "../../plan/stateImport.ts";
 import { formatViolation, hasMandatory, summaryTable } from "../plan/summary.ts";
 
 /** `tenantctl policy check FILE`: the pack over a plan JSON or a `pulumi stack export`. */
@@ -25,7 +25,7 @@ export async function policyCheckCommand(file: string, opts: DirOptions, io: Io,
     if (err instanceof StateFormatError) throw new UsageError(`${file}: ${err.message}`);
     throw err;
   }
-  const analyze = analyzer ?? (await import("../../policy/analyze.ts")).analyzeStack;
+  const analyze = analyzer ?? (await import("../../plan/analyze.ts")).analyzeStack;
   const doc: PlanDocument = { stacks: [] };
   for (const s of stacks) doc.stacks.push({ ...s, violations: await analyze(s) });
   io.out(summaryTable(doc));

@@ -1,4 +1,4 @@
-import { runOperatorRequest } from "../../automation/lifecycle/operator.ts";
+import { runOperatorRequest } from "../lifecycle/operator.ts";
 import type { Io } from "../io.ts";
 import { fleetDirs } from "../options.ts";
 import { dbUrl } from "./upgrade.ts";

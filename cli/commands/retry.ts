@@ -1,12 +1,12 @@
 import { isWorkflowId } from "../../automation/lifecycle/engine.ts";
-import { runRetryRequest } from "../../automation/lifecycle/operatorWorkflows.ts";
+import { runRetryRequest } from "../lifecycle/operatorWorkflows.ts";
 import { UsageError, type Io } from "../io.ts";
 import { dbUrl } from "./upgrade.ts";
 
 /**
  * `tenantctl retry WORKFLOW_ID`: puts a failed lifecycle workflow back in the control plane's
  * queue at the step it failed in (after its cause is fixed). Needs DATABASE_URL; see
- * automation/lifecycle/operatorWorkflows.ts.
+ * cli/lifecycle/operatorWorkflows.ts.
  */
 export async function retryCommand(id: string, io: Io): Promise<number> {
   if (!isWorkflowId(id)) {

@@ -1,4 +1,4 @@
-import { runOperatorRequest } from "../../automation/lifecycle/operator.ts";
+import { runOperatorRequest } from "../lifecycle/operator.ts";
 import { UsageError, type Io } from "../io.ts";
 import { fleetDirs } from "../options.ts";
 
@@ -13,7 +13,7 @@ export interface UpgradeOptions {
 /**
  * `tenantctl upgrade ID --to dedicated [--cutover-at ISO]` and `--rollback [--destroy-dedicated]`.
  * With DATABASE_URL: records the workflow for the control plane. Without: prints step 1's change.
- * See automation/lifecycle/operator.ts.
+ * See cli/lifecycle/operator.ts.
  */
 export async function upgradeCommand(id: string, opts: UpgradeOptions, io: Io): Promise<number> {
   const { projectDir } = fleetDirs(opts);

@@ -1,5 +1,5 @@
 import { OPEN_STATES } from "../../automation/lifecycle/engine.ts";
-import { withControlPlane } from "../../automation/lifecycle/operatorWorkflows.ts";
+import { withControlPlane } from "../lifecycle/operatorWorkflows.ts";
 import { TENANT_ID_PATTERN } from "../../infra/model/naming.ts";
 import { UsageError, type Io } from "../io.ts";
 import { table } from "../table.ts";

@@ -7,7 +7,7 @@
  */
 import { tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
 import { SHARED_TENANT } from "../../infra/model/naming.ts";
-import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import { ASSUMPTIONS, HOSTED_ZONE_MONTH, HOURS_PER_MONTH, REGION_PRICES, type Price, type RegionPrices } from "./prices.ts";
 
 export interface CostLine {

@@ -4,7 +4,7 @@
  * new mandatory violations, then one collapsible section per stack with every change.
  * The first line is a marker the workflow uses to find and update its own comment.
  */
-import type { StackDiff, ResourceChange } from "./diff.ts";
+import type { StackDiff, ResourceChange } from "../../plan/diff.ts";
 import { formatUsd } from "../cost/cost.ts";
 
 /** Identifies the sticky comment; the workflow edits the comment that starts with it. */

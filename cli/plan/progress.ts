@@ -1,6 +1,6 @@
 import { Listr } from "listr2";
 import type { Io } from "../io.ts";
-import type { PlanProgress } from "./planStacks.ts";
+import type { PlanProgress } from "../../plan/planStacks.ts";
 
 interface Deferred {
   promise: Promise<string>;

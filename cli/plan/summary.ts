@@ -1,4 +1,4 @@
-import type { PlanDocument, Violation } from "../../infra/render/types.ts";
+import type { PlanDocument, Violation } from "../../plan/types.ts";
 import { table } from "../table.ts";
 
 export function countByLevel(violations: readonly Violation[], level: Violation["level"]): number {

@@ -6,7 +6,7 @@ import { ASSUMPTIONS, HOSTED_ZONE_MONTH, HOURS_PER_MONTH, PRICES_AS_OF, REGION_P
 import { bufferIo } from "../../cli/io.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { DEDICATED_PROD_SIZING } from "../../infra/model/tiers.ts";
-import type { RenderedResource, RenderedStack } from "../../infra/render/types.ts";
+import type { RenderedResource, RenderedStack } from "../../plan/types.ts";
 import { defineStack as fixtureProgram } from "./affected-fixture/program.ts";
 
 const US = REGION_PRICES["us-east-1"]!;

@@ -12,8 +12,8 @@ import { planAgainstBase, type FleetPlanner, type RevisionPlanner } from "../../
 import { REGION_PRICES } from "../../cli/cost/prices.ts";
 import { renderMarkdown, type PlanReport } from "../../cli/plan/markdown.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import type { PlanDocument, PlannedStack } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import type { PlanDocument, PlannedStack } from "../../plan/types.ts";
 import { extraTagsOf, makeDefineStack } from "./affected-fixture/program.ts";
 import { createTempRepo, type TempRepo } from "./affected-fixture/repo.ts";
 import { SCENARIOS } from "./affected-fixture/scenarios.ts";

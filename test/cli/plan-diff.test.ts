@@ -4,12 +4,12 @@ import * as random from "@pulumi/random";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { diffPlans, showValue, type StackDiff } from "../../cli/plan/diff.ts";
+import { diffPlans, showValue, type StackDiff } from "../../plan/diff.ts";
 import { renderMarkdown, type PlanReport, COMMENT_MARKER, MAX_COMMENT_CHARS } from "../../cli/plan/markdown.ts";
-import { effectOf, RESOURCE_RULES, topLevelKey } from "../../cli/plan/replacements.ts";
+import { effectOf, RESOURCE_RULES, topLevelKey } from "../../plan/replacements.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { SECRET_SIG, SECRET_SIG_KEY, type PlannedStack, type RenderedResource, type Violation } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { SECRET_SIG, SECRET_SIG_KEY, type PlannedStack, type RenderedResource, type Violation } from "../../plan/types.ts";
 
 // --- hand-built plans: exact URNs and inputs ---------------------------------------------------
 

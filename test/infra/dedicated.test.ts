@@ -7,8 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../infra/model/fleet.ts";
 import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
-import { mockId } from "../../infra/render/mockOutputs.ts";
-import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { mockId } from "../../plan/render/mockOutputs.ts";
+import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import { byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, T, tempFleet, walk } from "./support.ts";
 
 interface ShapeOpts {

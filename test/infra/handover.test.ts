@@ -13,7 +13,7 @@ import { upgradeProvisionEdit } from "../../automation/lifecycle/tenantEdits.ts"
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import { handbackKeyUrns, identityHandoverUrns, keyHandoverUrns, renameStackInUrn } from "../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, tenantRoleName } from "../../infra/model/naming.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { AlreadyExistsError, physicalName, SimCloud } from "../support/engineSim.ts";
 import { editYaml, projectDir, render, tempFleet } from "./support.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Shared cell stacks (issue 3), rendered offline under Pulumi's mock runtime by infra/render.
+ * Shared cell stacks (issue 3), rendered offline under Pulumi's mock runtime by plan/render.
  * Exact resource sets and inputs per tenant; conventions; suspended and migrating tenants;
  * outputs; several renders in one process; onboarding tenant N+1 touches nothing else.
  */
@@ -8,7 +8,7 @@ import { cellResidents, type Fleet } from "../../infra/model/fleet.ts";
 import { cellDbIdentifier } from "../../infra/model/infraNames.ts";
 import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
-import { isSecretValue, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import {
   byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
 } from "./support.ts";

@@ -8,8 +8,8 @@ import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "yaml";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 
 export const projectDir = resolve(import.meta.dirname, "../..");
 

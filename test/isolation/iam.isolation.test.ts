@@ -6,8 +6,8 @@
  */
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { beforeAll, describe, expect, it } from "vitest";
-import { renderStack } from "../../infra/render/render.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { exampleFleet } from "./fleetFixture.ts";
 import {
   checkIamIsolation, controlPlaneIdentity, simulate, tenantIamFacts, type IamCheckOptions, type TenantIamFacts,

@@ -4,7 +4,7 @@
  * (@cloud-copilot/iam-simulate, AGPL-3.0, a dev dependency used only by these tests).
  *
  * Facts come from rendered stacks only: ARNs are the ones the mock runtime computes for the
- * rendered resources (infra/render/mockOutputs.ts), so a policy that names the wrong ARN fails
+ * rendered resources (plan/render/mockOutputs.ts), so a policy that names the wrong ARN fails
  * here. Checks return findings, so the same functions prove a weakened policy is caught.
  */
 import { runSimulation, type Simulation } from "@cloud-copilot/iam-simulate";
@@ -13,8 +13,8 @@ import {
   cellBucketName, tenantBucketName, tenantObjectPrefix, tenantRoleName, tenantSecretPrefix, parseStackName,
   masterSecretName,
 } from "../../infra/model/naming.ts";
-import { mockOutputs } from "../../infra/render/mockOutputs.ts";
-import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { mockOutputs } from "../../plan/render/mockOutputs.ts";
+import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import type { Finding } from "./pgChecks.ts";
 
 type PolicyDocument = { Version?: string; Statement: unknown[] | unknown };

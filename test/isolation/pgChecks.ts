@@ -4,8 +4,8 @@
  * cases assert that the same functions report the breach a deliberately broken grant opens.
  */
 import type pg from "pg";
-import { pgResources } from "../../infra/render/pgReplay/index.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import { pgResources } from "../support/pgReplay/index.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { sqlState, type Credentials, type PgServer } from "../support/postgres.ts";
 

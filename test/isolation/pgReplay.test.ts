@@ -1,5 +1,5 @@
 /**
- * The replayer of infra/render/pgReplay/: the SQL it generates for each resource (as
+ * The replayer of test/support/pgReplay/: the SQL it generates for each resource (as
  * terraform-provider-postgresql generates it), and its behaviour on a live PostgreSQL as a
  * non-superuser admin: temporary owner membership, revoke-before-grant, idempotence.
  */
@@ -11,9 +11,9 @@ import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import {
   createRoleSql, createSchemaSql, defaultPrivilegesSql, grantSql, pgResources, privilegesEqual, quoteIdent, quoteLiteral, replayPostgres,
   updateRoleSql, ReplayError, type ReplayState, type RoleSpec,
-} from "../../infra/render/pgReplay/index.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+} from "../support/pgReplay/index.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { catalogSnapshot } from "./pgChecks.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
 

@@ -6,15 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rdsDatabaseName, replayRendered, withExtraResources } from "./replay.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import { isolationFleet, CELL_STACK, DEDICATED_STACK, SUSPENDED_TENANT, type FleetFixture } from "./fleetFixture.ts";
 import {
   auditCatalog, catalogSnapshot, checkConnectionLimits, checkCrossTenantAccess, checkForeignDatabaseConnect, checkLoginRefused,
   checkStatementTimeouts, seedTenantData, tenantLogins, type TenantLogin,
 } from "./pgChecks.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
-import { PG_TYPES, type ReplayState } from "../../infra/render/pgReplay/index.ts";
+import { PG_TYPES, type ReplayState } from "../support/pgReplay/index.ts";
 
 let fixture: FleetFixture;
 let server: PgServer;

@@ -1,5 +1,5 @@
-import { replayPostgres, type ReplayResult, type ReplayState } from "../../infra/render/pgReplay/index.ts";
-import type { RenderedStack } from "../../infra/render/types.ts";
+import { replayPostgres, type ReplayResult, type ReplayState } from "../support/pgReplay/index.ts";
+import type { RenderedStack } from "../../plan/types.ts";
 import type { Credentials, PgServer } from "../support/postgres.ts";
 
 /** The database RDS creates with the instance (its `dbName` input); the stack's providers connect to it. */

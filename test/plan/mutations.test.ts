@@ -6,9 +6,9 @@
 import { resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import type { RenderedResource, RenderedStack } from "../../infra/render/types.ts";
-import { fleetAnalyzer } from "../../cli/plan/planStacks.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import type { RenderedResource, RenderedStack } from "../../plan/types.ts";
+import { fleetAnalyzer } from "../../plan/planStacks.ts";
 
 const fleet = requireFleet({ projectDir: resolve(import.meta.dirname, "../..") });
 const analyze = fleetAnalyzer(fleet);

@@ -4,9 +4,9 @@ import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import { bufferIo } from "../../cli/io.ts";
-import { planStacks } from "../../cli/plan/planStacks.ts";
+import { planStacks } from "../../plan/planStacks.ts";
 import { requireFleet, tenantsOfStack } from "../../infra/model/fleet.ts";
-import { SECRET_SIG, SECRET_SIG_KEY, isSecretValue, type PlanDocument } from "../../infra/render/types.ts";
+import { SECRET_SIG, SECRET_SIG_KEY, isSecretValue, type PlanDocument } from "../../plan/types.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const fleet = requireFleet({ projectDir: root });

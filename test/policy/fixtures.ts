@@ -23,9 +23,9 @@ import {
   tenantRoleName,
   tenantSecretPrefix,
 } from "../../infra/model/naming.ts";
-import type { RenderedResource } from "../../infra/render/types.ts";
-import { SECRET_SIG, SECRET_SIG_KEY } from "../../infra/render/types.ts";
-import { analyzeStack, type AnalyzableResource } from "../../policy/analyze.ts";
+import type { RenderedResource } from "../../plan/types.ts";
+import { SECRET_SIG, SECRET_SIG_KEY } from "../../plan/types.ts";
+import { analyzeStack, type AnalyzableResource } from "../../plan/analyze.ts";
 
 export const APP = "tenancy";
 export const ACCOUNT = "111111111111";

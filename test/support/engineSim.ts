@@ -8,7 +8,7 @@
  * claims the old state of its URN, else of the first of its aliases found in the old state; old
  * resources no registration claimed are deleted after the update, unless `retainOnDelete`, in
  * which case they are only dropped from the state. A changed input listed as replace-on-change
- * (cli/plan/replacements.ts) replaces the resource.
+ * (plan/replacements.ts) replaces the resource.
  *
  * State move (pkg/cmd/pulumi/state/state_move.go): the listed resources and all their
  * descendants leave the source; in the destination their URNs carry the destination's stack
@@ -17,9 +17,9 @@
  * Cloud: resources with a user-chosen physical name (the types in PHYSICAL below) are unique by
  * that name; creating one whose name exists fails like AWS ("already exists").
  */
-import { effectOf } from "../../cli/plan/replacements.ts";
+import { effectOf } from "../../plan/replacements.ts";
 import { renameStackInUrn } from "../../infra/model/handover.ts";
-import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 
 /** The physical name of a named resource, by type, from its (unwrapped) inputs. */
 const PHYSICAL: Readonly<Record<string, (i: Record<string, unknown>) => string | undefined>> = {

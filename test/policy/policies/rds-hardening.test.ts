@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { analyzeResources } from "../../../policy/analyze.ts";
+import { analyzeResources } from "../../../plan/analyze.ts";
 import { dedicatedStack, find, sharedStack, urn, urnOf, violation, violationsAfter, violationsOf } from "../fixtures.ts";
 
 const P = "rds-hardening";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { analyzeResources } from "../../../policy/analyze.ts";
+import { analyzeResources } from "../../../plan/analyze.ts";
 import { add, dedicatedStack, find, sharedStack, tagsFor, toResources, urn, urnOf, violation, violationsAfter, violationsOf } from "../fixtures.ts";
 
 const P = "tenant-tags";

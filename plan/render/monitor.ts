@@ -5,7 +5,7 @@ import type * as ResourceModule from "@pulumi/pulumi/proto/resource_pb.js";
 import type * as ProviderModule from "@pulumi/pulumi/proto/provider_pb.js";
 import { mockInvoke, mockOutputs, type MockContext } from "./mockOutputs.ts";
 import { plainJson } from "./plainJson.ts";
-import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "./types.ts";
+import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "../types.ts";
 
 // The SDK's own mock monitor pieces: the proto classes and property (de)serializers the stock
 // MockMonitor uses. They are CommonJS modules whose exports Node's ESM loader cannot see

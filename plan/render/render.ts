@@ -1,14 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Fleet } from "../model/fleet.ts";
-import { tenantsOfStack } from "../model/fleet.ts";
-import { PROJECT } from "../model/platform.ts";
-import { parseStackName } from "../model/naming.ts";
-import { defineStack, type StackOutputs } from "../program.ts";
+import type { Fleet } from "../../infra/model/fleet.ts";
+import { tenantsOfStack } from "../../infra/model/fleet.ts";
+import { PROJECT } from "../../infra/model/platform.ts";
+import { parseStackName } from "../../infra/model/naming.ts";
+import { defineStack, type StackOutputs } from "../../infra/program.ts";
 import * as settingsModule from "@pulumi/pulumi/runtime/settings.js";
 import * as stateModule from "@pulumi/pulumi/runtime/state.js";
 import { withFastPromises } from "./fastPromises.ts";
 import { RecordingMonitor } from "./monitor.ts";
-import type { RenderedStack } from "./types.ts";
+import type { RenderedStack } from "../types.ts";
 
 
 // Internal SDK functions, used the way `pulumi.runtime.setMocks` uses them (the SDK version is pinned).

@@ -16,13 +16,13 @@
  */
 import { requireFleet, stacksOfTenant } from "../../infra/model/fleet.ts";
 import { PlacementError } from "../../infra/model/placement.ts";
-import { addDays, DEFAULT_GRACE_DAYS } from "./config.ts";
-import { LocalFleetRepo } from "./adapters/localRepo.ts";
+import { addDays, DEFAULT_GRACE_DAYS } from "../../automation/lifecycle/config.ts";
+import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts";
 import { tenantctlPorts, withControlPlane } from "./operatorWorkflows.ts";
-import { InvalidChangeError } from "./ports.ts";
-import { LifecycleRequestError, LifecycleService } from "./service.ts";
-import { CODEOWNERS_PATH, EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "./tenantEdits.ts";
-import type { WorkflowRecord } from "./engine.ts";
+import { InvalidChangeError } from "../../automation/lifecycle/ports.ts";
+import { LifecycleRequestError, LifecycleService } from "../../automation/lifecycle/service.ts";
+import { CODEOWNERS_PATH, EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "../../automation/lifecycle/tenantEdits.ts";
+import type { WorkflowRecord } from "../../automation/lifecycle/engine.ts";
 
 export type OperatorRequest =
   | { kind: "upgrade"; tenant: string; cutoverNotBefore?: Date }

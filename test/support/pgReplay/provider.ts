@@ -1,6 +1,6 @@
 /** The postgresql provider resources of a render, and which one each resource names. */
 import type { Inputs } from "./inputs.ts";
-import type { RenderedResource } from "../types.ts";
+import type { RenderedResource } from "../../../plan/types.ts";
 
 export interface PgProvider {
   urn: string;

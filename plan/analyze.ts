@@ -12,11 +12,11 @@
 import { createRequire } from "node:module";
 import type { Struct as StructType } from "google-protobuf/google/protobuf/struct_pb.js";
 import type * as AnalyzerPb from "@pulumi/pulumi/proto/analyzer_pb.js";
-import type { RenderedResource, RenderedStack, Violation } from "../infra/render/types.ts";
-import { plainJson } from "../infra/render/plainJson.ts";
-import { PACK_ENFORCEMENT_LEVEL, PACK_NAME, PACK_VERSION, packPolicies } from "./pack.ts";
-import type { PulumiPolicy } from "./registry.ts";
-import type { PackSettings } from "./settings.ts";
+import type { RenderedResource, RenderedStack, Violation } from "./types.ts";
+import { plainJson } from "./render/plainJson.ts";
+import { PACK_ENFORCEMENT_LEVEL, PACK_NAME, PACK_VERSION, packPolicies } from "../policy/pack.ts";
+import type { PulumiPolicy } from "../policy/registry.ts";
+import type { PackSettings } from "../policy/settings.ts";
 
 const require = createRequire(import.meta.url);
 

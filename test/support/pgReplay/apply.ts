@@ -16,7 +16,7 @@ import { pgResources } from "./resources.ts";
 import { applyRole } from "./role.ts";
 import { applySchema } from "./schema.ts";
 import { Runner } from "./session.ts";
-import type { RenderedResource } from "../types.ts";
+import type { RenderedResource } from "../../../plan/types.ts";
 
 /**
  * Applies the `postgresql:*` resources of a render in registration order. Returns the write

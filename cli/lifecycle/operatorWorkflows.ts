@@ -6,9 +6,9 @@
  * tenantctl runs no step.
  */
 import pg from "pg";
-import { WorkflowConflictError, WorkflowEngine, WorkflowNotFoundError, type WorkflowRecord } from "./engine.ts";
-import { silentLogger, systemClock, type FleetRepo, type LifecyclePorts } from "./ports.ts";
-import { LIFECYCLE_WORKFLOWS } from "./service.ts";
+import { WorkflowConflictError, WorkflowEngine, WorkflowNotFoundError, type WorkflowRecord } from "../../automation/lifecycle/engine.ts";
+import { silentLogger, systemClock, type FleetRepo, type LifecyclePorts } from "../../automation/lifecycle/ports.ts";
+import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/service.ts";
 import type { OperatorIo } from "./operator.ts";
 
 /** Exit codes as tenantctl's (cli/io.ts) and the other lifecycle commands'. */

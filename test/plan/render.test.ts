@@ -4,8 +4,8 @@ import * as random from "@pulumi/random";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import { isSecretValue, SECRET_SIG, SECRET_SIG_KEY } from "../../infra/render/types.ts";
+import { renderStack } from "../../plan/render/render.ts";
+import { isSecretValue, SECRET_SIG, SECRET_SIG_KEY } from "../../plan/types.ts";
 
 const fleet = requireFleet({ projectDir: resolve(import.meta.dirname, "../..") });
 

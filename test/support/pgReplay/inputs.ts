@@ -54,6 +54,6 @@ export class Inputs {
   /** Refuses anything declared that the replay did not consume: nothing is silently skipped. */
   done(): void {
     const extra = Object.keys(this.raw).filter((k) => !this.used.has(k) && this.raw[k] !== undefined && !k.startsWith("__"));
-    if (extra.length > 0) throw new ReplayError(`${this.what}: unsupported input(s) ${extra.join(", ")}; extend infra/render/pgReplay/`);
+    if (extra.length > 0) throw new ReplayError(`${this.what}: unsupported input(s) ${extra.join(", ")}; extend test/support/pgReplay/`);
   }
 }

@@ -1,5 +1,5 @@
-import { parseStackName } from "../../infra/model/naming.ts";
-import { SECRET_SIG, SECRET_SIG_KEY, type PlanDocument, type RenderedResource, type RenderedStack } from "../../infra/render/types.ts";
+import { parseStackName } from "../infra/model/naming.ts";
+import { SECRET_SIG, SECRET_SIG_KEY, type PlanDocument, type RenderedResource, type RenderedStack } from "./types.ts";
 
 /** Either file `tenantctl policy check` accepts, turned into stacks of resources. */
 export class StateFormatError extends Error {}

@@ -7,7 +7,7 @@ import { Inputs } from "./inputs.ts";
 import { parseProvider, providerUrnOf, type PgProvider } from "./provider.ts";
 import { parseRole, type RoleSpec } from "./role.ts";
 import { parseSchema, type SchemaSpec } from "./schema.ts";
-import { unwrapSecrets, type RenderedResource } from "../types.ts";
+import { unwrapSecrets, type RenderedResource } from "../../../plan/types.ts";
 
 export type PgResource =
   | { kind: "role"; urn: string; provider: string; spec: RoleSpec }

@@ -2,7 +2,7 @@
  * A plan worker process: renders the stacks its parent sends, one at a time (the mock runtime is
  * process-wide), runs the policy pack on each, and replies over IPC.
  */
-import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
+import { requireFleet, type Fleet } from "../infra/model/fleet.ts";
 import { fleetAnalyzer, planOne, type WorkerReply, type WorkerRequest } from "./planStacks.ts";
 
 let fleet: Fleet | undefined;

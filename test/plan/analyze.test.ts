@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { analyzeResources, analyzeStack, type AnalyzableResource } from "../../policy/analyze.ts";
-import { dedicatedStack, find, secret, sharedStack, toRendered, toResources, urn, violation, violationsOf } from "./fixtures.ts";
+import { analyzeResources, analyzeStack, type AnalyzableResource } from "../../plan/analyze.ts";
+import { dedicatedStack, find, secret, sharedStack, toRendered, toResources, urn, violation, violationsOf } from "../policy/fixtures.ts";
 
 const D = dedicatedStack();
 const S = sharedStack();

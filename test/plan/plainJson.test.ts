@@ -1,7 +1,7 @@
 /** plainJson must be exactly what a JSON round trip gives: the engine's view of a property value. */
 import fcModule from "fast-check";
 import { describe, expect, it } from "vitest";
-import { plainJson } from "../../infra/render/plainJson.ts";
+import { plainJson } from "../../plan/render/plainJson.ts";
 
 const fc = fcModule;
 

@@ -2,10 +2,10 @@ import { fork } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Fleet, FleetDirs } from "../../infra/model/fleet.ts";
-import { renderStack } from "../../infra/render/render.ts";
-import type { PlanDocument, PlannedStack, RenderedStack, Violation } from "../../infra/render/types.ts";
-import { analyzeStack } from "../../policy/analyze.ts";
+import type { Fleet, FleetDirs } from "../infra/model/fleet.ts";
+import { renderStack } from "./render/render.ts";
+import type { PlanDocument, PlannedStack, RenderedStack, Violation } from "./types.ts";
+import { analyzeStack } from "./analyze.ts";
 
 /** Runs the policy pack over one rendered stack. */
 export type Analyzer = (stack: RenderedStack) => Promise<Violation[]>;
@@ -16,7 +16,7 @@ export type PlanProgress =
   | { kind: "failed"; stack: string; message: string };
 
 export interface PlanOptions {
-  /** Default: the real policy pack through its analyzer handlers (policy/analyze.ts). */
+  /** Default: the real policy pack through its analyzer handlers (plan/analyze.ts). */
   analyze?: Analyzer;
   /** Worker processes; default min(cores, stacks). 1 renders in this process. */
   parallel?: number;
@@ -77,7 +77,7 @@ const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
  * Workers start in this package's directory: `--import tsx` resolves from the working directory,
  * and a fleet elsewhere has no node_modules. Fleet paths reach the worker absolute.
  */
-const PACKAGE_DIR = fileURLToPath(new URL("../../", import.meta.url));
+const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
 
 async function planInWorkers(
   dirs: Required<FleetDirs>,

@@ -8,11 +8,11 @@
  * disappears is a delete and a new one is a create, unless the new resource declares the old URN
  * as an alias. The same type and name under another parent is therefore a delete plus a create of
  * the same cloud resource: a replacement. An input change replaces the resource when the provider
- * says so (cli/plan/replacements.ts). A replaced resource's computed outputs (id, ARN) are unknown
+ * says so (plan/replacements.ts). A replaced resource's computed outputs (id, ARN) are unknown
  * until apply, so inputs that used them change too, which can replace the dependents in turn.
  */
-import { mockOutputs, type MockContext } from "../../infra/render/mockOutputs.ts";
-import { isSecretValue, unwrapSecrets, type PlannedStack, type RenderedResource, type Violation } from "../../infra/render/types.ts";
+import { mockOutputs, type MockContext } from "./render/mockOutputs.ts";
+import { isSecretValue, unwrapSecrets, type PlannedStack, type RenderedResource, type Violation } from "./types.ts";
 import { effectOf, RESOURCE_RULES } from "./replacements.ts";
 
 export type Action = "create" | "update" | "replace" | "delete";
