@@ -10,7 +10,7 @@ import { dirname, join, resolve } from "node:path";
 export const PROJECT = resolve(import.meta.dirname, "../../..");
 
 /** What a revision needs to load the fleet and run `tenantctl plan` (node_modules is linked, not copied). */
-const COPIED = ["Pulumi.yaml", "package.json", "tsconfig.json", "bin", "cli", "infra", "policy", "tenants", "stacks"];
+const COPIED = ["Pulumi.yaml", "package.json", "tsconfig.json", "bin", "cli", "infra", "plan", "policy", "tenants", "stacks"];
 
 export interface TempRepo {
   dir: string;
