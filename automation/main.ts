@@ -31,7 +31,7 @@ async function main(argv: readonly string[]): Promise<number> {
     config = loadConfig({ projectDir: PROJECT_DIR });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`control plane cannot start:\n${err.lines.map((l) => `  ${l}`).join("\n")}\nSettings are documented in README.md, section "Control plane".\n`);
+      process.stderr.write(`control plane cannot start:\n${err.lines.map((l) => `  ${l}`).join("\n")}\nSettings are documented in docs/control-plane.md.\n`);
       return 2;
     }
     throw err;

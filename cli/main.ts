@@ -56,7 +56,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   withDirs(program.command("schema").description("print the tenant files' JSON schema (generated from the zod schema)"))
     .option("--write", "write it to <tenants>/tenant.schema.json")
     .option("--check", "exit 1 when the committed tenant.schema.json is stale")
-    .option("--markdown", "print the README's tenant file reference instead")
+    .option("--markdown", "print the tenant file reference of docs/tenant-files.md instead")
     .action((opts) => setCode(schemaCommand(opts, io)));
 
   withDirs(

@@ -78,7 +78,7 @@ export function buildServer(deps: ServerDeps) {
     return reply.status(500).send(errorBody(`internal error while handling ${request.method} ${request.url} (request ${request.id}); the control plane's log has the details`));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send(errorBody(`no route ${request.method} ${request.url}; see the README's "Control plane" section for the endpoints`));
+    reply.status(404).send(errorBody(`no route ${request.method} ${request.url}; see docs/control-plane.md for the endpoints`));
   });
 
   // --- health and metrics --------------------------------------------------------------------

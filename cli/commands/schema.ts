@@ -13,7 +13,7 @@ export interface SchemaOptions extends DirOptions {
   write?: boolean;
   /** Exit 1 when the committed file differs from what the zod schema generates. */
   check?: boolean;
-  /** Print the README's tenant file reference (field table and tier defaults). */
+  /** Print the tenant file reference of docs/tenant-files.md (field table and tier defaults). */
   markdown?: boolean;
 }
 

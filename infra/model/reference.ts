@@ -1,7 +1,7 @@
 /**
- * The tenant file reference of the README, generated from the JSON schema (itself generated from
- * the zod schema) and from the tier defaults, so the documentation cannot drift from the code:
- * `npx tenantctl schema --markdown` prints it and a test compares it with the README.
+ * The tenant file reference of docs/tenant-files.md, generated from the JSON schema (itself generated
+ * from the zod schema) and from the tier defaults, so the documentation cannot drift from the code:
+ * `npx tenantctl schema --markdown` prints it and a test compares it with docs/tenant-files.md.
  */
 import { tenantJsonSchema, type JsonSchema } from "./jsonSchema.ts";
 import type { SchemaContext } from "./schema.ts";
@@ -172,7 +172,7 @@ export function tierDefaultsMarkdown(): string {
   return `${limits}\n\n${sizing}`;
 }
 
-/** Everything `tenantctl schema --markdown` prints; the README's "Tenant files" section contains it verbatim. */
+/** Everything `tenantctl schema --markdown` prints; docs/tenant-files.md contains it verbatim. */
 export function tenantReferenceMarkdown(ctx: SchemaContext): string {
   return `${fieldReferenceMarkdown(ctx)}\n\nTier defaults (\`infra/model/tiers.ts\`; \`limits\` and \`dedicated.<env>.database\` override them per tenant):\n\n${tierDefaultsMarkdown()}`;
 }
