@@ -1,0 +1,61 @@
+/**
+ * What every route plugin of the control plane's HTTP API receives: the server's dependencies
+ * and the helpers more than one resource uses (parameter checks, the answer to a staged change).
+ */
+import type { FastifyReply } from "fastify";
+import type { Pool } from "pg";
+import type PgBoss from "pg-boss";
+import { TENANT_ID_PATTERN } from "../../../infra/model/naming.ts";
+import type { Platform } from "../../../infra/model/platform.ts";
+import type { BillingReconciler } from "../../billing/reconcile.ts";
+import type { ChangeResult, GitWriter } from "../../git/writer.ts";
+import type { WorkflowEngine } from "../../lifecycle/engine.ts";
+import type { Logger } from "../../log.ts";
+import type { Metrics } from "../../metrics.ts";
+import type { RunStore } from "../../runs/store.ts";
+import type { ApiKeyRecord } from "../apiKeys.ts";
+import { errorBody, HttpError } from "../errors.ts";
+import type { RunEventHub } from "../runEvents.ts";
+
+export interface ServerDeps {
+  stripeWebhookSecret: string;
+  apiKeys: readonly ApiKeyRecord[];
+  unpaidGraceHours: number;
+  repoDir: string;
+  pool: Pool;
+  boss: PgBoss;
+  writer: GitWriter;
+  runs: RunStore;
+  reconciler: BillingReconciler;
+  hub: RunEventHub;
+  metrics: Metrics;
+  log: Logger;
+  /** The lifecycle workflows' engine; undefined when the lifecycle worker is off (TENANCY_LIFECYCLE_WORKER). */
+  workflows?: WorkflowEngine;
+}
+
+/** The dependencies plus the platform file, read once on first use. */
+export interface RouteContext extends ServerDeps {
+  platform(): Platform;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    apiKeyName?: string;
+  }
+}
+
+export function tenantIdParam(id: string): string {
+  if (!TENANT_ID_PATTERN.test(id)) throw new HttpError(400, `"${id}" is not a tenant id (a DNS label: lower-case letters, digits and dashes, starting with a letter)`);
+  return id;
+}
+
+const changeStatus = (r: ChangeResult) => (r.state === "committed" ? 201 : r.state === "proposed" ? 202 : 422);
+
+/** 201 committed, 202 proposed, 422 rejected (with the problems). */
+export function changeReply(reply: FastifyReply, r: ChangeResult): FastifyReply {
+  if (r.state === "rejected") {
+    return reply.status(422).send(errorBody(`the resulting tenant spec is invalid; nothing was committed: ${r.problems.join("; ")}`, { problems: r.problems, changeId: r.changeId }));
+  }
+  return reply.status(changeStatus(r)).send({ change: r });
+}

@@ -1,0 +1,96 @@
+/** /api/runs/:id: a run, its cancellation, and its engine events as server-sent events. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { withLogContext } from "../../log.ts";
+import { HttpError } from "../errors.ts";
+import type { RouteContext } from "./context.ts";
+
+const SSE_KEEPALIVE_MS = 15_000;
+
+export function runRoutes(ctx: RouteContext) {
+  return async (api: FastifyInstance) => {
+    const runParam = async (id: string) => {
+      const run = await ctx.runs.get(id);
+      if (!run) throw new HttpError(404, `no run ${id}`);
+      return run;
+    };
+
+    api.get<{ Params: { id: string } }>("/api/runs/:id", async (request, reply) => {
+      const run = await runParam(request.params.id);
+      return reply.send({ run });
+    });
+
+    api.post<{ Params: { id: string } }>("/api/runs/:id/cancel", async (request, reply) => {
+      await runParam(request.params.id);
+      const run = await ctx.runs.requestCancel(request.params.id);
+      withLogContext({ runId: request.params.id }, () => request.log.warn({ by: request.apiKeyName }, "run cancellation requested"));
+      return reply.status(202).send({ run });
+    });
+
+    api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/api/runs/:id/events", async (request, reply) => {
+      await runParam(request.params.id);
+      streamRunEvents(ctx, request, reply, request.params.id);
+    });
+  };
+}
+
+/** Server-sent events: every engine event of the run (resumable with Last-Event-ID), then `end`. */
+function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply, runId: string): void {
+  const header = request.headers["last-event-id"];
+  const query = (request.query as { after?: string }).after;
+  let last = typeof header === "string" && /^\d+$/.test(header) ? header : query && /^\d+$/.test(query) ? query : "0";
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  let closed = false;
+  let pumping = false;
+  let again = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    unsubscribe();
+    clearInterval(keepalive);
+    res.end();
+  };
+  const pump = async (): Promise<void> => {
+    if (closed) return;
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    try {
+      do {
+        again = false;
+        // Read the state first: once terminal, every event is already persisted.
+        const run = await ctx.runs.get(runId);
+        for (;;) {
+          const rows = await ctx.runs.events(runId, last, 500);
+          for (const row of rows) {
+            res.write(`id: ${row.id}\nevent: engine\ndata: ${JSON.stringify({ attempt: row.attempt, at: row.at, event: row.event })}\n\n`);
+            last = row.id;
+          }
+          if (rows.length < 500) break;
+        }
+        if (run && (run.state === "succeeded" || run.state === "failed")) {
+          res.write(`event: end\ndata: ${JSON.stringify({ state: run.state, error: run.error })}\n\n`);
+          close();
+          return;
+        }
+      } while (again && !closed);
+    } catch (err) {
+      request.log.warn({ err: { message: (err as Error).message } }, "run event stream failed");
+      close();
+    } finally {
+      pumping = false;
+    }
+  };
+  const unsubscribe = ctx.hub.subscribe(runId, () => void pump());
+  const keepalive = setInterval(() => res.write(": keepalive\n\n"), SSE_KEEPALIVE_MS);
+  request.raw.on("close", close);
+  void pump();
+}

@@ -1,0 +1,119 @@
+/** /api/tenants: create (POST), show (GET /:id) and offboard (DELETE /:id) a tenant through the git writer. */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { stacksOfTenant } from "../../../infra/model/fleet.ts";
+import { routeOf } from "../../../infra/model/routes.ts";
+import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
+import { branchOf, tenantPath } from "../../git/writer.ts";
+import { withLogContext } from "../../log.ts";
+import { DocumentError, editTenantText, planNewTenant } from "../../tenants/documents.ts";
+import { HttpError } from "../errors.ts";
+import { changeReply, tenantIdParam, type RouteContext } from "./context.ts";
+
+export function tenantRoutes(ctx: RouteContext) {
+  return async (api: FastifyInstance) => {
+    api.post("/api/tenants", async (request, reply) => {
+      const body = request.body;
+      if (!body || typeof body !== "object" || Array.isArray(body)) {
+        throw new HttpError(400, "send the tenant as a JSON object with the fields of a tenant file (id, displayName, tier, region, environments, ...)");
+      }
+      const doc = body as Record<string, unknown>;
+      if (typeof doc.id !== "string") throw new HttpError(400, "id: is required (the tenant id, a DNS label)");
+      const id = tenantIdParam(doc.id);
+      return withLogContext({ tenantId: id, eventId: request.id }, async () => {
+        const { value, results } = await ctx.writer.change(async (draft) => {
+          if (draft.tenant(id) || draft.read(tenantPath(id)) !== undefined) {
+            throw new HttpError(409, `tenant ${id} already exists; change it with a pull request, or DELETE it first`);
+          }
+          if ((await draft.pending(id)) !== undefined) {
+            throw new HttpError(409, `tenant ${id} is already proposed on branch ${branchOf(id)}; merge or close that pull request first`);
+          }
+          let planned;
+          try {
+            planned = planNewTenant(draft.fleet, doc);
+          } catch (err) {
+            if (err instanceof DocumentError) throw new HttpError(422, `${tenantPath(id)}: ${err.path}: ${err.message}`, { problems: [`${tenantPath(id)}: ${err.path}: ${err.message}`] });
+            throw err;
+          }
+          return draft.stage({
+            tenantId: id,
+            summary: `create ${id} (${String(doc.tier)}, ${planned.where}) via the API`,
+            files: planned.files,
+            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}` },
+          });
+        });
+        if (value.kind === "unchanged") throw new HttpError(409, `tenant ${id} already exists`);
+        const result = value.kind === "rejected" ? value.result : results.find((r) => r.changeId === value.changeId)!;
+        return changeReply(reply, result);
+      });
+    });
+
+    api.delete<{ Params: { id: string }; Querystring: { graceDays?: string } }>("/api/tenants/:id", async (request, reply) => {
+      const id = tenantIdParam(request.params.id);
+      const grace = request.query.graceDays;
+      if (grace !== undefined && !/^\d{1,4}$/.test(grace)) throw new HttpError(400, `graceDays must be a whole number of days, got "${grace}"`);
+      return withLogContext({ tenantId: id, eventId: request.id }, async () => {
+        const { value, results } = await ctx.writer.change((draft) => {
+          const t = draft.tenant(id)?.tenant;
+          const text = draft.read(tenantPath(id));
+          if (!t || text === undefined) throw new HttpError(404, `no tenant ${id} on ${ctx.writer.branch}`);
+          if (t.lifecycle === "offboarding") return { kind: "already" as const, requestedAt: t.offboarding?.requestedAt };
+          const requestedAt = new Date().toISOString();
+          const staged = draft.stage({
+            tenantId: id,
+            summary: `offboard ${id} via the API`,
+            files: { [tenantPath(id)]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt, ...(grace ? { graceDays: Number(grace) } : {}) }]]) },
+            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}` },
+          });
+          return { kind: "staged" as const, staged };
+        });
+        if (value.kind === "already") return reply.status(200).send({ message: `tenant ${id} is already offboarding (requested ${value.requestedAt})` });
+        const s = value.staged;
+        if (s.kind === "unchanged") return reply.status(200).send({ message: `tenant ${id} unchanged` });
+        const result = s.kind === "rejected" ? s.result : results.find((r) => r.changeId === s.changeId)!;
+        if (result.state === "committed") return reply.status(202).send({ change: result });
+        return changeReply(reply, result);
+      });
+    });
+
+    api.get<{ Params: { id: string } }>("/api/tenants/:id", async (request, reply) => {
+      const id = tenantIdParam(request.params.id);
+      return withLogContext({ tenantId: id }, async () => {
+        const path = tenantPath(id);
+        const abs = join(ctx.repoDir, path);
+        const changes = await ctx.pool.query(
+          `SELECT id, summary, source, cause_ids AS "causeIds", route, state, stacks, commit_sha AS commit, branch, pull_request AS "pullRequest",
+                  pushed, note, problems, created_at AS "createdAt" FROM changes WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 20`,
+          [id],
+        );
+        if (!existsSync(abs)) {
+          const branch = await ctx.writer.repo.resolve(`refs/heads/${branchOf(id)}`);
+          throw new HttpError(404, `no tenant ${id} on ${ctx.writer.branch}${branch ? `; a change is pending on branch ${branchOf(id)}` : ""}`, { changes: changes.rows });
+        }
+        const p = ctx.platform();
+        const loaded = parseTenantFile(path, readFileSync(abs, "utf8"), { regions: p.regions, environments: p.environments }, id);
+        if (Array.isArray(loaded)) throw new HttpError(500, `${path} on ${ctx.writer.branch} does not validate; fix it: ${loaded.map((x) => x.message).join("; ")}`);
+        const t = loaded.tenant;
+        const stacks = stacksOfTenant(t);
+        const runs = await ctx.runs.list({ stacks, limit: 20 });
+        const sub = await ctx.pool.query(
+          `SELECT id, status, price_id AS "priceId", deleted_at AS "deletedAt", delinquent_since AS "delinquentSince", last_event_id AS "lastEventId"
+           FROM subscriptions WHERE tenant_id = $1 OR id = $2`,
+          [id, t.billing?.subscriptionId ?? ""],
+        );
+        return reply.send({
+          tenant: t,
+          lifecycle: t.lifecycle,
+          routes: Object.keys(t.environments).map((env) => routeOf({ platform: p }, t, env)),
+          stacks,
+          runs,
+          changes: changes.rows,
+          subscription: sub.rows[0] ?? null,
+          // Newest first; each is GET /api/workflows/:id (absent when the lifecycle worker is off).
+          ...(ctx.workflows ? { workflows: (await ctx.workflows.list(id)).reverse().slice(0, 20) } : {}),
+        });
+      });
+    });
+  };
+}
