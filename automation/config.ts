@@ -1,5 +1,5 @@
 /**
- * Control-plane settings (DESIGN §6). Every setting is an environment variable and may also be
+ * Control-plane settings (docs/control-plane.md). Every setting is an environment variable and may also be
  * written in a YAML config file (TENANCY_CONFIG, default `control-plane.yaml` in the working
  * directory when it exists) under the same name; the environment wins. A missing or malformed
  * required setting stops start-up with a message naming it.
@@ -133,7 +133,7 @@ export interface SettingDoc {
   meaning: string;
 }
 
-/** The settings, in the order the README documents them. */
+/** The settings, in the order docs/control-plane.md documents them. */
 export const SETTINGS: readonly SettingDoc[] = [
   { name: "PORT", required: false, default: String(DEFAULT_PORT), meaning: "HTTP port." },
   { name: "HOST", required: false, default: DEFAULT_HOST, meaning: "Address the HTTP server binds." },

@@ -1,5 +1,5 @@
 /**
- * `npm run control-plane`: the billing webhook service and its workers (DESIGN §6).
+ * `npm run control-plane`: the billing webhook service and its workers (docs/control-plane.md).
  *
  *   npm run control-plane                      start (settings: environment or TENANCY_CONFIG file)
  *   npm run control-plane -- hash-api-key NAME print a new API key and its line for TENANCY_API_KEYS

@@ -18,7 +18,7 @@ export function bufferIo(): Io & { stdout: string[]; stderr: string[] } {
   return { stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTty: false };
 }
 
-/** Exit codes of every command (DESIGN §6). */
+/** Exit codes of every command (docs/architecture.md, "Contracts other tools rely on"). */
 export const EXIT = { ok: 0, problems: 1, usage: 2 } as const;
 
 /** A usage error (bad flag value, missing file): exit 2 with the message, no stack trace. */

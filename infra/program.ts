@@ -9,7 +9,7 @@ export type StackOutputs = Record<string, unknown>;
 /**
  * The whole Pulumi program as a function of the fleet and the stack name, so the offline
  * renderer can run it once per stack under the mock runtime and `infra/index.ts` can run it
- * for a real `pulumi up`. The stack name decides the kind (DESIGN §2).
+ * for a real `pulumi up`. The stack name decides the kind (docs/stacks.md).
  */
 export async function defineStack(fleet: Fleet, stackName: string): Promise<StackOutputs> {
   const ref = parseStackName(stackName, fleet.platform.environments);

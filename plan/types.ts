@@ -1,5 +1,5 @@
 /**
- * The offline plan's data model; also the JSON contract of `tenantctl plan --json` (DESIGN §6):
+ * The offline plan's data model; also the JSON contract of `tenantctl plan --json` (docs/architecture.md, "Contracts other tools rely on"):
  * `{ stacks: [{ name, kind, tenants, resources: [{ urn, type, name, parent, inputs }], violations }] }`.
  */
 

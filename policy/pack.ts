@@ -41,8 +41,8 @@ export const registry = new PolicyRegistry()
   .add(secretsStaySecret);
 
 /**
- * Policies that block an update. All of issue 5's policies: each guards isolation between
- * tenants or a control whose absence is a finding on its own (README "Policy pack").
+ * Policies that block an update. All of the pack's policies: each guards isolation between
+ * tenants or a control whose absence is a finding on its own (docs/policy.md).
  */
 export const MANDATORY_POLICIES: ReadonlySet<string> = new Set([
   "tenant-tags",

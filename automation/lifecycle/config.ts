@@ -1,6 +1,6 @@
 /**
  * Settings of the lifecycle workflows. Each default is a named constant, documented here and in
- * the README ("Lifecycle workflows"). The control plane reads overrides from its environment.
+ * docs/lifecycle.md. The control plane reads overrides from its environment.
  */
 
 /** Days a tenant's data is kept after offboarding is requested, unless its file says otherwise. */

@@ -3,7 +3,7 @@
  * through one of these narrow interfaces, so the workflows can be run against the real systems
  * (the control plane's git writer and Automation API runner, AWS) or against test doubles.
  *
- * Each port says which control-plane module satisfies it (issue 8) and what the tests use.
+ * Each port says which control-plane module satisfies it (docs/lifecycle.md, "Side effects go through ports") and what the tests use.
  * Implementations must be idempotent where the doc says so: a workflow step is re-executed after
  * a crash, so every call it makes may be made twice.
  */
@@ -102,7 +102,7 @@ export interface ProtectionRelease {
 }
 
 /**
- * Stack updates. Satisfied by the control plane's runner (issue 8: Automation API, per-stack
+ * Stack updates. Satisfied by the control plane's runner (docs/control-plane.md: Automation API, per-stack
  * serialization through the queue, `up` with the policy pack); `up` resolves when the run has
  * succeeded and rejects when it failed. Both calls are idempotent (an `up` with nothing to change
  * changes nothing; a destroy of a destroyed stack destroys nothing).

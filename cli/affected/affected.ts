@@ -2,7 +2,7 @@
  * Which stacks a change touches, from the git diff of the fleet between two revisions.
  * Reused by `tenantctl affected`, `tenantctl plan --base` and the control plane.
  *
- * Rules (issue 7):
+ * Rules (docs/pr-onboarding.md, "Affected stacks"):
  * - a changed tenant file touches stacksOfTenant(before) ∪ stacksOfTenant(after), so a removed
  *   tenant touches the cells it leaves and a re-placed tenant touches both cells;
  * - a changed stack file touches that stack;

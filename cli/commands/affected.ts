@@ -12,7 +12,7 @@ export interface AffectedOptions {
 
 /**
  * `tenantctl affected --base REF [--head REF] [--json]`: the stacks a change touches, one a line
- * (DESIGN §6). `--json` adds the reasons and whether each stack exists at each side, for CI
+ * (docs/architecture.md, "Contracts other tools rely on"). `--json` adds the reasons and whether each stack exists at each side, for CI
  * matrices (a stack whose file was deleted has nothing to `pulumi up`).
  */
 export async function affectedCommand(opts: AffectedOptions, io: Io): Promise<number> {

@@ -7,7 +7,7 @@ export function validateCommand(opts: DirOptions, io: Io): number {
   const { fleet, problems } = loadFleet(fleetDirs(opts));
   if (!fleet) {
     for (const p of problems) io.err(formatProblem(p));
-    // stderr carries exactly one line per problem (DESIGN §6) so tools can parse it; the count is for people.
+    // stderr carries exactly one line per problem (docs/architecture.md) so tools can parse it; the count is for people.
     io.out(`${problems.length} problem${problems.length === 1 ? "" : "s"} found`);
     return EXIT.problems;
   }

@@ -129,7 +129,7 @@ export const HOSTED_ZONE_MONTH: Price = v(0.5, ROUTE53);
 
 /**
  * Usage the rendered program cannot show, assumed per resource. Each is a named constant so the
- * README and the PR comment can state it; change them here, never inline.
+ * docs and the PR comment can state it; change them here, never inline.
  */
 export const ASSUMPTIONS = {
   /** GB processed per NAT gateway per month. */
@@ -142,7 +142,7 @@ export const ASSUMPTIONS = {
   s3GbPerBucket: 100,
 } as const;
 
-/** Prose for the README and the PR comment's footnote. */
+/** Prose for docs/cost.md and the PR comment's footnote. */
 export const ASSUMPTION_NOTES: readonly string[] = [
   `on-demand list prices of ${PRICES_AS_OF}, ${HOURS_PER_MONTH} hours a month; no reserved instances, savings plans or free tier`,
   `NAT gateways process ${ASSUMPTIONS.natGbPerMonth} GB a month each; VPC flow logs deliver ${ASSUMPTIONS.flowLogGbPerMonth} GB a month each; log groups ingest ${ASSUMPTIONS.logGroupGbPerMonth} GB a month each; S3 buckets hold ${ASSUMPTIONS.s3GbPerBucket} GB each`,

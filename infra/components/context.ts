@@ -21,7 +21,7 @@ export function stackContext(platform: Platform, env: string, stack: string, reg
   return { platform, app: platform.appName, env, stack, region, accountId: platform.awsAccountId };
 }
 
-/** DESIGN §4 tags for a resource owned by `tenant` (a tenant id, or SHARED_TENANT). */
+/** The tags of docs/stacks.md for a resource owned by `tenant` (a tenant id, or SHARED_TENANT). */
 export function tagsFor(ctx: StackContext, tenant: string): Tags {
   return tags(tenant, ctx.env, ctx.stack);
 }

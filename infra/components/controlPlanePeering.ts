@@ -14,7 +14,7 @@ export interface ControlPlanePeeringArgs {
  * The requester side of a VPC peering from a dedicated tenant VPC to the control-plane VPC
  * (platform.controlPlane), and the routes to the control-plane CIDR. The connection is not
  * auto-accepted: the accepter side (acceptance, the control plane's routes back to this CIDR,
- * and its security group rules) belongs to the control plane's own stack; see the README,
+ * and its security group rules) belongs to the control plane's own stack; see docs/stacks.md,
  * "Dedicated networking and NAT cost". Until accepted, the routes here are blackholes.
  *
  * Child names: `<name>` (connection), `<name>-<az>` (routes).

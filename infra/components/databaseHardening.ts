@@ -7,7 +7,7 @@ export interface DatabaseHardeningArgs {
 }
 
 /**
- * Once per database (DESIGN §4): PUBLIC loses CONNECT on the database and every privilege on
+ * Once per database (docs/stacks.md): PUBLIC loses CONNECT on the database and every privilege on
  * schema `public` (so no tenant can create objects there, or connect to a database it was not
  * granted). A postgresql.Grant with `privileges: []` is exactly a REVOKE ALL ... FROM PUBLIC.
  * These are the only Grants to role "public"; a second one on the same object type would

@@ -33,7 +33,7 @@ export interface DedicatedTenantArgs {
 }
 
 /**
- * Everything of one dedicated tenant in one env (DESIGN §2): its KMS key, VPC (flow logs,
+ * Everything of one dedicated tenant in one env (docs/stacks.md): its KMS key, VPC (flow logs,
  * optional egress and peering), security groups, RDS with the tenant's role and schema, bucket,
  * secrets, IAM role and DNS. Every resource is tagged tenant=<id>; nothing names another tenant.
  *

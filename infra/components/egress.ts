@@ -14,7 +14,7 @@ export interface EgressArgs {
   /**
    * One NAT gateway per AZ (prod: an AZ outage does not cut the other AZs' egress) or a single
    * NAT in the first AZ (elsewhere: ~1/3 of the hourly cost of three, cross-AZ traffic and an
-   * AZ-wide single point of failure accepted). See README "Dedicated networking and NAT cost".
+   * AZ-wide single point of failure accepted). See docs/stacks.md, "Dedicated networking and NAT cost".
    */
   natPerAz: boolean;
 }

@@ -34,7 +34,7 @@ export interface PooledTenantArgs {
 }
 
 /**
- * A tenant placed in a cell (DESIGN §2): its schema and role in the cell database, connection
+ * A tenant placed in a cell (docs/stacks.md): its schema and role in the cell database, connection
  * secret, declared and team secrets, IAM role, and DNS name `<id>.<env domain>`. Enterprise
  * tenants get their own KMS key for their secrets.
  *

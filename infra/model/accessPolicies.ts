@@ -95,7 +95,7 @@ export interface TenantAccessArgs<V> {
  * key that protects them (encryption context pinned to its namespace), its objects under
  * `tenants/<id>/`, and the KMS use S3 makes on its behalf for those objects (PutObject with
  * SSE-KMS needs GenerateDataKey). The master credentials of a dedicated database live inside the
- * tenant's namespace (`.../database/master`, issue 4) but are the platform's, not the tenant's:
+ * tenant's namespace (`.../database/master`, docs/stacks.md) but are the platform's, not the tenant's:
  * an explicit Deny keeps them out of the tenant role's reach whatever the Allows say.
  */
 export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V> {

@@ -41,7 +41,7 @@ export type DatabaseSide = "cell" | "dedicated";
 
 /**
  * Whether the tenant's Postgres role may log in. A suspended tenant keeps its data but loses
- * LOGIN (DESIGN §2, issue 9). In a cell a migrating tenant loses LOGIN from cutover on: writes
+ * LOGIN (docs/lifecycle.md). In a cell a migrating tenant loses LOGIN from cutover on: writes
  * must stop before the final delta copy, and nothing may write there again.
  */
 export function databaseLoginAllowed(t: Tenant, side: DatabaseSide): boolean {

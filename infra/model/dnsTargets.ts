@@ -6,7 +6,7 @@ import { envDomain, type Platform } from "./platform.ts";
 import type { Tenant } from "./schema.ts";
 
 /**
- * - suspended: the suspension page (data kept, DESIGN §2);
+ * - suspended: the suspension page (data kept, docs/lifecycle.md);
  * - migrating to a dedicated stack, from cutover on: the tenant's dedicated zone, so links to the
  *   old name keep working after the move;
  * - otherwise: the cell's ingress.

@@ -226,7 +226,7 @@ interface BrokenFiles {
   stacks: Set<string>;
 }
 
-/** DESIGN §3, last paragraph. */
+/** The cross-file rules of docs/tenant-files.md ("Rules beyond the fields"). */
 function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
   const problems: Problem[] = [];
   const { platform, tenants, stacks, cells } = fleet;

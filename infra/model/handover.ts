@@ -1,5 +1,5 @@
 /**
- * Ownership hand-over of an upgrading tenant (issue 9): which of its resources leave the cell
+ * Ownership hand-over of an upgrading tenant (docs/lifecycle.md, "Who manages what during an upgrade"): which of its resources leave the cell
  * stack for the dedicated stack, when, and under which URNs. Pure; used by both stack programs
  * (what each declares in each migration phase), by the upgrade workflow (what it moves with
  * `pulumi state move`), and by the tests that prove the two agree.

@@ -1,5 +1,5 @@
 /**
- * Physical names of infrastructure that naming.ts (the tenant-facing conventions of DESIGN §4)
+ * Physical names of infrastructure that naming.ts (the tenant-facing conventions of docs/stacks.md)
  * does not cover: RDS identifiers, parameter and subnet groups, snapshots, flow-log plumbing.
  * Same contract as naming.ts: changing any of these replaces a live resource (a renamed RDS
  * identifier is a new, empty database). Never change them for deployed stacks.

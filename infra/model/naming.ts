@@ -1,5 +1,5 @@
 /**
- * Naming conventions of shared/DESIGN.md §4. Every name a resource, a policy or a tool uses
+ * Naming conventions (docs/stacks.md, "Naming and isolation conventions"). Every name a resource, a policy or a tool uses
  * comes from here. Changing any function below renames live resources (a renamed RDS instance
  * or schema is a replacement, i.e. data loss): treat the output as a stable external contract.
  */

@@ -1,6 +1,6 @@
 /**
  * A problem found in a tenant or stack file. Rendered as `<file>:<line>: <yaml path>: <message>`
- * (DESIGN §6): one line each, never a stack trace.
+ * (docs/architecture.md): one line each, never a stack trace.
  */
 export interface Problem {
   /** Path as the user typed it or relative to the project, e.g. tenants/acme.yaml. */

@@ -5,7 +5,7 @@ import {
 } from "./naming.ts";
 import { DEPLOYMENTS, MIN_BACKUP_RETENTION_DAYS, TIERS, allowedDeployments, defaultDeployment } from "./tiers.ts";
 
-/** The platform facts a tenant file is checked against (DESIGN §3: data residency, environments). */
+/** The platform facts a tenant file is checked against (docs/tenant-files.md: data residency, environments). */
 export interface SchemaContext {
   regions: readonly string[];
   environments: readonly string[];
@@ -34,7 +34,7 @@ const tenantId = z
 /** A tenant id on its own (DNS label, length, reserved words), for tools that take one as input. */
 export const TenantIdSchema = tenantId;
 
-// Secret and team names become path segments of Secrets Manager names (DESIGN §4): nothing that
+// Secret and team names become path segments of Secrets Manager names (docs/stacks.md): nothing that
 // could climb out of the tenant's namespace ('/', '..') or differ only by case may pass.
 const NAME_RULE = "lower-case letters, digits";
 const secretName = z.string().regex(SECRET_NAME_PATTERN, {

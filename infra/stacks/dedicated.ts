@@ -1,5 +1,5 @@
 /**
- * Builder of `dedicated-<tenant>-<env>` stacks (DESIGN §2): one DedicatedTenant component named
+ * Builder of `dedicated-<tenant>-<env>` stacks (docs/stacks.md): one DedicatedTenant component named
  * `tenant-<id>`. That name is part of every URN in the stack: never change it.
  */
 import { z } from "zod";

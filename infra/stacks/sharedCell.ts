@@ -1,5 +1,5 @@
 /**
- * Builder of `shared-<env>-<cell>` stacks (DESIGN §2): the cell's shared infrastructure and one
+ * Builder of `shared-<env>-<cell>` stacks (docs/stacks.md): the cell's shared infrastructure and one
  * PooledTenant per resident tenant. Top-level names (`cell-<cell id>`, `tenant-<tenant id>`)
  * are part of every URN in the stack: never change them.
  */

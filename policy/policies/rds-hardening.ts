@@ -2,7 +2,7 @@ import { envOf, str } from "../lib/resource.ts";
 import { T } from "../lib/stack.ts";
 import type { ResourcePolicyDefinition } from "../registry.ts";
 
-/** Shortest backup retention the platform accepts, in days (DESIGN: backups >= 7 days). */
+/** Shortest backup retention the platform accepts, in days (docs/policy.md, rds-hardening: backups >= 7 days). */
 export const MIN_BACKUP_RETENTION_DAYS = 7;
 
 export const rdsHardening: ResourcePolicyDefinition = {

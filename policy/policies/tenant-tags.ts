@@ -3,7 +3,7 @@ import { tagsOf } from "../lib/resource.ts";
 import type { ResourcePolicyDefinition } from "../registry.ts";
 import { TAGGABLE_TYPES } from "../taggable-types.ts";
 
-/** DESIGN §4: the tags every taggable AWS resource carries. */
+/** docs/stacks.md, "Naming and isolation conventions": the tags every taggable AWS resource carries. */
 export const REQUIRED_TAGS = ["tenant", "env", "stack", "managed-by"] as const;
 
 export const tenantTags: ResourcePolicyDefinition = {

@@ -3,7 +3,7 @@
  * when its resource args interface (`export interface <X>Args`) declares `tags` as a string map
  * (`tags?: pulumi.Input<{ [key: string]: pulumi.Input<string> }>`). Types whose `tags` is a list
  * of blocks (autoscaling groups' `GroupTag[]`) are not included: their tags do not have the
- * DESIGN §4 shape and are checked nowhere. The type token comes from the class's `__pulumiType`.
+ * tag shape of docs/stacks.md and are checked nowhere. The type token comes from the class's `__pulumiType`.
  *
  *   npx tsx policy/scripts/taggable.ts          # rewrites policy/taggable-types.ts
  *

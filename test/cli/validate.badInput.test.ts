@@ -1,5 +1,5 @@
 /**
- * Issue 2, "Bad input": each case mutates a copy of the example fleet and runs `tenantctl validate`.
+ * Bad input (docs/tenant-files.md): each case mutates a copy of the example fleet and runs `tenantctl validate`.
  * Each must exit 1 with exactly one stderr line `<file>:<line>: <yaml path>: <message>`, no stack
  * trace, and must write nothing.
  */

@@ -1,5 +1,5 @@
 /**
- * Dedicated tenant stacks (issue 4), rendered offline under Pulumi's mock runtime. Exact resource
+ * Dedicated tenant stacks (docs/stacks.md), rendered offline under Pulumi's mock runtime. Exact resource
  * sets for prod and staging, peering and egress on and off, prod protections exactly where
  * intended, names and tags, a sizing change touching only the instance.
  */

@@ -1,5 +1,5 @@
 /**
- * Shared cell stacks (issue 3), rendered offline under Pulumi's mock runtime by plan/render.
+ * Shared cell stacks (docs/stacks.md), rendered offline under Pulumi's mock runtime by plan/render.
  * Exact resource sets and inputs per tenant; conventions; suspended and migrating tenants;
  * outputs; several renders in one process; onboarding tenant N+1 touches nothing else.
  */
@@ -148,7 +148,7 @@ describe("shared cell stacks: resource sets", () => {
 });
 
 describe("pooled tenant: key inputs", () => {
-  it("Postgres role, schema and grant of a standard tenant follow DESIGN §4 and the tier limits", () => {
+  it("Postgres role, schema and grant of a standard tenant follow docs/stacks.md and the tier limits", () => {
     const r = get("shared-prod-use1-01");
     const role = inTenant(r, "startup-alpha", T.pgRole, "tenant-startup-alpha-db-access");
     expect(isSecretValue(role.inputs.password)).toBe(true);

@@ -28,7 +28,7 @@ export interface TenantLogin extends Credentials {
 }
 
 /**
- * Reads every tenant's role from the render: the Role named `tenant_<id>` (DESIGN §4), its
+ * Reads every tenant's role from the render: the Role named `tenant_<id>` (docs/stacks.md), its
  * generated password (the Role's password input, a secret, unwrapped), and the schema it owns.
  */
 export function tenantLogins(stack: RenderedStack, actualDb: (declared: string) => string = (d) => d): TenantLogin[] {

@@ -3,7 +3,7 @@
  * (so commands, paginators, waiters and lib-storage's Upload run their own code) with a middleware
  * at the `initialize` step that records each command's name and input and answers it, before
  * any endpoint, signing or HTTP. The answers are what AWS documents; nothing here proves AWS
- * behaves so (README: these adapters have not been run against AWS).
+ * behaves so (docs/lifecycle.md: these adapters have not been run against AWS).
  */
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";

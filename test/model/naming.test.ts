@@ -1,5 +1,5 @@
 /**
- * Naming is an external contract (DESIGN §4): a changed name renames live resources, i.e. replaces
+ * Naming is an external contract (docs/stacks.md, "Naming and isolation conventions"): a changed name renames live resources, i.e. replaces
  * databases and secrets. Every helper's exact output is pinned here.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Proof that the pack catches what it claims (issue 5, section 4): the example fleet renders
+ * Proof that the pack catches what it claims (docs/policy.md): the example fleet renders
  * clean, then each case makes one realistic mistake in the rendered stack and exactly the policy
  * that owns that rule must fire, and nothing else.
  */

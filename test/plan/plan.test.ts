@@ -27,7 +27,7 @@ beforeAll(async () => {
 }, 180_000);
 
 describe("tenantctl plan --all", () => {
-  it("plans every example stack, clean, in the JSON contract of DESIGN §6", () => {
+  it("plans every example stack, clean, in the JSON contract of plan/types.ts", () => {
     expect(doc.stacks.map((s) => s.name)).toEqual([...fleet.stacks.keys()]);
     for (const s of doc.stacks) {
       expect(Object.keys(s).sort()).toEqual(["kind", "name", "outputs", "resources", "tenants", "violations"]);

@@ -1,5 +1,5 @@
 /**
- * Hand-built stacks that follow every convention of DESIGN §4 (names from infra/model/naming.ts),
+ * Hand-built stacks that follow every naming convention of docs/stacks.md (names from infra/model/naming.ts),
  * shaped like what the engine reports: inputs for Analyze, outputs (inputs plus computed ARNs and
  * ids, as the mock runtime and AWS produce them) for AnalyzeStack. Tests mutate a fresh copy and
  * assert the exact violations the pack reports.
@@ -404,7 +404,7 @@ export function add(
   return r;
 }
 
-/** The tags of DESIGN §4 for a resource of `tenant` in this fixture stack. */
+/** The tags of docs/stacks.md for a resource of `tenant` in this fixture stack. */
 export function tagsFor(stack: FixtureStack, tenant: string): Record<string, string> {
   const env = stack.name.startsWith("shared-") ? stack.name.split("-")[1]! : stack.name.split("-").at(-1)!;
   return { ...tags(tenant, env, stack.name) };

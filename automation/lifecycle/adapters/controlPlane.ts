@@ -1,5 +1,5 @@
 /**
- * The lifecycle ports satisfied by the control plane's own modules (issue 8):
+ * The lifecycle ports satisfied by the control plane's own modules (docs/lifecycle.md):
  *
  * - FleetRepo  -> GitWriter.change(): validated with the tenantctl model, committed on the main
  *   branch (route "main": the workflow is the authority that asked for the change, so no pull

@@ -15,7 +15,7 @@
  * same call; beyond that, waiting is the workflow's (it parks and polls `state`, which survives a
  * restart and holds no worker for the hours a large snapshot takes). `state` reports `available`
  * only when the copy is, and refuses a copy under another key than the configured one (when that
- * is given as an ARN). The `-src` snapshot is left in place (see README). `check` (a workflow's
+ * is given as an ARN). The `-src` snapshot is left in place (see docs/lifecycle.md). `check` (a workflow's
  * preflight) refuses a backup key ARN of another region and DescribeDBInstances the instance: it
  * exists in that region and this role may reach it. It changes nothing.
  */

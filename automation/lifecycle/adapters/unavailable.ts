@@ -1,6 +1,6 @@
 /**
- * Ports used when the AWS adapters are off (TENANCY_LIFECYCLE_AWS not on; README, "Lifecycle
- * workflows": S3 for the final dumps, RDS snapshots and deletion protection, Secrets Manager
+ * Ports used when the AWS adapters are off (TENANCY_LIFECYCLE_AWS not on; docs/lifecycle.md, "AWS
+ * adapters": S3 for the final dumps, RDS snapshots and deletion protection, Secrets Manager
  * deletion). The control plane wires these instead, so a step that needs one fails at once (PermanentError: retrying cannot
  * help until the control plane is given the adapter) with a message naming what is missing and
  * what to set. They never pretend: nothing is recorded as done, no backup is claimed.

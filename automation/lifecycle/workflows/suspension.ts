@@ -1,6 +1,6 @@
 /**
  * Suspension and resumption: the tenant file's lifecycle, then an update of every stack the
- * tenant has resources in. The stacks do the rest (issue 3/4: a suspended tenant's role loses
+ * tenant has resources in. The stacks do the rest (docs/lifecycle.md: a suspended tenant's role loses
  * LOGIN and its DNS name points at the platform's suspension target); the workflow checks the
  * LOGIN change in each database and ends the sessions a suspended role still had open. Data is
  * never touched.
