@@ -131,6 +131,11 @@ export function makeTenantSchema(ctx: SchemaContext) {
       .enum(LIFECYCLES)
       .default("active")
       .describe("active; suspended (data kept, database login revoked, DNS to the suspension page); offboarding (with the offboarding block)."),
+    rolloutRing: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,30}$/, "must name a rollout ring declared in Pulumi.yaml (saas-tenancy:rollouts)")
+      .optional()
+      .describe("Pins the tenant's stacks to this rollout ring or a later one (customers who want changes last); never earlier than the ring they would get."),
     contact: z.object({ email: z.email().describe("Technical contact e-mail.") }).strict().optional().describe("Who to tell about maintenance and incidents."),
     billing: z
       .object({

@@ -1,0 +1,329 @@
+/**
+ * The rollout engine: applies a change to the fleet's stacks wave by wave (docs/operations.md,
+ * "Rollouts"). Every decision is a short transaction over the `rollouts` and `rollout_stacks`
+ * tables (migration 200), so any control-plane process can advance any rollout and a crash at
+ * any point resumes where the database says:
+ *
+ * - a stack is started by queueing its run through the run queue (which keeps one run per stack
+ *   at a time) in the same transaction that marks the stack running and records the run: never
+ *   started twice, never lost;
+ * - a wave ends when none of its stacks is pending or running; the next starts after the wave's
+ *   bake time; when a wave's failed stacks exceed its failure budget the rollout halts, and no
+ *   stack of a later wave (or another of this wave) starts until a person resumes it;
+ * - at most one rollout is active; a new one waits for it unless it supersedes it.
+ *
+ * `tick()` advances the active rollout once; the RolloutWorker calls it on a timer.
+ */
+import type { Pool, PoolClient } from "pg";
+import { failureAllowance, type PlannedWave } from "../../infra/model/rings.ts";
+import { lockKey, withTransaction } from "../db/tx.ts";
+
+export const ROLLOUT_STATES = ["waiting", "running", "paused", "halted", "succeeded", "aborted", "superseded"] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
+export const ACTIVE_STATES: readonly RolloutState[] = ["running", "paused", "halted"];
+export const STACK_STATES = ["pending", "running", "succeeded", "failed"] as const;
+export type RolloutStackState = (typeof STACK_STATES)[number];
+/** NOTIFY channel: a rollout changed (payload: its id). */
+export const ROLLOUT_CHANNEL = "tenancy_rollout_state";
+const TICK_LOCK = lockKey("tenancy:rollouts:tick");
+
+/** What the engine needs of the run queue (RunStore in production). */
+export interface RolloutRunPort {
+  /** Queues a run of `stack` (or joins its queued run) inside the caller's transaction. */
+  enqueue(client: PoolClient, stack: string, cause: { reason: string }): Promise<{ runId: string }>;
+  /** The runs' outcomes; runs not finished are absent. */
+  outcomes(client: PoolClient, runIds: readonly string[]): Promise<Map<string, { state: "succeeded" | "failed"; error: string | null }>>;
+  /** After a transaction that queued runs committed: lets local workers fetch the jobs at once. */
+  jobsSent(): void;
+}
+
+export interface RolloutRecord {
+  id: string;
+  name: string;
+  commit: string;
+  state: RolloutState;
+  waves: PlannedWave[];
+  /** Index of the current wave (equal to waves.length once every wave is done). */
+  wave: number;
+  waveDoneAt: string | null;
+  haltReason: string | null;
+  supersede: boolean;
+  requestedBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutStackRecord {
+  wave: number;
+  stack: string;
+  state: RolloutStackState;
+  runId: string | null;
+  attempts: number;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface StartRollout {
+  name: string;
+  commit: string;
+  waves: readonly PlannedWave[];
+  /** Take over from the active rollout (it ends superseded; its stacks not yet started never start). */
+  supersede?: boolean;
+  requestedBy?: string;
+}
+
+/** A request that does not apply to the rollout's state (409 at the API, exit 1 in tenantctl). */
+export class RolloutStateError extends Error {}
+
+interface RolloutRow {
+  id: string; name: string; commit: string; state: RolloutState; waves: PlannedWave[]; wave: number;
+  wave_done_at: Date | null; halt_reason: string | null; supersede: boolean; requested_by: string | null;
+  created_at: Date; updated_at: Date; finished_at: Date | null;
+}
+interface StackRow {
+  wave: number; stack: string; state: RolloutStackState; run_id: string | null; attempts: number;
+  error: string | null; started_at: Date | null; finished_at: Date | null;
+}
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+function toRecord(r: RolloutRow): RolloutRecord {
+  return {
+    id: r.id, name: r.name, commit: r.commit, state: r.state, waves: r.waves, wave: r.wave, waveDoneAt: iso(r.wave_done_at),
+    haltReason: r.halt_reason, supersede: r.supersede, requestedBy: r.requested_by, createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(), finishedAt: iso(r.finished_at),
+  };
+}
+function toStack(r: StackRow): RolloutStackRecord {
+  return { wave: r.wave, stack: r.stack, state: r.state, runId: r.run_id, attempts: r.attempts, error: r.error, startedAt: iso(r.started_at), finishedAt: iso(r.finished_at) };
+}
+
+export interface RolloutEngineOptions {
+  /** Called when a rollout halts (metrics, logs). */
+  onHalt?: (rollout: RolloutRecord) => void;
+  /** Called when a rollout changes state or a stack starts or ends. */
+  onChange?: (rolloutId: string) => void;
+}
+
+export class RolloutEngine {
+  constructor(
+    private readonly pool: Pool,
+    private readonly runs: RolloutRunPort,
+    private readonly opts: RolloutEngineOptions = {},
+  ) {}
+
+  /** Records a rollout and its stacks. It runs at once, waits behind the active one, or supersedes it. */
+  async start(input: StartRollout): Promise<RolloutRecord> {
+    const stacks = input.waves.flatMap((w) => w.stacks);
+    if (stacks.length === 0) throw new RolloutStateError(`rollout "${input.name}" has no stacks to update`);
+    if (new Set(stacks).size !== stacks.length) throw new RolloutStateError(`rollout "${input.name}" lists a stack in two waves`);
+    const id = await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const active = await c.query<{ id: string }>("SELECT id FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES]);
+      let state: RolloutState = "running";
+      if (active.rows.length > 0) {
+        if (input.supersede) {
+          await c.query("UPDATE rollouts SET state = 'superseded', finished_at = now(), updated_at = now() WHERE id = $1", [active.rows[0]!.id]);
+          await this.notify(c, active.rows[0]!.id);
+        } else state = "waiting";
+      }
+      const { rows } = await c.query<{ id: string }>(
+        "INSERT INTO rollouts (name, commit, state, waves, supersede, requested_by) VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING id",
+        [input.name, input.commit, state, JSON.stringify(input.waves), input.supersede ?? false, input.requestedBy ?? null],
+      );
+      const rid = rows[0]!.id;
+      await c.query(
+        `INSERT INTO rollout_stacks (rollout_id, wave, stack, state)
+         SELECT $1, w.ordinality - 1, s.stack, 'pending'
+           FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS w(value, ordinality),
+                jsonb_array_elements_text(w.value -> 'stacks') AS s(stack)`,
+        [rid, JSON.stringify(input.waves)],
+      );
+      await this.notify(c, rid);
+      return rid;
+    });
+    return (await this.get(id))!;
+  }
+
+  async get(id: string): Promise<RolloutRecord | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    const { rows } = await this.pool.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(limit = 50): Promise<RolloutRecord[]> {
+    const { rows } = await this.pool.query<RolloutRow>("SELECT * FROM rollouts ORDER BY created_at DESC LIMIT $1", [limit]);
+    return rows.map(toRecord);
+  }
+
+  async stacks(id: string): Promise<RolloutStackRecord[]> {
+    const { rows } = await this.pool.query<StackRow>("SELECT * FROM rollout_stacks WHERE rollout_id = $1 ORDER BY wave, stack", [id]);
+    return rows.map(toStack);
+  }
+
+  /** No new stack starts; running ones finish. */
+  pause(id: string): Promise<RolloutRecord> {
+    return this.transition(id, ["running"], "paused");
+  }
+
+  /**
+   * A paused or halted rollout runs again. After a halt, the current wave's failed stacks start
+   * again (the fix is on the main branch by now: each run applies its head).
+   */
+  async resume(id: string): Promise<RolloutRecord> {
+    return this.transition(id, ["paused", "halted"], "running", async (c, before) => {
+      if (before === "halted") {
+        await c.query("UPDATE rollout_stacks SET state = 'pending', error = NULL WHERE rollout_id = $1 AND wave = (SELECT wave FROM rollouts WHERE id = $1) AND state = 'failed'", [id]);
+      }
+    });
+  }
+
+  /** Ends the rollout: stacks not yet started never start (runs already queued or running go on: a run is never cut off mid-update). */
+  abort(id: string): Promise<RolloutRecord> {
+    return this.transition(id, ["waiting", "running", "paused", "halted"], "aborted");
+  }
+
+  private async transition(
+    id: string,
+    from: readonly RolloutState[],
+    to: RolloutState,
+    extra?: (c: PoolClient, before: RolloutState) => Promise<void>,
+  ): Promise<RolloutRecord> {
+    await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const { rows } = await c.query<{ state: RolloutState }>("SELECT state FROM rollouts WHERE id = $1 FOR UPDATE", [id]);
+      const before = rows[0]?.state;
+      if (!before) throw new RolloutStateError(`rollout ${id} does not exist`);
+      if (!from.includes(before)) {
+        throw new RolloutStateError(`rollout ${id} is ${before}; only a rollout that is ${from.join(" or ")} can become ${to}`);
+      }
+      if (extra) await extra(c, before);
+      const ends = to === "aborted";
+      await c.query(
+        `UPDATE rollouts SET state = $2, updated_at = now(), halt_reason = CASE WHEN $2 = 'running' THEN NULL ELSE halt_reason END${ends ? ", finished_at = now()" : ""} WHERE id = $1`,
+        [id, to],
+      );
+      await this.notify(c, id);
+    });
+    return (await this.get(id))!;
+  }
+
+  /**
+   * Advances the active rollout (or promotes the oldest waiting one): records finished runs,
+   * halts on a spent budget, starts pending stacks up to the wave's parallelism, moves to the
+   * next wave after the bake time. Safe to call from several processes at once.
+   */
+  async tick(): Promise<void> {
+    let queued = false;
+    let halted: string | undefined;
+    await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
+      if (!active) {
+        const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
+        if (!next) return;
+        await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
+        await this.notify(c, next.id);
+        active = { ...next, state: "running" };
+      }
+      await this.recordOutcomes(c, active);
+      if (active.state !== "running") return;
+      // Several waves may complete in one tick when bake times are zero.
+      for (let guard = 0; guard <= active.waves.length; guard++) {
+        const step = await this.advance(c, active);
+        if (step.queued) queued = true;
+        if (step.halted) halted = active.id;
+        if (!step.nextWave) break;
+        active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
+        if (active.state !== "running") break;
+      }
+    });
+    if (queued) this.runs.jobsSent();
+    if (halted && this.opts.onHalt) {
+      const r = await this.get(halted);
+      if (r) this.opts.onHalt(r);
+    }
+  }
+
+  /** Marks the active rollout's running stacks whose runs ended (whatever the rollout's state). */
+  private async recordOutcomes(c: PoolClient, r: RolloutRow): Promise<void> {
+    const running = (await c.query<{ stack: string; run_id: string }>(
+      "SELECT stack, run_id FROM rollout_stacks WHERE rollout_id = $1 AND state = 'running'", [r.id],
+    )).rows;
+    if (running.length === 0) return;
+    const outcomes = await this.runs.outcomes(c, running.map((s) => s.run_id));
+    for (const s of running) {
+      const o = outcomes.get(s.run_id);
+      if (!o) continue;
+      await c.query(
+        "UPDATE rollout_stacks SET state = $3, error = $4, finished_at = now() WHERE rollout_id = $1 AND stack = $2",
+        [r.id, s.stack, o.state, o.state === "failed" ? (o.error ?? `run ${s.run_id} failed`) : null],
+      );
+      await this.notify(c, r.id);
+    }
+  }
+
+  private async advance(c: PoolClient, r: RolloutRow): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean }> {
+    const wave = r.waves[r.wave];
+    if (!wave) {
+      await c.query("UPDATE rollouts SET state = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
+      await this.notify(c, r.id);
+      return {};
+    }
+    const counts = new Map<RolloutStackState, number>(
+      (await c.query<{ state: RolloutStackState; n: string }>(
+        "SELECT state, count(*) AS n FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 GROUP BY state", [r.id, r.wave],
+      )).rows.map((x) => [x.state, Number(x.n)]),
+    );
+    const failed = counts.get("failed") ?? 0;
+    const allowed = failureAllowance(wave);
+    if (failed > allowed) {
+      const first = (await c.query<{ stack: string; error: string | null }>(
+        "SELECT stack, error FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 AND state = 'failed' ORDER BY finished_at, stack LIMIT 1", [r.id, r.wave],
+      )).rows[0]!;
+      const reason =
+        `wave ${r.wave + 1} of ${r.waves.length} (ring ${wave.ring}): ${failed} of ${wave.stacks.length} stacks failed, ` +
+        `budget ${allowed} (${wave.failureBudgetPercent}%); first: ${first.stack}: ${first.error ?? "failed"}`;
+      await c.query("UPDATE rollouts SET state = 'halted', halt_reason = $2, updated_at = now() WHERE id = $1", [r.id, reason]);
+      await this.notify(c, r.id);
+      return { halted: true };
+    }
+    const running = counts.get("running") ?? 0;
+    const pending = counts.get("pending") ?? 0;
+    const free = wave.parallelism - running;
+    if (pending > 0 && free > 0) {
+      const next = (await c.query<{ stack: string }>(
+        "SELECT stack FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 AND state = 'pending' ORDER BY stack LIMIT $3", [r.id, r.wave, free],
+      )).rows;
+      const reason = `rollout ${r.name} (${r.commit.slice(0, 12)}), wave ${r.wave + 1} of ${r.waves.length} (ring ${wave.ring})`;
+      for (const { stack } of next) {
+        const { runId } = await this.runs.enqueue(c, stack, { reason });
+        await c.query(
+          "UPDATE rollout_stacks SET state = 'running', run_id = $3, attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL WHERE rollout_id = $1 AND stack = $2",
+          [r.id, stack, runId],
+        );
+      }
+      await this.notify(c, r.id);
+      return { queued: next.length > 0 };
+    }
+    if (pending > 0 || running > 0) return {};
+    // The wave is done: bake, then the next wave.
+    if (!r.wave_done_at) {
+      await c.query("UPDATE rollouts SET wave_done_at = now(), updated_at = now() WHERE id = $1", [r.id]);
+      await this.notify(c, r.id);
+    }
+    const { rows } = await c.query<{ baked: boolean }>(
+      "SELECT COALESCE(wave_done_at, now()) + make_interval(secs => $2::double precision / 1000) <= now() AS baked FROM rollouts WHERE id = $1",
+      [r.id, wave.bakeMs],
+    );
+    if (!rows[0]!.baked) return {};
+    await c.query("UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL, updated_at = now() WHERE id = $1", [r.id]);
+    await this.notify(c, r.id);
+    return { nextWave: true };
+  }
+
+  private async notify(c: PoolClient, id: string): Promise<void> {
+    await c.query("SELECT pg_notify($1, $2)", [ROLLOUT_CHANNEL, id]);
+    this.opts.onChange?.(id);
+  }
+}
