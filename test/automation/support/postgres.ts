@@ -4,10 +4,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { ensureDatabase, startEmbeddedPostgres } from "../../../automation/db/database.ts";
+import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
 
 export interface TestPostgres {
   /** A fresh, empty database. */
@@ -24,9 +24,15 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   if (external) {
     adminUrl = external;
   } else {
-    dir = mkdtempSync(join(tmpdir(), "tenancy-pg-"));
+    dir = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-pg-"));
     chmodSync(dir, 0o755);
-    const server = await startEmbeddedPostgres(dir, undefined, { persistent: false });
+    let server;
+    try {
+      server = await startEmbeddedPostgres(dir, undefined, { persistent: false });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
     adminUrl = server.url("postgres");
     stopServer = () => server.stop();
   }
