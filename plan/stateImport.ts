@@ -6,6 +6,7 @@ export class StateFormatError extends Error {}
 
 interface ExportedResource {
   urn: string;
+  id?: string;
   type: string;
   custom?: boolean;
   parent?: string;
@@ -60,6 +61,7 @@ function fromExport(doc: { deployment: { resources?: ExportedResource[] } }, env
       type: r.type,
       name,
       parent: r.parent ?? "",
+      ...(typeof r.id === "string" && r.id !== "" ? { id: r.id } : {}),
       inputs: importSecrets(r.inputs ?? {}) as Record<string, unknown>,
       outputs: importSecrets(r.outputs ?? {}) as Record<string, unknown>,
       custom: r.custom ?? false,

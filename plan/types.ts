@@ -17,6 +17,11 @@ export interface RenderedResource {
   parent: string;
   /** Inputs as the engine would see them; secret values are `{ [SECRET_SIG_KEY]: SECRET_SIG, value }`. */
   inputs: Record<string, unknown>;
+  /**
+   * Id of a custom resource: the mock runtime's offline, the provider's in a `pulumi stack export`.
+   * The network analysis (plan/network) joins resources by it (a subnet's `vpcId` is its VPC's id).
+   */
+  id?: string;
   /** Outputs of a custom resource: the mock runtime's answer offline, the provider's in a `pulumi stack export`. */
   outputs?: Record<string, unknown>;
   /** Custom (provider-managed) resource, as opposed to a component. */

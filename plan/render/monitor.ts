@@ -120,7 +120,7 @@ export class RecordingMonitor {
         parent,
         inputs: raw,
         // What the engine reports to AnalyzeStack: the provider's answer (here the mock's).
-        ...(req.getCustom() ? { outputs: state } : {}),
+        ...(req.getCustom() ? { id, outputs: state } : {}),
         custom: req.getCustom(),
         options: {
           protect: req.getProtect() === true,
