@@ -21,6 +21,10 @@ import { Metrics } from "./metrics.ts";
 import { startBoss } from "./queue.ts";
 import { DeploymentsRunner, LocalAutomationRunner, type Runner } from "./runs/runner.ts";
 import { RunStore } from "./runs/store.ts";
+import { RolloutEngine } from "./rollouts/engine.ts";
+import { runStorePort } from "./rollouts/runPort.ts";
+import { RolloutService } from "./rollouts/service.ts";
+import { RolloutWorker } from "./rollouts/worker.ts";
 import { RunWorker } from "./runs/worker.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
@@ -68,6 +72,8 @@ export class ControlPlane {
   readonly reconciler: BillingReconciler;
   readonly hub: RunEventHub;
   readonly runWorker: RunWorker;
+  readonly rollouts: RolloutService;
+  readonly rolloutWorker: RolloutWorker;
   readonly server: ReturnType<typeof buildServer>;
   /** Undefined when the lifecycle worker is off (config.lifecycle absent). */
   readonly lifecycle: ControlPlaneLifecycle | undefined;
@@ -106,6 +112,15 @@ export class ControlPlane {
       heartbeatSeconds: config.heartbeatSeconds,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
     });
+    const rolloutEngine = new RolloutEngine(db.pool, runStorePort(runs), {
+      onHalt: (r) => {
+        metrics.rolloutHalts.inc();
+        log.error({ rolloutId: r.id, reason: r.haltReason }, `rollout halted: ${r.name}; nothing more runs until a person resumes or aborts it`);
+      },
+    });
+    this.rollouts = new RolloutService(rolloutEngine, config.repoDir);
+    this.rolloutWorker = new RolloutWorker(rolloutEngine, log, { intervalMs: (deps.pollingIntervalSeconds ?? 2) * 1000 });
+    metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
     this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
     this.server = buildServer({
@@ -122,6 +137,7 @@ export class ControlPlane {
       metrics,
       log,
       ...(this.lifecycle ? { workflows: this.lifecycle.service.engine } : {}),
+      rollouts: this.rollouts,
     });
   }
 
@@ -162,7 +178,11 @@ export class ControlPlane {
 
   async start(opts: StartOptions = { http: true, reconciler: true, runs: true, lifecycle: true }): Promise<void> {
     if (opts.reconciler) await this.reconciler.start();
-    if (opts.runs) await this.runWorker.start();
+    if (opts.runs) {
+      await this.runWorker.start();
+      // Rollouts start stack runs: the processes that run stacks drive them.
+      this.rolloutWorker.start();
+    }
     if (opts.lifecycle) {
       if (this.lifecycle) {
         this.lifecycle.worker.start();
@@ -208,7 +228,10 @@ export class ControlPlane {
         await stopped;
       }
     }
-    if (this.started.runs) await this.runWorker.stop(graceMs);
+    if (this.started.runs) {
+      await this.rolloutWorker.stop();
+      await this.runWorker.stop(graceMs);
+    }
     await this.boss.stop({ graceful: true, close: true, wait: true, timeout: 10_000 }).catch(() => undefined);
     this.log.info("workers and queue stopped");
     await this.db.close();

@@ -4,7 +4,9 @@
  * they are the fleet-wide truth whichever process is scraped.
  */
 import client from "prom-client";
+import type { Pool } from "pg";
 import type PgBoss from "pg-boss";
+import { ROLLOUT_STATES } from "./rollouts/engine.ts";
 import { QUEUES } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
 
@@ -35,8 +37,42 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rolloutHalts = new client.Counter({
+    name: "tenancy_rollout_halts_total",
+    help: "Rollouts halted by this process because a wave's failures exceeded its budget.",
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: "tenancy_process_" });
+  }
+
+  /** Rollout gauges, read from the database on every scrape. */
+  attachRollouts(pool: Pool): void {
+    new client.Gauge({
+      name: "tenancy_rollouts",
+      help: "Rollouts by state (all processes).",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      async collect() {
+        const { rows } = await pool.query<{ state: string; n: string }>("SELECT state, count(*) AS n FROM rollouts GROUP BY state");
+        for (const state of ROLLOUT_STATES) this.set({ state }, Number(rows.find((r) => r.state === state)?.n ?? 0));
+      },
+    });
+    new client.Gauge({
+      name: "tenancy_rollout_stacks",
+      help: "Stacks of the active rollout (running, paused or halted) by state and wave (1-based); 0 when none is active.",
+      labelNames: ["state", "wave"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const { rows } = await pool.query<{ state: string; wave: number; n: string }>(
+          `SELECT s.state, s.wave, count(*) AS n FROM rollout_stacks s JOIN rollouts r ON r.id = s.rollout_id
+            WHERE r.state IN ('running', 'paused', 'halted') GROUP BY s.state, s.wave`,
+        );
+        for (const r of rows) this.set({ state: r.state, wave: String(r.wave + 1) }, Number(r.n));
+      },
+    });
   }
 
   /** Gauges read from the database on every scrape. */

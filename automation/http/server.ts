@@ -12,6 +12,7 @@ import { errorBody, HttpError } from "./errors.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { rolloutRoutes } from "./routes/rollouts.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
 import { stripeRoutes } from "./routes/stripe.ts";
@@ -64,6 +65,7 @@ export function buildServer(deps: ServerDeps) {
     });
     await api.register(tenantRoutes(ctx));
     await api.register(runRoutes(ctx));
+    await api.register(rolloutRoutes(ctx));
     await api.register(stackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
     await api.register(workflowRoutes(ctx));

@@ -12,6 +12,7 @@ import type { ChangeResult, GitWriter } from "../../git/writer.ts";
 import type { WorkflowEngine } from "../../lifecycle/engine.ts";
 import type { Logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
+import type { RolloutService } from "../../rollouts/service.ts";
 import type { RunStore } from "../../runs/store.ts";
 import type { ApiKeyRecord } from "../apiKeys.ts";
 import { errorBody, HttpError } from "../errors.ts";
@@ -32,6 +33,8 @@ export interface ServerDeps {
   log: Logger;
   /** The lifecycle workflows' engine; undefined when the lifecycle worker is off (TENANCY_LIFECYCLE_WORKER). */
   workflows?: WorkflowEngine;
+  /** Rollouts of program changes over the fleet; undefined when this process runs no stack runs. */
+  rollouts?: RolloutService;
 }
 
 /** The dependencies plus the platform file, read once on first use. */
