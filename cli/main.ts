@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
 import { newCommand } from "./commands/new.ts";
 import { PlanError } from "../plan/planError.ts";
@@ -15,6 +15,7 @@ const planCommand: typeof import("./commands/plan.ts").planCommand = async (...a
 const policyCheckCommand: typeof import("./commands/policyCheck.ts").policyCheckCommand = async (...a) =>
   (await import("./commands/policyCheck.ts")).policyCheckCommand(...a);
 const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await import("./commands/affected.ts")).affectedCommand(...a);
+const rolloutCommand: typeof import("./commands/rollout.ts").rolloutCommand = async (...a) => (await import("./commands/rollout.ts")).rolloutCommand(...a);
 const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await import("./commands/cost.ts")).costCommand(...a);
 
 function withDirs(cmd: Command): Command {
@@ -150,6 +151,17 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--limit <n>", "at most this many (default 50)")
     .option("--json", "print JSON")
     .action(async (opts) => setCode(await workflowsCommand(opts, io)));
+
+  program
+    .command("rollout")
+    .description("roll a program, policy or platform change out through the control plane, ring by ring (needs TENANCY_URL and TENANCY_API_KEY)")
+    .addArgument(new Argument("<action>", "what to do").choices(["start", "status", "pause", "resume", "abort"]))
+    .argument("[id]", "the rollout's id (status, pause, resume, abort)")
+    .option("--name <name>", "start: what the change is (e.g. the pull request title)")
+    .option("--commit <sha>", "start: the commit on the main branch to roll out (default: HEAD of this checkout)")
+    .option("--supersede", "start: take over from the active rollout instead of waiting for it")
+    .option("--follow", "start: wait for the end; exit 0 only when every stack succeeded, 1 when it halts or ends otherwise")
+    .action(async (action: string, id: string | undefined, opts) => setCode(await rolloutCommand(action, id, opts, io)));
 
   return program;
 }

@@ -8,6 +8,8 @@ import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../cli/main.ts";
+import { bufferIo } from "../../cli/io.ts";
 import { makeFixtureRepo } from "./support/repo.ts";
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
@@ -112,4 +114,35 @@ describe("rollouts through the control plane", () => {
     expect(text).toMatch(/^event: rollout\ndata: \{/);
     expect(text.trim().endsWith('event: end\ndata: {"state":"succeeded"}')).toBe(true);
   });
+
+  it("tenantctl rollout start --follow waits for the end and exits 0; status shows the waves; without the settings it says what to set", async () => {
+    const saved = { url: process.env.TENANCY_URL, key: process.env.TENANCY_API_KEY };
+    try {
+      delete process.env.TENANCY_URL;
+      const bare = bufferIo();
+      expect(await main(["rollout", "status"], bare)).toBe(2);
+      expect(bare.stderr).toEqual(["tenantctl: this command talks to the control plane: set TENANCY_URL (its base URL) and TENANCY_API_KEY (an API key of the control plane)"]);
+
+      process.env.TENANCY_URL = h.baseUrl;
+      process.env.TENANCY_API_KEY = (await import("./support/harness.ts")).API_KEY;
+      const commit = h.repo.git("rev-parse", "HEAD").trim();
+      const io = bufferIo();
+      expect(await main(["rollout", "start", "--name", "from tenantctl", "--commit", commit, "--follow"], io)).toBe(0);
+      expect(io.stdout[0]).toMatch(/^rollout [0-9a-f-]{36} "from tenantctl" at [0-9a-f]{12}: running, wave 1 of 4$/);
+      expect(io.stdout.join("\n")).toMatch(/: succeeded\n/);
+      const id = /^rollout ([0-9a-f-]{36})/.exec(io.stdout[0]!)![1]!;
+      const status = bufferIo();
+      expect(await main(["rollout", "status", id], status)).toBe(0);
+      expect(status.stdout[0]).toBe(`rollout ${id} "from tenantctl" at ${commit.slice(0, 12)}: succeeded`);
+      expect(status.stdout.join("\n")).toContain("canary");
+      const bad = bufferIo();
+      expect(await main(["rollout", "pause", id], bad)).toBe(1);
+      expect(bad.stderr).toEqual([`control plane answered 409 to POST /api/rollouts/${id}/pause: rollout ${id} is succeeded; only a rollout that is running can become paused`]);
+    } finally {
+      for (const [k, v] of [["TENANCY_URL", saved.url], ["TENANCY_API_KEY", saved.key]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }, 120_000);
 });
