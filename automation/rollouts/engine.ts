@@ -1,6 +1,6 @@
 /**
- * The rollout engine: applies a change to the fleet's stacks wave by wave (docs/operations.md,
- * "Rollouts"). Every decision is a short transaction over the `rollouts` and `rollout_stacks`
+ * The rollout engine: applies a change to the fleet's stacks wave by wave (docs/rollouts.md).
+ * Every decision is a short transaction over the `rollouts` and `rollout_stacks`
  * tables (migration 200), so any control-plane process can advance any rollout and a crash at
  * any point resumes where the database says:
  *

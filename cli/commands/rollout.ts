@@ -1,6 +1,6 @@
 /**
  * `tenantctl rollout start|status|pause|resume|abort`: rollouts of a program, policy or platform
- * change through the control plane (docs/operations.md, "Rollouts"). `start --follow` waits for
+ * change through the control plane (docs/rollouts.md). `start --follow` waits for
  * the end and exits 0 only when every stack succeeded: what a deploy pipeline runs.
  */
 import { execFileSync } from "node:child_process";

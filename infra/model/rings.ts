@@ -1,6 +1,6 @@
 /**
- * Rollout rings: how a program, policy or platform change reaches the fleet (docs/operations.md,
- * "Rollouts"). Rings are declared in Pulumi.yaml under `saas-tenancy:rollouts`; this module parses
+ * Rollout rings: how a program, policy or platform change reaches the fleet (docs/rollouts.md).
+ * Rings are declared in Pulumi.yaml under `saas-tenancy:rollouts`; this module parses
  * them and plans a rollout's waves: one wave per ring, each stack in exactly one wave. Pure: no
  * I/O beyond reading Pulumi.yaml in `loadRings`, no Pulumi or AWS SDK.
  *
@@ -81,7 +81,7 @@ export function loadRings(projectDir: string): RolloutsConfig {
   const key = `${PROJECT}:${ROLLOUTS_KEY}`;
   const entry = doc?.config?.[key];
   if (entry === undefined) {
-    throw new RingsError(`${file}: config.${key} is missing: declare the rollout rings there (docs/operations.md, "Rollouts")`);
+    throw new RingsError(`${file}: config.${key} is missing: declare the rollout rings there (docs/rollouts.md)`);
   }
   const value = entry && typeof entry === "object" && "value" in entry ? (entry as { value: unknown }).value : entry;
   return parseRings(value, `${file}: config.${key}`);

@@ -1,5 +1,5 @@
 -- Rollouts (automation/rollouts): a program, policy or platform change applied to the fleet's
--- stacks in ordered waves (docs/operations.md, "Rollouts"). Versions 200-299 are the rollouts'.
+-- stacks in ordered waves (docs/rollouts.md). Versions 200-299 are the rollouts'.
 
 -- One row per rollout. waves: the planned waves ([{ index, ring, parallelism, bakeMs,
 -- failureBudgetPercent, stacks }]), fixed when the rollout is created. At most one rollout is

@@ -1,7 +1,7 @@
 /**
  * /api/rollouts: start a rollout of a change over the fleet's stacks, follow it (JSON, or
  * server-sent events with a snapshot on every change), pause, resume and abort it
- * (docs/operations.md, "Rollouts").
+ * (docs/rollouts.md).
  */
 import type { FastifyInstance } from "fastify";
 import { RingsError } from "../../../infra/model/rings.ts";
