@@ -80,6 +80,15 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .argument("<file>", "plan JSON or stack export"),
   ).action(async (file: string, opts) => setCode(await policyCheckCommand(file, opts, io)));
 
+  const network = program.command("network").description("the fleet's network reachability analysis, offline (docs/network.md)");
+  withDirs(
+    network
+      .command("check")
+      .description("prove runners reach every database and tenants never reach each other, over a plan JSON (plan --all --json) or a stack export")
+      .argument("<file>", "plan JSON or stack export of every stack")
+      .option("--verbose", "also print every proven runner -> database path, hop by hop"),
+  ).action(async (file: string, opts) => setCode((await import("./commands/networkCheck.ts")).networkCheckCommand(file, opts, io)));
+
   program
     .command("affected")
     .description("print the stacks a change touches (git diff of tenants/, stacks/, infra/, policy/), one a line")

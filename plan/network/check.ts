@@ -49,6 +49,7 @@ export interface NetworkReport {
 export const NETWORK_POLICY = "network-reachability";
 
 export function formatFinding(f: NetworkFinding): string {
+  if (f.check === "inventory") return `${f.stack}: cannot join: ${f.hop}`;
   return `${f.stack}: ${f.source} -> ${f.destination}:${f.port}: ${f.hop}`;
 }
 
@@ -166,7 +167,7 @@ export function checkNetwork(stacks: readonly RenderedStack[]): NetworkReport {
       const t = s.routeTable ?? p.vpc.mainRouteTable;
       for (const r of t.routes) {
         if (r.target.kind !== "pcx" || r.target.pcx !== p) continue;
-        const key = `wide|${t.id}|${r.from}`;
+        const key = p.declaredPeerCidr ? `wide|${t.id}|${r.from}` : `nocidr|${p.stack}|${p.id}`;
         if (reported.has(key)) continue;
         reported.add(key);
         if (!p.declaredPeerCidr) {
