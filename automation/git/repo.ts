@@ -109,6 +109,25 @@ export class GitRepo {
     await this.run(["commit", "--quiet", "--no-verify", "--file=-", "--", ...paths], { input: message });
   }
 
+  /**
+   * Puts `paths` back as they are in `commit`, in the index AND the working tree: a file absent
+   * from `commit` leaves both (a crash after `git add` of a new file left it staged: `AD`).
+   */
+  async restorePaths(commit: string, paths: readonly string[]): Promise<void> {
+    if (paths.length === 0) return;
+    // Index first: entries of files absent from `commit` are removed, others reset to it.
+    await this.run(["reset", "--quiet", commit, "--", ...paths]);
+    for (const p of paths) {
+      const content = await this.show(commit, p);
+      if (content === undefined) {
+        await this.run(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", p]);
+        rmSync(join(this.dir, p), { force: true });
+      } else {
+        await this.run(["checkout", commit, "--", p]);
+      }
+    }
+  }
+
   /** The last `n` commits of `ref`, oldest first. */
   async recentCommits(ref: string, n: number): Promise<string[]> {
     if (n === 0) return [];

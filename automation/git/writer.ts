@@ -320,8 +320,10 @@ export class GitWriter {
 
   /** Repairs what a crash between git and the database left behind. */
   private async recover(): Promise<void> {
-    const { rows } = await this.opts.pool.query<{ id: string; route: ChangeRoute; paths: string[]; stacks: string[]; branch: string | null; summary: string }>(
-      "SELECT id, route, paths, stacks, branch, summary FROM changes WHERE state = 'planned' ORDER BY created_at",
+    const { rows } = await this.opts.pool.query<{
+      id: string; tenant_id: string; route: ChangeRoute; paths: string[]; stacks: string[]; branch: string | null; summary: string; source: ChangeSource; cause_ids: string[];
+    }>(
+      "SELECT id, tenant_id, route, paths, stacks, branch, summary, source, cause_ids FROM changes WHERE state = 'planned' ORDER BY created_at",
     );
     for (const row of rows) {
       const ref = row.route === "main" ? `refs/heads/${this.branch}` : `refs/heads/${row.branch ?? ""}`;
@@ -341,14 +343,22 @@ export class GitWriter {
           row.id, commit, `recovered after an interruption: commit is on ${row.branch}; push and PR not confirmed`,
         ]);
       } else {
+        let head: string | undefined;
+        let discarded: string[] = [];
         if (row.route === "main") {
-          const head = await this.head();
-          for (const p of row.paths) await this.restore(head, p);
+          head = await this.head();
+          // What the crash left in the index or the working tree (written, or staged with `git add`).
+          discarded = await this.repo.status(row.paths);
+          await this.repo.restorePaths(head, row.paths);
         }
+        const redo = redoneBy(row.source, row.cause_ids);
         await this.opts.pool.query("UPDATE changes SET state = 'failed', note = $2, updated_at = now() WHERE id = $1", [
-          row.id, "interrupted before its commit; nothing was committed (the work that asked for it is retried)",
+          row.id, `interrupted before its commit; nothing was committed; ${redo}`,
         ]);
-        this.opts.log.warn({ changeId: row.id }, "discarded a change interrupted before its commit");
+        this.opts.log.warn(
+          { changeId: row.id, tenantId: row.tenant_id, source: row.source, causes: row.cause_ids, discarded, restoredTo: head ?? null },
+          `discarded the change "${row.summary}" interrupted before its commit (index and working tree back at ${head?.slice(0, 12) ?? "the branch head"}); ${redo}`,
+        );
       }
     }
     // Temporary files of an interrupted atomic write.
@@ -356,13 +366,6 @@ export class GitWriter {
       const path = line.slice(3);
       if (line.startsWith("??") && /\.tmp-\d+$/.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
     }
-  }
-
-  private async restore(head: string, path: string): Promise<void> {
-    const content = await this.repo.show(head, path);
-    const abs = join(this.opts.repoDir, path);
-    if (content === undefined) rmSync(abs, { force: true });
-    else writeFileSync(abs, content);
   }
 
   /** The valid fleet of a main-branch commit (the working copy, which is clean at that commit). */
@@ -601,6 +604,14 @@ export class GitWriter {
       ...(pullRequest ? { pullRequest } : {}),
     };
   }
+}
+
+/** Who applies an interrupted change again, told in the log line that discards it. */
+export function redoneBy(source: ChangeSource, ids: readonly string[]): string {
+  const list = ids.join(", ") || "(none recorded)";
+  if (source === "stripe") return `redone when the reconcile of Stripe event ${list} runs again (its job is retried after the restart)`;
+  if (source === "api") return `redone only when the client repeats API request ${list} (its connection was cut; nothing was answered)`;
+  return `redone when workflow ${list} retries its step`;
 }
 
 function prBody(s: Staged, commit: string): string {

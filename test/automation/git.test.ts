@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -30,8 +30,9 @@ const result = async (h: Harness, eventId: string) =>
 
 describe("validation before commit", () => {
   let h: Harness;
+  const logLines: string[] = [];
   beforeAll(async () => {
-    h = await startHarness({ pg });
+    h = await startHarness({ pg, logLines });
   });
   afterAll(async () => {
     await h?.close();
@@ -116,11 +117,16 @@ describe("validation before commit", () => {
     // 2: written to the working copy, never committed.
     const lostId = randomUUID();
     await pool.query(
-      "INSERT INTO changes (id, tenant_id, summary, source, route, state, paths, stacks) VALUES ($1, 'freebie-two', 'lost', 'workflow', 'main', 'planned', $2, $3)",
+      "INSERT INTO changes (id, tenant_id, summary, source, cause_ids, route, state, paths, stacks) VALUES ($1, 'freebie-two', 'lost', 'workflow', '{wf-crash-test}', 'main', 'planned', $2, $3)",
       [lostId, ["tenants/freebie-two.yaml", "tenants/brand-new.yaml"], ["shared-prod-use1-01"]],
     );
     writeFileSync(join(h.repo.dir, "tenants", "freebie-two.yaml"), "id: half-written\n");
     writeFileSync(join(h.repo.dir, "tenants", "brand-new.yaml"), "id: brand-new\n");
+    // Killed after `git add` and before the commit: both are staged (the new file as `A`).
+    h.repo.git("add", "--", "tenants/freebie-two.yaml", "tenants/brand-new.yaml");
+    expect(h.repo.git("status", "--porcelain").trim().split("\n").sort()).toEqual(["A  tenants/brand-new.yaml", "M  tenants/freebie-two.yaml"]);
+    const freebieTwo = h.repo.show("main", "tenants/freebie-two.yaml");
+    logLines.length = 0;
 
     await h.cp.writer.change(() => undefined);
 
@@ -128,6 +134,25 @@ describe("validation before commit", () => {
     expect(states.find((r) => r.id === committedId)).toMatchObject({ state: "committed", commit_sha: h.repo.log()[0]!.sha });
     expect(states.find((r) => r.id === lostId)).toMatchObject({ state: "failed" });
     expect(await count(h, "SELECT 1 FROM runs WHERE $1 = ANY(change_ids) AND stack = 'shared-prod-use1-01'", [committedId])).toBe(1);
+    // Index and working tree are back at the last commit: no `AD`, no staged half-written file.
+    expect(h.repo.git("status", "--porcelain")).toBe("");
+    expect(h.repo.git("diff", "--cached", "--name-only")).toBe("");
+    expect(readFileSync(join(h.repo.dir, "tenants", "freebie-two.yaml"), "utf8")).toBe(freebieTwo);
+    expect(existsSync(join(h.repo.dir, "tenants", "brand-new.yaml"))).toBe(false);
+    const discarded = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.changeId === lostId);
+    expect(discarded).toHaveLength(1);
+    expect(discarded[0]).toMatchObject({
+      level: 40,
+      discarded: ["A  tenants/brand-new.yaml", "M  tenants/freebie-two.yaml"],
+      source: "workflow",
+      causes: ["wf-crash-test"],
+      msg: `discarded the change "lost" interrupted before its commit (index and working tree back at ${h.repo.log()[0]!.sha.slice(0, 12)}); redone when workflow wf-crash-test retries its step`,
+    });
+    // The next change commits normally on that clean tree.
+    const { results } = await h.cp.writer.change((d) => {
+      d.stage({ tenantId: "freebie-two", summary: "after recovery", files: { "tenants/freebie-two.yaml": freebieTwo!.replace("displayName: Freebie Two", "displayName: Freebie Two Ltd") }, cause: { source: "api", ids: ["req-1"] } });
+    });
+    expect(results.map((r) => r.state)).toEqual(["committed"]);
     expect(h.repo.git("status", "--porcelain")).toBe("");
   });
 });

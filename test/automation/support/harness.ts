@@ -34,6 +34,8 @@ export interface HarnessOptions {
   deps?: Partial<ControlPlaneDeps>;
   repo?: FixtureRepo;
   logLevel?: string;
+  /** Collects every log line (JSON text) at logLevel (default info) instead of discarding them. */
+  logLines?: string[];
 }
 
 export interface Harness {
@@ -79,7 +81,9 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const fake = new FakePulumiCommand({ stateDir, ...opts.fake });
   const config = testConfig({ databaseUrl: await opts.pg.newDatabase(), repoDir: repo.dir, dataDir: join(tmp, "data"), ...opts.config });
   const cp = await ControlPlane.create(config, {
-    log: createLogger(opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent"),
+    log: opts.logLines
+      ? createLogger(opts.logLevel ?? "info", { write: (line: string) => void opts.logLines!.push(line) })
+      : createLogger(opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? "silent"),
     pulumiCommand: fake.asPulumiCommand(),
     pollingIntervalSeconds: 0.5,
     ...opts.deps,
