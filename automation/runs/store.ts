@@ -104,6 +104,8 @@ export interface RunRecord {
   runner: string | null;
   changeIds: string[];
   reasons: string[];
+  /** The internal API keys whose requests this run serves (docs/security.md). */
+  apiKeys: string[];
   commit: string | null;
   attempts: number;
   attemptLog: AttemptRecord[];
@@ -126,6 +128,8 @@ export interface EnqueuedRun {
 export interface RunCause {
   changeId?: string;
   reason: string;
+  /** The internal API key that asked (by name). */
+  apiKey?: string;
   /** Default up. */
   operation?: RunOperation;
   options?: RunOptions;
@@ -154,6 +158,7 @@ interface RunRow {
   runner: string | null;
   change_ids: string[];
   reasons: string[];
+  api_keys: string[];
   commit_sha: string | null;
   attempts: number;
   attempt_log: AttemptRecord[];
@@ -179,6 +184,7 @@ function toRecord(r: RunRow): RunRecord {
     runner: r.runner,
     changeIds: r.change_ids,
     reasons: r.reasons,
+    apiKeys: r.api_keys,
     commit: r.commit_sha,
     attempts: r.attempts,
     attemptLog: r.attempt_log,
@@ -280,11 +286,12 @@ export class RunStore {
       throw new RunConflictError(`stack ${stack} already has a queued ${other.operation} run ${other.id} with other options; retry once it has started`);
     }
     const { rows } = await client.query<{ id: string; inserted: boolean }>(
-      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[])
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[])
        ON CONFLICT (stack) WHERE state = 'queued'
-       DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons
+       DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons,
+                     api_keys = runs.api_keys || ARRAY(SELECT k FROM unnest(EXCLUDED.api_keys) k WHERE k <> ALL (runs.api_keys))
        RETURNING id, (xmax = 0) AS inserted`,
-      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason]],
+      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason], cause.apiKey ? [cause.apiKey] : []],
     );
     const row = rows[0]!;
     if (row.inserted) {

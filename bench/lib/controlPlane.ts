@@ -21,7 +21,8 @@ import {
   DEFAULT_UPDATE_RETRY_BASE_MS,
   type ControlPlaneConfig,
 } from "../../automation/config.ts";
-import { parseApiKeyHash } from "../../automation/http/apiKeys.ts";
+import { apiKeyRecord } from "../../automation/http/apiKeys.ts";
+import { DEFAULT_HTTP_SETTINGS } from "../../automation/http/settings.ts";
 import { createLogger, type Logger } from "../../automation/log.ts";
 import type { Tier } from "../../infra/model/tiers.ts";
 import { PROJECT_DIR } from "./fleetGen.ts";
@@ -50,7 +51,8 @@ export function benchConfig(over: Pick<ControlPlaneConfig, "databaseUrl" | "repo
     host: "127.0.0.1",
     stripeWebhookSecret: BENCH_WEBHOOK_SECRET,
     priceTiers: new Map<string, Tier>([[BENCH_PRICE, "standard"]]),
-    apiKeys: [parseApiKeyHash("bench", `sha256:${createHash("sha256").update("bench-key").digest("hex")}`)],
+    apiKeys: [apiKeyRecord({ name: "bench", hash: `sha256:${createHash("sha256").update("bench-key").digest("hex")}`, scopes: ["admin"] })],
+    http: { ...DEFAULT_HTTP_SETTINGS, metrics: null },
     maxParallelRuns: DEFAULT_MAX_PARALLEL_RUNS,
     runner: "local",
     git: { remote: "origin", author: { name: "Bench", email: "bench@bench.invalid" } },

@@ -105,7 +105,7 @@ describe("lifecycle workflows over the internal API", () => {
     expect(retried.json).toEqual({
       workflow: expect.objectContaining({
         id: wf.id, kind: "suspend", tenantId: TENANT, state: "running", currentStep: "suspend.stacks", attempts: 0, wakeAt: null, finishedAt: null,
-        lastError: loginError, note: `retried by api key test after: ${loginError}`,
+        lastError: loginError, note: `retried by api key test after: ${loginError}`, retriedByApiKey: "test",
       }),
       resumesAt: "suspend.stacks",
     });

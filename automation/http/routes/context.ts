@@ -14,13 +14,16 @@ import type { Logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { RolloutService } from "../../rollouts/service.ts";
 import type { RunStore } from "../../runs/store.ts";
-import type { ApiKeyRecord } from "../apiKeys.ts";
 import { errorBody, HttpError } from "../errors.ts";
+import type { ApiKeyRing } from "../keyRing.ts";
 import type { RunEventHub } from "../runEvents.ts";
+import type { HttpSettings } from "../settings.ts";
 
 export interface ServerDeps {
   stripeWebhookSecret: string;
-  apiKeys: readonly ApiKeyRecord[];
+  /** The API keys in force (reloaded on SIGHUP and file change). */
+  keys: ApiKeyRing;
+  http: HttpSettings;
   unpaidGraceHours: number;
   repoDir: string;
   pool: Pool;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { parseStackName, StackNameError } from "../../../infra/model/naming.ts";
 import { stackPath } from "../../git/writer.ts";
+import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
 
@@ -18,7 +19,7 @@ export function stackRoutes(ctx: RouteContext) {
         throw err;
       }
       if (!existsSync(join(ctx.repoDir, stackPath(stack)))) throw new HttpError(404, `no stack file ${stackPath(stack)} on ${ctx.writer.branch}`);
-      const [run] = await ctx.runs.enqueueAll([stack], { reason: `requested via the API (api key ${request.apiKeyName})` });
+      const [run] = await ctx.runs.enqueueAll([stack], { reason: `requested via the API (api key ${request.apiKeyName})`, apiKey: keyOf(request).name });
       return reply.status(202).send({ run: await ctx.runs.get(run!.runId), coalesced: run!.coalesced });
     });
   };

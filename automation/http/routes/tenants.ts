@@ -8,7 +8,9 @@ import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
 import { branchOf, tenantPath } from "../../git/writer.ts";
 import { withLogContext } from "../../log.ts";
 import { DocumentError, editTenantText, planNewTenant } from "../../tenants/documents.ts";
+import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+import { holdsScope, IMMEDIATE_OFFBOARD_SCOPE } from "../scopes.ts";
 import { changeReply, tenantIdParam, type RouteContext } from "./context.ts";
 
 export function tenantRoutes(ctx: RouteContext) {
@@ -40,7 +42,7 @@ export function tenantRoutes(ctx: RouteContext) {
             tenantId: id,
             summary: `create ${id} (${String(doc.tier)}, ${planned.where}) via the API`,
             files: planned.files,
-            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}` },
+            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name },
           });
         });
         if (value.kind === "unchanged") throw new HttpError(409, `tenant ${id} already exists`);
@@ -53,6 +55,15 @@ export function tenantRoutes(ctx: RouteContext) {
       const id = tenantIdParam(request.params.id);
       const grace = request.query.graceDays;
       if (grace !== undefined && !/^\d{1,4}$/.test(grace)) throw new HttpError(400, `graceDays must be a whole number of days, got "${grace}"`);
+      const min = ctx.http.minOffboardGraceDays;
+      if (grace !== undefined && Number(grace) < min && !holdsScope(keyOf(request).scopes, IMMEDIATE_OFFBOARD_SCOPE)) {
+        throw new HttpError(
+          403,
+          `graceDays=${grace} is below the minimum of ${min} days (TENANCY_API_MIN_GRACE_DAYS): a shorter grace period needs a key with scope ${IMMEDIATE_OFFBOARD_SCOPE}; ` +
+            `ask again with graceDays of ${min} or more, or leave it out`,
+          { missingScope: IMMEDIATE_OFFBOARD_SCOPE },
+        );
+      }
       return withLogContext({ tenantId: id, eventId: request.id }, async () => {
         const { value, results } = await ctx.writer.change((draft) => {
           const t = draft.tenant(id)?.tenant;
@@ -64,7 +75,7 @@ export function tenantRoutes(ctx: RouteContext) {
             tenantId: id,
             summary: `offboard ${id} via the API`,
             files: { [tenantPath(id)]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt, ...(grace ? { graceDays: Number(grace) } : {}) }]]) },
-            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}` },
+            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name },
           });
           return { kind: "staged" as const, staged };
         });

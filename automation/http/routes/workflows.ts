@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError } from "../../lifecycle/engine.ts";
 import { withLogContext } from "../../log.ts";
+import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
 
@@ -29,7 +30,7 @@ export function workflowRoutes(ctx: RouteContext) {
       return withLogContext({ tenantId: before.tenantId }, async () => {
         let workflow;
         try {
-          workflow = await engine.retry(before.id, { by: `api key ${request.apiKeyName}` });
+          workflow = await engine.retry(before.id, { by: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name });
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) throw new HttpError(404, err.message);
           if (err instanceof WorkflowConflictError) throw new HttpError(409, err.message);

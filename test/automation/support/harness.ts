@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { parseApiKeyHash } from "../../../automation/http/apiKeys.ts";
+import { apiKeyRecord } from "../../../automation/http/apiKeys.ts";
+import { DEFAULT_HTTP_SETTINGS } from "../../../automation/http/settings.ts";
 import type { ControlPlaneConfig } from "../../../automation/config.ts";
 import { ControlPlane, type ControlPlaneDeps, type StartOptions } from "../../../automation/controlPlane.ts";
 import { createLogger } from "../../../automation/log.ts";
@@ -58,7 +59,8 @@ export function testConfig(over: Partial<ControlPlaneConfig> & Pick<ControlPlane
     host: "127.0.0.1",
     stripeWebhookSecret: WEBHOOK_SECRET,
     priceTiers: PRICE_TIERS,
-    apiKeys: [parseApiKeyHash("test", `sha256:${createHash("sha256").update(API_KEY).digest("hex")}`)],
+    apiKeys: [apiKeyRecord({ name: "test", hash: `sha256:${createHash("sha256").update(API_KEY).digest("hex")}`, scopes: ["admin"] })],
+    http: { ...DEFAULT_HTTP_SETTINGS, metrics: null },
     maxParallelRuns: 2,
     runner: "local",
     git: { remote: "origin", author: { name: "Control Plane Test", email: "control-plane@test.invalid" } },

@@ -1,0 +1,91 @@
+/**
+ * The internal API's door (docs/security.md): every /api route declares a scope in ROUTE_SCOPES
+ * (a route without one stops the server from starting); a request needs a key, found by the id it
+ * carries, unexpired, holding that scope. Failed attempts are counted per client address with
+ * @fastify/rate-limit and, past the limit, answered 429 before any key is hashed.
+ */
+import rateLimit from "@fastify/rate-limit";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ApiKeyRing } from "./keyRing.ts";
+import { API_KEY_HEADER, type ApiKeyRecord } from "./apiKeys.ts";
+import { HttpError } from "./errors.ts";
+import { holdsScope, routeScope, SCOPES, type Scope } from "./scopes.ts";
+
+export interface AuthenticatedKey {
+  name: string;
+  id: string | null;
+  scopes: ReadonlySet<Scope>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    apiKey?: AuthenticatedKey;
+  }
+}
+
+/** The key a handler runs for (the auth hook ran: always set on /api routes). */
+export function keyOf(request: FastifyRequest): AuthenticatedKey {
+  if (!request.apiKey) throw new Error(`${request.method} ${request.url} ran without an authenticated key`);
+  return request.apiKey;
+}
+
+/** Adds the key check to `api` (an encapsulated scope holding the /api routes). Call before registering them. */
+export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failuresPerMinute: number): Promise<void> {
+  api.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      if (!routeScope(method, route.url)) {
+        throw new Error(`route ${method} ${route.url} declares no scope: add it to ROUTE_SCOPES in automation/http/scopes.ts`);
+      }
+    }
+  });
+  await api.register(rateLimit, { global: false });
+  const failures = api.createRateLimit({ max: failuresPerMinute, timeWindow: 60_000, keyGenerator: (req) => req.ip });
+
+  const refuse = async (request: FastifyRequest, reply: FastifyReply, reason: string, message: string): Promise<never> => {
+    const limit = await failures(request);
+    request.log.warn({ client: request.ip, reason, failuresLeft: limit.isAllowed ? null : limit.remaining }, "API key refused");
+    if (!limit.isAllowed && limit.isExceeded) {
+      void reply.header("retry-after", String(limit.ttlInSeconds));
+      throw new HttpError(429, `too many failed API key attempts from ${request.ip}; try again in ${limit.ttlInSeconds} s`);
+    }
+    throw new HttpError(401, message);
+  };
+
+  api.addHook("onRequest", async (request, reply) => {
+    const peek = await failures(request, { increment: false });
+    if (!peek.isAllowed && peek.remaining === 0) {
+      request.log.warn({ client: request.ip }, "client over the failed API key attempt limit; key not checked");
+      void reply.header("retry-after", String(peek.ttlInSeconds));
+      throw new HttpError(429, `too many failed API key attempts from ${request.ip}; try again in ${peek.ttlInSeconds} s`);
+    }
+    const header = request.headers[API_KEY_HEADER];
+    const found = await keys.current.verify(typeof header === "string" ? header : undefined);
+    if (found === "busy") {
+      void reply.header("retry-after", "1");
+      throw new HttpError(503, "too many API key checks at once; retry in a second");
+    }
+    const unknown = `missing or unknown API key: send a key from TENANCY_API_KEYS in the ${API_KEY_HEADER} header`;
+    if (!found) return refuse(request, reply, header === undefined ? "no key" : "unknown key", unknown);
+    if (found.expiresAt && found.expiresAt.getTime() <= Date.now()) {
+      return refuse(request, reply, `key ${found.name} expired`, `API key ${found.name} expired at ${found.expiresAt.toISOString()}; ask for a new one`);
+    }
+    const key = authenticated(found);
+    request.apiKey = key;
+    request.apiKeyName = key.name;
+    // Every later line of this request names the key.
+    request.log = request.log.child({ apiKey: key.name, apiKeyId: key.id });
+    reply.log = request.log;
+    const needed = routeScope(request.method, request.routeOptions.url ?? "");
+    if (!needed) throw new HttpError(403, `${request.method} ${request.routeOptions.url} declares no scope; nothing is allowed on it`);
+    if (!holdsScope(key.scopes, needed)) {
+      request.log.warn({ client: request.ip, needed, held: [...key.scopes] }, "API key lacks the route's scope");
+      throw new HttpError(403, `API key ${key.name} lacks scope ${needed} (${SCOPES[needed]}), which ${request.method} ${request.routeOptions.url} needs; it holds ${[...key.scopes].join(", ")}`, {
+        missingScope: needed,
+      });
+    }
+  });
+}
+
+function authenticated(r: ApiKeyRecord): AuthenticatedKey {
+  return { name: r.name, id: r.id ?? null, scopes: r.scopes };
+}

@@ -1,0 +1,65 @@
+/**
+ * What an internal API key may do: the scopes a key file grants and the scope each /api route
+ * needs (docs/security.md). The table is the one place a route's scope is declared: the server
+ * refuses to start with an /api route missing from it, and the tests walk it for every scope.
+ */
+
+/** Every scope, with what it allows; `admin` is every scope but `offboard:immediate`. */
+export const SCOPES = {
+  read: "read tenants (spec, contact, billing ids), runs, rollouts and their event streams, workflows and Stripe events",
+  "tenants:write": "create tenants (POST /api/tenants)",
+  offboard: "offboard a tenant (DELETE /api/tenants/:id) with at least the minimum grace period",
+  "offboard:immediate": "offboard with a grace period below the minimum (down to 0 days); never implied by admin",
+  runs: "queue a stack run and cancel runs",
+  workflows: "retry a failed lifecycle workflow",
+  billing: "re-apply a subscription's recorded state (reconcile)",
+  rollouts: "start, pause, resume and abort fleet rollouts",
+  admin: "every scope above except offboard:immediate",
+} as const;
+
+export type Scope = keyof typeof SCOPES;
+
+export const SCOPE_NAMES = Object.keys(SCOPES) as Scope[];
+
+export function isScope(s: string): s is Scope {
+  return Object.hasOwn(SCOPES, s);
+}
+
+/** The scope that lets a key offboard with a grace period below the minimum. */
+export const IMMEDIATE_OFFBOARD_SCOPE: Scope = "offboard:immediate";
+
+/** Whether a key holding `held` may do what `needed` allows. */
+export function holdsScope(held: ReadonlySet<Scope>, needed: Scope): boolean {
+  if (held.has(needed)) return true;
+  return needed !== IMMEDIATE_OFFBOARD_SCOPE && held.has("admin");
+}
+
+/**
+ * `METHOD url` (fastify's route pattern) -> the scope the route needs. HEAD is answered by the
+ * GET route and needs what it needs.
+ */
+export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
+  "POST /api/tenants": "tenants:write",
+  "GET /api/tenants/:id": "read",
+  "DELETE /api/tenants/:id": "offboard",
+  "GET /api/runs/:id": "read",
+  "GET /api/runs/:id/events": "read",
+  "POST /api/runs/:id/cancel": "runs",
+  "POST /api/stacks/:stack/runs": "runs",
+  "POST /api/subscriptions/:id/reconcile": "billing",
+  "GET /api/workflows/:id": "read",
+  "POST /api/workflows/:id/retry": "workflows",
+  "GET /api/events/:id": "read",
+  "POST /api/rollouts": "rollouts",
+  "GET /api/rollouts": "read",
+  "GET /api/rollouts/:id": "read",
+  "POST /api/rollouts/:id/pause": "rollouts",
+  "POST /api/rollouts/:id/resume": "rollouts",
+  "POST /api/rollouts/:id/abort": "rollouts",
+  "GET /api/rollouts/:id/events": "read",
+};
+
+/** The scope a request to `method url` needs, or undefined when the table does not list the route. */
+export function routeScope(method: string, url: string): Scope | undefined {
+  return ROUTE_SCOPES[`${method === "HEAD" ? "GET" : method} ${url}`];
+}
