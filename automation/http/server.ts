@@ -4,11 +4,13 @@
  * what to do; a stack trace never leaves the process (it is logged instead).
  */
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
 import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
+import { StreamLimits } from "./streams.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -23,8 +25,20 @@ import { workflowRoutes } from "./routes/workflows.ts";
 export type { ServerDeps } from "./routes/context.ts";
 
 export function buildServer(deps: ServerDeps) {
+  const { requestTimeoutMs, maxConnections } = deps.http;
   const app = Fastify({
     loggerInstance: deps.log,
+    // Node's own limits: a request (headers and body) that has not arrived within requestTimeoutMs
+    // gets 408 and its connection is closed (checked every connectionsCheckingInterval); more
+    // than maxConnections open connections and new ones are closed at once.
+    serverFactory: (handler) => {
+      const server = createServer(
+        { requestTimeout: requestTimeoutMs, headersTimeout: Math.min(requestTimeoutMs, 60_000), connectionsCheckingInterval: Math.min(5_000, Math.max(100, requestTimeoutMs / 4)) },
+        handler,
+      );
+      server.maxConnections = maxConnections;
+      return server;
+    },
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
     // request.ip is the client the load balancer saw only when the load balancer is trusted.
@@ -32,7 +46,7 @@ export function buildServer(deps: ServerDeps) {
     trustProxy: typeof deps.http.trustProxy === "number" ? hops(deps.http.trustProxy) : deps.http.trustProxy,
   });
   let platform: Platform | undefined;
-  const ctx: RouteContext = { ...deps, platform: () => (platform ??= loadPlatform(deps.repoDir)) };
+  const ctx: RouteContext = { ...deps, platform: () => (platform ??= loadPlatform(deps.repoDir)), streams: new StreamLimits(deps.http.ssePerKey, deps.http.sseTotal) };
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (err instanceof HttpError) return reply.status(err.status).send(errorBody(err.message, err.details));

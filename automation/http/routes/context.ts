@@ -18,6 +18,7 @@ import { errorBody, HttpError } from "../errors.ts";
 import type { ApiKeyRing } from "../keyRing.ts";
 import type { RunEventHub } from "../runEvents.ts";
 import type { HttpSettings } from "../settings.ts";
+import type { StreamLimits } from "../streams.ts";
 
 export interface ServerDeps {
   stripeWebhookSecret: string;
@@ -40,9 +41,10 @@ export interface ServerDeps {
   rollouts?: RolloutService;
 }
 
-/** The dependencies plus the platform file, read once on first use. */
+/** The dependencies plus the platform file, read once on first use, and the event-stream caps. */
 export interface RouteContext extends ServerDeps {
   platform(): Platform;
+  streams: StreamLimits;
 }
 
 declare module "fastify" {

@@ -8,6 +8,7 @@ import { RingsError } from "../../../infra/model/rings.ts";
 import { FleetError } from "../../../infra/model/problems.ts";
 import { RolloutStateError } from "../../rollouts/engine.ts";
 import { RolloutRequestError, type RolloutService } from "../../rollouts/service.ts";
+import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
 
@@ -68,6 +69,7 @@ export function rolloutRoutes(ctx: RouteContext) {
     api.get<{ Params: { id: string } }>("/api/rollouts/:id/events", async (request, reply) => {
       const id = idParam(request.params.id);
       await view(id);
+      const release = ctx.streams.open(keyOf(request).name);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
@@ -77,6 +79,7 @@ export function rolloutRoutes(ctx: RouteContext) {
       let timer: NodeJS.Timeout | undefined;
       const close = () => {
         closed = true;
+        release();
         clearTimeout(timer);
         res.end();
       };

@@ -1,6 +1,7 @@
 /** /api/runs/:id: a run, its cancellation, and its engine events as server-sent events. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { withLogContext } from "../../log.ts";
+import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
 
@@ -28,13 +29,14 @@ export function runRoutes(ctx: RouteContext) {
 
     api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/api/runs/:id/events", async (request, reply) => {
       await runParam(request.params.id);
-      streamRunEvents(ctx, request, reply, request.params.id);
+      const release = ctx.streams.open(keyOf(request).name);
+      streamRunEvents(ctx, request, reply, request.params.id, release);
     });
   };
 }
 
 /** Server-sent events: every engine event of the run (resumable with Last-Event-ID), then `end`. */
-function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply, runId: string): void {
+function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply, runId: string, release: () => void): void {
   const header = request.headers["last-event-id"];
   const query = (request.query as { after?: string }).after;
   let last = typeof header === "string" && /^\d+$/.test(header) ? header : query && /^\d+$/.test(query) ? query : "0";
@@ -46,12 +48,15 @@ function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: Fast
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // The client knows at once that the stream is open (not at the first event or keep-alive).
+  res.flushHeaders();
   let closed = false;
   let pumping = false;
   let again = false;
   const close = () => {
     if (closed) return;
     closed = true;
+    release();
     unsubscribe();
     clearInterval(keepalive);
     res.end();
