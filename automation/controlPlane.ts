@@ -4,7 +4,7 @@
  * workflows start the parts they need (e.g. only the run workers in a separate process).
  */
 import { readFileSync } from "node:fs";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { loadFleet } from "../infra/model/fleet.ts";
 import { formatProblem } from "../infra/model/problems.ts";
@@ -239,7 +239,7 @@ export class ControlPlane {
       await this.rolloutWorker.stop();
       await this.runWorker.stop(graceMs);
     }
-    await this.boss.stop({ graceful: true, close: true, wait: true, timeout: 10_000 }).catch(() => undefined);
+    await this.boss.stop({ graceful: true, close: true, timeout: 10_000 }).catch(() => undefined);
     this.log.info("workers and queue stopped");
     await this.db.close();
     this.log.info(this.db.embedded ? "database closed; embedded PostgreSQL stopped" : "database closed");

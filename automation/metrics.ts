@@ -5,7 +5,7 @@
  */
 import client from "prom-client";
 import type { Pool } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { ROLLOUT_STATES } from "./rollouts/engine.ts";
 import { QUEUES } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
@@ -93,7 +93,8 @@ export class Metrics {
       labelNames: ["queue"] as const,
       registers: [this.registry],
       async collect() {
-        for (const q of Object.values(QUEUES)) this.set({ queue: q }, await boss.getQueueSize(q));
+        // A fresh count (force), as pg-boss 10's getQueueSize gave; queued = created or retry.
+        for (const q of Object.values(QUEUES)) this.set({ queue: q }, (await boss.getQueueStats(q, { force: true }))[0]?.queuedCount ?? 0);
       },
     });
   }

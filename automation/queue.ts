@@ -1,10 +1,11 @@
 /**
- * pg-boss (v10) queues. Jobs are inserted through the caller's own transaction (pg-boss `send`
+ * pg-boss (v12) queues. Jobs are inserted through the caller's own transaction (pg-boss `send`
  * with `{ db }`), so whatever records a fact and the job that acts on it commit or roll back
  * together: an accepted billing event always has its reconcile job, and a run always has the job
  * that starts it when its stack is free.
  */
-import PgBoss from "pg-boss";
+import pg from "pg";
+import { PgBoss, type Db, type Queue } from "pg-boss";
 import type { Queryable } from "./db/tx.ts";
 import type { Logger } from "./log.ts";
 
@@ -26,7 +27,7 @@ export interface StackRunJob {
 export type Boss = PgBoss;
 
 /** A pg-boss executor bound to one client, i.e. to the caller's open transaction. */
-export function executor(client: Queryable): PgBoss.Db {
+export function executor(client: Queryable): Db {
   return {
     executeSql: async (text: string, values: unknown[]) => {
       const result = await client.query(text, values);
@@ -40,25 +41,51 @@ export interface QueueOptions {
   runExpireHours: number;
 }
 
+/**
+ * The oldest pg-boss schema pg-boss 12 migrates from (its migrations start at schema 25, pg-boss
+ * 11.0). A control-plane database created with pg-boss 10 (schema 24 and older) is refused with
+ * what to do instead of failing inside pg-boss' migration.
+ */
+export const OLDEST_MIGRATABLE_PGBOSS_SCHEMA = 25;
+
+async function assertMigratable(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: "tenancy-control-plane" });
+  await client.connect();
+  try {
+    const table = await client.query<{ name: string | null }>("SELECT to_regclass('pgboss.version')::text AS name");
+    if (!table.rows[0]?.name) return;
+    const found = await client.query<{ version: number }>("SELECT version FROM pgboss.version");
+    const version = found.rows[0]?.version;
+    if (version !== undefined && version < OLDEST_MIGRATABLE_PGBOSS_SCHEMA)
+      throw new Error(
+        `the control plane's database has pg-boss schema ${version} (pg-boss 10 or older); pg-boss 12 migrates from schema ${OLDEST_MIGRATABLE_PGBOSS_SCHEMA} on. ` +
+          "Stop the old control plane once no job is pending (SELECT count(*) FROM pgboss.job WHERE state < 'completed'), run DROP SCHEMA pgboss CASCADE, and start again (see docs/control-plane.md)",
+      );
+  } finally {
+    await client.end();
+  }
+}
+
 export async function startBoss(url: string, opts: QueueOptions, log: Logger): Promise<PgBoss> {
+  await assertMigratable(url);
   const boss = new PgBoss({ connectionString: url, max: 4, application_name: "tenancy-control-plane" });
-  boss.on("error", (err) => log.error({ err: { message: err.message } }, "pg-boss error"));
+  boss.on("error", (err: Error) => log.error({ err: { message: err.message } }, "pg-boss error"));
   await boss.start();
   await ensureQueues(boss, opts);
   return boss;
 }
 
 export async function ensureQueues(boss: PgBoss, opts: QueueOptions): Promise<void> {
-  const wanted: PgBoss.Queue[] = [
+  const wanted: Queue[] = [
     // Reconciling is idempotent (it applies the subscription's latest state), so retrying is safe.
     { name: QUEUES.reconcile, policy: "standard", retryLimit: 20, retryDelay: 5, retryBackoff: true, expireInSeconds: 15 * 60 },
     // Per-stack serialization is done by the runs table (one running run per stack), not by the
-    // queue policy: pg-boss' singleton policy blocks the whole queue behind a busy key in v10.
+    // queue policy: the runs table also knows state moves that occupy two stacks at once.
     { name: QUEUES.stackRun, policy: "standard", retryLimit: 3, retryDelay: 30, retryBackoff: true, expireInSeconds: opts.runExpireHours * 3600 },
   ];
-  for (const q of wanted) {
-    const existing = await boss.getQueue(q.name);
-    if (existing) await boss.updateQueue(q.name, q);
-    else await boss.createQueue(q.name, q);
+  for (const { name, policy, ...settings } of wanted) {
+    // updateQueue refuses the policy (fixed at creation) and the name: only the settings go.
+    if (await boss.getQueue(name)) await boss.updateQueue(name, settings);
+    else await boss.createQueue(name, { policy, ...settings });
   }
 }

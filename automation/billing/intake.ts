@@ -9,7 +9,7 @@
  * so "the event is recorded" and "its work is enqueued" are one fact: both or neither.
  */
 import type { Pool } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { withTransaction } from "../db/tx.ts";
 import { executor, QUEUES, type ReconcileJob } from "../queue.ts";
 import { readStripeEvent } from "./events.ts";

@@ -5,7 +5,7 @@
  * state. All changes of a batch are validated together and committed one by one by the writer.
  */
 import type { Pool } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type ReconcileJob } from "../queue.ts";
@@ -64,7 +64,7 @@ export class BillingReconciler {
   }
 
   async stop(): Promise<void> {
-    if (this.workerId) await this.opts.boss.offWork({ id: this.workerId });
+    if (this.workerId) await this.opts.boss.offWork(QUEUES.reconcile, { id: this.workerId });
     this.workerId = undefined;
   }
 

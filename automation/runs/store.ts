@@ -12,7 +12,7 @@
  * the main branch's head when it starts, which includes every change committed before it.
  */
 import type { Pool, PoolClient } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { lockKey, withTransaction, type Queryable } from "../db/tx.ts";
 import { executor, QUEUES, type StackRunJob } from "../queue.ts";
 

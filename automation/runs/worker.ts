@@ -6,7 +6,7 @@
  */
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import type { GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -83,7 +83,7 @@ export class RunWorker {
   async stop(graceMs = 0): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
     this.unlisten?.();
-    for (const id of this.workIds) await this.opts.boss.offWork({ id }).catch(() => undefined);
+    for (const id of this.workIds) await this.opts.boss.offWork(QUEUES.stackRun, { id }).catch(() => undefined);
     this.workIds = [];
     const all = [...this.active.values()];
     const finished = Promise.all(all.map((a) => a.done));

@@ -3,6 +3,7 @@ import type * as RpcModule from "@pulumi/pulumi/runtime/rpc.js";
 import type * as StructModule from "google-protobuf/google/protobuf/struct_pb.js";
 import type * as ResourceModule from "@pulumi/pulumi/proto/resource_pb.js";
 import type * as ProviderModule from "@pulumi/pulumi/proto/provider_pb.js";
+import type * as MocksModule from "@pulumi/pulumi/runtime/mocks.js";
 import { mockInvoke, mockOutputs, type MockContext } from "./mockOutputs.ts";
 import { plainJson } from "./plainJson.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, unwrapSecrets, type RenderedResource } from "../types.ts";
@@ -15,6 +16,7 @@ const rpc = require("@pulumi/pulumi/runtime/rpc.js") as typeof RpcModule;
 const structproto = require("google-protobuf/google/protobuf/struct_pb.js") as typeof StructModule;
 const resproto = require("@pulumi/pulumi/proto/resource_pb.js") as typeof ResourceModule;
 const provproto = require("@pulumi/pulumi/proto/provider_pb.js") as typeof ProviderModule;
+const mocks = require("@pulumi/pulumi/runtime/mocks.js") as typeof MocksModule;
 
 type Callback = (err: unknown, response: unknown) => void;
 
@@ -174,6 +176,15 @@ export class RecordingMonitor {
   supportsFeature(req: ResourceModule.SupportsFeatureRequest, callback: Callback): void {
     // As the SDK's MockMonitor: everything but outputValues, so inputs arrive as plain values.
     callback(null, { getHassupport: () => req.getId() !== "outputValues" });
+  }
+
+  /**
+   * The feature list the SDK asks for (3.276 calls GetDeploymentInfo where 3.248 called
+   * supportsFeature per feature): answered by the SDK's own MockMonitor, which lists every feature
+   * but outputValues, the same answer as supportsFeature above.
+   */
+  getDeploymentInfo(req: unknown, callback: Callback): void {
+    mocks.MockMonitor.prototype.getDeploymentInfo.call(this, req, callback);
   }
 
   registerPackage(_req: unknown, callback: Callback): void {

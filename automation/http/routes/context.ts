@@ -4,7 +4,7 @@
  */
 import type { FastifyReply } from "fastify";
 import type { Pool } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { TENANT_ID_PATTERN } from "../../../infra/model/naming.ts";
 import type { Platform } from "../../../infra/model/platform.ts";
 import type { BillingReconciler } from "../../billing/reconcile.ts";
