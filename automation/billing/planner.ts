@@ -14,8 +14,8 @@
 import type { Fleet } from "../../infra/model/fleet.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import type { Tier } from "../../infra/model/tiers.ts";
-import { tenantPath, type ChangeRequest } from "../git/writer.ts";
-import { DocumentError, editTenantText, planNewTenant, type Edit } from "../tenants/documents.ts";
+import { DocumentError, editTenantText, lifecycleEdits, offboardEdits, planNewTenant, tenantPath, tierChangeEdits, type Edit } from "../../infra/model/fleetFiles/index.ts";
+import type { ChangeRequest } from "../git/writer.ts";
 import { METADATA } from "./events.ts";
 import type { PriceTiers } from "./priceTiers.ts";
 import { iso, PENDING_STATUSES, type SubscriptionState } from "./subscriptions.ts";
@@ -93,7 +93,7 @@ export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan
         ...route,
         tenantId: tenant.id,
         summary: `offboard ${tenant.id}: subscription ${sub.id} ${sub.status === "canceled" ? "deleted" : sub.status} at ${iso(sub.deletedAt)}`,
-        files: { [tenantPath(tenant.id)]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt: iso(sub.deletedAt) }]]) },
+        files: { [tenantPath(tenant.id)]: editTenantText(text, offboardEdits(iso(sub.deletedAt))) },
       },
     };
   }
@@ -138,9 +138,7 @@ export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan
         message: `subscription ${sub.id} moved dedicated tenant ${tenant.id} to tier ${tier}, which is pooled only; moving a dedicated tenant into a cell is not automated: decide with the customer`,
       };
     }
-    edits.push([["tier"], tier]);
-    // Enterprise may be either: a dedicated tenant keeps its deployment explicitly.
-    if (tenant.deployment === "dedicated" && tier === "enterprise") edits.push([["deployment"], "dedicated"]);
+    edits.push(...tierChangeEdits(tenant, tier));
     what.push(`tier ${tenant.tier} -> ${tier}`);
   }
   const billing = tenant.billing;
@@ -155,11 +153,11 @@ export function planSubscription(sub: SubscriptionState, ctx: PlanContext): Plan
   }
   let suspendedByBilling: boolean | undefined;
   if (suspension.due && tenant.lifecycle === "active") {
-    edits.push([["lifecycle"], "suspended"]);
+    edits.push(...lifecycleEdits(tenant, "suspended"));
     what.push(`suspend: ${suspension.why}`);
     suspendedByBilling = true;
   } else if (!suspension.due && tenant.lifecycle === "suspended" && sub.suspendedByBilling) {
-    edits.push([["lifecycle"], "active"]);
+    edits.push(...lifecycleEdits(tenant, "active"));
     what.push(`resume: subscription ${sub.id} is ${sub.status}`);
     suspendedByBilling = false;
   }

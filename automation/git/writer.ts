@@ -19,11 +19,12 @@
  * session (the commit is found and its runs queued, or the half-written files are restored).
  */
 import { randomUUID } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Pool } from "pg";
 import { loadFleet, stacksOfTenant, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
-import { formatProblem, type Problem } from "../../infra/model/problems.ts";
+import { ATOMIC_TMP_SUFFIX, STACKS_DIR, tenantPath, TENANTS_DIR, validateWithChanges, writeAtomic } from "../../infra/model/fleetFiles/index.ts";
+import { formatProblem } from "../../infra/model/problems.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { parseTenantFile, type LoadedTenant } from "../../infra/model/tenantFile.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
@@ -32,12 +33,8 @@ import type { EnqueuedRun, RunStore } from "../runs/store.ts";
 import type { GitHubClient, PullRequestRef } from "./github.ts";
 import { GitRepo } from "./repo.ts";
 
-export const TENANTS_DIR = "tenants";
-export const STACKS_DIR = "stacks";
 /** Branch of a dedicated tenant's pending changes; one open PR per tenant. */
 export const branchOf = (tenantId: string) => `tenancy/${tenantId}`;
-export const tenantPath = (tenantId: string) => `${TENANTS_DIR}/${tenantId}.yaml`;
-export const stackPath = (stack: string) => `${STACKS_DIR}/Pulumi.${stack}.yaml`;
 /** Trailer that ties a commit to its change record. */
 export const CHANGE_TRAILER = "Tenancy-Change";
 const WRITER_LOCK = "saas-tenancy:git-writer";
@@ -366,7 +363,7 @@ export class GitWriter {
     // Temporary files of an interrupted atomic write.
     for (const line of await this.repo.status([TENANTS_DIR, STACKS_DIR])) {
       const path = line.slice(3);
-      if (line.startsWith("??") && /\.tmp-\d+$/.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
+      if (line.startsWith("??") && ATOMIC_TMP_SUFFIX.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
     }
   }
 
@@ -386,36 +383,9 @@ export class GitWriter {
 
   // --- validation ------------------------------------------------------------------------------
 
-  /** loadFleet on a copy of tenants/ and stacks/ with `layers` applied in order. */
+  /** The fleet of the working copy with `layers` applied in order (validated in memory, nothing written). */
   private validate(layers: readonly Readonly<Record<string, string | null>>[]): { fleet?: Fleet; problems: string[] } {
-    const scratch = join(this.opts.dataDir, "tmp", `validate-${randomUUID()}`);
-    mkdirSync(scratch, { recursive: true });
-    try {
-      for (const d of [TENANTS_DIR, STACKS_DIR]) {
-        const src = join(this.opts.repoDir, d);
-        if (existsSync(src)) cpSync(src, join(scratch, d), { recursive: true });
-        else mkdirSync(join(scratch, d), { recursive: true });
-      }
-      for (const layer of layers) {
-        for (const [p, content] of Object.entries(layer)) {
-          const abs = join(scratch, p);
-          if (content === null) rmSync(abs, { force: true });
-          else {
-            mkdirSync(dirname(abs), { recursive: true });
-            writeFileSync(abs, content);
-          }
-        }
-      }
-      const { fleet, problems } = loadFleet({ projectDir: this.opts.repoDir, tenantsDir: join(scratch, TENANTS_DIR), stacksDir: join(scratch, STACKS_DIR) });
-      const shown = (p: Problem): string => {
-        const abs = resolve(p.file);
-        const rel = abs.startsWith(scratch + sep) ? relative(scratch, abs) : p.file;
-        return formatProblem({ ...p, file: rel });
-      };
-      return fleet ? { fleet: { ...fleet, dirs: this.dirs }, problems: [] } : { problems: problems.map(shown) };
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
+    return validateWithChanges(this.dirs, layers);
   }
 
   // --- applying --------------------------------------------------------------------------------
@@ -627,16 +597,4 @@ function prBody(s: Staged, commit: string): string {
     "",
     "The resulting fleet passed `tenantctl validate`'s model checks before this branch was written.",
   ].join("\n");
-}
-
-/** Writes via a temporary file and rename, so a crash never leaves half a file. */
-export function writeAtomic(path: string, content: string | null): void {
-  if (content === null) {
-    if (existsSync(path)) unlinkSync(path);
-    return;
-  }
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
 }

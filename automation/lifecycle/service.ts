@@ -5,7 +5,7 @@
  */
 import type pg from "pg";
 import { parse } from "yaml";
-import { tenantPath } from "../git/writer.ts";
+import { tenantPath } from "../../infra/model/fleetFiles/index.ts";
 import { loadPlatform } from "../../infra/model/platform.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { formatProblem } from "../../infra/model/problems.ts";

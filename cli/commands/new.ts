@@ -1,14 +1,17 @@
-import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+/**
+ * `tenantctl new`: the command's checks and output; what the files say, where they go, the
+ * CODEOWNERS line, the atomic writes and the validation come from infra/model/fleetFiles.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
-import { loadFleet, requireFleet, TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
-import { dedicatedStackName } from "../../infra/model/naming.ts";
-import { allocateDedicatedCidrs, chooseCell, PlacementError } from "../../infra/model/placement.ts";
+import { requireFleet } from "../../infra/model/fleet.ts";
+import {
+  CODEOWNERS_PATH, createAtomic, DocumentError, FileExistsError, fleetPath, planNewTenant, tenantPath, validateWithChanges, withDedicatedTenant,
+} from "../../infra/model/fleetFiles/index.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
 import { TenantIdSchema } from "../../infra/model/schema.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { allowedDeployments, defaultDeployment, TIERS, type Deployment, type Tier } from "../../infra/model/tiers.ts";
-import { withDedicatedTenant } from "../codeowners.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
 import { fleetDirs, shownPath, type DirOptions } from "../options.ts";
 
@@ -19,25 +22,6 @@ export interface NewOptions extends DirOptions {
   name?: string;
   deployment?: string;
   dryRun?: boolean;
-}
-
-export const SCHEMA_COMMENT = `# yaml-language-server: $schema=./${TENANT_SCHEMA_FILE}`;
-
-/**
- * Writes via a temporary file and a hard link, so a crash never leaves half a file and the file
- * is only created if absent: two concurrent `new` runs for one id cannot overwrite each other.
- */
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { flag: "wx" });
-  try {
-    linkSync(tmp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new UsageError(`${shownPath(path)} already exists; choose another id`);
-    throw err;
-  } finally {
-    rmSync(tmp, { force: true });
-  }
 }
 
 export function newCommand(id: string, opts: NewOptions, io: Io): number {
@@ -75,28 +59,18 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     region,
     environments: Object.fromEntries(envs.map((e) => [e, {}])),
   };
-  const stackFiles: [string, string][] = [];
+  let planned;
   try {
-    if (deployment === "pooled") {
-      doc.placement = Object.fromEntries(envs.map((e) => [e, chooseCell(fleet, e, region).id]));
-    } else {
-      const cidrs = allocateDedicatedCidrs(fleet, envs.length);
-      doc.dedicated = Object.fromEntries(envs.map((e, i) => [e, { cidr: cidrs[i] }]));
-      for (const e of envs) {
-        const name = dedicatedStackName(id, e);
-        stackFiles.push([
-          join(fleet.dirs.stacksDir, `Pulumi.${name}.yaml`),
-          `# Dedicated stack of tenant ${id} (${e}). Network and sizing are in tenants/${id}.yaml.\n${stringify({ config: { "aws:region": region } })}`,
-        ]);
-      }
-    }
+    planned = planNewTenant(fleet, doc);
   } catch (err) {
-    if (err instanceof PlacementError) {
-      throw new ProblemsError([`${shownPath(file)}: ${deployment === "pooled" ? "placement" : "dedicated"}: ${err.message}`]);
-    }
+    if (err instanceof DocumentError) throw new ProblemsError([`${shownPath(file)}: ${err.path}: ${err.message}`]);
     throw err;
   }
-  const text = `${SCHEMA_COMMENT}\n${stringify(doc)}`;
+  // The tenant file first, then its stack files (the order they are written and reported in).
+  const rel = [tenantPath(id), ...Object.keys(planned.files).filter((p) => p !== tenantPath(id))];
+  const files: [string, string][] = rel.map((p) => [fleetPath(fleet.dirs, p), planned.files[p]!]);
+  const text = files[0]![1];
+  const stackFiles = files.slice(1);
 
   // The file must validate on its own before anything is written...
   const alone = parseTenantFile(file, text, { regions: platform.regions, environments: platform.environments }, id);
@@ -109,19 +83,22 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     for (const [path, body] of stackFiles) io.out(`--- ${shownPath(path)}\n${body.trimEnd()}`);
     return EXIT.ok;
   }
+  // ...and the fleet must validate with it, before anything is written.
+  const { problems } = validateWithChanges(dirs, [planned.files], { show: "cwd" });
+  if (problems.length > 0) throw new ProblemsError(problems);
   const written: string[] = [];
-  const codeowners = join(fleet.dirs.projectDir, ".github", "CODEOWNERS");
+  const codeowners = join(fleet.dirs.projectDir, CODEOWNERS_PATH);
   let ownersBefore: string | undefined;
   try {
-    writeAtomic(file, text);
-    written.push(file);
-    for (const [path, body] of stackFiles) {
-      writeAtomic(path, body);
+    for (const [path, body] of files) {
+      try {
+        createAtomic(path, body);
+      } catch (err) {
+        if (err instanceof FileExistsError) throw new UsageError(`${shownPath(path)} already exists; choose another id`);
+        throw err;
+      }
       written.push(path);
     }
-    // ...and the fleet must still validate with it; otherwise nothing stays written.
-    const { problems } = loadFleet(dirs);
-    if (problems.length > 0) throw new ProblemsError(problems.map(formatProblem));
     // A dedicated tenant needs the platform team's review from its first pull request on.
     if (deployment === "dedicated" && existsSync(codeowners)) {
       const before = readFileSync(codeowners, "utf8");

@@ -1,4 +1,4 @@
-import { isWorkflowId } from "../../automation/lifecycle/engine.ts";
+import { isWorkflowId } from "../../automation/index.ts";
 import { runRetryRequest } from "../lifecycle/operatorWorkflows.ts";
 import { UsageError, type Io } from "../io.ts";
 import { dbUrl } from "./upgrade.ts";

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TENANT_SCHEMA_FILE } from "../../infra/model/fleet.ts";
+import { writeAtomic } from "../../infra/model/fleetFiles/index.ts";
 import { tenantJsonSchemaText } from "../../infra/model/jsonSchema.ts";
 import { loadPlatform, PlatformError } from "../../infra/model/platform.ts";
 import { tenantReferenceMarkdown } from "../../infra/model/reference.ts";
@@ -48,9 +49,7 @@ export function schemaCommand(opts: SchemaOptions, io: Io): number {
     return EXIT.ok;
   }
   if (opts.write) {
-    const tmp = `${target}.tmp-${process.pid}`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, target);
+    writeAtomic(target, text);
     io.out(`wrote ${shownPath(target)}`);
     return EXIT.ok;
   }

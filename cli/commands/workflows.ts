@@ -1,4 +1,4 @@
-import { OPEN_STATES } from "../../automation/lifecycle/engine.ts";
+import { listWorkflows } from "../../automation/index.ts";
 import { withControlPlane } from "../lifecycle/operatorWorkflows.ts";
 import { TENANT_ID_PATTERN } from "../../infra/model/naming.ts";
 import { UsageError, type Io } from "../io.ts";
@@ -22,24 +22,15 @@ export async function workflowsCommand(opts: WorkflowsOptions, io: Io): Promise<
   const limit = opts.limit === undefined ? 50 : Number(opts.limit);
   if (!/^\d+$/.test(opts.limit ?? "50") || limit < 1 || limit > 1000) throw new UsageError(`--limit ${opts.limit}: expected a whole number from 1 to 1000`);
   return withControlPlane(dbUrl().databaseUrl, "listing workflows", io, async (pool) => {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (opts.tenant) where.push(`tenant_id = $${values.push(opts.tenant)}`);
-    if (opts.state === "open") where.push(`state = ANY($${values.push(OPEN_STATES)}::text[])`);
-    else if (opts.state) where.push(`state = $${values.push(opts.state)}`);
-    const { rows } = await pool.query<{ id: string; kind: string; tenant_id: string; state: string; current_step: string | null; last_error: string | null; updated_at: Date }>(
-      `SELECT id, kind, tenant_id, state, current_step, last_error, updated_at FROM lifecycle_workflows
-        ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id LIMIT $${values.push(limit)}`,
-      values,
-    );
+    const rows = await listWorkflows(pool, { ...(opts.tenant ? { tenantId: opts.tenant } : {}), ...(opts.state ? { state: opts.state } : {}), limit });
     if (opts.json) {
-      io.out(JSON.stringify(rows.map((r) => ({ id: r.id, kind: r.kind, tenant: r.tenant_id, state: r.state, step: r.current_step, lastError: r.last_error, updatedAt: r.updated_at.toISOString() }))));
+      io.out(JSON.stringify(rows.map((r) => ({ id: r.id, kind: r.kind, tenant: r.tenantId, state: r.state, step: r.currentStep, lastError: r.lastError, updatedAt: r.updatedAt.toISOString() }))));
     } else if (rows.length === 0) {
       io.out("no workflows match");
     } else {
       io.out(table(
         ["ID", "KIND", "TENANT", "STATE", "STEP", "UPDATED", "LAST ERROR"],
-        rows.map((r) => [r.id, r.kind, r.tenant_id, r.state, r.current_step ?? "-", r.updated_at.toISOString(), oneLine(r.last_error)]),
+        rows.map((r) => [r.id, r.kind, r.tenantId, r.state, r.currentStep ?? "-", r.updatedAt.toISOString(), oneLine(r.lastError)]),
       ));
     }
     return 0;

@@ -16,13 +16,11 @@
  */
 import { requireFleet, stacksOfTenant } from "../../infra/model/fleet.ts";
 import { PlacementError } from "../../infra/model/placement.ts";
-import { addDays, DEFAULT_GRACE_DAYS } from "../../automation/lifecycle/config.ts";
-import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts";
-import { tenantctlPorts, withControlPlane } from "./operatorWorkflows.ts";
-import { InvalidChangeError } from "../../automation/lifecycle/ports.ts";
-import { LifecycleRequestError, LifecycleService } from "../../automation/lifecycle/service.ts";
-import { CODEOWNERS_PATH, EditRefusedError, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "../../automation/lifecycle/tenantEdits.ts";
-import type { WorkflowRecord } from "../../automation/lifecycle/engine.ts";
+import { CODEOWNERS_PATH, EditRefusedError, tenantPath, lifecycleEdit, offboardRequestEdit, upgradeProvisionEdit, type FileSet } from "../../infra/model/fleetFiles/index.ts";
+import {
+  addDays, DEFAULT_GRACE_DAYS, InvalidChangeError, LifecycleRequestError, LifecycleService, LocalFleetRepo, requestOnlyPorts, type WorkflowRecord,
+} from "../../automation/index.ts";
+import { withControlPlane, type OperatorIo } from "./operatorWorkflows.ts";
 
 export type OperatorRequest =
   | { kind: "upgrade"; tenant: string; cutoverNotBefore?: Date }
@@ -30,10 +28,7 @@ export type OperatorRequest =
   | { kind: "suspend" | "resume"; tenant: string }
   | { kind: "offboard"; tenant: string; graceDays?: number };
 
-export interface OperatorIo {
-  out(line: string): void;
-  err(line: string): void;
-}
+export type { OperatorIo };
 
 export interface OperatorOptions {
   projectDir: string;
@@ -55,7 +50,7 @@ export async function runOperatorRequest(req: OperatorRequest, opts: OperatorOpt
 async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo): Promise<number> {
   return withControlPlane(opts.databaseUrl, `tenantctl ${req.kind}`, io, async (pool) => {
     // Requests read the tenant files; nothing else may be reached.
-    const service = new LifecycleService(pool, tenantctlPorts(new LocalFleetRepo(opts.projectDir, { git: false })));
+    const service = new LifecycleService(pool, requestOnlyPorts(new LocalFleetRepo(opts.projectDir, { git: false })));
     let wf: WorkflowRecord;
     const by = { requestedBy: `tenantctl (${process.env.USER ?? "unknown user"})` };
     try {
@@ -100,7 +95,7 @@ async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo
   }
   const t = loaded.tenant;
   const repo = new LocalFleetRepo(opts.projectDir, { git: false });
-  const text = (await repo.read(`tenants/${req.tenant}.yaml`))!;
+  const text = (await repo.read(tenantPath(req.tenant)))!;
   const now = opts.now ?? new Date();
   let files: FileSet | undefined;
   let stacks: string[];

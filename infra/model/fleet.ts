@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts";
 import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
 import { cellStackName, dedicatedStackName } from "./naming.ts";
@@ -123,9 +123,42 @@ interface LoadResult {
   problems: Problem[];
 }
 
-/** Loads and validates every tenant and stack file. Never throws for bad input: returns problems. */
-export function loadFleet(dirsIn: FleetDirs): LoadResult {
+/**
+ * Files to load as if they were on disk: resolved absolute path -> content, null for a file deleted. Only
+ * files directly in the tenants and stacks directories matter (as on disk). Used to validate a
+ * fleet with changes before they are written (infra/model/fleetFiles/overlay.ts).
+ */
+export interface FleetOverlay {
+  files: ReadonlyMap<string, string | null>;
+  /** How a tenant or stack file is named in problems (default: relative to the working directory). */
+  show?: (absPath: string) => string;
+}
+
+/** The YAML file names of `dir`, with the overlay's files of that directory added or removed. */
+function listed(dir: string, accept: (name: string) => boolean, overlay: FleetOverlay | undefined): string[] {
+  const names = new Set(existsSync(dir) ? yamlFiles(dir, accept) : []);
+  for (const [abs, content] of overlay?.files ?? []) {
+    if (resolve(dirname(abs)) !== resolve(dir) || !accept(basename(abs))) continue;
+    if (content === null) names.delete(basename(abs));
+    else names.add(basename(abs));
+  }
+  return [...names].sort();
+}
+
+/** The overlay's content of `path` if it has one, else the file on disk (readLimited). */
+function readOverlaid(path: string, file: string, overlay: FleetOverlay | undefined): string | Problem {
+  const content = overlay?.files.get(resolve(path));
+  if (typeof content !== "string") return readLimited(path, file);
+  return Buffer.byteLength(content, "utf8") > MAX_FILE_BYTES ? tooLargeProblem(file) : content;
+}
+
+/**
+ * Loads and validates every tenant and stack file (with `overlay`, as if its files were written).
+ * Never throws for bad input: returns problems.
+ */
+export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult {
   const dirs = resolveDirs(dirsIn);
+  const show = (path: string) => (overlay?.show ? overlay.show(path) : display(dirs, path));
   let platform: Platform;
   try {
     platform = loadPlatform(dirs.projectDir);
@@ -136,6 +169,8 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   const problems: Problem[] = [];
   const broken: BrokenFiles = { tenants: new Set(), stacks: new Set() };
   for (const [dir, what] of [[dirs.tenantsDir, "tenants"], [dirs.stacksDir, "stacks"]] as const) {
+    // Validating changes (an overlay), a directory not created yet is an empty one.
+    if (overlay && !existsSync(dir)) continue;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       problems.push({ file: dir, path: "", message: `${what} directory not found; pass --${what} DIR` });
     }
@@ -144,14 +179,14 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   const ctx = { regions: platform.regions, environments: platform.environments };
 
   const tenants = new Map<string, LoadedTenant>();
-  for (const name of yamlFiles(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n))) {
+  for (const name of listed(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n), overlay)) {
     const path = join(dirs.tenantsDir, name);
-    const file = display(dirs, path);
+    const file = show(path);
     const id = name.replace(/\.ya?ml$/, "");
     // The file exists but is invalid: rules about its tenant (its stack files) are not checked, so
     // one broken file gives its own problems and not a cascade about a "missing" tenant.
     broken.tenants.add(id);
-    const text = readLimited(path, file);
+    const text = readOverlaid(path, file, overlay);
     if (typeof text !== "string") {
       problems.push(text);
       continue;
@@ -173,12 +208,12 @@ export function loadFleet(dirsIn: FleetDirs): LoadResult {
   }
 
   const stacks = new Map<string, StackFile>();
-  for (const name of yamlFiles(dirs.stacksDir, (n) => /^Pulumi\..+\.ya?ml$/.test(n))) {
+  for (const name of listed(dirs.stacksDir, (n) => /^Pulumi\..+\.ya?ml$/.test(n), overlay)) {
     const path = join(dirs.stacksDir, name);
-    const file = display(dirs, path);
+    const file = show(path);
     const stackName = stackNameOfFile(name);
     if (stackName) broken.stacks.add(stackName);
-    const text = readLimited(path, file);
+    const text = readOverlaid(path, file, overlay);
     if (typeof text !== "string") {
       problems.push(text);
       continue;

@@ -14,7 +14,7 @@ import { tenantJsonSchema, tenantJsonSchemaText, type JsonSchema } from "../../i
 import { loadPlatform } from "../../infra/model/platform.ts";
 import { tenantReferenceMarkdown } from "../../infra/model/reference.ts";
 import { RESERVED_IDS } from "../../infra/model/naming.ts";
-import { SCHEMA_COMMENT } from "../../cli/commands/new.ts";
+import { SCHEMA_COMMENT } from "../../infra/model/fleetFiles/index.ts";
 import { FleetCopy, REPO } from "./fleetCopy.ts";
 
 const platform = loadPlatform(REPO);

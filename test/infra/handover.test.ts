@@ -9,7 +9,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { upgradeProvisionEdit } from "../../automation/lifecycle/tenantEdits.ts";
+import { upgradeProvisionEdit } from "../../infra/model/fleetFiles/index.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import { handbackKeyUrns, identityHandoverUrns, keyHandoverUrns, renameStackInUrn } from "../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, tenantRoleName } from "../../infra/model/naming.ts";

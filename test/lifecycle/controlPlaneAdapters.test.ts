@@ -10,7 +10,7 @@ import { renameStackInUrn } from "../../infra/model/handover.ts";
 import { GitWriterFleetRepo, RunConflictGaveUpError, RunStoreStackRunner, type RunQueue } from "../../automation/lifecycle/adapters/controlPlane.ts";
 import { InvalidChangeError, type ProtectionRelease } from "../../automation/lifecycle/ports.ts";
 import { RunConflictError, type RunRecord } from "../../automation/runs/store.ts";
-import { editTenantText } from "../../automation/tenants/documents.ts";
+import { editTenantText } from "../../infra/model/fleetFiles/index.ts";
 import { commandLog, seedResources, stackState } from "../automation/support/fakePulumi.ts";
 import { startHarness, type Harness } from "../automation/support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";

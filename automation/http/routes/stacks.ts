@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { parseStackName, StackNameError } from "../../../infra/model/naming.ts";
-import { stackPath } from "../../git/writer.ts";
+import { stackPath } from "../../../infra/model/fleetFiles/index.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";

@@ -5,9 +5,9 @@ import type { FastifyInstance } from "fastify";
 import { stacksOfTenant } from "../../../infra/model/fleet.ts";
 import { routeOf } from "../../../infra/model/routes.ts";
 import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
-import { branchOf, tenantPath } from "../../git/writer.ts";
+import { DocumentError, editTenantText, offboardEdits, planNewTenant, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { branchOf } from "../../git/writer.ts";
 import { withLogContext } from "../../log.ts";
-import { DocumentError, editTenantText, planNewTenant } from "../../tenants/documents.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import { holdsScope, IMMEDIATE_OFFBOARD_SCOPE } from "../scopes.ts";
@@ -74,7 +74,7 @@ export function tenantRoutes(ctx: RouteContext) {
           const staged = draft.stage({
             tenantId: id,
             summary: `offboard ${id} via the API`,
-            files: { [tenantPath(id)]: editTenantText(text, [[["lifecycle"], "offboarding"], [["offboarding"], { requestedAt, ...(grace ? { graceDays: Number(grace) } : {}) }]]) },
+            files: { [tenantPath(id)]: editTenantText(text, offboardEdits(requestedAt, grace ? Number(grace) : undefined)) },
             cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name },
           });
           return { kind: "staged" as const, staged };

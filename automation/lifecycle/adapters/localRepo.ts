@@ -1,27 +1,18 @@
 /**
  * FleetRepo over a directory on this machine: tenantctl without a control plane, and the tests.
- * Validates the fleet with the change applied (a scratch copy of tenants/ and stacks/, loaded by
- * the tenantctl model), then writes each file atomically and, with `git: true`, commits exactly
+ * Validates the fleet with the change applied (validateWithChanges: the fleet loader with the
+ * change laid over the files in memory), then writes each file atomically and, with `git: true`, commits exactly
  * those paths (real git; the workflow id cited in the message). The control plane uses its own
  * GitWriter instead (adapters/controlPlane.ts).
  */
 import { execFile } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { resolve, sep } from "node:path";
 import { promisify } from "node:util";
-import { loadFleet } from "../../../infra/model/fleet.ts";
-import { formatProblem } from "../../../infra/model/problems.ts";
+import { validateWithChanges, writeAtomic } from "../../../infra/model/fleetFiles/index.ts";
 import { InvalidChangeError, type FleetChange, type FleetRepo } from "../ports.ts";
 
 const run = promisify(execFile);
-
-function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
 
 export interface LocalRepoOptions {
   /** Commit each change (the directory must be a git working copy). */
@@ -47,29 +38,7 @@ export class LocalFleetRepo implements FleetRepo {
 
   /** The problems of the fleet with `files` applied, one line each (empty: valid). */
   validate(files: Readonly<Record<string, string | null>>): string[] {
-    const scratch = mkdtempSync(join(tmpdir(), "tenancy-validate-"));
-    try {
-      for (const d of ["tenants", "stacks"]) {
-        const src = join(this.root, d);
-        if (existsSync(src)) cpSync(src, join(scratch, d), { recursive: true });
-        else mkdirSync(join(scratch, d), { recursive: true });
-      }
-      for (const [p, content] of Object.entries(files)) {
-        const abs = join(scratch, p);
-        if (content === null) rmSync(abs, { force: true });
-        else {
-          mkdirSync(dirname(abs), { recursive: true });
-          writeFileSync(abs, content);
-        }
-      }
-      const { problems } = loadFleet({ projectDir: this.root, tenantsDir: join(scratch, "tenants"), stacksDir: join(scratch, "stacks") });
-      return problems.map((p) => {
-        const abs = resolve(p.file);
-        return formatProblem({ ...p, file: abs.startsWith(scratch + sep) ? relative(scratch, abs) : p.file });
-      });
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
+    return validateWithChanges({ projectDir: this.root }, [files]).problems;
   }
 
   async commit(change: FleetChange): Promise<string | undefined> {

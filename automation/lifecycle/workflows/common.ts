@@ -9,17 +9,12 @@ import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra
 import type { Tenant } from "../../../infra/model/schema.ts";
 import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
 import { formatProblem } from "../../../infra/model/problems.ts";
-import { stackPath, tenantPath } from "../../git/writer.ts";
-import { editTenantText, type Edit } from "../../tenants/documents.ts";
+import { archivePath, editTenantText, isoSeconds, stackPath, tenantPath, type Edit } from "../../../infra/model/fleetFiles/index.ts";
 import { PermanentError, type JsonObject, type StepContext } from "../engine.ts";
 import { prepareSession } from "../pg/sql.ts";
 import { qi } from "../pg/sql.ts";
 
-export { stackPath, tenantPath };
-
-/** Where an offboarded tenant's file goes. The fleet loader reads only `tenants/*.yaml`, never below. */
-export const ARCHIVE_DIR = "tenants/archive";
-export const archivePath = (tenantId: string) => `${ARCHIVE_DIR}/${tenantId}.yaml`;
+export { archivePath, stackPath, tenantPath };
 
 export interface TenantFile {
   text: string;
@@ -154,4 +149,4 @@ export function json(value: unknown): JsonObject {
   return JSON.parse(JSON.stringify(value)) as JsonObject;
 }
 
-export { isoSeconds } from "../tenantEdits.ts";
+export { isoSeconds };

@@ -38,7 +38,7 @@ import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
-import { EditRefusedError, offboardRequestEdit } from "../tenantEdits.ts";
+import { EditRefusedError, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import {
   archivePath, cellStacks, commitFiles, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,

@@ -15,7 +15,7 @@ import type { Tenant } from "../../../infra/model/schema.ts";
 import { done, PermanentError, type StepContext, type WorkflowDef } from "../engine.ts";
 import { ensureMember } from "../pg/sql.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
-import { EditRefusedError, lifecycleEdit } from "../tenantEdits.ts";
+import { EditRefusedError, lifecycleEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { commitFiles, envsOf, expectLogin, requireTenant, terminateSessions, upStacks, withSession } from "./common.ts";
 
 /** A refused edit is permanent: retrying cannot change the tenant's state. */

@@ -38,7 +38,7 @@ import { requireFleet } from "../../../infra/model/fleet.ts";
 import { identityHandoverUrns, keyHandoverUrns } from "../../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PlacementError } from "../../../infra/model/placement.ts";
-import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../tenantEdits.ts";
+import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
 import { readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";

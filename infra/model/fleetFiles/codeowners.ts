@@ -1,7 +1,8 @@
 /**
  * CODEOWNERS cannot read a tenant's tier, so every dedicated tenant file is listed by name to
  * require the platform team's review (.github/CODEOWNERS; test/github/codeowners.test.ts fails
- * when one is missing). `tenantctl new` keeps that list current for the tenants it creates.
+ * when one is missing). `tenantctl new` and the upgrade workflow keep that list current for the
+ * dedicated tenants they create (./edits.ts).
  */
 const TENANT_LINE = /^\/tenants\/([a-z0-9-]+)\.yaml(\s+)(.+)$/;
 const DEDICATED_STACKS_LINE = /^\/stacks\/Pulumi\.dedicated-\*\s+(.+)$/;

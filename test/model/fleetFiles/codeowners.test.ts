@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { withDedicatedTenant } from "../../cli/codeowners.ts";
+import { withDedicatedTenant } from "../../../infra/model/fleetFiles/codeowners.ts";
 
-const real = readFileSync(resolve(import.meta.dirname, "../../.github/CODEOWNERS"), "utf8");
+const real = readFileSync(resolve(import.meta.dirname, "../../../.github/CODEOWNERS"), "utf8");
 
 describe("withDedicatedTenant (tenantctl new keeps CODEOWNERS current)", () => {
   it("lists a new dedicated tenant among the others, sorted, with their owners and alignment", () => {

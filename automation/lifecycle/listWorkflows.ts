@@ -1,0 +1,34 @@
+/** The most recent lifecycle workflows, newest first: how an operator finds the id to retry. */
+import type pg from "pg";
+import { OPEN_STATES, type WorkflowState } from "./engine.ts";
+
+export interface WorkflowSummary {
+  id: string;
+  kind: string;
+  tenantId: string;
+  state: string;
+  currentStep: string | null;
+  lastError: string | null;
+  updatedAt: Date;
+}
+
+export interface WorkflowFilter {
+  tenantId?: string;
+  /** One state, or "open" for pending, running and waiting. */
+  state?: WorkflowState | "open" | string;
+  limit: number;
+}
+
+export async function listWorkflows(pool: pg.Pool, filter: WorkflowFilter): Promise<WorkflowSummary[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (filter.tenantId) where.push(`tenant_id = $${values.push(filter.tenantId)}`);
+  if (filter.state === "open") where.push(`state = ANY($${values.push(OPEN_STATES)}::text[])`);
+  else if (filter.state) where.push(`state = $${values.push(filter.state)}`);
+  const { rows } = await pool.query<{ id: string; kind: string; tenant_id: string; state: string; current_step: string | null; last_error: string | null; updated_at: Date }>(
+    `SELECT id, kind, tenant_id, state, current_step, last_error, updated_at FROM lifecycle_workflows
+      ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id LIMIT $${values.push(filter.limit)}`,
+    values,
+  );
+  return rows.map((r) => ({ id: r.id, kind: r.kind, tenantId: r.tenant_id, state: r.state, currentStep: r.current_step, lastError: r.last_error, updatedAt: r.updated_at }));
+}
