@@ -337,7 +337,7 @@ describe("upgrade pooled -> dedicated", () => {
     try {
       const ded = `dedicated-${s.tenant}-prod`;
       expect(s.runner.owners.get(`key:${s.tenant}:prod`)).toBe(CELL_STACK);
-      // The review rules list dedicated tenant files by name (cli/codeowners.ts).
+      // The review rules list dedicated tenant files by name (infra/model/fleetFiles/codeowners.ts).
       mkdirSync(join(s.root, ".github"));
       writeFileSync(join(s.root, ".github", "CODEOWNERS"), "/stacks/Pulumi.dedicated-*  @org/platform-team\n/tenants/acme.yaml       @org/platform-team\n");
       execFileSync("git", ["-C", s.root, "add", ".github/CODEOWNERS"]);
