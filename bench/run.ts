@@ -3,10 +3,12 @@
  * Every figure is the median of BENCH_RUNS runs (default 5) with its spread; targets are recorded
  * as pass/fail against the figure. See BENCHMARKS.md. Tests never assert times.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { machineFacts } from "./lib/machine.ts";
 import { printTable, writeResults, type Results, type Section } from "./lib/report.ts";
 import { blastRadius, fleetPlan, planScaling, policyThroughput } from "./sections/plan.ts";
+import { networkReachability } from "./sections/network.ts";
 
 type SectionFn = (runs: number, log: (s: string) => void) => Promise<Section>;
 
@@ -15,6 +17,7 @@ const SECTIONS: Record<string, SectionFn> = {
   "fleet-plan": fleetPlan,
   "blast-radius": blastRadius,
   "policy-throughput": policyThroughput,
+  "network-reachability": networkReachability,
   // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
   "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
   "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
@@ -44,11 +47,23 @@ for (const name of names) {
   rows.push(...section.rows.map((r) => [name, ...r]));
 }
 
+const thisRun = [...results.targets];
 const out = resolve(import.meta.dirname, "results.json");
+// A run of some sections keeps the other sections' last figures (each section says when and at
+// which commit it was measured), so measuring one section never erases the others.
+const measuredAt = Object.fromEntries(Object.keys(results.sections).map((s) => [s, { gitCommit: results.machine.gitCommit, date: results.machine.date }]));
+if (chosen.length > 0 && existsSync(out)) {
+  const prior = JSON.parse(readFileSync(out, "utf8")) as Results & { measuredAt?: Record<string, unknown> };
+  const figures = new Set(results.targets.map((t) => t.figure));
+  const priorAt = prior.measuredAt ?? Object.fromEntries(Object.keys(prior.sections).map((s) => [s, { gitCommit: prior.machine.gitCommit, date: prior.machine.date }]));
+  results.sections = { ...prior.sections, ...results.sections };
+  results.targets = [...prior.targets.filter((t) => !figures.has(t.figure)), ...results.targets];
+  Object.assign(results, { measuredAt: { ...priorAt, ...measuredAt } });
+} else Object.assign(results, { measuredAt });
 writeResults(out, results);
 const m = results.machine;
 console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GiB, Node ${m.node}, commit ${m.gitCommit}`);
 console.log(printTable(rows, ["SECTION", "FIGURE", "MEDIAN (SPREAD)", "NOTES"]));
 console.log();
-console.log(printTable(results.targets.map((t) => [t.pass ? "pass" : "FAIL", t.figure, `${t.value} ${t.unit}`, t.target]), ["", "TARGET", "MEASURED", "WANTED"]));
+console.log(printTable(thisRun.map((t) => [t.pass ? "pass" : "FAIL", t.figure, `${t.value} ${t.unit}`, t.target]), ["", "TARGET", "MEASURED", "WANTED"]));
 console.error(`[bench] wrote ${out}`);

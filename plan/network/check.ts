@@ -11,7 +11,7 @@ import { regionCode } from "../../infra/model/naming.ts";
 import type { PlannedStack, RenderedStack, Violation } from "../types.ts";
 import { EPHEMERAL_PORTS, naclAdmits, sgAdmits, sgOpenTo } from "./filters.ts";
 import { buildInventory, type Database, type Inventory, type Runner, type Subnet, type Vpc } from "./inventory.ts";
-import { ALL, contains, formatRange, type Range } from "./ranges.ts";
+import { ALL, BlockIndex, contains, formatRange, type Range } from "./ranges.ts";
 import { Network, trace, traceFromTgw, vpcLabel, type Outcome } from "./trace.ts";
 
 export type NetworkCheckKind = "reachability" | "isolation" | "customer-peering" | "inventory";
@@ -77,8 +77,9 @@ export function checkNetwork(stacks: readonly RenderedStack[]): NetworkReport {
     if (typeof failure === "string") line(failure);
     else proven.push({ stack, source: runnerName(runner), destination: `db ${db.identifier}`, port: db.port, hops: failure });
   };
+  const byAddress = new Map(inv.databases.map((d) => [d.address, d]));
   for (const p of inv.providers) {
-    const db = inv.databases.find((d) => d.address === p.host);
+    const db = byAddress.get(p.host);
     if (!db) {
       findings.push({ check: "reachability", stack: p.stack, source: `provider ${p.name}`, destination: p.host, port: String(p.port), hop: "no RDS instance of any stack has this address", urn: p.urn });
       continue;
@@ -143,20 +144,27 @@ export function checkNetwork(stacks: readonly RenderedStack[]): NetworkReport {
     }
     if (!tenantOf(vpc)) continue;
     // Transit Gateway route tables alone: as if the VPC sent everything to its attachments.
-    for (const a of inv.attachments.filter((x) => x.kind === "vpc" && x.vpc === vpc)) {
+    for (const a of net.attachmentsOf(vpc)) {
       traces++;
       judge(vpc, traceFromTgw(net, a, vpc.cidrs[0]!, ALL, { mode: "may" }), "transit gateway routes alone: ");
     }
   }
   // Security groups alone: no ingress rule in a tenant VPC admits another tenant VPC's addresses.
+  const vpcById = new Map<string, Vpc>();
+  for (const v of inv.vpcs) {
+    vpcById.set(`${v.stack}\u0000${v.id}`, v);
+    if (!vpcById.has(v.id)) vpcById.set(v.id, v);
+  }
+  const tenantCidrs = new BlockIndex(tenantVpcs.flatMap((vpc) => vpc.cidrs.map((block) => ({ block, vpc }))));
   for (const g of inv.securityGroups.values()) {
-    const owner = inv.vpcs.find((v) => v.id === g.vpcId && v.stack === g.stack) ?? inv.vpcs.find((v) => v.id === g.vpcId);
+    const owner = vpcById.get(`${g.stack}\u0000${g.vpcId}`) ?? vpcById.get(g.vpcId);
     if (!owner || !tenantOf(owner)) continue;
-    for (const other of tenantVpcs) {
-      if (other === owner) continue;
-      for (const c of other.cidrs) {
-        const rule = sgOpenTo([g], c);
-        if (rule) isolation("isolation", other, owner.stack, owner.cidrs[0]!, `security groups alone: security group ${g.id} (${g.name}, ${g.stack}) ${rule.from} admits ${rule.cidrs.map(formatRange).join(",")}, which holds ${other.stack}'s ${formatRange(c)}`, g.urn);
+    for (const rule of g.ingress) {
+      for (const c of rule.cidrs) {
+        for (const { vpc: other, block } of tenantCidrs.candidates(c)) {
+          if (other === owner || !sgOpenTo([g], block)) continue;
+          isolation("isolation", other, owner.stack, owner.cidrs[0]!, `security groups alone: security group ${g.id} (${g.name}, ${g.stack}) ${rule.from} admits ${formatRange(c)}, which holds ${other.stack}'s ${formatRange(block)}`, g.urn);
+        }
       }
     }
   }
@@ -240,7 +248,7 @@ function reachOne(net: Network, runner: Runner, db: Database, count: (n: number)
  * rules (https://docs.aws.amazon.com/vpc/latest/tgw/tgw-vpc-attachments.html#vpc-attachment-security).
  */
 function tgwReferencing(net: Network, a: Vpc, b: Vpc): boolean {
-  const atA = net.inv.attachments.filter((x) => x.kind === "vpc" && x.vpc === a);
+  const atA = net.attachmentsOf(a);
   return atA.some((x) => {
     const y = net.attachmentOf(b, x.tgw);
     return y !== undefined && x.tgw?.sgReferencing === true && x.sgReferencing && y.sgReferencing;

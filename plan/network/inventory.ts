@@ -794,6 +794,7 @@ export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
       region: regionOf(r) ?? dbSubnets[0]?.vpc.region ?? "unknown",
     });
   }
+  const byAddress = new Map(databases.map((d) => [d.address, d]));
   const providers: PgProvider[] = [];
   for (const r of of(T.pgProvider)) {
     const host = str(r, "host");
@@ -801,7 +802,7 @@ export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
       problem(r, "host is not known at plan time");
       continue;
     }
-    const db = databases.find((d) => d.address === host);
+    const db = byAddress.get(host);
     providers.push({ ...origin(r), host, port: num(val(r, "port")) ?? 5432, region: db?.region ?? "unknown" });
   }
   const runners: Runner[] = [];
@@ -825,12 +826,12 @@ export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
 
 /**
  * The regional runner: the ECS service of a `platform-<region>` stack that runs `pulumi up`
- * (docs/network.md). It is recognised by its `role: runner` tag, or by a logical name ending in
- * `runner` when the tag is absent.
+ * (docs/network.md). It is recognised by its `role: runner` tag, or, without one, by its logical
+ * name (infra/components/runner.ts names it `runner-<region code>`).
  */
 export function isRunner(r: RenderedResource & { stack: string }, kinds: ReadonlyMap<string, string>): boolean {
   if (kinds.get(r.stack) !== "platform" && !r.stack.startsWith("platform-")) return false;
   const tags = (val(r, "tags") ?? {}) as Record<string, unknown>;
   if (typeof tags.role === "string") return tags.role === "runner";
-  return /runner$/.test(r.name);
+  return /(^|-)runner(-|$)/.test(r.name);
 }

@@ -87,6 +87,10 @@ export class Network {
     return idx;
   }
 
+  attachmentsOf(vpc: Vpc): readonly TgwAttachment[] {
+    return this.attachmentsByVpc.get(vpc) ?? [];
+  }
+
   attachmentOf(vpc: Vpc, tgw: Tgw | undefined): TgwAttachment | undefined {
     return this.attachmentsByVpc.get(vpc)?.find((a) => a.tgw === tgw);
   }
