@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { machineFacts } from "./lib/machine.ts";
 import { printTable, writeResults, type Results, type Section } from "./lib/report.ts";
 import { blastRadius, fleetPlan, planScaling, policyThroughput } from "./sections/plan.ts";
+import { cliStartup } from "./sections/cli.ts";
 import { networkReachability } from "./sections/network.ts";
 
 type SectionFn = (runs: number, log: (s: string) => void) => Promise<Section>;
@@ -18,6 +19,7 @@ const SECTIONS: Record<string, SectionFn> = {
   "blast-radius": blastRadius,
   "policy-throughput": policyThroughput,
   "network-reachability": networkReachability,
+  "cli-startup": cliStartup,
   // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
   "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
   "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),

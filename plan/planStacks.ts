@@ -72,7 +72,12 @@ export async function planStacks(fleet: Fleet, names: readonly string[], opts: P
 export type WorkerRequest = { dirs: Required<FleetDirs>; stack: string };
 export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | { stack: string; ok: false; message: string };
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+// The compiled CLI (bin/build-cli.mjs) defines TENANTCTL_COMPILED_WORKER: its compiled worker,
+// relative to this file, forked without tsx. Under tsx it is not defined: worker.ts with tsx.
+declare const TENANTCTL_COMPILED_WORKER: string | undefined;
+const COMPILED_WORKER = typeof TENANTCTL_COMPILED_WORKER === "string" ? TENANTCTL_COMPILED_WORKER : undefined;
+const WORKER = fileURLToPath(new URL(COMPILED_WORKER ?? "./worker.ts", import.meta.url));
+const WORKER_EXEC_ARGV = COMPILED_WORKER ? [] : ["--import", "tsx"];
 /**
  * Workers start in this package's directory: `--import tsx` resolves from the working directory,
  * and a fleet elsewhere has no node_modules. Fleet paths reach the worker absolute.
@@ -90,7 +95,7 @@ async function planInWorkers(
   let failure: PlanError | undefined;
   const runWorker = () =>
     new Promise<void>((resolve) => {
-      const child = fork(WORKER, [], { cwd: PACKAGE_DIR, execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+      const child = fork(WORKER, [], { cwd: PACKAGE_DIR, execArgv: WORKER_EXEC_ARGV, serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
       let stderr = "";
       child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
       let current: string | undefined;

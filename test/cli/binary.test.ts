@@ -1,7 +1,8 @@
 /**
  * The real binary (`bin/tenantctl.mjs`, what `npx tenantctl` runs): it starts from a fresh node
- * process through tsx, and its exit codes and output reach the shell. Everything else is tested
- * in-process through main() for speed.
+ * process (the compiled dist/cli after `npm ci`, the sources through tsx when they changed since;
+ * test/cli/startup.test.ts pins down which), and its exit codes and output reach the shell.
+ * Everything else is tested in-process through main() for speed.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
