@@ -13,6 +13,7 @@ import { kmsTenantKey } from "./policies/kms-tenant-key.ts";
 import { noPublicIngress } from "./policies/no-public-ingress.ts";
 import { postgresTenantGrants } from "./policies/postgres-tenant-grants.ts";
 import { rdsHardening } from "./policies/rds-hardening.ts";
+import { secretNamesUnique } from "./policies/secret-names-unique.ts";
 import { secretNamespace } from "./policies/secret-namespace.ts";
 import { secretsStaySecret } from "./policies/secrets-stay-secret.ts";
 import { tenantTags } from "./policies/tenant-tags.ts";
@@ -38,7 +39,8 @@ export const registry = new PolicyRegistry()
   .add(noPublicIngress)
   .add(postgresTenantGrants)
   .add(dnsTenantNames)
-  .add(secretsStaySecret);
+  .add(secretsStaySecret)
+  .add(secretNamesUnique);
 
 /**
  * Policies that block an update. All of the pack's policies: each guards isolation between
@@ -55,6 +57,7 @@ export const MANDATORY_POLICIES: ReadonlySet<string> = new Set([
   "postgres-tenant-grants",
   "dns-tenant-names",
   "secrets-stay-secret",
+  "secret-names-unique",
 ]);
 
 export function enforcementLevelOf(name: string): EnforcementLevel {

@@ -109,7 +109,8 @@ export class PostgresInstance extends pulumi.ComponentResource {
         multiAz: args.multiAz,
         backupRetentionPeriod: args.backupRetentionDays,
         copyTagsToSnapshot: true,
-        autoMinorVersionUpgrade: true,
+        // The platform's setting (default on); validate refuses a pinned minor with it on.
+        autoMinorVersionUpgrade: ctx.platform.cellDefaults.autoMinorVersionUpgrade,
         allowMajorVersionUpgrade: false,
         deletionProtection: args.prod,
         skipFinalSnapshot: !args.prod,

@@ -26,7 +26,24 @@ export const PG_SSLMODE = "require";
 
 export class EngineVersionError extends Error {}
 
-/** RDS parameter group family of a PostgreSQL engine version: "16.4" -> "postgres16". */
+/** A PostgreSQL engine version as RDS takes it: a major ("16") or a major and minor ("16.4"). */
+const ENGINE_VERSION = /^(\d+)(?:\.(\d+))?$/;
+
+/**
+ * Why an engine version cannot be configured (one line), or undefined. With automatic minor
+ * upgrades RDS moves the instance to newer minors; a pinned minor in the program would then
+ * ask for a downgrade on the next refreshed up (and RDS stops creating old minors anyway).
+ */
+export function engineVersionProblem(version: string, autoMinorVersionUpgrade: boolean): string | undefined {
+  const m = ENGINE_VERSION.exec(version);
+  if (!m || Number(m[1]) < 10) return `"${version}" is not a PostgreSQL version; configure the major version, e.g. "16"`;
+  if (m[2] !== undefined && autoMinorVersionUpgrade) {
+    return `"${version}" pins a minor version while autoMinorVersionUpgrade is on: RDS upgrades the minor itself and the next refreshed up would try to downgrade it; configure the major only ("${m[1]}")`;
+  }
+  return undefined;
+}
+
+/** RDS parameter group family of a PostgreSQL engine version: "16" or "16.4" -> "postgres16". */
 export function postgresFamily(engineVersion: string): string {
   const m = /^(\d+)(?:\.\d+)*$/.exec(engineVersion);
   const major = m ? Number(m[1]) : NaN;

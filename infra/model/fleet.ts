@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts";
 import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
+import { fleetLimitProblems } from "./fleetLimits.ts";
 import { cellStackName, dedicatedStackName } from "./naming.ts";
 import { FleetError, type Problem } from "./problems.ts";
 import type { Tenant } from "./schema.ts";
@@ -239,6 +240,9 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult
   }
   const fleet: Fleet = { platform, dirs, tenants, stacks, cells };
   problems.push(...crossFileProblems(fleet, broken));
+  const pulumiYaml = join(dirs.projectDir, "Pulumi.yaml");
+  const pulumiYamlText = readLimited(pulumiYaml, display(dirs, pulumiYaml));
+  problems.push(...fleetLimitProblems(fleet, { file: display(dirs, pulumiYaml), text: typeof pulumiYamlText === "string" ? pulumiYamlText : undefined }));
   return problems.length > 0 ? { problems } : { fleet, problems };
 }
 

@@ -26,10 +26,21 @@ export const RESERVED_IDS: ReadonlySet<string> = new Set([
   "postgres", "root", "system", "suspended", "test", "localhost",
 ]);
 
+/**
+ * Tenant secret names the program itself uses under `<app>/<env>/tenants/<tenant>/`: `database`
+ * (the connection document, and `database/master` below it) and `config` (the runtime config
+ * document). A declared secret of the same name would be a second resource with the same name.
+ */
+export const RESERVED_SECRET_NAMES: ReadonlySet<string> = new Set(["database", "config"]);
+
 /** Secret, team and cell names: lower-case snake/kebab words; nothing that can leave a namespace. */
 export const SECRET_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
 export const TEAM_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}$/;
-/** Cell id: region code and a number, e.g. use1-01. */
+/**
+ * Cell id: region code and a number, e.g. use1-01. Tenant ids never have this shape (the schema
+ * refuses them): a tenant and a cell share name patterns (`<app>-<env>-<id>` RDS identifiers,
+ * buckets, parameter and subnet groups), so the two id spaces must be disjoint.
+ */
 export const CELL_ID_PATTERN = /^[a-z]{2,4}[0-9]-[0-9]{2}$/;
 
 export type StackRef =

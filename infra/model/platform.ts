@@ -3,7 +3,9 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { isCidr } from "./cidr.ts";
+import { engineVersionProblem } from "./database.ts";
 import { APP_NAME_PATTERN } from "./naming.ts";
+import { QuotasSchema } from "./quotas.ts";
 
 /** Config key of the platform object in Pulumi.yaml (project config) and under pulumi.Config. */
 export const PROJECT = "saas-tenancy";
@@ -17,11 +19,21 @@ export const CellDefaultsSchema = z
     capacity: z.number().int().positive(),
     /** Private subnets (one per AZ) in a cell VPC; at least 2 for RDS subnet groups. */
     azCount: z.number().int().min(2).max(6),
+    /** PostgreSQL major version ("16"); RDS picks and upgrades the minor (docs/stacks.md). */
     dbEngineVersion: z.string().min(1),
+    /**
+     * RDS upgrades minor versions in the maintenance window. On (the default), dbEngineVersion must
+     * be a major only: a pinned minor would be "downgraded" back by the next refreshed up.
+     */
+    autoMinorVersionUpgrade: z.boolean().default(true),
     dbInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "must look like db.<family>.<size>"),
     dbAllocatedStorageGb: z.number().int().min(20).max(65536),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    const problem = engineVersionProblem(d.dbEngineVersion, d.autoMinorVersionUpgrade);
+    if (problem) ctx.addIssue({ code: "custom", path: ["dbEngineVersion"], message: problem });
+  });
 
 export const PlatformSchema = z
   .object({
@@ -37,6 +49,8 @@ export const PlatformSchema = z
     dedicatedSupernet: cidr,
     suspensionTarget: z.string().min(1),
     cellDefaults: CellDefaultsSchema,
+    /** Service quotas of the platform account (infra/model/quotas.ts); absent keys are AWS's defaults. */
+    quotas: QuotasSchema,
   })
   .strict();
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { isCidr } from "./cidr.ts";
 import {
-  CELL_ID_PATTERN, RESERVED_IDS, SECRET_NAME_PATTERN, TEAM_NAME_PATTERN, TENANT_ID_MAX, TENANT_ID_PATTERN,
+  CELL_ID_PATTERN, RESERVED_IDS, RESERVED_SECRET_NAMES, SECRET_NAME_PATTERN, TEAM_NAME_PATTERN, TENANT_ID_MAX, TENANT_ID_PATTERN,
 } from "./naming.ts";
 import { DEPLOYMENTS, MIN_BACKUP_RETENTION_DAYS, TIERS, allowedDeployments, defaultDeployment } from "./tiers.ts";
 
@@ -29,6 +29,10 @@ const tenantId = z
   })
   .refine((id) => !RESERVED_IDS.has(id), {
     error: (i) => `${shown(i.input)} is reserved (it collides with a platform host name or word); choose another id`,
+  })
+  .refine((id) => !CELL_ID_PATTERN.test(id), {
+    error: (i) =>
+      `${shown(i.input)} has the shape of a cell id (<region code><n>-<nn>): its RDS identifier, bucket and parameter group would equal a cell's; choose another id`,
   });
 
 /** A tenant id on its own (DNS label, length, reserved words), for tools that take one as input. */
@@ -41,6 +45,12 @@ const secretName = z.string().regex(SECRET_NAME_PATTERN, {
   error: (i) =>
     `secret name ${shown(i.input)} must be ${NAME_RULE}, _ or -, starting with a letter (no '/', '..', spaces or upper case): it becomes part of a Secrets Manager name under <app>/<env>/tenants/<tenant>/`,
 });
+/** A tenant's own secret: not one of the names the program uses in the tenant's namespace. */
+const tenantSecretName = secretName.refine((n) => !RESERVED_SECRET_NAMES.has(n), {
+  error: (i) =>
+    `secret name ${shown(i.input)} is reserved: the program keeps its own ${shown(i.input)} document under <app>/<env>/tenants/<tenant>/ (reserved: ${[...RESERVED_SECRET_NAMES].join(", ")}); choose another name`,
+});
+
 const teamName = z.string().regex(TEAM_NAME_PATTERN, {
   error: (i) =>
     `team name ${shown(i.input)} must be ${NAME_RULE} or -, starting with a letter (no '/', '..', spaces or upper case): it becomes part of <app>/<env>/tenants/<tenant>/teams/<team>/`,
@@ -162,7 +172,7 @@ export function makeTenantSchema(ctx: SchemaContext) {
     /** Overrides of the tier's limits (infra/model/tiers.ts). */
     limits: limits.optional().describe("Overrides of the tier's limits (defaults: the tier table below)."),
     /** Tenant secrets, by name; values are set out of band. */
-    secrets: uniqueList(secretName)
+    secrets: uniqueList(tenantSecretName)
       .default([])
       .describe("Tenant secret names, created at `<app>/<env>/tenants/<tenant>/<name>` in every environment; values are set out of band."),
     environments: z

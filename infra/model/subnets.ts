@@ -15,6 +15,7 @@
  * The rest of the second half is left free for later tiers (e.g. endpoints, caches).
  */
 import { contains, formatCidr, nthSubnet, overlaps, parseCidr, CidrError, type Cidr } from "./cidr.ts";
+import { regionAzs } from "./regions.ts";
 
 /** AZ letters a..h: eight slots in the first half of the VPC. AWS regions have at most six AZs. */
 export const AZ_LETTERS = "abcdefgh";
@@ -125,8 +126,18 @@ export function planViolations(plan: SubnetPlan): string[] {
   return out;
 }
 
-/** AZs of a dedicated VPC: the first `count` letters of the region (no getAvailabilityZones invoke). */
+/** Private subnets of a dedicated VPC in `env` when the tenant file does not set azCount. */
+export function dedicatedAzCount(env: string, azCount: number | undefined): number {
+  return azCount ?? (env === "prod" ? DEDICATED_AZ_COUNT_PROD : DEDICATED_AZ_COUNT_NONPROD);
+}
+
+/**
+ * AZs of a dedicated VPC: the first `count` AZs of the region's table (infra/model/regions.ts; no
+ * getAvailabilityZones invoke). validate refuses a count the region does not have; a region
+ * outside the table falls back to consecutive letters.
+ */
 export function dedicatedAzs(region: string, env: string, azCount: number | undefined): string[] {
-  const count = azCount ?? (env === "prod" ? DEDICATED_AZ_COUNT_PROD : DEDICATED_AZ_COUNT_NONPROD);
-  return [...AZ_LETTERS.slice(0, count)].map((l) => `${region}${l}`);
+  const count = dedicatedAzCount(env, azCount);
+  const known = regionAzs(region);
+  return known ? known.slice(0, count) : [...AZ_LETTERS.slice(0, count)].map((l) => `${region}${l}`);
 }

@@ -3,7 +3,7 @@
  * `tenant-<id>`. That name is part of every URN in the stack: never change it.
  */
 import { z } from "zod";
-import { stackContext } from "../components/context.ts";
+import { awsProvider, stackContext } from "../components/context.ts";
 import { DedicatedTenant } from "../components/dedicatedTenant.ts";
 import type { IngressAlias } from "../components/dedicatedDns.ts";
 import type { Fleet } from "../model/fleet.ts";
@@ -44,7 +44,7 @@ export function buildDedicatedStack(fleet: Fleet, stack: StackFile): StackOutput
   if (t.deployment !== "dedicated") throw new Error(`${stack.file}: tenant ${id} is ${t.deployment}, not dedicated; remove this stack file or change the tenant's deployment`);
   const ctx = stackContext(fleet.platform, env, stack.ref.name, stack.region);
   const ingress = dedicatedIngress(stack);
-  const tenant = new DedicatedTenant(`tenant-${id}`, { ctx, tenant: t, ...(ingress ? { ingress } : {}) });
+  const tenant = new DedicatedTenant(`tenant-${id}`, { ctx, tenant: t, ...(ingress ? { ingress } : {}) }, { providers: [awsProvider(ctx)] });
   const route = routeOf(fleet, t, env);
   return {
     kind: "dedicated",

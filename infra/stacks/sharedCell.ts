@@ -5,7 +5,7 @@
  */
 import { PooledTenant } from "../components/pooledTenant.ts";
 import { SharedCell } from "../components/sharedCell.ts";
-import { stackContext } from "../components/context.ts";
+import { awsProvider, stackContext } from "../components/context.ts";
 import { cellResidents, type Fleet } from "../model/fleet.ts";
 import { routeOf } from "../model/routes.ts";
 import type { StackFile } from "../model/stackFile.ts";
@@ -23,7 +23,8 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): StackOutpu
   if (!cell) throw new Error(`${stack.file}: stack ${stack.ref.name} has no saas-tenancy:cell settings`);
   const ctx = stackContext(fleet.platform, cell.env, cell.stack, cell.region);
 
-  const shared = new SharedCell(`cell-${cell.id}`, { ctx, cell });
+  const provider = awsProvider(ctx);
+  const shared = new SharedCell(`cell-${cell.id}`, { ctx, cell }, { providers: [provider] });
   const facts = {
     ingressHostname: cell.config.ingressHostname,
     bucketName: shared.bucketName,
@@ -37,7 +38,7 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): StackOutpu
   const residents = cellResidents(fleet, cell);
   const routes: Record<string, CellRoute> = {};
   for (const t of residents) {
-    new PooledTenant(`tenant-${t.id}`, { ctx, tenant: t, cell: facts });
+    new PooledTenant(`tenant-${t.id}`, { ctx, tenant: t, cell: facts }, { providers: [provider] });
     // routeOf names the cell-side document while a migrating tenant is still served from here.
     const { url, stack, databaseSecretName } = routeOf(fleet, t, cell.env);
     routes[t.id] = { url, stack, databaseSecretName };

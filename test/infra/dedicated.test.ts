@@ -23,6 +23,7 @@ interface ShapeOpts {
 function dedicatedShape(id: string, o: ShapeOpts): string[] {
   const n = `tenant-${id}`;
   return [
+    "pulumi:providers:aws aws",
     `${C("DedicatedTenant")} ${n}`,
     `${C("TenantRole")} ${n}-role`, `${T.role} ${n}-role`,
     `${C("EncryptionKey")} ${n}-key`, `${T.key} ${n}-key`, `${T.alias} ${n}-key`,
@@ -138,7 +139,7 @@ describe("database", () => {
       storageEncrypted: i.storageEncrypted, performanceInsightsEnabled: i.performanceInsightsEnabled,
     };
   };
-  const common = { engineVersion: "16.4", dbName: "app", publiclyAccessible: false, storageEncrypted: true, performanceInsightsEnabled: true };
+  const common = { engineVersion: "16", dbName: "app", publiclyAccessible: false, storageEncrypted: true, performanceInsightsEnabled: true };
 
   it("sizing: tier defaults per env, tenant overrides win", () => {
     expect(pick(get("dedicated-acme-prod"), "acme")).toEqual({
@@ -253,7 +254,14 @@ describe("network", () => {
   });
 
   it("egress on vs off (same tenant): exactly the Egress component and the app's HTTPS egress rule appear, nothing else changes", async () => {
-    const withEgress = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.features = { egress: true }; }));
+    // 3 more Elastic IPs in us-east-1 than the AWS default of 5 allows: the quota is raised too.
+    const withEgress = tempFleet((dir) => {
+      editYaml(dir, "tenants/acme.yaml", (d) => { d.features = { egress: true }; });
+      editYaml(dir, "Pulumi.yaml", (d) => {
+        const quotas = ((d.config as Record<string, { value: Record<string, unknown> }>)["saas-tenancy:platform"]!.value.quotas) as { regions: Record<string, Record<string, number>> };
+        quotas.regions["us-east-1"]!.elasticIpsPerRegion = 10;
+      });
+    });
     const on = await render(withEgress, "dedicated-acme-prod");
     const diff = diffRenders(get("dedicated-acme-prod"), on);
     expect([diff.removed, diff.changed]).toEqual([[], []]);

@@ -112,10 +112,10 @@ describe("shared cell stacks: resource sets", () => {
       const cellId = fleet.cells.get(name)!.id;
       expect(r.tenants).toEqual(expected[name]);
       expect(shape(r.resources.filter((x) => x.parent === root.urn))).toEqual(
-        [`${T.cell} cell-${cellId}`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
+        ["pulumi:providers:aws aws", `${T.cell} cell-${cellId}`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
       );
-      // Everything is the stack, the cell subtree, or a tenant subtree: no stray resources.
-      const counted = 1 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
+      // Everything is the stack, its AWS provider, the cell subtree, or a tenant subtree: no stray resources.
+      const counted = 2 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
         expected[name]!.reduce((n, id) => n + subtree(r, tenantNode(r, id).urn).length, 0);
       expect(counted).toBe(r.resources.length);
     }
@@ -333,20 +333,20 @@ describe("cell infrastructure: key inputs", () => {
         multiAz: i.multiAz, backupRetentionPeriod: i.backupRetentionPeriod, deletionProtection: i.deletionProtection,
         skipFinalSnapshot: i.skipFinalSnapshot, finalSnapshotIdentifier: i.finalSnapshotIdentifier, dbName: i.dbName,
         username: i.username, parameterGroupName: i.parameterGroupName, dbSubnetGroupName: i.dbSubnetGroupName,
-        protect: x.options.protect,
+        autoMinorVersionUpgrade: i.autoMinorVersionUpgrade, protect: x.options.protect,
       };
     };
     expect(pick(p)).toEqual({
-      identifier: "tenancy-prod-use1-02", engine: "postgres", engineVersion: "16.4", instanceClass: "db.r6g.large",
+      identifier: "tenancy-prod-use1-02", engine: "postgres", engineVersion: "16", instanceClass: "db.r6g.large",
       allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: true, backupRetentionPeriod: 14,
       deletionProtection: true, skipFinalSnapshot: false, finalSnapshotIdentifier: "tenancy-prod-use1-02-final", dbName: "cell",
-      username: "platform_admin", parameterGroupName: "tenancy-prod-use1-02-postgres16", dbSubnetGroupName: "tenancy-prod-use1-02", protect: true,
+      username: "platform_admin", parameterGroupName: "tenancy-prod-use1-02-postgres16", dbSubnetGroupName: "tenancy-prod-use1-02", autoMinorVersionUpgrade: true, protect: true,
     });
     expect(pick(s)).toEqual({
-      identifier: "tenancy-staging-use1-01", engine: "postgres", engineVersion: "16.4", instanceClass: "db.t4g.medium",
+      identifier: "tenancy-staging-use1-01", engine: "postgres", engineVersion: "16", instanceClass: "db.t4g.medium",
       allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: false, backupRetentionPeriod: 7,
       deletionProtection: false, skipFinalSnapshot: true, finalSnapshotIdentifier: undefined, dbName: "cell",
-      username: "platform_admin", parameterGroupName: "tenancy-staging-use1-01-postgres16", dbSubnetGroupName: "tenancy-staging-use1-01", protect: false,
+      username: "platform_admin", parameterGroupName: "tenancy-staging-use1-01-postgres16", dbSubnetGroupName: "tenancy-staging-use1-01", autoMinorVersionUpgrade: true, protect: false,
     });
     expect(isSecretValue(p.inputs.password)).toBe(true);
     expect(plain(byTypeName(prod, "aws:rds/parameterGroup:ParameterGroup", "cell-use1-02-db"))).toMatchObject({

@@ -111,6 +111,9 @@ const cases: Case[] = [
     mutate: (s) => edit(s, "aws:rds/instance:Instance", "cell-use1-01-db", (p) => ((p.tags as Props).debug = unwrap(p.password))) },
   { name: "a placeholder secret value", stack: DEDICATED, policy: "secrets-stay-secret",
     mutate: (s) => edit(s, "aws:secretsmanager/secretVersion:SecretVersion", "tenant-acme-database", (p) => (p.secretString = "changeme")) },
+  { name: "a second secret with the connection document's name", stack: CELL, policy: "secret-names-unique",
+    mutate: (s) => add(s, find(s, "aws:secretsmanager/secret:Secret", "tenant-freebie-one-database"), "aws:secretsmanager/secret:Secret", "tenant-freebie-one-secrets/database",
+      { ...find(s, "aws:secretsmanager/secret:Secret", "tenant-freebie-one-database").inputs }) },
 ];
 
 beforeAll(async () => {
@@ -124,7 +127,7 @@ describe("policy pack against the example fleet", () => {
 
   it("has at least 25 cases covering every policy", () => {
     expect(cases.length).toBeGreaterThanOrEqual(25);
-    expect(new Set(cases.map((c) => c.policy)).size).toBe(10);
+    expect(new Set(cases.map((c) => c.policy)).size).toBe(11);
   });
 
   it.each(cases)("catches $name ($policy)", async (c) => {

@@ -7,7 +7,7 @@ import { tenantTags } from "../../policy/policies/tenant-tags.ts";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 
-const ISSUE_5_POLICIES = [
+const PACK_POLICIES = [
   "tenant-tags",
   "dedicated-stack-single-tenant",
   "secret-namespace",
@@ -18,11 +18,12 @@ const ISSUE_5_POLICIES = [
   "postgres-tenant-grants",
   "dns-tenant-names",
   "secrets-stay-secret",
+  "secret-names-unique",
 ];
 
 describe("registry", () => {
   it("holds exactly the issue's policies, one definition each", () => {
-    expect(registry.definitions().map((d) => d.name)).toEqual(ISSUE_5_POLICIES);
+    expect(registry.definitions().map((d) => d.name)).toEqual(PACK_POLICIES);
   });
 
   it("rejects a duplicate name", () => {
@@ -50,8 +51,8 @@ describe("registry", () => {
 
 describe("pack", () => {
   it("makes every issue-5 policy mandatory", () => {
-    expect([...MANDATORY_POLICIES].sort()).toEqual([...ISSUE_5_POLICIES].sort());
-    expect(policies.map((p) => [p.name, p.enforcementLevel])).toEqual(ISSUE_5_POLICIES.map((n) => [n, "mandatory"]));
+    expect([...MANDATORY_POLICIES].sort()).toEqual([...PACK_POLICIES].sort());
+    expect(policies.map((p) => [p.name, p.enforcementLevel])).toEqual(PACK_POLICIES.map((n) => [n, "mandatory"]));
   });
 
   it("names and versions itself as PulumiPolicy.yaml and policy/package.json say", () => {

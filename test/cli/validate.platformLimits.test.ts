@@ -1,0 +1,163 @@
+/**
+ * What AWS would refuse, refused by `tenantctl validate` first: pinned minor engine versions with
+ * auto minor upgrades, reserved secret names, tenant ids shaped like cell ids, AZs a region does
+ * not have, and service quotas the fleet would exceed (infra/model/{database,naming,regions,quotas}.ts).
+ * Each case mutates a copy of the example fleet; each has a control that the unmutated or fixed
+ * file passes.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FleetCopy } from "./fleetCopy.ts";
+
+let fleet: FleetCopy;
+beforeEach(() => {
+  fleet = new FleetCopy();
+});
+afterEach(() => fleet.cleanup());
+
+const OK = { code: 0, stdout: ["ok: 9 tenants, 8 stacks (4 cells)"], stderr: [] };
+
+async function problems(): Promise<string[]> {
+  const r = await fleet.run(["validate"]);
+  expect(r.code, r.stderr.join("\n")).toBe(1);
+  expect([...r.stdout, ...r.stderr].join("\n")).not.toMatch(/\n\s+at /);
+  return r.stderr;
+}
+
+const at = (file: string, needle: string, path: string, message: string) => `${fleet.shown(file)}:${fleet.lineOf(file, needle)}: ${path}: ${message}`;
+
+describe("engine versions", () => {
+  it("the example fleet configures the major only and validates", async () => {
+    expect(fleet.read("Pulumi.yaml")).toContain('dbEngineVersion: "16"');
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+
+  it("a pinned minor with automatic minor upgrades is refused, with one line saying why", async () => {
+    fleet.edit("Pulumi.yaml", 'dbEngineVersion: "16"', 'dbEngineVersion: "16.4"');
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "dbEngineVersion:", "config.saas-tenancy:platform.value.cellDefaults.dbEngineVersion",
+        '"16.4" pins a minor version while autoMinorVersionUpgrade is on: RDS upgrades the minor itself and the next refreshed up would try to downgrade it; configure the major only ("16"); fix the platform settings'),
+    ]);
+  });
+
+  it("a pinned minor is accepted once automatic minor upgrades are off", async () => {
+    fleet.edit("Pulumi.yaml", 'dbEngineVersion: "16"', 'dbEngineVersion: "16.4"\n        autoMinorVersionUpgrade: false');
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+
+  it("a cell's own pinned minor is refused on its stack file", async () => {
+    fleet.edit("stacks/Pulumi.shared-prod-use1-02.yaml", "    capacity:", '    dbEngineVersion: "15.7"\n    capacity:');
+    expect(await problems()).toEqual([
+      at("stacks/Pulumi.shared-prod-use1-02.yaml", "dbEngineVersion", "config.saas-tenancy:cell.dbEngineVersion",
+        '"15.7" pins a minor version while autoMinorVersionUpgrade is on: RDS upgrades the minor itself and the next refreshed up would try to downgrade it; configure the major only ("15")'),
+    ]);
+  });
+});
+
+describe("reserved secret names", () => {
+  for (const name of ["database", "config"]) {
+    it(`a tenant secret named ${name} is refused (the program keeps its own document there)`, async () => {
+      fleet.edit("tenants/startup-alpha.yaml", "secrets: [stripe_api_key]", `secrets: [stripe_api_key, ${name}]`);
+      expect(await problems()).toEqual([
+        at("tenants/startup-alpha.yaml", "secrets:", "secrets[1]",
+          `secret name "${name}" is reserved: the program keeps its own "${name}" document under <app>/<env>/tenants/<tenant>/ (reserved: database, config); choose another name`),
+      ]);
+    });
+  }
+
+  it("control: a name that merely starts with a reserved one passes", async () => {
+    fleet.edit("tenants/startup-alpha.yaml", "secrets: [stripe_api_key]", "secrets: [stripe_api_key, database_readonly]");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+});
+
+describe("tenant ids and cell ids are disjoint", () => {
+  it("a tenant id shaped like a cell id is refused", async () => {
+    const text = fleet.read("tenants/freebie-one.yaml").replace("id: freebie-one", "id: use1-01");
+    fleet.remove("tenants/freebie-one.yaml");
+    fleet.write("tenants/use1-01.yaml", text);
+    expect(await problems()).toEqual([
+      at("tenants/use1-01.yaml", "id:", "id",
+        '"use1-01" has the shape of a cell id (<region code><n>-<nn>): its RDS identifier, bucket and parameter group would equal a cell\'s; choose another id'),
+    ]);
+  });
+
+  it("control: a tenant id merely starting like one passes", async () => {
+    const text = fleet.read("tenants/freebie-one.yaml").replace("id: freebie-one", "id: use1-01-labs");
+    fleet.remove("tenants/freebie-one.yaml");
+    fleet.write("tenants/use1-01-labs.yaml", text);
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+});
+
+describe("AZs per region", () => {
+  it("azCount above the region's AZs is refused (eu-west-1 has three)", async () => {
+    fleet.edit("tenants/delta-health.yaml", "    cidr: 10.67.0.0/16", "    cidr: 10.67.0.0/16\n    azCount: 4");
+    expect(await problems()).toEqual([
+      at("tenants/delta-health.yaml", "azCount", "dedicated.prod.azCount",
+        "azCount 4 exceeds the 3 AZs of eu-west-1 (eu-west-1a, eu-west-1b, eu-west-1c); set azCount to at most 3"),
+    ]);
+  });
+
+  it("control: six AZs are fine in us-east-1", async () => {
+    fleet.edit("tenants/acme.yaml", "    cidr: 10.66.0.0/16", "    cidr: 10.66.0.0/16\n    azCount: 6");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+
+  it("a cell AZ the region does not have is refused", async () => {
+    fleet.edit("stacks/Pulumi.shared-prod-euw1-01.yaml", "azs: [eu-west-1a, eu-west-1b]", "azs: [eu-west-1a, eu-west-1d]");
+    expect(await problems()).toEqual([
+      at("stacks/Pulumi.shared-prod-euw1-01.yaml", "azs:", "config.saas-tenancy:cell.azs",
+        "eu-west-1d is not an AZ of eu-west-1 (it has 3: eu-west-1a, eu-west-1b, eu-west-1c); list AZs of the region"),
+    ]);
+  });
+
+  it("a platform region missing from the AZ table is refused", async () => {
+    fleet.edit("Pulumi.yaml", "regions: [us-east-1, eu-west-1]", "regions: [us-east-1, eu-west-1, sa-east-1]");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "regions:", "config.saas-tenancy:platform.value.regions[2]",
+        "region sa-east-1 is not in the AZ table (infra/model/regions.ts); add its AZ letters there before using it"),
+    ]);
+  });
+});
+
+describe("service quotas", () => {
+  it("without the raised VPC quota, us-east-1 needs more VPCs than the AWS default: quota, count and stacks named", async () => {
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10 }\n", "          {}\n");
+    fleet.edit("Pulumi.yaml", "        regions:\n          {}\n", "");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "quotas:", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.vpcsPerRegion",
+        'quota "VPCs per Region" in us-east-1 of account 111111111111: the fleet needs 7, the quota is 5 (the AWS default); ' +
+          "used by control plane (1), dedicated-acme-prod (1), dedicated-megacorp-prod (1), dedicated-megacorp-staging (1), shared-prod-use1-01 (1), shared-prod-use1-02 (1), shared-staging-use1-01 (1); " +
+          "request an increase (Service Quotas vpc L-F678F1CE) and set quotas.regions.us-east-1.vpcsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
+    ]);
+  });
+
+  it("an exact fit passes and one stack more fails (VPCs in eu-west-1: control plane elsewhere, 2 stacks)", async () => {
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10 }", "          us-east-1: { vpcsPerRegion: 10 }\n          eu-west-1: { vpcsPerRegion: 2 }");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+    fleet.edit("Pulumi.yaml", "eu-west-1: { vpcsPerRegion: 2 }", "eu-west-1: { vpcsPerRegion: 1 }");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "eu-west-1: { vpcsPerRegion", "config.saas-tenancy:platform.value.quotas.regions.eu-west-1.vpcsPerRegion",
+        'quota "VPCs per Region" in eu-west-1 of account 111111111111: the fleet needs 2, the quota is 1; used by dedicated-delta-health-prod (1), shared-prod-euw1-01 (1); ' +
+          "request an increase (Service Quotas vpc L-F678F1CE) and set quotas.regions.eu-west-1.vpcsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
+    ]);
+  });
+
+  it("account-wide quotas: IAM roles and hosted zones count every stack's roles and zones", async () => {
+    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 1000", "iamRolesPerAccount: 17");
+    fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 500", "hostedZonesPerAccount: 9");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 17", "iamRolesPerAccount: 16");
+    fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 9", "hostedZonesPerAccount: 8");
+    const dedicated = ["acme-prod", "delta-health-prod", "megacorp-prod", "megacorp-staging"].map((s) => `dedicated-${s} (2)`).join(", ");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "hostedZonesPerAccount", "config.saas-tenancy:platform.value.quotas.hostedZonesPerAccount",
+        `quota "Hosted zones" account-wide of account 111111111111: the fleet needs 9, the quota is 8; used by ${dedicated}, parent zone (1); ` +
+          "request an increase (Service Quotas route53 L-4EA4796A) and set quotas.hostedZonesPerAccount in Pulumi.yaml, or place the new stacks elsewhere"),
+      at("Pulumi.yaml", "iamRolesPerAccount", "config.saas-tenancy:platform.value.quotas.iamRolesPerAccount",
+        `quota "Roles per account" account-wide of account 111111111111: the fleet needs 17, the quota is 16; used by ${dedicated}, ` +
+          "shared-prod-euw1-01 (2), shared-prod-use1-01 (2), shared-prod-use1-02 (2), shared-staging-use1-01 (2), control plane (1); " +
+          "request an increase (Service Quotas iam L-FE177D64) and set quotas.iamRolesPerAccount in Pulumi.yaml, or place the new stacks elsewhere"),
+    ]);
+  });
+});
