@@ -26,6 +26,8 @@ describe(P, () => {
   it("reports a tenant secret in another tenant's namespace", async () => {
     expect(await violationsAfter(S, (s) => (find(s, "globex-database-secret").inputs.name = "tenancy/prod/tenants/initech/database"))).toEqual([
       violation(P, urn(S, "globex-database-secret"), 'name "tenancy/prod/tenants/initech/database" is outside the namespace "tenancy/prod/tenants/globex/" of its tenant tag "globex"'),
+      // The name is initech's own connection document's: secret-names-unique reports the second one.
+      violation("secret-names-unique", urn(S, "initech-database-secret"), `secret name "tenancy/prod/tenants/initech/database" is also the name of ${urn(S, "globex-database-secret")}; Secrets Manager names are unique per account and region`),
     ]);
   });
 
