@@ -222,8 +222,8 @@ export interface DatabaseSnapshots {
   check(dbInstanceIdentifier: string, region: string): Promise<string>;
   /**
    * Requests the final manual snapshot `snapshotId` of the instance; a second request for the
-   * same id does nothing. The snapshot kept must stay readable after the tenant's KMS key is
-   * gone (the destroy schedules that key's deletion): the adapter creates it (CreateDBSnapshot)
+   * same id does nothing. The snapshot kept must stay readable should the tenant's KMS key go
+   * (the destroy retains the key, but a person may schedule its deletion later): the adapter creates it (CreateDBSnapshot)
    * and copies it under the platform's backup key (CopyDBSnapshot with KmsKeyId), and reports
    * `available` only when that copy is.
    */

@@ -87,7 +87,10 @@ export class PooledTenant extends pulumi.ComponentResource {
             description: `Tenant ${t.id} (${ctx.env}): its secrets`,
             alias: tenantKmsAlias(ctx.app, ctx.env, t.id),
             policy: policyJson(tenantKeyPolicy({ region: ctx.region, accountId: ctx.accountId, tenantRoleArn: role.arn })),
-            protect: ctx.env === "prod",
+            // Not protected: a protected key would make the engine refuse the cell update that
+            // offboards or downgrades the tenant (it refuses before retainOnDelete counts). The key
+            // itself is always retainOnDelete (EncryptionKey): it survives both, never deleted by Pulumi.
+            protect: false,
           },
           // A key a rollback handed back after the dedicated program had claimed it.
           { parent: this, aliases: [handbackKeyAlias(t.id, ctx.stack)] },

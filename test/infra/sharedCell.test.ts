@@ -218,11 +218,11 @@ describe("pooled tenant: key inputs", () => {
     }
   });
 
-  it("an enterprise tenant's key rotates, is aliased in its namespace, admits only the account root and its role, and is protected in prod", () => {
+  it("an enterprise tenant's key rotates, is aliased in its namespace, admits only the account root and its role, and is retained, not protected (offboarding and downgrade must pass)", () => {
     const r = get("shared-prod-euw1-01");
     const key = inTenant(r, "bigcorp", T.key, "tenant-bigcorp-key");
     const inputs = plain(key);
-    expect([inputs.enableKeyRotation, inputs.deletionWindowInDays, key.options.protect]).toEqual([true, 30, true]);
+    expect([inputs.enableKeyRotation, inputs.deletionWindowInDays, key.options.protect, key.options.retainOnDelete]).toEqual([true, 30, false, true]);
     expect(plain(inTenant(r, "bigcorp", T.alias, "tenant-bigcorp-key")).name).toBe("alias/tenancy/prod/tenants/bigcorp");
     const policy = json(inputs.policy) as { Statement: { Principal: unknown }[] };
     expect(policy.Statement.map((s) => s.Principal)).toEqual([
@@ -359,10 +359,10 @@ describe("cell infrastructure: key inputs", () => {
     expect(sse.rules).toEqual([{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key }, bucketKeyEnabled: false }]);
   });
 
-  it("Pulumi protect is set exactly on the prod cell key, the prod database and prod enterprise tenant keys", () => {
+  it("Pulumi protect is set exactly on the prod cell key and the prod database (tenant keys are retained instead)", () => {
     const protectedIn = (r: RenderedStack) => r.resources.filter((x) => x.options.protect).map((x) => `${x.type} ${x.name}`).sort();
     expect(protectedIn(get("shared-prod-use1-01"))).toEqual([`${T.key} cell-use1-01-key`, `${T.rds} cell-use1-01-db`]);
-    expect(protectedIn(get("shared-prod-euw1-01"))).toEqual([`${T.key} cell-euw1-01-key`, `${T.rds} cell-euw1-01-db`, `${T.key} tenant-bigcorp-key`].sort());
+    expect(protectedIn(get("shared-prod-euw1-01"))).toEqual([`${T.key} cell-euw1-01-key`, `${T.rds} cell-euw1-01-db`]);
     expect(protectedIn(get("shared-staging-use1-01"))).toEqual([]);
   });
 

@@ -7,7 +7,9 @@
  * Engine (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateSteps): a registration
  * claims the old state of its URN, else of the first of its aliases found in the old state; old
  * resources no registration claimed are deleted after the update, unless `retainOnDelete`, in
- * which case they are only dropped from the state. A changed input listed as replace-on-change
+ * which case they are only dropped from the state. A delete of a resource whose state is
+ * `protect`ed fails the update before `retainOnDelete` is looked at (GenerateDeletes refuses a
+ * protected resource; retainOnDelete only changes what the delete step does). A changed input listed as replace-on-change
  * (plan/replacements.ts) replaces the resource.
  *
  * State move (pkg/cmd/pulumi/state/state_move.go): the listed resources and all their
@@ -45,6 +47,8 @@ export interface StateResource {
   parent: string;
   inputs: Record<string, unknown>;
   retainOnDelete: boolean;
+  /** Pulumi `protect`, as the last update recorded it. */
+  protect: boolean;
   /** Identity of the cloud object (stable through updates and moves). */
   cloudId: string;
 }
@@ -62,6 +66,7 @@ export interface UpReport {
 }
 
 export class AlreadyExistsError extends Error {}
+export class ProtectedError extends Error {}
 
 const ROOT = "pulumi:pulumi:Stack";
 
@@ -83,10 +88,16 @@ export class SimCloud {
     const next = new Map<string, StateResource>();
     const claimed = new Set<string>();
     const report: UpReport = { created: [], updated: [], replaced: [], aliased: [], deleted: [], retained: [] };
+    // Protected resources the goal no longer claims: the engine refuses before it changes anything.
+    const willClaim = new Set(goal.resources.map((r) => [r.urn, ...(r.options.aliases ?? [])].find((u) => olds.has(u))).filter((u) => u !== undefined));
+    for (const [urn, old] of olds) {
+      if (willClaim.has(urn) || !old.custom || !old.protect) continue;
+      throw new ProtectedError(`${goal.name}: unable to delete resource "${urn}" as it is currently marked for protection; nothing was changed`);
+    }
     for (const r of goal.resources) {
       const oldUrn = [r.urn, ...(r.options.aliases ?? [])].find((u) => olds.has(u) && !claimed.has(u));
       const name = r.custom ? physicalName(r) : undefined;
-      const base = { urn: r.urn, type: r.type, custom: r.custom, parent: r.parent, inputs: r.inputs, retainOnDelete: r.options.retainOnDelete };
+      const base = { urn: r.urn, type: r.type, custom: r.custom, parent: r.parent, inputs: r.inputs, retainOnDelete: r.options.retainOnDelete, protect: r.options.protect };
       if (oldUrn === undefined) {
         if (name !== undefined && this.names.has(name)) throw new AlreadyExistsError(`${goal.name}: creating ${r.urn} fails: ${name} already exists`);
         const cloudId = `obj-${++this.seq}`;
