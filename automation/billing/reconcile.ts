@@ -17,6 +17,7 @@ import type { ChangeResult, GitWriter } from "../git/writer.ts";
 import { planSubscription, tenantOfSubscription, type Plan } from "./planner.ts";
 import type { PriceTiers } from "./priceTiers.ts";
 import { loadSubscription } from "./intake.ts";
+import { ReconcileClaims } from "./claims.ts";
 
 export interface ReconcileOutcome {
   subscriptionId: string;
@@ -41,24 +42,35 @@ export interface ReconcilerOptions {
   /** Reconcile jobs taken per batch (one validation of the fleet per batch). */
   batchSize?: number;
   pollingIntervalSeconds?: number;
+  /** How often jobs of dead processes are looked for (besides at start); default 30 s. */
+  sweepSeconds?: number;
 }
 
 export class BillingReconciler {
   private workerId?: string;
+  /** Jobs in hand, so a crash's orphans are retried at the next start (claims.ts). */
+  readonly claims: ReconcileClaims;
 
-  constructor(private readonly opts: ReconcilerOptions) {}
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.claims = new ReconcileClaims(opts.pool, opts.boss, opts.log, opts.sweepSeconds);
+  }
 
   async start(): Promise<void> {
+    await this.claims.start();
     this.workerId = await this.opts.boss.work<ReconcileJob>(
       QUEUES.reconcile,
       { batchSize: this.opts.batchSize ?? 50, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 1 },
       async (jobs) => {
+        const ids = jobs.map((j) => j.id);
+        await this.claims.claim(ids);
         try {
           await this.handle(jobs.map((j) => j.data));
         } catch (err) {
           // pg-boss retries the batch with backoff; say why it failed.
-          this.opts.log.error({ err: { message: (err as Error).message }, jobs: jobs.length }, "reconciling billing events failed; retrying");
+          this.opts.log.error({ err: { message: err instanceof Error ? err.message : String(err) }, jobs: jobs.length }, "reconciling billing events failed; retrying");
           throw err;
+        } finally {
+          await this.claims.release(ids).catch(() => undefined);
         }
       },
     );
@@ -67,6 +79,7 @@ export class BillingReconciler {
   async stop(): Promise<void> {
     if (this.workerId) await this.opts.boss.offWork(QUEUES.reconcile, { id: this.workerId });
     this.workerId = undefined;
+    await this.claims.stop();
   }
 
   /** Reconciles the subscriptions of these jobs and records the outcome on their events. */
