@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { lockKey } from "../db/tx.ts";
 import type { Logger } from "../log.ts";
 import { QUEUES } from "../queue.ts";
