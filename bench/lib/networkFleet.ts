@@ -9,6 +9,7 @@
  */
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockOutputs } from "../../plan/render/mockOutputs.ts";
+import type { DeclaredPeer } from "../../plan/network/inventory.ts";
 import type { RenderedResource, RenderedStack } from "../../plan/types.ts";
 
 export const ACCOUNT = "111111111111";
@@ -187,7 +188,7 @@ export function networkFleet(fleet: NetworkFleetSpec): RenderedStack[] {
     for (const r of hub.runnerSubnets) sgRule(b, "ingress", `${comp}-sg-db-from-runner-${r.az}`, { securityGroupId: db.id, cidrIpv4: r.cidr });
     sgRule(b, "egress", `${comp}-sg-app-to-db`, { securityGroupId: app.id, referencedSecurityGroupId: db.id });
     if (s.customer) {
-      const pcx = b.add("aws:ec2/vpcPeeringConnection:VpcPeeringConnection", `${comp}-customer-peering`, { vpcId: net.vpc, peerVpcId: s.customer.vpcId, peerOwnerId: s.customer.accountId, autoAccept: false, tags: { ...b.tags, "peer-cidr": s.customer.cidr } });
+      const pcx = b.add("aws:ec2/vpcPeeringConnection:VpcPeeringConnection", `${comp}-customer-peering`, { vpcId: net.vpc, peerVpcId: s.customer.vpcId, peerOwnerId: s.customer.accountId, autoAccept: false, tags: b.tags });
       for (const p of net.priv) b.add("aws:ec2/route:Route", `${comp}-customer-peering-${p.az}`, { routeTableId: p.table, destinationCidrBlock: s.customer.cidr, vpcPeeringConnectionId: pcx.id });
       sgRule(b, "ingress", `${comp}-sg-app-from-customer`, { securityGroupId: app.id, cidrIpv4: s.customer.cidr, fromPort: 443, toPort: 443 });
     }
@@ -195,6 +196,11 @@ export function networkFleet(fleet: NetworkFleetSpec): RenderedStack[] {
     out.push({ name: s.stack, kind: s.kind, tenants: [s.tenant], resources: b.resources, outputs: {} });
   }
   return [...[...hubs.values()].map((h) => ({ name: h.stack.name, kind: "platform" as unknown as "shared", tenants: [], resources: h.stack.resources, outputs: {} })), ...out];
+}
+
+/** The customer VPCs the fleet's tenant files would declare (checkNetwork's second argument). */
+export function declaredPeers(fleet: NetworkFleetSpec): DeclaredPeer[] {
+  return fleet.spokes.flatMap((s) => (s.customer ? [{ stack: s.stack, vpcId: s.customer.vpcId, cidr: s.customer.cidr }] : []));
 }
 
 /** A fleet of `cells` cells and `dedicated` dedicated VPCs over the given regions (round robin), /20 VPCs from 10.128.0.0/9 for dedicated and 10.8.0.0/13 for cells. */

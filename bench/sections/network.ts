@@ -6,7 +6,7 @@
  * bench/lib/networkFleet.ts (the program's network resources, mock ids and endpoints).
  */
 import { performance } from "node:perf_hooks";
-import { networkFleet, syntheticNetworkSpec } from "../lib/networkFleet.ts";
+import { declaredPeers, networkFleet, syntheticNetworkSpec } from "../lib/networkFleet.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
 import { checkNetwork, formatFinding } from "../../plan/network/check.ts";
@@ -21,13 +21,14 @@ export async function networkReachability(runs: number, log: (s: string) => void
     const resources = stacks.reduce((n, s) => n + s.resources.length, 0);
     log(`network reachability: ${stacks.length} stacks, ${resources} resources x ${runs} (+1 cold)`);
     const t0 = performance.now();
-    const first = checkNetwork(stacks);
+    const peers = declaredPeers(spec);
+    const first = checkNetwork(stacks, peers);
     const cold = performance.now() - t0;
     if (first.findings.length > 0) throw new Error(`the synthetic fleet must be clean; first finding: ${formatFinding(first.findings[0]!)}`);
     const samples: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t = performance.now();
-      checkNetwork(stacks);
+      checkNetwork(stacks, peers);
       samples.push(performance.now() - t);
     }
     const s = summarize(samples);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { loadPlatform } from "../../infra/model/platform.ts";
+import { requireFleet } from "../../infra/model/fleet.ts";
+import { declaredPeersOf } from "../../plan/network/declared.ts";
 import { checkNetwork, formatFinding, type NetworkReport } from "../../plan/network/check.ts";
 import { importStacks, StateFormatError } from "../../plan/stateImport.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
@@ -30,15 +31,16 @@ export function networkCheckCommand(file: string, opts: NetworkCheckOptions, io:
   } catch (err) {
     throw new UsageError(`${file}: cannot read JSON: ${(err as Error).message}`);
   }
-  const platform = loadPlatform(fleetDirs(opts).projectDir);
+  // The fleet's files declare what the resources cannot say (customer VPCs' CIDRs).
+  const fleet = requireFleet(fleetDirs(opts));
   let stacks;
   try {
-    stacks = importStacks(json, platform.environments);
+    stacks = importStacks(json, fleet.platform.environments);
   } catch (err) {
     if (err instanceof StateFormatError) throw new UsageError(`${file}: ${err.message}`);
     throw err;
   }
-  const report = checkNetwork(stacks);
+  const report = checkNetwork(stacks, declaredPeersOf(fleet));
   if (opts.verbose) {
     for (const p of report.proven) {
       io.out(`${p.stack}: ${p.source} -> ${p.destination}:${p.port}: reachable`);

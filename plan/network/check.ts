@@ -10,7 +10,7 @@
 import { regionCode } from "../../infra/model/naming.ts";
 import type { PlannedStack, RenderedStack, Violation } from "../types.ts";
 import { EPHEMERAL_PORTS, naclAdmits, sgAdmits, sgOpenTo } from "./filters.ts";
-import { buildInventory, type Database, type Inventory, type Runner, type Subnet, type Vpc } from "./inventory.ts";
+import { buildInventory, type Database, type DeclaredPeer, type Inventory, type Runner, type Subnet, type Vpc } from "./inventory.ts";
 import { ALL, BlockIndex, contains, formatRange, type Range } from "./ranges.ts";
 import { Network, trace, traceFromTgw, vpcLabel, type Outcome } from "./trace.ts";
 
@@ -53,8 +53,8 @@ export function formatFinding(f: NetworkFinding): string {
   return `${f.stack}: ${f.source} -> ${f.destination}:${f.port}: ${f.hop}`;
 }
 
-export function checkNetwork(stacks: readonly RenderedStack[]): NetworkReport {
-  const inv = buildInventory(stacks);
+export function checkNetwork(stacks: readonly RenderedStack[], declaredPeers: readonly DeclaredPeer[] = []): NetworkReport {
+  const inv = buildInventory(stacks, declaredPeers);
   const net = new Network(inv);
   const findings: NetworkFinding[] = inv.problems.map((p) => ({ check: "inventory", stack: p.stack, source: "inventory", destination: "resource", port: "any", hop: p.message, urn: p.urn }));
   const proven: ProvenPath[] = [];
@@ -179,7 +179,7 @@ export function checkNetwork(stacks: readonly RenderedStack[]): NetworkReport {
         if (reported.has(key)) continue;
         reported.add(key);
         if (!p.declaredPeerCidr) {
-          findings.push({ check: "customer-peering", stack: p.stack, source: `vpc ${p.vpc.name}`, destination: `customer VPC ${p.peerVpcId}`, port: "any", hop: `peering ${p.id} (${p.name}) declares no peer-cidr tag: the customer's CIDR is unknown, so its routes cannot be checked`, urn: p.urn });
+          findings.push({ check: "customer-peering", stack: p.stack, source: `vpc ${p.vpc.name}`, destination: `customer VPC ${p.peerVpcId}`, port: "any", hop: `peering ${p.id} (${p.name}) goes to a VPC of no stack whose CIDR no tenant file declares (customerVpc): its routes cannot be checked`, urn: p.urn });
         } else if (!contains(p.declaredPeerCidr, r.block)) {
           findings.push({ check: "customer-peering", stack: p.stack, source: `vpc ${p.vpc.name}`, destination: `customer VPC ${p.peerVpcId} ${formatRange(p.declaredPeerCidr)}`, port: "any", hop: `route table ${t.id} (${t.name}) ${r.from} sends ${formatRange(r.block)} to peering ${p.id}, wider than the customer's CIDR ${formatRange(p.declaredPeerCidr)}`, urn: t.urn });
         }

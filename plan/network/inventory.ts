@@ -111,7 +111,7 @@ export interface Peering extends Origin {
   peerRegion?: string;
   /** autoAccept, or an accepter resource of ours. Otherwise the peer's owner may or may not accept. */
   accepted: boolean;
-  /** The peer side's CIDR as declared on the connection (tag `peer-cidr`) when the peer VPC is not ours. */
+  /** The peer side's CIDR when the peer VPC is not ours, as the tenant file declares it (DeclaredPeer). */
   declaredPeerCidr?: Block;
   tenant?: string;
 }
@@ -304,8 +304,19 @@ function origin(r: Res): Origin {
   return { stack: r.stack, urn: r.urn, name: r.name, id: idOf(r) ?? "" };
 }
 
+/**
+ * A customer VPC as the tenant file declares it (`dedicated.<env>.customerVpc`): the stack that
+ * peers with it and the VPC's id and CIDR. The rendered peering names the VPC, not its CIDR.
+ */
+export interface DeclaredPeer {
+  stack: string;
+  vpcId: string;
+  cidr: string;
+}
+
 /** Reads the network of all stacks. */
-export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
+export function buildInventory(stacks: readonly RenderedStack[], declaredPeers: readonly DeclaredPeer[] = []): Inventory {
+  const declared = new Map(declaredPeers.map((d) => [`${d.stack}\u0000${d.vpcId}`, d.cidr]));
   const problems: InventoryProblem[] = [];
   const byType = new Map<string, Res[]>();
   const stackKinds = new Map<string, string>();
@@ -409,6 +420,7 @@ export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
     const vpcId = str(r, "vpcId") ?? "";
     const peerVpcId = str(r, "peerVpcId") ?? "";
     const tags = (val(r, "tags") ?? {}) as Record<string, unknown>;
+    const peerCidr = declared.get(`${r.stack}\u0000${peerVpcId}`);
     const p: Peering = {
       ...origin(r),
       vpcId,
@@ -419,7 +431,7 @@ export function buildInventory(stacks: readonly RenderedStack[]): Inventory {
       ...(str(r, "peerRegion") ? { peerRegion: str(r, "peerRegion") } : {}),
       // AWS accepts a same-account, same-region request itself only with autoAccept.
       accepted: (val(r, "autoAccept") === true && !str(r, "peerRegion")) || accepted.has(id),
-      ...(block(typeof tags["peer-cidr"] === "string" ? tags["peer-cidr"] : undefined) ? { declaredPeerCidr: block(tags["peer-cidr"] as string)! } : {}),
+      ...(block(peerCidr) ? { declaredPeerCidr: block(peerCidr)! } : {}),
       ...(typeof tags.tenant === "string" ? { tenant: tags.tenant } : {}),
     };
     peerings.add(r.stack, id, p);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { networkFleet, syntheticNetworkSpec } from "../../../bench/lib/networkFleet.ts";
+import { declaredPeers, networkFleet, syntheticNetworkSpec } from "../../../bench/lib/networkFleet.ts";
 import { checkNetwork, formatFinding } from "../../../plan/network/check.ts";
 import type { RenderedStack } from "../../../plan/types.ts";
 import { addLike, find, remove, setInputs } from "./support.ts";
@@ -10,17 +10,18 @@ const ASSOCIATION = "aws:ec2transitgateway/routeTableAssociation:RouteTableAssoc
 const ECS = "aws:ecs/service:Service";
 
 /** 2 cells and 4 dedicated tenants over us-east-1 and eu-west-1; d00000 and d00002 peer with a customer VPC and have NAT egress. */
+const SPEC = syntheticNetworkSpec({ cells: 2, dedicated: 4, customerEvery: 2, egressEvery: 2 });
 function fleet(): RenderedStack[] {
-  return networkFleet(syntheticNetworkSpec({ cells: 2, dedicated: 4, customerEvery: 2, egressEvery: 2 }));
+  return networkFleet(SPEC);
 }
 
 function lines(stacks: RenderedStack[]): string[] {
-  return checkNetwork(stacks).findings.map(formatFinding);
+  return checkNetwork(stacks, declaredPeers(SPEC)).findings.map(formatFinding);
 }
 
 describe("network check on a synthetic fleet (the program's network resources, bench/lib/networkFleet.ts)", () => {
   it("proves every provider's database reachable from its region's runner, and the control plane's from every runner", () => {
-    const report = checkNetwork(fleet());
+    const report = checkNetwork(fleet(), declaredPeers(SPEC));
     expect(report.findings.map(formatFinding)).toEqual([]);
     expect(report.counts).toMatchObject({ vpcs: 8, databases: 7, providers: 6, runners: 2, tenantVpcs: 6 });
     expect(report.proven.map((p) => `${p.stack}: ${p.source} -> ${p.destination}:${p.port}`).sort()).toEqual([
@@ -94,6 +95,15 @@ describe("network check on a synthetic fleet (the program's network resources, b
     ]);
   });
 
+  it("a customer peering whose CIDR no tenant file declares cannot be checked, and says so", () => {
+    const s = fleet();
+    const pcx = find(s, "dedicated-d00000-prod", "tenant-d00000-customer-peering");
+    expect(checkNetwork(s).findings.map(formatFinding).filter((l) => l.includes("customer"))).toEqual([
+      `dedicated-d00000-prod: vpc tenant-d00000-network-vpc -> customer VPC vpc-0cus000000000000:any: peering ${pcx.id} (tenant-d00000-customer-peering) goes to a VPC of no stack whose CIDR no tenant file declares (customerVpc): its routes cannot be checked`,
+      `dedicated-d00002-prod: vpc tenant-d00002-network-vpc -> customer VPC vpc-0cus000000000002:any: peering ${find(s, "dedicated-d00002-prod", "tenant-d00002-customer-peering").id} (tenant-d00002-customer-peering) goes to a VPC of no stack whose CIDR no tenant file declares (customerVpc): its routes cannot be checked`,
+    ]);
+  });
+
   it("another tenant routed into a customer's peering is refused by AWS (peerings are not transitive): no path", () => {
     const s = fleet();
     // d00002 (same region) sends d00000's customer CIDR to the TGW; the spokes table has no route to it.
@@ -151,7 +161,8 @@ describe("network check on a synthetic fleet (the program's network resources, b
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 1, max: 3 }),
         (cells, dedicated, customerEvery, egressEvery) => {
-          const report = checkNetwork(networkFleet(syntheticNetworkSpec({ cells, dedicated, customerEvery, egressEvery })));
+          const spec = syntheticNetworkSpec({ cells, dedicated, customerEvery, egressEvery });
+          const report = checkNetwork(networkFleet(spec), declaredPeers(spec));
           expect(report.findings.map(formatFinding)).toEqual([]);
           // One proven path per provider, plus each runner to the control plane's database.
           expect(report.proven).toHaveLength(cells + dedicated + 2);
