@@ -172,7 +172,7 @@ export class ControlPlane {
       }
       const runner = deps.runner ?? makeRunner(config, deps.pulumiCommand);
       const metrics = new Metrics();
-      metrics.attach(runs, boss);
+      metrics.attach(runs, db.pool);
       log.info({ repoDir: config.repoDir, branch, runner: runner.kind, database: db.embedded ? "embedded" : "DATABASE_URL" }, "control plane ready");
       return new ControlPlane(config, log, db, boss, runs, writer, runner, metrics, deps);
     } catch (err) {

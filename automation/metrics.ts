@@ -5,7 +5,6 @@
  */
 import client from "prom-client";
 import type { Pool } from "pg";
-import type { PgBoss } from "pg-boss";
 import { ROLLOUT_STATES } from "./rollouts/engine.ts";
 import { QUEUES } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
@@ -25,7 +24,7 @@ export class Metrics {
   });
   readonly eventsRejected = new client.Counter({
     name: "tenancy_billing_events_rejected_total",
-    help: "Webhook deliveries or events rejected, by stage: signature (bad, stale or re-serialized), payload, stale (older than applied state), change (resulting tenant spec invalid or not applicable).",
+    help: "Webhook deliveries or events rejected, by stage: signature (missing, bad, stale or re-serialized), payload (signed but not JSON, or not a usable event), stale (older than applied state), change (resulting tenant spec invalid or not applicable).",
     labelNames: ["stage"] as const,
     registers: [this.registry],
   });
@@ -76,7 +75,7 @@ export class Metrics {
   }
 
   /** Gauges read from the database on every scrape. */
-  attach(runs: RunStore, boss: PgBoss): void {
+  attach(runs: RunStore, pool: Pool): void {
     new client.Gauge({
       name: "tenancy_runs",
       help: "Stack runs by state (all processes).",
@@ -87,14 +86,34 @@ export class Metrics {
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
+    // Waiting work and deferred jobs apart: a grace-period re-check of a past_due subscription
+    // sits in the reconcile queue for days (startAfter), and is not a backlog.
+    const queueCounts = async (): Promise<Map<string, { ready: number; deferred: number }>> => {
+      const { rows } = await pool.query<{ name: string; ready: string; deferred: string }>(
+        `SELECT name, count(*) FILTER (WHERE start_after <= now()) AS ready, count(*) FILTER (WHERE start_after > now()) AS deferred
+           FROM pgboss.job WHERE name = ANY($1) AND state IN ('created', 'retry') GROUP BY name`,
+        [Object.values(QUEUES)],
+      );
+      return new Map(rows.map((r) => [r.name, { ready: Number(r.ready), deferred: Number(r.deferred) }]));
+    };
     new client.Gauge({
       name: "tenancy_queue_depth",
-      help: "Jobs waiting in each pg-boss queue (created or retry).",
+      help: "Jobs ready to be worked on in each pg-boss queue (created or retry, due now); deferred jobs are in tenancy_queue_deferred.",
       labelNames: ["queue"] as const,
       registers: [this.registry],
       async collect() {
-        // A fresh count (force), as pg-boss 10's getQueueSize gave; queued = created or retry.
-        for (const q of Object.values(QUEUES)) this.set({ queue: q }, (await boss.getQueueStats(q, { force: true }))[0]?.queuedCount ?? 0);
+        const counts = await queueCounts();
+        for (const q of Object.values(QUEUES)) this.set({ queue: q }, counts.get(q)?.ready ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: "tenancy_queue_deferred",
+      help: "Jobs scheduled for later in each pg-boss queue (e.g. the grace-period re-check of a past_due subscription); not waiting work.",
+      labelNames: ["queue"] as const,
+      registers: [this.registry],
+      async collect() {
+        const counts = await queueCounts();
+        for (const q of Object.values(QUEUES)) this.set({ queue: q }, counts.get(q)?.deferred ?? 0);
       },
     });
   }

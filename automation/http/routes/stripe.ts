@@ -26,6 +26,13 @@ export function stripeRoutes(ctx: RouteContext) {
       try {
         event = Stripe.webhooks.constructEvent(raw, signature, ctx.stripeWebhookSecret, STRIPE_TOLERANCE_SECONDS);
       } catch (err) {
+        // constructEvent parses the body after the signature verified: a signed body that is not
+        // JSON is a payload problem, not a signature one.
+        if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) {
+          ctx.metrics.eventsRejected.inc({ stage: "payload" });
+          request.log.warn({ reason: (err as Error).message.split("\n")[0] }, "webhook body signed correctly but not JSON");
+          throw new HttpError(400, `the body is signed correctly but is not JSON (${(err as Error).message.split("\n")[0]}); expected the Stripe event JSON`);
+        }
         ctx.metrics.eventsRejected.inc({ stage: "signature" });
         request.log.warn({ reason: (err as Error).message.split("\n")[0] }, "webhook signature rejected");
         throw new HttpError(
