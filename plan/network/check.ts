@@ -68,6 +68,12 @@ export function checkNetwork(stacks: readonly RenderedStack[], declaredPeers: re
   // A runner is named by the region it serves: its platform stack's.
   const runnerName = (r: Runner) => `runner ${regionCode(r.stack.replace(/^platform-/, ""))}`;
   const checked = new Set<string>();
+  // A runner serves the region of its platform stack; one whose subnets are elsewhere would carry
+  // that region's data out of it.
+  const misplaced = (r: Runner): string | undefined => {
+    const serves = r.stack.replace(/^platform-/, "");
+    return r.region === serves ? undefined : `the runner of platform-${serves} runs in ${r.region} (${r.name}: its subnets are in a VPC of ${r.region}); ${serves} data must be handled in ${serves}`;
+  };
   const reach = (stack: string, runner: Runner, db: Database, urn: string) => {
     const key = `${runner.stack}|${runner.id}|${db.stack}|${db.id}`;
     if (checked.has(key)) return;
@@ -95,17 +101,17 @@ export function checkNetwork(stacks: readonly RenderedStack[], declaredPeers: re
       continue;
     }
     for (const runner of runners) {
-      if (runner.region !== region) {
-        findings.push({ check: "reachability", stack: p.stack, source: runnerName(runner), destination: `db ${db.identifier}`, port: String(db.port), hop: `the runner of platform-${region} runs in ${runner.region} (${runner.name}: its subnets are in a VPC of ${runner.region}); ${region} data must be handled in ${region}`, urn: runner.urn });
-        continue;
-      }
-      reach(p.stack, runner, db, p.urn);
+      if (misplaced(runner)) findings.push({ check: "reachability", stack: p.stack, source: runnerName(runner), destination: `db ${db.identifier}`, port: String(db.port), hop: misplaced(runner)!, urn: runner.urn });
+      else reach(p.stack, runner, db, p.urn);
     }
   }
   // Every runner reaches the control plane's database (a database of a platform stack): the
   // workers of every region use its queue, through the hubs' Transit Gateway peering.
   for (const db of inv.databases.filter((d) => inv.stackKinds.get(d.stack) === "platform" || d.stack.startsWith("platform-"))) {
-    for (const runner of inv.runners) reach(db.stack, runner, db, db.urn);
+    for (const runner of inv.runners) {
+      if (misplaced(runner)) findings.push({ check: "reachability", stack: db.stack, source: runnerName(runner), destination: `db ${db.identifier}`, port: String(db.port), hop: misplaced(runner)!, urn: runner.urn });
+      else reach(db.stack, runner, db, db.urn);
+    }
   }
 
   // (b) and (c): isolation, layer by layer; each layer must isolate on its own.

@@ -132,6 +132,7 @@ describe("network check on a synthetic fleet (the program's network resources, b
       `shared-prod-c00001: runner euw1 -> db tenancy-prod-c00001:5432: ${hop}`,
       `dedicated-d00001-prod: runner euw1 -> db tenancy-prod-d00001:5432: ${hop}`,
       `dedicated-d00003-prod: runner euw1 -> db tenancy-prod-d00003:5432: ${hop}`,
+      `platform-us-east-1: runner euw1 -> db tenancy-control-plane:5432: ${hop}`,
     ]);
   });
 
