@@ -16,7 +16,7 @@ import { GitHubClient } from "./git/github.ts";
 import { GitWriter } from "./git/writer.ts";
 import { ApiKeyRing } from "./http/keyRing.ts";
 import { RunEventHub } from "./http/runEvents.ts";
-import { buildServer } from "./http/server.ts";
+import { buildMetricsServer, buildServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startBoss } from "./queue.ts";
@@ -78,6 +78,8 @@ export class ControlPlane {
   readonly rollouts: RolloutService;
   readonly rolloutWorker: RolloutWorker;
   readonly server: ReturnType<typeof buildServer>;
+  /** The /metrics listener (config.http.metrics); undefined when /metrics is on the main port. */
+  readonly metricsServer: ReturnType<typeof buildMetricsServer> | undefined;
   /** Undefined when the lifecycle worker is off (config.lifecycle absent). */
   readonly lifecycle: ControlPlaneLifecycle | undefined;
   private started: StartOptions = {};
@@ -126,6 +128,7 @@ export class ControlPlane {
     metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
     this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
+    this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
     this.server = buildServer({
       stripeWebhookSecret: config.stripeWebhookSecret,
@@ -210,6 +213,9 @@ export class ControlPlane {
       await this.hub.start();
       this.keys.watch();
       await this.server.listen({ port: this.config.port, host: this.config.host });
+      if (this.metricsServer && this.config.http.metrics) {
+        await this.metricsServer.listen({ port: this.config.http.metrics.port, host: this.config.http.metrics.host });
+      }
     }
     this.started = { ...this.started, ...opts };
   }
@@ -218,6 +224,7 @@ export class ControlPlane {
   async stop(graceMs = this.config.shutdownGraceSeconds * 1000): Promise<void> {
     if (this.started.http) {
       this.keys.close();
+      await this.metricsServer?.close().catch(() => undefined);
       await this.server.close().catch(() => undefined);
       await this.hub.stop();
     }

@@ -11,9 +11,11 @@ import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
 import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
 import { StreamLimits } from "./streams.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
-import { healthRoutes } from "./routes/health.ts";
+import { healthRoutes, metricsRoutes } from "./routes/health.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
@@ -82,6 +84,20 @@ export function buildServer(deps: ServerDeps) {
     await api.register(eventRoutes(ctx));
   });
 
+  return app;
+}
+
+/**
+ * The separate /metrics listener (TENANCY_METRICS_HOST/PORT, loopback by default): Node
+ * version, run counts and event types are for the scraper in the task, not for the load balancer.
+ */
+export function buildMetricsServer(metrics: Metrics, log: Logger) {
+  // Scrapes are not worth a line each: only warnings and errors of this listener are logged.
+  const app = Fastify({ loggerInstance: log.child({ listener: "metrics" }, { level: "warn" }), requestTimeout: 10_000 });
+  app.register(metricsRoutes(metrics));
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(errorBody(`no route ${request.method} ${request.url}; this listener serves GET /metrics only`));
+  });
   return app;
 }
 

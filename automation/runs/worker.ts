@@ -11,6 +11,7 @@ import type { GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
+import { maskSecretOutputs } from "./outputs.ts";
 import { RunCancelledError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
 import { stateMoveOf, type RunRecord, type RunStore } from "./store.ts";
 
@@ -193,7 +194,7 @@ export class RunWorker {
       await flush();
       const ok = await store.finish(runId, this.workerId, {
         state: "succeeded",
-        output: { commit: checkout.commit, summary: outcome.summary, outputs: outcome.outputs, concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail },
+        output: { commit: checkout.commit, summary: outcome.summary, outputs: maskSecretOutputs(outcome.outputs), concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail },
       });
       if (ok) this.opts.metrics?.runDuration.observe({ state: "succeeded" }, (Date.now() - started) / 1000);
       log.info({ stack, commit: checkout.commit, retries: outcome.concurrentUpdateRetries }, ok ? `run succeeded: ${operation} ${stack}` : "run finished after another worker took it over");

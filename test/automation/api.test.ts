@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -132,11 +132,28 @@ describe("internal API", () => {
     expect(lines.every((l) => "tenantId" in l && "runId" in l)).toBe(true);
   });
 
-  it("serves /healthz and /metrics", async () => {
+  it("serves /healthz (check names only; details in the log) and /metrics on its own loopback listener", async () => {
     const health = await fetch(`${h.baseUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: "ok", checks: { database: "ok", git: "ok" } });
-    const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+    // A failing check: named, its error text logged and never answered.
+    const gitDir = join(h.repo.dir, ".git");
+    const moved = join(h.repo.dir, ".git-away");
+    renameSync(gitDir, moved);
+    try {
+      const failing = await fetch(`${h.baseUrl}/healthz`);
+      expect(failing.status).toBe(503);
+      const text = await failing.text();
+      expect(JSON.parse(text)).toEqual({ status: "failing", checks: { database: "ok", git: "failing" } });
+      const logged = lines.find((l) => l.msg === "health check failing: git") as { failed: { git: string } } | undefined;
+      expect(logged?.failed.git.length).toBeGreaterThan(0);
+      expect(text).not.toContain(logged!.failed.git);
+    } finally {
+      renameSync(moved, gitDir);
+    }
+    expect((await fetch(`${h.baseUrl}/metrics`)).status).toBe(404);
+    expect(h.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^tenancy_runs\{state="succeeded"\} [1-9]/m);
     expect(metrics).toMatch(/^tenancy_runs\{state="queued"\} \d+/m);
     expect(metrics).toMatch(/^tenancy_queue_depth\{queue="stack-run"\} \d+/m);

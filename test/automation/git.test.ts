@@ -56,7 +56,7 @@ describe("validation before commit", () => {
     expect(h.repo.log()[0]!.sha).toBe(head);
     expect(h.repo.git("status", "--porcelain")).toBe("");
     expect(await count(h, "SELECT 1 FROM runs")).toBe(0);
-    const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/tenancy_billing_events_rejected_total\{stage="change"\} 2/);
   });
 

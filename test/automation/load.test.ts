@@ -112,7 +112,7 @@ it(`applies 1,000 shuffled events with 20% duplicates to the expected tenant fil
   expect(statuses.every((s) => s === 200)).toBe(true);
 
   expect(await count(h, "SELECT 1 FROM billing_events")).toBe(UNIQUE);
-  const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+  const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
   expect(metrics).toContain(`tenancy_billing_events_deduplicated_total ${DUPLICATES}`);
   const accepted = await count(h, "SELECT 1 FROM billing_events WHERE outcome = 'accepted'");
   expect(accepted + (await count(h, "SELECT 1 FROM billing_events WHERE outcome = 'stale'"))).toBe(UNIQUE);

@@ -44,6 +44,8 @@ export interface FakePulumiOptions {
    * the move, which the runner's check afterwards must catch.
    */
   stateMoveSavesNothing?: boolean;
+  /** stack -> its outputs after an up, as `stack output --json` prints them (secret ones as "[secret]" unless --show-secrets). */
+  outputs?: Record<string, Record<string, { value: unknown; secret: boolean }>>;
 }
 
 /** A resource in a stack's deployment (the fields `stack export` prints that a move uses). */
@@ -191,7 +193,11 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
     writeState({ name: stack!, updates: [] });
     return ok(`Created stack '${stack}'\n`);
   }
-  if (cmd === "stack" && sub === "output") return ok("{}\n");
+  if (cmd === "stack" && sub === "output") {
+    const outs = (stack ? opts.outputs?.[stack] : undefined) ?? {};
+    const show = args.includes("--show-secrets");
+    return ok(`${JSON.stringify(Object.fromEntries(Object.entries(outs).map(([k, o]) => [k, o.secret && !show ? "[secret]" : o.value])))}\n`);
+  }
   if (cmd === "stack" && sub === "history") {
     const last = readState()?.updates.at(-1);
     if (!last) return ok("[]\n");

@@ -47,6 +47,8 @@ export interface Harness {
   tmp: string;
   config: ControlPlaneConfig;
   baseUrl: string;
+  /** The /metrics listener's base URL; undefined when /metrics is on the main port. */
+  metricsUrl: string | undefined;
   /** POST a signed event to /webhooks/stripe. */
   post(event: unknown, opts?: { signature?: string; body?: string }): Promise<{ status: number; json: Record<string, unknown> }>;
   api(method: string, path: string, body?: unknown, key?: string | null): Promise<{ status: number; json: Record<string, unknown> }>;
@@ -60,7 +62,7 @@ export function testConfig(over: Partial<ControlPlaneConfig> & Pick<ControlPlane
     stripeWebhookSecret: WEBHOOK_SECRET,
     priceTiers: PRICE_TIERS,
     apiKeys: [apiKeyRecord({ name: "test", hash: `sha256:${createHash("sha256").update(API_KEY).digest("hex")}`, scopes: ["admin"] })],
-    http: { ...DEFAULT_HTTP_SETTINGS, metrics: null },
+    http: { ...DEFAULT_HTTP_SETTINGS, metrics: { host: "127.0.0.1", port: 0 } },
     maxParallelRuns: 2,
     runner: "local",
     git: { remote: "origin", author: { name: "Control Plane Test", email: "control-plane@test.invalid" } },
@@ -94,6 +96,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   await cp.start({ ...start, http: true });
   const port = (cp.server.server.address() as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;
+  const metricsAddress = cp.metricsServer?.server.address() as AddressInfo | null | undefined;
+  const metricsUrl = metricsAddress ? `http://127.0.0.1:${metricsAddress.port}` : undefined;
   const asJson = async (res: Response) => {
     const text = await res.text();
     try {
@@ -110,6 +114,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     tmp,
     config,
     baseUrl,
+    metricsUrl,
     async post(event, o = {}) {
       const body = o.body ?? JSON.stringify(event);
       const res = await fetch(`${baseUrl}/webhooks/stripe`, {
