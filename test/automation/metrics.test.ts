@@ -20,7 +20,7 @@ afterAll(async () => {
   await pgs?.stop();
 });
 
-const scrape = async () => (await fetch(`${h.baseUrl}/metrics`)).text();
+const scrape = async () => (await fetch(`${h.metricsUrl}/metrics`)).text();
 const value = (text: string, series: string) => {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));

@@ -132,7 +132,7 @@ describe("POST /webhooks/stripe", () => {
     expect(await count(h, "SELECT 1 FROM pgboss.job")).toBe(before.jobs);
     expect(await count(h, "SELECT 1 FROM subscriptions")).toBe(before.subs);
     expect(h.repo.log().length).toBe(before.commits);
-    const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/tenancy_billing_events_rejected_total\{stage="signature"\} 6/);
   });
 
