@@ -23,7 +23,7 @@ import {
 import type { DeploymentsSettings } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { StateMoveSummary } from "./store.ts";
-import { firstLine, RunCancelledError, sleep, TAIL } from "./support.ts";
+import { firstLine, RunCancelledError, signalPerCommand, sleep, TAIL } from "./support.ts";
 import { moveStateThrough } from "./stateMove.ts";
 
 export { RunCancelledError };
@@ -172,7 +172,7 @@ export class LocalAutomationRunner implements Runner {
   }
 
   private async stack(ctx: RunContext) {
-    const pulumiCommand = await this.cli();
+    const pulumiCommand = signalPerCommand(await this.cli());
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName: ctx.stack, workDir: ctx.workDir },
       { pulumiCommand, ...(this.opts.envVars ? { envVars: this.opts.envVars } : {}) },

@@ -128,11 +128,17 @@ export function lockFile(stateDir: string, stack: string): string {
 function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve(false);
-    const t = setTimeout(() => resolve(true), ms);
-    signal?.addEventListener("abort", () => {
+    // The listener goes when the timer fires: one run's signal sees many events, and listeners
+    // left behind added up to MaxListenersExceededWarning (11 abort listeners).
+    const onAbort = () => {
       clearTimeout(t);
       resolve(false);
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 
