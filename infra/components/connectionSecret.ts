@@ -1,5 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { PG_SSLMODE, RDS_CA_BUNDLE_URL } from "../model/database.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
 
 export interface ConnectionSecretArgs {
@@ -20,7 +21,7 @@ export interface ConnectionSecretArgs {
 }
 
 /**
- * The tenant application's connection document, `{ host, port, database, user, password, schema }`,
+ * The tenant application's connection document, `{ host, port, database, user, password, schema, sslmode, sslrootcertUrl }`,
  * in a namespaced secret encrypted with the key that protects the tenant's secrets. The document
  * is built with pulumi.jsonStringify and wrapped as a secret: it never exists in plain text in
  * the state or in the plan.
@@ -49,6 +50,9 @@ export class ConnectionSecret extends pulumi.ComponentResource {
             user: args.user,
             password: args.password,
             schema: args.schema,
+            // Clients verify the server certificate and host name (never sslmode=require).
+            sslmode: PG_SSLMODE,
+            sslrootcertUrl: RDS_CA_BUNDLE_URL,
           }),
         ),
       },

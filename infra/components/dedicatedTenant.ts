@@ -153,6 +153,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         engineVersion: ctx.platform.cellDefaults.dbEngineVersion,
         instanceClass: sizing.instanceClass,
         allocatedStorageGb: sizing.allocatedStorageGb,
+        maxAllocatedStorageGb: sizing.maxAllocatedStorageGb,
         multiAz: sizing.multiAz,
         backupRetentionDays: sizing.backupRetentionDays,
         prod,

@@ -2,7 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { DB_PASSWORD_LENGTH, MASTER_USERNAME, PG_SSLMODE, POSTGRES_PORT, postgresFamily } from "../model/database.ts";
+import { DB_PASSWORD_LENGTH, MASTER_USERNAME, PG_SSLMODE, POSTGRES_PORT, RDS_LOG_EXPORTS, postgresFamily, storageCeiling } from "../model/database.ts";
 import { dbParameterGroupName, dbSubnetGroupName, finalSnapshotIdentifier } from "../model/infraNames.ts";
 import { MIN_BACKUP_RETENTION_DAYS } from "../model/tiers.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
@@ -21,6 +21,8 @@ export interface PostgresInstanceArgs {
   engineVersion: string;
   instanceClass: string;
   allocatedStorageGb: number;
+  /** Storage autoscaling ceiling (MAX_ALLOCATED_STORAGE_GB or the tenant's override); at least allocatedStorageGb. */
+  maxAllocatedStorageGb: number;
   multiAz: boolean;
   backupRetentionDays: number;
   /**
@@ -66,6 +68,11 @@ export class PostgresInstance extends pulumi.ComponentResource {
     const family = postgresFamily(args.engineVersion);
     this.dbName = args.dbName;
 
+    // Drawn once per instance (keepers: a new identifier is a new instance): the final snapshot's
+    // name is then unique per deletion.
+    const finalSuffix = args.prod
+      ? new random.RandomId(`${name}-final-snapshot`, { byteLength: 4, keepers: { identifier: args.identifier } }, { parent: this }).hex
+      : undefined;
     const password = new random.RandomPassword(`${name}-master`, { length: DB_PASSWORD_LENGTH, special: false }, { parent: this });
     const masterPassword = pulumi.secret(password.result);
 
@@ -95,6 +102,7 @@ export class PostgresInstance extends pulumi.ComponentResource {
         engineVersion: args.engineVersion,
         instanceClass: args.instanceClass,
         allocatedStorage: args.allocatedStorageGb,
+        maxAllocatedStorage: storageCeiling(args.allocatedStorageGb, args.maxAllocatedStorageGb),
         storageType: "gp3",
         storageEncrypted: true,
         kmsKeyId: args.kmsKeyArn,
@@ -114,7 +122,12 @@ export class PostgresInstance extends pulumi.ComponentResource {
         allowMajorVersionUpgrade: false,
         deletionProtection: args.prod,
         skipFinalSnapshot: !args.prod,
-        finalSnapshotIdentifier: args.prod ? finalSnapshotIdentifier(args.identifier) : undefined,
+        finalSnapshotIdentifier: finalSuffix ? finalSuffix.apply((hex) => finalSnapshotIdentifier(args.identifier, hex)) : undefined,
+        enabledCloudwatchLogsExports: [...RDS_LOG_EXPORTS],
+        // The rule: changes wait for the maintenance window (a class or storage change restarts
+        // or slows the instance); an urgent one is applied by a person with
+        // `aws rds modify-db-instance --apply-immediately` after the up (docs/operations.md).
+        applyImmediately: false,
         performanceInsightsEnabled: args.performanceInsightsKmsKeyArn !== undefined,
         performanceInsightsKmsKeyId: args.performanceInsightsKmsKeyArn,
         tags: t,
@@ -158,6 +171,7 @@ export class PostgresInstance extends pulumi.ComponentResource {
         username: MASTER_USERNAME,
         password: masterPassword,
         sslmode: PG_SSLMODE,
+        sslrootcert: ctx.platform.rdsCaBundlePath,
         superuser: false,
         connectTimeout: PG_CONNECT_TIMEOUT_S,
       },

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { cellKeyPolicy } from "../model/accessPolicies.ts";
 import {
-  CELL_BACKUP_RETENTION_DAYS_NONPROD, CELL_BACKUP_RETENTION_DAYS_PROD, isProd,
+  CELL_BACKUP_RETENTION_DAYS_NONPROD, CELL_BACKUP_RETENTION_DAYS_PROD, CELL_MAX_ALLOCATED_STORAGE_GB, isProd,
 } from "../model/database.ts";
 import type { Cell } from "../model/fleet.ts";
 import { cellDbIdentifier } from "../model/infraNames.ts";
@@ -82,6 +82,7 @@ export class SharedCell extends pulumi.ComponentResource {
         engineVersion: cell.config.dbEngineVersion ?? defaults.dbEngineVersion,
         instanceClass: cell.config.dbInstanceClass ?? defaults.dbInstanceClass,
         allocatedStorageGb: cell.config.dbAllocatedStorageGb ?? defaults.dbAllocatedStorageGb,
+        maxAllocatedStorageGb: prod ? CELL_MAX_ALLOCATED_STORAGE_GB.prod : CELL_MAX_ALLOCATED_STORAGE_GB.nonprod,
         multiAz: prod,
         backupRetentionDays: prod ? CELL_BACKUP_RETENTION_DAYS_PROD : CELL_BACKUP_RETENTION_DAYS_NONPROD,
         prod,

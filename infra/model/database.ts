@@ -21,8 +21,35 @@ export const CELL_BACKUP_RETENTION_DAYS_NONPROD = MIN_BACKUP_RETENTION_DAYS;
 /** Length of generated database passwords (alphanumeric only: no escaping in connection strings). */
 export const DB_PASSWORD_LENGTH = 32;
 
-/** SSL mode of the postgresql provider and of the connection documents. */
-export const PG_SSLMODE = "require";
+/**
+ * SSL mode of the postgresql provider and of the connection documents: verify-full checks the
+ * server certificate against the RDS CA bundle and its host name, so a spoofed endpoint (DNS,
+ * routing) cannot collect the password; `require` encrypts but trusts any certificate.
+ */
+export const PG_SSLMODE = "verify-full";
+/**
+ * The RDS certificate bundle of every region (AWS: "Using SSL/TLS to encrypt a connection to a DB
+ * instance", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html).
+ * Applications fetch it from here (the connection document names it); the runner image keeps a
+ * copy at the platform's `rdsCaBundlePath`.
+ */
+export const RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
+/** Where the runner (which runs `pulumi up`) has the bundle when Pulumi.yaml does not say. */
+export const DEFAULT_RDS_CA_BUNDLE_PATH = "/etc/ssl/certs/rds-global-bundle.pem";
+
+/** RDS log exports: PostgreSQL's own log to CloudWatch Logs (errors, slow statements, connections). */
+export const RDS_LOG_EXPORTS: readonly string[] = ["postgresql"];
+
+/**
+ * Storage autoscaling ceiling (maxAllocatedStorage, GiB) of a cell database: RDS grows gp3
+ * storage up to it without downtime, never beyond, so a cell's bill cannot grow without limit.
+ * Dedicated ceilings are part of the tier sizing (tiers.ts). Never below the allocated size.
+ */
+export const CELL_MAX_ALLOCATED_STORAGE_GB = { prod: 2000, nonprod: 500 } as const;
+
+export function storageCeiling(allocatedGb: number, ceilingGb: number): number {
+  return Math.max(allocatedGb, ceilingGb);
+}
 
 export class EngineVersionError extends Error {}
 

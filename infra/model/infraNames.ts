@@ -16,9 +16,17 @@ export function dedicatedDbIdentifier(app: string, env: string, tenant: string):
   return `${app}-${env}-${tenant}`;
 }
 
-/** The snapshot RDS takes when a prod instance is deleted; fixed so the offboarding workflow can find it. */
-export function finalSnapshotIdentifier(dbIdentifier: string): string {
-  return `${dbIdentifier}-final`;
+/**
+ * The snapshot RDS takes when a prod instance is deleted: `<identifier>-final-<suffix>`, the suffix
+ * random per instance (drawn when the instance is created), so the second deletion of an
+ * identifier (a tenant onboarded again, a replaced cell database) does not fail on
+ * DBSnapshotAlreadyExists. Found by the prefix `finalSnapshotPrefix()`.
+ */
+export function finalSnapshotIdentifier(dbIdentifier: string, suffix: string): string {
+  return `${finalSnapshotPrefix(dbIdentifier)}${suffix}`;
+}
+export function finalSnapshotPrefix(dbIdentifier: string): string {
+  return `${dbIdentifier}-final-`;
 }
 
 /**

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { isCidr } from "./cidr.ts";
-import { engineVersionProblem } from "./database.ts";
+import { DEFAULT_RDS_CA_BUNDLE_PATH, engineVersionProblem } from "./database.ts";
 import { APP_NAME_PATTERN } from "./naming.ts";
 import { QuotasSchema } from "./quotas.ts";
 
@@ -49,6 +49,8 @@ export const PlatformSchema = z
     dedicatedSupernet: cidr,
     suspensionTarget: z.string().min(1),
     cellDefaults: CellDefaultsSchema,
+    /** Path of the RDS CA bundle on the runner: the postgresql provider verifies the server with it (sslmode verify-full). */
+    rdsCaBundlePath: z.string().startsWith("/", "must be an absolute path on the runner").default(DEFAULT_RDS_CA_BUNDLE_PATH),
     /** Service quotas of the platform account (infra/model/quotas.ts); absent keys are AWS's defaults. */
     quotas: QuotasSchema,
   })

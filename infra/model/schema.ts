@@ -118,6 +118,7 @@ export function makeTenantSchema(ctx: SchemaContext) {
         .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, { error: (i) => `instance class ${shown(i.input)} must look like db.<family>.<size>, e.g. db.r6g.large` })
         .describe("RDS instance class."),
       allocatedStorageGb: z.number().int().min(20).max(65536).describe("RDS allocated storage in GiB."),
+      maxAllocatedStorageGb: z.number().int().min(20).max(65536).describe("Storage autoscaling ceiling in GiB (RDS grows storage up to it; at least allocatedStorageGb)."),
       multiAz: z.boolean().describe("RDS Multi-AZ standby."),
       backupRetentionDays: z.number().int().min(MIN_BACKUP_RETENTION_DAYS).max(35).describe(`Automated backup retention in days (${MIN_BACKUP_RETENTION_DAYS}-35).`),
     })

@@ -29,6 +29,8 @@ export const TIER_LIMITS: Readonly<Record<Tier, TenantLimits>> = {
 export interface DatabaseSizing {
   instanceClass: string;
   allocatedStorageGb: number;
+  /** Storage autoscaling ceiling (RDS maxAllocatedStorage); never below allocatedStorageGb. */
+  maxAllocatedStorageGb: number;
   multiAz: boolean;
   backupRetentionDays: number;
 }
@@ -37,6 +39,7 @@ export interface DatabaseSizing {
 export const DEDICATED_PROD_SIZING: Readonly<DatabaseSizing> = {
   instanceClass: "db.r6g.large",
   allocatedStorageGb: 200,
+  maxAllocatedStorageGb: 2000,
   multiAz: true,
   backupRetentionDays: 14,
 };
@@ -45,6 +48,7 @@ export const DEDICATED_PROD_SIZING: Readonly<DatabaseSizing> = {
 export const DEDICATED_NONPROD_SIZING: Readonly<DatabaseSizing> = {
   instanceClass: "db.t4g.medium",
   allocatedStorageGb: 50,
+  maxAllocatedStorageGb: 200,
   multiAz: false,
   backupRetentionDays: 7,
 };

@@ -17,6 +17,8 @@ interface ShapeOpts {
   peering?: boolean;
   secrets: string[];
   ingress?: boolean;
+  /** Prod: the final snapshot's random suffix. */
+  prod?: boolean;
 }
 
 /** The exact resources of a dedicated stack (below the stack resource). */
@@ -47,6 +49,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`, `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
     `${C("PostgresInstance")} ${n}-db`, `${T.password} ${n}-db-master`, `${T.secret} ${n}-db-master`, `${T.version} ${n}-db-master`,
     `aws:rds/subnetGroup:SubnetGroup ${n}-db`, `aws:rds/parameterGroup:ParameterGroup ${n}-db`, `${T.rds} ${n}-db`, `${T.pgProvider} ${n}-db`,
+    ...(o.prod ? [`random:index/randomId:RandomId ${n}-db-final-snapshot`] : []),
     `${C("DatabaseHardening")} ${n}-db-hardening`, `${T.pgGrant} ${n}-db-hardening-public-connect`, `${T.pgGrant} ${n}-db-hardening-public-schema`,
     `${C("TenantDatabaseAccess")} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`, `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`,
     `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
@@ -74,21 +77,21 @@ beforeAll(async () => {
 describe("dedicated stacks: exact resource sets", () => {
   it("acme prod: 3 AZs, no egress, no peering, its declared and team secrets", () => {
     expect(shape(below(get("dedicated-acme-prod")))).toEqual(dedicatedShape("acme", {
-      azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+      azs: ["us-east-1a", "us-east-1b", "us-east-1c"], prod: true,
       secrets: ["openai_api_key", "slack_bot_token", "teams/sales/webhook_secret", "teams/support/webhook_secret"],
     }));
   });
 
   it("delta-health prod (enterprise on dedicated, eu-west-1): 3 AZs in its region", () => {
     expect(shape(below(get("dedicated-delta-health-prod")))).toEqual(dedicatedShape("delta-health", {
-      azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], secrets: [],
+      azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], secrets: [], prod: true,
     }));
   });
 
   it("megacorp prod: egress with a NAT per AZ, peering with a route per AZ", () => {
     const azs = ["us-east-1a", "us-east-1b", "us-east-1c"];
     expect(shape(below(get("dedicated-megacorp-prod")))).toEqual(dedicatedShape("megacorp", {
-      azs, egress: { natAzs: azs }, peering: true, secrets: ["okta_client_secret", "teams/analytics/warehouse_password"],
+      azs, egress: { natAzs: azs }, peering: true, prod: true, secrets: ["okta_client_secret", "teams/analytics/warehouse_password"],
     }));
   });
 
@@ -99,6 +102,13 @@ describe("dedicated stacks: exact resource sets", () => {
   });
 });
 
+/** The random suffix of a prod instance's final snapshot, as the (mock) provider computed it. */
+function finalHex(r: RenderedStack, id: string): string {
+  const hex = byTypeName(r, "random:index/randomId:RandomId", `tenant-${id}-db-final-snapshot`).outputs?.hex;
+  expect(hex).toMatch(/^[0-9a-f]{8}$/);
+  return String(hex);
+}
+
 describe("prod protections exactly where intended", () => {
   it("prod: Pulumi protect on the tenant key and the instance only; deletion protection and a named final snapshot", () => {
     for (const name of ["dedicated-acme-prod", "dedicated-delta-health-prod", "dedicated-megacorp-prod"]) {
@@ -106,7 +116,9 @@ describe("prod protections exactly where intended", () => {
       const id = name.replace(/^dedicated-/, "").replace(/-prod$/, "");
       expect(r.resources.filter((x) => x.options.protect).map((x) => `${x.type} ${x.name}`).sort()).toEqual([`${T.key} tenant-${id}-key`, `${T.rds} tenant-${id}-db`]);
       const db = plain(byTypeName(r, T.rds, `tenant-${id}-db`));
-      expect([db.deletionProtection, db.skipFinalSnapshot, db.finalSnapshotIdentifier]).toEqual([true, false, `tenancy-prod-${id}-final`]);
+      expect([db.deletionProtection, db.skipFinalSnapshot, db.finalSnapshotIdentifier]).toEqual([true, false, `tenancy-prod-${id}-final-${finalHex(r, id)}`]);
+      // The suffix is drawn per instance: a new identifier draws a new one (keepers).
+      expect(plain(byTypeName(r, "random:index/randomId:RandomId", `tenant-${id}-db-final-snapshot`))).toEqual({ byteLength: 4, keepers: { identifier: `tenancy-prod-${id}` } });
     }
   });
 
@@ -186,11 +198,14 @@ describe("database", () => {
         { database: "app", role: ident, objectType: "database", privileges: ["CONNECT"] },
       ]);
       const provider = byTypeName(r, T.pgProvider, `tenant-${id}-db`);
-      expect(plain(provider)).toMatchObject({ superuser: "false", sslmode: "require", database: "app", username: "platform_admin" });
+      expect(plain(provider)).toMatchObject({ superuser: "false", sslmode: "verify-full", sslrootcert: "/etc/ssl/certs/rds-global-bundle.pem", database: "app", username: "platform_admin" });
       for (const x of r.resources.filter((y) => y.type.startsWith("postgresql:"))) expect(x.options.provider.startsWith(`${provider.urn}::`)).toBe(true);
       const doc = json(plain(byTypeName(r, T.version, `tenant-${id}-database`)).secretString);
       expect(isSecretValue(byTypeName(r, T.version, `tenant-${id}-database`).inputs.secretString)).toBe(true);
-      expect(doc).toEqual({ host: plain(provider).host, port: 5432, database: "app", user: ident, password, schema: ident });
+      expect(doc).toEqual({
+        host: plain(provider).host, port: 5432, database: "app", user: ident, password, schema: ident,
+        sslmode: "verify-full", sslrootcertUrl: "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+      });
     }
   });
 
@@ -478,7 +493,7 @@ describe("a tenant upgrading from a cell (infra/model/handover.ts)", () => {
     `${C("TenantRole")} ${n}-role`, `${T.role} ${n}-role`, `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
     `${C("TenantSecrets")} ${n}-secrets`, `${T.secret} ${n}-secrets/stripe_api_key`, `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
   ];
-  const full = dedicatedShape("startup-alpha", { azs: ["us-east-1a", "us-east-1b", "us-east-1c"], secrets: ["stripe_api_key"] });
+  const full = dedicatedShape("startup-alpha", { azs: ["us-east-1a", "us-east-1b", "us-east-1c"], secrets: ["stripe_api_key"], prod: true });
 
   it("before cutover: everything but the identity the cell still manages; the key policy names the existing role by ARN", async () => {
     for (const phase of ["provisioning", "copying"] as const) {

@@ -38,7 +38,7 @@ function pooledShape(id: string, relSecrets: string[], ownKey: boolean): string[
 }
 
 /** The exact shared infrastructure of a cell with the given AZs. */
-function cellShape(cell: string, azs: string[]): string[] {
+function cellShape(cell: string, azs: string[], prod: boolean): string[] {
   const n = `cell-${cell}`;
   return [
     `${T.cell} ${n}`,
@@ -73,6 +73,7 @@ function cellShape(cell: string, azs: string[]): string[] {
     `aws:rds/parameterGroup:ParameterGroup ${n}-db`,
     `${T.rds} ${n}-db`,
     `${T.pgProvider} ${n}-db`,
+    ...(prod ? [`random:index/randomId:RandomId ${n}-db-final-snapshot`] : []),
     `saas-tenancy:components:DatabaseHardening ${n}-db-hardening`,
     `${T.pgGrant} ${n}-db-hardening-public-connect`,
     `${T.pgGrant} ${n}-db-hardening-public-schema`,
@@ -125,7 +126,7 @@ describe("shared cell stacks: resource sets", () => {
     for (const name of CELLS) {
       const cell = fleet.cells.get(name)!;
       const r = get(name);
-      expect(shape(subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn))).toEqual(cellShape(cell.id, cell.config.azs));
+      expect(shape(subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn))).toEqual(cellShape(cell.id, cell.config.azs, cell.env === "prod"));
     }
   });
 
@@ -189,7 +190,10 @@ describe("pooled tenant: key inputs", () => {
       expect(isSecretValue(version.inputs.secretString)).toBe(true);
       const doc = json(plain(version).secretString);
       const rolePassword = plain(inTenant(r, id, T.pgRole, `tenant-${id}-db-access`)).password;
-      expect(doc).toEqual({ host: provider.host, port: 5432, database: "cell", user: ident, password: rolePassword, schema: ident });
+      expect(doc).toEqual({
+        host: provider.host, port: 5432, database: "cell", user: ident, password: rolePassword, schema: ident,
+        sslmode: "verify-full", sslrootcertUrl: "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+      });
       const secret = plain(inTenant(r, id, T.secret, `tenant-${id}-database`));
       expect(secret.name).toBe(`tenancy/prod/tenants/${id}/database`);
     }
@@ -333,20 +337,23 @@ describe("cell infrastructure: key inputs", () => {
         multiAz: i.multiAz, backupRetentionPeriod: i.backupRetentionPeriod, deletionProtection: i.deletionProtection,
         skipFinalSnapshot: i.skipFinalSnapshot, finalSnapshotIdentifier: i.finalSnapshotIdentifier, dbName: i.dbName,
         username: i.username, parameterGroupName: i.parameterGroupName, dbSubnetGroupName: i.dbSubnetGroupName,
-        autoMinorVersionUpgrade: i.autoMinorVersionUpgrade, protect: x.options.protect,
+        autoMinorVersionUpgrade: i.autoMinorVersionUpgrade, maxAllocatedStorage: i.maxAllocatedStorage,
+        enabledCloudwatchLogsExports: i.enabledCloudwatchLogsExports, applyImmediately: i.applyImmediately, protect: x.options.protect,
       };
     };
     expect(pick(p)).toEqual({
       identifier: "tenancy-prod-use1-02", engine: "postgres", engineVersion: "16", instanceClass: "db.r6g.large",
       allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: true, backupRetentionPeriod: 14,
-      deletionProtection: true, skipFinalSnapshot: false, finalSnapshotIdentifier: "tenancy-prod-use1-02-final", dbName: "cell",
-      username: "platform_admin", parameterGroupName: "tenancy-prod-use1-02-postgres16", dbSubnetGroupName: "tenancy-prod-use1-02", autoMinorVersionUpgrade: true, protect: true,
+      deletionProtection: true, skipFinalSnapshot: false, finalSnapshotIdentifier: `tenancy-prod-use1-02-final-${String(byTypeName(prod, "random:index/randomId:RandomId", "cell-use1-02-db-final-snapshot").outputs?.hex)}`, dbName: "cell",
+      username: "platform_admin", parameterGroupName: "tenancy-prod-use1-02-postgres16", dbSubnetGroupName: "tenancy-prod-use1-02", autoMinorVersionUpgrade: true, maxAllocatedStorage: 2000,
+      enabledCloudwatchLogsExports: ["postgresql"], applyImmediately: false, protect: true,
     });
     expect(pick(s)).toEqual({
       identifier: "tenancy-staging-use1-01", engine: "postgres", engineVersion: "16", instanceClass: "db.t4g.medium",
       allocatedStorage: 100, storageEncrypted: true, publiclyAccessible: false, multiAz: false, backupRetentionPeriod: 7,
       deletionProtection: false, skipFinalSnapshot: true, finalSnapshotIdentifier: undefined, dbName: "cell",
-      username: "platform_admin", parameterGroupName: "tenancy-staging-use1-01-postgres16", dbSubnetGroupName: "tenancy-staging-use1-01", autoMinorVersionUpgrade: true, protect: false,
+      username: "platform_admin", parameterGroupName: "tenancy-staging-use1-01-postgres16", dbSubnetGroupName: "tenancy-staging-use1-01", autoMinorVersionUpgrade: true, maxAllocatedStorage: 500,
+      enabledCloudwatchLogsExports: ["postgresql"], applyImmediately: false, protect: false,
     });
     expect(isSecretValue(p.inputs.password)).toBe(true);
     expect(plain(byTypeName(prod, "aws:rds/parameterGroup:ParameterGroup", "cell-use1-02-db"))).toMatchObject({
@@ -382,7 +389,7 @@ describe("cell infrastructure: key inputs", () => {
     const p = byTypeName(r, T.pgProvider, "cell-use1-01-db");
     expect(isSecretValue(p.inputs.password)).toBe(true);
     const { password, host, ...rest } = plain(p);
-    expect(rest).toEqual({ superuser: "false", sslmode: "require", port: "5432", database: "cell", username: "platform_admin", connectTimeout: "15" });
+    expect(rest).toEqual({ superuser: "false", sslmode: "verify-full", sslrootcert: "/etc/ssl/certs/rds-global-bundle.pem", port: "5432", database: "cell", username: "platform_admin", connectTimeout: "15" });
     expect(host).toMatch(new RegExp(`^${cellDbIdentifier("tenancy", "prod", "use1-01")}\\.`));
     expect(password).toBe(plain(byTypeName(r, T.rds, "cell-use1-01-db")).password);
     // Every postgresql resource of the stack goes through that provider (a reference is `<urn>::<id>`).
