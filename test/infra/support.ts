@@ -2,11 +2,12 @@
  * Helpers of the infra tests: example and temporary fleets, lookups in a rendered stack, and
  * which AWS resource types are taggable (read from the installed SDK, not from a list kept here).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "yaml";
+import { onTestFinished } from "vitest";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import { renderStack } from "../../plan/render/render.ts";
 import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
@@ -17,9 +18,32 @@ export function exampleFleet(): Fleet {
   return requireFleet({ projectDir });
 }
 
+const leftOver = new Set<string>();
+let exitHook = false;
+/**
+ * Removes a temporary directory when the current test ends (passed or failed), or, made outside a
+ * test (beforeAll, module level), when the test process exits: runs of the suite used to leave
+ * dozens of infra-fleet-* directories behind.
+ */
+function removeWhenDone(dir: string): void {
+  try {
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    return;
+  } catch {
+    // not inside a test
+  }
+  leftOver.add(dir);
+  if (exitHook) return;
+  exitHook = true;
+  process.once("exit", () => {
+    for (const d of leftOver) rmSync(d, { recursive: true, force: true });
+  });
+}
+
 /** A copy of the example fleet in a temporary directory, changed by `edit`, then loaded (and validated). */
 export function tempFleet(edit: (dir: string) => void): Fleet {
   const dir = mkdtempSync(join(tmpdir(), "infra-fleet-"));
+  removeWhenDone(dir);
   cpSync(join(projectDir, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
   cpSync(join(projectDir, "tenants"), join(dir, "tenants"), { recursive: true });
   cpSync(join(projectDir, "stacks"), join(dir, "stacks"), { recursive: true });
