@@ -3,6 +3,7 @@
  * tenants; the rest are recorded (for deduplication) and ignored.
  */
 import { z } from "zod";
+import { TENANT_ID_PATTERN } from "../../infra/model/naming.ts";
 
 export const SUBSCRIPTION_EVENT_TYPES = [
   "customer.subscription.created",
@@ -74,6 +75,11 @@ export function readStripeEvent(raw: unknown): ReadResult {
     return { ok: false, id, reason: `${type} without a usable subscription object (${issue?.path.join(".") || "object"}: ${issue?.message ?? "bad shape"})` };
   }
   const s = sub.data;
+  // The id becomes a file path (tenants/<id>.yaml): checked where it enters, not first by the model.
+  const tenantId = s.metadata?.[METADATA.tenantId];
+  if (tenantId !== undefined && !TENANT_ID_PATTERN.test(tenantId)) {
+    return { ok: false, id, reason: `metadata.${METADATA.tenantId} ${JSON.stringify(tenantId.slice(0, 64))} is not a tenant id (a DNS label: lower-case letters, digits and single dashes, starting with a letter, at most 24 characters)` };
+  }
   const customer = typeof s.customer === "string" ? s.customer : (s.customer?.id ?? null);
   const priceId = s.items?.data.find((i) => i.price?.id)?.price?.id ?? null;
   return { ok: true, event: { id, type, created, subscription: { id: s.id, customerId: customer, status: s.status, priceId, metadata: s.metadata ?? {} } } };

@@ -10,6 +10,7 @@ import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
 import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
+import { limitJsonDepth } from "./jsonDepth.ts";
 import { StreamLimits } from "./streams.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -75,6 +76,7 @@ export function buildServer(deps: ServerDeps) {
   // The internal API: every route below needs a key from TENANCY_API_KEYS holding the route's scope.
   app.register(async (api: FastifyInstance) => {
     await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute);
+    limitJsonDepth(api);
     await api.register(tenantRoutes(ctx));
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));

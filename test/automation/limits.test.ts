@@ -1,13 +1,15 @@
 /**
  * Connection limits of the HTTP server on a running control plane: a request whose body trickles
  * in is cut off with 408, connections beyond the cap are closed at once, and run event streams
- * flush their headers at once and are capped per key and in all.
+ * flush their headers at once and are capped per key and in all; inputs checked where they
+ * enter (Stripe tenant ids, signature timestamps from the future, JSON nested too deeply).
  */
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiKeyRecord, newApiKey } from "../../automation/http/apiKeys.ts";
 import { DEFAULT_HTTP_SETTINGS } from "../../automation/http/settings.ts";
-import { startHarness, waitFor, type Harness } from "./support/harness.ts";
+import { count, startHarness, waitFor, type Harness } from "./support/harness.ts";
+import { sign, subscriptionEvent } from "./support/stripe.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { createHash } from "node:crypto";
 import { API_KEY } from "./support/harness.ts";
@@ -121,5 +123,44 @@ describe("run event streams", () => {
     } finally {
       for (const c of streams) c.abort();
     }
+  });
+});
+
+describe("inputs", () => {
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it("rejects a Stripe metadata.tenant_id that is not a tenant id where it enters; nothing is written", async () => {
+    const event = subscriptionEvent("evt_traversal", "customer.subscription.created", now(), {
+      id: "sub_traversal", status: "active", price: "price_standard_monthly", metadata: { tenant_id: "../../etc" },
+    });
+    const res = await h.post(event);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ outcome: "rejected", reason: expect.stringMatching(/^metadata\.tenant_id "\.\.\/\.\.\/etc" is not a tenant id/) });
+    const { rows } = await h.cp.db.pool.query<{ outcome: string }>("SELECT outcome FROM billing_events WHERE id = 'evt_traversal'");
+    expect(rows).toEqual([{ outcome: "rejected" }]);
+    expect(await count(h, "SELECT 1 FROM changes")).toBe(0);
+  });
+
+  it("refuses a Stripe signature timestamp more than 300 s in the future; 200 s ahead passes", async () => {
+    const body = (id: string) => JSON.stringify(subscriptionEvent(id, "customer.subscription.created", now(), { id: `sub_${id}`, status: "active", price: "price_standard_monthly", metadata: { tenant_id: `t-${id.slice(4)}` } }));
+    const ahead = body("evt_future");
+    const refused = await h.post(undefined, { body: ahead, signature: sign(ahead, { timestamp: now() + 600 }) });
+    expect(refused.status).toBe(400);
+    expect((refused.json.error as { message: string }).message).toMatch(/^Stripe signature timestamp is 60\ds in the future \(more than 300s are refused\)/);
+    const near = body("evt_nearfuture");
+    expect((await h.post(undefined, { body: near, signature: sign(near, { timestamp: now() + 200 }) })).status).toBe(200);
+  });
+
+  it("answers 400, not 500, to JSON nested too deeply", async () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const res = await fetch(`${h.baseUrl}/api/tenants`, { method: "POST", headers: { "x-api-key": API_KEY, "content-type": "application/json" }, body: deep });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: { message: "the JSON body nests deeper than 32 levels; no request of this API needs that" } });
+    // Nesting within the limit reaches the handler (which wants an object), and prototype poisoning is still refused.
+    const shallow = await h.api("POST", "/api/tenants", [[[[1]]]]);
+    expect(shallow.status).toBe(400);
+    expect((shallow.json.error as { message: string }).message).toMatch(/^send the tenant as a JSON object/);
+    const poisoned = await fetch(`${h.baseUrl}/api/tenants`, { method: "POST", headers: { "x-api-key": API_KEY, "content-type": "application/json" }, body: '{"id":"x","__proto__":{"admin":true}}' });
+    expect(poisoned.status).toBe(400);
   });
 });

@@ -22,6 +22,14 @@ export function stripeRoutes(ctx: RouteContext) {
         throw new HttpError(400, "missing Stripe-Signature header; only Stripe's signed deliveries are accepted");
       }
       if (!Buffer.isBuffer(raw) || raw.length === 0) throw new HttpError(400, "empty body; expected the Stripe event JSON");
+      // constructEvent refuses old timestamps only; one from the future is as suspect (a clock or a forgery).
+      const t = /(?:^|,)t=(\d{1,12})(?:,|$)/.exec(signature);
+      const ahead = t ? Number(t[1]) - Math.floor(Date.now() / 1000) : 0;
+      if (ahead > STRIPE_TOLERANCE_SECONDS) {
+        ctx.metrics.eventsRejected.inc({ stage: "signature" });
+        request.log.warn({ aheadSeconds: ahead }, "webhook signature timestamp in the future");
+        throw new HttpError(400, `Stripe signature timestamp is ${ahead}s in the future (more than ${STRIPE_TOLERANCE_SECONDS}s are refused); check this host's clock`);
+      }
       let event: Stripe.Event;
       try {
         event = Stripe.webhooks.constructEvent(raw, signature, ctx.stripeWebhookSecret, STRIPE_TOLERANCE_SECONDS);
