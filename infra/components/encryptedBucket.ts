@@ -3,6 +3,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransportPolicy } from "../model/accessPolicies.ts";
 import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
 
+/**
+ * Days S3 keeps a noncurrent object version before expiring it: long enough to undo an overwrite
+ * or delete found in a monthly review, short enough that a versioned bucket does not grow
+ * forever (and that offboarding has little history to purge).
+ */
+export const NONCURRENT_VERSION_DAYS = 90;
+/** Days before S3 aborts an unfinished multipart upload (its parts are billed until then). */
+export const ABORT_MULTIPART_DAYS = 7;
+
 export interface EncryptedBucketArgs {
   ctx: StackContext;
   owner: string;
@@ -19,7 +28,8 @@ export interface EncryptedBucketArgs {
 /**
  * A private, versioned bucket encrypted with a customer key, refusing plain HTTP. In @pulumi/aws
  * v7 versioning, encryption and the public access block are their own resources.
- * Child names: `<name>` (bucket, versioning, encryption, public access block, policy).
+ * Noncurrent versions expire after NONCURRENT_VERSION_DAYS.
+ * Child names: `<name>` (bucket, versioning, encryption, public access block, policy, lifecycle).
  */
 export class EncryptedBucket extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
@@ -28,7 +38,7 @@ export class EncryptedBucket extends pulumi.ComponentResource {
     super(componentType("EncryptedBucket"), name, {}, opts);
     // forceDestroy off: destroying a stack never empties a bucket of tenant data.
     this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: false, tags: tagsFor(args.ctx, args.owner) }, { parent: this });
-    new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
+    const versioning = new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
     new aws.s3.BucketServerSideEncryptionConfiguration(
       name,
       {
@@ -44,6 +54,21 @@ export class EncryptedBucket extends pulumi.ComponentResource {
     );
     // After the block: S3 rejects policy writes racing a public-access-block change.
     new aws.s3.BucketPolicy(name, { bucket: this.bucket.id, policy: policyJson(denyInsecureTransportPolicy(args.bucket)) }, { parent: this, dependsOn: [block] });
+    new aws.s3.BucketLifecycleConfiguration(
+      name,
+      {
+        bucket: this.bucket.id,
+        rules: [{
+          id: "expire-noncurrent-versions",
+          status: "Enabled",
+          filter: {},
+          noncurrentVersionExpiration: { noncurrentDays: NONCURRENT_VERSION_DAYS },
+          abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_MULTIPART_DAYS },
+        }],
+      },
+      // After versioning: S3 evaluates noncurrent-version rules only on a versioned bucket.
+      { parent: this, dependsOn: [versioning] },
+    );
     this.registerOutputs({ bucket: this.bucket.bucket });
   }
 }

@@ -47,6 +47,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `${C("EncryptedBucket")} ${n}-bucket`, `aws:s3/bucket:Bucket ${n}-bucket`, `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
     `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
     `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`, `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
+    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`,
     `${C("PostgresInstance")} ${n}-db`, `${T.password} ${n}-db-master`, `${T.secret} ${n}-db-master`, `${T.version} ${n}-db-master`,
     `aws:rds/subnetGroup:SubnetGroup ${n}-db`, `aws:rds/parameterGroup:ParameterGroup ${n}-db`, `${T.rds} ${n}-db`, `${T.pgProvider} ${n}-db`,
     ...(o.prod ? [`random:index/randomId:RandomId ${n}-db-final-snapshot`] : []),
@@ -380,6 +381,12 @@ describe("keys, IAM and bucket", () => {
     expect(plain(byTypeName(r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "tenant-acme-bucket"))).toMatchObject({
       blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
     });
+    // Noncurrent versions expire (a versioned bucket does not grow forever), after versioning is on.
+    const lifecycle = byTypeName(r, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "tenant-acme-bucket");
+    expect(plain(lifecycle).rules).toEqual([{
+      id: "expire-noncurrent-versions", status: "Enabled", filter: {},
+      noncurrentVersionExpiration: { noncurrentDays: 90 }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+    }]);
   });
 });
 

@@ -65,6 +65,7 @@ function cellShape(cell: string, azs: string[], prod: boolean): string[] {
     `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
     `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`,
     `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
+    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`,
     `saas-tenancy:components:PostgresInstance ${n}-db`,
     `${T.password} ${n}-db-master`,
     `${T.secret} ${n}-db-master`,
