@@ -34,7 +34,6 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 90;
 /** `pulumi up` retries on ConcurrentUpdateError (another update holds the stack's lock). */
 export const DEFAULT_UPDATE_RETRIES = 5;
 export const DEFAULT_UPDATE_RETRY_BASE_MS = 5_000;
-export const DEFAULT_GIT_REMOTE = "origin";
 export const DEFAULT_GIT_AUTHOR = "saas-tenancy control plane <control-plane@saas-tenancy.invalid>";
 export const DEFAULT_GITHUB_API_URL = "https://api.github.com";
 export const DEFAULT_DATA_DIR = ".control-plane";
@@ -112,7 +111,8 @@ export interface ControlPlaneConfig {
   runner: RunnerKind;
   deployments?: DeploymentsSettings;
   git: {
-    remote: string;
+    /** Remote pulled from and pushed to; absent (the default): the control plane never pushes. */
+    remote?: string;
     /** Branch the working copy has checked out and pooled changes commit to; default: the checked-out branch. */
     branch?: string;
     author: { name: string; email: string };
@@ -160,7 +160,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "GITHUB_TOKEN", required: false, default: "-", meaning: "Token allowed to open pull requests; with TENANCY_GITHUB_REPO, dedicated changes open a PR." },
   { name: "TENANCY_GITHUB_REPO", required: "with GITHUB_TOKEN", default: "-", meaning: "`owner/name` of the repository for pull requests." },
   { name: "TENANCY_GITHUB_API_URL", required: false, default: DEFAULT_GITHUB_API_URL, meaning: "GitHub REST API base (GitHub Enterprise: `https://HOST/api/v3`)." },
-  { name: "TENANCY_GIT_REMOTE", required: false, default: DEFAULT_GIT_REMOTE, meaning: "Remote pulled before and pushed after changes, when the working copy has it." },
+  { name: "TENANCY_GIT_REMOTE", required: "with deployments", default: "none: nothing is pulled or pushed", meaning: "Remote pulled before and pushed after changes (when the working copy has it). Unset, the control plane never pushes." },
   { name: "TENANCY_GIT_BRANCH", required: false, default: "the checked-out branch", meaning: "Main branch: pooled changes commit here; the working copy must have it checked out." },
   { name: "TENANCY_GIT_AUTHOR", required: false, default: DEFAULT_GIT_AUTHOR, meaning: "Author and committer of the control plane's commits, `Name <email>`." },
   { name: "TENANCY_UNPAID_GRACE_HOURS", required: false, default: String(DEFAULT_UNPAID_GRACE_HOURS), meaning: "Hours a subscription may be past_due/unpaid before its tenant is suspended (decimals allowed)." },
@@ -342,6 +342,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   const author = /^(.+?)\s*<([^<>\s]+@[^<>\s]+)>$/.exec(authorRaw);
   if (!author) lines.push(`TENANCY_GIT_AUTHOR: must look like "Name <email>", got ${JSON.stringify(authorRaw)}`);
   const branch = get("TENANCY_GIT_BRANCH");
+  // Never push by default: a person trying the control plane on their own clone must not see
+  // commits pushed to their remote. Deployments clones the repository, so it needs the push.
+  const gitRemote = get("TENANCY_GIT_REMOTE");
+  if (runner === "deployments" && !gitRemote) {
+    lines.push("TENANCY_GIT_REMOTE: missing required setting when TENANCY_RUNNER=deployments (Deployments clones TENANCY_DEPLOYMENTS_REPO_URL, so commits must be pushed there); set it to the working copy's remote for that URL");
+  }
 
   const heartbeatSeconds = num("TENANCY_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS, 0.05);
   const heartbeatTimeoutSeconds = num("TENANCY_HEARTBEAT_TIMEOUT_SECONDS", DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, 0.1);
@@ -431,7 +437,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     runner,
     ...(deployments ? { deployments } : {}),
     git: {
-      remote: get("TENANCY_GIT_REMOTE") ?? DEFAULT_GIT_REMOTE,
+      ...(gitRemote ? { remote: gitRemote } : {}),
       ...(branch ? { branch } : {}),
       author: { name: author?.[1] ?? "", email: author?.[2] ?? "" },
     },

@@ -164,7 +164,7 @@ export class ControlPlane {
         runs,
         log,
         identity: config.git.author,
-        remote: config.git.remote,
+        ...(config.git.remote ? { remote: config.git.remote } : {}),
         ...(config.git.branch ? { branch: config.git.branch } : {}),
         ...(config.github ? { github: new GitHubClient(config.github) } : {}),
       });

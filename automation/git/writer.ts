@@ -97,7 +97,8 @@ export interface GitWriterOptions {
   runs: RunStore;
   log: Logger;
   identity: { name: string; email: string };
-  remote: string;
+  /** Remote pulled from before and pushed to after changes; absent: none (never pushes). */
+  remote?: string;
   /** Main branch; default: the branch checked out in repoDir. */
   branch?: string;
   github?: GitHubClient;
@@ -216,6 +217,12 @@ export class GitWriter {
     return branch;
   }
 
+  /** The configured remote when the working copy has it; undefined: nothing is pulled or pushed. */
+  private async pushRemote(): Promise<string | undefined> {
+    const r = this.opts.remote;
+    return r && (await this.repo.hasRemote(r)) ? r : undefined;
+  }
+
   get branch(): string {
     if (!this.mainBranch) throw new Error("GitWriter.init() was not called");
     return this.mainBranch;
@@ -298,12 +305,13 @@ export class GitWriter {
 
   private async prepare(): Promise<void> {
     await this.recover();
-    if (await this.repo.hasRemote(this.opts.remote)) {
+    const pullFrom = await this.pushRemote();
+    if (pullFrom) {
       try {
-        await this.repo.pullFastForward(this.opts.remote, this.branch);
+        await this.repo.pullFastForward(pullFrom, this.branch);
       } catch (err) {
         throw new Error(
-          `cannot fast-forward ${this.branch} from ${this.opts.remote}: ${(err as Error).message}. ` +
+          `cannot fast-forward ${this.branch} from ${pullFrom}: ${(err as Error).message}. ` +
             `The working copy and the remote diverged; reconcile them by hand (the control plane only fast-forwards)`,
         );
       }
@@ -482,12 +490,13 @@ export class GitWriter {
 
     let pushed = false;
     let note: string | undefined;
-    if (committed.length > 0 && (await this.repo.hasRemote(this.opts.remote))) {
+    const pushTo = committed.length > 0 ? await this.pushRemote() : undefined;
+    if (pushTo) {
       try {
-        await this.repo.push(this.opts.remote, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
+        await this.repo.push(pushTo, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
         pushed = true;
       } catch (err) {
-        note = `committed locally; push to ${this.opts.remote} failed: ${(err as Error).message}`;
+        note = `committed locally; push to ${pushTo} failed: ${(err as Error).message}`;
         this.opts.log.warn({ err: { message: (err as Error).message } }, "push of the main branch failed; the next change retries it");
       }
     }
@@ -541,9 +550,10 @@ export class GitWriter {
     let pullRequest: PullRequestRef | undefined;
     let note: string;
     const remote = this.opts.remote;
-    if (await this.repo.hasRemote(remote)) {
+    const pushTo = await this.pushRemote();
+    if (pushTo) {
       try {
-        await this.repo.push(remote, `refs/heads/${branch}:refs/heads/${branch}`);
+        await this.repo.push(pushTo, `refs/heads/${branch}:refs/heads/${branch}`);
         pushed = true;
       } catch (err) {
         note = `branch ${branch} committed locally; push to ${remote} failed: ${(err as Error).message}`;
@@ -564,7 +574,9 @@ export class GitWriter {
     } else if (pushed) {
       note = `branch ${branch} pushed to ${remote}; no GITHUB_TOKEN/TENANCY_GITHUB_REPO configured, so no pull request was opened: open one from ${branch}`;
     } else {
-      note ??= `branch ${branch} committed in ${this.opts.repoDir} only: there is no remote "${remote}" to push it to; push it and open a pull request`;
+      note ??= remote
+        ? `branch ${branch} committed in ${this.opts.repoDir} only: there is no remote "${remote}" to push it to; push it and open a pull request`
+        : `branch ${branch} committed in ${this.opts.repoDir} only: no remote is configured for pushes (TENANCY_GIT_REMOTE); push it and open a pull request`;
     }
     await this.opts.pool.query(
       "UPDATE changes SET state = 'proposed', commit_sha = $2, pushed = $3, pull_request = $4, note = $5, updated_at = now() WHERE id = $1",

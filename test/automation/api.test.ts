@@ -183,6 +183,7 @@ describe("configuration", () => {
       expect.stringMatching(/^TENANCY_API_KEYS: missing required setting/),
       'TENANCY_MAX_PARALLEL_RUNS: must be an integer from 1 to 64, got "lots"',
       expect.stringMatching(/^TENANCY_DEPLOYMENTS_ORG: missing required setting when TENANCY_RUNNER=deployments/),
+      "TENANCY_GIT_REMOTE: missing required setting when TENANCY_RUNNER=deployments (Deployments clones TENANCY_DEPLOYMENTS_REPO_URL, so commits must be pushed there); set it to the working copy's remote for that URL",
       expect.stringMatching(/^TENANCY_LIFECYCLE_DATABASES: missing required setting when TENANCY_LIFECYCLE_WORKER is on .*or set TENANCY_LIFECYCLE_WORKER: off/),
     ]));
   });
@@ -192,6 +193,9 @@ describe("configuration", () => {
     // Off: no lifecycle settings needed, none loaded.
     const off = loadConfig({ env: { ...base, TENANCY_LIFECYCLE_WORKER: "off" }, cwd: dir, projectDir: PROJECT });
     expect(off.lifecycle).toBeUndefined();
+    // No remote unless one is configured: the control plane never pushes by default.
+    expect(off.git.remote).toBeUndefined();
+    expect(loadConfig({ env: { ...base, TENANCY_LIFECYCLE_WORKER: "off", TENANCY_GIT_REMOTE: "fleet" }, cwd: dir, projectDir: PROJECT }).git.remote).toBe("fleet");
     // On: the databases file is read and checked at start-up; each bad value is named.
     writeFileSync(join(dir, "dbs.json"), JSON.stringify({ "shared-prod-use1-01": "mysql://nope" }));
     mkdirSync(join(dir, "buckets"), { recursive: true });

@@ -296,4 +296,24 @@ describe("dedicated changes go to a branch and a pull request", () => {
       rmSync(bare, { recursive: true, force: true });
     }
   });
+
+  it("with no remote configured (the default) never pushes, even when the working copy has an origin", async () => {
+    const { repo, bare } = withBareRemote();
+    const before = remoteRef(bare, "refs/heads/main");
+    const h = await startHarness({ pg, repo, config: { git: { author: { name: "Control Plane Test", email: "control-plane@test.invalid" } } } });
+    try {
+      const pooled = await h.api("POST", "/api/tenants", { id: "quiet-co", displayName: "Quiet", tier: "free", region: "eu-west-1", environments: { prod: {} } });
+      expect(pooled.status).toBe(201);
+      expect(pooled.json.change).toMatchObject({ state: "committed", pushed: false });
+      expect(remoteRef(bare, "refs/heads/main")).toBe(before);
+      const dedicated = await h.api("POST", "/api/tenants", { id: "quiet-ded", displayName: "Quiet", tier: "dedicated", region: "us-east-1", environments: { prod: {} } });
+      expect(dedicated.status).toBe(202);
+      expect(dedicated.json.change).toMatchObject({ pushed: false });
+      expect((dedicated.json.change as { note: string }).note).toMatch(/committed in .* only: no remote is configured for pushes \(TENANCY_GIT_REMOTE\); push it and open a pull request$/);
+      expect(remoteRef(bare, "refs/heads/tenancy/quiet-ded")).toBeUndefined();
+    } finally {
+      await h.close();
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
 });
