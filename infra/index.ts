@@ -10,5 +10,6 @@ import { defineStack } from "./program.ts";
 const fleet = requireFleet({ projectDir: process.cwd() });
 const outputs = await defineStack(fleet, pulumi.getStack());
 
-// ESM programs export their stack outputs; one object keeps the names stable.
+// ESM programs export their stack outputs; one object keeps the names stable. Other stacks read
+// it by this name (STACK_EXPORT in infra/model/hub.ts: a platform stack's ids for its spokes).
 export const stack = outputs;

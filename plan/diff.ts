@@ -54,7 +54,7 @@ export interface Counts {
 
 export interface StackDiff {
   stack: string;
-  kind: "shared" | "dedicated";
+  kind: "platform" | "shared" | "dedicated";
   /** new: no stack at the base; removed: no stack at the head. */
   status: "new" | "removed" | "changed" | "unchanged";
   tenants: { before: string[]; after: string[]; added: string[]; removed: string[] };

@@ -47,7 +47,7 @@ export interface Violation {
 
 export interface RenderedStack {
   name: string;
-  kind: "shared" | "dedicated";
+  kind: "platform" | "shared" | "dedicated";
   tenants: string[];
   resources: RenderedResource[];
   /** Stack outputs, secrets kept wrapped as in `inputs`. */

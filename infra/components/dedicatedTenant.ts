@@ -8,10 +8,13 @@ import {
 } from "../model/naming.ts";
 import type { DedicatedTenant as DedicatedTenantFile } from "../model/schema.ts";
 import { dedicatedAzs, planSubnets } from "../model/subnets.ts";
+import { runnerAdminCidrs } from "../model/hub.ts";
+import { hubOf } from "../model/platform.ts";
+import { SpokeAttachment } from "./spokeAttachment.ts";
+import { CustomerPeering } from "./customerPeering.ts";
 import { dedicatedSizing, limitsFor } from "../model/tiers.ts";
 import { ConnectionSecret } from "./connectionSecret.ts";
 import { componentType, policyJson, type StackContext } from "./context.ts";
-import { ControlPlanePeering } from "./controlPlanePeering.ts";
 import { DatabaseHardening } from "./databaseHardening.ts";
 import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
 import { DedicatedDns, type IngressAlias } from "./dedicatedDns.ts";
@@ -48,7 +51,7 @@ export interface DedicatedTenantArgs {
  * from the start. While the migration lasts all of them are `retainOnDelete`.
  *
  * Child names (name = `tenant-<id>`): `<name>-role`, `<name>-key`, `<name>-network`,
- * `<name>-flow-logs`, `<name>-egress`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
+ * `<name>-flow-logs`, `<name>-egress`, `<name>-spoke`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
  * `<name>-db-hardening`, `<name>-db-access`, `<name>-database`, `<name>-secrets`, `<name>-access`,
  * `<name>-dns`. Never change them.
  */
@@ -118,26 +121,32 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         { parent: this },
       );
     }
-    if (t.features.vpcPeering) {
-      const peering = new ControlPlanePeering(
-        `${name}-peering`,
-        { ctx, tenant: t.id, vpcId: network.vpcId, privateRouteTables: network.privateRouteTables },
-        { parent: this },
-      );
-      this.peeringConnectionId = peering.connectionId;
-    }
+    new SpokeAttachment(
+      `${name}-spoke`,
+      { ctx, owner, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, privateRouteTables: network.privateRouteTables, hubCidr: hubOf(ctx.platform, ctx.region).cidr },
+      { parent: this },
+    );
     const groups = new DatabaseSecurityGroups(
       `${name}-sg`,
       {
         ctx,
         owner,
         vpcId: network.vpcId,
-        // The control plane reaches a dedicated database only through the peering.
-        adminCidrs: t.features.vpcPeering ? [{ key: "control-plane", cidr: ctx.platform.controlPlane.cidr }] : [],
+        // The region's runner only, over the Transit Gateway (its subnets' CIDRs: see SpokeAttachment for why not its security group).
+        adminCidrs: runnerAdminCidrs(ctx.platform, ctx.region),
         appHttpsEgress: t.features.egress,
       },
       { parent: this },
     );
+
+    if (t.features.vpcPeering && net.customerVpc) {
+      const peering = new CustomerPeering(
+        `${name}-peering`,
+        { ctx, tenant: t.id, vpcId: network.vpcId, customer: net.customerVpc, privateRouteTables: network.privateRouteTables, appSecurityGroupId: groups.appSecurityGroupId },
+        { parent: this },
+      );
+      this.peeringConnectionId = peering.connectionId;
+    }
 
     const bucketName = tenantBucketName(ctx.app, ctx.env, t.id, ctx.accountId);
     new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true }, { parent: this });

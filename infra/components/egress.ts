@@ -27,6 +27,9 @@ export interface EgressArgs {
  * (subnet, association), `<name>-nat-<az>` (EIP, NAT), `<name>-private-<az>` (default route).
  */
 export class Egress extends pulumi.ComponentResource {
+  /** The public subnets, in the order given (the hub's load balancer lives in them). */
+  readonly publicSubnetIds: pulumi.Output<string>[];
+
   constructor(name: string, args: EgressArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("Egress"), name, {}, opts);
     const t = tagsFor(args.ctx, args.owner);
@@ -47,6 +50,7 @@ export class Egress extends pulumi.ComponentResource {
       publicSubnetIds.set(az, subnet.id);
     }
 
+    this.publicSubnetIds = [...publicSubnetIds.values()];
     const natAzs = args.natPerAz ? args.publicSubnets.map((s) => s.az) : [first.az];
     const nats = new Map<string, aws.ec2.NatGateway>();
     for (const az of natAzs) {

@@ -38,6 +38,12 @@ export interface PostgresInstanceArgs {
   securityGroupIds: pulumi.Input<string>[];
   /** Namespaced secret holding the master credentials (cellDatabaseSecretName / masterSecretName). */
   masterSecretName: string;
+  /**
+   * Declare the postgresql provider that manages roles and schemas inside the database (default
+   * true). The control plane's database has none: the platform stack must deploy from anywhere
+   * with AWS credentials, before any network path to a database exists (docs/deploying.md).
+   */
+  manageObjects?: boolean;
 }
 
 /**
@@ -54,9 +60,16 @@ export class PostgresInstance extends pulumi.ComponentResource {
   readonly address: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
   readonly endpoint: pulumi.Output<string>;
-  /** Manages objects inside `dbName` as the master user, `superuser: false` (RDS has no SUPERUSER). */
-  readonly provider: postgresql.Provider;
   readonly dbName: string;
+  /** The generated master password (secret). */
+  readonly masterPassword: pulumi.Output<string>;
+  private readonly pgProvider?: postgresql.Provider;
+
+  /** Manages objects inside `dbName` as the master user, `superuser: false` (RDS has no SUPERUSER). */
+  get provider(): postgresql.Provider {
+    if (!this.pgProvider) throw new Error(`${this.dbName}: this instance was declared with manageObjects: false and has no postgresql provider`);
+    return this.pgProvider;
+  }
 
   constructor(name: string, args: PostgresInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("PostgresInstance"), name, {}, opts);
@@ -75,6 +88,7 @@ export class PostgresInstance extends pulumi.ComponentResource {
       : undefined;
     const password = new random.RandomPassword(`${name}-master`, { length: DB_PASSWORD_LENGTH, special: false }, { parent: this });
     const masterPassword = pulumi.secret(password.result);
+    this.masterPassword = masterPassword;
 
     const subnetGroup = new aws.rds.SubnetGroup(
       name,
@@ -162,7 +176,11 @@ export class PostgresInstance extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.provider = new postgresql.Provider(
+    if (args.manageObjects === false) {
+      this.registerOutputs({ address: this.address, port: this.port, endpoint: this.endpoint });
+      return;
+    }
+    this.pgProvider = new postgresql.Provider(
       name,
       {
         host: this.instance.address,

@@ -7,6 +7,9 @@ import type { Cell } from "../model/fleet.ts";
 import { cellDbIdentifier } from "../model/infraNames.ts";
 import { CELL_DATABASE, SHARED_TENANT, cellBucketName, cellDatabaseSecretName, cellKmsAlias } from "../model/naming.ts";
 import { planSubnets } from "../model/subnets.ts";
+import { runnerAdminCidrs } from "../model/hub.ts";
+import { hubOf } from "../model/platform.ts";
+import { SpokeAttachment } from "./spokeAttachment.ts";
 import { componentType, policyJson, type StackContext } from "./context.ts";
 import { DatabaseHardening } from "./databaseHardening.ts";
 import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
@@ -26,7 +29,7 @@ export interface SharedCellArgs {
  * its once-per-database hardening. Tenants are not children of the cell (PooledTenant): adding
  * one never touches anything here.
  *
- * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-sg`, `<name>-key`,
+ * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-spoke`, `<name>-sg`, `<name>-key`,
  * `<name>-bucket`, `<name>-db`, `<name>-db-hardening`. Never change them.
  */
 export class SharedCell extends pulumi.ComponentResource {
@@ -49,9 +52,15 @@ export class SharedCell extends pulumi.ComponentResource {
         ctx,
         owner: SHARED_TENANT,
         vpcId: network.vpcId,
-        adminCidrs: [{ key: "control-plane", cidr: ctx.platform.controlPlane.cidr }],
+        // The region's runner only (its subnets' CIDRs: see SpokeAttachment for why not its security group).
+        adminCidrs: runnerAdminCidrs(ctx.platform, ctx.region),
         appHttpsEgress: false,
       },
+      { parent: this },
+    );
+    new SpokeAttachment(
+      `${name}-spoke`,
+      { ctx, owner: SHARED_TENANT, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, privateRouteTables: network.privateRouteTables, hubCidr: hubOf(ctx.platform, ctx.region).cidr },
       { parent: this },
     );
     const key = new EncryptionKey(

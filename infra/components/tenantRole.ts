@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { tenantAccessPolicy, tenantTrustPolicy, type TenantAccessArgs } from "../model/accessPolicies.ts";
-import { tenantRoleName } from "../model/naming.ts";
+import { roleArn, tenantAccessPolicy, tenantTrustPolicy, type TenantAccessArgs } from "../model/accessPolicies.ts";
+import { controlPlaneRoleName, tenantRoleName } from "../model/naming.ts";
 import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
 
 /** One hour: sessions of the control plane acting for a tenant are short. */
@@ -37,7 +37,7 @@ export class TenantRole extends pulumi.ComponentResource {
       {
         name: this.roleName,
         description: `Tenant ${tenant} in ${ctx.env}: its secrets, key and objects only`,
-        assumeRolePolicy: policyJson(tenantTrustPolicy(ctx.platform.controlPlane.roleArn, tenant)),
+        assumeRolePolicy: policyJson(tenantTrustPolicy(roleArn(ctx.accountId, controlPlaneRoleName(ctx.app)), tenant)),
         maxSessionDuration: TENANT_SESSION_SECONDS,
         tags: tagsFor(ctx, tenant),
       },

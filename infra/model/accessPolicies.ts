@@ -44,7 +44,7 @@ export function logGroupArn(region: string, accountId: string, name: string): st
   return `arn:aws:logs:${region}:${accountId}:log-group:${name}`;
 }
 
-function service(name: string, region: string): string {
+export function service(name: string, region: string): string {
   return `${name}.${region}.amazonaws.com`;
 }
 

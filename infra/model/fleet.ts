@@ -3,7 +3,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts";
 import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
 import { fleetLimitProblems } from "./fleetLimits.ts";
-import { cellStackName, dedicatedStackName } from "./naming.ts";
+import { cellStackName, dedicatedStackName, platformStackName } from "./naming.ts";
 import { FleetError, type Problem } from "./problems.ts";
 import type { Tenant } from "./schema.ts";
 import { parseStackFile, stackNameOfFile, type CellConfig, type StackFile } from "./stackFile.ts";
@@ -101,6 +101,7 @@ export function stacksOfTenant(tenant: Tenant): string[] {
 export function tenantsOfStack(fleet: Fleet, stackName: string): Tenant[] {
   const stack = fleet.stacks.get(stackName);
   if (!stack) return [];
+  if (stack.ref.kind === "platform") return [];
   if (stack.ref.kind === "shared") return cellResidents(fleet, { env: stack.ref.env, id: stack.ref.cell });
   const t = fleet.tenants.get(stack.ref.tenant)?.tenant;
   return t ? [t] : [];
@@ -257,6 +258,8 @@ interface NetworkClaim {
   cidr: Cidr;
   what: string;
   report?: { file: LoadedTenant | StackFile; path: PropertyKey[] };
+  /** A customer's VPC: outside our supernet by design, and fixed by the customer, not by us. */
+  customer?: boolean;
 }
 
 /** Tenant ids and stack names whose files exist but did not load (their own problems are reported). */
@@ -313,6 +316,19 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
     }
   }
 
+  // Every platform region has its platform stack (hub, Transit Gateway, runner): cells and
+  // dedicated stacks of the region attach to it and are deployed from its runner.
+  for (const region of platform.regions) {
+    const name = platformStackName(region);
+    if (stacks.has(name) || broken.stacks.has(name)) continue;
+    problems.push({
+      file: display(fleet.dirs, join(fleet.dirs.stacksDir, `Pulumi.${name}.yaml`)),
+      line: 1,
+      path: "",
+      message: `is missing: region ${region} is a platform region and needs its platform stack (hub network, Transit Gateway, runner); create it with config aws:region: ${region} and saas-tenancy:image`,
+    });
+  }
+
   // Dedicated tenants have their stack files; dedicated stack files have their tenant.
   for (const lt of tenants.values()) {
     const t = lt.tenant;
@@ -343,7 +359,7 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
   // Networks: dedicated CIDRs inside the supernet; nothing overlaps anything. One line per
   // offending CIDR, naming everything it collides with.
   const supernet = parseCidr(platform.dedicatedSupernet);
-  const claims: NetworkClaim[] = [{ cidr: parseCidr(platform.controlPlane.cidr), what: "the control plane" }];
+  const claims: NetworkClaim[] = Object.entries(platform.hubs).map(([region, hub]) => ({ cidr: parseCidr(hub.cidr), what: `the ${region} hub` }));
   for (const c of cells.values()) {
     claims.push({ cidr: parseCidr(c.config.cidr), what: `cell ${c.stack}`, report: { file: stacks.get(c.stack)!, path: ["config", "saas-tenancy:cell", "cidr"] } });
   }
@@ -358,6 +374,21 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
       claims.push(claim);
     }
   }
+  // Customers' peered VPCs: routed from our VPCs, so they may overlap nothing of ours (nor each
+  // other: two customers in one range would be indistinguishable to the reachability analysis).
+  for (const lt of tenants.values()) {
+    const t = lt.tenant;
+    if (t.deployment !== "dedicated") continue;
+    for (const [env, net] of Object.entries(t.dedicated)) {
+      if (!net?.customerVpc) continue;
+      claims.push({
+        cidr: parseCidr(net.customerVpc.cidr),
+        what: `the customer VPC of tenant ${t.id} (${env})`,
+        report: { file: lt, path: ["dedicated", env, "customerVpc", "cidr"] },
+        customer: true,
+      });
+    }
+  }
   const collisions = new Map<NetworkClaim, NetworkClaim[]>();
   for (let i = 0; i < claims.length; i++) {
     for (let j = 0; j < i; j++) {
@@ -370,15 +401,22 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
       collisions.set(target, [...(collisions.get(target) ?? []), target === a ? b : a]);
     }
   }
+  // A customer VPC inside the dedicated supernet would collide with the next tenant tenantctl new places there.
+  const supernetClaim: NetworkClaim = { cidr: supernet, what: "the dedicated supernet" };
+  for (const claim of claims) {
+    if (claim.customer && overlaps(claim.cidr, supernet)) collisions.set(claim, [...(collisions.get(claim) ?? []), supernetClaim]);
+  }
   for (const claim of claims) {
     const hits = collisions.get(claim) ?? [];
     if (!claim.report || (hits.length === 0 && !outside.has(claim))) continue;
     const parts: string[] = [];
     if (hits.length > 0) parts.push(`overlaps ${hits.map((h) => `${formatCidr(h.cidr)} of ${h.what}`).join(", ")}`);
     if (outside.has(claim)) parts.push(`is outside the dedicated supernet ${platform.dedicatedSupernet}`);
-    const fix = "tenant" in claim.report.file
-      ? `choose a free /16 inside ${platform.dedicatedSupernet} (tenantctl new allocates one)`
-      : "choose a block no cell, tenant or the control plane uses";
+    const fix = claim.customer
+      ? "the customer's VPC range must be disjoint from ours: peer a VPC of theirs that overlaps no hub, cell, dedicated VPC or other customer VPC"
+      : "tenant" in claim.report.file
+        ? `choose a free /16 inside ${platform.dedicatedSupernet} (tenantctl new allocates one)`
+        : "choose a block no cell, tenant or hub uses";
     problems.push(problemAt(claim.report.file.yaml, claim.report.path, `${formatCidr(claim.cidr)} of ${claim.what} ${parts.join(" and ")}; ${fix}`));
   }
   return problems;

@@ -44,8 +44,14 @@ export const TEAM_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}$/;
 export const CELL_ID_PATTERN = /^[a-z]{2,4}[0-9]-[0-9]{2}$/;
 
 export type StackRef =
+  | { kind: "platform"; name: string; env: string; region: string }
   | { kind: "shared"; name: string; env: string; cell: string }
   | { kind: "dedicated"; name: string; env: string; tenant: string };
+
+export type StackKind = StackRef["kind"];
+
+/** AWS region names as the platform lists them (us-east-1). */
+export const REGION_PATTERN = /^[a-z]{2}-[a-z]+-\d$/;
 
 /** Component type tokens: `saas-tenancy:components:<Class>`. Part of every child's URN: never rename. */
 export function componentType(className: string): string {
@@ -60,14 +66,31 @@ export function dedicatedStackName(tenant: string, env: string): string {
   return `dedicated-${tenant}-${env}`;
 }
 
+/** One platform stack per region: hub network, Transit Gateway, runner (and the control plane in its region). */
+export function platformStackName(region: string): string {
+  return `platform-${region}`;
+}
+
 export class StackNameError extends Error {}
 
 /**
  * The stack name decides the stack kind. `environments` are the platform's; the env is the
  * segment after `shared-` or the last segment of a dedicated name (tenant ids may contain dashes).
+ * A platform stack belongs to the platform env (prod when listed, else the first env): it serves
+ * every env, and its tags and global secrets carry that one. Whether the region is one of the
+ * platform's is checked with the stack file (aws:region must equal it).
  */
 export function parseStackName(name: string, environments: readonly string[]): StackRef {
   const envs = environments.join("|");
+  const platform = /^platform-(.+)$/.exec(name);
+  if (platform) {
+    const region = platform[1]!;
+    if (!REGION_PATTERN.test(region)) {
+      throw new StackNameError(`stack "${name}": "${region}" is not an AWS region name (platform-<region>, e.g. platform-us-east-1)`);
+    }
+    const env = environments.includes("prod") ? "prod" : environments[0] ?? "prod";
+    return { kind: "platform", name, env, region };
+  }
   const shared = new RegExp(`^shared-(${envs})-(.+)$`).exec(name);
   if (shared) {
     const [, env, cell] = shared as unknown as [string, string, string];
@@ -87,8 +110,8 @@ export function parseStackName(name: string, environments: readonly string[]): S
     return { kind: "dedicated", name, env, tenant };
   }
   throw new StackNameError(
-    `unknown stack name "${name}": expected shared-<env>-<cell> (e.g. shared-prod-use1-01) or ` +
-      `dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: ${environments.join(", ")}`,
+    `unknown stack name "${name}": expected platform-<region> (e.g. platform-us-east-1), shared-<env>-<cell> ` +
+      `(e.g. shared-prod-use1-01) or dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: ${environments.join(", ")}`,
   );
 }
 
@@ -157,6 +180,35 @@ export const CELL_DATABASE = "cell";
 
 // --- IAM ---------------------------------------------------------------------------------------
 
+/**
+ * The control-plane role the tenant roles trust (it assumes them with a tenant session tag).
+ * Created by the platform stack of the control plane's region; its name (hence ARN) was fixed
+ * before that stack existed: never change it, every tenant role's trust policy names it.
+ */
+export function controlPlaneRoleName(app: string): string {
+  return `${app}-control-plane`;
+}
+/** The role `pulumi up` runs as (assumed by the runners' task roles). */
+export function deployerRoleName(app: string): string {
+  return `${app}-deployer`;
+}
+/** Task role of a region's runner (IAM names are global: the region is part of it). */
+export function runnerRoleName(app: string, region: string): string {
+  return `${app}-runner-${region}`;
+}
+/** ECS task execution role of the platform stack of a region (pulls the image, writes logs, reads the task's secrets). */
+export function taskExecutionRoleName(app: string, region: string): string {
+  return `${app}-ecs-exec-${region}`;
+}
+/** Secret of the control plane, in the global namespace of the platform env. */
+export function controlPlaneSecretName(app: string, env: string, name: "stripe-webhook-secret" | "api-keys" | "database"): string {
+  return globalSecretName(app, env, `control-plane/${name}`);
+}
+/** Host name of the control plane's load balancer ("api" is a reserved tenant id, so no tenant can take it). */
+export function controlPlaneHostname(domain: string): string {
+  return `api.${domain}`;
+}
+
 /** A role per tenant and env. At most 64 chars: app <= 12, env <= 7, tenant <= 24. */
 export function tenantRoleName(app: string, env: string, tenant: string): string {
   return `${app}-${env}-t-${tenant}`;
@@ -202,4 +254,15 @@ export type Tags = Readonly<Record<"tenant" | "env" | "stack" | "managed-by", st
 
 export function tags(tenant: string, env: string, stack: string): Tags {
   return { tenant, env, stack, "managed-by": MANAGED_BY };
+}
+
+// --- Platform ----------------------------------------------------------------------------------
+
+/** The platform key of a region (control-plane secrets and database, platform log groups). */
+export function platformKmsAlias(app: string, env: string, region: string): string {
+  return `alias/${app}/${env}/platform/${region}`;
+}
+/** Log group of a platform service (`runner`, `control-plane`) in a region. */
+export function platformLogGroupName(app: string, service: "runner" | "control-plane"): string {
+  return `/${app}/platform/${service}`;
 }

@@ -27,9 +27,11 @@ export function chooseCell(fleet: Fleet, env: string, region: string): Cell {
   return best.cell;
 }
 
-/** Every CIDR the fleet already uses: control plane, cells, dedicated tenants. */
+/** Every CIDR the fleet already uses: the hubs (the first is the control plane's region's), cells, dedicated tenants. */
 export function takenCidrs(fleet: Fleet): Cidr[] {
-  const out = [parseCidr(fleet.platform.controlPlane.cidr)];
+  const cp = fleet.platform.controlPlane.region;
+  const hubs = Object.entries(fleet.platform.hubs).sort(([a], [b]) => (a === cp ? -1 : b === cp ? 1 : a.localeCompare(b)));
+  const out = hubs.map(([, hub]) => parseCidr(hub.cidr));
   for (const c of fleet.cells.values()) out.push(parseCidr(c.config.cidr));
   for (const { tenant } of fleet.tenants.values()) {
     if (tenant.deployment !== "dedicated") continue;

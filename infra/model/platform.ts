@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { isCidr } from "./cidr.ts";
+import { isCidr, overlaps, parseCidr } from "./cidr.ts";
 import { DEFAULT_RDS_CA_BUNDLE_PATH, engineVersionProblem } from "./database.ts";
 import { APP_NAME_PATTERN } from "./naming.ts";
 import { QuotasSchema } from "./quotas.ts";
@@ -35,6 +35,14 @@ export const CellDefaultsSchema = z
     if (problem) ctx.addIssue({ code: "custom", path: ["dbEngineVersion"], message: problem });
   });
 
+/** One region's hub VPC: a /16, private subnets in the listed AZs (at least 2). */
+export const HubSchema = z
+  .object({
+    cidr: cidr.refine((c) => c.endsWith("/16"), "a hub VPC is a /16 (the hub layout, infra/model/hub.ts, carves it)"),
+    azs: z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, "must be an AZ name like us-east-1a")).min(2),
+  })
+  .strict();
+
 export const PlatformSchema = z
   .object({
     appName: z.string().regex(APP_NAME_PATTERN, "must be 2-12 lower-case letters, digits or dashes"),
@@ -43,8 +51,18 @@ export const PlatformSchema = z
     awsAccountId: z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id (quote it in YAML)"),
     regions: z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d$/)).min(1),
     environments: z.array(z.string().regex(/^[a-z]{2,7}$/)).min(1),
+    /** The hub network of every platform region (the `platform-<region>` stacks); see docs/network.md. */
+    hubs: z.record(z.string(), HubSchema),
     controlPlane: z
-      .object({ cidr, vpcId: z.string().min(1), region: z.string().min(1), roleArn: z.string().startsWith("arn:aws:iam::") })
+      .object({
+        /** The region whose platform stack runs the control plane (its ECS service, ALB and database). */
+        region: z.string().min(1),
+        /**
+         * Where operators reach `/api/*` and `/console/*` from (office, VPN egress). Only
+         * `/webhooks/stripe` is public; nothing may list the whole internet here.
+         */
+        operatorCidrs: z.array(cidr.refine((c) => !c.endsWith("/0"), "must not be the whole internet; list the operators' networks")).min(1),
+      })
       .strict(),
     dedicatedSupernet: cidr,
     suspensionTarget: z.string().min(1),
@@ -54,10 +72,52 @@ export const PlatformSchema = z
     /** Service quotas of the platform account (infra/model/quotas.ts); absent keys are AWS's defaults. */
     quotas: QuotasSchema,
   })
-  .strict();
+  .strict()
+  .superRefine((p, issue) => {
+    // Every region has a hub and a platform stack; a hub of a region the platform does not serve is a typo.
+    for (const region of p.regions) {
+      if (!(region in p.hubs)) issue.addIssue({ code: "custom", path: ["hubs"], message: `region ${region} has no hub; add hubs.${region}: { cidr: <a free /16>, azs: [<2+ AZs of ${region}>] }` });
+    }
+    for (const [region, hub] of Object.entries(p.hubs)) {
+      if (!p.regions.includes(region)) issue.addIssue({ code: "custom", path: ["hubs", region], message: `is not a platform region (${p.regions.join(", ")}); remove it or add the region` });
+      hub.azs.forEach((az, i) => {
+        if (!az.startsWith(region)) issue.addIssue({ code: "custom", path: ["hubs", region, "azs", i], message: `${az} is not in ${region}` });
+      });
+    }
+    const hubs = Object.entries(p.hubs);
+    for (let i = 0; i < hubs.length; i++) {
+      for (let j = 0; j < i; j++) {
+        const [ra, a] = hubs[i]!;
+        const [rb, b] = hubs[j]!;
+        if (isCidr(a.cidr) && isCidr(b.cidr) && overlaps(parseCidr(a.cidr), parseCidr(b.cidr))) {
+          issue.addIssue({ code: "custom", path: ["hubs", ra, "cidr"], message: `${a.cidr} overlaps the ${rb} hub ${b.cidr}; hubs are routed to each other and need disjoint blocks` });
+        }
+      }
+    }
+    if (!p.regions.includes(p.controlPlane.region)) {
+      issue.addIssue({ code: "custom", path: ["controlPlane", "region"], message: `${p.controlPlane.region} is not a platform region (${p.regions.join(", ")})` });
+    }
+  });
 
 export type Platform = z.infer<typeof PlatformSchema>;
 export type CellDefaults = z.infer<typeof CellDefaultsSchema>;
+export type Hub = z.infer<typeof HubSchema>;
+
+/** The hub of a region; the schema guarantees every platform region has one. */
+export function hubOf(platform: Pick<Platform, "hubs">, region: string): Hub {
+  const hub = platform.hubs[region];
+  if (!hub) throw new Error(`region ${region} has no hub in Pulumi.yaml (config.saas-tenancy:platform.value.hubs.${region})`);
+  return hub;
+}
+
+/**
+ * The env the platform stacks belong to (their tags and the `global` secret namespace of the
+ * control plane): prod when the platform has it, else its first environment. The platform
+ * serves every env; it is production infrastructure.
+ */
+export function platformEnv(platform: Pick<Platform, "environments">): string {
+  return platform.environments.includes("prod") ? "prod" : platform.environments[0]!;
+}
 
 /** The DNS domain of an environment: prod serves on the root domain, others on `<env>.<domain>`. */
 export function envDomain(platform: Pick<Platform, "domain">, env: string): string {

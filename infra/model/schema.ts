@@ -161,8 +161,8 @@ export function makeTenantSchema(ctx: SchemaContext) {
     features: z
       .object({
         sso: z.boolean().default(false).describe("Single sign-on (SAML/OIDC) for the tenant's users."),
-        /** Peering of a dedicated VPC to the control-plane VPC. */
-        vpcPeering: z.boolean().default(false).describe("Peer the dedicated VPC with the control-plane VPC (dedicated only)."),
+        /** Peering of a dedicated VPC to the customer's own VPC (dedicated.<env>.customerVpc). */
+        vpcPeering: z.boolean().default(false).describe("Private connectivity to the customer's own VPC: a VPC peering per environment to dedicated.<env>.customerVpc (dedicated only)."),
         customModel: z.boolean().default(false).describe("A custom (fine-tuned) model for the tenant."),
         /** Internet egress (public subnets and NAT) for a dedicated VPC. */
         egress: z.boolean().default(false).describe("Internet egress (public subnets and a NAT gateway) for the dedicated VPC."),
@@ -210,6 +210,16 @@ export function makeTenantSchema(ctx: SchemaContext) {
       azCount: z.number().int().min(2).max(6).optional().describe("Private subnets, one per AZ (default 3 in prod, 2 elsewhere)."),
       /** Overrides of the tier's RDS sizing for this env. */
       database: database.optional().describe("Overrides of the dedicated RDS sizing for this environment (defaults: the sizing table below)."),
+      /** With features.vpcPeering: the customer's own VPC this env peers with (docs/network.md). */
+      customerVpc: z
+        .object({
+          accountId: z.string().regex(/^\d{12}$/, "must be the customer's 12-digit AWS account id (quote it in YAML)").describe("The customer's AWS account id (it accepts the peering)."),
+          vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, "must be a VPC id like vpc-0123456789abcdef0").describe("The customer's VPC id."),
+          cidr: cidr.describe("The customer VPC's CIDR; must not overlap anything of ours (hubs, cells, dedicated VPCs, other customers)."),
+        })
+        .strict()
+        .optional()
+        .describe("With features.vpcPeering: the customer's VPC this environment peers with (requester side here; the customer accepts)."),
     })
     .strict();
 
@@ -262,6 +272,17 @@ export function makeTenantSchema(ctx: SchemaContext) {
       }
       if (t.deployment === "pooled" && t.features.vpcPeering) {
         issue.addIssue({ code: "custom", path: ["features", "vpcPeering"], message: "VPC peering needs a dedicated deployment; set it to false or make the tenant dedicated" });
+      }
+      if (t.deployment === "dedicated") {
+        for (const [e, net] of Object.entries(t.dedicated)) {
+          if (!net) continue;
+          if (t.features.vpcPeering && !net.customerVpc) {
+            issue.addIssue({ code: "custom", path: ["dedicated", e], message: "features.vpcPeering is on but this environment has no customerVpc; add customerVpc: { accountId: <12 digits>, vpcId: vpc-..., cidr: <their CIDR> }" });
+          }
+          if (!t.features.vpcPeering && net.customerVpc) {
+            issue.addIssue({ code: "custom", path: ["dedicated", e, "customerVpc"], message: "is set but features.vpcPeering is off; turn the feature on or remove customerVpc" });
+          }
+        }
       }
       if ((t.lifecycle === "offboarding") !== (t.offboarding !== undefined)) {
         issue.addIssue({

@@ -26,12 +26,22 @@ export const CellConfigSchema = z
   .strict();
 export type CellConfig = z.infer<typeof CellConfigSchema>;
 
+/** Config key of a platform stack's container image (the control plane's image; the runner runs it too). */
+export const IMAGE_KEY = `${PROJECT}:image`;
+/**
+ * A pinned image reference: registry/repository with a tag or a digest. `latest` is refused: a
+ * runner replaced by ECS must start the same code as its siblings.
+ */
+export const IMAGE_PATTERN = /^[a-z0-9.-]+(?::\d+)?\/[a-z0-9._/-]+(?::(?!latest$)[A-Za-z0-9_.-]{1,128}|@sha256:[a-f0-9]{64})$/;
+
 export interface StackFile {
   ref: StackRef;
   file: string;
   region: string;
   /** Present for shared stacks. */
   cell?: CellConfig;
+  /** Present for platform stacks: the container image of the control plane and the runner. */
+  image?: string;
   /** Every config key of the file, as Pulumi would see it (used to render offline). */
   config: Record<string, unknown>;
   yaml: YamlFile;
@@ -72,6 +82,27 @@ export function parseStackFile(
     problems.push(problemAt(y, ["config", "aws:region"], `must be one of the platform regions: ${regions.join(", ")} (got ${JSON.stringify(region)})`));
   }
   let cell: CellConfig | undefined;
+  let image: string | undefined;
+  if (ref.kind === "platform" && typeof region === "string" && regions.includes(region) && region !== ref.region) {
+    problems.push(problemAt(y, ["config", "aws:region"], `is ${region} but the stack is the platform stack of ${ref.region}; they must be equal`));
+  }
+  if (ref.kind === "platform" && !regions.includes(ref.region)) {
+    problems.push(problemAt(y, [], `${ref.region} is not a platform region (${regions.join(", ")}); add it to Pulumi.yaml or remove this stack file`));
+  }
+  if (ref.kind === "platform") {
+    const raw = cfg[IMAGE_KEY];
+    if (typeof raw === "string" && IMAGE_PATTERN.test(raw)) image = raw;
+    else {
+      problems.push(
+        problemAt(
+          y,
+          raw === undefined ? ["config"] : ["config", IMAGE_KEY],
+          `${IMAGE_KEY} ${raw === undefined ? "is required" : `is ${JSON.stringify(raw)}`}: the control plane's image, pinned by tag or digest ` +
+            `(e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/tenancy-control-plane:1.4.2; not :latest)`,
+        ),
+      );
+    }
+  }
   if (ref.kind === "shared") {
     const parsed = CellConfigSchema.safeParse(cfg[CELL_KEY]);
     if (parsed.success) cell = parsed.data;
@@ -85,5 +116,5 @@ export function parseStackFile(
     problems.push(problemAt(y, ["config", CELL_KEY], "only shared-<env>-<cell> stacks have cell settings"));
   }
   if (problems.length > 0) return problems;
-  return { ref, file, region: region as string, config: cfg, yaml: y, ...(cell ? { cell } : {}) };
+  return { ref, file, region: region as string, config: cfg, yaml: y, ...(cell ? { cell } : {}), ...(image ? { image } : {}) };
 }

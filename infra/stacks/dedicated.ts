@@ -10,7 +10,20 @@ import type { Fleet } from "../model/fleet.ts";
 import { PROJECT } from "../model/platform.ts";
 import { routeOf } from "../model/routes.ts";
 import type { StackFile } from "../model/stackFile.ts";
-import type { StackOutputs } from "../program.ts";
+import type * as pulumi from "@pulumi/pulumi";
+
+export interface DedicatedOutputs {
+  kind: "dedicated";
+  tenant: string;
+  route: { url: string; stack: string; databaseSecretName: string };
+  vpcId: pulumi.Output<string>;
+  dbEndpoint: pulumi.Output<string>;
+  privateDbHostname: string;
+  zoneName: string;
+  nameServers: pulumi.Output<string[]>;
+  /** Present with features.vpcPeering: the requester side of the peering to the customer's VPC. */
+  peeringConnectionId?: pulumi.Output<string>;
+}
 
 /**
  * Optional config of a dedicated stack file: the ALIAS target of the tenant's apex record, i.e.
@@ -36,7 +49,7 @@ export function dedicatedIngress(stack: StackFile): IngressAlias | undefined {
   return parsed.data;
 }
 
-export function buildDedicatedStack(fleet: Fleet, stack: StackFile): StackOutputs {
+export function buildDedicatedStack(fleet: Fleet, stack: StackFile): DedicatedOutputs {
   if (stack.ref.kind !== "dedicated") throw new Error(`buildDedicatedStack: ${stack.ref.name} is not a dedicated-<tenant>-<env> stack`);
   const { tenant: id, env } = stack.ref;
   const t = fleet.tenants.get(id)?.tenant;

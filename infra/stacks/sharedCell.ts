@@ -9,7 +9,7 @@ import { awsProvider, stackContext } from "../components/context.ts";
 import { cellResidents, type Fleet } from "../model/fleet.ts";
 import { routeOf } from "../model/routes.ts";
 import type { StackFile } from "../model/stackFile.ts";
-import type { StackOutputs } from "../program.ts";
+import type * as pulumi from "@pulumi/pulumi";
 
 export interface CellRoute {
   url: string;
@@ -17,7 +17,23 @@ export interface CellRoute {
   databaseSecretName: string;
 }
 
-export function buildSharedCellStack(fleet: Fleet, stack: StackFile): StackOutputs {
+export interface SharedCellOutputs {
+  kind: "shared";
+  cell: {
+    id: string;
+    env: string;
+    region: string;
+    vpcId: pulumi.Output<string>;
+    dbEndpoint: pulumi.Output<string>;
+    tenants: string[];
+    tenantsPlaced: number;
+    capacity: number;
+  };
+  /** By tenant id: where each resident is served. */
+  routes: Record<string, CellRoute>;
+}
+
+export function buildSharedCellStack(fleet: Fleet, stack: StackFile): SharedCellOutputs {
   if (stack.ref.kind !== "shared") throw new Error(`buildSharedCellStack: ${stack.ref.name} is not a shared-<env>-<cell> stack`);
   const cell = fleet.cells.get(stack.ref.name);
   if (!cell) throw new Error(`${stack.file}: stack ${stack.ref.name} has no saas-tenancy:cell settings`);

@@ -32,6 +32,11 @@ const EC2_PREFIX: Readonly<Record<string, string>> = {
   "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": "pcx",
   "aws:ec2/flowLog:FlowLog": "fl",
   "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+  "aws:ec2transitgateway/transitGateway:TransitGateway": "tgw",
+  "aws:ec2transitgateway/routeTable:RouteTable": "tgw-rtb",
+  "aws:ec2transitgateway/vpcAttachment:VpcAttachment": "tgw-attach",
+  "aws:ec2transitgateway/peeringAttachment:PeeringAttachment": "tgw-attach",
+  "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
   "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
 };
 

@@ -39,7 +39,11 @@ export class RecordingMonitor {
   /** URN -> its aliases as the engine expands them. */
   private readonly aliasesOf = new Map<string, string[]>();
 
-  constructor(private readonly ctx: MockContext & { project: string; stack: string }) {}
+  constructor(
+    private readonly ctx: MockContext & { project: string; stack: string },
+    /** The outputs a StackReference to `name` (organization/project/stack) reads, or undefined when unknown. */
+    private readonly stackReference: (name: string) => Record<string, unknown> | undefined = () => undefined,
+  ) {}
 
   private urnFor(parent: string, type: string, name: string): string {
     let qualified = type;
@@ -169,8 +173,26 @@ export class RecordingMonitor {
     callback(new Error(`the offline renderer does not answer invoke ${tok}; derive the value from config instead`), undefined);
   }
 
+  /**
+   * Only StackReferences are read (a spoke reading its platform stack's ids): answered from the
+   * platform model (plan/render/platformReference.ts), not recorded as a resource (the engine
+   * keeps a read, not a managed resource; policies never see it). Any other read is a bug.
+   */
   async readResource(req: ResourceModule.ReadResourceRequest, callback: Callback): Promise<void> {
-    callback(new Error(`the offline renderer does not read existing resources (${req.getType()} ${req.getName()})`), undefined);
+    if (req.getType() !== "pulumi:pulumi:StackReference") {
+      return callback(new Error(`the offline renderer does not read existing resources (${req.getType()} ${req.getName()})`), undefined);
+    }
+    const props = (req.getProperties()?.toJavaScript() ?? {}) as { name?: string };
+    const name = props.name ?? req.getId();
+    const outputs = this.stackReference(name);
+    if (!outputs) return callback(new Error(`StackReference ${name}: the offline renderer knows only the platform stacks of this fleet`), undefined);
+    const urn = this.urnFor(req.getParent(), req.getType(), req.getName());
+    const state = { name, outputs, secretOutputNames: [] as string[] };
+    this.states.set(urn, { urn, id: name, state });
+    const response = new resproto.ReadResourceResponse();
+    response.setUrn(urn);
+    response.setProperties(structproto.Struct.fromJavaScript(state as never));
+    callback(null, response);
   }
 
   supportsFeature(req: ResourceModule.SupportsFeatureRequest, callback: Callback): void {

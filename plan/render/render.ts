@@ -7,6 +7,7 @@ import { defineStack, type StackOutputs } from "../../infra/program.ts";
 import * as settingsModule from "@pulumi/pulumi/runtime/settings.js";
 import * as stateModule from "@pulumi/pulumi/runtime/state.js";
 import { withFastPromises } from "./fastPromises.ts";
+import { platformReferenceOutputs } from "./platformReference.ts";
 import { RecordingMonitor } from "./monitor.ts";
 import type { RenderedStack } from "../types.ts";
 
@@ -25,7 +26,7 @@ export interface RenderOptions {
    */
   fastPromises?: boolean;
   /** The program to run; default the real one (infra/program.ts). Tests of the renderer pass their own. */
-  program?: (fleet: Fleet, stackName: string) => Promise<StackOutputs>;
+  program?: (fleet: Fleet, stackName: string) => Promise<StackOutputs | Record<string, unknown>>;
 }
 
 /** Config the Pulumi CLI would give the program: the stack file's `config:` keys, as strings. */
@@ -59,14 +60,18 @@ export async function renderStack(fleet: Fleet, stackName: string, opts: RenderO
 async function renderOnce(fleet: Fleet, stackName: string, opts: RenderOptions): Promise<RenderedStack> {
   const ref = parseStackName(stackName, fleet.platform.environments);
   const file = fleet.stacks.get(stackName);
-  const monitor = new RecordingMonitor({
-    project: PROJECT,
-    stack: stackName,
-    region: file?.region ?? fleet.platform.regions[0]!,
-    accountId: fleet.platform.awsAccountId,
-  });
+  const monitor = new RecordingMonitor(
+    {
+      project: PROJECT,
+      stack: stackName,
+      region: file?.region ?? fleet.platform.regions[0]!,
+      accountId: fleet.platform.awsAccountId,
+    },
+    (name) => platformReferenceOutputs(fleet, name),
+  );
   pulumi.runtime.setAllConfig(stackConfig(fleet, stackName));
-  sdkSettings.setMockOptions(monitor, PROJECT, stackName, false);
+  // "organization" is what a self-managed (DIY) backend reports; StackReference names are built from it.
+  sdkSettings.setMockOptions(monitor, PROJECT, stackName, false, "organization");
   Object.assign(sdkState.getStore(), {
     supportsSecrets: true,
     supportsResourceReferences: true,

@@ -1,4 +1,4 @@
-import { dedicatedZoneName, privateZoneName } from "../../infra/model/naming.ts";
+import { controlPlaneHostname, dedicatedZoneName, privateZoneName } from "../../infra/model/naming.ts";
 import { domainOf, envOf, isTenantId, str, tenantOf } from "../lib/resource.ts";
 import { StackIndex, T } from "../lib/stack.ts";
 import type { StackPolicyDefinition } from "../registry.ts";
@@ -13,7 +13,7 @@ export const dnsTenantNames: StackPolicyDefinition = {
   kind: "stack",
   name: "dns-tenant-names",
   description:
-    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.internal (dedicated), for a tenant of the stack, under the env's domain.",
+    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.internal (dedicated), for a tenant of the stack, under the env's domain; a platform stack names only the control plane (api.<domain>) and its certificate validation.",
   severity: "medium",
   enforcementLevel: "advisory",
   remediationSteps: "Name records with pooledHostname / dedicatedZoneName / privateZoneName from infra/model/naming.ts and envDomain(platform, env).",
@@ -54,6 +54,16 @@ export const dnsTenantNames: StackPolicyDefinition = {
       }
       if (!within(name, domain)) {
         report(`record "${name}" is outside the domain "${domain}" of env ${stack.env}`, record.urn);
+        continue;
+      }
+      if (stack.kind === "platform") {
+        // The platform names no tenant: only the control plane's host name ("api" is a reserved
+        // tenant id) and its certificate's DNS validation records (`_<token>.<host>`, ACM).
+        const host = controlPlaneHostname(domain);
+        const validation = name.endsWith(`.${host}`) && name.slice(0, -(host.length + 1)).startsWith("_") && !name.slice(0, -(host.length + 1)).includes(".");
+        if (name !== host && !validation) {
+          report(`record "${name}" in a platform stack is neither the control plane's "${host}" nor a certificate validation record "_<token>.${host}"`, record.urn);
+        }
         continue;
       }
       if (stack.kind === "dedicated") {

@@ -13,6 +13,8 @@ import { byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, o
 
 interface ShapeOpts {
   azs: string[];
+  /** AZs of the region's hub: one runner rule on the database group each. Default us-east-1's. */
+  hubAzs?: string[];
   egress?: { natAzs: string[] };
   peering?: boolean;
   secrets: string[];
@@ -20,6 +22,14 @@ interface ShapeOpts {
   /** Prod: the final snapshot's random suffix. */
   prod?: boolean;
 }
+
+const TGW = {
+  attachment: "aws:ec2transitgateway/vpcAttachment:VpcAttachment",
+  association: "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation",
+  propagation: "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation",
+  gateway: "aws:ec2transitgateway/transitGateway:TransitGateway",
+  table: "aws:ec2transitgateway/routeTable:RouteTable",
+} as const;
 
 /** The exact resources of a dedicated stack (below the stack resource). */
 function dedicatedShape(id: string, o: ShapeOpts): string[] {
@@ -40,8 +50,11 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
           `${T.egress} ${n}-sg-app-https-out`,
         ]
       : []),
+    `${C("SpokeAttachment")} ${n}-spoke`, `${TGW.attachment} ${n}-spoke`, `${TGW.association} ${n}-spoke`, `${TGW.propagation} ${n}-spoke`,
+    ...o.azs.map((az) => `${T.route} ${n}-spoke-${az}`),
+    ...(o.hubAzs ?? ["us-east-1a", "us-east-1b"]).map((az) => `${T.ingress} ${n}-sg-db-from-runner-${az}`),
     ...(o.peering
-      ? [`${C("ControlPlanePeering")} ${n}-peering`, `${T.pcx} ${n}-peering`, ...o.azs.map((az) => `${T.route} ${n}-peering-${az}`), `${T.ingress} ${n}-sg-db-from-control-plane`]
+      ? [`${C("CustomerPeering")} ${n}-peering`, `${T.pcx} ${n}-peering`, ...o.azs.map((az) => `${T.route} ${n}-peering-${az}`), `${T.ingress} ${n}-peering`]
       : []),
     `${C("DatabaseSecurityGroups")} ${n}-sg`, `${T.sg} ${n}-sg-app`, `${T.sg} ${n}-sg-db`, `${T.ingress} ${n}-sg-db-from-app`, `${T.egress} ${n}-sg-app-to-db`,
     `${C("EncryptedBucket")} ${n}-bucket`, `aws:s3/bucket:Bucket ${n}-bucket`, `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
@@ -85,7 +98,7 @@ describe("dedicated stacks: exact resource sets", () => {
 
   it("delta-health prod (enterprise on dedicated, eu-west-1): 3 AZs in its region", () => {
     expect(shape(below(get("dedicated-delta-health-prod")))).toEqual(dedicatedShape("delta-health", {
-      azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], secrets: [], prod: true,
+      azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], hubAzs: ["eu-west-1a", "eu-west-1b"], secrets: [], prod: true,
     }));
   });
 
@@ -289,39 +302,80 @@ describe("network", () => {
     });
   });
 
-  it("peering on vs off: exactly the requester connection, its routes and the control-plane DB rule appear", async () => {
-    const peered = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.features = { vpcPeering: true }; }));
+  it("peering on vs off: exactly the requester connection to the customer's VPC, its routes and the app rule, all limited to the customer CIDR", async () => {
+    const customerVpc = { accountId: "333333333333", vpcId: "vpc-0feedfacefeedface", cidr: "192.168.0.0/16" };
+    const peered = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => {
+      d.features = { vpcPeering: true };
+      (d.dedicated as Record<string, Record<string, unknown>>).prod!.customerVpc = customerVpc;
+    }));
     const on = await render(peered, "dedicated-acme-prod");
     const diff = diffRenders(get("dedicated-acme-prod"), on);
     expect([diff.removed, diff.changed]).toEqual([[], []]);
-    const expected = [...subtree(on, byTypeName(on, C("ControlPlanePeering"), "tenant-acme-peering").urn), byTypeName(on, T.ingress, "tenant-acme-sg-db-from-control-plane")];
-    expect(diff.added).toEqual(expected.map((x) => x.urn).sort());
+    expect(diff.added).toEqual(subtree(on, byTypeName(on, C("CustomerPeering"), "tenant-acme-peering").urn).map((x) => x.urn).sort());
     const pcx = mockId(T.pcx, "tenant-acme-peering");
+    // Requester side in our account; the customer's account accepts (cross-account: no autoAccept).
     expect(plain(byTypeName(on, T.pcx, "tenant-acme-peering"))).toEqual({
-      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"), peerVpcId: "vpc-0c0ffee0c0ffee000", peerOwnerId: "111111111111", autoAccept: false, tags: tags("acme", "prod", "dedicated-acme-prod"),
+      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"), peerVpcId: "vpc-0feedfacefeedface", peerOwnerId: "333333333333", autoAccept: false, tags: tags("acme", "prod", "dedicated-acme-prod"),
     });
     for (const az of ["us-east-1a", "us-east-1b", "us-east-1c"]) {
       expect(plain(byTypeName(on, T.route, `tenant-acme-peering-${az}`))).toEqual({
-        routeTableId: mockId(T.routeTable, `tenant-acme-network-private-${az}`), destinationCidrBlock: "10.0.0.0/16", vpcPeeringConnectionId: pcx,
+        routeTableId: mockId(T.routeTable, `tenant-acme-network-private-${az}`), destinationCidrBlock: "192.168.0.0/16", vpcPeeringConnectionId: pcx,
       });
+    }
+    // HTTPS from the customer CIDR to the app group; the database group admits nothing from it.
+    expect(stripRule(byTypeName(on, T.ingress, "tenant-acme-peering"))).toEqual({
+      securityGroupId: mockId(T.sg, "tenant-acme-sg-app"), cidrIpv4: "192.168.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443,
+    });
+    const dbSg = mockId(T.sg, "tenant-acme-sg-db");
+    expect(ofType(on, T.ingress).filter((x) => plain(x).securityGroupId === dbSg).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);
+  });
+
+  it("spoke: attached to its region's Transit Gateway (the platform stack's ids), associated with `spokes`, propagated into `hub`, the hub CIDR routed", () => {
+    const cases = [
+      { stack: "dedicated-acme-prod", id: "acme", code: "use1", hub: "10.0.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"] },
+      { stack: "dedicated-delta-health-prod", id: "delta-health", code: "euw1", hub: "10.20.0.0/16", azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      { stack: "dedicated-megacorp-staging", id: "megacorp", code: "use1", hub: "10.0.0.0/16", azs: ["us-east-1a", "us-east-1b"] },
+    ];
+    for (const c of cases) {
+      const r = get(c.stack);
+      const n = `tenant-${c.id}-spoke`;
+      const tgw = mockId(TGW.gateway, `transit-${c.code}`);
+      const env = c.stack.endsWith("staging") ? "staging" : "prod";
+      expect(plain(byTypeName(r, TGW.attachment, n))).toEqual({
+        transitGatewayId: tgw,
+        vpcId: mockId(T.vpc, `tenant-${c.id}-network-vpc`),
+        subnetIds: c.azs.map((az) => mockId(T.subnet, `tenant-${c.id}-network-private-${az}`)),
+        transitGatewayDefaultRouteTableAssociation: false,
+        transitGatewayDefaultRouteTablePropagation: false,
+        dnsSupport: "enable",
+        securityGroupReferencingSupport: "disable",
+        tags: tags(c.id, env, c.stack),
+      });
+      const attachment = mockId(TGW.attachment, n);
+      expect(plain(byTypeName(r, TGW.association, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-spokes`) });
+      expect(plain(byTypeName(r, TGW.propagation, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-hub`) });
+      for (const az of c.azs) {
+        expect(plain(byTypeName(r, T.route, `${n}-${az}`))).toEqual({ routeTableId: mockId(T.routeTable, `tenant-${c.id}-network-private-${az}`), destinationCidrBlock: c.hub, transitGatewayId: tgw });
+      }
     }
   });
 
-  it("peering across regions names the control plane's region (delta-health in eu-west-1)", async () => {
-    const peered = tempFleet((dir) => editYaml(dir, "tenants/delta-health.yaml", (d) => { d.features = { sso: true, vpcPeering: true }; }));
-    const on = await render(peered, "dedicated-delta-health-prod");
-    expect(plain(byTypeName(on, T.pcx, "tenant-delta-health-peering"))).toMatchObject({ peerRegion: "us-east-1", autoAccept: false });
-  });
-
-  it("the database admits 5432 from the app group, and from the control plane only with peering; nothing is open to the world", () => {
+  it("the database admits 5432 from the app group and the region's runner subnets only, with or without peering; nothing is open to the world", () => {
     const acme = get("dedicated-acme-prod");
     const dbSg = mockId(T.sg, "tenant-acme-sg-db");
     expect(plain(byTypeName(acme, T.rds, "tenant-acme-db")).vpcSecurityGroupIds).toEqual([dbSg]);
-    expect(ofType(acme, T.ingress).map(stripRule)).toEqual([
+    const byCidr = (a: Record<string, unknown>, b: Record<string, unknown>) => String(a.cidrIpv4 ?? "").localeCompare(String(b.cidrIpv4 ?? ""));
+    expect(ofType(acme, T.ingress).map(stripRule).sort(byCidr)).toEqual([
       { securityGroupId: dbSg, referencedSecurityGroupId: mockId(T.sg, "tenant-acme-sg-app"), ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, cidrIpv4: "10.0.16.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
     ]);
+    // eu-west-1: its own region's runner, never us-east-1's.
+    const delta = get("dedicated-delta-health-prod");
+    expect(ofType(delta, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.20.0.0/20", "10.20.16.0/20", "app-group"]);
     const mega = get("dedicated-megacorp-prod");
-    expect(ofType(mega, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/16", "app-group"]);
+    const megaDb = mockId(T.sg, "tenant-megacorp-sg-db");
+    expect(ofType(mega, T.ingress).filter((x) => plain(x).securityGroupId === megaDb).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);
     for (const name of STACKS) {
       for (const x of ofType(get(name), T.ingress)) expect(String(plain(x).cidrIpv4 ?? "")).not.toMatch(/\/0$/);
       for (const x of ofType(get(name), T.sg)) expect([plain(x).ingress, plain(x).egress]).toEqual([undefined, undefined]);
@@ -447,9 +501,9 @@ describe("conventions and outputs", () => {
       for (const other of fleet.tenants.keys()) if (other !== ref.tenant) expect(text.includes(other), `${name} mentions ${other}`).toBe(false);
     }
     // acme: role, key, vpc, default SG, 3 subnets, 3 route tables, log group, flow-log role, flow log,
-    // 2 groups, 2 rules, bucket, master secret, subnet group, parameter group, instance,
-    // connection secret, 4 declared secrets, 2 zones = 29.
-    expect(counts["dedicated-acme-prod"]).toBe(29);
+    // TGW attachment, 2 groups, 4 rules (app, app-to-db, 2 runner subnets), bucket, master secret,
+    // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones = 32.
+    expect(counts["dedicated-acme-prod"]).toBe(32);
   });
 
   it("suspending a dedicated tenant changes only its role's LOGIN", async () => {

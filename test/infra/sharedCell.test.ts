@@ -8,6 +8,7 @@ import { cellResidents, type Fleet } from "../../infra/model/fleet.ts";
 import { cellDbIdentifier } from "../../infra/model/infraNames.ts";
 import { tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
+import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import {
   byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
@@ -37,8 +38,8 @@ function pooledShape(id: string, relSecrets: string[], ownKey: boolean): string[
   ].sort();
 }
 
-/** The exact shared infrastructure of a cell with the given AZs. */
-function cellShape(cell: string, azs: string[], prod: boolean): string[] {
+/** The exact shared infrastructure of a cell with the given AZs, in a region whose hub has `hubAzs`. */
+function cellShape(cell: string, azs: string[], prod: boolean, hubAzs: readonly string[]): string[] {
   const n = `cell-${cell}`;
   return [
     `${T.cell} ${n}`,
@@ -54,7 +55,12 @@ function cellShape(cell: string, azs: string[], prod: boolean): string[] {
     `${T.sg} ${n}-sg-app`,
     `${T.sg} ${n}-sg-db`,
     `${T.ingress} ${n}-sg-db-from-app`,
-    `${T.ingress} ${n}-sg-db-from-control-plane`,
+    ...hubAzs.map((az) => `${T.ingress} ${n}-sg-db-from-runner-${az}`),
+    `saas-tenancy:components:SpokeAttachment ${n}-spoke`,
+    `aws:ec2transitgateway/vpcAttachment:VpcAttachment ${n}-spoke`,
+    `aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation ${n}-spoke`,
+    `aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation ${n}-spoke`,
+    ...azs.map((az) => `${T.route} ${n}-spoke-${az}`),
     `${T.egress} ${n}-sg-app-to-db`,
     `${T.keyC} ${n}-key`,
     `${T.key} ${n}-key`,
@@ -127,7 +133,7 @@ describe("shared cell stacks: resource sets", () => {
     for (const name of CELLS) {
       const cell = fleet.cells.get(name)!;
       const r = get(name);
-      expect(shape(subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn))).toEqual(cellShape(cell.id, cell.config.azs, cell.env === "prod"));
+      expect(shape(subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn))).toEqual(cellShape(cell.id, cell.config.azs, cell.env === "prod", fleet.platform.hubs[cell.region]!.azs));
     }
   });
 
@@ -410,7 +416,7 @@ describe("cell infrastructure: key inputs", () => {
     }
   });
 
-  it("network: the configured CIDR, one planned private subnet per AZ, 5432 admitted only from the app group and the control plane", () => {
+  it("network: the configured CIDR, one planned private subnet per AZ, 5432 admitted only from the app group and the region's runner subnets", () => {
     const cell = fleet.cells.get("shared-prod-use1-02")!;
     const r = get(cell.stack);
     expect(plain(byTypeName(r, T.vpc, "cell-use1-02-network-vpc")).cidrBlock).toBe("10.2.0.0/16");
@@ -418,7 +424,7 @@ describe("cell infrastructure: key inputs", () => {
     expect(ofType(r, T.subnet).map((s) => { const i = plain(s); return { az: i.availabilityZone, cidr: i.cidrBlock, pub: i.mapPublicIpOnLaunch }; }))
       .toEqual(plan.private.map((p) => ({ ...p, pub: false })));
     // The DB group (the instance's) admits 5432 from the app group (the group whose egress goes to
-    // the DB group) and from the control-plane CIDR; no other ingress rule exists in the cell.
+    // the DB group) and from the us-east-1 runner subnets (not the hub /16); no other ingress rule exists in the cell.
     const dbSg = (plain(byTypeName(r, T.rds, "cell-use1-02-db")).vpcSecurityGroupIds as string[])[0];
     const appToDb = plain(byTypeName(r, T.egress, "cell-use1-02-sg-app-to-db"));
     expect(appToDb).toMatchObject({ referencedSecurityGroupId: dbSg, ipProtocol: "tcp", fromPort: 5432, toPort: 5432 });
@@ -428,8 +434,40 @@ describe("cell infrastructure: key inputs", () => {
     const byKind = (x: Record<string, unknown>) => ("cidrIpv4" in x ? 1 : 0);
     expect(ofType(r, T.ingress).map(strip).sort((a, b) => byKind(a) - byKind(b))).toEqual([
       { securityGroupId: dbSg, referencedSecurityGroupId: appSg, ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
-      { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/16", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, cidrIpv4: "10.0.16.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
     ]);
+  });
+
+  it("spoke: attached to its region's Transit Gateway, associated with `spokes`, propagated into `hub`, the hub CIDR routed from every private table", () => {
+    for (const name of CELLS) {
+      const cell = fleet.cells.get(name)!;
+      const r = get(name);
+      const n = `cell-${cell.id}-spoke`;
+      const code = cell.region === "us-east-1" ? "use1" : "euw1";
+      // The ids the platform stack's resources get (the offline StackReference answers with them).
+      const tgw = mockId("aws:ec2transitgateway/transitGateway:TransitGateway", `transit-${code}`);
+      const hubTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-hub`);
+      const spokesTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-spokes`);
+      const attachment = byTypeName(r, "aws:ec2transitgateway/vpcAttachment:VpcAttachment", n);
+      expect(plain(attachment)).toEqual({
+        transitGatewayId: tgw,
+        vpcId: mockId(T.vpc, `cell-${cell.id}-network-vpc`),
+        subnetIds: cell.config.azs.map((az) => mockId(T.subnet, `cell-${cell.id}-network-private-${az}`)),
+        transitGatewayDefaultRouteTableAssociation: false,
+        transitGatewayDefaultRouteTablePropagation: false,
+        dnsSupport: "enable",
+        securityGroupReferencingSupport: "disable",
+        tags: tags("shared", cell.env, name),
+      });
+      const attachmentId = mockId("aws:ec2transitgateway/vpcAttachment:VpcAttachment", n);
+      expect(plain(byTypeName(r, "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation", n))).toEqual({ transitGatewayAttachmentId: attachmentId, transitGatewayRouteTableId: spokesTable });
+      expect(plain(byTypeName(r, "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation", n))).toEqual({ transitGatewayAttachmentId: attachmentId, transitGatewayRouteTableId: hubTable });
+      const hubCidr = fleet.platform.hubs[cell.region]!.cidr;
+      expect(ofType(r, T.route).map(plain)).toEqual(
+        cell.config.azs.map((az) => ({ routeTableId: mockId(T.routeTable, `cell-${cell.id}-network-private-${az}`), destinationCidrBlock: hubCidr, transitGatewayId: tgw })),
+      );
+    }
   });
 
   it("bucket: named for the cell and account, versioned, public access blocked, TLS only", () => {
@@ -463,10 +501,11 @@ describe("conventions on every cell", () => {
         }
       }
     }
-    // Cell with k AZs: vpc, default SG, k subnets, k route tables, 2 groups, 3 rules, key, bucket,
-    // subnet group, parameter group, instance, master secret = 13 + 2k. Tenant: connection secret,
-    // role, its declared secrets, its key if enterprise. 17+2+3 + 19+4+2 + 17+4+2 + 17+2+3 = 92.
-    expect(checked).toBe(92);
+    // Cell with k AZs in a region whose hub has 2: vpc, default SG, k subnets, k route tables,
+    // 2 groups, 4 rules (app, app-to-db, one per runner subnet), TGW attachment, key, bucket,
+    // subnet group, parameter group, instance, master secret = 15 + 2k. Tenant: connection secret,
+    // role, its declared secrets, its key if enterprise. 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100.
+    expect(checked).toBe(100);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });

@@ -5,6 +5,8 @@
  * loosened and expect it to report the breach.
  */
 import { runSimulation } from "@cloud-copilot/iam-simulate";
+import { roleArn } from "../../infra/model/accessPolicies.ts";
+import { controlPlaneRoleName } from "../../infra/model/naming.ts";
 import { beforeAll, describe, expect, it } from "vitest";
 import { renderStack } from "../../plan/render/render.ts";
 import type { RenderedStack } from "../../plan/types.ts";
@@ -22,7 +24,7 @@ beforeAll(async () => {
   for (const name of fleet.stacks.keys()) renders.push(await renderStack(fleet, name, { fastPromises: true }));
   facts = renders.flatMap((r) => tenantIamFacts(fleet, r));
   opts = {
-    controlPlaneRoleArn: fleet.platform.controlPlane.roleArn,
+    controlPlaneRoleArn: roleArn(fleet.platform.awsAccountId, controlPlaneRoleName(fleet.platform.appName)),
     controlPlaneIdentity: controlPlaneIdentity(fleet.platform.appName, fleet.platform.awsAccountId),
   };
 });

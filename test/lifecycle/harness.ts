@@ -144,6 +144,7 @@ export class FakeStackRunner implements StackRunner {
     this.claimItems(stack, fleet, ref);
     const had = this.state.get(stack) ?? new Set<string>();
     const now = new Set<string>();
+    if (ref.kind === "platform") throw new Error(`${stack}: the lifecycle workflows never run platform stacks`);
     if (ref.kind === "shared") {
       const cell = fleet.cells.get(stack);
       if (!cell) throw new Error(`stack ${stack} has no stack file`);
@@ -198,6 +199,7 @@ export class FakeStackRunner implements StackRunner {
    */
   private claimItems(stack: string, fleet: ReturnType<typeof requireFleet>, ref: ReturnType<typeof parseStackName>): void {
     const env = ref.env;
+    if (ref.kind === "platform") return;
     const tenants =
       ref.kind === "shared"
         ? cellResidents(fleet, { env, id: ref.cell })

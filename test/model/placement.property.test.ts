@@ -143,7 +143,7 @@ describe("chooseCell", () => {
 });
 
 describe("allocateDedicatedCidrs", () => {
-  /** A supernet in 10.0.0.0/8 with 1..32 /16s, cells and a control plane anywhere in 10/8, existing dedicated /16s in the supernet. */
+  /** A supernet in 10.0.0.0/8 with 1..32 /16s, cells and the control plane's hub anywhere in 10/8, existing dedicated /16s in the supernet. */
   const scenario = fc
     .record({
       superPrefix: fc.integer({ min: 11, max: 16 }),
@@ -164,7 +164,8 @@ describe("allocateDedicatedCidrs", () => {
       const platform: Platform = {
         ...basePlatform,
         dedicatedSupernet: formatCidr(supernet),
-        controlPlane: { ...basePlatform.controlPlane, cidr: formatCidr(pick(s.controlPlane.p, s.controlPlane.i)) },
+        // The control plane's region's hub anywhere in 10/8 (the other hubs stay as in Pulumi.yaml).
+        hubs: { ...basePlatform.hubs, [basePlatform.controlPlane.region]: { ...basePlatform.hubs[basePlatform.controlPlane.region]!, cidr: formatCidr(pick(s.controlPlane.p, s.controlPlane.i)) } },
       };
       return { fleet: fleetOf(cells, tenants, platform), supernet, count: s.count };
     });
@@ -185,7 +186,7 @@ describe("allocateDedicatedCidrs", () => {
         got.forEach((b: Cidr, i) => {
           expect(b.prefix).toBe(DEDICATED_VPC_PREFIX);
           expect(contains(supernet, b)).toBe(true);
-          expect(overlaps(b, parseCidr(fleet.platform.controlPlane.cidr))).toBe(false);
+          for (const hub of Object.values(fleet.platform.hubs)) expect(overlaps(b, parseCidr(hub.cidr))).toBe(false);
           for (const c of fleet.cells.values()) expect(overlaps(b, parseCidr(c.config.cidr))).toBe(false);
           for (const t of taken) expect(overlaps(b, t)).toBe(false);
           for (const other of got.slice(0, i)) expect(overlaps(b, other)).toBe(false);
@@ -195,11 +196,12 @@ describe("allocateDedicatedCidrs", () => {
     );
   });
 
-  it("takenCidrs lists the control plane, every cell and every dedicated environment", () => {
+  it("takenCidrs lists the hubs (the control plane's region's first), every cell and every dedicated environment", () => {
     fc.assert(
       fc.property(scenario, ({ fleet }) => {
         const taken = takenCidrs(fleet).map(formatCidr);
-        expect(taken[0]).toBe(fleet.platform.controlPlane.cidr);
+        expect(taken[0]).toBe(fleet.platform.hubs[fleet.platform.controlPlane.region]!.cidr);
+        for (const hub of Object.values(fleet.platform.hubs)) expect(taken).toContain(hub.cidr);
         for (const c of fleet.cells.values()) expect(taken).toContain(c.config.cidr);
         for (const { tenant } of fleet.tenants.values()) {
           if (tenant.deployment === "dedicated") for (const net of Object.values(tenant.dedicated)) expect(taken).toContain(net!.cidr);

@@ -90,6 +90,7 @@ async function build(fleet: Fleet, stackName: string, tagsFor: TagsFor): Promise
     return { endpoint: db.endpoint };
   }
 
+  if (ref.kind === "platform") return {};
   const lt = fleet.tenants.get(ref.tenant)!;
   const t = lt.tenant;
   if (t.deployment !== "dedicated") throw new Error(`${stackName}: tenant ${t.id} is not dedicated`);

@@ -59,4 +59,29 @@ describe(P, () => {
       violation(P, urn(D, "acme-ingress"), 'record "acme.dedicated.tenancy.example.com.acme.tenancy.example.com" is outside the zone "acme.dedicated.tenancy.example.com" of tenant "acme"'),
     ]);
   });
+
+  describe("platform stacks", () => {
+    const stack = "platform-us-east-1";
+    const record = (name: string, rname = "control-plane-dns") => ({
+      urn: urnOf(stack, "aws:route53/record:Record", rname),
+      type: "aws:route53/record:Record",
+      name: rname,
+      inputs: { zoneId: "Z0EXAMPLE0PARENT", name, type: "A" },
+    });
+
+    it("pass the control plane's host name and its certificate validation record", async () => {
+      expect(await analyzeResources([record("api.tenancy.example.com"), record("_3f2a9c.api.tenancy.example.com.", "control-plane-cert-validation")], stack)).toEqual([]);
+    });
+
+    it("report any other name, a tenant's included", async () => {
+      const r = record("acme.tenancy.example.com");
+      expect(await analyzeResources([r], stack)).toEqual([
+        violation(P, r.urn, 'record "acme.tenancy.example.com" in a platform stack is neither the control plane\'s "api.tenancy.example.com" nor a certificate validation record "_<token>.api.tenancy.example.com"'),
+      ]);
+      const nested = record("x._3f2a9c.api.tenancy.example.com");
+      expect(await analyzeResources([nested], stack)).toEqual([
+        violation(P, nested.urn, 'record "x._3f2a9c.api.tenancy.example.com" in a platform stack is neither the control plane\'s "api.tenancy.example.com" nor a certificate validation record "_<token>.api.tenancy.example.com"'),
+      ]);
+    });
+  });
 });
