@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
@@ -27,6 +27,10 @@ export function writeSyntheticFleet(opts: { pooled: number; cells: number; dedic
   writeFileSync(join(dir, "Pulumi.yaml"), project);
   mkdirSync(join(dir, "tenants"));
   mkdirSync(join(dir, "stacks"));
+  // The platform stacks of the real project (every platform region has one; validation requires them).
+  for (const f of readdirSync(join(PROJECT_DIR, "stacks")).filter((n) => n.startsWith("Pulumi.platform-"))) {
+    writeFileSync(join(dir, "stacks", f), readFileSync(join(PROJECT_DIR, "stacks", f), "utf8"));
+  }
   const cells: string[] = [];
   const perCell = Math.ceil(opts.pooled / Math.max(1, opts.cells));
   for (let c = 0; c < opts.cells; c++) {

@@ -333,7 +333,7 @@ describe("network", () => {
   it("spoke: attached to its region's Transit Gateway (the platform stack's ids), associated with `spokes`, propagated into `hub`, the hub CIDR routed", () => {
     const cases = [
       { stack: "dedicated-acme-prod", id: "acme", code: "use1", hub: "10.0.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"] },
-      { stack: "dedicated-delta-health-prod", id: "delta-health", code: "euw1", hub: "10.20.0.0/16", azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      { stack: "dedicated-delta-health-prod", id: "delta-health", code: "euw1", hub: "10.255.0.0/16", azs: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
       { stack: "dedicated-megacorp-staging", id: "megacorp", code: "use1", hub: "10.0.0.0/16", azs: ["us-east-1a", "us-east-1b"] },
     ];
     for (const c of cases) {
@@ -372,7 +372,7 @@ describe("network", () => {
     ]);
     // eu-west-1: its own region's runner, never us-east-1's.
     const delta = get("dedicated-delta-health-prod");
-    expect(ofType(delta, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.20.0.0/20", "10.20.16.0/20", "app-group"]);
+    expect(ofType(delta, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.255.0.0/20", "10.255.16.0/20", "app-group"]);
     const mega = get("dedicated-megacorp-prod");
     const megaDb = mockId(T.sg, "tenant-megacorp-sg-db");
     expect(ofType(mega, T.ingress).filter((x) => plain(x).securityGroupId === megaDb).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);

@@ -184,7 +184,7 @@ describe("transit gateway", () => {
     expect(plain(byTypeName(r, TGW.association, "peering-us-east-1"))).toEqual({ transitGatewayAttachmentId: att, transitGatewayRouteTableId: eu.spokes });
     expect(plain(byTypeName(r, TGW.route, "peering-us-east-1"))).toEqual({ destinationCidrBlock: "10.0.0.0/16", transitGatewayAttachmentId: att, transitGatewayRouteTableId: eu.hub });
     expect(plain(byTypeName(r, TGW.association, "peering-us-east-1-peer"))).toEqual({ region: "us-east-1", transitGatewayAttachmentId: att, transitGatewayRouteTableId: us.spokes });
-    expect(plain(byTypeName(r, TGW.route, "peering-us-east-1-peer"))).toEqual({ region: "us-east-1", destinationCidrBlock: "10.20.0.0/16", transitGatewayAttachmentId: att, transitGatewayRouteTableId: us.hub });
+    expect(plain(byTypeName(r, TGW.route, "peering-us-east-1-peer"))).toEqual({ region: "us-east-1", destinationCidrBlock: "10.255.0.0/16", transitGatewayAttachmentId: att, transitGatewayRouteTableId: us.hub });
     // The control plane's own stack declares no peering: it never depends on another region.
     expect(ofType(get("platform-us-east-1"), TGW.peering)).toEqual([]);
   });
@@ -228,7 +228,7 @@ describe("hub network", () => {
       vpcId: mockId(T.vpc, "hub-euw1-network-vpc"), serviceName: "com.amazonaws.eu-west-1.s3", vpcEndpointType: "Gateway",
       routeTableIds: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.routeTable, `hub-euw1-network-private-${az}`)),
     });
-    expect(strip(byTypeName(r, T.ingress, "hub-euw1-endpoints-from-hub"))).toEqual({ securityGroupId: mockId(T.sg, "hub-euw1-endpoints"), cidrIpv4: "10.20.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443 });
+    expect(strip(byTypeName(r, T.ingress, "hub-euw1-endpoints-from-hub"))).toEqual({ securityGroupId: mockId(T.sg, "hub-euw1-endpoints"), cidrIpv4: "10.255.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443 });
   });
 });
 
@@ -292,7 +292,7 @@ describe("control plane", () => {
     const ingress = ofType(r(), T.ingress).map(strip);
     expect(ingress.filter((x) => x.securityGroupId === task)).toEqual([{ securityGroupId: task, referencedSecurityGroupId: alb, ipProtocol: "tcp", fromPort: 8080, toPort: 8080 }]);
     expect(ingress.filter((x) => x.securityGroupId === db).map((x) => x.referencedSecurityGroupId === task ? "task" : `${x.cidrIpv4}:${x.fromPort}`).sort()).toEqual([
-      "10.0.0.0/20:5432", "10.0.16.0/20:5432", "10.20.0.0/20:5432", "10.20.16.0/20:5432", "task",
+      "10.0.0.0/20:5432", "10.0.16.0/20:5432", "10.255.0.0/20:5432", "10.255.16.0/20:5432", "task",
     ]);
     expect(ingress.filter((x) => x.securityGroupId === alb).map((x) => `${x.cidrIpv4}:${x.fromPort}`).sort()).toEqual(["0.0.0.0/0:443", "0.0.0.0/0:80"]);
     expect(plain(byTypeName(r(), T.rds, "control-plane-db"))).toMatchObject({ vpcSecurityGroupIds: [db], publiclyAccessible: false, multiAz: true, deletionProtection: true });

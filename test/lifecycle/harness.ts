@@ -21,7 +21,7 @@
  * - DirectoryBucketStore (a product adapter) stands in for the cell bucket: a local directory.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -365,6 +365,8 @@ export async function createScenario(
   mkdirSync(join(root, "tenants"));
   mkdirSync(join(root, "stacks"));
   copyFileSync(join(PROJECT, "stacks", `Pulumi.${CELL_STACK}.yaml`), join(root, "stacks", `Pulumi.${CELL_STACK}.yaml`));
+  // Every platform region has its platform stack (validation requires them; no run ever targets them here).
+  for (const f of readdirSync(join(PROJECT, "stacks")).filter((n) => n.startsWith("Pulumi.platform-"))) copyFileSync(join(PROJECT, "stacks", f), join(root, "stacks", f));
   const header = "# yaml-language-server: $schema=./tenant.schema.json\n# A comment a person wrote: edits keep it.\n";
   writeFileSync(join(root, "tenants", `${tenant}.yaml`), header + stringify(tenantDoc({ ...spec, id: tenant })));
   writeFileSync(join(root, "tenants", `${bystander}.yaml`), header + stringify(tenantDoc({ id: bystander, tier: "free", secrets: [] })));

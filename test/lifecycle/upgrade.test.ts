@@ -106,8 +106,9 @@ describe("upgrade pooled -> dedicated", () => {
         phase: "cleanup", from: { prod: "use1-01" }, fromTier: "standard", startedAt: "2026-03-02T09:00:00Z", retainUntil: "2026-03-09T09:00:00Z",
       });
       expect(t.deployment === "dedicated" && t.dedicated).toEqual({ prod: { cidr: "10.64.0.0/16" } });
-      // Peered with the control plane, which copies the data into the dedicated database.
-      expect(t.features.vpcPeering).toBe(true);
+      // No peering: the copy reaches the dedicated database from the region's runner over the
+      // Transit Gateway (the dedicated database admits the runner subnets; test/infra/dedicated.test.ts).
+      expect(t.features.vpcPeering).toBe(false);
       expect(tenantFile(s)).toContain("# A comment a person wrote: edits keep it.");
       expect(existsSync(join(s.root, "stacks", `Pulumi.dedicated-${s.tenant}-prod.yaml`))).toBe(true);
       expect(routeOf(fleet, t, "prod")).toMatchObject({ deployment: "dedicated", stack: `dedicated-${s.tenant}-prod` });

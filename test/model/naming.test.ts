@@ -46,15 +46,21 @@ describe("parseStackName", () => {
     }
   });
 
-  it("rejects an unknown name with a message naming both forms and the environments", () => {
+  it("rejects an unknown name with a message naming the three forms and the environments", () => {
     expect(() => parseStackName("prod", ENVS)).toThrow(StackNameError);
     expect(() => parseStackName("prod", ENVS)).toThrow(
-      'unknown stack name "prod": expected shared-<env>-<cell> (e.g. shared-prod-use1-01) or ' +
-        "dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: prod, staging, dev",
+      'unknown stack name "prod": expected platform-<region> (e.g. platform-us-east-1), shared-<env>-<cell> ' +
+        "(e.g. shared-prod-use1-01) or dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: prod, staging, dev",
     );
     // An env the platform does not declare makes the name unknown.
     expect(() => parseStackName("dedicated-acme-qa", ENVS)).toThrow('unknown stack name "dedicated-acme-qa"');
     expect(() => parseStackName("shared-qa-use1-01", ENVS)).toThrow('unknown stack name "shared-qa-use1-01"');
+  });
+
+  it("parses platform-<region> as the platform stack of the region, in the platform env", () => {
+    expect(parseStackName("platform-us-east-1", ENVS)).toEqual({ kind: "platform", name: "platform-us-east-1", env: "prod", region: "us-east-1" });
+    expect(parseStackName("platform-eu-west-1", ["staging", "dev"])).toEqual({ kind: "platform", name: "platform-eu-west-1", env: "staging", region: "eu-west-1" });
+    expect(() => parseStackName("platform-useast1", ENVS)).toThrow('stack "platform-useast1": "useast1" is not an AWS region name (platform-<region>, e.g. platform-us-east-1)');
   });
 
   it("rejects a malformed cell id or tenant id", () => {

@@ -14,6 +14,7 @@ const fleet = requireFleet({ projectDir: resolve(import.meta.dirname, "../..") }
 const analyze = fleetAnalyzer(fleet);
 const CELL = "shared-prod-use1-01";
 const DEDICATED = "dedicated-acme-prod";
+const PLATFORM = "platform-us-east-1";
 const stacks = new Map<string, RenderedStack>();
 
 type Props = Record<string, unknown>;
@@ -64,7 +65,11 @@ const cases: Case[] = [
   { name: "a prod database that skips its final snapshot", stack: DEDICATED, policy: "rds-hardening",
     mutate: (s) => edit(s, "aws:rds/instance:Instance", "tenant-acme-db", (p) => (p.skipFinalSnapshot = true)) },
   { name: "port 5432 open to the world", stack: CELL, policy: "no-public-ingress",
-    mutate: (s) => edit(s, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "cell-use1-01-sg-db-from-control-plane", (p) => (p.cidrIpv4 = "0.0.0.0/0")) },
+    mutate: (s) => edit(s, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "cell-use1-01-sg-db-from-runner-us-east-1a", (p) => (p.cidrIpv4 = "0.0.0.0/0")) },
+  { name: "the control plane's database admitting 5432 from the world", stack: PLATFORM, policy: "no-public-ingress",
+    mutate: (s) => edit(s, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "control-plane-db-from-runner-eu-west-1-0", (p) => (p.cidrIpv4 = "0.0.0.0/0")) },
+  { name: "a tenant's host name in the platform stack", stack: PLATFORM, policy: "dns-tenant-names",
+    mutate: (s) => edit(s, "aws:route53/record:Record", "control-plane-dns", (p) => (p.name = "acme.tenancy.example.com")) },
   { name: "SSH open to all of IPv6 inline on a security group", stack: DEDICATED, policy: "no-public-ingress",
     mutate: (s) => edit(s, "aws:ec2/securityGroup:SecurityGroup", "tenant-acme-sg-app", (p) => (p.ingress = [{ protocol: "tcp", fromPort: 22, toPort: 22, ipv6CidrBlocks: ["::/0"] }])) },
   { name: "RDP open to the world by a separate rule", stack: CELL, policy: "no-public-ingress",
@@ -117,7 +122,7 @@ const cases: Case[] = [
 ];
 
 beforeAll(async () => {
-  for (const name of [CELL, DEDICATED]) stacks.set(name, await renderStack(fleet, name, { fastPromises: true }));
+  for (const name of [CELL, DEDICATED, PLATFORM]) stacks.set(name, await renderStack(fleet, name, { fastPromises: true }));
 });
 
 describe("policy pack against the example fleet", () => {

@@ -100,7 +100,7 @@ const rollbackFiles = {
       [["tier"], up.previous.tier],
       [["deployment"], up.previous.deployment],
       [["dedicated"], undefined],
-      // Set by the provisioning edit for the copy; a pooled tenant cannot have it (false by default).
+      // A customer peering added while dedicated goes with the dedicated networks: a pooled tenant cannot have it.
       [["features", "vpcPeering"], undefined],
       [["migration"], undefined],
       [["placement"], { ...up.previous.placement }],

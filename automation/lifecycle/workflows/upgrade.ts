@@ -12,7 +12,9 @@
  *                     of each dedicated stack; the tenant's schema must then exist there.
  *   copy.files        phase copying.
  *   copy.data         per env: bulk copy of schema tenant_<id> from the cell database to the
- *                     dedicated one, verified table by table (row counts, checksums).
+ *                     dedicated one, verified table by table (row counts, checksums). It runs on
+ *                     the tenant's region's runner: both databases are spokes of that region's
+ *                     Transit Gateway and admit the runner subnets (docs/network.md); no peering.
  *   cutover.window    waits for `cutoverNotBefore` when the request set one (a maintenance window).
  *   cutover.switch    per env, holding ACCESS EXCLUSIVE locks on the dedicated copy (so nothing can
  *                     read or write it before it is complete): the tenant's identity (role, access

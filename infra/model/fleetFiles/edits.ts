@@ -144,10 +144,10 @@ export function upgradeProvisionEdit(
     [["tier"], "dedicated"],
     [["deployment"], undefined],
     [["placement"], undefined],
+    // No peering: the copy runs on the region's runner, which reaches the cell and the new
+    // dedicated database over the Transit Gateway like every spoke (docs/network.md).
+    // features.vpcPeering is the customer's own VPC, set only when they ask for it.
     [["dedicated"], networks],
-    // The control plane copies the data into the dedicated database: it reaches it only through
-    // the peering (the database admits the control-plane CIDR only then).
-    [["features", "vpcPeering"], true],
     [["migration"], { phase: "provisioning", from: { ...t.placement }, fromTier: t.tier, startedAt: isoSeconds(now) }],
   ]);
   const files: FileSet = { [tenantPath(t.id)]: edited };
