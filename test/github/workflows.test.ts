@@ -1,4 +1,7 @@
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
@@ -139,19 +142,104 @@ describe("the GitHub workflows", () => {
     expect(preview.env!.HAS_CLOUD).toContain("secrets.PULUMI_ACCESS_TOKEN");
   });
 
-  it("tenant-deploy: on push to main, pulumi up per affected stack, one job each, never two at once per stack", () => {
+  it("tenant-deploy: on push to main, each affected stack handed to the control plane, one job each, never two at once per stack; no pulumi on the hosted runner", () => {
     const w = workflows.get("tenant-deploy.yml")!;
     expect(w.on.push!.branches).toEqual(["main"]);
-    const up = w.jobs.up!;
-    expect(up.strategy!.matrix!.stack).toBe("${{ fromJSON(needs.affected.outputs.stacks) }}");
-    expect(up.strategy!["fail-fast"]).toBe(false);
-    expect(up.concurrency).toEqual({ group: "pulumi-${{ matrix.stack }}", "cancel-in-progress": false });
-    const pulumi = up.steps.find((s) => s.uses?.startsWith("pulumi/actions@"))!;
-    expect(pulumi.with).toMatchObject({ command: "up", policyPacks: "./policy" });
-    expect(pulumi.if).toBe("env.HAS_CLOUD == 'true'");
+    const run = w.jobs.run!;
+    expect(run["runs-on"]).toBe("ubuntu-latest");
+    expect(run.strategy!.matrix!.stack).toBe("${{ fromJSON(needs.affected.outputs.stacks) }}");
+    expect(run.strategy!["fail-fast"]).toBe(false);
+    expect(run.concurrency).toEqual({ group: "pulumi-${{ matrix.stack }}", "cancel-in-progress": false });
+    const call = run.steps.find((s) => s.run?.includes("control-plane-run.sh"))!;
+    expect(call.run).toBe('.github/scripts/control-plane-run.sh "${{ matrix.stack }}"');
+    expect(call.env).toEqual({ TENANCY_URL: "${{ vars.TENANCY_URL }}", TENANCY_API_KEY: "${{ secrets.TENANCY_API_KEY }}" });
+    expect(call.if).toBe("env.HAS_CONTROL_PLANE == 'true'");
+    expect(existsSync(join(ROOT, ".github/scripts/control-plane-run.sh"))).toBe(true);
+    // Nothing on the hosted runner runs Pulumi or holds cloud credentials.
+    for (const job of Object.values(w.jobs)) {
+      for (const st of job.steps) {
+        expect(st.uses ?? "").not.toMatch(/^pulumi\/actions@|^aws-actions\/configure-aws-credentials@/);
+        expect(st.run ?? "").not.toMatch(/^\s*(npx )?pulumi\s/m);
+      }
+      expect(job.permissions?.["id-token"]).toBeUndefined();
+    }
     const affected = w.jobs.affected!.steps.map((s) => s.run ?? "").join("\n");
     expect(affected).toContain('npx tenantctl affected --base "$base" --head HEAD --json');
     // Removed stacks are reported, never destroyed.
     expect(JSON.stringify(w)).not.toMatch(/command: destroy|"command":"destroy"/);
+  });
+});
+
+/**
+ * The deploy script against a stand-in for the control plane's two routes (the shapes of
+ * automation/http/routes/stacks.ts and runs.ts: `{ run: { id, state, error } }`), so the job's
+ * exit status is checked, not assumed.
+ */
+describe("control-plane-run.sh", () => {
+  const script = join(ROOT, ".github/scripts/control-plane-run.sh");
+
+  async function runAgainst(states: Array<{ state: string; error?: string }>, stack = "dedicated-acme-prod", postStatus = 202) {
+    const seen: string[] = [];
+    let polls = 0;
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} key=${String(req.headers["x-api-key"])}`);
+      res.setHeader("content-type", "application/json");
+      if (req.method === "POST" && req.url === `/api/stacks/${stack}/runs`) {
+        res.statusCode = postStatus;
+        res.end(JSON.stringify(postStatus === 202 ? { run: { id: "run-1", state: "queued" }, coalesced: false } : { error: "no stack file stacks/Pulumi.x.yaml on main" }));
+        return;
+      }
+      if (req.method === "GET" && req.url === "/api/runs/run-1") {
+        const s = states[Math.min(polls++, states.length - 1)]!;
+        res.end(JSON.stringify({ run: { id: "run-1", stack, ...s } }));
+        return;
+      }
+      res.statusCode = 404;
+      res.end("{}");
+    });
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const result = await new Promise<{ code: number | null; out: string }>((ok) => {
+        const child = spawn("bash", [script, stack], {
+          env: { PATH: process.env.PATH, TENANCY_URL: `http://127.0.0.1:${port}`, TENANCY_API_KEY: "k-123", POLL_SECONDS: "0", MAX_POLLS: "10" },
+        });
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+        child.on("close", (code) => ok({ code, out }));
+      });
+      return { ...result, seen };
+    } finally {
+      server.close();
+    }
+  }
+
+  it("queues the stack's run, follows it, and exits 0 when it succeeds", async () => {
+    const r = await runAgainst([{ state: "queued" }, { state: "running" }, { state: "succeeded" }]);
+    expect(r.code).toBe(0);
+    expect(r.seen).toEqual([
+      "POST /api/stacks/dedicated-acme-prod/runs key=k-123",
+      "GET /api/runs/run-1 key=k-123",
+      "GET /api/runs/run-1 key=k-123",
+      "GET /api/runs/run-1 key=k-123",
+    ]);
+    expect(r.out).toContain("run run-1: succeeded");
+  });
+
+  it("exits 1 with the run's error when the run fails", async () => {
+    const r = await runAgainst([{ state: "running" }, { state: "failed", error: "policy violation: no-public-ingress" }]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("::error title=dedicated-acme-prod: run run-1 failed::policy violation: no-public-ingress");
+  });
+
+  it("exits 1 when the control plane refuses the run, and when the run never ends", async () => {
+    const refused = await runAgainst([], "dedicated-acme-prod", 404);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain("::error title=dedicated-acme-prod: not queued::");
+    expect(refused.out).toContain("no stack file");
+    const stuck = await runAgainst([{ state: "running" }]);
+    expect(stuck.code).toBe(1);
+    expect(stuck.out).toContain("still running after 0 s");
   });
 });
