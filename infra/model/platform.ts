@@ -74,6 +74,8 @@ export const PlatformSchema = z
   })
   .strict()
   .superRefine((p, issue) => {
+    // An empty region list is reported by itself; every check below would only echo it.
+    if (p.regions.length === 0) return;
     // Every region has a hub and a platform stack; a hub of a region the platform does not serve is a typo.
     for (const region of p.regions) {
       if (!(region in p.hubs)) issue.addIssue({ code: "custom", path: ["hubs"], message: `region ${region} has no hub; add hubs.${region}: { cidr: <a free /16>, azs: [<2+ AZs of ${region}>] }` });

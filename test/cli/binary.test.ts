@@ -28,7 +28,7 @@ function tenantctl(...args: string[]) {
 
 it("bin/tenantctl.mjs: exit 0 on the example fleet, 1 with one problem line on bad input, 2 on a usage error", () => {
   // From inside the fleet copy: the project is found from the working directory, paths print relative.
-  expect(tenantctl("validate")).toEqual({ status: 0, stdout: "ok: 9 tenants, 8 stacks (4 cells)\n", stderr: "" });
+  expect(tenantctl("validate")).toEqual({ status: 0, stdout: "ok: 9 tenants, 10 stacks (4 cells)\n", stderr: "" });
 
   fleet.edit("tenants/freebie-one.yaml", "region: us-east-1", "region: ap-south-1");
   expect(tenantctl("validate")).toEqual({

@@ -38,7 +38,7 @@ describe("tenantctl new: pooled", () => {
         "",
       ].join("\n"),
     );
-    expect(await fleet.run(["validate"])).toEqual({ code: 0, stdout: ["ok: 10 tenants, 8 stacks (4 cells)"], stderr: [] });
+    expect(await fleet.run(["validate"])).toEqual({ code: 0, stdout: ["ok: 10 tenants, 10 stacks (4 cells)"], stderr: [] });
     expect((await routes()).filter((x) => x.tenant === "newco")).toEqual([
       {
         tenant: "newco", env: "prod", url: "https://newco.tenancy.example.com", deployment: "pooled", stack: "shared-prod-use1-01",
@@ -96,7 +96,7 @@ describe("tenantctl new: dedicated", () => {
       "# Dedicated stack of tenant bigco (prod). Network and sizing are in tenants/bigco.yaml.\nconfig:\n  aws:region: us-east-1\n",
     );
     expect(parse(fleet.read("stacks/Pulumi.dedicated-bigco-staging.yaml"))).toEqual({ config: { "aws:region": "us-east-1" } });
-    expect(await fleet.run(["validate"])).toEqual({ code: 0, stdout: ["ok: 10 tenants, 10 stacks (4 cells)"], stderr: [] });
+    expect(await fleet.run(["validate"])).toEqual({ code: 0, stdout: ["ok: 10 tenants, 12 stacks (4 cells)"], stderr: [] });
     const mine = (await routes()).filter((x) => x.tenant === "bigco");
     expect(mine.map((x) => [x.env, x.url, x.deployment, x.stack])).toEqual([
       ["prod", "https://bigco.dedicated.tenancy.example.com", "dedicated", "dedicated-bigco-prod"],

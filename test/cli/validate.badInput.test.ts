@@ -37,7 +37,7 @@ async function expectOneProblem(file: string, line: number, path: string, messag
 describe("the example fleet", () => {
   it("validates (the baseline every bad case mutates)", async () => {
     const r = await fleet.run(["validate"]);
-    expect(r).toEqual({ code: 0, stdout: ["ok: 9 tenants, 8 stacks (4 cells)"], stderr: [] });
+    expect(r).toEqual({ code: 0, stdout: ["ok: 9 tenants, 10 stacks (4 cells)"], stderr: [] });
   });
 });
 
@@ -343,23 +343,81 @@ describe("cross-file bad input", () => {
     );
   });
 
-  it("overlapping CIDRs: tenant and control plane", async () => {
+  it("overlapping CIDRs: tenant and the control plane's hub", async () => {
     fleet.edit("tenants/acme.yaml", "cidr: 10.66.0.0/16", "cidr: 10.0.0.0/16");
     await expectOneProblem(
       "tenants/acme.yaml",
       fleet.lineOf("tenants/acme.yaml", "cidr:"),
       "dedicated.prod.cidr",
-      "10.0.0.0/16 of tenant acme (prod) overlaps 10.0.0.0/16 of the control plane and is outside the dedicated supernet 10.64.0.0/10; choose a free /16 inside 10.64.0.0/10 (tenantctl new allocates one)",
+      "10.0.0.0/16 of tenant acme (prod) overlaps 10.0.0.0/16 of the us-east-1 hub and is outside the dedicated supernet 10.64.0.0/10; choose a free /16 inside 10.64.0.0/10 (tenantctl new allocates one)",
     );
   });
 
-  it("overlapping CIDRs: cell and control plane, reported on the cell's stack file", async () => {
+  it("overlapping CIDRs: cell and a hub, reported on the cell's stack file", async () => {
     fleet.edit("stacks/Pulumi.shared-prod-use1-01.yaml", "cidr: 10.1.0.0/16", "cidr: 10.0.0.0/16");
     await expectOneProblem(
       "stacks/Pulumi.shared-prod-use1-01.yaml",
       fleet.lineOf("stacks/Pulumi.shared-prod-use1-01.yaml", "cidr:"),
       "config.saas-tenancy:cell.cidr",
-      "10.0.0.0/16 of cell shared-prod-use1-01 overlaps 10.0.0.0/16 of the control plane; choose a block no cell, tenant or the control plane uses",
+      "10.0.0.0/16 of cell shared-prod-use1-01 overlaps 10.0.0.0/16 of the us-east-1 hub; choose a block no cell, tenant or hub uses",
+    );
+  });
+
+  it("a customer's peered VPC overlapping one of ours, reported at its customerVpc", async () => {
+    fleet.edit("tenants/megacorp.yaml", "cidr: 172.20.0.0/16", "cidr: 10.1.0.0/16");
+    await expectOneProblem(
+      "tenants/megacorp.yaml",
+      fleet.lineOf("tenants/megacorp.yaml", "cidr: 10.1.0.0/16"),
+      "dedicated.prod.customerVpc.cidr",
+      "10.1.0.0/16 of the customer VPC of tenant megacorp (prod) overlaps 10.1.0.0/16 of cell shared-prod-use1-01; the customer's VPC range must be disjoint from ours: peer a VPC of theirs that overlaps no hub, cell, dedicated VPC or other customer VPC",
+    );
+  });
+
+  it("a customer's peered VPC inside the dedicated supernet", async () => {
+    fleet.edit("tenants/megacorp.yaml", "cidr: 172.20.0.0/16", "cidr: 10.100.0.0/16");
+    await expectOneProblem(
+      "tenants/megacorp.yaml",
+      fleet.lineOf("tenants/megacorp.yaml", "cidr: 10.100.0.0/16"),
+      "dedicated.prod.customerVpc.cidr",
+      "10.100.0.0/16 of the customer VPC of tenant megacorp (prod) overlaps 10.64.0.0/10 of the dedicated supernet; the customer's VPC range must be disjoint from ours: peer a VPC of theirs that overlaps no hub, cell, dedicated VPC or other customer VPC",
+    );
+  });
+
+  it("vpcPeering without a customerVpc", async () => {
+    fleet.edit("tenants/megacorp.yaml", "    customerVpc: { accountId: \"222222222222\", vpcId: vpc-0a1b2c3d4e5f60729, cidr: 172.21.0.0/16 }\n", "");
+    await expectOneProblem(
+      "tenants/megacorp.yaml",
+      fleet.lineOf("tenants/megacorp.yaml", "cidr: 10.65.0.0/16") - 1,
+      "dedicated.staging",
+      "features.vpcPeering is on but this environment has no customerVpc; add customerVpc: { accountId: <12 digits>, vpcId: vpc-..., cidr: <their CIDR> }",
+    );
+  });
+
+  it("a platform region without its platform stack file", async () => {
+    fleet.remove("stacks/Pulumi.platform-eu-west-1.yaml");
+    await expectOneProblem(
+      "stacks/Pulumi.platform-eu-west-1.yaml",
+      1,
+      "(document)",
+      "is missing: region eu-west-1 is a platform region and needs its platform stack (hub network, Transit Gateway, runner); create it with config aws:region: eu-west-1 and saas-tenancy:image",
+    );
+  });
+
+  it("a platform stack file in the wrong region, or without a pinned image", async () => {
+    fleet.edit("stacks/Pulumi.platform-eu-west-1.yaml", "aws:region: eu-west-1", "aws:region: us-east-1");
+    await expectOneProblem(
+      "stacks/Pulumi.platform-eu-west-1.yaml",
+      fleet.lineOf("stacks/Pulumi.platform-eu-west-1.yaml", "aws:region"),
+      "config.aws:region",
+      "is us-east-1 but the stack is the platform stack of eu-west-1; they must be equal",
+    );
+    fleet.edit("stacks/Pulumi.platform-eu-west-1.yaml", "aws:region: us-east-1", "aws:region: eu-west-1");
+    fleet.edit("stacks/Pulumi.platform-eu-west-1.yaml", "tenancy-control-plane:0.1.0", "tenancy-control-plane:latest");
+    await expectOneProblem(
+      "stacks/Pulumi.platform-eu-west-1.yaml",
+      fleet.lineOf("stacks/Pulumi.platform-eu-west-1.yaml", "saas-tenancy:image"),
+      "config.saas-tenancy:image",
+      'saas-tenancy:image is "111111111111.dkr.ecr.eu-west-1.amazonaws.com/tenancy-control-plane:latest": the control plane\'s image, pinned by tag or digest (e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/tenancy-control-plane:1.4.2; not :latest)',
     );
   });
 
@@ -421,7 +479,7 @@ describe("cross-file bad input", () => {
       "stacks/Pulumi.prod.yaml",
       1,
       "(document)",
-      'unknown stack name "prod": expected shared-<env>-<cell> (e.g. shared-prod-use1-01) or dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: prod, staging, dev; rename the file',
+      'unknown stack name "prod": expected platform-<region> (e.g. platform-us-east-1), shared-<env>-<cell> (e.g. shared-prod-use1-01) or dedicated-<tenant>-<env> (e.g. dedicated-acme-prod), with <env> one of: prod, staging, dev; rename the file',
     );
   });
 

@@ -31,7 +31,7 @@ describe("tenantctl plan --all", () => {
     expect(doc.stacks.map((s) => s.name)).toEqual([...fleet.stacks.keys()]);
     for (const s of doc.stacks) {
       expect(Object.keys(s).sort()).toEqual(["kind", "name", "outputs", "resources", "tenants", "violations"]);
-      expect(s.kind).toBe(s.name.startsWith("shared-") ? "shared" : "dedicated");
+      expect(s.kind).toBe(s.name.startsWith("shared-") ? "shared" : s.name.startsWith("platform-") ? "platform" : "dedicated");
       expect(s.tenants).toEqual(tenantsOfStack(fleet, s.name).map((t) => t.id));
       expect(s.violations).toEqual([]);
       expect(new Set(s.resources.map((r) => r.urn)).size).toBe(s.resources.length);

@@ -26,6 +26,8 @@ const ALL_STACKS = [
   "dedicated-delta-health-prod",
   "dedicated-megacorp-prod",
   "dedicated-megacorp-staging",
+  "platform-eu-west-1",
+  "platform-us-east-1",
   "shared-prod-euw1-01",
   "shared-prod-use1-01",
   "shared-prod-use1-02",
