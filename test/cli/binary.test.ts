@@ -54,6 +54,6 @@ it("plan renders in worker processes from a fleet outside the repository (no nod
   });
   expect(r.stderr).not.toMatch(/renderer process exited/);
   expect(r.status).toBe(0);
-  expect(r.stdout).toMatch(/^shared-prod-use1-01 +shared +2 +71 +0 +0$/m);
+  expect(r.stdout).toMatch(/^shared-prod-use1-01 +shared +2 +78 +0 +0$/m);
   expect((JSON.parse(readFileSync(out, "utf8")) as { stacks: { name: string }[] }).stacks.map((s) => s.name)).toEqual(["shared-prod-use1-01", "shared-prod-use1-02"]);
 }, 150_000);

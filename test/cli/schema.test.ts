@@ -117,6 +117,8 @@ describe("tenantctl schema", () => {
 
   it("follows the platform: a new region in Pulumi.yaml makes the committed schema stale", async () => {
     fleet.edit("Pulumi.yaml", "regions: [us-east-1, eu-west-1]", "regions: [us-east-1, eu-west-1, ap-southeast-2]");
+    // A new region needs its hub (docs/network.md).
+    fleet.edit("Pulumi.yaml", "      hubs:\n", "      hubs:\n        ap-southeast-2: { cidr: 10.254.0.0/16, azs: [ap-southeast-2a, ap-southeast-2b] }\n");
     expect((await fleet.run(["schema", "--check"])).code).toBe(1);
     await fleet.run(["schema", "--write"]);
     expect(fleet.read("tenants/tenant.schema.json")).toContain('"ap-southeast-2"');
