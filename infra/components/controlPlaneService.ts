@@ -15,6 +15,8 @@ export const CONTROL_PLANE_DB = {
   dbName: "control_plane",
   instanceClass: "db.t4g.large",
   allocatedStorageGb: 50,
+  /** Storage autoscaling ceiling: runs, events and workflow records grow with the fleet. */
+  maxAllocatedStorageGb: 500,
   backupRetentionDays: 14,
 } as const;
 export const CONTROL_PLANE_CPU = "512";
@@ -140,6 +142,7 @@ export class ControlPlaneService extends pulumi.ComponentResource {
         engineVersion: p.cellDefaults.dbEngineVersion,
         instanceClass: CONTROL_PLANE_DB.instanceClass,
         allocatedStorageGb: CONTROL_PLANE_DB.allocatedStorageGb,
+        maxAllocatedStorageGb: CONTROL_PLANE_DB.maxAllocatedStorageGb,
         multiAz: true,
         backupRetentionDays: CONTROL_PLANE_DB.backupRetentionDays,
         prod: true,

@@ -66,7 +66,7 @@ function platformShape(o: { code: string; azs: string[]; cells: string[]; peers:
           `${T.ingress} ${cp}-alb-https-in`, `${T.ingress} ${cp}-alb-http-in`, `${T.egress} ${cp}-alb-to-task`, `${T.ingress} ${cp}-task-from-alb`,
           `${T.egress} ${cp}-task-https-out`, `${T.egress} ${cp}-task-to-db`, `${T.ingress} ${cp}-db-from-task`,
           ...["us-east-1-0", "us-east-1-1", "eu-west-1-0", "eu-west-1-1"].map((x) => `${T.ingress} ${cp}-db-from-runner-${x}`),
-          `${C("PostgresInstance")} ${cp}-db`, `${T.password} ${cp}-db-master`, `${T.secret} ${cp}-db-master`, `${T.version} ${cp}-db-master`,
+          `${C("PostgresInstance")} ${cp}-db`, `random:index/randomId:RandomId ${cp}-db-final-snapshot`, `${T.password} ${cp}-db-master`, `${T.secret} ${cp}-db-master`, `${T.version} ${cp}-db-master`,
           `aws:rds/subnetGroup:SubnetGroup ${cp}-db`, `aws:rds/parameterGroup:ParameterGroup ${cp}-db`, `${T.rds} ${cp}-db`,
           `aws:acm/certificate:Certificate ${cp}-cert`, `${T.record} ${cp}-cert-validation`, `aws:acm/certificateValidation:CertificateValidation ${cp}-cert`,
           `aws:lb/loadBalancer:LoadBalancer ${cp}`, `aws:lb/targetGroup:TargetGroup ${cp}`, `aws:lb/listener:Listener ${cp}-https`, `aws:lb/listener:Listener ${cp}-http`,
