@@ -1,8 +1,10 @@
 /**
- * Region routing of stack runs (docs/control-plane.md, docs/network.md): every run goes to the
- * queue of its stack's region, and a worker takes jobs only from the queues of the regions it
- * serves (TENANCY_WORKER_REGIONS), so an eu-west-1 stack is only ever updated from the
- * eu-west-1 runner: its databases are reachable only from there, and its data stays there.
+ * Region routing of stack runs (docs/network.md): the pieces the run queue needs so that every
+ * run goes to the queue of its stack's region and a worker takes jobs only from the regions it
+ * serves (TENANCY_WORKER_REGIONS): an eu-west-1 stack's databases are reachable only from the
+ * eu-west-1 runner. NOT YET WIRED: RunStore still sends every job to the single stack-run queue
+ * and RunWorker serves it; the wiring (a region column on runs, per-region pg-boss queues) is
+ * the next step.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
