@@ -6,6 +6,9 @@ import { fleetDirs, type DirOptions } from "../options.ts";
 import { planBaseCommand } from "../affected/planBase.ts";
 import { planStacks } from "../../plan/planStacks.ts";
 import { planProgress } from "../plan/progress.ts";
+import { attachFindings, checkNetwork, NETWORK_POLICY } from "../../plan/network/check.ts";
+import { networkSummary } from "./networkCheck.ts";
+import { declaredPeersOf } from "../../plan/network/declared.ts";
 import { formatViolation, hasMandatory, summaryTable } from "../plan/summary.ts";
 
 export interface PlanCommandOptions extends DirOptions {
@@ -42,8 +45,17 @@ export async function planCommand(opts: PlanCommandOptions, io: Io): Promise<num
     () => progress.done,
   );
   await progress.done;
+  let network: string | undefined;
+  if (opts.all) {
+    // The network properties hold only over the whole fleet (platform hubs and every spoke):
+    // checked after rendering everything, findings become mandatory violations of their stack.
+    const report = checkNetwork(doc.stacks, declaredPeersOf(fleet));
+    doc.stacks = attachFindings(doc.stacks, report.findings);
+    network = networkSummary(report);
+  }
   io.out(summaryTable(doc));
-  for (const s of doc.stacks) for (const v of s.violations) io.out(formatViolation(v));
+  for (const s of doc.stacks) for (const v of s.violations) io.out(v.policy === NETWORK_POLICY ? v.message : formatViolation(v));
+  if (network) io.out(network);
   if (opts.json) {
     const path = resolve(opts.json);
     writeFileSync(path, `${JSON.stringify(doc, null, 2)}\n`);
