@@ -100,8 +100,9 @@ const rollbackFiles = {
       [["tier"], up.previous.tier],
       [["deployment"], up.previous.deployment],
       [["dedicated"], undefined],
-      // A customer peering added while dedicated goes with the dedicated networks: a pooled tenant cannot have it.
-      [["features", "vpcPeering"], undefined],
+      // A customer peering added while dedicated goes with the dedicated networks: a pooled tenant
+      // cannot have it. Only removed when set (the upgrade itself no longer sets it).
+      ...(t.features.vpcPeering ? [[["features", "vpcPeering"], undefined] as const] : []),
       [["migration"], undefined],
       [["placement"], { ...up.previous.placement }],
     ]);
