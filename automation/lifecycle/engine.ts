@@ -92,12 +92,32 @@ export interface StepContext {
   stepsOf(id: string): Promise<StepRecord[]>;
   runContext(reason: string): RunContext;
   log(fields: Record<string, unknown>, message: string): void;
+  /** Aborted when the engine abandons this attempt (its policy's timeout); long steps should stop. */
+  signal: AbortSignal;
+}
+
+/**
+ * How the engine treats one step's attempts (declared beside the step, per kind of step:
+ * workflows/policies.ts). Without one: no timeout, TENANCY_LIFECYCLE_MAX_ATTEMPTS attempts,
+ * backoffMs between them.
+ */
+export interface StepPolicy {
+  /** An attempt running longer is abandoned (its signal aborted) and recorded as a failed attempt. */
+  timeoutMs?: number;
+  /** Attempts before the workflow fails; capped by the configured maxAttempts (the operator's ceiling). */
+  maxAttempts?: number;
+  /** Delay before the next attempt after the n-th failure: initialMs * 2^(n-1), at most maxMs. */
+  backoff?: { initialMs: number; maxMs: number };
 }
 
 export interface StepDef {
   name: string;
   run(ctx: StepContext): Promise<StepResult>;
+  policy?: StepPolicy;
 }
+
+/** The attempt ran past its policy's timeout and was abandoned (a failed attempt, retried per policy). */
+export class StepTimeoutError extends Error {}
 
 export interface SupersedeRule {
   /** The open workflow kind this one may replace. */
@@ -186,6 +206,40 @@ export function tenantLockKey(tenantId: string): number {
 /** Retry delay after the n-th failed attempt of a step: 1, 2, 4, ... minutes, at most an hour. */
 export function backoffMs(attempt: number): number {
   return Math.min(60, 2 ** Math.max(0, attempt - 1)) * 60_000;
+}
+
+/** The delay before the next attempt of a step with `policy` after its n-th failed attempt. */
+export function retryDelayMs(policy: StepPolicy | undefined, attempt: number): number {
+  if (!policy?.backoff) return backoffMs(attempt);
+  return Math.min(policy.backoff.maxMs, policy.backoff.initialMs * 2 ** Math.max(0, attempt - 1));
+}
+
+/**
+ * Runs one attempt of `step`; with a timeout in its policy, abandons it when the time is up:
+ * its signal is aborted (a step that honours it stops) and StepTimeoutError is thrown. JavaScript
+ * cannot kill the abandoned promise: steps are idempotent, and their side effects go through
+ * ports that take the signal or are safe to repeat.
+ */
+async function runAttempt(step: StepDef, ctx: Omit<StepContext, "signal">): Promise<StepResult> {
+  const controller = new AbortController();
+  const attempt = step.run({ ...ctx, signal: controller.signal });
+  const timeoutMs = step.policy?.timeoutMs;
+  if (timeoutMs === undefined) return attempt;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const err = new StepTimeoutError(`step ${step.name} did not finish within ${timeoutMs / 1000} s; the attempt was abandoned`);
+      controller.abort(err);
+      reject(err);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([attempt, timedOut]);
+  } finally {
+    clearTimeout(timer);
+    // The abandoned attempt may still settle; its outcome is no longer wanted.
+    attempt.catch(() => undefined);
+  }
 }
 
 export class WorkflowEngine {
@@ -394,7 +448,7 @@ export class WorkflowEngine {
     for (const [ordinal, step] of def.steps.entries()) {
       if (outputs.has(step.name)) continue;
       wf = await this.update(id, { current_step: step.name });
-      const ctx: StepContext = {
+      const ctx: Omit<StepContext, "signal"> = {
         workflow: wf,
         ports: this.ports,
         config: this.config,
@@ -408,9 +462,9 @@ export class WorkflowEngine {
       let result: StepResult;
       try {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
-        result = await step.run(ctx);
+        result = await runAttempt(step, ctx);
       } catch (err) {
-        return this.failed(wf, step.name, err);
+        return this.failed(wf, step, err);
       }
       if (result.kind === "wait") {
         wf = await this.update(id, { state: "waiting", wake_at: result.until, note: result.reason, attempts: 0, last_error: null });
@@ -452,17 +506,19 @@ export class WorkflowEngine {
     return { id, state: "succeeded", step: null };
   }
 
-  private async failed(wf: WorkflowRecord, step: string, err: unknown): Promise<RunOutcome> {
+  private async failed(wf: WorkflowRecord, stepDef: StepDef, err: unknown): Promise<RunOutcome> {
+    const step = stepDef.name;
     const message = err instanceof Error ? err.message : String(err);
     const attempts = wf.attempts + 1;
-    const permanent = err instanceof PermanentError || attempts >= this.config.maxAttempts;
-    const fields = { workflowId: wf.id, tenantId: wf.tenantId, kind: wf.kind, step, attempt: attempts, error: message };
+    const maxAttempts = Math.min(stepDef.policy?.maxAttempts ?? this.config.maxAttempts, this.config.maxAttempts);
+    const permanent = err instanceof PermanentError || attempts >= maxAttempts;
+    const fields = { workflowId: wf.id, tenantId: wf.tenantId, kind: wf.kind, step, attempt: attempts, maxAttempts, error: message };
     if (permanent) {
       const out = await this.update(wf.id, { state: "failed", attempts, last_error: message, finished_at: this.now() });
       this.ports.log.error(fields, "workflow failed; an operator must look at it (the step can be retried after fixing the cause)");
       return { id: wf.id, state: out.state, step, error: message };
     }
-    const wakeAt = new Date(this.now().getTime() + backoffMs(attempts));
+    const wakeAt = new Date(this.now().getTime() + retryDelayMs(stepDef.policy, attempts));
     await this.update(wf.id, { state: "running", attempts, last_error: message, wake_at: wakeAt });
     this.ports.log.warn({ ...fields, retryAt: wakeAt.toISOString() }, "step failed; it will be retried");
     return { id: wf.id, state: "running", step, wakeAt, error: message };

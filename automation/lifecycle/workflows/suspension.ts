@@ -16,6 +16,7 @@ import { done, PermanentError, type StepContext, type WorkflowDef } from "../eng
 import { ensureMember } from "../pg/sql.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { EditRefusedError, lifecycleEdit } from "../../../infra/model/fleetFiles/index.ts";
+import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
 import { commitFiles, envsOf, expectLogin, requireTenant, terminateSessions, upStacks, withSession } from "./common.ts";
 
 /** A refused edit is permanent: retrying cannot change the tenant's state. */
@@ -64,6 +65,7 @@ async function checkLogin(ctx: StepContext, t: Tenant, expected: boolean): Promi
 
 const suspendFiles = {
   name: "suspend.files",
+  policy: FILE_COMMIT,
   async run(ctx: StepContext) {
     const tf = await requireTenant(ctx);
     const files = refused(() => lifecycleEdit(tf.text, tf.tenant, "suspended"));
@@ -74,6 +76,7 @@ const suspendFiles = {
 
 const suspendStacks = {
   name: "suspend.stacks",
+  policy: STACK_RUN,
   async run(ctx: StepContext) {
     const { tenant } = await requireTenant(ctx);
     if (tenant.lifecycle !== "suspended") throw new PermanentError(`tenant ${tenant.id} is ${tenant.lifecycle} again; its file changed outside this workflow`);
@@ -87,6 +90,7 @@ export const suspendWorkflow: WorkflowDef = { kind: "suspend", steps: [suspendFi
 
 const resumeFiles = {
   name: "resume.files",
+  policy: FILE_COMMIT,
   async run(ctx: StepContext) {
     const tf = await requireTenant(ctx);
     const t = tf.tenant;
@@ -99,6 +103,7 @@ const resumeFiles = {
 
 const resumeStacks = {
   name: "resume.stacks",
+  policy: STACK_RUN,
   async run(ctx: StepContext) {
     const { tenant } = await requireTenant(ctx);
     if (tenant.lifecycle !== "active") throw new PermanentError(`tenant ${tenant.id} is ${tenant.lifecycle} again; its file changed outside this workflow`);
