@@ -50,10 +50,10 @@ export function settingsSchema(defaults: PackSettings): PolicyConfigSchema {
  */
 export function resolveSettings(config: Record<string, unknown>, defaults: PackSettings): PackSettings {
   const str = (k: "appName" | "domain" | "awsAccountId"): string =>
-    typeof config[k] === "string" && config[k] !== "" ? (config[k] as string) : defaults[k];
+    typeof config[k] === "string" && config[k] !== "" ? config[k] : defaults[k];
   const envs = config.environments;
   const environments =
-    Array.isArray(envs) && envs.length > 0 && envs.every((e) => typeof e === "string") ? (envs as string[]) : defaults.environments;
+    Array.isArray(envs) && envs.length > 0 && envs.every((e) => typeof e === "string") ? envs : defaults.environments;
   return { appName: str("appName"), domain: str("domain"), environments, awsAccountId: str("awsAccountId") };
 }
 

@@ -10,7 +10,7 @@ import { TIERS, type Tier } from "../../infra/model/tiers.ts";
 export type PriceTiers = ReadonlyMap<string, Tier>;
 
 export function parsePriceTiers(doc: unknown, where: string): PriceTiers {
-  const map = doc && typeof doc === "object" && !Array.isArray(doc) && "prices" in doc ? (doc as { prices: unknown }).prices : doc;
+  const map = doc && typeof doc === "object" && !Array.isArray(doc) && "prices" in doc ? doc.prices : doc;
   if (!map || typeof map !== "object" || Array.isArray(map)) {
     throw new Error(`${where}: must be a mapping of Stripe price id to tier (${TIERS.join(", ")})`);
   }

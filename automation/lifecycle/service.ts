@@ -69,7 +69,7 @@ export class LifecycleService {
       previous: { tier: t.tier, ...(explicitDeployment ? { deployment: explicitDeployment } : {}), placement: { ...(t.placement as Record<string, string>) } },
       ...(opts.cutoverNotBefore ? { cutoverNotBefore: opts.cutoverNotBefore.toISOString() } : {}),
     };
-    return this.create("upgrade", id, params as unknown as JsonObject, opts);
+    return this.create("upgrade", id, params, opts);
   }
 
   async requestRollback(id: string, opts: RequestOptions & { destroyDedicated?: boolean } = {}): Promise<WorkflowRecord> {
@@ -78,7 +78,7 @@ export class LifecycleService {
       throw new LifecycleRequestError(`tenant ${id} has no upgrade under way${open ? ` (its open workflow is a ${open.kind})` : ""}; nothing to roll back`);
     }
     const params: RollbackParams = { upgradeId: open.id, destroyDedicated: opts.destroyDedicated ?? false };
-    return this.create("rollback", id, params as unknown as JsonObject, opts);
+    return this.create("rollback", id, params, opts);
   }
 
   async requestSuspend(id: string, opts: RequestOptions = {}): Promise<WorkflowRecord> {

@@ -164,7 +164,7 @@ export function parsePlatform(value: unknown, where: string, yamlPath: readonly 
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${where}.${i.path.join(".")}: ${i.message}`);
     const issues = result.error.issues.map((i) => ({
-      path: [...yamlPath, ...(i.path as PropertyKey[])],
+      path: [...yamlPath, ...i.path],
       message: i.message.replace(/^Invalid input: /, ""),
     }));
     throw new PlatformError(lines.join("\n"), issues);

@@ -73,7 +73,7 @@ export function issuesToProblems(
     byPath.set(key, entry);
   };
   for (const issue of issues) {
-    const rel = issue.path as PropertyKey[];
+    const rel = issue.path;
     const path = [...prefix, ...rel];
     const raw = rawValueAt(y.value, path);
     if (issue.code === "unrecognized_keys") {

@@ -57,7 +57,7 @@ export function mockOutputs(
   const seed = `${type}::${name}`;
   const id = mockId(type, name);
   const { region, accountId } = ctx;
-  const str = (k: string) => (typeof inputs[k] === "string" ? (inputs[k] as string) : undefined);
+  const str = (k: string) => (typeof inputs[k] === "string" ? inputs[k] : undefined);
   const extra: Record<string, unknown> = {};
   switch (type) {
     case "aws:kms/key:Key": {

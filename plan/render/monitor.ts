@@ -163,7 +163,7 @@ export class RecordingMonitor {
       resp.setReturn(structproto.Struct.fromJavaScript(known as never));
       return callback(null, resp);
     }
-    const answer = mockInvoke(tok, rpc.deserializeProperties(req.getArgs()!) as Record<string, unknown>, this.ctx);
+    const answer = mockInvoke(tok, rpc.deserializeProperties(req.getArgs()!), this.ctx);
     if (answer) {
       const resp = new provproto.InvokeResponse();
       resp.setReturn(structproto.Struct.fromJavaScript(answer as never));

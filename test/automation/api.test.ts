@@ -120,10 +120,10 @@ describe("internal API", () => {
   });
 
   it("logs with the tenant id and run id bound to every line about them", async () => {
-    const about = lines.filter((l) => typeof l.msg === "string" && (l.msg as string).includes("api-co"));
+    const about = lines.filter((l) => typeof l.msg === "string" && l.msg.includes("api-co"));
     expect(about.length).toBeGreaterThan(0);
     for (const l of about) expect(l.tenantId, String(l.msg)).toBe("api-co");
-    const runLines = lines.filter((l) => typeof l.msg === "string" && /^run (started|succeeded)/.test(l.msg as string));
+    const runLines = lines.filter((l) => typeof l.msg === "string" && /^run (started|succeeded)/.test(l.msg));
     expect(runLines.length).toBeGreaterThanOrEqual(2);
     for (const l of runLines) {
       expect(l.runId).toMatch(/^[0-9a-f-]{36}$/);

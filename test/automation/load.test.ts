@@ -59,7 +59,7 @@ function plan() {
   for (let i = 0; i < SUBSCRIPTIONS; i++) {
     const n = String(i).padStart(2, "0");
     const [region, env] = i < 30 ? ["us-east-1", "prod"] : i < 45 ? ["eu-west-1", "prod"] : ["us-east-1", "staging"];
-    subs.push({ id: `sub_load_${n}`, tenant: `load-${n}`, region: region!, env: env!, events: [], latestPrice: "" });
+    subs.push({ id: `sub_load_${n}`, tenant: `load-${n}`, region, env, events: [], latestPrice: "" });
   }
   // 800 distinct events: 13 or 14 per subscription, created strictly increasing per subscription;
   // the newest is always paid up (active or trialing) so every subscription ends provisioned.

@@ -177,7 +177,7 @@ describe("a worker killed mid-run", () => {
     });
     try {
       const childWorker = await new Promise<string>((ready, fail) => {
-        child.stdout!.on("data", (b: Buffer) => {
+        child.stdout.on("data", (b: Buffer) => {
           const m = /ready (\S+)/.exec(b.toString());
           if (m) ready(m[1]!);
         });

@@ -39,7 +39,7 @@ describe("classifyPath", () => {
 describe("affectedStacks between commits of a real repository", () => {
   SCENARIOS.forEach((s, i) => {
     it(`${s.name}: ${s.affected.length ? s.affected.join(", ") : "no stack"}`, async () => {
-      const r = await affectedStacks(repo.dir, commits[i]!, commits[i + 1]!);
+      const r = await affectedStacks(repo.dir, commits[i]!, commits[i + 1]);
       expect(r.stacks).toEqual(s.affected);
       expect(r.base.commit).toBe(commits[i]);
       expect(r.head.commit).toBe(commits[i + 1]);
@@ -49,14 +49,14 @@ describe("affectedStacks between commits of a real repository", () => {
 
   it("explains each stack and says which side has it", async () => {
     const replaced = SCENARIOS.findIndex((s) => s.name === "re-place a tenant");
-    const r = await affectedStacks(repo.dir, commits[replaced]!, commits[replaced + 1]!);
+    const r = await affectedStacks(repo.dir, commits[replaced]!, commits[replaced + 1]);
     expect(r.details).toEqual([
       { name: "shared-prod-use1-01", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
       { name: "shared-prod-use1-02", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
       { name: "shared-staging-use1-01", reasons: ["tenants/gamma-labs.yaml modified"], inBase: true, inHead: true },
     ]);
     const removed = SCENARIOS.findIndex((s) => s.name === "remove a dedicated tenant and its stack file");
-    const d = await affectedStacks(repo.dir, commits[removed]!, commits[removed + 1]!);
+    const d = await affectedStacks(repo.dir, commits[removed]!, commits[removed + 1]);
     expect(d.details).toEqual([
       {
         name: "dedicated-acme-prod",
@@ -68,7 +68,7 @@ describe("affectedStacks between commits of a real repository", () => {
   });
 
   it("accumulates over several commits: the union of what each touched", async () => {
-    const r = await affectedStacks(repo.dir, commits[0]!, commits[4]!);
+    const r = await affectedStacks(repo.dir, commits[0]!, commits[4]);
     // add newco (use1-02), tier (use1-01, staging), re-place (use1-01, use1-02, staging), remove freebie-two (euw1-01).
     expect(r.stacks).toEqual(["shared-prod-euw1-01", "shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01"]);
   });

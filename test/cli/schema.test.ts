@@ -23,7 +23,7 @@ const committed = readFileSync(join(REPO, "tenants", "tenant.schema.json"), "utf
 
 type AddFormats = (ajv: Ajv2020) => Ajv2020;
 const addFormats: AddFormats =
-  typeof addFormatsModule === "function" ? (addFormatsModule as unknown as AddFormats) : (addFormatsModule as { default: AddFormats }).default;
+  typeof addFormatsModule === "function" ? addFormatsModule : (addFormatsModule as { default: AddFormats }).default;
 
 let compiled: ReturnType<Ajv2020["compile"]> | undefined;
 function validator() {

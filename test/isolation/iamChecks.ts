@@ -57,7 +57,7 @@ export interface TenantIamFacts {
 function parsePolicy(v: unknown, what: string): PolicyDocument {
   const doc = typeof v === "string" ? (JSON.parse(v) as unknown) : v;
   if (!doc || typeof doc !== "object" || !("Statement" in doc)) throw new Error(`${what}: not a policy document`);
-  return doc as PolicyDocument;
+  return doc;
 }
 
 function defaultKeyPolicy(accountId: string): PolicyDocument {

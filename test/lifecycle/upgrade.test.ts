@@ -198,7 +198,7 @@ describe("upgrade pooled -> dedicated", () => {
    */
   async function endState(s: Scenario, workflowId: string): Promise<string> {
     const norm = (text: string) =>
-      [[s.tenant, "<tenant>"], [pgTenantIdent(s.tenant), "<ident>"], [s.bystander, "<bystander>"], [workflowId, "<wf>"]].reduce((t, [a, b]) => t.split(a!).join(b!), text);
+      [[s.tenant, "<tenant>"], [pgTenantIdent(s.tenant), "<ident>"], [s.bystander, "<bystander>"], [workflowId, "<wf>"]].reduce((t, [a, b]) => t.split(a!).join(b), text);
     const files: Record<string, string> = {};
     for (const dir of ["tenants", "stacks"]) {
       for (const f of readdirSync(join(s.root, dir)).sort()) files[norm(`${dir}/${f}`)] = norm(readFileSync(join(s.root, dir, f), "utf8"));

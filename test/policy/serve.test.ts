@@ -42,8 +42,8 @@ function run(args: string[], cwd: string, ms: number): Promise<Run & { timedOut:
     children.push(child);
     let stdout = "";
     let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       resolve({ code: null, stdout, stderr, timedOut: true });
@@ -63,8 +63,8 @@ function serve(nodeArgs: string[]): Promise<{ port: number; child: ChildProcess 
   return new Promise((resolve, reject) => {
     let stdout = "";
     let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout!.on("data", (d: Buffer) => {
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
       const m = /^(\d+)\n/.exec(stdout);
       if (m) resolve({ port: Number(m[1]), child });

@@ -55,7 +55,7 @@ export class FakePulumiCommand {
   }
 
   asPulumiCommand(): PulumiCommand {
-    return this as unknown as PulumiCommand;
+    return this;
   }
 }
 
