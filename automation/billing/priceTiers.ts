@@ -33,13 +33,13 @@ export function loadPriceTiers(path: string): PriceTiers {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   let doc: unknown;
   try {
     doc = parse(text);
   } catch (err) {
-    throw new Error(`${path}: not YAML/JSON: ${(err as Error).message.split("\n")[0]}`);
+    throw new Error(`${path}: not YAML/JSON: ${(err as Error).message.split("\n")[0]}`, { cause: err });
   }
   return parsePriceTiers(doc, path);
 }

@@ -313,6 +313,7 @@ export class GitWriter {
         throw new Error(
           `cannot fast-forward ${this.branch} from ${pullFrom}: ${(err as Error).message}. ` +
             `The working copy and the remote diverged; reconcile them by hand (the control plane only fast-forwards)`,
+          { cause: err },
         );
       }
     }

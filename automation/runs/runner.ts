@@ -300,7 +300,7 @@ export class DeploymentsRunner implements Runner {
     try {
       pulumiCommand = await PulumiCommand.get();
     } catch (err) {
-      throw new Error(`the Pulumi CLI on PATH is not usable for the state move of run ${ctx.runId}: ${firstLine(err)}; install it (TENANCY_PULUMI_ROOT is prepended to PATH)`);
+      throw new Error(`the Pulumi CLI on PATH is not usable for the state move of run ${ctx.runId}: ${firstLine(err)}; install it (TENANCY_PULUMI_ROOT is prepended to PATH)`, { cause: err });
     }
     const ws = await LocalWorkspace.create({ workDir: ctx.workDir, pulumiCommand });
     return moveStateThrough(ctx, move, this.opts, {

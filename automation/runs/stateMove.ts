@@ -84,14 +84,14 @@ export async function moveStateThrough(ctx: RunContext, move: StateMoveRequest, 
     try {
       exported = await cli.exportStack(cli.stackName(stack));
     } catch (err) {
-      throw new Error(`${where}: reading the state of stack ${cli.stackName(stack)} failed: ${firstLine(err)}; the stack must exist (its first \`pulumi up\` has run) and be readable by this control plane`);
+      throw new Error(`${where}: reading the state of stack ${cli.stackName(stack)} failed: ${firstLine(err)}; the stack must exist (its first \`pulumi up\` has run) and be readable by this control plane`, { cause: err });
     }
     return new Map(resourcesOf(exported, stack).map((r) => [r.urn, r]));
   };
   try {
     await cli.ensureStack(cli.stackName(dest));
   } catch (err) {
-    throw new Error(`${where}: the destination stack ${cli.stackName(dest)} could not be selected or created: ${firstLine(err)}`);
+    throw new Error(`${where}: the destination stack ${cli.stackName(dest)} could not be selected or created: ${firstLine(err)}`, { cause: err });
   }
   const [before, destBefore] = [await read(source), await read(dest)];
 
@@ -152,7 +152,7 @@ export async function moveStateThrough(ctx: RunContext, move: StateMoveRequest, 
         await sleep(delay, ctx.signal);
         continue;
       }
-      throw new Error(`${where} failed: ${firstLine(err)}`);
+      throw new Error(`${where} failed: ${firstLine(err)}`, { cause: err });
     }
   }
   ctx.onOutput(stdout);
