@@ -93,7 +93,7 @@ function call<Req, Res>(handler: Handler<Req, Res>, request: Req): Promise<Res> 
       if (err) reject(err);
       else if (!response) reject(new Error("analyzer handler returned no response"));
       else resolve(response);
-    });
+    }).catch(reject);
   });
 }
 

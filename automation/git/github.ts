@@ -40,7 +40,7 @@ export class GitHubClient {
       throw new GitHubError(`GitHub API ${method} ${path} unreachable: ${(err as Error).message}`);
     }
     const text = await res.text();
-    let json: unknown = undefined;
+    let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
@@ -62,7 +62,7 @@ export class GitHubClient {
     if (created.status === 422) {
       // "A pull request already exists for owner:branch": find it.
       const q = new URLSearchParams({ head: `${owner}:${opts.head}`, base: opts.base, state: "open" });
-      const list = await this.request("GET", `/repos/${this.settings.repo}/pulls?${q}`);
+      const list = await this.request("GET", `/repos/${this.settings.repo}/pulls?${q.toString()}`);
       if (list.status === 200 && Array.isArray(list.json) && list.json.length > 0) return { ...prRef(list.json[0]), created: false };
     }
     const message = (created.json as { message?: unknown } | undefined)?.message;

@@ -138,7 +138,7 @@ export async function moveStateThrough(ctx: RunContext, move: StateMoveRequest, 
 
   const args = ["state", "move", "--source", cli.stackName(source), "--dest", cli.stackName(dest), "--yes", ...toMove];
   let retries = 0;
-  let stdout = "";
+  let stdout: string;
   for (;;) {
     if (ctx.signal.aborted) throw new RunCancelledError(`${where} cancelled before the move: ${String(ctx.signal.reason ?? "aborted")}`);
     try {

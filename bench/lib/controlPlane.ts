@@ -96,7 +96,7 @@ export interface SignedDelivery {
  */
 export function signedDeliveries(n: number, tag: string): SignedDelivery[] {
   const created = Math.floor(Date.now() / 1000) - 5;
-  const out: SignedDelivery[] = new Array(n);
+  const out = new Array<SignedDelivery>(n);
   for (let i = 0; i < n; i++) {
     const id = `${tag}${i.toString(36)}`;
     const body = subscriptionCreated(`evt_${id}`, `sub_${id}`, `b-${id}`, created);

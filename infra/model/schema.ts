@@ -16,7 +16,7 @@ export const MIGRATION_PHASES = ["provisioning", "copying", "cutover", "cleanup"
 
 /** Quotes a received value for a message: `"Free_Bie"`, `42`, `undefined`. */
 function shown(input: unknown): string {
-  return input === undefined ? "undefined" : JSON.stringify(input) ?? String(input);
+  return input === undefined ? "undefined" : JSON.stringify(input) ?? String(input as symbol | (() => unknown));
 }
 
 const tenantId = z
@@ -25,7 +25,7 @@ const tenantId = z
   .max(TENANT_ID_MAX, { abort: true, error: (i) => `${shown(i.input)} is longer than ${TENANT_ID_MAX} characters; DNS-safe resource names need ids of at most ${TENANT_ID_MAX}` })
   .regex(TENANT_ID_PATTERN, {
     error: (i) =>
-      `${shown(i.input)} is not a DNS label: use lower-case letters, digits and dashes, starting with a letter, not ending with a dash, no \"--\"`,
+      `${shown(i.input)} is not a DNS label: use lower-case letters, digits and dashes, starting with a letter, not ending with a dash, no "--"`,
   })
   .refine((id) => !RESERVED_IDS.has(id), {
     error: (i) => `${shown(i.input)} is reserved (it collides with a platform host name or word); choose another id`,

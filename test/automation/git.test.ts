@@ -173,7 +173,7 @@ async function fakeGitHub(): Promise<{ server: Server; url: string; requests: Ca
     req.on("data", (c: Buffer) => (b += c.toString()));
     req.on("end", () => r(b));
   });
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => void (async () => {
     const text = await read(req);
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body });
@@ -194,7 +194,7 @@ async function fakeGitHub(): Promise<{ server: Server; url: string; requests: Ca
     }
     res.statusCode = 404;
     res.end(JSON.stringify({ message: "Not Found" }));
-  });
+  })());
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }

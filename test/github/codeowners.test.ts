@@ -20,6 +20,7 @@ function compile(pattern: string): RegExp {
   if (anchored) p = p.slice(1);
   const dir = p.endsWith("/");
   if (dir) p = p.slice(0, -1);
+  // eslint-disable-next-line no-control-regex -- NUL is a placeholder for "**" that no path contains
   const body = p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*\*/g, "\u0000").replace(/\*/g, "[^/]*").replace(/\u0000/g, ".*");
   const start = anchored || p.includes("/") ? "^" : "^(?:.*/)?";
   return new RegExp(`${start}${body}${dir ? "/.*" : "(?:/.*)?"}$`);

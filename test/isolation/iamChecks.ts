@@ -17,7 +17,8 @@ import { mockOutputs } from "../../plan/render/mockOutputs.ts";
 import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import type { Finding } from "./pgChecks.ts";
 
-type PolicyDocument = { Version?: string; Statement: unknown[] | unknown };
+/** `Statement` is one statement or a list of them. */
+type PolicyDocument = { Version?: string; Statement: unknown };
 
 interface KeyFacts {
   arn: string;

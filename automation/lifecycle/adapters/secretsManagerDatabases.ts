@@ -100,7 +100,7 @@ export class SecretsManagerDatabaseLocator implements DatabaseLocator {
     const region = await this.opts.regionOf(stack);
     const where = `secret ${name} (${region})`;
     let text: string | undefined;
-    let binary = false;
+    let binary: boolean;
     try {
       const out = await this.client(region).send(new GetSecretValueCommand({ SecretId: name }));
       text = out.SecretString;
