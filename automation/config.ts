@@ -229,7 +229,7 @@ function readConfigFile(path: string, lines: string[]): Record<string, string> {
       lines.push(`${key}: in ${path} must be a string or number`);
       continue;
     }
-    out[key] = String(value as string | number | boolean | bigint);
+    out[key] = String(value);
   }
   return out;
 }

@@ -97,7 +97,7 @@ function deepEqual(a: unknown, b: unknown): boolean {
 export function showValue(v: unknown, secret: boolean): string {
   if (v === undefined) return "(unset)";
   if (secret) return "[secret]";
-  const s = JSON.stringify(v) ?? String(v as symbol | (() => unknown));
+  const s = JSON.stringify(v) ?? String(v);
   return s.length > MAX_SHOWN ? `${s.slice(0, MAX_SHOWN - 1)}…` : s;
 }
 

@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import type { Logger } from "../log.ts";
-import { startCluster, type PgLog } from "./embeddedPostgres.ts";
+import { startCluster } from "./embeddedPostgres.ts";
 import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type NativeBinaries, type ServerUser } from "./pgAccess.ts";
 
 export const EMBEDDED_DATABASE = "tenancy";
@@ -105,7 +105,7 @@ export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: Emb
     persistent: opts.persistent ?? true,
     // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
     flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
-    ...(log ? { log: log as PgLog } : {}),
+    ...(log ? { log } : {}),
     ...(opts.onLine ? { onLine: opts.onLine } : {}),
     ...(opts.binaries ? { binaries: opts.binaries } : {}),
   });

@@ -358,5 +358,5 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     })();
     return stopping;
   };
-  return { port: o.port, dataDir, pid: child.pid!, stop };
+  return { port: o.port, dataDir, pid: child.pid, stop };
 }

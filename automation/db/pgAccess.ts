@@ -93,7 +93,7 @@ export function blockedText(user: ServerUser, b: Blocked): string {
 }
 
 function passwdEntry(name: string): { uid: number; gid: number } | undefined {
-  let text = "";
+  let text: string;
   try {
     text = readFileSync("/etc/passwd", "utf8");
   } catch {

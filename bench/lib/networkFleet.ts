@@ -123,7 +123,7 @@ function database(b: StackBuilder, name: string, identifier: string, subnetIds: 
   }
 }
 
-function hubStack(spec: HubSpec, fleet: NetworkFleetSpec): Hub {
+function hubStack(spec: HubSpec, _fleet: NetworkFleetSpec): Hub {
   const name = `platform-${spec.region}`;
   const b = new StackBuilder(name, spec.region, { tenant: "shared", env: "prod", stack: name, "managed-by": "saas-tenancy" });
   const net = network(b, `hub-${spec.region}`, spec.cidr, spec.azs, true);

@@ -83,7 +83,7 @@ export function loadRings(projectDir: string): RolloutsConfig {
   if (entry === undefined) {
     throw new RingsError(`${file}: config.${key} is missing: declare the rollout rings there (docs/rollouts.md)`);
   }
-  const value = entry && typeof entry === "object" && "value" in entry ? (entry as { value: unknown }).value : entry;
+  const value = entry && typeof entry === "object" && "value" in entry ? entry.value : entry;
   return parseRings(value, `${file}: config.${key}`);
 }
 

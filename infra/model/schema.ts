@@ -16,7 +16,7 @@ export const MIGRATION_PHASES = ["provisioning", "copying", "cutover", "cleanup"
 
 /** Quotes a received value for a message: `"Free_Bie"`, `42`, `undefined`. */
 function shown(input: unknown): string {
-  return input === undefined ? "undefined" : JSON.stringify(input) ?? String(input as symbol | (() => unknown));
+  return input === undefined ? "undefined" : JSON.stringify(input) ?? String(input);
 }
 
 const tenantId = z

@@ -612,7 +612,7 @@ export function buildInventory(stacks: readonly RenderedStack[], declaredPeers: 
     if (vpc && t) vpc.mainRouteTable = t;
   }
   function addRoute(r: Res, t: RouteTable, src: Record<string, unknown>, from: string): void {
-    const g = (k: string) => (typeof src[k] === "string" && src[k] !== "" ? (src[k] as string) : undefined);
+    const g = (k: string) => (typeof src[k] === "string" && src[k] !== "" ? src[k] : undefined);
     const b = block(g("destinationCidrBlock") ?? g("cidrBlock"));
     if (!b) {
       if (g("destinationPrefixListId") || g("destinationIpv6CidrBlock") || g("ipv6CidrBlock")) return; // not IPv4 CIDR routing: not modelled

@@ -138,7 +138,7 @@ export class BlockIndex<T extends { block: Block }> {
   constructor(readonly entries: readonly T[]) {
     for (const e of entries) {
       let m = this.byPrefix.get(e.block.prefix);
-      if (!m) this.byPrefix.set(e.block.prefix, (m = new Map()));
+      if (!m) this.byPrefix.set(e.block.prefix, (m = new Map<number, T>()));
       m.set(e.block.lo, e);
     }
     this.sorted = [...entries].sort((a, b) => a.block.lo - b.block.lo);

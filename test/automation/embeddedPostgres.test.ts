@@ -146,7 +146,7 @@ function startChild(dir: string): Promise<{ child: ChildProcess; pid: number; ur
   });
   return new Promise((res, rej) => {
     let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
+    child.stdout.on("data", (c: Buffer) => {
       out += c.toString();
       const m = /^ready (\d+) (\S+)\n/m.exec(out);
       if (m) res({ child, pid: Number(m[1]), url: m[2]! });

@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { loadRings, parseRings, planWaves, rolloutTargets, RingsError, type RolloutsConfig, type RolloutTarget } from "../../infra/model/rings.ts";
+import { loadRings, parseRings, planWaves, rolloutTargets, type RolloutsConfig, type RolloutTarget } from "../../infra/model/rings.ts";
 
 const PROJECT = new URL("../..", import.meta.url).pathname;
 const ring = (name: string, select: RolloutsConfig["rings"][number]["select"], extra: Partial<RolloutsConfig["rings"][number]> = {}) => ({
@@ -64,7 +64,7 @@ describe("rollout rings", () => {
         fc.array(fc.option(fc.constantFrom("a", "b", "c"), { nil: undefined }), { minLength: 60, maxLength: 60 }),
         (names, percent, envs, pins) => {
           const rings = { rings: [ring("a", { envs: ["staging"] }), ring("b", { percent }), ring("c", { rest: true })] };
-          const targets = names.map((n, i) => t(n, envs[i]!, pins[i] ? [pins[i]!] : []));
+          const targets = names.map((n, i) => t(n, envs[i]!, pins[i] ? [pins[i]] : []));
           const waves = planWaves(rings, targets);
           const placed = waves.flatMap((w) => w.stacks);
           expect(placed.sort()).toEqual([...names].sort());
