@@ -53,7 +53,10 @@ function fastDebuggablePromise<T>(p: Promise<T>, _ctx: unknown): Promise<T> {
 
 export async function withFastPromises<T>(enabled: boolean, run: () => Promise<T>): Promise<T> {
   if (!enabled) return run();
+  // Saved only to be put back unchanged in `finally`, never called detached.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const original = debuggable.debuggablePromise;
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const originalStackTrace = resourceModule.Resource.stackTrace;
   debuggable.debuggablePromise = fastDebuggablePromise;
   resourceModule.Resource.stackTrace = () => [];
