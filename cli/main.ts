@@ -33,7 +33,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showSuggestionAfterError();
 
-  withDirs(program.command("validate").description("validate every tenant and stack file")).action((opts) =>
+  withDirs(program.command("validate").description("validate every tenant and stack file")).action((opts: Parameters<typeof validateCommand>[0]) =>
     setCode(validateCommand(opts, io)),
   );
 
@@ -48,17 +48,17 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option("--name <displayName>", "display name (default: the id)")
       .addOption(new Option("--deployment <deployment>", "enterprise only: pooled or dedicated").choices(["pooled", "dedicated"]))
       .option("--dry-run", "print the files instead of writing them"),
-  ).action((id: string, opts) => setCode(newCommand(id, opts, io)));
+  ).action((id: string, opts: Parameters<typeof newCommand>[1]) => setCode(newCommand(id, opts, io)));
 
   withDirs(program.command("routes").description("print the routing table: tenant -> URL, deployment, stack"))
     .option("--json", "print JSON")
-    .action((opts) => setCode(routesCommand(opts, io)));
+    .action((opts: Parameters<typeof routesCommand>[0]) => setCode(routesCommand(opts, io)));
 
   withDirs(program.command("schema").description("print the tenant files' JSON schema (generated from the zod schema)"))
     .option("--write", "write it to <tenants>/tenant.schema.json")
     .option("--check", "exit 1 when the committed tenant.schema.json is stale")
     .option("--markdown", "print the tenant file reference of docs/tenant-files.md instead")
-    .action((opts) => setCode(schemaCommand(opts, io)));
+    .action((opts: Parameters<typeof schemaCommand>[0]) => setCode(schemaCommand(opts, io)));
 
   withDirs(
     program
@@ -70,7 +70,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option("--parallel <n>", "renderer processes (default: the number of cores)")
       .option("--base <ref>", "also plan the stacks at this git revision and show what changes (default stacks: the affected ones)")
       .option("--markdown <file>", "with --base: write the pull-request comment (summary table, one section per stack)"),
-  ).action(async (opts) => setCode(await planCommand(opts, io)));
+  ).action(async (opts: Parameters<typeof planCommand>[0]) => setCode(await planCommand(opts, io)));
 
   const policy = program.command("policy").description("the CrossGuard policy pack, offline");
   withDirs(
@@ -78,7 +78,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .command("check")
       .description("run the pack over a plan JSON or a `pulumi stack export` file")
       .argument("<file>", "plan JSON or stack export"),
-  ).action(async (file: string, opts) => setCode(await policyCheckCommand(file, opts, io)));
+  ).action(async (file: string, opts: Parameters<typeof policyCheckCommand>[1]) => setCode(await policyCheckCommand(file, opts, io)));
 
   const network = program.command("network").description("the fleet's network reachability analysis, offline (docs/network.md)");
   withDirs(
@@ -96,7 +96,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--head <ref>", "the revision to compare (default: the working tree, untracked files included)")
     .option("--json", "print { stacks, details: [{ name, reasons, inBase, inHead }] }")
     .option("--project <dir>", "directory holding Pulumi.yaml (default: nearest from the current directory)")
-    .action(async (opts) => setCode(await affectedCommand(opts, io)));
+    .action(async (opts: Parameters<typeof affectedCommand>[0]) => setCode(await affectedCommand(opts, io)));
 
   withDirs(
     program
@@ -105,7 +105,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option("--stack <name>", "a stack to price, repeatable (default: every stack)", collect)
       .option("--all", "price every stack in the stacks directory")
       .option("--json", "print the report as JSON"),
-  ).action(async (opts) => setCode(await costCommand(opts, io)));
+  ).action(async (opts: Parameters<typeof costCommand>[0]) => setCode(await costCommand(opts, io)));
 
   // Lifecycle (cli/lifecycle/operator.ts): with DATABASE_URL the request becomes a control-plane
   // workflow; without it only the tenant file is edited (upgrade: printed) and no stack is updated.
@@ -126,26 +126,26 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--rollback", "roll back the tenant's upgrade (only before cutover)")
     .option("--destroy-dedicated", "with --rollback: destroy the dedicated stack too (default: keep it)")
     .option("--project <dir>", project)
-    .action(async (id: string, opts) => setCode(await upgradeCommand(id, opts, io)));
+    .action(async (id: string, opts: Parameters<typeof upgradeCommand>[1]) => setCode(await upgradeCommand(id, opts, io)));
   program
     .command("suspend")
     .description("suspend a tenant: database LOGIN revoked, DNS to the suspension page, data kept")
     .argument("<id>", "tenant id")
     .option("--project <dir>", project)
-    .action(async (id: string, opts) => setCode(await suspendCommand(id, opts, io)));
+    .action(async (id: string, opts: Parameters<typeof suspendCommand>[1]) => setCode(await suspendCommand(id, opts, io)));
   program
     .command("resume")
     .description("resume a suspended tenant (or cancel an offboarding still in its grace period)")
     .argument("<id>", "tenant id")
     .option("--project <dir>", project)
-    .action(async (id: string, opts) => setCode(await resumeCommand(id, opts, io)));
+    .action(async (id: string, opts: Parameters<typeof resumeCommand>[1]) => setCode(await resumeCommand(id, opts, io)));
   program
     .command("offboard")
     .description("offboard a tenant: data deleted after the grace period, once final backups are recorded")
     .argument("<id>", "tenant id")
     .option("--grace-days <n>", "days the data is kept (default 30)")
     .option("--project <dir>", project)
-    .action(async (id: string, opts) => setCode(await offboardCommand(id, opts, io)));
+    .action(async (id: string, opts: Parameters<typeof offboardCommand>[1]) => setCode(await offboardCommand(id, opts, io)));
   // Workflows already recorded in the control plane's database: DATABASE_URL only, no local mode.
   program
     .command("retry")
@@ -159,7 +159,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .addOption(new Option("--state <state>", "only workflows in this state").choices(["open", "pending", "running", "waiting", "succeeded", "failed", "cancelled"]))
     .option("--limit <n>", "at most this many (default 50)")
     .option("--json", "print JSON")
-    .action(async (opts) => setCode(await workflowsCommand(opts, io)));
+    .action(async (opts: Parameters<typeof workflowsCommand>[0]) => setCode(await workflowsCommand(opts, io)));
 
   program
     .command("rollout")
@@ -170,7 +170,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--commit <sha>", "start: the commit on the main branch to roll out (default: HEAD of this checkout)")
     .option("--supersede", "start: take over from the active rollout instead of waiting for it")
     .option("--follow", "start: wait for the end; exit 0 only when every stack succeeded, 1 when it halts or ends otherwise")
-    .action(async (action: string, id: string | undefined, opts) => setCode(await rolloutCommand(action, id, opts, io)));
+    .action(async (action: string, id: string | undefined, opts: Parameters<typeof rolloutCommand>[2]) => setCode(await rolloutCommand(action, id, opts, io)));
 
   return program;
 }
