@@ -40,8 +40,8 @@ export interface RunContext {
   /** A previous attempt died mid-update: cancel whatever it left running/locked first. */
   recovering: boolean;
   signal: AbortSignal;
-  onEvent(event: EngineEvent): void;
-  onOutput(text: string): void;
+  onEvent: (event: EngineEvent) => void;
+  onOutput: (text: string) => void;
   log: Logger;
 }
 

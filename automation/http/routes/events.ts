@@ -6,7 +6,7 @@ import type { RouteContext } from "./context.ts";
 export function eventRoutes(ctx: RouteContext) {
   return async (api: FastifyInstance) => {
     api.get<{ Params: { id: string } }>("/api/events/:id", async (request, reply) => {
-      const { rows } = await ctx.pool.query(
+      const { rows } = await ctx.pool.query<Record<string, unknown>>(
         `SELECT id, type, created, subscription_id AS "subscriptionId", outcome, reason, result, received_at AS "receivedAt", processed_at AS "processedAt"
          FROM billing_events WHERE id = $1`,
         [request.params.id],

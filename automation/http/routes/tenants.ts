@@ -108,7 +108,7 @@ export function tenantRoutes(ctx: RouteContext) {
         const t = loaded.tenant;
         const stacks = stacksOfTenant(t);
         const runs = await ctx.runs.list({ stacks, limit: 20 });
-        const sub = await ctx.pool.query(
+        const sub = await ctx.pool.query<Record<string, unknown>>(
           `SELECT id, status, price_id AS "priceId", deleted_at AS "deletedAt", delinquent_since AS "delinquentSince", last_event_id AS "lastEventId"
            FROM subscriptions WHERE tenant_id = $1 OR id = $2`,
           [id, t.billing?.subscriptionId ?? ""],

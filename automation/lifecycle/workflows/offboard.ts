@@ -191,6 +191,7 @@ export async function preflight(ctx: StepContext, f: PreflightFacts, unchanged: 
       `offboarding of tenant ${id} cannot go ahead: ${problems.map((p, i) => `(${i + 1}) ${p}`).join("; ")}. ${unchanged}; configure what is named and retry the workflow`,
     );
   }
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the first caught error exactly as the check threw it
   if (retryable !== undefined) throw retryable;
   return found;
 }
