@@ -87,7 +87,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .description("prove runners reach every database and tenants never reach each other, over a plan JSON (plan --all --json) or a stack export")
       .argument("<file>", "plan JSON or stack export of every stack")
       .option("--verbose", "also print every proven runner -> database path, hop by hop"),
-  ).action(async (file: string, opts) => setCode((await import("./commands/networkCheck.ts")).networkCheckCommand(file, opts, io)));
+  ).action(async (file: string, opts: import("./commands/networkCheck.ts").NetworkCheckOptions) => setCode((await import("./commands/networkCheck.ts")).networkCheckCommand(file, opts, io)));
 
   program
     .command("affected")

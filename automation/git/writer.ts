@@ -19,7 +19,7 @@
  * session (the commit is found and its runs queued, or the half-written files are restored).
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Pool } from "pg";
 import { loadFleet, stacksOfTenant, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";

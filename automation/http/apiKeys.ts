@@ -114,7 +114,7 @@ export function loadApiKeys(path: string): ApiKeyRecord[] {
   } catch (err) {
     throw new ApiKeyFileError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split("\n")[0]}`);
   }
-  const list = doc && typeof doc === "object" && "keys" in doc ? (doc as { keys: unknown }).keys : undefined;
+  const list = doc && typeof doc === "object" && "keys" in doc ? doc.keys : undefined;
   if (!Array.isArray(list) || list.length === 0) throw new ApiKeyFileError(`${path}: expected "keys:" with at least one { name, id, hash, scopes }`);
   const names = new Set<string>();
   const ids = new Set<string>();
@@ -140,7 +140,7 @@ export function loadApiKeys(path: string): ApiKeyRecord[] {
       ids.add(id);
     }
     try {
-      return apiKeyRecord({ name, hash, scopes: scopes as string[], ...(typeof id === "string" ? { id } : {}), ...(typeof expires === "string" ? { expires } : {}) });
+      return apiKeyRecord({ name, hash, scopes, ...(typeof id === "string" ? { id } : {}), ...(typeof expires === "string" ? { expires } : {}) });
     } catch (err) {
       throw new ApiKeyFileError(`${path}: ${(err as Error).message}`);
     }

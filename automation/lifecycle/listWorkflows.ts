@@ -1,6 +1,6 @@
 /** The most recent lifecycle workflows, newest first: how an operator finds the id to retry. */
 import type pg from "pg";
-import { OPEN_STATES, type WorkflowState } from "./engine.ts";
+import { OPEN_STATES } from "./engine.ts";
 
 export interface WorkflowSummary {
   id: string;
@@ -14,8 +14,8 @@ export interface WorkflowSummary {
 
 export interface WorkflowFilter {
   tenantId?: string;
-  /** One state, or "open" for pending, running and waiting. */
-  state?: WorkflowState | "open" | string;
+  /** One WorkflowState, or "open" for pending, running and waiting (checked where it is used). */
+  state?: string;
   limit: number;
 }
 
