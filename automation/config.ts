@@ -11,6 +11,8 @@ import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
 import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/settings.ts";
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
 import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
+import { DRIFT_SETTING_DOCS, driftSettingsFrom } from "./drift/settings.ts";
+import type { DriftSettings } from "./drift/scheduler.ts";
 import {
   DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
   DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
@@ -126,6 +128,8 @@ export interface ControlPlaneConfig {
   updateRetryBaseMs: number;
   shutdownGraceSeconds: number;
   logLevel: string;
+  /** Scheduled drift detection; absent: off (TENANCY_DRIFT_PERIOD_HOURS=0). */
+  drift?: DriftSettings;
   /** The lifecycle worker (TENANCY_LIFECYCLE_WORKER on); absent: not started. */
   lifecycle?: LifecycleSettings;
   /** The config file that was read, if any. */
@@ -186,6 +190,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_LIFECYCLE_MAX_ATTEMPTS", required: false, default: String(DEFAULT_MAX_ATTEMPTS), meaning: "Attempts of a failing step before its workflow is failed." },
   { name: "TENANCY_CUTOVER_TIMEOUT_MS", required: false, default: String(DEFAULT_CUTOVER_TIMEOUT_MS), meaning: "How long a cutover waits for the tenant's sessions to end and for its table locks." },
   ...HTTP_SETTING_DOCS,
+  ...DRIFT_SETTING_DOCS,
 ];
 
 /** Every problem with the settings, one line each, naming the setting. */
@@ -421,6 +426,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     };
   }
 
+  const drift = driftSettingsFrom(get, lines);
   const config: ControlPlaneConfig = {
     port,
     host,
@@ -451,6 +457,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     shutdownGraceSeconds: int("TENANCY_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS, 0, 86_400),
     logLevel: get("LOG_LEVEL") ?? "info",
     ...(lifecycle ? { lifecycle } : {}),
+    ...(drift ? { drift } : {}),
     ...(usedFile ? { configFile: usedFile } : {}),
   };
   if (lines.length > 0) throw new ConfigError(lines);

@@ -25,7 +25,8 @@ import { RunStore } from "./runs/store.ts";
 import { RolloutEngine } from "./rollouts/engine.ts";
 import { runStorePort } from "./rollouts/runPort.ts";
 import { RolloutService } from "./rollouts/service.ts";
-import { RolloutWorker } from "./rollouts/worker.ts";
+import { Ticker } from "./ticker.ts";
+import { DriftScheduler } from "./drift/scheduler.ts";
 import { RunWorker } from "./runs/worker.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
@@ -76,7 +77,10 @@ export class ControlPlane {
   readonly keys: ApiKeyRing;
   readonly runWorker: RunWorker;
   readonly rollouts: RolloutService;
-  readonly rolloutWorker: RolloutWorker;
+  readonly rolloutWorker: Ticker;
+  /** Scheduled drift checks; undefined when TENANCY_DRIFT_PERIOD_HOURS is 0. */
+  readonly drift: DriftScheduler | undefined;
+  private readonly driftTicker: Ticker | undefined;
   readonly server: ReturnType<typeof buildServer>;
   /** The /metrics listener (config.http.metrics); undefined when /metrics is on the main port. */
   readonly metricsServer: ReturnType<typeof buildMetricsServer> | undefined;
@@ -124,7 +128,17 @@ export class ControlPlane {
       },
     });
     this.rollouts = new RolloutService(rolloutEngine, config.repoDir);
-    this.rolloutWorker = new RolloutWorker(rolloutEngine, log, { intervalMs: (deps.pollingIntervalSeconds ?? 2) * 1000 });
+    const tickMs = (deps.pollingIntervalSeconds ?? 2) * 1000;
+    this.rolloutWorker = new Ticker("rollout tick", () => rolloutEngine.tick(), log, { intervalMs: tickMs });
+    if (config.drift) {
+      const drift = new DriftScheduler(db.pool, runs, () => fleetStacks(config.repoDir), config.drift);
+      this.drift = drift;
+      this.driftTicker = new Ticker("drift scheduling", () => drift.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
+    } else {
+      this.drift = undefined;
+      this.driftTicker = undefined;
+    }
+    metrics.attachDrift(db.pool);
     metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
     this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
@@ -146,6 +160,7 @@ export class ControlPlane {
       log,
       ...(this.lifecycle ? { workflows: this.lifecycle.service.engine } : {}),
       rollouts: this.rollouts,
+      ...(this.drift ? { drift: this.drift } : {}),
     });
   }
 
@@ -188,8 +203,9 @@ export class ControlPlane {
     if (opts.reconciler) await this.reconciler.start();
     if (opts.runs) {
       await this.runWorker.start();
-      // Rollouts start stack runs: the processes that run stacks drive them.
+      // Rollouts and drift checks start stack runs: the processes that run stacks drive them.
       this.rolloutWorker.start();
+      this.driftTicker?.start();
     }
     if (opts.lifecycle) {
       if (this.lifecycle) {
@@ -244,6 +260,7 @@ export class ControlPlane {
     }
     if (this.started.runs) {
       await this.rolloutWorker.stop();
+      await this.driftTicker?.stop();
       await this.runWorker.stop(graceMs);
     }
     await this.boss.stop({ graceful: true, close: true, timeout: 10_000 }).catch(() => undefined);
@@ -320,4 +337,10 @@ export function makeRunner(config: ControlPlaneConfig, pulumiCommand?: PulumiCom
     ...(pulumiCommand ? { pulumiCommand } : {}),
     ...(config.pulumiRoot ? { pulumiRoot: config.pulumiRoot } : {}),
   });
+}
+
+/** The cell and dedicated stacks of the working copy (drift checks follow the fleet as it changes). */
+function fleetStacks(repoDir: string): string[] {
+  const { fleet } = loadFleet({ projectDir: repoDir });
+  return fleet ? [...fleet.stacks.keys()] : [];
 }

@@ -74,6 +74,25 @@ export class Metrics {
     });
   }
 
+  /** Drift verdicts, read from the database on every scrape. */
+  attachDrift(pool: Pool): void {
+    new client.Gauge({
+      name: "tenancy_stack_drift",
+      help: "Last drift verdict per stack: 0 clean, 1 drifted, -1 the check failed (while a check runs, the previous verdict; never-checked stacks absent).",
+      labelNames: ["stack"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const { rows } = await pool.query<{ stack: string; verdict: string | null }>(
+          "SELECT stack, CASE WHEN state = 'checking' THEN previous ELSE state END AS verdict FROM stack_drift",
+        );
+        for (const r of rows) {
+          if (r.verdict === "clean" || r.verdict === "drifted" || r.verdict === "failed") this.set({ stack: r.stack }, r.verdict === "clean" ? 0 : r.verdict === "drifted" ? 1 : -1);
+        }
+      },
+    });
+  }
+
   /** Gauges read from the database on every scrape. */
   attach(runs: RunStore, pool: Pool): void {
     new client.Gauge({

@@ -16,6 +16,7 @@ const policyCheckCommand: typeof import("./commands/policyCheck.ts").policyCheck
   (await import("./commands/policyCheck.ts")).policyCheckCommand(...a);
 const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await import("./commands/affected.ts")).affectedCommand(...a);
 const rolloutCommand: typeof import("./commands/rollout.ts").rolloutCommand = async (...a) => (await import("./commands/rollout.ts")).rolloutCommand(...a);
+const driftCommand: typeof import("./commands/drift.ts").driftCommand = async (...a) => (await import("./commands/drift.ts")).driftCommand(...a);
 const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await import("./commands/cost.ts")).costCommand(...a);
 
 function withDirs(cmd: Command): Command {
@@ -171,6 +172,15 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--supersede", "start: take over from the active rollout instead of waiting for it")
     .option("--follow", "start: wait for the end; exit 0 only when every stack succeeded, 1 when it halts or ends otherwise")
     .action(async (action: string, id: string | undefined, opts: Parameters<typeof rolloutCommand>[2]) => setCode(await rolloutCommand(action, id, opts, io)));
+
+  program
+    .command("drift")
+    .description("the control plane's latest drift check of every stack, with what differs; exit 1 when any drifted or failed (needs TENANCY_URL and TENANCY_API_KEY)")
+    .option("--stack <name>", "only this stack")
+    .option("--tenant <id>", "only this tenant's stacks")
+    .option("--check <stack>", "check this stack now instead of listing")
+    .option("--json", "print JSON")
+    .action(async (opts) => setCode(await driftCommand(opts, io)));
 
   return program;
 }

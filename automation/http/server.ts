@@ -17,6 +17,7 @@ import type { Metrics } from "../metrics.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, metricsRoutes } from "./routes/health.ts";
+import { driftRoutes } from "./routes/drift.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
@@ -80,6 +81,7 @@ export function buildServer(deps: ServerDeps) {
     await api.register(tenantRoutes(ctx));
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));
+    await api.register(driftRoutes(ctx));
     await api.register(stackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
     await api.register(workflowRoutes(ctx));

@@ -22,6 +22,7 @@ import {
 } from "@pulumi/pulumi/automation/index.js";
 import type { DeploymentsSettings } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { driftFromEvents, type DriftedResource } from "../drift/events.ts";
 import type { StateMoveSummary } from "./store.ts";
 import { firstLine, RunCancelledError, signalPerCommand, sleep, TAIL } from "./support.ts";
 import { moveStateThrough } from "./stateMove.ts";
@@ -79,6 +80,42 @@ export interface Runner {
   destroy(ctx: RunContext, opts: DestroyOptions): Promise<RunOutcome>;
   /** `pulumi state move` of `move.urns` from `move.source` into ctx.stack (moveStateThrough). */
   moveState(ctx: RunContext, move: StateMoveRequest): Promise<StateMoveRunOutcome>;
+  /** A drift check: `pulumi preview --refresh`; changes nothing. Its summary is a DriftCheckSummary. */
+  preview(ctx: RunContext): Promise<DriftCheckRunOutcome>;
+}
+
+/** What a drift check reports, in the run record's `output.summary`. */
+export interface DriftCheckSummary {
+  kind: "drift-check";
+  /** The preview's change counts by op (same, update, ...). */
+  changeSummary: Record<string, number>;
+  /** Resources whose step is not a no-op after the refresh: the drift. */
+  resources: DriftedResource[];
+}
+
+export interface DriftCheckRunOutcome extends RunOutcome {
+  summary: DriftCheckSummary;
+}
+
+/** Runs a preview, collecting its events into the drift summary (the events still reach ctx.onEvent). */
+async function driftCheck(
+  ctx: RunContext,
+  stack: CancellableStack,
+  retry: RetryOptions,
+  preview: (onEvent: (e: EngineEvent) => void) => Promise<{ changeSummary: Record<string, number> }>,
+): Promise<DriftCheckRunOutcome> {
+  const events: EngineEvent[] = [];
+  let changeSummary: Record<string, number> = {};
+  const outcome = await withRetries(ctx, stack, retry, async () => {
+    events.length = 0;
+    const res = await preview((e) => {
+      events.push(e);
+      ctx.onEvent(e);
+    });
+    changeSummary = { ...res.changeSummary };
+    return {};
+  });
+  return { ...outcome, summary: { kind: "drift-check", changeSummary, resources: driftFromEvents(events) } };
 }
 
 
@@ -206,6 +243,13 @@ export class LocalAutomationRunner implements Runner {
     );
   }
 
+  async preview(ctx: RunContext): Promise<DriftCheckRunOutcome> {
+    const { stack } = await this.stack(ctx);
+    return driftCheck(ctx, stack, this.opts, (onEvent) =>
+      stack.preview({ refresh: true, onEvent, onOutput: ctx.onOutput, signal: ctx.signal, message: this.message(ctx) }),
+    );
+  }
+
   /**
    * Reads both stacks with the Automation API (LocalWorkspace.exportStack) and moves through the
    * same PulumiCommand, in the checkout (the project directory: Pulumi needs it when the
@@ -280,6 +324,18 @@ export class DeploymentsRunner implements Runner {
     }
     const stack = await this.remoteStack(ctx);
     return withRetries(ctx, stack, this.opts, () => stack.destroy({ onEvent: ctx.onEvent, onOutput: ctx.onOutput }));
+  }
+
+  /**
+   * Not through Deployments: RemoteStack.preview takes no refresh option (RemotePreviewOptions in
+   * @pulumi/pulumi has only onOutput and onEvent), and a preview without refresh compares the
+   * program with the state, not with the cloud, so it cannot see drift.
+   */
+  async preview(ctx: RunContext): Promise<DriftCheckRunOutcome> {
+    throw new Error(
+      `drift check of ${ctx.stack}: Pulumi Deployments runs no refreshing preview through the Automation API; ` +
+        "use Pulumi Cloud's drift detection for these stacks, or run the control plane with TENANCY_RUNNER=local",
+    );
   }
 
   /**

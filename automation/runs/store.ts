@@ -18,6 +18,8 @@ import { executor, QUEUES, type StackRunJob } from "../queue.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
+/** The error of a queued drift check that gave way to an update of its stack (see enqueue). */
+export const SUPERSEDED_PREVIEW = "superseded by an update";
 /** A run whose worker died this many times is failed instead of being taken over again. */
 export const MAX_RUN_ATTEMPTS = 5;
 /** NOTIFY channels: a run's events were appended / a run changed state. Payload: the run id. */
@@ -35,9 +37,10 @@ export interface AttemptRecord {
 
 /**
  * up: `pulumi up`; destroy: `pulumi destroy` (offboarding); move: `pulumi state move` of
- * `options.urns` from `options.source` into the run's stack (migration 002).
+ * `options.urns` from `options.source` into the run's stack (migration 002); preview: a drift check,
+ * `pulumi preview --refresh`, which changes nothing (migration 201).
  */
-export type RunOperation = "up" | "destroy" | "move";
+export type RunOperation = "up" | "destroy" | "move" | "preview";
 
 export interface RunOptions {
   /** destroy only: lift `protect` on every resource of the stack first (offboarding). */
@@ -280,7 +283,17 @@ export class RunStore {
       "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued'",
       [stack, operation, JSON.stringify(cause.options ?? {})],
     );
-    const other = queued.rows[0];
+    let other = queued.rows[0];
+    // A queued drift check gives way to a real change: the update is what matters, and the check
+    // is scheduled again (automation/drift). It ends failed with a reason the scheduler knows.
+    if (other && !other.same && other.operation === "preview" && operation !== "preview") {
+      await client.query(
+        "UPDATE runs SET state = 'failed', error = $2, finished_at = now() WHERE id = $1 AND state = 'queued'",
+        [other.id, `${SUPERSEDED_PREVIEW}: ${stack} has an ${operation} queued; the drift check runs again later`],
+      );
+      await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, other.id]);
+      other = undefined;
+    }
     // Join the queued run only when it does the same thing.
     if (other && !other.same) {
       throw new RunConflictError(`stack ${stack} already has a queued ${other.operation} run ${other.id} with other options; retry once it has started`);

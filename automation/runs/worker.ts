@@ -189,7 +189,9 @@ export class RunWorker {
           : operation === "move"
             ? // The run's stack is the destination; the outcome (moved/alreadyMoved/missing) becomes output.summary.
               await runner.moveState(ctx, stateMoveOf(run))
-            : await runner.up(ctx);
+            : operation === "preview"
+              ? await runner.preview(ctx)
+              : await runner.up(ctx);
       clearInterval(beat);
       await flush();
       const ok = await store.finish(runId, this.workerId, {

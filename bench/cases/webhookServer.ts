@@ -16,7 +16,7 @@ if (!databaseUrl || !repoDir || !dataDir) throw new Error("usage: webhookServer.
 const refuse = async (): Promise<never> => {
   throw new Error("the intake benchmark runs no stacks");
 };
-const runner: Runner = { kind: "local", up: refuse, destroy: refuse, moveState: refuse };
+const runner: Runner = { kind: "local", up: refuse, destroy: refuse, moveState: refuse, preview: refuse };
 
 const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir }), { log: devNullLogger(), runner });
 await cp.start({ http: true, reconciler: false, runs: false });

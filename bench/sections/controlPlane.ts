@@ -259,6 +259,9 @@ class SleepRunner implements Runner {
   async moveState(): Promise<never> {
     throw new Error("the fleet-rollout benchmark moves no state");
   }
+  async preview(): Promise<never> {
+    throw new Error("the fleet-rollout benchmark checks no drift");
+  }
 }
 
 interface RolloutSample {

@@ -12,6 +12,7 @@ import type { ChangeResult, GitWriter } from "../../git/writer.ts";
 import type { WorkflowEngine } from "../../lifecycle/engine.ts";
 import type { Logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
+import type { DriftScheduler } from "../../drift/scheduler.ts";
 import type { RolloutService } from "../../rollouts/service.ts";
 import type { RunStore } from "../../runs/store.ts";
 import { errorBody, HttpError } from "../errors.ts";
@@ -39,6 +40,8 @@ export interface ServerDeps {
   workflows?: WorkflowEngine;
   /** Rollouts of program changes over the fleet; undefined when this process runs no stack runs. */
   rollouts?: RolloutService;
+  /** Scheduled drift checks; undefined when drift detection is off. */
+  drift?: DriftScheduler;
 }
 
 /** The dependencies plus the platform file, read once on first use, and the event-stream caps. */

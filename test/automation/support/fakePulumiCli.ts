@@ -37,8 +37,13 @@ export interface FakePulumiOptions {
   hangAfterEvents?: number;
   /** stack -> number of `up` calls answered with the backend's 409 "Another update is currently in progress". */
   conflicts?: Record<string, number>;
-  /** stack -> message of a failing update. */
+  /** stack -> message of a failing update (or drift check: the program fails in preview too). */
   failures?: Record<string, string>;
+  /**
+   * stack -> resources `preview --refresh` finds changed (drift): the fake tenant resource of
+   * `tenant`, planned as an update of the properties `diffs`. Stacks not listed preview clean.
+   */
+  drift?: Record<string, { tenant: string; diffs: string[] }[]>;
   /**
    * `state move` prints its plan and exits 0 but saves neither stack: a CLI or backend that lost
    * the move, which the runner's check afterwards must catch.
@@ -236,6 +241,7 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
   }
   if (cmd === "state" && sub === "move") return stateMove(args.slice(2), opts);
   if (cmd === "up" || cmd === "destroy") return operation(cmd, args, cwd, stack, opts, io, readState, writeState);
+  if (cmd === "preview") return preview(args, cwd, stack, opts, io);
   return ok();
 }
 
@@ -383,3 +389,40 @@ async function operation(
   return ok(out);
 }
 
+/**
+ * `pulumi preview [--refresh]`: plans and changes nothing. With --refresh each tenant resource is
+ * refreshed first (op refresh), then planned: `same`, or `update` with its `diffs` when the test
+ * declared drift for it. Without --refresh the state is not compared with the cloud, so no drift
+ * can show (as with the real CLI).
+ */
+async function preview(args: readonly string[], cwd: string, stack: string | undefined, opts: FakePulumiOptions, io: Io): Promise<FakeResult> {
+  if (!stack) return fail("error: no stack selected\n");
+  const { loadFleet, tenantsOfStack } = await import("../../../infra/model/fleet.ts");
+  const { fleet } = loadFleet({ projectDir: cwd });
+  if (!fleet) return fail("error: program failed: problems in tenant/stack files\n");
+  const tenants = tenantsOfStack(fleet, stack).map((t) => t.id).sort();
+  const refresh = args.includes("--refresh");
+  const drifted = new Map((refresh ? (opts.drift?.[stack] ?? []) : []).map((d) => [d.tenant, d.diffs]));
+  const sink = eventSink(flag(args, "--event-log"));
+  const events: object[] = [{ preludeEvent: { config: {} } }];
+  const counts: Record<string, number> = {};
+  for (const id of tenants) {
+    const base = { urn: `urn:pulumi:${stack}::saas-tenancy::saas-tenancy:test:FakeTenantResource::${id}`, type: "saas-tenancy:test:FakeTenantResource", provider: "" };
+    if (refresh) events.push({ resourcePreEvent: { metadata: { ...base, op: "refresh" } } });
+    const diffs = drifted.get(id);
+    const op = diffs ? "update" : "same";
+    counts[op] = (counts[op] ?? 0) + 1;
+    events.push({ resourcePreEvent: { metadata: { ...base, op, ...(diffs ? { diffs } : {}) } } });
+  }
+  const failure = opts.failures?.[stack];
+  if (failure) events.push({ diagnosticEvent: { message: `${failure}\n`, color: "never", severity: "error" } });
+  events.push({ summaryEvent: { maybeCorrupt: false, durationSeconds: 0, resourceChanges: counts, policyPacks: {} } }, { cancelEvent: {} });
+  let seq = 0;
+  for (const e of events) {
+    if (opts.eventDelayMs && !(await sleep(opts.eventDelayMs, io.signal))) break;
+    await sink.send({ sequence: seq++, timestamp: Math.floor(Date.now() / 1000), ...e });
+  }
+  await sink.close();
+  if (failure) return fail(`error: preview failed: ${failure}\n`);
+  return ok(`Previewing update (${stack}) [saas-tenancy test double: nothing was read from a cloud]\n`);
+}
