@@ -6,11 +6,11 @@
 
 /** Every scope, with what it allows; `admin` is every scope but `offboard:immediate`. */
 export const SCOPES = {
-  read: "read tenants (spec, contact, billing ids), runs, rollouts and their event streams, workflows and Stripe events",
+  read: "read tenants (spec, contact, billing ids), runs, rollouts and their event streams, drift verdicts, workflows and Stripe events",
   "tenants:write": "create tenants (POST /api/tenants)",
   offboard: "offboard a tenant (DELETE /api/tenants/:id) with at least the minimum grace period",
   "offboard:immediate": "offboard with a grace period below the minimum (down to 0 days); never implied by admin",
-  runs: "queue a stack run and cancel runs",
+  runs: "queue a stack run or a drift check, and cancel runs",
   workflows: "retry a failed lifecycle workflow",
   billing: "re-apply a subscription's recorded state (reconcile)",
   rollouts: "start, pause, resume and abort fleet rollouts",
@@ -57,6 +57,9 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /api/rollouts/:id/resume": "rollouts",
   "POST /api/rollouts/:id/abort": "rollouts",
   "GET /api/rollouts/:id/events": "read",
+  "GET /api/drift": "read",
+  // A drift check changes nothing, but it occupies the stack's run queue like a run.
+  "POST /api/drift/:stack/check": "runs",
 };
 
 /** The scope a request to `method url` needs, or undefined when the table does not list the route. */

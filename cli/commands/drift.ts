@@ -43,6 +43,7 @@ export async function driftCommand(opts: DriftOptions, io: Io, env: NodeJS.Proce
       s.state === "failed" || (s.state === "checking" && s.previous === "failed") ? `check failed: ${(s.error ?? "").split("\n")[0]}` : s.resources.map((r) => `${r.urn.split("::").at(-1)} (${r.op}: ${r.diffs.join(", ") || "?"})`).join("; ") || "-",
     ])));
   }
-  const bad = stacks.some((s) => s.state === "drifted" || s.state === "failed");
+  // A stack being checked again still has its last verdict.
+  const bad = stacks.some((s) => [s.state, s.state === "checking" ? s.previous : null].some((v) => v === "drifted" || v === "failed"));
   return bad ? EXIT.problems : EXIT.ok;
 }

@@ -95,6 +95,9 @@ const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }>
   "POST /api/rollouts/:id/resume": { path: `/api/rollouts/${UUID0}/resume`, reached: 404 },
   "POST /api/rollouts/:id/abort": { path: `/api/rollouts/${UUID0}/abort`, reached: 404 },
   "GET /api/rollouts/:id/events": { path: `/api/rollouts/${UUID0}/events`, reached: 404 },
+  // Drift detection is off in this harness: past the key check the route answers 503 saying so.
+  "GET /api/drift": { path: "/api/drift", reached: 503 },
+  "POST /api/drift/:stack/check": { path: "/api/drift/shared-prod-use1-01/check", reached: 503 },
 };
 
 describe("scopes", () => {
