@@ -17,7 +17,7 @@ const DRIFTED = "shared-prod-use1-01";
 const BROKEN = "dedicated-delta-health-prod";
 const STACKS = [
   "dedicated-acme-prod", "dedicated-delta-health-prod", "dedicated-megacorp-prod", "dedicated-megacorp-staging",
-  "shared-prod-euw1-01", "shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01",
+  "platform-eu-west-1", "platform-us-east-1", "shared-prod-euw1-01", "shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01",
 ];
 
 let pg: TestPostgres;

@@ -14,7 +14,7 @@ beforeEach(() => {
 afterEach(() => fleet.cleanup());
 
 const ALLOWED_KEYS_DEDICATED =
-  "id, displayName, tier, region, lifecycle, contact, billing, features, limits, secrets, environments, offboarding, deployment, dedicated, migration";
+  "id, displayName, tier, region, lifecycle, rolloutRing, contact, billing, features, limits, secrets, environments, offboarding, deployment, dedicated, migration";
 
 /** Runs validate and checks the contract; `message` is matched exactly unless a RegExp is given. */
 async function expectOneProblem(file: string, line: number, path: string, message: string | RegExp): Promise<void> {
