@@ -90,7 +90,11 @@ async function build(fleet: Fleet, stackName: string, tagsFor: TagsFor): Promise
     return { endpoint: db.endpoint };
   }
 
-  if (ref.kind === "platform") return {};
+  if (ref.kind === "platform") {
+    // The hub VPC stands for the platform stack: enough for plans of program edits to reach it.
+    const hub = new aws.ec2.Vpc(`hub-${ref.region}`, { cidrBlock: fleet.platform.hubs[ref.region]!.cidr, tags: tagsFor("shared", env, stackName) });
+    return { hubVpcId: hub.id };
+  }
   const lt = fleet.tenants.get(ref.tenant)!;
   const t = lt.tenant;
   if (t.deployment !== "dedicated") throw new Error(`${stackName}: tenant ${t.id} is not dedicated`);
