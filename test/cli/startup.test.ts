@@ -48,7 +48,7 @@ function traced(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, urls, packages };
 }
 
-const OK = "ok: 9 tenants, 8 stacks (4 cells)\n";
+const OK = "ok: 9 tenants, 10 stacks (4 cells)\n";
 
 describe("compiled tenantctl", () => {
   it("validate runs from dist/cli and loads no package at all (commander, yaml, zod are bundled)", () => {
@@ -64,7 +64,7 @@ describe("compiled tenantctl", () => {
     const r = traced(["plan", "--stack", "shared-prod-use1-01", "--json", out]);
     expect(r.stderr).not.toMatch(/renderer process exited/);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^shared-prod-use1-01 +shared +2 +68 +0 +0$/m);
+    expect(r.stdout).toMatch(/^shared-prod-use1-01 +shared +2 +78 +0 +0$/m);
     expect(r.packages).toContain("@pulumi/pulumi");
     expect(r.packages).not.toContain("tsx");
     expect(r.urls.filter((u) => u.endsWith(".ts"))).toEqual([]);

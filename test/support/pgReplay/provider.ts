@@ -10,8 +10,9 @@ export interface PgProvider {
 }
 
 export function parseProvider(inp: Inputs, urn: string): PgProvider {
-  // Connection settings point at the real instance; the replay connects where the test says.
-  inp.ignore("host", "port", "username", "password", "sslmode", "sslMode", "connectTimeout", "maxConnections", "expectedVersion", "scheme", "version");
+  // Connection settings (and TLS: sslmode verify-full with the RDS CA bundle in sslrootcert) point at
+  // the real instance; the replay connects where the test says.
+  inp.ignore("host", "port", "username", "password", "sslmode", "sslMode", "sslrootcert", "connectTimeout", "maxConnections", "expectedVersion", "scheme", "version");
   const provider = { urn, database: inp.str("database") ?? "postgres", superuser: inp.bool("superuser", true) };
   inp.done();
   return provider;
