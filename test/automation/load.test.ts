@@ -19,6 +19,11 @@ beforeAll(async () => {
   h = await startHarness({ pg, start: { reconciler: false, runs: false }, deps: { reconcileBatchSize: 100 } });
 });
 afterAll(async () => {
+  // The test starts the reconciler and the run workers itself (not through cp.start), so
+  // cp.stop() does not know them: stop them here, or the reconciler's claim connection (held
+  // for its lifetime) keeps the pool from closing.
+  await h?.cp.reconciler.stop();
+  await h?.cp.runWorker.stop();
   await h?.close();
   await pg?.stop();
 });
