@@ -124,8 +124,13 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
   }
 }
 
-export function createPool(url: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
+/**
+ * Every pool of the project comes from here. `pool.end()` resolves before its idle clients have
+ * closed their sockets, so a server that stops right after it (a test's afterAll, a fast shutdown)
+ * sends them FATAL 57P01; without a listener the pool re-emits that as an uncaught 'error'.
+ */
+export function createPool(target: string | pg.PoolConfig, max = 10): pg.Pool {
+  const pool = new pg.Pool(typeof target === "string" ? { connectionString: target, max } : { max, ...target });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on("error", () => undefined);
   return pool;

@@ -7,8 +7,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPool } from "../../automation/db/database.ts";
 import { loadMigrations, migrate } from "../../automation/db/migrate.ts";
 import { createLogger } from "../../automation/log.ts";
 import { DeploymentsRunner, LocalAutomationRunner, type RunContext } from "../../automation/runs/runner.ts";
@@ -206,7 +206,7 @@ afterAll(async () => {
 
 describe("migration 002 (live PostgreSQL)", () => {
   it("lets a database created before it hold move runs, and only with a source and URNs", async () => {
-    const pool = new pg.Pool({ connectionString: await pgServer.newDatabase() });
+    const pool = createPool(await pgServer.newDatabase());
     try {
       const all = loadMigrations();
       expect(all.map((m) => `${m.version}_${m.name}`)).toContain("2_move_runs");

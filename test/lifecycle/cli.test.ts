@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { bufferIo } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
@@ -106,7 +107,7 @@ describe("with DATABASE_URL: a workflow for the control plane", () => {
     const admin = await server.createRdsLikeAdmin();
     const db = await server.createDatabase("control", admin);
     url = `postgres://${admin.user}:${encodeURIComponent(admin.password)}@${server.host}:${server.port}/${db}`;
-    pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool = createPool(url, 2);
     dir = fleetCopy();
   });
   afterAll(async () => {

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../../automation/db/database.ts";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import type { WorkflowRecord } from "../../automation/lifecycle/engine.ts";
 import { bufferIo } from "../../cli/io.ts";
@@ -186,7 +187,7 @@ describe("the control plane runs the workflows tenantctl records", () => {
     expect(r).toMatchObject({ code: 0 });
     const id = workflowIdOf((r as { out: string[] }).out);
     await new Promise((done) => setTimeout(done, 1_000));
-    const pool = new pg.Pool({ connectionString: h.config.databaseUrl!, max: 1 });
+    const pool = createPool(h.config.databaseUrl!, 1);
     try {
       const { rows } = await pool.query<{ state: string }>("SELECT state FROM lifecycle_workflows WHERE id = $1", [id]);
       expect(rows).toEqual([{ state: "pending" }]);

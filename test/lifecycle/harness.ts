@@ -25,6 +25,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { createPool } from "../../automation/db/database.ts";
 import { stringify } from "yaml";
 import { migrate } from "../../automation/db/migrate.ts";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
@@ -390,7 +391,7 @@ export async function createScenario(
     await c.query(`ALTER DATABASE ${qi(db)} SET synchronous_commit = off`);
     await c.end();
   }
-  const pool = new pg.Pool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: cpDb, max: 6 });
+  const pool = createPool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: cpDb }, 6);
   pool.on("error", () => undefined);
   await migrate(pool);
 

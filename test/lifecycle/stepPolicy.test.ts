@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { done, retryDelayMs, WorkflowEngine, type StepDef, type StepPolicy, type WorkflowDef } from "../../automation/lifecycle/engine.ts";
@@ -22,7 +23,7 @@ beforeAll(async () => {
   server = await startPostgres();
   const admin = await server.createRdsLikeAdmin();
   const database = await server.createDatabase("step_policy", admin);
-  pool = new pg.Pool({ host: server.host, port: server.port, user: admin.user, password: admin.password, database, max: 4 });
+  pool = createPool({ host: server.host, port: server.port, user: admin.user, password: admin.password, database }, 4);
   pool.on("error", () => undefined);
   await migrate(pool);
 });
