@@ -11,8 +11,8 @@ import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
 import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/settings.ts";
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
 import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
-import { DRIFT_SETTING_DOCS, driftSettingsFrom } from "./drift/settings.ts";
-import type { DriftSettings } from "./drift/scheduler.ts";
+import { DRIFT_SETTING_DOCS, driftSettingsFrom, type DriftSettings } from "./drift/settings.ts";
+import type { DeploymentsSettings } from "./runs/runner.ts";
 import {
   DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
   DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
@@ -47,16 +47,6 @@ export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 export const DEFAULT_LIFECYCLE_INTERVAL_SECONDS = 30;
 
 export type RunnerKind = "local" | "deployments";
-
-export interface DeploymentsSettings {
-  /** Pulumi Cloud organization: stacks are `<org>/<project>/<stack>`. */
-  org: string;
-  project: string;
-  /** Git URL Pulumi Deployments clones; the control plane's commits must be pushed there. */
-  repoUrl: string;
-  /** Directory of Pulumi.yaml inside the repository, when not the root. */
-  projectPath?: string;
-}
 
 export interface GitHubSettings {
   token: string;

@@ -9,20 +9,14 @@
 import { createHash } from "node:crypto";
 import type { Pool } from "pg";
 import { withTransaction, lockKey } from "../db/tx.ts";
-import type { DriftCheckSummary } from "../runs/runner.ts";
+import type { DriftCheckSummary } from "../runs/contract.ts";
 import { RunConflictError, SUPERSEDED_PREVIEW, type RunStore } from "../runs/store.ts";
 import type { DriftedResource } from "./events.ts";
+import type { DriftSettings } from "./settings.ts";
 
 export const DRIFT_STATES = ["unchecked", "checking", "clean", "drifted", "failed"] as const;
 export type DriftState = (typeof DRIFT_STATES)[number];
 const TICK_LOCK = lockKey("tenancy:drift:tick");
-
-export interface DriftSettings {
-  /** Each stack is checked once per period. */
-  periodMs: number;
-  /** Checks queued or running at once, fleet-wide. */
-  concurrency: number;
-}
 
 export interface StackDrift {
   stack: string;

@@ -1,5 +1,12 @@
 /** Drift detection settings (docs/drift.md): TENANCY_DRIFT_PERIOD_HOURS and TENANCY_DRIFT_CONCURRENCY. */
-import type { DriftSettings } from "./scheduler.ts";
+
+/** What the drift scheduler (automation/drift/scheduler.ts) runs with. */
+export interface DriftSettings {
+  /** Each stack is checked once per period. */
+  periodMs: number;
+  /** Checks queued or running at once, fleet-wide. */
+  concurrency: number;
+}
 
 /** Each stack is checked once a day. */
 export const DEFAULT_DRIFT_PERIOD_HOURS = 24;

@@ -1,5 +1,6 @@
 /**
- * How a stack update runs. One interface, two implementations:
+ * How a stack update runs. One interface (the run contract, automation/runs/contract.ts), two
+ * implementations:
  *
  *  - LocalAutomationRunner (default): Automation API LocalWorkspace on this host, in a git
  *    worktree of the commit being applied, with the project's CrossGuard pack (`policy/`).
@@ -20,82 +21,19 @@ import {
   type EngineEvent,
   type UpdateSummary,
 } from "@pulumi/pulumi/automation/index.js";
-import type { DeploymentsSettings } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { driftFromEvents, type DriftedResource } from "../drift/events.ts";
-import type { StateMoveSummary } from "./store.ts";
+import { driftFromEvents } from "../drift/events.ts";
+import type {
+  DestroyOptions, DriftCheckRunOutcome, RetryOptions, RunContext, Runner, RunOutcome, StateMoveRequest, StateMoveRunOutcome,
+} from "./contract.ts";
 import { firstLine, RunCancelledError, signalPerCommand, sleep, TAIL } from "./support.ts";
 import { moveStateThrough } from "./stateMove.ts";
 
 export { RunCancelledError };
 
 export type { EngineEvent };
-
-export interface RunContext {
-  runId: string;
-  stack: string;
-  /** Checkout of `commit` holding Pulumi.yaml (local runner). */
-  workDir: string;
-  commit: string;
-  attempt: number;
-  /** A previous attempt died mid-update: cancel whatever it left running/locked first. */
-  recovering: boolean;
-  signal: AbortSignal;
-  onEvent: (event: EngineEvent) => void;
-  onOutput: (text: string) => void;
-  log: Logger;
-}
-
-export interface RunOutcome {
-  /** The update summary the CLI reported (`pulumi stack history`). */
-  summary: unknown;
-  /** Stack outputs after an up; empty after a destroy. */
-  outputs: Record<string, unknown>;
-  /** How many ConcurrentUpdateError retries it took. */
-  concurrentUpdateRetries: number;
-  stdoutTail: string;
-}
-
-export interface DestroyOptions {
-  /** Lift `protect` on every resource of the stack first (`pulumi state unprotect --all`). */
-  unprotect: boolean;
-}
-
-/** A state move into the run's stack (ctx.stack is the destination). */
-export interface StateMoveRequest {
-  /** The stack the resources leave. */
-  source: string;
-  /** URNs in `source`; their children move with them (Pulumi's rule). */
-  urns: readonly string[];
-}
-
-export interface StateMoveRunOutcome extends RunOutcome {
-  /** The move's outcome; the worker stores it as the run's output.summary. */
-  summary: StateMoveSummary;
-}
-
-export interface Runner {
-  readonly kind: "local" | "deployments";
-  up(ctx: RunContext): Promise<RunOutcome>;
-  destroy(ctx: RunContext, opts: DestroyOptions): Promise<RunOutcome>;
-  /** `pulumi state move` of `move.urns` from `move.source` into ctx.stack (moveStateThrough). */
-  moveState(ctx: RunContext, move: StateMoveRequest): Promise<StateMoveRunOutcome>;
-  /** A drift check: `pulumi preview --refresh`; changes nothing. Its summary is a DriftCheckSummary. */
-  preview(ctx: RunContext): Promise<DriftCheckRunOutcome>;
-}
-
-/** What a drift check reports, in the run record's `output.summary`. */
-export interface DriftCheckSummary {
-  kind: "drift-check";
-  /** The preview's change counts by op (same, update, ...). */
-  changeSummary: Record<string, number>;
-  /** Resources whose step is not a no-op after the refresh: the drift. */
-  resources: DriftedResource[];
-}
-
-export interface DriftCheckRunOutcome extends RunOutcome {
-  summary: DriftCheckSummary;
-}
+export type {
+  DestroyOptions, DriftCheckRunOutcome, DriftCheckSummary, RetryOptions, RunContext, Runner, RunOutcome, StateMoveRequest, StateMoveRunOutcome,
+} from "./contract.ts";
 
 /** Runs a preview, collecting its events into the drift summary (the events still reach ctx.onEvent). */
 async function driftCheck(
@@ -119,10 +57,6 @@ async function driftCheck(
 }
 
 
-export interface RetryOptions {
-  retries: number;
-  baseMs: number;
-}
 
 
 
@@ -282,6 +216,17 @@ async function selectOrCreate(ws: LocalWorkspace, name: string): Promise<void> {
 /** PulumiCommand.run, the method LocalWorkspace runs its own commands with (its typings mark it internal). */
 function asRunnable(cli: PulumiCommand): { run(args: string[], cwd: string, env: Record<string, string>): Promise<{ stdout: string }> } {
   return cli as unknown as { run(args: string[], cwd: string, env: Record<string, string>): Promise<{ stdout: string }> };
+}
+
+/** Where Pulumi Deployments runs the updates (TENANCY_DEPLOYMENTS_*, composed by automation/config.ts). */
+export interface DeploymentsSettings {
+  /** Pulumi Cloud organization: stacks are `<org>/<project>/<stack>`. */
+  org: string;
+  project: string;
+  /** Git URL Pulumi Deployments clones; the control plane's commits must be pushed there. */
+  repoUrl: string;
+  /** Directory of Pulumi.yaml inside the repository, when not the root. */
+  projectPath?: string;
 }
 
 export interface DeploymentsRunnerOptions extends RetryOptions {

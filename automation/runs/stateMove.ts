@@ -4,7 +4,7 @@
  */
 import { ConcurrentUpdateError } from "@pulumi/pulumi/automation/index.js";
 import { renameStackInUrn } from "../../infra/model/handover.ts";
-import type { RetryOptions, RunContext, StateMoveRequest, StateMoveRunOutcome } from "./runner.ts";
+import type { RetryOptions, RunContext, StateMoveRequest, StateMoveRunOutcome } from "./contract.ts";
 import type { StateMoveSummary } from "./store.ts";
 import { firstLine, RunCancelledError, sleep, TAIL } from "./support.ts";
 

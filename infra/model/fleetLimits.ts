@@ -1,18 +1,31 @@
 /**
  * Fleet-level checks of the files against what AWS offers the platform account: AZs per region
  * (infra/model/regions.ts), cell engine versions against the platform's minor-upgrade setting,
- * and service quotas (infra/model/quotas.ts). Run by loadFleet, so validate, plan, tenantctl new
- * and the control plane's writer all refuse a fleet AWS would refuse.
+ * and service quotas (what every stack creates, counted here against the table of
+ * infra/model/quotas.ts). Run by loadFleet, so validate, plan, tenantctl new and the control
+ * plane's writer all refuse a fleet AWS would refuse.
  */
 import { engineVersionProblem } from "./database.ts";
-import type { Fleet } from "./fleet.ts";
-import { PLATFORM_KEY, PROJECT } from "./platform.ts";
+import { PLATFORM_KEY, PROJECT, type Platform } from "./platform.ts";
 import type { Problem } from "./problems.ts";
-import { quotaExcesses } from "./quotas.ts";
+import { QUOTAS, quotaLimit, type QuotaName } from "./quotas.ts";
 import { azProblem, regionAzs } from "./regions.ts";
-import { CELL_KEY } from "./stackFile.ts";
+import { CELL_KEY, type StackFile } from "./stackFile.ts";
 import { dedicatedAzCount } from "./subnets.ts";
+import type { LoadedTenant } from "./tenantFile.ts";
 import { parseYamlMap, problemAt, type YamlFile } from "./yamlFile.ts";
+
+/**
+ * What these checks read of a fleet: the files loadFleet parsed (a Fleet of infra/model/fleet.ts
+ * fits). Spelled out here, not imported, because loadFleet runs these checks.
+ */
+export interface FleetFiles {
+  platform: Platform;
+  /** By stack name. */
+  stacks: ReadonlyMap<string, StackFile>;
+  /** By tenant id. */
+  tenants: ReadonlyMap<string, LoadedTenant>;
+}
 
 /** YAML path of the platform object inside Pulumi.yaml (with or without the `value:` wrapper). */
 function platformPath(y: YamlFile): PropertyKey[] {
@@ -38,7 +51,7 @@ export interface PulumiYaml {
   text: string | undefined;
 }
 
-export function fleetLimitProblems(fleet: Fleet, pulumiYaml: PulumiYaml): Problem[] {
+export function fleetLimitProblems(fleet: FleetFiles, pulumiYaml: PulumiYaml): Problem[] {
   const problems: Problem[] = [];
   const onPlatform: { path: PropertyKey[]; message: string }[] = [];
   const { platform } = fleet;
@@ -81,4 +94,96 @@ export function fleetLimitProblems(fleet: Fleet, pulumiYaml: PulumiYaml): Proble
 
   for (const e of quotaExcesses(fleet)) onPlatform.push({ path: e.path, message: e.message });
   return [...problems, ...platformProblemsAt(pulumiYaml, onPlatform)];
+}
+
+/** What one stack (or the platform itself) takes of a quota. */
+export interface QuotaUse {
+  quota: QuotaName;
+  region: string;
+  /** The stack name, or what outside any stack holds it ("control plane", "parent zone"). */
+  holder: string;
+  count: number;
+}
+
+/** Everything the fleet's stacks create that counts against a quota. */
+export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
+  const { platform } = fleet;
+  const out: QuotaUse[] = [];
+  const use = (quota: QuotaName, region: string, holder: string, count: number) => {
+    if (count > 0) out.push({ quota, region: QUOTAS[quota].scope === "account" ? "all regions" : region, holder, count });
+  };
+  // Outside the stacks: the control plane's VPC and role, the parent public zone.
+  use("vpcsPerRegion", platform.controlPlane.region, "control plane", 1);
+  use("iamRolesPerAccount", platform.controlPlane.region, "control plane", 1);
+  use("hostedZonesPerAccount", platform.controlPlane.region, "parent zone", 1);
+  for (const s of fleet.stacks.values()) {
+    if (s.ref.kind === "shared") {
+      use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
+    } else if (s.ref.kind === "dedicated") {
+      const t = fleet.tenants.get(s.ref.tenant)?.tenant;
+      if (!t || t.deployment !== "dedicated") continue;
+      const net = t.dedicated[s.ref.env];
+      use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
+      // Egress: a NAT gateway (one Elastic IP) per AZ in prod, one elsewhere (components/egress.ts).
+      if (t.features.egress) use("elasticIpsPerRegion", s.region, s.ref.name, s.ref.env === "prod" ? dedicatedAzCount(s.ref.env, net?.azCount) : 1);
+      // The delegated public zone and the private zone (components/dedicatedDns.ts).
+      use("hostedZonesPerAccount", s.region, s.ref.name, 2);
+      // The tenant role and the flow-log delivery role.
+      use("iamRolesPerAccount", s.region, s.ref.name, 2);
+    }
+  }
+  // Pooled tenants: one role per env, in the stack of the cell they are placed in.
+  for (const { tenant: t } of fleet.tenants.values()) {
+    if (t.deployment !== "pooled") continue;
+    for (const [env, cell] of Object.entries(t.placement)) {
+      if (cell) use("iamRolesPerAccount", t.region, `shared-${env}-${cell}`, 1);
+    }
+  }
+  return out;
+}
+
+export interface QuotaExcess {
+  quota: QuotaName;
+  region: string;
+  needed: number;
+  limit: number;
+  /** Holders with their counts, largest first then by name. */
+  holders: { holder: string; count: number }[];
+  /** Where in the platform object the limit is (or would be) set. */
+  path: PropertyKey[];
+  message: string;
+}
+
+/** One entry per quota and region (or account) the fleet would exceed. */
+export function quotaExcesses(fleet: FleetFiles): QuotaExcess[] {
+  const quotas = fleet.platform.quotas;
+  const sums = new Map<string, { quota: QuotaName; region: string; holders: Map<string, number> }>();
+  for (const u of quotaUsage(fleet)) {
+    const key = `${u.quota}|${u.region}`;
+    const entry = sums.get(key) ?? { quota: u.quota, region: u.region, holders: new Map<string, number>() };
+    entry.holders.set(u.holder, (entry.holders.get(u.holder) ?? 0) + u.count);
+    sums.set(key, entry);
+  }
+  const out: QuotaExcess[] = [];
+  for (const { quota, region, holders } of sums.values()) {
+    const def = QUOTAS[quota];
+    const limit = quotaLimit(quotas, quota, region);
+    const needed = [...holders.values()].reduce((a, b) => a + b, 0);
+    if (needed <= limit) continue;
+    const list = [...holders].map(([holder, count]) => ({ holder, count })).sort((a, b) => b.count - a.count || a.holder.localeCompare(b.holder));
+    const regional = def.scope === "region";
+    const path: PropertyKey[] = regional ? ["quotas", "regions", region, quota] : ["quotas", quota];
+    const where = regional ? `in ${region}` : "account-wide";
+    const isDefault = limit === def.awsDefault ? " (the AWS default)" : "";
+    out.push({
+      quota, region, needed, limit, holders: list, path,
+      message:
+        `quota "${def.label}" ${where} of account ${fleet.platform.awsAccountId}: the fleet needs ${needed}, the quota is ${limit}${isDefault}; ` +
+        `used by ${list.map((h) => `${h.holder} (${h.count})`).join(", ")}; ` +
+        `request an increase (Service Quotas ${def.serviceCode} ${def.quotaCode}) and set quotas.${regional ? `regions.${region}.` : ""}${quota} in Pulumi.yaml, or place the new stacks elsewhere`,
+    });
+  }
+  return out.sort((a, b) => a.quota.localeCompare(b.quota) || a.region.localeCompare(b.region));
 }
