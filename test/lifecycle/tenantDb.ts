@@ -32,28 +32,37 @@ export function clientConfig(ref: DbRef): pg.ClientConfig {
 
 /** Role + schema + CONNECT, LOGIN as told; PUBLIC loses CONNECT and CREATE on public (the hardening). */
 export async function provisionTenantInDb(ref: DbRef, ident: string, password: string, login: boolean): Promise<void> {
+  await provisionTenantsInDb(ref, [ident], password, login);
+}
+
+/** provisionTenantInDb for many tenants on one admin session (a cell with hundreds of schemas). */
+export async function provisionTenantsInDb(ref: DbRef, idents: readonly string[], password: string, login: boolean): Promise<void> {
   const c = await connect(ref);
   try {
-    const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [ident])).rowCount === 1;
-    if (!exists) {
-      await c.query(`CREATE ROLE ${qi(ident)} WITH ${login ? "LOGIN" : "NOLOGIN"} PASSWORD '${password}' CONNECTION LIMIT 20 NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION`);
-      ref.server.trackRoles([ident]);
-      await c.query(`ALTER ROLE ${qi(ident)} SET search_path TO ${qi(ident)}`);
-    } else {
-      await c.query(`ALTER ROLE ${qi(ident)} WITH ${login ? "LOGIN" : "NOLOGIN"}`);
-    }
-    // The provider grants the admin the owner role around CREATE SCHEMA when it is not a member
-    // already, and revokes what it granted (withRolesGranted).
-    const member = (await c.query<{ m: boolean }>("SELECT pg_has_role(current_user, $1, 'SET') AS m", [ident])).rows[0]?.m === true;
-    if (!member) await c.query(`GRANT ${qi(ident)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
-    await c.query(`CREATE SCHEMA IF NOT EXISTS ${qi(ident)} AUTHORIZATION ${qi(ident)}`);
-    if (!member) await c.query(`REVOKE ${qi(ident)} FROM CURRENT_USER`);
-    await c.query(`GRANT CONNECT ON DATABASE ${qi(ref.database)} TO ${qi(ident)}`);
+    for (const ident of idents) await provisionOn(c, ref, ident, password, login);
     await c.query(`REVOKE ALL ON DATABASE ${qi(ref.database)} FROM PUBLIC`);
     await c.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
   } finally {
     await c.end();
   }
+}
+
+async function provisionOn(c: pg.Client, ref: DbRef, ident: string, password: string, login: boolean): Promise<void> {
+  const exists = (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [ident])).rowCount === 1;
+  if (!exists) {
+    await c.query(`CREATE ROLE ${qi(ident)} WITH ${login ? "LOGIN" : "NOLOGIN"} PASSWORD '${password}' CONNECTION LIMIT 20 NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION`);
+    ref.server.trackRoles([ident]);
+    await c.query(`ALTER ROLE ${qi(ident)} SET search_path TO ${qi(ident)}`);
+  } else {
+    await c.query(`ALTER ROLE ${qi(ident)} WITH ${login ? "LOGIN" : "NOLOGIN"}`);
+  }
+  // The provider grants the admin the owner role around CREATE SCHEMA when it is not a member
+  // already, and revokes what it granted (withRolesGranted).
+  const member = (await c.query<{ m: boolean }>("SELECT pg_has_role(current_user, $1, 'SET') AS m", [ident])).rows[0]?.m === true;
+  if (!member) await c.query(`GRANT ${qi(ident)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${qi(ident)} AUTHORIZATION ${qi(ident)}`);
+  if (!member) await c.query(`REVOKE ${qi(ident)} FROM CURRENT_USER`);
+  await c.query(`GRANT CONNECT ON DATABASE ${qi(ref.database)} TO ${qi(ident)}`);
 }
 
 /** The application's tables, created as the tenant's role (as the application's migrations would). */

@@ -1,0 +1,239 @@
+/**
+ * Applies the application's migrations to ONE tenant schema (docs/schema-migrations.md), on a
+ * session of the database's master user:
+ *
+ * - one transaction per schema: every pending file and its version row commit together or not at
+ *   all, so a crash or a failure leaves the schema at a version it really has;
+ * - as the tenant's role: `SET LOCAL ROLE tenant_<id>` and the files run inside a transient
+ *   SECURITY DEFINER function owned by that role with `search_path` pinned to the schema.
+ *   PostgreSQL refuses SET ROLE / RESET ROLE / set_config('role') inside a security-definer
+ *   function (42501), so a file cannot leave the tenant's role, and a file naming another tenant's
+ *   schema fails with 42501 (the role has no USAGE there). Objects a migration creates are owned
+ *   by the tenant's role; PUBLIC gets no EXECUTE on its functions nor USAGE on its types;
+ * - `lock_timeout` and `statement_timeout` for the transaction: a migration waiting behind a
+ *   tenant's long transaction fails (and is retried later) instead of queueing the tenant's
+ *   writers behind its own lock;
+ * - `<schema>.schema_migrations (version, name, checksum, applied_at, run_id)` records what was
+ *   applied; every recorded checksum must match its file, or nothing runs (a changed applied
+ *   file is an error naming it);
+ * - an advisory lock per schema: two migrators of one schema queue (within lock_timeout).
+ */
+import type pg from "pg";
+import { qi } from "../lifecycle/pg/sql.ts";
+import type { Migration, MigrationSet } from "./files.ts";
+
+export const VERSIONS_TABLE = "schema_migrations";
+/** The transient function the files run in (created and dropped inside the transaction). */
+const APPLY_FUNCTION = "schema_migrations_apply";
+
+export interface TenantSchema {
+  /** Schema name, `tenant_<id>` (pgTenantIdent). */
+  schema: string;
+  /** The role that owns it; the migration runs as this role. Same name as the schema on this platform. */
+  role: string;
+}
+
+export interface ApplyOptions {
+  /** Who applied it: the fleet migration's id, or `tenantctl` / `new-tenant` for other callers. */
+  runId: string;
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+export interface SchemaOutcome {
+  schema: string;
+  from: number;
+  to: number;
+  /** Versions applied (migrate, ascending) or reverted (rollback, descending). */
+  versions: number[];
+}
+
+export interface AppliedRow {
+  version: number;
+  name: string;
+  checksum: string;
+  appliedAt: string;
+  runId: string;
+}
+
+export interface SchemaStatus {
+  schema: string;
+  /** False when the schema does not exist in that database (not provisioned yet, or offboarded). */
+  exists: boolean;
+  version: number;
+  applied: AppliedRow[];
+}
+
+/** A migration failed or cannot run for one schema; `code` is PostgreSQL's SQLSTATE when it came from the server. */
+export class SchemaMigrationError extends Error {
+  constructor(
+    readonly schema: string,
+    message: string,
+    readonly code?: string,
+    readonly file?: string,
+  ) {
+    super(`${schema}: ${message}`);
+  }
+}
+
+function pgCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * Runs `fn` in a transaction as the tenant's role, the schema pinned, timeouts set and the
+ * schema's advisory lock held. The master user must be a member of the role with SET (it created
+ * it, so on PostgreSQL 16+ it has ADMIN OPTION and grants itself that membership here).
+ */
+async function asTenant<T>(c: pg.ClientBase, t: TenantSchema, opts: Pick<ApplyOptions, "lockTimeoutMs" | "statementTimeoutMs">, write: boolean, fn: () => Promise<T>): Promise<T> {
+  await c.query("BEGIN");
+  try {
+    await c.query(`SET LOCAL lock_timeout = ${Math.trunc(opts.lockTimeoutMs)}`);
+    await c.query(`SET LOCAL statement_timeout = ${Math.trunc(opts.statementTimeoutMs)}`);
+    const exists = await c.query<{ owner: string }>("SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = $1", [t.schema]);
+    if (exists.rowCount === 0) throw new SchemaMigrationError(t.schema, `schema ${t.schema} does not exist in database ${await currentDatabase(c)}; its stack creates it (run the stack first)`);
+    if (exists.rows[0]!.owner !== t.role) {
+      throw new SchemaMigrationError(t.schema, `schema ${t.schema} is owned by ${exists.rows[0]!.owner}, not by the tenant's role ${t.role}; migrations run as the owner role only`);
+    }
+    if (write) await c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`tenancy:schema-migrations:${t.schema}`]);
+    const member = await c.query<{ ok: boolean; superuser: boolean }>(
+      "SELECT pg_has_role(current_user, $1, 'SET') AS ok, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser",
+      [t.role],
+    );
+    if (!member.rows[0]!.ok && !member.rows[0]!.superuser) await c.query(`GRANT ${qi(t.role)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
+    await c.query(`SET LOCAL ROLE ${qi(t.role)}`);
+    await c.query(`SET LOCAL search_path = ${qi(t.schema)}`);
+    const out = await fn();
+    await c.query(write ? "COMMIT" : "ROLLBACK");
+    return out;
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => undefined);
+    if (err instanceof SchemaMigrationError) throw err;
+    const code = pgCode(err);
+    if (code === "55P03") throw new SchemaMigrationError(t.schema, `lock_timeout (${opts.lockTimeoutMs} ms) reached waiting for a lock: ${(err as Error).message}; a tenant transaction held it, retry later`, code);
+    throw new SchemaMigrationError(t.schema, (err as Error).message, code);
+  }
+}
+
+async function currentDatabase(c: pg.ClientBase): Promise<string> {
+  return (await c.query<{ d: string }>("SELECT current_database() AS d")).rows[0]!.d;
+}
+
+async function tableExists(c: pg.ClientBase, schema: string): Promise<boolean> {
+  const { rows } = await c.query<{ r: string | null }>("SELECT to_regclass($1) AS r", [`${qi(schema)}.${qi(VERSIONS_TABLE)}`]);
+  return rows[0]!.r !== null;
+}
+
+async function readApplied(c: pg.ClientBase, schema: string): Promise<AppliedRow[]> {
+  if (!(await tableExists(c, schema))) return [];
+  const { rows } = await c.query<{ version: number; name: string; checksum: string; applied_at: Date; run_id: string }>(
+    `SELECT version, name, checksum, applied_at, run_id FROM ${qi(schema)}.${qi(VERSIONS_TABLE)} ORDER BY version`,
+  );
+  return rows.map((r) => ({ version: r.version, name: r.name, checksum: r.checksum, appliedAt: r.applied_at.toISOString(), runId: r.run_id }));
+}
+
+/**
+ * Every applied version must have its file, unchanged; no file may sit between applied versions
+ * without having been applied (a migration added "in the past" would never run). Returns the
+ * schema's version.
+ */
+export function verifyApplied(schema: string, set: MigrationSet, applied: readonly AppliedRow[]): number {
+  const byVersion = new Map(set.migrations.map((m) => [m.version, m]));
+  const problems: string[] = [];
+  for (const row of applied) {
+    const m = byVersion.get(row.version);
+    if (!m) {
+      problems.push(`version ${row.version} (${row.name}) is applied but ${set.dir} has no ${String(row.version).padStart(4, "0")}_${row.name}.up.sql: restore the file (applied migrations are never deleted)`);
+    } else if (m.up.checksum !== row.checksum) {
+      problems.push(
+        `${set.dir}/${m.up.file} changed after it was applied (sha256 applied ${row.checksum.slice(0, 12)}, file now ${m.up.checksum.slice(0, 12)}): restore it and put the change in a new migration`,
+      );
+    }
+  }
+  const version = applied.at(-1)?.version ?? 0;
+  const done = new Set(applied.map((r) => r.version));
+  for (const m of set.migrations) {
+    if (m.version < version && !done.has(m.version)) problems.push(`${set.dir}/${m.up.file} is older than the applied version ${version} but was never applied: number new migrations after the last one`);
+  }
+  if (problems.length > 0) throw new SchemaMigrationError(schema, problems.join("; "), undefined, undefined);
+  return version;
+}
+
+/** The schema's applied versions (read as its role, in a transaction rolled back). */
+export async function schemaStatus(c: pg.ClientBase, t: TenantSchema, opts: Pick<ApplyOptions, "lockTimeoutMs" | "statementTimeoutMs">): Promise<SchemaStatus> {
+  const exists = await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [t.schema]);
+  if (exists.rowCount === 0) return { schema: t.schema, exists: false, version: 0, applied: [] };
+  const applied = await asTenant(c, t, opts, false, () => readApplied(c, t.schema));
+  return { schema: t.schema, exists: true, version: applied.at(-1)?.version ?? 0, applied };
+}
+
+/** Creates the versions table and the transient apply function, and keeps PUBLIC off new objects. */
+async function prepare(c: pg.ClientBase, t: TenantSchema): Promise<void> {
+  const s = qi(t.schema);
+  await c.query(
+    `CREATE TABLE IF NOT EXISTS ${s}.${qi(VERSIONS_TABLE)} (
+       version    integer PRIMARY KEY,
+       name       text NOT NULL,
+       checksum   text NOT NULL,
+       applied_at timestamptz NOT NULL DEFAULT now(),
+       run_id     text NOT NULL)`,
+  );
+  // Functions and types are usable by PUBLIC by default; a tenant's are for the tenant only.
+  await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`);
+  await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE USAGE ON TYPES FROM PUBLIC`);
+  await c.query(
+    `CREATE FUNCTION ${s}.${qi(APPLY_FUNCTION)}(migration text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}
+       AS $apply$ BEGIN EXECUTE migration; END $apply$`,
+  );
+}
+
+async function runFile(c: pg.ClientBase, t: TenantSchema, file: string, sql: string): Promise<void> {
+  try {
+    await c.query(`SELECT ${qi(t.schema)}.${qi(APPLY_FUNCTION)}($1)`, [sql]);
+  } catch (err) {
+    const code = pgCode(err);
+    throw new SchemaMigrationError(t.schema, `${file} failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ""}`, code, file);
+  }
+}
+
+/**
+ * Brings the schema to `to` (default the set's head): applies every pending up file in order, in
+ * one transaction. A schema already at `to` is left alone; one past it is an error (rolling back
+ * is `rollbackSchema`).
+ */
+export async function migrateSchema(c: pg.ClientBase, t: TenantSchema, set: MigrationSet, opts: ApplyOptions & { to?: number }): Promise<SchemaOutcome> {
+  const to = opts.to ?? set.head;
+  return asTenant(c, t, opts, true, async () => {
+    const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+    if (from > to) throw new SchemaMigrationError(t.schema, `is at version ${from}, past the target ${to}; a rollback (tenantctl db rollback) moves it back`);
+    const pending = set.migrations.filter((m) => m.version > from && m.version <= to);
+    if (pending.length === 0) return { schema: t.schema, from, to: from, versions: [] };
+    await prepare(c, t);
+    for (const m of pending) {
+      await runFile(c, t, m.up.file, m.up.sql);
+      await c.query(`INSERT INTO ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES ($1, $2, $3, $4)`, [m.version, m.name, m.up.checksum, opts.runId]);
+    }
+    await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
+    return { schema: t.schema, from, to, versions: pending.map((m) => m.version) };
+  });
+}
+
+/** Reverts the schema to `to` with the down files of every later applied version (newest first), in one transaction. */
+export async function rollbackSchema(c: pg.ClientBase, t: TenantSchema, set: MigrationSet, opts: ApplyOptions & { to: number }): Promise<SchemaOutcome> {
+  return asTenant(c, t, opts, true, async () => {
+    const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+    if (opts.to > from) throw new SchemaMigrationError(t.schema, `is at version ${from}, before the rollback target ${opts.to}; migrating forward is tenantctl db migrate`);
+    const undo: Migration[] = set.migrations.filter((m) => m.version > opts.to && m.version <= from).reverse();
+    const missing = undo.filter((m) => !m.down).map((m) => `${m.up.file.replace(/\.up\.sql$/, ".down.sql")}`);
+    if (missing.length > 0) throw new SchemaMigrationError(t.schema, `cannot go back to ${opts.to}: ${set.dir} has no ${missing.join(", ")}; write the down file(s) first`);
+    if (undo.length === 0) return { schema: t.schema, from, to: from, versions: [] };
+    await prepare(c, t);
+    for (const m of undo) {
+      await runFile(c, t, m.down!.file, m.down!.sql);
+      await c.query(`DELETE FROM ${qi(t.schema)}.${qi(VERSIONS_TABLE)} WHERE version = $1`, [m.version]);
+    }
+    await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
+    return { schema: t.schema, from, to: opts.to, versions: undo.map((m) => m.version) };
+  });
+}

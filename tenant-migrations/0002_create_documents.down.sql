@@ -1,0 +1,3 @@
+-- Undoes 0002_create_documents (docs/schema-migrations.md).
+DROP TABLE documents;
+DROP TYPE document_status;
