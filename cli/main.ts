@@ -2,6 +2,7 @@ import { Argument, Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
 import { newCommand } from "./commands/new.ts";
 import { PlanError } from "../plan/planError.ts";
+import { cellsCommand } from "./commands/cells.ts";
 import { routesCommand } from "./commands/routes.ts";
 import { schemaCommand } from "./commands/schema.ts";
 import { validateCommand } from "./commands/validate.ts";
@@ -54,6 +55,10 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   withDirs(program.command("routes").description("print the routing table: tenant -> URL, deployment, stack"))
     .option("--json", "print JSON")
     .action((opts: Parameters<typeof routesCommand>[0]) => setCode(routesCommand(opts, io)));
+
+  withDirs(program.command("cells").description("every cell's residents, capacity and headroom per env and region (docs/cells.md)"))
+    .option("--json", "print JSON")
+    .action((opts: Parameters<typeof cellsCommand>[0]) => setCode(cellsCommand(opts, io)));
 
   withDirs(program.command("schema").description("print the tenant files' JSON schema (generated from the zod schema)"))
     .option("--write", "write it to <tenants>/tenant.schema.json")

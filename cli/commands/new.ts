@@ -6,8 +6,11 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import {
-  CODEOWNERS_PATH, createAtomic, DocumentError, FileExistsError, fleetPath, planNewTenant, tenantPath, validateWithChanges, withDedicatedTenant,
+  CODEOWNERS_PATH, createAtomic, DocumentError, FileExistsError, fleetPath, planNewTenant, stackPath, tenantPath, validateWithChanges, withDedicatedTenant,
+  type FileSet,
 } from "../../infra/model/fleetFiles/index.ts";
+import { cellsToOpen, type NewCell } from "../../infra/model/cells.ts";
+import type { FleetDirs } from "../../infra/model/fleet.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
 import { TenantIdSchema } from "../../infra/model/schema.ts";
 import { parseTenantFile } from "../../infra/model/tenantFile.ts";
@@ -59,10 +62,22 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
     region,
     environments: Object.fromEntries(envs.map((e) => [e, {}])),
   };
+  // A region about to fall below its reserve gets a new cell first (docs/cells.md). Its stack file
+  // is written beside the tenant's, to be committed on its own; the tenant is never placed in it
+  // (it is opening until its first `pulumi up` succeeded).
+  const opened = cellsToOpen(fleet, doc);
+  const cellFiles: FileSet = Object.fromEntries(opened.map((c) => [stackPath(c.stack), c.text]));
+  let placingFleet = fleet;
+  if (opened.length > 0) {
+    const withCells = validateWithChanges(dirs, [cellFiles], { show: "cwd" });
+    if (!withCells.fleet) throw new ProblemsError(withCells.problems);
+    placingFleet = withCells.fleet;
+  }
   let planned;
   try {
-    planned = planNewTenant(fleet, doc);
+    planned = planNewTenant(placingFleet, doc);
   } catch (err) {
+    if (err instanceof DocumentError && err.waitingFor.length > 0) return openOnly(opened, cellFiles, placingFleet.dirs, file, err, opts, io);
     if (err instanceof DocumentError) throw new ProblemsError([`${shownPath(file)}: ${err.path}: ${err.message}`]);
     throw err;
   }
@@ -81,11 +96,13 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
   if (opts.dryRun) {
     io.out(text.trimEnd());
     for (const [path, body] of stackFiles) io.out(`--- ${shownPath(path)}\n${body.trimEnd()}`);
+    for (const c of opened) io.out(`--- ${shownPath(fleetPath(fleet.dirs, stackPath(c.stack)))} (new cell)\n${c.text.trimEnd()}`);
     return EXIT.ok;
   }
   // ...and the fleet must validate with it, before anything is written.
-  const { problems } = validateWithChanges(dirs, [planned.files], { show: "cwd" });
+  const { problems } = validateWithChanges(dirs, [cellFiles, planned.files], { show: "cwd" });
   if (problems.length > 0) throw new ProblemsError(problems);
+  writeCells(opened, fleet.dirs, io);
   const written: string[] = [];
   const codeowners = join(fleet.dirs.projectDir, CODEOWNERS_PATH);
   let ownersBefore: string | undefined;
@@ -116,4 +133,33 @@ export function newCommand(id: string, opts: NewOptions, io: Io): number {
   }
   for (const path of written) io.out(`wrote ${shownPath(path)}`);
   return EXIT.ok;
+}
+
+/** Writes the opened cells' stack files (created, never overwritten) and says what to do with them. */
+function writeCells(opened: readonly NewCell[], dirs: FleetDirs, io: Io): void {
+  for (const c of opened) {
+    const path = fleetPath(dirs, stackPath(c.stack));
+    try {
+      createAtomic(path, c.text);
+    } catch (err) {
+      if (err instanceof FileExistsError) throw new UsageError(`${shownPath(path)} already exists; validate the fleet (tenantctl validate) and retry`);
+      throw err;
+    }
+    io.out(
+      `opened cell ${c.id} (${c.env}/${c.region}, ${c.config.cidr}, ${c.config.azs.join(", ")}): wrote ${shownPath(path)} with opening: true; ` +
+        `commit it on its own and run its first pulumi up; once that succeeded remove opening: true, and tenants are placed there (docs/cells.md)`,
+    );
+  }
+}
+
+/**
+ * No open cell had room: the cells are opened (their files written) but the tenant is not
+ * created, since its file may not name a cell that has not been deployed. Exit 1.
+ */
+function openOnly(opened: readonly NewCell[], cellFiles: FileSet, dirs: FleetDirs, file: string, err: DocumentError, opts: NewOptions, io: Io): number {
+  if (opts.dryRun) {
+    for (const c of opened) io.out(`--- ${shownPath(fleetPath(dirs, stackPath(c.stack)))} (new cell)\n${c.text.trimEnd()}`);
+  } else if (Object.keys(cellFiles).length > 0) writeCells(opened, dirs, io);
+  io.err(`${shownPath(file)}: ${err.path}: ${err.message}; nothing written for the tenant: run tenantctl new again then`);
+  return EXIT.problems;
 }

@@ -294,6 +294,16 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
       if (cell.region !== t.region) {
         problems.push(problemAt(lt.yaml, path, `cell ${cellId} is in ${cell.region} but the tenant's region is ${t.region}; data must stay in its region`));
       }
+      if (cell.config.opening === true && path[0] === "placement") {
+        problems.push(
+          problemAt(
+            lt.yaml,
+            path,
+            `cell ${cellId} is opening (opening: true in ${cell.file}): its stack has not had its first successful pulumi up; ` +
+              `place the tenant in an open cell, or remove opening from the stack file once that up has succeeded (docs/cells.md)`,
+          ),
+        );
+      }
       load.set(stack, [...(load.get(stack) ?? []), lt.tenant.id]);
     }
   }

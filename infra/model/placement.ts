@@ -6,6 +6,16 @@ export const DEDICATED_VPC_PREFIX = 16;
 
 export class PlacementError extends Error {}
 
+/** No open cell has room, but a cell of the env and region is opening: the tenant waits for it (docs/cells.md). */
+export class CellOpeningError extends PlacementError {
+  constructor(
+    readonly cell: Cell,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * The least-loaded cell with room in an env and region; ties go to the lowest cell id so the
  * choice is deterministic. Only used when a tenant is created: placement is then written to the
@@ -13,12 +23,21 @@ export class PlacementError extends Error {}
  */
 export function chooseCell(fleet: Fleet, env: string, region: string): Cell {
   const candidates = [...fleet.cells.values()]
-    .filter((c) => c.env === env && c.region === region)
+    // A cell still opening (no successful first up yet) takes no tenant (docs/cells.md).
+    .filter((c) => c.env === env && c.region === region && c.config.opening !== true)
     .map((c) => ({ cell: c, load: cellResidents(fleet, c).length }))
     .filter((c) => c.load < c.cell.capacity)
     .sort((a, b) => a.load / a.cell.capacity - b.load / b.cell.capacity || a.cell.id.localeCompare(b.cell.id));
   const best = candidates[0];
   if (!best) {
+    const opening = [...fleet.cells.values()].find((c) => c.env === env && c.region === region && c.config.opening === true);
+    if (opening) {
+      throw new CellOpeningError(
+        opening,
+        `no open cell with room in ${env}/${region}: cell ${opening.id} is opening; place the tenant after the first successful ` +
+          `\`pulumi up\` of ${opening.stack} (then remove opening: true from ${opening.file})`,
+      );
+    }
     throw new PlacementError(
       `no cell with room in ${env}/${region}: add a cell stack file (stacks/Pulumi.shared-${env}-<cell>.yaml) ` +
         `or raise a cell's capacity`,

@@ -13,6 +13,9 @@ export const PLATFORM_KEY = "platform";
 
 const cidr = z.string().refine(isCidr, { message: "must be an IPv4 CIDR block with no host bits set (a.b.c.d/n)" });
 
+/** Headroom (percent of capacity) an env and region keep before a new cell is opened (docs/cells.md). */
+export const DEFAULT_CELL_RESERVE_PERCENT = 20;
+
 export const CellDefaultsSchema = z
   .object({
     /** Most pooled tenants one cell may hold, per env. */
@@ -28,6 +31,12 @@ export const CellDefaultsSchema = z
     autoMinorVersionUpgrade: z.boolean().default(true),
     dbInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "must look like db.<family>.<size>"),
     dbAllocatedStorageGb: z.number().int().min(20).max(65536),
+    /**
+     * Headroom kept free per env and region, in percent of its cells' capacity: when placing a
+     * tenant would leave less, a new cell is opened first (infra/model/cells.ts, docs/cells.md).
+     * @default 20
+     */
+    reservePercent: z.number().int().min(0).max(90).default(DEFAULT_CELL_RESERVE_PERCENT),
   })
   .strict()
   .superRefine((d, ctx) => {

@@ -22,6 +22,11 @@ export const CellConfigSchema = z
     dbInstanceClass: z.string().optional(),
     dbEngineVersion: z.string().optional(),
     dbAllocatedStorageGb: z.number().int().min(20).optional(),
+    /**
+     * A cell opened (tenantctl new, the control plane) whose stack has not had its first successful
+     * `pulumi up`: no tenant may be placed in it. Removed once that up succeeded (docs/cells.md).
+     */
+    opening: z.boolean().optional(),
   })
   .strict();
 export type CellConfig = z.infer<typeof CellConfigSchema>;

@@ -60,19 +60,26 @@ describe("tenantctl new: pooled", () => {
     expect((await routes()).find((x) => x.tenant === "eu-co")).toMatchObject({ stack: "shared-prod-euw1-01", deployment: "pooled" });
   });
 
-  it("a full cell is never chosen; when every cell is full it fails with one line and writes nothing", async () => {
+  it("a full cell is never chosen; when every cell is full it opens a cell (docs/cells.md) and writes no tenant", async () => {
     fleet.edit("stacks/Pulumi.shared-prod-use1-01.yaml", "capacity: 50", "capacity: 2");
     fleet.edit("stacks/Pulumi.shared-prod-use1-02.yaml", "capacity: 50", "capacity: 2");
     const before = fleet.snapshot();
     const r = await fleet.run(["new", "newco", "--tier", "free"]);
+    const cellFile = fleet.shown("stacks/Pulumi.shared-prod-use1-03.yaml");
     expect(r).toEqual({
       code: 1,
-      stdout: [],
+      stdout: [
+        `opened cell use1-03 (prod/us-east-1, 10.3.0.0/16, us-east-1a, us-east-1b): wrote ${cellFile} with opening: true; ` +
+          "commit it on its own and run its first pulumi up; once that succeeded remove opening: true, and tenants are placed there (docs/cells.md)",
+      ],
       stderr: [
-        `${fleet.shown("tenants/newco.yaml")}: placement: no cell with room in prod/us-east-1: add a cell stack file (stacks/Pulumi.shared-prod-<cell>.yaml) or raise a cell's capacity`,
+        `${fleet.shown("tenants/newco.yaml")}: placement: no open cell with room in prod/us-east-1: cell use1-03 is opening; place the tenant after the first successful ` +
+          `\`pulumi up\` of shared-prod-use1-03 (then remove opening: true from ${cellFile}); nothing written for the tenant: run tenantctl new again then`,
       ],
     });
-    expect(fleet.snapshot()).toEqual(before);
+    const after = fleet.snapshot();
+    after.delete("stacks/Pulumi.shared-prod-use1-03.yaml");
+    expect(after).toEqual(before); // only the cell's stack file was written
   });
 });
 

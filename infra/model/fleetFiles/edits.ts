@@ -6,7 +6,7 @@
  */
 import type { Fleet } from "../fleet.ts";
 import { dedicatedStackName } from "../naming.ts";
-import { allocateDedicatedCidrs, chooseCell, PlacementError } from "../placement.ts";
+import { allocateDedicatedCidrs, CellOpeningError, chooseCell, PlacementError } from "../placement.ts";
 import type { Tenant } from "../schema.ts";
 import { defaultDeployment, TIERS, type Tier } from "../tiers.ts";
 import { withDedicatedTenant } from "./codeowners.ts";
@@ -26,6 +26,8 @@ export class DocumentError extends Error {
     /** The YAML key that could not be filled: "placement" or "dedicated". */
     readonly path: string,
     message: string,
+    /** Stacks of the cells still opening the tenant waits for (no open cell had room; docs/cells.md). */
+    readonly waitingFor: readonly string[] = [],
   ) {
     super(message);
   }
@@ -73,6 +75,7 @@ export function planNewTenant(fleet: Fleet, docIn: Record<string, unknown>): Pla
       where = `dedicated (${dedicatedEnvs.map((e) => dedicatedStackName(id, e)).join(", ")})`;
     }
   } catch (err) {
+    if (err instanceof CellOpeningError) throw new DocumentError("placement", err.message, [err.cell.stack]);
     if (err instanceof PlacementError) throw new DocumentError(deployment === "pooled" ? "placement" : "dedicated", err.message);
     throw err;
   }
