@@ -13,6 +13,8 @@ import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
 import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import { DRIFT_SETTING_DOCS, driftSettingsFrom, type DriftSettings } from "./drift/settings.ts";
 import type { DeploymentsSettings } from "./runs/runner.ts";
+import { parseWorkerRegions } from "./runs/regions.ts";
+import { loadPlatform } from "../infra/model/platform.ts";
 import {
   DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
   DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
@@ -100,6 +102,8 @@ export interface ControlPlaneConfig {
   /** A directory holding bin/pulumi; default the `pulumi` on PATH. */
   pulumiRoot?: string;
   maxParallelRuns: number;
+  /** The regions whose stack runs this process's workers take (TENANCY_WORKER_REGIONS); absent: every platform region. */
+  workerRegions?: readonly string[];
   runner: RunnerKind;
   deployments?: DeploymentsSettings;
   git: {
@@ -143,7 +147,8 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_PRICE_TIERS", required: true, default: "-", meaning: "YAML/JSON file mapping Stripe price ids to tiers." },
   { name: "TENANCY_API_KEYS", required: true, default: "-", meaning: "YAML/JSON file of hashed internal API keys (`npm run control-plane -- hash-api-key NAME` makes one)." },
   { name: "TENANCY_PULUMI_ROOT", required: false, default: "`pulumi` on PATH", meaning: "Directory holding `bin/pulumi`, used as the Automation API's CLI." },
-  { name: "TENANCY_MAX_PARALLEL_RUNS", required: false, default: String(DEFAULT_MAX_PARALLEL_RUNS), meaning: "Stack updates running at once in this process (never two of one stack)." },
+  { name: "TENANCY_MAX_PARALLEL_RUNS", required: false, default: String(DEFAULT_MAX_PARALLEL_RUNS), meaning: "Stack updates running at once in this process per region served (never two of one stack)." },
+  { name: "TENANCY_WORKER_REGIONS", required: false, default: "every platform region", meaning: "Comma-separated regions whose stack runs this process takes, or `none`. Production: one runner service per region with its own region (only it reaches that region's databases), the control plane's service `none`." },
   { name: "TENANCY_DATA_DIR", required: false, default: DEFAULT_DATA_DIR, meaning: "Embedded PostgreSQL data and per-run git worktrees (gitignored)." },
   { name: "TENANCY_CONFIG", required: false, default: DEFAULT_CONFIG_FILE, meaning: "Config file with any of these settings (`NAME: value`); the environment wins." },
   { name: "TENANCY_RUNNER", required: false, default: "local", meaning: "`local` (Automation API LocalWorkspace on this host) or `deployments` (Pulumi Deployments via RemoteWorkspace)." },
@@ -417,6 +422,15 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   }
 
   const drift = driftSettingsFrom(get, lines);
+  let workerRegions: string[] | undefined;
+  const workerRegionsValue = get("TENANCY_WORKER_REGIONS");
+  if (workerRegionsValue !== undefined && existsSync(resolve(repoDir, "Pulumi.yaml"))) {
+    try {
+      workerRegions = parseWorkerRegions(workerRegionsValue, loadPlatform(repoDir).regions);
+    } catch (err) {
+      lines.push((err as Error).message);
+    }
+  }
   const config: ControlPlaneConfig = {
     port,
     host,
@@ -430,6 +444,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     http: httpSettingsFrom(get, lines),
     ...(pulumiRoot ? { pulumiRoot } : {}),
     maxParallelRuns: int("TENANCY_MAX_PARALLEL_RUNS", DEFAULT_MAX_PARALLEL_RUNS, 1, 64),
+    ...(workerRegions ? { workerRegions } : {}),
     runner,
     ...(deployments ? { deployments } : {}),
     git: {

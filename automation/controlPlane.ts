@@ -28,6 +28,7 @@ import { RolloutService } from "./rollouts/service.ts";
 import { Ticker } from "./ticker.ts";
 import { DriftScheduler } from "./drift/scheduler.ts";
 import { RunWorker } from "./runs/worker.ts";
+import { stackRegion } from "./runs/regions.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import { SecretsManagerDatabaseLocator, stackFileRegions } from "./lifecycle/adapters/secretsManagerDatabases.ts";
@@ -51,6 +52,8 @@ export interface ControlPlaneDeps {
   pollingIntervalSeconds?: number;
   /** Reconcile jobs per batch (default 50). */
   reconcileBatchSize?: number;
+  /** Replaces the region of a stack read from the working copy (benchmarks with made-up stack names). */
+  regionOf?: (stack: string) => string;
 }
 
 export interface StartOptions {
@@ -118,6 +121,7 @@ export class ControlPlane {
       log,
       metrics,
       concurrency: config.maxParallelRuns,
+      regions: config.workerRegions ?? loadPlatform(config.repoDir).regions,
       heartbeatSeconds: config.heartbeatSeconds,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
     });
@@ -170,8 +174,19 @@ export class ControlPlane {
     try {
       const applied = await migrate(db.pool);
       if (applied.length > 0) log.info({ applied }, "database migrated");
-      const boss = await startBoss(db.url, { runExpireHours: config.runExpireHours }, log);
-      const runs = new RunStore(db.pool, boss, { runExpireHours: config.runExpireHours, heartbeatTimeoutSeconds: config.heartbeatTimeoutSeconds });
+      const platform = loadPlatform(config.repoDir);
+      const boss = await startBoss(db.url, { runExpireHours: config.runExpireHours, regions: platform.regions }, log);
+      const runs = new RunStore(db.pool, boss, {
+        runExpireHours: config.runExpireHours,
+        heartbeatTimeoutSeconds: config.heartbeatTimeoutSeconds,
+        regions: platform.regions,
+        // The working copy as it is now: a run is queued after its change is committed there.
+        regionOf: deps.regionOf ?? ((stack) => stackRegion(config.repoDir, platform, stack)),
+      });
+      // Runs queued before region routing whose stack name does not say their region (migration 004).
+      const backfill = await runs.backfillRegions();
+      if (backfill.filled > 0) log.info({ filled: backfill.filled }, "runs queued before region routing got their stack's region");
+      if (backfill.unknown.length > 0) log.warn({ stacks: backfill.unknown }, "runs of stacks whose region no file says stay unrouted (tenancy_runs_unserved{region=\"unknown\"})");
       const writer = new GitWriter({
         repoDir: config.repoDir,
         dataDir: config.dataDir,
@@ -190,7 +205,7 @@ export class ControlPlane {
       }
       const runner = deps.runner ?? makeRunner(config, deps.pulumiCommand);
       const metrics = new Metrics();
-      metrics.attach(runs, db.pool);
+      metrics.attach(runs, db.pool, platform.regions);
       log.info({ repoDir: config.repoDir, branch, runner: runner.kind, database: db.embedded ? "embedded" : "DATABASE_URL" }, "control plane ready");
       return new ControlPlane(config, log, db, boss, runs, writer, runner, metrics, deps);
     } catch (err) {

@@ -6,7 +6,7 @@
 import client from "prom-client";
 import type { Pool } from "pg";
 import { ROLLOUT_STATES } from "./rollouts/engine.ts";
-import { QUEUES } from "./queue.ts";
+import { QUEUES, stackRunQueues } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
 
 export class Metrics {
@@ -93,8 +93,9 @@ export class Metrics {
     });
   }
 
-  /** Gauges read from the database on every scrape. */
-  attach(runs: RunStore, pool: Pool): void {
+  /** Gauges read from the database on every scrape; `regions`: the platform regions (one stack-run queue each). */
+  attach(runs: RunStore, pool: Pool, regions: readonly string[] = []): void {
+    const queues = [QUEUES.reconcile, ...stackRunQueues(regions)];
     new client.Gauge({
       name: "tenancy_runs",
       help: "Stack runs by state (all processes).",
@@ -111,7 +112,7 @@ export class Metrics {
       const { rows } = await pool.query<{ name: string; ready: string; deferred: string }>(
         `SELECT name, count(*) FILTER (WHERE start_after <= now()) AS ready, count(*) FILTER (WHERE start_after > now()) AS deferred
            FROM pgboss.job WHERE name = ANY($1) AND state IN ('created', 'retry') GROUP BY name`,
-        [Object.values(QUEUES)],
+        [queues],
       );
       return new Map(rows.map((r) => [r.name, { ready: Number(r.ready), deferred: Number(r.deferred) }]));
     };
@@ -122,7 +123,7 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         const counts = await queueCounts();
-        for (const q of Object.values(QUEUES)) this.set({ queue: q }, counts.get(q)?.ready ?? 0);
+        for (const q of queues) this.set({ queue: q }, counts.get(q)?.ready ?? 0);
       },
     });
     new client.Gauge({
@@ -132,7 +133,18 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         const counts = await queueCounts();
-        for (const q of Object.values(QUEUES)) this.set({ queue: q }, counts.get(q)?.deferred ?? 0);
+        for (const q of queues) this.set({ queue: q }, counts.get(q)?.deferred ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: "tenancy_runs_unserved",
+      help: "Queued stack runs of a region that no live stack-run worker serves (TENANCY_WORKER_REGIONS): they wait until a runner of that region starts. Region \"unknown\": runs older than region routing whose stack no file places.",
+      labelNames: ["region"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const r of regions) this.set({ region: r }, 0);
+        for (const u of await runs.unserved()) this.set({ region: u.region ?? "unknown" }, u.queued);
       },
     });
   }

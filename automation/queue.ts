@@ -8,12 +8,16 @@ import pg from "pg";
 import { PgBoss, type Db, type Queue } from "pg-boss";
 import type { Queryable } from "./db/tx.ts";
 import type { Logger } from "./log.ts";
+import { LEGACY_STACK_RUN_QUEUE, stackRunQueue } from "./runs/regions.ts";
 
 export const QUEUES = {
   /** Reconcile one subscription's tenant with its latest state. Data: ReconcileJob. */
   reconcile: "billing-reconcile",
-  /** Run `pulumi up` for one stack. Data: StackRunJob. */
-  stackRun: "stack-run",
+  /**
+   * Stack runs queued before region routing (migration 004); new runs go to their region's
+   * queue, stackRunQueue(region) in automation/runs/regions.ts. Data: StackRunJob.
+   */
+  stackRun: LEGACY_STACK_RUN_QUEUE,
 } as const;
 
 export interface ReconcileJob {
@@ -39,6 +43,13 @@ export function executor(client: Queryable): Db {
 export interface QueueOptions {
   /** pg-boss expiry of stack-run jobs, hours. */
   runExpireHours: number;
+  /** The platform regions: one stack-run queue each (default none: only the legacy queue). */
+  regions?: readonly string[];
+}
+
+/** Every stack-run queue: the legacy one, then one per region. */
+export function stackRunQueues(regions: readonly string[]): string[] {
+  return [QUEUES.stackRun, ...regions.map((r) => stackRunQueue(r))];
 }
 
 /**
@@ -81,7 +92,7 @@ export async function ensureQueues(boss: PgBoss, opts: QueueOptions): Promise<vo
     { name: QUEUES.reconcile, policy: "standard", retryLimit: 20, retryDelay: 5, retryBackoff: true, expireInSeconds: 15 * 60 },
     // Per-stack serialization is done by the runs table (one running run per stack), not by the
     // queue policy: the runs table also knows state moves that occupy two stacks at once.
-    { name: QUEUES.stackRun, policy: "standard", retryLimit: 3, retryDelay: 30, retryBackoff: true, expireInSeconds: opts.runExpireHours * 3600 },
+    ...stackRunQueues(opts.regions ?? []).map((name): Queue => ({ name, policy: "standard", retryLimit: 3, retryDelay: 30, retryBackoff: true, expireInSeconds: opts.runExpireHours * 3600 })),
   ];
   for (const { name, policy, ...settings } of wanted) {
     // updateQueue refuses the policy (fixed at creation) and the name: only the settings go.

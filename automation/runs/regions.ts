@@ -1,10 +1,9 @@
 /**
- * Region routing of stack runs (docs/network.md): the pieces the run queue needs so that every
- * run goes to the queue of its stack's region and a worker takes jobs only from the regions it
- * serves (TENANCY_WORKER_REGIONS): an eu-west-1 stack's databases are reachable only from the
- * eu-west-1 runner. NOT YET WIRED: RunStore still sends every job to the single stack-run queue
- * and RunWorker serves it; the wiring (a region column on runs, per-region pg-boss queues) is
- * the next step.
+ * Region routing of stack runs (docs/control-plane.md, "Region routing"; docs/network.md): every
+ * run carries its stack's region and its job goes to that region's queue, `stack-run-<region>`;
+ * a worker takes jobs only from the regions it serves (TENANCY_WORKER_REGIONS), and its claim in
+ * the runs table filters on region too (RunStore.start): an eu-west-1 stack's databases are
+ * reachable only from the eu-west-1 runner.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +15,10 @@ import type { Platform } from "../../infra/model/platform.ts";
 export function stackRunQueue(region: string | null): string {
   return region === null ? LEGACY_STACK_RUN_QUEUE : `stack-run-${region}`;
 }
-/** The single queue of before region routing: every worker keeps draining it. */
+/**
+ * The single queue of before region routing: every worker drains it, and a job found there for
+ * a run of a region gets a new job on that region's queue (RunStore.start) unless served here.
+ */
 export const LEGACY_STACK_RUN_QUEUE = "stack-run";
 
 export class StackRegionError extends Error {}

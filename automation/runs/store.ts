@@ -10,11 +10,16 @@
  *
  * A change that arrives while its stack already has a queued run joins that run: the run applies
  * the main branch's head when it starts, which includes every change committed before it.
+ *
+ * Every run has its stack's region (migration 004) and its job goes to that region's queue,
+ * `stack-run-<region>`; a worker claims only runs of the regions it serves (docs/control-plane.md,
+ * "Region routing"): only a region's runner can reach the region's databases.
  */
 import type { Pool, PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
 import { lockKey, withTransaction, type Queryable } from "../db/tx.ts";
-import { executor, QUEUES, type StackRunJob } from "../queue.ts";
+import { executor, type StackRunJob } from "../queue.ts";
+import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regions.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
@@ -101,6 +106,8 @@ export function stateMoveSummaryOf(run: Pick<RunRecord, "output">): StateMoveSum
 export interface RunRecord {
   id: string;
   stack: string;
+  /** The stack's region: only a worker serving it may run it (null: a run older than region routing whose stack no file names). */
+  region: string | null;
   operation: RunOperation;
   options: RunOptions;
   state: RunState;
@@ -155,6 +162,8 @@ export interface RunEventRow {
 interface RunRow {
   id: string;
   stack: string;
+  region: string | null;
+  job_queue: string | null;
   operation: RunOperation;
   options: RunOptions;
   state: RunState;
@@ -181,6 +190,7 @@ function toRecord(r: RunRow): RunRecord {
   return {
     id: r.id,
     stack: r.stack,
+    region: r.region,
     operation: r.operation,
     options: r.options,
     state: r.state,
@@ -204,6 +214,18 @@ function toRecord(r: RunRow): RunRecord {
 export interface RunStoreOptions {
   runExpireHours: number;
   heartbeatTimeoutSeconds: number;
+  /** The platform regions: each has its queue (automation/queue.ts ensureQueues). */
+  regions: readonly string[];
+  /** The region of a stack (automation/runs/regions.ts stackRegion on the working copy); throws when unknown. */
+  regionOf: (stack: string) => string;
+}
+
+/** Queued runs of a region that no live worker serves (tenancy_runs_unserved). */
+export interface UnservedRegion {
+  /** null: runs older than region routing whose region is still unknown. */
+  region: string | null;
+  queued: number;
+  oldestQueuedAt: string;
 }
 
 export class RunStore {
@@ -260,15 +282,32 @@ export class RunStore {
     return false;
   }
 
+  /** The run's job goes to its region's queue (a run of unknown region: the legacy queue, which every worker drains and reroutes from). */
   private async sendJob(client: Queryable, runId: string): Promise<string> {
+    const { rows } = await client.query<{ region: string | null }>("SELECT region FROM runs WHERE id = $1", [runId]);
+    const queue = stackRunQueue(rows[0]?.region ?? null);
     const data: StackRunJob = { runId };
-    const jobId = await this.boss.send(QUEUES.stackRun, data, {
+    const jobId = await this.boss.send(queue, data, {
       db: executor(client),
       expireInSeconds: this.opts.runExpireHours * 3600,
     });
-    if (!jobId) throw new Error(`pg-boss did not create a job for run ${runId}`);
-    await client.query("UPDATE runs SET job_id = $2 WHERE id = $1", [runId, jobId]);
+    if (!jobId) throw new Error(`pg-boss did not create a job for run ${runId} on queue ${queue}`);
+    await client.query("UPDATE runs SET job_id = $2, job_queue = $3 WHERE id = $1", [runId, jobId, queue]);
     return jobId;
+  }
+
+  /** Cancels a run's pending job on the queue it was sent to. */
+  private async cancelJob(client: Queryable, run: Pick<RunRow, "job_id" | "job_queue">): Promise<void> {
+    if (run.job_id) await this.boss.cancel(run.job_queue ?? LEGACY_STACK_RUN_QUEUE, run.job_id, { db: executor(client) });
+  }
+
+  /** The region of `stack`, one of the platform regions, or a StackRegionError saying why not. */
+  regionOf(stack: string): string {
+    const region = this.opts.regionOf(stack);
+    if (!this.opts.regions.includes(region)) {
+      throw new StackRegionError(`stack ${stack} is in ${region}, which is not a platform region (${this.opts.regions.join(", ")}): no runner can reach its databases; add the region to Pulumi.yaml's platform regions first`);
+    }
+    return region;
   }
 
   /**
@@ -278,6 +317,7 @@ export class RunStore {
   async enqueue(client: PoolClient, stack: string, cause: RunCause): Promise<EnqueuedRun> {
     const operation = cause.operation ?? "up";
     const source = operation === "move" && typeof cause.options?.source === "string" ? cause.options.source : undefined;
+    const region = this.regionOf(stack);
     for (const s of [...new Set([stack, ...(source ? [source] : [])])].sort()) await this.lockStack(client, s);
     const queued = await client.query<{ id: string; operation: RunOperation; same: boolean }>(
       "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued'",
@@ -299,12 +339,12 @@ export class RunStore {
       throw new RunConflictError(`stack ${stack} already has a queued ${other.operation} run ${other.id} with other options; retry once it has started`);
     }
     const { rows } = await client.query<{ id: string; inserted: boolean }>(
-      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[])
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[], $7)
        ON CONFLICT (stack) WHERE state = 'queued'
        DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons,
                      api_keys = runs.api_keys || ARRAY(SELECT k FROM unnest(EXCLUDED.api_keys) k WHERE k <> ALL (runs.api_keys))
        RETURNING id, (xmax = 0) AS inserted`,
-      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason], cause.apiKey ? [cause.apiKey] : []],
+      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason], cause.apiKey ? [cause.apiKey] : [], region],
     );
     const row = rows[0]!;
     if (row.inserted) {
@@ -326,14 +366,27 @@ export class RunStore {
     return out;
   }
 
-  /** Claims a run for a worker: queued -> running, or takes over a running run whose worker died. */
-  async start(runId: string, jobId: string, worker: string, runner: string): Promise<StartDecision> {
-    return withTransaction(this.pool, async (client) => {
+  /**
+   * Claims a run for a worker serving `regions`: queued -> running, or takes over a running run
+   * whose worker died. A run of another region is never claimed (the claim's UPDATE filters on
+   * region); one whose job reached this worker on a queue not its region's (a job sent before
+   * region routing) gets a new job on its region's queue instead.
+   */
+  async start(runId: string, jobId: string, worker: string, runner: string, regions: readonly string[]): Promise<StartDecision> {
+    const decision = await withTransaction(this.pool, async (client): Promise<StartDecision | { kind: "rerouted"; reason: string }> => {
       const stacks = await this.lockRunStacks(client, runId);
       if (!stacks) return { kind: "skip", reason: `run ${runId} does not exist` };
       const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [runId]);
       const run = rows[0]!;
       if (run.job_id !== jobId) return { kind: "skip", reason: `job ${jobId} no longer owns run ${runId}` };
+      if (run.region === null || !regions.includes(run.region)) {
+        const where = run.region ?? "an unknown region";
+        if (run.region !== null && run.job_queue !== stackRunQueue(run.region) && (run.state === "queued" || run.state === "running")) {
+          await this.sendJob(client, runId);
+          return { kind: "rerouted", reason: `run ${runId} is in ${where}, not served here (${regions.join(", ") || "none"}); its job moved to ${stackRunQueue(run.region)}` };
+        }
+        return { kind: "skip", reason: `run ${runId} is in ${where}, not served here (${regions.join(", ") || "none"})` };
+      }
       let recovering = false;
       if (run.state === "queued") {
         if (await this.anyBusy(client, stacks)) {
@@ -350,17 +403,77 @@ export class RunStore {
       }
       const attempt = run.attempts + 1;
       const entry: AttemptRecord = { attempt, worker, startedAt: new Date().toISOString() };
+      // The region filter is in the claim itself: whatever the checks above say, a run of a
+      // region this worker does not serve is not updated.
       const updated = await client.query<RunRow>(
         `UPDATE runs SET state = 'running', attempts = $2, worker = $3, runner = $4, heartbeat_at = now(),
            started_at = COALESCE(started_at, now()),
            attempt_log = (SELECT COALESCE(jsonb_agg(CASE WHEN e->>'outcome' IS NULL THEN e || '{"outcome":"lost","message":"worker stopped sending heartbeats"}'::jsonb ELSE e END), '[]'::jsonb)
                           FROM jsonb_array_elements(attempt_log) e) || $5::jsonb
-         WHERE id = $1 RETURNING *`,
-        [runId, attempt, worker, runner, JSON.stringify([entry])],
+         WHERE id = $1 AND region = ANY($6::text[]) RETURNING *`,
+        [runId, attempt, worker, runner, JSON.stringify([entry]), regions],
       );
+      if (!updated.rows[0]) return { kind: "skip", reason: `run ${runId} is in ${run.region}, not served here (${regions.join(", ")})` };
       await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
-      return { kind: "start", run: toRecord(updated.rows[0]!), attempt, recovering };
+      return { kind: "start", run: toRecord(updated.rows[0]), attempt, recovering };
     });
+    if (decision.kind === "rerouted") {
+      this.jobsSent();
+      return { kind: "skip", reason: decision.reason };
+    }
+    return decision;
+  }
+
+  /**
+   * Fills the region of runs that have none (queued before region routing, of stacks the
+   * migration could not place by name: dedicated stacks) from the repository. Runs whose region
+   * stays unknown are left as they are and counted in tenancy_runs_unserved (region "unknown").
+   */
+  async backfillRegions(): Promise<{ filled: number; unknown: string[] }> {
+    const { rows } = await this.pool.query<{ stack: string }>("SELECT DISTINCT stack FROM runs WHERE region IS NULL ORDER BY stack");
+    let filled = 0;
+    const unknown: string[] = [];
+    for (const { stack } of rows) {
+      let region: string;
+      try {
+        region = this.regionOf(stack);
+      } catch (err) {
+        if (!(err instanceof StackRegionError)) throw err;
+        unknown.push(stack);
+        continue;
+      }
+      const r = await this.pool.query("UPDATE runs SET region = $2 WHERE stack = $1 AND region IS NULL", [stack, region]);
+      filled += r.rowCount ?? 0;
+    }
+    return { filled, unknown };
+  }
+
+  /** A stack-run worker is alive and serves `regions` (refreshed every heartbeat). */
+  async registerWorker(workerId: string, regions: readonly string[]): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO run_workers (worker_id, regions, seen_at) VALUES ($1, $2::text[], now())
+       ON CONFLICT (worker_id) DO UPDATE SET regions = EXCLUDED.regions, seen_at = now()`,
+      [workerId, regions],
+    );
+  }
+
+  async unregisterWorker(workerId: string): Promise<void> {
+    await this.pool.query("DELETE FROM run_workers WHERE worker_id = $1", [workerId]);
+  }
+
+  /**
+   * Regions with queued runs that no live worker (seen within the heartbeat timeout) serves: those
+   * runs wait until a runner of their region starts.
+   */
+  async unserved(): Promise<UnservedRegion[]> {
+    const { rows } = await this.pool.query<{ region: string | null; queued: string; oldest: Date }>(
+      `SELECT r.region, count(*) AS queued, min(r.created_at) AS oldest FROM runs r
+        WHERE r.state = 'queued'
+          AND NOT EXISTS (SELECT 1 FROM run_workers w WHERE r.region = ANY(w.regions) AND w.seen_at > now() - make_interval(secs => $1))
+        GROUP BY r.region ORDER BY r.region NULLS LAST`,
+      [this.opts.heartbeatTimeoutSeconds],
+    );
+    return rows.map((r) => ({ region: r.region, queued: Number(r.queued), oldestQueuedAt: r.oldest.toISOString() }));
   }
 
   /** Records the commit a run applies. */
@@ -448,7 +561,7 @@ export class RunStore {
         );
         const run = cur.rows[0];
         if (!run) return false;
-        if (run.job_id) await this.boss.cancel(QUEUES.stackRun, run.job_id, { db: executor(client) });
+        await this.cancelJob(client, run);
         if (run.attempts >= MAX_RUN_ATTEMPTS) {
           await client.query(
             `UPDATE runs SET state = 'failed', finished_at = now(), heartbeat_at = NULL, worker = NULL,
@@ -479,7 +592,7 @@ export class RunStore {
       const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [runId]);
       const run = rows[0]!;
       if (run.state === "queued") {
-        if (run.job_id) await this.boss.cancel(QUEUES.stackRun, run.job_id, { db: executor(client) });
+        await this.cancelJob(client, run);
         await client.query(
           "UPDATE runs SET state = 'failed', cancel_requested_at = now(), finished_at = now(), error = 'cancelled before it started' WHERE id = $1",
           [runId],

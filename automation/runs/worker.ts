@@ -1,8 +1,10 @@
 /**
- * Stack-run workers: `concurrency` pg-boss workers on the stack-run queue (so at most that many
- * updates at once in this process; the runs table guarantees never two of one stack), a heartbeat
- * per running run (which also carries cancellation requests), and a reaper that hands the runs of
- * dead workers to live ones.
+ * Stack-run workers: `concurrency` pg-boss workers on the queue of each region this process
+ * serves (`stack-run-<region>`, TENANCY_WORKER_REGIONS; so at most that many updates at once per
+ * region; the runs table guarantees never two of one stack), one on the queue of before region
+ * routing, a heartbeat per running run (which also carries cancellation requests), a reaper that
+ * hands the runs of dead workers to live ones, and this worker's entry in run_workers (which
+ * regions are served, for tenancy_runs_unserved).
  */
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
@@ -11,6 +13,7 @@ import type { GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
+import { stackRunQueue } from "./regions.ts";
 import { maskSecretOutputs } from "./outputs.ts";
 import { RunCancelledError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
 import { stateMoveOf, type RunRecord, type RunStore } from "./store.ts";
@@ -22,7 +25,10 @@ export interface RunWorkerOptions {
   runner: Runner;
   log: Logger;
   metrics?: Metrics;
+  /** Per region served. */
   concurrency: number;
+  /** The regions whose runs this worker takes (TENANCY_WORKER_REGIONS); none: no stack-run work at all. */
+  regions: readonly string[];
   heartbeatSeconds: number;
   pollingIntervalSeconds?: number;
   /** Defaults to host:pid:random. */
@@ -41,8 +47,9 @@ interface Active {
 
 export class RunWorker {
   readonly workerId: string;
-  private workIds: string[] = [];
+  private workIds: { queue: string; id: string }[] = [];
   private reaper?: NodeJS.Timeout;
+  private presence?: NodeJS.Timeout;
   private unlisten?: () => void;
   private active = new Map<string, Active>();
 
@@ -50,22 +57,42 @@ export class RunWorker {
     this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   }
 
+  get regions(): readonly string[] {
+    return this.opts.regions;
+  }
+
   async start(): Promise<void> {
-    for (let i = 0; i < this.opts.concurrency; i++) {
-      this.workIds.push(
-        await this.opts.boss.work<StackRunJob>(
-          QUEUES.stackRun,
+    const { regions } = this.opts;
+    if (regions.length === 0) {
+      this.opts.log.info("stack-run workers off (TENANCY_WORKER_REGIONS=none): the regions' runners take the runs");
+      return;
+    }
+    // One queue per region: pg-boss fetches only from the queues named, so a job of a region not
+    // served here is never even fetched. The legacy queue holds jobs of runs queued before
+    // region routing; RunStore.start moves those of other regions to their queue.
+    const queues = [...regions.map((r) => ({ queue: stackRunQueue(r), slots: this.opts.concurrency })), { queue: QUEUES.stackRun, slots: 1 }];
+    for (const { queue, slots } of queues) {
+      for (let i = 0; i < slots; i++) {
+        const id = await this.opts.boss.work<StackRunJob>(
+          queue,
           { batchSize: 1, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 2 },
           async ([job]) => {
             if (job) await this.handle(job.id, job.data);
           },
-        ),
-      );
+        );
+        this.workIds.push({ queue, id });
+      }
     }
     // Jobs committed by this process are fetched at once instead of at the next poll.
     this.unlisten = this.opts.store.onJobsSent(() => {
-      for (const id of this.workIds) this.opts.boss.notifyWorker(id);
+      for (const { id } of this.workIds) this.opts.boss.notifyWorker(id);
     });
+    const present = () =>
+      this.opts.store.registerWorker(this.workerId, regions).catch((err: unknown) => this.opts.log.error({ err: { message: (err as Error).message } }, "recording this worker in run_workers failed"));
+    await present();
+    this.presence = setInterval(() => void present(), this.opts.heartbeatSeconds * 1000);
+    this.presence.unref();
+    this.opts.log.info({ regions, workerId: this.workerId }, `stack-run workers serve ${regions.join(", ")}`);
     if (this.opts.reap ?? true) {
       const tick = () => {
         this.opts.store
@@ -83,8 +110,10 @@ export class RunWorker {
   /** Stops taking jobs; waits up to graceMs for running updates, then interrupts them. */
   async stop(graceMs = 0): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
+    if (this.presence) clearInterval(this.presence);
     this.unlisten?.();
-    for (const id of this.workIds) await this.opts.boss.offWork(QUEUES.stackRun, { id }).catch(() => undefined);
+    for (const { queue, id } of this.workIds) await this.opts.boss.offWork(queue, { id }).catch(() => undefined);
+    const wasStarted = this.workIds.length > 0;
     this.workIds = [];
     const all = [...this.active.values()];
     const finished = Promise.all(all.map((a) => a.done));
@@ -93,6 +122,7 @@ export class RunWorker {
       for (const a of this.active.values()) a.controller.abort(new Error("control plane shutting down"));
       await finished;
     }
+    if (wasStarted) await this.opts.store.unregisterWorker(this.workerId).catch((err: unknown) => this.opts.log.warn({ err: { message: (err as Error).message } }, "removing this worker from run_workers failed"));
   }
 
   get running(): string[] {
@@ -102,7 +132,7 @@ export class RunWorker {
   /** Handles one stack-run job. Failures of the update are recorded on the run, not thrown. */
   async handle(jobId: string, data: StackRunJob): Promise<void> {
     const { store, log } = this.opts;
-    const decision = await store.start(data.runId, jobId, this.workerId, this.opts.runner.kind);
+    const decision = await store.start(data.runId, jobId, this.workerId, this.opts.runner.kind, this.opts.regions);
     if (decision.kind === "skip") {
       withLogContext({ runId: data.runId }, () => log.info({ jobId }, `run job skipped: ${decision.reason}`));
       return;

@@ -17,6 +17,7 @@ import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import type { GitWriter } from "../../automation/git/writer.ts";
 import type { RunContext, Runner, RunOutcome } from "../../automation/runs/runner.ts";
 import { RunWorker } from "../../automation/runs/worker.ts";
+import { loadPlatform } from "../../infra/model/platform.ts";
 import { benchConfig, devNullLogger, makeBenchRepo, signedDeliveries, type SignedDelivery } from "../lib/controlPlane.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize, type Summary } from "../lib/stats.ts";
@@ -280,7 +281,9 @@ interface RolloutSample {
 async function rolloutOnce(databaseUrl: string, repoDir: string, workers: number, mode: RolloutSample["mode"]): Promise<RolloutSample> {
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
   const runner = new SleepRunner();
-  const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: workers }), { log: devNullLogger(), runner });
+  // The benchmark's stacks are made-up names: all of them run in the first platform region.
+  const region = loadPlatform(repoDir).regions[0]!;
+  const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: workers, workerRegions: [region] }), { log: devNullLogger(), runner, regionOf: () => region });
   let queueOnly: RunWorker | undefined;
   try {
     const checkoutMs: number[] = [];
@@ -314,7 +317,7 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, workers: number
       await cp.start({ runs: true });
     } else {
       const stub = { checkout: async () => ({ dir: dataDir, commit: "0".repeat(40), release: async () => undefined }) } as unknown as GitWriter;
-      queueOnly = new RunWorker({ boss: cp.boss, store: cp.runs, writer: stub, runner, log: cp.log, concurrency: workers, heartbeatSeconds: cp.config.heartbeatSeconds });
+      queueOnly = new RunWorker({ boss: cp.boss, store: cp.runs, writer: stub, runner, log: cp.log, concurrency: workers, regions: [region], heartbeatSeconds: cp.config.heartbeatSeconds });
       await queueOnly.start();
     }
     for (;;) {

@@ -8,6 +8,7 @@ import {
 import { controlPlanePolicy, deployerPolicy, deployerTrustPolicy, ecsTasksTrustPolicy } from "../model/platformPolicies.ts";
 import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
 import { PostgresInstance } from "./postgresInstance.ts";
+import { WORKER_REGIONS_ENV } from "./runner.ts";
 
 /** The control plane's own database: small, multi-AZ, two weeks of backups. */
 export const CONTROL_PLANE_DB = {
@@ -270,7 +271,12 @@ export class ControlPlaneService extends pulumi.ComponentResource {
             image: args.image,
             essential: true,
             portMappings: [{ containerPort: CONTROL_PLANE_PORT, protocol: "tcp" }],
-            environment: [{ name: "PORT", value: String(CONTROL_PLANE_PORT) }],
+            // The control plane takes no stack runs itself: each region's runner does, the only task
+            // with a path to that region's databases (docs/control-plane.md, "Region routing").
+            environment: [
+              { name: "PORT", value: String(CONTROL_PLANE_PORT) },
+              { name: WORKER_REGIONS_ENV, value: "none" },
+            ],
             secrets: [{ name: "DATABASE_URL", valueFrom: urlSecret.arn }],
             logConfiguration: { logDriver: "awslogs", options: { "awslogs-group": args.logGroup, "awslogs-region": ctx.region, "awslogs-stream-prefix": "control-plane" } },
           },

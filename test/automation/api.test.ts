@@ -188,6 +188,16 @@ describe("configuration", () => {
     ]));
   });
 
+  it("TENANCY_WORKER_REGIONS: absent serves every region, a list or none is kept, a region outside the platform is named", () => {
+    const base = { STRIPE_WEBHOOK_SECRET: "whsec_x", TENANCY_PRICE_TIERS: "prices.yaml", TENANCY_API_KEYS: "keys.yaml", TENANCY_LIFECYCLE_WORKER: "off" };
+    expect(loadConfig({ env: base, cwd: dir, projectDir: PROJECT }).workerRegions).toBeUndefined();
+    expect(loadConfig({ env: { ...base, TENANCY_WORKER_REGIONS: "eu-west-1" }, cwd: dir, projectDir: PROJECT }).workerRegions).toEqual(["eu-west-1"]);
+    expect(loadConfig({ env: { ...base, TENANCY_WORKER_REGIONS: "none" }, cwd: dir, projectDir: PROJECT }).workerRegions).toEqual([]);
+    expect(() => loadConfig({ env: { ...base, TENANCY_WORKER_REGIONS: "eu-west-1,ap-south-1" }, cwd: dir, projectDir: PROJECT })).toThrow(
+      "TENANCY_WORKER_REGIONS: ap-south-1 is not a platform region (us-east-1, eu-west-1, or none)",
+    );
+  });
+
   it("asks for the lifecycle worker's settings only when it is on, from the file or the environment", () => {
     const base = { STRIPE_WEBHOOK_SECRET: "whsec_x", TENANCY_PRICE_TIERS: "prices.yaml", TENANCY_API_KEYS: "keys.yaml" };
     // Off: no lifecycle settings needed, none loaded.

@@ -30,10 +30,24 @@ it("creates both queues with their retry and expiry settings, and a restart upda
     expect(run && { policy: run.policy, retryLimit: run.retryLimit, retryDelay: run.retryDelay, retryBackoff: run.retryBackoff, expireInSeconds: run.expireInSeconds }).toEqual({
       policy: "standard", retryLimit: 3, retryDelay: 30, retryBackoff: true, expireInSeconds: 5 * 3600,
     });
+    // No regions given: only the queue of before region routing.
+    expect(await second.getQueue("stack-run-eu-west-1")).toBeNull();
     const reconcile = await second.getQueue(QUEUES.reconcile);
     expect(reconcile && { policy: reconcile.policy, retryLimit: reconcile.retryLimit, expireInSeconds: reconcile.expireInSeconds }).toEqual({ policy: "standard", retryLimit: 20, expireInSeconds: 900 });
   } finally {
     await second.stop({ graceful: false, close: true });
+  }
+  // With the platform regions: one stack-run queue each, with the same settings.
+  const third = await startBoss(url, { runExpireHours: 4, regions: ["us-east-1", "eu-west-1"] }, log);
+  try {
+    for (const region of ["us-east-1", "eu-west-1"]) {
+      const q = await third.getQueue(`stack-run-${region}`);
+      expect(q && { policy: q.policy, retryLimit: q.retryLimit, retryDelay: q.retryDelay, retryBackoff: q.retryBackoff, expireInSeconds: q.expireInSeconds }).toEqual({
+        policy: "standard", retryLimit: 3, retryDelay: 30, retryBackoff: true, expireInSeconds: 4 * 3600,
+      });
+    }
+  } finally {
+    await third.stop({ graceful: false, close: true });
   }
 }, 120_000);
 

@@ -326,6 +326,9 @@ describe("control plane", () => {
     });
     const td = plain(byTypeName(r(), "aws:ecs/taskDefinition:TaskDefinition", "control-plane"));
     expect(td.taskRoleArn).toBe("arn:aws:iam::111111111111:role/tenancy-control-plane");
+    // It takes no stack runs: the regions' runners do (they alone reach their region's databases).
+    const [container] = json(td.containerDefinitions) as Record<string, unknown>[];
+    expect(container!.environment).toEqual([{ name: "PORT", value: "8080" }, { name: "TENANCY_WORKER_REGIONS", value: "none" }]);
   });
 });
 
