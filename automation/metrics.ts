@@ -8,6 +8,7 @@ import type { Pool } from "pg";
 import { ROLLOUT_STATES } from "./rollouts/engine.ts";
 import { QUEUES, stackRunQueues } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
+import { currentLags } from "./lifecycle/pg/cdc/lag.ts";
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -44,6 +45,16 @@ export class Metrics {
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: "tenancy_process_" });
+    new client.Gauge({
+      name: "tenancy_cdc_slot_lag_bytes",
+      help: "Change captures of upgrades run by this process: WAL bytes the cell wrote past the position applied to the dedicated copy, as last measured; the slot keeps that WAL on the cell's disk. Absent once the slot is dropped.",
+      labelNames: ["tenant", "env", "slot"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const l of currentLags()) this.set(l.labels, l.bytes);
+      },
+    });
   }
 
   /** Rollout gauges, read from the database on every scrape. */

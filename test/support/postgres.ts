@@ -91,6 +91,11 @@ export interface StartOptions {
   maxConnections?: number;
   /** Forward server logs to stderr (debugging). */
   verbose?: boolean;
+  /**
+   * wal_level=logical with room for replication slots and WAL senders (embedded only): what a
+   * cell with rds.logical_replication=1 offers change capture (automation/lifecycle/pg/cdc/).
+   */
+  logicalReplication?: boolean;
 }
 
 export async function startPostgres(opts: StartOptions = {}): Promise<PgServer> {
@@ -240,7 +245,10 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
       persistent: false,
       // Loopback only; enough connections for connection-limit tests.
       // No Unix socket: clients use TCP, and parallel servers never contend for a socket path.
-      flags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories="],
+      flags: [
+        "-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories=",
+        ...(opts.logicalReplication ? ["-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10"] : []),
+      ],
       ...(opts.verbose ? { onLine: (l: string) => void process.stderr.write(l) } : {}),
     });
   } catch (err) {

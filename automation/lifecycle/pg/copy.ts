@@ -27,7 +27,7 @@ import {
   copyColumns, describeSchema, emptySchema, foreignKeyDdl, ownershipDdl, postDataDdl, preDataDdl, readSchema, sequenceValues, setvalSql,
   assertCopyable, type SchemaDef, type TableDef,
 } from "./catalog.ts";
-import { qi, qn } from "./sql.ts";
+import { qi, ql, qn } from "./sql.ts";
 
 export interface TableChecksum {
   table: string;
@@ -124,9 +124,22 @@ export interface CopyResult {
  * schema held is dropped first (it holds only what an earlier attempt of this copy left: the
  * dedicated app does not serve from it before cutover), so a re-run starts clean.
  */
-export async function copySchema(source: pg.ClientBase, target: pg.ClientBase, schema: string, owner: string): Promise<CopyResult> {
+export interface CopyOptions {
+  /**
+   * An exported snapshot to read the source in (SET TRANSACTION SNAPSHOT): the one a change
+   * capture slot was created with (cdc/slot.ts), so the copy and the stream meet exactly.
+   */
+  snapshot?: string;
+  /** Add the foreign keys too (the change stream applies in commit order and keeps them true). */
+  foreignKeys?: boolean;
+  /** Runs in the target's transaction just before it commits (to record the stream's start with the copy). */
+  beforeCommit?: (target: pg.ClientBase) => Promise<void>;
+}
+
+export async function copySchema(source: pg.ClientBase, target: pg.ClientBase, schema: string, owner: string, opts: CopyOptions = {}): Promise<CopyResult> {
   await source.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   try {
+    if (opts.snapshot !== undefined) await source.query(`SET TRANSACTION SNAPSHOT ${ql(opts.snapshot)}`);
     await assertCopyable(source, schema);
     const d = await readSchema(source, schema);
     await target.query("BEGIN");
@@ -143,7 +156,9 @@ export async function copySchema(source: pg.ClientBase, target: pg.ClientBase, s
       // Sequences are not transactional: the snapshot does not freeze them, and the application
       // moves them on during the copy. They are set again and verified at cutover, writes stopped.
       await setSequences(source, target, d);
-      const verified = await verifyCopy(source, target, schema, { sequences: false, foreignKeys: false });
+      if (opts.foreignKeys) for (const fk of foreignKeyDdl(d)) await target.query(fk.sql);
+      const verified = await verifyCopy(source, target, schema, { sequences: false, foreignKeys: opts.foreignKeys === true });
+      await opts.beforeCommit?.(target);
       await target.query("COMMIT");
       return { tables: verified.tables, rowsCopied };
     } catch (err) {
