@@ -17,6 +17,7 @@
 import type { Pool, PoolClient } from "pg";
 import { failureAllowance, type PlannedWave } from "../../infra/model/rings.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
+import { haltReason } from "./waveBudget.ts";
 
 export const ROLLOUT_STATES = ["waiting", "running", "paused", "halted", "succeeded", "aborted", "superseded"] as const;
 export type RolloutState = (typeof ROLLOUT_STATES)[number];
@@ -276,14 +277,11 @@ export class RolloutEngine {
       )).rows.map((x) => [x.state, Number(x.n)]),
     );
     const failed = counts.get("failed") ?? 0;
-    const allowed = failureAllowance(wave);
-    if (failed > allowed) {
+    if (failed > failureAllowance(wave)) {
       const first = (await c.query<{ stack: string; error: string | null }>(
         "SELECT stack, error FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 AND state = 'failed' ORDER BY finished_at, stack LIMIT 1", [r.id, r.wave],
       )).rows[0]!;
-      const reason =
-        `wave ${r.wave + 1} of ${r.waves.length} (ring ${wave.ring}): ${failed} of ${wave.stacks.length} stacks failed, ` +
-        `budget ${allowed} (${wave.failureBudgetPercent}%); first: ${first.stack}: ${first.error ?? "failed"}`;
+      const reason = haltReason({ index: r.wave, waveCount: r.waves.length, wave, total: wave.stacks.length, failed, first: { unit: first.stack, error: first.error } }, "stacks")!;
       await c.query("UPDATE rollouts SET state = 'halted', halt_reason = $2, updated_at = now() WHERE id = $1", [r.id, reason]);
       await this.notify(c, r.id);
       return { halted: true };

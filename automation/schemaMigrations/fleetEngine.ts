@@ -1,0 +1,278 @@
+/**
+ * Fleet schema migrations: the application's migrations applied to every tenant schema through
+ * the rollout rings (docs/schema-migrations.md). The waves are the rollout's stack waves
+ * (infra/model/rings.ts planWaves), each expanded to the tenant schemas of its stacks; the failure
+ * budget and the halt reason are the rollouts' (rollouts/waveBudget.ts).
+ *
+ * State lives in `db_migrations` / `db_migration_schemas` (migration 300), so any control-plane
+ * process can advance a migration and a crash resumes where the database says:
+ * - a schema is claimed (running, with a lease) in a short transaction and migrated outside it, in
+ *   its own transaction on the tenant database; its outcome is recorded afterwards. A claim whose
+ *   lease ran out (the process died) returns to pending; running it again is safe, the schema's
+ *   own `schema_migrations` rows say what it already has;
+ * - at most `parallelism` schemas of a wave are claimed at once (the ring's), and the port bounds
+ *   each PostgreSQL instance to K at once (SchemaMigrator);
+ * - failures are recorded per schema with the error and SQLSTATE; the others go on while the
+ *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
+ *   until a person resumes (the failed schemas of the wave run again) or aborts it;
+ * - a tenant the port reports busy (mid-upgrade or mid-move) is not claimed: its schema waits.
+ */
+import type { Pool, PoolClient } from "pg";
+import type { PlannedWave } from "../../infra/model/rings.ts";
+import { lockKey, withTransaction } from "../db/tx.ts";
+import { haltReason } from "../rollouts/waveBudget.ts";
+import type { SchemaResult } from "./migrator.ts";
+import type { SchemaOutcome } from "./tenantSchema.ts";
+
+export const DB_MIGRATION_STATES = ["running", "halted", "succeeded", "aborted"] as const;
+export type DbMigrationState = (typeof DB_MIGRATION_STATES)[number];
+export const SCHEMA_STATES = ["pending", "running", "succeeded", "failed"] as const;
+export type SchemaState = (typeof SCHEMA_STATES)[number];
+export type DbMigrationAction = "migrate" | "rollback";
+const TICK_LOCK = lockKey("tenancy:db-migrations:tick");
+
+export interface SchemaUnit {
+  stack: string;
+  tenant: string;
+}
+
+/** A planned wave: the ring's settings, its stacks, and the tenant schemas of those stacks. */
+export interface SchemaWave extends PlannedWave {
+  schemas: SchemaUnit[];
+}
+
+/** What the engine needs to touch tenant databases. */
+export interface SchemaRunPort {
+  /** Migrates (or rolls back) the schemas to `to`; a failure is a result, never a throw. */
+  run(units: readonly SchemaUnit[], action: DbMigrationAction, to: number, runId: string): Promise<SchemaResult<SchemaOutcome>[]>;
+  /** Tenants whose schema must wait (a lifecycle workflow is moving them). */
+  busy?(): Promise<ReadonlySet<string>>;
+}
+
+export interface DbMigrationRecord {
+  id: string;
+  action: DbMigrationAction;
+  targetVersion: number;
+  state: DbMigrationState;
+  waves: SchemaWave[];
+  wave: number;
+  haltReason: string | null;
+  requestedBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface SchemaRecord {
+  wave: number;
+  stack: string;
+  tenant: string;
+  state: SchemaState;
+  fromVersion: number | null;
+  toVersion: number | null;
+  error: string | null;
+  code: string | null;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export class DbMigrationStateError extends Error {}
+
+interface Row {
+  id: string; action: DbMigrationAction; target_version: number; state: DbMigrationState; waves: SchemaWave[]; wave: number;
+  wave_done_at: Date | null; halt_reason: string | null; requested_by: string | null; created_at: Date; updated_at: Date; finished_at: Date | null;
+}
+interface SchemaRow {
+  wave: number; stack: string; tenant: string; state: SchemaState; from_version: number | null; to_version: number | null; error: string | null;
+  code: string | null; attempts: number; started_at: Date | null; finished_at: Date | null;
+}
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const toRecord = (r: Row): DbMigrationRecord => ({
+  id: r.id, action: r.action, targetVersion: r.target_version, state: r.state, waves: r.waves, wave: r.wave, haltReason: r.halt_reason,
+  requestedBy: r.requested_by, createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString(), finishedAt: iso(r.finished_at),
+});
+const toSchema = (r: SchemaRow): SchemaRecord => ({
+  wave: r.wave, stack: r.stack, tenant: r.tenant, state: r.state, fromVersion: r.from_version, toVersion: r.to_version, error: r.error, code: r.code,
+  attempts: r.attempts, startedAt: iso(r.started_at), finishedAt: iso(r.finished_at),
+});
+
+export interface DbMigrationEngineOptions {
+  /** How long a claimed schema may run before another process may claim it again. @default 15 minutes */
+  leaseMs?: number;
+  onHalt?: (m: DbMigrationRecord) => void;
+  /** Every schema outcome (metrics). */
+  onSchema?: (action: DbMigrationAction, result: SchemaResult<SchemaOutcome>) => void;
+}
+
+export const DEFAULT_LEASE_MS = 15 * 60_000;
+
+export class DbMigrationEngine {
+  constructor(
+    private readonly pool: Pool,
+    private readonly port: SchemaRunPort,
+    private readonly opts: DbMigrationEngineOptions = {},
+  ) {}
+
+  async start(input: { action: DbMigrationAction; to: number; waves: readonly SchemaWave[]; requestedBy?: string }): Promise<DbMigrationRecord> {
+    const waves = input.waves.filter((w) => w.schemas.length > 0).map((w, index) => ({ ...w, index }));
+    if (waves.length === 0) throw new DbMigrationStateError("no tenant schema to migrate (no tenant matches)");
+    const id = await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const active = await c.query<{ id: string; state: string }>("SELECT id, state FROM db_migrations WHERE state IN ('running', 'halted')");
+      if (active.rows[0]) {
+        throw new DbMigrationStateError(`schema migration ${active.rows[0].id} is ${active.rows[0].state}; resume or abort it before starting another`);
+      }
+      const { rows } = await c.query<{ id: string }>(
+        "INSERT INTO db_migrations (action, target_version, state, waves, requested_by) VALUES ($1, $2, 'running', $3::jsonb, $4) RETURNING id",
+        [input.action, input.to, JSON.stringify(waves), input.requestedBy ?? null],
+      );
+      const mid = rows[0]!.id;
+      await c.query(
+        `INSERT INTO db_migration_schemas (migration_id, wave, stack, tenant, state)
+         SELECT $1, w.ordinality - 1, s.value ->> 'stack', s.value ->> 'tenant', 'pending'
+           FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS w(value, ordinality),
+                jsonb_array_elements(w.value -> 'schemas') AS s(value)`,
+        [mid, JSON.stringify(waves)],
+      );
+      return mid;
+    });
+    return (await this.get(id))!;
+  }
+
+  async get(id: string): Promise<DbMigrationRecord | undefined> {
+    const { rows } = await this.pool.query<Row>("SELECT * FROM db_migrations WHERE id = $1", [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(limit = 50): Promise<DbMigrationRecord[]> {
+    const { rows } = await this.pool.query<Row>("SELECT * FROM db_migrations ORDER BY created_at DESC LIMIT $1", [limit]);
+    return rows.map(toRecord);
+  }
+
+  async schemas(id: string): Promise<SchemaRecord[]> {
+    const { rows } = await this.pool.query<SchemaRow>("SELECT * FROM db_migration_schemas WHERE migration_id = $1 ORDER BY wave, stack, tenant", [id]);
+    return rows.map(toSchema);
+  }
+
+  /** The last recorded outcome of every schema that has one (for status). */
+  async lastOutcomes(): Promise<Map<string, SchemaRecord & { migrationId: string }>> {
+    const { rows } = await this.pool.query<SchemaRow & { migration_id: string }>(
+      `SELECT DISTINCT ON (stack, tenant) * FROM db_migration_schemas WHERE finished_at IS NOT NULL ORDER BY stack, tenant, finished_at DESC`,
+    );
+    return new Map(rows.map((r) => [`${r.stack}/${r.tenant}`, { ...toSchema(r), migrationId: r.migration_id }]));
+  }
+
+  /** A halted migration runs again; the failed schemas of its current wave start again (the fix is in the files by now). */
+  async resume(id: string): Promise<DbMigrationRecord> {
+    return this.transition(id, ["halted"], "running", async (c) => {
+      await c.query("UPDATE db_migration_schemas SET state = 'pending', error = NULL, code = NULL WHERE migration_id = $1 AND wave = (SELECT wave FROM db_migrations WHERE id = $1) AND state = 'failed'", [id]);
+    });
+  }
+
+  /** Ends it: schemas not yet started never start (one being migrated finishes its transaction). */
+  abort(id: string): Promise<DbMigrationRecord> {
+    return this.transition(id, ["running", "halted"], "aborted");
+  }
+
+  private async transition(id: string, from: readonly DbMigrationState[], to: DbMigrationState, extra?: (c: PoolClient) => Promise<void>): Promise<DbMigrationRecord> {
+    await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const { rows } = await c.query<{ state: DbMigrationState }>("SELECT state FROM db_migrations WHERE id = $1 FOR UPDATE", [id]);
+      const before = rows[0]?.state;
+      if (!before) throw new DbMigrationStateError(`schema migration ${id} does not exist`);
+      if (!from.includes(before)) throw new DbMigrationStateError(`schema migration ${id} is ${before}; only one that is ${from.join(" or ")} can become ${to}`);
+      if (extra) await extra(c);
+      await c.query(
+        `UPDATE db_migrations SET state = $2, updated_at = now(), halt_reason = CASE WHEN $2 = 'running' THEN NULL ELSE halt_reason END,
+                finished_at = CASE WHEN $2 = 'aborted' THEN now() ELSE finished_at END WHERE id = $1`,
+        [id, to],
+      );
+    });
+    return (await this.get(id))!;
+  }
+
+  /** Advances the active migration until nothing more can start now (every schema claimed ran to its outcome). */
+  async tick(): Promise<void> {
+    for (let guard = 0; guard < 100_000; guard++) {
+      if (!(await this.step())) return;
+    }
+  }
+
+  /** One claim-run-record round; false when nothing moved. */
+  private async step(): Promise<boolean> {
+    const busy = this.port.busy ? await this.port.busy() : new Set<string>();
+    let halted: string | undefined;
+    const claim = await withTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const m = (await c.query<Row>("SELECT * FROM db_migrations WHERE state = 'running' FOR UPDATE")).rows[0];
+      if (!m) return undefined;
+      await c.query("UPDATE db_migration_schemas SET state = 'pending', lease_until = NULL WHERE migration_id = $1 AND state = 'running' AND lease_until < now()", [m.id]);
+      const wave = m.waves[m.wave];
+      if (!wave) {
+        await c.query("UPDATE db_migrations SET state = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1", [m.id]);
+        return { moved: true, units: [] as { unit: SchemaUnit; attempts: number }[], m };
+      }
+      const counts = new Map(
+        (await c.query<{ state: SchemaState; n: number }>("SELECT state, count(*)::int AS n FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 GROUP BY state", [m.id, m.wave])).rows.map(
+          (r) => [r.state, r.n],
+        ),
+      );
+      const failed = counts.get("failed") ?? 0;
+      if (failed > 0) {
+        const first = (await c.query<{ stack: string; tenant: string; error: string | null }>(
+          "SELECT stack, tenant, error FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'failed' ORDER BY finished_at, stack, tenant LIMIT 1",
+          [m.id, m.wave],
+        )).rows[0]!;
+        const reason = haltReason({ index: m.wave, waveCount: m.waves.length, wave, total: wave.schemas.length, failed, first: { unit: `${first.stack}/${first.tenant}`, error: first.error } }, "schemas");
+        if (reason) {
+          await c.query("UPDATE db_migrations SET state = 'halted', halt_reason = $2, updated_at = now() WHERE id = $1", [m.id, reason]);
+          halted = m.id;
+          return { moved: false, units: [], m };
+        }
+      }
+      const running = counts.get("running") ?? 0;
+      const pending = counts.get("pending") ?? 0;
+      const free = wave.parallelism - running;
+      if (pending > 0 && free > 0) {
+        const { rows } = await c.query<{ stack: string; tenant: string; attempts: number }>(
+          `UPDATE db_migration_schemas s SET state = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL, code = NULL,
+                  lease_until = now() + make_interval(secs => $4::double precision / 1000)
+             FROM (SELECT stack, tenant FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'pending' AND tenant <> ALL($5::text[])
+                    ORDER BY stack, tenant LIMIT $3 FOR UPDATE) p
+            WHERE s.migration_id = $1 AND s.stack = p.stack AND s.tenant = p.tenant
+           RETURNING s.stack, s.tenant, s.attempts`,
+          [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy]],
+        );
+        return { moved: rows.length > 0, units: rows.map((r) => ({ unit: { stack: r.stack, tenant: r.tenant }, attempts: r.attempts })), m };
+      }
+      if (pending > 0 || running > 0) return { moved: false, units: [], m };
+      if (!m.wave_done_at) await c.query("UPDATE db_migrations SET wave_done_at = now(), updated_at = now() WHERE id = $1", [m.id]);
+      const baked = (await c.query<{ baked: boolean }>(
+        "SELECT COALESCE(wave_done_at, now()) + make_interval(secs => $2::double precision / 1000) <= now() AS baked FROM db_migrations WHERE id = $1",
+        [m.id, wave.bakeMs],
+      )).rows[0]!.baked;
+      if (!baked) return { moved: false, units: [], m };
+      await c.query("UPDATE db_migrations SET wave = wave + 1, wave_done_at = NULL, updated_at = now() WHERE id = $1", [m.id]);
+      return { moved: true, units: [], m };
+    });
+    if (halted && this.opts.onHalt) {
+      const r = await this.get(halted);
+      if (r) this.opts.onHalt(r);
+    }
+    if (!claim) return false;
+    if (claim.units.length > 0) {
+      const results = await this.port.run(claim.units.map((u) => u.unit), claim.m.action, claim.m.target_version, claim.m.id);
+      for (const [i, r] of results.entries()) {
+        this.opts.onSchema?.(claim.m.action, r);
+        // Only the claim this process holds is recorded (a lease taken over by another process wins).
+        await this.pool.query(
+          `UPDATE db_migration_schemas SET state = $5, from_version = $6, to_version = $7, error = $8, code = $9, finished_at = now(), lease_until = NULL
+            WHERE migration_id = $1 AND stack = $2 AND tenant = $3 AND attempts = $4 AND state = 'running'`,
+          [claim.m.id, r.stack, r.tenant, claim.units[i]!.attempts, r.ok ? "succeeded" : "failed", r.ok ? r.value.from : null, r.ok ? r.value.to : null, r.ok ? null : r.error, r.ok ? null : (r.code ?? null)],
+        );
+      }
+    }
+    return claim.moved;
+  }
+}
