@@ -3,6 +3,9 @@
  * (a route without one stops the server from starting); a request needs a key, found by the id it
  * carries, unexpired, holding that scope. Failed attempts are counted per client address with
  * @fastify/rate-limit and, past the limit, answered 429 before any key is hashed.
+ * A request without a key may carry an operator console session cookie instead (sessions.ts): it
+ * stands for the key it was made with, and whatever it asks that changes something must carry the
+ * session's CSRF token in the x-csrf-token header.
  */
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -10,6 +13,10 @@ import type { ApiKeyRing } from "./keyRing.ts";
 import { API_KEY_HEADER, type ApiKeyRecord } from "./apiKeys.ts";
 import { HttpError } from "./errors.ts";
 import { holdsScope, routeScope, SCOPES, type Scope } from "./scopes.ts";
+import { CSRF_HEADER, csrfMatches, SESSION_COOKIE, sessionKey, type ConsoleSession, type ConsoleSessions } from "./sessions.ts";
+
+/** Methods that change nothing: a console session needs no CSRF token for them. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export interface AuthenticatedKey {
   name: string;
@@ -20,6 +27,8 @@ export interface AuthenticatedKey {
 declare module "fastify" {
   interface FastifyRequest {
     apiKey?: AuthenticatedKey;
+    /** Set when the request came with an operator console session instead of a key. */
+    consoleSession?: ConsoleSession;
   }
 }
 
@@ -30,7 +39,7 @@ export function keyOf(request: FastifyRequest): AuthenticatedKey {
 }
 
 /** Adds the key check to `api` (an encapsulated scope holding the /api routes). Call before registering them. */
-export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failuresPerMinute: number): Promise<void> {
+export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failuresPerMinute: number, sessions?: ConsoleSessions): Promise<void> {
   api.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) {
       if (!routeScope(method, route.url)) {
@@ -59,10 +68,27 @@ export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failu
       throw new HttpError(429, `too many failed API key attempts from ${request.ip}; try again in ${peek.ttlInSeconds} s`);
     }
     const header = request.headers[API_KEY_HEADER];
-    const found = await keys.current.verify(typeof header === "string" ? header : undefined);
-    if (found === "busy") {
-      void reply.header("retry-after", "1");
-      throw new HttpError(503, "too many API key checks at once; retry in a second");
+    const cookie = header === undefined && sessions ? request.cookies[SESSION_COOKIE] : undefined;
+    let found: ApiKeyRecord | undefined;
+    let session: ConsoleSession | undefined;
+    if (cookie !== undefined && sessions) {
+      session = await sessions.find(cookie);
+      if (!session) return refuse(request, reply, "unknown or expired console session", "console session unknown or expired; log in again at /console/login");
+      found = sessionKey(keys.current, session);
+      if (!found) {
+        return refuse(request, reply, `key ${session.keyName} of a console session is no longer in force`, `API key ${session.keyName} of this console session is no longer in TENANCY_API_KEYS; log in again with a current key`);
+      }
+      if (!SAFE_METHODS.has(request.method) && !csrfMatches(session, request.headers[CSRF_HEADER])) {
+        request.log.warn({ client: request.ip, apiKey: session.keyName, session: session.ref }, "console session request without its CSRF token refused");
+        throw new HttpError(403, `${request.method} with a console session needs the session's CSRF token in the ${CSRF_HEADER} header; reload the console page and try again`);
+      }
+    } else {
+      const verified = await keys.current.verify(typeof header === "string" ? header : undefined);
+      if (verified === "busy") {
+        void reply.header("retry-after", "1");
+        throw new HttpError(503, "too many API key checks at once; retry in a second");
+      }
+      found = verified;
     }
     const unknown = `missing or unknown API key: send a key from TENANCY_API_KEYS in the ${API_KEY_HEADER} header`;
     if (!found) return refuse(request, reply, header === undefined ? "no key" : "unknown key", unknown);
@@ -71,9 +97,11 @@ export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failu
     }
     const key = authenticated(found);
     request.apiKey = key;
-    request.apiKeyName = key.name;
-    // Every later line of this request names the key.
-    request.log = request.log.child({ apiKey: key.name, apiKeyId: key.id });
+    // Who took an action, in the records it leaves (run reasons, commits, workflow retries).
+    request.apiKeyName = session ? `${key.name} (console session ${session.ref})` : key.name;
+    if (session) request.consoleSession = session;
+    // Every later line of this request names the key (and the console session).
+    request.log = request.log.child({ apiKey: key.name, apiKeyId: key.id, ...(session ? { consoleSession: session.ref } : {}) });
     reply.log = request.log;
     const needed = routeScope(request.method, request.routeOptions.url ?? "");
     if (!needed) throw new HttpError(403, `${request.method} ${request.routeOptions.url} declares no scope; nothing is allowed on it`);

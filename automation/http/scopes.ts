@@ -42,6 +42,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /api/tenants": "tenants:write",
   "GET /api/tenants/:id": "read",
   "DELETE /api/tenants/:id": "offboard",
+  "GET /api/fleet": "read",
+  "GET /api/runs": "read",
   "GET /api/runs/:id": "read",
   "GET /api/runs/:id/events": "read",
   "POST /api/runs/:id/cancel": "runs",

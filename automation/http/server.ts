@@ -5,12 +5,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import cookie from "@fastify/cookie";
 import Fastify, { type FastifyInstance } from "fastify";
 import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
+import { consoleRoutes } from "../console/routes.ts";
 import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
 import { limitJsonDepth } from "./jsonDepth.ts";
+import { ConsoleSessions } from "./sessions.ts";
 import { StreamLimits } from "./streams.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -18,6 +21,7 @@ import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, metricsRoutes } from "./routes/health.ts";
 import { driftRoutes } from "./routes/drift.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { stackRoutes } from "./routes/stacks.ts";
@@ -71,14 +75,18 @@ export function buildServer(deps: ServerDeps) {
     reply.status(404).send(errorBody(`no route ${request.method} ${request.url}; see docs/control-plane.md for the endpoints`));
   });
 
+  // Cookies carry operator console sessions (docs/console.md); the /api door accepts one instead of a key.
+  app.register(cookie);
+  const sessions = new ConsoleSessions(deps.pool);
   app.register(healthRoutes(ctx));
   app.register(stripeRoutes(ctx));
 
   // The internal API: every route below needs a key from TENANCY_API_KEYS holding the route's scope.
   app.register(async (api: FastifyInstance) => {
-    await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute);
+    await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute, sessions);
     limitJsonDepth(api);
     await api.register(tenantRoutes(ctx));
+    await api.register(fleetRoutes(ctx));
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));
     await api.register(driftRoutes(ctx));
@@ -87,6 +95,9 @@ export function buildServer(deps: ServerDeps) {
     await api.register(workflowRoutes(ctx));
     await api.register(eventRoutes(ctx));
   });
+
+  // The operator console: pages over the API above, called through inject with the session.
+  app.register(consoleRoutes({ sessions, keys: deps.keys, failuresPerMinute: deps.http.authFailuresPerMinute, inject: (opts) => app.inject(opts) }));
 
   return app;
 }

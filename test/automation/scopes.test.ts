@@ -80,6 +80,8 @@ const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }>
   "POST /api/tenants": { path: "/api/tenants", body: {}, reached: 400 },
   "GET /api/tenants/:id": { path: "/api/tenants/no-such-co", reached: 404 },
   "DELETE /api/tenants/:id": { path: "/api/tenants/no-such-co", reached: 404 },
+  "GET /api/fleet": { path: "/api/fleet", reached: 200 },
+  "GET /api/runs": { path: "/api/runs?state=bogus", reached: 400 },
   "GET /api/runs/:id": { path: `/api/runs/${UUID0}`, reached: 404 },
   "GET /api/runs/:id/events": { path: `/api/runs/${UUID0}/events`, reached: 404 },
   "POST /api/runs/:id/cancel": { path: `/api/runs/${UUID0}/cancel`, reached: 404 },

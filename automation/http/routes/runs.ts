@@ -1,6 +1,7 @@
-/** /api/runs/:id: a run, its cancellation, and its engine events as server-sent events. */
+/** /api/runs: the queue and recent runs; /api/runs/:id: a run, its cancellation, and its engine events as server-sent events. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { withLogContext } from "../../log.ts";
+import { RUN_STATES, type RunState } from "../../runs/store.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
@@ -14,6 +15,19 @@ export function runRoutes(ctx: RouteContext) {
       if (!run) throw new HttpError(404, `no run ${id}`);
       return run;
     };
+
+    // The queue and recent runs, newest first: ?state=queued,running (any of RUN_STATES), ?stack=, ?limit= (1-500, default 100).
+    api.get<{ Querystring: { state?: string; stack?: string; limit?: string } }>("/api/runs", async (request, reply) => {
+      const { state, stack, limit } = request.query;
+      const states = state === undefined ? undefined : state.split(",");
+      const bad = states?.filter((s) => !(RUN_STATES as readonly string[]).includes(s)) ?? [];
+      if (bad.length > 0) throw new HttpError(400, `state ${bad.join(", ")} is not a run state; states are ${RUN_STATES.join(", ")}`);
+      if (limit !== undefined && !/^\d{1,3}$/.test(limit)) throw new HttpError(400, `limit must be a whole number from 1 to 500, got "${limit}"`);
+      const n = limit === undefined ? 100 : Number(limit);
+      if (n < 1 || n > 500) throw new HttpError(400, `limit must be a whole number from 1 to 500, got "${limit}"`);
+      const runs = await ctx.runs.list({ ...(states ? { states: states as RunState[] } : {}), ...(stack !== undefined ? { stacks: [stack] } : {}), limit: n });
+      return reply.send({ runs });
+    });
 
     api.get<{ Params: { id: string } }>("/api/runs/:id", async (request, reply) => {
       const run = await runParam(request.params.id);

@@ -113,8 +113,12 @@ export function tenantRoutes(ctx: RouteContext) {
            FROM subscriptions WHERE tenant_id = $1 OR id = $2`,
           [id, t.billing?.subscriptionId ?? ""],
         );
+        // The file as committed on the branch, with the commit that last changed it (the console shows both).
+        const [commit = "", subject = "", at = ""] = (await ctx.writer.repo.out(["log", "-1", "--format=%H%x1f%s%x1f%cI", ctx.writer.branch, "--", path])).trim().split("\x1f");
+        const committedText = commit ? await ctx.writer.repo.show(commit, path) : undefined;
         return reply.send({
           tenant: t,
+          file: { path, branch: ctx.writer.branch, commit: commit || null, subject: subject || null, committedAt: at || null, text: committedText ?? null },
           lifecycle: t.lifecycle,
           routes: Object.keys(t.environments).map((env) => routeOf({ platform: p }, t, env)),
           stacks,

@@ -1,0 +1,101 @@
+/**
+ * Console pages: a tenant (its file as committed with the commit, routes, stacks with a run
+ * action, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
+ * workflow (steps, backups, retry). Secret names appear; secret values are never in any answer.
+ */
+import { errorMessage, refusedPage, type DriftJson, type RunJson, type WorkflowJson, type Signed } from "../api.ts";
+import { badge, html, layout, when, type Html } from "../html.ts";
+import { driftTable } from "./fleet.ts";
+import { runsTable } from "./runs.ts";
+
+const enc = encodeURIComponent;
+
+interface TenantJson {
+  tenant: { id: string; displayName: string; tier: string; deployment: string; region: string; lifecycle: string };
+  file: { path: string; branch: string; commit: string | null; subject: string | null; committedAt: string | null; text: string | null };
+  routes: { env: string; url: string; deployment: string; stack: string; region: string; databaseSecretName: string }[];
+  stacks: string[];
+  runs: RunJson[];
+  changes: { id: string; summary: string; state: string; commit: string | null; createdAt: string }[];
+  subscription: { id: string; status: string; priceId: string | null } | null;
+  workflows?: WorkflowJson[];
+}
+
+interface StepJson {
+  step: string;
+  ordinal: number;
+  completedAt: string;
+}
+
+interface BackupJson {
+  env: string;
+  kind: string;
+  location: string;
+  bytes: number | null;
+  recordedAt: string;
+}
+
+/** How many workflows the tenant page shows with their steps (the newest). */
+const WORKFLOWS_SHOWN = 5;
+
+function workflowBlock(w: WorkflowJson, steps: StepJson[] | undefined): Html {
+  return html`<section class="workflow" aria-labelledby="wf-${w.id}" data-workflow="${w.id}">
+<h3 id="wf-${w.id}"><a href="/console/workflows/${enc(w.id)}">${w.kind}</a> ${badge(w.state)} <span class="sub">${when(w.createdAt)}</span></h3>
+${w.lastError ? html`<p class="error">Failed${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
+${steps && steps.length > 0 ? html`<ol class="steps">${steps.map((st) => html`<li><code>${st.step}</code> done ${when(st.completedAt)}</li>`)}${w.currentStep && w.state !== "succeeded" ? html`<li><code>${w.currentStep}</code> ${badge(w.state)}</li>` : ""}</ol>` : ""}
+${w.state === "failed" ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/retry">Retry this workflow</a></p>` : ""}
+</section>`;
+}
+
+export async function tenantPage(s: Signed, id: string): Promise<{ status?: number; body: string }> {
+  const a = await s.api("GET", `/api/tenants/${enc(id)}`);
+  if (a.status !== 200) return refusedPage(`Tenant ${id}`, s.user, a);
+  const t = a.json as unknown as TenantJson;
+  const [drift, ...details] = await Promise.all([
+    s.api("GET", `/api/drift?tenant=${enc(id)}`),
+    ...(t.workflows ?? []).slice(0, WORKFLOWS_SHOWN).map((w) => s.api("GET", `/api/workflows/${enc(w.id)}`)),
+  ]);
+  const spec = t.tenant;
+  const body = html`<p>${spec.displayName} · ${badge(spec.lifecycle)} · tier <strong>${spec.tier}</strong> · ${spec.deployment} · ${spec.region}
+${t.subscription ? html` · subscription <code>${t.subscription.id}</code> ${badge(t.subscription.status)}` : ""}</p>
+
+<section aria-labelledby="stacks"><h2 id="stacks">Stacks</h2>
+<ul>${t.stacks.map((st) => html`<li><code>${st}</code> <a href="/console/stacks/${enc(st)}/run">Run ${st}</a></li>`)}</ul></section>
+
+<section aria-labelledby="routes"><h2 id="routes">Routes</h2>
+<table><thead><tr><th scope="col">Env</th><th scope="col">URL</th><th scope="col">Stack</th><th scope="col">Database secret (name)</th></tr></thead>
+<tbody>${t.routes.map((r) => html`<tr><td>${r.env}</td><td>${r.url}</td><td><code>${r.stack}</code></td><td><code>${r.databaseSecretName}</code></td></tr>`)}</tbody></table></section>
+
+<section aria-labelledby="runs"><h2 id="runs">Recent runs</h2>${runsTable(t.runs)}</section>
+
+<section aria-labelledby="workflows"><h2 id="workflows">Lifecycle workflows</h2>
+${t.workflows === undefined ? html`<p>The lifecycle worker is off in this control plane.</p>` : t.workflows.length === 0 ? html`<p>None.</p>` : ""}
+${(t.workflows ?? []).slice(0, WORKFLOWS_SHOWN).map((w, i) => workflowBlock(w, details[i]?.status === 200 ? (details[i].json.steps as StepJson[]) : undefined))}
+</section>
+
+<section aria-labelledby="drift"><h2 id="drift">Drift</h2>
+${drift.status === 200 ? driftTable(drift.json.stacks as DriftJson[]) : html`<p>${errorMessage(drift)}</p>`}</section>
+
+<section aria-labelledby="changes"><h2 id="changes">Recent changes</h2>
+${t.changes.length === 0 ? html`<p>None recorded by the control plane.</p>` : html`<ul>${t.changes.map((c) => html`<li>${when(c.createdAt)} ${badge(c.state)} ${c.summary}${c.commit ? html` <code>${c.commit.slice(0, 12)}</code>` : ""}</li>`)}</ul>`}</section>
+
+<section aria-labelledby="spec"><h2 id="spec">Tenant file</h2>
+<p><code>${t.file.path}</code> on <code>${t.file.branch}</code>${t.file.commit ? html`, last changed by commit <code title="${t.file.commit}">${t.file.commit.slice(0, 12)}</code> ${t.file.subject ? html`(“${t.file.subject}”)` : ""} ${when(t.file.committedAt)}` : html`, not committed yet`}</p>
+${t.file.text !== null ? html`<pre class="spec" tabindex="0" aria-label="${t.file.path} as committed">${t.file.text}</pre>` : ""}</section>`;
+  return { body: layout({ title: `Tenant ${spec.id}`, user: s.user, section: "fleet", body }) };
+}
+
+export async function workflowPage(s: Signed, id: string): Promise<{ status?: number; body: string }> {
+  const a = await s.api("GET", `/api/workflows/${enc(id)}`);
+  if (a.status !== 200) return refusedPage("Workflow", s.user, a);
+  const w = a.json.workflow as WorkflowJson;
+  const steps = a.json.steps as StepJson[];
+  const backups = a.json.backups as BackupJson[];
+  const body = html`<p>Tenant <a href="/console/tenants/${enc(w.tenantId)}">${w.tenantId}</a> · ${badge(w.state)} · ${w.attempts} attempt(s) · requested by ${w.requestedBy ?? "unknown"}${w.retriedByApiKey ? html` · last retried by key ${w.retriedByApiKey}` : ""}</p>
+${w.lastError ? html`<p class="error" role="status">Failed${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
+${w.note ? html`<p>${w.note}</p>` : ""}
+${workflowBlock(w, steps)}
+<section aria-labelledby="backups"><h2 id="backups">Backups recorded</h2>
+${backups.length === 0 ? html`<p>None.</p>` : html`<ul>${backups.map((b) => html`<li>${b.env}: ${b.kind} at <code>${b.location}</code>${b.bytes !== null ? ` (${b.bytes} bytes)` : ""}, ${when(b.recordedAt)}</li>`)}</ul>`}</section>`;
+  return { body: layout({ title: `Workflow ${w.kind} of ${w.tenantId}`, user: s.user, section: "fleet", body }) };
+}

@@ -1,0 +1,210 @@
+/**
+ * The operator console in a real Chromium (the Debian package, driven by playwright-core) against
+ * a control plane on an embedded PostgreSQL with the Pulumi CLI test double (nothing is deployed):
+ * login and logout, a refused key, the fleet map, a run started from a tenant page followed live
+ * to its end, a failed lifecycle workflow retried, a halted rollout and why, the CSRF token, and
+ * axe-core on every page. Screenshots go to test-results/console/.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { parse, stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
+import { loadFleet } from "../../infra/model/fleet.ts";
+import { makeFixtureRepo } from "../automation/support/repo.ts";
+import { API_KEY, startHarness, waitFor, type Harness } from "../automation/support/harness.ts";
+import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
+import { launchChromium, screenshot, seriousViolations } from "./support/browser.ts";
+
+const CANARY = "shared-prod-use1-01";
+let pg: TestPostgres;
+let h: Harness;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let tmp: string;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "tenancy-console-"));
+  [pg, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
+  const repo = makeFixtureRepo();
+  const file = join(repo.dir, "Pulumi.yaml");
+  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
+  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
+  writeFileSync(file, stringify(doc));
+  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  // The suspension workflow's database check finds no role on this empty database: it fails, and can be retried.
+  const databasesFile = join(tmp, "databases.json");
+  const cellUrl = await pg.newDatabase();
+  writeFileSync(databasesFile, JSON.stringify({ "shared-prod-use1-01": cellUrl, "shared-staging-use1-01": cellUrl }));
+  h = await startHarness({
+    pg,
+    repo,
+    logLines,
+    fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" } },
+    config: { lifecycle: { databasesFile, intervalSeconds: 3600, workflows: { ...DEFAULT_LIFECYCLE_CONFIG, maxAttempts: 1, cutoverTimeoutMs: 5_000 } } },
+    start: { runs: true },
+  });
+  context = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+}, 120_000);
+
+afterAll(async () => {
+  await context?.close();
+  await browser?.close();
+  await h?.close();
+  await pg?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function logIn(p: Page, key = API_KEY) {
+  await p.goto("/console/login");
+  await p.getByLabel("API key").fill(key);
+  await p.getByRole("button", { name: "Log in" }).click();
+}
+
+async function expectAccessible(p: Page, name: string) {
+  await screenshot(p, name);
+  expect(await seriousViolations(p), `axe-core on ${name}`).toEqual([]);
+}
+
+const actions = () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => typeof l.msg === "string" && (l.msg).startsWith("console "));
+
+describe("operator console in Chromium", () => {
+  it("refuses a wrong key, logs in with a good one into a Secure, HTTP-only, SameSite=Strict session cookie with an expiry, and logs out", async () => {
+    await logIn(page, "tcp_not_a_key_of_this_control_plane");
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("That API key was refused");
+    expect(await context.cookies()).toEqual([]);
+    await expectAccessible(page, "login-refused");
+
+    await logIn(page);
+    await page.waitForURL("**/console/fleet");
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({ name: "tenancy_console", httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
+    const hours = (cookie!.expires * 1000 - Date.now()) / 3_600_000;
+    expect(hours).toBeGreaterThan(7.9);
+    expect(hours).toBeLessThanOrEqual(8);
+    // The key is in no URL and in no storage the page can read.
+    expect(page.url()).not.toContain(API_KEY);
+    expect(await page.evaluate("JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie")).toBe("{}{}");
+
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL("**/console/login");
+    expect(await context.cookies()).toEqual([]);
+    // The session is gone on the server too: the old page redirects to the login page.
+    await page.goto("/console/fleet");
+    expect(new URL(page.url()).pathname).toBe("/console/login");
+    expect(actions().map((l) => [l.msg, l.by ?? l.reason])).toEqual([
+      ["console login refused", "unknown key"],
+      ["console login", "test"],
+      ["console logout", "test"],
+    ]);
+  });
+
+  it("shows every example tenant in its cell or as a dedicated stack on the fleet map, and finds one by id", async () => {
+    await logIn(page);
+    await page.waitForURL("**/console/fleet");
+    const fleet = loadFleet({ projectDir: h.repo.dir }).fleet!;
+    let placements = 0;
+    for (const { tenant } of fleet.tenants.values()) {
+      for (const env of Object.keys(tenant.environments)) {
+        placements++;
+        const where = tenant.deployment === "pooled" ? `section.cell[data-stack="shared-${env}-${tenant.placement[env]}"]` : `section.dedicated`;
+        const chip = page.locator(`${where} li[data-tenant="${tenant.id}"]`);
+        expect(await chip.count(), `${tenant.id} in ${env}`).toBeGreaterThanOrEqual(1);
+      }
+    }
+    expect(placements).toBeGreaterThan(9);
+    expect(await page.locator("li[data-tenant]").count()).toBe(placements);
+    await expectAccessible(page, "fleet");
+
+    await page.getByLabel("Find a tenant by id or name").fill("acme");
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.waitForURL("**/console/fleet?q=acme");
+    expect(await page.locator("li[data-tenant]").count()).toBe(1);
+    expect(await page.locator("li[data-tenant]").getAttribute("data-tenant")).toBe("acme");
+  });
+
+  it("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends", async () => {
+    await page.goto("/console/tenants/acme");
+    expect(await page.locator("pre.spec").textContent()).toContain("displayName: Acme Corporation");
+    await expectAccessible(page, "tenant");
+    await page.getByRole("link", { name: "Run dedicated-acme-prod" }).click();
+    await expect.poll(() => page.locator("main").textContent()).toContain("This queues pulumi up of stack dedicated-acme-prod");
+    await expectAccessible(page, "confirm-run");
+    await page.getByRole("button", { name: "Yes, run a stack" }).click();
+    await page.waitForURL("**/console/runs/*");
+    // The page was served before the run ended: what follows came over the event stream.
+    expect(["queued", "running"]).toContain((await page.locator("#run-state").textContent())?.trim());
+    await page.waitForSelector('body[data-run-ended="succeeded"]', { timeout: 30_000 });
+    expect((await page.locator("#run-state").textContent())?.trim()).toBe("succeeded");
+    expect(await page.locator("#resources tr").count()).toBeGreaterThan(0);
+    expect(await page.locator("#resources tr td:last-child").allTextContents()).not.toContain("in progress");
+    expect(await page.locator("#stream-state").textContent()).toMatch(/^The run ended: succeeded \(\d+ engine event\(s\)\)\.$/);
+    await expectAccessible(page, "run");
+    const runId = new URL(page.url()).pathname.split("/").pop()!;
+    const run = (await h.api("GET", `/api/runs/${runId}`)).json.run as { stack: string; apiKeys: string[]; reasons: string[] };
+    expect(run.stack).toBe("dedicated-acme-prod");
+    expect(run.apiKeys).toEqual(["test"]);
+    expect(run.reasons[0]).toMatch(/^requested via the API \(api key test \(console session [0-9a-f]{12}\)\)$/);
+    expect(actions().at(-1)).toMatchObject({ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "dedicated-acme-prod" }, status: 202 });
+    await page.goto("/console/runs");
+    expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(1);
+    await expectAccessible(page, "runs");
+  });
+
+  it("retries a failed lifecycle workflow from its page", async () => {
+    const service = h.cp.lifecycle!.service;
+    const wf = await service.requestSuspend("startup-alpha", { requestedBy: "console.test" });
+    expect(await service.engine.run(wf.id)).toMatchObject({ id: wf.id, state: "failed" });
+    await page.goto("/console/tenants/startup-alpha");
+    await page.locator(`[data-workflow="${wf.id}"]`).getByRole("link", { name: "Retry this workflow" }).click();
+    await expect.poll(() => page.locator("main").textContent()).toContain("Retrying it starts it again at that step");
+    await page.getByRole("button", { name: "Yes, retry a workflow" }).click();
+    await page.waitForURL(`**/console/workflows/${wf.id}`);
+    const shown = (await h.api("GET", `/api/workflows/${wf.id}`)).json.workflow as { state: string; retriedByApiKey: string };
+    expect(shown.state).not.toBe("failed");
+    expect(shown.retriedByApiKey).toBe("test");
+    expect(await page.locator("main").textContent()).toContain("last retried by key test");
+    await expectAccessible(page, "workflow");
+    expect(actions().at(-1)).toMatchObject({ msg: "console action retry-workflow done", by: "test", target: { id: wf.id } });
+  });
+
+  it("shows a halted rollout and why, and pauses nothing without confirmation", async () => {
+    const commit = h.repo.git("rev-parse", "HEAD").trim();
+    const started = await h.api("POST", "/api/rollouts", { name: "program change", commit });
+    expect(started.status).toBe(201);
+    const id = (started.json.rollout as { id: string }).id;
+    await waitFor("the rollout to halt", async () => ((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state === "halted", 60_000);
+    await page.goto("/console/rollouts");
+    await page.getByRole("link", { name: "program change" }).click();
+    const why = await page.locator("section.halted").textContent();
+    expect(why).toContain(`${CANARY}: `);
+    expect(why).toContain("the canary's update failed (injected)");
+    await expectAccessible(page, "rollout");
+    await page.getByRole("link", { name: "Abort" }).click();
+    await expect.poll(() => page.locator("main").textContent()).toContain("Aborting ends it for good");
+    await page.getByRole("button", { name: "Yes, abort a rollout" }).click();
+    await page.waitForURL(`**/console/rollouts/${id}`);
+    expect(((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state).toBe("aborted");
+    await page.goto("/console/drift");
+    await expectAccessible(page, "drift");
+  });
+
+  it("refuses an action without the session's CSRF token, in the console and in the API", async () => {
+    const before = await h.api("GET", "/api/runs?limit=500");
+    const count = (before.json.runs as unknown[]).length;
+    const form = await page.request.post("/console/stacks/dedicated-acme-prod/run", { form: { _csrf: "not-the-token" } });
+    expect(form.status()).toBe(403);
+    expect(await form.text()).toContain("did not carry the session's CSRF token");
+    const api = await page.request.post("/api/stacks/dedicated-acme-prod/runs");
+    expect(api.status()).toBe(403);
+    expect(((await api.json()) as { error: { message: string } }).error.message).toMatch(/needs the session's CSRF token in the x-csrf-token header/);
+    // Reads need none; the cookie alone authenticates them.
+    expect((await page.request.get("/api/fleet")).status()).toBe(200);
+    expect(((await h.api("GET", "/api/runs?limit=500")).json.runs as unknown[]).length).toBe(count);
+  });
+});
