@@ -61,6 +61,8 @@ export interface ChangeRequest {
   cause: ChangeCause;
   /** auto (default): a branch and PR when the tenant is or becomes dedicated, else the main branch. */
   route?: "auto" | ChangeRoute;
+  /** Stacks to run besides the tenant's (a new cell's stack file: its first up; docs/cells.md). */
+  stacks?: readonly string[];
 }
 
 interface ResultBase {
@@ -162,10 +164,18 @@ export class Draft {
     if (unchanged) return { kind: "unchanged" };
     const dedicated = before?.deployment === "dedicated" || after?.tenant.deployment === "dedicated";
     const route: ChangeRoute = req.route === "main" || req.route === "branch" ? req.route : dedicated ? "branch" : "main";
-    const stacks = [...new Set([...(before ? stacksOfTenant(before) : []), ...(after ? stacksOfTenant(after.tenant) : [])])].sort();
+    const stacks = [...new Set([...(before ? stacksOfTenant(before) : []), ...(after ? stacksOfTenant(after.tenant) : []), ...(req.stacks ?? [])])].sort();
     this.staged.push({ id, req, route, stacks });
     if (route === "main") {
       for (const [p, content] of Object.entries(req.files)) this.overlay.set(p, content);
+      // A stack file staged (a new cell, a cell opened): later plans of this session see it.
+      if (Object.keys(req.files).some((p) => p.startsWith(`${STACKS_DIR}/`))) {
+        const withStacks = validateWithChanges({ projectDir: this.repoDir }, [Object.fromEntries(this.overlay)]);
+        if (withStacks.fleet) {
+          this.current = withStacks.fleet;
+          return { kind: "staged", changeId: id, route, stacks, ...(after ? { tenant: after.tenant } : {}) };
+        }
+      }
       if (text !== undefined) {
         const tenants = new Map(this.current.tenants);
         if (after) tenants.set(req.tenantId, after);

@@ -1,4 +1,7 @@
-/** /api/tenants: create (POST), show (GET /:id) and offboard (DELETE /:id) a tenant through the git writer. */
+/**
+ * /api/tenants: create (POST; opening a cell first when the reserve asks for one, docs/cells.md),
+ * show (GET /:id) and offboard (DELETE /:id) a tenant through the git writer.
+ */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -6,6 +9,7 @@ import { stacksOfTenant } from "../../../infra/model/fleet.ts";
 import { routeOf } from "../../../infra/model/routes.ts";
 import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
 import { DocumentError, editTenantText, offboardEdits, planNewTenant, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { CellNotReadyError, CellOpener } from "../../cells/opener.ts";
 import { branchOf } from "../../git/writer.ts";
 import { withLogContext } from "../../log.ts";
 import { keyOf } from "../auth.ts";
@@ -14,6 +18,7 @@ import { holdsScope, IMMEDIATE_OFFBOARD_SCOPE } from "../scopes.ts";
 import { changeReply, tenantIdParam, type RouteContext } from "./context.ts";
 
 export function tenantRoutes(ctx: RouteContext) {
+  const opener = new CellOpener({ runs: ctx.runs, log: ctx.log });
   return async (api: FastifyInstance) => {
     api.post("/api/tenants", async (request, reply) => {
       const body = request.body;
@@ -24,30 +29,56 @@ export function tenantRoutes(ctx: RouteContext) {
       if (typeof doc.id !== "string") throw new HttpError(400, "id: is required (the tenant id, a DNS label)");
       const id = tenantIdParam(doc.id);
       return withLogContext({ tenantId: id, eventId: request.id }, async () => {
-        const { value, results } = await ctx.writer.change(async (draft) => {
-          if (draft.tenant(id) || draft.read(tenantPath(id)) !== undefined) {
-            throw new HttpError(409, `tenant ${id} already exists; change it with a pull request, or DELETE it first`);
-          }
-          if ((await draft.pending(id)) !== undefined) {
-            throw new HttpError(409, `tenant ${id} is already proposed on branch ${branchOf(id)}; merge or close that pull request first`);
-          }
-          let planned;
-          try {
-            planned = planNewTenant(draft.fleet, doc);
-          } catch (err) {
-            if (err instanceof DocumentError) throw new HttpError(422, `${tenantPath(id)}: ${err.path}: ${err.message}`, { problems: [`${tenantPath(id)}: ${err.path}: ${err.message}`] });
-            throw err;
-          }
-          return draft.stage({
-            tenantId: id,
-            summary: `create ${id} (${String(doc.tier)}, ${planned.where}) via the API`,
-            files: planned.files,
-            cause: { source: "api", ids: [String(request.id)], actor: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name },
+        const cause = { source: "api" as const, ids: [String(request.id)], actor: `api key ${request.apiKeyName}`, apiKey: keyOf(request).name };
+        // A creation may first open a cell and wait for its first run (docs/cells.md): at most twice
+        // (the cell opened for this need, or one opened meanwhile by another creation).
+        for (let round = 0; ; round++) {
+          const { value, results } = await ctx.writer.change(async (draft) => {
+            if (draft.tenant(id) || draft.read(tenantPath(id)) !== undefined) {
+              throw new HttpError(409, `tenant ${id} already exists; change it with a pull request, or DELETE it first`);
+            }
+            if ((await draft.pending(id)) !== undefined) {
+              throw new HttpError(409, `tenant ${id} is already proposed on branch ${branchOf(id)}; merge or close that pull request first`);
+            }
+            const cells = await opener.prepare(draft, doc, id, cause);
+            let planned;
+            try {
+              planned = planNewTenant(draft.fleet, doc);
+            } catch (err) {
+              if (err instanceof DocumentError && err.waitingFor.length > 0) return { kind: "waiting" as const, cells, stacks: err.waitingFor, message: err.message };
+              if (err instanceof DocumentError) throw new HttpError(422, `${tenantPath(id)}: ${err.path}: ${err.message}`, { problems: [`${tenantPath(id)}: ${err.path}: ${err.message}`] });
+              throw err;
+            }
+            return draft.stage({
+              tenantId: id,
+              summary: `create ${id} (${String(doc.tier)}, ${planned.where}) via the API`,
+              files: planned.files,
+              cause,
+            });
           });
-        });
-        if (value.kind === "unchanged") throw new HttpError(409, `tenant ${id} already exists`);
-        const result = value.kind === "rejected" ? value.result : results.find((r) => r.changeId === value.changeId)!;
-        return changeReply(reply, result);
+          const refused = results.filter((r) => r.state === "rejected" && r.summary.startsWith("open cell "));
+          if (value.kind === "waiting") {
+            if (refused.length > 0) {
+              const problems = refused.flatMap((r) => (r.state === "rejected" ? r.problems : []));
+              throw new HttpError(422, `a new cell is needed for ${id} but cannot be opened; nothing was committed for the tenant: ${problems.join("; ")}`, { problems });
+            }
+            const stack = value.stacks[0]!;
+            if (round >= 2) throw new HttpError(503, `tenant ${id} not created: ${value.message}`, { waitingFor: value.stacks });
+            request.log.info({ cell: stack }, `no open cell has room for ${id}: waiting for the first run of ${stack}`);
+            try {
+              await opener.waitForFirstUp(stack, `first up of cell ${stack} (opened for tenant ${id})`);
+            } catch (err) {
+              if (err instanceof CellNotReadyError) {
+                throw new HttpError(503, `tenant ${id} not created; nothing of it was written: ${err.message}`, { cell: err.cellStack, run: err.run?.id ?? null });
+              }
+              throw err;
+            }
+            continue;
+          }
+          if (value.kind === "unchanged") throw new HttpError(409, `tenant ${id} already exists`);
+          const result = value.kind === "rejected" ? value.result : results.find((r) => r.changeId === value.changeId)!;
+          return changeReply(reply, result);
+        }
       });
     });
 

@@ -37,6 +37,8 @@ export interface FakePulumiOptions {
   hangAfterEvents?: number;
   /** stack -> number of `up` calls answered with the backend's 409 "Another update is currently in progress". */
   conflicts?: Record<string, number>;
+  /** stack -> a file path: `up` of the stack waits (abortable) until the file exists, so a test decides when it ends. */
+  holdUntil?: Record<string, string>;
   /** stack -> message of a failing update (or drift check: the program fails in preview too). */
   failures?: Record<string, string>;
   /**
@@ -364,6 +366,10 @@ async function operation(
   events.push({ summaryEvent: { maybeCorrupt: false, durationSeconds: 0, resourceChanges: { [op]: tenants.length }, policyPacks: {} } });
   events.push({ cancelEvent: {} });
 
+  const gate = kind === "up" ? opts.holdUntil?.[stack] : undefined;
+  while (gate !== undefined && !existsSync(gate)) {
+    if (!(await sleep(20, io.signal))) break;
+  }
   const emitted: object[] = [];
   for (const e of events) {
     if (opts.hangAfterEvents !== undefined && emitted.length === opts.hangAfterEvents) {
