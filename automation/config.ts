@@ -16,7 +16,7 @@ import type { DeploymentsSettings } from "./runs/runner.ts";
 import { parseWorkerRegions } from "./runs/regions.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
 import {
-  DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
+  DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_ROTATION_OVERLAP_MINUTES, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
   DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
 } from "./lifecycle/config.ts";
 
@@ -184,6 +184,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_LIFECYCLE_POLL_SECONDS", required: false, default: String(DEFAULT_POLL_SECONDS), meaning: "How long a waiting step (snapshot creation) sleeps before it looks again." },
   { name: "TENANCY_LIFECYCLE_MAX_ATTEMPTS", required: false, default: String(DEFAULT_MAX_ATTEMPTS), meaning: "Attempts of a failing step before its workflow is failed." },
   { name: "TENANCY_CUTOVER_TIMEOUT_MS", required: false, default: String(DEFAULT_CUTOVER_TIMEOUT_MS), meaning: "How long a cutover waits for the tenant's sessions to end and for its table locks." },
+  { name: "TENANCY_ROTATION_OVERLAP_MINUTES", required: false, default: String(DEFAULT_ROTATION_OVERLAP_MINUTES), meaning: "Minutes sessions opened with a rotated-away database password may go on before the rotation ends them." },
   ...HTTP_SETTING_DOCS,
   ...DRIFT_SETTING_DOCS,
 ];
@@ -404,7 +405,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
       aws = { backupKmsKey, snapshotWaitSeconds: int("TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", 0, 0, 3600) };
     }
     let workflows: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
-    const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS"];
+    const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS", "TENANCY_ROTATION_OVERLAP_MINUTES"];
     try {
       workflows = lifecycleConfigFromEnv(Object.fromEntries(names.map((n) => [n, get(n)])));
     } catch (err) {

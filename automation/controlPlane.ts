@@ -162,7 +162,7 @@ export class ControlPlane {
       hub: this.hub,
       metrics,
       log,
-      ...(this.lifecycle ? { workflows: this.lifecycle.service.engine } : {}),
+      ...(this.lifecycle ? { workflows: this.lifecycle.service.engine, lifecycle: this.lifecycle.service } : {}),
       rollouts: this.rollouts,
       ...(this.drift ? { drift: this.drift } : {}),
     });

@@ -121,6 +121,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const suspendCommand: typeof import("./commands/suspend.ts").suspendCommand = async (...a) => (await import("./commands/suspend.ts")).suspendCommand(...a);
   const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await import("./commands/resume.ts")).resumeCommand(...a);
   const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await import("./commands/offboard.ts")).offboardCommand(...a);
+  const rotateCommand: typeof import("./commands/rotate.ts").rotateCommand = async (...a) => (await import("./commands/rotate.ts")).rotateCommand(...a);
   const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await import("./commands/retry.ts")).retryCommand(...a);
   const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await import("./commands/workflows.ts")).workflowsCommand(...a);
   program
@@ -152,6 +153,13 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--grace-days <n>", "days the data is kept (default 30)")
     .option("--project <dir>", project)
     .action(async (id: string, opts: Parameters<typeof offboardCommand>[1]) => setCode(await offboardCommand(id, opts, io)));
+  program
+    .command("rotate")
+    .description("rotate a tenant's database password without downtime (a control-plane workflow; needs DATABASE_URL)")
+    .argument("<id>", "tenant id")
+    .option("--env <env...>", "only these environments (default: all of the tenant's)")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts: Parameters<typeof rotateCommand>[1]) => setCode(await rotateCommand(id, opts, io)));
   // Workflows already recorded in the control plane's database: DATABASE_URL only, no local mode.
   program
     .command("retry")

@@ -21,6 +21,12 @@ export const DEFAULT_MAX_ATTEMPTS = 5;
  * the lock on the dedicated tables. Writes are stopped during this time: keep it short.
  */
 export const DEFAULT_CUTOVER_TIMEOUT_MS = 30_000;
+/**
+ * Credential rotation: how long sessions opened with a tenant's previous database password may
+ * go on after the new one is promoted, before the workflow ends them (docs/lifecycle.md,
+ * "Credential rotation"). Long enough for connection pools to recycle on their own.
+ */
+export const DEFAULT_ROTATION_OVERLAP_MINUTES = 60;
 
 export interface LifecycleConfig {
   /** @default DEFAULT_GRACE_DAYS */
@@ -35,6 +41,8 @@ export interface LifecycleConfig {
   maxAttempts: number;
   /** @default DEFAULT_CUTOVER_TIMEOUT_MS */
   cutoverTimeoutMs: number;
+  /** @default DEFAULT_ROTATION_OVERLAP_MINUTES */
+  rotationOverlapMinutes: number;
 }
 
 export const DEFAULT_LIFECYCLE_CONFIG: Readonly<LifecycleConfig> = {
@@ -44,6 +52,7 @@ export const DEFAULT_LIFECYCLE_CONFIG: Readonly<LifecycleConfig> = {
   pollSeconds: DEFAULT_POLL_SECONDS,
   maxAttempts: DEFAULT_MAX_ATTEMPTS,
   cutoverTimeoutMs: DEFAULT_CUTOVER_TIMEOUT_MS,
+  rotationOverlapMinutes: DEFAULT_ROTATION_OVERLAP_MINUTES,
 };
 
 export class LifecycleConfigError extends Error {}
@@ -55,6 +64,7 @@ const ENV_KEYS: Record<keyof LifecycleConfig, string> = {
   pollSeconds: "TENANCY_LIFECYCLE_POLL_SECONDS",
   maxAttempts: "TENANCY_LIFECYCLE_MAX_ATTEMPTS",
   cutoverTimeoutMs: "TENANCY_CUTOVER_TIMEOUT_MS",
+  rotationOverlapMinutes: "TENANCY_ROTATION_OVERLAP_MINUTES",
 };
 
 /** Reads overrides from the environment; a bad value stops start-up with a message naming it. */

@@ -16,7 +16,7 @@ import { lockKey } from "../db/tx.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
 import type { LifecyclePorts, RunContext } from "./ports.ts";
 
-export const WORKFLOW_KINDS = ["upgrade", "rollback", "suspend", "resume", "offboard"] as const;
+export const WORKFLOW_KINDS = ["upgrade", "rollback", "suspend", "resume", "offboard", "rotate"] as const;
 export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];
 export type WorkflowState = "pending" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 export const OPEN_STATES: readonly WorkflowState[] = ["pending", "running", "waiting"];

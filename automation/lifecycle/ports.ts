@@ -246,8 +246,9 @@ export interface SecretDeletion {
 
 /**
  * Secrets Manager. Satisfied by `adapters/secretsManager.ts` (DeleteSecret with
- * RecoveryWindowInDays), or `adapters/unavailable.ts`, which refuses naming the setting. Tests use
- * a fake that records the calls.
+ * RecoveryWindowInDays; GetSecretValue, PutSecretValue and UpdateSecretVersionStage for rotation),
+ * or `adapters/unavailable.ts`, which refuses naming the setting. Tests use a fake that records the
+ * calls and models the staging labels.
  */
 export interface SecretsManager {
   /**
@@ -258,6 +259,30 @@ export interface SecretsManager {
   check(region: string): Promise<string>;
   /** Idempotent: a secret already scheduled for deletion, or gone, is reported, not an error. */
   scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion>;
+  // --- versions (credential rotation, workflows/rotate.ts) ---
+  /** The version labelled AWSCURRENT (GetSecretValue). Rejects naming the secret when it has none. */
+  current(name: string, region: string): Promise<SecretVersionText>;
+  /** The version with this id (GetSecretValue VersionId), or undefined when there is none. */
+  version(name: string, region: string, versionId: string): Promise<SecretVersionText | undefined>;
+  /**
+   * Writes a new version labelled AWSPENDING only (PutSecretValue, ClientRequestToken = versionId):
+   * AWSCURRENT stays where it is, so readers keep the working document. AWS's idempotency: a repeat
+   * with the same id and text does nothing; the same id with another text is refused.
+   */
+  putPending(name: string, region: string, versionId: string, secretString: string): Promise<void>;
+  /**
+   * Moves AWSCURRENT to `versionId` (UpdateSecretVersionStage; AWS labels the version it leaves
+   * AWSPREVIOUS) and removes AWSPENDING from it. Idempotent: a version already current is left so.
+   * Returns the version that was current before (null when `versionId` already was).
+   */
+  promote(name: string, region: string, versionId: string): Promise<{ previousVersionId: string | null }>;
+}
+
+/** One version of a secret. `secretString` is a credential: never logged, never recorded. */
+export interface SecretVersionText {
+  versionId: string;
+  stages: string[];
+  secretString: string;
 }
 
 /** Everything a workflow may touch outside the control-plane database. */

@@ -17,8 +17,9 @@ import { offboardWorkflow } from "./workflows/offboard.ts";
 import { resumeWorkflow, suspendWorkflow } from "./workflows/suspension.ts";
 import { rollbackWorkflow, type RollbackParams } from "./workflows/rollback.ts";
 import { upgradeWorkflow, type UpgradeParams } from "./workflows/upgrade.ts";
+import { rotateWorkflow, rotationRefusal, type RotateParams } from "./workflows/rotate.ts";
 
-export const LIFECYCLE_WORKFLOWS: readonly WorkflowDef[] = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow];
+export const LIFECYCLE_WORKFLOWS: readonly WorkflowDef[] = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow, rotateWorkflow];
 
 /** A request that the tenant's current state makes impossible (exit 1 in tenantctl, 409 over HTTP). */
 export class LifecycleRequestError extends Error {}
@@ -96,5 +97,19 @@ export class LifecycleService {
     const { tenant: t } = await this.tenant(id);
     if (t.deployment === "dedicated" && t.migration) throw new LifecycleRequestError(`tenant ${id} is migrating to dedicated (phase ${t.migration.phase}); finish or roll back the upgrade first`);
     return this.create("offboard", id, opts.graceDays !== undefined ? { graceDays: opts.graceDays } : {}, opts);
+  }
+
+  /**
+   * Rotates the tenant's database password in `envs` (default: every environment it has).
+   * Refused while it is suspended, offboarding or migrating, and (by the engine) while another
+   * of its workflows is under way.
+   */
+  async requestRotate(id: string, opts: RequestOptions & { envs?: readonly string[] } = {}): Promise<WorkflowRecord> {
+    const { tenant: t } = await this.tenant(id);
+    const envs = opts.envs && opts.envs.length > 0 ? [...new Set(opts.envs)].sort() : Object.keys(t.environments).sort();
+    const refusal = rotationRefusal(t, envs);
+    if (refusal) throw new LifecycleRequestError(refusal);
+    const params: RotateParams = { envs };
+    return this.create("rotate", id, params, opts);
   }
 }

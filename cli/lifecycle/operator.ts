@@ -1,5 +1,5 @@
 /**
- * What `tenantctl upgrade|suspend|resume|offboard` do. Two modes, decided by DATABASE_URL:
+ * What `tenantctl upgrade|suspend|resume|offboard|rotate` do (rotate: control-plane mode only). Two modes, decided by DATABASE_URL:
  *
  * - With DATABASE_URL (the control plane's database): the request is checked against the tenant
  *   file and recorded as a lifecycle workflow (state pending); the control plane's lifecycle worker
@@ -26,7 +26,8 @@ export type OperatorRequest =
   | { kind: "upgrade"; tenant: string; cutoverNotBefore?: Date }
   | { kind: "rollback"; tenant: string; destroyDedicated: boolean }
   | { kind: "suspend" | "resume"; tenant: string }
-  | { kind: "offboard"; tenant: string; graceDays?: number };
+  | { kind: "offboard"; tenant: string; graceDays?: number }
+  | { kind: "rotate"; tenant: string; envs: string[] };
 
 export type { OperatorIo };
 
@@ -70,6 +71,9 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
         case "offboard":
           wf = await service.requestOffboard(req.tenant, { ...by, ...(req.graceDays !== undefined ? { graceDays: req.graceDays } : {}) });
           break;
+        case "rotate":
+          wf = await service.requestRotate(req.tenant, { ...by, envs: req.envs });
+          break;
       }
     } catch (err) {
       if (err instanceof LifecycleRequestError) {
@@ -104,6 +108,9 @@ async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo
     switch (req.kind) {
       case "rollback":
         io.err("tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)");
+        return REFUSED;
+      case "rotate":
+        io.err("tenantctl: a rotation changes a live database password in steps that must resume after a crash: it needs the control plane (set DATABASE_URL)");
         return REFUSED;
       case "upgrade": {
         const plan = upgradeProvisionEdit(fleet, text, t, now, await repo.read(CODEOWNERS_PATH));

@@ -24,7 +24,7 @@ import { EncryptionKey } from "./encryptionKey.ts";
 import { VpcFlowLogs } from "./flowLogs.ts";
 import { Network } from "./network.ts";
 import { PostgresInstance } from "./postgresInstance.ts";
-import { TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
+import { rotatedDocumentOf, TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
 import { TenantRole, TenantRolePolicy } from "./tenantRole.ts";
 import { TenantSecrets } from "./tenantSecrets.ts";
 
@@ -177,7 +177,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     new DatabaseHardening(`${name}-db-hardening`, { database: DEDICATED_DATABASE }, { parent: this, providers: [db.provider] });
     const access = new TenantDatabaseAccess(
       `${name}-db-access`,
-      { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits) },
+      { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits), ...rotatedDocumentOf(ctx, t) },
       { parent: this, providers: [db.provider] },
     );
     if (role) {

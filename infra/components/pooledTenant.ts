@@ -12,7 +12,7 @@ import { hasOwnKmsKey, limitsFor } from "../model/tiers.ts";
 import { ConnectionSecret } from "./connectionSecret.ts";
 import { componentType, policyJson, type StackContext } from "./context.ts";
 import { EncryptionKey } from "./encryptionKey.ts";
-import { TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
+import { rotatedDocumentOf, TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
 import { TenantRole, TenantRolePolicy } from "./tenantRole.ts";
 import { TenantSecrets } from "./tenantSecrets.ts";
 
@@ -67,7 +67,7 @@ export class PooledTenant extends pulumi.ComponentResource {
 
     const access = new TenantDatabaseAccess(
       `${name}-db-access`,
-      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell"), limits: limitsFor(tier, t.limits) },
+      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell"), limits: limitsFor(tier, t.limits), ...rotatedDocumentOf(ctx, t) },
       { parent: this, providers: [cell.dbProvider] },
     );
 

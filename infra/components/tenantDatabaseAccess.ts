@@ -1,8 +1,10 @@
+import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DB_PASSWORD_LENGTH } from "../model/database.ts";
-import { pgTenantIdent } from "../model/naming.ts";
+import { databaseSecretName, pgTenantIdent } from "../model/naming.ts";
+import type { Tenant } from "../model/schema.ts";
 import type { TenantLimits } from "../model/tiers.ts";
 import { componentType } from "./context.ts";
 
@@ -13,6 +15,30 @@ export interface TenantDatabaseAccessArgs {
   /** databaseLoginAllowed(): false when suspended, or in a cell from migration cutover on. */
   login: boolean;
   limits: Pick<TenantLimits, "maxDbConnections" | "statementTimeoutMs">;
+  /**
+   * The tenant's connection document (secret name) once its password has been rotated
+   * (environments.<env>.credentialsRotatedAt): the password is read from the document's
+   * AWSCURRENT version instead of the random one. Default: the random password.
+   */
+  rotatedDocument?: string;
+}
+
+/** `rotatedDocument` for a tenant in the stack's env: its connection document once its credentials were rotated there. */
+export function rotatedDocumentOf(ctx: { app: string; env: string }, t: Pick<Tenant, "id" | "environments">): { rotatedDocument?: string } {
+  return t.environments[ctx.env]?.credentialsRotatedAt ? { rotatedDocument: databaseSecretName(ctx.app, ctx.env, t.id) } : {};
+}
+
+/** The `password` field of a connection document (ConnectionSecret's JSON). */
+export function documentPassword(text: string, secretName: string): string {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`secret ${secretName} is not a JSON connection document; its tenant's credentials are rotated (credentialsRotatedAt), so the password is read from it`);
+  }
+  const password = (doc as { password?: unknown } | null)?.password;
+  if (typeof password !== "string" || password === "") throw new Error(`secret ${secretName} has no password field; its tenant's credentials are rotated (credentialsRotatedAt), so the password is read from it`);
+  return password;
 }
 
 /**
@@ -24,6 +50,9 @@ export interface TenantDatabaseAccessArgs {
  * The inputs are replayed as SQL on a live PostgreSQL by the isolation tests: keep every
  * attribute explicit here rather than relying on provider defaults.
  * Pass the database's postgresql provider in `opts.providers`.
+ * The role's password is set at creation only (`ignoreChanges`): tenantctl rotate changes it
+ * afterwards, and with `rotatedDocument` the password given to the connection document (and to a
+ * role created later, e.g. in a dedicated stack at an upgrade) is the rotated one.
  * Child names: `<name>` (password, role, schema), `<name>-connect` (grant). Never change them:
  * a replaced schema is a dropped schema.
  */
@@ -38,8 +67,15 @@ export class TenantDatabaseAccess extends pulumi.ComponentResource {
     const ident = pgTenantIdent(args.tenant);
     this.roleName = ident;
     this.schemaName = ident;
+    // Kept after a rotation too: removing it would be a change of its own on every rotated tenant.
     const password = new random.RandomPassword(name, { length: DB_PASSWORD_LENGTH, special: false }, { parent: this });
-    this.password = pulumi.secret(password.result);
+    this.password = args.rotatedDocument
+      ? pulumi.secret(
+          aws.secretsmanager
+            .getSecretVersionOutput({ secretId: args.rotatedDocument }, { parent: this })
+            .secretString.apply((text) => documentPassword(text, args.rotatedDocument!)),
+        )
+      : pulumi.secret(password.result);
     const role = new postgresql.Role(
       name,
       {
@@ -55,7 +91,10 @@ export class TenantDatabaseAccess extends pulumi.ComponentResource {
         bypassRowLevelSecurity: false,
         replication: false,
       },
-      { parent: this },
+      // The password is set when the role is created; afterwards the credential rotation owns
+      // it (ALTER ROLE from the workflow): an update never sets it back (docs/lifecycle.md,
+      // "Credential rotation").
+      { parent: this, ignoreChanges: ["password"] },
     );
     new postgresql.Schema(name, { name: ident, owner: role.name, database: args.database }, { parent: this });
     new postgresql.Grant(

@@ -98,6 +98,13 @@ export function makeTenantSchema(ctx: SchemaContext) {
     .object({
       /** Teams of this environment, keyed by team name; each may declare its own secrets. */
       teams: z.partialRecord(teamName, team).default({}).describe("Teams of this environment, keyed by team name (lower-case letters, digits, -)."),
+      /**
+       * Written by the credential rotation (docs/lifecycle.md): from then on the stacks take the
+       * tenant's database password from its connection document instead of their own random one.
+       */
+      credentialsRotatedAt: isoDateTime
+        .optional()
+        .describe("When the tenant's database password in this environment was last rotated (written by `tenantctl rotate`'s workflow; do not edit). Set: the stacks keep the rotated password."),
     })
     .strict();
 

@@ -136,11 +136,26 @@ export function mockOutputs(
 }
 
 /**
- * The one invoke a program makes (a data source read at deployment time), answered offline:
- * `aws.kms.getAlias` for a tenant key the cell stack still manages during an upgrade. The key
- * behind the alias is unknown offline, so its id is derived from the alias name.
+ * The invokes a program makes (data source reads at deployment time), answered offline:
+ * `aws.kms.getAlias` for a tenant key the cell stack still manages during an upgrade (the key
+ * behind the alias is unknown offline, so its id is derived from the alias name), and
+ * `aws.secretsmanager.getSecretVersion` for the connection document of a tenant whose
+ * credentials were rotated (a document whose password is derived from the secret's name,
+ * `rotated-<hex>`: the real one is in AWS only).
  */
 export function mockInvoke(tok: string, args: Record<string, unknown>, ctx: MockContext): Record<string, unknown> | undefined {
+  if (tok === "aws:secretsmanager/getSecretVersion:getSecretVersion" && typeof args.secretId === "string") {
+    const password = mockRotatedPassword(args.secretId);
+    return {
+      id: `${args.secretId}|AWSCURRENT`,
+      arn: `arn:aws:secretsmanager:${ctx.region}:${ctx.accountId}:secret:${args.secretId}`,
+      secretId: args.secretId,
+      versionId: uuid(`secret-version::${args.secretId}`),
+      versionStage: "AWSCURRENT",
+      versionStages: ["AWSCURRENT"],
+      secretString: JSON.stringify({ password }),
+    };
+  }
   if (tok === "aws:kms/getAlias:getAlias" && typeof args.name === "string") {
     // A tenant alias names the key both stack builders call `tenant-<id>-key`: answer with the id
     // the mock gives that key, so a render that switches from the lookup to the key shows no change.
@@ -155,4 +170,9 @@ export function mockInvoke(tok: string, args: Record<string, unknown>, ctx: Mock
     };
   }
   return undefined;
+}
+
+/** The password mockInvoke's connection document of `secretId` holds. */
+export function mockRotatedPassword(secretId: string): string {
+  return `rotated-${hex(`rotated::${secretId}`, 16)}`;
 }

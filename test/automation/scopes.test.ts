@@ -89,6 +89,7 @@ const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }>
   "POST /api/subscriptions/:id/reconcile": { path: "/api/subscriptions/sub_never/reconcile", reached: 404 },
   "GET /api/workflows/:id": { path: `/api/workflows/${UUID0}`, reached: 503 },
   "POST /api/workflows/:id/retry": { path: `/api/workflows/${UUID0}/retry`, reached: 503 },
+  "POST /api/tenants/:id/rotate": { path: "/api/tenants/no-such-co/rotate", reached: 503 },
   "GET /api/events/:id": { path: "/api/events/evt_never", reached: 404 },
   "POST /api/rollouts": { path: "/api/rollouts", body: {}, reached: 400 },
   "GET /api/rollouts": { path: "/api/rollouts", reached: 200 },

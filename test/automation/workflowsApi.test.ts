@@ -144,4 +144,25 @@ describe("lifecycle workflows over the internal API", () => {
       expect(message(res.json), `${method} ${path}`).toBe(text);
     }
   });
+
+  it("POST /api/tenants/:id/rotate records a rotation (202), and answers a refused one 409, a bad body 400, an unknown tenant 404", async () => {
+    const res = await h.api("POST", "/api/tenants/freebie-one/rotate", {});
+    expect(res.status).toBe(202);
+    const wf = res.json.workflow as { id: string; kind: string; tenantId: string; params: unknown; state: string; requestedBy: string };
+    expect(wf).toMatchObject({ kind: "rotate", tenantId: "freebie-one", params: { envs: ["prod"] }, state: "pending", requestedBy: "api key test" });
+    const again = await h.api("POST", "/api/tenants/freebie-one/rotate", { envs: ["prod"] });
+    expect(again.status).toBe(409);
+    expect(message(again.json)).toMatch(new RegExp(`^tenant freebie-one already has a workflow under way: rotate ${wf.id} \\(pending\\)`));
+    const cases: [string, unknown, number, string][] = [
+      ["/api/tenants/company-beta/rotate", { envs: "prod" }, 400, 'envs must be a list of environment names (e.g. ["prod"]), or left out for all of the tenant\'s; got "prod"'],
+      ["/api/tenants/company-beta/rotate", { envs: ["staging"] }, 409, "tenant company-beta has no environment staging (it has prod)"],
+      ["/api/tenants/no-such-co/rotate", {}, 404, "tenant no-such-co has no file tenants/no-such-co.yaml"],
+    ];
+    for (const [path, body, status, text] of cases) {
+      const r = await h.api("POST", path, body);
+      expect(r.status, path).toBe(status);
+      expect(message(r.json), path).toBe(text);
+    }
+    await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
+  });
 });

@@ -413,6 +413,56 @@ describe("AwsSecretsManager", () => {
   });
 });
 
+describe("AwsSecretsManager versions (credential rotation)", () => {
+  const wf = "0b7d3c1e-5f43-4d8e-9a51-2f8b1c3d4e5f";
+  it("reads AWSCURRENT and a version by id; a missing version is undefined, a secret without AWSCURRENT is permanent", async () => {
+    const f = sm({
+      GetSecretValueCommand: [
+        () => ({ VersionId: "v1", VersionStages: ["AWSCURRENT"], SecretString: "{}" }),
+        throwing(awsError("ResourceNotFoundException", 400, "Secrets Manager can't find the specified secret value for VersionId")),
+        throwing(awsError("ResourceNotFoundException", 400, "no such secret")),
+      ],
+    });
+    const port = new AwsSecretsManager({ client: f.factory });
+    expect(await port.current(secretName, "us-east-1")).toEqual({ versionId: "v1", stages: ["AWSCURRENT"], secretString: "{}" });
+    expect(await port.version(secretName, "us-east-1", wf)).toBeUndefined();
+    await expect(port.current(secretName, "us-east-1")).rejects.toThrow(`secret ${secretName} (us-east-1) does not exist or has no AWSCURRENT version; its stack creates it (pulumi up), nothing was rotated`);
+    expect(f.calls.map((c) => c.input)).toEqual([
+      { SecretId: secretName, VersionStage: "AWSCURRENT" },
+      { SecretId: secretName, VersionId: wf },
+      { SecretId: secretName, VersionStage: "AWSCURRENT" },
+    ]);
+  });
+
+  it("writes the pending version with the workflow id as ClientRequestToken and only AWSPENDING", async () => {
+    const f = sm({ PutSecretValueCommand: () => ({ VersionId: wf, VersionStages: ["AWSPENDING"] }) });
+    await new AwsSecretsManager({ client: f.factory }).putPending(secretName, "us-east-1", wf, '{"password":"p"}');
+    expect(f.calls).toEqual([{ command: "PutSecretValueCommand", region: "us-east-1", input: { SecretId: secretName, ClientRequestToken: wf, SecretString: '{"password":"p"}', VersionStages: ["AWSPENDING"] } }]);
+  });
+
+  it("promotes: AWSCURRENT moved from the current version, AWSPENDING removed; a second promote only looks", async () => {
+    const f = sm({
+      DescribeSecretCommand: [() => ({ VersionIdsToStages: { v1: ["AWSCURRENT"], [wf]: ["AWSPENDING"] } }), () => ({ VersionIdsToStages: { v1: ["AWSPREVIOUS"], [wf]: ["AWSCURRENT"] } })],
+      UpdateSecretVersionStageCommand: () => ({}),
+    });
+    const port = new AwsSecretsManager({ client: f.factory });
+    expect(await port.promote(secretName, "us-east-1", wf)).toEqual({ previousVersionId: "v1" });
+    expect(await port.promote(secretName, "us-east-1", wf)).toEqual({ previousVersionId: null });
+    expect(f.calls.map((c) => [c.command, c.input])).toEqual([
+      ["DescribeSecretCommand", { SecretId: secretName }],
+      ["UpdateSecretVersionStageCommand", { SecretId: secretName, VersionStage: "AWSCURRENT", MoveToVersionId: wf, RemoveFromVersionId: "v1" }],
+      ["UpdateSecretVersionStageCommand", { SecretId: secretName, VersionStage: "AWSPENDING", RemoveFromVersionId: wf }],
+      ["DescribeSecretCommand", { SecretId: secretName }],
+    ]);
+  });
+
+  it("refuses to promote a version the secret does not have, moving nothing", async () => {
+    const f = sm({ DescribeSecretCommand: () => ({ VersionIdsToStages: { v1: ["AWSCURRENT"] } }) });
+    await expect(new AwsSecretsManager({ client: f.factory }).promote(secretName, "us-east-1", wf)).rejects.toThrow(`secret ${secretName} (us-east-1) has no version ${wf}; it cannot become AWSCURRENT`);
+    expect(f.commands()).toEqual(["DescribeSecretCommand"]);
+  });
+});
+
 // --- Secrets Manager connection documents (DatabaseLocator) -----------------------------------------
 
 /** A project with the real Pulumi.yaml (app `tenancy`) and stack files naming their regions. */

@@ -94,6 +94,10 @@ describe("without DATABASE_URL: the file part only", () => {
     expect((await run(["upgrade", "company-beta", "--to", "pooled", "--project", dir])).code).toBe(2);
     expect((await run(["upgrade", "company-beta", "--project", dir])).code).toBe(2);
     expect(await run(["offboard", "company-beta", "--grace-days", "soon", "--project", dir])).toMatchObject({ code: 2 });
+    expect(await run(["rotate", "company-beta", "--project", dir])).toMatchObject({
+      code: 1,
+      err: ["tenantctl: a rotation changes a live database password in steps that must resume after a crash: it needs the control plane (set DATABASE_URL)"],
+    });
   });
 });
 
@@ -148,5 +152,24 @@ describe("with DATABASE_URL: a workflow for the control plane", () => {
     expect(rb.code).toBe(0);
     const states = (await pool.query<{ kind: string; state: string }>("SELECT kind, state FROM lifecycle_workflows ORDER BY created_at, kind DESC")).rows;
     expect(states).toEqual([{ kind: "upgrade", state: "cancelled" }, { kind: "rollback", state: "pending" }]);
+  });
+
+  it("rotate records a rotation of the environments asked for (all by default), and refuses one the tenant lacks", async () => {
+    process.env.DATABASE_URL = url;
+    const one = await run(["rotate", "megacorp", "--env", "staging", "--project", dir]);
+    expect(one.code).toBe(0);
+    const all = await run(["rotate", "company-beta", "--project", dir]);
+    expect(all.code).toBe(0);
+    const { rows } = await pool.query<{ tenant_id: string; params: unknown; state: string }>("SELECT tenant_id, params, state FROM lifecycle_workflows WHERE kind = 'rotate' ORDER BY tenant_id");
+    expect(rows).toEqual([
+      { tenant_id: "company-beta", params: { envs: ["prod"] }, state: "pending" },
+      { tenant_id: "megacorp", params: { envs: ["staging"] }, state: "pending" },
+    ]);
+    expect(one.out[0]).toMatch(/^recorded rotate workflow [0-9a-f-]{36} for tenant megacorp \(state pending\)$/);
+    expect(await run(["rotate", "gamma-labs", "--project", dir])).toMatchObject({
+      code: 1,
+      err: ["tenantctl: tenant gamma-labs is suspended: its role has no LOGIN, so a new password could not be verified; resume it first"],
+    });
+    expect(await run(["rotate", "freebie-two", "--env", "dev", "--project", dir])).toMatchObject({ code: 1, err: ["tenantctl: tenant freebie-two has no environment dev (it has prod)"] });
   });
 });

@@ -9,7 +9,7 @@ import { backoffMs } from "../../automation/lifecycle/engine.ts";
 
 describe("lifecycleConfigFromEnv", () => {
   it("has the documented defaults and takes overrides by name", () => {
-    expect(lifecycleConfigFromEnv({})).toEqual({ graceDays: 30, retentionDays: 7, secretRecoveryDays: 30, pollSeconds: 60, maxAttempts: 5, cutoverTimeoutMs: 30_000 });
+    expect(lifecycleConfigFromEnv({})).toEqual({ graceDays: 30, retentionDays: 7, secretRecoveryDays: 30, pollSeconds: 60, maxAttempts: 5, cutoverTimeoutMs: 30_000, rotationOverlapMinutes: 60 });
     expect(lifecycleConfigFromEnv({ TENANCY_OFFBOARDING_GRACE_DAYS: "45", TENANCY_MIGRATION_RETENTION_DAYS: "0", TENANCY_SECRET_RECOVERY_DAYS: "7" })).toEqual({
       ...DEFAULT_LIFECYCLE_CONFIG, graceDays: 45, retentionDays: 0, secretRecoveryDays: 7,
     });

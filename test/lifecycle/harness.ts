@@ -33,7 +33,7 @@ import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../automation/lifecycle/config.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
 import type {
-  Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SnapshotState, StackRunner,
+  Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SecretVersionText, SnapshotState, StackRunner,
   StateMove, StateMoveOutcome,
 } from "../../automation/lifecycle/ports.ts";
 import { cellOwnsIdentity, hadOwnKeyInCell } from "../../infra/model/handover.ts";
@@ -301,6 +301,71 @@ export class FakeSecrets implements SecretsManager {
     if (this.scheduled.has(name)) return { name, state: "already-scheduled" };
     this.scheduled.set(name, { region, recoveryWindowDays });
     return { name, state: "scheduled" };
+  }
+
+  // --- versions, with Secrets Manager's staging-label rules (a label is on at most one version;
+  // PutSecretValue with a stage moves it; moving AWSCURRENT labels the version it left AWSPREVIOUS;
+  // a repeated ClientRequestToken with the same text is ignored, with other text refused):
+  // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+  // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_UpdateSecretVersionStage.html
+  /** name -> versions in creation order. */
+  readonly versions = new Map<string, { versionId: string; stages: string[]; secretString: string; region: string }[]>();
+  /** Version operations, `<op> <name> <versionId>`, in order. */
+  readonly versionCalls: string[] = [];
+
+  /** What the stack's SecretVersion resource does when it creates the document: a version labelled AWSCURRENT. */
+  seed(name: string, region: string, versionId: string, secretString: string): void {
+    this.versions.set(name, [{ versionId, stages: ["AWSCURRENT"], secretString, region }]);
+  }
+
+  private list(name: string, region: string) {
+    const vs = this.versions.get(name)?.filter((v) => v.region === region);
+    if (!vs?.length) throw Object.assign(new Error(`ResourceNotFoundException: ${name} (${region})`), { name: "ResourceNotFoundException" });
+    return this.versions.get(name)!;
+  }
+
+  private moveStage(vs: { stages: string[] }[], stage: string, to: { stages: string[] }): void {
+    for (const v of vs) v.stages = v.stages.filter((s) => s !== stage);
+    to.stages.push(stage);
+  }
+
+  async current(name: string, region: string): Promise<SecretVersionText> {
+    this.versionCalls.push(`current ${name}`);
+    const v = this.list(name, region).find((x) => x.stages.includes("AWSCURRENT"))!;
+    return { versionId: v.versionId, stages: [...v.stages], secretString: v.secretString };
+  }
+
+  async version(name: string, region: string, versionId: string): Promise<SecretVersionText | undefined> {
+    this.versionCalls.push(`version ${name} ${versionId}`);
+    const v = this.list(name, region).find((x) => x.versionId === versionId);
+    return v ? { versionId, stages: [...v.stages], secretString: v.secretString } : undefined;
+  }
+
+  async putPending(name: string, region: string, versionId: string, secretString: string): Promise<void> {
+    this.versionCalls.push(`putPending ${name} ${versionId}`);
+    const vs = this.list(name, region);
+    const same = vs.find((x) => x.versionId === versionId);
+    if (same) {
+      if (same.secretString !== secretString) throw new Error(`ResourceExistsException: version ${versionId} of ${name} exists with other content`);
+      return;
+    }
+    const v = { versionId, stages: [] as string[], secretString, region };
+    vs.push(v);
+    this.moveStage(vs, "AWSPENDING", v);
+  }
+
+  async promote(name: string, region: string, versionId: string): Promise<{ previousVersionId: string | null }> {
+    this.versionCalls.push(`promote ${name} ${versionId}`);
+    const vs = this.list(name, region);
+    const v = vs.find((x) => x.versionId === versionId);
+    if (!v) throw new Error(`${name} has no version ${versionId}`);
+    const current = vs.find((x) => x.stages.includes("AWSCURRENT"));
+    if (current !== v) {
+      this.moveStage(vs, "AWSCURRENT", v);
+      if (current) this.moveStage(vs, "AWSPREVIOUS", current);
+    }
+    v.stages = v.stages.filter((s) => s !== "AWSPENDING");
+    return { previousVersionId: current && current !== v ? current.versionId : null };
   }
 }
 

@@ -10,6 +10,7 @@ import type { Platform } from "../../../infra/model/platform.ts";
 import type { BillingReconciler } from "../../billing/reconcile.ts";
 import type { ChangeResult, GitWriter } from "../../git/writer.ts";
 import type { WorkflowEngine } from "../../lifecycle/engine.ts";
+import type { LifecycleService } from "../../lifecycle/service.ts";
 import type { Logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { DriftScheduler } from "../../drift/scheduler.ts";
@@ -38,6 +39,8 @@ export interface ServerDeps {
   log: Logger;
   /** The lifecycle workflows' engine; undefined when the lifecycle worker is off (TENANCY_LIFECYCLE_WORKER). */
   workflows?: WorkflowEngine;
+  /** The lifecycle requests (checked against the tenant file); present exactly when `workflows` is. */
+  lifecycle?: LifecycleService;
   /** Rollouts of program changes over the fleet; undefined when this process runs no stack runs. */
   rollouts?: RolloutService;
   /** Scheduled drift checks; undefined when drift detection is off. */

@@ -1,10 +1,14 @@
-/** /api/workflows/:id: a lifecycle workflow with its steps and backups, and its retry. */
+/**
+ * /api/workflows/:id: a lifecycle workflow with its steps and backups, and its retry; and the
+ * lifecycle requests made over the API that are not tenant-file edits (POST /api/tenants/:id/rotate).
+ */
 import type { FastifyInstance } from "fastify";
+import { LifecycleRequestError } from "../../lifecycle/service.ts";
 import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError } from "../../lifecycle/engine.ts";
 import { withLogContext } from "../../log.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
-import type { RouteContext } from "./context.ts";
+import { tenantIdParam, type RouteContext } from "./context.ts";
 
 export function workflowRoutes(ctx: RouteContext) {
   return async (api: FastifyInstance) => {
@@ -23,6 +27,30 @@ export function workflowRoutes(ctx: RouteContext) {
       const { engine, workflow } = await workflowParam(request.params.id);
       const [steps, backups, resumesAt] = await Promise.all([engine.steps(workflow.id), engine.backups({ workflowId: workflow.id }), engine.resumeStep(workflow)]);
       return reply.send({ workflow, steps, backups, resumesAt: workflow.state === "succeeded" || workflow.state === "cancelled" ? null : resumesAt });
+    });
+
+    // Records a rotation of the tenant's database password (docs/lifecycle.md, "Credential
+    // rotation"); the lifecycle worker runs it. 202 with the workflow; 409 naming why when refused.
+    api.post<{ Params: { id: string }; Body: { envs?: unknown } | undefined }>("/api/tenants/:id/rotate", async (request, reply) => {
+      const id = tenantIdParam(request.params.id);
+      const lifecycle = ctx.lifecycle;
+      if (!lifecycle) {
+        throw new HttpError(503, "the lifecycle workflows are off in this control plane (TENANCY_LIFECYCLE_WORKER=off); turn the worker on, or use tenantctl rotate with DATABASE_URL");
+      }
+      const envs = request.body?.envs;
+      if (envs !== undefined && (!Array.isArray(envs) || envs.some((e) => typeof e !== "string"))) {
+        throw new HttpError(400, `envs must be a list of environment names (e.g. ["prod"]), or left out for all of the tenant's; got ${JSON.stringify(envs)}`);
+      }
+      return withLogContext({ tenantId: id }, async () => {
+        let workflow;
+        try {
+          workflow = await lifecycle.requestRotate(id, { requestedBy: `api key ${request.apiKeyName}`, ...(envs ? { envs: envs as string[] } : {}) });
+        } catch (err) {
+          if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
+          throw err;
+        }
+        return reply.status(202).send({ workflow });
+      });
     });
 
     api.post<{ Params: { id: string } }>("/api/workflows/:id/retry", async (request, reply) => {

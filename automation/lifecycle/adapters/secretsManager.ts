@@ -9,10 +9,21 @@
  * Idempotent: already scheduled (also by Pulumi deleting the resource) or absent is reported.
  * `check` (a workflow's preflight) lists one secret of the region: credentials and
  * secretsmanager:ListSecrets work there. It reads no secret value and deletes nothing.
+ *
+ * Versions (credential rotation): `current`/`version` are GetSecretValue by stage or version id,
+ * `putPending` is PutSecretValue with the version id as ClientRequestToken and only the AWSPENDING
+ * stage, `promote` is DescribeSecret (which version holds AWSCURRENT) then UpdateSecretVersionStage
+ * moving AWSCURRENT (AWS itself then labels the former version AWSPREVIOUS) and removing
+ * AWSPENDING. https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_how.html
+ * These address the secret by name: connection documents end in `/database`, never in the
+ * `-xxxxxx` that would make a name read as a partial ARN.
  */
-import { DeleteSecretCommand, ListSecretsCommand, paginateListSecrets, SecretsManagerClient, type SecretListEntry } from "@aws-sdk/client-secrets-manager";
+import {
+  DeleteSecretCommand, DescribeSecretCommand, GetSecretValueCommand, ListSecretsCommand, paginateListSecrets, PutSecretValueCommand, SecretsManagerClient,
+  UpdateSecretVersionStageCommand, type SecretListEntry,
+} from "@aws-sdk/client-secrets-manager";
 import { PermanentError } from "../engine.ts";
-import type { SecretDeletion, SecretsManager } from "../ports.ts";
+import type { SecretDeletion, SecretsManager, SecretVersionText } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
 import { RegionalClients } from "./regionalClients.ts";
 
@@ -78,6 +89,60 @@ export class AwsSecretsManager implements SecretsManager {
       }
       throw translateAwsError(err, `DeleteSecret ${name} with a ${recoveryWindowDays}-day recovery window (${region})`, "the secret was not scheduled for deletion");
     }
+  }
+
+  async current(name: string, region: string): Promise<SecretVersionText> {
+    const v = await this.get(name, region, { VersionStage: "AWSCURRENT" });
+    if (!v) throw new PermanentError(`secret ${name} (${region}) does not exist or has no AWSCURRENT version; its stack creates it (pulumi up), nothing was rotated`);
+    return v;
+  }
+
+  async version(name: string, region: string, versionId: string): Promise<SecretVersionText | undefined> {
+    return this.get(name, region, { VersionId: versionId });
+  }
+
+  private async get(name: string, region: string, which: { VersionStage: string } | { VersionId: string }): Promise<SecretVersionText | undefined> {
+    try {
+      const out = await this.client(region).send(new GetSecretValueCommand({ SecretId: name, ...which }));
+      if (out.SecretString === undefined || !out.VersionId) throw new PermanentError(`secret ${name} (${region}) holds no text (binary?); a connection document is JSON text`);
+      return { versionId: out.VersionId, stages: out.VersionStages ?? [], secretString: out.SecretString };
+    } catch (err) {
+      if (awsErrorName(err) === "ResourceNotFoundException") return undefined;
+      if (err instanceof PermanentError) throw err;
+      throw translateAwsError(err, `GetSecretValue ${name} (${region})`, "nothing was changed");
+    }
+  }
+
+  async putPending(name: string, region: string, versionId: string, secretString: string): Promise<void> {
+    try {
+      await this.client(region).send(new PutSecretValueCommand({ SecretId: name, ClientRequestToken: versionId, SecretString: secretString, VersionStages: ["AWSPENDING"] }));
+    } catch (err) {
+      throw translateAwsError(err, `PutSecretValue ${name} version ${versionId} as AWSPENDING (${region})`, "AWSCURRENT was not changed");
+    }
+  }
+
+  async promote(name: string, region: string, versionId: string): Promise<{ previousVersionId: string | null }> {
+    let stages: Record<string, string[]>;
+    try {
+      stages = (await this.client(region).send(new DescribeSecretCommand({ SecretId: name }))).VersionIdsToStages ?? {};
+    } catch (err) {
+      throw translateAwsError(err, `DescribeSecret ${name} (${region})`, "AWSCURRENT was not moved");
+    }
+    if (!stages[versionId]) throw new PermanentError(`secret ${name} (${region}) has no version ${versionId}; it cannot become AWSCURRENT`);
+    const current = Object.entries(stages).find(([, s]) => s.includes("AWSCURRENT"))?.[0];
+    try {
+      if (current !== versionId) {
+        await this.client(region).send(
+          new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: "AWSCURRENT", MoveToVersionId: versionId, ...(current ? { RemoveFromVersionId: current } : {}) }),
+        );
+      }
+      if (stages[versionId].includes("AWSPENDING")) {
+        await this.client(region).send(new UpdateSecretVersionStageCommand({ SecretId: name, VersionStage: "AWSPENDING", RemoveFromVersionId: versionId }));
+      }
+    } catch (err) {
+      throw translateAwsError(err, `UpdateSecretVersionStage ${name} AWSCURRENT -> ${versionId} (${region})`, "retrying the step finishes the move");
+    }
+    return { previousVersionId: current === versionId ? null : (current ?? null) };
   }
 }
 

@@ -83,5 +83,17 @@ export function unavailableSecrets(): SecretsManager {
           `no secret was scheduled for deletion; set TENANCY_LIFECYCLE_AWS: on and retry the workflow, or delete the secrets by hand`,
       );
     },
+    current: async (name: string) => refuseRotation(name),
+    version: async (name: string) => refuseRotation(name),
+    putPending: async (name: string) => refuseRotation(name),
+    promote: async (name: string) => refuseRotation(name),
   };
+}
+
+function refuseRotation(name: string): never {
+  throw new MissingAdapterError(
+    "SecretsManager",
+    `this step reads or writes a version of secret ${name} (credential rotation), but the SecretsManager adapter is off (TENANCY_LIFECYCLE_AWS); ` +
+      `no version was written and no password changed; set TENANCY_LIFECYCLE_AWS: on and retry the workflow`,
+  );
 }

@@ -18,3 +18,9 @@ export const FILE_COMMIT: StepPolicy = { ...RETRY, timeoutMs: 5 * MINUTE };
  * three hours before an attempt is abandoned (and the run queue's own cancel applies).
  */
 export const STACK_RUN: StepPolicy = { ...RETRY, timeoutMs: 180 * MINUTE };
+
+/**
+ * Credential rotation: a Secrets Manager call and a short database session per environment;
+ * ten minutes means a database or AWS is not answering.
+ */
+export const CREDENTIAL_STEP: StepPolicy = { ...RETRY, timeoutMs: 10 * MINUTE };

@@ -1,0 +1,4 @@
+-- Credential rotation (automation/lifecycle/workflows/rotate.ts) is a lifecycle workflow kind.
+ALTER TABLE lifecycle_workflows DROP CONSTRAINT lifecycle_workflows_kind_check;
+ALTER TABLE lifecycle_workflows ADD CONSTRAINT lifecycle_workflows_kind_check
+  CHECK (kind IN ('upgrade', 'rollback', 'suspend', 'resume', 'offboard', 'rotate'));
