@@ -197,7 +197,7 @@ function inferMockContext(stacks: readonly (PlannedStack | undefined)[]): MockCo
   for (const s of stacks) {
     for (const r of s?.resources ?? []) {
       const found = JSON.stringify(unwrapSecrets(r.inputs)).match(ARN_RE);
-      if (found) return { region: found[1]!, accountId: found[2]! };
+      if (found) return { region: found[1]!, accountId: found[2]!, stack: s!.name };
     }
   }
   return undefined;

@@ -43,7 +43,7 @@ class StackBuilder {
   constructor(readonly name: string, readonly region: string, readonly tags: Record<string, string>) {}
 
   add(type: string, name: string, inputs: Record<string, unknown>): RenderedResource & { id: string; outputs: Record<string, unknown> } {
-    const { id, state } = mockOutputs(type, `${name}`, inputs, { region: this.region, accountId: ACCOUNT });
+    const { id, state } = mockOutputs(type, `${name}`, inputs, { region: this.region, accountId: ACCOUNT, stack: this.name });
     const r = {
       urn: `urn:pulumi:${this.name}::saas-tenancy::${type}::${name}`,
       type, name, parent: "", id, inputs, outputs: { ...state, ...inputs }, custom: true,

@@ -71,7 +71,7 @@ export const revisionPlanViaCli: RevisionPlanner = async (projectDirAtBase, name
 
 function mockContext(fleet: Fleet | undefined, stack: string): MockContext | undefined {
   const file = fleet?.stacks.get(stack);
-  return fleet && file ? { region: file.region, accountId: fleet.platform.awsAccountId } : undefined;
+  return fleet && file ? { region: file.region, accountId: fleet.platform.awsAccountId, stack } : undefined;
 }
 
 /** Plans both sides and diffs them. Throws UsageError for a bad ref, ProblemsError when the base cannot be planned. */

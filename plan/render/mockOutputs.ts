@@ -5,10 +5,17 @@ import { createHash } from "node:crypto";
  * program reads (ARNs, ids, endpoints). Values are derived from the resource's type and name,
  * so two renders of the same stack are identical and a diff shows only real changes. They are
  * shaped like AWS's (ARN formats, id prefixes) because the policies parse them.
+ *
+ * Ids also derive from the stack: two stacks that name a resource alike (a dedicated tenant's
+ * prod and staging VPCs are both `tenant-<id>-network-vpc`) get different ids, as AWS would give
+ * them, so the reachability analysis (plan/network), which joins resources by id, cannot take
+ * one stack's VPC, subnet or route table for another's.
  */
 export interface MockContext {
   region: string;
   accountId: string;
+  /** The stack the resource belongs to (its ids derive from it). */
+  stack: string;
 }
 
 function hex(seed: string, n: number): string {
@@ -40,8 +47,9 @@ const EC2_PREFIX: Readonly<Record<string, string>> = {
   "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
 };
 
-export function mockId(type: string, name: string): string {
-  const seed = `${type}::${name}`;
+/** The id the mock runtime gives resource `name` of `type` in `stack`. */
+export function mockId(type: string, name: string, stack: string): string {
+  const seed = `${stack}::${type}::${name}`;
   const prefix = EC2_PREFIX[type];
   if (prefix) return `${prefix}-0${hex(seed, 16)}`;
   return `${name}-${hex(seed, 8)}`;
@@ -55,7 +63,9 @@ export function mockOutputs(
   ctx: MockContext,
 ): { id: string; state: Record<string, unknown> } {
   const seed = `${type}::${name}`;
-  const id = mockId(type, name);
+  const id = mockId(type, name, ctx.stack);
+  // Values AWS derives from a resource's id differ between stacks like the id does.
+  const idSeed = `${ctx.stack}::${seed}`;
   const { region, accountId } = ctx;
   const str = (k: string) => (typeof inputs[k] === "string" ? inputs[k] : undefined);
   const extra: Record<string, unknown> = {};
@@ -108,8 +118,8 @@ export function mockOutputs(
       break;
     case "aws:ec2/vpc:Vpc":
       extra.arn = `arn:aws:ec2:${region}:${accountId}:vpc/${id}`;
-      extra.defaultSecurityGroupId = `sg-0${hex(`${seed}:default-sg`, 16)}`;
-      extra.mainRouteTableId = `rtb-0${hex(`${seed}:main-rtb`, 16)}`;
+      extra.defaultSecurityGroupId = `sg-0${hex(`${idSeed}:default-sg`, 16)}`;
+      extra.mainRouteTableId = `rtb-0${hex(`${idSeed}:main-rtb`, 16)}`;
       break;
     case "aws:ec2/securityGroup:SecurityGroup":
       extra.arn = `arn:aws:ec2:${region}:${accountId}:security-group/${id}`;

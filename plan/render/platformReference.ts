@@ -1,7 +1,7 @@
 /**
  * The answer of the offline renderer to a StackReference to a platform stack: the outputs that
  * stack would export, as the mock runtime computes them for its resources (mockOutputs.ts, keyed
- * by type and name). A spoke rendered offline thus carries exactly the Transit Gateway and route
+ * by stack, type and name). A spoke rendered offline thus carries exactly the Transit Gateway and route
  * table ids of the platform stack rendered offline, and the reachability analysis can join them.
  */
 import type { Fleet } from "../../infra/model/fleet.ts";
@@ -25,14 +25,14 @@ export function platformReferenceOutputs(fleet: Fleet, qualifiedName: string): R
   if (!region) return undefined;
   const names = transitNames(region);
   const out: Record<string, unknown> = {
-    [PLATFORM_OUTPUTS.transitGatewayId]: mockId(TGW, names.gateway),
-    [PLATFORM_OUTPUTS.hubRouteTableId]: mockId(TGW_TABLE, names.hubTable),
-    [PLATFORM_OUTPUTS.spokesRouteTableId]: mockId(TGW_TABLE, names.spokesTable),
+    [PLATFORM_OUTPUTS.transitGatewayId]: mockId(TGW, names.gateway, stack),
+    [PLATFORM_OUTPUTS.hubRouteTableId]: mockId(TGW_TABLE, names.hubTable, stack),
+    [PLATFORM_OUTPUTS.spokesRouteTableId]: mockId(TGW_TABLE, names.spokesTable, stack),
   };
   if (region === fleet.platform.controlPlane.region) {
     const app = fleet.platform.appName;
     const secretName = `${controlPlaneSecretName(app, platformEnv(fleet.platform), "database")}-url`;
-    const { state } = mockOutputs(SECRET, DATABASE_URL_SECRET, { name: secretName }, { region, accountId: fleet.platform.awsAccountId });
+    const { state } = mockOutputs(SECRET, DATABASE_URL_SECRET, { name: secretName }, { region, accountId: fleet.platform.awsAccountId, stack });
     out[PLATFORM_OUTPUTS.databaseUrlSecretArn] = state.arn;
   }
   return { [STACK_EXPORT]: out };

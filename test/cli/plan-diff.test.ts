@@ -232,7 +232,7 @@ describe("replacement cascades through computed values (real renders)", () => {
   it("a replaced KMS key replaces the database that uses its ARN, and changes the secret that does", async () => {
     const before = await planned(cascadeProgram("SYMMETRIC_DEFAULT"));
     const after = await planned(cascadeProgram("RSA_2048"));
-    const d: StackDiff = diffPlans(before, after, { mock: { region: "us-east-1", accountId: fleet.platform.awsAccountId } });
+    const d: StackDiff = diffPlans(before, after, { mock: { region: "us-east-1", accountId: fleet.platform.awsAccountId, stack: STACK } });
     expect(d.resources.map((r) => [r.action, r.name])).toEqual([
       ["replace", "cell-key"],
       ["replace", "cell-db"],

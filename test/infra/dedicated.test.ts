@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../infra/model/fleet.ts";
-import { tags } from "../../infra/model/naming.ts";
+import { platformStackName, tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
@@ -243,7 +243,7 @@ describe("network", () => {
     expect(plain(byTypeName(r, T.vpc, "tenant-acme-network-vpc"))).toMatchObject({ cidrBlock: "10.66.0.0/16", enableDnsSupport: true, enableDnsHostnames: true });
     const plan = planSubnets({ vpcCidr: "10.66.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"] });
     expect(ofType(r, T.subnet).map((s) => ({ az: plain(s).availabilityZone, cidr: plain(s).cidrBlock }))).toEqual(plan.private);
-    const vpcId = mockId(T.vpc, "tenant-acme-network-vpc");
+    const vpcId = mockId(T.vpc, "tenant-acme-network-vpc", "dedicated-acme-prod");
     expect(plain(byTypeName(r, T.flowLog, "tenant-acme-flow-logs"))).toMatchObject({
       vpcId, trafficType: "ALL", logDestinationType: "cloud-watch-logs",
       logDestination: "arn:aws:logs:us-east-1:111111111111:log-group:/tenancy/prod/tenants/acme/vpc-flow-logs",
@@ -261,23 +261,23 @@ describe("network", () => {
     const r = get("dedicated-megacorp-prod");
     for (const az of ["us-east-1a", "us-east-1b", "us-east-1c"]) {
       expect(plain(byTypeName(r, T.route, `tenant-megacorp-egress-private-${az}`))).toEqual({
-        routeTableId: mockId(T.routeTable, `tenant-megacorp-network-private-${az}`), destinationCidrBlock: "0.0.0.0/0", natGatewayId: mockId(T.nat, `tenant-megacorp-egress-nat-${az}`),
+        routeTableId: mockId(T.routeTable, `tenant-megacorp-network-private-${az}`, "dedicated-megacorp-prod"), destinationCidrBlock: "0.0.0.0/0", natGatewayId: mockId(T.nat, `tenant-megacorp-egress-nat-${az}`, "dedicated-megacorp-prod"),
       });
       expect(plain(byTypeName(r, T.nat, `tenant-megacorp-egress-nat-${az}`))).toMatchObject({
-        subnetId: mockId(T.subnet, `tenant-megacorp-egress-public-${az}`), allocationId: mockId(T.eip, `tenant-megacorp-egress-nat-${az}`), connectivityType: "public",
+        subnetId: mockId(T.subnet, `tenant-megacorp-egress-public-${az}`, "dedicated-megacorp-prod"), allocationId: mockId(T.eip, `tenant-megacorp-egress-nat-${az}`, "dedicated-megacorp-prod"), connectivityType: "public",
       });
     }
     const plan = planSubnets({ vpcCidr: "10.64.0.0/16", azs: ["us-east-1a", "us-east-1b", "us-east-1c"], publicSubnets: true });
     expect(ofType(r, T.subnet).filter((s) => s.name.includes("-egress-public-")).map((s) => ({ az: plain(s).availabilityZone, cidr: plain(s).cidrBlock, pub: plain(s).mapPublicIpOnLaunch })))
       .toEqual(plan.public.map((p) => ({ ...p, pub: false })));
     expect(plain(byTypeName(r, T.route, "tenant-megacorp-egress-public"))).toEqual({
-      routeTableId: mockId(T.routeTable, "tenant-megacorp-egress-public"), destinationCidrBlock: "0.0.0.0/0", gatewayId: mockId(T.igw, "tenant-megacorp-egress-igw"),
+      routeTableId: mockId(T.routeTable, "tenant-megacorp-egress-public", "dedicated-megacorp-prod"), destinationCidrBlock: "0.0.0.0/0", gatewayId: mockId(T.igw, "tenant-megacorp-egress-igw", "dedicated-megacorp-prod"),
     });
   });
 
   it("egress on outside prod: one NAT in the first AZ serves every private subnet", () => {
     const r = get("dedicated-megacorp-staging");
-    const nat = mockId(T.nat, "tenant-megacorp-egress-nat-us-east-1a");
+    const nat = mockId(T.nat, "tenant-megacorp-egress-nat-us-east-1a", "dedicated-megacorp-staging");
     expect(ofType(r, T.nat)).toHaveLength(1);
     for (const az of ["us-east-1a", "us-east-1b"]) expect(plain(byTypeName(r, T.route, `tenant-megacorp-egress-private-${az}`)).natGatewayId).toBe(nat);
   });
@@ -298,7 +298,7 @@ describe("network", () => {
     expect(diff.added).toEqual(expected.map((x) => x.urn).sort());
     expect(ofType(on, T.nat)).toHaveLength(3);
     expect(stripRule(byTypeName(on, T.egress, "tenant-acme-sg-app-https-out"))).toEqual({
-      securityGroupId: mockId(T.sg, "tenant-acme-sg-app"), cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443,
+      securityGroupId: mockId(T.sg, "tenant-acme-sg-app", "dedicated-acme-prod"), cidrIpv4: "0.0.0.0/0", ipProtocol: "tcp", fromPort: 443, toPort: 443,
     });
   });
 
@@ -312,21 +312,21 @@ describe("network", () => {
     const diff = diffRenders(get("dedicated-acme-prod"), on);
     expect([diff.removed, diff.changed]).toEqual([[], []]);
     expect(diff.added).toEqual(subtree(on, byTypeName(on, C("CustomerPeering"), "tenant-acme-peering").urn).map((x) => x.urn).sort());
-    const pcx = mockId(T.pcx, "tenant-acme-peering");
+    const pcx = mockId(T.pcx, "tenant-acme-peering", "dedicated-acme-prod");
     // Requester side in our account; the customer's account accepts (cross-account: no autoAccept).
     expect(plain(byTypeName(on, T.pcx, "tenant-acme-peering"))).toEqual({
-      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"), peerVpcId: "vpc-0feedfacefeedface", peerOwnerId: "333333333333", autoAccept: false, tags: tags("acme", "prod", "dedicated-acme-prod"),
+      vpcId: mockId(T.vpc, "tenant-acme-network-vpc", "dedicated-acme-prod"), peerVpcId: "vpc-0feedfacefeedface", peerOwnerId: "333333333333", autoAccept: false, tags: tags("acme", "prod", "dedicated-acme-prod"),
     });
     for (const az of ["us-east-1a", "us-east-1b", "us-east-1c"]) {
       expect(plain(byTypeName(on, T.route, `tenant-acme-peering-${az}`))).toEqual({
-        routeTableId: mockId(T.routeTable, `tenant-acme-network-private-${az}`), destinationCidrBlock: "192.168.0.0/16", vpcPeeringConnectionId: pcx,
+        routeTableId: mockId(T.routeTable, `tenant-acme-network-private-${az}`, "dedicated-acme-prod"), destinationCidrBlock: "192.168.0.0/16", vpcPeeringConnectionId: pcx,
       });
     }
     // HTTPS from the customer CIDR to the app group; the database group admits nothing from it.
     expect(stripRule(byTypeName(on, T.ingress, "tenant-acme-peering"))).toEqual({
-      securityGroupId: mockId(T.sg, "tenant-acme-sg-app"), cidrIpv4: "192.168.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443,
+      securityGroupId: mockId(T.sg, "tenant-acme-sg-app", "dedicated-acme-prod"), cidrIpv4: "192.168.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443,
     });
-    const dbSg = mockId(T.sg, "tenant-acme-sg-db");
+    const dbSg = mockId(T.sg, "tenant-acme-sg-db", "dedicated-acme-prod");
     expect(ofType(on, T.ingress).filter((x) => plain(x).securityGroupId === dbSg).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);
   });
 
@@ -339,34 +339,34 @@ describe("network", () => {
     for (const c of cases) {
       const r = get(c.stack);
       const n = `tenant-${c.id}-spoke`;
-      const tgw = mockId(TGW.gateway, `transit-${c.code}`);
+      const tgw = mockId(TGW.gateway, `transit-${c.code}`, platformStackName(c.stack.includes("delta") ? "eu-west-1" : "us-east-1"));
       const env = c.stack.endsWith("staging") ? "staging" : "prod";
       expect(plain(byTypeName(r, TGW.attachment, n))).toEqual({
         transitGatewayId: tgw,
-        vpcId: mockId(T.vpc, `tenant-${c.id}-network-vpc`),
-        subnetIds: c.azs.map((az) => mockId(T.subnet, `tenant-${c.id}-network-private-${az}`)),
+        vpcId: mockId(T.vpc, `tenant-${c.id}-network-vpc`, c.stack),
+        subnetIds: c.azs.map((az) => mockId(T.subnet, `tenant-${c.id}-network-private-${az}`, c.stack)),
         transitGatewayDefaultRouteTableAssociation: false,
         transitGatewayDefaultRouteTablePropagation: false,
         dnsSupport: "enable",
         securityGroupReferencingSupport: "disable",
         tags: tags(c.id, env, c.stack),
       });
-      const attachment = mockId(TGW.attachment, n);
-      expect(plain(byTypeName(r, TGW.association, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-spokes`) });
-      expect(plain(byTypeName(r, TGW.propagation, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-hub`) });
+      const attachment = mockId(TGW.attachment, n, c.stack);
+      expect(plain(byTypeName(r, TGW.association, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-spokes`, platformStackName(c.stack.includes("delta") ? "eu-west-1" : "us-east-1")) });
+      expect(plain(byTypeName(r, TGW.propagation, n))).toEqual({ transitGatewayAttachmentId: attachment, transitGatewayRouteTableId: mockId(TGW.table, `transit-${c.code}-hub`, platformStackName(c.stack.includes("delta") ? "eu-west-1" : "us-east-1")) });
       for (const az of c.azs) {
-        expect(plain(byTypeName(r, T.route, `${n}-${az}`))).toEqual({ routeTableId: mockId(T.routeTable, `tenant-${c.id}-network-private-${az}`), destinationCidrBlock: c.hub, transitGatewayId: tgw });
+        expect(plain(byTypeName(r, T.route, `${n}-${az}`))).toEqual({ routeTableId: mockId(T.routeTable, `tenant-${c.id}-network-private-${az}`, c.stack), destinationCidrBlock: c.hub, transitGatewayId: tgw });
       }
     }
   });
 
   it("the database admits 5432 from the app group and the region's runner subnets only, with or without peering; nothing is open to the world", () => {
     const acme = get("dedicated-acme-prod");
-    const dbSg = mockId(T.sg, "tenant-acme-sg-db");
+    const dbSg = mockId(T.sg, "tenant-acme-sg-db", "dedicated-acme-prod");
     expect(plain(byTypeName(acme, T.rds, "tenant-acme-db")).vpcSecurityGroupIds).toEqual([dbSg]);
     const byCidr = (a: Record<string, unknown>, b: Record<string, unknown>) => String(a.cidrIpv4 ?? "").localeCompare(String(b.cidrIpv4 ?? ""));
     expect(ofType(acme, T.ingress).map(stripRule).sort(byCidr)).toEqual([
-      { securityGroupId: dbSg, referencedSecurityGroupId: mockId(T.sg, "tenant-acme-sg-app"), ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
+      { securityGroupId: dbSg, referencedSecurityGroupId: mockId(T.sg, "tenant-acme-sg-app", "dedicated-acme-prod"), ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.16.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
     ]);
@@ -374,7 +374,7 @@ describe("network", () => {
     const delta = get("dedicated-delta-health-prod");
     expect(ofType(delta, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.255.0.0/20", "10.255.16.0/20", "app-group"]);
     const mega = get("dedicated-megacorp-prod");
-    const megaDb = mockId(T.sg, "tenant-megacorp-sg-db");
+    const megaDb = mockId(T.sg, "tenant-megacorp-sg-db", "dedicated-megacorp-prod");
     expect(ofType(mega, T.ingress).filter((x) => plain(x).securityGroupId === megaDb).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);
     for (const name of STACKS) {
       for (const x of ofType(get(name), T.ingress)) expect(String(plain(x).cidrIpv4 ?? "")).not.toMatch(/\/0$/);
@@ -456,7 +456,7 @@ describe("DNS", () => {
       expect(ns).toHaveLength(4);
       expect(plain(byTypeName(r, T.record, `tenant-${id}-dns-delegation`))).toEqual({ zoneId: "Z0EXAMPLE0PARENT", name: zoneName, type: "NS", ttl: 172_800, records: ns });
       expect(plain(byTypeName(r, T.zone, `tenant-${id}-dns-private`))).toMatchObject({
-        name: `${id}.internal`, vpcs: [{ vpcId: mockId(T.vpc, `tenant-${id}-network-vpc`), vpcRegion: "us-east-1" }],
+        name: `${id}.internal`, vpcs: [{ vpcId: mockId(T.vpc, `tenant-${id}-network-vpc`, name), vpcRegion: "us-east-1" }],
       });
       const db = plain(byTypeName(r, T.record, `tenant-${id}-dns-db`));
       expect([db.name, db.type, db.records]).toEqual([`db.${id}.internal`, "CNAME", [plain(byTypeName(r, T.pgProvider, `tenant-${id}-db`)).host]]);
@@ -520,13 +520,13 @@ describe("conventions and outputs", () => {
       kind: "dedicated",
       tenant: "acme",
       route: { url: "https://acme.dedicated.tenancy.example.com", stack: "dedicated-acme-prod", databaseSecretName: "tenancy/prod/tenants/acme/database" },
-      vpcId: mockId(T.vpc, "tenant-acme-network-vpc"),
+      vpcId: mockId(T.vpc, "tenant-acme-network-vpc", "dedicated-acme-prod"),
       dbEndpoint: `${plain(byTypeName(r, T.pgProvider, "tenant-acme-db")).host}:5432`,
       privateDbHostname: "db.acme.internal",
       zoneName: "acme.dedicated.tenancy.example.com",
       nameServers: expect.arrayContaining([expect.stringMatching(/^ns-\d+\.awsdns-\d+\./)]),
     });
-    expect((get("dedicated-megacorp-prod").outputs as { peeringConnectionId: string }).peeringConnectionId).toBe(mockId(T.pcx, "tenant-megacorp-peering"));
+    expect((get("dedicated-megacorp-prod").outputs as { peeringConnectionId: string }).peeringConnectionId).toBe(mockId(T.pcx, "tenant-megacorp-peering", "dedicated-megacorp-prod"));
     for (const name of STACKS) {
       const passwords = ofType(get(name), T.pgRole).map((x) => plain(x).password as string);
       walk(get(name).outputs, (v, secret) => {

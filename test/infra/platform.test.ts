@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../infra/model/fleet.ts";
 import { hubLayout, planListenerRules } from "../../infra/model/hub.ts";
-import { tags } from "../../infra/model/naming.ts";
+import { platformStackName, tags } from "../../infra/model/naming.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { platformReferenceOutputs } from "../../plan/render/platformReference.ts";
 import type { RenderedResource, RenderedStack } from "../../plan/types.ts";
@@ -122,12 +122,15 @@ describe("platform stacks: exact resource sets", () => {
   });
 });
 
+/** The platform stack of a region code (its resources' mock ids derive from the stack). */
+const platformOf = (code: string) => platformStackName(code === "use1" ? "us-east-1" : "eu-west-1");
+
 describe("transit gateway", () => {
   const hubOf = (code: string) => ({
-    tgw: mockId(TGW.gateway, `transit-${code}`),
-    hub: mockId(TGW.table, `transit-${code}-hub`),
-    spokes: mockId(TGW.table, `transit-${code}-spokes`),
-    att: mockId(TGW.attachment, `transit-${code}-hub-vpc`),
+    tgw: mockId(TGW.gateway, `transit-${code}`, platformOf(code)),
+    hub: mockId(TGW.table, `transit-${code}-hub`, platformOf(code)),
+    spokes: mockId(TGW.table, `transit-${code}-spokes`, platformOf(code)),
+    att: mockId(TGW.attachment, `transit-${code}-hub-vpc`, platformOf(code)),
   });
 
   it("default association and propagation off; SG referencing off; two tables on it", () => {
@@ -146,8 +149,8 @@ describe("transit gateway", () => {
       const ids = hubOf(code);
       const layout = hubLayout(fleet.platform, region);
       expect(strip(byTypeName(r, TGW.attachment, `transit-${code}-hub-vpc`))).toEqual({
-        transitGatewayId: ids.tgw, vpcId: mockId(T.vpc, `hub-${code}-network-vpc`),
-        subnetIds: layout.runner.map((s) => mockId(T.subnet, `hub-${code}-network-private-${s.az}`)),
+        transitGatewayId: ids.tgw, vpcId: mockId(T.vpc, `hub-${code}-network-vpc`, platformOf(code)),
+        subnetIds: layout.runner.map((s) => mockId(T.subnet, `hub-${code}-network-private-${s.az}`, platformOf(code))),
         transitGatewayDefaultRouteTableAssociation: false, transitGatewayDefaultRouteTablePropagation: false, dnsSupport: "enable", securityGroupReferencingSupport: "disable",
       });
       expect(plain(byTypeName(r, TGW.association, `transit-${code}-hub-vpc`))).toEqual({ transitGatewayAttachmentId: ids.att, transitGatewayRouteTableId: ids.hub });
@@ -162,13 +165,13 @@ describe("transit gateway", () => {
     const r = get("platform-eu-west-1");
     const tgw = hubOf("euw1").tgw;
     for (const az of ["eu-west-1a", "eu-west-1b"]) {
-      const table = mockId(T.routeTable, `hub-euw1-network-private-${az}`);
+      const table = mockId(T.routeTable, `hub-euw1-network-private-${az}`, "platform-eu-west-1");
       const routes = ofType(r, T.route).map(plain).filter((x) => x.routeTableId === table);
       expect(routes).toEqual(expect.arrayContaining([
         { routeTableId: table, destinationCidrBlock: "10.64.0.0/10", transitGatewayId: tgw },
         { routeTableId: table, destinationCidrBlock: "10.21.0.0/16", transitGatewayId: tgw },
         { routeTableId: table, destinationCidrBlock: "10.0.0.0/16", transitGatewayId: tgw },
-        { routeTableId: table, destinationCidrBlock: "0.0.0.0/0", natGatewayId: mockId(T.nat, `hub-euw1-egress-nat-${az}`) },
+        { routeTableId: table, destinationCidrBlock: "0.0.0.0/0", natGatewayId: mockId(T.nat, `hub-euw1-egress-nat-${az}`, "platform-eu-west-1") },
       ]));
       expect(routes).toHaveLength(4);
     }
@@ -178,7 +181,7 @@ describe("transit gateway", () => {
     const r = get("platform-eu-west-1");
     const eu = hubOf("euw1");
     const us = hubOf("use1");
-    const att = mockId(TGW.peering, "peering-us-east-1");
+    const att = mockId(TGW.peering, "peering-us-east-1", "platform-eu-west-1");
     expect(strip(byTypeName(r, TGW.peering, "peering-us-east-1"))).toEqual({ transitGatewayId: eu.tgw, peerTransitGatewayId: us.tgw, peerRegion: "us-east-1", peerAccountId: "111111111111" });
     expect(strip(byTypeName(r, TGW.accepter, "peering-us-east-1-accept"))).toEqual({ region: "us-east-1", transitGatewayAttachmentId: att });
     expect(plain(byTypeName(r, TGW.association, "peering-us-east-1"))).toEqual({ transitGatewayAttachmentId: att, transitGatewayRouteTableId: eu.spokes });
@@ -217,25 +220,25 @@ describe("hub network", () => {
 
   it("interface endpoints for the six services with private DNS in the services subnets; the S3 gateway endpoint on the private tables", () => {
     const r = get("platform-eu-west-1");
-    const services = ["hub-euw1-services-eu-west-1a", "hub-euw1-services-eu-west-1b"].map((n) => mockId(T.subnet, n));
+    const services = ["hub-euw1-services-eu-west-1a", "hub-euw1-services-eu-west-1b"].map((n) => mockId(T.subnet, n, "platform-eu-west-1"));
     for (const [n, svc] of [["secretsmanager", "secretsmanager"], ["kms", "kms"], ["sts", "sts"], ["logs", "logs"], ["ecr-api", "ecr.api"], ["ecr-dkr", "ecr.dkr"]]) {
       expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", `hub-euw1-${n}`))).toEqual({
-        vpcId: mockId(T.vpc, "hub-euw1-network-vpc"), serviceName: `com.amazonaws.eu-west-1.${svc}`, vpcEndpointType: "Interface", privateDnsEnabled: true,
-        subnetIds: services, securityGroupIds: [mockId(T.sg, "hub-euw1-endpoints")],
+        vpcId: mockId(T.vpc, "hub-euw1-network-vpc", "platform-eu-west-1"), serviceName: `com.amazonaws.eu-west-1.${svc}`, vpcEndpointType: "Interface", privateDnsEnabled: true,
+        subnetIds: services, securityGroupIds: [mockId(T.sg, "hub-euw1-endpoints", "platform-eu-west-1")],
       });
     }
     expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", "hub-euw1-s3"))).toEqual({
-      vpcId: mockId(T.vpc, "hub-euw1-network-vpc"), serviceName: "com.amazonaws.eu-west-1.s3", vpcEndpointType: "Gateway",
-      routeTableIds: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.routeTable, `hub-euw1-network-private-${az}`)),
+      vpcId: mockId(T.vpc, "hub-euw1-network-vpc", "platform-eu-west-1"), serviceName: "com.amazonaws.eu-west-1.s3", vpcEndpointType: "Gateway",
+      routeTableIds: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.routeTable, `hub-euw1-network-private-${az}`, "platform-eu-west-1")),
     });
-    expect(strip(byTypeName(r, T.ingress, "hub-euw1-endpoints-from-hub"))).toEqual({ securityGroupId: mockId(T.sg, "hub-euw1-endpoints"), cidrIpv4: "10.255.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443 });
+    expect(strip(byTypeName(r, T.ingress, "hub-euw1-endpoints-from-hub"))).toEqual({ securityGroupId: mockId(T.sg, "hub-euw1-endpoints", "platform-eu-west-1"), cidrIpv4: "10.255.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443 });
   });
 });
 
 describe("runner", () => {
   it("no ingress; HTTPS out, Postgres only to the region's spokes and the control plane's services subnets", () => {
     const r = get("platform-eu-west-1");
-    const sg = mockId(T.sg, "runner-euw1-sg");
+    const sg = mockId(T.sg, "runner-euw1-sg", "platform-eu-west-1");
     expect(ofType(r, T.ingress).filter((x) => plain(x).securityGroupId === sg)).toEqual([]);
     expect(ofType(r, T.egress).map(strip).filter((x) => x.securityGroupId === sg).map((x) => `${x.cidrIpv4}:${x.fromPort}`).sort()).toEqual([
       "0.0.0.0/0:443", "10.0.192.0/22:5432", "10.0.196.0/22:5432", "10.21.0.0/16:5432", "10.64.0.0/10:5432",
@@ -257,7 +260,7 @@ describe("runner", () => {
     const svc = plain(byTypeName(r, "aws:ecs/service:Service", "runner-euw1"));
     expect(svc).toMatchObject({
       launchType: "FARGATE", desiredCount: 1, enableExecuteCommand: true,
-      networkConfiguration: { subnets: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.subnet, `hub-euw1-network-private-${az}`)), securityGroups: [mockId(T.sg, "runner-euw1-sg")], assignPublicIp: false },
+      networkConfiguration: { subnets: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.subnet, `hub-euw1-network-private-${az}`, "platform-eu-west-1")), securityGroups: [mockId(T.sg, "runner-euw1-sg", "platform-eu-west-1")], assignPublicIp: false },
     });
     const policy = json(plain(byTypeName(r, T.rolePolicy, "runner-euw1-role")).policy) as { Statement: { Action: unknown; Resource: unknown }[] };
     expect(policy.Statement[0]).toMatchObject({ Action: "sts:AssumeRole", Resource: "arn:aws:iam::111111111111:role/tenancy-deployer" });
@@ -286,9 +289,9 @@ describe("control plane", () => {
   });
 
   it("security groups: the tasks admit the ALB's group alone; the database admits the tasks and the runner subnets of every region, nothing else", () => {
-    const alb = mockId(T.sg, "control-plane-alb-sg");
-    const task = mockId(T.sg, "control-plane-task-sg");
-    const db = mockId(T.sg, "control-plane-db-sg");
+    const alb = mockId(T.sg, "control-plane-alb-sg", "platform-us-east-1");
+    const task = mockId(T.sg, "control-plane-task-sg", "platform-us-east-1");
+    const db = mockId(T.sg, "control-plane-db-sg", "platform-us-east-1");
     const ingress = ofType(r(), T.ingress).map(strip);
     expect(ingress.filter((x) => x.securityGroupId === task)).toEqual([{ securityGroupId: task, referencedSecurityGroupId: alb, ipProtocol: "tcp", fromPort: 8080, toPort: 8080 }]);
     expect(ingress.filter((x) => x.securityGroupId === db).map((x) => x.referencedSecurityGroupId === task ? "task" : `${x.cidrIpv4}:${x.fromPort}`).sort()).toEqual([
@@ -321,7 +324,7 @@ describe("control plane", () => {
     const svc = plain(byTypeName(r(), "aws:ecs/service:Service", "control-plane"));
     expect(svc).toMatchObject({
       launchType: "FARGATE",
-      networkConfiguration: { subnets: ["us-east-1a", "us-east-1b"].map((az) => mockId(T.subnet, `hub-use1-services-${az}`)), securityGroups: [mockId(T.sg, "control-plane-task-sg")], assignPublicIp: false },
+      networkConfiguration: { subnets: ["us-east-1a", "us-east-1b"].map((az) => mockId(T.subnet, `hub-use1-services-${az}`, "platform-us-east-1")), securityGroups: [mockId(T.sg, "control-plane-task-sg", "platform-us-east-1")], assignPublicIp: false },
       loadBalancers: [{ containerName: "control-plane", containerPort: 8080 }],
     });
     const td = plain(byTypeName(r(), "aws:ecs/taskDefinition:TaskDefinition", "control-plane"));

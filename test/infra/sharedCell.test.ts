@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { cellResidents, type Fleet } from "../../infra/model/fleet.ts";
 import { cellDbIdentifier } from "../../infra/model/infraNames.ts";
-import { tags } from "../../infra/model/naming.ts";
+import { platformStackName, tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
@@ -446,26 +446,26 @@ describe("cell infrastructure: key inputs", () => {
       const n = `cell-${cell.id}-spoke`;
       const code = cell.region === "us-east-1" ? "use1" : "euw1";
       // The ids the platform stack's resources get (the offline StackReference answers with them).
-      const tgw = mockId("aws:ec2transitgateway/transitGateway:TransitGateway", `transit-${code}`);
-      const hubTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-hub`);
-      const spokesTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-spokes`);
+      const tgw = mockId("aws:ec2transitgateway/transitGateway:TransitGateway", `transit-${code}`, platformStackName(cell.region));
+      const hubTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-hub`, platformStackName(cell.region));
+      const spokesTable = mockId("aws:ec2transitgateway/routeTable:RouteTable", `transit-${code}-spokes`, platformStackName(cell.region));
       const attachment = byTypeName(r, "aws:ec2transitgateway/vpcAttachment:VpcAttachment", n);
       expect(plain(attachment)).toEqual({
         transitGatewayId: tgw,
-        vpcId: mockId(T.vpc, `cell-${cell.id}-network-vpc`),
-        subnetIds: cell.config.azs.map((az) => mockId(T.subnet, `cell-${cell.id}-network-private-${az}`)),
+        vpcId: mockId(T.vpc, `cell-${cell.id}-network-vpc`, name),
+        subnetIds: cell.config.azs.map((az) => mockId(T.subnet, `cell-${cell.id}-network-private-${az}`, name)),
         transitGatewayDefaultRouteTableAssociation: false,
         transitGatewayDefaultRouteTablePropagation: false,
         dnsSupport: "enable",
         securityGroupReferencingSupport: "disable",
         tags: tags("shared", cell.env, name),
       });
-      const attachmentId = mockId("aws:ec2transitgateway/vpcAttachment:VpcAttachment", n);
+      const attachmentId = mockId("aws:ec2transitgateway/vpcAttachment:VpcAttachment", n, name);
       expect(plain(byTypeName(r, "aws:ec2transitgateway/routeTableAssociation:RouteTableAssociation", n))).toEqual({ transitGatewayAttachmentId: attachmentId, transitGatewayRouteTableId: spokesTable });
       expect(plain(byTypeName(r, "aws:ec2transitgateway/routeTablePropagation:RouteTablePropagation", n))).toEqual({ transitGatewayAttachmentId: attachmentId, transitGatewayRouteTableId: hubTable });
       const hubCidr = fleet.platform.hubs[cell.region]!.cidr;
       expect(ofType(r, T.route).map(plain)).toEqual(
-        cell.config.azs.map((az) => ({ routeTableId: mockId(T.routeTable, `cell-${cell.id}-network-private-${az}`), destinationCidrBlock: hubCidr, transitGatewayId: tgw })),
+        cell.config.azs.map((az) => ({ routeTableId: mockId(T.routeTable, `cell-${cell.id}-network-private-${az}`, name), destinationCidrBlock: hubCidr, transitGatewayId: tgw })),
       );
     }
   });

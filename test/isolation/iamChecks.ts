@@ -76,7 +76,7 @@ export function tenantIamFacts(fleet: Fleet, stack: RenderedStack): TenantIamFac
   const region = file.region;
   const ref = parseStackName(stack.name, fleet.platform.environments);
   const env = ref.env;
-  const ctx = { region, accountId };
+  const ctx = { region, accountId, stack: stack.name };
   const inputs = (r: RenderedResource) => unwrapSecrets(r.inputs) as Record<string, unknown>;
   const ofType = (t: string) => stack.resources.filter((r) => r.type === t);
   const arnOf = (r: RenderedResource) => String(mockOutputs(r.type, r.name, inputs(r), ctx).state.arn);

@@ -8,6 +8,7 @@ import { checkNetwork, formatFinding } from "../../../plan/network/check.ts";
 import { declaredPeersOf } from "../../../plan/network/declared.ts";
 import { planStacks } from "../../../plan/planStacks.ts";
 import type { RenderedStack } from "../../../plan/types.ts";
+import { mockId, mockOutputs } from "../../../plan/render/mockOutputs.ts";
 import { exampleFleet } from "../../infra/support.ts";
 import { addLike, find, remove, setInputs } from "./support.ts";
 
@@ -114,5 +115,54 @@ describe("network check over the example fleet", () => {
       "platform-us-east-1: runner euw1 -> db tenancy-control-plane:5432: " + hop,
       `shared-prod-euw1-01: runner euw1 -> db tenancy-prod-euw1-01:5432: ${hop}`,
     ].sort());
+  });
+});
+
+describe("mock ids carry the stack (plan/render/mockOutputs.ts)", () => {
+  const VPC = "aws:ec2/vpc:Vpc";
+  /** EC2-style ids of the rendered fleet (vpc-0..., subnet-0..., rtb-0..., tgw-attach-0...), with the stacks whose resources have them. */
+  const owners = (stacks: readonly RenderedStack[], idOf: (s: RenderedStack, r: RenderedStack["resources"][number]) => string | undefined) => {
+    const out = new Map<string, Set<string>>();
+    for (const s of stacks) {
+      for (const r of s.resources) {
+        const id = idOf(s, r);
+        if (!id || !/^[a-z-]+-0[0-9a-f]{16}$/.test(id)) continue;
+        out.set(id, (out.get(id) ?? new Set()).add(s.name));
+      }
+    }
+    return out;
+  };
+  const shared = (m: Map<string, Set<string>>) => [...m].filter(([, st]) => st.size > 1).map(([id, st]) => `${id}: ${[...st].sort().join(" ")}`);
+
+  it("no id of the rendered fleet belongs to two stacks: megacorp's prod and staging VPCs, named alike, differ", () => {
+    const ids = owners(rendered, (_s, r) => r.id);
+    expect(ids.size).toBeGreaterThan(200);
+    expect(shared(ids)).toEqual([]);
+    const prod = find(rendered, "dedicated-megacorp-prod", "tenant-megacorp-network-vpc", VPC);
+    const staging = find(rendered, "dedicated-megacorp-staging", "tenant-megacorp-network-vpc", VPC);
+    expect(prod.id).toBe(mockId(VPC, "tenant-megacorp-network-vpc", "dedicated-megacorp-prod"));
+    expect(staging.id).toBe(mockId(VPC, "tenant-megacorp-network-vpc", "dedicated-megacorp-staging"));
+    expect(staging.id).not.toBe(prod.id);
+    // What AWS derives from the VPC differs too.
+    const ctx = { region: "us-east-1", accountId: fleet.platform.awsAccountId };
+    const a = mockOutputs(VPC, prod.name, {}, { ...ctx, stack: "dedicated-megacorp-prod" }).state;
+    const b = mockOutputs(VPC, staging.name, {}, { ...ctx, stack: "dedicated-megacorp-staging" }).state;
+    for (const k of ["arn", "defaultSecurityGroupId", "mainRouteTableId"]) expect(a[k], k).not.toBe(b[k]);
+    // Deterministic: the same stack, type and name give the same id (renders diff only on real changes).
+    expect(mockId(VPC, prod.name, "dedicated-megacorp-prod")).toBe(prod.id);
+  });
+
+  it("negative control: seeded by type and name only (the same stack seed for all), the fleet's ids collide across stacks", () => {
+    const ids = owners(rendered, (_s, r) => (r.custom && r.id ? mockId(r.type, r.name, "") : undefined));
+    const collisions = shared(ids);
+    expect(collisions).toContain(`${mockId(VPC, "tenant-megacorp-network-vpc", "")}: dedicated-megacorp-prod dedicated-megacorp-staging`);
+    expect(collisions.length).toBeGreaterThan(10);
+  });
+
+  it("a spoke's Transit Gateway ids are those its region's platform stack renders", () => {
+    const tgw = ofType(rendered, "platform-eu-west-1", "aws:ec2transitgateway/transitGateway:TransitGateway")[0]!;
+    const attachment = ofType(rendered, "dedicated-delta-health-prod", ATTACHMENT)[0]!;
+    expect(attachment.inputs.transitGatewayId).toBe(tgw.id);
+    expect(tgw.id).toBe(mockId(tgw.type, tgw.name, "platform-eu-west-1"));
   });
 });
