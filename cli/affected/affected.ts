@@ -45,6 +45,11 @@ export interface AffectedResult {
   details: AffectedStack[];
   /** Things the reader must know (a base fleet that does not load, counted conservatively). */
   warnings: string[];
+  /**
+   * Changed files under GLOBAL_PATHS: a program, policy or platform change, which reaches the
+   * fleet as a rollout (docs/rollouts.md) instead of straight to its stacks.
+   */
+  programPaths: string[];
 }
 
 type FileKind = { kind: "tenant"; id: string } | { kind: "stack"; stack: string } | { kind: "global" } | { kind: "other" };
@@ -109,6 +114,7 @@ export async function affectedStacks(projectDir: string, baseRef: string, headRe
     stacks: [],
     details: [],
     warnings,
+    programPaths: kinds.filter((k) => k.what.kind === "global").map((k) => k.path),
   };
   if (relevant.length === 0) return result;
 

@@ -34,6 +34,9 @@ export async function affectedCommand(opts: AffectedOptions, io: Io): Promise<nu
           stacks: result.stacks,
           details: result.details,
           warnings: result.warnings,
+          // A program, policy or platform change: the deploy workflow starts a rollout (docs/rollouts.md).
+          program: result.programPaths.length > 0,
+          programPaths: result.programPaths,
         },
         null,
         2,

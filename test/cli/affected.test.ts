@@ -110,6 +110,18 @@ describe("tenantctl affected", () => {
     const doc = JSON.parse(io.stdout.join("\n")) as { stacks: string[]; details: { name: string; inHead: boolean }[] };
     expect(doc.stacks).toEqual(["dedicated-acme-prod"]);
     expect(doc.details.map((d) => [d.name, d.inHead])).toEqual([["dedicated-acme-prod", false]]);
+    expect(doc).toMatchObject({ program: false, programPaths: [] }); // a tenant change goes straight to its stacks
+  });
+
+  it("--json says when a change is a program change (the deploy workflow rolls it out, docs/rollouts.md)", async () => {
+    const io = bufferIo();
+    const edit = SCENARIOS.findIndex((s) => s.name === "edit infra");
+    expect(await main(["affected", "--base", commits[edit]!, "--head", commits[edit + 1]!, "--json", "--project", repo.dir], io)).toBe(0);
+    const doc = JSON.parse(io.stdout.join("\n")) as { program: boolean; programPaths: string[]; stacks: string[] };
+    expect(doc.program).toBe(true);
+    expect(doc.programPaths.length).toBeGreaterThan(0);
+    expect(doc.programPaths.every((p) => p.startsWith("infra/"))).toBe(true);
+    expect(doc.stacks.length).toBe(10);
   });
 
   it("exits 2 with a clear message on a bad ref, and without --base", async () => {

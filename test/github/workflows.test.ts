@@ -1,5 +1,6 @@
-import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -11,8 +12,10 @@ import { buildProgram } from "../../cli/main.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const WORKFLOWS = join(ROOT, ".github", "workflows");
+const SCRIPTS = join(ROOT, ".github", "scripts");
 
 interface Step {
+  id?: string;
   name?: string;
   if?: string;
   uses?: string;
@@ -42,6 +45,8 @@ const files = readdirSync(WORKFLOWS).filter((f) => /\.ya?ml$/.test(f)).sort();
 const workflows = new Map<string, Workflow>(files.map((f) => [f, parse(readFileSync(join(WORKFLOWS, f), "utf8")) as Workflow]));
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
 const program = buildProgram(bufferIo(), () => {});
+
+const w0 = () => workflows.get("tenant-deploy.yml")!;
 
 function steps(w: Workflow): Step[] {
   return Object.values(w.jobs).flatMap((j) => j.steps);
@@ -74,11 +79,13 @@ describe("the GitHub workflows", () => {
     }
   });
 
-  it("call only npm scripts that package.json has, and tenantctl commands and options that exist", () => {
+  it("call only npm scripts that package.json has, and tenantctl commands and options that exist (workflows and their scripts)", () => {
     const seen: string[] = [];
-    for (const [f, w] of workflows) {
-      for (const s of steps(w)) {
-        for (const line of (s.run ?? "").split("\n")) {
+    const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith(".sh")).map((f) => [`.github/scripts/${f}`, readFileSync(join(SCRIPTS, f), "utf8")] as const);
+    const sources: (readonly [string, string])[] = [...[...workflows].flatMap(([f, w]) => steps(w).map((s) => [f, s.run ?? ""] as const)), ...scripts];
+    for (const [f, text] of sources) {
+      {
+        for (const line of text.split("\n")) {
           for (const m of line.matchAll(/npm run ([\w:-]+)/g)) {
             expect(pkg.scripts, `${f}: npm run ${m[1]}`).toHaveProperty(m[1]!);
             seen.push(`npm run ${m[1]}`);
@@ -96,7 +103,7 @@ describe("the GitHub workflows", () => {
       }
     }
     // The checks above looked at real lines (a regex that never matches would pass vacuously).
-    expect(new Set(seen)).toEqual(new Set(["npm run typecheck", "tenantctl validate", "tenantctl affected", "tenantctl plan"]));
+    expect(new Set(seen)).toEqual(new Set(["npm run typecheck", "tenantctl validate", "tenantctl affected", "tenantctl plan", "tenantctl rollout"]));
   });
 
   it("pin actions to a major version and reference files that exist", () => {
@@ -142,19 +149,36 @@ describe("the GitHub workflows", () => {
     expect(preview.env!.HAS_CLOUD).toContain("secrets.PULUMI_ACCESS_TOKEN");
   });
 
-  it("tenant-deploy: on push to main, each affected stack handed to the control plane, one job each, never two at once per stack; no pulumi on the hosted runner", () => {
+  it("tenant-deploy: program changes as one rollout followed to its end, tenant-only changes straight to their stacks; no job matrix; no pulumi on the hosted runner", () => {
     const w = workflows.get("tenant-deploy.yml")!;
     expect(w.on.push!.branches).toEqual(["main"]);
-    const run = w.jobs.run!;
-    expect(run["runs-on"]).toBe("ubuntu-latest");
-    expect(run.strategy!.matrix!.stack).toBe("${{ fromJSON(needs.affected.outputs.stacks) }}");
-    expect(run.strategy!["fail-fast"]).toBe(false);
-    expect(run.concurrency).toEqual({ group: "pulumi-${{ matrix.stack }}", "cancel-in-progress": false });
-    const call = run.steps.find((s) => s.run?.includes("control-plane-run.sh"))!;
-    expect(call.run).toBe('.github/scripts/control-plane-run.sh "${{ matrix.stack }}"');
-    expect(call.env).toEqual({ TENANCY_URL: "${{ vars.TENANCY_URL }}", TENANCY_API_KEY: "${{ secrets.TENANCY_API_KEY }}" });
+    // No job matrix anywhere: GitHub caps a matrix at 256 jobs, the fleet is larger.
+    for (const job of Object.values(w.jobs)) expect(job.strategy).toBeUndefined();
+    expect(Object.keys(w.jobs).sort()).toEqual(["affected", "rollout", "runs"]);
+    const affected = w.jobs.affected!;
+    const detect = affected.steps.map((s) => s.run ?? "").join("\n");
+    expect(detect).toContain('npx tenantctl affected --base "$base" --head HEAD --json');
+    expect(detect).toContain(`program=$(jq -r '.program' affected.json)`);
+    expect(affected.outputs).toMatchObject({ program: "${{ steps.affected.outputs.program }}", stacks: "${{ steps.affected.outputs.stacks }}" });
+
+    const rollout = w.jobs.rollout!;
+    expect(rollout.needs).toBe("affected");
+    expect(rollout.if).toBe("needs.affected.outputs.program == 'true'");
+    expect(rollout.concurrency).toEqual({ group: "tenancy-rollout", "cancel-in-progress": false });
+    const start = rollout.steps.find((s) => s.run?.includes("control-plane-rollout.sh"))!;
+    expect(start.run).toBe('.github/scripts/control-plane-rollout.sh "$GITHUB_SHA"');
+    expect(start.env).toMatchObject({ TENANCY_URL: "${{ vars.TENANCY_URL }}", TENANCY_API_KEY: "${{ secrets.TENANCY_API_KEY }}" });
+    expect(start.if).toBe("env.HAS_CONTROL_PLANE == 'true'");
+    expect(readFileSync(join(SCRIPTS, "control-plane-rollout.sh"), "utf8")).toContain('npx tenantctl rollout start --name "$name" --commit "$commit" --follow');
+    expect(rollout.steps.map((s) => s.run ?? "")).toContain("npm ci"); // tenantctl is the project's
+
+    const runs = w.jobs.runs!;
+    expect(runs.if).toBe("needs.affected.outputs.program != 'true' && needs.affected.outputs.stacks != '' && needs.affected.outputs.stacks != '[]'");
+    const call = runs.steps.find((s) => s.run?.includes("control-plane-run.sh"))!;
+    expect(call.run).toBe(`jq -r '.[]' <<<"$STACKS" | xargs .github/scripts/control-plane-run.sh`);
+    expect(call.env).toEqual({ TENANCY_URL: "${{ vars.TENANCY_URL }}", TENANCY_API_KEY: "${{ secrets.TENANCY_API_KEY }}", STACKS: "${{ needs.affected.outputs.stacks }}" });
     expect(call.if).toBe("env.HAS_CONTROL_PLANE == 'true'");
-    expect(existsSync(join(ROOT, ".github/scripts/control-plane-run.sh"))).toBe(true);
+
     // Nothing on the hosted runner runs Pulumi or holds cloud credentials.
     for (const job of Object.values(w.jobs)) {
       for (const st of job.steps) {
@@ -163,10 +187,32 @@ describe("the GitHub workflows", () => {
       }
       expect(job.permissions?.["id-token"]).toBeUndefined();
     }
-    const affected = w.jobs.affected!.steps.map((s) => s.run ?? "").join("\n");
-    expect(affected).toContain('npx tenantctl affected --base "$base" --head HEAD --json');
     // Removed stacks are reported, never destroyed.
     expect(JSON.stringify(w)).not.toMatch(/command: destroy|"command":"destroy"/);
+  });
+
+  it("tenant-deploy: the affected step's decision, run on real `affected --json` documents", () => {
+    const step = w0().jobs.affected!.steps.find((s) => s.id === "affected")!;
+    const script = step.run!.slice(step.run!.indexOf("program=$("));
+    const decide = (doc: unknown) => {
+      const dir = mkdtempSync(join(tmpdir(), "deploy-decide-"));
+      try {
+        writeFileSync(join(dir, "affected.json"), JSON.stringify(doc));
+        const out = join(dir, "out");
+        writeFileSync(out, "");
+        spawnSync("bash", ["-euo", "pipefail", "-c", script], { cwd: dir, env: { PATH: process.env.PATH, GITHUB_OUTPUT: out } });
+        return Object.fromEntries(readFileSync(out, "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+    const details = [{ name: "shared-prod-use1-01", inHead: true }, { name: "dedicated-gone-staging", inHead: false }, { name: "shared-staging-use1-01", inHead: true }];
+    expect(decide({ program: false, programPaths: [], details })).toEqual({ program: "false", prod: "true", stacks: '["shared-prod-use1-01","shared-staging-use1-01"]' });
+    expect(decide({ program: true, programPaths: ["infra/program.ts"], details })).toEqual({ program: "true", prod: "true", stacks: "[]" });
+    expect(decide({ program: false, programPaths: [], details: [details[2]] })).toEqual({ program: "false", prod: "false", stacks: '["shared-staging-use1-01"]' });
+    // A dedicated prod stack ends in -prod; a cell has its env in the middle; platform stacks are production.
+    for (const name of ["dedicated-acme-prod", "platform-us-east-1"]) expect(decide({ program: false, programPaths: [], details: [{ name, inHead: true }] }).prod).toBe("true");
+    expect(decide({ program: false, programPaths: [], details: [{ name: "dedicated-prodco-staging", inHead: true }] }).prod).toBe("false");
   });
 });
 
@@ -224,7 +270,7 @@ describe("control-plane-run.sh", () => {
       "GET /api/runs/run-1 key=k-123",
       "GET /api/runs/run-1 key=k-123",
     ]);
-    expect(r.out).toContain("run run-1: succeeded");
+    expect(r.out).toContain("run run-1 (dedicated-acme-prod): succeeded");
   });
 
   it("exits 1 with the run's error when the run fails", async () => {
@@ -242,4 +288,104 @@ describe("control-plane-run.sh", () => {
     expect(stuck.code).toBe(1);
     expect(stuck.out).toContain("still running after 0 s");
   });
+});
+
+/** A stand-in control plane: `routes` answers by "METHOD path"; every request is recorded. */
+async function withStandIn<T>(
+  routes: (key: string, n: number) => { status?: number; body: unknown } | undefined,
+  fn: (url: string, seen: string[], bodies: unknown[]) => Promise<T>,
+): Promise<T> {
+  const seen: string[] = [];
+  const bodies: unknown[] = [];
+  const counts = new Map<string, number>();
+  const server = createServer((req, res) => {
+    const key = `${req.method} ${req.url}`;
+    let text = "";
+    req.on("data", (d: Buffer) => (text += d.toString()));
+    req.on("end", () => {
+      if (text) bodies.push(JSON.parse(text));
+    });
+    seen.push(key);
+    const n = counts.get(key) ?? 0;
+    counts.set(key, n + 1);
+    const answer = routes(key, n);
+    res.setHeader("content-type", "application/json");
+    res.statusCode = answer?.status ?? (answer ? 200 : 404);
+    res.end(JSON.stringify(answer?.body ?? { error: { message: `no route ${key}` } }));
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  try {
+    return await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, bodies);
+  } finally {
+    server.close();
+  }
+}
+
+function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((ok) => {
+    const child = spawn("bash", [join(ROOT, ".github/scripts", script), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME ?? "/tmp", ...env } });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", (code) => ok({ code, out }));
+  });
+}
+
+describe("control-plane-run.sh with several stacks (a tenant-only change)", () => {
+  it("queues every stack first, follows all runs, and exits 1 naming the failed one while the others are followed to success", async () => {
+    const states: Record<string, string[]> = { "run-a": ["running", "succeeded"], "run-b": ["running", "running", "failed"] };
+    const r = await withStandIn(
+      (key, n) => {
+        const post = /^POST \/api\/stacks\/(shared-prod-use1-01|dedicated-acme-prod)\/runs$/.exec(key);
+        if (post) return { status: 202, body: { run: { id: post[1] === "shared-prod-use1-01" ? "run-a" : "run-b", state: "queued" }, coalesced: false } };
+        const get = /^GET \/api\/runs\/(run-[ab])$/.exec(key);
+        if (!get) return undefined;
+        const list = states[get[1]!]!;
+        const state = list[Math.min(n, list.length - 1)]!;
+        return { body: { run: { id: get[1], state, ...(state === "failed" ? { error: "policy violation: no-public-ingress" } : {}) } } };
+      },
+      async (url, seen) => ({ ...(await runScript("control-plane-run.sh", ["shared-prod-use1-01", "dedicated-acme-prod"], { TENANCY_URL: url, TENANCY_API_KEY: "k", POLL_SECONDS: "0", MAX_POLLS: "10" })), seen }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.seen.slice(0, 2)).toEqual(["POST /api/stacks/shared-prod-use1-01/runs", "POST /api/stacks/dedicated-acme-prod/runs"]);
+    expect(r.seen.filter((s) => s === "GET /api/runs/run-a")).toHaveLength(2);
+    expect(r.seen.filter((s) => s === "GET /api/runs/run-b")).toHaveLength(3);
+    expect(r.out).toContain("run run-a (shared-prod-use1-01): succeeded");
+    expect(r.out).toContain("::error title=dedicated-acme-prod: run run-b failed::policy violation: no-public-ingress");
+  });
+});
+
+describe("control-plane-rollout.sh (a program change)", () => {
+  const view = (state: string, haltReason: string | null = null) => ({
+    rollout: { id: "r-1", name: "infra: bump", commit: "a".repeat(40), state, wave: 1, haltReason, waves: [] },
+    waves: [
+      { index: 0, ring: "non-prod", parallelism: 8, failureBudgetPercent: 0, counts: { succeeded: 2 }, stacks: [] },
+      { index: 1, ring: "canary", parallelism: 3, failureBudgetPercent: 0, counts: state === "halted" ? { failed: 1 } : { succeeded: 3 }, stacks: [] },
+    ],
+  });
+
+  async function rollout(endState: string, haltReason: string | null = null) {
+    return withStandIn(
+      (key) => {
+        if (key === "POST /api/rollouts") return { status: 201, body: view("running") };
+        if (key === "GET /api/rollouts/r-1") return { body: view(endState, haltReason) };
+        return undefined;
+      },
+      async (url, seen, bodies) => ({ ...(await runScript("control-plane-rollout.sh", ["a".repeat(40)], { TENANCY_URL: url, TENANCY_API_KEY: "k", ROLLOUT_NAME: "infra: bump\n\nlong body" })), seen, bodies }),
+    );
+  }
+
+  it("starts one rollout of the commit through tenantctl and exits 0 when it succeeded", async () => {
+    const r = await rollout("succeeded");
+    expect(r.seen).toEqual(["POST /api/rollouts", "GET /api/rollouts/r-1"]);
+    expect(r.bodies).toEqual([{ name: "infra: bump", commit: "a".repeat(40) }]); // the message's first line
+    expect(r.out).toContain(`rollout r-1 "infra: bump" at ${"a".repeat(12)}: succeeded`);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
+  it("exits 1 when the rollout halts (a canary failure), printing why", async () => {
+    const r = await rollout("halted", "wave 2 (canary): 1 failed, budget 0");
+    expect(r.out).toContain("halted: wave 2 (canary): 1 failed, budget 0");
+    expect(r.code).toBe(1);
+  }, 60_000);
 });
