@@ -5,7 +5,8 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "policy/node_modules/", "**/*.js", "**/*.cjs", "**/*.mjs", "test/cli/affected-fixture/", ".control-plane/"] },
+  // Not sources: the built CLI, the pinned Node .ci/run fetches, bench and test scratch output.
+  { ignores: ["node_modules/", "policy/node_modules/", "**/*.js", "**/*.cjs", "**/*.mjs", "test/cli/affected-fixture/", ".control-plane/", "dist/", ".ci/", "bench/.work/", ".tmp/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -193,7 +193,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--tenant <id>", "only this tenant's stacks")
     .option("--check <stack>", "check this stack now instead of listing")
     .option("--json", "print JSON")
-    .action(async (opts) => setCode(await driftCommand(opts, io)));
+    .action(async (opts: Parameters<typeof driftCommand>[0]) => setCode(await driftCommand(opts, io)));
 
   return program;
 }

@@ -38,6 +38,8 @@ export function limitJsonDepth(scope: FastifyInstance): void {
       done(new HttpError(400, `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels; no request of this API needs that`), undefined);
       return;
     }
-    parse(request, text, done);
+    // fastify's default JSON parser answers through `done` and returns nothing (lib/content-type-parser.js,
+    // defaultJsonParser); its type is the union with the async parser form, hence `void`.
+    void parse(request, text, done);
   });
 }

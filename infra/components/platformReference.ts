@@ -28,9 +28,10 @@ export function platformReference(region: string, opts?: pulumi.CustomResourceOp
  * with the key's name instead of passing `undefined` on.
  */
 export function readPlatformOutput(ref: pulumi.StackReference, key: string): pulumi.Output<string> {
-  return ref.requireOutput(STACK_EXPORT).apply((outputs: unknown) => {
+  // ref.name is an Output: read it with the outputs (in a template it would print Output's toString warning).
+  return pulumi.all([ref.name, ref.requireOutput(STACK_EXPORT)]).apply(([name, outputs]: [string, unknown]) => {
     const v = (outputs as Record<string, unknown> | undefined)?.[key];
-    if (typeof v !== "string") throw new Error(`stack ${ref.name}: output ${STACK_EXPORT}.${key} is missing; deploy the platform stack of this region first (docs/deploying.md)`);
+    if (typeof v !== "string") throw new Error(`stack ${name}: output ${STACK_EXPORT}.${key} is missing; deploy the platform stack of this region first (docs/deploying.md)`);
     return v;
   });
 }

@@ -191,7 +191,7 @@ export class RecordingMonitor {
     this.states.set(urn, { urn, id: name, state });
     const response = new resproto.ReadResourceResponse();
     response.setUrn(urn);
-    response.setProperties(structproto.Struct.fromJavaScript(state as never));
+    response.setProperties(structproto.Struct.fromJavaScript(state));
     callback(null, response);
   }
 

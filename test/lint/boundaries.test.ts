@@ -110,6 +110,20 @@ describe("dependency-cruiser boundary rules", () => {
     expect(r.status).toBe(0);
   });
 
+  it("`npm run lint` fails on a forbidden import, and .ci/run runs it before the tests", async () => {
+    const dir = fixture({ ...BASE, "automation/operator.ts": `import { main } from "../cli/main.ts";\nexport const m = main;\n` });
+    const r = await new Promise<{ status: number | null; out: string }>((resolve) => {
+      execFile("npm", ["run", "lint"], { cwd: dir, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) => {
+        resolve({ status: err ? (typeof err.code === "number" ? err.code : null) : 0, out: `${stdout}${stderr}` });
+      });
+    });
+    expect(r.out).toMatch(/error automation-never-imports-cli: automation\/operator\.ts → cli\/main\.ts\n/);
+    expect(r.status).not.toBe(0);
+    const steps = readFileSync(join(REPO, ".ci/run"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+    expect(steps.indexOf("npm run lint")).toBeGreaterThan(-1);
+    expect(steps.indexOf("npm run lint")).toBeLessThan(steps.indexOf("npm test"));
+  });
+
   it("no-circular fails an import cycle, also through type-only imports", async () => {
     const r = await cruise(fixture({
       ...BASE,
