@@ -12,6 +12,7 @@ import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/s
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
 import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import { DRIFT_SETTING_DOCS, driftSettingsFrom, type DriftSettings } from "./drift/settings.ts";
+import { readSwitch, SettingsReader } from "./settings/read.ts";
 import type { DeploymentsSettings } from "./runs/runner.ts";
 import { parseWorkerRegions } from "./runs/regions.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
@@ -48,7 +49,8 @@ export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 /** How often the lifecycle worker looks for due workflows. */
 export const DEFAULT_LIFECYCLE_INTERVAL_SECONDS = 30;
 
-export type RunnerKind = "local" | "deployments";
+export const RUNNER_KINDS = ["local", "deployments"] as const;
+export type RunnerKind = (typeof RUNNER_KINDS)[number];
 
 export interface GitHubSettings {
   token: string;
@@ -260,29 +262,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     if (v === undefined) lines.push(`${name}: missing required setting${why}; set it in ${where}`);
     return v ?? "";
   };
-  const int = (name: string, dflt: number, min: number, max: number): number => {
-    const v = get(name);
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      lines.push(`${name}: must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return n;
-  };
-  const num = (name: string, dflt: number, min: number): number => {
-    const v = get(name);
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) {
-      lines.push(`${name}: must be a number >= ${min}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return n;
-  };
+  const read = new SettingsReader(get, lines);
   const path = (v: string) => (isAbsolute(v) ? v : resolve(cwd, v));
 
-  const port = int("PORT", DEFAULT_PORT, 0, 65535);
+  const port = read.int("PORT", DEFAULT_PORT, 0, 65535);
   const host = get("HOST") ?? DEFAULT_HOST;
   const databaseUrl = get("DATABASE_URL");
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -319,10 +302,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lines.push(`TENANCY_PULUMI_ROOT: ${pulumiRoot}/bin/pulumi does not exist; point it at a Pulumi CLI installation root`);
   }
 
-  const runnerRaw = get("TENANCY_RUNNER") ?? "local";
-  let runner: RunnerKind = "local";
-  if (runnerRaw === "local" || runnerRaw === "deployments") runner = runnerRaw;
-  else lines.push(`TENANCY_RUNNER: must be local or deployments, got ${JSON.stringify(runnerRaw)}`);
+  const runner = read.choice<RunnerKind>("TENANCY_RUNNER", "local", RUNNER_KINDS);
   let deployments: DeploymentsSettings | undefined;
   if (runner === "deployments") {
     const org = required("TENANCY_DEPLOYMENTS_ORG", " when TENANCY_RUNNER=deployments");
@@ -350,20 +330,20 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lines.push("TENANCY_GIT_REMOTE: missing required setting when TENANCY_RUNNER=deployments (Deployments clones TENANCY_DEPLOYMENTS_REPO_URL, so commits must be pushed there); set it to the working copy's remote for that URL");
   }
 
-  const heartbeatSeconds = num("TENANCY_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS, 0.05);
-  const heartbeatTimeoutSeconds = num("TENANCY_HEARTBEAT_TIMEOUT_SECONDS", DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, 0.1);
+  const heartbeatSeconds = read.number("TENANCY_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS, 0.05);
+  const heartbeatTimeoutSeconds = read.number("TENANCY_HEARTBEAT_TIMEOUT_SECONDS", DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, 0.1);
   if (heartbeatTimeoutSeconds <= heartbeatSeconds * 2) {
     lines.push(`TENANCY_HEARTBEAT_TIMEOUT_SECONDS: must be more than twice TENANCY_HEARTBEAT_SECONDS (${heartbeatSeconds}), got ${heartbeatTimeoutSeconds}`);
   }
 
   let lifecycle: LifecycleSettings | undefined;
-  const lifecycleWorker = get("TENANCY_LIFECYCLE_WORKER") ?? "on";
-  if (lifecycleWorker !== "on" && lifecycleWorker !== "off") {
-    lines.push(`TENANCY_LIFECYCLE_WORKER: must be on or off, got ${JSON.stringify(lifecycleWorker)}`);
-  } else if (lifecycleWorker === "on") {
+  // A malformed switch reads as neither: its line is reported, and nothing that depends on it.
+  const lifecycleWorker = read.or((g) => readSwitch(g, "TENANCY_LIFECYCLE_WORKER", true), undefined);
+  if (lifecycleWorker === true) {
+    const awsOn = read.or((g) => readSwitch(g, "TENANCY_LIFECYCLE_AWS", false), undefined);
     // With the AWS adapters on, the connection documents come from Secrets Manager; the file, when
     // given, still wins (an operator's override).
-    const databasesRaw = get("TENANCY_LIFECYCLE_AWS") === "on"
+    const databasesRaw = awsOn === true
       ? get("TENANCY_LIFECYCLE_DATABASES")
       : required(
         "TENANCY_LIFECYCLE_DATABASES",
@@ -394,15 +374,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     const backupDir = backupRaw ? path(backupRaw) : undefined;
     if (backupDir && !existsSync(backupDir)) lines.push(`TENANCY_LIFECYCLE_BACKUP_DIR: ${backupDir} does not exist; create it or unset the setting`);
     let aws: LifecycleAwsSettings | undefined;
-    const awsRaw = get("TENANCY_LIFECYCLE_AWS") ?? "off";
-    if (awsRaw !== "on" && awsRaw !== "off") lines.push(`TENANCY_LIFECYCLE_AWS: must be on or off, got ${JSON.stringify(awsRaw)}`);
-    else if (awsRaw === "on") {
+    if (awsOn === true) {
       if (backupDir) lines.push("TENANCY_LIFECYCLE_BACKUP_DIR: not with TENANCY_LIFECYCLE_AWS on (final dumps go to the cell buckets); unset one of them");
       const backupKmsKey = required("TENANCY_LIFECYCLE_BACKUP_KMS_KEY", " when TENANCY_LIFECYCLE_AWS is on (the platform KMS key final RDS snapshots are copied under: alias/... present in every region, or a key ARN)") ?? "";
       if (backupKmsKey && !/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias\/.+|alias\/.+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$/.test(backupKmsKey)) {
         lines.push(`TENANCY_LIFECYCLE_BACKUP_KMS_KEY: ${JSON.stringify(backupKmsKey)} is not a KMS key ARN, alias (alias/...) or key id`);
       }
-      aws = { backupKmsKey, snapshotWaitSeconds: int("TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", 0, 0, 3600) };
+      aws = { backupKmsKey, snapshotWaitSeconds: read.int("TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", 0, 0, 3600) };
     }
     let workflows: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
     const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS", "TENANCY_ROTATION_OVERLAP_MINUTES"];
@@ -417,7 +395,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
       ...(dbCaFile ? { dbCaFile } : {}),
       ...(backupDir ? { backupDir } : {}),
       ...(aws ? { aws } : {}),
-      intervalSeconds: num("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),
+      intervalSeconds: read.number("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),
       workflows,
     };
   }
@@ -444,7 +422,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     ...(keysFile ? { apiKeysFile: path(keysFile) } : {}),
     http: httpSettingsFrom(get, lines),
     ...(pulumiRoot ? { pulumiRoot } : {}),
-    maxParallelRuns: int("TENANCY_MAX_PARALLEL_RUNS", DEFAULT_MAX_PARALLEL_RUNS, 1, 64),
+    maxParallelRuns: read.int("TENANCY_MAX_PARALLEL_RUNS", DEFAULT_MAX_PARALLEL_RUNS, 1, 64),
     ...(workerRegions ? { workerRegions } : {}),
     runner,
     ...(deployments ? { deployments } : {}),
@@ -454,13 +432,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
       author: { name: author?.[1] ?? "", email: author?.[2] ?? "" },
     },
     ...(github ? { github } : {}),
-    unpaidGraceHours: num("TENANCY_UNPAID_GRACE_HOURS", DEFAULT_UNPAID_GRACE_HOURS, 0),
-    runExpireHours: int("TENANCY_RUN_EXPIRE_HOURS", DEFAULT_RUN_EXPIRE_HOURS, 1, 23),
+    unpaidGraceHours: read.number("TENANCY_UNPAID_GRACE_HOURS", DEFAULT_UNPAID_GRACE_HOURS, 0),
+    runExpireHours: read.int("TENANCY_RUN_EXPIRE_HOURS", DEFAULT_RUN_EXPIRE_HOURS, 1, 23),
     heartbeatSeconds,
     heartbeatTimeoutSeconds,
-    updateRetries: int("TENANCY_UPDATE_RETRIES", DEFAULT_UPDATE_RETRIES, 0, 100),
-    updateRetryBaseMs: int("TENANCY_UPDATE_RETRY_BASE_MS", DEFAULT_UPDATE_RETRY_BASE_MS, 1, 3_600_000),
-    shutdownGraceSeconds: int("TENANCY_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS, 0, 86_400),
+    updateRetries: read.int("TENANCY_UPDATE_RETRIES", DEFAULT_UPDATE_RETRIES, 0, 100),
+    updateRetryBaseMs: read.int("TENANCY_UPDATE_RETRY_BASE_MS", DEFAULT_UPDATE_RETRY_BASE_MS, 1, 3_600_000),
+    shutdownGraceSeconds: read.int("TENANCY_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS, 0, 86_400),
     logLevel: get("LOG_LEVEL") ?? "info",
     ...(lifecycle ? { lifecycle } : {}),
     ...(drift ? { drift } : {}),

@@ -1,4 +1,5 @@
 /** Drift detection settings (docs/drift.md): TENANCY_DRIFT_PERIOD_HOURS and TENANCY_DRIFT_CONCURRENCY. */
+import { readDuration, readInt, SettingsReader, type SettingSource } from "../settings/read.ts";
 
 /** What the drift scheduler (automation/drift/scheduler.ts) runs with. */
 export interface DriftSettings {
@@ -19,17 +20,13 @@ export const DRIFT_SETTING_DOCS = [
 ] as const;
 
 /** The settings, or undefined when drift detection is off; problems go to `lines`, one each. */
-export function driftSettingsFrom(get: (name: string) => string | undefined, lines: string[]): DriftSettings | undefined {
-  const period = get("TENANCY_DRIFT_PERIOD_HOURS") ?? String(DEFAULT_DRIFT_PERIOD_HOURS);
-  const conc = get("TENANCY_DRIFT_CONCURRENCY") ?? String(DEFAULT_DRIFT_CONCURRENCY);
-  const hours = Number(period);
-  const concurrency = Number(conc);
-  if (period.trim() === "" || !Number.isFinite(hours) || hours < 0 || hours > 24 * 31) {
-    lines.push(`TENANCY_DRIFT_PERIOD_HOURS: "${period}" is not a number of hours between 0 (off) and 744`);
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    lines.push(`TENANCY_DRIFT_CONCURRENCY: "${conc}" is not a whole number between 1 and 64`);
-  }
-  if (!(hours > 0) || !Number.isInteger(concurrency)) return undefined;
-  return { periodMs: hours * 3_600_000, concurrency };
+export function driftSettingsFrom(get: SettingSource, lines: string[]): DriftSettings | undefined {
+  const read = new SettingsReader(get, lines);
+  const periodMs = read.or(
+    (g) => readDuration(g, "TENANCY_DRIFT_PERIOD_HOURS", DEFAULT_DRIFT_PERIOD_HOURS * 3_600_000, { unit: "hours", min: 0, max: 24 * 31, note: "0 turns drift detection off" }),
+    undefined,
+  );
+  const concurrency = read.or((g) => readInt(g, "TENANCY_DRIFT_CONCURRENCY", DEFAULT_DRIFT_CONCURRENCY, 1, 64), undefined);
+  if (periodMs === undefined || periodMs === 0 || concurrency === undefined) return undefined;
+  return { periodMs, concurrency };
 }

@@ -5,6 +5,7 @@
  * X-Forwarded-For is believed. config.ts composes them with the rest.
  */
 import { DEFAULT_GRACE_DAYS } from "../lifecycle/config.ts";
+import { SettingError, SettingsReader, type SettingSource } from "../settings/read.ts";
 
 export interface HttpSettings {
   /** DELETE /api/tenants/:id refuses a shorter graceDays unless the key holds offboard:immediate. @default the offboarding grace days */
@@ -57,20 +58,11 @@ export const HTTP_SETTING_DOCS = [
 ] as const;
 
 /** Reads the settings above; each problem is pushed to `lines` naming the setting. */
-export function httpSettingsFrom(get: (name: string) => string | undefined, lines: string[]): HttpSettings {
-  const int = (name: string, dflt: number, min: number, max: number): number => {
-    const v = get(name);
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      lines.push(`${name}: must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return n;
-  };
+export function httpSettingsFrom(get: SettingSource, lines: string[]): HttpSettings {
+  const read = new SettingsReader(get, lines);
   const graceRaw = Number(get("TENANCY_OFFBOARDING_GRACE_DAYS") ?? DEFAULT_GRACE_DAYS);
   const graceDays = Number.isInteger(graceRaw) && graceRaw >= 0 ? graceRaw : DEFAULT_GRACE_DAYS;
-  const minOffboardGraceDays = int("TENANCY_API_MIN_GRACE_DAYS", graceDays, 0, 3650);
+  const minOffboardGraceDays = read.int("TENANCY_API_MIN_GRACE_DAYS", graceDays, 0, 3650);
   if (minOffboardGraceDays > graceDays) {
     lines.push(
       `TENANCY_API_MIN_GRACE_DAYS: ${minOffboardGraceDays} is more than TENANCY_OFFBOARDING_GRACE_DAYS (${graceDays}), which an offboarding without graceDays gets; ` +
@@ -85,7 +77,7 @@ export function httpSettingsFrom(get: (name: string) => string | undefined, line
     else {
       const parts = tp.split(",").map((s) => s.trim()).filter(Boolean);
       const bad = parts.filter((p) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(p));
-      if (bad.length > 0 || parts.length === 0) lines.push(`TENANCY_TRUST_PROXY: must be off, a hop count, or comma-separated addresses/CIDRs (10.0.0.0/16), got ${JSON.stringify(tp)}`);
+      if (bad.length > 0 || parts.length === 0) lines.push(new SettingError("TENANCY_TRUST_PROXY", tp, "off, a hop count, or comma-separated addresses/CIDRs (10.0.0.0/16)").message);
       else trustProxy = parts;
     }
   }
@@ -94,16 +86,16 @@ export function httpSettingsFrom(get: (name: string) => string | undefined, line
   const metrics =
     metricsPort === "main"
       ? null
-      : { host: get("TENANCY_METRICS_HOST") ?? DEFAULT_METRICS_HOST, port: int("TENANCY_METRICS_PORT", DEFAULT_METRICS_PORT, 0, 65535) };
+      : { host: get("TENANCY_METRICS_HOST") ?? DEFAULT_METRICS_HOST, port: read.int("TENANCY_METRICS_PORT", DEFAULT_METRICS_PORT, 0, 65535) };
 
   return {
     minOffboardGraceDays,
-    authFailuresPerMinute: int("TENANCY_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE, 1, 100_000),
+    authFailuresPerMinute: read.int("TENANCY_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE, 1, 100_000),
     trustProxy,
-    requestTimeoutMs: int("TENANCY_REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_MS / 1000, 1, 3600) * 1000,
-    maxConnections: int("TENANCY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
-    ssePerKey: int("TENANCY_SSE_PER_KEY", DEFAULT_SSE_PER_KEY, 1, 10_000),
-    sseTotal: int("TENANCY_SSE_TOTAL", DEFAULT_SSE_TOTAL, 1, 100_000),
+    requestTimeoutMs: read.duration("TENANCY_REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_MS, { unit: "seconds", min: 1, max: 3600, whole: true }),
+    maxConnections: read.int("TENANCY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
+    ssePerKey: read.int("TENANCY_SSE_PER_KEY", DEFAULT_SSE_PER_KEY, 1, 10_000),
+    sseTotal: read.int("TENANCY_SSE_TOTAL", DEFAULT_SSE_TOTAL, 1, 100_000),
     metrics,
   };
 }
