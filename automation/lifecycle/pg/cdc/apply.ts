@@ -201,7 +201,7 @@ export class ChangeApplier {
     if (!this.trackKeys || r.replicaIdentity === "full" || r.keyColumns.length === 0) return;
     const key = r.keyColumns.map((k) => row[k] ?? null);
     let m = this.touched.get(r.name);
-    if (!m) this.touched.set(r.name, (m = new Map()));
+    if (!m) this.touched.set(r.name, (m = new Map<string, (string | null)[]>()));
     m.set(JSON.stringify(key), key);
   }
 

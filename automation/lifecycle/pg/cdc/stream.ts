@@ -21,7 +21,7 @@ const REPLICATION_OPTIONS = "-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c T
 /** pgoutput with values left as text. */
 class TextPgoutput extends PgoutputPlugin {
   override parse(buffer: Buffer): Pgoutput.Message {
-    const msg = super.parse(buffer) as Pgoutput.Message;
+    const msg = super.parse(buffer);
     // The parser caches this relation object and reads tuples through its columns' parsers.
     if (msg.tag === "relation") for (const c of msg.columns) c.parser = (raw: unknown) => raw;
     return msg;
