@@ -25,6 +25,7 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let tmp: string;
+let rolloutId: string;
 const logLines: string[] = [];
 
 beforeAll(async () => {
@@ -48,7 +49,11 @@ beforeAll(async () => {
     config: { lifecycle: { databasesFile, intervalSeconds: 3600, workflows: { ...DEFAULT_LIFECYCLE_CONFIG, maxAttempts: 1, cutoverTimeoutMs: 5_000 } } },
     start: { runs: true },
   });
-  context = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 1280, height: 900 } });
+  // Started now so it has halted at the failing canary by the time its test looks.
+  const started = await h.api("POST", "/api/rollouts", { name: "program change", commit: repo.git("rev-parse", "HEAD").trim() });
+  expect(started.status).toBe(201);
+  rolloutId = (started.json.rollout as { id: string }).id;
+  context = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
 }, 120_000);
 
@@ -76,7 +81,7 @@ const actions = () => logLines.map((l) => JSON.parse(l) as Record<string, unknow
 describe("operator console in Chromium", () => {
   it("refuses a wrong key, logs in with a good one into a Secure, HTTP-only, SameSite=Strict session cookie with an expiry, and logs out", async () => {
     await logIn(page, "tcp_not_a_key_of_this_control_plane");
-    await expect.poll(() => page.getByRole("alert").textContent()).toContain("That API key was refused");
+    await expect.poll(() => page.getByRole("alert").textContent(), { timeout: 20_000 }).toContain("That API key was refused");
     expect(await context.cookies()).toEqual([]);
     await expectAccessible(page, "login-refused");
 
@@ -129,11 +134,12 @@ describe("operator console in Chromium", () => {
   });
 
   it("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends", async () => {
-    await page.goto("/console/tenants/acme");
-    expect(await page.locator("pre.spec").textContent()).toContain("displayName: Acme Corporation");
+    // A stack of the prod-rest ring: the rollout started above halts before it, so no rollout run joins this one.
+    await page.goto("/console/tenants/company-beta");
+    expect(await page.locator("pre.spec").textContent()).toContain("displayName: Company Beta GmbH");
     await expectAccessible(page, "tenant");
-    await page.getByRole("link", { name: "Run dedicated-acme-prod" }).click();
-    await expect.poll(() => page.locator("main").textContent()).toContain("This queues pulumi up of stack dedicated-acme-prod");
+    await page.getByRole("link", { name: "Run shared-prod-use1-02" }).click();
+    await expect.poll(() => page.locator("main").textContent(), { timeout: 20_000 }).toContain("This queues pulumi up of stack shared-prod-use1-02");
     await expectAccessible(page, "confirm-run");
     await page.getByRole("button", { name: "Yes, run a stack" }).click();
     await page.waitForURL("**/console/runs/*");
@@ -141,16 +147,17 @@ describe("operator console in Chromium", () => {
     expect(["queued", "running"]).toContain((await page.locator("#run-state").textContent())?.trim());
     await page.waitForSelector('body[data-run-ended="succeeded"]', { timeout: 30_000 });
     expect((await page.locator("#run-state").textContent())?.trim()).toBe("succeeded");
+    expect(await page.getByRole("link", { name: "Cancel this run" }).count()).toBe(0);
     expect(await page.locator("#resources tr").count()).toBeGreaterThan(0);
     expect(await page.locator("#resources tr td:last-child").allTextContents()).not.toContain("in progress");
     expect(await page.locator("#stream-state").textContent()).toMatch(/^The run ended: succeeded \(\d+ engine event\(s\)\)\.$/);
     await expectAccessible(page, "run");
     const runId = new URL(page.url()).pathname.split("/").pop()!;
     const run = (await h.api("GET", `/api/runs/${runId}`)).json.run as { stack: string; apiKeys: string[]; reasons: string[] };
-    expect(run.stack).toBe("dedicated-acme-prod");
+    expect(run.stack).toBe("shared-prod-use1-02");
     expect(run.apiKeys).toEqual(["test"]);
     expect(run.reasons[0]).toMatch(/^requested via the API \(api key test \(console session [0-9a-f]{12}\)\)$/);
-    expect(actions().at(-1)).toMatchObject({ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "dedicated-acme-prod" }, status: 202 });
+    expect(actions().at(-1)).toMatchObject({ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "shared-prod-use1-02" }, status: 202 });
     await page.goto("/console/runs");
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(1);
     await expectAccessible(page, "runs");
@@ -162,7 +169,7 @@ describe("operator console in Chromium", () => {
     expect(await service.engine.run(wf.id)).toMatchObject({ id: wf.id, state: "failed" });
     await page.goto("/console/tenants/startup-alpha");
     await page.locator(`[data-workflow="${wf.id}"]`).getByRole("link", { name: "Retry this workflow" }).click();
-    await expect.poll(() => page.locator("main").textContent()).toContain("Retrying it starts it again at that step");
+    await expect.poll(() => page.locator("main").textContent(), { timeout: 20_000 }).toContain("Retrying it starts it again at that step");
     await page.getByRole("button", { name: "Yes, retry a workflow" }).click();
     await page.waitForURL(`**/console/workflows/${wf.id}`);
     const shown = (await h.api("GET", `/api/workflows/${wf.id}`)).json.workflow as { state: string; retriedByApiKey: string };
@@ -174,10 +181,7 @@ describe("operator console in Chromium", () => {
   });
 
   it("shows a halted rollout and why, and pauses nothing without confirmation", async () => {
-    const commit = h.repo.git("rev-parse", "HEAD").trim();
-    const started = await h.api("POST", "/api/rollouts", { name: "program change", commit });
-    expect(started.status).toBe(201);
-    const id = (started.json.rollout as { id: string }).id;
+    const id = rolloutId;
     await waitFor("the rollout to halt", async () => ((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state === "halted", 60_000);
     await page.goto("/console/rollouts");
     await page.getByRole("link", { name: "program change" }).click();
@@ -186,12 +190,31 @@ describe("operator console in Chromium", () => {
     expect(why).toContain("the canary's update failed (injected)");
     await expectAccessible(page, "rollout");
     await page.getByRole("link", { name: "Abort" }).click();
-    await expect.poll(() => page.locator("main").textContent()).toContain("Aborting ends it for good");
+    await expect.poll(() => page.locator("main").textContent(), { timeout: 20_000 }).toContain("Aborting ends it for good");
     await page.getByRole("button", { name: "Yes, abort a rollout" }).click();
     await page.waitForURL(`**/console/rollouts/${id}`);
     expect(((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state).toBe("aborted");
     await page.goto("/console/drift");
     await expectAccessible(page, "drift");
+  });
+
+  it("fits a phone's screen and can be used with the keyboard", async () => {
+    const phone = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    try {
+      const p = await phone.newPage();
+      await logIn(p);
+      await p.waitForURL("**/console/fleet");
+      expect(await p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")).toBe(true);
+      await expectAccessible(p, "fleet-phone");
+    } finally {
+      await phone.close();
+    }
+    // Keyboard: the first Tab reaches the skip link, which moves focus to the page's content.
+    await page.goto("/console/runs");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement.textContent")).toBe("Skip to content");
+    await page.keyboard.press("Enter");
+    expect(await page.evaluate("document.activeElement.id")).toBe("main");
   });
 
   it("refuses an action without the session's CSRF token, in the console and in the API", async () => {

@@ -71,6 +71,8 @@ function follow(runId) {
     badge.textContent = state;
     document.getElementById("run-state").replaceChildren(badge);
     document.getElementById("run-error").textContent = error ?? "";
+    // A finished run cannot be cancelled any more.
+    document.getElementById("cancel-run")?.remove();
     streamState.textContent = `The run ended: ${state} (${count} engine event(s)).`;
     document.body.dataset.runEnded = state;
   });

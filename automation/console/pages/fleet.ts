@@ -33,7 +33,7 @@ export function fleetMap(view: FleetView, q: string): Html {
         const used = c.residents.length;
         const pct = c.capacity > 0 ? Math.min(100, Math.round((used / c.capacity) * 100)) : 100;
         return html`<section class="cell" aria-labelledby="cell-${c.stack}" data-stack="${c.stack}">
-<h4 id="cell-${c.stack}">Cell ${c.id} <span class="sub">${c.stack}</span></h4>
+<h4 id="cell-${c.stack}">Cell ${c.id} <span class="sub">${c.stack}</span>${c.opening ? html` <span class="tag life">opening</span>` : ""}</h4>
 <p class="capacity"><label for="cap-${c.stack}">${used} of ${c.capacity} places used</label>
 <meter id="cap-${c.stack}" min="0" max="${c.capacity}" low="${Math.floor(c.capacity * 0.7)}" high="${Math.floor(c.capacity * 0.9)}" optimum="0" value="${used}">${pct}%</meter></p>
 <ul class="residents">${residents.map(tenantChip)}</ul>

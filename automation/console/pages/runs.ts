@@ -39,7 +39,7 @@ export async function runPage(s: Signed, id: string): Promise<{ status?: number;
 <dt>Queued</dt><dd>${when(r.createdAt)}</dd><dt>Started</dt><dd>${when(r.startedAt)}</dd><dt>Finished</dt><dd id="run-finished">${when(r.finishedAt)}</dd>
 </dl>
 <p id="run-error" class="error" role="status">${r.error ?? ""}</p>
-${finished ? "" : html`<p><a class="button" href="/console/runs/${enc(r.id)}/cancel">Cancel this run</a></p>`}
+${finished ? "" : html`<p id="cancel-run"><a class="button" href="/console/runs/${enc(r.id)}/cancel">Cancel this run</a></p>`}
 <section aria-labelledby="progress"><h2 id="progress">Progress</h2>
 <p id="stream-state" aria-live="polite">Waiting for engine events…</p>
 <table class="resources" data-run-id="${r.id}"><caption>Resources, in the order the engine reached them</caption>

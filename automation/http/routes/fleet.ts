@@ -25,6 +25,8 @@ export interface FleetCell {
   id: string;
   stack: string;
   capacity: number;
+  /** Opened by tenantctl new at the reserve; no tenant is placed in it until its first successful up (docs/cells.md). */
+  opening: boolean;
   residents: FleetTenant[];
 }
 
@@ -48,7 +50,7 @@ export function fleetView(fleet: Fleet, branch: string): FleetView {
     envs: fleet.platform.environments.map((env) => {
       const cells = [...fleet.cells.values()]
         .filter((c) => c.region === region && c.env === env)
-        .map((c) => ({ id: c.id, stack: c.stack, capacity: c.capacity, residents: cellResidents(fleet, c).map(brief) }))
+        .map((c) => ({ id: c.id, stack: c.stack, capacity: c.capacity, opening: c.config.opening === true, residents: cellResidents(fleet, c).map(brief) }))
         .sort((a, b) => a.stack.localeCompare(b.stack));
       const dedicated: FleetDedicated[] = [];
       for (const { tenant } of fleet.tenants.values()) {

@@ -24,7 +24,8 @@ export async function launchChromium(): Promise<Browser> {
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  // The viewport only: what a person sees first, and small enough to keep in docs/console/.
+  await page.screenshot({ path });
   return path;
 }
 
