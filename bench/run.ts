@@ -23,6 +23,8 @@ const SECTIONS: Record<string, SectionFn> = {
   // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
   "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
   "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
+  // Loaded on demand: needs Chromium (the Debian package).
+  "console-fleet-map": async (runs, log) => (await import("./sections/console.ts")).consoleFleetMap(runs, log),
 };
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);

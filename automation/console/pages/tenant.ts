@@ -41,7 +41,7 @@ const WORKFLOWS_SHOWN = 5;
 function workflowBlock(w: WorkflowJson, steps: StepJson[] | undefined): Html {
   return html`<section class="workflow" aria-labelledby="wf-${w.id}" data-workflow="${w.id}">
 <h3 id="wf-${w.id}"><a href="/console/workflows/${enc(w.id)}">${w.kind}</a> ${badge(w.state)} <span class="sub">${when(w.createdAt)}</span></h3>
-${w.lastError ? html`<p class="error">Failed${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
+${w.lastError ? html`<p class="error">${w.state === "failed" ? "Failed" : "Last error"}${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
 ${steps && steps.length > 0 ? html`<ol class="steps">${steps.map((st) => html`<li><code>${st.step}</code> done ${when(st.completedAt)}</li>`)}${w.currentStep && w.state !== "succeeded" ? html`<li><code>${w.currentStep}</code> ${badge(w.state)}</li>` : ""}</ol>` : ""}
 ${w.state === "failed" ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/retry">Retry this workflow</a></p>` : ""}
 </section>`;
@@ -92,7 +92,6 @@ export async function workflowPage(s: Signed, id: string): Promise<{ status?: nu
   const steps = a.json.steps as StepJson[];
   const backups = a.json.backups as BackupJson[];
   const body = html`<p>Tenant <a href="/console/tenants/${enc(w.tenantId)}">${w.tenantId}</a> · ${badge(w.state)} · ${w.attempts} attempt(s) · requested by ${w.requestedBy ?? "unknown"}${w.retriedByApiKey ? html` · last retried by key ${w.retriedByApiKey}` : ""}</p>
-${w.lastError ? html`<p class="error" role="status">Failed${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
 ${w.note ? html`<p>${w.note}</p>` : ""}
 ${workflowBlock(w, steps)}
 <section aria-labelledby="backups"><h2 id="backups">Backups recorded</h2>
