@@ -28,6 +28,8 @@ import { RolloutService } from "./rollouts/service.ts";
 import { Ticker } from "./ticker.ts";
 import { DriftScheduler } from "./drift/scheduler.ts";
 import { RunWorker } from "./runs/worker.ts";
+import { DbMigrationEngine } from "./schemaMigrations/fleetEngine.ts";
+import { locatorRunPort, SchemaMigrationService, tenantsInMotion } from "./schemaMigrations/service.ts";
 import { stackRegion } from "./runs/regions.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
 import { JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
@@ -83,6 +85,9 @@ export class ControlPlane {
   readonly rolloutWorker: Ticker;
   /** Scheduled drift checks; undefined when TENANCY_DRIFT_PERIOD_HOURS is 0. */
   readonly drift: DriftScheduler | undefined;
+  /** Tenant schema migrations through the rings; undefined without the tenant databases (the lifecycle settings). */
+  readonly schemaMigrations: SchemaMigrationService | undefined;
+  private readonly schemaMigrationTicker: Ticker | undefined;
   private readonly driftTicker: Ticker | undefined;
   readonly server: ReturnType<typeof buildServer>;
   /** The /metrics listener (config.http.metrics); undefined when /metrics is on the main port. */
@@ -146,6 +151,23 @@ export class ControlPlane {
     metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
     this.lifecycle = config.lifecycle ? makeLifecycle(config, log, db, runs, writer) : undefined;
+    if (this.lifecycle) {
+      // The tenant databases are the lifecycle's (master-user connections per stack).
+      const databases = this.lifecycle.ports.databases;
+      const engine = new DbMigrationEngine(db.pool, locatorRunPort(config.repoDir, databases, tenantsInMotion(config.repoDir)), {
+        onSchema: (action, r) => metrics.schemaMigrations.inc({ action, outcome: r.ok ? "succeeded" : "failed" }),
+        onHalt: (m) => {
+          metrics.schemaMigrationHalts.inc();
+          log.error({ migrationId: m.id, reason: m.haltReason }, "schema migration halted; nothing more runs until a person resumes or aborts it");
+        },
+      });
+      this.schemaMigrations = new SchemaMigrationService(engine, config.repoDir, databases);
+      this.schemaMigrationTicker = new Ticker("schema migrations", () => engine.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
+      metrics.attachSchemaMigrations(db.pool);
+    } else {
+      this.schemaMigrations = undefined;
+      this.schemaMigrationTicker = undefined;
+    }
     this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
     this.server = buildServer({
@@ -165,6 +187,7 @@ export class ControlPlane {
       ...(this.lifecycle ? { workflows: this.lifecycle.service.engine, lifecycle: this.lifecycle.service } : {}),
       rollouts: this.rollouts,
       ...(this.drift ? { drift: this.drift } : {}),
+      ...(this.schemaMigrations ? { schemaMigrations: this.schemaMigrations } : {}),
     });
   }
 
@@ -221,6 +244,7 @@ export class ControlPlane {
       // Rollouts and drift checks start stack runs: the processes that run stacks drive them.
       this.rolloutWorker.start();
       this.driftTicker?.start();
+      this.schemaMigrationTicker?.start();
     }
     if (opts.lifecycle) {
       if (this.lifecycle) {
@@ -276,6 +300,7 @@ export class ControlPlane {
     if (this.started.runs) {
       await this.rolloutWorker.stop();
       await this.driftTicker?.stop();
+      await this.schemaMigrationTicker?.stop();
       await this.runWorker.stop(graceMs);
     }
     await this.boss.stop({ graceful: true, close: true, timeout: 10_000 }).catch(() => undefined);

@@ -43,6 +43,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly schemaMigrations = new client.Counter({
+    name: "tenancy_schema_migrations_total",
+    help: "Tenant schemas migrated or rolled back by this process, by action and outcome (succeeded, failed).",
+    labelNames: ["action", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly schemaMigrationHalts = new client.Counter({
+    name: "tenancy_schema_migration_halts_total",
+    help: "Fleet schema migrations halted by this process because a wave's failed schemas exceeded its budget.",
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: "tenancy_process_" });
     new client.Gauge({
@@ -79,6 +91,24 @@ export class Metrics {
         const { rows } = await pool.query<{ state: string; wave: number; n: string }>(
           `SELECT s.state, s.wave, count(*) AS n FROM rollout_stacks s JOIN rollouts r ON r.id = s.rollout_id
             WHERE r.state IN ('running', 'paused', 'halted') GROUP BY s.state, s.wave`,
+        );
+        for (const r of rows) this.set({ state: r.state, wave: String(r.wave + 1) }, Number(r.n));
+      },
+    });
+  }
+
+  /** Schemas of the active fleet schema migration by state, read from the database on every scrape. */
+  attachSchemaMigrations(pool: Pool): void {
+    new client.Gauge({
+      name: "tenancy_schema_migration_schemas",
+      help: "Tenant schemas of the active schema migration (running or halted) by state and wave (1-based); absent when none is active.",
+      labelNames: ["state", "wave"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const { rows } = await pool.query<{ state: string; wave: number; n: string }>(
+          `SELECT s.state, s.wave, count(*) AS n FROM db_migration_schemas s JOIN db_migrations m ON m.id = s.migration_id
+            WHERE m.state IN ('running', 'halted') GROUP BY s.state, s.wave`,
         );
         for (const r of rows) this.set({ state: r.state, wave: String(r.wave + 1) }, Number(r.n));
       },

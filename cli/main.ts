@@ -18,6 +18,7 @@ const policyCheckCommand: typeof import("./commands/policyCheck.ts").policyCheck
 const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await import("./commands/affected.ts")).affectedCommand(...a);
 const rolloutCommand: typeof import("./commands/rollout.ts").rolloutCommand = async (...a) => (await import("./commands/rollout.ts")).rolloutCommand(...a);
 const driftCommand: typeof import("./commands/drift.ts").driftCommand = async (...a) => (await import("./commands/drift.ts")).driftCommand(...a);
+const dbCommand: typeof import("./commands/db.ts").dbCommand = async (...a) => (await import("./commands/db.ts")).dbCommand(...a);
 const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await import("./commands/cost.ts")).costCommand(...a);
 
 function withDirs(cmd: Command): Command {
@@ -174,6 +175,18 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--limit <n>", "at most this many (default 50)")
     .option("--json", "print JSON")
     .action(async (opts: Parameters<typeof workflowsCommand>[0]) => setCode(await workflowsCommand(opts, io)));
+
+  program
+    .command("db")
+    .description("migrate the tenant schemas through the control plane, ring by ring; status and rollback (needs TENANCY_URL and TENANCY_API_KEY)")
+    .addArgument(new Argument("<action>", "what to do").choices(["migrate", "status", "rollback", "show", "resume", "abort"]))
+    .argument("[target]", "rollback: the tenant; show, resume, abort: the schema migration's id")
+    .option("--to <version>", "migrate: the target version (default: templateVersion of Pulumi.yaml); rollback: the version to go back to")
+    .option("--tenant <id>", "migrate, status: only this tenant's schemas")
+    .option("--dry-run", "migrate, rollback: print what each schema would get; change nothing")
+    .option("--follow", "migrate, rollback: wait for the end; exit 0 only when every schema succeeded")
+    .option("--json", "status, --dry-run: print JSON")
+    .action(async (action: string, target: string | undefined, opts: Parameters<typeof dbCommand>[2]) => setCode(await dbCommand(action, target, opts, io)));
 
   program
     .command("rollout")

@@ -6,7 +6,7 @@
 
 /** Every scope, with what it allows; `admin` is every scope but `offboard:immediate`. */
 export const SCOPES = {
-  read: "read tenants (spec, contact, billing ids), runs, rollouts and their event streams, drift verdicts, workflows and Stripe events",
+  read: "read tenants (spec, contact, billing ids), runs, rollouts and their event streams, schema migrations and versions, drift verdicts, workflows and Stripe events",
   "tenants:write": "create tenants (POST /api/tenants)",
   offboard: "offboard a tenant (DELETE /api/tenants/:id) with at least the minimum grace period",
   "offboard:immediate": "offboard with a grace period below the minimum (down to 0 days); never implied by admin",
@@ -15,6 +15,7 @@ export const SCOPES = {
   credentials: "rotate a tenant's database credentials (POST /api/tenants/:id/rotate)",
   billing: "re-apply a subscription's recorded state (reconcile)",
   rollouts: "start, pause, resume and abort fleet rollouts",
+  "db-migrations": "start, resume and abort tenant schema migrations and one tenant's rollback",
   admin: "every scope above except offboard:immediate",
 } as const;
 
@@ -61,6 +62,12 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /api/rollouts/:id/resume": "rollouts",
   "POST /api/rollouts/:id/abort": "rollouts",
   "GET /api/rollouts/:id/events": "read",
+  "POST /api/db-migrations": "db-migrations",
+  "GET /api/db-migrations": "read",
+  "GET /api/db-migrations/:id": "read",
+  "POST /api/db-migrations/:id/resume": "db-migrations",
+  "POST /api/db-migrations/:id/abort": "db-migrations",
+  "GET /api/db-schemas": "read",
   "GET /api/drift": "read",
   // A drift check changes nothing, but it occupies the stack's run queue like a run.
   "POST /api/drift/:stack/check": "runs",

@@ -20,6 +20,7 @@ import type { Metrics } from "../metrics.ts";
 import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, metricsRoutes } from "./routes/health.ts";
+import { dbMigrationRoutes } from "./routes/dbMigrations.ts";
 import { driftRoutes } from "./routes/drift.ts";
 import { fleetRoutes } from "./routes/fleet.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
@@ -90,6 +91,7 @@ export function buildServer(deps: ServerDeps) {
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));
     await api.register(driftRoutes(ctx));
+    await api.register(dbMigrationRoutes(ctx));
     await api.register(stackRoutes(ctx));
     await api.register(subscriptionRoutes(ctx));
     await api.register(workflowRoutes(ctx));

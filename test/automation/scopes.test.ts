@@ -98,6 +98,13 @@ const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }>
   "POST /api/rollouts/:id/resume": { path: `/api/rollouts/${UUID0}/resume`, reached: 404 },
   "POST /api/rollouts/:id/abort": { path: `/api/rollouts/${UUID0}/abort`, reached: 404 },
   "GET /api/rollouts/:id/events": { path: `/api/rollouts/${UUID0}/events`, reached: 404 },
+  // Schema migrations need the tenant databases, which this harness has not: past the key check, 503.
+  "POST /api/db-migrations": { path: "/api/db-migrations", body: {}, reached: 503 },
+  "GET /api/db-migrations": { path: "/api/db-migrations", reached: 503 },
+  "GET /api/db-migrations/:id": { path: `/api/db-migrations/${UUID0}`, reached: 503 },
+  "POST /api/db-migrations/:id/resume": { path: `/api/db-migrations/${UUID0}/resume`, reached: 503 },
+  "POST /api/db-migrations/:id/abort": { path: `/api/db-migrations/${UUID0}/abort`, reached: 503 },
+  "GET /api/db-schemas": { path: "/api/db-schemas", reached: 503 },
   // Drift detection is off in this harness: past the key check the route answers 503 saying so.
   "GET /api/drift": { path: "/api/drift", reached: 503 },
   "POST /api/drift/:stack/check": { path: "/api/drift/shared-prod-use1-01/check", reached: 503 },

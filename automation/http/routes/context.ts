@@ -16,6 +16,7 @@ import type { Metrics } from "../../metrics.ts";
 import type { DriftScheduler } from "../../drift/scheduler.ts";
 import type { RolloutService } from "../../rollouts/service.ts";
 import type { RunStore } from "../../runs/store.ts";
+import type { SchemaMigrationService } from "../../schemaMigrations/service.ts";
 import { errorBody, HttpError } from "../errors.ts";
 import type { ApiKeyRing } from "../keyRing.ts";
 import type { RunEventHub } from "../runEvents.ts";
@@ -45,6 +46,8 @@ export interface ServerDeps {
   rollouts?: RolloutService;
   /** Scheduled drift checks; undefined when drift detection is off. */
   drift?: DriftScheduler;
+  /** Tenant schema migrations; undefined without the tenant databases (lifecycle settings) or run workers. */
+  schemaMigrations?: SchemaMigrationService;
 }
 
 /** The dependencies plus the platform file, read once on first use, and the event-stream caps. */
