@@ -426,9 +426,13 @@ async function preview(args: readonly string[], cwd: string, stack: string | und
   let seq = 0;
   for (const e of events) {
     if (opts.eventDelayMs && !(await sleep(opts.eventDelayMs, io.signal))) break;
+    if (io.signal?.aborted) break;
     await sink.send({ sequence: seq++, timestamp: Math.floor(Date.now() / 1000), ...e });
   }
   await sink.close();
+  // Interrupted (a check giving way to an update): the real CLI exits non-zero without a summary
+  // event, as `up` does; exiting 0 here made the SDK warn "Failed to parse summary event".
+  if (io.signal?.aborted) return fail("error: preview canceled\n");
   if (failure) return fail(`error: preview failed: ${failure}\n`);
   return ok(`Previewing update (${stack}) [saas-tenancy test double: nothing was read from a cloud]\n`);
 }
