@@ -4,6 +4,8 @@ import { DELEGATION_TTL, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
 import { dedicatedZoneName, privateDbHostname, privateZoneName } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
+import { platformReference, readPlatformOutput } from "./platformReference.ts";
+import { PLATFORM_OUTPUTS } from "../model/hub.ts";
 
 /** An ALIAS target for the zone apex: the tenant's load balancer (created with the app, outside this program). */
 export interface IngressAlias {
@@ -23,10 +25,18 @@ export interface DedicatedDnsArgs {
 /**
  * A dedicated tenant's DNS: public zone `<id>.dedicated.<env domain>` delegated from the
  * platform's zone by an NS record, its apex aliased to the tenant's ingress, and private zone
- * `<id>.internal` on the tenant VPC with `db.<id>.internal` -> the RDS address (apps use the
- * stable name; an instance replaced from a snapshot gets a new address, the name stays).
+ * `<id>.<env>.internal` with `db.<id>.<env>.internal` -> the RDS address (apps use the stable
+ * name; an instance replaced from a snapshot gets a new address, the name stays).
  *
- * Child names: `<name>-public`, `<name>-private` (zones), `<name>-delegation`, `<name>-ingress`, `<name>-db`.
+ * The private zone is created with the tenant VPC (AWS creates a private zone only with a VPC)
+ * and ignores changes to its inline `vpcs` from then on; every other VPC is a separate
+ * ZoneAssociation: the region's hub VPC (the runner resolves the tenant's names), and any a
+ * person adds (a customer VPC). With inline `vpcs` alone, the next `up` would remove every
+ * association made outside it (the provider's documented "exclusive" inline associations,
+ * https://www.pulumi.com/registry/packages/aws/api-docs/route53/zone/).
+ *
+ * Child names: `<name>-public`, `<name>-private` (zones), `<name>-private-hub` (association),
+ * `<name>-delegation`, `<name>-ingress`, `<name>-db`.
  */
 export class DedicatedDns extends pulumi.ComponentResource {
   readonly zoneName: string;
@@ -64,10 +74,12 @@ export class DedicatedDns extends pulumi.ComponentResource {
 
     const internal = new aws.route53.Zone(
       `${name}-private`,
-      { name: privateZoneName(tenant), comment: `Tenant ${tenant} (${ctx.env}) internal names`, vpcs: [{ vpcId: args.vpcId, vpcRegion: ctx.region }], forceDestroy: false, tags: t },
-      { parent: this },
+      { name: privateZoneName(tenant, ctx.env), comment: `Tenant ${tenant} (${ctx.env}) internal names`, vpcs: [{ vpcId: args.vpcId, vpcRegion: ctx.region }], forceDestroy: false, tags: t },
+      { parent: this, ignoreChanges: ["vpcs"] },
     );
-    this.privateDbHostname = privateDbHostname(tenant);
+    const hubVpcId = readPlatformOutput(platformReference(ctx.region, { parent: this }), PLATFORM_OUTPUTS.hubVpcId);
+    new aws.route53.ZoneAssociation(`${name}-private-hub`, { zoneId: internal.zoneId, vpcId: hubVpcId, vpcRegion: ctx.region }, { parent: this });
+    this.privateDbHostname = privateDbHostname(tenant, ctx.env);
     new aws.route53.Record(
       `${name}-db`,
       { zoneId: internal.zoneId, name: this.privateDbHostname, type: "CNAME", ttl: TENANT_RECORD_TTL, records: [args.dbAddress] },

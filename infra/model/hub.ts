@@ -98,6 +98,11 @@ export function transitNames(region: string): { gateway: string; hubTable: strin
   return { gateway: n, hubTable: `${n}-hub`, spokesTable: `${n}-spokes`, hubAttachment: `${n}-hub-vpc` };
 }
 
+/** The Pulumi name of a region's hub VPC (HubNetwork `hub-<code>` -> Network `-network` -> `-vpc`). */
+export function hubVpcName(region: string): string {
+  return `hub-${regionCode(region)}-network-vpc`;
+}
+
 /** The one export of every stack (infra/index.ts): an object holding the builder's outputs. */
 export const STACK_EXPORT = "stack";
 
@@ -106,6 +111,8 @@ export const PLATFORM_OUTPUTS = {
   transitGatewayId: "transitGatewayId",
   hubRouteTableId: "hubRouteTableId",
   spokesRouteTableId: "spokesRouteTableId",
+  /** The hub VPC: a dedicated tenant's private zone is associated with it (the runner resolves its names). */
+  hubVpcId: "hubVpcId",
   databaseUrlSecretArn: "databaseUrlSecretArn",
 } as const;
 

@@ -222,11 +222,12 @@ export function pooledHostname(tenant: string, domain: string): string {
 export function dedicatedZoneName(tenant: string, domain: string): string {
   return `${tenant}.dedicated.${domain}`;
 }
-export function privateZoneName(tenant: string): string {
-  return `${tenant}.internal`;
+/** A dedicated tenant's private zone: the env is in the name, so prod and staging never share one. */
+export function privateZoneName(tenant: string, env: string): string {
+  return `${tenant}.${env}.internal`;
 }
-export function privateDbHostname(tenant: string): string {
-  return `db.${privateZoneName(tenant)}`;
+export function privateDbHostname(tenant: string, env: string): string {
+  return `db.${privateZoneName(tenant, env)}`;
 }
 /** The public URL of a tenant, whichever deployment serves it. */
 export function tenantUrl(tenant: string, domain: string, deployment: "pooled" | "dedicated"): string {

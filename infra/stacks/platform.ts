@@ -24,7 +24,7 @@ export interface PlatformOutputs {
   kind: "platform";
   region: string;
   hubCidr: string;
-  hubVpcId: pulumi.Output<string>;
+  [PLATFORM_OUTPUTS.hubVpcId]: pulumi.Output<string>;
   [PLATFORM_OUTPUTS.transitGatewayId]: pulumi.Output<string>;
   [PLATFORM_OUTPUTS.hubRouteTableId]: pulumi.Output<string>;
   [PLATFORM_OUTPUTS.spokesRouteTableId]: pulumi.Output<string>;
@@ -52,7 +52,7 @@ export function buildPlatformStack(fleet: Fleet, stack: StackFile): PlatformOutp
   const transit = new TransitHub(transitNames(region).gateway, {
     ctx,
     hubCidr: layout.cidr,
-    hubVpcId: hub.vpcId,
+    [PLATFORM_OUTPUTS.hubVpcId]: hub.vpcId,
     attachmentSubnetIds: hub.runnerSubnetIds,
     hubRouteTables: hub.routeTables,
     destinations,

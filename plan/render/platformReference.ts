@@ -5,7 +5,7 @@
  * table ids of the platform stack rendered offline, and the reachability analysis can join them.
  */
 import type { Fleet } from "../../infra/model/fleet.ts";
-import { PLATFORM_OUTPUTS, STACK_EXPORT, transitNames } from "../../infra/model/hub.ts";
+import { hubVpcName, PLATFORM_OUTPUTS, STACK_EXPORT, transitNames } from "../../infra/model/hub.ts";
 import { controlPlaneSecretName, platformStackName } from "../../infra/model/naming.ts";
 import { platformEnv } from "../../infra/model/platform.ts";
 import { DATABASE_URL_SECRET } from "../../infra/components/controlPlaneService.ts";
@@ -14,6 +14,7 @@ import { mockId, mockOutputs } from "./mockOutputs.ts";
 const TGW = "aws:ec2transitgateway/transitGateway:TransitGateway";
 const TGW_TABLE = "aws:ec2transitgateway/routeTable:RouteTable";
 const SECRET = "aws:secretsmanager/secret:Secret";
+const VPC = "aws:ec2/vpc:Vpc";
 
 /**
  * Outputs of `organization/project/platform-<region>` for a platform region of the fleet, shaped
@@ -28,6 +29,7 @@ export function platformReferenceOutputs(fleet: Fleet, qualifiedName: string): R
     [PLATFORM_OUTPUTS.transitGatewayId]: mockId(TGW, names.gateway, stack),
     [PLATFORM_OUTPUTS.hubRouteTableId]: mockId(TGW_TABLE, names.hubTable, stack),
     [PLATFORM_OUTPUTS.spokesRouteTableId]: mockId(TGW_TABLE, names.spokesTable, stack),
+    [PLATFORM_OUTPUTS.hubVpcId]: mockId(VPC, hubVpcName(region), stack),
   };
   if (region === fleet.platform.controlPlane.region) {
     const app = fleet.platform.appName;

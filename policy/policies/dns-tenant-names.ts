@@ -13,7 +13,7 @@ export const dnsTenantNames: StackPolicyDefinition = {
   kind: "stack",
   name: "dns-tenant-names",
   description:
-    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.internal (dedicated), for a tenant of the stack, under the env's domain; a platform stack names only the control plane (api.<domain>) and its certificate validation.",
+    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.<env>.internal (dedicated), for a tenant of the stack, under the env's domain; a platform stack names only the control plane (api.<domain>) and its certificate validation.",
   severity: "medium",
   enforcementLevel: "advisory",
   remediationSteps: "Name records with pooledHostname / dedicatedZoneName / privateZoneName from infra/model/naming.ts and envDomain(platform, env).",
@@ -31,7 +31,7 @@ export const dnsTenantNames: StackPolicyDefinition = {
       const name = str(zone.props.name);
       if (!isTenantId(tenant) || name === undefined) continue;
       const zoneDomain = domainOf(ctx.settings, envOf(zone, ctx) ?? stack.env);
-      const allowed = [dedicatedZoneName(tenant, zoneDomain), privateZoneName(tenant)];
+      const allowed = [dedicatedZoneName(tenant, zoneDomain), privateZoneName(tenant, envOf(zone, ctx) ?? stack.env)];
       if (!allowed.includes(fqdn(name))) {
         report(`zone "${name}" of tenant "${tenant}" is neither "${allowed[0]}" nor "${allowed[1]}"`, zone.urn);
       }
@@ -47,8 +47,8 @@ export const dnsTenantNames: StackPolicyDefinition = {
       if (zoneName && !within(name, zoneName)) name = `${name}.${zoneName}`;
 
       if (name.endsWith(".internal")) {
-        if (stack.kind === "dedicated" && !within(name, privateZoneName(stack.tenant))) {
-          report(`record "${name}" is outside the tenant's private zone "${privateZoneName(stack.tenant)}"`, record.urn);
+        if (stack.kind === "dedicated" && !within(name, privateZoneName(stack.tenant, stack.env))) {
+          report(`record "${name}" is outside the tenant's private zone "${privateZoneName(stack.tenant, stack.env)}"`, record.urn);
         }
         continue;
       }

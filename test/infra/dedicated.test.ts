@@ -69,7 +69,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
     `${C("TenantSecrets")} ${n}-secrets`, ...o.secrets.map((s) => `${T.secret} ${n}-secrets/${s}`),
     `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
-    `${C("DedicatedDns")} ${n}-dns`, `${T.zone} ${n}-dns-public`, `${T.record} ${n}-dns-delegation`, `${T.zone} ${n}-dns-private`, `${T.record} ${n}-dns-db`,
+    `${C("DedicatedDns")} ${n}-dns`, `${T.zone} ${n}-dns-public`, `${T.record} ${n}-dns-delegation`, `${T.zone} ${n}-dns-private`, `aws:route53/zoneAssociation:ZoneAssociation ${n}-dns-private-hub`, `${T.record} ${n}-dns-db`,
     ...(o.ingress ? [`${T.record} ${n}-dns-ingress`] : []),
   ].sort();
 }
@@ -445,21 +445,29 @@ describe("keys, IAM and bucket", () => {
 });
 
 describe("DNS", () => {
-  it("public zone <id>.dedicated.<env domain>, NS delegation in the platform zone, private zone with db.<id>.internal", () => {
-    for (const [name, id, zoneName] of [
-      ["dedicated-acme-prod", "acme", "acme.dedicated.tenancy.example.com"],
-      ["dedicated-megacorp-staging", "megacorp", "megacorp.dedicated.staging.tenancy.example.com"],
+  it("public zone <id>.dedicated.<env domain>, NS delegation in the platform zone, private zone <id>.<env>.internal with db.<id>.<env>.internal", () => {
+    for (const [name, id, zoneName, env] of [
+      ["dedicated-acme-prod", "acme", "acme.dedicated.tenancy.example.com", "prod"],
+      ["dedicated-megacorp-staging", "megacorp", "megacorp.dedicated.staging.tenancy.example.com", "staging"],
     ] as const) {
       const r = get(name);
       expect(plain(byTypeName(r, T.zone, `tenant-${id}-dns-public`))).toMatchObject({ name: zoneName, forceDestroy: false });
       const ns = r.outputs.nameServers as string[];
       expect(ns).toHaveLength(4);
       expect(plain(byTypeName(r, T.record, `tenant-${id}-dns-delegation`))).toEqual({ zoneId: "Z0EXAMPLE0PARENT", name: zoneName, type: "NS", ttl: 172_800, records: ns });
-      expect(plain(byTypeName(r, T.zone, `tenant-${id}-dns-private`))).toMatchObject({
-        name: `${id}.internal`, vpcs: [{ vpcId: mockId(T.vpc, `tenant-${id}-network-vpc`, name), vpcRegion: "us-east-1" }],
+      const zone = byTypeName(r, T.zone, `tenant-${id}-dns-private`);
+      expect(plain(zone)).toMatchObject({
+        name: `${id}.${env}.internal`, vpcs: [{ vpcId: mockId(T.vpc, `tenant-${id}-network-vpc`, name), vpcRegion: "us-east-1" }],
       });
+      // The tenant VPC is the creation-time association; every other VPC is a separate association
+      // the next up leaves alone (ignoreChanges on the inline list); the hub's is the program's.
+      expect(zone.options.ignoreChanges).toEqual(["vpcs"]);
       const db = plain(byTypeName(r, T.record, `tenant-${id}-dns-db`));
-      expect([db.name, db.type, db.records]).toEqual([`db.${id}.internal`, "CNAME", [plain(byTypeName(r, T.pgProvider, `tenant-${id}-db`)).host]]);
+      expect(db.zoneId).toMatch(/^Z[0-9A-F]{20}$/);
+      expect(plain(byTypeName(r, "aws:route53/zoneAssociation:ZoneAssociation", `tenant-${id}-dns-private-hub`))).toEqual({
+        zoneId: db.zoneId, vpcId: mockId(T.vpc, "hub-use1-network-vpc", "platform-us-east-1"), vpcRegion: "us-east-1",
+      });
+      expect([db.name, db.type, db.records]).toEqual([`db.${id}.${env}.internal`, "CNAME", [plain(byTypeName(r, T.pgProvider, `tenant-${id}-db`)).host]]);
     }
   });
 
@@ -522,7 +530,7 @@ describe("conventions and outputs", () => {
       route: { url: "https://acme.dedicated.tenancy.example.com", stack: "dedicated-acme-prod", databaseSecretName: "tenancy/prod/tenants/acme/database" },
       vpcId: mockId(T.vpc, "tenant-acme-network-vpc", "dedicated-acme-prod"),
       dbEndpoint: `${plain(byTypeName(r, T.pgProvider, "tenant-acme-db")).host}:5432`,
-      privateDbHostname: "db.acme.internal",
+      privateDbHostname: "db.acme.prod.internal",
       zoneName: "acme.dedicated.tenancy.example.com",
       nameServers: expect.arrayContaining([expect.stringMatching(/^ns-\d+\.awsdns-\d+\./)]),
     });

@@ -199,7 +199,7 @@ describe("transit gateway", () => {
       const exported = get(name).outputs;
       for (const [k, v] of Object.entries(answer)) expect(exported[k], k).toBe(v);
       expect(Object.keys(answer).sort()).toEqual(
-        region === "us-east-1" ? ["databaseUrlSecretArn", "hubRouteTableId", "spokesRouteTableId", "transitGatewayId"] : ["hubRouteTableId", "spokesRouteTableId", "transitGatewayId"],
+        region === "us-east-1" ? ["databaseUrlSecretArn", "hubRouteTableId", "hubVpcId", "spokesRouteTableId", "transitGatewayId"] : ["hubRouteTableId", "hubVpcId", "spokesRouteTableId", "transitGatewayId"],
       );
     }
     expect(platformReferenceOutputs(fleet, "organization/saas-tenancy/platform-ap-south-1")).toBeUndefined();

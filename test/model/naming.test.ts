@@ -139,8 +139,9 @@ describe("name builders", () => {
   it("DNS names and URLs", () => {
     expect(pooledHostname("acme", "tenancy.example.com")).toBe("acme.tenancy.example.com");
     expect(dedicatedZoneName("acme", "tenancy.example.com")).toBe("acme.dedicated.tenancy.example.com");
-    expect(privateZoneName("acme")).toBe("acme.internal");
-    expect(privateDbHostname("acme")).toBe("db.acme.internal");
+    expect(privateZoneName("acme", "prod")).toBe("acme.prod.internal");
+    expect(privateZoneName("acme", "staging")).toBe("acme.staging.internal");
+    expect(privateDbHostname("acme", "prod")).toBe("db.acme.prod.internal");
     expect(tenantUrl("acme", "tenancy.example.com", "pooled")).toBe("https://acme.tenancy.example.com");
     expect(tenantUrl("acme", "tenancy.example.com", "dedicated")).toBe("https://acme.dedicated.tenancy.example.com");
   });

@@ -172,7 +172,7 @@ export function dedicatedStack(): FixtureStack {
       res("aws:secretsmanager/secretVersion:SecretVersion", "acme-database-secret-version", {
         secretId: secretArn(dbName, "Ef34Gh"),
         secretString: secret(
-          JSON.stringify({ host: privateDbHostname(t), port: 5432, dbname: "app", username: ident, password: D_APP_PASSWORD, schema: ident }),
+          JSON.stringify({ host: privateDbHostname(t, "prod"), port: 5432, dbname: "app", username: ident, password: D_APP_PASSWORD, schema: ident }),
         ),
       }),
       res(
@@ -237,7 +237,7 @@ export function dedicatedStack(): FixtureStack {
       res("aws:route53/zone:Zone", "acme-zone", { name: zone, tags: tg() }, { zoneId: "ZACMEPUBLIC0001" }),
       res("aws:route53/record:Record", "acme-zone-delegation", { zoneId: "Z0EXAMPLE0PARENT", name: zone, type: "NS", ttl: 300, records: ["ns-1.awsdns-1.com"] }),
       res("aws:route53/record:Record", "acme-ingress", { zoneId: "ZACMEPUBLIC0001", name: zone, type: "CNAME", ttl: 60, records: ["ingress.acme.example.net"] }),
-      res("aws:route53/zone:Zone", "acme-private-zone", { name: privateZoneName(t), vpcs: [{ vpcId: "vpc-0acme" }], tags: tg() }, { zoneId: "ZACMEPRIVATE001" }),
+      res("aws:route53/zone:Zone", "acme-private-zone", { name: privateZoneName(t, "prod"), vpcs: [{ vpcId: "vpc-0acme" }], tags: tg() }, { zoneId: "ZACMEPRIVATE001" }),
       res("aws:route53/record:Record", "acme-db-record", { zoneId: "ZACMEPRIVATE001", name: "db", type: "CNAME", ttl: 60, records: [dbAddress] }),
       res("aws:iam/role:Role", "acme-role", { name: role, assumeRolePolicy: trustPolicy(t), tags: tg() }, { arn: `arn:aws:iam::${ACCOUNT}:role/${role}` }),
       res("aws:iam/rolePolicy:RolePolicy", "acme-role-policy", {

@@ -49,13 +49,13 @@ describe(P, () => {
   it("reports a dedicated private record outside the tenant's private zone", async () => {
     const move = (s: typeof D) => Object.assign(find(s, "acme-db-record").inputs, { zoneId: "ZSOMEOTHERZONE", name: "db.globex.internal" });
     expect(await violationsAfter(D, move)).toEqual([
-      violation(P, urn(D, "acme-db-record"), 'record "db.globex.internal" is outside the tenant\'s private zone "acme.internal"'),
+      violation(P, urn(D, "acme-db-record"), 'record "db.globex.internal" is outside the tenant\'s private zone "acme.prod.internal"'),
     ]);
   });
 
   it("reports a tenant zone with another name, and the records that follow it", async () => {
     expect(await violationsAfter(D, (s) => (find(s, "acme-zone").inputs.name = "acme.tenancy.example.com"))).toEqual([
-      violation(P, urn(D, "acme-zone"), 'zone "acme.tenancy.example.com" of tenant "acme" is neither "acme.dedicated.tenancy.example.com" nor "acme.internal"'),
+      violation(P, urn(D, "acme-zone"), 'zone "acme.tenancy.example.com" of tenant "acme" is neither "acme.dedicated.tenancy.example.com" nor "acme.prod.internal"'),
       violation(P, urn(D, "acme-ingress"), 'record "acme.dedicated.tenancy.example.com.acme.tenancy.example.com" is outside the zone "acme.dedicated.tenancy.example.com" of tenant "acme"'),
     ]);
   });
