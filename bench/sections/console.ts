@@ -7,7 +7,7 @@
  * session check and fastify's inject are left out (one database read and an in-process call).
  * Figures: server time, and the wall time from navigation start to the browser's load event.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -26,12 +26,24 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export async function consoleFleetMap(runs: number, log: (s: string) => void): Promise<Section> {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}; install it with \`apt-get install -y --no-install-recommends chromium\`, or set CHROMIUM_PATH`);
   const fleet = writeSyntheticFleet({ pooled: 1000, cells: 20, dedicated: 100 });
+  // A fleet this size needs raised quotas (VPCs, RDS instances, EIPs in us-east-1, IAM roles): as its operators would have asked AWS for.
+  const projectFile = join(fleet.dir, "Pulumi.yaml");
+  const project = readFileSync(projectFile, "utf8")
+    .replace("us-east-1: { vpcsPerRegion: 10 }", "us-east-1: { vpcsPerRegion: 200, rdsInstancesPerRegion: 200, elasticIpsPerRegion: 400 }")
+    .replace(/iamRolesPerAccount: \d+/, "iamRolesPerAccount: 5000");
+  if (!project.includes("vpcsPerRegion: 200")) throw new Error(`${projectFile}: no us-east-1 quota line to raise`);
+  writeFileSync(projectFile, project);
   const css = readFileSync(join(PROJECT_DIR, "automation", "console", "assets", "console.css"));
   const serverMs: number[] = [];
   let placements = 0;
   const server = createServer((req, res) => {
     if (req.url === "/console/assets/console.css") {
       res.writeHead(200, { "content-type": "text/css" }).end(css);
+      return;
+    }
+    if (req.url !== "/console/fleet") {
+      // The browser's own requests (favicon.ico) are not the page.
+      res.writeHead(404).end();
       return;
     }
     const t0 = performance.now();
