@@ -25,6 +25,7 @@ const SECTIONS: Record<string, SectionFn> = {
   "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
   // Loaded on demand: needs Chromium (the Debian package).
   "console-fleet-map": async (runs, log) => (await import("./sections/console.ts")).consoleFleetMap(runs, log),
+  "run-overhead": async (runs, log) => (await import("./sections/runOverhead.ts")).runOverhead(runs, log),
 };
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);

@@ -25,7 +25,7 @@ import { summarize, type Summary } from "../lib/stats.ts";
 type Log = (s: string) => void;
 
 /** One embedded PostgreSQL for a section, a fresh database per measurement; always stopped. */
-async function withPostgres<T>(fn: (newDatabase: (name: string) => Promise<string>) => Promise<T>): Promise<T> {
+export async function withPostgres<T>(fn: (newDatabase: (name: string) => Promise<string>) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-bench-pg-"));
   chmodSync(dir, 0o755);
   let server: EmbeddedServer | undefined;

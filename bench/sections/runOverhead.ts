@@ -1,0 +1,151 @@
+/**
+ * 7. Control-plane overhead per run (`run-overhead`): what the control plane itself adds around
+ * each run, from the moment a worker has a job in hand (dequeued) to the runner's start, and from
+ * the runner's end to the finish recorded in PostgreSQL; median and p99 with W = 1, 8, 32 workers.
+ * The runner is a timer (no CPU, no Automation API): only the control plane's own work is between
+ * the timestamps. Baseline measured in the same run: one `SELECT 1` round trip on the same pool.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ControlPlane } from "../../automation/controlPlane.ts";
+import type { RunContext, Runner, RunOutcome } from "../../automation/runs/runner.ts";
+import { loadPlatform } from "../../infra/model/platform.ts";
+import { benchConfig, devNullLogger, makeBenchRepo } from "../lib/controlPlane.ts";
+import { round, target, type Section } from "../lib/report.ts";
+import { percentile, summarize } from "../lib/stats.ts";
+import { withPostgres } from "./controlPlane.ts";
+
+const RUNS_PER_SAMPLE = 200;
+const RUN_MS = 50;
+const WORKER_COUNTS = [1, 8, 32];
+
+/** Sleeps RUN_MS and stamps when the runner was entered and left, per run id. */
+class StampRunner implements Runner {
+  readonly kind = "local" as const;
+  readonly started = new Map<string, number>();
+  readonly ended = new Map<string, number>();
+  async up(ctx: RunContext): Promise<RunOutcome> {
+    this.started.set(ctx.runId, performance.now());
+    await sleep(RUN_MS, undefined, { signal: ctx.signal });
+    this.ended.set(ctx.runId, performance.now());
+    return { summary: null, outputs: {}, concurrentUpdateRetries: 0, stdoutTail: "" };
+  }
+  destroy(ctx: RunContext): Promise<RunOutcome> {
+    return this.up(ctx);
+  }
+  async moveState(): Promise<never> {
+    throw new Error("the run-overhead benchmark moves no state");
+  }
+  async preview(): Promise<never> {
+    throw new Error("the run-overhead benchmark checks no drift");
+  }
+}
+
+interface OverheadSample {
+  workers: number;
+  startMs: number[];
+  finishMs: number[];
+  baselineMs: number;
+}
+
+async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
+  const runner = new StampRunner();
+  const region = loadPlatform(repoDir).regions[0]!;
+  const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: workers, workerRegions: [region] }), { log: devNullLogger(), runner, regionOf: () => region });
+  try {
+    // The worker calls store.start first thing after pg-boss hands it the job, and store.finish last.
+    const dequeued = new Map<string, number>();
+    const recorded = new Map<string, number>();
+    const store = cp.runs;
+    const start = store.start.bind(store);
+    const finish = store.finish.bind(store);
+    store.start = (runId, ...rest) => {
+      dequeued.set(runId, performance.now());
+      return start(runId, ...rest);
+    };
+    store.finish = async (runId, ...rest) => {
+      const ok = await finish(runId, ...rest);
+      recorded.set(runId, performance.now());
+      return ok;
+    };
+    const stacks = Array.from({ length: RUNS_PER_SAMPLE }, (_, i) => `bench-overhead-${String(i).padStart(3, "0")}`);
+    const enqueued = await store.enqueueAll(stacks, { reason: "run overhead benchmark" });
+    const base: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const t = performance.now();
+      await cp.db.pool.query("SELECT 1");
+      base.push(performance.now() - t);
+    }
+    await cp.start({ runs: true });
+    while (recorded.size < enqueued.length) await sleep(5);
+    const startMs: number[] = [];
+    const finishMs: number[] = [];
+    for (const { runId } of enqueued) {
+      const d = dequeued.get(runId);
+      const s = runner.started.get(runId);
+      const e = runner.ended.get(runId);
+      const r = recorded.get(runId);
+      if (d === undefined || s === undefined || e === undefined || r === undefined) throw new Error(`run ${runId}: missing a timestamp`);
+      startMs.push(s - d);
+      finishMs.push(r - e);
+    }
+    return { workers, startMs, finishMs, baselineMs: summarize(base).median };
+  } finally {
+    await cp.stop(0).catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function runOverhead(runs: number, log: (s: string) => void): Promise<Section> {
+  const repoDir = makeBenchRepo();
+  try {
+    return await withPostgres(async (newDatabase) => {
+      const samples: OverheadSample[] = [];
+      let n = 0;
+      for (let i = 0; i < runs; i++) {
+        for (const w of WORKER_COUNTS) {
+          const s = await measure(await newDatabase(`bench_overhead_${n++}`), repoDir, w);
+          log(`run overhead ${i + 1}/${runs}, ${w} workers: start median ${round(percentile(s.startMs, 50), 1)} ms, finish median ${round(percentile(s.finishMs, 50), 1)} ms`);
+          samples.push(s);
+        }
+      }
+      const rows: string[][] = [];
+      const byWorkers: Record<string, unknown> = {};
+      const targets = [];
+      for (const w of WORKER_COUNTS) {
+        const of = samples.filter((s) => s.workers === w);
+        const all = (k: "startMs" | "finishMs") => of.flatMap((s) => s[k]);
+        const fig = (k: "startMs" | "finishMs") => ({ median: round(percentile(all(k), 50), 2), p99: round(percentile(all(k), 99), 2), runs: all(k).length });
+        const start = fig("startMs");
+        const finish = fig("finishMs");
+        const baseline = round(summarize(of.map((s) => s.baselineMs)).median, 3);
+        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline };
+        rows.push([`dequeue -> runner start, ${w} workers`, `median ${start.median} ms, p99 ${start.p99} ms (n=${start.runs})`, `baseline SELECT 1 ${baseline} ms`]);
+        rows.push([`runner end -> recorded finish, ${w} workers`, `median ${finish.median} ms, p99 ${finish.p99} ms (n=${finish.runs})`, `baseline SELECT 1 ${baseline} ms`]);
+        targets.push(target(`run overhead, dequeue -> runner start, ${w} workers (median)`, start.median, "ms", "<=", 10));
+        targets.push(target(`run overhead, runner end -> recorded finish, ${w} workers (median)`, finish.median, "ms", "<=", 10));
+      }
+      return {
+        name: "runOverhead",
+        data: {
+          setup: {
+            runsPerSample: RUNS_PER_SAMPLE, runMs: RUN_MS, workerCounts: WORKER_COUNTS,
+            runner: "a timer of RUN_MS per run (no CPU, no Automation API)",
+            start: "from RunStore.start being called (the worker has the pg-boss job) to the runner entered: start transaction, heartbeat set-up, checkout of the commit (git export)",
+            finish: "from the runner returning to RunStore.finish resolved: event flush, finish transaction, next run of the stack kicked",
+            baseline: "median of 50 SELECT 1 round trips on the same pool, same run",
+          },
+          byWorkers,
+        },
+        rows,
+        targets,
+      };
+    });
+  } finally {
+    rmSync(repoDir, { recursive: true, force: true });
+  }
+}
