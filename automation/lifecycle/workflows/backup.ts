@@ -10,8 +10,8 @@ import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PermanentError, type BackupInput, type BackupRecord, type StepContext } from "../engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import { ChangedSinceBackupError, dumpSchema, emptySchemaIfUnchanged, type TableChecksum } from "../pg/copy.ts";
-import { ensureMember } from "../pg/sql.ts";
-import { json, quoteIdent, terminateSessions, withSession } from "./common.ts";
+import { ensureMember, qi } from "../pg/sql.ts";
+import { json, terminateSessions, withSession } from "./common.ts";
 
 /**
  * Object key of a tenant's final dump in its cell bucket. Outside `tenants/<id>/`, the prefix the
@@ -37,7 +37,7 @@ export async function dumpToCellBucket(ctx: StepContext, env: string, cell: stri
       // The final dump must hold the last write: no session may write after it. The stacks keep an
       // offboarding tenant's LOGIN, so it is revoked here (the detach removes the role anyway);
       // should a stack update restore it before the deletion, the checksum comparison there refuses.
-      await c.query(`ALTER ROLE ${quoteIdent(schema)} NOLOGIN`);
+      await c.query(`ALTER ROLE ${qi(schema)} NOLOGIN`);
       await terminateSessions(c, tenantId, ctx.config.cutoverTimeoutMs);
     }
     const gz = new PassThrough();

@@ -12,7 +12,6 @@ import { formatProblem } from "../../../infra/model/problems.ts";
 import { archivePath, editTenantText, isoSeconds, stackPath, tenantPath, type Edit } from "../../../infra/model/fleetFiles/index.ts";
 import { PermanentError, type JsonObject, type StepContext } from "../engine.ts";
 import { prepareSession } from "../pg/sql.ts";
-import { qi } from "../pg/sql.ts";
 
 export { archivePath, stackPath, tenantPath };
 
@@ -139,10 +138,6 @@ export async function expectLogin(c: pg.ClientBase, tenantId: string, expected: 
         `expected LOGIN ${expected}; check the stack's last run`,
     );
   }
-}
-
-export function quoteIdent(name: string): string {
-  return qi(name);
 }
 
 export function json(value: unknown): JsonObject {
