@@ -21,6 +21,14 @@ export interface TenantDatabaseAccessArgs {
    * AWSCURRENT version instead of the random one. Default: the random password.
    */
   rotatedDocument?: string;
+  /**
+   * Drop the schema with CASCADE when the resource is deleted. Only where deleting it means the
+   * whole database goes (a dedicated stack's destroy, after the offboarding's final snapshot):
+   * with RESTRICT the provider's DROP SCHEMA fails on the tenant's tables and the destroy cannot
+   * finish. In a cell, RESTRICT stays: a tenant removed from a cell by an edit keeps its data
+   * (the offboarding workflow drops it itself, after its dump). Default false.
+   */
+  dropCascade?: boolean;
 }
 
 /** `rotatedDocument` for a tenant in the stack's env: its connection document once its credentials were rotated there. */
@@ -96,7 +104,7 @@ export class TenantDatabaseAccess extends pulumi.ComponentResource {
       // "Credential rotation").
       { parent: this, ignoreChanges: ["password"] },
     );
-    new postgresql.Schema(name, { name: ident, owner: role.name, database: args.database }, { parent: this });
+    new postgresql.Schema(name, { name: ident, owner: role.name, database: args.database, ...(args.dropCascade ? { dropCascade: true } : {}) }, { parent: this });
     new postgresql.Grant(
       `${name}-connect`,
       { database: args.database, role: role.name, objectType: "database", privileges: ["CONNECT"] },

@@ -205,7 +205,8 @@ describe("database", () => {
         name: ident, login: true, connectionLimit: limit, statementTimeout: timeout, searchPaths: [ident],
         superuser: false, createDatabase: false, createRole: false, bypassRowLevelSecurity: false, replication: false,
       });
-      expect(plain(byTypeName(r, T.pgSchema, `tenant-${id}-db-access`))).toEqual({ name: ident, owner: ident, database: "app" });
+      // A destroy of the stack drops the schema with its tables (RESTRICT would stop the destroy).
+      expect(plain(byTypeName(r, T.pgSchema, `tenant-${id}-db-access`))).toEqual({ name: ident, owner: ident, database: "app", dropCascade: true });
       expect(ofType(r, T.pgGrant).map(plain)).toEqual([
         { database: "app", role: "public", objectType: "database", privileges: [] },
         { database: "app", role: "public", objectType: "schema", schema: "public", privileges: [] },
