@@ -44,6 +44,13 @@ export interface PostgresInstanceArgs {
    * with AWS credentials, before any network path to a database exists (docs/deploying.md).
    */
   manageObjects?: boolean;
+  /**
+   * `rds.logical_replication = 1` (wal_level logical): the upgrade's change capture streams a
+   * tenant's changes from a cell (docs/lifecycle.md, "Change capture and the write window").
+   * Static: it takes effect at the instance's next reboot (applyMethod pending-reboot).
+   * @default false
+   */
+  logicalReplication?: boolean;
 }
 
 /**
@@ -101,8 +108,13 @@ export class PostgresInstance extends pulumi.ComponentResource {
         name: dbParameterGroupName(args.identifier, family),
         family,
         description: `${args.identifier}: SSL required`,
-        // Dynamic parameter: applies without a reboot.
-        parameters: [{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }],
+        parameters: [
+          // Dynamic parameter: applies without a reboot.
+          { name: "rds.force_ssl", value: "1", applyMethod: "immediate" },
+          // Static parameter: RDS refuses applyMethod immediate for it; an existing instance needs a reboot
+          // (in its maintenance window) before a change capture can start (docs/lifecycle.md).
+          ...(args.logicalReplication ? [{ name: "rds.logical_replication", value: "1", applyMethod: "pending-reboot" }] : []),
+        ],
         tags: t,
       },
       { parent: this },

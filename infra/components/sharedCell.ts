@@ -88,6 +88,8 @@ export class SharedCell extends pulumi.ComponentResource {
         owner: SHARED_TENANT,
         identifier: cellDbIdentifier(ctx.app, ctx.env, cell.id),
         dbName: CELL_DATABASE,
+        // Upgrades and cell moves capture the leaving tenant's changes from here.
+        logicalReplication: true,
         engineVersion: cell.config.dbEngineVersion ?? defaults.dbEngineVersion,
         instanceClass: cell.config.dbInstanceClass ?? defaults.dbInstanceClass,
         allocatedStorageGb: cell.config.dbAllocatedStorageGb ?? defaults.dbAllocatedStorageGb,

@@ -363,9 +363,13 @@ describe("cell infrastructure: key inputs", () => {
       enabledCloudwatchLogsExports: ["postgresql"], applyImmediately: false, protect: false,
     });
     expect(isSecretValue(p.inputs.password)).toBe(true);
-    expect(plain(byTypeName(prod, "aws:rds/parameterGroup:ParameterGroup", "cell-use1-02-db"))).toMatchObject({
-      family: "postgres16", parameters: [{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }],
-    });
+    // Every cell's parameter group has logical replication on (static: pending-reboot); see docs/lifecycle.md.
+    for (const [stack, name] of [["shared-prod-use1-02", "cell-use1-02-db"], ["shared-staging-use1-01", "cell-use1-01-db"]] as const) {
+      expect(plain(byTypeName(get(stack), "aws:rds/parameterGroup:ParameterGroup", name))).toMatchObject({
+        family: "postgres16",
+        parameters: [{ name: "rds.force_ssl", value: "1", applyMethod: "immediate" }, { name: "rds.logical_replication", value: "1", applyMethod: "pending-reboot" }],
+      });
+    }
     // Same key for storage, the master secret and the bucket.
     const key = plain(p).kmsKeyId;
     expect(plain(byTypeName(prod, T.secret, "cell-use1-02-db-master")).kmsKeyId).toBe(key);
