@@ -222,6 +222,7 @@ export class ControlPlane {
         ...(config.github ? { github: new GitHubClient(config.github) } : {}),
       });
       const branch = await writer.init();
+      await writer.recoverAtStart();
       const { problems } = loadFleet({ projectDir: config.repoDir });
       if (problems.length > 0) {
         log.error({ problems: problems.map(formatProblem) }, `tenant files on ${branch} do not validate; changes are refused until they do`);

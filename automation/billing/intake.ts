@@ -10,6 +10,7 @@
  */
 import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
+import { crashPoint } from "../crashPoints.ts";
 import { withTransaction } from "../db/tx.ts";
 import { executor, QUEUES, type ReconcileJob } from "../queue.ts";
 import { readStripeEvent } from "./events.ts";
@@ -73,6 +74,7 @@ export async function recordStripeEvent(pool: Pool, boss: PgBoss, raw: unknown, 
         read.ok ? "ignored" : "rejected", read.ok ? null : read.reason],
     );
     if (!inserted.rowCount) return { duplicate: true, eventId: base.id };
+    crashPoint("intake.stored");
     if (!read.ok) return { duplicate: false, eventId: base.id, outcome: "rejected", reason: read.reason };
     const ev = read.event;
     const snap = ev.subscription;

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crashPoint } from "../crashPoints.ts";
 
 export class GitError extends Error {
   constructor(
@@ -106,6 +107,7 @@ export class GitRepo {
    */
   async commitPaths(paths: readonly string[], message: string, added: readonly string[] = []): Promise<void> {
     if (added.length > 0) await this.run(["add", "--", ...added]);
+    crashPoint("git.staged");
     await this.run(["commit", "--quiet", "--no-verify", "--file=-", "--", ...paths], { input: message });
   }
 

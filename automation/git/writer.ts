@@ -27,6 +27,7 @@ import { ATOMIC_TMP_SUFFIX, STACKS_DIR, tenantPath, TENANTS_DIR, validateWithCha
 import { formatProblem } from "../../infra/model/problems.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { parseTenantFile, type LoadedTenant } from "../../infra/model/tenantFile.ts";
+import { crashPoint } from "../crashPoints.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
 import type { Logger } from "../log.ts";
 import type { EnqueuedRun, RunStore } from "../runs/store.ts";
@@ -227,6 +228,15 @@ export class GitWriter {
     return branch;
   }
 
+  /**
+   * At start-up, before any worker runs: repairs what a crash left in the working copy and the
+   * changes table (see recover()), so the tree is clean and a committed change's runs are queued
+   * even when no new change arrives.
+   */
+  async recoverAtStart(): Promise<void> {
+    await this.exclusive(() => this.recover());
+  }
+
   /** The configured remote when the working copy has it; undefined: nothing is pulled or pushed. */
   private async pushRemote(): Promise<string | undefined> {
     const r = this.opts.remote;
@@ -348,14 +358,16 @@ export class GitWriter {
       const exists = await this.repo.resolve(ref);
       const commit = exists ? await this.repo.findCommit(ref, `${CHANGE_TRAILER}: ${row.id}`) : undefined;
       if (commit && row.route === "main") {
+        // Pushed before its runs are queued, as applyMain does.
+        const pushed = await this.pushRecovered(row.id);
         await withTransaction(this.opts.pool, async (client) => {
-          await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
-            row.id, commit, "recovered after an interruption: commit found, runs queued",
+          await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, note = $3, pushed = $4, updated_at = now() WHERE id = $1", [
+            row.id, commit, "recovered after an interruption: commit found, runs queued", pushed,
           ]);
           for (const stack of row.stacks) await this.opts.runs.enqueue(client, stack, { changeId: row.id, reason: row.summary });
         });
         this.opts.runs.jobsSent();
-        this.opts.log.warn({ changeId: row.id, commit }, "recovered a committed change whose runs were not queued");
+        this.opts.log.warn({ changeId: row.id, commit, pushed }, "recovered a committed change whose runs were not queued");
       } else if (commit) {
         await this.opts.pool.query("UPDATE changes SET state = 'proposed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
           row.id, commit, `recovered after an interruption: commit is on ${row.branch}; push and PR not confirmed`,
@@ -383,6 +395,22 @@ export class GitWriter {
     for (const line of await this.repo.status([TENANTS_DIR, STACKS_DIR])) {
       const path = line.slice(3);
       if (line.startsWith("??") && ATOMIC_TMP_SUFFIX.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
+    }
+  }
+
+  /**
+   * A recovered commit was possibly never pushed (the crash came before the push): push the main
+   * branch now, so a runner that clones the remote (Deployments) finds the commit its runs use.
+   */
+  private async pushRecovered(changeId: string): Promise<boolean> {
+    const pushTo = await this.pushRemote();
+    if (!pushTo) return false;
+    try {
+      await this.repo.push(pushTo, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
+      return true;
+    } catch (err) {
+      this.opts.log.warn({ changeId, err: { message: (err as Error).message } }, "push of the recovered commit failed; the next change retries it");
+      return false;
     }
   }
 
@@ -487,6 +515,7 @@ export class GitWriter {
         if (content !== null && !existsSync(abs)) added.push(p);
         writeAtomic(abs, content);
       }
+      crashPoint("git.written");
       await this.repo.commitPaths(Object.keys(s.req.files), this.message(s), added);
     }
     const shas = await this.repo.recentCommits(`refs/heads/${this.branch}`, accepted.length);
@@ -499,10 +528,13 @@ export class GitWriter {
       this.cache = { head: committed[committed.length - 1]!.commit, fleet: all.fleet };
     }
 
+    crashPoint("git.committed");
+
     let pushed = false;
     let note: string | undefined;
     const pushTo = committed.length > 0 ? await this.pushRemote() : undefined;
     if (pushTo) {
+      crashPoint("git.pushing");
       try {
         await this.repo.push(pushTo, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
         pushed = true;
@@ -526,6 +558,7 @@ export class GitWriter {
         });
       }
     });
+    if (committed.length > 0) crashPoint("run.queued");
     if (committed.length > 0) this.opts.runs.jobsSent();
     return results;
   }

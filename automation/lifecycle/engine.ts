@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
+import { crashPoint } from "../crashPoints.ts";
 import { lockKey } from "../db/tx.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
 import type { LifecyclePorts, RunContext } from "./ports.ts";
@@ -471,6 +472,7 @@ export class WorkflowEngine {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, until: result.until.toISOString() }, `waiting: ${result.reason}`);
         return { id, state: "waiting", step: step.name, wakeAt: result.until };
       }
+      crashPoint("lifecycle.step");
       await this.hooks.afterEffects?.(wf, step.name);
       const output = result.output ?? {};
       const client = await this.pool.connect();

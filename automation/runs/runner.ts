@@ -113,6 +113,29 @@ async function withRetries(
   }
 }
 
+/**
+ * When a previous attempt of this run died (ctx.recovering) after its update finished but before
+ * the run was recorded, the stack's last update is that attempt's: same message (run id and
+ * commit), succeeded. It is not applied a second time; its summary becomes the run's. Any other
+ * last update (another run's, a newer commit, failed, still in progress) and the update runs.
+ */
+async function appliedByEarlierAttempt(
+  ctx: RunContext,
+  stack: { history(pageSize?: number, page?: number): Promise<UpdateSummary[]> },
+  message: string,
+): Promise<UpdateSummary | undefined> {
+  if (!ctx.recovering) return undefined;
+  let last: UpdateSummary | undefined;
+  try {
+    [last] = await stack.history(1, 1);
+  } catch (err) {
+    ctx.log.info({ stack: ctx.stack, detail: firstLine(err) }, "stack history unreadable; running the update");
+    return undefined;
+  }
+  if (last?.message !== message || last.result !== "succeeded") return undefined;
+  ctx.log.warn({ stack: ctx.stack, version: last.version }, "the update of the attempt that died had already succeeded; not applying it again");
+  return last;
+}
 
 export interface LocalRunnerOptions extends RetryOptions {
   /**
@@ -157,6 +180,8 @@ export class LocalAutomationRunner implements Runner {
 
   async up(ctx: RunContext): Promise<RunOutcome> {
     const { stack } = await this.stack(ctx);
+    const earlier = await appliedByEarlierAttempt(ctx, stack, this.message(ctx));
+    if (earlier) return { summary: earlier, outputs: await stack.outputs(), concurrentUpdateRetries: 0, stdoutTail: "" };
     const policyPack = resolve(ctx.workDir, this.opts.policyPackDir ?? "policy");
     return withRetries(ctx, stack, this.opts, () =>
       stack.up({ policyPacks: [policyPack], onEvent: ctx.onEvent, onOutput: ctx.onOutput, signal: ctx.signal, message: this.message(ctx) }),
@@ -172,6 +197,8 @@ export class LocalAutomationRunner implements Runner {
       await cli.run(["state", "unprotect", "--all", "--yes", "--stack", ctx.stack], ctx.workDir, { ...this.opts.envVars });
       ctx.log.warn({ stack: ctx.stack }, "lifted protect on every resource of the stack before destroying it");
     }
+    const earlier = await appliedByEarlierAttempt(ctx, stack, this.message(ctx));
+    if (earlier) return { summary: earlier, outputs: {}, concurrentUpdateRetries: 0, stdoutTail: "" };
     return withRetries(ctx, stack, this.opts, () =>
       stack.destroy({ onEvent: ctx.onEvent, onOutput: ctx.onOutput, signal: ctx.signal, message: this.message(ctx) }),
     );

@@ -9,6 +9,7 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { PgBoss } from "pg-boss";
+import { crashPoint } from "../crashPoints.ts";
 import type { GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -195,9 +196,13 @@ export class RunWorker {
     }, this.opts.heartbeatSeconds * 1000);
 
     log.info({ stack, operation, attempt, recovering, runner: runner.kind }, `run started: ${operation} ${stack}`);
+    crashPoint("run.started");
     let checkout: Awaited<ReturnType<GitWriter["checkout"]>> | undefined;
     try {
-      checkout = await writer.checkout(`run-${runId}-${attempt}`);
+      // A takeover applies the commit the dead attempt was applying: its update may have finished
+      // (the runner then records it rather than applying it twice); later commits of the stack
+      // have a queued run of their own.
+      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined);
       await store.setCommit(runId, checkout.commit);
       const ctx: RunContext = {
         runId,
@@ -208,6 +213,7 @@ export class RunWorker {
         recovering,
         signal: controller.signal,
         onEvent: (e: EngineEvent) => {
+          crashPoint("run.updating");
           buffer.push(e);
         },
         onOutput: () => undefined,
@@ -224,6 +230,7 @@ export class RunWorker {
               : await runner.up(ctx);
       clearInterval(beat);
       await flush();
+      crashPoint("run.finishing");
       const ok = await store.finish(runId, this.workerId, {
         state: "succeeded",
         output: { commit: checkout.commit, summary: outcome.summary, outputs: maskSecretOutputs(outcome.outputs), concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail },

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import Stripe from "stripe";
 import { recordStripeEvent } from "../../billing/intake.ts";
+import { crashPoint } from "../../crashPoints.ts";
 import { withLogContext } from "../../log.ts";
 import { HttpError } from "../errors.ts";
 import type { RouteContext } from "./context.ts";
@@ -53,6 +54,7 @@ export function stripeRoutes(ctx: RouteContext) {
       const result = await withLogContext({ eventId: event.id }, () =>
         recordStripeEvent(ctx.pool, ctx.boss, event, { graceHours: ctx.unpaidGraceHours }),
       );
+      crashPoint("intake.committed");
       if (result.duplicate) {
         ctx.metrics.eventsDeduplicated.inc();
         withLogContext({ eventId: result.eventId }, () => request.log.info("duplicate Stripe event; already recorded, nothing enqueued"));

@@ -1,0 +1,234 @@
+/**
+ * The control plane as a child process, the way `npm run control-plane` runs it (automation/main.ts
+ * under tsx), with its embedded PostgreSQL, settings in a temporary directory and the Pulumi CLI
+ * test double as TENANCY_PULUMI_ROOT: for the crash-injection suite, which kills it with SIGKILL
+ * at named points (TENANCY_CRASH_AT, automation/crashPoints.ts) and starts it again.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive } from "../../../automation/db/embeddedPostgres.ts";
+import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
+import { newApiKey } from "../../../automation/http/apiKeys.ts";
+import { commandLog, installFakePulumiBinary, type FakePulumiOptions } from "../support/fakePulumi.ts";
+import { makeFixtureRepo, type FixtureRepo } from "../support/repo.ts";
+import { sign, WEBHOOK_SECRET } from "../support/stripe.ts";
+
+export const PROJECT = resolve(import.meta.dirname, "../../..");
+const TSX = import.meta.resolve("tsx");
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Everything one suite's control plane keeps between its lives: one data directory, one repo. */
+export interface Installation {
+  tmp: string;
+  repo: FixtureRepo;
+  /** Bare repository the working copy pushes to (TENANCY_GIT_REMOTE=origin). */
+  remote: string;
+  dataDir: string;
+  stateDir: string;
+  apiKey: string;
+  env: Record<string, string>;
+  dispose(): void;
+}
+
+export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {}, extraEnv: Record<string, string> = {}): Installation {
+  const tmp = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-crash-"));
+  chmodSync(tmp, 0o755);
+  const repoDir = join(tmp, "repo");
+  mkdirSync(repoDir);
+  const repo = makeFixtureRepo(repoDir);
+  const remote = join(tmp, "remote.git");
+  repo.git("init", "--quiet", "--bare", remote);
+  repo.git("remote", "add", "origin", remote);
+  repo.git("push", "--quiet", "origin", "main");
+  const stateDir = join(tmp, "pulumi-state");
+  // Event-log channel (CLI 3.205): an orphaned CLI of a killed control plane finishes on its own
+  // instead of waiting on a gRPC server that is gone.
+  const cli = installFakePulumiBinary(join(tmp, "pulumi"), { stateDir, version: "3.205.0", ...fake });
+  const key = newApiKey("crash-suite", ["admin"]);
+  writeFileSync(join(tmp, "api-keys.yaml"), `keys:\n${key.yaml}\n`);
+  writeFileSync(join(tmp, "prices.yaml"), "price_standard_monthly: standard\nprice_enterprise: enterprise\n");
+  const env: Record<string, string> = {
+    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    TENANCY_PRICE_TIERS: join(tmp, "prices.yaml"),
+    TENANCY_API_KEYS: join(tmp, "api-keys.yaml"),
+    TENANCY_REPO_DIR: repoDir,
+    TENANCY_DATA_DIR: join(tmp, "data"),
+    TENANCY_PULUMI_ROOT: join(tmp, "pulumi"),
+    TENANCY_GIT_REMOTE: "origin",
+    HOST: "127.0.0.1",
+    TENANCY_METRICS_PORT: "main",
+    TENANCY_HEARTBEAT_SECONDS: "0.2",
+    TENANCY_HEARTBEAT_TIMEOUT_SECONDS: "1.5",
+    TENANCY_UPDATE_RETRY_BASE_MS: "50",
+    TENANCY_SHUTDOWN_GRACE_SECONDS: "0",
+    TENANCY_DRIFT_PERIOD_HOURS: "0",
+    TENANCY_LIFECYCLE_WORKER: "off",
+    TENANCY_UNPAID_GRACE_HOURS: "0",
+    ...extraEnv,
+  };
+  return {
+    tmp,
+    repo,
+    remote,
+    dataDir: join(tmp, "data"),
+    stateDir,
+    apiKey: key.key,
+    env,
+    dispose() {
+      cli.dispose();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The environment of this process minus what would point the child elsewhere. */
+function baseEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k === "DATABASE_URL" || k.startsWith("TENANCY_") || k === "PORT" || k === "LOG_LEVEL") continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+export interface Life {
+  child: ChildProcess;
+  baseUrl: string;
+  /** stdout (pino JSON lines) and stderr, as received. */
+  output(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `automation/main.ts` (what `npm run control-plane` runs) with `crashAt` armed, if given. */
+export async function startLife(inst: Installation, crashAt?: string, env: Record<string, string> = {}): Promise<Life> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", TSX, join(PROJECT, "automation", "main.ts")], {
+    cwd: inst.tmp,
+    env: { ...baseEnv(), ...inst.env, PORT: String(port), LOG_LEVEL: "info", ...(crashAt ? { TENANCY_CRASH_AT: crashAt } : {}), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => out + err, stderr: () => err, exited };
+}
+
+/** Waits for GET /healthz to answer 200 {status: ok}; fails naming the output when the process exits first. */
+export async function waitHealthy(life: Life, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  let gone = false;
+  void life.exited.then(() => (gone = true));
+  for (;;) {
+    if (gone) throw new Error(`control plane exited before it was healthy:\n${life.output().slice(-4000)}`);
+    try {
+      const res = await fetch(`${life.baseUrl}/healthz`);
+      const body = (await res.json()) as { status?: string };
+      if (res.status === 200 && body.status === "ok") return Date.now() - started;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - started > timeoutMs) throw new Error(`control plane not healthy within ${timeoutMs} ms:\n${life.output().slice(-4000)}`);
+    await sleep(100);
+  }
+}
+
+/** Waits for the process to die by SIGKILL at `point`; returns the stderr line that named it. */
+export async function waitKilledAt(life: Life, point: string, timeoutMs: number): Promise<void> {
+  const timeout = sleep(timeoutMs).then(() => "timeout" as const);
+  const r = await Promise.race([life.exited, timeout]);
+  if (r === "timeout") {
+    life.child.kill("SIGKILL");
+    await life.exited;
+    throw new Error(`crash point ${point} not reached within ${timeoutMs} ms:\n${life.output().slice(-6000)}`);
+  }
+  if (r.signal !== "SIGKILL" || !life.stderr().includes(`crash point ${point} reached`)) {
+    throw new Error(`expected death by SIGKILL at ${point}, got ${JSON.stringify(r)}:\n${life.output().slice(-6000)}`);
+  }
+}
+
+/** Stops with SIGTERM as an operator would; resolves to the exit code. */
+export async function stopLife(life: Life, timeoutMs = 30_000): Promise<number | null> {
+  life.child.kill("SIGTERM");
+  const timeout = sleep(timeoutMs).then(() => "timeout" as const);
+  const r = await Promise.race([life.exited, timeout]);
+  if (r === "timeout") {
+    life.child.kill("SIGKILL");
+    await life.exited;
+    throw new Error(`control plane did not exit within ${timeoutMs} ms of SIGTERM:\n${life.output().slice(-4000)}`);
+  }
+  return r.code;
+}
+
+/**
+ * Waits until every Pulumi CLI process the control plane started has ended (a killed control
+ * plane's CLI finishes on its own, as the host's reboot would end it), so no process outlives the
+ * test and the next life does not race an orphaned update.
+ */
+export async function waitCliProcessesGone(inst: Installation, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pids = new Set(commandLog(inst.stateDir).map((c) => c.pid));
+  for (const pid of pids) {
+    while (isAlive(pid)) {
+      if (Date.now() > deadline) {
+        process.kill(pid, "SIGKILL");
+        throw new Error(`Pulumi CLI process ${pid} still running ${timeoutMs} ms after the control plane died`);
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/**
+ * Stops a PostgreSQL server a killed life left behind (postmaster.pid of the data directory), at
+ * the end of the suite: the next life would have done it; nothing may outlive the test.
+ */
+export async function stopLeftoverPostgres(inst: Installation): Promise<void> {
+  const pidFile = join(inst.dataDir, "postgres", "data", "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  process.kill(pid, "SIGINT");
+  for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(50);
+  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+}
+
+export interface Delivery {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+/** Delivers a Stripe event as Stripe does (signed raw body); undefined when the connection was cut. */
+export async function deliver(life: Life, event: Record<string, unknown>): Promise<Delivery | undefined> {
+  const body = JSON.stringify(event);
+  try {
+    const res = await fetch(`${life.baseUrl}/webhooks/stripe`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "stripe-signature": sign(body) },
+      body,
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function api<T = Record<string, unknown>>(life: Life, inst: Installation, path: string): Promise<{ status: number; json: T }> {
+  const res = await fetch(`${life.baseUrl}${path}`, { headers: { "x-api-key": inst.apiKey } });
+  return { status: res.status, json: (await res.json()) as T };
+}

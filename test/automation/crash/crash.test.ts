@@ -1,0 +1,182 @@
+/**
+ * Crash injection: the control plane runs as a child process (automation/main.ts, embedded
+ * PostgreSQL, the Pulumi CLI test double) and is killed with SIGKILL at each named point of
+ * intake, the git writer, a run and a lifecycle step (TENANCY_CRASH_AT, automation/crashPoints.ts),
+ * then started again on the same data directory and working copy. Each life sends a new Stripe
+ * event and Stripe's redeliveries of the events that got no answer, so the point may be reached by
+ * the new work or by the recovery of what the previous kill interrupted. At the end, one clean
+ * life must have: every accepted event applied exactly once (one commit each, its tenant file),
+ * every run succeeded and each update applied once, the working copy clean and pushed, and each
+ * life healthy within a bound.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CRASH_POINTS, type CrashPointName } from "../../../automation/crashPoints.ts";
+import { EMBEDDED_DATABASE, EMBEDDED_USER } from "../../../automation/db/database.ts";
+import { stackState } from "../support/fakePulumi.ts";
+import { subscriptionEvent } from "../support/stripe.ts";
+import {
+  makeInstallation, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitHealthy, waitKilledAt, deliver, type Installation, type Life,
+} from "./controlPlaneProcess.ts";
+
+/** A life must answer /healthz within this, orphaned PostgreSQL server included. */
+const HEALTHY_WITHIN_MS = 90_000;
+
+let inst: Installation;
+beforeAll(() => {
+  inst = makeInstallation({ eventDelayMs: 40 });
+});
+afterAll(async () => {
+  if (!inst) return;
+  await stopLeftoverPostgres(inst);
+  await waitCliProcessesGone(inst).catch(() => undefined);
+  inst.dispose();
+});
+
+/** The embedded server's URL while a life runs (port from postmaster.pid, password from the data dir). */
+function embeddedUrl(): string {
+  const dir = join(inst.dataDir, "postgres");
+  const port = readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[3]!.trim();
+  const password = readFileSync(join(dir, "password"), "utf8").trim();
+  return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
+}
+
+async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: embeddedUrl() });
+  c.on("error", () => undefined);
+  await c.connect();
+  try {
+    return (await c.query<T>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+interface Sent {
+  event: Record<string, unknown>;
+  id: string;
+  tenant: string;
+}
+
+function newTenantEvent(n: number): Sent {
+  const tenant = `crash-t${n}`;
+  const id = `evt_crash_${n}`;
+  const event = subscriptionEvent(id, "customer.subscription.created", Math.floor(Date.now() / 1000), {
+    id: `sub_CRASH${n}`,
+    status: "active",
+    price: "price_standard_monthly",
+    metadata: { tenant_id: tenant },
+  });
+  return { event, id, tenant };
+}
+
+/** Work left: reconcile jobs due or running, runs not finished, changes still planned. */
+async function outstanding(): Promise<string[]> {
+  const jobs = await sql<{ n: string }>("SELECT count(*)::text AS n FROM pgboss.job WHERE name = 'billing-reconcile' AND state IN ('created', 'retry', 'active')");
+  const runs = await sql<{ state: string; n: string }>("SELECT state, count(*)::text AS n FROM runs WHERE state IN ('queued', 'running') GROUP BY state");
+  const planned = await sql<{ n: string }>("SELECT count(*)::text AS n FROM changes WHERE state = 'planned'");
+  const out: string[] = [];
+  if (jobs[0]!.n !== "0") out.push(`${jobs[0]!.n} reconcile jobs`);
+  for (const r of runs) out.push(`${r.n} runs ${r.state}`);
+  if (planned[0]!.n !== "0") out.push(`${planned[0]!.n} changes planned`);
+  return out;
+}
+
+async function settle(life: Life, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let left: string[] = [];
+  while (Date.now() < deadline) {
+    left = await outstanding();
+    if (left.length === 0) return;
+    await sleep(200);
+  }
+  const runs = await sql("SELECT id, stack, state, worker, job_id, attempts, heartbeat_at FROM runs WHERE state IN ('queued', 'running')");
+  const jobs = await sql("SELECT id, name, state, data, start_after FROM pgboss.job WHERE state IN ('created', 'retry', 'active')");
+  throw new Error(`work left after ${timeoutMs} ms: ${left.join(", ")}\nruns ${JSON.stringify(runs)}\njobs ${JSON.stringify(jobs)}\n${life.output().slice(-8000)}`);
+}
+
+const git = (...args: string[]) => execFileSync("git", args, { cwd: inst.repo.dir, encoding: "utf8" }).trim();
+
+describe("kill -9 anywhere, start again", () => {
+  it("every accepted event is applied exactly once, no run is lost or run twice, the working copy is clean", async () => {
+    const points = Object.keys(CRASH_POINTS).filter((p) => p !== "lifecycle.step") as CrashPointName[];
+    const pending: Sent[] = [];
+    const answered: Sent[] = [];
+    const healthyMs: number[] = [];
+    let n = 0;
+    for (const point of points) {
+      const life = await startLife(inst, point);
+      healthyMs.push(await waitHealthy(life, HEALTHY_WITHIN_MS));
+      // Stripe redelivers what got no 2xx, then sends a new event.
+      for (const sent of [...pending, newTenantEvent(++n)]) {
+        const r = await deliver(life, sent.event);
+        if (r?.status === 200) {
+          answered.push(sent);
+          if (pending.includes(sent)) pending.splice(pending.indexOf(sent), 1);
+        } else {
+          if (r) throw new Error(`delivery of ${sent.id} answered ${r.status}: ${JSON.stringify(r.json)}`);
+          if (!pending.includes(sent)) pending.push(sent);
+          break;
+        }
+      }
+      await waitKilledAt(life, point, 90_000);
+      await waitCliProcessesGone(inst);
+    }
+
+    const life = await startLife(inst);
+    try {
+      healthyMs.push(await waitHealthy(life, HEALTHY_WITHIN_MS));
+      for (const sent of pending) {
+        const r = await deliver(life, sent.event);
+        expect(r?.status, `redelivery of ${sent.id}`).toBe(200);
+        answered.push(sent);
+      }
+      await settle(life, 120_000);
+      const events = [...new Map(answered.map((s) => [s.id, s])).values()];
+      expect(events.length).toBe(n);
+
+      // Each accepted event: recorded accepted, one committed change, one commit, its tenant file.
+      const rows = await sql<{ id: string; outcome: string }>("SELECT id, outcome FROM billing_events ORDER BY id");
+      expect(rows).toEqual(events.map((s) => ({ id: s.id, outcome: "accepted" })).sort((a, b) => a.id.localeCompare(b.id)));
+      for (const s of events) {
+        const commits = git("log", "main", "--format=%H", "--fixed-strings", `--grep=Stripe-Event: ${s.id}`).split("\n").filter(Boolean);
+        expect(commits, `commits of ${s.id}`).toHaveLength(1);
+        expect(git("show", `main:tenants/${s.tenant}.yaml`)).toContain("tier: standard");
+        const changes = await sql<{ state: string }>("SELECT state FROM changes WHERE $1 = ANY(cause_ids) AND state = 'committed'", [s.id]);
+        expect(changes, `committed changes of ${s.id}`).toHaveLength(1);
+      }
+      // Interrupted changes are recorded failed, with who redoes them; none is left planned.
+      const states = await sql<{ state: string; n: string }>("SELECT state, count(*)::text AS n FROM changes GROUP BY state ORDER BY state");
+      expect(states.map((s) => s.state).filter((s) => s !== "committed" && s !== "failed")).toEqual([]);
+
+      // Runs: every one succeeded; each committed change is in a succeeded run of each of its stacks.
+      const runs = await sql<{ id: string; stack: string; state: string; change_ids: string[]; attempts: number }>(
+        "SELECT id, stack, state, change_ids::text[] AS change_ids, attempts FROM runs ORDER BY created_at",
+      );
+      expect(runs.filter((r) => r.state !== "succeeded")).toEqual([]);
+      const committed = await sql<{ id: string; stacks: string[] }>("SELECT id::text, stacks FROM changes WHERE state = 'committed'");
+      for (const c of committed) {
+        for (const stack of c.stacks) {
+          expect(runs.some((r) => r.stack === stack && r.change_ids.includes(c.id)), `a run of ${stack} for change ${c.id}`).toBe(true);
+        }
+      }
+      // No run applied twice: each run's update appears once in its stack's history (the CLI double's backend).
+      for (const r of runs) {
+        const updates = stackState(inst.stateDir, r.stack)?.updates.filter((u) => u.message?.includes(`run ${r.id} `)) ?? [];
+        expect(updates.length, `updates of run ${r.id} (${r.stack}, ${r.attempts} attempts)`).toBe(1);
+      }
+      expect(runs.some((r) => r.attempts > 1)).toBe(true);
+
+      // The working copy is clean and the remote has every commit.
+      expect(git("status", "--porcelain")).toBe("");
+      expect(execFileSync("git", ["rev-parse", "main"], { cwd: inst.remote, encoding: "utf8" }).trim()).toBe(git("rev-parse", "main"));
+      for (const ms of healthyMs) expect(ms).toBeLessThan(HEALTHY_WITHIN_MS);
+    } finally {
+      expect(await stopLife(life)).toBe(0);
+    }
+  }, 1_200_000);
+});
