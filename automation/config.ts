@@ -173,7 +173,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_SHUTDOWN_GRACE_SECONDS", required: false, default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), meaning: "On SIGTERM, how long running updates may finish before they are interrupted." },
   { name: "LOG_LEVEL", required: false, default: "info", meaning: "pino log level." },
   { name: "TENANCY_LIFECYCLE_WORKER", required: false, default: "on", meaning: "`on` runs the lifecycle workflows (upgrade, suspension, offboarding) in this process; `off` leaves recorded workflows pending." },
-  { name: "TENANCY_LIFECYCLE_DATABASES", required: "with the lifecycle worker and TENANCY_LIFECYCLE_AWS off", default: "-", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases; with TENANCY_LIFECYCLE_AWS on it overrides the connection documents in Secrets Manager." },
+  { name: "TENANCY_LIFECYCLE_DATABASES", required: false, default: "none: with TENANCY_LIFECYCLE_AWS off, steps that connect to a tenant database fail naming this setting", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases; with TENANCY_LIFECYCLE_AWS on it overrides the connection documents in Secrets Manager." },
   { name: "TENANCY_LIFECYCLE_DB_CA_FILE", required: false, default: "-", meaning: "PEM bundle of the RDS certificate authorities (AWS's global-bundle.pem) the Secrets Manager connections verify the database servers against." },
   { name: "TENANCY_LIFECYCLE_BACKUP_DIR", required: false, default: "-", meaning: "Directory standing in for the cell buckets (final dumps); without it, and without an S3 adapter, dump steps fail." },
   { name: "TENANCY_LIFECYCLE_AWS", required: false, default: "off", meaning: "`on`: the lifecycle steps use S3 (final dumps), RDS (final snapshots, deletion protection) and Secrets Manager (secret deletion) with the SDK's default credentials; `off`: those steps fail naming the missing adapter." },
@@ -342,14 +342,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   if (lifecycleWorker === true) {
     const awsOn = read.or((g) => readSwitch(g, "TENANCY_LIFECYCLE_AWS", false), undefined);
     // With the AWS adapters on, the connection documents come from Secrets Manager; the file, when
-    // given, still wins (an operator's override).
-    const databasesRaw = awsOn === true
-      ? get("TENANCY_LIFECYCLE_DATABASES")
-      : required(
-        "TENANCY_LIFECYCLE_DATABASES",
-        " when TENANCY_LIFECYCLE_WORKER is on and TENANCY_LIFECYCLE_AWS is off (a JSON file mapping stack names to postgres:// URLs of the master user; " +
-          "or set TENANCY_LIFECYCLE_AWS: on to read the connection documents from Secrets Manager, or set TENANCY_LIFECYCLE_WORKER: off)",
-      );
+    // given, still wins (an operator's override). With neither the worker still starts (the quick
+    // start's defaults): steps that connect to a tenant database fail naming both settings.
+    const databasesRaw = get("TENANCY_LIFECYCLE_DATABASES");
     const databasesFile = databasesRaw ? path(databasesRaw) : "";
     if (databasesFile) {
       try {

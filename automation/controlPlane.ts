@@ -38,7 +38,7 @@ import { DirectoryBucketStore } from "./lifecycle/adapters/directoryBucket.ts";
 import { RdsSnapshots } from "./lifecycle/adapters/rdsSnapshots.ts";
 import { S3BackupStore } from "./lifecycle/adapters/s3Backups.ts";
 import { AwsSecretsManager } from "./lifecycle/adapters/secretsManager.ts";
-import { unavailableBackupStore, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
+import { unavailableBackupStore, unavailableDatabases, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
 import { systemClock, type DatabaseLocator, type LifecyclePorts } from "./lifecycle/ports.ts";
 import { LifecycleService } from "./lifecycle/service.ts";
@@ -253,7 +253,11 @@ export class ControlPlane {
         this.log.info(
           {
             intervalSeconds: this.config.lifecycle!.intervalSeconds,
-            databases: this.config.lifecycle!.databasesFile ? `file ${this.config.lifecycle!.databasesFile}` : "Secrets Manager (the stacks' connection documents)",
+            databases: this.config.lifecycle!.databasesFile
+              ? `file ${this.config.lifecycle!.databasesFile}`
+              : this.config.lifecycle!.aws
+                ? "Secrets Manager (the stacks' connection documents)"
+                : "none (TENANCY_LIFECYCLE_DATABASES unset, TENANCY_LIFECYCLE_AWS off): steps that connect to a tenant database fail naming them",
             backups: this.config.lifecycle!.aws ? "S3 (cell buckets)" : this.config.lifecycle!.backupDir ? `directory ${this.config.lifecycle!.backupDir} (not S3)` : "none (TENANCY_LIFECYCLE_AWS off, TENANCY_LIFECYCLE_BACKUP_DIR unset)",
             aws: this.config.lifecycle!.aws ? { backupKmsKey: this.config.lifecycle!.aws.backupKmsKey } : "off",
           },
@@ -338,12 +342,14 @@ function makeLifecycle(config: ControlPlaneConfig, log: Logger, db: Database, ru
  * Where the master-user connections come from: the TENANCY_LIFECYCLE_DATABASES file when given
  * (with TENANCY_LIFECYCLE_AWS on too: an operator's override wins); else, with
  * TENANCY_LIFECYCLE_AWS on, the connection documents the stacks keep in Secrets Manager, in each
- * stack's region, verified against the TENANCY_LIFECYCLE_DB_CA_FILE bundle when given.
+ * stack's region, verified against the TENANCY_LIFECYCLE_DB_CA_FILE bundle when given; with
+ * neither, a locator whose every call fails naming those settings (the worker runs, steps that
+ * need a database fail at once).
  */
 export function lifecycleDatabases(config: ControlPlaneConfig): DatabaseLocator {
   const settings = config.lifecycle!;
   if (settings.databasesFile) return new JsonFileDatabaseLocator(settings.databasesFile);
-  if (!settings.aws) throw new Error("the lifecycle worker needs TENANCY_LIFECYCLE_DATABASES, or TENANCY_LIFECYCLE_AWS: on (connection documents in Secrets Manager)");
+  if (!settings.aws) return unavailableDatabases();
   const platform = loadPlatform(config.repoDir);
   return new SecretsManagerDatabaseLocator({
     app: platform.appName,

@@ -610,7 +610,7 @@ describe("lifecycleAwsPorts (control plane wiring)", () => {
     expect(on.secrets).toBeInstanceOf(AwsSecretsManager);
   });
 
-  it("connects through the TENANCY_LIFECYCLE_DATABASES file when given (it wins), else with TENANCY_LIFECYCLE_AWS on through Secrets Manager", () => {
+  it("connects through the TENANCY_LIFECYCLE_DATABASES file when given (it wins), else with TENANCY_LIFECYCLE_AWS on through Secrets Manager, else not at all", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sm-wiring-"));
     try {
       const file = join(dir, "dbs.json");
@@ -620,7 +620,15 @@ describe("lifecycleAwsPorts (control plane wiring)", () => {
       expect(lifecycleDatabases({ ...base, lifecycle: { ...lifecycle, databasesFile: file, aws } })).toBeInstanceOf(JsonFileDatabaseLocator);
       const { databasesFile: _none, ...withoutFile } = lifecycle;
       expect(lifecycleDatabases({ ...base, lifecycle: { ...withoutFile, aws } })).toBeInstanceOf(SecretsManagerDatabaseLocator);
-      expect(() => lifecycleDatabases({ ...base, lifecycle: withoutFile })).toThrow(/needs TENANCY_LIFECYCLE_DATABASES, or TENANCY_LIFECYCLE_AWS: on/);
+      // Neither: the worker runs; a step that connects fails at once naming both settings.
+      const none = lifecycleDatabases({ ...base, lifecycle: withoutFile });
+      const refusal = await none.cell("prod", "use1-01").catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(MissingAdapterError);
+      expect((refusal as Error).message).toBe(
+        "this step connects to the database of cell use1-01 (prod) as its master user, but the control plane knows no connection for it: TENANCY_LIFECYCLE_DATABASES is not set and TENANCY_LIFECYCLE_AWS is off; " +
+          "set TENANCY_LIFECYCLE_DATABASES to a JSON file mapping stack names to postgres:// URLs, or TENANCY_LIFECYCLE_AWS: on (connection documents in Secrets Manager), and retry the workflow",
+      );
+      await expect(none.dedicated("acme", "prod")).rejects.toThrow(/^this step connects to the dedicated database of acme \(prod\) as its master user/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,7 +6,7 @@
  * what to set. They never pretend: nothing is recorded as done, no backup is claimed.
  */
 import { PermanentError } from "../engine.ts";
-import type { BackupStore, DatabaseSnapshots, SecretsManager } from "../ports.ts";
+import type { BackupStore, DatabaseLocator, DatabaseSnapshots, SecretsManager } from "../ports.ts";
 
 /** A lifecycle step needs an adapter this control plane does not have. */
 export class MissingAdapterError extends PermanentError {
@@ -41,6 +41,30 @@ export function unavailableBackupStore(): BackupStore {
     },
     stat: async () => {
       throw error();
+    },
+  };
+}
+
+export const DATABASES_SETTING = "TENANCY_LIFECYCLE_DATABASES";
+
+/**
+ * DatabaseLocator with neither the TENANCY_LIFECYCLE_DATABASES file nor the Secrets Manager
+ * adapter: the worker still runs (the quick start's embedded defaults), and a step that must
+ * connect to a cell or dedicated database fails at once naming what to set.
+ */
+export function unavailableDatabases(): DatabaseLocator {
+  const refuse = (what: string) =>
+    new MissingAdapterError(
+      "DatabaseLocator",
+      `this step connects to ${what} as its master user, but the control plane knows no connection for it: ${DATABASES_SETTING} is not set and TENANCY_LIFECYCLE_AWS is off; ` +
+        `set ${DATABASES_SETTING} to a JSON file mapping stack names to postgres:// URLs, or TENANCY_LIFECYCLE_AWS: on (connection documents in Secrets Manager), and retry the workflow`,
+    );
+  return {
+    cell: async (env, cell) => {
+      throw refuse(`the database of cell ${cell} (${env})`);
+    },
+    dedicated: async (tenant, env) => {
+      throw refuse(`the dedicated database of ${tenant} (${env})`);
     },
   };
 }
