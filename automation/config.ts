@@ -5,7 +5,8 @@
  * required setting stops start-up with a message naming it.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+import { WORKING_COPY_DIR } from "./git/workingCopy.ts";
 import { parse } from "yaml";
 import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
 import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/settings.ts";
@@ -94,6 +95,11 @@ export interface ControlPlaneConfig {
   stripeWebhookSecret: string;
   /** The git working copy holding Pulumi.yaml, tenants/ and stacks/. */
   repoDir: string;
+  /**
+   * TENANCY_REPO_DIR unset: repoDir is the control plane's own clone (TENANCY_DATA_DIR/working-copy)
+   * of this project, made on first start (automation/git/workingCopy.ts).
+   */
+  cloneWorkingCopyFrom?: string;
   priceTiers: PriceTiers;
   /** The keys in force at start-up; reloaded from apiKeysFile on SIGHUP and on change. */
   apiKeys: readonly ApiKeyRecord[];
@@ -145,7 +151,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "HOST", required: false, default: DEFAULT_HOST, meaning: "Address the HTTP server binds." },
   { name: "DATABASE_URL", required: false, default: "embedded PostgreSQL under TENANCY_DATA_DIR/postgres", meaning: "PostgreSQL connection string (events, subscriptions, changes, runs, pg-boss jobs)." },
   { name: "STRIPE_WEBHOOK_SECRET", required: true, default: "-", meaning: "Signing secret of the Stripe webhook endpoint (`whsec_...`)." },
-  { name: "TENANCY_REPO_DIR", required: false, default: "the project itself", meaning: "Git working copy holding Pulumi.yaml, tenants/ and stacks/; the control plane commits to it." },
+  { name: "TENANCY_REPO_DIR", required: false, default: "a clone of the project under TENANCY_DATA_DIR/working-copy, made on first start", meaning: "Git working copy holding Pulumi.yaml, tenants/ and stacks/; the control plane commits to its checked-out branch." },
   { name: "TENANCY_PRICE_TIERS", required: true, default: "-", meaning: "YAML/JSON file mapping Stripe price ids to tiers." },
   { name: "TENANCY_API_KEYS", required: true, default: "-", meaning: "YAML/JSON file of hashed internal API keys (`npm run control-plane -- hash-api-key NAME` makes one)." },
   { name: "TENANCY_PULUMI_ROOT", required: false, default: "`pulumi` on PATH", meaning: "Directory holding `bin/pulumi`, used as the Automation API's CLI." },
@@ -272,9 +278,19 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lines.push(`DATABASE_URL: must be a postgres:// or postgresql:// URL`);
   }
   const stripeWebhookSecret = required("STRIPE_WEBHOOK_SECRET", " (the endpoint's signing secret, whsec_...)");
-  const repoDir = path(get("TENANCY_REPO_DIR") ?? opts.projectDir ?? cwd);
-  if (!existsSync(resolve(repoDir, "Pulumi.yaml"))) {
-    lines.push(`TENANCY_REPO_DIR: ${repoDir} has no Pulumi.yaml; point it at the git working copy holding Pulumi.yaml, tenants/ and stacks/`);
+  const dataDir = path(get("TENANCY_DATA_DIR") ?? DEFAULT_DATA_DIR);
+  // Never the project's own checkout by default: commits would land on the branch a person has
+  // checked out. Without TENANCY_REPO_DIR the control plane works in its own clone.
+  const repoRaw = get("TENANCY_REPO_DIR");
+  const cloneWorkingCopyFrom = repoRaw ? undefined : (opts.projectDir ?? cwd);
+  const repoDir = repoRaw ? path(repoRaw) : join(dataDir, WORKING_COPY_DIR);
+  const projectFiles = cloneWorkingCopyFrom ?? repoDir;
+  if (!existsSync(resolve(projectFiles, "Pulumi.yaml"))) {
+    lines.push(
+      repoRaw
+        ? `TENANCY_REPO_DIR: ${repoDir} has no Pulumi.yaml; point it at the git working copy holding Pulumi.yaml, tenants/ and stacks/`
+        : `TENANCY_REPO_DIR: not set, and the project ${projectFiles} it would clone has no Pulumi.yaml; set it to the git working copy holding Pulumi.yaml, tenants/ and stacks/`,
+    );
   }
 
   let priceTiers: PriceTiers = new Map();
@@ -409,9 +425,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     port,
     host,
     ...(databaseUrl ? { databaseUrl } : {}),
-    dataDir: path(get("TENANCY_DATA_DIR") ?? DEFAULT_DATA_DIR),
+    dataDir,
     stripeWebhookSecret,
     repoDir,
+    ...(cloneWorkingCopyFrom ? { cloneWorkingCopyFrom } : {}),
     priceTiers,
     apiKeys,
     ...(keysFile ? { apiKeysFile: path(keysFile) } : {}),

@@ -14,6 +14,7 @@ import { openDatabase, type Database } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
 import { GitHubClient } from "./git/github.ts";
 import { GitWriter } from "./git/writer.ts";
+import { ensureWorkingCopy } from "./git/workingCopy.ts";
 import { ApiKeyRing } from "./http/keyRing.ts";
 import { RunEventHub } from "./http/runEvents.ts";
 import { buildMetricsServer, buildServer } from "./http/server.ts";
@@ -193,6 +194,15 @@ export class ControlPlane {
 
   static async create(config: ControlPlaneConfig, deps: ControlPlaneDeps = {}): Promise<ControlPlane> {
     const log = deps.log ?? createLogger(config.logLevel);
+    if (config.cloneWorkingCopyFrom) {
+      const wc = await ensureWorkingCopy(config.cloneWorkingCopyFrom, config.repoDir);
+      if (wc.created) {
+        log.warn(
+          { repoDir: config.repoDir, from: config.cloneWorkingCopyFrom, branch: wc.branch, commit: wc.commit },
+          "TENANCY_REPO_DIR not set: cloned the project's committed branch as this control plane's own working copy; it commits there and pushes nowhere (set TENANCY_REPO_DIR and TENANCY_GIT_REMOTE for a fleet repository)",
+        );
+      }
+    }
     const db = await openDatabase({ ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), dataDir: config.dataDir, log });
     try {
       const applied = await migrate(db.pool);
