@@ -9,12 +9,12 @@ import { delimiter, join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
 import type { ControlPlane } from "./controlPlane.ts";
 import { describeFailure } from "./failure.ts";
-import { newApiKey, newScryptApiKey } from "./http/apiKeys.ts";
+import { addKeyEntry, newApiKey, newScryptApiKey } from "./http/apiKeys.ts";
 import { isScope, SCOPE_NAMES, SCOPES, type Scope } from "./http/scopes.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "..");
 
-const HASH_USAGE = `usage: npm run control-plane -- hash-api-key NAME [--scopes SCOPE,...] [--scrypt]
+const HASH_USAGE = `usage: npm run control-plane -- hash-api-key NAME [--scopes SCOPE,...] [--scrypt] [--keys-file FILE]
 
 Prints a new API key (give it to its client; it is stored nowhere) and its entry for the
 TENANCY_API_KEYS file. NAME: letters, digits, . _ -.
@@ -23,6 +23,7 @@ TENANCY_API_KEYS file. NAME: letters, digits, . _ -.
 ${SCOPE_NAMES.map((s) => `                        ${s.padEnd(19)} ${SCOPES[s]}`).join("\n")}
   --scrypt            read a key you chose from standard input (one line) and hash it with scrypt;
                       the key to use is printed with its id prefixed (tcp_<id>_<your key>)
+  --keys-file FILE    also add the entry under keys: in FILE (created when missing)
   --help              this text
 `;
 
@@ -34,9 +35,17 @@ async function hashApiKey(args: readonly string[]): Promise<number> {
   let name: string | undefined;
   let scopes: Scope[] = ["read"];
   let useScrypt = false;
+  let keysFile: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--scrypt") useScrypt = true;
+    else if (a === "--keys-file") {
+      keysFile = args[++i];
+      if (!keysFile || keysFile.startsWith("-")) {
+        process.stderr.write("--keys-file: give the keys file (e.g. api-keys.yaml)\n");
+        return 2;
+      }
+    }
     else if (a === "--scopes") {
       const list = (args[++i] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
       const bad = list.filter((s) => !isScope(s));
@@ -69,6 +78,16 @@ async function hashApiKey(args: readonly string[]): Promise<number> {
     }
     k = newScryptApiKey(name, secret, scopes);
   } else k = newApiKey(name, scopes);
+  if (keysFile) {
+    try {
+      addKeyEntry(resolve(keysFile), { name, id: k.id, hash: k.hash, scopes });
+    } catch (err) {
+      process.stderr.write(`--keys-file: ${(err as Error).message}; nothing was written, no key was issued\n`);
+      return 2;
+    }
+    process.stdout.write(`API key (give it to the client; it is not stored anywhere):\n  ${k.key}\n\nAdded to ${keysFile} under keys:\n${k.yaml}\n`);
+    return 0;
+  }
   process.stdout.write(`API key (give it to the client; it is not stored anywhere):\n  ${k.key}\n\nAdd to the TENANCY_API_KEYS file under keys:\n${k.yaml}\n`);
   return 0;
 }

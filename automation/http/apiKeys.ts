@@ -21,8 +21,8 @@
  * crypto.timingSafeEqual.
  */
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { isMap, isSeq, parse, parseDocument } from "yaml";
 import { isScope, SCOPE_NAMES, type Scope } from "./scopes.ts";
 
 export type ApiKeyHash =
@@ -204,6 +204,29 @@ function scryptAsync(key: Buffer, salt: Buffer, len: number, opts: { N: number; 
 
 function keyLines(name: string, id: string, hash: string, scopes: readonly Scope[]): string {
   return `  - name: ${name}\n    id: "${id}"\n    hash: ${hash}\n    scopes: [${scopes.join(", ")}]`;
+}
+
+/**
+ * Adds a key's entry to the `keys:` list of a keys file, creating the file when it does not exist;
+ * comments and the other entries are kept (the file is edited as a YAML document). Throws, writing
+ * nothing, when the file is not a keys file or already has a key of that name.
+ */
+export function addKeyEntry(file: string, entry: { name: string; id: string; hash: string; scopes: readonly Scope[] }): void {
+  const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const doc = parseDocument(existing.trim() === "" ? "keys: []\n" : existing);
+  if (doc.errors.length > 0) throw new ApiKeyFileError(`${file}: not YAML (${doc.errors[0]!.message.split("\n")[0]})`);
+  if (!isMap(doc.contents)) throw new ApiKeyFileError(`${file}: expected a mapping with "keys:"`);
+  let keys = doc.get("keys");
+  if (keys === undefined || keys === null) {
+    doc.set("keys", doc.createNode([]));
+    keys = doc.get("keys");
+  }
+  if (!isSeq(keys)) throw new ApiKeyFileError(`${file}: "keys:" must be a list`);
+  const names = keys.items.map((k) => (isMap(k) ? k.get("name") : undefined));
+  if (names.includes(entry.name)) throw new ApiKeyFileError(`${file}: already has a key named ${entry.name}; choose another NAME or remove that entry first`);
+  keys.flow = false;
+  keys.add(doc.createNode({ name: entry.name, id: entry.id, hash: entry.hash, scopes: [...entry.scopes] }));
+  writeFileSync(file, doc.toString(), { mode: 0o600 });
 }
 
 /** A new random key (`tcp_<id>_<secret>`) and its entry for the keys file. */
