@@ -543,11 +543,14 @@ export class RunStore {
 
   /**
    * Runs whose worker stopped sending heartbeats (killed, host lost) get a fresh job, which a live
-   * worker picks up and resumes (attempt + 1). After MAX_RUN_ATTEMPTS the run fails instead.
+   * worker picks up and resumes (attempt + 1). After MAX_RUN_ATTEMPTS the run fails instead. A run
+   * handed over that way (worker NULL, heartbeat_at the hand-over time) whose job nobody claimed
+   * within the timeout is handed over again: the process that fetched the job may have died
+   * before claiming the run, leaving the job active until its expiry (hours).
    */
   async reapStale(): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT id FROM runs WHERE state = 'running' AND worker IS NOT NULL AND heartbeat_at < now() - make_interval(secs => $1)`,
+      `SELECT id FROM runs WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)`,
       [this.opts.heartbeatTimeoutSeconds],
     );
     const reaped: string[] = [];
@@ -556,7 +559,7 @@ export class RunStore {
         const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [id]);
         await this.lockStack(client, pre.rows[0]!.stack);
         const cur = await client.query<RunRow>(
-          `SELECT * FROM runs WHERE id = $1 AND state = 'running' AND worker IS NOT NULL AND heartbeat_at < now() - make_interval(secs => $2) FOR UPDATE`,
+          `SELECT * FROM runs WHERE id = $1 AND state = 'running' AND heartbeat_at < now() - make_interval(secs => $2) FOR UPDATE`,
           [id, this.opts.heartbeatTimeoutSeconds],
         );
         const run = cur.rows[0];
