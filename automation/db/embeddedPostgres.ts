@@ -221,10 +221,13 @@ function firstFatal(out: ServerOutput): string {
   return out.fatal[0] ?? out.tail.slice(-1)[0] ?? "no output";
 }
 
-function spawnAs(file: string, args: readonly string[], user: ServerUser | undefined): ChildProcess {
+function spawnAs(file: string, args: readonly string[], user: ServerUser | undefined, ownProcessGroup = false): ChildProcess {
   return spawn(file, [...args], {
     stdio: ["ignore", "pipe", "pipe"],
     cwd: "/",
+    // The server in a process group of its own: Ctrl-C in the terminal (SIGINT to the foreground
+    // group) reaches the control plane only, which stops the server last, after its workers.
+    detached: ownProcessGroup,
     env: { ...process.env, LC_MESSAGES: "C" },
     ...(user ? { uid: user.uid, gid: user.gids[0]! } : {}),
   });
@@ -307,7 +310,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   if (!existsSync(join(dataDir, "PG_VERSION"))) await initdb(bin, o.dir, dataDir, o, user);
 
   const out = new ServerOutput("embedded postgres", o.log, o.onLine);
-  const child = spawnAs(join(bin, "bin", "postgres"), ["-D", dataDir, "-p", String(o.port), ...(o.flags ?? [])], user);
+  const child = spawnAs(join(bin, "bin", "postgres"), ["-D", dataDir, "-p", String(o.port), ...(o.flags ?? [])], user, true);
   child.stdout?.on("data", (c: Buffer) => out.write(c));
   child.stderr?.on("data", (c: Buffer) => out.write(c));
   let spawnError: NodeJS.ErrnoException | undefined;
