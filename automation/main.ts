@@ -131,7 +131,10 @@ async function main(argv: readonly string[]): Promise<number> {
   await new Promise<void>((done) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        cp.log.info({ signal }, "already shutting down");
+        return;
+      }
       stopping = true;
       cp.log.info({ signal }, "shutting down");
       cp.stop().then(done, (err: unknown) => {
@@ -139,8 +142,11 @@ async function main(argv: readonly string[]): Promise<number> {
         done();
       });
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    // `on`, not `once`, for the whole shutdown: Ctrl-C under `npm run` reaches this process twice
+    // (the terminal's SIGINT to the process group, and tsx relaying its own), and a signal without
+    // a listener would kill it half-way through stopping.
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
   });
   return 0;
 }
