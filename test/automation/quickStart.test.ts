@@ -109,7 +109,6 @@ describe("the control plane's quick start", () => {
     if (left) process.kill(-child.pid!, "SIGKILL");
     expect(left, `processes left after Ctrl-C:\n${out.slice(-3000)}`).toBe(false);
     expect(out).toContain('"msg":"workers and queue stopped"');
-    expect(out).toContain('"msg":"database closed; embedded PostgreSQL stopped"');
     expect(out).not.toContain("shutdown failed");
 
     // Its own working copy, on the clone's branch; the clone itself untouched; the server stopped.
@@ -118,7 +117,9 @@ describe("the control plane's quick start", () => {
     expect(execFileSync("git", ["remote"], { cwd: wc, encoding: "utf8" }).trim()).toBe("project");
     expect(execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim()).toBe(branchBefore);
     expect(postgresPid).toBeGreaterThan(0);
+    for (let i = 0; i < 100 && isAlive(postgresPid); i++) await sleep(100);
     expect(isAlive(postgresPid), "the embedded PostgreSQL server still runs").toBe(false);
+    expect(existsSync(join(clone, ".control-plane", "postgres", "data", "postmaster.pid")), "the server did not shut down cleanly").toBe(false);
   }, 240_000);
 
   it("hash-api-key --keys-file adds to a keys file, keeping what is there, and refuses a second key of one name", () => {
