@@ -75,7 +75,8 @@ describe("the control plane's quick start", () => {
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    // "close": every process holding its output pipes (npm, tsx, the control plane) is done writing.
+    const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
     let gone = false;
     let postgresPid = 0;
     void exited.then(() => (gone = true));
