@@ -414,9 +414,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   const drift = driftSettingsFrom(get, lines);
   let workerRegions: string[] | undefined;
   const workerRegionsValue = get("TENANCY_WORKER_REGIONS");
-  if (workerRegionsValue !== undefined && existsSync(resolve(repoDir, "Pulumi.yaml"))) {
+  if (workerRegionsValue !== undefined && existsSync(resolve(projectFiles, "Pulumi.yaml"))) {
     try {
-      workerRegions = parseWorkerRegions(workerRegionsValue, loadPlatform(repoDir).regions);
+      workerRegions = parseWorkerRegions(workerRegionsValue, loadPlatform(projectFiles).regions);
     } catch (err) {
       lines.push((err as Error).message);
     }
