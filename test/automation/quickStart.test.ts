@@ -23,7 +23,15 @@ import { freePort, PROJECT } from "./crash/controlPlaneProcess.ts";
 
 const tmp = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-quickstart-"));
 chmodSync(tmp, 0o755);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+/** The embedded server the quick start started: stopped here if the control plane left it running (nothing may outlive the test). */
+let leftServer = 0;
+afterAll(async () => {
+  if (leftServer && isAlive(leftServer)) {
+    process.kill(leftServer, "SIGINT");
+    for (let i = 0; i < 100 && isAlive(leftServer); i++) await sleep(100);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 /** The quick start: the first ```bash block of docs/control-plane.md, split at the command that starts the service. */
 function quickStart(): { setup: string; start: string } {
@@ -96,6 +104,7 @@ describe("the control plane's quick start", () => {
       const pg = join(clone, ".control-plane", "postgres");
       const cluster = existsSync(join(pg, "location")) ? readFileSync(join(pg, "location"), "utf8").trim() : pg;
       postgresPid = Number(readFileSync(join(cluster, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+      leftServer = postgresPid;
       expect(out).toContain("cloned the project's committed branch as this control plane's own working copy");
     } finally {
       // Ctrl-C: SIGINT to the foreground process group (npm, tsx, the control plane).
