@@ -143,8 +143,11 @@ async function main(argv: readonly string[]): Promise<number> {
       });
     };
     // `on`, not `once`, for the whole shutdown: Ctrl-C under `npm run` reaches this process twice
-    // (the terminal's SIGINT to the process group, and tsx relaying its own), and a signal without
-    // a listener would kill it half-way through stopping.
+    // (the terminal's SIGINT to the process group, and npm forwarding its own), and a signal
+    // without a listener would kill it half-way through stopping. `npm run control-plane` loads
+    // tsx with `node --import tsx`, one process: the `tsx` command would be a parent that SIGKILLs
+    // its child when the child does not acknowledge a relayed signal within 30 ms (tsx's
+    // relaySignals), which on a loaded machine cut the stop short and left the embedded server up.
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });

@@ -127,7 +127,7 @@ describe("the control plane's quick start", () => {
     expect(execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim()).toBe(branchBefore);
     expect(postgresPid).toBeGreaterThan(0);
     for (let i = 0; i < 100 && isAlive(postgresPid); i++) await sleep(100);
-    expect(isAlive(postgresPid), "the embedded PostgreSQL server still runs").toBe(false);
+    expect(isAlive(postgresPid), `the embedded PostgreSQL server still runs:\n${out.slice(-3000)}`).toBe(false);
     expect(existsSync(join(clone, ".control-plane", "postgres", "data", "postmaster.pid")), "the server did not shut down cleanly").toBe(false);
   }, 240_000);
 
