@@ -86,7 +86,6 @@ describe("the control plane's quick start", () => {
     // "close": every process holding its output pipes (npm, tsx, the control plane) is done writing.
     const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
     let gone = false;
-    let postgresPid = 0;
     void exited.then(() => (gone = true));
     try {
       const deadline = Date.now() + 170_000;
@@ -103,8 +102,7 @@ describe("the control plane's quick start", () => {
       expect(out).toContain("lifecycle worker started");
       const pg = join(clone, ".control-plane", "postgres");
       const cluster = existsSync(join(pg, "location")) ? readFileSync(join(pg, "location"), "utf8").trim() : pg;
-      postgresPid = Number(readFileSync(join(cluster, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-      leftServer = postgresPid;
+      leftServer = Number(readFileSync(join(cluster, "data", "postmaster.pid"), "utf8").split("\n")[0]);
       expect(out).toContain("cloned the project's committed branch as this control plane's own working copy");
     } finally {
       // Ctrl-C: SIGINT to the foreground process group (npm, tsx, the control plane).
@@ -125,6 +123,7 @@ describe("the control plane's quick start", () => {
     expect(execFileSync("git", ["rev-parse", "HEAD"], { cwd: wc, encoding: "utf8" }).trim()).toBe(branchBefore);
     expect(execFileSync("git", ["remote"], { cwd: wc, encoding: "utf8" }).trim()).toBe("project");
     expect(execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim()).toBe(branchBefore);
+    const postgresPid = leftServer;
     expect(postgresPid).toBeGreaterThan(0);
     for (let i = 0; i < 100 && isAlive(postgresPid); i++) await sleep(100);
     expect(isAlive(postgresPid), `the embedded PostgreSQL server still runs:\n${out.slice(-3000)}`).toBe(false);

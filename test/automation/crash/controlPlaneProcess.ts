@@ -123,8 +123,8 @@ export async function startLife(inst: Installation, crashAt?: string, env: Recor
   });
   let out = "";
   let err = "";
-  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
   return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => out + err, stderr: () => err, exited };
 }
