@@ -181,7 +181,12 @@ function sampleConcurrency(): { stop(): Promise<number> } {
     try {
       while (running) {
         const { rows } = await c.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND xact_start IS NOT NULL",
+          // Only transactions begun before this query's own start (now()): pg_stat_activity is copied
+          // backend by backend, not atomically, so on a loaded machine one transaction could commit
+          // and the next begin while the copy runs, and both be counted (5 seen once at a bound of 4).
+          // Each counted transaction began before now() and was still open when its entry was read,
+          // so all of them were open together at now().
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND xact_start < now()",
           [cell.database, cell.admin.user],
         );
         peak = Math.max(peak, rows[0]!.n);
