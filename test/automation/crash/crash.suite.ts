@@ -144,7 +144,7 @@ describe("kill -9 anywhere, start again", () => {
       const rows = await sql<{ id: string; outcome: string }>("SELECT id, outcome FROM billing_events ORDER BY id");
       expect(rows).toEqual(events.map((s) => ({ id: s.id, outcome: "accepted" })).sort((a, b) => a.id.localeCompare(b.id)));
       for (const s of events) {
-        const commits = git("log", "main", "--format=%H", "--fixed-strings", `--grep=Stripe-Event: ${s.id}`).split("\n").filter(Boolean);
+        const commits = git("log", "main", "--format=%H", `--grep=^Stripe-Event: ${s.id}$`).split("\n").filter(Boolean);
         expect(commits, `commits of ${s.id}`).toHaveLength(1);
         expect(git("show", `main:tenants/${s.tenant}.yaml`)).toContain("tier: standard");
         const changes = await sql<{ state: string }>("SELECT state FROM changes WHERE $1 = ANY(cause_ids) AND state = 'committed'", [s.id]);
