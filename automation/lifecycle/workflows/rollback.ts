@@ -15,7 +15,6 @@ import { readMarkers, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember } from "../pg/sql.ts";
 import { cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, requireTenant, stackPath, tenantPath, upStacks, withSession } from "./common.ts";
 import { handOver } from "./handover.ts";
-import { dropCaptures } from "./cutover.ts";
 import { CUTOVER_STEP, migrating, params, phaseIndex, UpgradeParamsSchema, type UpgradeParams } from "./upgrade.ts";
 
 export const RollbackParamsSchema = z
@@ -60,16 +59,6 @@ const rollbackCheck = {
       if (markers.length > 0) throw new PermanentError(`the dedicated database of ${t.id} (${env}) is cut over; rollback is no longer possible`);
     }
     return done({ phase: migration.phase });
-  },
-};
-
-/** The upgrade's change capture: slots dropped from the cells, replica identities put back (the tenant stays there). */
-const rollbackCapture = {
-  name: "rollback.capture",
-  async run(ctx: StepContext) {
-    const r = params(RollbackParamsSchema, ctx);
-    const up = await upgradeParams(ctx);
-    return done(await dropCaptures(ctx, r.upgradeId, up.previous.placement));
   },
 };
 
@@ -173,6 +162,6 @@ const rollbackStacks = {
 
 export const rollbackWorkflow: WorkflowDef = {
   kind: "rollback",
-  steps: [rollbackCheck, rollbackCapture, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
+  steps: [rollbackCheck, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
   supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
 };
