@@ -92,4 +92,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
-CMD ["/app/node_modules/.bin/tsx", "/app/automation/main.ts"]
+CMD ["node", "--import", "tsx", "/app/automation/main.ts"]
