@@ -43,7 +43,7 @@ import { unavailableBackupStore, unavailableDatabases, unavailableSecrets, unava
 import { loadPlatform } from "../infra/model/platform.ts";
 import { systemClock, type DatabaseLocator, type LifecyclePorts } from "./lifecycle/ports.ts";
 import { LifecycleService } from "./lifecycle/service.ts";
-import { LifecycleWorker } from "./lifecycle/worker.ts";
+import { LifecycleWorker } from "./lifecycle/engine/worker.ts";
 
 export interface ControlPlaneDeps {
   log?: Logger;

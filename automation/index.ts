@@ -5,7 +5,7 @@
 export { connectControlPlane, type ControlPlaneConnection } from "./db/connect.ts";
 export { LocalFleetRepo } from "./lifecycle/adapters/localRepo.ts";
 export { addDays, DEFAULT_GRACE_DAYS } from "./lifecycle/config.ts";
-export { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError, type WorkflowRecord, type WorkflowState } from "./lifecycle/engine.ts";
+export { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError, type WorkflowRecord, type WorkflowState } from "./lifecycle/engine/engine.ts";
 export { listWorkflows, type WorkflowFilter, type WorkflowSummary } from "./lifecycle/listWorkflows.ts";
 export { InvalidChangeError, type FleetRepo } from "./lifecycle/ports.ts";
 export { requestOnlyPorts } from "./lifecycle/requestPorts.ts";

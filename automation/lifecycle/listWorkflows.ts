@@ -1,6 +1,6 @@
 /** The most recent lifecycle workflows, newest first: how an operator finds the id to retry. */
 import type pg from "pg";
-import { OPEN_STATES } from "./engine.ts";
+import { OPEN_STATES } from "./engine/engine.ts";
 
 export interface WorkflowSummary {
   id: string;

@@ -11,7 +11,7 @@ import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
-import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObject, type WorkflowDef, type WorkflowRecord } from "./engine.ts";
+import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObject, type WorkflowDef, type WorkflowRecord } from "./engine/engine.ts";
 import type { LifecyclePorts } from "./ports.ts";
 import { offboardWorkflow } from "./workflows/offboard.ts";
 import { resumeWorkflow, suspendWorkflow } from "./workflows/suspension.ts";

@@ -26,7 +26,7 @@ import { MissingAdapterError } from "../../automation/lifecycle/adapters/unavail
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import { lifecycleAwsPorts, lifecycleDatabases } from "../../automation/controlPlane.ts";
 import type { ControlPlaneConfig } from "../../automation/config.ts";
-import { PermanentError } from "../../automation/lifecycle/engine.ts";
+import { PermanentError } from "../../automation/lifecycle/engine/engine.ts";
 import type { ProtectionRelease } from "../../automation/lifecycle/ports.ts";
 
 type Answer = (input: Record<string, unknown>) => unknown;

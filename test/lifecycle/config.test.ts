@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { JsonFileDatabaseLocator } from "../../automation/lifecycle/adapters/databases.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, lifecycleConfigFromEnv } from "../../automation/lifecycle/config.ts";
-import { backoffMs } from "../../automation/lifecycle/engine.ts";
+import { backoffMs } from "../../automation/lifecycle/engine/engine.ts";
 
 describe("lifecycleConfigFromEnv", () => {
   it("has the documented defaults and takes overrides by name", () => {

@@ -17,7 +17,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
-import type { WorkflowRecord } from "../../automation/lifecycle/engine.ts";
+import type { WorkflowRecord } from "../../automation/lifecycle/engine/engine.ts";
 import { bufferIo } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";

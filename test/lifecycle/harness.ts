@@ -31,7 +31,7 @@ import { migrate } from "../../automation/db/migrate.ts";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../automation/lifecycle/config.ts";
-import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
+import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import type {
   Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SecretVersionText, SnapshotState, StackRunner,
   StateMove, StateMoveOutcome,

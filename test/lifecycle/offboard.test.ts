@@ -13,7 +13,7 @@ import { MissingAdapterError, unavailableBackupStore, unavailableSecrets, unavai
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { silentLogger, type LifecyclePorts } from "../../automation/lifecycle/ports.ts";
 import { LifecycleService } from "../../automation/lifecycle/service.ts";
-import { LifecycleWorker } from "../../automation/lifecycle/worker.ts";
+import { LifecycleWorker } from "../../automation/lifecycle/engine/worker.ts";
 import { editTenantText } from "../../infra/model/fleetFiles/index.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";

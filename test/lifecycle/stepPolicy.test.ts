@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
-import { done, retryDelayMs, WorkflowEngine, type StepDef, type StepPolicy, type WorkflowDef } from "../../automation/lifecycle/engine.ts";
+import { done, retryDelayMs, WorkflowEngine, type StepDef, type StepPolicy, type WorkflowDef } from "../../automation/lifecycle/engine/engine.ts";
 import { requestOnlyPorts } from "../../automation/lifecycle/requestPorts.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
 import { FakeClock, START } from "./harness.ts";

@@ -11,7 +11,7 @@ import { createGunzip, gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
-import type { EngineHooks } from "../../automation/lifecycle/engine.ts";
+import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { readMarkers } from "../../automation/lifecycle/pg/marker.ts";
 import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";

@@ -9,7 +9,7 @@ import { TENANT_ID_PATTERN } from "../../../infra/model/naming.ts";
 import type { Platform } from "../../../infra/model/platform.ts";
 import type { BillingReconciler } from "../../billing/reconcile.ts";
 import type { ChangeResult, GitWriter } from "../../git/writer.ts";
-import type { WorkflowEngine } from "../../lifecycle/engine.ts";
+import type { WorkflowEngine } from "../../lifecycle/engine/engine.ts";
 import type { LifecycleService } from "../../lifecycle/service.ts";
 import type { Logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";

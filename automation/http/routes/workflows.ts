@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
-import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError } from "../../lifecycle/engine.ts";
+import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError } from "../../lifecycle/engine/engine.ts";
 import { withLogContext } from "../../log.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";

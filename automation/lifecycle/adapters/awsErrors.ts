@@ -5,7 +5,7 @@
  * resource busy in another operation, a 5xx, the network). Either way the message says what was
  * being done, on which resource, and AWS's own error name and message.
  */
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 
 /** Names AWS uses for conditions that pass by themselves. */
 const TRANSIENT = new Set([

@@ -10,7 +10,7 @@ import { dirname, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 import type { BackupStore, CellBucketRef, StoredObject } from "../ports.ts";
 
 export class DirectoryBucketStore implements BackupStore {

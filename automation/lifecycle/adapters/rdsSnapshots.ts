@@ -24,7 +24,7 @@ import {
   waitUntilDBSnapshotAvailable, type DBSnapshot,
 } from "@aws-sdk/client-rds";
 import { MANAGED_BY } from "../../../infra/model/naming.ts";
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 import type { DatabaseSnapshots, ProtectionRelease, SnapshotState } from "../ports.ts";
 import { awsErrorName, AwsRefusedError, translateAwsError } from "./awsErrors.ts";
 import { RegionalClients } from "./regionalClients.ts";

@@ -22,7 +22,7 @@ import {
   DeleteSecretCommand, DescribeSecretCommand, GetSecretValueCommand, ListSecretsCommand, paginateListSecrets, PutSecretValueCommand, SecretsManagerClient,
   UpdateSecretVersionStageCommand, type SecretListEntry,
 } from "@aws-sdk/client-secrets-manager";
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 import type { SecretDeletion, SecretsManager, SecretVersionText } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
 import { RegionalClients } from "./regionalClients.ts";

@@ -29,7 +29,7 @@ import { cellDatabaseSecretName, cellStackName, dedicatedStackName, masterSecret
 import { loadPlatform } from "../../../infra/model/platform.ts";
 import { formatProblem } from "../../../infra/model/problems.ts";
 import { parseStackFile } from "../../../infra/model/stackFile.ts";
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 import type { DatabaseLocator } from "../ports.ts";
 import { awsErrorName, translateAwsError } from "./awsErrors.ts";
 import { RegionalClients } from "./regionalClients.ts";

@@ -5,7 +5,7 @@
  * help until the control plane is given the adapter) with a message naming what is missing and
  * what to set. They never pretend: nothing is recorded as done, no backup is claimed.
  */
-import { PermanentError } from "../engine.ts";
+import { PermanentError } from "../engine/engine.ts";
 import type { BackupStore, DatabaseLocator, DatabaseSnapshots, SecretsManager } from "../ports.ts";
 
 /** A lifecycle step needs an adapter this control plane does not have. */

@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { PassThrough } from "node:stream";
 import { createGzip } from "node:zlib";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
-import { PermanentError, type BackupInput, type BackupRecord, type StepContext } from "../engine.ts";
+import { PermanentError, type BackupInput, type BackupRecord, type StepContext } from "../engine/engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import { ChangedSinceBackupError, dumpSchema, emptySchemaIfUnchanged, type TableChecksum } from "../pg/copy.ts";
 import { ensureMember, qi } from "../pg/sql.ts";

@@ -10,7 +10,7 @@ import type { Tenant } from "../../../infra/model/schema.ts";
 import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
 import { formatProblem } from "../../../infra/model/problems.ts";
 import { archivePath, editTenantText, isoSeconds, stackPath, tenantPath, type Edit } from "../../../infra/model/fleetFiles/index.ts";
-import { PermanentError, type JsonObject, type StepContext } from "../engine.ts";
+import { PermanentError, type JsonObject, type StepContext } from "../engine/engine.ts";
 import { prepareSession } from "../pg/sql.ts";
 
 export { archivePath, stackPath, tenantPath };

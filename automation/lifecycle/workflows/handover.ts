@@ -3,7 +3,7 @@
  * changes hands and when): StackRunner.moveState, idempotent, and a refusal to go on when what
  * must change hands is in neither stack.
  */
-import { PermanentError, type JsonObject, type StepContext } from "../engine.ts";
+import { PermanentError, type JsonObject, type StepContext } from "../engine/engine.ts";
 import { json } from "./common.ts";
 
 export interface Move {

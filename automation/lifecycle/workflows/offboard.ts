@@ -35,7 +35,7 @@ import { stringify } from "yaml";
 import { cellStackName, databaseSecretName, dedicatedStackName, masterSecretName, pgTenantIdent, teamSecretName, tenantSecretName } from "../../../infra/model/naming.ts";
 import { dedicatedDbIdentifier } from "../../../infra/model/infraNames.ts";
 import { addDays } from "../config.ts";
-import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
+import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
 import { EditRefusedError, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";

@@ -1,10 +1,10 @@
 /**
- * Step policies per kind of step (timeout, attempts, backoff; StepPolicy in ../engine.ts). A
+ * Step policies per kind of step (timeout, attempts, backoff; StepPolicy in ../engine/engine.ts). A
  * workflow declares one beside each step. The attempts and backoff match the engine's defaults
  * (5 attempts, 1, 2, 4 ... minutes up to an hour), so an operator's TENANCY_LIFECYCLE_MAX_ATTEMPTS
  * still caps them; the timeouts are what differs per kind. docs/durable-execution.md says why.
  */
-import type { StepPolicy } from "../engine.ts";
+import type { StepPolicy } from "../engine/engine.ts";
 
 const MINUTE = 60_000;
 const RETRY = { maxAttempts: 5, backoff: { initialMs: MINUTE, maxMs: 60 * MINUTE } } as const;

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { handbackKeyUrns } from "../../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
-import { done, PermanentError, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
+import { done, PermanentError, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { emptySchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { readMarkers, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember } from "../pg/sql.ts";

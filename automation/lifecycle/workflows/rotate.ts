@@ -32,7 +32,7 @@ import { z } from "zod";
 import { DB_PASSWORD_LENGTH, PG_SSLMODE, RDS_CA_BUNDLE_URL } from "../../../infra/model/database.ts";
 import { cellStackName, databaseSecretName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import type { Tenant } from "../../../infra/model/schema.ts";
-import { done, PermanentError, waitUntil, type StepContext, type StepDef, type WorkflowDef } from "../engine.ts";
+import { done, PermanentError, waitUntil, type StepContext, type StepDef, type WorkflowDef } from "../engine/engine.ts";
 import type pg from "pg";
 import { ensureMember, qi, ql } from "../pg/sql.ts";
 import { scramVerifier } from "../pg/scram.ts";

@@ -12,7 +12,7 @@
 import { stacksOfTenant } from "../../../infra/model/fleet.ts";
 import { cellStackName, dedicatedStackName } from "../../../infra/model/naming.ts";
 import type { Tenant } from "../../../infra/model/schema.ts";
-import { done, PermanentError, type StepContext, type WorkflowDef } from "../engine.ts";
+import { done, PermanentError, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { ensureMember } from "../pg/sql.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { EditRefusedError, lifecycleEdit } from "../../../infra/model/fleetFiles/index.ts";

@@ -42,7 +42,7 @@ import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra
 import { PlacementError } from "../../../infra/model/placement.ts";
 import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { addDays } from "../config.ts";
-import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine.ts";
+import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { copySchema, syncDelta } from "../pg/copy.ts";
 import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";

@@ -12,10 +12,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { crashPoint } from "../crashPoints.ts";
-import { lockKey } from "../db/tx.ts";
-import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
-import type { LifecyclePorts, RunContext } from "./ports.ts";
+import { crashPoint } from "../../crashPoints.ts";
+import { lockKey } from "../../db/tx.ts";
+import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../config.ts";
+import type { LifecyclePorts, RunContext } from "../ports.ts";
 
 export const WORKFLOW_KINDS = ["upgrade", "rollback", "suspend", "resume", "offboard", "rotate"] as const;
 export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];

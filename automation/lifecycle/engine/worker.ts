@@ -5,9 +5,9 @@
  * were requested by editing the tenant file (the billing reconciler, DELETE /api/tenants/:id, a
  * person) by starting their workflow, so the data is deleted only through the guarded steps.
  */
-import { loadFleet } from "../../infra/model/fleet.ts";
-import type { Logger } from "./ports.ts";
-import type { LifecycleService } from "./service.ts";
+import { loadFleet } from "../../../infra/model/fleet.ts";
+import type { Logger } from "../ports.ts";
+import type { LifecycleService } from "../service.ts";
 
 export interface LifecycleWorkerOptions {
   /** Default 30 s. */
