@@ -16,78 +16,33 @@
  *
  * A change is recorded as `planned` before git is touched, and its commit carries a
  * `Tenancy-Change: <id>` trailer, so a crash between commit and database is repaired on the next
- * session (the commit is found and its runs queued, or the half-written files are restored).
+ * session (recovery.ts: the commit is found and its runs queued, or the half-written files are
+ * restored). The change contract is change.ts, the Draft draft.ts.
  */
-import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Pool } from "pg";
-import { loadFleet, stacksOfTenant, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
-import { ATOMIC_TMP_SUFFIX, STACKS_DIR, tenantPath, TENANTS_DIR, validateWithChanges, writeAtomic } from "../../infra/model/fleetFiles/index.ts";
+import { loadFleet, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
+import { STACKS_DIR, tenantPath, TENANTS_DIR, validateWithChanges, writeAtomic } from "../../infra/model/fleetFiles/index.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
-import type { Tenant } from "../../infra/model/schema.ts";
-import { parseTenantFile, type LoadedTenant } from "../../infra/model/tenantFile.ts";
 import { crashPoint } from "../crashPoints.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
 import type { Logger } from "../log.ts";
 import type { EnqueuedRun, RunStore } from "../runs/store.ts";
+import { branchOf, commitMessage, pullRequestBody, type ChangeRequest, type ChangeResult, type Staged } from "./change.ts";
+import { Draft } from "./draft.ts";
 import type { GitHubClient, PullRequestRef } from "./github.ts";
+import { recoverInterruptedChanges } from "./recovery.ts";
 import { GitRepo } from "./repo.ts";
 
-/** Branch of a dedicated tenant's pending changes; one open PR per tenant. */
-export const branchOf = (tenantId: string) => `tenancy/${tenantId}`;
-/** Trailer that ties a commit to its change record. */
-export const CHANGE_TRAILER = "Tenancy-Change";
+// The writer's callers use one module: the change contract, the Draft and the recovery's wording.
+export {
+  branchOf, CHANGE_TRAILER, type ChangeCause, type ChangeRequest, type ChangeResult, type ChangeRoute, type ChangeSource, type StageOutcome,
+} from "./change.ts";
+export { Draft } from "./draft.ts";
+export { redoneBy } from "./recovery.ts";
+
 const WRITER_LOCK = "saas-tenancy:git-writer";
-
-export type ChangeSource = "stripe" | "api" | "workflow";
-export type ChangeRoute = "main" | "branch";
-
-export interface ChangeCause {
-  source: ChangeSource;
-  /** Stripe event ids, API request ids or workflow ids; each is cited in the commit. */
-  ids: readonly string[];
-  /** Who asked (API key name, workflow name). */
-  actor?: string;
-  /** The internal API key that asked (its name), recorded on the runs the change queues. */
-  apiKey?: string;
-}
-
-export interface ChangeRequest {
-  tenantId: string;
-  /** One line: what changes (the commit subject after "tenants: "). */
-  summary: string;
-  /** Repository-relative path -> new content; null deletes the file. */
-  files: Readonly<Record<string, string | null>>;
-  cause: ChangeCause;
-  /** auto (default): a branch and PR when the tenant is or becomes dedicated, else the main branch. */
-  route?: "auto" | ChangeRoute;
-  /** Stacks to run besides the tenant's (a new cell's stack file: its first up; docs/cells.md). */
-  stacks?: readonly string[];
-}
-
-interface ResultBase {
-  changeId: string;
-  tenantId: string;
-  summary: string;
-  stacks: string[];
-}
-export type ChangeResult =
-  | (ResultBase & { state: "committed"; route: "main"; commit: string; runs: EnqueuedRun[]; pushed: boolean; note?: string })
-  | (ResultBase & { state: "proposed"; route: "branch"; branch: string; commit: string; pushed: boolean; pullRequest?: PullRequestRef; note: string })
-  | (ResultBase & { state: "rejected"; route: ChangeRoute; problems: string[] });
-
-export type StageOutcome =
-  | { kind: "staged"; changeId: string; route: ChangeRoute; stacks: string[]; tenant?: Tenant }
-  | { kind: "unchanged" }
-  | { kind: "rejected"; result: ChangeResult & { state: "rejected" } };
-
-interface Staged {
-  id: string;
-  req: ChangeRequest;
-  route: ChangeRoute;
-  stacks: string[];
-}
 
 export class DirtyWorkingCopyError extends Error {}
 export class InvalidMainError extends Error {}
@@ -105,92 +60,6 @@ export interface GitWriterOptions {
   /** Main branch; default: the branch checked out in repoDir. */
   branch?: string;
   github?: GitHubClient;
-}
-
-/** The state a change() callback plans against. */
-export class Draft {
-  private staged: Staged[] = [];
-  private overlay = new Map<string, string | null>();
-  private rejected: { req: ChangeRequest; result: ChangeResult & { state: "rejected" } }[] = [];
-
-  constructor(
-    private current: Fleet,
-    private readonly repoDir: string,
-    readonly headCommit: string,
-    private readonly branchReader: (tenantId: string) => Promise<string | undefined>,
-  ) {}
-
-  /**
-   * The tenant file on the tenant's pending branch (`tenancy/<id>`: a proposed dedicated change
-   * not merged yet), or undefined. Changes to such a tenant must go to that branch (route "branch").
-   */
-  pending(tenantId: string): Promise<string | undefined> {
-    return this.branchReader(tenantId);
-  }
-
-  /** The valid fleet at the main head plus the main-branch changes staged so far. */
-  get fleet(): Fleet {
-    return this.current;
-  }
-
-  tenant(id: string): LoadedTenant | undefined {
-    return this.current.tenants.get(id);
-  }
-
-  /** A file as the main branch will have it after the staged changes (undefined: absent). */
-  read(path: string): string | undefined {
-    if (this.overlay.has(path)) return this.overlay.get(path) ?? undefined;
-    const abs = join(this.repoDir, path);
-    return existsSync(abs) ? readFileSync(abs, "utf8") : undefined;
-  }
-
-  /** Checks a change on its own and queues it for this session's commit. */
-  stage(req: ChangeRequest): StageOutcome {
-    const id = randomUUID();
-    const path = tenantPath(req.tenantId);
-    const before = this.current.tenants.get(req.tenantId)?.tenant;
-    const text = req.files[path];
-    let after: LoadedTenant | undefined;
-    const ctx = { regions: this.current.platform.regions, environments: this.current.platform.environments };
-    if (typeof text === "string") {
-      const parsed = parseTenantFile(path, text, ctx, req.tenantId);
-      if (Array.isArray(parsed)) {
-        const result = { state: "rejected" as const, changeId: id, tenantId: req.tenantId, summary: req.summary, route: "main" as const, stacks: [], problems: parsed.map(formatProblem) };
-        this.rejected.push({ req, result });
-        return { kind: "rejected", result };
-      }
-      after = parsed;
-    }
-    const unchanged = Object.entries(req.files).every(([p, content]) => (this.read(p) ?? null) === content);
-    if (unchanged) return { kind: "unchanged" };
-    const dedicated = before?.deployment === "dedicated" || after?.tenant.deployment === "dedicated";
-    const route: ChangeRoute = req.route === "main" || req.route === "branch" ? req.route : dedicated ? "branch" : "main";
-    const stacks = [...new Set([...(before ? stacksOfTenant(before) : []), ...(after ? stacksOfTenant(after.tenant) : []), ...(req.stacks ?? [])])].sort();
-    this.staged.push({ id, req, route, stacks });
-    if (route === "main") {
-      for (const [p, content] of Object.entries(req.files)) this.overlay.set(p, content);
-      // A stack file staged (a new cell, a cell opened): later plans of this session see it.
-      if (Object.keys(req.files).some((p) => p.startsWith(`${STACKS_DIR}/`))) {
-        const withStacks = validateWithChanges({ projectDir: this.repoDir }, [Object.fromEntries(this.overlay)]);
-        if (withStacks.fleet) {
-          this.current = withStacks.fleet;
-          return { kind: "staged", changeId: id, route, stacks, ...(after ? { tenant: after.tenant } : {}) };
-        }
-      }
-      if (text !== undefined) {
-        const tenants = new Map(this.current.tenants);
-        if (after) tenants.set(req.tenantId, after);
-        else tenants.delete(req.tenantId);
-        this.current = { ...this.current, tenants };
-      }
-    }
-    return { kind: "staged", changeId: id, route, stacks, ...(after ? { tenant: after.tenant } : {}) };
-  }
-
-  /** @internal */
-  take(): { staged: Staged[]; rejected: { req: ChangeRequest; result: ChangeResult & { state: "rejected" } }[] } {
-    return { staged: this.staged, rejected: this.rejected };
-  }
 }
 
 export interface Checkout {
@@ -346,72 +215,12 @@ export class GitWriter {
     }
   }
 
-  /** Repairs what a crash between git and the database left behind. */
+  /** Repairs what a crash between git and the database left behind (recovery.ts). */
   private async recover(): Promise<void> {
-    const { rows } = await this.opts.pool.query<{
-      id: string; tenant_id: string; route: ChangeRoute; paths: string[]; stacks: string[]; branch: string | null; summary: string; source: ChangeSource; cause_ids: string[];
-    }>(
-      "SELECT id, tenant_id, route, paths, stacks, branch, summary, source, cause_ids FROM changes WHERE state = 'planned' ORDER BY created_at",
-    );
-    for (const row of rows) {
-      const ref = row.route === "main" ? `refs/heads/${this.branch}` : `refs/heads/${row.branch ?? ""}`;
-      const exists = await this.repo.resolve(ref);
-      const commit = exists ? await this.repo.findCommit(ref, `${CHANGE_TRAILER}: ${row.id}`) : undefined;
-      if (commit && row.route === "main") {
-        // Pushed before its runs are queued, as applyMain does.
-        const pushed = await this.pushRecovered(row.id);
-        await withTransaction(this.opts.pool, async (client) => {
-          await client.query("UPDATE changes SET state = 'committed', commit_sha = $2, note = $3, pushed = $4, updated_at = now() WHERE id = $1", [
-            row.id, commit, "recovered after an interruption: commit found, runs queued", pushed,
-          ]);
-          for (const stack of row.stacks) await this.opts.runs.enqueue(client, stack, { changeId: row.id, reason: row.summary });
-        });
-        this.opts.runs.jobsSent();
-        this.opts.log.warn({ changeId: row.id, commit, pushed }, "recovered a committed change whose runs were not queued");
-      } else if (commit) {
-        await this.opts.pool.query("UPDATE changes SET state = 'proposed', commit_sha = $2, note = $3, updated_at = now() WHERE id = $1", [
-          row.id, commit, `recovered after an interruption: commit is on ${row.branch}; push and PR not confirmed`,
-        ]);
-      } else {
-        let head: string | undefined;
-        let discarded: string[] = [];
-        if (row.route === "main") {
-          head = await this.head();
-          // What the crash left in the index or the working tree (written, or staged with `git add`).
-          discarded = await this.repo.status(row.paths);
-          await this.repo.restorePaths(head, row.paths);
-        }
-        const redo = redoneBy(row.source, row.cause_ids);
-        await this.opts.pool.query("UPDATE changes SET state = 'failed', note = $2, updated_at = now() WHERE id = $1", [
-          row.id, `interrupted before its commit; nothing was committed; ${redo}`,
-        ]);
-        this.opts.log.warn(
-          { changeId: row.id, tenantId: row.tenant_id, source: row.source, causes: row.cause_ids, discarded, restoredTo: head ?? null },
-          `discarded the change "${row.summary}" interrupted before its commit (index and working tree back at ${head?.slice(0, 12) ?? "the branch head"}); ${redo}`,
-        );
-      }
-    }
-    // Temporary files of an interrupted atomic write.
-    for (const line of await this.repo.status([TENANTS_DIR, STACKS_DIR])) {
-      const path = line.slice(3);
-      if (line.startsWith("??") && ATOMIC_TMP_SUFFIX.test(path)) rmSync(join(this.opts.repoDir, path), { force: true });
-    }
-  }
-
-  /**
-   * A recovered commit was possibly never pushed (the crash came before the push): push the main
-   * branch now, so a runner that clones the remote (Deployments) finds the commit its runs use.
-   */
-  private async pushRecovered(changeId: string): Promise<boolean> {
-    const pushTo = await this.pushRemote();
-    if (!pushTo) return false;
-    try {
-      await this.repo.push(pushTo, `refs/heads/${this.branch}:refs/heads/${this.branch}`);
-      return true;
-    } catch (err) {
-      this.opts.log.warn({ changeId, err: { message: (err as Error).message } }, "push of the recovered commit failed; the next change retries it");
-      return false;
-    }
+    await recoverInterruptedChanges({
+      pool: this.opts.pool, runs: this.opts.runs, log: this.opts.log, repo: this.repo, repoDir: this.opts.repoDir,
+      branch: () => this.branch, head: () => this.head(), pushRemote: () => this.pushRemote(),
+    });
   }
 
   /** The valid fleet of a main-branch commit (the working copy, which is clean at that commit). */
@@ -436,17 +245,6 @@ export class GitWriter {
   }
 
   // --- applying --------------------------------------------------------------------------------
-
-  private message(s: Staged): string {
-    const trailer =
-      s.req.cause.source === "stripe" ? "Stripe-Event" : s.req.cause.source === "api" ? "Api-Request" : "Workflow";
-    const lines = [`tenants: ${s.req.summary}`, ""];
-    if (s.req.cause.actor) lines.push(`Requested-By: ${s.req.cause.actor}`);
-    for (const id of s.req.cause.ids) lines.push(`${trailer}: ${id}`);
-    if (s.stacks.length > 0) lines.push(`Stacks: ${s.stacks.join(", ")}`);
-    lines.push(`${CHANGE_TRAILER}: ${s.id}`);
-    return `${lines.join("\n")}\n`;
-  }
 
   private async recordPlanned(staged: readonly Staged[]): Promise<void> {
     await withTransaction(this.opts.pool, async (client) => {
@@ -516,7 +314,7 @@ export class GitWriter {
         writeAtomic(abs, content);
       }
       crashPoint("git.written");
-      await this.repo.commitPaths(Object.keys(s.req.files), this.message(s), added);
+      await this.repo.commitPaths(Object.keys(s.req.files), commitMessage(s), added);
     }
     const shas = await this.repo.recentCommits(`refs/heads/${this.branch}`, accepted.length);
     const committed = accepted.map((s, i) => ({ s, commit: shas[i]! }));
@@ -586,7 +384,7 @@ export class GitWriter {
     mkdirSync(dirname(indexFile), { recursive: true });
     let commit: string;
     try {
-      commit = await this.repo.commitToBranch({ branch, parent, expectedOld: branchHead, files: s.req.files, message: this.message(s), indexFile });
+      commit = await this.repo.commitToBranch({ branch, parent, expectedOld: branchHead, files: s.req.files, message: commitMessage(s), indexFile });
     } finally {
       rmSync(indexFile, { force: true });
     }
@@ -609,7 +407,7 @@ export class GitWriter {
           head: branch,
           base: this.branch,
           title: `tenants: ${s.req.summary}`,
-          body: prBody(s, commit),
+          body: pullRequestBody(s, commit),
         });
         note = `${pullRequest.created ? "opened" : "updated"} pull request ${pullRequest.url}; the stacks change when it is merged`;
       } catch (err) {
@@ -632,25 +430,4 @@ export class GitWriter {
       ...(pullRequest ? { pullRequest } : {}),
     };
   }
-}
-
-/** Who applies an interrupted change again, told in the log line that discards it. */
-export function redoneBy(source: ChangeSource, ids: readonly string[]): string {
-  const list = ids.join(", ") || "(none recorded)";
-  if (source === "stripe") return `redone when the reconcile of Stripe event ${list} runs again (its job is retried after the restart)`;
-  if (source === "api") return `redone only when the client repeats API request ${list} (its connection was cut; nothing was answered)`;
-  return `redone when workflow ${list} retries its step`;
-}
-
-function prBody(s: Staged, commit: string): string {
-  const cause = s.req.cause.source === "stripe" ? "Stripe event" : s.req.cause.source === "api" ? "API request" : "workflow";
-  return [
-    `Proposed by the saas-tenancy control plane (commit ${commit.slice(0, 12)}).`,
-    "",
-    `- cause: ${cause} ${s.req.cause.ids.join(", ")}${s.req.cause.actor ? ` (${s.req.cause.actor})` : ""}`,
-    `- files: ${Object.keys(s.req.files).join(", ")}`,
-    `- stacks changed on merge: ${s.stacks.join(", ") || "none"}`,
-    "",
-    "The resulting fleet passed `tenantctl validate`'s model checks before this branch was written.",
-  ].join("\n");
 }
