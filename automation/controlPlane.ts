@@ -137,7 +137,7 @@ export class ControlPlane {
         log.error({ rolloutId: r.id, reason: r.haltReason }, `rollout halted: ${r.name}; nothing more runs until a person resumes or aborts it`);
       },
     });
-    this.rollouts = new RolloutService(rolloutEngine, config.repoDir);
+    this.rollouts = new RolloutService(rolloutEngine, config.repoDir, (commit) => writer.commitOnBranch(commit));
     const tickMs = (deps.pollingIntervalSeconds ?? 2) * 1000;
     this.rolloutWorker = new Ticker("rollout tick", () => rolloutEngine.tick(), log, { intervalMs: tickMs });
     if (config.drift) {

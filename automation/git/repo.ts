@@ -215,6 +215,31 @@ export class GitRepo {
     }
   }
 
+  /**
+   * A commit whose tree is `base`'s with the directories `dirs` replaced by theirs in `from`
+   * (a directory absent from `from` is absent from the result), child of `from`, on no branch.
+   * Built in a throwaway index (read-tree, rm --cached, read-tree --prefix, write-tree), so the
+   * repository's own index and working tree are never touched. When the tree equals `from`'s,
+   * `from` itself is returned: nothing is composed.
+   */
+  async composeCommit(base: string, from: string, dirs: readonly string[], message: string): Promise<string> {
+    const index = join(tmpdir(), `tenancy-compose-${randomUUID()}.index`);
+    const env = { GIT_INDEX_FILE: index };
+    try {
+      await this.run(["read-tree", `${base}^{tree}`], { env });
+      for (const d of dirs) {
+        await this.run(["rm", "-r", "--cached", "--quiet", "--force", "--ignore-unmatch", "--", d], { env });
+        const sub = await this.run(["rev-parse", "--verify", "--quiet", `${from}:${d}`], { okCodes: [1, 128] });
+        if (sub.code === 0) await this.run(["read-tree", `--prefix=${d}/`, sub.stdout.trim()], { env });
+      }
+      const tree = await this.out(["write-tree"], { env });
+      if (tree === (await this.out(["rev-parse", `${from}^{tree}`]))) return await this.out(["rev-parse", `${from}^{commit}`]);
+      return await this.out(["commit-tree", tree, "-p", from, "-F", "-"], { input: message });
+    } finally {
+      rmSync(index, { force: true });
+    }
+  }
+
   async addWorktree(dir: string, commit: string): Promise<void> {
     await this.run(["worktree", "add", "--detach", "--force", dir, commit]);
   }

@@ -170,9 +170,15 @@ export class GitWriter {
    * are exported without touching the repository (GitRepo.exportTree), so runs check out in
    * parallel with each other and with commits (a worktree per run serialized every run behind
    * the commit lock: BENCHMARKS.md, fleet rollout).
+   *
+   * With `program` (a rollout's commit) and no `commit`: the program of `program` with the fleet
+   * files (tenants/, stacks/) of the head, composed into a commit of its own on no branch
+   * (GitRepo.composeCommit; the head itself when its program is that commit's), so a program
+   * committed after the rollout never reaches its later waves while tenants created or changed
+   * meanwhile are kept (a cell's run at the rollout's whole tree would delete them).
    */
-  async checkout(name: string, commit?: string): Promise<Checkout> {
-    const sha = commit ?? (await this.exclusive(() => this.head()));
+  async checkout(name: string, commit?: string, program?: string): Promise<Checkout> {
+    const sha = commit ?? (program ? await this.composeRun(name, program) : await this.exclusive(() => this.head()));
     const dir = join(this.opts.dataDir, "worktrees", name);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -188,6 +194,37 @@ export class GitWriter {
       commit: sha,
       release: async () => rmSync(dir, { recursive: true, force: true }),
     };
+  }
+
+  /**
+   * The full id of `commit` when it is on the main branch (after pulling, like a change), else
+   * undefined and why: what a rollout may pin its runs to.
+   */
+  async commitOnBranch(commit: string): Promise<{ sha: string } | { problem: string }> {
+    return this.exclusive(async () => {
+      await this.prepare();
+      const sha = await this.repo.resolve(commit);
+      const remote = await this.pushRemote();
+      if (!sha) return { problem: `commit ${commit} is not in the control plane's working copy ${this.opts.repoDir}${remote ? ` (pulled from ${remote})` : ""}; push it to ${this.branch} first` };
+      const head = await this.head();
+      if (!(await this.repo.isAncestor(sha, head))) return { problem: `commit ${sha.slice(0, 12)} is not on the ${this.branch} branch (head ${head.slice(0, 12)}); a rollout applies a commit of ${this.branch}` };
+      return { sha };
+    });
+  }
+
+  /** The head's fleet files over the program of `program` (see checkout). */
+  private async composeRun(name: string, program: string): Promise<string> {
+    const head = await this.exclusive(() => this.head());
+    const programSha = await this.repo.resolve(program);
+    if (!programSha) {
+      throw new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; the rollout's commit must be on the ${this.branch} branch the control plane commits to`);
+    }
+    return this.repo.composeCommit(
+      programSha,
+      head,
+      [TENANTS_DIR, STACKS_DIR],
+      `saas-tenancy control plane: ${name}: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)}\n`,
+    );
   }
 
   // --- session preparation -------------------------------------------------------------------

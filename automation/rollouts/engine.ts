@@ -30,8 +30,11 @@ const TICK_LOCK = lockKey("tenancy:rollouts:tick");
 
 /** What the engine needs of the run queue (RunStore in production). */
 export interface RolloutRunPort {
-  /** Queues a run of `stack` (or joins its queued run) inside the caller's transaction. */
-  enqueue(client: PoolClient, stack: string, cause: { reason: string }): Promise<{ runId: string }>;
+  /**
+   * Queues a run of `stack` (or joins its queued run) inside the caller's transaction; the run
+   * applies the program of `programCommit` (the rollout's commit) with the head's fleet files.
+   */
+  enqueue(client: PoolClient, stack: string, cause: { reason: string; programCommit: string }): Promise<{ runId: string }>;
   /** The runs' outcomes; runs not finished are absent. */
   outcomes(client: PoolClient, runIds: readonly string[]): Promise<Map<string, { state: "succeeded" | "failed"; error: string | null }>>;
   /** After a transaction that queued runs committed: lets local workers fetch the jobs at once. */
@@ -169,7 +172,9 @@ export class RolloutEngine {
 
   /**
    * A paused or halted rollout runs again. After a halt, the current wave's failed stacks start
-   * again (the fix is on the main branch by now: each run applies its head).
+   * again, with the rollout's program (a failure outside the program: a tenant file fixed on the
+   * main branch, whose fleet files every run takes from the head, or a transient error). A fix
+   * of the program itself is a new commit: a new rollout that supersedes this one.
    */
   async resume(id: string): Promise<RolloutRecord> {
     return this.transition(id, ["paused", "halted"], "running", async (c, before) => {
@@ -295,7 +300,7 @@ export class RolloutEngine {
       )).rows;
       const reason = `rollout ${r.name} (${r.commit.slice(0, 12)}), wave ${r.wave + 1} of ${r.waves.length} (ring ${wave.ring})`;
       for (const { stack } of next) {
-        const { runId } = await this.runs.enqueue(c, stack, { reason });
+        const { runId } = await this.runs.enqueue(c, stack, { reason, programCommit: r.commit });
         await c.query(
           "UPDATE rollout_stacks SET state = 'running', run_id = $3, attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL WHERE rollout_id = $1 AND stack = $2",
           [r.id, stack, runId],

@@ -10,7 +10,7 @@ import type { RolloutRunPort } from "./engine.ts";
 export function runStorePort(store: RunStore): RolloutRunPort {
   return {
     async enqueue(client, stack, cause) {
-      const { runId } = await store.enqueue(client, stack, { reason: cause.reason });
+      const { runId } = await store.enqueue(client, stack, { reason: cause.reason, programCommit: cause.programCommit });
       return { runId };
     },
     async outcomes(client: PoolClient, runIds) {

@@ -12,7 +12,10 @@ export const COMMIT_PATTERN = /^[0-9a-f]{7,40}$/;
 export interface StartRequest {
   /** What the change is, for people (a PR title, a release name). */
   name: string;
-  /** The commit on the main branch the rollout applies (each run applies the branch head, which contains it). */
+  /**
+   * The commit on the main branch the rollout applies: each run applies this commit's program
+   * with the head's tenant and stack files (docs/rollouts.md).
+   */
   commit: string;
   supersede?: boolean;
   requestedBy?: string;
@@ -39,6 +42,8 @@ export class RolloutService {
   constructor(
     readonly engine: RolloutEngine,
     private readonly projectDir: string,
+    /** The full id of a commit of the main branch, or why it is not one (GitWriter.commitOnBranch). */
+    private readonly onBranch?: (commit: string) => Promise<{ sha: string } | { problem: string }>,
   ) {}
 
   /** Plans the waves over every cell and dedicated stack of the checkout and records the rollout. */
@@ -46,8 +51,14 @@ export class RolloutService {
     const name = req.name.trim();
     if (name === "" || name.length > 200) throw new RolloutRequestError("name must be 1-200 characters (what the change is, e.g. the pull request title)");
     if (!COMMIT_PATTERN.test(req.commit)) throw new RolloutRequestError(`commit "${req.commit}" is not a git commit id (7-40 lower-case hex digits)`);
+    let commit = req.commit;
+    if (this.onBranch) {
+      const found = await this.onBranch(commit);
+      if ("problem" in found) throw new RolloutRequestError(found.problem);
+      commit = found.sha;
+    }
     const waves = planWaves(loadRings(this.projectDir), rolloutTargets(requireFleet({ projectDir: this.projectDir })));
-    return this.engine.start({ name, commit: req.commit, waves, ...(req.supersede ? { supersede: true } : {}), ...(req.requestedBy ? { requestedBy: req.requestedBy } : {}) });
+    return this.engine.start({ name, commit, waves, ...(req.supersede ? { supersede: true } : {}), ...(req.requestedBy ? { requestedBy: req.requestedBy } : {}) });
   }
 
   async view(id: string): Promise<RolloutView | undefined> {

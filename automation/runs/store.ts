@@ -9,7 +9,10 @@
  * stacks run in parallel up to the number of worker slots.
  *
  * A change that arrives while its stack already has a queued run joins that run: the run applies
- * the main branch's head when it starts, which includes every change committed before it.
+ * the main branch's head when it starts, which includes every change committed before it. A
+ * rollout's run is pinned to the rollout's program commit (`programCommit`): it applies that
+ * commit's program with the head's fleet files (GitWriter.checkout); a change joining a pinned run
+ * keeps the pin, a pinned request joining an unpinned run pins it (the newest pin wins).
  *
  * Every run has its stack's region (migration 004) and its job goes to that region's queue,
  * `stack-run-<region>`; a worker claims only runs of the regions it serves (docs/control-plane.md,
@@ -117,6 +120,8 @@ export interface RunRecord {
   /** The internal API keys whose requests this run serves (docs/security.md). */
   apiKeys: string[];
   commit: string | null;
+  /** The program revision the run applies (a rollout's commit); null: the head as it is. */
+  programCommit: string | null;
   attempts: number;
   attemptLog: AttemptRecord[];
   cancelRequested: boolean;
@@ -143,6 +148,11 @@ export interface RunCause {
   /** Default up. */
   operation?: RunOperation;
   options?: RunOptions;
+  /**
+   * Apply the program of this commit (with the head's tenant and stack files) instead of the
+   * head's program: a rollout's runs (docs/rollouts.md). Absent: the head as it is.
+   */
+  programCommit?: string;
 }
 
 /** A stack already has a queued run of the other operation; retry once it has started. */
@@ -172,6 +182,7 @@ interface RunRow {
   reasons: string[];
   api_keys: string[];
   commit_sha: string | null;
+  program_commit: string | null;
   attempts: number;
   attempt_log: AttemptRecord[];
   cancel_requested_at: Date | null;
@@ -199,6 +210,7 @@ function toRecord(r: RunRow): RunRecord {
     reasons: r.reasons,
     apiKeys: r.api_keys,
     commit: r.commit_sha,
+    programCommit: r.program_commit,
     attempts: r.attempts,
     attemptLog: r.attempt_log,
     cancelRequested: r.cancel_requested_at !== null,
@@ -339,12 +351,13 @@ export class RunStore {
       throw new RunConflictError(`stack ${stack} already has a queued ${other.operation} run ${other.id} with other options; retry once it has started`);
     }
     const { rows } = await client.query<{ id: string; inserted: boolean }>(
-      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[], $7)
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region, program_commit) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[], $7, $8)
        ON CONFLICT (stack) WHERE state = 'queued'
        DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons,
-                     api_keys = runs.api_keys || ARRAY(SELECT k FROM unnest(EXCLUDED.api_keys) k WHERE k <> ALL (runs.api_keys))
+                     api_keys = runs.api_keys || ARRAY(SELECT k FROM unnest(EXCLUDED.api_keys) k WHERE k <> ALL (runs.api_keys)),
+                     program_commit = COALESCE(EXCLUDED.program_commit, runs.program_commit)
        RETURNING id, (xmax = 0) AS inserted`,
-      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason], cause.apiKey ? [cause.apiKey] : [], region],
+      [stack, operation, JSON.stringify(cause.options ?? {}), cause.changeId ? [cause.changeId] : [], [cause.reason], cause.apiKey ? [cause.apiKey] : [], region, cause.programCommit ?? null],
     );
     const row = rows[0]!;
     if (row.inserted) {

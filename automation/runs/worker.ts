@@ -201,8 +201,15 @@ export class RunWorker {
     try {
       // A takeover applies the commit the dead attempt was applying: its update may have finished
       // (the runner then records it rather than applying it twice); later commits of the stack
-      // have a queued run of their own.
-      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined);
+      // have a queued run of their own. A rollout's run applies the rollout's program with the
+      // head's fleet files (GitWriter.checkout).
+      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined, run.programCommit ?? undefined);
+      if (runner.kind === "deployments" && run.programCommit && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
+        throw new Error(
+          `run ${runId} applies the program of ${run.programCommit.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +
+            "which exists only in the control plane's working copy and which Pulumi Deployments cannot clone; run rollouts with TENANCY_RUNNER=local, or let one rollout finish before the next program change lands (docs/rollouts.md)",
+        );
+      }
       await store.setCommit(runId, checkout.commit);
       const ctx: RunContext = {
         runId,

@@ -156,7 +156,7 @@ describe("a worker serving only us-east-1", () => {
 
   it("rollouts and drift checks queue their runs with the stack's region", async () => {
     const port = runStorePort(h.cp.runs);
-    const { runId: rolloutRun } = await withTransaction(h.cp.db.pool, (c) => port.enqueue(c, EU_DEDICATED, { reason: "test: rollout wave 1" }));
+    const { runId: rolloutRun } = await withTransaction(h.cp.db.pool, (c) => port.enqueue(c, EU_DEDICATED, { reason: "test: rollout wave 1", programCommit: h.repo.git("rev-parse", "HEAD").trim() }));
     expect((await row(h, rolloutRun)).region).toBe("eu-west-1");
     await h.cp.runs.requestCancel(rolloutRun);
 

@@ -19,6 +19,7 @@
  * is refused; no listed URN found is an error; a renamed URN already in the destination is an
  * error. It does not copy providers.
  */
+import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -79,7 +80,11 @@ export interface FakeStackState {
   destroyed?: boolean;
   /** The deployment's resources (`stack export`), written by seedResources and `state move` only. */
   resources?: FakeResource[];
-  updates: { kind: "update" | "destroy"; at: string; message: string | null; tenants: string[]; remote: boolean; policyPacks: string[] }[];
+  updates: {
+    kind: "update" | "destroy"; at: string; message: string | null; tenants: string[]; remote: boolean; policyPacks: string[];
+    /** sha256 of the checkout's Pulumi.yaml (local runs): which program revision the update ran. */
+    program?: string;
+  }[];
 }
 
 export interface FakeResult {
@@ -386,7 +391,9 @@ async function operation(
   release();
   if (io.signal?.aborted) return fail("error: update canceled\n");
   if (failure) return fail(`error: update failed: ${failure}\n`);
-  state.updates.push({ kind: kind === "up" ? "update" : "destroy", at: new Date().toISOString(), message: flag(args, "--message") ?? null, tenants, remote, policyPacks: packs });
+  const projectFile = join(cwd, "Pulumi.yaml");
+  const program = !remote && existsSync(projectFile) ? { program: createHash("sha256").update(readFileSync(projectFile)).digest("hex") } : {};
+  state.updates.push({ kind: kind === "up" ? "update" : "destroy", at: new Date().toISOString(), message: flag(args, "--message") ?? null, tenants, remote, policyPacks: packs, ...program });
   state.protected = kind === "up";
   state.destroyed = kind === "destroy";
   writeState(state);

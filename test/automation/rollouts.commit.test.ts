@@ -1,0 +1,125 @@
+/**
+ * A rollout applies the program of the commit it was created for, whatever lands on the main
+ * branch meanwhile, with the head's tenant and stack files (docs/rollouts.md, "Which commit a run
+ * applies"). Control plane on live PostgreSQL with the Pulumi CLI test double, which records a
+ * digest of the Pulumi.yaml each update ran with and the tenants it found (nothing is deployed).
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeFixtureRepo } from "./support/repo.ts";
+import { startHarness, waitFor, type Harness } from "./support/harness.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+import { stackState } from "./support/fakePulumi.ts";
+
+let pg: TestPostgres;
+let h: Harness;
+const CANARY = "shared-prod-use1-01";
+/** prod-rest: company-beta and gamma-labs live there; the later commit adds a tenant to it. */
+const LATE_CELL = "shared-prod-use1-02";
+const digest = (text: string) => createHash("sha256").update(text).digest("hex");
+
+beforeAll(async () => {
+  pg = await startTestPostgres();
+  const repo = makeFixtureRepo();
+  const file = join(repo.dir, "Pulumi.yaml");
+  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
+  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
+  writeFileSync(file, stringify(doc));
+  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  h = await startHarness({ pg, repo, fake: { eventDelayMs: 2, failures: { [CANARY]: "the canary's update failed (injected)" } } });
+});
+afterAll(async () => {
+  await h?.close();
+  await pg?.stop();
+});
+
+interface View {
+  rollout: { id: string; state: string; wave: number; commit: string };
+  waves: { ring: string; stacks: { stack: string; state: string; runId: string | null }[] }[];
+}
+const get = async (id: string) => (await h.api("GET", `/api/rollouts/${id}`)).json as unknown as View;
+const runOf = async (runId: string) =>
+  (await h.cp.db.pool.query<{ commit_sha: string; program_commit: string | null; state: string }>("SELECT commit_sha, program_commit, state FROM runs WHERE id = $1", [runId])).rows[0]!;
+const lastUpdate = (stack: string) => stackState(h.stateDir, stack)?.updates.at(-1);
+
+describe("a rollout applies its own commit's program", () => {
+  it("a program committed after the rollout started never reaches its later rings; tenants committed meanwhile do", async () => {
+    const x = h.repo.git("rev-parse", "HEAD").trim();
+    const programX = digest(h.repo.show(x, "Pulumi.yaml")!);
+    const started = await h.api("POST", "/api/rollouts", { name: "program X", commit: x.slice(0, 12) });
+    expect(started.status).toBe(201);
+    const view = started.json as unknown as View;
+    // The short id is stored as the full commit the runs are pinned to.
+    expect(view.rollout.commit).toBe(x);
+    const id = view.rollout.id;
+    const halted = await waitFor("the rollout to halt at the canary", async () => {
+      const v = await get(id);
+      return v.rollout.state === "halted" ? v : undefined;
+    }, 60_000);
+    expect(halted.rollout.wave).toBe(1);
+
+    // While it is halted, main moves on: a program change (Pulumi.yaml) and a new tenant in a
+    // prod-rest cell, in one commit.
+    const file = join(h.repo.dir, "Pulumi.yaml");
+    writeFileSync(file, `${readFileSync(file, "utf8")}# program Y: committed after rollout "program X" started\n`);
+    const beta = h.repo.show("HEAD", "tenants/company-beta.yaml")!;
+    writeFileSync(join(h.repo.dir, "tenants", "company-late.yaml"), beta.replaceAll("company-beta", "company-late").replace("Company Beta GmbH", "Company Late GmbH").replaceAll("BETA0001", "LATE0001"));
+    h.repo.git("add", "--all");
+    h.repo.git("commit", "--quiet", "-m", "program Y and a new tenant");
+    const y = h.repo.git("rev-parse", "HEAD").trim();
+    const programY = digest(h.repo.show(y, "Pulumi.yaml")!);
+    expect(programY).not.toBe(programX);
+
+    delete h.fake.options.failures![CANARY];
+    expect((await h.api("POST", `/api/rollouts/${id}/resume`)).status).toBe(200);
+    const done = await waitFor("the rollout to succeed", async () => {
+      const v = await get(id);
+      return v.rollout.state === "succeeded" ? v : undefined;
+    }, 90_000);
+
+    // The failed canary re-ran after Y, and every stack of the rings after it.
+    const all = done.waves.flatMap((w) => w.stacks);
+    const late = [...done.waves[1]!.stacks.filter((s) => s.stack === CANARY), ...done.waves.slice(2).flatMap((w) => w.stacks)];
+    expect(late.map((s) => s.stack)).toContain(LATE_CELL);
+    for (const s of late) {
+      const run = await runOf(s.runId!);
+      expect(run).toMatchObject({ state: "succeeded", program_commit: x });
+      // The CLI ran X's Pulumi.yaml, not the head's.
+      expect(lastUpdate(s.stack)?.program).toBe(programX);
+      // The commit the run recorded: X's program, Y's fleet files, on no branch.
+      expect(h.repo.show(run.commit_sha, "Pulumi.yaml")).toBe(h.repo.show(x, "Pulumi.yaml"));
+      expect(h.repo.git("rev-parse", `${run.commit_sha}:tenants`).trim()).toBe(h.repo.git("rev-parse", `${y}:tenants`).trim());
+      expect(h.repo.git("rev-parse", `${run.commit_sha}:stacks`).trim()).toBe(h.repo.git("rev-parse", `${y}:stacks`).trim());
+      expect(h.repo.git("branch", "--contains", run.commit_sha).trim()).toBe("");
+    }
+    // The tenant committed meanwhile is in its cell's update (a run at X's whole tree would drop it).
+    expect(lastUpdate(LATE_CELL)?.tenants).toEqual(["company-beta", "company-late", "gamma-labs"]);
+    // The stacks that ran before Y existed applied X as it is, the branch commit itself.
+    const early = all.filter((s) => !late.includes(s));
+    expect(early.length).toBeGreaterThan(2);
+    for (const s of early) expect(await runOf(s.runId!)).toMatchObject({ commit_sha: x, program_commit: x });
+
+    // Negative control: a run that is not a rollout's applies the head as it is, program Y.
+    const [plain] = await h.cp.runs.enqueueAll([LATE_CELL], { reason: "test: a tenant change" });
+    await waitFor("the plain run to finish", async () => ((await runOf(plain!.runId)).state === "succeeded" ? true : undefined), 30_000);
+    expect(await runOf(plain!.runId)).toMatchObject({ commit_sha: y, program_commit: null });
+    expect(lastUpdate(LATE_CELL)?.program).toBe(programY);
+  }, 180_000);
+
+  it("refuses a commit that is not on the main branch, naming it", async () => {
+    const main = h.repo.git("rev-parse", "HEAD").trim();
+    h.repo.git("checkout", "--quiet", "-b", "side");
+    h.repo.git("commit", "--quiet", "--allow-empty", "-m", "not on main");
+    const side = h.repo.git("rev-parse", "HEAD").trim();
+    h.repo.git("checkout", "--quiet", "main");
+    const res = await h.api("POST", "/api/rollouts", { name: "side", commit: side });
+    expect(res.status).toBe(400);
+    expect(res.json).toEqual({ error: { message: `commit ${side.slice(0, 12)} is not on the main branch (head ${main.slice(0, 12)}); a rollout applies a commit of main` } });
+    const missing = await h.api("POST", "/api/rollouts", { name: "missing", commit: "0123456789abcdef" });
+    expect(missing.status).toBe(400);
+    expect((missing.json as { error: { message: string } }).error.message).toBe(`commit 0123456789abcdef is not in the control plane's working copy ${h.repo.dir}; push it to main first`);
+  }, 60_000);
+});
