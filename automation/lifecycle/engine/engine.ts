@@ -25,6 +25,11 @@ export const OPEN_STATES: readonly WorkflowState[] = ["pending", "running", "wai
 export type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
+/** `value` as the JSON a step output holds (through JSON, so Dates become strings). */
+export function json(value: unknown): JsonObject {
+  return JSON.parse(JSON.stringify(value)) as JsonObject;
+}
+
 export interface WorkflowRecord {
   id: string;
   kind: WorkflowKind;

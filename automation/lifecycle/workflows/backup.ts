@@ -11,7 +11,8 @@ import { PermanentError, type BackupInput, type BackupRecord, type StepContext }
 import { schemaExists } from "../pg/catalog.ts";
 import { ChangedSinceBackupError, dumpSchema, emptySchemaIfUnchanged, type TableChecksum } from "../pg/copy.ts";
 import { ensureMember, qi } from "../pg/sql.ts";
-import { json, terminateSessions, withSession } from "./common.ts";
+import { json } from "../engine/engine.ts";
+import { terminateSessions, withSession } from "../pg/sessions.ts";
 
 /**
  * Object key of a tenant's final dump in its cell bucket. Outside `tenants/<id>/`, the prefix the

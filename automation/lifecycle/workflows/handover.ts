@@ -4,7 +4,7 @@
  * must change hands is in neither stack.
  */
 import { PermanentError, type JsonObject, type StepContext } from "../engine/engine.ts";
-import { json } from "./common.ts";
+import { json } from "../engine/engine.ts";
 
 export interface Move {
   source: string;

@@ -40,9 +40,11 @@ import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
 import { EditRefusedError, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
-import {
-  archivePath, cellStacks, commitFiles, envsOf, isoSeconds, json, requireTenant, stackPath, tenantPath, upStacks, withSession,
-} from "./common.ts";
+import { archivePath, isoSeconds, stackPath, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { json } from "../engine/engine.ts";
+import { withSession } from "../pg/sessions.ts";
+import { cellStacks, envsOf, upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant } from "./tenantFile.ts";
 
 export const OffboardParamsSchema = z
   .object({

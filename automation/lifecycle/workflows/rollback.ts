@@ -13,7 +13,10 @@ import { done, PermanentError, type JsonObject, type StepContext, type WorkflowD
 import { emptySchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { readMarkers, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember } from "../pg/sql.ts";
-import { cellStacks, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, requireTenant, stackPath, tenantPath, upStacks, withSession } from "./common.ts";
+import { editTenantText, stackPath, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { expectLogin, withSession } from "../pg/sessions.ts";
+import { cellStacks, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant } from "./tenantFile.ts";
 import { handOver } from "./handover.ts";
 import { CUTOVER_STEP, migrating, params, phaseIndex, UpgradeParamsSchema, type UpgradeParams } from "./upgrade.ts";
 

@@ -37,7 +37,10 @@ import type pg from "pg";
 import { ensureMember, qi, ql } from "../pg/sql.ts";
 import { scramVerifier } from "../pg/scram.ts";
 import { CREDENTIAL_STEP, FILE_COMMIT, STACK_RUN } from "./policies.ts";
-import { commitFiles, editTenantText, envsOf, isoSeconds, requireTenant, tenantPath, upStacks, withSession, type Edit } from "./common.ts";
+import { editTenantText, isoSeconds, tenantPath, type Edit } from "../../../infra/model/fleetFiles/index.ts";
+import { withSession } from "../pg/sessions.ts";
+import { envsOf, upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant } from "./tenantFile.ts";
 
 export interface RotateParams {
   [k: string]: string[];

@@ -17,7 +17,9 @@ import { ensureMember } from "../pg/sql.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { EditRefusedError, lifecycleEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
-import { commitFiles, envsOf, expectLogin, requireTenant, terminateSessions, upStacks, withSession } from "./common.ts";
+import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
+import { envsOf, upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant } from "./tenantFile.ts";
 
 /** A refused edit is permanent: retrying cannot change the tenant's state. */
 function refused<T>(fn: () => T): T {

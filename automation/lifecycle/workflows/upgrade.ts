@@ -49,10 +49,11 @@ import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
 import { ensureMember, qn } from "../pg/sql.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import { handOver } from "./handover.ts";
-import {
-  cellStacks, cellsOf, commitFiles, dedicatedStacks, editTenantText, envsOf, expectLogin, isoSeconds, json, openSession, requireTenant,
-  tenantPath, terminateSessions, upStacks, withSession, type TenantFile,
-} from "./common.ts";
+import { editTenantText, isoSeconds, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { json } from "../engine/engine.ts";
+import { expectLogin, openSession, terminateSessions, withSession } from "../pg/sessions.ts";
+import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant, type TenantFile } from "./tenantFile.ts";
 import type pg from "pg";
 
 export const UpgradeParamsSchema = z
