@@ -20,6 +20,13 @@ export interface DedicatedDnsArgs {
   dbAddress: pulumi.Input<string>;
   /** Apex record of the public zone; none until the tenant's load balancer exists. */
   ingress?: IngressAlias;
+  /**
+   * Let a delete remove every record of both zones first (records the stack did not create: an
+   * ACM validation record, the app's own names; no tenant data). Only once the tenant's final backup is recorded
+   * (infra/model/destroy.ts).
+   * @default false: a destroy fails on a zone holding records it did not create (HostedZoneNotEmpty)
+   */
+  forceDestroy?: boolean;
 }
 
 /**
@@ -50,7 +57,7 @@ export class DedicatedDns extends pulumi.ComponentResource {
     this.zoneName = dedicatedZoneName(tenant, envDomain(ctx.platform, ctx.env));
     const zone = new aws.route53.Zone(
       `${name}-public`,
-      { name: this.zoneName, comment: `Tenant ${tenant} (${ctx.env}), delegated from ${ctx.platform.domain}`, forceDestroy: false, tags: t },
+      { name: this.zoneName, comment: `Tenant ${tenant} (${ctx.env}), delegated from ${ctx.platform.domain}`, forceDestroy: args.forceDestroy ?? false, tags: t },
       { parent: this },
     );
     this.nameServers = zone.nameServers;
@@ -74,7 +81,7 @@ export class DedicatedDns extends pulumi.ComponentResource {
 
     const internal = new aws.route53.Zone(
       `${name}-private`,
-      { name: privateZoneName(tenant, ctx.env), comment: `Tenant ${tenant} (${ctx.env}) internal names`, vpcs: [{ vpcId: args.vpcId, vpcRegion: ctx.region }], forceDestroy: false, tags: t },
+      { name: privateZoneName(tenant, ctx.env), comment: `Tenant ${tenant} (${ctx.env}) internal names`, vpcs: [{ vpcId: args.vpcId, vpcRegion: ctx.region }], forceDestroy: args.forceDestroy ?? false, tags: t },
       { parent: this, ignoreChanges: ["vpcs"] },
     );
     const hubVpcId = readPlatformOutput(platformReference(ctx.region, { parent: this }), PLATFORM_OUTPUTS.hubVpcId);

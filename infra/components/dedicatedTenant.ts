@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { roleArn, tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed, isProd } from "../model/database.ts";
+import { destroyReleased } from "../model/destroy.ts";
 import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
 import { cellOwnsIdentity, hadOwnKeyInCell, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
 import {
@@ -43,6 +44,11 @@ export interface DedicatedTenantArgs {
  * Prod, exactly: 3 AZs by default, a NAT per AZ (with egress), RDS deletion protection + final
  * snapshot + `protect`, KMS key `protect`. Nothing else is protected.
  *
+ * Once the offboarding has recorded the tenant's final backup (`offboarding.finalBackupAt`,
+ * infra/model/destroy.ts): the bucket kept on destroy (`retainOnDelete`, with its data and settings:
+ * the final backup does not copy its objects), `forceDestroy` on both zones and RDS deletion
+ * protection off, so that the destroy that follows can finish (docs/lifecycle.md); never before.
+ *
  * A tenant upgrading from a cell (a `migration` block; infra/model/handover.ts): before cutover
  * the cell still manages its identity resources (role, access policy, secrets, connection
  * document), so this stack does not declare them and names the role by ARN. From cutover on it
@@ -75,6 +81,8 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     const migration = t.migration;
     const cellOwned = migration !== undefined && cellOwnsIdentity(migration.phase);
     const retainOnDelete = migration !== undefined;
+    // Final backup of every env recorded by the offboarding: a destroy may empty the bucket and zones.
+    const released = destroyReleased(t);
     const handedOver = (suffix: HandoverSuffix): pulumi.ComponentResourceOptions => {
       const alias = handoverAlias(t, ctx.env, ctx.stack, suffix);
       return { parent: this, ...(alias ? { aliases: [alias] } : {}) };
@@ -149,7 +157,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     }
 
     const bucketName = tenantBucketName(ctx.app, ctx.env, t.id, ctx.accountId);
-    new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true }, { parent: this });
+    new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true, retainOnDelete: released }, { parent: this });
 
     const sizing = dedicatedSizing(ctx.env, net.database);
     const db = new PostgresInstance(
@@ -166,6 +174,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         multiAz: sizing.multiAz,
         backupRetentionDays: sizing.backupRetentionDays,
         prod,
+        releaseDeletionProtection: released,
         kmsKeyArn: key.arn,
         performanceInsightsKmsKeyArn: key.arn,
         subnetIds: network.privateSubnetIds,
@@ -213,7 +222,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     }
     const dns = new DedicatedDns(
       `${name}-dns`,
-      { ctx, tenant: t.id, vpcId: network.vpcId, dbAddress: db.address, ...(args.ingress ? { ingress: args.ingress } : {}) },
+      { ctx, tenant: t.id, vpcId: network.vpcId, dbAddress: db.address, forceDestroy: released, ...(args.ingress ? { ingress: args.ingress } : {}) },
       { parent: this },
     );
 

@@ -23,6 +23,14 @@ export interface EncryptedBucketArgs {
    * context is the bucket, so a tenant role's decrypt could not be pinned to its prefix.
    */
   bucketKeyEnabled: boolean;
+  /**
+   * Keep the bucket, its data and its settings (encryption, versioning, public access block,
+   * policy, lifecycle) when the stack is destroyed: a dedicated stack whose tenant's final backup is
+   * recorded (infra/model/destroy.ts). The final backup does not copy the bucket's objects, so the
+   * bucket is kept rather than emptied (`forceDestroy` stays false).
+   * @default false: a destroy fails on a bucket holding data (S3's BucketNotEmpty)
+   */
+  retainOnDelete?: boolean;
 }
 
 /**
@@ -37,23 +45,24 @@ export class EncryptedBucket extends pulumi.ComponentResource {
   constructor(name: string, args: EncryptedBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("EncryptedBucket"), name, {}, opts);
     // forceDestroy off: destroying a stack never empties a bucket of tenant data.
-    this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: false, tags: tagsFor(args.ctx, args.owner) }, { parent: this });
-    const versioning = new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
+    const keep = args.retainOnDelete === true ? { retainOnDelete: true } : {};
+    this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: false, tags: tagsFor(args.ctx, args.owner) }, { parent: this, ...keep });
+    const versioning = new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this, ...keep });
     new aws.s3.BucketServerSideEncryptionConfiguration(
       name,
       {
         bucket: this.bucket.id,
         rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn }, bucketKeyEnabled: args.bucketKeyEnabled }],
       },
-      { parent: this },
+      { parent: this, ...keep },
     );
     const block = new aws.s3.BucketPublicAccessBlock(
       name,
       { bucket: this.bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
-      { parent: this },
+      { parent: this, ...keep },
     );
     // After the block: S3 rejects policy writes racing a public-access-block change.
-    new aws.s3.BucketPolicy(name, { bucket: this.bucket.id, policy: policyJson(denyInsecureTransportPolicy(args.bucket)) }, { parent: this, dependsOn: [block] });
+    new aws.s3.BucketPolicy(name, { bucket: this.bucket.id, policy: policyJson(denyInsecureTransportPolicy(args.bucket)) }, { parent: this, dependsOn: [block], ...keep });
     new aws.s3.BucketLifecycleConfiguration(
       name,
       {
@@ -67,7 +76,7 @@ export class EncryptedBucket extends pulumi.ComponentResource {
         }],
       },
       // After versioning: S3 evaluates noncurrent-version rules only on a versioned bucket.
-      { parent: this, dependsOn: [versioning] },
+      { parent: this, dependsOn: [versioning], ...keep },
     );
     this.registerOutputs({ bucket: this.bucket.bucket });
   }

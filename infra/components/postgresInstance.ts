@@ -30,6 +30,13 @@ export interface PostgresInstanceArgs {
    * `protect`. Outside prod an instance may be destroyed without a snapshot.
    */
   prod: boolean;
+  /**
+   * Turn RDS deletion protection off although `prod` (the final snapshot and Pulumi `protect`
+   * stay): a dedicated stack whose tenant's final backup is recorded (infra/model/destroy.ts), so
+   * that an `up` after the offboarding's own ModifyDBInstance does not turn it back on.
+   * @default false
+   */
+  releaseDeletionProtection?: boolean;
   /** Storage encryption key (the cell key or the tenant key). */
   kmsKeyArn: pulumi.Input<string>;
   /** Performance Insights, encrypted with this key; off when absent. */
@@ -146,7 +153,7 @@ export class PostgresInstance extends pulumi.ComponentResource {
         // The platform's setting (default on); validate refuses a pinned minor with it on.
         autoMinorVersionUpgrade: ctx.platform.cellDefaults.autoMinorVersionUpgrade,
         allowMajorVersionUpgrade: false,
-        deletionProtection: args.prod,
+        deletionProtection: args.prod && args.releaseDeletionProtection !== true,
         skipFinalSnapshot: !args.prod,
         finalSnapshotIdentifier: finalSuffix ? finalSuffix.apply((hex) => finalSnapshotIdentifier(args.identifier, hex)) : undefined,
         enabledCloudwatchLogsExports: [...RDS_LOG_EXPORTS],

@@ -192,6 +192,12 @@ export function makeTenantSchema(ctx: SchemaContext) {
       .object({
         requestedAt: isoDateTime.describe("When offboarding was requested (ISO 8601 with offset)."),
         graceDays: z.number().int().min(0).optional().describe("Days the data is kept after requestedAt."),
+        /** Written by the offboarding workflow only (infra/model/destroy.ts): from then on a dedicated stack may be destroyed. */
+        finalBackupAt: isoDateTime
+          .optional()
+          .describe(
+            "Written by the offboarding workflow once the final backup of every environment is recorded (never by hand): from then on the tenant's dedicated stacks let a destroy finish (the bucket is kept with its data, the DNS zones are emptied, RDS deletion protection is off).",
+          ),
       })
       .strict()
       .optional()

@@ -3,6 +3,7 @@
  * doubles: no Pulumi run, no RDS snapshot and no Secrets Manager call happens here; the fakes
  * record what was asked).
  */
+import { execFileSync } from "node:child_process";
 import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
@@ -14,7 +15,7 @@ import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { silentLogger, type LifecyclePorts } from "../../automation/lifecycle/ports.ts";
 import { LifecycleService } from "../../automation/lifecycle/service.ts";
 import { LifecycleWorker } from "../../automation/lifecycle/engine/worker.ts";
-import { editTenantText } from "../../infra/model/fleetFiles/index.ts";
+import { editTenantText, isoSeconds } from "../../infra/model/fleetFiles/index.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
@@ -350,6 +351,18 @@ describe("offboarding a dedicated tenant", () => {
       expect(destroys[0]!.stack).toBe(stack);
       expect(destroys[0]!.release).toEqual({ kind: "offboarding", stack, workflowId: wf.id, backupId: backup!.id, gracePeriodEndedAt: "2026-03-16T09:00:00.000Z" });
       expect(s.snapshots.unprotected).toEqual([{ instance: `tenancy-prod-${s.tenant}`, region: "us-east-1", release: destroys[0]!.release }]);
+      // Before the destroy, and only after the backup is recorded: the file says so
+      // (offboarding.finalBackupAt) and an up carries what the stack renders then into its state.
+      expect(s.runner.calls.filter((c) => c.stack === stack).map((c) => `${c.op}: ${c.reason}`)).toEqual([
+        "up: offboard offboard.stacks: offboarding requested",
+        "up: offboard offboard.delete: final backup recorded: bucket kept, forceDestroy on the zones, RDS deletion protection off",
+        "destroy: offboard offboard.delete: offboarding after the grace period and a recorded final snapshot",
+      ]);
+      const subject = `offboard ${s.tenant}: final backups recorded; the dedicated stacks may be emptied`;
+      expect(gitLog(s.root).filter((l) => l.includes(subject))).toHaveLength(1);
+      const recorded = execFileSync("git", ["-C", s.root, "log", "-1", "--format=%H", `--grep=${subject}`, "--fixed-strings"], { encoding: "utf8" }).trim();
+      const atRecord = parse(execFileSync("git", ["-C", s.root, "show", `${recorded}:tenants/${s.tenant}.yaml`], { encoding: "utf8" })) as { offboarding: Record<string, unknown> };
+      expect(atRecord.offboarding).toEqual({ requestedAt: "2026-03-02T09:00:00Z", graceDays: 14, finalBackupAt: isoSeconds(backup!.recordedAt) });
       expect(s.runner.deployed.has(stack)).toBe(false);
       expect(existsSync(join(s.root, "stacks", `Pulumi.${stack}.yaml`))).toBe(false);
       const archive = parse(readFileSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`), "utf8")) as Record<string, unknown>;

@@ -51,6 +51,11 @@ export interface StateResource {
   protect: boolean;
   /** Identity of the cloud object (stable through updates and moves). */
   cloudId: string;
+  /** The provider's id and outputs as the last update recorded them (test/support/destroySim.ts reads them). */
+  id?: string;
+  outputs?: Record<string, unknown>;
+  /** URN of the provider resource that manages it ("" for the default provider). */
+  provider?: string;
 }
 
 export interface UpReport {
@@ -97,7 +102,11 @@ export class SimCloud {
     for (const r of goal.resources) {
       const oldUrn = [r.urn, ...(r.options.aliases ?? [])].find((u) => olds.has(u) && !claimed.has(u));
       const name = r.custom ? physicalName(r) : undefined;
-      const base = { urn: r.urn, type: r.type, custom: r.custom, parent: r.parent, inputs: r.inputs, retainOnDelete: r.options.retainOnDelete, protect: r.options.protect };
+      const base = {
+        urn: r.urn, type: r.type, custom: r.custom, parent: r.parent, inputs: r.inputs, retainOnDelete: r.options.retainOnDelete, protect: r.options.protect,
+        ...(r.id !== undefined ? { id: r.id } : {}), ...(r.outputs !== undefined ? { outputs: r.outputs } : {}),
+        provider: r.options.provider.split("::").slice(0, -1).join("::"),
+      };
       if (oldUrn === undefined) {
         if (name !== undefined && this.names.has(name)) throw new AlreadyExistsError(`${goal.name}: creating ${r.urn} fails: ${name} already exists`);
         const cloudId = `obj-${++this.seq}`;
@@ -139,6 +148,11 @@ export class SimCloud {
     }
     this.stacks.set(goal.name, next);
     return report;
+  }
+
+  /** `pulumi state unprotect --all --yes` (what the runner does for a released destroy). */
+  unprotectAll(stack: string): void {
+    for (const r of this.state(stack).values()) r.protect = false;
   }
 
   /** `pulumi state move --source --dest <urns>`; returns the URNs moved (children included). */

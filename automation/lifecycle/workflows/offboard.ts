@@ -16,8 +16,10 @@
  *                     a manual RDS snapshot, requested and waited for until available; pooled ->
  *                     the schema dumped into the cell bucket. Recorded in lifecycle_backups with
  *                     the step's completion.
- *   offboard.delete   GUARDED: dedicated -> the stack destroyed, protection lifted for it only
- *                     (authorizeProtectionRelease); pooled -> the cell schema emptied.
+ *   offboard.delete   GUARDED: dedicated -> offboarding.finalBackupAt committed to the tenant
+ *                     file and `up` of its stacks (bucket kept, zones forceDestroy: into the
+ *                     state, infra/model/destroy.ts), then each stack destroyed, protection lifted
+ *                     for it only (authorizeProtectionRelease); pooled -> the cell schema emptied.
  *   offboard.archive  GUARDED: tenants/<id>.yaml moves to tenants/archive/<id>.yaml with the
  *                     record of what was kept where; the dedicated stack files are removed.
  *   offboard.detach   GUARDED: pooled -> `up` of the cell stacks (role, schema, secrets, IAM
@@ -38,7 +40,7 @@ import { addDays } from "../config.ts";
 import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
-import { EditRefusedError, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";
+import { EditRefusedError, finalBackupEdit, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import { archivePath, isoSeconds, stackPath, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
 import { json } from "../engine/engine.ts";
@@ -124,6 +126,11 @@ export function secretNamesOf(app: string, t: { id: string; deployment: string; 
     for (const s of def?.secrets ?? []) names.push(teamSecretName(app, env, t.id, team, s));
   }
   return names.sort();
+}
+
+/** When the last of the recorded final backups was recorded. */
+function latestBackup(backups: Map<string, BackupRecord>): Date {
+  return new Date(Math.max(...[...backups.values()].map((b) => b.recordedAt.getTime())));
 }
 
 /** Manual snapshot id of the offboarding (RDS: letters, digits, hyphens). */
@@ -294,6 +301,20 @@ const offboardDelete = {
     const { facts: f, backups } = await assertDeletable(ctx, "delete data");
     const id = ctx.workflow.tenantId;
     if (f.deployment === "dedicated") {
+      // The destroy can only finish on stacks whose state keeps the bucket and lets the zones be
+      // emptied: the file records the final backup, then an up writes that into the state (the
+      // provider and the engine read it from there). Both are idempotent on a retry.
+      const stacks = f.envs.map((e) => dedicatedStackName(id, e));
+      const tf = await requireTenant(ctx);
+      let edit: ReturnType<typeof finalBackupEdit>;
+      try {
+        edit = finalBackupEdit(tf.text, tf.tenant, latestBackup(backups));
+      } catch (err) {
+        if (err instanceof EditRefusedError) throw new PermanentError(`${err.message}; nothing was deleted`);
+        throw err;
+      }
+      const commit = edit ? await commitFiles(ctx, `offboard ${id}: final backups recorded; the dedicated stacks may be emptied`, edit) : undefined;
+      const releaseRuns = await upStacks(ctx, stacks, "final backup recorded: bucket kept, forceDestroy on the zones, RDS deletion protection off");
       const destroyed: string[] = [];
       for (const env of f.envs) {
         const release = await authorizeProtectionRelease(ctx, env);
@@ -303,7 +324,7 @@ const offboardDelete = {
         await ctx.ports.runner.destroy(release.stack, ctx.runContext("offboarding after the grace period and a recorded final snapshot"), release);
         destroyed.push(release.stack);
       }
-      return done({ destroyed });
+      return done({ destroyed, finalBackupCommit: commit ?? null, releaseRuns });
     }
     const schema = pgTenantIdent(id);
     const dropped: JsonObject = {};

@@ -109,6 +109,16 @@ export function offboardEdits(requestedAt: string, graceDays?: number): Edit[] {
 }
 
 /**
+ * The offboarding's record that every env's final backup exists (`offboarding.finalBackupAt`,
+ * infra/model/destroy.ts): from then on the tenant's dedicated stacks let a destroy finish. Undefined when the file already says so (the first record stands).
+ */
+export function finalBackupEdit(text: string, t: Tenant, at: Date): FileSet | undefined {
+  if (t.lifecycle !== "offboarding" || !t.offboarding) throw new EditRefusedError(`tenant ${t.id} is ${t.lifecycle}, not offboarding; no final backup is recorded in its file`);
+  if (t.offboarding.finalBackupAt !== undefined) return undefined;
+  return { [tenantPath(t.id)]: editTenantText(text, [[["offboarding", "finalBackupAt"], isoSeconds(at)]]) };
+}
+
+/**
  * The offboarding request of the lifecycle workflow. A tenant already offboarding keeps its
  * request time and grace (the clock does not restart).
  */
