@@ -17,6 +17,7 @@ import { GitWriter } from "./git/writer.ts";
 import { ensureWorkingCopy } from "./git/workingCopy.ts";
 import { ApiKeyRing } from "./http/keyRing.ts";
 import { RunEventHub } from "./http/runEvents.ts";
+import { FleetCache } from "./git/fleetCache.ts";
 import { buildMetricsServer, buildServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -91,6 +92,8 @@ export class ControlPlane {
   private readonly schemaMigrationTicker: Ticker | undefined;
   private readonly driftTicker: Ticker | undefined;
   readonly server: ReturnType<typeof buildServer>;
+  /** The fleet of the working copy, loaded once per commit, for the HTTP API. */
+  readonly fleet: FleetCache;
   /** The /metrics listener (config.http.metrics); undefined when /metrics is on the main port. */
   readonly metricsServer: ReturnType<typeof buildMetricsServer> | undefined;
   /** Undefined when the lifecycle worker is off (config.lifecycle absent). */
@@ -171,7 +174,9 @@ export class ControlPlane {
     }
     this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
+    this.fleet = new FleetCache(config.repoDir);
     this.server = buildServer({
+      fleet: this.fleet,
       stripeWebhookSecret: config.stripeWebhookSecret,
       keys: this.keys,
       http: config.http,

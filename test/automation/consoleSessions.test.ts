@@ -5,7 +5,7 @@
  * the console added (GET /api/fleet, GET /api/runs, the committed file of GET /api/tenants/:id).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -227,5 +227,22 @@ describe("read endpoints the console uses", () => {
     const file = res.json.file as Record<string, unknown>;
     const [head] = h.repo.log("main");
     expect(file).toEqual({ path: "tenants/acme.yaml", branch: "main", commit: head!.sha, subject: "example fleet", committedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), text: h.repo.show("main", "tenants/acme.yaml") });
+  });
+
+  it("GET /api/fleet loads the fleet files once per commit: a second GET loads nothing, a new commit is answered", async () => {
+    const names = async () => {
+      const v = (await h.api("GET", "/api/fleet")).json as { regions: { envs: { cells: { residents: { id: string; displayName: string }[] }[] }[] }[] };
+      return v.regions.flatMap((r) => r.envs.flatMap((e) => e.cells.flatMap((c) => c.residents))).find((t) => t.id === "freebie-one")?.displayName;
+    };
+    expect(await names()).toBe("Freebie One");
+    const loads = h.cp.fleet.loads;
+    expect(await names()).toBe("Freebie One");
+    expect(h.cp.fleet.loads).toBe(loads);
+    const file = join(h.repo.dir, "tenants", "freebie-one.yaml");
+    writeFileSync(file, readFileSync(file, "utf8").replace("displayName: Freebie One", "displayName: Freebie Renamed"));
+    h.repo.git("commit", "--quiet", "-am", "rename freebie-one");
+    expect(await names()).toBe("Freebie Renamed");
+    expect(await names()).toBe("Freebie Renamed");
+    expect(h.cp.fleet.loads).toBe(loads + 1);
   });
 });

@@ -8,6 +8,7 @@ import type { PgBoss } from "pg-boss";
 import { TENANT_ID_PATTERN } from "../../../infra/model/naming.ts";
 import type { Platform } from "../../../infra/model/platform.ts";
 import type { BillingReconciler } from "../../billing/reconcile.ts";
+import type { FleetCache } from "../../git/fleetCache.ts";
 import type { ChangeResult, GitWriter } from "../../git/writer.ts";
 import type { WorkflowEngine } from "../../lifecycle/engine/engine.ts";
 import type { LifecycleService } from "../../lifecycle/service.ts";
@@ -30,6 +31,8 @@ export interface ServerDeps {
   http: HttpSettings;
   unpaidGraceHours: number;
   repoDir: string;
+  /** The fleet of repoDir, loaded once per commit (GET /api/fleet, GET /api/drift). */
+  fleet: FleetCache;
   pool: Pool;
   boss: PgBoss;
   writer: GitWriter;

@@ -4,7 +4,7 @@
  * (docs/drift.md). Drift is never fixed here: remediation is a run (POST /api/stacks/:stack/runs).
  */
 import type { FastifyInstance } from "fastify";
-import { loadFleet, stacksOfTenant, tenantsOfStack } from "../../../infra/model/fleet.ts";
+import { stacksOfTenant, tenantsOfStack } from "../../../infra/model/fleet.ts";
 import type { DriftScheduler } from "../../drift/scheduler.ts";
 import { HttpError } from "../errors.ts";
 import { tenantIdParam, type RouteContext } from "./context.ts";
@@ -18,7 +18,7 @@ export function driftRoutes(ctx: RouteContext) {
 
     api.get<{ Querystring: { stack?: string; tenant?: string } }>("/api/drift", async (request, reply) => {
       const { stack, tenant } = request.query;
-      const { fleet } = loadFleet({ projectDir: ctx.repoDir });
+      const { fleet } = await ctx.fleet.get();
       let stacks: string[] | undefined;
       if (stack !== undefined) stacks = [stack];
       if (tenant !== undefined) {

@@ -5,7 +5,7 @@
  * nothing secret is in a tenant file, and nothing of the file beyond that is listed here.
  */
 import type { FastifyInstance } from "fastify";
-import { cellResidents, loadFleet, type Fleet } from "../../../infra/model/fleet.ts";
+import { cellResidents, type Fleet } from "../../../infra/model/fleet.ts";
 import { dedicatedStackName } from "../../../infra/model/naming.ts";
 import { formatProblem } from "../../../infra/model/problems.ts";
 import type { Tenant } from "../../../infra/model/schema.ts";
@@ -67,7 +67,8 @@ export function fleetView(fleet: Fleet, branch: string): FleetView {
 export function fleetRoutes(ctx: RouteContext) {
   return async (api: FastifyInstance) => {
     api.get("/api/fleet", async (_request, reply) => {
-      const { fleet, problems } = loadFleet({ projectDir: ctx.repoDir });
+      // Loaded once per commit of the working copy (automation/git/fleetCache.ts).
+      const { fleet, problems } = await ctx.fleet.get();
       if (!fleet) {
         throw new HttpError(500, `the fleet on ${ctx.writer.branch} does not load; fix it: ${problems.slice(0, 5).map(formatProblem).join("; ")}`);
       }
