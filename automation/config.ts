@@ -11,16 +11,12 @@ import { parse } from "yaml";
 import { loadApiKeys, type ApiKeyRecord } from "./http/apiKeys.ts";
 import { HTTP_SETTING_DOCS, httpSettingsFrom, type HttpSettings } from "./http/settings.ts";
 import { loadPriceTiers, type PriceTiers } from "./billing/priceTiers.ts";
-import { DatabaseFileError, JsonFileDatabaseLocator } from "./lifecycle/adapters/databases.ts";
 import { DRIFT_SETTING_DOCS, driftSettingsFrom, type DriftSettings } from "./drift/settings.ts";
-import { readSwitch, SettingsReader } from "./settings/read.ts";
+import { SettingsReader } from "./settings/read.ts";
 import type { DeploymentsSettings } from "./runs/runner.ts";
 import { parseWorkerRegions } from "./runs/regions.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
-import {
-  DEFAULT_CUTOVER_TIMEOUT_MS, DEFAULT_GRACE_DAYS, DEFAULT_ROTATION_OVERLAP_MINUTES, DEFAULT_LIFECYCLE_CONFIG, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_SECONDS, DEFAULT_RETENTION_DAYS,
-  DEFAULT_SECRET_RECOVERY_DAYS, LifecycleConfigError, lifecycleConfigFromEnv, type LifecycleConfig,
-} from "./lifecycle/config.ts";
+import { LIFECYCLE_SETTING_DOCS, lifecycleSettingsFrom, type LifecycleSettings } from "./lifecycle/settings.ts";
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_HOST = "0.0.0.0";
@@ -47,9 +43,6 @@ export const DEFAULT_CONFIG_FILE = "control-plane.yaml";
 /** How long shutdown waits for running updates before interrupting them (SIGINT to the CLI). */
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
-/** How often the lifecycle worker looks for due workflows. */
-export const DEFAULT_LIFECYCLE_INTERVAL_SECONDS = 30;
-
 export const RUNNER_KINDS = ["local", "deployments"] as const;
 export type RunnerKind = (typeof RUNNER_KINDS)[number];
 
@@ -58,32 +51,6 @@ export interface GitHubSettings {
   /** owner/name */
   repo: string;
   apiUrl: string;
-}
-
-/** The lifecycle worker's settings; absent from ControlPlaneConfig when the worker is off. */
-export interface LifecycleSettings {
-  /**
-   * JSON file mapping stack names to master-user connection strings (JsonFileDatabaseLocator).
-   * Required with TENANCY_LIFECYCLE_AWS off; with it on, the connection documents come from
-   * Secrets Manager (SecretsManagerDatabaseLocator) unless this file is given (it wins).
-   */
-  databasesFile?: string;
-  /** PEM bundle of the RDS CAs the Secrets Manager connections verify the servers against. */
-  dbCaFile?: string;
-  /** Directory standing in for the cell buckets (DirectoryBucketStore); absent: dump steps fail naming the missing S3 adapter. */
-  backupDir?: string;
-  /** TENANCY_LIFECYCLE_AWS on: the S3, RDS and Secrets Manager adapters (absent: those steps fail naming what is missing). */
-  aws?: LifecycleAwsSettings;
-  intervalSeconds: number;
-  workflows: LifecycleConfig;
-}
-
-/** The AWS adapters of the lifecycle ports (automation/lifecycle/adapters/{s3Backups,rdsSnapshots,secretsManager}.ts). */
-export interface LifecycleAwsSettings {
-  /** Platform KMS key the final RDS snapshots are copied under (ARN, alias or key id). */
-  backupKmsKey: string;
-  /** Seconds a snapshot request waits for the snapshot with the SDK waiter (0: the workflow polls). */
-  snapshotWaitSeconds: number;
 }
 
 export interface ControlPlaneConfig {
@@ -178,21 +145,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_UPDATE_RETRY_BASE_MS", required: false, default: String(DEFAULT_UPDATE_RETRY_BASE_MS), meaning: "First backoff delay of those retries." },
   { name: "TENANCY_SHUTDOWN_GRACE_SECONDS", required: false, default: String(DEFAULT_SHUTDOWN_GRACE_SECONDS), meaning: "On SIGTERM, how long running updates may finish before they are interrupted." },
   { name: "LOG_LEVEL", required: false, default: "info", meaning: "pino log level." },
-  { name: "TENANCY_LIFECYCLE_WORKER", required: false, default: "on", meaning: "`on` runs the lifecycle workflows (upgrade, suspension, offboarding) in this process; `off` leaves recorded workflows pending." },
-  { name: "TENANCY_LIFECYCLE_DATABASES", required: false, default: "none: with TENANCY_LIFECYCLE_AWS off, steps that connect to a tenant database fail naming this setting", meaning: "JSON file mapping stack names to master-user connection strings of the cell and dedicated databases; with TENANCY_LIFECYCLE_AWS on it overrides the connection documents in Secrets Manager." },
-  { name: "TENANCY_LIFECYCLE_DB_CA_FILE", required: false, default: "-", meaning: "PEM bundle of the RDS certificate authorities (AWS's global-bundle.pem) the Secrets Manager connections verify the database servers against." },
-  { name: "TENANCY_LIFECYCLE_BACKUP_DIR", required: false, default: "-", meaning: "Directory standing in for the cell buckets (final dumps); without it, and without an S3 adapter, dump steps fail." },
-  { name: "TENANCY_LIFECYCLE_AWS", required: false, default: "off", meaning: "`on`: the lifecycle steps use S3 (final dumps), RDS (final snapshots, deletion protection) and Secrets Manager (secret deletion) with the SDK's default credentials; `off`: those steps fail naming the missing adapter." },
-  { name: "TENANCY_LIFECYCLE_BACKUP_KMS_KEY", required: "with TENANCY_LIFECYCLE_AWS on", default: "-", meaning: "Platform KMS key (alias present in every region, or key ARN) the final RDS snapshots are copied under." },
-  { name: "TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", required: false, default: "0", meaning: "How long a snapshot request waits for the snapshot with the SDK waiter (0: the workflow polls)." },
-  { name: "TENANCY_LIFECYCLE_INTERVAL_SECONDS", required: false, default: String(DEFAULT_LIFECYCLE_INTERVAL_SECONDS), meaning: "How often the lifecycle worker runs due workflows." },
-  { name: "TENANCY_OFFBOARDING_GRACE_DAYS", required: false, default: String(DEFAULT_GRACE_DAYS), meaning: "Days an offboarded tenant's data is kept before its final backup and deletion." },
-  { name: "TENANCY_MIGRATION_RETENTION_DAYS", required: false, default: String(DEFAULT_RETENTION_DAYS), meaning: "Days a migrated tenant's schema stays in its old cell after cutover." },
-  { name: "TENANCY_SECRET_RECOVERY_DAYS", required: false, default: String(DEFAULT_SECRET_RECOVERY_DAYS), meaning: "Recovery window of an offboarded tenant's secrets (7-30)." },
-  { name: "TENANCY_LIFECYCLE_POLL_SECONDS", required: false, default: String(DEFAULT_POLL_SECONDS), meaning: "How long a waiting step (snapshot creation) sleeps before it looks again." },
-  { name: "TENANCY_LIFECYCLE_MAX_ATTEMPTS", required: false, default: String(DEFAULT_MAX_ATTEMPTS), meaning: "Attempts of a failing step before its workflow is failed." },
-  { name: "TENANCY_CUTOVER_TIMEOUT_MS", required: false, default: String(DEFAULT_CUTOVER_TIMEOUT_MS), meaning: "How long a cutover waits for the tenant's sessions to end and for its table locks." },
-  { name: "TENANCY_ROTATION_OVERLAP_MINUTES", required: false, default: String(DEFAULT_ROTATION_OVERLAP_MINUTES), meaning: "Minutes sessions opened with a rotated-away database password may go on before the rotation ends them." },
+  ...LIFECYCLE_SETTING_DOCS,
   ...HTTP_SETTING_DOCS,
   ...DRIFT_SETTING_DOCS,
 ];
@@ -352,64 +305,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     lines.push(`TENANCY_HEARTBEAT_TIMEOUT_SECONDS: must be more than twice TENANCY_HEARTBEAT_SECONDS (${heartbeatSeconds}), got ${heartbeatTimeoutSeconds}`);
   }
 
-  let lifecycle: LifecycleSettings | undefined;
-  // A malformed switch reads as neither: its line is reported, and nothing that depends on it.
-  const lifecycleWorker = read.or((g) => readSwitch(g, "TENANCY_LIFECYCLE_WORKER", true), undefined);
-  if (lifecycleWorker === true) {
-    const awsOn = read.or((g) => readSwitch(g, "TENANCY_LIFECYCLE_AWS", false), undefined);
-    // With the AWS adapters on, the connection documents come from Secrets Manager; the file, when
-    // given, still wins (an operator's override). With neither the worker still starts (the quick
-    // start's defaults): steps that connect to a tenant database fail naming both settings.
-    const databasesRaw = get("TENANCY_LIFECYCLE_DATABASES");
-    const databasesFile = databasesRaw ? path(databasesRaw) : "";
-    if (databasesFile) {
-      try {
-        new JsonFileDatabaseLocator(databasesFile);
-      } catch (err) {
-        if (!(err instanceof DatabaseFileError)) throw err;
-        lines.push(`TENANCY_LIFECYCLE_DATABASES: ${err.message}`);
-      }
-    }
-    const caRaw = get("TENANCY_LIFECYCLE_DB_CA_FILE");
-    const dbCaFile = caRaw ? path(caRaw) : undefined;
-    if (dbCaFile) {
-      let pem = "";
-      try {
-        pem = readFileSync(dbCaFile, "utf8");
-      } catch (err) {
-        lines.push(`TENANCY_LIFECYCLE_DB_CA_FILE: ${dbCaFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); download the RDS CA bundle (global-bundle.pem) there or unset the setting`);
-      }
-      if (pem && !pem.includes("-----BEGIN CERTIFICATE-----")) lines.push(`TENANCY_LIFECYCLE_DB_CA_FILE: ${dbCaFile} holds no PEM certificate`);
-    }
-    const backupRaw = get("TENANCY_LIFECYCLE_BACKUP_DIR");
-    const backupDir = backupRaw ? path(backupRaw) : undefined;
-    if (backupDir && !existsSync(backupDir)) lines.push(`TENANCY_LIFECYCLE_BACKUP_DIR: ${backupDir} does not exist; create it or unset the setting`);
-    let aws: LifecycleAwsSettings | undefined;
-    if (awsOn === true) {
-      if (backupDir) lines.push("TENANCY_LIFECYCLE_BACKUP_DIR: not with TENANCY_LIFECYCLE_AWS on (final dumps go to the cell buckets); unset one of them");
-      const backupKmsKey = required("TENANCY_LIFECYCLE_BACKUP_KMS_KEY", " when TENANCY_LIFECYCLE_AWS is on (the platform KMS key final RDS snapshots are copied under: alias/... present in every region, or a key ARN)") ?? "";
-      if (backupKmsKey && !/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias\/.+|alias\/.+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$/.test(backupKmsKey)) {
-        lines.push(`TENANCY_LIFECYCLE_BACKUP_KMS_KEY: ${JSON.stringify(backupKmsKey)} is not a KMS key ARN, alias (alias/...) or key id`);
-      }
-      aws = { backupKmsKey, snapshotWaitSeconds: read.int("TENANCY_LIFECYCLE_SNAPSHOT_WAIT_SECONDS", 0, 0, 3600) };
-    }
-    let workflows: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
-    const names = ["TENANCY_OFFBOARDING_GRACE_DAYS", "TENANCY_MIGRATION_RETENTION_DAYS", "TENANCY_SECRET_RECOVERY_DAYS", "TENANCY_LIFECYCLE_POLL_SECONDS", "TENANCY_LIFECYCLE_MAX_ATTEMPTS", "TENANCY_CUTOVER_TIMEOUT_MS", "TENANCY_ROTATION_OVERLAP_MINUTES"];
-    try {
-      workflows = lifecycleConfigFromEnv(Object.fromEntries(names.map((n) => [n, get(n)])));
-    } catch (err) {
-      if (!(err instanceof LifecycleConfigError)) throw err;
-      lines.push(err.message);
-    }
-    lifecycle = {
-      ...(databasesFile ? { databasesFile } : {}),
-      ...(dbCaFile ? { dbCaFile } : {}),
-      ...(backupDir ? { backupDir } : {}),
-      ...(aws ? { aws } : {}),
-      intervalSeconds: read.number("TENANCY_LIFECYCLE_INTERVAL_SECONDS", DEFAULT_LIFECYCLE_INTERVAL_SECONDS, 0.05),
-      workflows,
-    };
-  }
+  // The workflow settings are read once, also with the worker off: the API's default grace is theirs.
+  const lifecycle = lifecycleSettingsFrom(get, lines, path, required);
+  const workflows = lifecycle.settings?.workflows ?? lifecycle.workflows;
 
   const drift = driftSettingsFrom(get, lines);
   let workerRegions: string[] | undefined;
@@ -432,7 +330,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     priceTiers,
     apiKeys,
     ...(keysFile ? { apiKeysFile: path(keysFile) } : {}),
-    http: httpSettingsFrom(get, lines),
+    http: httpSettingsFrom(get, lines, workflows.graceDays),
     ...(pulumiRoot ? { pulumiRoot } : {}),
     maxParallelRuns: read.int("TENANCY_MAX_PARALLEL_RUNS", DEFAULT_MAX_PARALLEL_RUNS, 1, 64),
     ...(workerRegions ? { workerRegions } : {}),
@@ -452,7 +350,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     updateRetryBaseMs: read.int("TENANCY_UPDATE_RETRY_BASE_MS", DEFAULT_UPDATE_RETRY_BASE_MS, 1, 3_600_000),
     shutdownGraceSeconds: read.int("TENANCY_SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS, 0, 86_400),
     logLevel: get("LOG_LEVEL") ?? "info",
-    ...(lifecycle ? { lifecycle } : {}),
+    ...(lifecycle.settings ? { lifecycle: lifecycle.settings } : {}),
     ...(drift ? { drift } : {}),
     ...(usedFile ? { configFile: usedFile } : {}),
   };

@@ -57,11 +57,13 @@ export const HTTP_SETTING_DOCS = [
   { name: "TENANCY_METRICS_PORT", required: false, default: String(DEFAULT_METRICS_PORT), meaning: "Port of the /metrics listener; `main` serves /metrics on PORT instead (then the load balancer must not forward it)." },
 ] as const;
 
-/** Reads the settings above; each problem is pushed to `lines` naming the setting. */
-export function httpSettingsFrom(get: SettingSource, lines: string[]): HttpSettings {
+/**
+ * Reads the settings above; each problem is pushed to `lines` naming the setting. `graceDays` is
+ * the offboarding grace as the lifecycle settings read it (TENANCY_OFFBOARDING_GRACE_DAYS,
+ * lifecycle/config.ts): the minimum defaults to it and may not exceed it.
+ */
+export function httpSettingsFrom(get: SettingSource, lines: string[], graceDays: number = DEFAULT_GRACE_DAYS): HttpSettings {
   const read = new SettingsReader(get, lines);
-  const graceRaw = Number(get("TENANCY_OFFBOARDING_GRACE_DAYS") ?? DEFAULT_GRACE_DAYS);
-  const graceDays = Number.isInteger(graceRaw) && graceRaw >= 0 ? graceRaw : DEFAULT_GRACE_DAYS;
   const minOffboardGraceDays = read.int("TENANCY_API_MIN_GRACE_DAYS", graceDays, 0, 3650);
   if (minOffboardGraceDays > graceDays) {
     lines.push(

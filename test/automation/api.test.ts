@@ -227,7 +227,7 @@ describe("configuration", () => {
     expect((err as ConfigError).lines).toEqual([
       `TENANCY_LIFECYCLE_DATABASES: ${join(dir, "dbs.json")}: shared-prod-use1-01: expected a postgres:// connection string`,
       `TENANCY_LIFECYCLE_BACKUP_DIR: ${join(dir, "no-such-dir")} does not exist; create it or unset the setting`,
-      "TENANCY_SECRET_RECOVERY_DAYS=3: Secrets Manager allows a recovery window of 7 to 30 days",
+      'TENANCY_SECRET_RECOVERY_DAYS: must be an integer from 7 to 30 (the recovery windows Secrets Manager allows), got "3"',
     ]);
     writeFileSync(join(dir, "dbs.json"), JSON.stringify({ "shared-prod-use1-01": "postgres://admin@cell/cell" }));
     writeFileSync(join(dir, "lifecycle.yaml"), "TENANCY_LIFECYCLE_DATABASES: dbs.json\nTENANCY_LIFECYCLE_BACKUP_DIR: buckets\nTENANCY_OFFBOARDING_GRACE_DAYS: 45\nTENANCY_LIFECYCLE_INTERVAL_SECONDS: 5\n");

@@ -123,3 +123,33 @@ describe("the modules read their settings with it", () => {
     expect(lines.filter((l) => l.startsWith("TENANCY_LIFECYCLE_DATABASES"))).toEqual([]);
   });
 });
+
+describe("the offboarding grace", () => {
+  const problems = (env: Record<string, string>): readonly string[] => {
+    try {
+      loadConfig({ env, cwd: "/", projectDir: "/" });
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).lines;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  const bad = 'TENANCY_OFFBOARDING_GRACE_DAYS: must be an integer from 0 to 3650, got "a month"';
+
+  it("is read once: a bad value stops start-up with one line, with the lifecycle worker on or off", () => {
+    for (const worker of ["on", "off"]) {
+      const lines = problems({ TENANCY_LIFECYCLE_WORKER: worker, TENANCY_OFFBOARDING_GRACE_DAYS: "a month" });
+      expect(lines.filter((l) => l.includes("TENANCY_OFFBOARDING_GRACE_DAYS"))).toEqual([bad]);
+    }
+    expect(problems({ TENANCY_LIFECYCLE_WORKER: "off", TENANCY_OFFBOARDING_GRACE_DAYS: "45" }).filter((l) => l.includes("GRACE_DAYS"))).toEqual([]);
+  });
+
+  it("the API's minimum defaults to the parsed grace and may not exceed it", () => {
+    expect(problems({ TENANCY_LIFECYCLE_WORKER: "off", TENANCY_OFFBOARDING_GRACE_DAYS: "10", TENANCY_API_MIN_GRACE_DAYS: "20" }).filter((l) => l.includes("GRACE_DAYS"))).toEqual([
+      "TENANCY_API_MIN_GRACE_DAYS: 20 is more than TENANCY_OFFBOARDING_GRACE_DAYS (10), which an offboarding without graceDays gets; raise TENANCY_OFFBOARDING_GRACE_DAYS or lower the minimum",
+    ]);
+    // httpSettingsFrom takes the grace as read; the raw setting is not its to read (a bad one was silently replaced).
+    expect(httpSettingsFrom(from({ TENANCY_OFFBOARDING_GRACE_DAYS: "a month" }), [], 45).minOffboardGraceDays).toBe(45);
+    expect(httpSettingsFrom(from({ TENANCY_API_MIN_GRACE_DAYS: "12" }), [], 45).minOffboardGraceDays).toBe(12);
+  });
+});

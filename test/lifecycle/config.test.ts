@@ -4,20 +4,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { JsonFileDatabaseLocator } from "../../automation/lifecycle/adapters/databases.ts";
-import { DEFAULT_LIFECYCLE_CONFIG, lifecycleConfigFromEnv } from "../../automation/lifecycle/config.ts";
+import { DEFAULT_LIFECYCLE_CONFIG, lifecycleConfigFrom } from "../../automation/lifecycle/config.ts";
 import { backoffMs } from "../../automation/lifecycle/engine/engine.ts";
 
-describe("lifecycleConfigFromEnv", () => {
+/** The workflow settings from `values` (as the environment or config file gives them), and the problem lines. */
+function readConfig(values: Record<string, string>): { config: ReturnType<typeof lifecycleConfigFrom>; lines: string[] } {
+  const lines: string[] = [];
+  const config = lifecycleConfigFrom((name) => values[name], lines);
+  return { config, lines };
+}
+
+describe("lifecycleConfigFrom", () => {
   it("has the documented defaults and takes overrides by name", () => {
-    expect(lifecycleConfigFromEnv({})).toEqual({ graceDays: 30, retentionDays: 7, secretRecoveryDays: 30, pollSeconds: 60, maxAttempts: 5, cutoverTimeoutMs: 30_000, rotationOverlapMinutes: 60 });
-    expect(lifecycleConfigFromEnv({ TENANCY_OFFBOARDING_GRACE_DAYS: "45", TENANCY_MIGRATION_RETENTION_DAYS: "0", TENANCY_SECRET_RECOVERY_DAYS: "7" })).toEqual({
-      ...DEFAULT_LIFECYCLE_CONFIG, graceDays: 45, retentionDays: 0, secretRecoveryDays: 7,
+    expect(readConfig({})).toEqual({ config: { graceDays: 30, retentionDays: 7, secretRecoveryDays: 30, pollSeconds: 60, maxAttempts: 5, cutoverTimeoutMs: 30_000, rotationOverlapMinutes: 60 }, lines: [] });
+    expect(readConfig({ TENANCY_OFFBOARDING_GRACE_DAYS: "45", TENANCY_MIGRATION_RETENTION_DAYS: "0", TENANCY_SECRET_RECOVERY_DAYS: "7" })).toEqual({
+      config: { ...DEFAULT_LIFECYCLE_CONFIG, graceDays: 45, retentionDays: 0, secretRecoveryDays: 7 },
+      lines: [],
     });
   });
 
-  it("names the setting and the rule when a value is wrong", () => {
-    expect(() => lifecycleConfigFromEnv({ TENANCY_OFFBOARDING_GRACE_DAYS: "a month" })).toThrow("TENANCY_OFFBOARDING_GRACE_DAYS=a month: must be a whole number >= 0");
-    expect(() => lifecycleConfigFromEnv({ TENANCY_SECRET_RECOVERY_DAYS: "3" })).toThrow("TENANCY_SECRET_RECOVERY_DAYS=3: Secrets Manager allows a recovery window of 7 to 30 days");
+  it("names the setting, the value and the rule when a value is wrong (the shared settings reader's words), and reads it as its default", () => {
+    expect(readConfig({ TENANCY_OFFBOARDING_GRACE_DAYS: "a month" })).toEqual({
+      config: DEFAULT_LIFECYCLE_CONFIG,
+      lines: ['TENANCY_OFFBOARDING_GRACE_DAYS: must be an integer from 0 to 3650, got "a month"'],
+    });
+    expect(readConfig({ TENANCY_SECRET_RECOVERY_DAYS: "3", TENANCY_LIFECYCLE_MAX_ATTEMPTS: "0" }).lines).toEqual([
+      'TENANCY_SECRET_RECOVERY_DAYS: must be an integer from 7 to 30 (the recovery windows Secrets Manager allows), got "3"',
+      'TENANCY_LIFECYCLE_MAX_ATTEMPTS: must be an integer from 1 to 100, got "0"',
+    ]);
   });
 
   it("backs off 1, 2, 4 ... minutes up to an hour", () => {
