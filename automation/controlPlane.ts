@@ -31,6 +31,7 @@ import { Ticker } from "./ticker.ts";
 import { DriftScheduler } from "./drift/scheduler.ts";
 import { RunWorker } from "./runs/worker.ts";
 import { DbMigrationEngine } from "./schemaMigrations/fleetEngine.ts";
+import { NewSchemaInitializer } from "./schemaMigrations/newTenants.ts";
 import { locatorRunPort, SchemaMigrationService, tenantsInMotion } from "./schemaMigrations/service.ts";
 import { stackRegion } from "./runs/regions.ts";
 import { GitWriterFleetRepo, RunStoreStackRunner } from "./lifecycle/adapters/controlPlane.ts";
@@ -90,6 +91,8 @@ export class ControlPlane {
   /** Tenant schema migrations through the rings; undefined without the tenant databases (the lifecycle settings). */
   readonly schemaMigrations: SchemaMigrationService | undefined;
   private readonly schemaMigrationTicker: Ticker | undefined;
+  /** Brings a stack's new tenant schemas to the template version after its up; undefined without the tenant databases. */
+  readonly newSchemas: NewSchemaInitializer | undefined;
   private readonly driftTicker: Ticker | undefined;
   readonly server: ReturnType<typeof buildServer>;
   /** The fleet of the working copy, loaded once per commit, for the HTTP API. */
@@ -133,6 +136,8 @@ export class ControlPlane {
       regions: config.workerRegions ?? loadPlatform(config.repoDir).regions,
       heartbeatSeconds: config.heartbeatSeconds,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      // New tenant schemas start at the template version; needs the tenant databases (lifecycle settings).
+      afterUp: (run) => this.newSchemas?.afterUp(run) ?? Promise.resolve(undefined),
     });
     const rolloutEngine = new RolloutEngine(db.pool, runStorePort(runs), {
       onHalt: (r) => {
@@ -166,11 +171,13 @@ export class ControlPlane {
         },
       });
       this.schemaMigrations = new SchemaMigrationService(engine, config.repoDir, databases);
+      this.newSchemas = new NewSchemaInitializer({ pool: db.pool, databases, log });
       this.schemaMigrationTicker = new Ticker("schema migrations", () => engine.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
       metrics.attachSchemaMigrations(db.pool);
     } else {
       this.schemaMigrations = undefined;
       this.schemaMigrationTicker = undefined;
+      this.newSchemas = undefined;
     }
     this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });

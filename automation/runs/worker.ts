@@ -38,6 +38,12 @@ export interface RunWorkerOptions {
   reap?: boolean;
   /** Engine events are written in batches at most this far apart. */
   flushMs?: number;
+  /**
+   * After a successful `up`, before the run is recorded as succeeded (new tenant schemas brought to
+   * the template version: schemaMigrations/newTenants.ts). What it returns is kept in the run's
+   * output as `schemas`; a throw fails the run with its message. Runs again when a run is taken over.
+   */
+  afterUp?: (run: { runId: string; stack: string; workDir: string; commit: string }) => Promise<unknown>;
 }
 
 interface Active {
@@ -235,12 +241,16 @@ export class RunWorker {
             : operation === "preview"
               ? await runner.preview(ctx)
               : await runner.up(ctx);
+      const schemas = operation === "up" && this.opts.afterUp ? await this.opts.afterUp({ runId, stack, workDir: checkout.dir, commit: checkout.commit }) : undefined;
       clearInterval(beat);
       await flush();
       crashPoint("run.finishing");
       const ok = await store.finish(runId, this.workerId, {
         state: "succeeded",
-        output: { commit: checkout.commit, summary: outcome.summary, outputs: maskSecretOutputs(outcome.outputs), concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail },
+        output: {
+          commit: checkout.commit, summary: outcome.summary, outputs: maskSecretOutputs(outcome.outputs), concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail,
+          ...(schemas !== undefined ? { schemas } : {}),
+        },
       });
       if (ok) this.opts.metrics?.runDuration.observe({ state: "succeeded" }, (Date.now() - started) / 1000);
       log.info({ stack, commit: checkout.commit, retries: outcome.concurrentUpdateRetries }, ok ? `run succeeded: ${operation} ${stack}` : "run finished after another worker took it over");

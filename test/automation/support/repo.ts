@@ -19,7 +19,7 @@ export interface FixtureRepo {
 
 export function makeFixtureRepo(root = mkdtempSync(join(tmpdir(), "tenancy-repo-"))): FixtureRepo {
   chmodSync(root, 0o755);
-  const tar = execFileSync("git", ["archive", "--format=tar", "HEAD", "Pulumi.yaml", "tenants", "stacks", "policy/PulumiPolicy.yaml"], { cwd: PROJECT, maxBuffer: 64 << 20 });
+  const tar = execFileSync("git", ["archive", "--format=tar", "HEAD", "Pulumi.yaml", "tenants", "stacks", "tenant-migrations", "policy/PulumiPolicy.yaml"], { cwd: PROJECT, maxBuffer: 64 << 20 });
   execFileSync("tar", ["-x", "-C", root], { input: tar });
   const git = (...args: string[]) =>
     execFileSync("git", args, {
