@@ -9,6 +9,8 @@ import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { loadFleet } from "../infra/model/fleet.ts";
 import { formatProblem } from "../infra/model/problems.ts";
 import { BillingReconciler } from "./billing/reconcile.ts";
+import { CellOpener } from "./cells/opener.ts";
+import { CellReadiness } from "./cells/readiness.ts";
 import type { ControlPlaneConfig } from "./config.ts";
 import { openDatabase, type Database } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
@@ -94,6 +96,9 @@ export class ControlPlane {
   /** Brings a stack's new tenant schemas to the template version after its up; undefined without the tenant databases. */
   readonly newSchemas: NewSchemaInitializer | undefined;
   private readonly driftTicker: Ticker | undefined;
+  /** Removes `opening: true` from cells whose first up succeeded (docs/cells.md); ticks with the billing reconciler. */
+  readonly cellReadiness: CellReadiness;
+  private readonly cellReadinessTicker: Ticker;
   readonly server: ReturnType<typeof buildServer>;
   /** The fleet of the working copy, loaded once per commit, for the HTTP API. */
   readonly fleet: FleetCache;
@@ -114,10 +119,12 @@ export class ControlPlane {
     readonly metrics: Metrics,
     deps: ControlPlaneDeps,
   ) {
+    const cellOpener = new CellOpener({ runs, log });
     this.reconciler = new BillingReconciler({
       pool: db.pool,
       boss,
       writer,
+      cells: cellOpener,
       priceTiers: config.priceTiers,
       graceHours: config.unpaidGraceHours,
       log,
@@ -156,6 +163,8 @@ export class ControlPlane {
       this.drift = undefined;
       this.driftTicker = undefined;
     }
+    this.cellReadiness = new CellReadiness({ pool: db.pool, boss, writer, opener: cellOpener, repoDir: config.repoDir, log });
+    this.cellReadinessTicker = new Ticker("cell readiness", () => this.cellReadiness.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
     metrics.attachDrift(db.pool);
     metrics.attachRollouts(db.pool);
     this.hub = new RunEventHub(db.url, log);
@@ -261,7 +270,10 @@ export class ControlPlane {
   }
 
   async start(opts: StartOptions = { http: true, reconciler: true, runs: true, lifecycle: true }): Promise<void> {
-    if (opts.reconciler) await this.reconciler.start();
+    if (opts.reconciler) {
+      await this.reconciler.start();
+      this.cellReadinessTicker.start();
+    }
     if (opts.runs) {
       await this.runWorker.start();
       // Rollouts and drift checks start stack runs: the processes that run stacks drive them.
@@ -310,7 +322,10 @@ export class ControlPlane {
       await this.server.close().catch(() => undefined);
       await this.hub.stop();
     }
-    if (this.started.reconciler) await this.reconciler.stop();
+    if (this.started.reconciler) {
+      await this.cellReadinessTicker.stop();
+      await this.reconciler.stop();
+    }
     // Before the run workers: a workflow step waits for stack runs. It gets the grace period to
     // finish; then its waits are aborted (the step fails and is retried after the restart).
     if (this.started.lifecycle && this.lifecycle) {

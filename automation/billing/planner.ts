@@ -31,11 +31,17 @@ export interface PlanContext {
   graceHours: number;
 }
 
+/** A plan that creates a tenant carries the tenant document it placed (or tried to), so cells can be opened for it first. */
+interface Creates {
+  /** The new tenant's document as planNewTenant takes it. */
+  creates?: Readonly<Record<string, unknown>>;
+}
+
 export type Plan =
   | { kind: "noop"; tenantId: string | null; message: string }
-  | { kind: "reject"; tenantId: string | null; message: string }
+  | ({ kind: "reject"; tenantId: string | null; message: string; /** Opening cells the tenant waits for (no open cell has room). */ waitingFor?: readonly string[] } & Creates)
   | { kind: "needs-workflow"; tenantId: string; workflow: "upgrade" | "downgrade"; message: string }
-  | { kind: "change"; tenantId: string; request: Omit<ChangeRequest, "cause">; suspendedByBilling?: boolean };
+  | ({ kind: "change"; tenantId: string; request: Omit<ChangeRequest, "cause">; suspendedByBilling?: boolean } & Creates);
 
 /**
  * The tenant a subscription pays for. Only a tenant file naming the subscription
@@ -208,9 +214,15 @@ function planCreate(sub: SubscriptionState, tier: Tier, suspended: boolean, id: 
       kind: "change",
       tenantId: id,
       request: { tenantId: id, summary: `create ${id} (${tier}, ${planned.where}) for subscription ${sub.id}`, files: planned.files },
+      creates: doc,
     };
   } catch (err) {
-    if (err instanceof DocumentError) return { kind: "reject", tenantId: id, message: `tenants/${id}.yaml: ${err.path}: ${err.message}` };
+    if (err instanceof DocumentError) {
+      return {
+        kind: "reject", tenantId: id, message: `tenants/${id}.yaml: ${err.path}: ${err.message}`, creates: doc,
+        ...(err.waitingFor.length > 0 ? { waitingFor: err.waitingFor } : {}),
+      };
+    }
     throw err;
   }
 }

@@ -18,17 +18,22 @@ import { planSubscription, tenantOfSubscription, type Plan } from "./planner.ts"
 import type { PriceTiers } from "./priceTiers.ts";
 import { loadSubscription } from "./intake.ts";
 import { ReconcileClaims } from "./claims.ts";
+import type { CellOpener } from "../cells/opener.ts";
 
 export interface ReconcileOutcome {
   subscriptionId: string;
   tenantId: string | null;
-  outcome: "committed" | "proposed" | "rejected" | "noop" | "needs-workflow" | "missing";
+  /** waiting: the new tenant waits for an opening cell's first run (`cell`); it is reconciled again once the cell opens. */
+  outcome: "committed" | "proposed" | "rejected" | "noop" | "needs-workflow" | "missing" | "waiting";
   message: string;
   changeId?: string;
   commit?: string;
   branch?: string;
   pullRequest?: string;
   runs?: string[];
+  /** waiting: the opening cell's stack and the run of it the tenant waits for. */
+  cell?: string;
+  cellRun?: string;
 }
 
 export interface ReconcilerOptions {
@@ -44,6 +49,11 @@ export interface ReconcilerOptions {
   pollingIntervalSeconds?: number;
   /** How often jobs of dead processes are looked for (besides at start); default 30 s. */
   sweepSeconds?: number;
+  /**
+   * Opens cells for new tenants like POST /api/tenants (docs/cells.md): absent, a creation never
+   * opens a cell and is rejected when no open cell has room.
+   */
+  cells?: CellOpener;
 }
 
 export class BillingReconciler {
@@ -113,7 +123,7 @@ export class BillingReconciler {
           const parsed = text === undefined ? undefined : parseTenantFile(tenantPath(found.id), text, ctx, found.id);
           if (text !== undefined && parsed && !Array.isArray(parsed)) pending = { tenant: parsed.tenant, text };
         }
-        const plan = planSubscription(sub, {
+        const planOn = () => planSubscription(sub, {
           fleet: draft.fleet,
           read: (p) => draft.read(p),
           ...(pending ? { pending } : {}),
@@ -121,11 +131,18 @@ export class BillingReconciler {
           now: Math.floor(Date.now() / 1000),
           graceHours: this.opts.graceHours,
         });
+        const cited = [...new Set([sub.lastEventId, ...(eventIds.get(id) ?? [])])].filter((e) => e !== "");
+        let plan = planOn();
+        // A creation first opens a cell when the reserve asks for one, and opens a cell whose
+        // first up succeeded (each its own commit), then places on the fleet that results.
+        if ((plan.kind === "change" || plan.kind === "reject") && plan.creates && plan.tenantId && this.opts.cells) {
+          const steps = await this.opts.cells.prepare(draft, plan.creates, plan.tenantId, { source: "stripe", ids: cited });
+          if (steps.opened.length > 0 || steps.ready.length > 0) plan = planOn();
+        }
         if (plan.kind !== "change") {
           planned.set(id, { plan });
           continue;
         }
-        const cited = [...new Set([sub.lastEventId, ...(eventIds.get(id) ?? [])])].filter((e) => e !== "");
         const staged = draft.stage({ ...plan.request, cause: { source: "stripe", ids: cited } });
         if (staged.kind === "staged") planned.set(id, { plan, changeId: staged.changeId });
         else if (staged.kind === "unchanged") planned.set(id, { plan, unchanged: true });
@@ -138,7 +155,19 @@ export class BillingReconciler {
     for (const id of subscriptionIds) {
       const entry = planned.get(id);
       const sub = states.get(id);
-      const o = this.outcome(id, entry, entry?.changeId ? byChange.get(entry.changeId) : undefined, sub === undefined);
+      let o = this.outcome(id, entry, entry?.changeId ? byChange.get(entry.changeId) : undefined, sub === undefined);
+      const waitingFor = entry?.plan.kind === "reject" && this.opts.cells ? entry.plan.waitingFor?.[0] : undefined;
+      if (waitingFor && this.opts.cells) {
+        // Not rejected: the cell's first run (queued with the cell's commit, or now when it has
+        // none or its last failed) decides; CellReadiness reconciles this subscription again when
+        // the cell opens.
+        const run = await this.opts.cells.ensureFirstUp(waitingFor, `first up of cell ${waitingFor} (opened for tenant ${o.tenantId ?? "?"}, subscription ${id})`);
+        o = {
+          subscriptionId: id, tenantId: o.tenantId, outcome: "waiting", cell: waitingFor, cellRun: run.id,
+          message: `waiting for cell ${waitingFor} to open (its first run ${run.id} is ${run.state}); subscription ${id} is reconciled again when it has succeeded: ${o.message}`,
+        };
+      }
+      await this.opts.pool.query("UPDATE subscriptions SET waiting_for_cell = $2 WHERE id = $1", [id, o.outcome === "waiting" ? o.cell : null]);
       outcomes.push(o);
       withLogContext({ tenantId: o.tenantId ?? undefined, eventId: sub?.lastEventId }, () => {
         if (o.outcome === "rejected" || o.outcome === "needs-workflow") log.warn({ subscriptionId: id, outcome: o.outcome }, o.message);

@@ -60,20 +60,8 @@ export class CellOpener {
    * reserve (none while one is opening there). Each is a change of its own (its own commit).
    */
   async prepare(draft: Draft, doc: Readonly<Record<string, unknown>>, tenantId: string, cause: ChangeCause): Promise<CellSteps> {
-    const steps: CellSteps = { opened: [], ready: [] };
     const region = typeof doc.region === "string" ? doc.region : undefined;
-    for (const cell of draft.fleet.cells.values()) {
-      if (cell.config.opening !== true || cell.region !== region) continue;
-      const run = await this.hasSucceededUp(cell.stack);
-      const text = draft.read(stackPath(cell.stack));
-      if (!run || text === undefined) continue;
-      const staged = draft.stage({
-        tenantId, cause, route: "main",
-        summary: `open cell ${cell.stack} for placement: its first up succeeded (run ${run.id})`,
-        files: { [stackPath(cell.stack)]: openedCellText(text) },
-      });
-      if (staged.kind === "staged") steps.ready.push(cell.stack);
-    }
+    const steps: CellSteps = { opened: [], ready: await this.stageReady(draft, cause, { tenantId, region }) };
     for (const cell of cellsToOpen(draft.fleet, doc)) {
       const staged = draft.stage({
         tenantId, cause, route: "main", stacks: [cell.stack],
@@ -86,11 +74,33 @@ export class CellOpener {
   }
 
   /**
-   * Waits until a run of the opening cell's stack succeeded. Queues its first run when the stack
-   * has none (a cell opened offline) or its last one failed before this wait began.
+   * Stages, on `draft`, the removal of `opening: true` from every opening cell (of `only.region`
+   * when given) whose stack has a succeeded `up`: a change of its own per cell, recorded under
+   * `only.tenantId` (the creation that found it) or else under the cell's stack name. Returns the
+   * stacks staged.
    */
-  async waitForFirstUp(stack: string, reason: string): Promise<RunRecord> {
-    const waitMs = this.opts.waitMs ?? DEFAULT_CELL_WAIT_MS;
+  async stageReady(draft: Draft, cause: ChangeCause, only: { tenantId?: string; region?: string | undefined } = {}): Promise<string[]> {
+    const ready: string[] = [];
+    for (const cell of draft.fleet.cells.values()) {
+      if (cell.config.opening !== true || ("region" in only && cell.region !== only.region)) continue;
+      const run = await this.hasSucceededUp(cell.stack);
+      const text = draft.read(stackPath(cell.stack));
+      if (!run || text === undefined) continue;
+      const staged = draft.stage({
+        tenantId: only.tenantId ?? cell.stack, cause, route: "main",
+        summary: `open cell ${cell.stack} for placement: its first up succeeded (run ${run.id})`,
+        files: { [stackPath(cell.stack)]: openedCellText(text) },
+      });
+      if (staged.kind === "staged") ready.push(cell.stack);
+    }
+    return ready;
+  }
+
+  /**
+   * The last `up` of an opening cell's stack when it is queued, running or succeeded; otherwise
+   * (none: a cell opened offline; the last one failed) a new run is queued and returned.
+   */
+  async ensureFirstUp(stack: string, reason: string): Promise<RunRecord> {
     const done = await this.hasSucceededUp(stack);
     if (done) return done;
     let run = await this.lastUp(stack);
@@ -100,6 +110,17 @@ export class CellOpener {
       if (!run) throw new CellNotReadyError(stack, undefined, `could not queue the first run of cell ${stack}`);
       this.opts.log.info({ stack, runId: run.id }, `queued the first run of cell ${stack}`);
     }
+    return run;
+  }
+
+  /**
+   * Waits until a run of the opening cell's stack succeeded. Queues its first run when the stack
+   * has none (a cell opened offline) or its last one failed before this wait began.
+   */
+  async waitForFirstUp(stack: string, reason: string): Promise<RunRecord> {
+    const waitMs = this.opts.waitMs ?? DEFAULT_CELL_WAIT_MS;
+    const run = await this.ensureFirstUp(stack, reason);
+    if (run.state === "succeeded") return run;
     let finished: RunRecord;
     try {
       finished = await this.opts.runs.waitFor(run.id, { timeoutMs: waitMs, pollMs: this.opts.pollMs ?? 250 });

@@ -178,7 +178,8 @@ export function planNewCell(fleet: Fleet, env: string, region: string): NewCell 
 export function openedCellText(text: string): string {
   const doc = parseDocument(text);
   doc.deleteIn(["config", CELL_KEY, "opening"]);
-  return doc.toString().split("\n").filter((l) => l !== OPENING_COMMENT).join("\n");
+  // No padding inside flow collections: `azs: [a, b]` stays as written, so the commit removes the marker and nothing else.
+  return doc.toString({ flowCollectionPadding: false }).split("\n").filter((l) => l !== OPENING_COMMENT).join("\n");
 }
 
 /** The fleet with a planned cell added (as its stack file would load), for planning what comes after it. */

@@ -122,5 +122,7 @@ describe("the new cell's stack file", () => {
     const { opening: _gone, ...rest } = cell.config;
     const parsed = parseStackFile("x", "Pulumi.shared-staging-use1-02.yaml", opened, ["staging"], ["us-east-1"]);
     expect(Array.isArray(parsed) ? parsed : parsed.cell).toEqual(rest);
+    // Exactly the marker and its comment go: every other line stays as written (a one-purpose commit).
+    expect(opened.split("\n")).toEqual(cell.text.split("\n").filter((l) => l !== "    opening: true" && !l.startsWith("# opening: true")));
   });
 });
