@@ -36,8 +36,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showSuggestionAfterError();
 
-  withDirs(program.command("validate").description("validate every tenant and stack file")).action((opts: Parameters<typeof validateCommand>[0]) =>
-    setCode(validateCommand(opts, io)),
+  withDirs(program.command("validate").description("validate every tenant and stack file"))
+    .option("--base <ref>", "also compare with the fleet at this git revision: refuse a pooled tenant's placement change (a move)")
+    .action(async (opts: Parameters<typeof validateCommand>[0]) => setCode(await validateCommand(opts, io)),
   );
 
   withDirs(

@@ -9,8 +9,9 @@
  * - a change under infra/ or policy/, or to Pulumi.yaml or package-lock.json, touches every
  *   stack of both revisions (the program, the pack, the platform or a provider version changed).
  */
-import { relative } from "node:path";
+import { basename, relative } from "node:path";
 import { loadFleet, stacksOfTenant, type Fleet } from "../../infra/model/fleet.ts";
+import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { FleetError, type Problem } from "../../infra/model/problems.ts";
 import { stackNameOfFile } from "../../infra/model/stackFile.ts";
 import { changedFiles, filesAt, resolveCommit, type ChangedFile } from "./git.ts";
@@ -50,6 +51,11 @@ export interface AffectedResult {
    * fleet as a rollout (docs/rollouts.md) instead of straight to its stacks.
    */
   programPaths: string[];
+  /**
+   * Placement edits of existing pooled tenants (infra/model/placementChanges.ts): a cell change
+   * only a move may make. The commands (affected, plan --base, validate --base) refuse them.
+   */
+  placementChanges: Problem[];
 }
 
 type FileKind = { kind: "tenant"; id: string } | { kind: "stack"; stack: string } | { kind: "global" } | { kind: "other" };
@@ -115,6 +121,7 @@ export async function affectedStacks(projectDir: string, baseRef: string, headRe
     details: [],
     warnings,
     programPaths: kinds.filter((k) => k.what.kind === "global").map((k) => k.path),
+    placementChanges: [],
   };
   if (relevant.length === 0) return result;
 
@@ -126,6 +133,13 @@ export async function affectedStacks(projectDir: string, baseRef: string, headRe
     warnings.push(
       `the fleet at ${baseRef} does not load with this code (${base.problems.length} problems); ` +
         `a tenant changed since then is counted in every stack of ${baseRef}`,
+    );
+  }
+
+  if (base.fleet) {
+    // A head at a commit was loaded from a snapshot: name its files as `<ref>:<path>`, like its problems.
+    result.placementChanges = placementChanges(base.fleet, head.fleet, baseRef).map((p) =>
+      headCommit ? { ...p, file: `${headRef}:tenants/${basename(p.file)}` } : p,
     );
   }
 

@@ -9,6 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadFleet, type Fleet } from "../../infra/model/fleet.ts";
+import { placementChanges } from "../../infra/model/placementChanges.ts";
+import { formatProblem, type Problem } from "../../infra/model/problems.ts";
 import type { MockContext } from "../../plan/render/mockOutputs.ts";
 import type { PlanDocument, PlannedStack } from "../../plan/types.ts";
 import { costOfStack } from "../cost/cost.ts";
@@ -75,8 +77,11 @@ function mockContext(fleet: Fleet | undefined, stack: string): MockContext | und
 }
 
 /** Plans both sides and diffs them. Throws UsageError for a bad ref, ProblemsError when the base cannot be planned. */
-export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ report: PlanReport; head: PlanDocument }> {
+export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ report: PlanReport; head: PlanDocument; placementChanges: Problem[] }> {
   const log = opts.log ?? (() => {});
+  // Placement edits of existing pooled tenants (infra/model/placementChanges.ts): planned like any
+  // change, so the comment shows what they would do, and refused by the command.
+  let placement: Problem[] | undefined;
   let baseCommit: string;
   let reasons = new Map<string, string[]>();
   const notes: string[] = [];
@@ -86,6 +91,7 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
     if (opts.names) names = [...opts.names];
     else {
       const affected = await affectedStacks(opts.projectDir, opts.baseRef);
+      placement = affected.placementChanges;
       names = affected.stacks;
       reasons = new Map(affected.details.map((d) => [d.name, d.reasons]));
       notes.push(...affected.warnings);
@@ -150,7 +156,8 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
     stacks,
     notes,
   };
-  return { report, head: headDoc };
+  placement ??= baseFleet ? placementChanges(baseFleet, opts.headFleet, opts.baseRef) : [];
+  return { report, head: headDoc, placementChanges: placement };
 }
 
 async function headCommit(projectDir: string): Promise<{ commit?: string }> {
@@ -193,12 +200,13 @@ export interface PlanBaseCommandOptions {
 
 /**
  * The `--base` half of `tenantctl plan`, called by cli/commands/plan.ts. Exit code as plan:
- * 1 when the head has a mandatory violation.
+ * 1 when the head has a mandatory violation, or changes an existing pooled tenant's placement
+ * (one problem line each on stderr, after the plan).
  */
 export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner): Promise<number> {
   if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
   const names = opts.all ? [...fleet.stacks.keys()] : opts.stack?.length ? opts.stack : undefined;
-  const { report, head } = await planAgainstBase({
+  const { report, head, placementChanges: moved } = await planAgainstBase({
     projectDir: fleet.dirs.projectDir, headFleet: fleet, baseRef: opts.base, plan, log: (l) => io.err(l),
     ...(names ? { names } : {}),
   });
@@ -213,5 +221,6 @@ export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions
     writeFileSync(path, `${JSON.stringify(head, null, 2)}\n`);
     io.err(`wrote ${path}`);
   }
-  return head.stacks.some((s) => s.violations.some((v) => v.level === "mandatory")) ? EXIT.problems : EXIT.ok;
+  for (const p of moved) io.err(formatProblem(p));
+  return moved.length > 0 || head.stacks.some((s) => s.violations.some((v) => v.level === "mandatory")) ? EXIT.problems : EXIT.ok;
 }

@@ -1,3 +1,4 @@
+import { formatProblem } from "../../infra/model/problems.ts";
 import { affectedStacks } from "../affected/affected.ts";
 import { GitError } from "../affected/git.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
@@ -25,6 +26,10 @@ export async function affectedCommand(opts: AffectedOptions, io: Io): Promise<nu
     throw err;
   }
   for (const w of result.warnings) io.err(`tenantctl: warning: ${w}`);
+  if (result.placementChanges.length > 0) {
+    for (const p of result.placementChanges) io.err(formatProblem(p));
+    return EXIT.problems;
+  }
   if (opts.json) {
     io.out(
       JSON.stringify(

@@ -44,6 +44,8 @@ describe("affectedStacks between commits of a real repository", () => {
       expect(r.base.commit).toBe(commits[i]);
       expect(r.head.commit).toBe(commits[i + 1]);
       expect(r.warnings).toEqual([]);
+      // Only the re-placement changes an existing pooled tenant's cell (the library reports it; the commands refuse it).
+      expect(r.placementChanges.map((p) => `${p.file}: ${p.path}`)).toEqual(s.name === "re-place a tenant" ? [`${commits[i + 1]}:tenants/gamma-labs.yaml: placement.prod`] : []);
     });
   });
 
@@ -95,11 +97,24 @@ describe("affectedStacks between commits of a real repository", () => {
 describe("tenantctl affected", () => {
   it("prints one stack per line, sorted, and exits 0", async () => {
     const io = bufferIo();
-    const replaced = SCENARIOS.findIndex((s) => s.name === "re-place a tenant");
-    const code = await main(["affected", "--base", commits[replaced]!, "--head", commits[replaced + 1]!, "--project", repo.dir], io);
+    const tier = SCENARIOS.findIndex((s) => s.name === "change a tier");
+    const code = await main(["affected", "--base", commits[tier]!, "--head", commits[tier + 1]!, "--project", repo.dir], io);
     expect(code).toBe(0);
-    expect(io.stdout).toEqual(["shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01"]);
+    expect(io.stdout).toEqual(["shared-prod-use1-01", "shared-staging-use1-01"]);
     expect(io.stderr).toEqual([]);
+  });
+
+  it("refuses a pooled tenant's placement change (a move), exit 1 with one problem line, with and without --json", async () => {
+    const replaced = SCENARIOS.findIndex((s) => s.name === "re-place a tenant");
+    const head = commits[replaced + 1]!;
+    for (const json of [[], ["--json"]]) {
+      const io = bufferIo();
+      expect(await main(["affected", "--base", commits[replaced]!, "--head", head, ...json, "--project", repo.dir], io)).toBe(1);
+      expect(io.stdout).toEqual([]);
+      expect(io.stderr).toHaveLength(1);
+      expect(io.stderr[0]!.startsWith(`${head}:tenants/gamma-labs.yaml:`)).toBe(true);
+      expect(io.stderr[0]).toMatch(/^[0-9a-f]{40}:tenants\/gamma-labs\.yaml:[0-9]+: placement\.prod: changed from use1-02 \(at [0-9a-f]{40}\) to use1-01: a pooled tenant changes cells only through a move/);
+    }
   });
 
   it("--json carries the reasons and the sides for CI matrices", async () => {
@@ -142,5 +157,30 @@ describe("tenantctl affected", () => {
     } finally {
       repo.remove("tenants/broken.yaml");
     }
+  });
+});
+
+describe("tenantctl validate --base", () => {
+  it("refuses a placement edited in the working tree against the base; without --base, or with the edit undone, the fleet is valid", async () => {
+    const text = repo.read("tenants/gamma-labs.yaml");
+    expect(text).toContain("  prod: use1-01\n");
+    repo.write("tenants/gamma-labs.yaml", text.replace("  prod: use1-01\n", "  prod: use1-02\n"));
+    try {
+      const io = bufferIo();
+      expect(await main(["validate", "--base", "HEAD", "--project", repo.dir], io)).toBe(1);
+      expect(io.stderr).toHaveLength(1);
+      expect(io.stderr[0]).toMatch(/^(.*\/)?tenants\/gamma-labs\.yaml:\d+: placement\.prod: changed from use1-01 \(at HEAD\) to use1-02: .*put use1-01 back \(the control plane has no move workflow yet\)$/);
+      expect(io.stdout).toEqual(["1 problem found"]);
+      const plain = bufferIo();
+      expect(await main(["validate", "--project", repo.dir], plain)).toBe(0);
+    } finally {
+      repo.write("tenants/gamma-labs.yaml", text);
+    }
+    const io = bufferIo();
+    expect(await main(["validate", "--base", "HEAD", "--project", repo.dir], io)).toBe(0);
+    expect(io.stdout[0]).toMatch(/^ok: /);
+    const bad = bufferIo();
+    expect(await main(["validate", "--base", "no-such-ref", "--project", repo.dir], bad)).toBe(2);
+    expect(bad.stderr.join("\n")).toMatch(/unknown git ref "no-such-ref"/);
   });
 });

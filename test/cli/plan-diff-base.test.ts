@@ -17,6 +17,7 @@ import type { PlanDocument, PlannedStack } from "../../plan/types.ts";
 import { extraTagsOf, makeDefineStack } from "./affected-fixture/program.ts";
 import { createTempRepo, type TempRepo } from "./affected-fixture/repo.ts";
 import { SCENARIOS } from "./affected-fixture/scenarios.ts";
+import type { Problem } from "../../infra/model/problems.ts";
 
 const US = REGION_PRICES["us-east-1"]!;
 
@@ -32,7 +33,7 @@ function planWith(projectDir: string): FleetPlanner {
 const planBase: RevisionPlanner = (dir, names) => planWith(dir)(requireFleet({ projectDir: dir }), names);
 
 let repo: TempRepo;
-const results = new Map<string, { report: PlanReport; head: PlanDocument }>();
+const results = new Map<string, { report: PlanReport; head: PlanDocument; placementChanges: Problem[] }>();
 
 beforeAll(async () => {
   repo = createTempRepo();
@@ -54,6 +55,12 @@ const actions = (name: string, stack: string) => stackOf(name, stack).resources.
 describe("plan --base on a real repository (in-process renders)", () => {
   it("plans exactly the affected stacks of each scenario", () => {
     for (const s of SCENARIOS) expect(report(s.name).stacks.map((x) => x.stack), s.name).toEqual(s.affected);
+  });
+
+  it("reports the re-placement of an existing pooled tenant (the command refuses it after printing the plan), nothing else", () => {
+    for (const s of SCENARIOS) {
+      expect(results.get(s.name)!.placementChanges.map((p) => p.path), s.name).toEqual(s.name === "re-place a tenant" ? ["placement.prod"] : []);
+    }
   });
 
   it("add a tenant: its role, schema, secret and DNS record are created in its cell, +1 secret a month", () => {

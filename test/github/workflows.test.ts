@@ -129,7 +129,7 @@ describe("the GitHub workflows", () => {
     const plan = w.jobs.plan!;
     expect(plan.steps.find((s) => s.uses === "actions/checkout@v4")!.with).toEqual({ "fetch-depth": 0 });
     const runs = plan.steps.map((s) => s.run ?? "").join("\n");
-    for (const needed of ["npm ci", "npx tenantctl validate", "npm test", 'npx tenantctl plan --base "origin/$BASE_REF" --markdown plan.md']) expect(runs).toContain(needed);
+    for (const needed of ["npm ci", 'npx tenantctl validate --base "origin/$BASE_REF"', "npm test", 'npx tenantctl plan --base "origin/$BASE_REF" --markdown plan.md']) expect(runs).toContain(needed);
     const sticky = plan.steps.find((s) => s.uses === "actions/github-script@v7")!;
     expect(String(sticky.with!.script)).toContain("sticky-comment.cjs");
     expect(plan.permissions).toEqual({ contents: "read", "pull-requests": "write" });
