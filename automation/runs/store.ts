@@ -28,8 +28,26 @@ export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
 /** The error of a queued drift check that gave way to an update of its stack (see enqueue). */
 export const SUPERSEDED_PREVIEW = "superseded by an update";
-/** A run whose worker died this many times is failed instead of being taken over again. */
-export const MAX_RUN_ATTEMPTS = 5;
+/**
+ * Takeovers of a run whose worker died that are handed over at once; after that each handover waits
+ * (runTakeoverDelaySeconds). A run is never failed for losing its worker: the process dies for
+ * reasons that are not the run's (kill -9, a deploy, the host), and a failed run would leave its
+ * accepted change unapplied until a person re-runs it (docs/control-plane.md, "After a crash").
+ */
+export const IMMEDIATE_TAKEOVERS = 5;
+/** The longest wait between two takeovers of a run whose workers keep dying. */
+export const MAX_TAKEOVER_DELAY_SECONDS = 3600;
+
+/**
+ * How long the handover of a run whose worker died waits, after `lost` lost attempts: nothing for
+ * the first IMMEDIATE_TAKEOVERS, then the heartbeat timeout doubled per further loss, at most
+ * MAX_TAKEOVER_DELAY_SECONDS. A run that itself kills its worker (a poison run) so costs one dead
+ * worker per interval instead of a crash loop, and is still applied once the cause is gone.
+ */
+export function runTakeoverDelaySeconds(lost: number, heartbeatTimeoutSeconds: number): number {
+  if (lost < IMMEDIATE_TAKEOVERS) return 0;
+  return Math.min(MAX_TAKEOVER_DELAY_SECONDS, heartbeatTimeoutSeconds * 2 ** (lost - IMMEDIATE_TAKEOVERS));
+}
 /** NOTIFY channels: a run's events were appended / a run changed state. Payload: the run id. */
 export const RUN_EVENTS_CHANNEL = "tenancy_run_events";
 export const RUN_STATE_CHANNEL = "tenancy_run_state";
@@ -232,6 +250,22 @@ export interface RunStoreOptions {
   regionOf: (stack: string) => string;
 }
 
+/**
+ * reapStale's condition on a run `r` already handed over (worker NULL): its job must have been
+ * fetched (active) or be gone. A job still waiting to be fetched is not sent again: a new one
+ * would wait the same, and replacing it on a loaded host (claims slower than the heartbeat
+ * timeout) cancelled each job before a worker got to claim it, again and again.
+ */
+const HANDOVER_NOT_FETCHED = `NOT (r.worker IS NULL AND EXISTS (
+  SELECT 1 FROM pgboss.job j WHERE j.name = r.job_queue AND j.id = r.job_id AND j.state IN ('created', 'retry')))`;
+
+/** A run handed to another worker by reapStale: its attempts lost so far, and when its job is due. */
+export interface ReapedRun {
+  id: string;
+  lostAttempts: number;
+  delaySeconds: number;
+}
+
 /** Queued runs of a region that no live worker serves (tenancy_runs_unserved). */
 export interface UnservedRegion {
   /** null: runs older than region routing whose region is still unknown. */
@@ -294,14 +328,18 @@ export class RunStore {
     return false;
   }
 
-  /** The run's job goes to its region's queue (a run of unknown region: the legacy queue, which every worker drains and reroutes from). */
-  private async sendJob(client: Queryable, runId: string): Promise<string> {
+  /**
+   * The run's job goes to its region's queue (a run of unknown region: the legacy queue, which
+   * every worker drains and reroutes from), due after `delaySeconds` (a takeover's backoff).
+   */
+  private async sendJob(client: Queryable, runId: string, delaySeconds = 0): Promise<string> {
     const { rows } = await client.query<{ region: string | null }>("SELECT region FROM runs WHERE id = $1", [runId]);
     const queue = stackRunQueue(rows[0]?.region ?? null);
     const data: StackRunJob = { runId };
     const jobId = await this.boss.send(queue, data, {
       db: executor(client),
       expireInSeconds: this.opts.runExpireHours * 3600,
+      ...(delaySeconds > 0 ? { startAfter: new Date(Date.now() + delaySeconds * 1000) } : {}),
     });
     if (!jobId) throw new Error(`pg-boss did not create a job for run ${runId} on queue ${queue}`);
     await client.query("UPDATE runs SET job_id = $2, job_queue = $3 WHERE id = $1", [runId, jobId, queue]);
@@ -556,44 +594,40 @@ export class RunStore {
 
   /**
    * Runs whose worker stopped sending heartbeats (killed, host lost) get a fresh job, which a live
-   * worker picks up and resumes (attempt + 1). After MAX_RUN_ATTEMPTS the run fails instead. A run
-   * handed over that way (worker NULL, heartbeat_at the hand-over time) whose job nobody claimed
-   * within the timeout is handed over again: the process that fetched the job may have died
-   * before claiming the run, leaving the job active until its expiry (hours).
+   * worker picks up and resumes (attempt + 1), at once or, after IMMEDIATE_TAKEOVERS lost
+   * attempts, after runTakeoverDelaySeconds; it is never failed for it. A run handed over that way
+   * (worker NULL, heartbeat_at when its job is due) whose job was fetched but not claimed within
+   * the timeout is handed over again: the process that fetched the job may have died before
+   * claiming the run, leaving the job active until its expiry (hours). A job not yet fetched is
+   * left to wait (HANDOVER_NOT_FETCHED).
    */
-  async reapStale(): Promise<string[]> {
+  async reapStale(): Promise<ReapedRun[]> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT id FROM runs WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)`,
+      `SELECT r.id FROM runs r WHERE r.state = 'running' AND r.heartbeat_at < now() - make_interval(secs => $1) AND ${HANDOVER_NOT_FETCHED}`,
       [this.opts.heartbeatTimeoutSeconds],
     );
-    const reaped: string[] = [];
+    const reaped: ReapedRun[] = [];
     for (const { id } of rows) {
-      const did = await withTransaction(this.pool, async (client) => {
+      const did = await withTransaction(this.pool, async (client): Promise<ReapedRun | false> => {
         const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [id]);
         await this.lockStack(client, pre.rows[0]!.stack);
         const cur = await client.query<RunRow>(
-          `SELECT * FROM runs WHERE id = $1 AND state = 'running' AND heartbeat_at < now() - make_interval(secs => $2) FOR UPDATE`,
+          `SELECT * FROM runs r WHERE r.id = $1 AND r.state = 'running' AND r.heartbeat_at < now() - make_interval(secs => $2) AND ${HANDOVER_NOT_FETCHED} FOR UPDATE`,
           [id, this.opts.heartbeatTimeoutSeconds],
         );
         const run = cur.rows[0];
         if (!run) return false;
         await this.cancelJob(client, run);
-        if (run.attempts >= MAX_RUN_ATTEMPTS) {
-          await client.query(
-            `UPDATE runs SET state = 'failed', finished_at = now(), heartbeat_at = NULL, worker = NULL,
-               error = $2 WHERE id = $1`,
-            [id, `the worker running this update stopped ${run.attempts} times (no heartbeat for ${this.opts.heartbeatTimeoutSeconds}s); not retrying. Inspect the stack (pulumi stack --show-urns, pulumi cancel) and re-run it with POST /api/stacks/${run.stack}/runs`],
-          );
-          await this.kickNext(client, run.stack);
-        } else {
-          // worker NULL marks the run orphaned; the new job's worker takes it over.
-          await client.query("UPDATE runs SET worker = NULL, heartbeat_at = now() WHERE id = $1", [id]);
-          await this.sendJob(client, id);
-        }
+        // worker NULL marks the run orphaned; the new job's worker takes it over. After
+        // IMMEDIATE_TAKEOVERS lost attempts the job waits (runTakeoverDelaySeconds), and
+        // heartbeat_at is set to when it is due, so this handover is not reaped again before.
+        const delay = runTakeoverDelaySeconds(run.attempts, this.opts.heartbeatTimeoutSeconds);
+        await client.query("UPDATE runs SET worker = NULL, heartbeat_at = now() + make_interval(secs => $2) WHERE id = $1", [id, delay]);
+        await this.sendJob(client, id, delay);
         await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, id]);
-        return true;
+        return { id, lostAttempts: run.attempts, delaySeconds: delay };
       });
-      if (did) reaped.push(id);
+      if (did) reaped.push(did);
     }
     if (reaped.length > 0) this.jobsSent();
     return reaped;

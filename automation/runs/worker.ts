@@ -104,8 +104,17 @@ export class RunWorker {
       const tick = () => {
         this.opts.store
           .reapStale()
-          .then((ids) => {
-            for (const id of ids) withLogContext({ runId: id }, () => this.opts.log.warn("run's worker stopped sending heartbeats; queued for another worker"));
+          .then((reaped) => {
+            for (const r of reaped) {
+              withLogContext({ runId: r.id }, () =>
+                this.opts.log.warn(
+                  { lostAttempts: r.lostAttempts, delaySeconds: r.delaySeconds },
+                  r.delaySeconds > 0
+                    ? `run's worker stopped sending heartbeats (${r.lostAttempts} attempts lost); another worker takes it over in ${r.delaySeconds}s`
+                    : "run's worker stopped sending heartbeats; queued for another worker",
+                ),
+              );
+            }
           })
           .catch((err: unknown) => this.opts.log.error({ err: { message: (err as Error).message } }, "reaping stale runs failed"));
       };

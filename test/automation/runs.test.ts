@@ -5,6 +5,7 @@ import { delimiter, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../automation/log.ts";
 import { DeploymentsRunner, type RunContext } from "../../automation/runs/runner.ts";
+import { IMMEDIATE_TAKEOVERS, MAX_TAKEOVER_DELAY_SECONDS, runTakeoverDelaySeconds } from "../../automation/runs/store.ts";
 import { commandLog, installFakePulumiBinary, lockFile, stackState } from "./support/fakePulumi.ts";
 import { count, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
@@ -218,6 +219,55 @@ describe("a worker killed mid-run", () => {
       expect(existsSync(lockFile(h.stateDir, EUW1))).toBe(false);
     } finally {
       child.kill("SIGKILL");
+      await h.close();
+    }
+  });
+});
+
+describe("a run whose worker keeps dying", () => {
+  it("the takeover waits once IMMEDIATE_TAKEOVERS attempts are lost (doubling, capped), and is never failed for it", () => {
+    expect([0, 1, 4].map((lost) => runTakeoverDelaySeconds(lost, 90))).toEqual([0, 0, 0]);
+    expect([5, 6, 7].map((lost) => runTakeoverDelaySeconds(lost, 90))).toEqual([90, 180, 360]);
+    expect(runTakeoverDelaySeconds(30, 90)).toBe(MAX_TAKEOVER_DELAY_SECONDS);
+    expect(IMMEDIATE_TAKEOVERS).toBe(5);
+  });
+
+  it("is handed over at once up to the fifth loss, then its job is due after the delay; it stays running, not failed", async () => {
+    const h = await startHarness({ pg, start: { reconciler: false, runs: false }, config: { heartbeatTimeoutSeconds: 1.5 } });
+    try {
+      const [queued] = await h.cp.runs.enqueueAll([EUW1], { reason: "takeover backoff test" });
+      const id = queued!.runId;
+      const jobOf = async () =>
+        (await h.cp.db.pool.query<{ queue: string; due_in: number }>(
+          "SELECT j.name AS queue, extract(epoch FROM j.start_after - now())::float8 AS due_in FROM runs r JOIN pgboss.job j ON j.id = r.job_id WHERE r.id = $1",
+          [id],
+        )).rows[0]!;
+      const dieAfter = async (attempts: number) => {
+        await h.cp.db.pool.query("UPDATE runs SET state = 'running', attempts = $2, worker = 'dead-worker', heartbeat_at = now() - interval '1 minute' WHERE id = $1", [id, attempts]);
+        return h.cp.runs.reapStale();
+      };
+
+      // Fourth loss: handed over at once (negative control of the delay).
+      expect(await dieAfter(4)).toEqual([{ id, lostAttempts: 4, delaySeconds: 0 }]);
+      expect((await jobOf()).due_in).toBeLessThan(1);
+      // Handed over, its job not fetched yet past the timeout (a loaded host): left to wait, not
+      // replaced; once fetched (active) and still unclaimed, handed over again.
+      await h.cp.db.pool.query("UPDATE runs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1", [id]);
+      expect(await h.cp.runs.reapStale()).toEqual([]);
+      await h.cp.db.pool.query("UPDATE pgboss.job SET state = 'active', started_on = now() WHERE id = (SELECT job_id FROM runs WHERE id = $1)", [id]);
+      expect(await h.cp.runs.reapStale()).toEqual([{ id, lostAttempts: 4, delaySeconds: 0 }]);
+      // Fifth and sixth: the job waits 1.5 s, then 3 s; the run stays running with no worker.
+      expect(await dieAfter(5)).toEqual([{ id, lostAttempts: 5, delaySeconds: 1.5 }]);
+      const job = await jobOf();
+      expect(job.queue).toBe("stack-run-eu-west-1");
+      expect(job.due_in).toBeGreaterThan(1);
+      expect(job.due_in).toBeLessThanOrEqual(1.5);
+      // Not reaped again while its job is not yet due.
+      expect(await h.cp.runs.reapStale()).toEqual([]);
+      expect(await dieAfter(6)).toEqual([{ id, lostAttempts: 6, delaySeconds: 3 }]);
+      const [after] = await runs(h, "id = $1", [id]);
+      expect({ state: after!.state, error: after!.error, worker: (after as unknown as { worker: string | null }).worker }).toEqual({ state: "running", error: null, worker: null });
+    } finally {
       await h.close();
     }
   });
