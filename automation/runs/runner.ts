@@ -25,10 +25,10 @@ import { driftFromEvents } from "../drift/events.ts";
 import type {
   DestroyOptions, DriftCheckRunOutcome, RetryOptions, RunContext, Runner, RunOutcome, StateMoveRequest, StateMoveRunOutcome,
 } from "./contract.ts";
-import { firstLine, RunCancelledError, signalPerCommand, sleep, TAIL } from "./support.ts";
+import { firstLine, RunCancelledError, RunTakenOverError, signalPerCommand, sleep, TAIL } from "./support.ts";
 import { moveStateThrough } from "./stateMove.ts";
 
-export { RunCancelledError };
+export { RunCancelledError, RunTakenOverError };
 
 export type { EngineEvent };
 export type {
@@ -89,6 +89,8 @@ async function withRetries(
     }
   }
   const onAbort = () => {
+    // A taken-over attempt only stops its own command (the signal); see RunTakenOverError.
+    if (ctx.signal.reason instanceof RunTakenOverError) return;
     stack.cancel().catch((err: unknown) => ctx.log.info({ detail: firstLine(err) }, "stack.cancel() after abort"));
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });

@@ -3,6 +3,14 @@ import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 
 export class RunCancelledError extends Error {}
 
+/**
+ * The abort reason of an attempt whose run another worker took over (its heartbeats were late).
+ * That attempt stops its own CLI command and nothing else: `pulumi cancel` cancels whatever update
+ * holds the stack (Pulumi Cloud) or deletes every lock file of it (the DIY backend's
+ * CancelCurrentUpdate, pkg/backend/diy/backend.go), which by then may be the new attempt's.
+ */
+export class RunTakenOverError extends Error {}
+
 /** How much of a run's output is kept with it. */
 export const TAIL = 8_000;
 

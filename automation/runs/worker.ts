@@ -16,7 +16,7 @@ import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
 import { stackRunQueue } from "./regions.ts";
 import { maskSecretOutputs } from "./outputs.ts";
-import { RunCancelledError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
+import { RunCancelledError, RunTakenOverError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
 import { stateMoveOf, type RunRecord, type RunStore } from "./store.ts";
 
 export interface RunWorkerOptions {
@@ -200,7 +200,7 @@ export class RunWorker {
           if (hb.lost && !lost) {
             lost = true;
             log.warn("another worker took this run over; abandoning this attempt");
-            controller.abort(new Error("run taken over by another worker"));
+            controller.abort(new RunTakenOverError("run taken over by another worker"));
           } else if (hb.cancelRequested && !cancelled) {
             cancelled = true;
             log.warn("cancellation requested; cancelling the update");

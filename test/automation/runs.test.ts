@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../automation/log.ts";
 import { DeploymentsRunner, type RunContext } from "../../automation/runs/runner.ts";
 import { IMMEDIATE_TAKEOVERS, MAX_TAKEOVER_DELAY_SECONDS, runTakeoverDelaySeconds } from "../../automation/runs/store.ts";
-import { commandLog, installFakePulumiBinary, lockFile, stackState } from "./support/fakePulumi.ts";
+import { commandLog, installFakePulumiBinary, stackLocks, stackState } from "./support/fakePulumi.ts";
 import { count, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { subscriptionEvent } from "./support/stripe.ts";
@@ -155,7 +155,7 @@ describe("cancellation", () => {
       expect(done.state).toBe("failed");
       expect(done.error).toMatch(/^cancelled: cancelled by request/);
       expect(commandLog(h.stateDir).some((c) => c.args[0] === "cancel" && c.args.includes(EUW1))).toBe(true);
-      expect(existsSync(lockFile(h.stateDir, EUW1))).toBe(false);
+      expect(stackLocks(h.stateDir, EUW1)).toEqual([]);
     } finally {
       await h.close();
     }
@@ -194,8 +194,8 @@ describe("a worker killed mid-run", () => {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGKILL");
       await exited;
-      // The killed CLI left the stack locked; the run still says running.
-      expect(existsSync(lockFile(h.stateDir, EUW1))).toBe(true);
+      // The killed CLI left the stack locked (its own lock file); the run still says running.
+      expect(stackLocks(h.stateDir, EUW1)).toHaveLength(1);
       expect((await runs(h, "id = $1", [run.id]))[0]!.state).toBe("running");
 
       await h.cp.runWorker.start();
@@ -216,7 +216,7 @@ describe("a worker killed mid-run", () => {
       expect(cancelAt).toBeGreaterThan(-1);
       expect(log.slice(cancelAt).some((c) => c.args[0] === "up" && c.pid === process.pid)).toBe(true);
       expect(stackState(h.stateDir, EUW1)!.updates.at(-1)!.tenants).toContain("crash-co");
-      expect(existsSync(lockFile(h.stateDir, EUW1))).toBe(false);
+      expect(stackLocks(h.stateDir, EUW1)).toEqual([]);
     } finally {
       child.kill("SIGKILL");
       await h.close();

@@ -9,8 +9,17 @@
  * `saas-tenancy:test:FakeTenantResource`, one per tenant the stack renders according to the
  * tenant files in the checkout), so no test can mistake them for a deployment.
  *
- * State lives in `stateDir` (shared by processes): one JSON file per stack, lock files while an
- * update runs (like the DIY backend's), and commands.jsonl, the log of every command.
+ * State lives in `stateDir` (shared by processes): one JSON file per stack, written whole (a
+ * temporary file renamed over it, as gocloud.dev/blob/fileblob, the DIY backend's file:// bucket,
+ * writes), lock files while an update runs and commands.jsonl, the log of every command. Locks
+ * follow the DIY backend (pkg/backend/diy/lock.go): one file per CLI process
+ * (`locks/<stack>/<lock id>.json`, content {pid, username, hostname, timestamp}), written after
+ * checking for other processes' files and removed by the process at the end; a process killed
+ * mid-update leaves its file behind, and every later update of the stack is refused ("the stack
+ * is currently locked by 1 lock(s) ... `pulumi cancel`") until `pulumi cancel` deletes ALL the
+ * stack's lock files (diyBackend.CancelCurrentUpdate, pkg/backend/diy/backend.go), whether their
+ * process is alive or not, and succeeds when there are none. Not modelled: newer CLIs also remove,
+ * when checking, a lock of a dead process of the same host (lock.go, processAlive).
  *
  * `stack export` and `state move` work on a stack's `resources`, a deployment's resource list
  * that only tests write (seedResources; `up` never adds any). `state move` follows the rules of
@@ -19,9 +28,10 @@
  * is refused; no listed URN found is an error; a renamed URN already in the destination is an
  * error. It does not copy providers.
  */
-import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomUUID } from "node:crypto";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 
 const require = createRequire(import.meta.url);
@@ -130,11 +140,29 @@ export function stackState(stateDir: string, stack: string): FakeStackState | un
 export function seedResources(stateDir: string, stack: string, resources: readonly FakeResource[]): void {
   mkdirSync(join(stateDir, "stacks"), { recursive: true });
   const state = stackState(stateDir, stack) ?? { name: stack, updates: [] };
-  writeFileSync(join(stateDir, "stacks", `${safe(stack)}.json`), JSON.stringify({ ...state, resources }, null, 2));
+  writeWhole(join(stateDir, "stacks", `${safe(stack)}.json`), JSON.stringify({ ...state, resources }, null, 2));
 }
 
-export function lockFile(stateDir: string, stack: string): string {
-  return join(stateDir, "locks", `${safe(stack)}.json`);
+/** The stack's lock directory (one file per CLI process holding or having left a lock). */
+function lockDir(stateDir: string, stack: string): string {
+  return join(stateDir, "locks", safe(stack));
+}
+
+/** The lock files of a stack, with their content (pid of the CLI process that wrote each). */
+export function stackLocks(stateDir: string, stack: string): { file: string; pid: number; hostname: string; timestamp: string }[] {
+  const dir = lockDir(stateDir, stack);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => {
+    const c = JSON.parse(readFileSync(join(dir, f), "utf8")) as { pid: number; hostname: string; timestamp: string };
+    return { file: join(dir, f), pid: c.pid, hostname: c.hostname, timestamp: c.timestamp };
+  });
+}
+
+/** Writes a file whole: a reader sees the old or the new content, never a torn one. */
+function writeWhole(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
@@ -198,7 +226,7 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
   const stack = flag(args, "--stack") ?? (args[0] === "stack" && args[1] === "init" ? args[2] : undefined);
   const stateFile = stack ? join(opts.stateDir, "stacks", `${safe(stack)}.json`) : "";
   const readState = (): FakeStackState | undefined => (stack ? stackState(opts.stateDir, stack) : undefined);
-  const writeState = (s: FakeStackState) => writeFileSync(stateFile, JSON.stringify(s, null, 2));
+  const writeState = (s: FakeStackState) => writeWhole(stateFile, JSON.stringify(s, null, 2));
 
   const [cmd, sub] = args;
   if (cmd === "version") return ok(`v${opts.version ?? SDK_VERSION}\n`);
@@ -226,9 +254,8 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
     }]));
   }
   if (cmd === "cancel") {
-    const lock = lockFile(opts.stateDir, stack!);
-    if (!existsSync(lock)) return fail(`error: no update is in progress for stack '${stack}'\n`);
-    rmSync(lock, { force: true });
+    // diyBackend.CancelCurrentUpdate: every lock file of the stack goes, none is no error.
+    for (const l of stackLocks(opts.stateDir, stack!)) rmSync(l.file, { force: true });
     return ok(`The currently running update for '${stack}' has been canceled!\n`);
   }
   if (cmd === "state" && sub === "unprotect") {
@@ -339,12 +366,22 @@ async function operation(
     writeFileSync(conflictFile, String(used + 1));
     return fail("error: [409] Conflict: Another update is currently in progress.\n");
   }
-  const lock = lockFile(opts.stateDir, stack);
-  if (existsSync(lock)) {
-    return fail(`error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with \`pulumi cancel\`.\n  ${lock}\n`);
-  }
-  writeFileSync(lock, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
+  // diyBackend.Lock: refuse on other processes' locks, write this process's, check again.
+  const others = () => stackLocks(opts.stateDir, stack).filter((l) => l.file !== lock);
+  const locked = () =>
+    fail(
+      `error: the stack is currently locked by ${others().length} lock(s). Either wait for the other process(es) to end or delete the lock file with \`pulumi cancel\`.` +
+        others().map((l) => `\n  file://${l.file}: created by ${userInfo().username}@${l.hostname} (pid ${l.pid}) at ${l.timestamp}`).join("") + "\n",
+    );
+  mkdirSync(lockDir(opts.stateDir, stack), { recursive: true });
+  const lock = join(lockDir(opts.stateDir, stack), `${randomUUID()}.json`);
+  if (others().length > 0) return locked();
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, username: userInfo().username, hostname: hostname(), timestamp: new Date().toISOString() }));
   const release = () => rmSync(lock, { force: true });
+  if (others().length > 0) {
+    release();
+    return locked();
+  }
 
   let tenants: string[] = [];
   if (!remote && kind === "up") {
