@@ -70,8 +70,11 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
     TENANCY_GIT_REMOTE: "origin",
     HOST: "127.0.0.1",
     TENANCY_METRICS_PORT: "main",
-    TENANCY_HEARTBEAT_SECONDS: "0.2",
-    TENANCY_HEARTBEAT_TIMEOUT_SECONDS: "1.5",
+    // Short enough that a killed life's runs are taken over within each life, long enough that a
+    // live worker on a loaded CI host is not taken for dead (that takeover is tested in
+    // test/automation/runs.test.ts; here every worker that loses a run was killed).
+    TENANCY_HEARTBEAT_SECONDS: "0.5",
+    TENANCY_HEARTBEAT_TIMEOUT_SECONDS: "5",
     TENANCY_UPDATE_RETRY_BASE_MS: "50",
     TENANCY_SHUTDOWN_GRACE_SECONDS: "0",
     TENANCY_DRIFT_PERIOD_HOURS: "0",

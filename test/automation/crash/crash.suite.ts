@@ -155,9 +155,10 @@ describe("kill -9 anywhere, start again", () => {
       expect(states.map((s) => s.state).filter((s) => s !== "committed" && s !== "failed")).toEqual([]);
 
       // Runs: every one succeeded; each committed change is in a succeeded run of each of its stacks.
-      const runs = await sql<{ id: string; stack: string; state: string; change_ids: string[]; attempts: number }>(
-        "SELECT id, stack, state, change_ids::text[] AS change_ids, attempts FROM runs ORDER BY created_at",
+      const runs = await sql<{ id: string; stack: string; state: string; change_ids: string[]; attempts: number; error: string | null; attempt_log: unknown }>(
+        "SELECT id, stack, state, change_ids::text[] AS change_ids, attempts, error, attempt_log FROM runs ORDER BY created_at",
       );
+      // A run that did not succeed is shown with its error and attempts (who ran it, how each ended).
       expect(runs.filter((r) => r.state !== "succeeded")).toEqual([]);
       const committed = await sql<{ id: string; stacks: string[] }>("SELECT id::text, stacks FROM changes WHERE state = 'committed'");
       for (const c of committed) {
