@@ -46,7 +46,7 @@ import { AwsSecretsManager } from "./lifecycle/adapters/secretsManager.ts";
 import { unavailableBackupStore, unavailableDatabases, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
 import { systemClock, type DatabaseLocator, type LifecyclePorts } from "./lifecycle/ports.ts";
-import { LifecycleService } from "./lifecycle/service.ts";
+import { LIFECYCLE_WORKFLOWS, LifecycleService } from "./lifecycle/service.ts";
 import { LifecycleWorker } from "./lifecycle/engine/worker.ts";
 
 export interface ControlPlaneDeps {
@@ -173,6 +173,7 @@ export class ControlPlane {
       // The tenant databases are the lifecycle's (master-user connections per stack).
       const databases = this.lifecycle.ports.databases;
       const engine = new DbMigrationEngine(db.pool, locatorRunPort(config.repoDir, databases, tenantsInMotion(config.repoDir)), {
+        inMotionKinds: LIFECYCLE_WORKFLOWS.filter((d) => d.schema !== undefined).map((d) => d.kind),
         onSchema: (action, r) => metrics.schemaMigrations.inc({ action, outcome: r.ok ? "succeeded" : "failed" }),
         onHalt: (m) => {
           metrics.schemaMigrationHalts.inc();

@@ -19,7 +19,8 @@
  */
 import type { Pool, PoolClient } from "pg";
 import type { PlannedWave } from "../../infra/model/rings.ts";
-import { lockKey, withTransaction } from "../db/tx.ts";
+import { withTransaction } from "../db/tx.ts";
+import { DB_MIGRATIONS_LOCK, notInMotionSql } from "./guard.ts";
 import { haltReason } from "../rollouts/waveBudget.ts";
 import type { SchemaResult } from "./migrator.ts";
 import type { SchemaOutcome } from "./tenantSchema.ts";
@@ -29,7 +30,7 @@ export type DbMigrationState = (typeof DB_MIGRATION_STATES)[number];
 export const SCHEMA_STATES = ["pending", "running", "succeeded", "failed"] as const;
 export type SchemaState = (typeof SCHEMA_STATES)[number];
 export type DbMigrationAction = "migrate" | "rollback";
-const TICK_LOCK = lockKey("tenancy:db-migrations:tick");
+const TICK_LOCK = DB_MIGRATIONS_LOCK;
 
 export interface SchemaUnit {
   stack: string;
@@ -101,6 +102,11 @@ export interface DbMigrationEngineOptions {
   /** How long a claimed schema may run before another process may claim it again. @default 15 minutes */
   leaseMs?: number;
   onHalt?: (m: DbMigrationRecord) => void;
+  /**
+   * Lifecycle workflow kinds whose open workflows make a tenant's schemas wait (those that move
+   * or restore its schema: WorkflowDef.schema). @default - none (only the port's busy set)
+   */
+  inMotionKinds?: readonly string[];
   /** Every schema outcome (metrics). */
   onSchema?: (action: DbMigrationAction, result: SchemaResult<SchemaOutcome>) => void;
 }
@@ -239,10 +245,11 @@ export class DbMigrationEngine {
           `UPDATE db_migration_schemas s SET state = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL, code = NULL,
                   lease_until = now() + make_interval(secs => $4::double precision / 1000)
              FROM (SELECT stack, tenant FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'pending' AND tenant <> ALL($5::text[])
+                      AND ${notInMotionSql("tenant", "$6")}
                     ORDER BY stack, tenant LIMIT $3 FOR UPDATE) p
             WHERE s.migration_id = $1 AND s.stack = p.stack AND s.tenant = p.tenant
            RETURNING s.stack, s.tenant, s.attempts`,
-          [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy]],
+          [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy], [...(this.opts.inMotionKinds ?? [])]],
         );
         return { moved: rows.length > 0, units: rows.map((r) => ({ unit: { stack: r.stack, tenant: r.tenant }, attempts: r.attempts })), m };
       }

@@ -10,6 +10,7 @@
  * which workflow a tenant has take the same lock. Steps may ask to wait (grace period, retention,
  * a snapshot being created): the workflow is parked with `wake_at` and `runDue` picks it up.
  */
+import { schemaMigrationRefusal } from "../../schemaMigrations/guard.ts";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { crashPoint } from "../../crashPoints.ts";
@@ -136,6 +137,13 @@ export interface WorkflowDef {
   kind: WorkflowKind;
   steps: readonly StepDef[];
   supersedes?: readonly SupersedeRule[];
+  /**
+   * What the workflow does to the tenant's schema (schemaMigrations/guard.ts): `moves` it to
+   * another database (refused while the schema is mid-migration; its schemas wait in a fleet
+   * migration while it is open), or `restores` it (no refusal, its schemas wait too).
+   * @default - leaves the schema where it is
+   */
+  schema?: "moves" | "restores";
 }
 
 /** A refusal that retrying cannot fix (a guard, an invalid tenant file): the workflow fails at once. */
@@ -328,6 +336,10 @@ export class WorkflowEngine {
       );
       const prior = open.rows[0] ? toRecord(open.rows[0]) : undefined;
       const id = randomUUID();
+      if (def.schema === "moves") {
+        const refusal = await schemaMigrationRefusal(client, tenantId, kind === "upgrade" ? "the upgrade" : kind);
+        if (refusal) throw new WorkflowConflictError(refusal);
+      }
       if (prior) {
         const rule = def.supersedes?.find((r) => r.kind === prior.kind);
         if (!rule) {

@@ -165,6 +165,7 @@ const rollbackStacks = {
 
 export const rollbackWorkflow: WorkflowDef = {
   kind: "rollback",
+  schema: "restores",
   steps: [rollbackCheck, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
   supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
 };

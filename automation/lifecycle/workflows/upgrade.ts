@@ -405,6 +405,7 @@ const cleanupStacks = {
 
 export const upgradeWorkflow: WorkflowDef = {
   kind: "upgrade",
+  schema: "moves",
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
 
