@@ -19,6 +19,7 @@ import { GitWriter } from "./git/writer.ts";
 import { ensureWorkingCopy } from "./git/workingCopy.ts";
 import { ApiKeyRing } from "./http/keyRing.ts";
 import { RunEventHub } from "./http/runEvents.ts";
+import { TenantCosts } from "./cost/tenantCosts.ts";
 import { FleetCache } from "./git/fleetCache.ts";
 import { buildMetricsServer, buildServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -102,6 +103,8 @@ export class ControlPlane {
   readonly server: ReturnType<typeof buildServer>;
   /** The fleet of the working copy, loaded once per commit, for the HTTP API. */
   readonly fleet: FleetCache;
+  /** Tenants' monthly costs for the HTTP API (priced in a plan worker process, kept per loaded fleet). */
+  readonly costs: TenantCosts;
   /** The /metrics listener (config.http.metrics); undefined when /metrics is on the main port. */
   readonly metricsServer: ReturnType<typeof buildMetricsServer> | undefined;
   /** Undefined when the lifecycle worker is off (config.lifecycle absent). */
@@ -192,8 +195,10 @@ export class ControlPlane {
     this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
     this.fleet = new FleetCache(config.repoDir);
+    this.costs = new TenantCosts();
     this.server = buildServer({
       fleet: this.fleet,
+      costs: this.costs,
       stripeWebhookSecret: config.stripeWebhookSecret,
       keys: this.keys,
       http: config.http,
@@ -322,6 +327,8 @@ export class ControlPlane {
       await this.metricsServer?.close().catch(() => undefined);
       await this.server.close().catch(() => undefined);
       await this.hub.stop();
+      // A cost being priced finishes (its worker process exits with it): seconds at most.
+      await this.costs.idle();
     }
     if (this.started.reconciler) {
       await this.cellReadinessTicker.stop();

@@ -18,8 +18,14 @@ export type PlanProgress =
 export interface PlanOptions {
   /** Default: the real policy pack through its analyzer handlers (plan/analyze.ts). */
   analyze?: Analyzer;
-  /** Worker processes; default min(cores, stacks). 1 renders in this process. */
+  /** Worker processes; default min(cores, stacks). 1 renders in this process (unless `fork`). */
   parallel?: number;
+  /**
+   * Render in worker processes even with one worker: for a long-lived process (the control
+   * plane) whose event loop must not stall for a render and whose own state the mock runtime
+   * must not touch.
+   */
+  fork?: boolean;
   onProgress?: (p: PlanProgress) => void;
 }
 
@@ -48,7 +54,7 @@ export async function planOne(fleet: Fleet, name: string, analyze: Analyzer): Pr
 export async function planStacks(fleet: Fleet, names: readonly string[], opts: PlanOptions = {}): Promise<PlanDocument> {
   const parallel = Math.max(1, Math.min(opts.parallel ?? availableParallelism(), names.length));
   const progress = opts.onProgress ?? (() => {});
-  if (parallel === 1 || opts.analyze) {
+  if ((parallel === 1 && !opts.fork) || opts.analyze) {
     const analyze = opts.analyze ?? fleetAnalyzer(fleet);
     const stacks: PlannedStack[] = [];
     for (const name of names) {

@@ -43,6 +43,7 @@ export function holdsScope(held: ReadonlySet<Scope>, needed: Scope): boolean {
 export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /api/tenants": "tenants:write",
   "GET /api/tenants/:id": "read",
+  "GET /api/tenants/:id/cost": "read",
   "DELETE /api/tenants/:id": "offboard",
   "GET /api/fleet": "read",
   "GET /api/runs": "read",

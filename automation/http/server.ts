@@ -21,6 +21,7 @@ import type { RouteContext, ServerDeps } from "./routes/context.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes, metricsRoutes } from "./routes/health.ts";
 import { dbMigrationRoutes } from "./routes/dbMigrations.ts";
+import { costRoutes } from "./routes/cost.ts";
 import { driftRoutes } from "./routes/drift.ts";
 import { fleetRoutes } from "./routes/fleet.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
@@ -88,6 +89,7 @@ export function buildServer(deps: ServerDeps) {
     limitJsonDepth(api);
     await api.register(tenantRoutes(ctx));
     await api.register(fleetRoutes(ctx));
+    await api.register(costRoutes(ctx));
     await api.register(runRoutes(ctx));
     await api.register(rolloutRoutes(ctx));
     await api.register(driftRoutes(ctx));

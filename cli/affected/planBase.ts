@@ -13,13 +13,13 @@ import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { formatProblem, type Problem } from "../../infra/model/problems.ts";
 import type { MockContext } from "../../plan/render/mockOutputs.ts";
 import type { PlanDocument, PlannedStack } from "../../plan/types.ts";
-import { costOfStack } from "../cost/cost.ts";
-import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../cost/prices.ts";
+import { costOfStack } from "../../plan/cost/cost.ts";
+import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../../plan/cost/prices.ts";
 import { EXIT, ProblemsError, UsageError, type Io } from "../io.ts";
 import { diffPlans, type StackDiff } from "../../plan/diff.ts";
 import { renderMarkdown, type PlanReport, type StackCostDelta, type StackReport } from "../plan/markdown.ts";
 import { table } from "../table.ts";
-import { formatUsd } from "../cost/cost.ts";
+import { formatUsd } from "../../plan/cost/cost.ts";
 import { affectedStacks } from "./affected.ts";
 import { GitError, resolveCommit } from "./git.ts";
 import { withWorktree } from "./worktree.ts";
@@ -147,7 +147,7 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
     stacks.push({ ...diff, reasons: reasons.get(name) ?? [], cost });
   }
   notes.push(
-    `Cost: on-demand list prices of ${PRICES_AS_OF} (cli/cost/prices.ts); * includes figures marked unverified there; † some resources have no price. ${ASSUMPTION_NOTES.slice(1, 3).join("; ")}.`,
+    `Cost: on-demand list prices of ${PRICES_AS_OF} (plan/cost/prices.ts); * includes figures marked unverified there; † some resources have no price. ${ASSUMPTION_NOTES.slice(1, 3).join("; ")}.`,
     "Rendered offline under Pulumi's mock runtime: computed values are stand-ins, and nothing was deployed; the preview job runs the real `pulumi preview` when credentials are configured.",
   );
   const report: PlanReport = {

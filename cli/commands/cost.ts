@@ -1,7 +1,7 @@
 import { requireFleet, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
 import { renderStack, type RenderOptions } from "../../plan/render/render.ts";
-import { allocate, costOfStack, formatUsd, type Allocation, type StackCost } from "../cost/cost.ts";
-import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../cost/prices.ts";
+import { allocate, costOfStack, formatUsd, type Allocation, type StackCost } from "../../plan/cost/cost.ts";
+import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../../plan/cost/prices.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
 import { fleetDirs, type DirOptions } from "../options.ts";
 import { table } from "../table.ts";
@@ -49,7 +49,7 @@ export function selectStacks(fleet: Fleet, opts: { stack?: string[]; all?: boole
 
 /**
  * `tenantctl cost [--stack NAME ...|--all] [--json]`: monthly cost per stack and per tenant from
- * the rendered resources and the dated price table (cli/cost/prices.ts). Without --stack, every stack.
+ * the rendered resources and the dated price table (plan/cost/prices.ts). Without --stack, every stack.
  */
 export async function costCommand(opts: CostCommandOptions, io: Io, render: RenderOptions = {}): Promise<number> {
   const fleet = requireFleet(fleetDirs(opts));
@@ -87,7 +87,7 @@ export async function costCommand(opts: CostCommandOptions, io: Io, render: Rend
   );
   for (const u of report.allocation.unallocated) io.out(`unallocated: ${u.stack}: ${formatUsd(u.usd)} (${u.reason})`);
   io.out("");
-  io.out(`Prices of ${report.pricesAsOf} (cli/cost/prices.ts); * includes figures marked unverified there.`);
+  io.out(`Prices of ${report.pricesAsOf} (plan/cost/prices.ts); * includes figures marked unverified there.`);
   for (const a of report.assumptions) io.out(`- ${a}`);
   return EXIT.ok;
 }

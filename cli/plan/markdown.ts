@@ -5,7 +5,7 @@
  * The first line is a marker the workflow uses to find and update its own comment.
  */
 import type { StackDiff, ResourceChange } from "../../plan/diff.ts";
-import { formatUsd } from "../cost/cost.ts";
+import { formatUsd } from "../../plan/cost/cost.ts";
 
 /** Identifies the sticky comment; the workflow edits the comment that starts with it. */
 export const COMMENT_MARKER = "<!-- tenantctl-plan -->";
@@ -18,7 +18,7 @@ export interface StackCostDelta {
   before?: number;
   /** Monthly USD at the head; undefined when the stack is removed. */
   after?: number;
-  /** Some figure used is marked unverified in cli/cost/prices.ts. */
+  /** Some figure used is marked unverified in plan/cost/prices.ts. */
   unverified: boolean;
   /** Resources without a price (the figures understate). */
   unpriced: number;

@@ -10,7 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadApiKeys } from "../../automation/http/apiKeys.ts";
-import { API_KEY, startHarness, type Harness } from "./support/harness.ts";
+import { costReport } from "../../cli/commands/cost.ts";
+import { requireFleet } from "../../infra/model/fleet.ts";
+import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../../plan/cost/prices.ts";
+import { API_KEY, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const READER_KEY = "tcp_reader_key_of_the_console_session_tests";
@@ -245,4 +248,29 @@ describe("read endpoints the console uses", () => {
     expect(await names()).toBe("Freebie Renamed");
     expect(h.cp.fleet.loads).toBe(loads + 1);
   });
+
+  it("GET /api/tenants/:id/cost answers 202 while the tenant's stacks are priced in a worker, then what tenantctl cost allocates to it", async () => {
+    const first = await h.api("GET", "/api/tenants/freebie-two/cost");
+    expect(first).toEqual({ status: 202, json: { state: "computing", stacks: ["shared-prod-euw1-01"] } });
+    const ready = await waitFor("the cost of freebie-two", async () => {
+      const r = await h.api("GET", "/api/tenants/freebie-two/cost");
+      return r.status === 200 ? r.json : undefined;
+    }, 120_000, 500);
+    const fleet = requireFleet({ projectDir: h.repo.dir });
+    const report = await costReport(fleet, ["shared-prod-euw1-01"]);
+    const mine = report.allocation.tenants.find((t) => t.tenant === "freebie-two")!;
+    expect(ready).toEqual({
+      tenant: "freebie-two",
+      pricesAsOf: PRICES_AS_OF,
+      assumptions: [...ASSUMPTION_NOTES],
+      stacks: mine.stacks,
+      monthlyUsd: mine.monthlyUsd,
+      unpriced: [],
+      unverified: expect.any(Boolean),
+    });
+    expect(mine.monthlyUsd).toBeGreaterThan(0);
+    expect(mine.stacks).toEqual([{ stack: "shared-prod-euw1-01", ownUsd: expect.any(Number), shareUsd: expect.any(Number), residents: 2 }]);
+    expect(h.cp.costs.priced).toBe(1);
+    expect((await h.api("GET", "/api/tenants/no-such-co/cost")).status).toBe(404);
+  }, 150_000);
 });

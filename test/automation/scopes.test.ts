@@ -79,6 +79,7 @@ const call = async (method: string, path: string, key: string | null, opts: { bo
 const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }> = {
   "POST /api/tenants": { path: "/api/tenants", body: {}, reached: 400 },
   "GET /api/tenants/:id": { path: "/api/tenants/no-such-co", reached: 404 },
+  "GET /api/tenants/:id/cost": { path: "/api/tenants/no-such-co/cost", reached: 404 },
   "DELETE /api/tenants/:id": { path: "/api/tenants/no-such-co", reached: 404 },
   "GET /api/fleet": { path: "/api/fleet", reached: 200 },
   "GET /api/runs": { path: "/api/runs?state=bogus", reached: 400 },

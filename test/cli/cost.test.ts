@@ -1,8 +1,8 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { costCommand, costReport } from "../../cli/commands/cost.ts";
-import { allocate, costOfStack, formatUsd, resourceCost, type StackCost } from "../../cli/cost/cost.ts";
-import { ASSUMPTIONS, HOSTED_ZONE_MONTH, HOURS_PER_MONTH, PRICES_AS_OF, REGION_PRICES } from "../../cli/cost/prices.ts";
+import { allocate, costOfStack, formatUsd, resourceCost, type StackCost } from "../../plan/cost/cost.ts";
+import { ASSUMPTIONS, HOSTED_ZONE_MONTH, HOURS_PER_MONTH, PRICES_AS_OF, REGION_PRICES } from "../../plan/cost/prices.ts";
 import { bufferIo } from "../../cli/io.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { DEDICATED_PROD_SIZING } from "../../infra/model/tiers.ts";

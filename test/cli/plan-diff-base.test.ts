@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planAgainstBase, type FleetPlanner, type RevisionPlanner } from "../../cli/affected/planBase.ts";
-import { REGION_PRICES } from "../../cli/cost/prices.ts";
+import { REGION_PRICES } from "../../plan/cost/prices.ts";
 import { renderMarkdown, type PlanReport } from "../../cli/plan/markdown.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import { renderStack } from "../../plan/render/render.ts";

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { html } from "../../automation/console/html.ts";
 import { fleetMap } from "../../automation/console/pages/fleet.ts";
+import { costSection } from "../../automation/console/pages/tenant.ts";
 import { fleetView } from "../../automation/http/routes/fleet.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 
@@ -39,5 +40,41 @@ describe("fleet view and map", () => {
     expect(ids("nobody-at-all")).toEqual([]);
     expect(fleetMap(view, "gamma").text).toContain("2 of 12 tenant placements match “gamma”");
     expect(ids("").length).toBe(12);
+  });
+});
+
+describe("tenant page: cost per month", () => {
+  const text = (h: { text: string }) => h.text.replace(/<\/?(td|th|tr|caption)[^>]*>/g, " ").replace(/<[^>]+>/g, "").replace(/\s+/g, " ").trim();
+
+  it("shows the total, each stack's own part and cell share, and where the prices come from", () => {
+    const out = text(
+      costSection({
+        status: 200,
+        json: {
+          tenant: "gamma-labs",
+          pricesAsOf: "2026-11-22",
+          assumptions: ["on-demand list prices"],
+          stacks: [
+            { stack: "shared-prod-use1-02", ownUsd: 0.4, shareUsd: 88.8, residents: 2 },
+            { stack: "dedicated-x-prod", ownUsd: 1234.5, shareUsd: 0, residents: 1 },
+          ],
+          monthlyUsd: 1323.7,
+          unpriced: [{ stack: "shared-prod-use1-02", urn: "u", type: "aws:rds/instance:Instance", name: "db", reason: "no price for db.x9" }],
+          unverified: true,
+        },
+      }),
+    );
+    expect(out).toContain("$1,323.70 a month * (understated: some resources have no price)");
+    expect(out).toContain("shared-prod-use1-02 $0.40 $88.80 (1 of 2 residents) $89.20");
+    expect(out).toContain("dedicated-x-prod $1,234.50 none (the whole stack is its own) $1,234.50");
+    expect(out).toContain("Not counted (no price in the table): shared-prod-use1-02 aws:rds/instance:Instance db: no price for db.x9");
+    expect(out).toContain("on-demand list prices taken on 2026-11-22 (the price table plan/cost/prices.ts");
+  });
+
+  it("says the cost is being computed (202) and shows the API's refusal otherwise", () => {
+    expect(text(costSection({ status: 202, json: { state: "computing", stacks: ["shared-prod-use1-01", "shared-staging-use1-01"] } }))).toBe(
+      "Being computed: shared-prod-use1-01, shared-staging-use1-01 are rendered offline and priced. Reload the page in a few seconds.",
+    );
+    expect(text(costSection({ status: 503, json: { error: { message: "pricing x failed: boom; ask again to retry" } } }))).toBe("pricing x failed: boom; ask again to retry");
   });
 });

@@ -1,9 +1,11 @@
 /**
  * Console pages: a tenant (its file as committed with the commit, routes, stacks with a run
- * action, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
+ * action, cost per month, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
  * workflow (steps, backups, retry). Secret names appear; secret values are never in any answer.
  */
-import { errorMessage, refusedPage, type DriftJson, type RunJson, type WorkflowJson, type Signed } from "../api.ts";
+import { formatUsd } from "../../../plan/cost/cost.ts";
+import type { TenantMonthlyCost } from "../../../plan/cost/tenant.ts";
+import { errorMessage, refusedPage, type ApiAnswer, type DriftJson, type RunJson, type WorkflowJson, type Signed } from "../api.ts";
 import { badge, html, layout, when, type Html } from "../html.ts";
 import { driftTable } from "./fleet.ts";
 import { runsTable } from "./runs.ts";
@@ -35,6 +37,22 @@ interface BackupJson {
   recordedAt: string;
 }
 
+/** The cost section from GET /api/tenants/:id/cost (200 the figure, 202 still being priced). */
+export function costSection(a: ApiAnswer): Html {
+  if (a.status === 202) {
+    const stacks = (a.json.stacks as string[] | undefined) ?? [];
+    return html`<p>Being computed: ${stacks.map((st, i) => html`${i > 0 ? ", " : ""}<code>${st}</code>`)} ${stacks.length === 1 ? "is" : "are"} rendered offline and priced. Reload the page in a few seconds.</p>`;
+  }
+  if (a.status !== 200) return html`<p class="error">${errorMessage(a)}</p>`;
+  const c = a.json as unknown as TenantMonthlyCost;
+  return html`<p class="cost"><strong>${formatUsd(c.monthlyUsd)}</strong> a month${c.unverified ? " *" : ""}${c.unpriced.length > 0 ? " (understated: some resources have no price)" : ""}</p>
+<table><caption>Its part of each stack it lives in</caption>
+<thead><tr><th scope="col">Stack</th><th scope="col">Own resources</th><th scope="col">Share of the cell's shared infrastructure</th><th scope="col">Total</th></tr></thead>
+<tbody>${c.stacks.map((st) => html`<tr><td><code>${st.stack}</code></td><td>${formatUsd(st.ownUsd)}</td><td>${st.residents > 1 || st.shareUsd > 0 ? html`${formatUsd(st.shareUsd)} (1 of ${st.residents} residents)` : "none (the whole stack is its own)"}</td><td>${formatUsd(st.ownUsd + st.shareUsd)}</td></tr>`)}</tbody></table>
+${c.unpriced.length > 0 ? html`<p>Not counted (no price in the table): ${c.unpriced.map((u, i) => html`${i > 0 ? "; " : ""}<code>${u.stack}</code> ${u.type} ${u.name}: ${u.reason}`)}</p>` : ""}
+<p class="hint">An estimate, not an invoice: the stacks rendered offline and priced with the on-demand list prices taken on ${c.pricesAsOf} (the price table <code>plan/cost/prices.ts</code>, each figure with its AWS pricing page; docs/cost.md), as <code>tenantctl cost</code> does.${c.unverified ? " * includes figures marked unverified there." : ""} ${c.assumptions.join("; ")}.</p>`;
+}
+
 /** How many workflows the tenant page shows with their steps (the newest). */
 const WORKFLOWS_SHOWN = 5;
 
@@ -51,8 +69,9 @@ export async function tenantPage(s: Signed, id: string): Promise<{ status?: numb
   const a = await s.api("GET", `/api/tenants/${enc(id)}`);
   if (a.status !== 200) return refusedPage(`Tenant ${id}`, s.user, a);
   const t = a.json as unknown as TenantJson;
-  const [drift, ...details] = await Promise.all([
+  const [drift, cost, ...details] = await Promise.all([
     s.api("GET", `/api/drift?tenant=${enc(id)}`),
+    s.api("GET", `/api/tenants/${enc(id)}/cost`),
     ...(t.workflows ?? []).slice(0, WORKFLOWS_SHOWN).map((w) => s.api("GET", `/api/workflows/${enc(w.id)}`)),
   ]);
   const spec = t.tenant;
@@ -61,6 +80,9 @@ ${t.subscription ? html` · subscription <code>${t.subscription.id}</code> ${bad
 
 <section aria-labelledby="stacks"><h2 id="stacks">Stacks</h2>
 <ul>${t.stacks.map((st) => html`<li><code>${st}</code> <a href="/console/stacks/${enc(st)}/run">Run ${st}</a></li>`)}</ul></section>
+
+<section aria-labelledby="cost"><h2 id="cost">Cost per month</h2>
+${costSection(cost)}</section>
 
 <section aria-labelledby="routes"><h2 id="routes">Routes</h2>
 <table><thead><tr><th scope="col">Env</th><th scope="col">URL</th><th scope="col">Stack</th><th scope="col">Database secret (name)</th></tr></thead>

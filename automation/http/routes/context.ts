@@ -8,6 +8,7 @@ import type { PgBoss } from "pg-boss";
 import { TENANT_ID_PATTERN } from "../../../infra/model/naming.ts";
 import type { Platform } from "../../../infra/model/platform.ts";
 import type { BillingReconciler } from "../../billing/reconcile.ts";
+import type { TenantCosts } from "../../cost/tenantCosts.ts";
 import type { FleetCache } from "../../git/fleetCache.ts";
 import type { ChangeResult, GitWriter } from "../../git/writer.ts";
 import type { WorkflowEngine } from "../../lifecycle/engine/engine.ts";
@@ -33,6 +34,8 @@ export interface ServerDeps {
   repoDir: string;
   /** The fleet of repoDir, loaded once per commit (GET /api/fleet, GET /api/drift). */
   fleet: FleetCache;
+  /** Tenants' monthly costs, priced in a worker process and kept per loaded fleet (GET /api/tenants/:id/cost). */
+  costs: TenantCosts;
   pool: Pool;
   boss: PgBoss;
   writer: GitWriter;

@@ -7,7 +7,7 @@
  */
 import { tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
 import { SHARED_TENANT } from "../../infra/model/naming.ts";
-import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
+import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../types.ts";
 import { ASSUMPTIONS, HOSTED_ZONE_MONTH, HOURS_PER_MONTH, REGION_PRICES, type Price, type RegionPrices } from "./prices.ts";
 
 export interface CostLine {
@@ -83,14 +83,14 @@ export function resourceCost(
   ];
   if (r.type === "aws:route53/zone:Zone") return { lines: [line("hosted zone × 1 month", 1, HOSTED_ZONE_MONTH)] };
   if (!billed.includes(r.type)) return { lines: [] };
-  if (!prices) return missing(`no prices for region ${at} in cli/cost/prices.ts`);
+  if (!prices) return missing(`no prices for region ${at} in plan/cost/prices.ts`);
 
   switch (r.type) {
     case "aws:rds/instance:Instance": {
       const cls = str(inputs.instanceClass);
       const multiAz = inputs.multiAz === true;
       const classPrice = cls ? prices.rdsPostgres[cls] : undefined;
-      if (!cls || !classPrice) return missing(`no price for RDS PostgreSQL ${cls ?? "(no instanceClass)"} in ${at}; add it to cli/cost/prices.ts`);
+      if (!cls || !classPrice) return missing(`no price for RDS PostgreSQL ${cls ?? "(no instanceClass)"} in ${at}; add it to plan/cost/prices.ts`);
       const gb = num(inputs.allocatedStorage) ?? 0;
       // The provider defaults storageType to gp2 (io1 when iops is set); RDS prices gp2 and gp3 alike.
       const storageType = str(inputs.storageType) ?? (inputs.iops !== undefined ? "io1" : "gp2");
