@@ -36,7 +36,7 @@ export class TenantCosts {
   get(fleet: Fleet, tenantId: string): TenantCostAnswer {
     const stacks = costStacksOf(fleet, tenantId);
     let entries = this.perFleet.get(fleet);
-    if (!entries) this.perFleet.set(fleet, (entries = new Map()));
+    if (!entries) this.perFleet.set(fleet, (entries = new Map<string, Entry>()));
     const failed = stacks.map((s) => entries.get(s)?.failed).find((f) => f !== undefined);
     if (failed) {
       // Answered once; the next request prices them again (a worker killed, say, is not permanent).
