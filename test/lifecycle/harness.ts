@@ -40,10 +40,10 @@ import { cellOwnsIdentity, hadOwnKeyInCell } from "../../infra/model/handover.ts
 import type { Tenant } from "../../infra/model/schema.ts";
 import { hasOwnKmsKey } from "../../infra/model/tiers.ts";
 import { LifecycleService } from "../../automation/lifecycle/service.ts";
-import { isProd, databaseLoginAllowed } from "../../infra/model/database.ts";
+import { isProd, databaseLoginAllowed, PG_SSLMODE, RDS_CA_BUNDLE_URL } from "../../infra/model/database.ts";
 import { pooledDnsTarget } from "../../infra/model/dnsTargets.ts";
 import { cellResidents, requireFleet } from "../../infra/model/fleet.ts";
-import { parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
+import { databaseSecretName, parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
 import { clientConfig, connect, provisionTenantInDb, qi, type DbRef } from "./tenantDb.ts";
 import { describeSchema, readSchema } from "../../automation/lifecycle/pg/catalog.ts";
@@ -82,17 +82,44 @@ export interface Bench {
  */
 export async function startBench(opts: { single?: boolean } = {}): Promise<Bench> {
   if (opts.single) {
-    const server = await startPostgres();
+    const server = await startPostgres({ logicalReplication: true });
     const admin = await server.createRdsLikeAdmin();
+    await grantReplication(server, admin);
     return { cellServer: server, dedServer: server, cellAdmin: admin, dedAdmin: admin, stop: () => server.stop() };
   }
-  const [cellServer, dedServer] = await Promise.all([startPostgres(), startPostgres()]);
+  // The cell has rds.logical_replication = 1 (wal_level logical): the upgrade captures changes there.
+  const [cellServer, dedServer] = await Promise.all([startPostgres({ logicalReplication: true }), startPostgres()]);
   const [cellAdmin, dedAdmin] = await Promise.all([cellServer.createRdsLikeAdmin(), dedServer.createRdsLikeAdmin()]);
+  await grantReplication(cellServer, cellAdmin);
   return { cellServer, dedServer, cellAdmin, dedAdmin, stop: async () => void (await Promise.all([cellServer.stop(), dedServer.stop()])) };
+}
+
+/** What `GRANT rds_replication TO <master>` gives the RDS master user: replication connections and slots. */
+async function grantReplication(server: PgServer, admin: Credentials): Promise<void> {
+  const c = await server.connect(server.bootstrap);
+  try {
+    await c.query(`ALTER ROLE ${qi(admin.user)} REPLICATION`);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * The tenant's connection document as the ConnectionSecret component renders it
+ * (infra/components/connectionSecret.ts) for the database `ref` (the cell's or the dedicated one).
+ */
+export function connectionDocument(ref: DbRef, tenantId: string): string {
+  const ident = pgTenantIdent(tenantId);
+  return JSON.stringify({
+    host: ref.server.host, port: ref.server.port, database: ref.database, user: ident, password: TENANT_PASSWORD, schema: ident,
+    sslmode: PG_SSLMODE, sslrootcertUrl: RDS_CA_BUNDLE_URL,
+  });
 }
 
 export interface RunnerCall {
   op: "up" | "destroy" | "move";
+  /** performance.now() when the call was made (orders it against a writer's events). */
+  at: number;
   stack: string;
   reason: string;
   release?: ProtectionRelease;
@@ -134,10 +161,28 @@ export class FakeStackRunner implements StackRunner {
   readonly owners = new Map<string, string>();
   private seq = 0;
 
-  constructor(private readonly root: string, private readonly dbOf: (stack: string) => DbRef) {}
+  /**
+   * With `secrets`: an `up` renders the connection document of every tenant whose identity the
+   * stack declares (as its ConnectionSecret renders it for the stack's database). It writes it into
+   * the fake Secrets Manager only when the secret has no version yet (the SecretVersion's creation);
+   * later `up`s record what they rendered in `secrets.rendered` and write nothing, because rotation
+   * and the upgrade's switch write the later versions, and rotation's own `up`s must not undo them.
+   */
+  constructor(private readonly root: string, private readonly dbOf: (stack: string) => DbRef, private readonly secrets?: FakeSecrets) {}
+
+  private writeDocuments(stack: string, fleet: ReturnType<typeof requireFleet>, ref: ReturnType<typeof parseStackName>, tenants: readonly Tenant[]): void {
+    if (!this.secrets || ref.kind === "platform") return;
+    for (const t of tenants) {
+      if (!declaredItems(t, ref.kind).includes("identity")) continue;
+      const name = databaseSecretName(fleet.platform.appName, ref.env, t.id);
+      const value = connectionDocument(this.dbOf(stack), t.id);
+      if (this.secrets.versions.has(name)) this.secrets.rendered.push({ name, value, by: `up ${stack}`, at: performance.now() });
+      else this.secrets.seed(name, t.region, `up-${stack}`, value);
+    }
+  }
 
   async up(stack: string, ctx: RunContext): Promise<RunOutcome> {
-    this.calls.push({ op: "up", stack, reason: ctx.reason });
+    this.calls.push({ op: "up", stack, reason: ctx.reason, at: performance.now() });
     if (this.failNext.delete(stack)) throw new Error(`run of ${stack} failed (injected)`);
     const fleet = requireFleet({ projectDir: this.root });
     const ref = parseStackName(stack, fleet.platform.environments);
@@ -167,11 +212,12 @@ export class FakeStackRunner implements StackRunner {
     // schema that still holds tables) and the role.
     for (const gone of had) if (!now.has(gone)) await dropTenant(db, gone, false);
     this.state.set(stack, now);
+    this.writeDocuments(stack, fleet, ref, [...now].map((id) => fleet.tenants.get(id)!.tenant));
     return { runId: `fake-run-${++this.seq}` };
   }
 
   async destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome> {
-    this.calls.push({ op: "destroy", stack, reason: ctx.reason, ...(release ? { release } : {}) });
+    this.calls.push({ op: "destroy", stack, reason: ctx.reason, at: performance.now(), ...(release ? { release } : {}) });
     if (release && release.stack !== stack) throw new Error(`a release for ${release.stack} cannot destroy ${stack}`);
     const d = this.deployed.get(stack);
     if (d?.protect && !release) {
@@ -224,7 +270,7 @@ export class FakeStackRunner implements StackRunner {
     const fleet = requireFleet({ projectDir: this.root });
     const t = fleet.tenants.get(ctx.tenant)?.tenant;
     const phase = t === undefined ? "absent" : t.deployment === "pooled" ? "pooled" : (t.migration?.phase ?? "dedicated");
-    this.calls.push({ op: "move", stack: move.dest, reason: ctx.reason, move: { source: move.source, urns: move.urns, phase } });
+    this.calls.push({ op: "move", stack: move.dest, reason: ctx.reason, at: performance.now(), move: { source: move.source, urns: move.urns, phase } });
     const environments = fleet.platform.environments;
     const env = parseStackName(move.source, environments).env;
     const out: StateMoveOutcome = { runId: `fake-run-${++this.seq}`, moved: [], alreadyMoved: [], missing: [] };
@@ -295,6 +341,17 @@ export class FakeSecrets implements SecretsManager {
   async check(region: string): Promise<string> {
     this.checks.push(region);
     return `fake Secrets Manager (${region}): requests are recorded, no secret is deleted`;
+  }
+  /**
+   * What `up`s rendered for a document that already had a version, and did not write (the stack
+   * creates the document's first version only; rotation and the upgrade's switch write the later
+   * ones, see docs/lifecycle.md): who rendered it (`up <stack>`), when (performance.now()).
+   */
+  readonly rendered: { name: string; value: string; by: string; at: number }[] = [];
+
+  /** The AWSCURRENT text of `name`, read synchronously (an application reading its document), or undefined when it has no version. */
+  currentText(name: string): string | undefined {
+    return this.versions.get(name)?.find((v) => v.stages.includes("AWSCURRENT"))?.secretString;
   }
   async scheduleDeletion(name: string, region: string, recoveryWindowDays: number): Promise<SecretDeletion> {
     this.calls.push(name);
@@ -451,7 +508,9 @@ export async function createScenario(
   const cpDb = await bench.cellServer.createDatabase(`cp_${n}`, bench.cellAdmin);
   // Throwaway databases: commits need not wait for the WAL flush (durability is not under test;
   // crash-resume is simulated in process). The servers' own settings are untouched.
-  for (const [server, admin, db] of [[bench.cellServer, bench.cellAdmin, cell.database], [bench.dedServer, bench.dedAdmin, ded.database], [bench.cellServer, bench.cellAdmin, cpDb]] as const) {
+  // Not the cell: the exported snapshot of a change-capture slot is built from WAL flushed to disk,
+  // while an asynchronous commit is visible before its record is flushed (see docs/lifecycle.md).
+  for (const [server, admin, db] of [[bench.dedServer, bench.dedAdmin, ded.database], [bench.cellServer, bench.cellAdmin, cpDb]] as const) {
     const c = await server.connect({ ...admin, database: db });
     await c.query(`ALTER DATABASE ${qi(db)} SET synchronous_commit = off`);
     await c.end();
@@ -461,7 +520,8 @@ export async function createScenario(
   await migrate(pool);
 
   const dbOf = (stack: string) => (stack.startsWith("shared-") ? cell : ded);
-  const runner = new FakeStackRunner(root, dbOf);
+  const secrets = new FakeSecrets();
+  const runner = new FakeStackRunner(root, dbOf, secrets);
   const databases: DatabaseLocator = {
     cell: async (env, c) => {
       if (env !== "prod" || c !== CELL) throw new Error(`no database for cell ${c} in ${env}`);
@@ -482,7 +542,6 @@ export async function createScenario(
   const clock = new FakeClock(START);
   const repo = new LocalFleetRepo(root, { git: true });
   const snapshots = new FakeSnapshots(opts.snapshots);
-  const secrets = new FakeSecrets();
   const backups = new DirectoryBucketStore(bucketDir);
   const ports: LifecyclePorts = { clock, log, repo, runner, databases, backups, snapshots, secrets };
   const config: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG, cutoverTimeoutMs: 10_000, ...opts.config };

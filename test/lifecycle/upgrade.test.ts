@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createGunzip, gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
@@ -275,7 +276,8 @@ describe("upgrade pooled -> dedicated", () => {
     // Crash right after each record: resumes at the next step.
     expect(records.crashes).toBe(14);
     expect(records.state).toBe(baseline.state);
-  });
+    // Three upgrades with change capture side by side on a shared 2-core machine.
+  }, 240_000);
 
   it("rolls back before cutover: pooled again, data untouched, the dedicated stack kept (not destroyed) and its copy removed", async () => {
     const s = await createScenario(bench, { prefix: "rb" });
@@ -388,6 +390,77 @@ describe("upgrade pooled -> dedicated", () => {
       expect(t.deployment === "dedicated" && t.migration?.phase).toBe("copying");
       expect(await loginOf(s.cell, s.tenant)).toBe(true);
       expect(s.runner.ups().filter((x) => x === CELL_STACK)).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("the switch is data-plane only: no stack run between the first refused write and the first write the dedicated database accepts; the convergence up rewrites nothing", async () => {
+    // The engine goes on after the switch only once the application has written to the dedicated
+    // database (as an application reconnecting at once would, before the next step's first run):
+    // a runner call inside the window can then only come from the switch itself.
+    let switched: () => Promise<void> = async () => undefined;
+    const hooks: EngineHooks = { afterRecord: async (_wf, step) => void (step === "cutover.switch" && (await switched())) };
+    const s = await createScenario(bench, { prefix: "win" }, { hooks });
+    try {
+      const ident = pgTenantIdent(s.tenant);
+      await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 50);
+      const docName = [...s.secrets.versions.keys()].find((k) => k.endsWith(`/tenants/${s.tenant}/database`))!;
+      expect(docName).toBeDefined();
+      // The application: writes every 5 ms through the connection document it reads on each (re)connect.
+      const events: { kind: "refused" | "accepted"; at: number; port: number }[] = [];
+      let stop = false;
+      const app = (async () => {
+        let c: pg.Client | undefined;
+        let port = 0;
+        while (!stop) {
+          try {
+            if (!c) {
+              const doc = JSON.parse(s.secrets.currentText(docName)!) as { host: string; port: number; database: string; user: string; password: string };
+              port = doc.port;
+              c = new pg.Client({ host: doc.host, port: doc.port, database: doc.database, user: doc.user, password: doc.password });
+              c.on("error", () => undefined);
+              await c.connect();
+            }
+            await c.query(`INSERT INTO ${qi(ident)}.events VALUES ('window', now(), NULL)`);
+            events.push({ kind: "accepted", at: performance.now(), port });
+          } catch {
+            events.push({ kind: "refused", at: performance.now(), port });
+            await c?.end().catch(() => undefined);
+            c = undefined;
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await c?.end().catch(() => undefined);
+      })();
+      const cellPort = s.cell.server.port;
+      const dedPort = s.ded.server.port;
+      switched = async () => {
+        for (let i = 0; i < 1000 && !events.some((e) => e.kind === "accepted" && e.port === dedPort); i++) await new Promise((r) => setTimeout(r, 10));
+      };
+      const wf = await s.service.requestUpgrade(s.tenant);
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "cleanup.wait" });
+      stop = true;
+      await app;
+      const firstRefused = events.find((e) => e.kind === "refused")!;
+      const firstAccepted = events.find((e) => e.kind === "accepted" && e.port === dedPort)!;
+      expect(firstRefused.port).toBe(cellPort);
+      expect(events.filter((e) => e.kind === "accepted" && e.at < firstRefused.at).every((e) => e.port === cellPort)).toBe(true);
+      expect(firstAccepted.at).toBeGreaterThan(firstRefused.at);
+      // Structural: zero runner calls inside the window; the convergence ups come after it.
+      expect(s.runner.calls.filter((c) => c.at > firstRefused.at && c.at < firstAccepted.at)).toEqual([]);
+      const ded = `dedicated-${s.tenant}-prod`;
+      expect(s.runner.calls.filter((c) => c.at > firstAccepted.at).map((c) => `${c.op} ${c.stack}`)).toEqual([`up ${CELL_STACK}`, `up ${ded}`]);
+      expect(s.runner.calls.filter((c) => c.at < firstRefused.at).map((c) => `${c.op} ${c.stack}`)).toEqual([`up ${CELL_STACK}`, `up ${ded}`, `move ${ded}`]);
+      // The document: created by the cell's setup up, then one version by the switch (pending, then
+      // promoted); the dedicated stack's convergence up rendered the same text and wrote nothing.
+      expect(s.secrets.versions.get(docName)!.map((v) => [v.versionId, v.stages])).toEqual([[`up-${CELL_STACK}`, ["AWSPREVIOUS"]], [`${wf.id}-prod`, ["AWSCURRENT"]]]);
+      expect(s.secrets.versionCalls.filter((c) => c.includes(docName))).toEqual([`current ${docName}`, `putPending ${docName} ${wf.id}-prod`, `promote ${docName} ${wf.id}-prod`]);
+      expect(JSON.parse(s.secrets.currentText(docName)!)).toMatchObject({ port: dedPort, database: s.ded.database, user: ident });
+      const after = s.secrets.rendered.filter((r) => r.name === docName && r.at > firstAccepted.at);
+      expect(after.map((r) => r.by)).toEqual([`up ${ded}`]);
+      expect(JSON.parse(after[0]!.value)).toEqual(JSON.parse(s.secrets.currentText(docName)!));
+      expect(await loginOf(s.cell, s.tenant)).toBe(false);
     } finally {
       await s.close();
     }

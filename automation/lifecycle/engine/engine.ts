@@ -144,6 +144,12 @@ export interface WorkflowDef {
    * @default - leaves the schema where it is
    */
   schema?: "moves" | "restores";
+  /**
+   * Runs once when the workflow fails for good (before its state is written), to release what
+   * must not outlive it (the upgrade's replication slots). Must be idempotent; its error is
+   * logged and does not change the outcome.
+   */
+  onFailed?(ctx: StepContext, error: string): Promise<void>;
 }
 
 /** A refusal that retrying cannot fix (a guard, an invalid tenant file): the workflow fails at once. */
@@ -482,7 +488,7 @@ export class WorkflowEngine {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
         result = await runAttempt(step, ctx);
       } catch (err) {
-        return this.failed(wf, step, err);
+        return this.failed(wf, step, err, ctx);
       }
       if (result.kind === "wait") {
         wf = await this.update(id, { state: "waiting", wake_at: result.until, note: result.reason, attempts: 0, last_error: null });
@@ -525,13 +531,21 @@ export class WorkflowEngine {
     return { id, state: "succeeded", step: null };
   }
 
-  private async failed(wf: WorkflowRecord, stepDef: StepDef, err: unknown): Promise<RunOutcome> {
+  private async failed(wf: WorkflowRecord, stepDef: StepDef, err: unknown, ctx: Omit<StepContext, "signal">): Promise<RunOutcome> {
     const step = stepDef.name;
     const message = err instanceof Error ? err.message : String(err);
     const attempts = wf.attempts + 1;
     const maxAttempts = Math.min(stepDef.policy?.maxAttempts ?? this.config.maxAttempts, this.config.maxAttempts);
     const permanent = err instanceof PermanentError || attempts >= maxAttempts;
     const fields = { workflowId: wf.id, tenantId: wf.tenantId, kind: wf.kind, step, attempt: attempts, maxAttempts, error: message };
+    const def = this.def(wf.kind);
+    if (permanent && def.onFailed) {
+      try {
+        await def.onFailed({ ...ctx, signal: new AbortController().signal }, message);
+      } catch (cleanupErr) {
+        this.ports.log.error({ ...fields, cleanupError: (cleanupErr as Error).message }, "the workflow's clean-up after its failure failed");
+      }
+    }
     if (permanent) {
       const out = await this.update(wf.id, { state: "failed", attempts, last_error: message, finished_at: this.now() });
       this.ports.log.error(fields, "workflow failed; an operator must look at it (the step can be retried after fixing the cause)");

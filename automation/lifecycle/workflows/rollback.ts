@@ -18,6 +18,7 @@ import { expectLogin, withSession } from "../pg/sessions.ts";
 import { cellStacks, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
 import { commitFiles, requireTenant } from "./tenantFile.ts";
 import { handOver } from "./handover.ts";
+import { dropCaptures } from "./cutover.ts";
 import { CUTOVER_STEP, migrating, params, phaseIndex, UpgradeParamsSchema, type UpgradeParams } from "./upgrade.ts";
 
 export const RollbackParamsSchema = z
@@ -62,6 +63,16 @@ const rollbackCheck = {
       if (markers.length > 0) throw new PermanentError(`the dedicated database of ${t.id} (${env}) is cut over; rollback is no longer possible`);
     }
     return done({ phase: migration.phase });
+  },
+};
+
+/** The upgrade's change capture: slots dropped from the cells, replica identities put back (the tenant stays there). */
+const rollbackCapture = {
+  name: "rollback.capture",
+  async run(ctx: StepContext) {
+    const r = params(RollbackParamsSchema, ctx);
+    const up = await upgradeParams(ctx);
+    return done(await dropCaptures(ctx, r.upgradeId, up.previous.placement));
   },
 };
 
@@ -166,6 +177,6 @@ const rollbackStacks = {
 export const rollbackWorkflow: WorkflowDef = {
   kind: "rollback",
   schema: "restores",
-  steps: [rollbackCheck, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
+  steps: [rollbackCheck, rollbackCapture, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],
   supersedes: [{ kind: "upgrade", before: CUTOVER_STEP }],
 };

@@ -35,71 +35,23 @@
  *
  * Rollback before cutover: rollback.ts.
  */
-import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
-import { identityHandoverUrns, keyHandoverUrns } from "../../../infra/model/handover.ts";
+import { keyHandoverUrns } from "../../../infra/model/handover.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PlacementError } from "../../../infra/model/placement.ts";
 import { CODEOWNERS_PATH, EditRefusedError, upgradeProvisionEdit } from "../../../infra/model/fleetFiles/index.ts";
 import { addDays } from "../config.ts";
-import { done, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
-import { readSchema, schemaExists, schemaOwner } from "../pg/catalog.ts";
-import { copySchema, syncDelta } from "../pg/copy.ts";
-import { readMarkers, writeMarker, type CutoverMarker } from "../pg/marker.ts";
-import { ensureMember, qn } from "../pg/sql.ts";
+import { done, json, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
+import { schemaExists } from "../pg/catalog.ts";
+import { withSession } from "../pg/sessions.ts";
+import { editTenantText, isoSeconds, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import { handOver } from "./handover.ts";
-import { editTenantText, isoSeconds, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
-import { json } from "../engine/engine.ts";
-import { expectLogin, openSession, terminateSessions, withSession } from "../pg/sessions.ts";
 import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
-import { commitFiles, requireTenant, type TenantFile } from "./tenantFile.ts";
-import type pg from "pg";
-
-export const UpgradeParamsSchema = z
-  .object({
-    to: z.literal("dedicated"),
-    /** What the tenant file said when the upgrade was requested: what a rollback restores. */
-    previous: z
-      .object({
-        tier: z.string(),
-        /** The file's explicit `deployment` key, when it had one. */
-        deployment: z.string().optional(),
-        placement: z.record(z.string(), z.string()),
-      })
-      .strict(),
-    /** Cutover waits until then (ISO 8601). */
-    cutoverNotBefore: z.iso.datetime({ offset: true }).optional(),
-  })
-  .strict();
-export type UpgradeParams = z.infer<typeof UpgradeParamsSchema>;
-
-
-
-export function params<T>(schema: z.ZodType<T>, ctx: StepContext): T {
-  const parsed = schema.safeParse(ctx.workflow.params);
-  if (!parsed.success) throw new PermanentError(`workflow ${ctx.workflow.id} has invalid parameters: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  return parsed.data;
-}
-
-/** The tenant mid-migration (dedicated with a migration block), or a permanent error. */
-export function migrating(tf: TenantFile, step: string) {
-  const t = tf.tenant;
-  if (t.deployment !== "dedicated" || !t.migration) {
-    throw new PermanentError(`${step}: tenant ${t.id} has no migration in progress (${t.deployment}); its file changed outside this workflow`);
-  }
-  return { tenant: t, migration: t.migration };
-}
-
-const PHASE_ORDER = ["provisioning", "copying", "cutover", "cleanup"] as const;
-export function phaseIndex(p: string): number {
-  return PHASE_ORDER.indexOf(p as (typeof PHASE_ORDER)[number]);
-}
-
-async function setPhase(ctx: StepContext, tf: TenantFile, phase: (typeof PHASE_ORDER)[number], extra: [string[], unknown][] = []): Promise<string | undefined> {
-  const text = editTenantText(tf.text, [[["migration", "phase"], phase], ...extra.map(([p, v]) => [p, v] as const)]);
-  return commitFiles(ctx, `upgrade ${ctx.workflow.tenantId} to dedicated: migration phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
-}
+import { commitFiles, requireTenant } from "./tenantFile.ts";
+import { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema } from "./migration.ts";
+import { copyData, cutoverConnect, cutoverSwitch, cutoverWindow, dropCaptures } from "./cutover.ts";
+export { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema, type UpgradeParams } from "./migration.ts";
 
 // --- provisioning -----------------------------------------------------------------------------
 
@@ -180,148 +132,6 @@ const copyFiles = {
     if (phaseIndex(migration.phase) > phaseIndex("copying")) throw new PermanentError(`copy.files: the migration is already in phase ${migration.phase}`);
     const commit = migration.phase === "copying" ? undefined : await setPhase(ctx, tf, "copying");
     return done({ commit: commit ?? null });
-  },
-};
-
-/** Refuses when any env already holds a cutover marker: copying over a live dedicated database would lose data. */
-async function assertNotCutOver(c: pg.ClientBase, tenantId: string, env: string): Promise<void> {
-  const markers = await readMarkers(c, tenantId);
-  if (markers.length > 0) {
-    throw new PermanentError(`the dedicated database of ${tenantId} (${env}) was cut over by workflow ${markers[0]!.workflowId} at ${markers[0]!.completedAt.toISOString()}; it is live and is never copied over`);
-  }
-}
-
-const copyData = {
-  name: "copy.data",
-  async run(ctx: StepContext) {
-    const tf = await requireTenant(ctx);
-    const { tenant, migration } = migrating(tf, "copy.data");
-    if (migration.phase !== "copying") throw new PermanentError(`copy.data runs in phase copying, the file says ${migration.phase}`);
-    const schema = pgTenantIdent(tenant.id);
-    const out: JsonObject = {};
-    for (const env of envsOf(tenant)) {
-      const cell = migration.from[env]!;
-      const src = await openSession(await ctx.ports.databases.cell(env, cell));
-      const dst = await openSession(await ctx.ports.databases.dedicated(tenant.id, env));
-      try {
-        await assertNotCutOver(dst, tenant.id, env);
-        const owner = await schemaOwner(dst, schema);
-        if (!owner) throw new Error(`the dedicated database of ${tenant.id} (${env}) has no schema ${schema}`);
-        await ensureMember(src, schema);
-        await ensureMember(dst, owner);
-        const started = Date.now();
-        const r = await copySchema(src, dst, schema, owner);
-        ctx.log({ env, cell, rows: r.rowsCopied, ms: Date.now() - started }, `copied ${schema} to the dedicated database and verified it`);
-        out[env] = json({ cell, rowsCopied: r.rowsCopied, tables: r.tables });
-      } finally {
-        await src.end().catch(() => undefined);
-        await dst.end().catch(() => undefined);
-      }
-    }
-    return done(out);
-  },
-};
-
-// --- cutover ------------------------------------------------------------------------------------
-
-const cutoverWindow = {
-  name: "cutover.window",
-  async run(ctx: StepContext) {
-    const p = params(UpgradeParamsSchema, ctx);
-    if (p.cutoverNotBefore) {
-      const at = new Date(p.cutoverNotBefore);
-      if (ctx.ports.clock.now() < at) return waitUntil(at, `cutover not before ${p.cutoverNotBefore}`);
-    }
-    return done();
-  },
-};
-
-const cutoverSwitch = {
-  name: "cutover.switch",
-  async run(ctx: StepContext) {
-    const tf = await requireTenant(ctx);
-    const { tenant, migration } = migrating(tf, "cutover.switch");
-    if (phaseIndex(migration.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${migration.phase})`);
-    const id = tenant.id;
-    const schema = pgTenantIdent(id);
-    const timeout = ctx.config.cutoverTimeoutMs;
-    const results: JsonObject = {};
-    const targets = new Map<string, pg.Client>();
-    try {
-      // 1. The dedicated copies, locked: from here on nothing reads or writes them until they are complete.
-      for (const env of envsOf(tenant)) {
-        const dst = await openSession(await ctx.ports.databases.dedicated(id, env));
-        const mine = (await readMarkers(dst, id)).find((m) => m.workflowId === ctx.workflow.id && m.env === env);
-        if (mine) {
-          results[env] = json({ resumed: true, completedAt: mine.completedAt, tables: mine.tables });
-          await dst.end();
-          continue;
-        }
-        targets.set(env, dst);
-        await ensureMember(dst, (await schemaOwner(dst, schema)) ?? schema);
-        await dst.query("BEGIN");
-        await dst.query(`SET LOCAL lock_timeout = ${Number(timeout)}`);
-        const tables = (await readSchema(dst, schema)).tables.map((t) => qn(schema, t.name));
-        if (tables.length > 0) await dst.query(`LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE`);
-      }
-      if (targets.size === 0) return done(results);
-
-      // 2. The identity changes hands before the commit that makes the cell stop declaring it.
-      const moves = envsOf(tenant).map((env) => ({
-        source: cellStackName(env, migration.from[env]!), dest: dedicatedStackName(id, env), urns: identityHandoverUrns(tenant, env, migration.from[env]!), all: true,
-      }));
-      results.handover = await handOver(ctx, moves, `hand the identity of ${id} over to its dedicated stack at cutover`);
-
-      // 3. Phase cutover, then the cell stacks: LOGIN off, DNS to the dedicated zone.
-      if (migration.phase === "copying") await setPhase(ctx, tf, "cutover");
-      const envs = [...targets.keys()];
-      const stacks = cellStacks(Object.fromEntries(envs.map((e) => [e, migration.from[e]!])));
-      await upStacks(ctx, stacks, "cutover: the cell role loses LOGIN, the cell DNS name points to the dedicated zone");
-
-      // 4. Per env: writes stopped for sure, final delta, verification, marker, commit.
-      for (const env of envs) {
-        const dst = targets.get(env)!;
-        const cell = migration.from[env]!;
-        const src = await openSession(await ctx.ports.databases.cell(env, cell));
-        try {
-          await expectLogin(src, id, false, cellStackName(env, cell));
-          await ensureMember(src, schema);
-          const terminated = await terminateSessions(src, id, timeout);
-          await src.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-          const delta = await syncDelta(src, dst, schema);
-          const marker: CutoverMarker = { workflowId: ctx.workflow.id, tenantId: id, env, completedAt: ctx.ports.clock.now(), tables: delta.tables };
-          await writeMarker(dst, marker);
-          await dst.query("COMMIT");
-          targets.delete(env);
-          await dst.end();
-          await src.query("COMMIT");
-          ctx.log({ env, cell, terminated, changes: delta.changes }, "cutover done: final delta applied and verified; the dedicated database serves");
-          results[env] = json({ terminatedSessions: terminated, changes: delta.changes, tables: delta.tables });
-        } finally {
-          await src.end().catch(() => undefined);
-        }
-      }
-      return done(results);
-    } finally {
-      for (const dst of targets.values()) {
-        await dst.query("ROLLBACK").catch(() => undefined);
-        await dst.end().catch(() => undefined);
-      }
-    }
-  },
-};
-
-const cutoverConnect = {
-  name: "cutover.connect",
-  async run(ctx: StepContext) {
-    const { tenant, migration } = migrating(await requireTenant(ctx), "cutover.connect");
-    if (phaseIndex(migration.phase) < phaseIndex("cutover")) throw new PermanentError(`cutover.connect runs after cutover, the file says ${migration.phase}`);
-    const stacks = dedicatedStacks(tenant.id, envsOf(tenant));
-    const runs = await upStacks(ctx, stacks, "cutover: the dedicated stack takes over the tenant's identity; its connection document names the dedicated database");
-    for (const env of envsOf(tenant)) {
-      await withSession(await ctx.ports.databases.dedicated(tenant.id, env), (c) => expectLogin(c, tenant.id, true, dedicatedStackName(tenant.id, env)));
-    }
-    return done({ runs });
   },
 };
 
@@ -406,6 +216,11 @@ const cleanupStacks = {
 export const upgradeWorkflow: WorkflowDef = {
   kind: "upgrade",
   schema: "moves",
+  // A failed upgrade leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
+  onFailed: async (ctx) => {
+    const p = params(UpgradeParamsSchema, ctx);
+    ctx.log({ dropped: await dropCaptures(ctx, ctx.workflow.id, p.previous.placement) }, "change capture dropped: the upgrade failed");
+  },
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
 

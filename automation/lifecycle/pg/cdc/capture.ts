@@ -101,7 +101,6 @@ export async function catchUp(t: CaptureTarget, timeoutMs: number, signal?: Abor
   const labels = { tenant: t.tenant, env: t.env, slot: t.slot };
   const r = await streamUntilFence({
     replication: t.replication, slot: t.slot, applier, token, timeoutMs, ...(signal ? { signal } : {}),
-    onCommit: (lsn) => void walBehind(t.cell, lsn).then((b) => recordLag(labels, b), () => undefined),
   });
   if (lsnToBigInt(r.appliedLsn) <= lsnToBigInt(fenceLsn)) throw new Error(`change capture ${t.slot} stopped at ${r.appliedLsn}, before its fence ${fenceLsn}`);
   const lagBytes = await walBehind(t.cell, r.appliedLsn);
