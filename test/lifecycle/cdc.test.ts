@@ -242,6 +242,42 @@ describe("change capture", () => {
     }
   });
 
+  it("a transaction whose commit record directly follows a fence's is applied by the next stream: the slot confirms exactly the applied position", async () => {
+    const f = await fixture(WF(8));
+    const app = await connect(f.cell, { user: f.ident, password: PASSWORD });
+    try {
+      await startCapture(f.target, 10_000);
+      const q = qi(f.ident);
+      let adjacent = false;
+      // On a quiet server the application's COMMIT is the very next WAL record after the fence's
+      // commit (what the upgrade's writer hit at random); retried if background WAL came between.
+      for (let attempt = 1; attempt <= 5 && !adjacent; attempt++) {
+        await app.query("BEGIN");
+        await app.query(`INSERT INTO ${q}.customers (email, name, mood) VALUES ($1, 'boundary', 'ok')`, [`boundary${attempt}@example.com`]);
+        const token = `boundary-${attempt}`;
+        await emitFence(f.src, token);
+        await app.query("COMMIT");
+        const first = new RecordingApplier(f.dst, f.ident, (await readProgress(f.dst, f.target.slot))!);
+        const r1 = await streamUntilFence({ replication: f.target.replication, slot: f.target.slot, applier: first, token, timeoutMs: 20_000 });
+        // Where the slot will decode from next time (checked below): exactly the end of the last applied commit.
+        const confirmed = await confirmedAtLeast(f.src, f.target.slot, r1.appliedLsn);
+        const next = `after-${attempt}`;
+        await emitFence(f.src, next);
+        const second = new RecordingApplier(f.dst, f.ident, (await readProgress(f.dst, f.target.slot))!);
+        await streamUntilFence({ replication: f.target.replication, slot: f.target.slot, applier: second, token: next, timeoutMs: 20_000 });
+        // The committed row is on the copy, whatever its commit's position.
+        expect((await f.dst.query(`SELECT 1 FROM ${q}.customers WHERE email = $1`, [`boundary${attempt}@example.com`])).rowCount).toBe(1);
+        expect(confirmed).toBe(r1.appliedLsn);
+        adjacent = second.begins.length > 0 && lsnToBigInt(second.begins[0]!) === lsnToBigInt(r1.appliedLsn);
+      }
+      // The case under test did occur: a commit record starting exactly where the stream stopped.
+      expect(adjacent).toBe(true);
+    } finally {
+      await app.end();
+      await f.close();
+    }
+  });
+
   it("a re-run after the copy committed keeps it; a slot whose copy never committed is replaced", async () => {
     const f = await fixture(WF(3));
     try {
@@ -311,6 +347,26 @@ describe("change capture", () => {
     }
   });
 });
+
+/** The slot's confirmed position once it reached `lsn` (the server reads the last confirmation asynchronously), or after 5 s. */
+async function confirmedAtLeast(c: pg.ClientBase, slot: string, lsn: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    const { rows } = await c.query<{ lsn: string }>("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    const at = rows[0]!.lsn;
+    if (lsnToBigInt(at) >= lsnToBigInt(lsn) || i >= 100) return at;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Records the commit position of every transaction the stream begins (pgoutput BEGIN's final LSN). */
+class RecordingApplier extends ChangeApplier {
+  readonly begins: string[] = [];
+  override async handle(...args: Parameters<ChangeApplier["handle"]>): Promise<string | undefined> {
+    const msg = args[0];
+    if (msg.tag === "begin") this.begins.push(msg.commitLsn!);
+    return super.handle(...args);
+  }
+}
 
 class CrashingApplier extends ChangeApplier {
   constructor(target: pg.ClientBase, schema: string, progress: Progress, private readonly after: number) {

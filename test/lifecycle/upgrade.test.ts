@@ -74,6 +74,7 @@ async function applicationWritesDuringCopy(s: Scenario): Promise<void> {
 }
 
 describe("upgrade pooled -> dedicated", () => {
+  // Two servers, a live writer, a retention dump and its restore: past the default 60 s on a loaded 2-core machine.
   it("copies with the application writing, cuts over without losing a committed write, and cleans up after retention", async () => {
     let afterCopy: () => Promise<void> = async () => undefined;
     const hooks: EngineHooks = { afterRecord: async (_wf, step) => void (step === "copy.data" && (await afterCopy())) };
@@ -191,7 +192,7 @@ describe("upgrade pooled -> dedicated", () => {
     } finally {
       await s.close();
     }
-  });
+  }, 180_000);
 
   /**
    * The end state a scenario reaches, with the names that differ between scenarios (tenant id,

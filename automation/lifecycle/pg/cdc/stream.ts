@@ -28,6 +28,22 @@ class TextPgoutput extends PgoutputPlugin {
   }
 }
 
+/**
+ * Tells the server every change before `applied` is on the copy: the slot's confirmed position
+ * becomes exactly `applied` (the end of the last applied commit record), where the next stream
+ * starts decoding. pg-logical-replication's `acknowledge(lsn)` reports `lsn + 1` ("Last WAL Byte
+ * + 1", node_modules/pg-logical-replication/dist/logical-replication-service.js), and PostgreSQL
+ * skips every transaction whose commit record starts before the confirmed position
+ * (SnapBuildXactNeedsSkip in src/backend/replication/logical/snapbuild.c: `ptr <
+ * start_decoding_at`). A commit record that starts right where the last applied one ended (the
+ * next WAL record: an application commit just after a fence) would be skipped for good by the
+ * next stream: a committed write lost. So one byte less is passed.
+ */
+export async function confirmApplied(service: LogicalReplicationService, applied: bigint, ping = false): Promise<boolean> {
+  if (applied === 0n) return false;
+  return service.acknowledge(bigIntToLsn(applied - 1n), ping);
+}
+
 export interface StreamResult {
   appliedLsn: string;
   /** Transactions applied by this call. */
@@ -67,6 +83,8 @@ export async function streamUntilFence(opts: {
     settle = (err) => (err ? reject(err) : resolve());
   });
   let over = false;
+  /** Called on the next keepalive (the reply to the last confirmation's request). */
+  let lastHeartbeat: (() => void) | undefined;
   const finish = (err?: Error) => {
     if (over) return;
     over = true;
@@ -77,7 +95,7 @@ export async function streamUntilFence(opts: {
     try {
       const committed = await applier.handle(msg);
       if (committed !== undefined) {
-        await service.acknowledge(committed);
+        await confirmApplied(service, applier.appliedLsn());
         opts.onCommit?.(committed);
         if (applier.fenceSeen(token)) finish();
       }
@@ -86,18 +104,35 @@ export async function streamUntilFence(opts: {
     }
   });
   service.on("heartbeat", async (_lsn: string, _ts: number, shouldRespond: boolean) => {
-    if (shouldRespond && !over) await service.acknowledge(bigIntToLsn(applier.appliedLsn()));
+    if (shouldRespond && !over) await confirmApplied(service, applier.appliedLsn());
+    lastHeartbeat?.();
   });
   service.on("error", (err: Error) => finish(err));
   const timer = setTimeout(() => finish(new StreamTimeoutError(`change capture from slot ${opts.slot} did not reach its fence within ${opts.timeoutMs} ms`)), opts.timeoutMs);
   const onAbort = () => finish(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error("the step was abandoned"));
   opts.signal?.addEventListener("abort", onAbort);
   service.subscribe(plugin, opts.slot).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+  let failed = false;
   try {
-    await finished;
+    await finished.catch((err: unknown) => {
+      failed = true;
+      throw err;
+    });
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener("abort", onAbort);
+    if (!failed) {
+      // The last confirmation travels with a request for a reply: once the server replied it has
+      // read it (it reads in order). Closing the connection at once could reset it with the
+      // confirmation unread; nothing would be lost (the applier skips what it applied), but the
+      // slot would keep WAL and send the last transactions again.
+      const replied = new Promise<void>((resolve) => (lastHeartbeat = resolve));
+      if (await confirmApplied(service, applier.appliedLsn(), true).catch(() => false)) {
+        let wait: NodeJS.Timeout | undefined;
+        await Promise.race([replied, new Promise((r) => (wait = setTimeout(r, 2_000)))]);
+        clearTimeout(wait);
+      }
+    }
     await service.destroy().catch(() => undefined);
     // A message still being applied when the stream stopped: wait for the applier to leave it,
     // then roll back what it left open (the transaction comes again on the next stream).
