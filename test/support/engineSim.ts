@@ -18,6 +18,16 @@
  *
  * Cloud: resources with a user-chosen physical name (the types in PHYSICAL below) are unique by
  * that name; creating one whose name exists fails like AWS ("already exists").
+ *
+ * Values (for changes made outside Pulumi, e.g. the upgrade's switch): every cloud object holds
+ * the attribute values last written to it: a create, replace or update writes the goal's inputs
+ * (an input listed in `ignoreChanges` keeps its old value, as the engine does), a change outside
+ * Pulumi writes others (`writeOutOfBand`). A refresh (`pulumi refresh`, or `up --refresh`) reads
+ * them back into the state, so the next diff is against what the cloud holds; without it the
+ * diff is against what the last update wrote. Secrets Manager: creating a SecretVersion
+ * (PutSecretValue) moves AWSCURRENT to it; a refresh reads the version the state names, not
+ * AWSCURRENT (terraform-provider-aws internal/service/secretsmanager/secret_version.go reads by
+ * version id), so a version written outside Pulumi is no drift of the stack.
  */
 import { effectOf } from "../../plan/replacements.ts";
 import { renameStackInUrn } from "../../infra/model/handover.ts";
@@ -79,7 +89,35 @@ export class SimCloud {
   /** physical name -> cloud id of the object holding it. */
   readonly names = new Map<string, string>();
   readonly stacks = new Map<string, Map<string, StateResource>>();
+  /** cloud id -> the object's attribute values (see "Values" above). */
+  readonly values = new Map<string, Record<string, unknown>>();
+  /** Secret name -> the text of its AWSCURRENT version. */
+  readonly currentSecret = new Map<string, string>();
   private seq = 0;
+
+  /** Records what an update wrote to a cloud object. */
+  private write(r: RenderedResource, cloudId: string, old?: Record<string, unknown>): void {
+    const goal = unwrapSecrets(r.inputs) as Record<string, unknown>;
+    const kept = Object.fromEntries(r.options.ignoreChanges.filter((k) => old && k in old).map((k) => [k, old![k]]));
+    this.values.set(cloudId, { ...goal, ...kept });
+    if (r.type === SECRET_VERSION && typeof goal.secretString === "string") this.currentSecret.set(secretNameOfArn(String(goal.secretId)), goal.secretString);
+  }
+
+  /** A change made outside Pulumi to the object `urn` of `stack` names (its cloud id stays). */
+  writeOutOfBand(stack: string, urn: string, values: Record<string, unknown>): void {
+    const r = this.state(stack).get(urn);
+    if (!r) throw new Error(`${stack} has no ${urn}`);
+    this.values.set(r.cloudId, { ...this.values.get(r.cloudId), ...values });
+  }
+
+  /** `pulumi refresh`: the state's inputs become what the cloud objects hold. */
+  refresh(stack: string): void {
+    const s = this.state(stack);
+    for (const [urn, r] of s) {
+      const v = this.values.get(r.cloudId);
+      if (v) s.set(urn, { ...r, inputs: { ...(unwrapSecrets(r.inputs) as Record<string, unknown>), ...v } });
+    }
+  }
 
   state(stack: string): Map<string, StateResource> {
     let s = this.stacks.get(stack);
@@ -112,14 +150,17 @@ export class SimCloud {
         const cloudId = `obj-${++this.seq}`;
         if (name !== undefined) this.names.set(name, cloudId);
         next.set(r.urn, { ...base, cloudId });
-        if (r.custom) report.created.push(r.urn);
+        if (r.custom) {
+          report.created.push(r.urn);
+          this.write(r, cloudId);
+        }
         continue;
       }
       claimed.add(oldUrn);
       const old = olds.get(oldUrn)!;
       if (oldUrn !== r.urn) report.aliased.push({ from: oldUrn, to: r.urn });
       if (old.type !== r.type) throw new Error(`${goal.name}: ${r.urn} claims ${oldUrn} of another type (${old.type})`);
-      const changed = r.custom ? changedKeys(old.inputs, r.inputs) : [];
+      const changed = r.custom ? changedKeys(old.inputs, r.inputs).filter((k) => !r.options.ignoreChanges.includes(k)) : [];
       if (changed.some((k) => effectOf(r.type, k).effect === "replace")) {
         // Create-before-delete: a named resource collides with itself.
         const oldName = physicalName(old);
@@ -129,12 +170,16 @@ export class SimCloud {
         if (name !== undefined) this.names.set(name, cloudId);
         next.set(r.urn, { ...base, cloudId });
         report.replaced.push(r.urn);
+        this.write(r, cloudId);
         continue;
       }
       const oldName = physicalName(old);
       if (oldName !== name) throw new Error(`${goal.name}: ${r.urn} renames ${oldName} to ${name} in place`);
       next.set(r.urn, { ...base, cloudId: old.cloudId });
-      if (changed.length > 0) report.updated.push(r.urn);
+      if (changed.length > 0) {
+        report.updated.push(r.urn);
+        this.write(r, old.cloudId, this.values.get(old.cloudId));
+      }
     }
     for (const [urn, old] of olds) {
       if (claimed.has(urn)) continue;
@@ -181,6 +226,15 @@ export class SimCloud {
     }
     return [...moving];
   }
+}
+
+const SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion";
+
+/** `arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>` -> `<name>`. */
+function secretNameOfArn(arn: string): string {
+  const m = /:secret:(.+)-[A-Za-z0-9]{6}$/.exec(arn);
+  if (!m) throw new Error(`not a secret ARN: ${arn}`);
+  return m[1]!;
 }
 
 function changedKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
