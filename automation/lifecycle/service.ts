@@ -11,15 +11,12 @@ import { parseTenantFile } from "../../infra/model/tenantFile.ts";
 import { formatProblem } from "../../infra/model/problems.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "./config.ts";
-import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObject, type WorkflowDef, type WorkflowRecord } from "./engine/engine.ts";
+import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObject, type WorkflowRecord } from "./engine/engine.ts";
 import type { LifecyclePorts } from "./ports.ts";
-import { offboardWorkflow } from "./workflows/offboard.ts";
-import { resumeWorkflow, suspendWorkflow } from "./workflows/suspension.ts";
-import { rollbackWorkflow, type RollbackParams } from "./workflows/rollback.ts";
-import { upgradeWorkflow, type UpgradeParams } from "./workflows/upgrade.ts";
-import { rotateWorkflow, rotationRefusal, type RotateParams } from "./workflows/rotate.ts";
-
-export const LIFECYCLE_WORKFLOWS: readonly WorkflowDef[] = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow, rotateWorkflow];
+import { LIFECYCLE_WORKFLOWS, type LifecycleWorkflowKind } from "./workflows/registry.ts";
+import type { RollbackParams } from "./workflows/rollback.ts";
+import type { UpgradeParams } from "./workflows/upgrade.ts";
+import { rotationRefusal, type RotateParams } from "./workflows/rotate.ts";
 
 /** A request that the tenant's current state makes impossible (exit 1 in tenantctl, 409 over HTTP). */
 export class LifecycleRequestError extends Error {}
@@ -49,7 +46,7 @@ export class LifecycleService {
     return { tenant: parsed.tenant, text };
   }
 
-  private async create(kind: WorkflowRecord["kind"], id: string, params: JsonObject, opts: RequestOptions): Promise<WorkflowRecord> {
+  private async create(kind: LifecycleWorkflowKind, id: string, params: JsonObject, opts: RequestOptions): Promise<WorkflowRecord> {
     try {
       return await this.engine.create(kind, id, params, opts.requestedBy);
     } catch (err) {

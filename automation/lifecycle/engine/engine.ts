@@ -18,8 +18,8 @@ import { lockKey } from "../../db/tx.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../config.ts";
 import type { LifecyclePorts, RunContext } from "../ports.ts";
 
-export const WORKFLOW_KINDS = ["upgrade", "rollback", "suspend", "resume", "offboard", "rotate"] as const;
-export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];
+/** A workflow's kind: the engine knows only the definitions it is given (workflows/registry.ts). */
+export type WorkflowKind = string;
 export type WorkflowState = "pending" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 export const OPEN_STATES: readonly WorkflowState[] = ["pending", "running", "waiting"];
 
@@ -133,8 +133,8 @@ export interface SupersedeRule {
   before: string;
 }
 
-export interface WorkflowDef {
-  kind: WorkflowKind;
+export interface WorkflowDef<K extends WorkflowKind = WorkflowKind> {
+  kind: K;
   steps: readonly StepDef[];
   supersedes?: readonly SupersedeRule[];
   /**
@@ -277,7 +277,7 @@ export class WorkflowEngine {
 
   private def(kind: WorkflowKind): WorkflowDef {
     const d = this.defs.get(kind);
-    if (!d) throw new Error(`no workflow definition for ${kind}`);
+    if (!d) throw new Error(`no workflow definition for kind ${JSON.stringify(kind)}; this engine runs ${[...this.defs.keys()].join(", ")}`);
     return d;
   }
 

@@ -399,7 +399,7 @@ const offboardSecrets = {
   },
 };
 
-export const offboardWorkflow: WorkflowDef = {
+export const offboardWorkflow: WorkflowDef<"offboard"> = {
   kind: "offboard",
   steps: [offboardPreflight, offboardFiles, offboardStacks, offboardGrace, offboardBackup, offboardDelete, offboardArchive, offboardDetach, offboardSecrets],
 };

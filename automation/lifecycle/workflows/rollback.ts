@@ -174,7 +174,7 @@ const rollbackStacks = {
   },
 };
 
-export const rollbackWorkflow: WorkflowDef = {
+export const rollbackWorkflow: WorkflowDef<"rollback"> = {
   kind: "rollback",
   schema: "restores",
   steps: [rollbackCheck, rollbackCapture, rollbackHandback, rollbackDestroy, rollbackFiles, rollbackClear, rollbackStacks],

@@ -275,4 +275,4 @@ const expire: StepDef = {
   },
 };
 
-export const rotateWorkflow: WorkflowDef = { kind: "rotate", steps: [pending, set, verify, promote, record, sync, expire] };
+export const rotateWorkflow: WorkflowDef<"rotate"> = { kind: "rotate", steps: [pending, set, verify, promote, record, sync, expire] };

@@ -88,7 +88,7 @@ const suspendStacks = {
   },
 };
 
-export const suspendWorkflow: WorkflowDef = { kind: "suspend", steps: [suspendFiles, suspendStacks] };
+export const suspendWorkflow: WorkflowDef<"suspend"> = { kind: "suspend", steps: [suspendFiles, suspendStacks] };
 
 const resumeFiles = {
   name: "resume.files",
@@ -115,7 +115,7 @@ const resumeStacks = {
   },
 };
 
-export const resumeWorkflow: WorkflowDef = {
+export const resumeWorkflow: WorkflowDef<"resume"> = {
   kind: "resume",
   steps: [resumeFiles, resumeStacks],
   // Cancelling an offboarding is possible during its grace period: until the final backup, which

@@ -213,7 +213,7 @@ const cleanupStacks = {
   },
 };
 
-export const upgradeWorkflow: WorkflowDef = {
+export const upgradeWorkflow: WorkflowDef<"upgrade"> = {
   kind: "upgrade",
   schema: "moves",
   // A failed upgrade leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
