@@ -17,6 +17,95 @@ export interface MigrationFile {
   sql: string;
   /** sha256 of the file's bytes, hex. */
   checksum: string;
+  /**
+   * Present when the file declares `-- tenancy:no-transaction` in its leading comment lines: its
+   * statements (only CREATE/DROP/REINDEX INDEX CONCURRENTLY), run one by one outside a transaction.
+   */
+  steps?: NonTransactionalStep[];
+}
+
+/** One statement of a non-transactional file; `index` is the (unqualified) index it makes or removes. */
+export interface NonTransactionalStep {
+  kind: "create" | "drop" | "reindex";
+  index: string;
+  sql: string;
+}
+
+/** The declaration, on a line of its own among the comment lines a file starts with. */
+export const NO_TRANSACTION = "-- tenancy:no-transaction";
+const STEP_FORMS: readonly [NonTransactionalStep["kind"], RegExp][] = [
+  ["create", /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)\s+ON\s+(?:ONLY\s+)?[a-z_][a-z0-9_]*\s*(?:USING\s+\w+\s*)?\(/i],
+  ["drop", /^DROP\s+INDEX\s+CONCURRENTLY\s+(?:IF\s+EXISTS\s+)?([a-z_][a-z0-9_]*)$/i],
+  ["reindex", /^REINDEX\s+INDEX\s+CONCURRENTLY\s+([a-z_][a-z0-9_]*)$/i],
+];
+
+/**
+ * Splits SQL into statements at semicolons outside quotes and comments (dollar quoting is refused:
+ * a non-transactional file holds index statements only). Comments are dropped.
+ */
+export function splitStatements(sql: string): string[] | string {
+  const out: string[] = [];
+  let cur = "";
+  for (let i = 0; i < sql.length; i++) {
+    const ch = sql[i]!;
+    if (ch === "-" && sql[i + 1] === "-") {
+      const end = sql.indexOf("\n", i);
+      i = end < 0 ? sql.length : end;
+      cur += " ";
+      continue;
+    }
+    if (ch === "/" && sql[i + 1] === "*") {
+      const end = sql.indexOf("*/", i + 2);
+      if (end < 0) return "an unterminated /* comment";
+      i = end + 1;
+      cur += " ";
+      continue;
+    }
+    if (ch === "$") return "dollar quoting ($...$), which a non-transactional file never needs";
+    if (ch === "'" || ch === '"') {
+      const end = sql.indexOf(ch, i + 1);
+      if (end < 0) return `an unterminated ${ch} quote`;
+      cur += sql.slice(i, end + 1);
+      i = end;
+      continue;
+    }
+    if (ch === ";") {
+      if (cur.trim()) out.push(cur.trim());
+      cur = "";
+      continue;
+    }
+    cur += ch;
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
+}
+
+/** The steps of a file that declares no-transaction, or the problem with them. */
+function nonTransactionalSteps(sql: string): NonTransactionalStep[] | string {
+  const statements = splitStatements(sql);
+  if (typeof statements === "string") return `holds ${statements}`;
+  if (statements.length === 0) return "declares no-transaction but holds no statement";
+  const steps: NonTransactionalStep[] = [];
+  for (const st of statements) {
+    const one = st.replace(/\s+/g, " ");
+    const form = STEP_FORMS.find(([, re]) => re.test(one));
+    if (!form) {
+      return `declares no-transaction, so every statement must be CREATE [UNIQUE] INDEX CONCURRENTLY <name> ON <table> (...), DROP INDEX CONCURRENTLY <name> or REINDEX INDEX CONCURRENTLY <name> (unqualified names); "${one.slice(0, 80)}" is not: put it in a migration of its own without the declaration`;
+    }
+    steps.push({ kind: form[0], index: form[1].exec(one)![1]!.toLowerCase(), sql: st });
+  }
+  return steps;
+}
+
+/** Whether the file's leading comment lines hold the no-transaction declaration. */
+function declaresNoTransaction(sql: string): boolean {
+  for (const line of sql.split("\n")) {
+    const l = line.trim();
+    if (l === "") continue;
+    if (!l.startsWith("--")) return false;
+    if (l.toLowerCase() === NO_TRANSACTION) return true;
+  }
+  return false;
 }
 
 export interface Migration {
@@ -68,6 +157,11 @@ export function migrationSet(dir: string, files: ReadonlyMap<string, Buffer>): M
     const sql = bytes.toString("utf8");
     const mf: MigrationFile = { file, sql, checksum: sha256(bytes) };
     if (sql.trim() === "") problems.push(`${join(dir, file)}: is empty; a migration holds at least one statement`);
+    else if (declaresNoTransaction(sql)) {
+      const steps = nonTransactionalSteps(sql);
+      if (typeof steps === "string") problems.push(`${join(dir, file)}: ${steps}`);
+      else mf.steps = steps;
+    }
     if (m[3] === "up") entry.up = mf;
     else entry.down = mf;
     byVersion.set(version, entry);

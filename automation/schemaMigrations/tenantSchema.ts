@@ -20,7 +20,7 @@
  */
 import type pg from "pg";
 import { qi } from "../lifecycle/pg/sql.ts";
-import type { Migration, MigrationSet } from "./files.ts";
+import type { Migration, MigrationFile, MigrationSet } from "./files.ts";
 
 export const VERSIONS_TABLE = "schema_migrations";
 /** The transient function the files run in (created and dropped inside the transaction). */
@@ -198,42 +198,159 @@ async function runFile(c: pg.ClientBase, t: TenantSchema, file: string, sql: str
 }
 
 /**
- * Brings the schema to `to` (default the set's head): applies every pending up file in order, in
- * one transaction. A schema already at `to` is left alone; one past it is an error (rolling back
- * is `rollbackSchema`).
+ * Brings the schema to `to` (default the set's head): applies every pending up file in order, the
+ * consecutive transactional ones in one transaction, a non-transactional one on its own
+ * (applyNonTransactional). A schema already at `to` is left alone; one past it is an error
+ * (rolling back is `rollbackSchema`).
  */
 export async function migrateSchema(c: pg.ClientBase, t: TenantSchema, set: MigrationSet, opts: ApplyOptions & { to?: number }): Promise<SchemaOutcome> {
   const to = opts.to ?? set.head;
-  return asTenant(c, t, opts, true, async () => {
-    const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
-    if (from > to) throw new SchemaMigrationError(t.schema, `is at version ${from}, past the target ${to}; a rollback (tenantctl db rollback) moves it back`);
-    const pending = set.migrations.filter((m) => m.version > from && m.version <= to);
-    if (pending.length === 0) return { schema: t.schema, from, to: from, versions: [] };
-    await prepare(c, t);
-    for (const m of pending) {
-      await runFile(c, t, m.up.file, m.up.sql);
-      await c.query(`INSERT INTO ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES ($1, $2, $3, $4)`, [m.version, m.name, m.up.checksum, opts.runId]);
+  let first: number | undefined;
+  const versions: number[] = [];
+  for (;;) {
+    const round = await asTenant(c, t, opts, true, async (): Promise<{ done: boolean; next?: Migration }> => {
+      const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+      first ??= from;
+      if (from > to) throw new SchemaMigrationError(t.schema, `is at version ${from}, past the target ${to}; a rollback (tenantctl db rollback) moves it back`);
+      const pending = set.migrations.filter((m) => m.version > from && m.version <= to);
+      const batch = pending.slice(0, (pending.findIndex((m) => m.up.steps) + 1 || pending.length + 1) - 1);
+      if (batch.length > 0) {
+        await prepare(c, t);
+        for (const m of batch) {
+          await runFile(c, t, m.up.file, m.up.sql);
+          await c.query(`INSERT INTO ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES ($1, $2, $3, $4)`, [m.version, m.name, m.up.checksum, opts.runId]);
+        }
+        await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
+        versions.push(...batch.map((m) => m.version));
+        return { done: batch.length === pending.length };
+      }
+      if (!pending[0]) return { done: true };
+      await ensureVersionsTable(c, t);
+      return { done: false, next: pending[0] };
+    });
+    const next = round.next;
+    if (next) {
+      await applyNonTransactional(c, t, next.up, opts);
+      await asTenant(c, t, opts, true, async () => {
+        await c.query(`INSERT INTO ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES ($1, $2, $3, $4)`, [next.version, next.name, next.up.checksum, opts.runId]);
+      });
+      versions.push(next.version);
+      continue;
     }
-    await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
-    return { schema: t.schema, from, to, versions: pending.map((m) => m.version) };
-  });
+    if (round.done) break;
+  }
+  return { schema: t.schema, from: first ?? 0, to: versions.length > 0 ? to : (first ?? 0), versions };
 }
 
-/** Reverts the schema to `to` with the down files of every later applied version (newest first), in one transaction. */
+/** Reverts the schema to `to` with the down files of every later applied version (newest first); consecutive transactional ones in one transaction. */
 export async function rollbackSchema(c: pg.ClientBase, t: TenantSchema, set: MigrationSet, opts: ApplyOptions & { to: number }): Promise<SchemaOutcome> {
-  return asTenant(c, t, opts, true, async () => {
-    const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
-    if (opts.to > from) throw new SchemaMigrationError(t.schema, `is at version ${from}, before the rollback target ${opts.to}; migrating forward is tenantctl db migrate`);
-    const undo: Migration[] = set.migrations.filter((m) => m.version > opts.to && m.version <= from).reverse();
-    const missing = undo.filter((m) => !m.down).map((m) => `${m.up.file.replace(/\.up\.sql$/, ".down.sql")}`);
-    if (missing.length > 0) throw new SchemaMigrationError(t.schema, `cannot go back to ${opts.to}: ${set.dir} has no ${missing.join(", ")}; write the down file(s) first`);
-    if (undo.length === 0) return { schema: t.schema, from, to: from, versions: [] };
-    await prepare(c, t);
-    for (const m of undo) {
-      await runFile(c, t, m.down!.file, m.down!.sql);
-      await c.query(`DELETE FROM ${qi(t.schema)}.${qi(VERSIONS_TABLE)} WHERE version = $1`, [m.version]);
+  let first: number | undefined;
+  const versions: number[] = [];
+  for (;;) {
+    const round = await asTenant(c, t, opts, true, async (): Promise<{ done: boolean; next?: Migration }> => {
+      const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+      first ??= from;
+      if (opts.to > from) throw new SchemaMigrationError(t.schema, `is at version ${from}, before the rollback target ${opts.to}; migrating forward is tenantctl db migrate`);
+      const undo: Migration[] = set.migrations.filter((m) => m.version > opts.to && m.version <= from).reverse();
+      const missing = undo.filter((m) => !m.down).map((m) => `${m.up.file.replace(/\.up\.sql$/, ".down.sql")}`);
+      if (missing.length > 0) throw new SchemaMigrationError(t.schema, `cannot go back to ${opts.to}: ${set.dir} has no ${missing.join(", ")}; write the down file(s) first`);
+      const batch = undo.slice(0, (undo.findIndex((m) => m.down!.steps) + 1 || undo.length + 1) - 1);
+      if (batch.length > 0) {
+        await prepare(c, t);
+        for (const m of batch) {
+          await runFile(c, t, m.down!.file, m.down!.sql);
+          await c.query(`DELETE FROM ${qi(t.schema)}.${qi(VERSIONS_TABLE)} WHERE version = $1`, [m.version]);
+        }
+        await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
+        versions.push(...batch.map((m) => m.version));
+        return { done: batch.length === undo.length };
+      }
+      return undo[0] ? { done: false, next: undo[0] } : { done: true };
+    });
+    const next = round.next;
+    if (next) {
+      await applyNonTransactional(c, t, next.down!, opts);
+      await asTenant(c, t, opts, true, async () => {
+        await c.query(`DELETE FROM ${qi(t.schema)}.${qi(VERSIONS_TABLE)} WHERE version = $1`, [next.version]);
+      });
+      versions.push(next.version);
+      continue;
     }
-    await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
-    return { schema: t.schema, from, to: opts.to, versions: undo.map((m) => m.version) };
-  });
+    if (round.done) break;
+  }
+  return { schema: t.schema, from: first ?? 0, to: versions.length > 0 ? opts.to : (first ?? 0), versions };
+}
+
+async function ensureVersionsTable(c: pg.ClientBase, t: TenantSchema): Promise<void> {
+  await c.query(
+    `CREATE TABLE IF NOT EXISTS ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (
+       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), run_id text NOT NULL)`,
+  );
+}
+
+/**
+ * Runs a non-transactional file's steps (CREATE/DROP/REINDEX INDEX CONCURRENTLY, validated when
+ * the files were read) one by one on the session, outside any transaction, as the tenant's role
+ * (`SET ROLE`, `search_path` pinned), under the schema's advisory lock held for the session.
+ * Each step is sent alone with the extended protocol (one statement per message, nothing else can
+ * ride along). Each step first looks at what a previous, interrupted attempt left:
+ * - create: a valid index of that name means the step is done; an INVALID one (a build cut off by
+ *   a crash, a lock or statement timeout) is dropped concurrently and built again;
+ * - drop: no index of that name means it is done;
+ * - reindex: always run again (REINDEX CONCURRENTLY leaves `<name>_ccnew` on failure: dropped first).
+ * The tenant's role has no USAGE on any other schema and a CREATE INDEX runs the index's
+ * expressions as the table owner in a security-restricted operation, so a step reaches nothing
+ * outside the schema (42501). The version row is written by the caller afterwards: a crash before
+ * it leaves the version unapplied and the next attempt resumes at the first step not done.
+ */
+async function applyNonTransactional(c: pg.ClientBase, t: TenantSchema, f: MigrationFile, opts: Pick<ApplyOptions, "lockTimeoutMs" | "statementTimeoutMs">): Promise<void> {
+  const lockKey = `tenancy:schema-migrations:${t.schema}`;
+  await c.query(`SET lock_timeout = ${Math.trunc(opts.lockTimeoutMs)}`);
+  await c.query(`SET statement_timeout = ${Math.trunc(opts.statementTimeoutMs)}`);
+  let locked = false;
+  try {
+    try {
+      await c.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [lockKey]);
+    } catch (err) {
+      throw new SchemaMigrationError(t.schema, `${f.file}: waiting for the schema's migration lock: ${(err as Error).message}`, pgCode(err), f.file);
+    }
+    locked = true;
+    await c.query(`SET ROLE ${qi(t.role)}`);
+    await c.query(`SET search_path = ${qi(t.schema)}`);
+    for (const [i, step] of f.steps!.entries()) {
+      const state = await indexState(c, t.schema, step.index);
+      if (step.kind === "create" && state === "valid") continue;
+      if (step.kind === "drop" && state === "absent") continue;
+      try {
+        if (step.kind === "create" && state === "invalid") await extended(c, `DROP INDEX CONCURRENTLY ${qi(t.schema)}.${qi(step.index)}`);
+        if (step.kind === "reindex" && (await indexState(c, t.schema, `${step.index}_ccnew`)) !== "absent") {
+          await extended(c, `DROP INDEX CONCURRENTLY ${qi(t.schema)}.${qi(`${step.index}_ccnew`)}`);
+        }
+        await extended(c, step.sql);
+      } catch (err) {
+        const code = pgCode(err);
+        throw new SchemaMigrationError(t.schema, `${f.file} step ${i + 1} (${step.kind} index ${step.index}) failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ""}; the next attempt resumes at this step`, code, f.file);
+      }
+    }
+  } finally {
+    // The session goes back to the pool as it came (a broken one is discarded by the caller).
+    await c.query("RESET ROLE").catch(() => undefined);
+    await c.query("RESET search_path").catch(() => undefined);
+    await c.query("RESET lock_timeout").catch(() => undefined);
+    await c.query("RESET statement_timeout").catch(() => undefined);
+    if (locked) await c.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey]).catch(() => undefined);
+  }
+}
+
+/** One statement alone in an extended-protocol message (Parse refuses a second one). `queryMode` is pg's, missing from its typings. */
+async function extended(c: pg.ClientBase, text: string): Promise<void> {
+  await c.query({ text, queryMode: "extended" } as pg.QueryConfig);
+}
+
+async function indexState(c: pg.ClientBase, schema: string, index: string): Promise<"absent" | "valid" | "invalid"> {
+  const { rows } = await c.query<{ valid: boolean }>(
+    `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_namespace n ON n.oid = x.relnamespace WHERE n.nspname = $1 AND x.relname = $2`,
+    [schema, index],
+  );
+  return rows[0] ? (rows[0].valid ? "valid" : "invalid") : "absent";
 }
