@@ -26,6 +26,8 @@ const SECTIONS: Record<string, SectionFn> = {
   // Loaded on demand: needs Chromium (the Debian package).
   "console-fleet-map": async (runs, log) => (await import("./sections/console.ts")).consoleFleetMap(runs, log),
   "run-overhead": async (runs, log) => (await import("./sections/runOverhead.ts")).runOverhead(runs, log),
+  // Loaded on demand: two embedded PostgreSQL servers and the lifecycle workflow.
+  cutover: async (runs, log) => (await import("./sections/cutover.ts")).cutover(runs, log),
 };
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
