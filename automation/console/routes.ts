@@ -6,6 +6,7 @@
  * validation and errors as any API client. Actions are confirmed on a page of their own that
  * names the consequence, and carry the session's CSRF token.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import formbody from "@fastify/formbody";
@@ -28,6 +29,16 @@ export interface ConsoleDeps {
   /** The server's own inject: how the console calls the API. */
   inject: (opts: InjectOptions) => Promise<{ statusCode: number; body: string }>;
 }
+
+/**
+ * The login form's CSRF token, double-submitted: GET /console/login sets this cookie (HttpOnly,
+ * Secure, SameSite=Strict, only for /console/login, 1 hour) and puts the same random value in the
+ * form; POST /console/login does nothing unless both arrive and match. A page on another site can
+ * neither read the value nor make the browser send the cookie with its post, so it cannot log a
+ * browser in with a key of its choosing (login CSRF).
+ */
+export const LOGIN_CSRF_COOKIE = "tenancy_console_login";
+const LOGIN_CSRF_TTL_S = 60 * 60;
 
 const ASSETS_DIR = join(import.meta.dirname, "assets");
 const ASSET_TYPES: Record<string, string> = { "console.css": "text/css; charset=utf-8", "run.js": "text/javascript; charset=utf-8" };
@@ -101,28 +112,41 @@ export function consoleRoutes(deps: ConsoleDeps) {
 
     app.get("/console", async (_request, reply) => reply.redirect("/console/fleet", 303));
 
+    /** The login page with a fresh double-submit token (cookie and form field). */
+    const loginForm = (reply: FastifyReply, status: number, error?: string) => {
+      const token = randomBytes(32).toString("base64url");
+      void reply.setCookie(LOGIN_CSRF_COOKIE, token, { httpOnly: true, secure: true, sameSite: "strict", path: "/console/login", maxAge: LOGIN_CSRF_TTL_S });
+      return page(reply, status, loginPage(token, error));
+    };
+
     app.get("/console/login", async (request, reply) => {
       if (await signedIn(request)) return reply.redirect("/console/fleet", 303);
-      return page(reply, 200, loginPage());
+      return loginForm(reply, 200);
     });
 
-    app.post<{ Body: { key?: unknown } }>("/console/login", async (request, reply) => {
+    app.post<{ Body: { key?: unknown; [CSRF_FIELD]?: unknown } }>("/console/login", async (request, reply) => {
+      const expected = request.cookies[LOGIN_CSRF_COOKIE];
+      if (!expected || !csrfMatches({ csrf: expected }, request.body?.[CSRF_FIELD])) {
+        request.log.warn({ client: request.ip, origin: request.headers.origin ?? null, referer: request.headers.referer ?? null }, "console login without the login form's CSRF token refused");
+        return loginForm(reply, 403, "This login did not come from this console's login form (its CSRF token was missing or did not match), so nothing was done. Log in with the form below.");
+      }
       const peek = await failures(request, { increment: false });
       if (!peek.isAllowed && peek.remaining === 0) {
         void reply.header("retry-after", String(peek.ttlInSeconds));
-        return page(reply, 429, loginPage(`Too many refused keys from ${request.ip}; try again in ${peek.ttlInSeconds} s.`));
+        return loginForm(reply, 429, `Too many refused keys from ${request.ip}; try again in ${peek.ttlInSeconds} s.`);
       }
       const presented = typeof request.body?.key === "string" ? request.body.key.trim() : "";
       const found = presented === "" ? undefined : await deps.keys.current.verify(presented);
-      if (found === "busy") return page(reply, 503, loginPage("Too many key checks at once; try again in a second."));
+      if (found === "busy") return loginForm(reply, 503, "Too many key checks at once; try again in a second.");
       const expired = found?.expiresAt && found.expiresAt.getTime() <= Date.now();
       if (!found || expired) {
         await failures(request);
         request.log.warn({ client: request.ip, reason: found ? `key ${found.name} expired` : presented === "" ? "no key" : "unknown key" }, "console login refused");
         const why = expired ? `API key ${found.name} expired at ${found.expiresAt!.toISOString()}; ask for a new one.` : "That API key was refused: it is not one of the keys in TENANCY_API_KEYS.";
-        return page(reply, 401, loginPage(why));
+        return loginForm(reply, 401, why);
       }
       const { token, session } = await deps.sessions.create(found, request.ip);
+      void reply.clearCookie(LOGIN_CSRF_COOKIE, { httpOnly: true, secure: true, sameSite: "strict", path: "/console/login" });
       void reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, secure: true, sameSite: "strict", path: "/", expires: session.expiresAt });
       request.log.info({ by: found.name, consoleSession: session.ref, client: request.ip, expiresAt: session.expiresAt.toISOString() }, "console login");
       return reply.redirect("/console/fleet", 303);
@@ -178,11 +202,12 @@ export function consoleRoutes(deps: ConsoleDeps) {
   };
 }
 
-function loginPage(error?: string): string {
+function loginPage(csrf: string, error?: string): string {
   return layout({
     title: "Log in",
     body: html`${error ? html`<p role="alert" class="error">${error}</p>` : ""}
 <form method="post" action="/console/login" class="login">
+<input type="hidden" name="${CSRF_FIELD}" value="${csrf}">
 <label for="key">API key</label>
 <input id="key" name="key" type="password" autocomplete="off" required spellcheck="false">
 <p class="hint">A key from TENANCY_API_KEYS. It is exchanged for a session cookie and kept nowhere else; the console can do what the key's scopes allow.</p>

@@ -48,14 +48,32 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function login(key: string): Promise<Response> {
-  return fetch(`${h.baseUrl}/console/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ key }) });
+/** The login form's CSRF token and its cookie, as a browser gets them from GET /console/login. */
+async function loginForm(): Promise<{ cookie: string; token: string; set: string }> {
+  const res = await fetch(`${h.baseUrl}/console/login`);
+  const set = res.headers.getSetCookie().find((c) => c.startsWith("tenancy_console_login="))!;
+  const token = /name="_csrf" value="([^"]+)"/.exec(await res.text())![1]!;
+  return { cookie: set.split(";")[0]!, token, set };
 }
+
+/** POST /console/login as the form does; `form` replaces the token or the cookie sent (undefined: none). */
+async function login(key: string, form?: { cookie?: string; token?: string }): Promise<Response> {
+  const f = form ?? (await loginForm());
+  return fetch(`${h.baseUrl}/console/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(f.cookie !== undefined ? { cookie: f.cookie } : {}) },
+    body: new URLSearchParams({ key, ...(f.token !== undefined ? { _csrf: f.token } : {}) }),
+  });
+}
+
+/** The session cookie a response sets (the login form's own cookie is another one). */
+const sessionCookie = (res: Response) => res.headers.getSetCookie().find((c) => c.startsWith("tenancy_console="));
 
 async function session(key: string): Promise<{ cookie: string; csrf: string }> {
   const res = await login(key);
   expect(res.status).toBe(303);
-  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+  const cookie = sessionCookie(res)!.split(";")[0]!;
   const page = await (await fetch(`${h.baseUrl}/console/runs`, { headers: { cookie } })).text();
   const csrf = /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
   return { cookie, csrf };
@@ -79,16 +97,39 @@ describe("console sessions", () => {
     for (const key of ["tcp_wrong", ""]) {
       const res = await login(key);
       expect(res.status).toBe(401);
-      expect(res.headers.get("set-cookie")).toBeNull();
+      expect(sessionCookie(res)).toBeUndefined();
       expect(await res.text()).toContain("That API key was refused");
     }
+  });
+
+  it("refuses a login post without the login form's CSRF token and cookie (a form posted from another site), even with a valid key", async () => {
+    const form = await loginForm();
+    // The token's cookie: only for the login path, not readable by scripts, never sent cross-site.
+    const [pair, ...attrs] = form.set.split("; ");
+    expect(pair).toMatch(/^tenancy_console_login=[A-Za-z0-9_-]{43}$/);
+    expect(attrs.sort()).toEqual(["HttpOnly", "Max-Age=3600", "Path=/console/login", "SameSite=Strict", "Secure"]);
+    const other = await loginForm();
+    const refusals = [
+      {}, // what a cross-site form post carries: no token, and (SameSite=Strict) no cookie
+      { token: form.token }, // a token copied without its cookie
+      { cookie: form.cookie }, // the cookie without the form's token
+      { cookie: form.cookie, token: other.token }, // another form's token
+      { cookie: form.cookie, token: "" },
+    ];
+    for (const f of refusals) {
+      const res = await login(API_KEY, f);
+      expect(res.status).toBe(403);
+      expect(sessionCookie(res)).toBeUndefined();
+      expect(await res.text()).toContain("This login did not come from this console&#39;s login form");
+    }
+    expect((await login(API_KEY, form)).status).toBe(303);
   });
 
   it("sets an HTTP-only, Secure, SameSite=Strict cookie expiring in 8 hours that holds no key", async () => {
     const res = await login(API_KEY);
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/console/fleet");
-    const set = res.headers.get("set-cookie")!;
+    const set = sessionCookie(res)!;
     const [pair, ...attrs] = set.split("; ");
     expect(pair).toMatch(/^tenancy_console=[A-Za-z0-9_-]{43}$/);
     expect(pair).not.toContain(API_KEY);

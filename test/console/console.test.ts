@@ -6,6 +6,8 @@
  * axe-core on every page. Screenshots go to test-results/console/.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -76,18 +78,21 @@ async function expectAccessible(p: Page, name: string) {
   expect(await seriousViolations(p), `axe-core on ${name}`).toEqual([]);
 }
 
+/** The session cookie (the login form's own CSRF cookie is another one). */
+const sessionCookies = async () => (await context.cookies()).filter((c) => c.name === "tenancy_console");
+
 const actions = () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => typeof l.msg === "string" && (l.msg).startsWith("console "));
 
 describe("operator console in Chromium", () => {
   it("refuses a wrong key, logs in with a good one into a Secure, HTTP-only, SameSite=Strict session cookie with an expiry, and logs out", async () => {
     await logIn(page, "tcp_not_a_key_of_this_control_plane");
     await expect.poll(() => page.getByRole("alert").textContent(), { timeout: 20_000 }).toContain("That API key was refused");
-    expect(await context.cookies()).toEqual([]);
+    expect(await sessionCookies()).toEqual([]);
     await expectAccessible(page, "login-refused");
 
     await logIn(page);
     await page.waitForURL("**/console/fleet");
-    const [cookie] = await context.cookies();
+    const [cookie] = await sessionCookies();
     expect(cookie).toMatchObject({ name: "tenancy_console", httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
     const hours = (cookie!.expires * 1000 - Date.now()) / 3_600_000;
     expect(hours).toBeGreaterThan(7.9);
@@ -98,7 +103,7 @@ describe("operator console in Chromium", () => {
 
     await page.getByRole("button", { name: "Log out" }).click();
     await page.waitForURL("**/console/login");
-    expect(await context.cookies()).toEqual([]);
+    expect(await sessionCookies()).toEqual([]);
     // The session is gone on the server too: the old page redirects to the login page.
     await page.goto("/console/fleet");
     expect(new URL(page.url()).pathname).toBe("/console/login");
@@ -215,6 +220,35 @@ describe("operator console in Chromium", () => {
     expect(await page.evaluate("document.activeElement.textContent")).toBe("Skip to content");
     await page.keyboard.press("Enter");
     expect(await page.evaluate("document.activeElement.id")).toBe("main");
+  });
+
+  it("refuses a login form posted from another site, even with a valid key and a token of the attacker's own", async () => {
+    // The attacker's site (localhost is another site than 127.0.0.1) got a token of its own from the login page.
+    const own = await fetch(`${h.baseUrl}/console/login`);
+    const token = /name="_csrf" value="([^"]+)"/.exec(await own.text())![1]!;
+    const attacker = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" }).end(
+        `<!doctype html><title>a prize</title><form method="post" action="${h.baseUrl}/console/login"><input name="key" value="${API_KEY}"><input name="_csrf" value="${token}"></form><script>document.forms[0].submit()</script>`,
+      );
+    });
+    await new Promise<void>((r) => attacker.listen(0, "localhost", r));
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const p = await fresh.newPage();
+      // The victim had the login page open (it holds a login cookie of its own).
+      await p.goto(`${h.baseUrl}/console/login`);
+      const posted = p.waitForResponse((r) => r.url() === `${h.baseUrl}/console/login` && r.request().method() === "POST");
+      await p.goto(`http://localhost:${(attacker.address() as AddressInfo).port}/`);
+      const res = await posted;
+      expect(res.status()).toBe(403);
+      await p.waitForURL(`${h.baseUrl}/console/login`);
+      expect(await p.getByRole("alert").textContent()).toContain("This login did not come from this console's login form");
+      expect((await fresh.cookies()).filter((c) => c.name === "tenancy_console")).toEqual([]);
+      expect(logLines.some((l) => l.includes("console login without the login form's CSRF token refused"))).toBe(true);
+    } finally {
+      await fresh.close();
+      await new Promise<void>((r) => attacker.close(() => r()));
+    }
   });
 
   it("refuses an action without the session's CSRF token, in the console and in the API", async () => {
