@@ -41,6 +41,18 @@ export const DEFAULT_RDS_CA_BUNDLE_PATH = "/etc/ssl/certs/rds-global-bundle.pem"
 export const RDS_LOG_EXPORTS: readonly string[] = ["postgresql"];
 
 /**
+ * The databases every PostgreSQL instance has besides its own (`postgres`, the maintenance
+ * database tools connect to, and `template1`, the template of CREATE DATABASE). PUBLIC has CONNECT
+ * and TEMP on both by default, so every tenant role could connect there and create temporary
+ * tables; the stacks revoke both. On RDS both belong to the master user (only `rdsadmin` and
+ * `template0` are `rdsadmin`'s; RDS setup guides revoke there as the master, e.g.
+ * http://www.asheiduk.de/post/setup-pg-on-rds/), so the master may revoke and keeps its own CONNECT
+ * as owner. Where it is not the owner, PostgreSQL revokes nothing with a WARNING (docs/operations.md).
+ * `template0` accepts no connections at all (datallowconn false).
+ */
+export const MAINTENANCE_DATABASES: readonly string[] = ["postgres", "template1"];
+
+/**
  * Storage autoscaling ceiling (maxAllocatedStorage, GiB) of a cell database: RDS grows gp3
  * storage up to it without downtime, never beyond, so a cell's bill cannot grow without limit.
  * Dedicated ceilings are part of the tier sizing (tiers.ts). Never below the allocated size.

@@ -65,6 +65,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `aws:rds/subnetGroup:SubnetGroup ${n}-db`, `aws:rds/parameterGroup:ParameterGroup ${n}-db`, `${T.rds} ${n}-db`, `${T.pgProvider} ${n}-db`,
     ...(o.prod ? [`random:index/randomId:RandomId ${n}-db-final-snapshot`] : []),
     `${C("DatabaseHardening")} ${n}-db-hardening`, `${T.pgGrant} ${n}-db-hardening-public-connect`, `${T.pgGrant} ${n}-db-hardening-public-schema`,
+    `${T.pgGrant} ${n}-db-hardening-public-connect-postgres`, `${T.pgGrant} ${n}-db-hardening-public-connect-template1`,
     `${C("TenantDatabaseAccess")} ${n}-db-access`, `${T.password} ${n}-db-access`, `${T.pgRole} ${n}-db-access`, `${T.pgSchema} ${n}-db-access`, `${T.pgGrant} ${n}-db-access-connect`,
     `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
     `${C("TenantSecrets")} ${n}-secrets`, ...o.secrets.map((s) => `${T.secret} ${n}-secrets/${s}`),
@@ -209,6 +210,9 @@ describe("database", () => {
       expect(plain(byTypeName(r, T.pgSchema, `tenant-${id}-db-access`))).toEqual({ name: ident, owner: ident, database: "app", dropCascade: true });
       expect(ofType(r, T.pgGrant).map(plain)).toEqual([
         { database: "app", role: "public", objectType: "database", privileges: [] },
+        // The instance's other databases: PUBLIC loses CONNECT and TEMP there too.
+        { database: "postgres", role: "public", objectType: "database", privileges: [] },
+        { database: "template1", role: "public", objectType: "database", privileges: [] },
         { database: "app", role: "public", objectType: "schema", schema: "public", privileges: [] },
         { database: "app", role: ident, objectType: "database", privileges: ["CONNECT"] },
       ]);

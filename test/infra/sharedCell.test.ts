@@ -84,6 +84,8 @@ function cellShape(cell: string, azs: string[], prod: boolean, hubAzs: readonly 
     `saas-tenancy:components:DatabaseHardening ${n}-db-hardening`,
     `${T.pgGrant} ${n}-db-hardening-public-connect`,
     `${T.pgGrant} ${n}-db-hardening-public-schema`,
+    `${T.pgGrant} ${n}-db-hardening-public-connect-postgres`,
+    `${T.pgGrant} ${n}-db-hardening-public-connect-template1`,
   ].sort();
 }
 
@@ -405,16 +407,19 @@ describe("cell infrastructure: key inputs", () => {
     expect(password).toBe(plain(byTypeName(r, T.rds, "cell-use1-01-db")).password);
     // Every postgresql resource of the stack goes through that provider (a reference is `<urn>::<id>`).
     const pg = r.resources.filter((x) => x.type.startsWith("postgresql:"));
-    expect(pg.length).toBe(2 + 3 * r.tenants.length);
+    // Hardening (4 grants), then role, schema and CONNECT per tenant.
+    expect(pg.length).toBe(4 + 3 * r.tenants.length);
     for (const x of pg) expect(x.options.provider.startsWith(`${p.urn}::`), `${x.type} ${x.name}`).toBe(true);
   });
 
-  it("hardening: PUBLIC loses CONNECT on the database and everything on schema public; nothing else is granted to PUBLIC", () => {
+  it("hardening: PUBLIC loses CONNECT on the database and everything on schema public, and CONNECT and TEMP on postgres and template1; nothing else is granted to PUBLIC", () => {
     for (const name of CELLS) {
       const r = get(name);
       const toPublic = ofType(r, T.pgGrant).filter((g) => plain(g).role === "public").map(plain);
       expect(toPublic).toEqual([
         { database: "cell", role: "public", objectType: "database", privileges: [] },
+        { database: "postgres", role: "public", objectType: "database", privileges: [] },
+        { database: "template1", role: "public", objectType: "database", privileges: [] },
         { database: "cell", role: "public", objectType: "schema", schema: "public", privileges: [] },
       ]);
     }

@@ -15,6 +15,7 @@ import {
 } from "./pgChecks.ts";
 import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
 import { PG_TYPES, type ReplayState } from "../support/pgReplay/index.ts";
+import { MAINTENANCE_DATABASES } from "../../infra/model/database.ts";
 
 let fixture: FleetFixture;
 let server: PgServer;
@@ -29,6 +30,10 @@ beforeAll(async () => {
   const dedicated = await renderStack(fixture.fleet, DEDICATED_STACK, { fastPromises: true });
   server = await startPostgres();
   admin = await server.createRdsLikeAdmin();
+  // RDS's `postgres` and `template1` belong to the master user (infra/model/database.ts,
+  // MAINTENANCE_DATABASES); this server's own belong to its bootstrap superuser, so the stacks'
+  // grants on them are replayed on stand-ins the RDS-like admin owns.
+  for (const db of MAINTENANCE_DATABASES) names.set(db, await server.createDatabase(`rds_${db}`, admin));
   for (const [key, render] of [["cell", cell], ["dedicated", dedicated]] as const) {
     // RDS creates the instance's `dbName` database, owned by the master user, before any provider runs.
     const declared = rdsDatabaseName(render);
@@ -92,8 +97,29 @@ describe.each(["cell", "dedicated"] as const)("%s stack", (key) => {
     expect(await checkLoginRefused(server, s().logins)).toEqual([]);
   });
 
+  it("the instance's other databases (postgres, template1): PUBLIC has neither CONNECT nor TEMP, and no tenant can connect", async () => {
+    const c = await server.connect({ ...server.bootstrap, database: server.bootstrap.database });
+    try {
+      for (const db of MAINTENANCE_DATABASES) {
+        const { rows } = await c.query(
+          `SELECT privilege_type FROM (SELECT (aclexplode(COALESCE(datacl, acldefault('d', datdba)))).* FROM pg_database WHERE datname = $1) a WHERE grantee = 0`,
+          [actual(db)],
+        );
+        expect(rows, db).toEqual([]);
+      }
+    } finally {
+      await c.end();
+    }
+    const [t] = s().logins.filter((x) => x.login);
+    for (const db of MAINTENANCE_DATABASES) {
+      await expect(server.connect({ user: t!.user, password: t!.password, database: actual(db) })).rejects.toThrow(/permission denied for database/);
+    }
+    // The master keeps CONNECT as their owner: the provider's next refresh and up connect there.
+    for (const db of MAINTENANCE_DATABASES) await (await server.connect({ ...admin, database: actual(db) })).end();
+  });
+
   it("changes nothing when applied a second time", async () => {
-    const dbs = [s().database];
+    const dbs = [s().database, ...MAINTENANCE_DATABASES.map(actual)];
     const roles = [admin.user, ...s().logins.map((t) => t.user)];
     const before = await catalogSnapshot(server, server.bootstrap, dbs, roles);
     const again = await replayRendered(server, admin, s().render, actual, s().state);
@@ -108,6 +134,22 @@ describe.each(["cell", "dedicated"] as const)("%s stack", (key) => {
  */
 describe("the checks catch a weakened cell database", () => {
   const grant = (name: string, inputs: Record<string, unknown>) => ({ type: PG_TYPES.grant, name, inputs });
+
+  it("negative control: a database the stacks do not harden keeps PUBLIC's CONNECT and TEMP, and a tenant connects to it", async () => {
+    const bare = await server.createDatabase("rds_unhardened", admin);
+    const c = await server.connect({ ...server.bootstrap, database: server.bootstrap.database });
+    try {
+      const { rows } = await c.query(
+        `SELECT privilege_type FROM (SELECT (aclexplode(COALESCE(datacl, acldefault('d', datdba)))).* FROM pg_database WHERE datname = $1) a WHERE grantee = 0 ORDER BY 1`,
+        [bare],
+      );
+      expect(rows.map((r) => r.privilege_type)).toEqual(["CONNECT", "TEMPORARY"]);
+    } finally {
+      await c.end();
+    }
+    const [t] = stacks.cell.logins.filter((x) => x.login);
+    await (await server.connect({ user: t!.user, password: t!.password, database: bare })).end();
+  });
 
   it("reports a grant of one tenant's schema and tables to another, and is clean again once it is revoked", async () => {
     const { render, state, logins, database } = stacks.cell;
