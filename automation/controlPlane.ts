@@ -47,7 +47,8 @@ import { AwsSecretsManager } from "./lifecycle/adapters/secretsManager.ts";
 import { unavailableBackupStore, unavailableDatabases, unavailableSecrets, unavailableSnapshots } from "./lifecycle/adapters/unavailable.ts";
 import { loadPlatform } from "../infra/model/platform.ts";
 import { systemClock, type DatabaseLocator, type LifecyclePorts } from "./lifecycle/ports.ts";
-import { LIFECYCLE_WORKFLOWS, LifecycleService } from "./lifecycle/service.ts";
+import { LifecycleService } from "./lifecycle/service.ts";
+import { LIFECYCLE_WORKFLOWS } from "./lifecycle/workflows/registry.ts";
 import { LifecycleWorker } from "./lifecycle/engine/worker.ts";
 
 export interface ControlPlaneDeps {

@@ -13,7 +13,7 @@ import { migrate } from "../../automation/db/migrate.ts";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { WorkflowConflictError, WorkflowEngine } from "../../automation/lifecycle/engine/engine.ts";
 import { requestOnlyPorts } from "../../automation/lifecycle/requestPorts.ts";
-import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/service.ts";
+import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/workflows/registry.ts";
 import { DbMigrationEngine, type SchemaRunPort, type SchemaUnit, type SchemaWave } from "../../automation/schemaMigrations/fleetEngine.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
 
