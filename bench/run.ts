@@ -20,11 +20,15 @@ const SECTIONS: Record<string, SectionFn> = {
   "policy-throughput": policyThroughput,
   "network-reachability": networkReachability,
   "cli-startup": cliStartup,
+  "plan-base-scale": async (runs, log) => (await import("./sections/fleetScale.ts")).planBaseScale(runs, log),
+  "plan-all-10k": async (runs, log) => (await import("./sections/fleetScale.ts")).planAll10k(runs, log),
   // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
   "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
   "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
   // Loaded on demand: needs Chromium (the Debian package).
   "console-fleet-map": async (runs, log) => (await import("./sections/console.ts")).consoleFleetMap(runs, log),
+  "rollout-1k": async (runs, log) => (await import("./sections/rollout1k.ts")).rollout1k(runs, log),
+  "drift-throughput": async (runs, log) => (await import("./sections/driftThroughput.ts")).driftThroughput(runs, log),
   "run-overhead": async (runs, log) => (await import("./sections/runOverhead.ts")).runOverhead(runs, log),
   // Loaded on demand: two embedded PostgreSQL servers and the lifecycle workflow.
   cutover: async (runs, log) => (await import("./sections/cutover.ts")).cutover(runs, log),

@@ -71,6 +71,8 @@ export interface Checkout {
 export class GitWriter {
   readonly repo: GitRepo;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Composed run commits by `${program}:${head}` (composeRun), the newest 16. */
+  private composed = new Map<string, Promise<string>>();
   private cache?: { head: string; fleet: Fleet };
   private mainBranch?: string;
 
@@ -215,16 +217,26 @@ export class GitWriter {
   /** The head's fleet files over the program of `program` (see checkout). */
   private async composeRun(name: string, program: string): Promise<string> {
     const head = await this.exclusive(() => this.head());
-    const programSha = await this.repo.resolve(program);
+    const programSha = program === head ? head : await this.repo.resolve(program);
     if (!programSha) {
       throw new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; the rollout's commit must be on the ${this.branch} branch the control plane commits to`);
     }
-    return this.repo.composeCommit(
-      programSha,
-      head,
-      [TENANTS_DIR, STACKS_DIR],
-      `saas-tenancy control plane: ${name}: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)}\n`,
-    );
+    if (programSha === head) return head;
+    // A wave's runs share one (program, head) pair: compose it once (a handful of git processes).
+    const key = `${programSha}:${head}`;
+    let composed = this.composed.get(key);
+    if (!composed) {
+      composed = this.repo.composeCommit(
+        programSha,
+        head,
+        [TENANTS_DIR, STACKS_DIR],
+        `saas-tenancy control plane: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)} (first for ${name})\n`,
+      );
+      composed.catch(() => this.composed.delete(key));
+      this.composed.set(key, composed);
+      if (this.composed.size > 16) this.composed.delete(this.composed.keys().next().value!);
+    }
+    return composed;
   }
 
   // --- session preparation -------------------------------------------------------------------

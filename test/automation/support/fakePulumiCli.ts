@@ -50,6 +50,8 @@ export interface FakePulumiOptions {
   conflicts?: Record<string, number>;
   /** stack -> a file path: `up` of the stack waits (abortable) until the file exists, so a test decides when it ends. */
   holdUntil?: Record<string, string>;
+  /** stack -> how long its `up` or `preview` takes before the first event, ms (abortable): a simulated duration (benchmarks). */
+  durationMs?: Record<string, number>;
   /** stack -> message of a failing update (or drift check: the program fails in preview too). */
   failures?: Record<string, string>;
   /**
@@ -412,6 +414,8 @@ async function operation(
   while (gate !== undefined && !existsSync(gate)) {
     if (!(await sleep(20, io.signal))) break;
   }
+  const duration = kind === "up" ? opts.durationMs?.[stack] : undefined;
+  if (duration !== undefined) await sleep(duration, io.signal);
   const emitted: object[] = [];
   for (const e of events) {
     if (opts.hangAfterEvents !== undefined && emitted.length === opts.hangAfterEvents) {
@@ -450,9 +454,12 @@ async function preview(args: readonly string[], cwd: string, stack: string | und
   const { loadFleet, tenantsOfStack } = await import("../../../infra/model/fleet.ts");
   const { fleet } = loadFleet({ projectDir: cwd });
   if (!fleet) return fail("error: program failed: problems in tenant/stack files\n");
-  const tenants = tenantsOfStack(fleet, stack).map((t) => t.id).sort();
   const refresh = args.includes("--refresh");
   const drifted = new Map((refresh ? (opts.drift?.[stack] ?? []) : []).map((d) => [d.tenant, d.diffs]));
+  // A declared drift names a resource of the stack even when its tenant files hold no such tenant (benchmarks' made-up stacks).
+  const tenants = [...new Set([...tenantsOfStack(fleet, stack).map((t) => t.id), ...drifted.keys()])].sort();
+  const duration = opts.durationMs?.[stack];
+  if (duration !== undefined) await sleep(duration, io.signal);
   const sink = eventSink(flag(args, "--event-log"));
   const events: object[] = [{ preludeEvent: { config: {} } }];
   const counts: Record<string, number> = {};

@@ -1,0 +1,186 @@
+/**
+ * 12. A 1,000-stack rollout in 4 rings through the control plane (`rollout-1k`, BENCHMARKS.md):
+ * the real rollout engine and ticker, run queue, run workers, git checkout per run and the
+ * Automation API's LocalWorkspace driving the Pulumi CLI test double in process (nothing is
+ * deployed). Each stack's update takes a duration sampled uniformly from 30-120 s, compressed
+ * COMPRESSION times in the CLI double; bake times are compressed the same way. Baseline, computed in
+ * the same run from the same durations: the ideal wall time for the waves' parallelism and bake
+ * times (greedy slots in the engine's stack order, zero overhead). Then the same rollout with the
+ * canary's update failing: how many stacks of later waves were updated (target 0).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ControlPlane } from "../../automation/controlPlane.ts";
+import type { PlannedWave } from "../../infra/model/rings.ts";
+import { FakePulumiCommand } from "../../test/automation/support/fakePulumi.ts";
+import { benchConfig, devNullLogger, makeBenchRepo } from "../lib/controlPlane.ts";
+import { round, target, type Section } from "../lib/report.ts";
+import { percentile } from "../lib/stats.ts";
+import { withPostgres } from "./controlPlane.ts";
+
+const COMPRESSION = Number(process.env.BENCH_ROLLOUT_COMPRESSION ?? 100);
+const MIN_S = 30;
+const MAX_S = 120;
+/** Rings as in the example Pulumi.yaml (bake minutes, parallelism, budget), sized for 1,000 stacks. */
+const RINGS = [
+  { ring: "non-prod", count: 100, parallelism: 16, bakeMinutes: 10, failureBudgetPercent: 0 },
+  { ring: "canary", count: 4, parallelism: 4, bakeMinutes: 30, failureBudgetPercent: 0 },
+  { ring: "prod-10", count: 90, parallelism: 16, bakeMinutes: 30, failureBudgetPercent: 10 },
+  { ring: "prod-rest", count: 806, parallelism: 32, bakeMinutes: 0, failureBudgetPercent: 5 },
+] as const;
+const WORKERS = 32;
+const REGION = "us-east-1";
+
+/** A seeded generator (mulberry32): the same durations in every run of the bench. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function plan(): { waves: PlannedWave[]; durationMs: Record<string, number> } {
+  const rnd = random(19);
+  const durationMs: Record<string, number> = {};
+  let n = 0;
+  const waves = RINGS.map((r, index) => {
+    const stacks = Array.from({ length: r.count }, () => `shared-prod-bench-${String(n++).padStart(4, "0")}`).sort();
+    for (const s of stacks) durationMs[s] = Math.round(((MIN_S + rnd() * (MAX_S - MIN_S)) * 1000) / COMPRESSION);
+    return { index, ring: r.ring, parallelism: r.parallelism, bakeMs: (r.bakeMinutes * 60_000) / COMPRESSION, failureBudgetPercent: r.failureBudgetPercent, stacks };
+  });
+  return { waves, durationMs };
+}
+
+/** Greedy slots in stack order, no overhead: the wave's makespan. */
+function idealWaveMs(wave: PlannedWave, durationMs: Record<string, number>): number {
+  const slots = new Array<number>(wave.parallelism).fill(0);
+  for (const s of wave.stacks) {
+    const i = slots.indexOf(Math.min(...slots));
+    slots[i] = slots[i]! + durationMs[s]!;
+  }
+  return Math.max(...slots);
+}
+
+interface RolloutOutcome {
+  state: string;
+  wallMs: number;
+  /** From the start to the end of the canary wave's last run (recorded). */
+  canaryDoneMs: number | undefined;
+  /** Per run: recorded duration in the rollout (started -> finished) minus the simulated update. */
+  overheadMs: number[];
+  /** Per run: runs table, queued -> finished, minus the simulated update (the run queue's share). */
+  runOverheadMs: number[];
+  laterWavesTouched: number;
+  haltReason: string | null;
+}
+
+async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boolean, log: (s: string) => void): Promise<RolloutOutcome> {
+  const { waves, durationMs } = plan();
+  const canary = waves[1]!.stacks[0]!;
+  const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-rollout-"));
+  const fake = new FakePulumiCommand({ stateDir: join(dataDir, "pulumi-state"), durationMs, ...(failCanary ? { failures: { [canary]: "injected canary failure" } } : {}) });
+  const cp = await ControlPlane.create(
+    benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: WORKERS, workerRegions: [REGION], heartbeatSeconds: 5 }),
+    { log: devNullLogger(), pulumiCommand: fake.asPulumiCommand(), regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
+  );
+  try {
+    const commit = await cp.writer.head();
+    await cp.start({ runs: true });
+    const t0 = performance.now();
+    const r = await cp.rollouts.engine.start({ name: failCanary ? "bench 1k, canary fails" : "bench 1k", commit, waves });
+    let last = "";
+    for (;;) {
+      const now = (await cp.rollouts.engine.get(r.id))!;
+      const line = `${now.state} wave ${now.wave + 1}/${waves.length}`;
+      if (line !== last) log(`rollout${failCanary ? " (canary fails)" : ""}: ${line} at ${round((performance.now() - t0) / 1000, 1)} s`);
+      last = line;
+      if (!["running", "waiting"].includes(now.state)) break;
+      await sleep(50);
+    }
+    const wallMs = performance.now() - t0;
+    const rollout = (await cp.rollouts.engine.get(r.id))!;
+    const { rows } = await cp.db.pool.query<{ wave: number; stack: string; state: string; started: Date | null; finished: Date | null; rcreated: Date | null; rfinished: Date | null }>(
+      `SELECT s.wave, s.stack, s.state, s.started_at AS started, s.finished_at AS finished, r.created_at AS rcreated, r.finished_at AS rfinished
+         FROM rollout_stacks s LEFT JOIN runs r ON r.id = s.run_id WHERE s.rollout_id = $1`,
+      [r.id],
+    );
+    const startedAt = new Date(rollout.createdAt).getTime();
+    const canaryEnd = rows.filter((x) => x.wave === 1 && x.finished).map((x) => x.finished!.getTime());
+    const done = rows.filter((x) => x.state === "succeeded" && x.started && x.finished && x.rcreated && x.rfinished);
+    const runsOfLater = await cp.db.pool.query<{ n: string }>("SELECT count(*) AS n FROM runs WHERE stack = ANY($1)", [waves.slice(2).flatMap((w) => w.stacks)]);
+    return {
+      state: rollout.state,
+      wallMs,
+      canaryDoneMs: canaryEnd.length === waves[1]!.stacks.length ? Math.max(...canaryEnd) - startedAt : undefined,
+      overheadMs: done.map((x) => x.finished!.getTime() - x.started!.getTime() - durationMs[x.stack]!),
+      runOverheadMs: done.map((x) => x.rfinished!.getTime() - x.rcreated!.getTime() - durationMs[x.stack]!),
+      laterWavesTouched: rows.filter((x) => x.wave >= 2 && x.state !== "pending").length + Number(runsOfLater.rows[0]!.n),
+      haltReason: rollout.haltReason,
+    };
+  } finally {
+    await cp.stop(0).catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function rollout1k(runs: number, log: (s: string) => void): Promise<Section> {
+  const { waves, durationMs } = plan();
+  const idealWaves = waves.map((w) => idealWaveMs(w, durationMs));
+  const idealMs = idealWaves.reduce((a, b) => a + b, 0) + waves.slice(0, -1).reduce((a, w) => a + w.bakeMs, 0);
+  const idealCanaryMs = idealWaves[0]! + waves[0]!.bakeMs + idealWaves[1]!;
+  const repoDir = makeBenchRepo();
+  try {
+    return await withPostgres(async (newDatabase) => {
+      const ok: RolloutOutcome[] = [];
+      for (let i = 0; i < runs; i++) {
+        const o = await rolloutOnce(await newDatabase(`bench_rollout1k_${i}`), repoDir, false, log);
+        if (o.state !== "succeeded") throw new Error(`the 1,000-stack rollout ended ${o.state}: ${o.haltReason ?? ""}`);
+        log(`rollout 1k ${i + 1}/${runs}: ${round(o.wallMs / 1000, 1)} s (ideal ${round(idealMs / 1000, 1)} s)`);
+        ok.push(o);
+      }
+      const failed = await rolloutOnce(await newDatabase("bench_rollout1k_fail"), repoDir, true, log);
+      const wall = percentile(ok.map((o) => o.wallMs), 50);
+      const canary = percentile(ok.map((o) => o.canaryDoneMs ?? Number.NaN), 50);
+      const over = ok.flatMap((o) => o.overheadMs);
+      const runOver = ok.flatMap((o) => o.runOverheadMs);
+      const fig = (xs: number[]) => ({ median: round(percentile(xs, 50), 1), p99: round(percentile(xs, 99), 1), n: xs.length });
+      const overhead = fig(over);
+      const runOverhead = fig(runOver);
+      const excess = (wall / idealMs - 1) * 100;
+      const c = (ms: number) => `${round(ms / 1000, 1)} s (${round((ms * COMPRESSION) / 60_000, 1)} min uncompressed)`;
+      return {
+        name: "rollout1k",
+        data: {
+          setup: {
+            stacks: 1000, rings: RINGS, workers: WORKERS, compression: COMPRESSION, updateSeconds: [MIN_S, MAX_S],
+            runner: "LocalAutomationRunner (Automation API LocalWorkspace) over the Pulumi CLI test double in process; the double sleeps the stack's compressed duration in `up`",
+            polling: "pg-boss polling and the rollout ticker every 0.5 s (not compressed)",
+            ideal: "baseline computed from the same durations: per wave, greedy slots of the wave's parallelism in stack order, plus the compressed bake times",
+          },
+          idealMs, idealCanaryMs, wallMs: ok.map((o) => o.wallMs), canaryDoneMs: ok.map((o) => o.canaryDoneMs),
+          overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead,
+          canaryFailure: { state: failed.state, laterWavesTouched: failed.laterWavesTouched, haltReason: failed.haltReason, wallMs: failed.wallMs },
+        },
+        rows: [
+          ["rollout, 1,000 stacks in 4 rings: total", c(wall), `ideal ${c(idealMs)}: ${round(excess, 1)}% over; ${WORKERS} workers, compression x${COMPRESSION}`],
+          ["rollout, 1,000 stacks: until the canary wave is done", c(canary), `ideal ${c(idealCanaryMs)}`],
+          ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the 0.5 s ticker`],
+          ["  of which the run queue (queued -> finished, minus the update)", `median ${runOverhead.median} ms, p99 ${runOverhead.p99} ms`, "checkout, Automation API and CLI double, store"],
+          ["canary fails: stacks of later waves updated", String(failed.laterWavesTouched), `rollout ${failed.state}: ${(failed.haltReason ?? "").slice(0, 80)}`],
+        ],
+        targets: [
+          target("rollout of 1,000 stacks in 4 rings: wall time over the ideal (median)", excess, "%", "<=", 5),
+          target("rollout with a failing canary: stacks updated outside the failing wave", failed.laterWavesTouched, "", "<=", 0),
+        ],
+      };
+    });
+  } finally {
+    rmSync(repoDir, { recursive: true, force: true });
+  }
+}
