@@ -112,12 +112,19 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
   const use = (quota: QuotaName, region: string, holder: string, count: number) => {
     if (count > 0) out.push({ quota, region: QUOTAS[quota].scope === "account" ? "all regions" : region, holder, count });
   };
-  // Outside the stacks: the control plane's VPC and role, the parent public zone.
-  use("vpcsPerRegion", platform.controlPlane.region, "control plane", 1);
-  use("iamRolesPerAccount", platform.controlPlane.region, "control plane", 1);
+  // Outside the stacks: the parent public zone.
   use("hostedZonesPerAccount", platform.controlPlane.region, "parent zone", 1);
   for (const s of fleet.stacks.values()) {
-    if (s.ref.kind === "shared") {
+    if (s.ref.kind === "platform") {
+      const controlPlane = s.region === platform.controlPlane.region;
+      // The hub VPC (the control plane runs in its region's hub), a NAT gateway per hub AZ
+      // (components/hubNetwork.ts), the runner's task role and the task execution role, and in the
+      // control plane's region its own role, the deployer role and its database.
+      use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("elasticIpsPerRegion", s.region, s.ref.name, platform.hubs[s.region]?.azs.length ?? 0);
+      use("iamRolesPerAccount", s.region, s.ref.name, controlPlane ? 4 : 2);
+      use("rdsInstancesPerRegion", s.region, s.ref.name, controlPlane ? 1 : 0);
+    } else if (s.ref.kind === "shared") {
       use("vpcsPerRegion", s.region, s.ref.name, 1);
       use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
     } else if (s.ref.kind === "dedicated") {

@@ -122,32 +122,31 @@ describe("AZs per region", () => {
 
 describe("service quotas", () => {
   it("without the raised VPC quota, us-east-1 needs more VPCs than the AWS default: quota, count and stacks named", async () => {
-    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10 }\n", "          {}\n");
-    fleet.edit("Pulumi.yaml", "        regions:\n          {}\n", "");
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }\n", "          us-east-1: { elasticIpsPerRegion: 10 }\n");
     expect(await problems()).toEqual([
-      at("Pulumi.yaml", "quotas:", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.vpcsPerRegion",
+      at("Pulumi.yaml", "us-east-1: { elasticIpsPerRegion", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.vpcsPerRegion",
         'quota "VPCs per Region" in us-east-1 of account 111111111111: the fleet needs 7, the quota is 5 (the AWS default); ' +
-          "used by control plane (1), dedicated-acme-prod (1), dedicated-megacorp-prod (1), dedicated-megacorp-staging (1), shared-prod-use1-01 (1), shared-prod-use1-02 (1), shared-staging-use1-01 (1); " +
+          "used by dedicated-acme-prod (1), dedicated-megacorp-prod (1), dedicated-megacorp-staging (1), platform-us-east-1 (1), shared-prod-use1-01 (1), shared-prod-use1-02 (1), shared-staging-use1-01 (1); " +
           "request an increase (Service Quotas vpc L-F678F1CE) and set quotas.regions.us-east-1.vpcsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
     ]);
   });
 
-  it("an exact fit passes and one stack more fails (VPCs in eu-west-1: control plane elsewhere, 2 stacks)", async () => {
-    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10 }", "          us-east-1: { vpcsPerRegion: 10 }\n          eu-west-1: { vpcsPerRegion: 2 }");
+  it("an exact fit passes and one stack more fails (VPCs in eu-west-1: its hub and 2 stacks)", async () => {
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }\n          eu-west-1: { vpcsPerRegion: 3 }");
     expect(await fleet.run(["validate"])).toEqual(OK);
-    fleet.edit("Pulumi.yaml", "eu-west-1: { vpcsPerRegion: 2 }", "eu-west-1: { vpcsPerRegion: 1 }");
+    fleet.edit("Pulumi.yaml", "eu-west-1: { vpcsPerRegion: 3 }", "eu-west-1: { vpcsPerRegion: 2 }");
     expect(await problems()).toEqual([
       at("Pulumi.yaml", "eu-west-1: { vpcsPerRegion", "config.saas-tenancy:platform.value.quotas.regions.eu-west-1.vpcsPerRegion",
-        'quota "VPCs per Region" in eu-west-1 of account 111111111111: the fleet needs 2, the quota is 1; used by dedicated-delta-health-prod (1), shared-prod-euw1-01 (1); ' +
+        'quota "VPCs per Region" in eu-west-1 of account 111111111111: the fleet needs 3, the quota is 2; used by dedicated-delta-health-prod (1), platform-eu-west-1 (1), shared-prod-euw1-01 (1); ' +
           "request an increase (Service Quotas vpc L-F678F1CE) and set quotas.regions.eu-west-1.vpcsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
     ]);
   });
 
   it("account-wide quotas: IAM roles and hosted zones count every stack's roles and zones", async () => {
-    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 1000", "iamRolesPerAccount: 17");
+    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 1000", "iamRolesPerAccount: 22");
     fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 500", "hostedZonesPerAccount: 9");
     expect(await fleet.run(["validate"])).toEqual(OK);
-    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 17", "iamRolesPerAccount: 16");
+    fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 22", "iamRolesPerAccount: 21");
     fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 9", "hostedZonesPerAccount: 8");
     const dedicated = ["acme-prod", "delta-health-prod", "megacorp-prod", "megacorp-staging"].map((s) => `dedicated-${s} (2)`).join(", ");
     expect(await problems()).toEqual([
@@ -155,8 +154,8 @@ describe("service quotas", () => {
         `quota "Hosted zones" account-wide of account 111111111111: the fleet needs 9, the quota is 8; used by ${dedicated}, parent zone (1); ` +
           "request an increase (Service Quotas route53 L-4EA4796A) and set quotas.hostedZonesPerAccount in Pulumi.yaml, or place the new stacks elsewhere"),
       at("Pulumi.yaml", "iamRolesPerAccount", "config.saas-tenancy:platform.value.quotas.iamRolesPerAccount",
-        `quota "Roles per account" account-wide of account 111111111111: the fleet needs 17, the quota is 16; used by ${dedicated}, ` +
-          "shared-prod-euw1-01 (2), shared-prod-use1-01 (2), shared-prod-use1-02 (2), shared-staging-use1-01 (2), control plane (1); " +
+        `quota "Roles per account" account-wide of account 111111111111: the fleet needs 22, the quota is 21; used by platform-us-east-1 (4), ${dedicated}, ` +
+          "platform-eu-west-1 (2), shared-prod-euw1-01 (2), shared-prod-use1-01 (2), shared-prod-use1-02 (2), shared-staging-use1-01 (2); " +
           "request an increase (Service Quotas iam L-FE177D64) and set quotas.iamRolesPerAccount in Pulumi.yaml, or place the new stacks elsewhere"),
     ]);
   });
