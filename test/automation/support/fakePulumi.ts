@@ -3,6 +3,7 @@
  * LocalWorkspace's `pulumiCommand` option, or as an executable `<root>/bin/pulumi` for
  * TENANCY_PULUMI_ROOT / PATH (then PulumiCommand.get() and the library's own process handling run).
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -71,7 +72,9 @@ export function installFakePulumiBinary(root: string, options: FakePulumiOptions
   mkdirSync(join(root, "bin"), { recursive: true });
   const optionsFile = join(root, "fake-pulumi.json");
   writeFileSync(optionsFile, JSON.stringify(options));
-  const bundle = join(PROJECT, ".tmp", "fake-pulumi", `main-${process.pid}.mjs`);
+  // One bundle per installation: two in one process (tests running concurrently) must not share
+  // it, since each removes its own on dispose.
+  const bundle = join(PROJECT, ".tmp", "fake-pulumi", `main-${process.pid}-${randomUUID().slice(0, 8)}.mjs`);
   const esbuild = require("esbuild") as typeof import("esbuild");
   esbuild.buildSync({
     entryPoints: [join(import.meta.dirname, "fakePulumiMain.ts")],
