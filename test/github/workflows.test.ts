@@ -115,6 +115,16 @@ describe("the GitHub workflows", () => {
     }
   });
 
+  it("set up the Node of .nvmrc (the project needs Node 24: package.json engines), never a version of their own", () => {
+    const setups = [...workflows].flatMap(([f, w]) => steps(w).filter((s) => s.uses?.startsWith("actions/setup-node@")).map((s) => [f, s.with ?? {}] as const));
+    expect(setups.length).toBeGreaterThan(0);
+    for (const [f, w] of setups) {
+      expect(w["node-version-file"], f).toBe(".nvmrc");
+      expect(w["node-version"], f).toBeUndefined();
+    }
+    expect(readFileSync(join(ROOT, ".nvmrc"), "utf8").trim()).toMatch(/^24\./);
+  });
+
   it("never use secrets in if: conditions (GitHub rejects them there); they go through env", () => {
     for (const [f, w] of workflows) {
       for (const j of Object.values(w.jobs)) {
