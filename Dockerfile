@@ -23,14 +23,15 @@ COPY infra infra
 COPY plan plan
 COPY policy policy
 # `prepare` (bin/build-cli.mjs) bundles tenantctl into dist/cli; fail here if it did not.
-RUN npm ci --no-audit --no-fund && test -f dist/cli/main.js && test -f dist/cli/manifest.json
+RUN npm ci --no-audit --no-fund && test -f dist/cli/main.mjs && test -f dist/cli/manifest.json
 
 # --- deps: production dependencies only ------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY policy/package.json policy/
-# `prepare` runs without esbuild here and says so; the compiled CLI comes from the build stage.
+# `prepare` finds no sources here and says so (esbuild is there: tsx depends on it); the compiled
+# CLI comes from the build stage.
 COPY bin/build-cli.mjs bin/
 RUN npm ci --omit=dev --no-audit --no-fund
 

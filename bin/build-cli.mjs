@@ -6,12 +6,20 @@
 // chunk, so `validate` loads only what it uses. dist/cli/manifest.json lists the source files
 // the build read and when it started: bin/tenantctl.mjs runs the sources through tsx instead when
 // one of them changed since. See docs/architecture.md (compiled CLI).
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "dist", "cli");
+
+// A dependencies-only install (the image's deps stage copies package.json, the lockfile and this
+// script, nothing else): there is nothing to compile. esbuild may still be there (tsx depends on
+// it), so its absence is not the sign.
+if (!existsSync(join(ROOT, "cli", "main.ts"))) {
+  console.error("build-cli: no cli/main.ts here (a dependencies-only install, as the image's deps stage); nothing to build");
+  process.exit(0);
+}
 
 let esbuild;
 try {

@@ -10,54 +10,9 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-
-interface Instruction {
-  op: string;
-  args: string;
-  line: number;
-}
-interface Stage {
-  name: string;
-  from: string;
-  body: Instruction[];
-}
-
-/** Dockerfile instructions (continuation lines joined, comments dropped), grouped by stage. */
-function parseDockerfile(text: string): { globalArgs: Map<string, string | undefined>; stages: Stage[] } {
-  const instructions: Instruction[] = [];
-  let buf = "";
-  let start = 0;
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (buf === "" && (line === "" || line.startsWith("#"))) return;
-    if (buf !== "" && line.startsWith("#")) return;
-    if (buf === "") start = i + 1;
-    buf += (buf ? " " : "") + line.replace(/\\$/, "").trim();
-    if (!line.endsWith("\\")) {
-      const m = /^(\S+)\s*(.*)$/.exec(buf)!;
-      instructions.push({ op: m[1]!.toUpperCase(), args: m[2]!, line: start });
-      buf = "";
-    }
-  });
-  const globalArgs = new Map<string, string | undefined>();
-  const stages: Stage[] = [];
-  for (const ins of instructions) {
-    if (ins.op === "FROM") {
-      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args)!;
-      stages.push({ name: m[2] ?? String(stages.length), from: m[1]!, body: [] });
-    } else if (stages.length === 0) {
-      if (ins.op === "ARG") {
-        const [k, v] = ins.args.split("=");
-        globalArgs.set(k!, v);
-      }
-    } else {
-      stages.at(-1)!.body.push(ins);
-    }
-  }
-  return { globalArgs, stages };
-}
 
 const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
 const { globalArgs, stages } = parseDockerfile(dockerfile);
@@ -152,7 +107,7 @@ describe("Dockerfile: stages and pinned versions", () => {
 describe("Dockerfile: what the runtime holds", () => {
   it("production dependencies from `npm ci --omit=dev`, the compiled CLI from the build stage", () => {
     expect(ops(stage("deps"), "RUN").map((i) => i.args)).toEqual(["npm ci --omit=dev --no-audit --no-fund"]);
-    expect(ops(stage("build"), "RUN").map((i) => i.args).join(" ")).toMatch(/npm ci --no-audit --no-fund && test -f dist\/cli\/main\.js/);
+    expect(ops(stage("build"), "RUN").map((i) => i.args).join(" ")).toMatch(/npm ci --no-audit --no-fund && test -f dist\/cli\/main\.mjs/);
     const fromCopies = ops(runtime, "COPY").filter((i) => i.args.includes("--from="));
     expect(fromCopies.map((i) => i.args)).toEqual([
       "--from=deps /app/node_modules node_modules",
