@@ -180,8 +180,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   program
     .command("db")
     .description("migrate the tenant schemas through the control plane, ring by ring; status and rollback (needs TENANCY_URL and TENANCY_API_KEY)")
-    .addArgument(new Argument("<action>", "what to do").choices(["migrate", "status", "rollback", "show", "resume", "abort"]))
-    .argument("[target]", "rollback: the tenant; show, resume, abort: the schema migration's id")
+    .addArgument(new Argument("<action>", "what to do").choices(["migrate", "status", "rollback", "rollback-wave", "show", "resume", "abort"]))
+    .argument("[target]", "rollback: the tenant; show, resume, abort, rollback-wave: the schema migration's id")
+    .option("--wave <n>", "rollback-wave: the wave to roll back, 1 is the first (default: the one it halted in)")
     .option("--to <version>", "migrate: the target version (default: templateVersion of Pulumi.yaml); rollback: the version to go back to")
     .option("--tenant <id>", "migrate, status: only this tenant's schemas")
     .option("--dry-run", "migrate, rollback: print what each schema would get; change nothing")

@@ -68,6 +68,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "GET /api/db-migrations/:id": "read",
   "POST /api/db-migrations/:id/resume": "db-migrations",
   "POST /api/db-migrations/:id/abort": "db-migrations",
+  "POST /api/db-migrations/:id/rollback-wave": "db-migrations",
   "GET /api/db-schemas": "read",
   "GET /api/drift": "read",
   // A drift check changes nothing, but it occupies the stack's run queue like a run.

@@ -35,6 +35,8 @@ const TICK_LOCK = DB_MIGRATIONS_LOCK;
 export interface SchemaUnit {
   stack: string;
   tenant: string;
+  /** This schema's own target (a wave's rollback: the version it had before); default the migration's. */
+  to?: number;
 }
 
 /** A planned wave: the ring's settings, its stacks, and the tenant schemas of those stacks. */
@@ -135,8 +137,8 @@ export class DbMigrationEngine {
       );
       const mid = rows[0]!.id;
       await c.query(
-        `INSERT INTO db_migration_schemas (migration_id, wave, stack, tenant, state)
-         SELECT $1, w.ordinality - 1, s.value ->> 'stack', s.value ->> 'tenant', 'pending'
+        `INSERT INTO db_migration_schemas (migration_id, wave, stack, tenant, state, target_version)
+         SELECT $1, w.ordinality - 1, s.value ->> 'stack', s.value ->> 'tenant', 'pending', (s.value ->> 'to')::integer
            FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS w(value, ordinality),
                 jsonb_array_elements(w.value -> 'schemas') AS s(value)`,
         [mid, JSON.stringify(waves)],
@@ -173,6 +175,35 @@ export class DbMigrationEngine {
   async resume(id: string): Promise<DbMigrationRecord> {
     return this.transition(id, ["halted"], "running", async (c) => {
       await c.query("UPDATE db_migration_schemas SET state = 'pending', error = NULL, code = NULL WHERE migration_id = $1 AND wave = (SELECT wave FROM db_migrations WHERE id = $1) AND state = 'failed'", [id]);
+    });
+  }
+
+  /**
+   * Rolls back one wave of a fleet migration (default: the wave it is at): every schema of that
+   * wave the migration moved goes back to the version it had before, with its down files, as a
+   * rollback migration of its own (halting on its first failure). The schemas that failed were
+   * left at their version by their own transaction and are not touched. A halted migration is
+   * aborted first; a running one must be aborted (or halt) before.
+   */
+  async rollbackWave(id: string, wave?: number, requestedBy?: string): Promise<DbMigrationRecord> {
+    const m = await this.get(id);
+    if (!m) throw new DbMigrationStateError(`schema migration ${id} does not exist`);
+    if (m.action !== "migrate") throw new DbMigrationStateError(`schema migration ${id} is a rollback; only a migration's wave is rolled back`);
+    if (m.state === "running") throw new DbMigrationStateError(`schema migration ${id} is running; abort it first (tenantctl db abort ${id}), then roll its wave back`);
+    const w = wave ?? Math.min(m.wave, m.waves.length - 1);
+    const planned = m.waves[w];
+    if (!planned) throw new DbMigrationStateError(`schema migration ${id} has waves 0 to ${m.waves.length - 1}; wave ${w} is not one of them`);
+    const moved = (await this.schemas(id)).filter((s) => s.wave === w && s.state === "succeeded" && s.fromVersion !== null && s.toVersion !== null && s.fromVersion < s.toVersion);
+    if (moved.length === 0) throw new DbMigrationStateError(`wave ${w} of schema migration ${id} moved no schema; nothing to roll back`);
+    if (m.state === "halted") await this.abort(id);
+    return this.start({
+      action: "rollback",
+      to: Math.min(...moved.map((s) => s.fromVersion!)),
+      waves: [{
+        index: 0, ring: `rollback of wave ${w} (${planned.ring}) of ${id}`, parallelism: planned.parallelism, bakeMs: 0, failureBudgetPercent: 0,
+        stacks: [...new Set(moved.map((s) => s.stack))], schemas: moved.map((s) => ({ stack: s.stack, tenant: s.tenant, to: s.fromVersion! })),
+      }],
+      ...(requestedBy ? { requestedBy } : {}),
     });
   }
 
@@ -241,17 +272,17 @@ export class DbMigrationEngine {
       const pending = counts.get("pending") ?? 0;
       const free = wave.parallelism - running;
       if (pending > 0 && free > 0) {
-        const { rows } = await c.query<{ stack: string; tenant: string; attempts: number }>(
+        const { rows } = await c.query<{ stack: string; tenant: string; attempts: number; target_version: number | null }>(
           `UPDATE db_migration_schemas s SET state = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL, code = NULL,
                   lease_until = now() + make_interval(secs => $4::double precision / 1000)
              FROM (SELECT stack, tenant FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'pending' AND tenant <> ALL($5::text[])
                       AND ${notInMotionSql("tenant", "$6")}
                     ORDER BY stack, tenant LIMIT $3 FOR UPDATE) p
             WHERE s.migration_id = $1 AND s.stack = p.stack AND s.tenant = p.tenant
-           RETURNING s.stack, s.tenant, s.attempts`,
+           RETURNING s.stack, s.tenant, s.attempts, s.target_version`,
           [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy], [...(this.opts.inMotionKinds ?? [])]],
         );
-        return { moved: rows.length > 0, units: rows.map((r) => ({ unit: { stack: r.stack, tenant: r.tenant }, attempts: r.attempts })), m };
+        return { moved: rows.length > 0, units: rows.map((r) => ({ unit: { stack: r.stack, tenant: r.tenant, ...(r.target_version !== null ? { to: r.target_version } : {}) }, attempts: r.attempts })), m };
       }
       if (pending > 0 || running > 0) return { moved: false, units: [], m };
       if (!m.wave_done_at) await c.query("UPDATE db_migrations SET wave_done_at = now(), updated_at = now() WHERE id = $1", [m.id]);
@@ -269,14 +300,25 @@ export class DbMigrationEngine {
     }
     if (!claim) return false;
     if (claim.units.length > 0) {
-      const results = await this.port.run(claim.units.map((u) => u.unit), claim.m.action, claim.m.target_version, claim.m.id);
+      // One port call per target version (a wave's rollback takes each schema to its own).
+      const byTarget = new Map<number, { unit: SchemaUnit; attempts: number }[]>();
+      for (const u of claim.units) {
+        const to = u.unit.to ?? claim.m.target_version;
+        byTarget.set(to, [...(byTarget.get(to) ?? []), u]);
+      }
+      const claimed: { unit: SchemaUnit; attempts: number }[] = [];
+      const results: SchemaResult<SchemaOutcome>[] = [];
+      for (const [to, group] of byTarget) {
+        claimed.push(...group);
+        results.push(...(await this.port.run(group.map((u) => u.unit), claim.m.action, to, claim.m.id)));
+      }
       for (const [i, r] of results.entries()) {
         this.opts.onSchema?.(claim.m.action, r);
         // Only the claim this process holds is recorded (a lease taken over by another process wins).
         await this.pool.query(
           `UPDATE db_migration_schemas SET state = $5, from_version = $6, to_version = $7, error = $8, code = $9, finished_at = now(), lease_until = NULL
             WHERE migration_id = $1 AND stack = $2 AND tenant = $3 AND attempts = $4 AND state = 'running'`,
-          [claim.m.id, r.stack, r.tenant, claim.units[i]!.attempts, r.ok ? "succeeded" : "failed", r.ok ? r.value.from : null, r.ok ? r.value.to : null, r.ok ? null : r.error, r.ok ? null : (r.code ?? null)],
+          [claim.m.id, r.stack, r.tenant, claimed[i]!.attempts, r.ok ? "succeeded" : "failed", r.ok ? r.value.from : null, r.ok ? r.value.to : null, r.ok ? null : r.error, r.ok ? null : (r.code ?? null)],
         );
       }
     }

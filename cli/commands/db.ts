@@ -23,6 +23,8 @@ export interface DbOptions {
   dryRun?: boolean;
   follow?: boolean;
   json?: boolean;
+  /** rollback-wave: the wave, 1-based as printed. @default the migration's current wave */
+  wave?: string;
   /** Milliseconds between polls with --follow. @default 5000 */
   pollMs?: number;
 }
@@ -92,10 +94,21 @@ export async function dbCommand(action: string, arg: string | undefined, opts: D
     io.out(`${s.schemas.length} schemas: ${outdated} outdated, ${failed} failed or unreadable`);
     return failed > 0 ? EXIT.problems : EXIT.ok;
   }
+  if (action === "rollback-wave") {
+    if (!arg) throw new UsageError("db rollback-wave needs the schema migration's id (printed by db migrate)");
+    const wave = version(opts.wave, "--wave");
+    if (wave === 0) throw new UsageError("--wave counts from 1 (the first wave), as db show prints them");
+    const v = await client.request<MigrationView>("POST", `/api/db-migrations/${arg}/rollback-wave`, wave !== undefined ? { wave: wave - 1 } : {});
+    printMigration(v, io);
+    if (!opts.follow) return EXIT.ok;
+    const end = await follow(client, v.migration.id, io, opts.pollMs ?? 5000);
+    printMigration(end, io);
+    return end.migration.state === "succeeded" ? EXIT.ok : EXIT.problems;
+  }
   if (action === "show" || action === "resume" || action === "abort") {
     if (!arg) throw new UsageError(`db ${action} needs the schema migration's id (printed by db migrate)`);
     printMigration(await client.request<MigrationView>(action === "show" ? "GET" : "POST", `/api/db-migrations/${arg}${action === "show" ? "" : `/${action}`}`), io);
     return EXIT.ok;
   }
-  throw new UsageError(`unknown db action "${action}"; one of migrate, status, rollback, show, resume, abort`);
+  throw new UsageError(`unknown db action "${action}"; one of migrate, status, rollback, rollback-wave, show, resume, abort`);
 }

@@ -105,6 +105,7 @@ const SAMPLES: Record<string, { path: string; body?: unknown; reached: number }>
   "GET /api/db-migrations/:id": { path: `/api/db-migrations/${UUID0}`, reached: 503 },
   "POST /api/db-migrations/:id/resume": { path: `/api/db-migrations/${UUID0}/resume`, reached: 503 },
   "POST /api/db-migrations/:id/abort": { path: `/api/db-migrations/${UUID0}/abort`, reached: 503 },
+  "POST /api/db-migrations/:id/rollback-wave": { path: `/api/db-migrations/${UUID0}/rollback-wave`, body: {}, reached: 503 },
   "GET /api/db-schemas": { path: "/api/db-schemas", reached: 503 },
   // Drift detection is off in this harness: past the key check the route answers 503 saying so.
   "GET /api/drift": { path: "/api/drift", reached: 503 },

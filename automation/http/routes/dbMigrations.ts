@@ -86,6 +86,23 @@ export function dbMigrationRoutes(ctx: RouteContext) {
       });
     }
 
+    // A wave's schemas back to the versions they had before it: a rollback migration of its own (201 with its view).
+    api.post<{ Params: { id: string }; Body: { wave?: unknown } | undefined }>("/api/db-migrations/:id/rollback-wave", async (request, reply) => {
+      await view(request.params.id);
+      const b = request.body ?? {};
+      if (Object.keys(b).some((k) => k !== "wave") || (b.wave !== undefined && (typeof b.wave !== "number" || !Number.isInteger(b.wave) || b.wave < 0))) {
+        throw new HttpError(400, 'body must be { "wave"?: wave index (0 is the first) }');
+      }
+      let started;
+      try {
+        started = await service().engine.rollbackWave(request.params.id, b.wave, request.apiKeyName);
+      } catch (err) {
+        return translate(err, ctx.writer.branch);
+      }
+      request.log.warn({ migrationId: request.params.id, rollbackId: started.id, by: request.apiKeyName }, "schema migration wave rollback started");
+      return reply.code(201).send(await view(started.id));
+    });
+
     api.get<{ Querystring: { tenant?: string } }>("/api/db-schemas", async (request, reply) => {
       const tenant = request.query.tenant;
       if (tenant !== undefined && !TENANT_ID_PATTERN.test(tenant)) throw new HttpError(400, `"${tenant}" is not a tenant id`);
