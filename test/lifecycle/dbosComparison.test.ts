@@ -4,8 +4,12 @@
  * `two` is in flight (after its effect, before it finished), and a new process resumes it. Both
  * must end the workflow succeeded with `one` run once (its completion was recorded) and `two` run
  * again (at-least-once per step: a step's effects must be idempotent under either engine).
+ * Also: a DBOS queue partitioned by stack with partitionConcurrency 1 serializes runs of one stack
+ * as the runs table's advisory locks do, while other stacks run beside them.
  */
 import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DBOS } from "@dbos-inc/dbos-sdk";
 import { once } from "node:events";
 import { resolve } from "node:path";
 import pg from "pg";
@@ -83,4 +87,35 @@ describe("kill -9 mid-step: lifecycle engine and DBOS Transact (live PostgreSQL)
       "workflow_events", "workflow_events_history", "workflow_input", "workflow_output", "workflow_schedules", "workflow_status",
     ]);
   });
+
+  it("DBOS: a queue partitioned by stack with partitionConcurrency 1 runs one stack's runs one at a time, other stacks alongside", async () => {
+    const spans: { stack: string; start: number; end: number }[] = [];
+    const run = DBOS.registerWorkflow(
+      async (stack: string): Promise<void> => {
+        const start = Date.now();
+        await DBOS.runStep(() => sleep(300), { name: "up" });
+        spans.push({ stack, start, end: Date.now() });
+      },
+      { name: "stackRun" },
+    );
+    const dbosPool = createPool(databaseUrl, 4);
+    DBOS.setConfig({ name: "tenancy-queue-cmp", systemDatabaseUrl: databaseUrl, systemDatabasePool: dbosPool, logLevel: "error" });
+    await DBOS.launch();
+    try {
+      const queue = await DBOS.registerQueue("stack-runs", { partitionConcurrency: 1, minPollingIntervalMs: 50 });
+      const handles = await Promise.all(
+        ["a", "a", "a", "b"].map((stack) => DBOS.startWorkflow(run, { queueName: queue.name, enqueueOptions: { queuePartitionKey: stack } })(stack)),
+      );
+      for (const h of handles) await h.getResult();
+    } finally {
+      await DBOS.shutdown();
+      await dbosPool.end();
+    }
+    const a = spans.filter((s) => s.stack === "a").sort((x, y) => x.start - y.start);
+    const b = spans.find((s) => s.stack === "b")!;
+    expect(a).toHaveLength(3);
+    for (let i = 1; i < a.length; i++) expect(a[i]!.start).toBeGreaterThanOrEqual(a[i - 1]!.end);
+    // Negative control: stack b is not held behind stack a.
+    expect(b.start).toBeLessThan(a[2]!.start);
+  }, 30_000);
 });
