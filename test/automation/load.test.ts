@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parse } from "yaml";
+import { fleetUsage } from "../../infra/model/cells.ts";
 import { loadFleet, stacksOfTenant } from "../../infra/model/fleet.ts";
 import { commandLog, stackState } from "./support/fakePulumi.ts";
 import { count, PRICE_TIERS, startHarness, waitFor, type Harness } from "./support/harness.ts";
@@ -141,6 +142,18 @@ it(`applies 1,000 shuffled events with 20% duplicates to the expected tenant fil
     expect(Object.keys(doc.environments as object)).toEqual([s.env]);
     for (const st of stacksOfTenant(fleet!.tenants.get(s.tenant)!.tenant)) expectedStacks.add(st);
   }
+  // Cells opened at the reserve (docs/cells.md): exactly where placing these tenants left an env and
+  // region's headroom below the reserve without the new cell, and none elsewhere. A new cell's
+  // first run is a touched stack too; no tenant is placed in it while it is opening.
+  const opened = [...fleet!.cells.values()].filter((c) => c.config.opening === true);
+  for (const u of fleetUsage(fleet!)) {
+    const mine = opened.filter((c) => c.env === u.env && c.region === u.region);
+    const without = mine.reduce((acc, c) => ({ headroom: acc.headroom - c.capacity, capacity: acc.capacity - c.capacity }), { headroom: u.headroom, capacity: u.capacity });
+    const crossed = without.headroom * 100 < without.capacity * u.reservePercent;
+    expect(mine.length, `${u.env}/${u.region}`).toBe(crossed ? 1 : 0);
+    expect(u.cells.filter((c) => c.opening).every((c) => c.residents.length === 0), `${u.env}/${u.region}`).toBe(true);
+  }
+  for (const c of opened) expectedStacks.add(c.stack);
   // Every commit cites the Stripe events it applies; none is empty.
   const commits = h.repo.log().filter((c) => c.subject.startsWith("tenants: "));
   expect(commits.length).toBeGreaterThanOrEqual(SUBSCRIPTIONS);
