@@ -16,7 +16,7 @@ import { holdsScope, ROUTE_SCOPES, SCOPE_NAMES, SCOPES, type Scope } from "../..
 import { createLogger } from "../../automation/log.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createHash } from "node:crypto";
 
@@ -59,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
   await pg?.stop();
+  rmSync(keyDir, { recursive: true, force: true });
 });
 
 const call = async (method: string, path: string, key: string | null, opts: { body?: unknown; client?: string } = {}) => {

@@ -7,7 +7,7 @@
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { roleArn } from "../../infra/model/accessPolicies.ts";
 import { controlPlaneRoleName } from "../../infra/model/naming.ts";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { renderStack } from "../../plan/render/render.ts";
 import type { RenderedStack } from "../../plan/types.ts";
 import { exampleFleet } from "./fleetFixture.ts";
@@ -182,12 +182,13 @@ describe("encryption-context conditions in the simulator", () => {
 
 describe("an enterprise tenant mid-upgrade: its cell grants its moved key by alias", () => {
   it("decrypts its secrets only with a key carrying its own alias (kms:ResourceAliases)", async () => {
-    const { mkdtempSync, cpSync, readFileSync, writeFileSync } = await import("node:fs");
+    const { mkdtempSync, cpSync, readFileSync, rmSync, writeFileSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const { requireFleet } = await import("../../infra/model/fleet.ts");
     const { PROJECT_DIR } = await import("./fleetFixture.ts");
     const dir = mkdtempSync(join(tmpdir(), "iam-migrating-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     for (const f of ["Pulumi.yaml", "tenants", "stacks"]) cpSync(join(PROJECT_DIR, f), join(dir, f), { recursive: true });
     const path = join(dir, "tenants", "company-beta.yaml");
     const text = readFileSync(path, "utf8").replace("tier: enterprise", "tier: dedicated").replace(/placement:\n {2}prod: use1-02\n/, "");

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import { bufferIo } from "../../cli/io.ts";
 import { planStacks } from "../../plan/planStacks.ts";
@@ -11,6 +11,7 @@ import { SECRET_SIG, SECRET_SIG_KEY, isSecretValue, type PlanDocument } from "..
 const root = resolve(import.meta.dirname, "../..");
 const fleet = requireFleet({ projectDir: root });
 const tmp = mkdtempSync(join(tmpdir(), "plan-test-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let doc: PlanDocument;
 
 async function run(...argv: string[]) {
