@@ -179,15 +179,24 @@ it(`applies 1,000 shuffled events with 20% duplicates to the expected tenant fil
   // Phase 2: ten subscriptions are deleted (with redeliveries and a late, older update each).
   await h.cp.runWorker.stop();
   const deleted = subs.slice(0, 10);
-  const phase2: Record<string, unknown>[] = [];
+  // The deletions (each delivered twice) arrive in a shuffled order; then each subscription's late
+  // update (created after its last update but before its deletion) arrives. Sent after the
+  // deletions so that it is stale whatever the reconciler's timing: one sent before would be a
+  // legitimate newer state, applied or not depending on when the deletion is reconciled.
+  const deletions: Record<string, unknown>[] = [];
+  const lates: Record<string, unknown>[] = [];
   for (const s of deleted) {
     const lastCreated = (s.events.at(-1)!.created as number);
     const del = subscriptionEvent(`evt_del_${s.id}`, "customer.subscription.deleted", lastCreated + 60, { id: s.id, status: "canceled", price: s.latestPrice });
-    phase2.push(del, del, subscriptionEvent(`evt_late_${s.id}`, "customer.subscription.updated", lastCreated + 30, { id: s.id, status: "active", price: "price_enterprise" }));
+    deletions.push(del, del);
+    lates.push(subscriptionEvent(`evt_late_${s.id}`, "customer.subscription.updated", lastCreated + 30, { id: s.id, status: "active", price: "price_enterprise" }));
   }
   const rand = rng(SEED + 1);
-  phase2.sort(() => rand() - 0.5);
-  expect((await postAll(phase2, 8)).every((s) => s === 200)).toBe(true);
+  deletions.sort(() => rand() - 0.5);
+  lates.sort(() => rand() - 0.5);
+  expect((await postAll(deletions, 8)).every((s) => s === 200)).toBe(true);
+  expect((await postAll(lates, 8)).every((s) => s === 200)).toBe(true);
+  expect(await count(h, "SELECT 1 FROM billing_events WHERE id LIKE 'evt_late_%' AND outcome = 'stale'")).toBe(deleted.length);
   await waitFor("offboarding commits", () => deleted.every((s) => h.repo.show("main", `tenants/${s.tenant}.yaml`)?.includes("lifecycle: offboarding")), 30_000, 250);
   for (const s of deleted) {
     const doc = parse(h.repo.show("main", `tenants/${s.tenant}.yaml`)!) as Record<string, unknown>;
