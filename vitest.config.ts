@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/support/runTempDir.ts"],
     // Pulumi's mock runtime is process-wide state: every test file runs in its own forked process.
     pool: "forks",
     isolate: true,

@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "yaml";
 import { onTestFinished } from "vitest";
+import { RUN_TEMP_ENV } from "../support/runTempDir.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 import { renderStack } from "../../plan/render/render.ts";
 import { isSecretValue, unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
@@ -18,32 +19,30 @@ export function exampleFleet(): Fleet {
   return requireFleet({ projectDir });
 }
 
-const leftOver = new Set<string>();
-let exitHook = false;
 /**
- * Removes a temporary directory when the current test ends (passed or failed), or, made outside a
- * test (beforeAll, module level), when the test process exits: runs of the suite used to leave
- * dozens of infra-fleet-* directories behind.
+ * Removes a temporary directory when the current test ends (passed or failed). Made outside a test
+ * (beforeAll, module level, a describe body), it lives in the run's directory
+ * (test/support/runTempDir.ts), removed when the whole run ends: a process `exit` handler does not
+ * run when vitest stops a forked worker, and runs of the suite left hundreds of infra-fleet-*
+ * directories behind.
  */
-function removeWhenDone(dir: string): void {
+function fleetTempDir(): string {
+  let inTest = true;
+  let dir = "";
   try {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    return;
   } catch {
-    // not inside a test
+    inTest = false; // vitest refuses the hook outside a running test
   }
-  leftOver.add(dir);
-  if (exitHook) return;
-  exitHook = true;
-  process.once("exit", () => {
-    for (const d of leftOver) rmSync(d, { recursive: true, force: true });
-  });
+  if (inTest) return (dir = mkdtempSync(join(tmpdir(), "infra-fleet-")));
+  const runDir = process.env[RUN_TEMP_ENV];
+  if (runDir === undefined) throw new Error(`${RUN_TEMP_ENV} is not set: run the tests through vitest.config.ts, whose global set-up makes the run's temporary directory`);
+  return mkdtempSync(join(runDir, "infra-fleet-"));
 }
 
 /** A copy of the example fleet in a temporary directory, changed by `edit`, then loaded (and validated). */
 export function tempFleet(edit: (dir: string) => void): Fleet {
-  const dir = mkdtempSync(join(tmpdir(), "infra-fleet-"));
-  removeWhenDone(dir);
+  const dir = fleetTempDir();
   cpSync(join(projectDir, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
   cpSync(join(projectDir, "tenants"), join(dir, "tenants"), { recursive: true });
   cpSync(join(projectDir, "stacks"), join(dir, "stacks"), { recursive: true });
