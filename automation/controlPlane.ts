@@ -179,6 +179,7 @@ export class ControlPlane {
       const engine = new DbMigrationEngine(db.pool, locatorRunPort(config.repoDir, databases, tenantsInMotion(config.repoDir)), {
         inMotionKinds: LIFECYCLE_WORKFLOWS.filter((d) => d.schema !== undefined).map((d) => d.kind),
         onSchema: (action, r) => metrics.schemaMigrations.inc({ action, outcome: r.ok ? "succeeded" : "failed" }),
+        onSkip: (action) => metrics.schemaMigrations.inc({ action, outcome: "skipped" }),
         onHalt: (m) => {
           metrics.schemaMigrationHalts.inc();
           log.error({ migrationId: m.id, reason: m.haltReason }, "schema migration halted; nothing more runs until a person resumes or aborts it");

@@ -45,7 +45,7 @@ export class Metrics {
 
   readonly schemaMigrations = new client.Counter({
     name: "tenancy_schema_migrations_total",
-    help: "Tenant schemas migrated or rolled back by this process, by action and outcome (succeeded, failed).",
+    help: "Tenant schemas migrated or rolled back by this process, by action and outcome (succeeded, failed, skipped: the tenant moved since the migration was planned).",
     labelNames: ["action", "outcome"] as const,
     registers: [this.registry],
   });

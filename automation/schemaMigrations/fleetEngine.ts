@@ -15,7 +15,10 @@
  * - failures are recorded per schema with the error and SQLSTATE; the others go on while the
  *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
  *   until a person resumes (the failed schemas of the wave run again) or aborts it;
- * - a tenant the port reports busy (mid-upgrade or mid-move) is not claimed: its schema waits.
+ * - a tenant the port reports busy (mid-upgrade or mid-move) is not claimed: its schema waits;
+ * - a claimed unit the port reports stale (the tenant's schema is no longer in that stack's
+ *   database: the upgrade that made it wait has moved it since the migration was planned) is
+ *   skipped with the port's reason: never run against the old location, never a failure.
  */
 import type { Pool, PoolClient } from "pg";
 import type { PlannedWave } from "../../infra/model/rings.ts";
@@ -27,7 +30,7 @@ import type { SchemaOutcome } from "./tenantSchema.ts";
 
 export const DB_MIGRATION_STATES = ["running", "halted", "succeeded", "aborted"] as const;
 export type DbMigrationState = (typeof DB_MIGRATION_STATES)[number];
-export const SCHEMA_STATES = ["pending", "running", "succeeded", "failed"] as const;
+export const SCHEMA_STATES = ["pending", "running", "succeeded", "failed", "skipped"] as const;
 export type SchemaState = (typeof SCHEMA_STATES)[number];
 export type DbMigrationAction = "migrate" | "rollback";
 const TICK_LOCK = DB_MIGRATIONS_LOCK;
@@ -50,7 +53,15 @@ export interface SchemaRunPort {
   run(units: readonly SchemaUnit[], action: DbMigrationAction, to: number, runId: string): Promise<SchemaResult<SchemaOutcome>[]>;
   /** Tenants whose schema must wait (a lifecycle workflow is moving them). */
   busy?(): Promise<ReadonlySet<string>>;
+  /**
+   * Of these claimed units, those whose tenant's schema is no longer in the unit's stack (the
+   * tenant moved since the migration was planned), keyed by unitKey, with the reason.
+   */
+  stale?(units: readonly SchemaUnit[]): Promise<ReadonlyMap<string, string>>;
 }
+
+/** `stack/tenant`: how units are keyed in the port's answers. */
+export const unitKey = (u: Pick<SchemaUnit, "stack" | "tenant">): string => `${u.stack}/${u.tenant}`;
 
 export interface DbMigrationRecord {
   id: string;
@@ -111,6 +122,8 @@ export interface DbMigrationEngineOptions {
   inMotionKinds?: readonly string[];
   /** Every schema outcome (metrics). */
   onSchema?: (action: DbMigrationAction, result: SchemaResult<SchemaOutcome>) => void;
+  /** Every unit skipped as stale (metrics). */
+  onSkip?: (action: DbMigrationAction, unit: SchemaUnit, reason: string) => void;
 }
 
 export const DEFAULT_LEASE_MS = 15 * 60_000;
@@ -300,9 +313,20 @@ export class DbMigrationEngine {
     }
     if (!claim) return false;
     if (claim.units.length > 0) {
+      const stale = this.port.stale ? await this.port.stale(claim.units.map((u) => u.unit)) : new Map<string, string>();
+      for (const u of claim.units) {
+        const reason = stale.get(unitKey(u.unit));
+        if (reason === undefined) continue;
+        this.opts.onSkip?.(claim.m.action, u.unit, reason);
+        await this.pool.query(
+          `UPDATE db_migration_schemas SET state = 'skipped', error = $5, code = NULL, finished_at = now(), lease_until = NULL
+            WHERE migration_id = $1 AND stack = $2 AND tenant = $3 AND attempts = $4 AND state = 'running'`,
+          [claim.m.id, u.unit.stack, u.unit.tenant, u.attempts, reason],
+        );
+      }
       // One port call per target version (a wave's rollback takes each schema to its own).
       const byTarget = new Map<number, { unit: SchemaUnit; attempts: number }[]>();
-      for (const u of claim.units) {
+      for (const u of claim.units.filter((x) => !stale.has(unitKey(x.unit)))) {
         const to = u.unit.to ?? claim.m.target_version;
         byTarget.set(to, [...(byTarget.get(to) ?? []), u]);
       }

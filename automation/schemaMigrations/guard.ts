@@ -30,7 +30,7 @@ export async function schemaMigrationRefusal(c: pg.ClientBase, tenant: string, w
   const { rows } = await c.query<{ id: string; action: string; target_version: number; state: string; wave: number; waves: number; stack: string; schema_state: string; error: string | null }>(
     `SELECT m.id, m.action, m.target_version, m.state, m.wave, jsonb_array_length(m.waves) AS waves, s.stack, s.state AS schema_state, s.error
        FROM db_migrations m JOIN db_migration_schemas s ON s.migration_id = m.id
-      WHERE m.state IN ('running', 'halted') AND s.tenant = $1 AND s.state <> 'succeeded'
+      WHERE m.state IN ('running', 'halted') AND s.tenant = $1 AND s.state NOT IN ('succeeded', 'skipped')
       ORDER BY s.stack`,
     [tenant],
   );

@@ -4,11 +4,11 @@
  * stacks, each stack's tenant schemas), start a migration or a one-tenant rollback, answer a dry
  * run with what each schema would get, and report versions per schema. The engine does the work.
  */
-import { requireFleet, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
+import { requireFleet, stacksOfTenant, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
 import { parseStackName } from "../../infra/model/naming.ts";
 import { loadRings, planWaves, rolloutTargets } from "../../infra/model/rings.ts";
 import type { DatabaseLocator } from "../lifecycle/ports.ts";
-import type { DbMigrationAction, DbMigrationEngine, DbMigrationRecord, SchemaRecord, SchemaRunPort, SchemaState, SchemaUnit, SchemaWave } from "./fleetEngine.ts";
+import { unitKey, type DbMigrationAction, type DbMigrationEngine, type DbMigrationRecord, type SchemaRecord, type SchemaRunPort, type SchemaState, type SchemaUnit, type SchemaWave } from "./fleetEngine.ts";
 import { assertVersion, loadProjectMigrations, type ProjectMigrations } from "./files.ts";
 import { SchemaMigrator, type SchemaTarget } from "./migrator.ts";
 
@@ -72,8 +72,38 @@ export function locatorRunPort(projectDir: string, locator: DatabaseLocator, bus
         await migrator.close();
       }
     },
+    async stale(units) {
+      return staleUnits(requireFleet({ projectDir }), units);
+    },
     ...(busy ? { busy } : {}),
   };
+}
+
+/**
+ * Units whose tenant's schema is no longer in the unit's stack according to `fleet` (the checkout
+ * as it is now), keyed by unitKey, with the reason: the tenant moved since the migration was
+ * planned (a pooled -> dedicated upgrade finished and its cell schema was cleaned up, or an upgrade
+ * was rolled back), or it left the fleet. The fleet engine skips them (docs/schema-migrations.md).
+ */
+export function staleUnits(fleet: Fleet, units: readonly SchemaUnit[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const u of units) {
+    if (tenantsOfStack(fleet, u.stack).some((t) => t.id === u.tenant)) continue;
+    const t = fleet.tenants.get(u.tenant)?.tenant;
+    if (!t) {
+      out.set(unitKey(u), `tenant ${u.tenant} left the fleet since this migration was planned (tenants/${u.tenant}.yaml is gone); its schema in ${u.stack} was not touched`);
+      continue;
+    }
+    const env = parseStackName(u.stack, fleet.platform.environments).env;
+    const now = stacksOfTenant(t).filter((s) => parseStackName(s, fleet.platform.environments).env === env);
+    out.set(
+      unitKey(u),
+      `tenant ${u.tenant} moved since this migration was planned: its schema is no longer in ${u.stack}` +
+        (now.length > 0 ? ` but in ${now.join(", ")}` : "") +
+        `; not run against the old location (tenantctl db status --tenant ${u.tenant} shows its version, tenantctl db migrate --tenant ${u.tenant} brings it to the target)`,
+    );
+  }
+  return out;
 }
 
 /**
@@ -190,7 +220,7 @@ export class SchemaMigrationService {
       migration,
       waves: migration.waves.map((w) => {
         const mine = schemas.filter((s) => s.wave === w.index);
-        const counts = { pending: 0, running: 0, succeeded: 0, failed: 0 };
+        const counts = { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 };
         for (const s of mine) counts[s.state]++;
         return { index: w.index, ring: w.ring, parallelism: w.parallelism, failureBudgetPercent: w.failureBudgetPercent, counts, schemas: mine };
       }),

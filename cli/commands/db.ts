@@ -41,8 +41,9 @@ function printMigration(v: MigrationView, io: Io): void {
   const m = v.migration;
   io.out(`schema migration ${m.id} (${m.action} to ${m.targetVersion}): ${m.state}${m.state === "running" ? `, wave ${m.wave + 1} of ${v.waves.length}` : ""}`);
   if (m.haltReason) io.out(`halted: ${m.haltReason}`);
-  io.out(table(["wave", "ring", "schemas", "succeeded", "running", "failed", "pending"], v.waves.map((w) => [String(w.index + 1), w.ring, String(w.schemas.length), ...["succeeded", "running", "failed", "pending"].map((s) => String(w.counts[s] ?? 0))])));
-  for (const s of v.waves.flatMap((w) => w.schemas).filter((s) => s.state === "failed")) io.out(`failed: ${s.tenant} (${s.stack}): ${s.error ?? "failed"}`);
+  const states = ["succeeded", "running", "failed", "pending", "skipped"];
+  io.out(table(["wave", "ring", "schemas", ...states], v.waves.map((w) => [String(w.index + 1), w.ring, String(w.schemas.length), ...states.map((s) => String(w.counts[s] ?? 0))])));
+  for (const s of v.waves.flatMap((w) => w.schemas).filter((s) => s.state === "failed" || s.state === "skipped")) io.out(`${s.state}: ${s.tenant} (${s.stack}): ${s.error ?? s.state}`);
 }
 
 async function follow(client: ControlPlaneClient, id: string, io: Io, pollMs: number): Promise<MigrationView> {

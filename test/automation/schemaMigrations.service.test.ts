@@ -12,13 +12,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import type { DatabaseLocator } from "../../automation/lifecycle/ports.ts";
+import { loadProjectMigrations } from "../../automation/schemaMigrations/files.ts";
 import { DbMigrationEngine } from "../../automation/schemaMigrations/fleetEngine.ts";
-import { locatorRunPort, SchemaMigrationService } from "../../automation/schemaMigrations/service.ts";
+import { locatorRunPort, SchemaMigrationService, staleUnits } from "../../automation/schemaMigrations/service.ts";
+import { migrateSchema } from "../../automation/schemaMigrations/tenantSchema.ts";
 import { requireFleet, tenantsOfStack } from "../../infra/model/fleet.ts";
+import { upgradeProvisionEdit } from "../../infra/model/fleetFiles/edits.ts";
+import { editTenantText } from "../../infra/model/fleetFiles/text.ts";
 import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../infra/model/naming.ts";
 import { FleetCopy, REPO } from "../cli/fleetCopy.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
-import { provisionTenantsInDb, type DbRef } from "../lifecycle/tenantDb.ts";
+import { connect, provisionTenantsInDb, type DbRef } from "../lifecycle/tenantDb.ts";
 
 let server: PgServer;
 let fleetCopy: FleetCopy;
@@ -115,5 +119,79 @@ describe("the example fleet", () => {
     expect(() => service.plan({ action: "rollback", tenant: "acme" })).toThrow("a rollback names the tenant and the version to go back to");
     expect(() => service.plan({ action: "migrate", tenant: "nobody" })).toThrow('tenant "nobody" is not in the fleet (tenants/nobody.yaml does not exist)');
     expect(() => service.plan({ action: "migrate", to: 9 })).toThrow(/to: 9 is not a migration in .*tenant-migrations \(versions: 1, 2, 3, 4\)/);
+  });
+});
+
+describe("a tenant that moved while a fleet migration waited for it", () => {
+  it("its units for the old cell schema are skipped with the reason (not run there, not failed); its new schema is migrated", async () => {
+    const T = "startup-alpha";
+    const ident = pgTenantIdent(T);
+    fleetCopy.write("tenant-migrations/0005_add_document_archived.up.sql", "-- Adds an archive flag.\nALTER TABLE documents ADD COLUMN archived boolean NOT NULL DEFAULT false;\n");
+    fleetCopy.edit("Pulumi.yaml", "templateVersion: 4", "templateVersion: 5");
+    // The upgrade starts (its first step's file edit): dedicated stacks appear, the cell ones keep the tenant until cleanup.
+    const before = requireFleet({ projectDir: fleetCopy.dir });
+    expect(before.tenants.get(T)!.tenant.deployment).toBe("pooled");
+    const { files, stacks } = upgradeProvisionEdit(before, fleetCopy.read(`tenants/${T}.yaml`), before.tenants.get(T)!.tenant, new Date("2026-12-06T08:00:00Z"));
+    for (const [rel, text] of Object.entries(files)) fleetCopy.write(rel, text!);
+    expect(stacks).toEqual([dedicatedStackName(T, "prod"), dedicatedStackName(T, "staging")]);
+    const cells = [cellStackName("prod", "use1-01"), cellStackName("staging", "use1-01")];
+    // The upgrade's copy: each dedicated database gets the tenant's schema at the version the cell had (4).
+    const { set } = loadProjectMigrations(fleetCopy.dir);
+    const admin = dbs.get(cells[0]!)!.admin;
+    for (const stack of stacks) {
+      const ref = { server, admin, database: await server.createDatabase(stack.replace(/-/g, "_"), admin) };
+      dbs.set(stack, ref);
+      await provisionTenantsInDb(ref, [ident], "pw", true);
+      const c = await connect(ref);
+      try {
+        await migrateSchema(c, { schema: ident, role: ident }, set, { runId: "upgrade-copy", to: 4, lockTimeoutMs: 2000, statementTimeoutMs: 30_000 });
+      } finally {
+        await c.end();
+      }
+    }
+
+    // A fleet migration starts mid-upgrade: it plans units for both locations; the tenant's wait.
+    const waiting = new DbMigrationEngine(control, locatorRunPort(fleetCopy.dir, locator, async () => new Set([T])));
+    const m = await waiting.start({ action: "migrate", to: 5, waves: service.plan({ action: "migrate" }).waves });
+    await waiting.tick();
+    const mine = async () => (await engine.schemas(m.id)).filter((s) => s.tenant === T).map((s) => [s.stack, s.state, s.error]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+    expect(await mine()).toEqual([...cells, ...stacks].sort().map((s) => [s, "pending", null]));
+    expect((await engine.get(m.id))!.state).toBe("running");
+
+    // The upgrade finishes: the migration block goes, cleanup drops the cell schemas.
+    fleetCopy.write(`tenants/${T}.yaml`, editTenantText(fleetCopy.read(`tenants/${T}.yaml`), [[["migration"], undefined]]));
+    for (const cell of cells) {
+      const su = await server.connect({ ...server.bootstrap, database: dbs.get(cell)!.database });
+      try {
+        await su.query(`DROP SCHEMA ${ident} CASCADE`);
+      } finally {
+        await su.end();
+      }
+    }
+    // Negative control: run against the old location, the unit would fail.
+    const direct = await locatorRunPort(fleetCopy.dir, locator).run([{ stack: cells[0]!, tenant: T }], "migrate", 5, m.id);
+    expect(direct.map((r) => [r.ok, !r.ok && r.error])).toEqual([[false, `${ident}: schema ${ident} does not exist in database ${dbs.get(cells[0]!)!.database}; its stack creates it (run the stack first)`]]);
+
+    const skips: string[] = [];
+    const free = new DbMigrationEngine(control, locatorRunPort(fleetCopy.dir, locator), { onSkip: (_a, u) => skips.push(`${u.stack}/${u.tenant}`) });
+    await free.tick();
+    const reason = (cell: string) =>
+      `tenant ${T} moved since this migration was planned: its schema is no longer in ${cell} but in ${dedicatedStackName(T, cell.includes("prod") ? "prod" : "staging")}; ` +
+      `not run against the old location (tenantctl db status --tenant ${T} shows its version, tenantctl db migrate --tenant ${T} brings it to the target)`;
+    expect(await mine()).toEqual(
+      [...cells.map((c) => [c, "skipped", reason(c)]), ...stacks.map((s) => [s, "succeeded", null])].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+    );
+    expect(skips.sort()).toEqual(cells.map((c) => `${c}/${T}`).sort());
+    const view = (await service.view(m.id))!;
+    expect(view.migration.state).toBe("succeeded");
+    expect(view.migration.haltReason).toBeNull();
+    expect(view.waves.reduce((n, w) => n + w.counts.skipped, 0)).toBe(2);
+    expect(view.waves.reduce((n, w) => n + w.counts.failed, 0)).toBe(0);
+    expect((await service.status(T)).schemas.map((s) => [s.stack, s.version, s.lastError])).toEqual(stacks.map((s) => [s, 5, null]));
+    // A unit whose tenant left the fleet is stale too; one still in place is not.
+    const now = requireFleet({ projectDir: fleetCopy.dir });
+    expect(staleUnits(now, [{ stack: cells[0]!, tenant: "gone" }, { stack: stacks[0]!, tenant: T }])).toEqual(
+      new Map([[`${cells[0]}/gone`, `tenant gone left the fleet since this migration was planned (tenants/gone.yaml is gone); its schema in ${cells[0]} was not touched`]]),
+    );
   });
 });
