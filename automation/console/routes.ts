@@ -13,6 +13,7 @@ import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyReply, FastifyRequest, InjectOptions } from "fastify";
 import type { ApiKeyRing } from "../http/keyRing.ts";
+import { holdsScope, routeAccess, SCOPES, type Scope } from "../http/scopes.ts";
 import { CSRF_FIELD, CSRF_HEADER, csrfMatches, SESSION_COOKIE, sessionKey, type ConsoleSessions } from "../http/sessions.ts";
 import { ACTIONS, confirmPage, type ActionName } from "./actions.ts";
 import type { Signed } from "./api.ts";
@@ -62,7 +63,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
 
     const page = (reply: FastifyReply, status: number, body: string) => reply.status(status).type("text/html; charset=utf-8").send(body);
 
-    const signedIn = async (request: FastifyRequest): Promise<Signed | undefined> => {
+    const signedIn = async (request: FastifyRequest): Promise<(Signed & { scopes: ReadonlySet<Scope> }) | undefined> => {
       const token = request.cookies[SESSION_COOKIE];
       const session = await deps.sessions.find(token);
       if (!token || !session) return undefined;
@@ -70,6 +71,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
       if (!key || (key.expiresAt && key.expiresAt.getTime() <= Date.now())) return undefined;
       return {
         session,
+        scopes: key.scopes,
         user: { keyName: session.keyName, csrf: session.csrf },
         api: async (method, url, body) => {
           const res = await deps.inject({
@@ -94,11 +96,28 @@ export function consoleRoutes(deps: ConsoleDeps) {
       };
     };
 
+    /**
+     * The session's key lacks the scope CONSOLE_ROUTE_SCOPES gives this route: a 403 page naming it
+     * (sent), else undefined. The /api routes a page or action calls check their own scopes again.
+     */
+    const refuseScope = (request: FastifyRequest, reply: FastifyReply, s: Signed & { scopes: ReadonlySet<Scope> }) => {
+      const route = `${request.method} ${request.routeOptions.url ?? ""}`;
+      const access = routeAccess(request.method, request.routeOptions.url ?? "");
+      if (access?.kind !== "console") throw new Error(`${route} is not a console route of automation/http/scopes.ts`);
+      if (access.scope === "session" || holdsScope(s.scopes, access.scope)) return undefined;
+      const held = [...s.scopes].join(", ");
+      request.log.warn({ by: s.session.keyName, consoleSession: s.session.ref, client: request.ip, needed: access.scope, held: [...s.scopes] }, "console session's key lacks the route's scope");
+      const message = `API key ${s.session.keyName} lacks scope ${access.scope} (${SCOPES[access.scope]}), which ${route} needs; it holds ${held}`;
+      return page(reply, 403, layout({ title: "Not allowed", user: s.user, body: html`<p role="alert" class="error">${message}</p>` }));
+    };
+
     /** A page handler: the login page for a request without a session, else the page. */
     const get = (url: string, render: (s: Signed, params: Record<string, string>, query: Record<string, string | undefined>) => Promise<{ status?: number; body: string }>) => {
       app.get<{ Params: Record<string, string>; Querystring: Record<string, string | undefined> }>(url, async (request, reply) => {
         const s = await signedIn(request);
         if (!s) return reply.redirect("/console/login", 303);
+        const refused = refuseScope(request, reply, s);
+        if (refused) return refused;
         const out = await render(s, request.params, request.query);
         return page(reply, out.status ?? 200, out.body);
       });
@@ -187,6 +206,8 @@ export function consoleRoutes(deps: ConsoleDeps) {
         const s = await signedIn(request);
         if (!s) return reply.redirect("/console/login", 303);
         if (!csrfMatches(s.session, request.body?.[CSRF_FIELD])) return refuseCsrf(request, reply, s);
+        const refused = refuseScope(request, reply, s);
+        if (refused) return refused;
         const res = await s.api("POST", action.api(request.params));
         request.log.info(
           { by: s.session.keyName, consoleSession: s.session.ref, action: name, target: request.params, status: res.status },

@@ -79,3 +79,61 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
 export function routeScope(method: string, url: string): Scope | undefined {
   return ROUTE_SCOPES[`${method === "HEAD" ? "GET" : method} ${url}`];
 }
+
+/**
+ * Routes outside /api that answer without a key, each with why that is safe. Everything the
+ * server registers is in exactly one of PUBLIC_ROUTES, ROUTE_SCOPES and CONSOLE_ROUTE_SCOPES:
+ * buildServer refuses to start with a route in none (routeAccess).
+ */
+export const PUBLIC_ROUTES: Readonly<Record<string, string>> = {
+  "GET /healthz": "the load balancer's health check: ok or failing per check name, never an error text",
+  "GET /metrics": "only when TENANCY_METRICS_PORT is main; the load balancer forwards /webhooks/stripe alone",
+  "POST /webhooks/stripe": "Stripe's deliveries: refused unless signed with the endpoint's secret",
+  "GET /console": "a redirect to /console/fleet",
+  "GET /console/login": "the login form",
+  "POST /console/login": "exchanges a key for a session; needs the form's CSRF token; failures limited per client",
+  "GET /console/assets/:name": "the console's stylesheet and script",
+};
+
+/**
+ * Operator console routes (automation/console/routes.ts) -> the scope the session's key needs.
+ * Pages read, so they need `read`; an action's confirmation and the action itself need the scope
+ * of the /api route the action calls (the API checks it again). Logout needs only a session.
+ */
+export const CONSOLE_ROUTE_SCOPES: Readonly<Record<string, Scope | "session">> = {
+  "POST /console/logout": "session",
+  "GET /console/fleet": "read",
+  "GET /console/drift": "read",
+  "GET /console/tenants/:id": "read",
+  "GET /console/workflows/:id": "read",
+  "GET /console/runs": "read",
+  "GET /console/runs/:id": "read",
+  "GET /console/rollouts": "read",
+  "GET /console/rollouts/:id": "read",
+  "GET /console/stacks/:stack/run": "runs",
+  "POST /console/stacks/:stack/run": "runs",
+  "GET /console/runs/:id/cancel": "runs",
+  "POST /console/runs/:id/cancel": "runs",
+  "GET /console/workflows/:id/retry": "workflows",
+  "POST /console/workflows/:id/retry": "workflows",
+  "GET /console/rollouts/:id/pause": "rollouts",
+  "POST /console/rollouts/:id/pause": "rollouts",
+  "GET /console/rollouts/:id/resume": "rollouts",
+  "POST /console/rollouts/:id/resume": "rollouts",
+  "GET /console/rollouts/:id/abort": "rollouts",
+  "POST /console/rollouts/:id/abort": "rollouts",
+};
+
+/** Who may call a registered route: anyone, a key (or session) with a scope, or a console session with a scope. */
+export type RouteAccess = { kind: "public"; why: string } | { kind: "api"; scope: Scope } | { kind: "console"; scope: Scope | "session" };
+
+/** The access rule of `method url` (fastify's pattern), or undefined when no table lists it. */
+export function routeAccess(method: string, url: string): RouteAccess | undefined {
+  const route = `${method === "HEAD" ? "GET" : method} ${url}`;
+  const scope = ROUTE_SCOPES[route];
+  if (scope) return { kind: "api", scope };
+  const console = CONSOLE_ROUTE_SCOPES[route];
+  if (console) return { kind: "console", scope: console };
+  const why = PUBLIC_ROUTES[route];
+  return why ? { kind: "public", why } : undefined;
+}

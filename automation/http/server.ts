@@ -6,7 +6,8 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import cookie from "@fastify/cookie";
-import Fastify, { type FastifyInstance } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
 import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
 import { consoleRoutes } from "../console/routes.ts";
@@ -14,6 +15,7 @@ import { registerAuth } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
 import { limitJsonDepth } from "./jsonDepth.ts";
 import { ConsoleSessions } from "./sessions.ts";
+import { routeAccess } from "./scopes.ts";
 import { StreamLimits } from "./streams.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -33,6 +35,13 @@ import { tenantRoutes } from "./routes/tenants.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 
 export type { ServerDeps } from "./routes/context.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** Every route registered, `METHOD url` as fastify's pattern (HEAD included): what the route table test walks. */
+    registeredRoutes: readonly string[];
+  }
+}
 
 export function buildServer(deps: ServerDeps) {
   const { requestTimeoutMs, maxConnections } = deps.http;
@@ -55,6 +64,7 @@ export function buildServer(deps: ServerDeps) {
     // A hop count as fastify itself compiles it (its types accept no number).
     trustProxy: typeof deps.http.trustProxy === "number" ? hops(deps.http.trustProxy) : deps.http.trustProxy,
   });
+  requireRouteAccess(app);
   let platform: Platform | undefined;
   const ctx: RouteContext = { ...deps, platform: () => (platform ??= loadPlatform(deps.repoDir)), streams: new StreamLimits(deps.http.ssePerKey, deps.http.sseTotal) };
 
@@ -104,6 +114,24 @@ export function buildServer(deps: ServerDeps) {
   app.register(consoleRoutes({ sessions, keys: deps.keys, failuresPerMinute: deps.http.authFailuresPerMinute, inject: (opts) => app.inject(opts) }));
 
   return app;
+}
+
+/**
+ * Every route added to `app` (and its plugins) must declare who may call it in
+ * automation/http/scopes.ts, or the server does not start; the routes are listed in
+ * `app.registeredRoutes`. Call before registering any route.
+ */
+export function requireRouteAccess<L extends FastifyBaseLogger>(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, L>): void {
+  const registered: string[] = [];
+  app.decorate("registeredRoutes", registered);
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      if (!routeAccess(method, route.url)) {
+        throw new Error(`route ${method} ${route.url} declares no access: add it to PUBLIC_ROUTES, ROUTE_SCOPES or CONSOLE_ROUTE_SCOPES in automation/http/scopes.ts`);
+      }
+      registered.push(`${method} ${route.url}`);
+    }
+  });
 }
 
 /**
