@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed } from "../model/database.ts";
 import { pooledDnsTarget, TENANT_RECORD_TTL } from "../model/dnsTargets.ts";
+import { cellDeclaresIdentity, cellPartOf } from "../model/cellMove.ts";
 import { cellOwnsIdentity, handbackKeyAlias } from "../model/handover.ts";
 import { databaseSecretName, pooledHostname, tenantKmsAlias } from "../model/naming.ts";
 import { envDomain } from "../model/platform.ts";
@@ -18,6 +19,8 @@ import { TenantSecrets } from "./tenantSecrets.ts";
 
 /** What a pooled tenant uses of its cell. */
 export interface CellFacts {
+  /** The cell's id (use1-01): which side of a cell move this cell is (infra/model/cellMove.ts). */
+  id: string;
   ingressHostname: string;
   bucketName: string;
   keyArn: pulumi.Input<string>;
@@ -48,6 +51,12 @@ export interface PooledTenantArgs {
  * (that stack encrypts everything with it from its first update): the cell then finds it by its
  * alias for the secrets it still manages.
  *
+ * A tenant moving between cells (a `move` block, infra/model/cellMove.ts) is rendered by both
+ * cells: the one it leaves declares everything until the switch, then only the role (no LOGIN)
+ * and schema until cleanup; the one it moves to declares the role (no LOGIN) and empty schema
+ * from the start and everything else from the switch on, after the workflow moved their state.
+ * Both mark the identity `retainOnDelete` while the move lasts.
+ *
  * Child names (name = `tenant-<id>`): `<name>-db-access`, `<name>-database`, `<name>-secrets`,
  * `<name>-role`, `<name>-key`, `<name>-access`, `<name>-dns`. Keyed by tenant id: never change.
  */
@@ -62,12 +71,15 @@ export class PooledTenant extends pulumi.ComponentResource {
     const migration = t.deployment === "dedicated" ? t.migration : undefined;
     if (t.deployment === "dedicated" && !migration) throw new Error(`tenant ${t.id} is dedicated and not migrating: it has no place in cell stack ${ctx.stack}`);
     const tier = migration ? migration.fromTier : t.tier;
-    const managesIdentity = !migration || cellOwnsIdentity(migration.phase);
-    const retainOnDelete = migration !== undefined;
+    // A cell move: the cell left declares the identity until the switch, the cell moved to from then on.
+    const part = cellPartOf(t, ctx.env, cell.id);
+    const moving = t.deployment === "pooled" && t.move !== undefined && part !== "resident";
+    const managesIdentity = migration ? cellOwnsIdentity(migration.phase) : t.deployment === "pooled" && part ? cellDeclaresIdentity(t, part) : true;
+    const retainOnDelete = migration !== undefined || moving;
 
     const access = new TenantDatabaseAccess(
       `${name}-db-access`,
-      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell"), limits: limitsFor(tier, t.limits), ...rotatedDocumentOf(ctx, t) },
+      { tenant: t.id, database: cell.dbName, login: databaseLoginAllowed(t, "cell", { env: ctx.env, id: cell.id }), limits: limitsFor(tier, t.limits), ...rotatedDocumentOf(ctx, t) },
       { parent: this, providers: [cell.dbProvider] },
     );
 
@@ -130,7 +142,9 @@ export class PooledTenant extends pulumi.ComponentResource {
     }
 
     this.hostname = pooledHostname(t.id, envDomain(ctx.platform, ctx.env));
-    new aws.route53.Record(
+    // A moving tenant's name is one record: declared by the cell that declares its identity, and
+    // handed over with it (Route 53 refuses a second record of the same name and type).
+    if (migration || managesIdentity) new aws.route53.Record(
       `${name}-dns`,
       {
         zoneId: ctx.platform.hostedZoneId,
@@ -139,7 +153,8 @@ export class PooledTenant extends pulumi.ComponentResource {
         ttl: TENANT_RECORD_TTL,
         records: [pooledDnsTarget(ctx.platform, t, ctx.env, cell.ingressHostname)],
       },
-      { parent: this },
+      // Changing hands in a move: no update of either cell may delete it meanwhile.
+      { parent: this, ...(moving ? { retainOnDelete: true } : {}) },
     );
     this.registerOutputs({ ...(this.databaseSecretName ? { databaseSecretName: this.databaseSecretName } : {}), hostname: this.hostname });
   }

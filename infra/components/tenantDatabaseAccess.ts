@@ -31,9 +31,14 @@ export interface TenantDatabaseAccessArgs {
   dropCascade?: boolean;
 }
 
-/** `rotatedDocument` for a tenant in the stack's env: its connection document once its credentials were rotated there. */
+/**
+ * `rotatedDocument` for a tenant in the stack's env: its connection document once its credentials
+ * were rotated there, or once it started moving between cells there (the role the new cell
+ * creates must have the password the applications already use).
+ */
 export function rotatedDocumentOf(ctx: { app: string; env: string }, t: Pick<Tenant, "id" | "environments">): { rotatedDocument?: string } {
-  return t.environments[ctx.env]?.credentialsRotatedAt ? { rotatedDocument: databaseSecretName(ctx.app, ctx.env, t.id) } : {};
+  const e = t.environments[ctx.env];
+  return e?.credentialsRotatedAt || e?.movedAt ? { rotatedDocument: databaseSecretName(ctx.app, ctx.env, t.id) } : {};
 }
 
 /** The `password` field of a connection document (ConnectionSecret's JSON). */

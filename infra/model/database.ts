@@ -3,6 +3,7 @@
  * decisions (LOGIN by lifecycle and migration phase). Pure.
  */
 import { MIN_BACKUP_RETENTION_DAYS } from "./tiers.ts";
+import { cellDeclaresIdentity, cellPartOf } from "./cellMove.ts";
 import type { Tenant } from "./schema.ts";
 
 /** Postgres port; the security groups and the connection documents use it. */
@@ -98,10 +99,15 @@ export type DatabaseSide = "cell" | "dedicated";
 /**
  * Whether the tenant's Postgres role may log in. A suspended tenant keeps its data but loses
  * LOGIN (docs/lifecycle.md). In a cell a migrating tenant loses LOGIN from cutover on: writes
- * must stop before the final delta copy, and nothing may write there again.
+ * must stop before the final delta copy, and nothing may write there again. A tenant moving
+ * between cells (`cell` given) may log in to exactly one of them: the one it leaves until the
+ * switch, the one it moves to from then on.
  */
-export function databaseLoginAllowed(t: Tenant, side: DatabaseSide): boolean {
+export function databaseLoginAllowed(t: Tenant, side: DatabaseSide, cell?: { env: string; id: string }): boolean {
   if (t.lifecycle === "suspended") return false;
+  // A cell move (infra/model/cellMove.ts): the cell left serves until the switch, the cell moved to from then on.
+  const part = side === "cell" && cell ? cellPartOf(t, cell.env, cell.id) : undefined;
+  if (part !== undefined && t.deployment === "pooled") return cellDeclaresIdentity(t, part);
   if (side === "cell" && t.deployment === "dedicated") {
     const phase = t.migration?.phase;
     return phase === "provisioning" || phase === "copying";

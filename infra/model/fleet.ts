@@ -71,11 +71,11 @@ function readLimited(path: string, file: string): string | Problem {
   }
 }
 
-/** The tenants living in a cell stack: placed there, or migrating away from it (until cleanup ends). */
+/** The tenants living in a cell stack: placed there, or migrating or moving away from it (until cleanup ends). */
 export function cellResidents(fleet: Pick<Fleet, "tenants">, cell: Pick<Cell, "env" | "id">): Tenant[] {
   const out: Tenant[] = [];
   for (const { tenant } of fleet.tenants.values()) {
-    if (tenant.deployment === "pooled" && tenant.placement[cell.env] === cell.id) out.push(tenant);
+    if (tenant.deployment === "pooled" && (tenant.placement[cell.env] === cell.id || tenant.move?.from[cell.env] === cell.id)) out.push(tenant);
     if (tenant.deployment === "dedicated" && tenant.migration?.from[cell.env] === cell.id) out.push(tenant);
   }
   return out;
@@ -88,6 +88,8 @@ export function stacksOfTenant(tenant: Tenant): string[] {
     if (tenant.deployment === "pooled") {
       const cell = tenant.placement[env];
       if (cell) out.add(cellStackName(env, cell));
+      const from = tenant.move?.from[env];
+      if (from) out.add(cellStackName(env, from));
     } else {
       out.add(dedicatedStackName(tenant.id, env));
       const from = tenant.migration?.from[env];
@@ -280,6 +282,7 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
     const t = lt.tenant;
     const homes: [string, string, PropertyKey[]][] = [];
     if (t.deployment === "pooled") for (const [env, cell] of Object.entries(t.placement)) if (cell) homes.push([env, cell, ["placement", env]]);
+    if (t.deployment === "pooled" && t.move) for (const [env, cell] of Object.entries(t.move.from)) if (cell) homes.push([env, cell, ["move", "from", env]]);
     if (t.deployment === "dedicated" && t.migration) {
       for (const [env, cell] of Object.entries(t.migration.from)) if (cell) homes.push([env, cell, ["migration", "from", env]]);
     }
@@ -314,7 +317,8 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
     // in id order are reported, so an over-full cell gives one line per tenant too many.
     for (const id of ids.slice(cell.capacity)) {
       const lt = tenants.get(id)!;
-      const path = lt.tenant.deployment === "pooled" ? ["placement", cell.env] : ["migration", "from", cell.env];
+      const path =
+        lt.tenant.deployment === "pooled" ? (lt.tenant.move?.from[cell.env] === cell.id ? ["move", "from", cell.env] : ["placement", cell.env]) : ["migration", "from", cell.env];
       problems.push(
         problemAt(
           lt.yaml,

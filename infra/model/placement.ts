@@ -24,7 +24,8 @@ export class CellOpeningError extends PlacementError {
 export function chooseCell(fleet: Fleet, env: string, region: string): Cell {
   const candidates = [...fleet.cells.values()]
     // A cell still opening (no successful first up yet) takes no tenant (docs/cells.md).
-    .filter((c) => c.env === env && c.region === region && c.config.opening !== true)
+    // A draining cell is being emptied: it takes no new tenant either.
+    .filter((c) => c.env === env && c.region === region && c.config.opening !== true && c.config.draining !== true)
     .map((c) => ({ cell: c, load: cellResidents(fleet, c).length }))
     .filter((c) => c.load < c.cell.capacity)
     .sort((a, b) => a.load / a.cell.capacity - b.load / b.cell.capacity || a.cell.id.localeCompare(b.cell.id));

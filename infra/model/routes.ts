@@ -1,3 +1,4 @@
+import { sourceServes } from "./cellMove.ts";
 import { envDomain } from "./platform.ts";
 import {
   cellStackName, databaseSecretName, dedicatedStackName, dedicatedZoneName, pooledHostname,
@@ -18,7 +19,8 @@ export interface Route {
 
 /**
  * Where a tenant is served from in an env. During an upgrade the tenant keeps serving from its
- * cell until cutover; from cutover on the dedicated stack serves it.
+ * cell until cutover; from cutover on the dedicated stack serves it. A tenant moving between cells
+ * is served by the cell it leaves until the switch, then by the cell it moved to.
  */
 export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string): Route {
   const domain = envDomain(fleet.platform, env);
@@ -34,7 +36,9 @@ export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string):
   };
   if (servingFromCell) {
     // The connection document keeps its name through an upgrade; its stack and content change at cutover.
-    const cell = t.deployment === "pooled" ? t.placement[env]! : fromCell!;
+    // A cell move: the cell left serves until the switch (infra/model/cellMove.ts).
+    const leaving = t.deployment === "pooled" && t.move && sourceServes(t.move.phase) ? t.move.from[env] : undefined;
+    const cell = t.deployment === "pooled" ? (leaving ?? t.placement[env]!) : fromCell!;
     return { ...base, url: `https://${pooledHostname(t.id, domain)}`, deployment: "pooled", stack: cellStackName(env, cell) };
   }
   return { ...base, url: `https://${dedicatedZoneName(t.id, domain)}`, deployment: "dedicated", stack: dedicatedStackName(t.id, env) };

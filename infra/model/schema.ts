@@ -105,6 +105,14 @@ export function makeTenantSchema(ctx: SchemaContext) {
       credentialsRotatedAt: isoDateTime
         .optional()
         .describe("When the tenant's database password in this environment was last rotated (written by `tenantctl rotate`'s workflow; do not edit). Set: the stacks keep the rotated password."),
+      /**
+       * Written by the cell move (docs/lifecycle.md, "Cell moves"): the role in the new cell is
+       * created with the password of the connection document, which the stacks then keep, as
+       * after a rotation.
+       */
+      movedAt: isoDateTime
+        .optional()
+        .describe("When the tenant's move to another cell in this environment started (written by `tenantctl move`'s workflow; do not edit). Set: the stacks take the database password from the connection document, as after a rotation."),
     })
     .strict();
 
@@ -212,6 +220,18 @@ export function makeTenantSchema(ctx: SchemaContext) {
       placement: z
         .partialRecord(env, cellId)
         .describe("Pooled only: env -> cell id (e.g. use1-01), one per environment. Written by tenantctl new; never changed implicitly (a move is a data migration)."),
+      /** A cell move in progress (written by the move workflow only; infra/model/cellMove.ts). `placement` names the destination. */
+      move: z
+        .object({
+          phase: z.enum(MIGRATION_PHASES).describe("provisioning, copying, cutover, cleanup."),
+          from: z.partialRecord(env, cellId).describe("env -> the cell the tenant is leaving (placement names the cell it moves to)."),
+          workflowId: z.uuid().describe("The control plane's move workflow that writes this block."),
+          startedAt: isoDateTime.describe("When the move started (ISO 8601 with offset)."),
+          retainUntil: isoDateTime.optional().describe("When cleanup may remove the tenant from the cell it left."),
+        })
+        .strict()
+        .optional()
+        .describe("A cell move in progress (written by the control plane's move workflow, `tenantctl move`; never by hand)."),
     })
     .strict();
 
@@ -282,6 +302,14 @@ export function makeTenantSchema(ctx: SchemaContext) {
         if (!envs.includes(e)) {
           issue.addIssue({ code: "custom", path: [key, e], message: `environment ${e} is not declared under environments; add it there or remove this entry` });
         }
+      }
+      if (t.deployment === "pooled" && t.move) {
+        for (const [e, from] of Object.entries(t.move.from)) {
+          if (from === undefined) continue;
+          if (!(e in t.placement)) issue.addIssue({ code: "custom", path: ["move", "from", e], message: `environment ${e} has no placement to move to` });
+          else if (t.placement[e] === from) issue.addIssue({ code: "custom", path: ["move", "from", e], message: `the tenant moves from ${from} to the same cell; a move names another cell in placement` });
+        }
+        if (Object.keys(t.move.from).length === 0) issue.addIssue({ code: "custom", path: ["move", "from"], message: "a move names at least one environment it leaves a cell in" });
       }
       if (t.deployment === "pooled" && t.features.vpcPeering) {
         issue.addIssue({ code: "custom", path: ["features", "vpcPeering"], message: "VPC peering needs a dedicated deployment; set it to false or make the tenant dedicated" });

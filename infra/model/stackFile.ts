@@ -27,6 +27,11 @@ export const CellConfigSchema = z
      * `pulumi up`: no tenant may be placed in it. Removed once that up succeeded (docs/cells.md).
      */
     opening: z.boolean().optional(),
+    /**
+     * A cell being emptied (retired, or rebalanced): no tenant is placed in it and no move goes
+     * to it; its residents leave by `tenantctl move` (docs/cells.md). Not read by the program.
+     */
+    draining: z.boolean().optional(),
   })
   .strict();
 export type CellConfig = z.infer<typeof CellConfigSchema>;

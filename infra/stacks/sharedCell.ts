@@ -42,6 +42,7 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): SharedCell
   const provider = awsProvider(ctx);
   const shared = new SharedCell(`cell-${cell.id}`, { ctx, cell }, { providers: [provider] });
   const facts = {
+    id: cell.id,
     ingressHostname: cell.config.ingressHostname,
     bucketName: shared.bucketName,
     keyArn: shared.keyArn,

@@ -169,7 +169,7 @@ describe("tenantctl validate --base", () => {
       const io = bufferIo();
       expect(await main(["validate", "--base", "HEAD", "--project", repo.dir], io)).toBe(1);
       expect(io.stderr).toHaveLength(1);
-      expect(io.stderr[0]).toMatch(/^(.*\/)?tenants\/gamma-labs\.yaml:\d+: placement\.prod: changed from use1-01 \(at HEAD\) to use1-02: .*put use1-01 back \(the control plane has no move workflow yet\)$/);
+      expect(io.stderr[0]).toMatch(/^(.*\/)?tenants\/gamma-labs\.yaml:\d+: placement\.prod: changed from use1-01 \(at HEAD\) to use1-02: .*put use1-01 back and move the tenant with `tenantctl move gamma-labs --env prod --to use1-02` \(the control plane's move workflow copies the data and commits the change\)$/);
       expect(io.stdout).toEqual(["1 problem found"]);
       const plain = bufferIo();
       expect(await main(["validate", "--project", repo.dir], plain)).toBe(0);

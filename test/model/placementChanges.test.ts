@@ -21,7 +21,7 @@ describe("placementChanges", () => {
     expect(formatProblem(problems[0]!).split(": ").slice(1).join(": ")).toBe(
       "placement.prod: changed from use1-02 (at origin/main) to use1-01: a pooled tenant changes cells only through a move, a data migration " +
         "(edited by hand, cell use1-02 would delete the tenant's IAM role, secrets and key alias while use1-01 tries to create the same names, and the data would stay behind); " +
-        "put use1-02 back (the control plane has no move workflow yet)",
+        "put use1-02 back and move the tenant with `tenantctl move gamma-labs --env prod --to use1-01` (the control plane's move workflow copies the data and commits the change)",
     );
   });
 

@@ -9,3 +9,4 @@ export * from "./edits.ts";
 export * from "./overlay.ts";
 export * from "./paths.ts";
 export * from "./text.ts";
+export * from "./move.ts";
