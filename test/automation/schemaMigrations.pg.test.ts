@@ -172,7 +172,20 @@ describe("one tenant schema", () => {
   });
 });
 
-/** Samples how many of the master user's sessions are inside a transaction on the cell database. */
+/**
+ * How many of the master user's sessions are inside a transaction on the cell database, all open
+ * at one instant. Only transactions begun before this query's own start (now()) count:
+ * pg_stat_activity is copied backend by backend, not atomically, so on a loaded machine one
+ * transaction could commit and the next begin while the copy runs, and both be counted (5 seen
+ * once at a bound of 4). Each counted transaction began before now() and was still open when its
+ * entry was read, so all of them were open together at now().
+ */
+async function openTransactions(c: pg.ClientBase): Promise<number> {
+  const { rows } = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND xact_start < now()", [cell.database, cell.admin.user]);
+  return rows[0]!.n;
+}
+
+/** Samples openTransactions until stopped: the most seen at once over a whole run (an upper bound's check). */
 function sampleConcurrency(): { stop(): Promise<number> } {
   let peak = 0;
   let running = true;
@@ -180,16 +193,7 @@ function sampleConcurrency(): { stop(): Promise<number> } {
     const c = await server.connect(server.bootstrap);
     try {
       while (running) {
-        const { rows } = await c.query<{ n: number }>(
-          // Only transactions begun before this query's own start (now()): pg_stat_activity is copied
-          // backend by backend, not atomically, so on a loaded machine one transaction could commit
-          // and the next begin while the copy runs, and both be counted (5 seen once at a bound of 4).
-          // Each counted transaction began before now() and was still open when its entry was read,
-          // so all of them were open together at now().
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND xact_start < now()",
-          [cell.database, cell.admin.user],
-        );
-        peak = Math.max(peak, rows[0]!.n);
+        peak = Math.max(peak, await openTransactions(c));
         await new Promise((r) => setTimeout(r, 3));
       }
     } finally {
@@ -205,25 +209,72 @@ function sampleConcurrency(): { stop(): Promise<number> } {
   };
 }
 
+/**
+ * The gate every migration file of these sets opens with (`SELECT pg_advisory_xact_lock_shared`):
+ * while the test holds the key, each migrated schema stops there with its transaction open, so
+ * exactly as many schemas as the bound lets through are in flight, however slow the machine; the
+ * count no longer depends on when a sample happens to be taken (the earlier sampled-only version
+ * of these tests saw too few or too many under load). Released, the files go through at once.
+ */
+const GATE = 7_220_022;
+
+async function waitingAtGate(): Promise<number> {
+  const { rows } = await su.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid = $1 AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    [GATE],
+  );
+  return rows[0]!.n;
+}
+
+/**
+ * Runs `run` with the gate closed until `expected` schemas wait at it (deadline 90 s), counts the
+ * transactions open then, and again after a pause (a bound that leaks would have let more in),
+ * then opens the gate and lets the run finish.
+ */
+async function throughGate<T>(expected: number, run: () => Promise<T>): Promise<{ result: T; open: number; openAfterPause: number; waitingAfterPause: number }> {
+  await su.query("SELECT pg_advisory_lock($1)", [GATE]);
+  let running: Promise<T> | undefined;
+  try {
+    running = run();
+    const deadline = Date.now() + 90_000;
+    for (let n = await waitingAtGate(); n < expected; n = await waitingAtGate()) {
+      if (Date.now() > deadline) throw new Error(`only ${n} of ${expected} migrations reached the gate in 90 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const open = await openTransactions(su);
+    await new Promise((r) => setTimeout(r, 300));
+    const openAfterPause = await openTransactions(su);
+    const waitingAfterPause = await waitingAtGate();
+    await su.query("SELECT pg_advisory_unlock($1)", [GATE]);
+    return { result: await running, open, openAfterPause, waitingAfterPause };
+  } finally {
+    // On a failure before the gate opened: open it, so the run ends and its sessions close.
+    await su.query("SELECT pg_advisory_unlock_all()");
+    await running?.catch(() => undefined);
+  }
+}
+
 describe("200 tenant schemas of one cell database", () => {
-  const slow = (sql: string) => `${sql}\nSELECT pg_sleep(0.02);\n`;
+  const slow = (sql: string) => `SELECT pg_advisory_xact_lock_shared(${GATE});\n${sql}\nSELECT pg_sleep(0.02);\n`;
   const v1 = { "0001_base.up.sql": slow("CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);") };
   const v2 = { ...v1, "0002_item_price.up.sql": slow("ALTER TABLE items ADD COLUMN price_cents bigint NOT NULL DEFAULT 0;\nCREATE INDEX items_price_idx ON items (price_cents);") };
   const v3 = { ...v2, "0003_item_notes.up.sql": slow("CREATE TABLE item_notes (item_id bigint REFERENCES items (id), note text);") };
 
-  it("migrate with at most 4 at once on the instance (sampled on the server), every schema ends at head", async () => {
+  it("migrate with at most 4 at once on the instance (counted on the server), every schema ends at head", async () => {
     const migrator = new SchemaMigrator(inline(v1), { perDatabaseConcurrency: 4, ...OPTS });
     const sampler = sampleConcurrency();
+    let gate;
     try {
-      const results = await migrator.migrate(FLEET.map(target), "fleet-v1");
-      expect(results.filter((r) => !r.ok)).toEqual([]);
-      expect(results.every((r) => r.ok && r.value.to === 1)).toBe(true);
+      gate = await throughGate(4, () => migrator.migrate(FLEET.map(target), "fleet-v1"));
+      expect(gate.result.filter((r) => !r.ok)).toEqual([]);
+      expect(gate.result.every((r) => r.ok && r.value.to === 1)).toBe(true);
     } finally {
       await migrator.close();
     }
     const peak = await sampler.stop();
     expect(migrator.limiter.peak("127.0.0.1:" + server.port)).toBe(4);
-    expect(peak).toBeGreaterThanOrEqual(2);
+    // Held at the gate: exactly 4 open at once, still 4 after the pause; over the whole run never more.
+    expect([gate.open, gate.openAfterPause, gate.waitingAfterPause]).toEqual([4, 4, 4]);
     expect(peak).toBeLessThanOrEqual(4);
     const { rows } = await admin.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE c.relname = 'items' AND s.nspname LIKE 'tenant_t%'`,
@@ -231,16 +282,15 @@ describe("200 tenant schemas of one cell database", () => {
     expect(rows[0]!.n).toBe(200);
   });
 
-  it("negative control: with a bound of 16 the same sampler sees more than 4 at once", async () => {
+  it("negative control: with a bound of 16 the same count sees 16 at once", async () => {
     const migrator = new SchemaMigrator(inline(v2), { perDatabaseConcurrency: 16, ...OPTS });
-    const sampler = sampleConcurrency();
     try {
-      const results = await migrator.migrate(FLEET.slice(0, 100).map(target), "fleet-v2-wide");
-      expect(results.filter((r) => !r.ok)).toEqual([]);
+      const gate = await throughGate(16, () => migrator.migrate(FLEET.slice(0, 100).map(target), "fleet-v2-wide"));
+      expect(gate.result.filter((r) => !r.ok)).toEqual([]);
+      expect([gate.open, gate.openAfterPause]).toEqual([16, 16]);
     } finally {
       await migrator.close();
     }
-    expect(await sampler.stop()).toBeGreaterThan(4);
   });
 
   it("3 failing tenants are recorded with their error, the others finish; after the fix a re-run applies only what is missing", async () => {
