@@ -124,6 +124,43 @@ describe("run event streams", () => {
       for (const c of streams) c.abort();
     }
   });
+
+  it("count a console session's streams against its key: the session's EventSource request is refused past the key's cap", async () => {
+    const queued = await h.api("POST", "/api/stacks/shared-prod-use1-02/runs");
+    expect(queued.status).toBe(202);
+    const runId = (queued.json.run as { id: string }).id;
+    // A console session of reader-a, logged in through the form.
+    const form = await fetch(`${h.baseUrl}/console/login`);
+    const formCookie = form.headers.getSetCookie().find((c) => c.startsWith("tenancy_console_login="))!.split(";")[0]!;
+    const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+    const login = await fetch(`${h.baseUrl}/console/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: formCookie },
+      body: new URLSearchParams({ key: a.key, _csrf: token }),
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers.getSetCookie().find((c) => c.startsWith("tenancy_console="))!.split(";")[0]!;
+    const streams: AbortController[] = [];
+    const stream = async (headers: Record<string, string>) => {
+      const ctl = new AbortController();
+      const timeout = setTimeout(() => ctl.abort(), 5000);
+      const res = await fetch(`${h.baseUrl}/api/runs/${runId}/events`, { headers: { accept: "text/event-stream", ...headers }, signal: ctl.signal });
+      clearTimeout(timeout);
+      if (res.status === 200) streams.push(ctl);
+      return { status: res.status, body: res.status === 200 ? "" : await res.text() };
+    };
+    try {
+      // Headers at once for the session's stream too (no event yet, the first keep-alive after 15 s).
+      expect(await stream({ cookie })).toEqual({ status: 200, body: "" });
+      expect((await stream({ "x-api-key": a.key })).status).toBe(200);
+      const third = await stream({ cookie });
+      expect(third.status).toBe(429);
+      expect(JSON.parse(third.body)).toEqual({ error: { message: "API key reader-a already has 2 event streams open (TENANCY_SSE_PER_KEY); close one first" } });
+    } finally {
+      for (const c of streams) c.abort();
+    }
+  });
 });
 
 describe("inputs", () => {

@@ -222,5 +222,32 @@ describe("failed key attempts", () => {
     // The key itself never reaches the log.
     expect(JSON.stringify(lines)).not.toContain("wrong passphrase");
   });
+
+  it("limits failed console logins per client the same way: 429 after the limit even with a right key, each failure warn-logged with the address", async () => {
+    const attacker = "203.0.113.77";
+    const login = async (key: string) => {
+      const form = await fetch(`${h.baseUrl}/console/login`, { headers: { "x-forwarded-for": attacker } });
+      const cookie = form.headers.getSetCookie().find((c) => c.startsWith("tenancy_console_login="))!.split(";")[0]!;
+      const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+      const res = await fetch(`${h.baseUrl}/console/login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie, "x-forwarded-for": attacker },
+        body: new URLSearchParams({ key, _csrf: token }),
+      });
+      return { status: res.status, retryAfter: res.headers.get("retry-after"), text: await res.text() };
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < FAILURE_LIMIT + 2; i++) statuses.push((await login(wrong(i))).status);
+    expect(statuses).toEqual([...Array(FAILURE_LIMIT).fill(401), 429, 429]);
+    const right = await login(perScope.get("read")!.key);
+    expect(right.status).toBe(429);
+    expect(Number(right.retryAfter)).toBeGreaterThan(0);
+    expect(right.text).toMatch(/Too many refused keys from 203\.0\.113\.77; try again in \d+ s\./);
+    const warned = lines.filter((l) => l.level === 40 && l.client === attacker && l.msg === "console login refused");
+    expect(warned).toHaveLength(FAILURE_LIMIT);
+    expect(warned[0]!.reason).toBe("unknown key");
+    expect(JSON.stringify(lines)).not.toContain("wrong passphrase");
+  });
 });
 
