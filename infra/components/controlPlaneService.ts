@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { MASTER_USERNAME, PG_SSLMODE, POSTGRES_PORT } from "../model/database.ts";
-import { CONTROL_PLANE_PORT, planListenerRules } from "../model/hub.ts";
+import { CONTROL_PLANE_PORT, hubLayout, planListenerRules } from "../model/hub.ts";
 import {
   SHARED_TENANT, controlPlaneHostname, controlPlaneRoleName, controlPlaneSecretName, deployerRoleName,
 } from "../model/naming.ts";
@@ -24,6 +24,8 @@ export const CONTROL_PLANE_CPU = "512";
 export const CONTROL_PLANE_MEMORY_MB = "1024";
 /** TLS 1.3 and 1.2 only (Elastic Load Balancing "Security policies for your Application Load Balancer"). */
 export const ALB_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+/** The control plane's setting naming whose X-Forwarded-For it believes (automation/http/settings.ts). */
+export const TRUST_PROXY_ENV = "TENANCY_TRUST_PROXY";
 /** Resource name of the database URL secret: the offline renderer answers the platform StackReference with its ARN. */
 export const DATABASE_URL_SECRET = "control-plane-database-url";
 
@@ -276,6 +278,10 @@ export class ControlPlaneService extends pulumi.ComponentResource {
             environment: [
               { name: "PORT", value: String(CONTROL_PLANE_PORT) },
               { name: WORKER_REGIONS_ENV, value: "none" },
+              // The ALB's nodes live in the hub's public subnets: X-Forwarded-For is believed from them
+              // alone, so the failed-key limit and the warn logs see the real client, not the ALB
+              // (docs/security.md); a client's own X-Forwarded-For entries are not trusted.
+              { name: TRUST_PROXY_ENV, value: hubLayout(p, ctx.region).public.map((s) => s.cidr).join(",") },
             ],
             secrets: [{ name: "DATABASE_URL", valueFrom: urlSecret.arn }],
             logConfiguration: { logDriver: "awslogs", options: { "awslogs-group": args.logGroup, "awslogs-region": ctx.region, "awslogs-stream-prefix": "control-plane" } },

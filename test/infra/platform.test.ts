@@ -7,6 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../infra/model/fleet.ts";
+import { httpSettingsFrom } from "../../automation/http/settings.ts";
 import { hubLayout, planListenerRules } from "../../infra/model/hub.ts";
 import { platformStackName, tags } from "../../infra/model/naming.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
@@ -331,7 +332,25 @@ describe("control plane", () => {
     expect(td.taskRoleArn).toBe("arn:aws:iam::111111111111:role/tenancy-control-plane");
     // It takes no stack runs: the regions' runners do (they alone reach their region's databases).
     const [container] = json(td.containerDefinitions) as Record<string, unknown>[];
-    expect(container!.environment).toEqual([{ name: "PORT", value: "8080" }, { name: "TENANCY_WORKER_REGIONS", value: "none" }]);
+    expect(container!.environment).toEqual([
+      { name: "PORT", value: "8080" },
+      { name: "TENANCY_WORKER_REGIONS", value: "none" },
+      { name: "TENANCY_TRUST_PROXY", value: "10.0.128.0/24,10.0.129.0/24" },
+    ]);
+  });
+
+  it("X-Forwarded-For is believed from the subnets the ALB lives in, and from nowhere else", () => {
+    const alb = plain(byTypeName(r(), "aws:lb/loadBalancer:LoadBalancer", "control-plane"));
+    const publicIds = ["us-east-1a", "us-east-1b"].map((az) => mockId(T.subnet, `hub-use1-egress-public-${az}`, "platform-us-east-1"));
+    expect(alb.subnets).toEqual(publicIds);
+    const albCidrs = ofType(r(), T.subnet).filter((x) => x.name.startsWith("hub-use1-egress-public-")).map((x) => plain(x).cidrBlock).sort();
+    const [container] = json(plain(byTypeName(r(), "aws:ecs/taskDefinition:TaskDefinition", "control-plane")).containerDefinitions) as { environment: { name: string; value: string }[] }[];
+    const trust = container!.environment.find((e) => e.name === "TENANCY_TRUST_PROXY")!.value;
+    expect(trust.split(",")).toEqual(albCidrs);
+    // The control plane reads the value as a list of CIDRs (a hop count or "off" would be wrong here).
+    const lines: string[] = [];
+    expect(httpSettingsFrom((n) => (n === "TENANCY_TRUST_PROXY" ? trust : undefined), lines).trustProxy).toEqual(["10.0.128.0/24", "10.0.129.0/24"]);
+    expect(lines).toEqual([]);
   });
 });
 
