@@ -122,20 +122,24 @@ describe("operator console in Chromium", () => {
     for (const { tenant } of fleet.tenants.values()) {
       for (const env of Object.keys(tenant.environments)) {
         placements++;
-        const where = tenant.deployment === "pooled" ? `section.cell[data-stack="shared-${env}-${tenant.placement[env]}"]` : `section.dedicated`;
-        const chip = page.locator(`${where} li[data-tenant="${tenant.id}"]`);
-        expect(await chip.count(), `${tenant.id} in ${env}`).toBeGreaterThanOrEqual(1);
+        const where = tenant.deployment === "pooled" ? `section.cell[data-stack="shared-${env}-${tenant.placement[env]}"]` : `section.dedicated[data-region="${tenant.region}"][data-env="${env}"]`;
+        const chip = page.locator(`${where} ul.t-${tenant.tier} a[href="tenants/${tenant.id}"]`);
+        expect(await chip.count(), `${tenant.id} in ${env}`).toBe(1);
       }
     }
     expect(placements).toBeGreaterThan(9);
-    expect(await page.locator("li[data-tenant]").count()).toBe(placements);
+    expect(await page.locator("ul.r a").count()).toBe(placements);
+    // One click to a tenant: its link on the map opens its page.
+    await page.locator('section.cell a[href="tenants/acme"], section.dedicated a[href="tenants/acme"]').first().click();
+    await page.waitForURL("**/console/tenants/acme");
+    await page.goBack();
     await expectAccessible(page, "fleet");
 
     await page.getByLabel("Find a tenant by id or name").fill("acme");
     await page.getByRole("button", { name: "Search" }).click();
     await page.waitForURL("**/console/fleet?q=acme");
-    expect(await page.locator("li[data-tenant]").count()).toBe(1);
-    expect(await page.locator("li[data-tenant]").getAttribute("data-tenant")).toBe("acme");
+    expect(await page.locator("ul.r a").count()).toBe(1);
+    expect(await page.locator("ul.r a").getAttribute("href")).toBe("tenants/acme");
   });
 
   it("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends", async () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { html } from "../../automation/console/html.ts";
 import { fleetMap } from "../../automation/console/pages/fleet.ts";
 import { costSection } from "../../automation/console/pages/tenant.ts";
-import { fleetView } from "../../automation/http/routes/fleet.ts";
+import { fleetView, type FleetView } from "../../automation/http/routes/fleet.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 
 const PROJECT = resolve(import.meta.dirname, "../..");
@@ -34,12 +34,50 @@ describe("fleet view and map", () => {
 
   it("search keeps the matching tenants (by id or name) and the cells holding them", () => {
     const view = fleetView(fleet, "main");
-    const ids = (q: string) => [...fleetMap(view, q).text.matchAll(/data-tenant="([^"]+)"/g)].map((m) => m[1]);
+    const ids = (q: string) => [...fleetMap(view, q).text.matchAll(/<a href="tenants\/([^"]+)"/g)].map((m) => m[1]);
     expect(ids("gamma")).toEqual(["gamma-labs", "gamma-labs"]);
     expect(ids("acme corp")).toEqual(["acme"]);
     expect(ids("nobody-at-all")).toEqual([]);
     expect(fleetMap(view, "gamma").text).toContain("2 of 12 tenant placements match “gamma”");
     expect(ids("").length).toBe(12);
+  });
+
+  it("groups a cell's residents by tier, writes a lifecycle other than active beside the tenant, and its name when it is not its id", () => {
+    const view: FleetView = {
+      branch: "main",
+      regions: [
+        {
+          region: "us-east-1",
+          envs: [
+            {
+              env: "prod",
+              cells: [
+                {
+                  id: "use1-01",
+                  stack: "shared-prod-use1-01",
+                  capacity: 10,
+                  opening: false,
+                  residents: [
+                    { id: "a", displayName: "A & Co", tier: "free", lifecycle: "active", migrating: false },
+                    { id: "b", displayName: "b", tier: "enterprise", lifecycle: "suspended", migrating: false },
+                    { id: "c", displayName: "C", tier: "free", lifecycle: "active", migrating: true },
+                  ],
+                },
+              ],
+              dedicated: [{ id: "d", displayName: "D", tier: "dedicated", lifecycle: "offboarding", migrating: false, stack: "dedicated-d-prod" }],
+            },
+          ],
+        },
+      ],
+    };
+    const out = fleetMap(view, "").text;
+    expect(out).toContain(
+      '<h5 class="g">enterprise <span class="sub">1</span></h5><ul class="r t-enterprise" aria-label="Residents of shared-prod-use1-01: enterprise"><li class="suspended"><a href="tenants/b">b</a> <b>suspended</b></li></ul>' +
+        '<h5 class="g">free <span class="sub">2</span></h5><ul class="r t-free" aria-label="Residents of shared-prod-use1-01: free"><li><a href="tenants/a">a</a> A &amp; Co</li><li class="migrating"><a href="tenants/c">c</a> C <b>migrating</b></li></ul>',
+    );
+    expect(out).toContain('<ul class="r t-dedicated" aria-label="Dedicated stacks in us-east-1 prod: dedicated"><li class="offboarding"><a href="tenants/d">d</a> D <b>offboarding</b></li></ul>');
+    expect(out).toContain("3 of 10 places used");
+    expect(out).toContain("4 tenant placements on main");
   });
 });
 

@@ -8,9 +8,32 @@ import { badge, html, layout, when, type Html } from "../html.ts";
 
 const enc = encodeURIComponent;
 
-function tenantChip(t: FleetTenant): Html {
+/** Tiers in the order the map lists them; a tier not named here follows them. */
+const TIER_ORDER = ["enterprise", "standard", "free", "dedicated"];
+
+/**
+ * A group of tenants of one tier: the tier is written once in the group's heading (and colours its
+ * chips' edge), each chip is its link (relative to /console/fleet) and its name when that differs
+ * from its id, and a lifecycle other than active is written beside it and tints it. Two elements a
+ * chip: the map of 1,100 tenants stays small enough for a browser to show in well under a second
+ * (BENCHMARKS.md section 9).
+ */
+function tierGroups(tenants: readonly FleetTenant[], label: string): Html[] {
+  const byTier = new Map<string, FleetTenant[]>();
+  for (const t of tenants) byTier.set(t.tier, [...(byTier.get(t.tier) ?? []), t]);
+  const order = (tier: string) => (TIER_ORDER.includes(tier) ? TIER_ORDER.indexOf(tier) : TIER_ORDER.length);
+  return [...byTier.keys()]
+    .sort((a, b) => order(a) - order(b) || a.localeCompare(b))
+    .map((tier) => {
+      const group = byTier.get(tier)!;
+      return html`<h5 class="g">${tier} <span class="sub">${group.length}</span></h5><ul class="r t-${tier}" aria-label="${label}: ${tier}">${group.map(chip)}</ul>`;
+    });
+}
+
+function chip(t: FleetTenant): Html {
   const state = t.migrating ? "migrating" : t.lifecycle;
-  return html`<li class="tenant tier-${t.tier} life-${state}" data-tenant="${t.id}"><a href="/console/tenants/${enc(t.id)}">${t.id}</a> <span class="sub">${t.displayName}</span> <span class="tag">${t.tier}</span>${state !== "active" ? html` <span class="tag life">${state}</span>` : ""}</li>`;
+  const name = t.displayName !== t.id ? ` ${t.displayName}` : "";
+  return state === "active" ? html`<li><a href="tenants/${enc(t.id)}">${t.id}</a>${name}</li>` : html`<li class="${state}"><a href="tenants/${enc(t.id)}">${t.id}</a>${name} <b>${state}</b></li>`;
 }
 
 export function matches(t: FleetTenant, q: string): boolean {
@@ -36,8 +59,8 @@ export function fleetMap(view: FleetView, q: string): Html {
 <h4 id="cell-${c.stack}">Cell ${c.id} <span class="sub">${c.stack}</span>${c.opening ? html` <span class="tag life">opening</span>` : ""}</h4>
 <p class="capacity"><label for="cap-${c.stack}">${used} of ${c.capacity} places used</label>
 <meter id="cap-${c.stack}" min="0" max="${c.capacity}" low="${Math.floor(c.capacity * 0.7)}" high="${Math.floor(c.capacity * 0.9)}" optimum="0" value="${used}">${pct}%</meter></p>
-<ul class="residents">${residents.map(tenantChip)}</ul>
-<p><a href="/console/stacks/${enc(c.stack)}/run">Run ${c.stack}</a></p>
+${tierGroups(residents, `Residents of ${c.stack}`)}
+<p><a href="stacks/${enc(c.stack)}/run">Run ${c.stack}</a></p>
 </section>`;
       });
       const dedicated = e.dedicated.filter((t) => matches(t, q));
@@ -47,7 +70,7 @@ export function fleetMap(view: FleetView, q: string): Html {
       return html`<section class="env" aria-labelledby="env-${r.region}-${e.env}">
 <h3 id="env-${r.region}-${e.env}">${e.env}</h3>
 <div class="cells">${cells}</div>
-${dedicated.length > 0 ? html`<section class="dedicated" aria-label="Dedicated stacks in ${r.region} ${e.env}"><h4>Dedicated stacks</h4><ul class="residents">${dedicated.map((d) => html`${tenantChip(d)}`)}</ul></section>` : ""}
+${dedicated.length > 0 ? html`<section class="dedicated" aria-labelledby="ded-${r.region}-${e.env}" data-region="${r.region}" data-env="${e.env}"><h4 id="ded-${r.region}-${e.env}">Dedicated stacks <span class="sub">${r.region} ${e.env}</span></h4>${tierGroups(dedicated, `Dedicated stacks in ${r.region} ${e.env}`)}</section>` : ""}
 </section>`;
     });
     return html`<section class="region" aria-labelledby="region-${r.region}"><h2 id="region-${r.region}">${r.region}</h2>${envs}</section>`;
@@ -56,8 +79,8 @@ ${dedicated.length > 0 ? html`<section class="dedicated" aria-label="Dedicated s
 <label for="q">Find a tenant by id or name</label> <input id="q" name="q" type="search" value="${q}"> <button type="submit">Search</button>
 ${q !== "" ? html` <a href="/console/fleet">Show all</a>` : ""}
 </form>
-<p class="legend">Tiers: <span class="tag tier-free">free</span> <span class="tag tier-standard">standard</span> <span class="tag tier-enterprise">enterprise</span> <span class="tag tier-dedicated">dedicated</span>.
-Lifecycle other than active is written beside the tenant (suspended, offboarding, migrating).</p>
+<p class="legend">Tenants are grouped by tier, each tier with its colour: <span class="tag t-enterprise">enterprise</span> <span class="tag t-standard">standard</span> <span class="tag t-free">free</span> <span class="tag t-dedicated">dedicated</span>.
+A lifecycle other than active is written beside the tenant: <span class="tag suspended">suspended</span> <span class="tag offboarding">offboarding</span> <span class="tag migrating">migrating</span>.</p>
 <p aria-live="polite">${q === "" ? `${total} tenant placements on ${view.branch}` : `${shown} of ${total} tenant placements match “${q}”`}</p>
 ${regions}`;
 }
