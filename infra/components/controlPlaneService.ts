@@ -104,13 +104,16 @@ export class ControlPlaneService extends pulumi.ComponentResource {
     new aws.iam.RolePolicy(`${name}-deployer`, { role: deployer.name, name: "deploy", policy: policyJson(deployerPolicy(ctx.accountId, ctx.app)) }, { parent: this });
 
     // --- secrets (values of the first two are set out of band) ------------------------------
-    for (const secret of ["stripe-webhook-secret", "api-keys"] as const) {
-      new aws.secretsmanager.Secret(
-        `${name}-secret-${secret}`,
-        { name: controlPlaneSecretName(ctx.app, ctx.env, secret), description: `Control plane: ${secret} (set out of band)`, kmsKeyId: args.keyArn, tags: t },
-        { parent: this },
-      );
-    }
+    const outOfBand = Object.fromEntries(
+      (["stripe-webhook-secret", "api-keys"] as const).map((secret) => [
+        secret,
+        new aws.secretsmanager.Secret(
+          `${name}-secret-${secret}`,
+          { name: controlPlaneSecretName(ctx.app, ctx.env, secret), description: `Control plane: ${secret} (set out of band)`, kmsKeyId: args.keyArn, tags: t },
+          { parent: this },
+        ),
+      ]),
+    ) as Record<"stripe-webhook-secret" | "api-keys", aws.secretsmanager.Secret>;
 
     // --- security groups ---------------------------------------------------------------------
     const albSg = new aws.ec2.SecurityGroup(`${name}-alb-sg`, { vpcId: args.vpcId, description: "Control plane ALB: HTTPS and HTTP (redirect) from anywhere", tags: t }, { parent: this });
@@ -283,7 +286,11 @@ export class ControlPlaneService extends pulumi.ComponentResource {
               // (docs/security.md); a client's own X-Forwarded-For entries are not trusted.
               { name: TRUST_PROXY_ENV, value: hubLayout(p, ctx.region).public.map((s) => s.cidr).join(",") },
             ],
-            secrets: [{ name: "DATABASE_URL", valueFrom: urlSecret.arn }],
+            // From Secrets Manager at task start (the execution role reads control-plane/* secrets), never `environment`.
+            secrets: [
+              { name: "DATABASE_URL", valueFrom: urlSecret.arn },
+              { name: "STRIPE_WEBHOOK_SECRET", valueFrom: outOfBand["stripe-webhook-secret"].arn },
+            ],
             logConfiguration: { logDriver: "awslogs", options: { "awslogs-group": args.logGroup, "awslogs-region": ctx.region, "awslogs-stream-prefix": "control-plane" } },
           },
         ]),

@@ -337,6 +337,12 @@ describe("control plane", () => {
       { name: "TENANCY_WORKER_REGIONS", value: "none" },
       { name: "TENANCY_TRUST_PROXY", value: "10.0.128.0/24,10.0.129.0/24" },
     ]);
+    // Secrets from Secrets Manager, by ARN: the database URL and the Stripe endpoint's signing secret.
+    const arn = (secret: string) => expect.stringMatching(new RegExp(`^arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/global/control-plane/${secret}-[0-9a-f]{6}$`));
+    expect(container!.secrets).toEqual([
+      { name: "DATABASE_URL", valueFrom: arn("database-url") },
+      { name: "STRIPE_WEBHOOK_SECRET", valueFrom: arn("stripe-webhook-secret") },
+    ]);
   });
 
   it("X-Forwarded-For is believed from the subnets the ALB lives in, and from nowhere else", () => {
