@@ -12,6 +12,12 @@ export interface SyntheticFleet {
   dedicated: string[];
 }
 
+/**
+ * A dedicated VPC is a /16 of the dedicated supernet (10.128.0.0/9 here), and the eu-west-1 hub
+ * holds 10.255.0.0/16: 10.128-10.254 leaves 127.
+ */
+export const MAX_SYNTHETIC_DEDICATED = 127;
+
 const TIER_CYCLE = ["free", "standard", "standard", "enterprise"] as const;
 
 /**
@@ -22,8 +28,15 @@ const TIER_CYCLE = ["free", "standard", "standard", "enterprise"] as const;
 export function writeSyntheticFleet(opts: { pooled: number; cells: number; dedicated: number; capacity?: number; extraPooled?: number }): SyntheticFleet {
   const dir = mkdtempSync(join(tmpdir(), "tenancy-bench-"));
   // The real platform settings, with a /9 supernet so up to 128 dedicated tenants fit.
-  const project = readFileSync(join(PROJECT_DIR, "Pulumi.yaml"), "utf8").replace(/dedicatedSupernet: \S+/, "dedicatedSupernet: 10.128.0.0/9");
+  // The service quotas are raised to what a fleet this size would have asked AWS for
+  // (infra/model/quotas.ts): with the defaults, validation refuses a synthetic fleet of 1,000.
+  const project = readFileSync(join(PROJECT_DIR, "Pulumi.yaml"), "utf8")
+    .replace(/dedicatedSupernet: \S+/, "dedicatedSupernet: 10.128.0.0/9")
+    .replace(/iamRolesPerAccount: \d+/, "iamRolesPerAccount: 100000")
+    .replace(/hostedZonesPerAccount: \d+/, "hostedZonesPerAccount: 100000")
+    .replace(/us-east-1: \{ vpcsPerRegion: \d+, elasticIpsPerRegion: \d+ \}/, "us-east-1: { vpcsPerRegion: 1000, elasticIpsPerRegion: 1000, rdsInstancesPerRegion: 1000 }");
   if (!project.includes("10.128.0.0/9")) throw new Error("Pulumi.yaml has no dedicatedSupernet to widen");
+  if (!project.includes("iamRolesPerAccount: 100000") || !project.includes("rdsInstancesPerRegion: 1000 }")) throw new Error("Pulumi.yaml's quotas changed shape: raise them for the synthetic fleet in bench/lib/fleetGen.ts");
   writeFileSync(join(dir, "Pulumi.yaml"), project);
   mkdirSync(join(dir, "tenants"));
   mkdirSync(join(dir, "stacks"));
@@ -60,7 +73,7 @@ export function writeSyntheticFleet(opts: { pooled: number; cells: number; dedic
   const dedicated: string[] = [];
   for (let i = 0; i < opts.dedicated; i++) {
     const id = `d${String(i).padStart(4, "0")}`;
-    if (i >= 128) throw new Error("at most 128 synthetic dedicated tenants");
+    if (i >= MAX_SYNTHETIC_DEDICATED) throw new Error(`at most ${MAX_SYNTHETIC_DEDICATED} synthetic dedicated tenants`);
     const env = "prod";
     writeFileSync(
       join(dir, "tenants", `${id}.yaml`),

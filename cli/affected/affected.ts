@@ -9,12 +9,13 @@
  * - a change under infra/ or policy/, or to Pulumi.yaml or package-lock.json, touches every
  *   stack of both revisions (the program, the pack, the platform or a provider version changed).
  */
-import { basename, relative } from "node:path";
-import { loadFleet, stacksOfTenant, type Fleet } from "../../infra/model/fleet.ts";
+import { existsSync, readdirSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
+import { loadFleet, parsedFiles, stacksOfTenant, type Fleet, type ParsedFiles } from "../../infra/model/fleet.ts";
 import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { FleetError, type Problem } from "../../infra/model/problems.ts";
 import { stackNameOfFile } from "../../infra/model/stackFile.ts";
-import { changedFiles, filesAt, resolveCommit, type ChangedFile } from "./git.ts";
+import { changedFiles, contentsAt, filesAt, resolveCommit, type ChangedFile } from "./git.ts";
 import { withFleetSnapshot } from "./worktree.ts";
 
 /** Paths whose change touches every stack. Directories end with "/". */
@@ -85,9 +86,43 @@ async function stackNamesFromFiles(projectDir: string, commit: string): Promise<
   return new Set(files.map((f) => stackNameOfFile(f.replace(/^stacks\//, ""))).filter((n): n is string => n !== undefined));
 }
 
-async function loadSide(projectDir: string, rev: Revision): Promise<Side> {
+/** A fleet file loadFleet reads: directly in tenants/ or stacks/. */
+const FLEET_FILE = /^(tenants\/[^/]+\.ya?ml|stacks\/Pulumi\.[^/]+\.ya?ml)$/;
+
+/**
+ * The fleet at `commit` as the working tree's plus what git says differs: the tenant and stack
+ * files changed since `commit` are overlaid with their content there (or removed when added since),
+ * and every other file is the working tree's own, taken already parsed from `cache` (filled by the
+ * head's load). Only the changed files are read and parsed, however large the fleet. Undefined when
+ * Pulumi.yaml changed (it decides what every file means) or the head was not loaded with `cache`.
+ */
+async function baseFromWorkingTree(projectDir: string, rev: Revision & { commit: string }, changed: readonly ChangedFile[], cache: ParsedFiles): Promise<Side | undefined> {
+  if (changed.some((c) => c.path === "Pulumi.yaml") || cache.tenants.size + cache.stacks.size === 0) return undefined;
+  const overlay = new Map<string, string | null>();
+  const atBase = changed.filter((c) => FLEET_FILE.test(c.path) && c.status !== "added").map((c) => c.path);
+  const texts = await contentsAt(projectDir, rev.commit, atBase);
+  atBase.forEach((p, i) => overlay.set(resolve(projectDir, p), texts[i]!));
+  for (const c of changed) if (FLEET_FILE.test(c.path) && c.status === "added") overlay.set(resolve(projectDir, c.path), null);
+  // Files on disk that git does not track (ignored ones: untracked files are "added" above) are not
+  // at the base either.
+  const tracked = new Set(await filesAt(projectDir, rev.commit, ["tenants", "stacks"]));
+  for (const dir of ["tenants", "stacks"]) {
+    if (!existsSync(join(projectDir, dir))) continue;
+    for (const name of readdirSync(join(projectDir, dir))) {
+      const path = `${dir}/${name}`;
+      const abs = resolve(projectDir, path);
+      if (FLEET_FILE.test(path) && !tracked.has(path) && !overlay.has(abs)) overlay.set(abs, null);
+    }
+  }
+  const shown = (abs: string) => `${rev.ref}:${relative(projectDir, abs)}`;
+  const { fleet, problems } = loadFleet({ projectDir }, { files: overlay, show: shown }, cache);
+  if (!fleet) return undefined;
+  return { fleet, stackNames: new Set(fleet.stacks.keys()), problems };
+}
+
+async function loadSide(projectDir: string, rev: Revision, cache?: ParsedFiles): Promise<Side> {
   const load = (dir: string, label?: string): Side => {
-    const { fleet, problems } = loadFleet({ projectDir: dir });
+    const { fleet, problems } = loadFleet({ projectDir: dir }, undefined, label ? undefined : cache);
     const shown = label
       ? problems.map((p) => ({ ...p, file: p.file.startsWith(dir) ? `${label}:${relative(dir, p.file)}` : p.file }))
       : problems;
@@ -106,6 +141,27 @@ async function loadSide(projectDir: string, rev: Revision): Promise<Side> {
  * Throws GitError for a bad ref or a directory outside git, FleetError when the head fleet is invalid.
  */
 export async function affectedStacks(projectDir: string, baseRef: string, headRef?: string): Promise<AffectedResult> {
+  return (await affectedWithFleets(projectDir, baseRef, headRef)).result;
+}
+
+export interface AffectedFleets {
+  result: AffectedResult;
+  /** The fleets compared, when they loaded (none when no fleet file changed). */
+  base?: Fleet;
+  head?: Fleet;
+  /** The parsed files of the loads (counts: how many were parsed and how many reused). */
+  cache: ParsedFiles;
+}
+
+/**
+ * affectedStacks, also returning the fleets it loaded. With the working tree as the head, the
+ * head's files are parsed once (or taken from `opts.head`, loaded with `opts.cache`) and the base
+ * fleet is the working tree's plus the files that differ (baseFromWorkingTree).
+ */
+export async function affectedWithFleets(
+  projectDir: string, baseRef: string, headRef?: string, opts: { head?: Fleet; cache?: ParsedFiles } = {},
+): Promise<AffectedFleets> {
+  const cache = opts.cache ?? parsedFiles();
   const baseCommit = await resolveCommit(projectDir, baseRef);
   const headCommit = headRef === undefined ? undefined : await resolveCommit(projectDir, headRef);
   const changed = await changedFiles(projectDir, baseCommit, headCommit);
@@ -123,12 +179,15 @@ export async function affectedStacks(projectDir: string, baseRef: string, headRe
     programPaths: kinds.filter((k) => k.what.kind === "global").map((k) => k.path),
     placementChanges: [],
   };
-  if (relevant.length === 0) return result;
+  if (relevant.length === 0) return { result, cache };
 
   // The head must be valid (validate reports the same problems); the base may predate a schema change.
-  const head = await loadSide(projectDir, result.head);
+  const head: Side = opts.head && !headCommit
+    ? { fleet: opts.head, stackNames: new Set(opts.head.stacks.keys()), problems: [] }
+    : await loadSide(projectDir, result.head, cache);
   if (!head.fleet) throw new FleetError(head.problems);
-  const base = await loadSide(projectDir, result.base);
+  const sameDirs = resolve(head.fleet.dirs.tenantsDir) === resolve(projectDir, "tenants") && resolve(head.fleet.dirs.stacksDir) === resolve(projectDir, "stacks");
+  const base = (!headCommit && sameDirs ? await baseFromWorkingTree(projectDir, result.base, changed, cache) : undefined) ?? (await loadSide(projectDir, result.base));
   if (!base.fleet) {
     warnings.push(
       `the fleet at ${baseRef} does not load with this code (${base.problems.length} problems); ` +
@@ -175,5 +234,5 @@ export async function affectedStacks(projectDir: string, baseRef: string, headRe
     inHead: head.stackNames.has(name),
   }));
   result.stacks = result.details.map((d) => d.name);
-  return result;
+  return { result, ...(base.fleet ? { base: base.fleet } : {}), head: head.fleet, cache };
 }

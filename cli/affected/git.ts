@@ -115,6 +115,13 @@ export async function materialize(projectDir: string, commit: string, paths: rea
   return files;
 }
 
+/** The contents of project-relative `paths` at `commit`, in one `git cat-file --batch` process. */
+export async function contentsAt(projectDir: string, commit: string, paths: readonly string[]): Promise<string[]> {
+  if (paths.length === 0) return [];
+  const { prefix } = await repoInfo(projectDir);
+  return (await catFiles(projectDir, paths.map((p) => `${commit}:${prefix}${p}`))).map((b) => b.toString("utf8"));
+}
+
 /** Contents of `<rev>:<path>` objects through one `git cat-file --batch`. */
 function catFiles(cwd: string, specs: readonly string[]): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {

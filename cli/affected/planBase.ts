@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { loadFleet, type Fleet } from "../../infra/model/fleet.ts";
+import { loadFleet, type Fleet, type ParsedFiles } from "../../infra/model/fleet.ts";
 import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { formatProblem, type Problem } from "../../infra/model/problems.ts";
 import type { MockContext } from "../../plan/render/mockOutputs.ts";
@@ -20,12 +20,17 @@ import { diffPlans, type StackDiff } from "../../plan/diff.ts";
 import { renderMarkdown, type PlanReport, type StackCostDelta, type StackReport } from "../plan/markdown.ts";
 import { table } from "../table.ts";
 import { formatUsd } from "../../plan/cost/cost.ts";
-import { affectedStacks } from "./affected.ts";
+import { affectedWithFleets } from "./affected.ts";
 import { GitError, resolveCommit } from "./git.ts";
 import { withWorktree } from "./worktree.ts";
 
-/** Plans stacks of a fleet with the code of this checkout (the lead's planStacks, or a test double). */
-export type FleetPlanner = (fleet: Fleet, names: readonly string[]) => Promise<PlanDocument>;
+/**
+ * Plans stacks of a fleet with the code of this checkout (planStacks, or a test double).
+ * `inProcess`: the fleet exists only in memory (the base built from the working tree, see
+ * cli/affected/affected.ts), so renderer workers, which load the fleet from its directory, must not
+ * be used.
+ */
+export type FleetPlanner = (fleet: Fleet, names: readonly string[], opts?: { inProcess?: boolean }) => Promise<PlanDocument>;
 
 /** Plans stacks at another revision, given that revision's project directory. */
 export type RevisionPlanner = (projectDirAtBase: string, names: readonly string[]) => Promise<PlanDocument | { unsupported: string }>;
@@ -42,6 +47,8 @@ export interface PlanAgainstBaseOptions {
   planBase?: RevisionPlanner;
   /** Progress lines (stderr). */
   log?: (line: string) => void;
+  /** The parsed files of headFleet's load (requireFleet with a cache): the base reuses them. */
+  cache?: ParsedFiles;
 }
 
 /**
@@ -86,11 +93,17 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
   let reasons = new Map<string, string[]>();
   const notes: string[] = [];
   let names: string[];
+  // The base fleet in memory when the program is the same at both revisions: the head's plus the
+  // fleet files that differ (affectedWithFleets), rendered with this checkout's code. No worktree,
+  // no second load of the files that did not change.
+  let inMemoryBase: Fleet | undefined;
   try {
     baseCommit = await resolveCommit(opts.projectDir, opts.baseRef);
+    const fleets = await affectedWithFleets(opts.projectDir, opts.baseRef, undefined, { head: opts.headFleet, ...(opts.cache ? { cache: opts.cache } : {}) });
+    const affected = fleets.result;
+    if (affected.programPaths.length === 0) inMemoryBase = fleets.head ? fleets.base : opts.headFleet;
     if (opts.names) names = [...opts.names];
     else {
-      const affected = await affectedStacks(opts.projectDir, opts.baseRef);
       placement = affected.placementChanges;
       names = affected.stacks;
       reasons = new Map(affected.details.map((d) => [d.name, d.reasons]));
@@ -104,7 +117,25 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
   let baseFleet: Fleet | undefined;
   let baseDoc: PlanDocument = { stacks: [] };
   let baseNames: string[] = [];
-  if (names.length > 0) {
+  let headDoc: PlanDocument | undefined;
+  const headNames = names.filter((n) => opts.headFleet.stacks.has(n));
+  if (names.length > 0 && inMemoryBase) {
+    baseFleet = inMemoryBase;
+    baseNames = names.filter((n) => inMemoryBase.stacks.has(n));
+    const unknown = names.filter((n) => !baseNames.includes(n) && !opts.headFleet.stacks.has(n));
+    if (unknown.length) throw new UsageError(`unknown stack ${unknown.join(", ")}: no stack file at ${opts.baseRef} nor in the working tree`);
+    if (inMemoryBase === opts.headFleet) {
+      // Same program, same fleet files: the base renders exactly as the head.
+      log(`planning ${headNames.length} stack${headNames.length === 1 ? "" : "s"} (no fleet or program file differs from ${opts.baseRef})`);
+      headDoc = headNames.length ? await opts.plan(opts.headFleet, headNames) : { stacks: [] };
+      baseDoc = headDoc;
+    } else if (baseNames.length > 0) {
+      const c = opts.cache?.counts;
+      const files = c ? `, fleet files parsed ${c.parsed} in all, ${c.reused} reused from the working tree` : "";
+      log(`planning ${baseNames.length} stack${baseNames.length === 1 ? "" : "s"} at ${opts.baseRef} (${baseCommit.slice(0, 7)}): same program, the fleet files that differ read from git${files}`);
+      baseDoc = await opts.plan(inMemoryBase, baseNames, { inProcess: true });
+    }
+  } else if (names.length > 0) {
     await withWorktree(opts.projectDir, baseCommit, async (dir) => {
       baseFleet = loadFleet({ projectDir: dir }).fleet;
       baseNames = names.filter((n) => existsSync(join(dir, "stacks", `Pulumi.${n}.yaml`)) || existsSync(join(dir, "stacks", `Pulumi.${n}.yml`)));
@@ -121,9 +152,10 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
     });
   }
 
-  const headNames = names.filter((n) => opts.headFleet.stacks.has(n));
-  log(`planning ${headNames.length} stack${headNames.length === 1 ? "" : "s"} at the working tree`);
-  const headDoc = headNames.length ? await opts.plan(opts.headFleet, headNames) : { stacks: [] };
+  if (!headDoc) {
+    log(`planning ${headNames.length} stack${headNames.length === 1 ? "" : "s"} at the working tree`);
+    headDoc = headNames.length ? await opts.plan(opts.headFleet, headNames) : { stacks: [] };
+  }
 
   const byName = (doc: PlanDocument) => new Map<string, PlannedStack>(doc.stacks.map((s) => [s.name, s]));
   const before = byName(baseDoc);
@@ -203,12 +235,12 @@ export interface PlanBaseCommandOptions {
  * 1 when the head has a mandatory violation, or changes an existing pooled tenant's placement
  * (one problem line each on stderr, after the plan).
  */
-export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner): Promise<number> {
+export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner, cache?: ParsedFiles): Promise<number> {
   if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
   const names = opts.all ? [...fleet.stacks.keys()] : opts.stack?.length ? opts.stack : undefined;
   const { report, head, placementChanges: moved } = await planAgainstBase({
     projectDir: fleet.dirs.projectDir, headFleet: fleet, baseRef: opts.base, plan, log: (l) => io.err(l),
-    ...(names ? { names } : {}),
+    ...(names ? { names } : {}), ...(cache ? { cache } : {}),
   });
   io.out(renderText(report));
   if (opts.markdown) {

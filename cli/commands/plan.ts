@@ -1,9 +1,9 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { requireFleet } from "../../infra/model/fleet.ts";
+import { parsedFiles, requireFleet } from "../../infra/model/fleet.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
 import { fleetDirs, type DirOptions } from "../options.ts";
-import { planBaseCommand } from "../affected/planBase.ts";
+import { planBaseCommand, type FleetPlanner } from "../affected/planBase.ts";
 import { planStacks } from "../../plan/planStacks.ts";
 import { planProgress } from "../plan/progress.ts";
 import { attachFindings, checkNetwork, NETWORK_POLICY } from "../../plan/network/check.ts";
@@ -23,11 +23,14 @@ export interface PlanCommandOptions extends DirOptions {
 }
 
 export async function planCommand(opts: PlanCommandOptions, io: Io): Promise<number> {
-  const fleet = requireFleet(fleetDirs(opts));
+  // With --base, the parsed files are kept: the base fleet reuses every file git says is unchanged.
+  const cache = opts.base !== undefined ? parsedFiles() : undefined;
+  const fleet = requireFleet(fleetDirs(opts), cache);
   if (opts.base !== undefined) {
     const n = opts.parallel === undefined ? undefined : Number(opts.parallel);
     if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
-    return planBaseCommand(fleet, { ...opts, base: opts.base }, io, (f, names) => planStacks(f, names, n ? { parallel: n } : {}));
+    const plan: FleetPlanner = (f, names, o) => planStacks(f, names, o?.inProcess ? { parallel: 1 } : n ? { parallel: n } : {});
+    return planBaseCommand(fleet, { ...opts, base: opts.base }, io, plan, cache);
   }
   if (opts.markdown) throw new UsageError("--markdown needs --base REF: the comment shows what merging changes against REF");
   if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");

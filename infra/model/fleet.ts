@@ -157,10 +157,31 @@ function readOverlaid(path: string, file: string, overlay: FleetOverlay | undefi
 }
 
 /**
- * Loads and validates every tenant and stack file (with `overlay`, as if its files were written).
- * Never throws for bad input: returns problems.
+ * Parsed tenant and stack files kept between loads of one fleet, by absolute path, so a second
+ * load (`plan --base`: the base revision is the working tree plus the files git says differ)
+ * parses only the files it does not take from here. Valid only while the files on disk stay as
+ * they were when the entries were added, and for one Pulumi.yaml (regions and environments decide
+ * what a file means): a load with a different Pulumi.yaml ignores the entries.
  */
-export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult {
+export interface ParsedFiles {
+  tenants: Map<string, LoadedTenant>;
+  stacks: Map<string, StackFile>;
+  /** The regions and environments the entries were parsed against. */
+  context?: string;
+  /** Files read and parsed by the loads that used this cache, and files taken from it. */
+  counts: { parsed: number; reused: number };
+}
+
+export function parsedFiles(): ParsedFiles {
+  return { tenants: new Map(), stacks: new Map(), counts: { parsed: 0, reused: 0 } };
+}
+
+/**
+ * Loads and validates every tenant and stack file (with `overlay`, as if its files were written).
+ * With `cache`, a file on disk (not in the overlay) that the cache holds is not read again, and
+ * the files read from disk are added to it. Never throws for bad input: returns problems.
+ */
+export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay, cache?: ParsedFiles): LoadResult {
   const dirs = resolveDirs(dirsIn);
   const show = (path: string) => (overlay?.show ? overlay.show(path) : display(dirs, path));
   let platform: Platform;
@@ -181,6 +202,26 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult
   }
   if (problems.length > 0) return { problems };
   const ctx = { regions: platform.regions, environments: platform.environments };
+  const context = JSON.stringify(ctx);
+  if (cache && cache.context !== context) {
+    cache.tenants.clear();
+    cache.stacks.clear();
+    cache.context = context;
+  }
+  /** The cached parse of a file on disk, or undefined when it must be read (overlaid or not cached). */
+  const cached = <T>(map: Map<string, T> | undefined, path: string): T | undefined => {
+    const abs = resolve(path);
+    if (!map || overlay?.files.has(abs)) return undefined;
+    const hit = map.get(abs);
+    if (hit !== undefined) cache!.counts.reused++;
+    return hit;
+  };
+  const remember = <T>(map: Map<string, T> | undefined, path: string, value: T) => {
+    if (!map) return;
+    cache!.counts.parsed++;
+    const abs = resolve(path);
+    if (!overlay?.files.has(abs)) map.set(abs, value);
+  };
 
   const tenants = new Map<string, LoadedTenant>();
   for (const name of listed(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n), overlay)) {
@@ -190,12 +231,17 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult
     // The file exists but is invalid: rules about its tenant (its stack files) are not checked, so
     // one broken file gives its own problems and not a cascade about a "missing" tenant.
     broken.tenants.add(id);
-    const text = readOverlaid(path, file, overlay);
-    if (typeof text !== "string") {
-      problems.push(text);
-      continue;
+    let loaded = cached(cache?.tenants, path) as ReturnType<typeof parseTenantFile> | undefined;
+    if (!loaded) {
+      const text = readOverlaid(path, file, overlay);
+      if (typeof text !== "string") {
+        problems.push(text);
+        continue;
+      }
+      loaded = parseTenantFile(file, text, ctx, id);
+      if (!Array.isArray(loaded)) remember(cache?.tenants, path, loaded);
+      else if (cache) cache.counts.parsed++;
     }
-    const loaded = parseTenantFile(file, text, ctx, id);
     if (Array.isArray(loaded)) {
       problems.push(...loaded);
       continue;
@@ -217,12 +263,17 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult
     const file = show(path);
     const stackName = stackNameOfFile(name);
     if (stackName) broken.stacks.add(stackName);
-    const text = readOverlaid(path, file, overlay);
-    if (typeof text !== "string") {
-      problems.push(text);
-      continue;
+    let parsed = cached(cache?.stacks, path) as ReturnType<typeof parseStackFile> | undefined;
+    if (!parsed) {
+      const text = readOverlaid(path, file, overlay);
+      if (typeof text !== "string") {
+        problems.push(text);
+        continue;
+      }
+      parsed = parseStackFile(file, name, text, platform.environments, platform.regions);
+      if (!Array.isArray(parsed)) remember(cache?.stacks, path, parsed);
+      else if (cache) cache.counts.parsed++;
     }
-    const parsed = parseStackFile(file, name, text, platform.environments, platform.regions);
     if (Array.isArray(parsed)) problems.push(...parsed);
     else if (stacks.has(parsed.ref.name)) {
       problems.push(problemAt(parsed.yaml, [], `stack ${parsed.ref.name} has two files (.yaml and .yml); delete one`));
@@ -250,8 +301,8 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay): LoadResult
 }
 
 /** loadFleet for callers that need a valid fleet: throws FleetError listing every problem. */
-export function requireFleet(dirs: FleetDirs): Fleet {
-  const { fleet, problems } = loadFleet(dirs);
+export function requireFleet(dirs: FleetDirs, cache?: ParsedFiles): Fleet {
+  const { fleet, problems } = loadFleet(dirs, undefined, cache);
   if (!fleet) throw new FleetError(problems);
   return fleet;
 }
