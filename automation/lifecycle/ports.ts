@@ -197,6 +197,79 @@ export interface BackupStore {
   put(bucket: CellBucketRef, key: string, body: Readable): Promise<StoredObject>;
   /** The object's size and digest, or undefined when absent. */
   stat(bucket: CellBucketRef, key: string): Promise<StoredObject | undefined>;
+  /**
+   * Copies every current object version of `source` (delete markers and noncurrent versions are
+   * not copied) to `dest` under `destPrefix` (which must be under `backups/`), each to
+   * `destPrefix + "objects/" + <its key below the source prefix>`, then writes the manifest
+   * `destPrefix + "manifest.json"` (ObjectCopyManifest) and returns it. Same region only: the
+   * source's region must be the destination cell's (tenant data stays in its region). Idempotent:
+   * run again it copies again and writes the manifest of that run.
+   */
+  copyObjects(source: TenantObjects, dest: CellBucketRef, destPrefix: string): Promise<ObjectCopy>;
+  /**
+   * Deletes every object version and delete marker of `source` (the whole prefix of a pooled
+   * tenant), but first reads the manifest `copy` names, checks its digest, and refuses with
+   * ChangedSinceCopyError, deleting nothing, while a current version there is not in the manifest
+   * (written after the copy). With `verifyOnly` it checks and deletes nothing. Idempotent: what is
+   * already gone is not an error (a second call deletes 0).
+   */
+  purgeObjects(source: TenantObjects, copy: RecordedObjectCopy, opts?: { verifyOnly?: boolean }): Promise<ObjectPurge>;
+}
+
+/**
+ * A tenant's objects: its own bucket (dedicated, in its region) or its prefix `tenants/<id>/` of a
+ * cell bucket (pooled). The adapters derive bucket names from the platform (infra/model/naming.ts).
+ */
+export type TenantObjects =
+  | { kind: "tenant-bucket"; env: string; tenant: string; region: string }
+  | { kind: "cell-prefix"; env: string; cell: string; tenant: string };
+
+/** One current object version the copy holds. */
+export interface CopiedObject {
+  key: string;
+  /** S3's version id (`null` for an object written before versioning, or by the directory stand-in). */
+  versionId: string;
+  bytes: number;
+  etag: string;
+  /** The copy's key in the destination bucket. */
+  copyKey: string;
+}
+
+/** The manifest `copyObjects` writes (JSON): what was copied from where. */
+export interface ObjectCopyManifest {
+  /** `s3://<bucket>/<prefix>` (or `file://...` for the stand-in). */
+  source: string;
+  objects: CopiedObject[];
+}
+
+export interface ObjectCopy {
+  /** The manifest object (its location, size and digest: what the backup record holds). */
+  manifest: StoredObject;
+  /** Where the copies are: `s3://<bucket>/<destPrefix>objects/`. */
+  location: string;
+  objects: number;
+  bytes: number;
+}
+
+/** A recorded copy: the manifest's place and the digest recorded with it. */
+export interface RecordedObjectCopy {
+  dest: CellBucketRef;
+  manifestKey: string;
+  sha256: string;
+}
+
+export interface ObjectPurge {
+  /** Object versions deleted by this call. */
+  versions: number;
+  /** Delete markers deleted by this call. */
+  deleteMarkers: number;
+}
+
+/** A current object version of the source is not in the copy's manifest: nothing was deleted. */
+export class ChangedSinceCopyError extends Error {
+  constructor(readonly changed: readonly string[], source: string, manifest: string) {
+    super(`${source} holds ${changed.length} current object version(s) that the recorded copy ${manifest} does not (written after it): ${changed.slice(0, 5).join(", ")}${changed.length > 5 ? ", ..." : ""}; nothing was deleted; take the backup again (re-run offboard.backup) or find who writes there`);
+  }
 }
 
 export interface CellBucketRef {

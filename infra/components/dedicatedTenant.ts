@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { roleArn, tenantKeyPolicy } from "../model/accessPolicies.ts";
 import { databaseLoginAllowed, isProd } from "../model/database.ts";
-import { destroyReleased } from "../model/destroy.ts";
+import { bucketOnDestroy, destroyReleased } from "../model/destroy.ts";
 import { dedicatedDbIdentifier, flowLogGroupName, flowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
 import { cellOwnsIdentity, hadOwnKeyInCell, handoverAlias, type HandoverSuffix } from "../model/handover.ts";
 import {
@@ -45,9 +45,9 @@ export interface DedicatedTenantArgs {
  * snapshot + `protect`, KMS key `protect`. Nothing else is protected.
  *
  * Once the offboarding has recorded the tenant's final backup (`offboarding.finalBackupAt`,
- * infra/model/destroy.ts): the bucket kept on destroy (`retainOnDelete`, with its data and settings:
- * the final backup does not copy its objects), `forceDestroy` on both zones and RDS deletion
- * protection off, so that the destroy that follows can finish (docs/lifecycle.md); never before.
+ * infra/model/destroy.ts): `forceDestroy` on both zones, RDS deletion protection off, and the bucket
+ * emptied by the destroy (`forceDestroy`) once the copy of its objects is recorded too
+ * (`offboarding.objectBackupAt`), kept (`retainOnDelete`, with its data and settings) otherwise, so that the destroy that follows can finish (docs/lifecycle.md); never before.
  *
  * A tenant upgrading from a cell (a `migration` block; infra/model/handover.ts): before cutover
  * the cell still manages its identity resources (role, access policy, secrets, connection
@@ -157,7 +157,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     }
 
     const bucketName = tenantBucketName(ctx.app, ctx.env, t.id, ctx.accountId);
-    new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true, retainOnDelete: released }, { parent: this });
+    new EncryptedBucket(`${name}-bucket`, { ctx, owner, bucket: bucketName, kmsKeyArn: key.arn, bucketKeyEnabled: true, onDestroy: bucketOnDestroy(t) }, { parent: this });
 
     const sizing = dedicatedSizing(ctx.env, net.database);
     const db = new PostgresInstance(

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransportPolicy } from "../model/accessPolicies.ts";
+import type { BucketOnDestroy } from "../model/destroy.ts";
 import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
 
 /**
@@ -24,13 +25,14 @@ export interface EncryptedBucketArgs {
    */
   bucketKeyEnabled: boolean;
   /**
-   * Keep the bucket, its data and its settings (encryption, versioning, public access block,
-   * policy, lifecycle) when the stack is destroyed: a dedicated stack whose tenant's final backup is
-   * recorded (infra/model/destroy.ts). The final backup does not copy the bucket's objects, so the
-   * bucket is kept rather than emptied (`forceDestroy` stays false).
-   * @default false: a destroy fails on a bucket holding data (S3's BucketNotEmpty)
+   * What a destroy of the stack does with the bucket (infra/model/destroy.ts bucketOnDestroy):
+   * `refuse` (S3's BucketNotEmpty stops it while data is there), `keep` (the bucket, its data and
+   * its settings leave the state, `retainOnDelete`: a released dedicated stack whose object copy is
+   * not recorded), `empty` (`forceDestroy`: the provider deletes every version and delete marker,
+   * then the bucket; only once the copy of its objects is recorded).
+   * @default "refuse"
    */
-  retainOnDelete?: boolean;
+  onDestroy?: BucketOnDestroy;
 }
 
 /**
@@ -44,9 +46,10 @@ export class EncryptedBucket extends pulumi.ComponentResource {
 
   constructor(name: string, args: EncryptedBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super(componentType("EncryptedBucket"), name, {}, opts);
-    // forceDestroy off: destroying a stack never empties a bucket of tenant data.
-    const keep = args.retainOnDelete === true ? { retainOnDelete: true } : {};
-    this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: false, tags: tagsFor(args.ctx, args.owner) }, { parent: this, ...keep });
+    // forceDestroy only once a recorded backup holds the bucket's objects: a destroy never empties a bucket of tenant data before.
+    const onDestroy = args.onDestroy ?? "refuse";
+    const keep = onDestroy === "keep" ? { retainOnDelete: true } : {};
+    this.bucket = new aws.s3.Bucket(name, { bucket: args.bucket, forceDestroy: onDestroy === "empty", tags: tagsFor(args.ctx, args.owner) }, { parent: this, ...keep });
     const versioning = new aws.s3.BucketVersioning(name, { bucket: this.bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this, ...keep });
     new aws.s3.BucketServerSideEncryptionConfiguration(
       name,

@@ -9,9 +9,17 @@
  * time of the delete (it reads the state, not the program), so the value must reach the state
  * through an `up` before the destroy. Once the tenant file records that the final backup of every
  * env exists, and never earlier, a dedicated stack says: `forceDestroy` on its zones (records are
- * not data), RDS deletion protection off (the final snapshot stays), and the bucket kept out of
- * the destroy (`retainOnDelete`, with its data): the final backup is an RDS snapshot and does not
- * copy the bucket's objects, so emptying the bucket would delete data no backup holds.
+ * not data) and RDS deletion protection off (the final snapshot stays).
+ *
+ * The bucket is emptied only when the file also records that its objects were copied to the final
+ * backup (`offboarding.objectBackupAt`: every current version, recorded by the workflow before it
+ * writes the field). Then it renders `forceDestroy`, and the provider's delete removes every object
+ * version and delete marker before DeleteBucket (terraform-provider-aws
+ * internal/service/s3/bucket.go resourceBucketDelete: on BucketNotEmpty with force_destroy it calls
+ * EmptyBucket, internal/service/s3/delete.go, "deleting all object versions and delete markers").
+ * Without that record the bucket is kept out of the destroy (`retainOnDelete`, with its data and
+ * settings): a file whose final backup was recorded before object copies existed (an RDS snapshot
+ * only) never empties a bucket no backup holds.
  */
 import type { Tenant } from "./schema.ts";
 
@@ -21,4 +29,16 @@ import type { Tenant } from "./schema.ts";
  */
 export function destroyReleased(t: Pick<Tenant, "lifecycle" | "offboarding">): boolean {
   return t.lifecycle === "offboarding" && t.offboarding?.finalBackupAt !== undefined;
+}
+
+/**
+ * What a destroy of a released dedicated stack does with the tenant bucket: `keep` (retainOnDelete,
+ * no object copy recorded), `empty` (forceDestroy: the copy is recorded), `refuse` before the
+ * release (AWS's BucketNotEmpty stops a destroy of a bucket holding data).
+ */
+export type BucketOnDestroy = "refuse" | "keep" | "empty";
+
+export function bucketOnDestroy(t: Pick<Tenant, "lifecycle" | "offboarding">): BucketOnDestroy {
+  if (!destroyReleased(t)) return "refuse";
+  return t.offboarding?.objectBackupAt !== undefined ? "empty" : "keep";
 }

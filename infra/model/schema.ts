@@ -204,7 +204,13 @@ export function makeTenantSchema(ctx: SchemaContext) {
         finalBackupAt: isoDateTime
           .optional()
           .describe(
-            "Written by the offboarding workflow once the final backup of every environment is recorded (never by hand): from then on the tenant's dedicated stacks let a destroy finish (the bucket is kept with its data, the DNS zones are emptied, RDS deletion protection is off).",
+            "Written by the offboarding workflow once the final backup of every environment is recorded (never by hand): from then on the tenant's dedicated stacks let a destroy finish (the DNS zones are emptied, RDS deletion protection is off; the bucket is kept with its data unless objectBackupAt is written too).",
+          ),
+        /** Written by the offboarding workflow only (infra/model/destroy.ts): from then on a dedicated stack's destroy empties its bucket. */
+        objectBackupAt: isoDateTime
+          .optional()
+          .describe(
+            "Written by the offboarding workflow, with finalBackupAt, once every current object version of the tenant's buckets is copied to the final backup and the copy is recorded (never by hand): from then on a destroy of the tenant's dedicated stacks empties and deletes the bucket (forceDestroy) instead of keeping it.",
           ),
       })
       .strict()

@@ -22,7 +22,11 @@ const KEY = "aws:kms/key:Key";
 const REQUESTED = "2026-10-01T09:00:00Z";
 const BACKED_UP = "2026-11-01T09:30:00Z";
 
-type Phase = "active" | "offboarding" | "backed-up";
+/**
+ * `backed-up`: the final backup recorded as before object copies existed (RDS snapshot only, no
+ * `objectBackupAt`); `objects-backed-up`: the bucket's objects copied and recorded too.
+ */
+type Phase = "active" | "offboarding" | "backed-up" | "objects-backed-up";
 
 /** A temp copy of the example fleet with acme in `phase`; returns its directory. */
 function fleetDir(phase: Phase): string {
@@ -45,7 +49,11 @@ function setPhase(dir: string, phase: Phase): void {
       return;
     }
     d.lifecycle = "offboarding";
-    d.offboarding = { requestedAt: REQUESTED, graceDays: 30, ...(phase === "backed-up" ? { finalBackupAt: BACKED_UP } : {}) };
+    d.offboarding = {
+      requestedAt: REQUESTED, graceDays: 30,
+      ...(phase === "backed-up" || phase === "objects-backed-up" ? { finalBackupAt: BACKED_UP } : {}),
+      ...(phase === "objects-backed-up" ? { objectBackupAt: BACKED_UP } : {}),
+    };
   });
 }
 
@@ -108,6 +116,21 @@ describe("dedicated stack: what the program renders for a destroy", () => {
       rds: { deletionProtection: false, skipFinalSnapshot: false, protect: true },
       key: { protect: true, retainOnDelete: true },
     });
+    // The copy of the bucket's objects recorded too: the bucket is emptied by the destroy, not kept.
+    expect(destroyFlags(await renderAt(fleetDir("objects-backed-up")))).toEqual({
+      bucket: { forceDestroy: true, retainOnDelete: [false, false, false, false, false, false] }, publicZone: true, privateZone: true,
+      rds: { deletionProtection: false, skipFinalSnapshot: false, protect: true },
+      key: { protect: true, retainOnDelete: true },
+    });
+  });
+
+  it("negative control: objectBackupAt without finalBackupAt releases nothing (the bucket refuses, as for an active tenant)", async () => {
+    const dir = fleetDir("offboarding");
+    editYaml(dir, "tenants/acme.yaml", (d) => {
+      (d.offboarding as Record<string, unknown>).objectBackupAt = BACKED_UP;
+    });
+    const flags = destroyFlags(await renderAt(dir));
+    expect([flags.bucket, flags.publicZone, (flags.rds as { deletionProtection: unknown }).deletionProtection]).toEqual([{ forceDestroy: false, retainOnDelete: [false, false, false, false, false, false] }, false, true]);
   });
 
   it("the release's up changes exactly both zones and the instance, in place (the bucket's retainOnDelete is an option: state only); a second up changes nothing", async () => {
@@ -120,6 +143,15 @@ describe("dedicated stack: what the program renders for a destroy", () => {
     expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([true, true, true, true, true, true]);
     expect([report.created, report.replaced, report.deleted, report.retained]).toEqual([[], [], [], []]);
     expect(cloud.up(released).updated).toEqual([]);
+    // Then the object copy is recorded: the next up changes the bucket alone (forceDestroy into the
+    // state; retainOnDelete leaves the state of the bucket and its settings), and a second changes nothing.
+    setPhase(dir, "objects-backed-up");
+    const emptied = await renderAt(dir);
+    const second = cloud.up(emptied);
+    expect(names(second.updated)).toEqual(["tenant-acme-bucket"]);
+    expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([false, false, false, false, false, false]);
+    expect([second.created, second.replaced, second.deleted]).toEqual([[], [], []]);
+    expect(cloud.up(emptied).updated).toEqual([]);
   });
 
   it("a shared cell's bucket is never force-destroyed nor released, whatever its tenants' files say", async () => {
@@ -211,6 +243,37 @@ describe("destroying a whole dedicated prod stack (engine double, AWS refusals m
     expect(at(T.pgSchema)).toBeLessThan(at(`${RDS} tenant-acme-db`));
     expect(at(`${RDS} tenant-acme-db`)).toBeLessThan(at(`${T.subnet} tenant-acme-network-private-us-east-1a`));
     expect(at(`${T.subnet} tenant-acme-network-private-us-east-1a`)).toBeLessThan(at(`${T.vpc} tenant-acme-network-vpc`));
+  });
+
+  it("after the recorded backup and object copy: the bucket goes too, every version deleted by forceDestroy; only the key is kept", async () => {
+    const { dir, cloud, world, first, bucket } = await live();
+    setPhase(dir, "objects-backed-up");
+    cloud.up(await renderAt(dir));
+    world.sync(cloud, STACK);
+    release(cloud, world);
+    const report = destroy(cloud, STACK, world);
+    expect([report.failed, report.blocked]).toEqual([[], []]);
+    expect(report.retained).toEqual([`${KEY} tenant-acme-key`]);
+    expect(report.deleted).toHaveLength(first.resources.filter((r) => r.custom).length - 1);
+    expect(report.deleted).toContain(`${BUCKET} tenant-acme-bucket`);
+    expect(world.objects.has(bucket)).toBe(false);
+    expect(world.emptied).toContain(`bucket ${bucket}: 1200 versions`);
+    expect(cloud.state(STACK).size).toBe(0);
+  });
+
+  it("negative control: objectBackupAt in the file but no up after it (the state still says retainOnDelete): the bucket is kept with its data, not emptied", async () => {
+    const { dir, cloud, world, bucket } = await live();
+    setPhase(dir, "backed-up");
+    cloud.up(await renderAt(dir));
+    world.sync(cloud, STACK);
+    // The file now records the object copy, but the destroy runs without the up that carries it into the state.
+    setPhase(dir, "objects-backed-up");
+    release(cloud, world);
+    const report = destroy(cloud, STACK, world);
+    // The state of the released up says retainOnDelete: the bucket leaves the state with its data.
+    expect(report.retained).toContain(`${BUCKET} tenant-acme-bucket`);
+    expect(world.objects.get(bucket)).toBe(1200);
+    expect(world.emptied.filter((e) => e.startsWith("bucket"))).toEqual([]);
   });
 
   it("negative control of the key rule: a key that were not retained would be pending deletion, its final snapshot unrestorable after the window", async () => {

@@ -4,8 +4,8 @@
  * record what was asked).
  */
 import { execFileSync } from "node:child_process";
-import { createReadStream, existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -20,7 +20,7 @@ import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
 import { prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
-import { CELL_STACK, createScenario, gitLog, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { CELL, CELL_STACK, createScenario, gitLog, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { clientConfig, connect, createApplicationSchema, startWriter } from "./tenantDb.ts";
 
 let bench: Bench;
@@ -184,6 +184,15 @@ describe("offboarding a pooled tenant", () => {
     try {
       await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 60);
       const data = await schemaState(s.cell, s.tenant);
+      // The tenant's objects in the cell bucket (the directory standing in for it), and a bystander's.
+      const cellDir = join(s.backups.root, "prod-use1-01");
+      const put = (key: string, text: string) => {
+        mkdirSync(dirname(join(cellDir, key)), { recursive: true });
+        writeFileSync(join(cellDir, key), text);
+      };
+      put(`tenants/${s.tenant}/invoices/2026-02.pdf`, "invoice of february");
+      put(`tenants/${s.tenant}/avatars/u1.png`, "png bytes");
+      put(`tenants/${s.bystander}/invoices/2026-02.pdf`, "the bystander's invoice");
       const wf = await s.service.requestOffboard(s.tenant);
 
       // Day 0: the request is recorded, then the workflow waits 30 days.
@@ -207,7 +216,8 @@ describe("offboarding a pooled tenant", () => {
         `refusing to delete data for tenant ${s.tenant}: its grace period runs until 2026-04-01T09:00:00.000Z (requested 2026-03-02T09:00:00Z, 30 days); nothing was deleted`,
       );
       await expectNothingDeleted(s, data);
-      expect((await s.service.engine.backups({ workflowId: wf.id })).map((b) => b.kind)).toEqual(["schema-dump"]);
+      expect((await s.service.engine.backups({ workflowId: wf.id })).map((b) => b.kind)).toEqual(["schema-dump", "object-copy"]);
+      expect(existsSync(join(cellDir, `tenants/${s.tenant}/invoices/2026-02.pdf`))).toBe(true);
 
       // After the grace period, but with the backup record gone: still refused.
       s.clock.advanceDays(1);
@@ -224,8 +234,23 @@ describe("offboarding a pooled tenant", () => {
       expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "succeeded" });
 
       // Kept: the dump, recorded and restorable to exactly the tenant's data.
-      const [backup] = await s.service.engine.backups({ workflowId: wf.id });
+      const [backup, objectCopy] = await s.service.engine.backups({ workflowId: wf.id });
       expect(backup).toMatchObject({ env: "prod", kind: "schema-dump", tenantId: s.tenant });
+      // Kept: the copy of every object under tenants/<id>/, outside that prefix, with its manifest.
+      const copyDir = join(cellDir, `backups/tenants/${s.tenant}/${wf.id}/prod-objects`);
+      expect(objectCopy).toMatchObject({ env: "prod", kind: "object-copy", location: `file://${copyDir}/objects/`, bytes: 28, detail: { cell: "use1-01", objects: 2 } });
+      expect(readFileSync(join(copyDir, "objects/invoices/2026-02.pdf"), "utf8")).toBe("invoice of february");
+      expect(readFileSync(join(copyDir, "objects/avatars/u1.png"), "utf8")).toBe("png bytes");
+      const manifest = JSON.parse(readFileSync(join(copyDir, "manifest.json"), "utf8")) as { objects: { key: string; copyKey: string }[] };
+      expect(manifest.objects.map((o) => [o.key, o.copyKey])).toEqual([
+        [`tenants/${s.tenant}/avatars/u1.png`, `backups/tenants/${s.tenant}/${wf.id}/prod-objects/objects/avatars/u1.png`],
+        [`tenants/${s.tenant}/invoices/2026-02.pdf`, `backups/tenants/${s.tenant}/${wf.id}/prod-objects/objects/invoices/2026-02.pdf`],
+      ]);
+      // Deleted: the tenant's prefix; the bystander's objects stay.
+      expect(existsSync(join(cellDir, `tenants/${s.tenant}`))).toBe(false);
+      expect(readFileSync(join(cellDir, `tenants/${s.bystander}/invoices/2026-02.pdf`), "utf8")).toBe("the bystander's invoice");
+      const deleteStep = (await s.service.engine.steps(wf.id)).find((x) => x.step === "offboard.delete");
+      expect(deleteStep?.output).toMatchObject({ objects: { prod: { versions: 2, deleteMarkers: 0 } } });
       const restoredDb = await bench.dedServer.createDatabase(`restore_${s.tenant.replace(/-/g, "_")}`, bench.dedAdmin);
       const r = await bench.dedServer.connect({ ...bench.dedAdmin, database: restoredDb });
       await prepareSession(r);
@@ -253,8 +278,11 @@ describe("offboarding a pooled tenant", () => {
         workflow: wf.id,
         deployment: "pooled",
         offboarding: { requestedAt: "2026-03-02T09:00:00Z", graceDays: 30, graceEndedAt: "2026-04-01T09:00:00.000Z" },
-        kept: [{ env: "prod", kind: "schema-dump", location: backup!.location, sha256: backup!.sha256, bytes: backup!.bytes, cell: "use1-01" }],
-        deleted: { schemaDroppedFrom: [CELL_STACK] },
+        kept: [
+          { env: "prod", kind: "schema-dump", location: backup!.location, sha256: backup!.sha256, bytes: backup!.bytes, cell: "use1-01" },
+          { env: "prod", kind: "object-copy", location: objectCopy!.location, sha256: objectCopy!.sha256, bytes: 28, cell: "use1-01", objects: 2 },
+        ],
+        deleted: { schemaDroppedFrom: [CELL_STACK], objectsDeletedFrom: [`${CELL_STACK}: tenants/${s.tenant}/`] },
         secrets: { recoveryWindowDays: 30 },
       });
       expect(String(archive.tenantFile)).toContain(`id: ${s.tenant}`);
@@ -304,6 +332,43 @@ describe("offboarding a pooled tenant", () => {
     }
   });
 
+  it("an object written under tenants/<id>/ after its copy: the deletion refuses and keeps schema and objects; a new backup lets it finish", async () => {
+    const s = await createScenario(bench, { prefix: "obj" });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 5);
+      const data = await schemaState(s.cell, s.tenant);
+      const prefixDir = join(s.backups.root, `prod-${CELL}/tenants/${s.tenant}`);
+      mkdirSync(prefixDir, { recursive: true });
+      writeFileSync(join(prefixDir, "a.txt"), "a");
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 0 });
+      const realCopy = s.backups.copyObjects.bind(s.backups);
+      s.backups.copyObjects = async (...args) => {
+        const copy = await realCopy(...args);
+        writeFileSync(join(prefixDir, "a.txt"), "overwritten after the copy");
+        return copy;
+      };
+      const r = await s.service.engine.run(wf.id);
+      expect(r).toMatchObject({ state: "failed", step: "offboard.delete" });
+      expect(r.error).toMatch(/holds 1 current object version\(s\) that the recorded copy .* does not \(written after it\): tenants\/.*\/a.txt; nothing was deleted/);
+      expect(await schemaState(s.cell, s.tenant)).toBe(data);
+      expect(readFileSync(join(prefixDir, "a.txt"), "utf8")).toBe("overwritten after the copy");
+      // A person takes the backup again (the step's row and its records removed); the retry finishes and deletes the prefix.
+      s.backups.copyObjects = realCopy;
+      await s.pool.query("DELETE FROM lifecycle_backups WHERE workflow_id = $1", [wf.id]);
+      await s.pool.query("DELETE FROM lifecycle_steps WHERE workflow_id = $1 AND step = 'offboard.backup'", [wf.id]);
+      await s.service.engine.retry(wf.id);
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "succeeded" });
+      expect(existsSync(prefixDir)).toBe(false);
+      const copy = (await s.service.engine.backups({ workflowId: wf.id })).find((b) => b.kind === "object-copy")!;
+      expect(readFileSync(join(DirectoryBucketStore.fileOf(copy.location), "a.txt"), "utf8")).toBe("overwritten after the copy");
+      // Idempotent: deleting the prefix again (a crashed step re-run) deletes nothing and refuses nothing.
+      const { recordedCopy } = await import("../../automation/lifecycle/workflows/backup.ts");
+      expect(await s.backups.purgeObjects({ kind: "cell-prefix", env: "prod", cell: CELL, tenant: s.tenant }, recordedCopy(copy))).toEqual({ versions: 0, deleteMarkers: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
   it("resuming during the grace period cancels the offboarding", async () => {
     const s = await createScenario(bench, { prefix: "keep" });
     try {
@@ -330,6 +395,11 @@ describe("offboarding a dedicated tenant", () => {
     const s = await createScenario(bench, { prefix: "ded", tier: "dedicated", dedicatedCidr: "10.70.0.0/16" });
     try {
       const stack = `dedicated-${s.tenant}-prod`;
+      // The tenant's own bucket (the directory standing in for it) holds two objects.
+      const bucketDir = join(s.backups.root, `prod-tenant-${s.tenant}`);
+      mkdirSync(join(bucketDir, "exports"), { recursive: true });
+      writeFileSync(join(bucketDir, "exports/2026-02.csv"), "id,total\n1,10\n");
+      writeFileSync(join(bucketDir, "logo.svg"), "<svg/>");
       const wf = await s.service.requestOffboard(s.tenant, { graceDays: 14 });
       expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "offboard.grace" });
       expect(s.runner.ups()).toEqual([stack]);
@@ -344,8 +414,13 @@ describe("offboarding a dedicated tenant", () => {
 
       s.clock.advance(60_000);
       expect(await s.service.engine.runDue()).toMatchObject([{ state: "succeeded" }]);
-      const [backup] = await s.service.engine.backups({ workflowId: wf.id });
+      const [backup, objectCopy] = await s.service.engine.backups({ workflowId: wf.id });
       expect(backup).toMatchObject({ env: "prod", kind: "rds-snapshot", location: `rds:us-east-1:snapshot:${snapshotId}` });
+      // The bucket's objects, copied once the snapshot was available, into the bucket of the region's first prod cell.
+      const copyDir = join(s.backups.root, `prod-${CELL}/backups/tenants/${s.tenant}/${wf.id}/prod-objects`);
+      expect(objectCopy).toMatchObject({ env: "prod", kind: "object-copy", location: `file://${copyDir}/objects/`, bytes: 20, detail: { cell: CELL, objects: 2 } });
+      expect(readFileSync(join(copyDir, "objects/exports/2026-02.csv"), "utf8")).toBe("id,total\n1,10\n");
+      expect(readFileSync(join(copyDir, "objects/logo.svg"), "utf8")).toBe("<svg/>");
       const destroys = s.runner.calls.filter((c) => c.op === "destroy");
       expect(destroys).toHaveLength(1);
       expect(destroys[0]!.stack).toBe(stack);
@@ -355,20 +430,79 @@ describe("offboarding a dedicated tenant", () => {
       // (offboarding.finalBackupAt) and an up carries what the stack renders then into its state.
       expect(s.runner.calls.filter((c) => c.stack === stack).map((c) => `${c.op}: ${c.reason}`)).toEqual([
         "up: offboard offboard.stacks: offboarding requested",
-        "up: offboard offboard.delete: final backup recorded: bucket kept, forceDestroy on the zones, RDS deletion protection off",
+        "up: offboard offboard.delete: final backup and object copy recorded: bucket and zones forceDestroy, RDS deletion protection off",
         "destroy: offboard offboard.delete: offboarding after the grace period and a recorded final snapshot",
       ]);
       const subject = `offboard ${s.tenant}: final backups recorded; the dedicated stacks may be emptied`;
       expect(gitLog(s.root).filter((l) => l.includes(subject))).toHaveLength(1);
       const recorded = execFileSync("git", ["-C", s.root, "log", "-1", "--format=%H", `--grep=${subject}`, "--fixed-strings"], { encoding: "utf8" }).trim();
       const atRecord = parse(execFileSync("git", ["-C", s.root, "show", `${recorded}:tenants/${s.tenant}.yaml`], { encoding: "utf8" })) as { offboarding: Record<string, unknown> };
-      expect(atRecord.offboarding).toEqual({ requestedAt: "2026-03-02T09:00:00Z", graceDays: 14, finalBackupAt: isoSeconds(backup!.recordedAt) });
+      expect(atRecord.offboarding).toEqual({ requestedAt: "2026-03-02T09:00:00Z", graceDays: 14, finalBackupAt: isoSeconds(backup!.recordedAt), objectBackupAt: isoSeconds(objectCopy!.recordedAt) });
       expect(s.runner.deployed.has(stack)).toBe(false);
       expect(existsSync(join(s.root, "stacks", `Pulumi.${stack}.yaml`))).toBe(false);
       const archive = parse(readFileSync(join(s.root, "tenants", "archive", `${s.tenant}.yaml`), "utf8")) as Record<string, unknown>;
-      expect(archive).toMatchObject({ kept: [{ env: "prod", kind: "rds-snapshot", snapshotId }], deleted: { stacksDestroyed: [stack] } });
+      expect(archive).toMatchObject({ kept: [{ env: "prod", kind: "rds-snapshot", snapshotId }, { env: "prod", kind: "object-copy", cell: CELL, objects: 2 }], deleted: { stacksDestroyed: [stack] } });
       expect([...s.secrets.scheduled.keys()]).toContain(`tenancy/prod/tenants/${s.tenant}/database/master`);
       expect(loadFleet({ projectDir: s.root }).problems).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("an object written to the bucket after its copy stops the offboarding before the file records anything and before any destroy", async () => {
+    const s = await createScenario(bench, { prefix: "late", tier: "dedicated", dedicatedCidr: "10.72.0.0/16" });
+    try {
+      const bucketDir = join(s.backups.root, `prod-tenant-${s.tenant}`);
+      mkdirSync(bucketDir, { recursive: true });
+      writeFileSync(join(bucketDir, "a.txt"), "a");
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 0 });
+      // Up to the backup: the snapshot is still being created, so the workflow waits after requesting it.
+      await s.service.engine.run(wf.id);
+      s.clock.advance(60_000);
+      // The copy is taken in this run; a write lands right after it (an app still running).
+      const realCopy = s.backups.copyObjects.bind(s.backups);
+      s.backups.copyObjects = async (...args) => {
+        const copy = await realCopy(...args);
+        writeFileSync(join(bucketDir, "late.txt"), "written after the copy");
+        return copy;
+      };
+      const r = await s.service.engine.run(wf.id, { force: true });
+      expect(r).toMatchObject({ state: "failed", step: "offboard.delete" });
+      expect(r.error).toMatch(new RegExp(`^file://${bucketDir}/ holds 1 current object version\\(s\\) that the recorded copy file://.*/manifest.json does not \\(written after it\\): late.txt; nothing was deleted`));
+      expect(s.runner.calls.filter((c) => c.op === "destroy")).toEqual([]);
+      expect(s.snapshots.unprotected).toEqual([]);
+      const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect(t.offboarding).toEqual({ requestedAt: "2026-03-02T09:00:00Z", graceDays: 0 });
+      expect(readFileSync(join(bucketDir, "late.txt"), "utf8")).toBe("written after the copy");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("negative control: a workflow whose backups were recorded without an object copy records finalBackupAt only: the destroy keeps the bucket", async () => {
+    const s = await createScenario(bench, { prefix: "old", tier: "dedicated", dedicatedCidr: "10.73.0.0/16" });
+    try {
+      const wf = await s.service.requestOffboard(s.tenant, { graceDays: 0 });
+      await s.service.engine.run(wf.id);
+      s.clock.advance(60_000);
+      // As recorded by the workflow before object copies existed: the snapshot alone.
+      s.backups.copyObjects = async () => {
+        throw new Error("copyObjects is not called in this scenario");
+      };
+      await s.pool.query("INSERT INTO lifecycle_steps (workflow_id, step, ordinal, output, completed_at) VALUES ($1, 'offboard.backup', 4, '{}', now())", [wf.id]);
+      await s.pool.query(
+        "INSERT INTO lifecycle_backups (workflow_id, tenant_id, env, kind, location, detail, recorded_at) VALUES ($1, $2, 'prod', 'rds-snapshot', 'rds:us-east-1:snapshot:old', '{}', now())",
+        [wf.id, s.tenant],
+      );
+      expect(await s.service.engine.run(wf.id, { force: true })).toMatchObject({ state: "succeeded" });
+      const stack = `dedicated-${s.tenant}-prod`;
+      expect(s.runner.calls.filter((c) => c.stack === stack && c.op === "up").map((c) => c.reason).at(-1)).toBe(
+        "offboard offboard.delete: final backup recorded, no object copy: bucket kept, forceDestroy on the zones, RDS deletion protection off",
+      );
+      const subject = `offboard ${s.tenant}: final backups recorded; the dedicated stacks may be emptied`;
+      const recorded = execFileSync("git", ["-C", s.root, "log", "-1", "--format=%H", `--grep=${subject}`, "--fixed-strings"], { encoding: "utf8" }).trim();
+      const atRecord = parse(execFileSync("git", ["-C", s.root, "show", `${recorded}:tenants/${s.tenant}.yaml`], { encoding: "utf8" })) as { offboarding: Record<string, unknown> };
+      expect(Object.keys(atRecord.offboarding).sort()).toEqual(["finalBackupAt", "graceDays", "requestedAt"]);
     } finally {
       await s.close();
     }

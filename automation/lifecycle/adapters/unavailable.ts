@@ -22,7 +22,7 @@ export function unavailableBackupStore(): BackupStore {
   const error = () =>
     new MissingAdapterError(
       "BackupStore",
-      `this step writes a final schema dump to the cell bucket, but the S3 BackupStore adapter is off (TENANCY_LIFECYCLE_AWS) and ${BACKUP_DIR_SETTING} is not set; ` +
+      `this step writes a final backup (schema dump or object copy) to the cell bucket, but the S3 BackupStore adapter is off (TENANCY_LIFECYCLE_AWS) and ${BACKUP_DIR_SETTING} is not set; ` +
         `set ${BACKUP_DIR_SETTING} to a directory standing in for the cell buckets (a local directory, not S3) and retry the workflow, or set TENANCY_LIFECYCLE_AWS: on`,
     );
   return {
@@ -40,6 +40,12 @@ export function unavailableBackupStore(): BackupStore {
       throw err;
     },
     stat: async () => {
+      throw error();
+    },
+    copyObjects: async () => {
+      throw error();
+    },
+    purgeObjects: async () => {
       throw error();
     },
   };

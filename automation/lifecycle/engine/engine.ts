@@ -52,7 +52,7 @@ export interface WorkflowRecord {
 
 export interface BackupInput {
   env: string;
-  kind: "schema-dump" | "rds-snapshot";
+  kind: "schema-dump" | "rds-snapshot" | "object-copy";
   location: string;
   bytes?: number;
   sha256?: string;

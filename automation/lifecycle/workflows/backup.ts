@@ -8,6 +8,7 @@ import { PassThrough } from "node:stream";
 import { createGzip } from "node:zlib";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { PermanentError, type BackupInput, type BackupRecord, type StepContext } from "../engine/engine.ts";
+import { ChangedSinceCopyError, type CellBucketRef, type ObjectPurge, type RecordedObjectCopy, type TenantObjects } from "../ports.ts";
 import { schemaExists } from "../pg/catalog.ts";
 import { ChangedSinceBackupError, dumpSchema, emptySchemaIfUnchanged, type TableChecksum } from "../pg/copy.ts";
 import { ensureMember, qi } from "../pg/sql.ts";
@@ -80,11 +81,12 @@ export async function emptyCellSchema(ctx: StepContext, env: string, cell: strin
 }
 
 /**
- * Refuses unless a backup of every env is recorded by this workflow. Returns them by env.
+ * Refuses unless a backup of every env's database (schema dump or RDS snapshot) is recorded by
+ * this workflow. Returns them by env. Object copies are recorded beside them (objectCopies).
  */
 export async function requireBackups(ctx: StepContext, envs: readonly string[], what: string): Promise<Map<string, BackupRecord>> {
   const recorded = await ctx.backups();
-  const byEnv = new Map(recorded.map((b) => [b.env, b]));
+  const byEnv = new Map(recorded.filter((b) => b.kind !== "object-copy").map((b) => [b.env, b]));
   const missing = envs.filter((e) => !byEnv.has(e));
   if (missing.length > 0) {
     throw new PermanentError(
@@ -93,4 +95,57 @@ export async function requireBackups(ctx: StepContext, envs: readonly string[], 
     );
   }
   return byEnv;
+}
+
+// --- the tenant's objects ---------------------------------------------------------------------------
+
+/** Where the copy of a tenant's objects goes in a cell bucket: beside its dumps, outside `tenants/<id>/`. */
+export function objectCopyPrefix(tenantId: string, workflowId: string, env: string): string {
+  return `backups/tenants/${tenantId}/${workflowId}/${env}-objects/`;
+}
+
+/** One line naming a tenant's objects. */
+export function describeObjects(source: TenantObjects): string {
+  return source.kind === "cell-prefix" ? `prefix tenants/${source.tenant}/ of cell ${source.cell}'s bucket (${source.env})` : `the bucket of tenant ${source.tenant} (${source.env}, ${source.region})`;
+}
+
+/**
+ * Copies every current version of the tenant's objects into the cell bucket `dest` (BackupStore
+ * copyObjects) and returns the record of the copy: its manifest's digest is what a later purge
+ * checks the manifest against. Run again after a crash it copies again (same keys).
+ */
+export async function copyTenantObjects(ctx: StepContext, source: TenantObjects, dest: CellBucketRef): Promise<BackupInput> {
+  const prefix = objectCopyPrefix(ctx.workflow.tenantId, ctx.workflow.id, source.env);
+  const copy = await ctx.ports.backups.copyObjects(source, dest, prefix);
+  ctx.log({ env: source.env, location: copy.location, objects: copy.objects, bytes: copy.bytes }, `objects of ${describeObjects(source)} copied`);
+  return {
+    env: source.env, kind: "object-copy", location: copy.location, bytes: copy.bytes, sha256: copy.manifest.sha256,
+    detail: json({ cell: dest.cell, manifestKey: `${prefix}manifest.json`, manifest: copy.manifest.location, objects: copy.objects, source: describeObjects(source), versions: "current versions only" }),
+  };
+}
+
+/** The recorded object copies of this workflow, by env. */
+export async function objectCopies(ctx: StepContext): Promise<Map<string, BackupRecord>> {
+  return new Map((await ctx.backups()).filter((b) => b.kind === "object-copy").map((b) => [b.env, b]));
+}
+
+/** The manifest a recorded copy names (see copyTenantObjects). */
+export function recordedCopy(b: BackupRecord): RecordedObjectCopy {
+  const d = b.detail as { cell?: unknown; manifestKey?: unknown };
+  if (typeof d.cell !== "string" || typeof d.manifestKey !== "string" || !b.sha256) throw new PermanentError(`backup ${b.id} (${b.location}) records no manifest; take it again`);
+  return { dest: { env: b.env, cell: d.cell }, manifestKey: d.manifestKey, sha256: b.sha256 };
+}
+
+/**
+ * Deletes every version and delete marker of the tenant's objects when no current version is
+ * missing from the recorded copy (`verifyOnly`: checks, deletes nothing). A version written after
+ * the copy is permanent for the workflow, like a schema changed after its dump: a person decides.
+ */
+export async function purgeTenantObjects(ctx: StepContext, source: TenantObjects, copy: BackupRecord, opts: { verifyOnly?: boolean } = {}): Promise<ObjectPurge> {
+  try {
+    return await ctx.ports.backups.purgeObjects(source, recordedCopy(copy), opts);
+  } catch (err) {
+    if (err instanceof ChangedSinceCopyError) throw new PermanentError(err.message);
+    throw err;
+  }
 }

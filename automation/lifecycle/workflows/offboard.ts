@@ -13,13 +13,19 @@
  *   offboard.grace    waits until requestedAt + graceDays (config, default 30).
  *   offboard.backup   the preflight's checks again (the configuration may have changed during the
  *                     grace period; a pooled dump revokes LOGIN first), then per env: dedicated ->
- *                     a manual RDS snapshot, requested and waited for until available; pooled ->
- *                     the schema dumped into the cell bucket. Recorded in lifecycle_backups with
- *                     the step's completion.
- *   offboard.delete   GUARDED: dedicated -> offboarding.finalBackupAt committed to the tenant
- *                     file and `up` of its stacks (bucket kept, zones forceDestroy: into the
- *                     state, infra/model/destroy.ts), then each stack destroyed, protection lifted
- *                     for it only (authorizeProtectionRelease); pooled -> the cell schema emptied.
+ *                     a manual RDS snapshot, requested and waited for until available, then every
+ *                     current object version of the tenant's bucket copied into the bucket of the
+ *                     first cell of that env and region (objectBackupCell); pooled -> the schema
+ *                     dumped into the cell bucket and the objects under `tenants/<id>/` copied
+ *                     beside it. Recorded in lifecycle_backups with the step's completion.
+ *   offboard.delete   GUARDED: dedicated -> the buckets checked against their recorded copies
+ *                     (nothing written since), offboarding.finalBackupAt and objectBackupAt
+ *                     committed to the tenant file and `up` of its stacks (bucket and zones
+ *                     forceDestroy: into the state, infra/model/destroy.ts), then each stack
+ *                     destroyed, protection lifted for it only (authorizeProtectionRelease);
+ *                     pooled -> the cell schema emptied, then every version and delete marker
+ *                     under `tenants/<id>/` of the cell bucket deleted (refused while a current
+ *                     version is not in the recorded copy).
  *   offboard.archive  GUARDED: tenants/<id>.yaml moves to tenants/archive/<id>.yaml with the
  *                     record of what was kept where; the dedicated stack files are removed.
  *   offboard.detach   GUARDED: pooled -> `up` of the cell stacks (role, schema, secrets, IAM
@@ -41,7 +47,10 @@ import { done, PermanentError, waitUntil, type BackupInput, type BackupRecord, t
 import { schemaExists } from "../pg/catalog.ts";
 import type { ProtectionRelease } from "../ports.ts";
 import { EditRefusedError, finalBackupEdit, offboardRequestEdit } from "../../../infra/model/fleetFiles/index.ts";
-import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
+import { copyTenantObjects, dumpToCellBucket, emptyCellSchema, objectCopies, purgeTenantObjects, requireBackups } from "./backup.ts";
+import { requireFleet } from "../../../infra/model/fleet.ts";
+import { poolUsage } from "../../../infra/model/cells.ts";
+import type { TenantObjects } from "../ports.ts";
 import { archivePath, isoSeconds, stackPath, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
 import { json } from "../engine/engine.ts";
 import { withSession } from "../pg/sessions.ts";
@@ -138,6 +147,26 @@ export function offboardSnapshotId(app: string, env: string, tenantId: string, w
   return `${dedicatedDbIdentifier(app, env, tenantId)}-offboard-${workflowId.slice(0, 8)}`;
 }
 
+/**
+ * The cell whose bucket holds the copy of a dedicated tenant's objects in `env`: the first cell of
+ * that env in the tenant's region that is deployed (not opening). Its bucket is in the same region
+ * (the data stays there), encrypted with the cell's key (the copy stays readable once the tenant's
+ * key is gone, as the RDS snapshot's copy under the platform key does), and its `backups/` prefix
+ * is outside every tenant role's reach (docs/lifecycle.md).
+ */
+export function objectBackupCell(root: string, env: string, region: string): string {
+  const cell = poolUsage(requireFleet({ projectDir: root }), env, region).cells.find((c) => !c.opening);
+  if (!cell) {
+    throw new PermanentError(`no deployed cell of ${env} in ${region} whose bucket could hold the copy of the dedicated bucket's objects; open one (docs/cells.md) and retry; nothing was changed`);
+  }
+  return cell.cell.id;
+}
+
+/** A tenant's objects in one env: its prefix of the cell bucket (pooled), or its own bucket. */
+function objectsOf(f: Pick<TenantFacts, "deployment" | "region" | "cells">, tenant: string, env: string): TenantObjects {
+  return f.deployment === "pooled" ? { kind: "cell-prefix", env, cell: f.cells[env]!, tenant } : { kind: "tenant-bucket", env, tenant, region: f.region };
+}
+
 /** What the preflight checks need to know about the tenant. */
 type PreflightFacts = Pick<TenantFacts, "app" | "deployment" | "region" | "envs" | "cells">;
 
@@ -187,6 +216,11 @@ export async function preflight(ctx: StepContext, f: PreflightFacts, unchanged: 
     const backups: JsonObject = {};
     found.backups = backups;
     for (const env of f.envs) await probe((l) => (backups[env] = l), () => ctx.ports.backups.check({ env, cell: f.cells[env]! }));
+  }
+  if (f.deployment === "dedicated" && !completed("offboard.backup")) {
+    const objectCopies: JsonObject = {};
+    found.objectCopies = objectCopies;
+    for (const env of f.envs) await probe((l) => (objectCopies[env] = l), () => ctx.ports.backups.check({ env, cell: objectBackupCell(ctx.ports.repo.root, env, f.region) }));
   }
   if (f.deployment === "dedicated" && !completed("offboard.delete")) {
     const snapshots: JsonObject = {};
@@ -274,7 +308,10 @@ const offboardBackup = {
     await preflight(ctx, f, "LOGIN was not revoked, no backup was taken and nothing was deleted");
     const backups: BackupInput[] = [];
     if (f.deployment === "pooled") {
-      for (const env of f.envs) backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped", { stopWrites: true }));
+      for (const env of f.envs) {
+        backups.push(await dumpToCellBucket(ctx, env, f.cells[env]!, "offboarding: final dump before the schema is dropped", { stopWrites: true }));
+        backups.push(await copyTenantObjects(ctx, objectsOf(f, id, env), { env, cell: f.cells[env]! }));
+      }
       return done(json({ locations: backups.map((b) => b.location) }), backups);
     }
     const app = f.app;
@@ -291,6 +328,8 @@ const offboardBackup = {
     if (pending.length > 0) {
       return waitUntil(new Date(ctx.ports.clock.now().getTime() + ctx.config.pollSeconds * 1000), `waiting for RDS snapshots ${pending.join(", ")} to become available`);
     }
+    // Once, after the snapshots (not on every poll): the bucket's objects, beside them.
+    for (const env of f.envs) backups.push(await copyTenantObjects(ctx, objectsOf(f, id, env), { env, cell: objectBackupCell(ctx.ports.repo.root, env, f.region) }));
     return done(json({ locations: backups.map((b) => b.location) }), backups);
   },
 };
@@ -305,16 +344,28 @@ const offboardDelete = {
       // emptied: the file records the final backup, then an up writes that into the state (the
       // provider and the engine read it from there). Both are idempotent on a retry.
       const stacks = f.envs.map((e) => dedicatedStackName(id, e));
+      // The bucket is emptied by the destroy only when every env's copy of its objects is recorded
+      // and nothing was written there since (checked here, reading only). A workflow that recorded
+      // its backups before object copies existed keeps the bucket (retainOnDelete).
+      const copies = await objectCopies(ctx);
+      const copied = f.envs.every((e) => copies.has(e));
+      if (copied) for (const env of f.envs) await purgeTenantObjects(ctx, objectsOf(f, id, env), copies.get(env)!, { verifyOnly: true });
       const tf = await requireTenant(ctx);
       let edit: ReturnType<typeof finalBackupEdit>;
       try {
-        edit = finalBackupEdit(tf.text, tf.tenant, latestBackup(backups));
+        edit = finalBackupEdit(tf.text, tf.tenant, latestBackup(backups), copied ? latestBackup(copies) : undefined);
       } catch (err) {
         if (err instanceof EditRefusedError) throw new PermanentError(`${err.message}; nothing was deleted`);
         throw err;
       }
       const commit = edit ? await commitFiles(ctx, `offboard ${id}: final backups recorded; the dedicated stacks may be emptied`, edit) : undefined;
-      const releaseRuns = await upStacks(ctx, stacks, "final backup recorded: bucket kept, forceDestroy on the zones, RDS deletion protection off");
+      const releaseRuns = await upStacks(
+        ctx,
+        stacks,
+        copied
+          ? "final backup and object copy recorded: bucket and zones forceDestroy, RDS deletion protection off"
+          : "final backup recorded, no object copy: bucket kept, forceDestroy on the zones, RDS deletion protection off",
+      );
       const destroyed: string[] = [];
       for (const env of f.envs) {
         const release = await authorizeProtectionRelease(ctx, env);
@@ -324,19 +375,33 @@ const offboardDelete = {
         await ctx.ports.runner.destroy(release.stack, ctx.runContext("offboarding after the grace period and a recorded final snapshot"), release);
         destroyed.push(release.stack);
       }
-      return done({ destroyed, finalBackupCommit: commit ?? null, releaseRuns });
+      return done({ destroyed, finalBackupCommit: commit ?? null, releaseRuns, bucket: copied ? "emptied by the destroy (objects copied)" : "kept (no object copy recorded)" });
     }
     const schema = pgTenantIdent(id);
+    // The objects are checked against their copies before anything is deleted: a refusal (written
+    // after the copy) leaves schema and objects as they are.
+    const copies = await objectCopies(ctx);
+    for (const env of f.envs) {
+      const copy = copies.get(env);
+      if (copy) await purgeTenantObjects(ctx, objectsOf(f, id, env), copy, { verifyOnly: true });
+    }
     const dropped: JsonObject = {};
     for (const env of f.envs) dropped[env] = await emptyCellSchema(ctx, env, f.cells[env]!, backups.get(env)!);
-    return done({ droppedObjects: dropped, schema });
+    // Then the objects under tenants/<id>/, every version, once the copy is recorded (a workflow that
+    // recorded its backups before object copies existed leaves them, and says so).
+    const objects: JsonObject = {};
+    for (const env of f.envs) {
+      const copy = copies.get(env);
+      objects[env] = copy ? json(await purgeTenantObjects(ctx, objectsOf(f, id, env), copy)) : "kept: no object copy recorded";
+    }
+    return done({ droppedObjects: dropped, schema, objects });
   },
 };
 
 const offboardArchive = {
   name: "offboard.archive",
   async run(ctx: StepContext) {
-    const { facts: f, backups } = await assertDeletable(ctx, "archive the tenant file");
+    const { facts: f } = await assertDeletable(ctx, "archive the tenant file");
     const id = ctx.workflow.tenantId;
     const text = await ctx.ports.repo.read(tenantPath(id));
     if (text === undefined) {
@@ -348,14 +413,15 @@ const offboardArchive = {
       workflow: ctx.workflow.id,
       offboarding: { requestedAt: f.requestedAt, graceDays: f.graceDays, graceEndedAt: graceEnd(f).toISOString() },
       deployment: f.deployment,
-      kept: [...backups.values()].map((b) => ({
+      // Every recorded backup: the databases' and the objects' copies.
+      kept: (await ctx.backups()).map((b) => ({
         env: b.env, kind: b.kind, location: b.location,
         ...(b.bytes !== null ? { bytes: b.bytes } : {}), ...(b.sha256 ? { sha256: b.sha256 } : {}),
         recordedAt: b.recordedAt.toISOString(), ...b.detail,
       })),
       deleted: f.deployment === "dedicated"
         ? { stacksDestroyed: f.envs.map((e) => dedicatedStackName(id, e)) }
-        : { schemaDroppedFrom: f.envs.map((e) => cellStackName(e, f.cells[e]!)) },
+        : { schemaDroppedFrom: f.envs.map((e) => cellStackName(e, f.cells[e]!)), objectsDeletedFrom: f.envs.map((e) => `${cellStackName(e, f.cells[e]!)}: tenants/${id}/`) },
       secrets: { recoveryWindowDays: ctx.config.secretRecoveryDays, names: Object.values(f.secrets).flat() },
       tenantFile: text,
     };

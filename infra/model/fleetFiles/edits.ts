@@ -110,12 +110,17 @@ export function offboardEdits(requestedAt: string, graceDays?: number): Edit[] {
 
 /**
  * The offboarding's record that every env's final backup exists (`offboarding.finalBackupAt`,
- * infra/model/destroy.ts): from then on the tenant's dedicated stacks let a destroy finish. Undefined when the file already says so (the first record stands).
+ * infra/model/destroy.ts): from then on the tenant's dedicated stacks let a destroy finish; with
+ * `objectsAt`, that every env's bucket objects are copied too (`offboarding.objectBackupAt`): the
+ * destroy then empties the bucket. Undefined when the file already says so (the first record stands).
  */
-export function finalBackupEdit(text: string, t: Tenant, at: Date): FileSet | undefined {
+export function finalBackupEdit(text: string, t: Tenant, at: Date, objectsAt?: Date): FileSet | undefined {
   if (t.lifecycle !== "offboarding" || !t.offboarding) throw new EditRefusedError(`tenant ${t.id} is ${t.lifecycle}, not offboarding; no final backup is recorded in its file`);
-  if (t.offboarding.finalBackupAt !== undefined) return undefined;
-  return { [tenantPath(t.id)]: editTenantText(text, [[["offboarding", "finalBackupAt"], isoSeconds(at)]]) };
+  const edits: Edit[] = [];
+  if (t.offboarding.finalBackupAt === undefined) edits.push([["offboarding", "finalBackupAt"], isoSeconds(at)]);
+  if (objectsAt !== undefined && t.offboarding.objectBackupAt === undefined) edits.push([["offboarding", "objectBackupAt"], isoSeconds(objectsAt)]);
+  if (edits.length === 0) return undefined;
+  return { [tenantPath(t.id)]: editTenantText(text, edits) };
 }
 
 /**
