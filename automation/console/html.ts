@@ -54,7 +54,12 @@ export function csrfField(user: PageUser): Html {
   return html`<input type="hidden" name="${CSRF_FIELD}" value="${user.csrf}">`;
 }
 
-export function layout(opts: { title: string; user?: PageUser; section?: NavSection; body: Html; scripts?: string[] }): string {
+/**
+ * A page: `scripts` are console assets loaded as modules; `refreshWithoutScripts` (seconds) makes
+ * a browser with scripts off reload the page that often (a `<noscript>` refresh), for a page whose
+ * script would otherwise fill something in.
+ */
+export function layout(opts: { title: string; user?: PageUser; section?: NavSection; body: Html; scripts?: string[]; refreshWithoutScripts?: number }): string {
   const { title, user, section = "none", body } = opts;
   const nav = user
     ? html`<nav aria-label="Console"><ul>${NAV.map(([id, href, label]) => html`<li><a href="${href}"${id === section ? new Html(' aria-current="page"') : ""}>${label}</a></li>`)}</ul></nav>
@@ -68,6 +73,7 @@ ${html`<html lang="en">
 <title>${title} · tenancy console</title>
 <link rel="stylesheet" href="/console/assets/console.css">
 ${(opts.scripts ?? []).map((s) => html`<script type="module" src="/console/assets/${s}"></script>`)}
+${opts.refreshWithoutScripts !== undefined ? html`<noscript><meta http-equiv="refresh" content="${opts.refreshWithoutScripts}"></noscript>` : ""}
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

@@ -105,6 +105,7 @@ export const CONSOLE_ROUTE_SCOPES: Readonly<Record<string, Scope | "session">> =
   "GET /console/fleet": "read",
   "GET /console/drift": "read",
   "GET /console/tenants/:id": "read",
+  "GET /console/tenants/:id/cost": "read",
   "GET /console/workflows/:id": "read",
   "GET /console/runs": "read",
   "GET /console/runs/:id": "read",

@@ -14,7 +14,10 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
-import { loadFleet } from "../../infra/model/fleet.ts";
+import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
+import { costOfStack, formatUsd } from "../../plan/cost/cost.ts";
+import { costStacksOf, tenantCostOf } from "../../plan/cost/tenant.ts";
+import { planStacks } from "../../plan/planStacks.ts";
 import { makeFixtureRepo } from "../automation/support/repo.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "../automation/support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
@@ -143,10 +146,21 @@ describe("operator console in Chromium", () => {
   });
 
   it("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends", async () => {
+    // The tenant page in a tab of its own, opened first: its cost is not priced yet, and the page fills it in by itself.
+    const tenantTab = await context.newPage();
+    await tenantTab.goto("/console/tenants/company-beta");
+    expect(await tenantTab.locator("#cost-section").getAttribute("data-cost-state")).toBe("computing");
+    expect(await tenantTab.locator("#cost-section").textContent()).toContain("The figure appears here by itself when it is ready");
+    await tenantTab.evaluate("window.notReloaded = true");
+    // What plan/cost computes for company-beta from the same commit, here in the test (its stacks rendered in a worker process).
+    const fleet = requireFleet({ projectDir: h.repo.dir });
+    const expected = planStacks(fleet, costStacksOf(fleet, "company-beta"), { fork: true, parallel: 1 }).then((plan) =>
+      tenantCostOf(fleet, "company-beta", plan.stacks.map((st) => costOfStack(st, fleet.stacks.get(st.name)!.region))),
+    );
+
     // A stack of the prod-rest ring: the rollout started above halts before it, so no rollout run joins this one.
     await page.goto("/console/tenants/company-beta");
     expect(await page.locator("pre.spec").textContent()).toContain("displayName: Company Beta GmbH");
-    await expectAccessible(page, "tenant");
     await page.getByRole("link", { name: "Run shared-prod-use1-02" }).click();
     await expect.poll(() => page.locator("main").textContent(), { timeout: 20_000 }).toContain("This queues pulumi up of stack shared-prod-use1-02");
     await expectAccessible(page, "confirm-run");
@@ -170,7 +184,20 @@ describe("operator console in Chromium", () => {
     await page.goto("/console/runs");
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(1);
     await expectAccessible(page, "runs");
-  });
+
+    // Meanwhile the tenant tab got its cost per month without a reload: the figure plan/cost gives.
+    await tenantTab.waitForSelector('#cost-section[data-cost-state="ready"]', { timeout: 120_000 });
+    const want = await expected;
+    expect(want.monthlyUsd).toBeGreaterThan(0);
+    expect(await tenantTab.evaluate("window.notReloaded")).toBe(true);
+    expect(await tenantTab.locator("#cost-section").getAttribute("aria-busy")).toBeNull();
+    expect(await tenantTab.locator("#cost-section p.cost strong").textContent()).toBe(formatUsd(want.monthlyUsd));
+    expect(await tenantTab.locator("#cost-section tbody tr td:first-child").allTextContents()).toEqual(want.stacks.map((st) => st.stack));
+    expect(await tenantTab.locator("#cost-section tbody tr td:last-child").allTextContents()).toEqual(want.stacks.map((st) => formatUsd(st.ownUsd + st.shareUsd)));
+    await expectAccessible(tenantTab, "tenant");
+    await tenantTab.close();
+    // Rendering company-beta's two stacks twice (the control plane's worker and this test's) takes tens of seconds on a loaded machine.
+  }, 180_000);
 
   it("retries a failed lifecycle workflow from its page", async () => {
     const service = h.cp.lifecycle!.service;

@@ -4,9 +4,9 @@
  */
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { html } from "../../automation/console/html.ts";
+import { html, layout } from "../../automation/console/html.ts";
 import { fleetMap } from "../../automation/console/pages/fleet.ts";
-import { costSection } from "../../automation/console/pages/tenant.ts";
+import { costBlock, costSection } from "../../automation/console/pages/tenant.ts";
 import { fleetView, type FleetView } from "../../automation/http/routes/fleet.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 
@@ -111,8 +111,20 @@ describe("tenant page: cost per month", () => {
 
   it("says the cost is being computed (202) and shows the API's refusal otherwise", () => {
     expect(text(costSection({ status: 202, json: { state: "computing", stacks: ["shared-prod-use1-01", "shared-staging-use1-01"] } }))).toBe(
-      "Being computed: shared-prod-use1-01, shared-staging-use1-01 are rendered offline and priced. Reload the page in a few seconds.",
+      "Being computed: shared-prod-use1-01, shared-staging-use1-01 are rendered offline and priced. The figure appears here by itself when it is ready (with scripts off, the page reloads itself every 5 s).",
     );
     expect(text(costSection({ status: 503, json: { error: { message: "pricing x failed: boom; ask again to retry" } } }))).toBe("pricing x failed: boom; ask again to retry");
+  });
+
+
+  it("marks the section busy with the URL cost.js asks again only while computing, and refreshes the page without scripts only then", () => {
+    const computing = costBlock("a b", { status: 202, json: { state: "computing", stacks: ["x"] } }).text;
+    expect(computing).toMatch(/^<section aria-labelledby="cost" id="cost-section" aria-live="polite" aria-busy="true" data-cost-url="\/console\/tenants\/a%20b\/cost" data-cost-state="computing">/);
+    const failed = costBlock("a", { status: 503, json: { error: { message: "boom" } } }).text;
+    expect(failed).toMatch(/^<section aria-labelledby="cost" id="cost-section" aria-live="polite" data-cost-state="failed">/);
+    expect(failed).not.toContain("data-cost-url");
+    const page = layout({ title: "T", body: html`<p>x</p>`, scripts: ["cost.js"], refreshWithoutScripts: 5 });
+    expect(page).toContain('<script type="module" src="/console/assets/cost.js"></script>\n<noscript><meta http-equiv="refresh" content="5"></noscript>\n</head>');
+    expect(layout({ title: "T", body: html`<p>x</p>` })).not.toContain("refresh");
   });
 });

@@ -37,11 +37,14 @@ interface BackupJson {
   recordedAt: string;
 }
 
-/** The cost section from GET /api/tenants/:id/cost (200 the figure, 202 still being priced). */
+/** How often (seconds) a tenant page whose cost is being computed reloads itself when scripts are off. */
+export const COST_REFRESH_WITHOUT_SCRIPTS_S = 5;
+
+/** The cost section's content from GET /api/tenants/:id/cost (200 the figure, 202 still being priced). */
 export function costSection(a: ApiAnswer): Html {
   if (a.status === 202) {
     const stacks = (a.json.stacks as string[] | undefined) ?? [];
-    return html`<p>Being computed: ${stacks.map((st, i) => html`${i > 0 ? ", " : ""}<code>${st}</code>`)} ${stacks.length === 1 ? "is" : "are"} rendered offline and priced. Reload the page in a few seconds.</p>`;
+    return html`<p>Being computed: ${stacks.map((st, i) => html`${i > 0 ? ", " : ""}<code>${st}</code>`)} ${stacks.length === 1 ? "is" : "are"} rendered offline and priced. The figure appears here by itself when it is ready (with scripts off, the page reloads itself every ${COST_REFRESH_WITHOUT_SCRIPTS_S} s).</p>`;
   }
   if (a.status !== 200) return html`<p class="error">${errorMessage(a)}</p>`;
   const c = a.json as unknown as TenantMonthlyCost;
@@ -81,8 +84,7 @@ ${t.subscription ? html` · subscription <code>${t.subscription.id}</code> ${bad
 <section aria-labelledby="stacks"><h2 id="stacks">Stacks</h2>
 <ul>${t.stacks.map((st) => html`<li><code>${st}</code> <a href="/console/stacks/${enc(st)}/run">Run ${st}</a></li>`)}</ul></section>
 
-<section aria-labelledby="cost"><h2 id="cost">Cost per month</h2>
-${costSection(cost)}</section>
+${costBlock(id, cost)}
 
 <section aria-labelledby="routes"><h2 id="routes">Routes</h2>
 <table><thead><tr><th scope="col">Env</th><th scope="col">URL</th><th scope="col">Stack</th><th scope="col">Database secret (name)</th></tr></thead>
@@ -104,7 +106,25 @@ ${t.changes.length === 0 ? html`<p>None recorded by the control plane.</p>` : ht
 <section aria-labelledby="spec"><h2 id="spec">Tenant file</h2>
 <p><code>${t.file.path}</code> on <code>${t.file.branch}</code>${t.file.commit ? html`, last changed by commit <code title="${t.file.commit}">${t.file.commit.slice(0, 12)}</code> ${t.file.subject ? html`(“${t.file.subject}”)` : ""} ${when(t.file.committedAt)}` : html`, not committed yet`}</p>
 ${t.file.text !== null ? html`<pre class="spec" tabindex="0" aria-label="${t.file.path} as committed">${t.file.text}</pre>` : ""}</section>`;
-  return { body: layout({ title: `Tenant ${spec.id}`, user: s.user, section: "fleet", body }) };
+  const computing = cost.status === 202;
+  return { body: layout({ title: `Tenant ${spec.id}`, user: s.user, section: "fleet", body, ...(computing ? { scripts: ["cost.js"], refreshWithoutScripts: COST_REFRESH_WITHOUT_SCRIPTS_S } : {}) }) };
+}
+
+/**
+ * The tenant page's cost section. While the figure is being computed (202) it is busy and names
+ * the fragment URL that assets/cost.js asks again until the answer is final; it is a live region,
+ * so a screen reader hears the figure when it arrives.
+ */
+export function costBlock(id: string, cost: ApiAnswer): Html {
+  const computing = cost.status === 202;
+  return html`<section aria-labelledby="cost" id="cost-section" aria-live="polite"${computing ? html` aria-busy="true" data-cost-url="/console/tenants/${enc(id)}/cost"` : ""} data-cost-state="${computing ? "computing" : cost.status === 200 ? "ready" : "failed"}"><h2 id="cost">Cost per month</h2>
+${costSection(cost)}</section>`;
+}
+
+/** GET /console/tenants/:id/cost: the cost section's content alone, with the API's status (202 while computing). */
+export async function costFragment(s: Signed, id: string): Promise<{ status: number; body: string }> {
+  const cost = await s.api("GET", `/api/tenants/${enc(id)}/cost`);
+  return { status: cost.status, body: costSection(cost).text };
 }
 
 export async function workflowPage(s: Signed, id: string): Promise<{ status?: number; body: string }> {

@@ -66,6 +66,7 @@ export const CONSOLE_SAMPLES: Record<string, { path: string; reached: number; re
   "GET /console/fleet": { path: "/console/fleet", reached: 200 },
   "GET /console/drift": { path: "/console/drift", reached: 503 },
   "GET /console/tenants/:id": { path: "/console/tenants/no-such-co", reached: 404 },
+  "GET /console/tenants/:id/cost": { path: "/console/tenants/no-such-co/cost", reached: 404 },
   "GET /console/workflows/:id": { path: `/console/workflows/${UUID0}`, reached: 503 },
   "GET /console/runs": { path: "/console/runs", reached: 200 },
   "GET /console/runs/:id": { path: `/console/runs/${UUID0}`, reached: 404 },
