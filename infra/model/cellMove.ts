@@ -21,8 +21,7 @@
  * state before it commits phase cutover, as the upgrade does (infra/model/handover.ts).
  */
 import { HANDOVER_COMPONENTS, POOLED_TENANT_TYPE, tenantComponentName } from "./handover.ts";
-import { cellStackName } from "./naming.ts";
-import { PROJECT } from "./platform.ts";
+import { cellStackName, PROJECT } from "./naming.ts";
 import type { Tenant } from "./schema.ts";
 import { hasOwnKmsKey } from "./tiers.ts";
 

@@ -27,8 +27,7 @@
  * update that fails on "already exists" and stops). A move always precedes the commit that makes
  * the source program stop declaring what moved.
  */
-import { PROJECT } from "./platform.ts";
-import { cellStackName, componentType as COMPONENT, dedicatedStackName } from "./naming.ts";
+import { cellStackName, componentType as COMPONENT, dedicatedStackName, PROJECT } from "./naming.ts";
 import type { Tenant } from "./schema.ts";
 import { hasOwnKmsKey, TIERS, type Tier } from "./tiers.ts";
 

@@ -4,6 +4,9 @@
  * or schema is a replacement, i.e. data loss): treat the output as a stable external contract.
  */
 
+/** The Pulumi project name (Pulumi.yaml `name`), the second part of every URN. */
+export const PROJECT = "saas-tenancy";
+
 export const MANAGED_BY = "saas-tenancy";
 /** Tenant tag value of cell (shared) infrastructure. */
 export const SHARED_TENANT = "shared";

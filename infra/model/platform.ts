@@ -4,11 +4,11 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { isCidr, overlaps, parseCidr } from "./cidr.ts";
 import { DEFAULT_RDS_CA_BUNDLE_PATH, engineVersionProblem } from "./database.ts";
-import { APP_NAME_PATTERN } from "./naming.ts";
+import { APP_NAME_PATTERN, PROJECT } from "./naming.ts";
 import { QuotasSchema } from "./quotas.ts";
 
 /** Config key of the platform object in Pulumi.yaml (project config) and under pulumi.Config. */
-export const PROJECT = "saas-tenancy";
+export { PROJECT };
 export const PLATFORM_KEY = "platform";
 
 const cidr = z.string().refine(isCidr, { message: "must be an IPv4 CIDR block with no host bits set (a.b.c.d/n)" });
