@@ -3,7 +3,9 @@
  * (docs/network.md): (a) the runner of each region reaches, on its port, every database a
  * `postgresql` provider of that region connects to, and every runner reaches the control plane's
  * database; (b) no tenant VPC (cell or dedicated) reaches another, in either direction, on any
- * port; (c) no VPC of ours but the owner reaches a customer's peered VPC. Each failure is one
+ * port; (c) no VPC of ours but the owner reaches a customer's peered VPC; (d) the platform's
+ * other services (the control plane) admit their load balancer's security group alone and have no
+ * public address. Each failure is one
  * line: `<stack>: <source> -> <destination>:<port>: <the first hop with no way on, or the hop
  * that lets it through>`. Pure: `tenantctl plan --all` and `tenantctl network check` call it.
  */
@@ -192,6 +194,26 @@ export function checkNetwork(stacks: readonly RenderedStack[], declaredPeers: re
       }
     }
   }
+  // (d) The platform's other services (the control plane) are reached through their load
+  // balancer alone: their security groups admit only groups load balancers carry, no address
+  // range, and their tasks have no public address (docs/security.md, "Deployment posture").
+  for (const svc of inv.services) {
+    const line = (source: string, port: string, hop: string, urn: string) =>
+      findings.push({ check: "isolation", stack: svc.stack, source, destination: `service ${svc.name}`, port, hop, urn });
+    if (svc.assignPublicIp) line("internet", "any", `service ${svc.name} gives its tasks public IP addresses (assignPublicIp); it is reached through its load balancer only`, svc.urn);
+    for (const g of svc.securityGroups) {
+      for (const rule of g.ingress) {
+        const port = rule.fromPort === rule.toPort ? String(rule.fromPort) : `${rule.fromPort}-${rule.toPort}`;
+        for (const c of rule.cidrs) {
+          line(formatRange(c), port, `security group ${g.id} (${g.name}, ${g.stack}) ${rule.from} admits ${formatRange(c)}: only the load balancer's security group may be admitted`, g.urn);
+        }
+        for (const ref of rule.groups.filter((id) => !inv.loadBalancerGroups.has(id))) {
+          line(`security group ${ref}`, port, `security group ${g.id} (${g.name}, ${g.stack}) ${rule.from} admits security group ${ref}, which no load balancer carries`, g.urn);
+        }
+      }
+    }
+  }
+
   return {
     findings,
     proven,

@@ -47,6 +47,7 @@ export const T = {
   rdsSubnetGroup: "aws:rds/subnetGroup:SubnetGroup",
   pgProvider: "pulumi:providers:postgresql",
   ecsService: "aws:ecs/service:Service",
+  loadBalancer: "aws:lb/loadBalancer:LoadBalancer",
 } as const;
 
 /** What every modelled object keeps of its resource: where it comes from, for messages. */
@@ -206,6 +207,12 @@ export interface Runner extends Origin {
   securityGroups: SecurityGroup[];
 }
 
+/** An ECS service of a platform stack that is not a runner (the control plane): reached through its load balancer only. */
+export interface PlatformService extends Origin {
+  securityGroups: SecurityGroup[];
+  assignPublicIp: boolean;
+}
+
 /** An input the analysis cannot use: unresolved reference, unknown value, ambiguous join. */
 export interface InventoryProblem {
   stack: string;
@@ -224,6 +231,10 @@ export interface Inventory {
   databases: Database[];
   providers: PgProvider[];
   runners: Runner[];
+  /** The other ECS services of platform stacks (the control plane). */
+  services: PlatformService[];
+  /** Ids of the security groups load balancers carry. */
+  loadBalancerGroups: Set<string>;
   /** Which TGW route table an attachment is associated with, per TGW side (peering attachments have two). */
   associations: Map<TgwAttachment, Map<Tgw | undefined, TgwRouteTable>>;
   problems: InventoryProblem[];
@@ -818,8 +829,19 @@ export function buildInventory(stacks: readonly RenderedStack[], declaredPeers: 
     providers.push({ ...origin(r), host, port: num(val(r, "port")) ?? 5432, region: db?.region ?? "unknown" });
   }
   const runners: Runner[] = [];
+  const services: PlatformService[] = [];
   for (const r of of(T.ecsService)) {
-    if (!isRunner(r, stackKinds)) continue;
+    if (!isRunner(r, stackKinds)) {
+      if (stackKinds.get(r.stack) === "platform" || r.stack.startsWith("platform-")) {
+        const net = (val(r, "networkConfiguration") ?? {}) as Record<string, unknown>;
+        services.push({
+          ...origin(r),
+          securityGroups: strs(net.securityGroups).map((id) => sgOf(r, id)).filter((g): g is SecurityGroup => g !== undefined),
+          assignPublicIp: net.assignPublicIp === true,
+        });
+      }
+      continue;
+    }
     const net = (val(r, "networkConfiguration") ?? {}) as Record<string, unknown>;
     const rs = strs(net.subnets).map((s) => subnetOf(r, s, "networkConfiguration.subnets")).filter((s): s is Subnet => s !== undefined);
     runners.push({
@@ -830,9 +852,11 @@ export function buildInventory(stacks: readonly RenderedStack[], declaredPeers: 
     });
   }
 
+  const loadBalancerGroups = new Set(of(T.loadBalancer).flatMap((r) => strs(val(r, "securityGroups")).map((id) => sgOf(r, id)?.id).filter((id): id is string => id !== undefined)));
+
   return {
     vpcs: vpcList, subnets: subnetList, tgws: tgwList, attachments: attachmentList, tgwTables: tgwTableList, peerings: peeringList,
-    securityGroups: sgs, databases, providers, runners, associations, problems, stackKinds,
+    securityGroups: sgs, databases, providers, runners, services, loadBalancerGroups, associations, problems, stackKinds,
   };
 }
 

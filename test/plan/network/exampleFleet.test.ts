@@ -78,6 +78,23 @@ describe("network check over the example fleet", () => {
     for (const l of out) expect(l).toContain(`(propagation ${p.name}-into-spokes (dedicated-acme-prod))`);
   });
 
+  it("the control plane's tasks are reached through its load balancer alone: a CIDR, another group or a public IP is named", () => {
+    const s = copy();
+    const fromAlb = find(s, "platform-us-east-1", "control-plane-task-from-alb");
+    const task = fromAlb.inputs.securityGroupId as string;
+    // The intact stack admits the ALB's group alone: no finding (first test); each opening is named.
+    addLike(s, "platform-us-east-1", fromAlb, "control-plane-task-from-office", "sgr-0y", { securityGroupId: task, cidrIpv4: "198.51.100.0/24", ipProtocol: "tcp", fromPort: 8080, toPort: 8080 });
+    const db = mockId("aws:ec2/securityGroup:SecurityGroup", "control-plane-db-sg", "platform-us-east-1");
+    addLike(s, "platform-us-east-1", fromAlb, "control-plane-task-from-db", "sgr-0z", { securityGroupId: task, referencedSecurityGroupId: db, ipProtocol: "tcp", fromPort: 8080, toPort: 8080 });
+    const svc = find(s, "platform-us-east-1", "control-plane", "aws:ecs/service:Service");
+    setInputs(svc, { networkConfiguration: { ...(svc.inputs.networkConfiguration as Record<string, unknown>), assignPublicIp: true } });
+    expect(lines(s)).toEqual([
+      "platform-us-east-1: internet -> service control-plane:any: service control-plane gives its tasks public IP addresses (assignPublicIp); it is reached through its load balancer only",
+      `platform-us-east-1: 198.51.100.0/24 -> service control-plane:8080: security group ${task} (control-plane-task-sg, platform-us-east-1) rule control-plane-task-from-office admits 198.51.100.0/24: only the load balancer's security group may be admitted`,
+      `platform-us-east-1: security group ${db} -> service control-plane:8080: security group ${task} (control-plane-task-sg, platform-us-east-1) rule control-plane-task-from-db admits security group ${db}, which no load balancer carries`,
+    ]);
+  });
+
   it("a database security group opened to another tenant's CIDR", () => {
     const s = copy();
     const rule = find(s, "dedicated-acme-prod", "tenant-acme-sg-db-from-runner-us-east-1a");
