@@ -15,6 +15,7 @@ import { SpokeAttachment } from "./spokeAttachment.ts";
 import { CustomerPeering } from "./customerPeering.ts";
 import { dedicatedSizing, limitsFor } from "../model/tiers.ts";
 import { ConnectionSecret } from "./connectionSecret.ts";
+import { RuntimeConfig } from "./runtimeConfig.ts";
 import { componentType, policyJson, type StackContext } from "./context.ts";
 import { DatabaseHardening } from "./databaseHardening.ts";
 import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
@@ -51,7 +52,7 @@ export interface DedicatedTenantArgs {
  *
  * A tenant upgrading from a cell (a `migration` block; infra/model/handover.ts): before cutover
  * the cell still manages its identity resources (role, access policy, secrets, connection
- * document), so this stack does not declare them and names the role by ARN. From cutover on it
+ * document, runtime config), so this stack does not declare them and names the role by ARN. From cutover on it
  * declares them with an alias to the URN the workflow's state move gave them. An own key the
  * tenant had in the cell was moved here before provisioning: it is declared with such an alias
  * from the start. While the migration lasts all of them are `retainOnDelete`.
@@ -59,7 +60,7 @@ export interface DedicatedTenantArgs {
  * Child names (name = `tenant-<id>`): `<name>-role`, `<name>-key`, `<name>-network`,
  * `<name>-flow-logs`, `<name>-egress`, `<name>-spoke`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
  * `<name>-db-hardening`, `<name>-db-access`, `<name>-database`, `<name>-secrets`, `<name>-access`,
- * `<name>-dns`. Never change them.
+ * `<name>-config`, `<name>-dns`. Never change them.
  */
 export class DedicatedTenant extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
@@ -219,6 +220,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         },
         handedOver("-access"),
       );
+      new RuntimeConfig(`${name}-config`, { ctx, tenant: t, retainOnDelete }, handedOver("-config"));
     }
     const dns = new DedicatedDns(
       `${name}-dns`,

@@ -11,6 +11,7 @@ import { envDomain } from "../model/platform.ts";
 import type { Tenant } from "../model/schema.ts";
 import { hasOwnKmsKey, limitsFor } from "../model/tiers.ts";
 import { ConnectionSecret } from "./connectionSecret.ts";
+import { RuntimeConfig } from "./runtimeConfig.ts";
 import { componentType, policyJson, type StackContext } from "./context.ts";
 import { EncryptionKey } from "./encryptionKey.ts";
 import { rotatedDocumentOf, TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
@@ -44,7 +45,7 @@ export interface PooledTenantArgs {
  * A resident migrating to a dedicated stack (deployment dedicated, `migration.from` naming this
  * cell) is served from here, with the tier it had (`migration.fromTier`), until cutover: the cell
  * keeps managing its identity resources (role, access policy, secrets, connection document, own
- * key), marked `retainOnDelete` so no update can delete them while they change hands. From
+ * key, runtime config), marked `retainOnDelete` so no update can delete them while they change hands. From
  * cutover on they belong to the dedicated stack (infra/model/handover.ts: the workflow moves
  * their state first) and the cell keeps only the schema and role (no LOGIN) and the DNS name
  * (pointing to the dedicated zone). An own key moves to the dedicated stack before provisioning
@@ -58,7 +59,7 @@ export interface PooledTenantArgs {
  * Both mark the identity `retainOnDelete` while the move lasts.
  *
  * Child names (name = `tenant-<id>`): `<name>-db-access`, `<name>-database`, `<name>-secrets`,
- * `<name>-role`, `<name>-key`, `<name>-access`, `<name>-dns`. Keyed by tenant id: never change.
+ * `<name>-role`, `<name>-key`, `<name>-access`, `<name>-config`, `<name>-dns`. Keyed by tenant id: never change.
  */
 export class PooledTenant extends pulumi.ComponentResource {
   /** The connection document the cell manages for the tenant, if it still manages one. */
@@ -139,6 +140,7 @@ export class PooledTenant extends pulumi.ComponentResource {
         },
         { parent: this },
       );
+      new RuntimeConfig(`${name}-config`, { ctx, tenant: t, retainOnDelete }, { parent: this });
     }
 
     this.hostname = pooledHostname(t.id, envDomain(ctx.platform, ctx.env));

@@ -4,7 +4,9 @@
  * ARN is a static string built from region, account and the naming conventions. No statement
  * ever names `*` as a resource of a data action, nor another tenant's namespace.
  */
-import { masterSecretName, tenantObjectPrefix, tenantSecretPrefix } from "./naming.ts";
+import {
+  masterSecretName, routingParameterPath, runtimeConfigParameterName, tenantObjectPrefix, tenantSecretPrefix,
+} from "./naming.ts";
 
 export interface PolicyStatement<V = string> {
   Sid: string;
@@ -30,6 +32,14 @@ function doc<V>(...statements: PolicyStatement<V>[]): PolicyDocument<V> {
 /** Every secret of a tenant in an env (Secrets Manager appends `-XXXXXX` to names in ARNs: the `*` covers it). */
 export function tenantSecretArnPattern(region: string, accountId: string, app: string, env: string, tenant: string): string {
   return `arn:aws:secretsmanager:${region}:${accountId}:secret:${tenantSecretPrefix(app, env, tenant)}*`;
+}
+
+/**
+ * An SSM parameter's ARN: `parameter` followed by the name, whose leading "/" is not doubled
+ * (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html#awssystemsmanager-resources-for-iam-policies).
+ */
+export function ssmParameterArn(region: string, accountId: string, name: string): string {
+  return `arn:aws:ssm:${region}:${accountId}:parameter/${name.replace(/^\//, "")}`;
 }
 
 export function bucketArn(bucket: string): string {
@@ -91,7 +101,7 @@ export interface TenantAccessArgs<V> {
 }
 
 /**
- * The tenant role's only permissions: its secrets, decrypting them via Secrets Manager with the
+ * The tenant role's only permissions: its runtime config document, its secrets, decrypting them via Secrets Manager with the
  * key that protects them (encryption context pinned to its namespace), its objects under
  * `tenants/<id>/`, and the KMS use S3 makes on its behalf for those objects (PutObject with
  * SSE-KMS needs GenerateDataKey). The master credentials of a dedicated database live inside the
@@ -145,10 +155,46 @@ export function tenantAccessPolicy<V>(a: TenantAccessArgs<V>): PolicyDocument<V>
       Condition: s3Context,
     },
     {
+      // Its own runtime config document only (exact ARN: no wildcard can reach another tenant's).
+      Sid: "ReadOwnRuntimeConfig",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:GetParameters"],
+      Resource: ssmParameterArn(a.region, a.accountId, runtimeConfigParameterName(a.app, a.env, a.tenant)),
+    },
+    {
       Sid: "NeverPlatformMasterCredentials",
       Effect: "Deny",
       Action: "secretsmanager:*",
       Resource: master,
+    },
+  );
+}
+
+// --- Application role -------------------------------------------------------------------------
+
+/**
+ * The application role of an env (applicationRoleName): reads every tenant's runtime config
+ * document of its env and the routing document of its env in every platform region, in the
+ * account; no write, no secret, no other env. Parameters are String (not SecureString): no KMS
+ * grant is needed, IAM alone decides who reads them.
+ */
+export function applicationRolePolicy(a: { accountId: string; app: string; env: string; regions: readonly string[] }): PolicyDocument {
+  return doc(
+    {
+      Sid: "ReadRuntimeConfigOfEnv",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:GetParameters"],
+      Resource: a.regions.map((r) => ssmParameterArn(r, a.accountId, runtimeConfigParameterName(a.app, a.env, "*"))),
+    },
+    {
+      Sid: "ReadRoutingOfEnv",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+      Resource: a.regions.flatMap((r) => {
+        const path = routingParameterPath(a.app, a.env, r);
+        // GetParametersByPath is authorised on the path itself (no trailing "/"), the others on each parameter.
+        return [ssmParameterArn(r, a.accountId, path.replace(/\/$/, "")), ssmParameterArn(r, a.accountId, `${path}*`)];
+      }),
     },
   );
 }

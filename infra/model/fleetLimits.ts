@@ -119,10 +119,10 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       const controlPlane = s.region === platform.controlPlane.region;
       // The hub VPC (the control plane runs in its region's hub), a NAT gateway per hub AZ
       // (components/hubNetwork.ts), the runner's task role and the task execution role, and in the
-      // control plane's region its own role, the deployer role and its database.
+      // control plane's region its own role, the deployer role, an application role per env and its database.
       use("vpcsPerRegion", s.region, s.ref.name, 1);
       use("elasticIpsPerRegion", s.region, s.ref.name, platform.hubs[s.region]?.azs.length ?? 0);
-      use("iamRolesPerAccount", s.region, s.ref.name, controlPlane ? 4 : 2);
+      use("iamRolesPerAccount", s.region, s.ref.name, controlPlane ? 4 + platform.environments.length : 2);
       use("rdsInstancesPerRegion", s.region, s.ref.name, controlPlane ? 1 : 0);
     } else if (s.ref.kind === "shared") {
       use("vpcsPerRegion", s.region, s.ref.name, 1);

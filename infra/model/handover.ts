@@ -6,7 +6,8 @@
  *
  * The tenant's identity resources have the same physical names in both forms of the tenant:
  * IAM role `tenantRoleName()` and its inline policy, the declared and team secrets, the
- * connection document `databaseSecretName()`, and (a tenant with its own key in the cell) the KMS
+ * connection document `databaseSecretName()`, the runtime config parameter
+ * `runtimeConfigParameterName()`, and (a tenant with its own key in the cell) the KMS
  * key behind `tenantKmsAlias()`. Two stacks cannot both manage them: the dedicated stack's first
  * `up` would fail on "already exists", and a cell `up` that stops declaring them would delete
  * them (a deleted secret also reserves its name for the recovery window).
@@ -44,6 +45,7 @@ export const HANDOVER_COMPONENTS = [
   { suffix: "-database", type: COMPONENT("ConnectionSecret") },
   { suffix: "-secrets", type: COMPONENT("TenantSecrets") },
   { suffix: "-access", type: COMPONENT("TenantRolePolicy") },
+  { suffix: "-config", type: COMPONENT("RuntimeConfig") },
 ] as const;
 export type HandoverSuffix = (typeof HANDOVER_COMPONENTS)[number]["suffix"];
 
@@ -89,7 +91,7 @@ export function keyHandoverUrns(t: Tenant, env: string, cell: string): string[] 
   return hadOwnKeyInCell(t) ? cellUrns(t, env, cell, (c) => "ownKeyOnly" in c) : [];
 }
 
-/** What moves at cutover, before the phase commit: role, connection document, secrets, access policy. */
+/** What moves at cutover, before the phase commit: role, connection document, secrets, access policy, runtime config. */
 export function identityHandoverUrns(t: Tenant, env: string, cell: string): string[] {
   return cellUrns(t, env, cell, (c) => !("ownKeyOnly" in c));
 }

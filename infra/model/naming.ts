@@ -157,6 +157,29 @@ export function databaseSecretName(app: string, env: string, tenant: string): st
 export function masterSecretName(app: string, env: string, tenant: string): string {
   return tenantSecretName(app, env, tenant, "database/master");
 }
+// --- SSM Parameter Store (docs/runtime-config.md) -----------------------------------------------
+
+/**
+ * The tenant's runtime configuration document in one env: an SSM parameter. SSM requires a
+ * leading "/" on a name with a path (a hierarchy); after it the name is the tenant's namespace
+ * `<app>/<env>/tenants/<id>/config` (docs/runtime-config.md).
+ */
+export function runtimeConfigParameterName(app: string, env: string, tenant: string): string {
+  return `/${tenantSecretName(app, env, tenant, "config")}`;
+}
+/** Everything of the routing document of an env and region: the router reads it with GetParametersByPath. */
+export function routingParameterPath(app: string, env: string, region: string): string {
+  return `/${app}/${env}/routing/${region}/`;
+}
+/** One page of a cell's share of the routing document (pages numbered from 0, two digits). */
+export function routingCellPageName(app: string, env: string, region: string, cell: string, page: number): string {
+  return `${routingParameterPath(app, env, region)}cells/${cell}/${String(page).padStart(2, "0")}`;
+}
+/** A dedicated tenant's share of the routing document. */
+export function routingDedicatedName(app: string, env: string, region: string, tenant: string): string {
+  return `${routingParameterPath(app, env, region)}dedicated/${tenant}`;
+}
+
 export function cellDatabaseSecretName(app: string, env: string, cell: string): string {
   return globalSecretName(app, env, `cells/${cell}/database`);
 }
@@ -210,6 +233,16 @@ export function controlPlaneSecretName(app: string, env: string, name: "stripe-w
 /** Host name of the control plane's load balancer ("api" is a reserved tenant id, so no tenant can take it). */
 export function controlPlaneHostname(domain: string): string {
   return `api.${domain}`;
+}
+
+/**
+ * The application's role in an env (the product's services that serve every tenant): reads every
+ * tenant's runtime config and the routing document of its env, nothing else of the tenants'.
+ * Not of the tenant-role shape `<app>-<env>-t-<tenant>`: the control plane never assumes it.
+ * <= 12+1+7+12 = 32 chars.
+ */
+export function applicationRoleName(app: string, env: string): string {
+  return `${app}-${env}-application`;
 }
 
 /** A role per tenant and env. At most 64 chars: app <= 12, env <= 7, tenant <= 24. */

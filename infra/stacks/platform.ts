@@ -3,10 +3,11 @@
  * network, Transit Gateway and runner; peering with the control plane's hub elsewhere; the
  * control plane itself in its region. No postgresql provider anywhere: this stack deploys first,
  * from anywhere with AWS credentials. Top-level names (`platform-<code>`, `hub-<code>`,
- * `transit-<code>`, `runner-<code>`, `peering-<region>`, `control-plane`) are part of every URN
+ * `transit-<code>`, `runner-<code>`, `peering-<region>`, `control-plane`, `application-<env>`) are part of every URN
  * in the stack: never change them.
  */
 import type * as pulumi from "@pulumi/pulumi";
+import { ApplicationRole } from "../components/applicationRole.ts";
 import { stackContext } from "../components/context.ts";
 import { ControlPlaneService } from "../components/controlPlaneService.ts";
 import { HubNetwork } from "../components/hubNetwork.ts";
@@ -89,6 +90,8 @@ export function buildPlatformStack(fleet: Fleet, stack: StackFile): PlatformOutp
         runners: p.regions.map((r) => ({ region: r, cidrs: runnerCidrs(p, r) })),
       })
     : undefined;
+  // IAM is global: the application roles live with the control plane's other roles, one per env.
+  if (isControlPlaneRegion) for (const env of p.environments) new ApplicationRole(`application-${env}`, { ctx, env });
   const runner = new Runner(`runner-${code}`, {
     ctx,
     vpcId: hub.vpcId,

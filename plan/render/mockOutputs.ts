@@ -113,6 +113,10 @@ export function mockOutputs(
       ];
       return { id: zoneId, state: { ...inputs, zoneId, nameServers, arn: `arn:aws:route53:::hostedzone/${zoneId}` } };
     }
+    case "aws:ssm/parameter:Parameter":
+      // AWS's ARN of a parameter: "parameter" then the name, its leading "/" not doubled.
+      extra.arn = `arn:aws:ssm:${region}:${accountId}:parameter/${(str("name") ?? name).replace(/^\//, "")}`;
+      break;
     case "aws:cloudwatch/logGroup:LogGroup":
       extra.arn = `arn:aws:logs:${region}:${accountId}:log-group:${str("name") ?? name}`;
       break;

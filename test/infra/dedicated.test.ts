@@ -70,6 +70,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
     `${C("TenantSecrets")} ${n}-secrets`, ...o.secrets.map((s) => `${T.secret} ${n}-secrets/${s}`),
     `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
+    `${C("RuntimeConfig")} ${n}-config`, `${T.parameter} ${n}-config`,
     `${C("DedicatedDns")} ${n}-dns`, `${T.zone} ${n}-dns-public`, `${T.record} ${n}-dns-delegation`, `${T.zone} ${n}-dns-private`, `aws:route53/zoneAssociation:ZoneAssociation ${n}-dns-private-hub`, `${T.record} ${n}-dns-db`,
     ...(o.ingress ? [`${T.record} ${n}-dns-ingress`] : []),
   ].sort();
@@ -428,6 +429,7 @@ describe("keys, IAM and bucket", () => {
       ["OwnObjects", `${bucket}/tenants/acme/*`, undefined],
       ["ListOwnPrefix", bucket, { StringLike: { "s3:prefix": ["tenants/acme/", "tenants/acme/*"] } }],
       ["OwnObjectsEncryption", key, { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket } }],
+      ["ReadOwnRuntimeConfig", "arn:aws:ssm:us-east-1:111111111111:parameter/tenancy/prod/tenants/acme/config", undefined],
       // The database's master credentials sit in the tenant's namespace but are never the tenant's.
       ["NeverPlatformMasterCredentials", "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/acme/database/master*", undefined],
     ]);
@@ -515,16 +517,18 @@ describe("conventions and outputs", () => {
     }
     // acme: role, key, vpc, default SG, 3 subnets, 3 route tables, log group, flow-log role, flow log,
     // TGW attachment, 2 groups, 4 rules (app, app-to-db, 2 runner subnets), bucket, master secret,
-    // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones = 32.
-    expect(counts["dedicated-acme-prod"]).toBe(32);
+    // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones,
+    // runtime config parameter = 33.
+    expect(counts["dedicated-acme-prod"]).toBe(33);
   });
 
-  it("suspending a dedicated tenant changes only its role's LOGIN", async () => {
+  it("suspending a dedicated tenant changes only its role's LOGIN and the lifecycle in its runtime config", async () => {
     const suspended = tempFleet((dir) => editYaml(dir, "tenants/acme.yaml", (d) => { d.lifecycle = "suspended"; }));
     const after = await render(suspended, "dedicated-acme-prod");
     const diff = diffRenders(get("dedicated-acme-prod"), after);
-    expect(diff).toEqual({ added: [], removed: [], changed: [byTypeName(after, T.pgRole, "tenant-acme-db-access").urn] });
+    expect(diff).toEqual({ added: [], removed: [], changed: [byTypeName(after, T.pgRole, "tenant-acme-db-access").urn, byTypeName(after, T.parameter, "tenant-acme-config").urn].sort() });
     expect(plain(byTypeName(after, T.pgRole, "tenant-acme-db-access")).login).toBe(false);
+    expect(JSON.parse(String(plain(byTypeName(after, T.parameter, "tenant-acme-config")).insecureValue)).lifecycle).toBe("suspended");
   });
 
   it("outputs: routing entry, VPC id, DB endpoint, zone and name servers; nothing secret", () => {
@@ -566,6 +570,7 @@ describe("a tenant upgrading from a cell (infra/model/handover.ts)", () => {
   const identity = [
     `${C("TenantRole")} ${n}-role`, `${T.role} ${n}-role`, `${C("ConnectionSecret")} ${n}-database`, `${T.secret} ${n}-database`, `${T.version} ${n}-database`,
     `${C("TenantSecrets")} ${n}-secrets`, `${T.secret} ${n}-secrets/stripe_api_key`, `${C("TenantRolePolicy")} ${n}-access`, `${T.rolePolicy} ${n}-access`,
+    `${C("RuntimeConfig")} ${n}-config`, `${T.parameter} ${n}-config`,
   ];
   const full = dedicatedShape("startup-alpha", { azs: ["us-east-1a", "us-east-1b", "us-east-1c"], secrets: ["stripe_api_key"], prod: true });
 
@@ -586,7 +591,7 @@ describe("a tenant upgrading from a cell (infra/model/handover.ts)", () => {
     expect(shape(below(cut))).toEqual(full);
     const comp = (cls: string, suffix: string) => byTypeName(cut, C(cls), `${n}${suffix}`);
     const moved = (cls: string, suffix: string) => `urn:pulumi:dedicated-startup-alpha-prod::saas-tenancy::${C("PooledTenant")}$${C(cls)}::${n}${suffix}`;
-    for (const [cls, suffix] of [["TenantRole", "-role"], ["ConnectionSecret", "-database"], ["TenantSecrets", "-secrets"], ["TenantRolePolicy", "-access"]] as const) {
+    for (const [cls, suffix] of [["TenantRole", "-role"], ["ConnectionSecret", "-database"], ["TenantSecrets", "-secrets"], ["TenantRolePolicy", "-access"], ["RuntimeConfig", "-config"]] as const) {
       expect(comp(cls, suffix).options.aliases).toEqual([moved(cls, suffix)]);
     }
     // The children inherit their component's alias (the engine's rule): e.g. the role itself.

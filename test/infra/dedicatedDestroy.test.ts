@@ -139,7 +139,8 @@ describe("dedicated stack: what the program renders for a destroy", () => {
     const released = await renderAt(dir);
     const report = cloud.up(released);
     const names = (urns: string[]) => urns.map((u) => u.slice(u.lastIndexOf("::") + 2)).sort();
-    expect(names(report.updated)).toEqual(["tenant-acme-db", "tenant-acme-dns-private", "tenant-acme-dns-public"]);
+    // And the runtime config, whose lifecycle turns from active to offboarding with the same commit.
+    expect(names(report.updated)).toEqual(["tenant-acme-config", "tenant-acme-db", "tenant-acme-dns-private", "tenant-acme-dns-public"]);
     expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([true, true, true, true, true, true]);
     expect([report.created, report.replaced, report.deleted, report.retained]).toEqual([[], [], [], []]);
     expect(cloud.up(released).updated).toEqual([]);

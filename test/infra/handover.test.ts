@@ -67,7 +67,7 @@ function provision(t: Timeline): void {
 /** Physical names of the tenant's identity resources in a rendered stack (the hand-over set). */
 function identityNames(r: RenderedStack, tenant: string): string[] {
   return r.resources
-    .filter((x) => x.custom && x.urn.includes(`::tenant-${tenant}-`) && /-(role|key|database|secrets|access)(\/|$)/.test(x.name))
+    .filter((x) => x.custom && x.urn.includes(`::tenant-${tenant}-`) && /-(role|key|database|secrets|access|config)(\/|$)/.test(x.name))
     .map((x) => physicalName(x))
     .filter((n): n is string => n !== undefined)
     .sort();
@@ -132,6 +132,7 @@ describe.each([
         ...(ownKey ? [`kms alias alias/tenancy/prod/tenants/${tenant}`] : []),
         `secret tenancy/prod/tenants/${tenant}/database`,
         `secret tenancy/prod/tenants/${tenant}/${ownKey ? "saml_signing_key" : "stripe_api_key"}`,
+        `ssm parameter /tenancy/prod/tenants/${tenant}/config`,
       ].sort(),
     );
 
@@ -150,7 +151,7 @@ describe.each([
     expect(r.provDed.created.some((u) => u.endsWith("aws:kms/key:Key::tenant-" + tenant + "-key"))).toBe(!ownKey);
 
     // Cutover: the move took exactly the identity components and their children.
-    expect(r.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))).toEqual(["-role", "-database", "-secrets", "-access"].map((s) => `tenant-${tenant}${s}`));
+    expect(r.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))).toEqual(["-role", "-database", "-secrets", "-access", "-config"].map((s) => `tenant-${tenant}${s}`));
     expect(r.cutCell).toMatchObject({ created: [], deleted: [], retained: [], replaced: [] });
     expect(r.cutDed.deleted).toEqual([]);
     expect(r.cutDed.retained).toEqual([]);

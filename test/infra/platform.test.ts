@@ -73,6 +73,7 @@ function platformShape(o: { code: string; azs: string[]; cells: string[]; peers:
           `aws:lb/loadBalancer:LoadBalancer ${cp}`, `aws:lb/targetGroup:TargetGroup ${cp}`, `aws:lb/listener:Listener ${cp}-https`, `aws:lb/listener:Listener ${cp}-http`,
           ...["public-0", "operators-api-0", "operators-console-0"].map((k) => `aws:lb/listenerRule:ListenerRule ${cp}-rule-${k}`),
           `${T.record} ${cp}-dns`, `aws:ecs/taskDefinition:TaskDefinition ${cp}`, `aws:ecs/service:Service ${cp}`,
+          ...exampleFleet().platform.environments.flatMap((e) => [`${C("ApplicationRole")} application-${e}`, `${T.role} application-${e}`, `${T.rolePolicy} application-${e}`]),
         ]
       : []),
   ].sort();

@@ -22,9 +22,9 @@ describe("quota usage of the platform stacks", () => {
     const rendered = Object.fromEntries(Object.entries(COUNTED).map(([q, type]) => [q, r.resources.filter((x) => x.type === type).length]).filter(([, n]) => n !== 0));
     const counted = Object.fromEntries(quotaUsage(fleet).filter((u) => u.holder === name).map((u) => [u.quota, u.count]));
     expect(counted).toEqual(rendered);
-    // The control plane's region carries its roles and database; the other region does not.
+    // The control plane's region carries its roles (with an application role per env: prod, staging, dev) and database; the other region does not.
     expect(rendered).toEqual(name === "platform-us-east-1"
-      ? { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 4, rdsInstancesPerRegion: 1 }
+      ? { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 7, rdsInstancesPerRegion: 1 }
       : { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 2 });
   });
 });

@@ -33,6 +33,8 @@ function pooledShape(id: string, relSecrets: string[], ownKey: boolean): string[
     `${T.role} ${n}-role`,
     `${T.policyC} ${n}-access`,
     `${T.rolePolicy} ${n}-access`,
+    `${T.configC} ${n}-config`,
+    `${T.parameter} ${n}-config`,
     ...(ownKey ? [`${T.keyC} ${n}-key`, `${T.key} ${n}-key`, `${T.alias} ${n}-key`] : []),
     `${T.record} ${n}-dns`,
   ].sort();
@@ -287,6 +289,10 @@ describe("pooled tenant: key inputs", () => {
           },
         },
         {
+          Sid: "ReadOwnRuntimeConfig", Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"],
+          Resource: "arn:aws:ssm:us-east-1:111111111111:parameter/tenancy/prod/tenants/startup-alpha/config",
+        },
+        {
           Sid: "NeverPlatformMasterCredentials", Effect: "Deny", Action: "secretsmanager:*",
           Resource: "arn:aws:secretsmanager:us-east-1:111111111111:secret:tenancy/prod/tenants/startup-alpha/database/master*",
         },
@@ -319,7 +325,7 @@ describe("suspended tenant (gamma-labs)", () => {
     expect(plain(inTenant(beta, "company-beta", T.pgRole, "tenant-company-beta-db-access")).login).toBe(true);
   });
 
-  it("suspending changes exactly the role's LOGIN and the DNS target (compare two renders)", async () => {
+  it("suspending changes exactly the role's LOGIN, the DNS target and the runtime config's lifecycle (compare two renders)", async () => {
     const resumed = tempFleet((dir) => editYaml(dir, "tenants/gamma-labs.yaml", (d) => { delete d.lifecycle; }));
     const before = await render(resumed, "shared-prod-use1-02");
     const diff = diffRenders(before, get("shared-prod-use1-02"));
@@ -327,6 +333,7 @@ describe("suspended tenant (gamma-labs)", () => {
     expect(diff.removed).toEqual([]);
     expect(diff.changed.map((u) => u.split("::").slice(-2).join("::"))).toEqual([
       "saas-tenancy:components:PooledTenant$aws:route53/record:Record::tenant-gamma-labs-dns",
+      "saas-tenancy:components:PooledTenant$saas-tenancy:components:RuntimeConfig$aws:ssm/parameter:Parameter::tenant-gamma-labs-config",
       "saas-tenancy:components:PooledTenant$saas-tenancy:components:TenantDatabaseAccess$postgresql:index/role:Role::tenant-gamma-labs-db-access",
     ]);
   });
@@ -513,8 +520,9 @@ describe("conventions on every cell", () => {
     // Cell with k AZs in a region whose hub has 2: vpc, default SG, k subnets, k route tables,
     // 2 groups, 4 rules (app, app-to-db, one per runner subnet), TGW attachment, key, bucket,
     // subnet group, parameter group, instance, master secret = 15 + 2k. Tenant: connection secret,
-    // role, its declared secrets, its key if enterprise. 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100.
-    expect(checked).toBe(100);
+    // role, runtime config parameter, its declared secrets, its key if enterprise.
+    // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant = 108.
+    expect(checked).toBe(108);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });
@@ -629,7 +637,7 @@ describe("a tenant migrating from the cell to its dedicated stack", () => {
     // Same inputs as when it was pooled (limits of its former tier included): only the retain flags differ.
     const pooled = subtree(get("shared-prod-use1-01"), tenantNode(get("shared-prod-use1-01"), "startup-alpha").urn);
     expect(tenantSubtree.map(plain)).toEqual(pooled.map(plain));
-    const identity = [T.role, T.rolePolicy, T.secret, T.version];
+    const identity = [T.role, T.rolePolicy, T.secret, T.version, T.parameter];
     expect(tenantSubtree.filter((x) => x.custom && x.options.retainOnDelete).map((x) => x.type).sort()).toEqual(
       tenantSubtree.filter((x) => identity.includes(x.type as never)).map((x) => x.type).sort(),
     );

@@ -198,4 +198,6 @@ export const T = {
   pcx: "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
   logGroup: "aws:cloudwatch/logGroup:LogGroup",
   flowLog: "aws:ec2/flowLog:FlowLog",
+  configC: "saas-tenancy:components:RuntimeConfig",
+  parameter: "aws:ssm/parameter:Parameter",
 } as const;

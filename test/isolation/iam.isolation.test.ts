@@ -86,6 +86,22 @@ describe("the IAM checker catches a weakened policy", () => {
     expect(findings.every((f) => f.check === "cross-tenant-access" && f.detail.startsWith("secretsmanager:GetSecretValue"))).toBe(true);
   });
 
+  it("reports a runtime config statement widened to every tenant's document of the env", async () => {
+    const { cell, a, mate, other } = cast();
+    const weak = weaken(cell, a.roleName, "policy", (d) => {
+      for (const s of d.Statement) if (s.Sid === "ReadOwnRuntimeConfig") s.Resource = String(s.Resource).replace(`/tenants/${a.tenant}/`, "/tenants/*/");
+    });
+    const weakA = tenantIamFacts(fleet, weak).find((f) => f.id === a.id)!;
+    const { findings } = await checkIamIsolation([weakA, mate, other], opts);
+    // The mate shares a's env; `other` (a dedicated tenant) is in prod too only when a is.
+    const sameEnv = [mate, other].filter((f) => f.env === a.env).map((f) => `${a.id} -> ${f.id}`);
+    expect(findings.map((f) => `${f.check} ${f.subject} ${f.detail.split(" ")[0]}`).sort()).toEqual(
+      sameEnv.flatMap((s) => [`cross-tenant-access ${s} ssm:GetParameter`, `cross-tenant-access ${s} ssm:GetParameters`]).sort(),
+    );
+    // Without the edit: no finding (the probe is not what fails).
+    expect((await checkIamIsolation([a, mate, other], opts)).findings).toEqual([]);
+  });
+
   it("reports a decrypt statement that lost its encryption-context condition (the cell key is shared)", async () => {
     const { cell, a, mate, other } = cast();
     const weak = weaken(cell, a.roleName, "policy", (d) => {

@@ -11,7 +11,7 @@ import { runSimulation, type Simulation } from "@cloud-copilot/iam-simulate";
 import type { Fleet } from "../../infra/model/fleet.ts";
 import {
   cellBucketName, tenantBucketName, tenantObjectPrefix, tenantRoleName, tenantSecretPrefix, parseStackName,
-  masterSecretName,
+  masterSecretName, runtimeConfigParameterName,
 } from "../../infra/model/naming.ts";
 import { mockOutputs } from "../../plan/render/mockOutputs.ts";
 import { unwrapSecrets, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
@@ -45,6 +45,8 @@ export interface TenantIamFacts {
   trustPolicy: PolicyDocument;
   identityPolicies: Array<{ name: string; policy: PolicyDocument }>;
   secrets: SecretFacts[];
+  /** ARN of the tenant's runtime config parameter (SSM). */
+  configArn: string;
   /** Secrets in the tenant's namespace that are the platform's (a dedicated database's master credentials). */
   platformSecrets: SecretFacts[];
   bucket: string;
@@ -125,6 +127,10 @@ export function tenantIamFacts(fleet: Fleet, stack: RenderedStack): TenantIamFac
     const platformSecrets = all.filter((s) => s.name === master);
     if (secrets.length === 0) throw new Error(`${stack.name}: tenant ${tenant} has no secret under ${prefix}`);
 
+    const configName = runtimeConfigParameterName(app, env, tenant);
+    const config = ofType("aws:ssm/parameter:Parameter").find((p) => inputs(p).name === configName);
+    if (!config) throw new Error(`${stack.name}: tenant ${tenant} has no runtime config parameter ${configName}`);
+
     const bucket = ref.kind === "shared" ? cellBucketName(app, env, ref.cell, accountId) : tenantBucketName(app, env, tenant, accountId);
     if (!ofType("aws:s3/bucket:Bucket").some((b) => inputs(b).bucket === bucket)) throw new Error(`${stack.name}: bucket ${bucket} not declared`);
     const bp = ofType("aws:s3/bucketPolicy:BucketPolicy").find((p) => inputs(p).bucket === bucket);
@@ -145,6 +151,7 @@ export function tenantIamFacts(fleet: Fleet, stack: RenderedStack): TenantIamFac
       trustPolicy: parsePolicy(ri.assumeRolePolicy, `${roleName} trust policy`),
       identityPolicies,
       secrets,
+      configArn: arnOf(config),
       platformSecrets,
       bucket,
       bucketPolicy: bp ? parsePolicy(inputs(bp).policy, `${bucket} bucket policy`) : undefined,
@@ -263,6 +270,10 @@ function dataProbes(a: TenantIamFacts, target: TenantIamFacts): Probe[] {
         context: { ...ctx, "kms:ViaService": `secretsmanager.${target.region}.amazonaws.com`, "kms:CallerAccount": a.accountId, "kms:EncryptionContext:SecretARN": s.arn, "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"] },
       },
     });
+  }
+  // String parameters: no KMS step, IAM alone decides.
+  for (const action of ["ssm:GetParameter", "ssm:GetParameters"]) {
+    probes.push({ label: `${action} ${target.configArn}`, request: { ...base, action, resource: target.configArn, context: { ...ctx, "aws:ResourceTag/tenant": target.tenant } } });
   }
   for (const action of ["s3:GetObject", "s3:PutObject"]) {
     probes.push({ label: `${action} ${target.objectArn}`, request: { ...base, action, resource: target.objectArn, resourcePolicy: target.bucketPolicy, context: ctx } });

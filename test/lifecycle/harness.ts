@@ -141,7 +141,7 @@ function declaredItems(t: Tenant, kind: "shared" | "dedicated"): Item[] {
 
 /** The item a hand-over URN (…::tenant-<id>-<suffix>) stands for. */
 function itemOfUrn(urn: string): { tenant: string; item: Item } {
-  const m = /::tenant-(.+)-(role|key|database|secrets|access)$/.exec(urn);
+  const m = /::tenant-(.+)-(role|key|database|secrets|access|config)$/.exec(urn);
   if (!m) throw new Error(`not a hand-over URN: ${urn}`);
   return { tenant: m[1]!, item: m[2] === "key" ? "key" : "identity" };
 }

@@ -128,7 +128,7 @@ describe("upgrade pooled -> dedicated", () => {
       // the commit that makes the cell stop declaring it); no key moved (a standard tenant has none).
       const moves = s.runner.calls.filter((c) => c.op === "move");
       expect(moves.map((c) => [c.move!.source, c.stack, c.move!.phase, c.move!.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))])).toEqual([
-        [CELL_STACK, ded, "copying", ["-role", "-database", "-secrets", "-access"].map((x) => `tenant-${s.tenant}${x}`)],
+        [CELL_STACK, ded, "copying", ["-role", "-database", "-secrets", "-access", "-config"].map((x) => `tenant-${s.tenant}${x}`)],
       ]);
       expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(ded);
       expect(s.runner.calls.findIndex((c) => c.op === "move")).toBeLessThan(s.runner.calls.findLastIndex((c) => c.op === "up" && c.stack === CELL_STACK));

@@ -43,6 +43,9 @@ const PHYSICAL: Readonly<Record<string, (i: Record<string, unknown>) => string |
   "aws:rds/instance:Instance": (i) => `rds ${String(i.identifier)}`,
   "aws:cloudwatch/logGroup:LogGroup": (i) => `log group ${String(i.name)}`,
   "aws:route53/record:Record": (i) => `dns ${String(i.zoneId)} ${String(i.name)} ${String(i.type)}`,
+  // PutParameter without Overwrite fails on an existing name (ParameterAlreadyExists,
+  // https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
+  "aws:ssm/parameter:Parameter": (i) => `ssm parameter ${String(i.name)}`,
 };
 
 export function physicalName(r: Pick<RenderedResource, "type" | "inputs">): string | undefined {

@@ -1,0 +1,98 @@
+/**
+ * A tenant's runtime configuration document (docs/runtime-config.md): what the application reads at
+ * `/<app>/<env>/tenants/<id>/config` (SSM Parameter Store) to serve the tenant: tier, deployment,
+ * region, lifecycle, effective limits and features, its URL, where its objects live and the NAME
+ * of its connection document (never a secret value). Pure (no Pulumi): the stacks publish it, the
+ * console shows it, the policy pack checks it, all from this one function.
+ */
+import {
+  cellBucketName, databaseSecretName, runtimeConfigParameterName, tenantBucketName, tenantObjectPrefix,
+} from "./naming.ts";
+import type { Platform } from "./platform.ts";
+import { routeOf } from "./routes.ts";
+import type { Tenant } from "./schema.ts";
+import { limitsFor, type TenantLimits, type Tier } from "./tiers.ts";
+
+/** Version of the document's shape: the application refuses a version it does not know. */
+export const RUNTIME_CONFIG_SCHEMA_VERSION = 1;
+
+/**
+ * SSM Standard parameters hold up to 4 KB (4,096 bytes), Advanced up to 8 KB
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+ * Every document of this program is sized to stay Standard: no cost, and no tier change (an
+ * Advanced parameter can never become Standard again; the provider replaces it, same name).
+ */
+export const SSM_STANDARD_MAX_BYTES = 4096;
+export const SSM_STANDARD_TIER = "Standard";
+
+export interface RuntimeConfig {
+  schemaVersion: typeof RUNTIME_CONFIG_SCHEMA_VERSION;
+  tenant: string;
+  env: string;
+  /** The tier whose limits apply now: during an upgrade, the cell's tier until cutover. */
+  tier: Tier;
+  deployment: "pooled" | "dedicated";
+  region: string;
+  lifecycle: Tenant["lifecycle"];
+  /** The stack serving the tenant in this env (the one that publishes this document). */
+  stack: string;
+  limits: TenantLimits;
+  /**
+   * The features the application acts on. `egress` and `vpcPeering` are built by the dedicated
+   * stack itself (NAT, peering) and are not here: the application has nothing to do for them.
+   */
+  features: { sso: boolean; customModel: boolean };
+  url: string;
+  /** Name of the connection document in Secrets Manager; the application reads it with its own permission. */
+  connectionDocument: string;
+  /** Where the tenant's objects live; `storageGb` applies to everything under the prefix. */
+  storage: { bucket: string; prefix: string };
+}
+
+/**
+ * The document of tenant `t` in `env`, as the stack serving it publishes it. While an upgrade
+ * has not reached cutover the cell serves the tenant with the tier it had there
+ * (`migration.fromTier`), so that tier's limits apply and the cell publishes the document; from
+ * cutover on the dedicated stack does (the document changes hands with the tenant's identity,
+ * infra/model/handover.ts).
+ */
+export function runtimeConfigOf(platform: Platform, t: Tenant, env: string): RuntimeConfig {
+  if (!(env in t.environments)) throw new Error(`tenant ${t.id} has no environment ${env} (declared: ${Object.keys(t.environments).join(", ")})`);
+  const route = routeOf({ platform }, t, env);
+  const fromCell = route.deployment === "pooled";
+  const tier = fromCell && t.deployment === "dedicated" && t.migration ? t.migration.fromTier : t.tier;
+  const app = platform.appName;
+  const cell = t.deployment === "pooled" ? t.placement[env] : t.migration?.from[env];
+  const bucket = fromCell ? cellBucketName(app, env, cell!, platform.awsAccountId) : tenantBucketName(app, env, t.id, platform.awsAccountId);
+  return {
+    schemaVersion: RUNTIME_CONFIG_SCHEMA_VERSION,
+    tenant: t.id,
+    env,
+    tier,
+    deployment: route.deployment,
+    region: t.region,
+    lifecycle: t.lifecycle,
+    stack: route.stack,
+    limits: limitsFor(tier, t.limits),
+    features: { sso: t.features.sso, customModel: t.features.customModel },
+    url: route.url,
+    connectionDocument: databaseSecretName(app, env, t.id),
+    storage: { bucket, prefix: tenantObjectPrefix(t.id) },
+  };
+}
+
+/** The parameter's value: JSON with the keys in the order above (a stable text, so an unchanged document is no diff). */
+export function renderRuntimeConfig(doc: RuntimeConfig): string {
+  const text = JSON.stringify(doc);
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes > SSM_STANDARD_MAX_BYTES) {
+    throw new Error(`runtime config of ${doc.tenant} (${doc.env}) is ${bytes} bytes, over the ${SSM_STANDARD_MAX_BYTES} of an SSM Standard parameter; shorten the document (infra/model/runtimeConfig.ts)`);
+  }
+  return text;
+}
+
+/** Where the document of `t` in `env` is published, and its text: what the console shows on the tenant page. */
+export function runtimeConfigParameter(platform: Platform, t: Tenant, env: string): { name: string; value: string; document: RuntimeConfig } {
+  const document = runtimeConfigOf(platform, t, env);
+  return { name: runtimeConfigParameterName(platform.appName, env, t.id), value: renderRuntimeConfig(document), document };
+}
