@@ -6,7 +6,7 @@
  * console shows it, the policy pack checks it, all from this one function.
  */
 import {
-  cellBucketName, databaseSecretName, runtimeConfigParameterName, tenantBucketName, tenantObjectPrefix,
+  cellBucketName, cellStackName, databaseSecretName, runtimeConfigParameterName, tenantBucketName, tenantObjectPrefix,
 } from "./naming.ts";
 import type { Platform } from "./platform.ts";
 import { routeOf } from "./routes.ts";
@@ -62,8 +62,9 @@ export function runtimeConfigOf(platform: Platform, t: Tenant, env: string): Run
   const fromCell = route.deployment === "pooled";
   const tier = fromCell && t.deployment === "dedicated" && t.migration ? t.migration.fromTier : t.tier;
   const app = platform.appName;
-  const cell = t.deployment === "pooled" ? t.placement[env] : t.migration?.from[env];
-  const bucket = fromCell ? cellBucketName(app, env, cell!, platform.awsAccountId) : tenantBucketName(app, env, t.id, platform.awsAccountId);
+  // The serving cell (routeOf knows upgrades and cell moves): the bucket is that cell's.
+  const cell = route.stack.slice(cellStackName(env, "").length);
+  const bucket = fromCell ? cellBucketName(app, env, cell, platform.awsAccountId) : tenantBucketName(app, env, t.id, platform.awsAccountId);
   return {
     schemaVersion: RUNTIME_CONFIG_SCHEMA_VERSION,
     tenant: t.id,

@@ -164,6 +164,21 @@ describe("during an upgrade the document changes hands with the tenant's identit
   });
 });
 
+describe("a cell move: the serving cell's bucket, whichever cell that is", () => {
+  it("the cell left until the switch, the cell moved to from then on", () => {
+    const t = fleet.tenants.get("startup-alpha")!.tenant;
+    if (t.deployment !== "pooled") throw new Error("startup-alpha is pooled in the example fleet");
+    const move = (phase: string) => ({
+      ...t, placement: { ...t.placement, prod: "use1-02" },
+      move: { phase, from: { prod: "use1-01" }, workflowId: "0b5a4a4e-6a8e-4c31-9d1e-3f1f6a3c2b10", startedAt: "2026-12-01T10:00:00Z" },
+    }) as Tenant;
+    for (const [phase, cell] of [["provisioning", "use1-01"], ["copying", "use1-01"], ["cutover", "use1-02"], ["cleanup", "use1-02"]] as const) {
+      const d = runtimeConfigOf(fleet.platform, move(phase), "prod");
+      expect([d.stack, d.storage.bucket], phase).toEqual([`shared-prod-${cell}`, `tenancy-prod-${cell}-data-111111111111`]);
+    }
+  });
+});
+
 describe("size: always an SSM Standard parameter", () => {
   it("the longest ids and names the schema allows stay far under 4,096 bytes (under 1 KiB)", () => {
     const platform = { ...fleet.platform, appName: "abcdefghijkl", domain: `${"d".repeat(60)}.${"e".repeat(60)}.example.com` };

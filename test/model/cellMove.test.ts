@@ -112,6 +112,7 @@ describe("a tenant moving between cells", () => {
       `${P}saas-tenancy:components:ConnectionSecret::tenant-startup-alpha-database`,
       `${P}saas-tenancy:components:TenantSecrets::tenant-startup-alpha-secrets`,
       `${P}saas-tenancy:components:TenantRolePolicy::tenant-startup-alpha-access`,
+      `${P}saas-tenancy:components:RuntimeConfig::tenant-startup-alpha-config`,
       `${P}aws:route53/record:Record::tenant-startup-alpha-dns`,
     ]);
     const enterprise = { ...t, tier: "enterprise" } as Tenant;
