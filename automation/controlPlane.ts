@@ -33,6 +33,7 @@ import { RolloutService } from "./rollouts/service.ts";
 import { Ticker } from "./ticker.ts";
 import { DriftScheduler } from "./drift/scheduler.ts";
 import { RunWorker } from "./runs/worker.ts";
+import type { LeftoverCliOptions } from "./runs/cliProcess.ts";
 import { DbMigrationEngine } from "./schemaMigrations/fleetEngine.ts";
 import { NewSchemaInitializer } from "./schemaMigrations/newTenants.ts";
 import { locatorRunPort, SchemaMigrationService, tenantsInMotion } from "./schemaMigrations/service.ts";
@@ -63,6 +64,8 @@ export interface ControlPlaneDeps {
   reconcileBatchSize?: number;
   /** Replaces the region of a stack read from the working copy (benchmarks with made-up stack names). */
   regionOf?: (stack: string) => string;
+  /** How long a run's takeover lets a dead attempt's Pulumi CLI run (default DEFAULT_LEFTOVER_CLI; tests use less). */
+  leftoverCli?: LeftoverCliOptions;
 }
 
 export interface StartOptions {
@@ -147,6 +150,7 @@ export class ControlPlane {
       regions: config.workerRegions ?? loadPlatform(config.repoDir).regions,
       heartbeatSeconds: config.heartbeatSeconds,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      ...(deps.leftoverCli ? { leftoverCli: deps.leftoverCli } : {}),
       // New tenant schemas start at the template version; needs the tenant databases (lifecycle settings).
       afterUp: (run) => this.newSchemas?.afterUp(run) ?? Promise.resolve(undefined),
     });

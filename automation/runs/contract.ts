@@ -6,6 +6,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation/index.js";
 import type { DriftedResource } from "../drift/events.ts";
 import type { Logger } from "../log.ts";
+import type { CliProcess } from "./cliProcess.ts";
 import type { StateMoveSummary } from "./store.ts";
 
 export interface RunContext {
@@ -21,6 +22,12 @@ export interface RunContext {
   onEvent: (event: EngineEvent) => void;
   onOutput: (text: string) => void;
   log: Logger;
+  /**
+   * Each Pulumi CLI process the local runner starts for this attempt, as soon as it exists (the
+   * worker records it with the attempt: automation/runs/cliProcess.ts). Not called for a CLI
+   * implementation passed in process (tests).
+   */
+  onCliProcess?: (p: CliProcess) => void;
 }
 
 export interface RunOutcome {

@@ -25,6 +25,7 @@ import { driftFromEvents } from "../drift/events.ts";
 import type {
   DestroyOptions, DriftCheckRunOutcome, RetryOptions, RunContext, Runner, RunOutcome, StateMoveRequest, StateMoveRunOutcome,
 } from "./contract.ts";
+import { trackedCommand } from "./cliProcess.ts";
 import { firstLine, RunCancelledError, RunTakenOverError, signalPerCommand, sleep, TAIL } from "./support.ts";
 import { moveStateThrough } from "./stateMove.ts";
 
@@ -167,8 +168,17 @@ export class LocalAutomationRunner implements Runner {
     return this.command;
   }
 
+  /**
+   * The CLI for one attempt: a real CLI (PulumiCommand) starts each command in a process group of
+   * its own and reports it to ctx.onCliProcess (automation/runs/cliProcess.ts).
+   */
+  private async attemptCli(ctx: RunContext): Promise<PulumiCommand> {
+    const cli = await this.cli();
+    return cli instanceof PulumiCommand && ctx.onCliProcess ? trackedCommand(cli, ctx.onCliProcess) : cli;
+  }
+
   private async stack(ctx: RunContext) {
-    const pulumiCommand = signalPerCommand(await this.cli());
+    const pulumiCommand = signalPerCommand(await this.attemptCli(ctx));
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName: ctx.stack, workDir: ctx.workDir },
       { pulumiCommand, ...(this.opts.envVars ? { envVars: this.opts.envVars } : {}) },
@@ -221,7 +231,7 @@ export class LocalAutomationRunner implements Runner {
    * update); the source must exist.
    */
   async moveState(ctx: RunContext, move: StateMoveRequest): Promise<StateMoveRunOutcome> {
-    const pulumiCommand = await this.cli();
+    const pulumiCommand = await this.attemptCli(ctx);
     const envVars = { ...this.opts.envVars };
     const ws = await LocalWorkspace.create({ workDir: ctx.workDir, pulumiCommand, envVars });
     return moveStateThrough(ctx, move, this.opts, {

@@ -22,6 +22,7 @@ import type { Pool, PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
 import { lockKey, withTransaction, type Queryable } from "../db/tx.ts";
 import { executor, type StackRunJob } from "../queue.ts";
+import type { CliProcess } from "./cliProcess.ts";
 import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regions.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
@@ -59,6 +60,8 @@ export interface AttemptRecord {
   endedAt?: string;
   outcome?: "succeeded" | "failed" | "lost";
   message?: string;
+  /** The attempt's latest Pulumi CLI process (local runner): a takeover ends it first if it still runs. */
+  cli?: CliProcess;
 }
 
 /**
@@ -530,6 +533,15 @@ export class RunStore {
   /** Records the commit a run applies. */
   async setCommit(runId: string, commit: string): Promise<void> {
     await this.pool.query("UPDATE runs SET commit_sha = $2 WHERE id = $1", [runId, commit]);
+  }
+
+  /** Records the CLI process an attempt just started (AttemptRecord.cli of its entry); only while the worker owns the attempt. */
+  async recordCli(runId: string, worker: string, attempt: number, cli: CliProcess): Promise<void> {
+    await this.pool.query(
+      `UPDATE runs SET attempt_log = jsonb_set(attempt_log, ARRAY[(jsonb_array_length(attempt_log) - 1)::text, 'cli'], $4::jsonb)
+        WHERE id = $1 AND worker = $2 AND attempts = $3 AND state = 'running' AND jsonb_array_length(attempt_log) > 0`,
+      [runId, worker, attempt, JSON.stringify(cli)],
+    );
   }
 
   /** Refreshes the heartbeat; `lost` when another worker has taken the run over. */

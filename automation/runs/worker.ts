@@ -15,6 +15,7 @@ import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
 import { stackRunQueue } from "./regions.ts";
+import { DEFAULT_LEFTOVER_CLI, endLeftoverCli, type CliProcess, type LeftoverCliOptions } from "./cliProcess.ts";
 import { maskSecretOutputs } from "./outputs.ts";
 import { RunCancelledError, RunTakenOverError, type EngineEvent, type RunContext, type Runner } from "./runner.ts";
 import { stateMoveOf, type RunRecord, type RunStore } from "./store.ts";
@@ -44,6 +45,8 @@ export interface RunWorkerOptions {
    * output as `schemas`; a throw fails the run with its message. Runs again when a run is taken over.
    */
   afterUp?: (run: { runId: string; stack: string; workDir: string; commit: string }) => Promise<unknown>;
+  /** How long a takeover lets a dead attempt's CLI run before interrupting it (default DEFAULT_LEFTOVER_CLI). */
+  leftoverCli?: LeftoverCliOptions;
 }
 
 interface Active {
@@ -167,6 +170,27 @@ export class RunWorker {
     }
   }
 
+  /**
+   * Before a takeover touches the stack: a CLI process of an earlier attempt that still runs on
+   * this host (its Node process was killed, the CLI was not) is left to end, then interrupted, then
+   * killed (endLeftoverCli), so two updates of the stack never run at once. The run's own
+   * heartbeat keeps going meanwhile. A CLI recorded on another host cannot be checked from here.
+   */
+  private async endLeftoverCli(run: RunRecord, signal: AbortSignal): Promise<void> {
+    const { log } = this.opts;
+    for (const a of run.attemptLog) {
+      if (!a.cli || a.attempt >= run.attempts) continue;
+      const { pid, host, command } = a.cli;
+      const outcome = await endLeftoverCli(a.cli, this.opts.leftoverCli ?? DEFAULT_LEFTOVER_CLI, signal);
+      if (outcome === "gone") continue;
+      if (outcome === "elsewhere") {
+        log.warn({ attempt: a.attempt, pid, host: host.name }, `attempt ${a.attempt} ran its Pulumi CLI (pid ${pid}) on host ${host.name}; a process on another host cannot be checked from here (docs/control-plane.md, "After a crash")`);
+      } else {
+        log.warn({ attempt: a.attempt, pid, command, outcome }, `the Pulumi CLI of attempt ${a.attempt} (pid ${pid}, ${command}) was still running after its worker died: ${outcome} before this attempt starts`);
+      }
+    }
+  }
+
   private async tenantsOf(changeIds: readonly string[]): Promise<string[]> {
     if (changeIds.length === 0) return [];
     const { rows } = await this.opts.store.pool.query<{ tenant_id: string }>(
@@ -213,7 +237,15 @@ export class RunWorker {
     log.info({ stack, operation, attempt, recovering, runner: runner.kind }, `run started: ${operation} ${stack}`);
     crashPoint("run.started");
     let checkout: Awaited<ReturnType<GitWriter["checkout"]>> | undefined;
+    // Each CLI process of this attempt is recorded in order, before a later one.
+    let recording: Promise<void> = Promise.resolve();
+    const onCliProcess = (p: CliProcess) => {
+      recording = recording
+        .then(() => store.recordCli(runId, this.workerId, attempt, p))
+        .catch((err: unknown) => log.error({ err: { message: (err as Error).message }, pid: p.pid }, "recording the run's Pulumi CLI process failed"));
+    };
     try {
+      if (recovering) await this.endLeftoverCli(run, controller.signal);
       // A takeover applies the commit the dead attempt was applying: its update may have finished
       // (the runner then records it rather than applying it twice); later commits of the stack
       // have a queued run of their own. A rollout's run applies the rollout's program with the
@@ -240,6 +272,7 @@ export class RunWorker {
         },
         onOutput: () => undefined,
         log,
+        onCliProcess,
       };
       const outcome =
         operation === "destroy"
@@ -282,6 +315,7 @@ export class RunWorker {
       clearInterval(beat);
       clearInterval(flushTimer);
       await flushing;
+      await recording;
       if (checkout) await checkout.release().catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "removing the run's worktree failed"));
     }
   }

@@ -180,8 +180,8 @@ export async function stopLife(life: Life, timeoutMs = 30_000): Promise<number |
 
 /**
  * Waits until every Pulumi CLI process the control plane started has ended (a killed control
- * plane's CLI finishes on its own, as the host's reboot would end it), so no process outlives the
- * test and the next life does not race an orphaned update.
+ * plane's CLI finishes on its own), at the end of a scenario, so no process outlives the test.
+ * Not between lives: a run's takeover must itself end a CLI the killed life left running.
  */
 export async function waitCliProcessesGone(inst: Installation, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -6,8 +6,9 @@
  * event and Stripe's redeliveries of the events that got no answer, so the point may be reached by
  * the new work or by the recovery of what the previous kill interrupted. At the end, one clean
  * life must have: every accepted event applied exactly once (one commit each, its tenant file),
- * every run succeeded and each update applied once, the working copy clean and pushed, and each
- * life healthy within a bound.
+ * every run succeeded and each update applied once and never alongside another update of its
+ * stack (a killed life's Pulumi CLI may outlive it: the next life starts at once), the working
+ * copy clean and pushed, and each life healthy within a bound.
  *
  * The points are split into two scenarios (intake and git; runs) with an installation each, run
  * at the same time: the installations share nothing (own data directory, embedded PostgreSQL,
@@ -21,7 +22,7 @@ import pg from "pg";
 import { describe, expect, it, type ExpectStatic } from "vitest";
 import { CRASH_POINTS, type CrashPointName } from "../../../automation/crashPoints.ts";
 import { EMBEDDED_DATABASE, EMBEDDED_USER } from "../../../automation/db/database.ts";
-import { stackState } from "../support/fakePulumi.ts";
+import { overlappingUpdates, stackState } from "../support/fakePulumi.ts";
 import { subscriptionEvent } from "../support/stripe.ts";
 import {
   makeInstallation, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitHealthy, waitKilledAt, deliver, type Installation, type Life,
@@ -129,6 +130,21 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
     let n = 0;
     for (const point of points) {
       const life = await startLife(inst, point);
+      await killedAtPoint(life, point);
+    }
+    async function killedAtPoint(life: Life, point: CrashPointName): Promise<void> {
+      try {
+        await oneLife(life, point);
+      } catch (err) {
+        // A life that failed the test is not left running (it would write into the directory removed next).
+        if (life.child.exitCode === null && life.child.signalCode === null) {
+          life.child.kill("SIGKILL");
+          await life.exited;
+        }
+        throw err;
+      }
+    }
+    async function oneLife(life: Life, point: CrashPointName): Promise<void> {
       // The point may be reached by recovering what the previous kill interrupted (a queued run
       // started at once) before this life answered /healthz: then it gets no events.
       const healthy = await waitHealthy(life, HEALTHY_WITHIN_MS).catch(async (err: unknown) => {
@@ -136,10 +152,7 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
         await waitKilledAt(life, point, 5_000);
         return "died" as const;
       });
-      if (healthy === "died") {
-        await waitCliProcessesGone(inst);
-        continue;
-      }
+      if (healthy === "died") return;
       healthyMs.push(healthy);
       // Stripe redelivers what got no 2xx, then sends a new event (queued like the others, so an
       // event this life never got to send is sent by the next one).
@@ -154,8 +167,9 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
           break;
         }
       }
+      // The next life starts at once: a Pulumi CLI the killed one started may still run, and the
+      // run's takeover must end it before its own update (automation/runs/cliProcess.ts).
       await waitKilledAt(life, point, 90_000);
-      await waitCliProcessesGone(inst);
     }
 
     const life = await startLife(inst);
@@ -201,6 +215,8 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
         const updates = stackState(inst.stateDir, r.stack)?.updates.filter((u) => u.message?.includes(`run ${r.id} `)) ?? [];
         expect(updates.length, `updates of run ${r.id} (${r.stack}, ${r.attempts} attempts)`).toBe(1);
       }
+      // Never two updates of one stack at once (the CLI double records any that overlapped).
+      expect(overlappingUpdates(inst.stateDir)).toEqual([]);
       // The run points kill runs in flight: some run was taken over.
       if (points.some((p) => p.startsWith("run."))) expect(runs.some((r) => r.attempts > 1)).toBe(true);
 

@@ -18,7 +18,9 @@
  * mid-update leaves its file behind, and every later update of the stack is refused ("the stack
  * is currently locked by 1 lock(s) ... `pulumi cancel`") until `pulumi cancel` deletes ALL the
  * stack's lock files (diyBackend.CancelCurrentUpdate, pkg/backend/diy/backend.go), whether their
- * process is alive or not, and succeeds when there are none. Not modelled: newer CLIs also remove,
+ * process is alive or not, and succeeds when there are none. Every update also leaves a marker
+ * under running/ while it runs, and one that starts while another of its stack runs is recorded
+ * in overlaps.jsonl (overlappingUpdates): what no backend may allow. Not modelled: newer CLIs also remove,
  * when checking, a lock of a dead process of the same host (lock.go, processAlive).
  *
  * `stack export` and `state move` work on a stack's `resources`, a deployment's resource list
@@ -158,6 +160,55 @@ export function stackLocks(stateDir: string, stack: string): { file: string; pid
     const c = JSON.parse(readFileSync(join(dir, f), "utf8")) as { pid: number; hostname: string; timestamp: string };
     return { file: join(dir, f), pid: c.pid, hostname: c.hostname, timestamp: c.timestamp };
   });
+}
+
+/** One update or destroy of a stack that overlapped another one of the same stack (overlappingUpdates). */
+export interface OverlappingUpdate {
+  stack: string;
+  kind: "up" | "destroy";
+  pid: number;
+  /** The processes whose update of the stack was running when this one started. */
+  runningPids: number[];
+  at: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Marks an update of `stack` as running (a file per update, removed by end()); when another
+ * update of the stack is running already (its file is there and its process alive: a process
+ * killed mid-update leaves its file), the overlap is appended to overlaps.jsonl. Independent of
+ * the locks: it sees two updates at once whatever let the second one in (`pulumi cancel`
+ * deleting a live process's lock).
+ */
+function markRunning(stateDir: string, stack: string, kind: "up" | "destroy"): { end(): void } {
+  const dir = join(stateDir, "running", safe(stack));
+  mkdirSync(dir, { recursive: true });
+  const mine = join(dir, `${process.pid}-${randomUUID().slice(0, 8)}.json`);
+  const runningPids = readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => (JSON.parse(readFileSync(join(dir, f), "utf8")) as { pid: number }).pid)
+    .filter(isAlive);
+  writeFileSync(mine, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
+  if (runningPids.length > 0) {
+    const o: OverlappingUpdate = { stack, kind, pid: process.pid, runningPids, at: new Date().toISOString() };
+    appendFileSync(join(stateDir, "overlaps.jsonl"), `${JSON.stringify(o)}\n`);
+  }
+  return { end: () => rmSync(mine, { force: true }) };
+}
+
+/** Every update that started while another update of its stack was running (markRunning). */
+export function overlappingUpdates(stateDir: string): OverlappingUpdate[] {
+  const file = join(stateDir, "overlaps.jsonl");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as OverlappingUpdate);
 }
 
 /** Writes a file whole: a reader sees the old or the new content, never a torn one. */
@@ -379,11 +430,16 @@ async function operation(
   const lock = join(lockDir(opts.stateDir, stack), `${randomUUID()}.json`);
   if (others().length > 0) return locked();
   writeFileSync(lock, JSON.stringify({ pid: process.pid, username: userInfo().username, hostname: hostname(), timestamp: new Date().toISOString() }));
-  const release = () => rmSync(lock, { force: true });
+  const releaseLock = () => rmSync(lock, { force: true });
   if (others().length > 0) {
-    release();
+    releaseLock();
     return locked();
   }
+  const running = markRunning(opts.stateDir, stack, kind);
+  const release = () => {
+    releaseLock();
+    running.end();
+  };
 
   let tenants: string[] = [];
   if (!remote && kind === "up") {

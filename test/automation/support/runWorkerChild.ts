@@ -1,21 +1,25 @@
 /**
- * A control-plane process that only runs stack updates, for the crash test: the parent kills it
- * with SIGKILL in the middle of an update. Input (JSON in CHILD_INPUT): the config fields and the
- * CLI test double's options.
+ * A control-plane process that only runs stack updates, for the crash tests: the parent kills it
+ * with SIGKILL in the middle of an update. Input (JSON in CHILD_INPUT): the config fields, and
+ * either the CLI test double's options (run in this process: the "CLI" dies with it) or
+ * `pulumiRoot`, an executable double (installFakePulumiBinary: a CLI process of its own, which
+ * outlives this one), with `leftoverCli` for a takeover's wait. Prints `ready <worker id>`.
  */
 import { ControlPlane } from "../../../automation/controlPlane.ts";
 import { createLogger } from "../../../automation/log.ts";
+import type { LeftoverCliOptions } from "../../../automation/runs/cliProcess.ts";
 import { FakePulumiCommand, type FakePulumiOptions } from "./fakePulumi.ts";
 import { testConfig } from "./harness.ts";
 
 const input = JSON.parse(process.env.CHILD_INPUT ?? "{}") as {
-  config: { databaseUrl: string; repoDir: string; dataDir: string; heartbeatSeconds: number; heartbeatTimeoutSeconds: number };
-  fake: FakePulumiOptions;
+  config: { databaseUrl: string; repoDir: string; dataDir: string; heartbeatSeconds: number; heartbeatTimeoutSeconds: number; pulumiRoot?: string };
+  fake?: FakePulumiOptions;
+  leftoverCli?: LeftoverCliOptions;
 };
-const fake = new FakePulumiCommand(input.fake);
 const cp = await ControlPlane.create(testConfig(input.config), {
   log: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
-  pulumiCommand: fake.asPulumiCommand(),
+  ...(input.fake ? { pulumiCommand: new FakePulumiCommand(input.fake).asPulumiCommand() } : {}),
+  ...(input.leftoverCli ? { leftoverCli: input.leftoverCli } : {}),
   pollingIntervalSeconds: 0.5,
 });
 await cp.start({ runs: true });
