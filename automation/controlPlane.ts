@@ -159,10 +159,21 @@ export class ControlPlane {
         metrics.rolloutHalts.inc();
         log.error({ rolloutId: r.id, reason: r.haltReason }, `rollout halted: ${r.name}; nothing more runs until a person resumes or aborts it`);
       },
+      // The composed commits of an ended rollout need no ref any more (GitWriter.releaseComposed),
+      // unless another rollout of the same commit is still active.
+      onEnd: (r) => {
+        void db.pool
+          .query<{ n: string }>("SELECT count(*) AS n FROM rollouts WHERE commit = $1 AND state IN ('waiting', 'running', 'paused', 'halted')", [r.commit])
+          .then(async ({ rows }) => (Number(rows[0]!.n) === 0 ? writer.releaseComposed(r.commit) : []))
+          .catch((err: unknown) => log.warn({ rolloutId: r.id, err: { message: (err as Error).message } }, "dropping the refs of the rollout's composed commits failed; they stay until the next rollout of its commit ends"));
+      },
     });
     this.rollouts = new RolloutService(rolloutEngine, config.repoDir, (commit) => writer.commitOnBranch(commit));
     const tickMs = (deps.pollingIntervalSeconds ?? 2) * 1000;
     this.rolloutWorker = new Ticker("rollout tick", () => rolloutEngine.tick(), log, { intervalMs: tickMs });
+    // A run that ends frees a slot of its wave: record it and start the next stack now, not at the
+    // next interval (runs ended in another process are seen at the interval).
+    runs.onRunFinished(() => this.rolloutWorker.poke());
     if (config.drift) {
       const drift = new DriftScheduler(db.pool, runs, () => fleetStacks(config.repoDir), config.drift);
       this.drift = drift;

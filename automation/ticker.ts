@@ -26,15 +26,18 @@ export class Ticker {
     private readonly opts: TickerOptions = {},
   ) {}
 
+  private started = false;
+
   start(): void {
     this.stopped = false;
+    this.started = true;
     this.timer = setInterval(() => this.poke(), this.opts.intervalMs ?? DEFAULT_TICK_MS);
     this.poke();
   }
 
-  /** Ticks now (or right after the tick in progress). */
+  /** Ticks now (or right after the tick in progress); nothing before start() or after stop(). */
   poke(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (this.running) {
       this.again = true;
       return;
@@ -53,6 +56,7 @@ export class Ticker {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;

@@ -47,6 +47,9 @@ const WRITER_LOCK = "saas-tenancy:git-writer";
 export class DirtyWorkingCopyError extends Error {}
 export class InvalidMainError extends Error {}
 
+/** Refs keeping a rollout's composed commits reachable: `<prefix><program commit>/<composed commit>`. */
+export const COMPOSED_REFS = "refs/tenancy/rollouts/";
+
 export interface GitWriterOptions {
   repoDir: string;
   /** Scratch space (validation copies, private index files, run worktrees). */
@@ -226,17 +229,36 @@ export class GitWriter {
     const key = `${programSha}:${head}`;
     let composed = this.composed.get(key);
     if (!composed) {
-      composed = this.repo.composeCommit(
-        programSha,
-        head,
-        [TENANTS_DIR, STACKS_DIR],
-        `saas-tenancy control plane: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)} (first for ${name})\n`,
-      );
+      composed = this.repo
+        .composeCommit(
+          programSha,
+          head,
+          [TENANTS_DIR, STACKS_DIR],
+          `saas-tenancy control plane: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)} (first for ${name})\n`,
+        )
+        .then(async (sha) => {
+          // On no branch, the composed commit would be pruned by git gc (after gc.pruneExpire, two
+          // weeks by default) while runs still use it: a ref keeps it until the rollout ends.
+          if (sha !== head) await this.repo.run(["update-ref", `${COMPOSED_REFS}${programSha}/${sha}`, sha]);
+          return sha;
+        });
       composed.catch(() => this.composed.delete(key));
       this.composed.set(key, composed);
       if (this.composed.size > 16) this.composed.delete(this.composed.keys().next().value!);
     }
     return composed;
+  }
+
+  /**
+   * Drops the refs that kept the composed commits of `programCommit`'s rollout (composeRun): called
+   * when the rollout ends. Commits a run recorded stay in the run records; git gc may prune them.
+   */
+  async releaseComposed(programCommit: string): Promise<string[]> {
+    const prefix = `${COMPOSED_REFS}${programCommit}/`;
+    const refs = (await this.repo.run(["for-each-ref", "--format=%(refname)", prefix])).stdout.split("\n").filter(Boolean);
+    for (const ref of refs) await this.repo.run(["update-ref", "-d", ref]);
+    for (const key of [...this.composed.keys()]) if (key.startsWith(`${programCommit}:`)) this.composed.delete(key);
+    return refs;
   }
 
   // --- session preparation -------------------------------------------------------------------

@@ -78,6 +78,8 @@ export interface StartRollout {
   requestedBy?: string;
 }
 
+type Ended = { id: string; commit: string; state: RolloutState };
+
 /** A request that does not apply to the rollout's state (409 at the API, exit 1 in tenantctl). */
 export class RolloutStateError extends Error {}
 
@@ -107,6 +109,8 @@ export interface RolloutEngineOptions {
   onHalt?: (rollout: RolloutRecord) => void;
   /** Called when a rollout changes state or a stack starts or ends. */
   onChange?: (rolloutId: string) => void;
+  /** Called after a rollout ended (succeeded, aborted or superseded) was committed. */
+  onEnd?: (rollout: { id: string; commit: string; state: RolloutState }) => void;
 }
 
 export class RolloutEngine {
@@ -121,13 +125,18 @@ export class RolloutEngine {
     const stacks = input.waves.flatMap((w) => w.stacks);
     if (stacks.length === 0) throw new RolloutStateError(`rollout "${input.name}" has no stacks to update`);
     if (new Set(stacks).size !== stacks.length) throw new RolloutStateError(`rollout "${input.name}" lists a stack in two waves`);
+    const ended: Ended[] = [];
     const id = await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
       const active = await c.query<{ id: string }>("SELECT id FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES]);
       let state: RolloutState = "running";
       if (active.rows.length > 0) {
         if (input.supersede) {
-          await c.query("UPDATE rollouts SET state = 'superseded', finished_at = now(), updated_at = now() WHERE id = $1", [active.rows[0]!.id]);
+          const { rows: old } = await c.query<{ id: string; commit: string }>(
+            "UPDATE rollouts SET state = 'superseded', finished_at = now(), updated_at = now() WHERE id = $1 RETURNING id, commit",
+            [active.rows[0]!.id],
+          );
+          ended.push({ ...old[0]!, state: "superseded" });
           await this.notify(c, active.rows[0]!.id);
         } else state = "waiting";
       }
@@ -146,6 +155,7 @@ export class RolloutEngine {
       await this.notify(c, rid);
       return rid;
     });
+    this.ended(ended);
     return (await this.get(id))!;
   }
 
@@ -195,6 +205,7 @@ export class RolloutEngine {
     to: RolloutState,
     extra?: (c: PoolClient, before: RolloutState) => Promise<void>,
   ): Promise<RolloutRecord> {
+    const ended: Ended[] = [];
     await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
       const { rows } = await c.query<{ state: RolloutState }>("SELECT state FROM rollouts WHERE id = $1 FOR UPDATE", [id]);
@@ -205,13 +216,19 @@ export class RolloutEngine {
       }
       if (extra) await extra(c, before);
       const ends = to === "aborted";
+      if (ends) ended.push({ id, commit: (await c.query<{ commit: string }>("SELECT commit FROM rollouts WHERE id = $1", [id])).rows[0]!.commit, state: to });
       await c.query(
         `UPDATE rollouts SET state = $2, updated_at = now(), halt_reason = CASE WHEN $2 = 'running' THEN NULL ELSE halt_reason END${ends ? ", finished_at = now()" : ""} WHERE id = $1`,
         [id, to],
       );
       await this.notify(c, id);
     });
+    this.ended(ended);
     return (await this.get(id))!;
+  }
+
+  private ended(list: readonly Ended[]): void {
+    for (const r of list) this.opts.onEnd?.(r);
   }
 
   /**
@@ -222,6 +239,7 @@ export class RolloutEngine {
   async tick(): Promise<void> {
     let queued = false;
     let halted: string | undefined;
+    const ended: Ended[] = [];
     await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
       let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
@@ -237,6 +255,7 @@ export class RolloutEngine {
       // Several waves may complete in one tick when bake times are zero.
       for (let guard = 0; guard <= active.waves.length; guard++) {
         const step = await this.advance(c, active);
+        if (step.succeeded) ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
         if (step.queued) queued = true;
         if (step.halted) halted = active.id;
         if (!step.nextWave) break;
@@ -245,6 +264,7 @@ export class RolloutEngine {
       }
     });
     if (queued) this.runs.jobsSent();
+    this.ended(ended);
     if (halted && this.opts.onHalt) {
       const r = await this.get(halted);
       if (r) this.opts.onHalt(r);
@@ -269,12 +289,12 @@ export class RolloutEngine {
     }
   }
 
-  private async advance(c: PoolClient, r: RolloutRow): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean }> {
+  private async advance(c: PoolClient, r: RolloutRow): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean; succeeded?: boolean }> {
     const wave = r.waves[r.wave];
     if (!wave) {
       await c.query("UPDATE rollouts SET state = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
       await this.notify(c, r.id);
-      return {};
+      return { succeeded: true };
     }
     const counts = new Map<RolloutStackState, number>(
       (await c.query<{ state: RolloutStackState; n: string }>(

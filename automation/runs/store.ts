@@ -292,6 +292,17 @@ export class RunStore {
     return () => this.queuedListeners.delete(listener);
   }
 
+  private finishedListeners = new Set<(runId: string) => void>();
+
+  /**
+   * Called after a run's outcome is committed (in this process): the rollout engine ticks at once
+   * instead of at its next interval, so a wave's next stack starts as soon as a slot frees.
+   */
+  onRunFinished(listener: (runId: string) => void): () => void {
+    this.finishedListeners.add(listener);
+    return () => this.finishedListeners.delete(listener);
+  }
+
   /** Tell in-process workers that run jobs were committed; callers of enqueue() call it after their commit. */
   jobsSent(): void {
     for (const l of this.queuedListeners) l();
@@ -585,7 +596,10 @@ export class RunStore {
       await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, runId]);
       return true;
     });
-    if (done) this.jobsSent();
+    if (done) {
+      this.jobsSent();
+      for (const l of this.finishedListeners) l(runId);
+    }
     return done;
   }
 

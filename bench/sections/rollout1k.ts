@@ -31,6 +31,9 @@ const RINGS = [
   { ring: "prod-10", count: 90, parallelism: 16, bakeMinutes: 30, failureBudgetPercent: 10 },
   { ring: "prod-rest", count: 806, parallelism: 32, bakeMinutes: 0, failureBudgetPercent: 5 },
 ] as const;
+/** BENCH_ROLLOUT_STACKS scales every ring (default 1,000 stacks, the issue's figure) for a quick look. */
+const STACKS = Number(process.env.BENCH_ROLLOUT_STACKS ?? 1000);
+const ringCount = (n: number) => Math.max(1, Math.round((n * STACKS) / 1000));
 const WORKERS = 32;
 const REGION = "us-east-1";
 
@@ -50,7 +53,7 @@ function plan(): { waves: PlannedWave[]; durationMs: Record<string, number> } {
   const durationMs: Record<string, number> = {};
   let n = 0;
   const waves = RINGS.map((r, index) => {
-    const stacks = Array.from({ length: r.count }, () => `shared-prod-bench-${String(n++).padStart(4, "0")}`).sort();
+    const stacks = Array.from({ length: ringCount(r.count) }, () => `shared-prod-bench-${String(n++).padStart(4, "0")}`).sort();
     for (const s of stacks) durationMs[s] = Math.round(((MIN_S + rnd() * (MAX_S - MIN_S)) * 1000) / COMPRESSION);
     return { index, ring: r.ring, parallelism: r.parallelism, bakeMs: (r.bakeMinutes * 60_000) / COMPRESSION, failureBudgetPercent: r.failureBudgetPercent, stacks };
   });
@@ -67,6 +70,51 @@ function idealWaveMs(wave: PlannedWave, durationMs: Record<string, number>): num
   return Math.max(...slots);
 }
 
+/** A CLI double that stamps, per run directory, its first and last command and its `up`. */
+class StampedPulumi {
+  readonly stamps = new Map<string, { first: number; last: number; upStart?: number; upEnd?: number; commands: number }>();
+  constructor(private readonly inner: FakePulumiCommand) {}
+  get command() {
+    return this.inner.command;
+  }
+  get version() {
+    return this.inner.version;
+  }
+  async run(args: string[], cwd: string, env: Record<string, string>, onOutput?: (d: string) => void, onError?: (d: string) => void, signal?: AbortSignal) {
+    const key = /run-([0-9a-f-]{36})-/.exec(cwd)?.[1] ?? cwd;
+    const t = Date.now();
+    const st = this.stamps.get(key) ?? { first: t, last: t, commands: 0 };
+    st.commands++;
+    this.stamps.set(key, st);
+    const up = args[0] === "up";
+    if (up) st.upStart = t;
+    try {
+      return await this.inner.run(args, cwd, env, onOutput, onError, signal);
+    } finally {
+      st.last = Date.now();
+      if (up) st.upEnd = st.last;
+    }
+  }
+}
+
+/** Medians (ms) of the phases of a run, from the run records and the CLI double's stamps. */
+export interface PhaseBreakdown {
+  /** rollout stack started (run queued) -> run claimed by a worker (runs.started_at). */
+  queuedToClaimed: number;
+  /** claimed -> first CLI command (checkout, composing, Automation API workspace). */
+  claimedToFirstCommand: number;
+  /** first CLI command -> `up` starts (the commands before it: version, stack select, config...). */
+  firstCommandToUp: number;
+  /** `up` ends -> last CLI command ends. */
+  upToLastCommand: number;
+  /** last CLI command -> run finished recorded (runs.finished_at). */
+  lastCommandToFinished: number;
+  /** run finished -> the rollout records the stack's outcome (rollout_stacks.finished_at). */
+  finishedToRecorded: number;
+  /** CLI commands per run (median). */
+  commandsPerRun: number;
+}
+
 interface RolloutOutcome {
   state: string;
   wallMs: number;
@@ -78,16 +126,17 @@ interface RolloutOutcome {
   runOverheadMs: number[];
   laterWavesTouched: number;
   haltReason: string | null;
+  phases: PhaseBreakdown | undefined;
 }
 
 async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boolean, log: (s: string) => void): Promise<RolloutOutcome> {
   const { waves, durationMs } = plan();
   const canary = waves[1]!.stacks[0]!;
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-rollout-"));
-  const fake = new FakePulumiCommand({ stateDir: join(dataDir, "pulumi-state"), durationMs, ...(failCanary ? { failures: { [canary]: "injected canary failure" } } : {}) });
+  const fake = new StampedPulumi(new FakePulumiCommand({ stateDir: join(dataDir, "pulumi-state"), durationMs, ...(failCanary ? { failures: { [canary]: "injected canary failure" } } : {}) }));
   const cp = await ControlPlane.create(
     benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: WORKERS, workerRegions: [REGION], heartbeatSeconds: 5 }),
-    { log: devNullLogger(), pulumiCommand: fake.asPulumiCommand(), regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
+    { log: devNullLogger(), pulumiCommand: fake as unknown as ReturnType<FakePulumiCommand["asPulumiCommand"]>, regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
   );
   try {
     const commit = await cp.writer.head();
@@ -105,8 +154,8 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
     }
     const wallMs = performance.now() - t0;
     const rollout = (await cp.rollouts.engine.get(r.id))!;
-    const { rows } = await cp.db.pool.query<{ wave: number; stack: string; state: string; started: Date | null; finished: Date | null; rcreated: Date | null; rfinished: Date | null }>(
-      `SELECT s.wave, s.stack, s.state, s.started_at AS started, s.finished_at AS finished, r.created_at AS rcreated, r.finished_at AS rfinished
+    const { rows } = await cp.db.pool.query<{ wave: number; stack: string; state: string; started: Date | null; finished: Date | null; rcreated: Date | null; rfinished: Date | null; rstarted: Date | null; run_id: string | null }>(
+      `SELECT s.wave, s.stack, s.state, s.started_at AS started, s.finished_at AS finished, r.created_at AS rcreated, r.finished_at AS rfinished, r.started_at AS rstarted, s.run_id
          FROM rollout_stacks s LEFT JOIN runs r ON r.id = s.run_id WHERE s.rollout_id = $1`,
       [r.id],
     );
@@ -122,11 +171,39 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
       runOverheadMs: done.map((x) => x.rfinished!.getTime() - x.rcreated!.getTime() - durationMs[x.stack]!),
       laterWavesTouched: rows.filter((x) => x.wave >= 2 && x.state !== "pending").length + Number(runsOfLater.rows[0]!.n),
       haltReason: rollout.haltReason,
+      phases: phasesOf(done, fake.stamps),
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function phaseText(p: PhaseBreakdown | undefined): string {
+  if (!p) return "n/a";
+  return `${p.queuedToClaimed} / ${p.claimedToFirstCommand} / ${p.firstCommandToUp} / ${p.upToLastCommand} / ${p.lastCommandToFinished} / ${p.finishedToRecorded}; ${p.commandsPerRun} CLI commands a run`;
+}
+
+function phasesOf(
+  rows: { started: Date | null; finished: Date | null; rstarted: Date | null; rfinished: Date | null; run_id: string | null }[],
+  stamps: StampedPulumi["stamps"],
+): PhaseBreakdown | undefined {
+  const p: Record<keyof PhaseBreakdown, number[]> = {
+    queuedToClaimed: [], claimedToFirstCommand: [], firstCommandToUp: [], upToLastCommand: [], lastCommandToFinished: [], finishedToRecorded: [], commandsPerRun: [],
+  };
+  for (const r of rows) {
+    const st = r.run_id ? stamps.get(r.run_id) : undefined;
+    if (!st || st.upStart === undefined || st.upEnd === undefined || !r.rstarted) continue;
+    p.queuedToClaimed.push(r.rstarted.getTime() - r.started!.getTime());
+    p.claimedToFirstCommand.push(st.first - r.rstarted.getTime());
+    p.firstCommandToUp.push(st.upStart - st.first);
+    p.upToLastCommand.push(st.last - st.upEnd);
+    p.lastCommandToFinished.push(r.rfinished!.getTime() - st.last);
+    p.finishedToRecorded.push(r.finished!.getTime() - r.rfinished!.getTime());
+    p.commandsPerRun.push(st.commands);
+  }
+  if (p.commandsPerRun.length === 0) return undefined;
+  return Object.fromEntries(Object.entries(p).map(([k, xs]) => [k, round(percentile(xs, 50), 1)])) as unknown as PhaseBreakdown;
 }
 
 export async function rollout1k(runs: number, log: (s: string) => void): Promise<Section> {
@@ -158,13 +235,13 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
         name: "rollout1k",
         data: {
           setup: {
-            stacks: 1000, rings: RINGS, workers: WORKERS, compression: COMPRESSION, updateSeconds: [MIN_S, MAX_S],
+            stacks: STACKS, rings: RINGS.map((r) => ({ ...r, count: ringCount(r.count) })), workers: WORKERS, compression: COMPRESSION, updateSeconds: [MIN_S, MAX_S],
             runner: "LocalAutomationRunner (Automation API LocalWorkspace) over the Pulumi CLI test double in process; the double sleeps the stack's compressed duration in `up`",
             polling: "pg-boss polling and the rollout ticker every 0.5 s (not compressed)",
             ideal: "baseline computed from the same durations: per wave, greedy slots of the wave's parallelism in stack order, plus the compressed bake times",
           },
           idealMs, idealCanaryMs, wallMs: ok.map((o) => o.wallMs), canaryDoneMs: ok.map((o) => o.canaryDoneMs),
-          overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead,
+          overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead, phasesMedianMs: ok.map((o) => o.phases),
           canaryFailure: { state: failed.state, laterWavesTouched: failed.laterWavesTouched, haltReason: failed.haltReason, wallMs: failed.wallMs },
         },
         rows: [
@@ -172,6 +249,7 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
           ["rollout, 1,000 stacks: until the canary wave is done", c(canary), `ideal ${c(idealCanaryMs)}`],
           ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the 0.5 s ticker`],
           ["  of which the run queue (queued -> finished, minus the update)", `median ${runOverhead.median} ms, p99 ${runOverhead.p99} ms`, "checkout, Automation API and CLI double, store"],
+          ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed, claimed>1st CLI command, 1st>up, up end>last command, last>finished, finished>recorded by the rollout"],
           ["canary fails: stacks of later waves updated", String(failed.laterWavesTouched), `rollout ${failed.state}: ${(failed.haltReason ?? "").slice(0, 80)}`],
         ],
         targets: [

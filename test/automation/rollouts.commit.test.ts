@@ -44,6 +44,7 @@ const get = async (id: string) => (await h.api("GET", `/api/rollouts/${id}`)).js
 const runOf = async (runId: string) =>
   (await h.cp.db.pool.query<{ commit_sha: string; program_commit: string | null; state: string }>("SELECT commit_sha, program_commit, state FROM runs WHERE id = $1", [runId])).rows[0]!;
 const lastUpdate = (stack: string) => stackState(h.stateDir, stack)?.updates.at(-1);
+const composedRefs = () => h.repo.git("for-each-ref", "--format=%(refname)", "refs/tenancy/rollouts/").trim();
 
 describe("a rollout applies its own commit's program", () => {
   it("a program committed after the rollout started never reaches its later rings; tenants committed meanwhile do", async () => {
@@ -107,7 +108,42 @@ describe("a rollout applies its own commit's program", () => {
     await waitFor("the plain run to finish", async () => ((await runOf(plain!.runId)).state === "succeeded" ? true : undefined), 30_000);
     expect(await runOf(plain!.runId)).toMatchObject({ commit_sha: y, program_commit: null });
     expect(lastUpdate(LATE_CELL)?.program).toBe(programY);
+    // The rollout ended: the refs that kept its composed commits from git gc are gone.
+    await waitFor("the composed commits' refs to be dropped", async () => (composedRefs() === "" ? true : undefined), 10_000);
   }, 180_000);
+
+  it("a rollout's composed commits survive git gc --prune=now while it is active; its refs go when it ends", async () => {
+    // The commit before program Y: its program differs from the head's, so its runs use a composed commit.
+    const programY = h.repo.git("log", "--format=%H", "-1", "--", "Pulumi.yaml").trim();
+    const older = h.repo.git("rev-parse", `${programY}~1`).trim();
+    expect(h.repo.show(older, "Pulumi.yaml")).not.toBe(h.repo.show("HEAD", "Pulumi.yaml"));
+    h.fake.options.failures = { [CANARY]: "the canary's update failed again (injected)" };
+    const started = await h.api("POST", "/api/rollouts", { name: "program before Y", commit: older });
+    expect(started.status).toBe(201);
+    const id = (started.json as unknown as View).rollout.id;
+    const halted = await waitFor("the rollout to halt at the canary", async () => {
+      const v = await get(id);
+      return v.rollout.state === "halted" ? v : undefined;
+    }, 60_000);
+    const composed = new Set<string>();
+    for (const s of halted.waves.flatMap((w) => w.stacks).filter((s) => s.runId)) {
+      const run = await runOf(s.runId!);
+      expect(run.program_commit).toBe(older);
+      composed.add(run.commit_sha);
+    }
+    expect(composed.size).toBe(1);
+    const [sha] = [...composed];
+    expect(h.repo.git("branch", "--contains", sha!).trim()).toBe("");
+    expect(composedRefs()).toBe(`refs/tenancy/rollouts/${older}/${sha}`);
+    h.repo.git("gc", "--quiet", "--prune=now");
+    expect(h.repo.git("cat-file", "-t", sha!).trim()).toBe("commit");
+
+    expect((await h.api("POST", `/api/rollouts/${id}/abort`)).status).toBe(200);
+    await waitFor("the composed commit's ref to be dropped", async () => (composedRefs() === "" ? true : undefined), 10_000);
+    // Negative control: without the ref, the same gc prunes it.
+    h.repo.git("gc", "--quiet", "--prune=now");
+    expect(() => h.repo.git("cat-file", "-t", sha!)).toThrow();
+  }, 120_000);
 
   it("refuses a commit that is not on the main branch, naming it", async () => {
     const main = h.repo.git("rev-parse", "HEAD").trim();
