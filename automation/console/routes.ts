@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import formbody from "@fastify/formbody";
-import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyReply, FastifyRequest, InjectOptions } from "fastify";
+import type { FailureLimiter } from "../http/auth.ts";
 import type { ApiKeyRing } from "../http/keyRing.ts";
 import { holdsScope, routeAccess, SCOPES, type Scope } from "../http/scopes.ts";
 import { CSRF_FIELD, CSRF_HEADER, csrfMatches, SESSION_COOKIE, sessionKey, type ConsoleSessions } from "../http/sessions.ts";
@@ -25,8 +25,8 @@ import { costFragment, tenantPage, workflowPage } from "./pages/tenant.ts";
 export interface ConsoleDeps {
   sessions: ConsoleSessions;
   keys: ApiKeyRing;
-  /** Failed logins per client address and minute before further attempts are refused (as for API keys). */
-  failuresPerMinute: number;
+  /** The /api door's per-client failure limiter: failed logins and failed API keys count in one budget. */
+  failures: FailureLimiter;
   /** The server's own inject: how the console calls the API. */
   inject: (opts: InjectOptions) => Promise<{ statusCode: number; body: string }>;
 }
@@ -49,9 +49,8 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 export function consoleRoutes(deps: ConsoleDeps) {
   return async (app: FastifyInstance) => {
     await app.register(formbody);
-    await app.register(rateLimit, { global: false });
     const assets = new Map(Object.keys(ASSET_TYPES).map((name) => [name, readFileSync(join(ASSETS_DIR, name))]));
-    const failures = app.createRateLimit({ max: deps.failuresPerMinute, timeWindow: 60_000, keyGenerator: (req) => req.ip });
+    const failures = deps.failures;
 
     app.addHook("onSend", async (request, reply) => {
       if (request.url.startsWith("/console/assets/")) return;

@@ -38,8 +38,15 @@ export function keyOf(request: FastifyRequest): AuthenticatedKey {
   return request.apiKey;
 }
 
-/** Adds the key check to `api` (an encapsulated scope holding the /api routes). Call before registering them. */
-export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failuresPerMinute: number, sessions?: ConsoleSessions): Promise<void> {
+/** Counts a failed key attempt of a request's client (or, with increment false, reads the count): @fastify/rate-limit's limiter. */
+export type FailureLimiter = ReturnType<FastifyInstance["createRateLimit"]>;
+
+/**
+ * Adds the key check to `api` (an encapsulated scope holding the /api routes). Call before
+ * registering them. Returns the per-client failure limiter, which the console's login form shares
+ * (one budget of failed keys per client, whichever door they are tried at).
+ */
+export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failuresPerMinute: number, sessions?: ConsoleSessions): Promise<FailureLimiter> {
   api.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) {
       if (!routeScope(method, route.url)) {
@@ -112,6 +119,7 @@ export async function registerAuth(api: FastifyInstance, keys: ApiKeyRing, failu
       });
     }
   });
+  return failures;
 }
 
 function authenticated(r: ApiKeyRecord): AuthenticatedKey {

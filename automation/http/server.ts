@@ -11,7 +11,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDe
 import { loadPlatform, type Platform } from "../../infra/model/platform.ts";
 import { DirtyWorkingCopyError, InvalidMainError } from "../git/writer.ts";
 import { consoleRoutes } from "../console/routes.ts";
-import { registerAuth } from "./auth.ts";
+import { registerAuth, type FailureLimiter } from "./auth.ts";
 import { errorBody, HttpError } from "./errors.ts";
 import { limitJsonDepth } from "./jsonDepth.ts";
 import { ConsoleSessions } from "./sessions.ts";
@@ -94,8 +94,10 @@ export function buildServer(deps: ServerDeps) {
   app.register(stripeRoutes(ctx));
 
   // The internal API: every route below needs a key from TENANCY_API_KEYS holding the route's scope.
+  // One budget of failed keys per client for the /api door and the console's login form.
+  let failures: FailureLimiter | undefined;
   app.register(async (api: FastifyInstance) => {
-    await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute, sessions);
+    failures = await registerAuth(api, deps.keys, deps.http.authFailuresPerMinute, sessions);
     limitJsonDepth(api);
     await api.register(tenantRoutes(ctx));
     await api.register(fleetRoutes(ctx));
@@ -111,7 +113,18 @@ export function buildServer(deps: ServerDeps) {
   });
 
   // The operator console: pages over the API above, called through inject with the session.
-  app.register(consoleRoutes({ sessions, keys: deps.keys, failuresPerMinute: deps.http.authFailuresPerMinute, inject: (opts) => app.inject(opts) }));
+  app.register(
+    consoleRoutes({
+      sessions,
+      keys: deps.keys,
+      // Set when the /api plugin above loaded, which is before any request is served.
+      failures: (request, opts) => {
+        if (!failures) throw new Error("the /api door's failure limiter is not set up yet");
+        return failures(request, opts);
+      },
+      inject: (opts) => app.inject(opts),
+    }),
+  );
 
   return app;
 }

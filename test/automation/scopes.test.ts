@@ -223,8 +223,8 @@ describe("failed key attempts", () => {
     expect(JSON.stringify(lines)).not.toContain("wrong passphrase");
   });
 
-  it("limits failed console logins per client the same way: 429 after the limit even with a right key, each failure warn-logged with the address", async () => {
-    const attacker = "203.0.113.77";
+  it("limits failed console logins per client in the same budget as API keys: 429 after the limit even with a right key, each failure warn-logged with the address", async () => {
+    let attacker = "203.0.113.77";
     const login = async (key: string) => {
       const form = await fetch(`${h.baseUrl}/console/login`, { headers: { "x-forwarded-for": attacker } });
       const cookie = form.headers.getSetCookie().find((c) => c.startsWith("tenancy_console_login="))!.split(";")[0]!;
@@ -248,6 +248,12 @@ describe("failed key attempts", () => {
     expect(warned).toHaveLength(FAILURE_LIMIT);
     expect(warned[0]!.reason).toBe("unknown key");
     expect(JSON.stringify(lines)).not.toContain("wrong passphrase");
+    // One budget for both doors: wrong keys at /api use up the login form's attempts, and the other way round.
+    attacker = "203.0.113.78";
+    for (let i = 0; i < FAILURE_LIMIT - 1; i++) expect((await call("GET", "/api/tenants/acme", wrong(i), { client: attacker })).status).toBe(401);
+    expect((await login(wrong(99))).status).toBe(401);
+    expect((await login(perScope.get("read")!.key)).status).toBe(429);
+    expect((await call("GET", "/api/tenants/acme", API_KEY, { client: attacker })).status).toBe(429);
   });
 });
 
