@@ -32,6 +32,8 @@ const SECTIONS: Record<string, SectionFn> = {
   "run-overhead": async (runs, log) => (await import("./sections/runOverhead.ts")).runOverhead(runs, log),
   // Loaded on demand: two embedded PostgreSQL servers and the lifecycle workflow.
   cutover: async (runs, log) => (await import("./sections/cutover.ts")).cutover(runs, log),
+  // Loaded on demand: one embedded PostgreSQL with 500 tenant schemas.
+  "schema-migrations": async (runs, log) => (await import("./sections/schemaMigrations.ts")).schemaMigrations(runs, log),
   // Loaded on demand: DBOS Transact (a devDependency for this comparison only) registers at import.
   "durable-execution": async (runs, log) => (await import("./sections/durableExecution.ts")).durableExecution(runs, log),
 };

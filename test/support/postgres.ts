@@ -96,6 +96,8 @@ export interface StartOptions {
    * cell with rds.logical_replication=1 offers change capture (automation/lifecycle/pg/cdc/).
    */
   logicalReplication?: boolean;
+  /** Extra server settings (embedded only), e.g. { max_wal_size: "4GB" } for a benchmark's bulk load. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export async function startPostgres(opts: StartOptions = {}): Promise<PgServer> {
@@ -248,6 +250,7 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
       flags: [
         "-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 200}`, "-c", "unix_socket_directories=",
         ...(opts.logicalReplication ? ["-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10"] : []),
+        ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
       ],
       ...(opts.verbose ? { onLine: (l: string) => void process.stderr.write(l) } : {}),
     });
