@@ -261,7 +261,8 @@ describe("200 tenant schemas of one cell database", () => {
   const v3 = { ...v2, "0003_item_notes.up.sql": slow("CREATE TABLE item_notes (item_id bigint REFERENCES items (id), note text);") };
 
   it("migrate with at most 4 at once on the instance (counted on the server), every schema ends at head", async () => {
-    const migrator = new SchemaMigrator(inline(v1), { perDatabaseConcurrency: 4, ...OPTS });
+    // Waiting at the gate is a lock wait: lock_timeout must outlast it.
+    const migrator = new SchemaMigrator(inline(v1), { perDatabaseConcurrency: 4, ...OPTS, lockTimeoutMs: 120_000 });
     const sampler = sampleConcurrency();
     let gate;
     try {
@@ -283,7 +284,7 @@ describe("200 tenant schemas of one cell database", () => {
   });
 
   it("negative control: with a bound of 16 the same count sees 16 at once", async () => {
-    const migrator = new SchemaMigrator(inline(v2), { perDatabaseConcurrency: 16, ...OPTS });
+    const migrator = new SchemaMigrator(inline(v2), { perDatabaseConcurrency: 16, ...OPTS, lockTimeoutMs: 120_000 });
     try {
       const gate = await throughGate(16, () => migrator.migrate(FLEET.slice(0, 100).map(target), "fleet-v2-wide"));
       expect(gate.result.filter((r) => !r.ok)).toEqual([]);
