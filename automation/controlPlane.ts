@@ -175,7 +175,9 @@ export class ControlPlane {
     // next interval (runs ended in another process are seen at the interval).
     runs.onRunFinished(() => this.rolloutWorker.poke());
     if (config.drift) {
-      const drift = new DriftScheduler(db.pool, runs, () => fleetStacks(config.repoDir), config.drift);
+      // The fleet cache loads the files again only when they changed: a tick of a fleet of
+      // thousands of tenants must not parse every file (it ticks every few seconds).
+      const drift = new DriftScheduler(db.pool, runs, async () => fleetStacks(await this.fleet.get()), config.drift);
       this.drift = drift;
       this.driftTicker = new Ticker("drift scheduling", () => drift.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
     } else {
@@ -449,7 +451,6 @@ export function makeRunner(config: ControlPlaneConfig, pulumiCommand?: PulumiCom
 }
 
 /** The cell and dedicated stacks of the working copy (drift checks follow the fleet as it changes). */
-function fleetStacks(repoDir: string): string[] {
-  const { fleet } = loadFleet({ projectDir: repoDir });
+function fleetStacks({ fleet }: { fleet?: { stacks: ReadonlyMap<string, unknown> } }): string[] {
   return fleet ? [...fleet.stacks.keys()] : [];
 }

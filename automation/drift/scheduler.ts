@@ -49,13 +49,13 @@ export class DriftScheduler {
     private readonly pool: Pool,
     private readonly runs: RunStore,
     /** The fleet's stacks right now (the working copy's stack files). */
-    private readonly stacks: () => readonly string[],
+    private readonly stacks: () => readonly string[] | Promise<readonly string[]>,
     private readonly settings: DriftSettings,
   ) {}
 
   /** Records finished checks, then queues the due ones within the concurrency. Returns the stacks queued. */
   async tick(): Promise<string[]> {
-    const stacks = [...new Set(this.stacks())].sort();
+    const stacks = [...new Set(await this.stacks())].sort();
     const started = await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
       // New stacks get a row, due within the first period; stacks gone from the fleet lose theirs.

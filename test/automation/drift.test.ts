@@ -4,6 +4,8 @@
  * the concurrency at once; the verdicts (clean, drifted with what differs, failed) show in the API,
  * tenantctl and the metric; a queued check gives way to an update.
  */
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bufferIo } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
@@ -126,5 +128,22 @@ describe("drift detection", () => {
     expect(row!.state).toBe("clean");
     expect(Date.parse(row!.dueAt)).toBeLessThanOrEqual(Date.now());
     await h.cp.db.pool.query("DELETE FROM runs WHERE stack = $1 AND worker = 'test'", [stack]);
+  });
+
+  it("a tick takes the fleet's stacks from the fleet cache: the files are parsed again only when they changed", async () => {
+    await h.cp.drift!.tick();
+    const loads = h.cp.fleet.loads;
+    await h.cp.drift!.tick();
+    await h.cp.drift!.tick();
+    expect(h.cp.fleet.loads).toBe(loads);
+    // Negative control: an entry added to tenants/ (not even a tenant file) makes the next tick load again.
+    const extra = join(h.repo.dir, "tenants", "NOTES.txt");
+    writeFileSync(extra, "not a tenant\n");
+    try {
+      await h.cp.drift!.tick();
+      expect(h.cp.fleet.loads).toBe(loads + 1);
+    } finally {
+      rmSync(extra);
+    }
   });
 });
