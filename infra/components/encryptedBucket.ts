@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransportPolicy } from "../model/accessPolicies.ts";
 import type { BucketOnDestroy } from "../model/destroy.ts";
+import { accessLogBucketName } from "../model/naming.ts";
 import { componentType, policyJson, tagsFor, type StackContext } from "./context.ts";
 
 /**
@@ -39,7 +40,8 @@ export interface EncryptedBucketArgs {
  * A private, versioned bucket encrypted with a customer key, refusing plain HTTP. In @pulumi/aws
  * v7 versioning, encryption and the public access block are their own resources.
  * Noncurrent versions expire after NONCURRENT_VERSION_DAYS.
- * Child names: `<name>` (bucket, versioning, encryption, public access block, policy, lifecycle).
+ * Every request is logged to the env's access log bucket (S3 server access logging).
+ * Child names: `<name>` (bucket, versioning, encryption, public access block, policy, lifecycle, logging).
  */
 export class EncryptedBucket extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
@@ -80,6 +82,20 @@ export class EncryptedBucket extends pulumi.ComponentResource {
       },
       // After versioning: S3 evaluates noncurrent-version rules only on a versioned bucket.
       { parent: this, dependsOn: [versioning], ...keep },
+    );
+    // Object-level access audit: S3 server access logs of every request to this bucket (key,
+    // requester ARN, operation, status) to the env's log bucket in this region, owned by the
+    // platform stack (infra/components/accessLogBucket.ts; docs/security.md, "Object access audit").
+    // Partitioned by event time, so a question about one tenant and one day reads one prefix's day.
+    new aws.s3.BucketLogging(
+      name,
+      {
+        bucket: this.bucket.id,
+        targetBucket: accessLogBucketName(args.ctx.app, args.ctx.env, args.ctx.region, args.ctx.accountId),
+        targetPrefix: `${args.bucket}/`,
+        targetObjectKeyFormat: { partitionedPrefix: { partitionDateSource: "EventTime" } },
+      },
+      { parent: this, ...keep },
     );
     this.registerOutputs({ bucket: this.bucket.bucket });
   }

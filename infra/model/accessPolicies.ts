@@ -298,3 +298,24 @@ export function denyInsecureTransportPolicy(bucket: string): PolicyDocument {
     Condition: { Bool: { "aws:SecureTransport": "false" } },
   });
 }
+
+/**
+ * The access log bucket's policy: S3's log delivery service may write objects, only for source
+ * buckets of this account whose names are the env's (`<app>-<env>-*`), as AWS's documented
+ * bucket-policy grant for server access logging has it
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html);
+ * plain HTTP is refused as on every bucket.
+ */
+export function accessLogBucketPolicy(logBucket: string, accountId: string, sourceBucketPrefix: string): PolicyDocument {
+  return doc(
+    {
+      Sid: "S3ServerAccessLogDelivery",
+      Effect: "Allow",
+      Principal: { Service: "logging.s3.amazonaws.com" },
+      Action: "s3:PutObject",
+      Resource: `${bucketArn(logBucket)}/*`,
+      Condition: { ArnLike: { "aws:SourceArn": `arn:aws:s3:::${sourceBucketPrefix}*` }, StringEquals: { "aws:SourceAccount": accountId } },
+    },
+    ...denyInsecureTransportPolicy(logBucket).Statement,
+  );
+}

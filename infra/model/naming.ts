@@ -281,6 +281,14 @@ export function cellBucketName(app: string, env: string, cell: string, accountId
 export function tenantBucketName(app: string, env: string, tenant: string, accountId: string): string {
   return `${app}-${env}-${tenant}-data-${accountId}`;
 }
+/**
+ * The S3 server access log bucket of an env in a region (docs/security.md, "Object access audit"):
+ * every cell and dedicated bucket of that env and region logs there, under `<bucket name>/`.
+ * Owned by the region's platform stack, which is deployed before any cell or dedicated stack.
+ */
+export function accessLogBucketName(app: string, env: string, region: string, accountId: string): string {
+  return `${app}-${env}-${regionCode(region)}-access-logs-${accountId}`;
+}
 export function tenantObjectPrefix(tenant: string): string {
   return `tenants/${tenant}/`;
 }

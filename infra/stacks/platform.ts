@@ -10,6 +10,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { ApplicationRole } from "../components/applicationRole.ts";
 import { stackContext } from "../components/context.ts";
 import { ControlPlaneService } from "../components/controlPlaneService.ts";
+import { AccessLogBucket } from "../components/accessLogBucket.ts";
 import { HubNetwork } from "../components/hubNetwork.ts";
 import { HubPeering } from "../components/hubPeering.ts";
 import { PlatformFoundation } from "../components/platformFoundation.ts";
@@ -50,6 +51,8 @@ export function buildPlatformStack(fleet: Fleet, stack: StackFile): PlatformOutp
 
   const foundation = new PlatformFoundation(`platform-${code}`, { ctx, secretRegions: isControlPlaneRegion ? [region] : [region, cpRegion], controlPlane: isControlPlaneRegion });
   const hub = new HubNetwork(`hub-${code}`, { ctx, layout });
+  // Before any cell or dedicated stack of the region: their buckets log here.
+  for (const env of p.environments) new AccessLogBucket(`access-logs-${env}-${code}`, { ctx, env });
   const transit = new TransitHub(transitNames(region).gateway, {
     ctx,
     hubCidr: layout.cidr,

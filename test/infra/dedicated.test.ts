@@ -60,7 +60,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `${C("EncryptedBucket")} ${n}-bucket`, `aws:s3/bucket:Bucket ${n}-bucket`, `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
     `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
     `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`, `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
-    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`,
+    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`, `aws:s3/bucketLogging:BucketLogging ${n}-bucket`,
     `${C("PostgresInstance")} ${n}-db`, `${T.password} ${n}-db-master`, `${T.secret} ${n}-db-master`, `${T.version} ${n}-db-master`,
     `aws:rds/subnetGroup:SubnetGroup ${n}-db`, `aws:rds/parameterGroup:ParameterGroup ${n}-db`, `${T.rds} ${n}-db`, `${T.pgProvider} ${n}-db`,
     ...(o.prod ? [`random:index/randomId:RandomId ${n}-db-final-snapshot`] : []),
@@ -448,6 +448,12 @@ describe("keys, IAM and bucket", () => {
       id: "expire-noncurrent-versions", status: "Enabled", filter: {},
       noncurrentVersionExpiration: { noncurrentDays: 90 }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
     }]);
+    // Every request logged to the env's access log bucket in the region (the platform stack's), under the bucket's own name.
+    const logging = plain(byTypeName(r, "aws:s3/bucketLogging:BucketLogging", "tenant-acme-bucket"));
+    expect({ ...logging, bucket: undefined }).toEqual({
+      bucket: undefined, targetBucket: "tenancy-prod-use1-access-logs-111111111111", targetPrefix: "tenancy-prod-acme-data-111111111111/",
+      targetObjectKeyFormat: { partitionedPrefix: { partitionDateSource: "EventTime" } },
+    });
   });
 });
 

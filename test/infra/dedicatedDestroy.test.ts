@@ -67,7 +67,7 @@ function destroyFlags(r: RenderedStack): Record<string, unknown> {
   return {
     bucket: {
       forceDestroy: plain(byTypeName(r, BUCKET, "tenant-acme-bucket")).forceDestroy,
-      // The bucket and each of its settings (versioning, encryption, public access block, policy, lifecycle).
+      // The bucket and each of its settings (versioning, encryption, public access block, policy, lifecycle, logging).
       retainOnDelete: r.resources.filter((x) => x.name === "tenant-acme-bucket" && x.custom).map((x) => x.options.retainOnDelete),
     },
     publicZone: plain(byTypeName(r, ZONE, "tenant-acme-dns-public")).forceDestroy,
@@ -105,20 +105,20 @@ function release(cloud: SimCloud, world: AwsWorld): void {
 
 describe("dedicated stack: what the program renders for a destroy", () => {
   it("forceDestroy and deletion protection change only once the final backup is recorded in the tenant file", async () => {
-    const active = { bucket: { forceDestroy: false, retainOnDelete: [false, false, false, false, false, false] }, publicZone: false, privateZone: false, rds: { deletionProtection: true, skipFinalSnapshot: false, protect: true }, key: { protect: true, retainOnDelete: true } };
+    const active = { bucket: { forceDestroy: false, retainOnDelete: [false, false, false, false, false, false, false] }, publicZone: false, privateZone: false, rds: { deletionProtection: true, skipFinalSnapshot: false, protect: true }, key: { protect: true, retainOnDelete: true } };
     expect(destroyFlags(await renderAt(fleetDir("active")))).toEqual(active);
     // Requested but not backed up: nothing a destroy could empty.
     expect(destroyFlags(await renderAt(fleetDir("offboarding")))).toEqual(active);
     expect(destroyFlags(await renderAt(fleetDir("backed-up")))).toEqual({
       // Kept, not emptied: the final backup (an RDS snapshot) does not hold the bucket's objects.
-      bucket: { forceDestroy: false, retainOnDelete: [true, true, true, true, true, true] }, publicZone: true, privateZone: true,
+      bucket: { forceDestroy: false, retainOnDelete: [true, true, true, true, true, true, true] }, publicZone: true, privateZone: true,
       // The final snapshot and Pulumi protect stay: the runner lifts protect for the released destroy only.
       rds: { deletionProtection: false, skipFinalSnapshot: false, protect: true },
       key: { protect: true, retainOnDelete: true },
     });
     // The copy of the bucket's objects recorded too: the bucket is emptied by the destroy, not kept.
     expect(destroyFlags(await renderAt(fleetDir("objects-backed-up")))).toEqual({
-      bucket: { forceDestroy: true, retainOnDelete: [false, false, false, false, false, false] }, publicZone: true, privateZone: true,
+      bucket: { forceDestroy: true, retainOnDelete: [false, false, false, false, false, false, false] }, publicZone: true, privateZone: true,
       rds: { deletionProtection: false, skipFinalSnapshot: false, protect: true },
       key: { protect: true, retainOnDelete: true },
     });
@@ -130,7 +130,7 @@ describe("dedicated stack: what the program renders for a destroy", () => {
       (d.offboarding as Record<string, unknown>).objectBackupAt = BACKED_UP;
     });
     const flags = destroyFlags(await renderAt(dir));
-    expect([flags.bucket, flags.publicZone, (flags.rds as { deletionProtection: unknown }).deletionProtection]).toEqual([{ forceDestroy: false, retainOnDelete: [false, false, false, false, false, false] }, false, true]);
+    expect([flags.bucket, flags.publicZone, (flags.rds as { deletionProtection: unknown }).deletionProtection]).toEqual([{ forceDestroy: false, retainOnDelete: [false, false, false, false, false, false, false] }, false, true]);
   });
 
   it("the release's up changes exactly both zones and the instance, in place (the bucket's retainOnDelete is an option: state only); a second up changes nothing", async () => {
@@ -141,7 +141,7 @@ describe("dedicated stack: what the program renders for a destroy", () => {
     const names = (urns: string[]) => urns.map((u) => u.slice(u.lastIndexOf("::") + 2)).sort();
     // And the runtime config, whose lifecycle turns from active to offboarding with the same commit.
     expect(names(report.updated)).toEqual(["tenant-acme-config", "tenant-acme-db", "tenant-acme-dns-private", "tenant-acme-dns-public"]);
-    expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([true, true, true, true, true, true]);
+    expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([true, true, true, true, true, true, true]);
     expect([report.created, report.replaced, report.deleted, report.retained]).toEqual([[], [], [], []]);
     expect(cloud.up(released).updated).toEqual([]);
     // Then the object copy is recorded: the next up changes the bucket alone (forceDestroy into the
@@ -150,7 +150,7 @@ describe("dedicated stack: what the program renders for a destroy", () => {
     const emptied = await renderAt(dir);
     const second = cloud.up(emptied);
     expect(names(second.updated)).toEqual(["tenant-acme-bucket"]);
-    expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([false, false, false, false, false, false]);
+    expect([...cloud.state(STACK).values()].filter((x) => x.urn.endsWith("::tenant-acme-bucket") && x.custom).map((x) => x.retainOnDelete)).toEqual([false, false, false, false, false, false, false]);
     expect([second.created, second.replaced, second.deleted]).toEqual([[], [], []]);
     expect(cloud.up(emptied).updated).toEqual([]);
   });
@@ -221,10 +221,10 @@ describe("destroying a whole dedicated prod stack (engine double, AWS refusals m
     expect(report.failed).toEqual([]);
     expect(report.blocked).toEqual([]);
     const bucketParts = first.resources.filter((r) => r.custom && r.name === "tenant-acme-bucket").map((r) => `${r.type} tenant-acme-bucket`).sort();
-    expect(bucketParts).toHaveLength(6);
+    expect(bucketParts).toHaveLength(7);
     expect(report.retained.sort()).toEqual([`${KEY} tenant-acme-key`, ...bucketParts].sort());
     const custom = first.resources.filter((r) => r.custom);
-    expect(report.deleted).toHaveLength(custom.length - 7);
+    expect(report.deleted).toHaveLength(custom.length - 8);
     expect(cloud.state(STACK).size).toBe(0);
     expect(world.objects.get(bucket)).toBe(1200);
     expect([...world.emptied].sort()).toEqual([

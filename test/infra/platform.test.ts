@@ -47,6 +47,12 @@ function platformShape(o: { code: string; azs: string[]; cells: string[]; peers:
       ...destinations.map((d) => `${T.route} ${tr}-${az}-${d}`),
     ]),
     `${C("Egress")} ${h}-egress`, `${T.igw} ${h}-egress-igw`, `${T.routeTable} ${h}-egress-public`, `${T.route} ${h}-egress-public`,
+    ...["prod", "staging", "dev"].flatMap((env) => [
+      `${C("AccessLogBucket")} access-logs-${env}-${o.code}`,
+      ...["bucket:Bucket", "bucketOwnershipControls:BucketOwnershipControls", "bucketPublicAccessBlock:BucketPublicAccessBlock", "bucketVersioning:BucketVersioning",
+        "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "bucketPolicy:BucketPolicy", "bucketLifecycleConfiguration:BucketLifecycleConfiguration"]
+        .map((type) => `aws:s3/${type} access-logs-${env}-${o.code}`),
+    ]),
     `${T.sg} ${h}-endpoints`, `${T.ingress} ${h}-endpoints-from-hub`, ...ENDPOINTS.map((e) => `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-${e}`), `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-s3`,
     `${C("TransitHub")} ${tr}`, `${TGW.gateway} ${tr}`, `${TGW.table} ${tr}-hub`, `${TGW.table} ${tr}-spokes`,
     `${TGW.attachment} ${tr}-hub-vpc`, `${TGW.association} ${tr}-hub-vpc`, `${TGW.route} ${tr}-hub-vpc`,
@@ -218,6 +224,35 @@ describe("hub network", () => {
     const subnets = ofType(r, T.subnet).map(plain);
     expect(subnets.map((s) => s.cidrBlock).sort()).toEqual([...layout.runner, ...layout.services, ...layout.public].map((s) => s.cidr).sort());
     for (const s of subnets) expect(s.mapPublicIpOnLaunch).toBe(false);
+  });
+
+  it("an S3 server access log bucket per env: SSE-S3 (log delivery refuses SSE-KMS targets), ACLs off, blocked, versioned, kept on destroy; delivery only for the env's buckets of this account", () => {
+    const r = get("platform-eu-west-1");
+    const parts = r.resources.filter((x) => x.name === "access-logs-staging-euw1" && x.custom);
+    expect(parts.map((x) => x.options.retainOnDelete)).toEqual([true, true, true, true, true, true, true]);
+    expect(plain(byTypeName(r, "aws:s3/bucket:Bucket", "access-logs-staging-euw1"))).toMatchObject({ bucket: "tenancy-staging-euw1-access-logs-111111111111", forceDestroy: false });
+    expect(strip(byTypeName(r, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "access-logs-staging-euw1"))).toEqual({ bucket: "tenancy-staging-euw1-access-logs-111111111111", rule: { objectOwnership: "BucketOwnerEnforced" } });
+    expect(strip(byTypeName(r, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "access-logs-staging-euw1")).rules).toEqual([
+      { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } },
+    ]);
+    expect(strip(byTypeName(r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "access-logs-staging-euw1"))).toMatchObject({ blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true });
+    expect(strip(byTypeName(r, "aws:s3/bucketVersioning:BucketVersioning", "access-logs-staging-euw1")).versioningConfiguration).toEqual({ status: "Enabled" });
+    expect(JSON.parse(String(plain(byTypeName(r, "aws:s3/bucketPolicy:BucketPolicy", "access-logs-staging-euw1")).policy)).Statement).toEqual([
+      {
+        Sid: "S3ServerAccessLogDelivery", Effect: "Allow", Principal: { Service: "logging.s3.amazonaws.com" }, Action: "s3:PutObject",
+        Resource: "arn:aws:s3:::tenancy-staging-euw1-access-logs-111111111111/*",
+        Condition: { ArnLike: { "aws:SourceArn": "arn:aws:s3:::tenancy-staging-*" }, StringEquals: { "aws:SourceAccount": "111111111111" } },
+      },
+      {
+        Sid: "DenyInsecureTransport", Effect: "Deny", Principal: "*", Action: "s3:*",
+        Resource: ["arn:aws:s3:::tenancy-staging-euw1-access-logs-111111111111", "arn:aws:s3:::tenancy-staging-euw1-access-logs-111111111111/*"],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ]);
+    expect(strip(byTypeName(r, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "access-logs-staging-euw1")).rules).toEqual([{
+      id: "expire-access-logs", status: "Enabled", filter: {}, expiration: { days: 400 }, noncurrentVersionExpiration: { noncurrentDays: 30 },
+      abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+    }]);
   });
 
   it("interface endpoints for the six services with private DNS in the services subnets; the S3 gateway endpoint on the private tables", () => {

@@ -73,7 +73,7 @@ function cellShape(cell: string, azs: string[], prod: boolean, hubAzs: readonly 
     `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
     `aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock ${n}-bucket`,
     `aws:s3/bucketPolicy:BucketPolicy ${n}-bucket`,
-    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`,
+    `aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration ${n}-bucket`, `aws:s3/bucketLogging:BucketLogging ${n}-bucket`,
     `saas-tenancy:components:PostgresInstance ${n}-db`,
     `${T.password} ${n}-db-master`,
     `${T.secret} ${n}-db-master`,
