@@ -2,8 +2,10 @@
  * The operator console in a real Chromium (the Debian package, driven by playwright-core) against
  * a control plane on an embedded PostgreSQL with the Pulumi CLI test double (nothing is deployed):
  * login and logout, a refused key, the fleet map, a run started from a tenant page followed live
- * to its end, a failed lifecycle workflow retried, a halted rollout and why, the CSRF token, and
- * axe-core on every page. Screenshots go to test-results/console/.
+ * to its end, the tenant page's cost filled in by itself, a failed lifecycle workflow retried, a
+ * halted rollout and why, the CSRF token, and axe-core once on each page type. One browser for the
+ * file; after the login test the others run at the same time, each in its own page.
+ * Screenshots go to test-results/console/.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -27,8 +29,8 @@ const CANARY = "shared-prod-use1-01";
 let pg: TestPostgres;
 let h: Harness;
 let browser: Browser;
+/** A context logged in once (beforeAll): the tests after the first run at the same time, each in a page of its own. */
 let context: BrowserContext;
-let page: Page;
 let tmp: string;
 let rolloutId: string;
 const logLines: string[] = [];
@@ -59,7 +61,10 @@ beforeAll(async () => {
   expect(started.status).toBe(201);
   rolloutId = (started.json.rollout as { id: string }).id;
   context = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
+  const first = await context.newPage();
+  await logIn(first);
+  await first.waitForURL("**/console/fleet");
+  await first.close();
 }, 120_000);
 
 afterAll(async () => {
@@ -81,21 +86,47 @@ async function expectAccessible(p: Page, name: string) {
   expect(await seriousViolations(p), `axe-core on ${name}`).toEqual([]);
 }
 
-/** The session cookie (the login form's own CSRF cookie is another one). */
-const sessionCookies = async () => (await context.cookies()).filter((c) => c.name === "tenancy_console");
+/** The session cookie of a context (the login form's own CSRF cookie is another one). */
+const sessionCookies = async (c: BrowserContext) => (await c.cookies()).filter((k) => k.name === "tenancy_console");
 
-const actions = () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => typeof l.msg === "string" && (l.msg).startsWith("console "));
+/** The console's log lines (login, logout, actions) from the `from`-th log line on. */
+const actions = (from = 0) =>
+  logLines
+    .slice(from)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => typeof l.msg === "string" && l.msg.startsWith("console "));
+
+/**
+ * A page of the shared, logged-in context for one test, closed after it. The tests after the first
+ * run at the same time (it.concurrent): most of their time is waiting (a run's events, a rollout
+ * halting, a cost being priced, a workflow failing), which they spend side by side.
+ */
+async function withPage(run: (p: Page) => Promise<void>): Promise<void> {
+  const p = await context.newPage();
+  try {
+    await run(p);
+  } finally {
+    await p.close();
+  }
+}
+
+/** Concurrent tests do a lot at once on a loaded machine: a generous limit each. */
+const CONCURRENT_TIMEOUT_MS = 240_000;
 
 describe("operator console in Chromium", () => {
   it("refuses a wrong key, logs in with a good one into a Secure, HTTP-only, SameSite=Strict session cookie with an expiry, and logs out", async () => {
+    // A context of its own: its logout must not end the session the other tests share.
+    const own = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 1280, height: 800 } });
+    const page = await own.newPage();
+    const from = logLines.length;
     await logIn(page, "tcp_not_a_key_of_this_control_plane");
     await expect.poll(() => page.getByRole("alert").textContent(), { timeout: 20_000 }).toContain("That API key was refused");
-    expect(await sessionCookies()).toEqual([]);
+    expect(await sessionCookies(own)).toEqual([]);
     await expectAccessible(page, "login-refused");
 
     await logIn(page);
     await page.waitForURL("**/console/fleet");
-    const [cookie] = await sessionCookies();
+    const [cookie] = await sessionCookies(own);
     expect(cookie).toMatchObject({ name: "tenancy_console", httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
     const hours = (cookie!.expires * 1000 - Date.now()) / 3_600_000;
     expect(hours).toBeGreaterThan(7.9);
@@ -106,20 +137,20 @@ describe("operator console in Chromium", () => {
 
     await page.getByRole("button", { name: "Log out" }).click();
     await page.waitForURL("**/console/login");
-    expect(await sessionCookies()).toEqual([]);
+    expect(await sessionCookies(own)).toEqual([]);
     // The session is gone on the server too: the old page redirects to the login page.
     await page.goto("/console/fleet");
     expect(new URL(page.url()).pathname).toBe("/console/login");
-    expect(actions().map((l) => [l.msg, l.by ?? l.reason])).toEqual([
+    expect(actions(from).map((l) => [l.msg, l.by ?? l.reason])).toEqual([
       ["console login refused", "unknown key"],
       ["console login", "test"],
       ["console logout", "test"],
     ]);
+    await own.close();
   });
 
-  it("shows every example tenant in its cell or as a dedicated stack on the fleet map, and finds one by id", async () => {
-    await logIn(page);
-    await page.waitForURL("**/console/fleet");
+  it.concurrent("shows every example tenant in its cell or as a dedicated stack on the fleet map, and finds one by id", () => withPage(async (page) => {
+    await page.goto("/console/fleet");
     const fleet = loadFleet({ projectDir: h.repo.dir }).fleet!;
     let placements = 0;
     for (const { tenant } of fleet.tenants.values()) {
@@ -143,9 +174,9 @@ describe("operator console in Chromium", () => {
     await page.waitForURL("**/console/fleet?q=acme");
     expect(await page.locator("ul.r a").count()).toBe(1);
     expect(await page.locator("ul.r a").getAttribute("href")).toBe("tenants/acme");
-  });
+  }), CONCURRENT_TIMEOUT_MS);
 
-  it("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends", async () => {
+  it.concurrent("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends; the tenant page fills in its cost by itself", () => withPage(async (page) => {
     // The tenant page in a tab of its own, opened first: its cost is not priced yet, and the page fills it in by itself.
     const tenantTab = await context.newPage();
     await tenantTab.goto("/console/tenants/company-beta");
@@ -180,7 +211,7 @@ describe("operator console in Chromium", () => {
     expect(run.stack).toBe("shared-prod-use1-02");
     expect(run.apiKeys).toEqual(["test"]);
     expect(run.reasons[0]).toMatch(/^requested via the API \(api key test \(console session [0-9a-f]{12}\)\)$/);
-    expect(actions().at(-1)).toMatchObject({ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "shared-prod-use1-02" }, status: 202 });
+    expect(actions().filter((l) => l.action === "run-stack")).toMatchObject([{ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "shared-prod-use1-02" }, status: 202 }]);
     await page.goto("/console/runs");
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(1);
     await expectAccessible(page, "runs");
@@ -196,10 +227,9 @@ describe("operator console in Chromium", () => {
     expect(await tenantTab.locator("#cost-section tbody tr td:last-child").allTextContents()).toEqual(want.stacks.map((st) => formatUsd(st.ownUsd + st.shareUsd)));
     await expectAccessible(tenantTab, "tenant");
     await tenantTab.close();
-    // Rendering company-beta's two stacks twice (the control plane's worker and this test's) takes tens of seconds on a loaded machine.
-  }, 180_000);
+  }), CONCURRENT_TIMEOUT_MS);
 
-  it("retries a failed lifecycle workflow from its page", async () => {
+  it.concurrent("retries a failed lifecycle workflow from its page", () => withPage(async (page) => {
     const service = h.cp.lifecycle!.service;
     const wf = await service.requestSuspend("startup-alpha", { requestedBy: "console.test" });
     expect(await service.engine.run(wf.id)).toMatchObject({ id: wf.id, state: "failed" });
@@ -213,10 +243,10 @@ describe("operator console in Chromium", () => {
     expect(shown.retriedByApiKey).toBe("test");
     expect(await page.locator("main").textContent()).toContain("last retried by key test");
     await expectAccessible(page, "workflow");
-    expect(actions().at(-1)).toMatchObject({ msg: "console action retry-workflow done", by: "test", target: { id: wf.id } });
-  });
+    expect(actions().filter((l) => l.action === "retry-workflow")).toMatchObject([{ msg: "console action retry-workflow done", by: "test", target: { id: wf.id } }]);
+  }), CONCURRENT_TIMEOUT_MS);
 
-  it("shows a halted rollout and why, and pauses nothing without confirmation", async () => {
+  it.concurrent("shows a halted rollout and why, and pauses nothing without confirmation", () => withPage(async (page) => {
     const id = rolloutId;
     await waitFor("the rollout to halt", async () => ((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state === "halted", 60_000);
     await page.goto("/console/rollouts");
@@ -232,16 +262,17 @@ describe("operator console in Chromium", () => {
     expect(((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state).toBe("aborted");
     await page.goto("/console/drift");
     await expectAccessible(page, "drift");
-  });
+  }), CONCURRENT_TIMEOUT_MS);
 
-  it("fits a phone's screen and can be used with the keyboard", async () => {
+  it.concurrent("fits a phone's screen and can be used with the keyboard", () => withPage(async (page) => {
     const phone = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     try {
       const p = await phone.newPage();
       await logIn(p);
       await p.waitForURL("**/console/fleet");
       expect(await p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")).toBe(true);
-      await expectAccessible(p, "fleet-phone");
+      // axe-core checked the fleet page already (one check per page type); the phone's is its layout.
+      await screenshot(p, "fleet-phone");
     } finally {
       await phone.close();
     }
@@ -251,9 +282,9 @@ describe("operator console in Chromium", () => {
     expect(await page.evaluate("document.activeElement.textContent")).toBe("Skip to content");
     await page.keyboard.press("Enter");
     expect(await page.evaluate("document.activeElement.id")).toBe("main");
-  });
+  }), CONCURRENT_TIMEOUT_MS);
 
-  it("refuses a login form posted from another site, even with a valid key and a token of the attacker's own", async () => {
+  it.concurrent("refuses a login form posted from another site, even with a valid key and a token of the attacker's own", async () => {
     // The attacker's site (localhost is another site than 127.0.0.1) got a token of its own from the login page.
     const own = await fetch(`${h.baseUrl}/console/login`);
     const token = /name="_csrf" value="([^"]+)"/.exec(await own.text())![1]!;
@@ -280,11 +311,12 @@ describe("operator console in Chromium", () => {
       await fresh.close();
       await new Promise<void>((r) => attacker.close(() => r()));
     }
-  });
+  }, CONCURRENT_TIMEOUT_MS);
 
-  it("refuses an action without the session's CSRF token, in the console and in the API", async () => {
-    const before = await h.api("GET", "/api/runs?limit=500");
-    const count = (before.json.runs as unknown[]).length;
+  it.concurrent("refuses an action without the session's CSRF token, in the console and in the API", () => withPage(async (page) => {
+    // Runs of this stack only: the other tests start runs at the same time.
+    const acmeRuns = async () => ((await h.api("GET", "/api/runs?limit=500")).json.runs as { stack: string }[]).filter((r) => r.stack === "dedicated-acme-prod").length;
+    const count = await acmeRuns();
     const form = await page.request.post("/console/stacks/dedicated-acme-prod/run", { form: { _csrf: "not-the-token" } });
     expect(form.status()).toBe(403);
     expect(await form.text()).toContain("did not carry the session's CSRF token");
@@ -293,6 +325,6 @@ describe("operator console in Chromium", () => {
     expect(((await api.json()) as { error: { message: string } }).error.message).toMatch(/needs the session's CSRF token in the x-csrf-token header/);
     // Reads need none; the cookie alone authenticates them.
     expect((await page.request.get("/api/fleet")).status()).toBe(200);
-    expect(((await h.api("GET", "/api/runs?limit=500")).json.runs as unknown[]).length).toBe(count);
-  });
+    expect(await acmeRuns()).toBe(count);
+  }), CONCURRENT_TIMEOUT_MS);
 });
