@@ -13,6 +13,7 @@ import { loadApiKeys } from "../../automation/http/apiKeys.ts";
 import { costReport } from "../../cli/commands/cost.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { ASSUMPTION_NOTES, PRICES_AS_OF } from "../../plan/cost/prices.ts";
+import { runtimeConfigParameter } from "../../infra/model/runtimeConfig.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
@@ -271,6 +272,11 @@ describe("read endpoints the console uses", () => {
     const file = res.json.file as Record<string, unknown>;
     const [head] = h.repo.log("main");
     expect(file).toEqual({ path: "tenants/acme.yaml", branch: "main", commit: head!.sha, subject: "example fleet", committedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), text: h.repo.show("main", "tenants/acme.yaml") });
+    // Each env's runtime config parameter, as the stack publishes it (infra/model/runtimeConfig.ts).
+    const fleet = requireFleet({ projectDir: h.repo.dir });
+    const acme = fleet.tenants.get("acme")!.tenant;
+    expect(res.json.runtimeConfig).toEqual(Object.keys(acme.environments).map((env) => ({ env, parameter: runtimeConfigParameter(fleet.platform, acme, env).name, value: runtimeConfigParameter(fleet.platform, acme, env).value })));
+    expect((res.json.runtimeConfig as { value: string }[])[0]!.value).toContain('"connectionDocument":"tenancy/prod/tenants/acme/database"');
   });
 
   it("GET /api/fleet loads the fleet files once per commit: a second GET loads nothing, a new commit is answered", async () => {

@@ -20,6 +20,8 @@ import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
 import { costOfStack, formatUsd } from "../../plan/cost/cost.ts";
 import { costStacksOf, tenantCostOf } from "../../plan/cost/tenant.ts";
 import { planStacks } from "../../plan/planStacks.ts";
+import { runtimeConfigParameterName } from "../../infra/model/naming.ts";
+import { runtimeConfigOf } from "../../infra/model/runtimeConfig.ts";
 import { makeFixtureRepo } from "../automation/support/repo.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "../automation/support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
@@ -191,7 +193,11 @@ describe("operator console in Chromium", () => {
 
     // A stack of the prod-rest ring: the rollout started above halts before it, so no rollout run joins this one.
     await page.goto("/console/tenants/company-beta");
-    expect(await page.locator("pre.spec").textContent()).toContain("displayName: Company Beta GmbH");
+    expect(await page.locator('pre[aria-label="tenants/company-beta.yaml as committed"]').textContent()).toContain("displayName: Company Beta GmbH");
+    // Its runtime config document, as infra/model/runtimeConfig.ts computes it for the stack to publish.
+    const beta = fleet.tenants.get("company-beta")!.tenant;
+    expect(await page.locator('pre[data-env="prod"]').textContent()).toBe(JSON.stringify(runtimeConfigOf(fleet.platform, beta, "prod"), null, 2));
+    expect(await page.locator("main").textContent()).toContain(runtimeConfigParameterName(fleet.platform.appName, "prod", "company-beta"));
     await page.getByRole("link", { name: "Run shared-prod-use1-02" }).click();
     await expect.poll(() => page.locator("main").textContent(), { timeout: 20_000 }).toContain("This queues pulumi up of stack shared-prod-use1-02");
     await expectAccessible(page, "confirm-run");

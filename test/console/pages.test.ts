@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { html, layout } from "../../automation/console/html.ts";
 import { fleetMap } from "../../automation/console/pages/fleet.ts";
-import { costBlock, costSection } from "../../automation/console/pages/tenant.ts";
+import { costBlock, costSection, runtimeConfigSection } from "../../automation/console/pages/tenant.ts";
 import { fleetView, type FleetView } from "../../automation/http/routes/fleet.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 
@@ -126,5 +126,16 @@ describe("tenant page: cost per month", () => {
     const page = layout({ title: "T", body: html`<p>x</p>`, scripts: ["cost.js"], refreshWithoutScripts: 5 });
     expect(page).toContain('<script type="module" src="/console/assets/cost.js"></script>\n<noscript><meta http-equiv="refresh" content="5"></noscript>\n</head>');
     expect(layout({ title: "T", body: html`<p>x</p>` })).not.toContain("refresh");
+  });
+});
+
+describe("tenant page: runtime configuration", () => {
+  it("shows each env's parameter name and its value indented, escaped, and a document that cannot be published with why", () => {
+    const out = runtimeConfigSection([
+      { env: "prod", parameter: "/tenancy/prod/tenants/a/config", value: '{"tenant":"a","url":"https://a.example.com/?x=<b>"}' },
+      { env: "staging", error: "runtime config of a (staging) is 5000 bytes, over the 4096 of an SSM Standard parameter" },
+    ]).text;
+    expect(out).toContain('<h3>prod <code class="sub">/tenancy/prod/tenants/a/config</code></h3><pre class="spec" tabindex="0" data-env="prod" aria-label="runtime config of prod">{\n  &quot;tenant&quot;: &quot;a&quot;,\n  &quot;url&quot;: &quot;https://a.example.com/?x=&lt;b&gt;&quot;\n}</pre>');
+    expect(out).toContain('<h3>staging</h3><p class="error">runtime config of a (staging) is 5000 bytes, over the 4096 of an SSM Standard parameter</p>');
   });
 });

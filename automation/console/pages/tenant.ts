@@ -1,6 +1,6 @@
 /**
  * Console pages: a tenant (its file as committed with the commit, routes, stacks with a run
- * action, cost per month, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
+ * action, cost per month, runtime config document per env, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
  * workflow (steps, backups, retry). Secret names appear; secret values are never in any answer.
  */
 import { formatUsd } from "../../../plan/cost/cost.ts";
@@ -20,7 +20,25 @@ interface TenantJson {
   runs: RunJson[];
   changes: { id: string; summary: string; state: string; commit: string | null; createdAt: string }[];
   subscription: { id: string; status: string; priceId: string | null } | null;
+  runtimeConfig: RuntimeConfigJson[];
   workflows?: WorkflowJson[];
+}
+
+/** One env's runtime config parameter (its SSM name and published value), or why it cannot be published. */
+export type RuntimeConfigJson = { env: string; parameter: string; value: string } | { env: string; error: string };
+
+/**
+ * The runtime config section: per env, the SSM parameter's name and its value (JSON, indented to
+ * read) as the stack serving the tenant publishes it. The document holds names, never a secret value.
+ */
+export function runtimeConfigSection(docs: readonly RuntimeConfigJson[]): Html {
+  return html`<section aria-labelledby="runtime-config"><h2 id="runtime-config">Runtime configuration</h2>
+<p class="hint">What the application reads to serve the tenant: one SSM parameter per environment, published by the stack serving it (docs/runtime-config.md).</p>
+${docs.map((d) =>
+    "error" in d
+      ? html`<h3>${d.env}</h3><p class="error">${d.error}</p>`
+      : html`<h3>${d.env} <code class="sub">${d.parameter}</code></h3><pre class="spec" tabindex="0" data-env="${d.env}" aria-label="runtime config of ${d.env}">${JSON.stringify(JSON.parse(d.value), null, 2)}</pre>`,
+  )}</section>`;
 }
 
 interface StepJson {
@@ -89,6 +107,8 @@ ${costBlock(id, cost)}
 <section aria-labelledby="routes"><h2 id="routes">Routes</h2>
 <table><thead><tr><th scope="col">Env</th><th scope="col">URL</th><th scope="col">Stack</th><th scope="col">Database secret (name)</th></tr></thead>
 <tbody>${t.routes.map((r) => html`<tr><td>${r.env}</td><td>${r.url}</td><td><code>${r.stack}</code></td><td><code>${r.databaseSecretName}</code></td></tr>`)}</tbody></table></section>
+
+${runtimeConfigSection(t.runtimeConfig ?? [])}
 
 <section aria-labelledby="runs"><h2 id="runs">Recent runs</h2>${runsTable(t.runs)}</section>
 

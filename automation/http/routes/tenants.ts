@@ -7,7 +7,10 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { stacksOfTenant } from "../../../infra/model/fleet.ts";
 import { routeOf } from "../../../infra/model/routes.ts";
+import { runtimeConfigParameter } from "../../../infra/model/runtimeConfig.ts";
 import { parseTenantFile } from "../../../infra/model/tenantFile.ts";
+import type { Platform } from "../../../infra/model/platform.ts";
+import type { Tenant } from "../../../infra/model/schema.ts";
 import { DocumentError, editTenantText, offboardEdits, planNewTenant, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
 import { CellNotReadyError, CellOpener } from "../../cells/opener.ts";
 import { branchOf } from "../../git/writer.ts";
@@ -152,6 +155,8 @@ export function tenantRoutes(ctx: RouteContext) {
           file: { path, branch: ctx.writer.branch, commit: commit || null, subject: subject || null, committedAt: at || null, text: committedText ?? null },
           lifecycle: t.lifecycle,
           routes: Object.keys(t.environments).map((env) => routeOf({ platform: p }, t, env)),
+          // Each env's runtime config document as its stack publishes it (infra/model/runtimeConfig.ts, docs/runtime-config.md).
+          runtimeConfig: Object.keys(t.environments).map((env) => runtimeConfigOrProblem(p, t, env)),
           stacks,
           runs,
           changes: changes.rows,
@@ -162,4 +167,18 @@ export function tenantRoutes(ctx: RouteContext) {
       });
     });
   };
+}
+
+/**
+ * A tenant env's runtime config parameter for GET /api/tenants/:id: its SSM name and the value the
+ * stack publishes (JSON text), or why the program would refuse to publish it (over the size of a
+ * Standard parameter): shown as such rather than failing the whole tenant answer.
+ */
+function runtimeConfigOrProblem(platform: Platform, t: Tenant, env: string): { env: string; parameter: string; value: string } | { env: string; error: string } {
+  try {
+    const { name, value } = runtimeConfigParameter(platform, t, env);
+    return { env, parameter: name, value };
+  } catch (e) {
+    return { env, error: e instanceof Error ? e.message : String(e) };
+  }
 }
