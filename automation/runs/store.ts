@@ -151,7 +151,10 @@ export interface RunRecord {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The last heartbeat of the worker that runs it (or ran it, when it died). */
   heartbeatAt: string | null;
+  /** A run whose worker died: when its handover to another worker is due (null once claimed). */
+  handoverDueAt: string | null;
 }
 
 export interface EnqueuedRun {
@@ -213,6 +216,7 @@ interface RunRow {
   started_at: Date | null;
   finished_at: Date | null;
   heartbeat_at: Date | null;
+  handover_due_at: Date | null;
   job_id: string | null;
   worker: string | null;
 }
@@ -241,6 +245,7 @@ function toRecord(r: RunRow): RunRecord {
     startedAt: iso(r.started_at),
     finishedAt: iso(r.finished_at),
     heartbeatAt: iso(r.heartbeat_at),
+    handoverDueAt: iso(r.handover_due_at),
   };
 }
 
@@ -261,6 +266,13 @@ export interface RunStoreOptions {
  */
 const HANDOVER_NOT_FETCHED = `NOT (r.worker IS NULL AND EXISTS (
   SELECT 1 FROM pgboss.job j WHERE j.name = r.job_queue AND j.id = r.job_id AND j.state IN ('created', 'retry')))`;
+
+/**
+ * reapStale's condition on a running run `r` ($1: the heartbeat timeout in seconds): nothing for
+ * longer than the timeout, neither a heartbeat nor, for a run already handed over, its handover's
+ * due time (a handover whose job was fetched but not claimed within the timeout goes again).
+ */
+const SILENT_FOR_TIMEOUT = "GREATEST(r.heartbeat_at, r.handover_due_at) < now() - make_interval(secs => $1)";
 
 /** A run handed to another worker by reapStale: its attempts lost so far, and when its job is due. */
 export interface ReapedRun {
@@ -471,7 +483,7 @@ export class RunStore {
       // The region filter is in the claim itself: whatever the checks above say, a run of a
       // region this worker does not serve is not updated.
       const updated = await client.query<RunRow>(
-        `UPDATE runs SET state = 'running', attempts = $2, worker = $3, runner = $4, heartbeat_at = now(),
+        `UPDATE runs SET state = 'running', attempts = $2, worker = $3, runner = $4, heartbeat_at = now(), handover_due_at = NULL,
            started_at = COALESCE(started_at, now()),
            attempt_log = (SELECT COALESCE(jsonb_agg(CASE WHEN e->>'outcome' IS NULL THEN e || '{"outcome":"lost","message":"worker stopped sending heartbeats"}'::jsonb ELSE e END), '[]'::jsonb)
                           FROM jsonb_array_elements(attempt_log) e) || $5::jsonb
@@ -585,7 +597,7 @@ export class RunStore {
       if (!stacks) return false;
       const done = { endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) };
       const { rowCount } = await client.query(
-        `UPDATE runs SET state = $3, output = $4::jsonb, error = $5, finished_at = now(), heartbeat_at = NULL,
+        `UPDATE runs SET state = $3, output = $4::jsonb, error = $5, finished_at = now(), heartbeat_at = NULL, handover_due_at = NULL,
            attempt_log = CASE WHEN jsonb_array_length(attempt_log) = 0 THEN attempt_log
                               ELSE jsonb_set(attempt_log, ARRAY[(jsonb_array_length(attempt_log) - 1)::text], (attempt_log -> -1) || $6::jsonb) END
          WHERE id = $1 AND worker = $2 AND state = 'running'`,
@@ -622,14 +634,14 @@ export class RunStore {
    * Runs whose worker stopped sending heartbeats (killed, host lost) get a fresh job, which a live
    * worker picks up and resumes (attempt + 1), at once or, after IMMEDIATE_TAKEOVERS lost
    * attempts, after runTakeoverDelaySeconds; it is never failed for it. A run handed over that way
-   * (worker NULL, heartbeat_at when its job is due) whose job was fetched but not claimed within
+   * (worker NULL, handover_due_at when its job is due) whose job was fetched but not claimed within
    * the timeout is handed over again: the process that fetched the job may have died before
    * claiming the run, leaving the job active until its expiry (hours). A job not yet fetched is
    * left to wait (HANDOVER_NOT_FETCHED).
    */
   async reapStale(): Promise<ReapedRun[]> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT r.id FROM runs r WHERE r.state = 'running' AND r.heartbeat_at < now() - make_interval(secs => $1) AND ${HANDOVER_NOT_FETCHED}`,
+      `SELECT r.id FROM runs r WHERE r.state = 'running' AND ${SILENT_FOR_TIMEOUT} AND ${HANDOVER_NOT_FETCHED}`,
       [this.opts.heartbeatTimeoutSeconds],
     );
     const reaped: ReapedRun[] = [];
@@ -638,17 +650,18 @@ export class RunStore {
         const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [id]);
         await this.lockStack(client, pre.rows[0]!.stack);
         const cur = await client.query<RunRow>(
-          `SELECT * FROM runs r WHERE r.id = $1 AND r.state = 'running' AND r.heartbeat_at < now() - make_interval(secs => $2) AND ${HANDOVER_NOT_FETCHED} FOR UPDATE`,
-          [id, this.opts.heartbeatTimeoutSeconds],
+          `SELECT * FROM runs r WHERE r.id = $2 AND r.state = 'running' AND ${SILENT_FOR_TIMEOUT} AND ${HANDOVER_NOT_FETCHED} FOR UPDATE`,
+          [this.opts.heartbeatTimeoutSeconds, id],
         );
         const run = cur.rows[0];
         if (!run) return false;
         await this.cancelJob(client, run);
         // worker NULL marks the run orphaned; the new job's worker takes it over. After
-        // IMMEDIATE_TAKEOVERS lost attempts the job waits (runTakeoverDelaySeconds), and
-        // heartbeat_at is set to when it is due, so this handover is not reaped again before.
+        // IMMEDIATE_TAKEOVERS lost attempts the job waits (runTakeoverDelaySeconds);
+        // handover_due_at says when, so this handover is not reaped again before. heartbeat_at
+        // keeps the dead worker's last heartbeat.
         const delay = runTakeoverDelaySeconds(run.attempts, this.opts.heartbeatTimeoutSeconds);
-        await client.query("UPDATE runs SET worker = NULL, heartbeat_at = now() + make_interval(secs => $2) WHERE id = $1", [id, delay]);
+        await client.query("UPDATE runs SET worker = NULL, handover_due_at = now() + make_interval(secs => $2) WHERE id = $1", [id, delay]);
         await this.sendJob(client, id, delay);
         await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, id]);
         return { id, lostAttempts: run.attempts, delaySeconds: delay };

@@ -243,7 +243,7 @@ describe("a run whose worker keeps dying", () => {
           [id],
         )).rows[0]!;
       const dieAfter = async (attempts: number) => {
-        await h.cp.db.pool.query("UPDATE runs SET state = 'running', attempts = $2, worker = 'dead-worker', heartbeat_at = now() - interval '1 minute' WHERE id = $1", [id, attempts]);
+        await h.cp.db.pool.query("UPDATE runs SET state = 'running', attempts = $2, worker = 'dead-worker', heartbeat_at = now() - interval '1 minute', handover_due_at = NULL WHERE id = $1", [id, attempts]);
         return h.cp.runs.reapStale();
       };
 
@@ -252,7 +252,7 @@ describe("a run whose worker keeps dying", () => {
       expect((await jobOf()).due_in).toBeLessThan(1);
       // Handed over, its job not fetched yet past the timeout (a loaded host): left to wait, not
       // replaced; once fetched (active) and still unclaimed, handed over again.
-      await h.cp.db.pool.query("UPDATE runs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1", [id]);
+      await h.cp.db.pool.query("UPDATE runs SET heartbeat_at = now() - interval '1 minute', handover_due_at = now() - interval '1 minute' WHERE id = $1", [id]);
       expect(await h.cp.runs.reapStale()).toEqual([]);
       await h.cp.db.pool.query("UPDATE pgboss.job SET state = 'active', started_on = now() WHERE id = (SELECT job_id FROM runs WHERE id = $1)", [id]);
       expect(await h.cp.runs.reapStale()).toEqual([{ id, lostAttempts: 4, delaySeconds: 0 }]);
@@ -262,11 +262,24 @@ describe("a run whose worker keeps dying", () => {
       expect(job.queue).toBe("stack-run-eu-west-1");
       expect(job.due_in).toBeGreaterThan(1);
       expect(job.due_in).toBeLessThanOrEqual(1.5);
-      // Not reaped again while its job is not yet due.
+      // Not reaped again while its job is not yet due. The record says when it is due; its
+      // heartbeat stays the dead worker's last one, never a time in the future.
       expect(await h.cp.runs.reapStale()).toEqual([]);
+      const delayed = (await h.cp.runs.get(id))!;
+      expect(Date.parse(delayed.heartbeatAt!)).toBeLessThan(Date.now() - 30_000);
+      expect(Date.parse(delayed.handoverDueAt!) - Date.now()).toBeGreaterThan(500);
+      expect(Date.parse(delayed.handoverDueAt!) - Date.now()).toBeLessThanOrEqual(1_500);
       expect(await dieAfter(6)).toEqual([{ id, lostAttempts: 6, delaySeconds: 3 }]);
       const [after] = await runs(h, "id = $1", [id]);
       expect({ state: after!.state, error: after!.error, worker: (after as unknown as { worker: string | null }).worker }).toEqual({ state: "running", error: null, worker: null });
+      // Claimed by a worker: the handover is over, the heartbeat is the new worker's.
+      await h.cp.db.pool.query("UPDATE pgboss.job SET start_after = now() WHERE id = (SELECT job_id FROM runs WHERE id = $1)", [id]);
+      const job6 = (await h.cp.db.pool.query<{ id: string }>("SELECT job_id AS id FROM runs WHERE id = $1", [id])).rows[0]!.id;
+      const claimed = await h.cp.runs.start(id, job6, "live-worker", "local", ["eu-west-1"]);
+      expect(claimed.kind).toBe("start");
+      const live = (await h.cp.runs.get(id))!;
+      expect(live.handoverDueAt).toBeNull();
+      expect(Math.abs(Date.parse(live.heartbeatAt!) - Date.now())).toBeLessThan(5_000);
     } finally {
       await h.close();
     }
