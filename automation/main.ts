@@ -103,7 +103,8 @@ async function main(argv: readonly string[]): Promise<number> {
     config = loadConfig({ projectDir: PROJECT_DIR });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`control plane cannot start:\n${err.lines.map((l) => `  ${l}`).join("\n")}\nSettings are documented in docs/control-plane.md.\n`);
+      // One line per problem, each whole: the setting, the value, what it must be, where settings are documented.
+      process.stderr.write(err.lines.map((l) => `control plane cannot start: ${l} (settings: docs/control-plane.md)\n`).join(""));
       return 2;
     }
     throw err;

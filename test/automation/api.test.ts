@@ -297,7 +297,7 @@ describe("configuration", () => {
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
     const r = spawnSync(process.execPath, ["--import", tsx, join(PROJECT, "automation/main.ts")], { cwd: dir, env, encoding: "utf8", timeout: 60_000 });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/control plane cannot start:\n {2}STRIPE_WEBHOOK_SECRET: missing required setting/);
+    expect(r.stderr).toMatch(/^control plane cannot start: STRIPE_WEBHOOK_SECRET: missing required setting.* \(settings: docs\/control-plane.md\)$/m);
     expect(r.stderr).not.toMatch(/\.ts:\d+:\d+/);
   });
 });
