@@ -1,14 +1,17 @@
 /**
  * Builder of `dedicated-<tenant>-<env>` stacks (docs/stacks.md): one DedicatedTenant component named
- * `tenant-<id>`. That name is part of every URN in the stack: never change it.
+ * `tenant-<id>`, and from the moment it serves the tenant its share of the routing document
+ * (`routing`). Those names are part of every URN in the stack: never change them.
  */
 import { z } from "zod";
 import { awsProvider, stackContext } from "../components/context.ts";
 import { DedicatedTenant } from "../components/dedicatedTenant.ts";
+import { RoutingShare } from "../components/routingShare.ts";
 import type { IngressAlias } from "../components/dedicatedDns.ts";
 import type { Fleet } from "../model/fleet.ts";
 import { PROJECT } from "../model/platform.ts";
 import { routeOf } from "../model/routes.ts";
+import { dedicatedRoutingParameter } from "../model/routingDocument.ts";
 import type { StackFile } from "../model/stackFile.ts";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -57,7 +60,11 @@ export function buildDedicatedStack(fleet: Fleet, stack: StackFile): DedicatedOu
   if (t.deployment !== "dedicated") throw new Error(`${stack.file}: tenant ${id} is ${t.deployment}, not dedicated; remove this stack file or change the tenant's deployment`);
   const ctx = stackContext(fleet.platform, env, stack.ref.name, stack.region);
   const ingress = dedicatedIngress(stack);
-  const tenant = new DedicatedTenant(`tenant-${id}`, { ctx, tenant: t, ...(ingress ? { ingress } : {}) }, { providers: [awsProvider(ctx)] });
+  const provider = awsProvider(ctx);
+  const tenant = new DedicatedTenant(`tenant-${id}`, { ctx, tenant: t, ...(ingress ? { ingress } : {}) }, { providers: [provider] });
+  // Before cutover the cell still routes the tenant (infra/model/routingDocument.ts).
+  const share = dedicatedRoutingParameter(fleet, t, env);
+  if (share) new RoutingShare("routing", { ctx, owner: id, parameters: [share] }, { providers: [provider] });
   const route = routeOf(fleet, t, env);
   return {
     kind: "dedicated",

@@ -1,13 +1,17 @@
 /**
  * Builder of `shared-<env>-<cell>` stacks (docs/stacks.md): the cell's shared infrastructure and one
- * PooledTenant per resident tenant. Top-level names (`cell-<cell id>`, `tenant-<tenant id>`)
+ * PooledTenant per resident tenant, and the cell's share of the routing document. Top-level names
+ * (`cell-<cell id>`, `tenant-<tenant id>`, `routing`)
  * are part of every URN in the stack: never change them.
  */
 import { PooledTenant } from "../components/pooledTenant.ts";
+import { RoutingShare } from "../components/routingShare.ts";
 import { SharedCell } from "../components/sharedCell.ts";
 import { awsProvider, stackContext } from "../components/context.ts";
 import { cellResidents, type Fleet } from "../model/fleet.ts";
 import { routeOf } from "../model/routes.ts";
+import { cellRoutingParameters } from "../model/routingDocument.ts";
+import { SHARED_TENANT } from "../model/naming.ts";
 import type { StackFile } from "../model/stackFile.ts";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -60,6 +64,9 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): SharedCell
     const { url, stack, databaseSecretName } = routeOf(fleet, t, cell.env);
     routes[t.id] = { url, stack, databaseSecretName };
   }
+
+  // The cell's pages of the routing document of its env and region (infra/model/routingDocument.ts).
+  new RoutingShare("routing", { ctx, owner: SHARED_TENANT, parameters: cellRoutingParameters(fleet, cell, residents) }, { providers: [provider] });
 
   return {
     kind: "shared",

@@ -73,6 +73,8 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     `${C("RuntimeConfig")} ${n}-config`, `${T.parameter} ${n}-config`,
     `${C("DedicatedDns")} ${n}-dns`, `${T.zone} ${n}-dns-public`, `${T.record} ${n}-dns-delegation`, `${T.zone} ${n}-dns-private`, `aws:route53/zoneAssociation:ZoneAssociation ${n}-dns-private-hub`, `${T.record} ${n}-dns-db`,
     ...(o.ingress ? [`${T.record} ${n}-dns-ingress`] : []),
+    // Its share of the routing document (a top-level component beside the tenant's).
+    `${C("RoutingShare")} routing`, `${T.parameter} routing-00`,
   ].sort();
 }
 
@@ -524,8 +526,8 @@ describe("conventions and outputs", () => {
     // acme: role, key, vpc, default SG, 3 subnets, 3 route tables, log group, flow-log role, flow log,
     // TGW attachment, 2 groups, 4 rules (app, app-to-db, 2 runner subnets), bucket, master secret,
     // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones,
-    // runtime config parameter = 33.
-    expect(counts["dedicated-acme-prod"]).toBe(33);
+    // runtime config parameter, routing share = 34.
+    expect(counts["dedicated-acme-prod"]).toBe(34);
   });
 
   it("suspending a dedicated tenant changes only its role's LOGIN and the lifecycle in its runtime config", async () => {
@@ -583,7 +585,8 @@ describe("a tenant upgrading from a cell (infra/model/handover.ts)", () => {
   it("before cutover: everything but the identity the cell still manages; the key policy names the existing role by ARN", async () => {
     for (const phase of ["provisioning", "copying"] as const) {
       const r = await render(migrating(phase, "standard"), "dedicated-startup-alpha-prod");
-      expect(shape(below(r))).toEqual(full.filter((x) => !identity.includes(x)));
+      // Nor its routing share: the cell routes the tenant until cutover.
+      expect(shape(below(r))).toEqual(full.filter((x) => !identity.includes(x) && !x.endsWith(" routing") && !x.endsWith(" routing-00")));
       const policy = JSON.parse(String(plain(byTypeName(r, T.key, `${n}-key`)).policy)) as { Statement: Array<{ Sid?: string; Principal?: { AWS?: string } }> };
       expect(policy.Statement.find((s) => s.Sid === "TenantRoleUsesThroughServices")?.Principal?.AWS).toBe("arn:aws:iam::111111111111:role/tenancy-prod-t-startup-alpha");
       // A key of its own from the start; its alias changes no hands, so it is not retained.

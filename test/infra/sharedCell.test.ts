@@ -11,7 +11,7 @@ import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import {
-  byTypeName, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
+  byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
 } from "./support.ts";
 
 /** The exact resources of one pooled tenant (`relSecrets` relative to its namespace). */
@@ -111,7 +111,7 @@ beforeAll(async () => {
 });
 
 describe("shared cell stacks: resource sets", () => {
-  it("each cell renders the cell component and one PooledTenant per resident, nothing else at the top", () => {
+  it("each cell renders the cell component, one PooledTenant per resident and its routing share, nothing else at the top", () => {
     const expected: Record<string, string[]> = {
       "shared-prod-use1-01": ["freebie-one", "startup-alpha"],
       "shared-prod-use1-02": ["company-beta", "gamma-labs"],
@@ -124,10 +124,11 @@ describe("shared cell stacks: resource sets", () => {
       const cellId = fleet.cells.get(name)!.id;
       expect(r.tenants).toEqual(expected[name]);
       expect(shape(r.resources.filter((x) => x.parent === root.urn))).toEqual(
-        ["pulumi:providers:aws aws", `${T.cell} cell-${cellId}`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
+        ["pulumi:providers:aws aws", `${T.cell} cell-${cellId}`, `${C("RoutingShare")} routing`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
       );
-      // Everything is the stack, its AWS provider, the cell subtree, or a tenant subtree: no stray resources.
-      const counted = 2 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
+      // Everything is the stack, its AWS provider, the cell subtree, a tenant subtree or the routing share (one page): no stray resources.
+      expect(shape(subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn))).toEqual([`${C("RoutingShare")} routing`, `${T.parameter} routing-00`].sort());
+      const counted = 4 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
         expected[name]!.reduce((n, id) => n + subtree(r, tenantNode(r, id).urn).length, 0);
       expect(counted).toBe(r.resources.length);
     }
@@ -507,6 +508,7 @@ describe("conventions on every cell", () => {
       const cell = fleet.cells.get(name)!;
       const owner = new Map<string, string>();
       for (const x of subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn)) owner.set(x.urn, "shared");
+      for (const x of subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn)) owner.set(x.urn, "shared");
       for (const id of r.tenants) for (const x of subtree(r, tenantNode(r, id).urn)) owner.set(x.urn, id);
       for (const x of r.resources.filter((x) => x.type.startsWith("aws:"))) {
         if (isTaggable(x.type)) {
@@ -521,8 +523,9 @@ describe("conventions on every cell", () => {
     // 2 groups, 4 rules (app, app-to-db, one per runner subnet), TGW attachment, key, bucket,
     // subnet group, parameter group, instance, master secret = 15 + 2k. Tenant: connection secret,
     // role, runtime config parameter, its declared secrets, its key if enterprise.
-    // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant = 108.
-    expect(checked).toBe(108);
+    // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant and one routing
+    // page per cell = 112.
+    expect(checked).toBe(112);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });
@@ -608,7 +611,11 @@ describe("onboarding tenant N+1", () => {
     const after = await render(grown, "shared-prod-use1-01");
     const diff = diffRenders(get("shared-prod-use1-01"), after);
     expect(diff.removed).toEqual([]);
-    expect(diff.changed).toEqual([]);
+    // The cell's routing page lists it: the only other change.
+    expect(diff.changed).toEqual([byTypeName(after, T.parameter, "routing-00").urn]);
+    expect(JSON.parse(String(plain(byTypeName(after, T.parameter, "routing-00")).insecureValue)).routes).toEqual({
+      "freebie-one": "ingress.shared-prod-use1-01.tenancy.example.com", newco: "ingress.shared-prod-use1-01.tenancy.example.com", "startup-alpha": "ingress.shared-prod-use1-01.tenancy.example.com",
+    });
     const newTenant = subtree(after, tenantNode(after, "newco").urn);
     expect(diff.added).toEqual(newTenant.map((x) => x.urn).sort());
     expect(shape(newTenant)).toEqual(pooledShape("newco", ["github_token", "teams/ops/pager_key"], false));
