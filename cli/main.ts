@@ -124,6 +124,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await import("./commands/resume.ts")).resumeCommand(...a);
   const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await import("./commands/offboard.ts")).offboardCommand(...a);
   const rotateCommand: typeof import("./commands/rotate.ts").rotateCommand = async (...a) => (await import("./commands/rotate.ts")).rotateCommand(...a);
+  const moveCommand: typeof import("./commands/move.ts").moveCommand = async (...a) => (await import("./commands/move.ts")).moveCommand(...a);
   const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await import("./commands/retry.ts")).retryCommand(...a);
   const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await import("./commands/workflows.ts")).workflowsCommand(...a);
   program
@@ -162,6 +163,14 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option("--env <env...>", "only these environments (default: all of the tenant's)")
     .option("--project <dir>", project)
     .action(async (id: string, opts: Parameters<typeof rotateCommand>[1]) => setCode(await rotateCommand(id, opts, io)));
+  program
+    .command("move")
+    .description("move a pooled tenant to another cell of its env and region: data copied with change capture, seconds of write downtime (a control-plane workflow; needs DATABASE_URL)")
+    .argument("<id>", "tenant id")
+    .requiredOption("--to <cell>", "the cell to move to (e.g. use1-02): open, not draining, with room")
+    .option("--env <env>", "the environment that moves (default: the one whose cells include --to)")
+    .option("--project <dir>", project)
+    .action(async (id: string, opts: Parameters<typeof moveCommand>[1]) => setCode(await moveCommand(id, opts, io)));
   // Workflows already recorded in the control plane's database: DATABASE_URL only, no local mode.
   program
     .command("retry")

@@ -17,6 +17,9 @@ import { LIFECYCLE_WORKFLOWS, type LifecycleWorkflowKind } from "./workflows/reg
 import type { RollbackParams } from "./workflows/rollback.ts";
 import type { UpgradeParams } from "./workflows/upgrade.ts";
 import { rotationRefusal, type RotateParams } from "./workflows/rotate.ts";
+import type { MoveParams } from "./workflows/move.ts";
+import { moveRefusal } from "../../infra/model/fleetFiles/index.ts";
+import { requireFleet } from "../../infra/model/fleet.ts";
 
 /** A request that the tenant's current state makes impossible (exit 1 in tenantctl, 409 over HTTP). */
 export class LifecycleRequestError extends Error {}
@@ -94,6 +97,30 @@ export class LifecycleService {
     const { tenant: t } = await this.tenant(id);
     if (t.deployment === "dedicated" && t.migration) throw new LifecycleRequestError(`tenant ${id} is migrating to dedicated (phase ${t.migration.phase}); finish or roll back the upgrade first`);
     return this.create("offboard", id, opts.graceDays !== undefined ? { graceDays: opts.graceDays } : {}, opts);
+  }
+
+  /**
+   * Moves the tenant's environment `env` to cell `to` (docs/lifecycle.md, "Cell moves"). Refused
+   * (moveRefusal) for a tenant that is not an active pooled one, already moving, or a cell that is
+   * its own, unknown, of another env or region, opening, draining or full; and by the engine while
+   * another of its workflows is under way or its schema is mid-way in a schema migration.
+   */
+  async requestMove(id: string, opts: RequestOptions & { env?: string; to: string }): Promise<WorkflowRecord> {
+    const { tenant: t } = await this.tenant(id);
+    const fleet = requireFleet({ projectDir: this.ports.repo.root });
+    // Without an env: the one of the tenant's environments that has a cell of that id.
+    let env = opts.env;
+    if (env === undefined) {
+      const envs = Object.keys(t.environments).filter((e) => [...fleet.cells.values()].some((c) => c.env === e && c.id === opts.to)).sort();
+      if (envs.length !== 1) {
+        throw new LifecycleRequestError(`move of ${id} to ${opts.to}: ${envs.length === 0 ? `no environment of the tenant (${Object.keys(t.environments).sort().join(", ")}) has a cell ${opts.to}` : `cells named ${opts.to} exist in ${envs.join(" and ")}`}; name the environment (--env)`);
+      }
+      env = envs[0]!;
+    }
+    const refusal = moveRefusal(fleet, t, env, opts.to);
+    if (refusal) throw new LifecycleRequestError(`move of ${id} to ${opts.to} refused: ${refusal}`);
+    const params: MoveParams = { env, from: (t as Extract<Tenant, { deployment: "pooled" }>).placement[env]!, to: opts.to };
+    return this.create("move", id, params, opts);
   }
 
   /**

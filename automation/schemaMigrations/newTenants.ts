@@ -102,7 +102,8 @@ export class NewSchemaInitializer {
     const tenants = tenantsOfStack(fleet, input.stack);
     if (tenants.length === 0) return undefined;
     const { config, set } = loadProjectMigrations(input.workDir);
-    const inMotion = tenants.filter((t) => t.deployment === "dedicated" && t.migration !== undefined).map((t) => t.id);
+    // An upgrade or a cell move brings the schema with its data: the copy fills the new one.
+    const inMotion = tenants.filter((t) => (t.deployment === "dedicated" && t.migration !== undefined) || (t.deployment === "pooled" && t.move !== undefined)).map((t) => t.id);
     // An offboarding tenant's schema is on its way out: never brought anywhere.
     const leaving = new Set(tenants.filter((t) => t.lifecycle === "offboarding").map((t) => t.id));
     const done = new Set(

@@ -1,5 +1,5 @@
 /**
- * What `tenantctl upgrade|suspend|resume|offboard|rotate` do (rotate: control-plane mode only). Two modes, decided by DATABASE_URL:
+ * What `tenantctl upgrade|suspend|resume|offboard|rotate|move` do (rotate, move: control-plane mode only). Two modes, decided by DATABASE_URL:
  *
  * - With DATABASE_URL (the control plane's database): the request is checked against the tenant
  *   file and recorded as a lifecycle workflow (state pending); the control plane's lifecycle worker
@@ -27,7 +27,8 @@ export type OperatorRequest =
   | { kind: "rollback"; tenant: string; destroyDedicated: boolean }
   | { kind: "suspend" | "resume"; tenant: string }
   | { kind: "offboard"; tenant: string; graceDays?: number }
-  | { kind: "rotate"; tenant: string; envs: string[] };
+  | { kind: "rotate"; tenant: string; envs: string[] }
+  | { kind: "move"; tenant: string; to: string; env?: string };
 
 export type { OperatorIo };
 
@@ -74,6 +75,9 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
         case "rotate":
           wf = await service.requestRotate(req.tenant, { ...by, envs: req.envs });
           break;
+        case "move":
+          wf = await service.requestMove(req.tenant, { ...by, to: req.to, ...(req.env ? { env: req.env } : {}) });
+          break;
       }
     } catch (err) {
       if (err instanceof LifecycleRequestError) {
@@ -108,6 +112,9 @@ async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo
     switch (req.kind) {
       case "rollback":
         io.err("tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)");
+        return REFUSED;
+      case "move":
+        io.err("tenantctl: a cell move copies the tenant's data between cells with change capture, in steps that must resume after a crash: it needs the control plane (set DATABASE_URL); a placement edited by hand is refused by validate --base");
         return REFUSED;
       case "rotate":
         io.err("tenantctl: a rotation changes a live database password in steps that must resume after a crash: it needs the control plane (set DATABASE_URL)");

@@ -3,7 +3,6 @@
  * decisions (LOGIN by lifecycle and migration phase). Pure.
  */
 import { MIN_BACKUP_RETENTION_DAYS } from "./tiers.ts";
-import { cellDeclaresIdentity, cellPartOf } from "./cellMove.ts";
 import type { Tenant } from "./schema.ts";
 
 /** Postgres port; the security groups and the connection documents use it. */
@@ -105,9 +104,14 @@ export type DatabaseSide = "cell" | "dedicated";
  */
 export function databaseLoginAllowed(t: Tenant, side: DatabaseSide, cell?: { env: string; id: string }): boolean {
   if (t.lifecycle === "suspended") return false;
-  // A cell move (infra/model/cellMove.ts): the cell left serves until the switch, the cell moved to from then on.
-  const part = side === "cell" && cell ? cellPartOf(t, cell.env, cell.id) : undefined;
-  if (part !== undefined && t.deployment === "pooled") return cellDeclaresIdentity(t, part);
+  // A cell move (infra/model/cellMove.ts, cellDeclaresIdentity: test/model/cellMove.test.ts holds
+  // the two to the same answer): the cell left serves until the switch, the cell moved to from then on.
+  if (side === "cell" && cell && t.deployment === "pooled" && t.move) {
+    const from = t.move.from[cell.env];
+    const beforeSwitch = t.move.phase === "provisioning" || t.move.phase === "copying";
+    if (from === cell.id) return beforeSwitch;
+    if (from !== undefined && t.placement[cell.env] === cell.id) return !beforeSwitch;
+  }
   if (side === "cell" && t.deployment === "dedicated") {
     const phase = t.migration?.phase;
     return phase === "provisioning" || phase === "copying";

@@ -115,6 +115,7 @@ describe("a fleet migration waits for a tenant whose schema a workflow is moving
     expect(LIFECYCLE_WORKFLOWS.filter((d) => d.schema !== undefined).map((d) => [d.kind, d.schema])).toEqual([
       ["upgrade", "moves"],
       ["rollback", "restores"],
+      ["move", "moves"],
     ]);
     const m = await engine.start({ action: "migrate", to: 7, waves: wave(["moving", "staying"]) });
     await engine.tick();
@@ -143,5 +144,20 @@ describe("a fleet migration waits for a tenant whose schema a workflow is moving
     expect(plain.claimed).toEqual(["moving2"]);
     expect((await free.get(m2.id))!.state).toBe("succeeded");
     await pool.query("UPDATE lifecycle_workflows SET state = 'cancelled', finished_at = now() WHERE id = $1", [again.id]);
+  });
+});
+
+describe("a cell move refuses a tenant whose schema is mid-migration, like the upgrade", () => {
+  it("names the migration; allowed once it is done", async () => {
+    const engine = new DbMigrationEngine(pool, recordingPort());
+    const m = await engine.start({ action: "migrate", to: 7, waves: wave(["epsilon"]) });
+    const move = () => workflows.create("move", "epsilon", { env: "prod", from: "use1-01", to: "use1-02" });
+    await expect(move()).rejects.toThrow(
+      `move of tenant epsilon refused: its schema is mid-migration in schema migration ${m.id} (migrate to version 7, running, wave 1 of 1): shared-prod-use1-01 (pending)`,
+    );
+    await engine.tick();
+    const wf = await move();
+    expect(wf.kind).toBe("move");
+    await pool.query("UPDATE lifecycle_workflows SET state = 'cancelled', finished_at = now() WHERE id = $1", [wf.id]);
   });
 });

@@ -165,4 +165,27 @@ describe("lifecycle workflows over the internal API", () => {
     }
     await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
   });
+
+  it("POST /api/tenants/:id/move records a cell move (202, env found from the cell), and answers a refused one 409, a bad body 400, an unknown tenant 404", async () => {
+    const res = await h.api("POST", "/api/tenants/company-beta/move", { to: "use1-01" });
+    expect(res.status).toBe(202);
+    const wf = res.json.workflow as { id: string };
+    expect(res.json.workflow).toMatchObject({ kind: "move", tenantId: "company-beta", params: { env: "prod", from: "use1-02", to: "use1-01" }, state: "pending", requestedBy: "api key test" });
+    const again = await h.api("POST", "/api/tenants/company-beta/move", { to: "use1-01", env: "prod" });
+    expect(again.status).toBe(409);
+    expect(message(again.json)).toMatch(new RegExp(`^tenant company-beta already has a workflow under way: move ${wf.id} \\(pending\\)`));
+    const cases: [string, unknown, number, string][] = [
+      ["/api/tenants/freebie-one/move", {}, 400, "to must name the cell to move to (e.g. {\"to\": \"use1-02\"}); got undefined"],
+      ["/api/tenants/freebie-one/move", { to: "use1-02", env: 3 }, 400, "env must be an environment name (e.g. \"prod\"), or left out; got 3"],
+      ["/api/tenants/freebie-one/move", { to: "use1-01" }, 409, "move of freebie-one to use1-01 refused: tenant freebie-one is already in cell use1-01 in prod"],
+      ["/api/tenants/freebie-one/move", { to: "euw1-01" }, 409, "move of freebie-one to euw1-01 refused: cell euw1-01 is in eu-west-1 but tenant freebie-one lives in us-east-1; data never leaves its region"],
+      ["/api/tenants/no-such-co/move", { to: "use1-01" }, 404, "tenant no-such-co has no file tenants/no-such-co.yaml"],
+    ];
+    for (const [path, body, status, text] of cases) {
+      const r = await h.api("POST", path, body);
+      expect(r.status, `${path} ${JSON.stringify(body)}`).toBe(status);
+      expect(message(r.json), path).toBe(text);
+    }
+    await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
+  });
 });

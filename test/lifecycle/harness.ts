@@ -37,6 +37,7 @@ import type {
   StateMove, StateMoveOutcome,
 } from "../../automation/lifecycle/ports.ts";
 import { cellOwnsIdentity, hadOwnKeyInCell } from "../../infra/model/handover.ts";
+import { cellDeclaresIdentity, cellPartOf } from "../../infra/model/cellMove.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import { hasOwnKmsKey } from "../../infra/model/tiers.ts";
 import { LifecycleService } from "../../automation/lifecycle/service.ts";
@@ -53,6 +54,9 @@ import { ensureMember, prepareSession } from "../../automation/lifecycle/pg/sql.
 const PROJECT = join(import.meta.dirname, "..", "..");
 export const CELL = "use1-01";
 export const CELL_STACK = `shared-prod-${CELL}`;
+/** The second cell of a scenario with `secondCell` (a cell move's destination), on the other server. */
+export const CELL2 = "use1-02";
+export const CELL2_STACK = `shared-prod-${CELL2}`;
 export const TENANT_PASSWORD = "tenant-password-1";
 
 export class FakeClock implements Clock {
@@ -129,10 +133,16 @@ export interface RunnerCall {
 
 type Item = "identity" | "key";
 
-/** What a stack's program declares of a tenant's identity and own key (the builders' rules). */
-function declaredItems(t: Tenant, kind: "shared" | "dedicated"): Item[] {
+/**
+ * What a stack's program declares of a tenant's identity and own key (the builders' rules; a cell
+ * stack `cell` of env `env`: of a tenant moving between cells only one of the two declares it,
+ * infra/model/cellMove.ts).
+ */
+function declaredItems(t: Tenant, kind: "shared" | "dedicated", where?: { env: string; cell: string }): Item[] {
   const migration = t.deployment === "dedicated" ? t.migration : undefined;
   if (kind === "shared") {
+    const part = where ? cellPartOf(t, where.env, where.cell) : undefined;
+    if (t.deployment === "pooled" && part !== undefined && !cellDeclaresIdentity(t, part)) return [];
     if (t.deployment === "pooled") return hasOwnKmsKey(t.tier, "pooled") ? ["identity", "key"] : ["identity"];
     return migration && cellOwnsIdentity(migration.phase) ? ["identity"] : [];
   }
@@ -141,7 +151,8 @@ function declaredItems(t: Tenant, kind: "shared" | "dedicated"): Item[] {
 
 /** The item a hand-over URN (…::tenant-<id>-<suffix>) stands for. */
 function itemOfUrn(urn: string): { tenant: string; item: Item } {
-  const m = /::tenant-(.+)-(role|key|database|secrets|access|config)$/.exec(urn);
+  // The DNS record changes hands with the identity in a cell move.
+  const m = /::tenant-(.+)-(role|key|database|secrets|access|config|dns)$/.exec(urn);
   if (!m) throw new Error(`not a hand-over URN: ${urn}`);
   return { tenant: m[1]!, item: m[2] === "key" ? "key" : "identity" };
 }
@@ -173,7 +184,7 @@ export class FakeStackRunner implements StackRunner {
   private writeDocuments(stack: string, fleet: ReturnType<typeof requireFleet>, ref: ReturnType<typeof parseStackName>, tenants: readonly Tenant[]): void {
     if (!this.secrets || ref.kind === "platform") return;
     for (const t of tenants) {
-      if (!declaredItems(t, ref.kind).includes("identity")) continue;
+      if (!declaredItems(t, ref.kind, ref.kind === "shared" ? { env: ref.env, cell: ref.cell } : undefined).includes("identity")) continue;
       const name = databaseSecretName(fleet.platform.appName, ref.env, t.id);
       const value = connectionDocument(this.dbOf(stack), t.id);
       if (this.secrets.versions.has(name)) this.secrets.rendered.push({ name, value, by: `up ${stack}`, at: performance.now() });
@@ -196,8 +207,10 @@ export class FakeStackRunner implements StackRunner {
       if (!cell) throw new Error(`stack ${stack} has no stack file`);
       const dns = new Map<string, string>();
       for (const t of cellResidents(fleet, { env: ref.env, id: ref.cell })) {
-        await provisionTenantInDb(db, pgTenantIdent(t.id), TENANT_PASSWORD, databaseLoginAllowed(t, "cell"));
-        dns.set(t.id, pooledDnsTarget(fleet.platform, t, ref.env, cell.config.ingressHostname));
+        await provisionTenantInDb(db, pgTenantIdent(t.id), TENANT_PASSWORD, databaseLoginAllowed(t, "cell", { env: ref.env, id: ref.cell }));
+        if (declaredItems(t, "shared", { env: ref.env, cell: ref.cell }).includes("identity") || t.deployment === "dedicated") {
+          dns.set(t.id, pooledDnsTarget(fleet.platform, t, ref.env, cell.config.ingressHostname));
+        }
         now.add(t.id);
       }
       this.dns.set(stack, dns);
@@ -252,7 +265,7 @@ export class FakeStackRunner implements StackRunner {
         ? cellResidents(fleet, { env, id: ref.cell })
         : [fleet.tenants.get(ref.tenant)?.tenant].filter((t): t is Tenant => t !== undefined);
     const declared = new Set<string>();
-    for (const t of tenants) for (const item of declaredItems(t, ref.kind)) declared.add(`${item}:${t.id}:${env}`);
+    for (const t of tenants) for (const item of declaredItems(t, ref.kind, ref.kind === "shared" ? { env, cell: ref.cell } : undefined)) declared.add(`${item}:${t.id}:${env}`);
     for (const k of declared) {
       const owner = this.owners.get(k);
       if (owner !== undefined && owner !== stack) throw new Error(`run of ${stack} failed (simulated AWS): ${k} already exists, managed by ${owner}`);
@@ -260,7 +273,9 @@ export class FakeStackRunner implements StackRunner {
     for (const [k, owner] of [...this.owners]) {
       if (owner !== stack || declared.has(k)) continue;
       const tenant = fleet.tenants.get(k.split(":")[1]!)?.tenant;
-      if (tenant?.deployment === "dedicated" && tenant.migration) throw new Error(`run of ${stack} would drop ${k} of a migrating tenant (left in AWS, unmanaged)`);
+      if ((tenant?.deployment === "dedicated" && tenant.migration) || (tenant?.deployment === "pooled" && tenant.move)) {
+        throw new Error(`run of ${stack} would drop ${k} of a migrating tenant (left in AWS, unmanaged)`);
+      }
       this.owners.delete(k);
     }
     for (const k of declared) this.owners.set(k, stack);
@@ -269,7 +284,7 @@ export class FakeStackRunner implements StackRunner {
   async moveState(move: StateMove, ctx: RunContext): Promise<StateMoveOutcome> {
     const fleet = requireFleet({ projectDir: this.root });
     const t = fleet.tenants.get(ctx.tenant)?.tenant;
-    const phase = t === undefined ? "absent" : t.deployment === "pooled" ? "pooled" : (t.migration?.phase ?? "dedicated");
+    const phase = t === undefined ? "absent" : t.deployment === "pooled" ? (t.move ? `move ${t.move.phase}` : "pooled") : (t.migration?.phase ?? "dedicated");
     this.calls.push({ op: "move", stack: move.dest, reason: ctx.reason, at: performance.now(), move: { source: move.source, urns: move.urns, phase } });
     const environments = fleet.platform.environments;
     const env = parseStackName(move.source, environments).env;
@@ -446,6 +461,8 @@ export interface Scenario {
   backups: DirectoryBucketStore;
   cell: DbRef;
   ded: DbRef;
+  /** With `secondCell`: the database of CELL2, on the dedicated server (another cluster: roles do not cross). */
+  cell2: DbRef | undefined;
   pool: pg.Pool;
   service: LifecycleService;
   logs: { level: string; fields: Record<string, unknown>; message: string }[];
@@ -478,7 +495,7 @@ function tenantDoc(spec: TenantSpec): Record<string, unknown> {
 export async function createScenario(
   bench: Bench,
   spec: Omit<TenantSpec, "id"> & { prefix: string },
-  opts: { config?: Partial<LifecycleConfig>; hooks?: EngineHooks; snapshots?: SnapshotState[] } = {},
+  opts: { config?: Partial<LifecycleConfig>; hooks?: EngineHooks; snapshots?: SnapshotState[]; secondCell?: boolean } = {},
 ): Promise<Scenario> {
   const n = ++counter;
   const tenant = `${spec.prefix}-${process.pid % 1000}-${n}`;
@@ -488,6 +505,7 @@ export async function createScenario(
   mkdirSync(join(root, "tenants"));
   mkdirSync(join(root, "stacks"));
   copyFileSync(join(PROJECT, "stacks", `Pulumi.${CELL_STACK}.yaml`), join(root, "stacks", `Pulumi.${CELL_STACK}.yaml`));
+  if (opts.secondCell) copyFileSync(join(PROJECT, "stacks", `Pulumi.${CELL2_STACK}.yaml`), join(root, "stacks", `Pulumi.${CELL2_STACK}.yaml`));
   // Every platform region has its platform stack (validation requires them; no run ever targets them here).
   for (const f of readdirSync(join(PROJECT, "stacks")).filter((n) => n.startsWith("Pulumi.platform-"))) copyFileSync(join(PROJECT, "stacks", f), join(root, "stacks", f));
   const header = "# yaml-language-server: $schema=./tenant.schema.json\n# A comment a person wrote: edits keep it.\n";
@@ -505,12 +523,14 @@ export async function createScenario(
 
   const cell: DbRef = { server: bench.cellServer, admin: bench.cellAdmin, database: await bench.cellServer.createDatabase(`cell_${n}`, bench.cellAdmin) };
   const ded: DbRef = { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`app_${n}`, bench.dedAdmin) };
+  const cell2: DbRef | undefined = opts.secondCell ? { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`cell2_${n}`, bench.dedAdmin) } : undefined;
   const cpDb = await bench.cellServer.createDatabase(`cp_${n}`, bench.cellAdmin);
   // Throwaway databases: commits need not wait for the WAL flush (durability is not under test;
   // crash-resume is simulated in process). The servers' own settings are untouched.
   // Not the cell: the exported snapshot of a change-capture slot is built from WAL flushed to disk,
   // while an asynchronous commit is visible before its record is flushed (see docs/lifecycle.md).
-  for (const [server, admin, db] of [[bench.dedServer, bench.dedAdmin, ded.database], [bench.cellServer, bench.cellAdmin, cpDb]] as const) {
+  // The second cell receives a move's stream like a dedicated database: same setting.
+  for (const [server, admin, db] of [[bench.dedServer, bench.dedAdmin, ded.database], [bench.cellServer, bench.cellAdmin, cpDb], ...(cell2 ? [[bench.dedServer, bench.dedAdmin, cell2.database] as const] : [])] as const) {
     const c = await server.connect({ ...admin, database: db });
     await c.query(`ALTER DATABASE ${qi(db)} SET synchronous_commit = off`);
     await c.end();
@@ -519,11 +539,12 @@ export async function createScenario(
   pool.on("error", () => undefined);
   await migrate(pool);
 
-  const dbOf = (stack: string) => (stack.startsWith("shared-") ? cell : ded);
+  const dbOf = (stack: string) => (stack === CELL2_STACK && cell2 ? cell2 : stack.startsWith("shared-") ? cell : ded);
   const secrets = new FakeSecrets();
   const runner = new FakeStackRunner(root, dbOf, secrets);
   const databases: DatabaseLocator = {
     cell: async (env, c) => {
+      if (env === "prod" && c === CELL2 && cell2) return clientConfig(cell2);
       if (env !== "prod" || c !== CELL) throw new Error(`no database for cell ${c} in ${env}`);
       return clientConfig(cell);
     },
@@ -549,11 +570,12 @@ export async function createScenario(
 
   // What exists before the workflow: the cell stack (and a dedicated tenant's stack) deployed.
   await runner.up(CELL_STACK, { workflowId: "setup", tenant, reason: "setup" });
+  if (cell2) await runner.up(CELL2_STACK, { workflowId: "setup", tenant, reason: "setup" });
   if (spec.dedicatedCidr) await runner.up(`dedicated-${tenant}-prod`, { workflowId: "setup", tenant, reason: "setup" });
   runner.calls.length = 0;
 
   return {
-    root, tenant, bystander, clock, repo, runner, snapshots, secrets, backups, cell, ded, pool, service, logs,
+    root, tenant, bystander, clock, repo, runner, snapshots, secrets, backups, cell, ded, cell2, pool, service, logs,
     async close() {
       await pool.end();
       rmSync(root, { recursive: true, force: true });

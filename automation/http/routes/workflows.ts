@@ -1,6 +1,7 @@
 /**
  * /api/workflows/:id: a lifecycle workflow with its steps and backups, and its retry; and the
- * lifecycle requests made over the API that are not tenant-file edits (POST /api/tenants/:id/rotate).
+ * lifecycle requests made over the API that are not tenant-file edits (POST /api/tenants/:id/rotate,
+ * POST /api/tenants/:id/move).
  */
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
@@ -45,6 +46,29 @@ export function workflowRoutes(ctx: RouteContext) {
         let workflow;
         try {
           workflow = await lifecycle.requestRotate(id, { requestedBy: `api key ${request.apiKeyName}`, ...(envs ? { envs: envs as string[] } : {}) });
+        } catch (err) {
+          if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
+          throw err;
+        }
+        return reply.status(202).send({ workflow });
+      });
+    });
+
+    // Records a cell move of the tenant (docs/lifecycle.md, "Cell moves"): body { to, env? }; the
+    // lifecycle worker runs it. 202 with the workflow; 409 naming why when refused.
+    api.post<{ Params: { id: string }; Body: { to?: unknown; env?: unknown } | undefined }>("/api/tenants/:id/move", async (request, reply) => {
+      const id = tenantIdParam(request.params.id);
+      const lifecycle = ctx.lifecycle;
+      if (!lifecycle) {
+        throw new HttpError(503, "the lifecycle workflows are off in this control plane (TENANCY_LIFECYCLE_WORKER=off); turn the worker on, or use tenantctl move with DATABASE_URL");
+      }
+      const { to, env } = request.body ?? {};
+      if (typeof to !== "string" || to === "") throw new HttpError(400, `to must name the cell to move to (e.g. {"to": "use1-02"}); got ${JSON.stringify(to)}`);
+      if (env !== undefined && typeof env !== "string") throw new HttpError(400, `env must be an environment name (e.g. "prod"), or left out; got ${JSON.stringify(env)}`);
+      return withLogContext({ tenantId: id }, async () => {
+        let workflow;
+        try {
+          workflow = await lifecycle.requestMove(id, { requestedBy: `api key ${request.apiKeyName}`, to, ...(env ? { env } : {}) });
         } catch (err) {
           if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
           throw err;

@@ -20,6 +20,7 @@
  *                    dedicated stacks (they claim the moved identity; the document they render is
  *                    the one the switch wrote). Then the foreign keys are validated (no write lock).
  */
+import type pg from "pg";
 import { dedicatedStackName, cellStackName, databaseSecretName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { identityHandoverUrns } from "../../../infra/model/handover.ts";
 import type { Tenant } from "../../../infra/model/schema.ts";
@@ -42,11 +43,18 @@ export const CATCH_UP_INTERVAL_MS = 15 * 60_000;
 
 /** Opens the capture's sessions for one env (master user, member of the schema's owner on both sides). */
 async function withCapture<T>(ctx: StepContext, tenantId: string, env: string, cell: string, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
+  return withCaptureBetween(ctx, tenantId, env, await ctx.ports.databases.cell(env, cell), await ctx.ports.databases.dedicated(tenantId, env), fn);
+}
+
+/**
+ * The capture's sessions between any two databases of the tenant's region (an upgrade: its cell
+ * and its dedicated database; a cell move: the cell it leaves and the cell it moves to).
+ */
+export async function withCaptureBetween<T>(ctx: StepContext, tenantId: string, env: string, replication: pg.ClientConfig, target: pg.ClientConfig, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
   const schema = pgTenantIdent(tenantId);
-  const replication = await ctx.ports.databases.cell(env, cell);
   const src = await openSession(replication);
   try {
-    const dst = await openSession(await ctx.ports.databases.dedicated(tenantId, env));
+    const dst = await openSession(target);
     try {
       const owner = await schemaOwner(dst, schema);
       if (!owner) throw new Error(`the dedicated database of ${tenantId} (${env}) has no schema ${schema}`);
@@ -61,12 +69,12 @@ async function withCapture<T>(ctx: StepContext, tenantId: string, env: string, c
   }
 }
 
-async function isOpen(ctx: StepContext, workflowId: string): Promise<boolean> {
+export async function isOpen(ctx: StepContext, workflowId: string): Promise<boolean> {
   const w = await ctx.workflowById(workflowId);
   return w !== undefined && OPEN_STATES.includes(w.state);
 }
 
-async function assertNotCutOver(ctx: StepContext, t: CaptureTarget, env: string): Promise<void> {
+export async function assertNotCutOver(ctx: StepContext, t: CaptureTarget, env: string): Promise<void> {
   const markers = await readMarkers(t.dedicated, t.tenant);
   const other = markers.find((m) => m.workflowId !== ctx.workflow.id);
   if (other) {
@@ -132,6 +140,11 @@ export const cutoverWindow = {
  * (nothing new) and promoting a version already current changes nothing.
  */
 async function pointDocument(ctx: StepContext, tenant: Tenant, env: string, appName: string): Promise<JsonObject> {
+  return pointDocumentAt(ctx, tenant, env, appName, await ctx.ports.databases.dedicated(tenant.id, env));
+}
+
+/** pointDocument for any database (a cell move points it at the cell moved to). */
+export async function pointDocumentAt(ctx: StepContext, tenant: Tenant, env: string, appName: string, ded: pg.ClientConfig): Promise<JsonObject> {
   const name = databaseSecretName(appName, env, tenant.id);
   const current = await ctx.ports.secrets.current(name, tenant.region);
   let doc: Record<string, unknown>;
@@ -140,7 +153,6 @@ async function pointDocument(ctx: StepContext, tenant: Tenant, env: string, appN
   } catch {
     throw new PermanentError(`the connection document ${name} (${tenant.region}) version ${current.versionId} is not JSON`);
   }
-  const ded = await ctx.ports.databases.dedicated(tenant.id, env);
   const next = JSON.stringify({ ...doc, host: ded.host, port: Number(ded.port), database: ded.database });
   const versionId = `${ctx.workflow.id}-${env}`;
   await ctx.ports.secrets.putPending(name, tenant.region, versionId, next);

@@ -1,0 +1,326 @@
+/**
+ * Cell move: a pooled tenant's environment from one cell to another of the same env and region
+ * (docs/lifecycle.md, "Cell moves"; infra/model/cellMove.ts says what each cell renders when).
+ * The same change capture as the upgrade (workflows/cutover.ts), between two cell databases.
+ *
+ *   move.files        placement.<env> = destination, move { phase provisioning, from, workflowId,
+ *                     startedAt }, environments.<env>.movedAt; one commit (the only placement
+ *                     change `validate --base` accepts). The tenant keeps serving from its cell.
+ *   move.stacks       `up` of the cell left (its identity becomes retainOnDelete), then of the
+ *                     cell moved to (the tenant's role without LOGIN and its empty schema).
+ *   copy.files        phase copying.
+ *   copy.data         orphan slots dropped; publication + slot on the cell left, bulk copy in the
+ *                     slot's snapshot (verified), the stream applied.
+ *   cutover.switch    data plane only: catch up; the identity and DNS record change stacks
+ *                     (`pulumi state move`) and phase cutover is committed; then the window: LOGIN
+ *                     off and sessions ended in the cell left, the stream drained to a fence,
+ *                     sequences, foreign keys NOT VALID, a bounded check, the marker, LOGIN on in
+ *                     the cell moved to, the connection document's new version; slot dropped.
+ *   cutover.connect   `up` of both cells (they declare what the switch did), LOGIN checked on
+ *                     both sides, foreign keys validated.
+ *   cleanup.schedule  phase cleanup, retainUntil = now + retention; cleanup.wait waits for it.
+ *   cleanup.dump      final dump of the schema in the cell left into that cell's bucket (recorded).
+ *   cleanup.empty     refuses without that recorded dump; empties the schema if it still matches it.
+ *   cleanup.files     the move block removed; cleanup.stacks: `up` of the cell left (role and
+ *                     schema dropped), checked.
+ */
+import { z } from "zod";
+import { requireFleet } from "../../../infra/model/fleet.ts";
+import { moveHandoverUrns } from "../../../infra/model/cellMove.ts";
+import { cellStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
+import type { Tenant } from "../../../infra/model/schema.ts";
+import { EditRefusedError, editTenantText, isoSeconds, moveStartEdit, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
+import { addDays } from "../config.ts";
+import { done, json, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
+import { schemaExists, schemaOwner } from "../pg/catalog.ts";
+import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../pg/cdc/capture.ts";
+import { dropOrphanSlots } from "../pg/cdc/slot.ts";
+import { readMarkers, writeMarker } from "../pg/marker.ts";
+import { ensureMember, qi } from "../pg/sql.ts";
+import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
+import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
+import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, withCaptureBetween } from "./cutover.ts";
+import { handOver } from "./handover.ts";
+import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
+import { upStacks } from "./stacks.ts";
+import { commitFiles, requireTenant, type TenantFile } from "./tenantFile.ts";
+import { params } from "./migration.ts";
+
+export const MoveParamsSchema = z
+  .object({
+    env: z.string(),
+    /** The cell the tenant leaves (its placement when the move was requested). */
+    from: z.string(),
+    /** The cell it moves to. */
+    to: z.string(),
+  })
+  .strict();
+export type MoveParams = z.infer<typeof MoveParamsSchema>;
+
+const PHASES = ["provisioning", "copying", "cutover", "cleanup"] as const;
+type Phase = (typeof PHASES)[number];
+const phaseIndex = (p: string) => PHASES.indexOf(p as Phase);
+
+type Moving = Extract<Tenant, { deployment: "pooled" }> & { move: NonNullable<Extract<Tenant, { deployment: "pooled" }>["move"]> };
+
+/** The tenant mid-move by this workflow, or a permanent error naming what the file says instead. */
+function moving(tf: TenantFile, ctx: StepContext, step: string): Moving {
+  const t = tf.tenant;
+  const p = params(MoveParamsSchema, ctx);
+  if (t.deployment !== "pooled" || !t.move) throw new PermanentError(`${step}: tenant ${t.id} has no cell move in progress; its file changed outside this workflow`);
+  if (t.move.workflowId !== ctx.workflow.id) throw new PermanentError(`${step}: tenant ${t.id} is being moved by workflow ${t.move.workflowId}, not ${ctx.workflow.id}`);
+  if (t.move.from[p.env] !== p.from || t.placement[p.env] !== p.to) {
+    throw new PermanentError(`${step}: tenant ${t.id}'s file moves ${p.env} from ${t.move.from[p.env] ?? "nowhere"} to ${t.placement[p.env]}, this workflow from ${p.from} to ${p.to}`);
+  }
+  return t as Moving;
+}
+
+async function setMovePhase(ctx: StepContext, tf: TenantFile, phase: Phase, extra: [string[], unknown][] = []): Promise<string | undefined> {
+  const p = params(MoveParamsSchema, ctx);
+  const text = editTenantText(tf.text, [[["move", "phase"], phase], ...extra.map(([path, v]) => [path, v] as const)]);
+  return commitFiles(ctx, `move ${ctx.workflow.tenantId} (${p.env}) from ${p.from} to ${p.to}: phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
+}
+
+/** The capture's sessions for the move: the cell left is the source, the cell moved to the target. */
+async function withMoveCapture<T>(ctx: StepContext, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
+  const p = params(MoveParamsSchema, ctx);
+  return withCaptureBetween(ctx, ctx.workflow.tenantId, p.env, await ctx.ports.databases.cell(p.env, p.from), await ctx.ports.databases.cell(p.env, p.to), fn);
+}
+
+const moveFiles = {
+  name: "move.files",
+  policy: FILE_COMMIT,
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    // Done before a crash (the commit landed, its step row did not): the file is the record.
+    if (t.deployment === "pooled" && t.move?.workflowId === ctx.workflow.id) return done({ commit: null });
+    if (t.deployment === "pooled" && t.placement[p.env] !== p.from) {
+      throw new PermanentError(`tenant ${t.id} is in cell ${t.placement[p.env] ?? "none"} (${p.env}), but this move was requested from ${p.from}`);
+    }
+    let files;
+    try {
+      files = moveStartEdit(requireFleet({ projectDir: ctx.ports.repo.root }), tf.text, t, p.env, p.to, ctx.workflow.id, ctx.ports.clock.now());
+    } catch (err) {
+      if (err instanceof EditRefusedError) throw new PermanentError(`move of ${t.id} to ${p.to} refused: ${err.message}`);
+      throw err;
+    }
+    const commit = await commitFiles(ctx, `move ${t.id} (${p.env}) from ${p.from} to ${p.to}: start (workflow ${ctx.workflow.id})`, files);
+    return done({ commit: commit ?? null });
+  },
+};
+
+const moveStacks = {
+  name: "move.stacks",
+  policy: STACK_RUN,
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    moving(await requireTenant(ctx), ctx, "move.stacks");
+    const runs = await upStacks(ctx, [cellStackName(p.env, p.from)], "the moving tenant's identity is kept on delete; it keeps serving from this cell");
+    runs.push(...(await upStacks(ctx, [cellStackName(p.env, p.to)], "the moving tenant's role (no LOGIN) and empty schema in the cell it moves to")));
+    const schema = pgTenantIdent(ctx.workflow.tenantId);
+    await withSession(await ctx.ports.databases.cell(p.env, p.to), async (c) => {
+      if (!(await schemaExists(c, schema))) throw new Error(`${cellStackName(p.env, p.to)} was updated but its database has no schema ${schema}; check the stack's last run`);
+      await expectLogin(c, ctx.workflow.tenantId, false, cellStackName(p.env, p.to));
+    });
+    return done({ runs });
+  },
+};
+
+const copyFiles = {
+  name: "copy.files",
+  policy: FILE_COMMIT,
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = moving(tf, ctx, "copy.files");
+    if (phaseIndex(t.move.phase) > phaseIndex("copying")) throw new PermanentError(`copy.files: the move is already in phase ${t.move.phase}`);
+    const commit = t.move.phase === "copying" ? undefined : await setMovePhase(ctx, tf, "copying");
+    return done({ commit: commit ?? null });
+  },
+};
+
+const copyData = {
+  name: "copy.data",
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const t = moving(await requireTenant(ctx), ctx, "copy.data");
+    if (t.move.phase !== "copying") throw new PermanentError(`copy.data runs in phase copying, the file says ${t.move.phase}`);
+    const out = await withMoveCapture(ctx, async (c) => {
+      // No marker check as in the upgrade: markers of earlier moves into this cell may exist; what
+      // matters is that nothing used the schema here, and move.stacks checked its role has no LOGIN.
+      const orphans = await dropOrphanSlots(c.cell, (id) => isOpen(ctx, id));
+      if (orphans.length > 0) ctx.log({ env: p.env, cell: p.from, orphans }, "dropped change-capture slots of workflows no longer open");
+      const started = await startCapture(c, ctx.config.cutoverTimeoutMs);
+      const caught = await catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
+      ctx.log({ env: p.env, from: p.from, to: p.to, rows: started.rowsCopied, lagBytes: caught.lagBytes }, `copied ${c.schema} to ${p.to} in the slot's snapshot, verified it, and applied the changes since`);
+      return json({
+        slot: c.slot, resumed: started.resumed, consistentPoint: started.consistentPoint, rowsCopied: started.rowsCopied, tables: started.tables,
+        identityFull: started.identityFull, appliedLsn: caught.appliedLsn, transactions: caught.transactions, lagBytes: caught.lagBytes, orphansDropped: orphans,
+      });
+    });
+    // Keyed by env like the upgrade's, so dropCaptures finds the tables it switched to REPLICA IDENTITY FULL.
+    return done({ [p.env]: out });
+  },
+};
+
+const cutoverSwitch = {
+  name: "cutover.switch",
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const tf = await requireTenant(ctx);
+    const t = moving(tf, ctx, "cutover.switch");
+    if (phaseIndex(t.move.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${t.move.phase})`);
+    const id = t.id;
+    const timeout = ctx.config.cutoverTimeoutMs;
+    const appName = tf.platform.appName;
+    const target = await ctx.ports.databases.cell(p.env, p.to);
+    const mine = await withSession(target, (c) => readMarkers(c, id));
+    if (mine.some((m) => m.workflowId === ctx.workflow.id && m.env === p.env)) {
+      // Switched before a crash: finish what may not have happened after the marker.
+      await withSession(target, (c) => c.query(`ALTER ROLE ${qi(pgTenantIdent(id))} LOGIN`));
+      const document = await pointDocumentAt(ctx, t, p.env, appName, target);
+      await withMoveCapture(ctx, (c) => stopCapture(c));
+      return done({ resumed: true, document });
+    }
+    // 1. Before the window: the stream caught up, so the drain inside it is seconds of changes.
+    await withMoveCapture(ctx, async (c) => {
+      await startCapture(c, timeout);
+      await catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
+    });
+    // 2. Identity and DNS record change stacks before the commit that makes the cell left stop declaring them.
+    const handover = await handOver(
+      ctx,
+      [{ source: cellStackName(p.env, p.from), dest: cellStackName(p.env, p.to), urns: moveHandoverUrns(t, p.env, p.from), all: true }],
+      `hand the identity of ${id} over to ${cellStackName(p.env, p.to)} at the switch`,
+    );
+    if (t.move.phase === "copying") await setMovePhase(ctx, tf, "cutover");
+    // 3. The window: nothing in it runs a stack.
+    const window = await withMoveCapture(ctx, async (c) => {
+      const started = Date.now();
+      await c.cell.query(`ALTER ROLE ${qi(c.schema)} NOLOGIN`);
+      const terminated = await terminateSessions(c.cell, id, timeout);
+      const fin = await finishCapture(c, timeout, ctx.signal);
+      await c.dedicated.query("BEGIN");
+      await writeMarker(c.dedicated, { workflowId: ctx.workflow.id, tenantId: id, env: p.env, completedAt: ctx.ports.clock.now(), tables: [] });
+      await c.dedicated.query("COMMIT");
+      // The committed file (phase cutover) declares LOGIN here: the next `up` of the cell does the same.
+      await c.dedicated.query(`ALTER ROLE ${qi(c.schema)} LOGIN`);
+      const document = await pointDocumentAt(ctx, t, p.env, appName, target);
+      const ms = Date.now() - started;
+      await stopCapture(c);
+      ctx.log({ env: p.env, terminated, ms, drained: fin.transactions }, `switched: the connection document names cell ${p.to}`);
+      return json({
+        terminatedSessions: terminated, windowMs: ms, drainedTransactions: fin.transactions, rowsChecked: fin.rowsChecked,
+        sequences: fin.sequences, foreignKeysNotValid: fin.foreignKeys, appliedLsn: fin.appliedLsn, fenceLsn: fin.fenceLsn, document,
+      });
+    });
+    return done({ handover, [p.env]: window });
+  },
+};
+
+const cutoverConnect = {
+  name: "cutover.connect",
+  policy: STACK_RUN,
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const t = moving(await requireTenant(ctx), ctx, "cutover.connect");
+    if (phaseIndex(t.move.phase) < phaseIndex("cutover")) throw new PermanentError(`cutover.connect runs after the switch, the file says ${t.move.phase}`);
+    const [from, to] = [cellStackName(p.env, p.from), cellStackName(p.env, p.to)];
+    const runs = await upStacks(ctx, [from], "after the switch: the tenant's role stays without LOGIN here; its identity has left");
+    await withSession(await ctx.ports.databases.cell(p.env, p.from), (c) => expectLogin(c, t.id, false, from));
+    runs.push(...(await upStacks(ctx, [to], "after the switch: this cell claims the tenant's identity and DNS name; LOGIN stays on")));
+    const schema = pgTenantIdent(t.id);
+    const validated = await withSession(await ctx.ports.databases.cell(p.env, p.to), async (c) => {
+      await expectLogin(c, t.id, true, to);
+      await ensureMember(c, (await schemaOwner(c, schema)) ?? schema);
+      return validateForeignKeys(c, schema);
+    });
+    return done({ runs, validatedForeignKeys: validated });
+  },
+};
+
+const cleanupSchedule = {
+  name: "cleanup.schedule",
+  policy: FILE_COMMIT,
+  async run(ctx: StepContext) {
+    const tf = await requireTenant(ctx);
+    const t = moving(tf, ctx, "cleanup.schedule");
+    if (t.move.phase === "cleanup" && t.move.retainUntil) return done({ retainUntil: t.move.retainUntil });
+    if (t.move.phase !== "cutover") throw new PermanentError(`cleanup.schedule runs after the switch, the file says ${t.move.phase}`);
+    const retainUntil = isoSeconds(addDays(ctx.ports.clock.now(), ctx.config.retentionDays));
+    await setMovePhase(ctx, tf, "cleanup", [[["move", "retainUntil"], retainUntil]]);
+    return done({ retainUntil });
+  },
+};
+
+const cleanupWait = {
+  name: "cleanup.wait",
+  async run(ctx: StepContext) {
+    const t = moving(await requireTenant(ctx), ctx, "cleanup.wait");
+    if (!t.move.retainUntil) throw new PermanentError("cleanup.wait: the move has no retainUntil");
+    if (ctx.ports.clock.now() < new Date(t.move.retainUntil)) return waitUntil(new Date(t.move.retainUntil), `the cell left keeps the tenant's schema until ${t.move.retainUntil}`);
+    return done({ retainUntil: t.move.retainUntil });
+  },
+};
+
+const cleanupDump = {
+  name: "cleanup.dump",
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    moving(await requireTenant(ctx), ctx, "cleanup.dump");
+    const backup = await dumpToCellBucket(ctx, p.env, p.from, `cell move to ${p.to}: final dump before leaving ${p.from}`, { stopWrites: false });
+    return done(json({ location: backup.location }), [backup]);
+  },
+};
+
+const cleanupEmpty = {
+  name: "cleanup.empty",
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const t = moving(await requireTenant(ctx), ctx, "cleanup.empty");
+    if (phaseIndex(t.move.phase) < phaseIndex("cleanup") || !t.move.retainUntil || ctx.ports.clock.now() < new Date(t.move.retainUntil)) {
+      throw new PermanentError(`refusing to remove ${t.id}'s schema from cell ${p.from} before the switch is recorded and the retention ends (${t.move.retainUntil ?? "not set"})`);
+    }
+    const backups = await requireBackups(ctx, [p.env], `remove the schema from cell ${p.from}`);
+    return done({ droppedObjects: await emptyCellSchema(ctx, p.env, p.from, backups.get(p.env)!) });
+  },
+};
+
+const cleanupFiles = {
+  name: "cleanup.files",
+  policy: FILE_COMMIT,
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const tf = await requireTenant(ctx);
+    const t = tf.tenant;
+    if (t.deployment === "pooled" && t.move?.workflowId === ctx.workflow.id) {
+      await commitFiles(ctx, `move ${t.id} (${p.env}) from ${p.from} to ${p.to} done: it leaves ${cellStackName(p.env, p.from)}`, { [tenantPath(t.id)]: editTenantText(tf.text, [[["move"], undefined]]) });
+    }
+    return done();
+  },
+};
+
+const cleanupStacks = {
+  name: "cleanup.stacks",
+  policy: STACK_RUN,
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    const runs = await upStacks(ctx, [cellStackName(p.env, p.from)], "the moved tenant leaves the cell");
+    const left = await withSession(await ctx.ports.databases.cell(p.env, p.from), (c) => schemaExists(c, pgTenantIdent(ctx.workflow.tenantId)));
+    if (left) throw new Error(`${cellStackName(p.env, p.from)} was updated but schema ${pgTenantIdent(ctx.workflow.tenantId)} is still there; check the stack's last run`);
+    return done({ runs });
+  },
+};
+
+export const moveWorkflow: WorkflowDef<"move"> = {
+  kind: "move",
+  schema: "moves",
+  // A failed move leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
+  onFailed: async (ctx) => {
+    const p = params(MoveParamsSchema, ctx);
+    const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
+    ctx.log({ dropped }, "change capture dropped: the move failed");
+  },
+  steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
+};
