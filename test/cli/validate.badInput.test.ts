@@ -489,7 +489,7 @@ describe("cross-file bad input", () => {
       "stacks/Pulumi.shared-prod-use1-01.yaml",
       fleet.lineOf("stacks/Pulumi.shared-prod-use1-01.yaml", "colour:"),
       "config.saas-tenancy:cell.colour",
-      'unknown key "colour"; allowed keys: cidr, azs, ingressHostname, capacity, dbInstanceClass, dbEngineVersion, dbAllocatedStorageGb, opening',
+      'unknown key "colour"; allowed keys: cidr, azs, ingressHostname, capacity, dbInstanceClass, dbEngineVersion, dbAllocatedStorageGb, opening, draining',
     );
   });
 
