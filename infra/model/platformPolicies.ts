@@ -50,9 +50,19 @@ export function deployerPolicy(accountId: string, app: string): PolicyDocument {
       Effect: "Allow",
       Action: [
         "ec2:*", "rds:*", "kms:*", "secretsmanager:*", "s3:*", "route53:*", "logs:*", "ecs:*",
-        "elasticloadbalancing:*", "acm:*", "ssm:GetParameter*", "sts:GetCallerIdentity",
+        "elasticloadbalancing:*", "acm:*", "ssm:GetParameter*", "ssm:DescribeParameters", "sts:GetCallerIdentity",
       ],
       Resource: "*",
+    },
+    {
+      // The runtime config and routing documents (docs/runtime-config.md): the AWS provider's
+      // aws.ssm.Parameter creates and updates with PutParameter (tags on create need
+      // AddTagsToResource), reads with GetParameter, DescribeParameters and ListTagsForResource,
+      // and deletes with DeleteParameter (terraform-provider-aws internal/service/ssm/parameter.go).
+      Sid: "ManageOwnParameters",
+      Effect: "Allow",
+      Action: ["ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource", "ssm:RemoveTagsFromResource", "ssm:ListTagsForResource"],
+      Resource: `arn:aws:ssm:*:${accountId}:parameter/${app}/*`,
     },
     {
       Sid: "ManageOwnRolesAndPolicies",

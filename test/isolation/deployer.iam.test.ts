@@ -9,7 +9,7 @@
  * statement that lets IAM policies grant use of the key at all.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { roleArn } from "../../infra/model/accessPolicies.ts";
+import { roleArn, ssmParameterArn } from "../../infra/model/accessPolicies.ts";
 import { databaseSecretName, deployerRoleName, platformStackName } from "../../infra/model/naming.ts";
 import { renderStack } from "../../plan/render/render.ts";
 import { unwrapSecrets, type RenderedStack } from "../../plan/types.ts";
@@ -21,9 +21,9 @@ const { appName: app, awsAccountId: accountId } = fleet.platform;
 type Doc = { Version?: string; Statement: Array<Record<string, unknown>> };
 let deployer: Doc;
 let facts: TenantIamFacts[] = [];
+const renders: RenderedStack[] = [];
 
 beforeAll(async () => {
-  const renders: RenderedStack[] = [];
   for (const name of fleet.stacks.keys()) renders.push(await renderStack(fleet, name, { fastPromises: true }));
   facts = renders.flatMap((r) => tenantIamFacts(fleet, r));
   const platform = renders.find((r) => r.name === platformStackName(fleet.platform.controlPlane.region))!;
@@ -84,5 +84,42 @@ describe("the deployer role reads the rotated connection documents", () => {
       expect(rootless.Statement.length, t.id).toBeLessThan(key.Statement.length);
       expect((await readsDocument(t, deployer, rootless))[1], t.id).toBe("ImplicitlyDenied");
     }
+  }, 60_000);
+});
+
+/** Every SSM parameter a stack of the example fleet declares (runtime config and routing documents). */
+function declaredParameters(renders: RenderedStack[]): { stack: string; region: string; arn: string }[] {
+  return renders.flatMap((r) => {
+    const region = fleet.stacks.get(r.name)!.region;
+    return r.resources
+      .filter((x) => x.type === "aws:ssm/parameter:Parameter")
+      .map((x) => ({ stack: r.name, region, arn: ssmParameterArn(region, accountId, String((unwrapSecrets(x.inputs) as { name: string }).name)) }));
+  });
+}
+
+describe("the deployer role manages the SSM parameters the stacks declare", () => {
+  const actions = ["ssm:PutParameter", "ssm:AddTagsToResource", "ssm:GetParameter", "ssm:ListTagsForResource", "ssm:DeleteParameter"];
+  const allowed = async (policy: Doc, p: { region: string; arn: string }, action: string) =>
+    simulate({
+      principal: `arn:aws:sts::${accountId}:assumed-role/${deployerRoleName(app)}/pulumi-up`,
+      action, resource: p.arn, accountId,
+      context: { "aws:PrincipalArn": deployerArn(), "aws:PrincipalAccount": accountId, "aws:SecureTransport": "true", "aws:RequestedRegion": p.region },
+      identityPolicies: [{ name: "deploy", policy }],
+    });
+
+  it("creates, tags, reads and deletes each one (the actions aws.ssm.Parameter calls)", async () => {
+    const params = declaredParameters(renders);
+    // Every tenant env has its runtime config document; the cells add routing pages.
+    expect(params.length).toBeGreaterThan(facts.length);
+    for (const p of params) for (const a of actions) expect(await allowed(deployer, p, a), `${p.stack} ${a} ${p.arn}`).toBe("Allowed");
+  }, 120_000);
+
+  it("negative controls: without the parameter statement PutParameter is denied; a parameter outside the app's path is denied", async () => {
+    const without: Doc = { ...deployer, Statement: deployer.Statement.filter((s) => s.Sid !== "ManageOwnParameters") };
+    expect(without.Statement.length).toBe(deployer.Statement.length - 1);
+    const [first] = declaredParameters(renders);
+    expect(await allowed(without, first!, "ssm:PutParameter")).toBe("ImplicitlyDenied");
+    const foreign = { region: first!.region, arn: ssmParameterArn(first!.region, accountId, "/other-app/prod/config") };
+    expect(await allowed(deployer, foreign, "ssm:PutParameter")).toBe("ImplicitlyDenied");
   }, 60_000);
 });
