@@ -187,7 +187,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
     new DatabaseHardening(`${name}-db-hardening`, { database: DEDICATED_DATABASE }, { parent: this, providers: [db.provider] });
     const access = new TenantDatabaseAccess(
       `${name}-db-access`,
-      { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits), ...rotatedDocumentOf(ctx, t), dropCascade: true },
+      { tenant: t.id, database: DEDICATED_DATABASE, login: databaseLoginAllowed(t, "dedicated"), limits: limitsFor(t.tier, t.limits), ...rotatedDocumentOf(ctx, t, migration !== undefined), dropCascade: true },
       { parent: this, providers: [db.provider] },
     );
     if (role) {

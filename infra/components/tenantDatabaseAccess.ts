@@ -33,12 +33,14 @@ export interface TenantDatabaseAccessArgs {
 
 /**
  * `rotatedDocument` for a tenant in the stack's env: its connection document once its credentials
- * were rotated there, or once it started moving between cells there (the role the new cell
- * creates must have the password the applications already use).
+ * were rotated there, once it started moving between cells there, or, in its dedicated stack,
+ * from the start of an upgrade (`upgrading`; the upgrade's last commit writes movedAt, so it stays
+ * so). The role the new cell or dedicated database creates must have the password applications
+ * already use: the switch only points the document at the new database, keeping its password.
  */
-export function rotatedDocumentOf(ctx: { app: string; env: string }, t: Pick<Tenant, "id" | "environments">): { rotatedDocument?: string } {
+export function rotatedDocumentOf(ctx: { app: string; env: string }, t: Pick<Tenant, "id" | "environments">, upgrading = false): { rotatedDocument?: string } {
   const e = t.environments[ctx.env];
-  return e?.credentialsRotatedAt || e?.movedAt ? { rotatedDocument: databaseSecretName(ctx.app, ctx.env, t.id) } : {};
+  return upgrading || e?.credentialsRotatedAt || e?.movedAt ? { rotatedDocument: databaseSecretName(ctx.app, ctx.env, t.id) } : {};
 }
 
 /** The `password` field of a connection document (ConnectionSecret's JSON). */

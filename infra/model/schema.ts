@@ -106,13 +106,13 @@ export function makeTenantSchema(ctx: SchemaContext) {
         .optional()
         .describe("When the tenant's database password in this environment was last rotated (written by `tenantctl rotate`'s workflow; do not edit). Set: the stacks keep the rotated password."),
       /**
-       * Written by the cell move (docs/lifecycle.md, "Cell moves"): the role in the new cell is
-       * created with the password of the connection document, which the stacks then keep, as
-       * after a rotation.
+       * Written by the cell move (docs/lifecycle.md, "Cell moves") and at the end of an upgrade to
+       * dedicated stacks: the role in the new cell or dedicated database was created with the
+       * password of the connection document, which the stacks then keep, as after a rotation.
        */
       movedAt: isoDateTime
         .optional()
-        .describe("When the tenant's move to another cell in this environment started (written by `tenantctl move`'s workflow; do not edit). Set: the stacks take the database password from the connection document, as after a rotation."),
+        .describe("When the tenant's move to another cell, or its upgrade to a dedicated stack, in this environment started (written by those workflows; do not edit). Set: the stacks take the database password from the connection document, as after a rotation."),
     })
     .strict();
 

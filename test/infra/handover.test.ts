@@ -46,7 +46,13 @@ function upgrade(tenant: string): { before: Fleet; t: Timeline } {
     dedStack: dedicatedStackName(tenant, ENV),
     fleet: () => requireFleet({ projectDir: dir }),
     setPhase: (phase) => editYaml(dir, `tenants/${tenant}.yaml`, (doc) => void ((doc.migration as Record<string, unknown>).phase = phase)),
-    finish: () => editYaml(dir, `tenants/${tenant}.yaml`, (doc) => void delete doc.migration),
+    // What the workflow's cleanup.files writes: the block removed, movedAt in every env.
+    finish: () =>
+      editYaml(dir, `tenants/${tenant}.yaml`, (doc) => {
+        const at = (doc.migration as { startedAt: string }).startedAt;
+        delete doc.migration;
+        for (const e of Object.values(doc.environments as Record<string, Record<string, unknown>>)) e.movedAt = at;
+      }),
   };
   return {
     before,

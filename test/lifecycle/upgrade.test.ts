@@ -184,6 +184,8 @@ describe("upgrade pooled -> dedicated", () => {
       expect(await loginOf(s.cell, s.bystander)).toBe(true);
       const after = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
       expect(after.deployment === "dedicated" && after.migration).toBeUndefined();
+      // The dedicated stack keeps taking the connection document's password (tenantDatabaseAccess.ts).
+      expect(Object.values(after.environments).map((e) => e?.movedAt)).toEqual(Object.keys(after.environments).map(() => expect.stringMatching(/^\d{4}-\d\d-\d\dT/)));
       expect(s.runner.ups()).toEqual([CELL_STACK, `dedicated-${s.tenant}-prod`, CELL_STACK, `dedicated-${s.tenant}-prod`, CELL_STACK]);
       expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(`dedicated-${s.tenant}-prod`);
       expect(s.runner.dns.get(CELL_STACK)?.has(s.tenant)).toBe(false);

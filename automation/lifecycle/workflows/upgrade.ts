@@ -30,7 +30,8 @@
  *   cleanup.wait      waits until retainUntil.
  *   cleanup.dump      per env: final dump of the cell schema into the cell bucket (recorded).
  *   cleanup.empty     refuses without a recorded dump of every env; empties the cell schema.
- *   cleanup.files     removes the migration block: the tenant leaves its cells.
+ *   cleanup.files     removes the migration block (the tenant leaves its cells) and writes
+ *                     environments.<env>.movedAt: the dedicated stacks keep the document's password.
  *   cleanup.stacks    `up` of the cell stacks (role, schema, secrets, IAM role, DNS name removed).
  *
  * Rollback before cutover: rollback.ts.
@@ -192,7 +193,11 @@ const cleanupFiles = {
     const p = params(UpgradeParamsSchema, ctx);
     const tf = await requireTenant(ctx);
     if (tf.tenant.deployment === "dedicated" && tf.tenant.migration) {
-      const text = editTenantText(tf.text, [[["migration"], undefined]]);
+      // movedAt keeps the dedicated stack on the connection document's password (the one its
+      // role was created with during the migration) once the migration block is gone.
+      const at = tf.tenant.migration.startedAt;
+      const moved = Object.keys(tf.tenant.environments).sort().map((e): [string[], string] => [["environments", e, "movedAt"], at]);
+      const text = editTenantText(tf.text, [[["migration"], undefined], ...moved]);
       await commitFiles(ctx, `upgrade ${tf.tenant.id} to dedicated done: it leaves ${cellStacks(p.previous.placement).join(", ")}`, { [tenantPath(tf.tenant.id)]: text });
     }
     return done();
