@@ -115,7 +115,9 @@ export function mergeRouting(env: string, region: string, shares: readonly Routi
   const served = new Map<string, Set<string>>();
   const forwarded = new Map<string, Set<string>>();
   for (const s of shares) {
-    if (s.schemaVersion !== ROUTING_SCHEMA_VERSION) throw new Error(`routing share of ${s.source} has schema version ${String(s.schemaVersion)}; this reader knows ${ROUTING_SCHEMA_VERSION}`);
+    // Read from a parameter the type cannot vouch for: compared as a number, not as the literal.
+    const version: number = s.schemaVersion;
+    if (version !== ROUTING_SCHEMA_VERSION) throw new Error(`routing share of ${s.source} has schema version ${version}; this reader knows ${ROUTING_SCHEMA_VERSION}`);
     if (s.env !== env || s.region !== region) throw new Error(`routing share of ${s.source} is for ${s.env}/${s.region}, read as ${env}/${region}`);
     for (const [map, into] of [[s.routes, s.kind === "dedicated" ? dedicated : served], [s.forwards, forwarded]] as const) {
       for (const [id, endpoint] of Object.entries(map)) into.set(id, (into.get(id) ?? new Set()).add(endpoint));

@@ -162,7 +162,7 @@ describe("pages: always SSM Standard, at any number of tenants in a cell", () =>
   const cell = fleet.cells.get("shared-prod-use1-01")!;
   const alpha = fleet.tenants.get("startup-alpha")!.tenant;
   const many = (n: number): Tenant[] =>
-    Array.from({ length: n }, (_, i) => ({ ...alpha, id: `t${String(i).padStart(5, "0")}-${"x".repeat(17)}` }) as Tenant);
+    Array.from({ length: n }, (_, i) => ({ ...alpha, id: `t${String(i).padStart(5, "0")}-${"x".repeat(17)}` }));
 
   it("3,000 tenants with 24-character ids: every page under 4,096 bytes, each tenant on exactly one page, ids in order", () => {
     const pages = cellRoutingParameters(fleet, cell, many(3000));
