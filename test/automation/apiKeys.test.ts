@@ -35,7 +35,7 @@ describe("API key file", () => {
     expect(recs[0]).toMatchObject({ name: "ci", id: a.id, scopes: new Set(["read", "runs"]), expiresAt: new Date("2030-01-31T00:00:00Z") });
 
     const bad: [string, RegExp][] = [
-      [`keys:\n  - name: ci\n    hash: ${sha("x")}\n`, /keys\[0\] \(ci\): scopes is required: one or more of read, tenants:write, offboard, offboard:immediate, runs, workflows, credentials, billing, rollouts, db-migrations, admin/],
+      [`keys:\n  - name: ci\n    hash: ${sha("x")}\n`, new RegExp(`keys\\[0\\] \\(ci\\): scopes is required: one or more of ${SCOPE_NAMES.join(", ")}\\. `)],
       [`keys:\n  - name: ci\n    hash: ${sha("x")}\n    scopes: [read, root]\n`, /key ci: unknown scope root; scopes are read, /],
       [`keys:\n  - name: ci\n    hash: ${sha("x")}\n    scopes: []\n`, /key ci: scopes is empty/],
       [`keys:\n  - name: ci\n    hash: ${sha("x")}\n    scopes: [read]\n    expires: soon\n`, /key ci: expires must be an ISO date \(2027-06-30\)/],

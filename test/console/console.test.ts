@@ -151,7 +151,7 @@ describe("operator console in Chromium", () => {
     await own.close();
   });
 
-  it.concurrent("shows every example tenant in its cell or as a dedicated stack on the fleet map, and finds one by id", () => withPage(async (page) => {
+  it.concurrent("shows every example tenant in its cell or as a dedicated stack on the fleet map, and finds one by id", ({ expect }) => withPage(async (page) => {
     await page.goto("/console/fleet");
     const fleet = loadFleet({ projectDir: h.repo.dir }).fleet!;
     let placements = 0;
@@ -178,7 +178,7 @@ describe("operator console in Chromium", () => {
     expect(await page.locator("ul.r a").getAttribute("href")).toBe("tenants/acme");
   }), CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends; the tenant page fills in its cost by itself", () => withPage(async (page) => {
+  it.concurrent("starts a run of one stack from the tenant page, behind a confirmation, and follows its engine events on the run page until it ends; the tenant page fills in its cost by itself", ({ expect }) => withPage(async (page) => {
     // The tenant page in a tab of its own, opened first: its cost is not priced yet, and the page fills it in by itself.
     const tenantTab = await context.newPage();
     await tenantTab.goto("/console/tenants/company-beta");
@@ -235,7 +235,7 @@ describe("operator console in Chromium", () => {
     await tenantTab.close();
   }), CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("retries a failed lifecycle workflow from its page", () => withPage(async (page) => {
+  it.concurrent("retries a failed lifecycle workflow from its page", ({ expect }) => withPage(async (page) => {
     const service = h.cp.lifecycle!.service;
     const wf = await service.requestSuspend("startup-alpha", { requestedBy: "console.test" });
     expect(await service.engine.run(wf.id)).toMatchObject({ id: wf.id, state: "failed" });
@@ -252,7 +252,7 @@ describe("operator console in Chromium", () => {
     expect(actions().filter((l) => l.action === "retry-workflow")).toMatchObject([{ msg: "console action retry-workflow done", by: "test", target: { id: wf.id } }]);
   }), CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("shows a halted rollout and why, and pauses nothing without confirmation", () => withPage(async (page) => {
+  it.concurrent("shows a halted rollout and why, and pauses nothing without confirmation", ({ expect }) => withPage(async (page) => {
     const id = rolloutId;
     await waitFor("the rollout to halt", async () => ((await h.api("GET", `/api/rollouts/${id}`)).json.rollout as { state: string }).state === "halted", 60_000);
     await page.goto("/console/rollouts");
@@ -270,7 +270,7 @@ describe("operator console in Chromium", () => {
     await expectAccessible(page, "drift");
   }), CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("fits a phone's screen and can be used with the keyboard", () => withPage(async (page) => {
+  it.concurrent("fits a phone's screen and can be used with the keyboard", ({ expect }) => withPage(async (page) => {
     const phone = await browser.newContext({ baseURL: h.baseUrl, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     try {
       const p = await phone.newPage();
@@ -290,7 +290,7 @@ describe("operator console in Chromium", () => {
     expect(await page.evaluate("document.activeElement.id")).toBe("main");
   }), CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("refuses a login form posted from another site, even with a valid key and a token of the attacker's own", async () => {
+  it.concurrent("refuses a login form posted from another site, even with a valid key and a token of the attacker's own", async ({ expect }) => {
     // The attacker's site (localhost is another site than 127.0.0.1) got a token of its own from the login page.
     const own = await fetch(`${h.baseUrl}/console/login`);
     const token = /name="_csrf" value="([^"]+)"/.exec(await own.text())![1]!;
@@ -319,7 +319,7 @@ describe("operator console in Chromium", () => {
     }
   }, CONCURRENT_TIMEOUT_MS);
 
-  it.concurrent("refuses an action without the session's CSRF token, in the console and in the API", () => withPage(async (page) => {
+  it.concurrent("refuses an action without the session's CSRF token, in the console and in the API", ({ expect }) => withPage(async (page) => {
     // Runs of this stack only: the other tests start runs at the same time.
     const acmeRuns = async () => ((await h.api("GET", "/api/runs?limit=500")).json.runs as { stack: string }[]).filter((r) => r.stack === "dedicated-acme-prod").length;
     const count = await acmeRuns();
