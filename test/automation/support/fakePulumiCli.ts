@@ -475,8 +475,12 @@ async function operation(
   const emitted: object[] = [];
   for (const e of events) {
     if (opts.hangAfterEvents !== undefined && emitted.length === opts.hangAfterEvents) {
-      // Mid-update: wait for SIGINT/abort (or for the process to be killed).
+      // Mid-update: wait for SIGINT/abort (or for the process to be killed). A timer holds the
+      // event loop: an abort listener alone does not, and the executable double exited as soon as
+      // its parent's pipes closed (a kill -9 of the worker), the orphan "gone" before the takeover.
+      const hold = setInterval(() => undefined, 60_000);
       await new Promise<void>((resolve) => io.signal?.addEventListener("abort", () => resolve(), { once: true }));
+      clearInterval(hold);
     }
     if (opts.eventDelayMs && !(await sleep(opts.eventDelayMs, io.signal))) break;
     if (io.signal?.aborted) break;
