@@ -2,8 +2,10 @@
  * DatabaseSnapshots on RDS (AWS SDK for JavaScript v3). Not run against AWS here: the tests drive
  * it through real SDK clients whose requests are answered in-process.
  *
- * The kept final snapshot must stay readable after the tenant's KMS key is deleted (the destroy
- * schedules that key's deletion), so it is a copy under the platform's backup key:
+ * The kept final snapshot must not depend on the tenant's KMS key: the destroy keeps that key
+ * (EncryptionKey is retainOnDelete), but an operator may later disable it or schedule its deletion
+ * by hand, and a snapshot under a deleted key is unreadable for good. So it is a copy under the
+ * platform's backup key:
  *
  *   `<snapshotId>-src`  CreateDBSnapshot of the instance (encrypted with the tenant's key)
  *   `<snapshotId>`      CopyDBSnapshot of the above with KmsKeyId = the platform backup key
