@@ -7,9 +7,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeFixtureRepo } from "./support/repo.ts";
+import { makeFixtureRepo, withoutBakeTime } from "./support/repo.ts";
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { stackState } from "./support/fakePulumi.ts";
@@ -23,12 +22,7 @@ const digest = (text: string) => createHash("sha256").update(text).digest("hex")
 
 beforeAll(async () => {
   pg = await startTestPostgres();
-  const repo = makeFixtureRepo();
-  const file = join(repo.dir, "Pulumi.yaml");
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
-  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
-  writeFileSync(file, stringify(doc));
-  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  const repo = withoutBakeTime(makeFixtureRepo());
   h = await startHarness({ pg, repo, fake: { eventDelayMs: 2, failures: { [CANARY]: "the canary's update failed (injected)" } } });
 });
 afterAll(async () => {

@@ -4,14 +4,11 @@
  * stack, or the next wave. The interval here is an hour, so only the pokes can move the rollout.
  * Control plane on live PostgreSQL with the Pulumi CLI test double (nothing is deployed).
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadRings, planWaves, rolloutTargets } from "../../infra/model/rings.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
-import { makeFixtureRepo } from "./support/repo.ts";
+import { makeFixtureRepo, withoutBakeTime } from "./support/repo.ts";
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
@@ -20,12 +17,7 @@ let h: Harness;
 
 beforeAll(async () => {
   pg = await startTestPostgres();
-  const repo = makeFixtureRepo();
-  const file = join(repo.dir, "Pulumi.yaml");
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
-  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
-  writeFileSync(file, stringify(doc));
-  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  const repo = withoutBakeTime(makeFixtureRepo());
   h = await startHarness({ pg, repo, fake: { eventDelayMs: 2 }, deps: { pollingIntervalSeconds: 3600 } });
 });
 afterAll(async () => {

@@ -4,13 +4,10 @@
  * its rings (bake times set to zero in the fixture repository). A failing canary halts the
  * rollout before the prod rings; after the fix, resume re-runs the canary and finishes.
  */
-import { writeFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import { bufferIo } from "../../cli/io.ts";
-import { makeFixtureRepo } from "./support/repo.ts";
+import { makeFixtureRepo, withoutBakeTime } from "./support/repo.ts";
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
@@ -20,12 +17,7 @@ const CANARY = "shared-prod-use1-01";
 
 beforeAll(async () => {
   pg = await startTestPostgres();
-  const repo = makeFixtureRepo();
-  const file = join(repo.dir, "Pulumi.yaml");
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
-  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
-  writeFileSync(file, stringify(doc));
-  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  const repo = withoutBakeTime(makeFixtureRepo());
   h = await startHarness({ pg, repo, fake: { eventDelayMs: 5, failures: { [CANARY]: "the canary's update failed (injected)" } } });
 });
 afterAll(async () => {

@@ -12,13 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { requireFleet, tenantsOfStack } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
-import { makeFixtureRepo, type FixtureRepo } from "./support/repo.ts";
+import { makeFixtureRepo, withoutBakeTime, type FixtureRepo } from "./support/repo.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 let pgs: TestPostgres;
@@ -73,12 +72,7 @@ async function runStack(stack: string): Promise<{ state: string; error: string |
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "tenancy-schema-e2e-"));
   pgs = await startTestPostgres();
-  repo = makeFixtureRepo();
-  const file = join(repo.dir, "Pulumi.yaml");
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
-  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
-  writeFileSync(file, stringify(doc));
-  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  repo = withoutBakeTime(makeFixtureRepo());
   const fleet = requireFleet({ projectDir: repo.dir });
   for (const [stack, f] of fleet.stacks) {
     if (f.ref.kind === "platform") continue;

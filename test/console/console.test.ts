@@ -7,13 +7,12 @@
  * file; after the login test the others run at the same time, each in its own page.
  * Screenshots go to test-results/console/.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
 import { loadFleet, requireFleet } from "../../infra/model/fleet.ts";
@@ -22,7 +21,7 @@ import { costStacksOf, tenantCostOf } from "../../plan/cost/tenant.ts";
 import { planStacks } from "../../plan/planStacks.ts";
 import { runtimeConfigParameterName } from "../../infra/model/naming.ts";
 import { runtimeConfigOf } from "../../infra/model/runtimeConfig.ts";
-import { makeFixtureRepo } from "../automation/support/repo.ts";
+import { makeFixtureRepo, withoutBakeTime } from "../automation/support/repo.ts";
 import { API_KEY, startHarness, waitFor, type Harness } from "../automation/support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
 import { launchChromium, screenshot, seriousViolations } from "./support/browser.ts";
@@ -40,12 +39,7 @@ const logLines: string[] = [];
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "tenancy-console-"));
   [pg, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
-  const repo = makeFixtureRepo();
-  const file = join(repo.dir, "Pulumi.yaml");
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
-  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
-  writeFileSync(file, stringify(doc));
-  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  const repo = withoutBakeTime(makeFixtureRepo());
   // The suspension workflow's database check finds no role on this empty database: it fails, and can be retried.
   const databasesFile = join(tmp, "databases.json");
   const cellUrl = await pg.newDatabase();

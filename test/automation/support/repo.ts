@@ -3,9 +3,10 @@
  * stacks/ and the policy pack's PulumiPolicy.yaml), on branch main.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { parse, stringify } from "yaml";
 
 const PROJECT = resolve(import.meta.dirname, "../../..");
 
@@ -53,4 +54,14 @@ export function makeFixtureRepo(root = mkdtempSync(join(tmpdir(), "tenancy-repo-
       }
     },
   };
+}
+
+/** Commits Pulumi.yaml with every rollout ring's bake time set to 0, so a rollout's waves follow each other at once. */
+export function withoutBakeTime(repo: FixtureRepo): FixtureRepo {
+  const file = join(repo.dir, "Pulumi.yaml");
+  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, { value: { rings: { bakeMinutes: number }[] } }> };
+  for (const r of doc.config["saas-tenancy:rollouts"]!.value.rings) r.bakeMinutes = 0;
+  writeFileSync(file, stringify(doc));
+  repo.git("commit", "--quiet", "-am", "rings without bake time (test)");
+  return repo;
 }
