@@ -160,6 +160,22 @@ export function masterSecretName(app: string, env: string, tenant: string): stri
 // --- SSM Parameter Store (docs/runtime-config.md) -----------------------------------------------
 
 /**
+ * SSM refuses a parameter name that begins with "aws" or "ssm", case-insensitive, also as the first
+ * segment of a hierarchy (`/aws/testparam1` fails): PutParameter,
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html, and
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-parameter-name-constraints.html.
+ * Every document of the program is `/<app>/...`, so such an app name would fail every cell's and
+ * dedicated stack's first `up` on its first parameter.
+ */
+export const SSM_RESERVED_NAME_PREFIXES = ["aws", "ssm"] as const;
+
+/** Why SSM would refuse parameters under `/<app>/`, or undefined. */
+export function ssmAppNameProblem(app: string): string | undefined {
+  if (!SSM_RESERVED_NAME_PREFIXES.some((p) => app.toLowerCase().startsWith(p))) return undefined;
+  return `"${app}" begins with "${app.slice(0, 3)}": SSM Parameter Store refuses parameter names whose first segment begins with aws or ssm (case-insensitive), and every runtime config and routing document is named /<appName>/...; choose an appName that does not begin with aws or ssm`;
+}
+
+/**
  * The tenant's runtime configuration document in one env: an SSM parameter. SSM requires a
  * leading "/" on a name with a path (a hierarchy); after it the name is the tenant's namespace
  * `<app>/<env>/tenants/<id>/config` (docs/runtime-config.md).

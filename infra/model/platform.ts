@@ -4,7 +4,7 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { isCidr, overlaps, parseCidr } from "./cidr.ts";
 import { DEFAULT_RDS_CA_BUNDLE_PATH, engineVersionProblem } from "./database.ts";
-import { APP_NAME_PATTERN, PROJECT } from "./naming.ts";
+import { APP_NAME_PATTERN, PROJECT, ssmAppNameProblem } from "./naming.ts";
 import { QuotasSchema } from "./quotas.ts";
 
 /** Config key of the platform object in Pulumi.yaml (project config) and under pulumi.Config. */
@@ -54,7 +54,13 @@ export const HubSchema = z
 
 export const PlatformSchema = z
   .object({
-    appName: z.string().regex(APP_NAME_PATTERN, "must be 2-12 lower-case letters, digits or dashes"),
+    appName: z
+      .string()
+      .regex(APP_NAME_PATTERN, "must be 2-12 lower-case letters, digits or dashes")
+      .superRefine((app, issue) => {
+        const problem = ssmAppNameProblem(app);
+        if (problem) issue.addIssue({ code: "custom", message: problem });
+      }),
     domain: z.string().regex(/^(?:[a-z0-9-]+\.)+[a-z]{2,}$/, "must be a lower-case DNS name"),
     hostedZoneId: z.string().min(1),
     awsAccountId: z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id (quote it in YAML)"),

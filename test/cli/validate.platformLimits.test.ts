@@ -160,3 +160,21 @@ describe("service quotas", () => {
     ]);
   });
 });
+
+describe("app names SSM refuses", () => {
+  for (const app of ["awsshop", "ssm-app"]) {
+    it(`appName ${app} is refused: SSM refuses /${app}/... parameter names`, async () => {
+      fleet.edit("Pulumi.yaml", "      appName: tenancy", `      appName: ${app}`);
+      const prefix = app.slice(0, 3);
+      expect(await problems()).toEqual([
+        at("Pulumi.yaml", "appName:", "config.saas-tenancy:platform.value.appName",
+          `"${app}" begins with "${prefix}": SSM Parameter Store refuses parameter names whose first segment begins with aws or ssm (case-insensitive), and every runtime config and routing document is named /<appName>/...; choose an appName that does not begin with aws or ssm; fix the platform settings`),
+      ]);
+    });
+  }
+
+  it("control: an appName containing aws or ssm later passes", async () => {
+    fleet.edit("Pulumi.yaml", "      appName: tenancy", "      appName: myaws-ssm");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+});

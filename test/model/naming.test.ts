@@ -9,7 +9,7 @@ import {
   cellBucketName, cellDatabaseSecretName, cellKmsAlias, cellStackName, databaseSecretName, dedicatedStackName,
   dedicatedZoneName, globalSecretName, globalSecretPrefix, masterSecretName, parseStackName, pgTenantIdent,
   pooledHostname, privateDbHostname, privateZoneName, regionCode, tags, teamSecretName, tenantBucketName,
-  tenantKmsAlias, tenantObjectPrefix, tenantRoleName, tenantSecretName, tenantSecretPrefix, tenantUrl,
+  ssmAppNameProblem, tenantKmsAlias, tenantObjectPrefix, tenantRoleName, tenantSecretName, tenantSecretPrefix, tenantUrl,
 } from "../../infra/model/naming.ts";
 
 const ENVS = ["prod", "staging", "dev"] as const;
@@ -186,5 +186,14 @@ describe("name patterns", () => {
     expect(APP_NAME_PATTERN.test("t")).toBe(false);
     expect(CELL_ID_PATTERN.test("use1-01")).toBe(true);
     expect(CELL_ID_PATTERN.test("use1-1")).toBe(false);
+  });
+});
+
+describe("ssmAppNameProblem (PutParameter refuses names beginning with aws or ssm, case-insensitive)", () => {
+  it.each(["aws", "awsshop", "AWS-shop", "ssm", "Ssmx"])("refuses %s", (app) => {
+    expect(ssmAppNameProblem(app)).toMatch(new RegExp(`^"${app}" begins with "${app.slice(0, 3)}": SSM Parameter Store refuses`));
+  });
+  it.each(["tenancy", "aw", "ss", "myaws", "sms", "a-ssm"])("accepts %s", (app) => {
+    expect(ssmAppNameProblem(app)).toBeUndefined();
   });
 });
