@@ -13,6 +13,8 @@ import { kmsTenantKey } from "./policies/kms-tenant-key.ts";
 import { noPublicIngress } from "./policies/no-public-ingress.ts";
 import { postgresTenantGrants } from "./policies/postgres-tenant-grants.ts";
 import { rdsHardening } from "./policies/rds-hardening.ts";
+import { routingOwnEnvRegion } from "./policies/routing-own-env-region.ts";
+import { runtimeConfigOwnTenant } from "./policies/runtime-config-own-tenant.ts";
 import { secretNamesUnique } from "./policies/secret-names-unique.ts";
 import { secretNamespace } from "./policies/secret-namespace.ts";
 import { secretsStaySecret } from "./policies/secrets-stay-secret.ts";
@@ -40,7 +42,9 @@ export const registry = new PolicyRegistry()
   .add(postgresTenantGrants)
   .add(dnsTenantNames)
   .add(secretsStaySecret)
-  .add(secretNamesUnique);
+  .add(secretNamesUnique)
+  .add(runtimeConfigOwnTenant)
+  .add(routingOwnEnvRegion);
 
 /**
  * Policies that block an update. All of the pack's policies: each guards isolation between
@@ -58,6 +62,8 @@ export const MANDATORY_POLICIES: ReadonlySet<string> = new Set([
   "dns-tenant-names",
   "secrets-stay-secret",
   "secret-names-unique",
+  "runtime-config-own-tenant",
+  "routing-own-env-region",
 ]);
 
 export function enforcementLevelOf(name: string): EnforcementLevel {

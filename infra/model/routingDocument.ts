@@ -37,6 +37,9 @@ export interface RoutingShare {
   forwards: Record<string, string>;
 }
 
+/** Every key of a share; the policy pack refuses any other (`routing-own-env-region`). */
+export const ROUTING_KEYS = ["schemaVersion", "env", "region", "source", "kind", "routes", "forwards"] as const satisfies readonly (keyof RoutingShare)[];
+
 export interface RoutingParameter {
   name: string;
   value: string;

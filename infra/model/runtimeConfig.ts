@@ -50,6 +50,14 @@ export interface RuntimeConfig {
 }
 
 /**
+ * Every key of the document, in its order. The policy pack refuses a document with any other key
+ * (`runtime-config-own-tenant`): nothing beyond these can carry another tenant's data.
+ */
+export const RUNTIME_CONFIG_KEYS = [
+  "schemaVersion", "tenant", "env", "tier", "deployment", "region", "lifecycle", "stack", "limits", "features", "url", "connectionDocument", "storage",
+] as const satisfies readonly (keyof RuntimeConfig)[];
+
+/**
  * The document of tenant `t` in `env`, as the stack serving it publishes it. While an upgrade
  * has not reached cutover the cell serves the tenant with the tier it had there
  * (`migration.fromTier`), so that tier's limits apply and the cell publishes the document; from

@@ -119,6 +119,16 @@ const cases: Case[] = [
   { name: "a second secret with the connection document's name", stack: CELL, policy: "secret-names-unique",
     mutate: (s) => add(s, find(s, "aws:secretsmanager/secret:Secret", "tenant-freebie-one-database"), "aws:secretsmanager/secret:Secret", "tenant-freebie-one-secrets/database",
       { ...find(s, "aws:secretsmanager/secret:Secret", "tenant-freebie-one-database").inputs }) },
+  { name: "a tenant's runtime config naming another tenant's connection document", stack: CELL, policy: "runtime-config-own-tenant",
+    mutate: (s) => edit(s, "aws:ssm/parameter:Parameter", "tenant-freebie-one-config", (p) => {
+      p.insecureValue = String(p.insecureValue).replace("tenants/freebie-one/database", "tenants/startup-alpha/database");
+    }) },
+  { name: "a cell's routing page routing a tenant of another cell", stack: CELL, policy: "routing-own-env-region",
+    mutate: (s) => edit(s, "aws:ssm/parameter:Parameter", "routing-00", (p) => {
+      const share = JSON.parse(String(p.insecureValue)) as { routes: Record<string, string> };
+      share.routes["company-beta"] = "ingress.shared-prod-use1-01.tenancy.example.com";
+      p.insecureValue = JSON.stringify(share);
+    }) },
 ];
 
 beforeAll(async () => {
@@ -132,7 +142,7 @@ describe("policy pack against the example fleet", () => {
 
   it("has at least 25 cases covering every policy", () => {
     expect(cases.length).toBeGreaterThanOrEqual(25);
-    expect(new Set(cases.map((c) => c.policy)).size).toBe(11);
+    expect(new Set(cases.map((c) => c.policy)).size).toBe(13);
   });
 
   it.each(cases)("catches $name ($policy)", async (c) => {

@@ -19,6 +19,8 @@ const PACK_POLICIES = [
   "dns-tenant-names",
   "secrets-stay-secret",
   "secret-names-unique",
+  "runtime-config-own-tenant",
+  "routing-own-env-region",
 ];
 
 describe("registry", () => {
