@@ -371,6 +371,7 @@ export class ControlPlane {
       await this.driftTicker?.stop();
       await this.schemaMigrationTicker?.stop();
       await this.runWorker.stop(graceMs);
+      this.writer.closeTrees();
     }
     await this.boss.stop({ graceful: true, close: true, timeout: 10_000 }).catch(() => undefined);
     this.log.info("workers and queue stopped");

@@ -200,6 +200,11 @@ export class GitRepo {
     return out === "" ? undefined : out.split("\n")[0];
   }
 
+  /** The id of `commit`'s tree: what the run tree cache (treeCache.ts) keys its exports by. */
+  async treeOf(commit: string): Promise<string> {
+    return (await this.run(["rev-parse", "--verify", `${commit}^{tree}`])).stdout.trim();
+  }
+
   /**
    * Writes the files of `commit` into `dir` (which need not exist) without touching the repository:
    * a throwaway index file, `read-tree`, then `checkout-index --prefix`. Unlike a worktree this

@@ -19,7 +19,7 @@
  * session (recovery.ts: the commit is found and its runs queued, or the half-written files are
  * restored). The change contract is change.ts, the Draft draft.ts.
  */
-import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Pool } from "pg";
 import { loadFleet, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
@@ -34,6 +34,7 @@ import { Draft } from "./draft.ts";
 import type { GitHubClient, PullRequestRef } from "./github.ts";
 import { recoverInterruptedChanges } from "./recovery.ts";
 import { GitRepo } from "./repo.ts";
+import { TreeCache } from "./treeCache.ts";
 
 // The writer's callers use one module: the change contract, the Draft and the recovery's wording.
 export {
@@ -52,7 +53,7 @@ export const COMPOSED_REFS = "refs/tenancy/rollouts/";
 
 export interface GitWriterOptions {
   repoDir: string;
-  /** Scratch space (validation copies, private index files, run worktrees). */
+  /** Scratch space (validation copies, private index files, the runs' exported trees). */
   dataDir: string;
   pool: Pool;
   runs: RunStore;
@@ -78,6 +79,7 @@ export class GitWriter {
   private composed = new Map<string, Promise<string>>();
   private cache?: { head: string; fleet: Fleet };
   private mainBranch?: string;
+  private treeCache?: TreeCache;
 
   constructor(private readonly opts: GitWriterOptions) {
     this.repo = new GitRepo(opts.repoDir, opts.identity);
@@ -174,7 +176,9 @@ export class GitWriter {
    * node_modules linked from the repo. Only reading the head takes the writer's lock: the files
    * are exported without touching the repository (GitRepo.exportTree), so runs check out in
    * parallel with each other and with commits (a worktree per run serialized every run behind
-   * the commit lock: BENCHMARKS.md, fleet rollout).
+   * the commit lock: BENCHMARKS.md, fleet rollout). A commit's tree is exported once per process
+   * and shared by every run at it (treeCache.ts): the run's directory is an overlay whose only
+   * files of its own are the config files of `stacks` (the Pulumi CLI may write them).
    *
    * With `program` (a rollout's commit) and no `commit`: the program of `program` with the fleet
    * files (tenants/, stacks/) of the head, composed into a commit of its own on no branch
@@ -182,23 +186,27 @@ export class GitWriter {
    * committed after the rollout never reaches its later waves while tenants created or changed
    * meanwhile are kept (a cell's run at the rollout's whole tree would delete them).
    */
-  async checkout(name: string, commit?: string, program?: string): Promise<Checkout> {
+  async checkout(name: string, commit?: string, program?: string, stacks: readonly string[] = []): Promise<Checkout> {
     const sha = commit ?? (program ? await this.composeRun(name, program) : await this.exclusive(() => this.head()));
-    const dir = join(this.opts.dataDir, "worktrees", name);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    await this.repo.exportTree(sha, dir);
-    // The program and the policy pack resolve their packages from the project's install.
-    for (const sub of ["node_modules", join("policy", "node_modules")]) {
-      const src = join(this.opts.repoDir, sub);
-      const dst = join(dir, sub);
-      if (existsSync(src) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(src, dst, "dir");
-    }
-    return {
-      dir,
-      commit: sha,
-      release: async () => rmSync(dir, { recursive: true, force: true }),
-    };
+    const lease = await this.trees.acquire(name, sha, stacks);
+    return { dir: lease.dir, commit: sha, release: () => lease.release() };
+  }
+
+  /** Exports of commits' trees shared by runs (created on first use: a writer that runs nothing exports nothing). */
+  get trees(): TreeCache {
+    this.treeCache ??= new TreeCache({
+      root: join(this.opts.dataDir, "trees"),
+      exportTree: (commit, dir) => this.repo.exportTree(commit, dir),
+      treeOf: (commit) => this.repo.treeOf(commit),
+      // The program and the policy pack resolve their packages from the project's install.
+      links: ["node_modules", join("policy", "node_modules")].map((path) => ({ path, target: join(this.opts.repoDir, path) })),
+    });
+    return this.treeCache;
+  }
+
+  /** Removes the exported trees (control-plane shutdown, after the run workers stopped). */
+  closeTrees(): void {
+    this.treeCache?.close();
   }
 
   /**

@@ -250,7 +250,9 @@ export class RunWorker {
       // (the runner then records it rather than applying it twice); later commits of the stack
       // have a queued run of their own. A rollout's run applies the rollout's program with the
       // head's fleet files (GitWriter.checkout).
-      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined, run.programCommit ?? undefined);
+      // The stacks whose config files the CLI may write get copies of their own (GitWriter.checkout).
+      const ownStacks = [stack, ...(operation === "move" && typeof run.options.source === "string" ? [run.options.source] : [])];
+      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined, run.programCommit ?? undefined, ownStacks);
       if (runner.kind === "deployments" && run.programCommit && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
         throw new Error(
           `run ${runId} applies the program of ${run.programCommit.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +

@@ -1,0 +1,249 @@
+/**
+ * One export of a commit's tree per control-plane process, shared by every run at that commit.
+ *
+ * A rollout wave's runs all apply one composed commit (GitWriter.composeRun); exporting the whole
+ * tree for each of them was the biggest per-run cost of a rollout (docs/rollouts.md, "Pace"). The
+ * cache exports a tree once, keyed by its git tree id (content-addressed: two commits with the same
+ * tree share one export), and hands each run a lease on it:
+ *
+ *  - The export is written into a temporary directory and renamed into place when complete, so a
+ *    half-written export (the process was killed, git failed) is never used; a failed export is
+ *    removed and the next run at that commit exports again.
+ *  - Each run works in an overlay of its own: a directory whose entries are symlinks into the
+ *    shared export, except the files the Pulumi CLI may write, which are copies. The CLI writes the
+ *    selected stack's config file (`<stackConfigDir>/Pulumi.<stack>.yaml`: `pulumi stack init`
+ *    stores the passphrase salt or the KMS key there, `pulumi config set` its values; see
+ *    https://www.pulumi.com/docs/iac/concepts/secrets/#configuring-secrets-encryption), so the
+ *    run's stacks' config files are copied into a real directory of the overlay; a write there never
+ *    reaches the shared export or another run. The program reads the fleet from its working
+ *    directory (infra/index.ts), i.e. through the overlay's links.
+ *  - Leases are counted; an export nobody holds stays for the next run at that commit, up to
+ *    `maxIdle` of them (least recently used removed first). An export in use is never removed.
+ *  - Each process keeps its exports under `<root>/<pid>-<id>`; at start, directories of processes
+ *    that no longer run (whatever they were writing) are removed, and the process never reuses
+ *    them. Directories of live processes (another control plane on the same data directory) are
+ *    left alone.
+ */
+import { randomUUID } from "node:crypto";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parse } from "yaml";
+
+/** Exports kept when no run holds them (the next wave's runs at the same commit reuse them). */
+export const DEFAULT_MAX_IDLE_TREES = 4;
+
+export interface TreeCacheOptions {
+  /** Directory holding every process's exports (`<dataDir>/trees`). */
+  root: string;
+  /** Writes the files of `commit` into `dir` (GitRepo.exportTree). */
+  exportTree: (commit: string, dir: string) => Promise<void>;
+  /** The tree id of `commit` (`git rev-parse <commit>^{tree}`). */
+  treeOf: (commit: string) => Promise<string>;
+  /** Symlinks added to every export: path inside the tree -> absolute target (the project's node_modules). Only where the parent exists. */
+  links?: readonly { path: string; target: string }[];
+  /** Exports kept while unused (default DEFAULT_MAX_IDLE_TREES). */
+  maxIdle?: number;
+}
+
+export interface TreeLease {
+  /** The run's own directory (an overlay of the shared export). */
+  dir: string;
+  commit: string;
+  tree: string;
+  /** Removes the overlay and gives the export back; idempotent. */
+  release(): Promise<void>;
+}
+
+interface Entry {
+  tree: string;
+  dir: string;
+  refs: number;
+  lastUsed: number;
+  ready: Promise<{ top: string[]; stackConfigDir: string }>;
+}
+
+/** Whether a process with this pid runs (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export class TreeCache {
+  private readonly own: string;
+  private readonly entries = new Map<string, Entry>();
+  private readonly trees = new Map<string, Promise<string>>();
+  private started = false;
+  /** Exports done by this process (tests and the bench count them). */
+  exports = 0;
+
+  constructor(private readonly opts: TreeCacheOptions) {
+    this.own = join(opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
+  }
+
+  /** This process's directory under the root. */
+  get dir(): string {
+    return this.own;
+  }
+
+  /** Removes what processes that no longer run left under the root (once, before the first export). */
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    mkdirSync(this.opts.root, { recursive: true });
+    for (const name of readdirSync(this.opts.root)) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+      rmSync(join(this.opts.root, name), { recursive: true, force: true });
+    }
+    mkdirSync(join(this.own, "runs"), { recursive: true });
+  }
+
+  private treeOf(commit: string): Promise<string> {
+    let tree = this.trees.get(commit);
+    if (!tree) {
+      tree = this.opts.treeOf(commit);
+      tree.catch(() => this.trees.delete(commit));
+      this.trees.set(commit, tree);
+      if (this.trees.size > 256) this.trees.delete(this.trees.keys().next().value!);
+    }
+    return tree;
+  }
+
+  /** Exports into a temporary directory, renamed to `<own>/<tree>` only when complete. */
+  private async exportOnce(tree: string, commit: string): Promise<{ top: string[]; stackConfigDir: string }> {
+    const tmp = join(this.own, `.tmp-${randomUUID()}`);
+    const dir = join(this.own, tree);
+    try {
+      await this.opts.exportTree(commit, tmp);
+      for (const { path, target } of this.opts.links ?? []) {
+        const dst = join(tmp, path);
+        if (existsSync(target) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(target, dst, "dir");
+      }
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    this.exports++;
+    return { top: readdirSync(dir), stackConfigDir: stackConfigDirOf(dir) };
+  }
+
+  /**
+   * A lease on the export of `commit` in a directory named `name` (unique per run attempt). The
+   * config files of `stacks` are the overlay's own copies (the CLI may write them).
+   */
+  async acquire(name: string, commit: string, stacks: readonly string[] = []): Promise<TreeLease> {
+    this.start();
+    const tree = await this.treeOf(commit);
+    let entry = this.entries.get(tree);
+    if (!entry) {
+      const created: Entry = { tree, dir: join(this.own, tree), refs: 0, lastUsed: Date.now(), ready: this.exportOnce(tree, commit) };
+      // A failed export is forgotten: the next run at this tree exports again.
+      created.ready.catch(() => {
+        if (this.entries.get(tree) === created) this.entries.delete(tree);
+      });
+      this.entries.set(tree, created);
+      entry = created;
+    }
+    entry.refs++;
+    const held = entry;
+    let overlay: string | undefined;
+    try {
+      const { top, stackConfigDir } = await held.ready;
+      overlay = join(this.own, "runs", name);
+      rmSync(overlay, { recursive: true, force: true });
+      mkdirSync(overlay, { recursive: true });
+      for (const e of top) symlinkSync(join(held.dir, e), join(overlay, e));
+      for (const stack of stacks) ownCopy(held.dir, overlay, join(stackConfigDir, `Pulumi.${stack}.yaml`));
+    } catch (err) {
+      if (overlay) rmSync(overlay, { recursive: true, force: true });
+      this.giveBack(held);
+      throw err;
+    }
+    const dir = overlay;
+    let released = false;
+    return {
+      dir,
+      commit,
+      tree,
+      release: async () => {
+        if (released) return;
+        released = true;
+        rmSync(dir, { recursive: true, force: true });
+        this.giveBack(held);
+      },
+    };
+  }
+
+  private giveBack(entry: Entry): void {
+    entry.refs--;
+    entry.lastUsed = Date.now();
+    this.evict();
+  }
+
+  /** Removes unused exports beyond maxIdle, least recently used first. */
+  private evict(): void {
+    const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    const excess = idle.length - (this.opts.maxIdle ?? DEFAULT_MAX_IDLE_TREES);
+    for (const e of idle.slice(0, Math.max(0, excess))) {
+      this.entries.delete(e.tree);
+      // Removed once its export settled (an idle entry's always has: it was leased and released).
+      void e.ready.then(
+        () => rmSync(e.dir, { recursive: true, force: true }),
+        () => undefined,
+      );
+    }
+  }
+
+  /** Exports this process holds (in use or idle). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Removes this process's directory (shutdown). Leases still held lose their files. */
+  close(): void {
+    this.entries.clear();
+    rmSync(this.own, { recursive: true, force: true });
+  }
+}
+
+/** Pulumi.yaml's stackConfigDir (where the stacks' config files live), default the project directory. */
+function stackConfigDirOf(dir: string): string {
+  const file = join(dir, "Pulumi.yaml");
+  if (!existsSync(file)) return ".";
+  const doc: unknown = parse(readFileSync(file, "utf8"));
+  const v = typeof doc === "object" && doc !== null ? (doc as Record<string, unknown>).stackConfigDir : undefined;
+  return typeof v === "string" && v !== "" ? v : ".";
+}
+
+/**
+ * Makes `rel` a file of the overlay's own: every directory on its way becomes a real directory of
+ * links to the export's entries, and the file itself a copy (when the export has it; otherwise the
+ * CLI creates it there).
+ */
+function ownCopy(exportDir: string, overlay: string, rel: string): void {
+  const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
+  let sub = "";
+  for (const part of parts.slice(0, -1)) {
+    sub = sub ? join(sub, part) : part;
+    const at = join(overlay, sub);
+    const stat = lstatSync(at, { throwIfNoEntry: false });
+    if (stat?.isSymbolicLink()) {
+      rmSync(at);
+      mkdirSync(at);
+      const src = join(exportDir, sub);
+      for (const e of readdirSync(src)) symlinkSync(join(src, e), join(at, e));
+    } else if (!stat) {
+      mkdirSync(at);
+    }
+  }
+  const file = join(overlay, ...parts);
+  const src = join(exportDir, ...parts);
+  rmSync(file, { force: true });
+  if (existsSync(src)) copyFileSync(src, file);
+}
