@@ -19,7 +19,7 @@ import { ACTIONS, confirmPage, type ActionName } from "./actions.ts";
 import type { Signed } from "./api.ts";
 import { html, layout } from "./html.ts";
 import { driftPage, fleetPage } from "./pages/fleet.ts";
-import { rolloutPage, rolloutsPage, runPage, runsPage } from "./pages/runs.ts";
+import { rolloutPage, rolloutsPage, runPage, runsFragment, runsPage } from "./pages/runs.ts";
 import { costFragment, tenantPage, workflowPage } from "./pages/tenant.ts";
 
 export interface ConsoleDeps {
@@ -42,7 +42,7 @@ export const LOGIN_CSRF_COOKIE = "tenancy_console_login";
 const LOGIN_CSRF_TTL_S = 60 * 60;
 
 const ASSETS_DIR = join(import.meta.dirname, "assets");
-const ASSET_TYPES: Record<string, string> = { "console.css": "text/css; charset=utf-8", "run.js": "text/javascript; charset=utf-8", "cost.js": "text/javascript; charset=utf-8" };
+const ASSET_TYPES: Record<string, string> = { "console.css": "text/css; charset=utf-8", "run.js": "text/javascript; charset=utf-8", "runs.js": "text/javascript; charset=utf-8", "cost.js": "text/javascript; charset=utf-8" };
 /** Pages may load the console's own files and talk to its own origin, nothing else. */
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -196,6 +196,8 @@ export function consoleRoutes(deps: ConsoleDeps) {
     get("/console/tenants/:id/cost", (s, p) => costFragment(s, p.id!));
     get("/console/workflows/:id", (s, p) => workflowPage(s, p.id!));
     get("/console/runs", (s) => runsPage(s));
+    // The Runs page's tables alone (a fragment): runs.js asks it again when the queue's event stream says something changed.
+    get("/console/runs/tables", (s) => runsFragment(s));
     get("/console/runs/:id", (s, p) => runPage(s, p.id!));
     get("/console/rollouts", (s) => rolloutsPage(s));
     get("/console/rollouts/:id", (s, p) => rolloutPage(s, p.id!));

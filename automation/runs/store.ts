@@ -701,6 +701,14 @@ export class RunStore {
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
+  /** The runs of these ids, newest first (ids of no run, or not UUIDs, are left out). */
+  async getMany(runIds: readonly string[]): Promise<RunRecord[]> {
+    const ids = runIds.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query<RunRow>("SELECT * FROM runs WHERE id = ANY($1::uuid[]) ORDER BY created_at DESC, id", [ids]);
+    return rows.map(toRecord);
+  }
+
   async list(filter: { stacks?: readonly string[]; states?: readonly RunState[]; limit?: number } = {}): Promise<RunRecord[]> {
     const { rows } = await this.pool.query<RunRow>(
       `SELECT * FROM runs WHERE ($1::text[] IS NULL OR stack = ANY($1)) AND ($2::text[] IS NULL OR state = ANY($2))

@@ -27,6 +27,9 @@ import { startTestPostgres, type TestPostgres } from "../automation/support/post
 import { launchChromium, screenshot, seriousViolations } from "./support/browser.ts";
 
 const CANARY = "shared-prod-use1-01";
+/** The Runs page test's stack (prod-rest ring: the rollout halts before it): each up waits for a file, then 2 s. */
+const HELD = "dedicated-delta-health-prod";
+let heldGate: string;
 let pg: TestPostgres;
 let h: Harness;
 let browser: Browser;
@@ -38,6 +41,7 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "tenancy-console-"));
+  heldGate = join(tmp, "release-held-stack");
   [pg, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
   const repo = withoutBakeTime(makeFixtureRepo());
   // The suspension workflow's database check finds no role on this empty database: it fails, and can be retried.
@@ -48,7 +52,7 @@ beforeAll(async () => {
     pg,
     repo,
     logLines,
-    fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" } },
+    fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" }, holdUntil: { [HELD]: heldGate }, durationMs: { [HELD]: 2000 } },
     config: { lifecycle: { databasesFile, intervalSeconds: 3600, workflows: { ...DEFAULT_LIFECYCLE_CONFIG, maxAttempts: 1, cutoverTimeoutMs: 5_000 } } },
     start: { runs: true },
   });
@@ -214,7 +218,6 @@ describe("operator console in Chromium", () => {
     expect(actions().filter((l) => l.action === "run-stack")).toMatchObject([{ msg: "console action run-stack done", by: "test", action: "run-stack", target: { stack: "shared-prod-use1-02" }, status: 202 }]);
     await page.goto("/console/runs");
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(1);
-    await expectAccessible(page, "runs");
 
     // Meanwhile the tenant tab got its cost per month without a reload: the figure plan/cost gives.
     await tenantTab.waitForSelector('#cost-section[data-cost-state="ready"]', { timeout: 120_000 });
@@ -227,6 +230,41 @@ describe("operator console in Chromium", () => {
     expect(await tenantTab.locator("#cost-section tbody tr td:last-child").allTextContents()).toEqual(want.stacks.map((st) => formatUsd(st.ownUsd + st.shareUsd)));
     await expectAccessible(tenantTab, "tenant");
     await tenantTab.close();
+  }), CONCURRENT_TIMEOUT_MS);
+
+  it.concurrent("updates the Runs page live: a run queued behind a held one appears, starts and finishes, without a reload; a Refresh link, and a refresh without scripts", ({ expect }) => withPage(async (page) => {
+    await page.goto("/console/runs");
+    // Every state each run's row shows, in order, as the page changes (installed once: a reload would lose it).
+    await page.evaluate(`window.notReloaded = true; window.seen = {};
+      new MutationObserver(() => {
+        for (const tr of document.querySelectorAll("#runs-live tr[data-run]")) {
+          const states = (window.seen[tr.dataset.run] ??= []);
+          const state = tr.querySelector(".badge").textContent;
+          if (states.at(-1) !== state) states.push(state);
+        }
+      }).observe(document.getElementById("runs-live"), { childList: true, subtree: true });`);
+    // The page opened its stream and read the tables once.
+    await page.waitForSelector("body[data-runs-refreshed]", { timeout: 30_000 });
+    const enqueue = async () => ((await h.api("POST", `/api/stacks/${HELD}/runs`)).json.run as { id: string }).id;
+    const first = await enqueue();
+    const queue = page.locator('section[aria-labelledby="queue"]');
+    await expect.poll(() => queue.locator(`tr[data-run="${first}"] .badge`).textContent(), { timeout: 30_000 }).toBe("running");
+    // Queued behind the first, which waits for the test.
+    const second = await enqueue();
+    await expect.poll(() => queue.locator(`tr[data-run="${second}"] .badge`).textContent(), { timeout: 30_000 }).toBe("queued");
+    await expectAccessible(page, "runs");
+    writeFileSync(heldGate, "");
+    const recent = page.locator('section[aria-labelledby="recent"]');
+    await expect.poll(() => recent.locator(`tr[data-run="${second}"] .badge`).textContent(), { timeout: 60_000 }).toBe("succeeded");
+    expect(await recent.locator(`tr[data-run="${first}"] .badge`).textContent()).toBe("succeeded");
+    expect(await queue.locator(`tr[data-run="${first}"], tr[data-run="${second}"]`).count()).toBe(0);
+    // The second run's row went through every state, the page never reloaded.
+    expect(await page.evaluate(`window.seen[${JSON.stringify(second)}]`)).toEqual(["queued", "running", "succeeded"]);
+    expect(await page.evaluate("window.notReloaded")).toBe(true);
+    expect(await page.locator("#runs-stream").textContent()).toMatch(/^Following the queue live: updated \d\d:\d\d:\d\d UTC, \d+ run change\(s\) since the page opened\.$/);
+    // Without scripts: a Refresh link, and the page reloads itself.
+    expect(await page.getByRole("link", { name: "Refresh" }).getAttribute("href")).toBe("/console/runs");
+    expect(await page.content()).toContain('<noscript><meta http-equiv="refresh" content="10"></noscript>');
   }), CONCURRENT_TIMEOUT_MS);
 
   it.concurrent("retries a failed lifecycle workflow from its page", ({ expect }) => withPage(async (page) => {

@@ -1,8 +1,8 @@
 /**
- * Console pages: the run queue, a run (its engine events streamed live by assets/run.js from
+ * Console pages: the run queue (followed live by assets/runs.js from GET /api/runs/events), a run (its engine events streamed live by assets/run.js from
  * GET /api/runs/:id/events), and rollouts with their waves, halt reason and pause/resume/abort.
  */
-import { refusedPage, type RolloutJson, type RolloutViewJson, type RunJson, type Signed } from "../api.ts";
+import { errorMessage, refusedPage, type ApiAnswer, type RolloutJson, type RolloutViewJson, type RunJson, type Signed } from "../api.ts";
 import { badge, html, layout, when, type Html } from "../html.ts";
 
 const enc = encodeURIComponent;
@@ -15,13 +15,39 @@ export function runsTable(runs: RunJson[]): Html {
   )}</tbody></table>`;
 }
 
-export async function runsPage(s: Signed): Promise<{ status?: number; body: string }> {
+/** How often (seconds) the Runs page reloads itself when scripts are off (with scripts, it follows the queue's event stream). */
+export const RUNS_REFRESH_WITHOUT_SCRIPTS_S = 10;
+
+/** The Runs page's two tables (the queue, recently finished), from the API; or the API's refusal. */
+async function runsTables(s: Signed): Promise<{ ok: true; body: Html } | { ok: false; refused: ApiAnswer }> {
   const [active, recent] = await Promise.all([s.api("GET", "/api/runs?state=queued,running&limit=200"), s.api("GET", "/api/runs?state=succeeded,failed&limit=30")]);
-  if (active.status !== 200) return refusedPage("Runs", s.user, active);
-  if (recent.status !== 200) return refusedPage("Runs", s.user, recent);
-  const body = html`<section aria-labelledby="queue"><h2 id="queue">Queued and running</h2>${runsTable(active.json.runs as RunJson[])}</section>
-<section aria-labelledby="recent"><h2 id="recent">Recently finished</h2>${runsTable(recent.json.runs as RunJson[])}</section>`;
-  return { body: layout({ title: "Runs", user: s.user, section: "runs", body }) };
+  if (active.status !== 200) return { ok: false, refused: active };
+  if (recent.status !== 200) return { ok: false, refused: recent };
+  return {
+    ok: true,
+    body: html`<section aria-labelledby="queue"><h2 id="queue">Queued and running</h2>${runsTable(active.json.runs as RunJson[])}</section>
+<section aria-labelledby="recent"><h2 id="recent">Recently finished</h2>${runsTable(recent.json.runs as RunJson[])}</section>`,
+  };
+}
+
+/**
+ * The queue and recent runs. assets/runs.js follows GET /api/runs/events and, on each burst of
+ * changes, puts GET /console/runs/tables in place of the tables (no reload); with scripts off the
+ * page reloads itself every RUNS_REFRESH_WITHOUT_SCRIPTS_S seconds, and a Refresh link is there.
+ */
+export async function runsPage(s: Signed): Promise<{ status?: number; body: string }> {
+  const tables = await runsTables(s);
+  if (!tables.ok) return refusedPage("Runs", s.user, tables.refused);
+  const body = html`<p class="live"><span id="runs-stream" role="status">As of ${when(new Date().toISOString())}.</span> <a href="/console/runs">Refresh</a></p>
+<div id="runs-live" data-runs-url="/console/runs/tables">${tables.body}</div>`;
+  return { body: layout({ title: "Runs", user: s.user, section: "runs", body, scripts: ["runs.js"], refreshWithoutScripts: RUNS_REFRESH_WITHOUT_SCRIPTS_S }) };
+}
+
+/** GET /console/runs/tables: the Runs page's tables alone (a fragment), with the API's status. */
+export async function runsFragment(s: Signed): Promise<{ status: number; body: string }> {
+  const tables = await runsTables(s);
+  if (!tables.ok) return { status: tables.refused.status, body: html`<p role="alert" class="error">${errorMessage(tables.refused)}</p>`.text };
+  return { status: 200, body: tables.body.text };
 }
 
 export async function runPage(s: Signed, id: string): Promise<{ status?: number; body: string }> {

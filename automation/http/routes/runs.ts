@@ -1,9 +1,14 @@
-/** /api/runs: the queue and recent runs; /api/runs/:id: a run, its cancellation, and its engine events as server-sent events. */
+/**
+ * /api/runs: the queue and recent runs, and their state changes as server-sent events
+ * (/api/runs/events); /api/runs/:id: a run, its cancellation, and its engine events as server-sent events.
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { withLogContext } from "../../log.ts";
 import { RUN_STATES, type RunState } from "../../runs/store.ts";
+import { parseStackName, StackNameError } from "../../../infra/model/naming.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+import { streamRunChanges } from "../runChanges.ts";
 import type { RouteContext } from "./context.ts";
 
 const SSE_KEEPALIVE_MS = 15_000;
@@ -27,6 +32,21 @@ export function runRoutes(ctx: RouteContext) {
       if (n < 1 || n > 500) throw new HttpError(400, `limit must be a whole number from 1 to 500, got "${limit}"`);
       const runs = await ctx.runs.list({ ...(states ? { states: states as RunState[] } : {}), ...(stack !== undefined ? { stacks: [stack] } : {}), limit: n });
       return reply.send({ runs });
+    });
+
+    // Every run's state changes (?stack=: one stack's), as server-sent events (automation/http/runChanges.ts).
+    api.get<{ Querystring: { stack?: string } }>("/api/runs/events", async (request, reply) => {
+      const { stack } = request.query;
+      if (stack !== undefined) {
+        try {
+          parseStackName(stack, ctx.platform().environments);
+        } catch (err) {
+          if (err instanceof StackNameError) throw new HttpError(400, err.message);
+          throw err;
+        }
+      }
+      const release = ctx.streams.open(keyOf(request).name);
+      streamRunChanges(ctx, request, reply, stack, release);
     });
 
     api.get<{ Params: { id: string } }>("/api/runs/:id", async (request, reply) => {
