@@ -31,7 +31,7 @@ import { migrate } from "../../automation/db/migrate.ts";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import { LocalFleetRepo } from "../../automation/lifecycle/adapters/localRepo.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../automation/lifecycle/config.ts";
-import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
+import { ProcessDeath, type EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import type {
   Clock, DatabaseLocator, DatabaseSnapshots, LifecyclePorts, Logger, ProtectionRelease, RunContext, RunOutcome, SecretDeletion, SecretsManager, SecretVersionText, SnapshotState, StackRunner,
   StateMove, StateMoveOutcome,
@@ -588,8 +588,8 @@ export function gitLog(root: string): string[] {
   return execFileSync("git", ["-C", root, "log", "--format=%s"], { encoding: "utf8" }).trim().split("\n").reverse();
 }
 
-/** Thrown by test hooks to stand for a process dying at that point. */
-export class SimulatedCrash extends Error {}
+/** Thrown by test hooks to stand for a process dying at that point (the engine lets it through unrecorded). */
+export class SimulatedCrash extends ProcessDeath {}
 
 /** Whether the tenant's role may log in on that database (undefined: no such role). */
 export async function loginOf(db: DbRef, tenant: string): Promise<boolean | undefined> {

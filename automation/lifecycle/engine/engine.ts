@@ -101,6 +101,8 @@ export interface StepContext {
   log(fields: Record<string, unknown>, message: string): void;
   /** Aborted when the engine abandons this attempt (its policy's timeout); long steps should stop. */
   signal: AbortSignal;
+  /** A named point inside the step (EngineHooks.atPoint): where a test may stand for kill -9 (ProcessDeath). */
+  point?(name: string): Promise<void>;
 }
 
 /**
@@ -152,6 +154,13 @@ export interface WorkflowDef<K extends WorkflowKind = WorkflowKind> {
   onFailed?(ctx: StepContext, error: string): Promise<void>;
 }
 
+/**
+ * Thrown only by test hooks (EngineHooks) to stand for the process dying (kill -9) at that point:
+ * steps' clean-up paths rethrow it untouched and the engine records nothing for it, as nothing
+ * runs after a kill; the next `run` resumes the step.
+ */
+export class ProcessDeath extends Error {}
+
 /** A refusal that retrying cannot fix (a guard, an invalid tenant file): the workflow fails at once. */
 export class PermanentError extends Error {}
 /** A request the engine refuses (another workflow under way, a superseding rule not met). */
@@ -169,6 +178,8 @@ export interface EngineHooks {
   afterEffects?(workflow: WorkflowRecord, step: string): void | Promise<void>;
   /** After a step's row is committed (a crash here resumes at the next step). */
   afterRecord?(workflow: WorkflowRecord, step: string): void | Promise<void>;
+  /** At a named point inside a step (StepContext.point); throwing ProcessDeath there stands for kill -9 at that point. */
+  atPoint?(workflow: WorkflowRecord, step: string, point: string): void | Promise<void>;
 }
 
 export interface RunOutcome {
@@ -482,12 +493,16 @@ export class WorkflowEngine {
         stepsOf: (other) => this.steps(other),
         runContext: (reason) => ({ workflowId: id, tenant: wf.tenantId, reason: `${wf.kind} ${step.name}: ${reason}` }),
         log: (fields, message) => log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, ...fields }, message),
+        point: async (name) => {
+          await this.hooks.atPoint?.(wf, step.name, name);
+        },
       };
       let result: StepResult;
       try {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
         result = await runAttempt(step, ctx);
       } catch (err) {
+        if (err instanceof ProcessDeath) throw err;
         return this.failed(wf, step, err, ctx);
       }
       if (result.kind === "wait") {

@@ -10,7 +10,9 @@
  *                    `cutoverNotBefore`, waking every CATCH_UP_INTERVAL_MS to apply what came.
  *   cutover.switch   data plane only, no stack run: catch up; hand the identity's state over
  *                    (`pulumi state move`, no cloud change) and commit phase cutover; then the
- *                    window: the cell role loses LOGIN and its sessions end (SQL), the stream is
+ *                    window (switchWindow.ts: recorded on the cell with the LOGIN it takes, undone
+ *                    when anything fails before the marker: LOGIN back, state back, phase
+ *                    copying): the cell role loses LOGIN and its sessions end (SQL), the stream is
  *                    drained to a fence written after that, sequences set, foreign keys added NOT
  *                    VALID, a check bounded by the drained changes, the cutover marker, and the
  *                    connection document's new version (Secrets Manager) naming the dedicated
@@ -29,8 +31,9 @@ import { schemaOwner } from "../pg/catalog.ts";
 import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../pg/cdc/capture.ts";
 import { dropCapture, dropOrphanSlots, resetIdentity, slotName } from "../pg/cdc/slot.ts";
 import { readMarkers, writeMarker } from "../pg/marker.ts";
-import { ensureMember, qi } from "../pg/sql.ts";
+import { ensureMember } from "../pg/sql.ts";
 import { expectLogin, openSession, terminateSessions, withSession } from "../pg/sessions.ts";
+import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan, type SwitchSide } from "./switchWindow.ts";
 import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
 import { requireTenant } from "./tenantFile.ts";
 import { handOver } from "./handover.ts";
@@ -160,23 +163,50 @@ export async function pointDocumentAt(ctx: StepContext, tenant: Tenant, env: str
   return json({ secret: name, versionId, previousVersionId, host: ded.host ?? null, database: ded.database ?? null });
 }
 
+/** The upgrade's switch as switchWindow.ts sees it: each env's cell -> dedicated database, the identity hand-over, phase copying. */
+async function upgradeSwitchPlan(ctx: StepContext, tenant: Tenant, from: Partial<Record<string, string>>): Promise<SwitchPlan> {
+  const sides: SwitchSide[] = [];
+  for (const env of envsOf(tenant)) {
+    sides.push({ env, source: await ctx.ports.databases.cell(env, from[env]!), target: await ctx.ports.databases.dedicated(tenant.id, env), sourceName: `cell ${from[env]!} (${env})` });
+  }
+  return {
+    tenantId: tenant.id,
+    sides,
+    handovers: envsOf(tenant).map((env) => ({ source: cellStackName(env, from[env]!), dest: dedicatedStackName(tenant.id, env), urns: identityHandoverUrns(tenant, env, from[env]!), all: true })),
+    recommitCopying: async () => {
+      const tf = await requireTenant(ctx);
+      return migrating(tf, "cutover.switch").migration.phase === "cutover" ? setPhase(ctx, tf, "copying") : undefined;
+    },
+  };
+}
+
 export const cutoverSwitch = {
   name: "cutover.switch",
   async run(ctx: StepContext) {
+    const first = migrating(await requireTenant(ctx), "cutover.switch");
+    if (phaseIndex(first.migration.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${first.migration.phase})`);
+    const plan = await upgradeSwitchPlan(ctx, first.tenant, first.migration.from);
+    const results: JsonObject = {};
+    // A window an interrupted attempt left open (a row, no marker) is undone first: a clean window follows.
+    const leftOpen = await openWindows(ctx, plan);
+    if (leftOpen.length > 0) {
+      results.undone = await undoWindow(ctx, plan, leftOpen);
+      ctx.log({ undone: results.undone }, "a write window left open by an interrupted attempt was undone (LOGIN back, state and phase as before it); a new window opens now");
+    }
     const tf = await requireTenant(ctx);
     const { tenant, migration } = migrating(tf, "cutover.switch");
-    if (phaseIndex(migration.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${migration.phase})`);
     const id = tenant.id;
     const timeout = ctx.config.cutoverTimeoutMs;
     const appName = tf.platform.appName;
-    const results: JsonObject = {};
     const pending: string[] = [];
     for (const env of envsOf(tenant)) {
-      const mine = await withSession(await ctx.ports.databases.dedicated(id, env), (c) => readMarkers(c, id));
-      if (mine.some((m) => m.workflowId === ctx.workflow.id && m.env === env)) {
+      if (await marked(ctx, plan.sides.find((x) => x.env === env)!, id)) {
         // Switched before a crash: finish what may not have happened after the marker.
         const document = await pointDocument(ctx, tenant, env, appName);
-        await withCapture(ctx, id, env, migration.from[env]!, (t) => stopCapture(t));
+        await withCapture(ctx, id, env, migration.from[env]!, async (t) => {
+          await closeWindow(t.cell, ctx.workflow.id, env);
+          await stopCapture(t);
+        });
         results[env] = json({ resumed: true, document });
       } else pending.push(env);
     }
@@ -190,24 +220,37 @@ export const cutoverSwitch = {
       });
     }
     // 2. The identity's state changes hands before the commit that makes the cell stop declaring it (no cloud change).
-    const moves = envsOf(tenant).map((env) => ({
-      source: cellStackName(env, migration.from[env]!), dest: dedicatedStackName(id, env), urns: identityHandoverUrns(tenant, env, migration.from[env]!), all: true,
-    }));
-    results.handover = await handOver(ctx, moves, `hand the identity of ${id} over to its dedicated stack at cutover`);
+    results.handover = await handOver(ctx, plan.handovers, `hand the identity of ${id} over to its dedicated stack at cutover`);
     if (migration.phase === "copying") await setPhase(ctx, tf, "cutover");
 
-    // 3. The window, per env: nothing in it runs a stack.
+    // 3. The window, per env: nothing in it runs a stack. Anything failing before the marker undoes it (switchWindow.ts).
     for (const env of pending) {
+      const side = plan.sides.find((x) => x.env === env)!;
       results[env] = await withCapture(ctx, id, env, migration.from[env]!, async (t) => {
         const started = Date.now();
-        await t.cell.query(`ALTER ROLE ${qi(t.schema)} NOLOGIN`);
-        const terminated = await terminateSessions(t.cell, id, timeout);
-        const fin = await finishCapture(t, timeout, ctx.signal);
-        await t.dedicated.query("BEGIN");
-        await writeMarker(t.dedicated, { workflowId: ctx.workflow.id, tenantId: id, env, completedAt: ctx.ports.clock.now(), tables: [] });
-        await t.dedicated.query("COMMIT");
+        let terminated: number;
+        let fin: Awaited<ReturnType<typeof finishCapture>>;
+        try {
+          await openWindow(t.cell, { workflowId: ctx.workflow.id, env, tenantId: id });
+          await ctx.point?.("window.opened");
+          terminated = await terminateSessions(t.cell, id, timeout);
+          await ctx.point?.("window.sessionsEnded");
+          // An apply blocked on a lock would hold the window open past its timeout: every statement of the drain is bounded too.
+          await t.dedicated.query(`SET statement_timeout = ${Math.max(1, Math.floor(timeout))}`);
+          fin = await finishCapture(t, timeout, ctx.signal);
+          await ctx.point?.("window.drained");
+          await t.dedicated.query("BEGIN");
+          await writeMarker(t.dedicated, { workflowId: ctx.workflow.id, tenantId: id, env, completedAt: ctx.ports.clock.now(), tables: [] });
+          await t.dedicated.query("COMMIT");
+        } catch (err) {
+          await t.dedicated.query("ROLLBACK").catch(() => undefined);
+          throw await windowFailed(ctx, plan, side, err);
+        }
+        await ctx.point?.("window.marked");
+        await closeWindow(t.cell, ctx.workflow.id, env);
         const document = await pointDocument(ctx, tenant, env, appName);
         const ms = Date.now() - started;
+        await ctx.point?.("window.pointed");
         await stopCapture(t);
         ctx.log({ env, terminated, ms, drained: fin.transactions, rowsChecked: fin.rowsChecked }, "switched: the connection document names the dedicated database");
         return json({
@@ -242,6 +285,18 @@ export const cutoverConnect = {
     return done({ runs, validatedForeignKeys: validated });
   },
 };
+
+/**
+ * When the upgrade fails for good: a write window still open (its undo failed as well) is undone,
+ * so the tenant is not left without LOGIN. Best effort: the engine logs what fails.
+ */
+export async function undoLeftWindows(ctx: StepContext): Promise<JsonObject | undefined> {
+  const tf = await requireTenant(ctx);
+  if (tf.tenant.deployment !== "dedicated" || !tf.tenant.migration || phaseIndex(tf.tenant.migration.phase) < phaseIndex("copying")) return undefined;
+  const plan = await upgradeSwitchPlan(ctx, tf.tenant, tf.tenant.migration.from);
+  const open = await openWindows(ctx, plan);
+  return open.length > 0 ? undoWindow(ctx, plan, open) : undefined;
+}
 
 /**
  * Drops the change-capture slots of an upgrade (a rollback, or the upgrade failing for good) on

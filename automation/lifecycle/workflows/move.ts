@@ -16,6 +16,8 @@
  *                     off and sessions ended in the cell left, the stream drained to a fence,
  *                     sequences, foreign keys NOT VALID, a bounded check, the marker, LOGIN on in
  *                     the cell moved to, the connection document's new version; slot dropped.
+ *                     The window is recorded on the cell left and undone when anything fails
+ *                     before the marker (switchWindow.ts): LOGIN back, state back, phase copying.
  *   cutover.connect   `up` of both cells (they declare what the switch did), LOGIN checked on
  *                     both sides, foreign keys validated.
  *   cleanup.schedule  phase cleanup, retainUntil = now + retention; cleanup.wait waits for it.
@@ -35,12 +37,13 @@ import { done, json, PermanentError, waitUntil, type JsonObject, type StepContex
 import { schemaExists, schemaOwner } from "../pg/catalog.ts";
 import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../pg/cdc/capture.ts";
 import { dropOrphanSlots } from "../pg/cdc/slot.ts";
-import { readMarkers, writeMarker } from "../pg/marker.ts";
+import { writeMarker } from "../pg/marker.ts";
 import { ensureMember, qi } from "../pg/sql.ts";
 import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, withCaptureBetween } from "./cutover.ts";
 import { handOver } from "./handover.ts";
+import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan } from "./switchWindow.ts";
 import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
 import { upStacks } from "./stacks.ts";
 import { commitFiles, requireTenant, type TenantFile } from "./tenantFile.ts";
@@ -164,24 +167,47 @@ const copyData = {
   },
 };
 
+/** The move's switch as switchWindow.ts sees it: the cell left -> the cell moved to, the identity and DNS hand-over, phase copying. */
+async function moveSwitchPlan(ctx: StepContext, t: Tenant): Promise<SwitchPlan> {
+  const p = params(MoveParamsSchema, ctx);
+  return {
+    tenantId: t.id,
+    sides: [{ env: p.env, source: await ctx.ports.databases.cell(p.env, p.from), target: await ctx.ports.databases.cell(p.env, p.to), sourceName: `cell ${p.from} (${p.env})` }],
+    handovers: [{ source: cellStackName(p.env, p.from), dest: cellStackName(p.env, p.to), urns: moveHandoverUrns(t, p.env, p.from), all: true }],
+    recommitCopying: async () => {
+      const tf = await requireTenant(ctx);
+      return moving(tf, ctx, "cutover.switch").move.phase === "cutover" ? setMovePhase(ctx, tf, "copying") : undefined;
+    },
+  };
+}
+
 const cutoverSwitch = {
   name: "cutover.switch",
   async run(ctx: StepContext) {
     const p = params(MoveParamsSchema, ctx);
+    const first = moving(await requireTenant(ctx), ctx, "cutover.switch");
+    if (phaseIndex(first.move.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${first.move.phase})`);
+    const plan = await moveSwitchPlan(ctx, first);
+    const side = plan.sides[0]!;
+    // A window an interrupted attempt left open (a row, no marker) is undone first: a clean window follows.
+    const leftOpen = await openWindows(ctx, plan);
+    const undone = leftOpen.length > 0 ? await undoWindow(ctx, plan, leftOpen) : null;
+    if (undone) ctx.log({ undone }, "a write window left open by an interrupted attempt was undone (LOGIN back, state and phase as before it); a new window opens now");
     const tf = await requireTenant(ctx);
     const t = moving(tf, ctx, "cutover.switch");
-    if (phaseIndex(t.move.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${t.move.phase})`);
     const id = t.id;
     const timeout = ctx.config.cutoverTimeoutMs;
     const appName = tf.platform.appName;
-    const target = await ctx.ports.databases.cell(p.env, p.to);
-    const mine = await withSession(target, (c) => readMarkers(c, id));
-    if (mine.some((m) => m.workflowId === ctx.workflow.id && m.env === p.env)) {
+    const target = side.target;
+    if (await marked(ctx, side, id)) {
       // Switched before a crash: finish what may not have happened after the marker.
       await withSession(target, (c) => c.query(`ALTER ROLE ${qi(pgTenantIdent(id))} LOGIN`));
       const document = await pointDocumentAt(ctx, t, p.env, appName, target);
-      await withMoveCapture(ctx, (c) => stopCapture(c));
-      return done({ resumed: true, document });
+      await withMoveCapture(ctx, async (c) => {
+        await closeWindow(c.cell, ctx.workflow.id, p.env);
+        await stopCapture(c);
+      });
+      return done({ resumed: true, document, undone });
     }
     // 1. Before the window: the stream caught up, so the drain inside it is seconds of changes.
     await withMoveCapture(ctx, async (c) => {
@@ -189,25 +215,36 @@ const cutoverSwitch = {
       await catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
     });
     // 2. Identity and DNS record change stacks before the commit that makes the cell left stop declaring them.
-    const handover = await handOver(
-      ctx,
-      [{ source: cellStackName(p.env, p.from), dest: cellStackName(p.env, p.to), urns: moveHandoverUrns(t, p.env, p.from), all: true }],
-      `hand the identity of ${id} over to ${cellStackName(p.env, p.to)} at the switch`,
-    );
+    const handover = await handOver(ctx, plan.handovers, `hand the identity of ${id} over to ${cellStackName(p.env, p.to)} at the switch`);
     if (t.move.phase === "copying") await setMovePhase(ctx, tf, "cutover");
-    // 3. The window: nothing in it runs a stack.
+    // 3. The window: nothing in it runs a stack. Anything failing before the marker undoes it (switchWindow.ts).
     const window = await withMoveCapture(ctx, async (c) => {
       const started = Date.now();
-      await c.cell.query(`ALTER ROLE ${qi(c.schema)} NOLOGIN`);
-      const terminated = await terminateSessions(c.cell, id, timeout);
-      const fin = await finishCapture(c, timeout, ctx.signal);
-      await c.dedicated.query("BEGIN");
-      await writeMarker(c.dedicated, { workflowId: ctx.workflow.id, tenantId: id, env: p.env, completedAt: ctx.ports.clock.now(), tables: [] });
-      await c.dedicated.query("COMMIT");
+      let terminated: number;
+      let fin: Awaited<ReturnType<typeof finishCapture>>;
+      try {
+        await openWindow(c.cell, { workflowId: ctx.workflow.id, env: p.env, tenantId: id });
+        await ctx.point?.("window.opened");
+        terminated = await terminateSessions(c.cell, id, timeout);
+        await ctx.point?.("window.sessionsEnded");
+        // An apply blocked on a lock would hold the window open past its timeout: every statement of the drain is bounded too.
+        await c.dedicated.query(`SET statement_timeout = ${Math.max(1, Math.floor(timeout))}`);
+        fin = await finishCapture(c, timeout, ctx.signal);
+        await ctx.point?.("window.drained");
+        await c.dedicated.query("BEGIN");
+        await writeMarker(c.dedicated, { workflowId: ctx.workflow.id, tenantId: id, env: p.env, completedAt: ctx.ports.clock.now(), tables: [] });
+        await c.dedicated.query("COMMIT");
+      } catch (err) {
+        await c.dedicated.query("ROLLBACK").catch(() => undefined);
+        throw await windowFailed(ctx, plan, side, err);
+      }
+      await ctx.point?.("window.marked");
+      await closeWindow(c.cell, ctx.workflow.id, p.env);
       // The committed file (phase cutover) declares LOGIN here: the next `up` of the cell does the same.
       await c.dedicated.query(`ALTER ROLE ${qi(c.schema)} LOGIN`);
       const document = await pointDocumentAt(ctx, t, p.env, appName, target);
       const ms = Date.now() - started;
+      await ctx.point?.("window.pointed");
       await stopCapture(c);
       ctx.log({ env: p.env, terminated, ms, drained: fin.transactions }, `switched: the connection document names cell ${p.to}`);
       return json({
@@ -215,7 +252,7 @@ const cutoverSwitch = {
         sequences: fin.sequences, foreignKeysNotValid: fin.foreignKeys, appliedLsn: fin.appliedLsn, fenceLsn: fin.fenceLsn, document,
       });
     });
-    return done({ handover, [p.env]: window });
+    return done({ handover, [p.env]: window, undone });
   },
 };
 
@@ -319,6 +356,13 @@ export const moveWorkflow: WorkflowDef<"move"> = {
   // A failed move leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
   onFailed: async (ctx) => {
     const p = params(MoveParamsSchema, ctx);
+    // A write window still open (its undo failed as well) is undone: the tenant is not left without LOGIN.
+    const tf = await requireTenant(ctx).catch(() => undefined);
+    if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
+      const plan = await moveSwitchPlan(ctx, tf.tenant);
+      const open = await openWindows(ctx, plan).catch(() => []);
+      if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open).catch((err: unknown) => json({ undoFailed: (err as Error).message })) }, "a write window left open was undone: the move failed; the tenant serves from the cell it was leaving");
+    }
     const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
     ctx.log({ dropped }, "change capture dropped: the move failed");
   },

@@ -51,7 +51,7 @@ import { handOver } from "./handover.ts";
 import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
 import { commitFiles, requireTenant } from "./tenantFile.ts";
 import { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema } from "./migration.ts";
-import { copyData, cutoverConnect, cutoverSwitch, cutoverWindow, dropCaptures } from "./cutover.ts";
+import { copyData, cutoverConnect, cutoverSwitch, cutoverWindow, dropCaptures, undoLeftWindows } from "./cutover.ts";
 export { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema, type UpgradeParams } from "./migration.ts";
 
 // --- provisioning -----------------------------------------------------------------------------
@@ -224,6 +224,8 @@ export const upgradeWorkflow: WorkflowDef<"upgrade"> = {
   // A failed upgrade leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
   onFailed: async (ctx) => {
     const p = params(UpgradeParamsSchema, ctx);
+    const undone = await undoLeftWindows(ctx).catch((err: unknown) => json({ undoFailed: (err as Error).message }));
+    if (undone) ctx.log({ undone }, "a write window left open was undone: the upgrade failed; the tenant serves from its cell");
     ctx.log({ dropped: await dropCaptures(ctx, ctx.workflow.id, p.previous.placement) }, "change capture dropped: the upgrade failed");
   },
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
