@@ -11,6 +11,8 @@ export interface DatabaseSecurityGroupsArgs {
   adminCidrs: readonly { key: string; cidr: string }[];
   /** App egress to the internet on 443 (only where the VPC has NAT). */
   appHttpsEgress: boolean;
+  /** The VPC's endpoints (VpcEndpoints): the app group may reach them and S3 (its gateway endpoint) on 443. */
+  endpoints?: { securityGroupId: pulumi.Input<string>; s3PrefixListId: pulumi.Input<string> };
 }
 
 /**
@@ -20,7 +22,7 @@ export interface DatabaseSecurityGroupsArgs {
  * rewrites the others. No rule opens a port to the world: the admin CIDRs are checked here.
  *
  * Child names: `<name>-app`, `<name>-db` (groups), `<name>-db-from-app`, `<name>-db-from-<key>`,
- * `<name>-app-to-db`, `<name>-app-https-out`.
+ * `<name>-app-to-db`, `<name>-app-to-endpoints`, `<name>-app-to-s3`, `<name>-app-https-out`.
  */
 export class DatabaseSecurityGroups extends pulumi.ComponentResource {
   readonly appSecurityGroupId: pulumi.Output<string>;
@@ -52,6 +54,19 @@ export class DatabaseSecurityGroups extends pulumi.ComponentResource {
       { securityGroupId: app.id, referencedSecurityGroupId: db.id, description: "Postgres to the database group", ...pg, tags: t },
       { parent: this },
     );
+    if (args.endpoints) {
+      const https = { ipProtocol: "tcp", fromPort: 443, toPort: 443, tags: t };
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-app-to-endpoints`,
+        { securityGroupId: app.id, referencedSecurityGroupId: args.endpoints.securityGroupId, description: "HTTPS to the VPC's interface endpoints", ...https },
+        { parent: this },
+      );
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-app-to-s3`,
+        { securityGroupId: app.id, prefixListId: args.endpoints.s3PrefixListId, description: "HTTPS to S3 through the gateway endpoint", ...https },
+        { parent: this },
+      );
+    }
     if (args.appHttpsEgress) {
       new aws.vpc.SecurityGroupEgressRule(
         `${name}-app-https-out`,

@@ -26,6 +26,7 @@ import { EncryptionKey } from "./encryptionKey.ts";
 import { VpcFlowLogs } from "./flowLogs.ts";
 import { Network } from "./network.ts";
 import { PostgresInstance } from "./postgresInstance.ts";
+import { spokeEndpointsArgs, VpcEndpoints } from "./vpcEndpoints.ts";
 import { rotatedDocumentOf, TenantDatabaseAccess } from "./tenantDatabaseAccess.ts";
 import { TenantRole, TenantRolePolicy } from "./tenantRole.ts";
 import { TenantSecrets } from "./tenantSecrets.ts";
@@ -39,7 +40,7 @@ export interface DedicatedTenantArgs {
 
 /**
  * Everything of one dedicated tenant in one env (docs/stacks.md): its KMS key, VPC (flow logs,
- * optional egress and peering), security groups, RDS with the tenant's role and schema, bucket,
+ * VPC endpoints, optional egress and peering), security groups, RDS with the tenant's role and schema, bucket,
  * secrets, IAM role and DNS. Every resource is tagged tenant=<id>; nothing names another tenant.
  *
  * Prod, exactly: 3 AZs by default, a NAT per AZ (with egress), RDS deletion protection + final
@@ -58,7 +59,7 @@ export interface DedicatedTenantArgs {
  * from the start. While the migration lasts all of them are `retainOnDelete`.
  *
  * Child names (name = `tenant-<id>`): `<name>-role`, `<name>-key`, `<name>-network`,
- * `<name>-flow-logs`, `<name>-egress`, `<name>-spoke`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
+ * `<name>-flow-logs`, `<name>-egress`, `<name>-spoke`, `<name>-endpoints`, `<name>-peering`, `<name>-sg`, `<name>-bucket`, `<name>-db`,
  * `<name>-db-hardening`, `<name>-db-access`, `<name>-database`, `<name>-secrets`, `<name>-access`,
  * `<name>-config`, `<name>-dns`. Never change them.
  */
@@ -135,6 +136,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
       { ctx, owner, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, privateRouteTables: network.privateRouteTables, hubCidr: hubOf(ctx.platform, ctx.region).cidr },
       { parent: this },
     );
+    const endpoints = new VpcEndpoints(`${name}-endpoints`, spokeEndpointsArgs(ctx, owner, "dedicated", network, plan.private), { parent: this });
     const groups = new DatabaseSecurityGroups(
       `${name}-sg`,
       {
@@ -144,6 +146,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         // The region's runner only, over the Transit Gateway (its subnets' CIDRs: see SpokeAttachment for why not its security group).
         adminCidrs: runnerAdminCidrs(ctx.platform, ctx.region),
         appHttpsEgress: t.features.egress,
+        endpoints,
       },
       { parent: this },
     );

@@ -1,10 +1,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { HUB_INTERFACE_ENDPOINTS, type HubLayout } from "../model/hub.ts";
+import { interfaceEndpoints } from "../model/endpoints.ts";
+import { type HubLayout } from "../model/hub.ts";
 import { SHARED_TENANT } from "../model/naming.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
 import { Egress } from "./egress.ts";
 import { Network } from "./network.ts";
+import { VpcEndpoints } from "./vpcEndpoints.ts";
 
 export interface HubNetworkArgs {
   ctx: StackContext;
@@ -21,8 +23,9 @@ export interface HubNetworkArgs {
  * off the NAT).
  *
  * Child names (name = `hub-<region code>`): `<name>-network` (VPC, runner subnets, tables),
- * `<name>-services-<az>`, `<name>-egress`, `<name>-endpoints` (security group, rule),
- * `<name>-<service>` (interface endpoints), `<name>-s3`. Never change them.
+ * `<name>-services-<az>`, `<name>-egress`, `<name>-endpoints` (VpcEndpoints: its security group
+ * and rule kept their names, the endpoints became `<name>-endpoints-<service>` and
+ * `<name>-endpoints-s3`, all aliased to their former URNs). Never change them.
  */
 export class HubNetwork extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
@@ -58,40 +61,19 @@ export class HubNetwork extends pulumi.ComponentResource {
     );
     this.publicSubnetIds = egress.publicSubnetIds;
 
-    const endpointsSg = new aws.ec2.SecurityGroup(
+    new VpcEndpoints(
       `${name}-endpoints`,
-      { vpcId: network.vpcId, description: "Interface endpoints; HTTPS from the hub VPC only", tags: t },
-      { parent: this },
-    );
-    new aws.vpc.SecurityGroupIngressRule(
-      `${name}-endpoints-from-hub`,
-      { securityGroupId: endpointsSg.id, cidrIpv4: layout.cidr, ipProtocol: "tcp", fromPort: 443, toPort: 443, description: "HTTPS from the hub VPC", tags: t },
-      { parent: this },
-    );
-    for (const svc of HUB_INTERFACE_ENDPOINTS) {
-      new aws.ec2.VpcEndpoint(
-        `${name}-${svc.replace(".", "-")}`,
-        {
-          vpcId: network.vpcId,
-          serviceName: `com.amazonaws.${ctx.region}.${svc}`,
-          vpcEndpointType: "Interface",
-          // The service's public name resolves to the endpoint inside the VPC: SDKs need no endpoint override.
-          privateDnsEnabled: true,
-          subnetIds: this.servicesSubnetIds,
-          securityGroupIds: [endpointsSg.id],
-          tags: t,
-        },
-        { parent: this },
-      );
-    }
-    new aws.ec2.VpcEndpoint(
-      `${name}-s3`,
       {
+        ctx,
+        owner: SHARED_TENANT,
         vpcId: network.vpcId,
-        serviceName: `com.amazonaws.${ctx.region}.s3`,
-        vpcEndpointType: "Gateway",
+        services: interfaceEndpoints("hub"),
+        subnetIds: this.servicesSubnetIds,
         routeTableIds: [...network.privateRouteTables.values()].map((rt) => rt.id),
-        tags: t,
+        clients: [{ key: "hub", cidr: layout.cidr, description: "HTTPS from the hub VPC" }],
+        securityGroupDescription: "Interface endpoints; HTTPS from the hub VPC only",
+        // These were this component's own children before VpcEndpoints existed: keep their state.
+        formerlyIn: { parent: this, name },
       },
       { parent: this },
     );

@@ -17,6 +17,7 @@ import { EncryptedBucket } from "./encryptedBucket.ts";
 import { EncryptionKey } from "./encryptionKey.ts";
 import { Network } from "./network.ts";
 import { PostgresInstance } from "./postgresInstance.ts";
+import { spokeEndpointsArgs, VpcEndpoints } from "./vpcEndpoints.ts";
 
 export interface SharedCellArgs {
   ctx: StackContext;
@@ -25,11 +26,11 @@ export interface SharedCellArgs {
 
 /**
  * A cell's shared infrastructure (tagged tenant=shared): VPC with a private subnet per configured
- * AZ, app and DB security groups, the cell KMS key, the cell bucket, the PostgreSQL instance and
+ * AZ, its VPC endpoints (no NAT: the workloads reach AWS APIs through them), app and DB security groups, the cell KMS key, the cell bucket, the PostgreSQL instance and
  * its once-per-database hardening. Tenants are not children of the cell (PooledTenant): adding
  * one never touches anything here.
  *
- * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-spoke`, `<name>-sg`, `<name>-key`,
+ * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-endpoints`, `<name>-spoke`, `<name>-sg`, `<name>-key`,
  * `<name>-bucket`, `<name>-db`, `<name>-db-hardening`. Never change them.
  */
 export class SharedCell extends pulumi.ComponentResource {
@@ -46,6 +47,7 @@ export class SharedCell extends pulumi.ComponentResource {
     const plan = planSubnets({ vpcCidr: cell.config.cidr, azs: cell.config.azs });
 
     const network = new Network(`${name}-network`, { ctx, owner: SHARED_TENANT, vpcCidr: cell.config.cidr, privateSubnets: plan.private }, { parent: this });
+    const endpoints = new VpcEndpoints(`${name}-endpoints`, spokeEndpointsArgs(ctx, SHARED_TENANT, "cell", network, plan.private), { parent: this });
     const groups = new DatabaseSecurityGroups(
       `${name}-sg`,
       {
@@ -55,6 +57,7 @@ export class SharedCell extends pulumi.ComponentResource {
         // The region's runner only (its subnets' CIDRs: see SpokeAttachment for why not its security group).
         adminCidrs: runnerAdminCidrs(ctx.platform, ctx.region),
         appHttpsEgress: false,
+        endpoints,
       },
       { parent: this },
     );

@@ -124,9 +124,6 @@ export function platformStackReference(organization: string, project: string, re
   return `${organization}/${project}/platform-${region}`;
 }
 
-/** The interface endpoints of every hub (service name suffix after `com.amazonaws.<region>.`). */
-export const HUB_INTERFACE_ENDPOINTS = ["secretsmanager", "kms", "sts", "logs", "ecr.api", "ecr.dkr"] as const;
-
 /** Port the control plane's container listens on (automation/config.ts DEFAULT_PORT). */
 export const CONTROL_PLANE_PORT = 8080;
 /** The only public path of the control plane: Stripe's webhook deliveries (signature-checked). */

@@ -125,6 +125,12 @@ export function mockOutputs(
       extra.defaultSecurityGroupId = `sg-0${hex(`${idSeed}:default-sg`, 16)}`;
       extra.mainRouteTableId = `rtb-0${hex(`${idSeed}:main-rtb`, 16)}`;
       break;
+    case "aws:ec2/vpcEndpoint:VpcEndpoint":
+      extra.arn = `arn:aws:ec2:${region}:${accountId}:vpc-endpoint/${id}`;
+      // A gateway endpoint's route targets the service's prefix list: one per service and region
+      // in AWS (the same for every VPC), so derived from the service name only.
+      if (str("vpcEndpointType") === "Gateway") extra.prefixListId = `pl-${hex(`${region}:${str("serviceName") ?? name}`, 8)}`;
+      break;
     case "aws:ec2/securityGroup:SecurityGroup":
       extra.arn = `arn:aws:ec2:${region}:${accountId}:security-group/${id}`;
       break;

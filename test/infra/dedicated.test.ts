@@ -9,7 +9,7 @@ import { platformStackName, tags } from "../../infra/model/naming.ts";
 import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
-import { byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, T, tempFleet, walk } from "./support.ts";
+import { byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, spokeEndpointsShape, subtree, T, tempFleet, walk } from "./support.ts";
 
 interface ShapeOpts {
   azs: string[];
@@ -56,6 +56,7 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     ...(o.peering
       ? [`${C("CustomerPeering")} ${n}-peering`, `${T.pcx} ${n}-peering`, ...o.azs.map((az) => `${T.route} ${n}-peering-${az}`), `${T.ingress} ${n}-peering`]
       : []),
+    ...spokeEndpointsShape(n, o.azs),
     `${C("DatabaseSecurityGroups")} ${n}-sg`, `${T.sg} ${n}-sg-app`, `${T.sg} ${n}-sg-db`, `${T.ingress} ${n}-sg-db-from-app`, `${T.egress} ${n}-sg-app-to-db`,
     `${C("EncryptedBucket")} ${n}-bucket`, `aws:s3/bucket:Bucket ${n}-bucket`, `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
     `aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration ${n}-bucket`,
@@ -373,14 +374,25 @@ describe("network", () => {
     const dbSg = mockId(T.sg, "tenant-acme-sg-db", "dedicated-acme-prod");
     expect(plain(byTypeName(acme, T.rds, "tenant-acme-db")).vpcSecurityGroupIds).toEqual([dbSg]);
     const byCidr = (a: Record<string, unknown>, b: Record<string, unknown>) => String(a.cidrIpv4 ?? "").localeCompare(String(b.cidrIpv4 ?? ""));
-    expect(ofType(acme, T.ingress).map(stripRule).sort(byCidr)).toEqual([
+    expect(ofType(acme, T.ingress).filter((x) => plain(x).securityGroupId === dbSg).map(stripRule).sort(byCidr)).toEqual([
       { securityGroupId: dbSg, referencedSecurityGroupId: mockId(T.sg, "tenant-acme-sg-app", "dedicated-acme-prod"), ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.16.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
     ]);
     // eu-west-1: its own region's runner, never us-east-1's.
     const delta = get("dedicated-delta-health-prod");
-    expect(ofType(delta, T.ingress).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.255.0.0/20", "10.255.16.0/20", "app-group"]);
+    const deltaDb = mockId(T.sg, "tenant-delta-health-sg-db", "dedicated-delta-health-prod");
+    expect(ofType(delta, T.ingress).filter((x) => plain(x).securityGroupId === deltaDb).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.255.0.0/20", "10.255.16.0/20", "app-group"]);
+    // The endpoints' group admits 443 from each of the VPC's own private subnets, nothing else.
+    for (const name of STACKS) {
+      const r = get(name);
+      const n = r.resources.find((x) => x.type === C("DedicatedTenant"))!.name;
+      const endpointsSg = mockId(T.sg, `${n}-endpoints`, name);
+      const subnets = ofType(r, T.subnet).filter((x) => x.name.startsWith(`${n}-network-private-`)).map((x) => plain(x).cidrBlock);
+      const others = ofType(r, T.ingress).map(plain).filter((i) => i.securityGroupId === endpointsSg);
+      expect(others.map((i) => i.cidrIpv4).sort(), name).toEqual([...subnets].sort());
+      for (const i of others) expect(i, name).toMatchObject({ securityGroupId: endpointsSg, ipProtocol: "tcp", fromPort: 443, toPort: 443 });
+    }
     const mega = get("dedicated-megacorp-prod");
     const megaDb = mockId(T.sg, "tenant-megacorp-sg-db", "dedicated-megacorp-prod");
     expect(ofType(mega, T.ingress).filter((x) => plain(x).securityGroupId === megaDb).map((x) => plain(x).cidrIpv4 ?? "app-group").sort()).toEqual(["10.0.0.0/20", "10.0.16.0/20", "app-group"]);
@@ -526,8 +538,9 @@ describe("conventions and outputs", () => {
     // acme: role, key, vpc, default SG, 3 subnets, 3 route tables, log group, flow-log role, flow log,
     // TGW attachment, 2 groups, 4 rules (app, app-to-db, 2 runner subnets), bucket, master secret,
     // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones,
-    // runtime config parameter, routing share = 34.
-    expect(counts["dedicated-acme-prod"]).toBe(34);
+    // runtime config parameter, routing share = 34; endpoints: a group, 3 rules (one per subnet),
+    // 5 interface and the S3 gateway endpoint, 2 app egress rules to them = 46.
+    expect(counts["dedicated-acme-prod"]).toBe(46);
   });
 
   it("suspending a dedicated tenant changes only its role's LOGIN and the lifecycle in its runtime config", async () => {

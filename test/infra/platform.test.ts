@@ -53,7 +53,8 @@ function platformShape(o: { code: string; azs: string[]; cells: string[]; peers:
         "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "bucketPolicy:BucketPolicy", "bucketLifecycleConfiguration:BucketLifecycleConfiguration"]
         .map((type) => `aws:s3/${type} access-logs-${env}-${o.code}`),
     ]),
-    `${T.sg} ${h}-endpoints`, `${T.ingress} ${h}-endpoints-from-hub`, ...ENDPOINTS.map((e) => `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-${e}`), `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-s3`,
+    `${C("VpcEndpoints")} ${h}-endpoints`, `${T.sg} ${h}-endpoints`, `${T.ingress} ${h}-endpoints-from-hub`,
+    ...ENDPOINTS.map((e) => `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-endpoints-${e}`), `aws:ec2/vpcEndpoint:VpcEndpoint ${h}-endpoints-s3`,
     `${C("TransitHub")} ${tr}`, `${TGW.gateway} ${tr}`, `${TGW.table} ${tr}-hub`, `${TGW.table} ${tr}-spokes`,
     `${TGW.attachment} ${tr}-hub-vpc`, `${TGW.association} ${tr}-hub-vpc`, `${TGW.route} ${tr}-hub-vpc`,
     ...(o.peering
@@ -259,12 +260,12 @@ describe("hub network", () => {
     const r = get("platform-eu-west-1");
     const services = ["hub-euw1-services-eu-west-1a", "hub-euw1-services-eu-west-1b"].map((n) => mockId(T.subnet, n, "platform-eu-west-1"));
     for (const [n, svc] of [["secretsmanager", "secretsmanager"], ["kms", "kms"], ["sts", "sts"], ["logs", "logs"], ["ecr-api", "ecr.api"], ["ecr-dkr", "ecr.dkr"]]) {
-      expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", `hub-euw1-${n}`))).toEqual({
+      expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", `hub-euw1-endpoints-${n}`))).toEqual({
         vpcId: mockId(T.vpc, "hub-euw1-network-vpc", "platform-eu-west-1"), serviceName: `com.amazonaws.eu-west-1.${svc}`, vpcEndpointType: "Interface", privateDnsEnabled: true,
         subnetIds: services, securityGroupIds: [mockId(T.sg, "hub-euw1-endpoints", "platform-eu-west-1")],
       });
     }
-    expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", "hub-euw1-s3"))).toEqual({
+    expect(strip(byTypeName(r, "aws:ec2/vpcEndpoint:VpcEndpoint", "hub-euw1-endpoints-s3"))).toEqual({
       vpcId: mockId(T.vpc, "hub-euw1-network-vpc", "platform-eu-west-1"), serviceName: "com.amazonaws.eu-west-1.s3", vpcEndpointType: "Gateway",
       routeTableIds: ["eu-west-1a", "eu-west-1b"].map((az) => mockId(T.routeTable, `hub-euw1-network-private-${az}`, "platform-eu-west-1")),
     });

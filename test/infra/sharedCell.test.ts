@@ -11,7 +11,7 @@ import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import {
-  byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, subtree, tempFleet, walk, writeYaml, T,
+  byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, spokeEndpointsShape, subtree, tempFleet, walk, writeYaml, T,
 } from "./support.ts";
 
 /** The exact resources of one pooled tenant (`relSecrets` relative to its namespace). */
@@ -53,6 +53,7 @@ function cellShape(cell: string, azs: string[], prod: boolean, hubAzs: readonly 
       `aws:ec2/routeTable:RouteTable ${n}-network-private-${az}`,
       `aws:ec2/routeTableAssociation:RouteTableAssociation ${n}-network-private-${az}`,
     ]),
+    ...spokeEndpointsShape(n, azs),
     `saas-tenancy:components:DatabaseSecurityGroups ${n}-sg`,
     `${T.sg} ${n}-sg-app`,
     `${T.sg} ${n}-sg-db`,
@@ -449,11 +450,16 @@ describe("cell infrastructure: key inputs", () => {
     expect(appSg).not.toBe(dbSg);
     const strip = (x: RenderedResource) => { const { tags: _t, description: _d, ...rest } = plain(x); return rest; };
     const byKind = (x: Record<string, unknown>) => ("cidrIpv4" in x ? 1 : 0);
-    expect(ofType(r, T.ingress).map(strip).sort((a, b) => byKind(a) - byKind(b))).toEqual([
+    expect(ofType(r, T.ingress).filter((x) => plain(x).fromPort === 5432).map(strip).sort((a, b) => byKind(a) - byKind(b))).toEqual([
       { securityGroupId: dbSg, referencedSecurityGroupId: appSg, ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.0.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
       { securityGroupId: dbSg, cidrIpv4: "10.0.16.0/20", ipProtocol: "tcp", fromPort: 5432, toPort: 5432 },
     ]);
+    // The only other ingress rules: the endpoints' group admitting 443 from each of the cell's private subnets.
+    const endpointsSg = mockId(T.sg, "cell-use1-02-endpoints", cell.stack);
+    expect(ofType(r, T.ingress).filter((x) => plain(x).fromPort !== 5432).map(strip)).toEqual(
+      plan.private.map((p) => ({ securityGroupId: endpointsSg, cidrIpv4: p.cidr, ipProtocol: "tcp", fromPort: 443, toPort: 443 })),
+    );
   });
 
   it("spoke: attached to its region's Transit Gateway, associated with `spokes`, propagated into `hub`, the hub CIDR routed from every private table", () => {
@@ -524,8 +530,9 @@ describe("conventions on every cell", () => {
     // subnet group, parameter group, instance, master secret = 15 + 2k. Tenant: connection secret,
     // role, runtime config parameter, its declared secrets, its key if enterprise.
     // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant and one routing
-    // page per cell = 112.
-    expect(checked).toBe(112);
+    // page per cell = 112. Endpoints, per cell: a group, k rules, 5 interface and the S3 gateway
+    // endpoint, 2 app egress rules = 9 + k: 11 + 12 + 11 + 11 = 45, so 157.
+    expect(checked).toBe(157);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });

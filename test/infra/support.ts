@@ -158,6 +158,19 @@ export function render(fleet: Fleet, stackName: string): Promise<RenderedStack> 
   return renderStack(fleet, stackName, { fastPromises: true });
 }
 
+/**
+ * The exact resources of a spoke VPC's endpoints (VpcEndpoints `<n>-endpoints`, rules admitting
+ * each private subnet's AZ) and the app group's two egress rules to them (DatabaseSecurityGroups `<n>-sg`).
+ */
+export function spokeEndpointsShape(n: string, azs: readonly string[]): string[] {
+  return [
+    `${C("VpcEndpoints")} ${n}-endpoints`, `${T.sg} ${n}-endpoints`,
+    ...azs.map((az) => `${T.ingress} ${n}-endpoints-from-${az}`),
+    ...["secretsmanager", "ssm", "kms", "sts", "logs", "s3"].map((s) => `aws:ec2/vpcEndpoint:VpcEndpoint ${n}-endpoints-${s}`),
+    `${T.egress} ${n}-sg-app-to-endpoints`, `${T.egress} ${n}-sg-app-to-s3`,
+  ];
+}
+
 /** Type tokens the infra tests look up, components included. */
 export const C = (cls: string) => `saas-tenancy:components:${cls}`;
 export const T = {
