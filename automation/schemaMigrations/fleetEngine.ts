@@ -10,8 +10,10 @@
  *   its own transaction on the tenant database; its outcome is recorded afterwards. A claim whose
  *   lease ran out (the process died) returns to pending; running it again is safe, the schema's
  *   own `schema_migrations` rows say what it already has;
- * - at most `parallelism` schemas of a wave are claimed at once (the ring's), and the port bounds
- *   each PostgreSQL instance to K at once (SchemaMigrator);
+ * - at most `parallelism` schemas of a wave are claimed at once (the ring's), and at most the
+ *   port's `perStackLimit` (K, perDatabaseConcurrency) of one stack, whatever the number of
+ *   control-plane processes claiming: a stack's database is one PostgreSQL instance (a cell's is
+ *   shared by its tenants). Within a process the SchemaMigrator bounds each instance to K as well;
  * - failures are recorded per schema with the error and SQLSTATE; the others go on while the
  *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
  *   until a person resumes (the failed schemas of the wave run again) or aborts it;
@@ -58,6 +60,8 @@ export interface SchemaRunPort {
    * tenant moved since the migration was planned), keyed by unitKey, with the reason.
    */
   stale?(units: readonly SchemaUnit[]): Promise<ReadonlyMap<string, string>>;
+  /** The most schemas of one stack (its database's instance) being migrated at once, across every process. @default unbounded */
+  perStackLimit?(): number;
 }
 
 /** `stack/tenant`: how units are keyed in the port's answers. */
@@ -252,6 +256,7 @@ export class DbMigrationEngine {
   /** One claim-run-record round; false when nothing moved. */
   private async step(): Promise<boolean> {
     const busy = this.port.busy ? await this.port.busy() : new Set<string>();
+    const perStack = this.port.perStackLimit?.() ?? 2_147_483_647;
     let halted: string | undefined;
     const claim = await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
@@ -285,15 +290,20 @@ export class DbMigrationEngine {
       const pending = counts.get("pending") ?? 0;
       const free = wave.parallelism - running;
       if (pending > 0 && free > 0) {
+        // Per stack, only as many as its limit leaves beside those running (claimed by any process).
+        // Every claim holds TICK_LOCK, so the counts cannot change under this statement.
         const { rows } = await c.query<{ stack: string; tenant: string; attempts: number; target_version: number | null }>(
           `UPDATE db_migration_schemas s SET state = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL, code = NULL,
                   lease_until = now() + make_interval(secs => $4::double precision / 1000)
-             FROM (SELECT stack, tenant FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'pending' AND tenant <> ALL($5::text[])
-                      AND ${notInMotionSql("tenant", "$6")}
-                    ORDER BY stack, tenant LIMIT $3 FOR UPDATE) p
+             FROM (SELECT q.stack, q.tenant
+                     FROM (SELECT stack, tenant, row_number() OVER (PARTITION BY stack ORDER BY tenant) AS rn
+                             FROM db_migration_schemas WHERE migration_id = $1 AND wave = $2 AND state = 'pending' AND tenant <> ALL($5::text[])
+                              AND ${notInMotionSql("tenant", "$6")}) q
+                    WHERE q.rn + (SELECT count(*) FROM db_migration_schemas r WHERE r.migration_id = $1 AND r.stack = q.stack AND r.state = 'running') <= $7
+                    ORDER BY q.stack, q.tenant LIMIT $3) p
             WHERE s.migration_id = $1 AND s.stack = p.stack AND s.tenant = p.tenant
            RETURNING s.stack, s.tenant, s.attempts, s.target_version`,
-          [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy], [...(this.opts.inMotionKinds ?? [])]],
+          [m.id, m.wave, free, this.opts.leaseMs ?? DEFAULT_LEASE_MS, [...busy], [...(this.opts.inMotionKinds ?? [])], perStack],
         );
         return { moved: rows.length > 0, units: rows.map((r) => ({ unit: { stack: r.stack, tenant: r.tenant, ...(r.target_version !== null ? { to: r.target_version } : {}) }, attempts: r.attempts })), m };
       }

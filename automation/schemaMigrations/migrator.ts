@@ -9,6 +9,7 @@ import type pg from "pg";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { createPool } from "../db/database.ts";
 import type { MigrationSet } from "./files.ts";
+import { acquireSlot, releaseSlot } from "./instanceSlots.ts";
 import { KeyedLimiter } from "./limiter.ts";
 import { migrateSchema, rollbackSchema, schemaStatus, SchemaMigrationError, type ApplyOptions, type SchemaOutcome, type SchemaStatus, type TenantSchema } from "./tenantSchema.ts";
 
@@ -23,9 +24,18 @@ export interface SchemaTarget {
 export type SchemaResult<T> = { tenant: string; stack: string; ok: true; value: T } | { tenant: string; stack: string; ok: false; error: string; code?: string };
 
 export interface MigratorOptions {
+  /** K: the most schemas migrated at once on one database, by this migrator and by every other process (instanceSlots.ts). */
   perDatabaseConcurrency: number;
   lockTimeoutMs: number;
   statementTimeoutMs: number;
+  /**
+   * Hold one of the database's K migration slots while migrating a schema, so the bound holds
+   * across processes (instanceSlots.ts). Off, only this migrator's own in-process bound applies.
+   * @default true
+   */
+  crossProcessSlots?: boolean;
+  /** How long a schema waits for a free slot before it fails (another process holds all K). @default twice statementTimeoutMs */
+  slotWaitMs?: number;
 }
 
 export function tenantSchema(tenant: string): TenantSchema {
@@ -69,8 +79,13 @@ export class SchemaMigrator {
     return p;
   }
 
-  /** Runs `op` for one schema under the instance's bound; any error becomes a failed result. */
-  async one<T>(target: SchemaTarget, op: (c: pg.PoolClient, t: TenantSchema) => Promise<T>): Promise<SchemaResult<T>> {
+  /**
+   * Runs `op` for one schema under the instance's bound (this process's, and unless `slot` is
+   * false, one of the database's K slots shared with every other process); any error becomes a
+   * failed result. Reads pass `slot: false`: the bound is for migrations.
+   */
+  async one<T>(target: SchemaTarget, op: (c: pg.PoolClient, t: TenantSchema) => Promise<T>, opts: { slot?: boolean } = {}): Promise<SchemaResult<T>> {
+    const useSlot = (opts.slot ?? true) && this.opts.crossProcessSlots !== false;
     const base = { tenant: target.tenant, stack: target.stack };
     try {
       const value = await this.limiter.run(instanceKey(target.database), async () => {
@@ -80,13 +95,17 @@ export class SchemaMigrator {
         const onError = (): void => undefined;
         client.on("error", onError);
         let broken: Error | undefined;
+        let slot: number | undefined;
         try {
+          if (useSlot) slot = await acquireSlot(client, this.opts.perDatabaseConcurrency, this.opts.slotWaitMs ?? 2 * this.opts.statementTimeoutMs);
           return await op(client, tenantSchema(target.tenant));
         } catch (err) {
           // A session cut off mid-transaction must not go back to the pool.
           if (!(err instanceof SchemaMigrationError) || err.code?.startsWith("57") || err.code?.startsWith("08")) broken = err as Error;
           throw err;
         } finally {
+          // A session that may still hold its slot is closed, never pooled: closing releases it.
+          if (slot !== undefined && !broken) broken = (await releaseSlot(client, slot).catch(() => false)) ? undefined : new Error(`migration slot ${slot} not released`);
           client.off("error", onError);
           client.release(broken);
         }
@@ -111,7 +130,7 @@ export class SchemaMigrator {
   }
 
   status(targets: readonly SchemaTarget[]): Promise<SchemaResult<SchemaStatus>[]> {
-    return Promise.all(targets.map((t) => this.one(t, (c, s) => schemaStatus(c, s, this.opts))));
+    return Promise.all(targets.map((t) => this.one(t, (c, s) => schemaStatus(c, s, this.opts), { slot: false })));
   }
 
   async close(): Promise<void> {

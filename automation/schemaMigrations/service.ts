@@ -6,6 +6,7 @@
  */
 import { requireFleet, stacksOfTenant, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
 import { parseStackName } from "../../infra/model/naming.ts";
+import { loadSchemaMigrationsConfig } from "../../infra/model/schemaMigrations.ts";
 import { loadRings, planWaves, rolloutTargets } from "../../infra/model/rings.ts";
 import type { DatabaseLocator } from "../lifecycle/ports.ts";
 import { unitKey, type DbMigrationAction, type DbMigrationEngine, type DbMigrationRecord, type SchemaRecord, type SchemaRunPort, type SchemaState, type SchemaUnit, type SchemaWave } from "./fleetEngine.ts";
@@ -74,6 +75,9 @@ export function locatorRunPort(projectDir: string, locator: DatabaseLocator, bus
     },
     async stale(units) {
       return staleUnits(requireFleet({ projectDir }), units);
+    },
+    perStackLimit() {
+      return loadSchemaMigrationsConfig(projectDir).perDatabaseConcurrency;
     },
     ...(busy ? { busy } : {}),
   };
