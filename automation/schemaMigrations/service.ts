@@ -111,13 +111,21 @@ export function staleUnits(fleet: Fleet, units: readonly SchemaUnit[]): Map<stri
 }
 
 /**
- * Tenants an upgrade is moving (their file has a `migration` block, which only a dedicated tenant
- * file can carry: the pooled -> dedicated upgrade): their schemas wait until it ends.
+ * Tenants a workflow is moving to another database, as their files say: an upgrade (a `migration`
+ * block, which only a dedicated tenant file carries: the pooled -> dedicated upgrade) or a cell
+ * move (a `move` block on a pooled tenant, from its first commit until its cleanup). Their schemas
+ * wait until it ends, even when the control plane that runs the migration did not start the
+ * workflow (its open workflows are the other half of the check: notInMotionSql).
  */
 export function tenantsInMotion(projectDir: string): () => Promise<ReadonlySet<string>> {
   return async () => {
     const fleet = requireFleet({ projectDir });
-    return new Set([...fleet.tenants.values()].filter((t) => t.tenant.deployment === "dedicated" && t.tenant.migration !== undefined).map((t) => t.tenant.id));
+    return new Set(
+      [...fleet.tenants.values()]
+        .map((f) => f.tenant)
+        .filter((t) => (t.deployment === "dedicated" && t.migration !== undefined) || (t.deployment === "pooled" && t.move !== undefined))
+        .map((t) => t.id),
+    );
   };
 }
 

@@ -1,9 +1,10 @@
 /**
  * Schema migrations and the workflows that move a tenant's schema keep out of each other's way,
- * on a live PostgreSQL (the control plane's tables): the upgrade is refused while the tenant's
- * schema is mid-migration (naming the migration and how to finish or abort it) and allowed once
- * it is done; a fleet migration does not claim the schemas of a tenant whose upgrade (or its
- * rollback) is open, and claims them once it has ended. The port is a recording double: what is
+ * on a live PostgreSQL (the control plane's tables): the upgrade and the cell move are refused
+ * while the tenant's schema is mid-migration (naming the workflow, the migration and how to finish
+ * or abort it) and allowed once it is done; a fleet migration does not claim the schemas of a
+ * tenant whose upgrade (or its rollback) or move is open, nor of one whose file says it is being
+ * upgraded or moved, and claims them once it has ended. The port is a recording double: what is
  * tested here is who is claimed when, not the SQL of a migration (schemaMigrations.fleet.test.ts).
  */
 import type pg from "pg";
@@ -15,6 +16,10 @@ import { WorkflowConflictError, WorkflowEngine } from "../../automation/lifecycl
 import { requestOnlyPorts } from "../../automation/lifecycle/requestPorts.ts";
 import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/workflows/registry.ts";
 import { DbMigrationEngine, type SchemaRunPort, type SchemaUnit, type SchemaWave } from "../../automation/schemaMigrations/fleetEngine.ts";
+import { tenantsInMotion } from "../../automation/schemaMigrations/service.ts";
+import { requireFleet } from "../../infra/model/fleet.ts";
+import { moveStartEdit } from "../../infra/model/fleetFiles/index.ts";
+import { FleetCopy } from "../cli/fleetCopy.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
 
 let server: PgServer;
@@ -147,17 +152,57 @@ describe("a fleet migration waits for a tenant whose schema a workflow is moving
   });
 });
 
-describe("a cell move refuses a tenant whose schema is mid-migration, like the upgrade", () => {
-  it("names the migration; allowed once it is done", async () => {
+describe("a cell move and a fleet migration keep out of each other's way, like the upgrade", () => {
+  const move = (tenant: string) => workflows.create("move", tenant, { env: "prod", from: "use1-01", to: "use1-02" });
+
+  it("the move is refused while the schema is mid-migration, naming the move and the migration; allowed once it is done", async () => {
     const engine = new DbMigrationEngine(pool, recordingPort());
     const m = await engine.start({ action: "migrate", to: 7, waves: wave(["epsilon"]) });
-    const move = () => workflows.create("move", "epsilon", { env: "prod", from: "use1-01", to: "use1-02" });
-    await expect(move()).rejects.toThrow(
-      `move of tenant epsilon refused: its schema is mid-migration in schema migration ${m.id} (migrate to version 7, running, wave 1 of 1): shared-prod-use1-01 (pending)`,
+    await expect(move("epsilon")).rejects.toThrow(
+      new WorkflowConflictError(
+        `the move of tenant epsilon refused: its schema is mid-migration in schema migration ${m.id} (migrate to version 7, running, wave 1 of 1): shared-prod-use1-01 (pending); ` +
+          `wait for it to finish (tenantctl db show ${m.id}) or abort it (tenantctl db abort ${m.id}), then ask again`,
+      ),
     );
     await engine.tick();
-    const wf = await move();
+    const wf = await move("epsilon");
     expect(wf.kind).toBe("move");
     await pool.query("UPDATE lifecycle_workflows SET state = 'cancelled', finished_at = now() WHERE id = $1", [wf.id]);
+  });
+
+  it("no migration starts on the schema of a tenant whose move is open; it runs once the move ended", async () => {
+    const wf = await move("zeta");
+    const port = recordingPort();
+    const engine = new DbMigrationEngine(pool, port, { inMotionKinds: LIFECYCLE_WORKFLOWS.filter((d) => d.schema !== undefined).map((d) => d.kind) });
+    const m = await engine.start({ action: "migrate", to: 9, waves: wave(["zeta", "eta"]) });
+    await engine.tick();
+    expect(port.claimed).toEqual(["eta"]);
+    expect((await engine.schemas(m.id)).map((s) => [s.tenant, s.state])).toEqual([
+      ["eta", "succeeded"],
+      ["zeta", "pending"],
+    ]);
+    // The move waits in its turn: its schema is pending in this migration.
+    await pool.query("UPDATE lifecycle_workflows SET state = 'succeeded', finished_at = now() WHERE id = $1", [wf.id]);
+    await expect(move("zeta")).rejects.toThrow(`the move of tenant zeta refused: its schema is mid-migration in schema migration ${m.id}`);
+    await engine.tick();
+    expect(port.claimed).toEqual(["eta", "zeta"]);
+    expect((await engine.get(m.id))!.state).toBe("succeeded");
+  });
+});
+
+describe("the tenants a workflow is moving, as the fleet's files say (tenantsInMotion)", () => {
+  it("names a pooled tenant from its move's first commit on, as it names an upgrading one", async () => {
+    const copy = new FleetCopy();
+    try {
+      const busy = tenantsInMotion(copy.dir);
+      expect([...(await busy())]).toEqual([]);
+      const fleet = requireFleet({ projectDir: copy.dir });
+      const t = fleet.tenants.get("freebie-one")!.tenant;
+      const files = moveStartEdit(fleet, copy.read("tenants/freebie-one.yaml"), t, "prod", "use1-02", "0b5a4a4e-6a8e-4c31-9d1e-3f1f6a3c2b10", new Date("2026-12-06T10:00:00Z"));
+      for (const [path, text] of Object.entries(files)) copy.write(path, text!);
+      expect([...(await busy())]).toEqual(["freebie-one"]);
+    } finally {
+      copy.cleanup();
+    }
   });
 });

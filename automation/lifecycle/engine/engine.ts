@@ -354,7 +354,7 @@ export class WorkflowEngine {
       const prior = open.rows[0] ? toRecord(open.rows[0]) : undefined;
       const id = randomUUID();
       if (def.schema === "moves") {
-        const refusal = await schemaMigrationRefusal(client, tenantId, kind === "upgrade" ? "the upgrade" : kind);
+        const refusal = await schemaMigrationRefusal(client, tenantId, `the ${kind}`);
         if (refusal) throw new WorkflowConflictError(refusal);
       }
       if (prior) {
