@@ -6,12 +6,16 @@
  * - a changed tenant file touches stacksOfTenant(before) ∪ stacksOfTenant(after), so a removed
  *   tenant touches the cells it leaves and a re-placed tenant touches both cells;
  * - a changed stack file touches that stack;
+ * - a cell's stack file added, removed or re-addressed touches its region's platform stack too
+ *   (the hub routes to every cell of the region: platformsRoutingChangedCells);
  * - a change under infra/ or policy/, or to Pulumi.yaml or package-lock.json, touches every
  *   stack of both revisions (the program, the pack, the platform or a provider version changed).
  */
 import { existsSync, readdirSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { loadFleet, parsedFiles, stacksOfTenant, type Fleet, type ParsedFiles } from "../../infra/model/fleet.ts";
+import { hubDestinations } from "../../infra/model/hub.ts";
+import { parseStackName, platformStackName } from "../../infra/model/naming.ts";
 import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { FleetError, type Problem } from "../../infra/model/problems.ts";
 import { stackNameOfFile } from "../../infra/model/stackFile.ts";
@@ -135,6 +139,44 @@ async function loadSide(projectDir: string, rev: Revision, cache?: ParsedFiles):
   return side;
 }
 
+/** The cells a region's platform stack routes to through its hub (name and CIDR of each). */
+function cellRoutes(fleet: Fleet, region: string): string {
+  return JSON.stringify(hubDestinations(fleet.platform, fleet.cells.values(), region).filter((d) => d.via === "cell"));
+}
+
+function isCellStack(name: string, environments: readonly string[]): boolean {
+  try {
+    return parseStackName(name, environments).kind === "shared";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A platform stack routes to every cell of its region (infra/model/hub.ts, hubDestinations: the
+ * hub's and the runner's routes to each cell's CIDR), so a cell's stack file added, removed or
+ * re-addressed changes the platform stack's render although no file of it changed. Touched when
+ * those routes differ between the two fleets; every platform stack when the base fleet does not
+ * load and a cell's stack file changed. A cell change that moves no route (its capacity) does not.
+ */
+function platformsRoutingChangedCells(
+  base: Side, head: Fleet, relevant: readonly (ChangedFile & { what: FileKind })[],
+): { stack: string; why: string }[] {
+  const cellFiles = relevant.filter((k) => k.what.kind === "stack" && isCellStack(k.what.stack, head.platform.environments));
+  if (cellFiles.length === 0) return [];
+  const regions = [...new Set([...(base.fleet?.platform.regions ?? []), ...head.platform.regions])].sort();
+  const regionOf = (name: string) => head.cells.get(name)?.region ?? base.fleet?.cells.get(name)?.region;
+  const out: { stack: string; why: string }[] = [];
+  for (const region of regions) {
+    const stack = platformStackName(region);
+    if (!base.stackNames.has(stack) && !head.stacks.has(stack)) continue;
+    if (base.fleet && cellRoutes(base.fleet, region) === cellRoutes(head, region)) continue;
+    const files = cellFiles.filter((k) => k.what.kind === "stack" && (!base.fleet || regionOf(k.what.stack) === region));
+    out.push({ stack, why: `${files.map((k) => `${k.path} ${k.status}`).join(", ")}: ${stack} routes to every cell of ${region} (its hub and runner reach each cell's CIDR)` });
+  }
+  return out;
+}
+
 /**
  * The stacks touched between `baseRef` and `headRef` (a commit-ish), or between `baseRef` and the
  * working tree (including untracked files) when `headRef` is omitted.
@@ -226,6 +268,8 @@ export async function affectedWithFleets(
     if (!base.fleet && k.status !== "added") for (const s of base.stackNames) stacks.add(s);
     for (const s of stacks) touch(s, why);
   }
+
+  for (const { stack, why } of platformsRoutingChangedCells(base, head.fleet, relevant)) touch(stack, why);
 
   result.details = [...reasons.keys()].sort().map((name) => ({
     name,

@@ -184,3 +184,44 @@ describe("tenantctl validate --base", () => {
     expect(bad.stderr.join("\n")).toMatch(/unknown git ref "no-such-ref"/);
   });
 });
+
+describe("a cell's stack file and its region's platform stack", () => {
+  // The platform stack routes to every cell of its region (hubDestinations): a cell added, removed
+  // or re-addressed changes its render; a cell change that moves no route does not.
+  const cell = (name: string, region: string, cidr: string, azs: string) =>
+    `config:\n  aws:region: ${region}\n  saas-tenancy:cell:\n    cidr: ${cidr}\n    azs: [${azs}]\n    ingressHostname: ingress.${name}.tenancy.example.com\n    capacity: 50\n`;
+  const step = async (apply: () => void, message: string) => {
+    const before = repo.git("rev-parse", "HEAD").trim();
+    apply();
+    const after = repo.commit(message);
+    const r = await affectedStacks(repo.dir, before, after);
+    expect(r.warnings).toEqual([]);
+    return r;
+  };
+  const FILE = "stacks/Pulumi.shared-prod-use1-03.yaml";
+  const why = (files: string) => `${files}: platform-us-east-1 routes to every cell of us-east-1 (its hub and runner reach each cell's CIDR)`;
+
+  it("adding, re-addressing and removing a cell touch the cell and its region's platform stack, not the other region's", async () => {
+    const added = await step(() => repo.write(FILE, cell("shared-prod-use1-03", "us-east-1", "10.3.0.0/16", "us-east-1a, us-east-1b")), "open a cell");
+    expect(added.details).toEqual([
+      { name: "platform-us-east-1", reasons: [why(`${FILE} added`)], inBase: true, inHead: true },
+      { name: "shared-prod-use1-03", reasons: [`${FILE} added`], inBase: false, inHead: true },
+    ]);
+    const moved = await step(() => repo.write(FILE, cell("shared-prod-use1-03", "us-east-1", "10.4.0.0/16", "us-east-1a, us-east-1b")), "re-address the cell");
+    expect(moved.details).toEqual([
+      { name: "platform-us-east-1", reasons: [why(`${FILE} modified`)], inBase: true, inHead: true },
+      { name: "shared-prod-use1-03", reasons: [`${FILE} modified`], inBase: true, inHead: true },
+    ]);
+    const removed = await step(() => repo.remove(FILE), "close the cell");
+    expect(removed.stacks).toEqual(["platform-us-east-1", "shared-prod-use1-03"]);
+    expect(removed.details[0]!.reasons).toEqual([why(`${FILE} deleted`)]);
+  });
+
+  it("negative controls: a cell change that moves no route touches the cell alone; a cell of another region touches that region's platform stack only", async () => {
+    const capacity = await step(() => repo.write("stacks/Pulumi.shared-prod-use1-01.yaml", repo.read("stacks/Pulumi.shared-prod-use1-01.yaml").replace("capacity: 50", "capacity: 40")), "cell capacity");
+    expect(capacity.stacks).toEqual(["shared-prod-use1-01"]);
+    const euw1 = "stacks/Pulumi.shared-prod-euw1-02.yaml";
+    const other = await step(() => repo.write(euw1, cell("shared-prod-euw1-02", "eu-west-1", "10.22.0.0/16", "eu-west-1a, eu-west-1b")), "open a cell in eu-west-1");
+    expect(other.stacks).toEqual(["platform-eu-west-1", "shared-prod-euw1-02"]);
+  });
+});
