@@ -1,6 +1,5 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { SSM_STANDARD_TIER } from "../model/runtimeConfig.ts";
 import type { RoutingParameter } from "../model/routingDocument.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
 
@@ -14,7 +13,7 @@ export interface RoutingShareArgs {
 
 /**
  * This stack's share of the routing document of its env and region (docs/runtime-config.md): SSM
- * String parameters of the Standard tier under `/<app>/<env>/routing/<region>/`, which only this
+ * String parameters (tier `ssmParameterTier`, Standard by default) under `/<app>/<env>/routing/<region>/`, which only this
  * stack writes. Child names: `<name>-<nn>` (one per page, numbered from 00; a dedicated stack has
  * one). Never rename: the page number is part of the URN and of the parameter name.
  */
@@ -29,7 +28,7 @@ export class RoutingShare extends pulumi.ComponentResource {
           name: p.name,
           description: `Routing of ${ctx.env} in ${ctx.region}: the share of ${ctx.stack}`,
           type: "String",
-          tier: SSM_STANDARD_TIER,
+          tier: ctx.platform.ssmParameterTier,
           dataType: "text",
           insecureValue: p.value,
           tags: tagsFor(ctx, args.owner),

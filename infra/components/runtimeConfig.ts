@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { runtimeConfigParameter, SSM_STANDARD_TIER } from "../model/runtimeConfig.ts";
+import { runtimeConfigParameter } from "../model/runtimeConfig.ts";
 import type { Tenant } from "../model/schema.ts";
 import { componentType, tagsFor, type StackContext } from "./context.ts";
 
@@ -13,7 +13,7 @@ export interface RuntimeConfigArgs {
 
 /**
  * The tenant's runtime configuration document (infra/model/runtimeConfig.ts,
- * docs/runtime-config.md): an SSM String parameter of the Standard tier. Plain text on purpose:
+ * docs/runtime-config.md): an SSM String parameter in the tier `ssmParameterTier` of Pulumi.yaml (Standard by default). Plain text on purpose:
  * it holds no secret (the connection document is named, not copied), and a plan shows its changes
  * (`insecureValue`, not the provider's secret `value`). Read access is IAM only: the tenant's role
  * (tenantAccessPolicy) and the application role of the env (applicationRolePolicy).
@@ -39,7 +39,7 @@ export class RuntimeConfig extends pulumi.ComponentResource {
         name: p.name,
         description: `Runtime configuration of tenant ${tenant.id} (${ctx.env})`,
         type: "String",
-        tier: SSM_STANDARD_TIER,
+        tier: ctx.platform.ssmParameterTier,
         dataType: "text",
         insecureValue: p.value,
         tags: tagsFor(ctx, tenant.id),

@@ -4,6 +4,7 @@ import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts"
 import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
 import { fleetLimitProblems } from "./fleetLimits.ts";
 import { cellStackName, dedicatedStackName, platformStackName } from "./naming.ts";
+import { cellResidents } from "./routes.ts";
 import { FleetError, type Problem } from "./problems.ts";
 import type { Tenant } from "./schema.ts";
 import { parseStackFile, stackNameOfFile, type CellConfig, type StackFile } from "./stackFile.ts";
@@ -71,15 +72,8 @@ function readLimited(path: string, file: string): string | Problem {
   }
 }
 
-/** The tenants living in a cell stack: placed there, or migrating or moving away from it (until cleanup ends). */
-export function cellResidents(fleet: Pick<Fleet, "tenants">, cell: Pick<Cell, "env" | "id">): Tenant[] {
-  const out: Tenant[] = [];
-  for (const { tenant } of fleet.tenants.values()) {
-    if (tenant.deployment === "pooled" && (tenant.placement[cell.env] === cell.id || tenant.move?.from[cell.env] === cell.id)) out.push(tenant);
-    if (tenant.deployment === "dedicated" && tenant.migration?.from[cell.env] === cell.id) out.push(tenant);
-  }
-  return out;
-}
+// In routes.ts (no import of this file there), so the quota check loadFleet runs can use it too.
+export { cellResidents };
 
 /** Every stack a tenant has resources in. */
 export function stacksOfTenant(tenant: Tenant): string[] {

@@ -8,8 +8,10 @@
 import { engineVersionProblem } from "./database.ts";
 import { PLATFORM_KEY, PROJECT, type Platform } from "./platform.ts";
 import type { Problem } from "./problems.ts";
-import { QUOTAS, quotaLimit, type QuotaName } from "./quotas.ts";
+import { QUOTAS, quotaLimit, type QuotaDefinition, type QuotaName } from "./quotas.ts";
 import { azProblem, regionAzs } from "./regions.ts";
+import { cellResidents, routeOf } from "./routes.ts";
+import { cellRoutingParameters, type RoutingCell } from "./routingDocument.ts";
 import { CELL_KEY, type StackFile } from "./stackFile.ts";
 import { dedicatedAzCount } from "./subnets.ts";
 import type { LoadedTenant } from "./tenantFile.ts";
@@ -25,6 +27,36 @@ export interface FleetFiles {
   stacks: ReadonlyMap<string, StackFile>;
   /** By tenant id. */
   tenants: ReadonlyMap<string, LoadedTenant>;
+  /** By stack name: the cells (their routing pages count against the SSM quota). */
+  cells: ReadonlyMap<string, RoutingCell & { config: { ingressHostname: string } }>;
+}
+
+/**
+ * The SSM parameters a cell or dedicated stack writes (docs/runtime-config.md): the runtime config
+ * document of every tenant env it serves (routeOf: the serving stack publishes it) and its share
+ * of the routing document (a cell's pages, a dedicated stack's one share once it serves).
+ */
+export function ssmParameterCount(fleet: FleetFiles, stack: StackFile): number {
+  const served = (t: { id: string; environments: Record<string, unknown> } & Parameters<typeof routeOf>[1], env: string) =>
+    env in t.environments && routeOf(fleet, t, env).stack === stack.ref.name;
+  if (stack.ref.kind === "shared") {
+    const cell = fleet.cells.get(stack.ref.name);
+    if (!cell) return 0;
+    const residents = cellResidents(fleet, cell);
+    const documents = residents.filter((t) => served(t, cell.env)).length;
+    let pages = 1;
+    try {
+      pages = cellRoutingParameters(fleet, cell, residents).length;
+    } catch {
+      // A resident served by a cell without a stack file: reported by the cross-file checks; one page is the least the cell writes.
+    }
+    return documents + pages;
+  }
+  if (stack.ref.kind === "dedicated") {
+    const t = fleet.tenants.get(stack.ref.tenant)?.tenant;
+    return t && t.deployment === "dedicated" && served(t, stack.ref.env) ? 2 : 0;
+  }
+  return 0;
 }
 
 /** YAML path of the platform object inside Pulumi.yaml (with or without the `value:` wrapper). */
@@ -141,6 +173,9 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       use("iamRolesPerAccount", s.region, s.ref.name, 2);
     }
   }
+  // SSM parameters, in the tier the platform puts its documents in.
+  const ssmQuota: QuotaName = platform.ssmParameterTier === "Advanced" ? "ssmAdvancedParametersPerRegion" : "ssmStandardParametersPerRegion";
+  for (const s of fleet.stacks.values()) use(ssmQuota, s.region, s.ref.name, ssmParameterCount(fleet, s));
   // Pooled tenants: one role per env, in the stack of the cell they are placed in.
   for (const { tenant: t } of fleet.tenants.values()) {
     if (t.deployment !== "pooled") continue;
@@ -175,7 +210,7 @@ export function quotaExcesses(fleet: FleetFiles): QuotaExcess[] {
   }
   const out: QuotaExcess[] = [];
   for (const { quota, region, holders } of sums.values()) {
-    const def = QUOTAS[quota];
+    const def: QuotaDefinition = QUOTAS[quota];
     const limit = quotaLimit(quotas, quota, region);
     const needed = [...holders.values()].reduce((a, b) => a + b, 0);
     if (needed <= limit) continue;
@@ -189,7 +224,9 @@ export function quotaExcesses(fleet: FleetFiles): QuotaExcess[] {
       message:
         `quota "${def.label}" ${where} of account ${fleet.platform.awsAccountId}: the fleet needs ${needed}, the quota is ${limit}${isDefault}; ` +
         `used by ${list.map((h) => `${h.holder} (${h.count})`).join(", ")}; ` +
-        `request an increase (Service Quotas ${def.serviceCode} ${def.quotaCode}) and set quotas.${regional ? `regions.${region}.` : ""}${quota} in Pulumi.yaml, or place the new stacks elsewhere`,
+        (def.notAdjustable !== undefined
+          ? `AWS does not raise this quota: ${def.notAdjustable}`
+          : `request an increase (Service Quotas ${def.serviceCode} ${def.quotaCode}) and set quotas.${regional ? `regions.${region}.` : ""}${quota} in Pulumi.yaml, or place the new stacks elsewhere`),
     });
   }
   return out.sort((a, b) => a.quota.localeCompare(b.quota) || a.region.localeCompare(b.region));

@@ -11,6 +11,9 @@ import { QuotasSchema } from "./quotas.ts";
 export { PROJECT };
 export const PLATFORM_KEY = "platform";
 
+/** Parameter Store tiers the documents may use (Intelligent-Tiering is a default-tier setting of the account, not a parameter's tier here). */
+export const SSM_PARAMETER_TIERS = ["Standard", "Advanced"] as const;
+
 const cidr = z.string().refine(isCidr, { message: "must be an IPv4 CIDR block with no host bits set (a.b.c.d/n)" });
 
 /** Headroom (percent of capacity) an env and region keep before a new cell is opened (docs/cells.md). */
@@ -84,6 +87,13 @@ export const PlatformSchema = z
     cellDefaults: CellDefaultsSchema,
     /** Path of the RDS CA bundle on the runner: the postgresql provider verifies the server with it (sslmode verify-full). */
     rdsCaBundlePath: z.string().startsWith("/", "must be an absolute path on the runner").default(DEFAULT_RDS_CA_BUNDLE_PATH),
+    /**
+     * Tier of every SSM document the stacks write (runtime config, routing pages; docs/runtime-config.md).
+     * Standard: free, 4 KB, 10,000 per account and region. Advanced: 8 KB, 100,000, charged per
+     * parameter-month. Standard -> Advanced changes the parameters in place; Advanced never goes back.
+     * @default Standard
+     */
+    ssmParameterTier: z.enum(SSM_PARAMETER_TIERS).default("Standard"),
     /** Service quotas of the platform account (infra/model/quotas.ts); absent keys are AWS's defaults. */
     quotas: QuotasSchema,
   })

@@ -22,7 +22,14 @@ export interface QuotaDefinition {
   /** AWS's documented default. */
   awsDefault: number;
   source: string;
+  /**
+   * Set when AWS does not raise the quota: what to do instead (the message says it in place of
+   * "request an increase"), and the schema refuses a value above the default.
+   */
+  notAdjustable?: string;
 }
+
+const SSM_TIERS_PAGE = "https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html";
 
 export const QUOTAS = {
   vpcsPerRegion: {
@@ -45,14 +52,41 @@ export const QUOTAS = {
     scope: "account", label: "Roles per account", serviceCode: "iam", quotaCode: "L-FE177D64", awsDefault: 1000,
     source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
   },
+  // Parameter Store: "Total number of parameters allowed (per AWS account and AWS Region)", a fixed
+  // number per tier (the tiers page has no increase; Service Quotas lists no code for it). The
+  // fleet's documents count against the tier `ssmParameterTier` (Pulumi.yaml) puts them in.
+  ssmStandardParametersPerRegion: {
+    scope: "region", label: "Parameter Store standard parameters", serviceCode: "ssm", quotaCode: "(none)", awsDefault: 10_000,
+    source: SSM_TIERS_PAGE,
+    notAdjustable: "set ssmParameterTier: Advanced in Pulumi.yaml (100,000 per account and region, USD 0.05 per parameter-month; a Standard parameter becomes Advanced in place, never back), or place tenants in another account or region",
+  },
+  ssmAdvancedParametersPerRegion: {
+    scope: "region", label: "Parameter Store advanced parameters", serviceCode: "ssm", quotaCode: "(none)", awsDefault: 100_000,
+    source: SSM_TIERS_PAGE,
+    notAdjustable: "place tenants in another account or region",
+  },
 } as const satisfies Record<string, QuotaDefinition>;
 
 export type QuotaName = keyof typeof QUOTAS;
 export const QUOTA_NAMES = Object.keys(QUOTAS) as QuotaName[];
 
 const positive = z.number().int().positive();
+/**
+ * A quota AWS does not raise: a lower value is allowed (room kept for parameters made outside the
+ * fleet), a higher one is refused.
+ */
+const fixed = (quota: QuotaName) => {
+  const def: QuotaDefinition = QUOTAS[quota];
+  return positive.max(def.awsDefault, `cannot exceed ${def.awsDefault}: AWS does not raise "${def.label}" (${def.source}); ${def.notAdjustable ?? ""}`);
+};
 const regionalOverrides = z
-  .object({ vpcsPerRegion: positive.optional(), elasticIpsPerRegion: positive.optional(), rdsInstancesPerRegion: positive.optional() })
+  .object({
+    vpcsPerRegion: positive.optional(),
+    elasticIpsPerRegion: positive.optional(),
+    rdsInstancesPerRegion: positive.optional(),
+    ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").optional(),
+    ssmAdvancedParametersPerRegion: fixed("ssmAdvancedParametersPerRegion").optional(),
+  })
   .strict();
 
 export const QuotasSchema = z
@@ -62,6 +96,8 @@ export const QuotasSchema = z
     rdsInstancesPerRegion: positive.default(QUOTAS.rdsInstancesPerRegion.awsDefault),
     hostedZonesPerAccount: positive.default(QUOTAS.hostedZonesPerAccount.awsDefault),
     iamRolesPerAccount: positive.default(QUOTAS.iamRolesPerAccount.awsDefault),
+    ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").default(QUOTAS.ssmStandardParametersPerRegion.awsDefault),
+    ssmAdvancedParametersPerRegion: fixed("ssmAdvancedParametersPerRegion").default(QUOTAS.ssmAdvancedParametersPerRegion.awsDefault),
     /** Raised values of one region (Service Quotas increases are per region). */
     regions: z.record(z.string(), regionalOverrides).default({}),
   })

@@ -1,9 +1,8 @@
 import { sourceServes } from "./cellMove.ts";
-import { envDomain } from "./platform.ts";
+import { envDomain, type Platform } from "./platform.ts";
 import {
   cellStackName, databaseSecretName, dedicatedStackName, dedicatedZoneName, pooledHostname,
 } from "./naming.ts";
-import type { Fleet } from "./fleet.ts";
 import type { Tenant } from "./schema.ts";
 
 export interface Route {
@@ -22,7 +21,16 @@ export interface Route {
  * cell until cutover; from cutover on the dedicated stack serves it. A tenant moving between cells
  * is served by the cell it leaves until the switch, then by the cell it moved to.
  */
-export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string): Route {
+/**
+ * What these functions read of a fleet (a Fleet of infra/model/fleet.ts fits), spelled out so that
+ * the fleet-level checks loadFleet runs (infra/model/fleetLimits.ts) can use them without a cycle.
+ */
+export interface RoutesFleet {
+  platform: Pick<Platform, "domain" | "appName">;
+  tenants: ReadonlyMap<string, { tenant: Tenant }>;
+}
+
+export function routeOf(fleet: Pick<RoutesFleet, "platform">, t: Tenant, env: string): Route {
   const domain = envDomain(fleet.platform, env);
   const fromCell = t.deployment === "dedicated" ? t.migration?.from[env] : undefined;
   const servingFromCell =
@@ -44,7 +52,17 @@ export function routeOf(fleet: Pick<Fleet, "platform">, t: Tenant, env: string):
   return { ...base, url: `https://${dedicatedZoneName(t.id, domain)}`, deployment: "dedicated", stack: dedicatedStackName(t.id, env) };
 }
 
-export function routingTable(fleet: Fleet): Route[] {
+/** The tenants living in a cell stack: placed there, or migrating or moving away from it (until cleanup ends). */
+export function cellResidents(fleet: Pick<RoutesFleet, "tenants">, cell: { env: string; id: string }): Tenant[] {
+  const out: Tenant[] = [];
+  for (const { tenant } of fleet.tenants.values()) {
+    if (tenant.deployment === "pooled" && (tenant.placement[cell.env] === cell.id || tenant.move?.from[cell.env] === cell.id)) out.push(tenant);
+    if (tenant.deployment === "dedicated" && tenant.migration?.from[cell.env] === cell.id) out.push(tenant);
+  }
+  return out;
+}
+
+export function routingTable(fleet: RoutesFleet): Route[] {
   const out: Route[] = [];
   for (const { tenant } of fleet.tenants.values()) {
     for (const env of Object.keys(tenant.environments)) out.push(routeOf(fleet, tenant, env));

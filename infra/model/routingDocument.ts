@@ -15,9 +15,8 @@
  *
  * Each page stays an SSM Standard parameter (at most 4,096 bytes: pages are filled by size).
  */
-import type { Cell, Fleet } from "./fleet.ts";
 import { dedicatedZoneName, routingCellPageName, routingDedicatedName } from "./naming.ts";
-import { envDomain } from "./platform.ts";
+import { envDomain, type Platform } from "./platform.ts";
 import { routeOf } from "./routes.ts";
 import { SSM_STANDARD_MAX_BYTES } from "./runtimeConfig.ts";
 import type { Tenant } from "./schema.ts";
@@ -46,7 +45,23 @@ export interface RoutingParameter {
   document: RoutingShare;
 }
 
-type FleetView = Pick<Fleet, "platform" | "cells">;
+/**
+ * What the routing functions read of a fleet (a Fleet of infra/model/fleet.ts fits); spelled out,
+ * not imported, so the quota check loadFleet runs can count the pages (infra/model/fleetLimits.ts).
+ */
+export interface RoutingFleet {
+  platform: Platform;
+  /** By stack name. */
+  cells: ReadonlyMap<string, { config: { ingressHostname: string } }>;
+}
+type FleetView = RoutingFleet;
+/** The cell a share belongs to. */
+export interface RoutingCell {
+  id: string;
+  env: string;
+  region: string;
+  stack: string;
+}
 
 /** The endpoint host of the stack serving `t` in `env`: a cell's ingress, or the dedicated zone. */
 export function endpointOf(fleet: FleetView, t: Tenant, env: string): { stack: string; endpoint: string } {
@@ -70,7 +85,7 @@ function bytes(s: string): number {
  * page (an empty cell says so). Adding a tenant may move the tenants after it to the next page:
  * updates of this stack's own parameters, never another stack's.
  */
-export function cellRoutingParameters(fleet: FleetView, cell: Pick<Cell, "id" | "env" | "region" | "stack">, residents: readonly Tenant[]): RoutingParameter[] {
+export function cellRoutingParameters(fleet: FleetView, cell: RoutingCell, residents: readonly Tenant[]): RoutingParameter[] {
   const app = fleet.platform.appName;
   const empty = (): RoutingShare => ({ schemaVersion: ROUTING_SCHEMA_VERSION, env: cell.env, region: cell.region, source: cell.stack, kind: "cell", routes: {}, forwards: {} });
   const pages: RoutingShare[] = [empty()];

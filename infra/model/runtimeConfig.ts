@@ -19,11 +19,11 @@ export const RUNTIME_CONFIG_SCHEMA_VERSION = 1;
 /**
  * SSM Standard parameters hold up to 4 KB (4,096 bytes), Advanced up to 8 KB
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
- * Every document of this program is sized to stay Standard: no cost, and no tier change (an
- * Advanced parameter can never become Standard again; the provider replaces it, same name).
+ * Every document of this program is sized to fit Standard, whatever `ssmParameterTier` says: the
+ * tier is then a matter of the parameter count only (the quota check, infra/model/quotas.ts), and a
+ * platform can move to Advanced in place (never back: the provider would replace each parameter).
  */
 export const SSM_STANDARD_MAX_BYTES = 4096;
-export const SSM_STANDARD_TIER = "Standard";
 
 export interface RuntimeConfig {
   schemaVersion: typeof RUNTIME_CONFIG_SCHEMA_VERSION;

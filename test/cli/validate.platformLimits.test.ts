@@ -178,3 +178,40 @@ describe("app names SSM refuses", () => {
     expect(await fleet.run(["validate"])).toEqual(OK);
   });
 });
+
+describe("SSM parameters per account and region (Parameter Store, not adjustable)", () => {
+  const REGIONAL = "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }";
+  const used = "shared-prod-use1-01 (3), shared-prod-use1-02 (3), shared-staging-use1-01 (3), dedicated-acme-prod (2), dedicated-megacorp-prod (2), dedicated-megacorp-staging (2)";
+
+  it("an exact fit passes (15 in us-east-1: a document per tenant env, the routing pages and shares); one fewer fails, naming the stacks and what to do", async () => {
+    fleet.edit("Pulumi.yaml", REGIONAL, "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10, ssmStandardParametersPerRegion: 15 }");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+    fleet.edit("Pulumi.yaml", "ssmStandardParametersPerRegion: 15 }", "ssmStandardParametersPerRegion: 14 }");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "us-east-1: { vpcsPerRegion", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.ssmStandardParametersPerRegion",
+        `quota "Parameter Store standard parameters" in us-east-1 of account 111111111111: the fleet needs 15, the quota is 14; used by ${used}; ` +
+          "AWS does not raise this quota: set ssmParameterTier: Advanced in Pulumi.yaml (100,000 per account and region, USD 0.05 per parameter-month; a Standard parameter becomes Advanced in place, never back), or place tenants in another account or region"),
+    ]);
+  });
+
+  it("with ssmParameterTier Advanced the documents count against the Advanced quota instead", async () => {
+    fleet.edit("Pulumi.yaml", REGIONAL, "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10, ssmStandardParametersPerRegion: 14, ssmAdvancedParametersPerRegion: 14 }");
+    fleet.edit("Pulumi.yaml", "      appName: tenancy", "      appName: tenancy\n      ssmParameterTier: Advanced");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "us-east-1: { vpcsPerRegion", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.ssmAdvancedParametersPerRegion",
+        `quota "Parameter Store advanced parameters" in us-east-1 of account 111111111111: the fleet needs 15, the quota is 14; used by ${used}; ` +
+          "AWS does not raise this quota: place tenants in another account or region"),
+    ]);
+    fleet.edit("Pulumi.yaml", "ssmAdvancedParametersPerRegion: 14 }", "ssmAdvancedParametersPerRegion: 15 }");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+  });
+
+  it("a value above AWS's fixed number is refused: it cannot be raised", async () => {
+    fleet.edit("Pulumi.yaml", "ssmStandardParametersPerRegion: 10000", "ssmStandardParametersPerRegion: 20000");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "ssmStandardParametersPerRegion", "config.saas-tenancy:platform.value.quotas.ssmStandardParametersPerRegion",
+        'cannot exceed 10000: AWS does not raise "Parameter Store standard parameters" (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html); ' +
+          "set ssmParameterTier: Advanced in Pulumi.yaml (100,000 per account and region, USD 0.05 per parameter-month; a Standard parameter becomes Advanced in place, never back), or place tenants in another account or region; fix the platform settings"),
+    ]);
+  });
+});

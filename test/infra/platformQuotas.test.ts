@@ -1,11 +1,12 @@
 /**
  * The quota check (infra/model/fleetLimits.ts) counts what each platform stack creates: its
  * counts equal the VPCs, Elastic IPs, IAM roles and RDS instances of the real program's render of
- * both platform stacks, so a component that adds one without the count changing fails here.
+ * both platform stacks, so a component that adds one without the count changing fails here; the
+ * same for the SSM parameters of every cell and dedicated stack.
  */
 import { describe, expect, it } from "vitest";
-import { quotaUsage } from "../../infra/model/fleetLimits.ts";
-import { exampleFleet, render } from "./support.ts";
+import { quotaUsage, ssmParameterCount } from "../../infra/model/fleetLimits.ts";
+import { editYaml, exampleFleet, render, tempFleet, writeYaml } from "./support.ts";
 
 const COUNTED = {
   vpcsPerRegion: "aws:ec2/vpc:Vpc",
@@ -27,4 +28,48 @@ describe("quota usage of the platform stacks", () => {
       ? { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 7, rdsInstancesPerRegion: 1 }
       : { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 2 });
   });
+});
+
+describe("SSM parameters per stack (Parameter Store quota, docs/runtime-config.md)", () => {
+  const SSM = "aws:ssm/parameter:Parameter";
+
+  it("every cell and dedicated stack of the example fleet: counted exactly as rendered; platform stacks write none", async () => {
+    const fleet = exampleFleet();
+    const rendered: Record<string, number> = {};
+    const counted: Record<string, number> = {};
+    for (const name of fleet.stacks.keys()) {
+      rendered[name] = (await render(fleet, name)).resources.filter((x) => x.type === SSM).length;
+      counted[name] = ssmParameterCount(fleet, fleet.stacks.get(name)!);
+    }
+    expect(counted).toEqual(rendered);
+    // A cell: one document per tenant it serves and one routing page; a dedicated stack: its document and its share.
+    expect(rendered).toEqual({
+      "dedicated-acme-prod": 2, "dedicated-delta-health-prod": 2, "dedicated-megacorp-prod": 2, "dedicated-megacorp-staging": 2,
+      "platform-eu-west-1": 0, "platform-us-east-1": 0,
+      "shared-prod-euw1-01": 3, "shared-prod-use1-01": 3, "shared-prod-use1-02": 3, "shared-staging-use1-01": 3,
+    });
+    const regional = quotaUsage(fleet).filter((u) => u.quota === "ssmStandardParametersPerRegion");
+    expect(regional.reduce((n, u) => n + (u.region === "us-east-1" ? u.count : 0), 0)).toBe(15);
+    expect(regional.reduce((n, u) => n + (u.region === "eu-west-1" ? u.count : 0), 0)).toBe(5);
+  }, 120_000);
+
+  it("through an upgrade the count follows the render: the document moves at cutover, the dedicated share appears with it", async () => {
+    for (const phase of ["copying", "cutover", "cleanup"]) {
+      const fleet = tempFleet((dir) => {
+        editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
+          d.tier = "dedicated";
+          delete d.placement;
+          d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
+          d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
+        });
+        for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
+      });
+      const got: Record<string, [number, number]> = {};
+      for (const name of ["shared-prod-use1-01", "dedicated-startup-alpha-prod"]) {
+        got[name] = [ssmParameterCount(fleet, fleet.stacks.get(name)!), (await render(fleet, name)).resources.filter((x) => x.type === SSM).length];
+      }
+      const before = phase === "copying";
+      expect(got, phase).toEqual({ "shared-prod-use1-01": before ? [3, 3] : [2, 2], "dedicated-startup-alpha-prod": before ? [0, 0] : [2, 2] });
+    }
+  }, 120_000);
 });
