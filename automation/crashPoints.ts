@@ -19,7 +19,7 @@ export const CRASH_POINTS = {
   "run.started": "a worker marked the run running, before its checkout and update",
   "run.updating": "the update is running: the first engine event arrived",
   "run.finishing": "the update returned, the run is not yet recorded succeeded",
-  "lifecycle.step": "a lifecycle step's effects are done, its completion not yet recorded",
+  "lifecycle.step": "a lifecycle step's effects are done, its completion not yet recorded (`lifecycle.step:<step>`: that step only)",
 } as const;
 
 export type CrashPointName = keyof typeof CRASH_POINTS;
@@ -28,15 +28,20 @@ export type CrashPointName = keyof typeof CRASH_POINTS;
 export const CRASH_ENV = "TENANCY_CRASH_AT";
 
 const armed: string | undefined = process.env[CRASH_ENV] || undefined;
-if (armed !== undefined && !(armed in CRASH_POINTS)) {
+// `<point>:<detail>` arms the point only where it is reached with that detail (a lifecycle step's name).
+if (armed !== undefined && !(armed.split(":")[0]! in CRASH_POINTS)) {
   // A typo must not make a crash test pass by never crashing.
   throw new Error(`${CRASH_ENV}=${armed}: unknown crash point; known: ${Object.keys(CRASH_POINTS).join(", ")} (test-only, unset it)`);
 }
 
-/** Kills this process with SIGKILL when TENANCY_CRASH_AT names `name`; otherwise does nothing. */
-export function crashPoint(name: CrashPointName): void {
-  if (armed === undefined || armed !== name) return;
+/**
+ * Kills this process with SIGKILL when TENANCY_CRASH_AT names `name`, or `name:detail` (e.g.
+ * `lifecycle.step:suspend.files`, so a test kills at one step and the next life at the next);
+ * otherwise does nothing.
+ */
+export function crashPoint(name: CrashPointName, detail?: string): void {
+  if (armed === undefined || (armed !== name && (detail === undefined || armed !== `${name}:${detail}`))) return;
   // Written synchronously so the test sees which point killed the process.
-  process.stderr.write(`crash point ${name} reached: SIGKILL (${CRASH_ENV}, test only)\n`);
+  process.stderr.write(`crash point ${armed} reached: SIGKILL (${CRASH_ENV}, test only)\n`);
   process.kill(process.pid, "SIGKILL");
 }

@@ -510,7 +510,7 @@ export class WorkflowEngine {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, until: result.until.toISOString() }, `waiting: ${result.reason}`);
         return { id, state: "waiting", step: step.name, wakeAt: result.until };
       }
-      crashPoint("lifecycle.step");
+      crashPoint("lifecycle.step", step.name);
       await this.hooks.afterEffects?.(wf, step.name);
       const output = result.output ?? {};
       const client = await this.pool.connect();

@@ -9,6 +9,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import { EMBEDDED_DATABASE, EMBEDDED_USER } from "../../../automation/db/database.ts";
 import { isAlive } from "../../../automation/db/embeddedPostgres.ts";
 import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
 import { newApiKey } from "../../../automation/http/apiKeys.ts";
@@ -93,6 +95,31 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
     dispose() {
       cli.dispose();
       rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The embedded server's URL while a life of `inst` runs (port from postmaster.pid, password from the data dir). */
+export function embeddedUrl(inst: Installation): string {
+  const dir = join(inst.dataDir, "postgres");
+  const port = readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[3]!.trim();
+  const password = readFileSync(join(dir, "password"), "utf8").trim();
+  return `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
+}
+
+/** Queries on the control plane's embedded database while a life runs, one connection each. */
+export function embeddedSql(inst: Installation): { url(): string; query<T extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]> } {
+  return {
+    url: () => embeddedUrl(inst),
+    async query<T extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
+      const c = new pg.Client({ connectionString: embeddedUrl(inst) });
+      c.on("error", () => undefined);
+      await c.connect();
+      try {
+        return (await c.query<T>(text, values)).rows;
+      } finally {
+        await c.end();
+      }
     },
   };
 }

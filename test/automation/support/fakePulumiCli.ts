@@ -35,6 +35,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import { createRequire } from "node:module";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
+import type { Tenant } from "../../../infra/model/schema.ts";
 
 const require = createRequire(import.meta.url);
 /** The SDK's version: a CLI of the same version is what PulumiCommand.get() expects. */
@@ -66,6 +67,12 @@ export interface FakePulumiOptions {
    * the move, which the runner's check afterwards must catch.
    */
   stateMoveSavesNothing?: boolean;
+  /**
+   * stack -> URL of a live PostgreSQL database standing in for the database the stack's
+   * postgresql provider manages: after a successful `up`, each tenant the stack renders has its
+   * role there with LOGIN as the stack's TenantDatabaseAccess would set it (applyTenantRoles).
+   */
+  tenantDatabases?: Record<string, string>;
   /** stack -> its outputs after an up, as `stack output --json` prints them (secret ones as "[secret]" unless --show-secrets). */
   outputs?: Record<string, Record<string, { value: unknown; secret: boolean }>>;
 }
@@ -442,6 +449,7 @@ async function operation(
   };
 
   let tenants: string[] = [];
+  let rendered: Tenant[] = [];
   if (!remote && kind === "up") {
     const { loadFleet, tenantsOfStack } = await import("../../../infra/model/fleet.ts");
     const { fleet, problems } = loadFleet({ projectDir: cwd });
@@ -449,7 +457,8 @@ async function operation(
       release();
       return fail(`error: program failed: ${problems.length} problem(s) in tenant/stack files\n`);
     }
-    tenants = tenantsOfStack(fleet, stack).map((t) => t.id).sort();
+    rendered = tenantsOfStack(fleet, stack);
+    tenants = rendered.map((t) => t.id).sort();
   }
   const first = state.updates.length === 0 || state.destroyed === true;
   if (kind === "destroy") tenants = state.updates.at(-1)?.tenants ?? [];
@@ -489,6 +498,8 @@ async function operation(
     emitted.push(event);
   }
   await sink.close();
+  const database = kind === "up" && !io.signal?.aborted && !failure ? opts.tenantDatabases?.[stack] : undefined;
+  if (database) await applyTenantRoles(database, stack, rendered);
   release();
   if (io.signal?.aborted) return fail("error: update canceled\n");
   if (failure) return fail(`error: update failed: ${failure}\n`);
@@ -501,6 +512,32 @@ async function operation(
   const out = `${kind === "up" ? "Updating" : "Destroying"} (${stack}) [saas-tenancy test double: nothing was deployed]\nResources:\n    ${tenants.length} ${op}\n`;
   io.onOutput?.(out);
   return ok(out);
+}
+
+/**
+ * What a stack's postgresql.Role resources do to its tenants' roles (infra/components/
+ * tenantDatabaseAccess.ts, `login: databaseLoginAllowed(...)` from pooledTenant.ts and
+ * dedicatedTenant.ts): each role exists, with LOGIN or NOLOGIN. Run as the database's admin on a
+ * live server; nothing else of the stack is modelled (no schema, grants or limits).
+ */
+async function applyTenantRoles(url: string, stack: string, rendered: readonly Tenant[]): Promise<void> {
+  const { databaseLoginAllowed } = await import("../../../infra/model/database.ts");
+  const { pgTenantIdent } = await import("../../../infra/model/naming.ts");
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: url });
+  c.on("error", () => undefined);
+  await c.connect();
+  try {
+    const side = stack.startsWith("dedicated-") ? "dedicated" : "cell";
+    for (const t of rendered) {
+      const role = pgTenantIdent(t.id);
+      const login = databaseLoginAllowed(t, side) ? "LOGIN" : "NOLOGIN";
+      const exists = await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
+      await c.query(`${exists.rowCount ? "ALTER" : "CREATE"} ROLE "${role}" ${login}`);
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 /**
