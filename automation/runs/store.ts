@@ -279,6 +279,8 @@ export interface ReapedRun {
   id: string;
   lostAttempts: number;
   delaySeconds: number;
+  /** A queued run whose job a process fetched and never claimed (resendUnclaimed): no attempt was lost. */
+  unclaimedJob?: true;
 }
 
 /** Queued runs of a region that no live worker serves (tenancy_runs_unserved). */
@@ -668,8 +670,39 @@ export class RunStore {
       });
       if (did) reaped.push(did);
     }
+    reaped.push(...(await this.resendUnclaimed()));
     if (reaped.length > 0) this.jobsSent();
     return reaped;
+  }
+
+  /**
+   * Queued runs whose job was fetched (pg-boss `active`) longer than the heartbeat timeout ago and
+   * never claimed: the process that fetched it died between the fetch and the claim (a kill right
+   * after a commit queued the run: the job is fetched at once). Without this the run stays queued
+   * until the job expires (runExpireHours), and every run of its stack waits behind it. The run
+   * gets a new job; the old one is cancelled, and a claim through it is refused (start() checks
+   * that the job still owns the run), so a live but slow fetcher cannot start it twice.
+   */
+  private async resendUnclaimed(): Promise<ReapedRun[]> {
+    const unclaimed = `r.state = 'queued' AND EXISTS (SELECT 1 FROM pgboss.job j WHERE j.name = r.job_queue AND j.id = r.job_id
+      AND j.state = 'active' AND j.started_on < now() - make_interval(secs => $1))`;
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT r.id FROM runs r WHERE ${unclaimed}`, [this.opts.heartbeatTimeoutSeconds]);
+    const resent: ReapedRun[] = [];
+    for (const { id } of rows) {
+      const did = await withTransaction(this.pool, async (client): Promise<ReapedRun | false> => {
+        const pre = await client.query<{ stack: string }>("SELECT stack FROM runs WHERE id = $1", [id]);
+        await this.lockStack(client, pre.rows[0]!.stack);
+        const cur = await client.query<RunRow>(`SELECT * FROM runs r WHERE r.id = $2 AND ${unclaimed} FOR UPDATE`, [this.opts.heartbeatTimeoutSeconds, id]);
+        const run = cur.rows[0];
+        if (!run) return false;
+        await this.cancelJob(client, run);
+        await this.sendJob(client, id);
+        await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, id]);
+        return { id, lostAttempts: 0, delaySeconds: 0, unclaimedJob: true };
+      });
+      if (did) resent.push(did);
+    }
+    return resent;
   }
 
   /** Cancels a queued run at once; asks the worker of a running run to cancel it. */

@@ -112,7 +112,9 @@ export class RunWorker {
               withLogContext({ runId: r.id }, () =>
                 this.opts.log.warn(
                   { lostAttempts: r.lostAttempts, delaySeconds: r.delaySeconds },
-                  r.delaySeconds > 0
+                  r.unclaimedJob
+                    ? "queued run's job was fetched by a process that never claimed it (it died); sent again"
+                    : r.delaySeconds > 0
                     ? `run's worker stopped sending heartbeats (${r.lostAttempts} attempts lost); another worker takes it over in ${r.delaySeconds}s`
                     : "run's worker stopped sending heartbeats; queued for another worker",
                 ),

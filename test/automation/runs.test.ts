@@ -286,6 +286,39 @@ describe("a run whose worker keeps dying", () => {
   });
 });
 
+describe("a queued run whose job was fetched by a process that died before claiming it", () => {
+  it("gets a new job once the fetch is older than the heartbeat timeout; the old job can no longer start it", async () => {
+    const h = await startHarness({ pg, start: { reconciler: false, runs: false }, config: { heartbeatTimeoutSeconds: 1.5 } });
+    try {
+      const [queued] = await h.cp.runs.enqueueAll([EUW1], { reason: "unclaimed job test" });
+      const id = queued!.runId;
+      const jobOf = async () => (await h.cp.db.pool.query<{ job_id: string }>("SELECT job_id FROM runs WHERE id = $1", [id])).rows[0]!.job_id;
+      const oldJob = await jobOf();
+      // Not fetched: left alone however old (a new job would wait the same).
+      await h.cp.db.pool.query("UPDATE pgboss.job SET created_on = now() - interval '1 hour' WHERE id = $1", [oldJob]);
+      expect(await h.cp.runs.reapStale()).toEqual([]);
+      // Fetched just now (a live worker is about to claim it): left alone (negative control).
+      await h.cp.db.pool.query("UPDATE pgboss.job SET state = 'active', started_on = now() WHERE id = $1", [oldJob]);
+      expect(await h.cp.runs.reapStale()).toEqual([]);
+      expect(await jobOf()).toBe(oldJob);
+      // Fetched a minute ago and still unclaimed: the fetcher died. A new job, the old one cancelled.
+      await h.cp.db.pool.query("UPDATE pgboss.job SET started_on = now() - interval '1 minute' WHERE id = $1", [oldJob]);
+      expect(await h.cp.runs.reapStale()).toEqual([{ id, lostAttempts: 0, delaySeconds: 0, unclaimedJob: true }]);
+      const newJob = await jobOf();
+      expect(newJob).not.toBe(oldJob);
+      const states = await h.cp.db.pool.query<{ id: string; state: string }>("SELECT id, state FROM pgboss.job WHERE id = ANY($1::uuid[])", [[oldJob, newJob]]);
+      expect(Object.fromEntries(states.rows.map((r) => [r.id, r.state]))).toEqual({ [oldJob]: "cancelled", [newJob]: "created" });
+      // A slow fetcher that was alive after all cannot start it through the old job; the new one does.
+      expect(await h.cp.runs.start(id, oldJob, "slow-worker", "local", ["eu-west-1"])).toEqual({ kind: "skip", reason: `job ${oldJob} no longer owns run ${id}` });
+      expect((await h.cp.runs.start(id, newJob, "live-worker", "local", ["eu-west-1"])).kind).toBe("start");
+      // Claimed: nothing left to resend.
+      expect(await h.cp.runs.reapStale()).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe("CLI variants", () => {
   it("receives engine events through the --event-log file when the CLI is 3.205 or older", async () => {
     const h = await startHarness({ pg, fake: { version: "3.205.0" } });
