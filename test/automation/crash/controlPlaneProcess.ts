@@ -141,6 +141,8 @@ export interface Life {
   output(): string;
   stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first whole stdout line (pino JSON) whose `msg` is `msg`, seen so far or later; never rejects. */
+  logged(msg: string): Promise<Record<string, unknown>>;
 }
 
 /** Starts `automation/main.ts` (what `npm run control-plane` runs) with `crashAt` armed, if given. */
@@ -153,39 +155,101 @@ export async function startLife(inst: Installation, crashAt?: string, env: Recor
   });
   let out = "";
   let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  let partial = "";
+  const lines: Record<string, unknown>[] = [];
+  const waiters: { msg: string; resolve: (line: Record<string, unknown>) => void }[] = [];
+  child.stdout.on("data", (c: Buffer) => {
+    const text = c.toString();
+    out += text;
+    const parts = (partial + text).split("\n");
+    partial = parts.pop()!;
+    for (const part of parts) {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(part) as Record<string, unknown>;
+      } catch {
+        continue; // not a log line
+      }
+      lines.push(line);
+      for (const w of waiters.filter((w) => w.msg === line.msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  });
   child.stderr.on("data", (c: Buffer) => (err += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
-  return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => out + err, stderr: () => err, exited };
+  const logged = (msg: string) => {
+    const seen = lines.find((l) => l.msg === msg);
+    return seen ? Promise.resolve(seen) : new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve }));
+  };
+  return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => out + err, stderr: () => err, exited, logged };
 }
 
-/** Waits for GET /healthz to answer 200 {status: ok}; fails naming the output when the process exits first. */
-export async function waitHealthy(life: Life, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  let gone = false;
-  void life.exited.then(() => (gone = true));
-  for (;;) {
-    if (gone) throw new Error(`control plane exited before it was healthy:\n${life.output().slice(-4000)}`);
-    try {
-      const res = await fetch(`${life.baseUrl}/healthz`);
-      const body = (await res.json()) as { status?: string };
-      if (res.status === 200 && body.status === "ok") return Date.now() - started;
-    } catch {
-      // not listening yet
+/**
+ * How long a start-up may take before the test gives up on it: a bound against a hang, not a
+ * performance check. A start on a loaded CI host (load 20+ on two cores: tsx compiling the control
+ * plane, initdb or the orphaned server's shutdown, migrations) took over 90 s; a start that fails
+ * ends the wait at once (the process exits), so only a hang ever waits this long.
+ */
+export const START_BOUND_MS = 300_000;
+
+/** True while the process has neither exited nor been killed. */
+export function running(life: Life): boolean {
+  return life.child.exitCode === null && life.child.signalCode === null;
+}
+
+/**
+ * Waits until the control plane says it is ready (its own `listening` log line, written by
+ * automation/main.ts once everything has started) and GET /healthz answers 200 {status: ok}.
+ * Fails at once, with the output, when the process exits first; and after `boundMs` (a hang).
+ */
+export async function waitReady(life: Life, boundMs = START_BOUND_MS): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<"bound">((r) => (timer = setTimeout(() => r("bound"), boundMs)));
+  try {
+    const first = await Promise.race([life.logged("listening").then(() => "ready" as const), life.exited.then(() => "exited" as const), bound]);
+    if (first === "exited") throw new Error(`control plane exited before it was ready:\n${life.output().slice(-4000)}`);
+    if (first === "bound") throw new Error(`control plane not ready (no "listening" log line) within ${boundMs} ms:\n${life.output().slice(-4000)}`);
+    for (;;) {
+      const health = await healthz(life);
+      if (health.ok) return;
+      if (!running(life)) throw new Error(`control plane exited before /healthz answered ok:\n${life.output().slice(-4000)}`);
+      if (Date.now() > deadline) throw new Error(`control plane listening but /healthz not ok within ${boundMs} ms (${health.detail}):\n${life.output().slice(-4000)}`);
+      await sleep(200);
     }
-    if (Date.now() - started > timeoutMs) throw new Error(`control plane not healthy within ${timeoutMs} ms:\n${life.output().slice(-4000)}`);
-    await sleep(100);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
-/** Waits for the process to die by SIGKILL at `point`; returns the stderr line that named it. */
-export async function waitKilledAt(life: Life, point: string, timeoutMs: number): Promise<void> {
-  const timeout = sleep(timeoutMs).then(() => "timeout" as const);
-  const r = await Promise.race([life.exited, timeout]);
+/** One GET /healthz: ok when it answers 200 {status: ok}. */
+export async function healthz(life: Life): Promise<{ ok: boolean; detail: string }> {
+  try {
+    const res = await fetch(`${life.baseUrl}/healthz`);
+    const text = await res.text();
+    return { ok: res.status === 200 && (JSON.parse(text) as { status?: string }).status === "ok", detail: `${res.status} ${text}` };
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  }
+}
+
+/**
+ * Waits for the process to die by SIGKILL at `point` (its stderr names the point). After
+ * `boundMs` without it, `diagnose` (if given) describes the state while the process still runs,
+ * then the process is killed and the wait fails with both.
+ */
+export async function waitKilledAt(life: Life, point: string, boundMs: number, diagnose?: () => Promise<string>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), boundMs)));
+  const r = await Promise.race([life.exited, bound]);
+  clearTimeout(timer);
   if (r === "timeout") {
+    const state = diagnose ? await diagnose().catch((err: unknown) => `(diagnosis failed: ${(err as Error).message})`) : "";
     life.child.kill("SIGKILL");
     await life.exited;
-    throw new Error(`crash point ${point} not reached within ${timeoutMs} ms:\n${life.output().slice(-6000)}`);
+    throw new Error(`crash point ${point} not reached within ${boundMs} ms:\n${state}\n${life.output().slice(-6000)}`);
   }
   if (r.signal !== "SIGKILL" || !life.stderr().includes(`crash point ${point} reached`)) {
     throw new Error(`expected death by SIGKILL at ${point}, got ${JSON.stringify(r)}:\n${life.output().slice(-6000)}`);

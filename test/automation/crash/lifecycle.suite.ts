@@ -20,14 +20,15 @@ import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { overlappingUpdates } from "../support/fakePulumi.ts";
 import { startTestPostgres } from "../support/postgres.ts";
 import {
-  embeddedSql, makeInstallation, PROJECT, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitHealthy, waitKilledAt, type Installation, type Life,
+  embeddedSql, makeInstallation, PROJECT, running, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitKilledAt, waitReady, type Installation, type Life,
 } from "./controlPlaneProcess.ts";
 
 const TENANT = "startup-alpha";
 const ROLE = pgTenantIdent(TENANT);
 /** The tenant's stacks (tenants/startup-alpha.yaml: prod and staging in use1-01). */
 const STACKS = ["shared-prod-use1-01", "shared-staging-use1-01"];
-const HEALTHY_WITHIN_MS = 90_000;
+/** A bound against a hang: the step is due at once, its runs take seconds (the CLI double). */
+const KILL_BOUND_MS = 240_000;
 
 async function onDb<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });
@@ -40,12 +41,16 @@ async function onDb<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T
   }
 }
 
-/** `tenantctl suspend` as an operator runs it against the control plane's database. */
+/**
+ * `tenantctl suspend` as an operator runs it against the control plane's database: the bin script
+ * (cli/main.ts only exports `main`; run as a script it records nothing and exits 0), from the
+ * sources so an older dist/cli build cannot stand in for them.
+ */
 function tenantctlSuspend(inst: Installation): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(PROJECT, "cli", "main.ts"), "suspend", TENANT, "--project", inst.repo.dir], {
+    const child = spawn(process.execPath, [join(PROJECT, "bin", "tenantctl.mjs"), "suspend", TENANT, "--project", inst.repo.dir], {
       cwd: PROJECT,
-      env: { ...process.env, DATABASE_URL: embeddedSql(inst).url() },
+      env: { ...process.env, DATABASE_URL: embeddedSql(inst).url(), TENANTCTL_FROM_SOURCE: "1" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -55,22 +60,33 @@ function tenantctlSuspend(inst: Installation): Promise<string> {
   });
 }
 
-/** A life killed at `point`: it may die before answering /healthz (the workflow resumes at once). */
+/** The workflow, its steps and the runs, for a failure message. */
+async function state(inst: Installation): Promise<string> {
+  const sql = embeddedSql(inst);
+  const wfs = await sql.query("SELECT id, state, current_step, attempts, wake_at, last_error FROM lifecycle_workflows");
+  const steps = await sql.query("SELECT workflow_id, step FROM lifecycle_steps ORDER BY ordinal");
+  const runs = await sql.query("SELECT id, stack, state, worker, attempts, heartbeat_at, job_id, error FROM runs ORDER BY created_at");
+  const jobs = await sql.query("SELECT id, name, state, started_on, created_on FROM pgboss.job WHERE name LIKE 'stack-run%' ORDER BY created_on");
+  return `workflows ${JSON.stringify(wfs)}\nsteps ${JSON.stringify(steps)}\nruns ${JSON.stringify(runs)}\njobs ${JSON.stringify(jobs)}`;
+}
+
+/**
+ * A life killed at `point`. The first one records the suspension once it is ready, as an
+ * operator would; later ones resume the workflow on their own and may die before they are ready.
+ */
 async function lifeKilledAt(inst: Installation, point: string, first: boolean): Promise<void> {
   const life: Life = await startLife(inst, point);
   try {
-    const healthy = await waitHealthy(life, HEALTHY_WITHIN_MS).then(() => true, (err: unknown) => {
-      if (life.child.exitCode === null && life.child.signalCode === null) throw err;
-      return false;
-    });
-    if (healthy && first) await tenantctlSuspend(inst);
-    await waitKilledAt(life, point, 120_000);
-  } catch (err) {
-    if (life.child.exitCode === null && life.child.signalCode === null) {
+    if (first) {
+      await waitReady(life);
+      expect(await tenantctlSuspend(inst)).toMatch(new RegExp(`^recorded suspend workflow [0-9a-f-]{36} for tenant ${TENANT} \\(state pending\\)$`, "m"));
+    }
+    await waitKilledAt(life, point, KILL_BOUND_MS, () => state(inst));
+  } finally {
+    if (running(life)) {
       life.child.kill("SIGKILL");
       await life.exited;
     }
-    throw err;
   }
 }
 
@@ -96,13 +112,13 @@ describe("kill -9 at each step of a lifecycle workflow, start again", () => {
 
       const life = await startLife(inst);
       try {
-        await waitHealthy(life, HEALTHY_WITHIN_MS);
+        await waitReady(life);
         const wf = await (async () => {
           const deadline = Date.now() + 180_000;
           for (;;) {
             const [row] = await sql.query<{ id: string; state: string; last_error: string | null }>("SELECT id, state, last_error FROM lifecycle_workflows WHERE tenant_id = $1", [TENANT]);
             if (row && row.state !== "pending" && row.state !== "running") return row;
-            if (Date.now() > deadline) throw new Error(`workflow not finished: ${JSON.stringify(row)}\n${life.output().slice(-6000)}`);
+            if (Date.now() > deadline) throw new Error(`workflow not finished: ${await state(inst)}\n${life.output().slice(-6000)}`);
             await new Promise((r) => setTimeout(r, 200));
           }
         })();
