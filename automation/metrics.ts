@@ -5,7 +5,9 @@
  */
 import client from "prom-client";
 import type { Pool } from "pg";
+import type { PlannedWave } from "../infra/model/rings.ts";
 import { ROLLOUT_STATES } from "./rollouts/engine.ts";
+import { rolloutTiming, type RolloutTiming } from "./rollouts/timing.ts";
 import { QUEUES, stackRunQueues } from "./queue.ts";
 import type { RunStore } from "./runs/store.ts";
 import { currentLags } from "./lifecycle/pg/cdc/lag.ts";
@@ -95,6 +97,47 @@ export class Metrics {
         for (const r of rows) this.set({ state: r.state, wave: String(r.wave + 1) }, Number(r.n));
       },
     });
+    this.attachRolloutTiming(pool);
+  }
+
+  /**
+   * Timing of the latest rollout (the active one, else the newest), read from the database on
+   * every scrape (automation/rollouts/timing.ts); absent while there is none or the figure is not
+   * known yet (the canary phase not done, no run recorded).
+   */
+  attachRolloutTiming(pool: Pool): void {
+    // One query for the four gauges of a scrape.
+    let memo: { at: number; value: Promise<{ id: string; t: RolloutTiming } | undefined> } | undefined;
+    const latest = (): Promise<{ id: string; t: RolloutTiming } | undefined> => {
+      if (memo && Date.now() - memo.at < 1000) return memo.value;
+      const value = pool
+        .query<{ id: string; wave: number; waves: PlannedWave[] }>(
+          "SELECT id, wave, waves FROM rollouts ORDER BY (state IN ('running', 'paused', 'halted')) DESC, created_at DESC LIMIT 1",
+        )
+        .then(async ({ rows }) => (rows[0] ? { id: rows[0].id, t: await rolloutTiming(pool, rows[0]) } : undefined));
+      memo = { at: Date.now(), value };
+      return value;
+    };
+    // Labelled by the rollout's id (one series at a time): an unlabelled gauge would show 0 for "not known".
+    const gauge = (name: string, help: string, set: (g: client.Gauge<"rollout" | "quantile">, rollout: string, t: RolloutTiming) => void, quantiles = false) =>
+      new client.Gauge({
+        name, help, labelNames: quantiles ? ["rollout", "quantile"] : ["rollout"], registers: [this.registry],
+        async collect() {
+          this.reset();
+          const l = await latest();
+          if (l) set(this, l.id, l.t);
+        },
+      });
+    gauge("tenancy_rollout_canary_seconds", "Latest rollout (the active one, else the newest): from its first stack's start until every stack of its canary phase (the leading waves with a failure budget of 0) succeeded; absent until then.", (g, rollout, t) => {
+      if (t.canaryMs !== null) g.set({ rollout }, t.canaryMs / 1000);
+    });
+    gauge("tenancy_rollout_canary_failed_stacks", "Latest rollout: stacks of its canary phase whose last run failed.", (g, rollout, t) => g.set({ rollout }, t.canaryFailed));
+    gauge("tenancy_rollout_stacks_started_ahead", "Latest rollout: stacks of waves after its current one that started (0 unless the engine is wrong: a halt stops every later wave).", (g, rollout, t) => g.set({ rollout }, t.startedAhead));
+    gauge("tenancy_rollout_overhead_seconds", "Latest rollout: control-plane time per succeeded stack (started -> outcome recorded, minus the update the CLI reported), median and p99.", (g, rollout, t) => {
+      if (!t.overheadPerRunMs) return;
+      g.set({ rollout, quantile: "0.5" }, t.overheadPerRunMs.median / 1000);
+      g.set({ rollout, quantile: "0.99" }, t.overheadPerRunMs.p99 / 1000);
+    }, true);
   }
 
   /** Schemas of the active fleet schema migration by state, read from the database on every scrape. */

@@ -17,6 +17,7 @@
 import type { Pool, PoolClient } from "pg";
 import { failureAllowance, type PlannedWave } from "../../infra/model/rings.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
+import { rolloutTiming, type RolloutTiming } from "./timing.ts";
 import { haltReason } from "./waveBudget.ts";
 
 export const ROLLOUT_STATES = ["waiting", "running", "paused", "halted", "succeeded", "aborted", "superseded"] as const;
@@ -173,6 +174,11 @@ export class RolloutEngine {
   async stacks(id: string): Promise<RolloutStackRecord[]> {
     const { rows } = await this.pool.query<StackRow>("SELECT * FROM rollout_stacks WHERE rollout_id = $1 ORDER BY wave, stack", [id]);
     return rows.map(toStack);
+  }
+
+  /** Canary time, overhead per run and the halt's safety figure (timing.ts). */
+  timing(rollout: RolloutRecord): Promise<RolloutTiming> {
+    return rolloutTiming(this.pool, rollout);
   }
 
   /** No new stack starts; running ones finish. */

@@ -6,6 +6,7 @@
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { loadRings, planWaves, rolloutTargets } from "../../infra/model/rings.ts";
 import type { RolloutEngine, RolloutRecord, RolloutStackRecord, RolloutStackState } from "./engine.ts";
+import type { RolloutTiming } from "./timing.ts";
 
 export const COMMIT_PATTERN = /^[0-9a-f]{7,40}$/;
 
@@ -36,6 +37,8 @@ export interface WaveSummary {
 export interface RolloutView {
   rollout: RolloutRecord;
   waves: WaveSummary[];
+  /** Canary time, control-plane overhead per run, canary failures (timing.ts). */
+  timing: RolloutTiming;
 }
 
 export class RolloutService {
@@ -71,6 +74,6 @@ export class RolloutService {
       for (const s of mine) counts[s.state]++;
       return { index: w.index, ring: w.ring, parallelism: w.parallelism, bakeMs: w.bakeMs, failureBudgetPercent: w.failureBudgetPercent, counts, stacks: mine };
     });
-    return { rollout, waves };
+    return { rollout, waves, timing: await this.engine.timing(rollout) };
   }
 }

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import { bufferIo } from "../../cli/io.ts";
+import type { RolloutTiming } from "../../automation/rollouts/timing.ts";
 import { makeFixtureRepo, withoutBakeTime } from "./support/repo.ts";
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
@@ -28,6 +29,7 @@ afterAll(async () => {
 interface View {
   rollout: { id: string; state: string; wave: number; haltReason: string | null; commit: string };
   waves: { ring: string; counts: Record<string, number>; stacks: { stack: string; state: string; attempts: number; runId: string | null }[] }[];
+  timing: RolloutTiming;
 }
 const get = async (id: string) => (await h.api("GET", `/api/rollouts/${id}`)).json as unknown as View;
 const runsOf = async (stack: string) => Number((await h.cp.db.pool.query<{ n: string }>("SELECT count(*) AS n FROM runs WHERE stack = $1", [stack])).rows[0]!.n);
@@ -59,6 +61,10 @@ describe("rollouts through the control plane", () => {
     expect(metrics).toMatch(/^tenancy_rollout_halts_total 1$/m);
     expect(metrics).toMatch(/^tenancy_rollout_stacks\{state="failed",wave="2"\} 1$/m);
     expect(metrics).toMatch(/^tenancy_rollouts\{state="halted"\} 1$/m);
+    // The halt's figures (automation/rollouts/timing.ts): one canary failure, nothing of a later ring started, no canary time.
+    expect(halted.timing).toMatchObject({ canaryWaves: 2, canaryMs: null, canaryFailed: 1, startedAhead: 0 });
+    expect(metrics).toMatch(new RegExp(`^tenancy_rollout_canary_failed_stacks\\{rollout="${id}"\\} 1$`, "m"));
+    expect(metrics).toMatch(new RegExp(`^tenancy_rollout_stacks_started_ahead\\{rollout="${id}"\\} 0$`, "m"));
 
     // A second rollout waits behind the halted one.
     const second = await h.api("POST", "/api/rollouts", { name: "next change", commit });
@@ -76,6 +82,11 @@ describe("rollouts through the control plane", () => {
     expect(all.every((s) => s.state === "succeeded")).toBe(true);
     expect(all.find((s) => s.stack === CANARY)!.attempts).toBe(2);
     for (const s of done.waves[0]!.stacks) expect(s.attempts).toBe(1);
+    // Every stack succeeded with an update summary: each has an overhead figure; the canary phase has its time.
+    expect(done.timing.canaryFailed).toBe(0);
+    expect(done.timing.startedAhead).toBe(0);
+    expect(done.timing.overheadPerRunMs?.n).toBe(all.length);
+    expect(done.timing.canaryMs).toBeGreaterThan(0);
     // The waiting rollout runs next.
     const secondId = (second.json as unknown as View).rollout.id;
     await waitFor("the second rollout to start", async () => ((await get(secondId)).rollout.state !== "waiting" ? true : undefined), 30_000);

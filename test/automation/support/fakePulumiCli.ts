@@ -102,7 +102,9 @@ export interface FakeStackState {
   /** The deployment's resources (`stack export`), written by seedResources and `state move` only. */
   resources?: FakeResource[];
   updates: {
-    kind: "update" | "destroy"; at: string; message: string | null; tenants: string[]; remote: boolean; policyPacks: string[];
+    kind: "update" | "destroy"; at: string; message: string | null;
+    /** When the update began (after the stack's lock was taken): the history's startTime; `at` is its end. */
+    startedAt?: string; tenants: string[]; remote: boolean; policyPacks: string[];
     /** sha256 of the checkout's Pulumi.yaml (local runs): which program revision the update ran. */
     program?: string;
   }[];
@@ -309,7 +311,7 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
     if (!last) return ok("[]\n");
     const n = readState()!.updates.length;
     return ok(JSON.stringify([{
-      version: n, kind: last.kind, startTime: last.at, endTime: last.at, message: last.message ?? "", environment: { "exec.kind": "auto.local" },
+      version: n, kind: last.kind, startTime: last.startedAt ?? last.at, endTime: last.at, message: last.message ?? "", environment: { "exec.kind": "auto.local" },
       config: {}, result: "succeeded", resourceChanges: { [n === 1 ? "create" : "same"]: last.tenants.length },
     }]));
   }
@@ -448,6 +450,7 @@ async function operation(
     running.end();
   };
 
+  const startedAt = new Date().toISOString();
   let tenants: string[] = [];
   let rendered: Tenant[] = [];
   if (!remote && kind === "up") {
@@ -505,7 +508,7 @@ async function operation(
   if (failure) return fail(`error: update failed: ${failure}\n`);
   const projectFile = join(cwd, "Pulumi.yaml");
   const program = !remote && existsSync(projectFile) ? { program: createHash("sha256").update(readFileSync(projectFile)).digest("hex") } : {};
-  state.updates.push({ kind: kind === "up" ? "update" : "destroy", at: new Date().toISOString(), message: flag(args, "--message") ?? null, tenants, remote, policyPacks: packs, ...program });
+  state.updates.push({ kind: kind === "up" ? "update" : "destroy", startedAt, at: new Date().toISOString(), message: flag(args, "--message") ?? null, tenants, remote, policyPacks: packs, ...program });
   state.protected = kind === "up";
   state.destroyed = kind === "destroy";
   writeState(state);
