@@ -173,10 +173,14 @@ export class GitWriter {
 
   /**
    * The files of `commit` (default: the main head) for a run, in a directory of its own, with
-   * node_modules linked from the repo. Only reading the head takes the writer's lock: the files
-   * are exported without touching the repository (GitRepo.exportTree), so runs check out in
-   * parallel with each other and with commits (a worktree per run serialized every run behind
-   * the commit lock: BENCHMARKS.md, fleet rollout). A commit's tree is exported once per process
+   * node_modules linked from the repo. Nothing takes the writer's lock: the head is read from its
+   * ref, which git updates atomically (a lock file renamed into place), so a run sees the branch
+   * before or after a commit, never between; a commit whose runs are not queued yet is simply
+   * applied early (its own run applies it again, without changes). The files are exported without
+   * touching the repository (GitRepo.exportTree), so runs check out in parallel with each other
+   * and with commits (a worktree per run serialized every run behind the commit lock, and reading
+   * the head under the lock still queued 32 runs' checkouts one behind the other: BENCHMARKS.md,
+   * rollout-1k). A commit's tree is exported once per process
    * and shared by every run at it (treeCache.ts): the run's directory is an overlay whose only
    * files of its own are the config files of `stacks` (the Pulumi CLI may write them).
    *
@@ -187,7 +191,7 @@ export class GitWriter {
    * meanwhile are kept (a cell's run at the rollout's whole tree would delete them).
    */
   async checkout(name: string, commit?: string, program?: string, stacks: readonly string[] = []): Promise<Checkout> {
-    const sha = commit ?? (program ? await this.composeRun(name, program) : await this.exclusive(() => this.head()));
+    const sha = commit ?? (program ? await this.composeRun(name, program) : await this.head());
     const lease = await this.trees.acquire(name, sha, stacks);
     return { dir: lease.dir, commit: sha, release: () => lease.release() };
   }
@@ -227,7 +231,7 @@ export class GitWriter {
 
   /** The head's fleet files over the program of `program` (see checkout). */
   private async composeRun(name: string, program: string): Promise<string> {
-    const head = await this.exclusive(() => this.head());
+    const head = await this.head();
     const programSha = program === head ? head : await this.repo.resolve(program);
     if (!programSha) {
       throw new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; the rollout's commit must be on the ${this.branch} branch the control plane commits to`);
