@@ -16,9 +16,14 @@
  * - `<schema>.schema_migrations (version, name, checksum, applied_at, run_id)` records what was
  *   applied; every recorded checksum must match its file, or nothing runs (a changed applied
  *   file is an error naming it);
- * - an advisory lock per schema: two migrators of one schema queue (within lock_timeout).
+ * - an advisory lock per schema: two migrators of one schema queue (within lock_timeout);
+ * - few round trips (migrationTransaction): the per-schema cost is mostly waiting, on a loaded
+ *   server, for each answer. A transactional batch is four: open, lock and check; become the
+ *   tenant, prepare and read the versions; each file with its version row (one call of the apply
+ *   function); drop the function and commit. Default privileges are written only when they are not
+ *   already as they must be.
  */
-import type pg from "pg";
+import pg from "pg";
 import { qi } from "../lifecycle/pg/sql.ts";
 import type { Migration, MigrationFile, MigrationSet } from "./files.ts";
 
@@ -109,10 +114,7 @@ async function asTenant<T>(c: pg.ClientBase, t: TenantSchema, opts: Pick<ApplyOp
     return out;
   } catch (err) {
     await c.query("ROLLBACK").catch(() => undefined);
-    if (err instanceof SchemaMigrationError) throw err;
-    const code = pgCode(err);
-    if (code === "55P03") throw new SchemaMigrationError(t.schema, `lock_timeout (${opts.lockTimeoutMs} ms) reached waiting for a lock: ${(err as Error).message}; a tenant transaction held it, retry later`, code);
-    throw new SchemaMigrationError(t.schema, (err as Error).message, code);
+    throw asSchemaError(t, opts, err);
   }
 }
 
@@ -168,29 +170,106 @@ export async function schemaStatus(c: pg.ClientBase, t: TenantSchema, opts: Pick
   return { schema: t.schema, exists: true, version: applied.at(-1)?.version ?? 0, applied };
 }
 
-/** Creates the versions table and the transient apply function, and keeps PUBLIC off new objects. */
-async function prepare(c: pg.ClientBase, t: TenantSchema): Promise<void> {
-  const s = qi(t.schema);
-  await c.query(
-    `CREATE TABLE IF NOT EXISTS ${s}.${qi(VERSIONS_TABLE)} (
-       version    integer PRIMARY KEY,
-       name       text NOT NULL,
-       checksum   text NOT NULL,
-       applied_at timestamptz NOT NULL DEFAULT now(),
-       run_id     text NOT NULL)`,
-  );
-  // Functions and types are usable by PUBLIC by default; a tenant's are for the tenant only.
-  await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`);
-  await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE USAGE ON TYPES FROM PUBLIC`);
-  await c.query(
-    `CREATE FUNCTION ${s}.${qi(APPLY_FUNCTION)}(migration text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}
-       AS $apply$ BEGIN EXECUTE migration; END $apply$`,
-  );
+const VERSIONS_DDL = `(version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), run_id text NOT NULL)`;
+/** The apply function's argument types (its signature, for DROP FUNCTION). */
+const APPLY_ARGS = "text, integer, text, text, text";
+
+/** The results of a simple-protocol query of several statements (pg answers an array then, one result otherwise). */
+async function simple(c: pg.ClientBase, text: string): Promise<pg.QueryResult[]> {
+  const r = (await c.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+  return Array.isArray(r) ? r : [r];
 }
 
-async function runFile(c: pg.ClientBase, t: TenantSchema, file: string, sql: string): Promise<void> {
+interface SchemaFacts {
+  owner: string | null;
+  database: string;
+  member: boolean | null;
+  superuser: boolean;
+  defaults_revoked: boolean;
+}
+
+/**
+ * A migration's transaction on one schema, in as few round trips as it can be (each one waits for
+ * the server's answer, and on a loaded server for a core too):
+ * 1. `BEGIN`, the timeouts, the schema's advisory lock, and what must be checked as the master user
+ *    (the schema's owner, membership in its role, whether its default privileges already keep
+ *    PUBLIC off functions and types), as one message;
+ * 2. (only when the master user is not yet a member of the role: the GRANT)
+ * 3. `SET LOCAL ROLE` and `search_path`, the versions table if missing, the default privileges if
+ *    not as they must be, the transient apply function, and the applied versions, as one message;
+ * then `fn` runs the files (runFile: one call each, its version row written by the same call) and
+ * says whether to commit; 4. `DROP FUNCTION` and `COMMIT` as one message (or `ROLLBACK`: nothing to
+ * keep). Everything is one transaction, as before: a crash anywhere leaves the schema as it was.
+ */
+async function migrationTransaction<T>(
+  c: pg.ClientBase,
+  t: TenantSchema,
+  opts: Pick<ApplyOptions, "lockTimeoutMs" | "statementTimeoutMs">,
+  fn: (applied: AppliedRow[]) => Promise<{ commit: boolean; value: T }>,
+): Promise<T> {
+  const s = qi(t.schema);
+  const lit = pg.escapeLiteral;
   try {
-    await c.query(`SELECT ${qi(t.schema)}.${qi(APPLY_FUNCTION)}($1)`, [sql]);
+    const opened = await simple(
+      c,
+      `BEGIN; SET LOCAL lock_timeout = ${Math.trunc(opts.lockTimeoutMs)}; SET LOCAL statement_timeout = ${Math.trunc(opts.statementTimeoutMs)};
+       SELECT pg_advisory_xact_lock(hashtextextended(${lit(`tenancy:schema-migrations:${t.schema}`)}, 0));
+       SELECT pg_get_userbyid(n.nspowner) AS owner, current_database() AS database,
+              CASE WHEN pg_get_userbyid(n.nspowner) = ${lit(t.role)} THEN pg_has_role(current_user, ${lit(t.role)}, 'SET') END AS member,
+              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+              (SELECT count(*) = 2 FROM pg_default_acl d
+                WHERE d.defaclrole = n.nspowner AND d.defaclnamespace = 0 AND d.defaclobjtype IN ('f', 'T')
+                  AND NOT EXISTS (SELECT 1 FROM aclexplode(d.defaclacl) a WHERE a.grantee = 0)) AS defaults_revoked
+         FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = ${lit(t.schema)}`,
+    );
+    const f = opened.at(-1)!.rows[0] as SchemaFacts;
+    if (f.owner === null) throw new SchemaMigrationError(t.schema, `schema ${t.schema} does not exist in database ${f.database}; its stack creates it (run the stack first)`);
+    if (f.owner !== t.role) throw new SchemaMigrationError(t.schema, `schema ${t.schema} is owned by ${f.owner}, not by the tenant's role ${t.role}; migrations run as the owner role only`);
+    if (!f.member && !f.superuser) await c.query(`GRANT ${qi(t.role)} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE`);
+    const prepared = await simple(
+      c,
+      `SET LOCAL ROLE ${qi(t.role)}; SET LOCAL search_path = ${s};
+       CREATE TABLE IF NOT EXISTS ${s}.${qi(VERSIONS_TABLE)} ${VERSIONS_DDL};
+       ${
+         // Functions and types are usable by PUBLIC by default; a tenant's are for the tenant only.
+         f.defaults_revoked
+           ? ""
+           : `ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+              ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.role)} REVOKE USAGE ON TYPES FROM PUBLIC;`
+       }
+       CREATE FUNCTION ${s}.${qi(APPLY_FUNCTION)}(migration text, v integer, n text, sum text, run text) RETURNS void
+         LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}
+         AS $apply$ BEGIN
+           EXECUTE migration;
+           IF n IS NULL THEN DELETE FROM ${s}.${qi(VERSIONS_TABLE)} WHERE version = v;
+           ELSE INSERT INTO ${s}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES (v, n, sum, run); END IF;
+         END $apply$;
+       SELECT version, name, checksum, applied_at, run_id FROM ${s}.${qi(VERSIONS_TABLE)} ORDER BY version`,
+    );
+    const applied = (prepared.at(-1)!.rows as { version: number; name: string; checksum: string; applied_at: Date; run_id: string }[]).map((r) => ({
+      version: r.version, name: r.name, checksum: r.checksum, appliedAt: r.applied_at.toISOString(), runId: r.run_id,
+    }));
+    const out = await fn(applied);
+    await c.query(out.commit ? `DROP FUNCTION ${s}.${qi(APPLY_FUNCTION)}(${APPLY_ARGS}); COMMIT` : "ROLLBACK");
+    return out.value;
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => undefined);
+    throw asSchemaError(t, opts, err);
+  }
+}
+
+function asSchemaError(t: TenantSchema, opts: Pick<ApplyOptions, "lockTimeoutMs">, err: unknown): SchemaMigrationError {
+  if (err instanceof SchemaMigrationError) return err;
+  const code = pgCode(err);
+  if (code === "55P03") return new SchemaMigrationError(t.schema, `lock_timeout (${opts.lockTimeoutMs} ms) reached waiting for a lock: ${(err as Error).message}; a tenant transaction held it, retry later`, code);
+  return new SchemaMigrationError(t.schema, (err as Error).message, code);
+}
+
+/** Runs one file in the apply function, which then writes (`record`) or deletes (`undo`) its version row: one round trip. */
+async function runFile(c: pg.ClientBase, t: TenantSchema, file: string, sql: string, row: { version: number } & ({ record: { name: string; checksum: string; runId: string } } | { undo: true })): Promise<void> {
+  const r = "record" in row ? row.record : undefined;
+  try {
+    await c.query(`SELECT ${qi(t.schema)}.${qi(APPLY_FUNCTION)}($1, $2, $3, $4, $5)`, [sql, row.version, r?.name ?? null, r?.checksum ?? null, r?.runId ?? null]);
   } catch (err) {
     const code = pgCode(err);
     throw new SchemaMigrationError(t.schema, `${file} failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ""}`, code, file);
@@ -208,25 +287,17 @@ export async function migrateSchema(c: pg.ClientBase, t: TenantSchema, set: Migr
   let first: number | undefined;
   const versions: number[] = [];
   for (;;) {
-    const round = await asTenant(c, t, opts, true, async (): Promise<{ done: boolean; next?: Migration }> => {
-      const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+    const round = await migrationTransaction(c, t, opts, async (applied): Promise<{ commit: boolean; value: { done: boolean; next?: Migration } }> => {
+      const from = verifyApplied(t.schema, set, applied);
       first ??= from;
       if (from > to) throw new SchemaMigrationError(t.schema, `is at version ${from}, past the target ${to}; a rollback (tenantctl db rollback) moves it back`);
       const pending = set.migrations.filter((m) => m.version > from && m.version <= to);
       const batch = pending.slice(0, (pending.findIndex((m) => m.up.steps) + 1 || pending.length + 1) - 1);
-      if (batch.length > 0) {
-        await prepare(c, t);
-        for (const m of batch) {
-          await runFile(c, t, m.up.file, m.up.sql);
-          await c.query(`INSERT INTO ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (version, name, checksum, run_id) VALUES ($1, $2, $3, $4)`, [m.version, m.name, m.up.checksum, opts.runId]);
-        }
-        await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
-        versions.push(...batch.map((m) => m.version));
-        return { done: batch.length === pending.length };
-      }
-      if (!pending[0]) return { done: true };
-      await ensureVersionsTable(c, t);
-      return { done: false, next: pending[0] };
+      for (const m of batch) await runFile(c, t, m.up.file, m.up.sql, { version: m.version, record: { name: m.name, checksum: m.up.checksum, runId: opts.runId } });
+      versions.push(...batch.map((m) => m.version));
+      if (batch.length > 0) return { commit: true, value: { done: batch.length === pending.length } };
+      // A non-transactional file next: commit the versions table its row goes to; nothing at all: keep nothing.
+      return pending[0] ? { commit: true, value: { done: false, next: pending[0] } } : { commit: false, value: { done: true } };
     });
     const next = round.next;
     if (next) {
@@ -247,25 +318,18 @@ export async function rollbackSchema(c: pg.ClientBase, t: TenantSchema, set: Mig
   let first: number | undefined;
   const versions: number[] = [];
   for (;;) {
-    const round = await asTenant(c, t, opts, true, async (): Promise<{ done: boolean; next?: Migration }> => {
-      const from = verifyApplied(t.schema, set, await readApplied(c, t.schema));
+    const round = await migrationTransaction(c, t, opts, async (applied): Promise<{ commit: boolean; value: { done: boolean; next?: Migration } }> => {
+      const from = verifyApplied(t.schema, set, applied);
       first ??= from;
       if (opts.to > from) throw new SchemaMigrationError(t.schema, `is at version ${from}, before the rollback target ${opts.to}; migrating forward is tenantctl db migrate`);
       const undo: Migration[] = set.migrations.filter((m) => m.version > opts.to && m.version <= from).reverse();
       const missing = undo.filter((m) => !m.down).map((m) => `${m.up.file.replace(/\.up\.sql$/, ".down.sql")}`);
       if (missing.length > 0) throw new SchemaMigrationError(t.schema, `cannot go back to ${opts.to}: ${set.dir} has no ${missing.join(", ")}; write the down file(s) first`);
       const batch = undo.slice(0, (undo.findIndex((m) => m.down!.steps) + 1 || undo.length + 1) - 1);
-      if (batch.length > 0) {
-        await prepare(c, t);
-        for (const m of batch) {
-          await runFile(c, t, m.down!.file, m.down!.sql);
-          await c.query(`DELETE FROM ${qi(t.schema)}.${qi(VERSIONS_TABLE)} WHERE version = $1`, [m.version]);
-        }
-        await c.query(`DROP FUNCTION ${qi(t.schema)}.${qi(APPLY_FUNCTION)}(text)`);
-        versions.push(...batch.map((m) => m.version));
-        return { done: batch.length === undo.length };
-      }
-      return undo[0] ? { done: false, next: undo[0] } : { done: true };
+      for (const m of batch) await runFile(c, t, m.down!.file, m.down!.sql, { version: m.version, undo: true });
+      versions.push(...batch.map((m) => m.version));
+      if (batch.length > 0) return { commit: true, value: { done: batch.length === undo.length } };
+      return undo[0] ? { commit: false, value: { done: false, next: undo[0] } } : { commit: false, value: { done: true } };
     });
     const next = round.next;
     if (next) {
@@ -279,13 +343,6 @@ export async function rollbackSchema(c: pg.ClientBase, t: TenantSchema, set: Mig
     if (round.done) break;
   }
   return { schema: t.schema, from: first ?? 0, to: versions.length > 0 ? opts.to : (first ?? 0), versions };
-}
-
-async function ensureVersionsTable(c: pg.ClientBase, t: TenantSchema): Promise<void> {
-  await c.query(
-    `CREATE TABLE IF NOT EXISTS ${qi(t.schema)}.${qi(VERSIONS_TABLE)} (
-       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), run_id text NOT NULL)`,
-  );
 }
 
 /**
