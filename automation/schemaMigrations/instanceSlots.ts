@@ -1,9 +1,10 @@
 /**
  * Migration slots on the tenant database itself (docs/schema-migrations.md, "At most K at once on
- * one database"): a session migrating a schema first holds one of K session-level advisory locks
- * `(SLOT_CLASS, 0..K-1)` in that database, and lets it go when the schema is done. However many
- * control-plane processes, engines or migrators there are, no more than K sessions hold a slot at
- * once, so no more than K migrations run there at once.
+ * one database"): a session first holds one of K session-level advisory locks `(SLOT_CLASS,
+ * 0..K-1)` in that database before it migrates a schema, and keeps it until it closes (the
+ * migrator's sessions only ever migrate). However many control-plane processes, engines or
+ * migrators there are, no more than K sessions hold a slot at once, so no more than K migrations
+ * run there at once.
  *
  * Why locks on the tenant database and not rows in the control plane's: a slot must live exactly
  * as long as the migration's session. A worker killed mid-migration leaves its claim `running`
@@ -49,12 +50,6 @@ export async function acquireSlot(c: pg.ClientBase, k: number, waitMs: number): 
     }
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS[Math.min(attempt, POLL_MS.length - 1)]!, Math.max(0, until - Date.now()))));
   }
-}
-
-/** Releases the slot; false when the session did not hold it (then the caller discards the session). */
-export async function releaseSlot(c: pg.ClientBase, slot: number): Promise<boolean> {
-  const { rows } = await c.query<{ ok: boolean }>("SELECT pg_advisory_unlock($1::integer, $2::integer) AS ok", [SLOT_CLASS, slot]);
-  return rows[0]?.ok === true;
 }
 
 /** The sessions holding a slot in the session's database now (for errors and tests). */

@@ -9,7 +9,7 @@ import type pg from "pg";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { createPool } from "../db/database.ts";
 import type { MigrationSet } from "./files.ts";
-import { acquireSlot, releaseSlot } from "./instanceSlots.ts";
+import { acquireSlot } from "./instanceSlots.ts";
 import { KeyedLimiter } from "./limiter.ts";
 import { migrateSchema, rollbackSchema, schemaStatus, SchemaMigrationError, type ApplyOptions, type SchemaOutcome, type SchemaStatus, type TenantSchema } from "./tenantSchema.ts";
 
@@ -29,8 +29,9 @@ export interface MigratorOptions {
   lockTimeoutMs: number;
   statementTimeoutMs: number;
   /**
-   * Hold one of the database's K migration slots while migrating a schema, so the bound holds
-   * across processes (instanceSlots.ts). Off, only this migrator's own in-process bound applies.
+   * Each session that migrates holds one of the database's K migration slots, from its first
+   * migration until it closes, so the bound holds across processes (instanceSlots.ts). Off, only
+   * this migrator's own in-process bound applies.
    * @default true
    */
   crossProcessSlots?: boolean;
@@ -59,6 +60,8 @@ function databaseKey(c: pg.ClientConfig): string {
 export class SchemaMigrator {
   readonly limiter: KeyedLimiter;
   private readonly pools = new Map<string, pg.Pool>();
+  /** Sessions that hold a slot of their database (until they close: pg reuses a pool's Client objects). */
+  private readonly slotted = new WeakSet<pg.PoolClient>();
   private closed = false;
 
   constructor(
@@ -83,6 +86,11 @@ export class SchemaMigrator {
    * Runs `op` for one schema under the instance's bound (this process's, and unless `slot` is
    * false, one of the database's K slots shared with every other process); any error becomes a
    * failed result. Reads pass `slot: false`: the bound is for migrations.
+   *
+   * A session keeps its slot between schemas and lets it go by closing (close(), the pool's idle
+   * timeout, or a broken session discarded): taking and giving back a slot per schema would be two
+   * more round trips each, and a session of this pool only ever runs this migrator's schemas, at
+   * most K at once (the limiter), so it holds no slot it would not use.
    */
   async one<T>(target: SchemaTarget, op: (c: pg.PoolClient, t: TenantSchema) => Promise<T>, opts: { slot?: boolean } = {}): Promise<SchemaResult<T>> {
     const useSlot = (opts.slot ?? true) && this.opts.crossProcessSlots !== false;
@@ -95,17 +103,17 @@ export class SchemaMigrator {
         const onError = (): void => undefined;
         client.on("error", onError);
         let broken: Error | undefined;
-        let slot: number | undefined;
         try {
-          if (useSlot) slot = await acquireSlot(client, this.opts.perDatabaseConcurrency, this.opts.slotWaitMs ?? 2 * this.opts.statementTimeoutMs);
+          if (useSlot && !this.slotted.has(client)) {
+            await acquireSlot(client, this.opts.perDatabaseConcurrency, this.opts.slotWaitMs ?? 2 * this.opts.statementTimeoutMs);
+            this.slotted.add(client);
+          }
           return await op(client, tenantSchema(target.tenant));
         } catch (err) {
           // A session cut off mid-transaction must not go back to the pool.
           if (!(err instanceof SchemaMigrationError) || err.code?.startsWith("57") || err.code?.startsWith("08")) broken = err as Error;
           throw err;
         } finally {
-          // A session that may still hold its slot is closed, never pooled: closing releases it.
-          if (slot !== undefined && !broken) broken = (await releaseSlot(client, slot).catch(() => false)) ? undefined : new Error(`migration slot ${slot} not released`);
           client.off("error", onError);
           client.release(broken);
         }
