@@ -121,6 +121,7 @@ export class DedicatedTenant extends pulumi.ComponentResource {
         roleName: flowLogRoleName(ctx.app, ctx.env, t.id),
         kmsKeyArn: key.arn,
         retentionInDays: FLOW_LOG_RETENTION_DAYS,
+        trafficType: "ALL",
       },
       { parent: this },
     );

@@ -14,11 +14,21 @@ export interface VpcFlowLogsArgs {
   /** The key encrypting the log group (a dedicated tenant's key). */
   kmsKeyArn: pulumi.Input<string>;
   retentionInDays: number;
+  /**
+   * What is logged: every flow (a dedicated VPC: one tenant's traffic, the forensic record) or
+   * only rejected ones (a cell: the multi-tenant bulk of accepted database traffic is not worth
+   * its ingestion; docs/network.md, "Flow logs").
+   */
+  trafficType: "ALL" | "REJECT";
 }
 
 /**
- * VPC flow logs (all traffic) to a KMS-encrypted CloudWatch log group, through a delivery role
- * only VPC Flow Logs of this account may assume.
+ * VPC flow logs to a KMS-encrypted CloudWatch log group with a retention, through a delivery
+ * role only VPC Flow Logs of this account may assume.
+ *
+ * A destroy (offboarding, a cell taken down) deletes the log group with its logs, like every
+ * resource but the key: kept, its name would make the stack impossible to create again (a
+ * returning tenant, a re-created cell). What to export first is in docs/network.md, "Flow logs".
  *
  * Child names: `<name>` (log group, role, role policy, flow log).
  */
@@ -46,7 +56,7 @@ export class VpcFlowLogs extends pulumi.ComponentResource {
       name,
       {
         vpcId: args.vpcId,
-        trafficType: "ALL",
+        trafficType: args.trafficType,
         logDestinationType: "cloud-watch-logs",
         logDestination: group.arn,
         iamRoleArn: role.arn,

@@ -4,7 +4,7 @@ import {
   CELL_BACKUP_RETENTION_DAYS_NONPROD, CELL_BACKUP_RETENTION_DAYS_PROD, CELL_MAX_ALLOCATED_STORAGE_GB, isProd,
 } from "../model/database.ts";
 import type { Cell } from "../model/fleet.ts";
-import { cellDbIdentifier } from "../model/infraNames.ts";
+import { cellDbIdentifier, cellFlowLogGroupName, cellFlowLogRoleName, FLOW_LOG_RETENTION_DAYS } from "../model/infraNames.ts";
 import { CELL_DATABASE, SHARED_TENANT, cellBucketName, cellDatabaseSecretName, cellKmsAlias } from "../model/naming.ts";
 import { planSubnets } from "../model/subnets.ts";
 import { runnerAdminCidrs } from "../model/hub.ts";
@@ -15,6 +15,7 @@ import { DatabaseHardening } from "./databaseHardening.ts";
 import { DatabaseSecurityGroups } from "./databaseSecurityGroups.ts";
 import { EncryptedBucket } from "./encryptedBucket.ts";
 import { EncryptionKey } from "./encryptionKey.ts";
+import { VpcFlowLogs } from "./flowLogs.ts";
 import { Network } from "./network.ts";
 import { PostgresInstance } from "./postgresInstance.ts";
 import { spokeEndpointsArgs, VpcEndpoints } from "./vpcEndpoints.ts";
@@ -26,11 +27,12 @@ export interface SharedCellArgs {
 
 /**
  * A cell's shared infrastructure (tagged tenant=shared): VPC with a private subnet per configured
- * AZ, its VPC endpoints (no NAT: the workloads reach AWS APIs through them), app and DB security groups, the cell KMS key, the cell bucket, the PostgreSQL instance and
+ * AZ, its VPC endpoints (no NAT: the workloads reach AWS APIs through them), its flow logs
+ * (rejected traffic, to a log group under the cell key), app and DB security groups, the cell KMS key, the cell bucket, the PostgreSQL instance and
  * its once-per-database hardening. Tenants are not children of the cell (PooledTenant): adding
  * one never touches anything here.
  *
- * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-endpoints`, `<name>-spoke`, `<name>-sg`, `<name>-key`,
+ * Child names (name = `cell-<cell id>`): `<name>-network`, `<name>-endpoints`, `<name>-spoke`, `<name>-sg`, `<name>-key`, `<name>-flow-logs`,
  * `<name>-bucket`, `<name>-db`, `<name>-db-hardening`. Never change them.
  */
 export class SharedCell extends pulumi.ComponentResource {
@@ -46,6 +48,7 @@ export class SharedCell extends pulumi.ComponentResource {
     const prod = isProd(ctx.env);
     const plan = planSubnets({ vpcCidr: cell.config.cidr, azs: cell.config.azs });
 
+    const flowLogGroup = cellFlowLogGroupName(ctx.app, ctx.env, cell.id);
     const network = new Network(`${name}-network`, { ctx, owner: SHARED_TENANT, vpcCidr: cell.config.cidr, privateSubnets: plan.private }, { parent: this });
     const endpoints = new VpcEndpoints(`${name}-endpoints`, spokeEndpointsArgs(ctx, SHARED_TENANT, "cell", network, plan.private), { parent: this });
     const groups = new DatabaseSecurityGroups(
@@ -73,8 +76,22 @@ export class SharedCell extends pulumi.ComponentResource {
         owner: SHARED_TENANT,
         description: `Cell ${cell.id} (${ctx.env}): database, bucket and pooled tenants' secrets`,
         alias: cellKmsAlias(ctx.app, ctx.env, cell.id),
-        policy: policyJson(cellKeyPolicy(ctx.accountId)),
+        policy: policyJson(cellKeyPolicy(ctx.accountId, { region: ctx.region, logGroupNames: [flowLogGroup] })),
         protect: prod,
+      },
+      { parent: this },
+    );
+    new VpcFlowLogs(
+      `${name}-flow-logs`,
+      {
+        ctx,
+        owner: SHARED_TENANT,
+        vpcId: network.vpcId,
+        logGroupName: flowLogGroup,
+        roleName: cellFlowLogRoleName(ctx.app, ctx.env, cell.id),
+        kmsKeyArn: key.arn,
+        retentionInDays: FLOW_LOG_RETENTION_DAYS,
+        trafficType: "REJECT",
       },
       { parent: this },
     );

@@ -215,9 +215,29 @@ function accountRootStatement<V>(accountId: string): PolicyStatement<V> {
   };
 }
 
-/** A cell key: the account root only; tenant roles get use through their IAM policies (encryption context pinned). */
-export function cellKeyPolicy(accountId: string): PolicyDocument {
-  return doc(accountRootStatement(accountId));
+/**
+ * CloudWatch Logs may use the key for the listed log groups only (the encryption context names the
+ * group: https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+ */
+function logsEncryptStatement<V>(sid: string, region: string, accountId: string, groups: readonly string[]): PolicyStatement<V> {
+  return {
+    Sid: sid,
+    Effect: "Allow",
+    Principal: { Service: service("logs", region) },
+    Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+    Resource: "*",
+    Condition: { ArnEquals: { "kms:EncryptionContext:aws:logs:arn": groups.map((g) => logGroupArn(region, accountId, g)) } },
+  };
+}
+
+/**
+ * A cell key: the account root (tenant roles get use through their IAM policies, encryption
+ * context pinned) and CloudWatch Logs for the cell's own log groups (its VPC flow logs).
+ */
+export function cellKeyPolicy(accountId: string, logs?: { region: string; logGroupNames: readonly string[] }): PolicyDocument {
+  const statements: PolicyStatement<string>[] = [accountRootStatement(accountId)];
+  if (logs && logs.logGroupNames.length > 0) statements.push(logsEncryptStatement("CloudWatchLogsEncryptsCellLogGroups", logs.region, accountId, logs.logGroupNames));
+  return doc(...statements);
 }
 
 export interface TenantKeyPolicyArgs<V> {
@@ -246,16 +266,7 @@ export function tenantKeyPolicy<V>(a: TenantKeyPolicyArgs<V>): PolicyDocument<V>
     },
   ];
   const groups = a.logGroupNames ?? [];
-  if (groups.length > 0) {
-    statements.push({
-      Sid: "CloudWatchLogsEncryptsTenantLogGroups",
-      Effect: "Allow",
-      Principal: { Service: service("logs", a.region) },
-      Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-      Resource: "*",
-      Condition: { ArnEquals: { "kms:EncryptionContext:aws:logs:arn": groups.map((g) => logGroupArn(a.region, a.accountId, g)) } },
-    });
-  }
+  if (groups.length > 0) statements.push(logsEncryptStatement("CloudWatchLogsEncryptsTenantLogGroups", a.region, a.accountId, groups));
   return doc(...statements);
 }
 

@@ -159,6 +159,8 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
     } else if (s.ref.kind === "shared") {
       use("vpcsPerRegion", s.region, s.ref.name, 1);
       use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
+      // The flow-log delivery role (components/sharedCell.ts); tenants' roles are counted below.
+      use("iamRolesPerAccount", s.region, s.ref.name, 1);
     } else if (s.ref.kind === "dedicated") {
       const t = fleet.tenants.get(s.ref.tenant)?.tenant;
       if (!t || t.deployment !== "dedicated") continue;

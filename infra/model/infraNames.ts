@@ -4,7 +4,7 @@
  * Same contract as naming.ts: changing any of these replaces a live resource (a renamed RDS
  * identifier is a new, empty database). Never change them for deployed stacks.
  */
-import { tenantSecretPrefix } from "./naming.ts";
+import { globalSecretPrefix, tenantSecretPrefix } from "./naming.ts";
 
 /** RDS identifier of a cell's database, e.g. tenancy-prod-use1-01. */
 export function cellDbIdentifier(app: string, env: string, cell: string): string {
@@ -56,6 +56,16 @@ export function flowLogGroupName(app: string, env: string, tenant: string): stri
  */
 export function flowLogRoleName(app: string, env: string, tenant: string): string {
   return `${app}-${env}-flowlogs-${tenant}`;
+}
+
+/** CloudWatch log group of a cell VPC's flow logs, in the env's global namespace beside the cell's database secret. */
+export function cellFlowLogGroupName(app: string, env: string, cell: string): string {
+  return `/${globalSecretPrefix(app, env)}cells/${cell}/vpc-flow-logs`;
+}
+
+/** The delivery role of a cell's flow logs: `-cell-` keeps it apart from any tenant's flowLogRoleName(). */
+export function cellFlowLogRoleName(app: string, env: string, cell: string): string {
+  return `${app}-${env}-flowlogs-cell-${cell}`;
 }
 
 /** Retention of flow logs: a year, the usual audit horizon. */

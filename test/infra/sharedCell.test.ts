@@ -68,6 +68,7 @@ function cellShape(cell: string, azs: string[], prod: boolean, hubAzs: readonly 
     `${T.keyC} ${n}-key`,
     `${T.key} ${n}-key`,
     `${T.alias} ${n}-key`,
+    `${C("VpcFlowLogs")} ${n}-flow-logs`, `${T.logGroup} ${n}-flow-logs`, `${T.role} ${n}-flow-logs`, `${T.rolePolicy} ${n}-flow-logs`, `${T.flowLog} ${n}-flow-logs`,
     `saas-tenancy:components:EncryptedBucket ${n}-bucket`,
     `aws:s3/bucket:Bucket ${n}-bucket`,
     `aws:s3/bucketVersioning:BucketVersioning ${n}-bucket`,
@@ -531,8 +532,9 @@ describe("conventions on every cell", () => {
     // role, runtime config parameter, its declared secrets, its key if enterprise.
     // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant and one routing
     // page per cell = 112. Endpoints, per cell: a group, k rules, 5 interface and the S3 gateway
-    // endpoint, 2 app egress rules = 9 + k: 11 + 12 + 11 + 11 = 45, so 157.
-    expect(checked).toBe(157);
+    // endpoint, 2 app egress rules = 9 + k: 11 + 12 + 11 + 11 = 45, so 157. Flow logs, per cell: log
+    // group, delivery role, flow log = 3, so 169.
+    expect(checked).toBe(169);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });
