@@ -1,0 +1,98 @@
+/**
+ * Per-tenant storage alarm specs (infra/model/storageAlarms.ts): exact specs per tier for the
+ * example fleet, who would declare them through an upgrade (the serving cell until cutover, the
+ * dedicated stack from provisioning on), names unique per declaring stack, thresholds following the
+ * tenant's limits. The stacks do not declare them yet (docs/runtime-config.md).
+ */
+import { describe, expect, it } from "vitest";
+import type { Tenant } from "../../infra/model/schema.ts";
+import { dedicatedStorageAlarms, GIB, pooledStorageAlarms, storageAlarmName } from "../../infra/model/storageAlarms.ts";
+import { exampleFleet } from "../infra/support.ts";
+
+const fleet = exampleFleet();
+const tenant = (id: string) => fleet.tenants.get(id)!.tenant;
+
+describe("pooled: the application's per-tenant metric against storageGb, declared by the serving cell", () => {
+  it("startup-alpha (standard, 25 GiB) in shared-prod-use1-01: exact spec", () => {
+    expect(pooledStorageAlarms(fleet.platform, tenant("startup-alpha"), "prod", "shared-prod-use1-01")).toEqual([{
+      key: "object-storage",
+      tenant: "startup-alpha",
+      alarmName: "tenancy/prod/tenants/startup-alpha/object-storage/shared-prod-use1-01",
+      description: "Objects of tenant startup-alpha (prod) under tenants/startup-alpha/ in tenancy-prod-use1-01-data-111111111111 exceed storageGb 25 GiB (reported by the application)",
+      namespace: "tenancy/Tenants",
+      metricName: "ObjectStorageBytes",
+      dimensions: { Env: "prod", Tenant: "startup-alpha" },
+      statistic: "Maximum",
+      period: 86400,
+      evaluationPeriods: 1,
+      threshold: 25 * GIB,
+      comparisonOperator: "GreaterThanThreshold",
+      treatMissingData: "missing",
+    }]);
+  });
+
+  it("negative control: no spec in a stack that does not serve the tenant, nor for a dedicated tenant", () => {
+    expect(pooledStorageAlarms(fleet.platform, tenant("startup-alpha"), "prod", "shared-prod-use1-02")).toEqual([]);
+    expect(pooledStorageAlarms(fleet.platform, tenant("acme"), "prod", "dedicated-acme-prod")).toEqual([]);
+  });
+
+  it("the threshold follows the tenant's limits (a tier change or a storageGb override changes it in place)", () => {
+    const t = tenant("freebie-one");
+    expect(pooledStorageAlarms(fleet.platform, t, "prod", "shared-prod-use1-01")[0]!.threshold).toBe(1 * GIB);
+    const raised = { ...t, limits: { ...t.limits, storageGb: 7 } } as Tenant;
+    expect(pooledStorageAlarms(fleet.platform, raised, "prod", "shared-prod-use1-01")[0]!.threshold).toBe(7 * GIB);
+  });
+});
+
+describe("dedicated: its bucket's size and its database's free storage", () => {
+  it("acme prod: exact specs", () => {
+    const specs = dedicatedStorageAlarms(fleet.platform, tenant("acme"), "prod", "dedicated-acme-prod");
+    expect(specs.map(({ description: _d, ...rest }) => rest)).toEqual([
+      {
+        key: "bucket-size", tenant: "acme", alarmName: "tenancy/prod/tenants/acme/bucket-size/dedicated-acme-prod",
+        namespace: "AWS/S3", metricName: "BucketSizeBytes", dimensions: { BucketName: "tenancy-prod-acme-data-111111111111", StorageType: "StandardStorage" },
+        statistic: "Average", period: 86400, evaluationPeriods: 1, threshold: 1000 * GIB, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      },
+      {
+        key: "db-free-storage", tenant: "acme", alarmName: "tenancy/prod/tenants/acme/db-free-storage/dedicated-acme-prod",
+        namespace: "AWS/RDS", metricName: "FreeStorageSpace", dimensions: { DBInstanceIdentifier: "tenancy-prod-acme" },
+        statistic: "Minimum", period: 300, evaluationPeriods: 6, threshold: Math.round(200 * 0.1 * GIB), comparisonOperator: "LessThanThreshold", treatMissingData: "missing",
+      },
+    ]);
+    expect(specs[1]!.description).toBe("Database tenancy-prod-acme of tenant acme (prod) has had under 10% of its 200 GiB free for 30 minutes: storage autoscaling is at its ceiling or waiting");
+  });
+
+  it("negative control: none for a pooled tenant", () => {
+    expect(dedicatedStorageAlarms(fleet.platform, tenant("startup-alpha"), "prod", "dedicated-startup-alpha-prod")).toEqual([]);
+  });
+});
+
+describe("through an upgrade (startup-alpha to dedicated, from cell use1-01)", () => {
+  const upgraded = (phase?: "provisioning" | "copying" | "cutover" | "cleanup"): Tenant => {
+    const t = tenant("startup-alpha");
+    return {
+      ...t, tier: "dedicated", deployment: "dedicated", placement: undefined,
+      dedicated: { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } },
+      ...(phase ? { migration: { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" } } : {}),
+    } as unknown as Tenant;
+  };
+
+  it("the cell's alarm until cutover (with the cell tier's limit), the dedicated stack's from provisioning; the names never collide", () => {
+    const got: Record<string, string[]> = {};
+    for (const phase of ["provisioning", "copying", "cutover", "cleanup", undefined] as const) {
+      const t = upgraded(phase);
+      got[String(phase)] = [
+        ...pooledStorageAlarms(fleet.platform, t, "prod", "shared-prod-use1-01").map((a) => `${a.alarmName} ${a.threshold / GIB}`),
+        ...dedicatedStorageAlarms(fleet.platform, t, "prod", "dedicated-startup-alpha-prod").map((a) => a.alarmName),
+      ];
+    }
+    const cell = ["tenancy/prod/tenants/startup-alpha/object-storage/shared-prod-use1-01 25"];
+    const ded = ["tenancy/prod/tenants/startup-alpha/bucket-size/dedicated-startup-alpha-prod", "tenancy/prod/tenants/startup-alpha/db-free-storage/dedicated-startup-alpha-prod"];
+    expect(got).toEqual({ provisioning: [...cell, ...ded], copying: [...cell, ...ded], cutover: ded, cleanup: ded, undefined: ded });
+  });
+
+  it("names carry the declaring stack: two cells of a move never share one", () => {
+    expect(storageAlarmName("tenancy", "prod", "freebie-one", "object-storage", "shared-prod-use1-01"))
+      .not.toBe(storageAlarmName("tenancy", "prod", "freebie-one", "object-storage", "shared-prod-use1-02"));
+  });
+});
