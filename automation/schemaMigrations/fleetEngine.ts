@@ -13,7 +13,10 @@
  * - at most `parallelism` schemas of a wave are claimed at once (the ring's), and at most the
  *   port's `perStackLimit` (K, perDatabaseConcurrency) of one stack, whatever the number of
  *   control-plane processes claiming: a stack's database is one PostgreSQL instance (a cell's is
- *   shared by its tenants). Within a process the SchemaMigrator bounds each instance to K as well;
+ *   shared by its tenants). That keeps processes from claiming what they cannot run now; the hard
+ *   bound is the migrator's: each migrating session holds one of K slots in the tenant database
+ *   (instanceSlots.ts), so a takeover after a lease ran out waits for the sessions of a dead
+ *   process that are still migrating instead of running beside them;
  * - failures are recorded per schema with the error and SQLSTATE; the others go on while the
  *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
  *   until a person resumes (the failed schemas of the wave run again) or aborts it;
