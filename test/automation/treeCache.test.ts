@@ -48,7 +48,8 @@ const head = () => repo.git("rev-parse", "HEAD").trim();
 /** Exports (not overlays, not temporaries) in the cache's own directory. */
 const exportsIn = (c: TreeCache) => readdirSync(c.dir).filter((n) => n !== "runs" && !n.startsWith(".")).sort();
 
-describe("TreeCache", () => {
+// Each test runs git (commits, exports): under a loaded machine that takes longer than the default 5 s.
+describe("TreeCache", { timeout: 60_000 }, () => {
   it("exports a commit once for N concurrent runs; each run gets its own directory with its stack file a copy of its own", async () => {
     const c = cache();
     const commit = head();
