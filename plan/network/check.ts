@@ -5,18 +5,20 @@
  * database; (b) no tenant VPC (cell or dedicated) reaches another, in either direction, on any
  * port; (c) no VPC of ours but the owner reaches a customer's peered VPC; (d) the platform's
  * other services (the control plane) admit their load balancer's security group alone and have no
- * public address. Each failure is one
+ * public address; (e) interface VPC endpoints are usable from their VPC's workload subnets
+ * (private DNS, security groups and ACLs admitting 443). Each failure is one
  * line: `<stack>: <source> -> <destination>:<port>: <the first hop with no way on, or the hop
  * that lets it through>`. Pure: `tenantctl plan --all` and `tenantctl network check` call it.
  */
 import { regionCode } from "../../infra/model/naming.ts";
 import type { PlannedStack, RenderedStack, Violation } from "../types.ts";
+import { checkEndpoints } from "./endpoints.ts";
 import { EPHEMERAL_PORTS, naclAdmits, sgAdmits, sgOpenTo } from "./filters.ts";
 import { buildInventory, type Database, type DeclaredPeer, type Inventory, type Runner, type Subnet, type Vpc } from "./inventory.ts";
 import { ALL, BlockIndex, contains, formatRange, type Range } from "./ranges.ts";
 import { Network, trace, traceFromTgw, vpcLabel, type Outcome } from "./trace.ts";
 
-export type NetworkCheckKind = "reachability" | "isolation" | "customer-peering" | "inventory";
+export type NetworkCheckKind = "reachability" | "isolation" | "customer-peering" | "endpoints" | "inventory";
 
 export interface NetworkFinding {
   check: NetworkCheckKind;
@@ -213,6 +215,9 @@ export function checkNetwork(stacks: readonly RenderedStack[], declaredPeers: re
       }
     }
   }
+
+  // (e) Interface endpoints usable from their VPC's workload subnets (plan/network/endpoints.ts).
+  for (const f of checkEndpoints(stacks, inv)) findings.push({ check: "endpoints", stack: f.stack, source: f.source, destination: f.destination, port: "443", hop: f.hop, urn: f.urn });
 
   return {
     findings,
