@@ -131,6 +131,15 @@ export interface StackRunner {
    * neither as `missing`; the implementation never fails on those, the caller decides.
    */
   moveState(move: StateMove, ctx: RunContext): Promise<StateMoveOutcome>;
+  /**
+   * Holds `stacks` for the workflow (ctx.workflowId) until `release`: no update, destroy or drift
+   * check of them starts meanwhile; one that arrives is queued and starts after the release (state
+   * moves are not held). Resolves once none of their held runs is still running. Idempotent; the
+   * hold outlives a crash of the workflow's process (the retry takes it again, then releases it).
+   */
+  hold(stacks: readonly string[], ctx: RunContext): Promise<void>;
+  /** Releases every hold of the workflow (idempotent). */
+  release(ctx: RunContext): Promise<void>;
 }
 
 export interface StateMove {

@@ -24,6 +24,7 @@ import { lockKey, withTransaction, type Queryable } from "../db/tx.ts";
 import { executor, type StackRunJob } from "../queue.ts";
 import type { CliProcess } from "./cliProcess.ts";
 import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regions.ts";
+import { deleteHolds, describeHold, heldStacks, holdApplies, insertHolds, stacksHeldBy, type StackHold } from "./holds.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
@@ -397,8 +398,9 @@ export class RunStore {
     const source = operation === "move" && typeof cause.options?.source === "string" ? cause.options.source : undefined;
     const region = this.regionOf(stack);
     for (const s of [...new Set([stack, ...(source ? [source] : [])])].sort()) await this.lockStack(client, s);
+    // One queued run per stack and lane (state moves, everything else: migration 321).
     const queued = await client.query<{ id: string; operation: RunOperation; same: boolean }>(
-      "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued'",
+      "SELECT id, operation, (operation = $2 AND options = $3::jsonb) AS same FROM runs WHERE stack = $1 AND state = 'queued' AND (operation = 'move') = ($2 = 'move')",
       [stack, operation, JSON.stringify(cause.options ?? {})],
     );
     let other = queued.rows[0];
@@ -418,7 +420,7 @@ export class RunStore {
     }
     const { rows } = await client.query<{ id: string; inserted: boolean }>(
       `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region, program_commit) VALUES ($1, $2, $3::jsonb, 'queued', $4::uuid[], $5::text[], $6::text[], $7, $8)
-       ON CONFLICT (stack) WHERE state = 'queued'
+       ON CONFLICT (stack, (operation = 'move')) WHERE state = 'queued'
        DO UPDATE SET change_ids = runs.change_ids || EXCLUDED.change_ids, reasons = runs.reasons || EXCLUDED.reasons,
                      api_keys = runs.api_keys || ARRAY(SELECT k FROM unnest(EXCLUDED.api_keys) k WHERE k <> ALL (runs.api_keys)),
                      program_commit = COALESCE(EXCLUDED.program_commit, runs.program_commit)
@@ -427,8 +429,8 @@ export class RunStore {
     );
     const row = rows[0]!;
     if (row.inserted) {
-      // A busy stack's queued run gets its job when the running run finishes (finish()).
-      if (!(await this.anyBusy(client, [stack, ...(source ? [source] : [])]))) await this.sendJob(client, row.id);
+      // A busy or held stack's queued run gets its job when the running run finishes (finish()) or the hold is released.
+      if (!(await this.anyBusy(client, [stack, ...(source ? [source] : [])])) && !(await this.held(client, operation, [stack]))) await this.sendJob(client, row.id);
     }
     await client.query("SELECT pg_notify($1, $2)", [RUN_STATE_CHANNEL, row.id]);
     return { runId: row.id, stack, coalesced: !row.inserted };
@@ -472,6 +474,11 @@ export class RunStore {
           // Its job is spent: the run gets a new one when what holds its stacks finishes (kickNext).
           await client.query("UPDATE runs SET job_id = NULL WHERE id = $1", [runId]);
           return { kind: "skip", reason: `stack ${stacks.join(" or ")} already has a running run` };
+        }
+        const hold = await this.held(client, run.operation, stacks);
+        if (hold) {
+          await client.query("UPDATE runs SET job_id = NULL WHERE id = $1", [runId]);
+          return { kind: "skip", reason: describeHold(hold) };
         }
       } else if (run.state === "running") {
         const stale = run.heartbeat_at === null || Date.now() - run.heartbeat_at.getTime() > this.opts.heartbeatTimeoutSeconds * 1000;
@@ -622,14 +629,51 @@ export class RunStore {
    * each when none of the stacks it needs is busy.
    */
   private async kickNext(client: Queryable, stack: string): Promise<void> {
-    const next = await client.query<{ id: string; stack: string; source: string | null }>(
-      `SELECT id, stack, CASE WHEN operation = 'move' THEN options->>'source' END AS source FROM runs
+    const next = await client.query<{ id: string; stack: string; operation: RunOperation; source: string | null }>(
+      `SELECT id, stack, operation, CASE WHEN operation = 'move' THEN options->>'source' END AS source FROM runs
         WHERE state = 'queued' AND job_id IS NULL AND (stack = $1 OR (operation = 'move' AND options->>'source' = $1)) ORDER BY created_at`,
       [stack],
     );
     for (const row of next.rows) {
-      if (!(await this.anyBusy(client, [row.stack, ...(row.source ? [row.source] : [])]))) await this.sendJob(client, row.id);
+      if (!(await this.anyBusy(client, [row.stack, ...(row.source ? [row.source] : [])])) && !(await this.held(client, row.operation, [row.stack]))) await this.sendJob(client, row.id);
     }
+  }
+
+  /** The first hold keeping a run of `operation` on `stacks` from starting (holds.ts), if any. */
+  private async held(client: Queryable, operation: RunOperation, stacks: readonly string[]): Promise<StackHold | undefined> {
+    return holdApplies(operation) ? (await heldStacks(client, stacks))[0] : undefined;
+  }
+
+  /**
+   * Holds `stacks` for `holder` (holds.ts): no update, destroy or drift check of them starts until
+   * `release`. Idempotent. Returns the held runs already running, which the holder waits for.
+   */
+  async hold(stacks: readonly string[], holder: string, reason: string): Promise<RunRecord[]> {
+    return withTransaction(this.pool, async (client) => {
+      const sorted = [...new Set(stacks)].sort();
+      for (const stack of sorted) await this.lockStack(client, stack);
+      await insertHolds(client, sorted, holder, reason);
+      const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE state = 'running' AND operation <> 'move' AND stack = ANY($1::text[]) ORDER BY created_at", [sorted]);
+      return rows.map(toRecord);
+    });
+  }
+
+  /** Releases every hold of `holder` and gives the runs they kept waiting their jobs. Returns the stacks released. */
+  async release(holder: string): Promise<string[]> {
+    const released = await withTransaction(this.pool, async (client) => {
+      const stacks = await stacksHeldBy(client, holder);
+      for (const stack of stacks) await this.lockStack(client, stack);
+      await deleteHolds(client, holder);
+      for (const stack of stacks) await this.kickNext(client, stack);
+      return stacks;
+    });
+    this.jobsSent();
+    return released;
+  }
+
+  /** The holds on `stacks`. */
+  async holdsOn(stacks: readonly string[]): Promise<StackHold[]> {
+    return heldStacks(this.pool, stacks);
   }
 
   /**

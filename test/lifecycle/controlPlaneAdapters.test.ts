@@ -131,6 +131,10 @@ describe("RunStoreStackRunner when the stack already has a queued run of the oth
         throw new RunConflictError("stack dedicated-acme-staging already has a queued up run with other options; retry once it has started");
       },
       list: async () => [inFlight],
+      // Holds play no part here (this test never holds a stack).
+      hold: async () => [],
+      release: async () => [],
+      holdsOn: async () => [],
       waitFor: async (id) => {
         waited.push(id);
         return { ...inFlight, state: "succeeded" };

@@ -194,6 +194,7 @@ export class FakeStackRunner implements StackRunner {
 
   async up(stack: string, ctx: RunContext): Promise<RunOutcome> {
     this.calls.push({ op: "up", stack, reason: ctx.reason, at: performance.now() });
+    this.refuseHeld(stack, "up");
     if (this.failNext.delete(stack)) throw new Error(`run of ${stack} failed (injected)`);
     const fleet = requireFleet({ projectDir: this.root });
     const ref = parseStackName(stack, fleet.platform.environments);
@@ -231,6 +232,7 @@ export class FakeStackRunner implements StackRunner {
 
   async destroy(stack: string, ctx: RunContext, release?: ProtectionRelease): Promise<RunOutcome> {
     this.calls.push({ op: "destroy", stack, reason: ctx.reason, at: performance.now(), ...(release ? { release } : {}) });
+    this.refuseHeld(stack, "destroy");
     if (release && release.stack !== stack) throw new Error(`a release for ${release.stack} cannot destroy ${stack}`);
     const d = this.deployed.get(stack);
     if (d?.protect && !release) {
@@ -301,6 +303,34 @@ export class FakeStackRunner implements StackRunner {
       else out.missing.push(urn);
     }
     return out;
+  }
+
+  /** stack -> the workflow holding it (RunStoreStackRunner.hold does it on the run queue). */
+  readonly holds = new Map<string, string>();
+  /** Every hold and release, in order: `hold <stack>` / `release <stack>`, when (performance.now()). */
+  readonly holdLog: { what: string; at: number }[] = [];
+
+  async hold(stacks: readonly string[], ctx: RunContext): Promise<void> {
+    for (const stack of stacks) {
+      const other = this.holds.get(stack);
+      if (other !== undefined && other !== ctx.workflowId) throw new Error(`${stack} is already held by workflow ${other}`);
+      if (other === undefined) this.holdLog.push({ what: `hold ${stack}`, at: performance.now() });
+      this.holds.set(stack, ctx.workflowId);
+    }
+  }
+
+  async release(ctx: RunContext): Promise<void> {
+    for (const [stack, holder] of [...this.holds]) {
+      if (holder !== ctx.workflowId) continue;
+      this.holds.delete(stack);
+      this.holdLog.push({ what: `release ${stack}`, at: performance.now() });
+    }
+  }
+
+  /** An update or destroy of a held stack would wait for the release on the run queue: here it is an error, so a workflow that did it would fail its test. */
+  private refuseHeld(stack: string, op: string): void {
+    const holder = this.holds.get(stack);
+    if (holder !== undefined) throw new Error(`${op} of ${stack} while workflow ${holder} holds it: on the run queue it would wait for the release`);
   }
 
   /** The stacks `up` was called on, in order. */

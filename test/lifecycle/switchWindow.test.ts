@@ -94,6 +94,7 @@ describe.each(["move", "upgrade"] as const)("the %s's switch window fails", (kin
         inWindow.login = await tenantLogin(s.cell, s.tenant);
         inWindow.phase = phaseOf(s);
         inWindow.owner = s.runner.owners.get(`identity:${s.tenant}:prod`);
+        inWindow.held = [...s.runner.holds.keys()].sort();
       },
     };
     const s = await createScenario(bench, { prefix: kind === "move" ? "wfm" : "wfu" }, { hooks, secondCell: kind === "move", config: { cutoverTimeoutMs: 6_000 } });
@@ -135,7 +136,10 @@ describe.each(["move", "upgrade"] as const)("the %s's switch window fails", (kin
 
       // Negative control: inside the window the tenant was refused, the file said cutover and the
       // identity was in the target's stack; the old code left exactly that until the retry.
-      expect(inWindow).toEqual({ login: expect.stringMatching(/is not permitted to log in/), phase: "cutover", owner: targetStack(s, kind) });
+      // The tenant's stacks are held (no stack run inside the window), and released once it is undone.
+      const holds = [CELL_STACK, targetStack(s, kind)].sort();
+      expect(inWindow).toEqual({ login: expect.stringMatching(/is not permitted to log in/), phase: "cutover", owner: targetStack(s, kind), held: holds });
+      expect(s.runner.holds.size).toBe(0);
       // After the failed window: LOGIN back, phase copying, identity back, the document unchanged, the slot kept, the row gone.
       expect(await tenantLogin(s.cell, s.tenant)).toBe("ok");
       expect(phaseOf(s)).toBe("copying");
@@ -149,14 +153,22 @@ describe.each(["move", "upgrade"] as const)("the %s's switch window fails", (kin
       // The tenant writes to its cell again; then the hold ends and the retry switches.
       const writer2 = startWriter(s.cell, ident, TENANT_PASSWORD, 22);
       await writer2.waitForCommits(10);
+      await writer2.stop();
+      expect(writer2.stats.stoppedBy).toBeUndefined();
       await locker!.query("COMMIT");
       await locker!.end();
       locker = undefined;
-      const retried = await s.service.engine.run(id, { force: true });
+      // The retry switches. On a loaded machine its drain may miss the window's 6 s too: that attempt
+      // is undone the same way (the behaviour under test), and the next one switches.
+      let retried = await s.service.engine.run(id, { force: true });
+      let extra = 0;
+      for (; retried.error && extra < 4; extra++) {
+        expect(retried.error).toMatch(/^the switch's write window for prod failed before its marker: .*The retry catches up and opens a new window$/);
+        expect(await tenantLogin(s.cell, s.tenant)).toBe("ok");
+        retried = await s.service.engine.run(id, { force: true });
+      }
       expect(retried.error ?? null).toBeNull();
       expect(retried).toMatchObject({ state: "waiting", step: "cleanup.wait" });
-      await writer2.done;
-      expect(writer2.stats.commits).toBeGreaterThanOrEqual(10);
 
       // Every committed write of both writers is on the target; deletes stayed deleted.
       const c = await connect(target, { user: ident, password: TENANT_PASSWORD });
@@ -175,8 +187,11 @@ describe.each(["move", "upgrade"] as const)("the %s's switch window fails", (kin
       expect(docOf(s)).toMatchObject({ port: target.server.port, database: target.database });
       expect(await slotsOn(s.cell)).toEqual([]);
       expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(targetStack(s, kind));
+      const cycle = [...holds.map((x) => `hold ${x}`), ...holds.map((x) => `release ${x}`)];
+      expect(s.runner.holdLog.map((x) => x.what)).toEqual(Array.from({ length: 2 + extra }, () => cycle).flat());
       const subject = kind === "move" ? `move ${s.tenant} (prod) from use1-01 to use1-02: phase` : `upgrade ${s.tenant} to dedicated: migration phase`;
-      expect(gitLog(s.root).filter((x) => x.includes(subject))).toEqual(["copying", "cutover", "copying", "cutover", "cleanup"].map((p) => `tenants: ${subject} ${p}`));
+      const undone = Array.from({ length: extra }, () => ["copying", "cutover"]).flat();
+      expect(gitLog(s.root).filter((x) => x.includes(subject))).toEqual(["copying", "cutover", "copying", ...undone, "cutover", "cleanup"].map((p) => `tenants: ${subject} ${p}`));
       expect(readFileSync(join(s.root, "tenants", `${s.tenant}.yaml`), "utf8")).toContain("phase: cleanup");
     } finally {
       if (locker) await locker.end().catch(() => undefined);

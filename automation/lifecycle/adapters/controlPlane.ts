@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import type { GitWriter } from "../../git/writer.ts";
 import { RunConflictError, stateMoveSummaryOf, type EnqueuedRun, type RunCause, type RunRecord, type RunState } from "../../runs/store.ts";
+import type { StackHold } from "../../runs/holds.ts";
 import {
   InvalidChangeError,
   type FleetChange,
@@ -65,6 +66,9 @@ export interface RunQueue {
   enqueueAll(stacks: readonly string[], cause: RunCause): Promise<EnqueuedRun[]>;
   waitFor(runId: string, opts?: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal }): Promise<RunRecord>;
   list(filter?: { stacks?: readonly string[]; states?: readonly RunState[]; limit?: number }): Promise<RunRecord[]>;
+  hold(stacks: readonly string[], holder: string, reason: string): Promise<RunRecord[]>;
+  release(holder: string): Promise<string[]>;
+  holdsOn(stacks: readonly string[]): Promise<StackHold[]>;
 }
 
 export interface RunWaitOptions {
@@ -186,12 +190,37 @@ export class RunStoreStackRunner implements StackRunner {
     return { runId: run.id, moved: summary.moved, alreadyMoved: summary.alreadyMoved, missing: summary.missing };
   }
 
-  /** Waits until `stack` has no queued or running run; runs queued meanwhile are waited for too, a bounded number of rounds. */
+  /**
+   * Holds the stacks (RunStore.hold, automation/runs/holds.ts) and waits for their held runs already
+   * running: each is waited for whatever its outcome (it ran before the hold; what matters is that it
+   * is over).
+   */
+  async hold(stacks: readonly string[], ctx: RunContext): Promise<void> {
+    const running = await this.runs.hold(stacks, ctx.workflowId, `${ctx.reason} (lifecycle workflow ${ctx.workflowId})`);
+    for (const run of running) {
+      try {
+        await this.runs.waitFor(run.id, this.waitOpts());
+      } catch (err) {
+        throw new Error(`holding ${stacks.join(", ")}: the ${run.operation} run ${run.id} of ${run.stack}, running when the hold was taken, did not end in time (${(err as Error).message}); the hold stays until the workflow releases it`, { cause: err });
+      }
+    }
+  }
+
+  async release(ctx: RunContext): Promise<void> {
+    await this.runs.release(ctx.workflowId);
+  }
+
+  /**
+   * Waits until `stack` has no queued or running run; runs queued meanwhile are waited for too, a
+   * bounded number of rounds. A queued run a hold keeps waiting is not waited for: it cannot start
+   * before the release, nor while the move runs.
+   */
   private async waitUntilIdle(stack: string, what: string): Promise<void> {
     const rounds = this.wait.conflictRetries ?? DEFAULT_CONFLICT_RETRIES;
     const waitedFor: string[] = [];
     for (let round = 0; ; round++) {
-      const inFlight = await this.runs.list({ stacks: [stack], states: ["queued", "running"] });
+      const held = (await this.runs.holdsOn([stack])).length > 0;
+      const inFlight = (await this.runs.list({ stacks: [stack], states: ["queued", "running"] })).filter((r) => r.state === "running" || !held || r.operation === "move");
       if (inFlight.length === 0) return;
       if (round >= rounds) {
         throw new RunConflictGaveUpError(

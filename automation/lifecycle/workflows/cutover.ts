@@ -187,6 +187,11 @@ export const cutoverSwitch = {
     if (phaseIndex(first.migration.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${first.migration.phase})`);
     const plan = await upgradeSwitchPlan(ctx, first.tenant, first.migration.from);
     const results: JsonObject = {};
+    // No update, destroy or drift check of the tenant's stacks from here until the window ends or is
+    // undone (automation/runs/holds.ts): a run arriving meanwhile waits and starts after.
+    const held = [...cellStacks(cellsOf(first.tenant)), ...dedicatedStacks(first.tenant.id, envsOf(first.tenant))];
+    const holding = ctx.runContext("the switch's write window: no stack run until it ends or is undone");
+    await ctx.ports.runner.hold(held, holding);
     // A window an interrupted attempt left open (a row, no marker) is undone first: a clean window follows.
     const leftOpen = await openWindows(ctx, plan);
     if (leftOpen.length > 0) {
@@ -210,7 +215,10 @@ export const cutoverSwitch = {
         results[env] = json({ resumed: true, document });
       } else pending.push(env);
     }
-    if (pending.length === 0) return done(results);
+    if (pending.length === 0) {
+      await ctx.ports.runner.release(holding);
+      return done(results);
+    }
 
     // 1. Before the window: the stream caught up, so the drain inside it is seconds of changes.
     for (const env of pending) {
@@ -244,7 +252,10 @@ export const cutoverSwitch = {
           await t.dedicated.query("COMMIT");
         } catch (err) {
           await t.dedicated.query("ROLLBACK").catch(() => undefined);
-          throw await windowFailed(ctx, plan, side, err);
+          const failed = await windowFailed(ctx, plan, side, err);
+          // Undone: the stacks may run again (the retry holds them anew). Otherwise the hold stays for the retry.
+          if (failed.undone) await ctx.ports.runner.release(holding);
+          throw failed.error;
         }
         await ctx.point?.("window.marked");
         await closeWindow(t.cell, ctx.workflow.id, env);
@@ -259,6 +270,8 @@ export const cutoverSwitch = {
         });
       });
     }
+    await ctx.ports.runner.release(holding);
+    results.held = held;
     return done(results);
   },
 };

@@ -189,6 +189,11 @@ const cutoverSwitch = {
     if (phaseIndex(first.move.phase) < phaseIndex("copying")) throw new PermanentError(`cutover.switch: the copy has not run (phase ${first.move.phase})`);
     const plan = await moveSwitchPlan(ctx, first);
     const side = plan.sides[0]!;
+    // No update, destroy or drift check of either cell from here until the window ends or is undone
+    // (automation/runs/holds.ts): a run arriving meanwhile waits and starts after.
+    const held = [cellStackName(p.env, p.from), cellStackName(p.env, p.to)];
+    const holding = ctx.runContext("the switch's write window: no stack run until it ends or is undone");
+    await ctx.ports.runner.hold(held, holding);
     // A window an interrupted attempt left open (a row, no marker) is undone first: a clean window follows.
     const leftOpen = await openWindows(ctx, plan);
     const undone = leftOpen.length > 0 ? await undoWindow(ctx, plan, leftOpen) : null;
@@ -207,6 +212,7 @@ const cutoverSwitch = {
         await closeWindow(c.cell, ctx.workflow.id, p.env);
         await stopCapture(c);
       });
+      await ctx.ports.runner.release(holding);
       return done({ resumed: true, document, undone });
     }
     // 1. Before the window: the stream caught up, so the drain inside it is seconds of changes.
@@ -236,7 +242,10 @@ const cutoverSwitch = {
         await c.dedicated.query("COMMIT");
       } catch (err) {
         await c.dedicated.query("ROLLBACK").catch(() => undefined);
-        throw await windowFailed(ctx, plan, side, err);
+        const failed = await windowFailed(ctx, plan, side, err);
+        // Undone: the cells may run again (the retry holds them anew). Otherwise the hold stays for the retry.
+        if (failed.undone) await ctx.ports.runner.release(holding);
+        throw failed.error;
       }
       await ctx.point?.("window.marked");
       await closeWindow(c.cell, ctx.workflow.id, p.env);
@@ -252,7 +261,8 @@ const cutoverSwitch = {
         sequences: fin.sequences, foreignKeysNotValid: fin.foreignKeys, appliedLsn: fin.appliedLsn, fenceLsn: fin.fenceLsn, document,
       });
     });
-    return done({ handover, [p.env]: window, undone });
+    await ctx.ports.runner.release(holding);
+    return done({ handover, [p.env]: window, undone, held });
   },
 };
 
@@ -363,6 +373,8 @@ export const moveWorkflow: WorkflowDef<"move"> = {
       const open = await openWindows(ctx, plan).catch(() => []);
       if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open).catch((err: unknown) => json({ undoFailed: (err as Error).message })) }, "a write window left open was undone: the move failed; the tenant serves from the cell it was leaving");
     }
+    // The cells' runs wait no longer (held by the switch: automation/runs/holds.ts).
+    await ctx.ports.runner.release(ctx.runContext("the move failed")).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the cells' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
     const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
     ctx.log({ dropped }, "change capture dropped: the move failed");
   },

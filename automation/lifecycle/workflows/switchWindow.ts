@@ -180,22 +180,23 @@ export async function undoWindow(ctx: StepContext, plan: SwitchPlan, failed: rea
 /**
  * After `cause` failed the window of `side`: undoes it (unless its marker is committed: then the
  * retry goes forward) and returns the error the step fails with, which says what happened, what
- * was undone and what the retry does. A ProcessDeath (a test standing for kill -9) is returned as
- * it is, with nothing undone: the next attempt finds the window open and undoes it then.
+ * was undone and what the retry does, and whether the window is undone (then the holds on the
+ * stacks may go). A ProcessDeath (a test standing for kill -9) is returned as it is, with nothing
+ * undone: the next attempt finds the window open and undoes it then.
  */
-export async function windowFailed(ctx: StepContext, plan: SwitchPlan, side: SwitchSide, cause: unknown): Promise<unknown> {
-  if (cause instanceof ProcessDeath) return cause;
+export async function windowFailed(ctx: StepContext, plan: SwitchPlan, side: SwitchSide, cause: unknown): Promise<{ error: unknown; undone: boolean }> {
+  if (cause instanceof ProcessDeath) return { error: cause, undone: false };
   const why = cause instanceof Error ? cause.message : String(cause);
-  if (await marked(ctx, side, plan.tenantId).catch(() => false)) return cause;
+  if (await marked(ctx, side, plan.tenantId).catch(() => false)) return { error: cause, undone: false };
   let undo: JsonObject;
   try {
     undo = await undoWindow(ctx, plan, [side]);
   } catch (undoErr) {
-    if (undoErr instanceof ProcessDeath) return undoErr;
-    return new Error(
+    if (undoErr instanceof ProcessDeath) return { error: undoErr, undone: false };
+    return { undone: false, error: new Error(
       `the switch's write window for ${side.env} failed (${why}) and undoing it failed too (${(undoErr as Error).message}); ` +
         `the tenant may be unable to log in to ${side.sourceName} until the retry, which undoes the window first and then opens a new one`,
-    );
+    ) };
   }
   const kept = undo.keptForSwitchedEnv === true;
   const message =
@@ -206,5 +207,5 @@ export async function windowFailed(ctx: StepContext, plan: SwitchPlan, side: Swi
       : "the identity's state moved back and phase copying re-committed; ") +
     "the connection document still names the source, so the tenant writes there again and the change stream keeps every write. The retry catches up and opens a new window";
   ctx.log({ env: side.env, cause: why, undo }, message);
-  return new Error(message);
+  return { error: new Error(message), undone: true };
 }

@@ -226,6 +226,8 @@ export const upgradeWorkflow: WorkflowDef<"upgrade"> = {
     const p = params(UpgradeParamsSchema, ctx);
     const undone = await undoLeftWindows(ctx).catch((err: unknown) => json({ undoFailed: (err as Error).message }));
     if (undone) ctx.log({ undone }, "a write window left open was undone: the upgrade failed; the tenant serves from its cell");
+    // The stacks' runs wait no longer (held by the switch: automation/runs/holds.ts).
+    await ctx.ports.runner.release(ctx.runContext("the upgrade failed")).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the stacks' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
     ctx.log({ dropped: await dropCaptures(ctx, ctx.workflow.id, p.previous.placement) }, "change capture dropped: the upgrade failed");
   },
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
