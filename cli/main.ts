@@ -167,8 +167,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .command("move")
     .description("move a pooled tenant to another cell of its env and region: data copied with change capture, seconds of write downtime (a control-plane workflow; needs DATABASE_URL)")
     .argument("<id>", "tenant id")
-    .requiredOption("--to <cell>", "the cell to move to (e.g. use1-02): open, not draining, with room")
+    .option("--to <cell>", "the cell to move to (e.g. use1-02): open, not draining, with room")
     .option("--env <env>", "the environment that moves (default: the one whose cells include --to)")
+    .option("--rollback", "roll back the tenant's move under way (only before its switch)")
     .option("--project <dir>", project)
     .action(async (id: string, opts: Parameters<typeof moveCommand>[1]) => setCode(await moveCommand(id, opts, io)));
   // Workflows already recorded in the control plane's database: DATABASE_URL only, no local mode.

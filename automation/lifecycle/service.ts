@@ -15,6 +15,7 @@ import { WorkflowConflictError, WorkflowEngine, type EngineHooks, type JsonObjec
 import type { LifecyclePorts } from "./ports.ts";
 import { LIFECYCLE_WORKFLOWS, type LifecycleWorkflowKind } from "./workflows/registry.ts";
 import type { RollbackParams } from "./workflows/rollback.ts";
+import type { MoveRollbackParams } from "./workflows/moveRollback.ts";
 import type { UpgradeParams } from "./workflows/upgrade.ts";
 import { rotationRefusal, type RotateParams } from "./workflows/rotate.ts";
 import type { MoveParams } from "./workflows/move.ts";
@@ -121,6 +122,21 @@ export class LifecycleService {
     if (refusal) throw new LifecycleRequestError(`move of ${id} to ${opts.to} refused: ${refusal}`);
     const params: MoveParams = { env, from: (t as Extract<Tenant, { deployment: "pooled" }>).placement[env]!, to: opts.to };
     return this.create("move", id, params, opts);
+  }
+
+  /**
+   * Rolls back the tenant's cell move before its switch (workflows/moveRollback.ts): refused
+   * without a move in its file, once the file says the switch happened (phase cutover or cleanup),
+   * and by the engine while the move is open and has started its switch.
+   */
+  async requestMoveRollback(id: string, opts: RequestOptions = {}): Promise<WorkflowRecord> {
+    const { tenant: t } = await this.tenant(id);
+    if (t.deployment !== "pooled" || !t.move) throw new LifecycleRequestError(`tenant ${id} has no cell move under way; nothing to roll back`);
+    if (t.move.phase === "cutover" || t.move.phase === "cleanup") {
+      throw new LifecycleRequestError(`tenant ${id}'s move (workflow ${t.move.workflowId}) is in phase ${t.move.phase}: the cell it moved to serves it; a rollback is possible only before the switch`);
+    }
+    const params: MoveRollbackParams = { moveId: t.move.workflowId };
+    return this.create("move-rollback", id, params, opts);
   }
 
   /**

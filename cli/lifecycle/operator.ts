@@ -28,7 +28,8 @@ export type OperatorRequest =
   | { kind: "suspend" | "resume"; tenant: string }
   | { kind: "offboard"; tenant: string; graceDays?: number }
   | { kind: "rotate"; tenant: string; envs: string[] }
-  | { kind: "move"; tenant: string; to: string; env?: string };
+  | { kind: "move"; tenant: string; to: string; env?: string }
+  | { kind: "move-rollback"; tenant: string };
 
 export type { OperatorIo };
 
@@ -78,6 +79,9 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
         case "move":
           wf = await service.requestMove(req.tenant, { ...by, to: req.to, ...(req.env ? { env: req.env } : {}) });
           break;
+        case "move-rollback":
+          wf = await service.requestMoveRollback(req.tenant, by);
+          break;
       }
     } catch (err) {
       if (err instanceof LifecycleRequestError) {
@@ -112,6 +116,9 @@ async function local(req: OperatorRequest, opts: OperatorOptions, io: OperatorIo
     switch (req.kind) {
       case "rollback":
         io.err("tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)");
+        return REFUSED;
+      case "move-rollback":
+        io.err("tenantctl: rolling back a cell move undoes a workflow: it needs the control plane (set DATABASE_URL)");
         return REFUSED;
       case "move":
         io.err("tenantctl: a cell move copies the tenant's data between cells with change capture, in steps that must resume after a crash: it needs the control plane (set DATABASE_URL); a placement edited by hand is refused by validate --base");

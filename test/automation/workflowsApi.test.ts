@@ -188,4 +188,17 @@ describe("lifecycle workflows over the internal API", () => {
     }
     await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
   });
+
+  it("POST /api/tenants/:id/move/rollback refuses without a move in the tenant's file (409), an unknown tenant (404)", async () => {
+    // The move above was cancelled before its first step: the file has no move block, so nothing to roll back.
+    const cases: [string, number, string][] = [
+      ["/api/tenants/company-beta/move/rollback", 409, "tenant company-beta has no cell move under way; nothing to roll back"],
+      ["/api/tenants/no-such-co/move/rollback", 404, "tenant no-such-co has no file tenants/no-such-co.yaml"],
+    ];
+    for (const [path, status, text] of cases) {
+      const r = await h.api("POST", path);
+      expect(r.status, path).toBe(status);
+      expect(message(r.json), path).toBe(text);
+    }
+  });
 });

@@ -90,6 +90,9 @@ describe("without DATABASE_URL: the file part only", () => {
   it("refuses what cannot be done, with the reason, and rejects bad usage", async () => {
     expect(await run(["upgrade", "acme", "--to", "dedicated", "--project", dir])).toMatchObject({ code: 1, err: ["tenantctl: tenant acme is already dedicated"] });
     expect(await run(["upgrade", "acme", "--rollback", "--project", dir])).toMatchObject({ code: 1, err: ["tenantctl: a rollback undoes a workflow: it needs the control plane (set DATABASE_URL)"] });
+    expect(await run(["move", "acme", "--rollback", "--project", dir])).toMatchObject({ code: 1, err: ["tenantctl: rolling back a cell move undoes a workflow: it needs the control plane (set DATABASE_URL)"] });
+    expect((await run(["move", "acme", "--rollback", "--to", "use1-02", "--project", dir])).code).toBe(2);
+    expect((await run(["move", "acme", "--project", dir])).code).toBe(2);
     expect(await run(["upgrade", "nobody", "--to", "dedicated", "--project", dir])).toMatchObject({ code: 1, err: ["tenantctl: tenant nobody does not exist (no tenants/nobody.yaml)"] });
     expect((await run(["upgrade", "company-beta", "--to", "pooled", "--project", dir])).code).toBe(2);
     expect((await run(["upgrade", "company-beta", "--project", dir])).code).toBe(2);

@@ -1,7 +1,7 @@
 /**
  * /api/workflows/:id: a lifecycle workflow with its steps and backups, and its retry; and the
  * lifecycle requests made over the API that are not tenant-file edits (POST /api/tenants/:id/rotate,
- * POST /api/tenants/:id/move).
+ * POST /api/tenants/:id/move, POST /api/tenants/:id/move/rollback).
  */
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
@@ -69,6 +69,27 @@ export function workflowRoutes(ctx: RouteContext) {
         let workflow;
         try {
           workflow = await lifecycle.requestMove(id, { requestedBy: `api key ${request.apiKeyName}`, to, ...(env ? { env } : {}) });
+        } catch (err) {
+          if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
+          throw err;
+        }
+        return reply.status(202).send({ workflow });
+      });
+    });
+
+    // Records the rollback of the tenant's cell move before its switch (docs/lifecycle.md, "Cell
+    // moves"); no body. 202 with the workflow; 409 naming why when refused (no move, switched, or
+    // the move has started its switch), 404 for an unknown tenant.
+    api.post<{ Params: { id: string } }>("/api/tenants/:id/move/rollback", async (request, reply) => {
+      const id = tenantIdParam(request.params.id);
+      const lifecycle = ctx.lifecycle;
+      if (!lifecycle) {
+        throw new HttpError(503, "the lifecycle workflows are off in this control plane (TENANCY_LIFECYCLE_WORKER=off); turn the worker on, or use tenantctl move --rollback with DATABASE_URL");
+      }
+      return withLogContext({ tenantId: id }, async () => {
+        let workflow;
+        try {
+          workflow = await lifecycle.requestMoveRollback(id, { requestedBy: `api key ${request.apiKeyName}` });
         } catch (err) {
           if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
           throw err;

@@ -6,13 +6,14 @@
  */
 import type { WorkflowDef } from "../engine/engine.ts";
 import { moveWorkflow } from "./move.ts";
+import { moveRollbackWorkflow } from "./moveRollback.ts";
 import { offboardWorkflow } from "./offboard.ts";
 import { rollbackWorkflow } from "./rollback.ts";
 import { rotateWorkflow } from "./rotate.ts";
 import { resumeWorkflow, suspendWorkflow } from "./suspension.ts";
 import { upgradeWorkflow } from "./upgrade.ts";
 
-export const LIFECYCLE_WORKFLOWS = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow, rotateWorkflow, moveWorkflow] as const satisfies readonly WorkflowDef[];
+export const LIFECYCLE_WORKFLOWS = [upgradeWorkflow, rollbackWorkflow, suspendWorkflow, resumeWorkflow, offboardWorkflow, rotateWorkflow, moveWorkflow, moveRollbackWorkflow] as const satisfies readonly WorkflowDef[];
 
 /** The kinds the control plane runs. */
 export type LifecycleWorkflowKind = (typeof LIFECYCLE_WORKFLOWS)[number]["kind"];

@@ -24,6 +24,7 @@ export const API_SAMPLES: Record<string, { path: string; body?: unknown; reached
   "POST /api/workflows/:id/retry": { path: `/api/workflows/${UUID0}/retry`, reached: 503 },
   "POST /api/tenants/:id/rotate": { path: "/api/tenants/no-such-co/rotate", reached: 503 },
   "POST /api/tenants/:id/move": { path: "/api/tenants/no-such-co/move", reached: 503 },
+  "POST /api/tenants/:id/move/rollback": { path: "/api/tenants/no-such-co/move/rollback", reached: 503 },
   "GET /api/events/:id": { path: "/api/events/evt_never", reached: 404 },
   "POST /api/rollouts": { path: "/api/rollouts", body: {}, reached: 400 },
   "GET /api/rollouts": { path: "/api/rollouts", reached: 200 },
