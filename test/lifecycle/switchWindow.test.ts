@@ -187,7 +187,9 @@ describe.each(["move", "upgrade"] as const)("the %s's switch window fails", (kin
       expect(docOf(s)).toMatchObject({ port: target.server.port, database: target.database });
       expect(await slotsOn(s.cell)).toEqual([]);
       expect(s.runner.owners.get(`identity:${s.tenant}:prod`)).toBe(targetStack(s, kind));
-      const cycle = [...holds.map((x) => `hold ${x}`), ...holds.map((x) => `release ${x}`)];
+      // In the order the switch names them: the cell left first.
+      const order = [CELL_STACK, targetStack(s, kind)];
+      const cycle = [...order.map((x) => `hold ${x}`), ...order.map((x) => `release ${x}`)];
       expect(s.runner.holdLog.map((x) => x.what)).toEqual(Array.from({ length: 2 + extra }, () => cycle).flat());
       const subject = kind === "move" ? `move ${s.tenant} (prod) from use1-01 to use1-02: phase` : `upgrade ${s.tenant} to dedicated: migration phase`;
       const undone = Array.from({ length: extra }, () => ["copying", "cutover"]).flat();
