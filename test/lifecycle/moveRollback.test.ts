@@ -49,7 +49,8 @@ describe("rollback of a cell move", () => {
     const ident = pgTenantIdent(s.tenant);
     const q = qi(ident);
     try {
-      await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 50);
+      // More customers than the writer's delete victims (ids 2..51), so its own inserts are never deleted.
+      await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 100);
       const writer = startWriter(s.cell, ident, TENANT_PASSWORD, 31);
       await writer.waitForCommits(5);
       const move = await s.service.requestMove(s.tenant, { env: "prod", to: CELL2 });

@@ -30,7 +30,7 @@ function kindsTheDatabaseAllows(): string[] {
 
 describe("the workflow registry", () => {
   it("registers each kind once, each with distinct step names, and supersede rules that name registered kinds and existing steps", () => {
-    expect(LIFECYCLE_WORKFLOW_KINDS).toEqual(["upgrade", "rollback", "suspend", "resume", "offboard", "rotate", "move"]);
+    expect(LIFECYCLE_WORKFLOW_KINDS).toEqual(["upgrade", "rollback", "suspend", "resume", "offboard", "rotate", "move", "move-rollback"]);
     expect(new Set(LIFECYCLE_WORKFLOW_KINDS).size).toBe(LIFECYCLE_WORKFLOW_KINDS.length);
     const byKind = new Map(LIFECYCLE_WORKFLOWS.map((w) => [w.kind as string, w]));
     for (const w of LIFECYCLE_WORKFLOWS) {
