@@ -34,13 +34,13 @@ export function writeSyntheticFleet(opts: { pooled: number; cells: number; dedic
     .replace(/dedicatedSupernet: \S+/, "dedicatedSupernet: 10.128.0.0/9")
     .replace(/iamRolesPerAccount: \d+/, "iamRolesPerAccount: 100000")
     .replace(/hostedZonesPerAccount: \d+/, "hostedZonesPerAccount: 100000")
-    .replace(/us-east-1: \{ vpcsPerRegion: \d+, elasticIpsPerRegion: \d+ \}/, "us-east-1: { vpcsPerRegion: 1000, elasticIpsPerRegion: 1000, rdsInstancesPerRegion: 1000 }")
+    .replace(/us-east-1: \{ vpcsPerRegion: \d+, elasticIpsPerRegion: \d+ \}/, "us-east-1: { vpcsPerRegion: 1000, elasticIpsPerRegion: 1000, rdsInstancesPerRegion: 1000, gatewayEndpointsPerRegion: 1000 }")
     // A document per tenant env: 10,000 tenants in one region exceed the 10,000 Standard SSM
     // parameters AWS allows (not adjustable), so the synthetic fleet uses the Advanced tier.
     .replace(/^( +)appName: (\S+)$/m, "$1appName: $2\n$1ssmParameterTier: Advanced");
   if (!project.includes("ssmParameterTier: Advanced")) throw new Error("Pulumi.yaml has no appName line to put ssmParameterTier after (bench/lib/fleetGen.ts)");
   if (!project.includes("10.128.0.0/9")) throw new Error("Pulumi.yaml has no dedicatedSupernet to widen");
-  if (!project.includes("iamRolesPerAccount: 100000") || !project.includes("rdsInstancesPerRegion: 1000 }")) throw new Error("Pulumi.yaml's quotas changed shape: raise them for the synthetic fleet in bench/lib/fleetGen.ts");
+  if (!project.includes("iamRolesPerAccount: 100000") || !project.includes("gatewayEndpointsPerRegion: 1000 }")) throw new Error("Pulumi.yaml's quotas changed shape: raise them for the synthetic fleet in bench/lib/fleetGen.ts");
   writeFileSync(join(dir, "Pulumi.yaml"), project);
   mkdirSync(join(dir, "tenants"));
   mkdirSync(join(dir, "stacks"));

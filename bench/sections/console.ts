@@ -46,7 +46,7 @@ export async function consoleFleetMap(runs: number, log: (s: string) => void): P
   // A fleet this size needs raised quotas (VPCs, RDS instances, EIPs in us-east-1, IAM roles): as its operators would have asked AWS for.
   const projectFile = join(fleet.dir, "Pulumi.yaml");
   const project = readFileSync(projectFile, "utf8")
-    .replace("us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "us-east-1: { vpcsPerRegion: 200, rdsInstancesPerRegion: 200, elasticIpsPerRegion: 400 }")
+    .replace("us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "us-east-1: { vpcsPerRegion: 200, rdsInstancesPerRegion: 200, elasticIpsPerRegion: 400, gatewayEndpointsPerRegion: 200 }")
     .replace(/iamRolesPerAccount: \d+/, "iamRolesPerAccount: 5000");
   if (!project.includes("vpcsPerRegion: 200")) throw new Error(`${projectFile}: no us-east-1 quota line to raise`);
   writeFileSync(projectFile, project);

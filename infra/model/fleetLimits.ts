@@ -6,6 +6,7 @@
  * plane's writer all refuse a fleet AWS would refuse.
  */
 import { engineVersionProblem } from "./database.ts";
+import { GATEWAY_ENDPOINTS_PER_VPC } from "./endpoints.ts";
 import { PLATFORM_KEY, PROJECT, type Platform } from "./platform.ts";
 import type { Problem } from "./problems.ts";
 import { QUOTAS, quotaLimit, type QuotaDefinition, type QuotaName } from "./quotas.ts";
@@ -153,11 +154,13 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       // (components/hubNetwork.ts), the runner's task role and the task execution role, and in the
       // control plane's region its own role, the deployer role, an application role per env and its database.
       use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("gatewayEndpointsPerRegion", s.region, s.ref.name, GATEWAY_ENDPOINTS_PER_VPC);
       use("elasticIpsPerRegion", s.region, s.ref.name, platform.hubs[s.region]?.azs.length ?? 0);
       use("iamRolesPerAccount", s.region, s.ref.name, controlPlane ? 4 + platform.environments.length : 2);
       use("rdsInstancesPerRegion", s.region, s.ref.name, controlPlane ? 1 : 0);
     } else if (s.ref.kind === "shared") {
       use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("gatewayEndpointsPerRegion", s.region, s.ref.name, GATEWAY_ENDPOINTS_PER_VPC);
       use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
       // The flow-log delivery role (components/sharedCell.ts); tenants' roles are counted below.
       use("iamRolesPerAccount", s.region, s.ref.name, 1);
@@ -166,6 +169,7 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       if (!t || t.deployment !== "dedicated") continue;
       const net = t.dedicated[s.ref.env];
       use("vpcsPerRegion", s.region, s.ref.name, 1);
+      use("gatewayEndpointsPerRegion", s.region, s.ref.name, GATEWAY_ENDPOINTS_PER_VPC);
       use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
       // Egress: a NAT gateway (one Elastic IP) per AZ in prod, one elsewhere (components/egress.ts).
       if (t.features.egress) use("elasticIpsPerRegion", s.region, s.ref.name, s.ref.env === "prod" ? dedicatedAzCount(s.ref.env, net?.azCount) : 1);

@@ -44,6 +44,11 @@ export const QUOTAS = {
     scope: "region", label: "DB instances", serviceCode: "rds", quotaCode: "L-7B6409FD", awsDefault: 40,
     source: "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html",
   },
+  // One S3 gateway endpoint per VPC (infra/model/endpoints.ts); up to 255 per VPC, but 20 per Region by default.
+  gatewayEndpointsPerRegion: {
+    scope: "region", label: "Gateway VPC endpoints per Region", serviceCode: "vpc", quotaCode: "L-1B52E74A", awsDefault: 20,
+    source: "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-limits-endpoints.html",
+  },
   hostedZonesPerAccount: {
     scope: "account", label: "Hosted zones", serviceCode: "route53", quotaCode: "L-4EA4796A", awsDefault: 500,
     source: "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html",
@@ -84,6 +89,7 @@ const regionalOverrides = z
     vpcsPerRegion: positive.optional(),
     elasticIpsPerRegion: positive.optional(),
     rdsInstancesPerRegion: positive.optional(),
+    gatewayEndpointsPerRegion: positive.optional(),
     ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").optional(),
     ssmAdvancedParametersPerRegion: fixed("ssmAdvancedParametersPerRegion").optional(),
   })
@@ -94,6 +100,7 @@ export const QuotasSchema = z
     vpcsPerRegion: positive.default(QUOTAS.vpcsPerRegion.awsDefault),
     elasticIpsPerRegion: positive.default(QUOTAS.elasticIpsPerRegion.awsDefault),
     rdsInstancesPerRegion: positive.default(QUOTAS.rdsInstancesPerRegion.awsDefault),
+    gatewayEndpointsPerRegion: positive.default(QUOTAS.gatewayEndpointsPerRegion.awsDefault),
     hostedZonesPerAccount: positive.default(QUOTAS.hostedZonesPerAccount.awsDefault),
     iamRolesPerAccount: positive.default(QUOTAS.iamRolesPerAccount.awsDefault),
     ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").default(QUOTAS.ssmStandardParametersPerRegion.awsDefault),

@@ -142,6 +142,18 @@ describe("service quotas", () => {
     ]);
   });
 
+  it("gateway VPC endpoints: one S3 gateway endpoint per VPC, an exact fit passes and one fewer fails", async () => {
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10, gatewayEndpointsPerRegion: 7 }");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+    fleet.edit("Pulumi.yaml", "gatewayEndpointsPerRegion: 7 }", "gatewayEndpointsPerRegion: 6 }");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "gatewayEndpointsPerRegion: 6", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.gatewayEndpointsPerRegion",
+        'quota "Gateway VPC endpoints per Region" in us-east-1 of account 111111111111: the fleet needs 7, the quota is 6; ' +
+          "used by dedicated-acme-prod (1), dedicated-megacorp-prod (1), dedicated-megacorp-staging (1), platform-us-east-1 (1), shared-prod-use1-01 (1), shared-prod-use1-02 (1), shared-staging-use1-01 (1); " +
+          "request an increase (Service Quotas vpc L-1B52E74A) and set quotas.regions.us-east-1.gatewayEndpointsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
+    ]);
+  });
+
   it("account-wide quotas: IAM roles and hosted zones count every stack's roles and zones", async () => {
     fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 1000", "iamRolesPerAccount: 29");
     fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 500", "hostedZonesPerAccount: 9");

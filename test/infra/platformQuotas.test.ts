@@ -21,14 +21,30 @@ describe("quota usage of the platform stacks", () => {
     const fleet = exampleFleet();
     const r = await render(fleet, name);
     const rendered = Object.fromEntries(Object.entries(COUNTED).map(([q, type]) => [q, r.resources.filter((x) => x.type === type).length]).filter(([, n]) => n !== 0));
+    rendered.gatewayEndpointsPerRegion = gatewayEndpoints(r);
     const counted = Object.fromEntries(quotaUsage(fleet).filter((u) => u.holder === name).map((u) => [u.quota, u.count]));
     expect(counted).toEqual(rendered);
     // The control plane's region carries its roles (with an application role per env: prod, staging, dev) and database; the other region does not.
     expect(rendered).toEqual(name === "platform-us-east-1"
-      ? { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 7, rdsInstancesPerRegion: 1 }
-      : { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 2 });
+      ? { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 7, rdsInstancesPerRegion: 1, gatewayEndpointsPerRegion: 1 }
+      : { vpcsPerRegion: 1, elasticIpsPerRegion: 2, iamRolesPerAccount: 2, gatewayEndpointsPerRegion: 1 });
+  });
+
+  it("gateway VPC endpoints: one per VPC in every cell and dedicated stack too, counted exactly as rendered", async () => {
+    const fleet = exampleFleet();
+    for (const name of [...fleet.stacks.keys()].filter((n) => !n.startsWith("platform-"))) {
+      const r = await render(fleet, name);
+      const counted = quotaUsage(fleet).filter((u) => u.holder === name && u.quota === "gatewayEndpointsPerRegion").map((u) => u.count);
+      expect([gatewayEndpoints(r)], name).toEqual(counted);
+      expect(counted, name).toEqual([1]);
+    }
   });
 });
+
+/** S3 gateway endpoints of a rendered stack ("Gateway VPC endpoints per Region"). */
+function gatewayEndpoints(r: { resources: { type: string; inputs: Record<string, unknown> }[] }): number {
+  return r.resources.filter((x) => x.type === "aws:ec2/vpcEndpoint:VpcEndpoint" && x.inputs.vpcEndpointType === "Gateway").length;
+}
 
 describe("SSM parameters per stack (Parameter Store quota, docs/runtime-config.md)", () => {
   const SSM = "aws:ssm/parameter:Parameter";
