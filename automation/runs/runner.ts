@@ -12,13 +12,15 @@
  * `stack.cancel()`. Both also move resources' state between stacks (`pulumi state move`, see
  * moveStateThrough), which touches no cloud resource and runs no program.
  */
-import { resolve } from "node:path";
+import { rmSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import {
   ConcurrentUpdateError,
   LocalWorkspace,
   PulumiCommand,
   RemoteWorkspace,
   type EngineEvent,
+  type RemoteStack,
   type UpdateSummary,
 } from "@pulumi/pulumi/automation/index.js";
 import { driftFromEvents } from "../drift/events.ts";
@@ -297,17 +299,34 @@ export class DeploymentsRunner implements Runner {
     );
   }
 
-  async up(ctx: RunContext): Promise<RunOutcome> {
+  /**
+   * Runs `fn` on the remote stack, then removes the directory RemoteWorkspace made for its
+   * LocalWorkspace (`automation-*` in the temporary directory: RemoteWorkspace takes no workDir
+   * and never removes it, one per run). The SDK keeps it on the RemoteStack's private `stack`
+   * (@pulumi/pulumi automation/remoteStack.js); when that is not found the directory stays in the
+   * process's temporary directory, which the control plane removes when it stops
+   * (automation/tempDir.ts).
+   */
+  private async withRemoteStack<T>(ctx: RunContext, fn: (stack: RemoteStack) => Promise<T>): Promise<T> {
     const stack = await this.remoteStack(ctx);
-    return withRetries(ctx, stack, this.opts, () => stack.up({ onEvent: ctx.onEvent, onOutput: ctx.onOutput }));
+    try {
+      return await fn(stack);
+    } finally {
+      const dir = (stack as unknown as { stack?: { workspace?: { workDir?: unknown } } }).stack?.workspace?.workDir;
+      if (typeof dir === "string" && basename(dir).startsWith("automation-")) rmSync(dir, { recursive: true, force: true });
+      else ctx.log.warn({ stack: ctx.stack }, "the remote workspace's temporary directory was not found on the RemoteStack (SDK changed?); it is removed with the process's temporary directory");
+    }
+  }
+
+  async up(ctx: RunContext): Promise<RunOutcome> {
+    return this.withRemoteStack(ctx, (stack) => withRetries(ctx, stack, this.opts, () => stack.up({ onEvent: ctx.onEvent, onOutput: ctx.onOutput })));
   }
 
   async destroy(ctx: RunContext, opts: DestroyOptions): Promise<RunOutcome> {
     if (opts.unprotect) {
       throw new Error(`lifting protect is not possible through Pulumi Deployments; run the offboarding destroy of ${ctx.stack} with TENANCY_RUNNER=local`);
     }
-    const stack = await this.remoteStack(ctx);
-    return withRetries(ctx, stack, this.opts, () => stack.destroy({ onEvent: ctx.onEvent, onOutput: ctx.onOutput }));
+    return this.withRemoteStack(ctx, (stack) => withRetries(ctx, stack, this.opts, () => stack.destroy({ onEvent: ctx.onEvent, onOutput: ctx.onOutput })));
   }
 
   /**

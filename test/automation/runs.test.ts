@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -363,6 +363,11 @@ describe("CLI variants", () => {
     const fake = installFakePulumiBinary(root, { stateDir });
     const path = process.env.PATH;
     process.env.PATH = `${join(root, "bin")}${delimiter}${path}`;
+    // A TMPDIR of this test's own: RemoteWorkspace makes an automation-* directory there per run,
+    // which the runner must remove (the SDK never does).
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = join(root, "tmp");
+    mkdirSync(process.env.TMPDIR);
     try {
       const runner = new DeploymentsRunner({ retries: 0, baseMs: 10, settings: { org: "acme-platform", project: "saas-tenancy", repoUrl: "https://github.com/example/fleet.git" } });
       const events: unknown[] = [];
@@ -377,7 +382,13 @@ describe("CLI variants", () => {
       ]));
       expect(events.length).toBeGreaterThan(0);
       await expect(runner.destroy(ctx, { unprotect: true })).rejects.toThrow(/TENANCY_RUNNER=local/);
+      // A failed remote operation's directory goes too.
+      await expect(runner.destroy(ctx, { unprotect: false })).rejects.toThrow(/is protected/);
+      expect(commandLog(stateDir).filter((c) => c.args[0] === "destroy")).toHaveLength(1);
+      expect(readdirSync(join(root, "tmp"))).toEqual([]);
     } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
       process.env.PATH = path;
       fake.dispose();
       rmSync(root, { recursive: true, force: true });

@@ -8,7 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { healthz, makeInstallation, START_BOUND_MS, startLife, stopLeftoverPostgres, stopLife, waitReady, type Installation, type Life } from "./crash/controlPlaneProcess.ts";
+import { healthz, leftoverTempDirs, makeInstallation, START_BOUND_MS, startLife, stopLeftoverPostgres, stopLife, waitReady, type Installation, type Life } from "./crash/controlPlaneProcess.ts";
 
 let inst: Installation;
 beforeAll(() => {
@@ -73,5 +73,7 @@ describe("start-up failures: exit code 2, the problem and the fix, no stack trac
     } finally {
       expect(await stopLife(first)).toBe(0);
     }
+    // The running one removed its temporary directory at its stop; the refused one made none.
+    expect(leftoverTempDirs(inst)).toEqual([]);
   }, START_BOUND_MS + 180_000);
 });

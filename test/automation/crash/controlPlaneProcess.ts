@@ -5,7 +5,7 @@
  * at named points (TENANCY_CRASH_AT, automation/crashPoints.ts) and starts it again.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,6 +14,7 @@ import { EMBEDDED_DATABASE, EMBEDDED_USER } from "../../../automation/db/databas
 import { isAlive } from "../../../automation/db/embeddedPostgres.ts";
 import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
 import { newApiKey } from "../../../automation/http/apiKeys.ts";
+import { WORK_DIR } from "../../../automation/tempDir.ts";
 import { commandLog, installFakePulumiBinary, type FakePulumiOptions } from "../support/fakePulumi.ts";
 import { makeFixtureRepo, type FixtureRepo } from "../support/repo.ts";
 import { sign, WEBHOOK_SECRET } from "../support/stripe.ts";
@@ -40,6 +41,8 @@ export interface Installation {
   remote: string;
   dataDir: string;
   stateDir: string;
+  /** TMPDIR of every life (and what it starts): removed with the installation, never the host's /tmp. */
+  tmpDir: string;
   apiKey: string;
   env: Record<string, string>;
   dispose(): void;
@@ -56,6 +59,8 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
   repo.git("remote", "add", "origin", remote);
   repo.git("push", "--quiet", "origin", "main");
   const stateDir = join(tmp, "pulumi-state");
+  const tmpDir = join(tmp, "tmp");
+  mkdirSync(tmpDir);
   // Event-log channel (CLI 3.205): an orphaned CLI of a killed control plane finishes on its own
   // instead of waiting on a gRPC server that is gone.
   const cli = installFakePulumiBinary(join(tmp, "pulumi"), { stateDir, version: "3.205.0", ...fake });
@@ -70,6 +75,7 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
     TENANCY_DATA_DIR: join(tmp, "data"),
     TENANCY_PULUMI_ROOT: join(tmp, "pulumi"),
     TENANCY_GIT_REMOTE: "origin",
+    TMPDIR: tmpDir,
     HOST: "127.0.0.1",
     TENANCY_METRICS_PORT: "main",
     // Short enough that a killed life's runs are taken over within each life, long enough that a
@@ -90,6 +96,7 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
     remote,
     dataDir: join(tmp, "data"),
     stateDir,
+    tmpDir,
     apiKey: key.key,
     env,
     dispose() {
@@ -97,6 +104,21 @@ export function makeInstallation(fake: Omit<FakePulumiOptions, "stateDir"> = {},
       rmSync(tmp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Temporary directories the lives left behind: the Automation API's (`automation-*`, among them
+ * the event-log directories `automation-logs-<command>-*` a killed process never removes) and the
+ * CLI's (`pulumi-*`) in the lives' TMPDIR, and any process directory under `<dataDir>/work`
+ * (automation/tempDir.ts). After a life stopped cleanly there must be none: it removed its own
+ * directory and, at its start, those of the killed lives before it.
+ */
+export function leftoverTempDirs(inst: Installation): string[] {
+  const work = join(inst.dataDir, WORK_DIR);
+  return [
+    ...readdirSync(inst.tmpDir).filter((n) => /^(automation-|pulumi-)/.test(n)).map((n) => join(inst.tmpDir, n)),
+    ...(existsSync(work) ? readdirSync(work).map((n) => join(work, n)) : []),
+  ];
 }
 
 /** The embedded server's URL while a life of `inst` runs (port from postmaster.pid, password from the data dir). */

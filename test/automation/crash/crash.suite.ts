@@ -23,7 +23,7 @@ import { CRASH_POINTS, type CrashPointName } from "../../../automation/crashPoin
 import { overlappingUpdates, stackState } from "../support/fakePulumi.ts";
 import { subscriptionEvent } from "../support/stripe.ts";
 import {
-  embeddedSql, makeInstallation, running, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitKilledAt, waitReady, deliver, type Installation, type Life,
+  embeddedSql, leftoverTempDirs, makeInstallation, running, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitKilledAt, waitReady, deliver, type Installation, type Life,
 } from "./controlPlaneProcess.ts";
 
 interface Sent {
@@ -200,5 +200,7 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
     } finally {
       expect(await stopLife(life)).toBe(0);
     }
+    // The killed lives' temporary directories were removed by the next start, the last one's at its stop.
+    expect(leftoverTempDirs(inst)).toEqual([]);
   }
 }

@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { suspendWorkflow } from "../../../automation/lifecycle/workflows/suspension.ts";
@@ -20,7 +20,7 @@ import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { overlappingUpdates } from "../support/fakePulumi.ts";
 import { startTestPostgres } from "../support/postgres.ts";
 import {
-  embeddedSql, makeInstallation, PROJECT, running, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitKilledAt, waitReady, type Installation, type Life,
+  embeddedSql, leftoverTempDirs, makeInstallation, PROJECT, running, startLife, stopLeftoverPostgres, stopLife, waitCliProcessesGone, waitKilledAt, waitReady, type Installation, type Life,
 } from "./controlPlaneProcess.ts";
 
 const TENANT = "startup-alpha";
@@ -109,10 +109,15 @@ describe("kill -9 at each step of a lifecycle workflow, start again", () => {
       const steps = suspendWorkflow.steps.map((s) => s.name);
       expect(steps).toEqual(["suspend.files", "suspend.stacks"]);
       for (const [i, step] of steps.entries()) await lifeKilledAt(inst, `lifecycle.step:${step}`, i === 0);
+      // A killed life leaves its temporary directory (automation/tempDir.ts); the next start removes
+      // it: the second life removed the first one's, and the last one must remove the second's.
+      const left = leftoverTempDirs(inst);
+      expect(left.map((d) => basename(d))).toEqual([expect.stringMatching(/^p\d+-[0-9a-f]{8}$/)]);
 
       const life = await startLife(inst);
       try {
         await waitReady(life);
+        expect(((await life.logged("removed the temporary directories of earlier control plane processes that are gone")).removed as string[]).sort()).toEqual([...left].sort());
         const wf = await (async () => {
           const deadline = Date.now() + 180_000;
           for (;;) {
@@ -145,6 +150,7 @@ describe("kill -9 at each step of a lifecycle workflow, start again", () => {
       } finally {
         expect(await stopLife(life)).toBe(0);
       }
+      expect(leftoverTempDirs(inst)).toEqual([]);
     } finally {
       await stopLeftoverPostgres(inst);
       await waitCliProcessesGone(inst).catch(() => undefined);

@@ -31,7 +31,7 @@
  * error. It does not copy providers.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
@@ -272,10 +272,22 @@ function eventSink(dest: string | undefined): Sink {
       },
     };
   }
+  // Opened once and written through that handle, as the CLI does (startEventLogger in
+  // pkg/backend/display/display.go: os.Create, then a json.Encoder on the file; a failed write is
+  // only logged at -v=7): a CLI whose event-log directory is removed while it runs (its control
+  // plane was killed, the next start removed that process's temporary directory) goes on writing
+  // to the unlinked file and finishes its update.
+  // A file that cannot be created: the CLI goes on without an event log, as there.
+  let fd: number;
+  try {
+    fd = openSync(dest, "a");
+  } catch {
+    return { send: async () => undefined, close: async () => undefined };
+  }
   return {
-    send: async (event) => appendFileSync(dest, `${JSON.stringify(event)}\n`),
+    send: async (event) => void writeSync(fd, `${JSON.stringify(event)}\n`),
     // The Automation API tails the file every 200 ms; give it time to read the last lines.
-    close: () => sleep(450).then(() => undefined),
+    close: () => sleep(450).then(() => closeSync(fd)),
   };
 }
 
