@@ -12,6 +12,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
@@ -30,7 +31,7 @@ const CANARY = "shared-prod-use1-01";
 /** The Runs page test's stack (prod-rest ring: the rollout halts before it): each up waits for a file, then 2 s. */
 const HELD = "dedicated-delta-health-prod";
 let heldGate: string;
-let pg: TestPostgres;
+let pgServer: TestPostgres;
 let h: Harness;
 let browser: Browser;
 /** A context logged in once (beforeAll): the tests after the first run at the same time, each in a page of its own. */
@@ -42,14 +43,23 @@ const logLines: string[] = [];
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "tenancy-console-"));
   heldGate = join(tmp, "release-held-stack");
-  [pg, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
+  [pgServer, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
   const repo = withoutBakeTime(makeFixtureRepo());
   // The suspension workflow's database check finds no role on this empty database: it fails, and can be retried.
   const databasesFile = join(tmp, "databases.json");
-  const cellUrl = await pg.newDatabase();
-  writeFileSync(databasesFile, JSON.stringify({ "shared-prod-use1-01": cellUrl, "shared-staging-use1-01": cellUrl }));
+  const cellUrl = await pgServer.newDatabase();
+  // MegaCorp's staging database holds its role and empty schema, as its stack creates them: the
+  // rollout's run of that stack brings the schema to the template version. Its prod database is
+  // empty (that stack never runs here): no schema to read a version from.
+  const megacorpStaging = await pgServer.newDatabase();
+  await withClient(megacorpStaging, async (c) => {
+    await c.query("CREATE ROLE tenant_megacorp NOLOGIN");
+    await c.query("CREATE SCHEMA tenant_megacorp AUTHORIZATION tenant_megacorp");
+  });
+  const megacorpProd = await pgServer.newDatabase();
+  writeFileSync(databasesFile, JSON.stringify({ "shared-prod-use1-01": cellUrl, "shared-staging-use1-01": cellUrl, "dedicated-megacorp-staging": megacorpStaging, "dedicated-megacorp-prod": megacorpProd }));
   h = await startHarness({
-    pg,
+    pg: pgServer,
     repo,
     logLines,
     fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" }, holdUntil: { [HELD]: heldGate }, durationMs: { [HELD]: 2000 } },
@@ -71,9 +81,19 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   await h?.close();
-  await pg?.stop();
+  await pgServer?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
 
 async function logIn(p: Page, key = API_KEY) {
   await p.goto("/console/login");
@@ -265,6 +285,67 @@ describe("operator console in Chromium", () => {
     // Without scripts: a Refresh link, and the page reloads itself.
     expect(await page.getByRole("link", { name: "Refresh" }).getAttribute("href")).toBe("/console/runs");
     expect(await page.content()).toContain('<noscript><meta http-equiv="refresh" content="10"></noscript>');
+  }), CONCURRENT_TIMEOUT_MS);
+
+  it.concurrent("shows on the tenant page its schemas' migration versions and a migration failed for one of them, and the backups its lifecycle workflows recorded", ({ expect }) => withPage(async (page) => {
+    // A cancelled offboarding of MegaCorp that had recorded its final backups (written as the engine writes them).
+    const wf = "0c0ffee0-0000-4000-8000-000000000001";
+    await h.cp.db.pool.query(
+      `INSERT INTO lifecycle_workflows (id, kind, tenant_id, state, note, requested_by, created_at, updated_at, finished_at)
+       VALUES ($1, 'offboard', 'megacorp', 'cancelled', 'superseded by a resume (test fixture)', 'console.test', now() - interval '2 hours', now() - interval '1 hour', now() - interval '1 hour')`,
+      [wf],
+    );
+    await h.cp.db.pool.query(
+      `INSERT INTO lifecycle_backups (workflow_id, tenant_id, env, kind, location, bytes, sha256, recorded_at) VALUES
+         ($1, 'megacorp', 'staging', 'object-copy', 's3://tenancy-staging-use1/backups/tenants/megacorp/0c0ffee0/objects/', 1536, 'ab', '2026-12-01T10:00:00Z'),
+         ($1, 'megacorp', 'prod', 'rds-snapshot', 'rds:us-east-1:snapshot:tenancy-megacorp-prod-final', NULL, NULL, '2026-12-01T10:05:00Z')`,
+      [wf],
+    );
+    const backups = (await h.api("GET", "/api/tenants/megacorp")).json.backups as { kind: string; env: string; bytes: number | null; workflowId: string }[];
+    expect(backups.map((b) => [b.kind, b.env, b.bytes, b.workflowId])).toEqual([["rds-snapshot", "prod", null, wf], ["object-copy", "staging", 1536, wf]]);
+
+    // The rollout's run of dedicated-megacorp-staging brought the schema to the template version (3).
+    // A rollback to 2 of MegaCorp's schemas then fails at prod, whose database has no schema yet (its stack never ran), and halts.
+    await waitFor("the staging schema at the template version", async () => {
+      const st = (await h.api("GET", "/api/db-schemas?tenant=megacorp")).json as { schemas: { stack: string; version: number | null }[] };
+      return st.schemas.find((x) => x.stack === "dedicated-megacorp-staging")?.version === 3;
+    }, 120_000);
+    const started = await h.api("POST", "/api/db-migrations", { action: "rollback", tenant: "megacorp", to: 2 });
+    expect(started.status).toBe(201);
+    const migrationId = (started.json.migration as { id: string }).id;
+    type View = { migration: { state: string; haltReason: string }; waves: { schemas: { stack: string; state: string; error: string | null }[] }[] };
+    const halted = await waitFor("the rollback to halt", async () => {
+      const v = (await h.api("GET", `/api/db-migrations/${migrationId}`)).json as unknown as View;
+      return v.migration.state === "halted" ? v : undefined;
+    }, 120_000);
+    const record = (stack: string) => halted.waves.flatMap((w) => w.schemas).find((x) => x.stack === stack)!;
+    expect(record("dedicated-megacorp-prod")).toMatchObject({ state: "failed", error: expect.stringContaining("schema tenant_megacorp does not exist") });
+    expect(record("dedicated-megacorp-staging")).toMatchObject({ state: "pending", error: null });
+
+    await page.goto("/console/tenants/megacorp");
+    const row = (stack: string) => page.locator(`section[aria-labelledby="schemas"] tr[data-schema-stack="${stack}"] td`);
+    const id8 = migrationId.slice(0, 8);
+    expect(await row("dedicated-megacorp-staging").allTextContents()).toEqual([
+      "dedicated-megacorp-staging",
+      "tenant_megacorp",
+      "3 current (template version 3)",
+      `rollback to 2 halted ${id8}: this schema pending (halted: ${halted.migration.haltReason})`,
+    ]);
+    expect(await row("dedicated-megacorp-prod").allTextContents()).toEqual([
+      "dedicated-megacorp-prod",
+      "tenant_megacorp",
+      "not read: schema tenant_megacorp does not exist yet (its stack has not run)",
+      `rollback to 2 halted ${id8}: this schema failed ${record("dedicated-megacorp-prod").error}`,
+    ]);
+    const shown = page.locator('section[aria-labelledby="backups"] tbody tr');
+    expect(await shown.nth(0).locator("td").allTextContents()).toEqual(["RDS snapshot", "prod", "2026-12-01 10:05:00 UTC", "rds:us-east-1:snapshot:tenancy-megacorp-prod-final", "not recorded", "offboard 0c0ffee0"]);
+    expect(await shown.nth(1).locator("td").allTextContents()).toEqual(["object copy", "staging", "2026-12-01 10:00:00 UTC", "s3://tenancy-staging-use1/backups/tenants/megacorp/0c0ffee0/objects/", "1.5 KiB (1,536 bytes)", "offboard 0c0ffee0"]);
+    expect(await shown.nth(0).getByRole("link").getAttribute("href")).toBe(`/console/workflows/${wf}`);
+    // The data sections (schemas, workflows, backups) at the top of the viewport.
+    await page.evaluate('document.getElementById("schemas").scrollIntoView()');
+    await screenshot(page, "tenant-data");
+    // The tenant page type's axe check is the other tenant test's; these sections are checked here.
+    expect(await seriousViolations(page), "axe-core on the tenant page with schemas and backups").toEqual([]);
   }), CONCURRENT_TIMEOUT_MS);
 
   it.concurrent("retries a failed lifecycle workflow from its page", ({ expect }) => withPage(async (page) => {

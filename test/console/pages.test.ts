@@ -6,7 +6,9 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { html, layout } from "../../automation/console/html.ts";
 import { fleetMap } from "../../automation/console/pages/fleet.ts";
+import type { WorkflowJson } from "../../automation/console/api.ts";
 import { costBlock, costSection, runtimeConfigSection } from "../../automation/console/pages/tenant.ts";
+import { backupsSection, formatBytes, schemasSection } from "../../automation/console/pages/tenantStorage.ts";
 import { fleetView, type FleetView } from "../../automation/http/routes/fleet.ts";
 import { requireFleet, type Fleet } from "../../infra/model/fleet.ts";
 
@@ -137,5 +139,83 @@ describe("tenant page: runtime configuration", () => {
     ]).text;
     expect(out).toContain('<h3>prod <code class="sub">/tenancy/prod/tenants/a/config</code></h3><pre class="spec" tabindex="0" data-env="prod" aria-label="runtime config of prod">{\n  &quot;tenant&quot;: &quot;a&quot;,\n  &quot;url&quot;: &quot;https://a.example.com/?x=&lt;b&gt;&quot;\n}</pre>');
     expect(out).toContain('<h3>staging</h3><p class="error">runtime config of a (staging) is 5000 bytes, over the 4096 of an SSM Standard parameter</p>');
+  });
+});
+
+describe("tenant page: backups and database schemas", () => {
+  /** An HTML fragment's text as a browser shows it: tags dropped, entities read, spaces folded. */
+  const text = (h: { text: string }) =>
+    h.text.replace(/<[^>]+>/g, "").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&").replace(/\s+/g, " ").trim();
+  const cells = (h: { text: string }) => [...h.text.matchAll(/<tr data-[a-z-]+="[^"]*">(.*?)<\/tr>/g)].map((m) => [...m[1]!.matchAll(/<td>(.*?)<\/td>/g)].map((c) => text({ text: c[1]! })));
+
+  it("writes sizes in binary units with the exact count", () => {
+    expect([0, 1, 1023, 1024, 1536, 5 * 1024 * 1024 + 1, 3 * 1024 ** 4].map(formatBytes)).toEqual([
+      "0 bytes",
+      "1 byte",
+      "1,023 bytes",
+      "1.0 KiB (1,024 bytes)",
+      "1.5 KiB (1,536 bytes)",
+      "5.0 MiB (5,242,881 bytes)",
+      "3.0 TiB (3,298,534,883,328 bytes)",
+    ]);
+  });
+
+  it("lists every recorded backup with its kind, env, time, location, size or that none was recorded, and the workflow that took it", () => {
+    const wf = { id: "11111111-2222-4333-8444-555555555555", kind: "offboard" } as WorkflowJson;
+    const out = backupsSection(
+      [
+        { id: "2", workflowId: wf.id, env: "prod", kind: "rds-snapshot", location: "rds:us-east-1:snapshot:x<y>", bytes: null, sha256: null, recordedAt: "2026-12-01T10:05:00.000Z" },
+        { id: "1", workflowId: "99999999-2222-4333-8444-555555555555", env: "prod", kind: "schema-dump", location: "s3://b/backups/tenants/a/1/prod-tenant_a.sql.gz", bytes: 2048, sha256: "ab", recordedAt: "2026-12-01T10:00:00.000Z" },
+      ],
+      [wf],
+    );
+    expect(cells(out)).toEqual([
+      ["RDS snapshot", "prod", "2026-12-01 10:05:00 UTC", "rds:us-east-1:snapshot:x<y>", "not recorded", "offboard 11111111"],
+      // A workflow older than the page's list: named by its id alone.
+      ["schema dump", "prod", "2026-12-01 10:00:00 UTC", "s3://b/backups/tenants/a/1/prod-tenant_a.sql.gz", "2.0 KiB (2,048 bytes)", "workflow 99999999"],
+    ]);
+    expect(out.text).toContain("x&lt;y&gt;");
+    expect(out.text).toContain(`<a href="/console/workflows/${wf.id}">offboard 11111111</a>`);
+    expect(text(backupsSection([], []))).toContain("None recorded.");
+    expect(text(backupsSection(undefined, []))).toContain("The lifecycle worker is off in this control plane.");
+  });
+
+  const status = (schemas: unknown[]) => ({ status: 200, json: { templateVersion: 3, head: 4, schemas } });
+  const migration = (state: string, over: Record<string, unknown> = {}) => ({ id: "abcdef12-0000-4000-8000-000000000000", action: "migrate", targetVersion: 4, state, haltReason: null, ...over });
+
+  it("shows each schema's version against the template version, a migration running, halted or failed for it, and why a version could not be read", () => {
+    const out = schemasSection({
+      status: status([
+        { stack: "shared-prod-use1-01", tenant: "a-co", version: 3, outdated: false, lastError: null },
+        { stack: "shared-staging-use1-01", tenant: "a-co", version: 2, outdated: true, lastError: "relation x exists" },
+        { stack: "dedicated-a-co-prod", tenant: "a-co", version: null, outdated: false, lastError: null, error: "no database for stack dedicated-a-co-prod" },
+        { stack: "shared-dev-use1-01", tenant: "a-co", version: 3, outdated: false, lastError: null },
+      ]),
+      active: [
+        {
+          migration: migration("running"),
+          schemas: [
+            { stack: "shared-prod-use1-01", tenant: "a-co", state: "running", fromVersion: 3, toVersion: null, error: null },
+            { stack: "dedicated-a-co-prod", tenant: "a-co", state: "failed", fromVersion: null, toVersion: null, error: "connection refused" },
+          ],
+        },
+        { migration: migration("halted", { id: "00000000-aaaa-4000-8000-000000000000", action: "rollback", targetVersion: 2, haltReason: "wave 1: budget spent" }), schemas: [{ stack: "shared-dev-use1-01", tenant: "a-co", state: "pending", fromVersion: null, toVersion: null, error: null }] },
+      ],
+    });
+    expect(cells(out)).toEqual([
+      ["shared-prod-use1-01", "tenant_a_co", "3 current (template version 3)", "migrate to 4 running abcdef12: this schema running"],
+      // No active migration holds it: its last fleet migration's failure.
+      ["shared-staging-use1-01", "tenant_a_co", "2 behind the template version 3", "last migration failed: relation x exists"],
+      ["dedicated-a-co-prod", "tenant_a_co", "not read: no database for stack dedicated-a-co-prod", "migrate to 4 running abcdef12: this schema failed connection refused"],
+      ["shared-dev-use1-01", "tenant_a_co", "3 current (template version 3)", "rollback to 2 halted 00000000: this schema pending (halted: wave 1: budget spent)"],
+    ]);
+  });
+
+  it("says none is running for a schema no migration holds, and shows the API's refusal (schema migrations off) in place of the table", () => {
+    const out = schemasSection({ status: status([{ stack: "shared-prod-use1-01", tenant: "a", version: 1, outdated: true, lastError: null }]), active: [] });
+    expect(cells(out)).toEqual([["shared-prod-use1-01", "tenant_a", "1 behind the template version 3", "none running"]]);
+    const off = schemasSection({ status: { status: 503, json: { error: { message: "schema migrations are off in this control plane" } } }, active: [] });
+    expect(off.text).toContain('<p class="error">schema migrations are off in this control plane</p>');
+    expect(off.text).not.toContain("<table");
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Console pages: a tenant (its file as committed with the commit, routes, stacks with a run
- * action, cost per month, runtime config document per env, recent runs and changes, lifecycle workflows with their steps, drift) and a lifecycle
- * workflow (steps, backups, retry). Secret names appear; secret values are never in any answer.
+ * action, cost per month, runtime config document per env, database schemas with their migration
+ * versions, recent runs and changes, lifecycle workflows with their steps, recorded backups, drift)
+ * and a lifecycle workflow (steps, backups, retry). Secret names appear; secret values are never in any answer.
  */
 import { formatUsd } from "../../../plan/cost/cost.ts";
 import type { TenantMonthlyCost } from "../../../plan/cost/tenant.ts";
@@ -9,6 +10,7 @@ import { errorMessage, refusedPage, type ApiAnswer, type DriftJson, type RunJson
 import { badge, html, layout, when, type Html } from "../html.ts";
 import { driftTable } from "./fleet.ts";
 import { runsTable } from "./runs.ts";
+import { backupsSection, formatBytes, schemasSection, tenantSchemas, type BackupJson } from "./tenantStorage.ts";
 
 const enc = encodeURIComponent;
 
@@ -22,6 +24,7 @@ interface TenantJson {
   subscription: { id: string; status: string; priceId: string | null } | null;
   runtimeConfig: RuntimeConfigJson[];
   workflows?: WorkflowJson[];
+  backups?: BackupJson[];
 }
 
 /** One env's runtime config parameter (its SSM name and published value), or why it cannot be published. */
@@ -45,14 +48,6 @@ interface StepJson {
   step: string;
   ordinal: number;
   completedAt: string;
-}
-
-interface BackupJson {
-  env: string;
-  kind: string;
-  location: string;
-  bytes: number | null;
-  recordedAt: string;
 }
 
 /** How often (seconds) a tenant page whose cost is being computed reloads itself when scripts are off. */
@@ -90,7 +85,8 @@ export async function tenantPage(s: Signed, id: string): Promise<{ status?: numb
   const a = await s.api("GET", `/api/tenants/${enc(id)}`);
   if (a.status !== 200) return refusedPage(`Tenant ${id}`, s.user, a);
   const t = a.json as unknown as TenantJson;
-  const [drift, cost, ...details] = await Promise.all([
+  const [schemas, drift, cost, ...details] = await Promise.all([
+    tenantSchemas(s, id),
     s.api("GET", `/api/drift?tenant=${enc(id)}`),
     s.api("GET", `/api/tenants/${enc(id)}/cost`),
     ...(t.workflows ?? []).slice(0, WORKFLOWS_SHOWN).map((w) => s.api("GET", `/api/workflows/${enc(w.id)}`)),
@@ -112,10 +108,14 @@ ${runtimeConfigSection(t.runtimeConfig ?? [])}
 
 <section aria-labelledby="runs"><h2 id="runs">Recent runs</h2>${runsTable(t.runs)}</section>
 
+${schemasSection(schemas)}
+
 <section aria-labelledby="workflows"><h2 id="workflows">Lifecycle workflows</h2>
 ${t.workflows === undefined ? html`<p>The lifecycle worker is off in this control plane.</p>` : t.workflows.length === 0 ? html`<p>None.</p>` : ""}
 ${(t.workflows ?? []).slice(0, WORKFLOWS_SHOWN).map((w, i) => workflowBlock(w, details[i]?.status === 200 ? (details[i].json.steps as StepJson[]) : undefined))}
 </section>
+
+${backupsSection(t.backups, t.workflows ?? [])}
 
 <section aria-labelledby="drift"><h2 id="drift">Drift</h2>
 ${drift.status === 200 ? driftTable(drift.json.stacks as DriftJson[]) : html`<p>${errorMessage(drift)}</p>`}</section>
@@ -157,6 +157,6 @@ export async function workflowPage(s: Signed, id: string): Promise<{ status?: nu
 ${w.note ? html`<p>${w.note}</p>` : ""}
 ${workflowBlock(w, steps)}
 <section aria-labelledby="backups"><h2 id="backups">Backups recorded</h2>
-${backups.length === 0 ? html`<p>None.</p>` : html`<ul>${backups.map((b) => html`<li>${b.env}: ${b.kind} at <code>${b.location}</code>${b.bytes !== null ? ` (${b.bytes} bytes)` : ""}, ${when(b.recordedAt)}</li>`)}</ul>`}</section>`;
+${backups.length === 0 ? html`<p>None.</p>` : html`<ul>${backups.map((b) => html`<li>${b.env}: ${b.kind} at <code>${b.location}</code>${b.bytes !== null ? ` (${formatBytes(b.bytes)})` : ""}, ${when(b.recordedAt)}</li>`)}</ul>`}</section>`;
   return { body: layout({ title: `Workflow ${w.kind} of ${w.tenantId}`, user: s.user, section: "fleet", body }) };
 }

@@ -163,6 +163,8 @@ export function tenantRoutes(ctx: RouteContext) {
           subscription: sub.rows[0] ?? null,
           // Newest first; each is GET /api/workflows/:id (absent when the lifecycle worker is off).
           ...(ctx.workflows ? { workflows: (await ctx.workflows.list(id)).reverse().slice(0, 20) } : {}),
+          // Every backup its lifecycle workflows recorded (schema dumps, RDS snapshots, object copies), newest first.
+          ...(ctx.workflows ? { backups: (await ctx.workflows.backups({ tenantId: id })).reverse() } : {}),
         });
       });
     });
