@@ -121,6 +121,7 @@ describe("a fleet migration waits for a tenant whose schema a workflow is moving
       ["upgrade", "moves"],
       ["rollback", "restores"],
       ["move", "moves"],
+      ["move-rollback", "restores"],
     ]);
     const m = await engine.start({ action: "migrate", to: 7, waves: wave(["moving", "staying"]) });
     await engine.tick();
