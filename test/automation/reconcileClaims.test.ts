@@ -62,7 +62,8 @@ describe("billing reconcile jobs cut off by a crash", () => {
     expect(result.outcome).toBe("committed");
     expect(h.repo.git("log", "--format=%H", "--grep=Stripe-Event: evt_orphaned", "main").trim().split("\n")).toHaveLength(1);
     const state = async (id: string) => (await pool.query<{ state: string }>("SELECT state FROM pgboss.job WHERE id = $1", [id])).rows[0]?.state;
-    expect(await state(orphan)).toBe("completed");
+    // The event's result is written before pg-boss completes the job: wait for the completion.
+    await waitFor("the orphaned job to complete", async () => ((await state(orphan)) === "completed" ? true : undefined));
     expect(await state(held)).toBe("active");
     expect((await pool.query("SELECT job_id, owner FROM reconcile_claims")).rows).toEqual([{ job_id: held, owner: liveOwner }]);
     const { rows } = await pool.query("SELECT result FROM billing_events WHERE id = 'evt_held'");

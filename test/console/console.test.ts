@@ -31,6 +31,10 @@ const CANARY = "shared-prod-use1-01";
 /** The Runs page test's stack (prod-rest ring: the rollout halts before it): each up waits for a file, then 2 s. */
 const HELD = "dedicated-delta-health-prod";
 let heldGate: string;
+// The stack the tenant page's run test starts: its update waits for this file, so the run page is
+// always served before the run ends (a quick run had ended before the page loaded, in CI).
+const RUN_FROM_PAGE = "shared-prod-use1-02";
+let runGate: string;
 let pgServer: TestPostgres;
 let h: Harness;
 let browser: Browser;
@@ -43,6 +47,7 @@ const logLines: string[] = [];
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "tenancy-console-"));
   heldGate = join(tmp, "release-held-stack");
+  runGate = join(tmp, "release-run-from-page");
   [pgServer, browser] = await Promise.all([startTestPostgres(), launchChromium()]);
   const repo = withoutBakeTime(makeFixtureRepo());
   // The suspension workflow's database check finds no role on this empty database: it fails, and can be retried.
@@ -62,7 +67,7 @@ beforeAll(async () => {
     pg: pgServer,
     repo,
     logLines,
-    fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" }, holdUntil: { [HELD]: heldGate }, durationMs: { [HELD]: 2000 } },
+    fake: { eventDelayMs: 60, failures: { [CANARY]: "the canary's update failed (injected)" }, holdUntil: { [HELD]: heldGate, [RUN_FROM_PAGE]: runGate }, durationMs: { [HELD]: 2000 } },
     config: { lifecycle: { databasesFile, intervalSeconds: 3600, workflows: { ...DEFAULT_LIFECYCLE_CONFIG, maxAttempts: 1, cutoverTimeoutMs: 5_000 } } },
     start: { runs: true },
   });
@@ -223,8 +228,9 @@ describe("operator console in Chromium", () => {
     await expectAccessible(page, "confirm-run");
     await page.getByRole("button", { name: "Yes, run a stack" }).click();
     await page.waitForURL("**/console/runs/*");
-    // The page was served before the run ended: what follows came over the event stream.
+    // The page was served before the run ended (its update waits for the gate): what follows comes over the event stream.
     expect(["queued", "running"]).toContain((await page.locator("#run-state").textContent())?.trim());
+    writeFileSync(runGate, "");
     await page.waitForSelector('body[data-run-ended="succeeded"]', { timeout: 30_000 });
     expect((await page.locator("#run-state").textContent())?.trim()).toBe("succeeded");
     expect(await page.getByRole("link", { name: "Cancel this run" }).count()).toBe(0);
