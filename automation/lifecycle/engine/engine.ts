@@ -152,6 +152,13 @@ export interface WorkflowDef<K extends WorkflowKind = WorkflowKind> {
    * logged and does not change the outcome.
    */
   onFailed?(ctx: StepContext, error: string): Promise<void>;
+  /**
+   * Runs when an operator cancels the workflow (`cancel`), under the tenant's lock and before the
+   * state is written: what a failure would release must not outlive a cancel either (a write
+   * window left open by a killed process, the stacks' holds, the slots). Must be idempotent; when
+   * it throws, the cancel is refused and the workflow is left as it was.
+   */
+  onCancelled?(ctx: StepContext, note: string): Promise<void>;
 }
 
 /**
@@ -402,27 +409,46 @@ export class WorkflowEngine {
     return rows.map((r) => r.step).find((s) => after.has(s));
   }
 
-  /** Cancels an open workflow that is not running right now. Nothing it did is undone. */
+  /**
+   * Cancels an open workflow that is not running right now. What it did stays done, except what its
+   * definition's `onCancelled` releases (run first, holding the tenant's lock as a step does, so no
+   * worker or request comes between; when it fails the cancel is refused and nothing changes).
+   */
   async cancel(id: string, note: string): Promise<WorkflowRecord> {
     const wf = await this.get(id);
     if (!wf) throw new WorkflowNotFoundError(`no workflow ${id}`);
     const client = await this.pool.connect();
+    const key = tenantLockKey(wf.tenantId);
+    let locked = false;
     try {
-      await client.query("BEGIN");
-      const locked = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [tenantLockKey(wf.tenantId)]);
-      if (!locked.rows[0]?.ok) throw new WorkflowConflictError(`workflow ${id} is running a step right now; cancel it when the step has finished`);
+      locked = (await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok === true;
+      if (!locked) throw new WorkflowConflictError(`workflow ${id} is running a step right now; cancel it when the step has finished`);
+      const current = (await this.get(id))!;
+      if (!OPEN_STATES.includes(current.state)) throw new WorkflowConflictError(`workflow ${id} is already ${current.state}`);
+      const def = this.def(current.kind);
+      if (def.onCancelled) {
+        const ctx = this.stepContext(current, current.currentStep ?? "cancel", await this.steps(id));
+        try {
+          await def.onCancelled({ ...ctx, signal: new AbortController().signal }, note);
+        } catch (err) {
+          if (err instanceof ProcessDeath) throw err;
+          const why = err instanceof Error ? err.message : String(err);
+          this.ports.log.error({ workflowId: id, tenantId: current.tenantId, kind: current.kind, error: why }, "cancel refused: the workflow's clean-up failed");
+          throw new WorkflowConflictError(
+            `cancel of ${current.kind} workflow ${id} refused: its clean-up failed (${why}); the workflow is left ${current.state}` +
+              `${current.currentStep ? ` at ${current.currentStep}` : ""} (its next attempt undoes a write window left open first); fix the cause and cancel again`,
+          );
+        }
+      }
       const { rows } = await client.query<WorkflowRow>(
         `UPDATE lifecycle_workflows SET state = 'cancelled', note = $2, updated_at = $3, finished_at = $3, wake_at = NULL
           WHERE id = $1 AND state = ANY($4::text[]) RETURNING *`,
         [id, note, this.now(), OPEN_STATES],
       );
-      await client.query("COMMIT");
       if (!rows[0]) throw new WorkflowConflictError(`workflow ${id} is already ${wf.state}`);
       return toRecord(rows[0]);
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
     } finally {
+      if (locked) await client.query("SELECT pg_advisory_unlock($1)", [key]).catch(() => undefined);
       client.release();
     }
   }
@@ -470,6 +496,26 @@ export class WorkflowEngine {
     return toRecord(rows[0]!);
   }
 
+  /** What a step of `wf` (or its clean-up) runs with, but its signal. */
+  private stepContext(wf: WorkflowRecord, step: string, outputs: Map<string, JsonObject> | readonly StepRecord[]): Omit<StepContext, "signal"> {
+    const id = wf.id;
+    const log = this.ports.log;
+    return {
+      workflow: wf,
+      ports: this.ports,
+      config: this.config,
+      outputs: outputs instanceof Map ? outputs : new Map(outputs.map((s) => [s.step, s.output])),
+      backups: () => this.backups({ workflowId: id }),
+      workflowById: (other) => this.get(other),
+      stepsOf: (other) => this.steps(other),
+      runContext: (reason) => ({ workflowId: id, tenant: wf.tenantId, reason: `${wf.kind} ${step}: ${reason}` }),
+      log: (fields, message) => log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step, ...fields }, message),
+      point: async (name) => {
+        await this.hooks.atPoint?.(wf, step, name);
+      },
+    };
+  }
+
   private async runLocked(id: string, force: boolean): Promise<RunOutcome> {
     let wf = (await this.get(id))!;
     if (!OPEN_STATES.includes(wf.state)) return { id, state: wf.state, step: wf.currentStep, error: wf.lastError };
@@ -477,26 +523,13 @@ export class WorkflowEngine {
     const def = this.def(wf.kind);
     const completed = await this.steps(id);
     const outputs = new Map(completed.map((s) => [s.step, s.output]));
-    wf = await this.update(id, { state: "running", wake_at: null });
+    await this.update(id, { state: "running", wake_at: null });
     const log = this.ports.log;
 
     for (const [ordinal, step] of def.steps.entries()) {
       if (outputs.has(step.name)) continue;
       wf = await this.update(id, { current_step: step.name });
-      const ctx: Omit<StepContext, "signal"> = {
-        workflow: wf,
-        ports: this.ports,
-        config: this.config,
-        outputs,
-        backups: () => this.backups({ workflowId: id }),
-        workflowById: (other) => this.get(other),
-        stepsOf: (other) => this.steps(other),
-        runContext: (reason) => ({ workflowId: id, tenant: wf.tenantId, reason: `${wf.kind} ${step.name}: ${reason}` }),
-        log: (fields, message) => log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, ...fields }, message),
-        point: async (name) => {
-          await this.hooks.atPoint?.(wf, step.name, name);
-        },
-      };
+      const ctx = this.stepContext(wf, step.name, outputs);
       let result: StepResult;
       try {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");

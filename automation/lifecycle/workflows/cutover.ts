@@ -72,6 +72,13 @@ export async function withCaptureBetween<T>(ctx: StepContext, tenantId: string, 
   }
 }
 
+/** Whether the workflow is in or past its `copy.data` step (where its capture slot is made) or has completed it. */
+export function reachedCopy(ctx: StepContext, steps: readonly { name: string }[]): boolean {
+  if (ctx.outputs.has(copyData.name)) return true;
+  const at = steps.findIndex((s) => s.name === ctx.workflow.currentStep);
+  return at >= 0 && at >= steps.findIndex((s) => s.name === copyData.name);
+}
+
 export async function isOpen(ctx: StepContext, workflowId: string): Promise<boolean> {
   const w = await ctx.workflowById(workflowId);
   return w !== undefined && OPEN_STATES.includes(w.state);

@@ -41,7 +41,7 @@ import { writeMarker } from "../pg/marker.ts";
 import { ensureMember, qi } from "../pg/sql.ts";
 import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
-import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, withCaptureBetween } from "./cutover.ts";
+import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, reachedCopy, withCaptureBetween } from "./cutover.ts";
 import { handOver } from "./handover.ts";
 import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan } from "./switchWindow.ts";
 import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
@@ -360,23 +360,47 @@ const cleanupStacks = {
   },
 };
 
+/**
+ * What a move that ends without finishing (failed for good, or cancelled by an operator) must not
+ * leave behind: a write window still open (LOGIN back on the cell it was leaving, the identity's
+ * state and phase copying back, the window's row gone), the cells' holds, and the capture slot with
+ * what it switched to REPLICA IDENTITY FULL. Idempotent; `why` goes into the log lines.
+ */
+async function releaseMove(ctx: StepContext, why: string): Promise<void> {
+  const p = params(MoveParamsSchema, ctx);
+  const tf = await requireTenant(ctx).catch(() => undefined);
+  if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
+    const plan = await moveSwitchPlan(ctx, tf.tenant);
+    const open = await openWindows(ctx, plan).catch(() => []);
+    if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open).catch((err: unknown) => json({ undoFailed: (err as Error).message })) }, `a write window left open was undone: ${why}; the tenant serves from the cell it was leaving`);
+  }
+  // The cells' runs wait no longer (held by the switch: automation/runs/holds.ts).
+  await ctx.ports.runner.release(ctx.runContext(why)).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the cells' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
+  const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
+  ctx.log({ dropped }, `change capture dropped: ${why}`);
+}
+
+/**
+ * A cancel undoes an open window strictly: when the undo fails the cancel is refused (the engine
+ * leaves the workflow as it was), so a cancelled move never leaves the tenant without LOGIN.
+ */
+async function cancelMove(ctx: StepContext): Promise<void> {
+  // Before its copy a move has no slot, no window and no hold: nothing of the databases to release.
+  if (!reachedCopy(ctx, moveWorkflow.steps)) return;
+  const tf = await requireTenant(ctx).catch(() => undefined);
+  if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
+    const plan = await moveSwitchPlan(ctx, tf.tenant);
+    const open = await openWindows(ctx, plan);
+    if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open) }, "a write window left open by a killed process was undone before the cancel");
+  }
+  await releaseMove(ctx, "the move was cancelled");
+}
+
 export const moveWorkflow: WorkflowDef<"move"> = {
   kind: "move",
   schema: "moves",
   // A failed move leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
-  onFailed: async (ctx) => {
-    const p = params(MoveParamsSchema, ctx);
-    // A write window still open (its undo failed as well) is undone: the tenant is not left without LOGIN.
-    const tf = await requireTenant(ctx).catch(() => undefined);
-    if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
-      const plan = await moveSwitchPlan(ctx, tf.tenant);
-      const open = await openWindows(ctx, plan).catch(() => []);
-      if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open).catch((err: unknown) => json({ undoFailed: (err as Error).message })) }, "a write window left open was undone: the move failed; the tenant serves from the cell it was leaving");
-    }
-    // The cells' runs wait no longer (held by the switch: automation/runs/holds.ts).
-    await ctx.ports.runner.release(ctx.runContext("the move failed")).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the cells' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
-    const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
-    ctx.log({ dropped }, "change capture dropped: the move failed");
-  },
+  onFailed: (ctx) => releaseMove(ctx, "the move failed"),
+  onCancelled: (ctx) => cancelMove(ctx),
   steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };

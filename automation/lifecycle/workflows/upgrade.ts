@@ -51,7 +51,7 @@ import { handOver } from "./handover.ts";
 import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
 import { commitFiles, requireTenant } from "./tenantFile.ts";
 import { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema } from "./migration.ts";
-import { copyData, cutoverConnect, cutoverSwitch, cutoverWindow, dropCaptures, undoLeftWindows } from "./cutover.ts";
+import { copyData, cutoverConnect, cutoverSwitch, cutoverWindow, dropCaptures, reachedCopy, undoLeftWindows } from "./cutover.ts";
 export { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema, type UpgradeParams } from "./migration.ts";
 
 // --- provisioning -----------------------------------------------------------------------------
@@ -218,18 +218,25 @@ const cleanupStacks = {
   },
 };
 
+/** What an upgrade that ends without finishing must not leave behind (see releaseMove in move.ts); `why` goes into the log lines. */
+async function releaseUpgrade(ctx: StepContext, why: string, strict: boolean): Promise<void> {
+  // Cancelled before its copy an upgrade has no slot, no window and no hold: nothing of the databases to release.
+  if (strict && !reachedCopy(ctx, upgradeWorkflow.steps)) return;
+  const p = params(UpgradeParamsSchema, ctx);
+  // A cancel undoes an open window strictly (its failure refuses the cancel); a failure does its best.
+  const undone = strict ? await undoLeftWindows(ctx) : await undoLeftWindows(ctx).catch((err: unknown) => json({ undoFailed: (err as Error).message }));
+  if (undone) ctx.log({ undone }, `a write window left open was undone: ${why}; the tenant serves from its cell`);
+  // The stacks' runs wait no longer (held by the switch: automation/runs/holds.ts).
+  await ctx.ports.runner.release(ctx.runContext(why)).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the stacks' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
+  ctx.log({ dropped: await dropCaptures(ctx, ctx.workflow.id, p.previous.placement) }, `change capture dropped: ${why}`);
+}
+
 export const upgradeWorkflow: WorkflowDef<"upgrade"> = {
   kind: "upgrade",
   schema: "moves",
   // A failed upgrade leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
-  onFailed: async (ctx) => {
-    const p = params(UpgradeParamsSchema, ctx);
-    const undone = await undoLeftWindows(ctx).catch((err: unknown) => json({ undoFailed: (err as Error).message }));
-    if (undone) ctx.log({ undone }, "a write window left open was undone: the upgrade failed; the tenant serves from its cell");
-    // The stacks' runs wait no longer (held by the switch: automation/runs/holds.ts).
-    await ctx.ports.runner.release(ctx.runContext("the upgrade failed")).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the stacks' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
-    ctx.log({ dropped: await dropCaptures(ctx, ctx.workflow.id, p.previous.placement) }, "change capture dropped: the upgrade failed");
-  },
+  onFailed: (ctx) => releaseUpgrade(ctx, "the upgrade failed", false),
+  onCancelled: (ctx) => releaseUpgrade(ctx, "the upgrade was cancelled", true),
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
 
