@@ -170,6 +170,9 @@ export class ControlPlane {
     });
     this.rollouts = new RolloutService(rolloutEngine, config.repoDir, (commit) => writer.commitOnBranch(commit));
     const tickMs = (deps.pollingIntervalSeconds ?? 2) * 1000;
+    // One fleet of the working copy, loaded again only when HEAD or a fleet file changed: the API,
+    // the console, drift scheduling and schema migrations read it (automation/git/fleetCache.ts).
+    this.fleet = new FleetCache(config.repoDir);
     this.rolloutWorker = new Ticker("rollout tick", () => rolloutEngine.tick(), log, { intervalMs: tickMs });
     // A run that ends frees a slot of its wave: record it and start the next stack now, not at the
     // next interval (runs ended in another process are seen at the interval).
@@ -193,7 +196,7 @@ export class ControlPlane {
     if (this.lifecycle) {
       // The tenant databases are the lifecycle's (master-user connections per stack).
       const databases = this.lifecycle.ports.databases;
-      const engine = new DbMigrationEngine(db.pool, locatorRunPort(config.repoDir, databases, tenantsInMotion(config.repoDir)), {
+      const engine = new DbMigrationEngine(db.pool, locatorRunPort(this.fleet, databases, tenantsInMotion(this.fleet)), {
         inMotionKinds: LIFECYCLE_WORKFLOWS.filter((d) => d.schema !== undefined).map((d) => d.kind),
         onSchema: (action, r) => metrics.schemaMigrations.inc({ action, outcome: r.ok ? "succeeded" : "failed" }),
         onSkip: (action) => metrics.schemaMigrations.inc({ action, outcome: "skipped" }),
@@ -202,7 +205,7 @@ export class ControlPlane {
           log.error({ migrationId: m.id, reason: m.haltReason }, "schema migration halted; nothing more runs until a person resumes or aborts it");
         },
       });
-      this.schemaMigrations = new SchemaMigrationService(engine, config.repoDir, databases);
+      this.schemaMigrations = new SchemaMigrationService(engine, this.fleet, databases);
       this.newSchemas = new NewSchemaInitializer({ pool: db.pool, databases, log });
       this.schemaMigrationTicker = new Ticker("schema migrations", () => engine.tick(), log, { intervalMs: Math.max(tickMs, 1000) });
       metrics.attachSchemaMigrations(db.pool);
@@ -213,7 +216,6 @@ export class ControlPlane {
     }
     this.metricsServer = config.http.metrics ? buildMetricsServer(metrics, log) : undefined;
     this.keys = new ApiKeyRing(config.apiKeys, { log, ...(config.apiKeysFile ? { file: config.apiKeysFile } : {}) });
-    this.fleet = new FleetCache(config.repoDir);
     this.costs = new TenantCosts();
     this.server = buildServer({
       fleet: this.fleet,

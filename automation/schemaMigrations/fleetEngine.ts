@@ -20,6 +20,9 @@
  * - failures are recorded per schema with the error and SQLSTATE; the others go on while the
  *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
  *   until a person resumes (the failed schemas of the wave run again) or aborts it;
+ * - a claim is never left running by an error of the round (a port that throws, a fleet that does
+ *   not load): every schema the round held is recorded failed with the error, so the budget sees it
+ *   now, not when the leases run out;
  * - a tenant the port reports busy (mid-upgrade or mid-move) is not claimed: its schema waits;
  * - a claimed unit the port reports stale (the tenant's schema is no longer in that stack's
  *   database: the upgrade that made it wait has moved it since the migration was planned) is
@@ -183,10 +186,11 @@ export class DbMigrationEngine {
     return rows.map(toSchema);
   }
 
-  /** The last recorded outcome of every schema that has one (for status). */
-  async lastOutcomes(): Promise<Map<string, SchemaRecord & { migrationId: string }>> {
+  /** The last recorded outcome of every schema that has one (for status), or of one tenant's schemas. */
+  async lastOutcomes(tenant?: string): Promise<Map<string, SchemaRecord & { migrationId: string }>> {
     const { rows } = await this.pool.query<SchemaRow & { migration_id: string }>(
-      `SELECT DISTINCT ON (stack, tenant) * FROM db_migration_schemas WHERE finished_at IS NOT NULL ORDER BY stack, tenant, finished_at DESC`,
+      `SELECT DISTINCT ON (stack, tenant) * FROM db_migration_schemas WHERE finished_at IS NOT NULL AND ($1::text IS NULL OR tenant = $1) ORDER BY stack, tenant, finished_at DESC`,
+      [tenant ?? null],
     );
     return new Map(rows.map((r) => [`${r.stack}/${r.tenant}`, { ...toSchema(r), migrationId: r.migration_id }]));
   }
@@ -326,7 +330,16 @@ export class DbMigrationEngine {
     }
     if (!claim) return false;
     if (claim.units.length > 0) {
-      const stale = this.port.stale ? await this.port.stale(claim.units.map((u) => u.unit)) : new Map<string, string>();
+      let stale: ReadonlyMap<string, string>;
+      try {
+        stale = this.port.stale ? await this.port.stale(claim.units.map((u) => u.unit)) : new Map<string, string>();
+      } catch (err) {
+        // Not knowing where the schemas are, none is run; each claim is a failure now (a throw would
+        // leave them running until their leases ran out, and the wave's budget would never see them).
+        const why = `whether the schema is still in this stack could not be checked, so it was not touched: ${(err as Error).message}`;
+        await this.record(claim.m, claim.units, claim.units.map((u) => ({ stack: u.unit.stack, tenant: u.unit.tenant, ok: false, error: why })));
+        return true;
+      }
       for (const u of claim.units) {
         const reason = stale.get(unitKey(u.unit));
         if (reason === undefined) continue;
@@ -347,18 +360,32 @@ export class DbMigrationEngine {
       const results: SchemaResult<SchemaOutcome>[] = [];
       for (const [to, group] of byTarget) {
         claimed.push(...group);
-        results.push(...(await this.port.run(group.map((u) => u.unit), claim.m.action, to, claim.m.id)));
+        let out: SchemaResult<SchemaOutcome>[];
+        try {
+          out = await this.port.run(group.map((u) => u.unit), claim.m.action, to, claim.m.id);
+        } catch (err) {
+          // The port's contract is a result per schema; a throw (the migration files or the fleet
+          // cannot be read) must not leave the group running until its leases run out.
+          const why = `the ${claim.m.action === "migrate" ? "migration" : "rollback"} could not run: ${(err as Error).message}`;
+          out = group.map((u) => ({ stack: u.unit.stack, tenant: u.unit.tenant, ok: false, error: `${why}; once fixed, resume this migration (tenantctl db resume ${claim.m.id})` }));
+        }
+        results.push(...out);
       }
-      for (const [i, r] of results.entries()) {
-        this.opts.onSchema?.(claim.m.action, r);
-        // Only the claim this process holds is recorded (a lease taken over by another process wins).
-        await this.pool.query(
-          `UPDATE db_migration_schemas SET state = $5, from_version = $6, to_version = $7, error = $8, code = $9, finished_at = now(), lease_until = NULL
-            WHERE migration_id = $1 AND stack = $2 AND tenant = $3 AND attempts = $4 AND state = 'running'`,
-          [claim.m.id, r.stack, r.tenant, claimed[i]!.attempts, r.ok ? "succeeded" : "failed", r.ok ? r.value.from : null, r.ok ? r.value.to : null, r.ok ? null : r.error, r.ok ? null : (r.code ?? null)],
-        );
-      }
+      await this.record(claim.m, claimed, results);
     }
     return claim.moved;
+  }
+
+  /** Records each claim's outcome (results[i] is claims[i]'s). */
+  private async record(m: Row, claims: readonly { unit: SchemaUnit; attempts: number }[], results: readonly SchemaResult<SchemaOutcome>[]): Promise<void> {
+    for (const [i, r] of results.entries()) {
+      this.opts.onSchema?.(m.action, r);
+      // Only the claim this process holds is recorded (a lease taken over by another process wins).
+      await this.pool.query(
+        `UPDATE db_migration_schemas SET state = $5, from_version = $6, to_version = $7, error = $8, code = $9, finished_at = now(), lease_until = NULL
+          WHERE migration_id = $1 AND stack = $2 AND tenant = $3 AND attempts = $4 AND state = 'running'`,
+        [m.id, r.stack, r.tenant, claims[i]!.attempts, r.ok ? "succeeded" : "failed", r.ok ? r.value.from : null, r.ok ? r.value.to : null, r.ok ? null : r.error, r.ok ? null : (r.code ?? null)],
+      );
+    }
   }
 }

@@ -4,14 +4,17 @@
  * stacks, each stack's tenant schemas), start a migration or a one-tenant rollback, answer a dry
  * run with what each schema would get, and report versions per schema. The engine does the work.
  */
-import { requireFleet, stacksOfTenant, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
-import { parseStackName } from "../../infra/model/naming.ts";
+import { stacksOfTenant, tenantsOfStack, type Fleet } from "../../infra/model/fleet.ts";
+import { FleetError } from "../../infra/model/problems.ts";
+import { parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
 import { loadSchemaMigrationsConfig } from "../../infra/model/schemaMigrations.ts";
 import { loadRings, planWaves, rolloutTargets } from "../../infra/model/rings.ts";
+import type { FleetCache } from "../git/fleetCache.ts";
 import type { DatabaseLocator } from "../lifecycle/ports.ts";
 import { unitKey, type DbMigrationAction, type DbMigrationEngine, type DbMigrationRecord, type SchemaRecord, type SchemaRunPort, type SchemaState, type SchemaUnit, type SchemaWave } from "./fleetEngine.ts";
 import { assertVersion, loadProjectMigrations, type ProjectMigrations } from "./files.ts";
-import { SchemaMigrator, type SchemaTarget } from "./migrator.ts";
+import { SchemaMigrator, type SchemaResult, type SchemaTarget } from "./migrator.ts";
+import type { SchemaOutcome } from "./tenantSchema.ts";
 
 export class DbMigrationRequestError extends Error {}
 
@@ -56,31 +59,71 @@ export async function stackDatabase(locator: DatabaseLocator, stack: string, env
 }
 
 /**
+ * The fleet of the working copy as the control plane's fleet cache has it (automation/git/fleetCache.ts):
+ * loaded again only when HEAD or a fleet file changed. Loading 1,100 tenants' files costs 1-2 s,
+ * and the migration ticker asks every few seconds (busy), the console's tenant page on every view.
+ */
+export async function currentFleet(fleet: FleetCache): Promise<Fleet> {
+  const { fleet: f, problems } = await fleet.get();
+  if (!f) throw new FleetError(problems);
+  return f;
+}
+
+/**
  * The engine's port on real databases: the master-user connection of each stack's database
  * (DatabaseLocator) and a SchemaMigrator per round, on the migration files of the checkout as
  * they are now (their checksums are verified against what each schema applied).
+ *
+ * A schema whose database cannot be located (the stack never ran, its connection document or
+ * its line in TENANCY_LIFECYCLE_DATABASES is missing) is a failed result of its own, naming the
+ * stack, the database and what to do: never a throw, which would leave every schema of the round
+ * running until its lease ran out, and the migration never halting.
  */
-export function locatorRunPort(projectDir: string, locator: DatabaseLocator, busy?: () => Promise<ReadonlySet<string>>): SchemaRunPort {
+export function locatorRunPort(fleet: FleetCache, locator: DatabaseLocator, busy?: () => Promise<ReadonlySet<string>>): SchemaRunPort {
+  const projectDir = fleet.projectDir;
   return {
     async run(units, action, to, runId) {
       const { config, set } = loadProjectMigrations(projectDir);
-      const fleet = requireFleet({ projectDir });
+      const environments = (await currentFleet(fleet)).platform.environments;
+      const located = await Promise.all(
+        units.map(async (u): Promise<SchemaTarget | SchemaResult<SchemaOutcome>> => {
+          try {
+            return { ...u, database: await stackDatabase(locator, u.stack, environments) };
+          } catch (err) {
+            return { stack: u.stack, tenant: u.tenant, ok: false, error: databaseNotFound(u, environments, (err as Error).message, runId) };
+          }
+        }),
+      );
+      const targets = located.filter((x): x is SchemaTarget => "database" in x);
       const migrator = new SchemaMigrator(set, config);
+      let ran: SchemaResult<SchemaOutcome>[];
       try {
-        const targets: SchemaTarget[] = await Promise.all(units.map(async (u) => ({ ...u, database: await stackDatabase(locator, u.stack, fleet.platform.environments) })));
-        return action === "migrate" ? await migrator.migrate(targets, runId, to) : await migrator.rollback(targets, runId, to);
+        ran = targets.length === 0 ? [] : action === "migrate" ? await migrator.migrate(targets, runId, to) : await migrator.rollback(targets, runId, to);
       } finally {
         await migrator.close();
       }
+      // In the order of `units` (the engine pairs each result with its claim by position).
+      const byKey = new Map(ran.map((r) => [unitKey(r), r]));
+      return located.map((x) => ("database" in x ? byKey.get(unitKey(x))! : x));
     },
     async stale(units) {
-      return staleUnits(requireFleet({ projectDir }), units);
+      return staleUnits(await currentFleet(fleet), units);
     },
     perStackLimit() {
       return loadSchemaMigrationsConfig(projectDir).perDatabaseConcurrency;
     },
     ...(busy ? { busy } : {}),
   };
+}
+
+/** The failure of a schema whose stack's database could not be located: which database, why, and what to do. */
+function databaseNotFound(u: SchemaUnit, environments: readonly string[], why: string, runId: string): string {
+  const ref = parseStackName(u.stack, environments);
+  const which = ref.kind === "shared" ? `the cell database of stack ${u.stack}` : `the dedicated database of stack ${u.stack}`;
+  return (
+    `${pgTenantIdent(u.tenant)}: ${which} could not be located, so the schema was not touched: ${why.replace(/\.$/, "")}. ` +
+    `If the stack has not run yet, run it first (it creates the database); then resume this migration: tenantctl db resume ${runId}`
+  );
 }
 
 /**
@@ -117,11 +160,10 @@ export function staleUnits(fleet: Fleet, units: readonly SchemaUnit[]): Map<stri
  * wait until it ends, even when the control plane that runs the migration did not start the
  * workflow (its open workflows are the other half of the check: notInMotionSql).
  */
-export function tenantsInMotion(projectDir: string): () => Promise<ReadonlySet<string>> {
+export function tenantsInMotion(fleet: FleetCache): () => Promise<ReadonlySet<string>> {
   return async () => {
-    const fleet = requireFleet({ projectDir });
     return new Set(
-      [...fleet.tenants.values()]
+      [...(await currentFleet(fleet)).tenants.values()]
         .map((f) => f.tenant)
         .filter((t) => (t.deployment === "dedicated" && t.migration !== undefined) || (t.deployment === "pooled" && t.move !== undefined))
         .map((t) => t.id),
@@ -132,14 +174,19 @@ export function tenantsInMotion(projectDir: string): () => Promise<ReadonlySet<s
 export class SchemaMigrationService {
   constructor(
     readonly engine: DbMigrationEngine,
-    private readonly projectDir: string,
+    /** The control plane's fleet cache of its working copy (the checkout the waves are planned from). */
+    private readonly fleet: FleetCache,
     private readonly locator: DatabaseLocator,
   ) {}
 
+  private get projectDir(): string {
+    return this.fleet.projectDir;
+  }
+
   /** The waves of a request over the checkout's fleet: the rollout's stack waves, each with its tenant schemas. */
-  plan(req: DbMigrationRequest): { project: ProjectMigrations; to: number; waves: SchemaWave[] } {
+  async plan(req: DbMigrationRequest): Promise<{ project: ProjectMigrations; to: number; waves: SchemaWave[] }> {
     const project = loadProjectMigrations(this.projectDir);
-    const fleet = requireFleet({ projectDir: this.projectDir });
+    const fleet = await currentFleet(this.fleet);
     if (req.tenant !== undefined && !fleet.tenants.has(req.tenant)) throw new DbMigrationRequestError(`tenant "${req.tenant}" is not in the fleet (tenants/${req.tenant}.yaml does not exist)`);
     if (req.action === "rollback" && (req.tenant === undefined || req.to === undefined)) throw new DbMigrationRequestError("a rollback names the tenant and the version to go back to");
     const to = req.to ?? project.config.templateVersion;
@@ -158,14 +205,14 @@ export class SchemaMigrationService {
   }
 
   async start(req: DbMigrationRequest): Promise<DbMigrationRecord> {
-    const { to, waves } = this.plan(req);
+    const { to, waves } = await this.plan(req);
     return this.engine.start({ action: req.action, to, waves, ...(req.requestedBy ? { requestedBy: req.requestedBy } : {}) });
   }
 
   /** What a request would do to each schema, from the schemas' versions now; nothing is written. */
   async dryRun(req: DbMigrationRequest): Promise<{ action: DbMigrationAction; to: number; schemas: DryRunSchema[] }> {
-    const { project, to, waves } = this.plan(req);
-    const status = await this.readVersions(project, waves.flatMap((w) => w.schemas));
+    const { project, to, waves } = await this.plan(req);
+    const status = await this.readVersions(project, (await currentFleet(this.fleet)).platform.environments, waves.flatMap((w) => w.schemas));
     const schemas = waves.flatMap((w) =>
       w.schemas.map((u): DryRunSchema => {
         const s = status.get(`${u.stack}/${u.tenant}`)!;
@@ -182,10 +229,10 @@ export class SchemaMigrationService {
   /** Versions per tenant schema of the fleet (read live), outdated ones and the last failures. */
   async status(tenant?: string): Promise<{ templateVersion: number; head: number; schemas: SchemaStatusRow[] }> {
     const project = loadProjectMigrations(this.projectDir);
-    const fleet = requireFleet({ projectDir: this.projectDir });
+    const fleet = await currentFleet(this.fleet);
     const units = [...fleet.stacks.keys()].flatMap((s) => schemasOf(fleet, s)).filter((u) => tenant === undefined || u.tenant === tenant);
-    const versions = await this.readVersions(project, units);
-    const last = await this.engine.lastOutcomes();
+    const versions = await this.readVersions(project, fleet.platform.environments, units);
+    const last = await this.engine.lastOutcomes(tenant);
     const schemas = units.map((u): SchemaStatusRow => {
       const v = versions.get(`${u.stack}/${u.tenant}`)!;
       const l = last.get(`${u.stack}/${u.tenant}`);
@@ -200,8 +247,7 @@ export class SchemaMigrationService {
     return { templateVersion: project.config.templateVersion, head: project.set.head, schemas };
   }
 
-  private async readVersions(project: ProjectMigrations, units: readonly SchemaUnit[]): Promise<Map<string, { version: number | null; error?: string }>> {
-    const environments = requireFleet({ projectDir: this.projectDir }).platform.environments;
+  private async readVersions(project: ProjectMigrations, environments: readonly string[], units: readonly SchemaUnit[]): Promise<Map<string, { version: number | null; error?: string }>> {
     const migrator = new SchemaMigrator(project.set, project.config);
     const out = new Map<string, { version: number | null; error?: string }>();
     try {

@@ -208,3 +208,45 @@ describe("fleet schema migrations through the rings", () => {
     expect(await versions()).toEqual(new Map([[3, 200]]));
   });
 });
+
+describe("a port that throws (its contract is a result per schema)", () => {
+  const three = (budget: number): SchemaWave[] => {
+    const schemas = ["f000", "f001", "f002"].map((tenant) => ({ stack: "shared-prod-use1-01", tenant }));
+    return [{ index: 0, ring: "canary", parallelism: 3, bakeMs: 0, failureBudgetPercent: budget, stacks: ["shared-prod-use1-01"], schemas }];
+  };
+  const states = async (id: string) => (await control.query<{ tenant: string; state: string; error: string | null; lease: boolean }>(
+    "SELECT tenant, state, error, lease_until IS NOT NULL AS lease FROM db_migration_schemas WHERE migration_id = $1 ORDER BY tenant", [id],
+  )).rows;
+
+  it("run: every schema it was given is recorded failed at once with the error, and the wave's budget halts the migration", async () => {
+    const throwing: SchemaRunPort = { async run() { throw new Error("tenant-migrations/0009_x.up.sql: cannot be read (EACCES)"); } };
+    const engine = new DbMigrationEngine(control, throwing, { leaseMs: 3_600_000 });
+    const m = await engine.start({ action: "migrate", to: 3, waves: three(0) });
+    await engine.tick();
+    const error = `the migration could not run: tenant-migrations/0009_x.up.sql: cannot be read (EACCES); once fixed, resume this migration (tenantctl db resume ${m.id})`;
+    expect(await states(m.id)).toEqual(["f000", "f001", "f002"].map((tenant) => ({ tenant, state: "failed", error, lease: false })));
+    const rec = (await engine.get(m.id))!;
+    expect([rec.state, rec.haltReason]).toEqual(["halted", `wave 1 of 1 (ring canary): 3 of 3 schemas failed, budget 0 (0%); first: shared-prod-use1-01/f000: ${error}`]);
+    // Control: the same wave on a port that answers migrates all three (the leases above were an hour: nothing waited for them).
+    await engine.abort(m.id);
+    const ok = new DbMigrationEngine(control, port(set(3)));
+    const again = await ok.start({ action: "migrate", to: 3, waves: three(0) });
+    await ok.tick();
+    expect((await states(again.id)).map((r) => r.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  });
+
+  it("stale: the claimed schemas are recorded failed (not run), not left running", async () => {
+    let ran = 0;
+    const p: SchemaRunPort = {
+      async run() { ran++; return []; },
+      async stale() { throw new Error("tenants/f001.yaml:3: tier: expected one of free, standard, enterprise, dedicated"); },
+    };
+    const engine = new DbMigrationEngine(control, p, { leaseMs: 3_600_000 });
+    const m = await engine.start({ action: "migrate", to: 3, waves: three(50) });
+    await engine.tick();
+    const error = "whether the schema is still in this stack could not be checked, so it was not touched: tenants/f001.yaml:3: tier: expected one of free, standard, enterprise, dedicated";
+    expect(await states(m.id)).toEqual(["f000", "f001", "f002"].map((tenant) => ({ tenant, state: "failed", error, lease: false })));
+    expect(ran).toBe(0);
+    expect((await engine.get(m.id))!.state).toBe("halted");
+  });
+});

@@ -16,6 +16,7 @@ import { WorkflowConflictError, WorkflowEngine } from "../../automation/lifecycl
 import { requestOnlyPorts } from "../../automation/lifecycle/requestPorts.ts";
 import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/workflows/registry.ts";
 import { DbMigrationEngine, type SchemaRunPort, type SchemaUnit, type SchemaWave } from "../../automation/schemaMigrations/fleetEngine.ts";
+import { FleetCache } from "../../automation/git/fleetCache.ts";
 import { tenantsInMotion } from "../../automation/schemaMigrations/service.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { moveStartEdit } from "../../infra/model/fleetFiles/index.ts";
@@ -195,7 +196,7 @@ describe("the tenants a workflow is moving, as the fleet's files say (tenantsInM
   it("names a pooled tenant from its move's first commit on, as it names an upgrading one", async () => {
     const copy = new FleetCopy();
     try {
-      const busy = tenantsInMotion(copy.dir);
+      const busy = tenantsInMotion(new FleetCache(copy.dir));
       expect([...(await busy())]).toEqual([]);
       const fleet = requireFleet({ projectDir: copy.dir });
       const t = fleet.tenants.get("freebie-one")!.tenant;

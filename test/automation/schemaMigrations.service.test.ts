@@ -11,7 +11,9 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
+import { FleetCache } from "../../automation/git/fleetCache.ts";
 import type { DatabaseLocator } from "../../automation/lifecycle/ports.ts";
+import { JsonFileDatabaseLocator } from "../../automation/lifecycle/adapters/databases.ts";
 import { loadProjectMigrations } from "../../automation/schemaMigrations/files.ts";
 import { DbMigrationEngine } from "../../automation/schemaMigrations/fleetEngine.ts";
 import { locatorRunPort, SchemaMigrationService, staleUnits } from "../../automation/schemaMigrations/service.ts";
@@ -26,6 +28,7 @@ import { connect, provisionTenantsInDb, type DbRef } from "../lifecycle/tenantDb
 
 let server: PgServer;
 let fleetCopy: FleetCopy;
+let fleetCache: FleetCache;
 let control: pg.Pool;
 const dbs = new Map<string, DbRef>();
 let service: SchemaMigrationService;
@@ -47,6 +50,7 @@ function config(stack: string): pg.ClientConfig {
 
 beforeAll(async () => {
   fleetCopy = new FleetCopy();
+  fleetCache = new FleetCache(fleetCopy.dir);
   cpSync(`${REPO}/tenant-migrations`, fleetCopy.path("tenant-migrations"), { recursive: true });
   fleetCopy.write("Pulumi.yaml", fleetCopy.read("Pulumi.yaml").replace(/bakeMinutes: \d+/g, "bakeMinutes: 0"));
   server = await startPostgres({ maxConnections: 100 });
@@ -61,8 +65,8 @@ beforeAll(async () => {
   const controlDb = await server.createDatabase("control", server.bootstrap);
   control = createPool({ host: server.host, port: server.port, user: server.bootstrap.user, password: server.bootstrap.password, database: controlDb }, 4);
   await migrate(control);
-  engine = new DbMigrationEngine(control, locatorRunPort(fleetCopy.dir, locator));
-  service = new SchemaMigrationService(engine, fleetCopy.dir, locator);
+  engine = new DbMigrationEngine(control, locatorRunPort(fleetCache, locator));
+  service = new SchemaMigrationService(engine, fleetCache, locator);
 });
 
 afterAll(async () => {
@@ -72,8 +76,8 @@ afterAll(async () => {
 });
 
 describe("the example fleet", () => {
-  it("plans one wave per ring with every tenant schema of its stacks", () => {
-    const { to, waves } = service.plan({ action: "migrate" });
+  it("plans one wave per ring with every tenant schema of its stacks", async () => {
+    const { to, waves } = await service.plan({ action: "migrate" });
     expect(to).toBe(3);
     expect(waves.map((w) => [w.ring, w.stacks])).toEqual([
       ["non-prod", ["dedicated-megacorp-staging", "shared-staging-use1-01"]],
@@ -116,9 +120,9 @@ describe("the example fleet", () => {
     expect((await service.view(rb.id))!.migration.state).toBe("succeeded");
     const acme = (await service.status("acme")).schemas;
     expect(acme.map((s) => [s.stack, s.version, s.outdated])).toEqual([["dedicated-acme-prod", 3, true]]);
-    expect(() => service.plan({ action: "rollback", tenant: "acme" })).toThrow("a rollback names the tenant and the version to go back to");
-    expect(() => service.plan({ action: "migrate", tenant: "nobody" })).toThrow('tenant "nobody" is not in the fleet (tenants/nobody.yaml does not exist)');
-    expect(() => service.plan({ action: "migrate", to: 9 })).toThrow(/to: 9 is not a migration in .*tenant-migrations \(versions: 1, 2, 3, 4\)/);
+    await expect(service.plan({ action: "rollback", tenant: "acme" })).rejects.toThrow("a rollback names the tenant and the version to go back to");
+    await expect(service.plan({ action: "migrate", tenant: "nobody" })).rejects.toThrow('tenant "nobody" is not in the fleet (tenants/nobody.yaml does not exist)');
+    await expect(service.plan({ action: "migrate", to: 9 })).rejects.toThrow(/to: 9 is not a migration in .*tenant-migrations \(versions: 1, 2, 3, 4\)/);
   });
 });
 
@@ -151,8 +155,8 @@ describe("a tenant that moved while a fleet migration waited for it", () => {
     }
 
     // A fleet migration starts mid-upgrade: it plans units for both locations; the tenant's wait.
-    const waiting = new DbMigrationEngine(control, locatorRunPort(fleetCopy.dir, locator, async () => new Set([T])));
-    const m = await waiting.start({ action: "migrate", to: 5, waves: service.plan({ action: "migrate" }).waves });
+    const waiting = new DbMigrationEngine(control, locatorRunPort(fleetCache, locator, async () => new Set([T])));
+    const m = await waiting.start({ action: "migrate", to: 5, waves: (await service.plan({ action: "migrate" })).waves });
     await waiting.tick();
     const mine = async () => (await engine.schemas(m.id)).filter((s) => s.tenant === T).map((s) => [s.stack, s.state, s.error]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
     expect(await mine()).toEqual([...cells, ...stacks].sort().map((s) => [s, "pending", null]));
@@ -169,11 +173,11 @@ describe("a tenant that moved while a fleet migration waited for it", () => {
       }
     }
     // Negative control: run against the old location, the unit would fail.
-    const direct = await locatorRunPort(fleetCopy.dir, locator).run([{ stack: cells[0]!, tenant: T }], "migrate", 5, m.id);
+    const direct = await locatorRunPort(fleetCache, locator).run([{ stack: cells[0]!, tenant: T }], "migrate", 5, m.id);
     expect(direct.map((r) => [r.ok, !r.ok && r.error])).toEqual([[false, `${ident}: schema ${ident} does not exist in database ${dbs.get(cells[0]!)!.database}; its stack creates it (run the stack first)`]]);
 
     const skips: string[] = [];
-    const free = new DbMigrationEngine(control, locatorRunPort(fleetCopy.dir, locator), { onSkip: (_a, u) => skips.push(`${u.stack}/${u.tenant}`) });
+    const free = new DbMigrationEngine(control, locatorRunPort(fleetCache, locator), { onSkip: (_a, u) => skips.push(`${u.stack}/${u.tenant}`) });
     await free.tick();
     const reason = (cell: string) =>
       `tenant ${T} moved since this migration was planned: its schema is no longer in ${cell} but in ${dedicatedStackName(T, cell.includes("prod") ? "prod" : "staging")}; ` +
@@ -193,5 +197,57 @@ describe("a tenant that moved while a fleet migration waited for it", () => {
     expect(staleUnits(now, [{ stack: cells[0]!, tenant: "gone" }, { stack: stacks[0]!, tenant: T }])).toEqual(
       new Map([[`${cells[0]}/gone`, `tenant gone left the fleet since this migration was planned (tenants/gone.yaml is gone); its schema in ${cells[0]} was not touched`]]),
     );
+  });
+});
+
+describe("a schema whose database cannot be located (the stack's connection is missing)", () => {
+  const PROD = dedicatedStackName("megacorp", "prod");
+  const STAGING = dedicatedStackName("megacorp", "staging");
+  /** The operators' databases file (TENANCY_LIFECYCLE_DATABASES) with every stack's database but PROD's. */
+  function withoutProd(): JsonFileDatabaseLocator {
+    const urls = [...dbs].filter(([stack]) => stack !== PROD).map(([stack, ref]) => [
+      stack, `postgres://${encodeURIComponent(ref.admin.user)}:${encodeURIComponent(ref.admin.password)}@${server.host}:${server.port}/${ref.database}`,
+    ]);
+    fleetCopy.write("databases.json", JSON.stringify(Object.fromEntries(urls)));
+    return new JsonFileDatabaseLocator(fleetCopy.path("databases.json"));
+  }
+  const notFound = (id: string) =>
+    `tenant_megacorp: the dedicated database of stack ${PROD} could not be located, so the schema was not touched: ` +
+    `${fleetCopy.path("databases.json")} has no connection string for stack ${PROD}; add "${PROD}": "postgres://...". ` +
+    `If the stack has not run yet, run it first (it creates the database); then resume this migration: tenantctl db resume ${id}`;
+  const versionsOf = async () => (await service.status("megacorp")).schemas.map((s) => [s.stack, s.version]);
+
+  it("a one-tenant rollback records it failed at once and halts (budget 0), the other schema untouched; resume after the fix finishes it", async () => {
+    fleetCopy.write("tenant-migrations/0005_add_document_archived.down.sql", "-- Undoes 0005.\nALTER TABLE documents DROP COLUMN archived;\n");
+    expect(await versionsOf()).toEqual([[PROD, 5], [STAGING, 5]]);
+    const located = withoutProd();
+    const halts: (string | null)[] = [];
+    const e = new DbMigrationEngine(control, locatorRunPort(fleetCache, located), { onHalt: (m) => halts.push(m.haltReason) });
+    const rb = await new SchemaMigrationService(e, fleetCache, located).start({ action: "rollback", tenant: "megacorp", to: 4 });
+    await e.tick();
+    const rows = (await e.schemas(rb.id)).map((r) => [r.stack, r.state, r.error, r.attempts]);
+    expect(rows).toEqual([[PROD, "failed", notFound(rb.id), 1], [STAGING, "pending", null, 0]]);
+    const reason = `wave 1 of 1 (ring rollback): 1 of 2 schemas failed, budget 0 (0%); first: ${PROD}/megacorp: ${notFound(rb.id)}`;
+    expect([(await e.get(rb.id))!.state, halts]).toEqual(["halted", [reason]]);
+    expect(await versionsOf()).toEqual([[PROD, 5], [STAGING, 5]]);
+    expect((await service.status("megacorp")).schemas.map((s) => s.lastError)).toEqual([notFound(rb.id), null]);
+
+    // The fix: the control plane locates the database again (here: the test's locator has every one).
+    await engine.resume(rb.id);
+    await engine.tick();
+    expect((await engine.get(rb.id))!.state).toBe("succeeded");
+    expect((await engine.schemas(rb.id)).map((r) => [r.stack, r.state, r.fromVersion, r.toVersion, r.attempts])).toEqual([[PROD, "succeeded", 5, 4, 2], [STAGING, "succeeded", 5, 4, 1]]);
+    expect(await versionsOf()).toEqual([[PROD, 4], [STAGING, 4]]);
+  });
+
+  it("in a wave whose budget allows it, the others finish and the migration succeeds with that schema failed", async () => {
+    const located = withoutProd();
+    const e = new DbMigrationEngine(control, locatorRunPort(fleetCache, located));
+    const schemas = [{ stack: PROD, tenant: "megacorp" }, { stack: STAGING, tenant: "megacorp" }];
+    const m = await e.start({ action: "migrate", to: 5, waves: [{ index: 0, ring: "half", parallelism: 2, bakeMs: 0, failureBudgetPercent: 50, stacks: [PROD, STAGING], schemas }] });
+    await e.tick();
+    expect((await e.schemas(m.id)).map((r) => [r.stack, r.state, r.error])).toEqual([[PROD, "failed", notFound(m.id)], [STAGING, "succeeded", null]]);
+    expect([(await e.get(m.id))!.state, (await e.get(m.id))!.haltReason]).toEqual(["succeeded", null]);
+    expect(await versionsOf()).toEqual([[PROD, 4], [STAGING, 5]]);
   });
 });
