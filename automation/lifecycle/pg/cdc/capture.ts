@@ -24,7 +24,7 @@ import { copySchema, VerificationError, type TableChecksum } from "../copy.ts";
 import { describeSchema, foreignKeyDdl, readSchema, sequenceValues, setvalSql, type SchemaDef } from "../catalog.ts";
 import { qi, qn } from "../sql.ts";
 import { ChangeApplier, deleteProgress, emitFence, readProgress, startProgress, type Progress } from "./apply.ts";
-import { createCapture, dropCapture, lsnToBigInt, walBehind } from "./slot.ts";
+import { createCapture, dropCapture, lsnToBigInt, resetIdentity, walBehind } from "./slot.ts";
 import { streamUntilFence, type StreamResult } from "./stream.ts";
 import { recordLag, forgetLag } from "./lag.ts";
 
@@ -77,6 +77,7 @@ export async function startCapture(t: CaptureTarget, timeoutMs: number): Promise
   } catch (err) {
     await capture.close();
     await dropCapture(t.cell, t.slot).catch(() => undefined);
+    await resetIdentity(t.cell, t.schema, capture.identityFull).catch(() => undefined);
     throw err;
   } finally {
     await capture.close();

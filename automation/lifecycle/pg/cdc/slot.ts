@@ -61,6 +61,12 @@ export interface StartedCapture {
 
 export class CaptureTimeoutError extends Error {}
 
+/** What a CaptureTimeoutError tells the operator to do (the transaction named before it is the one to end). */
+const AFTER_TIMEOUT =
+  "nothing was kept (no slot, no publication, replica identities as they were). Change capture cannot start while that transaction stays open: " +
+  "have it committed or ended (SELECT pg_terminate_backend(pid) on the cell ends it), or raise TENANCY_CUTOVER_TIMEOUT_MS; " +
+  "the step's next attempt starts the capture again (once the workflow has failed: tenantctl retry WORKFLOW_ID, or roll the upgrade or move back)";
+
 /**
  * Creates the publication (the schema's tables, tables without a primary key first switched to
  * REPLICA IDENTITY FULL: without a replica identity PostgreSQL refuses their UPDATEs and DELETEs
@@ -79,7 +85,26 @@ export async function createCapture(admin: pg.ClientBase, replication: pg.Client
       WHERE n.nspname = $1 AND c.relkind = 'r'`,
     [schema],
   );
-  for (const t of d.tables) {
+  try {
+    return await createSlot(admin, replication, schema, slot, timeoutMs, d.tables, idents, identityFull);
+  } catch (err) {
+    // Nothing kept: the publication goes, and the tables this attempt switched to REPLICA IDENTITY
+    // FULL go back (the next attempt switches them again and records them, so a rollback resets them).
+    await admin.query(`DROP PUBLICATION IF EXISTS ${qi(slot)}`).catch(() => undefined);
+    if (identityFull.length > 0) {
+      await admin.query(`SET lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`).catch(() => undefined);
+      await resetIdentity(admin, schema, identityFull).catch(() => undefined);
+      await admin.query("SET lock_timeout = 0").catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+async function createSlot(
+  admin: pg.ClientBase, replication: pg.ClientConfig, schema: string, slot: string, timeoutMs: number,
+  tables: Awaited<ReturnType<typeof readSchema>>["tables"], idents: readonly { name: string; ident: string }[], identityFull: string[],
+): Promise<StartedCapture> {
+  for (const t of tables) {
     const hasPk = t.constraints.some((k) => k.type === "p");
     const ident = idents.find((r) => r.name === t.name)?.ident;
     if (!hasPk && ident !== "f" && ident !== "i") {
@@ -89,7 +114,7 @@ export async function createCapture(admin: pg.ClientBase, replication: pg.Client
         await admin.query(`ALTER TABLE ${qn(schema, t.name)} REPLICA IDENTITY FULL`);
       } catch (err) {
         if ((err as { code?: string }).code === "55P03") {
-          throw new CaptureTimeoutError(`setting REPLICA IDENTITY FULL on ${schema}.${t.name} waited ${timeoutMs} ms for the table's lock (${await oldestTransaction(admin)}); nothing was kept, the step retries`);
+          throw new CaptureTimeoutError(`setting REPLICA IDENTITY FULL on ${schema}.${t.name} waited ${timeoutMs} ms for the table's lock (${await oldestTransaction(admin)}); ${AFTER_TIMEOUT}`);
         }
         throw err;
       } finally {
@@ -100,10 +125,10 @@ export async function createCapture(admin: pg.ClientBase, replication: pg.Client
   }
   const exists = await admin.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [slot]);
   if (exists.rowCount === 0) {
-    const tables = d.tables.map((t) => qn(schema, t.name));
+    const names = tables.map((t) => qn(schema, t.name));
     await admin.query(
-      tables.length > 0
-        ? `CREATE PUBLICATION ${qi(slot)} FOR TABLE ${tables.join(", ")} WITH (publish = 'insert, update, delete, truncate')`
+      names.length > 0
+        ? `CREATE PUBLICATION ${qi(slot)} FOR TABLE ${names.join(", ")} WITH (publish = 'insert, update, delete, truncate')`
         : `CREATE PUBLICATION ${qi(slot)} WITH (publish = 'insert, update, delete, truncate')`,
     );
   }
@@ -117,7 +142,7 @@ export async function createCapture(admin: pg.ClientBase, replication: pg.Client
     );
     const timedOut = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => void oldestTransaction(admin).then(
-        (who) => reject(new CaptureTimeoutError(`creating replication slot ${slot} waited ${timeoutMs} ms for open transactions to end (${who}); nothing was kept, the step retries`)),
+        (who) => reject(new CaptureTimeoutError(`creating replication slot ${slot} waited ${timeoutMs} ms for open transactions to end (${who}); ${AFTER_TIMEOUT}`)),
         (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
       ), timeoutMs);
     });
