@@ -3,11 +3,12 @@
  * on it), else one embedded server started for the file on a free port and removed afterwards.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { ensureDatabase, startEmbeddedPostgres } from "../../../automation/db/database.ts";
 import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
+import { seedFromTemplate } from "../../support/pgTemplate.ts";
 
 export interface TestPostgres {
   /** A fresh, empty database. */
@@ -28,7 +29,12 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     chmodSync(dir, 0o755);
     let server;
     try {
-      server = await startEmbeddedPostgres(dir, undefined, { persistent: false });
+      // A copy of the run's template cluster when there is one (test/support/pgTemplate.ts): no
+      // initdb. startEmbeddedPostgres reads the superuser's password from <dir>/password.
+      const password = await seedFromTemplate(join(dir, "data"));
+      if (password) writeFileSync(join(dir, "password"), password, { mode: 0o600 });
+      // fsync=off: a throwaway server (test/support/postgres.ts says why that changes nothing a test sees).
+      server = await startEmbeddedPostgres(dir, undefined, { persistent: false, flags: ["-c", "fsync=off"] });
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
