@@ -1,3 +1,4 @@
+import { TENANT_RECORD_TTL } from "../../infra/model/dnsTargets.ts";
 import { controlPlaneHostname, dedicatedZoneName, privateZoneName } from "../../infra/model/naming.ts";
 import { domainOf, envOf, isTenantId, str, tenantOf } from "../lib/resource.ts";
 import { StackIndex, T } from "../lib/stack.ts";
@@ -13,7 +14,7 @@ export const dnsTenantNames: StackPolicyDefinition = {
   kind: "stack",
   name: "dns-tenant-names",
   description:
-    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.<env>.internal (dedicated), for a tenant of the stack, under the env's domain; a platform stack names only the control plane (api.<domain>) and its certificate validation.",
+    "A tenant's DNS names are <id>.<domain> (pooled) or inside <id>.dedicated.<domain> and <id>.<env>.internal (dedicated), for a tenant of the stack, under the env's domain, a pooled name with a TTL of at most TENANT_RECORD_TTL (an upgrade or a cell move re-points it); a platform stack names only the control plane (api.<domain>) and its certificate validation.",
   severity: "medium",
   enforcementLevel: "advisory",
   remediationSteps: "Name records with pooledHostname / dedicatedZoneName / privateZoneName from infra/model/naming.ts and envDomain(platform, env).",
@@ -76,6 +77,14 @@ export const dnsTenantNames: StackPolicyDefinition = {
         report(`record "${name}" is not of the form <tenant>.${domain}`, record.urn);
       } else if (!stackTenants.has(label)) {
         report(`record "${name}" names "${label}", which is not a tenant of this stack`, record.urn);
+      } else if (typeof record.props.ttl === "number" && record.props.ttl > TENANT_RECORD_TTL) {
+        // Resolvers keep the old answer for the TTL after an upgrade or a move re-points the name
+        // (docs/lifecycle.md, "DNS and the TTL"); the low TTL is fixed, never lowered ahead.
+        report(
+          `record "${name}" has a TTL of ${record.props.ttl} s; a tenant's pooled name keeps at most ${TENANT_RECORD_TTL} s (TENANT_RECORD_TTL, infra/model/dnsTargets.ts): ` +
+            "an upgrade or a cell move re-points it, and resolvers keep the old answer for the TTL after the switch",
+          record.urn,
+        );
       }
     }
   },

@@ -27,6 +27,19 @@ describe(P, () => {
     ]);
   });
 
+  it("reports a pooled name whose TTL is above TENANT_RECORD_TTL, and passes one at or below it", async () => {
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.ttl = 3600))).toEqual([
+      violation(
+        P, urn(S, "globex-dns"),
+        'record "globex.tenancy.example.com" has a TTL of 3600 s; a tenant\'s pooled name keeps at most 60 s (TENANT_RECORD_TTL, infra/model/dnsTargets.ts): ' +
+          "an upgrade or a cell move re-points it, and resolvers keep the old answer for the TTL after the switch",
+      ),
+    ]);
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.ttl = 61))).toHaveLength(1);
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.ttl = 60))).toEqual([]);
+    expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.ttl = 30))).toEqual([]);
+  });
+
   it("reports a record outside the env's domain", async () => {
     expect(await violationsAfter(S, (s) => (find(s, "globex-dns").inputs.name = "globex.example.org"))).toEqual([
       violation(P, urn(S, "globex-dns"), 'record "globex.example.org" is outside the domain "tenancy.example.com" of env prod'),
