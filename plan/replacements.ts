@@ -146,6 +146,15 @@ export const RESOURCE_RULES: Readonly<Record<string, ResourceRules>> = {
     dataLoss: "the log group and the logs it retains (audit and flow logs)",
     source: `${TF_AWS}/logs/group.go`,
   },
+  "aws:cloudwatch/metricAlarm:MetricAlarm": {
+    replaceOn: ["name"],
+    source: `${TF_AWS}/cloudwatch/metric_alarm.go (alarm_name ForceNew; everything else one PutMetricAlarm)`,
+  },
+  "aws:sns/topic:Topic": {
+    replaceOn: ["fifoTopic", "name", "namePrefix"],
+    onReplace: "a new topic has no subscriptions: the ones operators added out of band must be made again",
+    source: `${TF_AWS}/sns/topic.go (name, name_prefix, fifo_topic ForceNew)`,
+  },
   "aws:secretsmanager/secret:Secret": {
     replaceOn: ["name", "namePrefix"],
     dataLoss:

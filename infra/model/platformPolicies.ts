@@ -51,6 +51,8 @@ export function deployerPolicy(accountId: string, app: string): PolicyDocument {
       Action: [
         "ec2:*", "rds:*", "kms:*", "secretsmanager:*", "s3:*", "route53:*", "logs:*", "ecs:*",
         "elasticloadbalancing:*", "acm:*", "ssm:GetParameter*", "ssm:DescribeParameters", "sts:GetCallerIdentity",
+        // The storage alarms and their topics (infra/components/storageAlarms.ts).
+        "cloudwatch:*", "sns:*",
       ],
       Resource: "*",
     },

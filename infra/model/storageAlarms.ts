@@ -13,6 +13,15 @@
  * Alarm names carry the declaring stack: PutMetricAlarm overwrites an alarm of the same name and
  * DeleteAlarms deletes by name, so two stacks (cells during a move, a cell and the dedicated stack
  * during an upgrade) must never share one.
+ *
+ * What AWS accepts of a metric alarm (alarmSpecProblems, checked for every spec a stack declares):
+ * a name of 1-255 characters unique in the account and region, a period of 10, 20 or 30 s or a
+ * multiple of 60, period x evaluation periods at most one day, a namespace without ':'
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html,
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html; the
+ * provider validates the same: terraform-provider-aws internal/service/cloudwatch/metric_alarm.go).
+ * The number of metric alarms per account and region has no quota (the same limits page), so the
+ * fleet quota check counts their topics, not them (infra/model/quotas.ts).
  */
 import { dedicatedDbIdentifier } from "./infraNames.ts";
 import { tenantBucketName } from "./naming.ts";
@@ -129,4 +138,20 @@ export function dedicatedStorageAlarms(platform: Platform, t: Tenant, env: strin
       treatMissingData: "missing",
     },
   ];
+}
+
+/** PutMetricAlarm's own limits (cited in the header). */
+export const ALARM_NAME_MAX = 255;
+export const ALARM_EVALUATION_MAX_SECONDS = 86_400;
+
+/** What AWS would refuse in a spec: one message per problem, empty when PutMetricAlarm accepts it. */
+export function alarmSpecProblems(a: StorageAlarmSpec): string[] {
+  const out: string[] = [];
+  if (a.alarmName.length < 1 || a.alarmName.length > ALARM_NAME_MAX) out.push(`alarm name ${JSON.stringify(a.alarmName)} has ${a.alarmName.length} characters; CloudWatch allows 1-${ALARM_NAME_MAX}`);
+  if (![10, 20, 30].includes(a.period) && (a.period <= 0 || a.period % 60 !== 0)) out.push(`period ${a.period} s of ${a.alarmName}: CloudWatch allows 10, 20, 30 or a multiple of 60`);
+  if (a.period * a.evaluationPeriods > ALARM_EVALUATION_MAX_SECONDS) {
+    out.push(`${a.alarmName} evaluates ${a.period} s x ${a.evaluationPeriods} periods = ${a.period * a.evaluationPeriods} s; CloudWatch allows at most ${ALARM_EVALUATION_MAX_SECONDS} s (one day)`);
+  }
+  if (a.namespace.includes(":")) out.push(`namespace ${JSON.stringify(a.namespace)} of ${a.alarmName} contains ':', which CloudWatch refuses`);
+  return out;
 }

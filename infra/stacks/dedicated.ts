@@ -1,17 +1,19 @@
 /**
  * Builder of `dedicated-<tenant>-<env>` stacks (docs/stacks.md): one DedicatedTenant component named
- * `tenant-<id>`, and from the moment it serves the tenant its share of the routing document
- * (`routing`). Those names are part of every URN in the stack: never change them.
+ * `tenant-<id>`, its storage alarms (`storage-alarms`), and from the moment it serves the tenant its
+ * share of the routing document (`routing`). Those names are part of every URN in the stack: never change them.
  */
 import { z } from "zod";
 import { awsProvider, stackContext } from "../components/context.ts";
 import { DedicatedTenant } from "../components/dedicatedTenant.ts";
 import { RoutingShare } from "../components/routingShare.ts";
+import { StorageAlarms } from "../components/storageAlarms.ts";
 import type { IngressAlias } from "../components/dedicatedDns.ts";
 import type { Fleet } from "../model/fleet.ts";
 import { PROJECT } from "../model/platform.ts";
 import { routeOf } from "../model/routes.ts";
 import { dedicatedRoutingParameter } from "../model/routingDocument.ts";
+import { dedicatedStorageAlarms } from "../model/storageAlarms.ts";
 import type { StackFile } from "../model/stackFile.ts";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -65,6 +67,7 @@ export function buildDedicatedStack(fleet: Fleet, stack: StackFile): DedicatedOu
   // Before cutover the cell still routes the tenant (infra/model/routingDocument.ts).
   const share = dedicatedRoutingParameter(fleet, t, env);
   if (share) new RoutingShare("routing", { ctx, owner: id, parameters: [share] }, { providers: [provider] });
+  new StorageAlarms("storage-alarms", { ctx, owner: id, ownerTag: id, alarms: dedicatedStorageAlarms(fleet.platform, t, env, stack.ref.name) }, { providers: [provider] });
   const route = routeOf(fleet, t, env);
   return {
     kind: "dedicated",

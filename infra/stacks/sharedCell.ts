@@ -1,16 +1,18 @@
 /**
  * Builder of `shared-<env>-<cell>` stacks (docs/stacks.md): the cell's shared infrastructure and one
- * PooledTenant per resident tenant, and the cell's share of the routing document. Top-level names
- * (`cell-<cell id>`, `tenant-<tenant id>`, `routing`)
+ * PooledTenant per resident tenant, the cell's share of the routing document and the storage alarms
+ * of the tenants it serves. Top-level names (`cell-<cell id>`, `tenant-<tenant id>`, `routing`, `storage-alarms`)
  * are part of every URN in the stack: never change them.
  */
 import { PooledTenant } from "../components/pooledTenant.ts";
 import { RoutingShare } from "../components/routingShare.ts";
+import { StorageAlarms } from "../components/storageAlarms.ts";
 import { SharedCell } from "../components/sharedCell.ts";
 import { awsProvider, stackContext } from "../components/context.ts";
 import { cellResidents, type Fleet } from "../model/fleet.ts";
 import { routeOf } from "../model/routes.ts";
 import { cellRoutingParameters } from "../model/routingDocument.ts";
+import { pooledStorageAlarms } from "../model/storageAlarms.ts";
 import { SHARED_TENANT } from "../model/naming.ts";
 import type { StackFile } from "../model/stackFile.ts";
 import type * as pulumi from "@pulumi/pulumi";
@@ -67,6 +69,9 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): SharedCell
 
   // The cell's pages of the routing document of its env and region (infra/model/routingDocument.ts).
   new RoutingShare("routing", { ctx, owner: SHARED_TENANT, parameters: cellRoutingParameters(fleet, cell, residents) }, { providers: [provider] });
+  // Storage alarms of the tenants it serves (infra/model/storageAlarms.ts).
+  const alarms = residents.flatMap((t) => pooledStorageAlarms(fleet.platform, t, cell.env, cell.stack));
+  new StorageAlarms("storage-alarms", { ctx, owner: cell.id, ownerTag: SHARED_TENANT, alarms }, { providers: [provider] });
 
   return {
     kind: "shared",

@@ -123,7 +123,9 @@ describe.each([
     // (to the value the switch already set); the dedicated stack writes a document version with
     // the switch's content (the moved version's inputs still name the cell).
     expect(r.cellUp.updated.includes(r.role)).toBe(!refresh);
-    expect(r.cellUp).toMatchObject({ created: [], deleted: [], replaced: [] });
+    // The cell no longer serves the tenant: its storage alarm of the tenant goes (the dedicated
+    // stack's own exist since provisioning, infra/model/storageAlarms.ts); nothing else is deleted.
+    expect(r.cellUp).toMatchObject({ created: [], deleted: [`cloudwatch alarm tenancy/prod/tenants/${TENANT}/object-storage/${r.cellStack}`], replaced: [] });
     expect(r.dedUp.replaced.filter((u) => u.includes(`::tenant-${TENANT}-database`))).toEqual([
       renameStackInUrn(`urn:pulumi:${r.cellStack}::saas-tenancy::saas-tenancy:components:DedicatedTenant$saas-tenancy:components:ConnectionSecret$${VERSION}::tenant-${TENANT}-database`, r.dedStack),
     ]);

@@ -76,6 +76,9 @@ function dedicatedShape(id: string, o: ShapeOpts): string[] {
     ...(o.ingress ? [`${T.record} ${n}-dns-ingress`] : []),
     // Its share of the routing document (a top-level component beside the tenant's).
     `${C("RoutingShare")} routing`, `${T.parameter} routing-00`,
+    // Its storage alarms and their topic (infra/model/storageAlarms.ts), top-level too.
+    `${C("StorageAlarms")} storage-alarms`, `aws:sns/topic:Topic storage-alarms-topic`,
+    `aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-${id}-bucket-size`, `aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-${id}-db-free-storage`,
   ].sort();
 }
 
@@ -241,8 +244,14 @@ describe("database", () => {
     const after = await render(resized, "dedicated-acme-prod");
     const diff = diffRenders(get("dedicated-acme-prod"), after);
     expect([diff.added, diff.removed]).toEqual([[], []]);
-    expect(diff.changed).toEqual([byTypeName(after, T.rds, "tenant-acme-db").urn]);
+    // The instance, and the free-storage alarm whose threshold is 10% of the allocated storage
+    // (infra/model/storageAlarms.ts): updated in place, same name.
+    const alarm = byTypeName(after, "aws:cloudwatch/metricAlarm:MetricAlarm", "storage-alarms-acme-db-free-storage");
+    expect(diff.changed).toEqual([byTypeName(after, T.rds, "tenant-acme-db").urn, alarm.urn].sort());
     expect(plain(byTypeName(after, T.rds, "tenant-acme-db"))).toMatchObject({ instanceClass: "db.r6g.2xlarge", allocatedStorage: 400, backupRetentionPeriod: 21 });
+    const before = plain(byTypeName(get("dedicated-acme-prod"), "aws:cloudwatch/metricAlarm:MetricAlarm", "storage-alarms-acme-db-free-storage"));
+    expect([before.threshold, plain(alarm).threshold]).toEqual([Math.round(20 * 1024 ** 3), Math.round(40 * 1024 ** 3)]);
+    expect(plain(alarm).name).toBe(before.name);
   });
 });
 
@@ -539,8 +548,9 @@ describe("conventions and outputs", () => {
     // TGW attachment, 2 groups, 4 rules (app, app-to-db, 2 runner subnets), bucket, master secret,
     // subnet group, parameter group, instance, connection secret, 4 declared secrets, 2 zones,
     // runtime config parameter, routing share = 34; endpoints: a group, 3 rules (one per subnet),
-    // 5 interface and the S3 gateway endpoint, 2 app egress rules to them = 46.
-    expect(counts["dedicated-acme-prod"]).toBe(46);
+    // 5 interface and the S3 gateway endpoint, 2 app egress rules to them = 46; storage alarms: the
+    // topic and 2 alarms = 49.
+    expect(counts["dedicated-acme-prod"]).toBe(49);
   });
 
   it("suspending a dedicated tenant changes only its role's LOGIN and the lifecycle in its runtime config", async () => {

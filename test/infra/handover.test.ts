@@ -19,6 +19,9 @@ import { editYaml, projectDir, render, tempFleet } from "./support.ts";
 
 const ENV = "prod";
 
+/** The storage alarm the cell declares while it serves the tenant (infra/model/storageAlarms.ts), as the engine double names it. */
+const cellAlarm = (tenant: string) => `cloudwatch alarm tenancy/prod/tenants/${tenant}/object-storage/shared-prod-${tenant === "company-beta" ? "use1-02" : "use1-01"}`;
+
 interface Timeline {
   dir: string;
   tenant: string;
@@ -158,7 +161,9 @@ describe.each([
 
     // Cutover: the move took exactly the identity components and their children.
     expect(r.urns.map((u) => u.slice(u.lastIndexOf("::") + 2))).toEqual(["-role", "-database", "-secrets", "-access", "-config"].map((s) => `tenant-${tenant}${s}`));
-    expect(r.cutCell).toMatchObject({ created: [], deleted: [], retained: [], replaced: [] });
+    // The cell stops serving the tenant: it deletes only its storage alarm of the tenant (the
+    // dedicated stack has its own since provisioning, under other names: infra/model/storageAlarms.ts).
+    expect(r.cutCell).toMatchObject({ created: [], deleted: [cellAlarm(tenant)], retained: [], replaced: [] });
     expect(r.cutDed.deleted).toEqual([]);
     expect(r.cutDed.retained).toEqual([]);
     // Every moved resource is claimed by the dedicated program through its alias.
@@ -230,7 +235,8 @@ describe("negative controls of the hand-over model", () => {
     const { t, cloud } = await provisioned("startup-alpha");
     t.setPhase("cutover");
     const cell = cloud.up(await render(t.fleet(), t.cellStack));
-    expect(cell.deleted).toEqual([]);
+    // Only the cell's storage alarm of the tenant (no identity: that is retained).
+    expect(cell.deleted).toEqual([cellAlarm("startup-alpha")]);
     const role = tenantRoleName("tenancy", ENV, "startup-alpha");
     expect(cell.retained).toEqual(
       expect.arrayContaining([`iam role policy ${role}/tenant-access`, `iam role ${role}`, "secret tenancy/prod/tenants/startup-alpha/database", "secret tenancy/prod/tenants/startup-alpha/stripe_api_key"]),

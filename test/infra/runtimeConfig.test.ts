@@ -102,15 +102,18 @@ describe("one document per tenant and env, published by the stack serving it", (
 });
 
 describe("every field does something", () => {
-  it("apiRatePerMinute, storageGb and customModel in the file change exactly the tenant's parameter, to those values", async () => {
+  it("apiRatePerMinute, storageGb and customModel in the file change exactly the tenant's parameter, to those values, and storageGb its storage alarm", async () => {
     const edited = tempFleet((dir) => editYaml(dir, "tenants/freebie-one.yaml", (d) => {
       d.limits = { apiRatePerMinute: 90, storageGb: 3 };
       d.features = { customModel: true, sso: true };
     }));
     const after = await render(edited, "shared-prod-use1-01");
     const diff = diffRenders(get("shared-prod-use1-01"), after);
-    // The role's connection limit and timeout come from the same limits; untouched here.
-    expect(diff).toEqual({ added: [], removed: [], changed: [byTypeName(after, T.parameter, "tenant-freebie-one-config").urn] });
+    // The role's connection limit and timeout come from the same limits; untouched here. storageGb
+    // is also the threshold of the tenant's storage alarm (infra/model/storageAlarms.ts).
+    const alarm = byTypeName(after, "aws:cloudwatch/metricAlarm:MetricAlarm", "storage-alarms-freebie-one-object-storage");
+    expect(diff).toEqual({ added: [], removed: [], changed: [byTypeName(after, T.parameter, "tenant-freebie-one-config").urn, alarm.urn].sort() });
+    expect(plain(alarm).threshold).toBe(3 * 1024 ** 3);
     const d = doc(after, "freebie-one");
     expect([d.limits, d.features]).toEqual([{ apiRatePerMinute: 90, storageGb: 3, maxDbConnections: 5, statementTimeoutMs: 5_000 }, { sso: true, customModel: true }]);
   });

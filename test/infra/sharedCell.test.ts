@@ -113,7 +113,7 @@ beforeAll(async () => {
 });
 
 describe("shared cell stacks: resource sets", () => {
-  it("each cell renders the cell component, one PooledTenant per resident and its routing share, nothing else at the top", () => {
+  it("each cell renders the cell component, one PooledTenant per resident, its routing share and its storage alarms, nothing else at the top", () => {
     const expected: Record<string, string[]> = {
       "shared-prod-use1-01": ["freebie-one", "startup-alpha"],
       "shared-prod-use1-02": ["company-beta", "gamma-labs"],
@@ -126,11 +126,15 @@ describe("shared cell stacks: resource sets", () => {
       const cellId = fleet.cells.get(name)!.id;
       expect(r.tenants).toEqual(expected[name]);
       expect(shape(r.resources.filter((x) => x.parent === root.urn))).toEqual(
-        ["pulumi:providers:aws aws", `${T.cell} cell-${cellId}`, `${C("RoutingShare")} routing`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
+        ["pulumi:providers:aws aws", `${T.cell} cell-${cellId}`, `${C("RoutingShare")} routing`, `${C("StorageAlarms")} storage-alarms`, ...expected[name]!.map((id) => `${T.pooled} tenant-${id}`)].sort(),
       );
-      // Everything is the stack, its AWS provider, the cell subtree, a tenant subtree or the routing share (one page): no stray resources.
+      // Everything is the stack, its AWS provider, the cell subtree, a tenant subtree, the routing
+      // share (one page) or the storage alarms (the topic, an alarm per tenant served): no stray resources.
       expect(shape(subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn))).toEqual([`${C("RoutingShare")} routing`, `${T.parameter} routing-00`].sort());
-      const counted = 4 + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
+      expect(shape(subtree(r, byTypeName(r, C("StorageAlarms"), "storage-alarms").urn))).toEqual(
+        [`${C("StorageAlarms")} storage-alarms`, "aws:sns/topic:Topic storage-alarms-topic", ...expected[name]!.map((id) => `aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-${id}-object-storage`)].sort(),
+      );
+      const counted = 4 + 2 + expected[name]!.length + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
         expected[name]!.reduce((n, id) => n + subtree(r, tenantNode(r, id).urn).length, 0);
       expect(counted).toBe(r.resources.length);
     }
@@ -516,6 +520,10 @@ describe("conventions on every cell", () => {
       const owner = new Map<string, string>();
       for (const x of subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn)) owner.set(x.urn, "shared");
       for (const x of subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn)) owner.set(x.urn, "shared");
+      // The alarm topic is the cell's; each alarm is its tenant's (storage-alarms-<tenant>-object-storage).
+      for (const x of subtree(r, byTypeName(r, C("StorageAlarms"), "storage-alarms").urn)) {
+        owner.set(x.urn, /^storage-alarms-(.+)-object-storage$/.exec(x.name)?.[1] ?? "shared");
+      }
       for (const id of r.tenants) for (const x of subtree(r, tenantNode(r, id).urn)) owner.set(x.urn, id);
       for (const x of r.resources.filter((x) => x.type.startsWith("aws:"))) {
         if (isTaggable(x.type)) {
@@ -533,8 +541,9 @@ describe("conventions on every cell", () => {
     // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant and one routing
     // page per cell = 112. Endpoints, per cell: a group, k rules, 5 interface and the S3 gateway
     // endpoint, 2 app egress rules = 9 + k: 11 + 12 + 11 + 11 = 45, so 157. Flow logs, per cell: log
-    // group, delivery role, flow log = 3, so 169.
-    expect(checked).toBe(169);
+    // group, delivery role, flow log = 3, so 169. Storage alarms, per cell: the topic and an alarm per
+    // tenant served (2 in each cell) = 3, so 181.
+    expect(checked).toBe(181);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });
@@ -626,7 +635,10 @@ describe("onboarding tenant N+1", () => {
       "freebie-one": "ingress.shared-prod-use1-01.tenancy.example.com", newco: "ingress.shared-prod-use1-01.tenancy.example.com", "startup-alpha": "ingress.shared-prod-use1-01.tenancy.example.com",
     });
     const newTenant = subtree(after, tenantNode(after, "newco").urn);
-    expect(diff.added).toEqual(newTenant.map((x) => x.urn).sort());
+    // Its subtree and its storage alarm (under the cell's StorageAlarms, beside the others').
+    const alarm = byTypeName(after, "aws:cloudwatch/metricAlarm:MetricAlarm", "storage-alarms-newco-object-storage");
+    expect(diff.added).toEqual([...newTenant.map((x) => x.urn), alarm.urn].sort());
+    expect(plain(alarm)).toMatchObject({ name: "tenancy/prod/tenants/newco/object-storage/shared-prod-use1-01", dimensions: { Env: "prod", Tenant: "newco" }, threshold: 25 * 1024 ** 3 });
     expect(shape(newTenant)).toEqual(pooledShape("newco", ["github_token", "teams/ops/pager_key"], false));
   });
 });

@@ -2,11 +2,12 @@
  * Per-tenant storage alarm specs (infra/model/storageAlarms.ts): exact specs per tier for the
  * example fleet, who would declare them through an upgrade (the serving cell until cutover, the
  * dedicated stack from provisioning on), names unique per declaring stack, thresholds following the
- * tenant's limits. The stacks do not declare them yet (docs/runtime-config.md).
+ * tenant's limits, and CloudWatch's own limits on every spec. The renders are tested in
+ * test/infra/storageAlarms.test.ts (docs/runtime-config.md).
  */
 import { describe, expect, it } from "vitest";
 import type { Tenant } from "../../infra/model/schema.ts";
-import { dedicatedStorageAlarms, GIB, pooledStorageAlarms, storageAlarmName } from "../../infra/model/storageAlarms.ts";
+import { alarmSpecProblems, dedicatedStorageAlarms, GIB, pooledStorageAlarms, storageAlarmName, type StorageAlarmSpec } from "../../infra/model/storageAlarms.ts";
 import { exampleFleet } from "../infra/support.ts";
 
 const fleet = exampleFleet();
@@ -94,5 +95,44 @@ describe("through an upgrade (startup-alpha to dedicated, from cell use1-01)", (
   it("names carry the declaring stack: two cells of a move never share one", () => {
     expect(storageAlarmName("tenancy", "prod", "freebie-one", "object-storage", "shared-prod-use1-01"))
       .not.toBe(storageAlarmName("tenancy", "prod", "freebie-one", "object-storage", "shared-prod-use1-02"));
+  });
+});
+
+describe("what CloudWatch accepts (PutMetricAlarm limits)", () => {
+  const every = (): StorageAlarmSpec[] => {
+    const out: StorageAlarmSpec[] = [];
+    for (const s of fleet.stacks.values()) {
+      if (s.ref.kind === "dedicated") out.push(...dedicatedStorageAlarms(fleet.platform, tenant(s.ref.tenant), s.ref.env, s.ref.name));
+      if (s.ref.kind !== "shared") continue;
+      for (const { tenant: t } of fleet.tenants.values()) if (s.ref.env in t.environments) out.push(...pooledStorageAlarms(fleet.platform, t, s.ref.env, s.ref.name));
+    }
+    return out;
+  };
+
+  it("every spec of the example fleet passes; names are unique across the fleet", () => {
+    const specs = every();
+    // 8 pooled tenant envs served by cells, 4 dedicated stacks with 2 each.
+    expect(specs.length).toBe(16);
+    expect(specs.flatMap(alarmSpecProblems)).toEqual([]);
+    expect(new Set(specs.map((a) => a.alarmName)).size).toBe(specs.length);
+  });
+
+  it("the longest name the schemas allow fits in 255 characters (12-character app, 7-character env, 24-character tenant)", () => {
+    const app = "a".repeat(12), env = "e".repeat(7), id = "t".repeat(24);
+    const name = storageAlarmName(app, env, id, "db-free-storage", `dedicated-${id}-${env}`);
+    expect(name.length).toBe(112);
+    const spec = dedicatedStorageAlarms(fleet.platform, tenant("acme"), "prod", "dedicated-acme-prod")[1]!;
+    expect(alarmSpecProblems({ ...spec, alarmName: name })).toEqual([]);
+  });
+
+  it("negative controls: each limit is caught with its message", () => {
+    const day = pooledStorageAlarms(fleet.platform, tenant("startup-alpha"), "prod", "shared-prod-use1-01")[0]!;
+    expect(alarmSpecProblems({ ...day, evaluationPeriods: 2 })).toEqual([
+      "tenancy/prod/tenants/startup-alpha/object-storage/shared-prod-use1-01 evaluates 86400 s x 2 periods = 172800 s; CloudWatch allows at most 86400 s (one day)",
+    ]);
+    expect(alarmSpecProblems({ ...day, alarmName: "x".repeat(256) })).toEqual([`alarm name "${"x".repeat(256)}" has 256 characters; CloudWatch allows 1-255`]);
+    expect(alarmSpecProblems({ ...day, period: 120, evaluationPeriods: 1 })).toEqual([]);
+    expect(alarmSpecProblems({ ...day, period: 45, evaluationPeriods: 1 })).toEqual([`period 45 s of ${day.alarmName}: CloudWatch allows 10, 20, 30 or a multiple of 60`]);
+    expect(alarmSpecProblems({ ...day, namespace: "tenancy:Tenants" })).toEqual([`namespace "tenancy:Tenants" of ${day.alarmName} contains ':', which CloudWatch refuses`]);
   });
 });

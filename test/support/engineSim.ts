@@ -46,6 +46,13 @@ const PHYSICAL: Readonly<Record<string, (i: Record<string, unknown>) => string |
   // PutParameter without Overwrite fails on an existing name (ParameterAlreadyExists,
   // https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
   "aws:ssm/parameter:Parameter": (i) => `ssm parameter ${String(i.name)}`,
+  // Neither refuses an existing name: PutMetricAlarm overwrites the alarm of that name
+  // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html) and
+  // CreateTopic returns the existing topic (https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html),
+  // so two stacks would silently share one object and the first delete would take it from both.
+  // The model treats that sharing as a collision so a test sees it.
+  "aws:cloudwatch/metricAlarm:MetricAlarm": (i) => `cloudwatch alarm ${String(i.name)}`,
+  "aws:sns/topic:Topic": (i) => `sns topic ${String(i.name)}`,
 };
 
 export function physicalName(r: Pick<RenderedResource, "type" | "inputs">): string | undefined {
