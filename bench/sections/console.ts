@@ -42,30 +42,32 @@ const MODES: Mode[] = ["now", "markup before", "files per request"];
 
 export async function consoleFleetMap(runs: number, log: (s: string) => void): Promise<Section> {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}; install it with \`apt-get install -y --no-install-recommends chromium\`, or set CHROMIUM_PATH`);
+  // bench/lib/fleetGen.ts raises the service quotas as such a fleet's operators would have asked AWS to.
   const fleet = writeSyntheticFleet({ pooled: 1000, cells: 20, dedicated: 100 });
-  // A fleet this size needs raised quotas (VPCs, RDS instances, EIPs in us-east-1, IAM roles): as its operators would have asked AWS for.
-  const projectFile = join(fleet.dir, "Pulumi.yaml");
-  const project = readFileSync(projectFile, "utf8")
-    .replace("us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "us-east-1: { vpcsPerRegion: 200, rdsInstancesPerRegion: 200, elasticIpsPerRegion: 400, gatewayEndpointsPerRegion: 200 }")
-    .replace(/iamRolesPerAccount: \d+/, "iamRolesPerAccount: 5000");
-  if (!project.includes("vpcsPerRegion: 200")) throw new Error(`${projectFile}: no us-east-1 quota line to raise`);
-  writeFileSync(projectFile, project);
-  // Names as people give them (the generator names each tenant by its id, which the map does not repeat).
-  for (const f of readdirSync(join(fleet.dir, "tenants"))) {
-    const file = join(fleet.dir, "tenants", f);
-    const text = readFileSync(file, "utf8");
-    const named = text.replace(/^displayName: (\S+)$/m, "displayName: Company $1 GmbH");
-    if (named === text) throw new Error(`${file}: no displayName line to rename`);
-    writeFileSync(file, named);
+  try {
+    // Names as people give them (the generator names each tenant by its id, which the map does not repeat).
+    for (const f of readdirSync(join(fleet.dir, "tenants"))) {
+      const file = join(fleet.dir, "tenants", f);
+      const text = readFileSync(file, "utf8");
+      const named = text.replace(/^displayName: (\S+)$/m, "displayName: Company $1 GmbH");
+      if (named === text) throw new Error(`${file}: no displayName line to rename`);
+      writeFileSync(file, named);
+    }
+    // A working copy, as the control plane's: the cache keys the fleet by its commit.
+    const gitEnv = { ...process.env, GIT_AUTHOR_NAME: "Bench", GIT_AUTHOR_EMAIL: "bench@bench.invalid", GIT_COMMITTER_NAME: "Bench", GIT_COMMITTER_EMAIL: "bench@bench.invalid" };
+    for (const args of [["init", "--quiet", "--initial-branch=main"], ["add", "--all"], ["commit", "--quiet", "-m", "synthetic fleet"]]) {
+      execFileSync("git", args, { cwd: fleet.dir, env: gitEnv, stdio: ["ignore", "ignore", "pipe"] });
+    }
+    return await measure(fleet.dir, runs, log);
+  } finally {
+    rmSync(fleet.dir, { recursive: true, force: true });
   }
-  // A working copy, as the control plane's: the cache keys the fleet by its commit.
-  const gitEnv = { ...process.env, GIT_AUTHOR_NAME: "Bench", GIT_AUTHOR_EMAIL: "bench@bench.invalid", GIT_COMMITTER_NAME: "Bench", GIT_COMMITTER_EMAIL: "bench@bench.invalid" };
-  for (const args of [["init", "--quiet", "--initial-branch=main"], ["add", "--all"], ["commit", "--quiet", "-m", "synthetic fleet"]]) {
-    execFileSync("git", args, { cwd: fleet.dir, env: gitEnv, stdio: ["ignore", "ignore", "pipe"] });
-  }
+}
+
+async function measure(fleetDir: string, runs: number, log: (s: string) => void): Promise<Section> {
   const css = readFileSync(join(PROJECT_DIR, "automation", "console", "assets", "console.css"), "utf8");
   let mode: Mode = "now";
-  const cache = new FleetCache(fleet.dir);
+  const cache = new FleetCache(fleetDir);
   const serverMs = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
   const placements = new Map<Mode, number>();
   const bytes = new Map<Mode, number>();
@@ -81,7 +83,7 @@ export async function consoleFleetMap(runs: number, log: (s: string) => void): P
     }
     const t0 = performance.now();
     const m = mode;
-    void (m === "files per request" ? new FleetCache(fleet.dir) : cache).get().then(({ fleet: loaded, problems }) => {
+    void (m === "files per request" ? new FleetCache(fleetDir) : cache).get().then(({ fleet: loaded, problems }) => {
       if (!loaded) throw new FleetError(problems);
       // GET /api/fleet's JSON, parsed back as the console's inject does.
       const view = JSON.parse(JSON.stringify(fleetView(loaded, "main"))) as FleetView;
@@ -177,7 +179,6 @@ export async function consoleFleetMap(runs: number, log: (s: string) => void): P
   } finally {
     await browser.close();
     await new Promise<void>((r) => server.close(() => r()));
-    rmSync(fleet.dir, { recursive: true, force: true });
   }
 }
 
