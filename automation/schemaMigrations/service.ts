@@ -196,11 +196,7 @@ export class SchemaMigrationService {
       .map((w) => ({ ...w, schemas: w.stacks.flatMap((stack) => schemasOf(fleet, stack).filter((u) => req.tenant === undefined || u.tenant === req.tenant)) }))
       .filter((w) => w.schemas.length > 0)
       .map((w, index) => ({ ...w, index, stacks: [...new Set(w.schemas.map((s) => s.stack))] }));
-    if (req.action === "rollback") {
-      // One tenant's schemas go back together, one at a time, halting on the first failure.
-      const schemas = waves.flatMap((w) => w.schemas);
-      return { project, to, waves: [{ index: 0, ring: "rollback", parallelism: 1, bakeMs: 0, failureBudgetPercent: 0, stacks: [...new Set(schemas.map((s) => s.stack))], schemas }] };
-    }
+    if (req.tenant !== undefined) return { project, to, waves: oneTenantWaves(waves, req.action) };
     return { project, to, waves };
   }
 
@@ -284,6 +280,17 @@ export class SchemaMigrationService {
       }),
     };
   }
+}
+
+/**
+ * The waves of a request for one tenant (a migration with --tenant, a rollback): the rings' order
+ * (its non-prod schemas before its prod ones), one schema at a time, no bake time, halting on the
+ * first failure (docs/schema-migrations.md, "One tenant"). The rings' bake times and budgets are
+ * for shares of the fleet; for a handful of schemas they would only hold the one active migration
+ * (and every other schema migration behind it) for the bake of each ring the tenant is in.
+ */
+export function oneTenantWaves(waves: readonly SchemaWave[], action: DbMigrationAction): SchemaWave[] {
+  return waves.map((w, index) => ({ ...w, index, ring: action === "rollback" ? `rollback: ${w.ring}` : `${w.ring} (one tenant)`, parallelism: 1, bakeMs: 0, failureBudgetPercent: 0 }));
 }
 
 /** The tenant schemas a stack's database holds (a cell: its residents; a dedicated stack: its tenant). */

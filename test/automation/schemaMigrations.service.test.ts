@@ -90,6 +90,22 @@ describe("the example fleet", () => {
     expect(all.length).toBe([...dbs.keys()].reduce((n, s) => n + tenantsOfStack(requireFleet({ projectDir: fleetCopy.dir }), s).length, 0));
   });
 
+  it("plans one tenant's schemas in the rings' order, one at a time, without bake time, halting on the first failure", async () => {
+    const shape = async (action: "migrate" | "rollback") =>
+      (await service.plan({ action, tenant: "megacorp", to: 3 })).waves.map((w) => [w.index, w.ring, w.stacks, w.parallelism, w.bakeMs, w.failureBudgetPercent]);
+    expect(await shape("migrate")).toEqual([
+      [0, "non-prod (one tenant)", ["dedicated-megacorp-staging"], 1, 0, 0],
+      [1, "prod-rest (one tenant)", ["dedicated-megacorp-prod"], 1, 0, 0],
+    ]);
+    expect(await shape("rollback")).toEqual([
+      [0, "rollback: non-prod", ["dedicated-megacorp-staging"], 1, 0, 0],
+      [1, "rollback: prod-rest", ["dedicated-megacorp-prod"], 1, 0, 0],
+    ]);
+    // Control: the fleet's plan keeps the rings' settings for the same stacks.
+    const fleetWaves = (await service.plan({ action: "migrate" })).waves;
+    expect(fleetWaves.filter((w) => w.ring === "non-prod" || w.ring === "prod-rest").map((w) => [w.ring, w.parallelism, w.failureBudgetPercent])).toEqual([["non-prod", 8, 0], ["prod-rest", 16, 5]]);
+  });
+
   it("new schemas are brought to the template version through the rings; status shows them current", async () => {
     const before = await service.status();
     expect(before.schemas.every((s) => s.version === 0 && s.outdated)).toBe(true);
@@ -217,7 +233,7 @@ describe("a schema whose database cannot be located (the stack's connection is m
     `If the stack has not run yet, run it first (it creates the database); then resume this migration: tenantctl db resume ${id}`;
   const versionsOf = async () => (await service.status("megacorp")).schemas.map((s) => [s.stack, s.version]);
 
-  it("a one-tenant rollback records it failed at once and halts (budget 0), the other schema untouched; resume after the fix finishes it", async () => {
+  it("a one-tenant rollback records it failed at once and halts (no budget) after its staging schema went back; resume after the fix finishes it", async () => {
     fleetCopy.write("tenant-migrations/0005_add_document_archived.down.sql", "-- Undoes 0005.\nALTER TABLE documents DROP COLUMN archived;\n");
     expect(await versionsOf()).toEqual([[PROD, 5], [STAGING, 5]]);
     const located = withoutProd();
@@ -225,18 +241,19 @@ describe("a schema whose database cannot be located (the stack's connection is m
     const e = new DbMigrationEngine(control, locatorRunPort(fleetCache, located), { onHalt: (m) => halts.push(m.haltReason) });
     const rb = await new SchemaMigrationService(e, fleetCache, located).start({ action: "rollback", tenant: "megacorp", to: 4 });
     await e.tick();
-    const rows = (await e.schemas(rb.id)).map((r) => [r.stack, r.state, r.error, r.attempts]);
-    expect(rows).toEqual([[PROD, "failed", notFound(rb.id), 1], [STAGING, "pending", null, 0]]);
-    const reason = `wave 1 of 1 (ring rollback): 1 of 2 schemas failed, budget 0 (0%); first: ${PROD}/megacorp: ${notFound(rb.id)}`;
+    // Staging (ring non-prod) went first and is back at 4; prod (ring prod-rest) failed, untouched.
+    const rows = (await e.schemas(rb.id)).map((r) => [r.wave, r.stack, r.state, r.error, r.attempts]);
+    expect(rows).toEqual([[0, STAGING, "succeeded", null, 1], [1, PROD, "failed", notFound(rb.id), 1]]);
+    const reason = `wave 2 of 2 (ring rollback: prod-rest): 1 of 1 schemas failed, budget 0 (0%); first: ${PROD}/megacorp: ${notFound(rb.id)}`;
     expect([(await e.get(rb.id))!.state, halts]).toEqual(["halted", [reason]]);
-    expect(await versionsOf()).toEqual([[PROD, 5], [STAGING, 5]]);
+    expect(await versionsOf()).toEqual([[PROD, 5], [STAGING, 4]]);
     expect((await service.status("megacorp")).schemas.map((s) => s.lastError)).toEqual([notFound(rb.id), null]);
 
     // The fix: the control plane locates the database again (here: the test's locator has every one).
     await engine.resume(rb.id);
     await engine.tick();
     expect((await engine.get(rb.id))!.state).toBe("succeeded");
-    expect((await engine.schemas(rb.id)).map((r) => [r.stack, r.state, r.fromVersion, r.toVersion, r.attempts])).toEqual([[PROD, "succeeded", 5, 4, 2], [STAGING, "succeeded", 5, 4, 1]]);
+    expect((await engine.schemas(rb.id)).map((r) => [r.stack, r.state, r.fromVersion, r.toVersion, r.attempts])).toEqual([[STAGING, "succeeded", 5, 4, 1], [PROD, "succeeded", 5, 4, 2]]);
     expect(await versionsOf()).toEqual([[PROD, 4], [STAGING, 4]]);
   });
 

@@ -315,7 +315,8 @@ describe("operator console in Chromium", () => {
     expect(backups.map((b) => [b.kind, b.env, b.bytes, b.workflowId])).toEqual([["rds-snapshot", "prod", null, wf], ["object-copy", "staging", 1536, wf]]);
 
     // The rollout's run of dedicated-megacorp-staging brought the schema to the template version (3).
-    // A rollback to 2 of MegaCorp's schemas then fails at prod, whose database has no schema yet (its stack never ran), and halts.
+    // A rollback to 2 of MegaCorp's schemas then takes staging back (its ring goes first) and fails at
+    // prod, whose database has no schema yet (its stack never ran), and halts.
     await waitFor("the staging schema at the template version", async () => {
       const st = (await h.api("GET", "/api/db-schemas?tenant=megacorp")).json as { schemas: { stack: string; version: number | null }[] };
       return st.schemas.find((x) => x.stack === "dedicated-megacorp-staging")?.version === 3;
@@ -330,7 +331,7 @@ describe("operator console in Chromium", () => {
     }, 120_000);
     const record = (stack: string) => halted.waves.flatMap((w) => w.schemas).find((x) => x.stack === stack)!;
     expect(record("dedicated-megacorp-prod")).toMatchObject({ state: "failed", error: expect.stringContaining("schema tenant_megacorp does not exist") });
-    expect(record("dedicated-megacorp-staging")).toMatchObject({ state: "pending", error: null });
+    expect(record("dedicated-megacorp-staging")).toMatchObject({ state: "succeeded", error: null });
 
     await page.goto("/console/tenants/megacorp");
     const row = (stack: string) => page.locator(`section[aria-labelledby="schemas"] tr[data-schema-stack="${stack}"] td`);
@@ -338,8 +339,8 @@ describe("operator console in Chromium", () => {
     expect(await row("dedicated-megacorp-staging").allTextContents()).toEqual([
       "dedicated-megacorp-staging",
       "tenant_megacorp",
-      "3 current (template version 3)",
-      `rollback to 2 halted ${id8}: this schema pending (halted: ${halted.migration.haltReason})`,
+      "2 behind the template version 3",
+      `rollback to 2 halted ${id8}: this schema succeeded (halted: ${halted.migration.haltReason})`,
     ]);
     expect(await row("dedicated-megacorp-prod").allTextContents()).toEqual([
       "dedicated-megacorp-prod",
