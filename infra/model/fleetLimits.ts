@@ -14,6 +14,7 @@ import { azProblem, regionAzs } from "./regions.ts";
 import { cellResidents, routeOf } from "./routes.ts";
 import { cellRoutingParameters, type RoutingCell } from "./routingDocument.ts";
 import { CELL_KEY, type StackFile } from "./stackFile.ts";
+import { ALARM_TOPICS_PER_STACK } from "./storageAlarms.ts";
 import { dedicatedAzCount } from "./subnets.ts";
 import type { LoadedTenant } from "./tenantFile.ts";
 import { parseYamlMap, problemAt, type YamlFile } from "./yamlFile.ts";
@@ -164,6 +165,7 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       use("rdsInstancesPerRegion", s.region, s.ref.name, 1);
       // The flow-log delivery role (components/sharedCell.ts); tenants' roles are counted below.
       use("iamRolesPerAccount", s.region, s.ref.name, 1);
+      use("snsTopicsPerRegion", s.region, s.ref.name, ALARM_TOPICS_PER_STACK);
     } else if (s.ref.kind === "dedicated") {
       const t = fleet.tenants.get(s.ref.tenant)?.tenant;
       if (!t || t.deployment !== "dedicated") continue;
@@ -177,6 +179,7 @@ export function quotaUsage(fleet: FleetFiles): QuotaUse[] {
       use("hostedZonesPerAccount", s.region, s.ref.name, 2);
       // The tenant role and the flow-log delivery role.
       use("iamRolesPerAccount", s.region, s.ref.name, 2);
+      use("snsTopicsPerRegion", s.region, s.ref.name, ALARM_TOPICS_PER_STACK);
     }
   }
   // SSM parameters, in the tier the platform puts its documents in.

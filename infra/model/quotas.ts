@@ -57,6 +57,15 @@ export const QUOTAS = {
     scope: "account", label: "Roles per account", serviceCode: "iam", quotaCode: "L-FE177D64", awsDefault: 1000,
     source: "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html",
   },
+  // One standard topic per cell and dedicated stack, for its storage alarms
+  // (infra/components/storageAlarms.ts). Topics are regional; the quota is "Topics per Account" in
+  // each Region. The alarms themselves count against nothing: CloudWatch has "no limit on the total
+  // number of alarms per account" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html);
+  // their per-alarm limits are checked on every spec (alarmSpecProblems, infra/model/storageAlarms.ts).
+  snsTopicsPerRegion: {
+    scope: "region", label: "SNS topics per account", serviceCode: "sns", quotaCode: "L-61103206", awsDefault: 100_000,
+    source: "https://docs.aws.amazon.com/general/latest/gr/sns.html",
+  },
   // Parameter Store: "Total number of parameters allowed (per AWS account and AWS Region)", a fixed
   // number per tier (the tiers page has no increase; Service Quotas lists no code for it). The
   // fleet's documents count against the tier `ssmParameterTier` (Pulumi.yaml) puts them in.
@@ -90,6 +99,7 @@ const regionalOverrides = z
     elasticIpsPerRegion: positive.optional(),
     rdsInstancesPerRegion: positive.optional(),
     gatewayEndpointsPerRegion: positive.optional(),
+    snsTopicsPerRegion: positive.optional(),
     ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").optional(),
     ssmAdvancedParametersPerRegion: fixed("ssmAdvancedParametersPerRegion").optional(),
   })
@@ -101,6 +111,7 @@ export const QuotasSchema = z
     elasticIpsPerRegion: positive.default(QUOTAS.elasticIpsPerRegion.awsDefault),
     rdsInstancesPerRegion: positive.default(QUOTAS.rdsInstancesPerRegion.awsDefault),
     gatewayEndpointsPerRegion: positive.default(QUOTAS.gatewayEndpointsPerRegion.awsDefault),
+    snsTopicsPerRegion: positive.default(QUOTAS.snsTopicsPerRegion.awsDefault),
     hostedZonesPerAccount: positive.default(QUOTAS.hostedZonesPerAccount.awsDefault),
     iamRolesPerAccount: positive.default(QUOTAS.iamRolesPerAccount.awsDefault),
     ssmStandardParametersPerRegion: fixed("ssmStandardParametersPerRegion").default(QUOTAS.ssmStandardParametersPerRegion.awsDefault),

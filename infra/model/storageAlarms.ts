@@ -69,6 +69,9 @@ export function storageAlarmName(app: string, env: string, tenant: string, key: 
   return `${app}/${env}/tenants/${tenant}/${key}/${stack}`;
 }
 
+/** Every cell and dedicated stack declares exactly one topic (counted by the quota check, infra/model/fleetLimits.ts). */
+export const ALARM_TOPICS_PER_STACK = 1;
+
 /** The SNS topic a cell or dedicated stack sends its alarms to: `<app>-<env>-<cell or tenant>-alarms`. */
 export function alarmTopicName(app: string, env: string, owner: string): string {
   return `${app}-${env}-${owner}-alarms`;

@@ -154,6 +154,18 @@ describe("service quotas", () => {
     ]);
   });
 
+  it("SNS topics: one per cell and dedicated stack (its storage alarms' topic); an exact fit passes and one fewer fails", async () => {
+    fleet.edit("Pulumi.yaml", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10 }", "          us-east-1: { vpcsPerRegion: 10, elasticIpsPerRegion: 10, snsTopicsPerRegion: 6 }");
+    expect(await fleet.run(["validate"])).toEqual(OK);
+    fleet.edit("Pulumi.yaml", "snsTopicsPerRegion: 6 }", "snsTopicsPerRegion: 5 }");
+    expect(await problems()).toEqual([
+      at("Pulumi.yaml", "snsTopicsPerRegion: 5", "config.saas-tenancy:platform.value.quotas.regions.us-east-1.snsTopicsPerRegion",
+        'quota "SNS topics per account" in us-east-1 of account 111111111111: the fleet needs 6, the quota is 5; ' +
+          "used by dedicated-acme-prod (1), dedicated-megacorp-prod (1), dedicated-megacorp-staging (1), shared-prod-use1-01 (1), shared-prod-use1-02 (1), shared-staging-use1-01 (1); " +
+          "request an increase (Service Quotas sns L-61103206) and set quotas.regions.us-east-1.snsTopicsPerRegion in Pulumi.yaml, or place the new stacks elsewhere"),
+    ]);
+  });
+
   it("account-wide quotas: IAM roles and hosted zones count every stack's roles and zones", async () => {
     fleet.edit("Pulumi.yaml", "iamRolesPerAccount: 1000", "iamRolesPerAccount: 29");
     fleet.edit("Pulumi.yaml", "hostedZonesPerAccount: 500", "hostedZonesPerAccount: 9");

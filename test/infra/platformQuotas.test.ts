@@ -2,7 +2,7 @@
  * The quota check (infra/model/fleetLimits.ts) counts what each platform stack creates: its
  * counts equal the VPCs, Elastic IPs, IAM roles and RDS instances of the real program's render of
  * both platform stacks, so a component that adds one without the count changing fails here; the
- * same for the SSM parameters of every cell and dedicated stack.
+ * same for the SSM parameters and SNS topics of every cell and dedicated stack.
  */
 import { describe, expect, it } from "vitest";
 import { quotaUsage, ssmParameterCount } from "../../infra/model/fleetLimits.ts";
@@ -39,6 +39,24 @@ describe("quota usage of the platform stacks", () => {
       expect(counted, name).toEqual([1]);
     }
   });
+});
+
+describe("SNS topics per stack (the storage alarms' topic, docs/runtime-config.md)", () => {
+  it("every stack of the example fleet: counted exactly as rendered, one per cell and dedicated stack, none in platform stacks", async () => {
+    const fleet = exampleFleet();
+    const rendered: Record<string, number> = {};
+    const counted: Record<string, number> = {};
+    for (const name of fleet.stacks.keys()) {
+      rendered[name] = (await render(fleet, name)).resources.filter((x) => x.type === "aws:sns/topic:Topic").length;
+      counted[name] = quotaUsage(fleet).filter((u) => u.holder === name && u.quota === "snsTopicsPerRegion").reduce((n, u) => n + u.count, 0);
+    }
+    expect(counted).toEqual(rendered);
+    expect(rendered).toEqual({
+      "dedicated-acme-prod": 1, "dedicated-delta-health-prod": 1, "dedicated-megacorp-prod": 1, "dedicated-megacorp-staging": 1,
+      "platform-eu-west-1": 0, "platform-us-east-1": 0,
+      "shared-prod-euw1-01": 1, "shared-prod-use1-01": 1, "shared-prod-use1-02": 1, "shared-staging-use1-01": 1,
+    });
+  }, 120_000);
 });
 
 /** S3 gateway endpoints of a rendered stack ("Gateway VPC endpoints per Region"). */
