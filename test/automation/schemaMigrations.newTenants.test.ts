@@ -6,7 +6,7 @@
  */
 import { cpSync } from "node:fs";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import type { DatabaseLocator } from "../../automation/lifecycle/ports.ts";
@@ -18,6 +18,19 @@ import { cellStackName, dedicatedStackName, pgTenantIdent } from "../../infra/mo
 import { FleetCopy, REPO } from "../cli/fleetCopy.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
 import { connect, provisionTenantInDb, provisionTenantsInDb, type DbRef } from "../lifecycle/tenantDb.ts";
+
+/** Every fleet load from disk in this process (the model's requireFleet, counted). */
+const loads = vi.hoisted(() => ({ n: 0 }));
+vi.mock("../../infra/model/fleet.ts", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../../infra/model/fleet.ts")>();
+  return {
+    ...real,
+    requireFleet: (...a: Parameters<typeof real.requireFleet>) => {
+      loads.n++;
+      return real.requireFleet(...a);
+    },
+  };
+});
 
 const OPTS = { lockTimeoutMs: 2000, statementTimeoutMs: 30_000 };
 const CELL = "shared-prod-use1-01";
@@ -190,5 +203,21 @@ describe("new tenant schemas after a stack's up", () => {
     expect(report.schemas.map((s) => [s.tenant, s.state, s.outcome, s.to])).toEqual([["acme", "succeeded", "migrated", 3]]);
     expect(await versionOf("dedicated-acme-prod", "acme")).toBe(3);
     expect(await init.afterUp({ runId: RUN3, stack: "platform-us-east-1", workDir: fleetCopy.dir })).toBeUndefined();
+  });
+
+  it("loads the fleet of a commit once for every run at that commit (a rollout wave's); without a commit, on every run", async () => {
+    const at = async (commit?: string) => (await init.afterUp({ runId: RUN3, stack: "dedicated-acme-prod", workDir: fleetCopy.dir, ...(commit ? { commit } : {}) }))!.inMotion;
+    const text = fleetCopy.read("tenants/acme.yaml");
+    const before = loads.n;
+    expect([await at("c1"), await at("c1")]).toEqual([[], []]);
+    expect(loads.n - before).toBe(1);
+    // A checkout of another commit where acme is being upgraded: loaded, and seen; c1's stays as c1 had it.
+    fleetCopy.write("tenants/acme.yaml", `${text.trimEnd()}\nmigration:\n  phase: provisioning\n  from:\n    prod: use1-01\n  fromTier: enterprise\n  startedAt: "2026-01-01T00:00:00Z"\n`);
+    expect([await at("c2"), await at("c1"), await at("c2")]).toEqual([["acme"], [], ["acme"]]);
+    expect(loads.n - before).toBe(2);
+    // Control: without the commit every run loads the files.
+    fleetCopy.write("tenants/acme.yaml", text);
+    expect([await at(), await at()]).toEqual([[], []]);
+    expect(loads.n - before).toBe(4);
   });
 });
