@@ -18,6 +18,7 @@ import { runtimeConfigOwnTenant } from "./policies/runtime-config-own-tenant.ts"
 import { secretNamesUnique } from "./policies/secret-names-unique.ts";
 import { secretNamespace } from "./policies/secret-namespace.ts";
 import { secretsStaySecret } from "./policies/secrets-stay-secret.ts";
+import { tenantBucketRetentionAudit } from "./policies/tenant-bucket-retention-audit.ts";
 import { tenantTags } from "./policies/tenant-tags.ts";
 
 /** Name of the pack (PulumiPolicy.yaml `name`); appears in every violation the CLI prints. */
@@ -44,7 +45,8 @@ export const registry = new PolicyRegistry()
   .add(secretsStaySecret)
   .add(secretNamesUnique)
   .add(runtimeConfigOwnTenant)
-  .add(routingOwnEnvRegion);
+  .add(routingOwnEnvRegion)
+  .add(tenantBucketRetentionAudit);
 
 /**
  * Policies that block an update. All of the pack's policies: each guards isolation between
@@ -64,6 +66,7 @@ export const MANDATORY_POLICIES: ReadonlySet<string> = new Set([
   "secret-names-unique",
   "runtime-config-own-tenant",
   "routing-own-env-region",
+  "tenant-bucket-retention-audit",
 ]);
 
 export function enforcementLevelOf(name: string): EnforcementLevel {

@@ -129,6 +129,10 @@ const cases: Case[] = [
       share.routes["company-beta"] = "ingress.shared-prod-use1-01.tenancy.example.com";
       p.insecureValue = JSON.stringify(share);
     }) },
+  { name: "a dedicated bucket whose lifecycle no longer expires noncurrent versions", stack: DEDICATED, policy: "tenant-bucket-retention-audit",
+    mutate: (s) => edit(s, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "tenant-acme-bucket", (p) => {
+      for (const rule of p.rules as Props[]) delete rule.noncurrentVersionExpiration;
+    }) },
 ];
 
 beforeAll(async () => {
@@ -142,7 +146,7 @@ describe("policy pack against the example fleet", () => {
 
   it("has at least 25 cases covering every policy", () => {
     expect(cases.length).toBeGreaterThanOrEqual(25);
-    expect(new Set(cases.map((c) => c.policy)).size).toBe(13);
+    expect(new Set(cases.map((c) => c.policy)).size).toBe(14);
   });
 
   it.each(cases)("catches $name ($policy)", async (c) => {

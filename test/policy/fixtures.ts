@@ -5,6 +5,7 @@
  * assert the exact violations the pack reports.
  */
 import {
+  accessLogBucketName,
   cellBucketName,
   cellDatabaseSecretName,
   cellKmsAlias,
@@ -116,6 +117,18 @@ export async function violationsAfter(base: FixtureStack, mutate: (s: FixtureSta
 
 function res(type: string, name: string, inputs: Record<string, unknown>, computed: Record<string, unknown> = {}): FixtureResource {
   return { type, name, inputs, computed, parent: "" };
+}
+
+/** A data bucket's versioning, noncurrent-version expiry and access logging (infra/components/encryptedBucket.ts). */
+function bucketRetentionAudit(prefix: string, bucket: string, env: string): FixtureResource[] {
+  return [
+    res("aws:s3/bucketVersioning:BucketVersioning", `${prefix}-versioning`, { bucket, versioningConfiguration: { status: "Enabled" } }),
+    res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", `${prefix}-lifecycle`, {
+      bucket,
+      rules: [{ id: "expire-noncurrent-versions", status: "Enabled", filter: {}, noncurrentVersionExpiration: { noncurrentDays: 90 } }],
+    }),
+    res("aws:s3/bucketLogging:BucketLogging", `${prefix}-logging`, { bucket, targetBucket: accessLogBucketName(APP, env, REGION, ACCOUNT), targetPrefix: `${bucket}/` }),
+  ];
 }
 
 const keyArn = (id: string) => `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`;
@@ -234,6 +247,7 @@ export function dedicatedStack(): FixtureStack {
         bucket,
         rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: D_KEY_ARN }, bucketKeyEnabled: true }],
       }),
+      ...bucketRetentionAudit("acme-bucket", bucket, env),
       res("aws:route53/zone:Zone", "acme-zone", { name: zone, tags: tg() }, { zoneId: "ZACMEPUBLIC0001" }),
       res("aws:route53/record:Record", "acme-zone-delegation", { zoneId: "Z0EXAMPLE0PARENT", name: zone, type: "NS", ttl: 300, records: ["ns-1.awsdns-1.com"] }),
       res("aws:route53/record:Record", "acme-ingress", { zoneId: "ZACMEPUBLIC0001", name: zone, type: "CNAME", ttl: 60, records: ["ingress.acme.example.net"] }),
@@ -379,6 +393,7 @@ export function sharedStack(): FixtureStack {
         bucket,
         rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: C_KEY_ARN } }],
       }),
+      ...bucketRetentionAudit("cell-bucket", bucket, env),
       res("postgresql:index/grant:Grant", "cell-revoke-public-connect", { database: "cell", role: "public", objectType: "database", privileges: [] }),
       ...pooledTenant("globex", env, stack, bucket, "Z2xvYmV4LXJvbGUtcGFzc3dvcmQtMDAx"),
       ...pooledTenant("initech", env, stack, bucket, "aW5pdGVjaC1yb2xlLXBhc3N3b3JkLTAy"),

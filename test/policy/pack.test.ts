@@ -21,6 +21,7 @@ const PACK_POLICIES = [
   "secret-names-unique",
   "runtime-config-own-tenant",
   "routing-own-env-region",
+  "tenant-bucket-retention-audit",
 ];
 
 describe("registry", () => {
