@@ -20,6 +20,7 @@
  * Between two measured passes every schema is rolled back with the down file (not measured), so
  * each pass starts from the same tables. Nothing is deployed; PostgreSQL is the only server.
  */
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
 import { migrationSet, type MigrationSet } from "../../automation/schemaMigrations/files.ts";
@@ -207,9 +208,11 @@ export interface PassFigures {
   outsideP99Ms: number;
   failedWrites: number;
   perSchemaP50Ms: number;
+  /** The machine's 1-minute load average at the pass's start and end (os.loadavg): how shared the 2 cores were. */
+  loadAverage: { start: number; end: number };
 }
 
-function figures(kind: PassFigures["kind"], k: number, windows: Windows, writers: readonly Writer[]): PassFigures {
+function figures(kind: PassFigures["kind"], k: number, windows: Windows, writers: readonly Writer[]): Omit<PassFigures, "loadAverage"> {
   const spans = [...windows.values()];
   const first = Math.min(...spans.map((w) => w[0]));
   const last = Math.max(...spans.map((w) => w[1]));
@@ -258,6 +261,7 @@ async function countMigrated(su: pg.Client, prefix: string): Promise<number> {
 
 /** One measured pass with the writers running; checks every schema moved. */
 async function pass(ref: DbRef, su: pg.Client, sampled: readonly string[], expected: number, k: number, kind: PassFigures["kind"], run: () => Promise<Windows>): Promise<PassFigures> {
+  const loadStart = loadavg()[0]!;
   const writers = await Promise.all(sampled.map((t) => startWriter(ref, t)));
   let windows: Windows;
   try {
@@ -269,7 +273,7 @@ async function pass(ref: DbRef, su: pg.Client, sampled: readonly string[], expec
   }
   const migrated = await countMigrated(su, "tenant_b");
   if (migrated !== expected) throw new Error(`${kind} at ${k}: ${migrated} of ${expected} schemas have the new index`);
-  return figures(kind, k, windows, writers);
+  return { ...figures(kind, k, windows, writers), loadAverage: { start: round(loadStart, 2), end: round(loadavg()[0]!, 2) } };
 }
 
 export async function schemaMigrations(runs: number, log: Log): Promise<Section> {
@@ -317,7 +321,7 @@ export async function schemaMigrations(runs: number, log: Log): Promise<Section>
       passes.push(ours, plain);
       log(
         `schema-migrations c=${k}: migrator ${round(ours.schemasPerSecond, 1)} schemas/s, writer during p99 ${round(ours.duringP99Ms, 0)} ms; ` +
-          `plain ${round(plain.schemasPerSecond, 1)} schemas/s, p99 ${round(plain.duringP99Ms, 0)} ms (${round((performance.now() - started) / 1000, 1)} s)`,
+          `plain ${round(plain.schemasPerSecond, 1)} schemas/s, p99 ${round(plain.duringP99Ms, 0)} ms (${round((performance.now() - started) / 1000, 1)} s; load average ${ours.loadAverage.start} to ${plain.loadAverage.end})`,
       );
     }
   } finally {
@@ -331,7 +335,7 @@ export async function schemaMigrations(runs: number, log: Log): Promise<Section>
     const o = byK(k, "migrator");
     const p = byK(k, "plain");
     return [
-      [`concurrency ${k}: throughput`, `${round(o.schemasPerSecond, 1)} schemas/s`, `${round(o.wallMs / 1000, 1)} s; per schema p50 ${round(o.perSchemaP50Ms, 0)} ms; ${note}`],
+      [`concurrency ${k}: throughput`, `${round(o.schemasPerSecond, 1)} schemas/s`, `${round(o.wallMs / 1000, 1)} s; per schema p50 ${round(o.perSchemaP50Ms, 0)} ms; load average ${o.loadAverage.start} to ${o.loadAverage.end}; ${note}`],
       [`concurrency ${k}: writer lock wait during own schema, p99`, `${round(o.duringP99Ms, 0)} ms`, `p50 ${round(o.duringP50Ms, 0)}, max ${round(o.duringMaxMs, 0)} ms over ${o.duringWrites} writes; outside own schema p99 ${round(o.outsideP99Ms, 0)} ms (${o.outsideWrites} writes); ${o.failedWrites} failed`],
       [`concurrency ${k}: baseline plain loop, throughput`, `${round(p.schemasPerSecond, 1)} schemas/s`, `same SQL, one transaction per schema, nothing else; migrator/plain ${round(o.schemasPerSecond / p.schemasPerSecond, 2)}`],
       [`concurrency ${k}: baseline plain loop, writer lock wait p99`, `${round(p.duringP99Ms, 0)} ms`, `max ${round(p.duringMaxMs, 0)} ms over ${p.duringWrites} writes; outside p99 ${round(p.outsideP99Ms, 0)} ms`],
