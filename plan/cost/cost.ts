@@ -79,7 +79,7 @@ export function resourceCost(
   const billed = [
     "aws:rds/instance:Instance", "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip", "aws:kms/key:Key",
     "aws:secretsmanager/secret:Secret", "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:cloudwatch/logGroup:LogGroup",
-    "aws:ec2/flowLog:FlowLog", "aws:ec2/vpcEndpoint:VpcEndpoint",
+    "aws:ec2/flowLog:FlowLog", "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:cloudwatch/metricAlarm:MetricAlarm",
   ];
   if (r.type === "aws:route53/zone:Zone") return { lines: [line("hosted zone × 1 month", 1, HOSTED_ZONE_MONTH)] };
   if (!billed.includes(r.type)) return { lines: [] };
@@ -151,6 +151,9 @@ export function resourceCost(
       const azs = Array.isArray(inputs.subnetIds) ? Math.max(1, inputs.subnetIds.length) : 1;
       return { lines: [line(`interface endpoint in ${azs} AZ × ${HOURS_PER_MONTH} h`, azs * HOURS_PER_MONTH, prices.interfaceEndpointHour)] };
     }
+    case "aws:cloudwatch/metricAlarm:MetricAlarm":
+      // SNS topics cost nothing to keep; the first million publishes a month are free.
+      return { lines: [line("metric alarm × 1 month", 1, prices.metricAlarmMonth)] };
     default:
       return { lines: [] };
   }

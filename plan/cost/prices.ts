@@ -54,6 +54,8 @@ export interface RegionPrices {
   s3StandardGbMonth: Price;
   /** Interface VPC endpoint, per endpoint per AZ per hour. */
   interfaceEndpointHour: Price;
+  /** CloudWatch metric alarm, standard resolution, one metric, per month (the storage alarms). */
+  metricAlarmMonth: Price;
 }
 
 const RDS_PG = "https://aws.amazon.com/rds/postgresql/pricing/";
@@ -70,6 +72,7 @@ const SECRETS = "https://aws.amazon.com/secrets-manager/pricing/ ($0.40 per secr
 const ROUTE53 = "https://aws.amazon.com/route53/pricing/ (via https://ns1.com/resources/aws-dns: $0.50 per hosted zone-month, first 25 zones)";
 const CW_LOGS = "https://c3x.dev/blog/cloudwatch-logs-cost-optimization (us-east-1 June 2026: ingestion $0.50/GB, vended logs to S3 $0.25/GB)";
 const S3 = "https://aws.amazon.com/s3/pricing/ (via https://gist.github.com/EverettBerry: S3 Standard first 50 TB $0.023/GB)";
+const CW_ALARMS = "https://aws.amazon.com/cloudwatch/pricing/ ($0.10 per standard-resolution alarm metric per month; the free tier's 10 alarms not counted)";
 const ENDPOINT = "https://knbrlo.com/notes/aws/nat-gateway-data-processing (interface endpoint ~$0.01 per hour per AZ)";
 
 const v = (usd: number, source: string): Price => ({ usd, source, verified: true });
@@ -98,6 +101,7 @@ export const REGION_PRICES: Readonly<Record<string, RegionPrices>> = {
     vendedLogsToS3Gb: v(0.25, CW_LOGS),
     s3StandardGbMonth: v(0.023, S3),
     interfaceEndpointHour: v(0.01, ENDPOINT),
+    metricAlarmMonth: u(0.1, CW_ALARMS),
   },
   "eu-west-1": {
     rdsPostgres: {
@@ -121,6 +125,7 @@ export const REGION_PRICES: Readonly<Record<string, RegionPrices>> = {
     vendedLogsToS3Gb: u(0.25, "https://aws.amazon.com/cloudwatch/pricing/"),
     s3StandardGbMonth: u(0.023, "https://aws.amazon.com/s3/pricing/"),
     interfaceEndpointHour: u(0.011, "https://aws.amazon.com/privatelink/pricing/"),
+    metricAlarmMonth: u(0.1, CW_ALARMS),
   },
 };
 

@@ -81,7 +81,7 @@ describe("resourceCost: arithmetic against the table", () => {
     close(total(res("aws:ec2/eip:Eip", { domain: "vpc" })), H * US.publicIpv4Hour.usd);
   });
 
-  it("keys, secrets (replicas billed each), zones (global), buckets, logs, flow logs, endpoints", () => {
+  it("keys, secrets (replicas billed each), zones (global), buckets, logs, flow logs, endpoints, alarms", () => {
     close(total(res("aws:kms/key:Key", {})), US.kmsKeyMonth.usd);
     close(total(res("aws:secretsmanager/secret:Secret", {})), US.secretMonth.usd);
     close(total(res("aws:secretsmanager/secret:Secret", { replicas: [{ region: "eu-west-1" }] })), 2 * US.secretMonth.usd);
@@ -92,6 +92,11 @@ describe("resourceCost: arithmetic against the table", () => {
     close(total(res("aws:ec2/flowLog:FlowLog", { logDestinationType: "s3" })), ASSUMPTIONS.flowLogGbPerMonth * US.vendedLogsToS3Gb.usd);
     close(total(res("aws:ec2/vpcEndpoint:VpcEndpoint", { vpcEndpointType: "Interface", subnetIds: ["a", "b", "c"] })), 3 * H * US.interfaceEndpointHour.usd);
     expect(total(res("aws:ec2/vpcEndpoint:VpcEndpoint", { vpcEndpointType: "Gateway" }))).toBe(0);
+    // A storage alarm is its tenant's own cost (its tenant tag); its SNS topic costs nothing to keep.
+    const alarm = resourceCost(res("aws:cloudwatch/metricAlarm:MetricAlarm", { tags: { tenant: "freebie-one" } }), "eu-west-1");
+    expect(alarm.lines.map((l) => [l.item, l.tenant, l.monthlyUsd])).toEqual([["metric alarm × 1 month", "freebie-one", EU.metricAlarmMonth.usd]]);
+    expect(EU.metricAlarmMonth.usd).toBe(0.1);
+    expect(resourceCost(res("aws:sns/topic:Topic", {}), "us-east-1")).toEqual({ lines: [] });
   });
 
   it("counts a flow log's own log group once: the flow log's vended-log delivery is that group's ingestion", () => {
