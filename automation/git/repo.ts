@@ -9,6 +9,7 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crashPoint } from "../crashPoints.ts";
+import { RefFiles } from "./refs.ts";
 
 export class GitError extends Error {
   constructor(
@@ -41,6 +42,8 @@ export interface GitOutput {
 const ZERO_SHA = "0000000000000000000000000000000000000000";
 
 export class GitRepo {
+  private refFiles?: RefFiles;
+
   constructor(
     readonly dir: string,
     private readonly identity: GitIdentity,
@@ -86,6 +89,16 @@ export class GitRepo {
   async resolve(ref: string): Promise<string | undefined> {
     const r = await this.run(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], { okCodes: [1, 128] });
     return r.code === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /**
+   * The commit `refs/heads/<branch>` points to, or undefined when there is no such branch: read
+   * from the ref files when they can be read plainly (refs.ts: no git process per run), else git.
+   */
+  async branchHead(branch: string): Promise<string | undefined> {
+    const ref = `refs/heads/${branch}`;
+    this.refFiles ??= new RefFiles(this);
+    return (await this.refFiles.read(ref)) ?? this.resolve(ref);
   }
 
   /** Porcelain status lines for paths (tracked changes and untracked files). */

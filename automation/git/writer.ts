@@ -145,7 +145,7 @@ export class GitWriter {
   }
 
   async head(): Promise<string> {
-    const sha = await this.repo.resolve(`refs/heads/${this.branch}`);
+    const sha = await this.repo.branchHead(this.branch);
     if (!sha) throw new Error(`branch ${this.branch} has no commits in ${this.opts.repoDir}`);
     return sha;
   }

@@ -1,0 +1,71 @@
+/**
+ * A branch's head read from the repository's ref files instead of a `git rev-parse` process.
+ *
+ * Every run reads the main branch's head (GitWriter.checkout). Spawning git for it forks the whole
+ * control-plane process: on a loaded host that blocked the event loop for tens of milliseconds per
+ * run, the largest single cost of a rollout wave's claims (docs/rollouts.md, "Pace"). Git stores a
+ * branch as a loose file `<common dir>/refs/heads/<branch>` holding the commit id, or as a line of
+ * `<common dir>/packed-refs` once packed; a loose file wins over a packed line
+ * (https://git-scm.com/docs/gitrepository-layout, "refs" and "packed-refs"). Git replaces both
+ * files by renaming a completed lock file over them, so a read never sees half a write.
+ *
+ * Whatever this cannot read plainly (a symbolic ref, a repository with the reftable ref format, an
+ * unreadable file, a branch not found in either place) is answered `undefined`, and the caller asks
+ * git itself: this is a shortcut, never a second source of truth.
+ */
+import { readFile } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+
+/** What the reader needs of git: run a command in the repository (GitRepo.run). */
+export interface RefGit {
+  readonly dir: string;
+  run(args: readonly string[], opts?: { okCodes?: readonly number[] }): Promise<{ stdout: string; code: number }>;
+}
+
+const OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+export class RefFiles {
+  /** The common git directory holding refs/ and packed-refs; undefined: refs are not files (reftable). */
+  private layout?: Promise<string | undefined>;
+
+  constructor(private readonly git: RefGit) {}
+
+  /** Where the ref files are, asked of git once. */
+  private commonDir(): Promise<string | undefined> {
+    if (this.layout) return this.layout;
+    const asked = (async () => {
+      const format = await this.git.run(["config", "--get", "extensions.refStorage"], { okCodes: [1] });
+      if (format.code === 0 && format.stdout.trim() !== "" && format.stdout.trim() !== "files") return undefined;
+      const dir = (await this.git.run(["rev-parse", "--git-common-dir"])).stdout.trim();
+      return isAbsolute(dir) ? dir : join(this.git.dir, dir);
+    })();
+    // A failure is not remembered: the next read asks again (and meanwhile the caller asks git).
+    asked.catch(() => {
+      if (this.layout === asked) this.layout = undefined;
+    });
+    this.layout = asked;
+    return asked;
+  }
+
+  /** The object id `ref` (a full name, `refs/heads/main`) points to, or undefined: ask git. */
+  async read(ref: string): Promise<string | undefined> {
+    const dir = await this.commonDir().catch(() => undefined);
+    if (!dir) return undefined;
+    const loose = await readFile(join(dir, ref), "utf8").catch(() => undefined);
+    if (loose !== undefined) {
+      const id = loose.trim();
+      return OBJECT_ID.test(id) ? id : undefined;
+    }
+    const packed = await readFile(join(dir, "packed-refs"), "utf8").catch(() => undefined);
+    if (packed === undefined) return undefined;
+    for (const line of packed.split("\n")) {
+      if (line.startsWith("#") || line.startsWith("^")) continue;
+      const space = line.indexOf(" ");
+      if (space > 0 && line.slice(space + 1).trimEnd() === ref) {
+        const id = line.slice(0, space);
+        return OBJECT_ID.test(id) ? id : undefined;
+      }
+    }
+    return undefined;
+  }
+}
