@@ -25,7 +25,8 @@
  *    left alone.
  */
 import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { copyFile, lstat, mkdir, readdir, rm, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 
@@ -155,13 +156,15 @@ export class TreeCache {
     let overlay: string | undefined;
     try {
       const { top, stackConfigDir } = await held.ready;
+      // Asynchronous file operations: a wave's runs make and remove their overlays at once, and
+      // synchronous ones stalled the event loop every other run waits on (docs/rollouts.md, "Pace").
       overlay = join(this.own, "runs", name);
-      rmSync(overlay, { recursive: true, force: true });
-      mkdirSync(overlay, { recursive: true });
-      for (const e of top) symlinkSync(join(held.dir, e), join(overlay, e));
-      for (const stack of stacks) ownCopy(held.dir, overlay, join(stackConfigDir, `Pulumi.${stack}.yaml`));
+      await rm(overlay, { recursive: true, force: true });
+      await mkdir(overlay, { recursive: true });
+      await Promise.all(top.map((e) => symlink(join(held.dir, e), join(overlay!, e))));
+      for (const stack of stacks) await ownCopy(held.dir, overlay, join(stackConfigDir, `Pulumi.${stack}.yaml`));
     } catch (err) {
-      if (overlay) rmSync(overlay, { recursive: true, force: true });
+      if (overlay) await rm(overlay, { recursive: true, force: true }).catch(() => undefined);
       this.giveBack(held);
       throw err;
     }
@@ -174,8 +177,11 @@ export class TreeCache {
       release: async () => {
         if (released) return;
         released = true;
-        rmSync(dir, { recursive: true, force: true });
-        this.giveBack(held);
+        try {
+          await rm(dir, { recursive: true, force: true });
+        } finally {
+          this.giveBack(held);
+        }
       },
     };
   }
@@ -226,24 +232,27 @@ function stackConfigDirOf(dir: string): string {
  * links to the export's entries, and the file itself a copy (when the export has it; otherwise the
  * CLI creates it there).
  */
-function ownCopy(exportDir: string, overlay: string, rel: string): void {
+async function ownCopy(exportDir: string, overlay: string, rel: string): Promise<void> {
   const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
   let sub = "";
   for (const part of parts.slice(0, -1)) {
     sub = sub ? join(sub, part) : part;
     const at = join(overlay, sub);
-    const stat = lstatSync(at, { throwIfNoEntry: false });
+    const stat = await lstat(at).catch(() => undefined);
     if (stat?.isSymbolicLink()) {
-      rmSync(at);
-      mkdirSync(at);
+      await rm(at);
+      await mkdir(at);
       const src = join(exportDir, sub);
-      for (const e of readdirSync(src)) symlinkSync(join(src, e), join(at, e));
+      // The stack config directory is the fleet's stacks/: one link per stack of the fleet.
+      await Promise.all((await readdir(src)).map((e) => symlink(join(src, e), join(at, e))));
     } else if (!stat) {
-      mkdirSync(at);
+      await mkdir(at);
     }
   }
   const file = join(overlay, ...parts);
   const src = join(exportDir, ...parts);
-  rmSync(file, { force: true });
-  if (existsSync(src)) copyFileSync(src, file);
+  await rm(file, { force: true });
+  await copyFile(src, file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+  });
 }
