@@ -14,6 +14,7 @@ import type { GitWriter } from "../git/writer.ts";
 import { withLogContext, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { QUEUES, type StackRunJob } from "../queue.ts";
+import { JobDispatcher } from "./dispatcher.ts";
 import { stackRunQueue } from "./regions.ts";
 import { DEFAULT_LEFTOVER_CLI, endLeftoverCli, type CliProcess, type LeftoverCliOptions } from "./cliProcess.ts";
 import { maskSecretOutputs } from "./outputs.ts";
@@ -57,7 +58,9 @@ interface Active {
 
 export class RunWorker {
   readonly workerId: string;
-  private workIds: { queue: string; id: string }[] = [];
+  private dispatchers: JobDispatcher[] = [];
+  /** Set when stop()'s grace ran out: a run that starts after that is interrupted at once. */
+  private shuttingDown?: Error;
   private reaper?: NodeJS.Timeout;
   private presence?: NodeJS.Timeout;
   private unlisten?: () => void;
@@ -79,23 +82,25 @@ export class RunWorker {
     }
     // One queue per region: pg-boss fetches only from the queues named, so a job of a region not
     // served here is never even fetched. The legacy queue holds jobs of runs queued before
-    // region routing; RunStore.start moves those of other regions to their queue.
+    // region routing; RunStore.start moves those of other regions to their queue. Each queue's
+    // jobs are fetched in batches of its free slots (dispatcher.ts).
+    this.shuttingDown = undefined;
     const queues = [...regions.map((r) => ({ queue: stackRunQueue(r), slots: this.opts.concurrency })), { queue: QUEUES.stackRun, slots: 1 }];
-    for (const { queue, slots } of queues) {
-      for (let i = 0; i < slots; i++) {
-        const id = await this.opts.boss.work<StackRunJob>(
+    this.dispatchers = queues.map(
+      ({ queue, slots }) =>
+        new JobDispatcher({
+          boss: this.opts.boss,
           queue,
-          { batchSize: 1, pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 2 },
-          async ([job]) => {
-            if (job) await this.handle(job.id, job.data);
-          },
-        );
-        this.workIds.push({ queue, id });
-      }
-    }
+          slots,
+          pollingIntervalSeconds: this.opts.pollingIntervalSeconds ?? 2,
+          handle: (jobId, data) => this.handle(jobId, data),
+          onError: (err, what) => this.opts.log.error({ err: { message: err.message }, queue }, `stack-run queue: ${what} failed`),
+        }),
+    );
+    for (const d of this.dispatchers) d.start();
     // Jobs committed by this process are fetched at once instead of at the next poll.
     this.unlisten = this.opts.store.onJobsSent(() => {
-      for (const { id } of this.workIds) this.opts.boss.notifyWorker(id);
+      for (const d of this.dispatchers) d.notify();
     });
     const present = () =>
       this.opts.store.registerWorker(this.workerId, regions).catch((err: unknown) => this.opts.log.error({ err: { message: (err as Error).message } }, "recording this worker in run_workers failed"));
@@ -133,14 +138,18 @@ export class RunWorker {
     if (this.reaper) clearInterval(this.reaper);
     if (this.presence) clearInterval(this.presence);
     this.unlisten?.();
-    for (const { queue, id } of this.workIds) await this.opts.boss.offWork(queue, { id }).catch(() => undefined);
-    const wasStarted = this.workIds.length > 0;
-    this.workIds = [];
+    const dispatchers = this.dispatchers;
+    this.dispatchers = [];
+    await Promise.all(dispatchers.map((d) => d.stop()));
+    const wasStarted = dispatchers.length > 0;
+    // Every job in hand: runs still being claimed are not in `active` yet.
+    const inHand = Promise.all(dispatchers.map((d) => d.drain()));
     const all = [...this.active.values()];
-    const finished = Promise.all(all.map((a) => a.done));
+    const finished = Promise.all([inHand, ...all.map((a) => a.done)]);
     const timedOut = await Promise.race([finished.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
     if (timedOut) {
-      for (const a of this.active.values()) a.controller.abort(new Error("control plane shutting down"));
+      this.shuttingDown = new Error("control plane shutting down");
+      for (const a of this.active.values()) a.controller.abort(this.shuttingDown);
       await finished;
     }
     if (wasStarted) await this.opts.store.unregisterWorker(this.workerId).catch((err: unknown) => this.opts.log.warn({ err: { message: (err as Error).message } }, "removing this worker from run_workers failed"));
@@ -161,6 +170,7 @@ export class RunWorker {
     const { run, attempt, recovering } = decision;
     const tenants = await this.tenantsOf(run.changeIds);
     const controller = new AbortController();
+    if (this.shuttingDown) controller.abort(this.shuttingDown);
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     this.active.set(run.id, { runId: run.id, controller, done });

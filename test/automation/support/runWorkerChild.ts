@@ -12,7 +12,7 @@ import { FakePulumiCommand, type FakePulumiOptions } from "./fakePulumi.ts";
 import { testConfig } from "./harness.ts";
 
 const input = JSON.parse(process.env.CHILD_INPUT ?? "{}") as {
-  config: { databaseUrl: string; repoDir: string; dataDir: string; heartbeatSeconds: number; heartbeatTimeoutSeconds: number; pulumiRoot?: string };
+  config: { databaseUrl: string; repoDir: string; dataDir: string; heartbeatSeconds: number; heartbeatTimeoutSeconds: number; pulumiRoot?: string; maxParallelRuns?: number };
   fake?: FakePulumiOptions;
   leftoverCli?: LeftoverCliOptions;
 };
