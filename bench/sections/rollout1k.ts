@@ -1,8 +1,9 @@
 /**
  * 12. A 1,000-stack rollout in 4 rings through the control plane (`rollout-1k`, BENCHMARKS.md):
  * the real rollout engine and ticker, run queue, run workers, git checkout per run and the
- * Automation API's LocalWorkspace driving the Pulumi CLI test double in process (nothing is
- * deployed). Each stack's update takes a duration sampled uniformly from 30-120 s, compressed
+ * Automation API's LocalWorkspace driving the Pulumi CLI test double (nothing is deployed), which
+ * runs on a worker thread of its own as a real CLI runs in a process of its own, so the figures are
+ * the control plane's and not the double's. Each stack's update takes a duration sampled uniformly from 30-120 s, compressed
  * COMPRESSION times in the CLI double; bake times are compressed the same way. Baseline, computed in
  * the same run from the same durations: the ideal wall time for the waves' parallelism and bake
  * times (greedy slots in the engine's stack order, zero overhead). Then the same rollout with the
@@ -15,7 +16,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../../automation/controlPlane.ts";
 import type { PlannedWave } from "../../infra/model/rings.ts";
-import { FakePulumiCommand } from "../../test/automation/support/fakePulumi.ts";
+import type { FakePulumiCommand } from "../../test/automation/support/fakePulumi.ts";
+import { FakePulumiThread } from "../../test/automation/support/fakePulumiThread.ts";
 import { benchConfig, devNullLogger, makeBenchRepo } from "../lib/controlPlane.ts";
 import { round, target, type Section } from "../lib/report.ts";
 import { percentile } from "../lib/stats.ts";
@@ -73,7 +75,7 @@ function idealWaveMs(wave: PlannedWave, durationMs: Record<string, number>): num
 /** A CLI double that stamps, per run directory, its first and last command and its `up`. */
 class StampedPulumi {
   readonly stamps = new Map<string, { first: number; last: number; upStart?: number; upEnd?: number; commands: number }>();
-  constructor(private readonly inner: FakePulumiCommand) {}
+  constructor(private readonly inner: Pick<FakePulumiThread, "command" | "version" | "run">) {}
   get command() {
     return this.inner.command;
   }
@@ -101,10 +103,16 @@ class StampedPulumi {
 export interface PhaseBreakdown {
   /** rollout stack started (run queued) -> run claimed by a worker (runs.started_at). */
   queuedToClaimed: number;
+  /** of which: queued -> the run's pg-boss job fetched by a worker (pgboss.job started_on). */
+  queuedToFetched: number;
+  /** of which: job fetched -> run claimed (RunStore.start's transaction). */
+  fetchedToClaimed: number;
   /** claimed -> first CLI command (checkout, composing, Automation API workspace). */
   claimedToFirstCommand: number;
   /** first CLI command -> `up` starts (the commands before it: version, stack select, config...). */
   firstCommandToUp: number;
+  /** `up` itself beyond the stack's simulated duration: the CLI double's own time (not the control plane's). */
+  upBeyondDuration: number;
   /** `up` ends -> last CLI command ends. */
   upToLastCommand: number;
   /** last CLI command -> run finished recorded (runs.finished_at). */
@@ -133,7 +141,10 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
   const { waves, durationMs } = plan();
   const canary = waves[1]!.stacks[0]!;
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-rollout-"));
-  const fake = new StampedPulumi(new FakePulumiCommand({ stateDir: join(dataDir, "pulumi-state"), durationMs, ...(failCanary ? { failures: { [canary]: "injected canary failure" } } : {}) }));
+  // The double runs on a thread of its own, as a real CLI runs in its own process: in the control
+  // plane's process it loaded the fleet on the event loop every run waits on (BENCHMARKS.md §14).
+  const double = new FakePulumiThread({ stateDir: join(dataDir, "pulumi-state"), durationMs, ...(failCanary ? { failures: { [canary]: "injected canary failure" } } : {}) });
+  const fake = new StampedPulumi(double);
   const cp = await ControlPlane.create(
     benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: WORKERS, workerRegions: [REGION], heartbeatSeconds: 5 }),
     { log: devNullLogger(), pulumiCommand: fake as unknown as ReturnType<FakePulumiCommand["asPulumiCommand"]>, regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
@@ -162,6 +173,15 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
     const startedAt = new Date(rollout.createdAt).getTime();
     const canaryEnd = rows.filter((x) => x.wave === 1 && x.finished).map((x) => x.finished!.getTime());
     const done = rows.filter((x) => x.state === "succeeded" && x.started && x.finished && x.rcreated && x.rfinished);
+    const jobs = await cp.db.pool.query<{ run_id: string; fetched: Date }>(
+      "SELECT data->>'runId' AS run_id, min(started_on) AS fetched FROM pgboss.job WHERE name LIKE 'stack-run%' AND started_on IS NOT NULL GROUP BY 1",
+    );
+    const fetchedAt = new Map(jobs.rows.map((j) => [j.run_id, j.fetched.getTime()]));
+    const byWave = waves.map((w) => {
+      const xs = rows.filter((x) => x.wave === w.index && x.run_id && x.started && fetchedAt.has(x.run_id)).map((x) => fetchedAt.get(x.run_id!)! - x.started!.getTime());
+      return xs.length > 0 ? round(percentile(xs, 50), 1) : null;
+    });
+    log(`queued>job fetched by wave (medians, ms): ${byWave.join(" / ")}`);
     const runsOfLater = await cp.db.pool.query<{ n: string }>("SELECT count(*) AS n FROM runs WHERE stack = ANY($1)", [waves.slice(2).flatMap((w) => w.stacks)]);
     return {
       state: rollout.state,
@@ -171,32 +191,41 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
       runOverheadMs: done.map((x) => x.rfinished!.getTime() - x.rcreated!.getTime() - durationMs[x.stack]!),
       laterWavesTouched: rows.filter((x) => x.wave >= 2 && x.state !== "pending").length + Number(runsOfLater.rows[0]!.n),
       haltReason: rollout.haltReason,
-      phases: phasesOf(done, fake.stamps),
+      phases: phasesOf(done, fake.stamps, durationMs, fetchedAt),
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
+    await double.dispose();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 function phaseText(p: PhaseBreakdown | undefined): string {
   if (!p) return "n/a";
-  return `${p.queuedToClaimed} / ${p.claimedToFirstCommand} / ${p.firstCommandToUp} / ${p.upToLastCommand} / ${p.lastCommandToFinished} / ${p.finishedToRecorded}; ${p.commandsPerRun} CLI commands a run`;
+  return `${p.queuedToClaimed} (${p.queuedToFetched} + ${p.fetchedToClaimed}) / ${p.claimedToFirstCommand} / ${p.firstCommandToUp} / ${p.upBeyondDuration} / ${p.upToLastCommand} / ${p.lastCommandToFinished} / ${p.finishedToRecorded}; ${p.commandsPerRun} CLI commands a run`;
 }
 
 function phasesOf(
-  rows: { started: Date | null; finished: Date | null; rstarted: Date | null; rfinished: Date | null; run_id: string | null }[],
+  rows: { stack: string; started: Date | null; finished: Date | null; rstarted: Date | null; rfinished: Date | null; run_id: string | null }[],
   stamps: StampedPulumi["stamps"],
+  durationMs: Record<string, number>,
+  fetchedAt: Map<string, number>,
 ): PhaseBreakdown | undefined {
   const p: Record<keyof PhaseBreakdown, number[]> = {
-    queuedToClaimed: [], claimedToFirstCommand: [], firstCommandToUp: [], upToLastCommand: [], lastCommandToFinished: [], finishedToRecorded: [], commandsPerRun: [],
+    queuedToClaimed: [], queuedToFetched: [], fetchedToClaimed: [], claimedToFirstCommand: [], firstCommandToUp: [], upBeyondDuration: [], upToLastCommand: [], lastCommandToFinished: [], finishedToRecorded: [], commandsPerRun: [],
   };
   for (const r of rows) {
     const st = r.run_id ? stamps.get(r.run_id) : undefined;
     if (!st || st.upStart === undefined || st.upEnd === undefined || !r.rstarted) continue;
     p.queuedToClaimed.push(r.rstarted.getTime() - r.started!.getTime());
+    const fetched = fetchedAt.get(r.run_id!);
+    if (fetched !== undefined) {
+      p.queuedToFetched.push(fetched - r.started!.getTime());
+      p.fetchedToClaimed.push(r.rstarted.getTime() - fetched);
+    }
     p.claimedToFirstCommand.push(st.first - r.rstarted.getTime());
     p.firstCommandToUp.push(st.upStart - st.first);
+    p.upBeyondDuration.push(st.upEnd - st.upStart - durationMs[r.stack]!);
     p.upToLastCommand.push(st.last - st.upEnd);
     p.lastCommandToFinished.push(r.rfinished!.getTime() - st.last);
     p.finishedToRecorded.push(r.finished!.getTime() - r.rfinished!.getTime());
@@ -249,7 +278,7 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
           ["rollout, 1,000 stacks: until the canary wave is done", c(canary), `ideal ${c(idealCanaryMs)}`],
           ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the 0.5 s ticker`],
           ["  of which the run queue (queued -> finished, minus the update)", `median ${runOverhead.median} ms, p99 ${runOverhead.p99} ms`, "checkout, Automation API and CLI double, store"],
-          ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed, claimed>1st CLI command, 1st>up, up end>last command, last>finished, finished>recorded by the rollout"],
+          ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed (queued>job fetched + fetched>claimed), claimed>1st CLI command, 1st>up, up beyond its simulated duration (the double), up end>last command, last>finished, finished>recorded by the rollout"],
           ["canary fails: stacks of later waves updated", String(failed.laterWavesTouched), `rollout ${failed.state}: ${(failed.haltReason ?? "").slice(0, 80)}`],
         ],
         targets: [

@@ -28,6 +28,13 @@ const { createCommandError } = require("@pulumi/pulumi/automation/errors.js") as
   createCommandError: (result: CommandResultLike) => Error;
 };
 
+/** What PulumiCommand.run returns for a CLI's answer, or throws (the Automation API's own error classes). */
+export function commandResult(r: CommandResultLike): CommandResultLike {
+  const result = new CommandResult(r.stdout, r.stderr, r.code);
+  if (r.code !== 0) throw createCommandError(result);
+  return result;
+}
+
 /**
  * In-process CLI for LocalWorkspace's `pulumiCommand` option. PulumiCommand's constructor is
  * private and its `run` is marked internal in the typings, though `pulumiCommand` is the
@@ -49,10 +56,7 @@ export class FakePulumiCommand {
     _onError?: (data: string) => void,
     signal?: AbortSignal,
   ): Promise<CommandResultLike> {
-    const r = await runFakePulumi(args, cwd, this.options, { ...(signal ? { signal } : {}), ...(onOutput ? { onOutput } : {}) });
-    const result = new CommandResult(r.stdout, r.stderr, r.code);
-    if (r.code !== 0) throw createCommandError(result);
-    return result;
+    return commandResult(await runFakePulumi(args, cwd, this.options, { ...(signal ? { signal } : {}), ...(onOutput ? { onOutput } : {}) }));
   }
 
   asPulumiCommand(): PulumiCommand {
@@ -74,10 +78,22 @@ export function installFakePulumiBinary(root: string, options: FakePulumiOptions
   writeFileSync(optionsFile, JSON.stringify(options));
   // One bundle per installation: two in one process (tests running concurrently) must not share
   // it, since each removes its own on dispose.
-  const bundle = join(PROJECT, ".tmp", "fake-pulumi", `main-${process.pid}-${randomUUID().slice(0, 8)}.mjs`);
+  const bundle = bundleDouble("fakePulumiMain.ts", "main");
+  const bin = join(root, "bin", "pulumi");
+  writeFileSync(bin, `#!/bin/sh\nFAKE_PULUMI_OPTIONS='${optionsFile}' exec "${process.execPath}" '${bundle}' "$@"\n`, { mode: 0o755 });
+  return { bin, dispose: () => rmSync(bundle, { force: true }) };
+}
+
+/**
+ * One of this folder's entry files bundled to plain JavaScript under the project's .tmp/ (so its
+ * package imports resolve from node_modules): a process or thread starts it without a TypeScript
+ * loader. The caller removes the file.
+ */
+export function bundleDouble(entry: string, tag: string): string {
+  const bundle = join(PROJECT, ".tmp", "fake-pulumi", `${tag}-${process.pid}-${randomUUID().slice(0, 8)}.mjs`);
   const esbuild = require("esbuild") as typeof import("esbuild");
   esbuild.buildSync({
-    entryPoints: [join(import.meta.dirname, "fakePulumiMain.ts")],
+    entryPoints: [join(import.meta.dirname, entry)],
     outfile: bundle,
     bundle: true,
     platform: "node",
@@ -86,7 +102,5 @@ export function installFakePulumiBinary(root: string, options: FakePulumiOptions
     packages: "external",
     logLevel: "error",
   });
-  const bin = join(root, "bin", "pulumi");
-  writeFileSync(bin, `#!/bin/sh\nFAKE_PULUMI_OPTIONS='${optionsFile}' exec "${process.execPath}" '${bundle}' "$@"\n`, { mode: 0o755 });
-  return { bin, dispose: () => rmSync(bundle, { force: true }) };
+  return bundle;
 }
