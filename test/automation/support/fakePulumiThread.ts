@@ -24,6 +24,7 @@ export class FakePulumiThread {
   private readonly bundle: string;
   private readonly pending = new Map<number, Pending>();
   private next = 0;
+  private stopped = false;
 
   constructor(readonly options: FakePulumiOptions) {
     this.version = new SemVer(options.version ?? SDK_VERSION);
@@ -53,6 +54,7 @@ export class FakePulumiThread {
     _onError?: (data: string) => void,
     signal?: AbortSignal,
   ): Promise<{ stdout: string; stderr: string; code: number }> {
+    if (this.stopped) throw new Error("the CLI double's thread was stopped (dispose)");
     const id = this.next++;
     const answer = new Promise<{ stdout: string; stderr: string; code: number }>((resolve, reject) => this.pending.set(id, { resolve, reject, ...(onOutput ? { onOutput } : {}) }));
     const abort = () => this.worker.postMessage({ type: "abort", id } satisfies ToDouble);
@@ -68,6 +70,7 @@ export class FakePulumiThread {
 
   /** Stops the thread (commands still running fail) and removes its bundle. */
   async dispose(): Promise<void> {
+    this.stopped = true;
     await this.worker.terminate();
     for (const p of this.pending.values()) p.reject(new Error("the CLI double's thread was stopped"));
     this.pending.clear();
