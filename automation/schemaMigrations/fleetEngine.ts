@@ -21,8 +21,8 @@
  *   wave's failures are within its budget; beyond it the migration halts and nothing more starts
  *   until a person resumes (the failed schemas of the wave run again) or aborts it;
  * - a claim is never left running by an error of the round (a port that throws, a fleet that does
- *   not load): every schema the round held is recorded failed with the error, so the budget sees it
- *   now, not when the leases run out;
+ *   not load) or a schema the port reported nothing for: each is recorded failed with the error, so
+ *   the budget sees it now, not when the leases run out; outcomes are paired with claims by schema;
  * - a tenant the port reports busy (mid-upgrade or mid-move) is not claimed: its schema waits;
  * - a claimed unit the port reports stale (the tenant's schema is no longer in that stack's
  *   database: the upgrade that made it wait has moved it since the migration was planned) is
@@ -369,7 +369,13 @@ export class DbMigrationEngine {
           const why = `the ${claim.m.action === "migrate" ? "migration" : "rollback"} could not run: ${(err as Error).message}`;
           out = group.map((u) => ({ stack: u.unit.stack, tenant: u.unit.tenant, ok: false, error: `${why}; once fixed, resume this migration (tenantctl db resume ${claim.m.id})` }));
         }
-        results.push(...out);
+        // Paired with the claims by schema, not by position; a claim the port gave no outcome for fails.
+        const byKey = new Map(out.map((r) => [unitKey(r), r]));
+        results.push(
+          ...group.map((u): SchemaResult<SchemaOutcome> =>
+            byKey.get(unitKey(u.unit)) ?? { stack: u.unit.stack, tenant: u.unit.tenant, ok: false, error: `no outcome was reported for this schema; its own schema_migrations rows say what it has; resume this migration (tenantctl db resume ${claim.m.id})` },
+          ),
+        );
       }
       await this.record(claim.m, claimed, results);
     }

@@ -235,6 +235,25 @@ describe("a port that throws (its contract is a result per schema)", () => {
     expect((await states(again.id)).map((r) => r.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
   });
 
+  it("run: a schema the port gave no outcome for is recorded failed, the others as reported (paired by schema, not position)", async () => {
+    const partial: SchemaRunPort = {
+      async run(units) {
+        return units.filter((u) => u.tenant !== "f001").reverse().map((u) => ({ stack: u.stack, tenant: u.tenant, ok: true, value: { schema: `tenant_${u.tenant}`, from: 2, to: 3, versions: [3] } }));
+      },
+    };
+    const engine = new DbMigrationEngine(control, partial, { leaseMs: 3_600_000 });
+    const m = await engine.start({ action: "migrate", to: 3, waves: three(50) });
+    await engine.tick();
+    const missing = `no outcome was reported for this schema; its own schema_migrations rows say what it has; resume this migration (tenantctl db resume ${m.id})`;
+    expect(await states(m.id)).toEqual([
+      { tenant: "f000", state: "succeeded", error: null, lease: false },
+      { tenant: "f001", state: "failed", error: missing, lease: false },
+      { tenant: "f002", state: "succeeded", error: null, lease: false },
+    ]);
+    expect((await engine.schemas(m.id)).map((r) => [r.tenant, r.fromVersion, r.toVersion])).toEqual([["f000", 2, 3], ["f001", null, null], ["f002", 2, 3]]);
+    expect((await engine.get(m.id))!.state).toBe("succeeded");
+  });
+
   it("stale: the claimed schemas are recorded failed (not run), not left running", async () => {
     let ran = 0;
     const p: SchemaRunPort = {
