@@ -20,10 +20,10 @@ export interface StorageAlarmsArgs {
  * CloudWatch cannot publish to a topic under the AWS-managed SNS key, and an alarm carries a
  * tenant id and a number, no tenant data.
  *
- * An alarm belongs to the tenant: it is declared while its tenant is, in the stack that serves
- * (pooled) or holds (dedicated) the storage it watches, and is deleted with it (offboarding,
- * an upgrade's cutover, a cell move's switch); never retained.
- * Child names: `<name>-topic`, `<name>-<tenant>-<key>`. Never change them.
+ * A tenant's alarm is declared while its tenant is, in the stack that serves (pooled) or holds
+ * (dedicated) the storage it watches, and is deleted with it (offboarding, an upgrade's cutover, a
+ * cell move's switch); a cell's own database alarm (`shared`) lives as long as the cell. Never retained.
+ * Child names: `<name>-topic`, `<name>-<tenant or shared>-<key>`. Never change them.
  */
 export class StorageAlarms extends pulumi.ComponentResource {
   readonly topicArn: pulumi.Output<string>;

@@ -23,8 +23,8 @@
  * The number of metric alarms per account and region has no quota (the same limits page), so the
  * fleet quota check counts their topics, not them (infra/model/quotas.ts).
  */
-import { dedicatedDbIdentifier } from "./infraNames.ts";
-import { tenantBucketName } from "./naming.ts";
+import { cellDbIdentifier, dedicatedDbIdentifier } from "./infraNames.ts";
+import { SHARED_TENANT, tenantBucketName } from "./naming.ts";
 import type { Platform } from "./platform.ts";
 import { runtimeConfigOf } from "./runtimeConfig.ts";
 import type { Tenant } from "./schema.ts";
@@ -50,6 +50,7 @@ export const DAY_SECONDS = 86_400;
 export interface StorageAlarmSpec {
   /** Stable key, part of the child resource name: never change. */
   key: "object-storage" | "bucket-size" | "db-free-storage";
+  /** The tenant whose storage it watches, or `shared` for a cell's own database. */
   tenant: string;
   alarmName: string;
   description: string;
@@ -130,17 +131,46 @@ export function dedicatedStorageAlarms(platform: Platform, t: Tenant, env: strin
       tenant: t.id,
       alarmName: storageAlarmName(app, env, t.id, "db-free-storage", stack),
       description: `Database ${db} of tenant ${t.id} (${env}) has had under ${DB_FREE_STORAGE_FRACTION * 100}% of its ${allocatedGb} GiB free for ${DB_FREE_STORAGE_PERIODS * 5} minutes: storage autoscaling is at its ceiling or waiting`,
-      namespace: "AWS/RDS",
-      metricName: "FreeStorageSpace",
-      dimensions: { DBInstanceIdentifier: db },
-      statistic: "Minimum",
-      period: 300,
-      evaluationPeriods: DB_FREE_STORAGE_PERIODS,
-      threshold: Math.round(allocatedGb * DB_FREE_STORAGE_FRACTION * GIB),
-      comparisonOperator: "LessThanThreshold",
-      treatMissingData: "missing",
+      ...dbFreeStorage(db, allocatedGb),
     },
   ];
+}
+
+/**
+ * The alarm a cell declares on its own database, shared by every pooled tenant it holds: no metric
+ * measures one tenant's schema (docs/runtime-config.md), but the shared instance filling up stops
+ * all of them, so its free storage is watched like a dedicated database's. Child key `shared`
+ * (never a tenant id: reserved), name `<app>/<env>/cells/<cell>/db-free-storage/<stack>`.
+ */
+export function cellStorageAlarms(
+  platform: Platform,
+  cell: { id: string; env: string; config: { dbAllocatedStorageGb?: number | undefined } },
+  stack: string,
+): StorageAlarmSpec[] {
+  const app = platform.appName;
+  const db = cellDbIdentifier(app, cell.env, cell.id);
+  const allocatedGb = cell.config.dbAllocatedStorageGb ?? platform.cellDefaults.dbAllocatedStorageGb;
+  return [{
+    key: "db-free-storage",
+    tenant: SHARED_TENANT,
+    alarmName: `${app}/${cell.env}/cells/${cell.id}/db-free-storage/${stack}`,
+    description: `Database ${db} of cell ${cell.id} (${cell.env}), shared by its pooled tenants, has had under ${DB_FREE_STORAGE_FRACTION * 100}% of its ${allocatedGb} GiB free for ${DB_FREE_STORAGE_PERIODS * 5} minutes: storage autoscaling is at its ceiling or waiting`,
+    ...dbFreeStorage(db, allocatedGb),
+  }];
+}
+
+function dbFreeStorage(db: string, allocatedGb: number): Omit<StorageAlarmSpec, "key" | "tenant" | "alarmName" | "description"> {
+  return {
+    namespace: "AWS/RDS",
+    metricName: "FreeStorageSpace",
+    dimensions: { DBInstanceIdentifier: db },
+    statistic: "Minimum",
+    period: 300,
+    evaluationPeriods: DB_FREE_STORAGE_PERIODS,
+    threshold: Math.round(allocatedGb * DB_FREE_STORAGE_FRACTION * GIB),
+    comparisonOperator: "LessThanThreshold",
+    treatMissingData: "missing",
+  };
 }
 
 /** PutMetricAlarm's own limits (cited in the header). */

@@ -12,7 +12,7 @@ import { awsProvider, stackContext } from "../components/context.ts";
 import { cellResidents, type Fleet } from "../model/fleet.ts";
 import { routeOf } from "../model/routes.ts";
 import { cellRoutingParameters } from "../model/routingDocument.ts";
-import { pooledStorageAlarms } from "../model/storageAlarms.ts";
+import { cellStorageAlarms, pooledStorageAlarms } from "../model/storageAlarms.ts";
 import { SHARED_TENANT } from "../model/naming.ts";
 import type { StackFile } from "../model/stackFile.ts";
 import type * as pulumi from "@pulumi/pulumi";
@@ -69,8 +69,8 @@ export function buildSharedCellStack(fleet: Fleet, stack: StackFile): SharedCell
 
   // The cell's pages of the routing document of its env and region (infra/model/routingDocument.ts).
   new RoutingShare("routing", { ctx, owner: SHARED_TENANT, parameters: cellRoutingParameters(fleet, cell, residents) }, { providers: [provider] });
-  // Storage alarms of the tenants it serves (infra/model/storageAlarms.ts).
-  const alarms = residents.flatMap((t) => pooledStorageAlarms(fleet.platform, t, cell.env, cell.stack));
+  // Storage alarms: its own database's free storage and those of the tenants it serves (infra/model/storageAlarms.ts).
+  const alarms = [...cellStorageAlarms(fleet.platform, cell, cell.stack), ...residents.flatMap((t) => pooledStorageAlarms(fleet.platform, t, cell.env, cell.stack))];
   new StorageAlarms("storage-alarms", { ctx, owner: cell.id, ownerTag: SHARED_TENANT, alarms }, { providers: [provider] });
 
   return {

@@ -132,9 +132,12 @@ describe("shared cell stacks: resource sets", () => {
       // share (one page) or the storage alarms (the topic, an alarm per tenant served): no stray resources.
       expect(shape(subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn))).toEqual([`${C("RoutingShare")} routing`, `${T.parameter} routing-00`].sort());
       expect(shape(subtree(r, byTypeName(r, C("StorageAlarms"), "storage-alarms").urn))).toEqual(
-        [`${C("StorageAlarms")} storage-alarms`, "aws:sns/topic:Topic storage-alarms-topic", ...expected[name]!.map((id) => `aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-${id}-object-storage`)].sort(),
+        [
+          `${C("StorageAlarms")} storage-alarms`, "aws:sns/topic:Topic storage-alarms-topic", "aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-shared-db-free-storage",
+          ...expected[name]!.map((id) => `aws:cloudwatch/metricAlarm:MetricAlarm storage-alarms-${id}-object-storage`),
+        ].sort(),
       );
-      const counted = 4 + 2 + expected[name]!.length + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
+      const counted = 4 + 3 + expected[name]!.length + subtree(r, byTypeName(r, T.cell, `cell-${cellId}`).urn).length +
         expected[name]!.reduce((n, id) => n + subtree(r, tenantNode(r, id).urn).length, 0);
       expect(counted).toBe(r.resources.length);
     }
@@ -520,7 +523,7 @@ describe("conventions on every cell", () => {
       const owner = new Map<string, string>();
       for (const x of subtree(r, byTypeName(r, T.cell, `cell-${cell.id}`).urn)) owner.set(x.urn, "shared");
       for (const x of subtree(r, byTypeName(r, C("RoutingShare"), "routing").urn)) owner.set(x.urn, "shared");
-      // The alarm topic is the cell's; each alarm is its tenant's (storage-alarms-<tenant>-object-storage).
+      // The alarm topic and the database's alarm are the cell's; each other alarm is its tenant's (storage-alarms-<tenant>-object-storage).
       for (const x of subtree(r, byTypeName(r, C("StorageAlarms"), "storage-alarms").urn)) {
         owner.set(x.urn, /^storage-alarms-(.+)-object-storage$/.exec(x.name)?.[1] ?? "shared");
       }
@@ -541,9 +544,9 @@ describe("conventions on every cell", () => {
     // 19+2+3 + 21+4+2 + 19+4+2 + 19+2+3 = 100, plus one parameter per tenant and one routing
     // page per cell = 112. Endpoints, per cell: a group, k rules, 5 interface and the S3 gateway
     // endpoint, 2 app egress rules = 9 + k: 11 + 12 + 11 + 11 = 45, so 157. Flow logs, per cell: log
-    // group, delivery role, flow log = 3, so 169. Storage alarms, per cell: the topic and an alarm per
-    // tenant served (2 in each cell) = 3, so 181.
-    expect(checked).toBe(181);
+    // group, delivery role, flow log = 3, so 169. Storage alarms, per cell: the topic, its database's
+    // alarm and an alarm per tenant served (2 in each cell) = 4, so 185.
+    expect(checked).toBe(185);
     expect(isTaggable("aws:kms/alias:Alias")).toBe(false);
     expect(isTaggable("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toBe(true);
   });

@@ -29,7 +29,17 @@ describe("storage alarms of the example fleet", () => {
       ["storage-alarms-topic", "tenancy-prod-use1-01-alarms", "shared"],
     ]);
     const got = alarms(r);
-    expect(Object.keys(got).sort()).toEqual(["storage-alarms-freebie-one-object-storage", "storage-alarms-startup-alpha-object-storage"]);
+    expect(Object.keys(got).sort()).toEqual(["storage-alarms-freebie-one-object-storage", "storage-alarms-shared-db-free-storage", "storage-alarms-startup-alpha-object-storage"]);
+    // Its own database, shared by the tenants: 10% of the rendered instance's allocated storage, tagged shared.
+    const db = plain(ofType(r, "aws:rds/instance:Instance")[0]!);
+    const { alarmActions: _a, okActions: _o, alarmDescription: _d, ...cellDb } = got["storage-alarms-shared-db-free-storage"]!;
+    expect(cellDb).toEqual({
+      name: "tenancy/prod/cells/use1-01/db-free-storage/shared-prod-use1-01",
+      namespace: "AWS/RDS", metricName: "FreeStorageSpace", dimensions: { DBInstanceIdentifier: db.identifier },
+      statistic: "Minimum", period: 300, evaluationPeriods: 6, threshold: Math.round(Number(db.allocatedStorage) * 0.1 * GIB),
+      comparisonOperator: "LessThanThreshold", treatMissingData: "missing",
+      tags: { tenant: "shared", env: "prod", stack: "shared-prod-use1-01", "managed-by": "saas-tenancy" },
+    });
     const { alarmActions, okActions, ...rest } = got["storage-alarms-startup-alpha-object-storage"]!;
     expect(rest).toEqual({
       name: "tenancy/prod/tenants/startup-alpha/object-storage/shared-prod-use1-01",

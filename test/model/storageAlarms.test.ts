@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Tenant } from "../../infra/model/schema.ts";
-import { alarmSpecProblems, dedicatedStorageAlarms, GIB, pooledStorageAlarms, storageAlarmName, type StorageAlarmSpec } from "../../infra/model/storageAlarms.ts";
+import { alarmSpecProblems, cellStorageAlarms, dedicatedStorageAlarms, GIB, pooledStorageAlarms, storageAlarmName, type StorageAlarmSpec } from "../../infra/model/storageAlarms.ts";
 import { exampleFleet } from "../infra/support.ts";
 
 const fleet = exampleFleet();
@@ -104,6 +104,7 @@ describe("what CloudWatch accepts (PutMetricAlarm limits)", () => {
     for (const s of fleet.stacks.values()) {
       if (s.ref.kind === "dedicated") out.push(...dedicatedStorageAlarms(fleet.platform, tenant(s.ref.tenant), s.ref.env, s.ref.name));
       if (s.ref.kind !== "shared") continue;
+      out.push(...cellStorageAlarms(fleet.platform, fleet.cells.get(s.ref.name)!, s.ref.name));
       for (const { tenant: t } of fleet.tenants.values()) if (s.ref.env in t.environments) out.push(...pooledStorageAlarms(fleet.platform, t, s.ref.env, s.ref.name));
     }
     return out;
@@ -111,8 +112,8 @@ describe("what CloudWatch accepts (PutMetricAlarm limits)", () => {
 
   it("every spec of the example fleet passes; names are unique across the fleet", () => {
     const specs = every();
-    // 8 pooled tenant envs served by cells, 4 dedicated stacks with 2 each.
-    expect(specs.length).toBe(16);
+    // 8 pooled tenant envs served by cells, 4 cell databases, 4 dedicated stacks with 2 each.
+    expect(specs.length).toBe(20);
     expect(specs.flatMap(alarmSpecProblems)).toEqual([]);
     expect(new Set(specs.map((a) => a.alarmName)).size).toBe(specs.length);
   });
@@ -134,5 +135,21 @@ describe("what CloudWatch accepts (PutMetricAlarm limits)", () => {
     expect(alarmSpecProblems({ ...day, period: 120, evaluationPeriods: 1 })).toEqual([]);
     expect(alarmSpecProblems({ ...day, period: 45, evaluationPeriods: 1 })).toEqual([`period 45 s of ${day.alarmName}: CloudWatch allows 10, 20, 30 or a multiple of 60`]);
     expect(alarmSpecProblems({ ...day, namespace: "tenancy:Tenants" })).toEqual([`namespace "tenancy:Tenants" of ${day.alarmName} contains ':', which CloudWatch refuses`]);
+  });
+});
+
+describe("a cell's own database (shared by its pooled tenants)", () => {
+  it("shared-prod-use1-01: free storage under 10% of the cell's allocated storage for 30 minutes; a cell's own size wins over the default", () => {
+    const cell = fleet.cells.get("shared-prod-use1-01")!;
+    const [spec] = cellStorageAlarms(fleet.platform, cell, "shared-prod-use1-01");
+    const gb = cell.config.dbAllocatedStorageGb ?? fleet.platform.cellDefaults.dbAllocatedStorageGb;
+    expect(spec).toEqual({
+      key: "db-free-storage", tenant: "shared", alarmName: "tenancy/prod/cells/use1-01/db-free-storage/shared-prod-use1-01",
+      description: `Database tenancy-prod-use1-01 of cell use1-01 (prod), shared by its pooled tenants, has had under 10% of its ${gb} GiB free for 30 minutes: storage autoscaling is at its ceiling or waiting`,
+      namespace: "AWS/RDS", metricName: "FreeStorageSpace", dimensions: { DBInstanceIdentifier: "tenancy-prod-use1-01" },
+      statistic: "Minimum", period: 300, evaluationPeriods: 6, threshold: Math.round(gb * 0.1 * GIB), comparisonOperator: "LessThanThreshold", treatMissingData: "missing",
+    });
+    const bigger = { ...cell, config: { ...cell.config, dbAllocatedStorageGb: 1000 } };
+    expect(cellStorageAlarms(fleet.platform, bigger, "shared-prod-use1-01")[0]!.threshold).toBe(Math.round(100 * GIB));
   });
 });
