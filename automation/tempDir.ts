@@ -13,20 +13,12 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { isProcessAlive } from "./processAlive.ts";
 
 /** Under the data directory: one directory per control plane process. */
 export const WORK_DIR = "work";
 
 const OWN = /^p(\d+)-[0-9a-f]{8}$/;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export interface ProcessTempDir {
   /** This process's directory (exists until dispose). */
@@ -51,7 +43,7 @@ export function claimTempDir(dataDir: string, pid = process.pid): ProcessTempDir
     const m = OWN.exec(name);
     if (!m) continue;
     const owner = Number(m[1]);
-    if (owner !== pid && isAlive(owner)) continue;
+    if (owner !== pid && isProcessAlive(owner)) continue;
     rmSync(join(work, name), { recursive: true, force: true });
     removed.push(join(work, name));
   }

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   blockedText, blockingDirectory, currentUser, EmbeddedPostgresError, runnableBinaries, serverUser, type NativeBinaries, type ServerUser,
 } from "./pgAccess.ts";
+import { isProcessAlive } from "../processAlive.ts";
 
 export { EmbeddedPostgresError } from "./pgAccess.ts";
 
@@ -107,15 +108,6 @@ class ServerOutput {
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 function parentPid(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -177,7 +169,7 @@ const OWNER_FILE = "owner.pid";
 export async function clearOrphan(dir: string, dataDir: string, log?: PgLog): Promise<"none" | "stale" | "stopped"> {
   const pf = readPidFile(dataDir);
   if (!pf || !Number.isInteger(pf.pid) || pf.pid <= 0) return "none";
-  if (!isAlive(pf.pid)) return "stale"; // PostgreSQL removes a stale lock itself
+  if (!isProcessAlive(pf.pid)) return "stale"; // PostgreSQL removes a stale lock itself
   const what = identifyProcess(pf.pid, dataDir);
   if (what === "other") {
     // The pid was reused by another program: PostgreSQL would refuse to start ("Is another postmaster running?").
@@ -197,7 +189,7 @@ export async function clearOrphan(dir: string, dataDir: string, log?: PgLog): Pr
     owner = undefined;
   }
   const ppid = parentPid(pf.pid);
-  if (owner && owner !== process.pid && ppid === owner && isAlive(owner)) {
+  if (owner && owner !== process.pid && ppid === owner && isProcessAlive(owner)) {
     throw new EmbeddedPostgresError(
       `embedded PostgreSQL: ${dataDir} is in use by the server (pid ${pf.pid}) of a running process (pid ${owner}); stop that process first, or give this one another TENANCY_DATA_DIR`,
     );
@@ -205,13 +197,13 @@ export async function clearOrphan(dir: string, dataDir: string, log?: PgLog): Pr
   log?.warn({ pid: pf.pid, port: pf.port, dataDir, formerOwner: owner ?? null }, "stopping the PostgreSQL server left running by a killed earlier process of this data directory");
   process.kill(pf.pid, "SIGINT");
   const deadline = Date.now() + 30_000;
-  while (isAlive(pf.pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pf.pid)) {
+  while (isProcessAlive(pf.pid) && Date.now() < deadline) await sleep(50);
+  if (isProcessAlive(pf.pid)) {
     process.kill(pf.pid, "SIGQUIT");
     const hard = Date.now() + 10_000;
-    while (isAlive(pf.pid) && Date.now() < hard) await sleep(50);
+    while (isProcessAlive(pf.pid) && Date.now() < hard) await sleep(50);
   }
-  if (isAlive(pf.pid)) {
+  if (isProcessAlive(pf.pid)) {
     throw new EmbeddedPostgresError(`embedded PostgreSQL: the orphaned server (pid ${pf.pid}) of ${dataDir} does not stop; kill it (kill -9 ${pf.pid}) and start again`);
   }
   return "stopped";

@@ -29,6 +29,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { copyFile, lstat, mkdir, readdir, rm, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
+import { isProcessAlive } from "../processAlive.ts";
 
 /** Exports kept when no run holds them (the next wave's runs at the same commit reuse them). */
 export const DEFAULT_MAX_IDLE_TREES = 4;
@@ -63,16 +64,6 @@ interface Entry {
   ready: Promise<{ top: string[]; stackConfigDir: string }>;
 }
 
-/** Whether a process with this pid runs (signal 0 checks without sending anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 export class TreeCache {
   private readonly own: string;
   private readonly entries = new Map<string, Entry>();
@@ -97,7 +88,7 @@ export class TreeCache {
     mkdirSync(this.opts.root, { recursive: true });
     for (const name of readdirSync(this.opts.root)) {
       const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+      if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
       rmSync(join(this.opts.root, name), { recursive: true, force: true });
     }
     mkdirSync(join(this.own, "runs"), { recursive: true });

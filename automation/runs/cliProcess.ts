@@ -21,6 +21,7 @@ import { hostname } from "node:os";
 import { delimiter, dirname, isAbsolute } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
+import { isProcessAlive } from "../processAlive.ts";
 
 /** Where a process runs: a pid means something only on the same host, boot and PID namespace. */
 export interface HostIdentity {
@@ -76,15 +77,6 @@ export function processStartTicks(pid: number): string | null {
   return statFields(pid)?.[19] ?? null;
 }
 
-function signalZero(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Whether the recorded process still runs: `elsewhere` when it was started on another host (its
  * pid cannot be checked from here), `gone` when no process has that pid, the pid now belongs to
@@ -92,7 +84,7 @@ function signalZero(pid: number): boolean {
  */
 export function cliState(p: CliProcess, here: HostIdentity = thisHost()): "running" | "gone" | "elsewhere" {
   if (!sameHost(p.host, here)) return "elsewhere";
-  if (!signalZero(p.pid)) return "gone";
+  if (!isProcessAlive(p.pid)) return "gone";
   const fields = statFields(p.pid);
   if (fields === null) return p.startTicks === null ? "running" : "gone";
   if (fields[0] === "Z") return "gone";

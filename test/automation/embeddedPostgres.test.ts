@@ -12,7 +12,8 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { clusterLocation, startEmbeddedPostgres } from "../../automation/db/database.ts";
-import { clearOrphan, isAlive, startCluster, type PgLog } from "../../automation/db/embeddedPostgres.ts";
+import { clearOrphan, startCluster, type PgLog } from "../../automation/db/embeddedPostgres.ts";
+import { isProcessAlive } from "../../automation/processAlive.ts";
 import {
   blockedText, blockingDirectory, EmbeddedPostgresError, packagedBinaries, reachableTempDir, serverUser, type StatLike,
 } from "../../automation/db/pgAccess.ts";
@@ -162,11 +163,11 @@ describe("after kill -9 of the process that started the server", () => {
     await query(url, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)");
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    expect(isAlive(pid)).toBe(true); // the server outlived its parent
+    expect(isProcessAlive(pid)).toBe(true); // the server outlived its parent
     const log = recordingLog();
     const again = await startEmbeddedPostgres(dir, log as never, { persistent: false });
     try {
-      expect(isAlive(pid)).toBe(false);
+      expect(isProcessAlive(pid)).toBe(false);
       expect(log.lines.filter((l) => l.level === "warn").map((l) => l.msg)).toEqual([
         "stopping the PostgreSQL server left running by a killed earlier process of this data directory",
       ]);
@@ -185,12 +186,12 @@ describe("after kill -9 of the process that started the server", () => {
       expect((err as EmbeddedPostgresError).line).toBe(
         `embedded PostgreSQL: ${join(dir, "data")} is in use by the server (pid ${pid}) of a running process (pid ${child.pid}); stop that process first, or give this one another TENANCY_DATA_DIR`,
       );
-      expect(isAlive(pid)).toBe(true);
+      expect(isProcessAlive(pid)).toBe(true);
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
     }
-    expect(isAlive(pid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
   }, 180_000);
 
   it("a lock file naming a live process that is not PostgreSQL is removed as stale", async () => {

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { isAlive } from "../../automation/db/embeddedPostgres.ts";
+import { isProcessAlive } from "../../automation/processAlive.ts";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import { addKeyEntry, ApiKeyFileError } from "../../automation/http/apiKeys.ts";
 import { freePort, PROJECT } from "./crash/controlPlaneProcess.ts";
@@ -26,9 +26,9 @@ chmodSync(tmp, 0o755);
 /** The embedded server the quick start started: stopped here if the control plane left it running (nothing may outlive the test). */
 let leftServer = 0;
 afterAll(async () => {
-  if (leftServer && isAlive(leftServer)) {
+  if (leftServer && isProcessAlive(leftServer)) {
     process.kill(leftServer, "SIGINT");
-    for (let i = 0; i < 100 && isAlive(leftServer); i++) await sleep(100);
+    for (let i = 0; i < 100 && isProcessAlive(leftServer); i++) await sleep(100);
   }
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -125,8 +125,8 @@ describe("the control plane's quick start", () => {
     expect(execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim()).toBe(branchBefore);
     const postgresPid = leftServer;
     expect(postgresPid).toBeGreaterThan(0);
-    for (let i = 0; i < 100 && isAlive(postgresPid); i++) await sleep(100);
-    expect(isAlive(postgresPid), `the embedded PostgreSQL server still runs:\n${out.slice(-3000)}`).toBe(false);
+    for (let i = 0; i < 100 && isProcessAlive(postgresPid); i++) await sleep(100);
+    expect(isProcessAlive(postgresPid), `the embedded PostgreSQL server still runs:\n${out.slice(-3000)}`).toBe(false);
     expect(existsSync(join(clone, ".control-plane", "postgres", "data", "postmaster.pid")), "the server did not shut down cleanly").toBe(false);
   }, 240_000);
 

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { EMBEDDED_DATABASE, EMBEDDED_USER } from "../../../automation/db/database.ts";
-import { isAlive } from "../../../automation/db/embeddedPostgres.ts";
+import { isProcessAlive } from "../../../automation/processAlive.ts";
 import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
 import { newApiKey } from "../../../automation/http/apiKeys.ts";
 import { WORK_DIR } from "../../../automation/tempDir.ts";
@@ -300,7 +300,7 @@ export async function waitCliProcessesGone(inst: Installation, timeoutMs = 20_00
   const deadline = Date.now() + timeoutMs;
   const pids = new Set(commandLog(inst.stateDir).map((c) => c.pid));
   for (const pid of pids) {
-    while (isAlive(pid)) {
+    while (isProcessAlive(pid)) {
       if (Date.now() > deadline) {
         process.kill(pid, "SIGKILL");
         throw new Error(`Pulumi CLI process ${pid} still running ${timeoutMs} ms after the control plane died`);
@@ -318,10 +318,10 @@ export async function stopLeftoverPostgres(inst: Installation): Promise<void> {
   const pidFile = join(inst.dataDir, "postgres", "data", "postmaster.pid");
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid)) return;
   process.kill(pid, "SIGINT");
-  for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(50);
-  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 200 && isProcessAlive(pid); i++) await sleep(50);
+  if (isProcessAlive(pid)) process.kill(pid, "SIGKILL");
 }
 
 export interface Delivery {

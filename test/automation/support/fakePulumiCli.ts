@@ -36,6 +36,7 @@ import { createRequire } from "node:module";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { Tenant } from "../../../infra/model/schema.ts";
+import { isProcessAlive } from "../../../automation/processAlive.ts";
 
 const require = createRequire(import.meta.url);
 /** The SDK's version: a CLI of the same version is what PulumiCommand.get() expects. */
@@ -181,15 +182,6 @@ export interface OverlappingUpdate {
   at: string;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Marks an update of `stack` as running (a file per update, removed by end()); when another
  * update of the stack is running already (its file is there and its process alive: a process
@@ -204,7 +196,7 @@ function markRunning(stateDir: string, stack: string, kind: "up" | "destroy"): {
   const runningPids = readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .map((f) => (JSON.parse(readFileSync(join(dir, f), "utf8")) as { pid: number }).pid)
-    .filter(isAlive);
+    .filter(isProcessAlive);
   writeFileSync(mine, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
   if (runningPids.length > 0) {
     const o: OverlappingUpdate = { stack, kind, pid: process.pid, runningPids, at: new Date().toISOString() };
