@@ -12,8 +12,9 @@
  * pg-boss retries as before). A slot that frees fetches again at once; an idle queue is polled at
  * the polling interval or woken by `notify()` (jobs committed by this process).
  *
- * Never more jobs in hand than slots: the fetch asks for the free slots only, and a job is
- * dispatched the moment it is fetched. A process that dies with fetched jobs loses none: a job
+ * Never more runs at once than slots: the fetch asks for the free slots only, a job is dispatched
+ * the moment it is fetched, and its slot is free again when its handler is done (its run ended and
+ * was recorded), while pg-boss's completion of the job is still on its way. A process that dies with fetched jobs loses none: a job
  * fetched and never claimed is sent again (RunStore.reapStale, "fetched by a process that never
  * claimed it"), a claimed run whose heartbeat stops is taken over (docs/control-plane.md, "After a
  * crash").
@@ -46,7 +47,7 @@ export class JobDispatcher {
 
   constructor(private readonly opts: JobDispatcherOptions) {}
 
-  /** Jobs in hand (fetched and not yet settled). */
+  /** Jobs in hand whose handler has not finished (what the slots bound). */
   get inHand(): number {
     return this.active;
   }
@@ -111,20 +112,21 @@ export class JobDispatcher {
     // Settled with the attempt it was fetched as: a job pg-boss meanwhile expired and handed out
     // again is not completed by this (late) attempt.
     const attempt = { id: job.id, retryCount: job.retryCount };
-    const settled = this.opts
-      .handle(job.id, job.data)
-      .then(
-        () => boss.complete(queue, attempt).then(() => undefined, (err: unknown) => this.opts.onError(err as Error, `completing job ${job.id}`)),
-        (err: unknown) =>
-          boss
-            .fail(queue, attempt, { message: (err as Error).message })
-            .then(() => undefined, (e: unknown) => this.opts.onError(e as Error, `failing job ${job.id}`)),
-      )
-      .finally(() => {
+    // The slot is free once the handler is done (its run ended and was recorded): the next job is
+    // fetched while this one is being completed, which nothing of the run waits for any more.
+    const ran = this.opts.handle(job.id, job.data).then(
+      () => ({ ok: true as const }),
+      (err: unknown) => ({ ok: false as const, err: err as Error }),
+    );
+    const settled = ran
+      .then((outcome) => {
         this.active--;
-        this.settling.delete(settled);
         this.notify();
-      });
+        return outcome.ok
+          ? boss.complete(queue, attempt).then(() => undefined, (err: unknown) => this.opts.onError(err as Error, `completing job ${job.id}`))
+          : boss.fail(queue, attempt, { message: outcome.err.message }).then(() => undefined, (e: unknown) => this.opts.onError(e as Error, `failing job ${job.id}`));
+      })
+      .finally(() => this.settling.delete(settled));
     this.settling.add(settled);
   }
 }
