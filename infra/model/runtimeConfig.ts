@@ -45,8 +45,32 @@ export interface RuntimeConfig {
   url: string;
   /** Name of the connection document in Secrets Manager; the application reads it with its own permission. */
   connectionDocument: string;
-  /** Where the tenant's objects live; `storageGb` applies to everything under the prefix. */
-  storage: { bucket: string; prefix: string };
+  /**
+   * Where the tenant's objects live; `storageGb` applies to everything under the prefix. A pooled
+   * tenant's document also names the CloudWatch metric the application publishes its stored bytes
+   * to (`usageMetric`): AWS measures no prefix of a shared bucket, and the cell's storage alarm
+   * watches exactly this metric (infra/model/storageAlarms.ts, docs/runtime-config.md).
+   */
+  storage: { bucket: string; prefix: string; usageMetric?: UsageMetric };
+}
+
+/** A custom CloudWatch metric the application publishes (PutMetricData) for one tenant env. */
+export interface UsageMetric {
+  namespace: string;
+  name: string;
+  dimensions: { Env: string; Tenant: string };
+}
+
+/** Namespace of the metrics the application publishes per tenant. */
+export function tenantMetricNamespace(app: string): string {
+  return `${app}/Tenants`;
+}
+/** Bytes stored under a pooled tenant's prefix, every object version counted. */
+export const OBJECT_STORAGE_METRIC = "ObjectStorageBytes";
+
+/** The metric a pooled tenant's stored bytes are published to. */
+export function objectStorageMetric(app: string, env: string, tenant: string): UsageMetric {
+  return { namespace: tenantMetricNamespace(app), name: OBJECT_STORAGE_METRIC, dimensions: { Env: env, Tenant: tenant } };
 }
 
 /**
@@ -86,7 +110,7 @@ export function runtimeConfigOf(platform: Platform, t: Tenant, env: string): Run
     features: { sso: t.features.sso, customModel: t.features.customModel },
     url: route.url,
     connectionDocument: databaseSecretName(app, env, t.id),
-    storage: { bucket, prefix: tenantObjectPrefix(t.id) },
+    storage: { bucket, prefix: tenantObjectPrefix(t.id), ...(fromCell ? { usageMetric: objectStorageMetric(app, env, t.id) } : {}) },
   };
 }
 

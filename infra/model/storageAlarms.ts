@@ -7,7 +7,8 @@
  *   and its own database's free storage (AWS/RDS FreeStorageSpace);
  * - pooled: S3 has no per-prefix storage metric and RDS none per schema, so CloudWatch cannot
  *   measure a pooled tenant's storage. The application reports it as the custom metric
- *   `<app>/Tenants` `ObjectStorageBytes` (dimensions Env, Tenant), and the cell alarms on that
+ *   `<app>/Tenants` `ObjectStorageBytes` (dimensions Env, Tenant) that the tenant's runtime config
+ *   names (`storage.usageMetric`, infra/model/runtimeConfig.ts), and the cell alarms on that
  *   against `limits.storageGb`; until the application publishes, the alarm stays INSUFFICIENT_DATA.
  *
  * Alarm names carry the declaring stack: PutMetricAlarm overwrites an alarm of the same name and
@@ -31,11 +32,6 @@ import type { Tenant } from "./schema.ts";
 import { dedicatedSizing, limitsFor } from "./tiers.ts";
 
 export const GIB = 1024 ** 3;
-/** Namespace of the metrics the application publishes per tenant. */
-export function tenantMetricNamespace(app: string): string {
-  return `${app}/Tenants`;
-}
-export const OBJECT_STORAGE_METRIC = "ObjectStorageBytes";
 /**
  * A dedicated database alarms when its free storage stays under this fraction of its allocated
  * size for DB_FREE_STORAGE_PERIODS five-minute periods: storage autoscaling acts when free space
@@ -81,7 +77,8 @@ export function alarmTopicName(app: string, env: string, owner: string): string 
 /** The alarm a cell declares for a tenant it serves (the stack that publishes its runtime config). */
 export function pooledStorageAlarms(platform: Platform, t: Tenant, env: string, stack: string): StorageAlarmSpec[] {
   const doc = runtimeConfigOf(platform, t, env);
-  if (doc.stack !== stack || doc.deployment !== "pooled") return [];
+  const metric = doc.storage.usageMetric;
+  if (doc.stack !== stack || doc.deployment !== "pooled" || !metric) return [];
   const app = platform.appName;
   const gb = doc.limits.storageGb;
   return [{
@@ -89,9 +86,10 @@ export function pooledStorageAlarms(platform: Platform, t: Tenant, env: string, 
     tenant: t.id,
     alarmName: storageAlarmName(app, env, t.id, "object-storage", stack),
     description: `Objects of tenant ${t.id} (${env}) under ${doc.storage.prefix} in ${doc.storage.bucket} exceed storageGb ${gb} GiB (reported by the application)`,
-    namespace: tenantMetricNamespace(app),
-    metricName: OBJECT_STORAGE_METRIC,
-    dimensions: { Env: env, Tenant: t.id },
+    // The metric the tenant's runtime config tells the application to publish.
+    namespace: metric.namespace,
+    metricName: metric.name,
+    dimensions: { ...metric.dimensions },
     statistic: "Maximum",
     period: DAY_SECONDS,
     evaluationPeriods: 1,

@@ -1,7 +1,7 @@
 import {
   CELL_ID_PATTERN, cellBucketName, databaseSecretName, dedicatedZoneName, pgTenantIdent, pooledHostname, tenantBucketName, tenantObjectPrefix,
 } from "../../infra/model/naming.ts";
-import { RUNTIME_CONFIG_KEYS } from "../../infra/model/runtimeConfig.ts";
+import { objectStorageMetric, RUNTIME_CONFIG_KEYS } from "../../infra/model/runtimeConfig.ts";
 import { domainOf, escapeRegExp, isRecord, tenantOf } from "../lib/resource.ts";
 import { documentParameters, documentValue, renderedTenants, stackRegion, unknownKeys } from "../lib/ssmDocuments.ts";
 import type { PolicyContext } from "../lib/resource.ts";
@@ -86,6 +86,13 @@ export const runtimeConfigOwnTenant: StackPolicyDefinition = {
       for (const [field, actual, want] of expected) {
         if (actual === want) continue;
         report(`runtime config of tenant "${id}": ${field} is ${JSON.stringify(actual) ?? "missing"}${namedTenant(actual, id, tagged, ctx)}, expected ${JSON.stringify(want)}`, r.urn);
+      }
+      // A pooled tenant's stored bytes are published to the metric its document names (the cell's
+      // storage alarm watches it); a dedicated tenant's bucket is measured by S3 and names none.
+      const usage = storage.usageMetric === undefined ? undefined : JSON.stringify(storage.usageMetric);
+      const wantUsage = stack.kind === "shared" ? JSON.stringify(objectStorageMetric(app, doc.env, id)) : undefined;
+      if (usage !== wantUsage) {
+        report(`runtime config of tenant "${id}": storage.usageMetric is ${usage ?? "missing"}${namedTenant(usage, id, tagged, ctx)}, expected ${wantUsage ?? "none (S3 measures a dedicated tenant's own bucket)"}`, r.urn);
       }
     }
   },

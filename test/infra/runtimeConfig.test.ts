@@ -79,7 +79,11 @@ describe("one document per tenant and env, published by the stack serving it", (
       features: { sso: false, customModel: false },
       url: "https://startup-alpha.staging.tenancy.example.com",
       connectionDocument: "tenancy/staging/tenants/startup-alpha/database",
-      storage: { bucket: "tenancy-staging-use1-01-data-111111111111", prefix: "tenants/startup-alpha/" },
+      storage: {
+        bucket: "tenancy-staging-use1-01-data-111111111111", prefix: "tenants/startup-alpha/",
+        // The metric the application publishes the prefix's bytes to: the cell's storage alarm watches it.
+        usageMetric: { namespace: "tenancy/Tenants", name: "ObjectStorageBytes", dimensions: { Env: "staging", Tenant: "startup-alpha" } },
+      },
     });
     const beta = doc(get("shared-prod-use1-02"), "company-beta");
     expect([beta.tier, beta.limits, beta.features]).toEqual([

@@ -23,6 +23,8 @@ beforeAll(async () => {
 const stack = (name: string) => renders.get(name)!;
 const urnOf = (s: RenderedStack, name: string) => s.resources.find((r) => r.type === SSM && r.name === name)!.urn;
 const check = (s: RenderedStack) => policyViolations(fleet, s, P);
+/** The usage metric a pooled document names, as the policy prints it. */
+const usage = (env: string, tenant: string) => JSON.stringify({ namespace: "tenancy/Tenants", name: "ObjectStorageBytes", dimensions: { Env: env, Tenant: tenant } });
 
 describe(P, () => {
   it("passes every stack of the example fleet (10 stacks, a document per tenant env)", async () => {
@@ -44,6 +46,8 @@ describe(P, () => {
       violation(P, u, 'runtime config of tenant "freebie-one": url is "https://startup-alpha.tenancy.example.com" (names tenant "startup-alpha"), expected "https://freebie-one.tenancy.example.com"'),
       violation(P, u, 'runtime config of tenant "freebie-one": connectionDocument is "tenancy/prod/tenants/startup-alpha/database" (names tenant "startup-alpha"), expected "tenancy/prod/tenants/freebie-one/database"'),
       violation(P, u, 'runtime config of tenant "freebie-one": storage.prefix is "tenants/startup-alpha/" (names tenant "startup-alpha"), expected "tenants/freebie-one/"'),
+      // The application would publish freebie-one's bytes as startup-alpha's: the wrong tenant's storage alarm.
+      violation(P, u, `runtime config of tenant "freebie-one": storage.usageMetric is ${usage("prod", "startup-alpha")} (names tenant "startup-alpha"), expected ${usage("prod", "freebie-one")}`),
     ]);
   });
 
@@ -70,6 +74,19 @@ describe(P, () => {
     ]);
   });
 
+  it("reports a pooled document without its usage metric, and a dedicated one with one", async () => {
+    const cell = stack(CELL);
+    const pooled = editedDocument(cell, "tenant-freebie-one-config", (d) => void delete (d.storage as Record<string, unknown>).usageMetric);
+    expect(await check(pooled)).toEqual([
+      violation(P, urnOf(cell, "tenant-freebie-one-config"), `runtime config of tenant "freebie-one": storage.usageMetric is missing, expected ${usage("prod", "freebie-one")}`),
+    ]);
+    const ded = stack(DED);
+    const withMetric = editedDocument(ded, "tenant-acme-config", (d) => void ((d.storage as Record<string, unknown>).usageMetric = JSON.parse(usage("prod", "acme"))));
+    expect(await check(withMetric)).toEqual([
+      violation(P, urnOf(ded, "tenant-acme-config"), `runtime config of tenant "acme": storage.usageMetric is ${usage("prod", "acme")}, expected none (S3 measures a dedicated tenant's own bucket)`),
+    ]);
+  });
+
   it("reports a document of another env or region than its stack's", async () => {
     const cell = stack(CELL);
     const u = urnOf(cell, "tenant-freebie-one-config");
@@ -84,6 +101,7 @@ describe(P, () => {
       violation(P, u, 'runtime config of tenant "freebie-one": url is "https://freebie-one.tenancy.example.com", expected "https://freebie-one.staging.tenancy.example.com"'),
       violation(P, u, 'runtime config of tenant "freebie-one": connectionDocument is "tenancy/prod/tenants/freebie-one/database", expected "tenancy/staging/tenants/freebie-one/database"'),
       violation(P, u, 'runtime config of tenant "freebie-one": storage.bucket is "tenancy-prod-use1-01-data-111111111111", expected "tenancy-staging-use1-01-data-111111111111"'),
+      violation(P, u, `runtime config of tenant "freebie-one": storage.usageMetric is ${usage("prod", "freebie-one")}, expected ${usage("staging", "freebie-one")}`),
     ]);
   });
 
