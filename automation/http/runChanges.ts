@@ -9,9 +9,9 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { RunRecord } from "../runs/store.ts";
+import { openEventStream } from "./eventStream.ts";
 import type { RunEventHub } from "./runEvents.ts";
 
-const SSE_KEEPALIVE_MS = 15_000;
 /** Runs read back per query: a larger burst is sent in several. */
 const BATCH = 200;
 
@@ -24,7 +24,6 @@ export interface RunChangesDeps {
 export function streamRunChanges(deps: RunChangesDeps, request: FastifyRequest, reply: FastifyReply, stack: string | undefined, release: () => void): void {
   const dirty = new Set<string>();
   let resync = false;
-  let closed = false;
   let pumping = false;
   // Subscribed before the headers go out: a change after the client saw the stream open is never missed.
   const unsubscribe = deps.hub.subscribeStates((runId) => {
@@ -32,49 +31,34 @@ export function streamRunChanges(deps: RunChangesDeps, request: FastifyRequest, 
     else dirty.add(runId);
     void pump();
   });
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  res.flushHeaders();
-  const keepalive = setInterval(() => res.write(": keepalive\n\n"), SSE_KEEPALIVE_MS);
-  const close = () => {
-    if (closed) return;
-    closed = true;
+  const stream = openEventStream(request, reply, () => {
     release();
     unsubscribe();
-    clearInterval(keepalive);
     dirty.clear();
-    res.end();
-  };
+  });
   async function pump(): Promise<void> {
-    if (closed || pumping) return;
+    if (stream.closed || pumping) return;
     pumping = true;
     try {
-      while (!closed && (resync || dirty.size > 0)) {
+      while (!stream.closed && (resync || dirty.size > 0)) {
         if (resync) {
           resync = false;
-          res.write(`event: resync\ndata: {}\n\n`);
+          stream.write(`event: resync\ndata: {}\n\n`);
         }
         const ids = [...dirty].slice(0, BATCH);
         for (const id of ids) dirty.delete(id);
         const runs = await deps.runs.getMany(ids);
-        if (closed) return;
+        if (stream.closed) return;
         // Oldest first, so a client applying them in order ends at the newest state.
         for (const run of runs.reverse()) {
-          if (stack === undefined || run.stack === stack) res.write(`event: run\ndata: ${JSON.stringify({ run })}\n\n`);
+          if (stack === undefined || run.stack === stack) stream.write(`event: run\ndata: ${JSON.stringify({ run })}\n\n`);
         }
       }
     } catch (err) {
       request.log.warn({ err: { message: (err as Error).message } }, "run queue event stream failed");
-      close();
+      stream.close();
     } finally {
       pumping = false;
     }
   }
-  request.raw.on("close", close);
 }

@@ -10,6 +10,7 @@ import { RolloutStateError } from "../../rollouts/engine.ts";
 import { RolloutRequestError, type RolloutService } from "../../rollouts/service.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+import { openEventStream } from "../eventStream.ts";
 import type { RouteContext } from "./context.ts";
 
 const SNAPSHOT_POLL_MS = 1000;
@@ -70,37 +71,29 @@ export function rolloutRoutes(ctx: RouteContext) {
       const id = idParam(request.params.id);
       await view(id);
       const release = ctx.streams.open(keyOf(request).name);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
-      res.flushHeaders();
       let last = "";
-      let closed = false;
       let timer: NodeJS.Timeout | undefined;
-      const close = () => {
-        closed = true;
+      const stream = openEventStream(request, reply, () => {
         release();
         clearTimeout(timer);
-        res.end();
-      };
-      request.raw.on("close", close);
+      });
       const send = async (): Promise<void> => {
-        if (closed) return;
+        if (stream.closed) return;
         try {
           const v = await service().view(id);
-          if (!v || closed) return close();
+          if (!v || stream.closed) return stream.close();
           const data = JSON.stringify(v);
           if (data !== last) {
-            res.write(`event: rollout\ndata: ${data}\n\n`);
+            stream.write(`event: rollout\ndata: ${data}\n\n`);
             last = data;
           }
           if (TERMINAL.has(v.rollout.state)) {
-            res.write(`event: end\ndata: ${JSON.stringify({ state: v.rollout.state })}\n\n`);
-            return close();
+            stream.write(`event: end\ndata: ${JSON.stringify({ state: v.rollout.state })}\n\n`);
+            return stream.close();
           }
         } catch (err) {
           request.log.warn({ err: { message: (err as Error).message } }, "rollout event stream failed");
-          return close();
+          return stream.close();
         }
         timer = setTimeout(() => void send(), SNAPSHOT_POLL_MS);
       };

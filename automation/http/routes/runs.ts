@@ -8,10 +8,9 @@ import { RUN_STATES, type RunState } from "../../runs/store.ts";
 import { parseStackName, StackNameError } from "../../../infra/model/naming.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+import { openEventStream } from "../eventStream.ts";
 import { streamRunChanges } from "../runChanges.ts";
 import type { RouteContext } from "./context.ts";
-
-const SSE_KEEPALIVE_MS = 15_000;
 
 export function runRoutes(ctx: RouteContext) {
   return async (api: FastifyInstance) => {
@@ -74,29 +73,16 @@ function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: Fast
   const header = request.headers["last-event-id"];
   const query = (request.query as { after?: string }).after;
   let last = typeof header === "string" && /^\d+$/.test(header) ? header : query && /^\d+$/.test(query) ? query : "0";
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  // The client knows at once that the stream is open (not at the first event or keep-alive).
-  res.flushHeaders();
-  let closed = false;
-  let pumping = false;
-  let again = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
+  // Subscribed once the stream is open (below); close() unsubscribes what is subscribed by then.
+  let unsubscribe = () => undefined as void;
+  const stream = openEventStream(request, reply, () => {
     release();
     unsubscribe();
-    clearInterval(keepalive);
-    res.end();
-  };
+  });
+  let pumping = false;
+  let again = false;
   const pump = async (): Promise<void> => {
-    if (closed) return;
+    if (stream.closed) return;
     if (pumping) {
       again = true;
       return;
@@ -110,26 +96,24 @@ function streamRunEvents(ctx: RouteContext, request: FastifyRequest, reply: Fast
         for (;;) {
           const rows = await ctx.runs.events(runId, last, 500);
           for (const row of rows) {
-            res.write(`id: ${row.id}\nevent: engine\ndata: ${JSON.stringify({ attempt: row.attempt, at: row.at, event: row.event })}\n\n`);
+            stream.write(`id: ${row.id}\nevent: engine\ndata: ${JSON.stringify({ attempt: row.attempt, at: row.at, event: row.event })}\n\n`);
             last = row.id;
           }
           if (rows.length < 500) break;
         }
         if (run && (run.state === "succeeded" || run.state === "failed")) {
-          res.write(`event: end\ndata: ${JSON.stringify({ state: run.state, error: run.error })}\n\n`);
-          close();
+          stream.write(`event: end\ndata: ${JSON.stringify({ state: run.state, error: run.error })}\n\n`);
+          stream.close();
           return;
         }
-      } while (again && !closed);
+      } while (again && !stream.closed);
     } catch (err) {
       request.log.warn({ err: { message: (err as Error).message } }, "run event stream failed");
-      close();
+      stream.close();
     } finally {
       pumping = false;
     }
   };
-  const unsubscribe = ctx.hub.subscribe(runId, () => void pump());
-  const keepalive = setInterval(() => res.write(": keepalive\n\n"), SSE_KEEPALIVE_MS);
-  request.raw.on("close", close);
+  unsubscribe = ctx.hub.subscribe(runId, () => void pump());
   void pump();
 }
