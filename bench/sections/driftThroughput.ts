@@ -1,8 +1,9 @@
 /**
  * 13. Drift detection throughput (`drift-throughput`, BENCHMARKS.md): the real DriftScheduler
  * ticking every second over STACKS stacks, all due at once, with CONCURRENCY checks at a time on as
- * many run workers, through the Automation API's LocalWorkspace and the Pulumi CLI test double in
- * process (nothing is read from a cloud), which reports drift for one stack in ten. Each check
+ * many run workers, through the Automation API's LocalWorkspace and the Pulumi CLI test double on a
+ * worker thread of its own, as a real CLI runs in its own process (nothing is read from a cloud),
+ * which reports drift for one stack in ten. Each check
  * takes a duration sampled from 30-120 s, compressed COMPRESSION times in the double. Figures:
  * stacks checked per minute (and per hour uncompressed), and the scheduler's own time per tick.
  * Baseline in the same run: the same previews queued at once on the run queue, no scheduler, same
@@ -15,7 +16,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../../automation/controlPlane.ts";
 import { DriftScheduler } from "../../automation/drift/scheduler.ts";
-import { FakePulumiCommand } from "../../test/automation/support/fakePulumi.ts";
+import type { FakePulumiCommand } from "../../test/automation/support/fakePulumi.ts";
+import { FakePulumiThread } from "../../test/automation/support/fakePulumiThread.ts";
 import { benchConfig, devNullLogger, makeBenchRepo } from "../lib/controlPlane.ts";
 import { round, type Section } from "../lib/report.ts";
 import { percentile } from "../lib/stats.ts";
@@ -44,10 +46,10 @@ interface Sample { wallMs: number; tickMs: number[]; verdicts: Record<string, nu
 async function once(databaseUrl: string, repoDir: string, mode: "scheduler" | "queue"): Promise<Sample> {
   const { stacks, durationMs, drift } = fleet();
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-drift-"));
-  const fake = new FakePulumiCommand({ stateDir: join(dataDir, "pulumi-state"), durationMs, drift });
+  const fake = new FakePulumiThread({ stateDir: join(dataDir, "pulumi-state"), durationMs, drift });
   const cp = await ControlPlane.create(
     benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: CONCURRENCY, workerRegions: [REGION] }),
-    { log: devNullLogger(), pulumiCommand: fake.asPulumiCommand(), regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
+    { log: devNullLogger(), pulumiCommand: fake as unknown as ReturnType<FakePulumiCommand["asPulumiCommand"]>, regionOf: () => REGION, pollingIntervalSeconds: 0.5 },
   );
   try {
     await cp.start({ runs: true });
@@ -88,6 +90,7 @@ async function once(databaseUrl: string, repoDir: string, mode: "scheduler" | "q
     return { wallMs: performance.now() - t0, tickMs, verdicts };
   } finally {
     await cp.stop(0).catch(() => undefined);
+    await fake.dispose();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
