@@ -21,6 +21,7 @@
  * - DirectoryBucketStore (a product adapter) stands in for the cell bucket: a local directory.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -501,6 +502,46 @@ export interface Scenario {
 
 let counter = 0;
 
+/** Per bench: a control-plane database migrated once, copied for each scenario (CREATE DATABASE ... TEMPLATE). */
+const migratedTemplates = new WeakMap<Bench, Promise<string>>();
+
+function migratedTemplate(bench: Bench): Promise<string> {
+  let made = migratedTemplates.get(bench);
+  if (!made) {
+    made = (async () => {
+      const db = await bench.cellServer.createDatabase("cp_template", bench.cellAdmin);
+      const pool = createPool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: db }, 1);
+      try {
+        await migrate(pool);
+      } finally {
+        // No session may stay on a template while it is copied.
+        await pool.end();
+      }
+      return db;
+    })();
+    migratedTemplates.set(bench, made);
+  }
+  return made;
+}
+
+/**
+ * Scenario n's control-plane database, owned by the cell's admin: a copy of the bench's migrated
+ * template (the control plane's migrations ran once per file, not once per scenario).
+ */
+async function controlPlaneDatabase(bench: Bench, n: number): Promise<string> {
+  const template = await migratedTemplate(bench);
+  const server = bench.cellServer;
+  const name = server.kind === "external" ? `cp_${n}_${randomBytes(4).toString("hex")}` : `cp_${n}`;
+  const c = await server.connect({ ...bench.cellAdmin, database: server.bootstrap.database });
+  try {
+    await c.query(`CREATE DATABASE ${qi(name)} TEMPLATE ${qi(template)}`);
+  } finally {
+    await c.end();
+  }
+  server.trackDatabases([name]);
+  return name;
+}
+
 export const START = new Date("2026-03-02T09:00:00Z");
 
 function tenantDoc(spec: TenantSpec): Record<string, unknown> {
@@ -554,7 +595,7 @@ export async function createScenario(
   const cell: DbRef = { server: bench.cellServer, admin: bench.cellAdmin, database: await bench.cellServer.createDatabase(`cell_${n}`, bench.cellAdmin) };
   const ded: DbRef = { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`app_${n}`, bench.dedAdmin) };
   const cell2: DbRef | undefined = opts.secondCell ? { server: bench.dedServer, admin: bench.dedAdmin, database: await bench.dedServer.createDatabase(`cell2_${n}`, bench.dedAdmin) } : undefined;
-  const cpDb = await bench.cellServer.createDatabase(`cp_${n}`, bench.cellAdmin);
+  const cpDb = await controlPlaneDatabase(bench, n);
   // Throwaway databases: commits need not wait for the WAL flush (durability is not under test;
   // crash-resume is simulated in process). The servers' own settings are untouched.
   // Not the cell: the exported snapshot of a change-capture slot is built from WAL flushed to disk,
@@ -567,6 +608,7 @@ export async function createScenario(
   }
   const pool = createPool({ host: bench.cellServer.host, port: bench.cellServer.port, user: bench.cellAdmin.user, password: bench.cellAdmin.password, database: cpDb }, 6);
   pool.on("error", () => undefined);
+  // A copy of the migrated template: nothing is left to apply (migrate still checks every checksum).
   await migrate(pool);
 
   const dbOf = (stack: string) => (stack === CELL2_STACK && cell2 ? cell2 : stack.startsWith("shared-") ? cell : ded);
