@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { ChangeApplier, readProgress, type Progress } from "../../automation/lifecycle/pg/cdc/apply.ts";
+import { ChangeApplier, readProgress, type ApplierOptions, type Progress } from "../../automation/lifecycle/pg/cdc/apply.ts";
 import { catchUp, finishCapture, slotExists, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../../automation/lifecycle/pg/cdc/capture.ts";
 import { currentLags } from "../../automation/lifecycle/pg/cdc/lag.ts";
 import { captureSlots, CaptureTimeoutError, createCapture, dropOrphanSlots, lsnToBigInt, parseSlotName, slotName } from "../../automation/lifecycle/pg/cdc/slot.ts";
@@ -205,7 +205,7 @@ describe("change capture", () => {
       await cutOff(f, w);
       // The process dies after 10 applied transactions, in the middle of the 11th.
       const progress = (await readProgress(f.dst, f.target.slot))!;
-      const crashing = new CrashingApplier(f.dst, f.ident, progress, 10);
+      const crashing = new CrashingApplier(f.dst, f.ident, progress, 11, { batchTransactions: 1 });
       const token = "crash-fence";
       await emitFence(f.src, token);
       await expect(streamUntilFence({ replication: f.target.replication, slot: f.target.slot, applier: crashing, token, timeoutMs: 20_000 })).rejects.toThrow(/simulated crash/);
@@ -218,6 +218,50 @@ describe("change capture", () => {
       await verifyCopy(f.src, f.dst, f.ident, { sequences: false, foreignKeys: false });
       const final = (await readProgress(f.dst, f.target.slot))!;
       expect(final.transactions).toBe(10 + resumed.transactions);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it("batches several source transactions into one target transaction; a crash inside a batch loses and duplicates nothing", async () => {
+    const f = await fixture(WF(9));
+    try {
+      const w = startAppWriter(f.cell, f.ident);
+      await w.waitFor(3);
+      await startCapture(f.target, 10_000);
+      await w.waitFor(w.commits + 30);
+      await cutOff(f, w);
+      const q = qi(f.ident);
+      const writerRows = async (c: pg.Client) => Number((await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${q}.customers WHERE email LIKE 'cdc%'`)).rows[0]!.n);
+      const copied = await writerRows(f.dst);
+      // Batches of 4: the process dies in the 11th source transaction, with the 9th and 10th applied in the open third batch.
+      const progress = (await readProgress(f.dst, f.target.slot))!;
+      const crashing = new CrashingApplier(f.dst, f.ident, progress, 11, { batchTransactions: 4 });
+      await emitFence(f.src, "batch-crash-fence");
+      await expect(streamUntilFence({ replication: f.target.replication, slot: f.target.slot, applier: crashing, token: "batch-crash-fence", timeoutMs: 20_000 })).rejects.toThrow(/simulated crash/);
+      expect(crashing.begins).toHaveLength(11);
+      expect(crashing.commits()).toBe(2);
+      const after = (await readProgress(f.dst, f.target.slot))!;
+      // Only the two committed batches: each writer transaction inserts one customer.
+      expect(after.transactions).toBe(8);
+      expect(await writerRows(f.dst)).toBe(copied + 8);
+      // The position committed, and confirmed to the slot, is the end of the 8th transaction: before the 9th's commit.
+      expect(lsnToBigInt(after.appliedLsn)).toBeLessThanOrEqual(lsnToBigInt(crashing.begins[8]!));
+      expect(lsnToBigInt(after.appliedLsn)).toBeGreaterThan(lsnToBigInt(crashing.begins[7]!));
+      const { rows } = await f.src.query<{ lsn: string }>("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [f.target.slot]);
+      expect(lsnToBigInt(rows[0]!.lsn)).toBeLessThan(lsnToBigInt(crashing.begins[8]!));
+
+      // A new process resumes from the committed position, in batches of 4, and ends identical, every transaction once.
+      let resumer: ChangeApplier | undefined;
+      const resumed = await catchUp(f.target, 20_000, undefined, (p) => (resumer = new ChangeApplier(f.dst, f.ident, p, { batchTransactions: 4 })));
+      expect(resumed.transactions).toBeGreaterThanOrEqual(30 - 8);
+      // Batches close at 4 transactions and at a fence's: the writer's transactions and the crashed
+      // stream's fence in batches of 4 (the last one closed by that fence), then catchUp's own fence alone.
+      expect(resumer!.commits()).toBe(Math.ceil((resumed.transactions - 1) / 4) + 1);
+      expect(resumer!.commits()).toBeLessThan(resumed.transactions / 2);
+      await verifyCopy(f.src, f.dst, f.ident, { sequences: false, foreignKeys: false });
+      expect(await writerRows(f.dst)).toBe(await writerRows(f.src));
+      expect((await readProgress(f.dst, f.target.slot))!.transactions).toBe(8 + resumed.transactions);
     } finally {
       await f.close();
     }
@@ -368,15 +412,16 @@ class RecordingApplier extends ChangeApplier {
   }
 }
 
+/** Dies (throws) at the first row change of the `at`-th source transaction the stream begins. */
 class CrashingApplier extends ChangeApplier {
-  constructor(target: pg.ClientBase, schema: string, progress: Progress, private readonly after: number) {
-    super(target, schema, progress);
+  readonly begins: string[] = [];
+  constructor(target: pg.ClientBase, schema: string, progress: Progress, private readonly at: number, opts: ApplierOptions) {
+    super(target, schema, progress, opts);
   }
-  private commits = 0;
   override async handle(...args: Parameters<ChangeApplier["handle"]>): Promise<string | undefined> {
-    if (args[0].tag === "insert" && this.commits === this.after) throw new Error("simulated crash");
-    const r = await super.handle(...args);
-    if (r !== undefined) this.commits++;
-    return r;
+    const msg = args[0];
+    if (msg.tag === "begin") this.begins.push(msg.commitLsn!);
+    if (msg.tag === "insert" && this.begins.length === this.at) throw new Error("simulated crash");
+    return super.handle(...args);
   }
 }

@@ -1,10 +1,14 @@
 /**
  * Applies decoded changes (pgoutput messages, as pg-logical-replication parses them, with every
- * value kept in PostgreSQL's text form) to the dedicated copy of a tenant schema: one target
- * transaction per source transaction, in commit order, each committing the applied position with
- * it (table `saas_tenancy.cdc_progress`). A crash between two transactions resumes after the last
- * one committed; a transaction the slot sends again (its confirmation was not yet sent) is
- * recognised by its commit position and skipped, so nothing is applied twice.
+ * value kept in PostgreSQL's text form) to the dedicated copy of a tenant schema, in commit order,
+ * several source transactions to one target transaction (a batch, bounded by a number of source
+ * transactions and by the bytes of values applied, and closed at the commit of any transaction
+ * that carries a fence). Each target commit records the applied position with it (table
+ * `saas_tenancy.cdc_progress`), and only a committed position is ever returned to be confirmed to
+ * the slot. A crash inside a batch rolls the whole batch back: its source transactions were not
+ * confirmed, so the slot sends them again; a crash between batches resumes after the last one
+ * committed; a transaction the slot sends again is recognised by its commit position and
+ * skipped, so nothing is applied twice.
  *
  * Positions: `applied_lsn` is the end of the last applied commit record (initially the slot's
  * consistent point, committed with the bulk copy); a transaction is applied iff its commit record
@@ -70,12 +74,36 @@ export async function emitFence(cell: pg.ClientBase, token: string): Promise<str
   return rows[0]!.lsn;
 }
 
+/** How many source transactions one target transaction holds at most. */
+export const DEFAULT_BATCH_TRANSACTIONS = 500;
+/** The value bytes one target transaction holds at most (it closes at the first commit past it). */
+export const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
+
+export interface ApplierOptions {
+  /** Track the key of every keyed row changed (the switch's bounded check). */
+  trackKeys?: boolean;
+  /** @default DEFAULT_BATCH_TRANSACTIONS (1: one target transaction per source transaction) */
+  batchTransactions?: number;
+  /** @default DEFAULT_BATCH_BYTES */
+  batchBytes?: number;
+}
+
 /** A value as pgoutput sent it: text, NULL, or undefined for an unchanged TOASTed value it did not send. */
 type Tuple = Record<string, string | null | undefined>;
 
 export class ChangeApplier {
   private inTx = false;
   private skipping = false;
+  /** The target transaction is open (a batch of source transactions applied, not yet committed). */
+  private batchOpen = false;
+  /** Source transactions and value bytes in the open batch, and the end of its last commit record. */
+  private batchCount = 0;
+  private batchBytes = 0;
+  private batchEnd: string | undefined;
+  private fenceInTx = false;
+  private readonly maxBatch: number;
+  private readonly maxBatchBytes: number;
+  private targetCommits = 0;
   private commitLsn: bigint = 0n;
   private applied: bigint;
   private count: number;
@@ -88,14 +116,20 @@ export class ChangeApplier {
   readonly touched = new Map<string, Map<string, (string | null)[]>>();
   private readonly trackKeys: boolean;
 
-  constructor(private readonly target: pg.ClientBase, private readonly schema: string, progress: Progress, opts: { trackKeys?: boolean } = {}) {
+  constructor(private readonly target: pg.ClientBase, private readonly schema: string, progress: Progress, opts: ApplierOptions = {}) {
     this.trackKeys = opts.trackKeys === true;
+    this.maxBatch = Math.max(1, Math.floor(opts.batchTransactions ?? DEFAULT_BATCH_TRANSACTIONS));
+    this.maxBatchBytes = Math.max(1, opts.batchBytes ?? DEFAULT_BATCH_BYTES);
     this.applied = lsnToBigInt(progress.appliedLsn);
     this.count = progress.transactions;
     this.slot = progress.slot;
   }
 
-  /** End of the last applied commit record. */
+  /** Target transactions committed by this applier (this process). */
+  commits(): number {
+    return this.targetCommits;
+  }
+  /** End of the last applied commit record (committed on the target). */
   appliedLsn(): bigint {
     return this.applied;
   }
@@ -109,9 +143,9 @@ export class ChangeApplier {
   fenceSeen(token: string): boolean {
     return this.seenFences.has(token);
   }
-  /** Whether a source transaction is half applied (its target transaction open). */
+  /** Whether a source transaction is half applied or a batch is open (its target transaction uncommitted). */
   busy(): boolean {
-    return this.inTx;
+    return this.inTx || this.batchOpen;
   }
 
   private running = false;
@@ -120,7 +154,7 @@ export class ChangeApplier {
     return this.running;
   }
 
-  /** Applies one message; returns the commit end LSN when it committed a transaction. */
+  /** Applies one message; returns the applied position when it committed a target transaction (a batch). */
   async handle(msg: Pgoutput.Message): Promise<string | undefined> {
     this.running = true;
     try {
@@ -135,28 +169,30 @@ export class ChangeApplier {
       case "begin": {
         if (this.inTx) throw new Error("pgoutput: BEGIN inside a transaction");
         this.commitLsn = lsnToBigInt(msg.commitLsn!);
-        this.skipping = this.commitLsn < this.applied;
-        if (!this.skipping) await this.target.query("BEGIN");
+        this.skipping = this.commitLsn < (this.batchEnd !== undefined ? lsnToBigInt(this.batchEnd) : this.applied);
+        if (!this.skipping && !this.batchOpen) {
+          await this.target.query("BEGIN");
+          this.batchOpen = true;
+        }
         this.inTx = true;
+        this.fenceInTx = false;
         return undefined;
       }
       case "commit": {
         if (!this.inTx) throw new Error("pgoutput: COMMIT outside a transaction");
         const end = msg.commitEndLsn!;
-        if (!this.skipping) {
-          await this.target.query(
-            `UPDATE ${PROGRESS_TABLE} SET applied_lsn = $2, transactions = transactions + 1, updated_at = now() WHERE slot = $1`,
-            [this.slot, end],
-          );
-          await this.target.query("COMMIT");
-          this.applied = lsnToBigInt(end);
-          this.count += 1;
-        }
         this.inTx = false;
-        return end;
+        if (this.skipping) return this.batchOpen ? undefined : end;
+        this.batchCount += 1;
+        this.batchEnd = end;
+        if (this.batchCount >= this.maxBatch || this.batchBytes >= this.maxBatchBytes || this.fenceInTx) return this.flush();
+        return undefined;
       }
       case "message": {
-        if (msg.prefix === FENCE_PREFIX) this.seenFences.add(Buffer.from(msg.content).toString("utf8"));
+        if (msg.prefix === FENCE_PREFIX) {
+          this.seenFences.add(Buffer.from(msg.content).toString("utf8"));
+          this.fenceInTx = true;
+        }
         return undefined;
       }
       case "relation":
@@ -181,10 +217,38 @@ export class ChangeApplier {
     }
   }
 
-  /** Rolls back a half-applied transaction (the stream stopped mid-transaction); it comes again. */
+  /**
+   * Commits the open batch with its position (the end of its last source commit) and returns that
+   * position, which only now may be confirmed to the slot.
+   */
+  private async flush(): Promise<string> {
+    const end = this.batchEnd!;
+    await this.target.query(
+      `UPDATE ${PROGRESS_TABLE} SET applied_lsn = $2, transactions = transactions + $3, updated_at = now() WHERE slot = $1`,
+      [this.slot, end, this.batchCount],
+    );
+    await this.target.query("COMMIT");
+    this.applied = lsnToBigInt(end);
+    this.count += this.batchCount;
+    this.targetCommits += 1;
+    this.batchOpen = false;
+    this.batchCount = 0;
+    this.batchBytes = 0;
+    this.batchEnd = undefined;
+    return end;
+  }
+
+  /**
+   * Rolls back the open batch (the stream stopped inside it): its source transactions were never
+   * confirmed, so the slot sends them again.
+   */
   async abort(): Promise<void> {
-    if (this.inTx && !this.skipping) await this.target.query("ROLLBACK").catch(() => undefined);
+    if (this.batchOpen) await this.target.query("ROLLBACK").catch(() => undefined);
     this.inTx = false;
+    this.batchOpen = false;
+    this.batchCount = 0;
+    this.batchBytes = 0;
+    this.batchEnd = undefined;
   }
 
   private live(): boolean {
@@ -264,6 +328,7 @@ export class ChangeApplier {
   private async exec(sql: string, params: (string | null)[], r: Pgoutput.MessageRelation, what: string, expected: number): Promise<void> {
     const res = await this.target.query(sql, params);
     this.statements += 1;
+    for (const p of params) this.batchBytes += p === null ? 0 : p.length;
     if ((res.rowCount ?? 0) !== expected) {
       throw new Error(
         `change capture: ${what} on ${r.schema}.${r.name} (source commit ${this.commitLsn.toString(16)}) matched ${res.rowCount ?? 0} rows on the dedicated copy, expected ${expected}; ` +
