@@ -9,17 +9,16 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { affectedStacks } from "../../cli/affected/affected.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
-import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { LifecycleRequestError } from "../../automation/lifecycle/service.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { routeOf } from "../../infra/model/routes.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, gitLog, loginOf, schemaState, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
-import { connect, createApplicationSchema, provisionTenantInDb, qi, startWriter, type DbRef } from "./tenantDb.ts";
+import { connect, createApplicationSchema, provisionTenantInDb, qi, startWriter } from "./tenantDb.ts";
+import { connectionDocName, slotsOn, startApplication, tenantLogin } from "./probes.ts";
 import { execFileSync } from "node:child_process";
 
 let bench: Bench;
@@ -45,26 +44,6 @@ async function drive(s: Scenario, id: string): Promise<number> {
     }
   }
   throw new Error("workflow did not finish");
-}
-
-async function slotsOn(db: DbRef): Promise<string[]> {
-  const c = await connect(db);
-  try {
-    return (await captureSlots(c)).map((x) => x.slot);
-  } finally {
-    await c.end();
-  }
-}
-
-/** Whether the tenant's own credentials open a session on `db`, or the server's refusal. */
-async function tenantLogin(db: DbRef, tenant: string): Promise<string> {
-  try {
-    const c = await connect(db, { user: pgTenantIdent(tenant), password: TENANT_PASSWORD });
-    await c.end();
-    return "ok";
-  } catch (err) {
-    return (err as Error).message;
-  }
 }
 
 describe("cell move use1-01 -> use1-02", () => {
@@ -93,33 +72,10 @@ describe("cell move use1-01 -> use1-02", () => {
       // Before the move, the tenant cannot log in to the destination cell at all (no role there).
       expect(await tenantLogin(cell2, s.tenant)).toMatch(/password authentication failed|does not exist/);
 
-      const docName = [...s.secrets.versions.keys()].find((k) => k.endsWith(`/tenants/${s.tenant}/database`))!;
+      const docName = connectionDocName(s);
       // The application: writes every 5 ms through the connection document it reads on each (re)connect.
-      const events: { kind: "refused" | "accepted"; at: number; port: number }[] = [];
-      let stop = false;
-      const app = (async () => {
-        let c: pg.Client | undefined;
-        let port = 0;
-        while (!stop) {
-          try {
-            if (!c) {
-              const doc = JSON.parse(s.secrets.currentText(docName)!) as { host: string; port: number; database: string; user: string; password: string };
-              port = doc.port;
-              c = new pg.Client({ host: doc.host, port: doc.port, database: doc.database, user: doc.user, password: doc.password });
-              c.on("error", () => undefined);
-              await c.connect();
-            }
-            await c.query(`INSERT INTO ${qi(ident)}.events VALUES ('app', now(), NULL)`);
-            events.push({ kind: "accepted", at: performance.now(), port });
-          } catch {
-            events.push({ kind: "refused", at: performance.now(), port });
-            await c?.end().catch(() => undefined);
-            c = undefined;
-          }
-          await new Promise((r) => setTimeout(r, 5));
-        }
-        await c?.end().catch(() => undefined);
-      })();
+      const app = startApplication(s, "app");
+      const events = app.events;
       // A second writer (insert, update, delete across tables) on the cell left, until it is cut off.
       const writer = startWriter(s.cell, ident, TENANT_PASSWORD, 11);
       await writer.waitForCommits(3);
@@ -144,8 +100,7 @@ describe("cell move use1-01 -> use1-02", () => {
       expect(sw.windowMs).toBeGreaterThan(0);
       expect(sw.drainedTransactions).toBeGreaterThan(0);
       expect(ran).toMatchObject({ state: "waiting", step: "cleanup.wait" });
-      stop = true;
-      await app;
+      await app.stop();
       await writer.done;
       expect(writer.stats.stoppedBy).toMatch(/terminat|connection error|not permitted to log in/);
       expect(writer.stats.commits).toBeGreaterThanOrEqual(commitsAtCopy + 15);

@@ -9,12 +9,12 @@ import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { affectedStacks } from "../../cli/affected/affected.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
-import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { LifecycleRequestError } from "../../automation/lifecycle/service.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, gitLog, loginOf, schemaState, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench } from "./harness.ts";
-import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
+import { connect, createApplicationSchema, qi, startWriter } from "./tenantDb.ts";
+import { slotsOn } from "./probes.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -23,15 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await bench?.stop();
 });
-
-async function slotsOn(db: DbRef): Promise<string[]> {
-  const c = await connect(db);
-  try {
-    return (await captureSlots(c)).map((x) => x.slot);
-  } finally {
-    await c.end();
-  }
-}
 
 describe("rollback of a cell move", () => {
   it("before the switch: the tenant keeps serving from its cell throughout, the other cell loses the role and the copy, the slot is dropped, placement is back", async () => {

@@ -15,12 +15,11 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
-import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { windowRecord } from "../../automation/lifecycle/workflows/switchWindow.ts";
-import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, gitLog, loginOf, schemaState, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
+import { docOf, phaseOf, slotsOn, tenantLogin } from "./probes.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -32,43 +31,12 @@ afterAll(async () => {
 
 type Kind = "upgrade" | "move";
 
-/** Whether the tenant's own credentials open a session on `db`, or the server's refusal. */
-async function tenantLogin(db: DbRef, tenant: string): Promise<string> {
-  try {
-    const c = await connect(db, { user: pgTenantIdent(tenant), password: TENANT_PASSWORD });
-    await c.end();
-    return "ok";
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-async function slotsOn(db: DbRef): Promise<string[]> {
-  const c = await connect(db);
-  try {
-    return (await captureSlots(c)).map((x) => x.slot);
-  } finally {
-    await c.end();
-  }
-}
-
-/** The phase the tenant file records for the workflow. */
-function phaseOf(s: Scenario): string | undefined {
-  const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
-  return t.deployment === "pooled" ? t.move?.phase : t.migration?.phase;
-}
-
 /** The target of the switch: the dedicated database (upgrade) or the cell moved to (move). */
 const targetOf = (s: Scenario, kind: Kind): DbRef => (kind === "move" ? s.cell2! : s.ded);
 const targetStack = (s: Scenario, kind: Kind): string => (kind === "move" ? CELL2_STACK : `dedicated-${s.tenant}-prod`);
 
 async function request(s: Scenario, kind: Kind): Promise<string> {
   return (kind === "move" ? await s.service.requestMove(s.tenant, { env: "prod", to: CELL2 }) : await s.service.requestUpgrade(s.tenant)).id;
-}
-
-function docOf(s: Scenario): { port: number; database: string } {
-  const name = [...s.secrets.versions.keys()].find((k) => k.endsWith(`/tenants/${s.tenant}/database`))!;
-  return JSON.parse(s.secrets.currentText(name)!) as { port: number; database: string };
 }
 
 async function windowRowOn(db: DbRef, workflowId: string): Promise<boolean> {

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { createGunzip, gunzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
 import { DirectoryBucketStore } from "../../automation/lifecycle/adapters/directoryBucket.ts";
 import type { EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import { restoreDump } from "../../automation/lifecycle/pg/copy.ts";
@@ -22,6 +21,7 @@ import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { routeOf } from "../../infra/model/routes.ts";
 import { CELL_STACK, createScenario, gitLog, loginOf, schemaState, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { connect, createApplicationSchema, qi, startWriter } from "./tenantDb.ts";
+import { connectionDocName, startApplication } from "./probes.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -408,34 +408,10 @@ describe("upgrade pooled -> dedicated", () => {
     try {
       const ident = pgTenantIdent(s.tenant);
       await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 50);
-      const docName = [...s.secrets.versions.keys()].find((k) => k.endsWith(`/tenants/${s.tenant}/database`))!;
-      expect(docName).toBeDefined();
+      const docName = connectionDocName(s);
       // The application: writes every 5 ms through the connection document it reads on each (re)connect.
-      const events: { kind: "refused" | "accepted"; at: number; port: number }[] = [];
-      let stop = false;
-      const app = (async () => {
-        let c: pg.Client | undefined;
-        let port = 0;
-        while (!stop) {
-          try {
-            if (!c) {
-              const doc = JSON.parse(s.secrets.currentText(docName)!) as { host: string; port: number; database: string; user: string; password: string };
-              port = doc.port;
-              c = new pg.Client({ host: doc.host, port: doc.port, database: doc.database, user: doc.user, password: doc.password });
-              c.on("error", () => undefined);
-              await c.connect();
-            }
-            await c.query(`INSERT INTO ${qi(ident)}.events VALUES ('window', now(), NULL)`);
-            events.push({ kind: "accepted", at: performance.now(), port });
-          } catch {
-            events.push({ kind: "refused", at: performance.now(), port });
-            await c?.end().catch(() => undefined);
-            c = undefined;
-          }
-          await new Promise((r) => setTimeout(r, 5));
-        }
-        await c?.end().catch(() => undefined);
-      })();
+      const app = startApplication(s, "window");
+      const events = app.events;
       const cellPort = s.cell.server.port;
       const dedPort = s.ded.server.port;
       switched = async () => {
@@ -443,8 +419,7 @@ describe("upgrade pooled -> dedicated", () => {
       };
       const wf = await s.service.requestUpgrade(s.tenant);
       expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "cleanup.wait" });
-      stop = true;
-      await app;
+      await app.stop();
       const firstRefused = events.find((e) => e.kind === "refused")!;
       const firstAccepted = events.find((e) => e.kind === "accepted" && e.port === dedPort)!;
       expect(firstRefused.port).toBe(cellPort);
