@@ -8,11 +8,14 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { seedControlPlaneDataDir } from "../support/pgTemplate.ts";
 import { healthz, leftoverTempDirs, makeInstallation, START_BOUND_MS, startLife, stopLeftoverPostgres, stopLife, waitReady, type Installation, type Life } from "./crash/controlPlaneProcess.ts";
 
 let inst: Installation;
-beforeAll(() => {
+beforeAll(async () => {
   inst = makeInstallation();
+  // Its embedded PostgreSQL from the run's template: these tests are about refusals, not the first start's initdb.
+  await seedControlPlaneDataDir(inst.dataDir);
 });
 afterAll(async () => {
   if (!inst) return;

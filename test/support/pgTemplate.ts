@@ -105,3 +105,17 @@ export async function seedFromTemplate(dataDir: string): Promise<string | undefi
   execFileSync("cp", ["-a", t.dataDir, dataDir]);
   return t.password;
 }
+
+/**
+ * Prepares a control plane's data directory (TENANCY_DATA_DIR) so that its embedded PostgreSQL
+ * (automation/db/database.ts: the cluster in `<dataDir>/postgres/data`, its password in
+ * `<dataDir>/postgres/password`) starts from the template instead of running initdb; for tests
+ * that start `npm run control-plane` and are not about the first start. Nothing when there is no
+ * template: the control plane then runs initdb itself.
+ */
+export async function seedControlPlaneDataDir(dataDir: string): Promise<void> {
+  const dir = join(dataDir, "postgres");
+  mkdirSync(dir, { recursive: true });
+  const password = await seedFromTemplate(join(dir, "data"));
+  if (password) writeFileSync(join(dir, "password"), password, { mode: 0o600 });
+}
