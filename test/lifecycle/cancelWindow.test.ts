@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkflowConflictError, type EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { windowRecord } from "../../automation/lifecycle/workflows/switchWindow.ts";
-import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { phaseOf, tenantLogin } from "./probes.ts";
 import { connect, createApplicationSchema, qi, type DbRef } from "./tenantDb.ts";
 
 let bench: Bench;
@@ -26,16 +26,6 @@ afterAll(async () => {
   await bench?.stop();
 });
 
-async function tenantLogin(db: DbRef, tenant: string): Promise<string> {
-  try {
-    const c = await connect(db, { user: pgTenantIdent(tenant), password: TENANT_PASSWORD });
-    await c.end();
-    return "ok";
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 async function onCell<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = await connect(db);
   try {
@@ -43,11 +33,6 @@ async function onCell<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T
   } finally {
     await c.end();
   }
-}
-
-function phaseOf(s: Scenario): string | undefined {
-  const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
-  return t.deployment === "pooled" ? t.move?.phase : t.migration?.phase;
 }
 
 /** What the cancel must undo, read from the databases and the doubles. */

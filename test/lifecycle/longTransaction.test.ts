@@ -16,6 +16,7 @@ import { slotName } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { createScenario, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { docOf } from "./probes.ts";
 import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
 
 let bench: Bench;
@@ -33,11 +34,6 @@ async function onDb<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> 
   } finally {
     await c.end();
   }
-}
-
-function docOf(s: Scenario): { port: number; database: string } {
-  const name = [...s.secrets.versions.keys()].find((k) => k.endsWith(`/tenants/${s.tenant}/database`))!;
-  return JSON.parse(s.secrets.currentText(name)!) as { port: number; database: string };
 }
 
 /** What an aborted capture must not leave on the cell: slots, publications, tables switched to REPLICA IDENTITY FULL. */
