@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { quotaUsage, ssmParameterCount } from "../../infra/model/fleetLimits.ts";
-import { editYaml, exampleFleet, render, tempFleet, writeYaml } from "./support.ts";
+import { exampleFleet, render, upgradingStartupAlpha } from "./support.ts";
 
 const COUNTED = {
   vpcsPerRegion: "aws:ec2/vpc:Vpc",
@@ -89,15 +89,7 @@ describe("SSM parameters per stack (Parameter Store quota, docs/runtime-config.m
 
   it("through an upgrade the count follows the render: the document moves at cutover, the dedicated share appears with it", async () => {
     for (const phase of ["copying", "cutover", "cleanup"]) {
-      const fleet = tempFleet((dir) => {
-        editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-          d.tier = "dedicated";
-          delete d.placement;
-          d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-          d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-        });
-        for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-      });
+      const fleet = upgradingStartupAlpha(phase);
       const got: Record<string, [number, number]> = {};
       for (const name of ["shared-prod-use1-01", "dedicated-startup-alpha-prod"]) {
         got[name] = [ssmParameterCount(fleet, fleet.stacks.get(name)!), (await render(fleet, name)).resources.filter((x) => x.type === SSM).length];

@@ -12,7 +12,7 @@ import { cellRoutingParameters, mergeRouting, type RoutingShare } from "../../in
 import { SSM_STANDARD_MAX_BYTES } from "../../infra/model/runtimeConfig.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import type { RenderedStack } from "../../plan/types.ts";
-import { byTypeName, editYaml, exampleFleet, ofType, plain, render, T, tempFleet, writeYaml } from "./support.ts";
+import { byTypeName, editYaml, exampleFleet, ofType, plain, render, T, tempFleet, writeYaml, upgradingStartupAlpha } from "./support.ts";
 
 const fleet = exampleFleet();
 const renders = new Map<string, RenderedStack>();
@@ -105,15 +105,7 @@ describe("the example fleet's routing documents", () => {
 
 describe("an upgrade's cutover: the tenant stays routable whichever stack updates first", () => {
   function migrating(phase: string): Fleet {
-    return tempFleet((dir) => {
-      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-        d.tier = "dedicated";
-        delete d.placement;
-        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-      });
-      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-    });
+    return upgradingStartupAlpha(phase);
   }
   const CELL = "shared-prod-use1-01";
   const DED = "dedicated-startup-alpha-prod";

@@ -11,7 +11,7 @@ import {
 } from "../../infra/model/runtimeConfig.ts";
 import type { Tenant } from "../../infra/model/schema.ts";
 import type { RenderedStack } from "../../plan/types.ts";
-import { byTypeName, diffRenders, editYaml, exampleFleet, ofType, plain, render, T, tempFleet, writeYaml } from "./support.ts";
+import { byTypeName, diffRenders, editYaml, exampleFleet, ofType, plain, render, T, tempFleet, upgradingStartupAlpha } from "./support.ts";
 
 const fleet = exampleFleet();
 const renders = new Map<string, RenderedStack>();
@@ -125,15 +125,7 @@ describe("every field does something", () => {
 
 describe("during an upgrade the document changes hands with the tenant's identity", () => {
   function migrating(phase: "provisioning" | "copying" | "cutover" | "cleanup"): Fleet {
-    return tempFleet((dir) => {
-      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-        d.tier = "dedicated";
-        delete d.placement;
-        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-      });
-      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-    });
+    return upgradingStartupAlpha(phase);
   }
   const pooledDoc = () => doc(get("shared-prod-use1-01"), "startup-alpha");
 

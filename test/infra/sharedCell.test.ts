@@ -11,7 +11,7 @@ import { planSubnets } from "../../infra/model/subnets.ts";
 import { mockId } from "../../plan/render/mockOutputs.ts";
 import { isSecretValue, type RenderedResource, type RenderedStack } from "../../plan/types.ts";
 import {
-  byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, spokeEndpointsShape, subtree, tempFleet, walk, writeYaml, T,
+  byTypeName, C, diffRenders, editYaml, exampleFleet, isTaggable, json, ofType, plain, render, shape, spokeEndpointsShape, subtree, tempFleet, upgradingStartupAlpha, walk, writeYaml, T,
 } from "./support.ts";
 
 /** The exact resources of one pooled tenant (`relSecrets` relative to its namespace). */
@@ -648,15 +648,7 @@ describe("onboarding tenant N+1", () => {
 
 describe("a tenant migrating from the cell to its dedicated stack", () => {
   function migratingFleet(phase: "copying" | "cutover") {
-    return tempFleet((dir) => {
-      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-        d.tier = "dedicated";
-        delete d.placement;
-        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-      });
-      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-    });
+    return upgradingStartupAlpha(phase);
   }
 
   it("is served from the cell exactly as before, its identity marked retainOnDelete, until cutover", async () => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { moveStartEdit } from "../../infra/model/fleetFiles/index.ts";
 import type { RenderedStack } from "../../plan/types.ts";
-import { byTypeName, editYaml, exampleFleet, ofType, plain, render, tempFleet, writeYaml } from "./support.ts";
+import { byTypeName, editYaml, exampleFleet, ofType, plain, render, tempFleet, upgradingStartupAlpha } from "./support.ts";
 
 const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
 const TOPIC = "aws:sns/topic:Topic";
@@ -102,15 +102,7 @@ describe("storage alarms of the example fleet", () => {
 
 describe("storage alarms through an upgrade to dedicated (startup-alpha, prod, from cell use1-01)", () => {
   function upgraded(phase?: string) {
-    return tempFleet((dir) => {
-      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-        d.tier = "dedicated";
-        delete d.placement;
-        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        if (phase) d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-      });
-      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-    });
+    return upgradingStartupAlpha(phase);
   }
 
   it("the cell alarms while it serves the tenant; the dedicated stack from provisioning on; their names never collide", async () => {

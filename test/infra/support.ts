@@ -62,6 +62,23 @@ export function writeYaml(dir: string, rel: string, doc: unknown): void {
   writeFileSync(join(dir, rel), stringify(doc));
 }
 
+/**
+ * The example fleet with startup-alpha upgraded to dedicated (prod and staging, from cell use1-01),
+ * its tenant file at `phase` of the upgrade (no `migration` block: the upgrade has finished), and
+ * its two dedicated stack files.
+ */
+export function upgradingStartupAlpha(phase?: string): Fleet {
+  return tempFleet((dir) => {
+    editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
+      d.tier = "dedicated";
+      delete d.placement;
+      d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
+      if (phase) d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
+    });
+    for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
+  });
+}
+
 // --- Lookups ---------------------------------------------------------------------------------
 
 export function byTypeName(r: RenderedStack, type: string, name: string): RenderedResource {

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Fleet } from "../../../infra/model/fleet.ts";
 import type { RenderedStack } from "../../../plan/types.ts";
-import { editYaml, tempFleet, writeYaml } from "../../infra/support.ts";
+import { upgradingStartupAlpha } from "../../infra/support.ts";
 import { documentOf, edited, editedDocument, fleetOf, policyViolations, renderAll, SSM } from "../support/rendered.ts";
 import { violation } from "../fixtures.ts";
 
@@ -154,15 +154,7 @@ describe(P, () => {
 
 describe(`${P} through an upgrade (startup-alpha, prod, from cell use1-01)`, () => {
   function upgraded(phase?: string): Fleet {
-    return tempFleet((dir) => {
-      editYaml(dir, "tenants/startup-alpha.yaml", (d) => {
-        d.tier = "dedicated";
-        delete d.placement;
-        d.dedicated = { prod: { cidr: "10.68.0.0/16" }, staging: { cidr: "10.69.0.0/16" } };
-        if (phase) d.migration = { phase, from: { prod: "use1-01", staging: "use1-01" }, fromTier: "standard", startedAt: "2026-01-10T09:00:00Z" };
-      });
-      for (const env of ["prod", "staging"]) writeYaml(dir, `stacks/Pulumi.dedicated-startup-alpha-${env}.yaml`, { config: { "aws:region": "us-east-1" } });
-    });
+    return upgradingStartupAlpha(phase);
   }
 
   it("each phase's cell and dedicated stack pass; the document is published by exactly one of them", async () => {
