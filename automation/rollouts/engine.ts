@@ -248,25 +248,32 @@ export class RolloutEngine {
     const ended: Ended[] = [];
     await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
-      let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
-      if (!active) {
-        const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
-        if (!next) return;
-        await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
-        await this.notify(c, next.id);
-        active = { ...next, state: "running" };
-      }
-      await this.recordOutcomes(c, active);
-      if (active.state !== "running") return;
-      // Several waves may complete in one tick when bake times are zero.
-      for (let guard = 0; guard <= active.waves.length; guard++) {
-        const step = await this.advance(c, active);
-        if (step.succeeded) ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
-        if (step.queued) queued = true;
-        if (step.halted) halted = active.id;
-        if (!step.nextWave) break;
-        active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
-        if (active.state !== "running") break;
+      // Rollouts that changed, announced once each at the end of the transaction (one NOTIFY a
+      // rollout, not one per stack: this runs after every run's end).
+      const touched = new Set<string>();
+      try {
+        let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
+        if (!active) {
+          const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
+          if (!next) return;
+          await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
+          touched.add(next.id);
+          active = { ...next, state: "running" };
+        }
+        await this.recordOutcomes(c, active, touched);
+        if (active.state !== "running") return;
+        // Several waves may complete in one tick when bake times are zero.
+        for (let guard = 0; guard <= active.waves.length; guard++) {
+          const step = await this.advance(c, active, touched);
+          if (step.succeeded) ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
+          if (step.queued) queued = true;
+          if (step.halted) halted = active.id;
+          if (!step.nextWave) break;
+          active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
+          if (active.state !== "running") break;
+        }
+      } finally {
+        for (const id of touched) await this.notify(c, id);
       }
     });
     if (queued) this.runs.jobsSent();
@@ -277,36 +284,43 @@ export class RolloutEngine {
     }
   }
 
-  /** Marks the active rollout's running stacks whose runs ended (whatever the rollout's state). */
-  private async recordOutcomes(c: PoolClient, r: RolloutRow): Promise<void> {
+  /**
+   * Marks the active rollout's running stacks whose runs ended (whatever the rollout's state), in
+   * one statement: a tick after every run's end must stay a handful of round trips.
+   */
+  private async recordOutcomes(c: PoolClient, r: RolloutRow, touched: Set<string>): Promise<void> {
     const running = (await c.query<{ stack: string; run_id: string }>(
       "SELECT stack, run_id FROM rollout_stacks WHERE rollout_id = $1 AND state = 'running'", [r.id],
     )).rows;
     if (running.length === 0) return;
     const outcomes = await this.runs.outcomes(c, running.map((s) => s.run_id));
-    for (const s of running) {
+    const ended = running.flatMap((s) => {
       const o = outcomes.get(s.run_id);
-      if (!o) continue;
-      await c.query(
-        "UPDATE rollout_stacks SET state = $3, error = $4, finished_at = now() WHERE rollout_id = $1 AND stack = $2",
-        [r.id, s.stack, o.state, o.state === "failed" ? (o.error ?? `run ${s.run_id} failed`) : null],
-      );
-      await this.notify(c, r.id);
-    }
+      return o ? [{ stack: s.stack, state: o.state, error: o.state === "failed" ? (o.error ?? `run ${s.run_id} failed`) : null }] : [];
+    });
+    if (ended.length === 0) return;
+    await c.query(
+      `UPDATE rollout_stacks s SET state = o.state, error = o.error, finished_at = now()
+         FROM unnest($2::text[], $3::text[], $4::text[]) AS o(stack, state, error)
+        WHERE s.rollout_id = $1 AND s.stack = o.stack`,
+      [r.id, ended.map((e) => e.stack), ended.map((e) => e.state), ended.map((e) => e.error)],
+    );
+    touched.add(r.id);
   }
 
-  private async advance(c: PoolClient, r: RolloutRow): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean; succeeded?: boolean }> {
+  private async advance(c: PoolClient, r: RolloutRow, touched: Set<string>): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean; succeeded?: boolean }> {
     const wave = r.waves[r.wave];
     if (!wave) {
       await c.query("UPDATE rollouts SET state = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
-      await this.notify(c, r.id);
+      touched.add(r.id);
       return { succeeded: true };
     }
-    const counts = new Map<RolloutStackState, number>(
-      (await c.query<{ state: RolloutStackState; n: string }>(
-        "SELECT state, count(*) AS n FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 GROUP BY state", [r.id, r.wave],
-      )).rows.map((x) => [x.state, Number(x.n)]),
-    );
+    // The wave's counts and, in the same statement, its first pending stacks (as many as could start).
+    const tally = (await c.query<{ state: RolloutStackState; n: string; first: string[] | null }>(
+      "SELECT state, count(*) AS n, (array_agg(stack ORDER BY stack) FILTER (WHERE state = 'pending'))[1:$3] AS first FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 GROUP BY state",
+      [r.id, r.wave, wave.parallelism],
+    )).rows;
+    const counts = new Map<RolloutStackState, number>(tally.map((x) => [x.state, Number(x.n)]));
     const failed = counts.get("failed") ?? 0;
     if (failed > failureAllowance(wave)) {
       const first = (await c.query<{ stack: string; error: string | null }>(
@@ -314,32 +328,32 @@ export class RolloutEngine {
       )).rows[0]!;
       const reason = haltReason({ index: r.wave, waveCount: r.waves.length, wave, total: wave.stacks.length, failed, first: { unit: first.stack, error: first.error } }, "stacks")!;
       await c.query("UPDATE rollouts SET state = 'halted', halt_reason = $2, updated_at = now() WHERE id = $1", [r.id, reason]);
-      await this.notify(c, r.id);
+      touched.add(r.id);
       return { halted: true };
     }
     const running = counts.get("running") ?? 0;
     const pending = counts.get("pending") ?? 0;
     const free = wave.parallelism - running;
     if (pending > 0 && free > 0) {
-      const next = (await c.query<{ stack: string }>(
-        "SELECT stack FROM rollout_stacks WHERE rollout_id = $1 AND wave = $2 AND state = 'pending' ORDER BY stack LIMIT $3", [r.id, r.wave, free],
-      )).rows;
+      const next = (tally.find((x) => x.state === "pending")?.first ?? []).slice(0, free).map((stack) => ({ stack }));
       const reason = `rollout ${r.name} (${r.commit.slice(0, 12)}), wave ${r.wave + 1} of ${r.waves.length} (ring ${wave.ring})`;
-      for (const { stack } of next) {
-        const { runId } = await this.runs.enqueue(c, stack, { reason, programCommit: r.commit });
-        await c.query(
-          "UPDATE rollout_stacks SET state = 'running', run_id = $3, attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL WHERE rollout_id = $1 AND stack = $2",
-          [r.id, stack, runId],
-        );
-      }
-      await this.notify(c, r.id);
+      const runIds: string[] = [];
+      for (const { stack } of next) runIds.push((await this.runs.enqueue(c, stack, { reason, programCommit: r.commit })).runId);
+      // Marked running with their runs in the transaction that queued them: never started twice, never lost.
+      await c.query(
+        `UPDATE rollout_stacks s SET state = 'running', run_id = n.run_id, attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL
+           FROM unnest($2::text[], $3::uuid[]) AS n(stack, run_id)
+          WHERE s.rollout_id = $1 AND s.stack = n.stack`,
+        [r.id, next.map((x) => x.stack), runIds],
+      );
+      touched.add(r.id);
       return { queued: next.length > 0 };
     }
     if (pending > 0 || running > 0) return {};
     // The wave is done: bake, then the next wave.
     if (!r.wave_done_at) {
       await c.query("UPDATE rollouts SET wave_done_at = now(), updated_at = now() WHERE id = $1", [r.id]);
-      await this.notify(c, r.id);
+      touched.add(r.id);
     }
     const { rows } = await c.query<{ baked: boolean }>(
       "SELECT COALESCE(wave_done_at, now()) + make_interval(secs => $2::double precision / 1000) <= now() AS baked FROM rollouts WHERE id = $1",
@@ -347,7 +361,7 @@ export class RolloutEngine {
     );
     if (!rows[0]!.baked) return {};
     await c.query("UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL, updated_at = now() WHERE id = $1", [r.id]);
-    await this.notify(c, r.id);
+    touched.add(r.id);
     return { nextWave: true };
   }
 

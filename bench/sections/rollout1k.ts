@@ -36,7 +36,8 @@ const RINGS = [
 /** BENCH_ROLLOUT_STACKS scales every ring (default 1,000 stacks, the issue's figure) for a quick look. */
 const STACKS = Number(process.env.BENCH_ROLLOUT_STACKS ?? 1000);
 const ringCount = (n: number) => Math.max(1, Math.round((n * STACKS) / 1000));
-const WORKERS = 32;
+/** Run workers (TENANCY_MAX_PARALLEL_RUNS): the widest wave's parallelism. BENCH_ROLLOUT_WORKERS overrides it for a diagnosis. */
+const WORKERS = Number(process.env.BENCH_ROLLOUT_WORKERS ?? 32);
 const REGION = "us-east-1";
 
 /** A seeded generator (mulberry32): the same durations in every run of the bench. */
@@ -119,6 +120,8 @@ export interface PhaseBreakdown {
   lastCommandToFinished: number;
   /** run finished -> the rollout records the stack's outcome (rollout_stacks.finished_at). */
   finishedToRecorded: number;
+  /** run finished -> its pg-boss job completed (pgboss.job completed_on): the worker slot is free just before (the run's checkout released). */
+  finishedToSlotFree: number;
   /** CLI commands per run (median). */
   commandsPerRun: number;
 }
@@ -173,10 +176,11 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
     const startedAt = new Date(rollout.createdAt).getTime();
     const canaryEnd = rows.filter((x) => x.wave === 1 && x.finished).map((x) => x.finished!.getTime());
     const done = rows.filter((x) => x.state === "succeeded" && x.started && x.finished && x.rcreated && x.rfinished);
-    const jobs = await cp.db.pool.query<{ run_id: string; fetched: Date }>(
-      "SELECT data->>'runId' AS run_id, min(started_on) AS fetched FROM pgboss.job WHERE name LIKE 'stack-run%' AND started_on IS NOT NULL GROUP BY 1",
+    const jobs = await cp.db.pool.query<{ run_id: string; fetched: Date; completed: Date | null }>(
+      "SELECT data->>'runId' AS run_id, min(started_on) AS fetched, max(completed_on) AS completed FROM pgboss.job WHERE name LIKE 'stack-run%' AND started_on IS NOT NULL GROUP BY 1",
     );
     const fetchedAt = new Map(jobs.rows.map((j) => [j.run_id, j.fetched.getTime()]));
+    const completedAt = new Map(jobs.rows.flatMap((j) => (j.completed ? [[j.run_id, j.completed.getTime()] as const] : [])));
     const byWave = waves.map((w) => {
       const xs = rows.filter((x) => x.wave === w.index && x.run_id && x.started && fetchedAt.has(x.run_id)).map((x) => fetchedAt.get(x.run_id!)! - x.started!.getTime());
       return xs.length > 0 ? round(percentile(xs, 50), 1) : null;
@@ -191,7 +195,7 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
       runOverheadMs: done.map((x) => x.rfinished!.getTime() - x.rcreated!.getTime() - durationMs[x.stack]!),
       laterWavesTouched: rows.filter((x) => x.wave >= 2 && x.state !== "pending").length + Number(runsOfLater.rows[0]!.n),
       haltReason: rollout.haltReason,
-      phases: phasesOf(done, fake.stamps, durationMs, fetchedAt),
+      phases: phasesOf(done, fake.stamps, durationMs, fetchedAt, completedAt),
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
@@ -202,7 +206,7 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
 
 function phaseText(p: PhaseBreakdown | undefined): string {
   if (!p) return "n/a";
-  return `${p.queuedToClaimed} (${p.queuedToFetched} + ${p.fetchedToClaimed}) / ${p.claimedToFirstCommand} / ${p.firstCommandToUp} / ${p.upBeyondDuration} / ${p.upToLastCommand} / ${p.lastCommandToFinished} / ${p.finishedToRecorded}; ${p.commandsPerRun} CLI commands a run`;
+  return `${p.queuedToClaimed} (${p.queuedToFetched} + ${p.fetchedToClaimed}) / ${p.claimedToFirstCommand} / ${p.firstCommandToUp} / ${p.upBeyondDuration} / ${p.upToLastCommand} / ${p.lastCommandToFinished} / ${p.finishedToRecorded} / ${p.finishedToSlotFree}; ${p.commandsPerRun} CLI commands a run`;
 }
 
 function phasesOf(
@@ -210,9 +214,10 @@ function phasesOf(
   stamps: StampedPulumi["stamps"],
   durationMs: Record<string, number>,
   fetchedAt: Map<string, number>,
+  completedAt: Map<string, number>,
 ): PhaseBreakdown | undefined {
   const p: Record<keyof PhaseBreakdown, number[]> = {
-    queuedToClaimed: [], queuedToFetched: [], fetchedToClaimed: [], claimedToFirstCommand: [], firstCommandToUp: [], upBeyondDuration: [], upToLastCommand: [], lastCommandToFinished: [], finishedToRecorded: [], commandsPerRun: [],
+    queuedToClaimed: [], queuedToFetched: [], fetchedToClaimed: [], claimedToFirstCommand: [], firstCommandToUp: [], upBeyondDuration: [], upToLastCommand: [], lastCommandToFinished: [], finishedToRecorded: [], finishedToSlotFree: [], commandsPerRun: [],
   };
   for (const r of rows) {
     const st = r.run_id ? stamps.get(r.run_id) : undefined;
@@ -229,6 +234,8 @@ function phasesOf(
     p.upToLastCommand.push(st.last - st.upEnd);
     p.lastCommandToFinished.push(r.rfinished!.getTime() - st.last);
     p.finishedToRecorded.push(r.finished!.getTime() - r.rfinished!.getTime());
+    const completed = completedAt.get(r.run_id!);
+    if (completed !== undefined) p.finishedToSlotFree.push(completed - r.rfinished!.getTime());
     p.commandsPerRun.push(st.commands);
   }
   if (p.commandsPerRun.length === 0) return undefined;
@@ -278,7 +285,7 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
           ["rollout, 1,000 stacks: until the canary wave is done", c(canary), `ideal ${c(idealCanaryMs)}`],
           ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the 0.5 s ticker`],
           ["  of which the run queue (queued -> finished, minus the update)", `median ${runOverhead.median} ms, p99 ${runOverhead.p99} ms`, "checkout, Automation API and CLI double, store"],
-          ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed (queued>job fetched + fetched>claimed), claimed>1st CLI command, 1st>up, up beyond its simulated duration (the double), up end>last command, last>finished, finished>recorded by the rollout"],
+          ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed (queued>job fetched + fetched>claimed), claimed>1st CLI command, 1st>up, up beyond its simulated duration (the double), up end>last command, last>finished, finished>recorded by the rollout, finished>job completed (slot free)"],
           ["canary fails: stacks of later waves updated", String(failed.laterWavesTouched), `rollout ${failed.state}: ${(failed.haltReason ?? "").slice(0, 80)}`],
         ],
         targets: [
