@@ -62,6 +62,33 @@ export function cellResidents(fleet: Pick<RoutesFleet, "tenants">, cell: { env: 
   return out;
 }
 
+/**
+ * cellResidents of every cell at once, in one pass over the tenants (a check that visits every
+ * cell would otherwise scan every tenant per cell: cells x tenants). Keyed by `${env}/${cellId}`
+ * (residentsKey); each list in the order cellResidents returns it.
+ */
+export function residentsByCell(fleet: Pick<RoutesFleet, "tenants">): ReadonlyMap<string, readonly Tenant[]> {
+  const out = new Map<string, Tenant[]>();
+  const add = (key: string, t: Tenant) => {
+    const list = out.get(key);
+    if (!list) out.set(key, [t]);
+    else if (list[list.length - 1] !== t) list.push(t);
+  };
+  for (const { tenant } of fleet.tenants.values()) {
+    if (tenant.deployment === "pooled") {
+      for (const [env, cell] of Object.entries(tenant.placement)) if (cell !== undefined) add(residentsKey(env, cell), tenant);
+      for (const [env, cell] of Object.entries(tenant.move?.from ?? {})) if (cell !== undefined) add(residentsKey(env, cell), tenant);
+    } else {
+      for (const [env, cell] of Object.entries(tenant.migration?.from ?? {})) if (cell !== undefined) add(residentsKey(env, cell), tenant);
+    }
+  }
+  return out;
+}
+
+export function residentsKey(env: string, cellId: string): string {
+  return `${env}/${cellId}`;
+}
+
 export function routingTable(fleet: RoutesFleet): Route[] {
   const out: Route[] = [];
   for (const { tenant } of fleet.tenants.values()) {

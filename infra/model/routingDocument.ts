@@ -77,7 +77,7 @@ function text(share: RoutingShare): string {
 }
 
 function bytes(s: string): number {
-  return new TextEncoder().encode(s).length;
+  return Buffer.byteLength(s, "utf8");
 }
 
 /**
@@ -89,17 +89,29 @@ export function cellRoutingParameters(fleet: FleetView, cell: RoutingCell, resid
   const app = fleet.platform.appName;
   const empty = (): RoutingShare => ({ schemaVersion: ROUTING_SCHEMA_VERSION, env: cell.env, region: cell.region, source: cell.stack, kind: "cell", routes: {}, forwards: {} });
   const pages: RoutingShare[] = [empty()];
+  // The size of text(page) kept up to date as entries are added, instead of serializing the page
+  // again per tenant (which made a cell's pages quadratic in its residents): JSON.stringify of an
+  // object is its entries' `"key":value` joined by commas, so an entry adds exactly its own bytes
+  // plus a comma when the object had entries already (test/infra/routingDocument.test.ts checks
+  // every page against text() itself).
+  const emptyBytes = bytes(text(empty()));
+  let size = emptyBytes;
+  const counts = { routes: 0, forwards: 0 };
   for (const t of [...residents].sort((a, b) => a.id.localeCompare(b.id))) {
     const { stack, endpoint } = endpointOf(fleet, t, cell.env);
     const kind = stack === cell.stack ? "routes" : "forwards";
+    const entry = bytes(JSON.stringify(t.id)) + 1 + bytes(JSON.stringify(endpoint));
     let page = pages[pages.length - 1]!;
-    page[kind][t.id] = endpoint;
-    if (bytes(text(page)) > SSM_STANDARD_MAX_BYTES) {
-      delete page[kind][t.id];
+    if (size + entry + (counts[kind] > 0 ? 1 : 0) > SSM_STANDARD_MAX_BYTES) {
       page = empty();
-      page[kind][t.id] = endpoint;
       pages.push(page);
+      size = emptyBytes;
+      counts.routes = 0;
+      counts.forwards = 0;
     }
+    size += entry + (counts[kind] > 0 ? 1 : 0);
+    counts[kind]++;
+    page[kind][t.id] = endpoint;
   }
   return pages.map((document, i) => ({ name: routingCellPageName(app, cell.env, cell.region, cell.id, i), value: text(document), document }));
 }

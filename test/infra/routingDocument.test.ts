@@ -166,6 +166,23 @@ describe("pages: always SSM Standard, at any number of tenants in a cell", () =>
     expect(mergeRouting("prod", "us-east-1", pages.map((p) => p.document)).conflicts).toEqual([]);
   });
 
+  it("pages are filled greedily by the size of their own text: each page's first tenant would not have fit on the page before", () => {
+    // Ids of varying length, so page breaks fall at different counts (the size is kept incrementally, not re-measured).
+    const residents = Array.from({ length: 700 }, (_, i) => ({ ...alpha, id: `t${i}-${"y".repeat(i % 37)}` }));
+    const pages = cellRoutingParameters(fleet, cell, residents);
+    const size = (doc: RoutingShare) => Buffer.byteLength(JSON.stringify(doc), "utf8");
+    expect(pages.length).toBeGreaterThan(5);
+    for (const [i, p] of pages.entries()) {
+      expect(p.value).toBe(JSON.stringify(p.document));
+      expect(size(p.document)).toBeLessThanOrEqual(SSM_STANDARD_MAX_BYTES);
+      if (i === 0) continue;
+      const [firstId, endpoint] = Object.entries(p.document.routes)[0]!;
+      const prev = pages[i - 1]!.document;
+      expect(size({ ...prev, routes: { ...prev.routes, [firstId]: endpoint } })).toBeGreaterThan(SSM_STANDARD_MAX_BYTES);
+    }
+    expect(pages.flatMap((p) => Object.keys(p.document.routes))).toEqual(residents.map((t) => t.id).sort((a, b) => a.localeCompare(b)));
+  });
+
   it("an empty cell still writes its one page (a router sees the cell has nobody)", () => {
     expect(cellRoutingParameters(fleet, cell, []).map((p) => p.document.routes)).toEqual([{}]);
   });
