@@ -1,5 +1,6 @@
-import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type Document, type Node } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type Node } from "yaml";
 import { formatPath, type Problem } from "./problems.ts";
+import { parseSimpleYamlMap, YAML_OPTIONS } from "./yamlFast.ts";
 
 /** Tenant and stack files are small; anything larger is a mistake or an attack. */
 export const MAX_FILE_BYTES = 64 * 1024;
@@ -8,7 +9,6 @@ export const MAX_ALIAS_COUNT = 20;
 
 export interface YamlFile {
   file: string;
-  doc: Document;
   value: unknown;
   /** 1-based line of the node at `path`, or of its nearest existing ancestor. */
   lineOf(path: readonly PropertyKey[]): number | undefined;
@@ -24,12 +24,38 @@ export function tooLargeProblem(file: string): Problem {
   };
 }
 
-/** Parses one YAML mapping, keeping positions. Returns problems instead of throwing. */
+/**
+ * Parses one YAML mapping. Returns problems instead of throwing. A file in the plain subset tenant
+ * and stack files are written in (yamlFast.ts) is parsed without building a Document, and parsed
+ * again with positions only when a problem asks for a line (lineOf): a fleet of thousands of valid
+ * files never pays for positions. Anything else is parsed with positions at once, and every YAML
+ * problem is reported from that parse.
+ */
 export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
   if (Buffer.byteLength(text, "utf8") > MAX_FILE_BYTES) return [tooLargeProblem(file)];
+  const value = parseSimpleYamlMap(text);
+  if (value !== undefined) {
+    let positioned: YamlFile | undefined;
+    const lineOf = (path: readonly PropertyKey[]): number | undefined => {
+      if (!positioned) {
+        const y = parseWithPositions(file, text);
+        // Unreachable (the fast path declines what yaml refuses: test/model/yamlFast.property.test.ts);
+        // a problem without a line is still a problem.
+        if (Array.isArray(y)) return undefined;
+        positioned = y;
+      }
+      return positioned.lineOf(path);
+    };
+    return { file, value, lineOf };
+  }
+  return parseWithPositions(file, text);
+}
+
+/** parseYamlMap with `yaml`'s Document and a LineCounter: every syntax problem, and lines for every path. */
+export function parseWithPositions(file: string, text: string): YamlFile | Problem[] {
   const lineCounter = new LineCounter();
   // logLevel "error": yaml must never print warnings to the user's terminal (stderr is for problems).
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: "error" });
+  const doc = parseDocument(text, { lineCounter, ...YAML_OPTIONS });
   const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
   const first = doc.errors[0];
   if (first) {
@@ -105,7 +131,7 @@ export function parseYamlMap(file: string, text: string): YamlFile | Problem[] {
     const root = doc.contents;
     return isNode(root) && root.range ? lineAt(root.range[0]) : undefined;
   };
-  return { file, doc, value, lineOf };
+  return { file, value, lineOf };
 }
 
 export function problemAt(y: YamlFile, path: readonly PropertyKey[], message: string): Problem {
