@@ -127,6 +127,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const moveCommand: typeof import("./commands/move.ts").moveCommand = async (...a) => (await import("./commands/move.ts")).moveCommand(...a);
   const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await import("./commands/retry.ts")).retryCommand(...a);
   const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await import("./commands/workflows.ts")).workflowsCommand(...a);
+  const cancelCommand: typeof import("./commands/cancel.ts").cancelCommand = async (...a) => (await import("./commands/cancel.ts")).cancelCommand(...a);
   program
     .command("upgrade")
     .description("upgrade a pooled tenant to its own dedicated stack (data copy and cutover by the control plane)")
@@ -178,6 +179,12 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .description("put a failed lifecycle workflow back in the control plane's queue at the step it failed in (needs DATABASE_URL)")
     .argument("<workflow-id>", "the workflow's id (a UUID; tenantctl workflows lists them)")
     .action(async (id: string) => setCode(await retryCommand(id, io)));
+  program
+    .command("cancel")
+    .description("cancel an open lifecycle workflow; an upgrade's or a move's open write window is undone first (needs TENANCY_URL and TENANCY_API_KEY)")
+    .argument("<workflow-id>", "the workflow's id (a UUID; tenantctl workflows lists them)")
+    .option("--note <text>", "why, recorded with the cancel")
+    .action(async (id: string, opts: { note?: string }) => setCode(await cancelCommand(id, opts, io)));
   program
     .command("workflows")
     .description("list the most recent lifecycle workflows in the control plane's database, newest first (needs DATABASE_URL)")

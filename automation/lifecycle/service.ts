@@ -74,12 +74,30 @@ export class LifecycleService {
     return this.create("upgrade", id, params, opts);
   }
 
+  /**
+   * Rolls back the tenant's upgrade before its switch (workflows/rollback.ts): the open one, or,
+   * with none open, its latest upgrade when that one was cancelled or failed for good after it had
+   * completed a step and nothing came after it (what it did stays until rolled back; docs/lifecycle.md, "Cancelling a workflow").
+   */
   async requestRollback(id: string, opts: RequestOptions & { destroyDedicated?: boolean } = {}): Promise<WorkflowRecord> {
     const open = await this.engine.openFor(id);
-    if (!open || open.kind !== "upgrade") {
+    let upgrade = open?.kind === "upgrade" ? open : undefined;
+    if (!open) {
+      // Only the tenant's latest workflow: after a later one (a rollback already run, say) it no longer
+      // describes the tenant (>=: a tie counts as later, a spurious refusal is the safe side).
+      const all = await this.engine.list(id);
+      const last = all.filter((w) => w.kind === "upgrade").at(-1);
+      if (
+        last && (last.state === "cancelled" || last.state === "failed") && !all.some((w) => w.id !== last.id && w.createdAt >= last.createdAt) &&
+        (await this.engine.steps(last.id)).length > 0
+      ) {
+        upgrade = last;
+      }
+    }
+    if (!upgrade) {
       throw new LifecycleRequestError(`tenant ${id} has no upgrade under way${open ? ` (its open workflow is a ${open.kind})` : ""}; nothing to roll back`);
     }
-    const params: RollbackParams = { upgradeId: open.id, destroyDedicated: opts.destroyDedicated ?? false };
+    const params: RollbackParams = { upgradeId: upgrade.id, destroyDedicated: opts.destroyDedicated ?? false };
     return this.create("rollback", id, params, opts);
   }
 

@@ -1,5 +1,5 @@
 /**
- * GET /api/workflows/:id and POST /api/workflows/:id/retry on a started control plane (live
+ * GET /api/workflows/:id, POST /api/workflows/:id/retry and .../cancel (and `tenantctl cancel`) on a started control plane (live
  * PostgreSQL, real git, run workers driving the Automation API with the Pulumi CLI test double).
  * The lifecycle worker is not started: the test runs the engine itself, as the worker would, so
  * every state the endpoints answer about is known.
@@ -16,8 +16,11 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIFECYCLE_CONFIG } from "../../automation/lifecycle/config.ts";
+import { tenantLockKey } from "../../automation/lifecycle/engine/engine.ts";
+import { bufferIo } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
-import { startHarness, type Harness } from "./support/harness.ts";
+import { API_KEY, startHarness, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const TENANT = "startup-alpha";
@@ -27,6 +30,7 @@ let pgs: TestPostgres;
 let h: Harness;
 let tmp: string;
 let cellDb: pg.Client;
+let databasesFile: string;
 
 beforeAll(async () => {
   pgs = await startTestPostgres();
@@ -37,7 +41,7 @@ beforeAll(async () => {
   await cellDb.query(`DROP ROLE IF EXISTS ${ROLE}`);
   // What the cell stacks create for an active tenant (no Pulumi program runs here).
   await cellDb.query(`CREATE ROLE ${ROLE} LOGIN`);
-  const databasesFile = join(tmp, "databases.json");
+  databasesFile = join(tmp, "databases.json");
   writeFileSync(databasesFile, JSON.stringify({ "shared-prod-use1-01": cellUrl, "shared-staging-use1-01": cellUrl }));
   h = await startHarness({
     pg: pgs,
@@ -64,7 +68,7 @@ const message = (json: Record<string, unknown>) => {
 
 describe("lifecycle workflows over the internal API", () => {
   it("requires an API key", async () => {
-    for (const [method, path] of [["GET", `/api/workflows/${randomUUID()}`], ["POST", `/api/workflows/${randomUUID()}/retry`]] as const) {
+    for (const [method, path] of [["GET", `/api/workflows/${randomUUID()}`], ["POST", `/api/workflows/${randomUUID()}/retry`], ["POST", `/api/workflows/${randomUUID()}/cancel`]] as const) {
       const res = await h.api(method, path, undefined, null);
       expect(res.status, `${method} ${path}`).toBe(401);
     }
@@ -135,6 +139,8 @@ describe("lifecycle workflows over the internal API", () => {
     const cases: [string, string, number, string][] = [
       ["GET", `/api/workflows/${unknown}`, 404, `no workflow ${unknown}`],
       ["POST", `/api/workflows/${unknown}/retry`, 404, `no workflow ${unknown}`],
+      ["POST", `/api/workflows/${unknown}/cancel`, 404, `no workflow ${unknown}`],
+      ["POST", "/api/workflows/not-a-uuid/cancel", 400, '"not-a-uuid" is not a workflow id (a UUID, as tenantctl prints it when it records a workflow)'],
       ["GET", "/api/workflows/not-a-uuid", 400, '"not-a-uuid" is not a workflow id (a UUID, as tenantctl prints it when it records a workflow)'],
       ["POST", "/api/workflows/12345/retry", 400, '"12345" is not a workflow id (a UUID, as tenantctl prints it when it records a workflow)'],
     ];
@@ -200,5 +206,133 @@ describe("lifecycle workflows over the internal API", () => {
       expect(r.status, path).toBe(status);
       expect(message(r.json), path).toBe(text);
     }
+  });
+});
+
+/** `tenantctl ARGS` against this control plane (TENANCY_URL and TENANCY_API_KEY set for the call). */
+async function tenantctl(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const saved = { url: process.env.TENANCY_URL, key: process.env.TENANCY_API_KEY };
+  process.env.TENANCY_URL = h.baseUrl;
+  process.env.TENANCY_API_KEY = API_KEY;
+  try {
+    const io = bufferIo();
+    const code = await main(args, io);
+    return { code, out: io.stdout, err: io.stderr };
+  } finally {
+    for (const [k, v] of [["TENANCY_URL", saved.url], ["TENANCY_API_KEY", saved.key]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
+  it("cancels a queued upgrade with the caller and note recorded; a second cancel is refused 409 with its state", async () => {
+    const service = h.cp.lifecycle!.service;
+    const up = await service.requestUpgrade("freebie-one", { cutoverNotBefore: new Date("2026-12-24T22:00:00Z"), requestedBy: "workflowsApi.test" });
+    const res = await h.api("POST", `/api/workflows/${up.id}/cancel`, { note: "  the customer asked to wait  " });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({
+      workflow: expect.objectContaining({ id: up.id, kind: "upgrade", tenantId: "freebie-one", state: "cancelled", currentStep: null, wakeAt: null, note: "cancelled by api key test: the customer asked to wait" }),
+      next: "it had completed no step: nothing of tenant freebie-one changed",
+    });
+    const finishedAt = (await service.engine.get(up.id))!.finishedAt!.toISOString();
+    expect((res.json.workflow as { finishedAt: string }).finishedAt).toBe(finishedAt);
+    const shown = await h.api("GET", `/api/workflows/${up.id}`);
+    expect(shown.json).toMatchObject({ workflow: { state: "cancelled" }, steps: [], resumesAt: null });
+    // The worker does not pick it up again.
+    expect(await service.engine.runDue()).toEqual([]);
+
+    const again = await h.api("POST", `/api/workflows/${up.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.json).toEqual({
+      error: {
+        message: `upgrade workflow ${up.id} of tenant freebie-one is already cancelled (since ${finishedAt}): only a pending, running or waiting workflow can be cancelled; ` +
+          "it was cancelled before (cancelled by api key test: the customer asked to wait)",
+        state: "cancelled",
+        finishedAt,
+      },
+    });
+    const badNote = await h.api("POST", `/api/workflows/${up.id}/cancel`, { note: 7 });
+    expect(badNote.status).toBe(400);
+    expect(message(badNote.json)).toBe('note must be a short text saying why (at most 500 characters, e.g. {"note": "customer asked to wait"}), or left out; got 7');
+  });
+
+  it("refuses a finished workflow 409 naming its state, and a workflow whose step is running 409 until the step ends", async () => {
+    const engine = h.cp.lifecycle!.service.engine;
+    // The suspension the retry test above ran to its end.
+    const suspended = (await engine.list(TENANT)).find((w) => w.kind === "suspend" && w.state === "succeeded")!;
+    const finished = await h.api("POST", `/api/workflows/${suspended.id}/cancel`);
+    expect(finished.status).toBe(409);
+    expect(finished.json).toEqual({
+      error: {
+        message: `suspend workflow ${suspended.id} of tenant ${TENANT} is already succeeded (since ${suspended.finishedAt!.toISOString()}): ` +
+          "only a pending, running or waiting workflow can be cancelled; it did everything it was asked to; nothing is left to cancel",
+        state: "succeeded",
+        finishedAt: suspended.finishedAt!.toISOString(),
+      },
+    });
+
+    // A worker running a step holds the tenant's lock (here: a session of the test holds it).
+    const rotate = await h.cp.lifecycle!.service.requestRotate("freebie-one");
+    const holder = new pg.Client({ connectionString: h.config.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1)", [tenantLockKey("freebie-one")]);
+      const busy = await h.api("POST", `/api/workflows/${rotate.id}/cancel`);
+      expect(busy.status).toBe(409);
+      expect(busy.json).toEqual({
+        error: {
+          message: `rotate workflow ${rotate.id} of tenant freebie-one is running a step right now: a running step is never interrupted; ` +
+            "cancel it when the step has finished (or when it waits between attempts)",
+          state: "pending",
+          step: null,
+        },
+      });
+      expect((await engine.get(rotate.id))!.state).toBe("pending");
+      await holder.query("SELECT pg_advisory_unlock($1)", [tenantLockKey("freebie-one")]);
+      const ok = await h.api("POST", `/api/workflows/${rotate.id}/cancel`);
+      expect(ok.status).toBe(200);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it("refuses 409 with the cause when the clean-up fails (the cell database unreachable), leaving the workflow as it was; cancels once it can", async () => {
+    const engine = h.cp.lifecycle!.service.engine;
+    const move = await h.cp.lifecycle!.service.requestMove("company-beta", { to: "use1-01" });
+    // What a control plane killed during copy.data leaves: running at that step. Its clean-up drops the
+    // capture slot on the cell left (use1-02), which this control plane's databases file does not name.
+    await h.cp.db.pool.query("UPDATE lifecycle_workflows SET state = 'running', current_step = 'copy.data' WHERE id = $1", [move.id]);
+    const cause = `${databasesFile} has no connection string for stack shared-prod-use1-02; add "shared-prod-use1-02": "postgres://..."`;
+    const refused = await h.api("POST", `/api/workflows/${move.id}/cancel`);
+    expect(refused.status).toBe(409);
+    expect(refused.json).toEqual({
+      error: {
+        message: `cancel of move workflow ${move.id} refused: its clean-up failed (${cause}); the workflow is left running at copy.data ` +
+          "(its next attempt undoes a write window left open first); fix the cause and cancel again",
+        state: "running",
+        step: "copy.data",
+        cause,
+      },
+    });
+    expect(await engine.get(move.id)).toMatchObject({ state: "running", currentStep: "copy.data", finishedAt: null });
+
+    // tenantctl says the same, exit 1; a malformed id is a usage error (exit 2) before any request.
+    const cli = await tenantctl(["cancel", move.id]);
+    expect(cli).toEqual({ code: 1, out: [], err: [`control plane answered 409 to POST /api/workflows/${move.id}/cancel: ${(refused.json.error as { message: string }).message}`] });
+    expect(await tenantctl(["cancel", "12345"])).toEqual({
+      code: 2, out: [], err: ['tenantctl: "12345" is not a workflow id: expected a UUID such as 0b9f6c7e-2f4a-4c1e-9a57-3d1e8b2c4f10 (tenantctl workflows lists them)'],
+    });
+
+    // Before its copy a move has nothing of the databases to release: the cancel goes through, from tenantctl.
+    await h.cp.db.pool.query("UPDATE lifecycle_workflows SET current_step = NULL WHERE id = $1", [move.id]);
+    const ok = await tenantctl(["cancel", move.id.toUpperCase(), "--note", "wrong cell"]);
+    expect(ok).toEqual({
+      code: 0,
+      out: [`cancelled move workflow ${move.id} of tenant company-beta: cancelled by api key test: wrong cell`, "next: it had completed no step: nothing of tenant company-beta changed"],
+      err: [],
+    });
+    expect((await engine.get(move.id))!.state).toBe("cancelled");
   });
 });

@@ -100,6 +100,11 @@ describe("cell move use1-01 -> use1-02", () => {
       expect(sw.windowMs).toBeGreaterThan(0);
       expect(sw.drainedTransactions).toBeGreaterThan(0);
       expect(ran).toMatchObject({ state: "waiting", step: "cleanup.wait" });
+      // Switched: a cancel would leave the old schema and the file's move block behind for good; refused, the move finishes by itself.
+      await expect(s.service.engine.cancel(wf.id, "operator")).rejects.toThrow(
+        `cancel of move workflow ${wf.id} refused: it has completed cutover.switch, so tenant ${s.tenant} serves from its new place; ` +
+          `a cancel now would leave the old copy and the file's record of the move behind for good. It finishes by itself (at cleanup.wait, next attempt ${ran.wakeAt!.toISOString()})`,
+      );
       await app.stop();
       await writer.done;
       expect(writer.stats.stoppedBy).toMatch(/terminat|connection error|not permitted to log in/);

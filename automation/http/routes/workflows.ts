@@ -1,11 +1,14 @@
 /**
- * /api/workflows/:id: a lifecycle workflow with its steps and backups, and its retry; and the
+ * /api/workflows/:id: a lifecycle workflow with its steps and backups, its retry and its cancel; and the
  * lifecycle requests made over the API that are not tenant-file edits (POST /api/tenants/:id/rotate,
  * POST /api/tenants/:id/move, POST /api/tenants/:id/move/rollback).
  */
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
-import { isWorkflowId, WorkflowConflictError, WorkflowNotFoundError } from "../../lifecycle/engine/engine.ts";
+import { afterCancel } from "../../lifecycle/afterCancel.ts";
+import {
+  CancelRefusedError, isWorkflowId, WorkflowBusyError, WorkflowConflictError, WorkflowFinishedError, WorkflowNotFoundError,
+} from "../../lifecycle/engine/engine.ts";
 import { withLogContext } from "../../log.ts";
 import { keyOf } from "../auth.ts";
 import { HttpError } from "../errors.ts";
@@ -110,6 +113,32 @@ export function workflowRoutes(ctx: RouteContext) {
           throw err;
         }
         return reply.send({ workflow, resumesAt: await engine.resumeStep(workflow) });
+      });
+    });
+
+    // Cancels an open workflow (docs/lifecycle.md, "Cancelling a workflow"): body { note? }. 200 with
+    // the workflow and what to do next; 404 unknown; 409 when it has finished (with its state), a
+    // step is running right now, or its clean-up failed (with the cause; nothing changed).
+    api.post<{ Params: { id: string }; Body: { note?: unknown } | undefined }>("/api/workflows/:id/cancel", async (request, reply) => {
+      const { engine, workflow: before } = await workflowParam(request.params.id);
+      const note = request.body?.note;
+      if (note !== undefined && (typeof note !== "string" || note.trim() === "" || note.length > 500)) {
+        throw new HttpError(400, `note must be a short text saying why (at most 500 characters, e.g. {"note": "customer asked to wait"}), or left out; got ${JSON.stringify(note)?.slice(0, 80)}`);
+      }
+      return withLogContext({ tenantId: before.tenantId }, async () => {
+        let workflow;
+        try {
+          workflow = await engine.cancel(before.id, `cancelled by api key ${request.apiKeyName}${note ? `: ${note.trim()}` : ""}`);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw new HttpError(404, err.message);
+          if (err instanceof WorkflowFinishedError) throw new HttpError(409, err.message, { state: err.workflow.state, finishedAt: err.workflow.finishedAt });
+          if (err instanceof CancelRefusedError) throw new HttpError(409, err.message, { state: err.workflow.state, step: err.workflow.currentStep, cause: err.reason });
+          if (err instanceof WorkflowBusyError) throw new HttpError(409, err.message, { state: err.workflow.state, step: err.workflow.currentStep });
+          if (err instanceof WorkflowConflictError) throw new HttpError(409, err.message);
+          throw err;
+        }
+        request.log.warn({ workflowId: workflow.id, kind: workflow.kind, step: before.currentStep, by: request.apiKeyName }, "lifecycle workflow cancelled");
+        return reply.send({ workflow, next: afterCancel(workflow, await engine.steps(workflow.id)) });
       });
     });
   };

@@ -147,6 +147,13 @@ export interface WorkflowDef<K extends WorkflowKind = WorkflowKind> {
    * it throws, the cancel is refused and the workflow is left as it was.
    */
   onCancelled?(ctx: StepContext, note: string): Promise<void>;
+  /**
+   * A cancel is refused once this step has completed (the upgrade's and the move's switch: the
+   * tenant serves from its new place, and only the workflow's own clean-up removes the old copy
+   * and the file's record of the change).
+   * @default - cancellable while open
+   */
+  cancelUntil?: string;
 }
 
 /**

@@ -31,6 +31,7 @@ import { toBackup, toRecord, type BackupRow, type WorkflowRow } from "./rows.ts"
 export * from "./definitions.ts";
 export { backoffMs, retryDelayMs } from "./attempt.ts";
 export { tenantLockKey } from "./internals.ts";
+export { CancelRefusedError, WorkflowBusyError, WorkflowFinishedError } from "./cancel.ts";
 
 export class WorkflowEngine {
   private readonly defs: ReadonlyMap<WorkflowKind, WorkflowDef>;

@@ -401,6 +401,8 @@ export const moveWorkflow: WorkflowDef<"move"> = {
   schema: "moves",
   // A failed move leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
   onFailed: (ctx) => releaseMove(ctx, "the move failed"),
+  // After the switch the tenant serves from its new place: only the clean-up steps finish it.
+  cancelUntil: cutoverSwitch.name,
   onCancelled: (ctx) => cancelMove(ctx),
   steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };

@@ -236,6 +236,8 @@ export const upgradeWorkflow: WorkflowDef<"upgrade"> = {
   schema: "moves",
   // A failed upgrade leaves no slot holding the cell's WAL; a retry re-creates it (and copies again).
   onFailed: (ctx) => releaseUpgrade(ctx, "the upgrade failed", false),
+  // After the switch the tenant serves from its new place: only the clean-up steps finish it.
+  cancelUntil: cutoverSwitch.name,
   onCancelled: (ctx) => releaseUpgrade(ctx, "the upgrade was cancelled", true),
   steps: [provisionKey, provisionFiles, provisionStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };

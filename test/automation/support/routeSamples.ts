@@ -22,6 +22,7 @@ export const API_SAMPLES: Record<string, { path: string; body?: unknown; reached
   "POST /api/subscriptions/:id/reconcile": { path: "/api/subscriptions/sub_never/reconcile", reached: 404 },
   "GET /api/workflows/:id": { path: `/api/workflows/${UUID0}`, reached: 503 },
   "POST /api/workflows/:id/retry": { path: `/api/workflows/${UUID0}/retry`, reached: 503 },
+  "POST /api/workflows/:id/cancel": { path: `/api/workflows/${UUID0}/cancel`, reached: 503 },
   "POST /api/tenants/:id/rotate": { path: "/api/tenants/no-such-co/rotate", reached: 503 },
   "POST /api/tenants/:id/move": { path: "/api/tenants/no-such-co/move", reached: 503 },
   "POST /api/tenants/:id/move/rollback": { path: "/api/tenants/no-such-co/move/rollback", reached: 503 },
