@@ -15,7 +15,7 @@ import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { windowRecord } from "../../automation/lifecycle/workflows/switchWindow.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
-import { phaseOf, tenantLogin } from "./probes.ts";
+import { docOf, phaseOf, tenantLogin } from "./probes.ts";
 import { connect, createApplicationSchema, qi, type DbRef } from "./tenantDb.ts";
 
 let bench: Bench;
@@ -96,6 +96,8 @@ describe.each(["move", "upgrade"] as const)("a %s cancelled inside its switch's 
       const cancelled = await s.service.engine.cancel(id, "operator: give up");
       expect(cancelled).toMatchObject({ state: "cancelled", note: "operator: give up" });
       expect(await leftovers(s, id)).toEqual({ login: "ok", windowRow: false, holds: [], slots: [], phase: "copying", owner: CELL_STACK });
+      // The connection document was never changed: the application's next connection goes to the cell.
+      expect(docOf(s)).toEqual({ ...docOf(s), port: s.cell.server.port, database: s.cell.database });
       expect(s.logs.some((l) => l.message.startsWith("change capture dropped: the " + kind + " was cancelled"))).toBe(true);
 
       // The tenant writes to its cell again.
@@ -106,7 +108,10 @@ describe.each(["move", "upgrade"] as const)("a %s cancelled inside its switch's 
         await c.end();
       }
       // A second cancel is refused (already cancelled) and the worker does not run it again.
-      await expect(s.service.engine.cancel(id, "again")).rejects.toThrow(`workflow ${id} is already cancelled`);
+      await expect(s.service.engine.cancel(id, "again")).rejects.toThrow(
+        `${kind} workflow ${id} of tenant ${s.tenant} is already cancelled (since ${cancelled.finishedAt!.toISOString()}): ` +
+          "only a pending, running or waiting workflow can be cancelled; it was cancelled before (operator: give up)",
+      );
       expect(await s.service.engine.run(id)).toMatchObject({ state: "cancelled" });
     } finally {
       await s.close();
