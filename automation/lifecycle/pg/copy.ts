@@ -1,10 +1,9 @@
 /**
- * Copies a tenant schema between two PostgreSQL servers inside the control plane, with COPY in
- * text format streamed from one connection to the other (pg-copy-streams), and verifies it.
+ * Compares, syncs and dumps a tenant schema between two PostgreSQL servers inside the control
+ * plane, with COPY in text format streamed from one connection to the other (pg-copy-streams).
+ * The bulk copy itself (`copySchema`, binary where it can, verified against the bytes sent) is in
+ * bulkCopy.ts.
  *
- * - `copySchema`: the bulk copy. One REPEATABLE READ snapshot of the source (as pg_dump takes),
- *   the target rebuilt and loaded in one transaction: the target holds either a complete,
- *   verified copy of that snapshot or nothing. Foreign keys are left for the cutover.
  * - `syncDelta`: the final delta at cutover, once writes to the source have stopped. For each
  *   table with a key it ships (key, md5 of the row) from the source into a temporary table on the
  *   target, deletes target rows whose hash differs or whose key is gone, and copies the missing
@@ -24,10 +23,10 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import {
-  copyColumns, describeSchema, emptySchema, foreignKeyDdl, ownershipDdl, postDataDdl, preDataDdl, readSchema, sequenceValues, setvalSql,
+  copyColumns, describeSchema, emptySchema, foreignKeyDdl, postDataDdl, preDataDdl, readSchema, sequenceValues, setvalSql,
   assertCopyable, type SchemaDef, type TableDef,
 } from "./catalog.ts";
-import { qi, ql, qn } from "./sql.ts";
+import { qi, qn } from "./sql.ts";
 
 export interface TableChecksum {
   table: string;
@@ -110,64 +109,6 @@ export async function verifyCopy(
   }
   if (differences.length > 0) throw new VerificationError(schema, differences);
   return a;
-}
-
-export interface CopyResult {
-  tables: TableChecksum[];
-  rowsCopied: number;
-}
-
-/**
- * The bulk copy. `source` and `target` are prepared sessions (prepareSession) whose user is a
- * member of the schema owner on each side (ensureMember); both are used inside transactions
- * opened here, and no other transaction may be open on them. Whatever the target
- * schema held is dropped first (it holds only what an earlier attempt of this copy left: the
- * dedicated app does not serve from it before cutover), so a re-run starts clean.
- */
-export interface CopyOptions {
-  /**
-   * An exported snapshot to read the source in (SET TRANSACTION SNAPSHOT): the one a change
-   * capture slot was created with (cdc/slot.ts), so the copy and the stream meet exactly.
-   */
-  snapshot?: string;
-  /** Add the foreign keys too (the change stream applies in commit order and keeps them true). */
-  foreignKeys?: boolean;
-  /** Runs in the target's transaction just before it commits (to record the stream's start with the copy). */
-  beforeCommit?: (target: pg.ClientBase) => Promise<void>;
-}
-
-export async function copySchema(source: pg.ClientBase, target: pg.ClientBase, schema: string, owner: string, opts: CopyOptions = {}): Promise<CopyResult> {
-  await source.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    if (opts.snapshot !== undefined) await source.query(`SET TRANSACTION SNAPSHOT ${ql(opts.snapshot)}`);
-    await assertCopyable(source, schema);
-    const d = await readSchema(source, schema);
-    await target.query("BEGIN");
-    try {
-      await emptySchema(target, schema);
-      for (const sql of preDataDdl(d)) await target.query(sql);
-      let rowsCopied = 0;
-      for (const t of d.tables) {
-        const cols = copyColumns(t);
-        rowsCopied += await streamCopy(source, target, `SELECT ${columnList(cols)} FROM ${qn(schema, t.name)}`, `${qn(schema, t.name)} (${columnList(cols)})`);
-      }
-      for (const sql of postDataDdl(d)) await target.query(sql);
-      for (const sql of ownershipDdl(d, owner)) await target.query(sql);
-      // Sequences are not transactional: the snapshot does not freeze them, and the application
-      // moves them on during the copy. They are set again and verified at cutover, writes stopped.
-      await setSequences(source, target, d);
-      if (opts.foreignKeys) for (const fk of foreignKeyDdl(d)) await target.query(fk.sql);
-      const verified = await verifyCopy(source, target, schema, { sequences: false, foreignKeys: opts.foreignKeys === true });
-      await opts.beforeCommit?.(target);
-      await target.query("COMMIT");
-      return { tables: verified.tables, rowsCopied };
-    } catch (err) {
-      await target.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    }
-  } finally {
-    await source.query("ROLLBACK").catch(() => undefined);
-  }
 }
 
 async function setSequences(source: pg.ClientBase, target: pg.ClientBase, d: SchemaDef): Promise<void> {

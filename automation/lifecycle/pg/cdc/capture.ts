@@ -20,7 +20,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { copySchema, VerificationError, type TableChecksum } from "../copy.ts";
+import { copySchema } from "../bulkCopy.ts";
+import { VerificationError, type TableChecksum } from "../copy.ts";
 import { describeSchema, foreignKeyDdl, readSchema, sequenceValues, setvalSql, type SchemaDef } from "../catalog.ts";
 import { qi, qn } from "../sql.ts";
 import { ChangeApplier, deleteProgress, emitFence, readProgress, startProgress, type Progress } from "./apply.ts";
