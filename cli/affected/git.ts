@@ -33,14 +33,15 @@ export interface RepoInfo {
 }
 
 export async function repoInfo(projectDir: string): Promise<RepoInfo> {
-  let top: string;
+  let out: string;
   try {
-    top = (await git(projectDir, ["rev-parse", "--show-toplevel"])).trim();
+    // One git process for both: the top on the first line, the prefix (maybe empty) on the second.
+    out = await git(projectDir, ["rev-parse", "--show-toplevel", "--show-prefix"]);
   } catch {
     throw new GitError(`${projectDir} is not inside a git repository; affected and plan --base compare git revisions`);
   }
-  const prefix = (await git(projectDir, ["rev-parse", "--show-prefix"])).trim();
-  return { top, prefix };
+  const [top = "", prefix = ""] = out.split("\n");
+  return { top: top.trim(), prefix: prefix.trim() };
 }
 
 /** The commit a ref names, or a GitError that says what to do (CI checkouts are often shallow). */

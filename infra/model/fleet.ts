@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { formatCidr, contains, overlaps, parseCidr, type Cidr } from "./cidr.ts";
 import { loadPlatform, PlatformError, type Platform } from "./platform.ts";
 import { fleetLimitProblems } from "./fleetLimits.ts";
@@ -143,9 +143,9 @@ function listed(dir: string, accept: (name: string) => boolean, overlay: FleetOv
   return [...names].sort();
 }
 
-/** The overlay's content of `path` if it has one, else the file on disk (readLimited). */
-function readOverlaid(path: string, file: string, overlay: FleetOverlay | undefined): string | Problem {
-  const content = overlay?.files.get(resolve(path));
+/** The overlay's content of `path` (absolute: `abs`) if it has one, else the file on disk (readLimited). */
+function readOverlaid(path: string, abs: string, file: string, overlay: FleetOverlay | undefined): string | Problem {
+  const content = overlay?.files.get(abs);
   if (typeof content !== "string") return readLimited(path, file);
   return Buffer.byteLength(content, "utf8") > MAX_FILE_BYTES ? tooLargeProblem(file) : content;
 }
@@ -203,37 +203,43 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay, cache?: Par
     cache.context = context;
   }
   /** The cached parse of a file on disk, or undefined when it must be read (overlaid or not cached). */
-  const cached = <T>(map: Map<string, T> | undefined, path: string): T | undefined => {
-    const abs = resolve(path);
+  const cached = <T>(map: Map<string, T> | undefined, abs: string): T | undefined => {
     if (!map || overlay?.files.has(abs)) return undefined;
     const hit = map.get(abs);
     if (hit !== undefined) cache!.counts.reused++;
     return hit;
   };
-  const remember = <T>(map: Map<string, T> | undefined, path: string, value: T) => {
+  const remember = <T>(map: Map<string, T> | undefined, abs: string, value: T) => {
     if (!map) return;
     cache!.counts.parsed++;
-    const abs = resolve(path);
     if (!overlay?.files.has(abs)) map.set(abs, value);
   };
 
+  // Absolute paths (cache and overlay keys) as resolve() gives them, built once per directory:
+  // entry names have no slashes. Display names are made only for files read (a cached one has its own).
+  const absIn = (dir: string) => {
+    const base = resolve(dir);
+    return (name: string) => (base.endsWith(sep) ? base + name : base + sep + name);
+  };
+  const tenantAbs = absIn(dirs.tenantsDir);
   const tenants = new Map<string, LoadedTenant>();
   for (const name of listed(dirs.tenantsDir, (n) => /\.ya?ml$/.test(n), overlay)) {
     const path = join(dirs.tenantsDir, name);
-    const file = show(path);
+    const abs = tenantAbs(name);
     const id = name.replace(/\.ya?ml$/, "");
     // The file exists but is invalid: rules about its tenant (its stack files) are not checked, so
     // one broken file gives its own problems and not a cascade about a "missing" tenant.
     broken.tenants.add(id);
-    let loaded = cached(cache?.tenants, path) as ReturnType<typeof parseTenantFile> | undefined;
+    let loaded = cached(cache?.tenants, abs) as ReturnType<typeof parseTenantFile> | undefined;
     if (!loaded) {
-      const text = readOverlaid(path, file, overlay);
+      const file = show(path);
+      const text = readOverlaid(path, abs, file, overlay);
       if (typeof text !== "string") {
         problems.push(text);
         continue;
       }
       loaded = parseTenantFile(file, text, ctx, id);
-      if (!Array.isArray(loaded)) remember(cache?.tenants, path, loaded);
+      if (!Array.isArray(loaded)) remember(cache?.tenants, abs, loaded);
       else if (cache) cache.counts.parsed++;
     }
     if (Array.isArray(loaded)) {
@@ -251,21 +257,23 @@ export function loadFleet(dirsIn: FleetDirs, overlay?: FleetOverlay, cache?: Par
     tenants.set(loaded.tenant.id, loaded);
   }
 
+  const stackAbs = absIn(dirs.stacksDir);
   const stacks = new Map<string, StackFile>();
   for (const name of listed(dirs.stacksDir, (n) => /^Pulumi\..+\.ya?ml$/.test(n), overlay)) {
     const path = join(dirs.stacksDir, name);
-    const file = show(path);
+    const abs = stackAbs(name);
     const stackName = stackNameOfFile(name);
     if (stackName) broken.stacks.add(stackName);
-    let parsed = cached(cache?.stacks, path) as ReturnType<typeof parseStackFile> | undefined;
+    let parsed = cached(cache?.stacks, abs) as ReturnType<typeof parseStackFile> | undefined;
     if (!parsed) {
-      const text = readOverlaid(path, file, overlay);
+      const file = show(path);
+      const text = readOverlaid(path, abs, file, overlay);
       if (typeof text !== "string") {
         problems.push(text);
         continue;
       }
       parsed = parseStackFile(file, name, text, platform.environments, platform.regions);
-      if (!Array.isArray(parsed)) remember(cache?.stacks, path, parsed);
+      if (!Array.isArray(parsed)) remember(cache?.stacks, abs, parsed);
       else if (cache) cache.counts.parsed++;
     }
     if (Array.isArray(parsed)) problems.push(...parsed);
