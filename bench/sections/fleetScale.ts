@@ -1,18 +1,26 @@
 /**
- * 10-11. The PR path and `plan --all` at fleet scale (BENCHMARKS.md): `tenantctl plan --base` for a
+ * 12-13. The PR path and `plan --all` at fleet scale (BENCHMARKS.md): `tenantctl plan --base` for a
  * change that adds one pooled tenant, in synthetic fleets of 1,000 and 10,000 tenants (cells of
  * 100, dedicated tenants one in ten where the address plan allows it), and `tenantctl plan --all`
  * of the 10,000-tenant fleet: wall time and peak memory of the whole process tree (the renderer
- * workers included). Each command runs as the CLI runs it, in a fresh process, in a git repository
- * holding the fleet. The 1,000-tenant figure is the baseline of the 10,000 one, measured in the
- * same run.
+ * workers included). Each command runs as the PR workflow runs it (`npx tenantctl plan ...`: the
+ * compiled CLI, bin/tenantctl.mjs, rebuilt first), in a fresh process, in a git repository holding
+ * the fleet; its own CPU time comes from bench/lib/cpuAtExit.mjs. The 1,000-tenant figure is the
+ * baseline of the 10,000 one, measured in the same run. The load average is recorded with each
+ * figure: on the shared machine the wall time is mostly the other processes'.
  */
-import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
-import { runCase } from "../lib/child.ts";
-import { MAX_SYNTHETIC_DEDICATED, writePooled, writeSyntheticFleet, type SyntheticFleet } from "../lib/fleetGen.ts";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { MAX_SYNTHETIC_DEDICATED, PROJECT_DIR, writePooled, writeSyntheticFleet, type SyntheticFleet } from "../lib/fleetGen.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
+import { sampleTreeRss } from "../lib/treeRss.ts";
+
+const BIN = join(PROJECT_DIR, "bin", "tenantctl.mjs");
+const CPU_HOOK = join(PROJECT_DIR, "bench", "lib", "cpuAtExit.mjs");
 
 const CELL_SIZE = 100;
 
@@ -43,12 +51,47 @@ function fleetRepo(shape: Shape): SyntheticFleet & { base: string } {
   return { ...fleet, base };
 }
 
-interface PlanCaseResult { totalMs: number; cpuMs: number; code: number; stdoutLines: number; mandatory: number; firstMandatory: string[]; stderr: string[] }
+/** The compiled CLI from the current sources (bin/tenantctl.mjs would run the sources through tsx if one changed since the build). */
+function buildCli(log: (s: string) => void): void {
+  log("tenantctl: npm run build");
+  const build = spawnSync(process.execPath, [join(PROJECT_DIR, "bin", "build-cli.mjs")], { encoding: "utf8" });
+  if (build.status !== 0) throw new Error(`bin/build-cli.mjs failed:\n${build.stderr}`);
+}
 
-async function planCase(dir: string, args: string[], treeRss: boolean): Promise<{ ms: number; cpuMs: number; treeMb: number | undefined; code: number; mandatory: string[] }> {
-  const r = await runCase<PlanCaseResult>("tenantctlPlan.ts", [dir, ...args], {}, { treeRss });
-  if (r.result.code !== 0 && r.result.code !== 1) throw new Error(`tenantctl plan ${args.join(" ")} in ${dir} exited ${r.result.code}: ${r.result.stderr.join(" / ")}`);
-  return { ms: r.result.totalMs, cpuMs: r.result.cpuMs, treeMb: r.peakTreeRssMb, code: r.result.code, mandatory: r.result.firstMandatory };
+const load1 = () => round(loadavg()[0]!, 1);
+
+/**
+ * `node bin/tenantctl.mjs plan ARGS` in `dir`: wall time from outside, the process's own CPU time
+ * (user + system, its renderer workers and git not included), exit code, the first mandatory
+ * violations (exit 1 on a synthetic fleet is its quota policies, not a failure to plan), and with
+ * `treeRss` the peak memory of the process tree.
+ */
+async function planCase(dir: string, args: string[], treeRss: boolean): Promise<{ ms: number; cpuMs: number; treeMb: number | undefined; code: number; mandatory: string[]; load: number }> {
+  // Outside the fleet's repository: an untracked file there would be part of the change.
+  const cpuFile = join(tmpdir(), `tenancy-bench-plan-cpu-${process.pid}.json`);
+  rmSync(cpuFile, { force: true });
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ["--import", CPU_HOOK, BIN, "plan", ...args], {
+    cwd: dir,
+    env: { ...process.env, TENANTCTL_FROM_SOURCE: "", FORCE_COLOR: "0", BENCH_CPU_FILE: cpuFile },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const sampler = treeRss && child.pid !== undefined ? sampleTreeRss(child.pid) : undefined;
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number>((done, fail) => {
+    child.on("error", fail);
+    child.on("close", (c) => done(c ?? 70));
+  });
+  const ms = performance.now() - t0;
+  const treeMb = sampler?.stop();
+  if (code !== 0 && code !== 1) throw new Error(`tenantctl plan ${args.join(" ")} in ${dir} exited ${code}: ${stderr.trim().split("\n").slice(-5).join(" / ")}`);
+  const cpu = JSON.parse(readFileSync(cpuFile, "utf8")) as { user: number; system: number };
+  rmSync(cpuFile, { force: true });
+  const mandatory = stdout.split("\n").filter((l) => l.startsWith("mandatory "));
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, treeMb, code, mandatory: mandatory.slice(0, 3), load: load1() };
 }
 
 /**
@@ -61,6 +104,8 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
   const medians = new Map<string, number>();
   const rows: string[][] = [];
   const data: Record<string, unknown> = {};
+  buildCli(log);
+  const loads: number[] = [];
   for (const n of [1000, 10000]) {
     const shape = fleetShape(n);
     log(`plan --base: writing a fleet of ${n} tenants (${shape.pooled} pooled in ${shape.cells} cells, ${shape.dedicated} dedicated)`);
@@ -72,12 +117,14 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
       const cpuPlain: number[] = [];
       for (let i = 0; i < runs; i++) {
         const r = await planCase(fleet.dir, ["--base", fleet.base], false);
-        log(`plan --base at ${n} tenants, run ${i + 1}/${runs}: ${round(r.ms, 0)} ms, CPU ${round(r.cpuMs, 0)} ms (exit ${r.code})`);
+        log(`plan --base at ${n} tenants, run ${i + 1}/${runs}: ${round(r.ms, 0)} ms, CPU ${round(r.cpuMs, 0)} ms (exit ${r.code}, load ${r.load})`);
+        loads.push(r.load);
         withBase.push(r.ms);
         cpuBase.push(r.cpuMs);
         data[`tenants_${n}_exit`] = { code: r.code, mandatory: r.mandatory };
         const p = await planCase(fleet.dir, ["--stack", fleet.cells[0]!], false);
-        log(`plan --stack ${fleet.cells[0]} at ${n} tenants, run ${i + 1}/${runs}: ${round(p.ms, 0)} ms, CPU ${round(p.cpuMs, 0)} ms (exit ${p.code})`);
+        log(`plan --stack ${fleet.cells[0]} at ${n} tenants, run ${i + 1}/${runs}: ${round(p.ms, 0)} ms, CPU ${round(p.cpuMs, 0)} ms (exit ${p.code}, load ${p.load})`);
+        loads.push(p.load);
         plain.push(p.ms);
         cpuPlain.push(p.cpuMs);
       }
@@ -104,7 +151,11 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
   data.ratio_base_plain_10000 = toPlain;
   data.cpu_ratio_base_plain_10000 = medians.get("cpu_base_10000")! / medians.get("cpu_plain_10000")!;
   data.cpu_ratio_10000_1000 = medians.get("cpu_base_10000")! / medians.get("cpu_base_1000")!;
+  const cpuRatio = medians.get("cpu_base_10000")! / medians.get("cpu_base_1000")!;
+  data.loadAverage1m = { min: Math.min(...loads), max: Math.max(...loads), samples: loads };
   rows.push(["time ratio plan --base 10,000 / 1,000 tenants", round(ratio, 2).toString(), "baseline: the 1,000-tenant figure, same run"]);
+  rows.push(["CPU time ratio plan --base 10,000 / 1,000 tenants", round(cpuRatio, 2).toString(), "user + system of the plan process, medians"]);
+  rows.push(["load average (1 min) at the end of each command", `${Math.min(...loads)} to ${Math.max(...loads)}`, "2 cores shared with the other sessions"]);
   return {
     name: "planBaseScale",
     data,
@@ -123,13 +174,16 @@ export async function planAll10k(runs: number, log: (s: string) => void): Promis
   log(`plan --all: writing a fleet of 10,000 tenants (${shape.pooled} pooled in ${shape.cells} cells, ${shape.dedicated} dedicated)`);
   const fleet = fleetRepo(shape);
   try {
+    buildCli(log);
     const ms: number[] = [];
     const mb: number[] = [];
+    const loads: number[] = [];
     let exit: unknown;
     for (let i = 0; i < runs; i++) {
       const r = await planCase(fleet.dir, ["--all"], true);
       exit = { code: r.code, mandatory: r.mandatory };
-      log(`plan --all at 10,000 tenants, run ${i + 1}/${runs}: ${round(r.ms / 1000, 1)} s, peak ${round(r.treeMb ?? 0, 0)} MiB (exit ${r.code})`);
+      log(`plan --all at 10,000 tenants, run ${i + 1}/${runs}: ${round(r.ms / 1000, 1)} s, peak ${round(r.treeMb ?? 0, 0)} MiB (exit ${r.code}, load ${r.load})`);
+      loads.push(r.load);
       ms.push(r.ms);
       mb.push(r.treeMb ?? 0);
     }
@@ -137,7 +191,7 @@ export async function planAll10k(runs: number, log: (s: string) => void): Promis
     const mem = summarize(mb);
     return {
       name: "planAll10k",
-      data: { shape, exit, wallMs: wall, peakTreeRssMb: mem, memory: "sum of the RSS of the plan process and its renderer workers, sampled every 200 ms from outside (bench/lib/treeRss.ts)" },
+      data: { shape, exit, wallMs: wall, peakTreeRssMb: mem, loadAverage1m: loads, memory: "sum of the RSS of the plan process and its renderer workers, sampled every 200 ms from outside (bench/lib/treeRss.ts)" },
       rows: [
         [`plan --all, ${shape.tenants} tenants (${shape.cells + shape.dedicated} stacks)`, fmtSummary(wall, "ms"), `${shape.pooled} pooled in ${shape.cells} cells, ${shape.dedicated} dedicated`],
         ["plan --all, 10,000 tenants: peak memory (process tree)", fmtSummary(mem, "MiB"), "plan process + renderer workers, sampled every 200 ms"],
