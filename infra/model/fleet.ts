@@ -360,7 +360,9 @@ function crossFileProblems(fleet: Fleet, broken: BrokenFiles): Problem[] {
           ),
         );
       }
-      load.set(stack, [...(load.get(stack) ?? []), lt.tenant.id]);
+      const placed = load.get(stack);
+      if (placed) placed.push(lt.tenant.id);
+      else load.set(stack, [lt.tenant.id]);
     }
   }
   for (const [stack, ids] of load) {
