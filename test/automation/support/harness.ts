@@ -83,7 +83,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const repo = opts.repo ?? makeFixtureRepo();
   const stateDir = join(tmp, "pulumi-state");
   const fake = new FakePulumiCommand({ stateDir, ...opts.fake });
-  const config = testConfig({ databaseUrl: await opts.pg.newDatabase(), repoDir: repo.dir, dataDir: join(tmp, "data"), ...opts.config });
+  const config = testConfig({ databaseUrl: await opts.pg.controlPlaneDatabase(), repoDir: repo.dir, dataDir: join(tmp, "data"), ...opts.config });
   const cp = await ControlPlane.create(config, {
     log: opts.logLines
       ? createLogger(opts.logLevel ?? "info", { write: (line: string) => void opts.logLines!.push(line) })
