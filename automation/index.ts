@@ -10,3 +10,4 @@ export { listWorkflows, type WorkflowFilter, type WorkflowSummary } from "./life
 export { InvalidChangeError, type FleetRepo } from "./lifecycle/ports.ts";
 export { requestOnlyPorts } from "./lifecycle/requestPorts.ts";
 export { LifecycleRequestError, LifecycleService, type RequestOptions } from "./lifecycle/service.ts";
+export { CutoverTimeError, parseCutoverTime } from "./lifecycle/workflows/cutoverTime.ts";

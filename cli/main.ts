@@ -170,6 +170,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .argument("<id>", "tenant id")
     .option("--to <cell>", "the cell to move to (e.g. use1-02): open, not draining, with room")
     .option("--env <env>", "the environment that moves (default: the one whose cells include --to)")
+    .option("--not-before <time>", "switch no earlier than this ISO 8601 time with its offset (a maintenance window); the copy runs at once")
     .option("--rollback", "roll back the tenant's move under way (only before its switch)")
     .option("--project <dir>", project)
     .action(async (id: string, opts: Parameters<typeof moveCommand>[1]) => setCode(await moveCommand(id, opts, io)));

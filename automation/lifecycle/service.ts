@@ -119,12 +119,13 @@ export class LifecycleService {
   }
 
   /**
-   * Moves the tenant's environment `env` to cell `to` (docs/lifecycle.md, "Cell moves"). Refused
+   * Moves the tenant's environment `env` to cell `to` (docs/lifecycle.md, "Cell moves"), switching
+   * no earlier than `cutoverNotBefore` when given (workflows/cutoverTime.ts). Refused
    * (moveRefusal) for a tenant that is not an active pooled one, already moving, or a cell that is
    * its own, unknown, of another env or region, opening, draining or full; and by the engine while
    * another of its workflows is under way or its schema is mid-way in a schema migration.
    */
-  async requestMove(id: string, opts: RequestOptions & { env?: string; to: string }): Promise<WorkflowRecord> {
+  async requestMove(id: string, opts: RequestOptions & { env?: string; to: string; cutoverNotBefore?: Date }): Promise<WorkflowRecord> {
     const { tenant: t } = await this.tenant(id);
     const fleet = requireFleet({ projectDir: this.ports.repo.root });
     // Without an env: the one of the tenant's environments that has a cell of that id.
@@ -138,7 +139,10 @@ export class LifecycleService {
     }
     const refusal = moveRefusal(fleet, t, env, opts.to);
     if (refusal) throw new LifecycleRequestError(`move of ${id} to ${opts.to} refused: ${refusal}`);
-    const params: MoveParams = { env, from: (t as Extract<Tenant, { deployment: "pooled" }>).placement[env]!, to: opts.to };
+    const params: MoveParams = {
+      env, from: (t as Extract<Tenant, { deployment: "pooled" }>).placement[env]!, to: opts.to,
+      ...(opts.cutoverNotBefore ? { cutoverNotBefore: opts.cutoverNotBefore.toISOString() } : {}),
+    };
     return this.create("move", id, params, opts);
   }
 

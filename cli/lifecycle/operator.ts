@@ -28,7 +28,7 @@ export type OperatorRequest =
   | { kind: "suspend" | "resume"; tenant: string }
   | { kind: "offboard"; tenant: string; graceDays?: number }
   | { kind: "rotate"; tenant: string; envs: string[] }
-  | { kind: "move"; tenant: string; to: string; env?: string }
+  | { kind: "move"; tenant: string; to: string; env?: string; cutoverNotBefore?: Date }
   | { kind: "move-rollback"; tenant: string };
 
 export type { OperatorIo };
@@ -77,7 +77,7 @@ async function enqueue(req: OperatorRequest, opts: OperatorOptions, io: Operator
           wf = await service.requestRotate(req.tenant, { ...by, envs: req.envs });
           break;
         case "move":
-          wf = await service.requestMove(req.tenant, { ...by, to: req.to, ...(req.env ? { env: req.env } : {}) });
+          wf = await service.requestMove(req.tenant, { ...by, to: req.to, ...(req.env ? { env: req.env } : {}), ...(req.cutoverNotBefore ? { cutoverNotBefore: req.cutoverNotBefore } : {}) });
           break;
         case "move-rollback":
           wf = await service.requestMoveRollback(req.tenant, by);

@@ -172,17 +172,22 @@ describe("lifecycle workflows over the internal API", () => {
     await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
   });
 
-  it("POST /api/tenants/:id/move records a cell move (202, env found from the cell), and answers a refused one 409, a bad body 400, an unknown tenant 404", async () => {
-    const res = await h.api("POST", "/api/tenants/company-beta/move", { to: "use1-01" });
+  it("POST /api/tenants/:id/move records a cell move (202, env found from the cell, switch scheduled), and answers a refused one 409, a bad body 400, an unknown tenant 404", async () => {
+    const res = await h.api("POST", "/api/tenants/company-beta/move", { to: "use1-01", cutoverNotBefore: "2030-01-01T22:00:00+01:00" });
     expect(res.status).toBe(202);
     const wf = res.json.workflow as { id: string };
-    expect(res.json.workflow).toMatchObject({ kind: "move", tenantId: "company-beta", params: { env: "prod", from: "use1-02", to: "use1-01" }, state: "pending", requestedBy: "api key test" });
+    expect(res.json.workflow).toMatchObject({
+      kind: "move", tenantId: "company-beta", params: { env: "prod", from: "use1-02", to: "use1-01", cutoverNotBefore: "2030-01-01T21:00:00.000Z" }, state: "pending", requestedBy: "api key test",
+    });
     const again = await h.api("POST", "/api/tenants/company-beta/move", { to: "use1-01", env: "prod" });
     expect(again.status).toBe(409);
     expect(message(again.json)).toMatch(new RegExp(`^tenant company-beta already has a workflow under way: move ${wf.id} \\(pending\\)`));
     const cases: [string, unknown, number, string][] = [
       ["/api/tenants/freebie-one/move", {}, 400, "to must name the cell to move to (e.g. {\"to\": \"use1-02\"}); got undefined"],
       ["/api/tenants/freebie-one/move", { to: "use1-02", env: 3 }, 400, "env must be an environment name (e.g. \"prod\"), or left out; got 3"],
+      ["/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: "2030-01-01T22:00" }, 400,
+        'cutoverNotBefore "2030-01-01T22:00" is not a time with its UTC offset (a time without one depends on the zone of the machine reading it); e.g. 2026-04-01T22:00:00Z or 2026-04-02T00:00:00+02:00'],
+      ["/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: 1893535200 }, 400, "cutoverNotBefore must be a string; got 1893535200"],
       ["/api/tenants/freebie-one/move", { to: "use1-01" }, 409, "move of freebie-one to use1-01 refused: tenant freebie-one is already in cell use1-01 in prod"],
       ["/api/tenants/freebie-one/move", { to: "euw1-01" }, 409, "move of freebie-one to euw1-01 refused: cell euw1-01 is in eu-west-1 but tenant freebie-one lives in us-east-1; data never leaves its region"],
       ["/api/tenants/no-such-co/move", { to: "use1-01" }, 404, "tenant no-such-co has no file tenants/no-such-co.yaml"],
@@ -192,6 +197,13 @@ describe("lifecycle workflows over the internal API", () => {
       expect(r.status, `${path} ${JSON.stringify(body)}`).toBe(status);
       expect(message(r.json), path).toBe(text);
     }
+    const past = await h.api("POST", "/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: "2020-01-01T00:00:00Z" });
+    expect(past.status).toBe(400);
+    expect(message(past.json)).toMatch(/^cutoverNotBefore 2020-01-01T00:00:00\.000Z is in the past \(it is \d{4}-.+\); leave it out to switch as soon as the copy has caught up$/);
+    // tenantctl move --not-before: the same reading, a usage error (exit 2) before anything is asked.
+    expect(await tenantctl(["move", "freebie-one", "--to", "use1-02", "--not-before", "22:00"])).toEqual({
+      code: 2, out: [], err: ['tenantctl: --not-before "22:00" is not an ISO 8601 date and time; e.g. 2026-04-01T22:00:00Z or 2026-04-02T00:00:00+02:00'],
+    });
     await h.cp.lifecycle!.service.engine.cancel(wf.id, "test over");
   });
 

@@ -11,9 +11,9 @@ import { slotName } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { CATCH_UP_INTERVAL_MS } from "../../automation/lifecycle/workflows/cutover.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
-import { createScenario, startBench, TENANT_PASSWORD, type Bench } from "./harness.ts";
+import { CELL2, CELL2_STACK, CELL_STACK, createScenario, startBench, TENANT_PASSWORD, type Bench } from "./harness.ts";
 import { docOf, phaseOf, slotsOn, tenantLogin } from "./probes.ts";
-import { createApplicationSchema } from "./tenantDb.ts";
+import { connect, createApplicationSchema, qi } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -70,4 +70,64 @@ describe("a scheduled upgrade", () => {
       await s.close();
     }
   });
+});
+
+describe("a scheduled cell move", () => {
+  it("copies at once, does not switch before its time (the stream applied at each wake-up), and switches after it", async () => {
+    const s = await createScenario(bench, { prefix: "scm" }, { secondCell: true });
+    const cell2 = s.cell2!;
+    const ident = pgTenantIdent(s.tenant);
+    const minutes = (n: number) => new Date(s.clock.now().getTime() + n * 60_000);
+    try {
+      await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 20);
+      const at = minutes(40);
+      const wf = await s.service.requestMove(s.tenant, { env: "prod", to: CELL2, cutoverNotBefore: at });
+      expect(wf.params).toEqual({ env: "prod", from: "use1-01", to: "use1-02", cutoverNotBefore: at.toISOString() });
+      const cellDoc = docOf(s);
+      const notSwitched = async () => ({
+        login: [await tenantLogin(s.cell, s.tenant), await tenantLogin(cell2, s.tenant)],
+        doc: docOf(s),
+        phase: phaseOf(s),
+        owner: s.runner.owners.get(`identity:${s.tenant}:prod`),
+        stateMoves: s.runner.calls.filter((c) => c.op === "move").length,
+      });
+      const before = { login: ["ok", expect.stringMatching(/is not permitted to log in/)], doc: cellDoc, phase: "copying", owner: CELL_STACK, stateMoves: 0 };
+
+      // Copied, then waiting for the time: woken every CATCH_UP_INTERVAL_MS (15 min) to apply the stream, last at the time itself.
+      expect(await s.service.engine.run(wf.id)).toEqual({ id: wf.id, state: "waiting", step: "cutover.window", wakeAt: minutes(15) });
+      expect(await notSwitched()).toEqual(before);
+      const w = await connect(s.cell, { user: ident, password: TENANT_PASSWORD });
+      await w.query(`INSERT INTO ${qi(ident)}.customers (email, name) VALUES ('while-waiting@example.com', 'waiting')`);
+      await w.end();
+      s.clock.advance(15 * 60_000);
+      expect(await s.service.engine.runDue()).toEqual([{ id: wf.id, state: "waiting", step: "cutover.window", wakeAt: minutes(15) }]);
+      // The wake-up applied the stream: the write made while waiting is in the destination already.
+      const c2 = await connect(cell2);
+      try {
+        await c2.query(`GRANT ${qi(ident)} TO CURRENT_USER`);
+        expect((await c2.query(`SELECT name FROM ${qi(ident)}.customers WHERE email = 'while-waiting@example.com'`)).rows).toEqual([{ name: "waiting" }]);
+      } finally {
+        await c2.end();
+      }
+      s.clock.advance(15 * 60_000);
+      expect(await s.service.engine.runDue()).toEqual([{ id: wf.id, state: "waiting", step: "cutover.window", wakeAt: at }]);
+      // A minute before the time: not due, and forced it still waits.
+      s.clock.advance(9 * 60_000);
+      expect(await s.service.engine.runDue()).toEqual([]);
+      expect(await s.service.engine.run(wf.id, { force: true })).toEqual({ id: wf.id, state: "waiting", step: "cutover.window", wakeAt: at });
+      expect(await notSwitched()).toEqual(before);
+
+      // The time reached: the switch, and the move goes on to its retention wait.
+      s.clock.advance(60_000);
+      const [ran] = await s.service.engine.runDue();
+      expect(ran).toMatchObject({ id: wf.id, state: "waiting", step: "cleanup.wait" });
+      expect(await notSwitched()).toEqual({
+        login: [expect.stringMatching(/is not permitted to log in/), "ok"], doc: { ...cellDoc, port: cell2.server.port, database: cell2.database },
+        phase: "cleanup", owner: CELL2_STACK, stateMoves: 1,
+      });
+      expect((await s.service.engine.steps(wf.id)).map((x) => x.step).slice(3, 6)).toEqual(["copy.data", "cutover.window", "cutover.switch"]);
+    } finally {
+      await s.close();
+    }
+  }, 240_000);
 });

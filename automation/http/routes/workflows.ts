@@ -6,6 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
 import { afterCancel } from "../../lifecycle/afterCancel.ts";
+import { CutoverTimeError, parseCutoverTime } from "../../lifecycle/workflows/cutoverTime.ts";
 import {
   CancelRefusedError, isWorkflowId, WorkflowBusyError, WorkflowConflictError, WorkflowFinishedError, WorkflowNotFoundError,
 } from "../../lifecycle/engine/engine.ts";
@@ -57,9 +58,9 @@ export function workflowRoutes(ctx: RouteContext) {
       });
     });
 
-    // Records a cell move of the tenant (docs/lifecycle.md, "Cell moves"): body { to, env? }; the
-    // lifecycle worker runs it. 202 with the workflow; 409 naming why when refused.
-    api.post<{ Params: { id: string }; Body: { to?: unknown; env?: unknown } | undefined }>("/api/tenants/:id/move", async (request, reply) => {
+    // Records a cell move of the tenant (docs/lifecycle.md, "Cell moves"): body { to, env?,
+    // cutoverNotBefore? }; the lifecycle worker runs it. 202 with the workflow; 409 naming why when refused.
+    api.post<{ Params: { id: string }; Body: { to?: unknown; env?: unknown; cutoverNotBefore?: unknown } | undefined }>("/api/tenants/:id/move", async (request, reply) => {
       const id = tenantIdParam(request.params.id);
       const lifecycle = ctx.lifecycle;
       if (!lifecycle) {
@@ -68,10 +69,21 @@ export function workflowRoutes(ctx: RouteContext) {
       const { to, env } = request.body ?? {};
       if (typeof to !== "string" || to === "") throw new HttpError(400, `to must name the cell to move to (e.g. {"to": "use1-02"}); got ${JSON.stringify(to)}`);
       if (env !== undefined && typeof env !== "string") throw new HttpError(400, `env must be an environment name (e.g. "prod"), or left out; got ${JSON.stringify(env)}`);
+      const notBefore = request.body?.cutoverNotBefore;
+      let cutoverNotBefore: Date | undefined;
+      if (notBefore !== undefined) {
+        try {
+          if (typeof notBefore !== "string") throw new CutoverTimeError(`cutoverNotBefore must be a string; got ${JSON.stringify(notBefore)}`);
+          cutoverNotBefore = parseCutoverTime(notBefore, new Date(), "cutoverNotBefore");
+        } catch (err) {
+          if (err instanceof CutoverTimeError) throw new HttpError(400, err.message);
+          throw err;
+        }
+      }
       return withLogContext({ tenantId: id }, async () => {
         let workflow;
         try {
-          workflow = await lifecycle.requestMove(id, { requestedBy: `api key ${request.apiKeyName}`, to, ...(env ? { env } : {}) });
+          workflow = await lifecycle.requestMove(id, { requestedBy: `api key ${request.apiKeyName}`, to, ...(env ? { env } : {}), ...(cutoverNotBefore ? { cutoverNotBefore } : {}) });
         } catch (err) {
           if (err instanceof LifecycleRequestError) throw new HttpError(/has no file/.test(err.message) ? 404 : 409, err.message);
           throw err;

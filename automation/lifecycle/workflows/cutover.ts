@@ -26,7 +26,7 @@ import type pg from "pg";
 import { dedicatedStackName, cellStackName, databaseSecretName, pgTenantIdent } from "../../../infra/model/naming.ts";
 import { identityHandoverUrns } from "../../../infra/model/handover.ts";
 import type { Tenant } from "../../../infra/model/schema.ts";
-import { done, json, OPEN_STATES, PermanentError, waitUntil, type JsonObject, type StepContext } from "../engine/engine.ts";
+import { done, json, OPEN_STATES, PermanentError, type JsonObject, type StepContext } from "../engine/engine.ts";
 import { schemaOwner } from "../pg/catalog.ts";
 import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../pg/cdc/capture.ts";
 import { dropCapture, dropOrphanSlots, resetIdentity, slotName } from "../pg/cdc/slot.ts";
@@ -36,13 +36,13 @@ import { expectLogin, openSession, terminateSessions, withSession } from "../pg/
 import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan, type SwitchSide } from "./switchWindow.ts";
 import { cellStacks, cellsOf, dedicatedStacks, envsOf, upStacks } from "./stacks.ts";
 import { requireTenant } from "./tenantFile.ts";
+import { untilCutover } from "./cutoverTime.ts";
 import { handOver } from "./handover.ts";
 import { migrating, params, phaseIndex, setPhase, UpgradeParamsSchema } from "./migration.ts";
 
 /** How long one catch-up may stream before the step gives up (and is retried): a backlog of hours of writes. */
 export const CATCH_UP_TIMEOUT_MS = 60 * 60_000;
-/** While waiting for the maintenance window, the stream is applied at least this often. */
-export const CATCH_UP_INTERVAL_MS = 15 * 60_000;
+export { CATCH_UP_INTERVAL_MS } from "./cutoverTime.ts";
 
 /** Opens the capture's sessions for one env (master user, member of the schema's owner on both sides). */
 async function withCapture<T>(ctx: StepContext, tenantId: string, env: string, cell: string, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
@@ -131,15 +131,7 @@ export const cutoverWindow = {
         return json({ appliedLsn: c.appliedLsn, transactions: c.transactions, lagBytes: c.lagBytes });
       });
     }
-    if (p.cutoverNotBefore) {
-      const at = new Date(p.cutoverNotBefore);
-      const now = ctx.ports.clock.now();
-      if (now < at) {
-        const next = new Date(Math.min(at.getTime(), now.getTime() + CATCH_UP_INTERVAL_MS));
-        return waitUntil(next, `cutover not before ${p.cutoverNotBefore}; the change stream is applied meanwhile`);
-      }
-    }
-    return done(out);
+    return untilCutover(ctx, p.cutoverNotBefore) ?? done(out);
   },
 };
 

@@ -11,6 +11,8 @@
  *   copy.files        phase copying.
  *   copy.data         orphan slots dropped; publication + slot on the cell left, bulk copy in the
  *                     slot's snapshot (verified), the stream applied.
+ *   cutover.window    the stream applied again, then a wait for `cutoverNotBefore` when the request
+ *                     set one (cutoverTime.ts), waking every 15 minutes to apply what came.
  *   cutover.switch    data plane only: catch up; the identity and DNS record change stacks
  *                     (`pulumi state move`) and phase cutover is committed; then the window: LOGIN
  *                     off and sessions ended in the cell left, the stream drained to a fence,
@@ -42,6 +44,7 @@ import { ensureMember, qi } from "../pg/sql.ts";
 import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
 import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, reachedCopy, withCaptureBetween } from "./cutover.ts";
+import { untilCutover } from "./cutoverTime.ts";
 import { handOver } from "./handover.ts";
 import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan } from "./switchWindow.ts";
 import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
@@ -56,6 +59,8 @@ export const MoveParamsSchema = z
     from: z.string(),
     /** The cell it moves to. */
     to: z.string(),
+    /** The switch waits until then (a maintenance window; cutoverTime.ts). @default - as soon as the copy has caught up */
+    cutoverNotBefore: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
 export type MoveParams = z.infer<typeof MoveParamsSchema>;
@@ -164,6 +169,19 @@ const copyData = {
     });
     // Keyed by env like the upgrade's, so dropCaptures finds the tables it switched to REPLICA IDENTITY FULL.
     return done({ [p.env]: out });
+  },
+};
+
+const cutoverWindow = {
+  name: "cutover.window",
+  async run(ctx: StepContext) {
+    const p = params(MoveParamsSchema, ctx);
+    moving(await requireTenant(ctx), ctx, "cutover.window");
+    const caught = await withMoveCapture(ctx, async (c) => {
+      await startCapture(c, ctx.config.cutoverTimeoutMs);
+      return catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
+    });
+    return untilCutover(ctx, p.cutoverNotBefore) ?? done({ [p.env]: json({ appliedLsn: caught.appliedLsn, transactions: caught.transactions, lagBytes: caught.lagBytes }) });
   },
 };
 
@@ -404,5 +422,5 @@ export const moveWorkflow: WorkflowDef<"move"> = {
   // After the switch the tenant serves from its new place: only the clean-up steps finish it.
   cancelUntil: cutoverSwitch.name,
   onCancelled: (ctx) => cancelMove(ctx),
-  steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
+  steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
