@@ -243,45 +243,47 @@ export class RolloutEngine {
    * next wave after the bake time. Safe to call from several processes at once.
    */
   async tick(): Promise<void> {
-    let queued = false;
-    let halted: string | undefined;
-    const ended: Ended[] = [];
-    await withTransaction(this.pool, async (c) => {
+    const result = await withTransaction(this.pool, async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
       // Rollouts that changed, announced once each at the end of the transaction (one NOTIFY a
       // rollout, not one per stack: this runs after every run's end).
       const touched = new Set<string>();
-      try {
-        let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
-        if (!active) {
-          const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
-          if (!next) return;
-          await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
-          touched.add(next.id);
-          active = { ...next, state: "running" };
-        }
-        await this.recordOutcomes(c, active, touched);
-        if (active.state !== "running") return;
-        // Several waves may complete in one tick when bake times are zero.
-        for (let guard = 0; guard <= active.waves.length; guard++) {
-          const step = await this.advance(c, active, touched);
-          if (step.succeeded) ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
-          if (step.queued) queued = true;
-          if (step.halted) halted = active.id;
-          if (!step.nextWave) break;
-          active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
-          if (active.state !== "running") break;
-        }
-      } finally {
-        for (const id of touched) await this.notify(c, id);
-      }
+      const out = await this.advanceActive(c, touched);
+      for (const id of touched) await this.notify(c, id);
+      return out;
     });
-    if (queued) this.runs.jobsSent();
-    this.ended(ended);
-    if (halted && this.opts.onHalt) {
-      const r = await this.get(halted);
+    if (result.queued) this.runs.jobsSent();
+    this.ended(result.ended);
+    if (result.halted && this.opts.onHalt) {
+      const r = await this.get(result.halted);
       if (r) this.opts.onHalt(r);
     }
+  }
+
+  /** tick()'s work inside its transaction, under the rollouts' lock. */
+  private async advanceActive(c: PoolClient, touched: Set<string>): Promise<{ queued: boolean; halted?: string; ended: Ended[] }> {
+    const out: { queued: boolean; halted?: string; ended: Ended[] } = { queued: false, ended: [] };
+    let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
+    if (!active) {
+      const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
+      if (!next) return out;
+      await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
+      touched.add(next.id);
+      active = { ...next, state: "running" };
+    }
+    await this.recordOutcomes(c, active, touched);
+    if (active.state !== "running") return out;
+    // Several waves may complete in one tick when bake times are zero.
+    for (let guard = 0; guard <= active.waves.length; guard++) {
+      const step = await this.advance(c, active, touched);
+      if (step.succeeded) out.ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
+      if (step.queued) out.queued = true;
+      if (step.halted) out.halted = active.id;
+      if (!step.nextWave) break;
+      active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
+      if (active.state !== "running") break;
+    }
+    return out;
   }
 
   /**
