@@ -4,9 +4,11 @@
  * cutover.window with its change stream applied; cancelled there, its slot is dropped, the tenant
  * keeps serving from its cell, and a rollback (requested after the cancel, with no upgrade open)
  * gives the placement back. The cell move's schedule: the switch does not happen before the time
- * (the fake clock), and does after it.
+ * (the fake clock), and does after it; cancelled while it waits, it leaves the tenant on its cell
+ * and its rollback gives the placement back.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterCancel } from "../../automation/lifecycle/afterCancel.ts";
 import { slotName } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { CATCH_UP_INTERVAL_MS } from "../../automation/lifecycle/workflows/cutover.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
@@ -44,8 +46,12 @@ describe("a scheduled upgrade", () => {
       expect(await tenantLogin(s.cell, s.tenant)).toBe("ok");
       expect(docOf(s)).toEqual(cellDoc);
       expect(docOf(s).port).toBe(s.cell.server.port);
-      // What its steps did stays: the file still records the upgrade.
+      // What its steps did stays: the file still records the upgrade, and the cancel's answer names the rollback.
       expect(phaseOf(s)).toBe("copying");
+      expect(afterCancel(cancelled, await s.service.engine.steps(up.id))).toBe(
+        `tenant ${s.tenant} serves from its cell as before; its file still records the upgrade: ` +
+          `tenantctl upgrade ${s.tenant} --rollback gives its pooled placement back (the dedicated stacks are kept unless --destroy-dedicated)`,
+      );
 
       // No upgrade is open, but the cancelled one is the tenant's latest workflow: its rollback is accepted.
       const rb = await s.service.requestRollback(s.tenant);
@@ -126,6 +132,37 @@ describe("a scheduled cell move", () => {
         phase: "cleanup", owner: CELL2_STACK, stateMoves: 1,
       });
       expect((await s.service.engine.steps(wf.id)).map((x) => x.step).slice(3, 6)).toEqual(["copy.data", "cutover.window", "cutover.switch"]);
+    } finally {
+      await s.close();
+    }
+  }, 240_000);
+
+  it("cancelled while it waits: no slot left, the tenant serves from its cell, and the rollback the cancel's answer names gives the placement back", async () => {
+    const s = await createScenario(bench, { prefix: "scx" }, { secondCell: true });
+    try {
+      await createApplicationSchema(s.cell, pgTenantIdent(s.tenant), TENANT_PASSWORD, 20);
+      const cellDoc = docOf(s);
+      const wf = await s.service.requestMove(s.tenant, { env: "prod", to: CELL2, cutoverNotBefore: new Date(s.clock.now().getTime() + 3 * 3600_000) });
+      expect(await s.service.engine.run(wf.id)).toMatchObject({ state: "waiting", step: "cutover.window" });
+      expect(await slotsOn(s.cell)).toEqual([slotName(wf.id, "prod")]);
+
+      const cancelled = await s.service.engine.cancel(wf.id, "operator: the customer changed their mind");
+      expect(cancelled).toMatchObject({ state: "cancelled", wakeAt: null });
+      expect(await slotsOn(s.cell)).toEqual([]);
+      expect(await tenantLogin(s.cell, s.tenant)).toBe("ok");
+      expect(docOf(s)).toEqual(cellDoc);
+      expect(afterCancel(cancelled, await s.service.engine.steps(wf.id))).toBe(
+        `tenant ${s.tenant} serves from cell use1-01 (prod) as before; its file still records the move to use1-02: ` +
+          `tenantctl move ${s.tenant} --rollback (POST /api/tenants/${s.tenant}/move/rollback) gives the placement back and removes what the move built in use1-02`,
+      );
+      expect(requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant).toMatchObject({ placement: { prod: CELL2 }, move: { phase: "copying", workflowId: wf.id } });
+
+      const rb = await s.service.requestMoveRollback(s.tenant);
+      expect(await s.service.engine.run(rb.id)).toMatchObject({ state: "succeeded" });
+      const t = requireFleet({ projectDir: s.root }).tenants.get(s.tenant)!.tenant;
+      expect(t).toMatchObject({ placement: { prod: "use1-01" } });
+      expect((t as { move?: unknown }).move).toBeUndefined();
+      expect(await tenantLogin(s.cell, s.tenant)).toBe("ok");
     } finally {
       await s.close();
     }
