@@ -7,6 +7,10 @@ export default defineConfig({
     include: ["test/automation/crash/*.suite.ts"],
     pool: "forks",
     isolate: true,
+    // Both files at once: they share nothing (an installation each) and mostly wait (lives starting,
+    // takeovers after a heartbeat timeout), so on a 2-core CI machine, where vitest's default is
+    // one worker, they ran one after the other (205 s + 91 s at a load of 15, 148 s of CPU).
+    maxWorkers: 2,
     testTimeout: 600_000,
     hookTimeout: 180_000,
   },
