@@ -26,6 +26,11 @@ export interface ReconcileJob {
 }
 export interface StackRunJob {
   runId: string;
+  /**
+   * The stacks the run occupies (its own, a state move's source), sorted: the worker takes their
+   * locks and claims in one round trip (automation/runs/oneTrip.ts). Absent in jobs sent before.
+   */
+  stacks?: string[];
 }
 
 export type Boss = PgBoss;

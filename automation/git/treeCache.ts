@@ -25,9 +25,9 @@
  *    left alone.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
-import { copyFile, lstat, mkdir, readdir, rm, symlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { access, copyFile, mkdir, readdir, readFile, rename, rm, symlink } from "node:fs/promises";
+import { dirname, join, normalize } from "node:path";
 import { parse } from "yaml";
 import { isProcessAlive } from "../processAlive.ts";
 
@@ -61,7 +61,14 @@ interface Entry {
   dir: string;
   refs: number;
   lastUsed: number;
-  ready: Promise<{ top: string[]; stackConfigDir: string }>;
+  ready: Promise<Exported>;
+  /** Entries of the export's directories, read once per export and shared by every overlay of it. */
+  listings: Map<string, Promise<string[]>>;
+}
+
+interface Exported {
+  top: string[];
+  stackConfigDir: string;
 }
 
 export class TreeCache {
@@ -71,6 +78,8 @@ export class TreeCache {
   private started = false;
   /** Exports done by this process (tests and the bench count them). */
   exports = 0;
+  /** File-system entries made for overlays (directories, links, copies): tests and the bench count them. */
+  overlayEntries = 0;
 
   constructor(private readonly opts: TreeCacheOptions) {
     this.own = join(opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
@@ -105,24 +114,42 @@ export class TreeCache {
     return tree;
   }
 
-  /** Exports into a temporary directory, renamed to `<own>/<tree>` only when complete. */
-  private async exportOnce(tree: string, commit: string): Promise<{ top: string[]; stackConfigDir: string }> {
+  /**
+   * Exports into a temporary directory, renamed to `<own>/<tree>` only when complete. Every file
+   * operation is asynchronous: a wave's first runs wait on this export, and the others' claims and
+   * finishes on the event loop.
+   */
+  private async exportOnce(tree: string, commit: string): Promise<Exported> {
     const tmp = join(this.own, `.tmp-${randomUUID()}`);
     const dir = join(this.own, tree);
     try {
       await this.opts.exportTree(commit, tmp);
       for (const { path, target } of this.opts.links ?? []) {
         const dst = join(tmp, path);
-        if (existsSync(target) && existsSync(dirname(dst)) && !existsSync(dst)) symlinkSync(target, dst, "dir");
+        if ((await exists(target)) && (await exists(dirname(dst))) && !(await exists(dst))) await symlink(target, dst, "dir");
       }
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(tmp, dir);
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
     } catch (err) {
-      rmSync(tmp, { recursive: true, force: true });
+      await rm(tmp, { recursive: true, force: true });
       throw err;
     }
     this.exports++;
-    return { top: readdirSync(dir), stackConfigDir: stackConfigDirOf(dir) };
+    return { top: await readdir(dir), stackConfigDir: await stackConfigDirOf(dir) };
+  }
+
+  /** The entries of `rel` in the export (read once per export; none when it has no such directory). */
+  private listing(entry: Entry, rel: string): Promise<string[]> {
+    let l = entry.listings.get(rel);
+    if (!l) {
+      l = readdir(join(entry.dir, rel)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT" || err.code === "ENOTDIR") return [];
+        entry.listings.delete(rel);
+        throw err;
+      });
+      entry.listings.set(rel, l);
+    }
+    return l;
   }
 
   /**
@@ -134,7 +161,7 @@ export class TreeCache {
     const tree = await this.treeOf(commit);
     let entry = this.entries.get(tree);
     if (!entry) {
-      const created: Entry = { tree, dir: join(this.own, tree), refs: 0, lastUsed: Date.now(), ready: this.exportOnce(tree, commit) };
+      const created: Entry = { tree, dir: join(this.own, tree), refs: 0, lastUsed: Date.now(), ready: this.exportOnce(tree, commit), listings: new Map() };
       // A failed export is forgotten: the next run at this tree exports again.
       created.ready.catch(() => {
         if (this.entries.get(tree) === created) this.entries.delete(tree);
@@ -146,17 +173,23 @@ export class TreeCache {
     const held = entry;
     let overlay: string | undefined;
     try {
-      const { top, stackConfigDir } = await held.ready;
+      const { stackConfigDir } = await held.ready;
       // Asynchronous file operations: a wave's runs make and remove their overlays at once, and
       // synchronous ones stalled the event loop every other run waits on (docs/rollouts.md, "Pace").
       overlay = join(this.own, "runs", name);
-      await rm(overlay, { recursive: true, force: true });
-      await mkdir(overlay, { recursive: true });
-      await Promise.all(top.map((e) => symlink(join(held.dir, e), join(overlay!, e))));
-      for (const stack of stacks) await ownCopy(held.dir, overlay, join(stackConfigDir, `Pulumi.${stack}.yaml`));
+      const at = overlay;
+      await mkdir(at).catch(async (err: NodeJS.ErrnoException) => {
+        // A directory of this name left by a release that failed: made afresh.
+        if (err.code !== "EEXIST") throw err;
+        await rm(at, { recursive: true, force: true });
+        await mkdir(at);
+      });
+      this.overlayEntries++;
+      const own = stacks.map((stack) => normalize(join(stackConfigDir, `Pulumi.${stack}.yaml`)).split("/").filter((p) => p !== "" && p !== "."));
+      await this.fill(held, at, [], own);
     } catch (err) {
       if (overlay) await rm(overlay, { recursive: true, force: true }).catch(() => undefined);
-      this.giveBack(held);
+      await this.giveBack(held);
       throw err;
     }
     const dir = overlay;
@@ -171,30 +204,63 @@ export class TreeCache {
         try {
           await rm(dir, { recursive: true, force: true });
         } finally {
-          this.giveBack(held);
+          await this.giveBack(held);
         }
       },
     };
   }
 
-  private giveBack(entry: Entry): void {
-    entry.refs--;
-    entry.lastUsed = Date.now();
-    this.evict();
+  /**
+   * The overlay's directory `rel` (made already): a link to the export's entry for every entry,
+   * except the directories on the way to an own file (`own`: path parts), which are real
+   * directories filled the same way, and the own files, which are copies (when the export has
+   * them; otherwise the CLI creates them there). Only the directories on the way are listed, from
+   * the export's listings read once (listing()); every entry of a level is made at once.
+   */
+  private async fill(entry: Entry, overlay: string, rel: readonly string[], own: readonly (readonly string[])[]): Promise<void> {
+    const depth = rel.length;
+    const mine = own.filter((p) => p.length > depth && rel.every((part, i) => p[i] === part));
+    const files = new Set(mine.filter((p) => p.length === depth + 1).map((p) => p[depth]!));
+    const dirs = new Set(mine.filter((p) => p.length > depth + 1).map((p) => p[depth]!));
+    const here = depth === 0 ? (await entry.ready).top : await this.listing(entry, join(...rel));
+    const names = new Set([...here, ...dirs]);
+    await Promise.all(
+      [...names].map(async (name) => {
+        const src = join(entry.dir, ...rel, name);
+        const dst = join(overlay, ...rel, name);
+        this.overlayEntries++;
+        if (dirs.has(name)) {
+          await mkdir(dst);
+          await this.fill(entry, overlay, [...rel, name], mine);
+        } else if (files.has(name)) {
+          await copyFile(src, dst);
+        } else {
+          await symlink(src, dst);
+        }
+      }),
+    );
   }
 
-  /** Removes unused exports beyond maxIdle, least recently used first. */
-  private evict(): void {
+  private async giveBack(entry: Entry): Promise<void> {
+    entry.refs--;
+    entry.lastUsed = Date.now();
+    await this.evict();
+  }
+
+  /** Removes unused exports beyond maxIdle, least recently used first (asynchronously: a tree can hold thousands of files). */
+  private async evict(): Promise<void> {
     const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
     const excess = idle.length - (this.opts.maxIdle ?? DEFAULT_MAX_IDLE_TREES);
+    const removals: Promise<void>[] = [];
     for (const e of idle.slice(0, Math.max(0, excess))) {
       this.entries.delete(e.tree);
       // Removed once its export settled (an idle entry's always has: it was leased and released).
-      void e.ready.then(
-        () => rmSync(e.dir, { recursive: true, force: true }),
+      removals.push(e.ready.then(
+        () => rm(e.dir, { recursive: true, force: true }),
         () => undefined,
-      );
+      ));
     }
+    await Promise.all(removals);
   }
 
   /** Exports this process holds (in use or idle). */
@@ -209,41 +275,16 @@ export class TreeCache {
   }
 }
 
+const exists = (path: string) => access(path).then(() => true, () => false);
+
 /** Pulumi.yaml's stackConfigDir (where the stacks' config files live), default the project directory. */
-function stackConfigDirOf(dir: string): string {
-  const file = join(dir, "Pulumi.yaml");
-  if (!existsSync(file)) return ".";
-  const doc: unknown = parse(readFileSync(file, "utf8"));
+async function stackConfigDirOf(dir: string): Promise<string> {
+  const text = await readFile(join(dir, "Pulumi.yaml"), "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw err;
+  });
+  if (text === undefined) return ".";
+  const doc: unknown = parse(text);
   const v = typeof doc === "object" && doc !== null ? (doc as Record<string, unknown>).stackConfigDir : undefined;
   return typeof v === "string" && v !== "" ? v : ".";
-}
-
-/**
- * Makes `rel` a file of the overlay's own: every directory on its way becomes a real directory of
- * links to the export's entries, and the file itself a copy (when the export has it; otherwise the
- * CLI creates it there).
- */
-async function ownCopy(exportDir: string, overlay: string, rel: string): Promise<void> {
-  const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
-  let sub = "";
-  for (const part of parts.slice(0, -1)) {
-    sub = sub ? join(sub, part) : part;
-    const at = join(overlay, sub);
-    const stat = await lstat(at).catch(() => undefined);
-    if (stat?.isSymbolicLink()) {
-      await rm(at);
-      await mkdir(at);
-      const src = join(exportDir, sub);
-      // The stack config directory is the fleet's stacks/: one link per stack of the fleet.
-      await Promise.all((await readdir(src)).map((e) => symlink(join(src, e), join(at, e))));
-    } else if (!stat) {
-      await mkdir(at);
-    }
-  }
-  const file = join(overlay, ...parts);
-  const src = join(exportDir, ...parts);
-  await rm(file, { force: true });
-  await copyFile(src, file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOENT") throw err;
-  });
 }

@@ -25,6 +25,7 @@ import { executor, type StackRunJob } from "../queue.ts";
 import type { CliProcess } from "./cliProcess.ts";
 import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regions.ts";
 import { deleteHolds, describeHold, heldStacks, holdApplies, insertHolds, stacksHeldBy, type StackHold } from "./holds.ts";
+import { claimFast, finishFast, runStacks } from "./oneTrip.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
@@ -184,7 +185,11 @@ export interface RunCause {
 export class RunConflictError extends Error {}
 
 export type StartDecision =
-  | { kind: "start"; run: RunRecord; attempt: number; recovering: boolean }
+  | {
+      kind: "start"; run: RunRecord; attempt: number; recovering: boolean;
+      /** The tenants of the run's changes, when the claim read them (oneTrip.ts). */
+      tenants?: string[];
+    }
   | { kind: "skip"; reason: string };
 
 export interface RunEventRow {
@@ -362,9 +367,12 @@ export class RunStore {
    * every worker drains and reroutes from), due after `delaySeconds` (a takeover's backoff).
    */
   private async sendJob(client: Queryable, runId: string, delaySeconds = 0): Promise<string> {
-    const { rows } = await client.query<{ region: string | null }>("SELECT region FROM runs WHERE id = $1", [runId]);
+    const { rows } = await client.query<{ region: string | null; stack: string; operation: string; source: string | null }>(
+      "SELECT region, stack, operation, options->>'source' AS source FROM runs WHERE id = $1",
+      [runId],
+    );
     const queue = stackRunQueue(rows[0]?.region ?? null);
-    const data: StackRunJob = { runId };
+    const data: StackRunJob = { runId, ...(rows[0] ? { stacks: runStacks(rows[0].stack, rows[0].operation, rows[0].source) } : {}) };
     const jobId = await this.boss.send(queue, data, {
       db: executor(client),
       expireInSeconds: this.opts.runExpireHours * 3600,
@@ -452,8 +460,20 @@ export class RunStore {
    * whose worker died. A run of another region is never claimed (the claim's UPDATE filters on
    * region); one whose job reached this worker on a queue not its region's (a job sent before
    * region routing) gets a new job on its region's queue instead.
+   *
+   * With the job's `stacks` (StackRunJob), a queued run free to start is claimed in one round trip
+   * (oneTrip.ts), recording `head` as its commit when it applies the head; anything else, and a job
+   * without them, goes through the transaction below.
    */
-  async start(runId: string, jobId: string, worker: string, runner: string, regions: readonly string[]): Promise<StartDecision> {
+  async start(runId: string, jobId: string, worker: string, runner: string, regions: readonly string[], fast?: { stacks?: readonly string[]; head?: string }): Promise<StartDecision> {
+    if (fast?.stacks && fast.stacks.length > 0 && /^[0-9a-f-]{36}$/i.test(runId) && /^[0-9a-f-]{36}$/i.test(jobId)) {
+      const claimed = await claimFast<RunRow>(
+        this.pool,
+        { runId, jobId, stacks: fast.stacks, worker, runner, regions, ...(fast.head ? { head: fast.head } : {}), startedAt: new Date().toISOString() },
+        RUN_STATE_CHANNEL,
+      );
+      if (claimed) return { kind: "start", run: toRecord(claimed.row), attempt: claimed.row.attempts, recovering: false, tenants: claimed.tenants };
+    }
     const decision = await withTransaction(this.pool, async (client): Promise<StartDecision | { kind: "rerouted"; reason: string }> => {
       const stacks = await this.lockRunStacks(client, runId);
       if (!stacks) return { kind: "skip", reason: `run ${runId} does not exist` };
@@ -588,23 +608,36 @@ export class RunStore {
 
   async appendEvents(runId: string, attempt: number, events: readonly unknown[]): Promise<void> {
     if (events.length === 0) return;
+    // One statement: the rows and the notification (sent when it commits, after the rows are visible).
     await this.pool.query(
-      `INSERT INTO run_events (run_id, attempt, event)
-       SELECT $1, $2, e FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n`,
-      [runId, attempt, JSON.stringify(events)],
+      `WITH added AS (INSERT INTO run_events (run_id, attempt, event)
+         SELECT $1, $2, e FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n)
+       SELECT pg_notify($4, $1::text)`,
+      [runId, attempt, JSON.stringify(events), RUN_EVENTS_CHANNEL],
     );
-    await this.pool.query("SELECT pg_notify($1, $2)", [RUN_EVENTS_CHANNEL, runId]);
   }
 
   /**
    * running -> succeeded | failed, only by the worker that owns the run. Hands the stack to its
-   * queued run, if any. Returns false when the worker no longer owned the run.
+   * queued run, if any. Returns false when the worker no longer owned the run. Given the `run`
+   * (its stacks), an outcome with no queued run waiting for the stacks is recorded in one round
+   * trip (oneTrip.ts); otherwise, or when that changed nothing, in the transaction below.
    */
-  async finish(runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string }): Promise<boolean> {
-    const done = await withTransaction(this.pool, async (client) => {
+  async finish(
+    runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string },
+    run?: Pick<RunRecord, "stack" | "operation" | "options">,
+  ): Promise<boolean> {
+    const closing = () => ({ endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) });
+    const fast = run
+      ? await finishFast(this.pool, {
+          runId, worker, stacks: runStacks(run.stack, run.operation, typeof run.options.source === "string" ? run.options.source : null),
+          state: result.state, output: result.output, ...(result.error !== undefined ? { error: result.error } : {}), done: closing(),
+        }, RUN_STATE_CHANNEL)
+      : false;
+    const done = fast || await withTransaction(this.pool, async (client) => {
       const stacks = await this.lockRunStacks(client, runId);
       if (!stacks) return false;
-      const done = { endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) };
+      const done = closing();
       const { rowCount } = await client.query(
         `UPDATE runs SET state = $3, output = $4::jsonb, error = $5, finished_at = now(), heartbeat_at = NULL, handover_due_at = NULL,
            attempt_log = CASE WHEN jsonb_array_length(attempt_log) = 0 THEN attempt_log
@@ -618,7 +651,8 @@ export class RunStore {
       return true;
     });
     if (done) {
-      this.jobsSent();
+      // Only the transaction may have given queued runs their jobs.
+      if (!fast) this.jobsSent();
       for (const l of this.finishedListeners) l(runId);
     }
     return done;

@@ -162,13 +162,18 @@ export class RunWorker {
   /** Handles one stack-run job. Failures of the update are recorded on the run, not thrown. */
   async handle(jobId: string, data: StackRunJob): Promise<void> {
     const { store, log } = this.opts;
-    const decision = await store.start(data.runId, jobId, this.workerId, this.opts.runner.kind, this.opts.regions);
+    // The head is read (a ref file) before the claim, which records it as the run's commit when the
+    // run applies the head: the claim and the commit in one round trip (oneTrip.ts).
+    const head = data.stacks ? await this.opts.writer.head().catch(() => undefined) : undefined;
+    const decision = await store.start(data.runId, jobId, this.workerId, this.opts.runner.kind, this.opts.regions, {
+      ...(data.stacks ? { stacks: data.stacks } : {}), ...(head ? { head } : {}),
+    });
     if (decision.kind === "skip") {
       withLogContext({ runId: data.runId }, () => log.info({ jobId }, `run job skipped: ${decision.reason}`));
       return;
     }
     const { run, attempt, recovering } = decision;
-    const tenants = await this.tenantsOf(run.changeIds);
+    const tenants = decision.tenants ?? (await this.tenantsOf(run.changeIds));
     const controller = new AbortController();
     if (this.shuttingDown) controller.abort(this.shuttingDown);
     let resolveDone!: () => void;
@@ -264,14 +269,16 @@ export class RunWorker {
       // head's fleet files (GitWriter.checkout).
       // The stacks whose config files the CLI may write get copies of their own (GitWriter.checkout).
       const ownStacks = [stack, ...(operation === "move" && typeof run.options.source === "string" ? [run.options.source] : [])];
-      checkout = await writer.checkout(`run-${runId}-${attempt}`, recovering && run.commit ? run.commit : undefined, run.programCommit ?? undefined, ownStacks);
+      // A commit recorded by the claim (the head it read) or by the dead attempt is the one applied.
+      const recorded = run.commit && (recovering || !run.programCommit) ? run.commit : undefined;
+      checkout = await writer.checkout(`run-${runId}-${attempt}`, recorded, run.programCommit ?? undefined, ownStacks);
       if (runner.kind === "deployments" && run.programCommit && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
         throw new Error(
           `run ${runId} applies the program of ${run.programCommit.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +
             "which exists only in the control plane's working copy and which Pulumi Deployments cannot clone; run rollouts with TENANCY_RUNNER=local, or let one rollout finish before the next program change lands (docs/rollouts.md)",
         );
       }
-      await store.setCommit(runId, checkout.commit);
+      if (checkout.commit !== run.commit) await store.setCommit(runId, checkout.commit);
       const ctx: RunContext = {
         runId,
         stack,
@@ -307,7 +314,7 @@ export class RunWorker {
           commit: checkout.commit, summary: outcome.summary, outputs: maskSecretOutputs(outcome.outputs), concurrentUpdateRetries: outcome.concurrentUpdateRetries, stdoutTail: outcome.stdoutTail,
           ...(schemas !== undefined ? { schemas } : {}),
         },
-      });
+      }, run);
       if (ok) this.opts.metrics?.runDuration.observe({ state: "succeeded" }, (Date.now() - started) / 1000);
       log.info({ stack, commit: checkout.commit, retries: outcome.concurrentUpdateRetries }, ok ? `run succeeded: ${operation} ${stack}` : "run finished after another worker took it over");
     } catch (err) {
@@ -322,7 +329,7 @@ export class RunWorker {
         state: "failed",
         output: { commit: checkout?.commit ?? null },
         error: message.length > 16_000 ? `${message.slice(0, 2_000)}\n...\n${message.slice(-12_000)}` : message,
-      });
+      }, run);
       if (ok) this.opts.metrics?.runDuration.observe({ state: "failed" }, (Date.now() - started) / 1000);
       log.error({ stack, error: message.split("\n").slice(0, 5).join(" / ") }, `run failed: ${operation} ${stack}`);
     } finally {

@@ -1,0 +1,185 @@
+/**
+ * A run's claim and finish in one round trip (automation/runs/oneTrip.ts) on live PostgreSQL with
+ * pg-boss and the real RunStore: the statements sent to the server are counted. The common case is
+ * one statement each (the claim also records the head and reads the tenants); every case the one
+ * statement does not decide (a hold, a job that no longer owns its run, a job without its stacks, a
+ * queued run waiting for the stack) takes the transaction and ends as before.
+ */
+import type { Pool } from "pg";
+import type { PgBoss } from "pg-boss";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPool } from "../../automation/db/database.ts";
+import { migrate } from "../../automation/db/migrate.ts";
+import { createLogger } from "../../automation/log.ts";
+import { startBoss, type StackRunJob } from "../../automation/queue.ts";
+import { stackRunQueue } from "../../automation/runs/regions.ts";
+import { RUN_STATE_CHANNEL, RunStore } from "../../automation/runs/store.ts";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+
+const REGION = "us-east-1";
+const QUEUE = stackRunQueue(REGION);
+const HEAD = "0123456789abcdef0123456789abcdef01234567";
+const WORKER = "test-worker";
+
+let server: TestPostgres;
+let pool: Pool;
+let boss: PgBoss;
+let store: RunStore;
+/** Statements sent through the pool's clients (made after the counting is installed: every one). */
+let statements: string[];
+
+beforeAll(async () => {
+  server = await startTestPostgres();
+}, 180_000);
+afterAll(async () => {
+  await server?.stop();
+});
+beforeEach(async () => {
+  const url = await server.newDatabase();
+  pool = createPool(url);
+  statements = [];
+  // Every client the pool makes counts the statements sent through it (pool.query uses one too).
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      statements.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text: string }).text));
+      return query(...args);
+    };
+  });
+  await migrate(pool);
+  boss = await startBoss(url, { runExpireHours: 3, regions: [REGION] }, createLogger("silent"));
+  store = new RunStore(pool, boss, { runExpireHours: 3, heartbeatTimeoutSeconds: 30, regions: [REGION], regionOf: () => REGION });
+});
+afterEach(async () => {
+  await boss?.stop({ graceful: false, close: true });
+  await pool?.end();
+});
+
+/** The queue's next job (what a worker's dispatcher hands it). */
+async function fetchJob(): Promise<{ id: string; data: StackRunJob }> {
+  const [job] = await boss.fetch<StackRunJob>(QUEUE);
+  if (!job) throw new Error(`no job on ${QUEUE}`);
+  return { id: job.id, data: job.data };
+}
+
+/** Counts the statements `fn` sends. */
+async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; statements: string[] }> {
+  statements = [];
+  const value = await fn();
+  return { value, statements: [...statements] };
+}
+
+async function row(runId: string) {
+  return (await pool.query<{ state: string; attempts: number; worker: string | null; commit_sha: string | null; job_id: string | null; attempt_log: unknown[] }>(
+    "SELECT state, attempts, worker, commit_sha, job_id, attempt_log FROM runs WHERE id = $1", [runId],
+  )).rows[0]!;
+}
+
+describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () => {
+  it("claims a queued run in one statement (head recorded, tenants read, state notified) and records its finish in one", async () => {
+    const changeId = "7d3f0c2e-0000-4000-8000-000000000019";
+    await pool.query(
+      "INSERT INTO changes (id, tenant_id, summary, source, route, state, paths) VALUES ($1, 'acme', 'test change', 'api', 'main', 'committed', '{}')",
+      [changeId],
+    );
+    const [queued] = await store.enqueueAll(["shared-prod-use1-01"], { reason: "test", changeId });
+    const job = await fetchJob();
+    expect(job.data).toEqual({ runId: queued!.runId, stacks: ["shared-prod-use1-01"] });
+
+    const listener = await pool.connect();
+    const notified: string[] = [];
+    listener.on("notification", (n) => notified.push(n.payload ?? ""));
+    await listener.query(`LISTEN ${RUN_STATE_CHANNEL}`);
+    try {
+      const claim = await counted(() => store.start(queued!.runId, job.id, WORKER, "local", [REGION], { stacks: job.data.stacks!, head: HEAD }));
+      expect(claim.statements).toHaveLength(1);
+      expect(claim.value).toMatchObject({ kind: "start", attempt: 1, recovering: false, tenants: ["acme"] });
+      expect(claim.value.kind === "start" && claim.value.run).toMatchObject({ state: "running", commit: HEAD, attempts: 1, changeIds: [changeId] });
+      const claimed = await row(queued!.runId);
+      expect(claimed).toMatchObject({ state: "running", attempts: 1, worker: WORKER, commit_sha: HEAD });
+      expect(claimed.attempt_log).toEqual([{ attempt: 1, worker: WORKER, startedAt: expect.any(String) }]);
+
+      const run = claim.value.kind === "start" ? claim.value.run : undefined;
+      const finish = await counted(() => store.finish(queued!.runId, WORKER, { state: "succeeded", output: { commit: HEAD, note: "it's done \\ 'quoted'" } }, run));
+      expect(finish.statements).toHaveLength(1);
+      expect(finish.value).toBe(true);
+      const done = (await pool.query<{ state: string; output: unknown; attempt_log: { outcome?: string }[]; finished_at: Date | null }>(
+        "SELECT state, output, attempt_log, finished_at FROM runs WHERE id = $1", [queued!.runId],
+      )).rows[0]!;
+      expect(done.state).toBe("succeeded");
+      expect(done.output).toEqual({ commit: HEAD, note: "it's done \\ 'quoted'" });
+      expect(done.attempt_log.map((a) => a.outcome)).toEqual(["succeeded"]);
+      expect(done.finished_at).not.toBeNull();
+      // The claim and the finish each told the listeners.
+      await expect.poll(() => notified.filter((id) => id === queued!.runId).length).toBe(2);
+
+      // A second finish of the same run (it is no longer running) changes nothing and says so.
+      expect(await store.finish(queued!.runId, WORKER, { state: "failed", output: null, error: "late" }, run)).toBe(false);
+      expect((await row(queued!.runId)).state).toBe("succeeded");
+    } finally {
+      await listener.query(`UNLISTEN ${RUN_STATE_CHANNEL}`);
+      listener.release();
+    }
+  });
+
+  it("records a pinned run's commit later, not the head it was given (negative control of the head)", async () => {
+    const client = await pool.connect();
+    let runId: string;
+    try {
+      await client.query("BEGIN");
+      runId = (await store.enqueue(client, "shared-prod-use1-01", { reason: "rollout", programCommit: "feedfacefeedfacefeedfacefeedfacefeedface" })).runId;
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    const job = await fetchJob();
+    const claim = await counted(() => store.start(runId, job.id, WORKER, "local", [REGION], { stacks: job.data.stacks!, head: HEAD }));
+    expect(claim.statements).toHaveLength(1);
+    expect((await row(runId)).commit_sha).toBeNull();
+  });
+
+  it("leaves a held stack's run to the transaction, which skips it naming the hold", async () => {
+    const [queued] = await store.enqueueAll(["shared-prod-use1-01"], { reason: "test" });
+    const job = await fetchJob();
+    await store.hold(["shared-prod-use1-01"], "5b0c7a9e-0000-4000-8000-000000000019", "a switch's write window (test)");
+    const claim = await counted(() => store.start(queued!.runId, job.id, WORKER, "local", [REGION], { stacks: job.data.stacks!, head: HEAD }));
+    expect(claim.value.kind).toBe("skip");
+    expect(claim.value.kind === "skip" && claim.value.reason).toContain("is held by lifecycle workflow 5b0c7a9e-0000-4000-8000-000000000019");
+    expect(claim.statements.length).toBeGreaterThan(1);
+    expect(await row(queued!.runId)).toMatchObject({ state: "queued", attempts: 0, job_id: null, commit_sha: null });
+  });
+
+  it("leaves a job that no longer owns its run, and a job without its stacks, to the transaction", async () => {
+    const [a, b] = await store.enqueueAll(["shared-prod-use1-01", "shared-staging-use1-01"], { reason: "test" });
+    const first = await fetchJob();
+    const second = await fetchJob();
+    const jobOf = (runId: string) => (first.data.runId === runId ? first : second);
+    // Another job's id: the run is not claimed.
+    const wrong = await counted(() => store.start(a!.runId, jobOf(b!.runId).id, WORKER, "local", [REGION], { stacks: jobOf(a!.runId).data.stacks!, head: HEAD }));
+    expect(wrong.value).toEqual({ kind: "skip", reason: `job ${jobOf(b!.runId).id} no longer owns run ${a!.runId}` });
+    expect(wrong.statements.length).toBeGreaterThan(1);
+    // The job's stacks are not the run's (a job from another run, edited data): the transaction decides, and claims.
+    const other = await counted(() => store.start(a!.runId, jobOf(a!.runId).id, WORKER, "local", [REGION], { stacks: ["shared-staging-use1-01"], head: HEAD }));
+    expect(other.value).toMatchObject({ kind: "start", attempt: 1 });
+    expect(other.statements.length).toBeGreaterThan(1);
+    // A job sent before jobs carried their stacks: the transaction claims it, without a head.
+    const legacy = await counted(() => store.start(b!.runId, jobOf(b!.runId).id, WORKER, "local", [REGION]));
+    expect(legacy.value).toMatchObject({ kind: "start", attempt: 1 });
+    expect(legacy.statements.length).toBeGreaterThan(1);
+    expect((await row(b!.runId)).commit_sha).toBeNull();
+  });
+
+  it("finishes through the transaction when a queued run waits for the stack, which then gets its job", async () => {
+    const [first] = await store.enqueueAll(["shared-prod-use1-01"], { reason: "first" });
+    const job = await fetchJob();
+    const claim = await store.start(first!.runId, job.id, WORKER, "local", [REGION], { stacks: job.data.stacks!, head: HEAD });
+    if (claim.kind !== "start") throw new Error(`not claimed: ${claim.reason}`);
+    const [second] = await store.enqueueAll(["shared-prod-use1-01"], { reason: "second, while the first runs" });
+    expect(await row(second!.runId)).toMatchObject({ state: "queued", job_id: null });
+    const finish = await counted(() => store.finish(first!.runId, WORKER, { state: "succeeded", output: null }, claim.run));
+    expect(finish.value).toBe(true);
+    expect(finish.statements.length).toBeGreaterThan(1);
+    expect((await row(second!.runId)).job_id).not.toBeNull();
+    expect((await row(first!.runId)).state).toBe("succeeded");
+  });
+});
