@@ -1,3 +1,4 @@
+import { CutoverTimeError, parseCutoverTime } from "../../automation/index.ts";
 import { runOperatorRequest } from "../lifecycle/operator.ts";
 import { UsageError, type Io } from "../io.ts";
 import { fleetDirs } from "../options.ts";
@@ -23,12 +24,13 @@ export async function upgradeCommand(id: string, opts: UpgradeOptions, io: Io): 
   }
   if (opts.destroyDedicated) throw new UsageError("--destroy-dedicated goes with --rollback");
   if (opts.to !== "dedicated") throw new UsageError(`--to ${opts.to ?? "(missing)"}: the only upgrade is --to dedicated`);
+  // Read as a move's --not-before is (automation/lifecycle/workflows/cutoverTime.ts): with its offset, not in the past.
   let cutoverNotBefore: Date | undefined;
-  if (opts.cutoverAt !== undefined) {
-    cutoverNotBefore = new Date(opts.cutoverAt);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(opts.cutoverAt) || Number.isNaN(cutoverNotBefore.getTime())) {
-      throw new UsageError(`--cutover-at ${opts.cutoverAt}: expected an ISO 8601 time such as 2026-04-01T22:00:00Z`);
-    }
+  try {
+    if (opts.cutoverAt !== undefined) cutoverNotBefore = parseCutoverTime(opts.cutoverAt, new Date(), "--cutover-at");
+  } catch (err) {
+    if (err instanceof CutoverTimeError) throw new UsageError(err.message);
+    throw err;
   }
   return runOperatorRequest({ kind: "upgrade", tenant: id, ...(cutoverNotBefore ? { cutoverNotBefore } : {}) }, { projectDir, ...dbUrl() }, io);
 }

@@ -133,12 +133,17 @@ describe("with DATABASE_URL: a workflow for the control plane", () => {
     await migrate(pool);
     process.env.DATABASE_URL = url;
     const before = readFileSync(join(dir, "tenants", "startup-alpha.yaml"), "utf8");
-    const r = await run(["upgrade", "startup-alpha", "--to", "dedicated", "--cutover-at", "2026-04-01T22:00:00Z", "--project", dir]);
+    // A time without its offset is refused before anything is recorded (exit 2), as a move's --not-before.
+    expect(await run(["upgrade", "startup-alpha", "--to", "dedicated", "--cutover-at", "2030-04-01T22:00", "--project", dir])).toMatchObject({
+      code: 2,
+      err: ['tenantctl: --cutover-at "2030-04-01T22:00" is not a time with its UTC offset (a time without one depends on the zone of the machine reading it); e.g. 2026-04-01T22:00:00Z or 2026-04-02T00:00:00+02:00'],
+    });
+    const r = await run(["upgrade", "startup-alpha", "--to", "dedicated", "--cutover-at", "2030-04-01T22:00:00Z", "--project", dir]);
     expect(r.code).toBe(0);
     const { rows } = await pool.query<{ id: string; kind: string; state: string; params: unknown }>("SELECT id, kind, state, params FROM lifecycle_workflows");
     expect(rows).toEqual([{
       id: expect.any(String), kind: "upgrade", state: "pending",
-      params: { to: "dedicated", previous: { tier: "standard", placement: { prod: "use1-01", staging: "use1-01" } }, cutoverNotBefore: "2026-04-01T22:00:00.000Z" },
+      params: { to: "dedicated", previous: { tier: "standard", placement: { prod: "use1-01", staging: "use1-01" } }, cutoverNotBefore: "2030-04-01T22:00:00.000Z" },
     }]);
     expect(r.out).toEqual([
       `recorded upgrade workflow ${rows[0]!.id} for tenant startup-alpha (state pending)`,
