@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { readSchema, unsupportedObjects, describeSchema } from "../../automation/lifecycle/pg/catalog.ts";
-import { copySchema } from "../../automation/lifecycle/pg/bulkCopy.ts";
+import { binaryTables, copySchema } from "../../automation/lifecycle/pg/bulkCopy.ts";
 import { dumpSchema, restoreDump, syncDelta, tableChecksums, verifyCopy, VerificationError } from "../../automation/lifecycle/pg/copy.ts";
 import { ensureMember, prepareSession } from "../../automation/lifecycle/pg/sql.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
@@ -275,6 +275,29 @@ describe("copySchema + syncDelta", () => {
     } finally {
       await src.end();
       await dst.end();
+    }
+  });
+
+  it("takes the binary format only for tables whose every copied column has an OID-free binary form", async () => {
+    const c = await connect(cell);
+    await ensureMember(c, IDENT);
+    await prepareSession(c);
+    const q = qi(IDENT);
+    const probes = {
+      p_builtin: `a int, b bigint[], c jsonb, d numeric(10,2), e timestamptz, f uuid, g inet, h bit(3), i text GENERATED ALWAYS AS (c->>'x') STORED`,
+      p_enum_array: `a int, m ${q}.mood[]`,
+      p_regclass: `a int, r regclass`,
+      p_oid: `a int, o oid`,
+      p_point: `a int, pt point`,
+    };
+    try {
+      for (const [name, cols] of Object.entries(probes)) await c.query(`CREATE TABLE ${q}.${name} (${cols})`);
+      const binary = await binaryTables(c, await readSchema(c, IDENT));
+      expect([...binary].filter((t) => t.startsWith("p_")).sort()).toEqual(["p_builtin"]);
+      expect([...binary].sort()).toEqual(["events", "order_tags", "orders", "p_builtin"]);
+    } finally {
+      for (const name of Object.keys(probes)) await c.query(`DROP TABLE IF EXISTS ${q}.${name}`);
+      await c.end();
     }
   });
 });
