@@ -79,6 +79,22 @@ ${run.state === "queued" ? "Cancelling it drops it: it will never start." : "Can
 Retrying it starts it again at that step; steps it already finished are not repeated. If the cause of the failure is still there, it fails again.</p>`;
     },
   },
+  "cancel-workflow": {
+    path: "/console/workflows/:id/cancel",
+    title: "Cancel a workflow",
+    api: (p) => `/api/workflows/${enc(p.id!)}/cancel`,
+    after: (p) => `/console/workflows/${enc(p.id!)}`,
+    back: (p) => `/console/workflows/${enc(p.id!)}`,
+    consequence: async (s, p) => {
+      const a = await s.api("GET", `/api/workflows/${enc(p.id!)}`);
+      if (a.status !== 200) return { status: a.status, message: errorMessage(a) };
+      const w = a.json.workflow as WorkflowJson;
+      if (!["pending", "running", "waiting"].includes(w.state)) return { status: 409, message: `The ${w.kind} workflow of tenant ${w.tenantId} is already ${w.state}: there is nothing to cancel.` };
+      return html`<p>The <strong>${w.kind}</strong> workflow of tenant <strong>${w.tenantId}</strong> is <strong>${w.state}</strong>${w.currentStep ? html` at step <code>${w.currentStep}</code>` : ""}.
+Cancelling it stops it for good: the lifecycle worker never runs it again. A write window a stopped process left open is undone first (the tenant writes to the database it was leaving again), and its capture slot is dropped; what its finished steps did stays done (a move or an upgrade is then rolled back with its own rollback).
+If a step is running right now, or a move or upgrade has already switched, the cancel is refused and says why.</p>`;
+    },
+  },
   "pause-rollout": rolloutAction(
     "pause",
     "Pause a rollout",

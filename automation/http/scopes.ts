@@ -123,6 +123,8 @@ export const CONSOLE_ROUTE_SCOPES: Readonly<Record<string, Scope | "session">> =
   "POST /console/runs/:id/cancel": "runs",
   "GET /console/workflows/:id/retry": "workflows",
   "POST /console/workflows/:id/retry": "workflows",
+  "GET /console/workflows/:id/cancel": "workflows",
+  "POST /console/workflows/:id/cancel": "workflows",
   "GET /console/rollouts/:id/pause": "rollouts",
   "POST /console/rollouts/:id/pause": "rollouts",
   "GET /console/rollouts/:id/resume": "rollouts",

@@ -347,4 +347,40 @@ describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
     });
     expect((await engine.get(move.id))!.state).toBe("cancelled");
   });
+
+  it("the console's cancel: the workflow page links it, the confirmation says what it does, the form cancels through the API", async () => {
+    const rotate = await h.cp.lifecycle!.service.requestRotate("freebie-one");
+    // A console session as a browser gets it: the login form's token and cookie, then the session cookie.
+    const form = await fetch(`${h.baseUrl}/console/login`);
+    const loginCookie = form.headers.getSetCookie().find((c) => c.startsWith("tenancy_console_login="))!.split(";")[0]!;
+    const loginToken = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+    const loggedIn = await fetch(`${h.baseUrl}/console/login`, {
+      method: "POST", redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: loginCookie },
+      body: new URLSearchParams({ key: API_KEY, _csrf: loginToken }),
+    });
+    const cookie = loggedIn.headers.getSetCookie().find((c) => c.startsWith("tenancy_console="))!.split(";")[0]!;
+    const page = async (path: string) => {
+      const res = await fetch(`${h.baseUrl}${path}`, { headers: { cookie } });
+      return { status: res.status, text: await res.text() };
+    };
+
+    expect((await page(`/console/workflows/${rotate.id}`)).text).toContain(`<a class="button" href="/console/workflows/${rotate.id}/cancel">Cancel this workflow</a>`);
+    const confirm = await page(`/console/workflows/${rotate.id}/cancel`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain("The <strong>rotate</strong> workflow of tenant <strong>freebie-one</strong> is <strong>pending</strong>.\nCancelling it stops it for good");
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(confirm.text)![1]!;
+    const done = await fetch(`${h.baseUrl}/console/workflows/${rotate.id}/cancel`, {
+      method: "POST", redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
+    expect([done.status, done.headers.get("location")]).toEqual([303, `/console/workflows/${rotate.id}`]);
+    expect(await h.cp.lifecycle!.service.engine.get(rotate.id)).toMatchObject({ state: "cancelled", note: expect.stringMatching(/^cancelled by api key test \(console session [0-9a-f]+\)$/) });
+    // Ended: no link, and the confirmation refuses.
+    expect((await page(`/console/workflows/${rotate.id}`)).text).not.toContain("Cancel this workflow");
+    const again = await page(`/console/workflows/${rotate.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.text).toContain("The rotate workflow of tenant freebie-one is already cancelled: there is nothing to cancel.");
+  });
 });

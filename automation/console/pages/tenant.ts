@@ -78,6 +78,7 @@ function workflowBlock(w: WorkflowJson, steps: StepJson[] | undefined): Html {
 ${w.lastError ? html`<p class="error">${w.state === "failed" ? "Failed" : "Last error"}${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
 ${steps && steps.length > 0 ? html`<ol class="steps">${steps.map((st) => html`<li><code>${st.step}</code> done ${when(st.completedAt)}</li>`)}${w.currentStep && w.state !== "succeeded" ? html`<li><code>${w.currentStep}</code> ${badge(w.state)}</li>` : ""}</ol>` : ""}
 ${w.state === "failed" ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/retry">Retry this workflow</a></p>` : ""}
+${["pending", "running", "waiting"].includes(w.state) ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/cancel">Cancel this workflow</a></p>` : ""}
 </section>`;
 }
 

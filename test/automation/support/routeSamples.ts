@@ -83,6 +83,8 @@ export const CONSOLE_SAMPLES: Record<string, { path: string; reached: number; re
   "POST /console/runs/:id/cancel": { path: `/console/runs/${UUID0}/cancel`, reached: 404 },
   "GET /console/workflows/:id/retry": { path: `/console/workflows/${UUID0}/retry`, reached: 503, reachedWithoutRead: 403 },
   "POST /console/workflows/:id/retry": { path: `/console/workflows/${UUID0}/retry`, reached: 503 },
+  "GET /console/workflows/:id/cancel": { path: `/console/workflows/${UUID0}/cancel`, reached: 503, reachedWithoutRead: 403 },
+  "POST /console/workflows/:id/cancel": { path: `/console/workflows/${UUID0}/cancel`, reached: 503 },
   "GET /console/rollouts/:id/pause": { path: `/console/rollouts/${UUID0}/pause`, reached: 404, reachedWithoutRead: 403 },
   "POST /console/rollouts/:id/pause": { path: `/console/rollouts/${UUID0}/pause`, reached: 404 },
   "GET /console/rollouts/:id/resume": { path: `/console/rollouts/${UUID0}/resume`, reached: 404, reachedWithoutRead: 403 },
