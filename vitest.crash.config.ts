@@ -5,6 +5,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/automation/crash/*.suite.ts"],
+    // The run's temporary directory, where the first server's initdb leaves a template cluster the
+    // others copy (test/support/pgTemplate.ts): each installation's first life and the lifecycle
+    // suite's tenant server start from it instead of running initdb.
+    globalSetup: ["test/support/runTempDir.ts"],
     pool: "forks",
     isolate: true,
     // Both files at once: they share nothing (an installation each) and mostly wait (lives starting,

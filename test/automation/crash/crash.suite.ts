@@ -20,6 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { describe, expect, it, type ExpectStatic } from "vitest";
 import { CRASH_POINTS, type CrashPointName } from "../../../automation/crashPoints.ts";
+import { seedControlPlaneDataDir } from "../../support/pgTemplate.ts";
 import { overlappingUpdates, stackState } from "../support/fakePulumi.ts";
 import { subscriptionEvent } from "../support/stripe.ts";
 import {
@@ -87,6 +88,8 @@ describe.concurrent("kill -9 anywhere, start again", () => {
   it.for(SCENARIOS)("$name: every accepted event is applied exactly once, no run is lost or run twice, the working copy is clean", { timeout: 1_800_000 }, async ({ points, tenantPrefix }, { expect }) => {
     const inst = makeInstallation({ eventDelayMs: 40 });
     try {
+      // Its embedded PostgreSQL from the run's template: the kills are the subject, not the first start's initdb.
+      await seedControlPlaneDataDir(inst.dataDir);
       await killAt(expect, inst, points, tenantPrefix);
     } finally {
       await stopLeftoverPostgres(inst);

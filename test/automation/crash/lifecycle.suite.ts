@@ -17,6 +17,7 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { suspendWorkflow } from "../../../automation/lifecycle/workflows/suspension.ts";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
+import { seedControlPlaneDataDir } from "../../support/pgTemplate.ts";
 import { overlappingUpdates } from "../support/fakePulumi.ts";
 import { startTestPostgres } from "../support/postgres.ts";
 import {
@@ -106,6 +107,8 @@ describe("kill -9 at each step of a lifecycle workflow, start again", () => {
     const sql = embeddedSql(inst);
     const git = (...args: string[]) => execFileSync("git", args, { cwd: inst.repo.dir, encoding: "utf8" }).trim();
     try {
+      // Its embedded PostgreSQL from the run's template: the kills are the subject, not the first start's initdb.
+      await seedControlPlaneDataDir(inst.dataDir);
       const steps = suspendWorkflow.steps.map((s) => s.name);
       expect(steps).toEqual(["suspend.files", "suspend.stacks"]);
       for (const [i, step] of steps.entries()) await lifeKilledAt(inst, `lifecycle.step:${step}`, i === 0);
