@@ -51,6 +51,8 @@ const PLAIN_BLOCK = /^[A-Za-z0-9_.~/$()+=,;:@ \u00a0-\ud7ff\ue000-\ufffd-]*$/;
 const PLAIN_FLOW = /^[A-Za-z0-9_.~/$()+=;@ \u00a0-\ud7ff\ue000-\ufffd-]*$/;
 /** yaml refuses an implicit key longer than 1,024 characters; far below, to be sure. */
 const MAX_KEY = 512;
+/** Flow collections nested deeper than this are left to yaml (recursion here must stay shallow). */
+const MAX_FLOW_DEPTH = 32;
 
 function resolvePlain(text: string): string | number | boolean | null {
   for (const tag of IMPLICIT_TAGS) {
@@ -109,9 +111,9 @@ function checkKey(key: string, into: Record<string, Value>): string {
 }
 
 /** A flow collection or flow scalar at s[i] (one line): its value and the index after it. */
-function flowValue(s: string, i: number): [Value, number] {
+function flowValue(s: string, i: number, depth = 0): [Value, number] {
   const c = s[i];
-  if (c === "{" || c === "[") return flowCollection(s, i);
+  if (c === "{" || c === "[") return flowCollection(s, i, depth + 1);
   if (c === '"' || c === "'") return quoted(s, i);
   let j = i;
   while (j < s.length && !",[]{}".includes(s[j]!)) j++;
@@ -130,7 +132,8 @@ function skipSpaces(s: string, i: number): number {
   return i;
 }
 
-function flowCollection(s: string, start: number): [Value, number] {
+function flowCollection(s: string, start: number, depth: number): [Value, number] {
+  if (depth > MAX_FLOW_DEPTH) throw DECLINE;
   const isMap = s[start] === "{";
   const close = isMap ? "}" : "]";
   const map: Record<string, Value> = {};
@@ -153,12 +156,12 @@ function flowCollection(s: string, start: number): [Value, number] {
       if (s[i] !== ":" || s[i + 1] !== " ") throw DECLINE;
       i = skipSpaces(s, i + 2);
       if (s[i] === "," || s[i] === close || i >= s.length) throw DECLINE;
-      const [v, next] = flowValue(s, i);
+      const [v, next] = flowValue(s, i, depth);
       map[checkKey(key, map)] = v;
       i = skipSpaces(s, next);
     } else {
       if (s[i] === "," || s[i] === close || i >= s.length) throw DECLINE;
-      const [v, next] = flowValue(s, i);
+      const [v, next] = flowValue(s, i, depth);
       seq.push(v);
       i = skipSpaces(s, next);
     }

@@ -145,6 +145,7 @@ describe("fast path vs yaml", () => {
       "contact: { email: cloud@acme.example }\nsecrets: []\n",
       "aws:region: us-east-1\nsaas-tenancy:cell:\n  cidr: 10.1.0.0/16\n",
       "startedAt: 2026-01-10T09:00:00Z\nname: a  b\n",
+      `deep: ${"[".repeat(32)}${"]".repeat(32)}\n`,
     ];
     for (const text of accepted) {
       expect(parseSimpleYamlMap(text), text).not.toBeUndefined();
@@ -169,6 +170,8 @@ describe("fast path vs yaml", () => {
       " a: 1\n", // indented root
       "a:\n  b: 1\n c: 2\n", // inconsistent indentation
       "a: [1, ]\n", // trailing comma
+      `a: ${"[".repeat(20000)}${"]".repeat(20000)}\n`, // flow nested past MAX_FLOW_DEPTH: declined, not a stack overflow
+      `a: ${"[".repeat(33)}${"]".repeat(33)}\n`,
       "a: x #c\n  b: y\n", // a more indented line after an inline value
       "",
     ];
