@@ -78,8 +78,8 @@ export class TreeCache {
   private started = false;
   /** Exports done by this process (tests and the bench count them). */
   exports = 0;
-  /** File-system entries made for overlays (directories, links, copies): tests and the bench count them. */
-  overlayEntries = 0;
+  /** What the overlays were made of, and the export listings read for them (tests and the bench count them). */
+  readonly overlayStats = { dirs: 0, links: 0, copies: 0, listings: 0 };
 
   constructor(private readonly opts: TreeCacheOptions) {
     this.own = join(opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
@@ -142,6 +142,7 @@ export class TreeCache {
   private listing(entry: Entry, rel: string): Promise<string[]> {
     let l = entry.listings.get(rel);
     if (!l) {
+      this.overlayStats.listings++;
       l = readdir(join(entry.dir, rel)).catch((err: NodeJS.ErrnoException) => {
         if (err.code === "ENOENT" || err.code === "ENOTDIR") return [];
         entry.listings.delete(rel);
@@ -177,16 +178,13 @@ export class TreeCache {
       // Asynchronous file operations: a wave's runs make and remove their overlays at once, and
       // synchronous ones stalled the event loop every other run waits on (docs/rollouts.md, "Pace").
       overlay = join(this.own, "runs", name);
-      const at = overlay;
-      await mkdir(at).catch(async (err: NodeJS.ErrnoException) => {
-        // A directory of this name left by a release that failed: made afresh.
-        if (err.code !== "EEXIST") throw err;
-        await rm(at, { recursive: true, force: true });
-        await mkdir(at);
-      });
-      this.overlayEntries++;
       const own = stacks.map((stack) => normalize(join(stackConfigDir, `Pulumi.${stack}.yaml`)).split("/").filter((p) => p !== "" && p !== "."));
-      await this.fill(held, at, [], own);
+      const at = overlay;
+      if (!(await this.build(held, at, own))) {
+        // A directory of this name left by a release that failed: made afresh.
+        await rm(at, { recursive: true, force: true });
+        if (!(await this.build(held, at, own))) throw new Error(`overlay ${at} exists again after it was removed`);
+      }
     } catch (err) {
       if (overlay) await rm(overlay, { recursive: true, force: true }).catch(() => undefined);
       await this.giveBack(held);
@@ -211,34 +209,46 @@ export class TreeCache {
   }
 
   /**
-   * The overlay's directory `rel` (made already): a link to the export's entry for every entry,
-   * except the directories on the way to an own file (`own`: path parts), which are real
-   * directories filled the same way, and the own files, which are copies (when the export has
-   * them; otherwise the CLI creates them there). Only the directories on the way are listed, from
-   * the export's listings read once (listing()); every entry of a level is made at once.
+   * Makes the overlay: a link to the export's entry for every entry, except the directories on the
+   * way to an own file (`own`: path parts), which are real directories filled the same way, and the
+   * own files, which are copies (when the export has them; otherwise the CLI creates them there).
+   * Only the directories on the way are listed, from the export's listings read once (listing()).
+   * False, having made nothing, when the overlay's directory exists already.
+   * Two steps, each all at once: the real directories (mkdir -p), then every link and copy; each
+   * step of asynchronous file operations is a hop through libuv's thread pool, which on a loaded
+   * host costs about a millisecond whatever it holds.
    */
-  private async fill(entry: Entry, overlay: string, rel: readonly string[], own: readonly (readonly string[])[]): Promise<void> {
-    const depth = rel.length;
-    const mine = own.filter((p) => p.length > depth && rel.every((part, i) => p[i] === part));
-    const files = new Set(mine.filter((p) => p.length === depth + 1).map((p) => p[depth]!));
-    const dirs = new Set(mine.filter((p) => p.length > depth + 1).map((p) => p[depth]!));
-    const here = depth === 0 ? (await entry.ready).top : await this.listing(entry, join(...rel));
-    const names = new Set([...here, ...dirs]);
-    await Promise.all(
-      [...names].map(async (name) => {
-        const src = join(entry.dir, ...rel, name);
-        const dst = join(overlay, ...rel, name);
-        this.overlayEntries++;
-        if (dirs.has(name)) {
-          await mkdir(dst);
-          await this.fill(entry, overlay, [...rel, name], mine);
-        } else if (files.has(name)) {
-          await copyFile(src, dst);
+  private async build(entry: Entry, overlay: string, own: readonly (readonly string[])[]): Promise<boolean> {
+    const dirs = new Set<string>([""]);
+    const files = new Set<string>();
+    for (const parts of own) {
+      for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+      files.add(parts.join("/"));
+    }
+    const leaves = [...dirs].filter((d) => ![...dirs].some((o) => o !== d && (d === "" ? o !== "" : o.startsWith(`${d}/`))));
+    // mkdir -p answers the first directory it made: the overlay itself, unless it was there already.
+    const made0 = await Promise.all(leaves.map((d) => mkdir(join(overlay, d), { recursive: true })));
+    if (!made0.includes(overlay)) return false;
+    this.overlayStats.dirs += dirs.size;
+    const made: Promise<void>[] = [];
+    for (const d of dirs) {
+      const here = d === "" ? (await entry.ready).top : await this.listing(entry, d);
+      for (const name of here) {
+        const rel = d === "" ? name : `${d}/${name}`;
+        if (dirs.has(rel)) continue;
+        if (files.has(rel)) {
+          this.overlayStats.copies++;
+          made.push(copyFile(join(entry.dir, rel), join(overlay, rel)));
         } else {
-          await symlink(src, dst);
+          this.overlayStats.links++;
+          made.push(symlink(join(entry.dir, rel), join(overlay, rel)));
         }
-      }),
-    );
+      }
+    }
+    // Every operation settled before a failure is reported: the caller may remove the overlay and retry.
+    const failed = (await Promise.allSettled(made)).find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return true;
   }
 
   private async giveBack(entry: Entry): Promise<void> {

@@ -88,6 +88,34 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     expect(existsSync(c.dir)).toBe(false);
   });
 
+  it("makes each overlay of one real directory per level on the way to the run's file, a link per other entry and one copy; the export's stacks/ is listed once", async () => {
+    const c = cache();
+    const commit = head();
+    const top = readdirSync(join(repo.dir)).filter((n) => n !== ".git").length;
+    const stackFiles = readdirSync(join(repo.dir, "stacks")).length;
+    expect(stackFiles).toBeGreaterThan(1);
+    const a = await c.acquire("run-a", commit, [STACK]);
+    const b = await c.acquire("run-b", commit, ["platform-us-east-1"]);
+    // Per overlay: the overlay and its stacks/ (2 directories), every other top entry and every other
+    // stack file a link, the run's stack file a copy; stacks/ listed for the first overlay only.
+    expect(c.overlayStats).toEqual({ dirs: 4, links: 2 * (top - 1 + stackFiles - 1), copies: 2, listings: 1 });
+    expect(readdirSync(join(a.dir, "stacks")).sort()).toEqual(readdirSync(join(repo.dir, "stacks")).sort());
+    expect(lstatSync(join(b.dir, "stacks/Pulumi.platform-us-east-1.yaml")).isSymbolicLink()).toBe(false);
+    expect(lstatSync(join(b.dir, STACK_FILE)).isSymbolicLink()).toBe(true);
+    // Negative control: a run naming no stack gets links only (no directory of its own but the overlay).
+    const plain = await c.acquire("run-plain", commit);
+    expect(c.overlayStats).toEqual({ dirs: 5, links: 2 * (top - 1 + stackFiles - 1) + top, copies: 2, listings: 1 });
+    // A directory of the same name left behind (a release that failed) is made afresh.
+    mkdirSync(join(c.dir, "runs", "run-left", "stacks"), { recursive: true });
+    writeFileSync(join(c.dir, "runs", "run-left", "stacks", "stray.txt"), "left\n");
+    const left = await c.acquire("run-left", commit, [STACK]);
+    expect(existsSync(join(left.dir, "stacks", "stray.txt"))).toBe(false);
+    expect(readFileSync(join(left.dir, STACK_FILE), "utf8")).toBe(readFileSync(join(repo.dir, STACK_FILE), "utf8"));
+    for (const l of [a, b, plain, left]) await l.release();
+    expect(readdirSync(join(c.dir, "runs"))).toEqual([]);
+    c.close();
+  });
+
   it("links node_modules into the export so the program resolves its packages", async () => {
     const modules = join(root, "project-node_modules");
     mkdirSync(join(modules, "pkg"), { recursive: true });
