@@ -47,8 +47,28 @@ export class RefFiles {
     return asked;
   }
 
-  /** The object id `ref` (a full name, `refs/heads/main`) points to, or undefined: ask git. */
-  async read(ref: string): Promise<string | undefined> {
+  /** Reads in flight, by ref: callers meanwhile share one (a wave's 32 claims read the head at once). */
+  private readonly inFlight = new Map<string, Promise<string | undefined>>();
+  /** Reads of the ref files done (tests count them). */
+  reads = 0;
+
+  /**
+   * The object id `ref` (a full name, `refs/heads/main`) points to, or undefined: ask git. A call
+   * while a read of `ref` is in flight gets that read's answer: the ref as it was a moment before
+   * the call, which is what reading it an instant earlier would have given (a run sees the branch
+   * before or after a commit, never between; GitWriter.checkout).
+   */
+  read(ref: string): Promise<string | undefined> {
+    let r = this.inFlight.get(ref);
+    if (!r) {
+      r = this.readFiles(ref).finally(() => this.inFlight.delete(ref));
+      this.inFlight.set(ref, r);
+    }
+    return r;
+  }
+
+  private async readFiles(ref: string): Promise<string | undefined> {
+    this.reads++;
     const dir = await this.commonDir().catch(() => undefined);
     if (!dir) return undefined;
     const loose = await readFile(join(dir, ref), "utf8").catch(() => undefined);

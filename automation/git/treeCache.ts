@@ -25,7 +25,7 @@
  *    left alone.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { access, copyFile, mkdir, readdir, readFile, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import { parse } from "yaml";
@@ -33,6 +33,15 @@ import { isProcessAlive } from "../processAlive.ts";
 
 /** Exports kept when no run holds them (the next wave's runs at the same commit reuse them). */
 export const DEFAULT_MAX_IDLE_TREES = 4;
+
+/**
+ * An overlay of at most this many entries (directories, links, copies) is made and removed with
+ * synchronous calls: each costs the event loop some microseconds, where an asynchronous one is a hop
+ * through libuv's 4-thread pool (about a millisecond on a loaded host, queued behind every other
+ * run's). A larger one (a fleet of hundreds of stacks) is made asynchronously, all of a level at
+ * once, so the loop is never held for long.
+ */
+export const SYNC_OVERLAY_ENTRIES = 64;
 
 export interface TreeCacheOptions {
   /** Directory holding every process's exports (`<dataDir>/trees`). */
@@ -79,7 +88,7 @@ export class TreeCache {
   /** Exports done by this process (tests and the bench count them). */
   exports = 0;
   /** What the overlays were made of, and the export listings read for them (tests and the bench count them). */
-  readonly overlayStats = { dirs: 0, links: 0, copies: 0, listings: 0 };
+  readonly overlayStats = { dirs: 0, links: 0, copies: 0, listings: 0, sync: 0, async: 0 };
 
   constructor(private readonly opts: TreeCacheOptions) {
     this.own = join(opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
@@ -173,18 +182,24 @@ export class TreeCache {
     entry.refs++;
     const held = entry;
     let overlay: string | undefined;
+    let small = false;
     try {
       const { stackConfigDir } = await held.ready;
-      // Asynchronous file operations: a wave's runs make and remove their overlays at once, and
-      // synchronous ones stalled the event loop every other run waits on (docs/rollouts.md, "Pace").
+      // A large overlay is made asynchronously: a wave's runs make and remove their overlays at once,
+      // and synchronous calls for a thousand entries each stalled the event loop every other run
+      // waits on (docs/rollouts.md, "Pace"). A small one synchronously (SYNC_OVERLAY_ENTRIES).
       overlay = join(this.own, "runs", name);
       const own = stacks.map((stack) => normalize(join(stackConfigDir, `Pulumi.${stack}.yaml`)).split("/").filter((p) => p !== "" && p !== "."));
       const at = overlay;
-      if (!(await this.build(held, at, own))) {
+      let made = await this.build(held, at, own);
+      if (made === "exists") {
         // A directory of this name left by a release that failed: made afresh.
         await rm(at, { recursive: true, force: true });
-        if (!(await this.build(held, at, own))) throw new Error(`overlay ${at} exists again after it was removed`);
+        made = await this.build(held, at, own);
+        if (made === "exists") throw new Error(`overlay ${at} exists again after it was removed`);
       }
+      small = made === "sync";
+      this.overlayStats[made]++;
     } catch (err) {
       if (overlay) await rm(overlay, { recursive: true, force: true }).catch(() => undefined);
       await this.giveBack(held);
@@ -200,7 +215,8 @@ export class TreeCache {
         if (released) return;
         released = true;
         try {
-          await rm(dir, { recursive: true, force: true });
+          if (small) rmSync(dir, { recursive: true, force: true });
+          else await rm(dir, { recursive: true, force: true });
         } finally {
           await this.giveBack(held);
         }
@@ -213,12 +229,13 @@ export class TreeCache {
    * way to an own file (`own`: path parts), which are real directories filled the same way, and the
    * own files, which are copies (when the export has them; otherwise the CLI creates them there).
    * Only the directories on the way are listed, from the export's listings read once (listing()).
-   * False, having made nothing, when the overlay's directory exists already.
+   * "exists", having made nothing, when the overlay's directory exists already; otherwise how it
+   * was made (SYNC_OVERLAY_ENTRIES).
    * Two steps, each all at once: the real directories (mkdir -p), then every link and copy; each
    * step of asynchronous file operations is a hop through libuv's thread pool, which on a loaded
    * host costs about a millisecond whatever it holds.
    */
-  private async build(entry: Entry, overlay: string, own: readonly (readonly string[])[]): Promise<boolean> {
+  private async build(entry: Entry, overlay: string, own: readonly (readonly string[])[]): Promise<"exists" | "sync" | "async"> {
     const dirs = new Set<string>([""]);
     const files = new Set<string>();
     for (const parts of own) {
@@ -226,29 +243,31 @@ export class TreeCache {
       files.add(parts.join("/"));
     }
     const leaves = [...dirs].filter((d) => ![...dirs].some((o) => o !== d && (d === "" ? o !== "" : o.startsWith(`${d}/`))));
-    // mkdir -p answers the first directory it made: the overlay itself, unless it was there already.
-    const made0 = await Promise.all(leaves.map((d) => mkdir(join(overlay, d), { recursive: true })));
-    if (!made0.includes(overlay)) return false;
-    this.overlayStats.dirs += dirs.size;
-    const made: Promise<void>[] = [];
+    const entries: { rel: string; copy: boolean }[] = [];
     for (const d of dirs) {
       const here = d === "" ? (await entry.ready).top : await this.listing(entry, d);
       for (const name of here) {
         const rel = d === "" ? name : `${d}/${name}`;
-        if (dirs.has(rel)) continue;
-        if (files.has(rel)) {
-          this.overlayStats.copies++;
-          made.push(copyFile(join(entry.dir, rel), join(overlay, rel)));
-        } else {
-          this.overlayStats.links++;
-          made.push(symlink(join(entry.dir, rel), join(overlay, rel)));
-        }
+        if (!dirs.has(rel)) entries.push({ rel, copy: files.has(rel) });
       }
     }
+    const small = leaves.length + entries.length <= SYNC_OVERLAY_ENTRIES;
+    // mkdir -p answers the first directory it made: the overlay itself, unless it was there already.
+    const first = small
+      ? leaves.map((d) => mkdirSync(join(overlay, d), { recursive: true }))
+      : await Promise.all(leaves.map((d) => mkdir(join(overlay, d), { recursive: true })));
+    if (!first.includes(overlay)) return "exists";
+    this.overlayStats.dirs += dirs.size;
+    for (const e of entries) this.overlayStats[e.copy ? "copies" : "links"]++;
+    if (small) {
+      for (const e of entries) (e.copy ? copyFileSync : symlinkSync)(join(entry.dir, e.rel), join(overlay, e.rel));
+      return "sync";
+    }
+    const made = entries.map((e) => (e.copy ? copyFile : symlink)(join(entry.dir, e.rel), join(overlay, e.rel)));
     // Every operation settled before a failure is reported: the caller may remove the overlay and retry.
     const failed = (await Promise.allSettled(made)).find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
-    return true;
+    return "async";
   }
 
   private async giveBack(entry: Entry): Promise<void> {

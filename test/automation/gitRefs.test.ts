@@ -118,6 +118,20 @@ describe("RefFiles", () => {
     expect(await new RefFiles(plain).read("refs/heads/main")).toBe(git("rev-parse", "main"));
   });
 
+  it("shares one read among the calls made while it is in flight; a call after it reads again and sees a new commit", async () => {
+    const plain: RefGit = { dir, run: async (args) => (args[0] === "config" ? { stdout: "", code: 1 } : { stdout: ".git\n", code: 0 }) };
+    const first = commit(1);
+    const files = new RefFiles(plain);
+    expect(await files.read("refs/heads/main")).toBe(first);
+    const before = files.reads;
+    const answers = await Promise.all(Array.from({ length: 32 }, () => files.read("refs/heads/main")));
+    expect(answers).toEqual(Array.from({ length: 32 }, () => first));
+    expect(files.reads - before).toBe(1);
+    const second = commit(2);
+    expect(await files.read("refs/heads/main")).toBe(second);
+    expect(files.reads - before).toBe(2);
+  });
+
   it("asks git for the layout again after a failure", async () => {
     let fail = true;
     const flaky: RefGit = {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GitRepo } from "../../automation/git/repo.ts";
-import { TreeCache, type TreeCacheOptions } from "../../automation/git/treeCache.ts";
+import { SYNC_OVERLAY_ENTRIES, TreeCache, type TreeCacheOptions } from "../../automation/git/treeCache.ts";
 import { makeFixtureRepo, type FixtureRepo } from "./support/repo.ts";
 
 const STACK = "shared-prod-use1-01";
@@ -98,13 +98,13 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     const b = await c.acquire("run-b", commit, ["platform-us-east-1"]);
     // Per overlay: the overlay and its stacks/ (2 directories), every other top entry and every other
     // stack file a link, the run's stack file a copy; stacks/ listed for the first overlay only.
-    expect(c.overlayStats).toEqual({ dirs: 4, links: 2 * (top - 1 + stackFiles - 1), copies: 2, listings: 1 });
+    expect(c.overlayStats).toEqual({ dirs: 4, links: 2 * (top - 1 + stackFiles - 1), copies: 2, listings: 1, sync: 2, async: 0 });
     expect(readdirSync(join(a.dir, "stacks")).sort()).toEqual(readdirSync(join(repo.dir, "stacks")).sort());
     expect(lstatSync(join(b.dir, "stacks/Pulumi.platform-us-east-1.yaml")).isSymbolicLink()).toBe(false);
     expect(lstatSync(join(b.dir, STACK_FILE)).isSymbolicLink()).toBe(true);
     // Negative control: a run naming no stack gets links only (no directory of its own but the overlay).
     const plain = await c.acquire("run-plain", commit);
-    expect(c.overlayStats).toEqual({ dirs: 5, links: 2 * (top - 1 + stackFiles - 1) + top, copies: 2, listings: 1 });
+    expect(c.overlayStats).toEqual({ dirs: 5, links: 2 * (top - 1 + stackFiles - 1) + top, copies: 2, listings: 1, sync: 3, async: 0 });
     // A directory of the same name left behind (a release that failed) is made afresh.
     mkdirSync(join(c.dir, "runs", "run-left", "stacks"), { recursive: true });
     writeFileSync(join(c.dir, "runs", "run-left", "stacks", "stray.txt"), "left\n");
@@ -112,6 +112,23 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     expect(existsSync(join(left.dir, "stacks", "stray.txt"))).toBe(false);
     expect(readFileSync(join(left.dir, STACK_FILE), "utf8")).toBe(readFileSync(join(repo.dir, STACK_FILE), "utf8"));
     for (const l of [a, b, plain, left]) await l.release();
+    expect(readdirSync(join(c.dir, "runs"))).toEqual([]);
+    c.close();
+  });
+
+  it("makes an overlay of more than SYNC_OVERLAY_ENTRIES entries asynchronously, the same overlay", async () => {
+    const extra = SYNC_OVERLAY_ENTRIES + 1;
+    for (let i = 0; i < extra; i++) writeFileSync(join(repo.dir, "stacks", `Pulumi.zz-${String(i).padStart(3, "0")}.yaml`), `config: {}\n`);
+    repo.git("add", "--all");
+    repo.git("commit", "--quiet", "-m", "a larger fleet");
+    const c = cache();
+    const big = await c.acquire("run-big", head(), [STACK]);
+    expect(c.overlayStats).toMatchObject({ copies: 1, listings: 1, sync: 0, async: 1 });
+    const names = readdirSync(join(big.dir, "stacks"));
+    expect(names.sort()).toEqual(readdirSync(join(repo.dir, "stacks")).sort());
+    expect(names.filter((n) => lstatSync(join(big.dir, "stacks", n)).isSymbolicLink())).toHaveLength(names.length - 1);
+    expect(lstatSync(join(big.dir, STACK_FILE)).isSymbolicLink()).toBe(false);
+    await big.release();
     expect(readdirSync(join(c.dir, "runs"))).toEqual([]);
     c.close();
   });
