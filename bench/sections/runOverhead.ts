@@ -1,9 +1,11 @@
 /**
- * 7. Control-plane overhead per run (`run-overhead`): what the control plane itself adds around
+ * 10. Control-plane overhead per run (`run-overhead`): what the control plane itself adds around
  * each run, from the moment a worker has a job in hand (dequeued) to the runner's start, and from
  * the runner's end to the finish recorded in PostgreSQL; median and p99 with W = 1, 8, 32 workers.
  * The runner is a timer (no CPU, no Automation API): only the control plane's own work is between
- * the timestamps. Baseline measured in the same run: one `SELECT 1` round trip on the same pool.
+ * the timestamps. Baselines measured in the same run on the same pool: one `SELECT 1` round trip,
+ * and one committed single-row UPDATE (a round trip plus the WAL flush of a commit: the least any
+ * durable state change costs, and a claim and a finish are each one).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,6 +51,7 @@ interface OverheadSample {
   startMs: number[];
   finishMs: number[];
   baselineMs: number;
+  commitBaselineMs: number;
 }
 
 async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
@@ -57,15 +60,17 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
   const region = loadPlatform(repoDir).regions[0]!;
   const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: workers, workerRegions: [region] }), { log: devNullLogger(), runner, regionOf: () => region });
   try {
-    // The worker calls store.start first thing after pg-boss hands it the job, and store.finish last.
+    // The dispatcher calls the worker's handle() with each job as it is fetched (the job is in
+    // hand: dequeued); the worker calls store.finish last.
     const dequeued = new Map<string, number>();
     const recorded = new Map<string, number>();
     const store = cp.runs;
-    const start = store.start.bind(store);
+    const worker = cp.runWorker;
+    const handle = worker.handle.bind(worker);
     const finish = store.finish.bind(store);
-    store.start = (runId, ...rest) => {
-      dequeued.set(runId, performance.now());
-      return start(runId, ...rest);
+    worker.handle = (jobId, data) => {
+      dequeued.set(data.runId, performance.now());
+      return handle(jobId, data);
     };
     store.finish = async (runId, ...rest) => {
       const ok = await finish(runId, ...rest);
@@ -80,6 +85,15 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
       await cp.db.pool.query("SELECT 1");
       base.push(performance.now() - t);
     }
+    const commits: number[] = [];
+    // A regular table (a temporary one writes no WAL): created and dropped around the samples.
+    await cp.db.pool.query("CREATE TABLE bench_commit_baseline (id int PRIMARY KEY, n int NOT NULL); INSERT INTO bench_commit_baseline VALUES (1, 0)");
+    for (let i = 0; i < 50; i++) {
+      const t = performance.now();
+      await cp.db.pool.query("UPDATE bench_commit_baseline SET n = n + 1 WHERE id = 1");
+      commits.push(performance.now() - t);
+    }
+    await cp.db.pool.query("DROP TABLE bench_commit_baseline");
     await cp.start({ runs: true });
     while (recorded.size < enqueued.length) await sleep(5);
     const startMs: number[] = [];
@@ -93,7 +107,7 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
       startMs.push(s - d);
       finishMs.push(r - e);
     }
-    return { workers, startMs, finishMs, baselineMs: summarize(base).median };
+    return { workers, startMs, finishMs, baselineMs: summarize(base).median, commitBaselineMs: summarize(commits).median };
   } finally {
     await cp.stop(0).catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
@@ -123,9 +137,11 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
         const start = fig("startMs");
         const finish = fig("finishMs");
         const baseline = round(summarize(of.map((s) => s.baselineMs)).median, 3);
-        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline };
-        rows.push([`dequeue -> runner start, ${w} workers`, `median ${start.median} ms, p99 ${start.p99} ms (n=${start.runs})`, `baseline SELECT 1 ${baseline} ms`]);
-        rows.push([`runner end -> recorded finish, ${w} workers`, `median ${finish.median} ms, p99 ${finish.p99} ms (n=${finish.runs})`, `baseline SELECT 1 ${baseline} ms`]);
+        const commitBaseline = round(summarize(of.map((s) => s.commitBaselineMs)).median, 3);
+        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline, baselineCommitMs: commitBaseline };
+        const notes = `baseline SELECT 1 ${baseline} ms, one-row UPDATE committed ${commitBaseline} ms`;
+        rows.push([`dequeue -> runner start, ${w} workers`, `median ${start.median} ms, p99 ${start.p99} ms (n=${start.runs})`, notes]);
+        rows.push([`runner end -> recorded finish, ${w} workers`, `median ${finish.median} ms, p99 ${finish.p99} ms (n=${finish.runs})`, notes]);
         targets.push(target(`run overhead, dequeue -> runner start, ${w} workers (median)`, start.median, "ms", "<=", 10));
         targets.push(target(`run overhead, runner end -> recorded finish, ${w} workers (median)`, finish.median, "ms", "<=", 10));
       }
@@ -135,9 +151,10 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
           setup: {
             runsPerSample: RUNS_PER_SAMPLE, runMs: RUN_MS, workerCounts: WORKER_COUNTS,
             runner: "a timer of RUN_MS per run (no CPU, no Automation API)",
-            start: "from RunStore.start being called (the worker has the pg-boss job) to the runner entered: start transaction, heartbeat set-up, checkout of the commit (git export)",
-            finish: "from the runner returning to RunStore.finish resolved: event flush, finish transaction, next run of the stack kicked",
+            start: "from the worker handed the pg-boss job (RunWorker.handle entered, the dispatcher calls it as it fetches) to the runner entered: head read, claim (one round trip), heartbeat set-up, checkout (an overlay of the commit's shared export)",
+            finish: "from the runner returning to RunStore.finish resolved: event flush, finish (one round trip; a transaction when a queued run waits for the stack)",
             baseline: "median of 50 SELECT 1 round trips on the same pool, same run",
+            commitBaseline: "median of 50 committed single-row UPDATEs on the same pool, same run (synchronous_commit on)",
           },
           byWorkers,
         },
