@@ -1,13 +1,20 @@
 /**
- * 12. A 1,000-stack rollout in 4 rings through the control plane (`rollout-1k`, BENCHMARKS.md):
+ * 14. A 1,000-stack rollout in 4 rings through the control plane (`rollout-1k`, BENCHMARKS.md):
  * the real rollout engine and ticker, run queue, run workers, git checkout per run and the
  * Automation API's LocalWorkspace driving the Pulumi CLI test double (nothing is deployed), which
  * runs on a worker thread of its own as a real CLI runs in a process of its own, so the figures are
- * the control plane's and not the double's. Each stack's update takes a duration sampled uniformly from 30-120 s, compressed
- * COMPRESSION times in the CLI double; bake times are compressed the same way. Baseline, computed in
- * the same run from the same durations: the ideal wall time for the waves' parallelism and bake
- * times (greedy slots in the engine's stack order, zero overhead). Then the same rollout with the
- * canary's update failing: how many stacks of later waves were updated (target 0).
+ * the control plane's and not the double's. Each stack's update takes a duration sampled uniformly
+ * from 30-120 s, compressed COMPRESSION times in the CLI double; bake times are compressed the same
+ * way. Baseline, computed in the same run from the same durations: the ideal wall time for the
+ * waves' parallelism and bake times (greedy slots in the engine's stack order, zero overhead). Then
+ * the same rollout with the canary's update failing: how many stacks of later waves were updated
+ * (target 0).
+ *
+ * Compression x10 by default (BENCHMARKS.md §14 says why): nothing of a run but its update's sleep
+ * is compressed, so the factor multiplies the per-run costs' share of the wall time; at x10 updates
+ * (3-12 s) stay longer than those costs, as real ones (30-120 s) are, and that share is ten times
+ * what the same costs would be at real durations. BENCH_ROLLOUT_COMPRESSION=100 is the stress case (updates
+ * of 0.3-1.2 s, 32 of them ending every second or so: the control plane's throughput on this machine).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +30,7 @@ import { round, target, type Section } from "../lib/report.ts";
 import { percentile } from "../lib/stats.ts";
 import { withPostgres } from "./controlPlane.ts";
 
-const COMPRESSION = Number(process.env.BENCH_ROLLOUT_COMPRESSION ?? 100);
+const COMPRESSION = Number(process.env.BENCH_ROLLOUT_COMPRESSION ?? 10);
 const MIN_S = 30;
 const MAX_S = 120;
 /** Rings as in the example Pulumi.yaml (bake minutes, parallelism, budget), sized for 1,000 stacks. */
@@ -138,6 +145,14 @@ interface RolloutOutcome {
   laterWavesTouched: number;
   haltReason: string | null;
   phases: PhaseBreakdown | undefined;
+  /** The rollout ticks (each after a run's end, or at the interval): how many, and their duration's median and p99 (ms). */
+  ticks: { n: number; median: number; p99: number };
+  /**
+   * Per wave: its first stack started -> its last outcome recorded (the wave's runs, without its
+   * bake), and the gap from the previous wave's last outcome to this wave's first start beyond the
+   * previous wave's bake time (the engine notices a bake's end at a tick), ms.
+   */
+  waveSpans: { spanMs: number; gapBeyondBakeMs: number | null }[];
 }
 
 async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boolean, log: (s: string) => void): Promise<RolloutOutcome> {
@@ -154,6 +169,18 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
   );
   try {
     const commit = await cp.writer.head();
+    // Times every tick (the ticker calls the engine's tick through this property).
+    const engine = cp.rollouts.engine;
+    const tick = engine.tick.bind(engine);
+    const tickMs: number[] = [];
+    engine.tick = async () => {
+      const t = performance.now();
+      try {
+        await tick();
+      } finally {
+        tickMs.push(performance.now() - t);
+      }
+    };
     await cp.start({ runs: true });
     const t0 = performance.now();
     const r = await cp.rollouts.engine.start({ name: failCanary ? "bench 1k, canary fails" : "bench 1k", commit, waves });
@@ -196,6 +223,16 @@ async function rolloutOnce(databaseUrl: string, repoDir: string, failCanary: boo
       laterWavesTouched: rows.filter((x) => x.wave >= 2 && x.state !== "pending").length + Number(runsOfLater.rows[0]!.n),
       haltReason: rollout.haltReason,
       phases: phasesOf(done, fake.stamps, durationMs, fetchedAt, completedAt),
+      ticks: { n: tickMs.length, median: round(percentile(tickMs, 50), 1), p99: round(percentile(tickMs, 99), 1) },
+      waveSpans: waves.flatMap((w) => {
+        const mine = rows.filter((x) => x.wave === w.index && x.started && x.finished);
+        if (mine.length < w.stacks.length) return [];
+        const first = Math.min(...mine.map((x) => x.started!.getTime()));
+        const last = Math.max(...mine.map((x) => x.finished!.getTime()));
+        const before = rows.filter((x) => x.wave === w.index - 1 && x.finished).map((x) => x.finished!.getTime());
+        const gap = w.index > 0 && before.length > 0 ? first - Math.max(...before) - waves[w.index - 1]!.bakeMs : null;
+        return [{ spanMs: last - first, gapBeyondBakeMs: gap }];
+      }),
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
@@ -273,18 +310,24 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
           setup: {
             stacks: STACKS, rings: RINGS.map((r) => ({ ...r, count: ringCount(r.count) })), workers: WORKERS, compression: COMPRESSION, updateSeconds: [MIN_S, MAX_S],
             runner: "LocalAutomationRunner (Automation API LocalWorkspace) over the Pulumi CLI test double in process; the double sleeps the stack's compressed duration in `up`",
-            polling: "pg-boss polling and the rollout ticker every 0.5 s (not compressed)",
-            ideal: "baseline computed from the same durations: per wave, greedy slots of the wave's parallelism in stack order, plus the compressed bake times",
+            polling: "a run's end pokes the rollout tick and its worker slot fetches at once; the 0.5 s interval (pg-boss polling of an idle queue, the rollout ticker) is not compressed and paces only what no run's end announces (a bake's end)",
+            ideal: "baseline computed from the same durations: per wave, greedy slots of the wave's parallelism in stack order, plus the compressed bake times of every wave but the last; no per-run cost at all (queue, claim, checkout, the other CLI commands, finish, tick)",
           },
           idealMs, idealCanaryMs, wallMs: ok.map((o) => o.wallMs), canaryDoneMs: ok.map((o) => o.canaryDoneMs),
-          overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead, phasesMedianMs: ok.map((o) => o.phases),
+          overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead, phasesMedianMs: ok.map((o) => o.phases), ticks: ok.map((o) => o.ticks), idealWaveMs: idealWaves, waveSpans: ok.map((o) => o.waveSpans),
           canaryFailure: { state: failed.state, laterWavesTouched: failed.laterWavesTouched, haltReason: failed.haltReason, wallMs: failed.wallMs },
         },
         rows: [
           ["rollout, 1,000 stacks in 4 rings: total", c(wall), `ideal ${c(idealMs)}: ${round(excess, 1)}% over; ${WORKERS} workers, compression x${COMPRESSION}`],
           ["rollout, 1,000 stacks: until the canary wave is done", c(canary), `ideal ${c(idealCanaryMs)}`],
-          ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the 0.5 s ticker`],
+          ["control-plane overhead per run (rollout start -> outcome recorded, minus the update)", `median ${overhead.median} ms, p99 ${overhead.p99} ms`, `n=${overhead.n}; includes the rollout tick after the run's end`],
           ["  of which the run queue (queued -> finished, minus the update)", `median ${runOverhead.median} ms, p99 ${runOverhead.p99} ms`, "checkout, Automation API and CLI double, store"],
+          [
+            "  per wave: first start -> last outcome recorded (ideal makespan)",
+            (ok[0]?.waveSpans ?? []).map((x, i) => `${round(x.spanMs / 1000, 1)} s (${round(idealWaves[i]! / 1000, 1)} s)`).join(" / "),
+            `runs only, bakes excluded; gap beyond the bake before waves 2-4: ${(ok[0]?.waveSpans ?? []).slice(1).map((x) => `${x.gapBeyondBakeMs} ms`).join(" / ")}`,
+          ],
+          ["  rollout ticks (after each run's end, or at the interval)", `median ${ok[0]?.ticks.median} ms, p99 ${ok[0]?.ticks.p99} ms`, `${ok[0]?.ticks.n} ticks`],
           ["  phases (medians, ms)", phaseText(ok[0]?.phases), "queued>claimed (queued>job fetched + fetched>claimed), claimed>1st CLI command, 1st>up, up beyond its simulated duration (the double), up end>last command, last>finished, finished>recorded by the rollout, finished>job completed (slot free)"],
           ["canary fails: stacks of later waves updated", String(failed.laterWavesTouched), `rollout ${failed.state}: ${(failed.haltReason ?? "").slice(0, 80)}`],
         ],
