@@ -17,7 +17,7 @@
  * of 0.3-1.2 s, 32 of them ending every second or so: the control plane's throughput on this machine).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -287,6 +287,8 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
   const repoDir = makeBenchRepo();
   try {
     return await withPostgres(async (newDatabase) => {
+      // The machine is shared: the 1-, 5- and 15-minute load averages before and after the rollouts go with the figures.
+      const loadBefore = loadavg().map((x) => round(x, 1));
       const ok: RolloutOutcome[] = [];
       for (let i = 0; i < runs; i++) {
         const o = await rolloutOnce(await newDatabase(`bench_rollout1k_${i}`), repoDir, false, log);
@@ -313,6 +315,7 @@ export async function rollout1k(runs: number, log: (s: string) => void): Promise
             polling: "a run's end pokes the rollout tick and its worker slot fetches at once; the 0.5 s interval (pg-boss polling of an idle queue, the rollout ticker) is not compressed and paces only what no run's end announces (a bake's end)",
             ideal: "baseline computed from the same durations: per wave, greedy slots of the wave's parallelism in stack order, plus the compressed bake times of every wave but the last; no per-run cost at all (queue, claim, checkout, the other CLI commands, finish, tick)",
           },
+          loadAverage: { before: loadBefore, after: loadavg().map((x) => round(x, 1)) },
           idealMs, idealCanaryMs, wallMs: ok.map((o) => o.wallMs), canaryDoneMs: ok.map((o) => o.canaryDoneMs),
           overheadPerRunMs: overhead, runQueueOverheadPerRunMs: runOverhead, phasesMedianMs: ok.map((o) => o.phases), ticks: ok.map((o) => o.ticks), idealWaveMs: idealWaves, waveSpans: ok.map((o) => o.waveSpans),
           canaryFailure: { state: failed.state, laterWavesTouched: failed.laterWavesTouched, haltReason: failed.haltReason, wallMs: failed.wallMs },
