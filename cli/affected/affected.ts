@@ -19,7 +19,7 @@ import { parseStackName, platformStackName } from "../../infra/model/naming.ts";
 import { placementChanges } from "../../infra/model/placementChanges.ts";
 import { FleetError, type Problem } from "../../infra/model/problems.ts";
 import { stackNameOfFile } from "../../infra/model/stackFile.ts";
-import { changedFiles, contentsAt, filesAt, resolveCommit, type ChangedFile } from "./git.ts";
+import { changedFiles, contentsAt, filesAt, repoInfo, resolveCommit, type ChangedFile } from "./git.ts";
 import { withFleetSnapshot } from "./worktree.ts";
 
 /** Paths whose change touches every stack. Directories end with "/". */
@@ -104,12 +104,14 @@ async function baseFromWorkingTree(projectDir: string, rev: Revision & { commit:
   if (changed.some((c) => c.path === "Pulumi.yaml") || cache.tenants.size + cache.stacks.size === 0) return undefined;
   const overlay = new Map<string, string | null>();
   const atBase = changed.filter((c) => FLEET_FILE.test(c.path) && c.status !== "added").map((c) => c.path);
-  const texts = await contentsAt(projectDir, rev.commit, atBase);
+  // One repoInfo for both git reads below (each would ask git again).
+  const info = await repoInfo(projectDir);
+  const texts = await contentsAt(projectDir, rev.commit, atBase, info);
   atBase.forEach((p, i) => overlay.set(resolve(projectDir, p), texts[i]!));
   for (const c of changed) if (FLEET_FILE.test(c.path) && c.status === "added") overlay.set(resolve(projectDir, c.path), null);
   // Files on disk that git does not track (ignored ones: untracked files are "added" above) are not
   // at the base either.
-  const tracked = new Set(await filesAt(projectDir, rev.commit, ["tenants", "stacks"]));
+  const tracked = new Set(await filesAt(projectDir, rev.commit, ["tenants", "stacks"], info));
   for (const dir of ["tenants", "stacks"]) {
     if (!existsSync(join(projectDir, dir))) continue;
     for (const name of readdirSync(join(projectDir, dir))) {
@@ -201,10 +203,11 @@ export interface AffectedFleets {
  * fleet is the working tree's plus the files that differ (baseFromWorkingTree).
  */
 export async function affectedWithFleets(
-  projectDir: string, baseRef: string, headRef?: string, opts: { head?: Fleet; cache?: ParsedFiles } = {},
+  projectDir: string, baseRef: string, headRef?: string, opts: { head?: Fleet; cache?: ParsedFiles; baseCommit?: string } = {},
 ): Promise<AffectedFleets> {
   const cache = opts.cache ?? parsedFiles();
-  const baseCommit = await resolveCommit(projectDir, baseRef);
+  // `opts.baseCommit`: what baseRef resolves to, when the caller resolved it already (one git process less).
+  const baseCommit = opts.baseCommit ?? (await resolveCommit(projectDir, baseRef));
   const headCommit = headRef === undefined ? undefined : await resolveCommit(projectDir, headRef);
   const changed = await changedFiles(projectDir, baseCommit, headCommit);
   const warnings: string[] = [];

@@ -88,9 +88,9 @@ export async function changedFiles(projectDir: string, base: string, head?: stri
   return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** Project-relative paths of the files under `paths` at `commit`. */
-export async function filesAt(projectDir: string, commit: string, paths: readonly string[]): Promise<string[]> {
-  const { prefix } = await repoInfo(projectDir);
+/** Project-relative paths of the files under `paths` at `commit`. `info`: repoInfo(projectDir), if the caller has it. */
+export async function filesAt(projectDir: string, commit: string, paths: readonly string[], info?: RepoInfo): Promise<string[]> {
+  const { prefix } = info ?? (await repoInfo(projectDir));
   const full = paths.map((p) => `${prefix}${p}`);
   const listed = await git(projectDir, ["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, "--", ...full]);
   return listed
@@ -116,10 +116,10 @@ export async function materialize(projectDir: string, commit: string, paths: rea
   return files;
 }
 
-/** The contents of project-relative `paths` at `commit`, in one `git cat-file --batch` process. */
-export async function contentsAt(projectDir: string, commit: string, paths: readonly string[]): Promise<string[]> {
+/** The contents of project-relative `paths` at `commit`, in one `git cat-file --batch` process. `info` as for filesAt. */
+export async function contentsAt(projectDir: string, commit: string, paths: readonly string[], info?: RepoInfo): Promise<string[]> {
   if (paths.length === 0) return [];
-  const { prefix } = await repoInfo(projectDir);
+  const { prefix } = info ?? (await repoInfo(projectDir));
   return (await catFiles(projectDir, paths.map((p) => `${commit}:${prefix}${p}`))).map((b) => b.toString("utf8"));
 }
 

@@ -99,7 +99,7 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
   let inMemoryBase: Fleet | undefined;
   try {
     baseCommit = await resolveCommit(opts.projectDir, opts.baseRef);
-    const fleets = await affectedWithFleets(opts.projectDir, opts.baseRef, undefined, { head: opts.headFleet, ...(opts.cache ? { cache: opts.cache } : {}) });
+    const fleets = await affectedWithFleets(opts.projectDir, opts.baseRef, undefined, { head: opts.headFleet, baseCommit, ...(opts.cache ? { cache: opts.cache } : {}) });
     const affected = fleets.result;
     if (affected.programPaths.length === 0) inMemoryBase = fleets.head ? fleets.base : opts.headFleet;
     if (opts.names) names = [...opts.names];

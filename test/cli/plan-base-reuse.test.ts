@@ -90,6 +90,27 @@ describe("plan --base: the base fleet reuses the working tree's parsed files", (
     expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
   });
 
+  it("planAgainstBase asks git seven times, whatever the fleet's size: the base resolved once, the diff, untracked files, the repository's prefix once, one cat-file, one ls-tree, HEAD", async () => {
+    change();
+    const cache = parsedFiles();
+    const head = requireFleet({ projectDir: dir }, cache);
+    // A `git` first on PATH that logs its subcommand and runs the real one.
+    const shim = mkdtempSync(join(tmpdir(), "tenantctl-gitlog-"));
+    const log = join(shim, "calls.log");
+    const realGit = execFileSync("sh", ["-c", "command -v git"], { encoding: "utf8" }).trim();
+    writeFileSync(join(shim, "git"), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${shim}:${path ?? ""}`;
+    try {
+      const plan: FleetPlanner = async () => ({ stacks: [] });
+      await planAgainstBase({ projectDir: dir, headFleet: head, baseRef: "HEAD", plan, cache, names: ["shared-prod-use1-02"] });
+      expect(readFileSync(log, "utf8").trim().split("\n")).toEqual(["rev-parse", "diff", "ls-files", "rev-parse", "cat-file", "ls-tree", "rev-parse"]);
+    } finally {
+      process.env.PATH = path;
+      rmSync(shim, { recursive: true, force: true });
+    }
+  });
+
   it("negative control: a program change plans the base with the base revision's own code", async () => {
     change();
     writeFileSync(join(dir, "Pulumi.yaml"), `${readFileSync(join(dir, "Pulumi.yaml"), "utf8")}\n# a comment\n`);
