@@ -93,6 +93,8 @@ export class ControlPlane {
   readonly runWorker: RunWorker;
   readonly rollouts: RolloutService;
   readonly rolloutWorker: Ticker;
+  /** Pokes the rollout worker when the current wave's bake time ends. */
+  private bakeTimer: NodeJS.Timeout | undefined;
   /** Scheduled drift checks; undefined when TENANCY_DRIFT_PERIOD_HOURS is 0. */
   readonly drift: DriftScheduler | undefined;
   /** Tenant schema migrations through the rings; undefined without the tenant databases (the lifecycle settings). */
@@ -158,6 +160,11 @@ export class ControlPlane {
       onHalt: (r) => {
         metrics.rolloutHalts.inc();
         log.error({ rolloutId: r.id, reason: r.haltReason }, `rollout halted: ${r.name}; nothing more runs until a person resumes or aborts it`);
+      },
+      // A bake's end is announced by no run: tick when it is due, not at the next interval.
+      onBaking: (ms) => {
+        clearTimeout(this.bakeTimer);
+        this.bakeTimer = setTimeout(() => this.rolloutWorker.poke(), Math.ceil(ms) + 5).unref();
       },
       // The composed commits of an ended rollout need no ref any more (GitWriter.releaseComposed),
       // unless another rollout of the same commit is still active.
@@ -369,6 +376,7 @@ export class ControlPlane {
       }
     }
     if (this.started.runs) {
+      clearTimeout(this.bakeTimer);
       await this.rolloutWorker.stop();
       await this.driftTicker?.stop();
       await this.schemaMigrationTicker?.stop();

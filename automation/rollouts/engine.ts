@@ -112,6 +112,11 @@ export interface RolloutEngineOptions {
   onChange?: (rolloutId: string) => void;
   /** Called after a rollout ended (succeeded, aborted or superseded) was committed. */
   onEnd?: (rollout: { id: string; commit: string; state: RolloutState }) => void;
+  /**
+   * Called after a tick that left the current wave baking, with the milliseconds until its bake
+   * time ends: the caller ticks again then rather than at its next interval (no run's end announces it).
+   */
+  onBaking?: (remainingMs: number) => void;
 }
 
 export class RolloutEngine {
@@ -253,6 +258,7 @@ export class RolloutEngine {
       return out;
     });
     if (result.queued) this.runs.jobsSent();
+    if (result.bakingMs !== undefined) this.opts.onBaking?.(result.bakingMs);
     this.ended(result.ended);
     if (result.halted && this.opts.onHalt) {
       const r = await this.get(result.halted);
@@ -261,8 +267,8 @@ export class RolloutEngine {
   }
 
   /** tick()'s work inside its transaction, under the rollouts' lock. */
-  private async advanceActive(c: PoolClient, touched: Set<string>): Promise<{ queued: boolean; halted?: string; ended: Ended[] }> {
-    const out: { queued: boolean; halted?: string; ended: Ended[] } = { queued: false, ended: [] };
+  private async advanceActive(c: PoolClient, touched: Set<string>): Promise<{ queued: boolean; halted?: string; ended: Ended[]; bakingMs?: number }> {
+    const out: { queued: boolean; halted?: string; ended: Ended[]; bakingMs?: number } = { queued: false, ended: [] };
     let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
     if (!active) {
       const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
@@ -279,6 +285,7 @@ export class RolloutEngine {
       if (step.succeeded) out.ended.push({ id: active.id, commit: active.commit, state: "succeeded" });
       if (step.queued) out.queued = true;
       if (step.halted) out.halted = active.id;
+      if (step.bakingMs !== undefined) out.bakingMs = step.bakingMs;
       if (!step.nextWave) break;
       active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE id = $1", [active.id])).rows[0]!;
       if (active.state !== "running") break;
@@ -310,7 +317,7 @@ export class RolloutEngine {
     touched.add(r.id);
   }
 
-  private async advance(c: PoolClient, r: RolloutRow, touched: Set<string>): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean; succeeded?: boolean }> {
+  private async advance(c: PoolClient, r: RolloutRow, touched: Set<string>): Promise<{ queued?: boolean; halted?: boolean; nextWave?: boolean; succeeded?: boolean; bakingMs?: number }> {
     const wave = r.waves[r.wave];
     if (!wave) {
       await c.query("UPDATE rollouts SET state = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
@@ -357,11 +364,11 @@ export class RolloutEngine {
       await c.query("UPDATE rollouts SET wave_done_at = now(), updated_at = now() WHERE id = $1", [r.id]);
       touched.add(r.id);
     }
-    const { rows } = await c.query<{ baked: boolean }>(
-      "SELECT COALESCE(wave_done_at, now()) + make_interval(secs => $2::double precision / 1000) <= now() AS baked FROM rollouts WHERE id = $1",
+    const { rows } = await c.query<{ remaining: number }>(
+      "SELECT GREATEST(0, EXTRACT(EPOCH FROM COALESCE(wave_done_at, now()) + make_interval(secs => $2::double precision / 1000) - now()) * 1000)::double precision AS remaining FROM rollouts WHERE id = $1",
       [r.id, wave.bakeMs],
     );
-    if (!rows[0]!.baked) return {};
+    if (rows[0]!.remaining > 0) return { bakingMs: rows[0]!.remaining };
     await c.query("UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL, updated_at = now() WHERE id = $1", [r.id]);
     touched.add(r.id);
     return { nextWave: true };

@@ -76,6 +76,31 @@ describe("rollout pace", () => {
     expect(rows[0]!.b_after_a).toBe(true);
   }, 120_000);
 
+  it("the next wave starts when the bake time ends, not at the next interval (an hour away)", async () => {
+    writeFileSync(gate, "");
+    const bakeMs = 1500;
+    const r = await h.cp.rollouts.engine.start({
+      name: "bake",
+      commit: await h.cp.writer.head(),
+      waves: [
+        { index: 0, ring: "baked", parallelism: 1, bakeMs, failureBudgetPercent: 0, stacks: [first] },
+        { index: 1, ring: "after", parallelism: 1, bakeMs: 0, failureBudgetPercent: 0, stacks: [second] },
+      ],
+    });
+    h.cp.rolloutWorker.poke();
+    const done = await waitFor("the rollout to succeed", async () => {
+      const x = await h.cp.rollouts.engine.get(r.id);
+      return x?.state === "succeeded" ? x : undefined;
+    }, 60_000);
+    expect(done.wave).toBe(2);
+    const stacks = new Map((await h.cp.rollouts.engine.stacks(r.id)).map((s) => [s.stack, s]));
+    const a = stacks.get(first)!;
+    const b = stacks.get(second)!;
+    expect([a.state, a.attempts, b.state, b.attempts]).toEqual(["succeeded", 1, "succeeded", 1]);
+    // The bake held the second wave: it started no earlier than the bake time after the first wave's end.
+    expect(Date.parse(b.startedAt!) - Date.parse(a.finishedAt!)).toBeGreaterThanOrEqual(bakeMs);
+  }, 120_000);
+
   it("each finished run advances the rollout at once; with an hour-long tick interval, nothing else does", async () => {
     const dir = h.repo.dir;
     const waves = planWaves(loadRings(dir), rolloutTargets(requireFleet({ projectDir: dir })));
