@@ -27,73 +27,35 @@
  *   cleanup.empty     refuses without that recorded dump; empties the schema if it still matches it.
  *   cleanup.files     the move block removed; cleanup.stacks: `up` of the cell left (role and
  *                     schema dropped), checked.
+ *
+ * Its parameters, phases and switch plan are in moveState.ts; what a move that ends without
+ * finishing releases (failure, cancel) is in moveRelease.ts.
  */
-import { z } from "zod";
 import { requireFleet } from "../../../infra/model/fleet.ts";
-import { moveHandoverUrns } from "../../../infra/model/cellMove.ts";
 import { cellStackName, pgTenantIdent } from "../../../infra/model/naming.ts";
-import type { Tenant } from "../../../infra/model/schema.ts";
 import { EditRefusedError, editTenantText, isoSeconds, moveStartEdit, tenantPath } from "../../../infra/model/fleetFiles/index.ts";
 import { addDays } from "../config.ts";
-import { done, json, PermanentError, waitUntil, type JsonObject, type StepContext, type WorkflowDef } from "../engine/engine.ts";
+import { done, json, PermanentError, waitUntil, type StepContext, type WorkflowDef } from "../engine/engine.ts";
 import { schemaExists, schemaOwner } from "../pg/catalog.ts";
-import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys, type CaptureTarget } from "../pg/cdc/capture.ts";
+import { catchUp, finishCapture, startCapture, stopCapture, validateForeignKeys } from "../pg/cdc/capture.ts";
 import { dropOrphanSlots } from "../pg/cdc/slot.ts";
 import { writeMarker } from "../pg/marker.ts";
 import { ensureMember, qi } from "../pg/sql.ts";
 import { expectLogin, terminateSessions, withSession } from "../pg/sessions.ts";
 import { dumpToCellBucket, emptyCellSchema, requireBackups } from "./backup.ts";
-import { CATCH_UP_TIMEOUT_MS, dropCaptures, isOpen, pointDocumentAt, reachedCopy, withCaptureBetween } from "./cutover.ts";
+import { CATCH_UP_TIMEOUT_MS, isOpen, pointDocumentAt } from "./cutover.ts";
 import { untilCutover } from "./cutoverTime.ts";
 import { handOver } from "./handover.ts";
-import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed, type SwitchPlan } from "./switchWindow.ts";
+import { cancelMove, releaseMove } from "./moveRelease.ts";
+import { MoveParamsSchema, moveSwitchPlan, moving, phaseIndex, setMovePhase, withMoveCapture } from "./moveState.ts";
+import { closeWindow, marked, openWindow, openWindows, undoWindow, windowFailed } from "./switchWindow.ts";
 import { FILE_COMMIT, STACK_RUN } from "./policies.ts";
 import { upStacks } from "./stacks.ts";
-import { commitFiles, requireTenant, type TenantFile } from "./tenantFile.ts";
+import { commitFiles, requireTenant } from "./tenantFile.ts";
 import { params } from "./migration.ts";
 
-export const MoveParamsSchema = z
-  .object({
-    env: z.string(),
-    /** The cell the tenant leaves (its placement when the move was requested). */
-    from: z.string(),
-    /** The cell it moves to. */
-    to: z.string(),
-    /** The switch waits until then (a maintenance window; cutoverTime.ts). @default - as soon as the copy has caught up */
-    cutoverNotBefore: z.iso.datetime({ offset: true }).optional(),
-  })
-  .strict();
-export type MoveParams = z.infer<typeof MoveParamsSchema>;
-
-const PHASES = ["provisioning", "copying", "cutover", "cleanup"] as const;
-type Phase = (typeof PHASES)[number];
-const phaseIndex = (p: string) => PHASES.indexOf(p as Phase);
-
-type Moving = Extract<Tenant, { deployment: "pooled" }> & { move: NonNullable<Extract<Tenant, { deployment: "pooled" }>["move"]> };
-
-/** The tenant mid-move by this workflow, or a permanent error naming what the file says instead. */
-function moving(tf: TenantFile, ctx: StepContext, step: string): Moving {
-  const t = tf.tenant;
-  const p = params(MoveParamsSchema, ctx);
-  if (t.deployment !== "pooled" || !t.move) throw new PermanentError(`${step}: tenant ${t.id} has no cell move in progress; its file changed outside this workflow`);
-  if (t.move.workflowId !== ctx.workflow.id) throw new PermanentError(`${step}: tenant ${t.id} is being moved by workflow ${t.move.workflowId}, not ${ctx.workflow.id}`);
-  if (t.move.from[p.env] !== p.from || t.placement[p.env] !== p.to) {
-    throw new PermanentError(`${step}: tenant ${t.id}'s file moves ${p.env} from ${t.move.from[p.env] ?? "nowhere"} to ${t.placement[p.env]}, this workflow from ${p.from} to ${p.to}`);
-  }
-  return t as Moving;
-}
-
-async function setMovePhase(ctx: StepContext, tf: TenantFile, phase: Phase, extra: [string[], unknown][] = []): Promise<string | undefined> {
-  const p = params(MoveParamsSchema, ctx);
-  const text = editTenantText(tf.text, [[["move", "phase"], phase], ...extra.map(([path, v]) => [path, v] as const)]);
-  return commitFiles(ctx, `move ${ctx.workflow.tenantId} (${p.env}) from ${p.from} to ${p.to}: phase ${phase}`, { [tenantPath(ctx.workflow.tenantId)]: text });
-}
-
-/** The capture's sessions for the move: the cell left is the source, the cell moved to the target. */
-async function withMoveCapture<T>(ctx: StepContext, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
-  const p = params(MoveParamsSchema, ctx);
-  return withCaptureBetween(ctx, ctx.workflow.tenantId, p.env, await ctx.ports.databases.cell(p.env, p.from), await ctx.ports.databases.cell(p.env, p.to), fn);
-}
+// The move's parameters, phases and switch plan (moveState.ts); callers keep importing the schema from here.
+export { MoveParamsSchema, type MoveParams } from "./moveState.ts";
 
 const moveFiles = {
   name: "move.files",
@@ -184,20 +146,6 @@ const cutoverWindow = {
     return untilCutover(ctx, p.cutoverNotBefore) ?? done({ [p.env]: json({ appliedLsn: caught.appliedLsn, transactions: caught.transactions, lagBytes: caught.lagBytes }) });
   },
 };
-
-/** The move's switch as switchWindow.ts sees it: the cell left -> the cell moved to, the identity and DNS hand-over, phase copying. */
-async function moveSwitchPlan(ctx: StepContext, t: Tenant): Promise<SwitchPlan> {
-  const p = params(MoveParamsSchema, ctx);
-  return {
-    tenantId: t.id,
-    sides: [{ env: p.env, source: await ctx.ports.databases.cell(p.env, p.from), target: await ctx.ports.databases.cell(p.env, p.to), sourceName: `cell ${p.from} (${p.env})` }],
-    handovers: [{ source: cellStackName(p.env, p.from), dest: cellStackName(p.env, p.to), urns: moveHandoverUrns(t, p.env, p.from), all: true }],
-    recommitCopying: async () => {
-      const tf = await requireTenant(ctx);
-      return moving(tf, ctx, "cutover.switch").move.phase === "cutover" ? setMovePhase(ctx, tf, "copying") : undefined;
-    },
-  };
-}
 
 const cutoverSwitch = {
   name: "cutover.switch",
@@ -377,43 +325,6 @@ const cleanupStacks = {
     return done({ runs });
   },
 };
-
-/**
- * What a move that ends without finishing (failed for good, or cancelled by an operator) must not
- * leave behind: a write window still open (LOGIN back on the cell it was leaving, the identity's
- * state and phase copying back, the window's row gone), the cells' holds, and the capture slot with
- * what it switched to REPLICA IDENTITY FULL. Idempotent; `why` goes into the log lines.
- */
-async function releaseMove(ctx: StepContext, why: string): Promise<void> {
-  const p = params(MoveParamsSchema, ctx);
-  const tf = await requireTenant(ctx).catch(() => undefined);
-  if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
-    const plan = await moveSwitchPlan(ctx, tf.tenant);
-    const open = await openWindows(ctx, plan).catch(() => []);
-    if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open).catch((err: unknown) => json({ undoFailed: (err as Error).message })) }, `a write window left open was undone: ${why}; the tenant serves from the cell it was leaving`);
-  }
-  // The cells' runs wait no longer (held by the switch: automation/runs/holds.ts).
-  await ctx.ports.runner.release(ctx.runContext(why)).catch((err: unknown) => ctx.log({ error: (err as Error).message }, "releasing the cells' hold failed; release it by hand (DELETE FROM stack_holds WHERE holder = the workflow id)"));
-  const dropped: JsonObject = await dropCaptures(ctx, ctx.workflow.id, { [p.env]: p.from });
-  ctx.log({ dropped }, `change capture dropped: ${why}`);
-}
-
-/**
- * A cancel undoes an open window strictly: when the undo fails the cancel is refused (the engine
- * leaves the workflow as it was), so a cancelled move never leaves the tenant without LOGIN.
- */
-async function cancelMove(ctx: StepContext): Promise<void> {
-  // Before its copy a move has no slot, no window and no hold: nothing of the databases to release.
-  if (!reachedCopy(ctx, moveWorkflow.steps)) return;
-  const tf = await requireTenant(ctx).catch(() => undefined);
-  if (tf && tf.tenant.deployment === "pooled" && tf.tenant.move?.workflowId === ctx.workflow.id) {
-    const plan = await moveSwitchPlan(ctx, tf.tenant);
-    const open = await openWindows(ctx, plan);
-    if (open.length > 0) ctx.log({ undone: await undoWindow(ctx, plan, open) }, "a write window left open by a killed process was undone before the cancel");
-  }
-  await releaseMove(ctx, "the move was cancelled");
-}
-
 export const moveWorkflow: WorkflowDef<"move"> = {
   kind: "move",
   schema: "moves",
@@ -421,6 +332,6 @@ export const moveWorkflow: WorkflowDef<"move"> = {
   onFailed: (ctx) => releaseMove(ctx, "the move failed"),
   // After the switch the tenant serves from its new place: only the clean-up steps finish it.
   cancelUntil: cutoverSwitch.name,
-  onCancelled: (ctx) => cancelMove(ctx),
+  onCancelled: (ctx) => cancelMove(ctx, moveWorkflow.steps),
   steps: [moveFiles, moveStacks, copyFiles, copyData, cutoverWindow, cutoverSwitch, cutoverConnect, cleanupSchedule, cleanupWait, cleanupDump, cleanupEmpty, cleanupFiles, cleanupStacks],
 };
