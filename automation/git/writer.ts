@@ -17,10 +17,11 @@
  * A change is recorded as `planned` before git is touched, and its commit carries a
  * `Tenancy-Change: <id>` trailer, so a crash between commit and database is repaired on the next
  * session (recovery.ts: the commit is found and its runs queued, or the half-written files are
- * restored). The change contract is change.ts, the Draft draft.ts.
+ * restored). The change contract is change.ts, the Draft draft.ts, a dedicated tenant's proposal
+ * on its branch proposal.ts.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Pool } from "pg";
 import { loadFleet, type Fleet, type FleetDirs } from "../../infra/model/fleet.ts";
 import { STACKS_DIR, tenantPath, TENANTS_DIR, validateWithChanges, writeAtomic } from "../../infra/model/fleetFiles/index.ts";
@@ -29,9 +30,10 @@ import { crashPoint } from "../crashPoints.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
 import type { Logger } from "../log.ts";
 import type { EnqueuedRun, RunStore } from "../runs/store.ts";
-import { branchOf, commitMessage, pullRequestBody, type ChangeRequest, type ChangeResult, type Staged } from "./change.ts";
+import { branchOf, commitMessage, type ChangeRequest, type ChangeResult, type Staged } from "./change.ts";
 import { Draft } from "./draft.ts";
-import type { GitHubClient, PullRequestRef } from "./github.ts";
+import type { GitHubClient } from "./github.ts";
+import { proposeOnBranch } from "./proposal.ts";
 import { recoverInterruptedChanges } from "./recovery.ts";
 import { GitRepo } from "./repo.ts";
 import { TreeCache } from "./treeCache.ts";
@@ -444,73 +446,16 @@ export class GitWriter {
     return results;
   }
 
+  /** A dedicated tenant's change: proposed on its branch (proposal.ts). */
   private async applyBranch(s: Staged): Promise<ChangeResult> {
-    const branch = branchOf(s.req.tenantId);
-    const mainHead = await this.head();
-    const branchHead = await this.repo.resolve(`refs/heads/${branch}`);
-    // A branch already merged into main starts afresh from main.
-    const merged = branchHead !== undefined && (await this.repo.isAncestor(branchHead, mainHead));
-    const parent = branchHead && !merged ? branchHead : mainHead;
-    // What the branch already changes since it left main (an earlier, unmerged proposal).
-    const pending: Record<string, string | null> = {};
-    if (branchHead && !merged) {
-      const out = await this.repo.out(["diff", "--name-only", "--no-renames", `${mainHead}...${branchHead}`, "--", TENANTS_DIR, STACKS_DIR]);
-      for (const p of out === "" ? [] : out.split("\n")) pending[p] = (await this.repo.show(branchHead, p)) ?? null;
-    }
-    const v = this.validate([pending, s.req.files]);
-    if (!v.fleet) {
-      await this.opts.pool.query("UPDATE changes SET state = 'rejected', problems = $2, updated_at = now() WHERE id = $1", [s.id, JSON.stringify(v.problems)]);
-      this.opts.log.warn({ changeId: s.id, tenantId: s.req.tenantId, problems: v.problems }, `change rejected by validation: ${s.req.summary}`);
-      return { state: "rejected", route: "branch", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, stacks: s.stacks, problems: v.problems };
-    }
-    const indexFile = join(this.opts.dataDir, "tmp", `index-${s.id}`);
-    mkdirSync(dirname(indexFile), { recursive: true });
-    let commit: string;
-    try {
-      commit = await this.repo.commitToBranch({ branch, parent, expectedOld: branchHead, files: s.req.files, message: commitMessage(s), indexFile });
-    } finally {
-      rmSync(indexFile, { force: true });
-    }
-    let pushed = false;
-    let pullRequest: PullRequestRef | undefined;
-    let note: string;
-    const remote = this.opts.remote;
-    const pushTo = await this.pushRemote();
-    if (pushTo) {
-      try {
-        await this.repo.push(pushTo, `refs/heads/${branch}:refs/heads/${branch}`);
-        pushed = true;
-      } catch (err) {
-        note = `branch ${branch} committed locally; push to ${remote} failed: ${(err as Error).message}`;
-      }
-    }
-    if (pushed && this.opts.github) {
-      try {
-        pullRequest = await this.opts.github.openPullRequest({
-          head: branch,
-          base: this.branch,
-          title: `tenants: ${s.req.summary}`,
-          body: pullRequestBody(s, commit),
-        });
-        note = `${pullRequest.created ? "opened" : "updated"} pull request ${pullRequest.url}; the stacks change when it is merged`;
-      } catch (err) {
-        note = `branch ${branch} pushed to ${remote}; opening the pull request failed: ${(err as Error).message}`;
-      }
-    } else if (pushed) {
-      note = `branch ${branch} pushed to ${remote}; no GITHUB_TOKEN/TENANCY_GITHUB_REPO configured, so no pull request was opened: open one from ${branch}`;
-    } else {
-      note ??= remote
-        ? `branch ${branch} committed in ${this.opts.repoDir} only: there is no remote "${remote}" to push it to; push it and open a pull request`
-        : `branch ${branch} committed in ${this.opts.repoDir} only: no remote is configured for pushes (TENANCY_GIT_REMOTE); push it and open a pull request`;
-    }
-    await this.opts.pool.query(
-      "UPDATE changes SET state = 'proposed', commit_sha = $2, pushed = $3, pull_request = $4, note = $5, updated_at = now() WHERE id = $1",
-      [s.id, commit, pushed, pullRequest ? JSON.stringify(pullRequest) : null, note],
+    const o = this.opts;
+    return proposeOnBranch(
+      {
+        repo: this.repo, pool: o.pool, log: o.log, repoDir: o.repoDir, dataDir: o.dataDir, ...(o.remote !== undefined ? { remote: o.remote } : {}),
+        ...(o.github ? { github: o.github } : {}), mainBranch: () => this.branch, head: () => this.head(), pushRemote: () => this.pushRemote(),
+        validate: (layers) => this.validate(layers),
+      },
+      s,
     );
-    this.opts.log.info({ changeId: s.id, tenantId: s.req.tenantId, branch, commit, pushed, pullRequest: pullRequest?.url }, note);
-    return {
-      state: "proposed", route: "branch", changeId: s.id, tenantId: s.req.tenantId, summary: s.req.summary, stacks: s.stacks, branch, commit, pushed, note,
-      ...(pullRequest ? { pullRequest } : {}),
-    };
   }
 }
