@@ -18,7 +18,7 @@
  * `Tenancy-Change: <id>` trailer, so a crash between commit and database is repaired on the next
  * session (recovery.ts: the commit is found and its runs queued, or the half-written files are
  * restored). The change contract is change.ts, the Draft draft.ts, a dedicated tenant's proposal
- * on its branch proposal.ts.
+ * on its branch proposal.ts, the composed commits of pinned runs composed.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -30,6 +30,7 @@ import { crashPoint } from "../crashPoints.ts";
 import { lockKey, withTransaction } from "../db/tx.ts";
 import type { Logger } from "../log.ts";
 import type { EnqueuedRun, RunStore } from "../runs/store.ts";
+import { ComposedCommits } from "./composed.ts";
 import { branchOf, commitMessage, type ChangeRequest, type ChangeResult, type Staged } from "./change.ts";
 import { Draft } from "./draft.ts";
 import type { GitHubClient } from "./github.ts";
@@ -50,8 +51,6 @@ const WRITER_LOCK = "saas-tenancy:git-writer";
 export class DirtyWorkingCopyError extends Error {}
 export class InvalidMainError extends Error {}
 
-/** Refs keeping a rollout's composed commits reachable: `<prefix><program commit>/<composed commit>`. */
-export const COMPOSED_REFS = "refs/tenancy/rollouts/";
 
 export interface GitWriterOptions {
   repoDir: string;
@@ -77,14 +76,15 @@ export interface Checkout {
 export class GitWriter {
   readonly repo: GitRepo;
   private chain: Promise<unknown> = Promise.resolve();
-  /** Composed run commits by `${program}:${head}` (composeRun), the newest 16. */
-  private composed = new Map<string, Promise<string>>();
+  /** Composed run commits and their refs (composed.ts). */
+  private readonly composed: ComposedCommits;
   private cache?: { head: string; fleet: Fleet };
   private mainBranch?: string;
   private treeCache?: TreeCache;
 
   constructor(private readonly opts: GitWriterOptions) {
     this.repo = new GitRepo(opts.repoDir, opts.identity);
+    this.composed = new ComposedCommits({ repo: this.repo, repoDir: opts.repoDir, branch: () => this.branch, head: () => this.head() });
   }
 
   get repoDir(): string {
@@ -193,7 +193,7 @@ export class GitWriter {
    * meanwhile are kept (a cell's run at the rollout's whole tree would delete them).
    */
   async checkout(name: string, commit?: string, program?: string, stacks: readonly string[] = []): Promise<Checkout> {
-    const sha = commit ?? (program ? await this.composeRun(name, program) : await this.head());
+    const sha = commit ?? (program ? await this.composed.compose(name, program) : await this.head());
     const lease = await this.trees.acquire(name, sha, stacks);
     return { dir: lease.dir, commit: sha, release: () => lease.release() };
   }
@@ -231,48 +231,12 @@ export class GitWriter {
     });
   }
 
-  /** The head's fleet files over the program of `program` (see checkout). */
-  private async composeRun(name: string, program: string): Promise<string> {
-    const head = await this.head();
-    const programSha = program === head ? head : await this.repo.resolve(program);
-    if (!programSha) {
-      throw new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; the rollout's commit must be on the ${this.branch} branch the control plane commits to`);
-    }
-    if (programSha === head) return head;
-    // A wave's runs share one (program, head) pair: compose it once (a handful of git processes).
-    const key = `${programSha}:${head}`;
-    let composed = this.composed.get(key);
-    if (!composed) {
-      composed = this.repo
-        .composeCommit(
-          programSha,
-          head,
-          [TENANTS_DIR, STACKS_DIR],
-          `saas-tenancy control plane: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)} (first for ${name})\n`,
-        )
-        .then(async (sha) => {
-          // On no branch, the composed commit would be pruned by git gc (after gc.pruneExpire, two
-          // weeks by default) while runs still use it: a ref keeps it until the rollout ends.
-          if (sha !== head) await this.repo.run(["update-ref", `${COMPOSED_REFS}${programSha}/${sha}`, sha]);
-          return sha;
-        });
-      composed.catch(() => this.composed.delete(key));
-      this.composed.set(key, composed);
-      if (this.composed.size > 16) this.composed.delete(this.composed.keys().next().value!);
-    }
-    return composed;
-  }
-
   /**
-   * Drops the refs that kept the composed commits of `programCommit`'s rollout (composeRun): called
-   * when the rollout ends. Commits a run recorded stay in the run records; git gc may prune them.
+   * Drops the refs that kept the composed commits of `programCommit`'s rollout (composed.ts):
+   * called when the rollout ends.
    */
-  async releaseComposed(programCommit: string): Promise<string[]> {
-    const prefix = `${COMPOSED_REFS}${programCommit}/`;
-    const refs = (await this.repo.run(["for-each-ref", "--format=%(refname)", prefix])).stdout.split("\n").filter(Boolean);
-    for (const ref of refs) await this.repo.run(["update-ref", "-d", ref]);
-    for (const key of [...this.composed.keys()]) if (key.startsWith(`${programCommit}:`)) this.composed.delete(key);
-    return refs;
+  releaseComposed(programCommit: string): Promise<string[]> {
+    return this.composed.release(programCommit);
   }
 
   // --- session preparation -------------------------------------------------------------------
