@@ -21,23 +21,38 @@ export interface Action {
   consequence(s: Signed, p: Record<string, string>): Promise<Html | { status: number; message: string }>;
 }
 
-const rolloutAction = (verb: "pause" | "resume" | "abort", title: string, say: (v: RolloutViewJson) => Html): Action => ({
-  path: `/console/rollouts/:id/${verb}`,
+/** A refusal shown instead of the confirmation (the action cannot apply to the record as it is). */
+type Refusal = { status: number; message: string };
+
+/**
+ * An action on one record of the API (a run, a workflow, a rollout): the confirmation reads the
+ * record (GET /api/<kind>s/:id) and says what the action does to it; the form POSTs
+ * /api/<kind>s/:id/<verb>; both go back to the record's console page.
+ */
+const recordAction = <T>(kind: "run" | "workflow" | "rollout", verb: string, title: string, read: (json: Record<string, unknown>) => T, say: (record: T) => Html | Refusal): Action => ({
+  path: `/console/${kind}s/:id/${verb}`,
   title,
-  api: (p) => `/api/rollouts/${enc(p.id!)}/${verb}`,
-  after: (p) => `/console/rollouts/${enc(p.id!)}`,
-  back: (p) => `/console/rollouts/${enc(p.id!)}`,
+  api: (p) => `/api/${kind}s/${enc(p.id!)}/${verb}`,
+  after: (p) => `/console/${kind}s/${enc(p.id!)}`,
+  back: (p) => `/console/${kind}s/${enc(p.id!)}`,
   consequence: async (s, p) => {
-    const a = await s.api("GET", `/api/rollouts/${enc(p.id!)}`);
+    const a = await s.api("GET", `/api/${kind}s/${enc(p.id!)}`);
     if (a.status !== 200) return { status: a.status, message: errorMessage(a) };
-    return say(a.json as unknown as RolloutViewJson);
+    return say(read(a.json));
   },
 });
+
+const rolloutAction = (verb: "pause" | "resume" | "abort", title: string, say: (v: RolloutViewJson) => Html): Action =>
+  recordAction("rollout", verb, title, (j) => j as unknown as RolloutViewJson, say);
+const workflowAction = (verb: "retry" | "cancel", title: string, say: (w: WorkflowJson) => Html | Refusal): Action =>
+  recordAction("workflow", verb, title, (j) => j.workflow as WorkflowJson, say);
 
 const waveName = (v: RolloutViewJson) => {
   const w = v.waves[v.rollout.wave];
   return w ? `wave ${w.index + 1} of ${v.waves.length} (ring ${w.ring})` : "its last wave";
 };
+
+const at = (w: WorkflowJson): Html | string => (w.currentStep ? html` at step <code>${w.currentStep}</code>` : "");
 
 export const ACTIONS = {
   "run-stack": {
@@ -51,50 +66,26 @@ export const ACTIONS = {
 The engine creates, updates or replaces that stack's cloud resources until they match the files, for every tenant the stack holds.
 If a run of the stack is already queued, this request joins it.</p>`,
   },
-  "cancel-run": {
-    path: "/console/runs/:id/cancel",
-    title: "Cancel a run",
-    api: (p) => `/api/runs/${enc(p.id!)}/cancel`,
-    after: (p) => `/console/runs/${enc(p.id!)}`,
-    back: (p) => `/console/runs/${enc(p.id!)}`,
-    consequence: async (s, p) => {
-      const a = await s.api("GET", `/api/runs/${enc(p.id!)}`);
-      if (a.status !== 200) return { status: a.status, message: errorMessage(a) };
-      const run = a.json.run as RunJson;
-      return html`<p>Run <code>${run.id}</code> (${run.operation} of stack <strong>${run.stack}</strong>) is <strong>${run.state}</strong>.
-${run.state === "queued" ? "Cancelling it drops it: it will never start." : "Cancelling it asks the engine to stop at its next safe point: the run ends failed, and the stack keeps whatever the engine had already changed until its next run."}</p>`;
-    },
-  },
-  "retry-workflow": {
-    path: "/console/workflows/:id/retry",
-    title: "Retry a workflow",
-    api: (p) => `/api/workflows/${enc(p.id!)}/retry`,
-    after: (p) => `/console/workflows/${enc(p.id!)}`,
-    back: (p) => `/console/workflows/${enc(p.id!)}`,
-    consequence: async (s, p) => {
-      const a = await s.api("GET", `/api/workflows/${enc(p.id!)}`);
-      if (a.status !== 200) return { status: a.status, message: errorMessage(a) };
-      const w = a.json.workflow as WorkflowJson;
-      return html`<p>The <strong>${w.kind}</strong> workflow of tenant <strong>${w.tenantId}</strong> is <strong>${w.state}</strong>${w.currentStep ? html` at step <code>${w.currentStep}</code>` : ""}${w.lastError ? html` with the error: <q>${w.lastError}</q>` : ""}.
-Retrying it starts it again at that step; steps it already finished are not repeated. If the cause of the failure is still there, it fails again.</p>`;
-    },
-  },
-  "cancel-workflow": {
-    path: "/console/workflows/:id/cancel",
-    title: "Cancel a workflow",
-    api: (p) => `/api/workflows/${enc(p.id!)}/cancel`,
-    after: (p) => `/console/workflows/${enc(p.id!)}`,
-    back: (p) => `/console/workflows/${enc(p.id!)}`,
-    consequence: async (s, p) => {
-      const a = await s.api("GET", `/api/workflows/${enc(p.id!)}`);
-      if (a.status !== 200) return { status: a.status, message: errorMessage(a) };
-      const w = a.json.workflow as WorkflowJson;
-      if (!["pending", "running", "waiting"].includes(w.state)) return { status: 409, message: `The ${w.kind} workflow of tenant ${w.tenantId} is already ${w.state}: there is nothing to cancel.` };
-      return html`<p>The <strong>${w.kind}</strong> workflow of tenant <strong>${w.tenantId}</strong> is <strong>${w.state}</strong>${w.currentStep ? html` at step <code>${w.currentStep}</code>` : ""}.
+  "cancel-run": recordAction(
+    "run",
+    "cancel",
+    "Cancel a run",
+    (j) => j.run as RunJson,
+    (run) => html`<p>Run <code>${run.id}</code> (${run.operation} of stack <strong>${run.stack}</strong>) is <strong>${run.state}</strong>.
+${run.state === "queued" ? "Cancelling it drops it: it will never start." : "Cancelling it asks the engine to stop at its next safe point: the run ends failed, and the stack keeps whatever the engine had already changed until its next run."}</p>`,
+  ),
+  "retry-workflow": workflowAction(
+    "retry",
+    "Retry a workflow",
+    (w) => html`<p>The <strong>${w.kind}</strong> workflow of tenant <strong>${w.tenantId}</strong> is <strong>${w.state}</strong>${at(w)}${w.lastError ? html` with the error: <q>${w.lastError}</q>` : ""}.
+Retrying it starts it again at that step; steps it already finished are not repeated. If the cause of the failure is still there, it fails again.</p>`,
+  ),
+  "cancel-workflow": workflowAction("cancel", "Cancel a workflow", (w) => {
+    if (!["pending", "running", "waiting"].includes(w.state)) return { status: 409, message: `The ${w.kind} workflow of tenant ${w.tenantId} is already ${w.state}: there is nothing to cancel.` };
+    return html`<p>The <strong>${w.kind}</strong> workflow of tenant <strong>${w.tenantId}</strong> is <strong>${w.state}</strong>${at(w)}.
 Cancelling it stops it for good: the lifecycle worker never runs it again. A write window a stopped process left open is undone first (the tenant writes to the database it was leaving again), and its capture slot is dropped; what its finished steps did stays done (a move or an upgrade is then rolled back with its own rollback).
-If a step is running right now, or a move or upgrade has already switched, the cancel is refused and says why.</p>`;
-    },
-  },
+If a step is running right now, a copy or a catch-up of the change stream is stopped (what it copied is rolled back) and any other step is left to finish; the workflow then ends cancelled. Once a move or upgrade has started its switch the cancel is refused and says why.</p>`;
+  }),
   "pause-rollout": rolloutAction(
     "pause",
     "Pause a rollout",
