@@ -44,6 +44,10 @@ export interface WorkflowJson {
   note: string | null;
   requestedBy: string | null;
   retriedByApiKey: string | null;
+  /** When a cancel was recorded while a step ran (the workflow ends cancelled once the step has stopped). */
+  cancelRequestedAt?: string | null;
+  /** When a waiting workflow (or one between attempts) is taken up again. */
+  wakeAt?: string | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;

@@ -6,6 +6,16 @@
  */
 import type { StepRecord, WorkflowRecord } from "./engine/engine.ts";
 
+/** What a cancel recorded while a step runs does next (the 202 of POST /api/workflows/:id/cancel). */
+export function whileCancelling(wf: WorkflowRecord, interrupting: boolean): string {
+  const step = wf.currentStep;
+  const how = !step ? "a worker is taking it up"
+    : interrupting ? `step ${step} is being stopped (its database sessions are ended, what it had copied is rolled back)`
+    : `step ${step} cannot be interrupted safely and is left to finish`;
+  return `${how}; then the workflow's clean-up runs and it ends cancelled before any further step. ` +
+    `GET /api/workflows/${wf.id} (tenantctl workflows --tenant ${wf.tenantId}) shows when it has`;
+}
+
 export function afterCancel(wf: WorkflowRecord, steps: readonly StepRecord[]): string {
   const t = wf.tenantId;
   if (steps.length === 0) return `it had completed no step: nothing of tenant ${t} changed`;

@@ -270,7 +270,7 @@ describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
     expect(message(badNote.json)).toBe('note must be a short text saying why (at most 500 characters, e.g. {"note": "customer asked to wait"}), or left out; got 7');
   });
 
-  it("refuses a finished workflow 409 naming its state, and a workflow whose step is running 409 until the step ends", async () => {
+  it("refuses a finished workflow 409 naming its state, and records the cancel of a workflow whose step is running (202), which its worker then ends", async () => {
     const engine = h.cp.lifecycle!.service.engine;
     // The suspension the retry test above ran to its end.
     const suspended = (await engine.list(TENANT)).find((w) => w.kind === "suspend" && w.state === "succeeded")!;
@@ -291,20 +291,26 @@ describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
     await holder.connect();
     try {
       await holder.query("SELECT pg_advisory_lock($1)", [tenantLockKey("freebie-one")]);
-      const busy = await h.api("POST", `/api/workflows/${rotate.id}/cancel`);
-      expect(busy.status).toBe(409);
+      const busy = await h.api("POST", `/api/workflows/${rotate.id}/cancel`, { note: "wrong tenant" });
+      expect(busy.status).toBe(202);
       expect(busy.json).toEqual({
-        error: {
-          message: `rotate workflow ${rotate.id} of tenant freebie-one is running a step right now: a running step is never interrupted; ` +
-            "cancel it when the step has finished (or when it waits between attempts)",
-          state: "pending",
-          step: null,
-        },
+        workflow: expect.objectContaining({ id: rotate.id, state: "pending", currentStep: null, cancelRequestedAt: expect.any(String), finishedAt: null }),
+        cancelling: { step: null, interrupting: false },
+        next: "a worker is taking it up; then the workflow's clean-up runs and it ends cancelled before any further step. " +
+          `GET /api/workflows/${rotate.id} (tenantctl workflows --tenant freebie-one) shows when it has`,
       });
-      expect((await engine.get(rotate.id))!.state).toBe("pending");
+      // Asked again (tenantctl): the same request, recorded once.
+      expect(await tenantctl(["cancel", rotate.id])).toEqual({
+        code: 0,
+        out: [`cancelling rotate workflow ${rotate.id} of tenant freebie-one: a worker is taking it up`, `next: ${(busy.json as { next: string }).next}`],
+        err: [],
+      });
+      expect((await engine.get(rotate.id))!).toMatchObject({ state: "pending", cancelRequestedAt: new Date((busy.json.workflow as { cancelRequestedAt: string }).cancelRequestedAt) });
+      // The worker's lock is freed; its next run ends the workflow with the first request's note instead of running it.
       await holder.query("SELECT pg_advisory_unlock($1)", [tenantLockKey("freebie-one")]);
-      const ok = await h.api("POST", `/api/workflows/${rotate.id}/cancel`);
-      expect(ok.status).toBe(200);
+      expect(await engine.run(rotate.id)).toEqual({ id: rotate.id, state: "cancelled", step: null });
+      expect(await engine.get(rotate.id)).toMatchObject({ state: "cancelled", note: "cancelled by api key test: wrong tenant" });
+      expect(await engine.steps(rotate.id)).toEqual([]);
     } finally {
       await holder.end();
     }

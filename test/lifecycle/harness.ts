@@ -566,7 +566,11 @@ function tenantDoc(spec: TenantSpec): Record<string, unknown> {
 export async function createScenario(
   bench: Bench,
   spec: Omit<TenantSpec, "id"> & { prefix: string },
-  opts: { config?: Partial<LifecycleConfig>; hooks?: EngineHooks; snapshots?: SnapshotState[]; secondCell?: boolean } = {},
+  opts: {
+    config?: Partial<LifecycleConfig>; hooks?: EngineHooks; snapshots?: SnapshotState[]; secondCell?: boolean;
+    /** What the workflows connect to instead (a proxy in front of a server, test/support/pgGate.ts). */
+    databases?: (real: DatabaseLocator) => DatabaseLocator;
+  } = {},
 ): Promise<Scenario> {
   const n = ++counter;
   const tenant = `${spec.prefix}-${process.pid % 1000}-${n}`;
@@ -636,7 +640,7 @@ export async function createScenario(
   const repo = new LocalFleetRepo(root, { git: true });
   const snapshots = new FakeSnapshots(opts.snapshots);
   const backups = new DirectoryBucketStore(bucketDir);
-  const ports: LifecyclePorts = { clock, log, repo, runner, databases, backups, snapshots, secrets };
+  const ports: LifecyclePorts = { clock, log, repo, runner, databases: opts.databases ? opts.databases(databases) : databases, backups, snapshots, secrets };
   const config: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG, cutoverTimeoutMs: 10_000, ...opts.config };
   const service = new LifecycleService(pool, ports, config, opts.hooks);
 

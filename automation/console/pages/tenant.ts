@@ -77,8 +77,11 @@ function workflowBlock(w: WorkflowJson, steps: StepJson[] | undefined): Html {
 <h3 id="wf-${w.id}"><a href="/console/workflows/${enc(w.id)}">${w.kind}</a> ${badge(w.state)} <span class="sub">${when(w.createdAt)}</span></h3>
 ${w.lastError ? html`<p class="error">${w.state === "failed" ? "Failed" : "Last error"}${w.currentStep ? html` at <code>${w.currentStep}</code>` : ""}: ${w.lastError}</p>` : ""}
 ${steps && steps.length > 0 ? html`<ol class="steps">${steps.map((st) => html`<li><code>${st.step}</code> done ${when(st.completedAt)}</li>`)}${w.currentStep && w.state !== "succeeded" ? html`<li><code>${w.currentStep}</code> ${badge(w.state)}</li>` : ""}</ol>` : ""}
+${w.wakeAt && ["running", "waiting"].includes(w.state) && !w.cancelRequestedAt ? html`<p class="wakes">Wakes ${when(w.wakeAt)}${w.note ? html`: ${w.note}` : ""}</p>` : ""}
 ${w.state === "failed" ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/retry">Retry this workflow</a></p>` : ""}
-${["pending", "running", "waiting"].includes(w.state) ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/cancel">Cancel this workflow</a></p>` : ""}
+${w.cancelRequestedAt && ["pending", "running", "waiting"].includes(w.state)
+    ? html`<p class="cancelling">Cancelling: asked ${when(w.cancelRequestedAt)}; it ends cancelled once <code>${w.currentStep ?? "its step"}</code> has stopped.</p>`
+    : ["pending", "running", "waiting"].includes(w.state) ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/cancel">Cancel this workflow</a></p>` : ""}
 </section>`;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { LifecycleRequestError } from "../../lifecycle/service.ts";
-import { afterCancel } from "../../lifecycle/afterCancel.ts";
+import { afterCancel, whileCancelling } from "../../lifecycle/afterCancel.ts";
 import { CutoverTimeError, parseCutoverTime } from "../../lifecycle/workflows/cutoverTime.ts";
 import {
   CancelRefusedError, isWorkflowId, WorkflowBusyError, WorkflowConflictError, WorkflowFinishedError, WorkflowNotFoundError,
@@ -129,8 +129,10 @@ export function workflowRoutes(ctx: RouteContext) {
     });
 
     // Cancels an open workflow (docs/lifecycle.md, "Cancelling a workflow"): body { note? }. 200 with
-    // the workflow and what to do next; 404 unknown; 409 when it has finished (with its state), a
-    // step is running right now, or its clean-up failed (with the cause; nothing changed).
+    // the cancelled workflow and what to do next; 202 with `cancelling` when a step is running (the
+    // cancel is recorded; the step is stopped, or left to end when it cannot be interrupted, and the
+    // workflow then ends cancelled); 404 unknown; 409 when it has finished (with its state), is
+    // running or past the step after which a cancel is refused, or its clean-up failed (with the cause; nothing changed).
     api.post<{ Params: { id: string }; Body: { note?: unknown } | undefined }>("/api/workflows/:id/cancel", async (request, reply) => {
       const { engine, workflow: before } = await workflowParam(request.params.id);
       const note = request.body?.note;
@@ -148,6 +150,11 @@ export function workflowRoutes(ctx: RouteContext) {
           if (err instanceof WorkflowBusyError) throw new HttpError(409, err.message, { state: err.workflow.state, step: err.workflow.currentStep });
           if (err instanceof WorkflowConflictError) throw new HttpError(409, err.message);
           throw err;
+        }
+        if (workflow.state !== "cancelled") {
+          const interrupting = engine.cancelInterrupts(workflow);
+          request.log.warn({ workflowId: workflow.id, kind: workflow.kind, step: workflow.currentStep, interrupting, by: request.apiKeyName }, "lifecycle workflow cancel requested while a step runs");
+          return reply.status(202).send({ workflow, cancelling: { step: workflow.currentStep, interrupting }, next: whileCancelling(workflow, interrupting) });
         }
         request.log.warn({ workflowId: workflow.id, kind: workflow.kind, step: before.currentStep, by: request.apiKeyName }, "lifecycle workflow cancelled");
         return reply.send({ workflow, next: afterCancel(workflow, await engine.steps(workflow.id)) });

@@ -21,9 +21,11 @@ export function retryDelayMs(policy: StepPolicy | undefined, attempt: number): n
  * cannot kill the abandoned promise: steps are idempotent, and their side effects go through
  * ports that take the signal or are safe to repeat.
  */
-export async function runAttempt(step: StepDef, ctx: Omit<StepContext, "signal">): Promise<StepResult> {
+export async function runAttempt(step: StepDef, ctx: Omit<StepContext, "signal">, cancel?: AbortSignal): Promise<StepResult> {
   const controller = new AbortController();
-  const attempt = step.run({ ...ctx, signal: controller.signal });
+  // An operator's cancel (engine/cancelWatch.ts) aborts it too; the attempt is then awaited to its
+  // end, so the workflow's clean-up runs after the step has released what it held.
+  const attempt = step.run({ ...ctx, signal: cancel ? AbortSignal.any([controller.signal, cancel]) : controller.signal });
   const timeoutMs = step.policy?.timeoutMs;
   if (timeoutMs === undefined) return attempt;
   let timer: NodeJS.Timeout | undefined;

@@ -33,6 +33,11 @@ export interface WorkflowRecord {
   requestedBy: string | null;
   /** The internal API key that last retried it (POST /api/workflows/:id/retry). */
   retriedByApiKey: string | null;
+  /**
+   * When an operator asked to cancel it while a step was running (the step's process ends it
+   * cancelled: engine/cancelWatch.ts); null otherwise. The note it will end with is kept beside it.
+   */
+  cancelRequestedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;
@@ -111,6 +116,14 @@ export interface StepDef {
   name: string;
   run(ctx: StepContext): Promise<StepResult>;
   policy?: StepPolicy;
+  /**
+   * An operator's cancel may stop a running attempt of this step: its signal is aborted and the
+   * step stops promptly, leaving nothing its workflow's `onCancelled` does not release (the copy:
+   * its COPY streams and sessions ended, the target transaction rolled back). Without it a cancel
+   * waits for the attempt to end and takes effect before the next step.
+   * @default false
+   */
+  interruptible?: boolean;
 }
 
 /** The attempt ran past its policy's timeout and was abandoned (a failed attempt, retried per policy). */

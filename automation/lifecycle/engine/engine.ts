@@ -17,7 +17,8 @@ import { crashPoint } from "../../crashPoints.ts";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../config.ts";
 import type { LifecyclePorts } from "../ports.ts";
 import { runAttempt, retryDelayMs } from "./attempt.ts";
-import { cancelWorkflow } from "./cancel.ts";
+import { cancelInterrupts, cancelWorkflow, finishRequestedCancel } from "./cancel.ts";
+import { watchCancel } from "./cancelWatch.ts";
 import {
   OPEN_STATES, PermanentError, ProcessDeath, WorkflowConflictError, WorkflowNotFoundError,
   type BackupRecord, type EngineHooks, type JsonObject, type RunOutcome, type StepContext, type StepDef, type StepRecord, type StepResult,
@@ -32,6 +33,7 @@ export * from "./definitions.ts";
 export { backoffMs, retryDelayMs } from "./attempt.ts";
 export { tenantLockKey } from "./internals.ts";
 export { CancelRefusedError, WorkflowBusyError, WorkflowFinishedError } from "./cancel.ts";
+export { CANCEL_CHANNEL, WorkflowCancelRequested } from "./cancelWatch.ts";
 
 export class WorkflowEngine {
   private readonly defs: ReadonlyMap<WorkflowKind, WorkflowDef>;
@@ -163,12 +165,20 @@ export class WorkflowEngine {
   }
 
   /**
-   * Cancels an open workflow that is not running right now. What it did stays done, except what its
+   * Cancels an open workflow. Between steps at once: what it did stays done, except what its
    * definition's `onCancelled` releases (run first, holding the tenant's lock as a step does, so no
-   * worker or request comes between; when it fails the cancel is refused and nothing changes).
+   * worker or request comes between; when it fails the cancel is refused and nothing changes); the
+   * record returned is `cancelled`. While a step runs (in any process): the request is recorded
+   * and the record returned is still open with `cancelRequestedAt`; the process running the step
+   * stops it when it is interruptible, or lets it end, and then ends the workflow the same way.
    */
   async cancel(id: string, note: string): Promise<WorkflowRecord> {
     return cancelWorkflow(this.internals(), id, note);
+  }
+
+  /** For a workflow whose cancel is recorded while a step runs: whether that step is stopped (true) or left to end (false). */
+  cancelInterrupts(wf: WorkflowRecord): boolean {
+    return cancelInterrupts(this.internals(), wf);
   }
 
   // --- running --------------------------------------------------------------------------------
@@ -197,7 +207,7 @@ export class WorkflowEngine {
     try {
       locked = (await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0]?.ok === true;
       if (!locked) return { id, state: "busy" };
-      return await this.runLocked(id, opts.force === true);
+      return await this.runLocked(id, opts.force === true, lock);
     } finally {
       if (locked) await lock.query("SELECT pg_advisory_unlock($1)", [key]).catch(() => undefined);
       lock.release();
@@ -234,9 +244,15 @@ export class WorkflowEngine {
     };
   }
 
-  private async runLocked(id: string, force: boolean): Promise<RunOutcome> {
+  /** `lock` holds the tenant's lock and is otherwise idle: a running interruptible step LISTENs on it for a cancel. */
+  private async runLocked(id: string, force: boolean, lock: pg.ClientBase): Promise<RunOutcome> {
     let wf = (await this.get(id))!;
     if (!OPEN_STATES.includes(wf.state)) return { id, state: wf.state, step: wf.currentStep, error: wf.lastError };
+    // Cancelled while a step ran in a process that died before it finished the cancel: never resumed.
+    if (wf.cancelRequestedAt) {
+      const cancelled = await finishRequestedCancel(this.internals(), wf);
+      if (cancelled) return cancelled;
+    }
     if (!force && wf.wakeAt && wf.wakeAt > this.now()) return { id, state: wf.state, step: wf.currentStep, wakeAt: wf.wakeAt };
     const def = this.def(wf.kind);
     const completed = await this.steps(id);
@@ -247,14 +263,36 @@ export class WorkflowEngine {
     for (const [ordinal, step] of def.steps.entries()) {
       if (outputs.has(step.name)) continue;
       wf = await this.update(id, { current_step: step.name });
+      // A cancel recorded while the previous step ran (it could not be interrupted) takes effect here.
+      if (wf.cancelRequestedAt) {
+        const cancelled = await finishRequestedCancel(this.internals(), wf);
+        if (cancelled) return cancelled;
+      }
       const ctx = this.stepContext(wf, step.name, outputs);
+      const current = wf;
+      const watch = step.interruptible ? await watchCancel(lock, this.pool, id, () => this.hooks.atPoint?.(current, step.name, "cancel.learned")) : undefined;
       let result: StepResult;
       try {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
-        result = await runAttempt(step, ctx);
+        result = await runAttempt(step, ctx, watch?.signal);
       } catch (err) {
         if (err instanceof ProcessDeath) throw err;
-        return this.failed(wf, step, err, ctx);
+        if (watch?.died) throw watch.died;
+        // Stopped by the cancel, or failed while one was asked: the workflow ends cancelled, not failed.
+        const now = await this.get(id);
+        if (now?.cancelRequestedAt) {
+          log.warn({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, error: err instanceof Error ? err.message : String(err) }, "step stopped: its workflow was cancelled");
+        }
+        const cancelled = now?.cancelRequestedAt ? await finishRequestedCancel(this.internals(), now) : undefined;
+        return cancelled ?? this.failed(wf, step, err, ctx);
+      } finally {
+        await watch?.stop();
+      }
+      if (watch?.died) throw watch.died;
+      if (result.kind === "wait") {
+        const now = (await this.get(id))!;
+        const cancelled = now.cancelRequestedAt ? await finishRequestedCancel(this.internals(), now) : undefined;
+        if (cancelled) return cancelled;
       }
       if (result.kind === "wait") {
         wf = await this.update(id, { state: "waiting", wake_at: result.until, note: result.reason, attempts: 0, last_error: null });

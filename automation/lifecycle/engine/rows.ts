@@ -14,6 +14,8 @@ export interface WorkflowRow {
   note: string | null;
   requested_by: string | null;
   retried_by_api_key: string | null;
+  cancel_requested_at: Date | null;
+  cancel_note: string | null;
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;
@@ -23,7 +25,7 @@ export function toRecord(r: WorkflowRow): WorkflowRecord {
   return {
     id: r.id, kind: r.kind, tenantId: r.tenant_id, params: r.params, state: r.state, currentStep: r.current_step,
     wakeAt: r.wake_at, attempts: r.attempts, lastError: r.last_error, note: r.note, requestedBy: r.requested_by,
-    retriedByApiKey: r.retried_by_api_key,
+    retriedByApiKey: r.retried_by_api_key, cancelRequestedAt: r.cancel_requested_at ?? null,
     createdAt: r.created_at, updatedAt: r.updated_at, finishedAt: r.finished_at,
   };
 }

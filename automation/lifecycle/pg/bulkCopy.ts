@@ -72,6 +72,11 @@ export interface CopyOptions {
    * a row here to show the verification catches it).
    */
   afterLoad?: (target: pg.ClientBase, table: string) => Promise<void>;
+  /**
+   * An operator's cancel: the COPY streams are destroyed (the target's COPY gets a CopyFail) and no
+   * further table starts; the caller's sessions are ended by the server (pg/sessions.ts, openSession).
+   */
+  signal?: AbortSignal;
 }
 
 /** The tables of `d` whose copied columns are all of BINARY_SAFE_TYPES (or arrays of them). */
@@ -108,12 +113,12 @@ function copyTarget(schema: string, t: TableDef): string {
 }
 
 /** Streams one table (whole, in the source's transaction) into the target's table of the same name; returns rows and the stream's digest. */
-async function loadTable(source: pg.ClientBase, target: pg.ClientBase, schema: string, t: TableDef, binary: boolean): Promise<{ rows: number; loaded: number; digest: string }> {
+async function loadTable(source: pg.ClientBase, target: pg.ClientBase, schema: string, t: TableDef, binary: boolean, signal?: AbortSignal): Promise<{ rows: number; loaded: number; digest: string }> {
   const fmt = binary ? "(FORMAT binary)" : "";
   const hash = createHash("sha256");
   const out = source.query(copyTo(`COPY ${copyTarget(schema, t)} TO STDOUT ${fmt}`));
   const sink = target.query(copyFrom(`COPY ${copyTarget(schema, t)} FROM STDIN ${binary ? "(FORMAT binary, FREEZE)" : "(FREEZE)"}`));
-  await pipeline(out, hashing(hash), sink);
+  await pipeline(out, hashing(hash), sink, ...(signal ? [{ signal }] : []));
   return { rows: out.rowCount, loaded: sink.rowCount, digest: digestOf(hash) };
 }
 
@@ -154,7 +159,8 @@ export async function copySchema(source: pg.ClientBase, target: pg.ClientBase, s
       const reordered: string[] = [];
       let rowsCopied = 0;
       for (const t of d.tables) {
-        const sent = await loadTable(source, target, schema, t, binary.has(t.name));
+        opts.signal?.throwIfAborted();
+        const sent = await loadTable(source, target, schema, t, binary.has(t.name), opts.signal);
         rowsCopied += sent.loaded;
         await opts.afterLoad?.(target, t.name);
         const held = await readBack(target, schema, t, binary.has(t.name));

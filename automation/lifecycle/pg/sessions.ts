@@ -7,14 +7,44 @@ import pg from "pg";
 import { pgTenantIdent } from "../../../infra/model/naming.ts";
 import { prepareSession } from "./sql.ts";
 
-/** A connected, prepared session (see prepareSession); the caller ends it. */
-export async function openSession(config: pg.ClientConfig): Promise<pg.Client> {
+/**
+ * A connected, prepared session (see prepareSession); the caller ends it. With `signal`, the
+ * session is ended on both sides when the signal aborts (endOnAbort): whatever it runs stops.
+ */
+export async function openSession(config: pg.ClientConfig, signal?: AbortSignal): Promise<pg.Client> {
+  signal?.throwIfAborted();
   const c = new pg.Client(config);
   // A server-side termination surfaces on the query that fails, not as an unhandled event.
   c.on("error", () => undefined);
   await c.connect();
-  await prepareSession(c);
+  try {
+    await prepareSession(c);
+    if (signal) await endOnAbort(c, config, signal);
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    throw err;
+  }
   return c;
+}
+
+/**
+ * When `signal` aborts (an operator cancelled the workflow of the step using the session), the
+ * session ends at once on both sides: the client closes its connection (node-postgres destroys the
+ * socket when a query is active, so a COPY being read stops and every queued query fails), and its
+ * backend is terminated from a second session (pg_terminate_backend: allowed for a backend of one's
+ * own role), because a backend waiting for a lock or blocked sending COPY data does not read its
+ * socket and would not notice: its transaction is rolled back and its locks, snapshot and
+ * connection released on the server.
+ */
+async function endOnAbort(c: pg.Client, config: pg.ClientConfig, signal: AbortSignal): Promise<void> {
+  const pid = (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const onAbort = () => {
+    void withSession(config, (admin) => admin.query("SELECT pg_terminate_backend($1)", [pid])).catch(() => undefined);
+    void c.end().catch(() => undefined);
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  c.once("end", () => signal.removeEventListener("abort", onAbort));
+  if (signal.aborted) onAbort();
 }
 
 export async function withSession<T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {

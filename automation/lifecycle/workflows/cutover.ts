@@ -55,9 +55,10 @@ async function withCapture<T>(ctx: StepContext, tenantId: string, env: string, c
  */
 export async function withCaptureBetween<T>(ctx: StepContext, tenantId: string, env: string, replication: pg.ClientConfig, target: pg.ClientConfig, fn: (t: CaptureTarget) => Promise<T>): Promise<T> {
   const schema = pgTenantIdent(tenantId);
-  const src = await openSession(replication);
+  // A cancel of an interruptible step (copy.data, cutover.window) ends both sessions on the servers.
+  const src = await openSession(replication, ctx.signal);
   try {
-    const dst = await openSession(target);
+    const dst = await openSession(target, ctx.signal);
     try {
       const owner = await schemaOwner(dst, schema);
       if (!owner) throw new Error(`the dedicated database of ${tenantId} (${env}) has no schema ${schema}`);
@@ -94,6 +95,8 @@ export async function assertNotCutOver(ctx: StepContext, t: CaptureTarget, env: 
 
 export const copyData = {
   name: "copy.data",
+  // A large tenant's copy may run for hours: an operator's cancel stops it (docs/lifecycle.md, "Cancelling a workflow").
+  interruptible: true,
   async run(ctx: StepContext) {
     const tf = await requireTenant(ctx);
     const { tenant, migration } = migrating(tf, "copy.data");
@@ -105,7 +108,7 @@ export const copyData = {
         await assertNotCutOver(ctx, t, env);
         const orphans = await dropOrphanSlots(t.cell, (id) => isOpen(ctx, id));
         if (orphans.length > 0) ctx.log({ env, cell, orphans }, "dropped change-capture slots of workflows no longer open");
-        const started = await startCapture(t, ctx.config.cutoverTimeoutMs);
+        const started = await startCapture(t, ctx.config.cutoverTimeoutMs, ctx.signal);
         const c = await catchUp(t, CATCH_UP_TIMEOUT_MS, ctx.signal);
         ctx.log({ env, cell, rows: started.rowsCopied, applied: c.appliedLsn, lagBytes: c.lagBytes }, `copied ${t.schema} in the slot's snapshot, verified it, and applied the changes since`);
         return json({
@@ -120,13 +123,14 @@ export const copyData = {
 
 export const cutoverWindow = {
   name: "cutover.window",
+  interruptible: true,
   async run(ctx: StepContext) {
     const p = params(UpgradeParamsSchema, ctx);
     const { tenant, migration } = migrating(await requireTenant(ctx), "cutover.window");
     const out: JsonObject = {};
     for (const env of envsOf(tenant)) {
       out[env] = await withCapture(ctx, tenant.id, env, migration.from[env]!, async (t) => {
-        await startCapture(t, ctx.config.cutoverTimeoutMs);
+        await startCapture(t, ctx.config.cutoverTimeoutMs, ctx.signal);
         const c = await catchUp(t, CATCH_UP_TIMEOUT_MS, ctx.signal);
         return json({ appliedLsn: c.appliedLsn, transactions: c.transactions, lagBytes: c.lagBytes });
       });

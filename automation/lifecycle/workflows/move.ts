@@ -112,6 +112,7 @@ const copyFiles = {
 
 const copyData = {
   name: "copy.data",
+  interruptible: true,
   async run(ctx: StepContext) {
     const p = params(MoveParamsSchema, ctx);
     const t = moving(await requireTenant(ctx), ctx, "copy.data");
@@ -121,7 +122,7 @@ const copyData = {
       // matters is that nothing used the schema here, and move.stacks checked its role has no LOGIN.
       const orphans = await dropOrphanSlots(c.cell, (id) => isOpen(ctx, id));
       if (orphans.length > 0) ctx.log({ env: p.env, cell: p.from, orphans }, "dropped change-capture slots of workflows no longer open");
-      const started = await startCapture(c, ctx.config.cutoverTimeoutMs);
+      const started = await startCapture(c, ctx.config.cutoverTimeoutMs, ctx.signal);
       const caught = await catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
       ctx.log({ env: p.env, from: p.from, to: p.to, rows: started.rowsCopied, lagBytes: caught.lagBytes }, `copied ${c.schema} to ${p.to} in the slot's snapshot, verified it, and applied the changes since`);
       return json({
@@ -136,11 +137,12 @@ const copyData = {
 
 const cutoverWindow = {
   name: "cutover.window",
+  interruptible: true,
   async run(ctx: StepContext) {
     const p = params(MoveParamsSchema, ctx);
     moving(await requireTenant(ctx), ctx, "cutover.window");
     const caught = await withMoveCapture(ctx, async (c) => {
-      await startCapture(c, ctx.config.cutoverTimeoutMs);
+      await startCapture(c, ctx.config.cutoverTimeoutMs, ctx.signal);
       return catchUp(c, CATCH_UP_TIMEOUT_MS, ctx.signal);
     });
     return untilCutover(ctx, p.cutoverNotBefore) ?? done({ [p.env]: json({ appliedLsn: caught.appliedLsn, transactions: caught.transactions, lagBytes: caught.lagBytes }) });

@@ -55,7 +55,8 @@ export async function slotExists(c: pg.ClientBase, slot: string): Promise<boolea
   return ((await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot])).rowCount ?? 0) > 0;
 }
 
-export async function startCapture(t: CaptureTarget, timeoutMs: number): Promise<StartResult> {
+/** `signal`: an operator's cancel stops the bulk copy (bulkCopy.ts, CopyOptions.signal). */
+export async function startCapture(t: CaptureTarget, timeoutMs: number, signal?: AbortSignal): Promise<StartResult> {
   const progress = await readProgress(t.dedicated, t.slot);
   if (progress && (await slotExists(t.cell, t.slot))) {
     return { resumed: true, consistentPoint: progress.appliedLsn, rowsCopied: 0, tables: [], identityFull: [] };
@@ -73,6 +74,7 @@ export async function startCapture(t: CaptureTarget, timeoutMs: number): Promise
       // already (the apply session cannot switch triggers off without superuser).
       foreignKeys: false,
       beforeCommit: (c) => startProgress(c, { slot: t.slot, workflowId: t.workflowId, env: t.env, appliedLsn: capture.consistentPoint }),
+      ...(signal ? { signal } : {}),
     });
     return { resumed: false, consistentPoint: capture.consistentPoint, rowsCopied: r.rowsCopied, tables: r.tables, identityFull: capture.identityFull };
   } catch (err) {
