@@ -35,11 +35,14 @@ import { isProcessAlive } from "../processAlive.ts";
 export const DEFAULT_MAX_IDLE_TREES = 4;
 
 /**
- * An overlay of at most this many entries (directories, links, copies) is made and removed with
- * synchronous calls: each costs the event loop some microseconds, where an asynchronous one is a hop
- * through libuv's 4-thread pool (about a millisecond on a loaded host, queued behind every other
- * run's). A larger one (a fleet of hundreds of stacks) is made asynchronously, all of a level at
- * once, so the loop is never held for long.
+ * An overlay of at most this many entries (directories, links, copies) is made with synchronous
+ * calls: each costs the event loop some microseconds, where an asynchronous one is a hop through
+ * libuv's 4-thread pool (about a millisecond on a loaded host, queued behind every other run's),
+ * and the run waits for its overlay. A larger one (a fleet of hundreds of stacks) is made
+ * asynchronously, all of a level at once, so the loop is never held for long. Every overlay is
+ * removed asynchronously: nothing waits for the removal, while a synchronous one held the loop
+ * (rmSync: 20 ms a run at load 12, 4 s of a 200-run sample of the run-overhead bench, in which 32
+ * workers' claims and finishes waited; BENCHMARKS.md section 10).
  */
 export const SYNC_OVERLAY_ENTRIES = 64;
 
@@ -182,7 +185,6 @@ export class TreeCache {
     entry.refs++;
     const held = entry;
     let overlay: string | undefined;
-    let small = false;
     try {
       const { stackConfigDir } = await held.ready;
       // A large overlay is made asynchronously: a wave's runs make and remove their overlays at once,
@@ -198,7 +200,6 @@ export class TreeCache {
         made = await this.build(held, at, own);
         if (made === "exists") throw new Error(`overlay ${at} exists again after it was removed`);
       }
-      small = made === "sync";
       this.overlayStats[made]++;
     } catch (err) {
       if (overlay) await rm(overlay, { recursive: true, force: true }).catch(() => undefined);
@@ -215,8 +216,7 @@ export class TreeCache {
         if (released) return;
         released = true;
         try {
-          if (small) rmSync(dir, { recursive: true, force: true });
-          else await rm(dir, { recursive: true, force: true });
+          await rm(dir, { recursive: true, force: true });
         } finally {
           await this.giveBack(held);
         }

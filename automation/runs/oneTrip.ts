@@ -18,8 +18,12 @@
  * a reroute, a queued run to kick) changes nothing here, and the caller takes its transactional
  * path, which decides as before. The statements need literal values (the simple protocol has no
  * parameters): every value is quoted with pg's escapeLiteral, lock keys are integers.
+ *
+ * A claim or a finish is a TripItem: its stacks and its one checking statement. Several items go
+ * in one query (runTrip: every item's locks first, sorted and taken once, then each statement), so
+ * one commit records them all; RunStore sends them through a TripBatcher (groupCommit.ts).
  */
-import { escapeLiteral, type Pool } from "pg";
+import { escapeLiteral, type QueryResult } from "pg";
 import { lockKey } from "../db/tx.ts";
 
 const lit = (v: string | null): string => (v === null ? "NULL" : escapeLiteral(v));
@@ -42,6 +46,35 @@ const busy = (stacks: string) =>
 const occupied = (r: string) =>
   `ARRAY(SELECT s FROM (SELECT DISTINCT s FROM unnest(ARRAY[${r}stack, CASE WHEN ${r}operation = 'move' THEN ${r}options->>'source' END]) s WHERE s IS NOT NULL) d ORDER BY s COLLATE "C")`;
 
+/** One claim or finish: the stacks it locks and its one statement, whose rows `read` turns into the answer. */
+export interface TripItem<T> {
+  kind: "claim" | "finish";
+  stacks: readonly string[];
+  /** One statement, without a trailing semicolon. */
+  sql: string;
+  read(rows: Record<string, unknown>[]): T;
+}
+
+/** The query of several items: the locks of all their stacks (sorted, each once), then each item's statement. */
+export function tripSql(items: readonly TripItem<unknown>[]): { sql: string; locks: number } {
+  const stacks = [...new Set(items.flatMap((i) => i.stacks))].sort();
+  return { sql: `${lockStatements(stacks)}\n${items.map((i) => `${i.sql};`).join("\n")}`, locks: stacks.length };
+}
+
+/** What runs a trip's query (a pg Pool). */
+export interface TripQueryable {
+  query(sql: string): Promise<unknown>;
+}
+
+/** Runs the items in one query, one implicit transaction (one commit); their answers in order. */
+export async function runTrip(pool: TripQueryable, items: readonly TripItem<unknown>[]): Promise<unknown[]> {
+  const { sql, locks } = tripSql(items);
+  const res: unknown = await pool.query(sql);
+  const all = (Array.isArray(res) ? res : [res]) as QueryResult<Record<string, unknown>>[];
+  if (all.length !== locks + items.length) throw new Error(`a run trip of ${items.length} statement(s) and ${locks} lock(s) answered ${all.length} result(s)`);
+  return items.map((item, i) => item.read(all[locks + i]!.rows));
+}
+
 export interface FastClaim {
   runId: string;
   jobId: string;
@@ -56,10 +89,9 @@ export interface FastClaim {
 }
 
 /** The claimed row (as `SELECT *` returns it) and the tenants of its changes; undefined: take the transactional path. */
-export async function claimFast<Row>(pool: Pool, c: FastClaim, channel: string): Promise<{ row: Row; tenants: string[] } | undefined> {
+export function claimItem<Row>(c: FastClaim, channel: string): TripItem<{ row: Row; tenants: string[] } | undefined> {
   const stacks = textArray(c.stacks);
-  const sql = `${lockStatements(c.stacks)}
-WITH cur AS (
+  const sql = `WITH cur AS (
   SELECT r.id FROM runs r
    WHERE r.id = ${lit(c.runId)}::uuid AND r.job_id = ${lit(c.jobId)}::uuid AND r.state = 'queued' AND r.region = ANY(${textArray(c.regions)})
      AND ${occupied("r.")} = ${stacks}
@@ -79,11 +111,19 @@ WITH cur AS (
 SELECT c.*, (SELECT count(*) FROM notified) AS notified,
        ARRAY(SELECT DISTINCT ch.tenant_id FROM changes ch WHERE ch.id = ANY(c.change_ids) ORDER BY ch.tenant_id) AS claim_tenants
   FROM claimed c`;
-  const row = lastResult<Row & { notified: string; claim_tenants: string[] }>(await pool.query(sql))?.rows[0];
-  if (!row) return undefined;
-  const { notified: _n, claim_tenants: tenants, ...rest } = row;
-  return { row: rest as unknown as Row, tenants };
+  return {
+    kind: "claim",
+    stacks: c.stacks,
+    sql,
+    read: (rows) => {
+      const row = rows[0] as (Row & { notified: string; claim_tenants: string[] }) | undefined;
+      if (!row) return undefined;
+      const { notified: _n, claim_tenants: tenants, ...rest } = row;
+      return { row: rest as unknown as Row, tenants };
+    },
+  };
 }
+
 
 export interface FastFinish {
   runId: string;
@@ -97,10 +137,9 @@ export interface FastFinish {
 }
 
 /** Records the outcome; false: nothing changed (not the owner, or a queued run waits): take the transactional path. */
-export async function finishFast(pool: Pool, f: FastFinish, channel: string): Promise<boolean> {
+export function finishItem(f: FastFinish, channel: string): TripItem<boolean> {
   const stacks = textArray(f.stacks);
-  const sql = `${lockStatements(f.stacks)}
-WITH done AS (
+  const sql = `WITH done AS (
   UPDATE runs SET state = ${lit(f.state)}, output = ${lit(JSON.stringify(f.output ?? null))}::jsonb, error = ${lit(f.error ?? null)}, finished_at = now(), heartbeat_at = NULL, handover_due_at = NULL,
      attempt_log = CASE WHEN jsonb_array_length(attempt_log) = 0 THEN attempt_log
                         ELSE jsonb_set(attempt_log, ARRAY[(jsonb_array_length(attempt_log) - 1)::text], (attempt_log -> -1) || ${lit(JSON.stringify(f.done))}::jsonb) END
@@ -111,12 +150,6 @@ WITH done AS (
   RETURNING id
 ), notified AS (SELECT pg_notify(${lit(channel)}, id::text) FROM done)
 SELECT (SELECT count(*) FROM done)::int AS finished, (SELECT count(*) FROM notified)::int AS notified`;
-  const row = lastResult<{ finished: number }>(await pool.query(sql))?.rows[0];
-  return (row?.finished ?? 0) > 0;
+  return { kind: "finish", stacks: f.stacks, sql, read: (rows) => Number(rows[0]?.finished ?? 0) > 0 };
 }
 
-/** A multi-statement query answers one result per statement (an array); the last is the one wanted. */
-function lastResult<R>(res: unknown): { rows: R[] } | undefined {
-  const all = (Array.isArray(res) ? res : [res]) as { rows: R[] }[];
-  return all[all.length - 1];
-}

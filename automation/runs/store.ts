@@ -25,7 +25,8 @@ import { executor, type StackRunJob } from "../queue.ts";
 import type { CliProcess } from "./cliProcess.ts";
 import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regions.ts";
 import { deleteHolds, describeHold, heldStacks, holdApplies, insertHolds, stacksHeldBy, type StackHold } from "./holds.ts";
-import { claimFast, finishFast, runStacks } from "./oneTrip.ts";
+import { TripBatcher } from "./groupCommit.ts";
+import { claimItem, finishItem, runStacks } from "./oneTrip.ts";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
 export type RunState = (typeof RUN_STATES)[number];
@@ -299,12 +300,16 @@ export interface UnservedRegion {
 
 export class RunStore {
   private queuedListeners = new Set<() => void>();
+  /** The one-trip claims and finishes of this process, committed together when they coincide (groupCommit.ts). */
+  readonly trips: TripBatcher;
 
   constructor(
     readonly pool: Pool,
     private readonly boss: PgBoss,
     private readonly opts: RunStoreOptions,
-  ) {}
+  ) {
+    this.trips = new TripBatcher(pool);
+  }
 
   /** Called after a transaction that sent run jobs commits (in-process workers fetch at once). */
   onJobsSent(listener: () => void): () => void {
@@ -462,16 +467,16 @@ export class RunStore {
    * region routing) gets a new job on its region's queue instead.
    *
    * With the job's `stacks` (StackRunJob), a queued run free to start is claimed in one round trip
-   * (oneTrip.ts), recording `head` as its commit when it applies the head; anything else, and a job
-   * without them, goes through the transaction below.
+   * (oneTrip.ts, with the claims and finishes made at the same moment: groupCommit.ts), recording
+   * `head` as its commit when it applies the head; anything else, and a job without them, goes
+   * through the transaction below.
    */
   async start(runId: string, jobId: string, worker: string, runner: string, regions: readonly string[], fast?: { stacks?: readonly string[]; head?: string }): Promise<StartDecision> {
     if (fast?.stacks && fast.stacks.length > 0 && /^[0-9a-f-]{36}$/i.test(runId) && /^[0-9a-f-]{36}$/i.test(jobId)) {
-      const claimed = await claimFast<RunRow>(
-        this.pool,
+      const claimed = await this.trips.run(claimItem<RunRow>(
         { runId, jobId, stacks: fast.stacks, worker, runner, regions, ...(fast.head ? { head: fast.head } : {}), startedAt: new Date().toISOString() },
         RUN_STATE_CHANNEL,
-      );
+      ));
       if (claimed) return { kind: "start", run: toRecord(claimed.row), attempt: claimed.row.attempts, recovering: false, tenants: claimed.tenants };
     }
     const decision = await withTransaction(this.pool, async (client): Promise<StartDecision | { kind: "rerouted"; reason: string }> => {
@@ -621,7 +626,8 @@ export class RunStore {
    * running -> succeeded | failed, only by the worker that owns the run. Hands the stack to its
    * queued run, if any. Returns false when the worker no longer owned the run. Given the `run`
    * (its stacks), an outcome with no queued run waiting for the stacks is recorded in one round
-   * trip (oneTrip.ts); otherwise, or when that changed nothing, in the transaction below.
+   * trip (oneTrip.ts), with the claims and finishes made at the same moment (groupCommit.ts);
+   * otherwise, or when that changed nothing, in the transaction below.
    */
   async finish(
     runId: string, worker: string, result: { state: "succeeded" | "failed"; output: unknown; error?: string },
@@ -629,10 +635,10 @@ export class RunStore {
   ): Promise<boolean> {
     const closing = () => ({ endedAt: new Date().toISOString(), outcome: result.state, ...(result.error ? { message: result.error } : {}) });
     const fast = run
-      ? await finishFast(this.pool, {
+      ? await this.trips.run(finishItem({
           runId, worker, stacks: runStacks(run.stack, run.operation, typeof run.options.source === "string" ? run.options.source : null),
           state: result.state, output: result.output, ...(result.error !== undefined ? { error: result.error } : {}), done: closing(),
-        }, RUN_STATE_CHANNEL)
+        }, RUN_STATE_CHANNEL))
       : false;
     const done = fast || await withTransaction(this.pool, async (client) => {
       const stacks = await this.lockRunStacks(client, runId);

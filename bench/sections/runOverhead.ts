@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../../automation/controlPlane.ts";
 import type { RunContext, Runner, RunOutcome } from "../../automation/runs/runner.ts";
@@ -52,9 +52,29 @@ interface OverheadSample {
   finishMs: number[];
   baselineMs: number;
   commitBaselineMs: number;
+  /** Where the time goes, per run (ms): the parts of startMs and finishMs. */
+  parts: Record<Part, number[]>;
+  /** Waits for one of the pool's connections (ms), per trip (the query of the claims and finishes committed together). */
+  poolWait: number[];
+  /** A trip's query alone, from a connection in hand to its answer (ms). */
+  statement: number[];
+  /** Trips of claims and finishes (RunStore.trips: groupCommit.ts): how many, and the items they carried. */
+  trips: { trips: number; items: number; largest: number; retried: number };
+  /** The event loop's delay over the sample (ms; perf_hooks monitorEventLoopDelay, 1 ms resolution). */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
-async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
+/**
+ * The parts of the start (dequeued -> claim called -> claimed -> checkout called -> checked out ->
+ * runner entered) and of the finish (runner left -> finish called -> recorded).
+ */
+const PARTS = ["beforeClaim", "claim", "claimToCheckout", "checkout", "checkoutToRunner", "beforeFinish", "finish"] as const;
+type Part = (typeof PARTS)[number];
+
+/** Whether a pool query is a trip of claims and finishes (oneTrip.ts), by its text. */
+const isTrip = (text: unknown): boolean => typeof text === "string" && (text.includes("claimed AS (") || text.includes("WITH done AS ("));
+
+export async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
   const runner = new StampRunner();
   const region = loadPlatform(repoDir).regions[0]!;
@@ -64,18 +84,63 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
     // hand: dequeued); the worker calls store.finish last.
     const dequeued = new Map<string, number>();
     const recorded = new Map<string, number>();
+    const claimCalled = new Map<string, number>();
+    const claimed = new Map<string, number>();
+    const checkoutCalled = new Map<string, number>();
+    const checkedOut = new Map<string, number>();
+    const finishCalled = new Map<string, number>();
     const store = cp.runs;
     const worker = cp.runWorker;
     const handle = worker.handle.bind(worker);
     const finish = store.finish.bind(store);
+    const start = store.start.bind(store);
+    const checkout = cp.writer.checkout.bind(cp.writer);
     worker.handle = (jobId, data) => {
       dequeued.set(data.runId, performance.now());
       return handle(jobId, data);
     };
+    store.start = async (runId, ...rest) => {
+      claimCalled.set(runId, performance.now());
+      const decision = await start(runId, ...rest);
+      claimed.set(runId, performance.now());
+      return decision;
+    };
+    cp.writer.checkout = async (name, ...rest) => {
+      const runId = /^run-(.+)-\d+$/.exec(name)?.[1] ?? name;
+      checkoutCalled.set(runId, performance.now());
+      const c = await checkout(name, ...rest);
+      checkedOut.set(runId, performance.now());
+      return c;
+    };
     store.finish = async (runId, ...rest) => {
+      finishCalled.set(runId, performance.now());
       const ok = await finish(runId, ...rest);
       recorded.set(runId, performance.now());
       return ok;
+    };
+    // The pool's wait and the query's own time, per trip: pool.query as pg-pool does it (a
+    // connection, the query, the connection released; on an error released with it), with the two
+    // times taken apart.
+    const poolWait: number[] = [];
+    const statement: number[] = [];
+    const pool = cp.db.pool;
+    const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+    (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
+      if (!isTrip(args[0]) || typeof args[args.length - 1] === "function") return query(...args);
+      const t0 = performance.now();
+      const client = await pool.connect();
+      const t1 = performance.now();
+      try {
+        const res = await (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
+        client.release();
+        return res;
+      } catch (err) {
+        client.release(err as Error);
+        throw err;
+      } finally {
+        poolWait.push(t1 - t0);
+        statement.push(performance.now() - t1);
+      }
     };
     const stacks = Array.from({ length: RUNS_PER_SAMPLE }, (_, i) => `bench-overhead-${String(i).padStart(3, "0")}`);
     const enqueued = await store.enqueueAll(stacks, { reason: "run overhead benchmark" });
@@ -94,20 +159,33 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
       commits.push(performance.now() - t);
     }
     await cp.db.pool.query("DROP TABLE bench_commit_baseline");
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
     await cp.start({ runs: true });
     while (recorded.size < enqueued.length) await sleep(5);
+    loop.disable();
     const startMs: number[] = [];
     const finishMs: number[] = [];
+    const parts = Object.fromEntries(PARTS.map((p) => [p, [] as number[]])) as Record<Part, number[]>;
     for (const { runId } of enqueued) {
-      const d = dequeued.get(runId);
-      const s = runner.started.get(runId);
-      const e = runner.ended.get(runId);
-      const r = recorded.get(runId);
-      if (d === undefined || s === undefined || e === undefined || r === undefined) throw new Error(`run ${runId}: missing a timestamp`);
-      startMs.push(s - d);
-      finishMs.push(r - e);
+      const at = [dequeued, claimCalled, claimed, checkoutCalled, checkedOut, runner.started, runner.ended, finishCalled, recorded].map((m) => m.get(runId));
+      if (at.some((t) => t === undefined)) throw new Error(`run ${runId}: missing a timestamp`);
+      const [d, cc, cd, kc, kd, s, e, fc, r] = at as number[];
+      startMs.push(s! - d!);
+      finishMs.push(r! - e!);
+      parts.beforeClaim.push(cc! - d!);
+      parts.claim.push(cd! - cc!);
+      parts.claimToCheckout.push(kc! - cd!);
+      parts.checkout.push(kd! - kc!);
+      parts.checkoutToRunner.push(s! - kd!);
+      parts.beforeFinish.push(fc! - e!);
+      parts.finish.push(r! - fc!);
     }
-    return { workers, startMs, finishMs, baselineMs: summarize(base).median, commitBaselineMs: summarize(commits).median };
+    const ms = (ns: number) => round(ns / 1e6, 2);
+    return {
+      workers, startMs, finishMs, baselineMs: summarize(base).median, commitBaselineMs: summarize(commits).median, parts, poolWait, statement, trips: { ...store.trips.stats },
+      eventLoopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
+    };
   } finally {
     await cp.stop(0).catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
@@ -123,7 +201,12 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
       for (let i = 0; i < runs; i++) {
         for (const w of WORKER_COUNTS) {
           const s = await measure(await newDatabase(`bench_overhead_${n++}`), repoDir, w);
-          log(`run overhead ${i + 1}/${runs}, ${w} workers: start median ${round(percentile(s.startMs, 50), 1)} ms, finish median ${round(percentile(s.finishMs, 50), 1)} ms`);
+          const med = (xs: number[]) => (xs.length > 0 ? round(percentile(xs, 50), 1) : NaN);
+          log(
+            `run overhead ${i + 1}/${runs}, ${w} workers: start median ${med(s.startMs)} ms, finish median ${med(s.finishMs)} ms; ` +
+              `parts ${PARTS.map((p) => `${p} ${med(s.parts[p])}`).join(", ")}; trips ${s.trips.trips} of ${s.trips.items} items (largest ${s.trips.largest}): pool wait ${med(s.poolWait)}, query ${med(s.statement)}; ` +
+              `event loop delay p50 ${s.eventLoopDelayMs.p50} p99 ${s.eventLoopDelayMs.p99} max ${s.eventLoopDelayMs.max}`,
+          );
           samples.push(s);
         }
       }
@@ -138,7 +221,21 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
         const finish = fig("finishMs");
         const baseline = round(summarize(of.map((s) => s.baselineMs)).median, 3);
         const commitBaseline = round(summarize(of.map((s) => s.commitBaselineMs)).median, 3);
-        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline, baselineCommitMs: commitBaseline };
+        const medianOf = (xs: number[]) => (xs.length > 0 ? round(percentile(xs, 50), 2) : null);
+        const breakdown = {
+          partsMedianMs: Object.fromEntries(PARTS.map((p) => [p, medianOf(of.flatMap((s) => s.parts[p]))])),
+          tripPoolWaitMs: { median: medianOf(of.flatMap((s) => s.poolWait)), p99: round(percentile(of.flatMap((s) => s.poolWait), 99), 2) },
+          tripQueryMs: { median: medianOf(of.flatMap((s) => s.statement)), p99: round(percentile(of.flatMap((s) => s.statement), 99), 2) },
+          trips: of.reduce((n, s) => n + s.trips.trips, 0),
+          itemsPerTrip: round(of.reduce((n, s) => n + s.trips.items, 0) / Math.max(1, of.reduce((n, s) => n + s.trips.trips, 0)), 2),
+          largestTrip: Math.max(...of.map((s) => s.trips.largest)),
+          eventLoopDelayMs: {
+            p50: round(summarize(of.map((s) => s.eventLoopDelayMs.p50)).median, 2),
+            p99: round(summarize(of.map((s) => s.eventLoopDelayMs.p99)).median, 2),
+            max: round(Math.max(...of.map((s) => s.eventLoopDelayMs.max)), 2),
+          },
+        };
+        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline, baselineCommitMs: commitBaseline, breakdown };
         const notes = `baseline SELECT 1 ${baseline} ms, one-row UPDATE committed ${commitBaseline} ms`;
         rows.push([`dequeue -> runner start, ${w} workers`, `median ${start.median} ms, p99 ${start.p99} ms (n=${start.runs})`, notes]);
         rows.push([`runner end -> recorded finish, ${w} workers`, `median ${finish.median} ms, p99 ${finish.p99} ms (n=${finish.runs})`, notes]);

@@ -3,12 +3,14 @@
  * pg-boss and the real RunStore: the statements sent to the server are counted. The common case is
  * one statement each (the claim also records the head and reads the tenants); every case the one
  * statement does not decide (a hold, a job that no longer owns its run, a job without its stacks, a
- * queued run waiting for the stack) takes the transaction and ends as before.
+ * queued run waiting for the stack) takes the transaction and ends as before. Claims and finishes
+ * asked for at once share one statement (groupCommit.ts), still one run of a stack at a time.
  */
 import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
+import { lockKey } from "../../automation/db/tx.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { createLogger } from "../../automation/log.ts";
 import { startBoss, type StackRunJob } from "../../automation/queue.ts";
@@ -181,5 +183,66 @@ describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () =
     expect(finish.statements.length).toBeGreaterThan(1);
     expect((await row(second!.runId)).job_id).not.toBeNull();
     expect((await row(first!.runId)).state).toBe("succeeded");
+  });
+});
+
+describe("claims and finishes made at the same moment, committed together (groupCommit.ts)", { timeout: 60_000 }, () => {
+  it("claims the runs of 8 stacks asked for at once in one statement and finishes them in one, each run told to the listeners", async () => {
+    const stacks = Array.from({ length: 8 }, (_, i) => `shared-prod-use1-0${i + 1}`);
+    const queued = await store.enqueueAll(stacks, { reason: "test" });
+    const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 8 });
+    expect(jobs).toHaveLength(8);
+    const listener = await pool.connect();
+    const notified: string[] = [];
+    listener.on("notification", (n) => notified.push(n.payload ?? ""));
+    await listener.query(`LISTEN ${RUN_STATE_CHANNEL}`);
+    try {
+      const trips = store.trips.stats.trips;
+      const claims = await counted(() => Promise.all(jobs.map((j) => store.start(j.data.runId, j.id, WORKER, "local", [REGION], { stacks: j.data.stacks!, head: HEAD }))));
+      // One statement for the eight (each alone: eight), the locks of every stack in it, sorted.
+      expect(claims.statements).toHaveLength(1);
+      expect(store.trips.stats.trips - trips).toBe(1);
+      const locks = [...claims.statements[0]!.matchAll(/pg_advisory_xact_lock\((-?\d+)\)/g)].map((m) => Number(m[1]));
+      expect(locks).toEqual([...stacks].sort().map((s) => lockKey(`stack:${s}`) | 0));
+      expect(claims.value.map((d) => d.kind)).toEqual(Array(8).fill("start"));
+      for (const { runId } of queued) expect(await row(runId)).toMatchObject({ state: "running", attempts: 1, worker: WORKER, commit_sha: HEAD });
+
+      const runs = claims.value.map((d) => (d.kind === "start" ? d.run : undefined)!);
+      const finishes = await counted(() => Promise.all(runs.map((r) => store.finish(r.id, WORKER, { state: "succeeded", output: { n: r.stack } }, r))));
+      expect(finishes.statements).toHaveLength(1);
+      expect(finishes.value).toEqual(Array(8).fill(true));
+      for (const r of runs) expect(await row(r.id)).toMatchObject({ state: "succeeded", worker: WORKER });
+      // Each run's claim and finish reached the listeners.
+      for (const { runId } of queued) await expect.poll(() => notified.filter((id) => id === runId).length).toBe(2);
+    } finally {
+      await listener.query(`UNLISTEN ${RUN_STATE_CHANNEL}`);
+      listener.release();
+    }
+  });
+
+  it("still runs one run of a stack at a time when two runs of it are claimed in one trip", async () => {
+    // An update of the source stack and a state move out of it: both get jobs (neither is running).
+    const client = await pool.connect();
+    let up: string;
+    let move: string;
+    try {
+      await client.query("BEGIN");
+      up = (await store.enqueue(client, "shared-prod-use1-02", { reason: "update of the source" })).runId;
+      move = (await store.enqueue(client, "shared-prod-use1-01", { reason: "move", operation: "move", options: { source: "shared-prod-use1-02", urns: ["urn:pulumi:x::y::z"] } })).runId;
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 2 });
+    expect(jobs).toHaveLength(2);
+    const trips = store.trips.stats.trips;
+    const decisions = await Promise.all(jobs.map((j) => store.start(j.data.runId, j.id, WORKER, "local", [REGION], { stacks: j.data.stacks!, head: HEAD })));
+    // Both claims went in one trip; the stack they share let one of them start.
+    expect(store.trips.stats.trips - trips).toBe(1);
+    expect(decisions.filter((d) => d.kind === "start")).toHaveLength(1);
+    const skipped = decisions.find((d) => d.kind === "skip");
+    expect(skipped?.kind === "skip" && skipped.reason).toMatch(/already has a running run/);
+    const states = [(await row(up!)).state, (await row(move!)).state].sort();
+    expect(states).toEqual(["queued", "running"]);
   });
 });

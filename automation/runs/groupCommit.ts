@@ -1,0 +1,84 @@
+/**
+ * Group commit of run claims and finishes by the control plane: the claims and finishes a process
+ * makes at the same moment share one query, one transaction, one commit (oneTrip.ts runTrip).
+ *
+ * Why: each claim and finish tells the run's listeners (`pg_notify` in its transaction, so a
+ * listener never misses a committed change). PostgreSQL serializes the commits of notifying
+ * transactions: PreCommit_Notify takes a heavyweight lock on "database 0" and holds it until after
+ * the commit record is flushed (src/backend/commands/async.c, PreCommit_Notify, "Serialize writers
+ * by acquiring a special lock that we hold till after commit";
+ * https://github.com/postgres/postgres/blob/REL_17_STABLE/src/backend/commands/async.c), so 32
+ * workers' claims did not share WAL flushes: each waited for the flushes of the claims before it
+ * (docs/control-plane.md, "Per-run overhead", has the measurement). Batched, they wait for one.
+ *
+ * One trip at a time: an item that arrives while a trip is on its way waits for it and goes with
+ * every other item that arrived meanwhile (at most MAX_TRIP_ITEMS; finishes before claims, so a
+ * stack freed by a finish is free for a claim in the same trip). An idle batcher sends at once,
+ * gathering only the items asked for in the same tick (a dispatcher hands a fetched batch of jobs
+ * to its workers in one loop). A trip that fails as a whole on a transaction conflict (a deadlock
+ * with another transaction's stack locks, SQLSTATE class 40; a lock not available, 55P03) is
+ * retried item by item, each in a trip of its own: what one item does never depends on another's
+ * success. Any other error fails every item of the trip, as it would have failed each alone.
+ */
+import { runTrip, type TripItem, type TripQueryable } from "./oneTrip.ts";
+
+/** The most items in one trip (a claim's statement is about 2.5 kB of SQL). */
+export const MAX_TRIP_ITEMS = 64;
+
+interface Waiting {
+  item: TripItem<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Errors after which the trip's items are tried one by one (nothing of the trip was committed). */
+function conflict(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("40") || code === "55P03");
+}
+
+export class TripBatcher {
+  private queue: Waiting[] = [];
+  private busy = false;
+  /** Trips sent, items they carried, the largest, and trips retried item by item (tests and the bench read them). */
+  readonly stats = { trips: 0, items: 0, largest: 0, retried: 0 };
+
+  constructor(private readonly pool: TripQueryable, private readonly maxItems = MAX_TRIP_ITEMS) {}
+
+  /** The item's answer, once the trip that carried it committed. */
+  run<T>(item: TripItem<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ item, resolve: resolve as (v: unknown) => void, reject });
+      if (this.busy) return;
+      this.busy = true;
+      // Items asked for in this tick go together.
+      queueMicrotask(() => void this.drain());
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        // Finishes first (stable: each kind in arrival order).
+        const order = (w: Waiting) => (w.item.kind === "finish" ? 0 : 1);
+        const trip = this.queue.splice(0, this.maxItems).sort((a, b) => order(a) - order(b));
+        this.stats.trips++;
+        this.stats.items += trip.length;
+        this.stats.largest = Math.max(this.stats.largest, trip.length);
+        try {
+          const answers = await runTrip(this.pool, trip.map((w) => w.item));
+          trip.forEach((w, i) => w.resolve(answers[i]));
+        } catch (err) {
+          if (trip.length > 1 && conflict(err)) {
+            this.stats.retried++;
+            await Promise.all(trip.map((w) => runTrip(this.pool, [w.item]).then((a) => w.resolve(a[0]), w.reject)));
+          } else {
+            for (const w of trip) w.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The batcher of run claims and finishes (automation/runs/groupCommit.ts) against a pool double
+ * that records each query and answers one result per statement: which items share a query, in
+ * which order, with which locks, and what a failed trip does (a conflict: item by item; anything
+ * else: every item fails). Live PostgreSQL: runOneTrip.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { lockKey } from "../../automation/db/tx.ts";
+import { MAX_TRIP_ITEMS, TripBatcher } from "../../automation/runs/groupCommit.ts";
+import type { TripItem } from "../../automation/runs/oneTrip.ts";
+
+/** An item whose statement names it; its answer is that name read back from its own result. */
+function item(name: string, kind: "claim" | "finish", stacks: string[]): TripItem<string> {
+  return { kind, stacks, sql: `SELECT '${name}' AS name`, read: (rows) => String(rows[0]?.name) };
+}
+
+interface Sent {
+  sql: string;
+  finish: (err?: Error) => void;
+}
+
+/** A pool whose queries wait until the test lets them finish; each answers a row per statement naming it. */
+function poolDouble() {
+  const sent: Sent[] = [];
+  const pool = {
+    query(sql: string): Promise<unknown> {
+      return new Promise((resolve, reject) => {
+        sent.push({
+          sql,
+          finish: (err) => {
+            if (err) return reject(err);
+            const statements = sql.split(";\n").map((s) => s.replace(/;$/, ""));
+            resolve(statements.map((s) => ({ rows: [{ name: /^SELECT '(.+)' AS name$/.exec(s)?.[1] ?? "lock" }] })));
+          },
+        });
+      });
+    },
+  };
+  return { pool, sent };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const namesIn = (sql: string) => [...sql.matchAll(/SELECT '(.+?)' AS name/g)].map((m) => m[1]);
+const locksIn = (sql: string) => [...sql.matchAll(/pg_advisory_xact_lock\((-?\d+)\)/g)].map((m) => Number(m[1]));
+const key = (stack: string) => lockKey(`stack:${stack}`) | 0;
+
+describe("TripBatcher", () => {
+  it("sends the items asked for in one tick as one query: each stack's lock once, sorted, then finishes before claims", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const answers = Promise.all([
+      b.run(item("claim-c", "claim", ["stack-c"])),
+      b.run(item("finish-b", "finish", ["stack-b", "stack-a"])),
+      b.run(item("claim-a", "claim", ["stack-a"])),
+    ]);
+    await tick();
+    expect(sent).toHaveLength(1);
+    expect(locksIn(sent[0]!.sql)).toEqual(["stack-a", "stack-b", "stack-c"].map(key));
+    expect(namesIn(sent[0]!.sql)).toEqual(["finish-b", "claim-c", "claim-a"]);
+    sent[0]!.finish();
+    // Each caller gets its own item's answer, in the order it asked.
+    expect(await answers).toEqual(["claim-c", "finish-b", "claim-a"]);
+    expect(b.stats).toEqual({ trips: 1, items: 3, largest: 3, retried: 0 });
+  });
+
+  it("holds what arrives during a trip for the next one, all of it together", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const first = b.run(item("one", "claim", ["s1"]));
+    await tick();
+    expect(sent).toHaveLength(1);
+    const later = [b.run(item("two", "finish", ["s2"])), b.run(item("three", "claim", ["s3"]))];
+    await tick();
+    // Nothing sent while the first trip is on its way.
+    expect(sent).toHaveLength(1);
+    sent[0]!.finish();
+    expect(await first).toBe("one");
+    await tick();
+    expect(sent).toHaveLength(2);
+    expect(namesIn(sent[1]!.sql)).toEqual(["two", "three"]);
+    sent[1]!.finish();
+    expect(await Promise.all(later)).toEqual(["two", "three"]);
+    expect(b.stats).toMatchObject({ trips: 2, items: 3, largest: 2 });
+  });
+
+  it(`carries at most ${MAX_TRIP_ITEMS} items a trip (the rest go in the next)`, async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool, 2);
+    const all = Promise.all(["a", "b", "c"].map((n) => b.run(item(n, "claim", [n]))));
+    await tick();
+    expect(namesIn(sent[0]!.sql)).toEqual(["a", "b"]);
+    sent[0]!.finish();
+    await tick();
+    expect(namesIn(sent[1]!.sql)).toEqual(["c"]);
+    sent[1]!.finish();
+    expect(await all).toEqual(["a", "b", "c"]);
+  });
+
+  it("retries a trip that failed on a deadlock item by item, each in a query of its own", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const all = Promise.all([b.run(item("x", "claim", ["sx"])), b.run(item("y", "finish", ["sy"]))]);
+    await tick();
+    sent[0]!.finish(Object.assign(new Error("deadlock detected"), { code: "40P01" }));
+    await tick();
+    expect(sent.slice(1).map((s) => namesIn(s.sql))).toEqual([["y"], ["x"]]);
+    expect(locksIn(sent[1]!.sql)).toEqual([key("sy")]);
+    for (const s of sent.slice(1)) s.finish();
+    expect(await all).toEqual(["x", "y"]);
+    expect(b.stats.retried).toBe(1);
+  });
+
+  it("fails every item of a trip that failed otherwise, retrying none (negative control of the retry)", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const all = [b.run(item("x", "claim", ["sx"])), b.run(item("y", "claim", ["sy"]))].map((p) => p.then(() => "ok", (e: Error) => e.message));
+    await tick();
+    sent[0]!.finish(Object.assign(new Error("connection terminated"), { code: "57P01" }));
+    expect(await Promise.all(all)).toEqual(["connection terminated", "connection terminated"]);
+    await tick();
+    expect(sent).toHaveLength(1);
+    expect(b.stats.retried).toBe(0);
+    // The batcher goes on: the next item is sent.
+    const next = b.run(item("z", "claim", ["sz"]));
+    await tick();
+    sent[1]!.finish();
+    expect(await next).toBe("z");
+  });
+});
