@@ -41,6 +41,11 @@ export class LifecycleService {
     this.engine = new WorkflowEngine(pool, ports, LIFECYCLE_WORKFLOWS, config, hooks);
   }
 
+  /** The workflows' time (the ports' clock, as the engine reads it): what a requested time is checked against. */
+  now(): Date {
+    return this.ports.clock.now();
+  }
+
   private async tenant(id: string): Promise<{ tenant: Tenant; text: string }> {
     const text = await this.ports.repo.read(tenantPath(id));
     if (text === undefined) throw new LifecycleRequestError(`tenant ${id} has no file ${tenantPath(id)}`);

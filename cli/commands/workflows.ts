@@ -1,4 +1,4 @@
-import { listWorkflows } from "../../automation/index.ts";
+import { listWorkflows, type WorkflowSummary } from "../../automation/index.ts";
 import { withControlPlane } from "../lifecycle/operatorWorkflows.ts";
 import { TENANT_ID_PATTERN } from "../../infra/model/naming.ts";
 import { UsageError, type Io } from "../io.ts";
@@ -23,18 +23,35 @@ export async function workflowsCommand(opts: WorkflowsOptions, io: Io): Promise<
   if (!/^\d+$/.test(opts.limit ?? "50") || limit < 1 || limit > 1000) throw new UsageError(`--limit ${opts.limit}: expected a whole number from 1 to 1000`);
   return withControlPlane(dbUrl().databaseUrl, "listing workflows", io, async (pool) => {
     const rows = await listWorkflows(pool, { ...(opts.tenant ? { tenantId: opts.tenant } : {}), ...(opts.state ? { state: opts.state } : {}), limit });
-    if (opts.json) {
-      io.out(JSON.stringify(rows.map((r) => ({ id: r.id, kind: r.kind, tenant: r.tenantId, state: r.state, step: r.currentStep, lastError: r.lastError, updatedAt: r.updatedAt.toISOString() }))));
-    } else if (rows.length === 0) {
-      io.out("no workflows match");
-    } else {
-      io.out(table(
-        ["ID", "KIND", "TENANT", "STATE", "STEP", "UPDATED", "LAST ERROR"],
-        rows.map((r) => [r.id, r.kind, r.tenantId, r.state, r.currentStep ?? "-", r.updatedAt.toISOString(), oneLine(r.lastError)]),
-      ));
-    }
+    io.out(formatWorkflows(rows, opts.json === true));
     return 0;
   });
+}
+
+/**
+ * The listing as `tenantctl workflows` prints it. WAKES: when an open workflow is taken up again
+ * and why (a scheduled switch: its next wake-up to apply the change stream, and the time it waits
+ * for); `cancelling` when a cancel is recorded while a step runs.
+ */
+export function formatWorkflows(rows: readonly WorkflowSummary[], json: boolean): string {
+  if (json) {
+    return JSON.stringify(rows.map((r) => ({
+      id: r.id, kind: r.kind, tenant: r.tenantId, state: r.state, step: r.currentStep, lastError: r.lastError,
+      wakeAt: r.wakeAt?.toISOString() ?? null, note: r.note, cancelRequestedAt: r.cancelRequestedAt?.toISOString() ?? null, updatedAt: r.updatedAt.toISOString(),
+    })));
+  }
+  if (rows.length === 0) return "no workflows match";
+  return table(
+    ["ID", "KIND", "TENANT", "STATE", "STEP", "WAKES", "UPDATED", "LAST ERROR"],
+    rows.map((r) => [r.id, r.kind, r.tenantId, r.cancelRequestedAt && OPEN.includes(r.state) ? `${r.state} (cancelling)` : r.state, r.currentStep ?? "-", wakes(r), r.updatedAt.toISOString(), oneLine(r.lastError)]),
+  );
+}
+
+const OPEN = ["pending", "running", "waiting"];
+
+function wakes(r: WorkflowSummary): string {
+  if (!r.wakeAt) return "-";
+  return r.state === "waiting" && r.note ? `${r.wakeAt.toISOString()} (${r.note})` : r.wakeAt.toISOString();
 }
 
 function oneLine(s: string | null): string {

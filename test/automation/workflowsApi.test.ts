@@ -200,6 +200,24 @@ describe("lifecycle workflows over the internal API", () => {
     const past = await h.api("POST", "/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: "2020-01-01T00:00:00Z" });
     expect(past.status).toBe(400);
     expect(message(past.json)).toMatch(/^cutoverNotBefore 2020-01-01T00:00:00\.000Z is in the past \(it is \d{4}-.+\); leave it out to switch as soon as the copy has caught up$/);
+    // "In the past" by the lifecycle's clock (the one the engine waits by), not this host's: a clock
+    // set in 2040 refuses 2035, one set in 2019 accepts June 2020 (each the other's negative control).
+    const ports = h.cp.lifecycle!.ports;
+    const hostClock = ports.clock;
+    try {
+      ports.clock = { now: () => new Date("2040-01-01T00:00:00Z") };
+      const ahead = await h.api("POST", "/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: "2035-01-01T00:00:00Z" });
+      expect([ahead.status, message(ahead.json)]).toEqual([
+        400, "cutoverNotBefore 2035-01-01T00:00:00.000Z is in the past (it is 2040-01-01T00:00:00.000Z); leave it out to switch as soon as the copy has caught up",
+      ]);
+      ports.clock = { now: () => new Date("2019-01-01T00:00:00Z") };
+      const behind = await h.api("POST", "/api/tenants/freebie-one/move", { to: "use1-02", cutoverNotBefore: "2020-06-01T00:00:00Z" });
+      expect(behind.status).toBe(202);
+      expect(behind.json.workflow).toMatchObject({ params: { cutoverNotBefore: "2020-06-01T00:00:00.000Z" } });
+      await h.cp.lifecycle!.service.engine.cancel((behind.json.workflow as { id: string }).id, "test over");
+    } finally {
+      ports.clock = hostClock;
+    }
     // tenantctl move --not-before: the same reading, a usage error (exit 2) before anything is asked.
     expect(await tenantctl(["move", "freebie-one", "--to", "use1-02", "--not-before", "22:00"])).toEqual({
       code: 2, out: [], err: ['tenantctl: --not-before "22:00" is not an ISO 8601 date and time; e.g. 2026-04-01T22:00:00Z or 2026-04-02T00:00:00+02:00'],
@@ -388,5 +406,32 @@ describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
     const again = await page(`/console/workflows/${rotate.id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.text).toContain("The rotate workflow of tenant freebie-one is already cancelled: there is nothing to cancel.");
+
+    // A waiting workflow says when it wakes and why.
+    const second = await h.cp.lifecycle!.service.requestRotate("freebie-one");
+    await h.cp.db.pool.query("UPDATE lifecycle_workflows SET state = 'waiting', wake_at = '2030-01-01T00:15:00Z', note = 'cutover not before 2030-01-01T01:00:00.000Z' WHERE id = $1", [second.id]);
+    expect((await page(`/console/workflows/${second.id}`)).text).toContain('<p class="wakes">Wakes 2030-01-01 00:15:00 UTC: cutover not before 2030-01-01T01:00:00.000Z</p>');
+    // Its worker holds the tenant's lock (a step runs): the console's cancel is recorded and the page says it is cancelling.
+    const holder = new pg.Client({ connectionString: h.config.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1)", [tenantLockKey("freebie-one")]);
+      const confirm2 = await page(`/console/workflows/${second.id}/cancel`);
+      const posted = await fetch(`${h.baseUrl}/console/workflows/${second.id}/cancel`, {
+        method: "POST", redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+        body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(confirm2.text)![1]! }),
+      });
+      expect([posted.status, posted.headers.get("location")]).toEqual([303, `/console/workflows/${second.id}`]);
+      const shown = (await page(`/console/workflows/${second.id}`)).text;
+      expect(shown).toMatch(/<p class="cancelling">Cancelling: asked \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC; it ends cancelled once its worker takes it up\.<\/p>/);
+      expect(shown).not.toContain("Cancel this workflow");
+      expect(shown).not.toContain('class="wakes"');
+      await holder.query("SELECT pg_advisory_unlock($1)", [tenantLockKey("freebie-one")]);
+      expect(await h.cp.lifecycle!.service.engine.run(second.id)).toEqual({ id: second.id, state: "cancelled", step: null });
+      expect(await h.cp.lifecycle!.service.engine.get(second.id)).toMatchObject({ note: expect.stringMatching(/^cancelled by api key test \(console session [0-9a-f]+\)$/) });
+    } finally {
+      await holder.end();
+    }
   });
 });

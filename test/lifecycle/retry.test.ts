@@ -133,10 +133,12 @@ describe("tenantctl retry", () => {
     // tenantctl workflows lists them, newest first, and filters.
     const listed = await run(["workflows", "--tenant", s.tenant], url);
     expect(listed.code).toBe(0);
-    expect(lines(listed)[0]).toMatch(/^ID +KIND +TENANT +STATE +STEP +UPDATED +LAST ERROR$/);
+    expect(lines(listed)[0]).toMatch(/^ID +KIND +TENANT +STATE +STEP +WAKES +UPDATED +LAST ERROR$/);
     expect(lines(listed).slice(1).map((l) => l.split(/ +/).slice(0, 4))).toEqual([[resume.id, "resume", s.tenant, "cancelled"], [wf.id, "suspend", s.tenant, "succeeded"]]);
     const json = await run(["workflows", "--tenant", s.tenant, "--state", "succeeded", "--json"], url);
-    expect(JSON.parse(json.out.join("\n"))).toEqual([{ id: wf.id, kind: "suspend", tenant: s.tenant, state: "succeeded", step: null, lastError: null, updatedAt: expect.any(String) }]);
+    expect(JSON.parse(json.out.join("\n"))).toEqual([
+      { id: wf.id, kind: "suspend", tenant: s.tenant, state: "succeeded", step: null, lastError: null, wakeAt: null, note: null, cancelRequestedAt: null, updatedAt: expect.any(String) },
+    ]);
     expect((await run(["workflows", "--state", "failed", "--tenant", s.tenant], url)).out).toEqual(["no workflows match"]);
     expect((await run(["workflows", "--state", "broken"], url)).code).toBe(2);
     expect((await run(["workflows", "--tenant", "Not_A_Tenant"], url)).code).toBe(2);

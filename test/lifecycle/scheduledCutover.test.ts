@@ -9,6 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { afterCancel } from "../../automation/lifecycle/afterCancel.ts";
+import { listWorkflows } from "../../automation/lifecycle/listWorkflows.ts";
+import { formatWorkflows } from "../../cli/commands/workflows.ts";
 import { slotName } from "../../automation/lifecycle/pg/cdc/slot.ts";
 import { CATCH_UP_INTERVAL_MS } from "../../automation/lifecycle/workflows/cutover.ts";
 import { requireFleet } from "../../infra/model/fleet.ts";
@@ -102,6 +104,13 @@ describe("a scheduled cell move", () => {
       // Copied, then waiting for the time: woken every CATCH_UP_INTERVAL_MS (15 min) to apply the stream, last at the time itself.
       expect(await s.service.engine.run(wf.id)).toEqual({ id: wf.id, state: "waiting", step: "cutover.window", wakeAt: minutes(15) });
       expect(await notSwitched()).toEqual(before);
+      // tenantctl workflows shows when it wakes next and what it waits for.
+      const listed = await listWorkflows(s.pool, { tenantId: s.tenant, limit: 5 });
+      expect(listed).toEqual([expect.objectContaining({ id: wf.id, state: "waiting", currentStep: "cutover.window", wakeAt: minutes(15), note: `cutover not before ${at.toISOString()}; the change stream is applied meanwhile`, cancelRequestedAt: null })]);
+      const table = formatWorkflows(listed, false).split("\n");
+      expect(table[0]).toMatch(/^ID +KIND +TENANT +STATE +STEP +WAKES +UPDATED +LAST ERROR$/);
+      expect(table[1]!.split(/ {2,}/).slice(3, 6)).toEqual(["waiting", "cutover.window", `${minutes(15).toISOString()} (cutover not before ${at.toISOString()}; the change stream is applied meanwhile)`]);
+      expect(JSON.parse(formatWorkflows(listed, true))).toEqual([expect.objectContaining({ wakeAt: minutes(15).toISOString(), note: `cutover not before ${at.toISOString()}; the change stream is applied meanwhile` })]);
       const w = await connect(s.cell, { user: ident, password: TENANT_PASSWORD });
       await w.query(`INSERT INTO ${qi(ident)}.customers (email, name) VALUES ('while-waiting@example.com', 'waiting')`);
       await w.end();

@@ -80,7 +80,7 @@ ${steps && steps.length > 0 ? html`<ol class="steps">${steps.map((st) => html`<l
 ${w.wakeAt && ["running", "waiting"].includes(w.state) && !w.cancelRequestedAt ? html`<p class="wakes">Wakes ${when(w.wakeAt)}${w.note ? html`: ${w.note}` : ""}</p>` : ""}
 ${w.state === "failed" ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/retry">Retry this workflow</a></p>` : ""}
 ${w.cancelRequestedAt && ["pending", "running", "waiting"].includes(w.state)
-    ? html`<p class="cancelling">Cancelling: asked ${when(w.cancelRequestedAt)}; it ends cancelled once <code>${w.currentStep ?? "its step"}</code> has stopped.</p>`
+    ? html`<p class="cancelling">Cancelling: asked ${when(w.cancelRequestedAt)}; it ends cancelled once ${w.currentStep ? html`<code>${w.currentStep}</code> has stopped` : "its worker takes it up"}.</p>`
     : ["pending", "running", "waiting"].includes(w.state) ? html`<p><a class="button" href="/console/workflows/${enc(w.id)}/cancel">Cancel this workflow</a></p>` : ""}
 </section>`;
 }

@@ -74,7 +74,8 @@ export function workflowRoutes(ctx: RouteContext) {
       if (notBefore !== undefined) {
         try {
           if (typeof notBefore !== "string") throw new CutoverTimeError(`cutoverNotBefore must be a string; got ${JSON.stringify(notBefore)}`);
-          cutoverNotBefore = parseCutoverTime(notBefore, new Date(), "cutoverNotBefore");
+          // Against the clock the engine waits by (the lifecycle ports'), not this host's.
+          cutoverNotBefore = parseCutoverTime(notBefore, lifecycle.now(), "cutoverNotBefore");
         } catch (err) {
           if (err instanceof CutoverTimeError) throw new HttpError(400, err.message);
           throw err;
