@@ -28,6 +28,7 @@ import { startBoss } from "./queue.ts";
 import { DeploymentsRunner, LocalAutomationRunner, type Runner } from "./runs/runner.ts";
 import { RunStore } from "./runs/store.ts";
 import { RolloutEngine } from "./rollouts/engine.ts";
+import { pinRunProgram, programsInUse } from "./rollouts/inForce.ts";
 import { runStorePort } from "./rollouts/runPort.ts";
 import { RolloutService } from "./rollouts/service.ts";
 import { Ticker } from "./ticker.ts";
@@ -66,6 +67,8 @@ export interface ControlPlaneDeps {
   regionOf?: (stack: string) => string;
   /** How long a run's takeover lets a dead attempt's Pulumi CLI run (default DEFAULT_LEFTOVER_CLI; tests use less). */
   leftoverCli?: LeftoverCliOptions;
+  /** false: runs outside rollouts apply the head as it is instead of their stack's program in force (tests' negative controls). */
+  pinPrograms?: boolean;
 }
 
 export interface StartOptions {
@@ -153,6 +156,8 @@ export class ControlPlane {
       heartbeatSeconds: config.heartbeatSeconds,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
       ...(deps.leftoverCli ? { leftoverCli: deps.leftoverCli } : {}),
+      // A run outside a rollout applies the program in force for its stack (docs/rollouts.md).
+      ...(deps.pinPrograms === false ? {} : { pinProgram: (run: { runId: string; stack: string; head: string }) => pinRunProgram(db.pool, run) }),
       // New tenant schemas start at the template version; needs the tenant databases (lifecycle settings).
       afterUp: (run) => this.newSchemas?.afterUp(run) ?? Promise.resolve(undefined),
     });
@@ -166,13 +171,12 @@ export class ControlPlane {
         clearTimeout(this.bakeTimer);
         this.bakeTimer = setTimeout(() => this.rolloutWorker.poke(), Math.ceil(ms) + 5).unref();
       },
-      // The composed commits of an ended rollout need no ref any more (GitWriter.releaseComposed),
-      // unless another rollout of the same commit is still active.
+      // A rollout's end changes the programs in force: the refs keeping the composed commits of
+      // programs no stack runs any more (and no run or rollout uses) go (GitWriter.releaseComposed).
       onEnd: (r) => {
-        void db.pool
-          .query<{ n: string }>("SELECT count(*) AS n FROM rollouts WHERE commit = $1 AND state IN ('waiting', 'running', 'paused', 'halted')", [r.commit])
-          .then(async ({ rows }) => (Number(rows[0]!.n) === 0 ? writer.releaseComposed(r.commit) : []))
-          .catch((err: unknown) => log.warn({ rolloutId: r.id, err: { message: (err as Error).message } }, "dropping the refs of the rollout's composed commits failed; they stay until the next rollout of its commit ends"));
+        void programsInUse(db.pool)
+          .then((needed) => writer.releaseComposed(needed))
+          .catch((err: unknown) => log.warn({ rolloutId: r.id, err: { message: (err as Error).message } }, "dropping the refs of composed commits no longer in force failed; the next rollout's end tries again"));
       },
     });
     this.rollouts = new RolloutService(rolloutEngine, config.repoDir, (commit) => writer.commitOnBranch(commit));

@@ -1,13 +1,27 @@
 /**
  * Composed run commits (docs/rollouts.md, "Which commit a run applies"): the program (everything
- * but tenants/ and stacks/) of a pinned commit with the fleet files of the main branch's head,
- * committed on no branch, and the refs that keep those commits from git gc.
+ * but tenants/ and stacks/) of a pinned program commit with the fleet files of a main-branch commit
+ * (the head a run read), committed on no branch, and the refs that keep those commits from git gc.
+ *
+ * One ref per program commit, `refs/tenancy/programs/<program commit>`, whatever the number of
+ * stacks pinned to it: each composition of a program is committed with the head as its first
+ * parent and the program's previous composition (the ref's old value) as its second, and the ref
+ * moves to it by compare-and-swap. Every composition of a program so stays reachable from that one
+ * ref (a run taken over applies the commit it recorded, however old), the ref only ever moves
+ * forward (pushing it to a remote is a fast-forward), and dropping the ref when no stack's program
+ * in force is that program any more releases them all (release).
  */
 import { STACKS_DIR, TENANTS_DIR } from "../../infra/model/fleetFiles/index.ts";
 import type { GitRepo } from "./repo.ts";
 
-/** Refs keeping a rollout's composed commits reachable: `<prefix><program commit>/<composed commit>`. */
-export const COMPOSED_REFS = "refs/tenancy/rollouts/";
+/** The ref keeping the compositions of a program commit reachable: `<prefix><program commit>`. */
+export const PROGRAM_REFS = "refs/tenancy/programs/";
+/** Refs of earlier versions, one per composed commit: `<prefix><program commit>/<composed commit>`; dropped by release. */
+export const LEGACY_COMPOSED_REFS = "refs/tenancy/rollouts/";
+const ZERO = "0".repeat(40);
+const FULL_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+/** Compare-and-swap attempts of a program's ref (each lost only to another composition of the same program). */
+const REF_ATTEMPTS = 8;
 
 export interface ComposedCommitsOptions {
   repo: GitRepo;
@@ -18,37 +32,25 @@ export interface ComposedCommitsOptions {
 }
 
 export class ComposedCommits {
-  /** Composed run commits by `${program}:${head}` (compose), the newest 16. */
+  /** Composed run commits by `${program}:${fleet}` (compose), the newest 16. */
   private composed = new Map<string, Promise<string>>();
 
   constructor(private readonly opts: ComposedCommitsOptions) {}
 
-  /** The head's fleet files over the program of `program` (GitWriter.checkout); `name` names the run in errors and messages. */
-  async compose(name: string, program: string): Promise<string> {
-    const { repo } = this.opts;
-    const head = await this.opts.head();
-    const programSha = program === head ? head : await repo.resolve(program);
-    if (!programSha) {
-      throw new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; the rollout's commit must be on the ${this.opts.branch()} branch the control plane commits to`);
-    }
-    if (programSha === head) return head;
-    // A wave's runs share one (program, head) pair: compose it once (a handful of git processes).
-    const key = `${programSha}:${head}`;
+  /**
+   * The fleet files (tenants/, stacks/) of `fleet` (default: the head) over the program of
+   * `program` (GitWriter.checkout); `fleet` itself when its program is `program`'s, so composing a
+   * composed commit of `program` again returns it. `name` names the run in errors and messages.
+   */
+  async compose(name: string, program: string, fleet?: string): Promise<string> {
+    const from = fleet ?? (await this.opts.head());
+    if (program === from) return from;
+    // A wave's runs share one (program, head) pair, so do the runs of one tenant change at the
+    // same pin: decide and compose it once per process.
+    const key = `${program}:${from}`;
     let composed = this.composed.get(key);
     if (!composed) {
-      composed = repo
-        .composeCommit(
-          programSha,
-          head,
-          [TENANTS_DIR, STACKS_DIR],
-          `saas-tenancy control plane: program of ${programSha.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${head.slice(0, 12)} (first for ${name})\n`,
-        )
-        .then(async (sha) => {
-          // On no branch, the composed commit would be pruned by git gc (after gc.pruneExpire, two
-          // weeks by default) while runs still use it: a ref keeps it until the rollout ends.
-          if (sha !== head) await repo.run(["update-ref", `${COMPOSED_REFS}${programSha}/${sha}`, sha]);
-          return sha;
-        });
+      composed = this.decide(name, program, from);
       composed.catch(() => this.composed.delete(key));
       this.composed.set(key, composed);
       if (this.composed.size > 16) this.composed.delete(this.composed.keys().next().value!);
@@ -56,16 +58,65 @@ export class ComposedCommits {
     return composed;
   }
 
-  /**
-   * Drops the refs that kept the composed commits of `programCommit`'s rollout (compose): called
-   * when the rollout ends. Commits a run recorded stay in the run records; git gc may prune them.
-   */
-  async release(programCommit: string): Promise<string[]> {
+  /** `from` when its program is `program`'s (one git process for full commit ids), else a composition. */
+  private async decide(name: string, program: string, from: string): Promise<string> {
     const { repo } = this.opts;
-    const prefix = `${COMPOSED_REFS}${programCommit}/`;
-    const refs = (await repo.run(["for-each-ref", "--format=%(refname)", prefix])).stdout.split("\n").filter(Boolean);
-    for (const ref of refs) await repo.run(["update-ref", "-d", ref]);
-    for (const key of [...this.composed.keys()]) if (key.startsWith(`${programCommit}:`)) this.composed.delete(key);
-    return refs;
+    const programSha = FULL_ID.test(program) ? program : await repo.resolve(program);
+    const fromSha = FULL_ID.test(from) ? from : await repo.resolve(from);
+    const missing = () => new Error(`${name}: the program commit ${program} is not in the working copy ${this.opts.repoDir}; a program a run is pinned to must be a commit of the ${this.opts.branch()} branch the control plane commits to`);
+    if (!programSha) throw missing();
+    if (!fromSha) throw new Error(`${name}: the commit ${from} whose fleet files the run applies is not in the working copy ${this.opts.repoDir}`);
+    // The common case outside a program change: the same program, nothing to compose.
+    const same = await repo.run(["diff-tree", "-r", "--quiet", programSha, fromSha, "--", ".", `:(exclude)${TENANTS_DIR}`, `:(exclude)${STACKS_DIR}`], { okCodes: [1, 128] });
+    if (same.code === 128) {
+      if (!(await repo.resolve(programSha))) throw missing();
+      throw new Error(`${name}: comparing the programs of ${programSha.slice(0, 12)} and ${fromSha.slice(0, 12)} failed: ${same.stderr.trim()}`);
+    }
+    return same.code === 0 ? fromSha : this.commit(name, programSha, fromSha);
+  }
+
+  private async commit(name: string, program: string, fromCommit: string): Promise<string> {
+    const { repo } = this.opts;
+    const tree = await repo.composeTree(program, fromCommit, [TENANTS_DIR, STACKS_DIR]);
+    const ref = `${PROGRAM_REFS}${program}`;
+    const message = `saas-tenancy control plane: program of ${program.slice(0, 12)}, ${TENANTS_DIR}/ and ${STACKS_DIR}/ of ${fromCommit.slice(0, 12)} (first for ${name})\n`;
+    for (let attempt = 1; ; attempt++) {
+      const tip = await repo.resolve(ref);
+      // The same composition made before (another process, or before a restart): the same commit.
+      if (tip && (await repo.out(["rev-parse", `${tip}^{tree}`, `${tip}^1`])) === `${tree}\n${fromCommit}`) return tip;
+      const sha = await repo.out(["commit-tree", tree, "-p", fromCommit, ...(tip ? ["-p", tip] : []), "-F", "-"], { input: message });
+      // On no branch, the composed commit would be pruned by git gc (after gc.pruneExpire, two weeks
+      // by default) while runs still use it: the program's ref keeps it.
+      const moved = await repo.run(["update-ref", ref, sha, tip ?? ZERO], { okCodes: [1, 128] });
+      if (moved.code === 0) return sha;
+      if (attempt >= REF_ATTEMPTS) throw new Error(`${name}: could not move ${ref} to the composed commit ${sha.slice(0, 12)} after ${attempt} attempts: ${moved.stderr.trim()}`);
+    }
+  }
+
+  /** The program commits whose compositions a ref keeps (PROGRAM_REFS and the legacy refs). */
+  async kept(): Promise<Map<string, string[]>> {
+    const out = (await this.opts.repo.run(["for-each-ref", "--format=%(refname)", PROGRAM_REFS, LEGACY_COMPOSED_REFS])).stdout.split("\n").filter(Boolean);
+    const byProgram = new Map<string, string[]>();
+    for (const ref of out) {
+      const program = ref.startsWith(PROGRAM_REFS) ? ref.slice(PROGRAM_REFS.length) : ref.slice(LEGACY_COMPOSED_REFS.length).split("/")[0]!;
+      byProgram.set(program, [...(byProgram.get(program) ?? []), ref]);
+    }
+    return byProgram;
+  }
+
+  /**
+   * Drops the refs of every program commit not in `needed` (the programs in force and those of
+   * queued and running runs: automation/rollouts/inForce.ts), so git gc may prune their
+   * compositions; returns the refs dropped. Run records keep the commit ids.
+   */
+  async release(needed: ReadonlySet<string>): Promise<string[]> {
+    const dropped: string[] = [];
+    for (const [program, refs] of await this.kept()) {
+      if (needed.has(program)) continue;
+      for (const ref of refs) await this.opts.repo.run(["update-ref", "-d", ref]);
+      dropped.push(...refs);
+      for (const key of [...this.composed.keys()]) if (key.startsWith(`${program}:`)) this.composed.delete(key);
+    }
+    return dropped;
   }
 }

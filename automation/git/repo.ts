@@ -234,13 +234,12 @@ export class GitRepo {
   }
 
   /**
-   * A commit whose tree is `base`'s with the directories `dirs` replaced by theirs in `from`
-   * (a directory absent from `from` is absent from the result), child of `from`, on no branch.
-   * Built in a throwaway index (read-tree, rm --cached, read-tree --prefix, write-tree), so the
-   * repository's own index and working tree are never touched. When the tree equals `from`'s,
-   * `from` itself is returned: nothing is composed.
+   * The tree of `base` with the directories `dirs` replaced by theirs in `from` (a directory absent
+   * from `from` is absent from the result), written to the object store. Built in a throwaway index
+   * (read-tree, rm --cached, read-tree --prefix, write-tree), so the repository's own index and
+   * working tree are never touched.
    */
-  async composeCommit(base: string, from: string, dirs: readonly string[], message: string): Promise<string> {
+  async composeTree(base: string, from: string, dirs: readonly string[]): Promise<string> {
     const index = join(tmpdir(), `tenancy-compose-${randomUUID()}.index`);
     const env = { GIT_INDEX_FILE: index };
     try {
@@ -250,9 +249,7 @@ export class GitRepo {
         const sub = await this.run(["rev-parse", "--verify", "--quiet", `${from}:${d}`], { okCodes: [1, 128] });
         if (sub.code === 0) await this.run(["read-tree", `--prefix=${d}/`, sub.stdout.trim()], { env });
       }
-      const tree = await this.out(["write-tree"], { env });
-      if (tree === (await this.out(["rev-parse", `${from}^{tree}`]))) return await this.out(["rev-parse", `${from}^{commit}`]);
-      return await this.out(["commit-tree", tree, "-p", from, "-F", "-"], { input: message });
+      return await this.out(["write-tree"], { env });
     } finally {
       rmSync(index, { force: true });
     }

@@ -186,14 +186,16 @@ export class GitWriter {
    * and shared by every run at it (treeCache.ts): the run's directory is an overlay whose only
    * files of its own are the config files of `stacks` (the Pulumi CLI may write them).
    *
-   * With `program` (a rollout's commit) and no `commit`: the program of `program` with the fleet
-   * files (tenants/, stacks/) of the head, composed into a commit of its own on no branch
-   * (GitRepo.composeCommit; the head itself when its program is that commit's), so a program
-   * committed after the rollout never reaches its later waves while tenants created or changed
-   * meanwhile are kept (a cell's run at the rollout's whole tree would delete them).
+   * With `program` (the run's pinned program: a rollout's commit, or the program in force for the
+   * stack, automation/rollouts/inForce.ts) and no `commit`: the program of `program` with the fleet
+   * files (tenants/, stacks/) of `fleet` (default: the head), composed into a commit of its own on
+   * no branch (composed.ts; `fleet` itself when its program is that commit's, so composing a
+   * recorded composed commit again returns it), so a program committed after the pin never reaches
+   * the stack while tenants created or changed meanwhile are kept (a cell's run at the pinned
+   * commit's whole tree would delete them).
    */
-  async checkout(name: string, commit?: string, program?: string, stacks: readonly string[] = []): Promise<Checkout> {
-    const sha = commit ?? (program ? await this.composed.compose(name, program) : await this.head());
+  async checkout(name: string, commit?: string, program?: string, stacks: readonly string[] = [], fleet?: string): Promise<Checkout> {
+    const sha = commit ?? (program ? await this.composed.compose(name, program, fleet) : await this.head());
     const lease = await this.trees.acquire(name, sha, stacks);
     return { dir: lease.dir, commit: sha, release: () => lease.release() };
   }
@@ -232,11 +234,11 @@ export class GitWriter {
   }
 
   /**
-   * Drops the refs that kept the composed commits of `programCommit`'s rollout (composed.ts):
-   * called when the rollout ends.
+   * Drops the refs keeping the composed commits of programs not in `needed` (composed.ts); called
+   * when a rollout ends with the programs still in force (automation/rollouts/inForce.ts).
    */
-  releaseComposed(programCommit: string): Promise<string[]> {
-    return this.composed.release(programCommit);
+  releaseComposed(needed: ReadonlySet<string>): Promise<string[]> {
+    return this.composed.release(needed);
   }
 
   // --- session preparation -------------------------------------------------------------------

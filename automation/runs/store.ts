@@ -144,7 +144,7 @@ export interface RunRecord {
   /** The internal API keys whose requests this run serves (docs/security.md). */
   apiKeys: string[];
   commit: string | null;
-  /** The program revision the run applies (a rollout's commit); null: the head as it is. */
+  /** The program revision the run applies (a rollout's commit, or the program in force for its stack recorded when the run starts: automation/rollouts/inForce.ts); null: not pinned (queued, or no pin configured: the head as it is). */
   programCommit: string | null;
   attempts: number;
   attemptLog: AttemptRecord[];

@@ -46,6 +46,12 @@ export interface RunWorkerOptions {
    * output as `schemas`; a throw fails the run with its message. Runs again when a run is taken over.
    */
   afterUp?: (run: { runId: string; stack: string; workDir: string; commit: string }) => Promise<unknown>;
+  /**
+   * Pins a run that has no program commit (not a rollout's) to the program in force for its stack
+   * and returns it (automation/rollouts/inForce.ts); `head` is the head the run's claim read.
+   * Absent: such runs apply the head as it is.
+   */
+  pinProgram?: (run: { runId: string; stack: string; head: string }) => Promise<string>;
   /** How long a takeover lets a dead attempt's CLI run before interrupting it (default DEFAULT_LEFTOVER_CLI). */
   leftoverCli?: LeftoverCliOptions;
 }
@@ -269,12 +275,19 @@ export class RunWorker {
       // head's fleet files (GitWriter.checkout).
       // The stacks whose config files the CLI may write get copies of their own (GitWriter.checkout).
       const ownStacks = [stack, ...(operation === "move" && typeof run.options.source === "string" ? [run.options.source] : [])];
-      // A commit recorded by the claim (the head it read) or by the dead attempt is the one applied.
-      const recorded = run.commit && (recovering || !run.programCommit) ? run.commit : undefined;
-      checkout = await writer.checkout(`run-${runId}-${attempt}`, recorded, run.programCommit ?? undefined, ownStacks);
-      if (runner.kind === "deployments" && run.programCommit && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
+      // A run that is not a rollout's is pinned to the program in force for its stack
+      // (pinProgram), with the fleet files of the head its claim read; a pinned run taken over
+      // composes its recorded commit again, which returns that same commit (GitWriter.checkout).
+      let program = run.programCommit ?? undefined;
+      if (this.opts.pinProgram && !program) {
+        program = await this.opts.pinProgram({ runId, stack, head: run.commit ?? (await writer.head()) });
+      }
+      // Unpinned (no pinProgram): a commit recorded by the claim (the head it read) or by the dead attempt is the one applied.
+      const recorded = !program && run.commit ? run.commit : undefined;
+      checkout = await writer.checkout(`run-${runId}-${attempt}`, recorded, program, ownStacks, program ? (run.commit ?? undefined) : undefined);
+      if (runner.kind === "deployments" && program && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
         throw new Error(
-          `run ${runId} applies the program of ${run.programCommit.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +
+          `run ${runId} applies the program of ${program.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +
             "which exists only in the control plane's working copy and which Pulumi Deployments cannot clone; run rollouts with TENANCY_RUNNER=local, or let one rollout finish before the next program change lands (docs/rollouts.md)",
         );
       }

@@ -38,7 +38,7 @@ const get = async (id: string) => (await h.api("GET", `/api/rollouts/${id}`)).js
 const runOf = async (runId: string) =>
   (await h.cp.db.pool.query<{ commit_sha: string; program_commit: string | null; state: string }>("SELECT commit_sha, program_commit, state FROM runs WHERE id = $1", [runId])).rows[0]!;
 const lastUpdate = (stack: string) => stackState(h.stateDir, stack)?.updates.at(-1);
-const composedRefs = () => h.repo.git("for-each-ref", "--format=%(refname)", "refs/tenancy/rollouts/").trim();
+const composedRefs = () => h.repo.git("for-each-ref", "--format=%(refname)", "refs/tenancy/").trim();
 
 describe("a rollout applies its own commit's program", () => {
   it("a program committed after the rollout started never reaches its later rings; tenants committed meanwhile do", async () => {
@@ -97,16 +97,18 @@ describe("a rollout applies its own commit's program", () => {
     expect(early.length).toBeGreaterThan(2);
     for (const s of early) expect(await runOf(s.runId!)).toMatchObject({ commit_sha: x, program_commit: x });
 
-    // Negative control: a run that is not a rollout's applies the head as it is, program Y.
+    // A run that is not a rollout's applies the program in force for its stack, X (the rollout
+    // reached it), not the head's Y: the composed commit of the rollout's runs at the same head.
     const [plain] = await h.cp.runs.enqueueAll([LATE_CELL], { reason: "test: a tenant change" });
     await waitFor("the plain run to finish", async () => ((await runOf(plain!.runId)).state === "succeeded" ? true : undefined), 30_000);
-    expect(await runOf(plain!.runId)).toMatchObject({ commit_sha: y, program_commit: null });
-    expect(lastUpdate(LATE_CELL)?.program).toBe(programY);
-    // The rollout ended: the refs that kept its composed commits from git gc are gone.
-    await waitFor("the composed commits' refs to be dropped", async () => (composedRefs() === "" ? true : undefined), 10_000);
+    const lateRun = await runOf(done.waves.flatMap((w) => w.stacks).find((s) => s.stack === LATE_CELL)!.runId!);
+    expect(await runOf(plain!.runId)).toMatchObject({ commit_sha: lateRun.commit_sha, program_commit: x });
+    expect(lastUpdate(LATE_CELL)?.program).toBe(programX);
+    // The rollout ended, and X is in force for every stack: the one ref keeping its compositions stays.
+    expect(composedRefs()).toBe(`refs/tenancy/programs/${x}`);
   }, 180_000);
 
-  it("a rollout's composed commits survive git gc --prune=now while it is active; its refs go when it ends", async () => {
+  it("a program's composed commits survive git gc --prune=now while a stack runs it; the ref goes when none does", async () => {
     // The commit before program Y: its program differs from the head's, so its runs use a composed commit.
     const programY = h.repo.git("log", "--format=%H", "-1", "--", "Pulumi.yaml").trim();
     const older = h.repo.git("rev-parse", `${programY}~1`).trim();
@@ -128,16 +130,30 @@ describe("a rollout applies its own commit's program", () => {
     expect(composed.size).toBe(1);
     const [sha] = [...composed];
     expect(h.repo.git("branch", "--contains", sha!).trim()).toBe("");
-    expect(composedRefs()).toBe(`refs/tenancy/rollouts/${older}/${sha}`);
+    // The commit before Y is X, the first test's rollout: its one ref, whose composition at the
+    // same head the runs found again rather than committing another.
+    const head = h.repo.git("rev-parse", "HEAD").trim();
+    expect(composedRefs()).toBe(`refs/tenancy/programs/${older}`);
+    expect(h.repo.git("rev-parse", `refs/tenancy/programs/${older}`).trim()).toBe(sha);
     h.repo.git("gc", "--quiet", "--prune=now");
     expect(h.repo.git("cat-file", "-t", sha!).trim()).toBe("commit");
 
+    // Aborted: every stack still runs that program (the first test's rollout reached them all), so the ref stays.
     expect((await h.api("POST", `/api/rollouts/${id}/abort`)).status).toBe(200);
-    await waitFor("the composed commit's ref to be dropped", async () => (composedRefs() === "" ? true : undefined), 10_000);
-    // Negative control: without the ref, the same gc prunes it.
+    await waitFor("the rollout to end", async () => ((await get(id)).rollout.state === "aborted" ? true : undefined), 10_000);
+    h.repo.git("gc", "--quiet", "--prune=now");
+    expect(h.repo.git("cat-file", "-t", sha!).trim()).toBe("commit");
+    // A rollout of the head reaches every stack: no stack runs an older program, and the head's
+    // own program needs no composition, so no ref is left and the same gc prunes the commit.
+    delete h.fake.options.failures[CANARY];
+    const head2 = await h.api("POST", "/api/rollouts", { name: "the head", commit: head });
+    expect(head2.status).toBe(201);
+    const id2 = (head2.json as unknown as View).rollout.id;
+    await waitFor("the head's rollout to succeed", async () => ((await get(id2)).rollout.state === "succeeded" ? true : undefined), 90_000);
+    await waitFor("the composed commits' refs to be dropped", async () => (composedRefs() === "" ? true : undefined), 10_000);
     h.repo.git("gc", "--quiet", "--prune=now");
     expect(() => h.repo.git("cat-file", "-t", sha!)).toThrow();
-  }, 120_000);
+  }, 180_000);
 
   it("refuses a commit that is not on the main branch, naming it", async () => {
     const main = h.repo.git("rev-parse", "HEAD").trim();

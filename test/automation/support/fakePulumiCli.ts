@@ -64,6 +64,13 @@ export interface FakePulumiOptions {
    */
   drift?: Record<string, { tenant: string; diffs: string[] }[]>;
   /**
+   * `preview --refresh` also plans every tenant resource of a stack as an update of `program` when
+   * the checkout's Pulumi.yaml is not the one the stack's last update ran: what a real preview with
+   * another program than the deployed one shows (the engine diffs the program's resources against
+   * the state), though this double compares one file only.
+   */
+  programDrift?: boolean;
+  /**
    * `state move` prints its plan and exits 0 but saves neither stack: a CLI or backend that lost
    * the move, which the runner's check afterwards must catch.
    */
@@ -109,6 +116,8 @@ export interface FakeStackState {
     /** sha256 of the checkout's Pulumi.yaml (local runs): which program revision the update ran. */
     program?: string;
   }[];
+  /** Previews of a stack that has a state (drift checks), with the sha256 of the checkout's Pulumi.yaml. */
+  previews?: { at: string; refresh: boolean; program: string | null }[];
 }
 
 export interface FakeResult {
@@ -341,7 +350,7 @@ export async function runFakePulumi(argsIn: readonly string[], cwd: string, opts
   }
   if (cmd === "state" && sub === "move") return stateMove(args.slice(2), opts);
   if (cmd === "up" || cmd === "destroy") return operation(cmd, args, cwd, stack, opts, io, readState, writeState);
-  if (cmd === "preview") return preview(args, cwd, stack, opts, io);
+  if (cmd === "preview") return preview(args, cwd, stack, opts, io, readState, writeState);
   return ok();
 }
 
@@ -553,13 +562,24 @@ async function applyTenantRoles(url: string, stack: string, rendered: readonly T
  * declared drift for it. Without --refresh the state is not compared with the cloud, so no drift
  * can show (as with the real CLI).
  */
-async function preview(args: readonly string[], cwd: string, stack: string | undefined, opts: FakePulumiOptions, io: Io): Promise<FakeResult> {
+async function preview(
+  args: readonly string[], cwd: string, stack: string | undefined, opts: FakePulumiOptions, io: Io,
+  readState: () => FakeStackState | undefined, writeState: (s: FakeStackState) => void,
+): Promise<FakeResult> {
   if (!stack) return fail("error: no stack selected\n");
   const { loadFleet, tenantsOfStack } = await import("../../../infra/model/fleet.ts");
   const { fleet } = loadFleet({ projectDir: cwd });
   if (!fleet) return fail("error: program failed: problems in tenant/stack files\n");
   const refresh = args.includes("--refresh");
   const drifted = new Map((refresh ? (opts.drift?.[stack] ?? []) : []).map((d) => [d.tenant, d.diffs]));
+  const projectFile = join(cwd, "Pulumi.yaml");
+  const program = existsSync(projectFile) ? createHash("sha256").update(readFileSync(projectFile)).digest("hex") : null;
+  const state = readState();
+  const deployed = state?.updates.findLast((u) => u.kind === "update")?.program;
+  if (refresh && opts.programDrift && deployed && program !== deployed) {
+    for (const t of tenantsOfStack(fleet, stack)) drifted.set(t.id, [...(drifted.get(t.id) ?? []), "program"]);
+  }
+  if (state) writeState({ ...state, previews: [...(state.previews ?? []), { at: new Date().toISOString(), refresh, program }] });
   // A declared drift names a resource of the stack even when its tenant files hold no such tenant (benchmarks' made-up stacks).
   const tenants = [...new Set([...tenantsOfStack(fleet, stack).map((t) => t.id), ...drifted.keys()])].sort();
   const duration = opts.durationMs?.[stack];
