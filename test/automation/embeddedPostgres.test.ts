@@ -18,6 +18,7 @@ import {
   blockedText, blockingDirectory, EmbeddedPostgresError, packagedBinaries, reachableTempDir, serverUser, type StatLike,
 } from "../../automation/db/pgAccess.ts";
 import { describeFailure } from "../../automation/failure.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 const root = userInfo().uid === 0;
 const cleanup: string[] = [];
@@ -140,8 +141,8 @@ describe("from a checkout the postgres user cannot enter", () => {
   }, 180_000);
 });
 
-function startChild(dir: string): Promise<{ child: ChildProcess; pid: number; url: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/embeddedChild.ts")], {
+async function startChild(dir: string): Promise<{ child: ChildProcess; pid: number; url: string }> {
+  const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/embeddedChild.ts"))], {
     env: { ...process.env, CHILD_DIR: dir },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -18,6 +18,7 @@ import { commandLog, installFakePulumiBinary, overlappingUpdates, stackLocks, st
 import { startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { subscriptionEvent } from "./support/stripe.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 let pg: TestPostgres;
 beforeAll(async () => {
@@ -41,7 +42,7 @@ interface Worker {
 
 /** A run worker process driving the executable double installed under `root`. */
 async function startWorker(h: Harness, root: string): Promise<Worker> {
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/runWorkerChild.ts")], {
+  const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/runWorkerChild.ts"))], {
     env: {
       ...process.env,
       TEST_LOG_LEVEL: "info",

@@ -12,6 +12,7 @@ import { CRASH_ENV } from "../../automation/crashPoints.ts";
 import { overlappingUpdates, stackState } from "./support/fakePulumi.ts";
 import { startHarness, waitFor } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 const STACKS = ["platform-us-east-1", "shared-prod-use1-01", "shared-prod-use1-02", "shared-staging-use1-01"];
 
@@ -38,7 +39,7 @@ it("a batch's runs are all updated after the process that fetched them is killed
   // Queued before the child starts: its first fetch finds all four.
   const queued = await h.cp.runs.enqueueAll(STACKS, { reason: "test: four stacks at once" });
   const ids = queued.map((r) => r.runId);
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/runWorkerChild.ts")], {
+  const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/runWorkerChild.ts"))], {
     env: {
       ...process.env,
       [CRASH_ENV]: "run.started",

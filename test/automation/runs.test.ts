@@ -10,6 +10,7 @@ import { commandLog, installFakePulumiBinary, stackLocks, stackState } from "./s
 import { count, startHarness, waitFor, type Harness } from "./support/harness.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { subscriptionEvent } from "./support/stripe.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 let pg: TestPostgres;
 beforeAll(async () => {
@@ -166,7 +167,7 @@ describe("a worker killed mid-run", () => {
   it("is taken over by another worker after its heartbeats stop, and the run completes", async () => {
     // No run workers in this process: the child process takes the job.
     const h = await startHarness({ pg, start: { reconciler: true, runs: false } });
-    const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/runWorkerChild.ts")], {
+    const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/runWorkerChild.ts"))], {
       env: {
         ...process.env,
         CHILD_INPUT: JSON.stringify({

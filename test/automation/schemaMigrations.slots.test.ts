@@ -23,6 +23,7 @@ import { SLOT_CLASS } from "../../automation/schemaMigrations/instanceSlots.ts";
 import { SchemaMigrator } from "../../automation/schemaMigrations/migrator.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
 import { provisionTenantsInDb, type DbRef } from "../lifecycle/tenantDb.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 const K = 4;
 const MARK = 7_220_041;
@@ -198,7 +199,7 @@ describe("at most K migrations at once on one database, across processes", () =>
         let tick: Promise<void> | undefined;
         const b = engine({ limit: true, slots });
         try {
-          child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/schemaEngineChild.ts")], {
+          child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/schemaEngineChild.ts"))], {
             env: { ...process.env, CHILD_INPUT: JSON.stringify({ control: controlConfig(), cell: cellConfig(), files: FILES, k: K, leaseMs: 1500, ...OPTS }) },
             stdio: ["ignore", "ignore", "inherit"],
           });

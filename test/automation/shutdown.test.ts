@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import { makeFixtureRepo, type FixtureRepo } from "./support/repo.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 let pgs: TestPostgres;
 let repo: FixtureRepo;
@@ -29,7 +30,7 @@ afterAll(async () => {
 
 /** Runs support/stopChild.ts; resolves to its stdout and exit code, or "alive" when it did not exit in time. */
 async function stopInChild(input: Record<string, unknown>): Promise<{ out: string; result: number | null | "alive" }> {
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "support/stopChild.ts")], {
+  const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/stopChild.ts"))], {
     env: { ...process.env, CHILD_INPUT: JSON.stringify(input) },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { startPostgres, type PgServer } from "../support/postgres.ts";
+import { childBundle } from "../support/childBundle.ts";
 
 let server: PgServer;
 let pool: pg.Pool;
@@ -39,7 +40,7 @@ afterAll(async () => {
 
 /** Runs durableChild.ts; with `hang`, SIGKILLs it once step two is in flight. Returns its stdout. */
 async function child(system: "engine" | "dbos", key: string, hang: boolean): Promise<{ stdout: string; signal: NodeJS.Signals | null; code: number | null }> {
-  const p = spawn(process.execPath, ["--import", "tsx", resolve(import.meta.dirname, "durableChild.ts")], {
+  const p = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "durableChild.ts"))], {
     env: { ...process.env, CHILD_INPUT: JSON.stringify({ system, databaseUrl, key, hang }) },
     stdio: ["ignore", "pipe", "pipe"],
   });

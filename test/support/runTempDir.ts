@@ -2,17 +2,26 @@
  * Vitest global set-up: one temporary directory per test run, removed when the run ends. Helpers
  * that make temporary fleets outside a test (module level, describe bodies, beforeAll) put them
  * here, because a forked test worker is stopped without its `exit` handlers running, which left
- * hundreds of infra-fleet-* directories in /tmp across runs.
+ * hundreds of infra-fleet-* directories in /tmp across runs. The run's bundles of test child
+ * processes (test/support/childBundle.ts) sit in the project, beside its node_modules, and go too.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join, resolve } from "node:path";
 
 export const RUN_TEMP_ENV = "TENANCY_TEST_RUN_TMP";
+
+/** Where the bundles of a run's test child processes live: under the project, so their package imports resolve. */
+export function runBundleDir(runDir: string): string {
+  return join(resolve(import.meta.dirname, "..", ".."), ".tmp", "test-bundles", basename(runDir));
+}
 
 export default function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), "tenancy-test-run-"));
   // Forked workers inherit the environment of the main process, which is set before they start.
   process.env[RUN_TEMP_ENV] = dir;
-  return () => rmSync(dir, { recursive: true, force: true });
+  return () => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(runBundleDir(dir), { recursive: true, force: true });
+  };
 }
