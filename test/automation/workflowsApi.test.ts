@@ -340,6 +340,35 @@ describe("POST /api/workflows/:id/cancel and tenantctl cancel", () => {
     // What a control plane killed during copy.data leaves: running at that step. Its clean-up drops the
     // capture slot on the cell left (use1-02), which this control plane's databases file does not name.
     await h.cp.db.pool.query("UPDATE lifecycle_workflows SET state = 'running', current_step = 'copy.data' WHERE id = $1", [move.id]);
+    // While a process runs that copy.data (it holds the tenant's lock): the cancel is recorded, 202, and the copy is to be stopped.
+    const holder = new pg.Client({ connectionString: h.config.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1)", [tenantLockKey("company-beta")]);
+      // Running its switch instead: refused, nothing recorded (the switch is not interrupted, and after it a cancel is refused).
+      await h.cp.db.pool.query("UPDATE lifecycle_workflows SET current_step = 'cutover.switch' WHERE id = $1", [move.id]);
+      const atSwitch = await h.api("POST", `/api/workflows/${move.id}/cancel`);
+      expect([atSwitch.status, atSwitch.json]).toEqual([409, {
+        error: {
+          message: `move workflow ${move.id} of tenant company-beta is running cutover.switch right now: that step is not interrupted, ` +
+            "and once it has completed the tenant serves from its new place and a cancel is refused; should it fail, cancel then",
+          state: "running",
+          step: "cutover.switch",
+        },
+      }]);
+      expect((await engine.get(move.id))!.cancelRequestedAt).toBeNull();
+      await h.cp.db.pool.query("UPDATE lifecycle_workflows SET current_step = 'copy.data' WHERE id = $1", [move.id]);
+      const asked = await h.api("POST", `/api/workflows/${move.id}/cancel`, { note: "wrong cell" });
+      expect([asked.status, asked.json.cancelling, asked.json.next]).toEqual([
+        202, { step: "copy.data", interrupting: true },
+        "step copy.data is being stopped (its database sessions are ended, what it had copied is rolled back); then the workflow's clean-up runs and it ends cancelled " +
+          `before any further step. GET /api/workflows/${move.id} (tenantctl workflows --tenant company-beta) shows when it has`,
+      ]);
+      expect(await tenantctl(["cancel", move.id])).toMatchObject({ code: 0, out: [`cancelling move workflow ${move.id} of tenant company-beta: stopping its running step copy.data`, expect.any(String)] });
+    } finally {
+      await holder.end();
+    }
+    // That process died (its lock went with it): a cancel now runs the clean-up itself.
     const cause = `${databasesFile} has no connection string for stack shared-prod-use1-02; add "shared-prod-use1-02": "postgres://..."`;
     const refused = await h.api("POST", `/api/workflows/${move.id}/cancel`);
     expect(refused.status).toBe(409);

@@ -1,5 +1,5 @@
 /**
- * An upgrade cancelled while its copy.data step copies a large table, on live PostgreSQL
+ * An upgrade (and a cell move) cancelled while its copy.data step copies a large table, on live PostgreSQL
  * (harness.ts says what is real and what stands in). The copy is held mid-stream by a proxy in
  * front of the cell (test/support/pgGate.ts: the cell's COPY of the large table stops after 256 KiB
  * until released), so the cancel lands while both COPY statements run. The cancel is asked of
@@ -7,8 +7,9 @@
  * the process running the step stops it: sessions ended on both servers, the target transaction
  * rolled back, then the upgrade's clean-up (slot and publication dropped) and state `cancelled`.
  * Negative control: the same step declared not interruptible runs to its end (the copy committed)
- * and the workflow ends cancelled only after it. Crash: the process dies as it learns of the cancel;
- * its next run ends the workflow cancelled instead of resuming the copy.
+ * and the workflow ends cancelled only after it. Crash: the process dies as it learns of the cancel
+ * (a request written without the NOTIFY: learnt by polling); its next run ends the workflow
+ * cancelled instead of resuming the copy.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,10 +18,11 @@ import { WorkflowEngine, type EngineHooks } from "../../automation/lifecycle/eng
 import { requestOnlyPorts } from "../../automation/lifecycle/requestPorts.ts";
 import { copyData } from "../../automation/lifecycle/workflows/cutover.ts";
 import { LIFECYCLE_WORKFLOWS } from "../../automation/lifecycle/workflows/registry.ts";
+import { moveWorkflow } from "../../automation/lifecycle/workflows/move.ts";
 import { upgradeWorkflow } from "../../automation/lifecycle/workflows/upgrade.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { startPgGate, type PgGate } from "../support/pgGate.ts";
-import { createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
+import { CELL, CELL2, createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { docOf, phaseOf, slotsOn, tenantLogin } from "./probes.ts";
 import { connect, createApplicationSchema, qi, type DbRef } from "./tenantDb.ts";
 
@@ -59,9 +61,9 @@ async function until<T>(read: () => Promise<T>, want: T): Promise<T> {
 const otherSessions = (db: DbRef) =>
   on(db, async (c) => (await c.query<{ q: string }>("SELECT left(query, 40) AS q FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY 1", [db.database])).rows.map((r) => r.q));
 
-/** Relations left in the tenant's schema on the dedicated database. */
-const dedicatedRelations = (s: Scenario) =>
-  on(s.ded, async (c) => Number((await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1", [pgTenantIdent(s.tenant)])).rows[0]!.n));
+/** Relations left in the tenant's schema where the copy goes. */
+const dedicatedRelations = (s: Scenario, kind: Kind = "upgrade") =>
+  on(destination(s, kind), async (c) => Number((await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1", [pgTenantIdent(s.tenant)])).rows[0]!.n));
 
 interface Gated {
   s: Scenario;
@@ -70,12 +72,19 @@ interface Gated {
   run: Promise<unknown>;
 }
 
-/** A scenario whose cell is reached through a gate; the upgrade started and held mid-copy of the large table. */
-async function gatedUpgrade(prefix: string, hooks?: EngineHooks): Promise<Gated> {
+type Kind = "upgrade" | "move";
+
+/** Where the copy goes: the dedicated database, or the cell a move goes to. */
+const destination = (s: Scenario, kind: Kind): DbRef => (kind === "move" ? s.cell2! : s.ded);
+
+/** A scenario whose cell is reached through a gate; the upgrade (or move) started and held mid-copy of the large table. */
+async function gatedCopy(prefix: string, hooks?: EngineHooks, kind: Kind = "upgrade"): Promise<Gated> {
   const gate = await startPgGate({ host: bench.cellServer.host, port: bench.cellServer.port }, /COPY "tenant_[^"]+"\."events" [^\0]*TO STDOUT/, ALLOW);
   const s = await createScenario(bench, { prefix }, {
     ...(hooks ? { hooks } : {}),
-    databases: (real) => ({ ...real, cell: async (env, cell) => ({ ...(await real.cell(env, cell)), host: gate.host, port: gate.port }) }),
+    secondCell: kind === "move",
+    // Only the cell left goes through the gate (a move's destination is on the other server).
+    databases: (real) => ({ ...real, cell: async (env, cell) => (cell === CELL ? { ...(await real.cell(env, cell)), host: gate.host, port: gate.port } : real.cell(env, cell)) }),
   });
   const ident = pgTenantIdent(s.tenant);
   await createApplicationSchema(s.cell, ident, TENANT_PASSWORD, 20);
@@ -85,14 +94,14 @@ async function gatedUpgrade(prefix: string, hooks?: EngineHooks): Promise<Gated>
   } finally {
     await owner.end();
   }
-  const id = (await s.service.requestUpgrade(s.tenant)).id;
+  const id = (kind === "move" ? await s.service.requestMove(s.tenant, { env: "prod", to: CELL2 }) : await s.service.requestUpgrade(s.tenant)).id;
   const run = s.service.engine.run(id);
   run.catch(() => undefined);
   await gate.gated;
   // Mid-copy: the step runs, the slot exists, the dedicated server is loading the table.
   expect(await s.service.engine.get(id)).toMatchObject({ state: "running", currentStep: "copy.data" });
   expect(await slotsOn(s.cell)).toHaveLength(1);
-  expect((await otherSessions(s.ded)).some((q) => /^COPY "tenant_[^"]+"\."events" .* FROM STDIN/.test(q) || q.startsWith('COPY "tenant_'))).toBe(true);
+  expect((await otherSessions(destination(s, kind))).some((q) => q.startsWith('COPY "tenant_'))).toBe(true);
   return { s, gate, id, run };
 }
 
@@ -103,7 +112,11 @@ async function otherProcess(s: Scenario) {
   return { engine: new WorkflowEngine(pool, requestOnlyPorts(), LIFECYCLE_WORKFLOWS), close: () => pool.end() };
 }
 
-const before = upgradeWorkflow.steps.slice(0, upgradeWorkflow.steps.findIndex((x) => x.name === "copy.data")).map((x) => x.name);
+const stepsBefore = (kind: Kind) => {
+  const steps = (kind === "move" ? moveWorkflow : upgradeWorkflow).steps;
+  return steps.slice(0, steps.findIndex((x) => x.name === "copy.data")).map((x) => x.name);
+};
+const before = stepsBefore("upgrade");
 
 /** The tenant serves from its cell: it logs in and writes there, its document names the cell, its file still records the upgrade. */
 async function servesFromCell(s: Scenario) {
@@ -118,8 +131,9 @@ async function servesFromCell(s: Scenario) {
 }
 
 describe("an upgrade cancelled while copy.data copies a large table", () => {
-  it("stops the copy mid-stream (sessions ended, target rolled back), drops the slot and ends cancelled", async () => {
-    const { s, gate, id, run } = await gatedUpgrade("crc");
+  it.each(["upgrade", "move"] as const)("a %s: stops the copy mid-stream (sessions ended, target rolled back), drops the slot and ends cancelled", async (kind) => {
+    // Polling every hour: only the NOTIFY can tell the step's process in time.
+    const { s, gate, id, run } = await gatedCopy(kind === "move" ? "crm" : "crc", { cancelPollMs: 3_600_000 }, kind);
     const other = await otherProcess(s);
     try {
       const asked = await other.engine.cancel(id, "operator: wrong tenant");
@@ -132,17 +146,17 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
       expect(await run).toEqual({ id, state: "cancelled", step: "copy.data" });
       expect(gate.forwardedAfterTrigger()).toBe(ALLOW);
       expect(await s.service.engine.get(id)).toMatchObject({ state: "cancelled", note: "operator: wrong tenant", currentStep: "copy.data" });
-      expect((await s.service.engine.steps(id)).map((x) => x.step)).toEqual(before);
+      expect((await s.service.engine.steps(id)).map((x) => x.step)).toEqual(stepsBefore(kind));
 
-      // Nothing left on either database: no session of the copy, no slot or publication, nothing in the dedicated schema.
-      expect(await until(() => otherSessions(s.ded), [])).toEqual([]);
+      // Nothing left on either database: no session of the copy, no slot or publication, nothing in the destination's schema.
+      expect(await until(() => otherSessions(destination(s, kind)), [])).toEqual([]);
       expect(await until(() => otherSessions(s.cell), [])).toEqual([]);
       expect(gate.openConnections()).toBe(0);
       expect(await slotsOn(s.cell)).toEqual([]);
       expect(await on(s.cell, async (c) => (await c.query("SELECT pubname FROM pg_publication")).rows)).toEqual([]);
-      expect(await dedicatedRelations(s)).toBe(0);
+      expect(await dedicatedRelations(s, kind)).toBe(0);
       expect(s.runner.holds.size).toBe(0);
-      expect(s.logs.some((l) => l.message === "change capture dropped: the upgrade was cancelled")).toBe(true);
+      expect(s.logs.some((l) => l.message === `change capture dropped: the ${kind} was cancelled`)).toBe(true);
       expect(await servesFromCell(s)).toEqual({ login: "ok", doc: { ...docOf(s), port: s.cell.server.port, database: s.cell.database }, phase: "copying" });
       // The worker never runs it again.
       expect(await s.service.engine.run(id)).toMatchObject({ state: "cancelled" });
@@ -157,7 +171,7 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
   it("negative control: a copy.data that is not interruptible runs to its end, and the workflow ends cancelled after it", async () => {
     // Without the abort wiring (before the step starts: the engine reads it then).
     copyData.interruptible = false;
-    const { s, gate, id, run } = await gatedUpgrade("crn").catch((err: unknown) => {
+    const { s, gate, id, run } = await gatedCopy("crn").catch((err: unknown) => {
       copyData.interruptible = true;
       throw err;
     });
@@ -183,16 +197,17 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
     }
   }, 240_000);
 
-  it("crash: the process dies as it learns of the cancel; its next run ends the workflow cancelled instead of resuming", async () => {
+  it("crash: the process dies as it learns of the cancel (by its polling: no NOTIFY); its next run ends the workflow cancelled instead of resuming", async () => {
     const hooks: EngineHooks = {
+      cancelPollMs: 200,
       atPoint: (_wf, _step, point) => {
         if (point === "cancel.learned") throw new SimulatedCrash(`kill -9 at ${point}`);
       },
     };
-    const { s, gate, id, run } = await gatedUpgrade("crk", hooks);
-    const other = await otherProcess(s);
+    const { s, gate, id, run } = await gatedCopy("crk", hooks);
     try {
-      await other.engine.cancel(id, "operator: stop");
+      // Written by hand, without the NOTIFY: the step's process learns it by its polling (the safety net).
+      await s.pool.query("UPDATE lifecycle_workflows SET cancel_requested_at = now(), cancel_note = 'operator: stop' WHERE id = $1", [id]);
       await expect(run).rejects.toThrow(SimulatedCrash);
       // What the kill left: the request recorded, the workflow open at copy.data, the slot on the cell.
       expect(await s.service.engine.get(id)).toMatchObject({ state: "running", currentStep: "copy.data", cancelRequestedAt: expect.any(Date) });
@@ -208,7 +223,6 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
       expect((await servesFromCell(s)).login).toBe("ok");
     } finally {
       gate.release();
-      await other.close();
       await s.close();
       await gate.close();
     }

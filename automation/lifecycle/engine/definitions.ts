@@ -195,6 +195,8 @@ export interface EngineHooks {
   afterRecord?(workflow: WorkflowRecord, step: string): void | Promise<void>;
   /** At a named point inside a step (StepContext.point); throwing ProcessDeath there stands for kill -9 at that point. */
   atPoint?(workflow: WorkflowRecord, step: string, point: string): void | Promise<void>;
+  /** How often a running interruptible step's process reads its row for a cancel (default CANCEL_POLL_MS): tests isolate NOTIFY from polling. */
+  cancelPollMs?: number;
 }
 
 export interface RunOutcome {

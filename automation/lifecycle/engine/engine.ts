@@ -270,7 +270,7 @@ export class WorkflowEngine {
       }
       const ctx = this.stepContext(wf, step.name, outputs);
       const current = wf;
-      const watch = step.interruptible ? await watchCancel(lock, this.pool, id, () => this.hooks.atPoint?.(current, step.name, "cancel.learned")) : undefined;
+      const watch = step.interruptible ? await watchCancel(lock, this.pool, id, () => this.hooks.atPoint?.(current, step.name, "cancel.learned"), this.hooks.cancelPollMs) : undefined;
       let result: StepResult;
       try {
         log.info({ workflowId: id, tenantId: wf.tenantId, kind: wf.kind, step: step.name, attempt: wf.attempts + 1 }, "step started");
