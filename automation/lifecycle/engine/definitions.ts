@@ -92,7 +92,10 @@ export interface StepContext {
   stepsOf(id: string): Promise<StepRecord[]>;
   runContext(reason: string): RunContext;
   log(fields: Record<string, unknown>, message: string): void;
-  /** Aborted when the engine abandons this attempt (its policy's timeout); long steps should stop. */
+  /**
+   * Aborted when the engine abandons this attempt (its policy's timeout) or, for an `interruptible`
+   * step, when an operator cancels the workflow (engine/cancelWatch.ts); long steps should stop.
+   */
   signal: AbortSignal;
   /** A named point inside the step (EngineHooks.atPoint): where a test may stand for kill -9 (ProcessDeath). */
   point?(name: string): Promise<void>;
