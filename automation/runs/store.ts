@@ -17,6 +17,11 @@
  * Every run has its stack's region (migration 004) and its job goes to that region's queue,
  * `stack-run-<region>`; a worker claims only runs of the regions it serves (docs/control-plane.md,
  * "Region routing"): only a region's runner can reach the region's databases.
+ *
+ * Around it: what a run record is (records.ts), reading runs and the worker registry (queries.ts,
+ * which RunStore extends), takeovers' timing and conditions (takeover.ts), holds (holds.ts), the
+ * one-trip claim and finish (oneTrip.ts) and their group commit (groupCommit.ts). What those
+ * files define is exported from here as well: importers of the store need no other path.
  */
 import type { Pool, PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
@@ -27,234 +32,20 @@ import { LEGACY_STACK_RUN_QUEUE, StackRegionError, stackRunQueue } from "./regio
 import { deleteHolds, describeHold, heldStacks, holdApplies, insertHolds, stacksHeldBy, type StackHold } from "./holds.ts";
 import { TripBatcher } from "./groupCommit.ts";
 import { claimItem, finishItem, runStacks } from "./oneTrip.ts";
+import { RunQueries } from "./queries.ts";
+import {
+  RUN_EVENTS_CHANNEL, RUN_STATE_CHANNEL, RunConflictError, SUPERSEDED_PREVIEW, toRecord,
+  type AttemptRecord, type EnqueuedRun, type RunCause, type RunOperation, type RunRecord, type RunRow, type StartDecision,
+} from "./records.ts";
+import { HANDOVER_NOT_FETCHED, runTakeoverDelaySeconds, SILENT_FOR_TIMEOUT, type ReapedRun } from "./takeover.ts";
 
-export const RUN_STATES = ["queued", "running", "succeeded", "failed"] as const;
-export type RunState = (typeof RUN_STATES)[number];
-/** The error of a queued drift check that gave way to an update of its stack (see enqueue). */
-export const SUPERSEDED_PREVIEW = "superseded by an update";
-/**
- * Takeovers of a run whose worker died that are handed over at once; after that each handover waits
- * (runTakeoverDelaySeconds). A run is never failed for losing its worker: the process dies for
- * reasons that are not the run's (kill -9, a deploy, the host), and a failed run would leave its
- * accepted change unapplied until a person re-runs it (docs/control-plane.md, "After a crash").
- */
-export const IMMEDIATE_TAKEOVERS = 5;
-/** The longest wait between two takeovers of a run whose workers keep dying. */
-export const MAX_TAKEOVER_DELAY_SECONDS = 3600;
-
-/**
- * How long the handover of a run whose worker died waits, after `lost` lost attempts: nothing for
- * the first IMMEDIATE_TAKEOVERS, then the heartbeat timeout doubled per further loss, at most
- * MAX_TAKEOVER_DELAY_SECONDS. A run that itself kills its worker (a poison run) so costs one dead
- * worker per interval instead of a crash loop, and is still applied once the cause is gone.
- */
-export function runTakeoverDelaySeconds(lost: number, heartbeatTimeoutSeconds: number): number {
-  if (lost < IMMEDIATE_TAKEOVERS) return 0;
-  return Math.min(MAX_TAKEOVER_DELAY_SECONDS, heartbeatTimeoutSeconds * 2 ** (lost - IMMEDIATE_TAKEOVERS));
-}
-/** NOTIFY channels: a run's events were appended / a run changed state. Payload: the run id. */
-export const RUN_EVENTS_CHANNEL = "tenancy_run_events";
-export const RUN_STATE_CHANNEL = "tenancy_run_state";
-
-export interface AttemptRecord {
-  attempt: number;
-  worker: string;
-  startedAt: string;
-  endedAt?: string;
-  outcome?: "succeeded" | "failed" | "lost";
-  message?: string;
-  /** The attempt's latest Pulumi CLI process (local runner): a takeover ends it first if it still runs. */
-  cli?: CliProcess;
-}
-
-/**
- * up: `pulumi up`; destroy: `pulumi destroy` (offboarding); move: `pulumi state move` of
- * `options.urns` from `options.source` into the run's stack (migration 002); preview: a drift check,
- * `pulumi preview --refresh`, which changes nothing (migration 201).
- */
-export type RunOperation = "up" | "destroy" | "move" | "preview";
-
-export interface RunOptions {
-  /** destroy only: lift `protect` on every resource of the stack first (offboarding). */
-  unprotect?: boolean;
-  /** Why protection may be lifted (kept with the run for audit). */
-  release?: Record<string, unknown>;
-  /** move only: the stack the resources leave (the run's own stack is the destination). */
-  source?: string;
-  /** move only: URNs in `source` (their children move with them). */
-  urns?: string[];
-}
-
-/**
- * What a move run reports, in the run record's `output.summary` (where an up keeps the update
- * summary the CLI reported): each URN asked for in exactly one of moved, alreadyMoved, missing.
- */
-export interface StateMoveSummary {
-  kind: "state-move";
-  source: string;
-  dest: string;
-  /** Moved by this run. */
-  moved: string[];
-  /** Not in the source, in the destination under the renamed URN (an earlier move). */
-  alreadyMoved: string[];
-  /** In neither stack. */
-  missing: string[];
-  /** Not asked for: children of `moved` that moved with them (Pulumi's rule), when there were any. */
-  children?: string[];
-}
-
-const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
-
-/** The move a run record asks for; throws, naming the run, when its options do not hold one. */
-export function stateMoveOf(run: Pick<RunRecord, "id" | "stack" | "operation" | "options">): { source: string; urns: string[] } {
-  const { source, urns } = run.options;
-  if (run.operation !== "move" || typeof source !== "string" || source === "" || !isStringArray(urns) || urns.length === 0) {
-    throw new Error(
-      `run ${run.id} of ${run.stack} is not a state move with a source and URNs (operation ${run.operation}, options ${JSON.stringify(run.options)}); ` +
-        "queue moves with operation \"move\" and options { source, urns }",
-    );
-  }
-  return { source, urns };
-}
-
-/** The outcome a finished move run recorded (output.summary), or undefined when it holds none. */
-export function stateMoveSummaryOf(run: Pick<RunRecord, "output">): StateMoveSummary | undefined {
-  const output = run.output;
-  if (typeof output !== "object" || output === null || !("summary" in output)) return undefined;
-  const s: unknown = output.summary;
-  if (typeof s !== "object" || s === null) return undefined;
-  const r = s as Record<string, unknown>;
-  if (r.kind !== "state-move" || typeof r.source !== "string" || typeof r.dest !== "string") return undefined;
-  if (!isStringArray(r.moved) || !isStringArray(r.alreadyMoved) || !isStringArray(r.missing)) return undefined;
-  const children = isStringArray(r.children) ? { children: r.children } : {};
-  return { kind: "state-move", source: r.source, dest: r.dest, moved: r.moved, alreadyMoved: r.alreadyMoved, missing: r.missing, ...children };
-}
-
-export interface RunRecord {
-  id: string;
-  stack: string;
-  /** The stack's region: only a worker serving it may run it (null: a run older than region routing whose stack no file names). */
-  region: string | null;
-  operation: RunOperation;
-  options: RunOptions;
-  state: RunState;
-  runner: string | null;
-  changeIds: string[];
-  reasons: string[];
-  /** The internal API keys whose requests this run serves (docs/security.md). */
-  apiKeys: string[];
-  commit: string | null;
-  /** The program revision the run applies (a rollout's commit, or the program in force for its stack recorded when the run starts: automation/rollouts/inForce.ts); null: not pinned (queued, or no pin configured: the head as it is). */
-  programCommit: string | null;
-  attempts: number;
-  attemptLog: AttemptRecord[];
-  cancelRequested: boolean;
-  output: unknown;
-  error: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  /** The last heartbeat of the worker that runs it (or ran it, when it died). */
-  heartbeatAt: string | null;
-  /** A run whose worker died: when its handover to another worker is due (null once claimed). */
-  handoverDueAt: string | null;
-}
-
-export interface EnqueuedRun {
-  runId: string;
-  stack: string;
-  /** True when the change joined a run that was already queued for the stack. */
-  coalesced: boolean;
-}
-
-export interface RunCause {
-  changeId?: string;
-  reason: string;
-  /** The internal API key that asked (by name). */
-  apiKey?: string;
-  /** Default up. */
-  operation?: RunOperation;
-  options?: RunOptions;
-  /**
-   * Apply the program of this commit (with the head's tenant and stack files) instead of the
-   * head's program: a rollout's runs (docs/rollouts.md). Absent: the head as it is.
-   */
-  programCommit?: string;
-}
-
-/** A stack already has a queued run of the other operation; retry once it has started. */
-export class RunConflictError extends Error {}
-
-export type StartDecision =
-  | {
-      kind: "start"; run: RunRecord; attempt: number; recovering: boolean;
-      /** The tenants of the run's changes, when the claim read them (oneTrip.ts). */
-      tenants?: string[];
-    }
-  | { kind: "skip"; reason: string };
-
-export interface RunEventRow {
-  id: string;
-  attempt: number;
-  at: string;
-  event: unknown;
-}
-
-interface RunRow {
-  id: string;
-  stack: string;
-  region: string | null;
-  job_queue: string | null;
-  operation: RunOperation;
-  options: RunOptions;
-  state: RunState;
-  runner: string | null;
-  change_ids: string[];
-  reasons: string[];
-  api_keys: string[];
-  commit_sha: string | null;
-  program_commit: string | null;
-  attempts: number;
-  attempt_log: AttemptRecord[];
-  cancel_requested_at: Date | null;
-  output: unknown;
-  error: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  heartbeat_at: Date | null;
-  handover_due_at: Date | null;
-  job_id: string | null;
-  worker: string | null;
-}
-
-function toRecord(r: RunRow): RunRecord {
-  const iso = (d: Date | null) => (d ? d.toISOString() : null);
-  return {
-    id: r.id,
-    stack: r.stack,
-    region: r.region,
-    operation: r.operation,
-    options: r.options,
-    state: r.state,
-    runner: r.runner,
-    changeIds: r.change_ids,
-    reasons: r.reasons,
-    apiKeys: r.api_keys,
-    commit: r.commit_sha,
-    programCommit: r.program_commit,
-    attempts: r.attempts,
-    attemptLog: r.attempt_log,
-    cancelRequested: r.cancel_requested_at !== null,
-    output: r.output,
-    error: r.error,
-    createdAt: r.created_at.toISOString(),
-    startedAt: iso(r.started_at),
-    finishedAt: iso(r.finished_at),
-    heartbeatAt: iso(r.heartbeat_at),
-    handoverDueAt: iso(r.handover_due_at),
-  };
-}
+export {
+  RUN_EVENTS_CHANNEL, RUN_STATE_CHANNEL, RUN_STATES, RunConflictError, stateMoveOf, stateMoveSummaryOf, SUPERSEDED_PREVIEW,
+  type AttemptRecord, type EnqueuedRun, type RunCause, type RunEventRow, type RunOperation, type RunOptions, type RunRecord, type RunState,
+  type StartDecision, type StateMoveSummary,
+} from "./records.ts";
+export { IMMEDIATE_TAKEOVERS, MAX_TAKEOVER_DELAY_SECONDS, runTakeoverDelaySeconds, type ReapedRun } from "./takeover.ts";
+export type { UnservedRegion } from "./queries.ts";
 
 export interface RunStoreOptions {
   runExpireHours: number;
@@ -265,49 +56,18 @@ export interface RunStoreOptions {
   regionOf: (stack: string) => string;
 }
 
-/**
- * reapStale's condition on a run `r` already handed over (worker NULL): its job must have been
- * fetched (active) or be gone. A job still waiting to be fetched is not sent again: a new one
- * would wait the same, and replacing it on a loaded host (claims slower than the heartbeat
- * timeout) cancelled each job before a worker got to claim it, again and again.
- */
-const HANDOVER_NOT_FETCHED = `NOT (r.worker IS NULL AND EXISTS (
-  SELECT 1 FROM pgboss.job j WHERE j.name = r.job_queue AND j.id = r.job_id AND j.state IN ('created', 'retry')))`;
-
-/**
- * reapStale's condition on a running run `r` ($1: the heartbeat timeout in seconds): nothing for
- * longer than the timeout, neither a heartbeat nor, for a run already handed over, its handover's
- * due time (a handover whose job was fetched but not claimed within the timeout goes again).
- */
-const SILENT_FOR_TIMEOUT = "GREATEST(r.heartbeat_at, r.handover_due_at) < now() - make_interval(secs => $1)";
-
-/** A run handed to another worker by reapStale: its attempts lost so far, and when its job is due. */
-export interface ReapedRun {
-  id: string;
-  lostAttempts: number;
-  delaySeconds: number;
-  /** A queued run whose job a process fetched and never claimed (resendUnclaimed): no attempt was lost. */
-  unclaimedJob?: true;
-}
-
-/** Queued runs of a region that no live worker serves (tenancy_runs_unserved). */
-export interface UnservedRegion {
-  /** null: runs older than region routing whose region is still unknown. */
-  region: string | null;
-  queued: number;
-  oldestQueuedAt: string;
-}
-
-export class RunStore {
+export class RunStore extends RunQueries {
   private queuedListeners = new Set<() => void>();
+
   /** The one-trip claims and finishes of this process, committed together when they coincide (groupCommit.ts). */
   readonly trips: TripBatcher;
 
   constructor(
-    readonly pool: Pool,
+    pool: Pool,
     private readonly boss: PgBoss,
     private readonly opts: RunStoreOptions,
   ) {
+    super(pool, opts.heartbeatTimeoutSeconds);
     this.trips = new TripBatcher(pool);
   }
 
@@ -559,34 +319,6 @@ export class RunStore {
     return { filled, unknown };
   }
 
-  /** A stack-run worker is alive and serves `regions` (refreshed every heartbeat). */
-  async registerWorker(workerId: string, regions: readonly string[]): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO run_workers (worker_id, regions, seen_at) VALUES ($1, $2::text[], now())
-       ON CONFLICT (worker_id) DO UPDATE SET regions = EXCLUDED.regions, seen_at = now()`,
-      [workerId, regions],
-    );
-  }
-
-  async unregisterWorker(workerId: string): Promise<void> {
-    await this.pool.query("DELETE FROM run_workers WHERE worker_id = $1", [workerId]);
-  }
-
-  /**
-   * Regions with queued runs that no live worker (seen within the heartbeat timeout) serves: those
-   * runs wait until a runner of their region starts.
-   */
-  async unserved(): Promise<UnservedRegion[]> {
-    const { rows } = await this.pool.query<{ region: string | null; queued: string; oldest: Date }>(
-      `SELECT r.region, count(*) AS queued, min(r.created_at) AS oldest FROM runs r
-        WHERE r.state = 'queued'
-          AND NOT EXISTS (SELECT 1 FROM run_workers w WHERE r.region = ANY(w.regions) AND w.seen_at > now() - make_interval(secs => $1))
-        GROUP BY r.region ORDER BY r.region NULLS LAST`,
-      [this.opts.heartbeatTimeoutSeconds],
-    );
-    return rows.map((r) => ({ region: r.region, queued: Number(r.queued), oldestQueuedAt: r.oldest.toISOString() }));
-  }
-
   /** Records the commit a run applies. */
   async setCommit(runId: string, commit: string): Promise<void> {
     await this.pool.query("UPDATE runs SET commit_sha = $2 WHERE id = $1", [runId, commit]);
@@ -810,56 +542,5 @@ export class RunStore {
       const after = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1", [runId]);
       return toRecord(after.rows[0]!);
     });
-  }
-
-  async get(runId: string): Promise<RunRecord | undefined> {
-    if (!/^[0-9a-f-]{36}$/i.test(runId)) return undefined;
-    const { rows } = await this.pool.query<RunRow>("SELECT * FROM runs WHERE id = $1", [runId]);
-    return rows[0] ? toRecord(rows[0]) : undefined;
-  }
-
-  /** The runs of these ids, newest first (ids of no run, or not UUIDs, are left out). */
-  async getMany(runIds: readonly string[]): Promise<RunRecord[]> {
-    const ids = runIds.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
-    if (ids.length === 0) return [];
-    const { rows } = await this.pool.query<RunRow>("SELECT * FROM runs WHERE id = ANY($1::uuid[]) ORDER BY created_at DESC, id", [ids]);
-    return rows.map(toRecord);
-  }
-
-  async list(filter: { stacks?: readonly string[]; states?: readonly RunState[]; limit?: number } = {}): Promise<RunRecord[]> {
-    const { rows } = await this.pool.query<RunRow>(
-      `SELECT * FROM runs WHERE ($1::text[] IS NULL OR stack = ANY($1)) AND ($2::text[] IS NULL OR state = ANY($2))
-       ORDER BY created_at DESC, id LIMIT $3`,
-      [filter.stacks ?? null, filter.states ?? null, filter.limit ?? 100],
-    );
-    return rows.map(toRecord);
-  }
-
-  async events(runId: string, afterId = "0", limit = 500): Promise<RunEventRow[]> {
-    const { rows } = await this.pool.query<{ id: string; attempt: number; at: Date; event: unknown }>(
-      "SELECT id, attempt, at, event FROM run_events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-      [runId, afterId, limit],
-    );
-    return rows.map((r) => ({ id: String(r.id), attempt: r.attempt, at: r.at.toISOString(), event: r.event }));
-  }
-
-  async countByState(): Promise<Record<RunState, number>> {
-    const { rows } = await this.pool.query<{ state: RunState; n: string }>("SELECT state, count(*) AS n FROM runs GROUP BY state");
-    const out = Object.fromEntries(RUN_STATES.map((s) => [s, 0])) as Record<RunState, number>;
-    for (const r of rows) out[r.state] = Number(r.n);
-    return out;
-  }
-
-  /** Resolves when the run is succeeded or failed (polling; for workflows and tests). */
-  async waitFor(runId: string, opts: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {}): Promise<RunRecord> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 3 * 3600 * 1000);
-    for (;;) {
-      const run = await this.get(runId);
-      if (!run) throw new Error(`run ${runId} does not exist`);
-      if (run.state === "succeeded" || run.state === "failed") return run;
-      if (Date.now() > deadline) throw new Error(`run ${runId} still ${run.state} after ${opts.timeoutMs} ms`);
-      if (opts.signal?.aborted) throw new Error(`waiting for run ${runId} aborted`);
-      await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
-    }
   }
 }
