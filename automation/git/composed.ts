@@ -16,6 +16,13 @@ import type { GitRepo } from "./repo.ts";
 
 /** The ref keeping the compositions of a program commit reachable: `<prefix><program commit>`. */
 export const PROGRAM_REFS = "refs/tenancy/programs/";
+/**
+ * Where a program's compositions are pushed for a runner that clones the remote (Pulumi Deployments):
+ * branches `<prefix><program commit>`, since a clone fetches branches and tags only (`git clone`'s
+ * default refspec; the Go Automation API clones with go-git the same way and then checks the commit
+ * out, pulumi/pulumi sdk/go/auto/git.go), so a commit reachable from refs/tenancy/ alone is not there.
+ */
+export const PROGRAM_BRANCHES = "refs/heads/tenancy/programs/";
 /** Refs of earlier versions, one per composed commit: `<prefix><program commit>/<composed commit>`; dropped by release. */
 export const LEGACY_COMPOSED_REFS = "refs/tenancy/rollouts/";
 const ZERO = "0".repeat(40);
@@ -93,6 +100,28 @@ export class ComposedCommits {
     }
   }
 
+  /**
+   * Pushes the compositions of `program` (its ref, which `commit` must be under) to `remote` as the
+   * branch PROGRAM_BRANCHES<program>, so a runner cloning the remote can check `commit` out. Each
+   * composition descends from the previous one, so the push is a fast-forward; only a branch left
+   * from before its program's ref was released and made again is replaced.
+   */
+  async publish(program: string, commit: string, remote: string): Promise<string> {
+    const { repo } = this.opts;
+    const ref = `${PROGRAM_REFS}${program}`;
+    const tip = await repo.resolve(ref);
+    if (!tip || !(await repo.isAncestor(commit, tip))) {
+      throw new Error(`the composed commit ${commit.slice(0, 12)} is not kept by ${ref} in ${this.opts.repoDir}, so it cannot be pushed for a runner that clones ${remote}`);
+    }
+    const branch = `${PROGRAM_BRANCHES}${program}`;
+    try {
+      await repo.push(remote, `${tip}:${branch}`);
+    } catch {
+      await repo.push(remote, `+${tip}:${branch}`);
+    }
+    return branch;
+  }
+
   /** The program commits whose compositions a ref keeps (PROGRAM_REFS and the legacy refs). */
   async kept(): Promise<Map<string, string[]>> {
     const out = (await this.opts.repo.run(["for-each-ref", "--format=%(refname)", PROGRAM_REFS, LEGACY_COMPOSED_REFS])).stdout.split("\n").filter(Boolean);
@@ -107,15 +136,23 @@ export class ComposedCommits {
   /**
    * Drops the refs of every program commit not in `needed` (the programs in force and those of
    * queued and running runs: automation/rollouts/inForce.ts), so git gc may prune their
-   * compositions; returns the refs dropped. Run records keep the commit ids.
+   * compositions, and with `remote` the branches publish pushed there for them; returns the refs
+   * dropped. Run records keep the commit ids.
    */
-  async release(needed: ReadonlySet<string>): Promise<string[]> {
+  async release(needed: ReadonlySet<string>, remote?: string): Promise<string[]> {
     const dropped: string[] = [];
     for (const [program, refs] of await this.kept()) {
       if (needed.has(program)) continue;
       for (const ref of refs) await this.opts.repo.run(["update-ref", "-d", ref]);
       dropped.push(...refs);
       for (const key of [...this.composed.keys()]) if (key.startsWith(`${program}:`)) this.composed.delete(key);
+    }
+    if (remote) {
+      // The branches pushed for a cloning runner (publish) go with their programs' refs.
+      const listed = (await this.opts.repo.run(["ls-remote", "--heads", remote, `${PROGRAM_BRANCHES}*`])).stdout.split("\n").filter(Boolean);
+      const gone = listed.map((l) => l.split("\t")[1]!).filter((b) => !needed.has(b.slice(PROGRAM_BRANCHES.length)));
+      if (gone.length > 0) await this.opts.repo.run(["push", "--quiet", remote, ...gone.map((b) => `:${b}`)]);
+      dropped.push(...gone.map((b) => `${remote}:${b}`));
     }
     return dropped;
   }

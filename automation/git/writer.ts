@@ -237,8 +237,24 @@ export class GitWriter {
    * Drops the refs keeping the composed commits of programs not in `needed` (composed.ts); called
    * when a rollout ends with the programs still in force (automation/rollouts/inForce.ts).
    */
-  releaseComposed(needed: ReadonlySet<string>): Promise<string[]> {
-    return this.composed.release(needed);
+  async releaseComposed(needed: ReadonlySet<string>): Promise<string[]> {
+    return this.composed.release(needed, await this.pushRemote());
+  }
+
+  /**
+   * Makes a pinned run's composed commit cloneable from the remote (composed.ts, publish): what a
+   * runner that clones the repository at a commit needs (Pulumi Deployments). Without a remote,
+   * an error saying so.
+   */
+  async publishComposed(program: string, commit: string): Promise<string> {
+    const remote = await this.pushRemote();
+    if (!remote) {
+      throw new Error(
+        `the composed commit ${commit.slice(0, 12)} (program of ${program.slice(0, 12)}, fleet files of the ${this.branch} head) exists only in the working copy ${this.opts.repoDir}, ` +
+          "and no remote is configured to push it to for Pulumi Deployments; set TENANCY_GIT_REMOTE to the working copy's remote for TENANCY_DEPLOYMENTS_REPO_URL",
+      );
+    }
+    return this.composed.publish(program, commit, remote);
   }
 
   // --- session preparation -------------------------------------------------------------------

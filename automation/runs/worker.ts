@@ -285,11 +285,9 @@ export class RunWorker {
       // Unpinned (no pinProgram): a commit recorded by the claim (the head it read) or by the dead attempt is the one applied.
       const recorded = !program && run.commit ? run.commit : undefined;
       checkout = await writer.checkout(`run-${runId}-${attempt}`, recorded, program, ownStacks, program ? (run.commit ?? undefined) : undefined);
+      // Pulumi Deployments clones the remote: a composed commit is pushed there first (GitWriter.publishComposed).
       if (runner.kind === "deployments" && program && !(await writer.repo.isAncestor(checkout.commit, await writer.head()))) {
-        throw new Error(
-          `run ${runId} applies the program of ${program.slice(0, 12)} with the fleet files of the ${writer.branch} head: commit ${checkout.commit.slice(0, 12)}, ` +
-            "which exists only in the control plane's working copy and which Pulumi Deployments cannot clone; run rollouts with TENANCY_RUNNER=local, or let one rollout finish before the next program change lands (docs/rollouts.md)",
-        );
+        await writer.publishComposed(program, checkout.commit);
       }
       if (checkout.commit !== run.commit) await store.setCommit(runId, checkout.commit);
       const ctx: RunContext = {

@@ -5,11 +5,11 @@
  * Real git in a throwaway repository.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ComposedCommits, LEGACY_COMPOSED_REFS, PROGRAM_REFS } from "../../automation/git/composed.ts";
+import { ComposedCommits, LEGACY_COMPOSED_REFS, PROGRAM_BRANCHES, PROGRAM_REFS } from "../../automation/git/composed.ts";
 import { GitRepo, type GitRunOptions } from "../../automation/git/repo.ts";
 
 let dir: string;
@@ -141,5 +141,49 @@ describe("composed run commits", () => {
     await expect(composer().c.compose("run-9", "0123456789abcdef0123456789abcdef01234567")).rejects.toThrow(
       `run-9: the program commit 0123456789abcdef0123456789abcdef01234567 is not in the working copy ${dir}; a program a run is pinned to must be a commit of the main branch the control plane commits to`,
     );
+  });
+
+  it("pushes a program's compositions to the remote as a branch, so a plain clone (what a cloning runner does) checks each one out; released with the program", async () => {
+    const remote = join(dir, "..", `${dir.split("/").at(-1)}-remote.git`);
+    const clone = join(dir, "..", `${dir.split("/").at(-1)}-clone`);
+    const gitIn = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    try {
+      execFileSync("git", ["init", "--quiet", "--bare", remote]);
+      git("push", "--quiet", remote, "main");
+      commit({ "Pulumi.yaml": "program: Y\n" }, "program Y");
+      git("push", "--quiet", remote, "main");
+      const { c } = composer();
+      const first = await c.compose("run-1", p);
+      // Negative control: pushed under refs/tenancy/ only, a plain clone (through the transport, as
+      // from GitHub: --no-local) has no such commit.
+      git("push", "--quiet", remote, `${PROGRAM_REFS}${p}:${PROGRAM_REFS}${p}`);
+      execFileSync("git", ["clone", "--quiet", "--no-local", remote, clone]);
+      expect(() => gitIn(clone, "checkout", "--quiet", first)).toThrow();
+      rmSync(clone, { recursive: true, force: true });
+
+      expect(await c.publish(p, first, remote)).toBe(`${PROGRAM_BRANCHES}${p}`);
+      commit({ "tenants/c.yaml": "id: c\n" }, "tenant c");
+      const second = await c.compose("run-2", p);
+      await c.publish(p, second, remote);
+      execFileSync("git", ["clone", "--quiet", "--no-local", remote, clone]);
+      // Both: a run taken over still applies the first composition.
+      for (const sha of [first, second]) {
+        gitIn(clone, "checkout", "--quiet", sha);
+        expect(readFileSync(join(clone, "Pulumi.yaml"), "utf8")).toBe("program: P\n");
+      }
+      expect(readFileSync(join(clone, "tenants", "c.yaml"), "utf8")).toBe("id: c\n");
+      // The second push was a fast-forward (the first is its second parent).
+      expect(gitIn(remote, "rev-parse", `${PROGRAM_BRANCHES}${p}`)).toBe(second);
+      // A commit not kept by the program's ref is refused, naming it.
+      const stray = git("commit-tree", `${p}^{tree}`, "-m", "stray");
+      await expect(c.publish(p, stray, remote)).rejects.toThrow(`the composed commit ${stray.slice(0, 12)} is not kept by ${PROGRAM_REFS}${p}`);
+
+      // Released: the local ref and the remote branch go.
+      expect(await c.release(new Set(), remote)).toEqual(expect.arrayContaining([`${PROGRAM_REFS}${p}`, `${remote}:${PROGRAM_BRANCHES}${p}`]));
+      expect(gitIn(remote, "for-each-ref", PROGRAM_BRANCHES)).toBe("");
+    } finally {
+      rmSync(remote, { recursive: true, force: true });
+      rmSync(clone, { recursive: true, force: true });
+    }
   });
 });
