@@ -11,7 +11,6 @@
  * (a request written without the NOTIFY: learnt by polling); its next run ends the workflow
  * cancelled instead of resuming the copy.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { WorkflowEngine, type EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
@@ -24,7 +23,7 @@ import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { startPgGate, type PgGate } from "../support/pgGate.ts";
 import { CELL, CELL2, createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { docOf, phaseOf, slotsOn, tenantLogin } from "./probes.ts";
-import { connect, createApplicationSchema, qi, type DbRef } from "./tenantDb.ts";
+import { connect, createApplicationSchema, qi, withDb, type DbRef } from "./tenantDb.ts";
 
 const ALLOW = 256 * 1024;
 /** 20,000 rows of 1 KiB: some 20 MiB, far more than the gate lets through. */
@@ -38,14 +37,7 @@ afterAll(async () => {
   await bench?.stop();
 });
 
-async function on<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = await connect(db);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const on = withDb;
 
 /** Polls `read` until it returns `want` (at most 60 s): the servers end a terminated backend asynchronously. */
 async function until<T>(read: () => Promise<T>, want: T): Promise<T> {
@@ -70,6 +62,9 @@ interface Gated {
   gate: PgGate;
   id: string;
   run: Promise<unknown>;
+  /** Another control-plane process over the same database (its own pool and engine; it runs nothing). */
+  other: WorkflowEngine;
+  close(): Promise<void>;
 }
 
 type Kind = "upgrade" | "move";
@@ -98,11 +93,23 @@ async function gatedCopy(prefix: string, hooks?: EngineHooks, kind: Kind = "upgr
   const run = s.service.engine.run(id);
   run.catch(() => undefined);
   await gate.gated;
-  // Mid-copy: the step runs, the slot exists, the dedicated server is loading the table.
-  expect(await s.service.engine.get(id)).toMatchObject({ state: "running", currentStep: "copy.data" });
-  expect(await slotsOn(s.cell)).toHaveLength(1);
-  expect((await otherSessions(destination(s, kind))).some((q) => q.startsWith('COPY "tenant_'))).toBe(true);
-  return { s, gate, id, run };
+  const other = await otherProcess(s);
+  const close = async () => {
+    gate.release();
+    await other.close();
+    await s.close();
+    await gate.close();
+  };
+  try {
+    // Mid-copy: the step runs, the slot exists, the destination is loading the table.
+    expect(await s.service.engine.get(id)).toMatchObject({ state: "running", currentStep: "copy.data" });
+    expect(await slotsOn(s.cell)).toHaveLength(1);
+    expect((await otherSessions(destination(s, kind))).some((q) => q.startsWith('COPY "tenant_'))).toBe(true);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { s, gate, id, run, other: other.engine, close };
 }
 
 /** Another control-plane process: its own pool and engine over the same database; it runs nothing. */
@@ -133,14 +140,13 @@ async function servesFromCell(s: Scenario) {
 describe("an upgrade cancelled while copy.data copies a large table", () => {
   it.each(["upgrade", "move"] as const)("a %s: stops the copy mid-stream (sessions ended, target rolled back), drops the slot and ends cancelled", async (kind) => {
     // Polling every hour: only the NOTIFY can tell the step's process in time.
-    const { s, gate, id, run } = await gatedCopy(kind === "move" ? "crm" : "crc", { cancelPollMs: 3_600_000 }, kind);
-    const other = await otherProcess(s);
+    const { s, gate, id, run, other, close } = await gatedCopy(kind === "move" ? "crm" : "crc", { cancelPollMs: 3_600_000 }, kind);
     try {
-      const asked = await other.engine.cancel(id, "operator: wrong tenant");
+      const asked = await other.cancel(id, "operator: wrong tenant");
       expect(asked).toMatchObject({ id, state: "running", currentStep: "copy.data", cancelRequestedAt: expect.any(Date), finishedAt: null });
-      expect(other.engine.cancelInterrupts(asked)).toBe(true);
+      expect(other.cancelInterrupts(asked)).toBe(true);
       // Asked again: the same request.
-      expect((await other.engine.cancel(id, "again")).cancelRequestedAt).toEqual(asked.cancelRequestedAt);
+      expect((await other.cancel(id, "again")).cancelRequestedAt).toEqual(asked.cancelRequestedAt);
 
       // The process running the step learns it (NOTIFY), stops the step and ends the workflow; the gate is never opened.
       expect(await run).toEqual({ id, state: "cancelled", step: "copy.data" });
@@ -161,24 +167,20 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
       // The worker never runs it again.
       expect(await s.service.engine.run(id)).toMatchObject({ state: "cancelled" });
     } finally {
-      gate.release();
-      await other.close();
-      await s.close();
-      await gate.close();
+      await close();
     }
   }, 240_000);
 
   it("negative control: a copy.data that is not interruptible runs to its end, and the workflow ends cancelled after it", async () => {
     // Without the abort wiring (before the step starts: the engine reads it then).
     copyData.interruptible = false;
-    const { s, gate, id, run } = await gatedCopy("crn").catch((err: unknown) => {
+    const { s, gate, id, run, other, close } = await gatedCopy("crn").catch((err: unknown) => {
       copyData.interruptible = true;
       throw err;
     });
-    const other = await otherProcess(s);
     try {
-      const asked = await other.engine.cancel(id, "operator: wrong time");
-      expect(other.engine.cancelInterrupts(asked)).toBe(false);
+      const asked = await other.cancel(id, "operator: wrong time");
+      expect(other.cancelInterrupts(asked)).toBe(false);
       gate.release();
       expect(await run).toEqual({ id, state: "cancelled", step: "cutover.window" });
       // The copy completed and committed: its step is recorded and the dedicated schema holds the tables.
@@ -190,10 +192,7 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
       expect(await slotsOn(s.cell)).toEqual([]);
     } finally {
       copyData.interruptible = true;
-      gate.release();
-      await other.close();
-      await s.close();
-      await gate.close();
+      await close();
     }
   }, 240_000);
 
@@ -204,7 +203,7 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
         if (point === "cancel.learned") throw new SimulatedCrash(`kill -9 at ${point}`);
       },
     };
-    const { s, gate, id, run } = await gatedCopy("crk", hooks);
+    const { s, gate, id, run, close } = await gatedCopy("crk", hooks);
     try {
       // Written by hand, without the NOTIFY: the step's process learns it by its polling (the safety net).
       await s.pool.query("UPDATE lifecycle_workflows SET cancel_requested_at = now(), cancel_note = 'operator: stop' WHERE id = $1", [id]);
@@ -222,9 +221,7 @@ describe("an upgrade cancelled while copy.data copies a large table", () => {
       expect(await dedicatedRelations(s)).toBe(0);
       expect((await servesFromCell(s)).login).toBe("ok");
     } finally {
-      gate.release();
-      await s.close();
-      await gate.close();
+      await close();
     }
   }, 240_000);
 });

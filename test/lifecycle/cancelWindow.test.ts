@@ -8,7 +8,6 @@
  * cancel is what a cancel that only wrote the workflow's state left for good (the negative
  * control), and a cancel whose undo fails is refused with the workflow left as it was.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkflowConflictError, type EngineHooks } from "../../automation/lifecycle/engine/engine.ts";
 import { captureSlots } from "../../automation/lifecycle/pg/cdc/slot.ts";
@@ -16,7 +15,7 @@ import { windowRecord } from "../../automation/lifecycle/workflows/switchWindow.
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { CELL2, CELL2_STACK, CELL_STACK, createScenario, SimulatedCrash, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { docOf, phaseOf, tenantLogin } from "./probes.ts";
-import { connect, createApplicationSchema, qi, type DbRef } from "./tenantDb.ts";
+import { connect, createApplicationSchema, qi, withDb } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -26,14 +25,7 @@ afterAll(async () => {
   await bench?.stop();
 });
 
-async function onCell<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = await connect(db);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const onCell = withDb;
 
 /** What the cancel must undo, read from the databases and the doubles. */
 async function leftovers(s: Scenario, id: string) {

@@ -17,7 +17,7 @@ import { requireFleet } from "../../infra/model/fleet.ts";
 import { pgTenantIdent } from "../../infra/model/naming.ts";
 import { createScenario, loginOf, schemaState, startBench, TENANT_PASSWORD, type Bench, type Scenario } from "./harness.ts";
 import { docOf } from "./probes.ts";
-import { connect, createApplicationSchema, qi, startWriter, type DbRef } from "./tenantDb.ts";
+import { connect, createApplicationSchema, qi, startWriter, withDb } from "./tenantDb.ts";
 
 let bench: Bench;
 beforeAll(async () => {
@@ -27,14 +27,7 @@ afterAll(async () => {
   await bench?.stop();
 });
 
-async function onDb<T>(db: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = await connect(db);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const onDb = withDb;
 
 /** What an aborted capture must not leave on the cell: slots, publications, tables switched to REPLICA IDENTITY FULL. */
 async function captureLeftovers(s: Scenario): Promise<{ slots: string[]; publications: string[]; identityFull: string[] }> {

@@ -26,6 +26,16 @@ export async function connect(ref: DbRef, who: Credentials = ref.admin): Promise
   return ref.server.connect({ ...who, database: ref.database });
 }
 
+/** Runs `fn` on a fresh admin session of `ref`, ended after. */
+export async function withDb<T>(ref: DbRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = await connect(ref);
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
 export function clientConfig(ref: DbRef): pg.ClientConfig {
   return { host: ref.server.host, port: ref.server.port, user: ref.admin.user, password: ref.admin.password, database: ref.database };
 }
