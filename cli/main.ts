@@ -182,7 +182,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .action(async (id: string) => setCode(await retryCommand(id, io)));
   program
     .command("cancel")
-    .description("cancel an open lifecycle workflow; an upgrade's or a move's open write window is undone first (needs TENANCY_URL and TENANCY_API_KEY)")
+    .description("cancel an open lifecycle workflow; an upgrade's or a move's open write window is undone first, a running copy is stopped (needs TENANCY_URL and TENANCY_API_KEY)")
     .argument("<workflow-id>", "the workflow's id (a UUID; tenantctl workflows lists them)")
     .option("--note <text>", "why, recorded with the cancel")
     .action(async (id: string, opts: { note?: string }) => setCode(await cancelCommand(id, opts, io)));
