@@ -17,7 +17,7 @@
  * The pin is resolved when the run starts, not when it is queued: a run queued behind a rollout's run
  * of its stack applies what that run left in force.
  */
-import type { Pool } from "pg";
+import { escapeLiteral, type Pool } from "pg";
 import { platformStackName } from "../../infra/model/naming.ts";
 import type { Queryable } from "../db/tx.ts";
 
@@ -47,6 +47,16 @@ export async function pinRunProgram(db: Queryable, run: { runId: string; stack: 
   );
   if (!rows[0]) throw new Error(`run ${run.runId} of stack ${run.stack} does not exist; its program cannot be pinned`);
   return rows[0].program_commit;
+}
+
+/**
+ * pinRunProgram's choice as one SQL expression, for a claim that records the pin in its own
+ * statement (automation/runs/oneTrip.ts: the claim and the pin in one round trip). `stack` and
+ * `head` are SQL expressions; `stack` must not name a column of the aliases r, rs or u (the
+ * subqueries' own).
+ */
+export function programInForceSql(stack: string, head: string): string {
+  return `CASE WHEN starts_with(${stack}, ${escapeLiteral(PLATFORM_PREFIX)}) THEN ${head} ELSE COALESCE((${REACHED(stack)}), (${FLEET}), (${LAST_UPDATE(stack)}), ${head}) END`;
 }
 
 /** The program in force for `stack` now (what its next run outside a rollout applies); `head` for rule 4. */

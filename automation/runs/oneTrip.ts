@@ -85,6 +85,12 @@ export interface FastClaim {
   regions: readonly string[];
   /** The main head read just before: recorded as the run's commit when it applies the head (no programCommit). */
   head?: string;
+  /**
+   * With `head`: the program in force for the run's stack as an SQL expression of the stack and
+   * the head (automation/rollouts/inForce.ts programInForceSql), recorded as the program commit of
+   * a run that has none; the worker then needs no round trip of its own to pin it. Absent: not pinned here.
+   */
+  pin?: (stack: string, head: string) => string;
   startedAt: string;
 }
 
@@ -92,7 +98,7 @@ export interface FastClaim {
 export function claimItem<Row>(c: FastClaim, channel: string): TripItem<{ row: Row; tenants: string[] } | undefined> {
   const stacks = textArray(c.stacks);
   const sql = `WITH cur AS (
-  SELECT r.id FROM runs r
+  SELECT r.id, r.stack AS pin_stack FROM runs r
    WHERE r.id = ${lit(c.runId)}::uuid AND r.job_id = ${lit(c.jobId)}::uuid AND r.state = 'queued' AND r.region = ANY(${textArray(c.regions)})
      AND ${occupied("r.")} = ${stacks}
      AND NOT ${busy(stacks)}
@@ -101,7 +107,8 @@ export function claimItem<Row>(c: FastClaim, channel: string): TripItem<{ row: R
 ), claimed AS (
   UPDATE runs r SET state = 'running', attempts = r.attempts + 1, worker = ${lit(c.worker)}, runner = ${lit(c.runner)}, heartbeat_at = now(), handover_due_at = NULL,
      started_at = COALESCE(r.started_at, now()),
-     commit_sha = CASE WHEN r.program_commit IS NULL AND ${lit(c.head ?? null)}::text IS NOT NULL THEN ${lit(c.head ?? null)} ELSE r.commit_sha END,
+     commit_sha = CASE WHEN r.program_commit IS NULL AND ${lit(c.head ?? null)}::text IS NOT NULL THEN ${lit(c.head ?? null)} ELSE r.commit_sha END,${
+       c.pin && c.head ? `\n     program_commit = COALESCE(r.program_commit, ${c.pin("cur.pin_stack", `${lit(c.head)}::text`)}),` : ""}
      attempt_log = (SELECT COALESCE(jsonb_agg(CASE WHEN e->>'outcome' IS NULL THEN e || '{"outcome":"lost","message":"worker stopped sending heartbeats"}'::jsonb ELSE e END), '[]'::jsonb)
                     FROM jsonb_array_elements(r.attempt_log) e)
                    || jsonb_build_array(jsonb_build_object('attempt', r.attempts + 1, 'worker', ${lit(c.worker)}::text, 'startedAt', ${lit(c.startedAt)}::text))

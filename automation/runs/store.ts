@@ -54,6 +54,12 @@ export interface RunStoreOptions {
   regions: readonly string[];
   /** The region of a stack (automation/runs/regions.ts stackRegion on the working copy); throws when unknown. */
   regionOf: (stack: string) => string;
+  /**
+   * The program in force for a stack as SQL (automation/rollouts/inForce.ts programInForceSql):
+   * a run claimed in one round trip records it as its program commit in the claim (oneTrip.ts).
+   * Absent: the claim pins nothing (the run worker's pinProgram, if any, pins after the claim).
+   */
+  pinProgramSql?: (stack: string, head: string) => string;
 }
 
 export class RunStore extends RunQueries {
@@ -234,7 +240,10 @@ export class RunStore extends RunQueries {
   async start(runId: string, jobId: string, worker: string, runner: string, regions: readonly string[], fast?: { stacks?: readonly string[]; head?: string }): Promise<StartDecision> {
     if (fast?.stacks && fast.stacks.length > 0 && /^[0-9a-f-]{36}$/i.test(runId) && /^[0-9a-f-]{36}$/i.test(jobId)) {
       const claimed = await this.trips.run(claimItem<RunRow>(
-        { runId, jobId, stacks: fast.stacks, worker, runner, regions, ...(fast.head ? { head: fast.head } : {}), startedAt: new Date().toISOString() },
+        {
+          runId, jobId, stacks: fast.stacks, worker, runner, regions, ...(fast.head ? { head: fast.head } : {}), startedAt: new Date().toISOString(),
+          ...(this.opts.pinProgramSql ? { pin: this.opts.pinProgramSql } : {}),
+        },
         RUN_STATE_CHANNEL,
       ));
       if (claimed) return { kind: "start", run: toRecord(claimed.row), attempt: claimed.row.attempts, recovering: false, tenants: claimed.tenants };

@@ -15,7 +15,9 @@ import { migrate } from "../../automation/db/migrate.ts";
 import { createLogger } from "../../automation/log.ts";
 import { startBoss, type StackRunJob } from "../../automation/queue.ts";
 import { stackRunQueue } from "../../automation/runs/regions.ts";
+import { programInForceSql } from "../../automation/rollouts/inForce.ts";
 import { RUN_STATE_CHANNEL, RunStore } from "../../automation/runs/store.ts";
+import { platformStackName } from "../../infra/model/naming.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
 const REGION = "us-east-1";
@@ -138,6 +140,31 @@ describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () =
     const claim = await counted(() => store.start(runId, job.id, WORKER, "local", [REGION], { stacks: job.data.stacks!, head: HEAD }));
     expect(claim.statements).toHaveLength(1);
     expect((await row(runId)).commit_sha).toBeNull();
+  });
+
+  it("records the program in force in the claim itself when the store pins: the stack's last update's program, a platform stack the head (negative control: a store that does not pin)", async () => {
+    const program = "feedfacefeedfacefeedfacefeedfacefeedface";
+    const platform = platformStackName(REGION);
+    // The stack's last successful update applied `program` (inForce.ts, rule 3: no rollout ever succeeded).
+    await pool.query(
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region, program_commit, commit_sha, finished_at)
+       VALUES ('shared-prod-use1-01', 'up', '{}', 'succeeded', '{}', '{an earlier update}', '{}', $1, $2, $2, now())`,
+      [REGION, program],
+    );
+    const pinning = new RunStore(pool, boss, { runExpireHours: 3, heartbeatTimeoutSeconds: 30, regions: [REGION], regionOf: () => REGION, pinProgramSql: programInForceSql });
+    const queued = await pinning.enqueueAll(["shared-prod-use1-01", platform, "shared-prod-use1-02"], { reason: "test" });
+    const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 3 });
+    const jobOf = (runId: string) => jobs.find((j) => j.data.runId === runId)!;
+    const runOf = (stack: string) => queued.find((q) => q.stack === stack)!.runId;
+    const [shared, plat, plain] = [runOf("shared-prod-use1-01"), runOf(platform), runOf("shared-prod-use1-02")];
+    const claim = (s: RunStore, runId: string) => s.start(runId, jobOf(runId).id, WORKER, "local", [REGION], { stacks: jobOf(runId).data.stacks!, head: HEAD });
+    const pinned = await counted(() => Promise.all([claim(pinning, shared), claim(pinning, plat)]));
+    expect(pinned.statements).toHaveLength(1);
+    expect(pinned.value.map((d) => d.kind === "start" && d.run.programCommit)).toEqual([program, HEAD]);
+    expect((await pool.query("SELECT program_commit, commit_sha FROM runs WHERE id = $1", [shared])).rows[0]).toEqual({ program_commit: program, commit_sha: HEAD });
+    // The same claim through a store that does not pin records the head only.
+    const unpinned = await claim(store, plain);
+    expect(unpinned.kind === "start" && unpinned.run).toMatchObject({ programCommit: null, commit: HEAD });
   });
 
   it("leaves a held stack's run to the transaction, which skips it naming the hold", async () => {
