@@ -3,18 +3,21 @@
  * (docs/lifecycle.md, "The bulk copy"). What makes it as fast as `pg_dump | pg_restore`:
  *
  * - Each table travels as one `COPY table TO STDOUT` piped into `COPY table FROM STDIN (FREEZE)`
- *   (pg-copy-streams), in binary format when every column is of a built-in type whose binary form
- *   carries no server-specific OID (BINARY_SAFE_TYPES), in text format otherwise (enums, arrays
- *   of user types, anything else). FREEZE: the table was created in the same transaction, so its
+ *   as the server framed it (rawCopy.ts: the CopyData messages pass through unchanged, nothing
+ *   copied or reframed per row in this process), in binary format when every column is of a
+ *   built-in type whose binary form carries no server-specific OID (BINARY_SAFE_TYPES), in text
+ *   format otherwise (enums, arrays of user types, anything else). FREEZE: the table was created in the same transaction, so its
  *   rows are written frozen and all-visible, and the verification's scan (and every later one)
  *   does not rewrite each page to set hint bits.
  * - Constraints and indexes are built after the data, as pg_restore does (catalog.ts, postDataDdl).
- * - The verification reads each side once, in COPY form: the source's bytes are hashed (sha256)
- *   as they stream to the target, and the target's table is read back with the same COPY right
- *   after its load and hashed the same way. A freshly loaded table is scanned in load order (one
- *   COPY, one writer, synchronize_seqscans off), so equal digests mean the target holds exactly
- *   the bytes the source sent, in the source's text or binary form of every value. When the two
- *   digests differ with equal row counts the table is compared again order-independently, by each
+ * - The verification reads each side once, in COPY form: the source's CopyData messages are
+ *   hashed (sha256) as they stream to the target, and the target's table is read back with the
+ *   same COPY right after its load and hashed the same way. A freshly loaded table is scanned in
+ *   load order (one COPY, one writer, synchronize_seqscans off), so equal digests mean the target
+ *   holds exactly the bytes the source sent, in the source's text or binary form of every value
+ *   (the messages' framing is hashed too: equal framed streams have equal contents; a server that
+ *   framed rows differently would send the table to the order-independent comparison below). When
+ *   the two digests differ with equal row counts the table is compared again order-independently, by each
  *   server's md5 of every row's text (copy.ts, tableChecksums), before a difference is reported:
  *   an unexpected scan order costs time, never a false failure.
  *
@@ -25,12 +28,12 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type pg from "pg";
-import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import {
   assertCopyable, copyColumns, describeSchema, emptySchema, foreignKeyDdl, ownershipDdl, postDataDdl, preDataDdl, readSchema, sequenceValues, setvalSql,
   type SchemaDef, type TableDef,
 } from "./catalog.ts";
 import { tableChecksums, VerificationError, type TableChecksum } from "./copy.ts";
+import { CopyIn, CopyOut } from "./rawCopy.ts";
 import { qi, ql, qn } from "./sql.ts";
 
 /**
@@ -116,8 +119,8 @@ function copyTarget(schema: string, t: TableDef): string {
 async function loadTable(source: pg.ClientBase, target: pg.ClientBase, schema: string, t: TableDef, binary: boolean, signal?: AbortSignal): Promise<{ rows: number; loaded: number; digest: string }> {
   const fmt = binary ? "(FORMAT binary)" : "";
   const hash = createHash("sha256");
-  const out = source.query(copyTo(`COPY ${copyTarget(schema, t)} TO STDOUT ${fmt}`));
-  const sink = target.query(copyFrom(`COPY ${copyTarget(schema, t)} FROM STDIN ${binary ? "(FORMAT binary, FREEZE)" : "(FREEZE)"}`));
+  const out = source.query(new CopyOut(`COPY ${copyTarget(schema, t)} TO STDOUT ${fmt}`));
+  const sink = target.query(new CopyIn(`COPY ${copyTarget(schema, t)} FROM STDIN ${binary ? "(FORMAT binary, FREEZE)" : "(FREEZE)"}`));
   await pipeline(out, hashing(hash), sink, ...(signal ? [{ signal }] : []));
   return { rows: out.rowCount, loaded: sink.rowCount, digest: digestOf(hash) };
 }
@@ -125,10 +128,8 @@ async function loadTable(source: pg.ClientBase, target: pg.ClientBase, schema: s
 /** The target's table read back in the same COPY form and hashed the same way. */
 async function readBack(target: pg.ClientBase, schema: string, t: TableDef, binary: boolean): Promise<{ rows: number; digest: string }> {
   const hash = createHash("sha256");
-  const out = target.query(copyTo(`COPY ${copyTarget(schema, t)} TO STDOUT ${binary ? "(FORMAT binary)" : ""}`));
-  await pipeline(out, hashing(hash), async (chunks: AsyncIterable<Buffer>) => {
-    for await (const _ of chunks) void _;
-  });
+  const out = target.query(new CopyOut(`COPY ${copyTarget(schema, t)} TO STDOUT ${binary ? "(FORMAT binary)" : ""}`));
+  for await (const chunk of out) hash.update(chunk as Buffer);
   return { rows: out.rowCount, digest: digestOf(hash) };
 }
 
