@@ -8,7 +8,7 @@
  * durable state change costs, and a claim and a finish are each one).
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -62,6 +62,8 @@ interface OverheadSample {
   trips: { trips: number; items: number; largest: number; retried: number };
   /** The event loop's delay over the sample (ms; perf_hooks monitorEventLoopDelay, 1 ms resolution). */
   eventLoopDelayMs: { p50: number; p99: number; max: number };
+  /** The machine's 1-minute load average when the sample ended (os.loadavg; the host is shared). */
+  load: number;
 }
 
 /**
@@ -74,7 +76,7 @@ type Part = (typeof PARTS)[number];
 /** Whether a pool query is a trip of claims and finishes (oneTrip.ts), by its text. */
 const isTrip = (text: unknown): boolean => typeof text === "string" && (text.includes("claimed AS (") || text.includes("WITH done AS ("));
 
-export async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
+async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
   const runner = new StampRunner();
   const region = loadPlatform(repoDir).regions[0]!;
@@ -185,6 +187,7 @@ export async function measure(databaseUrl: string, repoDir: string, workers: num
     return {
       workers, startMs, finishMs, baselineMs: summarize(base).median, commitBaselineMs: summarize(commits).median, parts, poolWait, statement, trips: { ...store.trips.stats },
       eventLoopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
+      load: round(loadavg()[0]!, 2),
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
@@ -205,7 +208,7 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
           log(
             `run overhead ${i + 1}/${runs}, ${w} workers: start median ${med(s.startMs)} ms, finish median ${med(s.finishMs)} ms; ` +
               `parts ${PARTS.map((p) => `${p} ${med(s.parts[p])}`).join(", ")}; trips ${s.trips.trips} of ${s.trips.items} items (largest ${s.trips.largest}): pool wait ${med(s.poolWait)}, query ${med(s.statement)}; ` +
-              `event loop delay p50 ${s.eventLoopDelayMs.p50} p99 ${s.eventLoopDelayMs.p99} max ${s.eventLoopDelayMs.max}`,
+              `event loop delay p50 ${s.eventLoopDelayMs.p50} p99 ${s.eventLoopDelayMs.p99} max ${s.eventLoopDelayMs.max}; load ${s.load}`,
           );
           samples.push(s);
         }
@@ -235,8 +238,9 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
             max: round(Math.max(...of.map((s) => s.eventLoopDelayMs.max)), 2),
           },
         };
-        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline, baselineCommitMs: commitBaseline, breakdown };
-        const notes = `baseline SELECT 1 ${baseline} ms, one-row UPDATE committed ${commitBaseline} ms`;
+        const load = of.map((s) => s.load);
+        byWorkers[String(w)] = { dequeueToRunnerStartMs: start, runnerEndToRecordedFinishMs: finish, baselineSelect1Ms: baseline, baselineCommitMs: commitBaseline, loadAverage1m: load, breakdown };
+        const notes = `baseline SELECT 1 ${baseline} ms, one-row UPDATE committed ${commitBaseline} ms, load ${Math.min(...load)} to ${Math.max(...load)}`;
         rows.push([`dequeue -> runner start, ${w} workers`, `median ${start.median} ms, p99 ${start.p99} ms (n=${start.runs})`, notes]);
         rows.push([`runner end -> recorded finish, ${w} workers`, `median ${finish.median} ms, p99 ${finish.p99} ms (n=${finish.runs})`, notes]);
         targets.push(target(`run overhead, dequeue -> runner start, ${w} workers (median)`, start.median, "ms", "<=", 10));
@@ -248,8 +252,9 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
           setup: {
             runsPerSample: RUNS_PER_SAMPLE, runMs: RUN_MS, workerCounts: WORKER_COUNTS,
             runner: "a timer of RUN_MS per run (no CPU, no Automation API)",
-            start: "from the worker handed the pg-boss job (RunWorker.handle entered, the dispatcher calls it as it fetches) to the runner entered: head read, claim (one round trip), heartbeat set-up, checkout (an overlay of the commit's shared export)",
-            finish: "from the runner returning to RunStore.finish resolved: event flush, finish (one round trip; a transaction when a queued run waits for the stack)",
+            start: "from the worker handed the pg-boss job (RunWorker.handle entered, the dispatcher calls it as it fetches) to the runner entered: head read, claim (one round trip, with the claims and finishes asked for meanwhile: groupCommit.ts; it records the program in force), heartbeat set-up, checkout (an overlay of the commit's shared export)",
+            finish: "from the runner returning to RunStore.finish resolved: event flush, finish (one round trip, grouped as the claim; a transaction when a queued run waits for the stack)",
+            breakdown: "parts of the start (beforeClaim: head read; claim: waiting for the trip on its way and its own trip; checkout) and of the finish; per trip: the pool's wait and the query (its WAL flush included); the event loop's delay over the sample",
             baseline: "median of 50 SELECT 1 round trips on the same pool, same run",
             commitBaseline: "median of 50 committed single-row UPDATEs on the same pool, same run (synchronous_commit on)",
           },
