@@ -10,7 +10,16 @@ import { configDefaults, defineConfig } from "vitest/config";
  * TypeScript compiler at import), more than most of them spend testing: in one process these 57
  * files took 94 CPU-s instead of 214. A file added here must keep to the rules above.
  */
-const SHARED_PROCESS = ["test/infra/**/*.test.ts", "test/policy/policies/**/*.test.ts", "test/model/**/*.test.ts", "test/plan/**/*.test.ts"];
+const SHARED_PROCESS = [
+  "test/infra/**/*.test.ts",
+  "test/policy/policies/**/*.test.ts",
+  "test/model/**/*.test.ts",
+  "test/plan/**/*.test.ts",
+  // The IAM checks render stacks and simulate their policies; the rest of test/isolation starts PostgreSQL.
+  "test/isolation/iam.isolation.test.ts",
+  "test/isolation/deployer.iam.test.ts",
+  "test/isolation/runtimeConfig.iam.test.ts",
+];
 
 export default defineConfig({
   test: {
