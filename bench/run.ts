@@ -37,6 +37,25 @@ const SECTIONS: Record<string, SectionFn> = {
   "durable-execution": async (runs, log) => (await import("./sections/durableExecution.ts")).durableExecution(runs, log),
 };
 
+const out = resolve(import.meta.dirname, "results.json");
+
+// `npm run bench -- --summary`: the targets as bench/results.json holds them, each with when, at
+// which commit and with how many runs its section was last measured; measures nothing.
+if (process.argv.includes("--summary")) {
+  if (!existsSync(out)) {
+    console.error(`${out} does not exist: run \`npm run bench\` first`);
+    process.exit(2);
+  }
+  const stored = JSON.parse(readFileSync(out, "utf8")) as Results & { measuredAt?: Record<string, { gitCommit: string; date: string; runs?: number }> };
+  const when = (section: string | undefined) => {
+    const at = section ? stored.measuredAt?.[section] : undefined;
+    return at ? `${at.date.slice(0, 10)} ${at.gitCommit}${at.runs ? ` n=${at.runs}` : ""}` : "unknown";
+  };
+  const table = stored.targets.map((t) => [t.pass ? "pass" : "FAIL", t.section ?? "?", t.figure, `${t.value} ${t.unit}`, t.target, when(t.section)]);
+  console.log(printTable(table, ["", "SECTION", "TARGET", "MEASURED", "WANTED", "MEASURED AT"]));
+  process.exit(0);
+}
+
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 if (!Number.isInteger(runs) || runs < 1) {
   console.error(`BENCH_RUNS=${process.env.BENCH_RUNS}: expected a positive integer`);
@@ -57,15 +76,15 @@ const rows: string[][] = [];
 for (const name of names) {
   const section = await SECTIONS[name]!(runs, log);
   results.sections[section.name] = section.data;
-  results.targets.push(...section.targets);
+  results.targets.push(...section.targets.map((t) => ({ ...t, section: section.name })));
   rows.push(...section.rows.map((r) => [name, ...r]));
 }
 
 const thisRun = [...results.targets];
-const out = resolve(import.meta.dirname, "results.json");
 // A run of some sections keeps the other sections' last figures (each section says when and at
 // which commit it was measured), so measuring one section never erases the others.
-const measuredAt = Object.fromEntries(Object.keys(results.sections).map((s) => [s, { gitCommit: results.machine.gitCommit, date: results.machine.date }]));
+// `runs` is per section: the file-wide `runsPerFigure` is only the last run's.
+const measuredAt = Object.fromEntries(Object.keys(results.sections).map((s) => [s, { gitCommit: results.machine.gitCommit, date: results.machine.date, runs }]));
 if (chosen.length > 0 && existsSync(out)) {
   const prior = JSON.parse(readFileSync(out, "utf8")) as Results & { measuredAt?: Record<string, unknown> };
   const figures = new Set(results.targets.map((t) => t.figure));

@@ -11,6 +11,8 @@ export interface Target {
   /** The target as text, e.g. "<= 2000". */
   target: string;
   pass: boolean;
+  /** The section that measured it (bench/run.ts sets it), so a partial run's figures stay attributable. */
+  section?: string;
 }
 
 /** One benchmark's outcome: its raw data for results.json, table rows, and its targets. */
