@@ -15,10 +15,16 @@
  * every other item that arrived meanwhile (at most MAX_TRIP_ITEMS; finishes before claims, so a
  * stack freed by a finish is free for a claim in the same trip). An idle batcher sends at once,
  * gathering only the items asked for in the same tick (a dispatcher hands a fetched batch of jobs
- * to its workers in one loop). A trip that fails as a whole on a transaction conflict (a deadlock
- * with another transaction's stack locks, SQLSTATE class 40; a lock not available, 55P03) is
- * retried item by item, each in a trip of its own: what one item does never depends on another's
- * success. Any other error fails every item of the trip, as it would have failed each alone.
+ * to its workers in one loop). A trip that the server refused as a whole (an error with a SQLSTATE:
+ * the transaction was rolled back, nothing of it committed) is retried item by item, each in a trip
+ * of its own, so what one item does never depends on another's success: a deadlock with another
+ * transaction's stack locks (class 40) or a lock not available (55P03), and as much one item's
+ * own error (a finish whose output PostgreSQL cannot store, class 22), which then fails that item
+ * alone instead of every claim and finish that shared its trip. Not retried, failing every item of
+ * the trip: an error without a SQLSTATE (the connection broke: whether the commit happened is not
+ * known, so nothing is sent twice) and the classes that say the server or the connection is unusable
+ * (08 connection, 53 resources, 57 operator intervention, 58 system, XX internal), where each item
+ * alone would fail the same way.
  */
 import { runTrip, type TripItem, type TripQueryable } from "./oneTrip.ts";
 
@@ -31,10 +37,13 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-/** Errors after which the trip's items are tried one by one (nothing of the trip was committed). */
-function conflict(err: unknown): boolean {
+/** SQLSTATE classes after which trying the items one by one would only fail each the same way. */
+const UNUSABLE_CLASSES = new Set(["08", "53", "57", "58", "XX"]);
+
+/** Errors after which the trip's items are tried one by one: the server rolled the trip back. */
+function separable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && (code.startsWith("40") || code === "55P03");
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !UNUSABLE_CLASSES.has(code.slice(0, 2));
 }
 
 export class TripBatcher {
@@ -69,7 +78,7 @@ export class TripBatcher {
           const answers = await runTrip(this.pool, trip.map((w) => w.item));
           trip.forEach((w, i) => w.resolve(answers[i]));
         } catch (err) {
-          if (trip.length > 1 && conflict(err)) {
+          if (trip.length > 1 && separable(err)) {
             this.stats.retried++;
             await Promise.all(trip.map((w) => runTrip(this.pool, [w.item]).then((a) => w.resolve(a[0]), w.reject)));
           } else {

@@ -1,8 +1,8 @@
 /**
  * The batcher of run claims and finishes (automation/runs/groupCommit.ts) against a pool double
  * that records each query and answers one result per statement: which items share a query, in
- * which order, with which locks, and what a failed trip does (a conflict: item by item; anything
- * else: every item fails). Live PostgreSQL: runOneTrip.test.ts.
+ * which order, with which locks, and what a failed trip does (refused by the server: item by item;
+ * a broken connection or an unusable server: every item fails). Live PostgreSQL: runOneTrip.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { lockKey } from "../../automation/db/tx.ts";
@@ -110,7 +110,35 @@ describe("TripBatcher", () => {
     expect(b.stats.retried).toBe(1);
   });
 
-  it("fails every item of a trip that failed otherwise, retrying none (negative control of the retry)", async () => {
+  it("retries a trip refused for one item's own error item by item: only that item fails", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const all = [b.run(item("good", "claim", ["sg"])), b.run(item("bad", "finish", ["sb"]))].map((p) => p.then((v) => v, (e: Error) => e.message));
+    await tick();
+    // PostgreSQL refuses a text value with a NUL byte (22P05): the whole trip is rolled back.
+    const nul = () => Object.assign(new Error("unsupported Unicode escape sequence"), { code: "22P05" });
+    sent[0]!.finish(nul());
+    await tick();
+    expect(sent.slice(1).map((s) => namesIn(s.sql))).toEqual([["bad"], ["good"]]);
+    sent[1]!.finish(nul());
+    sent[2]!.finish();
+    expect(await Promise.all(all)).toEqual(["good", "unsupported Unicode escape sequence"]);
+    expect(b.stats.retried).toBe(1);
+  });
+
+  it("fails every item of a trip whose connection broke, retrying none: the commit may have happened (negative control of the retry)", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const all = [b.run(item("x", "claim", ["sx"])), b.run(item("y", "claim", ["sy"]))].map((p) => p.then(() => "ok", (e: Error) => e.message));
+    await tick();
+    sent[0]!.finish(new Error("Connection terminated unexpectedly"));
+    expect(await Promise.all(all)).toEqual(["Connection terminated unexpectedly", "Connection terminated unexpectedly"]);
+    await tick();
+    expect(sent).toHaveLength(1);
+    expect(b.stats.retried).toBe(0);
+  });
+
+  it("fails every item of a trip refused because the server is going away, retrying none (negative control of the retry)", async () => {
     const { pool, sent } = poolDouble();
     const b = new TripBatcher(pool);
     const all = [b.run(item("x", "claim", ["sx"])), b.run(item("y", "claim", ["sy"]))].map((p) => p.then(() => "ok", (e: Error) => e.message));
