@@ -9,10 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { ControlPlane } from "../../automation/controlPlane.ts";
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedServer } from "../../automation/db/database.ts";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
-import { benchConfig, devNullLogger, makeBenchRepo, signedDeliveries, type SignedDelivery } from "../lib/controlPlane.ts";
+import { makeBenchRepo, signedDeliveries, type SignedDelivery } from "../lib/controlPlane.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
 
