@@ -148,7 +148,7 @@ describe("composed run commits", () => {
     const clone = join(dir, "..", `${dir.split("/").at(-1)}-clone`);
     const gitIn = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
     try {
-      execFileSync("git", ["init", "--quiet", "--bare", remote]);
+      execFileSync("git", ["init", "--quiet", "--bare", "--initial-branch=main", remote]);
       git("push", "--quiet", remote, "main");
       commit({ "Pulumi.yaml": "program: Y\n" }, "program Y");
       git("push", "--quiet", remote, "main");

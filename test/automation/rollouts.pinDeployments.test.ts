@@ -49,7 +49,7 @@ beforeAll(async () => {
   pg = await startTestPostgres();
   const repo = makeFixtureRepo();
   remote = `${repo.dir}-remote.git`;
-  execFileSync("git", ["init", "--quiet", "--bare", remote]);
+  execFileSync("git", ["init", "--quiet", "--bare", "--initial-branch=main", remote]);
   h = await startHarness({ pg, repo, deps: { runner: standIn } });
 });
 afterAll(async () => {
