@@ -4,8 +4,9 @@
  * together: an accepted billing event always has its reconcile job, and a run always has the job
  * that starts it when its stack is free.
  */
+import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { PgBoss, type Db, type Queue } from "pg-boss";
+import { PgBoss, type Db, type Queue, type SendOptions } from "pg-boss";
 import type { Queryable } from "./db/tx.ts";
 import type { Logger } from "./log.ts";
 import { LEGACY_STACK_RUN_QUEUE, stackRunQueue } from "./runs/regions.ts";
@@ -104,4 +105,41 @@ export async function ensureQueues(boss: PgBoss, opts: QueueOptions): Promise<vo
     if (await boss.getQueue(name)) await boss.updateQueue(name, settings);
     else await boss.createQueue(name, { policy, ...settings });
   }
+}
+
+/** A job insert as one parameter-less statement, for a multi-statement query (see jobInsertStatement). */
+export interface JobInsertStatement {
+  /** The job's id, chosen here (pg-boss inserts the id it is given). */
+  id: string;
+  /** pg-boss' own insert of the job (its queue's defaults, its NOTIFY), values inlined; no trailing semicolon. */
+  sql: string;
+}
+
+/**
+ * The statement pg-boss' `send` would run in the caller's transaction, captured instead of run, so
+ * the caller can send it in one multi-statement query with its own statements (one round trip;
+ * automation/billing/intake.ts). pg-boss builds it (plans.insertJobs: the queue's retry, expiry and
+ * retention settings, the NOTIFY of an immediately runnable job) with one JSON parameter, $1; here
+ * the parameter is inlined as a quoted literal, as pg-boss itself does for its multi-statement flow
+ * inserts (plans.insertFlowJobs). Anything but one statement with exactly that one parameter is
+ * refused, so a pg-boss upgrade that changes the shape fails loudly here, not in the database.
+ */
+export async function jobInsertStatement<T extends object>(boss: PgBoss, queue: string, data: T, options: Omit<SendOptions, "db" | "id"> = {}): Promise<JobInsertStatement> {
+  const id = randomUUID();
+  const captured: { text: string; values: unknown[] }[] = [];
+  const db: Db = {
+    executeSql: async (text: string, values: unknown[]) => {
+      captured.push({ text, values });
+      return { rows: [{ id }] };
+    },
+  };
+  const sent = await boss.send(queue, data, { ...options, id, db });
+  const only = captured[0];
+  if (sent !== id || captured.length !== 1 || !only || only.values.length !== 1 || typeof only.values[0] !== "string" || !/\$1(?!\d)/.test(only.text) || /\$(?:[2-9]|1\d)/.test(only.text)) {
+    throw new Error(
+      `pg-boss' send of a ${queue} job did not run the one statement with one JSON parameter ($1) this control plane inlines ` +
+        `(${captured.length} statement(s), parameters ${JSON.stringify(captured.map((c) => c.values.length))}); check automation/queue.ts against the installed pg-boss`,
+    );
+  }
+  return { id, sql: only.text.replace(/\$1(?!\d)/g, () => pg.escapeLiteral(only.values[0] as string)).trim() };
 }
