@@ -28,7 +28,7 @@ import { startBoss } from "./queue.ts";
 import { DeploymentsRunner, LocalAutomationRunner, type Runner } from "./runs/runner.ts";
 import { RunStore } from "./runs/store.ts";
 import { RolloutEngine } from "./rollouts/engine.ts";
-import { pinRunProgram, programInForceSql, programsInUse } from "./rollouts/inForce.ts";
+import { pinRunProgram, programsInUse } from "./rollouts/inForce.ts";
 import { runStorePort } from "./rollouts/runPort.ts";
 import { RolloutService } from "./rollouts/service.ts";
 import { Ticker } from "./ticker.ts";
@@ -275,7 +275,7 @@ export class ControlPlane {
         // The working copy as it is now: a run is queued after its change is committed there.
         regionOf: deps.regionOf ?? ((stack) => stackRegion(config.repoDir, platform, stack)),
         // The claim records the program in force (the worker's pinProgram below then has nothing to do).
-        ...(deps.pinPrograms === false ? {} : { pinProgramSql: programInForceSql }),
+        ...(deps.pinPrograms === false ? {} : { pinPrograms: true }),
       });
       // Runs queued before region routing whose stack name does not say their region (migration 004).
       const backfill = await runs.backfillRegions();

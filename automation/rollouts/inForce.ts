@@ -16,20 +16,20 @@
  * Platform stacks are never rolled out (a person deploys them, docs/deploying.md): they apply the head.
  * The pin is resolved when the run starts, not when it is queued: a run queued behind a rollout's run
  * of its stack applies what that run left in force.
+ *
+ * The rules are one server-side function, tenancy_program_in_force
+ * (automation/db/migrations/340_run_claim_functions.sql), which the run's claim calls in its own
+ * statement (automation/runs/oneTrip.ts) and the functions here call: one definition, planned once
+ * per session. A change of the rules is a new migration replacing it.
  */
-import { escapeLiteral, type Pool } from "pg";
+import type { Pool } from "pg";
 import { platformStackName } from "../../infra/model/naming.ts";
 import type { Queryable } from "../db/tx.ts";
 
 const PLATFORM_PREFIX = platformStackName("");
 
-/** One statement per part of the module comment's order, the stack being parameter `s` ($1, $2...). */
-const REACHED = (s: string) => `SELECT r.commit FROM rollout_stacks rs JOIN rollouts r ON r.id = rs.rollout_id JOIN runs u ON u.id = rs.run_id
-   WHERE rs.stack = ${s} AND u.state = 'succeeded' ORDER BY u.finished_at DESC LIMIT 1`;
+/** The newest succeeded rollout's commit: rule 2 (also in tenancy_program_in_force). */
 const FLEET = `SELECT commit FROM rollouts WHERE state = 'succeeded' ORDER BY finished_at DESC LIMIT 1`;
-const LAST_UPDATE = (s: string) => `SELECT COALESCE(u.program_commit, u.commit_sha) FROM runs u
-   WHERE u.stack = ${s} AND u.operation = 'up' AND u.state = 'succeeded' AND COALESCE(u.program_commit, u.commit_sha) IS NOT NULL
-   ORDER BY u.finished_at DESC LIMIT 1`;
 
 /**
  * Records the program in force for the run's stack as the run's `program_commit` unless it has one
@@ -37,33 +37,18 @@ const LAST_UPDATE = (s: string) => `SELECT COALESCE(u.program_commit, u.commit_s
  * the run read (rule 4, and every platform stack's run).
  */
 export async function pinRunProgram(db: Queryable, run: { runId: string; stack: string; head: string }): Promise<string> {
-  const platform = run.stack.startsWith(PLATFORM_PREFIX);
   const { rows } = await db.query<{ program_commit: string }>(
-    platform
-      ? "UPDATE runs SET program_commit = COALESCE(program_commit, $3) WHERE id = $1 AND stack = $2 RETURNING program_commit"
-      : `UPDATE runs SET program_commit = COALESCE(program_commit, (${REACHED("$2")}), (${FLEET}), (${LAST_UPDATE("$2")}), $3)
-          WHERE id = $1 AND stack = $2 RETURNING program_commit`,
-    [run.runId, run.stack, run.head],
+    "UPDATE runs SET program_commit = COALESCE(program_commit, tenancy_program_in_force($2, $3, $4)) WHERE id = $1 AND stack = $2 RETURNING program_commit",
+    [run.runId, run.stack, run.head, PLATFORM_PREFIX],
   );
   if (!rows[0]) throw new Error(`run ${run.runId} of stack ${run.stack} does not exist; its program cannot be pinned`);
   return rows[0].program_commit;
 }
 
-/**
- * pinRunProgram's choice as one SQL expression, for a claim that records the pin in its own
- * statement (automation/runs/oneTrip.ts: the claim and the pin in one round trip). `stack` and
- * `head` are SQL expressions; `stack` must not name a column of the aliases r, rs or u (the
- * subqueries' own).
- */
-export function programInForceSql(stack: string, head: string): string {
-  return `CASE WHEN starts_with(${stack}, ${escapeLiteral(PLATFORM_PREFIX)}) THEN ${head} ELSE COALESCE((${REACHED(stack)}), (${FLEET}), (${LAST_UPDATE(stack)}), ${head}) END`;
-}
-
 /** The program in force for `stack` now (what its next run outside a rollout applies); `head` for rule 4. */
 export async function programInForce(db: Queryable, stack: string, head: string): Promise<string> {
-  if (stack.startsWith(PLATFORM_PREFIX)) return head;
-  const { rows } = await db.query<{ p: string | null }>(`SELECT COALESCE((${REACHED("$1")}), (${FLEET}), (${LAST_UPDATE("$1")})) AS p`, [stack]);
-  return rows[0]?.p ?? head;
+  const { rows } = await db.query<{ p: string }>("SELECT tenancy_program_in_force($1, $2, $3) AS p", [stack, head, PLATFORM_PREFIX]);
+  return rows[0]!.p;
 }
 
 /**

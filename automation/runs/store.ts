@@ -55,11 +55,11 @@ export interface RunStoreOptions {
   /** The region of a stack (automation/runs/regions.ts stackRegion on the working copy); throws when unknown. */
   regionOf: (stack: string) => string;
   /**
-   * The program in force for a stack as SQL (automation/rollouts/inForce.ts programInForceSql):
-   * a run claimed in one round trip records it as its program commit in the claim (oneTrip.ts).
-   * Absent: the claim pins nothing (the run worker's pinProgram, if any, pins after the claim).
+   * Whether a run claimed in one round trip records the program in force for its stack
+   * (automation/rollouts/inForce.ts) as its program commit in the claim (oneTrip.ts). Absent or
+   * false: the claim pins nothing (the run worker's pinProgram, if any, pins after the claim).
    */
-  pinProgramSql?: (stack: string, head: string) => string;
+  pinPrograms?: boolean;
 }
 
 export class RunStore extends RunQueries {
@@ -242,7 +242,7 @@ export class RunStore extends RunQueries {
       const claimed = await this.trips.run(claimItem<RunRow>(
         {
           runId, jobId, stacks: fast.stacks, worker, runner, regions, ...(fast.head ? { head: fast.head } : {}), startedAt: new Date().toISOString(),
-          ...(this.opts.pinProgramSql ? { pin: this.opts.pinProgramSql } : {}),
+          ...(this.opts.pinPrograms ? { pin: true } : {}),
         },
         RUN_STATE_CHANNEL,
       ));

@@ -22,7 +22,8 @@ import { withPostgres } from "./controlPlane.ts";
 
 const RUNS_PER_SAMPLE = 200;
 const RUN_MS = 50;
-const WORKER_COUNTS = [1, 8, 32];
+/** W values measured; `BENCH_OVERHEAD_WORKERS=32` (a comma list) measures only those (a profile of one W). */
+const WORKER_COUNTS = (process.env.BENCH_OVERHEAD_WORKERS ?? "1,8,32").split(",").map(Number);
 
 /** Sleeps RUN_MS and stamps when the runner was entered and left, per run id. */
 class StampRunner implements Runner {
@@ -74,7 +75,7 @@ const PARTS = ["beforeClaim", "claim", "claimToCheckout", "checkout", "checkoutT
 type Part = (typeof PARTS)[number];
 
 /** Whether a pool query is a trip of claims and finishes (oneTrip.ts), by its text. */
-const isTrip = (text: unknown): boolean => typeof text === "string" && (text.includes("claimed AS (") || text.includes("WITH done AS ("));
+const isTrip = (text: unknown): boolean => typeof text === "string" && (text.includes("tenancy_claim_run(") || text.includes("tenancy_finish_run("));
 
 async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));

@@ -15,7 +15,6 @@ import { migrate } from "../../automation/db/migrate.ts";
 import { createLogger } from "../../automation/log.ts";
 import { startBoss, type StackRunJob } from "../../automation/queue.ts";
 import { stackRunQueue } from "../../automation/runs/regions.ts";
-import { programInForceSql } from "../../automation/rollouts/inForce.ts";
 import { RUN_STATE_CHANNEL, RunStore } from "../../automation/runs/store.ts";
 import { platformStackName } from "../../infra/model/naming.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
@@ -151,7 +150,7 @@ describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () =
        VALUES ('shared-prod-use1-01', 'up', '{}', 'succeeded', '{}', '{an earlier update}', '{}', $1, $2, $2, now())`,
       [REGION, program],
     );
-    const pinning = new RunStore(pool, boss, { runExpireHours: 3, heartbeatTimeoutSeconds: 30, regions: [REGION], regionOf: () => REGION, pinProgramSql: programInForceSql });
+    const pinning = new RunStore(pool, boss, { runExpireHours: 3, heartbeatTimeoutSeconds: 30, regions: [REGION], regionOf: () => REGION, pinPrograms: true });
     const queued = await pinning.enqueueAll(["shared-prod-use1-01", platform, "shared-prod-use1-02"], { reason: "test" });
     const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 3 });
     const jobOf = (runId: string) => jobs.find((j) => j.data.runId === runId)!;
