@@ -59,6 +59,8 @@ export interface ControlPlaneConfig {
   /** External PostgreSQL; when absent an embedded server runs under `<dataDir>/postgres`. */
   databaseUrl?: string;
   dataDir: string;
+  /** Where runs' working directories are made (TENANCY_RUN_DIR); absent: chosen (automation/git/runRoot.ts). */
+  runDir?: string;
   stripeWebhookSecret: string;
   /** The git working copy holding Pulumi.yaml, tenants/ and stacks/. */
   repoDir: string;
@@ -125,6 +127,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "TENANCY_MAX_PARALLEL_RUNS", required: false, default: String(DEFAULT_MAX_PARALLEL_RUNS), meaning: "Stack updates running at once in this process per region served (never two of one stack)." },
   { name: "TENANCY_WORKER_REGIONS", required: false, default: "every platform region", meaning: "Comma-separated regions whose stack runs this process takes, or `none`. Production: one runner service per region with its own region (only it reaches that region's databases), the control plane's service `none`." },
   { name: "TENANCY_DATA_DIR", required: false, default: DEFAULT_DATA_DIR, meaning: "Embedded PostgreSQL data, the runs' exported git trees and each process's temporary directory (work/; removed at stop and after a crash) (gitignored)." },
+  { name: "TENANCY_RUN_DIR", required: false, default: "a tmpfs: `$RUNTIME_DIRECTORY` (systemd), else /dev/shm; else TENANCY_DATA_DIR/trees", meaning: "Where each run's working directory is made (links into the run's shared export of its commit, and the stack config files the Pulumi CLI may write); made anew for every attempt, so a memory file system serves best." },
   { name: "TENANCY_CONFIG", required: false, default: DEFAULT_CONFIG_FILE, meaning: "Config file with any of these settings (`NAME: value`); the environment wins." },
   { name: "TENANCY_RUNNER", required: false, default: "local", meaning: "`local` (Automation API LocalWorkspace on this host) or `deployments` (Pulumi Deployments via RemoteWorkspace)." },
   { name: "TENANCY_DEPLOYMENTS_ORG", required: "with deployments", default: "-", meaning: "Pulumi Cloud organization of the stacks." },
@@ -232,6 +235,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
   }
   const stripeWebhookSecret = required("STRIPE_WEBHOOK_SECRET", " (the endpoint's signing secret, whsec_...)");
   const dataDir = path(get("TENANCY_DATA_DIR") ?? DEFAULT_DATA_DIR);
+  const runDirRaw = get("TENANCY_RUN_DIR");
   // Never the project's own checkout by default: commits would land on the branch a person has
   // checked out. Without TENANCY_REPO_DIR the control plane works in its own clone.
   const repoRaw = get("TENANCY_REPO_DIR");
@@ -324,6 +328,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): ControlPlaneConfig {
     host,
     ...(databaseUrl ? { databaseUrl } : {}),
     dataDir,
+    ...(runDirRaw ? { runDir: path(runDirRaw) } : {}),
     stripeWebhookSecret,
     repoDir,
     ...(cloneWorkingCopyFrom ? { cloneWorkingCopyFrom } : {}),

@@ -284,6 +284,7 @@ export class ControlPlane {
       const writer = new GitWriter({
         repoDir: config.repoDir,
         dataDir: config.dataDir,
+        ...(config.runDir ? { runDir: config.runDir } : {}),
         pool: db.pool,
         runs,
         log,

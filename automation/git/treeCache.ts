@@ -10,7 +10,12 @@
  *    half-written export (the process was killed, git failed) is never used; a failed export is
  *    removed and the next run at that commit exports again.
  *  - Each run works in an overlay of its own: a directory whose entries are symlinks into the
- *    shared export, except the files the Pulumi CLI may write, which are copies. The CLI writes the
+ *    shared export, except the files the Pulumi CLI may write, which are copies. The overlay
+ *    `<runs>/<name>` holds one absolute link `x` to the export and the run's project directory
+ *    `p`, whose links are relative through `x` (`p/infra` -> `../x/infra`): short targets, kept in
+ *    the inode itself on a tmpfs (under 128 bytes) and on ext4 (under 60), where an absolute path
+ *    into the export took a page or a block per link. Overlays are made under the run root
+ *    (runRoot.ts: a memory file system when there is one), exports under `root`. The CLI writes the
  *    selected stack's config file (`<stackConfigDir>/Pulumi.<stack>.yaml`: `pulumi stack init`
  *    stores the passphrase salt or the KMS key there, `pulumi config set` its values; see
  *    https://www.pulumi.com/docs/iac/concepts/secrets/#configuring-secrets-encryption), so the
@@ -19,13 +24,13 @@
  *    directory (infra/index.ts), i.e. through the overlay's links.
  *  - Leases are counted; an export nobody holds stays for the next run at that commit, up to
  *    `maxIdle` of them (least recently used removed first). An export in use is never removed.
- *  - Each process keeps its exports under `<root>/<pid>-<id>`; at start, directories of processes
- *    that no longer run (whatever they were writing) are removed, and the process never reuses
- *    them. Directories of live processes (another control plane on the same data directory) are
- *    left alone.
+ *  - Each process keeps its exports under `<root>/<pid>-<id>` and its overlays under
+ *    `<runsRoot>/<pid>-<id>/runs`; at start, directories of processes that no longer run (whatever
+ *    they were writing) are removed from both, and the process never reuses them. Directories of
+ *    live processes (another control plane on the same data directory) are left alone.
  */
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmdirSync, rmSync, symlinkSync } from "node:fs";
 import { access, copyFile, mkdir, readdir, readFile, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import { parse } from "yaml";
@@ -46,6 +51,10 @@ export const DEFAULT_MAX_IDLE_TREES = 4;
  */
 export const SYNC_OVERLAY_ENTRIES = 64;
 
+/** An overlay's project directory (the run's working directory) and its link to the export. */
+const PROJECT = "p";
+const EXPORT_LINK = "x";
+
 export interface TreeCacheOptions {
   /** Directory holding every process's exports (`<dataDir>/trees`). */
   root: string;
@@ -55,12 +64,16 @@ export interface TreeCacheOptions {
   treeOf: (commit: string) => Promise<string>;
   /** Symlinks added to every export: path inside the tree -> absolute target (the project's node_modules). Only where the parent exists. */
   links?: readonly { path: string; target: string }[];
+  /** Directory holding every process's overlays (runRoot.ts chooseRunRoot); default `root`. */
+  runsRoot?: string;
+  /** Remove runsRoot at close when no other process has a directory there (one chosen by runRoot.ts, not a person's). */
+  removeRunsRoot?: boolean;
   /** Exports kept while unused (default DEFAULT_MAX_IDLE_TREES). */
   maxIdle?: number;
 }
 
 export interface TreeLease {
-  /** The run's own directory (an overlay of the shared export). */
+  /** The run's project directory (`p` of its overlay of the shared export): its working directory. */
   dir: string;
   commit: string;
   tree: string;
@@ -93,8 +106,13 @@ export class TreeCache {
   /** What the overlays were made of, and the export listings read for them (tests and the bench count them). */
   readonly overlayStats = { dirs: 0, links: 0, copies: 0, listings: 0, sync: 0, async: 0 };
 
+  /** This process's overlays: `<runsRoot>/<pid>-<id>/runs`. */
+  private readonly runs: string;
+
   constructor(private readonly opts: TreeCacheOptions) {
-    this.own = join(opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
+    const name = `${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.own = join(opts.root, name);
+    this.runs = join(opts.runsRoot ?? opts.root, name, "runs");
   }
 
   /** This process's directory under the root. */
@@ -102,17 +120,24 @@ export class TreeCache {
     return this.own;
   }
 
-  /** Removes what processes that no longer run left under the root (once, before the first export). */
+  /** The directory holding this process's overlays (one `<name>` each, its project directory `p`). */
+  get runsDir(): string {
+    return this.runs;
+  }
+
+  /** Removes what processes that no longer run left under the roots (once, before the first export). */
   private start(): void {
     if (this.started) return;
     this.started = true;
-    mkdirSync(this.opts.root, { recursive: true });
-    for (const name of readdirSync(this.opts.root)) {
-      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-      if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
-      rmSync(join(this.opts.root, name), { recursive: true, force: true });
+    for (const root of new Set([this.opts.root, this.opts.runsRoot ?? this.opts.root])) {
+      mkdirSync(root, { recursive: true });
+      for (const name of readdirSync(root)) {
+        const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+        if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
+        rmSync(join(root, name), { recursive: true, force: true });
+      }
     }
-    mkdirSync(join(this.own, "runs"), { recursive: true });
+    mkdirSync(this.runs, { recursive: true });
   }
 
   private treeOf(commit: string): Promise<string> {
@@ -190,7 +215,7 @@ export class TreeCache {
       // A large overlay is made asynchronously: a wave's runs make and remove their overlays at once,
       // and synchronous calls for a thousand entries each stalled the event loop every other run
       // waits on (docs/rollouts.md, "Pace"). A small one synchronously (SYNC_OVERLAY_ENTRIES).
-      overlay = join(this.own, "runs", name);
+      overlay = join(this.runs, name);
       const own = stacks.map((stack) => normalize(join(stackConfigDir, `Pulumi.${stack}.yaml`)).split("/").filter((p) => p !== "" && p !== "."));
       const at = overlay;
       let made = await this.build(held, at, own);
@@ -209,7 +234,7 @@ export class TreeCache {
     const dir = overlay;
     let released = false;
     return {
-      dir,
+      dir: join(dir, PROJECT),
       commit,
       tree,
       release: async () => {
@@ -225,8 +250,9 @@ export class TreeCache {
   }
 
   /**
-   * Makes the overlay: a link to the export's entry for every entry, except the directories on the
-   * way to an own file (`own`: path parts), which are real directories filled the same way, and the
+   * Makes the overlay: the link `x` to the export, and the project directory `p` with a link to
+   * the export's entry (through `x`, relative) for every entry, except the directories on the way
+   * to an own file (`own`: path parts), which are real directories filled the same way, and the
    * own files, which are copies (when the export has them; otherwise the CLI creates them there).
    * Only the directories on the way are listed, from the export's listings read once (listing()).
    * "exists", having made nothing, when the overlay's directory exists already; otherwise how it
@@ -251,19 +277,33 @@ export class TreeCache {
         if (!dirs.has(rel)) entries.push({ rel, copy: files.has(rel) });
       }
     }
+    const project = join(overlay, PROJECT);
     const small = leaves.length + entries.length <= SYNC_OVERLAY_ENTRIES;
-    // mkdir -p answers the first directory it made: the overlay itself, unless it was there already.
-    const first = small
-      ? leaves.map((d) => mkdirSync(join(overlay, d), { recursive: true }))
-      : await Promise.all(leaves.map((d) => mkdir(join(overlay, d), { recursive: true })));
-    if (!first.includes(overlay)) return "exists";
-    this.overlayStats.dirs += dirs.size;
+    // The overlay's own directory first, alone: it exists already when a release failed.
+    try {
+      if (small) mkdirSync(overlay);
+      else await mkdir(overlay);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") return "exists";
+      throw err;
+    }
+    // The overlay itself, `p` and the directories on the way; the link `x` and the entries.
+    this.overlayStats.dirs += 1 + dirs.size;
+    this.overlayStats.links++;
     for (const e of entries) this.overlayStats[e.copy ? "copies" : "links"]++;
+    // A link's target, relative to its own directory, through `x`: `p/a/b` -> `../../x/a/b`.
+    const target = (rel: string) => `${"../".repeat(rel.split("/").length)}${EXPORT_LINK}/${rel}`;
     if (small) {
-      for (const e of entries) (e.copy ? copyFileSync : symlinkSync)(join(entry.dir, e.rel), join(overlay, e.rel));
+      symlinkSync(entry.dir, join(overlay, EXPORT_LINK));
+      for (const d of leaves) mkdirSync(join(project, d), { recursive: true });
+      for (const e of entries) {
+        if (e.copy) copyFileSync(join(entry.dir, e.rel), join(project, e.rel));
+        else symlinkSync(target(e.rel), join(project, e.rel));
+      }
       return "sync";
     }
-    const made = entries.map((e) => (e.copy ? copyFile : symlink)(join(entry.dir, e.rel), join(overlay, e.rel)));
+    await Promise.all([symlink(entry.dir, join(overlay, EXPORT_LINK)), ...leaves.map((d) => mkdir(join(project, d), { recursive: true }))]);
+    const made = entries.map((e) => (e.copy ? copyFile(join(entry.dir, e.rel), join(project, e.rel)) : symlink(target(e.rel), join(project, e.rel))));
     // Every operation settled before a failure is reported: the caller may remove the overlay and retry.
     const failed = (await Promise.allSettled(made)).find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
@@ -297,10 +337,18 @@ export class TreeCache {
     return this.entries.size;
   }
 
-  /** Removes this process's directory (shutdown). Leases still held lose their files. */
+  /** Removes this process's directories (shutdown). Leases still held lose their files. */
   close(): void {
     this.entries.clear();
     rmSync(this.own, { recursive: true, force: true });
+    rmSync(dirname(this.runs), { recursive: true, force: true });
+    if (this.opts.removeRunsRoot && this.opts.runsRoot) {
+      try {
+        rmdirSync(this.opts.runsRoot);
+      } catch {
+        // Another process's overlays are there (ENOTEMPTY), or it is gone already.
+      }
+    }
   }
 }
 

@@ -37,6 +37,7 @@ import type { GitHubClient } from "./github.ts";
 import { proposeOnBranch } from "./proposal.ts";
 import { recoverInterruptedChanges } from "./recovery.ts";
 import { GitRepo } from "./repo.ts";
+import { chooseRunRoot } from "./runRoot.ts";
 import { TreeCache } from "./treeCache.ts";
 
 // The writer's callers use one module: the change contract, the Draft and the recovery's wording.
@@ -56,6 +57,8 @@ export interface GitWriterOptions {
   repoDir: string;
   /** Scratch space (validation copies, private index files, the runs' exported trees). */
   dataDir: string;
+  /** Where runs' working directories are made (TENANCY_RUN_DIR); absent: chosen by runRoot.ts. */
+  runDir?: string;
   pool: Pool;
   runs: RunStore;
   log: Logger;
@@ -202,8 +205,13 @@ export class GitWriter {
 
   /** Exports of commits' trees shared by runs (created on first use: a writer that runs nothing exports nothing). */
   get trees(): TreeCache {
-    this.treeCache ??= new TreeCache({
+    if (this.treeCache) return this.treeCache;
+    const runRoot = chooseRunRoot(this.opts.dataDir, this.opts.runDir);
+    this.opts.log.info({ runRoot: runRoot.dir, source: runRoot.source }, `runs' working directories under ${runRoot.dir} (${runRoot.source})`);
+    this.treeCache = new TreeCache({
       root: join(this.opts.dataDir, "trees"),
+      runsRoot: runRoot.dir,
+      removeRunsRoot: runRoot.source === "RUNTIME_DIRECTORY" || runRoot.source === "/dev/shm",
       exportTree: (commit, dir) => this.repo.exportTree(commit, dir),
       treeOf: (commit) => this.repo.treeOf(commit),
       // The program and the policy pack resolve their packages from the project's install.

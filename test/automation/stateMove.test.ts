@@ -259,7 +259,7 @@ describe("move runs on the control plane's queue and workers", () => {
     expect(run.output).toMatchObject({ commit: run.commit, outputs: {}, concurrentUpdateRetries: 0 });
     const [move] = moves(h.stateDir);
     expect(move!.args).toEqual(["state", "move", "--source", SRC, "--dest", DEST, "--yes", role]);
-    expect(move!.cwd).toBe(join(h.cp.writer.trees.dir, "runs", `run-${run.id}-1`));
+    expect(move!.cwd).toBe(join(h.cp.writer.trees.runsDir, `run-${run.id}-1`, "p"));
     expect(urnsOf(h.stateDir, DEST)).toEqual(expect.arrayContaining([rename(role, DEST), rename(roleChild, DEST)]));
     // Nothing was deployed: the worker ran no update.
     expect(commandLog(h.stateDir).some((c) => c.args[0] === "up")).toBe(false);

@@ -40,9 +40,9 @@ describe("runs at one commit", () => {
     expect(trees.exports).toBe(1);
     const cwds = new Set(commandLog(h.stateDir).map((c) => c.cwd));
     expect(cwds.size).toBe(STACKS.length);
-    for (const cwd of cwds) expect(cwd.startsWith(join(trees.dir, "runs", "run-"))).toBe(true);
+    for (const cwd of cwds) expect(cwd).toMatch(new RegExp(`^${trees.runsDir}/run-[^/]+/p$`));
     // Released: no overlay remains, the export stays for the next runs at the commit.
-    expect(readdirSync(join(trees.dir, "runs"))).toEqual([]);
+    expect(readdirSync(trees.runsDir)).toEqual([]);
     expect(trees.size).toBe(1);
 
     await runAll(STACKS.slice(0, 2));

@@ -4,9 +4,9 @@
  * never shared, unused exports bounded.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GitRepo } from "../../automation/git/repo.ts";
 import { SYNC_OVERLAY_ENTRIES, TreeCache, type TreeCacheOptions } from "../../automation/git/treeCache.ts";
@@ -96,18 +96,26 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     expect(stackFiles).toBeGreaterThan(1);
     const a = await c.acquire("run-a", commit, [STACK]);
     const b = await c.acquire("run-b", commit, ["platform-us-east-1"]);
-    // Per overlay: the overlay and its stacks/ (2 directories), every other top entry and every other
-    // stack file a link, the run's stack file a copy; stacks/ listed for the first overlay only.
-    expect(c.overlayStats).toEqual({ dirs: 4, links: 2 * (top - 1 + stackFiles - 1), copies: 2, listings: 1, sync: 2, async: 0 });
+    // Per overlay: the overlay, its project directory p and p/stacks (3 directories), the link x to
+    // the export, every other top entry and every other stack file a link, the run's stack file a
+    // copy; stacks/ listed for the first overlay only.
+    expect(c.overlayStats).toEqual({ dirs: 6, links: 2 * (1 + top - 1 + stackFiles - 1), copies: 2, listings: 1, sync: 2, async: 0 });
+    // The links are short and relative, through x (one absolute link to the export per overlay).
+    const overlay = join(c.runsDir, "run-a");
+    expect(readlinkSync(join(overlay, "x"))).toBe(join(c.dir, await git.treeOf(commit)));
+    expect(a.dir).toBe(join(overlay, "p"));
+    expect(readlinkSync(join(a.dir, "tenants"))).toBe("../x/tenants");
+    expect(readlinkSync(join(a.dir, "stacks/Pulumi.platform-us-east-1.yaml"))).toBe("../../x/stacks/Pulumi.platform-us-east-1.yaml");
+    expect(realpathSync(join(a.dir, "stacks/Pulumi.platform-us-east-1.yaml"))).toBe(realpathSync(join(c.dir, await git.treeOf(commit), "stacks/Pulumi.platform-us-east-1.yaml")));
     expect(readdirSync(join(a.dir, "stacks")).sort()).toEqual(readdirSync(join(repo.dir, "stacks")).sort());
     expect(lstatSync(join(b.dir, "stacks/Pulumi.platform-us-east-1.yaml")).isSymbolicLink()).toBe(false);
     expect(lstatSync(join(b.dir, STACK_FILE)).isSymbolicLink()).toBe(true);
     // Negative control: a run naming no stack gets links only (no directory of its own but the overlay).
     const plain = await c.acquire("run-plain", commit);
-    expect(c.overlayStats).toEqual({ dirs: 5, links: 2 * (top - 1 + stackFiles - 1) + top, copies: 2, listings: 1, sync: 3, async: 0 });
+    expect(c.overlayStats).toEqual({ dirs: 8, links: 2 * (1 + top - 1 + stackFiles - 1) + 1 + top, copies: 2, listings: 1, sync: 3, async: 0 });
     // A directory of the same name left behind (a release that failed) is made afresh.
-    mkdirSync(join(c.dir, "runs", "run-left", "stacks"), { recursive: true });
-    writeFileSync(join(c.dir, "runs", "run-left", "stacks", "stray.txt"), "left\n");
+    mkdirSync(join(c.runsDir, "run-left", "p", "stacks"), { recursive: true });
+    writeFileSync(join(c.runsDir, "run-left", "p", "stacks", "stray.txt"), "left\n");
     const left = await c.acquire("run-left", commit, [STACK]);
     expect(existsSync(join(left.dir, "stacks", "stray.txt"))).toBe(false);
     expect(readFileSync(join(left.dir, STACK_FILE), "utf8")).toBe(readFileSync(join(repo.dir, STACK_FILE), "utf8"));
@@ -216,6 +224,31 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     expect(existsSync(join(liveDir, tree))).toBe(true);
     await l.release();
     c.close();
+  });
+
+  it("makes overlays under a runs root of their own: a dead process's overlays there removed at start, a live one's kept, the root removed at close when asked and empty", async () => {
+    const runsRoot = join(root, "runs-root");
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+    mkdirSync(join(runsRoot, `${dead}-deadbeef`, "runs", "run-x", "p"), { recursive: true });
+    const liveDir = join(runsRoot, `${process.ppid}-cafebabe`);
+    mkdirSync(join(liveDir, "runs"), { recursive: true });
+    const c = cache({ runsRoot, removeRunsRoot: true });
+    const l = await c.acquire("run-1", head(), [STACK]);
+    expect(l.dir.startsWith(`${runsRoot}/${basename(c.dir)}/runs/run-1/`)).toBe(true);
+    expect(readFileSync(join(l.dir, STACK_FILE), "utf8")).toBe(readFileSync(join(repo.dir, STACK_FILE), "utf8"));
+    // The export stays under root; nothing of the overlays is there.
+    expect(readdirSync(c.dir)).toEqual([l.tree]);
+    expect(existsSync(join(runsRoot, `${dead}-deadbeef`))).toBe(false);
+    expect(existsSync(liveDir)).toBe(true);
+    await l.release();
+    c.close();
+    // Another process's directory is still there: the root stays (negative control), then goes.
+    expect(readdirSync(runsRoot)).toEqual([basename(liveDir)]);
+    rmSync(liveDir, { recursive: true });
+    const d = cache({ runsRoot, removeRunsRoot: true });
+    await (await d.acquire("run-2", head())).release();
+    d.close();
+    expect(existsSync(runsRoot)).toBe(false);
   });
 
   it("keeps at most maxIdle unused exports, least recently used removed first, and never removes one in use", async () => {
