@@ -71,6 +71,12 @@ export class RunWorker {
   private presence?: NodeJS.Timeout;
   private unlisten?: () => void;
   private active = new Map<string, Active>();
+  /**
+   * Overlays being removed (treeCache.ts): a run's slot is free once its finish is recorded, and
+   * the removal (a directory of links, a thread-pool hop per file operation) goes on meanwhile;
+   * stop() waits for them.
+   */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly opts: RunWorkerOptions) {
     this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -158,6 +164,7 @@ export class RunWorker {
       for (const a of this.active.values()) a.controller.abort(this.shuttingDown);
       await finished;
     }
+    while (this.releasing.size > 0) await Promise.all([...this.releasing]);
     if (wasStarted) await this.opts.store.unregisterWorker(this.workerId).catch((err: unknown) => this.opts.log.warn({ err: { message: (err as Error).message } }, "removing this worker from run_workers failed"));
   }
 
@@ -348,7 +355,13 @@ export class RunWorker {
       clearInterval(flushTimer);
       await flushing;
       await recording;
-      if (checkout) await checkout.release().catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "removing the run's worktree failed"));
+      if (checkout) {
+        const removal: Promise<void> = checkout
+          .release()
+          .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "removing the run's worktree failed"))
+          .finally(() => this.releasing.delete(removal));
+        this.releasing.add(removal);
+      }
     }
   }
 }

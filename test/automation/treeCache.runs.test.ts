@@ -41,8 +41,9 @@ describe("runs at one commit", () => {
     const cwds = new Set(commandLog(h.stateDir).map((c) => c.cwd));
     expect(cwds.size).toBe(STACKS.length);
     for (const cwd of cwds) expect(cwd).toMatch(new RegExp(`^${trees.runsDir}/run-[^/]+/p$`));
-    // Released: no overlay remains, the export stays for the next runs at the commit.
-    expect(readdirSync(trees.runsDir)).toEqual([]);
+    // Released: no overlay remains, the export stays for the next runs at the commit. The worker
+    // removes its overlay after the finish is recorded (what the test waited for): wait for it.
+    await expect.poll(() => readdirSync(trees.runsDir)).toEqual([]);
     expect(trees.size).toBe(1);
 
     await runAll(STACKS.slice(0, 2));
