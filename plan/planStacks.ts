@@ -1,4 +1,4 @@
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -6,6 +6,7 @@ import type { Fleet, FleetDirs } from "../infra/model/fleet.ts";
 import { renderStack } from "./render/render.ts";
 import type { PlanDocument, PlannedStack, RenderedStack, Violation } from "./types.ts";
 import { analyzeStack } from "./analyze.ts";
+import { fleetData, type FleetData } from "./fleetTransfer.ts";
 
 /** Runs the policy pack over one rendered stack. */
 export type Analyzer = (stack: RenderedStack) => Promise<Violation[]>;
@@ -26,6 +27,11 @@ export interface PlanOptions {
    * must not touch.
    */
   fork?: boolean;
+  /**
+   * Workers receive `fleet` over IPC (plan/fleetTransfer.ts) instead of loading it from its
+   * directory: for a fleet that exists only in memory (the base of `plan --base`).
+   */
+  sendFleet?: boolean;
   onProgress?: (p: PlanProgress) => void;
 }
 
@@ -72,10 +78,14 @@ export async function planStacks(fleet: Fleet, names: readonly string[], opts: P
   }
   const d = fleet.dirs;
   const absolute = { projectDir: resolve(d.projectDir), tenantsDir: resolve(d.tenantsDir), stacksDir: resolve(d.stacksDir) };
-  return { stacks: await planInWorkers(absolute, names, parallel, progress) };
+  // Cloned once, sent to each worker with its first stack.
+  const data = opts.sendFleet ? fleetData(fleet) : undefined;
+  return { stacks: await planInWorkers(data ? { fleet: data } : { dirs: absolute }, names, parallel, progress) };
 }
 
-export type WorkerRequest = { dirs: Required<FleetDirs>; stack: string };
+/** Where a worker takes the fleet from: its directory, or the data sent (with the first stack only). */
+type FleetSource = { dirs: Required<FleetDirs> } | { fleet: FleetData };
+export type WorkerRequest = { stack: string } & (FleetSource | { sameFleet: true });
 export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | { stack: string; ok: false; message: string };
 
 // The compiled CLI (bin/build-cli.mjs) defines TENANTCTL_COMPILED_WORKER: its compiled worker,
@@ -90,8 +100,49 @@ const WORKER_EXEC_ARGV = COMPILED_WORKER ? [] : ["--import", "tsx"];
  */
 const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
 
+interface Worker {
+  child: ChildProcess;
+  /** What it wrote to stderr so far (the end of it explains a crash). */
+  stderr(): string;
+  exited: boolean;
+}
+
+function forkWorker(): Worker {
+  const child = fork(WORKER, [], { cwd: PACKAGE_DIR, execArgv: WORKER_EXEC_ARGV, serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const w: Worker = { child, stderr: () => stderr, exited: false };
+  child.once("exit", () => (w.exited = true));
+  return w;
+}
+
+let spare: Worker | undefined;
+
+/**
+ * Starts one renderer worker now, for the next plan in worker processes to take: its start-up
+ * (the program, the SDK and the policy pack, about a second of CPU) overlaps with what this
+ * process does meanwhile (`plan --base` loading the fleet and asking git). Release it with
+ * dropSpareWorker when no plan may need it any more. Returns its process id.
+ */
+export function startSpareWorker(): number | undefined {
+  spare ??= forkWorker();
+  return spare.child.pid;
+}
+
+/** Ends the spare worker if no plan took it (it exits when its channel closes). */
+export function dropSpareWorker(): void {
+  if (spare?.child.connected) spare.child.disconnect();
+  spare = undefined;
+}
+
+function takeWorker(): Worker {
+  const w = spare;
+  spare = undefined;
+  return w && !w.exited && w.child.connected ? w : forkWorker();
+}
+
 async function planInWorkers(
-  dirs: Required<FleetDirs>,
+  source: FleetSource,
   names: readonly string[],
   parallel: number,
   progress: (p: PlanProgress) => void,
@@ -101,10 +152,10 @@ async function planInWorkers(
   let failure: PlanError | undefined;
   const runWorker = () =>
     new Promise<void>((resolve) => {
-      const child = fork(WORKER, [], { cwd: PACKAGE_DIR, execArgv: WORKER_EXEC_ARGV, serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"] });
-      let stderr = "";
-      child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+      const worker = takeWorker();
+      const child = worker.child;
       let current: string | undefined;
+      let first = true;
       const next = () => {
         current = failure ? undefined : queue.shift();
         if (current === undefined) {
@@ -112,7 +163,8 @@ async function planInWorkers(
           return;
         }
         progress({ kind: "start", stack: current });
-        child.send({ dirs, stack: current } satisfies WorkerRequest);
+        child.send({ stack: current, ...(first || "dirs" in source ? source : { sameFleet: true as const }) } satisfies WorkerRequest);
+        first = false;
       };
       child.on("message", (msg: WorkerReply) => {
         if (msg.ok) {
@@ -126,7 +178,7 @@ async function planInWorkers(
       });
       child.on("exit", (code) => {
         if (current !== undefined && !results.has(current) && !failure) {
-          failure = new PlanError(current, `renderer process exited with code ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
+          failure = new PlanError(current, `renderer process exited with code ${code}: ${worker.stderr().trim().split("\n").slice(-3).join(" ")}`);
         }
         resolve();
       });

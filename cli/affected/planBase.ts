@@ -26,11 +26,13 @@ import { withWorktree } from "./worktree.ts";
 
 /**
  * Plans stacks of a fleet with the code of this checkout (planStacks, or a test double).
- * `inProcess`: the fleet exists only in memory (the base built from the working tree, see
- * cli/affected/affected.ts), so renderer workers, which load the fleet from its directory, must not
- * be used.
+ * `inMemory`: the fleet exists only in memory (the base built from the working tree, see
+ * cli/affected/affected.ts): a renderer worker cannot load it from its directory, it must receive
+ * it. `beside`: the head is planned in this process at the same time (PlanAgainstBaseOptions
+ * `concurrentBase`), so this plan must render in worker processes (the mock runtime is
+ * process-wide).
  */
-export type FleetPlanner = (fleet: Fleet, names: readonly string[], opts?: { inProcess?: boolean }) => Promise<PlanDocument>;
+export type FleetPlanner = (fleet: Fleet, names: readonly string[], opts?: { inMemory?: boolean; beside?: boolean }) => Promise<PlanDocument>;
 
 /** Plans stacks at another revision, given that revision's project directory. */
 export type RevisionPlanner = (projectDirAtBase: string, names: readonly string[]) => Promise<PlanDocument | { unsupported: string }>;
@@ -49,6 +51,13 @@ export interface PlanAgainstBaseOptions {
   log?: (line: string) => void;
   /** The parsed files of headFleet's load (requireFleet with a cache): the base reuses them. */
   cache?: ParsedFiles;
+  /**
+   * Plan the in-memory base (same program, fleet files that differ) while the head is planned,
+   * instead of one after the other: `plan` renders a `beside` plan in worker processes (the
+   * CLI's does). The result is the same; on two cores the base's render no longer adds to the
+   * head's. Default false (a planner rendering in this process must not run two at once).
+   */
+  concurrentBase?: boolean;
 }
 
 /**
@@ -133,7 +142,13 @@ export async function planAgainstBase(opts: PlanAgainstBaseOptions): Promise<{ r
       const c = opts.cache?.counts;
       const files = c ? `, fleet files parsed ${c.parsed} in all, ${c.reused} reused from the working tree` : "";
       log(`planning ${baseNames.length} stack${baseNames.length === 1 ? "" : "s"} at ${opts.baseRef} (${baseCommit.slice(0, 7)}): same program, the fleet files that differ read from git${files}`);
-      baseDoc = await opts.plan(inMemoryBase, baseNames, { inProcess: true });
+      if (opts.concurrentBase && headNames.length > 0) {
+        log(`planning ${headNames.length} stack${headNames.length === 1 ? "" : "s"} at the working tree (at the same time)`);
+        [baseDoc, headDoc] = await Promise.all([
+          opts.plan(inMemoryBase, baseNames, { inMemory: true, beside: true }),
+          opts.plan(opts.headFleet, headNames),
+        ]);
+      } else baseDoc = await opts.plan(inMemoryBase, baseNames, { inMemory: true });
     }
   } else if (names.length > 0) {
     await withWorktree(opts.projectDir, baseCommit, async (dir) => {
@@ -235,12 +250,14 @@ export interface PlanBaseCommandOptions {
  * 1 when the head has a mandatory violation, or changes an existing pooled tenant's placement
  * (one problem line each on stderr, after the plan).
  */
-export async function planBaseCommand(fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner, cache?: ParsedFiles): Promise<number> {
+export async function planBaseCommand(
+  fleet: Fleet, opts: PlanBaseCommandOptions, io: Io, plan: FleetPlanner, cache?: ParsedFiles, how: Pick<PlanAgainstBaseOptions, "concurrentBase"> = {},
+): Promise<number> {
   if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
   const names = opts.all ? [...fleet.stacks.keys()] : opts.stack?.length ? opts.stack : undefined;
   const { report, head, placementChanges: moved } = await planAgainstBase({
     projectDir: fleet.dirs.projectDir, headFleet: fleet, baseRef: opts.base, plan, log: (l) => io.err(l),
-    ...(names ? { names } : {}), ...(cache ? { cache } : {}),
+    ...(names ? { names } : {}), ...(cache ? { cache } : {}), ...how,
   });
   io.out(renderText(report));
   if (opts.markdown) {

@@ -4,7 +4,7 @@ import { parsedFiles, requireFleet } from "../../infra/model/fleet.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
 import { fleetDirs, type DirOptions } from "../options.ts";
 import { planBaseCommand, type FleetPlanner } from "../affected/planBase.ts";
-import { planStacks } from "../../plan/planStacks.ts";
+import { dropSpareWorker, planStacks, startSpareWorker } from "../../plan/planStacks.ts";
 import { planProgress } from "../plan/progress.ts";
 import { attachFindings, checkNetwork, NETWORK_POLICY } from "../../plan/network/check.ts";
 import { networkSummary } from "./networkCheck.ts";
@@ -23,15 +23,8 @@ export interface PlanCommandOptions extends DirOptions {
 }
 
 export async function planCommand(opts: PlanCommandOptions, io: Io): Promise<number> {
-  // With --base, the parsed files are kept: the base fleet reuses every file git says is unchanged.
-  const cache = opts.base !== undefined ? parsedFiles() : undefined;
-  const fleet = requireFleet(fleetDirs(opts), cache);
-  if (opts.base !== undefined) {
-    const n = opts.parallel === undefined ? undefined : Number(opts.parallel);
-    if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
-    const plan: FleetPlanner = (f, names, o) => planStacks(f, names, o?.inProcess ? { parallel: 1 } : n ? { parallel: n } : {});
-    return planBaseCommand(fleet, { ...opts, base: opts.base }, io, plan, cache);
-  }
+  if (opts.base !== undefined) return planWithBase(opts, opts.base, io);
+  const fleet = requireFleet(fleetDirs(opts));
   if (opts.markdown) throw new UsageError("--markdown needs --base REF: the comment shows what merging changes against REF");
   if (opts.all && opts.stack?.length) throw new UsageError("use either --stack NAME ... or --all, not both");
   const names = opts.all ? [...fleet.stacks.keys()] : (opts.stack ?? []);
@@ -65,4 +58,35 @@ export async function planCommand(opts: PlanCommandOptions, io: Io): Promise<num
     io.err(`wrote ${path}`);
   }
   return hasMandatory(doc) ? EXIT.problems : EXIT.ok;
+}
+
+/**
+ * The planner of `plan --base` (`parallel`: --parallel). An in-memory fleet renders in this
+ * process, or beside the head's render in a worker that receives it (plan/fleetTransfer.ts); a
+ * plan that is not beside another has no use for the spare worker.
+ */
+export function basePlanner(parallel?: number): FleetPlanner {
+  return (f, names, o) => {
+    if (!o?.beside) dropSpareWorker();
+    const n = parallel ? { parallel } : {};
+    return planStacks(f, names, o?.beside ? { fork: true, sendFleet: true, ...n } : o?.inMemory ? { parallel: 1 } : n);
+  };
+}
+
+/**
+ * `plan --base`: the base's render runs in a worker beside the head's (cli/affected/planBase.ts,
+ * concurrentBase), started before the fleet loads so that its own start-up overlaps the load.
+ */
+async function planWithBase(opts: PlanCommandOptions, base: string, io: Io): Promise<number> {
+  const n = opts.parallel === undefined ? undefined : Number(opts.parallel);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
+  startSpareWorker();
+  try {
+    // The parsed files are kept: the base fleet reuses every file git says is unchanged.
+    const cache = parsedFiles();
+    const fleet = requireFleet(fleetDirs(opts), cache);
+    return await planBaseCommand(fleet, { ...opts, base }, io, basePlanner(n), cache, { concurrentBase: true });
+  } finally {
+    dropSpareWorker();
+  }
 }

@@ -76,7 +76,7 @@ describe("plan --base: the base fleet reuses the working tree's parsed files", (
     const head = requireFleet({ projectDir: dir }, cache);
     const calls: { tenants: boolean; names: readonly string[]; inProcess: boolean }[] = [];
     const plan: FleetPlanner = async (fleet, names, o) => {
-      calls.push({ tenants: fleet.tenants.has("newco"), names, inProcess: o?.inProcess === true });
+      calls.push({ tenants: fleet.tenants.has("newco"), names, inProcess: o?.inMemory === true });
       return { stacks: [] };
     };
     const planBase: RevisionPlanner = async () => {
