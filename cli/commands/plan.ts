@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { parsedFiles, requireFleet } from "../../infra/model/fleet.ts";
 import { EXIT, UsageError, type Io } from "../io.ts";
@@ -74,18 +75,28 @@ export function basePlanner(parallel?: number): FleetPlanner {
 }
 
 /**
+ * Whether `plan --base` renders the base beside the head: with two cores or more, unless
+ * TENANTCTL_PLAN_BASE_SEQUENTIAL is set (one render after the other in this process, as before;
+ * the benchmark measures both: BENCHMARKS.md, plan-base-scale).
+ */
+export function concurrentBaseWanted(env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): boolean {
+  return cores > 1 && !env.TENANTCTL_PLAN_BASE_SEQUENTIAL;
+}
+
+/**
  * `plan --base`: the base's render runs in a worker beside the head's (cli/affected/planBase.ts,
  * concurrentBase), started before the fleet loads so that its own start-up overlaps the load.
  */
 async function planWithBase(opts: PlanCommandOptions, base: string, io: Io): Promise<number> {
   const n = opts.parallel === undefined ? undefined : Number(opts.parallel);
   if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`--parallel ${opts.parallel}: expected a positive integer`);
-  startSpareWorker();
+  const concurrentBase = concurrentBaseWanted();
+  if (concurrentBase) startSpareWorker();
   try {
     // The parsed files are kept: the base fleet reuses every file git says is unchanged.
     const cache = parsedFiles();
     const fleet = requireFleet(fleetDirs(opts), cache);
-    return await planBaseCommand(fleet, { ...opts, base }, io, basePlanner(n), cache, { concurrentBase: true });
+    return await planBaseCommand(fleet, { ...opts, base }, io, basePlanner(n), cache, { concurrentBase });
   } finally {
     dropSpareWorker();
   }

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planAgainstBase, renderText, type FleetPlanner } from "../../cli/affected/planBase.ts";
-import { basePlanner } from "../../cli/commands/plan.ts";
+import { basePlanner, concurrentBaseWanted } from "../../cli/commands/plan.ts";
 import { renderMarkdown } from "../../cli/plan/markdown.ts";
 import { parsedFiles, requireFleet } from "../../infra/model/fleet.ts";
 import { NEWCO } from "./affected-fixture/scenarios.ts";
@@ -80,4 +80,12 @@ describe("plan --base: the base rendered in a worker beside the head", () => {
     expect(wrong.text).not.toBe(sequential.text);
     expect(wrong.report.stacks.find((s) => s.stack === "shared-prod-euw1-01")!.tenants.added).toEqual(["bigcorp"]);
   }, 300_000);
+});
+
+describe("when plan --base renders the base beside the head", () => {
+  it("with two cores or more, unless TENANTCTL_PLAN_BASE_SEQUENTIAL is set", () => {
+    expect(concurrentBaseWanted({}, 2)).toBe(true);
+    expect(concurrentBaseWanted({}, 1)).toBe(false);
+    expect(concurrentBaseWanted({ TENANTCTL_PLAN_BASE_SEQUENTIAL: "1" }, 4)).toBe(false);
+  });
 });
