@@ -14,6 +14,7 @@ import { lockKey } from "../../automation/db/tx.ts";
 import { migrate } from "../../automation/db/migrate.ts";
 import { createLogger } from "../../automation/log.ts";
 import { startBoss, type StackRunJob } from "../../automation/queue.ts";
+import { claimItem, finishItem, tripSql } from "../../automation/runs/oneTrip.ts";
 import { stackRunQueue } from "../../automation/runs/regions.ts";
 import { RUN_STATE_CHANNEL, RunStore } from "../../automation/runs/store.ts";
 import { platformStackName } from "../../infra/model/naming.ts";
@@ -164,6 +165,57 @@ describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () =
     // The same claim through a store that does not pin records the head only.
     const unpinned = await claim(store, plain);
     expect(unpinned.kind === "start" && unpinned.run).toMatchObject({ programCommit: null, commit: HEAD });
+  });
+
+  it("reads the claimed and the finished run by its id: the rows a claim and a finish read grow neither with the queue nor with the history, at most with the running runs (negative control: a scan of the queue)", async () => {
+    const stacks = Array.from({ length: 300 }, (_, i) => `shared-prod-use1-${String(i).padStart(3, "0")}`);
+    await store.enqueueAll(stacks, { reason: "test" });
+    // A history: 3 finished updates of every stack.
+    await pool.query(
+      `INSERT INTO runs (stack, operation, options, state, change_ids, reasons, api_keys, region, commit_sha, finished_at)
+       SELECT s, 'up', '{}', 'succeeded', '{}', '{an earlier update}', '{}', $1, $2, now() - make_interval(mins => g) FROM unnest($3::text[]) s, generate_series(1, 3) g`,
+      [REGION, HEAD, stacks],
+    );
+    const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 41 });
+    // Rows of runs read by `sql` (sequential scans and index fetches): the backend's counters before
+    // and after it, in one transaction (they may still hold its earlier transactions' counts).
+    const client = await pool.connect();
+    const counter = async () => Number((await client.query<{ n: string }>(
+      "SELECT COALESCE(sum(seq_tup_read + COALESCE(idx_tup_fetch, 0)), 0) AS n FROM pg_stat_xact_user_tables WHERE relname = 'runs'",
+    )).rows[0]!.n);
+    const readIn = async (sql: string): Promise<{ rows: number; answers: unknown }> => {
+      await client.query("BEGIN");
+      try {
+        const before = await counter();
+        const answers = await client.query(sql);
+        const rows = (await counter()) - before;
+        await client.query("COMMIT");
+        return { rows, answers };
+      } catch (err) {
+        await client.query("ROLLBACK");
+        throw err;
+      }
+    };
+    try {
+      // 40 runs running, 260 queued: the 41st claim, then a finish.
+      await Promise.all(jobs.slice(0, 40).map((j) => store.start(j.data.runId, j.id, WORKER, "local", [REGION], { stacks: j.data.stacks!, head: HEAD })));
+      const last = jobs[40]!;
+      const claim = claimItem({ runId: last.data.runId, jobId: last.id, stacks: last.data.stacks!, worker: WORKER, runner: "local", regions: [REGION], head: HEAD, pin: true, startedAt: new Date().toISOString() }, RUN_STATE_CHANNEL);
+      // The run itself, its stack's last update (the pin) and, depending on the planner's choice
+      // for the busy check, the running runs (at most the slots): not the 259 queued, not the 900 finished.
+      const claimed = await readIn(tripSql([claim]).sql);
+      expect(claimed.rows).toBeLessThanOrEqual(40 + 4);
+      expect((await row(last.data.runId)).state).toBe("running");
+      const finish = finishItem({ runId: last.data.runId, worker: WORKER, stacks: last.data.stacks!, state: "succeeded", output: null, done: { outcome: "succeeded" } }, RUN_STATE_CHANNEL);
+      const finished = await readIn(tripSql([finish]).sql);
+      expect(finished.rows).toBeLessThanOrEqual(40 + 4);
+      expect((await row(last.data.runId)).state).toBe("succeeded");
+      // Negative control: the counter counts; a scan of the region's queue reads every queued run.
+      expect((await readIn(`SELECT count(*) FROM runs WHERE state = 'queued' AND region = '${REGION}' AND stack <> ''`)).rows).toBeGreaterThanOrEqual(259);
+      expect((await readIn(`SELECT count(*) FROM runs WHERE stack LIKE 'shared-prod-use1-0%'`)).rows).toBeGreaterThanOrEqual(400);
+    } finally {
+      client.release();
+    }
   });
 
   it("leaves a held stack's run to the transaction, which skips it naming the hold", async () => {
