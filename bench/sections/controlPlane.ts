@@ -4,7 +4,7 @@
  * See BENCHMARKS.md section 5.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +18,7 @@ import { summarize } from "../lib/stats.ts";
 type Log = (s: string) => void;
 
 /** One embedded PostgreSQL for a section, a fresh database per measurement; always stopped. */
-export async function withPostgres<T>(fn: (newDatabase: (name: string) => Promise<string>) => Promise<T>): Promise<T> {
+export async function withPostgres<T>(fn: (newDatabase: (name: string) => Promise<string>, server: EmbeddedServer) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-bench-pg-"));
   chmodSync(dir, 0o755);
   let server: EmbeddedServer | undefined;
@@ -28,7 +28,7 @@ export async function withPostgres<T>(fn: (newDatabase: (name: string) => Promis
     return await fn(async (name) => {
       await ensureDatabase(s.url("postgres"), name);
       return s.url(name);
-    });
+    }, s);
   } finally {
     await server?.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
@@ -94,7 +94,8 @@ interface IntakeSample {
   warmup: LoadResult;
   fixedRate: LoadResult;
   maxThroughput: LoadResult;
-  serverCpu: { fixedRateMsPerRequest: number; maxThroughputMsPerRequest: number };
+  /** postgresFixedRateMsPerRequest: every process of the section's PostgreSQL server, in (a). */
+  serverCpu: { fixedRateMsPerRequest: number; maxThroughputMsPerRequest: number; postgresFixedRateMsPerRequest: number };
   database: { accepted: number; events: number; jobs: number };
 }
 
@@ -119,6 +120,31 @@ async function withClient<T>(url: string, fn: (c: import("pg").Client) => Promis
   } finally {
     await client.end();
   }
+}
+
+/**
+ * PostgreSQL's CPU time so far (user + system, ms): the postmaster, its live children (the
+ * backends, the WAL writer, the checkpointer...) and the children it has reaped, from /proc
+ * (Linux; clock ticks of 10 ms). Other sessions' servers are other postmasters' children.
+ */
+function postgresCpuMs(postmaster: number): number {
+  const fields = (pid: string): string[] | undefined => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    } catch {
+      return undefined; // exited meanwhile
+    }
+  };
+  // After the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime, [13] cutime, [14] cstime.
+  const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const f = fields(pid);
+    if (f && (pid === String(postmaster) || f[1] === String(postmaster))) total += ticks(f);
+  }
+  return total * 10;
 }
 
 /** The server process' CPU time so far (user + system), ms. */
@@ -150,7 +176,7 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
   if (syncCommit === "off") log("webhook intake: DIAGNOSTIC run with synchronous_commit = off (not the control plane's setting; not a figure for the target)");
   const repoDir = makeBenchRepo();
   try {
-    return await withPostgres(async (newDatabase) => {
+    return await withPostgres(async (newDatabase, pgServer) => {
       const samples: IntakeSample[] = [];
       for (let i = 0; i < runs; i++) {
         const databaseUrl = await newDatabase(`bench_intake_${i}`);
@@ -169,8 +195,10 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
           // (a) fixed rate. Bodies are signed before the timed part.
           const fixedPool = signedDeliveries(Math.ceil(INTAKE_RATE * INTAKE_SECONDS * 1.2), `a${i}x`);
           const cpu0 = await serverCpuMs(child);
+          const pg0 = postgresCpuMs(pgServer.pid);
           const fixed = await fire(port, fixedPool, { connections: INTAKE_CONNECTIONS, duration: INTAKE_SECONDS, overallRate: INTAKE_RATE });
           const cpu1 = await serverCpuMs(child);
+          const pg1 = postgresCpuMs(pgServer.pid);
           // (b) as fast as it goes at fixed concurrency.
           log(`webhook intake ${i + 1}/${runs}: ${INTAKE_CONNECTIONS} connections for ${INTAKE_SECONDS} s`);
           const maxPool = signedDeliveries(Math.max(5000, Math.ceil(warm.rate * INTAKE_SECONDS * 3)), `b${i}x`);
@@ -178,7 +206,7 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
           const max = await fire(port, maxPool, { connections: INTAKE_CONNECTIONS, duration: INTAKE_SECONDS });
           const cpu3 = await serverCpuMs(child);
           // Node CPU per request in the server process (PostgreSQL's own CPU is not in it).
-          const serverCpu = { fixedRateMsPerRequest: (cpu1 - cpu0) / fixed.requests, maxThroughputMsPerRequest: (cpu3 - cpu2) / max.requests };
+          const serverCpu = { fixedRateMsPerRequest: (cpu1 - cpu0) / fixed.requests, maxThroughputMsPerRequest: (cpu3 - cpu2) / max.requests, postgresFixedRateMsPerRequest: (pg1 - pg0) / fixed.requests };
           await stopIntakeServer(child);
           // What was durably written: every accepted event has its reconcile job.
           const { default: pg } = await import("pg");
@@ -216,6 +244,7 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
       const maxP50 = pick((s) => s.maxThroughput.latencyMs.p50);
       const maxP99 = pick((s) => s.maxThroughput.latencyMs.p99);
       const cpuPerRequest = pick((s) => s.serverCpu.fixedRateMsPerRequest);
+      const pgCpuPerRequest = pick((s) => s.serverCpu.postgresFixedRateMsPerRequest);
       const data = {
         setup: {
           fixedRate: INTAKE_RATE, seconds: INTAKE_SECONDS, connections: INTAKE_CONNECTIONS, warmupRequests: WARMUP_REQUESTS,
@@ -223,7 +252,7 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
           database: `embedded PostgreSQL, default settings (synchronous_commit ${syncCommit}${syncCommit === "off" ? ": a diagnostic run" : ""}), fresh database per run`,
           server: "separate Node process (bench/cases/webhookServer.ts), pino at info to /dev/null",
         },
-        fixedRate: { p50Ms: fixedP50, p99Ms: fixedP99, achievedRate: fixedRate, serverCpuMsPerRequest: cpuPerRequest },
+        fixedRate: { p50Ms: fixedP50, p99Ms: fixedP99, achievedRate: fixedRate, serverCpuMsPerRequest: cpuPerRequest, postgresCpuMsPerRequest: pgCpuPerRequest },
         maxThroughput: { rate: maxRate, p50Ms: maxP50, p99Ms: maxP99 },
         samples,
       };
@@ -231,7 +260,7 @@ export async function webhookIntake(runs: number, log: Log): Promise<Section> {
         name: "webhookIntake",
         data,
         rows: [
-          [`intake at ${INTAKE_RATE} req/s: p50`, fmtSummary(fixedP50, "ms"), `achieved ${round(fixedRate.median, 1)} req/s; ${INTAKE_CONNECTIONS} connections, ${INTAKE_SECONDS} s; server CPU ${round(cpuPerRequest.median, 2)} ms/request`],
+          [`intake at ${INTAKE_RATE} req/s: p50`, fmtSummary(fixedP50, "ms"), `achieved ${round(fixedRate.median, 1)} req/s; ${INTAKE_CONNECTIONS} connections, ${INTAKE_SECONDS} s; server CPU ${round(cpuPerRequest.median, 2)} ms/request, PostgreSQL ${round(pgCpuPerRequest.median, 2)} ms/request`],
           [`intake at ${INTAKE_RATE} req/s: p99`, fmtSummary(fixedP99, "ms"), "latency corrected for coordinated omission (autocannon)"],
           [`intake max, ${INTAKE_CONNECTIONS} connections`, fmtSummary(maxRate, "req/s"), `p50 ${round(maxP50.median, 1)} ms, p99 ${round(maxP99.median, 1)} ms; no workers running`],
         ],
