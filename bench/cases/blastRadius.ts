@@ -2,6 +2,7 @@
  * Bench case: what tenant N+1 touches. Cells of bounded capacity versus one stack holding every
  * pooled tenant (same renderer, one unlimited cell). Counts, not times: deterministic.
  */
+import { rmSync } from "node:fs";
 import { requireFleet } from "../../infra/model/fleet.ts";
 import { cellStackName } from "../../infra/model/naming.ts";
 import { chooseCell } from "../../infra/model/placement.ts";
@@ -24,6 +25,8 @@ writePooled(synthetic.dir, "newcomer", "standard", cell.id);
 const after = requireFleet({ projectDir: synthetic.dir });
 const planAfter = { ...(await renderStack(after, stack, { fastPromises: true })), violations: [] };
 const d = diffPlans(planBefore, planAfter);
+// The synthetic fleet is this case's alone: it left one directory in the temp dir per case.
+rmSync(synthetic.dir, { recursive: true, force: true });
 reply({
   n,
   layout,
