@@ -75,7 +75,7 @@ async function planCase(
   const t0 = performance.now();
   const child = spawn(process.execPath, ["--import", CPU_HOOK, BIN, "plan", ...args], {
     cwd: dir,
-    env: { ...process.env, TENANTCTL_FROM_SOURCE: "", TENANTCTL_PLAN_BASE_SEQUENTIAL: "", FORCE_COLOR: "0", BENCH_CPU_FILE: cpuFile, ...env },
+    env: { ...process.env, TENANTCTL_FROM_SOURCE: "", TENANTCTL_PLAN_BASE_CONCURRENT: "", FORCE_COLOR: "0", BENCH_CPU_FILE: cpuFile, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const sampler = treeRss && child.pid !== undefined ? sampleTreeRss(child.pid) : undefined;
@@ -102,9 +102,9 @@ async function planCase(
  * `plan --stack` of the same cell in the same fleet, measured in the same run (alternating, so
  * the load of the shared machine hits both alike): the plain plan is the floor (one load, one
  * render), and `--base` should add only the base render and the git reads. `--base` runs as it
- * does by default (the base rendered in a worker beside the head's render) and with
- * TENANTCTL_PLAN_BASE_SEQUENTIAL=1 (one render after the other in one process, as before that
- * change), so the figure of each is in the same run. CPU: the plan process alone, and the
+ * does by default (base and head rendered one after the other in one process) and with
+ * TENANTCTL_PLAN_BASE_CONCURRENT=1 (the base rendered in a worker beside the head's render), so
+ * the figure of each is in the same run. CPU: the plan process alone, and the
  * process tree (the renderer worker and git included).
  */
 export async function planBaseScale(runs: number, log: (s: string) => void): Promise<Section> {
@@ -120,13 +120,13 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
     try {
       const withBase: number[] = [];
       const plain: number[] = [];
-      const sequential: number[] = [];
+      const concurrent: number[] = [];
       const cpuBase: number[] = [];
       const cpuPlain: number[] = [];
-      const cpuSequential: number[] = [];
+      const cpuConcurrent: number[] = [];
       const treeBase: number[] = [];
       const treePlain: number[] = [];
-      const treeSequential: number[] = [];
+      const treeConcurrent: number[] = [];
       const tree = (r: { cpuMs: number; childrenCpuMs: number | undefined }) => r.cpuMs + (r.childrenCpuMs ?? 0);
       for (let i = 0; i < runs; i++) {
         const r = await planCase(fleet.dir, ["--base", fleet.base], false);
@@ -136,12 +136,12 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
         cpuBase.push(r.cpuMs);
         treeBase.push(tree(r));
         data[`tenants_${n}_exit`] = { code: r.code, mandatory: r.mandatory };
-        const q = await planCase(fleet.dir, ["--base", fleet.base], false, { TENANTCTL_PLAN_BASE_SEQUENTIAL: "1" });
-        log(`plan --base (sequential) at ${n} tenants, run ${i + 1}/${runs}: ${round(q.ms, 0)} ms, CPU ${round(q.cpuMs, 0)} ms, tree ${round(tree(q), 0)} ms (exit ${q.code}, load ${q.load})`);
+        const q = await planCase(fleet.dir, ["--base", fleet.base], false, { TENANTCTL_PLAN_BASE_CONCURRENT: "1" });
+        log(`plan --base (concurrent) at ${n} tenants, run ${i + 1}/${runs}: ${round(q.ms, 0)} ms, CPU ${round(q.cpuMs, 0)} ms, tree ${round(tree(q), 0)} ms (exit ${q.code}, load ${q.load})`);
         loads.push(q.load);
-        sequential.push(q.ms);
-        cpuSequential.push(q.cpuMs);
-        treeSequential.push(tree(q));
+        concurrent.push(q.ms);
+        cpuConcurrent.push(q.cpuMs);
+        treeConcurrent.push(tree(q));
         const p = await planCase(fleet.dir, ["--stack", fleet.cells[0]!], false);
         log(`plan --stack ${fleet.cells[0]} at ${n} tenants, run ${i + 1}/${runs}: ${round(p.ms, 0)} ms, CPU ${round(p.cpuMs, 0)} ms, tree ${round(tree(p), 0)} ms (exit ${p.code}, load ${p.load})`);
         loads.push(p.load);
@@ -151,29 +151,29 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
       }
       const s = summarize(withBase);
       const b = summarize(plain);
-      const q = summarize(sequential);
+      const q = summarize(concurrent);
       const ts = summarize(treeBase);
       const tb = summarize(treePlain);
-      const tq = summarize(treeSequential);
-      medians.set(`sequential_${n}`, q.median);
+      const tq = summarize(treeConcurrent);
+      medians.set(`concurrent_${n}`, q.median);
       medians.set(`base_${n}`, s.median);
       medians.set(`plain_${n}`, b.median);
       const cs = summarize(cpuBase);
       const cb = summarize(cpuPlain);
       medians.set(`cpu_base_${n}`, cs.median);
       medians.set(`cpu_plain_${n}`, cb.median);
-      const cq = summarize(cpuSequential);
+      const cq = summarize(cpuConcurrent);
       data[`tenants_${n}`] = {
         shape, wallMs: s, plainPlanWallMs: b, ratioToPlain: s.median / b.median, cpuMs: cs, plainPlanCpuMs: cb, cpuRatioToPlain: cs.median / cb.median,
         treeCpuMs: ts, plainPlanTreeCpuMs: tb, treeCpuRatioToPlain: ts.median / tb.median,
-        sequential: { wallMs: q, ratioToPlain: q.median / b.median, cpuMs: cq, treeCpuMs: tq, treeCpuRatioToPlain: tq.median / tb.median },
+        concurrent: { wallMs: q, ratioToPlain: q.median / b.median, cpuMs: cq, treeCpuMs: tq, treeCpuRatioToPlain: tq.median / tb.median },
       };
       rows.push([`plan --base, one pooled tenant joins, ${n} tenants`, fmtSummary(s, "ms"), `${shape.pooled} pooled in ${shape.cells} cells of ${CELL_SIZE}, ${shape.dedicated} dedicated`]);
       rows.push([`plan --stack ${fleet.cells[0]} (no base), ${n} tenants`, fmtSummary(b, "ms"), "baseline: the same cell planned alone, same fleet, same run"]);
       rows.push([`time ratio plan --base / plain plan, ${n} tenants`, round(s.median / b.median, 2).toString(), "medians of the two rows above"]);
       rows.push([`CPU time plan --base / plain plan, ${n} tenants`, `${round(cs.median, 0)} / ${round(cb.median, 0)} ms = ${round(cs.median / cb.median, 2)}`, "user + system of the plan process, medians"]);
       rows.push([`CPU time of the process tree plan --base / plain plan, ${n} tenants`, `${round(ts.median, 0)} / ${round(tb.median, 0)} ms = ${round(ts.median / tb.median, 2)}`, "the renderer worker and git included, medians"]);
-      rows.push([`plan --base, base and head rendered one after the other (TENANTCTL_PLAN_BASE_SEQUENTIAL=1), ${n} tenants`, fmtSummary(q, "ms"), `ratio to the plain plan ${round(q.median / b.median, 2)}; process tree CPU ${round(tq.median, 0)} ms`]);
+      rows.push([`plan --base, the base rendered in a worker beside the head (TENANTCTL_PLAN_BASE_CONCURRENT=1), ${n} tenants`, fmtSummary(q, "ms"), `ratio to the plain plan ${round(q.median / b.median, 2)}; process tree CPU ${round(tq.median, 0)} ms`]);
     } finally {
       rmSync(fleet.dir, { recursive: true, force: true });
     }
@@ -182,7 +182,7 @@ export async function planBaseScale(runs: number, log: (s: string) => void): Pro
   const toPlain = medians.get("base_10000")! / medians.get("plain_10000")!;
   data.ratio_10000_1000 = ratio;
   data.ratio_base_plain_10000 = toPlain;
-  data.ratio_sequential_plain_10000 = medians.get("sequential_10000")! / medians.get("plain_10000")!;
+  data.ratio_concurrent_plain_10000 = medians.get("concurrent_10000")! / medians.get("plain_10000")!;
   data.cpu_ratio_base_plain_10000 = medians.get("cpu_base_10000")! / medians.get("cpu_plain_10000")!;
   data.cpu_ratio_10000_1000 = medians.get("cpu_base_10000")! / medians.get("cpu_base_1000")!;
   const cpuRatio = medians.get("cpu_base_10000")! / medians.get("cpu_base_1000")!;

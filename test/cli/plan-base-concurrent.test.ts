@@ -83,9 +83,9 @@ describe("plan --base: the base rendered in a worker beside the head", () => {
 });
 
 describe("when plan --base renders the base beside the head", () => {
-  it("with two cores or more, unless TENANTCTL_PLAN_BASE_SEQUENTIAL is set", () => {
-    expect(concurrentBaseWanted({}, 2)).toBe(true);
-    expect(concurrentBaseWanted({}, 1)).toBe(false);
-    expect(concurrentBaseWanted({ TENANTCTL_PLAN_BASE_SEQUENTIAL: "1" }, 4)).toBe(false);
+  it("only when TENANTCTL_PLAN_BASE_CONCURRENT is set, on two cores or more", () => {
+    expect(concurrentBaseWanted({}, 4)).toBe(false);
+    expect(concurrentBaseWanted({ TENANTCTL_PLAN_BASE_CONCURRENT: "1" }, 2)).toBe(true);
+    expect(concurrentBaseWanted({ TENANTCTL_PLAN_BASE_CONCURRENT: "1" }, 1)).toBe(false);
   });
 });
