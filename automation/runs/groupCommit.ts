@@ -13,9 +13,12 @@
  *
  * One trip at a time: an item that arrives while a trip is on its way waits for it and goes with
  * every other item that arrived meanwhile (at most MAX_TRIP_ITEMS; finishes before claims, so a
- * stack freed by a finish is free for a claim in the same trip). An idle batcher sends at once,
- * gathering only the items asked for in the same tick (a dispatcher hands a fetched batch of jobs
- * to its workers in one loop). A trip that the server refused as a whole (an error with a SQLSTATE:
+ * stack freed by a finish is free for a claim in the same trip). An idle batcher sends at the end
+ * of the event loop's turn (setImmediate), gathering the items asked for in it: the runs whose
+ * runners ended in the same turn (timers or child-process exits handled in one phase; Node runs
+ * each callback's microtasks before the next callback, so a microtask would have sent the first
+ * finish alone and made the others wait for it), and a fetched batch of jobs, which a dispatcher
+ * hands to its workers in one loop. A trip that the server refused as a whole (an error with a SQLSTATE:
  * the transaction was rolled back, nothing of it committed) is retried item by item, each in a trip
  * of its own, so what one item does never depends on another's success: a deadlock with another
  * transaction's stack locks (class 40) or a lock not available (55P03), and as much one item's
@@ -60,8 +63,8 @@ export class TripBatcher {
       this.queue.push({ item, resolve: resolve as (v: unknown) => void, reject });
       if (this.busy) return;
       this.busy = true;
-      // Items asked for in this tick go together.
-      queueMicrotask(() => void this.drain());
+      // Items asked for in this turn of the event loop go together.
+      setImmediate(() => void this.drain());
     });
   }
 

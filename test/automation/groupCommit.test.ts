@@ -63,6 +63,26 @@ describe("TripBatcher", () => {
     expect(b.stats).toEqual({ trips: 1, items: 3, largest: 3, retried: 0 });
   });
 
+  it("sends the items asked for in separate callbacks of one turn of the event loop together (runners ending on timers of the same moment)", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    // Three timers due at the same moment run in one timers phase, each callback's microtasks before
+    // the next callback: the first item must not leave alone.
+    const { answers } = await new Promise<{ answers: Promise<unknown[]> }>((resolve) => {
+      const asked: Promise<unknown>[] = [];
+      for (const n of ["one", "two", "three"]) {
+        setTimeout(() => {
+          asked.push(b.run(item(n, "finish", [n])));
+          if (asked.length === 3) resolve({ answers: Promise.all(asked) });
+        }, 1);
+      }
+    });
+    await tick();
+    expect(sent.map((t) => namesIn(t.sql))).toEqual([["one", "two", "three"]]);
+    sent[0]!.finish();
+    expect(await answers).toEqual(["one", "two", "three"]);
+  });
+
   it("holds what arrives during a trip for the next one, all of it together", async () => {
     const { pool, sent } = poolDouble();
     const b = new TripBatcher(pool);
