@@ -46,7 +46,7 @@ import { isProd, databaseLoginAllowed, PG_SSLMODE, RDS_CA_BUNDLE_URL } from "../
 import { pooledDnsTarget } from "../../infra/model/dnsTargets.ts";
 import { cellResidents, requireFleet } from "../../infra/model/fleet.ts";
 import { databaseSecretName, parseStackName, pgTenantIdent } from "../../infra/model/naming.ts";
-import { startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
+import { createDatabaseStrategy, startPostgres, type Credentials, type PgServer } from "../support/postgres.ts";
 import { clientConfig, connect, provisionTenantInDb, qi, type DbRef } from "./tenantDb.ts";
 import { describeSchema, readSchema } from "../../automation/lifecycle/pg/catalog.ts";
 import { tableChecksums } from "../../automation/lifecycle/pg/copy.ts";
@@ -534,7 +534,7 @@ async function controlPlaneDatabase(bench: Bench, n: number): Promise<string> {
   const name = server.kind === "external" ? `cp_${n}_${randomBytes(4).toString("hex")}` : `cp_${n}`;
   const c = await server.connect({ ...bench.cellAdmin, database: server.bootstrap.database });
   try {
-    await c.query(`CREATE DATABASE ${qi(name)} TEMPLATE ${qi(template)}`);
+    await c.query(`CREATE DATABASE ${qi(name)} TEMPLATE ${qi(template)}${createDatabaseStrategy(server.kind)}`);
   } finally {
     await c.end();
   }

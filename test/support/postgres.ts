@@ -83,6 +83,19 @@ function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/**
+ * The clause test helpers add to CREATE DATABASE on an embedded server: STRATEGY = FILE_COPY.
+ * PostgreSQL 15+ copies the template block by block through shared buffers and writes every block
+ * to the WAL by default (WAL_LOG, made for big clusters where the checkpoints of FILE_COPY hurt);
+ * a test server is small and throwaway and its tests create hundreds of databases, so a file copy
+ * and two cheap checkpoints (fsync=off) serve better: 30 copies of a template took 2.0 CPU-s and
+ * 2.6-3.0 s with WAL_LOG, 0.2-0.4 CPU-s and 0.8 s with FILE_COPY (load 9-11). The new database is
+ * the same either way. Empty on a DATABASE_URL server (whose version and settings are not ours).
+ */
+export function createDatabaseStrategy(kind: "embedded" | "external"): string {
+  return kind === "embedded" ? " STRATEGY = FILE_COPY" : "";
+}
+
 function secret(): string {
   return randomBytes(18).toString("base64url");
 }
@@ -163,7 +176,7 @@ abstract class BaseServer implements PgServer {
     const actual = this.kind === "external" ? `${name}_${randomBytes(4).toString("hex")}` : name;
     const c = await this.connect({ ...owner, database: this.bootstrap.database });
     try {
-      await c.query(`CREATE DATABASE ${ident(actual)}`);
+      await c.query(`CREATE DATABASE ${ident(actual)}${createDatabaseStrategy(this.kind)}`);
     } finally {
       await c.end();
     }

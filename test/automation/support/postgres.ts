@@ -13,10 +13,11 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { getConstructionPlans } from "pg-boss";
-import { createPool, ensureDatabase, startEmbeddedPostgres } from "../../../automation/db/database.ts";
+import { createPool, startEmbeddedPostgres } from "../../../automation/db/database.ts";
 import { migrate } from "../../../automation/db/migrate.ts";
 import { reachableTempDir, serverUser } from "../../../automation/db/pgAccess.ts";
 import { seedFromTemplate } from "../../support/pgTemplate.ts";
+import { createDatabaseStrategy } from "../../support/postgres.ts";
 
 export interface TestPostgres {
   /** A fresh, empty database. */
@@ -61,12 +62,19 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     u.pathname = `/${name}`;
     return u.toString();
   };
-  const newDatabase = async () => {
-    const name = `tenancy_test_${randomBytes(5).toString("hex")}`;
-    await ensureDatabase(adminUrl, name);
+  const strategy = createDatabaseStrategy(external ? "external" : "embedded");
+  const createDatabase = async (name: string, template?: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}${template ? ` TEMPLATE ${client.escapeIdentifier(template)}` : ""}${strategy}`);
+    } finally {
+      await client.end();
+    }
     created.push(name);
     return withDb(name);
   };
+  const newDatabase = () => createDatabase(`tenancy_test_${randomBytes(5).toString("hex")}`);
   let template: Promise<string> | undefined;
   const controlPlaneTemplate = () =>
     (template ??= (async () => {
@@ -85,17 +93,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   return {
     newDatabase,
     async controlPlaneDatabase() {
-      const source = await controlPlaneTemplate();
-      const name = `tenancy_test_${randomBytes(5).toString("hex")}`;
-      const client = new pg.Client({ connectionString: adminUrl });
-      await client.connect();
-      try {
-        await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(source)}`);
-      } finally {
-        await client.end();
-      }
-      created.push(name);
-      return withDb(name);
+      return createDatabase(`tenancy_test_${randomBytes(5).toString("hex")}`, await controlPlaneTemplate());
     },
     async stop() {
       if (external) {
