@@ -282,12 +282,17 @@ describe("claims and finishes made at the same moment, committed together (group
       expect(store.trips.stats.trips - trips).toBe(1);
       const locks = [...claims.statements[0]!.matchAll(/pg_advisory_xact_lock\((-?\d+)\)/g)].map((m) => Number(m[1]));
       expect(locks).toEqual([...stacks].sort().map((s) => lockKey(`stack:${s}`) | 0));
+      // After the locks, one statement claims the eight (oneTrip.ts, TripItem.group), each its own run.
+      expect(claims.statements[0]!.split(";\n").filter((st) => st.includes("tenancy_claim_run("))).toHaveLength(1);
+      expect([...claims.statements[0]!.matchAll(/\(\d+, '[0-9a-f-]{36}'::uuid/g)]).toHaveLength(8);
+      expect(claims.value.map((d) => d.kind === "start" && d.run.id)).toEqual(jobs.map((j) => j.data.runId));
       expect(claims.value.map((d) => d.kind)).toEqual(Array(8).fill("start"));
       for (const { runId } of queued) expect(await row(runId)).toMatchObject({ state: "running", attempts: 1, worker: WORKER, commit_sha: HEAD });
 
       const runs = claims.value.map((d) => (d.kind === "start" ? d.run : undefined)!);
       const finishes = await counted(() => Promise.all(runs.map((r) => store.finish(r.id, WORKER, { state: "succeeded", output: { n: r.stack } }, r))));
       expect(finishes.statements).toHaveLength(1);
+      expect(finishes.statements[0]!.split(";\n").filter((st) => st.includes("tenancy_finish_run("))).toHaveLength(1);
       expect(finishes.value).toEqual(Array(8).fill(true));
       for (const r of runs) expect(await row(r.id)).toMatchObject({ state: "succeeded", worker: WORKER });
       // Each run's claim and finish reached the listeners.
