@@ -20,7 +20,8 @@
  * parameters): every value is quoted with pg's escapeLiteral, lock keys are integers.
  *
  * The checking statements are calls of server-side functions (tenancy_claim_run, tenancy_finish_run:
- * automation/db/migrations/340_run_claim_functions.sql): sent as text, each was parsed and planned
+ * automation/db/migrations/340_run_claim_functions.sql, as replaced by 341_run_claim_lookups.sql):
+ * sent as text, each was parsed and planned
  * afresh on every claim, about 1 ms of the server's time a run where the work itself is a tenth of
  * that; PL/pgSQL plans a function's statements once per session.
  *

@@ -23,7 +23,11 @@ import { withPostgres } from "./controlPlane.ts";
 const RUNS_PER_SAMPLE = 200;
 const RUN_MS = 50;
 /** W values measured; `BENCH_OVERHEAD_WORKERS=32` (a comma list) measures only those (a profile of one W). */
-const WORKER_COUNTS = (process.env.BENCH_OVERHEAD_WORKERS ?? "1,8,32").split(",").map(Number);
+const WORKER_COUNTS = (process.env.BENCH_OVERHEAD_WORKERS ?? "1,8,32").split(",").map((w) => {
+  const n = Number(w.trim());
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`BENCH_OVERHEAD_WORKERS: "${w}" is not a worker count from 1 to 64 (TENANCY_MAX_PARALLEL_RUNS' range); give a comma list such as 8,32`);
+  return n;
+});
 
 /** Sleeps RUN_MS and stamps when the runner was entered and left, per run id. */
 class StampRunner implements Runner {
