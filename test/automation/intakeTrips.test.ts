@@ -15,12 +15,13 @@ import { createLogger } from "../../automation/log.ts";
 import { jobInsertStatement, QUEUES, startBoss } from "../../automation/queue.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 import { subscriptionEvent } from "./support/stripe.ts";
+import { countPoolStatements, type PoolStatements } from "../support/poolStatements.ts";
 
 let server: TestPostgres;
 let pool: Pool;
 let boss: PgBoss;
-/** Queries sent through the pool's clients (each one a round trip). */
-let queries: string[];
+/** Counts the queries sent through the pool's clients (each one a round trip). */
+let sent: PoolStatements;
 
 beforeAll(async () => {
   server = await startTestPostgres();
@@ -31,14 +32,7 @@ afterAll(async () => {
 beforeEach(async () => {
   const url = await server.newDatabase();
   pool = createPool(url);
-  queries = [];
-  pool.on("connect", (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-    (client as { query: unknown }).query = (...args: unknown[]) => {
-      queries.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text: string }).text));
-      return query(...args);
-    };
-  });
+  sent = countPoolStatements(pool);
   await migrate(pool);
   boss = await startBoss(url, { runExpireHours: 3 }, createLogger("silent"));
 });
@@ -50,10 +44,10 @@ afterEach(async () => {
 const now = () => Math.floor(Date.now() / 1000);
 const GRACE = { graceHours: 72 };
 
+/** The queries `fn` sends (this file's word for them: each is one round trip, often several statements). */
 async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; queries: string[] }> {
-  queries = [];
-  const value = await fn();
-  return { value, queries: [...queries] };
+  const { value, statements } = await sent.counted(fn);
+  return { value, queries: statements };
 }
 
 async function state() {

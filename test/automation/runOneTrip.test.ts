@@ -19,6 +19,7 @@ import { stackRunQueue } from "../../automation/runs/regions.ts";
 import { RUN_STATE_CHANNEL, RunStore } from "../../automation/runs/store.ts";
 import { platformStackName } from "../../infra/model/naming.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
+import { countPoolStatements, type PoolStatements } from "../support/poolStatements.ts";
 
 const REGION = "us-east-1";
 const QUEUE = stackRunQueue(REGION);
@@ -29,8 +30,8 @@ let server: TestPostgres;
 let pool: Pool;
 let boss: PgBoss;
 let store: RunStore;
-/** Statements sent through the pool's clients (made after the counting is installed: every one). */
-let statements: string[];
+/** Counts the statements sent through the pool's clients (installed before the first one: every one). */
+let sent: PoolStatements;
 
 beforeAll(async () => {
   server = await startTestPostgres();
@@ -41,15 +42,7 @@ afterAll(async () => {
 beforeEach(async () => {
   const url = await server.newDatabase();
   pool = createPool(url);
-  statements = [];
-  // Every client the pool makes counts the statements sent through it (pool.query uses one too).
-  pool.on("connect", (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-    (client as { query: unknown }).query = (...args: unknown[]) => {
-      statements.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text: string }).text));
-      return query(...args);
-    };
-  });
+  sent = countPoolStatements(pool);
   await migrate(pool);
   boss = await startBoss(url, { runExpireHours: 3, regions: [REGION] }, createLogger("silent"));
   store = new RunStore(pool, boss, { runExpireHours: 3, heartbeatTimeoutSeconds: 30, regions: [REGION], regionOf: () => REGION });
@@ -67,11 +60,7 @@ async function fetchJob(): Promise<{ id: string; data: StackRunJob }> {
 }
 
 /** Counts the statements `fn` sends. */
-async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; statements: string[] }> {
-  statements = [];
-  const value = await fn();
-  return { value, statements: [...statements] };
-}
+const counted = <T>(fn: () => Promise<T>) => sent.counted(fn);
 
 async function row(runId: string) {
   return (await pool.query<{ state: string; attempts: number; worker: string | null; commit_sha: string | null; job_id: string | null; attempt_log: unknown[] }>(
