@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { lockKey } from "../../automation/db/tx.ts";
-import { MAX_TRIP_ITEMS, TripBatcher } from "../../automation/runs/groupCommit.ts";
+import { MAX_TRIP_ITEMS, MAX_TRIPS_IN_FLIGHT, MIN_TRIP_ITEMS, TripBatcher } from "../../automation/runs/groupCommit.ts";
 import type { TripItem } from "../../automation/runs/oneTrip.ts";
 
 /** An item whose statement names it; its answer is that name read back from its own result. */
@@ -60,7 +60,7 @@ describe("TripBatcher", () => {
     sent[0]!.finish();
     // Each caller gets its own item's answer, in the order it asked.
     expect(await answers).toEqual(["claim-c", "finish-b", "claim-a"]);
-    expect(b.stats).toEqual({ trips: 1, items: 3, largest: 3, retried: 0 });
+    expect(b.stats).toEqual({ trips: 1, items: 3, largest: 3, retried: 0, mostInFlight: 1 });
   });
 
   it("sends the items asked for in separate callbacks of one turn of the event loop together (runners ending on timers of the same moment)", async () => {
@@ -83,29 +83,72 @@ describe("TripBatcher", () => {
     expect(await answers).toEqual(["one", "two", "three"]);
   });
 
-  it("holds what arrives during a trip for the next one, all of it together", async () => {
+  it(`splits a burst across ${MAX_TRIPS_IN_FLIGHT} trips in flight at once, finishes first, each caller getting its own answer`, async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    // A wave's end and start in one turn: 16 finishes and 16 claims, interleaved as they were asked for.
+    const names = Array.from({ length: 32 }, (_, i) => `${i % 2 === 0 ? "claim" : "finish"}-${i}`);
+    const answers = Promise.all(names.map((n) => b.run(item(n, n.startsWith("finish") ? "finish" : "claim", [`s${n}`]))));
+    await tick();
+    expect(sent).toHaveLength(MAX_TRIPS_IN_FLIGHT);
+    const trips = sent.map((t) => namesIn(t.sql));
+    expect(trips.map((t) => t.length)).toEqual([8, 8, 8, 8]);
+    // Every finish before every claim, each kind in the order asked.
+    expect(trips.flat()).toEqual([...names.filter((n) => n.startsWith("finish")), ...names.filter((n) => n.startsWith("claim"))]);
+    // Answers come back as each trip does, in any order.
+    for (const t of [...sent].reverse()) t.finish();
+    expect(await answers).toEqual(names);
+    expect(b.stats).toMatchObject({ trips: 4, items: 32, largest: 8, mostInFlight: MAX_TRIPS_IN_FLIGHT });
+  });
+
+  it(`puts at least ${MIN_TRIP_ITEMS} items in a trip of a split burst (a trip is a commit): 10 items go as 4, 4 and 2`, async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool);
+    const names = Array.from({ length: 10 }, (_, i) => `c${i}`);
+    const answers = Promise.all(names.map((n) => b.run(item(n, "claim", [n]))));
+    await tick();
+    expect(sent.map((t) => namesIn(t.sql))).toEqual([names.slice(0, 4), names.slice(4, 8), names.slice(8)]);
+    for (const t of sent) t.finish();
+    expect(await answers).toEqual(names);
+  });
+
+  it("sends what arrives during a trip at once while a trip slot is free", async () => {
     const { pool, sent } = poolDouble();
     const b = new TripBatcher(pool);
     const first = b.run(item("one", "claim", ["s1"]));
     await tick();
-    expect(sent).toHaveLength(1);
-    const later = [b.run(item("two", "finish", ["s2"])), b.run(item("three", "claim", ["s3"]))];
+    const second = b.run(item("two", "finish", ["s2"]));
     await tick();
-    // Nothing sent while the first trip is on its way.
+    expect(sent.map((t) => namesIn(t.sql))).toEqual([["one"], ["two"]]);
+    sent[1]!.finish();
+    expect(await second).toBe("two");
+    sent[0]!.finish();
+    expect(await first).toBe("one");
+  });
+
+  it("holds what arrives while every trip slot is taken, and sends all of it together when a trip comes back (negative control: nothing leaves early)", async () => {
+    const { pool, sent } = poolDouble();
+    const b = new TripBatcher(pool, { maxInFlight: 1 });
+    const first = b.run(item("one", "claim", ["s1"]));
+    await tick();
+    expect(sent).toHaveLength(1);
+    const later = [b.run(item("two", "claim", ["s2"])), b.run(item("three", "finish", ["s3"]))];
+    await tick();
+    // Nothing sent while the only trip slot is taken.
     expect(sent).toHaveLength(1);
     sent[0]!.finish();
     expect(await first).toBe("one");
     await tick();
     expect(sent).toHaveLength(2);
-    expect(namesIn(sent[1]!.sql)).toEqual(["two", "three"]);
+    expect(namesIn(sent[1]!.sql)).toEqual(["three", "two"]);
     sent[1]!.finish();
     expect(await Promise.all(later)).toEqual(["two", "three"]);
-    expect(b.stats).toMatchObject({ trips: 2, items: 3, largest: 2 });
+    expect(b.stats).toMatchObject({ trips: 2, items: 3, largest: 2, mostInFlight: 1 });
   });
 
   it(`carries at most ${MAX_TRIP_ITEMS} items a trip (the rest go in the next)`, async () => {
     const { pool, sent } = poolDouble();
-    const b = new TripBatcher(pool, 2);
+    const b = new TripBatcher(pool, { maxItems: 2, maxInFlight: 1 });
     const all = Promise.all(["a", "b", "c"].map((n) => b.run(item(n, "claim", [n]))));
     await tick();
     expect(namesIn(sent[0]!.sql)).toEqual(["a", "b"]);

@@ -264,7 +264,7 @@ describe("a run's claim and finish in one round trip", { timeout: 60_000 }, () =
 });
 
 describe("claims and finishes made at the same moment, committed together (groupCommit.ts)", { timeout: 60_000 }, () => {
-  it("claims the runs of 8 stacks asked for at once in one statement and finishes them in one, each run told to the listeners", async () => {
+  it("claims the runs of 8 stacks asked for at once in two trips of 4 (groupCommit.ts splits a burst), each one statement, and finishes them the same way, each run told to the listeners", async () => {
     const stacks = Array.from({ length: 8 }, (_, i) => `shared-prod-use1-0${i + 1}`);
     const queued = await store.enqueueAll(stacks, { reason: "test" });
     const jobs = await boss.fetch<StackRunJob>(QUEUE, { batchSize: 8 });
@@ -276,22 +276,26 @@ describe("claims and finishes made at the same moment, committed together (group
     try {
       const trips = store.trips.stats.trips;
       const claims = await counted(() => Promise.all(jobs.map((j) => store.start(j.data.runId, j.id, WORKER, "local", [REGION], { stacks: j.data.stacks!, head: HEAD }))));
-      // One statement for the eight (each alone: eight), the locks of every stack in it, sorted.
-      expect(claims.statements).toHaveLength(1);
-      expect(store.trips.stats.trips - trips).toBe(1);
-      const locks = [...claims.statements[0]!.matchAll(/pg_advisory_xact_lock\((-?\d+)\)/g)].map((m) => Number(m[1]));
-      expect(locks).toEqual([...stacks].sort().map((s) => lockKey(`stack:${s}`) | 0));
-      // After the locks, one statement claims the eight (oneTrip.ts, TripItem.group), each its own run.
-      expect(claims.statements[0]!.split(";\n").filter((st) => st.includes("tenancy_claim_run("))).toHaveLength(1);
-      expect([...claims.statements[0]!.matchAll(/\(\d+, '[0-9a-f-]{36}'::uuid/g)]).toHaveLength(8);
+      // Two statements of four claims each (each alone: eight), each with the locks of its own stacks, sorted.
+      expect(claims.statements).toHaveLength(2);
+      expect(store.trips.stats.trips - trips).toBe(2);
+      const stackOfRun = new Map(queued.map((q) => [q.runId, q.stack]));
+      for (const [i, statement] of claims.statements.entries()) {
+        const own = jobs.slice(4 * i, 4 * i + 4).map((j) => stackOfRun.get(j.data.runId)!);
+        const locks = [...statement.matchAll(/pg_advisory_xact_lock\((-?\d+)\)/g)].map((m) => Number(m[1]));
+        expect(locks).toEqual([...own].sort().map((s) => lockKey(`stack:${s}`) | 0));
+        // After the locks, one statement claims the four (oneTrip.ts, TripItem.group), each its own run.
+        expect(statement.split(";\n").filter((st) => st.includes("tenancy_claim_run("))).toHaveLength(1);
+        expect([...statement.matchAll(/\(\d+, '[0-9a-f-]{36}'::uuid/g)]).toHaveLength(4);
+      }
       expect(claims.value.map((d) => d.kind === "start" && d.run.id)).toEqual(jobs.map((j) => j.data.runId));
       expect(claims.value.map((d) => d.kind)).toEqual(Array(8).fill("start"));
       for (const { runId } of queued) expect(await row(runId)).toMatchObject({ state: "running", attempts: 1, worker: WORKER, commit_sha: HEAD });
 
       const runs = claims.value.map((d) => (d.kind === "start" ? d.run : undefined)!);
       const finishes = await counted(() => Promise.all(runs.map((r) => store.finish(r.id, WORKER, { state: "succeeded", output: { n: r.stack } }, r))));
-      expect(finishes.statements).toHaveLength(1);
-      expect(finishes.statements[0]!.split(";\n").filter((st) => st.includes("tenancy_finish_run("))).toHaveLength(1);
+      expect(finishes.statements).toHaveLength(2);
+      for (const statement of finishes.statements) expect(statement.split(";\n").filter((st) => st.includes("tenancy_finish_run("))).toHaveLength(1);
       expect(finishes.value).toEqual(Array(8).fill(true));
       for (const r of runs) expect(await row(r.id)).toMatchObject({ state: "succeeded", worker: WORKER });
       // Each run's claim and finish reached the listeners.
