@@ -14,10 +14,14 @@
  *     one else can write, or the candidate is passed over: another local user must not be able to
  *     plant links where the CLI writes);
  *  3. the data directory's `trees/` (beside the exports).
+ *
+ * Whether the root is on a memory file system is part of the answer: there, an overlay is removed
+ * with one synchronous call (TreeCacheOptions.removeSync), cheaper for the event loop than the
+ * asynchronous walk a disk needs.
  */
 import { createHash } from "node:crypto";
 import { accessSync, constants, lstatSync, mkdirSync, statfsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 /** statfs(2) f_type of a tmpfs (linux/magic.h TMPFS_MAGIC). */
 export const TMPFS_MAGIC = 0x01021994;
@@ -33,6 +37,8 @@ export interface RunRoot {
   dir: string;
   /** Where it came from (logged at start-up). */
   source: "TENANCY_RUN_DIR" | "RUNTIME_DIRECTORY" | "/dev/shm" | "data directory";
+  /** Whether it is on a memory file system (tmpfs): its overlays are removed with synchronous calls (TreeCacheOptions.removeSync). */
+  memory: boolean;
 }
 
 export interface RunRootProbe {
@@ -50,14 +56,25 @@ const realStatfs = (path: string) => {
 
 /** The run root for a control plane on `dataDir` (see the module comment); `runDir` is TENANCY_RUN_DIR. */
 export function chooseRunRoot(dataDir: string, runDir?: string, probe: RunRootProbe = {}): RunRoot {
-  if (runDir) return { dir: resolve(runDir), source: "TENANCY_RUN_DIR" };
+  const statfs = probe.statfs ?? realStatfs;
+  // The file system of the directory, or of its nearest existing parent (TENANCY_RUN_DIR and the
+  // data directory's trees/ may not exist yet).
+  const onMemory = (dir: string): boolean => {
+    for (let d = dir; ; d = dirname(d)) {
+      try {
+        return statfs(d).type === TMPFS_MAGIC;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT" || dirname(d) === d) return false;
+      }
+    }
+  };
+  if (runDir) return { dir: resolve(runDir), source: "TENANCY_RUN_DIR", memory: onMemory(resolve(runDir)) };
   const env = probe.env ?? process.env;
   const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
   const candidates = probe.candidates ?? [
     ...(runtime ? [{ dir: runtime, source: "RUNTIME_DIRECTORY" as const }] : []),
     { dir: "/dev/shm", source: "/dev/shm" as const },
   ];
-  const statfs = probe.statfs ?? realStatfs;
   const uid = process.getuid?.() ?? 0;
   const name = `tenancy-runs-${uid}-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}`;
   for (const c of candidates) {
@@ -73,10 +90,10 @@ export function chooseRunRoot(dataDir: string, runDir?: string, probe: RunRootPr
       }
       const st = lstatSync(dir);
       if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) continue;
-      return { dir, source: c.source };
+      return { dir, source: c.source, memory: true };
     } catch {
       // Not usable (absent, not writable, full): the next candidate.
     }
   }
-  return { dir: join(dataDir, "trees"), source: "data directory" };
+  return { dir: join(dataDir, "trees"), source: "data directory", memory: onMemory(join(dataDir, "trees")) };
 }

@@ -44,10 +44,13 @@ export const DEFAULT_MAX_IDLE_TREES = 4;
  * calls: each costs the event loop some microseconds, where an asynchronous one is a hop through
  * libuv's 4-thread pool (about a millisecond on a loaded host, queued behind every other run's),
  * and the run waits for its overlay. A larger one (a fleet of hundreds of stacks) is made
- * asynchronously, all of a level at once, so the loop is never held for long. Every overlay is
- * removed asynchronously: nothing waits for the removal, while a synchronous one held the loop
- * (rmSync: 20 ms a run at load 12, 4 s of a 200-run sample of the run-overhead bench, in which 32
- * workers' claims and finishes waited; BENCHMARKS.md section 10).
+ * asynchronously, all of a level at once, so the loop is never held for long. A small overlay on a
+ * memory file system (`removeSync`) is removed with one synchronous call in a later turn of the
+ * event loop: 32 of them took 4 ms of the loop where fs.promises.rm, which walks the tree in
+ * JavaScript with a callback per entry, took 15 to 25 (on an idle machine). Any other overlay is
+ * removed asynchronously: on a disk, a synchronous removal held the loop (rmSync: 20 ms a run at
+ * load 12, 4 s of a 200-run sample of the run-overhead bench, in which 32 workers' claims and
+ * finishes waited; BENCHMARKS.md section 10). Nothing waits for a removal.
  */
 export const SYNC_OVERLAY_ENTRIES = 64;
 
@@ -70,6 +73,8 @@ export interface TreeCacheOptions {
   removeRunsRoot?: boolean;
   /** Exports kept while unused (default DEFAULT_MAX_IDLE_TREES). */
   maxIdle?: number;
+  /** runsRoot is a memory file system: small overlays are removed with a synchronous call, in a later turn of the event loop (SYNC_OVERLAY_ENTRIES). */
+  removeSync?: boolean;
 }
 
 export interface TreeLease {
@@ -105,6 +110,8 @@ export class TreeCache {
   exports = 0;
   /** What the overlays were made of, and the export listings read for them (tests and the bench count them). */
   readonly overlayStats = { dirs: 0, links: 0, copies: 0, listings: 0, sync: 0, async: 0 };
+  /** How overlays were removed (removeSync; tests count them). */
+  readonly removals = { sync: 0, async: 0 };
 
   /** This process's overlays: `<runsRoot>/<pid>-<id>/runs`. */
   private readonly runs: string;
@@ -210,6 +217,7 @@ export class TreeCache {
     entry.refs++;
     const held = entry;
     let overlay: string | undefined;
+    let made: "exists" | "sync" | "async";
     try {
       const { stackConfigDir } = await held.ready;
       // A large overlay is made asynchronously: a wave's runs make and remove their overlays at once,
@@ -218,7 +226,7 @@ export class TreeCache {
       overlay = join(this.runs, name);
       const own = stacks.map((stack) => normalize(join(stackConfigDir, `Pulumi.${stack}.yaml`)).split("/").filter((p) => p !== "" && p !== "."));
       const at = overlay;
-      let made = await this.build(held, at, own);
+      made = await this.build(held, at, own);
       if (made === "exists") {
         // A directory of this name left by a release that failed: made afresh.
         await rm(at, { recursive: true, force: true });
@@ -232,6 +240,7 @@ export class TreeCache {
       throw err;
     }
     const dir = overlay;
+    const removeSync = this.opts.removeSync === true && made === "sync";
     let released = false;
     return {
       dir: join(dir, PROJECT),
@@ -241,7 +250,15 @@ export class TreeCache {
         if (released) return;
         released = true;
         try {
-          await rm(dir, { recursive: true, force: true });
+          if (removeSync) {
+            // After the turn in which the run ended: its finish and the next claims go first.
+            await new Promise<void>((r) => setImmediate(r));
+            this.removals.sync++;
+            rmSync(dir, { recursive: true, force: true });
+          } else {
+            this.removals.async++;
+            await rm(dir, { recursive: true, force: true });
+          }
         } finally {
           await this.giveBack(held);
         }

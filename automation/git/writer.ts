@@ -212,6 +212,7 @@ export class GitWriter {
       root: join(this.opts.dataDir, "trees"),
       runsRoot: runRoot.dir,
       removeRunsRoot: runRoot.source === "RUNTIME_DIRECTORY" || runRoot.source === "/dev/shm",
+      removeSync: runRoot.memory,
       exportTree: (commit, dir) => this.repo.exportTree(commit, dir),
       treeOf: (commit) => this.repo.treeOf(commit),
       // The program and the policy pack resolve their packages from the project's install.

@@ -36,7 +36,7 @@ const tmpfs = { type: TMPFS_MAGIC, free: 1 << 30 };
 
 describe("chooseRunRoot", () => {
   it("takes TENANCY_RUN_DIR as given, resolved", () => {
-    expect(chooseRunRoot(dataDir, "relative/runs", probe({ a: tmpfs, b: tmpfs }))).toEqual({ dir: join(process.cwd(), "relative/runs"), source: "TENANCY_RUN_DIR" });
+    expect(chooseRunRoot(dataDir, "relative/runs", probe({ a: tmpfs, b: tmpfs }))).toEqual({ dir: join(process.cwd(), "relative/runs"), source: "TENANCY_RUN_DIR", memory: true });
   });
 
   it("takes the first tmpfs with room, in a private directory named by user and data directory", () => {
@@ -53,7 +53,28 @@ describe("chooseRunRoot", () => {
     expect(chooseRunRoot(dataDir, undefined, probe({ a: { type: EXT4_MAGIC, free: 1 << 30 }, b: tmpfs })).source).toBe("/dev/shm");
     expect(chooseRunRoot(dataDir, undefined, probe({ a: { type: TMPFS_MAGIC, free: MIN_FREE_BYTES - 1 }, b: tmpfs })).source).toBe("/dev/shm");
     expect(chooseRunRoot(dataDir, undefined, probe({ a: "missing", b: tmpfs })).source).toBe("/dev/shm");
-    expect(chooseRunRoot(dataDir, undefined, probe({ a: "missing", b: { type: EXT4_MAGIC, free: 1 << 30 } }))).toEqual({ dir: join(dataDir, "trees"), source: "data directory" });
+    expect(chooseRunRoot(dataDir, undefined, probe({ a: "missing", b: { type: EXT4_MAGIC, free: 1 << 30 } }))).toEqual({ dir: join(dataDir, "trees"), source: "data directory", memory: false });
+  });
+
+  it("says whether the root is on a memory file system (its overlays are then removed with synchronous calls): a tmpfs candidate is; TENANCY_RUN_DIR and the data directory by their own file system", () => {
+    expect(chooseRunRoot(dataDir, undefined, probe({ a: tmpfs, b: tmpfs })).memory).toBe(true);
+    const ext4 = { type: EXT4_MAGIC, free: 1 << 30 };
+    expect(chooseRunRoot(dataDir, join(base, "b", "runs"), probe({ a: ext4, b: ext4 })).memory).toBe(false);
+    expect(chooseRunRoot(dataDir, join(base, "b", "runs"), probe({ a: ext4, b: tmpfs })).memory).toBe(true);
+    // No candidate: the data directory, on a tmpfs (statfs answers for its path) or not.
+    expect(chooseRunRoot(dataDir, undefined, { candidates: [], statfs: () => tmpfs })).toMatchObject({ source: "data directory", memory: true });
+    expect(chooseRunRoot(dataDir, undefined, { candidates: [], statfs: () => ext4 })).toMatchObject({ source: "data directory", memory: false });
+    // A directory not made yet: its nearest existing parent's file system.
+    const seen: string[] = [];
+    const parentOnly = (path: string) => {
+      seen.push(path);
+      if (path !== base) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+      return tmpfs;
+    };
+    expect(chooseRunRoot(dataDir, join(base, "not", "yet"), { candidates: [], statfs: parentOnly }).memory).toBe(true);
+    expect(seen).toEqual([join(base, "not", "yet"), join(base, "not"), base]);
+    // A root whose file system cannot be read (not only absent) is not taken for memory.
+    expect(chooseRunRoot(dataDir, join(base, "b"), { candidates: [], statfs: () => { throw Object.assign(new Error("EACCES"), { code: "EACCES" }); } }).memory).toBe(false);
   });
 
   it("never uses a directory others can write or a link planted in its place (negative controls: the data directory instead)", () => {

@@ -141,6 +141,32 @@ describe("TreeCache", { timeout: 60_000 }, () => {
     c.close();
   });
 
+  it("removes a small overlay with one synchronous call when the runs root is a memory file system (removeSync), a large one and any other asynchronously; each is gone when its release resolves", async () => {
+    const onMemory = cache({ removeSync: true });
+    const small = await onMemory.acquire("run-small", head(), [STACK]);
+    const overlays = onMemory.runsDir;
+    expect(readdirSync(overlays)).toEqual(["run-small"]);
+    await small.release();
+    expect(readdirSync(overlays)).toEqual([]);
+    expect(onMemory.removals).toEqual({ sync: 1, async: 0 });
+    // Negative control: without removeSync, the same overlay is removed asynchronously.
+    const onDisk = cache();
+    const other = await onDisk.acquire("run-other", head(), [STACK]);
+    await other.release();
+    expect(readdirSync(onDisk.runsDir)).toEqual([]);
+    expect(onDisk.removals).toEqual({ sync: 0, async: 1 });
+    // An overlay of more than SYNC_OVERLAY_ENTRIES entries is removed asynchronously even on memory.
+    for (let i = 0; i < SYNC_OVERLAY_ENTRIES + 1; i++) writeFileSync(join(repo.dir, "stacks", `Pulumi.zz-${String(i).padStart(3, "0")}.yaml`), `config: {}\n`);
+    repo.git("add", "--all");
+    repo.git("commit", "--quiet", "-m", "a larger fleet");
+    const big = await onMemory.acquire("run-big", head(), [STACK]);
+    await big.release();
+    expect(readdirSync(overlays)).toEqual([]);
+    expect(onMemory.removals).toEqual({ sync: 1, async: 1 });
+    onMemory.close();
+    onDisk.close();
+  });
+
   it("links node_modules into the export so the program resolves its packages", async () => {
     const modules = join(root, "project-node_modules");
     mkdirSync(join(modules, "pkg"), { recursive: true });
