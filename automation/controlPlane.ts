@@ -186,8 +186,11 @@ export class ControlPlane {
     this.fleet = new FleetCache(config.repoDir);
     this.rolloutWorker = new Ticker("rollout tick", () => rolloutEngine.tick(), log, { intervalMs: tickMs });
     // A run that ends frees a slot of its wave: record it and start the next stack now, not at the
-    // next interval (runs ended in another process are seen at the interval).
-    runs.onRunFinished(() => this.rolloutWorker.poke());
+    // next interval (runs ended in another process are seen at the interval). Not while no rollout
+    // is active or waiting (RolloutEngine.mayBeActive): the interval's tick looks for one.
+    runs.onRunFinished(() => {
+      if (rolloutEngine.mayBeActive) this.rolloutWorker.poke();
+    });
     if (config.drift) {
       // The fleet cache loads the files again only when they changed: a tick of a fleet of
       // thousands of tenants must not parse every file (it ticks every few seconds).

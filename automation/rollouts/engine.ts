@@ -27,7 +27,8 @@ export const STACK_STATES = ["pending", "running", "succeeded", "failed"] as con
 export type RolloutStackState = (typeof STACK_STATES)[number];
 /** NOTIFY channel: a rollout changed (payload: its id). */
 export const ROLLOUT_CHANNEL = "tenancy_rollout_state";
-const TICK_LOCK = lockKey("tenancy:rollouts:tick");
+/** Advisory lock serializing ticks and state changes of rollouts (exported for tests that hold it). */
+export const TICK_LOCK = lockKey("tenancy:rollouts:tick");
 
 /** What the engine needs of the run queue (RunStore in production). */
 export interface RolloutRunPort {
@@ -126,6 +127,19 @@ export class RolloutEngine {
     private readonly opts: RolloutEngineOptions = {},
   ) {}
 
+  /** False only when this process's last tick found no active or waiting rollout and this process started or changed none since. */
+  private seenActive = true;
+
+  /**
+   * Whether a rollout may be active or waiting: a run's end ticks the engine at once only then
+   * (ControlPlane), so a fleet with no rollout does not pay a tick (five statements in a
+   * transaction) per trip of finishes. A rollout started by another process is seen at the next
+   * interval's tick, as the runs it ends are.
+   */
+  get mayBeActive(): boolean {
+    return this.seenActive;
+  }
+
   /** Records a rollout and its stacks. It runs at once, waits behind the active one, or supersedes it. */
   async start(input: StartRollout): Promise<RolloutRecord> {
     const stacks = input.waves.flatMap((w) => w.stacks);
@@ -161,6 +175,8 @@ export class RolloutEngine {
       await this.notify(c, rid);
       return rid;
     });
+    // After the commit, which waited for any tick holding the rollouts' lock (that tick may have found none).
+    this.seenActive = true;
     this.ended(ended);
     return (await this.get(id))!;
   }
@@ -234,6 +250,7 @@ export class RolloutEngine {
       );
       await this.notify(c, id);
     });
+    this.seenActive = true;
     this.ended(ended);
     return (await this.get(id))!;
   }
@@ -272,11 +289,14 @@ export class RolloutEngine {
     let active = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = ANY($1) FOR UPDATE", [ACTIVE_STATES])).rows[0];
     if (!active) {
       const next = (await c.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'waiting' ORDER BY created_at LIMIT 1 FOR UPDATE")).rows[0];
+      // Under the rollouts' lock: a start() in this process commits after this and sets it again.
+      this.seenActive = next !== undefined;
       if (!next) return out;
       await c.query("UPDATE rollouts SET state = 'running', updated_at = now() WHERE id = $1", [next.id]);
       touched.add(next.id);
       active = { ...next, state: "running" };
     }
+    this.seenActive = true;
     await this.recordOutcomes(c, active, touched);
     if (active.state !== "running") return out;
     // Several waves may complete in one tick when bake times are zero.

@@ -9,7 +9,7 @@ import type { Pool } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../automation/db/database.ts";
 import { migrate } from "../../automation/db/migrate.ts";
-import { RolloutEngine, type RolloutRunPort } from "../../automation/rollouts/engine.ts";
+import { RolloutEngine, TICK_LOCK, type RolloutRunPort } from "../../automation/rollouts/engine.ts";
 import { planWaves, type RolloutsConfig, type RolloutTarget } from "../../infra/model/rings.ts";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.ts";
 
@@ -227,6 +227,45 @@ describe("rollout engine", () => {
     for (let i = 0; i < 3; i++) await engine.tick();
     expect(runs.started).toHaveLength(2);
     expect((await engine.get(r.id))!.state).toBe("aborted");
+  });
+
+  it("says whether a rollout may be active (a run's end ticks it only then): no after a tick that found none, yes from a start on, even one that waited for such a tick, no again once it ended", async () => {
+    await reset();
+    const runs = new RecordingRuns();
+    const engine = new RolloutEngine(pool, runs);
+    // Nothing known yet: a run's end ticks.
+    expect(engine.mayBeActive).toBe(true);
+    await engine.tick();
+    expect(engine.mayBeActive).toBe(false);
+    // A tick that finds nothing, and a start queued behind it on the rollouts' lock: the start
+    // commits after the tick decided, and the answer is yes (a flag set before the start's
+    // transaction would be cleared by that tick).
+    const holder = await pool.connect();
+    let r: Awaited<ReturnType<RolloutEngine["start"]>>;
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1)", [TICK_LOCK]);
+      const waiters = async () => Number((await pool.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rows[0]!.n);
+      const ticking = engine.tick();
+      while ((await waiters()) < 1) await new Promise((res) => setTimeout(res, 5));
+      const starting = engine.start({ name: "after a tick", commit: "9".repeat(40), waves: planWaves(RINGS, targets(1, 1)) });
+      while ((await waiters()) < 2) await new Promise((res) => setTimeout(res, 5));
+      await holder.query("COMMIT");
+      [, r] = await Promise.all([ticking, starting]);
+    } finally {
+      holder.release();
+    }
+    expect(runs.started).toHaveLength(0); // the tick went first and found nothing
+    expect(engine.mayBeActive).toBe(true);
+    await drive(engine, runs);
+    expect((await engine.get(r.id))!.state).toBe("succeeded");
+    await engine.tick();
+    expect(engine.mayBeActive).toBe(false);
+    // Another process's rollout (a second engine on the same database) is seen at this engine's next tick.
+    await new RolloutEngine(pool, new RecordingRuns()).start({ name: "elsewhere", commit: "8".repeat(40), waves: planWaves(RINGS, targets(1, 1)) });
+    expect(engine.mayBeActive).toBe(false);
+    await engine.tick();
+    expect(engine.mayBeActive).toBe(true);
   });
 
   it("a crash between ticks loses nothing: a new engine goes on without starting a finished stack again", async () => {
