@@ -147,6 +147,28 @@ function postgresCpuMs(postmaster: number): number {
   return total * 10;
 }
 
+/**
+ * PostgreSQL's CPU time so far in nanoseconds, from the scheduler's own accounting
+ * (/proc/<pid>/schedstat, first field: time on a CPU): the postmaster and its live children. Finer
+ * than postgresCpuMs' 10 ms ticks, for windows of a fraction of a second; a child that exits inside
+ * the window takes its time with it (the control plane's pooled connections stay for the window).
+ */
+export function postgresCpuNs(postmaster: number): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+      if (pid !== String(postmaster) && ppid !== String(postmaster)) continue;
+      total += Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
 /** The server process' CPU time so far (user + system), ms. */
 function serverCpuMs(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {

@@ -18,7 +18,7 @@ import { loadPlatform } from "../../infra/model/platform.ts";
 import { benchConfig, devNullLogger, makeBenchRepo } from "../lib/controlPlane.ts";
 import { round, target, type Section } from "../lib/report.ts";
 import { percentile, summarize } from "../lib/stats.ts";
-import { withPostgres } from "./controlPlane.ts";
+import { postgresCpuNs, withPostgres } from "./controlPlane.ts";
 
 const RUNS_PER_SAMPLE = 200;
 const RUN_MS = 50;
@@ -69,6 +69,14 @@ interface OverheadSample {
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   /** The machine's 1-minute load average when the sample ended (os.loadavg; the host is shared). */
   load: number;
+  /**
+   * Time per run over the sample (ms): PostgreSQL's processes on a CPU (postgresCpuNs), this
+   * process's event loop busy (performance.eventLoopUtilization: not waiting for I/O, which counts
+   * time its thread waited for a CPU) and all its threads on a CPU (process.cpuUsage). The CPU
+   * times are what a busy machine stretches least, unlike the latencies: what an A/B comparison of
+   * a change reads.
+   */
+  cpuPerRunMs: { postgres: number; nodeMain: number; nodeAll: number };
 }
 
 /**
@@ -81,7 +89,7 @@ type Part = (typeof PARTS)[number];
 /** Whether a pool query is a trip of claims and finishes (oneTrip.ts), by its text. */
 const isTrip = (text: unknown): boolean => typeof text === "string" && (text.includes("tenancy_claim_run(") || text.includes("tenancy_finish_run("));
 
-async function measure(databaseUrl: string, repoDir: string, workers: number): Promise<OverheadSample> {
+async function measure(databaseUrl: string, repoDir: string, workers: number, postmaster: number): Promise<OverheadSample> {
   const dataDir = mkdtempSync(join(tmpdir(), "tenancy-bench-cp-"));
   const runner = new StampRunner();
   const region = loadPlatform(repoDir).regions[0]!;
@@ -168,8 +176,14 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
     await cp.db.pool.query("DROP TABLE bench_commit_baseline");
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
+    const pg0 = postgresCpuNs(postmaster);
+    const elu0 = performance.eventLoopUtilization();
+    const cpu0 = process.cpuUsage();
     await cp.start({ runs: true });
     while (recorded.size < enqueued.length) await sleep(5);
+    const cpu = process.cpuUsage(cpu0);
+    const elu = performance.eventLoopUtilization(elu0);
+    const pgNs = postgresCpuNs(postmaster) - pg0;
     loop.disable();
     const startMs: number[] = [];
     const finishMs: number[] = [];
@@ -193,6 +207,7 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
       workers, startMs, finishMs, baselineMs: summarize(base).median, commitBaselineMs: summarize(commits).median, parts, poolWait, statement, trips: { ...store.trips.stats },
       eventLoopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
       load: round(loadavg()[0]!, 2),
+      cpuPerRunMs: { postgres: round(pgNs / 1e6 / enqueued.length, 3), nodeMain: round(elu.active / enqueued.length, 3), nodeAll: round((cpu.user + cpu.system) / 1000 / enqueued.length, 3) },
     };
   } finally {
     await cp.stop(0).catch(() => undefined);
@@ -203,17 +218,18 @@ async function measure(databaseUrl: string, repoDir: string, workers: number): P
 export async function runOverhead(runs: number, log: (s: string) => void): Promise<Section> {
   const repoDir = makeBenchRepo();
   try {
-    return await withPostgres(async (newDatabase) => {
+    return await withPostgres(async (newDatabase, server) => {
       const samples: OverheadSample[] = [];
       let n = 0;
       for (let i = 0; i < runs; i++) {
         for (const w of WORKER_COUNTS) {
-          const s = await measure(await newDatabase(`bench_overhead_${n++}`), repoDir, w);
+          const s = await measure(await newDatabase(`bench_overhead_${n++}`), repoDir, w, server.pid);
           const med = (xs: number[]) => (xs.length > 0 ? round(percentile(xs, 50), 1) : NaN);
           log(
             `run overhead ${i + 1}/${runs}, ${w} workers: start median ${med(s.startMs)} ms, finish median ${med(s.finishMs)} ms; ` +
               `parts ${PARTS.map((p) => `${p} ${med(s.parts[p])}`).join(", ")}; trips ${s.trips.trips} of ${s.trips.items} items (largest ${s.trips.largest}): pool wait ${med(s.poolWait)}, query ${med(s.statement)}; ` +
-              `event loop delay p50 ${s.eventLoopDelayMs.p50} p99 ${s.eventLoopDelayMs.p99} max ${s.eventLoopDelayMs.max}; load ${s.load}`,
+              `event loop delay p50 ${s.eventLoopDelayMs.p50} p99 ${s.eventLoopDelayMs.p99} max ${s.eventLoopDelayMs.max}; ` +
+              `a run: PostgreSQL CPU ${s.cpuPerRunMs.postgres} ms, event loop busy ${s.cpuPerRunMs.nodeMain} ms, Node CPU ${s.cpuPerRunMs.nodeAll} ms; load ${s.load}`,
           );
           samples.push(s);
         }
@@ -237,6 +253,7 @@ export async function runOverhead(runs: number, log: (s: string) => void): Promi
           trips: of.reduce((n, s) => n + s.trips.trips, 0),
           itemsPerTrip: round(of.reduce((n, s) => n + s.trips.items, 0) / Math.max(1, of.reduce((n, s) => n + s.trips.trips, 0)), 2),
           largestTrip: Math.max(...of.map((s) => s.trips.largest)),
+          cpuPerRunMs: Object.fromEntries((["postgres", "nodeMain", "nodeAll"] as const).map((k) => [k, round(summarize(of.map((s) => s.cpuPerRunMs[k])).median, 3)])),
           eventLoopDelayMs: {
             p50: round(summarize(of.map((s) => s.eventLoopDelayMs.p50)).median, 2),
             p99: round(summarize(of.map((s) => s.eventLoopDelayMs.p99)).median, 2),
