@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16
 // tenantctl entry point. Runs the compiled CLI (dist/cli, built by bin/build-cli.mjs, which
 // `npm ci` runs as its prepare step) when it is at least as new as every source file it was built
 // from; otherwise runs the TypeScript sources through tsx (a dependency), which starts slower but

@@ -1,6 +1,7 @@
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { sampleTreeRss } from "./treeRss.ts";
+import { PLAN_NODE_FLAGS } from "../../plan/nodeFlags.ts";
 
 export interface ChildResult<T> {
   /** What the child measured itself (its own wall time of the measured work, in ms). */
@@ -19,7 +20,8 @@ export function runCase<T>(caseFile: string, args: readonly string[], env: NodeJ
   const path = fileURLToPath(new URL(`../cases/${caseFile}`, import.meta.url));
   return new Promise((resolve, reject) => {
     const child = fork(path, [...args], {
-      execArgv: ["--import", "tsx"],
+      // Every case stands for a plan of the tenantctl binary: its flags (plan/nodeFlags.ts).
+      execArgv: [...PLAN_NODE_FLAGS, "--import", "tsx"],
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "advanced",

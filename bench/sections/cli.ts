@@ -12,6 +12,7 @@ import { performance } from "node:perf_hooks";
 import { PROJECT_DIR, writeSyntheticFleet } from "../lib/fleetGen.ts";
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize, type Summary } from "../lib/stats.ts";
+import { PLAN_NODE_FLAGS } from "../../plan/nodeFlags.ts";
 
 const BIN = join(PROJECT_DIR, "bin", "tenantctl.mjs");
 
@@ -22,7 +23,9 @@ interface Sample { wallMs: number; cpuMs: number }
 /** Wall and CPU time of one process run, ms; throws unless it exits 0 with the expected stdout. */
 function timed(args: readonly string[], cwd: string, cpuFile: string, expectOut: RegExp, env: NodeJS.ProcessEnv = {}): Sample {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ["--import", CPU_HOOK, ...args], {
+  // The binary with its own flags (its shebang: plan/nodeFlags.ts), as `npx tenantctl` runs it.
+  const flags = args[0] === BIN ? PLAN_NODE_FLAGS : [];
+  const r = spawnSync(process.execPath, [...flags, "--import", CPU_HOOK, ...args], {
     cwd,
     encoding: "utf8",
     env: { ...process.env, TENANTCTL_FROM_SOURCE: "", BENCH_CPU_FILE: cpuFile, ...env },

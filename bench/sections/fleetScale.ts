@@ -18,6 +18,7 @@ import { MAX_SYNTHETIC_DEDICATED, PROJECT_DIR, writePooled, writeSyntheticFleet,
 import { fmtSummary, round, target, type Section } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
 import { sampleTreeRss } from "../lib/treeRss.ts";
+import { PLAN_NODE_FLAGS } from "../../plan/nodeFlags.ts";
 
 const BIN = join(PROJECT_DIR, "bin", "tenantctl.mjs");
 const CPU_HOOK = join(PROJECT_DIR, "bench", "lib", "cpuAtExit.mjs");
@@ -73,7 +74,8 @@ async function planCase(
   const cpuFile = join(tmpdir(), `tenancy-bench-plan-cpu-${process.pid}.json`);
   rmSync(cpuFile, { force: true });
   const t0 = performance.now();
-  const child = spawn(process.execPath, ["--import", CPU_HOOK, BIN, "plan", ...args], {
+  // With the binary's own flags (its shebang: plan/nodeFlags.ts), as `npx tenantctl` runs it.
+  const child = spawn(process.execPath, [...PLAN_NODE_FLAGS, "--import", CPU_HOOK, BIN, "plan", ...args], {
     cwd: dir,
     env: { ...process.env, TENANTCTL_FROM_SOURCE: "", TENANTCTL_PLAN_BASE_CONCURRENT: "", FORCE_COLOR: "0", BENCH_CPU_FILE: cpuFile, ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -23,6 +23,7 @@ import { formatUsd } from "../../plan/cost/cost.ts";
 import { affectedWithFleets } from "./affected.ts";
 import { GitError, resolveCommit } from "./git.ts";
 import { withWorktree } from "./worktree.ts";
+import { PLAN_NODE_FLAGS } from "../../plan/nodeFlags.ts";
 
 /**
  * Plans stacks of a fleet with the code of this checkout (planStacks, or a test double).
@@ -71,7 +72,8 @@ export const revisionPlanViaCli: RevisionPlanner = async (projectDirAtBase, name
   const dir = mkdtempSync(join(tmpdir(), "tenantctl-baseplan-"));
   const out = join(dir, "plan.json");
   try {
-    const args = [bin, "plan", ...names.flatMap((n) => ["--stack", n]), "--json", out, "--project", projectDirAtBase];
+    // With the flags its shebang would give it (an older revision's binary is run with this revision's).
+    const args = [...PLAN_NODE_FLAGS, bin, "plan", ...names.flatMap((n) => ["--stack", n]), "--json", out, "--project", projectDirAtBase];
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((done) => {
       execFile(process.execPath, args, { cwd: projectDirAtBase, maxBuffer: 256 * 1024 * 1024, env: { ...process.env, FORCE_COLOR: "0" } }, (err, _stdout, stderr) => {
         const exit = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 70) : 0;
