@@ -4,7 +4,8 @@
  * one statement each (the claim also records the head and reads the tenants); every case the one
  * statement does not decide (a hold, a job that no longer owns its run, a job without its stacks, a
  * queued run waiting for the stack) takes the transaction and ends as before. Claims and finishes
- * asked for at once share one statement (groupCommit.ts), still one run of a stack at a time.
+ * asked for at once share a statement per trip (groupCommit.ts splits a burst across a few trips),
+ * still one run of a stack at a time.
  */
 import type { Pool, PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
