@@ -8,7 +8,6 @@ import { renderStack } from "./render/render.ts";
 import type { PlanDocument, PlannedStack, RenderedStack, Violation } from "./types.ts";
 import { analyzeStack } from "./analyze.ts";
 import { fleetData, type FleetData } from "./fleetTransfer.ts";
-import { PLAN_NODE_FLAGS } from "./nodeFlags.ts";
 
 /** Runs the policy pack over one rendered stack. */
 export type Analyzer = (stack: RenderedStack) => Promise<Violation[]>;
@@ -95,7 +94,9 @@ export type WorkerReply = { stack: string; ok: true; planned: PlannedStack } | {
 declare const TENANTCTL_COMPILED_WORKER: string | undefined;
 const COMPILED_WORKER = typeof TENANTCTL_COMPILED_WORKER === "string" ? TENANTCTL_COMPILED_WORKER : undefined;
 const WORKER = fileURLToPath(new URL(COMPILED_WORKER ?? "./worker.ts", import.meta.url));
-const WORKER_EXEC_ARGV = [...PLAN_NODE_FLAGS, ...(COMPILED_WORKER ? [] : ["--import", "tsx"])];
+// Not PLAN_NODE_FLAGS: a worker renders many stacks in turn and keeps V8's young generation
+// (plan/nodeFlags.ts says why); execArgv given here replaces the parent's, shebang flags included.
+const WORKER_EXEC_ARGV = COMPILED_WORKER ? [] : ["--import", "tsx"];
 /**
  * Workers start in this package's directory: `--import tsx` resolves from the working directory,
  * and a fleet elsewhere has no node_modules. Fleet paths reach the worker absolute.
