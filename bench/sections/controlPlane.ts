@@ -123,28 +123,32 @@ async function withClient<T>(url: string, fn: (c: import("pg").Client) => Promis
 }
 
 /**
- * PostgreSQL's CPU time so far (user + system, ms): the postmaster, its live children (the
- * backends, the WAL writer, the checkpointer...) and the children it has reaped, from /proc
- * (Linux; clock ticks of 10 ms). Other sessions' servers are other postmasters' children.
+ * The postmaster and its live children (the backends, the WAL writer, the checkpointer...), each
+ * with its /proc/<pid>/stat fields after the command name ([0] state, [1] ppid, ..., [11] utime,
+ * [12] stime, [13] cutime, [14] cstime). Other sessions' servers are other postmasters' children.
  */
-function postgresCpuMs(postmaster: number): number {
-  const fields = (pid: string): string[] | undefined => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    } catch {
-      return undefined; // exited meanwhile
-    }
-  };
-  // After the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime, [13] cutime, [14] cstime.
-  const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  let total = 0;
+function postmasterFamily(postmaster: number): { pid: string; fields: string[] }[] {
+  const family: { pid: string; fields: string[] }[] = [];
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
-    const f = fields(pid);
-    if (f && (pid === String(postmaster) || f[1] === String(postmaster))) total += ticks(f);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (pid === String(postmaster) || fields[1] === String(postmaster)) family.push({ pid, fields });
+    } catch {
+      // exited meanwhile
+    }
   }
-  return total * 10;
+  return family;
+}
+
+/**
+ * PostgreSQL's CPU time so far (user + system, ms): the postmaster, its live children and the
+ * children it has reaped, from /proc (Linux; clock ticks of 10 ms).
+ */
+function postgresCpuMs(postmaster: number): number {
+  const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  return postmasterFamily(postmaster).reduce((n, p) => n + ticks(p.fields), 0) * 10;
 }
 
 /**
@@ -155,12 +159,8 @@ function postgresCpuMs(postmaster: number): number {
  */
 export function postgresCpuNs(postmaster: number): number {
   let total = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
+  for (const { pid } of postmasterFamily(postmaster)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
-      if (pid !== String(postmaster) && ppid !== String(postmaster)) continue;
       total += Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
     } catch {
       // exited meanwhile
