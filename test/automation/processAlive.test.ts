@@ -1,5 +1,6 @@
 /** isProcessAlive (automation/processAlive.ts): the signal-0 check every pid sweep of the control plane uses. */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isProcessAlive } from "../../automation/processAlive.ts";
 
@@ -11,5 +12,25 @@ describe("isProcessAlive", () => {
     const child = spawnSync(process.execPath, ["-e", ""]);
     expect(child.status).toBe(0);
     expect(isProcessAlive(child.pid)).toBe(false);
+  });
+
+  it.runIf(process.platform === "linux")("is false for a process that has exited and was not reaped (a zombie), which signal 0 alone still finds (negative control)", async () => {
+    // A shell starts a subshell that exits at once, then becomes `sleep`, which never waits for it:
+    // the subshell stays a zombie for as long as the sleep runs.
+    const parent = spawn("sh", ["-c", "(exit 0) & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const zombie = await new Promise<number>((resolve, reject) => {
+        parent.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+        parent.once("error", reject);
+      });
+      const state = () => readFileSync(`/proc/${zombie}/stat`, "utf8").replace(/^.*\) /s, "")[0];
+      await expect.poll(state, { timeout: 10_000 }).toBe("Z");
+      expect(() => process.kill(zombie, 0)).not.toThrow();
+      expect(isProcessAlive(zombie)).toBe(false);
+      // Its parent, a live process that is not a zombie, is alive.
+      expect(isProcessAlive(parent.pid!)).toBe(true);
+    } finally {
+      parent.kill("SIGKILL");
+    }
   });
 });
