@@ -15,9 +15,12 @@ describe("isProcessAlive", () => {
   });
 
   it.runIf(process.platform === "linux")("is false for a process that has exited and was not reaped (a zombie), which signal 0 alone still finds (negative control)", async () => {
-    // A shell starts a subshell that exits at once, then becomes `sleep`, which never waits for it:
-    // the subshell stays a zombie for as long as the sleep runs.
-    const parent = spawn("sh", ["-c", "(exit 0) & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    // A shell starts a subshell, then becomes `sleep`, which never waits for a child. The subshell
+    // exits only once its parent is `sleep`: had it exited earlier, the shell could have reaped it
+    // before its exec (it did, once, in a CI run), and there would be no zombie to look at. So it
+    // stays a zombie for as long as the sleep runs.
+    const script = 'p=$$; (while [ "$(cat /proc/$p/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 30';
+    const parent = spawn("sh", ["-c", script], { stdio: ["ignore", "pipe", "ignore"] });
     try {
       const zombie = await new Promise<number>((resolve, reject) => {
         parent.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
