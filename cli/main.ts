@@ -2,6 +2,7 @@ import { Argument, Command, CommanderError, Option } from "commander";
 import { FleetError, formatProblem } from "../infra/model/problems.ts";
 import { newCommand } from "./commands/new.ts";
 import { PlanError } from "../plan/planError.ts";
+import { deferTypescript } from "../plan/render/deferTypescript.ts";
 import { cellsCommand } from "./commands/cells.ts";
 import { routesCommand } from "./commands/routes.ts";
 import { schemaCommand } from "./commands/schema.ts";
@@ -233,6 +234,8 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
 
 /** Runs tenantctl; returns the exit code. Never lets a stack trace reach the user for bad input. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  // Before any command imports the Pulumi SDK (plan/render/deferTypescript.ts says why).
+  deferTypescript();
   let code: number = EXIT.ok;
   const program = buildProgram(io, (c) => (code = c));
   try {

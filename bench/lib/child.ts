@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { sampleTreeRss } from "./treeRss.ts";
 import { PLAN_NODE_FLAGS } from "../../plan/nodeFlags.ts";
 
+const PRELOAD = fileURLToPath(new URL("./preloadDeferTypescript.ts", import.meta.url));
+
 export interface ChildResult<T> {
   /** What the child measured itself (its own wall time of the measured work, in ms). */
   result: T;
@@ -20,8 +22,9 @@ export function runCase<T>(caseFile: string, args: readonly string[], env: NodeJ
   const path = fileURLToPath(new URL(`../cases/${caseFile}`, import.meta.url));
   return new Promise((resolve, reject) => {
     const child = fork(path, [...args], {
-      // Every case stands for a plan of the tenantctl binary: its flags (plan/nodeFlags.ts).
-      execArgv: [...PLAN_NODE_FLAGS, "--import", "tsx"],
+      // Every case stands for a plan of the tenantctl binary: its flags (plan/nodeFlags.ts), and
+      // its deferred TypeScript compiler (plan/render/deferTypescript.ts).
+      execArgv: [...PLAN_NODE_FLAGS, "--import", "tsx", "--import", PRELOAD],
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "advanced",
