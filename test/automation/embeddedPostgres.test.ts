@@ -141,6 +141,26 @@ describe("from a checkout the postgres user cannot enter", () => {
   }, 180_000);
 });
 
+/** A process's start time (clock ticks after boot, /proc/<pid>/stat field 22), or undefined when there is none. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a failed poll shows: the process's state and command line. */
+function processText(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return `pid ${pid}, state ${stat.slice(stat.lastIndexOf(")") + 2)[0]}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")}`;
+  } catch {
+    return "gone";
+  }
+}
+
 async function startChild(dir: string): Promise<{ child: ChildProcess; pid: number; url: string }> {
   const child = spawn(process.execPath, [await childBundle(resolve(import.meta.dirname, "support/embeddedChild.ts"))], {
     env: { ...process.env, CHILD_DIR: dir },
@@ -181,6 +201,9 @@ describe("after kill -9 of the process that started the server", () => {
   it("a server whose owner is alive is not touched: one line says who holds the data directory", async () => {
     const dir = join(tempDir("cs-inuse-"), "postgres");
     const { child, pid } = await startChild(dir);
+    const started = startTime(pid);
+    expect(started).toBeDefined();
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     try {
       const err = await startEmbeddedPostgres(dir, undefined, { persistent: false }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EmbeddedPostgresError);
@@ -190,11 +213,14 @@ describe("after kill -9 of the process that started the server", () => {
       expect(isProcessAlive(pid)).toBe(true);
     } finally {
       child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
+      exit = await new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
     }
-    // Its owner stopped it before exiting: pg_ctl's wait ends when the postmaster removes its pid
-    // file, a moment before the process itself is gone and reaped (seen once in CI at load 5).
-    await expect.poll(() => isProcessAlive(pid), { timeout: 15_000 }).toBe(false);
+    // Its owner stopped it before exiting (its SIGTERM handler, exit code 0), and waited for it.
+    expect(exit).toEqual({ code: 0, signal: null });
+    // The postmaster is gone, or its pid names another process now: this machine's pids wrap at
+    // 32768, and a full test run forks thousands of processes (every PostgreSQL connection is one),
+    // so the pid can be taken again within seconds. A process is the pid and its start time.
+    await expect.poll(() => (isProcessAlive(pid) && startTime(pid) === started ? processText(pid) : "gone"), { timeout: 15_000 }).toBe("gone");
   }, 180_000);
 
   it("a lock file naming a live process that is not PostgreSQL is removed as stale", async () => {
