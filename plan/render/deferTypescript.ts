@@ -6,7 +6,7 @@
  * typescript-shim.js at module load (it requires the `typescript` package, or the SDK's vendored
  * TypeScript 3.8.3 when that is not installed). The compiler serves function serialization only
  * (`pulumi.runtime.serializeFunction`, the callback functions of @pulumi/aws), which this program
- * never uses; loaded, it holds about 34 MiB of resident memory in every process that renders
+ * never uses; loaded, it holds 34 to 38 MiB of resident memory in every process that renders
  * (BENCHMARKS.md section 1).
  *
  * `deferTypescript()` puts a placeholder in the CommonJS module cache under the shim's path. The
@@ -19,8 +19,7 @@
  * (packages stay external and their imports go to the top of the chunk). When the SDK is already
  * loaded it does nothing. `pulumi up` never runs it: the language host loads the program itself.
  */
-import { createRequire } from "node:module";
-import nodeModule from "node:module";
+import nodeModule, { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "../cli/fleetCopy.ts";
+import { DEFERRED_MARK } from "../../plan/render/deferTypescript.ts";
 
 interface Probe { deferred: boolean; afterSdk: boolean; afterSerialize: boolean; text: string }
 
@@ -57,7 +58,7 @@ describe("deferTypescript", () => {
         const shim = require.resolve("@pulumi/pulumi/typescript-shim.js", { paths: [${JSON.stringify(REPO)}] });
         process.on("exit", () => {
           const m = require.cache[shim];
-          const state = !m ? "absent" : m[Symbol.for("saas-tenancy.deferredTypescript")] ? "deferred" : "loaded";
+          const state = !m ? "absent" : m[Symbol.for(${JSON.stringify(DEFERRED_MARK.description)})] ? "deferred" : "loaded";
           require("node:fs").appendFileSync(${JSON.stringify(report)}, state + "\\n");
         });
       `);
