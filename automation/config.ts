@@ -116,7 +116,7 @@ export interface SettingDoc {
 
 /** The settings, in the order docs/control-plane.md documents them. */
 export const SETTINGS: readonly SettingDoc[] = [
-  { name: "PORT", required: false, default: String(DEFAULT_PORT), meaning: "HTTP port." },
+  { name: "PORT", required: false, default: String(DEFAULT_PORT), meaning: "HTTP port; 0: one the system chooses, given in the `listening` log line." },
   { name: "HOST", required: false, default: DEFAULT_HOST, meaning: "Address the HTTP server binds." },
   { name: "DATABASE_URL", required: false, default: "embedded PostgreSQL under TENANCY_DATA_DIR/postgres", meaning: "PostgreSQL connection string (events, subscriptions, changes, runs, pg-boss jobs)." },
   { name: "STRIPE_WEBHOOK_SECRET", required: true, default: "-", meaning: "Signing secret of the Stripe webhook endpoint (`whsec_...`)." },

@@ -358,6 +358,12 @@ export class ControlPlane {
     this.started = { ...this.started, ...opts };
   }
 
+  /** The port the API listens on once started: PORT, or the one the system chose for PORT=0. */
+  listeningPort(): number | undefined {
+    const address = this.started.http ? this.server.server.address() : null;
+    return address && typeof address === "object" ? address.port : undefined;
+  }
+
   /** Stops in reverse order; running updates get `graceMs` to finish before they are interrupted. */
   async stop(graceMs = this.config.shutdownGraceSeconds * 1000): Promise<void> {
     if (this.started.http) {

@@ -134,7 +134,8 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`control plane cannot start: ${describeFailure(err)}\n`);
     return 2;
   }
-  cp.log.info({ port: config.port, host: config.host }, "listening");
+  // The bound port: with PORT=0 the system chose it, and this line is where a client learns it.
+  cp.log.info({ port: cp.listeningPort() ?? config.port, host: config.host }, "listening");
   // Shut down in order: stop taking work, let running updates finish
   // (TENANCY_SHUTDOWN_GRACE_SECONDS), stop pg-boss, then the database. SIGHUP reloads the API keys.
   await new Promise<void>((done) => {

@@ -158,7 +158,8 @@ function baseEnv(): Record<string, string> {
 
 export interface Life {
   child: ChildProcess;
-  baseUrl: string;
+  /** The API's URL, known once the life logged `listening` (it listens on a port the system chose). */
+  readonly baseUrl: string;
   /** stdout (pino JSON lines) and stderr, as received. */
   output(): string;
   stderr(): string;
@@ -169,10 +170,13 @@ export interface Life {
 
 /** Starts `automation/main.ts` (what `npm run control-plane` runs) with `crashAt` armed, if given. */
 export async function startLife(inst: Installation, crashAt?: string, env: Record<string, string> = {}): Promise<Life> {
-  const port = await freePort();
+  // PORT=0: the control plane binds a port the system chooses and names it in its `listening`
+  // line. A port chosen here and bound by the child seconds later (after its database is up) could
+  // be taken in between by any of the processes the concurrent scenarios start.
+  let port: number | undefined;
   const child = spawn(process.execPath, ["--import", TSX, join(PROJECT, "automation", "main.ts")], {
     cwd: inst.tmp,
-    env: { ...baseEnv(), ...inst.env, PORT: String(port), LOG_LEVEL: "info", ...(crashAt ? { TENANCY_CRASH_AT: crashAt } : {}), ...env },
+    env: { ...baseEnv(), ...inst.env, PORT: "0", LOG_LEVEL: "info", ...(crashAt ? { TENANCY_CRASH_AT: crashAt } : {}), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -193,6 +197,7 @@ export async function startLife(inst: Installation, crashAt?: string, env: Recor
         continue; // not a log line
       }
       lines.push(line);
+      if (line.msg === "listening" && typeof line.port === "number") port = line.port;
       for (const w of waiters.filter((w) => w.msg === line.msg)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(line);
@@ -205,7 +210,17 @@ export async function startLife(inst: Installation, crashAt?: string, env: Recor
     const seen = lines.find((l) => l.msg === msg);
     return seen ? Promise.resolve(seen) : new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve }));
   };
-  return { child, baseUrl: `http://127.0.0.1:${port}`, output: () => out + err, stderr: () => err, exited, logged };
+  return {
+    child,
+    get baseUrl() {
+      if (port === undefined) throw new Error("control plane: no `listening` line yet, so no port to reach it on");
+      return `http://127.0.0.1:${port}`;
+    },
+    output: () => out + err,
+    stderr: () => err,
+    exited,
+    logged,
+  };
 }
 
 /**

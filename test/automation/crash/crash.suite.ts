@@ -150,6 +150,7 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
     }
 
     const life = await startLife(inst);
+    let failure: unknown;
     try {
       await waitReady(life);
       for (const sent of pending) {
@@ -200,8 +201,14 @@ async function killAt(expect: ExpectStatic, inst: Installation, points: readonly
       // The working copy is clean and the remote has every commit.
       expect(git("status", "--porcelain")).toBe("");
       expect(execFileSync("git", ["rev-parse", "main"], { cwd: inst.remote, encoding: "utf8" }).trim()).toBe(git("rev-parse", "main"));
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
-      expect(await stopLife(life)).toBe(0);
+      // Stopped in any case; its exit code is checked only when nothing failed before: a life that
+      // could not start exits 2, and that check would hide the error that says why.
+      const code = await stopLife(life);
+      if (failure === undefined) expect(code).toBe(0);
     }
     // The killed lives' temporary directories were removed by the next start, the last one's at its stop.
     expect(leftoverTempDirs(inst)).toEqual([]);
