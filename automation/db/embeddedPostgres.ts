@@ -21,6 +21,17 @@ import { isProcessAlive } from "../processAlive.ts";
 
 export { EmbeddedPostgresError } from "./pgAccess.ts";
 
+/**
+ * The server could not bind its port: something took it between the moment it was chosen free
+ * and the server's bind (startEmbeddedPostgres then chooses another).
+ */
+export class PortInUseError extends EmbeddedPostgresError {
+  constructor(line: string, readonly port: number) {
+    super(line);
+    this.name = "PortInUseError";
+  }
+}
+
 /** The subset of a pino logger this module writes to. */
 export interface PgLog {
   debug(obj: object, msg: string): void;
@@ -321,6 +332,11 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     if (child.exitCode !== null || child.signalCode !== null) {
       running.delete(child);
       out.flush();
+      // PostgreSQL logs `could not bind IPv4 address "127.0.0.1": Address already in use`, then
+      // FATAL: could not create any TCP/IP sockets.
+      if (out.tail.some((l) => l.includes("Address already in use"))) {
+        throw new PortInUseError(`embedded PostgreSQL on ${dataDir} exited at start-up: ${firstFatal(out)} (port ${o.port} is in use)`, o.port);
+      }
       throw new EmbeddedPostgresError(`embedded PostgreSQL on ${dataDir} exited at start-up: ${firstFatal(out)}`);
     }
     const pf = readPidFile(dataDir);

@@ -5,13 +5,14 @@
  * start-up failure is one line with PostgreSQL's FATAL line in it (logged at error).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { chmodSync, cpSync, mkdirSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { clusterLocation, startEmbeddedPostgres } from "../../automation/db/database.ts";
+import { clusterLocation, EMBEDDED_PORT_ATTEMPTS, freePort, startEmbeddedPostgres } from "../../automation/db/database.ts";
 import { clearOrphan, startCluster, type PgLog } from "../../automation/db/embeddedPostgres.ts";
 import { isProcessAlive } from "../../automation/processAlive.ts";
 import {
@@ -235,3 +236,41 @@ describe("after kill -9 of the process that started the server", () => {
   });
 });
 
+
+describe("a port taken between its choice and the server's bind", () => {
+  const PORT_WARNING = "embedded PostgreSQL: the port chosen for it was taken before it could bind it; trying another";
+
+  it("is given up for another, with a warning; after EMBEDDED_PORT_ATTEMPTS taken ports the error names the port", async () => {
+    // A listener holds the port, as whatever took it would.
+    const holder = createServer();
+    const taken = await new Promise<number>((res) => holder.listen(0, "127.0.0.1", () => res((holder.address() as { port: number }).port)));
+    try {
+      const log = recordingLog();
+      let choices = 0;
+      const server = await startEmbeddedPostgres(join(tempDir("cs-port-"), "postgres"), log as never, {
+        persistent: false,
+        choosePort: async () => (++choices === 1 ? taken : freePort()),
+      });
+      try {
+        expect(choices).toBe(2);
+        expect(new URL(server.url("postgres")).port).not.toBe(String(taken));
+        expect(await query<{ one: number }>(server.url("postgres"), "SELECT 1 AS one")).toEqual([{ one: 1 }]);
+        expect(log.lines.filter((l) => l.msg === PORT_WARNING)).toEqual([{ level: "warn", msg: PORT_WARNING, obj: { port: taken, attempt: 1, of: EMBEDDED_PORT_ATTEMPTS } }]);
+      } finally {
+        await server.stop();
+      }
+
+      // Negative control: every choice taken. The start gives up after the last attempt, saying why.
+      let tries = 0;
+      const err = await startEmbeddedPostgres(join(tempDir("cs-port-"), "postgres"), undefined, {
+        persistent: false,
+        choosePort: async () => (tries++, taken),
+      }).catch((e: unknown) => e);
+      expect(tries).toBe(EMBEDDED_PORT_ATTEMPTS);
+      expect(err).toBeInstanceOf(EmbeddedPostgresError);
+      expect((err as EmbeddedPostgresError).line).toMatch(new RegExp(`exited at start-up: FATAL: could not create any TCP/IP sockets \\(port ${taken} is in use\\)$`));
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
+  }, 180_000);
+});
