@@ -19,7 +19,7 @@ import { parse } from "yaml";
 import { isProcessAlive } from "../../automation/processAlive.ts";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import { addKeyEntry, ApiKeyFileError } from "../../automation/http/apiKeys.ts";
-import { freePort, PROJECT } from "./crash/controlPlaneProcess.ts";
+import { listeningPortIn, PROJECT } from "./crash/controlPlaneProcess.ts";
 
 const tmp = mkdtempSync(join(reachableTempDir(serverUser()), "tenancy-quickstart-"));
 chmodSync(tmp, 0o755);
@@ -71,8 +71,9 @@ describe("the control plane's quick start", () => {
     symlinkSync(join(PROJECT, "node_modules"), join(clone, "node_modules"), "dir");
     const branchBefore = execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim();
 
-    const port = await freePort();
-    const env = childEnv({ PORT: String(port), TENANCY_METRICS_PORT: String(await freePort()) });
+    // Ports the system chooses when the control plane binds them (its `listening` line names the
+    // API's): a port chosen free here could be taken before the control plane binds it.
+    const env = childEnv({ PORT: "0", TENANCY_METRICS_PORT: "0" });
     const printed = execFileSync("bash", ["-e", "-c", setup], { cwd: clone, env, encoding: "utf8" });
     const key = /\b(tcp_[0-9a-f]{12}_[\w-]+)/.exec(printed)?.[1];
     expect(key, printed).toBeDefined();
@@ -87,13 +88,15 @@ describe("the control plane's quick start", () => {
     const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
     let gone = false;
     void exited.then(() => (gone = true));
+    let port: number | undefined;
     try {
       const deadline = Date.now() + 170_000;
       let healthy = false;
       while (!healthy) {
         if (gone) throw new Error(`npm run control-plane exited:\n${out.slice(-4000)}`);
         if (Date.now() > deadline) throw new Error(`not healthy in time:\n${out.slice(-4000)}`);
-        healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+        port ??= listeningPortIn(out);
+        healthy = port !== undefined && (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false));
         if (!healthy) await sleep(250);
       }
       // The key the quick start made is accepted (404: an unknown run, past authentication); no key is refused.

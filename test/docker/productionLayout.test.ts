@@ -27,7 +27,7 @@ import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import { startTestPostgres, type TestPostgres } from "../automation/support/postgres.ts";
 import { installFakePulumiBinary } from "../automation/support/fakePulumi.ts";
 import { makeFixtureRepo } from "../automation/support/repo.ts";
-import { freePort, PROJECT } from "../automation/crash/controlPlaneProcess.ts";
+import { listeningPortIn, PROJECT } from "../automation/crash/controlPlaneProcess.ts";
 import { parseDockerfile, type Stage } from "./dockerfile.ts";
 
 const { stages } = parseDockerfile(readFileSync(join(PROJECT, "Dockerfile"), "utf8"));
@@ -210,7 +210,6 @@ describe("the image's production layout", () => {
     const prices = join(dataDir, "prices.yaml");
     writeFileSync(prices, "price_test_standard: standard\n");
 
-    const port = await freePort();
     const child = spawn("sh", [entrypoint!, node!, ...nodeArgs], {
       cwd: appDir,
       env: {
@@ -223,8 +222,10 @@ describe("the image's production layout", () => {
         TENANCY_API_KEYS: keysFile,
         TENANCY_PRICE_TIERS: prices,
         TENANCY_LIFECYCLE_WORKER: "off",
-        PORT: String(port),
-        TENANCY_METRICS_PORT: String(await freePort()),
+        // Ports the system chooses (the `listening` line names the API's): one chosen free here
+        // could be taken before the control plane binds it.
+        PORT: "0",
+        TENANCY_METRICS_PORT: "0",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -234,12 +235,14 @@ describe("the image's production layout", () => {
     const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
     let gone = false;
     void exited.then(() => (gone = true));
+    let port: number | undefined;
     try {
       const deadline = Date.now() + 120_000;
       for (;;) {
         if (gone) throw new Error(`the control plane exited:\n${out.slice(-4000)}`);
         if (Date.now() > deadline) throw new Error(`not healthy in time:\n${out.slice(-4000)}`);
-        if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false)) break;
+        port ??= listeningPortIn(out);
+        if (port !== undefined && (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false))) break;
         await new Promise((r) => setTimeout(r, 250));
       }
       const unknownRun = `http://127.0.0.1:${port}/api/runs/00000000-0000-4000-8000-000000000000`;

@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
@@ -22,15 +21,21 @@ import { sign, WEBHOOK_SECRET } from "../support/stripe.ts";
 export const PROJECT = resolve(import.meta.dirname, "../../..");
 const TSX = import.meta.resolve("tsx");
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
+/**
+ * The port a control plane started with PORT=0 listens on, from its `listening` log line (pino
+ * JSON) in `output`; undefined until that line is there.
+ */
+export function listeningPortIn(output: string): number | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.includes('"listening"')) continue;
+    try {
+      const parsed = JSON.parse(line) as { msg?: unknown; port?: unknown };
+      if (parsed.msg === "listening" && typeof parsed.port === "number" && parsed.port > 0) return parsed.port;
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
 }
 
 /** Everything one suite's control plane keeps between its lives: one data directory, one repo. */
