@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import type { Logger } from "../log.ts";
-import { PortInUseError, startCluster, type Cluster } from "./embeddedPostgres.ts";
+import { PortInUseError, startCluster, type Cluster, type ClusterOptions } from "./embeddedPostgres.ts";
 import { blockedText, blockingDirectory, EmbeddedPostgresError, serverUser, type NativeBinaries, type ServerUser } from "./pgAccess.ts";
 
 export const EMBEDDED_DATABASE = "tenancy";
@@ -97,6 +97,27 @@ export interface EmbeddedStartOptions {
  */
 export const EMBEDDED_PORT_ATTEMPTS = 3;
 
+/**
+ * startCluster on a port `choosePort` gives (default freePort), trying another when the server finds
+ * it taken (PortInUseError), EMBEDDED_PORT_ATTEMPTS ports at most; `onTaken` hears of each retry.
+ * The control plane's embedded server and the tests' servers start through it.
+ */
+export async function startClusterOnFreePort(
+  o: Omit<ClusterOptions, "port">,
+  choosePort: () => Promise<number> = freePort,
+  onTaken?: (port: number, attempt: number) => void,
+): Promise<{ cluster: Cluster; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await choosePort();
+    try {
+      return { cluster: await startCluster({ ...o, port }), port };
+    } catch (err) {
+      if (!(err instanceof PortInUseError) || attempt >= EMBEDDED_PORT_ATTEMPTS) throw err;
+      onTaken?.(port, attempt);
+    }
+  }
+}
+
 /** Starts (initialising on first use) an embedded PostgreSQL for `dir` on a free port. */
 export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: EmbeddedStartOptions = {}): Promise<EmbeddedServer> {
   mkdirSync(dir, { recursive: true });
@@ -104,29 +125,21 @@ export async function startEmbeddedPostgres(dir: string, log?: Logger, opts: Emb
   if (!existsSync(passwordFile)) writeFileSync(passwordFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
   const password = readFileSync(passwordFile, "utf8").trim();
   const clusterDir = clusterLocation(dir, serverUser(), opts.relocationRoot, log);
-  let port: number;
-  let cluster: Cluster;
-  for (let attempt = 1; ; attempt++) {
-    port = await (opts.choosePort ?? freePort)();
-    try {
-      cluster = await startCluster({
-        dir: clusterDir,
-        port,
-        password,
-        superuser: EMBEDDED_USER,
-        persistent: opts.persistent ?? true,
-        // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
-        flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
-        ...(log ? { log } : {}),
-        ...(opts.onLine ? { onLine: opts.onLine } : {}),
-        ...(opts.binaries ? { binaries: opts.binaries } : {}),
-      });
-      break;
-    } catch (err) {
-      if (!(err instanceof PortInUseError) || attempt >= EMBEDDED_PORT_ATTEMPTS) throw err;
-      log?.warn({ port, attempt, of: EMBEDDED_PORT_ATTEMPTS }, "embedded PostgreSQL: the port chosen for it was taken before it could bind it; trying another");
-    }
-  }
+  const { cluster, port } = await startClusterOnFreePort(
+    {
+      dir: clusterDir,
+      password,
+      superuser: EMBEDDED_USER,
+      persistent: opts.persistent ?? true,
+      // Loopback TCP only, no Unix socket (parallel servers never contend for a socket path).
+      flags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", ...(opts.flags ?? [])],
+      ...(log ? { log } : {}),
+      ...(opts.onLine ? { onLine: opts.onLine } : {}),
+      ...(opts.binaries ? { binaries: opts.binaries } : {}),
+    },
+    opts.choosePort,
+    (taken, attempt) => log?.warn({ port: taken, attempt, of: EMBEDDED_PORT_ATTEMPTS }, "embedded PostgreSQL: the port chosen for it was taken before it could bind it; trying another"),
+  );
   const url = (database: string) => `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
   return { url, clusterDir, pid: cluster.pid, stop: () => cluster.stop() };
 }

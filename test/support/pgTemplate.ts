@@ -16,8 +16,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort } from "../../automation/db/database.ts";
-import { startCluster } from "../../automation/db/embeddedPostgres.ts";
+import { startClusterOnFreePort } from "../../automation/db/database.ts";
 import { reachableTempDir, serverUser } from "../../automation/db/pgAccess.ts";
 import { RUN_TEMP_ENV } from "./runTempDir.ts";
 
@@ -43,9 +42,8 @@ async function build(target: string): Promise<void> {
   try {
     chmodSync(work, 0o755);
     const password = randomBytes(18).toString("base64url");
-    const cluster = await startCluster({
+    const { cluster } = await startClusterOnFreePort({
       dir: work,
-      port: await freePort(),
       password,
       superuser: TEMPLATE_SUPERUSER,
       persistent: true,

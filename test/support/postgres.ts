@@ -17,10 +17,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { startCluster, type Cluster } from "../../automation/db/embeddedPostgres.ts";
+import { startClusterOnFreePort } from "../../automation/db/database.ts";
+import type { Cluster } from "../../automation/db/embeddedPostgres.ts";
 import { reachableTempDir, serverUser, type NativeBinaries } from "../../automation/db/pgAccess.ts";
 import { seedFromTemplate, TEMPLATE_SUPERUSER } from "./pgTemplate.ts";
 
@@ -59,20 +59,6 @@ export interface PgServer {
   trackDatabases(names: Iterable<string>): void;
   /** Drops what was created (external) or stops the server and deletes its data (embedded). */
   stop(): Promise<void>;
-}
-
-/** Asks the OS for a free TCP port on the loopback interface. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error("no free port"))));
-    });
-  });
 }
 
 function ident(name: string): string {
@@ -255,15 +241,13 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
   // impossible startCluster throws one line naming the directory, and the suite fails at once.
   const tempRoot = await mkdtemp(join(reachableTempDir(serverUser()), "saas-tenancy-pg-"));
   await chmod(tempRoot, 0o755);
-  const port = await freePort();
-  let cluster: Cluster;
+  let server: { cluster: Cluster; port: number };
   let password = secret();
   try {
     // A copy of the run's template cluster when there is one (test/support/pgTemplate.ts): no initdb.
     if (!opts.binaries) password = (await seedFromTemplate(join(tempRoot, "data"))) ?? password;
-    cluster = await startCluster({
+    server = await startClusterOnFreePort({
       dir: tempRoot,
-      port,
       password,
       superuser: TEMPLATE_SUPERUSER,
       persistent: false,
@@ -285,7 +269,7 @@ async function embeddedServer(opts: StartOptions): Promise<PgServer> {
     await rm(tempRoot, { recursive: true, force: true });
     throw err;
   }
-  return new EmbeddedServer("127.0.0.1", port, { user: TEMPLATE_SUPERUSER, password, database: "postgres" }, cluster, tempRoot);
+  return new EmbeddedServer("127.0.0.1", server.port, { user: TEMPLATE_SUPERUSER, password, database: "postgres" }, server.cluster, tempRoot);
 }
 
 /** SQLSTATE of a failed query or connection, if any. */
