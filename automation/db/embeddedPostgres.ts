@@ -23,7 +23,8 @@ export { EmbeddedPostgresError } from "./pgAccess.ts";
 
 /**
  * The server could not bind its port: something took it between the moment it was chosen free
- * and the server's bind (startEmbeddedPostgres then chooses another).
+ * and the server's bind (startClusterOnFreePort, automation/db/database.ts, then tries another).
+ * Told from PostgreSQL's "Address already in use": the server runs with LC_MESSAGES=C.
  */
 export class PortInUseError extends EmbeddedPostgresError {
   constructor(line: string, readonly port: number) {
