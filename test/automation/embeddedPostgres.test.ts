@@ -218,9 +218,8 @@ describe("after kill -9 of the process that started the server", () => {
     }
     // Its owner stopped it before exiting (its SIGTERM handler, exit code 0), and waited for it.
     expect(exit).toEqual({ code: 0, signal: null });
-    // The postmaster is gone, or its pid names another process now: this machine's pids wrap at
-    // 32768, and a full test run forks thousands of processes (every PostgreSQL connection is one),
-    // so the pid can be taken again within seconds. A process is the pid and its start time.
+    // The postmaster is gone (its pid may name another process by now: pids wrap at 32768 here,
+    // so a process is its pid and its start time).
     await expect.poll(() => (isProcessAlive(pid) && startTime(pid) === started ? processText(pid) : "gone"), { timeout: 15_000 }).toBe("gone");
   }, 180_000);
 

@@ -6,9 +6,12 @@
 import { startEmbeddedPostgres } from "../../../automation/db/database.ts";
 
 const server = await startEmbeddedPostgres(process.env.CHILD_DIR!, undefined, { persistent: true });
-process.stdout.write(`ready ${server.pid} ${server.url("postgres")}\n`);
 const keepAlive = setInterval(() => undefined, 60_000);
 process.once("SIGTERM", () => {
   clearInterval(keepAlive);
   void server.stop().then(() => process.exit(0));
 });
+// Only now: a parent that reads `ready` may send SIGTERM at once. Printed before the handler, a
+// SIGTERM that came in between killed this process (the signal's default action) and left its
+// server running (seen in CI: exit by SIGTERM, the postmaster alive 15 s later).
+process.stdout.write(`ready ${server.pid} ${server.url("postgres")}\n`);
