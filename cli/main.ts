@@ -13,14 +13,17 @@ const collect = (value: string, prior: string[] = []) => [...prior, value];
 
 // Commands that load Pulumi, the policy pack or git tooling are imported when they run, so
 // `validate`, `new` and `routes` start fast.
-const planCommand: typeof import("./commands/plan.ts").planCommand = async (...a) => (await import("./commands/plan.ts")).planCommand(...a);
+// Before one is imported, the SDK's TypeScript compiler is deferred (plan/render/deferTypescript.ts):
+// it must precede the SDK's first load, and the commands that never load the SDK skip it.
+const sdkCommand = <T>(load: () => Promise<T>): Promise<T> => (deferTypescript(), load());
+const planCommand: typeof import("./commands/plan.ts").planCommand = async (...a) => (await sdkCommand(() => import("./commands/plan.ts"))).planCommand(...a);
 const policyCheckCommand: typeof import("./commands/policyCheck.ts").policyCheckCommand = async (...a) =>
-  (await import("./commands/policyCheck.ts")).policyCheckCommand(...a);
-const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await import("./commands/affected.ts")).affectedCommand(...a);
-const rolloutCommand: typeof import("./commands/rollout.ts").rolloutCommand = async (...a) => (await import("./commands/rollout.ts")).rolloutCommand(...a);
-const driftCommand: typeof import("./commands/drift.ts").driftCommand = async (...a) => (await import("./commands/drift.ts")).driftCommand(...a);
-const dbCommand: typeof import("./commands/db.ts").dbCommand = async (...a) => (await import("./commands/db.ts")).dbCommand(...a);
-const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await import("./commands/cost.ts")).costCommand(...a);
+  (await sdkCommand(() => import("./commands/policyCheck.ts"))).policyCheckCommand(...a);
+const affectedCommand: typeof import("./commands/affected.ts").affectedCommand = async (...a) => (await sdkCommand(() => import("./commands/affected.ts"))).affectedCommand(...a);
+const rolloutCommand: typeof import("./commands/rollout.ts").rolloutCommand = async (...a) => (await sdkCommand(() => import("./commands/rollout.ts"))).rolloutCommand(...a);
+const driftCommand: typeof import("./commands/drift.ts").driftCommand = async (...a) => (await sdkCommand(() => import("./commands/drift.ts"))).driftCommand(...a);
+const dbCommand: typeof import("./commands/db.ts").dbCommand = async (...a) => (await sdkCommand(() => import("./commands/db.ts"))).dbCommand(...a);
+const costCommand: typeof import("./commands/cost.ts").costCommand = async (...a) => (await sdkCommand(() => import("./commands/cost.ts"))).costCommand(...a);
 
 function withDirs(cmd: Command): Command {
   return cmd
@@ -96,7 +99,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .description("prove runners reach every database and tenants never reach each other, over a plan JSON (plan --all --json) or a stack export")
       .argument("<file>", "plan JSON or stack export of every stack")
       .option("--verbose", "also print every proven runner -> database path, hop by hop"),
-  ).action(async (file: string, opts: import("./commands/networkCheck.ts").NetworkCheckOptions) => setCode((await import("./commands/networkCheck.ts")).networkCheckCommand(file, opts, io)));
+  ).action(async (file: string, opts: import("./commands/networkCheck.ts").NetworkCheckOptions) => setCode((await sdkCommand(() => import("./commands/networkCheck.ts"))).networkCheckCommand(file, opts, io)));
 
   program
     .command("affected")
@@ -120,15 +123,15 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   // workflow; without it only the tenant file is edited (upgrade: printed) and no stack is updated.
   // Imported when they run (they load pg and the workflow engine).
   const project = "directory holding Pulumi.yaml (default: nearest from the current directory)";
-  const upgradeCommand: typeof import("./commands/upgrade.ts").upgradeCommand = async (...a) => (await import("./commands/upgrade.ts")).upgradeCommand(...a);
-  const suspendCommand: typeof import("./commands/suspend.ts").suspendCommand = async (...a) => (await import("./commands/suspend.ts")).suspendCommand(...a);
-  const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await import("./commands/resume.ts")).resumeCommand(...a);
-  const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await import("./commands/offboard.ts")).offboardCommand(...a);
-  const rotateCommand: typeof import("./commands/rotate.ts").rotateCommand = async (...a) => (await import("./commands/rotate.ts")).rotateCommand(...a);
-  const moveCommand: typeof import("./commands/move.ts").moveCommand = async (...a) => (await import("./commands/move.ts")).moveCommand(...a);
-  const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await import("./commands/retry.ts")).retryCommand(...a);
-  const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await import("./commands/workflows.ts")).workflowsCommand(...a);
-  const cancelCommand: typeof import("./commands/cancel.ts").cancelCommand = async (...a) => (await import("./commands/cancel.ts")).cancelCommand(...a);
+  const upgradeCommand: typeof import("./commands/upgrade.ts").upgradeCommand = async (...a) => (await sdkCommand(() => import("./commands/upgrade.ts"))).upgradeCommand(...a);
+  const suspendCommand: typeof import("./commands/suspend.ts").suspendCommand = async (...a) => (await sdkCommand(() => import("./commands/suspend.ts"))).suspendCommand(...a);
+  const resumeCommand: typeof import("./commands/resume.ts").resumeCommand = async (...a) => (await sdkCommand(() => import("./commands/resume.ts"))).resumeCommand(...a);
+  const offboardCommand: typeof import("./commands/offboard.ts").offboardCommand = async (...a) => (await sdkCommand(() => import("./commands/offboard.ts"))).offboardCommand(...a);
+  const rotateCommand: typeof import("./commands/rotate.ts").rotateCommand = async (...a) => (await sdkCommand(() => import("./commands/rotate.ts"))).rotateCommand(...a);
+  const moveCommand: typeof import("./commands/move.ts").moveCommand = async (...a) => (await sdkCommand(() => import("./commands/move.ts"))).moveCommand(...a);
+  const retryCommand: typeof import("./commands/retry.ts").retryCommand = async (...a) => (await sdkCommand(() => import("./commands/retry.ts"))).retryCommand(...a);
+  const workflowsCommand: typeof import("./commands/workflows.ts").workflowsCommand = async (...a) => (await sdkCommand(() => import("./commands/workflows.ts"))).workflowsCommand(...a);
+  const cancelCommand: typeof import("./commands/cancel.ts").cancelCommand = async (...a) => (await sdkCommand(() => import("./commands/cancel.ts"))).cancelCommand(...a);
   program
     .command("upgrade")
     .description("upgrade a pooled tenant to its own dedicated stack (data copy and cutover by the control plane)")
@@ -234,8 +237,6 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
 
 /** Runs tenantctl; returns the exit code. Never lets a stack trace reach the user for bad input. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
-  // Before any command imports the Pulumi SDK (plan/render/deferTypescript.ts says why).
-  deferTypescript();
   let code: number = EXIT.ok;
   const program = buildProgram(io, (c) => (code = c));
   try {
